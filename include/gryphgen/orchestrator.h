@@ -1,0 +1,129 @@
+/*
+ * gryphgen/orchestrator.h - SYMORQ: takes tasks, runs the attempt loop on worker threads and
+ * keeps every attempt in the database.
+ *
+ * Tasks and results cross this API as JSON; the formats are in docs/tasks.md. The smallest
+ * embedding:
+ *
+ *     gg_orchestrator_t *o = NULL;
+ *     char *id = NULL, *result = NULL;
+ *     gg_orchestrator_new(&o, NULL);
+ *     gg_orchestrator_submit(o, task_json, &id);
+ *     gg_orchestrator_wait(o, id, -1, &result);
+ *     gg_free(result); gg_free(id);
+ *     gg_orchestrator_destroy(&o);
+ *
+ * THREAD SAFETY: submit, wait, result, cancel, drain and stats may be called concurrently from
+ * any threads. gg_orchestrator_destroy() must not race with any other call on the same
+ * orchestrator. The log and event callbacks run on the orchestrator's scheduler thread (log
+ * lines from a worker thread run on that worker thread); they must not call back into the
+ * orchestrator.
+ */
+#ifndef GRYPHGEN_ORCHESTRATOR_H
+#define GRYPHGEN_ORCHESTRATOR_H
+
+#include "common.h"
+#include "log.h"
+#include "executor.h"
+#include "generator.h"
+#include "retriever.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** The orchestrator: scheduler thread, worker threads, database. */
+typedef struct gg_orchestrator gg_orchestrator_t;
+
+/** Version of gg_orchestrator_options this header describes. */
+#define GG_ORCHESTRATOR_OPTIONS_VERSION 1
+
+/** Options for gg_orchestrator_new(). Fields are only ever appended. */
+typedef struct gg_orchestrator_options {
+    uint32_t version;            /**< GG_ORCHESTRATOR_OPTIONS_VERSION */
+    const char *db_path;         /**< SQLite database; NULL: a temporary one removed on destroy */
+    unsigned workers;            /**< worker threads; 0: the number of online cores */
+    unsigned max_attempts;       /**< attempts for tasks whose budget names none; 0: 3 */
+    gg_generator_t *generator;   /**< borrowed, must outlive the orchestrator; NULL: replay */
+    gg_executor_t *executor;     /**< borrowed, must outlive the orchestrator; NULL: process */
+    gg_retriever_t *retriever;   /**< borrowed, must outlive the orchestrator; NULL: none */
+    const char *python;          /**< Python interpreter; NULL: $GRYPHGEN_PYTHON, else python3 */
+    const char *cc;              /**< C compiler; NULL: $GRYPHGEN_CC, else $CC, else cc */
+    gg_log_fn log_fn;            /**< NULL: no logging */
+    void *log_user;              /**< passed to log_fn */
+    int log_level;               /**< highest gg_log_level delivered; default GG_LOG_WARN */
+    gg_event_fn event_fn;        /**< NULL: events are only stored */
+    void *event_user;            /**< passed to event_fn */
+    const char *transport;       /**< "zmq" (default when NULL) */
+} gg_orchestrator_options;
+
+/** Static initialiser with defaults. */
+#define GG_ORCHESTRATOR_OPTIONS_INIT \
+    { GG_ORCHESTRATOR_OPTIONS_VERSION, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
+      GG_LOG_WARN, NULL, NULL, NULL }
+
+/** Fills *opts with defaults for the given version; GG_EVERSION for an unknown version. */
+GG_API int gg_orchestrator_options_init(gg_orchestrator_options *opts, unsigned version);
+
+/**
+ * Creates an orchestrator, opens (or creates and migrates) its database, starts its threads
+ * and resumes every unfinished task found in the database. opts may be NULL for defaults.
+ * On failure *out is NULL and the code says why (GG_ESTORE, GG_EVERSION, GG_EINVAL, ...).
+ */
+GG_API int gg_orchestrator_new(gg_orchestrator_t **out, const gg_orchestrator_options *opts);
+
+/**
+ * Stops the threads (running jobs are interrupted; their tasks stay unfinished in the
+ * database and resume on the next gg_orchestrator_new() with the same database), closes the
+ * database and sets *po to NULL. Accepts NULL and a pointer to NULL.
+ */
+GG_API void gg_orchestrator_destroy(gg_orchestrator_t **po);
+
+/**
+ * Submits one task (JSON text, docs/tasks.md). The task is durable in the database before
+ * this returns. Submitting a task_id that exists with the same content is not an error: it
+ * returns the existing task (so a re-run of a task set resumes it); with other content it is
+ * GG_EEXIST. A task without task_id gets one. On success *out_task_id, when not NULL,
+ * receives the task's id (free with gg_free()). GG_EINVAL and GG_ETOOBIG name the field.
+ */
+GG_API int gg_orchestrator_submit(gg_orchestrator_t *o, const char *task_json,
+                                  char **out_task_id);
+
+/**
+ * Waits until the task has ended (passed, failed, error or cancelled) and stores its result
+ * JSON in *out_result_json (free with gg_free()). timeout_ms < 0 waits without limit.
+ * GG_ETIMEDOUT when the time ran out first, GG_ENOTFOUND for an unknown task.
+ */
+GG_API int gg_orchestrator_wait(gg_orchestrator_t *o, const char *task_id, int timeout_ms,
+                                char **out_result_json);
+
+/**
+ * Like gg_orchestrator_wait() without waiting: GG_EAGAIN while the task has not ended.
+ * Results of tasks finished by an earlier run on the same database are found too.
+ */
+GG_API int gg_orchestrator_result(gg_orchestrator_t *o, const char *task_id,
+                                  char **out_result_json);
+
+/**
+ * Cancels a task: a queued task ends at once, a running one when its attempt returns (its
+ * outcome is then discarded). Its status becomes "cancelled". Cancelling an ended task is
+ * GG_ESTATE; an unknown one GG_ENOTFOUND.
+ */
+GG_API int gg_orchestrator_cancel(gg_orchestrator_t *o, const char *task_id);
+
+/**
+ * Waits until no task is queued or running. timeout_ms < 0 waits without limit; GG_ETIMEDOUT
+ * when the time ran out first.
+ */
+GG_API int gg_orchestrator_drain(gg_orchestrator_t *o, int timeout_ms);
+
+/**
+ * Counts tasks by status: {"queued": n, "running": n, "passed": n, "failed": n, "error": n,
+ * "cancelled": n, "attempts": n}. *out_json is freed with gg_free().
+ */
+GG_API int gg_orchestrator_stats(gg_orchestrator_t *o, char **out_json);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

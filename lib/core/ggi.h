@@ -1,0 +1,109 @@
+/*
+ * ggi.h - internal helpers shared by every component of libgryphgen: error recording,
+ * growable buffers, clocks, strings and checked access to cJSON values. Never installed.
+ */
+#ifndef GGI_H
+#define GGI_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "gryphgen/common.h"
+#include "gryphgen/log.h"
+
+#define GGI_PRINTF(f, a) __attribute__((format(printf, f, a)))
+
+/* ---- errors (error.c) ---- */
+
+/** Records status and a formatted message as the thread's last error; returns status. */
+int ggi_error(int status, const char *fmt, ...) GGI_PRINTF(2, 3);
+
+/**
+ * Prefixes the thread's last error message with context ("line 3: " ...), keeps its code,
+ * and returns that code. Used as errors travel outwards.
+ */
+int ggi_error_wrap(const char *fmt, ...) GGI_PRINTF(1, 2);
+
+/* ---- memory and strings (util.c) ---- */
+
+/** strdup that accepts NULL (gives NULL). */
+char *ggi_strdup(const char *s);
+/** Copies at most n bytes and terminates; NULL when out of memory. */
+char *ggi_strndup(const char *s, size_t n);
+/** printf into a new malloc'd string; NULL when out of memory. */
+char *ggi_asprintf(const char *fmt, ...) GGI_PRINTF(1, 2);
+
+/** Monotonic clock in milliseconds. */
+double ggi_now_ms(void);
+/** Wall clock in seconds since the epoch. */
+double ggi_wall_s(void);
+/** Sleeps for ms milliseconds (restarts after signals). */
+void ggi_sleep_ms(double ms);
+
+/** 64-bit FNV-1a hash of bytes, rendered as 16 hex digits into out[17]. */
+void ggi_hash_hex(const void *data, size_t len, char out[17]);
+
+/* ---- growable byte buffer (buf.c) ---- */
+
+typedef struct ggi_buf {
+    char *data;  /* always NUL-terminated when non-NULL */
+    size_t len;
+    size_t cap;
+} ggi_buf;
+
+#define GGI_BUF_INIT { NULL, 0, 0 }
+
+/** Appends n bytes; GG_ENOMEM on failure (the buffer is unchanged). */
+int ggi_buf_append(ggi_buf *b, const void *data, size_t n);
+/** Appends a string. */
+int ggi_buf_puts(ggi_buf *b, const char *s);
+/** Appends formatted text. */
+int ggi_buf_printf(ggi_buf *b, const char *fmt, ...) GGI_PRINTF(2, 3);
+/** Returns the malloc'd string (never NULL on success: "" for empty) and resets b. */
+char *ggi_buf_steal(ggi_buf *b);
+/** Frees the data and resets b. */
+void ggi_buf_free(ggi_buf *b);
+
+/* ---- checked cJSON access (json.c) ---- */
+
+/*
+ * Each getter looks up key in obj. A missing key gives *out the default and returns 0 when
+ * required is 0, else GG_EINVAL "missing field 'key'". A value of the wrong type is
+ * GG_EINVAL "field 'key' must be a string" (and so on); a string longer than max_len bytes
+ * (0: no limit) is GG_ETOOBIG "field 'key' is N bytes, the limit is M". A JSON null counts
+ * as missing.
+ */
+int ggi_json_string(const cJSON *obj, const char *key, int required, size_t max_len,
+                    const char **out);
+int ggi_json_number(const cJSON *obj, const char *key, int required, double lo, double hi,
+                    double *out);
+int ggi_json_int(const cJSON *obj, const char *key, int required, long long lo,
+                 long long hi, long long *out);
+int ggi_json_bool(const cJSON *obj, const char *key, int required, int *out);
+
+/** Prints unformatted JSON into malloc'd memory (never cJSON's hooks); NULL on ENOMEM. */
+char *ggi_json_print(const cJSON *item);
+/** Parses at most len bytes; on failure GG_EINVAL "malformed JSON near byte N". */
+int ggi_json_parse(const char *text, size_t len, cJSON **out);
+/** Adds a string that may be NULL (added as JSON null). Returns 0 or GG_ENOMEM. */
+int ggi_json_add_str(cJSON *obj, const char *key, const char *value);
+/** Adds a number. Returns 0 or GG_ENOMEM. */
+int ggi_json_add_num(cJSON *obj, const char *key, double value);
+/** Adds a boolean. Returns 0 or GG_ENOMEM. */
+int ggi_json_add_bool(cJSON *obj, const char *key, int value);
+
+/* ---- logging to a host callback (log.c) ---- */
+
+typedef struct ggi_logger {
+    gg_log_fn fn;
+    void *user;
+    int level;
+} ggi_logger;
+
+/** Formats and delivers a log line when lg has a callback and level is enabled. */
+void ggi_log(const ggi_logger *lg, int level, const char *fmt, ...) GGI_PRINTF(3, 4);
+
+#endif

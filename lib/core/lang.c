@@ -1,0 +1,2 @@
+/* lang.c - placeholder, being written. */
+typedef int ggi_placeholder_lang;

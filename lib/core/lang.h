@@ -1,0 +1,71 @@
+/*
+ * lang.h - what differs per language: how a completion becomes a program, which analysis job
+ * checks it, which job runs it against the task's test, and how a job's result reads as a
+ * verdict with feedback. Python and C. Internal.
+ *
+ * Python: the program is run by a small harness (inside the test job) that byte-compiles it
+ * first and stops with an analysis finding (exit code GGI_LANG_ANALYSIS_EXIT) before executing
+ * anything when it does not compile, then executes program and test in one namespace and calls
+ * check(<entry_point>) when the test defines check. So Python pays one interpreter start per
+ * attempt, and code that fails analysis is still never executed.
+ * C: a separate analysis job (cc -fsyntax-only -Wall) and then a job that compiles program and
+ * test as one translation unit (cc -std=c11 -Wall) and runs it.
+ */
+#ifndef GGI_LANG_H
+#define GGI_LANG_H
+
+#include "ggi.h"
+#include "task.h"
+#include "../execution/runtimes.h"
+
+/** Exit code by which the Python harness reports that the program did not compile. */
+#define GGI_LANG_ANALYSIS_EXIT 90
+
+/** 1 when the language is supported ("python", "c"). */
+int ggi_lang_supported(const char *language);
+
+/**
+ * The program for a completion: stub + completion, unless the completion itself defines the
+ * entry point (models often return whole functions): then the stub's text before the entry
+ * point's definition (imports, helpers) + the completion. *out is malloc'd.
+ */
+int ggi_lang_program(const ggi_task *t, const char *completion, char **out);
+
+/**
+ * The executor request of the separate analysis job, or *out = NULL when the language has
+ * none (Python: see above). GG_ENOTFOUND when the runtime is missing (message names it).
+ */
+int ggi_lang_analysis_request(const ggi_task *t, const char *program, const ggi_runtimes *rt,
+                              cJSON **out);
+
+/**
+ * Reads an analysis job's result JSON into findings, an array of
+ * {"severity": "error"|"warning", "line": n, "column": n, "message": "..."}; *out_ok is 0
+ * when any finding is an error (the program is then not executed).
+ */
+int ggi_lang_analysis_read(const ggi_task *t, const cJSON *exec_result, cJSON **out_findings,
+                           int *out_ok);
+
+/**
+ * The executor request that runs the program against the task's test, with the task's
+ * resources as limits. GG_ENOTFOUND when the runtime is missing.
+ */
+int ggi_lang_test_request(const ggi_task *t, const char *program, const ggi_runtimes *rt,
+                          cJSON **out);
+
+/** How a test job ended, in words a next attempt can use. */
+typedef struct ggi_verdict {
+    int passed;            /* exit 0, no signal, no timeout */
+    int analysis_failed;   /* the Python harness reported that the program did not compile */
+    cJSON *findings;       /* analysis findings when analysis_failed, else NULL */
+    char *reason;          /* NULL when passed; e.g. "timed out after 10 s",
+                              "AssertionError at test line 12", "killed by signal 11" */
+    char *signature;       /* a short stable string of the failure, for stuck-loop detection */
+} ggi_verdict;
+
+/** Reads a test job's result. v must be zeroed; free with ggi_verdict_free. */
+int ggi_lang_evaluate(const ggi_task *t, const cJSON *exec_result, ggi_verdict *v);
+
+void ggi_verdict_free(ggi_verdict *v);
+
+#endif

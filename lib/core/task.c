@@ -1,0 +1,2 @@
+/* task.c - placeholder, being written. */
+typedef int ggi_placeholder_task;

@@ -1,0 +1,56 @@
+/*
+ * task.h - the task format: parsing and validating task JSON (native and HumanEval lines)
+ * into a ggi_task, and writing its normalised JSON. Limits on every field. Internal.
+ */
+#ifndef GGI_TASK_H
+#define GGI_TASK_H
+
+#include <stddef.h>
+
+#include "ggi.h"
+
+/* Limits (bytes, counts). Exceeding one is GG_ETOOBIG naming the field. */
+#define GGI_TASK_MAX_JSON (8u << 20)       /* one task's JSON text */
+#define GGI_TASK_MAX_ID 256
+#define GGI_TASK_MAX_TEXT (1u << 20)       /* prompt, stub, test, canonical_solution, each candidate */
+#define GGI_TASK_MAX_CANDIDATES 64
+#define GGI_TASK_MAX_ATTEMPTS 100
+
+typedef struct ggi_task {
+    char *task_id;            /* NULL when the JSON had none (the caller assigns one) */
+    char *language;           /* "python" or "c" */
+    char *prompt;             /* the instruction ("" when absent) */
+    char *stub;               /* code the completion continues, or NULL */
+    char *entry_point;        /* or NULL */
+    char *test;               /* or NULL (then passing means: runs without error) */
+    char **candidates;        /* n_candidates strings, for the replay generator */
+    size_t n_candidates;
+    char *canonical_solution; /* or NULL */
+    int max_attempts;         /* 0: the orchestrator's default */
+    double wall_s;            /* 0: no wall budget */
+    double timeout_s;         /* per execution; 0: the default */
+    int memory_mb;            /* 0: the default */
+    double cpu_s;             /* 0: the default */
+    int priority;             /* higher runs first; default 0 */
+    int humaneval;            /* 1 when read from a HumanEval line */
+} ggi_task;
+
+/**
+ * Parses one task from JSON text. A native task needs "language"; a line without it that has
+ * HumanEval's fields (prompt, canonical_solution, test, entry_point) is a HumanEval problem:
+ * Python, with its prompt also as its stub. Unknown fields are ignored. Errors (GG_EINVAL,
+ * GG_ETOOBIG) name the task (when its id could be read) and the field, e.g.
+ * "task 'x': field 'budget.max_attempts' must be an integer from 1 to 100".
+ */
+int ggi_task_parse(const char *json, size_t len, ggi_task **out);
+
+/** Same, from an already parsed object. */
+int ggi_task_from_json(const cJSON *obj, ggi_task **out);
+
+/** The normalised task as a cJSON object (every field, defaults filled); NULL on ENOMEM. */
+cJSON *ggi_task_to_json(const ggi_task *t);
+
+/** Frees a task. Accepts NULL. */
+void ggi_task_free(ggi_task *t);
+
+#endif

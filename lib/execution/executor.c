@@ -1,0 +1,2 @@
+/* executor.c - placeholder, being written. */
+typedef int ggi_placeholder_executor;

@@ -1,0 +1,2 @@
+/* process_executor.c - placeholder, being written. */
+typedef int ggi_placeholder_process_executor;

@@ -1,0 +1,2 @@
+/* spawn.c - placeholder, being written. */
+typedef int ggi_placeholder_spawn;

@@ -1,0 +1,60 @@
+/*
+ * spawn.h - runs one child process with a timeout, rlimits, captured and capped output, and
+ * kills its whole process group when it ends. Shared by the process executor, the analyzer's
+ * compiler runs and the command generator. Internal.
+ */
+#ifndef GGI_SPAWN_H
+#define GGI_SPAWN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../core/ggi.h"
+
+typedef struct ggi_spawn_opts {
+    const char *const *argv;  /* argv[0]: a path, or a name looked up in PATH of envp */
+    const char *const *envp;  /* full environment of the child; NULL: an empty one */
+    const char *cwd;          /* NULL: inherit */
+    const char *stdin_data;   /* NULL: stdin is /dev/null */
+    size_t stdin_len;
+    double timeout_s;         /* wall clock; <= 0: none */
+    size_t max_stdout;        /* bytes kept of stdout; the rest is read and dropped */
+    size_t max_stderr;        /* bytes kept of stderr */
+    /* rlimits, applied in the child before exec; 0 leaves a limit as inherited. A value above
+     * the inherited hard limit is lowered to it (never raised). */
+    double cpu_s;             /* RLIMIT_CPU (rounded up to whole seconds) */
+    uint64_t as_bytes;        /* RLIMIT_AS */
+    uint64_t fsize_bytes;     /* RLIMIT_FSIZE */
+    uint64_t nofile;          /* RLIMIT_NOFILE */
+    uint64_t nproc;           /* RLIMIT_NPROC */
+    const volatile int *cancel; /* optional: when *cancel becomes non-zero the job is killed */
+} ggi_spawn_opts;
+
+typedef struct ggi_spawn_result {
+    int exit_code;       /* exit status, or -1 when killed by a signal */
+    int term_signal;     /* the signal that ended it, or 0 */
+    int timed_out;       /* 1 when the wall-clock timeout killed it */
+    int cancelled;       /* 1 when *cancel killed it */
+    double duration_ms;  /* from fork to reaping */
+    long max_rss_kb;     /* peak resident set of the child (wait4) */
+    ggi_buf out;         /* captured stdout (at most max_stdout bytes) */
+    ggi_buf err;         /* captured stderr (at most max_stderr bytes) */
+    int out_truncated;
+    int err_truncated;
+} ggi_spawn_result;
+
+/**
+ * Runs the child to its end. Returns 0 when it ran (however it ended); GG_ENOTFOUND when
+ * argv[0] could not be executed because it does not exist (message names it); GG_EIO for
+ * other failures to start it; GG_EINVAL for bad options. The child is its own session and
+ * process group leader; when it ends, times out or is cancelled the whole group is killed
+ * with SIGKILL. All descriptors the library creates are close-on-exec, so concurrent spawns
+ * from several threads do not leak pipes into each other's children.
+ * res must be zeroed (or freshly freed) before the call; free it with ggi_spawn_result_free.
+ */
+int ggi_spawn_run(const ggi_spawn_opts *opts, ggi_spawn_result *res);
+
+/** Frees the captured output and zeroes res. */
+void ggi_spawn_result_free(ggi_spawn_result *res);
+
+#endif

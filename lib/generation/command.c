@@ -1,0 +1,2 @@
+/* command.c - placeholder, being written. */
+typedef int ggi_placeholder_command;

@@ -1,0 +1,2 @@
+/* generator.c - placeholder, being written. */
+typedef int ggi_placeholder_generator;

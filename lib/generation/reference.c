@@ -1,0 +1,2 @@
+/* reference.c - placeholder, being written. */
+typedef int ggi_placeholder_reference;

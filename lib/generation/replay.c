@@ -1,0 +1,2 @@
+/* replay.c - placeholder, being written. */
+typedef int ggi_placeholder_replay;

@@ -1,0 +1,2 @@
+/* attempt.c - placeholder, being written. */
+typedef int ggi_placeholder_attempt;

@@ -1,0 +1,2 @@
+/* orchestrator.c - placeholder, being written. */
+typedef int ggi_placeholder_orchestrator;

@@ -1,0 +1,2 @@
+/* scheduler.c - placeholder, being written. */
+typedef int ggi_placeholder_scheduler;

@@ -1,0 +1,2 @@
+/* retriever.c - placeholder, being written. */
+typedef int ggi_placeholder_retriever;

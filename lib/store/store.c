@@ -1,0 +1,2 @@
+/* store.c - placeholder, being written. */
+typedef int ggi_placeholder_store;

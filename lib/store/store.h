@@ -1,0 +1,129 @@
+/*
+ * store.h - the SQLite database of libgryphgen: tasks, attempts (checkpoints) and events.
+ *
+ * One ggi_store is one connection and is used by one thread at a time (the caller
+ * serialises). Several connections to one file are fine: WAL mode, a busy timeout and
+ * BEGIN IMMEDIATE for write transactions. The schema version lives in PRAGMA user_version and
+ * is migrated forwards on open; a database newer than this library is refused (GG_EVERSION).
+ * Internal.
+ */
+#ifndef GGI_STORE_H
+#define GGI_STORE_H
+
+#include <stdint.h>
+
+#include "../core/ggi.h"
+
+typedef struct ggi_store ggi_store;
+
+/** Task statuses as stored. */
+#define GGI_ST_QUEUED "queued"
+#define GGI_ST_RUNNING "running"
+#define GGI_ST_PASSED "passed"
+#define GGI_ST_FAILED "failed"
+#define GGI_ST_ERROR "error"
+#define GGI_ST_CANCELLED "cancelled"
+
+/** The schema version this library writes. */
+#define GGI_STORE_SCHEMA_VERSION 1
+
+/**
+ * Opens (creating when missing) the database at path, sets WAL, synchronous=NORMAL,
+ * busy_timeout (5 s), foreign keys, and migrates the schema. GG_ESTORE with SQLite's message
+ * and the path; GG_EVERSION when the file's schema is newer than GGI_STORE_SCHEMA_VERSION.
+ */
+int ggi_store_open(ggi_store **out, const char *path);
+
+/** Closes the connection (finalising cached statements) and sets *ps to NULL. Accepts NULL. */
+void ggi_store_close(ggi_store **ps);
+
+/** BEGIN IMMEDIATE / COMMIT / ROLLBACK. Transactions do not nest. */
+int ggi_store_begin(ggi_store *s);
+int ggi_store_commit(ggi_store *s);
+int ggi_store_rollback(ggi_store *s);
+
+/** Marks every task left 'running' by a crashed process as 'queued' again; *out_n counts them. */
+int ggi_store_recover(ggi_store *s, int *out_n);
+
+/**
+ * Inserts a queued task, in its own transaction unless one is open. When task_id exists with
+ * the same spec_hash, nothing is written, *out_existing is 1 and *out_seq is the old row;
+ * with another hash: GG_EEXIST naming the task. now is the submission time (seconds).
+ */
+int ggi_store_task_insert(ggi_store *s, const char *task_id, const char *spec_json,
+                          const char *spec_hash, int priority, double now, int64_t *out_seq,
+                          int *out_existing);
+
+/** A task as the scheduler needs it; strings are malloc'd (ggi_store_task_row_free). */
+typedef struct ggi_task_row {
+    int64_t seq;
+    char *task_id;
+    char *spec;        /* normalised task JSON */
+    char *status;
+    int priority;
+    int attempts;      /* attempts recorded so far */
+    double created_at;
+    double started_at; /* 0 when never started */
+    double finished_at;
+    char *reason;      /* NULL unless ended with one */
+    char *result;      /* result JSON once ended, else NULL */
+} ggi_task_row;
+
+void ggi_store_task_row_free(ggi_task_row *row);
+
+/**
+ * Finds a task by id. GG_ENOTFOUND when there is none. row must be zeroed; free it with
+ * ggi_store_task_row_free.
+ */
+int ggi_store_task_get(ggi_store *s, const char *task_id, ggi_task_row *row);
+
+/**
+ * Takes up to limit queued tasks, highest priority first, then oldest first, marks them
+ * 'running' (setting started_at to now when it is unset) and returns them in *out_rows
+ * (malloc'd array of *out_n rows; free each row and the array). Runs in the caller's
+ * transaction when one is open.
+ */
+int ggi_store_tasks_claim(ggi_store *s, int limit, double now, ggi_task_row **out_rows,
+                          int *out_n);
+
+/**
+ * Records attempt n of a task (its code, whether it passed, and its record JSON) and sets the
+ * task's attempt count to n. One attempt, one row: recording the same (seq, n) twice is
+ * GG_EEXIST. Runs in the caller's transaction when one is open.
+ */
+int ggi_store_attempt_insert(ggi_store *s, int64_t seq, int n, const char *code, int passed,
+                             const char *record_json, double now);
+
+/**
+ * Calls fn(user, n, passed, record_json) for each attempt of a task in order of n; a non-zero
+ * return from fn stops and is returned.
+ */
+int ggi_store_attempts_each(ggi_store *s, int64_t seq,
+                            int (*fn)(void *user, int n, int passed, const char *record_json),
+                            void *user);
+
+/**
+ * Ends a task: sets status (passed, failed, error, cancelled), reason (may be NULL), the
+ * result JSON and finished_at. Runs in the caller's transaction when one is open.
+ */
+int ggi_store_task_finish(ggi_store *s, int64_t seq, const char *status, const char *reason,
+                          const char *result_json, double now);
+
+/** Puts a running task back to 'queued' (its attempt was interrupted). */
+int ggi_store_task_requeue(ggi_store *s, int64_t seq);
+
+/** Appends an event (kind such as "task.finished", data JSON or NULL). */
+int ggi_store_event_insert(ggi_store *s, int64_t task_seq, const char *kind,
+                           const char *data_json, double now);
+
+/** Task counts by status and the total of attempts. */
+typedef struct ggi_store_counts {
+    int64_t queued, running, passed, failed, error, cancelled, attempts;
+} ggi_store_counts;
+
+int ggi_store_counts_get(ggi_store *s, ggi_store_counts *out);
+
+/** The number of events stored (for tests and retention). */
+int ggi_store_events_count(ggi_store *s, int64_t *out);
+
+#endif
