@@ -7,7 +7,9 @@
  * first and stops with an analysis finding (exit code GGI_LANG_ANALYSIS_EXIT) before executing
  * anything when it does not compile, then executes program and test in one namespace and calls
  * check(<entry_point>) when the test defines check. So Python pays one interpreter start per
- * attempt, and code that fails analysis is still never executed.
+ * attempt, and code that fails analysis is still never executed. The namespace's __name__ is
+ * "solution" when the task names an entry point (a `if __name__ == "__main__":` demo block
+ * does not run, as in HumanEval's own evaluation) and "__main__" when it names none.
  * C: a separate analysis job (cc -fsyntax-only -Wall) and then a job that compiles program and
  * test as one translation unit (cc -std=c11 -Wall) and runs it.
  */
@@ -20,6 +22,12 @@
 
 /** Exit code by which the Python harness reports that the program did not compile. */
 #define GGI_LANG_ANALYSIS_EXIT 90
+
+/**
+ * Exit code of a C test job whose compile step failed (after a "GG-COMPILE-FAILED" line on
+ * stderr, so the program's own exit 91 is not mistaken for it).
+ */
+#define GGI_LANG_COMPILE_EXIT 91
 
 /** 1 when the language is supported ("python", "c"). */
 int ggi_lang_supported(const char *language);

@@ -1,2 +1,430 @@
-/* task.c - placeholder, being written. */
-typedef int ggi_placeholder_task;
+/*
+ * task.c - the task format: reads a task's JSON (the native format, or one HumanEval line)
+ * into a ggi_task with every field checked against its type and limits, and writes the
+ * normalised JSON that reads back to an equal task. Errors name the task (once its id has
+ * been read) and the field by its dotted path, so a user can find the mistake in a file of
+ * thousands of tasks.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "task.h"
+
+#define MAX_ENTRY_POINT 256
+
+/* Limits of the numeric fields; the messages below quote them. */
+#define MAX_TIMEOUT_S 3600.0
+#define MAX_CPU_S 3600.0
+#define MAX_WALL_S (30.0 * 24 * 3600)
+#define MIN_MEMORY_MB 16
+#define MAX_MEMORY_MB 65536
+#define MAX_PRIORITY 1000
+
+/* Reading context: which task the errors name. */
+typedef struct reader {
+    const char *id; /* NULL until the id has been read */
+} reader;
+
+static int fail(const reader *r, int status, const char *fmt, ...) GGI_PRINTF(3, 4);
+
+static int fail(const reader *r, int status, const char *fmt, ...)
+{
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (r->id)
+        return ggi_error(status, "task '%s': %s", r->id, msg);
+    return ggi_error(status, "task: %s", msg);
+}
+
+static const char *json_type_name(const cJSON *v)
+{
+    if (cJSON_IsString(v))
+        return "a string";
+    if (cJSON_IsNumber(v))
+        return "a number";
+    if (cJSON_IsBool(v))
+        return "a boolean";
+    if (cJSON_IsArray(v))
+        return "an array";
+    if (cJSON_IsObject(v))
+        return "an object";
+    if (cJSON_IsNull(v))
+        return "null";
+    return "an unknown value";
+}
+
+/* A field, or NULL when absent or JSON null (null counts as absent everywhere). */
+static const cJSON *field(const cJSON *obj, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    return (v && !cJSON_IsNull(v)) ? v : NULL;
+}
+
+/* A text field: copied into *out (left NULL when absent). */
+static int read_text(const reader *r, const cJSON *obj, const char *key, const char *path,
+                     size_t max, char **out)
+{
+    const cJSON *v = field(obj, key);
+    *out = NULL;
+    if (!v)
+        return GG_OK;
+    if (!cJSON_IsString(v) || !v->valuestring)
+        return fail(r, GG_EINVAL, "field '%s' must be a string, not %s", path,
+                    json_type_name(v));
+    size_t n = strlen(v->valuestring);
+    if (n > max)
+        return fail(r, GG_ETOOBIG, "field '%s' is %zu bytes, the limit is %zu", path, n, max);
+    *out = strdup(v->valuestring);
+    return *out ? GG_OK : ggi_error(GG_ENOMEM, "out of memory reading a task");
+}
+
+static int is_ident_start(int c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+
+static int is_ident_char(int c)
+{
+    return is_ident_start(c) || (c >= '0' && c <= '9');
+}
+
+static int read_task_id(reader *r, const cJSON *obj, char **out)
+{
+    int rc = read_text(r, obj, "task_id", "task_id", GGI_TASK_MAX_ID, out);
+    if (rc)
+        return rc;
+    if (!*out)
+        return GG_OK;
+    if (!**out)
+        return fail(r, GG_EINVAL, "field 'task_id' must not be empty");
+    for (const unsigned char *p = (const unsigned char *)*out; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            return fail(r, GG_EINVAL,
+                        "field 'task_id' must be printable text (control character 0x%02x at "
+                        "byte %zu)",
+                        *p, (size_t)(p - (const unsigned char *)*out));
+    }
+    r->id = *out;
+    return GG_OK;
+}
+
+static int read_entry_point(const reader *r, const cJSON *obj, char **out)
+{
+    int rc = read_text(r, obj, "entry_point", "entry_point", MAX_ENTRY_POINT, out);
+    if (rc || !*out)
+        return rc;
+    const char *s = *out;
+    int ok = is_ident_start((unsigned char)s[0]);
+    for (const char *p = s; ok && *p; p++)
+        ok = is_ident_char((unsigned char)*p);
+    if (!ok)
+        return fail(r, GG_EINVAL,
+                    "field 'entry_point' must be an identifier (letters, digits and '_', not "
+                    "starting with a digit)");
+    return GG_OK;
+}
+
+/* Integer in [lo, hi]; *out unchanged when absent. */
+static int read_int(const reader *r, const cJSON *obj, const char *key, const char *path,
+                    long long lo, long long hi, int *out)
+{
+    const cJSON *v = field(obj, key);
+    if (!v)
+        return GG_OK;
+    double d = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+    if (!isfinite(d) || d != floor(d) || d < (double)lo || d > (double)hi)
+        return fail(r, GG_EINVAL, "field '%s' must be an integer from %lld to %lld", path, lo,
+                    hi);
+    *out = (int)d;
+    return GG_OK;
+}
+
+/* Number in (lo, hi] (lo exclusive: every such field must be positive); unchanged when absent. */
+static int read_positive(const reader *r, const cJSON *obj, const char *key, const char *path,
+                         double hi, double *out)
+{
+    const cJSON *v = field(obj, key);
+    if (!v)
+        return GG_OK;
+    double d = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+    if (!isfinite(d) || d <= 0 || d > hi)
+        return fail(r, GG_EINVAL, "field '%s' must be a number greater than 0 and at most %g",
+                    path, hi);
+    *out = d;
+    return GG_OK;
+}
+
+/* An optional sub-object ("budget", "resources"); *out NULL when absent. */
+static int read_object(const reader *r, const cJSON *obj, const char *key, const cJSON **out)
+{
+    const cJSON *v = field(obj, key);
+    *out = NULL;
+    if (v && !cJSON_IsObject(v))
+        return fail(r, GG_EINVAL, "field '%s' must be an object, not %s", key, json_type_name(v));
+    *out = v;
+    return GG_OK;
+}
+
+static int read_candidates(const reader *r, const cJSON *obj, ggi_task *t)
+{
+    const cJSON *v = field(obj, "candidates");
+    if (!v)
+        return GG_OK;
+    if (!cJSON_IsArray(v))
+        return fail(r, GG_EINVAL, "field 'candidates' must be an array of strings, not %s",
+                    json_type_name(v));
+    int n = cJSON_GetArraySize(v);
+    if (n < 0 || (size_t)n > GGI_TASK_MAX_CANDIDATES)
+        return fail(r, GG_ETOOBIG, "field 'candidates' has %d entries, the limit is %u", n,
+                    (unsigned)GGI_TASK_MAX_CANDIDATES);
+    if (n == 0)
+        return GG_OK;
+    t->candidates = calloc((size_t)n, sizeof *t->candidates);
+    if (!t->candidates)
+        return ggi_error(GG_ENOMEM, "out of memory reading a task");
+    size_t i = 0;
+    for (const cJSON *c = v->child; c && i < (size_t)n; c = c->next, i++) {
+        if (!cJSON_IsString(c) || !c->valuestring)
+            return fail(r, GG_EINVAL, "field 'candidates[%zu]' must be a string, not %s", i,
+                        json_type_name(c));
+        size_t len = strlen(c->valuestring);
+        if (len > GGI_TASK_MAX_TEXT)
+            return fail(r, GG_ETOOBIG, "field 'candidates[%zu]' is %zu bytes, the limit is %u",
+                        i, len, (unsigned)GGI_TASK_MAX_TEXT);
+        t->candidates[i] = strdup(c->valuestring);
+        if (!t->candidates[i])
+            return ggi_error(GG_ENOMEM, "out of memory reading a task");
+        t->n_candidates = i + 1;
+    }
+    return GG_OK;
+}
+
+static const char *const supported_languages = "python, c";
+
+static int read_language(const reader *r, const cJSON *obj, ggi_task *t, int *humaneval)
+{
+    const cJSON *v = field(obj, "language");
+    *humaneval = 0;
+    if (!v) {
+        /* A HumanEval line has no language but all four of its fields. */
+        const char *he[] = { "prompt", "canonical_solution", "test", "entry_point" };
+        int all = 1;
+        for (size_t i = 0; i < sizeof he / sizeof he[0]; i++) {
+            const cJSON *f = field(obj, he[i]);
+            if (!f || !cJSON_IsString(f))
+                all = 0;
+        }
+        if (!all)
+            return fail(r, GG_EINVAL,
+                        "missing field 'language' (one of: %s; a HumanEval line needs prompt, "
+                        "canonical_solution, test and entry_point instead)",
+                        supported_languages);
+        *humaneval = 1;
+        t->language = strdup("python");
+        return t->language ? GG_OK : ggi_error(GG_ENOMEM, "out of memory reading a task");
+    }
+    if (!cJSON_IsString(v) || !v->valuestring)
+        return fail(r, GG_EINVAL, "field 'language' must be a string, not %s",
+                    json_type_name(v));
+    if (strcmp(v->valuestring, "python") != 0 && strcmp(v->valuestring, "c") != 0) {
+        char shown[40];
+        snprintf(shown, sizeof shown, "%s", v->valuestring);
+        for (char *p = shown; *p; p++)
+            if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                *p = '?';
+        return fail(r, GG_EINVAL, "field 'language' is '%s%s', supported are: %s", shown,
+                    strlen(v->valuestring) >= sizeof shown ? "..." : "", supported_languages);
+    }
+    t->language = strdup(v->valuestring);
+    return t->language ? GG_OK : ggi_error(GG_ENOMEM, "out of memory reading a task");
+}
+
+static int read_all(const cJSON *obj, ggi_task *t)
+{
+    reader r = { NULL };
+    int rc, humaneval = 0;
+    if ((rc = read_task_id(&r, obj, &t->task_id)))
+        return rc;
+    if ((rc = read_language(&r, obj, t, &humaneval)))
+        return rc;
+    if ((rc = read_text(&r, obj, "prompt", "prompt", GGI_TASK_MAX_TEXT, &t->prompt)))
+        return rc;
+    if ((rc = read_text(&r, obj, "stub", "stub", GGI_TASK_MAX_TEXT, &t->stub)))
+        return rc;
+    if ((rc = read_entry_point(&r, obj, &t->entry_point)))
+        return rc;
+    if ((rc = read_text(&r, obj, "test", "test", GGI_TASK_MAX_TEXT, &t->test)))
+        return rc;
+    if ((rc = read_candidates(&r, obj, t)))
+        return rc;
+    if ((rc = read_text(&r, obj, "canonical_solution", "canonical_solution", GGI_TASK_MAX_TEXT,
+                        &t->canonical_solution)))
+        return rc;
+
+    const cJSON *budget = NULL, *res = NULL;
+    if ((rc = read_object(&r, obj, "budget", &budget)))
+        return rc;
+    if (budget) {
+        if ((rc = read_int(&r, budget, "max_attempts", "budget.max_attempts", 1,
+                           GGI_TASK_MAX_ATTEMPTS, &t->max_attempts)))
+            return rc;
+        if ((rc = read_positive(&r, budget, "wall_s", "budget.wall_s", MAX_WALL_S, &t->wall_s)))
+            return rc;
+    }
+    if ((rc = read_object(&r, obj, "resources", &res)))
+        return rc;
+    if (res) {
+        if ((rc = read_positive(&r, res, "timeout_s", "resources.timeout_s", MAX_TIMEOUT_S,
+                                &t->timeout_s)))
+            return rc;
+        if ((rc = read_int(&r, res, "memory_mb", "resources.memory_mb", MIN_MEMORY_MB,
+                           MAX_MEMORY_MB, &t->memory_mb)))
+            return rc;
+        if ((rc = read_positive(&r, res, "cpu_s", "resources.cpu_s", MAX_CPU_S, &t->cpu_s)))
+            return rc;
+    }
+    if ((rc = read_int(&r, obj, "priority", "priority", -MAX_PRIORITY, MAX_PRIORITY,
+                       &t->priority)))
+        return rc;
+
+    /* "humaneval" is written by ggi_task_to_json so the flag survives a round trip. */
+    const cJSON *he = field(obj, "humaneval");
+    if (he && !cJSON_IsBool(he))
+        return fail(&r, GG_EINVAL, "field 'humaneval' must be true or false, not %s",
+                    json_type_name(he));
+    t->humaneval = humaneval || cJSON_IsTrue(he);
+
+    if (humaneval) {
+        /* HumanEval's prompt is the function's signature and docstring: the completion
+         * continues it, and it is also the instruction. */
+        free(t->stub);
+        t->stub = strdup(t->prompt);
+        if (!t->stub)
+            return ggi_error(GG_ENOMEM, "out of memory reading a task");
+    }
+    if (!t->prompt) {
+        t->prompt = strdup("");
+        if (!t->prompt)
+            return ggi_error(GG_ENOMEM, "out of memory reading a task");
+    }
+    return GG_OK;
+}
+
+int ggi_task_from_json(const cJSON *obj, ggi_task **out)
+{
+    if (!out)
+        return ggi_error(GG_EINVAL, "task: no output pointer");
+    *out = NULL;
+    if (!obj)
+        return ggi_error(GG_EINVAL, "task: no JSON value");
+    if (!cJSON_IsObject(obj))
+        return ggi_error(GG_EINVAL, "task: the JSON value must be an object, not %s",
+                         json_type_name(obj));
+    ggi_task *t = calloc(1, sizeof *t);
+    if (!t)
+        return ggi_error(GG_ENOMEM, "out of memory reading a task");
+    int rc = read_all(obj, t);
+    if (rc) {
+        ggi_task_free(t);
+        return rc;
+    }
+    *out = t;
+    return GG_OK;
+}
+
+int ggi_task_parse(const char *json, size_t len, ggi_task **out)
+{
+    if (!out)
+        return ggi_error(GG_EINVAL, "task: no output pointer");
+    *out = NULL;
+    if (!json)
+        return ggi_error(GG_EINVAL, "task: JSON text is NULL");
+    if (len > GGI_TASK_MAX_JSON)
+        return ggi_error(GG_ETOOBIG, "task: the JSON text is %zu bytes, the limit is %u", len,
+                         (unsigned)GGI_TASK_MAX_JSON);
+    cJSON *obj = NULL;
+    int rc = ggi_json_parse(json, len, &obj);
+    if (rc)
+        return ggi_error_wrap("task: ");
+    rc = ggi_task_from_json(obj, out);
+    cJSON_Delete(obj);
+    return rc;
+}
+
+/* Adds a number, or null when the field has its "not set" value 0. */
+static int add_num_or_null(cJSON *obj, const char *key, double v)
+{
+    if (v == 0)
+        return cJSON_AddNullToObject(obj, key) ? GG_OK : GG_ENOMEM;
+    return ggi_json_add_num(obj, key, v);
+}
+
+cJSON *ggi_task_to_json(const ggi_task *t)
+{
+    if (!t)
+        return NULL;
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    cJSON *cands = NULL, *budget = NULL, *res = NULL;
+    int rc = ggi_json_add_str(o, "task_id", t->task_id);
+    rc = rc ? rc : ggi_json_add_str(o, "language", t->language);
+    rc = rc ? rc : ggi_json_add_str(o, "prompt", t->prompt ? t->prompt : "");
+    rc = rc ? rc : ggi_json_add_str(o, "stub", t->stub);
+    rc = rc ? rc : ggi_json_add_str(o, "entry_point", t->entry_point);
+    rc = rc ? rc : ggi_json_add_str(o, "test", t->test);
+    if (!rc) {
+        cands = cJSON_AddArrayToObject(o, "candidates");
+        rc = cands ? GG_OK : GG_ENOMEM;
+    }
+    for (size_t i = 0; !rc && i < t->n_candidates; i++) {
+        cJSON *s = cJSON_CreateString(t->candidates[i] ? t->candidates[i] : "");
+        if (!s || !cJSON_AddItemToArray(cands, s)) {
+            cJSON_Delete(s);
+            rc = GG_ENOMEM;
+        }
+    }
+    rc = rc ? rc : ggi_json_add_str(o, "canonical_solution", t->canonical_solution);
+    if (!rc) {
+        budget = cJSON_AddObjectToObject(o, "budget");
+        rc = budget ? GG_OK : GG_ENOMEM;
+    }
+    rc = rc ? rc : add_num_or_null(budget, "max_attempts", t->max_attempts);
+    rc = rc ? rc : add_num_or_null(budget, "wall_s", t->wall_s);
+    if (!rc) {
+        res = cJSON_AddObjectToObject(o, "resources");
+        rc = res ? GG_OK : GG_ENOMEM;
+    }
+    rc = rc ? rc : add_num_or_null(res, "timeout_s", t->timeout_s);
+    rc = rc ? rc : add_num_or_null(res, "memory_mb", t->memory_mb);
+    rc = rc ? rc : add_num_or_null(res, "cpu_s", t->cpu_s);
+    rc = rc ? rc : ggi_json_add_num(o, "priority", t->priority);
+    rc = rc ? rc : ggi_json_add_bool(o, "humaneval", t->humaneval);
+    if (rc) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+void ggi_task_free(ggi_task *t)
+{
+    if (!t)
+        return;
+    free(t->task_id);
+    free(t->language);
+    free(t->prompt);
+    free(t->stub);
+    free(t->entry_point);
+    free(t->test);
+    for (size_t i = 0; i < t->n_candidates; i++)
+        free(t->candidates[i]);
+    free(t->candidates);
+    free(t->canonical_solution);
+    free(t);
+}

@@ -1,2 +1,728 @@
-/* process_executor.c - placeholder, being written. */
-typedef int ggi_placeholder_process_executor;
+/*
+ * process_executor.c - the "process" executor backend: checks a job request, makes its
+ * workspace and files, builds its scrubbed environment, runs it through ggi_spawn_run with
+ * rlimits, turns the outcome into result JSON and removes the workspace. Running jobs are
+ * kept in a mutex-protected list of cancel flags so gg_executor_interrupt() can stop them.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../core/ggi.h"
+#include "process_executor.h"
+#include "spawn.h"
+
+#define DEFAULT_TIMEOUT_S 10.0
+#define MAX_TIMEOUT_S 86400.0
+#define DEFAULT_MAX_OUTPUT (64u * 1024u)
+#define DEFAULT_NOFILE 256
+#define DEFAULT_FSIZE_MB 64
+#define MAX_ARGV 4096
+#define MAX_ENV 256
+#define MAX_PATH_LEN 4096
+#define MAX_ARGS_BYTES (1024u * 1024u) /* argv + env, well under the kernel's ARG_MAX */
+#define MAX_REQUEST_BYTES (64u * 1024u * 1024u)
+#define REMOVE_MAX_DEPTH 128
+#define REMOVE_MAX_PASSES 8
+
+typedef struct job_slot {
+    volatile int cancel;
+    struct job_slot *prev, *next;
+} job_slot;
+
+typedef struct proc_exec {
+    char *root;               /* where workspaces are made */
+    size_t max_output;
+    double default_timeout_s;
+    pthread_mutex_t lock;     /* guards jobs */
+    job_slot *jobs;
+} proc_exec;
+
+/* One checked request; strings point into the parsed cJSON tree. */
+typedef struct job {
+    const char **argv;
+    const cJSON *files;
+    const cJSON *env;
+    const char *stdin_data;
+    size_t stdin_len;
+    double timeout_s, cpu_s;
+    long long memory_mb, max_output, nproc, nofile, fsize_mb;
+    int rlimits; /* isolation "rlimits" (1) or "none" (0) */
+} job;
+
+/* ---------------------------------------------------------------------------------------- */
+/* workspace removal                                                                        */
+
+static int remove_contents(int dfd, int depth);
+
+/* Removes name (in directory dfd) whatever it is; never follows a symlink. */
+static int remove_entry(int dfd, const char *name, int depth)
+{
+    struct stat st;
+    if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return errno == ENOENT ? 0 : -1;
+    if (!S_ISDIR(st.st_mode))
+        return (unlinkat(dfd, name, 0) == 0 || errno == ENOENT) ? 0 : -1;
+    if (depth >= REMOVE_MAX_DEPTH)
+        return -1;
+    /* A job may have left a directory without permissions; glibc's NOFOLLOW variant refuses
+     * symlinks, so this cannot chmod anything outside the workspace. */
+    if ((st.st_mode & 0700) != 0700)
+        (void)fchmodat(dfd, name, 0700, AT_SYMLINK_NOFOLLOW);
+    int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int bad = remove_contents(fd, depth + 1);
+    close(fd);
+    if (unlinkat(dfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+        bad = -1;
+    return bad;
+}
+
+/* Removes everything inside the directory open as dfd (which stays open). */
+static int remove_contents(int dfd, int depth)
+{
+    int bad = 0;
+    /* Several passes, since readdir need not return entries after removals began. */
+    for (int pass = 0; pass < REMOVE_MAX_PASSES; pass++) {
+        int dup_fd = fcntl(dfd, F_DUPFD_CLOEXEC, 0);
+        if (dup_fd < 0)
+            return -1;
+        DIR *d = fdopendir(dup_fd);
+        if (!d) {
+            close(dup_fd);
+            return -1;
+        }
+        int seen = 0;
+        bad = 0;
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+                continue;
+            seen = 1;
+            if (remove_entry(dfd, e->d_name, depth) < 0)
+                bad = -1;
+        }
+        closedir(d);
+        if (!seen || bad)
+            break;
+    }
+    return bad;
+}
+
+int ggi_workspace_remove(const char *path)
+{
+    struct stat st;
+    if (!path)
+        return ggi_error(GG_EINVAL, "workspace path is NULL");
+    if (lstat(path, &st) < 0)
+        return errno == ENOENT ? GG_OK
+                               : ggi_error(GG_EIO, "cannot stat workspace '%s': %s", path,
+                                           strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return ggi_error(GG_EIO, "workspace '%s' is not a directory", path);
+    if ((st.st_mode & 0700) != 0700)
+        (void)fchmodat(AT_FDCWD, path, 0700, AT_SYMLINK_NOFOLLOW);
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return ggi_error(GG_EIO, "cannot open workspace '%s': %s", path, strerror(errno));
+    int bad = remove_contents(fd, 0);
+    close(fd);
+    if (rmdir(path) < 0 || bad)
+        return ggi_error(GG_EIO, "could not remove all of workspace '%s'", path);
+    return GG_OK;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* request checking                                                                         */
+
+/* Relative, no "..", names a file (last component not empty, "." or ".."). */
+static int check_path(const char *p, size_t i)
+{
+    size_t n = strlen(p);
+    if (n == 0)
+        return ggi_error(GG_EINVAL, "files[%zu].path is empty", i);
+    if (n > MAX_PATH_LEN)
+        return ggi_error(GG_EINVAL, "files[%zu].path is longer than %d bytes", i, MAX_PATH_LEN);
+    if (p[0] == '/')
+        return ggi_error(GG_EINVAL, "files[%zu].path '%s' must be relative, not absolute", i, p);
+    const char *c = p;
+    for (;;) {
+        const char *slash = strchr(c, '/');
+        size_t len = slash ? (size_t)(slash - c) : strlen(c);
+        if (len == 2 && c[0] == '.' && c[1] == '.')
+            return ggi_error(GG_EINVAL, "files[%zu].path '%s' must not contain '..'", i, p);
+        if (!slash) {
+            if (len == 0 || (len == 1 && c[0] == '.'))
+                return ggi_error(GG_EINVAL, "files[%zu].path '%s' does not name a file", i, p);
+            break;
+        }
+        c = slash + 1;
+    }
+    return GG_OK;
+}
+
+static int check_files(const cJSON *files)
+{
+    if (!cJSON_IsArray(files))
+        return ggi_error(GG_EINVAL, "field 'files' must be an array");
+    int count = cJSON_GetArraySize(files);
+    if (count > GGI_PROCESS_MAX_FILES)
+        return ggi_error(GG_EINVAL, "field 'files' has %d entries, the limit is %d", count,
+                         GGI_PROCESS_MAX_FILES);
+    size_t total = 0, i = 0;
+    const cJSON *f;
+    cJSON_ArrayForEach(f, files) {
+        if (!cJSON_IsObject(f))
+            return ggi_error(GG_EINVAL, "files[%zu] must be an object with path and content", i);
+        const char *path, *content;
+        if (ggi_json_string(f, "path", 1, 0, &path) ||
+            ggi_json_string(f, "content", 1, 0, &content))
+            return ggi_error_wrap("files[%zu]: ", i);
+        int rc = check_path(path, i);
+        if (rc)
+            return rc;
+        size_t len = strlen(content);
+        if (len > GGI_PROCESS_MAX_BYTES - total)
+            return ggi_error(GG_EINVAL, "field 'files' holds more than %u bytes of content",
+                             GGI_PROCESS_MAX_BYTES);
+        total += len;
+        i++;
+    }
+    return GG_OK;
+}
+
+static int check_env(const cJSON *env)
+{
+    if (!cJSON_IsObject(env))
+        return ggi_error(GG_EINVAL, "field 'env' must be an object of strings");
+    if (cJSON_GetArraySize(env) > MAX_ENV)
+        return ggi_error(GG_EINVAL, "field 'env' has more than %d entries", MAX_ENV);
+    const cJSON *e;
+    cJSON_ArrayForEach(e, env) {
+        const char *k = e->string;
+        if (!k || !*k || strchr(k, '='))
+            return ggi_error(GG_EINVAL, "env: name '%s' is empty or contains '='",
+                             k ? k : "");
+        if (!cJSON_IsString(e) || !e->valuestring)
+            return ggi_error(GG_EINVAL, "env: value of '%s' must be a string", k);
+    }
+    return GG_OK;
+}
+
+static int check_limits(const proc_exec *pe, const cJSON *limits, job *j)
+{
+    static const char *const known[] = { "timeout_s", "cpu_s", "memory_mb", "max_output",
+                                         "nproc", "nofile", "fsize_mb" };
+    j->timeout_s = pe->default_timeout_s;
+    j->max_output = (long long)pe->max_output;
+    j->nofile = DEFAULT_NOFILE;
+    j->fsize_mb = DEFAULT_FSIZE_MB;
+    if (!limits)
+        return GG_OK;
+    if (!cJSON_IsObject(limits))
+        return ggi_error(GG_EINVAL, "field 'limits' must be an object");
+    const cJSON *l;
+    cJSON_ArrayForEach(l, limits) {
+        size_t k = 0;
+        while (k < sizeof known / sizeof known[0] && strcmp(known[k], l->string ? l->string : ""))
+            k++;
+        if (k == sizeof known / sizeof known[0])
+            return ggi_error(GG_EINVAL, "limits: unknown field '%s'", l->string ? l->string : "");
+    }
+    int rc;
+    if ((rc = ggi_json_number(limits, "timeout_s", 0, 0.001, MAX_TIMEOUT_S, &j->timeout_s)) ||
+        (rc = ggi_json_number(limits, "cpu_s", 0, 0.001, MAX_TIMEOUT_S, &j->cpu_s)) ||
+        (rc = ggi_json_int(limits, "memory_mb", 0, 1, 1LL << 24, &j->memory_mb)) ||
+        (rc = ggi_json_int(limits, "max_output", 0, 0, GGI_PROCESS_MAX_BYTES, &j->max_output)) ||
+        (rc = ggi_json_int(limits, "nproc", 0, 1, 1LL << 22, &j->nproc)) ||
+        (rc = ggi_json_int(limits, "nofile", 0, 3, 1LL << 20, &j->nofile)) ||
+        (rc = ggi_json_int(limits, "fsize_mb", 0, 1, 1LL << 24, &j->fsize_mb)))
+        return ggi_error_wrap("limits: ");
+    return GG_OK;
+}
+
+/* Checks the whole request; j->argv is malloc'd (free it) on success. */
+static int check_request(const proc_exec *pe, const cJSON *req, job *j)
+{
+    memset(j, 0, sizeof *j);
+    if (!cJSON_IsObject(req))
+        return ggi_error(GG_EINVAL, "request must be a JSON object");
+
+    const cJSON *argv = cJSON_GetObjectItemCaseSensitive(req, "argv");
+    if (!argv || cJSON_IsNull(argv))
+        return ggi_error(GG_EINVAL, "missing field 'argv'");
+    if (!cJSON_IsArray(argv))
+        return ggi_error(GG_EINVAL, "field 'argv' must be an array of strings");
+    int argc = cJSON_GetArraySize(argv);
+    if (argc == 0)
+        return ggi_error(GG_EINVAL, "field 'argv' must not be empty");
+    if (argc > MAX_ARGV)
+        return ggi_error(GG_EINVAL, "field 'argv' has %d entries, the limit is %d", argc,
+                         MAX_ARGV);
+    size_t arg_bytes = 0;
+    const cJSON *a;
+    int i = 0;
+    cJSON_ArrayForEach(a, argv) {
+        if (!cJSON_IsString(a) || !a->valuestring)
+            return ggi_error(GG_EINVAL, "argv[%d] must be a string", i);
+        if (i == 0 && !a->valuestring[0])
+            return ggi_error(GG_EINVAL, "argv[0] must not be empty");
+        arg_bytes += strlen(a->valuestring) + 1;
+        i++;
+    }
+
+    const cJSON *files = cJSON_GetObjectItemCaseSensitive(req, "files");
+    if (files && !cJSON_IsNull(files)) {
+        int rc = check_files(files);
+        if (rc)
+            return rc;
+        j->files = files;
+    }
+    const cJSON *env = cJSON_GetObjectItemCaseSensitive(req, "env");
+    if (env && !cJSON_IsNull(env)) {
+        int rc = check_env(env);
+        if (rc)
+            return rc;
+        j->env = env;
+        cJSON_ArrayForEach(a, env)
+            arg_bytes += strlen(a->string) + strlen(a->valuestring) + 2;
+    }
+    if (arg_bytes > MAX_ARGS_BYTES)
+        return ggi_error(GG_EINVAL, "fields 'argv' and 'env' hold more than %u bytes together",
+                         MAX_ARGS_BYTES);
+
+    const char *in = NULL;
+    if (ggi_json_string(req, "stdin", 0, 0, &in))
+        return gg_error_last_code();
+    if (in) {
+        j->stdin_data = in;
+        j->stdin_len = strlen(in);
+        if (j->stdin_len > GGI_PROCESS_MAX_BYTES)
+            return ggi_error(GG_EINVAL, "field 'stdin' is %zu bytes, the limit is %u",
+                             j->stdin_len, GGI_PROCESS_MAX_BYTES);
+    }
+
+    int rc = check_limits(pe, cJSON_GetObjectItemCaseSensitive(req, "limits"), j);
+    if (rc)
+        return rc;
+
+    const char *iso = NULL;
+    if (ggi_json_string(req, "isolation", 0, 0, &iso))
+        return gg_error_last_code();
+    if (!iso || !strcmp(iso, "rlimits")) {
+        j->rlimits = 1;
+    } else if (!strcmp(iso, "none")) {
+        j->rlimits = 0;
+    } else {
+        /* Namespaces (and cgroups) are a later level of this backend. */
+        return ggi_error(GG_EUNSUPPORTED,
+                         "isolation '%s' is not available: the process backend on this host "
+                         "gives only 'none' or 'rlimits'",
+                         iso);
+    }
+
+    j->argv = calloc((size_t)argc + 1, sizeof *j->argv);
+    if (!j->argv)
+        return ggi_error(GG_ENOMEM, "out of memory");
+    i = 0;
+    cJSON_ArrayForEach(a, argv)
+        j->argv[i++] = a->valuestring;
+    return GG_OK;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* workspace, files, environment                                                            */
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n > (1u << 20) ? (1u << 20) : n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Writes one checked file below the workspace open as root; never follows symlinks. */
+static int write_file(int root, const char *path, const char *content, size_t idx)
+{
+    char *copy = strdup(path);
+    if (!copy)
+        return ggi_error(GG_ENOMEM, "out of memory");
+    int rc = GG_OK, dfd = root;
+    char *save = NULL;
+    char *comp = strtok_r(copy, "/", &save);
+    while (comp && rc == GG_OK) {
+        char *next = strtok_r(NULL, "/", &save);
+        if (!strcmp(comp, ".")) {
+            comp = next;
+            continue;
+        }
+        if (next) {
+            if (mkdirat(dfd, comp, 0755) < 0 && errno != EEXIST) {
+                rc = ggi_error(GG_EEXEC, "files[%zu]: cannot make directory '%s': %s", idx,
+                               comp, strerror(errno));
+                break;
+            }
+            int nfd = openat(dfd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (nfd < 0) {
+                rc = (errno == ENOTDIR || errno == ELOOP)
+                         ? ggi_error(GG_EINVAL, "files[%zu].path '%s': '%s' is already a file",
+                                     idx, path, comp)
+                         : ggi_error(GG_EEXEC, "files[%zu]: cannot open directory '%s': %s",
+                                     idx, comp, strerror(errno));
+                break;
+            }
+            if (dfd != root)
+                close(dfd);
+            dfd = nfd;
+        } else {
+            int fd = openat(dfd, comp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                            0644);
+            if (fd < 0) {
+                rc = errno == EEXIST
+                         ? ggi_error(GG_EINVAL, "files[%zu].path '%s' is given twice or is "
+                                                "already a directory", idx, path)
+                         : ggi_error(GG_EEXEC, "files[%zu]: cannot create '%s': %s", idx, path,
+                                     strerror(errno));
+                break;
+            }
+            if (write_all(fd, content, strlen(content)) < 0)
+                rc = ggi_error(GG_EEXEC, "files[%zu]: cannot write '%s': %s", idx, path,
+                               strerror(errno));
+            if (close(fd) < 0 && rc == GG_OK)
+                rc = ggi_error(GG_EEXEC, "files[%zu]: cannot write '%s': %s", idx, path,
+                               strerror(errno));
+        }
+        comp = next;
+    }
+    if (dfd != root)
+        close(dfd);
+    free(copy);
+    return rc;
+}
+
+static int write_files(const char *ws, const cJSON *files)
+{
+    if (!files)
+        return GG_OK;
+    int root = open(ws, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (root < 0)
+        return ggi_error(GG_EEXEC, "cannot open workspace '%s': %s", ws, strerror(errno));
+    int rc = GG_OK;
+    size_t i = 0;
+    const cJSON *f;
+    cJSON_ArrayForEach(f, files) {
+        const cJSON *p = cJSON_GetObjectItemCaseSensitive(f, "path");
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(f, "content");
+        if ((rc = write_file(root, p->valuestring, c->valuestring, i)))
+            break;
+        i++;
+    }
+    close(root);
+    return rc;
+}
+
+static void free_env(char **env)
+{
+    if (!env)
+        return;
+    for (size_t i = 0; env[i]; i++)
+        free(env[i]);
+    free(env);
+}
+
+/* Sets name=value in env (n entries, room for more), replacing an entry of the same name. */
+static int env_set(char **env, size_t *n, const char *name, const char *value)
+{
+    char *kv = ggi_asprintf("%s=%s", name, value);
+    if (!kv)
+        return ggi_error(GG_ENOMEM, "out of memory");
+    size_t nl = strlen(name);
+    for (size_t i = 0; i < *n; i++) {
+        if (!strncmp(env[i], name, nl) && env[i][nl] == '=') {
+            free(env[i]);
+            env[i] = kv;
+            return GG_OK;
+        }
+    }
+    env[(*n)++] = kv;
+    env[*n] = NULL;
+    return GG_OK;
+}
+
+static int build_env(const char *ws, const cJSON *extra, char ***out)
+{
+    size_t cap = 4 + (extra ? (size_t)cJSON_GetArraySize(extra) : 0) + 1, n = 0;
+    char **env = calloc(cap, sizeof *env);
+    if (!env)
+        return ggi_error(GG_ENOMEM, "out of memory");
+    int rc;
+    if ((rc = env_set(env, &n, "PATH", "/usr/local/bin:/usr/bin:/bin")) ||
+        (rc = env_set(env, &n, "HOME", ws)) || (rc = env_set(env, &n, "TMPDIR", ws)) ||
+        (rc = env_set(env, &n, "LANG", "C.UTF-8"))) {
+        free_env(env);
+        return rc;
+    }
+    const cJSON *e;
+    if (extra) {
+        cJSON_ArrayForEach(e, extra) {
+            if ((rc = env_set(env, &n, e->string, e->valuestring))) {
+                free_env(env);
+                return rc;
+            }
+        }
+    }
+    *out = env;
+    return GG_OK;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* result                                                                                   */
+
+static int add_text(cJSON *o, const char *key, const ggi_buf *b)
+{
+    char *clean = NULL;
+    int rc = ggi_utf8_sanitize(b->data, b->len, &clean);
+    if (rc)
+        return rc;
+    rc = ggi_json_add_str(o, key, clean);
+    free(clean);
+    return rc;
+}
+
+static int build_result(const ggi_spawn_result *r, int rlimits, char **out)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return ggi_error(GG_ENOMEM, "out of memory building the result");
+    char sig[24];
+    ggi_spawn_signal_name(r->term_signal, sig);
+    int rc;
+    if ((rc = ggi_json_add_num(o, "exit_code", r->exit_code)) ||
+        (rc = ggi_json_add_num(o, "signal", r->term_signal)) ||
+        (rc = ggi_json_add_str(o, "signal_name", r->term_signal ? sig : NULL)) ||
+        (rc = ggi_json_add_bool(o, "timed_out", r->timed_out)) ||
+        (rc = ggi_json_add_bool(o, "cancelled", r->cancelled)) ||
+        (rc = ggi_json_add_num(o, "duration_ms", round(r->duration_ms * 1000.0) / 1000.0)) ||
+        (rc = ggi_json_add_num(o, "max_rss_kb", (double)r->max_rss_kb)) ||
+        (rc = add_text(o, "stdout", &r->out)) ||
+        (rc = ggi_json_add_bool(o, "stdout_truncated", r->out_truncated)) ||
+        (rc = add_text(o, "stderr", &r->err)) ||
+        (rc = ggi_json_add_bool(o, "stderr_truncated", r->err_truncated)) ||
+        (rc = ggi_json_add_str(o, "isolation", rlimits ? "rlimits" : "none"))) {
+        cJSON_Delete(o);
+        return rc;
+    }
+    char *s = ggi_json_print(o);
+    cJSON_Delete(o);
+    if (!s)
+        return ggi_error(GG_ENOMEM, "out of memory printing the result");
+    *out = s;
+    return GG_OK;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* the backend                                                                              */
+
+static void register_job(proc_exec *pe, job_slot *s)
+{
+    pthread_mutex_lock(&pe->lock);
+    s->prev = NULL;
+    s->next = pe->jobs;
+    if (pe->jobs)
+        pe->jobs->prev = s;
+    pe->jobs = s;
+    pthread_mutex_unlock(&pe->lock);
+}
+
+static void unregister_job(proc_exec *pe, job_slot *s)
+{
+    pthread_mutex_lock(&pe->lock);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        pe->jobs = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    pthread_mutex_unlock(&pe->lock);
+}
+
+static int is_cancelled(const job_slot *s)
+{
+    return __atomic_load_n(&s->cancel, __ATOMIC_ACQUIRE) != 0;
+}
+
+static int run_job(proc_exec *pe, const job *j, job_slot *slot, char **out)
+{
+    char *ws = ggi_asprintf("%s/gg-job-XXXXXX", pe->root);
+    if (!ws)
+        return ggi_error(GG_ENOMEM, "out of memory");
+    if (!mkdtemp(ws)) {
+        int rc = ggi_error(GG_EEXEC, "cannot make a workspace under '%s': %s", pe->root,
+                           strerror(errno));
+        free(ws);
+        return rc;
+    }
+    char **env = NULL;
+    ggi_spawn_result r;
+    memset(&r, 0, sizeof r);
+    int rc = write_files(ws, j->files);
+    if (!rc)
+        rc = build_env(ws, j->env, &env);
+    if (!rc && is_cancelled(slot))
+        rc = ggi_error(GG_ECANCELLED, "job cancelled by gg_executor_interrupt()");
+    if (!rc) {
+        ggi_spawn_opts o;
+        memset(&o, 0, sizeof o);
+        o.argv = j->argv;
+        o.envp = (const char *const *)env;
+        o.cwd = ws;
+        o.stdin_data = j->stdin_data;
+        o.stdin_len = j->stdin_len;
+        o.timeout_s = j->timeout_s;
+        o.max_stdout = (size_t)j->max_output;
+        o.max_stderr = (size_t)j->max_output;
+        if (j->rlimits) {
+            o.cpu_s = j->cpu_s;
+            o.as_bytes = (uint64_t)j->memory_mb << 20;
+            o.fsize_bytes = (uint64_t)j->fsize_mb << 20;
+            o.nofile = (uint64_t)j->nofile;
+            o.nproc = (uint64_t)j->nproc;
+        }
+        o.cancel = &slot->cancel;
+        rc = ggi_spawn_run(&o, &r);
+        if (rc == GG_EIO || rc == GG_EINVAL || rc == GG_EINTERNAL) {
+            char msg[1024];
+            snprintf(msg, sizeof msg, "cannot run the job: %s", gg_error_last());
+            rc = gg_error_set(GG_EEXEC, msg);
+        }
+    }
+    if (!rc && r.cancelled)
+        rc = ggi_error(GG_ECANCELLED, "job cancelled by gg_executor_interrupt()");
+    if (!rc)
+        rc = build_result(&r, j->rlimits, out);
+    ggi_spawn_result_free(&r);
+    free_env(env);
+    /* A failed removal must not hide the job's outcome; the error is only recorded when
+     * nothing else failed, and the job's result still stands. */
+    int saved_code = gg_error_last_code();
+    char saved[1024];
+    snprintf(saved, sizeof saved, "%s", gg_error_last());
+    (void)ggi_workspace_remove(ws);
+    if (rc)
+        gg_error_set(saved_code, saved);
+    free(ws);
+    return rc;
+}
+
+static int pe_run(void *self, const char *request_json, char **out)
+{
+    proc_exec *pe = self;
+    *out = NULL;
+    if (!request_json)
+        return ggi_error(GG_EINVAL, "request is NULL");
+    size_t len = strlen(request_json);
+    if (len > MAX_REQUEST_BYTES)
+        return ggi_error(GG_EINVAL, "request is %zu bytes, the limit is %u", len,
+                         MAX_REQUEST_BYTES);
+    cJSON *req = NULL;
+    int rc = ggi_json_parse(request_json, len, &req);
+    if (rc)
+        return ggi_error_wrap("request: ");
+    job j;
+    rc = check_request(pe, req, &j);
+    if (!rc) {
+        job_slot slot;
+        memset(&slot, 0, sizeof slot);
+        register_job(pe, &slot);
+        rc = run_job(pe, &j, &slot, out);
+        unregister_job(pe, &slot);
+    }
+    free(j.argv);
+    cJSON_Delete(req);
+    return rc;
+}
+
+static int pe_interrupt(void *self)
+{
+    proc_exec *pe = self;
+    pthread_mutex_lock(&pe->lock);
+    for (job_slot *s = pe->jobs; s; s = s->next)
+        __atomic_store_n(&s->cancel, 1, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&pe->lock);
+    return GG_OK;
+}
+
+static void pe_destroy(void *self)
+{
+    proc_exec *pe = self;
+    if (!pe)
+        return;
+    pthread_mutex_destroy(&pe->lock);
+    free(pe->root);
+    free(pe);
+}
+
+int ggi_process_executor_new(const gg_executor_options *opts, gg_executor_vtable *vt_out,
+                             void **self_out)
+{
+    *self_out = NULL;
+    const char *root = opts ? opts->workdir_root : NULL;
+    if (!root || !*root) {
+        const char *t = getenv("TMPDIR");
+        root = (t && *t) ? t : "/tmp";
+    }
+    struct stat st;
+    if (stat(root, &st) < 0 || !S_ISDIR(st.st_mode))
+        return ggi_error(GG_EINVAL, "workdir_root '%s' is not a directory", root);
+    size_t max_output = opts && opts->max_output ? opts->max_output : DEFAULT_MAX_OUTPUT;
+    if (max_output > GGI_PROCESS_MAX_BYTES)
+        return ggi_error(GG_EINVAL, "max_output is %zu bytes, the limit is %u", max_output,
+                         GGI_PROCESS_MAX_BYTES);
+    double timeout = opts ? opts->default_timeout_s : 0;
+    if (!isfinite(timeout) || timeout < 0 || timeout > MAX_TIMEOUT_S)
+        return ggi_error(GG_EINVAL, "default_timeout_s must be from 0 to %g", MAX_TIMEOUT_S);
+
+    proc_exec *pe = calloc(1, sizeof *pe);
+    if (!pe)
+        return ggi_error(GG_ENOMEM, "out of memory");
+    /* Absolute, so the job's cwd, HOME and TMPDIR never depend on the host's cwd. */
+    pe->root = realpath(root, NULL);
+    if (!pe->root) {
+        int rc = errno == ENOMEM ? ggi_error(GG_ENOMEM, "out of memory")
+                                 : ggi_error(GG_EINVAL, "workdir_root '%s': %s", root,
+                                             strerror(errno));
+        free(pe);
+        return rc;
+    }
+    if (pthread_mutex_init(&pe->lock, NULL) != 0) {
+        free(pe->root);
+        free(pe);
+        return ggi_error(GG_ENOMEM, "out of memory");
+    }
+    pe->max_output = max_output;
+    pe->default_timeout_s = timeout > 0 ? timeout : DEFAULT_TIMEOUT_S;
+
+    gg_executor_vtable vt = GG_EXECUTOR_VTABLE_INIT;
+    vt.run = pe_run;
+    vt.interrupt = pe_interrupt;
+    vt.destroy = pe_destroy;
+    vt.name = "process";
+    *vt_out = vt;
+    *self_out = pe;
+    return GG_OK;
+}

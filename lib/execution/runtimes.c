@@ -1,2 +1,170 @@
-/* runtimes.c - placeholder, being written. */
-typedef int ggi_placeholder_runtimes;
+/*
+ * runtimes.c - finds the Python interpreter and the C compiler once per process or worker:
+ * an explicit choice, then the GRYPHGEN_* (and CC) environment variables, then PATH. Python
+ * is asked for sys.executable so a version manager's shim (slow to start, and dependent on
+ * the caller's directory) is replaced by the real interpreter it points at.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "runtimes.h"
+#include "spawn.h"
+
+extern char **environ;
+
+#define PROBE_TIMEOUT_S 5.0
+
+/* Makes a relative path absolute against the current directory (symlinks are kept). */
+static char *absolute(const char *path)
+{
+    if (path[0] == '/')
+        return strdup(path);
+    char cwd[PATH_MAX];
+    if (!getcwd(cwd, sizeof cwd))
+        return strdup(path);
+    return ggi_asprintf("%s/%s", cwd, path[0] == '.' && path[1] == '/' ? path + 2 : path);
+}
+
+static int executable_file(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
+}
+
+/*
+ * Looks value up (a name on PATH or a path). On success *found is malloc'd and absolute;
+ * when not found *found is NULL and *why (malloc'd) says so. Only GG_ENOMEM is returned.
+ */
+static int locate(const char *value, const char *what, char **found, char **why)
+{
+    *found = NULL;
+    *why = NULL;
+    char *p = NULL;
+    int rc = ggi_spawn_find_program(value, getenv("PATH"), &p);
+    if (rc == GG_ENOMEM)
+        return rc;
+    if (rc == GG_OK && !executable_file(p)) {
+        free(p);
+        p = NULL;
+    }
+    if (!p) {
+        *why = strchr(value, '/')
+                   ? ggi_asprintf("%s: '%s' is not an executable file", what, value)
+                   : ggi_asprintf("%s: '%s' not found on PATH", what, value);
+        return *why ? GG_OK : GG_ENOMEM;
+    }
+    *found = absolute(p);
+    free(p);
+    return *found ? GG_OK : GG_ENOMEM;
+}
+
+/* Asks the interpreter for sys.executable; NULL when that fails. */
+static char *python_executable(const char *python)
+{
+    const char *argv[] = { python, "-c", "import sys; print(sys.executable)", NULL };
+    ggi_spawn_opts o;
+    memset(&o, 0, sizeof o);
+    o.argv = argv;
+    o.envp = (const char *const *)environ; /* a shim needs the host's environment */
+    o.timeout_s = PROBE_TIMEOUT_S;
+    o.max_stdout = PATH_MAX;
+    o.max_stderr = 4096;
+    ggi_spawn_result r;
+    memset(&r, 0, sizeof r);
+    if (ggi_spawn_run(&o, &r) != GG_OK)
+        return NULL;
+    char *exe = NULL;
+    if (r.exit_code == 0 && !r.term_signal && !r.timed_out && !r.out_truncated && r.out.len) {
+        size_t n = r.out.len;
+        while (n && (r.out.data[n - 1] == '\n' || r.out.data[n - 1] == '\r'))
+            n--;
+        r.out.data[n] = '\0';
+        if (n && r.out.data[0] == '/' && !memchr(r.out.data, '\n', n) &&
+            access(r.out.data, X_OK) == 0)
+            exe = strdup(r.out.data);
+    }
+    ggi_spawn_result_free(&r);
+    return exe;
+}
+
+static int resolve_python(ggi_runtimes *rt, const char *explicit_python)
+{
+    const char *value, *source;
+    const char *env = getenv("GRYPHGEN_PYTHON");
+    if (explicit_python && *explicit_python)
+        value = explicit_python, source = "option";
+    else if (env && *env)
+        value = env, source = "$GRYPHGEN_PYTHON";
+    else
+        value = "python3", source = "PATH (python3)";
+
+    char *found = NULL, *why = NULL;
+    if (locate(value, source, &found, &why))
+        return GG_ENOMEM;
+    if (!found) {
+        rt->python_source = why;
+        return GG_OK;
+    }
+    char *real = python_executable(found);
+    if (real) {
+        rt->python = real;
+        free(found);
+        rt->python_source = ggi_asprintf("%s: %s, sys.executable", source, value);
+    } else {
+        rt->python = found;
+        rt->python_source = ggi_asprintf("%s: %s (sys.executable query failed)", source, value);
+    }
+    return rt->python_source ? GG_OK : GG_ENOMEM;
+}
+
+static int resolve_cc(ggi_runtimes *rt, const char *explicit_cc)
+{
+    const char *value, *source;
+    const char *env = getenv("GRYPHGEN_CC"), *cc_env = getenv("CC");
+    if (explicit_cc && *explicit_cc)
+        value = explicit_cc, source = "option";
+    else if (env && *env)
+        value = env, source = "$GRYPHGEN_CC";
+    else if (cc_env && *cc_env)
+        value = cc_env, source = "$CC";
+    else
+        value = "cc", source = "PATH (cc)";
+
+    char *found = NULL, *why = NULL;
+    if (locate(value, source, &found, &why))
+        return GG_ENOMEM;
+    if (!found) {
+        rt->cc_source = why;
+        return GG_OK;
+    }
+    rt->cc = found;
+    rt->cc_source = ggi_asprintf("%s: %s", source, value);
+    return rt->cc_source ? GG_OK : GG_ENOMEM;
+}
+
+int ggi_runtimes_resolve(ggi_runtimes *rt, const char *python, const char *cc)
+{
+    if (!rt)
+        return ggi_error(GG_EINVAL, "runtimes: rt is NULL");
+    memset(rt, 0, sizeof *rt);
+    if (resolve_python(rt, python) || resolve_cc(rt, cc)) {
+        ggi_runtimes_free(rt);
+        return ggi_error(GG_ENOMEM, "out of memory resolving runtimes");
+    }
+    return GG_OK;
+}
+
+void ggi_runtimes_free(ggi_runtimes *rt)
+{
+    if (!rt)
+        return;
+    free(rt->python);
+    free(rt->python_source);
+    free(rt->cc);
+    free(rt->cc_source);
+    memset(rt, 0, sizeof *rt);
+}

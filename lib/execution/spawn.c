@@ -1,2 +1,642 @@
-/* spawn.c - placeholder, being written. */
-typedef int ggi_placeholder_spawn;
+/*
+ * spawn.c - runs one child process to its end: everything the child needs (resolved program
+ * path, rlimits, descriptors) is prepared before fork so the child only makes
+ * async-signal-safe calls before exec; a close-on-exec pipe carries an exec failure back;
+ * the parent multiplexes stdin, stdout, stderr and a pidfd in one poll loop with the
+ * wall-clock timeout and the cancel flag, kills the child's whole process group when it
+ * ends, and drains the pipes for a bounded time so a grandchild holding them cannot hang us.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "spawn.h"
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+/* How long the pipes are still drained after the group was killed (a process that left the
+ * group may hold them open forever). */
+#define DRAIN_MS 500.0
+/* How long we wait for a SIGKILLed child to be reapable before giving up on it. */
+#define REAP_GRACE_MS 10000.0
+/* Poll tick while a cancel flag must be watched or no pidfd is available. */
+#define CANCEL_TICK_MS 20
+#define NOPIDFD_TICK_MS 10
+#define READ_CHUNK 65536
+#define MAX_LIMITS 5
+#define ENV_SCAN_MAX 100000
+
+enum { STAGE_SETSID = 1, STAGE_DUP, STAGE_CHDIR, STAGE_RLIMIT, STAGE_EXEC };
+
+typedef struct child_msg {
+    int stage;
+    int err;
+} child_msg;
+
+typedef struct prepared_limit {
+    int resource;
+    struct rlimit lim;
+} prepared_limit;
+
+/* Everything the child needs, computed before fork. */
+typedef struct child_plan {
+    const char *path;
+    char *const *argv;
+    char *const *envp;
+    const char *cwd;
+    int in_fd, out_fd, err_fd, report_fd;
+    pid_t parent;
+    prepared_limit limits[MAX_LIMITS];
+    int nlimits;
+} child_plan;
+
+/* ---------------------------------------------------------------------------------------- */
+/* helpers                                                                                  */
+
+const char *ggi_spawn_env_get(const char *const *envp, const char *name)
+{
+    if (!envp || !name)
+        return NULL;
+    size_t n = strlen(name);
+    for (size_t i = 0; i < ENV_SCAN_MAX && envp[i]; i++) {
+        if (strncmp(envp[i], name, n) == 0 && envp[i][n] == '=')
+            return envp[i] + n + 1;
+    }
+    return NULL;
+}
+
+static int is_executable_file(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
+}
+
+int ggi_spawn_find_program(const char *name, const char *path_env, char **out)
+{
+    *out = NULL;
+    if (!name || !*name)
+        return ggi_error(GG_EINVAL, "program name is empty");
+    if (strchr(name, '/')) {
+        *out = strdup(name);
+        return *out ? GG_OK : ggi_error(GG_ENOMEM, "out of memory");
+    }
+    const char *p = path_env ? path_env : "/usr/bin:/bin";
+    size_t nlen = strlen(name);
+    char cand[PATH_MAX];
+    while (*p) {
+        const char *colon = strchr(p, ':');
+        size_t dlen = colon ? (size_t)(colon - p) : strlen(p);
+        /* An empty entry would mean the child's cwd, which is not known here: skip it. */
+        if (dlen > 0 && dlen + 1 + nlen < sizeof cand) {
+            memcpy(cand, p, dlen);
+            cand[dlen] = '/';
+            memcpy(cand + dlen + 1, name, nlen + 1);
+            if (is_executable_file(cand)) {
+                *out = strdup(cand);
+                return *out ? GG_OK : ggi_error(GG_ENOMEM, "out of memory");
+            }
+        }
+        if (!colon)
+            break;
+        p = colon + 1;
+    }
+    return ggi_error(GG_ENOTFOUND, "program '%s' not found", name);
+}
+
+void ggi_spawn_signal_name(int sig, char out[24])
+{
+    const char *abbrev = sig > 0 ? sigabbrev_np(sig) : NULL;
+    if (abbrev)
+        snprintf(out, 24, "SIG%s", abbrev);
+    else
+        snprintf(out, 24, "SIG%d", sig);
+}
+
+/* Length of the well-formed UTF-8 sequence at s (n bytes available), or 0. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0];
+    if (c >= 0x01 && c < 0x80)
+        return 1;
+    size_t len;
+    uint32_t cp, min;
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2, cp = c & 0x1F, min = 0x80;
+    } else if ((c & 0xF0) == 0xE0) {
+        len = 3, cp = c & 0x0F, min = 0x800;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4, cp = c & 0x07, min = 0x10000;
+    } else {
+        return 0;
+    }
+    if (n < len)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return len;
+}
+
+int ggi_utf8_sanitize(const char *data, size_t len, char **out)
+{
+    *out = NULL;
+    if (!data)
+        len = 0;
+    if (len > (SIZE_MAX - 1) / 3)
+        return ggi_error(GG_ENOMEM, "text too large to sanitise");
+    /* Each bad byte grows to 3 bytes at most. */
+    char *o = malloc(len * 3 + 1);
+    if (!o)
+        return ggi_error(GG_ENOMEM, "out of memory sanitising %zu bytes of output", len);
+    const unsigned char *s = (const unsigned char *)data;
+    size_t i = 0, j = 0;
+    while (i < len) {
+        size_t k = utf8_seq(s + i, len - i);
+        if (k) {
+            memcpy(o + j, s + i, k);
+            i += k, j += k;
+        } else {
+            o[j++] = (char)0xEF, o[j++] = (char)0xBF, o[j++] = (char)0xBD;
+            i++;
+        }
+    }
+    o[j] = '\0';
+    *out = o;
+    return GG_OK;
+}
+
+void ggi_spawn_result_free(ggi_spawn_result *res)
+{
+    if (!res)
+        return;
+    ggi_buf_free(&res->out);
+    ggi_buf_free(&res->err);
+    memset(res, 0, sizeof *res);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* preparation                                                                              */
+
+static void close_fd(int *fd)
+{
+    if (*fd >= 0) {
+        close(*fd);
+        *fd = -1;
+    }
+}
+
+/* Moves fd above 2 so the child's dup2 onto 0/1/2 can never clobber a source. */
+static int lift_fd(int *fd)
+{
+    if (*fd > 2)
+        return GG_OK;
+    int n = fcntl(*fd, F_DUPFD_CLOEXEC, 3);
+    if (n < 0)
+        return ggi_error(GG_EIO, "fcntl(F_DUPFD_CLOEXEC) failed: %s", strerror(errno));
+    close(*fd);
+    *fd = n;
+    return GG_OK;
+}
+
+static int set_nonblock(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return ggi_error(GG_EIO, "fcntl(O_NONBLOCK) failed: %s", strerror(errno));
+    return GG_OK;
+}
+
+/* Adds a limit of want (0: none) capped at the inherited hard limit; the hard limit is set
+ * extra units above the soft one when the inherited hard limit allows. */
+static int plan_limit(child_plan *pl, int resource, uint64_t want, uint64_t extra)
+{
+    if (!want)
+        return GG_OK;
+    struct rlimit cur;
+    if (getrlimit(resource, &cur) != 0)
+        return ggi_error(GG_EIO, "getrlimit failed: %s", strerror(errno));
+    rlim_t v = want >= (uint64_t)RLIM_INFINITY ? RLIM_INFINITY - 1 : (rlim_t)want;
+    if (cur.rlim_max != RLIM_INFINITY && v > cur.rlim_max)
+        v = cur.rlim_max;
+    rlim_t hard = v;
+    if (extra && v <= RLIM_INFINITY - 1 - extra &&
+        (cur.rlim_max == RLIM_INFINITY || v + extra <= cur.rlim_max))
+        hard = v + (rlim_t)extra;
+    if (pl->nlimits >= MAX_LIMITS)
+        return ggi_error(GG_EINTERNAL, "too many rlimits");
+    pl->limits[pl->nlimits].resource = resource;
+    pl->limits[pl->nlimits].lim.rlim_cur = v;
+    pl->limits[pl->nlimits].lim.rlim_max = hard;
+    pl->nlimits++;
+    return GG_OK;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* the child: async-signal-safe calls only                                                  */
+
+static void child_fail(int fd, int stage, int err)
+{
+    child_msg m = { stage, err };
+    ssize_t w = write(fd, &m, sizeof m);
+    (void)w;
+    _exit(127);
+}
+
+__attribute__((noreturn)) static void child_run(const child_plan *pl)
+{
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (int s = 1; s < NSIG; s++) {
+        if (s != SIGKILL && s != SIGSTOP)
+            (void)sigaction(s, &dfl, NULL); /* glibc's internal signals refuse: fine */
+    }
+    if (setsid() < 0)
+        child_fail(pl->report_fd, STAGE_SETSID, errno);
+    /* If the host dies (crash, SIGKILL) the job dies with it. The forking thread stays in
+     * ggi_spawn_run until the job ends, so its exit cannot trigger this early. */
+    (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != pl->parent)
+        _exit(127);
+    if (dup2(pl->in_fd, 0) < 0 || dup2(pl->out_fd, 1) < 0 || dup2(pl->err_fd, 2) < 0)
+        child_fail(pl->report_fd, STAGE_DUP, errno);
+    /* Descriptors the host left inheritable must not reach the job. */
+    (void)syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
+    if (pl->cwd && chdir(pl->cwd) < 0)
+        child_fail(pl->report_fd, STAGE_CHDIR, errno);
+    for (int i = 0; i < pl->nlimits; i++) {
+        if (setrlimit(pl->limits[i].resource, &pl->limits[i].lim) < 0)
+            child_fail(pl->report_fd, STAGE_RLIMIT, errno);
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    execve(pl->path, pl->argv, pl->envp);
+    child_fail(pl->report_fd, STAGE_EXEC, errno);
+    _exit(127);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* the parent                                                                               */
+
+static void kill_group(pid_t pid)
+{
+    kill(-pid, SIGKILL);
+    kill(pid, SIGKILL); /* in case it has not called setsid yet */
+}
+
+/* Reads once from *fd into b (keeping at most cap bytes); closes *fd at EOF or error. */
+static int pump_out(int *fd, ggi_buf *b, size_t cap, int *truncated)
+{
+    char chunk[READ_CHUNK];
+    ssize_t n = read(*fd, chunk, sizeof chunk);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EINTR)
+            return GG_OK;
+        close_fd(fd);
+        return GG_OK;
+    }
+    if (n == 0) {
+        close_fd(fd);
+        return GG_OK;
+    }
+    size_t keep = (size_t)n;
+    if (b->len >= cap)
+        keep = 0;
+    else if (keep > cap - b->len)
+        keep = cap - b->len;
+    if (keep < (size_t)n)
+        *truncated = 1;
+    if (keep)
+        return ggi_buf_append(b, chunk, keep);
+    return GG_OK;
+}
+
+static const char *stage_what(int stage)
+{
+    switch (stage) {
+    case STAGE_SETSID: return "start a session";
+    case STAGE_DUP: return "set up its standard streams";
+    case STAGE_CHDIR: return "enter its working directory";
+    case STAGE_RLIMIT: return "apply its resource limits";
+    default: return "execute";
+    }
+}
+
+int ggi_spawn_run(const ggi_spawn_opts *o, ggi_spawn_result *res)
+{
+    if (!res)
+        return ggi_error(GG_EINVAL, "spawn: result is NULL");
+    memset(res, 0, sizeof *res);
+    if (!o || !o->argv || !o->argv[0] || !o->argv[0][0])
+        return ggi_error(GG_EINVAL, "spawn: argv is empty");
+    if (!isfinite(o->timeout_s) || !isfinite(o->cpu_s) || o->cpu_s < 0)
+        return ggi_error(GG_EINVAL, "spawn: timeout_s and cpu_s must be finite");
+    if (o->stdin_len && !o->stdin_data)
+        return ggi_error(GG_EINVAL, "spawn: stdin_len without stdin_data");
+
+    static const char *const empty_env[] = { NULL };
+    const char *const *envp = o->envp ? o->envp : empty_env;
+    /* Make the buffers non-NULL so callers can always read .data. */
+    if (ggi_buf_append(&res->out, "", 0) || ggi_buf_append(&res->err, "", 0)) {
+        ggi_spawn_result_free(res);
+        return GG_ENOMEM;
+    }
+
+    char *path = NULL;
+    int rc = ggi_spawn_find_program(o->argv[0], ggi_spawn_env_get(envp, "PATH"), &path);
+    if (rc) {
+        ggi_spawn_result_free(res);
+        return rc;
+    }
+
+    child_plan pl;
+    memset(&pl, 0, sizeof pl);
+    pl.path = path;
+    pl.argv = (char *const *)o->argv;
+    pl.envp = (char *const *)envp;
+    pl.cwd = o->cwd;
+    pl.in_fd = pl.out_fd = pl.err_fd = pl.report_fd = -1;
+
+    int in_w = -1, out_r = -1, err_r = -1, rep_r = -1, pidfd = -1;
+    int p[2];
+    if ((rc = plan_limit(&pl, RLIMIT_CPU, (uint64_t)ceil(o->cpu_s), 1)) ||
+        (rc = plan_limit(&pl, RLIMIT_AS, o->as_bytes, 0)) ||
+        (rc = plan_limit(&pl, RLIMIT_FSIZE, o->fsize_bytes, 0)) ||
+        (rc = plan_limit(&pl, RLIMIT_NOFILE, o->nofile, 0)) ||
+        (rc = plan_limit(&pl, RLIMIT_NPROC, o->nproc, 0)))
+        goto fail;
+
+    /* stdin: a socket pair, so a write after the child has gone gives EPIPE without
+     * raising SIGPIPE in the host (MSG_NOSIGNAL); /dev/null when there is nothing to send. */
+    if (o->stdin_data && o->stdin_len) {
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p) < 0) {
+            rc = ggi_error(GG_EIO, "socketpair failed: %s", strerror(errno));
+            goto fail;
+        }
+        pl.in_fd = p[0];
+        in_w = p[1];
+        shutdown(in_w, SHUT_RD);
+        if ((rc = set_nonblock(in_w)))
+            goto fail;
+    } else {
+        pl.in_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (pl.in_fd < 0) {
+            rc = ggi_error(GG_EIO, "cannot open /dev/null: %s", strerror(errno));
+            goto fail;
+        }
+    }
+    if (pipe2(p, O_CLOEXEC) < 0) {
+        rc = ggi_error(GG_EIO, "pipe2 failed: %s", strerror(errno));
+        goto fail;
+    }
+    out_r = p[0], pl.out_fd = p[1];
+    if (pipe2(p, O_CLOEXEC) < 0) {
+        rc = ggi_error(GG_EIO, "pipe2 failed: %s", strerror(errno));
+        goto fail;
+    }
+    err_r = p[0], pl.err_fd = p[1];
+    if (pipe2(p, O_CLOEXEC) < 0) {
+        rc = ggi_error(GG_EIO, "pipe2 failed: %s", strerror(errno));
+        goto fail;
+    }
+    rep_r = p[0], pl.report_fd = p[1];
+    if ((rc = lift_fd(&pl.in_fd)) || (rc = lift_fd(&pl.out_fd)) || (rc = lift_fd(&pl.err_fd)) ||
+        (rc = lift_fd(&pl.report_fd)) || (rc = set_nonblock(out_r)) ||
+        (rc = set_nonblock(err_r)))
+        goto fail;
+
+    /* Block every signal around fork so the host's handlers never run in the child before
+     * it has reset them. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pl.parent = getpid();
+    double start = ggi_now_ms();
+    pid_t pid = fork();
+    if (pid == 0)
+        child_run(&pl);
+    int fork_errno = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    close_fd(&pl.in_fd);
+    close_fd(&pl.out_fd);
+    close_fd(&pl.err_fd);
+    close_fd(&pl.report_fd);
+    if (pid < 0) {
+        rc = ggi_error(GG_EIO, "fork failed: %s", strerror(fork_errno));
+        goto fail;
+    }
+
+    /* Did exec succeed? The report pipe closes on exec; a message means it did not. */
+    child_msg msg;
+    size_t got = 0;
+    for (int tries = 0; tries < 1000 && got < sizeof msg; tries++) {
+        ssize_t n = read(rep_r, (char *)&msg + got, sizeof msg - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    close_fd(&rep_r);
+    if (got == sizeof msg) {
+        int st;
+        while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+        }
+        if (msg.stage == STAGE_EXEC && (msg.err == ENOENT || msg.err == ENOTDIR))
+            rc = ggi_error(GG_ENOTFOUND, "program '%s' not found", o->argv[0]);
+        else
+            rc = ggi_error(GG_EIO, "could not %s '%s': %s", stage_what(msg.stage), o->argv[0],
+                           strerror(msg.err));
+        goto fail;
+    }
+
+    pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    double deadline = o->timeout_s > 0 ? start + o->timeout_s * 1000.0 : 0;
+    const char *in_data = o->stdin_data;
+    size_t in_left = o->stdin_len;
+    int exited = 0, killed = 0, group_cleared = 0, fail_rc = GG_OK, stuck = 0;
+    double kill_at = 0, drain_until = 0;
+
+    for (;;) {
+        double now = ggi_now_ms();
+        if (!exited && pidfd < 0) {
+            siginfo_t si;
+            memset(&si, 0, sizeof si);
+            int wr = waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT);
+            if ((wr == 0 && si.si_pid == pid) || (wr < 0 && errno == ECHILD))
+                exited = 1; /* (ECHILD: someone else reaped it; wait4 below reports) */
+        }
+        if (!exited && !killed) {
+            int stop = 0;
+            if (deadline && now >= deadline) {
+                res->timed_out = 1;
+                stop = 1;
+            } else if (o->cancel && __atomic_load_n(o->cancel, __ATOMIC_ACQUIRE)) {
+                res->cancelled = 1;
+                stop = 1;
+            } else if (fail_rc) {
+                stop = 1;
+            }
+            if (stop) {
+                kill_group(pid);
+                killed = 1;
+                kill_at = now;
+            }
+        }
+        if (exited && !group_cleared) {
+            /* The main child is a zombie, so its pid (and the group id) cannot be reused yet:
+             * killing the group now cannot hit a stranger. */
+            kill(-pid, SIGKILL);
+            group_cleared = 1;
+            drain_until = now + DRAIN_MS;
+        }
+        if (exited && out_r < 0 && err_r < 0)
+            break;
+        if (exited && now >= drain_until)
+            break;
+        if (killed && !exited && now - kill_at > REAP_GRACE_MS) {
+            rc = ggi_error(GG_EIO, "'%s' (pid %d) did not die after SIGKILL", o->argv[0],
+                           (int)pid);
+            stuck = 1;
+            goto fail_running;
+        }
+
+        struct pollfd fds[4];
+        int nfds = 0, i_out = -1, i_err = -1, i_in = -1, i_pid = -1;
+        if (out_r >= 0)
+            i_out = nfds, fds[nfds++] = (struct pollfd){ out_r, POLLIN, 0 };
+        if (err_r >= 0)
+            i_err = nfds, fds[nfds++] = (struct pollfd){ err_r, POLLIN, 0 };
+        if (in_w >= 0 && !exited)
+            i_in = nfds, fds[nfds++] = (struct pollfd){ in_w, POLLOUT, 0 };
+        if (pidfd >= 0 && !exited)
+            i_pid = nfds, fds[nfds++] = (struct pollfd){ pidfd, POLLIN, 0 };
+
+        double wait = 1000;
+        if (deadline && !killed)
+            wait = fmin(wait, deadline - now);
+        if (o->cancel && !killed)
+            wait = fmin(wait, CANCEL_TICK_MS);
+        if (pidfd < 0 && !exited)
+            wait = fmin(wait, NOPIDFD_TICK_MS);
+        if (exited)
+            wait = fmin(wait, drain_until - now);
+        if (killed && !exited)
+            wait = fmin(wait, REAP_GRACE_MS - (now - kill_at));
+        if (wait < 0)
+            wait = 0;
+        int n = poll(fds, (nfds_t)nfds, (int)ceil(wait));
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = ggi_error(GG_EIO, "poll failed: %s", strerror(errno));
+            goto fail_running;
+        }
+        if (n == 0)
+            continue;
+        if (i_pid >= 0 && (fds[i_pid].revents & (POLLIN | POLLHUP | POLLERR)))
+            exited = 1;
+        if (i_out >= 0 && fds[i_out].revents) {
+            int r = pump_out(&out_r, &res->out, o->max_stdout, &res->out_truncated);
+            if (r && !fail_rc)
+                fail_rc = r;
+        }
+        if (i_err >= 0 && fds[i_err].revents) {
+            int r = pump_out(&err_r, &res->err, o->max_stderr, &res->err_truncated);
+            if (r && !fail_rc)
+                fail_rc = r;
+        }
+        if (i_in >= 0 && fds[i_in].revents) {
+            if (fds[i_in].revents & (POLLERR | POLLHUP | POLLNVAL)) {
+                close_fd(&in_w);
+            } else {
+                size_t chunk = in_left > READ_CHUNK ? READ_CHUNK : in_left;
+                ssize_t w = send(in_w, in_data, chunk, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (w > 0) {
+                    in_data += w;
+                    in_left -= (size_t)w;
+                    if (!in_left)
+                        close_fd(&in_w); /* EOF for the child */
+                } else if (w < 0 && errno != EAGAIN && errno != EINTR) {
+                    close_fd(&in_w); /* the child stopped reading: not our failure */
+                }
+            }
+        }
+    }
+
+    /* Reap. */
+    int status = 0;
+    struct rusage ru;
+    memset(&ru, 0, sizeof ru);
+    pid_t w;
+    while ((w = wait4(pid, &status, 0, &ru)) < 0 && errno == EINTR) {
+    }
+    res->duration_ms = ggi_now_ms() - start;
+    close_fd(&in_w);
+    close_fd(&out_r);
+    close_fd(&err_r);
+    close_fd(&pidfd);
+    free(path);
+    if (w < 0) {
+        ggi_spawn_result_free(res);
+        return ggi_error(GG_EIO, "could not reap '%s': %s (is SIGCHLD ignored?)", o->argv[0],
+                         strerror(errno));
+    }
+    res->max_rss_kb = ru.ru_maxrss;
+    if (WIFEXITED(status)) {
+        res->exit_code = WEXITSTATUS(status);
+    } else if (WIFSIGNALED(status)) {
+        res->exit_code = -1;
+        res->term_signal = WTERMSIG(status);
+    } else {
+        res->exit_code = -1;
+    }
+    if (fail_rc) {
+        ggi_spawn_result_free(res);
+        return fail_rc;
+    }
+    return GG_OK;
+
+fail_running:
+    kill_group(pid);
+    /* A zombie is left only in the pathological case that SIGKILL did not take. */
+    if (stuck)
+        (void)waitpid(pid, NULL, WNOHANG);
+    else
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+        }
+fail:
+    close_fd(&pl.in_fd);
+    close_fd(&pl.out_fd);
+    close_fd(&pl.err_fd);
+    close_fd(&pl.report_fd);
+    close_fd(&in_w);
+    close_fd(&out_r);
+    close_fd(&err_r);
+    close_fd(&rep_r);
+    close_fd(&pidfd);
+    free(path);
+    ggi_spawn_result_free(res);
+    return rc;
+}

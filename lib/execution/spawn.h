@@ -57,4 +57,26 @@ int ggi_spawn_run(const ggi_spawn_opts *opts, ggi_spawn_result *res);
 /** Frees the captured output and zeroes res. */
 void ggi_spawn_result_free(ggi_spawn_result *res);
 
+/* ---- helpers shared by the users of spawn (additions) ---- */
+
+/**
+ * Finds a program the way exec would: a name containing '/' is taken as it is; otherwise
+ * each directory of path_env (a PATH value; NULL: "/usr/bin:/bin") is tried for an
+ * executable regular file. *out is malloc'd. GG_ENOTFOUND "program 'x' not found".
+ */
+int ggi_spawn_find_program(const char *name, const char *path_env, char **out);
+
+/** The value of NAME in an environment array ("NAME=value" strings), or NULL. */
+const char *ggi_spawn_env_get(const char *const *envp, const char *name);
+
+/** Writes the signal's name, such as "SIGSEGV" (or "SIG42" when it has none), into out. */
+void ggi_spawn_signal_name(int sig, char out[24]);
+
+/**
+ * Copies len bytes into a new NUL-terminated, valid UTF-8 string (*out, malloc'd): every
+ * byte that does not start a well-formed sequence (overlong forms, surrogates, values above
+ * U+10FFFF, cut sequences) and every NUL byte becomes U+FFFD, so the text can go into JSON.
+ */
+int ggi_utf8_sanitize(const char *data, size_t len, char **out);
+
 #endif

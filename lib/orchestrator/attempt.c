@@ -1,2 +1,284 @@
-/* attempt.c - placeholder, being written. */
-typedef int ggi_placeholder_attempt;
+/*
+ * attempt.c - one attempt of a task, as a worker thread runs it: retrieve context, ask the
+ * generator for code, assemble the program, analyse it, run it against the task's test and
+ * read the verdict. The outcome is a JSON record (docs/tasks.md); faults of the
+ * infrastructure (generator or executor down, a runtime missing) are reported as such and
+ * never as a failure of the code.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "orq.h"
+#include "../core/lang.h"
+
+#define CONTEXT_K 5
+#define CONTEXT_BUDGET 8000 /* characters of retrieved text passed to the generator */
+
+static int transient(int status)
+{
+    return status == GG_EGENERATOR || status == GG_ETIMEDOUT || status == GG_EIO ||
+           status == GG_EBUSY || status == GG_EEXEC || status == GG_ECANCELLED ||
+           status == GG_ETRANSPORT;
+}
+
+/* Marks the record as an infrastructure fault of a stage. Returns 0 (the attempt is
+ * reported, not failed). */
+static int infra(cJSON *rec, const char *stage, int status, const char *message)
+{
+    cJSON *in = cJSON_AddObjectToObject(rec, "infra");
+    if (!in)
+        return ggi_error(GG_ENOMEM, "out of memory");
+    cJSON_AddStringToObject(in, "stage", stage);
+    cJSON_AddNumberToObject(in, "status", status);
+    cJSON_AddStringToObject(in, "message", message && *message ? message : gg_strerror(status));
+    cJSON_AddBoolToObject(in, "retry", transient(status));
+    return GG_OK;
+}
+
+/* Context from the retriever, within the budget; failures only cost the context. */
+static cJSON *retrieve(const ggi_attempt_env *env, const ggi_task *t)
+{
+    cJSON *ctx = cJSON_CreateArray();
+    if (!ctx || !env->retriever || strcmp(gg_retriever_name(env->retriever), "none") == 0)
+        return ctx;
+    cJSON *q = cJSON_CreateObject();
+    cJSON_AddStringToObject(q, "text", t->prompt ? t->prompt : "");
+    cJSON_AddStringToObject(q, "language", t->language);
+    cJSON_AddNumberToObject(q, "k", CONTEXT_K);
+    char *qtext = ggi_json_print(q);
+    cJSON_Delete(q);
+    char *rtext = NULL;
+    if (!qtext || gg_retriever_search(env->retriever, qtext, &rtext) != GG_OK) {
+        ggi_log(env->log, GG_LOG_WARN, "retrieval failed, going on without context: %s",
+                gg_error_last());
+        free(qtext);
+        return ctx;
+    }
+    free(qtext);
+    cJSON *res = cJSON_Parse(rtext);
+    gg_free(rtext);
+    size_t used = 0;
+    cJSON *item;
+    cJSON_ArrayForEach(item, cJSON_GetObjectItem(res, "results"))
+    {
+        const char *text = cJSON_GetStringValue(cJSON_GetObjectItem(item, "text"));
+        if (!text || used + strlen(text) > CONTEXT_BUDGET)
+            continue;
+        used += strlen(text);
+        cJSON_AddItemToArray(ctx, cJSON_Duplicate(item, 1));
+    }
+    cJSON_Delete(res);
+    return ctx;
+}
+
+/* Runs one executor request; *out gets the parsed result. */
+static int execute(const ggi_attempt_env *env, const cJSON *request, cJSON **out)
+{
+    *out = NULL;
+    char *text = ggi_json_print(request);
+    if (!text)
+        return ggi_error(GG_ENOMEM, "out of memory");
+    char *result = NULL;
+    int rc = gg_executor_run(env->executor, text, &result);
+    free(text);
+    if (rc != GG_OK)
+        return rc;
+    *out = cJSON_Parse(result);
+    gg_free(result);
+    return *out ? GG_OK : ggi_error(GG_EEXEC, "the executor returned unreadable JSON");
+}
+
+static char *analysis_reason(const cJSON *findings)
+{
+    const cJSON *f;
+    cJSON_ArrayForEach(f, findings)
+    {
+        const char *sev = cJSON_GetStringValue(cJSON_GetObjectItem(f, "severity"));
+        if (sev && strcmp(sev, "error") == 0) {
+            const char *msg = cJSON_GetStringValue(cJSON_GetObjectItem(f, "message"));
+            const cJSON *line = cJSON_GetObjectItem(f, "line");
+            if (cJSON_IsNumber(line))
+                return ggi_asprintf("does not compile: %s (line %d)", msg ? msg : "error",
+                                    line->valueint);
+            return ggi_asprintf("does not compile: %s", msg ? msg : "error");
+        }
+    }
+    return ggi_strdup("does not compile");
+}
+
+/* Generates the code; returns the completion or NULL after marking the record. */
+static char *generate(const ggi_attempt_env *env, const cJSON *job, cJSON *context,
+                      cJSON *rec)
+{
+    cJSON *req = cJSON_CreateObject();
+    if (!req)
+        return NULL;
+    cJSON_AddItemReferenceToObject(req, "task", cJSON_GetObjectItem(job, "task"));
+    cJSON_AddItemToObject(req, "attempt", cJSON_Duplicate(cJSON_GetObjectItem(job, "n"), 1));
+    const cJSON *fb = cJSON_GetObjectItem(job, "feedback");
+    if (fb)
+        cJSON_AddItemReferenceToObject(req, "feedback", (cJSON *)fb);
+    else
+        cJSON_AddItemToObject(req, "feedback", cJSON_CreateArray());
+    cJSON_AddItemReferenceToObject(req, "context", context);
+    char *text = ggi_json_print(req);
+    cJSON_Delete(req);
+    if (!text)
+        return NULL;
+    char *resp = NULL;
+    int rc = gg_generator_generate(env->generator, text, &resp);
+    free(text);
+    if (rc == GG_EEXHAUSTED) {
+        cJSON_AddBoolToObject(rec, "exhausted", 1);
+        cJSON_AddStringToObject(rec, "reason", gg_error_last());
+        return NULL;
+    }
+    if (rc != GG_OK) {
+        infra(rec, "generate", rc, gg_error_last());
+        return NULL;
+    }
+    cJSON *r = cJSON_Parse(resp);
+    gg_free(resp);
+    const char *code = cJSON_GetStringValue(cJSON_GetObjectItem(r, "code"));
+    char *out = ggi_strdup(code);
+    if (!out)
+        infra(rec, "generate", GG_EGENERATOR, "the generator's response has no 'code' string");
+    const cJSON *usage = cJSON_GetObjectItem(r, "usage");
+    if (usage)
+        cJSON_AddItemToObject(rec, "usage", cJSON_Duplicate(usage, 1));
+    cJSON_Delete(r);
+    return out;
+}
+
+int ggi_attempt_run(const ggi_attempt_env *env, const cJSON *job, cJSON **out_record)
+{
+    *out_record = NULL;
+    const cJSON *task_json = cJSON_GetObjectItem(job, "task");
+    const cJSON *njson = cJSON_GetObjectItem(job, "n");
+    if (!cJSON_IsObject(task_json) || !cJSON_IsNumber(njson))
+        return ggi_error(GG_EINVAL, "malformed job: needs 'task' and 'n'");
+    ggi_task *t = NULL;
+    int rc = ggi_task_from_json(task_json, &t);
+    if (rc != GG_OK)
+        return ggi_error_wrap("malformed job: ");
+    cJSON *rec = cJSON_CreateObject();
+    if (!rec) {
+        ggi_task_free(t);
+        return ggi_error(GG_ENOMEM, "out of memory");
+    }
+    cJSON_AddNumberToObject(rec, "n", njson->valueint);
+    cJSON_AddStringToObject(rec, "generator", gg_generator_name(env->generator));
+    double t0 = ggi_now_ms();
+    cJSON *context = retrieve(env, t);
+    double t_gen = ggi_now_ms();
+    char *completion = generate(env, job, context, rec);
+    double t_gen_end = ggi_now_ms();
+    double analyze_ms = 0, execute_ms = 0;
+    char *program = NULL;
+    cJSON *used = cJSON_AddArrayToObject(rec, "context_ids");
+    const cJSON *c;
+    cJSON_ArrayForEach(c, context)
+    {
+        const char *id = cJSON_GetStringValue(cJSON_GetObjectItem(c, "id"));
+        if (id)
+            cJSON_AddItemToArray(used, cJSON_CreateString(id));
+    }
+    if (!completion)
+        goto done; /* exhausted or an infrastructure fault, already in the record */
+    if ((rc = ggi_lang_program(t, completion, &program)) != GG_OK) {
+        infra(rec, "assemble", rc, gg_error_last());
+        goto done;
+    }
+    cJSON_AddStringToObject(rec, "code", program);
+
+    /* Analysis: a separate job where the language has one. */
+    cJSON *findings = NULL;
+    int ok = 1;
+    cJSON *areq = NULL;
+    double ta = ggi_now_ms();
+    rc = ggi_lang_analysis_request(t, program, env->runtimes, &areq);
+    if (rc == GG_OK && areq) {
+        cJSON *ares = NULL;
+        rc = execute(env, areq, &ares);
+        if (rc == GG_OK)
+            rc = ggi_lang_analysis_read(t, ares, &findings, &ok);
+        cJSON_Delete(ares);
+    }
+    cJSON_Delete(areq);
+    analyze_ms = ggi_now_ms() - ta;
+    if (rc != GG_OK) {
+        infra(rec, "analyze", rc, gg_error_last());
+        goto done;
+    }
+    cJSON *analysis = cJSON_AddObjectToObject(rec, "analysis");
+    cJSON_AddBoolToObject(analysis, "ok", ok);
+    cJSON_AddItemToObject(analysis, "findings", findings ? findings : cJSON_CreateArray());
+    if (!ok) {
+        char *why = analysis_reason(findings);
+        cJSON_AddNullToObject(rec, "execution");
+        cJSON_AddBoolToObject(rec, "passed", 0);
+        ggi_json_add_str(rec, "reason", why);
+        cJSON_AddStringToObject(rec, "signature", "analysis");
+        free(why);
+        goto done;
+    }
+
+    /* Execution against the test. */
+    cJSON *treq = NULL, *tres = NULL;
+    double te = ggi_now_ms();
+    rc = ggi_lang_test_request(t, program, env->runtimes, &treq);
+    if (rc == GG_OK)
+        rc = execute(env, treq, &tres);
+    cJSON_Delete(treq);
+    execute_ms = ggi_now_ms() - te;
+    if (rc != GG_OK) {
+        cJSON_DeleteItemFromObject(rec, "analysis");
+        infra(rec, "execute", rc, gg_error_last());
+        goto done;
+    }
+    ggi_verdict v;
+    memset(&v, 0, sizeof v);
+    rc = ggi_lang_evaluate(t, tres, &v);
+    if (rc != GG_OK) {
+        cJSON_Delete(tres);
+        cJSON_DeleteItemFromObject(rec, "analysis");
+        infra(rec, "evaluate", rc, gg_error_last());
+        goto done;
+    }
+    if (v.analysis_failed) {
+        /* The harness found the program does not compile; nothing of it ran. */
+        cJSON_ReplaceItemInObject(analysis, "ok", cJSON_CreateBool(0));
+        cJSON_ReplaceItemInObject(analysis, "findings",
+                                  v.findings ? v.findings : cJSON_CreateArray());
+        v.findings = NULL;
+        char *why = analysis_reason(cJSON_GetObjectItem(analysis, "findings"));
+        cJSON_AddNullToObject(rec, "execution");
+        cJSON_AddBoolToObject(rec, "passed", 0);
+        ggi_json_add_str(rec, "reason", why);
+        cJSON_AddStringToObject(rec, "signature", "analysis");
+        free(why);
+        cJSON_Delete(tres);
+    } else {
+        cJSON_AddItemToObject(rec, "execution", tres);
+        cJSON_AddBoolToObject(rec, "passed", v.passed);
+        ggi_json_add_str(rec, "reason", v.reason);
+        ggi_json_add_str(rec, "signature", v.signature);
+    }
+    ggi_verdict_free(&v);
+
+done:;
+    cJSON *d = cJSON_AddObjectToObject(rec, "durations");
+    if (d) {
+        cJSON_AddNumberToObject(d, "retrieve_ms", t_gen - t0);
+        cJSON_AddNumberToObject(d, "generate_ms", t_gen_end - t_gen);
+        cJSON_AddNumberToObject(d, "analyze_ms", analyze_ms);
+        cJSON_AddNumberToObject(d, "execute_ms", execute_ms);
+        cJSON_AddNumberToObject(d, "total_ms", ggi_now_ms() - t0);
+    }
+    cJSON_Delete(context);
+    free(completion);
+    free(program);
+    ggi_task_free(t);
+    *out_record = rec;
+    return GG_OK;
+}

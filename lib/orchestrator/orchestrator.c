@@ -1,2 +1,501 @@
-/* orchestrator.c - placeholder, being written. */
-typedef int ggi_placeholder_orchestrator;
+/*
+ * orchestrator.c - the public orchestrator API: creation (database, backends, threads),
+ * submission, waiting, cancelling and shutdown. Runs on the host's threads; task state is
+ * changed only by the scheduler thread, except that submit inserts queued tasks.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "orq.h"
+
+static atomic_uint orchestrator_counter;
+
+int gg_orchestrator_options_init(gg_orchestrator_options *opts, unsigned version)
+{
+    if (!opts)
+        return ggi_error(GG_EINVAL, "options pointer is NULL");
+    if (version != GG_ORCHESTRATOR_OPTIONS_VERSION)
+        return ggi_error(GG_EVERSION, "gg_orchestrator_options version %u is unknown (this "
+                         "library knows %u)", version, GG_ORCHESTRATOR_OPTIONS_VERSION);
+    gg_orchestrator_options d = GG_ORCHESTRATOR_OPTIONS_INIT;
+    *opts = d;
+    return GG_OK;
+}
+
+/* Sends a control message to the scheduler. */
+static int send_control(gg_orchestrator_t *o, const char *msg)
+{
+    pthread_mutex_lock(&o->ctl_mu);
+    int rc = o->transport.vt.peer_send(o->ctl_peer, msg, strlen(msg));
+    pthread_mutex_unlock(&o->ctl_mu);
+    return rc;
+}
+
+static void wake_scheduler(gg_orchestrator_t *o)
+{
+    if (atomic_exchange(&o->wake_pending, 1))
+        return; /* one wake is already on its way; the scheduler clears the flag first */
+    if (send_control(o, "{\"t\":\"wake\"}") != GG_OK)
+        atomic_store(&o->wake_pending, 0);
+}
+
+static int make_temp_db(gg_orchestrator_t *o)
+{
+    const char *dir = getenv("TMPDIR");
+    if (!dir || !*dir)
+        dir = "/tmp";
+    char *path = ggi_asprintf("%s/gryphgen-%ld-XXXXXX", dir, (long)getpid());
+    if (!path)
+        return ggi_error(GG_ENOMEM, "out of memory");
+    int fd = mkstemp(path);
+    if (fd < 0) {
+        int e = errno;
+        free(path);
+        return ggi_error(GG_EIO, "cannot create a temporary database in %s: %s", dir,
+                         strerror(e));
+    }
+    close(fd);
+    o->db_path = path;
+    o->db_is_temp = 1;
+    return GG_OK;
+}
+
+static void remove_temp_db(gg_orchestrator_t *o)
+{
+    if (!o->db_is_temp || !o->db_path)
+        return;
+    unlink(o->db_path);
+    char *side = ggi_asprintf("%s-wal", o->db_path);
+    if (side)
+        unlink(side);
+    free(side);
+    side = ggi_asprintf("%s-shm", o->db_path);
+    if (side)
+        unlink(side);
+    free(side);
+}
+
+static unsigned online_cores(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
+}
+
+static int setup_backends(gg_orchestrator_t *o, const gg_orchestrator_options *opts)
+{
+    int rc;
+    if (opts->generator) {
+        o->generator = opts->generator;
+    } else {
+        if ((rc = gg_generator_new(&o->own_generator, NULL)) != GG_OK)
+            return ggi_error_wrap("default generator: ");
+        o->generator = o->own_generator;
+    }
+    if (opts->executor) {
+        o->executor = opts->executor;
+    } else {
+        if ((rc = gg_executor_new(&o->own_executor, NULL)) != GG_OK)
+            return ggi_error_wrap("default executor: ");
+        o->executor = o->own_executor;
+    }
+    if (opts->retriever) {
+        o->retriever = opts->retriever;
+    } else {
+        if ((rc = gg_retriever_new(&o->own_retriever, NULL)) != GG_OK)
+            return ggi_error_wrap("default retriever: ");
+        o->retriever = o->own_retriever;
+    }
+    if ((rc = ggi_runtimes_resolve(&o->runtimes, opts->python, opts->cc)) != GG_OK)
+        return rc;
+    ggi_log(&o->log, GG_LOG_INFO, "python: %s (%s); cc: %s (%s)",
+            o->runtimes.python ? o->runtimes.python : "none",
+            o->runtimes.python_source ? o->runtimes.python_source : "-",
+            o->runtimes.cc ? o->runtimes.cc : "none",
+            o->runtimes.cc_source ? o->runtimes.cc_source : "-");
+    return GG_OK;
+}
+
+static int start_threads(gg_orchestrator_t *o)
+{
+    int rc = o->transport.vt.hub_open(o->transport.self, o->endpoint, &o->hub);
+    if (rc != GG_OK)
+        return rc;
+    rc = o->transport.vt.peer_open(o->transport.self, o->endpoint, &o->ctl_peer);
+    if (rc != GG_OK)
+        return rc;
+    if (pthread_create(&o->scheduler, NULL, ggi_scheduler_main, o) != 0)
+        return ggi_error(GG_EIO, "cannot start the scheduler thread");
+    o->scheduler_started = 1;
+    o->workers = calloc(o->n_workers, sizeof *o->workers);
+    if (!o->workers)
+        return ggi_error(GG_ENOMEM, "out of memory");
+    for (unsigned i = 0; i < o->n_workers; i++) {
+        if (pthread_create(&o->workers[i], NULL, ggi_worker_main, o) != 0)
+            return ggi_error(GG_EIO, "cannot start worker thread %u", i);
+        o->workers_started++;
+    }
+    return GG_OK;
+}
+
+int gg_orchestrator_new(gg_orchestrator_t **out, const gg_orchestrator_options *opts)
+{
+    if (!out)
+        return ggi_error(GG_EINVAL, "out pointer is NULL");
+    *out = NULL;
+    gg_orchestrator_options defaults = GG_ORCHESTRATOR_OPTIONS_INIT;
+    if (!opts)
+        opts = &defaults;
+    if (opts->version != GG_ORCHESTRATOR_OPTIONS_VERSION)
+        return ggi_error(GG_EVERSION, "gg_orchestrator_options version %u is unknown (this "
+                         "library knows %u)", opts->version, GG_ORCHESTRATOR_OPTIONS_VERSION);
+    if (opts->transport && strcmp(opts->transport, "zmq") != 0)
+        return ggi_error(GG_EINVAL, "unknown transport '%s' (known: zmq)", opts->transport);
+    if (opts->max_attempts > 100)
+        return ggi_error(GG_EINVAL, "max_attempts must be from 1 to 100 (0: default 3)");
+    if (opts->workers > 1024)
+        return ggi_error(GG_EINVAL, "workers must be at most 1024");
+    int rc = gg_init();
+    if (rc != GG_OK)
+        return rc;
+
+    gg_orchestrator_t *o = calloc(1, sizeof *o);
+    if (!o)
+        return ggi_error(GG_ENOMEM, "out of memory");
+    pthread_mutex_init(&o->api_mu, NULL);
+    pthread_mutex_init(&o->ctl_mu, NULL);
+    pthread_mutex_init(&o->done_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&o->done_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    o->log.fn = opts->log_fn;
+    o->log.user = opts->log_user;
+    o->log.level = opts->log_level;
+    o->event_fn = opts->event_fn;
+    o->event_user = opts->event_user;
+    o->max_attempts = opts->max_attempts ? opts->max_attempts : 3;
+    o->n_workers = opts->workers ? opts->workers : online_cores();
+    snprintf(o->endpoint, sizeof o->endpoint, "inproc://gryphgen-orchestrator-%u",
+             atomic_fetch_add(&orchestrator_counter, 1));
+
+    if (opts->db_path) {
+        o->db_path = ggi_strdup(opts->db_path);
+        if (!o->db_path)
+            rc = ggi_error(GG_ENOMEM, "out of memory");
+    } else {
+        rc = make_temp_db(o);
+    }
+    if (rc == GG_OK && (rc = ggi_store_open(&o->sched_store, o->db_path)) == GG_OK) {
+        int n = 0;
+        rc = ggi_store_recover(o->sched_store, &n);
+        if (rc == GG_OK && n > 0)
+            ggi_log(&o->log, GG_LOG_INFO, "resuming %d interrupted task(s)", n);
+    }
+    if (rc == GG_OK)
+        rc = ggi_store_open(&o->api_store, o->db_path);
+    if (rc == GG_OK)
+        rc = setup_backends(o, opts);
+    if (rc == GG_OK)
+        rc = ggi_zmq_transport_new(&o->transport);
+    if (rc == GG_OK)
+        rc = start_threads(o);
+    if (rc != GG_OK) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", gg_error_last());
+        gg_orchestrator_destroy(&o);
+        return gg_error_set(rc, msg);
+    }
+    *out = o;
+    return GG_OK;
+}
+
+void gg_orchestrator_destroy(gg_orchestrator_t **po)
+{
+    if (!po || !*po)
+        return;
+    gg_orchestrator_t *o = *po;
+    atomic_store(&o->stopping, 1);
+    /* Running jobs are interrupted until every worker has returned; a job a worker took
+     * just before the flag was set is caught by a later round. */
+    for (unsigned i = 0; i < o->workers_started; i++) {
+        for (;;) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 50 * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            if (pthread_timedjoin_np(o->workers[i], NULL, &ts) == 0)
+                break;
+            if (o->executor)
+                gg_executor_interrupt(o->executor);
+        }
+    }
+    if (o->scheduler_started)
+        pthread_join(o->scheduler, NULL);
+    if (o->ctl_peer)
+        o->transport.vt.close(o->ctl_peer);
+    if (o->hub)
+        o->transport.vt.close(o->hub);
+    ggi_transport_destroy(&o->transport);
+    free(o->workers);
+    ggi_store_close(&o->api_store);
+    ggi_store_close(&o->sched_store);
+    remove_temp_db(o);
+    free(o->db_path);
+    gg_generator_destroy(&o->own_generator);
+    gg_executor_destroy(&o->own_executor);
+    gg_retriever_destroy(&o->own_retriever);
+    ggi_runtimes_free(&o->runtimes);
+    pthread_mutex_destroy(&o->api_mu);
+    pthread_mutex_destroy(&o->ctl_mu);
+    pthread_mutex_destroy(&o->done_mu);
+    pthread_cond_destroy(&o->done_cv);
+    free(o);
+    *po = NULL;
+}
+
+int gg_orchestrator_submit(gg_orchestrator_t *o, const char *task_json, char **out_task_id)
+{
+    if (out_task_id)
+        *out_task_id = NULL;
+    if (!o || !task_json)
+        return ggi_error(GG_EINVAL, "orchestrator and task JSON must not be NULL");
+    if (atomic_load(&o->stopping))
+        return ggi_error(GG_ESTATE, "the orchestrator is shutting down");
+    ggi_task *t = NULL;
+    int rc = ggi_task_parse(task_json, strlen(task_json), &t);
+    if (rc != GG_OK)
+        return rc;
+    cJSON *norm = NULL;
+    char *spec = NULL;
+    char hash[17];
+    int64_t seq = 0;
+    int existing = 0;
+    if (!t->task_id) {
+        /* A deterministic id, so that re-running the same set resumes it. */
+        t->task_id = ggi_strdup("");
+        norm = ggi_task_to_json(t);
+        spec = norm ? ggi_json_print(norm) : NULL;
+        if (!spec) {
+            rc = ggi_error(GG_ENOMEM, "out of memory");
+            goto out;
+        }
+        ggi_hash_hex(spec, strlen(spec), hash);
+        free(t->task_id);
+        t->task_id = ggi_asprintf("task-%s", hash);
+        cJSON_Delete(norm);
+        free(spec);
+        norm = NULL;
+        spec = NULL;
+        if (!t->task_id) {
+            rc = ggi_error(GG_ENOMEM, "out of memory");
+            goto out;
+        }
+    }
+    norm = ggi_task_to_json(t);
+    spec = norm ? ggi_json_print(norm) : NULL;
+    if (!spec) {
+        rc = ggi_error(GG_ENOMEM, "out of memory");
+        goto out;
+    }
+    ggi_hash_hex(spec, strlen(spec), hash);
+    pthread_mutex_lock(&o->api_mu);
+    rc = ggi_store_task_insert(o->api_store, t->task_id, spec, hash, t->priority, ggi_wall_s(),
+                               &seq, &existing);
+    pthread_mutex_unlock(&o->api_mu);
+    if (rc != GG_OK)
+        goto out;
+    if (!existing)
+        wake_scheduler(o);
+    if (out_task_id) {
+        *out_task_id = ggi_strdup(t->task_id);
+        if (!*out_task_id)
+            rc = ggi_error(GG_ENOMEM, "out of memory");
+    }
+out:
+    cJSON_Delete(norm);
+    free(spec);
+    ggi_task_free(t);
+    return rc;
+}
+
+static int is_ended(const char *status)
+{
+    return strcmp(status, GGI_ST_QUEUED) != 0 && strcmp(status, GGI_ST_RUNNING) != 0;
+}
+
+/* Reads the task; GG_EAGAIN while it runs, its result once it ended. */
+static int read_result(gg_orchestrator_t *o, const char *task_id, char **out)
+{
+    ggi_task_row row;
+    memset(&row, 0, sizeof row);
+    pthread_mutex_lock(&o->api_mu);
+    int rc = ggi_store_task_get(o->api_store, task_id, &row);
+    pthread_mutex_unlock(&o->api_mu);
+    if (rc == GG_ENOTFOUND)
+        return ggi_error(GG_ENOTFOUND, "no task '%s'", task_id);
+    if (rc != GG_OK)
+        return rc;
+    if (!is_ended(row.status) || !row.result) {
+        ggi_store_task_row_free(&row);
+        return GG_EAGAIN;
+    }
+    *out = row.result;
+    row.result = NULL;
+    ggi_store_task_row_free(&row);
+    return GG_OK;
+}
+
+static uint64_t done_generation(gg_orchestrator_t *o)
+{
+    pthread_mutex_lock(&o->done_mu);
+    uint64_t g = o->done_gen;
+    pthread_mutex_unlock(&o->done_mu);
+    return g;
+}
+
+/* Waits until done_gen moves past seen or the deadline (monotonic ms; < 0: none) passes.
+ * Returns 0, or GG_ETIMEDOUT. */
+static int wait_done(gg_orchestrator_t *o, uint64_t seen, double deadline_ms)
+{
+    int rc = GG_OK;
+    pthread_mutex_lock(&o->done_mu);
+    while (o->done_gen == seen) {
+        double now = ggi_now_ms();
+        if (deadline_ms >= 0 && now >= deadline_ms) {
+            rc = GG_ETIMEDOUT;
+            break;
+        }
+        /* Wake at least every second, so a task ended by another process is noticed. */
+        double until = now + 1000.0;
+        if (deadline_ms >= 0 && deadline_ms < until)
+            until = deadline_ms;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        double wait_ms = until - now;
+        ts.tv_sec += (time_t)(wait_ms / 1000.0);
+        ts.tv_nsec += (long)((wait_ms - (double)(long)(wait_ms / 1000.0) * 1000.0) * 1e6);
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        if (pthread_cond_timedwait(&o->done_cv, &o->done_mu, &ts) == ETIMEDOUT)
+            break;
+    }
+    pthread_mutex_unlock(&o->done_mu);
+    return rc;
+}
+
+int gg_orchestrator_result(gg_orchestrator_t *o, const char *task_id, char **out_result_json)
+{
+    if (out_result_json)
+        *out_result_json = NULL;
+    if (!o || !task_id || !out_result_json)
+        return ggi_error(GG_EINVAL, "orchestrator, task id and out pointer must not be NULL");
+    int rc = read_result(o, task_id, out_result_json);
+    if (rc == GG_EAGAIN)
+        return ggi_error(GG_EAGAIN, "task '%s' has not ended yet", task_id);
+    return rc;
+}
+
+int gg_orchestrator_wait(gg_orchestrator_t *o, const char *task_id, int timeout_ms,
+                         char **out_result_json)
+{
+    if (out_result_json)
+        *out_result_json = NULL;
+    if (!o || !task_id || !out_result_json)
+        return ggi_error(GG_EINVAL, "orchestrator, task id and out pointer must not be NULL");
+    double deadline = timeout_ms >= 0 ? ggi_now_ms() + timeout_ms : -1;
+    for (;;) {
+        uint64_t seen = done_generation(o);
+        int rc = read_result(o, task_id, out_result_json);
+        if (rc != GG_EAGAIN)
+            return rc;
+        if (wait_done(o, seen, deadline) == GG_ETIMEDOUT)
+            return ggi_error(GG_ETIMEDOUT, "task '%s' did not end within %d ms", task_id,
+                             timeout_ms);
+    }
+}
+
+int gg_orchestrator_cancel(gg_orchestrator_t *o, const char *task_id)
+{
+    if (!o || !task_id)
+        return ggi_error(GG_EINVAL, "orchestrator and task id must not be NULL");
+    ggi_task_row row;
+    memset(&row, 0, sizeof row);
+    pthread_mutex_lock(&o->api_mu);
+    int rc = ggi_store_task_get(o->api_store, task_id, &row);
+    pthread_mutex_unlock(&o->api_mu);
+    if (rc == GG_ENOTFOUND)
+        return ggi_error(GG_ENOTFOUND, "no task '%s'", task_id);
+    if (rc != GG_OK)
+        return rc;
+    if (is_ended(row.status)) {
+        rc = ggi_error(GG_ESTATE, "task '%s' has already ended (%s)", task_id, row.status);
+    } else {
+        cJSON *m = cJSON_CreateObject();
+        char *text = NULL;
+        if (m && cJSON_AddStringToObject(m, "t", "cancel") &&
+            cJSON_AddNumberToObject(m, "seq", (double)row.seq) &&
+            cJSON_AddStringToObject(m, "task_id", task_id))
+            text = ggi_json_print(m);
+        cJSON_Delete(m);
+        rc = text ? send_control(o, text) : ggi_error(GG_ENOMEM, "out of memory");
+        free(text);
+    }
+    ggi_store_task_row_free(&row);
+    return rc;
+}
+
+static int count_tasks(gg_orchestrator_t *o, ggi_store_counts *c)
+{
+    pthread_mutex_lock(&o->api_mu);
+    int rc = ggi_store_counts_get(o->api_store, c);
+    pthread_mutex_unlock(&o->api_mu);
+    return rc;
+}
+
+int gg_orchestrator_drain(gg_orchestrator_t *o, int timeout_ms)
+{
+    if (!o)
+        return ggi_error(GG_EINVAL, "orchestrator must not be NULL");
+    double deadline = timeout_ms >= 0 ? ggi_now_ms() + timeout_ms : -1;
+    for (;;) {
+        uint64_t seen = done_generation(o);
+        ggi_store_counts c;
+        int rc = count_tasks(o, &c);
+        if (rc != GG_OK)
+            return rc;
+        if (c.queued + c.running == 0)
+            return GG_OK;
+        if (wait_done(o, seen, deadline) == GG_ETIMEDOUT)
+            return ggi_error(GG_ETIMEDOUT, "%lld task(s) still unfinished after %d ms",
+                             (long long)(c.queued + c.running), timeout_ms);
+    }
+}
+
+int gg_orchestrator_stats(gg_orchestrator_t *o, char **out_json)
+{
+    if (out_json)
+        *out_json = NULL;
+    if (!o || !out_json)
+        return ggi_error(GG_EINVAL, "orchestrator and out pointer must not be NULL");
+    ggi_store_counts c;
+    int rc = count_tasks(o, &c);
+    if (rc != GG_OK)
+        return rc;
+    *out_json = ggi_asprintf("{\"queued\":%lld,\"running\":%lld,\"passed\":%lld,"
+                             "\"failed\":%lld,\"error\":%lld,\"cancelled\":%lld,"
+                             "\"attempts\":%lld}",
+                             (long long)c.queued, (long long)c.running, (long long)c.passed,
+                             (long long)c.failed, (long long)c.error, (long long)c.cancelled,
+                             (long long)c.attempts);
+    return *out_json ? GG_OK : ggi_error(GG_ENOMEM, "out of memory");
+}

@@ -1,2 +1,1016 @@
-/* store.c - placeholder, being written. */
-typedef int ggi_placeholder_store;
+/*
+ * store.c - the SQLite database of libgryphgen: opening a connection (WAL, busy timeout,
+ * foreign keys), forward schema migrations kept in PRAGMA user_version, and the task,
+ * attempt and event operations, each through a statement prepared once per connection.
+ * Every write runs in the caller's transaction or, when none is open, in its own
+ * BEGIN IMMEDIATE ... COMMIT, so a crash never leaves half an operation behind.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <sqlite3.h>
+
+#include "store.h"
+
+#define BUSY_TIMEOUT_MS 5000
+
+/*
+ * Schema migrations: entry i takes the database from user_version i to i + 1, in one
+ * transaction together with the version bump. Adding schema version 2 is one more entry
+ * (and GGI_STORE_SCHEMA_VERSION + 1); entries already published are never edited.
+ */
+static const char *const migrations[] = {
+    /* 0 -> 1: tasks, attempts (checkpoints) and events. */
+    "CREATE TABLE tasks("
+    "  seq INTEGER PRIMARY KEY,"
+    "  task_id TEXT UNIQUE NOT NULL,"
+    "  spec TEXT NOT NULL,"
+    "  spec_hash TEXT NOT NULL,"
+    "  status TEXT NOT NULL CHECK(status IN"
+    "    ('queued', 'running', 'passed', 'failed', 'error', 'cancelled')),"
+    "  priority INTEGER NOT NULL DEFAULT 0,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  created_at REAL,"
+    "  started_at REAL,"
+    "  finished_at REAL,"
+    "  reason TEXT,"
+    "  result TEXT);"
+    /* Serves the claim query: equality on status, then the claim order, no sort. */
+    "CREATE INDEX tasks_claim ON tasks(status, priority DESC, seq);"
+    "CREATE TABLE attempts("
+    "  task_seq INTEGER NOT NULL REFERENCES tasks(seq),"
+    "  n INTEGER NOT NULL,"
+    "  passed INTEGER NOT NULL,"
+    "  code TEXT,"
+    "  record TEXT NOT NULL,"
+    "  created_at REAL,"
+    "  PRIMARY KEY(task_seq, n));"
+    "CREATE TABLE events("
+    "  id INTEGER PRIMARY KEY,"
+    "  ts REAL NOT NULL,"
+    "  task_seq INTEGER,"
+    "  kind TEXT NOT NULL,"
+    "  data TEXT);"
+    /*
+     * Planned in later versions, each as a new migration entry:
+     *   jobs      (job id, task_seq, attempt n, node, lease, state, result) for the grid;
+     *   nodes     (node id, labels, last heartbeat, quarantine) and their scores;
+     *   scores    (per node / language and per generator configuration: success, latency);
+     *   documents (retrieval corpus with usefulness counts) + an FTS5 index over them;
+     *   generator journal (task_seq, n, request hash, reply) so a restart reuses replies.
+     */
+};
+
+_Static_assert(sizeof migrations / sizeof migrations[0] == GGI_STORE_SCHEMA_VERSION,
+               "one migration per schema version");
+
+/* The cached statements; the order matches stmt_sql. */
+enum stmt_id {
+    Q_BEGIN,
+    Q_COMMIT,
+    Q_ROLLBACK,
+    Q_TASK_FIND,
+    Q_TASK_INSERT,
+    Q_TASK_GET,
+    Q_TASK_STATUS,
+    Q_CLAIM_SELECT,
+    Q_CLAIM_MARK,
+    Q_ATTEMPT_INSERT,
+    Q_TASK_SET_ATTEMPTS,
+    Q_ATTEMPTS_EACH,
+    Q_TASK_FINISH,
+    Q_TASK_REQUEUE,
+    Q_RECOVER,
+    Q_EVENT_INSERT,
+    Q_COUNTS,
+    Q_EVENTS_COUNT,
+    Q_COUNT_
+};
+
+#define TASK_COLUMNS                                                                     \
+    "seq, task_id, spec, status, priority, attempts, created_at, started_at, finished_at, " \
+    "reason, result"
+
+static const char *const stmt_sql[Q_COUNT_] = {
+    [Q_BEGIN] = "BEGIN IMMEDIATE",
+    [Q_COMMIT] = "COMMIT",
+    [Q_ROLLBACK] = "ROLLBACK",
+    [Q_TASK_FIND] = "SELECT seq, spec_hash FROM tasks WHERE task_id = ?1",
+    [Q_TASK_INSERT] = "INSERT INTO tasks(task_id, spec, spec_hash, status, priority, created_at)"
+                      " VALUES (?1, ?2, ?3, 'queued', ?4, ?5)",
+    [Q_TASK_GET] = "SELECT " TASK_COLUMNS " FROM tasks WHERE task_id = ?1",
+    [Q_TASK_STATUS] = "SELECT status FROM tasks WHERE seq = ?1",
+    [Q_CLAIM_SELECT] = "SELECT " TASK_COLUMNS " FROM tasks WHERE status = 'queued'"
+                       " ORDER BY priority DESC, seq LIMIT ?1",
+    [Q_CLAIM_MARK] = "UPDATE tasks SET status = 'running', started_at = coalesce(started_at, ?2)"
+                     " WHERE seq = ?1",
+    [Q_ATTEMPT_INSERT] = "INSERT INTO attempts(task_seq, n, passed, code, record, created_at)"
+                         " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [Q_TASK_SET_ATTEMPTS] = "UPDATE tasks SET attempts = ?2 WHERE seq = ?1",
+    [Q_ATTEMPTS_EACH] = "SELECT n, passed, record FROM attempts WHERE task_seq = ?1 ORDER BY n",
+    [Q_TASK_FINISH] = "UPDATE tasks SET status = ?2, reason = ?3, result = ?4, finished_at = ?5"
+                      " WHERE seq = ?1",
+    [Q_TASK_REQUEUE] = "UPDATE tasks SET status = 'queued' WHERE seq = ?1 AND status = 'running'",
+    [Q_RECOVER] = "UPDATE tasks SET status = 'queued' WHERE status = 'running'",
+    [Q_EVENT_INSERT] = "INSERT INTO events(ts, task_seq, kind, data) VALUES (?1, ?2, ?3, ?4)",
+    /* One statement, so the counts come from one snapshot. */
+    [Q_COUNTS] = "SELECT status, count(*) FROM tasks GROUP BY status"
+                 " UNION ALL SELECT '#attempts', count(*) FROM attempts",
+    [Q_EVENTS_COUNT] = "SELECT count(*) FROM events",
+};
+
+struct ggi_store {
+    sqlite3 *db;
+    char *path;
+    sqlite3_stmt *stmts[Q_COUNT_];
+    unsigned char in_use[Q_COUNT_]; /* a cached statement lent out and not yet returned */
+};
+
+/* ---- errors ---- */
+
+/* Maps SQLite's last error on s->db to a status and records "what: sqlite's message". */
+static int fail_db(sqlite3 *db, const char *what)
+{
+    int ext = sqlite3_extended_errcode(db);
+    int status;
+    switch (ext & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED: status = GG_EBUSY; break;
+    case SQLITE_NOMEM: status = GG_ENOMEM; break;
+    default: status = GG_ESTORE; break;
+    }
+    return ggi_error(status, "%s: %s", what, sqlite3_errmsg(db));
+}
+
+#define WHAT_MAX 256
+
+/* Like fail_db with a formatted description of what was being done. */
+static int fail(ggi_store *s, const char *fmt, ...) GGI_PRINTF(2, 3);
+static int fail(ggi_store *s, const char *fmt, ...)
+{
+    char what[WHAT_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    return fail_db(s->db, what);
+}
+
+static int is_constraint(ggi_store *s, int ext)
+{
+    return sqlite3_extended_errcode(s->db) == ext;
+}
+
+/* ---- statement cache ---- */
+
+/*
+ * Lends the statement id: the cached one, prepared on first use. When the cached one is
+ * already lent (a callback re-entered the store), a fresh one is prepared for this use only.
+ */
+static int stmt_get(ggi_store *s, enum stmt_id id, sqlite3_stmt **out)
+{
+    *out = NULL;
+    if (s->stmts[id] && !s->in_use[id]) {
+        s->in_use[id] = 1;
+        *out = s->stmts[id];
+        return 0;
+    }
+    int cache = s->stmts[id] == NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v3(s->db, stmt_sql[id], -1, cache ? SQLITE_PREPARE_PERSISTENT : 0,
+                                &st, NULL);
+    if (rc != SQLITE_OK) {
+        sqlite3_finalize(st);
+        return fail(s, "preparing '%.60s'", stmt_sql[id]);
+    }
+    if (cache) {
+        s->stmts[id] = st;
+        s->in_use[id] = 1;
+    }
+    *out = st;
+    return 0;
+}
+
+/* Returns a statement lent by stmt_get: resets the cached one, finalises a one-off. */
+static void stmt_put(ggi_store *s, enum stmt_id id, sqlite3_stmt *st)
+{
+    if (!st)
+        return;
+    if (st == s->stmts[id]) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        s->in_use[id] = 0;
+    } else {
+        sqlite3_finalize(st);
+    }
+}
+
+/* Runs a statement without parameters or rows (BEGIN, COMMIT, ROLLBACK, ...). */
+static int run_simple(ggi_store *s, enum stmt_id id, const char *what)
+{
+    sqlite3_stmt *st;
+    int rc = stmt_get(s, id, &st);
+    if (rc)
+        return rc;
+    if (sqlite3_step(st) != SQLITE_DONE)
+        rc = fail(s, "%s", what);
+    stmt_put(s, id, st);
+    return rc;
+}
+
+/* Rolls back an open transaction without touching the thread's error message. */
+static void rollback_quiet(ggi_store *s)
+{
+    if (sqlite3_get_autocommit(s->db))
+        return;
+    sqlite3_stmt *st;
+    char saved[1024];
+    int code = gg_error_last_code();
+    snprintf(saved, sizeof saved, "%s", gg_error_last());
+    if (stmt_get(s, Q_ROLLBACK, &st) == 0) {
+        sqlite3_step(st);
+        stmt_put(s, Q_ROLLBACK, st);
+    }
+    if (sqlite3_get_autocommit(s->db) == 0)
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    if (code)
+        ggi_error(code, "%s", saved);
+}
+
+/* Commits; a failed COMMIT is rolled back so the connection is left without a transaction. */
+static int commit_or_rollback(ggi_store *s)
+{
+    int rc = run_simple(s, Q_COMMIT, "committing");
+    if (rc && !sqlite3_get_autocommit(s->db)) {
+        char saved[1024];
+        snprintf(saved, sizeof saved, "%s", gg_error_last());
+        rollback_quiet(s);
+        ggi_error(rc, "%s; the transaction was rolled back", saved);
+    }
+    return rc;
+}
+
+/*
+ * Opens a transaction for one operation when the caller has none; *own says whether this
+ * operation must end it (tx_end).
+ */
+static int tx_begin(ggi_store *s, int *own)
+{
+    *own = 0;
+    if (!sqlite3_get_autocommit(s->db))
+        return 0;
+    int rc = run_simple(s, Q_BEGIN, "starting a transaction");
+    if (rc == 0)
+        *own = 1;
+    return rc;
+}
+
+/* Ends a transaction opened by tx_begin: commits when rc is 0, else rolls back. */
+static int tx_end(ggi_store *s, int own, int rc)
+{
+    if (!own)
+        return rc;
+    if (rc == 0)
+        return commit_or_rollback(s);
+    rollback_quiet(s);
+    return rc;
+}
+
+/* ---- column helpers ---- */
+
+/* Copies a text column into malloc'd memory; SQL NULL gives NULL. */
+static int col_dup(sqlite3_stmt *st, int i, char **out)
+{
+    *out = NULL;
+    if (sqlite3_column_type(st, i) == SQLITE_NULL)
+        return 0;
+    const unsigned char *t = sqlite3_column_text(st, i);
+    if (!t)
+        return ggi_error(GG_ENOMEM, "out of memory reading a column");
+    *out = ggi_strndup((const char *)t, (size_t)sqlite3_column_bytes(st, i));
+    if (!*out)
+        return ggi_error(GG_ENOMEM, "out of memory copying a column");
+    return 0;
+}
+
+void ggi_store_task_row_free(ggi_task_row *row)
+{
+    if (!row)
+        return;
+    free(row->task_id);
+    free(row->spec);
+    free(row->status);
+    free(row->reason);
+    free(row->result);
+    memset(row, 0, sizeof *row);
+}
+
+/* Fills row from a statement positioned on a row of TASK_COLUMNS. */
+static int row_read(sqlite3_stmt *st, ggi_task_row *row)
+{
+    memset(row, 0, sizeof *row);
+    row->seq = sqlite3_column_int64(st, 0);
+    row->priority = sqlite3_column_int(st, 4);
+    row->attempts = sqlite3_column_int(st, 5);
+    row->created_at = sqlite3_column_double(st, 6); /* NULL reads as 0.0 */
+    row->started_at = sqlite3_column_double(st, 7);
+    row->finished_at = sqlite3_column_double(st, 8);
+    int rc = col_dup(st, 1, &row->task_id);
+    if (!rc)
+        rc = col_dup(st, 2, &row->spec);
+    if (!rc)
+        rc = col_dup(st, 3, &row->status);
+    if (!rc)
+        rc = col_dup(st, 9, &row->reason);
+    if (!rc)
+        rc = col_dup(st, 10, &row->result);
+    if (!rc && (!row->task_id || !row->spec || !row->status))
+        rc = ggi_error(GG_ESTORE, "task row %lld has NULL in a NOT NULL column",
+                       (long long)row->seq);
+    if (rc)
+        ggi_store_task_row_free(row);
+    return rc;
+}
+
+/* ---- open, migrate, close ---- */
+
+/* Reads a one-value PRAGMA (integer) into *out. */
+static int pragma_int(ggi_store *s, const char *sql, int *out, const char *what)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = 0;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW)
+        rc = fail(s, "%s '%s'", what, s->path);
+    else
+        *out = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Runs SQL whose rows, if any, do not matter. */
+static int exec_sql(ggi_store *s, const char *sql, const char *what)
+{
+    if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+        return fail(s, "%s '%s'", what, s->path);
+    return 0;
+}
+
+/* Puts the database in WAL mode and checks that it really is (one try). */
+static int set_wal_once(ggi_store *s)
+{
+    char mode[32] = "";
+    for (int i = 0; i < 2; i++) {
+        /* Ask first: a database already in WAL needs no change (and no exclusive lock). */
+        const char *sql = i == 0 ? "PRAGMA journal_mode" : "PRAGMA journal_mode=WAL";
+        sqlite3_stmt *st = NULL;
+        int rc = 0;
+        if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK ||
+            sqlite3_step(st) != SQLITE_ROW) {
+            rc = fail(s, "opening database '%s'", s->path);
+        } else {
+            const unsigned char *t = sqlite3_column_text(st, 0);
+            snprintf(mode, sizeof mode, "%s", t ? (const char *)t : "");
+        }
+        sqlite3_finalize(st);
+        if (rc)
+            return rc;
+        if (strcasecmp(mode, "wal") == 0)
+            return 0;
+    }
+    return ggi_error(GG_ESTORE,
+                     "database '%s' cannot use WAL journal mode (it stays in '%s' mode): WAL "
+                     "needs a file on a local filesystem that supports shared memory maps",
+                     s->path, mode);
+}
+
+/*
+ * Switching a new file to WAL takes an exclusive lock, and SQLite reports SQLITE_BUSY at
+ * once (without its busy handler) when another connection is opening the same file at that
+ * moment; so retry here, for as long as the busy timeout.
+ */
+static int set_wal(ggi_store *s)
+{
+    double deadline = ggi_now_ms() + BUSY_TIMEOUT_MS;
+    for (;;) {
+        int rc = set_wal_once(s);
+        if (rc != GG_EBUSY || ggi_now_ms() >= deadline)
+            return rc;
+        ggi_sleep_ms(5);
+    }
+}
+
+static int refuse_newer(ggi_store *s, int version)
+{
+    return ggi_error(GG_EVERSION,
+                     "database '%s' has schema version %d, newer than version %d that this "
+                     "library knows; use a newer libgryphgen",
+                     s->path, version, GGI_STORE_SCHEMA_VERSION);
+}
+
+/* Applies every migration the file lacks, each in its own transaction. */
+static int migrate(ggi_store *s)
+{
+    const int target = GGI_STORE_SCHEMA_VERSION;
+    for (;;) {
+        int v = 0;
+        int rc = pragma_int(s, "PRAGMA user_version", &v, "reading the schema version of");
+        if (rc)
+            return rc;
+        if (v > target)
+            return refuse_newer(s, v);
+        if (v < 0)
+            return ggi_error(GG_ESTORE, "database '%s' has an invalid schema version %d",
+                             s->path, v);
+        if (v == target)
+            return 0;
+        /*
+         * Re-read the version inside the write transaction: another connection may have
+         * migrated between our read and our lock.
+         */
+        rc = run_simple(s, Q_BEGIN, "starting the schema migration");
+        if (rc)
+            return ggi_error_wrap("database '%s': ", s->path);
+        int now = 0;
+        rc = pragma_int(s, "PRAGMA user_version", &now, "reading the schema version of");
+        if (!rc && now == v) {
+            char bump[64];
+            snprintf(bump, sizeof bump, "PRAGMA user_version = %d", v + 1);
+            if (sqlite3_exec(s->db, migrations[v], NULL, NULL, NULL) != SQLITE_OK ||
+                sqlite3_exec(s->db, bump, NULL, NULL, NULL) != SQLITE_OK)
+                rc = fail(s, "migrating database '%s' to schema version %d", s->path, v + 1);
+        }
+        if (rc) {
+            rollback_quiet(s);
+            return rc;
+        }
+        rc = commit_or_rollback(s);
+        if (rc)
+            return ggi_error_wrap("migrating database '%s' to schema version %d: ", s->path,
+                                  v + 1);
+    }
+}
+
+int ggi_store_open(ggi_store **out, const char *path)
+{
+    if (!out)
+        return ggi_error(GG_EINVAL, "ggi_store_open: out is NULL");
+    *out = NULL;
+    if (!path || !*path)
+        return ggi_error(GG_EINVAL, "ggi_store_open: the database path is empty");
+    ggi_store *s = calloc(1, sizeof *s);
+    if (!s)
+        return ggi_error(GG_ENOMEM, "out of memory opening database '%s'", path);
+    s->path = ggi_strdup(path);
+    if (!s->path) {
+        free(s);
+        return ggi_error(GG_ENOMEM, "out of memory opening database '%s'", path);
+    }
+    /* One thread uses a connection at a time, so SQLite's per-connection mutex is not needed. */
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+#ifdef SQLITE_OPEN_EXRESCODE
+    flags |= SQLITE_OPEN_EXRESCODE;
+#endif
+    int rc = sqlite3_open_v2(path, &s->db, flags, NULL);
+    if (rc != SQLITE_OK) {
+        if (s->db)
+            rc = fail(s, "opening database '%s'", path);
+        else
+            rc = ggi_error(GG_ENOMEM, "opening database '%s': %s", path, sqlite3_errstr(rc));
+        ggi_store_close(&s);
+        return rc;
+    }
+    sqlite3_extended_result_codes(s->db, 1);
+    sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+    /*
+     * Look at the schema version before anything else: a file that is not a database fails
+     * here, and a database newer than this library is refused before it is changed at all
+     * (not even switched to WAL).
+     */
+    int version = 0;
+    rc = pragma_int(s, "PRAGMA user_version", &version, "opening database");
+    if (!rc && version > GGI_STORE_SCHEMA_VERSION)
+        rc = refuse_newer(s, version);
+    if (!rc)
+        rc = set_wal(s);
+    if (!rc)
+        rc = exec_sql(s, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON",
+                      "configuring database");
+    if (!rc)
+        rc = migrate(s);
+    if (rc) {
+        ggi_store_close(&s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+void ggi_store_close(ggi_store **ps)
+{
+    if (!ps || !*ps)
+        return;
+    ggi_store *s = *ps;
+    for (int i = 0; i < Q_COUNT_; i++)
+        sqlite3_finalize(s->stmts[i]);
+    /* close_v2 so that a statement leaked by a bug cannot keep the handle from closing. */
+    if (s->db)
+        sqlite3_close_v2(s->db);
+    free(s->path);
+    free(s);
+    *ps = NULL;
+}
+
+struct sqlite3 *ggi_store_sqlite(ggi_store *s)
+{
+    return s ? s->db : NULL;
+}
+
+int ggi_store_set_busy_timeout(ggi_store *s, int ms)
+{
+    if (!s || ms < 0)
+        return ggi_error(GG_EINVAL, "ggi_store_set_busy_timeout: bad argument");
+    sqlite3_busy_timeout(s->db, ms);
+    return 0;
+}
+
+/* ---- transactions ---- */
+
+int ggi_store_in_transaction(ggi_store *s)
+{
+    return s && !sqlite3_get_autocommit(s->db);
+}
+
+int ggi_store_begin(ggi_store *s)
+{
+    if (!s)
+        return ggi_error(GG_EINVAL, "ggi_store_begin: s is NULL");
+    if (!sqlite3_get_autocommit(s->db))
+        return ggi_error(GG_ESTATE, "a transaction is already open (transactions do not nest)");
+    return run_simple(s, Q_BEGIN, "starting a transaction");
+}
+
+int ggi_store_commit(ggi_store *s)
+{
+    if (!s)
+        return ggi_error(GG_EINVAL, "ggi_store_commit: s is NULL");
+    if (sqlite3_get_autocommit(s->db))
+        return ggi_error(GG_ESTATE, "no transaction is open to commit (an earlier error may "
+                                    "have rolled it back)");
+    return commit_or_rollback(s);
+}
+
+int ggi_store_rollback(ggi_store *s)
+{
+    if (!s)
+        return ggi_error(GG_EINVAL, "ggi_store_rollback: s is NULL");
+    if (sqlite3_get_autocommit(s->db))
+        return 0;
+    return run_simple(s, Q_ROLLBACK, "rolling back");
+}
+
+/* ---- tasks ---- */
+
+int ggi_store_recover(ggi_store *s, int *out_n)
+{
+    if (out_n)
+        *out_n = 0;
+    if (!s)
+        return ggi_error(GG_EINVAL, "ggi_store_recover: s is NULL");
+    int own;
+    int rc = tx_begin(s, &own);
+    if (rc)
+        return ggi_error_wrap("recovering running tasks: ");
+    sqlite3_stmt *st;
+    rc = stmt_get(s, Q_RECOVER, &st);
+    if (!rc) {
+        if (sqlite3_step(st) != SQLITE_DONE)
+            rc = fail(s, "recovering running tasks");
+        else if (out_n)
+            *out_n = sqlite3_changes(s->db);
+        stmt_put(s, Q_RECOVER, st);
+    }
+    rc = tx_end(s, own, rc);
+    if (rc && out_n)
+        *out_n = 0;
+    return rc;
+}
+
+int ggi_store_task_insert(ggi_store *s, const char *task_id, const char *spec_json,
+                          const char *spec_hash, int priority, double now, int64_t *out_seq,
+                          int *out_existing)
+{
+    if (out_seq)
+        *out_seq = 0;
+    if (out_existing)
+        *out_existing = 0;
+    if (!s || !task_id || !*task_id || !spec_json || !spec_hash)
+        return ggi_error(GG_EINVAL, "ggi_store_task_insert: missing argument");
+    int own;
+    int rc = tx_begin(s, &own);
+    if (rc)
+        return ggi_error_wrap("inserting task '%s': ", task_id);
+
+    int64_t seq = 0;
+    int existing = 0;
+    sqlite3_stmt *st;
+    rc = stmt_get(s, Q_TASK_FIND, &st);
+    if (!rc) {
+        sqlite3_bind_text(st, 1, task_id, -1, SQLITE_STATIC);
+        int step = sqlite3_step(st);
+        if (step == SQLITE_ROW) {
+            const unsigned char *h = sqlite3_column_text(st, 1);
+            seq = sqlite3_column_int64(st, 0);
+            existing = 1;
+            if (!h || strcmp((const char *)h, spec_hash) != 0)
+                rc = ggi_error(GG_EEXIST, "task '%s' already exists with a different spec "
+                                          "(hash %s, not %s)",
+                               task_id, h ? (const char *)h : "?", spec_hash);
+        } else if (step != SQLITE_DONE) {
+            rc = fail(s, "inserting task '%s'", task_id);
+        }
+        stmt_put(s, Q_TASK_FIND, st);
+    }
+    if (!rc && !existing) {
+        rc = stmt_get(s, Q_TASK_INSERT, &st);
+        if (!rc) {
+            sqlite3_bind_text(st, 1, task_id, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 2, spec_json, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 3, spec_hash, -1, SQLITE_STATIC);
+            sqlite3_bind_int(st, 4, priority);
+            sqlite3_bind_double(st, 5, now);
+            if (sqlite3_step(st) != SQLITE_DONE)
+                rc = fail(s, "inserting task '%s'", task_id);
+            else
+                seq = sqlite3_last_insert_rowid(s->db);
+            stmt_put(s, Q_TASK_INSERT, st);
+        }
+    }
+    rc = tx_end(s, own, rc);
+    if (rc)
+        return rc;
+    if (out_seq)
+        *out_seq = seq;
+    if (out_existing)
+        *out_existing = existing;
+    return 0;
+}
+
+int ggi_store_task_get(ggi_store *s, const char *task_id, ggi_task_row *row)
+{
+    if (!s || !task_id || !row)
+        return ggi_error(GG_EINVAL, "ggi_store_task_get: missing argument");
+    memset(row, 0, sizeof *row);
+    sqlite3_stmt *st;
+    int rc = stmt_get(s, Q_TASK_GET, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, task_id, -1, SQLITE_STATIC);
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW)
+        rc = row_read(st, row);
+    else if (step == SQLITE_DONE)
+        rc = ggi_error(GG_ENOTFOUND, "no task '%s'", task_id);
+    else
+        rc = fail(s, "reading task '%s'", task_id);
+    stmt_put(s, Q_TASK_GET, st);
+    return rc;
+}
+
+/* Appends to a row array that grows by doubling up to limit entries. */
+static int rows_reserve(ggi_task_row **rows, int *cap, int n, int limit)
+{
+    if (n < *cap)
+        return 0;
+    int ncap = *cap == 0 ? 16 : *cap > limit / 2 ? limit : *cap * 2;
+    if (ncap > limit)
+        ncap = limit;
+    ggi_task_row *p = realloc(*rows, (size_t)ncap * sizeof *p);
+    if (!p)
+        return ggi_error(GG_ENOMEM, "out of memory claiming tasks");
+    *rows = p;
+    *cap = ncap;
+    return 0;
+}
+
+int ggi_store_tasks_claim(ggi_store *s, int limit, double now, ggi_task_row **out_rows,
+                          int *out_n)
+{
+    if (out_rows)
+        *out_rows = NULL;
+    if (out_n)
+        *out_n = 0;
+    if (!s || !out_rows || !out_n || limit < 0)
+        return ggi_error(GG_EINVAL, "ggi_store_tasks_claim: bad argument");
+    if (limit == 0)
+        return 0;
+    int own;
+    int rc = tx_begin(s, &own);
+    if (rc)
+        return ggi_error_wrap("claiming tasks: ");
+
+    ggi_task_row *rows = NULL;
+    int n = 0, cap = 0;
+    sqlite3_stmt *st;
+    /*
+     * Read the rows first, then mark them: updating a row's status while the SELECT walks
+     * the status index would move entries under the cursor.
+     */
+    rc = stmt_get(s, Q_CLAIM_SELECT, &st);
+    if (!rc) {
+        sqlite3_bind_int(st, 1, limit);
+        int step = SQLITE_DONE;
+        while (n < limit && (step = sqlite3_step(st)) == SQLITE_ROW) {
+            rc = rows_reserve(&rows, &cap, n, limit);
+            if (!rc)
+                rc = row_read(st, &rows[n]);
+            if (rc)
+                break;
+            n++;
+        }
+        if (!rc && n < limit && step != SQLITE_DONE)
+            rc = fail(s, "claiming tasks");
+        stmt_put(s, Q_CLAIM_SELECT, st);
+    }
+    if (!rc && n > 0) {
+        rc = stmt_get(s, Q_CLAIM_MARK, &st);
+        for (int i = 0; !rc && i < n; i++) {
+            sqlite3_bind_int64(st, 1, (sqlite3_int64)rows[i].seq);
+            sqlite3_bind_double(st, 2, now);
+            if (sqlite3_step(st) != SQLITE_DONE)
+                rc = fail(s, "claiming task '%s'", rows[i].task_id);
+            sqlite3_reset(st);
+            if (rc)
+                break;
+            char *running = ggi_strdup(GGI_ST_RUNNING);
+            if (!running) {
+                rc = ggi_error(GG_ENOMEM, "out of memory claiming tasks");
+                break;
+            }
+            free(rows[i].status);
+            rows[i].status = running;
+            if (rows[i].started_at == 0.0)
+                rows[i].started_at = now;
+        }
+        stmt_put(s, Q_CLAIM_MARK, st);
+    }
+    rc = tx_end(s, own, rc);
+    if (rc) {
+        for (int i = 0; i < n; i++)
+            ggi_store_task_row_free(&rows[i]);
+        free(rows);
+        return rc;
+    }
+    *out_rows = rows;
+    *out_n = n;
+    return 0;
+}
+
+/* After an UPDATE by seq changed nothing: GG_ENOTFOUND or the task's status in *status. */
+static int task_status(ggi_store *s, int64_t seq, char *status, size_t size)
+{
+    sqlite3_stmt *st;
+    int rc = stmt_get(s, Q_TASK_STATUS, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW) {
+        const unsigned char *t = sqlite3_column_text(st, 0);
+        snprintf(status, size, "%s", t ? (const char *)t : "");
+    } else if (step == SQLITE_DONE) {
+        rc = ggi_error(GG_ENOTFOUND, "no task with seq %lld", (long long)seq);
+    } else {
+        rc = fail(s, "reading the status of task %lld", (long long)seq);
+    }
+    stmt_put(s, Q_TASK_STATUS, st);
+    return rc;
+}
+
+int ggi_store_attempt_insert(ggi_store *s, int64_t seq, int n, const char *code, int passed,
+                             const char *record_json, double now)
+{
+    if (!s || !record_json || n < 1)
+        return ggi_error(GG_EINVAL, "ggi_store_attempt_insert: bad argument (n must be >= 1, "
+                                    "record_json set)");
+    int own;
+    int rc = tx_begin(s, &own);
+    if (rc)
+        return ggi_error_wrap("recording attempt %d of task %lld: ", n, (long long)seq);
+    sqlite3_stmt *st;
+    rc = stmt_get(s, Q_ATTEMPT_INSERT, &st);
+    if (!rc) {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
+        sqlite3_bind_int(st, 2, n);
+        sqlite3_bind_int(st, 3, passed ? 1 : 0);
+        if (code)
+            sqlite3_bind_text(st, 4, code, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, record_json, -1, SQLITE_STATIC);
+        sqlite3_bind_double(st, 6, now);
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            if (is_constraint(s, SQLITE_CONSTRAINT_PRIMARYKEY))
+                rc = ggi_error(GG_EEXIST, "attempt %d of task %lld is already recorded", n,
+                               (long long)seq);
+            else if (is_constraint(s, SQLITE_CONSTRAINT_FOREIGNKEY))
+                rc = ggi_error(GG_ENOTFOUND, "recording attempt %d: no task with seq %lld", n,
+                               (long long)seq);
+            else
+                rc = fail(s, "recording attempt %d of task %lld", n, (long long)seq);
+        }
+        stmt_put(s, Q_ATTEMPT_INSERT, st);
+    }
+    if (!rc) {
+        rc = stmt_get(s, Q_TASK_SET_ATTEMPTS, &st);
+        if (!rc) {
+            sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
+            sqlite3_bind_int(st, 2, n);
+            if (sqlite3_step(st) != SQLITE_DONE)
+                rc = fail(s, "counting attempt %d of task %lld", n, (long long)seq);
+            stmt_put(s, Q_TASK_SET_ATTEMPTS, st);
+        }
+    }
+    return tx_end(s, own, rc);
+}
+
+int ggi_store_attempts_each(ggi_store *s, int64_t seq,
+                            int (*fn)(void *user, int n, int passed, const char *record_json),
+                            void *user)
+{
+    if (!s || !fn)
+        return ggi_error(GG_EINVAL, "ggi_store_attempts_each: missing argument");
+    sqlite3_stmt *st;
+    int rc = stmt_get(s, Q_ATTEMPTS_EACH, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
+    int step = SQLITE_DONE;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        const unsigned char *rec = sqlite3_column_text(st, 2);
+        if (!rec) {
+            rc = ggi_error(GG_ENOMEM, "out of memory reading attempts of task %lld",
+                           (long long)seq);
+            break;
+        }
+        rc = fn(user, sqlite3_column_int(st, 0), sqlite3_column_int(st, 1),
+                (const char *)rec);
+        if (rc)
+            break;
+    }
+    if (!rc && step != SQLITE_DONE)
+        rc = fail(s, "reading attempts of task %lld", (long long)seq);
+    stmt_put(s, Q_ATTEMPTS_EACH, st);
+    return rc;
+}
+
+static int is_end_status(const char *status)
+{
+    return status && (strcmp(status, GGI_ST_PASSED) == 0 || strcmp(status, GGI_ST_FAILED) == 0 ||
+                      strcmp(status, GGI_ST_ERROR) == 0 ||
+                      strcmp(status, GGI_ST_CANCELLED) == 0);
+}
+
+int ggi_store_task_finish(ggi_store *s, int64_t seq, const char *status, const char *reason,
+                          const char *result_json, double now)
+{
+    if (!s)
+        return ggi_error(GG_EINVAL, "ggi_store_task_finish: s is NULL");
+    if (!is_end_status(status))
+        return ggi_error(GG_EINVAL, "finishing task %lld: '%s' is not an end status",
+                         (long long)seq, status ? status : "(null)");
+    int own;
+    int rc = tx_begin(s, &own);
+    if (rc)
+        return ggi_error_wrap("finishing task %lld: ", (long long)seq);
+    sqlite3_stmt *st;
+    rc = stmt_get(s, Q_TASK_FINISH, &st);
+    if (!rc) {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
+        sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
+        if (reason)
+            sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
+        if (result_json)
+            sqlite3_bind_text(st, 4, result_json, -1, SQLITE_STATIC);
+        sqlite3_bind_double(st, 5, now);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            rc = fail(s, "finishing task %lld", (long long)seq);
+        else if (sqlite3_changes(s->db) == 0)
+            rc = ggi_error(GG_ENOTFOUND, "finishing task: no task with seq %lld",
+                           (long long)seq);
+        stmt_put(s, Q_TASK_FINISH, st);
+    }
+    return tx_end(s, own, rc);
+}
+
+int ggi_store_task_requeue(ggi_store *s, int64_t seq)
+{
+    if (!s)
+        return ggi_error(GG_EINVAL, "ggi_store_task_requeue: s is NULL");
+    int own;
+    int rc = tx_begin(s, &own);
+    if (rc)
+        return ggi_error_wrap("requeueing task %lld: ", (long long)seq);
+    sqlite3_stmt *st;
+    int changed = 0;
+    rc = stmt_get(s, Q_TASK_REQUEUE, &st);
+    if (!rc) {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            rc = fail(s, "requeueing task %lld", (long long)seq);
+        else
+            changed = sqlite3_changes(s->db);
+        stmt_put(s, Q_TASK_REQUEUE, st);
+    }
+    if (!rc && !changed) {
+        /* Already queued is fine (idempotent); an ended task cannot be requeued. */
+        char status[32];
+        rc = task_status(s, seq, status, sizeof status);
+        if (!rc && strcmp(status, GGI_ST_QUEUED) != 0)
+            rc = ggi_error(GG_ESTATE, "task %lld is '%s', not running: it cannot be requeued",
+                           (long long)seq, status);
+    }
+    return tx_end(s, own, rc);
+}
+
+/* ---- events and counts ---- */
+
+int ggi_store_event_insert(ggi_store *s, int64_t task_seq, const char *kind,
+                           const char *data_json, double now)
+{
+    if (!s || !kind || !*kind)
+        return ggi_error(GG_EINVAL, "ggi_store_event_insert: missing argument");
+    int own;
+    int rc = tx_begin(s, &own);
+    if (rc)
+        return ggi_error_wrap("recording event '%s': ", kind);
+    sqlite3_stmt *st;
+    rc = stmt_get(s, Q_EVENT_INSERT, &st);
+    if (!rc) {
+        sqlite3_bind_double(st, 1, now);
+        if (task_seq > 0)
+            sqlite3_bind_int64(st, 2, (sqlite3_int64)task_seq);
+        sqlite3_bind_text(st, 3, kind, -1, SQLITE_STATIC);
+        if (data_json)
+            sqlite3_bind_text(st, 4, data_json, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            rc = fail(s, "recording event '%s'", kind);
+        stmt_put(s, Q_EVENT_INSERT, st);
+    }
+    return tx_end(s, own, rc);
+}
+
+int ggi_store_counts_get(ggi_store *s, ggi_store_counts *out)
+{
+    if (!s || !out)
+        return ggi_error(GG_EINVAL, "ggi_store_counts_get: missing argument");
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *st;
+    int rc = stmt_get(s, Q_COUNTS, &st);
+    if (rc)
+        return rc;
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *k = (const char *)sqlite3_column_text(st, 0);
+        int64_t v = sqlite3_column_int64(st, 1);
+        if (!k)
+            continue;
+        if (strcmp(k, GGI_ST_QUEUED) == 0)
+            out->queued = v;
+        else if (strcmp(k, GGI_ST_RUNNING) == 0)
+            out->running = v;
+        else if (strcmp(k, GGI_ST_PASSED) == 0)
+            out->passed = v;
+        else if (strcmp(k, GGI_ST_FAILED) == 0)
+            out->failed = v;
+        else if (strcmp(k, GGI_ST_ERROR) == 0)
+            out->error = v;
+        else if (strcmp(k, GGI_ST_CANCELLED) == 0)
+            out->cancelled = v;
+        else if (strcmp(k, "#attempts") == 0)
+            out->attempts = v;
+    }
+    if (step != SQLITE_DONE) {
+        rc = fail(s, "counting tasks");
+        memset(out, 0, sizeof *out);
+    }
+    stmt_put(s, Q_COUNTS, st);
+    return rc;
+}
+
+int ggi_store_events_count(ggi_store *s, int64_t *out)
+{
+    if (!s || !out)
+        return ggi_error(GG_EINVAL, "ggi_store_events_count: missing argument");
+    *out = 0;
+    sqlite3_stmt *st;
+    int rc = stmt_get(s, Q_EVENTS_COUNT, &st);
+    if (rc)
+        return rc;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        *out = sqlite3_column_int64(st, 0);
+    else
+        rc = fail(s, "counting events");
+    stmt_put(s, Q_EVENTS_COUNT, st);
+    return rc;
+}

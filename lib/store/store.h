@@ -37,12 +37,36 @@ int ggi_store_open(ggi_store **out, const char *path);
 /** Closes the connection (finalising cached statements) and sets *ps to NULL. Accepts NULL. */
 void ggi_store_close(ggi_store **ps);
 
-/** BEGIN IMMEDIATE / COMMIT / ROLLBACK. Transactions do not nest. */
+/**
+ * BEGIN IMMEDIATE / COMMIT / ROLLBACK. Transactions do not nest.
+ * begin inside a transaction and commit outside one are GG_ESTATE; GG_EBUSY when another
+ * connection kept the write lock past the busy timeout. A COMMIT that fails rolls the
+ * transaction back (nothing of it is written). rollback without an open transaction does
+ * nothing and returns 0 (SQLite may already have rolled back after an I/O error).
+ */
 int ggi_store_begin(ggi_store *s);
 int ggi_store_commit(ggi_store *s);
 int ggi_store_rollback(ggi_store *s);
 
-/** Marks every task left 'running' by a crashed process as 'queued' again; *out_n counts them. */
+/** 1 while a transaction is open on this connection, else 0. */
+int ggi_store_in_transaction(ggi_store *s);
+
+/**
+ * Changes how long a statement waits for another connection's lock before GG_EBUSY
+ * (default 5000 ms; 0 fails at once). GG_EINVAL when ms is negative.
+ */
+int ggi_store_set_busy_timeout(ggi_store *s, int ms);
+
+/**
+ * The underlying SQLite connection, borrowed, for tests and diagnostics (query plans,
+ * statement counters). Callers must not close it or change its settings.
+ */
+struct sqlite3 *ggi_store_sqlite(ggi_store *s);
+
+/**
+ * Marks every task left 'running' by a crashed process as 'queued' again; *out_n (may be
+ * NULL) counts them. Only call it when no other process is running tasks of this database.
+ */
 int ggi_store_recover(ggi_store *s, int *out_n);
 
 /**
@@ -90,13 +114,16 @@ int ggi_store_tasks_claim(ggi_store *s, int limit, double now, ggi_task_row **ou
  * Records attempt n of a task (its code, whether it passed, and its record JSON) and sets the
  * task's attempt count to n. One attempt, one row: recording the same (seq, n) twice is
  * GG_EEXIST. Runs in the caller's transaction when one is open.
+ * n counts from 1; code may be NULL; record_json is required. GG_ENOTFOUND when no task has
+ * that seq. A failure inside the caller's transaction leaves that transaction open.
  */
 int ggi_store_attempt_insert(ggi_store *s, int64_t seq, int n, const char *code, int passed,
                              const char *record_json, double now);
 
 /**
  * Calls fn(user, n, passed, record_json) for each attempt of a task in order of n; a non-zero
- * return from fn stops and is returned.
+ * return from fn stops and is returned. record_json is borrowed for the call only. fn may
+ * call the store again, to read or to write.
  */
 int ggi_store_attempts_each(ggi_store *s, int64_t seq,
                             int (*fn)(void *user, int n, int passed, const char *record_json),
@@ -105,14 +132,21 @@ int ggi_store_attempts_each(ggi_store *s, int64_t seq,
 /**
  * Ends a task: sets status (passed, failed, error, cancelled), reason (may be NULL), the
  * result JSON and finished_at. Runs in the caller's transaction when one is open.
+ * Another status is GG_EINVAL; an unknown seq GG_ENOTFOUND.
  */
 int ggi_store_task_finish(ggi_store *s, int64_t seq, const char *status, const char *reason,
                           const char *result_json, double now);
 
-/** Puts a running task back to 'queued' (its attempt was interrupted). */
+/**
+ * Puts a running task back to 'queued' (its attempt was interrupted); started_at is kept.
+ * A task already queued is left as it is (0); an ended one is GG_ESTATE; unknown GG_ENOTFOUND.
+ */
 int ggi_store_task_requeue(ggi_store *s, int64_t seq);
 
-/** Appends an event (kind such as "task.finished", data JSON or NULL). */
+/**
+ * Appends an event (kind such as "task.finished", data JSON or NULL). task_seq <= 0 stores
+ * an event about no task (task_seq NULL).
+ */
 int ggi_store_event_insert(ggi_store *s, int64_t task_seq, const char *kind,
                            const char *data_json, double now);
 

@@ -1,0 +1,116 @@
+/*
+ * cli.h - what the parts of the gryphgen command share: the command table entry, exit codes,
+ * the options common to the commands that run tasks, and the helpers that parse them and
+ * turn them into a generator and an orchestrator. The command is built on the public API of
+ * libgryphgen only.
+ */
+#ifndef GG_CLI_H
+#define GG_CLI_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "gryphgen.h"
+
+/* Exit codes of the command. */
+#define CLI_EXIT_OK 0      /* every task ran, whatever it scored */
+#define CLI_EXIT_INFRA 1   /* the database, a runtime or the library failed */
+#define CLI_EXIT_USAGE 2   /* unknown option, missing file, bad number, bad task file */
+#define CLI_EXIT_SIGINT 130
+
+/* The largest line of a task set and the largest task file; larger ones are not read. */
+#define CLI_MAX_TASK_BYTES ((size_t)8 << 20)
+
+/** One command of the dispatch table in main.c. */
+typedef struct cli_command {
+    const char *name;
+    int (*run)(int argc, char **argv); /* argv[0] is the command's name */
+    const char *args;                  /* argument synopsis for the usage text */
+    const char *summary;               /* one line for the usage text */
+} cli_command;
+
+/** Options shared by the commands that run tasks (eval, run). */
+typedef struct cli_run_options {
+    const char *generator;  /* "replay" (default), "reference" or "command:PROG" */
+    const char *db_path;    /* NULL: a temporary database */
+    unsigned jobs;          /* 0: the number of cores */
+    unsigned max_attempts;  /* 0: the library's default */
+    const char *python;     /* NULL: the library's default */
+    const char *cc;         /* NULL: the library's default */
+    int log_level;          /* gg_log_level */
+    int quiet;
+} cli_run_options;
+
+/** Fills *o with the defaults. */
+void cli_run_options_init(cli_run_options *o);
+
+/** Prints "gryphgen: <message>" and a newline on stderr (under the output lock). */
+void cli_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/**
+ * Parses a decimal unsigned number from lo to hi for option name; on failure prints why and
+ * returns -1.
+ */
+int cli_parse_uint(const char *name, const char *text, unsigned lo, unsigned hi,
+                   unsigned *out);
+
+/**
+ * Handles one of the shared options by its getopt_long value (see CLI_RUN_LONG_OPTIONS).
+ * Returns 1 when handled, 0 when c is not a shared option, -1 on a bad value (printed).
+ */
+int cli_run_option(cli_run_options *o, int c, const char *arg);
+
+/* getopt_long values of the shared options, and their table entries. */
+enum {
+    CLI_OPT_GENERATOR = 0x100,
+    CLI_OPT_DB,
+    CLI_OPT_JOBS,
+    CLI_OPT_MAX_ATTEMPTS,
+    CLI_OPT_PYTHON,
+    CLI_OPT_CC,
+    CLI_OPT_LOG_LEVEL,
+    CLI_OPT_QUIET,
+    CLI_OPT_RESULTS,
+    CLI_OPT_HELP
+};
+
+/**
+ * Reports an unknown option ('?') or a missing value (':') the way getopt_long left them
+ * (opterr off, optstring starting with ':') and returns CLI_EXIT_USAGE.
+ */
+int cli_bad_option(const char *command, int c, char **argv, int optind_now, int optopt_now);
+
+/**
+ * Creates the generator and the orchestrator the options describe, with the log callback
+ * writing to stderr and the given event callback. On failure prints why and returns the
+ * exit code (CLI_EXIT_USAGE for a bad generator spec, CLI_EXIT_INFRA otherwise); both
+ * outputs are then NULL.
+ */
+int cli_orchestrator_open(const cli_run_options *o, gg_event_fn event_fn, void *event_user,
+                          gg_generator_t **out_gen, gg_orchestrator_t **out_orch);
+
+/**
+ * Locks and unlocks stderr against concurrent log lines and progress redraws. The progress
+ * display registers a clear function that is called (under the lock) before a log line is
+ * written, so a bar on a terminal is wiped first and drawn again later.
+ */
+void cli_output_lock(void);
+void cli_output_unlock(void);
+void cli_output_set_clear(void (*clear)(void *user), void *user);
+
+/** The log callback: "gryphgen: warn: message" on stderr. */
+void cli_log_stderr(void *user, int level, const char *message);
+
+/* Set by SIGINT/SIGTERM; commands that wait poll it. */
+extern volatile int cli_interrupted;
+/** Installs the SIGINT/SIGTERM handler that sets cli_interrupted. */
+void cli_catch_signals(void);
+
+/* The commands. */
+int cli_cmd_eval(int argc, char **argv);
+int cli_cmd_run(int argc, char **argv);
+
+/** Prints the usage text (all commands and options) on f. */
+void cli_usage(FILE *f);
+
+#endif

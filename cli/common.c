@@ -1,0 +1,236 @@
+/*
+ * common.c - helpers the commands share: error messages and the stderr lock, parsing of the
+ * options of the commands that run tasks, the log callback, signal handling, and creating
+ * the generator and orchestrator from the options.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static pthread_mutex_t output_mutex = PTHREAD_MUTEX_INITIALIZER;
+static void (*output_clear)(void *user);
+static void *output_clear_user;
+
+volatile int cli_interrupted;
+
+void cli_output_lock(void)
+{
+    pthread_mutex_lock(&output_mutex);
+}
+
+void cli_output_unlock(void)
+{
+    pthread_mutex_unlock(&output_mutex);
+}
+
+void cli_output_set_clear(void (*clear)(void *user), void *user)
+{
+    cli_output_lock();
+    output_clear = clear;
+    output_clear_user = user;
+    cli_output_unlock();
+}
+
+/* Called with the lock held. */
+static void clear_progress(void)
+{
+    if (output_clear)
+        output_clear(output_clear_user);
+}
+
+void cli_errorf(const char *fmt, ...)
+{
+    va_list ap;
+    cli_output_lock();
+    clear_progress();
+    fputs("gryphgen: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    fflush(stderr);
+    cli_output_unlock();
+}
+
+void cli_log_stderr(void *user, int level, const char *message)
+{
+    (void)user;
+    cli_output_lock();
+    clear_progress();
+    fprintf(stderr, "gryphgen: %s: %s\n", gg_log_level_name(level), message ? message : "");
+    fflush(stderr);
+    cli_output_unlock();
+}
+
+void cli_run_options_init(cli_run_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->generator = "replay";
+    o->log_level = GG_LOG_WARN;
+}
+
+int cli_parse_uint(const char *name, const char *text, unsigned lo, unsigned hi,
+                   unsigned *out)
+{
+    char *end = NULL;
+    unsigned long v;
+    if (!text || !*text || *text < '0' || *text > '9')
+        goto bad;
+    errno = 0;
+    v = strtoul(text, &end, 10);
+    if (errno || *end || v < lo || v > hi)
+        goto bad;
+    *out = (unsigned)v;
+    return 0;
+bad:
+    cli_errorf("option --%s: '%s' is not a number from %u to %u", name, text ? text : "", lo,
+               hi);
+    return -1;
+}
+
+/* A program given by path must exist and be executable; a bare name is searched later. */
+static int check_program(const char *option, const char *arg)
+{
+    if (!*arg) {
+        cli_errorf("option --%s: empty value", option);
+        return -1;
+    }
+    if (strchr(arg, '/') && access(arg, X_OK) != 0) {
+        cli_errorf("option --%s: '%s' is not an executable program: %s", option, arg,
+                   strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int cli_run_option(cli_run_options *o, int c, const char *arg)
+{
+    switch (c) {
+    case CLI_OPT_GENERATOR:
+        if (!*arg) {
+            cli_errorf("option --generator: empty value");
+            return -1;
+        }
+        o->generator = arg;
+        return 1;
+    case CLI_OPT_DB:
+        if (!*arg) {
+            cli_errorf("option --db: empty path");
+            return -1;
+        }
+        o->db_path = arg;
+        return 1;
+    case CLI_OPT_JOBS:
+        return cli_parse_uint("jobs", arg, 1, 1024, &o->jobs) ? -1 : 1;
+    case CLI_OPT_MAX_ATTEMPTS:
+        return cli_parse_uint("max-attempts", arg, 1, 100, &o->max_attempts) ? -1 : 1;
+    case CLI_OPT_PYTHON:
+        if (check_program("python", arg) != 0)
+            return -1;
+        o->python = arg;
+        return 1;
+    case CLI_OPT_CC:
+        if (check_program("cc", arg) != 0)
+            return -1;
+        o->cc = arg;
+        return 1;
+    case CLI_OPT_LOG_LEVEL: {
+        int level = gg_log_level_parse(arg);
+        if (level < 0) {
+            cli_errorf("option --log-level: '%s' is not one of error, warn, info, debug", arg);
+            return -1;
+        }
+        o->log_level = level;
+        return 1;
+    }
+    case CLI_OPT_QUIET:
+        o->quiet = 1;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+int cli_bad_option(const char *command, int c, char **argv, int optind_now,
+                   int optopt_now)
+{
+    const char *arg = optind_now > 0 ? argv[optind_now - 1] : "";
+    if (c == ':')
+        cli_errorf("%s: option '%s' needs a value", command, arg);
+    else if (optopt_now > 0 && optopt_now < 0x100)
+        cli_errorf("%s: unknown option '-%c' (try 'gryphgen help')", command, optopt_now);
+    else
+        cli_errorf("%s: unknown option '%s' (try 'gryphgen help')", command, arg);
+    return CLI_EXIT_USAGE;
+}
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    cli_interrupted = 1;
+}
+
+void cli_catch_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+int cli_orchestrator_open(const cli_run_options *o, gg_event_fn event_fn, void *event_user,
+                          gg_generator_t **out_gen, gg_orchestrator_t **out_orch)
+{
+    gg_generator_options gopts = GG_GENERATOR_OPTIONS_INIT;
+    gg_orchestrator_options oopts = GG_ORCHESTRATOR_OPTIONS_INIT;
+    gg_generator_t *gen = NULL;
+    gg_orchestrator_t *orch = NULL;
+    int rc;
+
+    *out_gen = NULL;
+    *out_orch = NULL;
+    gopts.spec = o->generator;
+    rc = gg_generator_new(&gen, &gopts);
+    if (rc != 0) {
+        const char *msg = gg_error_last();
+        cli_errorf("generator '%s': %s", o->generator, *msg ? msg : gg_strerror(rc));
+        return rc == GG_EINVAL || rc == GG_ENOTFOUND ? CLI_EXIT_USAGE : CLI_EXIT_INFRA;
+    }
+
+    oopts.db_path = o->db_path;
+    oopts.workers = o->jobs;
+    oopts.max_attempts = o->max_attempts;
+    oopts.generator = gen;
+    oopts.python = o->python;
+    oopts.cc = o->cc;
+    oopts.log_fn = cli_log_stderr;
+    oopts.log_level = o->log_level;
+    oopts.event_fn = event_fn;
+    oopts.event_user = event_user;
+    rc = gg_orchestrator_new(&orch, &oopts);
+    if (rc != 0) {
+        const char *msg = gg_error_last();
+        if (o->db_path && strstr(msg, o->db_path))
+            cli_errorf("%s", msg); /* the library's message names the database already */
+        else if (o->db_path)
+            cli_errorf("cannot open database '%s': %s", o->db_path,
+                       *msg ? msg : gg_strerror(rc));
+        else
+            cli_errorf("cannot start the orchestrator: %s", *msg ? msg : gg_strerror(rc));
+        gg_generator_destroy(&gen);
+        return CLI_EXIT_INFRA;
+    }
+    *out_gen = gen;
+    *out_orch = orch;
+    return CLI_EXIT_OK;
+}

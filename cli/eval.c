@@ -1,0 +1,537 @@
+/*
+ * eval.c - `gryphgen eval`: streams a task set (JSON lines) into one orchestrator, reports bad
+ * lines and keeps going, waits for the set with a progress display, then reads every task's
+ * result back from the database for the summary and the --results file. The set itself is
+ * never held in memory: only one line at a time, and the ids in an unlinked temporary file.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "cli.h"
+#include "idlog.h"
+#include "jsonl_reader.h"
+#include "progress.h"
+
+#define DRAIN_SLICE_MS 100
+#define BUSY_RETRY_MS 20
+#define MAX_ERRORS_SHOWN 5
+
+typedef struct eval_summary {
+    unsigned long tasks, passed_first, passed_repair, failed, errors, bad_lines, cancelled;
+    unsigned long attempts;
+    unsigned long error_tasks; /* tasks (not bad lines) that ended in error */
+} eval_summary;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* The task_id of a line that failed to submit, when the line is an object that has one. */
+static char *line_task_id(const char *line, size_t len)
+{
+    cJSON *obj = cJSON_ParseWithLength(line, len);
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(obj, "task_id");
+    char *out = NULL;
+    if (cJSON_IsString(id) && strlen(id->valuestring) <= 256)
+        out = strdup(id->valuestring);
+    cJSON_Delete(obj);
+    return out;
+}
+
+/* Whether a submit error is the line's fault (reported, the run goes on) or the system's. */
+static int is_input_error(int rc)
+{
+    return rc == GG_EINVAL || rc == GG_ETOOBIG || rc == GG_EEXIST || rc == GG_ENOTFOUND ||
+           rc == GG_EUNSUPPORTED;
+}
+
+static int report_bad_line(idlog *ids, progress *prog, unsigned long long line,
+                           const char *task_id, const char *reason)
+{
+    cli_errorf("line %llu: %s", line, reason);
+    progress_add_bad(prog);
+    if (idlog_add_bad(ids, line, task_id, reason) != 0) {
+        cli_errorf("cannot write the temporary list of task ids: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Submits one line, retrying while the orchestrator says it is busy. */
+static int submit_line(gg_orchestrator_t *o, progress *prog, const char *line, char **id)
+{
+    for (;;) {
+        int rc = gg_orchestrator_submit(o, line, id);
+        if (rc != GG_EBUSY || cli_interrupted)
+            return rc;
+        progress_tick(prog, 0);
+        sleep_ms(BUSY_RETRY_MS);
+    }
+}
+
+/* After a submit: a task an earlier run finished has ended already; count it as done. */
+static void note_if_ended(gg_orchestrator_t *o, progress *prog, const char *id)
+{
+    char *result = NULL;
+    if (gg_orchestrator_result(o, id, &result) == 0 && result) {
+        cJSON *r = cJSON_Parse(result);
+        const cJSON *status = cJSON_GetObjectItemCaseSensitive(r, "status");
+        progress_add_ended(prog, id, cJSON_IsString(status) ? status->valuestring : NULL);
+        cJSON_Delete(r);
+    }
+    gg_free(result);
+}
+
+/*
+ * Reads the input and submits every line. Returns CLI_EXIT_OK, or CLI_EXIT_INFRA after
+ * printing why.
+ */
+static int submit_all(gg_orchestrator_t *o, int fd, const char *input_name, idlog *ids,
+                      progress *prog)
+{
+    jsonl_reader *reader = NULL;
+    int status = CLI_EXIT_OK;
+
+    if (jsonl_reader_new(&reader, fd, CLI_MAX_TASK_BYTES) != 0) {
+        cli_errorf("out of memory");
+        return CLI_EXIT_INFRA;
+    }
+    while (!cli_interrupted) {
+        const char *line;
+        size_t len;
+        unsigned long long lineno;
+        int kind = jsonl_reader_next(reader, &line, &len, &lineno);
+        char *id = NULL, *reason = NULL;
+        int rc;
+
+        if (kind == JSONL_EOF)
+            break;
+        if (kind < 0) {
+            cli_errorf("cannot read %s: %s", input_name, strerror(errno));
+            status = CLI_EXIT_INFRA;
+            break;
+        }
+        if (kind == JSONL_TOO_LONG) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "the line is %zu bytes, over the limit of %zu bytes; skipped",
+                     len, CLI_MAX_TASK_BYTES);
+            if (report_bad_line(ids, prog, lineno, NULL, msg) != 0) {
+                status = CLI_EXIT_INFRA;
+                break;
+            }
+            progress_tick(prog, 0);
+            continue;
+        }
+        if (strlen(line) != len) {
+            if (report_bad_line(ids, prog, lineno, NULL, "the line holds a NUL byte") != 0) {
+                status = CLI_EXIT_INFRA;
+                break;
+            }
+            continue;
+        }
+
+        rc = submit_line(o, prog, line, &id);
+        if (rc == 0) {
+            progress_add_task(prog);
+            if (idlog_add_task(ids, lineno, id) != 0) {
+                cli_errorf("cannot write the temporary list of task ids: %s", strerror(errno));
+                gg_free(id);
+                status = CLI_EXIT_INFRA;
+                break;
+            }
+            note_if_ended(o, prog, id);
+            gg_free(id);
+        } else if (is_input_error(rc)) {
+            const char *msg = gg_error_last();
+            char *task_id = line_task_id(line, len);
+            if (!*msg)
+                msg = gg_strerror(rc);
+            /* the library names the task; add it when it could not */
+            if (task_id && !strstr(msg, "task '")) {
+                size_t n = strlen(task_id) + strlen(msg) + 16;
+                reason = malloc(n);
+                if (reason)
+                    snprintf(reason, n, "task '%s': %s", task_id, msg);
+            }
+            rc = report_bad_line(ids, prog, lineno, task_id, reason ? reason : msg);
+            free(reason);
+            free(task_id);
+            if (rc != 0) {
+                status = CLI_EXIT_INFRA;
+                break;
+            }
+        } else if (rc == GG_ECANCELLED && cli_interrupted) {
+            break;
+        } else {
+            const char *msg = gg_error_last();
+            cli_errorf("line %llu: cannot submit the task: %s", lineno,
+                       *msg ? msg : gg_strerror(rc));
+            status = CLI_EXIT_INFRA;
+            break;
+        }
+        progress_tick(prog, 0);
+    }
+    jsonl_reader_destroy(&reader);
+    return status;
+}
+
+/* Waits for every task, redrawing the progress. Returns an exit code. */
+static int wait_all(gg_orchestrator_t *o, progress *prog)
+{
+    for (;;) {
+        int rc = gg_orchestrator_drain(o, DRAIN_SLICE_MS);
+        if (rc == 0)
+            return CLI_EXIT_OK;
+        if (cli_interrupted)
+            return CLI_EXIT_SIGINT;
+        if (rc != GG_ETIMEDOUT) {
+            const char *msg = gg_error_last();
+            cli_errorf("waiting for the tasks failed: %s", *msg ? msg : gg_strerror(rc));
+            return CLI_EXIT_INFRA;
+        }
+        progress_tick(prog, 1);
+    }
+}
+
+static int write_line(FILE *f, const char *text)
+{
+    return fputs(text, f) < 0 || fputc('\n', f) == EOF ? -1 : 0;
+}
+
+/* Writes a result as one line: as it is when it has no newline, else reprinted compactly. */
+static int write_result(FILE *f, const char *result, const cJSON *parsed)
+{
+    char *compact;
+    int rc;
+    if (!strchr(result, '\n'))
+        return write_line(f, result);
+    compact = cJSON_PrintUnformatted(parsed);
+    if (!compact)
+        return -1;
+    rc = write_line(f, compact);
+    cJSON_free(compact);
+    return rc;
+}
+
+static int write_error_line(FILE *f, unsigned long long line, const char *task_id,
+                            const char *reason)
+{
+    cJSON *obj = cJSON_CreateObject();
+    char *text = NULL;
+    int rc = -1;
+    if (obj && cJSON_AddNumberToObject(obj, "line", (double)line) &&
+        (task_id ? cJSON_AddStringToObject(obj, "task_id", task_id)
+                 : cJSON_AddNullToObject(obj, "task_id")) &&
+        cJSON_AddStringToObject(obj, "status", "error") &&
+        cJSON_AddStringToObject(obj, "reason", reason ? reason : "")) {
+        text = cJSON_PrintUnformatted(obj);
+        if (text)
+            rc = write_line(f, text);
+    }
+    cJSON_free(text);
+    cJSON_Delete(obj);
+    return rc;
+}
+
+static void count_result(eval_summary *s, const cJSON *r)
+{
+    const cJSON *status = cJSON_GetObjectItemCaseSensitive(r, "status");
+    const cJSON *passed_attempt = cJSON_GetObjectItemCaseSensitive(r, "passed_attempt");
+    const cJSON *attempts = cJSON_GetObjectItemCaseSensitive(r, "attempts");
+    const char *st = cJSON_IsString(status) ? status->valuestring : "";
+
+    if (cJSON_IsNumber(attempts) && attempts->valuedouble > 0)
+        s->attempts += (unsigned long)attempts->valuedouble;
+    if (strcmp(st, "passed") == 0) {
+        if (cJSON_IsNumber(passed_attempt) && passed_attempt->valuedouble > 1)
+            s->passed_repair++;
+        else
+            s->passed_first++;
+    } else if (strcmp(st, "failed") == 0) {
+        s->failed++;
+    } else if (strcmp(st, "cancelled") == 0) {
+        s->cancelled++;
+    } else {
+        s->errors++;
+    }
+}
+
+/* Shows why the first few tasks ended in error (a missing runtime, a generator failing). */
+static void report_error_task(eval_summary *s, const cJSON *r, unsigned long long line)
+{
+    const cJSON *status = cJSON_GetObjectItemCaseSensitive(r, "status");
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(r, "task_id");
+    const cJSON *reason = cJSON_GetObjectItemCaseSensitive(r, "reason");
+    if (!cJSON_IsString(status) || strcmp(status->valuestring, "error") != 0)
+        return;
+    s->error_tasks++;
+    if (s->error_tasks <= MAX_ERRORS_SHOWN)
+        cli_errorf("line %llu: task '%s' ended in error: %s", line,
+                   cJSON_IsString(id) ? id->valuestring : "?",
+                   cJSON_IsString(reason) ? reason->valuestring : "no reason given");
+    else if (s->error_tasks == MAX_ERRORS_SHOWN + 1)
+        cli_errorf("more tasks ended in error; --results PATH writes every reason");
+}
+
+/*
+ * Reads every task's result in the set's order, counting them and writing the results file
+ * when one is open. Returns an exit code.
+ */
+static int collect_results(gg_orchestrator_t *o, idlog *ids, FILE *results,
+                           const char *results_path, eval_summary *s)
+{
+    idlog_entry e;
+    int rc;
+
+    if (idlog_rewind(ids) != 0) {
+        cli_errorf("cannot read the temporary list of task ids: %s", strerror(errno));
+        return CLI_EXIT_INFRA;
+    }
+    while ((rc = idlog_next(ids, &e)) == 1) {
+        int wrc = 0;
+        s->tasks++;
+        if (e.bad) {
+            s->errors++;
+            s->bad_lines++;
+            if (results)
+                wrc = write_error_line(results, e.line, e.task_id, e.reason);
+        } else {
+            char *result = NULL;
+            int grc = gg_orchestrator_result(o, e.task_id, &result);
+            cJSON *parsed = grc == 0 && result ? cJSON_Parse(result) : NULL;
+            if (parsed) {
+                count_result(s, parsed);
+                report_error_task(s, parsed, e.line);
+                if (results)
+                    wrc = write_result(results, result, parsed);
+            } else {
+                char reason[512];
+                const char *msg = grc ? gg_error_last() : "";
+                snprintf(reason, sizeof reason, "no result: %s",
+                         grc ? (*msg ? msg : gg_strerror(grc)) : "the result is not JSON");
+                s->errors++;
+                cli_errorf("line %llu: task '%s': %s", e.line, e.task_id, reason);
+                if (results)
+                    wrc = write_error_line(results, e.line, e.task_id, reason);
+            }
+            cJSON_Delete(parsed);
+            gg_free(result);
+        }
+        if (wrc != 0) {
+            cli_errorf("cannot write %s: %s", results_path, strerror(errno));
+            return CLI_EXIT_INFRA;
+        }
+    }
+    if (rc < 0) {
+        cli_errorf("cannot read the temporary list of task ids: %s", strerror(errno));
+        return CLI_EXIT_INFRA;
+    }
+    return CLI_EXIT_OK;
+}
+
+static void print_summary(const eval_summary *s, unsigned long attempts_run, double wall)
+{
+    printf("tasks:                   %lu\n", s->tasks);
+    printf("passed at first attempt: %lu\n", s->passed_first);
+    printf("passed after repair:     %lu\n", s->passed_repair);
+    printf("failed:                  %lu\n", s->failed);
+    printf("errors:                  %lu (bad lines: %lu)\n", s->errors, s->bad_lines);
+    printf("cancelled:               %lu\n", s->cancelled);
+    printf("attempts:                %lu (this run: %lu)\n", s->attempts, attempts_run);
+    printf("wall time:               %.2f s\n", wall);
+    printf("tasks/s:                 %.1f\n", wall > 0 ? (double)s->tasks / wall : 0.0);
+}
+
+static void eval_usage(FILE *f)
+{
+    fprintf(f, "usage: gryphgen eval [--generator SPEC] [--jobs N] [--db PATH] "
+               "[--results PATH]\n"
+               "                     [--max-attempts N] [--python PATH] [--cc PATH]\n"
+               "                     [--log-level LEVEL] [--quiet] FILE|-\n"
+               "(see 'gryphgen help' for what each option does)\n");
+}
+
+/* Opens the input: a path, or "-" for stdin. Returns the fd or -1 after printing why. */
+static int open_input(const char *path)
+{
+    struct stat st;
+    int fd;
+    if (strcmp(path, "-") == 0)
+        return STDIN_FILENO;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        cli_errorf("eval: cannot open '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+        cli_errorf("eval: '%s' is a directory, not a task set", path);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int cli_cmd_eval(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"generator", required_argument, NULL, CLI_OPT_GENERATOR},
+        {"jobs", required_argument, NULL, CLI_OPT_JOBS},
+        {"db", required_argument, NULL, CLI_OPT_DB},
+        {"results", required_argument, NULL, CLI_OPT_RESULTS},
+        {"max-attempts", required_argument, NULL, CLI_OPT_MAX_ATTEMPTS},
+        {"python", required_argument, NULL, CLI_OPT_PYTHON},
+        {"cc", required_argument, NULL, CLI_OPT_CC},
+        {"log-level", required_argument, NULL, CLI_OPT_LOG_LEVEL},
+        {"quiet", no_argument, NULL, CLI_OPT_QUIET},
+        {"help", no_argument, NULL, CLI_OPT_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    cli_run_options opts;
+    const char *results_path = NULL, *input;
+    FILE *results = NULL;
+    int fd = -1, c, status;
+    double start = now_s(), wall;
+    idlog *ids = NULL;
+    progress *prog = NULL;
+    gg_generator_t *gen = NULL;
+    gg_orchestrator_t *orch = NULL;
+    eval_summary summary;
+    progress_counts counts;
+
+    cli_run_options_init(&opts);
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":hqj:", longopts, NULL)) != -1) {
+        int handled;
+        if (c == 'j')
+            c = CLI_OPT_JOBS;
+        else if (c == 'q')
+            c = CLI_OPT_QUIET;
+        if (c == 'h' || c == CLI_OPT_HELP) {
+            eval_usage(stdout);
+            return CLI_EXIT_OK;
+        }
+        if (c == CLI_OPT_RESULTS) {
+            if (!*optarg) {
+                cli_errorf("eval: option --results: empty path");
+                return CLI_EXIT_USAGE;
+            }
+            results_path = optarg;
+            continue;
+        }
+        if (c == '?' || c == ':')
+            return cli_bad_option("eval", c, argv, optind, optopt);
+        handled = cli_run_option(&opts, c, optarg);
+        if (handled < 0)
+            return CLI_EXIT_USAGE;
+        if (handled == 0)
+            return cli_bad_option("eval", c, argv, optind, optopt);
+    }
+    if (argc - optind != 1) {
+        cli_errorf(argc - optind == 0 ? "eval: which task set? give a FILE, or - for stdin"
+                                      : "eval: give one task set, not %d", argc - optind);
+        eval_usage(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    input = argv[optind];
+    fd = open_input(input);
+    if (fd < 0)
+        return CLI_EXIT_USAGE;
+
+    if (results_path) {
+        /* opened now so a bad path fails before the run; emptied only when the run has
+         * ended, so an interrupted run leaves an earlier results file as it was */
+        int rfd = open(results_path, O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
+        results = rfd >= 0 ? fdopen(rfd, "w") : NULL;
+        if (rfd >= 0 && !results)
+            close(rfd);
+        if (!results) {
+            cli_errorf("eval: cannot create the results file '%s': %s", results_path,
+                       strerror(errno));
+            status = CLI_EXIT_INFRA;
+            goto out;
+        }
+    }
+    if (idlog_new(&ids) != 0) {
+        cli_errorf("cannot create a temporary file for the task ids: %s", strerror(errno));
+        status = CLI_EXIT_INFRA;
+        goto out;
+    }
+    if (progress_new(&prog, opts.quiet) != 0) {
+        cli_errorf("out of memory");
+        status = CLI_EXIT_INFRA;
+        goto out;
+    }
+    cli_catch_signals();
+    status = cli_orchestrator_open(&opts, progress_on_event, prog, &gen, &orch);
+    if (status != CLI_EXIT_OK)
+        goto out;
+
+    status = submit_all(orch, fd, strcmp(input, "-") == 0 ? "stdin" : input, ids, prog);
+    if (status == CLI_EXIT_OK)
+        status = wait_all(orch, prog);
+    progress_finish(prog);
+    if (status == CLI_EXIT_OK && cli_interrupted)
+        status = CLI_EXIT_SIGINT;
+    if (status == CLI_EXIT_SIGINT) {
+        if (opts.db_path)
+            cli_errorf("interrupted; unfinished tasks resume when the set is run again with "
+                       "--db %s", opts.db_path);
+        else
+            cli_errorf("interrupted");
+        goto out;
+    }
+    if (status != CLI_EXIT_OK)
+        goto out;
+    wall = now_s() - start;
+
+    memset(&summary, 0, sizeof summary);
+    if (results && ftruncate(fileno(results), 0) != 0) {
+        cli_errorf("cannot write %s: %s", results_path, strerror(errno));
+        status = CLI_EXIT_INFRA;
+        goto out;
+    }
+    status = collect_results(orch, ids, results, results_path, &summary);
+    if (status != CLI_EXIT_OK)
+        goto out;
+    if (results) {
+        int err = fclose(results);
+        results = NULL;
+        if (err != 0) {
+            cli_errorf("cannot write %s: %s", results_path, strerror(errno));
+            status = CLI_EXIT_INFRA;
+            goto out;
+        }
+    }
+    progress_get(prog, &counts);
+    print_summary(&summary, counts.attempts, wall);
+
+out:
+    /* the orchestrator first: its callback writes into the progress counters */
+    gg_orchestrator_destroy(&orch);
+    gg_generator_destroy(&gen);
+    progress_destroy(&prog);
+    idlog_destroy(&ids);
+    if (results)
+        fclose(results);
+    if (fd > STDIN_FILENO)
+        close(fd);
+    return status;
+}

@@ -1,0 +1,90 @@
+/*
+ * main.c - the gryphgen command: the table of commands, the usage text, and dispatch.
+ * Adding a command is one entry in `commands` plus its function.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static int cmd_version(int argc, char **argv);
+static int cmd_help(int argc, char **argv);
+
+static const cli_command commands[] = {
+    {"eval", cli_cmd_eval, "[OPTIONS] FILE|-",
+     "run a task set (JSON lines; - reads stdin) and print a summary"},
+    {"run", cli_cmd_run, "[OPTIONS] TASK.json",
+     "run one task (a file holding one JSON object) and print its result"},
+    {"version", cmd_version, "", "print the versions of the command and the library"},
+    {"help", cmd_help, "", "print this text"},
+};
+
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+void cli_usage(FILE *f)
+{
+    fprintf(f, "usage: gryphgen COMMAND [OPTIONS] [ARGS]\n\ncommands:\n");
+    for (size_t i = 0; i < N_COMMANDS; i++) {
+        char head[64];
+        snprintf(head, sizeof head, "%s %s", commands[i].name, commands[i].args);
+        fprintf(f, "  %-28s %s\n", head, commands[i].summary);
+    }
+    fprintf(f,
+            "\noptions of eval and run:\n"
+            "  --generator SPEC      replay (default: the task's candidates in order),\n"
+            "                        reference (the task's canonical_solution), or\n"
+            "                        command:PROG (PROG gets the request JSON on stdin)\n"
+            "  --db PATH             SQLite database to keep tasks and attempts in; re-running\n"
+            "                        a set on the same database resumes it (default: temporary)\n"
+            "  --max-attempts N      attempts for tasks whose budget names none (1-100)\n"
+            "  --python PATH         Python interpreter (default: $GRYPHGEN_PYTHON, python3)\n"
+            "  --cc PATH             C compiler (default: $GRYPHGEN_CC, $CC, cc)\n"
+            "  --log-level LEVEL     error, warn (default), info or debug\n"
+            "\noptions of eval only:\n"
+            "  --jobs N              tasks run at once (default: the number of cores)\n"
+            "  --results PATH        write one JSON line per task, in the set's order\n"
+            "  --quiet               no progress output\n"
+            "\nexit status: 0 when every task ran (whatever it scored), 1 on an\n"
+            "infrastructure error (database, runtime), 2 on a usage error or a bad task file.\n");
+}
+
+static int cmd_version(int argc, char **argv)
+{
+    (void)argv;
+    if (argc > 1) {
+        cli_errorf("version: takes no arguments");
+        return CLI_EXIT_USAGE;
+    }
+    printf("gryphgen %s (libgryphgen %s)\n", GG_VERSION_STRING, gg_version_string());
+    return CLI_EXIT_OK;
+}
+
+static int cmd_help(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    cli_usage(stdout);
+    return CLI_EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        cli_usage(stdout);
+        return CLI_EXIT_OK;
+    }
+    if (strcmp(argv[1], "--version") == 0)
+        return cmd_version(1, argv + 1);
+    for (size_t i = 0; i < N_COMMANDS; i++) {
+        if (strcmp(argv[1], commands[i].name) == 0) {
+            int rc = commands[i].run(argc - 1, argv + 1);
+            if (fflush(stdout) != 0 && rc == CLI_EXIT_OK) {
+                cli_errorf("cannot write to stdout");
+                rc = CLI_EXIT_INFRA;
+            }
+            return rc;
+        }
+    }
+    cli_errorf("unknown command '%s' (try 'gryphgen help')", argv[1]);
+    return CLI_EXIT_USAGE;
+}

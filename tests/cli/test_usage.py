@@ -1,0 +1,88 @@
+"""test_usage.py - the gryphgen command's usage text, version, and its exit statuses for
+usage errors (2: unknown command or option, missing value, bad number, missing or unreadable
+input, bad generator) and infrastructure errors (1: a database or results file that cannot
+be created), each with a clear message."""
+
+import os
+import shutil
+
+from clitest import EXAMPLES, check, finish, gg, tmpdir
+
+work = tmpdir()
+
+for args in ([], ["help"], ["--help"], ["-h"]):
+    p = gg(args)
+    check(p.returncode == 0 and "usage: gryphgen" in p.stdout and "eval" in p.stdout and
+          "run" in p.stdout and "--generator" in p.stdout and "--results" in p.stdout,
+          "gryphgen %s prints the usage text" % " ".join(args), p.stdout + p.stderr)
+p = gg(["eval", "--help"])
+check(p.returncode == 0 and "usage: gryphgen eval" in p.stdout, "eval --help", p.stdout)
+p = gg(["version"])
+check(p.returncode == 0 and p.stdout.startswith("gryphgen 1.") and "libgryphgen" in p.stdout,
+      "version prints both versions", p.stdout)
+
+usage_cases = [
+    (["frob"], "unknown command 'frob'"),
+    (["eval", "--frob", EXAMPLES], "unknown option '--frob'"),
+    (["eval", "-x", EXAMPLES], "unknown option '-x'"),
+    (["eval", EXAMPLES, "--jobs"], "needs a value"),
+    (["eval", "--jobs", "abc", EXAMPLES], "--jobs: 'abc' is not a number"),
+    (["eval", "--jobs", "0", EXAMPLES], "--jobs: '0'"),
+    (["eval", "--jobs", "-3", EXAMPLES], "--jobs"),
+    (["eval", "--jobs", "2x", EXAMPLES], "--jobs: '2x'"),
+    (["eval", "--max-attempts", "101", EXAMPLES], "--max-attempts: '101'"),
+    (["eval", "--log-level", "loud", EXAMPLES], "--log-level: 'loud'"),
+    (["eval"], "which task set"),
+    (["eval", EXAMPLES, EXAMPLES], "one task set"),
+    (["eval", os.path.join(work, "missing.jsonl")], "cannot open"),
+    (["eval", work], "is a directory"),
+    (["eval", "--generator", "bogus", EXAMPLES], "bogus"),
+    (["run"], "which task"),
+    (["run", os.path.join(work, "missing.json")], "cannot open"),
+    (["run", "--max-attempts", "zero", "x.json"], "--max-attempts"),
+    (["version", "extra"], "takes no arguments"),
+    (["eval", "--python", os.path.join(work, "no-python"), EXAMPLES], "--python"),
+    (["run", "--cc", "/nonexistent/cc", "x.json"], "--cc"),
+]
+for args, message in usage_cases:
+    p = gg(args)
+    check(p.returncode == 2 and message in p.stderr and p.stdout == "",
+          "gryphgen %s: exit 2 with '%s'" % (" ".join(args), message),
+          "exit %d, stderr: %s" % (p.returncode, p.stderr))
+
+# infrastructure errors: a database that cannot be created (as root, permissions do not
+# stop us, so the parent is a regular file; as another user a read-only directory too)
+blocker = os.path.join(work, "not-a-dir")
+with open(blocker, "w") as f:
+    f.write("x")
+task_file = os.path.join(work, "task.json")
+with open(task_file, "w") as f:
+    f.write('{"task_id": "t", "language": "python", "candidates": ["x = 1\\n"]}')
+db_paths = [os.path.join(blocker, "run.db")]
+if os.geteuid() != 0:
+    ro = os.path.join(work, "read-only")
+    os.mkdir(ro, 0o500)
+    db_paths.append(os.path.join(ro, "run.db"))
+for db in db_paths:
+    p = gg(["eval", "--db", db, EXAMPLES])
+    check(p.returncode == 1 and db in p.stderr and "database" in p.stderr and p.stdout == "",
+          "eval --db %s: exit 1 naming the database" % db,
+          "exit %d, stderr: %s" % (p.returncode, p.stderr))
+    p = gg(["run", "--db", db, task_file])
+    check(p.returncode == 1 and db in p.stderr and p.stdout == "",
+          "run --db %s: exit 1 naming the database" % db, p.stderr)
+p = gg(["eval", "--results", os.path.join(blocker, "r.jsonl"), EXAMPLES])
+check(p.returncode == 1 and "results file" in p.stderr and p.stdout == "",
+      "eval --results in a path that cannot be created: exit 1", p.stderr)
+
+# a runtime that cannot be found: the tasks run and end in error (exit 0), and the first
+# reasons are shown
+p = gg(["eval", "--quiet", "--python", "no-such-python-3.99", EXAMPLES])
+s = {l.split(":")[0]: l for l in p.stdout.splitlines()}
+check(p.returncode == 0 and "errors:                  8" in s.get("errors", ""),
+      "without Python the 8 Python tasks end in error", p.stdout + p.stderr)
+check(p.stderr.count("' ended in error: ") == 5 and "more tasks ended in error" in p.stderr,
+      "the first 5 reasons are shown", p.stderr)
+
+shutil.rmtree(work, ignore_errors=True)
+finish()

@@ -1,0 +1,637 @@
+/*
+ * test_executor.c - the executor handle and its "process" backend through the public API:
+ * results of jobs that end in every way, request checking, workspaces (files, removal,
+ * scrubbed environment), limits, concurrency, interrupt, and the custom vtable rules.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <gryphgen.h>
+#include <gryphgen/sys/executor.h>
+
+#include "core/ggi.h"
+#include "execution/process_executor.h"
+#include "testutil.h"
+
+#define PY "/usr/bin/python3"
+
+static char root_dir[] = "/tmp/gg-test-exec-XXXXXX";
+static gg_executor_t *ex;
+
+/* Runs a request; on success returns the parsed result (caller deletes), else NULL and
+ * *rc says why. */
+static cJSON *run_req(gg_executor_t *e, const char *req, int *rc)
+{
+    char *out = NULL;
+    *rc = gg_executor_run(e, req, &out);
+    if (*rc) {
+        CHECK(out == NULL);
+        return NULL;
+    }
+    cJSON *res = NULL;
+    CHECK_RC(ggi_json_parse(out, strlen(out), &res), 0);
+    gg_free(out);
+    return res;
+}
+
+static cJSON *run_ok(const char *req)
+{
+    int rc;
+    cJSON *res = run_req(ex, req, &rc);
+    CHECK_RC(rc, 0);
+    return res;
+}
+
+static double num(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : -12345;
+}
+
+static int flag(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsBool(v) ? cJSON_IsTrue(v) : -1;
+}
+
+static const char *str(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static int dir_is_empty(const char *path)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "test -z \"$(ls -A %s)\"", path);
+    return system(cmd) == 0;
+}
+
+static int process_gone(long pid)
+{
+    for (int i = 0; i < 100; i++) {
+        char path[64], buf[512];
+        snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            return 1;
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        const char *rp = strrchr(buf, ')');
+        if (rp && (rp[2] == 'Z' || rp[2] == 'X'))
+            return 1;
+        usleep(10000);
+    }
+    return 0;
+}
+
+static void test_options(void)
+{
+    gg_executor_options o;
+    CHECK_RC(gg_executor_options_init(&o, GG_EXECUTOR_OPTIONS_VERSION), 0);
+    CHECK(o.version == GG_EXECUTOR_OPTIONS_VERSION && o.backend == NULL && o.max_output == 0);
+    CHECK_RC(gg_executor_options_init(&o, 99), GG_EVERSION);
+    CHECK_RC(gg_executor_options_init(NULL, 1), GG_EINVAL);
+
+    gg_executor_t *e = (gg_executor_t *)&o; /* must be overwritten with NULL on failure */
+    o.version = 0;
+    CHECK_RC(gg_executor_new(&e, &o), GG_EVERSION);
+    CHECK(e == NULL);
+    gg_executor_options_init(&o, 1);
+    o.backend = "warp-drive";
+    CHECK_RC(gg_executor_new(&e, &o), GG_ENOTFOUND);
+    CHECK_CONTAINS(gg_error_last(), "warp-drive");
+    o.backend = NULL;
+    o.workdir_root = "/nonexistent/root";
+    CHECK_RC(gg_executor_new(&e, &o), GG_EINVAL);
+    CHECK_CONTAINS(gg_error_last(), "workdir_root");
+    o.workdir_root = NULL;
+    o.max_output = 17u << 20;
+    CHECK_RC(gg_executor_new(&e, &o), GG_EINVAL);
+    CHECK_CONTAINS(gg_error_last(), "max_output");
+    CHECK_RC(gg_executor_new(NULL, NULL), GG_EINVAL);
+
+    /* A relative workdir_root still gives the job an absolute HOME. */
+    char cwd[512];
+    CHECK(getcwd(cwd, sizeof cwd) != NULL);
+    CHECK(chdir(root_dir) == 0);
+    o.max_output = 0;
+    o.workdir_root = ".";
+    CHECK_RC(gg_executor_new(&e, &o), 0);
+    CHECK(chdir("/") == 0);
+    char *out = NULL;
+    CHECK_RC(gg_executor_run(e, "{\"argv\": [\"sh\", \"-c\", \"echo $HOME\"]}", &out), 0);
+    CHECK_CONTAINS(out, "\"stdout\":\"/tmp/gg-test-exec-");
+    gg_free(out);
+    gg_executor_destroy(&e);
+    CHECK(chdir(cwd) == 0);
+
+    CHECK_RC(gg_executor_new(&e, NULL), 0);
+    CHECK_STR(gg_executor_backend(e), "process");
+    CHECK_RC(gg_executor_interrupt(e), 0); /* nothing running: harmless */
+    gg_executor_destroy(&e);
+    CHECK(e == NULL);
+    gg_executor_destroy(&e);
+    gg_executor_destroy(NULL);
+}
+
+static void test_exit_and_signal(void)
+{
+    cJSON *r = run_ok("{\"argv\": [\"/bin/echo\", \"hi\", \"there\"]}");
+    if (r) {
+        CHECK(num(r, "exit_code") == 0);
+        CHECK(num(r, "signal") == 0);
+        CHECK(cJSON_IsNull(cJSON_GetObjectItem(r, "signal_name")));
+        CHECK_STR(str(r, "stdout"), "hi there\n");
+        CHECK_STR(str(r, "stderr"), "");
+        CHECK(flag(r, "timed_out") == 0 && flag(r, "cancelled") == 0);
+        CHECK(flag(r, "stdout_truncated") == 0 && flag(r, "stderr_truncated") == 0);
+        CHECK_STR(str(r, "isolation"), "rlimits");
+        CHECK(num(r, "max_rss_kb") > 0);
+        CHECK(num(r, "duration_ms") > 0);
+        cJSON_Delete(r);
+    }
+    r = run_ok("{\"argv\": [\"sh\", \"-c\", \"echo oops >&2; exit 3\"]}");
+    if (r) {
+        CHECK(num(r, "exit_code") == 3);
+        CHECK_STR(str(r, "stderr"), "oops\n");
+        cJSON_Delete(r);
+    }
+    r = run_ok("{\"argv\": [\"sh\", \"-c\", \"kill -SEGV $$\"]}");
+    if (r) {
+        CHECK(num(r, "exit_code") == -1);
+        CHECK(num(r, "signal") == 11);
+        CHECK_STR(str(r, "signal_name"), "SIGSEGV");
+        cJSON_Delete(r);
+    }
+}
+
+static void test_timeout_and_flood(void)
+{
+    double t0 = ggi_now_ms();
+    cJSON *r = run_ok("{\"argv\": [\"sh\", \"-c\", \"while :; do :; done\"],"
+                      " \"limits\": {\"timeout_s\": 0.5}}");
+    double took = ggi_now_ms() - t0;
+    CHECK(took < 1500);
+    if (r) {
+        CHECK(flag(r, "timed_out") == 1);
+        CHECK_STR(str(r, "signal_name"), "SIGKILL");
+        cJSON_Delete(r);
+    }
+
+    t0 = ggi_now_ms();
+    r = run_ok("{\"argv\": [\"" PY "\", \"-c\", \"import sys\\nb = b'y' * (1 << 20)\\n"
+               "for _ in range(100): sys.stdout.buffer.write(b)\\n\"],"
+               " \"limits\": {\"max_output\": 1000}}");
+    CHECK(ggi_now_ms() - t0 < 5000);
+    if (r) {
+        CHECK(num(r, "exit_code") == 0);
+        CHECK(flag(r, "stdout_truncated") == 1);
+        CHECK(str(r, "stdout") && strlen(str(r, "stdout")) == 1000);
+        cJSON_Delete(r);
+    }
+}
+
+static void test_missing_program(void)
+{
+    int rc;
+    cJSON *r = run_req(ex, "{\"argv\": [\"python9-gg-missing\", \"-c\", \"1\"]}", &rc);
+    CHECK(r == NULL);
+    CHECK(rc == GG_ENOTFOUND);
+    CHECK_CONTAINS(gg_error_last(), "python9-gg-missing");
+    CHECK(gg_error_last_code() == GG_ENOTFOUND);
+    CHECK(dir_is_empty(root_dir));
+}
+
+static void test_grandchild(void)
+{
+    double t0 = ggi_now_ms();
+    cJSON *r = run_ok("{\"argv\": [\"sh\", \"-c\", \"sleep 30 & echo $!\"]}");
+    CHECK(ggi_now_ms() - t0 < 2000);
+    if (r) {
+        long pid = str(r, "stdout") ? strtol(str(r, "stdout"), NULL, 10) : 0;
+        CHECK(pid > 1);
+        if (pid > 1)
+            CHECK(process_gone(pid));
+        cJSON_Delete(r);
+    }
+}
+
+static void test_stdin_files_workspace(void)
+{
+    cJSON *r = run_ok("{\"argv\": [\"cat\"], \"stdin\": \"from stdin\\n\"}");
+    if (r) {
+        CHECK_STR(str(r, "stdout"), "from stdin\n");
+        cJSON_Delete(r);
+    }
+
+    /* A directory outside the workspace that a symlink inside points to must survive. */
+    char outside[] = "/tmp/gg-test-outside-XXXXXX";
+    CHECK(mkdtemp(outside) != NULL);
+    char keep[128];
+    snprintf(keep, sizeof keep, "%s/keep.txt", outside);
+    FILE *f = fopen(keep, "w");
+    CHECK(f != NULL);
+    if (f) {
+        fputs("keep", f);
+        fclose(f);
+    }
+
+    char req[2048];
+    snprintf(req, sizeof req,
+             "{\"argv\": [\"sh\", \"-c\", \"cat a.txt sub/dir/b.py; echo; pwd; "
+             "mkdir -p locked/inner && touch locked/inner/f && chmod 000 locked/inner && "
+             "chmod 500 locked && ln -s %s escape && ln -s %s escape_file && "
+             "chmod 444 a.txt && chmod 000 .\"],"
+             " \"files\": [{\"path\": \"a.txt\", \"content\": \"A-\"},"
+             "             {\"path\": \"./sub/dir/b.py\", \"content\": \"print(1)\"}]}",
+             outside, keep);
+    r = run_ok(req);
+    if (r) {
+        CHECK(num(r, "exit_code") == 0);
+        const char *out = str(r, "stdout");
+        CHECK(out && strncmp(out, "A-print(1)\n", 11) == 0);
+        const char *ws = out ? strchr(out, '\n') : NULL;
+        if (ws) {
+            ws++;
+            char path[512];
+            snprintf(path, sizeof path, "%.*s", (int)strcspn(ws, "\n"), ws);
+            CHECK(strncmp(path, root_dir, strlen(root_dir)) == 0);
+            CHECK(strstr(path, "/gg-job-") != NULL);
+            struct stat st;
+            CHECK(lstat(path, &st) < 0 && errno == ENOENT);
+        }
+        cJSON_Delete(r);
+    }
+    CHECK(access(keep, R_OK) == 0);
+    unlink(keep);
+    rmdir(outside);
+    CHECK(dir_is_empty(root_dir));
+
+    /* HOME and TMPDIR are the workspace; nothing else comes from the host. */
+    setenv("GG_TEST_SECRET", "leak", 1);
+    r = run_ok("{\"argv\": [\"/usr/bin/env\"], \"env\": {\"FOO\": \"bar\", \"LANG\": \"C\"}}");
+    if (r) {
+        const char *out = str(r, "stdout");
+        CHECK(out && !strstr(out, "GG_TEST_SECRET"));
+        CHECK_CONTAINS(out, "FOO=bar\n");
+        CHECK_CONTAINS(out, "LANG=C\n");
+        CHECK_CONTAINS(out, "PATH=/usr/local/bin:/usr/bin:/bin\n");
+        CHECK_CONTAINS(out, "HOME=/tmp/gg-test-exec-");
+        CHECK_CONTAINS(out, "TMPDIR=/tmp/gg-test-exec-");
+        int lines = 0;
+        for (const char *p = out; p && *p; p++)
+            lines += *p == '\n';
+        CHECK(lines == 5);
+        cJSON_Delete(r);
+    }
+    unsetenv("GG_TEST_SECRET");
+
+    /* ggi_workspace_remove directly: a tree without permissions. */
+    char tree[] = "/tmp/gg-test-tree-XXXXXX";
+    CHECK(mkdtemp(tree) != NULL);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "cd %s && mkdir -p a/b/c && touch a/b/c/f && ln -s / a/root && chmod 0 a/b/c "
+             "&& chmod 0 a/b && chmod 0 .",
+             tree);
+    CHECK(system(cmd) == 0);
+    CHECK_RC(ggi_workspace_remove(tree), 0);
+    CHECK(access(tree, F_OK) < 0);
+    CHECK(access("/etc/hostname", F_OK) == 0 || access("/etc/passwd", F_OK) == 0);
+}
+
+static void test_bad_requests(void)
+{
+    struct {
+        const char *req;
+        int rc;
+        const char *msg;
+    } cases[] = {
+        { "{\"argv\": [\"true\"", GG_EINVAL, "malformed" },
+        { "[\"true\"]", GG_EINVAL, "object" },
+        { "{}", GG_EINVAL, "argv" },
+        { "{\"argv\": []}", GG_EINVAL, "argv" },
+        { "{\"argv\": \"true\"}", GG_EINVAL, "argv" },
+        { "{\"argv\": [\"echo\", 3]}", GG_EINVAL, "argv[1]" },
+        { "{\"argv\": [\"\"]}", GG_EINVAL, "argv[0]" },
+        { "{\"argv\": [\"true\"], \"files\": {}}", GG_EINVAL, "files" },
+        { "{\"argv\": [\"true\"], \"files\": [\"a\"]}", GG_EINVAL, "files[0]" },
+        { "{\"argv\": [\"true\"], \"files\": [{\"path\": \"/etc/x\", \"content\": \"\"}]}",
+          GG_EINVAL, "absolute" },
+        { "{\"argv\": [\"true\"], \"files\": [{\"path\": \"../x\", \"content\": \"\"}]}",
+          GG_EINVAL, ".." },
+        { "{\"argv\": [\"true\"], \"files\": [{\"path\": \"a/../../x\", \"content\": \"\"}]}",
+          GG_EINVAL, ".." },
+        { "{\"argv\": [\"true\"], \"files\": [{\"path\": \"a/\", \"content\": \"\"}]}",
+          GG_EINVAL, "files[0].path" },
+        { "{\"argv\": [\"true\"], \"files\": [{\"path\": \"\", \"content\": \"\"}]}",
+          GG_EINVAL, "files[0].path" },
+        { "{\"argv\": [\"true\"], \"files\": [{\"path\": \"a\"}]}", GG_EINVAL, "content" },
+        { "{\"argv\": [\"true\"], \"files\": [{\"path\": \"a\", \"content\": 1}]}", GG_EINVAL,
+          "content" },
+        { "{\"argv\": [\"true\"], \"files\": [{\"path\": \"a\", \"content\": \"\"},"
+          " {\"path\": \"a\", \"content\": \"\"}]}", GG_EINVAL, "twice" },
+        { "{\"argv\": [\"true\"], \"files\": [{\"path\": \"a\", \"content\": \"\"},"
+          " {\"path\": \"a/b\", \"content\": \"\"}]}", GG_EINVAL, "files[1]" },
+        { "{\"argv\": [\"true\"], \"env\": [\"A=1\"]}", GG_EINVAL, "env" },
+        { "{\"argv\": [\"true\"], \"env\": {\"A\": 1}}", GG_EINVAL, "env" },
+        { "{\"argv\": [\"true\"], \"env\": {\"A=B\": \"1\"}}", GG_EINVAL, "env" },
+        { "{\"argv\": [\"true\"], \"stdin\": 5}", GG_EINVAL, "stdin" },
+        { "{\"argv\": [\"true\"], \"limits\": 5}", GG_EINVAL, "limits" },
+        { "{\"argv\": [\"true\"], \"limits\": {\"timeout_s\": \"10\"}}", GG_EINVAL,
+          "timeout_s" },
+        { "{\"argv\": [\"true\"], \"limits\": {\"timeout_s\": -1}}", GG_EINVAL, "timeout_s" },
+        { "{\"argv\": [\"true\"], \"limits\": {\"memory_mb\": 1.5}}", GG_EINVAL, "memory_mb" },
+        { "{\"argv\": [\"true\"], \"limits\": {\"max_output\": 16777217}}", GG_EINVAL,
+          "max_output" },
+        { "{\"argv\": [\"true\"], \"limits\": {\"nproc\": 0}}", GG_EINVAL, "nproc" },
+        { "{\"argv\": [\"true\"], \"limits\": {\"timeout\": 3}}", GG_EINVAL, "timeout" },
+        { "{\"argv\": [\"true\"], \"isolation\": 1}", GG_EINVAL, "isolation" },
+        { "{\"argv\": [\"true\"], \"isolation\": \"namespaces\"}", GG_EUNSUPPORTED,
+          "namespaces" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int rc;
+        cJSON *r = run_req(ex, cases[i].req, &rc);
+        CHECK(r == NULL);
+        cJSON_Delete(r);
+        if (rc != cases[i].rc || !strstr(gg_error_last(), cases[i].msg)) {
+            fprintf(stderr, "case %zu (%s): rc %d, message '%s'\n", i, cases[i].req, rc,
+                    gg_error_last());
+            CHECK(0);
+        } else {
+            CHECK(1);
+        }
+    }
+
+    /* Too many files. */
+    ggi_buf b = GGI_BUF_INIT;
+    ggi_buf_puts(&b, "{\"argv\": [\"true\"], \"files\": [");
+    for (int i = 0; i < 65; i++)
+        ggi_buf_printf(&b, "%s{\"path\": \"f%d\", \"content\": \"x\"}", i ? "," : "", i);
+    ggi_buf_puts(&b, "]}");
+    int rc;
+    cJSON *r = run_req(ex, b.data, &rc);
+    CHECK(r == NULL && rc == GG_EINVAL);
+    CHECK_CONTAINS(gg_error_last(), "files");
+    ggi_buf_free(&b);
+
+    char *out = (char *)"sentinel";
+    CHECK_RC(gg_executor_run(ex, NULL, &out), GG_EINVAL);
+    CHECK(out == NULL);
+    CHECK_RC(gg_executor_run(NULL, "{}", &out), GG_EINVAL);
+    CHECK_RC(gg_executor_run(ex, "{}", NULL), GG_EINVAL);
+    CHECK(dir_is_empty(root_dir));
+}
+
+static void test_limits(void)
+{
+    cJSON *r = run_ok("{\"argv\": [\"" PY "\", \"-c\", \"b = bytearray(1 << 30); print('ok')\"],"
+                      " \"limits\": {\"memory_mb\": 256}}");
+    if (r) {
+        CHECK(num(r, "exit_code") != 0);
+        CHECK_CONTAINS(str(r, "stderr"), "MemoryError");
+        cJSON_Delete(r);
+    }
+    /* Defaults of "rlimits": nofile 256, fsize 64 MiB (dash counts 512-byte blocks). */
+    r = run_ok("{\"argv\": [\"sh\", \"-c\", \"ulimit -n; ulimit -f\"]}");
+    if (r) {
+        CHECK_STR(str(r, "stdout"), "256\n131072\n");
+        cJSON_Delete(r);
+    }
+    r = run_ok("{\"argv\": [\"sh\", \"-c\", \"ulimit -n; ulimit -t\"],"
+               " \"limits\": {\"nofile\": 32, \"cpu_s\": 3, \"nproc\": 1000}}");
+    if (r) {
+        CHECK_STR(str(r, "stdout"), "32\n3\n");
+        cJSON_Delete(r);
+    }
+    /* "none" applies no rlimits. */
+    r = run_ok("{\"argv\": [\"sh\", \"-c\", \"ulimit -n\"], \"isolation\": \"none\","
+               " \"limits\": {\"nofile\": 32}}");
+    if (r) {
+        CHECK_STR(str(r, "isolation"), "none");
+        CHECK(str(r, "stdout") && strcmp(str(r, "stdout"), "32\n") != 0);
+        cJSON_Delete(r);
+    }
+    /* A file larger than fsize_mb is cut off by SIGXFSZ. */
+    r = run_ok("{\"argv\": [\"sh\", \"-c\", \"head -c 3000000 /dev/zero > big\"],"
+               " \"limits\": {\"fsize_mb\": 1}}");
+    if (r) {
+        CHECK(num(r, "exit_code") != 0);
+        cJSON_Delete(r);
+    }
+}
+
+static void test_invalid_utf8(void)
+{
+    cJSON *r = run_ok("{\"argv\": [\"" PY "\", \"-c\", \"import sys; "
+                      "sys.stdout.buffer.write(b'ab\\\\xff\\\\xfe\\\\x00cd\\\\xc3')\"]}");
+    if (r) {
+        CHECK_STR(str(r, "stdout"), "ab\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" "cd\xef\xbf\xbd");
+        cJSON_Delete(r);
+    }
+}
+
+typedef struct worker_arg {
+    int id;
+    int failures;
+} worker_arg;
+
+static void *worker(void *p)
+{
+    worker_arg *w = p;
+    for (int i = 0; i < 5; i++) {
+        char req[256], want[64];
+        snprintf(req, sizeof req,
+                 "{\"argv\": [\"sh\", \"-c\", \"cat f.txt; echo -$1\", \"sh\", \"%d\"],"
+                 " \"files\": [{\"path\": \"f.txt\", \"content\": \"t%d\"}]}", i, w->id);
+        snprintf(want, sizeof want, "t%d-%d\n", w->id, i);
+        char *out = NULL;
+        int rc = gg_executor_run(ex, req, &out);
+        cJSON *r = NULL;
+        if (rc || ggi_json_parse(out, strlen(out), &r) || !str(r, "stdout") ||
+            strcmp(str(r, "stdout"), want) != 0)
+            w->failures++;
+        cJSON_Delete(r);
+        gg_free(out);
+    }
+    return NULL;
+}
+
+static void test_concurrent(void)
+{
+    pthread_t t[4];
+    worker_arg a[4];
+    for (int i = 0; i < 4; i++) {
+        a[i].id = i;
+        a[i].failures = 0;
+        CHECK(pthread_create(&t[i], NULL, worker, &a[i]) == 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        CHECK(a[i].failures == 0);
+    }
+    CHECK(dir_is_empty(root_dir));
+}
+
+typedef struct sleeper_arg {
+    int rc;
+    double took_ms;
+} sleeper_arg;
+
+static void *sleeper(void *p)
+{
+    sleeper_arg *s = p;
+    double t0 = ggi_now_ms();
+    char *out = NULL;
+    s->rc = gg_executor_run(ex, "{\"argv\": [\"sleep\", \"30\"], \"limits\": {\"timeout_s\": 60}}",
+                            &out);
+    s->took_ms = ggi_now_ms() - t0;
+    gg_free(out);
+    return NULL;
+}
+
+static void test_interrupt(void)
+{
+    pthread_t t[2];
+    sleeper_arg s[2] = { { 0, 0 }, { 0, 0 } };
+    for (int i = 0; i < 2; i++)
+        CHECK(pthread_create(&t[i], NULL, sleeper, &s[i]) == 0);
+    usleep(300 * 1000);
+    CHECK_RC(gg_executor_interrupt(ex), 0);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(t[i], NULL);
+        CHECK(s[i].rc == GG_ECANCELLED);
+        CHECK(s[i].took_ms < 1300);
+    }
+    /* Later runs work normally. */
+    cJSON *r = run_ok("{\"argv\": [\"echo\", \"after\"]}");
+    if (r) {
+        CHECK_STR(str(r, "stdout"), "after\n");
+        cJSON_Delete(r);
+    }
+    CHECK(dir_is_empty(root_dir));
+}
+
+/* ---- custom vtables ---- */
+
+static int destroyed;
+static int custom_runs;
+
+static int fake_run(void *self, const char *req, char **out)
+{
+    (void)req;
+    custom_runs++;
+    if (self == (void *)2)
+        return GG_EEXEC; /* fails without a message */
+    if (self == (void *)3)
+        return 0; /* "succeeds" without a result */
+    *out = gg_strdup("{\"exit_code\": 0}");
+    return 0;
+}
+
+static void fake_destroy(void *self)
+{
+    (void)self;
+    destroyed++;
+}
+
+static void test_custom(void)
+{
+    gg_executor_vtable vt = GG_EXECUTOR_VTABLE_INIT;
+    vt.run = fake_run;
+    vt.destroy = fake_destroy;
+    gg_executor_t *e = NULL;
+
+    destroyed = 0;
+    vt.version = 0;
+    CHECK_RC(gg_executor_new_custom(&e, &vt, (void *)1), GG_EVERSION);
+    CHECK(e == NULL && destroyed == 1);
+    vt.version = 999;
+    CHECK_RC(gg_executor_new_custom(&e, &vt, (void *)1), GG_EVERSION);
+    CHECK(e == NULL && destroyed == 2);
+    vt.version = GG_EXECUTOR_VTABLE_VERSION;
+    vt.run = NULL;
+    CHECK_RC(gg_executor_new_custom(&e, &vt, (void *)1), GG_EINVAL);
+    CHECK(e == NULL && destroyed == 3);
+    vt.run = fake_run;
+    CHECK_RC(gg_executor_new_custom(NULL, &vt, (void *)1), GG_EINVAL);
+    CHECK(destroyed == 4);
+    CHECK_RC(gg_executor_new_custom(&e, NULL, (void *)1), GG_EINVAL);
+    CHECK(destroyed == 4);
+
+    destroyed = 0;
+    CHECK_RC(gg_executor_new_custom(&e, &vt, (void *)1), 0);
+    CHECK(e != NULL && destroyed == 0);
+    vt.run = NULL; /* the handle holds its own copy */
+    CHECK_STR(gg_executor_backend(e), "custom");
+    char *out = NULL;
+    CHECK_RC(gg_executor_run(e, "{}", &out), 0);
+    CHECK_STR(out, "{\"exit_code\": 0}");
+    gg_free(out);
+    CHECK_RC(gg_executor_interrupt(e), GG_EUNSUPPORTED);
+    gg_executor_destroy(&e);
+    CHECK(e == NULL && destroyed == 1);
+    gg_executor_destroy(&e);
+    CHECK(destroyed == 1);
+
+    vt.run = fake_run;
+    vt.name = "fake";
+    CHECK_RC(gg_executor_new_custom(&e, &vt, (void *)2), 0);
+    CHECK_STR(gg_executor_backend(e), "fake");
+    CHECK_RC(gg_executor_run(e, "{}", &out), GG_EEXEC);
+    CHECK(out == NULL);
+    CHECK_CONTAINS(gg_error_last(), "fake");
+    gg_executor_destroy(&e);
+    CHECK_RC(gg_executor_new_custom(&e, &vt, (void *)3), 0);
+    CHECK_RC(gg_executor_run(e, "{}", &out), GG_EEXEC);
+    CHECK_CONTAINS(gg_error_last(), "no result");
+    gg_executor_destroy(&e);
+    CHECK(destroyed == 3);
+
+    /* No destroy slot at all: fine. */
+    vt.destroy = NULL;
+    CHECK_RC(gg_executor_new_custom(&e, &vt, NULL), 0);
+    gg_executor_destroy(&e);
+    CHECK(e == NULL);
+}
+
+int main(void)
+{
+    if (!mkdtemp(root_dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    gg_executor_options o;
+    gg_executor_options_init(&o, GG_EXECUTOR_OPTIONS_VERSION);
+    o.workdir_root = root_dir;
+    if (gg_executor_new(&ex, &o) != 0) {
+        fprintf(stderr, "gg_executor_new: %s\n", gg_error_last());
+        return 1;
+    }
+    test_options();
+    test_exit_and_signal();
+    test_timeout_and_flood();
+    test_missing_program();
+    test_grandchild();
+    test_stdin_files_workspace();
+    test_bad_requests();
+    test_limits();
+    test_invalid_utf8();
+    test_concurrent();
+    test_interrupt();
+    test_custom();
+    gg_executor_destroy(&ex);
+    CHECK(dir_is_empty(root_dir));
+    rmdir(root_dir);
+    return test_exit();
+}

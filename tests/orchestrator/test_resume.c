@@ -1,0 +1,133 @@
+/*
+ * test_resume.c - a run killed with SIGKILL in the middle and started again on the same
+ * database finishes the remaining tasks without redoing finished ones: every task ends
+ * exactly once, with exactly one attempt row each, and tasks finished before the kill keep
+ * their results untouched.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gryphgen.h>
+
+#include "store/store.h"
+#include "testutil.h"
+
+#define N_TASKS 24
+
+static void task_json(char *buf, size_t n, int i)
+{
+    snprintf(buf, n, "{\"task_id\":\"r%02d\",\"language\":\"python\",\"test\":\"assert v == %d\\n\","
+                     "\"candidates\":[\"import time\\ntime.sleep(0.15)\\nv = %d\\n\"]}", i, i, i);
+}
+
+static int submit_all(gg_orchestrator_t *o)
+{
+    char buf[512];
+    for (int i = 0; i < N_TASKS; i++) {
+        task_json(buf, sizeof buf, i);
+        if (gg_orchestrator_submit(o, buf, NULL) != GG_OK) {
+            fprintf(stderr, "submit %d: %s\n", i, gg_error_last());
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The child: a run that never gets to finish. */
+static void child_run(const char *db)
+{
+    gg_orchestrator_options opts = GG_ORCHESTRATOR_OPTIONS_INIT;
+    opts.db_path = db;
+    opts.workers = 2;
+    gg_orchestrator_t *o = NULL;
+    if (gg_orchestrator_new(&o, &opts) != GG_OK || submit_all(o) != 0)
+        _exit(3);
+    gg_orchestrator_drain(o, 60000);
+    _exit(4); /* not reached: the parent kills it first */
+}
+
+static int64_t count(const char *db, const char *sql)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "sqlite3 '%s' \"%s\"", db, sql);
+    FILE *p = popen(cmd, "r");
+    long long v = -1;
+    if (p) {
+        if (fscanf(p, "%lld", &v) != 1)
+            v = -1;
+        pclose(p);
+    }
+    return v;
+}
+
+int main(void)
+{
+    setenv("GRYPHGEN_PYTHON", "/usr/bin/python3", 0);
+    if (system("command -v sqlite3 >/dev/null 2>&1") != 0) {
+        fprintf(stderr, "sqlite3 command not installed; skipping\n");
+        return 77;
+    }
+    char db[] = "/tmp/gg-test-resume-XXXXXX";
+    int fd = mkstemp(db);
+    CHECK(fd >= 0);
+    close(fd);
+    unlink(db);
+
+    pid_t pid = fork();
+    if (pid == 0)
+        child_run(db);
+    CHECK(pid > 0);
+    /* Let some tasks finish, then kill the run in the middle. */
+    int64_t done = 0;
+    for (int i = 0; i < 400 && done < 6; i++) {
+        usleep(25000);
+        done = count(db, "SELECT count(*) FROM tasks WHERE status='passed'");
+    }
+    kill(pid, SIGKILL);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    int64_t before = count(db, "SELECT count(*) FROM tasks WHERE status='passed'");
+    fprintf(stderr, "killed with %lld of %d tasks passed\n", (long long)before, N_TASKS);
+    CHECK(before >= 6 && before < N_TASKS);
+    int64_t stamp = count(db, "SELECT CAST(sum(finished_at) * 1000 AS INTEGER) FROM tasks WHERE status='passed'");
+
+    /* The same run again, on the same database. */
+    gg_orchestrator_options opts = GG_ORCHESTRATOR_OPTIONS_INIT;
+    opts.db_path = db;
+    opts.workers = 2;
+    gg_orchestrator_t *o = NULL;
+    CHECK_RC(gg_orchestrator_new(&o, &opts), GG_OK);
+    CHECK(submit_all(o) == 0);
+    CHECK_RC(gg_orchestrator_drain(o, 60000), GG_OK);
+    for (int i = 0; i < N_TASKS; i++) {
+        char id[8], *res = NULL;
+        snprintf(id, sizeof id, "r%02d", i);
+        CHECK_RC(gg_orchestrator_result(o, id, &res), GG_OK);
+        CHECK_CONTAINS(res, "\"status\":\"passed\"");
+        CHECK_CONTAINS(res, "\"attempts\":1");
+        gg_free(res);
+    }
+    gg_orchestrator_destroy(&o);
+
+    CHECK(count(db, "SELECT count(*) FROM tasks") == N_TASKS);
+    CHECK(count(db, "SELECT count(*) FROM tasks WHERE status='passed'") == N_TASKS);
+    CHECK(count(db, "SELECT count(*) FROM attempts") == N_TASKS);
+    CHECK(count(db, "SELECT count(*) FROM events WHERE kind='task.finished'") == N_TASKS);
+    /* Tasks finished before the kill were not touched again. */
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT CAST(sum(finished_at) * 1000 AS INTEGER) FROM (SELECT finished_at FROM tasks WHERE status='passed' ORDER BY finished_at LIMIT %lld)", (long long)before);
+    CHECK(count(db, sql) == stamp);
+
+    char side[64];
+    unlink(db);
+    snprintf(side, sizeof side, "%s-wal", db);
+    unlink(side);
+    snprintf(side, sizeof side, "%s-shm", db);
+    unlink(side);
+    return test_exit();
+}

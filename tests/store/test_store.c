@@ -1,0 +1,1000 @@
+/*
+ * test_store.c - the SQLite store against real database files in a temporary folder:
+ * opening, migrations and refusals, tasks, claims, attempts, events, transactions, two
+ * connections on one file (WAL readers, a waiting writer, GG_EBUSY), a process killed in the
+ * middle of a transaction, claim cost on a million queued rows, and a throughput print.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include <gryphgen.h>
+
+#include "core/ggi.h"
+#include "store/store.h"
+#include "testutil.h"
+
+static char tmpdir[256];
+
+/* A path in the test's temporary folder (static buffer per slot). */
+static const char *tpath(int slot, const char *name)
+{
+    static char bufs[8][512];
+    snprintf(bufs[slot], sizeof bufs[slot], "%s/%s", tmpdir, name);
+    return bufs[slot];
+}
+
+static void remove_db(const char *path)
+{
+    char p[600];
+    unlink(path);
+    snprintf(p, sizeof p, "%s-wal", path);
+    unlink(p);
+    snprintf(p, sizeof p, "%s-shm", path);
+    unlink(p);
+    snprintf(p, sizeof p, "%s-journal", path);
+    unlink(p);
+}
+
+/* Runs one query on a raw connection and returns its first column as an integer. */
+static long long raw_int(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    long long v = -12345;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW)
+            v = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(db);
+    return v;
+}
+
+static int raw_exec(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    int rc = sqlite3_open(path, &db);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+    sqlite3_close(db);
+    return rc;
+}
+
+static int64_t add_task(ggi_store *s, const char *id, int priority, double now)
+{
+    int64_t seq = -1;
+    int existing = -1;
+    int rc = ggi_store_task_insert(s, id, "{\"prompt\":\"x\"}", "h1", priority, now, &seq,
+                                   &existing);
+    if (rc != 0 || existing != 0) {
+        fprintf(stderr, "add_task %s: rc %d existing %d: %s\n", id, rc, existing,
+                gg_error_last());
+        return -1;
+    }
+    return seq;
+}
+
+static void free_rows(ggi_task_row *rows, int n)
+{
+    for (int i = 0; i < n; i++)
+        ggi_store_task_row_free(&rows[i]);
+    free(rows);
+}
+
+/* ---- open, schema, refusals ---- */
+
+static void test_open(void)
+{
+    const char *path = tpath(0, "open.db");
+    ggi_store *s = (ggi_store *)1;
+    CHECK_RC(ggi_store_open(&s, path), 0);
+    CHECK(s != NULL);
+    struct stat sb;
+    CHECK(stat(path, &sb) == 0);
+    int64_t seq = add_task(s, "keep", 3, 100.0);
+    CHECK(seq > 0);
+    ggi_store_close(&s);
+    CHECK(s == NULL);
+    ggi_store_close(&s);   /* pointer to NULL */
+    ggi_store_close(NULL); /* NULL */
+
+    /* What the file holds, read without the store. */
+    CHECK(raw_int(path, "PRAGMA user_version") == 1);
+    CHECK(raw_int(path, "SELECT count(*) FROM sqlite_master WHERE name IN "
+                        "('tasks','attempts','events','tasks_claim')") == 4);
+    {
+        sqlite3 *db = NULL;
+        sqlite3_stmt *st = NULL;
+        CHECK(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK);
+        CHECK(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL) == SQLITE_OK);
+        CHECK(sqlite3_step(st) == SQLITE_ROW);
+        CHECK_STR((const char *)sqlite3_column_text(st, 0), "wal");
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+    }
+
+    /* Reopening keeps the data and does not migrate again. */
+    CHECK_RC(ggi_store_open(&s, path), 0);
+    ggi_task_row row = { 0 };
+    CHECK_RC(ggi_store_task_get(s, "keep", &row), 0);
+    CHECK(row.seq == seq);
+    CHECK(row.priority == 3);
+    CHECK_STR(row.status, GGI_ST_QUEUED);
+    ggi_store_task_row_free(&row);
+    {
+        /* The connection's settings took effect. */
+        sqlite3 *db = ggi_store_sqlite(s);
+        sqlite3_stmt *st = NULL;
+        CHECK(sqlite3_prepare_v2(db, "PRAGMA foreign_keys", -1, &st, NULL) == SQLITE_OK);
+        CHECK(sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 1);
+        sqlite3_finalize(st);
+        CHECK(sqlite3_prepare_v2(db, "PRAGMA synchronous", -1, &st, NULL) == SQLITE_OK);
+        CHECK(sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 1); /* NORMAL */
+        sqlite3_finalize(st);
+        CHECK(sqlite3_prepare_v2(db, "PRAGMA busy_timeout", -1, &st, NULL) == SQLITE_OK);
+        CHECK(sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 5000);
+        sqlite3_finalize(st);
+    }
+    ggi_store_close(&s);
+
+    /* Bad arguments and places. */
+    CHECK_RC(ggi_store_open(NULL, path), GG_EINVAL);
+    s = (ggi_store *)1;
+    CHECK_RC(ggi_store_open(&s, NULL), GG_EINVAL);
+    CHECK(s == NULL);
+    CHECK_RC(ggi_store_open(&s, ""), GG_EINVAL);
+    const char *nodir = tpath(1, "no/such/dir/x.db");
+    CHECK_RC(ggi_store_open(&s, nodir), GG_ESTORE);
+    CHECK_CONTAINS(gg_error_last(), nodir);
+    CHECK(s == NULL);
+    /* A database that cannot be in WAL mode is refused with a clear message. */
+    CHECK_RC(ggi_store_open(&s, ":memory:"), GG_ESTORE);
+    CHECK_CONTAINS(gg_error_last(), "WAL");
+    CHECK_CONTAINS(gg_error_last(), "memory");
+    CHECK(s == NULL);
+}
+
+static void test_refusals(void)
+{
+    ggi_store *s = NULL;
+
+    /* Newer schema: refused, untouched. */
+    const char *newer = tpath(0, "newer.db");
+    CHECK(raw_exec(newer, "CREATE TABLE future(x); PRAGMA user_version = 99;") == SQLITE_OK);
+    CHECK_RC(ggi_store_open(&s, newer), GG_EVERSION);
+    CHECK(s == NULL);
+    CHECK_CONTAINS(gg_error_last(), "99");
+    CHECK_CONTAINS(gg_error_last(), "version 1");
+    CHECK_CONTAINS(gg_error_last(), newer);
+    CHECK(raw_int(newer, "PRAGMA user_version") == 99);
+    CHECK(raw_int(newer, "SELECT count(*) FROM pragma_journal_mode "
+                         "WHERE journal_mode = 'delete'") == 1);
+    CHECK(raw_int(newer, "SELECT count(*) FROM sqlite_master WHERE name = 'tasks'") == 0);
+
+    /* Not a database. */
+    const char *garbage = tpath(1, "garbage.db");
+    FILE *f = fopen(garbage, "w");
+    CHECK(f != NULL);
+    if (f) {
+        for (int i = 0; i < 200; i++)
+            fputs("this is not a SQLite database, only text\n", f);
+        fclose(f);
+    }
+    CHECK_RC(ggi_store_open(&s, garbage), GG_ESTORE);
+    CHECK(s == NULL);
+    CHECK_CONTAINS(gg_error_last(), garbage);
+    CHECK_CONTAINS(gg_error_last(), "not a database");
+
+    /* A migration that fails is rolled back whole: the version and the schema stay. */
+    const char *clash = tpath(2, "clash.db");
+    CHECK(raw_exec(clash, "CREATE TABLE tasks(x);") == SQLITE_OK);
+    CHECK_RC(ggi_store_open(&s, clash), GG_ESTORE);
+    CHECK(s == NULL);
+    CHECK_CONTAINS(gg_error_last(), "schema version 1");
+    CHECK_CONTAINS(gg_error_last(), "tasks");
+    CHECK(raw_int(clash, "PRAGMA user_version") == 0);
+    CHECK(raw_int(clash, "SELECT count(*) FROM sqlite_master WHERE name = 'attempts'") == 0);
+}
+
+/* ---- tasks ---- */
+
+static void test_tasks(void)
+{
+    const char *path = tpath(0, "tasks.db");
+    ggi_store *s = NULL;
+    CHECK_RC(ggi_store_open(&s, path), 0);
+    if (!s)
+        return;
+    int64_t seq = 0;
+    int existing = -1;
+    CHECK_RC(ggi_store_task_insert(s, "alpha", "{\"a\":1}", "hashA", 7, 1000.5, &seq, &existing),
+             0);
+    CHECK(seq > 0);
+    CHECK(existing == 0);
+
+    ggi_task_row row = { 0 };
+    CHECK_RC(ggi_store_task_get(s, "alpha", &row), 0);
+    CHECK(row.seq == seq);
+    CHECK_STR(row.task_id, "alpha");
+    CHECK_STR(row.spec, "{\"a\":1}");
+    CHECK_STR(row.status, GGI_ST_QUEUED);
+    CHECK(row.priority == 7);
+    CHECK(row.attempts == 0);
+    CHECK(row.created_at == 1000.5);
+    CHECK(row.started_at == 0.0);
+    CHECK(row.finished_at == 0.0);
+    CHECK(row.reason == NULL);
+    CHECK(row.result == NULL);
+    ggi_store_task_row_free(&row);
+    CHECK(row.task_id == NULL && row.spec == NULL);
+    ggi_store_task_row_free(NULL);
+
+    /* Same id, same hash: the old row, nothing written. */
+    int64_t seq2 = 0;
+    CHECK_RC(ggi_store_task_insert(s, "alpha", "{\"a\": 1}", "hashA", 0, 2000.0, &seq2,
+                                   &existing),
+             0);
+    CHECK(existing == 1);
+    CHECK(seq2 == seq);
+    CHECK_RC(ggi_store_task_get(s, "alpha", &row), 0);
+    CHECK(row.priority == 7 && row.created_at == 1000.5);
+    CHECK_STR(row.spec, "{\"a\":1}");
+    ggi_store_task_row_free(&row);
+
+    /* Same id, other hash: GG_EEXIST naming the task. */
+    seq2 = 99;
+    CHECK_RC(ggi_store_task_insert(s, "alpha", "{\"a\":2}", "hashB", 0, 2000.0, &seq2,
+                                   &existing),
+             GG_EEXIST);
+    CHECK_CONTAINS(gg_error_last(), "'alpha'");
+    CHECK(seq2 == 0);
+
+    /* Missing task, bad arguments. */
+    CHECK_RC(ggi_store_task_get(s, "nope", &row), GG_ENOTFOUND);
+    CHECK_CONTAINS(gg_error_last(), "nope");
+    CHECK(row.task_id == NULL);
+    CHECK_RC(ggi_store_task_insert(s, "", "{}", "h", 0, 0, &seq2, NULL), GG_EINVAL);
+    CHECK_RC(ggi_store_task_insert(s, "x", NULL, "h", 0, 0, &seq2, NULL), GG_EINVAL);
+    CHECK_RC(ggi_store_task_insert(NULL, "x", "{}", "h", 0, 0, &seq2, NULL), GG_EINVAL);
+
+    /* seq grows with each new task; a task id with quotes is data, not SQL. */
+    int64_t seq3 = add_task(s, "it's \"quoted\"", 0, 1.0);
+    CHECK(seq3 > seq);
+    CHECK_RC(ggi_store_task_get(s, "it's \"quoted\"", &row), 0);
+    CHECK(row.seq == seq3);
+    ggi_store_task_row_free(&row);
+
+    ggi_store_counts c;
+    CHECK_RC(ggi_store_counts_get(s, &c), 0);
+    CHECK(c.queued == 2 && c.running == 0 && c.passed == 0 && c.attempts == 0);
+    ggi_store_close(&s);
+}
+
+static void test_claim(void)
+{
+    const char *path = tpath(0, "claim.db");
+    ggi_store *s = NULL;
+    CHECK_RC(ggi_store_open(&s, path), 0);
+    if (!s)
+        return;
+    /* Inserted in this order; claim order is priority desc, then age. */
+    int64_t a = add_task(s, "a", 0, 1.0);
+    int64_t b = add_task(s, "b", 5, 2.0);
+    int64_t c = add_task(s, "c", 0, 3.0);
+    int64_t d = add_task(s, "d", 5, 4.0);
+    int64_t e = add_task(s, "e", 1, 5.0);
+    ggi_task_row *rows = (ggi_task_row *)1;
+    int n = -1;
+    CHECK_RC(ggi_store_tasks_claim(s, 3, 50.0, &rows, &n), 0);
+    CHECK(n == 3);
+    if (n == 3) {
+        CHECK(rows[0].seq == b && rows[1].seq == d && rows[2].seq == e);
+        CHECK_STR(rows[0].task_id, "b");
+        CHECK_STR(rows[0].status, GGI_ST_RUNNING);
+        CHECK(rows[0].started_at == 50.0);
+        CHECK_STR(rows[2].spec, "{\"prompt\":\"x\"}");
+    }
+    free_rows(rows, n);
+
+    ggi_task_row row = { 0 };
+    CHECK_RC(ggi_store_task_get(s, "d", &row), 0);
+    CHECK_STR(row.status, GGI_ST_RUNNING);
+    CHECK(row.started_at == 50.0);
+    ggi_store_task_row_free(&row);
+    CHECK_RC(ggi_store_task_get(s, "a", &row), 0);
+    CHECK_STR(row.status, GGI_ST_QUEUED);
+    ggi_store_task_row_free(&row);
+
+    /* The rest, then nothing. */
+    CHECK_RC(ggi_store_tasks_claim(s, 10, 60.0, &rows, &n), 0);
+    CHECK(n == 2);
+    if (n == 2)
+        CHECK(rows[0].seq == a && rows[1].seq == c);
+    free_rows(rows, n);
+    CHECK_RC(ggi_store_tasks_claim(s, 10, 70.0, &rows, &n), 0);
+    CHECK(n == 0 && rows == NULL);
+    CHECK_RC(ggi_store_tasks_claim(s, 0, 70.0, &rows, &n), 0);
+    CHECK(n == 0 && rows == NULL);
+    CHECK_RC(ggi_store_tasks_claim(s, -1, 70.0, &rows, &n), GG_EINVAL);
+
+    /* Requeue and claim again: started_at keeps the first start. */
+    CHECK_RC(ggi_store_task_requeue(s, d), 0);
+    CHECK_RC(ggi_store_task_requeue(s, d), 0); /* already queued: nothing to do */
+    CHECK_RC(ggi_store_task_requeue(s, 424242), GG_ENOTFOUND);
+    CHECK_RC(ggi_store_tasks_claim(s, 10, 80.0, &rows, &n), 0);
+    CHECK(n == 1);
+    if (n == 1) {
+        CHECK(rows[0].seq == d);
+        CHECK(rows[0].started_at == 50.0);
+    }
+    free_rows(rows, n);
+    CHECK_RC(ggi_store_task_get(s, "d", &row), 0);
+    CHECK(row.started_at == 50.0);
+    ggi_store_task_row_free(&row);
+
+    /* A crash left everything running: recover puts it all back, in claim order again. */
+    ggi_store_counts cn;
+    CHECK_RC(ggi_store_counts_get(s, &cn), 0);
+    CHECK(cn.running == 5 && cn.queued == 0);
+    ggi_store_close(&s);
+    CHECK_RC(ggi_store_open(&s, path), 0);
+    if (!s)
+        return;
+    int recovered = -1;
+    CHECK_RC(ggi_store_recover(s, &recovered), 0);
+    CHECK(recovered == 5);
+    CHECK_RC(ggi_store_recover(s, &recovered), 0);
+    CHECK(recovered == 0);
+    CHECK_RC(ggi_store_counts_get(s, &cn), 0);
+    CHECK(cn.running == 0 && cn.queued == 5);
+    CHECK_RC(ggi_store_tasks_claim(s, 1, 90.0, &rows, &n), 0);
+    CHECK(n == 1 && rows[0].seq == b && rows[0].started_at == 50.0);
+    free_rows(rows, n);
+    ggi_store_close(&s);
+}
+
+struct each_log {
+    int n[8];
+    int passed[8];
+    char rec[8][32];
+    int count;
+    int stop_after;
+    ggi_store *s;   /* when set, the callback re-enters the store */
+    int64_t other;
+    int inner;
+};
+
+static int count_cb(void *user, int n, int passed, const char *rec)
+{
+    (void)n;
+    (void)passed;
+    (void)rec;
+    (*(int *)user)++;
+    return 0;
+}
+
+static int each_cb(void *user, int n, int passed, const char *rec)
+{
+    struct each_log *lg = user;
+    if (lg->count < 8) {
+        lg->n[lg->count] = n;
+        lg->passed[lg->count] = passed;
+        snprintf(lg->rec[lg->count], sizeof lg->rec[0], "%s", rec);
+    }
+    lg->count++;
+    if (lg->s) {
+        int inner = 0;
+        if (ggi_store_attempts_each(lg->s, lg->other, count_cb, &inner) != 0)
+            return -100;
+        lg->inner += inner;
+        if (ggi_store_event_insert(lg->s, lg->other, "seen", NULL, 1.0) != 0)
+            return -101;
+    }
+    if (lg->stop_after && lg->count >= lg->stop_after)
+        return 42;
+    return 0;
+}
+
+static void test_attempts(void)
+{
+    const char *path = tpath(0, "attempts.db");
+    ggi_store *s = NULL;
+    CHECK_RC(ggi_store_open(&s, path), 0);
+    if (!s)
+        return;
+    int64_t t = add_task(s, "t", 0, 1.0);
+    int64_t u = add_task(s, "u", 0, 1.0);
+    /* Recorded out of order; read back in order of n. */
+    CHECK_RC(ggi_store_attempt_insert(s, t, 2, "print(2)", 0, "{\"n\":2}", 10.0), 0);
+    CHECK_RC(ggi_store_attempt_insert(s, t, 1, "print(1)", 0, "{\"n\":1}", 11.0), 0);
+    CHECK_RC(ggi_store_attempt_insert(s, t, 3, NULL, 1, "{\"n\":3}", 12.0), 0);
+    CHECK_RC(ggi_store_attempt_insert(s, u, 1, "x", 0, "{\"u\":1}", 12.0), 0);
+    ggi_task_row row = { 0 };
+    CHECK_RC(ggi_store_task_get(s, "t", &row), 0);
+    CHECK(row.attempts == 3);
+    ggi_store_task_row_free(&row);
+
+    /* One attempt, one row. */
+    CHECK_RC(ggi_store_attempt_insert(s, t, 2, "other", 1, "{\"again\":1}", 13.0), GG_EEXIST);
+    CHECK_CONTAINS(gg_error_last(), "attempt 2");
+    /* No such task: the foreign key holds. */
+    CHECK_RC(ggi_store_attempt_insert(s, 9999, 1, "x", 0, "{}", 13.0), GG_ENOTFOUND);
+    CHECK_CONTAINS(gg_error_last(), "9999");
+    CHECK_RC(ggi_store_attempt_insert(s, t, 0, "x", 0, "{}", 13.0), GG_EINVAL);
+    CHECK_RC(ggi_store_attempt_insert(s, t, 4, "x", 0, NULL, 13.0), GG_EINVAL);
+
+    struct each_log lg;
+    memset(&lg, 0, sizeof lg);
+    CHECK_RC(ggi_store_attempts_each(s, t, each_cb, &lg), 0);
+    CHECK(lg.count == 3);
+    CHECK(lg.n[0] == 1 && lg.n[1] == 2 && lg.n[2] == 3);
+    CHECK(lg.passed[0] == 0 && lg.passed[2] == 1);
+    CHECK_STR(lg.rec[0], "{\"n\":1}");
+    CHECK_STR(lg.rec[1], "{\"n\":2}"); /* the duplicate did not overwrite */
+
+    /* A non-zero return stops the walk and is returned. */
+    memset(&lg, 0, sizeof lg);
+    lg.stop_after = 2;
+    CHECK_RC(ggi_store_attempts_each(s, t, each_cb, &lg), 42);
+    CHECK(lg.count == 2);
+
+    /* The callback may use the store again (the cached statement is busy meanwhile). */
+    memset(&lg, 0, sizeof lg);
+    lg.s = s;
+    lg.other = u;
+    CHECK_RC(ggi_store_attempts_each(s, t, each_cb, &lg), 0);
+    CHECK(lg.count == 3 && lg.inner == 3);
+    int64_t seen = -1;
+    CHECK_RC(ggi_store_events_count(s, &seen), 0);
+    CHECK(seen == 3);
+    CHECK(raw_int(path, "SELECT count(*) FROM events WHERE kind = 'seen'") == 3);
+
+    /* A task without attempts: no calls. */
+    memset(&lg, 0, sizeof lg);
+    int64_t v = add_task(s, "v", 0, 1.0);
+    CHECK_RC(ggi_store_attempts_each(s, v, each_cb, &lg), 0);
+    CHECK(lg.count == 0);
+    CHECK_RC(ggi_store_attempts_each(s, v, NULL, &lg), GG_EINVAL);
+
+    /* Finish. */
+    CHECK_RC(ggi_store_task_finish(s, t, GGI_ST_PASSED, NULL, "{\"passed\":true}", 20.0), 0);
+    CHECK_RC(ggi_store_task_finish(s, u, GGI_ST_FAILED, "budget spent", "{\"passed\":false}",
+                                   21.0),
+             0);
+    CHECK_RC(ggi_store_task_finish(s, v, "running", NULL, "{}", 21.0), GG_EINVAL);
+    CHECK_RC(ggi_store_task_finish(s, v, NULL, NULL, "{}", 21.0), GG_EINVAL);
+    CHECK_RC(ggi_store_task_finish(s, 777, GGI_ST_ERROR, NULL, "{}", 21.0), GG_ENOTFOUND);
+    CHECK_RC(ggi_store_task_get(s, "t", &row), 0);
+    CHECK_STR(row.status, GGI_ST_PASSED);
+    CHECK_STR(row.result, "{\"passed\":true}");
+    CHECK(row.reason == NULL);
+    CHECK(row.finished_at == 20.0);
+    ggi_store_task_row_free(&row);
+    CHECK_RC(ggi_store_task_get(s, "u", &row), 0);
+    CHECK_STR(row.status, GGI_ST_FAILED);
+    CHECK_STR(row.reason, "budget spent");
+    CHECK(row.finished_at == 21.0);
+    ggi_store_task_row_free(&row);
+    /* An ended task is not requeued, nor claimed. */
+    CHECK_RC(ggi_store_task_requeue(s, t), GG_ESTATE);
+    CHECK_CONTAINS(gg_error_last(), "passed");
+    ggi_task_row *rows = NULL;
+    int n = 0;
+    CHECK_RC(ggi_store_tasks_claim(s, 10, 30.0, &rows, &n), 0);
+    CHECK(n == 1 && rows && rows[0].seq == v);
+    free_rows(rows, n);
+    CHECK_RC(ggi_store_task_finish(s, v, GGI_ST_CANCELLED, "cancelled by request", NULL, 31.0),
+             0);
+    int64_t w = add_task(s, "w", 0, 1.0);
+    CHECK_RC(ggi_store_task_finish(s, w, GGI_ST_ERROR, "executor lost", "{}", 32.0), 0);
+    add_task(s, "x", 0, 1.0);
+
+    ggi_store_counts c;
+    CHECK_RC(ggi_store_counts_get(s, &c), 0);
+    CHECK(c.queued == 1 && c.running == 0 && c.passed == 1 && c.failed == 1 && c.error == 1 &&
+          c.cancelled == 1);
+    CHECK(c.attempts == 4);
+
+    /* Events. */
+    int64_t ne = -1;
+    CHECK_RC(ggi_store_events_count(s, &ne), 0);
+    CHECK(ne == 3);
+    CHECK_RC(ggi_store_event_insert(s, t, "task.finished", "{\"status\":\"passed\"}", 20.0), 0);
+    CHECK_RC(ggi_store_event_insert(s, 0, "store.opened", NULL, 20.0), 0);
+    CHECK_RC(ggi_store_event_insert(s, u, "task.finished", NULL, 21.0), 0);
+    CHECK_RC(ggi_store_event_insert(s, u, NULL, NULL, 21.0), GG_EINVAL);
+    CHECK_RC(ggi_store_events_count(s, &ne), 0);
+    CHECK(ne == 6);
+    ggi_store_close(&s);
+    CHECK(raw_int(path, "SELECT count(*) FROM events WHERE task_seq IS NULL") == 1);
+}
+
+/* ---- transactions ---- */
+
+static void test_transactions(void)
+{
+    const char *path = tpath(0, "tx.db");
+    ggi_store *s = NULL;
+    CHECK_RC(ggi_store_open(&s, path), 0);
+    if (!s)
+        return;
+    int64_t base = add_task(s, "base", 0, 1.0);
+
+    CHECK(ggi_store_in_transaction(s) == 0);
+    CHECK_RC(ggi_store_commit(s), GG_ESTATE);
+    CHECK_RC(ggi_store_rollback(s), 0);
+    CHECK_RC(ggi_store_begin(s), 0);
+    CHECK(ggi_store_in_transaction(s) == 1);
+    CHECK_RC(ggi_store_begin(s), GG_ESTATE);
+    int64_t t1 = add_task(s, "tx1", 2, 2.0);
+    add_task(s, "tx2", 1, 2.0);
+    ggi_task_row *rows = NULL;
+    int n = 0;
+    CHECK_RC(ggi_store_tasks_claim(s, 2, 3.0, &rows, &n), 0);
+    CHECK(n == 2);
+    free_rows(rows, n);
+    CHECK_RC(ggi_store_attempt_insert(s, t1, 1, "c", 0, "{}", 4.0), 0);
+    CHECK_RC(ggi_store_attempt_insert(s, base, 1, "c", 0, "{}", 4.0), 0);
+    CHECK_RC(ggi_store_task_finish(s, t1, GGI_ST_PASSED, NULL, "{}", 5.0), 0);
+    CHECK_RC(ggi_store_event_insert(s, t1, "task.finished", NULL, 5.0), 0);
+    CHECK(ggi_store_in_transaction(s) == 1); /* the operations joined it */
+    CHECK_RC(ggi_store_rollback(s), 0);
+    CHECK(ggi_store_in_transaction(s) == 0);
+
+    ggi_task_row row = { 0 };
+    CHECK_RC(ggi_store_task_get(s, "tx1", &row), GG_ENOTFOUND);
+    CHECK_RC(ggi_store_task_get(s, "base", &row), 0);
+    CHECK_STR(row.status, GGI_ST_QUEUED);
+    CHECK(row.attempts == 0 && row.started_at == 0.0);
+    ggi_store_task_row_free(&row);
+    ggi_store_counts c;
+    CHECK_RC(ggi_store_counts_get(s, &c), 0);
+    CHECK(c.queued == 1 && c.running == 0 && c.passed == 0 && c.attempts == 0);
+    int64_t ne = -1;
+    CHECK_RC(ggi_store_events_count(s, &ne), 0);
+    CHECK(ne == 0);
+
+    /* A failed statement inside a transaction leaves the transaction usable. */
+    CHECK_RC(ggi_store_begin(s), 0);
+    CHECK_RC(ggi_store_attempt_insert(s, base, 1, "c", 0, "{\"first\":1}", 4.0), 0);
+    CHECK_RC(ggi_store_attempt_insert(s, base, 1, "c", 0, "{\"second\":1}", 4.0), GG_EEXIST);
+    CHECK(ggi_store_in_transaction(s) == 1);
+    CHECK_RC(ggi_store_event_insert(s, base, "attempt", NULL, 4.0), 0);
+    CHECK_RC(ggi_store_commit(s), 0);
+    CHECK(ggi_store_in_transaction(s) == 0);
+    CHECK_RC(ggi_store_counts_get(s, &c), 0);
+    CHECK(c.attempts == 1);
+    CHECK_RC(ggi_store_events_count(s, &ne), 0);
+    CHECK(ne == 1);
+    ggi_store_close(&s);
+
+    /* Closing with a transaction open discards it. */
+    CHECK_RC(ggi_store_open(&s, path), 0);
+    if (!s)
+        return;
+    CHECK_RC(ggi_store_begin(s), 0);
+    add_task(s, "dropped", 0, 1.0);
+    ggi_store_close(&s);
+    CHECK_RC(ggi_store_open(&s, path), 0);
+    if (!s)
+        return;
+    CHECK_RC(ggi_store_task_get(s, "dropped", &row), GG_ENOTFOUND);
+    ggi_store_close(&s);
+}
+
+/* ---- two connections ---- */
+
+struct writer_arg {
+    ggi_store *s;
+    int rc;
+    double waited_ms;
+};
+
+static void *writer_main(void *p)
+{
+    struct writer_arg *w = p;
+    double t0 = ggi_now_ms();
+    int64_t seq = 0;
+    w->rc = ggi_store_task_insert(w->s, "from-b", "{}", "hb", 0, 1.0, &seq, NULL);
+    w->waited_ms = ggi_now_ms() - t0;
+    return NULL;
+}
+
+static void test_two_connections(void)
+{
+    const char *path = tpath(0, "two.db");
+    ggi_store *a = NULL, *b = NULL;
+    CHECK_RC(ggi_store_open(&a, path), 0);
+    CHECK_RC(ggi_store_open(&b, path), 0);
+    if (!a || !b) {
+        ggi_store_close(&a);
+        ggi_store_close(&b);
+        return;
+    }
+    add_task(a, "committed", 0, 1.0);
+
+    /* A writes in a transaction; B reads the last committed state without waiting. */
+    CHECK_RC(ggi_store_begin(a), 0);
+    add_task(a, "pending", 0, 2.0);
+    ggi_task_row row = { 0 };
+    double t0 = ggi_now_ms();
+    CHECK_RC(ggi_store_task_get(b, "committed", &row), 0);
+    ggi_store_task_row_free(&row);
+    CHECK_RC(ggi_store_task_get(b, "pending", &row), GG_ENOTFOUND);
+    ggi_store_counts c;
+    CHECK_RC(ggi_store_counts_get(b, &c), 0);
+    CHECK(c.queued == 1);
+    CHECK(ggi_now_ms() - t0 < 1000.0); /* readers never wait for the busy timeout */
+
+    /* B as a writer with a short timeout: GG_EBUSY after waiting that long. */
+    CHECK_RC(ggi_store_set_busy_timeout(b, 150), 0);
+    CHECK_RC(ggi_store_set_busy_timeout(b, -1), GG_EINVAL);
+    t0 = ggi_now_ms();
+    CHECK_RC(ggi_store_task_insert(b, "from-b", "{}", "hb", 0, 1.0, NULL, NULL), GG_EBUSY);
+    double waited = ggi_now_ms() - t0;
+    CHECK(waited >= 100.0);
+    CHECK_CONTAINS(gg_error_last(), "from-b");
+    CHECK_CONTAINS(gg_error_last(), "locked");
+    CHECK(ggi_store_in_transaction(b) == 0);
+    CHECK_RC(ggi_store_begin(b), GG_EBUSY);
+    CHECK(ggi_store_in_transaction(b) == 0);
+
+    /* With the normal timeout B waits until A commits, then succeeds. */
+    CHECK_RC(ggi_store_set_busy_timeout(b, 5000), 0);
+    struct writer_arg w = { b, -999, 0 };
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, writer_main, &w) == 0);
+    ggi_sleep_ms(300);
+    CHECK_RC(ggi_store_commit(a), 0);
+    pthread_join(th, NULL);
+    CHECK_RC(w.rc, 0);
+    CHECK(w.waited_ms >= 200.0);
+    CHECK(w.waited_ms < 4000.0);
+    CHECK_RC(ggi_store_task_get(b, "pending", &row), 0);
+    ggi_store_task_row_free(&row);
+    CHECK_RC(ggi_store_task_get(a, "from-b", &row), 0);
+    ggi_store_task_row_free(&row);
+
+    /* A claim in one connection is seen by the other: no task is handed out twice. */
+    ggi_task_row *ra = NULL, *rb = NULL;
+    int na = 0, nb = 0;
+    CHECK_RC(ggi_store_tasks_claim(a, 2, 5.0, &ra, &na), 0);
+    CHECK_RC(ggi_store_tasks_claim(b, 5, 5.0, &rb, &nb), 0);
+    CHECK(na == 2 && nb == 1);
+    for (int i = 0; i < na; i++)
+        for (int j = 0; j < nb; j++)
+            CHECK(ra[i].seq != rb[j].seq);
+    free_rows(ra, na);
+    free_rows(rb, nb);
+    ggi_store_close(&a);
+    ggi_store_close(&b);
+}
+
+/* Several connections create and migrate one new file at the same moment. */
+struct opener_arg {
+    const char *path;
+    int id;
+    int rc;
+};
+
+static void *opener_main(void *p)
+{
+    struct opener_arg *o = p;
+    ggi_store *s = NULL;
+    o->rc = ggi_store_open(&s, o->path);
+    if (o->rc == 0) {
+        char id[16];
+        snprintf(id, sizeof id, "o%d", o->id);
+        o->rc = ggi_store_task_insert(s, id, "{}", "h", 0, 1.0, NULL, NULL);
+    }
+    if (o->rc)
+        fprintf(stderr, "opener %d: %s\n", o->id, gg_error_last());
+    ggi_store_close(&s);
+    return NULL;
+}
+
+static void test_concurrent_open(void)
+{
+    const char *path = tpath(0, "race.db");
+    enum { N = 4 };
+    pthread_t th[N];
+    struct opener_arg args[N];
+    for (int i = 0; i < N; i++) {
+        args[i] = (struct opener_arg){ path, i, -999 };
+        CHECK(pthread_create(&th[i], NULL, opener_main, &args[i]) == 0);
+    }
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+        CHECK_RC(args[i].rc, 0);
+    }
+    CHECK(raw_int(path, "PRAGMA user_version") == 1);
+    CHECK(raw_int(path, "SELECT count(*) FROM tasks") == N);
+}
+
+/* ---- crash safety ---- */
+
+static void child_crash(const char *path, int fd)
+{
+    ggi_store *s = NULL;
+    char big[4096];
+    memset(big, 'z', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    if (ggi_store_open(&s, path) != 0)
+        goto fail;
+    if (ggi_store_begin(s) != 0)
+        goto fail;
+    int64_t s1 = 0, s2 = 0;
+    if (ggi_store_task_insert(s, "c1", "{}", "h", 0, 1.0, &s1, NULL) != 0 ||
+        ggi_store_task_insert(s, "c2", "{}", "h", 0, 1.0, &s2, NULL) != 0 ||
+        ggi_store_attempt_insert(s, s1, 1, "code", 0, "{\"a\":1}", 2.0) != 0 ||
+        ggi_store_commit(s) != 0)
+        goto fail;
+    /* A second transaction, large enough to spill pages into the WAL before its commit. */
+    if (ggi_store_begin(s) != 0)
+        goto fail;
+    for (int i = 0; i < 3000; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "lost%d", i);
+        if (ggi_store_task_insert(s, id, big, "h", 0, 3.0, NULL, NULL) != 0)
+            goto fail;
+    }
+    if (ggi_store_attempt_insert(s, s1, 2, "code", 1, "{\"a\":2}", 3.0) != 0 ||
+        ggi_store_task_finish(s, s2, GGI_ST_PASSED, NULL, "{}", 3.0) != 0 ||
+        ggi_store_event_insert(s, s2, "task.finished", NULL, 3.0) != 0)
+        goto fail;
+    if (write(fd, "k", 1) != 1)
+        _exit(3);
+    for (;;)
+        pause(); /* killed here, transaction open */
+fail:
+    fprintf(stderr, "child: %s\n", gg_error_last());
+    if (write(fd, "f", 1) != 1)
+        _exit(3);
+    _exit(2);
+}
+
+static void test_crash(void)
+{
+    const char *path = tpath(0, "crash.db");
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid < 0)
+        return;
+    if (pid == 0) {
+        close(fds[0]);
+        child_crash(path, fds[1]);
+        _exit(4);
+    }
+    close(fds[1]);
+    char ch = 0;
+    ssize_t r;
+    do {
+        r = read(fds[0], &ch, 1);
+    } while (r < 0 && errno == EINTR);
+    close(fds[0]);
+    CHECK(r == 1 && ch == 'k');
+    CHECK(kill(pid, SIGKILL) == 0);
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+
+    ggi_store *s = NULL;
+    CHECK_RC(ggi_store_open(&s, path), 0);
+    if (!s)
+        return;
+    ggi_task_row row = { 0 };
+    CHECK_RC(ggi_store_task_get(s, "c1", &row), 0);
+    CHECK(row.attempts == 1);
+    int64_t c1 = row.seq;
+    ggi_store_task_row_free(&row);
+    CHECK_RC(ggi_store_task_get(s, "c2", &row), 0);
+    CHECK_STR(row.status, GGI_ST_QUEUED);
+    ggi_store_task_row_free(&row);
+    CHECK_RC(ggi_store_task_get(s, "lost0", &row), GG_ENOTFOUND);
+    CHECK_RC(ggi_store_task_get(s, "lost2999", &row), GG_ENOTFOUND);
+    ggi_store_counts c;
+    CHECK_RC(ggi_store_counts_get(s, &c), 0);
+    CHECK(c.queued == 2 && c.passed == 0 && c.attempts == 1);
+    int64_t ne = -1;
+    CHECK_RC(ggi_store_events_count(s, &ne), 0);
+    CHECK(ne == 0);
+    /* The file is writable again (no lock left behind by the dead process). */
+    CHECK_RC(ggi_store_set_busy_timeout(s, 200), 0);
+    CHECK(add_task(s, "after", 0, 4.0) > 0);
+    CHECK_RC(ggi_store_attempt_insert(s, c1, 2, "code", 1, "{\"a\":2}", 5.0), 0);
+    ggi_store_close(&s);
+    CHECK(raw_int(path, "SELECT count(*) FROM pragma_integrity_check "
+                        "WHERE integrity_check = 'ok'") == 1);
+    CHECK(raw_int(path, "SELECT count(*) FROM tasks") == 3);
+}
+
+/* ---- scale ---- */
+
+/* The claim statement as the store prepared it on this connection, or NULL. */
+static sqlite3_stmt *find_claim_stmt(sqlite3 *db)
+{
+    for (sqlite3_stmt *st = sqlite3_next_stmt(db, NULL); st; st = sqlite3_next_stmt(db, st)) {
+        const char *sql = sqlite3_sql(st);
+        if (sql && strstr(sql, "SELECT") && strstr(sql, "status = 'queued'") &&
+            strstr(sql, "LIMIT"))
+            return st;
+    }
+    return NULL;
+}
+
+static void test_claim_scale(void)
+{
+    const int rows_n = 1000000;
+    const char *path = tpath(0, "million.db");
+    ggi_store *s = NULL;
+    CHECK_RC(ggi_store_open(&s, path), 0);
+    if (!s)
+        return;
+    double t0 = ggi_now_ms();
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < %d) "
+             "INSERT INTO tasks(task_id, spec, spec_hash, status, priority, created_at) "
+             "SELECT printf('m%%07d', i), '{}', 'h', 'queued', i %% 7, i FROM c",
+             rows_n);
+    sqlite3 *db = ggi_store_sqlite(s);
+    CHECK(db != NULL);
+    /* Ids in key order and a big page cache keep the fill quick; the claim is what counts. */
+    CHECK(sqlite3_exec(db, "PRAGMA cache_size = -131072", NULL, NULL, NULL) == SQLITE_OK);
+    CHECK(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK);
+    double fill_ms = ggi_now_ms() - t0;
+
+    ggi_task_row *rows = NULL;
+    int n = 0;
+    t0 = ggi_now_ms();
+    CHECK_RC(ggi_store_tasks_claim(s, 10, 1.0, &rows, &n), 0);
+    double claim_ms = ggi_now_ms() - t0;
+    CHECK(n == 10);
+    /* priority 6 first: i = 6, 13, 20, ... in insertion order */
+    if (n == 10) {
+        CHECK(rows[0].priority == 6 && rows[9].priority == 6);
+        CHECK_STR(rows[0].task_id, "m0000006");
+        CHECK_STR(rows[1].task_id, "m0000013");
+        CHECK_STR(rows[9].task_id, "m0000069");
+    }
+    free_rows(rows, n);
+
+    /* The real statement: no full scan, no sort, a few steps per returned row. */
+    sqlite3_stmt *claim = find_claim_stmt(db);
+    CHECK(claim != NULL);
+    if (claim) {
+        int full = sqlite3_stmt_status(claim, SQLITE_STMTSTATUS_FULLSCAN_STEP, 0);
+        int sorts = sqlite3_stmt_status(claim, SQLITE_STMTSTATUS_SORT, 0);
+        int steps = sqlite3_stmt_status(claim, SQLITE_STMTSTATUS_VM_STEP, 0);
+        printf("claim statement: fullscan steps %d, sorts %d, vm steps %d\n", full, sorts,
+               steps);
+        CHECK(full == 0);
+        CHECK(sorts == 0);
+        CHECK(steps < 5000);
+        char plan_sql[1024];
+        snprintf(plan_sql, sizeof plan_sql, "EXPLAIN QUERY PLAN %s", sqlite3_sql(claim));
+        sqlite3_stmt *plan = NULL;
+        CHECK(sqlite3_prepare_v2(db, plan_sql, -1, &plan, NULL) == SQLITE_OK);
+        char detail[512] = "";
+        while (plan && sqlite3_step(plan) == SQLITE_ROW) {
+            const char *d = (const char *)sqlite3_column_text(plan, 3);
+            size_t used = strlen(detail);
+            snprintf(detail + used, sizeof detail - used, "%s; ", d ? d : "");
+        }
+        sqlite3_finalize(plan);
+        printf("claim plan: %s\n", detail);
+        CHECK_CONTAINS(detail, "tasks_claim");
+        CHECK(strstr(detail, "TEMP B-TREE") == NULL);
+    }
+
+    /* Recover uses the index too; counts see the million. */
+    int rec = 0;
+    t0 = ggi_now_ms();
+    CHECK_RC(ggi_store_recover(s, &rec), 0);
+    double recover_ms = ggi_now_ms() - t0;
+    CHECK(rec == 10);
+    ggi_store_counts c;
+    CHECK_RC(ggi_store_counts_get(s, &c), 0);
+    CHECK(c.queued == rows_n);
+    printf("%d queued rows: fill %.0f ms, claim 10 in %.2f ms, recover in %.2f ms\n", rows_n,
+           fill_ms, claim_ms, recover_ms);
+    ggi_store_close(&s);
+    remove_db(path);
+}
+
+static void test_throughput(void)
+{
+    const char *path = tpath(0, "throughput.db");
+    ggi_store *s = NULL;
+    CHECK_RC(ggi_store_open(&s, path), 0);
+    if (!s)
+        return;
+    int64_t seqs[100];
+    for (int i = 0; i < 100; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "tp%d", i);
+        seqs[i] = add_task(s, id, 0, 1.0);
+    }
+    const char *record = "{\"analysis\":{\"ok\":true},\"exec\":{\"exit_code\":1,\"stdout\":\"...\","
+                         "\"stderr\":\"AssertionError: expected 3, got 4\"},\"tests\":[1,0,1]}";
+    int failures = 0;
+    double t0 = ggi_now_ms();
+    for (int batch = 0; batch < 100; batch++) {
+        if (ggi_store_begin(s) != 0) {
+            failures++;
+            continue;
+        }
+        /* Batch b holds attempt b + 1 of each of the 100 tasks. */
+        for (int i = 0; i < 100; i++)
+            if (ggi_store_attempt_insert(s, seqs[i], batch + 1, "def f(x):\n    return x\n", 0,
+                                         record, 2.0) != 0)
+                failures++;
+        if (ggi_store_commit(s) != 0)
+            failures++;
+    }
+    double ms = ggi_now_ms() - t0;
+    CHECK(failures == 0);
+    ggi_store_counts c;
+    CHECK_RC(ggi_store_counts_get(s, &c), 0);
+    CHECK(c.attempts == 10000);
+    ggi_task_row row = { 0 };
+    CHECK_RC(ggi_store_task_get(s, "tp42", &row), 0);
+    CHECK(row.attempts == 100);
+    ggi_store_task_row_free(&row);
+    printf("10000 attempts in 100 transactions: %.0f ms (%.0f attempts/s)\n", ms,
+           ms > 0 ? 10000.0 / (ms / 1000.0) : 0.0);
+    ggi_store_close(&s);
+}
+
+static void cleanup_dir(void)
+{
+    DIR *d = opendir(tmpdir);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+                unlink(tpath(0, e->d_name));
+        }
+        closedir(d);
+    }
+    if (rmdir(tmpdir) != 0)
+        fprintf(stderr, "cannot remove %s\n", tmpdir);
+}
+
+int main(void)
+{
+    const char *base = getenv("TMPDIR");
+    snprintf(tmpdir, sizeof tmpdir, "%s/gg-store-XXXXXX", base && *base ? base : "/tmp");
+    if (!mkdtemp(tmpdir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    test_open();
+    test_refusals();
+    test_tasks();
+    test_claim();
+    test_attempts();
+    test_transactions();
+    test_two_connections();
+    for (int i = 0; i < 5; i++) {
+        test_concurrent_open();
+        remove_db(tpath(0, "race.db"));
+    }
+    test_crash();
+    test_claim_scale();
+    test_throughput();
+    cleanup_dir();
+    return test_exit();
+}

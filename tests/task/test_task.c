@@ -1,0 +1,490 @@
+/*
+ * test_task.c - the task format: parsing native tasks and HumanEval lines, every field's
+ * type, range and size errors (with the field named by its dotted path and the task by its
+ * id), malformed input, and the normalised JSON's round trip.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <gryphgen.h>
+
+#include "core/task.h"
+#include "testutil.h"
+
+static ggi_task *parse(const char *json)
+{
+    ggi_task *t = NULL;
+    int rc = ggi_task_parse(json, strlen(json), &t);
+    if (rc)
+        fprintf(stderr, "parse failed (%d): %s\n", rc, gg_error_last());
+    return t;
+}
+
+/* Parses json, which must fail with want, and returns the error message. */
+static const char *parse_fail(const char *json, int want)
+{
+    ggi_task *t = (ggi_task *)1;
+    int rc = ggi_task_parse(json, strlen(json), &t);
+    CHECK(rc == want);
+    CHECK(t == NULL);
+    if (rc != want)
+        fprintf(stderr, "  for %.200s: got %d (%s)\n", json, rc, gg_error_last());
+    if (rc == 0)
+        ggi_task_free(t);
+    return gg_error_last();
+}
+
+/* A native task with one field replaced: {"task_id":"T1","language":"python", FIELD}. */
+static const char *field_fail(const char *field_json, int want)
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf, "{\"task_id\":\"T1\",\"language\":\"python\",%s}", field_json);
+    const char *msg = parse_fail(buf, want);
+    CHECK_CONTAINS(msg, "task 'T1': ");
+    return msg;
+}
+
+static void test_minimal(void)
+{
+    ggi_task *t = parse("{\"language\":\"c\"}");
+    CHECK(t != NULL);
+    if (!t)
+        return;
+    CHECK(t->task_id == NULL);
+    CHECK_STR(t->language, "c");
+    CHECK_STR(t->prompt, "");
+    CHECK(t->stub == NULL && t->entry_point == NULL && t->test == NULL);
+    CHECK(t->n_candidates == 0 && t->candidates == NULL);
+    CHECK(t->canonical_solution == NULL);
+    CHECK(t->max_attempts == 0 && t->wall_s == 0 && t->timeout_s == 0 && t->memory_mb == 0 &&
+          t->cpu_s == 0 && t->priority == 0 && t->humaneval == 0);
+    ggi_task_free(t);
+}
+
+static const char *FULL =
+    "{\"task_id\":\"demo/1\",\"language\":\"python\",\"prompt\":\"Add two numbers.\","
+    "\"stub\":\"def add(a, b):\\n\",\"entry_point\":\"add\","
+    "\"test\":\"def check(f):\\n    assert f(1, 2) == 3\\n\","
+    "\"candidates\":[\"    return a - b\\n\",\"    return a + b\\n\"],"
+    "\"canonical_solution\":\"    return a + b\\n\","
+    "\"budget\":{\"max_attempts\":5,\"wall_s\":120.5},"
+    "\"resources\":{\"timeout_s\":2.5,\"memory_mb\":512,\"cpu_s\":3},"
+    "\"priority\":-7,\"something_else\":{\"ignored\":true}}";
+
+static void test_full(void)
+{
+    ggi_task *t = parse(FULL);
+    CHECK(t != NULL);
+    if (!t)
+        return;
+    CHECK_STR(t->task_id, "demo/1");
+    CHECK_STR(t->language, "python");
+    CHECK_STR(t->prompt, "Add two numbers.");
+    CHECK_STR(t->stub, "def add(a, b):\n");
+    CHECK_STR(t->entry_point, "add");
+    CHECK_STR(t->test, "def check(f):\n    assert f(1, 2) == 3\n");
+    CHECK(t->n_candidates == 2);
+    if (t->n_candidates == 2) {
+        CHECK_STR(t->candidates[0], "    return a - b\n");
+        CHECK_STR(t->candidates[1], "    return a + b\n");
+    }
+    CHECK_STR(t->canonical_solution, "    return a + b\n");
+    CHECK(t->max_attempts == 5);
+    CHECK(t->wall_s == 120.5);
+    CHECK(t->timeout_s == 2.5);
+    CHECK(t->memory_mb == 512);
+    CHECK(t->cpu_s == 3);
+    CHECK(t->priority == -7);
+    CHECK(t->humaneval == 0);
+    ggi_task_free(t);
+}
+
+static void test_nulls_are_absent(void)
+{
+    ggi_task *t = parse("{\"task_id\":null,\"language\":\"python\",\"prompt\":null,\"stub\":null,"
+                        "\"candidates\":null,\"budget\":null,\"resources\":{\"timeout_s\":null},"
+                        "\"priority\":null}");
+    CHECK(t != NULL);
+    if (t) {
+        CHECK(t->task_id == NULL);
+        CHECK_STR(t->prompt, "");
+        CHECK(t->timeout_s == 0 && t->n_candidates == 0);
+    }
+    ggi_task_free(t);
+}
+
+static void test_field_errors(void)
+{
+    const char *m;
+    /* task_id */
+    m = parse_fail("{\"task_id\":5,\"language\":\"python\"}", GG_EINVAL);
+    CHECK_CONTAINS(m, "field 'task_id' must be a string");
+    CHECK(strncmp(m, "task: ", 6) == 0); /* no id to name */
+    m = parse_fail("{\"task_id\":\"\",\"language\":\"python\"}", GG_EINVAL);
+    CHECK_CONTAINS(m, "field 'task_id' must not be empty");
+    m = parse_fail("{\"task_id\":\"a\\nb\",\"language\":\"python\"}", GG_EINVAL);
+    CHECK_CONTAINS(m, "field 'task_id' must be printable");
+    m = parse_fail("{\"task_id\":\"a\\u007fb\",\"language\":\"python\"}", GG_EINVAL);
+    CHECK_CONTAINS(m, "field 'task_id' must be printable");
+    {
+        char id[300], buf[400];
+        memset(id, 'x', 257);
+        id[257] = '\0';
+        snprintf(buf, sizeof buf, "{\"task_id\":\"%s\",\"language\":\"c\"}", id);
+        m = parse_fail(buf, GG_ETOOBIG);
+        CHECK_CONTAINS(m, "field 'task_id' is 257 bytes, the limit is 256");
+        id[256] = '\0'; /* exactly at the limit is fine */
+        snprintf(buf, sizeof buf, "{\"task_id\":\"%s\",\"language\":\"c\"}", id);
+        ggi_task *t = parse(buf);
+        CHECK(t && strlen(t->task_id) == 256);
+        ggi_task_free(t);
+    }
+    /* UTF-8 ids are printable */
+    ggi_task *t = parse("{\"task_id\":\"t\\u00e4sk\",\"language\":\"c\"}");
+    CHECK(t != NULL);
+    ggi_task_free(t);
+
+    /* language */
+    m = parse_fail("{\"task_id\":\"T1\",\"prompt\":\"x\"}", GG_EINVAL);
+    CHECK_CONTAINS(m, "task 'T1': missing field 'language'");
+    CHECK_CONTAINS(m, "python, c");
+    m = parse_fail("{\"task_id\":\"T1\",\"language\":\"rust\"}", GG_EINVAL);
+    CHECK_STR(m, "task 'T1': field 'language' is 'rust', supported are: python, c");
+    m = parse_fail("{\"task_id\":\"T1\",\"language\":3}", GG_EINVAL);
+    CHECK_CONTAINS(m, "field 'language' must be a string");
+
+    /* text fields */
+    m = field_fail("\"prompt\":1", GG_EINVAL);
+    CHECK_CONTAINS(m, "field 'prompt' must be a string, not a number");
+    m = field_fail("\"stub\":[]", GG_EINVAL);
+    CHECK_CONTAINS(m, "field 'stub' must be a string, not an array");
+    m = field_fail("\"test\":true", GG_EINVAL);
+    CHECK_CONTAINS(m, "field 'test' must be a string, not a boolean");
+    m = field_fail("\"canonical_solution\":{}", GG_EINVAL);
+    CHECK_CONTAINS(m, "field 'canonical_solution' must be a string, not an object");
+    m = field_fail("\"entry_point\":\"1abc\"", GG_EINVAL);
+    CHECK_CONTAINS(m, "field 'entry_point' must be an identifier");
+    m = field_fail("\"entry_point\":\"a-b\"", GG_EINVAL);
+    CHECK_CONTAINS(m, "field 'entry_point' must be an identifier");
+    m = field_fail("\"entry_point\":\"\"", GG_EINVAL);
+    CHECK_CONTAINS(m, "field 'entry_point' must be an identifier");
+    m = field_fail("\"entry_point\":7", GG_EINVAL);
+    CHECK_CONTAINS(m, "field 'entry_point' must be a string");
+
+    /* candidates */
+    m = field_fail("\"candidates\":\"x\"", GG_EINVAL);
+    CHECK_CONTAINS(m, "field 'candidates' must be an array of strings");
+    m = field_fail("\"candidates\":[\"a\",2]", GG_EINVAL);
+    CHECK_CONTAINS(m, "field 'candidates[1]' must be a string, not a number");
+    {
+        char buf[2048] = "\"candidates\":[";
+        for (int i = 0; i < 65; i++)
+            strcat(buf, i ? ",\"c\"" : "\"c\"");
+        strcat(buf, "]");
+        m = field_fail(buf, GG_ETOOBIG);
+        CHECK_CONTAINS(m, "field 'candidates' has 65 entries, the limit is 64");
+    }
+
+    /* budget */
+    m = field_fail("\"budget\":5", GG_EINVAL);
+    CHECK_CONTAINS(m, "field 'budget' must be an object, not a number");
+    m = field_fail("\"budget\":{\"max_attempts\":0}", GG_EINVAL);
+    CHECK_STR(m, "task 'T1': field 'budget.max_attempts' must be an integer from 1 to 100");
+    field_fail("\"budget\":{\"max_attempts\":101}", GG_EINVAL);
+    field_fail("\"budget\":{\"max_attempts\":2.5}", GG_EINVAL);
+    m = field_fail("\"budget\":{\"max_attempts\":\"3\"}", GG_EINVAL);
+    CHECK_CONTAINS(m, "'budget.max_attempts'");
+    m = field_fail("\"budget\":{\"wall_s\":0}", GG_EINVAL);
+    CHECK_CONTAINS(m, "field 'budget.wall_s' must be a number greater than 0");
+    field_fail("\"budget\":{\"wall_s\":-1}", GG_EINVAL);
+    field_fail("\"budget\":{\"wall_s\":\"1\"}", GG_EINVAL);
+
+    /* resources */
+    m = field_fail("\"resources\":[]", GG_EINVAL);
+    CHECK_CONTAINS(m, "field 'resources' must be an object");
+    m = field_fail("\"resources\":{\"timeout_s\":0}", GG_EINVAL);
+    CHECK_CONTAINS(m, "field 'resources.timeout_s' must be a number greater than 0 and at most 3600");
+    field_fail("\"resources\":{\"timeout_s\":3600.5}", GG_EINVAL);
+    m = field_fail("\"resources\":{\"memory_mb\":15}", GG_EINVAL);
+    CHECK_CONTAINS(m, "field 'resources.memory_mb' must be an integer from 16 to 65536");
+    field_fail("\"resources\":{\"memory_mb\":65537}", GG_EINVAL);
+    field_fail("\"resources\":{\"memory_mb\":100.5}", GG_EINVAL);
+    m = field_fail("\"resources\":{\"cpu_s\":0}", GG_EINVAL);
+    CHECK_CONTAINS(m, "field 'resources.cpu_s'");
+    field_fail("\"resources\":{\"cpu_s\":false}", GG_EINVAL);
+
+    /* priority, humaneval flag */
+    m = field_fail("\"priority\":1001", GG_EINVAL);
+    CHECK_CONTAINS(m, "field 'priority' must be an integer from -1000 to 1000");
+    field_fail("\"priority\":-1001", GG_EINVAL);
+    field_fail("\"priority\":0.5", GG_EINVAL);
+    field_fail("\"priority\":\"high\"", GG_EINVAL);
+    m = field_fail("\"humaneval\":\"yes\"", GG_EINVAL);
+    CHECK_CONTAINS(m, "field 'humaneval' must be true or false");
+
+    /* the edges of each range are accepted */
+    t = parse("{\"language\":\"c\",\"budget\":{\"max_attempts\":100,\"wall_s\":0.001},"
+              "\"resources\":{\"timeout_s\":3600,\"memory_mb\":16,\"cpu_s\":0.5},"
+              "\"priority\":-1000}");
+    CHECK(t && t->max_attempts == 100 && t->memory_mb == 16 && t->priority == -1000 &&
+          t->timeout_s == 3600);
+    ggi_task_free(t);
+}
+
+/* A JSON string of n bytes of 'a' as a field. */
+static char *big_field(const char *key, size_t n, int in_array)
+{
+    size_t cap = n + 256;
+    char *buf = malloc(cap);
+    if (!buf)
+        return NULL;
+    int k = snprintf(buf, cap, "{\"task_id\":\"big\",\"language\":\"python\",\"%s\":%s\"", key,
+                     in_array ? "[\"x\"," : "");
+    memset(buf + k, 'a', n);
+    snprintf(buf + k + n, cap - (size_t)k - n, "\"%s}", in_array ? "]" : "");
+    return buf;
+}
+
+static void test_size_limits(void)
+{
+    const char *keys[] = { "prompt", "stub", "test", "canonical_solution" };
+    for (size_t i = 0; i < 4; i++) {
+        char *j = big_field(keys[i], GGI_TASK_MAX_TEXT + 1, 0);
+        CHECK(j != NULL);
+        if (!j)
+            continue;
+        const char *m = parse_fail(j, GG_ETOOBIG);
+        char want[128];
+        snprintf(want, sizeof want, "task 'big': field '%s' is %u bytes, the limit is %u",
+                 keys[i], GGI_TASK_MAX_TEXT + 1, GGI_TASK_MAX_TEXT);
+        CHECK_STR(m, want);
+        free(j);
+        j = big_field(keys[i], GGI_TASK_MAX_TEXT, 0); /* at the limit: fine */
+        ggi_task *t = j ? parse(j) : NULL;
+        CHECK(t != NULL);
+        ggi_task_free(t);
+        free(j);
+    }
+    char *j = big_field("candidates", GGI_TASK_MAX_TEXT + 1, 1);
+    if (j) {
+        const char *m = parse_fail(j, GG_ETOOBIG);
+        CHECK_CONTAINS(m, "field 'candidates[1]' is 1048577 bytes");
+        free(j);
+    }
+    /* the whole text */
+    size_t n = GGI_TASK_MAX_JSON + 1;
+    char *huge = malloc(n + 1);
+    CHECK(huge != NULL);
+    if (huge) {
+        memset(huge, ' ', n);
+        memcpy(huge, "{\"language\":\"c\"}", 16);
+        huge[n] = '\0';
+        ggi_task *t = NULL;
+        CHECK_RC(ggi_task_parse(huge, n, &t), GG_ETOOBIG);
+        CHECK(t == NULL);
+        CHECK_CONTAINS(gg_error_last(), "the limit is 8388608");
+        /* just under the limit parses (the white space after the value is allowed) */
+        CHECK_RC(ggi_task_parse(huge, n - 1, &t), 0);
+        ggi_task_free(t);
+        free(huge);
+    }
+}
+
+static void test_malformed(void)
+{
+    const char *m = parse_fail("{\"language\":", GG_EINVAL);
+    CHECK_CONTAINS(m, "malformed JSON");
+    m = parse_fail("", GG_EINVAL);
+    CHECK_CONTAINS(m, "malformed JSON");
+    m = parse_fail("{\"language\":\"c\"} trailing", GG_EINVAL);
+    CHECK_CONTAINS(m, "malformed JSON");
+    m = parse_fail("[1,2]", GG_EINVAL);
+    CHECK_CONTAINS(m, "must be an object, not an array");
+    m = parse_fail("\"python\"", GG_EINVAL);
+    CHECK_CONTAINS(m, "must be an object, not a string");
+    m = parse_fail("42", GG_EINVAL);
+    CHECK_CONTAINS(m, "must be an object, not a number");
+    m = parse_fail("null", GG_EINVAL);
+    CHECK_CONTAINS(m, "must be an object, not null");
+    ggi_task *t = (ggi_task *)1;
+    CHECK_RC(ggi_task_parse(NULL, 0, &t), GG_EINVAL);
+    CHECK(t == NULL);
+    CHECK_RC(ggi_task_from_json(NULL, &t), GG_EINVAL);
+    ggi_task_free(NULL);
+}
+
+static const char *HE_LINE =
+    "{\"task_id\": \"HumanEval/0\", \"prompt\": \"from typing import List\\n\\n\\ndef "
+    "has_close_elements(numbers: List[float], threshold: float) -> bool:\\n    \\\"\\\"\\\" "
+    "Check.\\n    \\\"\\\"\\\"\\n\", \"entry_point\": \"has_close_elements\", "
+    "\"canonical_solution\": \"    for idx, elem in enumerate(numbers):\\n        for idx2, "
+    "elem2 in enumerate(numbers):\\n            if idx != idx2:\\n                distance = "
+    "abs(elem - elem2)\\n                if distance < threshold:\\n                    "
+    "return True\\n\\n    return False\\n\", \"test\": \"\\n\\nMETADATA = {}\\n\\n\\ndef "
+    "check(candidate):\\n    assert candidate([1.0, 2.0, 3.9, 4.0, 5.0, 2.2], 0.3) == "
+    "True\\n\\n\"}";
+
+static void check_humaneval_task(const ggi_task *t, const char *id)
+{
+    CHECK_STR(t->task_id, id);
+    CHECK_STR(t->language, "python");
+    CHECK(t->humaneval == 1);
+    CHECK(t->stub != NULL && t->prompt != NULL && strcmp(t->stub, t->prompt) == 0);
+    CHECK(t->prompt && strstr(t->prompt, "def ") != NULL);
+    CHECK(t->entry_point != NULL);
+    CHECK(t->test && strstr(t->test, "def check(candidate)"));
+    CHECK(t->canonical_solution != NULL);
+}
+
+static void test_humaneval(void)
+{
+    ggi_task *t = parse(HE_LINE);
+    CHECK(t != NULL);
+    if (t) {
+        check_humaneval_task(t, "HumanEval/0");
+        CHECK_STR(t->entry_point, "has_close_elements");
+    }
+    ggi_task_free(t);
+
+    /* without one of the four fields it is not HumanEval: language is then missing */
+    const char *m = parse_fail("{\"task_id\":\"HumanEval/9\",\"prompt\":\"def f():\\n\","
+                               "\"test\":\"\",\"entry_point\":\"f\"}",
+                               GG_EINVAL);
+    CHECK_CONTAINS(m, "task 'HumanEval/9': missing field 'language'");
+    /* a HumanEval line's fields are still validated */
+    m = parse_fail("{\"task_id\":\"HumanEval/9\",\"prompt\":\"p\",\"canonical_solution\":\"c\","
+                   "\"test\":\"t\",\"entry_point\":\"not an identifier\"}",
+                   GG_EINVAL);
+    CHECK_CONTAINS(m, "task 'HumanEval/9': field 'entry_point' must be an identifier");
+
+    /* The real data set's first lines, when this checkout has it next to it. */
+    const char *root = getenv("GG_SOURCE_ROOT");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/../shared/data/HumanEval.jsonl.gz", root ? root : ".");
+    FILE *probe = fopen(path, "rb");
+    if (!probe) {
+        fprintf(stderr, "note: %s not found, real HumanEval lines skipped\n", path);
+        return;
+    }
+    fclose(probe);
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "gzip -dc '%s' 2>/dev/null", path);
+    FILE *gz = popen(cmd, "r");
+    CHECK(gz != NULL);
+    if (!gz)
+        return;
+    static char line[1 << 16];
+    int n = 0;
+    while (n < 5 && fgets(line, sizeof line, gz)) {
+        t = parse(line);
+        CHECK(t != NULL);
+        if (t) {
+            char id[32];
+            snprintf(id, sizeof id, "HumanEval/%d", n);
+            check_humaneval_task(t, id);
+        }
+        ggi_task_free(t);
+        n++;
+    }
+    CHECK(n == 5);
+    while (fgets(line, sizeof line, gz)) /* drain so gzip ends normally */
+        ;
+    pclose(gz);
+}
+
+static int str_eq(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static int tasks_equal(const ggi_task *a, const ggi_task *b)
+{
+    if (!str_eq(a->task_id, b->task_id) || !str_eq(a->language, b->language) ||
+        !str_eq(a->prompt, b->prompt) || !str_eq(a->stub, b->stub) ||
+        !str_eq(a->entry_point, b->entry_point) || !str_eq(a->test, b->test) ||
+        !str_eq(a->canonical_solution, b->canonical_solution) ||
+        a->n_candidates != b->n_candidates || a->max_attempts != b->max_attempts ||
+        a->wall_s != b->wall_s || a->timeout_s != b->timeout_s ||
+        a->memory_mb != b->memory_mb || a->cpu_s != b->cpu_s || a->priority != b->priority ||
+        a->humaneval != b->humaneval)
+        return 0;
+    for (size_t i = 0; i < a->n_candidates; i++)
+        if (!str_eq(a->candidates[i], b->candidates[i]))
+            return 0;
+    return 1;
+}
+
+static void round_trip(const char *json)
+{
+    ggi_task *a = parse(json);
+    CHECK(a != NULL);
+    if (!a)
+        return;
+    cJSON *o = ggi_task_to_json(a);
+    CHECK(o != NULL);
+    /* every field is present */
+    const char *keys[] = { "task_id", "language", "prompt", "stub", "entry_point", "test",
+                           "candidates", "canonical_solution", "budget", "resources",
+                           "priority", "humaneval" };
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        CHECK(cJSON_GetObjectItemCaseSensitive(o, keys[i]) != NULL);
+    const cJSON *budget = cJSON_GetObjectItem(o, "budget");
+    CHECK(cJSON_GetObjectItem(budget, "max_attempts") && cJSON_GetObjectItem(budget, "wall_s"));
+    const cJSON *res = cJSON_GetObjectItem(o, "resources");
+    CHECK(cJSON_GetObjectItem(res, "timeout_s") && cJSON_GetObjectItem(res, "memory_mb") &&
+          cJSON_GetObjectItem(res, "cpu_s"));
+    ggi_task *b = NULL;
+    CHECK_RC(ggi_task_from_json(o, &b), 0);
+    if (b) {
+        CHECK(tasks_equal(a, b));
+        /* and through text */
+        char *text = cJSON_PrintUnformatted(o);
+        ggi_task *c = text ? parse(text) : NULL;
+        CHECK(c && tasks_equal(a, c));
+        cJSON *o2 = c ? ggi_task_to_json(c) : NULL;
+        char *text2 = o2 ? cJSON_PrintUnformatted(o2) : NULL;
+        CHECK_STR(text, text2);
+        cJSON_free(text);
+        cJSON_free(text2);
+        cJSON_Delete(o2);
+        ggi_task_free(c);
+    }
+    ggi_task_free(b);
+    cJSON_Delete(o);
+    ggi_task_free(a);
+}
+
+static void test_round_trip(void)
+{
+    round_trip(FULL);
+    round_trip("{\"language\":\"c\"}");
+    round_trip(HE_LINE);
+    round_trip("{\"task_id\":\"odd numbers\",\"language\":\"c\",\"resources\":{\"timeout_s\":"
+               "0.1,\"cpu_s\":0.3333333333333333},\"budget\":{\"wall_s\":1e-3},"
+               "\"candidates\":[\"\",\"x\\u0001\\\"\"],\"priority\":1000}");
+    ggi_task *t = parse("{\"language\":\"c\"}");
+    cJSON *o = t ? ggi_task_to_json(t) : NULL;
+    CHECK(o && cJSON_IsNull(cJSON_GetObjectItem(o, "task_id")));
+    CHECK(o && cJSON_IsNull(cJSON_GetObjectItem(o, "stub")));
+    CHECK(o && cJSON_GetArraySize(cJSON_GetObjectItem(o, "candidates")) == 0);
+    CHECK(o && cJSON_IsFalse(cJSON_GetObjectItem(o, "humaneval")));
+    CHECK(o && cJSON_GetObjectItem(o, "priority")->valuedouble == 0);
+    cJSON_Delete(o);
+    ggi_task_free(t);
+    CHECK(ggi_task_to_json(NULL) == NULL);
+}
+
+int main(void)
+{
+    test_minimal();
+    test_full();
+    test_nulls_are_absent();
+    test_field_errors();
+    test_size_limits();
+    test_malformed();
+    test_humaneval();
+    test_round_trip();
+    return test_exit();
+}
