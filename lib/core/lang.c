@@ -46,7 +46,6 @@
  * test job. */
 static const char PY_HARNESS[] =
     "import sys\n"
-    "import traceback\n"
     "\n"
     "\n"
     "def _gg_harness():\n"
@@ -88,6 +87,7 @@ static const char PY_HARNESS[] =
     "            return 1\n"
     "        raise\n"
     "    except BaseException:\n"
+    "        import traceback\n"
     "        traceback.print_exc()\n"
     "        return 1\n"
     "    return 0\n"

@@ -77,6 +77,11 @@ int main(void)
     close(fd);
     unlink(db);
 
+    /* The killed run cannot clean its job workspaces: give it a folder of its own. */
+    char work[] = "/tmp/gg-test-resume-work-XXXXXX";
+    CHECK(mkdtemp(work) != NULL);
+    setenv("TMPDIR", work, 1);
+
     pid_t pid = fork();
     if (pid == 0)
         child_run(db);
@@ -123,7 +128,9 @@ int main(void)
     snprintf(sql, sizeof sql, "SELECT CAST(sum(finished_at) * 1000 AS INTEGER) FROM (SELECT finished_at FROM tasks WHERE status='passed' ORDER BY finished_at LIMIT %lld)", (long long)before);
     CHECK(count(db, sql) == stamp);
 
-    char side[64];
+    char side[128];
+    snprintf(side, sizeof side, "rm -rf '%s'", work);
+    CHECK(system(side) == 0);
     unlink(db);
     snprintf(side, sizeof side, "%s-wal", db);
     unlink(side);
