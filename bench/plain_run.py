@@ -4,7 +4,9 @@
 N at a time, with no orchestration, database or sandbox. Prints one JSON line:
 {"wall_s": ..., "passed": n, "total": n, "python": "..."}.
 
-Only running the programs is timed (decompressing and assembling them is not), so the
+Each program runs in the same scrubbed environment the pipeline's process executor gives its
+jobs (PATH=/usr/local/bin:/usr/bin:/bin, HOME and TMPDIR the work directory, LANG=C.UTF-8),
+so both sides start the same interpreter the same way. Only running the programs is timed (decompressing and assembling them is not), so the
 baseline is at its fastest and the comparison is, if anything, strict on the pipeline.
 """
 import argparse
@@ -34,8 +36,10 @@ def run_one(python, workdir, index, text, timeout):
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
     try:
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir,
+               "LANG": "C.UTF-8"}
         r = subprocess.run([python, path], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, cwd=workdir, timeout=timeout)
+                           stderr=subprocess.DEVNULL, cwd=workdir, env=env, timeout=timeout)
         return r.returncode == 0
     except subprocess.TimeoutExpired:
         return False

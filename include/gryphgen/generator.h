@@ -4,7 +4,8 @@
  *
  * Built-in backends: "replay" (attempt n returns the task's candidates[n-1]), "reference"
  * (returns the task's canonical_solution), "command:PROGRAM" (runs PROGRAM through /bin/sh
- * with the request JSON on stdin; its stdout is the code).
+ * with the request JSON on stdin; its stdout is the code), "openai" (an OpenAI-compatible
+ * chat-completions endpoint: llama.cpp's server, Ollama, vLLM or a hosted API).
  *
  * A request and a response cross this API as JSON (docs/generator.md):
  *   request  {"task": {...normalised task...}, "attempt": n, "feedback": [...],
@@ -32,13 +33,37 @@ typedef struct gg_generator gg_generator_t;
 /** Options for gg_generator_new(). Fields are only ever appended. */
 typedef struct gg_generator_options {
     uint32_t version;   /**< GG_GENERATOR_OPTIONS_VERSION */
-    const char *spec;   /**< "replay" (default when NULL), "reference" or "command:PROGRAM" */
-    double timeout_s;   /**< for "command": how long the program may take; 0: 60 s */
-    size_t max_output;  /**< for "command": largest accepted code in bytes; 0: 1 MiB */
+    const char *spec;   /**< "replay" (default when NULL), "reference", "command:PROGRAM"
+                             or "openai" */
+    /** for "command": how long the program may take (0: 60 s); for "openai": how long one
+     * HTTP exchange may take in all (0: 120 s) */
+    double timeout_s;
+    size_t max_output;  /**< largest accepted code in bytes; 0: 1 MiB */
+    /* The fields below are read by the "openai" backend only. A NULL string falls back to
+     * the environment (docs/generator.md); the strings are copied by gg_generator_new(). */
+    /** base URL such as "http://127.0.0.1:11434/v1", or several separated by commas (a dead
+     * one fails over to the next); NULL: $GRYPHGEN_LLM_URL, else $OPENAI_BASE_URL */
+    const char *url;
+    const char *model;        /**< NULL: $GRYPHGEN_LLM_MODEL (required one way or other) */
+    /** bearer token, sent only in the Authorization header; NULL: $GRYPHGEN_LLM_API_KEY,
+     * else the file api_key_file, else $OPENAI_API_KEY; none: no header */
+    const char *api_key;
+    const char *api_key_file; /**< file holding the key; NULL: $GRYPHGEN_LLM_API_KEY_FILE */
+    double temperature;       /**< negative or NaN: $GRYPHGEN_LLM_TEMPERATURE, else 0.2 */
+    int max_tokens;           /**< completion token limit; 0: not sent */
+    long long seed;           /**< sent when >= 0; negative (default): not sent */
+    double connect_timeout_s; /**< how long connecting may take; 0: 10 s */
+    int max_retries;          /**< retries per endpoint on 429, 5xx, connection errors;
+                                   0: 2; negative: none */
+    /** prompt template with {{placeholders}}; NULL: $GRYPHGEN_LLM_PROMPT_FILE, else the
+     * built-in template */
+    const char *prompt_template_file;
 } gg_generator_options;
 
 /** Static initialiser with defaults. */
-#define GG_GENERATOR_OPTIONS_INIT { GG_GENERATOR_OPTIONS_VERSION, NULL, 0.0, 0 }
+#define GG_GENERATOR_OPTIONS_INIT \
+    { GG_GENERATOR_OPTIONS_VERSION, NULL, 0.0, 0, NULL, NULL, NULL, NULL, -1.0, 0, -1, 0.0, \
+      0, NULL }
 
 /** Fills *opts with defaults for the given version; GG_EVERSION for an unknown version. */
 GG_API int gg_generator_options_init(gg_generator_options *opts, unsigned version);

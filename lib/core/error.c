@@ -86,8 +86,10 @@ int ggi_error_wrap(const char *fmt, ...)
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, error_message, sizeof old);
-    snprintf(error_message, sizeof error_message, "%s%s", prefix,
-             old[0] ? old : gg_strerror(error_code));
+    /* A message longer than the buffer is cut; that is acceptable for a message. */
+    if (snprintf(error_message, sizeof error_message, "%s%s", prefix,
+                 old[0] ? old : gg_strerror(error_code)) >= (int)sizeof error_message)
+        error_message[sizeof error_message - 1] = '\0';
     return error_code ? error_code : GG_EINTERNAL;
 }
 

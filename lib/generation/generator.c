@@ -11,6 +11,7 @@
 #include "../core/ggi.h"
 #include "builtin.h"
 #include "command.h"
+#include "openai.h"
 #include "gryphgen/sys/generator.h"
 
 /* Largest request accepted by the built-in backends: a task (8 MiB at most) plus context. */
@@ -80,7 +81,8 @@ int gg_generator_new_custom(gg_generator_t **out, const gg_generator_vtable *vta
     return GG_OK;
 }
 
-static const char *const valid_specs = "\"replay\", \"reference\", \"command:PROGRAM\"";
+static const char *const valid_specs =
+    "\"replay\", \"reference\", \"command:PROGRAM\", \"openai\"";
 
 int gg_generator_new(gg_generator_t **out, const gg_generator_options *opts)
 {
@@ -116,6 +118,8 @@ int gg_generator_new(gg_generator_t **out, const gg_generator_options *opts)
             return ggi_error(GG_EINVAL, "generator spec 'command:' names no program (write "
                                         "command:PROGRAM)");
         rc = ggi_command_generator_new(program, o.timeout_s, o.max_output, &vt, &self);
+    } else if (strcmp(spec, "openai") == 0) {
+        rc = ggi_openai_generator_new(&o, &vt, &self);
     } else {
         char shown[64];
         snprintf(shown, sizeof shown, "%s", spec);

@@ -1,0 +1,71 @@
+"""gryphgen - Python binding (ctypes) of libgryphgen: run code-generation tasks through the
+repair loop (Orchestrator), use the built-in generators, executors and retrievers directly
+(GeneratorHandle, ExecutorHandle, RetrieverHandle), or write backends in Python by
+subclassing Generator, Executor or Retriever. Results and events are dicts; failures raise
+GryphgenError subclasses carrying the library's status and message.
+
+The library is libgryphgen.so.1, found through $GRYPHGEN_LIBRARY, the package directory or
+the dynamic linker's path."""
+
+from . import _native
+from .backends import (Executor, ExecutorHandle, Generator, GeneratorHandle, Retriever,
+                       RetrieverHandle)
+from .errors import (AlreadyExists, Busy, Cancelled, ExecutorFailure, Exhausted,
+                     GeneratorFailure, GryphgenError, InternalError, InvalidInput,
+                     InvalidState, IOFailure, NotFound, NotReady, OutOfMemory, StoreFailure,
+                     Timeout, TooBig, TransportFailure, Unsupported, VersionMismatch,
+                     error_class)
+from .orchestrator import Orchestrator
+
+__version__ = "1.0.0"
+
+
+def library_version():
+    """The loaded library's version string, such as "1.0.0"."""
+    return _native.decode(_native.lib.gg_version_string())
+
+
+def library_path():
+    """The path or name the library was loaded from."""
+    return _native.lib._name
+
+
+def strerror(status):
+    """The library's description of a status code."""
+    return _native.decode(_native.lib.gg_strerror(int(status)))
+
+
+def init():
+    """Initialises the library's process-wide state (every constructor does it too)."""
+    _native.check(_native.lib.gg_init())
+
+
+def log_level_name(level):
+    """"error", "warn", "info", "debug" or "unknown"."""
+    return _native.decode(_native.lib.gg_log_level_name(int(level)))
+
+
+def log_level_parse(name):
+    """The level number of a level name; InvalidInput for an unknown name."""
+    return _native.check(_native.lib.gg_log_level_parse(_native.encode(name)))
+
+
+def last_error():
+    """(status, message) of the calling thread's last libgryphgen error."""
+    return (_native.lib.gg_error_last_code(), _native.decode(_native.lib.gg_error_last()))
+
+
+def clear_error():
+    """Forgets the calling thread's last libgryphgen error."""
+    _native.lib.gg_error_clear()
+
+
+__all__ = [
+    "Orchestrator", "Executor", "Generator", "Retriever", "ExecutorHandle", "GeneratorHandle",
+    "RetrieverHandle", "GryphgenError", "InvalidInput", "OutOfMemory", "IOFailure", "NotFound",
+    "Timeout", "AlreadyExists", "VersionMismatch", "Cancelled", "Busy", "InvalidState",
+    "ExecutorFailure", "GeneratorFailure", "StoreFailure", "TransportFailure", "Exhausted",
+    "TooBig", "NotReady", "Unsupported", "InternalError", "error_class", "library_version",
+    "library_path", "strerror", "init", "log_level_name", "log_level_parse", "last_error",
+    "clear_error", "__version__",
+]

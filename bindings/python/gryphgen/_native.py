@@ -1,0 +1,249 @@
+"""The ctypes layer of the gryphgen binding: finds and loads libgryphgen.so.1, checks that its
+major version is the one this binding speaks, declares argtypes/restype of every function
+the binding calls (PROTOTYPES), mirrors the public structs of include/gryphgen/*.h and
+include/gryphgen/sys/*.h, and turns failing status codes into exceptions with the library's
+own message. Exported functions the binding leaves alone are listed in UNBOUND with why."""
+
+import ctypes
+import os
+
+from . import errors
+
+SONAME = "libgryphgen.so.1"
+ABI_MAJOR = 1
+LIBRARY_ENV = "GRYPHGEN_LIBRARY"
+
+
+def _load():
+    """Loads the library: $GRYPHGEN_LIBRARY when set (and only it), else the file next to this
+    package, else the dynamic linker's search for the soname. The error names every place
+    tried and why each failed."""
+    tried = []
+    override = os.environ.get(LIBRARY_ENV)
+    if override:
+        candidates = [override]
+    else:
+        here = os.path.dirname(os.path.abspath(__file__))
+        candidates = [os.path.join(here, SONAME), SONAME]
+    for path in candidates:
+        if os.sep in path and not os.path.exists(path):
+            tried.append("%s (no such file)" % path)
+            continue
+        try:
+            return ctypes.CDLL(path)
+        except OSError as e:
+            tried.append("%s (%s)" % (path, e))
+    where = ("$%s=%s" % (LIBRARY_ENV, override)) if override else \
+        ("the package directory and the dynamic linker's path (LD_LIBRARY_PATH, ld.so.cache; "
+         "set $%s to the library's path to choose one)" % LIBRARY_ENV)
+    raise ImportError("gryphgen: cannot load %s from %s; tried: %s"
+                      % (SONAME, where, "; ".join(tried)))
+
+
+lib = _load()
+
+# Callback and struct types, mirroring the public headers field by field.
+c_char_pp = ctypes.POINTER(ctypes.c_void_p)  # char ** out-parameters, read as raw pointers
+LOG_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p)
+EVENT_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_char_p)
+
+EXECUTOR_RUN_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p, c_char_pp)
+EXECUTOR_INTERRUPT_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)
+GENERATOR_GENERATE_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p,
+                                         c_char_pp)
+RETRIEVER_SEARCH_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p,
+                                       c_char_pp)
+RETRIEVER_FEEDBACK_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p)
+DESTROY_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+
+EXECUTOR_OPTIONS_VERSION = 1
+GENERATOR_OPTIONS_VERSION = 1
+RETRIEVER_OPTIONS_VERSION = 1
+ORCHESTRATOR_OPTIONS_VERSION = 1
+EXECUTOR_VTABLE_VERSION = 1
+GENERATOR_VTABLE_VERSION = 1
+RETRIEVER_VTABLE_VERSION = 1
+
+
+class ExecutorOptions(ctypes.Structure):
+    """gg_executor_options (include/gryphgen/executor.h), version 1."""
+    _fields_ = [("version", ctypes.c_uint32), ("backend", ctypes.c_char_p),
+                ("workdir_root", ctypes.c_char_p), ("max_output", ctypes.c_size_t),
+                ("default_timeout_s", ctypes.c_double)]
+
+
+class GeneratorOptions(ctypes.Structure):
+    """gg_generator_options (include/gryphgen/generator.h), version 1."""
+    _fields_ = [("version", ctypes.c_uint32), ("spec", ctypes.c_char_p),
+                ("timeout_s", ctypes.c_double), ("max_output", ctypes.c_size_t),
+                ("url", ctypes.c_char_p), ("model", ctypes.c_char_p),
+                ("api_key", ctypes.c_char_p), ("api_key_file", ctypes.c_char_p),
+                ("temperature", ctypes.c_double), ("max_tokens", ctypes.c_int),
+                ("seed", ctypes.c_longlong), ("connect_timeout_s", ctypes.c_double),
+                ("max_retries", ctypes.c_int), ("prompt_template_file", ctypes.c_char_p)]
+
+
+class RetrieverOptions(ctypes.Structure):
+    """gg_retriever_options (include/gryphgen/retriever.h), version 1."""
+    _fields_ = [("version", ctypes.c_uint32), ("backend", ctypes.c_char_p)]
+
+
+class OrchestratorOptions(ctypes.Structure):
+    """gg_orchestrator_options (include/gryphgen/orchestrator.h), version 1."""
+    _fields_ = [("version", ctypes.c_uint32), ("db_path", ctypes.c_char_p),
+                ("workers", ctypes.c_uint), ("max_attempts", ctypes.c_uint),
+                ("generator", ctypes.c_void_p), ("executor", ctypes.c_void_p),
+                ("retriever", ctypes.c_void_p), ("python", ctypes.c_char_p),
+                ("cc", ctypes.c_char_p), ("log_fn", LOG_FN), ("log_user", ctypes.c_void_p),
+                ("log_level", ctypes.c_int), ("event_fn", EVENT_FN),
+                ("event_user", ctypes.c_void_p), ("transport", ctypes.c_char_p)]
+
+
+class ExecutorVtable(ctypes.Structure):
+    """gg_executor_vtable (include/gryphgen/sys/executor.h), version 1."""
+    _fields_ = [("version", ctypes.c_uint32), ("run", EXECUTOR_RUN_FN),
+                ("interrupt", EXECUTOR_INTERRUPT_FN), ("destroy", DESTROY_FN),
+                ("name", ctypes.c_char_p)]
+
+
+class GeneratorVtable(ctypes.Structure):
+    """gg_generator_vtable (include/gryphgen/sys/generator.h), version 1."""
+    _fields_ = [("version", ctypes.c_uint32), ("generate", GENERATOR_GENERATE_FN),
+                ("destroy", DESTROY_FN), ("name", ctypes.c_char_p)]
+
+
+class RetrieverVtable(ctypes.Structure):
+    """gg_retriever_vtable (include/gryphgen/sys/retriever.h), version 1."""
+    _fields_ = [("version", ctypes.c_uint32), ("search", RETRIEVER_SEARCH_FN),
+                ("feedback", RETRIEVER_FEEDBACK_FN), ("destroy", DESTROY_FN),
+                ("name", ctypes.c_char_p)]
+
+
+_p = ctypes.c_void_p
+_pp = ctypes.POINTER(ctypes.c_void_p)  # gg_x_t ** (in/out handle pointers)
+_s = ctypes.c_char_p
+_i = ctypes.c_int
+_u = ctypes.c_uint
+
+# name: (restype, argtypes). Strings the library hands over (char ** outputs) are c_void_p so
+# they can be passed back to gg_free(); borrowed static strings are c_char_p.
+PROTOTYPES = {
+    "gg_strerror": (_s, [_i]),
+    "gg_error_last": (_s, []),
+    "gg_error_last_code": (_i, []),
+    "gg_error_set": (_i, [_i, _s]),
+    "gg_error_clear": (None, []),
+    "gg_strdup": (_p, [_s]),
+    "gg_free": (None, [_p]),
+    "gg_version": (_u, []),
+    "gg_version_string": (_s, []),
+    "gg_init": (_i, []),
+    "gg_log_level_name": (_s, [_i]),
+    "gg_log_level_parse": (_i, [_s]),
+    "gg_executor_options_init": (_i, [ctypes.POINTER(ExecutorOptions), _u]),
+    "gg_executor_new": (_i, [_pp, ctypes.POINTER(ExecutorOptions)]),
+    "gg_executor_new_custom": (_i, [_pp, ctypes.POINTER(ExecutorVtable), _p]),
+    "gg_executor_run": (_i, [_p, _s, c_char_pp]),
+    "gg_executor_interrupt": (_i, [_p]),
+    "gg_executor_backend": (_s, [_p]),
+    "gg_executor_destroy": (None, [_pp]),
+    "gg_generator_options_init": (_i, [ctypes.POINTER(GeneratorOptions), _u]),
+    "gg_generator_new": (_i, [_pp, ctypes.POINTER(GeneratorOptions)]),
+    "gg_generator_new_custom": (_i, [_pp, ctypes.POINTER(GeneratorVtable), _p]),
+    "gg_generator_generate": (_i, [_p, _s, c_char_pp]),
+    "gg_generator_name": (_s, [_p]),
+    "gg_generator_destroy": (None, [_pp]),
+    "gg_retriever_options_init": (_i, [ctypes.POINTER(RetrieverOptions), _u]),
+    "gg_retriever_new": (_i, [_pp, ctypes.POINTER(RetrieverOptions)]),
+    "gg_retriever_new_custom": (_i, [_pp, ctypes.POINTER(RetrieverVtable), _p]),
+    "gg_retriever_search": (_i, [_p, _s, c_char_pp]),
+    "gg_retriever_feedback": (_i, [_p, _s]),
+    "gg_retriever_name": (_s, [_p]),
+    "gg_retriever_destroy": (None, [_pp]),
+    "gg_orchestrator_options_init": (_i, [ctypes.POINTER(OrchestratorOptions), _u]),
+    "gg_orchestrator_new": (_i, [_pp, ctypes.POINTER(OrchestratorOptions)]),
+    "gg_orchestrator_destroy": (None, [_pp]),
+    "gg_orchestrator_submit": (_i, [_p, _s, c_char_pp]),
+    "gg_orchestrator_wait": (_i, [_p, _s, _i, c_char_pp]),
+    "gg_orchestrator_result": (_i, [_p, _s, c_char_pp]),
+    "gg_orchestrator_cancel": (_i, [_p, _s]),
+    "gg_orchestrator_drain": (_i, [_p, _i]),
+    "gg_orchestrator_stats": (_i, [_p, c_char_pp]),
+}
+
+# Exported functions deliberately not bound, with the reason (tests/test_symbols.py checks
+# that every gg_ symbol of lib/libgryphgen.map is in PROTOTYPES or here).
+UNBOUND = {
+    "gg_malloc": "the binding hands strings to the library with gg_strdup(); raw, "
+                 "uninitialised buffers have no use in Python",
+}
+
+for _name, (_res, _args) in PROTOTYPES.items():
+    _fn = getattr(lib, _name)
+    _fn.restype = _res
+    _fn.argtypes = _args
+
+_version = lib.gg_version()
+if _version // 10000 != ABI_MAJOR:
+    raise ImportError("gryphgen: %s reports version %s (%d); this binding needs major "
+                      "version %d" % (getattr(lib, "_name", SONAME),
+                                      lib.gg_version_string().decode(), _version, ABI_MAJOR))
+
+
+def fn(name):
+    """The declared function name; only names in PROTOTYPES are reachable."""
+    if name not in PROTOTYPES:
+        raise AttributeError("gryphgen: %s is not bound" % name)
+    return getattr(lib, name)
+
+
+def encode(s, what="argument"):
+    """str -> UTF-8 bytes for a const char * parameter; None stays None."""
+    if s is None or isinstance(s, bytes):
+        return s
+    if isinstance(s, str):
+        return s.encode("utf-8")
+    raise TypeError("gryphgen: %s must be str, got %s" % (what, type(s).__name__))
+
+
+def decode(b):
+    """bytes from the library -> str; None stays None."""
+    return None if b is None else b.decode("utf-8", "replace")
+
+
+def last_error_message(rc):
+    """gg_error_last() of this thread, or strerror(rc) when it is empty. Must be called right
+    after the failing call, before any other library call on this thread."""
+    msg = decode(lib.gg_error_last())
+    return msg if msg else decode(lib.gg_strerror(rc))
+
+
+def check(rc, context=None):
+    """Raises the exception for a negative rc with the library's message; returns rc."""
+    if rc < 0:
+        msg = last_error_message(rc)
+        if context:
+            msg = "%s: %s" % (context, msg)
+        raise errors.make_error(rc, msg)
+    return rc
+
+
+def take_string(ptr):
+    """Reads a library-owned char * (a c_void_p value or int) and frees it with gg_free()."""
+    if isinstance(ptr, ctypes.c_void_p):
+        ptr = ptr.value
+    if not ptr:
+        return None
+    try:
+        return ctypes.string_at(ptr).decode("utf-8", "replace")
+    finally:
+        lib.gg_free(ptr)
+
+
+def give_string(s):
+    """Copies s into gg_strdup() memory that the library will free with gg_free(); returns
+    the address (int) or raises MemoryError."""
+    ptr = lib.gg_strdup(encode(s))
+    if not ptr:
+        raise MemoryError("gg_strdup failed")
+    return ptr

@@ -1,0 +1,367 @@
+"""Backends of the gryphgen binding: the base classes a host subclasses to write an executor,
+a generator or a retriever in Python (plugged into the C library through the vtables of
+include/gryphgen/sys/), and the handle classes that own a C gg_executor_t / gg_generator_t /
+gg_retriever_t, built-in or custom.
+
+Lifetime: the C vtable slots are module-level ctypes thunks that live as long as the process;
+the C side's `self` is a key into _registry, which keeps the Python backend object (and the
+bytes of its name) alive until the library calls the vtable's destroy slot. An exception in
+a backend method never crosses into C: it becomes a GG_E* status with gg_error_set()."""
+
+import ctypes
+import itertools
+import json
+import threading
+
+from . import _native as N
+from . import errors
+
+_registry = {}
+_registry_lock = threading.Lock()
+_keys = itertools.count(1)
+
+
+def _register(obj, name):
+    key = next(_keys)
+    with _registry_lock:
+        _registry[key] = (obj, name)
+    return key
+
+
+def _lookup(self_ptr):
+    with _registry_lock:
+        entry = _registry.get(self_ptr)
+    return entry[0] if entry else None
+
+
+def _fail(exc, default_status, what):
+    """Records a Python exception as the calling thread's libgryphgen error; returns the
+    status the slot returns."""
+    if isinstance(exc, errors.GryphgenError) and exc.status < 0:
+        status, msg = exc.status, exc.message or str(exc)
+    else:
+        status, msg = default_status, "%s: %s" % (type(exc).__name__, exc)
+    try:
+        N.lib.gg_error_set(status, N.encode("%s: %s" % (what, msg)))
+    except BaseException:  # never let anything escape into C
+        pass
+    return status
+
+
+def _answer(self_ptr, text, out, method, default_status, kind, wrap=None):
+    """Common body of the slots that take a JSON request and answer a JSON string."""
+    out[0] = None
+    try:
+        obj = _lookup(self_ptr)
+        if obj is None:
+            return N.lib.gg_error_set(errors.EINTERNAL,
+                                      b"gryphgen: Python backend called after destroy")
+        request = json.loads(text.decode("utf-8", "replace"))
+        answer = getattr(obj, method)(request)
+        if wrap is not None:
+            answer = wrap(answer)
+        out[0] = N.give_string(answer if isinstance(answer, str) else json.dumps(answer))
+        return 0
+    except MemoryError as e:
+        return _fail(errors.OutOfMemory(str(e)), errors.ENOMEM, kind)
+    except BaseException as e:  # noqa: B036 - a KeyboardInterrupt must not unwind C frames
+        return _fail(e, default_status, "%s %s.%s" % (kind, type(_lookup(self_ptr)).__name__,
+                                                       method))
+
+
+def _simple(self_ptr, method, default_status, kind, *args):
+    try:
+        obj = _lookup(self_ptr)
+        if obj is None:
+            return N.lib.gg_error_set(errors.EINTERNAL,
+                                      b"gryphgen: Python backend called after destroy")
+        getattr(obj, method)(*args)
+        return 0
+    except BaseException as e:  # noqa: B036
+        return _fail(e, default_status, "%s %s.%s" % (kind, type(_lookup(self_ptr)).__name__,
+                                                       method))
+
+
+def _destroy(self_ptr):
+    with _registry_lock:
+        entry = _registry.pop(self_ptr, None)
+    if entry is None:
+        return
+    close = getattr(entry[0], "close", None)
+    if callable(close):
+        try:
+            close()
+        except BaseException:  # noqa: B036
+            pass
+
+
+def _generator_response(answer):
+    # A generator may answer with the code alone.
+    if isinstance(answer, str):
+        return {"code": answer}
+    return answer
+
+
+@N.EXECUTOR_RUN_FN
+def _executor_run(self_ptr, request, out):
+    return _answer(self_ptr, request, out, "run", errors.EEXEC, "executor")
+
+
+@N.EXECUTOR_INTERRUPT_FN
+def _executor_interrupt(self_ptr):
+    return _simple(self_ptr, "interrupt", errors.EEXEC, "executor")
+
+
+@N.GENERATOR_GENERATE_FN
+def _generator_generate(self_ptr, request, out):
+    return _answer(self_ptr, request, out, "generate", errors.EGENERATOR, "generator",
+                   _generator_response)
+
+
+@N.RETRIEVER_SEARCH_FN
+def _retriever_search(self_ptr, query, out):
+    return _answer(self_ptr, query, out, "search", errors.EIO, "retriever")
+
+
+@N.RETRIEVER_FEEDBACK_FN
+def _retriever_feedback(self_ptr, feedback):
+    try:
+        data = json.loads(feedback.decode("utf-8", "replace"))
+    except BaseException as e:  # noqa: B036
+        return _fail(e, errors.EINVAL, "retriever feedback")
+    return _simple(self_ptr, "feedback", errors.EIO, "retriever", data)
+
+
+@N.DESTROY_FN
+def _backend_destroy(self_ptr):
+    try:
+        _destroy(self_ptr)
+    except BaseException:  # noqa: B036
+        pass
+
+
+def _overrides(obj, base, method):
+    return getattr(type(obj), method, None) is not getattr(base, method)
+
+
+class Executor:
+    """Base class of executors written in Python. Override run(request) -> result dict
+    (formats in docs/executor.md); optionally interrupt() and close(). run is called from
+    library worker threads, possibly several at once. Raise a gryphgen error (for example
+    NotFound) to return its status; any other exception becomes GG_EEXEC."""
+
+    name = None
+
+    def run(self, request):
+        raise NotImplementedError
+
+    def interrupt(self):
+        raise errors.Unsupported("interrupt is not implemented")
+
+    def close(self):
+        """Called once when the library lets go of the backend."""
+
+
+class Generator:
+    """Base class of code generators written in Python. Override generate(request) ->
+    response dict {"code": ..., "generator": ..., "usage": ...} or the code as a str
+    (docs/generator.md). Raise Exhausted when there is nothing more to offer; any other
+    exception becomes GG_EGENERATOR (retried by the orchestrator, then the task errors)."""
+
+    name = None
+
+    def generate(self, request):
+        raise NotImplementedError
+
+    def close(self):
+        """Called once when the library lets go of the backend."""
+
+
+class Retriever:
+    """Base class of retrievers written in Python. Override search(query) -> {"results":
+    [{"id", "text", "score", "source"}, ...]} and optionally feedback(feedback) (query and
+    feedback formats in include/gryphgen/retriever.h). Exceptions become GG_EIO."""
+
+    name = None
+
+    def search(self, query):
+        raise NotImplementedError
+
+    def feedback(self, feedback):
+        pass
+
+    def close(self):
+        """Called once when the library lets go of the backend."""
+
+
+class _Handle:
+    """Owns one C handle; closed by close(), the with-statement, or garbage collection."""
+
+    _destroy_fn = None
+
+    def __init__(self, ptr):
+        self._ptr = ptr
+
+    def _p(self):
+        if not self._ptr:
+            raise errors.InvalidState("gryphgen: %s is closed" % type(self).__name__)
+        return self._ptr
+
+    def close(self):
+        if self._ptr:
+            p = ctypes.c_void_p(self._ptr)
+            self._ptr = None
+            N.fn(self._destroy_fn)(ctypes.byref(p))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+def _new_custom(new_fn, vtable, obj, name_attr):
+    name = getattr(obj, name_attr, None) or type(obj).__name__
+    name_b = N.encode(str(name))
+    vtable.name = name_b
+    key = _register(obj, name_b)
+    out = ctypes.c_void_p()
+    # On failure the library has already called destroy, which unregistered obj.
+    N.check(N.fn(new_fn)(ctypes.byref(out), ctypes.byref(vtable), ctypes.c_void_p(key)))
+    return out.value
+
+
+class ExecutorHandle(_Handle):
+    """A C executor: built-in ("process") or a Python Executor behind the vtable."""
+
+    _destroy_fn = "gg_executor_destroy"
+
+    @classmethod
+    def create(cls, backend=None, workdir_root=None, max_output=0, default_timeout_s=0.0):
+        """backend: None or a name ("process") for a built-in one, or an Executor instance."""
+        if isinstance(backend, Executor):
+            vt = N.ExecutorVtable(version=N.EXECUTOR_VTABLE_VERSION, run=_executor_run,
+                                  destroy=_backend_destroy)
+            if _overrides(backend, Executor, "interrupt"):
+                vt.interrupt = _executor_interrupt
+            return cls(_new_custom("gg_executor_new_custom", vt, backend, "name"))
+        opts = N.ExecutorOptions()
+        N.check(N.fn("gg_executor_options_init")(ctypes.byref(opts),
+                                                 N.EXECUTOR_OPTIONS_VERSION))
+        opts.backend = N.encode(backend, "backend")
+        opts.workdir_root = N.encode(workdir_root, "workdir_root")
+        opts.max_output = int(max_output)
+        opts.default_timeout_s = float(default_timeout_s)
+        out = ctypes.c_void_p()
+        N.check(N.fn("gg_executor_new")(ctypes.byref(out), ctypes.byref(opts)))
+        return cls(out.value)
+
+    def run(self, request):
+        """Runs a job (dict or JSON text) and returns the result dict."""
+        text = request if isinstance(request, str) else json.dumps(request)
+        out = ctypes.c_void_p()
+        rc = N.fn("gg_executor_run")(self._p(), N.encode(text), ctypes.byref(out))
+        N.check(rc)
+        return json.loads(N.take_string(out))
+
+    def interrupt(self):
+        N.check(N.fn("gg_executor_interrupt")(self._p()))
+
+    @property
+    def backend(self):
+        return N.decode(N.fn("gg_executor_backend")(self._p()))
+
+
+class GeneratorHandle(_Handle):
+    """A C generator: built-in (spec "replay", "reference", "command:PROG") or a Python
+    Generator behind the vtable."""
+
+    _destroy_fn = "gg_generator_destroy"
+
+    @classmethod
+    def create(cls, spec=None, timeout_s=0.0, max_output=0, **options):
+        """spec: None or a built-in spec ("replay", "reference", "command:PROG", "openai"), or
+        a Generator instance. options: other gg_generator_options fields by name (url, model,
+        api_key, api_key_file, temperature, max_tokens, seed, connect_timeout_s,
+        max_retries, prompt_template_file); unset ones keep the library's defaults."""
+        if isinstance(spec, Generator):
+            vt = N.GeneratorVtable(version=N.GENERATOR_VTABLE_VERSION,
+                                   generate=_generator_generate, destroy=_backend_destroy)
+            return cls(_new_custom("gg_generator_new_custom", vt, spec, "name"))
+        opts = N.GeneratorOptions()
+        N.check(N.fn("gg_generator_options_init")(ctypes.byref(opts),
+                                                  N.GENERATOR_OPTIONS_VERSION))
+        opts.spec = N.encode(spec, "generator spec")
+        opts.timeout_s = float(timeout_s)
+        opts.max_output = int(max_output)
+        keep = []
+        for key, value in options.items():
+            ftype = dict(N.GeneratorOptions._fields_).get(key)
+            if ftype is None or key in ("version", "spec"):
+                raise TypeError("gryphgen: unknown generator option %r" % key)
+            if ftype is ctypes.c_char_p:
+                value = N.encode(value, key)
+                keep.append(value)
+            setattr(opts, key, value)
+        out = ctypes.c_void_p()
+        N.check(N.fn("gg_generator_new")(ctypes.byref(out), ctypes.byref(opts)))
+        return cls(out.value)
+
+    def generate(self, request):
+        """Asks for one attempt's code; returns the response dict."""
+        text = request if isinstance(request, str) else json.dumps(request)
+        out = ctypes.c_void_p()
+        N.check(N.fn("gg_generator_generate")(self._p(), N.encode(text), ctypes.byref(out)))
+        return json.loads(N.take_string(out))
+
+    @property
+    def name(self):
+        return N.decode(N.fn("gg_generator_name")(self._p()))
+
+
+class RetrieverHandle(_Handle):
+    """A C retriever: built-in ("none") or a Python Retriever behind the vtable."""
+
+    _destroy_fn = "gg_retriever_destroy"
+
+    @classmethod
+    def create(cls, backend=None):
+        if isinstance(backend, Retriever):
+            vt = N.RetrieverVtable(version=N.RETRIEVER_VTABLE_VERSION,
+                                   search=_retriever_search, destroy=_backend_destroy)
+            if _overrides(backend, Retriever, "feedback"):
+                vt.feedback = _retriever_feedback
+            return cls(_new_custom("gg_retriever_new_custom", vt, backend, "name"))
+        opts = N.RetrieverOptions()
+        N.check(N.fn("gg_retriever_options_init")(ctypes.byref(opts),
+                                                  N.RETRIEVER_OPTIONS_VERSION))
+        opts.backend = N.encode(backend, "retriever backend")
+        out = ctypes.c_void_p()
+        N.check(N.fn("gg_retriever_new")(ctypes.byref(out), ctypes.byref(opts)))
+        return cls(out.value)
+
+    def search(self, query):
+        text = query if isinstance(query, str) else json.dumps(query)
+        out = ctypes.c_void_p()
+        N.check(N.fn("gg_retriever_search")(self._p(), N.encode(text), ctypes.byref(out)))
+        return json.loads(N.take_string(out))
+
+    def feedback(self, feedback):
+        text = feedback if isinstance(feedback, str) else json.dumps(feedback)
+        N.check(N.fn("gg_retriever_feedback")(self._p(), N.encode(text)))
+
+    @property
+    def name(self):
+        return N.decode(N.fn("gg_retriever_name")(self._p()))
+
+
+def live_backends():
+    """How many Python backends the library still holds (for tests and leak checks)."""
+    with _registry_lock:
+        return len(_registry)

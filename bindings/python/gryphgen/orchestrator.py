@@ -1,0 +1,250 @@
+"""The Orchestrator class of the gryphgen binding: a Python face on gg_orchestrator_t (submit,
+wait, result, cancel, drain, stats, run_set), with events delivered to a callback and to a
+bounded, thread-safe queue read through events(). Generator, executor and retriever may be
+given as built-in names, Python backends (gryphgen.Generator, ...) or handles."""
+
+import ctypes
+import json
+import logging
+import queue
+import time
+
+from . import _native as N
+from . import errors
+from .backends import (Executor, ExecutorHandle, Generator, GeneratorHandle, Retriever,
+                       RetrieverHandle)
+
+_CLOSED = object()
+_WAIT_SLICE_MS = 500  # waits are sliced so Ctrl-C reaches Python between slices
+
+_LOG_LEVELS = {"error": 0, "warn": 1, "info": 2, "debug": 3}
+_PY_LEVELS = {0: logging.ERROR, 1: logging.WARNING, 2: logging.INFO, 3: logging.DEBUG}
+
+
+def _task_text(task):
+    if isinstance(task, (dict, list)):
+        return json.dumps(task)
+    if isinstance(task, str):
+        return task
+    raise TypeError("gryphgen: a task is a dict or JSON text, got %s" % type(task).__name__)
+
+
+def _handle(value, handle_cls, base_cls, what):
+    """(handle, owned) for an option given as None, a name, a Python backend or a handle."""
+    if value is None:
+        return None, False
+    if isinstance(value, handle_cls):
+        return value, False
+    if isinstance(value, (str, base_cls)):
+        return handle_cls.create(value), True
+    raise TypeError("gryphgen: %s must be None, a name, a %s or a %s, got %s"
+                    % (what, base_cls.__name__, handle_cls.__name__, type(value).__name__))
+
+
+class Orchestrator:
+    """Runs tasks through the repair loop (include/gryphgen/orchestrator.h).
+
+    db_path: SQLite file (None: temporary). workers: threads (0: cores). max_attempts: default
+    budget (0: 3). generator / executor / retriever: None (replay / process / none), a built-in
+    name or spec, a Python backend, or a handle (borrowed: close it after the orchestrator).
+    python, cc: interpreters for tasks. on_event(dict): called on the scheduler thread for
+    every event; keep it short. log: a logging.Logger or a callable(level_name, message).
+    log_level: "error", "warn", "info" or "debug". event_queue: how many events events() keeps
+    when nobody reads them (the oldest are dropped beyond it; see .events_dropped)."""
+
+    def __init__(self, db_path=None, workers=0, max_attempts=0, generator=None, executor=None,
+                 retriever=None, python=None, cc=None, on_event=None, log=None,
+                 log_level="warn", event_queue=10000):
+        self._ptr = None
+        self._owned = []
+        self._on_event = on_event
+        self._log = log
+        self._queue = queue.Queue(maxsize=max(1, int(event_queue)))
+        self.events_dropped = 0
+        self._callback_errors = 0
+        try:
+            gen, own = _handle(generator, GeneratorHandle, Generator, "generator")
+            if own:
+                self._owned.append(gen)
+            ex, own = _handle(executor, ExecutorHandle, Executor, "executor")
+            if own:
+                self._owned.append(ex)
+            ret, own = _handle(retriever, RetrieverHandle, Retriever, "retriever")
+            if own:
+                self._owned.append(ret)
+            self._handles = (gen, ex, ret)  # keeps borrowed handles referenced too
+
+            opts = N.OrchestratorOptions()
+            N.check(N.fn("gg_orchestrator_options_init")(ctypes.byref(opts),
+                                                         N.ORCHESTRATOR_OPTIONS_VERSION))
+            self._strings = [N.encode(db_path, "db_path"), N.encode(python, "python"),
+                             N.encode(cc, "cc")]
+            opts.db_path, opts.python, opts.cc = self._strings
+            opts.workers = int(workers)
+            opts.max_attempts = int(max_attempts)
+            opts.generator = gen._ptr if gen else None
+            opts.executor = ex._ptr if ex else None
+            opts.retriever = ret._ptr if ret else None
+            if isinstance(log_level, str):
+                if log_level not in _LOG_LEVELS:
+                    raise errors.InvalidInput("gryphgen: unknown log_level %r" % log_level)
+                log_level = _LOG_LEVELS[log_level]
+            opts.log_level = int(log_level)
+            # The thunks live on self until gg_orchestrator_destroy() has returned.
+            self._event_thunk = N.EVENT_FN(self._deliver_event)
+            opts.event_fn = self._event_thunk
+            if log is not None:
+                self._log_thunk = N.LOG_FN(self._deliver_log)
+                opts.log_fn = self._log_thunk
+            out = ctypes.c_void_p()
+            N.check(N.fn("gg_orchestrator_new")(ctypes.byref(out), ctypes.byref(opts)))
+            self._ptr = out.value
+        except BaseException:
+            self.close()
+            raise
+
+    # Callbacks from the scheduler (or worker) threads: never raise into C.
+    def _deliver_event(self, _user, text):
+        try:
+            event = json.loads(text.decode("utf-8", "replace"))
+            while True:
+                try:
+                    self._queue.put_nowait(event)
+                    break
+                except queue.Full:
+                    try:
+                        self._queue.get_nowait()
+                        self.events_dropped += 1
+                    except queue.Empty:
+                        pass
+            if self._on_event is not None:
+                self._on_event(event)
+        except BaseException:  # noqa: B036
+            self._callback_errors += 1
+
+    def _deliver_log(self, _user, level, message):
+        try:
+            msg = message.decode("utf-8", "replace")
+            if isinstance(self._log, logging.Logger):
+                self._log.log(_PY_LEVELS.get(level, logging.DEBUG), "%s", msg)
+            else:
+                self._log(N.decode(N.lib.gg_log_level_name(level)), msg)
+        except BaseException:  # noqa: B036
+            self._callback_errors += 1
+
+    def _p(self):
+        if not self._ptr:
+            raise errors.InvalidState("gryphgen: the orchestrator is closed")
+        return self._ptr
+
+    def close(self):
+        """Stops the orchestrator (unfinished tasks stay in the database) and releases the
+        backends it created. Idempotent."""
+        if self._ptr:
+            p = ctypes.c_void_p(self._ptr)
+            self._ptr = None
+            N.fn("gg_orchestrator_destroy")(ctypes.byref(p))
+            try:
+                self._queue.put_nowait(_CLOSED)
+            except queue.Full:
+                pass
+        owned, self._owned = getattr(self, "_owned", []), []
+        for h in owned:
+            h.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def submit(self, task):
+        """Submits a task (dict or JSON text); returns its task_id."""
+        out = ctypes.c_void_p()
+        N.check(N.fn("gg_orchestrator_submit")(self._p(), N.encode(_task_text(task)),
+                                               ctypes.byref(out)))
+        return N.take_string(out)
+
+    def wait(self, task_id, timeout=None):
+        """Waits for the task's end and returns its result dict; raises Timeout when timeout
+        seconds pass first (None: no limit), NotFound for an unknown task."""
+        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
+        tid = N.encode(task_id, "task_id")
+        while True:
+            slice_ms = _WAIT_SLICE_MS
+            if deadline is not None:
+                slice_ms = max(0, min(slice_ms, int((deadline - time.monotonic()) * 1000)))
+            out = ctypes.c_void_p()
+            rc = N.fn("gg_orchestrator_wait")(self._p(), tid, slice_ms, ctypes.byref(out))
+            if rc == errors.ETIMEDOUT and (deadline is None or time.monotonic() < deadline):
+                continue
+            N.check(rc)
+            return json.loads(N.take_string(out))
+
+    def result(self, task_id):
+        """The result dict of an ended task; NotReady while it runs, NotFound if unknown."""
+        out = ctypes.c_void_p()
+        N.check(N.fn("gg_orchestrator_result")(self._p(), N.encode(task_id, "task_id"),
+                                               ctypes.byref(out)))
+        return json.loads(N.take_string(out))
+
+    def cancel(self, task_id):
+        """Cancels a task; InvalidState when it has ended, NotFound when unknown."""
+        N.check(N.fn("gg_orchestrator_cancel")(self._p(), N.encode(task_id, "task_id")))
+
+    def drain(self, timeout=None):
+        """Waits until no task is queued or running; Timeout when timeout seconds pass."""
+        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
+        while True:
+            slice_ms = _WAIT_SLICE_MS
+            if deadline is not None:
+                slice_ms = max(0, min(slice_ms, int((deadline - time.monotonic()) * 1000)))
+            rc = N.fn("gg_orchestrator_drain")(self._p(), slice_ms)
+            if rc == errors.ETIMEDOUT and (deadline is None or time.monotonic() < deadline):
+                continue
+            N.check(rc)
+            return
+
+    def stats(self):
+        """Task counts by status and the number of attempts, as a dict."""
+        out = ctypes.c_void_p()
+        N.check(N.fn("gg_orchestrator_stats")(self._p(), ctypes.byref(out)))
+        return json.loads(N.take_string(out))
+
+    def run_set(self, tasks, timeout=None):
+        """Submits every task (dicts or JSON lines; blank lines skipped), waits for all and
+        returns their result dicts in order. A bad task raises its error with its 1-based
+        position in the message, before anything is waited for."""
+        ids = []
+        for n, task in enumerate(tasks, 1):
+            if isinstance(task, str) and not task.strip():
+                continue
+            try:
+                ids.append(self.submit(task))
+            except errors.GryphgenError as e:
+                raise type(e)("task %d: %s" % (n, e.message), status=e.status) from None
+        deadline = None if timeout is None else time.monotonic() + timeout
+        results = []
+        for tid in ids:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            results.append(self.wait(tid, left))
+        return results
+
+    def events(self, block=True, timeout=None):
+        """Iterates over events (dicts) in arrival order. block=False yields only those
+        already received; otherwise it waits for more and stops when timeout seconds pass
+        without one (None: until the orchestrator is closed)."""
+        while True:
+            try:
+                item = self._queue.get(block=block, timeout=timeout if block else None)
+            except queue.Empty:
+                return
+            if item is _CLOSED:
+                return
+            yield item

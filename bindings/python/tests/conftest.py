@@ -1,0 +1,49 @@
+"""Shared fixtures of the gryphgen binding's tests. The package is imported from this source
+tree (set GRYPHGEN_TEST_INSTALLED=1 to test an installed copy instead); the library comes
+from $GRYPHGEN_LIBRARY, else from $GG_BUILD_ROOT/lib (as meson test sets it), else from the
+dynamic linker's path."""
+
+import os
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE_ROOT = os.environ.get("GG_SOURCE_ROOT") or os.path.abspath(os.path.join(HERE, "..", "..", ".."))
+
+if os.environ.get("GRYPHGEN_TEST_INSTALLED") != "1":
+    sys.path.insert(0, os.path.dirname(HERE))
+if not os.environ.get("GRYPHGEN_LIBRARY") and os.environ.get("GG_BUILD_ROOT"):
+    os.environ["GRYPHGEN_LIBRARY"] = os.path.join(os.environ["GG_BUILD_ROOT"], "lib",
+                                                  "libgryphgen.so.1")
+
+PYTHON = sys.executable or "/usr/bin/python3"
+
+
+def add_task(task_id="t/add", candidates=("    return a + b\n",), **extra):
+    """A small Python task whose replay candidates are given."""
+    task = {
+        "task_id": task_id,
+        "language": "python",
+        "prompt": "Return the sum of a and b.",
+        "stub": "def add(a, b):\n",
+        "entry_point": "add",
+        "test": "def check(candidate):\n    assert candidate(2, 3) == 5\n"
+                "    assert candidate(-1, 1) == 0\n",
+        "candidates": list(candidates),
+    }
+    task.update(extra)
+    return task
+
+
+@pytest.fixture
+def gg():
+    import gryphgen
+    return gryphgen
+
+
+@pytest.fixture
+def orch(gg):
+    """An orchestrator with defaults (temporary database), two workers."""
+    with gg.Orchestrator(workers=2, python=PYTHON) as o:
+        yield o
