@@ -22,7 +22,9 @@ done
 lib=$(readlink -f "$lib")
 base=$(readlink -f "$base")
 inc=$(readlink -f "$inc")
-if ! objdump -h "$lib" | grep -q '\.debug_info'; then
+# Read the whole listing first: `grep -q` closing the pipe early would fail it under pipefail.
+sections=$(objdump -h "$lib")
+if ! grep -q '\.debug_info' <<<"$sections"; then
     echo "check_abi_compat: SKIP: $lib has no debug information (build with -g, e.g. buildtype debugoptimized)"
     exit 77
 fi
