@@ -5,7 +5,8 @@
 # subprocesses 2 at a time (bench/plain_run.py), both with the same interpreter; best of 3
 # runs each. Target: the pipeline within 1.3x of plain.
 # Environment: BUILD (build dir, default build), HUMANEVAL (data file), GRYPHGEN_PYTHON
-# (interpreter; default python3's sys.executable), RUNS (default 3).
+# (interpreter; default python3's sys.executable), RUNS (default 3), ISOLATION (passed to
+# `gryphgen eval --isolation`, e.g. namespaces; default: the command's default).
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -37,6 +38,7 @@ for i in $(seq 1 "$runs"); do
     # A fresh database each run: a reused one would resume the finished tasks instantly.
     t0=$(now)
     zcat -f "$data" | "$gg" eval --generator reference --jobs 2 --python "$py" \
+        ${ISOLATION:+--isolation "$ISOLATION"} \
         --db "$tmp/run$i.db" --quiet - >"$tmp/pipe$i.out" 2>&1 || {
         echo "humaneval: gryphgen eval failed (run $i):"; cat "$tmp/pipe$i.out"; exit 1; }
     t1=$(now)

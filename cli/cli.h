@@ -39,6 +39,7 @@ typedef struct cli_run_options {
     const char *cc;         /* NULL: the library's default */
     int log_level;          /* gg_log_level */
     int quiet;
+    const char *isolation;  /* --isolation: level and minimum of the jobs; NULL: default */
 } cli_run_options;
 
 /** Fills *o with the defaults. */
@@ -71,7 +72,8 @@ enum {
     CLI_OPT_LOG_LEVEL,
     CLI_OPT_QUIET,
     CLI_OPT_RESULTS,
-    CLI_OPT_HELP
+    CLI_OPT_HELP,
+    CLI_OPT_ISOLATION
 };
 
 /**
@@ -109,6 +111,18 @@ void cli_catch_signals(void);
 /* The commands. */
 int cli_cmd_eval(int argc, char **argv);
 int cli_cmd_run(int argc, char **argv);
+int cli_cmd_doctor(int argc, char **argv);
+/* The grid's commands (serve.c, worker.c, client_cmds.c). */
+int cli_cmd_serve(int argc, char **argv);
+int cli_cmd_worker(int argc, char **argv);
+int cli_cmd_submit(int argc, char **argv);
+int cli_cmd_status(int argc, char **argv);
+int cli_cmd_cancel(int argc, char **argv);
+int cli_cmd_watch(int argc, char **argv);
+/** Connects a client (printing why not); returns an exit code. */
+int cli_client_open(const char *endpoint, const char *name, gg_client_t **out);
+/** A task's result when it has ended; GG_EAGAIN while it runs. */
+int cli_client_result(gg_client_t *c, const char *task_id, char **out_result);
 
 /** Prints the usage text (all commands and options) on f. */
 void cli_usage(FILE *f);

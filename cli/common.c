@@ -13,6 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "cli.h"
 
 static pthread_mutex_t output_mutex = PTHREAD_MUTEX_INITIALIZER;
@@ -154,6 +156,13 @@ int cli_run_option(cli_run_options *o, int c, const char *arg)
     case CLI_OPT_QUIET:
         o->quiet = 1;
         return 1;
+    case CLI_OPT_ISOLATION:
+        if (strcmp(arg, "none") && strcmp(arg, "rlimits") && strcmp(arg, "namespaces")) {
+            cli_errorf("option --isolation: '%s' is not one of none, rlimits, namespaces", arg);
+            return -1;
+        }
+        o->isolation = arg;
+        return 1;
     default:
         return 0;
     }
@@ -188,6 +197,68 @@ void cli_catch_signals(void)
     sigaction(SIGTERM, &sa, NULL);
 }
 
+/* With --isolation the command makes the executor itself (the orchestrator borrows it); it
+ * is destroyed at exit, after the orchestrator. */
+static gg_executor_t *cli_executor;
+
+static void destroy_executor(void)
+{
+    gg_executor_destroy(&cli_executor);
+}
+
+/* The interpreter Python jobs will use (as the library picks it): --python, else
+ * $GRYPHGEN_PYTHON, else python3's sys.executable; NULL when none is found. malloc'd. */
+static char *job_python(const char *python)
+{
+    const char *env = getenv("GRYPHGEN_PYTHON");
+    if (python || (env && *env))
+        return strdup(python ? python : env);
+    FILE *p = popen("python3 -c 'import sys; print(sys.executable)' 2>/dev/null", "r");
+    if (!p)
+        return NULL;
+    char buf[4096] = "";
+    char *got = fgets(buf, sizeof buf, p);
+    pclose(p);
+    buf[strcspn(buf, "\n")] = '\0';
+    return got && buf[0] == '/' ? strdup(buf) : NULL;
+}
+
+/* Makes cli_executor for --isolation LEVEL (the level jobs run at and their minimum) and
+ * checks once that this host can give it, to the interpreter jobs will use. Returns an
+ * exit code. */
+static int open_executor(const char *level, const char *python)
+{
+    gg_executor_options eo = GG_EXECUTOR_OPTIONS_INIT;
+    eo.isolation = level;
+    eo.min_isolation = level;
+    int rc = gg_executor_new(&cli_executor, &eo);
+    char *out = NULL;
+    if (rc == 0)
+        rc = gg_executor_run(cli_executor, "{\"argv\": [\"true\"]}", &out);
+    gg_free(out);
+    out = NULL;
+    char *py = rc == 0 ? job_python(python) : NULL;
+    if (py) {
+        cJSON *req = cJSON_CreateObject(), *argv = cJSON_AddArrayToObject(req, "argv");
+        cJSON_AddItemToArray(argv, cJSON_CreateString(py));
+        cJSON_AddItemToArray(argv, cJSON_CreateString("-c"));
+        cJSON_AddItemToArray(argv, cJSON_CreateString("pass"));
+        char *text = cJSON_PrintUnformatted(req);
+        cJSON_Delete(req);
+        rc = text ? gg_executor_run(cli_executor, text, &out) : GG_ENOMEM;
+        free(text);
+        gg_free(out);
+        free(py);
+    }
+    if (rc != 0) {
+        cli_errorf("--isolation %s: %s", level, gg_error_last());
+        gg_executor_destroy(&cli_executor);
+        return CLI_EXIT_INFRA;
+    }
+    atexit(destroy_executor);
+    return CLI_EXIT_OK;
+}
+
 int cli_orchestrator_open(const cli_run_options *o, gg_event_fn event_fn, void *event_user,
                           gg_generator_t **out_gen, gg_orchestrator_t **out_orch)
 {
@@ -207,6 +278,12 @@ int cli_orchestrator_open(const cli_run_options *o, gg_event_fn event_fn, void *
         return rc == GG_EINVAL || rc == GG_ENOTFOUND ? CLI_EXIT_USAGE : CLI_EXIT_INFRA;
     }
 
+    if (o->isolation && !cli_executor &&
+        (rc = open_executor(o->isolation, o->python)) != CLI_EXIT_OK) {
+        gg_generator_destroy(&gen);
+        return rc;
+    }
+    oopts.executor = cli_executor;
     oopts.db_path = o->db_path;
     oopts.workers = o->jobs;
     oopts.max_attempts = o->max_attempts;

@@ -23,6 +23,10 @@
 #define DRAIN_SLICE_MS 100
 #define BUSY_RETRY_MS 20
 #define MAX_ERRORS_SHOWN 5
+#define OPT_CONNECT 0x200
+
+/* With --connect: the client of a remote orchestrator (`gryphgen serve`), else NULL. */
+static gg_client_t *eval_client;
 
 typedef struct eval_summary {
     unsigned long tasks, passed_first, passed_repair, failed, errors, bad_lines, cancelled;
@@ -78,7 +82,8 @@ static int report_bad_line(idlog *ids, progress *prog, unsigned long long line,
 static int submit_line(gg_orchestrator_t *o, progress *prog, const char *line, char **id)
 {
     for (;;) {
-        int rc = gg_orchestrator_submit(o, line, id);
+        int rc = eval_client ? gg_client_submit(eval_client, line, id)
+                             : gg_orchestrator_submit(o, line, id);
         if (rc != GG_EBUSY || cli_interrupted)
             return rc;
         progress_tick(prog, 0);
@@ -90,7 +95,8 @@ static int submit_line(gg_orchestrator_t *o, progress *prog, const char *line, c
 static void note_if_ended(gg_orchestrator_t *o, progress *prog, const char *id)
 {
     char *result = NULL;
-    if (gg_orchestrator_result(o, id, &result) == 0 && result) {
+    if ((eval_client ? cli_client_result(eval_client, id, &result)
+                     : gg_orchestrator_result(o, id, &result)) == 0 && result) {
         cJSON *r = cJSON_Parse(result);
         const cJSON *status = cJSON_GetObjectItemCaseSensitive(r, "status");
         progress_add_ended(prog, id, cJSON_IsString(status) ? status->valuestring : NULL);
@@ -190,6 +196,44 @@ static int submit_all(gg_orchestrator_t *o, int fd, const char *input_name, idlo
     }
     jsonl_reader_destroy(&reader);
     return status;
+}
+
+/* With --connect: waits for each task in turn. Returns an exit code. */
+static int wait_all_remote(idlog *ids, progress *prog)
+{
+    idlog_entry e;
+    int rc;
+    if (idlog_rewind(ids) != 0) {
+        cli_errorf("cannot read the temporary list of task ids: %s", strerror(errno));
+        return CLI_EXIT_INFRA;
+    }
+    while ((rc = idlog_next(ids, &e)) == 1) {
+        if (e.bad)
+            continue;
+        for (;;) {
+            char *result = NULL;
+            int wrc = gg_client_wait(eval_client, e.task_id, DRAIN_SLICE_MS * 5, &result);
+            if (cli_interrupted) {
+                gg_free(result);
+                return CLI_EXIT_SIGINT;
+            }
+            if (wrc == GG_ETIMEDOUT) {
+                progress_tick(prog, 1);
+                continue;
+            }
+            if (wrc != 0) {
+                cli_errorf("waiting for task '%s' failed: %s", e.task_id, gg_error_last());
+                return CLI_EXIT_INFRA;
+            }
+            cJSON *r = cJSON_Parse(result);
+            const cJSON *st = cJSON_GetObjectItemCaseSensitive(r, "status");
+            progress_add_ended(prog, e.task_id, cJSON_IsString(st) ? st->valuestring : NULL);
+            cJSON_Delete(r);
+            gg_free(result);
+            break;
+        }
+    }
+    return rc < 0 ? CLI_EXIT_INFRA : CLI_EXIT_OK;
 }
 
 /* Waits for every task, redrawing the progress. Returns an exit code. */
@@ -314,7 +358,8 @@ static int collect_results(gg_orchestrator_t *o, idlog *ids, FILE *results,
                 wrc = write_error_line(results, e.line, e.task_id, e.reason);
         } else {
             char *result = NULL;
-            int grc = gg_orchestrator_result(o, e.task_id, &result);
+            int grc = eval_client ? cli_client_result(eval_client, e.task_id, &result)
+                                  : gg_orchestrator_result(o, e.task_id, &result);
             cJSON *parsed = grc == 0 && result ? cJSON_Parse(result) : NULL;
             if (parsed) {
                 count_result(s, parsed);
@@ -364,7 +409,9 @@ static void eval_usage(FILE *f)
     fprintf(f, "usage: gryphgen eval [--generator SPEC] [--jobs N] [--db PATH] "
                "[--results PATH]\n"
                "                     [--max-attempts N] [--python PATH] [--cc PATH]\n"
-               "                     [--log-level LEVEL] [--quiet] FILE|-\n"
+               "                     [--log-level LEVEL] [--quiet] [--connect ENDPOINT] "
+               "FILE|-\n"
+               "  --connect ENDPOINT  run the set on a grid (`gryphgen serve`) instead of here\n"
                "(see 'gryphgen help' for what each option does)\n");
 }
 
@@ -398,13 +445,15 @@ int cli_cmd_eval(int argc, char **argv)
         {"max-attempts", required_argument, NULL, CLI_OPT_MAX_ATTEMPTS},
         {"python", required_argument, NULL, CLI_OPT_PYTHON},
         {"cc", required_argument, NULL, CLI_OPT_CC},
+        {"isolation", required_argument, NULL, CLI_OPT_ISOLATION},
         {"log-level", required_argument, NULL, CLI_OPT_LOG_LEVEL},
         {"quiet", no_argument, NULL, CLI_OPT_QUIET},
+        {"connect", required_argument, NULL, OPT_CONNECT},
         {"help", no_argument, NULL, CLI_OPT_HELP},
         {NULL, 0, NULL, 0},
     };
     cli_run_options opts;
-    const char *results_path = NULL, *input;
+    const char *results_path = NULL, *input, *connect = NULL;
     FILE *results = NULL;
     int fd = -1, c, status;
     double start = now_s(), wall;
@@ -434,6 +483,10 @@ int cli_cmd_eval(int argc, char **argv)
                 return CLI_EXIT_USAGE;
             }
             results_path = optarg;
+            continue;
+        }
+        if (c == OPT_CONNECT) {
+            connect = optarg;
             continue;
         }
         if (c == '?' || c == ':')
@@ -480,13 +533,16 @@ int cli_cmd_eval(int argc, char **argv)
         goto out;
     }
     cli_catch_signals();
-    status = cli_orchestrator_open(&opts, progress_on_event, prog, &gen, &orch);
+    if (connect)
+        status = cli_client_open(connect, NULL, &eval_client);
+    else
+        status = cli_orchestrator_open(&opts, progress_on_event, prog, &gen, &orch);
     if (status != CLI_EXIT_OK)
         goto out;
 
     status = submit_all(orch, fd, strcmp(input, "-") == 0 ? "stdin" : input, ids, prog);
     if (status == CLI_EXIT_OK)
-        status = wait_all(orch, prog);
+        status = eval_client ? wait_all_remote(ids, prog) : wait_all(orch, prog);
     progress_finish(prog);
     if (status == CLI_EXIT_OK && cli_interrupted)
         status = CLI_EXIT_SIGINT;
@@ -521,11 +577,13 @@ int cli_cmd_eval(int argc, char **argv)
         }
     }
     progress_get(prog, &counts);
-    print_summary(&summary, counts.attempts, wall);
+    /* Remotely the events are not seen here: this run's attempts are the set's. */
+    print_summary(&summary, eval_client ? summary.attempts : counts.attempts, wall);
 
 out:
     /* the orchestrator first: its callback writes into the progress counters */
     gg_orchestrator_destroy(&orch);
+    gg_client_destroy(&eval_client);
     gg_generator_destroy(&gen);
     progress_destroy(&prog);
     idlog_destroy(&ids);

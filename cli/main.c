@@ -9,12 +9,37 @@
 
 static int cmd_version(int argc, char **argv);
 static int cmd_help(int argc, char **argv);
+int cli_cmd_index(int argc, char **argv);        /* index.c */
+int cli_cmd_search(int argc, char **argv);       /* index.c */
+int cli_cmd_search_serve(int argc, char **argv); /* index.c */
+int cli_cmd_keygen(int argc, char **argv); /* keygen.c */
 
 static const cli_command commands[] = {
     {"eval", cli_cmd_eval, "[OPTIONS] FILE|-",
      "run a task set (JSON lines; - reads stdin) and print a summary"},
     {"run", cli_cmd_run, "[OPTIONS] TASK.json",
      "run one task (a file holding one JSON object) and print its result"},
+    {"keygen", cli_cmd_keygen, "[--out PREFIX]",
+     "make a CURVE key pair for a grid node: PREFIX.key (secret) and PREFIX.pub"},
+    {"index", cli_cmd_index, "[--db PATH] PATH...",
+     "add source files and documents to the retrieval index (incremental)"},
+    {"search", cli_cmd_search, "[--db PATH] [-k N] QUERY",
+     "print the best-ranked chunks of the retrieval index for a query"},
+    {"search-serve", cli_cmd_search_serve, "[--db PATH] [--listen A:P]",
+     "serve GET /v1/search from the retrieval index over HTTP"},
+    {"serve", cli_cmd_serve, "--bind ENDPOINT [--db PATH]",
+     "run the orchestrator as a grid hub for remote workers and clients"},
+    {"worker", cli_cmd_worker, "--connect ENDPOINT [--slots N] [--label K=V]",
+     "run a grid worker that takes jobs from an orchestrator"},
+    {"submit", cli_cmd_submit, "--connect ENDPOINT [--wait] FILE|-",
+     "submit tasks (JSON lines) to an orchestrator and print their ids"},
+    {"status", cli_cmd_status, "--connect ENDPOINT [TASK_ID]",
+     "print a task's status, or the orchestrator's counters and nodes"},
+    {"cancel", cli_cmd_cancel, "--connect ENDPOINT TASK_ID", "cancel a task"},
+    {"watch", cli_cmd_watch, "--connect ENDPOINT [--timeout-ms N]",
+     "print the orchestrator's events as JSON lines"},
+    {"doctor", cli_cmd_doctor, "[--json]",
+     "print what isolation, cgroups and runtimes this host gives jobs, and why"},
     {"version", cmd_version, "", "print the versions of the command and the library"},
     {"help", cmd_help, "", "print this text"},
 };
@@ -39,6 +64,8 @@ void cli_usage(FILE *f)
             "  --max-attempts N      attempts for tasks whose budget names none (1-100)\n"
             "  --python PATH         Python interpreter (default: $GRYPHGEN_PYTHON, python3)\n"
             "  --cc PATH             C compiler (default: $GRYPHGEN_CC, $CC, cc)\n"
+            "  --isolation LEVEL     none, rlimits or namespaces: jobs run at LEVEL and never\n"
+            "                        weaker (default: the strongest this host gives)\n"
             "  --log-level LEVEL     error, warn (default), info or debug\n"
             "\noptions of eval only:\n"
             "  --jobs N              tasks run at once (default: the number of cores)\n"

@@ -132,6 +132,7 @@ int cli_cmd_run(int argc, char **argv)
         {"max-attempts", required_argument, NULL, CLI_OPT_MAX_ATTEMPTS},
         {"python", required_argument, NULL, CLI_OPT_PYTHON},
         {"cc", required_argument, NULL, CLI_OPT_CC},
+        {"isolation", required_argument, NULL, CLI_OPT_ISOLATION},
         {"log-level", required_argument, NULL, CLI_OPT_LOG_LEVEL},
         {"help", no_argument, NULL, CLI_OPT_HELP},
         {NULL, 0, NULL, 0},

@@ -14,5 +14,8 @@
 #include "gryphgen/generator.h"
 #include "gryphgen/retriever.h"
 #include "gryphgen/orchestrator.h"
+#include "gryphgen/worker.h"
+#include "gryphgen/client.h"
+#include "gryphgen/security.h"
 
 #endif

@@ -25,19 +25,34 @@ extern "C" {
 typedef struct gg_executor gg_executor_t;
 
 /** Version of gg_executor_options this header describes. */
-#define GG_EXECUTOR_OPTIONS_VERSION 1
+#define GG_EXECUTOR_OPTIONS_VERSION 2 /* 2 added container_socket and the fields after it */
 
 /** Options for gg_executor_new(). Fields are only ever appended. */
 typedef struct gg_executor_options {
     uint32_t version;          /**< GG_EXECUTOR_OPTIONS_VERSION */
-    const char *backend;       /**< "process" (default when NULL) */
+    const char *backend;       /**< "process" (default when NULL) or "container" */
     const char *workdir_root;  /**< where job workspaces are made; NULL: $TMPDIR or /tmp */
     size_t max_output;         /**< default cap per stream in bytes; 0: 64 KiB */
     double default_timeout_s;  /**< when a request gives none; 0: 10 s */
+    /** Backend "container": the engine's unix socket (a path or unix://path); NULL:
+     *  $DOCKER_HOST when it is unix://..., else /var/run/docker.sock, else
+     *  /run/podman/podman.sock (the first that exists). */
+    const char *container_socket;
+    /** Backend "container": image per language, "python=img:tag,c=img:tag" or a JSON object
+     *  {"python": "img:tag"} or {"python": {"image": ..., "interpreter": ...}}; key "*" is
+     *  the fallback. NULL: "python=gryphgen-python:latest,c=gryphgen-c:latest". */
+    const char *container_images;
+    /** Backend "process": isolation level of jobs whose request names none: "none",
+     *  "rlimits" or "namespaces"; NULL: the strongest this host gives (docs/executor.md). */
+    const char *isolation;
+    /** Backend "process": the weakest level any job may run at; a job (or the default) below
+     *  it, or a level the host cannot give, fails with GG_EUNSUPPORTED. NULL: no minimum. */
+    const char *min_isolation;
 } gg_executor_options;
 
 /** Static initialiser with defaults. */
-#define GG_EXECUTOR_OPTIONS_INIT { GG_EXECUTOR_OPTIONS_VERSION, NULL, NULL, 0, 0.0 }
+#define GG_EXECUTOR_OPTIONS_INIT \
+    { GG_EXECUTOR_OPTIONS_VERSION, NULL, NULL, 0, 0.0, NULL, NULL, NULL, NULL }
 
 /**
  * Fills *opts with defaults for the given version (pass GG_EXECUTOR_OPTIONS_VERSION).
@@ -65,6 +80,15 @@ GG_API int gg_executor_run(gg_executor_t *ex, const char *request_json, char **o
  * GG_ECANCELLED promptly. Returns 0, or GG_EUNSUPPORTED when the backend cannot.
  */
 GG_API int gg_executor_interrupt(gg_executor_t *ex);
+
+/**
+ * Describes what this host gives the "process" backend, as JSON in *out_json (free with
+ * gg_free()): {"best": level, "levels": [...], "namespaces": {"available", "why"},
+ * "user_namespaces": {...}, "cgroups": {"version", "memory", "pids", "swap", "why"},
+ * "runtimes": {"python", "python_source", "cc", "cc_source"}, "container_socket": {...}}.
+ * The first call probes (forks a test sandbox, a few ms); later calls reuse the answer.
+ */
+GG_API int gg_executor_probe(char **out_json);
 
 /** The backend's name, such as "process"; borrowed, valid while the executor lives. */
 GG_API const char *gg_executor_backend(const gg_executor_t *ex);

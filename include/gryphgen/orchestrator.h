@@ -36,7 +36,7 @@ extern "C" {
 typedef struct gg_orchestrator gg_orchestrator_t;
 
 /** Version of gg_orchestrator_options this header describes. */
-#define GG_ORCHESTRATOR_OPTIONS_VERSION 1
+#define GG_ORCHESTRATOR_OPTIONS_VERSION 2
 
 /** Options for gg_orchestrator_new(). Fields are only ever appended. */
 typedef struct gg_orchestrator_options {
@@ -55,14 +55,25 @@ typedef struct gg_orchestrator_options {
     gg_event_fn event_fn;        /**< NULL: events are only stored */
     void *event_user;            /**< passed to event_fn */
     const char *transport;       /**< "zmq" (default when NULL) */
+    /* version 2 */
+    const char *bind;            /**< endpoints for remote workers and clients besides the
+                                      in-process one, comma-separated (tcp://127.0.0.1:5555,
+                                      ipc:///run/gg.sock); NULL: none. See docs/protocol.md */
+    int local_workers;           /**< 1 (default): run `workers` worker threads in this
+                                      process; 0: none (only remote workers run tasks) */
+    unsigned max_queued;         /**< unfinished (queued or running) tasks beyond which
+                                      submissions get GG_EBUSY; 0: no limit */
 } gg_orchestrator_options;
 
 /** Static initialiser with defaults. */
 #define GG_ORCHESTRATOR_OPTIONS_INIT \
     { GG_ORCHESTRATOR_OPTIONS_VERSION, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
-      GG_LOG_WARN, NULL, NULL, NULL }
+      GG_LOG_WARN, NULL, NULL, NULL, NULL, 1, 0 }
 
-/** Fills *opts with defaults for the given version; GG_EVERSION for an unknown version. */
+/**
+ * Fills *opts with defaults for the given version (1 or 2: a version 1 struct is shorter and
+ * only its fields are written); GG_EVERSION for an unknown version.
+ */
 GG_API int gg_orchestrator_options_init(gg_orchestrator_options *opts, unsigned version);
 
 /**
@@ -119,7 +130,10 @@ GG_API int gg_orchestrator_drain(gg_orchestrator_t *o, int timeout_ms);
 
 /**
  * Counts tasks by status: {"queued": n, "running": n, "passed": n, "failed": n, "error": n,
- * "cancelled": n, "attempts": n}. *out_json is freed with gg_free().
+ * "cancelled": n, "attempts": n}, and the grid's counters: "nodes" (workers connected),
+ * "dropped" (malformed, oversized, unknown or forbidden messages), "stale" (results of stale
+ * leases ignored), "busy" (busy answers) and "requeued" (jobs of dead workers). *out_json is
+ * freed with gg_free().
  */
 GG_API int gg_orchestrator_stats(gg_orchestrator_t *o, char **out_json);
 

@@ -299,6 +299,35 @@ static int read_all(const cJSON *obj, ggi_task *t)
                     json_type_name(he));
     t->humaneval = humaneval || cJSON_IsTrue(he);
 
+    /* "requirements": where the task may run on a grid (labels a worker must carry, GPUs). */
+    const cJSON *req = NULL;
+    if ((rc = read_object(&r, obj, "requirements", &req)))
+        return rc;
+    if (req) {
+        int gpus = 0, n = 0;
+        if ((rc = read_int(&r, req, "gpus", "requirements.gpus", 0, 64, &gpus)))
+            return rc;
+        const cJSON *labels = field(req, "labels"), *l;
+        if (labels && !cJSON_IsObject(labels))
+            return fail(&r, GG_EINVAL, "field 'requirements.labels' must be an object, not %s",
+                        json_type_name(labels));
+        cJSON_ArrayForEach(l, labels)
+        {
+            if (++n > 64)
+                return fail(&r, GG_ETOOBIG, "field 'requirements.labels' has more than 64 "
+                            "entries");
+            if (!cJSON_IsString(l) || strlen(l->string) > 128 || strlen(l->valuestring) > 128)
+                return fail(&r, GG_EINVAL, "field 'requirements.labels.%.64s' must be a string "
+                            "of at most 128 bytes", l->string);
+        }
+        t->requirements = cJSON_CreateObject();
+        if (!t->requirements ||
+            (labels && !cJSON_AddItemToObject(t->requirements, "labels",
+                                              cJSON_Duplicate(labels, 1))) ||
+            (gpus && !cJSON_AddNumberToObject(t->requirements, "gpus", gpus)))
+            return ggi_error(GG_ENOMEM, "out of memory reading a task");
+    }
+
     if (humaneval) {
         /* HumanEval's prompt is the function's signature and docstring: the completion
          * continues it, and it is also the instruction. */
@@ -405,6 +434,10 @@ cJSON *ggi_task_to_json(const ggi_task *t)
     rc = rc ? rc : add_num_or_null(res, "cpu_s", t->cpu_s);
     rc = rc ? rc : ggi_json_add_num(o, "priority", t->priority);
     rc = rc ? rc : ggi_json_add_bool(o, "humaneval", t->humaneval);
+    /* Only when present, so that tasks without it keep their normalised form (and ids). */
+    if (!rc && t->requirements &&
+        !cJSON_AddItemToObject(o, "requirements", cJSON_Duplicate(t->requirements, 1)))
+        rc = GG_ENOMEM;
     if (rc) {
         cJSON_Delete(o);
         return NULL;
@@ -426,5 +459,6 @@ void ggi_task_free(ggi_task *t)
         free(t->candidates[i]);
     free(t->candidates);
     free(t->canonical_solution);
+    cJSON_Delete(t->requirements);
     free(t);
 }

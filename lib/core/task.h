@@ -33,6 +33,7 @@ typedef struct ggi_task {
     double cpu_s;             /* 0: the default */
     int priority;             /* higher runs first; default 0 */
     int humaneval;            /* 1 when read from a HumanEval line */
+    cJSON *requirements;      /* {"labels": {k: v}, "gpus": n} for the grid's scheduler, or NULL */
 } ggi_task;
 
 /**

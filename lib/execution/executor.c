@@ -3,6 +3,7 @@
  * built-in "process" backend and a host's own (gg_executor_new_custom) are wrapped the same
  * way; the handle checks arguments and results so backends need not.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,7 +11,10 @@
 #include "gryphgen/sys/executor.h"
 
 #include "../core/ggi.h"
+#include "container_executor.h"
 #include "process_executor.h"
+
+int ggi_noop_executor_new(gg_executor_vtable *vt, void **self); /* noop_executor.c */
 
 struct gg_executor {
     gg_executor_vtable vt; /* only the slots of a known version are ever filled */
@@ -21,11 +25,15 @@ int gg_executor_options_init(gg_executor_options *opts, unsigned version)
 {
     if (!opts)
         return ggi_error(GG_EINVAL, "opts is NULL");
-    if (version != GG_EXECUTOR_OPTIONS_VERSION)
+    if (version < 1 || version > GG_EXECUTOR_OPTIONS_VERSION)
         return ggi_error(GG_EVERSION, "gg_executor_options version %u is not known (this "
-                                      "library knows %d)", version, GG_EXECUTOR_OPTIONS_VERSION);
+                                      "library knows 1 to %d)", version,
+                         GG_EXECUTOR_OPTIONS_VERSION);
     gg_executor_options init = GG_EXECUTOR_OPTIONS_INIT;
-    *opts = init;
+    init.version = version;
+    /* A version 1 struct ends before container_socket. */
+    memcpy(opts, &init, version == 1 ? offsetof(gg_executor_options, container_socket)
+                                     : sizeof init);
     return GG_OK;
 }
 
@@ -57,17 +65,30 @@ int gg_executor_new(gg_executor_t **out, const gg_executor_options *opts)
     int rc = gg_init();
     if (rc)
         return rc;
-    if (opts && opts->version != GG_EXECUTOR_OPTIONS_VERSION)
+    if (opts && (opts->version < 1 || opts->version > GG_EXECUTOR_OPTIONS_VERSION))
         return ggi_error(GG_EVERSION, "gg_executor_options version %u is not known (this "
-                                      "library knows %d)", (unsigned)opts->version,
+                                      "library knows 1 to %d)", (unsigned)opts->version,
                          GG_EXECUTOR_OPTIONS_VERSION);
+    /* Backends see a whole struct of this version: the caller's fields as far as its version
+     * has them, defaults for the rest (a version 1 struct ends before container_socket). */
+    gg_executor_options full = GG_EXECUTOR_OPTIONS_INIT;
+    if (opts) {
+        memcpy(&full, opts, opts->version == 1 ? offsetof(gg_executor_options, container_socket)
+                                               : sizeof full);
+        full.version = GG_EXECUTOR_OPTIONS_VERSION;
+        opts = &full;
+    }
     const char *backend = opts && opts->backend ? opts->backend : "process";
-    if (strcmp(backend, "process") != 0)
-        return ggi_error(GG_ENOTFOUND, "unknown executor backend '%s' (built in: process)",
-                         backend);
+    int container = !strcmp(backend, "container");
+    int noop = !strcmp(backend, "noop"); /* noop_executor.c: for benchmarks */
+    if (strcmp(backend, "process") != 0 && !container && !noop)
+        return ggi_error(GG_ENOTFOUND, "unknown executor backend '%s' (built in: process, "
+                                       "container, noop)", backend);
     gg_executor_vtable vt = GG_EXECUTOR_VTABLE_INIT;
     void *self = NULL;
-    rc = ggi_process_executor_new(opts, &vt, &self);
+    rc = noop ? ggi_noop_executor_new(&vt, &self)
+         : container ? ggi_container_executor_new(opts, &vt, &self)
+                     : ggi_process_executor_new(opts, &vt, &self);
     if (rc)
         return rc;
     return wrap(out, &vt, self);

@@ -3,10 +3,14 @@
  * workspace and files, builds its scrubbed environment, runs it through ggi_spawn_run with
  * rlimits, turns the outcome into result JSON and removes the workspace. Running jobs are
  * kept in a mutex-protected list of cancel flags so gg_executor_interrupt() can stop them.
+ * At the "namespaces" level the job runs in the sandbox of sandbox.c with a cgroup of its
+ * own (cgroup.c) when the host allows, and `python -c` jobs are forked from a warm zygote
+ * (zygote.c); its files are then written inside the sandbox's tmpfs, not on the host.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -16,8 +20,11 @@
 #include <unistd.h>
 
 #include "../core/ggi.h"
+#include "cgroup.h"
 #include "process_executor.h"
+#include "sandbox.h"
 #include "spawn.h"
+#include "zygote.h"
 
 #define DEFAULT_TIMEOUT_S 10.0
 #define MAX_TIMEOUT_S 86400.0
@@ -31,6 +38,9 @@
 #define MAX_REQUEST_BYTES (64u * 1024u * 1024u)
 #define REMOVE_MAX_DEPTH 128
 #define REMOVE_MAX_PASSES 8
+#define DEFAULT_PIDS 512          /* processes per sandboxed job (cgroup or RLIMIT_NPROC) */
+#define MIN_TMPFS_MB 64           /* the sandbox's /tmp and workspace hold at least this */
+#define MAX_CG_FDS 4
 
 typedef struct job_slot {
     volatile int cancel;
@@ -43,6 +53,11 @@ typedef struct proc_exec {
     double default_timeout_s;
     pthread_mutex_t lock;     /* guards jobs */
     job_slot *jobs;
+    int default_level;        /* GGI_ISO_* for requests that name none */
+    int default_explicit;     /* default_level came from options.isolation */
+    int min_level;            /* the weakest level allowed */
+    int zygote;               /* 0: never use zygotes ($GRYPHGEN_ZYGOTE=0) */
+    ggi_zygote_pool *zpool;
 } proc_exec;
 
 /* One checked request; strings point into the parsed cJSON tree. */
@@ -54,7 +69,9 @@ typedef struct job {
     size_t stdin_len;
     double timeout_s, cpu_s;
     long long memory_mb, max_output, nproc, nofile, fsize_mb;
-    int rlimits; /* isolation "rlimits" (1) or "none" (0) */
+    int level;   /* GGI_ISO_NONE, _RLIMITS or _NAMESPACES */
+    int zygote;  /* the request allows a zygote (field "zygote", default true) */
+    int explicit_level; /* the level was asked for (request, option or minimum) */
 } job;
 
 /* ---------------------------------------------------------------------------------------- */
@@ -317,17 +334,25 @@ static int check_request(const proc_exec *pe, const cJSON *req, job *j)
     const char *iso = NULL;
     if (ggi_json_string(req, "isolation", 0, 0, &iso))
         return gg_error_last_code();
-    if (!iso || !strcmp(iso, "rlimits")) {
-        j->rlimits = 1;
-    } else if (!strcmp(iso, "none")) {
-        j->rlimits = 0;
-    } else {
-        /* Namespaces (and cgroups) are a later level of this backend. */
-        return ggi_error(GG_EUNSUPPORTED,
-                         "isolation '%s' is not available: the process backend on this host "
-                         "gives only 'none' or 'rlimits'",
-                         iso);
-    }
+    j->level = pe->default_level;
+    if (iso && ggi_isolation_parse(iso, &j->level))
+        return gg_error_last_code();
+    j->explicit_level = iso || pe->default_explicit || pe->min_level >= GGI_ISO_NAMESPACES;
+    const ggi_sandbox_caps *caps = ggi_sandbox_probe();
+    if (j->level == GGI_ISO_CONTAINER)
+        return ggi_error(GG_EUNSUPPORTED, "isolation 'container' is not available on the "
+                                          "process backend (use the container backend)");
+    if (j->level < pe->min_level)
+        return ggi_error(GG_EUNSUPPORTED, "isolation '%s' is below the required minimum '%s'; "
+                                          "the job was not run",
+                         ggi_isolation_name(j->level), ggi_isolation_name(pe->min_level));
+    if (j->level == GGI_ISO_NAMESPACES && !caps->namespaces)
+        return ggi_error(GG_EUNSUPPORTED, "isolation 'namespaces' is not available on this host "
+                                          "(%s); the job was not run", caps->namespaces_why);
+    int zy = 1;
+    if (ggi_json_bool(req, "zygote", 0, &zy))
+        return gg_error_last_code();
+    j->zygote = zy;
 
     j->argv = calloc((size_t)argc + 1, sizeof *j->argv);
     if (!j->argv)
@@ -504,7 +529,15 @@ static int add_text(cJSON *o, const char *key, const ggi_buf *b)
     return rc;
 }
 
-static int build_result(const ggi_spawn_result *r, int rlimits, char **out)
+typedef struct run_info {
+    int level;
+    int zygote;      /* the job was forked from a zygote */
+    int cgroup;      /* it had a cgroup of its own */
+    long oom_kills;  /* processes the cgroup's OOM killer killed */
+    long long memory_mb;
+} run_info;
+
+static int build_result(const ggi_spawn_result *r, const run_info *ri, char **out)
 {
     cJSON *o = cJSON_CreateObject();
     if (!o)
@@ -523,7 +556,23 @@ static int build_result(const ggi_spawn_result *r, int rlimits, char **out)
         (rc = ggi_json_add_bool(o, "stdout_truncated", r->out_truncated)) ||
         (rc = add_text(o, "stderr", &r->err)) ||
         (rc = ggi_json_add_bool(o, "stderr_truncated", r->err_truncated)) ||
-        (rc = ggi_json_add_str(o, "isolation", rlimits ? "rlimits" : "none"))) {
+        (rc = ggi_json_add_str(o, "isolation", ggi_isolation_name(ri->level))) ||
+        (rc = ggi_json_add_bool(o, "oom_killed", ri->oom_kills > 0)) ||
+        (rc = ggi_json_add_bool(o, "zygote", ri->zygote)) ||
+        (rc = ggi_json_add_bool(o, "cgroup", ri->cgroup))) {
+        cJSON_Delete(o);
+        return rc;
+    }
+    if (ri->oom_kills > 0) {
+        char why[160];
+        if (ri->memory_mb)
+            snprintf(why, sizeof why, "out of memory: the job exceeded its memory limit of "
+                                      "%lld MiB and was killed", ri->memory_mb);
+        else
+            snprintf(why, sizeof why, "out of memory: the kernel killed the job");
+        rc = ggi_json_add_str(o, "reason", why);
+    }
+    if (rc) {
         cJSON_Delete(o);
         return rc;
     }
@@ -566,8 +615,112 @@ static int is_cancelled(const job_slot *s)
     return __atomic_load_n(&s->cancel, __ATOMIC_ACQUIRE) != 0;
 }
 
-static int run_job(proc_exec *pe, const job *j, job_slot *slot, char **out)
+/* The workspace path inside the sandbox: the host path when it lies below /tmp (the sandbox
+ * makes it in its own tmpfs, so the path a job sees matches the host's naming), else
+ * /tmp/<its name>, since the host directories above it need not be searchable by the
+ * sandbox's uid. */
+static char *inner_workspace(const char *ws)
 {
+    if (!strncmp(ws, "/tmp/", 5))
+        return strdup(ws);
+    const char *base = strrchr(ws, '/');
+    return ggi_asprintf("/tmp/%s", base ? base + 1 : ws);
+}
+
+/* The request's files as the sandbox child writes them. */
+static int sandbox_files(const cJSON *files, ggi_sandbox_file **out, size_t *n, size_t *bytes)
+{
+    *out = NULL;
+    *n = 0;
+    *bytes = 0;
+    if (!files)
+        return GG_OK;
+    int count = cJSON_GetArraySize(files);
+    if (count <= 0)
+        return GG_OK;
+    ggi_sandbox_file *f = calloc((size_t)count, sizeof *f);
+    if (!f)
+        return ggi_error(GG_ENOMEM, "out of memory");
+    const cJSON *e;
+    size_t i = 0;
+    cJSON_ArrayForEach(e, files) {
+        const char *path = cJSON_GetObjectItemCaseSensitive(e, "path")->valuestring;
+        while (path[0] == '.' && path[1] == '/')
+            path += 2;
+        f[i].path = path;
+        f[i].content = cJSON_GetObjectItemCaseSensitive(e, "content")->valuestring;
+        f[i].len = strlen(f[i].content);
+        *bytes += f[i].len;
+        i++;
+    }
+    /* The same path twice would fail inside the sandbox with a vaguer message. */
+    for (size_t a = 0; a < i; a++) {
+        for (size_t b = a + 1; b < i; b++) {
+            size_t la = strlen(f[a].path);
+            if (!strcmp(f[a].path, f[b].path) ||
+                (!strncmp(f[a].path, f[b].path, la) && f[b].path[la] == '/')) {
+                int rc = ggi_error(GG_EINVAL, "files[%zu].path '%s' is given twice or is "
+                                              "already a file", b, f[b].path);
+                free(f);
+                return rc;
+            }
+        }
+    }
+    *out = f;
+    *n = i;
+    return GG_OK;
+}
+
+/* Can the sandbox's uid reach and execute path (every directory above it searchable by
+ * others)? 1 or 0, with the reason in why. */
+static int sandbox_can_exec(const char *path, char *why, size_t n)
+{
+    char *real = realpath(path, NULL);
+    if (!real)
+        return 1; /* not found: the run reports it */
+    int ok = 1;
+    struct stat st;
+    for (char *p = real + 1; ok; p++) {
+        char c = *p;
+        if (c != '/' && c != '\0')
+            continue;
+        *p = '\0';
+        if (stat(real, &st) == 0 && st.st_uid != GGI_SANDBOX_UID &&
+            !(st.st_mode & (c ? S_IXOTH : S_IXOTH | S_IROTH))) {
+            snprintf(why, n, "'%s' is not %s by other users", real,
+                     c ? "searchable" : "readable and executable");
+            ok = 0;
+        }
+        *p = c;
+        if (!c)
+            break;
+    }
+    free(real);
+    return ok;
+}
+
+static int run_job(proc_exec *pe, const job *j0, job_slot *slot, char **out)
+{
+    job jcopy = *j0;
+    const job *j = &jcopy;
+    if (jcopy.level == GGI_ISO_NAMESPACES) {
+        /* The job runs as an unprivileged uid: a program it cannot reach (an interpreter in
+         * root's home) cannot run in the sandbox. Asked-for isolation fails; the default
+         * level gives way to rlimits for this job, and the result says so. */
+        char *prog = NULL, why[PATH_MAX + 64];
+        int frc = ggi_spawn_find_program(j0->argv[0], "/usr/local/bin:/usr/bin:/bin", &prog);
+        if (frc == GG_ENOMEM)
+            return frc;
+        int ok = frc || prog[0] != '/' || sandbox_can_exec(prog, why, sizeof why);
+        free(prog);
+        gg_error_clear();
+        if (!ok && jcopy.explicit_level)
+            return ggi_error(GG_EUNSUPPORTED, "isolation 'namespaces': '%s' cannot run as the "
+                                              "sandbox's uid %d: %s; the job was not run",
+                             j0->argv[0], GGI_SANDBOX_UID, why);
+        if (!ok)
+            jcopy.level = GGI_ISO_RLIMITS;
+    }
     char *ws = ggi_asprintf("%s/gg-job-XXXXXX", pe->root);
     if (!ws)
         return ggi_error(GG_ENOMEM, "out of memory");
@@ -577,12 +730,54 @@ static int run_job(proc_exec *pe, const job *j, job_slot *slot, char **out)
         free(ws);
         return rc;
     }
-    char **env = NULL;
+    const int sandboxed = j->level == GGI_ISO_NAMESPACES;
+    char **env = NULL, *inner = NULL;
+    ggi_sandbox_file *sfiles = NULL;
+    ggi_cgroup *cg = NULL;
+    int cg_fds[MAX_CG_FDS], n_cg = 0;
+    run_info ri;
+    memset(&ri, 0, sizeof ri);
+    ri.level = j->level;
+    ri.memory_mb = j->memory_mb;
     ggi_spawn_result r;
     memset(&r, 0, sizeof r);
-    int rc = write_files(ws, j->files);
-    if (!rc)
-        rc = build_env(ws, j->env, &env);
+    ggi_sandbox_spec sb;
+    memset(&sb, 0, sizeof sb);
+    int rc = GG_OK;
+    if (sandboxed) {
+        size_t nfiles = 0, bytes = 0;
+        inner = inner_workspace(ws);
+        rc = inner ? sandbox_files(j->files, &sfiles, &nfiles, &bytes)
+                   : ggi_error(GG_ENOMEM, "out of memory");
+        if (!rc)
+            rc = build_env(inner, j->env, &env);
+        long long mb = j->fsize_mb > MIN_TMPFS_MB ? j->fsize_mb : MIN_TMPFS_MB;
+        sb.inner_ws = inner;
+        sb.tmpfs_bytes = ((uint64_t)mb << 20) + bytes;
+        sb.uid = GGI_SANDBOX_UID;
+        sb.gid = GGI_SANDBOX_GID;
+        sb.files = sfiles;
+        sb.nfiles = nfiles;
+        if (!rc && ggi_cgroup_probe()->version) {
+            rc = ggi_cgroup_new(&cg, (uint64_t)j->memory_mb << 20,
+                                (uint64_t)(j->nproc ? j->nproc : DEFAULT_PIDS));
+            if (!rc) {
+                n_cg = ggi_cgroup_open_procs(cg, cg_fds, MAX_CG_FDS);
+                rc = n_cg < 0 ? n_cg : GG_OK;
+                if (rc)
+                    n_cg = 0;
+            }
+            if (rc)
+                rc = ggi_error(GG_EEXEC, "%s", gg_error_last());
+            ri.cgroup = cg != NULL;
+        }
+        sb.cgroup_fds = cg_fds;
+        sb.ncgroup_fds = n_cg;
+    } else {
+        rc = write_files(ws, j->files);
+        if (!rc)
+            rc = build_env(ws, j->env, &env);
+    }
     if (!rc && is_cancelled(slot))
         rc = ggi_error(GG_ECANCELLED, "job cancelled by gg_executor_interrupt()");
     if (!rc) {
@@ -590,38 +785,82 @@ static int run_job(proc_exec *pe, const job *j, job_slot *slot, char **out)
         memset(&o, 0, sizeof o);
         o.argv = j->argv;
         o.envp = (const char *const *)env;
-        o.cwd = ws;
+        o.cwd = sandboxed ? inner : ws;
         o.stdin_data = j->stdin_data;
         o.stdin_len = j->stdin_len;
         o.timeout_s = j->timeout_s;
         o.max_stdout = (size_t)j->max_output;
         o.max_stderr = (size_t)j->max_output;
-        if (j->rlimits) {
+        if (j->level >= GGI_ISO_RLIMITS) {
             o.cpu_s = j->cpu_s;
-            o.as_bytes = (uint64_t)j->memory_mb << 20;
             o.fsize_bytes = (uint64_t)j->fsize_mb << 20;
             o.nofile = (uint64_t)j->nofile;
-            o.nproc = (uint64_t)j->nproc;
+            /* A cgroup bounds the job's memory and processes as a whole; rlimits are the
+             * fallback (RLIMIT_NPROC counts every process of the uid, RLIMIT_AS each
+             * process's address space). */
+            if (!ri.cgroup) {
+                o.as_bytes = (uint64_t)j->memory_mb << 20;
+                o.nproc = (uint64_t)(j->nproc ? j->nproc : sandboxed ? DEFAULT_PIDS : 0);
+            }
         }
         o.cancel = &slot->cancel;
-        rc = ggi_spawn_run(&o, &r);
+        o.sandbox = sandboxed ? &sb : NULL;
+        int fallback = 1;
+        if (sandboxed && pe->zygote && j->zygote &&
+            ggi_zygote_eligible(j->argv, (const char *const *)env)) {
+            char *py = NULL;
+            rc = ggi_spawn_find_program(j->argv[0], ggi_spawn_env_get(
+                                                        (const char *const *)env, "PATH"), &py);
+            if (!rc) {
+                ggi_zygote_job zj;
+                memset(&zj, 0, sizeof zj);
+                zj.python = py;
+                zj.envp = (const char *const *)env;
+                zj.code = j->argv[2];
+                zj.args = j->argv + 3;
+                zj.sb = &sb;
+                zj.cpu_s = o.cpu_s;
+                zj.as_bytes = o.as_bytes;
+                zj.fsize_bytes = o.fsize_bytes;
+                zj.nofile = o.nofile;
+                zj.nproc = o.nproc;
+                rc = ggi_zygote_run(pe->zpool, &zj, &o, &r, &fallback);
+                ri.zygote = !fallback;
+                if (fallback) {
+                    ggi_spawn_result_free(&r);
+                    rc = GG_OK;
+                }
+            }
+            free(py);
+        }
+        if (!rc && fallback)
+            rc = ggi_spawn_run(&o, &r);
         if (rc == GG_EIO || rc == GG_EINVAL || rc == GG_EINTERNAL) {
             char msg[1024];
             snprintf(msg, sizeof msg, "cannot run the job: %s", gg_error_last());
             rc = gg_error_set(GG_EEXEC, msg);
         }
     }
+    for (int i = 0; i < n_cg; i++)
+        close(cg_fds[i]);
+    if (cg) {
+        ggi_cgroup_kill(cg);
+        ri.oom_kills = ggi_cgroup_oom_kills(cg);
+    }
     if (!rc && r.cancelled)
         rc = ggi_error(GG_ECANCELLED, "job cancelled by gg_executor_interrupt()");
     if (!rc)
-        rc = build_result(&r, j->rlimits, out);
+        rc = build_result(&r, &ri, out);
     ggi_spawn_result_free(&r);
     free_env(env);
+    free(sfiles);
+    free(inner);
     /* A failed removal must not hide the job's outcome; the error is only recorded when
      * nothing else failed, and the job's result still stands. */
     int saved_code = gg_error_last_code();
     char saved[1024];
     snprintf(saved, sizeof saved, "%s", gg_error_last());
+    ggi_cgroup_destroy(&cg);
     (void)ggi_workspace_remove(ws);
     if (rc)
         gg_error_set(saved_code, saved);
@@ -672,6 +911,7 @@ static void pe_destroy(void *self)
     proc_exec *pe = self;
     if (!pe)
         return;
+    ggi_zygote_pool_destroy(&pe->zpool);
     pthread_mutex_destroy(&pe->lock);
     free(pe->root);
     free(pe);
@@ -697,9 +937,30 @@ int ggi_process_executor_new(const gg_executor_options *opts, gg_executor_vtable
     if (!isfinite(timeout) || timeout < 0 || timeout > MAX_TIMEOUT_S)
         return ggi_error(GG_EINVAL, "default_timeout_s must be from 0 to %g", MAX_TIMEOUT_S);
 
+    int def_level = -1, min_level = GGI_ISO_NONE;
+    /* The isolation fields exist from options version 2 on. */
+    const char *iso = opts && opts->version >= 2 ? opts->isolation : NULL;
+    const char *min_iso = opts && opts->version >= 2 ? opts->min_isolation : NULL;
+    if (iso && ggi_isolation_parse(iso, &def_level))
+        return ggi_error_wrap("option isolation: ");
+    if (min_iso && ggi_isolation_parse(min_iso, &min_level))
+        return ggi_error_wrap("option min_isolation: ");
+    if (def_level < 0) {
+        /* The strongest this host gives, but never below a stated minimum: a job must then
+         * fail rather than run weaker. */
+        def_level = ggi_sandbox_probe()->best;
+        if (def_level < min_level)
+            def_level = min_level;
+    }
+
     proc_exec *pe = calloc(1, sizeof *pe);
     if (!pe)
         return ggi_error(GG_ENOMEM, "out of memory");
+    pe->default_level = def_level;
+    pe->default_explicit = iso != NULL;
+    pe->min_level = min_level;
+    const char *zy = getenv("GRYPHGEN_ZYGOTE");
+    pe->zygote = !(zy && !strcmp(zy, "0"));
     /* Absolute, so the job's cwd, HOME and TMPDIR never depend on the host's cwd. */
     pe->root = realpath(root, NULL);
     if (!pe->root) {
@@ -709,7 +970,13 @@ int ggi_process_executor_new(const gg_executor_options *opts, gg_executor_vtable
         free(pe);
         return rc;
     }
+    if (ggi_zygote_pool_new(&pe->zpool) != GG_OK) {
+        free(pe->root);
+        free(pe);
+        return ggi_error(GG_ENOMEM, "out of memory");
+    }
     if (pthread_mutex_init(&pe->lock, NULL) != 0) {
+        ggi_zygote_pool_destroy(&pe->zpool);
         free(pe->root);
         free(pe);
         return ggi_error(GG_ENOMEM, "out of memory");

@@ -15,9 +15,12 @@
  *   limits     timeout_s (default options.default_timeout_s, else 10), cpu_s, memory_mb
  *              (RLIMIT_AS), max_output (bytes kept per stream, default options.max_output,
  *              else 64 KiB; at most 16 MiB), nproc, nofile (default 256), fsize_mb (default 64)
- *   isolation  "rlimits" (default): the limits above are applied as rlimits; "none": only
- *              the timeout and the output caps hold. Other levels (such as "namespaces") are
- *              GG_EUNSUPPORTED on this backend.
+ *   isolation  "none" (timeout and output caps only), "rlimits" (+ the limits as rlimits) or
+ *              "namespaces" (the sandbox of sandbox.h, a cgroup per job where writable, and
+ *              zygotes for `python -c` jobs); absent: options.isolation, else the strongest
+ *              level this host gives. Below options.min_isolation, unavailable here, or
+ *              "container": GG_EUNSUPPORTED (the job is never run weaker).
+ *   zygote     false keeps a `python -c` job off the zygote (default true)
  * Every field is checked; a bad one is GG_EINVAL with a message naming it.
  *
  * Result (JSON object):
@@ -30,6 +33,8 @@
  *   stdout, stderr    captured text; bytes that are not valid UTF-8 (and NUL bytes) are
  *                     replaced by U+FFFD so the result is always valid JSON
  *   isolation         the level that was applied
+ *   oom_killed        the job's cgroup ran out of memory (then "reason" says so)
+ *   zygote, cgroup    forked from a zygote; had a cgroup of its own
  * A job interrupted by gg_executor_interrupt() gives GG_ECANCELLED rather than a result.
  *
  * The workspace (gg-job-XXXXXX under options.workdir_root, else $TMPDIR as read when the

@@ -24,6 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "sandbox.h"
 #include "spawn.h"
 
 #ifndef CLOSE_RANGE_CLOEXEC
@@ -42,12 +43,20 @@
 #define MAX_LIMITS 5
 #define ENV_SCAN_MAX 100000
 
-enum { STAGE_SETSID = 1, STAGE_DUP, STAGE_CHDIR, STAGE_RLIMIT, STAGE_EXEC };
+enum { STAGE_SETSID = 1, STAGE_DUP, STAGE_CHDIR, STAGE_RLIMIT, STAGE_EXEC, STAGE_SANDBOX,
+       STAGE_FORK, STAGE_DROP };
 
 typedef struct child_msg {
     int stage;
     int err;
+    const char *step; /* a string literal of the sandbox step (same address in the parent) */
 } child_msg;
+
+/* What a sandbox's init reports about the job when it ends. */
+typedef struct init_msg {
+    int status;
+    long maxrss;
+} init_msg;
 
 typedef struct prepared_limit {
     int resource;
@@ -62,6 +71,8 @@ typedef struct child_plan {
     const char *cwd;
     int in_fd, out_fd, err_fd, report_fd;
     pid_t parent;
+    const ggi_sandbox_spec *sb;
+    int status_fd;
     prepared_limit limits[MAX_LIMITS];
     int nlimits;
 } child_plan;
@@ -254,9 +265,17 @@ static int plan_limit(child_plan *pl, int resource, uint64_t want, uint64_t extr
 /* ---------------------------------------------------------------------------------------- */
 /* the child: async-signal-safe calls only                                                  */
 
+static void child_fail_step(int fd, int stage, int err, const char *step)
+{
+    child_msg m = { stage, err, step };
+    ssize_t w = write(fd, &m, sizeof m);
+    (void)w;
+    _exit(127);
+}
+
 static void child_fail(int fd, int stage, int err)
 {
-    child_msg m = { stage, err };
+    child_msg m = { stage, err, NULL };
     ssize_t w = write(fd, &m, sizeof m);
     (void)w;
     _exit(127);
@@ -294,6 +313,75 @@ __attribute__((noreturn)) static void child_run(const child_plan *pl)
     execve(pl->path, pl->argv, pl->envp);
     child_fail(pl->report_fd, STAGE_EXEC, errno);
     _exit(127);
+}
+
+/* The sandbox: this child is PID 1 of fresh namespaces. It builds the sandbox as root, then
+ * forks the job (which drops its privileges and execs) and stays as a minimal init: it
+ * reaps every orphan, and when the job ends reports its status and exits, which makes the
+ * kernel kill whatever is left in the namespace. PID 1 ignores signals it has no handler
+ * for, so the job must not be PID 1 itself: its signals must act as they do outside. */
+__attribute__((noreturn)) static void child_sandbox(const child_plan *pl)
+{
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (int s = 1; s < NSIG; s++) {
+        if (s != SIGKILL && s != SIGSTOP)
+            (void)sigaction(s, &dfl, NULL);
+    }
+    if (setsid() < 0)
+        child_fail(pl->report_fd, STAGE_SETSID, errno);
+    (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+    const char *step = "start";
+    int e = ggi_sandbox_child_setup(pl->sb, &step);
+    if (e)
+        child_fail_step(pl->report_fd, STAGE_SANDBOX, e, step);
+    pid_t job = ggi_sandbox_raw_clone(0);
+    if (job == 0) {
+        (void)setsid();
+        if (dup2(pl->in_fd, 0) < 0 || dup2(pl->out_fd, 1) < 0 || dup2(pl->err_fd, 2) < 0)
+            child_fail(pl->report_fd, STAGE_DUP, errno);
+        (void)syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
+        if (pl->cwd && chdir(pl->cwd) < 0)
+            child_fail(pl->report_fd, STAGE_CHDIR, errno);
+        for (int i = 0; i < pl->nlimits; i++) {
+            if (setrlimit(pl->limits[i].resource, &pl->limits[i].lim) < 0)
+                child_fail(pl->report_fd, STAGE_RLIMIT, errno);
+        }
+        if ((e = ggi_sandbox_child_drop(pl->sb)))
+            child_fail(pl->report_fd, STAGE_DROP, e);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        execve(pl->path, pl->argv, pl->envp);
+        child_fail(pl->report_fd, STAGE_EXEC, errno);
+    }
+    if (job < 0)
+        child_fail(pl->report_fd, STAGE_FORK, errno);
+    /* The init never execs, so close-on-exec does not help: it must drop every descriptor
+     * it inherited (the job's stdin writer, other jobs' pipes) but its status pipe. */
+    if (pl->status_fd > 3)
+        (void)syscall(SYS_close_range, 3U, (unsigned)pl->status_fd - 1, 0U);
+    (void)syscall(SYS_close_range, (unsigned)pl->status_fd + 1, ~0U, 0U);
+    close(0);
+    close(1);
+    close(2);
+    for (;;) {
+        int st = 0;
+        struct rusage ru;
+        memset(&ru, 0, sizeof ru);
+        pid_t w = wait4(-1, &st, 0, &ru);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            _exit(125);
+        if (w == job) {
+            init_msg m = { st, ru.ru_maxrss };
+            ssize_t n = write(pl->status_fd, &m, sizeof m);
+            (void)n;
+            _exit(0);
+        }
+    }
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -339,6 +427,9 @@ static const char *stage_what(int stage)
     case STAGE_DUP: return "set up its standard streams";
     case STAGE_CHDIR: return "enter its working directory";
     case STAGE_RLIMIT: return "apply its resource limits";
+    case STAGE_SANDBOX: return "build its sandbox";
+    case STAGE_FORK: return "fork inside its sandbox";
+    case STAGE_DROP: return "drop its privileges";
     default: return "execute";
     }
 }
@@ -363,8 +454,10 @@ int ggi_spawn_run(const ggi_spawn_opts *o, ggi_spawn_result *res)
         return GG_ENOMEM;
     }
 
+    const ggi_spawn_external *ext = o->external;
     char *path = NULL;
-    int rc = ggi_spawn_find_program(o->argv[0], ggi_spawn_env_get(envp, "PATH"), &path);
+    int rc = ext ? GG_OK
+                 : ggi_spawn_find_program(o->argv[0], ggi_spawn_env_get(envp, "PATH"), &path);
     if (rc) {
         ggi_spawn_result_free(res);
         return rc;
@@ -376,16 +469,26 @@ int ggi_spawn_run(const ggi_spawn_opts *o, ggi_spawn_result *res)
     pl.argv = (char *const *)o->argv;
     pl.envp = (char *const *)envp;
     pl.cwd = o->cwd;
-    pl.in_fd = pl.out_fd = pl.err_fd = pl.report_fd = -1;
+    pl.in_fd = pl.out_fd = pl.err_fd = pl.report_fd = pl.status_fd = -1;
+    pl.sb = o->sandbox;
 
-    int in_w = -1, out_r = -1, err_r = -1, rep_r = -1, pidfd = -1;
+    int in_w = -1, out_r = -1, err_r = -1, rep_r = -1, pidfd = -1, st_r = -1, own_pidfd = 1;
     int p[2];
-    if ((rc = plan_limit(&pl, RLIMIT_CPU, (uint64_t)ceil(o->cpu_s), 1)) ||
+    if (!ext && ((rc = plan_limit(&pl, RLIMIT_CPU, (uint64_t)ceil(o->cpu_s), 1)) ||
         (rc = plan_limit(&pl, RLIMIT_AS, o->as_bytes, 0)) ||
         (rc = plan_limit(&pl, RLIMIT_FSIZE, o->fsize_bytes, 0)) ||
         (rc = plan_limit(&pl, RLIMIT_NOFILE, o->nofile, 0)) ||
-        (rc = plan_limit(&pl, RLIMIT_NPROC, o->nproc, 0)))
+        (rc = plan_limit(&pl, RLIMIT_NPROC, o->nproc, 0))))
         goto fail;
+    if (pl.sb && !ext) {
+        if (pipe2(p, O_CLOEXEC) < 0) {
+            rc = ggi_error(GG_EIO, "pipe2 failed: %s", strerror(errno));
+            goto fail;
+        }
+        st_r = p[0], pl.status_fd = p[1];
+        if ((rc = set_nonblock(st_r)))
+            goto fail;
+    }
 
     /* stdin: a socket pair, so a write after the child has gone gives EPIPE without
      * raising SIGPIPE in the host (MSG_NOSIGNAL); /dev/null when there is nothing to send. */
@@ -422,7 +525,8 @@ int ggi_spawn_run(const ggi_spawn_opts *o, ggi_spawn_result *res)
     }
     rep_r = p[0], pl.report_fd = p[1];
     if ((rc = lift_fd(&pl.in_fd)) || (rc = lift_fd(&pl.out_fd)) || (rc = lift_fd(&pl.err_fd)) ||
-        (rc = lift_fd(&pl.report_fd)) || (rc = set_nonblock(out_r)) ||
+        (rc = lift_fd(&pl.report_fd)) || (pl.status_fd >= 0 && (rc = lift_fd(&pl.status_fd))) ||
+        (rc = set_nonblock(out_r)) ||
         (rc = set_nonblock(err_r)))
         goto fail;
 
@@ -433,17 +537,40 @@ int ggi_spawn_run(const ggi_spawn_opts *o, ggi_spawn_result *res)
     pthread_sigmask(SIG_SETMASK, &all, &old);
     pl.parent = getpid();
     double start = ggi_now_ms();
-    pid_t pid = fork();
-    if (pid == 0)
+    pid_t pid = 0;
+    int fork_errno = 0;
+    if (ext) {
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        rc = ext->start(ext->ctx, pl.in_fd, pl.out_fd, pl.err_fd, &pidfd);
+        own_pidfd = 0;
+        close_fd(&pl.in_fd);
+        close_fd(&pl.out_fd);
+        close_fd(&pl.err_fd);
+        close_fd(&pl.report_fd);
+        if (rc)
+            goto fail;
+        goto started;
+    }
+    if (pl.sb)
+        pid = ggi_sandbox_raw_clone((unsigned long)ggi_sandbox_clone_flags(pl.sb));
+    else
+        pid = fork();
+    if (pid == 0) {
+        if (pl.sb)
+            child_sandbox(&pl);
         child_run(&pl);
-    int fork_errno = errno;
+    }
+    fork_errno = errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     close_fd(&pl.in_fd);
     close_fd(&pl.out_fd);
     close_fd(&pl.err_fd);
     close_fd(&pl.report_fd);
+    close_fd(&pl.status_fd);
     if (pid < 0) {
-        rc = ggi_error(GG_EIO, "fork failed: %s", strerror(fork_errno));
+        rc = pl.sb ? ggi_error(GG_EIO, "cannot make the job's namespaces: %s",
+                               strerror(fork_errno))
+                   : ggi_error(GG_EIO, "fork failed: %s", strerror(fork_errno));
         goto fail;
     }
 
@@ -465,6 +592,9 @@ int ggi_spawn_run(const ggi_spawn_opts *o, ggi_spawn_result *res)
         }
         if (msg.stage == STAGE_EXEC && (msg.err == ENOENT || msg.err == ENOTDIR))
             rc = ggi_error(GG_ENOTFOUND, "program '%s' not found", o->argv[0]);
+        else if (msg.stage == STAGE_SANDBOX)
+            rc = ggi_error(GG_EIO, "could not build the sandbox of '%s': cannot %s: %s",
+                           o->argv[0], msg.step ? msg.step : "set it up", strerror(msg.err));
         else
             rc = ggi_error(GG_EIO, "could not %s '%s': %s", stage_what(msg.stage), o->argv[0],
                            strerror(msg.err));
@@ -472,6 +602,7 @@ int ggi_spawn_run(const ggi_spawn_opts *o, ggi_spawn_result *res)
     }
 
     pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+started:;
     double deadline = o->timeout_s > 0 ? start + o->timeout_s * 1000.0 : 0;
     const char *in_data = o->stdin_data;
     size_t in_left = o->stdin_len;
@@ -499,7 +630,10 @@ int ggi_spawn_run(const ggi_spawn_opts *o, ggi_spawn_result *res)
                 stop = 1;
             }
             if (stop) {
-                kill_group(pid);
+                if (ext)
+                    ext->kill(ext->ctx);
+                else
+                    kill_group(pid);
                 killed = 1;
                 kill_at = now;
             }
@@ -507,7 +641,8 @@ int ggi_spawn_run(const ggi_spawn_opts *o, ggi_spawn_result *res)
         if (exited && !group_cleared) {
             /* The main child is a zombie, so its pid (and the group id) cannot be reused yet:
              * killing the group now cannot hit a stranger. */
-            kill(-pid, SIGKILL);
+            if (!ext)
+                kill(-pid, SIGKILL);
             group_cleared = 1;
             drain_until = now + DRAIN_MS;
         }
@@ -518,6 +653,10 @@ int ggi_spawn_run(const ggi_spawn_opts *o, ggi_spawn_result *res)
         if (killed && !exited && now - kill_at > REAP_GRACE_MS) {
             rc = ggi_error(GG_EIO, "'%s' (pid %d) did not die after SIGKILL", o->argv[0],
                            (int)pid);
+            if (ext) {
+                ext->kill(ext->ctx);
+                goto fail;
+            }
             stuck = 1;
             goto fail_running;
         }
@@ -585,6 +724,19 @@ int ggi_spawn_run(const ggi_spawn_opts *o, ggi_spawn_result *res)
         }
     }
 
+    if (ext) {
+        rc = ext->finish(ext->ctx, killed, res);
+        res->duration_ms = ggi_now_ms() - start;
+        close_fd(&in_w);
+        close_fd(&out_r);
+        close_fd(&err_r);
+        if (rc || fail_rc) {
+            ggi_spawn_result_free(res);
+            return rc ? rc : fail_rc;
+        }
+        return GG_OK;
+    }
+
     /* Reap. */
     int status = 0;
     struct rusage ru;
@@ -598,6 +750,18 @@ int ggi_spawn_run(const ggi_spawn_opts *o, ggi_spawn_result *res)
     close_fd(&err_r);
     close_fd(&pidfd);
     free(path);
+    if (w >= 0 && st_r >= 0) {
+        /* The sandbox's init reports the job's own status; without a report (the init was
+         * killed: timeout, cancel, OOM) its own status stands. */
+        init_msg m;
+        ssize_t n = read(st_r, &m, sizeof m);
+        if (n == (ssize_t)sizeof m) {
+            status = m.status;
+            if (m.maxrss > ru.ru_maxrss)
+                ru.ru_maxrss = m.maxrss;
+        }
+    }
+    close_fd(&st_r);
     if (w < 0) {
         ggi_spawn_result_free(res);
         return ggi_error(GG_EIO, "could not reap '%s': %s (is SIGCHLD ignored?)", o->argv[0],
@@ -619,6 +783,10 @@ int ggi_spawn_run(const ggi_spawn_opts *o, ggi_spawn_result *res)
     return GG_OK;
 
 fail_running:
+    if (ext) {
+        ext->kill(ext->ctx);
+        goto fail;
+    }
     kill_group(pid);
     /* A zombie is left only in the pathological case that SIGKILL did not take. */
     if (stuck)
@@ -634,8 +802,11 @@ fail:
     close_fd(&in_w);
     close_fd(&out_r);
     close_fd(&err_r);
+    close_fd(&pl.status_fd);
     close_fd(&rep_r);
-    close_fd(&pidfd);
+    close_fd(&st_r);
+    if (own_pidfd)
+        close_fd(&pidfd);
     free(path);
     ggi_spawn_result_free(res);
     return rc;

@@ -28,7 +28,30 @@ typedef struct ggi_spawn_opts {
     uint64_t nofile;          /* RLIMIT_NOFILE */
     uint64_t nproc;           /* RLIMIT_NPROC */
     const volatile int *cancel; /* optional: when *cancel becomes non-zero the job is killed */
+    /* Optional (additions): run the child in fresh namespaces as this spec says (sandbox.h).
+     * The child is then the init (PID 1) of its PID namespace and the program runs as its
+     * child, so killing it on a timeout kills everything the job started. cwd must be the
+     * spec's inner workspace. */
+    const struct ggi_sandbox_spec *sandbox;
+    /* Optional: the job is started by someone else (a zygote); argv is then only a label
+     * and no rlimits are applied here. */
+    const struct ggi_spawn_external *external;
 } ggi_spawn_opts;
+
+struct ggi_spawn_result;
+
+/** A job started by someone other than ggi_spawn_run (a zygote), driven by its I/O loop. */
+typedef struct ggi_spawn_external {
+    /* Starts the job on the given standard streams (borrowed: the callee hands them on; the
+     * caller closes its copies after the call). On success *done_fd is a descriptor (owned by
+     * ctx) that polls readable once the job has ended. */
+    int (*start)(void *ctx, int in_fd, int out_fd, int err_fd, int *done_fd);
+    /* Kills the whole job (everything it started). */
+    void (*kill)(void *ctx);
+    /* After the end: fills exit_code, term_signal and max_rss_kb of res. */
+    int (*finish)(void *ctx, int killed, struct ggi_spawn_result *res);
+    void *ctx;
+} ggi_spawn_external;
 
 typedef struct ggi_spawn_result {
     int exit_code;       /* exit status, or -1 when killed by a signal */

@@ -24,6 +24,52 @@ typedef struct ggi_transport {
  */
 int ggi_zmq_transport_new(ggi_transport *out);
 
+/**
+ * Security of a ZeroMQ transport (CURVE encryption, ZAP authentication). Paths are read
+ * while the transport is made and not kept.
+ */
+typedef struct ggi_zmq_security {
+    /* Hub side: both or neither. Every hub becomes a CURVE server whose ZAP handler admits
+     * only the keys listed, each with its role. */
+    const char *server_key_file;      /* key pair file (public and secret) */
+    const char *authorized_keys_file; /* lines "ROLE Z85PUBKEY [comment]" */
+    /* Peer side: this peer's key pair and the hub's public key (40 Z85 characters or the
+     * path of a key file). Without client_key_file, a transport that has a server key uses
+     * that key pair for its own peers and admits it with role "local". */
+    const char *client_key_file;
+    const char *server_public_key;
+    ggi_logger log; /* refusals (warn), admissions (debug); runs on the ZAP handler thread */
+} ggi_zmq_security;
+
+/**
+ * Creates the ZeroMQ transport with CURVE security; sec NULL is ggi_zmq_transport_new.
+ * Hubs receive with gg_transport_msg.role set from the ZAP handler's answer: "worker",
+ * "submitter", "admin", or "local" for peers in this process (the server's own key, or an
+ * inproc:// hub, where ZeroMQ does no handshake). A secure hub bound to another transport
+ * drops (and counts) a message that carries no role. Opening a hub on a transport without
+ * a server key, or a peer without client keys, is GG_EINVAL.
+ */
+int ggi_zmq_transport_new_secure(ggi_transport *out, const ggi_zmq_security *sec);
+
+/** Counters of a ZeroMQ transport's security (all zero when it has none). */
+typedef struct ggi_zmq_security_stats {
+    uint64_t admitted;      /* handshakes admitted by the ZAP handler */
+    uint64_t refused;       /* handshakes refused */
+    uint64_t malformed;     /* broken ZAP requests */
+    uint64_t dropped;       /* malformed, oversized or unauthenticated messages dropped */
+    char last_refusal[256]; /* the last refusal's log line */
+} ggi_zmq_security_stats;
+
+/** Fills *out for a transport made by ggi_zmq_transport_new*; GG_EINVAL for another. */
+int ggi_zmq_transport_security_stats(const ggi_transport *t, ggi_zmq_security_stats *out);
+
+/**
+ * Binds a hub of the ZeroMQ transport t to one more endpoint (a ROUTER listens on many:
+ * inproc:// for embedded workers plus tcp:// or ipc:// for remote ones). GG_EUNSUPPORTED for
+ * another transport, GG_ETRANSPORT when the endpoint cannot be bound.
+ */
+int ggi_zmq_hub_bind(const ggi_transport *t, void *hub, const char *endpoint);
+
 /** Destroys a transport made by ggi_*_transport_new (calls its destroy slot). */
 void ggi_transport_destroy(ggi_transport *t);
 

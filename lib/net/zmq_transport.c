@@ -1,6 +1,8 @@
 /*
  * zmq_transport.c - the built-in transport over ZeroMQ: a ROUTER hub and DEALER peers,
- * two frames on the hub side (identity, body) and one frame on the peer side.
+ * two frames on the hub side (identity, body) and one frame on the peer side. A secure
+ * transport makes its hubs CURVE servers authenticated by its ZAP handler (zap.c) and its
+ * peers CURVE clients, and tags each message a hub receives with the sender's role.
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -9,40 +11,90 @@
 
 #include <zmq.h>
 
+#include "keys.h"
 #include "transport.h"
+#include "zap.h"
 
 #define QUEUE_LIMIT 100000 /* messages per socket and direction before backpressure */
 
 typedef struct zt_state {
     void *ctx;
     atomic_ulong dropped; /* malformed or oversized messages received */
+    int secure;           /* made with security: no plain-text sockets at all */
+    int has_server;       /* server key pair known: hubs allowed */
+    int has_client;       /* client key pair and server public key known: peers allowed */
+    ggi_keypair server;   /* hub's key pair */
+    ggi_keypair client;   /* peers' key pair */
+    char server_public[GGI_KEY_Z85_LEN + 1]; /* what peers expect the hub to be */
+    ggi_zap *zap;
 } zt_state;
 
 typedef struct zt_socket {
     void *sock;
     int is_hub;
+    int secure_hub; /* messages carry a role; those without one are dropped */
+    int inproc;     /* bound or connected over inproc:// (no handshake, no ZAP) */
     zmq_msg_t body;
     int has_body;
     zt_state *st;
 } zt_socket;
+
+static int zt_hub_open(void *self, const char *endpoint, void **out);
 
 static int zmq_fail(const char *what)
 {
     return ggi_error(GG_ETRANSPORT, "%s: %s", what, zmq_strerror(zmq_errno()));
 }
 
+/* Sets the CURVE options of a new socket; GG_OK when the transport is not secure. */
+static int set_security(zt_state *st, zt_socket *s)
+{
+    if (!st->secure)
+        return GG_OK;
+    int rc = 0, one = 1;
+    if (s->is_hub) {
+        rc |= zmq_setsockopt(s->sock, ZMQ_CURVE_SERVER, &one, sizeof one);
+        rc |= zmq_setsockopt(s->sock, ZMQ_CURVE_SECRETKEY, st->server.secret_key,
+                             GGI_KEY_Z85_LEN);
+        rc |= zmq_setsockopt(s->sock, ZMQ_ZAP_DOMAIN, GGI_ZAP_DOMAIN, strlen(GGI_ZAP_DOMAIN));
+    } else {
+        rc |= zmq_setsockopt(s->sock, ZMQ_CURVE_SERVERKEY, st->server_public, GGI_KEY_Z85_LEN);
+        rc |= zmq_setsockopt(s->sock, ZMQ_CURVE_PUBLICKEY, st->client.public_key,
+                             GGI_KEY_Z85_LEN);
+        rc |= zmq_setsockopt(s->sock, ZMQ_CURVE_SECRETKEY, st->client.secret_key,
+                             GGI_KEY_Z85_LEN);
+    }
+    return rc == 0 ? GG_OK : zmq_fail("setting the CURVE keys");
+}
+
 static int open_socket(zt_state *st, int type, const char *endpoint, void **out)
 {
     *out = NULL;
+    if (!endpoint)
+        return ggi_error(GG_EINVAL, "endpoint is NULL");
+    if (st->secure && type == ZMQ_ROUTER && !st->has_server)
+        return ggi_error(GG_EINVAL, "cannot open a hub at %s: this secure transport has no "
+                         "server key", endpoint);
+    if (st->secure && type != ZMQ_ROUTER && !st->has_client)
+        return ggi_error(GG_EINVAL, "cannot connect to %s: this secure transport has no client "
+                         "key pair or no server public key", endpoint);
     zt_socket *s = calloc(1, sizeof *s);
     if (!s)
         return ggi_error(GG_ENOMEM, "out of memory opening a socket");
     s->st = st;
     s->is_hub = type == ZMQ_ROUTER;
+    s->secure_hub = s->is_hub && st->secure;
+    s->inproc = strncmp(endpoint, "inproc://", 9) == 0;
     s->sock = zmq_socket(st->ctx, type);
     if (!s->sock) {
         free(s);
         return zmq_fail("zmq_socket");
+    }
+    int src = set_security(st, s);
+    if (src != GG_OK) {
+        zmq_close(s->sock);
+        free(s);
+        return src;
     }
     int zero = 0, one = 1, hwm = QUEUE_LIMIT;
     int64_t maxmsg = (int64_t)GGI_ZMQ_MAX_MESSAGE + 1024;
@@ -158,6 +210,20 @@ static int zt_recv(zt_socket *s, int timeout_ms, gg_transport_msg *msg)
             atomic_fetch_add(&s->st->dropped, 1);
             continue;
         }
+        if (s->secure_hub) {
+            /* The ZAP handler's User-Id is the role. Over inproc:// ZeroMQ does no
+             * handshake, so only this process can be the sender. Anything else without a
+             * role did not pass the handler and is never delivered. */
+            const char *role = zmq_msg_gets(&s->body, "User-Id");
+            if (role && *role && strlen(role) < sizeof msg->role) {
+                snprintf(msg->role, sizeof msg->role, "%s", role);
+            } else if (s->inproc) {
+                snprintf(msg->role, sizeof msg->role, "local");
+            } else {
+                atomic_fetch_add(&s->st->dropped, 1);
+                continue;
+            }
+        }
         msg->data = zmq_msg_data(&s->body);
         msg->len = zmq_msg_size(&s->body);
         return GG_OK;
@@ -222,11 +288,72 @@ static void zt_destroy(void *self)
     zt_state *st = self;
     if (!st)
         return;
+    ggi_zap_stop(&st->zap); /* its sockets must close before the context can end */
     zmq_ctx_term(st->ctx);
+    ggi_wipe(st, sizeof *st);
     free(st);
 }
 
+/* Reads the keys sec names into st and starts the ZAP handler when st gets a hub key. */
+static int setup_security(zt_state *st, const ggi_zmq_security *sec)
+{
+    if (!zmq_has("curve"))
+        return ggi_error(GG_EUNSUPPORTED, "this libzmq was built without CURVE support");
+    if (!sec->server_key_file != !sec->authorized_keys_file)
+        return ggi_error(GG_EINVAL, "a secure hub needs both a server key file and an "
+                         "authorized keys file");
+    if (sec->client_key_file && !sec->server_public_key)
+        return ggi_error(GG_EINVAL, "a client key pair needs the server's public key too");
+    if (!sec->server_key_file && !sec->client_key_file)
+        return ggi_error(GG_EINVAL, "security options name no key file");
+    st->secure = 1;
+    int rc;
+    ggi_auth_keys keys = {0};
+    if (sec->server_key_file) {
+        if ((rc = ggi_keys_read(sec->server_key_file, 1, &st->server)) != GG_OK)
+            return rc;
+        if ((rc = ggi_auth_keys_load(sec->authorized_keys_file, &keys)) != GG_OK)
+            return rc;
+        /* The server's own key pair serves this process's peers; it is "local". */
+        uint8_t own[32];
+        if (!zmq_z85_decode(own, st->server.public_key)) {
+            ggi_auth_keys_free(&keys);
+            return ggi_error(GG_EINTERNAL, "cannot decode the server's public key");
+        }
+        if (ggi_auth_keys_find(&keys, own)) {
+            ggi_auth_keys_free(&keys);
+            return ggi_error(GG_EINVAL, "authorized keys file %s lists the server's own key; "
+                             "give workers and clients keys of their own",
+                             sec->authorized_keys_file);
+        }
+        if ((rc = ggi_auth_keys_add(&keys, st->server.public_key, "local")) != GG_OK) {
+            ggi_auth_keys_free(&keys);
+            return rc;
+        }
+        st->has_server = 1;
+        if ((rc = ggi_zap_start(&st->zap, st->ctx, &keys, &sec->log)) != GG_OK)
+            return rc;
+    }
+    if (sec->client_key_file) {
+        if ((rc = ggi_keys_read(sec->client_key_file, 1, &st->client)) != GG_OK)
+            return rc;
+        if ((rc = ggi_keys_resolve_public(sec->server_public_key, st->server_public)) != GG_OK)
+            return rc;
+        st->has_client = 1;
+    } else {
+        st->client = st->server;
+        memcpy(st->server_public, st->server.public_key, sizeof st->server_public);
+        st->has_client = 1;
+    }
+    return GG_OK;
+}
+
 int ggi_zmq_transport_new(ggi_transport *out)
+{
+    return ggi_zmq_transport_new_secure(out, NULL);
+}
+
+int ggi_zmq_transport_new_secure(ggi_transport *out, const ggi_zmq_security *sec)
 {
     memset(out, 0, sizeof *out);
     zt_state *st = calloc(1, sizeof *st);
@@ -236,6 +363,13 @@ int ggi_zmq_transport_new(ggi_transport *out)
     if (!st->ctx) {
         free(st);
         return zmq_fail("zmq_ctx_new");
+    }
+    if (sec) {
+        int rc = setup_security(st, sec);
+        if (rc != GG_OK) {
+            zt_destroy(st);
+            return rc;
+        }
     }
     gg_transport_vtable vt = GG_TRANSPORT_VTABLE_INIT;
     vt.hub_open = zt_hub_open;
@@ -249,6 +383,36 @@ int ggi_zmq_transport_new(ggi_transport *out)
     vt.max_message = GGI_ZMQ_MAX_MESSAGE;
     out->vt = vt;
     out->self = st;
+    return GG_OK;
+}
+
+int ggi_zmq_transport_security_stats(const ggi_transport *t, ggi_zmq_security_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!t || t->vt.hub_open != zt_hub_open || !t->self)
+        return ggi_error(GG_EINVAL, "not a ZeroMQ transport");
+    zt_state *st = t->self;
+    out->dropped = atomic_load(&st->dropped);
+    if (st->zap) {
+        ggi_zap_stats z;
+        ggi_zap_get_stats(st->zap, &z);
+        out->admitted = z.admitted;
+        out->refused = z.refused;
+        out->malformed = z.malformed;
+        memcpy(out->last_refusal, z.last_refusal, sizeof out->last_refusal);
+    }
+    return GG_OK;
+}
+
+int ggi_zmq_hub_bind(const ggi_transport *t, void *hub, const char *endpoint)
+{
+    if (!t || t->vt.hub_open != zt_hub_open || !hub || !endpoint)
+        return ggi_error(GG_EUNSUPPORTED, "extra endpoints need the built-in ZeroMQ transport");
+    zt_socket *s = hub;
+    if (!s->is_hub)
+        return ggi_error(GG_EINVAL, "not a hub");
+    if (zmq_bind(s->sock, endpoint) != 0)
+        return ggi_error(GG_ETRANSPORT, "bind %s: %s", endpoint, zmq_strerror(zmq_errno()));
     return GG_OK;
 }
 

@@ -1,9 +1,11 @@
 /*
- * orchestrator.c - the public orchestrator API: creation (database, backends, threads),
- * submission, waiting, cancelling and shutdown. Runs on the host's threads; task state is
- * changed only by the scheduler thread, except that submit inserts queued tasks.
+ * orchestrator.c - the public orchestrator API: creation (database, backends, the hub and
+ * its endpoints, the scheduler thread and the embedded worker), submission, waiting,
+ * cancelling and shutdown. Runs on the host's threads; task state is changed only by the
+ * scheduler thread, except that submit inserts queued tasks.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,11 +20,13 @@ int gg_orchestrator_options_init(gg_orchestrator_options *opts, unsigned version
 {
     if (!opts)
         return ggi_error(GG_EINVAL, "options pointer is NULL");
-    if (version != GG_ORCHESTRATOR_OPTIONS_VERSION)
+    if (version < 1 || version > GG_ORCHESTRATOR_OPTIONS_VERSION)
         return ggi_error(GG_EVERSION, "gg_orchestrator_options version %u is unknown (this "
-                         "library knows %u)", version, GG_ORCHESTRATOR_OPTIONS_VERSION);
+                         "library knows 1 to %u)", version, GG_ORCHESTRATOR_OPTIONS_VERSION);
     gg_orchestrator_options d = GG_ORCHESTRATOR_OPTIONS_INIT;
-    *opts = d;
+    d.version = version;
+    /* A version 1 struct ends before the version 2 fields. */
+    memcpy(opts, &d, version == 1 ? offsetof(gg_orchestrator_options, bind) : sizeof d);
     return GG_OK;
 }
 
@@ -39,7 +43,7 @@ static void wake_scheduler(gg_orchestrator_t *o)
 {
     if (atomic_exchange(&o->wake_pending, 1))
         return; /* one wake is already on its way; the scheduler clears the flag first */
-    if (send_control(o, "{\"t\":\"wake\"}") != GG_OK)
+    if (send_control(o, "{\"ggp\":1,\"t\":\"wake\"}") != GG_OK)
         atomic_store(&o->wake_pending, 0);
 }
 
@@ -119,10 +123,46 @@ static int setup_backends(gg_orchestrator_t *o, const gg_orchestrator_options *o
     return GG_OK;
 }
 
+static void *local_main(void *arg)
+{
+    gg_orchestrator_t *o = arg;
+    if (gg_worker_run(o->local) != GG_OK)
+        ggi_log(&o->log, GG_LOG_ERROR, "embedded worker: %s", gg_error_last());
+    return NULL;
+}
+
+/* Binds the hub's extra endpoints: a comma-separated list. */
+static int bind_extra(gg_orchestrator_t *o)
+{
+    if (!o->bind)
+        return GG_OK;
+    const char *p = o->bind;
+    while (*p) {
+        size_t n = strcspn(p, ", ");
+        if (n > 0) {
+            char ep[1024];
+            if (n >= sizeof ep)
+                return ggi_error(GG_EINVAL, "bind endpoint too long");
+            memcpy(ep, p, n);
+            ep[n] = 0;
+            int rc = ggi_zmq_hub_bind(&o->transport, o->hub, ep);
+            if (rc != GG_OK)
+                return rc;
+            ggi_log(&o->log, GG_LOG_INFO, "listening on %s", ep);
+        }
+        p += n;
+        while (*p == ',' || *p == ' ')
+            p++;
+    }
+    return GG_OK;
+}
+
 static int start_threads(gg_orchestrator_t *o)
 {
     int rc = o->transport.vt.hub_open(o->transport.self, o->endpoint, &o->hub);
     if (rc != GG_OK)
+        return rc;
+    if ((rc = bind_extra(o)) != GG_OK)
         return rc;
     rc = o->transport.vt.peer_open(o->transport.self, o->endpoint, &o->ctl_peer);
     if (rc != GG_OK)
@@ -130,14 +170,44 @@ static int start_threads(gg_orchestrator_t *o)
     if (pthread_create(&o->scheduler, NULL, ggi_scheduler_main, o) != 0)
         return ggi_error(GG_EIO, "cannot start the scheduler thread");
     o->scheduler_started = 1;
-    o->workers = calloc(o->n_workers, sizeof *o->workers);
-    if (!o->workers)
-        return ggi_error(GG_ENOMEM, "out of memory");
-    for (unsigned i = 0; i < o->n_workers; i++) {
-        if (pthread_create(&o->workers[i], NULL, ggi_worker_main, o) != 0)
-            return ggi_error(GG_EIO, "cannot start worker thread %u", i);
-        o->workers_started++;
+    if (!o->local_workers)
+        return GG_OK;
+    rc = ggi_worker_new_embedded(&o->local, &o->transport, o->endpoint, o->n_workers,
+                                 o->generator, o->executor, o->retriever, &o->runtimes, &o->log);
+    if (rc != GG_OK)
+        return rc;
+    if (pthread_create(&o->local_thread, NULL, local_main, o) != 0)
+        return ggi_error(GG_EIO, "cannot start the embedded worker");
+    o->local_started = 1;
+    return GG_OK;
+}
+
+int ggi_orq_prepare_task(ggi_task *t, char **out_spec, char out_hash[17])
+{
+    *out_spec = NULL;
+    if (!t->task_id) {
+        /* A deterministic id, so that re-running the same set resumes it. */
+        t->task_id = ggi_strdup("");
+        cJSON *norm = t->task_id ? ggi_task_to_json(t) : NULL;
+        char *spec = norm ? ggi_json_print(norm) : NULL;
+        cJSON_Delete(norm);
+        if (!spec)
+            return ggi_error(GG_ENOMEM, "out of memory");
+        char hash[17];
+        ggi_hash_hex(spec, strlen(spec), hash);
+        free(spec);
+        free(t->task_id);
+        t->task_id = ggi_asprintf("task-%s", hash);
+        if (!t->task_id)
+            return ggi_error(GG_ENOMEM, "out of memory");
     }
+    cJSON *norm = ggi_task_to_json(t);
+    char *spec = norm ? ggi_json_print(norm) : NULL;
+    cJSON_Delete(norm);
+    if (!spec)
+        return ggi_error(GG_ENOMEM, "out of memory");
+    ggi_hash_hex(spec, strlen(spec), out_hash);
+    *out_spec = spec;
     return GG_OK;
 }
 
@@ -149,9 +219,17 @@ int gg_orchestrator_new(gg_orchestrator_t **out, const gg_orchestrator_options *
     gg_orchestrator_options defaults = GG_ORCHESTRATOR_OPTIONS_INIT;
     if (!opts)
         opts = &defaults;
-    if (opts->version != GG_ORCHESTRATOR_OPTIONS_VERSION)
+    if (opts->version < 1 || opts->version > GG_ORCHESTRATOR_OPTIONS_VERSION)
         return ggi_error(GG_EVERSION, "gg_orchestrator_options version %u is unknown (this "
-                         "library knows %u)", opts->version, GG_ORCHESTRATOR_OPTIONS_VERSION);
+                         "library knows 1 to %u)", opts->version,
+                         GG_ORCHESTRATOR_OPTIONS_VERSION);
+    /* Fields of later versions than the caller's read as their defaults. */
+    gg_orchestrator_options full = GG_ORCHESTRATOR_OPTIONS_INIT;
+    memcpy(&full, opts, opts->version == 1 ? offsetof(gg_orchestrator_options, bind)
+                                           : sizeof full);
+    opts = &full;
+    if (opts->bind && strlen(opts->bind) > 4096)
+        return ggi_error(GG_EINVAL, "bind is longer than 4096 bytes");
     if (opts->transport && strcmp(opts->transport, "zmq") != 0)
         return ggi_error(GG_EINVAL, "unknown transport '%s' (known: zmq)", opts->transport);
     if (opts->max_attempts > 100)
@@ -180,6 +258,13 @@ int gg_orchestrator_new(gg_orchestrator_t **out, const gg_orchestrator_options *
     o->event_user = opts->event_user;
     o->max_attempts = opts->max_attempts ? opts->max_attempts : 3;
     o->n_workers = opts->workers ? opts->workers : online_cores();
+    o->local_workers = opts->local_workers != 0;
+    o->max_queued = opts->max_queued;
+    o->hb_ms = GGI_HEARTBEAT_MS;
+    if (opts->bind && *opts->bind && !(o->bind = ggi_strdup(opts->bind))) {
+        free(o);
+        return ggi_error(GG_ENOMEM, "out of memory");
+    }
     snprintf(o->endpoint, sizeof o->endpoint, "inproc://gryphgen-orchestrator-%u",
              atomic_fetch_add(&orchestrator_counter, 1));
 
@@ -220,23 +305,12 @@ void gg_orchestrator_destroy(gg_orchestrator_t **po)
         return;
     gg_orchestrator_t *o = *po;
     atomic_store(&o->stopping, 1);
-    /* Running jobs are interrupted until every worker has returned; a job a worker took
-     * just before the flag was set is caught by a later round. */
-    for (unsigned i = 0; i < o->workers_started; i++) {
-        for (;;) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 50 * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
-            if (pthread_timedjoin_np(o->workers[i], NULL, &ts) == 0)
-                break;
-            if (o->executor)
-                gg_executor_interrupt(o->executor);
-        }
-    }
+    /* The embedded worker interrupts its running attempts and returns. */
+    if (o->local)
+        gg_worker_stop(o->local);
+    if (o->local_started)
+        pthread_join(o->local_thread, NULL);
+    gg_worker_destroy(&o->local);
     if (o->scheduler_started)
         pthread_join(o->scheduler, NULL);
     if (o->ctl_peer)
@@ -244,7 +318,7 @@ void gg_orchestrator_destroy(gg_orchestrator_t **po)
     if (o->hub)
         o->transport.vt.close(o->hub);
     ggi_transport_destroy(&o->transport);
-    free(o->workers);
+    free(o->bind);
     ggi_store_close(&o->api_store);
     ggi_store_close(&o->sched_store);
     remove_temp_db(o);
@@ -299,21 +373,25 @@ int gg_orchestrator_submit(gg_orchestrator_t *o, const char *task_json, char **o
             goto out;
         }
     }
-    norm = ggi_task_to_json(t);
-    spec = norm ? ggi_json_print(norm) : NULL;
-    if (!spec) {
-        rc = ggi_error(GG_ENOMEM, "out of memory");
+    if (o->max_queued && atomic_load(&o->queued) >= (long long)o->max_queued) {
+        atomic_fetch_add(&o->n_busy, 1);
+        rc = ggi_error(GG_EBUSY, "the orchestrator's queue is full (%u tasks); try again later",
+                       o->max_queued);
         goto out;
     }
-    ggi_hash_hex(spec, strlen(spec), hash);
+    norm = NULL;
+    if ((rc = ggi_orq_prepare_task(t, &spec, hash)) != GG_OK)
+        goto out;
     pthread_mutex_lock(&o->api_mu);
     rc = ggi_store_task_insert(o->api_store, t->task_id, spec, hash, t->priority, ggi_wall_s(),
                                &seq, &existing);
     pthread_mutex_unlock(&o->api_mu);
     if (rc != GG_OK)
         goto out;
-    if (!existing)
+    if (!existing) {
+        atomic_fetch_add(&o->queued, 1);
         wake_scheduler(o);
+    }
     if (out_task_id) {
         *out_task_id = ggi_strdup(t->task_id);
         if (!*out_task_id)
@@ -442,9 +520,9 @@ int gg_orchestrator_cancel(gg_orchestrator_t *o, const char *task_id)
     } else {
         cJSON *m = cJSON_CreateObject();
         char *text = NULL;
-        if (m && cJSON_AddStringToObject(m, "t", "cancel") &&
+        if (m && cJSON_AddNumberToObject(m, "ggp", 1) && cJSON_AddStringToObject(m, "t", "cancel") &&
             cJSON_AddNumberToObject(m, "seq", (double)row.seq) &&
-            cJSON_AddStringToObject(m, "task_id", task_id))
+            cJSON_AddStringToObject(m, "id", task_id))
             text = ggi_json_print(m);
         cJSON_Delete(m);
         rc = text ? send_control(o, text) : ggi_error(GG_ENOMEM, "out of memory");
@@ -493,9 +571,12 @@ int gg_orchestrator_stats(gg_orchestrator_t *o, char **out_json)
         return rc;
     *out_json = ggi_asprintf("{\"queued\":%lld,\"running\":%lld,\"passed\":%lld,"
                              "\"failed\":%lld,\"error\":%lld,\"cancelled\":%lld,"
-                             "\"attempts\":%lld}",
+                             "\"attempts\":%lld,\"nodes\":%d,\"dropped\":%lu,\"stale\":%lu,"
+                             "\"busy\":%lu,\"requeued\":%lu}",
                              (long long)c.queued, (long long)c.running, (long long)c.passed,
                              (long long)c.failed, (long long)c.error, (long long)c.cancelled,
-                             (long long)c.attempts);
+                             (long long)c.attempts, atomic_load(&o->n_nodes),
+                             atomic_load(&o->n_dropped), atomic_load(&o->n_stale),
+                             atomic_load(&o->n_busy), atomic_load(&o->n_requeued));
     return *out_json ? GG_OK : ggi_error(GG_ENOMEM, "out of memory");
 }

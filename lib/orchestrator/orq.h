@@ -1,7 +1,9 @@
 /*
- * orq.h - the orchestrator's internals shared by its three files: orchestrator.c (the public
+ * orq.h - the orchestrator's internals shared by its files: orchestrator.c (the public
  * API, run on host threads), scheduler.c (the scheduler thread: the single writer of task
- * state) and attempt.c (one attempt of a task, run on a worker thread). Internal.
+ * state, the grid's hub), attempt.c (one attempt of a task, run on a worker's slot thread),
+ * worker.c (gg_worker_t, also the embedded workers), client.c (gg_client_t), protocol.c
+ * (ggp/1) and grid_store.c (the grid's tables). Internal.
  *
  * Data flows one way: submit writes a queued task to the database and wakes the scheduler;
  * the scheduler claims tasks, sends jobs to idle workers over the transport, records each
@@ -16,6 +18,7 @@
 #include <stdint.h>
 
 #include "gryphgen/orchestrator.h"
+#include "gryphgen/worker.h"
 #include "../core/ggi.h"
 #include "../core/task.h"
 #include "../execution/runtimes.h"
@@ -30,6 +33,13 @@
 #define GGI_FEEDBACK_ATTEMPTS 3
 /* Bytes of stderr/stdout carried in feedback. */
 #define GGI_FEEDBACK_TAIL 2000
+/* Heartbeat interval both ways; a peer silent for 3 intervals is dead. */
+#define GGI_HEARTBEAT_MS 1000
+/* A node whose jobs fail with infrastructure faults this often in a row rests this long. */
+#define GGI_QUARANTINE_STREAK 3
+#define GGI_QUARANTINE_MS 30000.0
+/* A task whose worker died this often ends with status "error". */
+#define GGI_MAX_LOST 5
 
 struct gg_orchestrator {
     ggi_logger log;
@@ -37,6 +47,16 @@ struct gg_orchestrator {
     void *event_user;
     unsigned max_attempts;
     unsigned n_workers;
+    int local_workers;           /* 0: none (a serving orchestrator) */
+    char *bind;                  /* extra endpoints (tcp://, ipc://), or NULL */
+    unsigned max_queued;         /* unfinished tasks before busy; 0: no limit */
+    int hb_ms;
+    atomic_llong queued;         /* unfinished tasks in the database, for the busy answer */
+    atomic_ulong n_dropped;      /* malformed, oversized, unknown or forbidden messages */
+    atomic_ulong n_stale;        /* results of stale leases */
+    atomic_ulong n_busy;         /* busy answers */
+    atomic_ulong n_requeued;     /* jobs requeued after their worker died */
+    atomic_int n_nodes;          /* workers connected */
 
     char *db_path;
     int db_is_temp;
@@ -58,8 +78,9 @@ struct gg_orchestrator {
 
     pthread_t scheduler;
     int scheduler_started;
-    pthread_t *workers;
-    unsigned workers_started;
+    struct gg_worker *local;     /* the embedded worker (slot threads), or NULL */
+    pthread_t local_thread;
+    int local_started;
     atomic_int stopping;
 
     pthread_mutex_t done_mu;     /* guards done_gen; done_cv signals task ends */
@@ -70,8 +91,6 @@ struct gg_orchestrator {
 /* ---- scheduler.c ---- */
 /** Thread entry of the scheduler. */
 void *ggi_scheduler_main(void *orq);
-/** Thread entry of a worker. */
-void *ggi_worker_main(void *orq);
 /** Wakes waiters after task ends (done_gen++ and broadcast). */
 void ggi_orq_signal_done(struct gg_orchestrator *o);
 
@@ -94,5 +113,49 @@ typedef struct ggi_attempt_env {
  * Returns 0, or GG_ENOMEM / GG_EINVAL for a malformed job.
  */
 int ggi_attempt_run(const ggi_attempt_env *env, const cJSON *job, cJSON **out_record);
+
+/* ---- orchestrator.c ---- */
+
+/**
+ * Gives a parsed task its id (a deterministic one when it has none) and its normalised JSON
+ * text in *out_spec (malloc'd) with that text's hash.
+ */
+int ggi_orq_prepare_task(ggi_task *t, char **out_spec, char out_hash[17]);
+
+/* ---- worker.c ---- */
+
+/** The embedded worker: slots over the orchestrator's own transport, borrowing backends. */
+int ggi_worker_new_embedded(struct gg_worker **out, ggi_transport *tp, const char *endpoint,
+                            unsigned slots, gg_generator_t *gen, gg_executor_t *ex,
+                            gg_retriever_t *ret, const ggi_runtimes *rt, const ggi_logger *log);
+
+/* ---- grid_store.c: the grid's tables, on the scheduler's connection ---- */
+
+typedef struct ggi_grid_db ggi_grid_db;
+
+int ggi_grid_db_new(ggi_grid_db **out, ggi_store *s);
+void ggi_grid_db_free(ggi_grid_db **pg);
+/** Distinct submitters with queued tasks (at most max), malloc'd strings. */
+int ggi_grid_submitters(ggi_grid_db *g, int max, char ***out, int *out_n);
+/** Claims up to limit queued tasks of one submitter (highest priority, then oldest). */
+int ggi_grid_claim(ggi_grid_db *g, const char *submitter, int limit, double now,
+                   ggi_task_row **out_rows, int *out_n);
+/** Inserts a queued task for a submitter (same rules as ggi_store_task_insert). */
+int ggi_grid_task_insert(ggi_grid_db *g, const char *task_id, const char *spec,
+                         const char *hash, int priority, const char *submitter, double now,
+                         int64_t *out_seq, int *out_existing);
+/** Unfinished (queued or running) tasks in the database. */
+int ggi_grid_unfinished(ggi_grid_db *g, int64_t *out);
+/** Remembers a node (caps JSON) as seen now. */
+int ggi_grid_node_seen(ggi_grid_db *g, const char *name, const char *caps, double now);
+/** Sets a node's quarantine end (wall seconds). */
+int ggi_grid_node_quarantine(ggi_grid_db *g, const char *name, double until);
+/** Reads a node's quarantine end; 0 when none. */
+int ggi_grid_node_quarantined_until(ggi_grid_db *g, const char *name, double *out);
+/** Loads a score; GG_ENOTFOUND when the node never ran that language. */
+int ggi_grid_score_load(ggi_grid_db *g, const char *node, const char *lang, double *ok,
+                        double *lat_ms, long long *n);
+int ggi_grid_score_save(ggi_grid_db *g, const char *node, const char *lang, double ok,
+                        double lat_ms, long long n, double now);
 
 #endif

@@ -1,56 +1,148 @@
 /*
- * scheduler.c - the scheduler thread (the single writer of task state) and the worker
- * threads of an embedded orchestrator.
+ * scheduler.c - the scheduler thread: the single writer of task state and the grid's hub.
  *
- * The scheduler keeps a bounded set of active tasks in memory (the rest wait in the
- * database), hands attempts to idle workers over the transport, and records each outcome.
+ * It keeps a bounded set of active tasks in memory (the rest wait in the database, claimed
+ * fairly across submitters), matches each runnable task to a worker node whose capacity and
+ * labels fit, ranked by the node's learned score and load, and sends it on a lease. Results
+ * are recorded exactly once: a result whose lease is not the task's current one is ignored.
+ * Nodes heartbeat both ways; a silent node is dead and its jobs are requeued. Clients submit,
+ * wait, ask for status, cancel and watch over the same socket.
+ *
  * Every change made while handling a burst of messages goes into one transaction (group
- * commit); events reach the host's callback and waiters are woken only after that commit,
- * so nothing is acknowledged before it is durable.
+ * commit); replies, events and wake-ups leave only after that commit, so nothing is
+ * acknowledged before it is durable.
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "orq.h"
+#include "protocol.h"
 
-#define BURST 256           /* messages handled per commit at most */
-#define POLL_MS 100         /* how often an idle scheduler or worker checks for shutdown */
-
-typedef struct active {
-    struct active *next;
-    int64_t seq;
-    char *task_id;
-    cJSON *spec;            /* normalised task JSON */
-    int priority;
-    int max_attempts;
-    double wall_s;
-    double started_wall;
-    int attempts;           /* recorded so far */
-    int inflight;           /* a worker has attempt attempts+1 */
-    int cancelled;
-    int infra_failures;
-    double not_before_ms;   /* backoff after an infrastructure fault */
-    cJSON *feedback;        /* the last GGI_FEEDBACK_ATTEMPTS attempts, oldest first */
-} active;
+#define BURST 256            /* messages handled per commit at most */
+#define POLL_MS 100          /* how often an idle scheduler checks for shutdown */
+#define MAX_CLIENTS 4096     /* client records kept (least recently seen evicted) */
+#define MAX_WAITERS 65536
+#define MAX_WATCHERS 64
+#define MAX_SUBMITTERS 256   /* submitters served per claim round */
+#define MAX_SCORES 8         /* languages scored per node */
+#define MAX_NODES 4096
+#define EMA 0.2              /* weight of the newest sample in the moving averages */
+#define JOB_BATCH_BYTES (4u << 20)
 
 typedef struct identity {
     unsigned char id[GG_TRANSPORT_MAX_IDENTITY];
     size_t len;
 } identity;
 
+typedef struct score {
+    char lang[16];
+    double ok, lat_ms;
+    long long n;
+    int dirty;
+} score;
+
+typedef struct node {
+    struct node *next;
+    identity id;
+    char name[GGP_MAX_NAME + 1];
+    int capacity, busy;
+    cJSON *caps;
+    int any, noop, gpus;
+    double memory_mb;
+    double last_rx, last_tx;
+    double quarantined_until; /* monotonic ms */
+    int infra_streak;
+    score scores[MAX_SCORES];
+    int n_scores;
+    cJSON *batch;             /* jobs being gathered for one message */
+    size_t batch_bytes;
+    int batch_count;
+} node;
+
+typedef struct client {
+    struct client *next;
+    identity id;
+    char name[GGP_MAX_NAME + 1];
+    double last_seen;
+    int watching;
+} client;
+
+typedef struct submitter {
+    char *name;
+    unsigned long served;
+} submitter;
+
+typedef struct active {
+    struct active *next;
+    int64_t seq;
+    char *task_id;
+    cJSON *spec;            /* normalised task JSON */
+    size_t spec_len;
+    int priority;
+    int max_attempts;
+    double wall_s;
+    double started_wall;
+    int attempts;           /* recorded so far */
+    int inflight;           /* a worker holds attempt attempts+1 on lease */
+    uint64_t lease;
+    node *on;
+    double sent_ms;
+    int cancelled;
+    int infra_failures;
+    int lost;               /* workers that died holding it */
+    double not_before_ms;   /* backoff after an infrastructure fault */
+    cJSON *feedback;        /* the last GGI_FEEDBACK_ATTEMPTS attempts, oldest first */
+    int sub;                /* index into submitters */
+    const char *language;   /* borrowed from spec */
+    double memory_mb;
+    int gpus;
+    const cJSON *labels;    /* borrowed from spec: requirements.labels */
+    char avoid[GGP_MAX_NAME + 1]; /* node of the last infrastructure fault */
+    unsigned match_gen;     /* nodes_gen when it was last found unmatchable */
+} active;
+
+typedef struct outmsg {
+    identity to;
+    char *text;
+    size_t len;
+} outmsg;
+
+typedef struct waiter {
+    identity to;
+    long long rid;
+    char *task_id;
+} waiter;
+
 typedef struct sched {
     gg_orchestrator_t *o;
     ggi_store *db;
+    ggi_grid_db *g;
     active *tasks;
     int n_active;
     int limit;
-    identity *idle;
-    unsigned n_idle;
+    node *nodes;
+    int n_nodes;
+    unsigned nodes_gen;
+    client *clients;
+    int n_clients;
+    waiter *waiters;
+    int n_waiters, cap_waiters;
+    submitter *subs;
+    int n_subs;
+    outmsg *out;            /* messages to send after the commit */
+    int n_out, cap_out;
     int txn_open;
     int may_have_queued;
     int finished;           /* tasks ended in this batch */
     cJSON *events;          /* printed events to deliver after the commit */
+    uint64_t next_lease;
+    int backoff;            /* some task may be waiting out a backoff */
+    const cJSON *fresh_rec; /* the record of attempt 1 of fresh_seq, just stored */
+    int64_t fresh_seq;
+    unsigned claim_rr;      /* rotates the first submitter served by claim */
+    double last_claim_ms;
 } sched;
 
 /* ---------------------------------------------------------------- helpers */
@@ -77,16 +169,112 @@ static int txn(sched *s)
     return rc;
 }
 
-/* Records an event (in the open transaction) and queues it for the host's callback. */
+static void set_identity(identity *d, const void *id, size_t len)
+{
+    memcpy(d->id, id, len);
+    d->len = len;
+}
+
+static int same_identity(const identity *a, const void *id, size_t len)
+{
+    return a->len == len && memcmp(a->id, id, len) == 0;
+}
+
+/* Queues a message for after the commit; takes text. */
+static void queue_out(sched *s, const identity *to, char *text, size_t len)
+{
+    if (!text)
+        return;
+    if (s->n_out == s->cap_out) {
+        int ncap = s->cap_out ? s->cap_out * 2 : 64;
+        outmsg *p = realloc(s->out, (size_t)ncap * sizeof *p);
+        if (!p) {
+            ggi_log(&s->o->log, GG_LOG_ERROR, "out of memory queueing a reply");
+            free(text);
+            return;
+        }
+        s->out = p;
+        s->cap_out = ncap;
+    }
+    outmsg *m = &s->out[s->n_out++];
+    m->to = *to;
+    m->text = text;
+    m->len = len;
+}
+
+static void queue_msg(sched *s, const identity *to, cJSON *m)
+{
+    size_t len = 0;
+    char *text = m ? ggp_print(m, &len) : NULL;
+    cJSON_Delete(m);
+    if (!text) {
+        ggi_log(&s->o->log, GG_LOG_ERROR, "cannot print a reply: %s", gg_error_last());
+        return;
+    }
+    queue_out(s, to, text, len);
+}
+
+static cJSON *reply_new(long long rid, int ok)
+{
+    cJSON *m = ggp_new(GGP_REPLY);
+    if (m) {
+        cJSON_AddNumberToObject(m, "rid", (double)rid);
+        cJSON_AddBoolToObject(m, "ok", ok);
+    }
+    return m;
+}
+
+static void reply_error(sched *s, const identity *to, long long rid, int code,
+                        const char *message)
+{
+    cJSON *m = reply_new(rid, 0);
+    if (m) {
+        cJSON_AddNumberToObject(m, "code", code);
+        cJSON_AddStringToObject(m, "message", message ? message : gg_strerror(code));
+    }
+    queue_msg(s, to, m);
+}
+
+/* Sends now (used for heartbeats and jobs, which need no commit first). */
+static int send_now(sched *s, const identity *to, const char *text, size_t len)
+{
+    return s->o->transport.vt.hub_send(s->o->hub, to->id, to->len, text, len);
+}
+
+static client *find_client(sched *s, const void *id, size_t len)
+{
+    for (client *c = s->clients; c; c = c->next)
+        if (same_identity(&c->id, id, len))
+            return c;
+    return NULL;
+}
+
+static node *find_node(sched *s, const void *id, size_t len)
+{
+    for (node *n = s->nodes; n; n = n->next)
+        if (same_identity(&n->id, id, len))
+            return n;
+    return NULL;
+}
+
+/* Records an event (in the open transaction) and queues it for the host and watchers. */
 static void emit(sched *s, int64_t seq, cJSON *ev)
 {
-    const char *type = cJSON_GetStringValue(cJSON_GetObjectItem(ev, "type"));
+    const char *type = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ev, "type"));
     char *text = ggi_json_print(ev);
     if (text && txn(s) == GG_OK) {
         if (ggi_store_event_insert(s->db, seq, type ? type : "event", text, ggi_wall_s()) != GG_OK)
             ggi_log(&s->o->log, GG_LOG_WARN, "cannot record event: %s", gg_error_last());
         if (s->o->event_fn)
             cJSON_AddItemToArray(s->events, cJSON_CreateString(text));
+        for (client *c = s->clients; c; c = c->next) {
+            if (!c->watching)
+                continue;
+            cJSON *m = ggp_new(GGP_EVENT);
+            if (m)
+                cJSON_AddItemToObject(m, "event", cJSON_Duplicate(ev, 1));
+            queue_msg(s, &c->id, m);
+        }
     }
     free(text);
     cJSON_Delete(ev);
@@ -99,13 +287,30 @@ static cJSON *event_new(const char *type, const char *task_id)
         return NULL;
     cJSON_AddStringToObject(ev, "type", type);
     cJSON_AddNumberToObject(ev, "ts", ggi_wall_s());
-    cJSON_AddStringToObject(ev, "task_id", task_id);
+    if (task_id)
+        cJSON_AddStringToObject(ev, "task_id", task_id);
     return ev;
 }
 
-/* Commits the batch, then tells the host. */
+static void save_scores(sched *s)
+{
+    for (node *n = s->nodes; n; n = n->next) {
+        for (int i = 0; i < n->n_scores; i++) {
+            score *sc = &n->scores[i];
+            if (!sc->dirty || txn(s) != GG_OK)
+                continue;
+            if (ggi_grid_score_save(s->g, n->name, sc->lang, sc->ok, sc->lat_ms, sc->n,
+                                    ggi_wall_s()) != GG_OK)
+                ggi_log(&s->o->log, GG_LOG_WARN, "cannot save a score: %s", gg_error_last());
+            sc->dirty = 0;
+        }
+    }
+}
+
+/* Commits the batch, then tells the host, the clients and the watchers. */
 static void flush(sched *s)
 {
+    save_scores(s);
     if (ggi_store_in_transaction(s->db)) {
         int rc = ggi_store_commit(s->db);
         s->txn_open = 0;
@@ -122,6 +327,21 @@ static void flush(sched *s)
     }
     cJSON_Delete(s->events);
     s->events = cJSON_CreateArray();
+    for (int i = 0; i < s->n_out; i++) {
+        outmsg *m = &s->out[i];
+        int rc = send_now(s, &m->to, m->text, m->len);
+        if (rc != GG_OK) {
+            /* Not silent: the peer is gone or its queue is full; it asks again. */
+            ggi_log(&s->o->log, GG_LOG_WARN, "could not deliver a reply: %s", gg_error_last());
+            if (rc == GG_ENOTFOUND) {
+                client *c = find_client(s, m->to.id, m->to.len);
+                if (c)
+                    c->watching = 0;
+            }
+        }
+        free(m->text);
+    }
+    s->n_out = 0;
     if (s->finished) {
         s->finished = 0;
         ggi_orq_signal_done(s->o);
@@ -136,14 +356,35 @@ void ggi_orq_signal_done(gg_orchestrator_t *o)
     pthread_mutex_unlock(&o->done_mu);
 }
 
+/* Answers the clients waiting for a task that just ended. */
+static void notify_waiters(sched *s, const char *task_id, const char *result_text)
+{
+    for (int i = 0; i < s->n_waiters;) {
+        waiter *w = &s->waiters[i];
+        if (strcmp(w->task_id, task_id) != 0) {
+            i++;
+            continue;
+        }
+        cJSON *m = reply_new(w->rid, 1);
+        cJSON *res = result_text ? cJSON_Parse(result_text) : NULL;
+        if (m && res)
+            cJSON_AddItemToObject(m, "result", res);
+        else
+            cJSON_Delete(res);
+        queue_msg(s, &w->to, m);
+        free(w->task_id);
+        s->waiters[i] = s->waiters[--s->n_waiters];
+    }
+}
+
 /* ---------------------------------------------------------------- results */
 
 /* How good an attempt is, to pick the one whose code a failed task keeps. */
 static int attempt_score(const cJSON *rec)
 {
-    if (cJSON_IsTrue(cJSON_GetObjectItem(rec, "passed")))
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "passed")))
         return 3;
-    const cJSON *ex = cJSON_GetObjectItem(rec, "execution");
+    const cJSON *ex = cJSON_GetObjectItemCaseSensitive(rec, "execution");
     if (ex && cJSON_IsObject(ex))
         return 2;
     return 1;
@@ -181,8 +422,19 @@ static cJSON *build_result(sched *s, int64_t seq, const char *task_id, const cha
         cJSON_Delete(h.history);
         return NULL;
     }
-    if (ggi_store_attempts_each(s->db, seq, collect_attempt, &h) != GG_OK)
+    if (s->fresh_rec && s->fresh_seq == seq) {
+        /* The task's only attempt was just recorded: no need to read it back. */
+        cJSON *copy = cJSON_Duplicate(s->fresh_rec, 1);
+        int passed = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(copy, "passed"));
+        if (copy) {
+            h.best_score = attempt_score(copy);
+            h.best_n = 1;
+            h.passed_n = passed ? 1 : 0;
+            cJSON_AddItemToArray(h.history, copy);
+        }
+    } else if (ggi_store_attempts_each(s->db, seq, collect_attempt, &h) != GG_OK) {
         ggi_log(&s->o->log, GG_LOG_ERROR, "task '%s': %s", task_id, gg_error_last());
+    }
     int n = cJSON_GetArraySize(h.history);
     if (h.passed_n)
         h.best_n = h.passed_n;
@@ -198,7 +450,7 @@ static cJSON *build_result(sched *s, int64_t seq, const char *task_id, const cha
         cJSON_AddNumberToObject(res, "best_attempt", h.best_n);
     else
         cJSON_AddNullToObject(res, "best_attempt");
-    const char *code = best ? cJSON_GetStringValue(cJSON_GetObjectItem(best, "code")) : NULL;
+    const char *code = best ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(best, "code")) : NULL;
     ggi_json_add_str(res, "code", code);
     ggi_json_add_str(res, "reason", reason);
     cJSON_AddNumberToObject(res, "duration_ms",
@@ -208,6 +460,57 @@ static cJSON *build_result(sched *s, int64_t seq, const char *task_id, const cha
 }
 
 /* Ends a task: result written, event emitted. Does not touch the active list. */
+/* Learning from the outcome (SYMORG): each attempt's retrieved chunks are credited or debited
+ * by whether that attempt passed, and a passing solution becomes a document later tasks can
+ * retrieve. Backends that do not learn answer GG_EUNSUPPORTED, which is nothing to report. */
+static void learn_from_result(sched *s, const char *task_id, const char *status,
+                              const cJSON *res)
+{
+    gg_retriever_t *r = s->o->retriever;
+    if (!r || strcmp(gg_retriever_name(r), "none") == 0)
+        return;
+    if (strcmp(status, GGI_ST_PASSED) != 0 && strcmp(status, GGI_ST_FAILED) != 0)
+        return;
+    const cJSON *rec;
+    cJSON_ArrayForEach(rec, cJSON_GetObjectItemCaseSensitive(res, "history"))
+    {
+        const cJSON *ids = cJSON_GetObjectItemCaseSensitive(rec, "context_ids");
+        if (!cJSON_IsArray(ids) || cJSON_GetArraySize(ids) == 0)
+            continue;
+        cJSON *fb = cJSON_CreateObject();
+        cJSON_AddStringToObject(fb, "task_id", task_id);
+        cJSON_AddBoolToObject(fb, "passed",
+                              cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "passed")));
+        cJSON_AddItemToObject(fb, "ids", cJSON_Duplicate(ids, 1));
+        char *text = ggi_json_print(fb);
+        cJSON_Delete(fb);
+        int rc = text ? gg_retriever_feedback(r, text) : GG_ENOMEM;
+        if (rc != GG_OK && rc != GG_EUNSUPPORTED)
+            ggi_log(&s->o->log, GG_LOG_WARN, "task '%s': retrieval feedback: %s", task_id,
+                    gg_error_last());
+        free(text);
+    }
+    const char *code = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(res, "code"));
+    const cJSON *first = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(res, "history"), 0);
+    const char *lang = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(first, "language"));
+    if (strcmp(status, GGI_ST_PASSED) != 0 || !code)
+        return;
+    cJSON *doc = cJSON_CreateObject();
+    char *source = ggi_asprintf("task:%s", task_id);
+    ggi_json_add_str(doc, "source", source);
+    cJSON_AddStringToObject(doc, "text", code);
+    ggi_json_add_str(doc, "language", lang);
+    cJSON_AddStringToObject(doc, "kind", "solution");
+    char *text = ggi_json_print(doc);
+    cJSON_Delete(doc);
+    free(source);
+    int rc = text ? gg_retriever_add(r, text, NULL) : GG_ENOMEM;
+    if (rc != GG_OK && rc != GG_EUNSUPPORTED)
+        ggi_log(&s->o->log, GG_LOG_WARN, "task '%s': indexing its solution: %s", task_id,
+                gg_error_last());
+    free(text);
+}
+
 static void finish_task(sched *s, int64_t seq, const char *task_id, const char *status,
                         const char *reason, double started_wall)
 {
@@ -220,18 +523,23 @@ static void finish_task(sched *s, int64_t seq, const char *task_id, const char *
     if (!text || ggi_store_task_finish(s->db, seq, status, reason, text, ggi_wall_s()) != GG_OK)
         ggi_log(&s->o->log, GG_LOG_ERROR, "cannot record the end of task '%s': %s", task_id,
                 gg_error_last());
+    else if (s->n_waiters > 0)
+        notify_waiters(s, task_id, text);
+    if (res)
+        learn_from_result(s, task_id, status, res);
     cJSON *ev = event_new("task.finished", task_id);
     if (ev) {
         cJSON_AddStringToObject(ev, "status", status);
         cJSON_AddItemToObject(ev, "attempts",
-                              cJSON_Duplicate(cJSON_GetObjectItem(res, "attempts"), 1));
+                              cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(res, "attempts"), 1));
         cJSON_AddItemToObject(ev, "passed_attempt",
-                              cJSON_Duplicate(cJSON_GetObjectItem(res, "passed_attempt"), 1));
+                              cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(res, "passed_attempt"), 1));
         ggi_json_add_str(ev, "reason", reason);
         emit(s, seq, ev);
     }
     ggi_log(&s->o->log, GG_LOG_INFO, "task '%s' %s%s%s", task_id, status, reason ? ": " : "",
             reason ? reason : "");
+    atomic_fetch_sub(&s->o->queued, 1); /* one unfinished task fewer */
     free(text);
     cJSON_Delete(res);
     s->finished++;
@@ -277,20 +585,20 @@ static void add_feedback(active *a, int n, const cJSON *rec)
     if (!fb)
         return;
     cJSON_AddNumberToObject(fb, "attempt", n);
-    const cJSON *v = cJSON_GetObjectItem(rec, "code");
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(rec, "code");
     ggi_json_add_str(fb, "code", cJSON_GetStringValue(v));
-    ggi_json_add_str(fb, "reason", cJSON_GetStringValue(cJSON_GetObjectItem(rec, "reason")));
-    const cJSON *an = cJSON_GetObjectItem(rec, "analysis");
-    const cJSON *findings = an ? cJSON_GetObjectItem(an, "findings") : NULL;
+    ggi_json_add_str(fb, "reason", cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rec, "reason")));
+    const cJSON *an = cJSON_GetObjectItemCaseSensitive(rec, "analysis");
+    const cJSON *findings = an ? cJSON_GetObjectItemCaseSensitive(an, "findings") : NULL;
     cJSON_AddItemToObject(fb, "findings", findings ? cJSON_Duplicate(findings, 1)
                                                    : cJSON_CreateArray());
-    const cJSON *ex = cJSON_GetObjectItem(rec, "execution");
+    const cJSON *ex = cJSON_GetObjectItemCaseSensitive(rec, "execution");
     if (cJSON_IsObject(ex)) {
         ggi_json_add_str(fb, "stderr_tail",
-                         tail(cJSON_GetStringValue(cJSON_GetObjectItem(ex, "stderr")),
+                         tail(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ex, "stderr")),
                               GGI_FEEDBACK_TAIL));
         ggi_json_add_str(fb, "stdout_tail",
-                         tail(cJSON_GetStringValue(cJSON_GetObjectItem(ex, "stdout")),
+                         tail(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ex, "stdout")),
                               GGI_FEEDBACK_TAIL));
     }
     cJSON_AddItemToArray(a->feedback, fb);
@@ -314,7 +622,7 @@ static int resume_attempt(void *user, int n, int passed, const char *record_json
     r->a->attempts = n;
     r->last_passed = passed;
     free(r->last_reason);
-    r->last_reason = ggi_strdup(cJSON_GetStringValue(cJSON_GetObjectItem(rec, "reason")));
+    r->last_reason = ggi_strdup(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rec, "reason")));
     cJSON_Delete(rec);
     return GG_OK;
 }
@@ -343,116 +651,653 @@ static void decide(sched *s, active *a, int last_passed, const char *last_reason
     }
 }
 
+/* ---------------------------------------------------------------- submitters */
+
+static int submitter_index(sched *s, const char *name)
+{
+    for (int i = 0; i < s->n_subs; i++)
+        if (strcmp(s->subs[i].name, name) == 0)
+            return i;
+    if (s->n_subs >= MAX_SUBMITTERS * 4) {
+        /* Forget the ones with no active task; indexes of active tasks stay valid. */
+        return 0;
+    }
+    submitter *p = realloc(s->subs, (size_t)(s->n_subs + 1) * sizeof *p);
+    if (!p)
+        return 0;
+    s->subs = p;
+    p[s->n_subs].name = ggi_strdup(name);
+    unsigned long least = 0;
+    for (int i = 0; i < s->n_subs; i++)
+        if (i == 0 || s->subs[i].served < least)
+            least = s->subs[i].served;
+    p[s->n_subs].served = least; /* a newcomer starts level with the least served */
+    if (!p[s->n_subs].name)
+        return 0;
+    return s->n_subs++;
+}
+
+/* ---------------------------------------------------------------- claiming */
+
+static void add_active(sched *s, ggi_task_row *row, const char *submitter_name)
+{
+    active *a = calloc(1, sizeof *a);
+    ggi_task *t = NULL;
+    cJSON *spec = cJSON_Parse(row->spec);
+    int rc = (a && spec) ? ggi_task_from_json(spec, &t) : GG_ENOMEM;
+    if (rc != GG_OK) {
+        /* A row this library cannot read any more ends as an error, not a crash. */
+        finish_task(s, row->seq, row->task_id, GGI_ST_ERROR,
+                    "stored task cannot be read by this version", row->started_at);
+        free(a);
+        cJSON_Delete(spec);
+        ggi_task_free(t);
+        return;
+    }
+    a->seq = row->seq;
+    a->task_id = row->task_id;
+    row->task_id = NULL;
+    a->spec = spec;
+    a->spec_len = strlen(row->spec);
+    a->priority = row->priority;
+    a->max_attempts = t->max_attempts > 0 ? t->max_attempts : (int)s->o->max_attempts;
+    a->wall_s = t->wall_s;
+    a->started_wall = row->started_at;
+    a->feedback = cJSON_CreateArray();
+    a->sub = submitter_index(s, submitter_name);
+    a->language = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(spec, "language"));
+    a->memory_mb = t->memory_mb;
+    const cJSON *req = cJSON_GetObjectItemCaseSensitive(spec, "requirements");
+    a->gpus = (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(req, "gpus"));
+    if (a->gpus < 0)
+        a->gpus = 0;
+    a->labels = cJSON_GetObjectItemCaseSensitive(req, "labels");
+    ggi_task_free(t);
+    a->next = s->tasks;
+    s->tasks = a;
+    s->n_active++;
+    if (row->attempts > 0) {
+        resume_ctx r = { a, 0, NULL };
+        if (ggi_store_attempts_each(s->db, a->seq, resume_attempt, &r) != GG_OK)
+            ggi_log(&s->o->log, GG_LOG_ERROR, "resuming '%s': %s", a->task_id, gg_error_last());
+        ggi_log(&s->o->log, GG_LOG_INFO, "task '%s' resumes after attempt %d", a->task_id,
+                a->attempts);
+        decide(s, a, r.last_passed, r.last_reason);
+        free(r.last_reason);
+    }
+}
+
+/* Takes queued tasks into the active set, in turn from every submitter that has some. */
 static void claim(sched *s)
 {
     int want = s->limit - s->n_active;
-    if (want <= 0 || !s->may_have_queued)
+    /* Without a worker, tasks wait in the database (and stay 'queued'), not in memory. */
+    if (want <= 0 || !s->may_have_queued || !s->nodes)
+        return;
+    /* In chunks: one claim query per eighth of the active set, not per freed slot. */
+    if (want < s->limit / 8 && s->n_active > s->limit / 2)
         return;
     if (txn(s) != GG_OK) {
         ggi_log(&s->o->log, GG_LOG_ERROR, "claiming tasks: %s", gg_error_last());
         return;
     }
-    ggi_task_row *rows = NULL;
-    int n = 0;
-    if (ggi_store_tasks_claim(s->db, want, ggi_wall_s(), &rows, &n) != GG_OK) {
+    char **names = NULL;
+    int n_names = 0;
+    if (ggi_grid_submitters(s->g, MAX_SUBMITTERS, &names, &n_names) != GG_OK) {
         ggi_log(&s->o->log, GG_LOG_ERROR, "claiming tasks: %s", gg_error_last());
         return;
     }
-    if (n < want)
+    if (n_names == 0)
         s->may_have_queued = 0;
-    for (int i = 0; i < n; i++) {
-        ggi_task_row *row = &rows[i];
-        active *a = calloc(1, sizeof *a);
-        ggi_task *t = NULL;
-        cJSON *spec = cJSON_Parse(row->spec);
-        int rc = (a && spec) ? ggi_task_from_json(spec, &t) : GG_ENOMEM;
-        if (rc != GG_OK) {
-            /* A row this library cannot read any more ends as an error, not a crash. */
-            finish_task(s, row->seq, row->task_id, GGI_ST_ERROR,
-                        "stored task cannot be read by this version", row->started_at);
-            free(a);
-            cJSON_Delete(spec);
-            ggi_task_free(t);
-            continue;
+    /* An equal share each, starting with a different submitter every time (so a slot
+     * freed one at a time goes to each in turn); what one cannot use goes to the next round. */
+    int got_total = 0;
+    unsigned start = n_names > 0 ? s->claim_rr++ % (unsigned)n_names : 0;
+    for (int round = 0; round < 4 && want > 0 && n_names > 0; round++) {
+        int share = want / n_names > 0 ? want / n_names : 1;
+        int got_round = 0;
+        for (int k = 0; k < n_names && want > 0; k++) {
+            int i = (int)((start + (unsigned)k) % (unsigned)n_names);
+            if (!names[i])
+                continue;
+            ggi_task_row *rows = NULL;
+            int n = 0;
+            if (ggi_grid_claim(s->g, names[i], share < want ? share : want, ggi_wall_s(),
+                               &rows, &n) != GG_OK) {
+                ggi_log(&s->o->log, GG_LOG_ERROR, "claiming tasks: %s", gg_error_last());
+                break;
+            }
+            for (int k = 0; k < n; k++) {
+                add_active(s, &rows[k], names[i]);
+                ggi_store_task_row_free(&rows[k]);
+            }
+            free(rows);
+            if (n < share) {
+                free(names[i]);
+                names[i] = NULL;
+            }
+            want -= n;
+            got_round += n;
         }
-        a->seq = row->seq;
-        a->task_id = row->task_id;
-        row->task_id = NULL;
-        a->spec = spec;
-        a->priority = row->priority;
-        a->max_attempts = t->max_attempts > 0 ? t->max_attempts : (int)s->o->max_attempts;
-        a->wall_s = t->wall_s;
-        a->started_wall = row->started_at;
-        a->feedback = cJSON_CreateArray();
-        ggi_task_free(t);
-        a->next = s->tasks;
-        s->tasks = a;
-        s->n_active++;
-        if (row->attempts > 0) {
-            resume_ctx r = { a, 0, NULL };
-            if (ggi_store_attempts_each(s->db, a->seq, resume_attempt, &r) != GG_OK)
-                ggi_log(&s->o->log, GG_LOG_ERROR, "resuming '%s': %s", a->task_id,
-                        gg_error_last());
-            ggi_log(&s->o->log, GG_LOG_INFO, "task '%s' resumes after attempt %d",
-                    a->task_id, a->attempts);
-            decide(s, a, r.last_passed, r.last_reason);
-            free(r.last_reason);
-        }
+        got_total += got_round;
+        if (got_round == 0)
+            break;
     }
-    for (int i = 0; i < n; i++)
-        ggi_store_task_row_free(&rows[i]);
-    free(rows);
+    int left = 0;
+    for (int i = 0; i < n_names; i++) {
+        left += names[i] != NULL;
+        free(names[i]);
+    }
+    free(names);
+    if (left == 0 && n_names > 0 && want > 0)
+        s->may_have_queued = 0;
+    (void)got_total;
 }
 
-static active *next_runnable(sched *s, double now)
+/* ---------------------------------------------------------------- nodes */
+
+static score *node_score(sched *s, node *n, const char *lang)
 {
-    active *best = NULL;
-    for (active *a = s->tasks; a; a = a->next) {
-        if (a->inflight || a->cancelled || a->not_before_ms > now)
+    if (!lang)
+        lang = "?";
+    for (int i = 0; i < n->n_scores; i++)
+        if (strcmp(n->scores[i].lang, lang) == 0)
+            return &n->scores[i];
+    if (n->n_scores >= MAX_SCORES)
+        return &n->scores[MAX_SCORES - 1];
+    score *sc = &n->scores[n->n_scores++];
+    memset(sc, 0, sizeof *sc);
+    snprintf(sc->lang, sizeof sc->lang, "%s", lang);
+    /* What the database learnt in earlier runs; a new node starts trusted and fast. */
+    if (ggi_grid_score_load(s->g, n->name, sc->lang, &sc->ok, &sc->lat_ms, &sc->n) != GG_OK) {
+        sc->ok = 1.0;
+        sc->lat_ms = 0;
+        sc->n = 0;
+    }
+    return sc;
+}
+
+static int has_string(const cJSON *arr, const char *v)
+{
+    const cJSON *e;
+    cJSON_ArrayForEach(e, arr)
+    {
+        if (cJSON_IsString(e) && strcmp(e->valuestring, v) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static const char *runtime_for(const char *language)
+{
+    if (!language)
+        return NULL;
+    if (strcmp(language, "python") == 0)
+        return "python3";
+    if (strcmp(language, "c") == 0)
+        return "cc";
+    return language;
+}
+
+/* Whether n can ever run a: requirements only, not load. */
+static int node_matches(const node *n, const active *a)
+{
+    /* "any" (the embedded worker) takes every language and size: a missing runtime is then
+     * reported by the attempt itself, as before the grid. Labels and GPUs still count. */
+    const char *rt = runtime_for(a->language);
+    if (!n->any && !n->noop && rt &&
+        !has_string(cJSON_GetObjectItemCaseSensitive(n->caps, "runtimes"), rt))
+        return 0;
+    if (!n->any && a->memory_mb > 0 && n->memory_mb > 0 && a->memory_mb > n->memory_mb)
+        return 0;
+    if (a->gpus > n->gpus)
+        return 0;
+    const cJSON *have = cJSON_GetObjectItemCaseSensitive(n->caps, "labels");
+    const cJSON *l;
+    cJSON_ArrayForEach(l, a->labels)
+    {
+        const char *v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(have, l->string));
+        if (!v || !cJSON_IsString(l) || strcmp(v, l->valuestring) != 0)
+            return 0;
+    }
+    return 1;
+}
+
+static char *needs_text(const active *a)
+{
+    ggi_buf b = GGI_BUF_INIT;
+    const char *rt = runtime_for(a->language);
+    ggi_buf_printf(&b, "runtime %s", rt ? rt : "?");
+    if (a->memory_mb > 0)
+        ggi_buf_printf(&b, ", %g MB memory", a->memory_mb);
+    if (a->gpus > 0)
+        ggi_buf_printf(&b, ", %d GPU(s)", a->gpus);
+    const cJSON *l;
+    cJSON_ArrayForEach(l, a->labels)
+    {
+        ggi_buf_printf(&b, ", label %s=%s", l->string,
+                       cJSON_IsString(l) ? l->valuestring : "?");
+    }
+    return ggi_buf_steal(&b);
+}
+
+static void node_free(node *n)
+{
+    cJSON_Delete(n->caps);
+    cJSON_Delete(n->batch);
+    free(n);
+}
+
+/* A node is gone: its jobs go back to the queue, to be sent elsewhere. */
+static void drop_node(sched *s, node *n, const char *why)
+{
+    int requeued = 0;
+    for (active *a = s->tasks, *next; a; a = next) {
+        next = a->next;
+        if (a->on != n)
             continue;
-        if (!best || a->priority > best->priority ||
-            (a->priority == best->priority && a->seq < best->seq))
-            best = a;
+        a->on = NULL;
+        if (!a->inflight)
+            continue;
+        a->inflight = 0;
+        a->lease = 0;
+        a->lost++;
+        requeued++;
+        atomic_fetch_add(&s->o->n_requeued, 1);
+        cJSON *ev = event_new("job.requeued", a->task_id);
+        if (ev) {
+            cJSON_AddStringToObject(ev, "node", n->name);
+            cJSON_AddStringToObject(ev, "reason", why);
+            emit(s, a->seq, ev);
+        }
+        if (a->lost >= GGI_MAX_LOST) {
+            char *reason = ggi_asprintf("%d workers died running it (last: %s, %s)", a->lost,
+                                        n->name, why);
+            end_active(s, a, a->cancelled ? GGI_ST_CANCELLED : GGI_ST_ERROR, reason);
+            free(reason);
+        } else if (a->cancelled) {
+            end_active(s, a, GGI_ST_CANCELLED, "cancelled");
+        }
+    }
+    ggi_log(&s->o->log, requeued ? GG_LOG_WARN : GG_LOG_INFO,
+            "worker '%s' %s; %d job(s) requeued", n->name, why, requeued);
+    cJSON *ev = event_new("node.lost", NULL);
+    if (ev) {
+        cJSON_AddStringToObject(ev, "node", n->name);
+        cJSON_AddStringToObject(ev, "reason", why);
+        emit(s, 0, ev);
+    }
+    for (node **p = &s->nodes; *p; p = &(*p)->next) {
+        if (*p == n) {
+            *p = n->next;
+            break;
+        }
+    }
+    s->n_nodes--;
+    s->nodes_gen++;
+    atomic_store(&s->o->n_nodes, s->n_nodes);
+    node_free(n);
+}
+
+static void recompute_limit(sched *s)
+{
+    long total = 0;
+    for (node *n = s->nodes; n; n = n->next)
+        total += n->capacity;
+    long lim = total + 16;
+    if (lim < (long)s->o->n_workers * 2)
+        lim = (long)s->o->n_workers * 2;
+    if (lim > 100000)
+        lim = 100000;
+    s->limit = (int)lim;
+    s->may_have_queued = 1;
+}
+
+static void on_worker_hello(sched *s, const gg_transport_msg *msg, const cJSON *b)
+{
+    node *n = find_node(s, msg->peer, msg->peer_len);
+    if (!n) {
+        if (s->n_nodes >= MAX_NODES) {
+            ggi_log(&s->o->log, GG_LOG_WARN, "refusing a worker: %d nodes connected",
+                    s->n_nodes);
+            return;
+        }
+        n = calloc(1, sizeof *n);
+        if (!n)
+            return;
+        set_identity(&n->id, msg->peer, msg->peer_len);
+        n->next = s->nodes;
+        s->nodes = n;
+        s->n_nodes++;
+        atomic_store(&s->o->n_nodes, s->n_nodes);
+    }
+    const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "name"));
+    snprintf(n->name, sizeof n->name, "%s", name && *name ? name : "worker");
+    long long slots = 1, queue = 0;
+    ggi_json_int(b, "slots", 1, 1, 1024, &slots);
+    ggi_json_int(b, "queue", 0, 0, 100000, &queue);
+    n->capacity = (int)(slots + queue);
+    cJSON_Delete(n->caps);
+    const cJSON *caps = cJSON_GetObjectItemCaseSensitive(b, "caps");
+    n->caps = caps ? cJSON_Duplicate(caps, 1) : cJSON_CreateObject();
+    n->any = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(n->caps, "any"));
+    n->noop = has_string(cJSON_GetObjectItemCaseSensitive(n->caps, "executors"), "noop");
+    n->gpus = (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(n->caps, "gpus"));
+    n->memory_mb = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(n->caps, "memory_mb"));
+    if (n->memory_mb != n->memory_mb)
+        n->memory_mb = 0;
+    n->last_rx = n->last_tx = ggi_now_ms();
+    n->n_scores = 0;
+    s->nodes_gen++;
+    char *caps_text = ggi_json_print(n->caps);
+    double until = 0;
+    if (txn(s) == GG_OK) {
+        if (ggi_grid_node_seen(s->g, n->name, caps_text ? caps_text : "{}", ggi_wall_s()) ||
+            ggi_grid_node_quarantined_until(s->g, n->name, &until))
+            ggi_log(&s->o->log, GG_LOG_WARN, "node '%s': %s", n->name, gg_error_last());
+    }
+    free(caps_text);
+    if (until > ggi_wall_s())
+        n->quarantined_until = ggi_now_ms() + (until - ggi_wall_s()) * 1e3;
+    recompute_limit(s);
+    ggi_log(&s->o->log, GG_LOG_INFO, "worker '%s' joined with %lld slot(s)", n->name, slots);
+    cJSON *ev = event_new("node.joined", NULL);
+    if (ev) {
+        cJSON_AddStringToObject(ev, "node", n->name);
+        cJSON_AddNumberToObject(ev, "slots", (double)slots);
+        emit(s, 0, ev);
+    }
+    cJSON *w = ggp_new(GGP_WELCOME);
+    if (w) {
+        cJSON_AddNumberToObject(w, "version", GGP_VERSION);
+        cJSON_AddNumberToObject(w, "hb_ms", s->o->hb_ms);
+        cJSON_AddStringToObject(w, "node", n->name);
+    }
+    queue_msg(s, &n->id, w);
+}
+
+static void on_client_hello(sched *s, const gg_transport_msg *msg, const cJSON *b)
+{
+    client *c = find_client(s, msg->peer, msg->peer_len);
+    if (!c) {
+        if (s->n_clients >= MAX_CLIENTS) {
+            /* Evict the least recently seen client. */
+            client **oldest = &s->clients;
+            for (client **p = &s->clients; *p; p = &(*p)->next)
+                if ((*p)->last_seen < (*oldest)->last_seen)
+                    oldest = p;
+            client *gone = *oldest;
+            *oldest = gone->next;
+            free(gone);
+            s->n_clients--;
+        }
+        c = calloc(1, sizeof *c);
+        if (!c)
+            return;
+        set_identity(&c->id, msg->peer, msg->peer_len);
+        c->next = s->clients;
+        s->clients = c;
+        s->n_clients++;
+    }
+    const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "name"));
+    snprintf(c->name, sizeof c->name, "%s", name && *name ? name : "anonymous");
+    c->last_seen = ggi_now_ms();
+    cJSON *w = ggp_new(GGP_WELCOME);
+    if (w) {
+        cJSON_AddNumberToObject(w, "version", GGP_VERSION);
+        cJSON_AddNumberToObject(w, "hb_ms", s->o->hb_ms);
+    }
+    queue_msg(s, &c->id, w);
+}
+
+static void on_hello(sched *s, const gg_transport_msg *msg, const cJSON *b)
+{
+    int v1 = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(b, "versions"))
+    {
+        if (cJSON_IsNumber(e) && e->valuedouble == GGP_VERSION)
+            v1 = 1;
+    }
+    identity to;
+    set_identity(&to, msg->peer, msg->peer_len);
+    if (!v1) {
+        atomic_fetch_add(&s->o->n_dropped, 1);
+        ggi_log(&s->o->log, GG_LOG_WARN, "refusing a hello: no common protocol version "
+                "(this orchestrator speaks ggp/%d)", GGP_VERSION);
+        reply_error(s, &to, 0, GG_EVERSION, "no common protocol version (ggp/1 is spoken here)");
+        return;
+    }
+    const char *role = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "role"));
+    if (strcmp(role, "worker") == 0)
+        on_worker_hello(s, msg, b);
+    else
+        on_client_hello(s, msg, b);
+}
+
+static void reset_peer(sched *s, const gg_transport_msg *msg, const char *why)
+{
+    identity to;
+    set_identity(&to, msg->peer, msg->peer_len);
+    cJSON *m = ggp_new(GGP_RESET);
+    if (m)
+        cJSON_AddStringToObject(m, "reason", why);
+    queue_msg(s, &to, m);
+}
+
+/* ---------------------------------------------------------------- dispatch */
+
+static void node_batch_send(sched *s, node *n)
+{
+    if (!n->batch)
+        return;
+    cJSON *m = ggp_new(GGP_JOBS);
+    if (m)
+        cJSON_AddItemToObject(m, "jobs", n->batch);
+    else
+        cJSON_Delete(n->batch);
+    n->batch = NULL;
+    n->batch_bytes = 0;
+    n->batch_count = 0;
+    size_t len = 0;
+    char *text = m ? ggp_print(m, &len) : NULL;
+    int rc = text ? send_now(s, &n->id, text, len) : GG_ENOMEM;
+    free(text);
+    if (rc == GG_OK) {
+        n->last_tx = ggi_now_ms();
+        cJSON_Delete(m);
+        return;
+    }
+    /* Not sent: the jobs go back to the queue (and the node, if gone, is dropped later). */
+    ggi_log(&s->o->log, GG_LOG_WARN, "cannot send jobs to worker '%s': %s", n->name,
+            gg_error_last());
+    const cJSON *j;
+    cJSON_ArrayForEach(j, cJSON_GetObjectItemCaseSensitive(m, "jobs"))
+    {
+        int64_t seq = (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "seq"));
+        for (active *a = s->tasks; a; a = a->next) {
+            if (a->seq == seq && a->on == n) {
+                a->inflight = 0;
+                a->lease = 0;
+                a->on = NULL;
+                n->busy--;
+                a->not_before_ms = ggi_now_ms() + 100;
+                s->backoff = 1;
+            }
+        }
+    }
+    cJSON_Delete(m);
+    if (rc == GG_ENOTFOUND)
+        n->last_rx = 0; /* dead: dropped by the liveness check */
+}
+
+static int cmp_runnable(const void *pa, const void *pb)
+{
+    const active *a = *(active *const *)pa, *b = *(active *const *)pb;
+    if (a->priority != b->priority)
+        return a->priority > b->priority ? -1 : 1;
+    if (a->sub != b->sub)
+        return a->sub < b->sub ? -1 : 1;
+    return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+static node *pick_node(sched *s, active *a, double now, int *any_free)
+{
+    node *best = NULL;
+    double best_r = -1;
+    *any_free = 0;
+    for (node *n = s->nodes; n; n = n->next) {
+        if (n->busy >= n->capacity || n->quarantined_until > now)
+            continue;
+        *any_free = 1;
+        if (!node_matches(n, a))
+            continue;
+        score *sc = node_score(s, n, a->language);
+        double r = sc->ok * (1000.0 / (1000.0 + sc->lat_ms)) *
+                   (1.0 - (double)n->busy / (double)n->capacity) + 1e-9;
+        if (a->avoid[0] && strcmp(a->avoid, n->name) == 0)
+            r *= 0.01;
+        if (r > best_r) {
+            best_r = r;
+            best = n;
+        }
     }
     return best;
 }
 
+/* Fails a task fast when no connected worker could ever run it. */
+static int unmatchable(sched *s, active *a)
+{
+    if (s->n_nodes == 0 || a->match_gen == s->nodes_gen + 1)
+        return 0;
+    for (node *n = s->nodes; n; n = n->next)
+        if (node_matches(n, a))
+            return 0;
+    a->match_gen = s->nodes_gen + 1;
+    char *needs = needs_text(a);
+    char *why = ggi_asprintf("no connected worker can run this task (needs %s; %d worker(s) "
+                             "connected)", needs ? needs : "?", s->n_nodes);
+    end_active(s, a, GGI_ST_ERROR, why);
+    free(why);
+    free(needs);
+    return 1;
+}
+
 static void dispatch(sched *s)
 {
-    gg_orchestrator_t *o = s->o;
+    if (!s->nodes || !s->tasks)
+        return;
     double now = ggi_now_ms();
-    while (s->n_idle > 0) {
-        active *a = next_runnable(s, now);
-        if (!a)
-            return;
-        int n = a->attempts + 1;
-        cJSON *job = cJSON_CreateObject();
-        if (!job)
-            return;
-        cJSON_AddStringToObject(job, "t", "job");
-        cJSON_AddNumberToObject(job, "seq", (double)a->seq);
-        cJSON_AddNumberToObject(job, "n", n);
-        cJSON_AddItemReferenceToObject(job, "task", a->spec);
-        cJSON_AddItemReferenceToObject(job, "feedback", a->feedback);
-        char *text = ggi_json_print(job);
-        cJSON_Delete(job);
-        if (!text)
-            return;
-        identity *w = &s->idle[--s->n_idle];
-        int rc = o->transport.vt.hub_send(o->hub, w->id, w->len, text, strlen(text));
-        free(text);
-        if (rc != GG_OK) {
-            ggi_log(&o->log, GG_LOG_WARN, "cannot send a job to a worker: %s", gg_error_last());
-            continue; /* that worker is gone; try the task on another */
-        }
-        a->inflight = 1;
-        cJSON *ev = event_new(n == 1 ? "task.started" : "attempt.started", a->task_id);
-        if (ev) {
-            cJSON_AddNumberToObject(ev, "attempt", n);
-            emit(s, a->seq, ev);
-        }
+    int free_total = 0;
+    for (node *n = s->nodes; n; n = n->next)
+        if (n->quarantined_until <= now && n->busy < n->capacity)
+            free_total += n->capacity - n->busy;
+    if (free_total == 0)
+        return;
+    /* Runnable tasks, by priority; within a priority, submitters take turns. */
+    active **run = malloc((size_t)s->n_active * sizeof *run);
+    if (!run)
+        return;
+    int nr = 0;
+    for (active *a = s->tasks; a && nr < s->n_active; a = a->next)
+        if (!a->inflight && !a->cancelled && a->not_before_ms <= now)
+            run[nr++] = a;
+    qsort(run, (size_t)nr, sizeof *run, cmp_runnable);
+    int *head = calloc((size_t)s->n_subs + 1, sizeof *head);  /* next index per submitter */
+    int *end = calloc((size_t)s->n_subs + 1, sizeof *end);
+    if (!head || !end) {
+        free(run);
+        free(head);
+        free(end);
+        return;
     }
+    int i = 0;
+    while (i < nr && free_total > 0) {
+        /* One priority level: [i, j). */
+        int j = i;
+        while (j < nr && run[j]->priority == run[i]->priority)
+            j++;
+        for (int k = 0; k <= s->n_subs; k++)
+            head[k] = end[k] = -1;
+        for (int k = i; k < j; k++) {
+            int sub = run[k]->sub;
+            if (head[sub] < 0)
+                head[sub] = k;
+            end[sub] = k + 1;
+        }
+        for (;;) {
+            /* The submitter served least so far goes next. */
+            int pick = -1;
+            for (int k = 0; k < s->n_subs; k++) {
+                if (head[k] < 0 || head[k] >= end[k])
+                    continue;
+                if (pick < 0 || s->subs[k].served < s->subs[pick].served)
+                    pick = k;
+            }
+            if (pick < 0 || free_total == 0)
+                break;
+            active *a = run[head[pick]++];
+            int any_free = 0;
+            node *n = pick_node(s, a, now, &any_free);
+            if (!n) {
+                if (!any_free) {
+                    free_total = 0;
+                    break;
+                }
+                unmatchable(s, a);
+                continue;
+            }
+            a->lease = ++s->next_lease;
+            a->on = n;
+            a->inflight = 1;
+            a->sent_ms = now;
+            n->busy++;
+            free_total--;
+            s->subs[pick].served++;
+            cJSON *job = cJSON_CreateObject();
+            char lease[24];
+            snprintf(lease, sizeof lease, "%" PRIx64, a->lease);
+            if (job) {
+                cJSON_AddStringToObject(job, "lease", lease);
+                cJSON_AddNumberToObject(job, "seq", (double)a->seq);
+                cJSON_AddNumberToObject(job, "n", a->attempts + 1);
+                cJSON_AddItemReferenceToObject(job, "task", a->spec);
+                cJSON_AddItemReferenceToObject(job, "feedback", a->feedback);
+            }
+            if (!n->batch)
+                n->batch = cJSON_CreateArray();
+            if (!job || !n->batch || !cJSON_AddItemToArray(n->batch, job)) {
+                cJSON_Delete(job);
+                a->inflight = 0;
+                a->on = NULL;
+                n->busy--;
+                continue;
+            }
+            n->batch_bytes += a->spec_len + 64;
+            if (n->batch_bytes >= JOB_BATCH_BYTES || ++n->batch_count >= GGP_MAX_BATCH)
+                node_batch_send(s, n);
+            cJSON *ev = event_new(a->attempts == 0 ? "task.started" : "attempt.started",
+                                  a->task_id);
+            if (ev) {
+                cJSON_AddNumberToObject(ev, "attempt", a->attempts + 1);
+                emit(s, a->seq, ev);
+            }
+        }
+        i = j;
+    }
+    free(run);
+    free(head);
+    free(end);
 }
+
+/* Jobs go out after the commit of the events that announce them. */
+static void send_batches(sched *s)
+{
+    for (node *n = s->nodes; n; n = n->next)
+        node_batch_send(s, n);
+}
+
+/* ---------------------------------------------------------------- results */
 
 static active *find_active(sched *s, int64_t seq)
 {
@@ -462,43 +1307,79 @@ static active *find_active(sched *s, int64_t seq)
     return NULL;
 }
 
-static void add_idle(sched *s, const gg_transport_msg *msg)
+static void learn(sched *s, node *n, const char *lang, int ok, double latency_ms)
 {
-    if (s->n_idle >= s->o->n_workers)
-        return;
-    identity *w = &s->idle[s->n_idle++];
-    memcpy(w->id, msg->peer, msg->peer_len);
-    w->len = msg->peer_len;
-}
-
-static void on_result(sched *s, const cJSON *m)
-{
-    gg_orchestrator_t *o = s->o;
-    int64_t seq = (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(m, "seq"));
-    int n = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(m, "n"));
-    const cJSON *rec = cJSON_GetObjectItem(m, "record");
-    active *a = find_active(s, seq);
-    if (!a || !a->inflight || n != a->attempts + 1 || !cJSON_IsObject(rec)) {
-        ggi_log(&o->log, GG_LOG_DEBUG, "ignoring a stale result (task %lld, attempt %d)",
-                (long long)seq, n);
+    score *sc = node_score(s, n, lang);
+    if (!(latency_ms >= 0 && latency_ms < 1e9)) /* a worker's number, not trusted */
+        latency_ms = 0;
+    sc->ok = (1 - EMA) * sc->ok + EMA * (ok ? 1.0 : 0.0);
+    if (ok)
+        sc->lat_ms = sc->n == 0 ? latency_ms : (1 - EMA) * sc->lat_ms + EMA * latency_ms;
+    sc->n++;
+    sc->dirty = 1;
+    if (ok) {
+        n->infra_streak = 0;
         return;
     }
+    if (++n->infra_streak >= GGI_QUARANTINE_STREAK) {
+        n->infra_streak = 0;
+        n->quarantined_until = ggi_now_ms() + GGI_QUARANTINE_MS;
+        ggi_log(&s->o->log, GG_LOG_WARN, "worker '%s' quarantined for %.0f s after %d "
+                "infrastructure faults in a row", n->name, GGI_QUARANTINE_MS / 1e3,
+                GGI_QUARANTINE_STREAK);
+        if (txn(s) == GG_OK)
+            ggi_grid_node_quarantine(s->g, n->name, ggi_wall_s() + GGI_QUARANTINE_MS / 1e3);
+        cJSON *ev = event_new("node.quarantined", NULL);
+        if (ev) {
+            cJSON_AddStringToObject(ev, "node", n->name);
+            emit(s, 0, ev);
+        }
+    }
+}
+
+static void on_result(sched *s, cJSON *m)
+{
+    gg_orchestrator_t *o = s->o;
+    int64_t seq = (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(m, "seq"));
+    int n = (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(m, "n"));
+    const char *lease_text = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "lease"));
+    uint64_t lease = strtoull(lease_text, NULL, 16);
+    cJSON *rec = cJSON_GetObjectItemCaseSensitive(m, "record");
+    active *a = find_active(s, seq);
+    if (!a || !a->inflight || a->lease != lease || n != a->attempts + 1) {
+        atomic_fetch_add(&o->n_stale, 1);
+        ggi_log(&o->log, GG_LOG_INFO, "ignoring a stale result (task %lld, attempt %d, "
+                "lease %s)", (long long)seq, n, lease_text);
+        return;
+    }
+    node *nd = a->on;
     a->inflight = 0;
+    a->lease = 0;
+    a->on = NULL;
+    if (nd)
+        nd->busy--;
     if (a->cancelled) {
         end_active(s, a, GGI_ST_CANCELLED, "cancelled");
         return;
     }
-    const char *reason = cJSON_GetStringValue(cJSON_GetObjectItem(rec, "reason"));
-    const cJSON *infra = cJSON_GetObjectItem(rec, "infra");
+    const char *reason = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rec, "reason"));
+    const cJSON *infra = cJSON_GetObjectItemCaseSensitive(rec, "infra");
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(rec, "durations");
+    if (nd)
+        learn(s, nd, a->language, !cJSON_IsObject(infra),
+              cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(d, "total_ms")));
     if (cJSON_IsObject(infra)) {
-        const char *stage = cJSON_GetStringValue(cJSON_GetObjectItem(infra, "stage"));
-        const char *msg = cJSON_GetStringValue(cJSON_GetObjectItem(infra, "message"));
-        int retry = cJSON_IsTrue(cJSON_GetObjectItem(infra, "retry"));
+        const char *stage = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(infra, "stage"));
+        const char *msg = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(infra, "message"));
+        int retry = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(infra, "retry"));
         a->infra_failures++;
+        if (nd)
+            snprintf(a->avoid, sizeof a->avoid, "%s", nd->name);
         if (retry && a->infra_failures <= GGI_INFRA_RETRIES && !atomic_load(&o->stopping)) {
             double backoff = GGI_INFRA_BACKOFF_MS * (double)(1u << (a->infra_failures - 1));
             backoff *= 0.5 + (double)rand() / RAND_MAX; /* jitter */
             a->not_before_ms = ggi_now_ms() + backoff;
+            s->backoff = 1;
             ggi_log(&o->log, GG_LOG_WARN, "task '%s': %s failed (%s); retry %d in %.0f ms",
                     a->task_id, stage ? stage : "?", msg ? msg : "?", a->infra_failures,
                     backoff);
@@ -511,13 +1392,13 @@ static void on_result(sched *s, const cJSON *m)
         free(why);
         return;
     }
-    if (cJSON_IsTrue(cJSON_GetObjectItem(rec, "exhausted"))) {
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "exhausted"))) {
         if (a->attempts == 0) {
             end_active(s, a, GGI_ST_ERROR, reason ? reason : "the generator gave no code");
         } else {
             const cJSON *last = cJSON_GetArrayItem(a->feedback,
                                                    cJSON_GetArraySize(a->feedback) - 1);
-            const char *lr = cJSON_GetStringValue(cJSON_GetObjectItem(last, "reason"));
+            const char *lr = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(last, "reason"));
             char *why = ggi_asprintf("the generator has nothing more after %d attempt(s); "
                                      "last: %s", a->attempts, lr ? lr : "-");
             end_active(s, a, GGI_ST_FAILED, why);
@@ -525,15 +1406,20 @@ static void on_result(sched *s, const cJSON *m)
         }
         return;
     }
-    int passed = cJSON_IsTrue(cJSON_GetObjectItem(rec, "passed"));
+    int passed = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "passed"));
+    if (nd && strcmp(nd->name, "local") != 0)
+        cJSON_AddStringToObject(rec, "node", nd->name);
+    if (nd && strcmp(nd->name, "local") != 0)
+        cJSON_AddStringToObject(rec, "lease", lease_text);
     char *text = ggi_json_print(rec);
-    const char *code = cJSON_GetStringValue(cJSON_GetObjectItem(rec, "code"));
+    const char *code = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rec, "code"));
     if (!text || txn(s) != GG_OK ||
         ggi_store_attempt_insert(s->db, a->seq, n, code, passed, text, ggi_wall_s()) != GG_OK) {
         ggi_log(&o->log, GG_LOG_ERROR, "cannot record attempt %d of '%s': %s", n, a->task_id,
                 gg_error_last());
         free(text);
         a->not_before_ms = ggi_now_ms() + 1000; /* try the attempt again later */
+        s->backoff = 1;
         return;
     }
     free(text);
@@ -544,71 +1430,397 @@ static void on_result(sched *s, const cJSON *m)
         cJSON_AddNumberToObject(ev, "attempt", n);
         cJSON_AddBoolToObject(ev, "passed", passed);
         ggi_json_add_str(ev, "reason", reason);
-        const cJSON *d = cJSON_GetObjectItem(rec, "durations");
         cJSON_AddNumberToObject(ev, "duration_ms",
-                                cJSON_GetNumberValue(cJSON_GetObjectItem(d, "total_ms")));
+                                cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(d, "total_ms")));
         emit(s, a->seq, ev);
     }
     add_feedback(a, n, rec);
+    if (n == 1) {
+        s->fresh_rec = rec;
+        s->fresh_seq = a->seq;
+    }
     decide(s, a, passed, reason);
+    s->fresh_rec = NULL;
 }
 
-static void on_cancel(sched *s, const cJSON *m)
+/* ---------------------------------------------------------------- client requests */
+
+static void on_submit(sched *s, const identity *to, client *c, const cJSON *b)
 {
-    int64_t seq = (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(m, "seq"));
-    const char *task_id = cJSON_GetStringValue(cJSON_GetObjectItem(m, "task_id"));
-    active *a = find_active(s, seq);
+    long long rid = 0;
+    ggi_json_int(b, "rid", 1, 0, (1LL << 53), &rid);
+    const cJSON *tasks = cJSON_GetObjectItemCaseSensitive(b, "tasks");
+    int n = cJSON_GetArraySize(tasks);
+    long long queued = atomic_load(&s->o->queued);
+    if (s->o->max_queued && queued + n > (long long)s->o->max_queued) {
+        atomic_fetch_add(&s->o->n_busy, 1);
+        ggi_log(&s->o->log, GG_LOG_INFO, "busy: %lld task(s) queued, the limit is %u; refusing "
+                "%d from '%s'", queued, s->o->max_queued, n, c->name);
+        cJSON *m = reply_new(rid, 0);
+        if (m) {
+            cJSON_AddNumberToObject(m, "code", GG_EBUSY);
+            cJSON_AddStringToObject(m, "message", "the orchestrator's queue is full; try again "
+                                    "later");
+            cJSON_AddNumberToObject(m, "retry_ms", 500);
+        }
+        queue_msg(s, to, m);
+        return;
+    }
+    cJSON *m = reply_new(rid, 1);
+    cJSON *ids = m ? cJSON_AddArrayToObject(m, "ids") : NULL;
+    cJSON *errors = m ? cJSON_AddArrayToObject(m, "errors") : NULL;
+    if (!ids || !errors) {
+        cJSON_Delete(m);
+        return;
+    }
+    int fresh = 0, i = 0;
+    const cJSON *tj;
+    cJSON_ArrayForEach(tj, tasks)
+    {
+        ggi_task *t = NULL;
+        char *spec = NULL;
+        char hash[17];
+        int64_t seq = 0;
+        int existing = 0;
+        int rc = ggi_task_from_json(tj, &t);
+        if (!rc)
+            rc = ggi_orq_prepare_task(t, &spec, hash);
+        if (!rc)
+            rc = txn(s);
+        if (!rc)
+            rc = ggi_grid_task_insert(s->g, t->task_id, spec, hash, t->priority, c->name,
+                                      ggi_wall_s(), &seq, &existing);
+        if (rc) {
+            cJSON_AddItemToArray(ids, cJSON_CreateNull());
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddNumberToObject(e, "index", i);
+            cJSON_AddNumberToObject(e, "code", rc);
+            cJSON_AddStringToObject(e, "message", gg_error_last());
+            cJSON_AddItemToArray(errors, e);
+        } else {
+            cJSON_AddItemToArray(ids, cJSON_CreateString(t->task_id));
+            fresh += !existing;
+        }
+        free(spec);
+        ggi_task_free(t);
+        i++;
+    }
+    if (fresh) {
+        atomic_fetch_add(&s->o->queued, fresh);
+        s->may_have_queued = 1;
+    }
+    queue_msg(s, to, m);
+}
+
+static void on_wait(sched *s, const identity *to, const cJSON *b)
+{
+    long long rid = 0;
+    ggi_json_int(b, "rid", 1, 0, (1LL << 53), &rid);
+    const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "id"));
+    ggi_task_row row;
+    memset(&row, 0, sizeof row);
+    int rc = ggi_store_task_get(s->db, id, &row);
+    if (rc != GG_OK) {
+        reply_error(s, to, rid, rc, gg_error_last());
+        return;
+    }
+    if (row.result && strcmp(row.status, GGI_ST_QUEUED) != 0 &&
+        strcmp(row.status, GGI_ST_RUNNING) != 0) {
+        cJSON *m = reply_new(rid, 1);
+        cJSON *res = cJSON_Parse(row.result);
+        if (m && res)
+            cJSON_AddItemToObject(m, "result", res);
+        else
+            cJSON_Delete(res);
+        queue_msg(s, to, m);
+    } else {
+        /* One waiter per peer and task: a repeated wait replaces the earlier one. */
+        int k;
+        for (k = 0; k < s->n_waiters; k++)
+            if (same_identity(&s->waiters[k].to, to->id, to->len) &&
+                strcmp(s->waiters[k].task_id, id) == 0)
+                break;
+        if (k < s->n_waiters) {
+            s->waiters[k].rid = rid;
+        } else if (s->n_waiters >= MAX_WAITERS) {
+            reply_error(s, to, rid, GG_EBUSY, "too many waiting clients; ask again later");
+        } else {
+            if (s->n_waiters == s->cap_waiters) {
+                int ncap = s->cap_waiters ? s->cap_waiters * 2 : 16;
+                waiter *p = realloc(s->waiters, (size_t)ncap * sizeof *p);
+                if (!p) {
+                    reply_error(s, to, rid, GG_ENOMEM, "out of memory");
+                    ggi_store_task_row_free(&row);
+                    return;
+                }
+                s->waiters = p;
+                s->cap_waiters = ncap;
+            }
+            waiter *w = &s->waiters[s->n_waiters];
+            w->to = *to;
+            w->rid = rid;
+            w->task_id = ggi_strdup(id);
+            if (w->task_id)
+                s->n_waiters++;
+        }
+    }
+    ggi_store_task_row_free(&row);
+}
+
+static void on_status(sched *s, const identity *to, const cJSON *b)
+{
+    long long rid = 0;
+    ggi_json_int(b, "rid", 1, 0, (1LL << 53), &rid);
+    const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "id"));
+    cJSON *m = reply_new(rid, 1);
+    if (!m)
+        return;
+    if (id) {
+        ggi_task_row row;
+        memset(&row, 0, sizeof row);
+        int rc = ggi_store_task_get(s->db, id, &row);
+        if (rc != GG_OK) {
+            cJSON_Delete(m);
+            reply_error(s, to, rid, rc, gg_error_last());
+            return;
+        }
+        cJSON *t = cJSON_AddObjectToObject(m, "status");
+        cJSON_AddStringToObject(t, "task_id", row.task_id);
+        cJSON_AddStringToObject(t, "status", row.status);
+        cJSON_AddNumberToObject(t, "attempts", row.attempts);
+        cJSON_AddNumberToObject(t, "priority", row.priority);
+        ggi_json_add_str(t, "reason", row.reason);
+        ggi_store_task_row_free(&row);
+    } else {
+        ggi_store_counts k;
+        memset(&k, 0, sizeof k);
+        ggi_store_counts_get(s->db, &k);
+        cJSON *t = cJSON_AddObjectToObject(m, "status");
+        cJSON_AddNumberToObject(t, "queued", (double)k.queued);
+        cJSON_AddNumberToObject(t, "running", (double)k.running);
+        cJSON_AddNumberToObject(t, "passed", (double)k.passed);
+        cJSON_AddNumberToObject(t, "failed", (double)k.failed);
+        cJSON_AddNumberToObject(t, "error", (double)k.error);
+        cJSON_AddNumberToObject(t, "cancelled", (double)k.cancelled);
+        cJSON_AddNumberToObject(t, "attempts", (double)k.attempts);
+        cJSON_AddNumberToObject(t, "dropped", (double)atomic_load(&s->o->n_dropped));
+        cJSON_AddNumberToObject(t, "stale", (double)atomic_load(&s->o->n_stale));
+        cJSON_AddNumberToObject(t, "busy", (double)atomic_load(&s->o->n_busy));
+        cJSON_AddNumberToObject(t, "requeued", (double)atomic_load(&s->o->n_requeued));
+        cJSON *nodes = cJSON_AddArrayToObject(t, "nodes");
+        double now = ggi_now_ms();
+        for (node *n = s->nodes; n; n = n->next) {
+            cJSON *x = cJSON_CreateObject();
+            cJSON_AddStringToObject(x, "name", n->name);
+            cJSON_AddNumberToObject(x, "capacity", n->capacity);
+            cJSON_AddNumberToObject(x, "busy", n->busy);
+            cJSON_AddBoolToObject(x, "quarantined", n->quarantined_until > now);
+            cJSON_AddItemToObject(x, "caps", cJSON_Duplicate(n->caps, 1));
+            cJSON_AddItemToArray(nodes, x);
+        }
+    }
+    queue_msg(s, to, m);
+}
+
+static void on_cancel(sched *s, const identity *to, const cJSON *b)
+{
+    long long rid = -1, seq = 0;
+    ggi_json_int(b, "rid", 0, 0, (1LL << 53), &rid);
+    ggi_json_int(b, "seq", 0, 1, (1LL << 53), &seq);
+    const char *task_id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "id"));
+    active *a = seq ? find_active(s, seq) : NULL;
+    for (active *x = s->tasks; !a && x; x = x->next)
+        if (strcmp(x->task_id, task_id) == 0)
+            a = x;
+    int rc = GG_OK;
     if (a) {
         if (a->inflight)
             a->cancelled = 1; /* ends when its attempt returns */
         else
             end_active(s, a, GGI_ST_CANCELLED, "cancelled");
+    } else {
+        ggi_task_row row;
+        memset(&row, 0, sizeof row);
+        rc = ggi_store_task_get(s->db, task_id, &row);
+        if (rc == GG_OK && strcmp(row.status, GGI_ST_QUEUED) == 0) {
+            finish_task(s, row.seq, row.task_id, GGI_ST_CANCELLED, "cancelled", row.started_at);
+        } else if (rc == GG_OK && strcmp(row.status, GGI_ST_RUNNING) != 0) {
+            rc = ggi_error(GG_ESTATE, "task '%s' has already ended (%s)", task_id, row.status);
+        }
+        ggi_store_task_row_free(&row);
+    }
+    if (rid < 0)
+        return;
+    if (rc)
+        reply_error(s, to, rid, rc, gg_error_last());
+    else
+        queue_msg(s, to, reply_new(rid, 1));
+}
+
+static void on_watch(sched *s, const identity *to, client *c, const cJSON *b)
+{
+    long long rid = 0;
+    ggi_json_int(b, "rid", 1, 0, (1LL << 53), &rid);
+    int watching = 0;
+    for (client *x = s->clients; x; x = x->next)
+        watching += x->watching;
+    if (!c->watching && watching >= MAX_WATCHERS) {
+        reply_error(s, to, rid, GG_EBUSY, "too many watchers");
         return;
     }
-    if (!task_id)
-        return;
-    ggi_task_row row;
-    memset(&row, 0, sizeof row);
-    if (ggi_store_task_get(s->db, task_id, &row) == GG_OK &&
-        strcmp(row.status, GGI_ST_QUEUED) == 0)
-        finish_task(s, row.seq, row.task_id, GGI_ST_CANCELLED, "cancelled", row.started_at);
-    ggi_store_task_row_free(&row);
+    c->watching = 1;
+    queue_msg(s, to, reply_new(rid, 1));
+}
+
+/* ---------------------------------------------------------------- messages */
+
+/* The role the transport authenticated for the sender: "" when authentication is off,
+ * "local" for a peer in this process. */
+static const char *sender_role(const gg_transport_msg *msg)
+{
+    return msg->role;
+}
+
+static int role_allows(const char *role, ggp_type t)
+{
+    if (!role[0] || strcmp(role, "admin") == 0 || strcmp(role, "local") == 0)
+        return 1;
+    int cls = ggp_type_class(t);
+    if (strcmp(role, "worker") == 0)
+        return (cls & GGP_CLASS_WORKER) != 0;
+    if (strcmp(role, "submitter") == 0)
+        return (cls & GGP_CLASS_CLIENT) != 0;
+    return 0;
 }
 
 static void on_message(sched *s, const gg_transport_msg *msg)
 {
-    cJSON *m = NULL;
-    if (ggi_json_parse(msg->data, msg->len, &m) != GG_OK) {
-        ggi_log(&s->o->log, GG_LOG_WARN, "dropping a malformed message: %s", gg_error_last());
+    gg_orchestrator_t *o = s->o;
+    ggp_msg m;
+    if (ggp_decode(msg->data, msg->len, &m) != GG_OK) {
+        atomic_fetch_add(&o->n_dropped, 1);
+        ggi_log(&o->log, GG_LOG_WARN, "dropping a message of %zu bytes: %s", msg->len,
+                gg_error_last());
         return;
     }
-    const char *t = cJSON_GetStringValue(cJSON_GetObjectItem(m, "t"));
-    if (!t) {
-        ggi_log(&s->o->log, GG_LOG_WARN, "dropping a message without a type");
-    } else if (strcmp(t, "ready") == 0) {
-        add_idle(s, msg);
-    } else if (strcmp(t, "result") == 0) {
-        add_idle(s, msg);
-        on_result(s, m);
-    } else if (strcmp(t, "wake") == 0) {
-        atomic_store(&s->o->wake_pending, 0);
-        s->may_have_queued = 1;
-    } else if (strcmp(t, "cancel") == 0) {
-        on_cancel(s, m);
-    } else {
-        ggi_log(&s->o->log, GG_LOG_WARN, "dropping a message of unknown type '%s'", t);
+    const char *role = sender_role(msg);
+    if (!role_allows(role, m.type) || !(ggp_type_class(m.type) & ~GGP_CLASS_HUB) ||
+        (m.type == GGP_HELLO && strcmp(role, "submitter") == 0 &&
+         strcmp(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m.body, "role")), "worker") == 0) ||
+        (m.type == GGP_HELLO && strcmp(role, "worker") == 0 &&
+         strcmp(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m.body, "role")), "client") == 0)) {
+        atomic_fetch_add(&o->n_dropped, 1);
+        ggi_log(&o->log, GG_LOG_WARN, "dropping a '%s' message: not allowed for role '%s'",
+                ggp_type_name(m.type), role[0] ? role : "-");
+        ggp_msg_free(&m);
+        return;
     }
-    cJSON_Delete(m);
+    identity from;
+    set_identity(&from, msg->peer, msg->peer_len);
+    node *n = find_node(s, msg->peer, msg->peer_len);
+    if (n)
+        n->last_rx = ggi_now_ms();
+    client *c = NULL;
+    switch (m.type) {
+    case GGP_HELLO:
+        on_hello(s, msg, m.body);
+        break;
+    case GGP_HB:
+        if (!n && !find_client(s, msg->peer, msg->peer_len))
+            reset_peer(s, msg, "unknown peer: say hello");
+        break;
+    case GGP_RESULTS: {
+        cJSON *r;
+        cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(m.body, "results"))
+        {
+            on_result(s, r);
+        }
+        if (!n)
+            reset_peer(s, msg, "unknown worker: say hello");
+        break;
+    }
+    case GGP_BYE:
+        if (n)
+            drop_node(s, n, "left");
+        break;
+    case GGP_WAKE:
+        atomic_store(&o->wake_pending, 0);
+        s->may_have_queued = 1;
+        break;
+    case GGP_SUBMIT:
+        c = find_client(s, msg->peer, msg->peer_len);
+        if (!c) {
+            reset_peer(s, msg, "unknown client: say hello");
+            break;
+        }
+        c->last_seen = ggi_now_ms();
+        on_submit(s, &from, c, m.body);
+        break;
+    case GGP_WATCH:
+        c = find_client(s, msg->peer, msg->peer_len);
+        if (!c) {
+            reset_peer(s, msg, "unknown client: say hello");
+            break;
+        }
+        c->last_seen = ggi_now_ms();
+        on_watch(s, &from, c, m.body);
+        break;
+    case GGP_WAIT:
+        on_wait(s, &from, m.body);
+        break;
+    case GGP_STATUS:
+        on_status(s, &from, m.body);
+        break;
+    case GGP_CANCEL:
+        on_cancel(s, &from, m.body);
+        break;
+    default:
+        atomic_fetch_add(&o->n_dropped, 1);
+        ggi_log(&o->log, GG_LOG_WARN, "dropping a '%s' message: not for the orchestrator",
+                ggp_type_name(m.type));
+    }
+    ggp_msg_free(&m);
+}
+
+/* Heartbeats out, and the dead dropped. */
+static void liveness(sched *s)
+{
+    double now = ggi_now_ms();
+    for (node *n = s->nodes, *next; n; n = next) {
+        next = n->next;
+        if (now - n->last_rx > 3.0 * s->o->hb_ms) {
+            char why[96];
+            snprintf(why, sizeof why, "missed %d heartbeats", 3);
+            drop_node(s, n, n->last_rx == 0 ? "is unreachable" : why);
+            continue;
+        }
+        if (now - n->last_tx >= s->o->hb_ms) {
+            static const char hb[] = "{\"ggp\":1,\"t\":\"hb\"}";
+            int rc = send_now(s, &n->id, hb, sizeof hb - 1);
+            n->last_tx = now;
+            if (rc == GG_ENOTFOUND)
+                n->last_rx = 0;
+        }
+    }
 }
 
 static int next_timeout(sched *s)
 {
-    double now = ggi_now_ms(), t = POLL_MS;
-    if (s->n_idle == 0)
-        return POLL_MS;
-    for (active *a = s->tasks; a; a = a->next)
-        if (!a->inflight && !a->cancelled && a->not_before_ms - now < t)
+    double now = ggi_now_ms(), t = s->nodes ? s->o->hb_ms / 4 : POLL_MS;
+    if (t > POLL_MS)
+        t = POLL_MS;
+    if (!s->backoff)
+        return (int)t;
+    /* Some task waits out a backoff: wake when the first one may run. */
+    int waiting = 0;
+    for (active *a = s->tasks; a; a = a->next) {
+        if (a->inflight || a->cancelled || a->not_before_ms <= now)
+            continue;
+        waiting = 1;
+        if (a->not_before_ms - now < t)
             t = a->not_before_ms - now;
+    }
+    s->backoff = waiting;
     return t < 0 ? 0 : (int)t + 1;
 }
 
@@ -633,20 +1845,24 @@ void *ggi_scheduler_main(void *arg)
     memset(&s, 0, sizeof s);
     s.o = o;
     s.db = o->sched_store;
-    s.limit = (int)o->n_workers * 2;
-    s.idle = calloc(o->n_workers, sizeof *s.idle);
     s.events = cJSON_CreateArray();
     s.may_have_queued = 1;
-    if (!s.idle || !s.events) {
+    /* Leases differ across restarts: a result for an old lease never matches a new one. */
+    s.next_lease = ((uint64_t)(ggi_wall_s() * 1000.0)) << 20;
+    recompute_limit(&s);
+    if (!s.events || ggi_grid_db_new(&s.g, s.db) != GG_OK) {
         ggi_log(&o->log, GG_LOG_ERROR, "scheduler: out of memory");
-        free(s.idle);
         cJSON_Delete(s.events);
         return NULL;
     }
+    int64_t unfinished = 0;
+    if (ggi_grid_unfinished(s.g, &unfinished) == GG_OK)
+        atomic_store(&o->queued, unfinished);
     while (!atomic_load(&o->stopping)) {
         claim(&s);
         dispatch(&s);
         flush(&s);
+        send_batches(&s);
         gg_transport_msg msg;
         int rc = o->transport.vt.hub_recv(o->hub, next_timeout(&s), &msg);
         for (int i = 0; rc == GG_OK && i < BURST; i++) {
@@ -657,65 +1873,30 @@ void *ggi_scheduler_main(void *arg)
             ggi_log(&o->log, GG_LOG_ERROR, "scheduler: %s", gg_error_last());
             ggi_sleep_ms(POLL_MS);
         }
+        liveness(&s);
     }
     flush(&s);
     requeue_all(&s);
-    free(s.idle);
+    while (s.nodes) {
+        node *n = s.nodes;
+        s.nodes = n->next;
+        node_free(n);
+    }
+    while (s.clients) {
+        client *c = s.clients;
+        s.clients = c->next;
+        free(c);
+    }
+    for (int i = 0; i < s.n_waiters; i++)
+        free(s.waiters[i].task_id);
+    free(s.waiters);
+    for (int i = 0; i < s.n_subs; i++)
+        free(s.subs[i].name);
+    free(s.subs);
+    for (int i = 0; i < s.n_out; i++)
+        free(s.out[i].text);
+    free(s.out);
+    ggi_grid_db_free(&s.g);
     cJSON_Delete(s.events);
-    return NULL;
-}
-
-/* ---------------------------------------------------------------- workers */
-
-void *ggi_worker_main(void *arg)
-{
-    gg_orchestrator_t *o = arg;
-    void *peer = NULL;
-    if (o->transport.vt.peer_open(o->transport.self, o->endpoint, &peer) != GG_OK) {
-        ggi_log(&o->log, GG_LOG_ERROR, "worker: %s", gg_error_last());
-        return NULL;
-    }
-    ggi_attempt_env env = { o->generator, o->executor, o->retriever, &o->runtimes, &o->log };
-    const char *ready = "{\"t\":\"ready\"}";
-    if (o->transport.vt.peer_send(peer, ready, strlen(ready)) != GG_OK)
-        ggi_log(&o->log, GG_LOG_ERROR, "worker: %s", gg_error_last());
-    while (!atomic_load(&o->stopping)) {
-        gg_transport_msg msg;
-        int rc = o->transport.vt.peer_recv(peer, POLL_MS, &msg);
-        if (rc == GG_ETIMEDOUT)
-            continue;
-        if (rc != GG_OK) {
-            ggi_log(&o->log, GG_LOG_ERROR, "worker: %s", gg_error_last());
-            ggi_sleep_ms(POLL_MS);
-            continue;
-        }
-        cJSON *job = NULL;
-        if (ggi_json_parse(msg.data, msg.len, &job) != GG_OK) {
-            ggi_log(&o->log, GG_LOG_WARN, "worker: dropping a malformed job: %s",
-                    gg_error_last());
-            continue;
-        }
-        cJSON *record = NULL;
-        cJSON *reply = cJSON_CreateObject();
-        if (ggi_attempt_run(&env, job, &record) != GG_OK || !reply) {
-            ggi_log(&o->log, GG_LOG_ERROR, "worker: %s", gg_error_last());
-            record = cJSON_CreateObject();
-            cJSON *infra = cJSON_AddObjectToObject(record, "infra");
-            cJSON_AddStringToObject(infra, "stage", "worker");
-            cJSON_AddStringToObject(infra, "message", gg_error_last());
-            cJSON_AddBoolToObject(infra, "retry", 0);
-        }
-        cJSON_AddStringToObject(reply, "t", "result");
-        cJSON_AddItemToObject(reply, "seq", cJSON_Duplicate(cJSON_GetObjectItem(job, "seq"), 1));
-        cJSON_AddItemToObject(reply, "n", cJSON_Duplicate(cJSON_GetObjectItem(job, "n"), 1));
-        cJSON_AddItemToObject(reply, "record", record);
-        char *text = ggi_json_print(reply);
-        cJSON_Delete(reply);
-        cJSON_Delete(job);
-        if (!text || o->transport.vt.peer_send(peer, text, strlen(text)) != GG_OK)
-            ggi_log(&o->log, GG_LOG_ERROR, "worker: cannot send a result: %s", gg_error_last());
-        free(text);
-    }
-    o->transport.vt.close(peer);
     return NULL;
 }

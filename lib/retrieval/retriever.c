@@ -1,14 +1,17 @@
 /*
  * retriever.c - the retriever handle: wraps a backend's vtable (built-in or a host's) behind
  * gg_retriever_*, copying only the slots the vtable's version has and calling its destroy
- * exactly once, plus the built-in "none" backend, which finds nothing and ignores feedback.
+ * exactly once, plus the built-in "none" backend, which finds nothing and ignores feedback,
+ * and the choice among the built-in backends ("none", "fts5", "http").
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../core/ggi.h"
+#include "fts5.h"
 #include "gryphgen/sys/retriever.h"
+#include "http_backend.h"
 
 /* Largest query or feedback the built-in backend reads. */
 #define MAX_INPUT (16u << 20)
@@ -25,6 +28,21 @@ static size_t vtable_size(uint32_t version)
     switch (version) {
     case 1:
         return offsetof(gg_retriever_vtable, name) + sizeof(((gg_retriever_vtable *)0)->name);
+    case 2:
+        return offsetof(gg_retriever_vtable, add) + sizeof(((gg_retriever_vtable *)0)->add);
+    default:
+        return 0;
+    }
+}
+
+/* Bytes of gg_retriever_options that each known version has. */
+static size_t options_size(uint32_t version)
+{
+    switch (version) {
+    case 1:
+        return offsetof(gg_retriever_options, backend) + sizeof(const char *);
+    case 2:
+        return sizeof(gg_retriever_options);
     default:
         return 0;
     }
@@ -34,12 +52,15 @@ int gg_retriever_options_init(gg_retriever_options *opts, unsigned version)
 {
     if (!opts)
         return ggi_error(GG_EINVAL, "gg_retriever_options_init: opts is NULL");
-    if (version != GG_RETRIEVER_OPTIONS_VERSION)
+    size_t size = options_size(version);
+    if (!size)
         return ggi_error(GG_EVERSION,
-                         "gg_retriever_options version %u is not known (this library has %d)",
+                         "gg_retriever_options version %u is not known (this library knows 1 "
+                         "to %d)",
                          version, GG_RETRIEVER_OPTIONS_VERSION);
     gg_retriever_options d = GG_RETRIEVER_OPTIONS_INIT;
-    *opts = d;
+    d.version = version;
+    memcpy(opts, &d, size);
     return GG_OK;
 }
 
@@ -115,12 +136,13 @@ int gg_retriever_new(gg_retriever_t **out, const gg_retriever_options *opts)
     *out = NULL;
     gg_retriever_options o = GG_RETRIEVER_OPTIONS_INIT;
     if (opts) {
-        if (opts->version != GG_RETRIEVER_OPTIONS_VERSION)
+        size_t size = options_size(opts->version);
+        if (!size)
             return ggi_error(GG_EVERSION,
-                             "gg_retriever_options version %u is not known (this library has "
-                             "%d)",
+                             "gg_retriever_options version %u is not known (this library knows "
+                             "1 to %d)",
                              (unsigned)opts->version, GG_RETRIEVER_OPTIONS_VERSION);
-        o = *opts;
+        memcpy(&o, opts, size); /* later fields keep their defaults */
     }
     int rc = gg_init();
     if (rc)
@@ -133,12 +155,21 @@ int gg_retriever_new(gg_retriever_t **out, const gg_retriever_options *opts)
         vt.name = "none";
         return gg_retriever_new_custom(out, &vt, NULL);
     }
+    if (strcmp(backend, "fts5") == 0 || strcmp(backend, "http") == 0) {
+        gg_retriever_vtable vt = GG_RETRIEVER_VTABLE_INIT;
+        void *self = NULL;
+        rc = backend[0] == 'f' ? ggi_fts5_retriever_new(&o, &vt, &self)
+                               : ggi_http_retriever_new(&o, &vt, &self);
+        if (rc)
+            return rc;
+        return gg_retriever_new_custom(out, &vt, self);
+    }
     char shown[64];
     snprintf(shown, sizeof shown, "%s", backend);
     for (char *p = shown; *p; p++)
         if ((unsigned char)*p < 0x20)
             *p = '?';
-    return ggi_error(GG_EINVAL, "unknown retriever backend '%s%s' (valid: \"none\")", shown,
+    return ggi_error(GG_EINVAL, "unknown retriever backend '%s%s' (valid: \"none\", \"fts5\", \"http\")", shown,
                      strlen(backend) >= sizeof shown ? "..." : "");
 }
 
@@ -180,6 +211,34 @@ int gg_retriever_feedback(gg_retriever_t *r, const char *feedback_json)
     if (rc < 0 && (!gg_error_last()[0] || gg_error_last_code() != rc))
         return ggi_error(rc, "retriever '%s' failed: %s", r->name, gg_strerror(rc));
     return rc;
+}
+
+int gg_retriever_add(gg_retriever_t *r, const char *doc_json, char **out_result_json)
+{
+    if (out_result_json)
+        *out_result_json = NULL;
+    if (!r || !doc_json)
+        return ggi_error(GG_EINVAL, "gg_retriever_add: %s is NULL", !r ? "r" : "doc_json");
+    if (!r->vt.add)
+        return ggi_error(GG_EUNSUPPORTED, "retriever '%s' cannot add documents", r->name);
+    gg_error_clear();
+    char *res = NULL;
+    int rc = r->vt.add(r->self, doc_json, &res);
+    if (rc > 0)
+        rc = GG_EINTERNAL;
+    if (rc < 0) {
+        gg_free(res);
+        if (!gg_error_last()[0] || gg_error_last_code() != rc)
+            return ggi_error(rc, "retriever '%s' failed: %s", r->name, gg_strerror(rc));
+        return rc;
+    }
+    if (out_result_json)
+        *out_result_json = res ? res : gg_strdup("{}");
+    else
+        gg_free(res);
+    if (out_result_json && !*out_result_json)
+        return ggi_error(GG_ENOMEM, "out of memory");
+    return GG_OK;
 }
 
 const char *gg_retriever_name(const gg_retriever_t *r)

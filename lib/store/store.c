@@ -61,6 +61,24 @@ static const char *const migrations[] = {
      *   documents (retrieval corpus with usefulness counts) + an FTS5 index over them;
      *   generator journal (task_seq, n, request hash, reply) so a restart reuses replies.
      */
+    ,
+    /* 1 -> 2: the grid: tasks by submitter (fair share), nodes and their scores. */
+    "ALTER TABLE tasks ADD COLUMN submitter TEXT NOT NULL DEFAULT 'local';"
+    "CREATE INDEX tasks_fair ON tasks(status, submitter, priority DESC, seq);"
+    "CREATE TABLE nodes("
+    "  name TEXT PRIMARY KEY,"
+    "  caps TEXT,"
+    "  first_seen REAL,"
+    "  last_seen REAL,"
+    "  quarantined_until REAL NOT NULL DEFAULT 0);"
+    "CREATE TABLE node_scores("
+    "  node TEXT NOT NULL,"
+    "  language TEXT NOT NULL,"
+    "  ok REAL NOT NULL,"
+    "  latency_ms REAL NOT NULL,"
+    "  n INTEGER NOT NULL,"
+    "  updated_at REAL,"
+    "  PRIMARY KEY(node, language));"
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == GGI_STORE_SCHEMA_VERSION,

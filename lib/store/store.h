@@ -25,7 +25,7 @@ typedef struct ggi_store ggi_store;
 #define GGI_ST_CANCELLED "cancelled"
 
 /** The schema version this library writes. */
-#define GGI_STORE_SCHEMA_VERSION 1
+#define GGI_STORE_SCHEMA_VERSION 2
 
 /**
  * Opens (creating when missing) the database at path, sets WAL, synchronous=NORMAL,

@@ -293,21 +293,21 @@ static void test_unknown_versions(void)
     CHECK_RC(gg_orchestrator_options_init(&oo, 99), GG_EVERSION);
 
     gg_executor_options eo = GG_EXECUTOR_OPTIONS_INIT;
-    eo.version = 2;
+    eo.version = GG_EXECUTOR_OPTIONS_VERSION + 1;
     gg_executor_t *ex = NULL;
     CHECK_RC(gg_executor_new(&ex, &eo), GG_EVERSION);
     CHECK(ex == NULL);
-    CHECK_RC(gg_executor_options_init(&eo, 2), GG_EVERSION);
+    CHECK_RC(gg_executor_options_init(&eo, GG_EXECUTOR_OPTIONS_VERSION + 1), GG_EVERSION);
 
     gg_generator_options go = GG_GENERATOR_OPTIONS_INIT;
-    go.version = 2;
+    go.version = GG_GENERATOR_OPTIONS_VERSION + 1;
     gg_generator_t *gen = NULL;
     CHECK_RC(gg_generator_new(&gen, &go), GG_EVERSION);
     CHECK(gen == NULL);
     CHECK_RC(gg_generator_options_init(&go, 0), GG_EVERSION);
 
     gg_retriever_options ro = GG_RETRIEVER_OPTIONS_INIT;
-    ro.version = 2;
+    ro.version = GG_RETRIEVER_OPTIONS_VERSION + 1;
     gg_retriever_t *r = NULL;
     CHECK_RC(gg_retriever_new(&r, &ro), GG_EVERSION);
     CHECK(r == NULL);

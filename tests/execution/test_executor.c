@@ -2,6 +2,9 @@
  * test_executor.c - the executor handle and its "process" backend through the public API:
  * results of jobs that end in every way, request checking, workspaces (files, removal,
  * scrubbed environment), limits, concurrency, interrupt, and the custom vtable rules.
+ * The same tests run once per mode (argv[1]): "rlimits" (plain child processes),
+ * "namespaces" (the sandbox, each job started directly) and "zygote" (the sandbox, with
+ * `python -c` jobs forked from a warm zygote). Modes that the host cannot give skip (77).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,13 +20,18 @@
 #include <gryphgen/sys/executor.h>
 
 #include "core/ggi.h"
+#include "execution/cgroup.h"
 #include "execution/process_executor.h"
+#include "execution/sandbox.h"
 #include "testutil.h"
 
 #define PY "/usr/bin/python3"
 
 static char root_dir[] = "/tmp/gg-test-exec-XXXXXX";
 static gg_executor_t *ex;
+static const char *mode = "rlimits";
+static int sandboxed; /* mode is "namespaces" or "zygote" */
+static int cgrouped;  /* sandboxed jobs get a cgroup on this host */
 
 /* Runs a request; on success returns the parsed result (caller deletes), else NULL and
  * *rc says why. */
@@ -134,6 +142,41 @@ static void test_options(void)
     gg_executor_destroy(&e);
     CHECK(chdir(cwd) == 0);
 
+    /* Levels: bad names are refused; a minimum is never undercut. */
+    gg_executor_options_init(&o, GG_EXECUTOR_OPTIONS_VERSION);
+    o.isolation = "warp";
+    CHECK_RC(gg_executor_new(&e, &o), GG_EINVAL);
+    CHECK_CONTAINS(gg_error_last(), "warp");
+    o.isolation = NULL;
+    o.min_isolation = "sandboxish";
+    CHECK_RC(gg_executor_new(&e, &o), GG_EINVAL);
+    o.isolation = "rlimits";
+    o.min_isolation = sandboxed ? "namespaces" : "rlimits";
+    CHECK_RC(gg_executor_new(&e, &o), 0);
+    out = NULL;
+    int rc2 = gg_executor_run(e, "{\"argv\": [\"true\"]}", &out);
+    CHECK(rc2 == (sandboxed ? GG_EUNSUPPORTED : 0));
+    if (sandboxed)
+        CHECK_CONTAINS(gg_error_last(), "below the required minimum 'namespaces'");
+    gg_free(out);
+    out = NULL;
+    CHECK_RC(gg_executor_run(e, "{\"argv\": [\"true\"], \"isolation\": \"none\"}", &out),
+             GG_EUNSUPPORTED);
+    CHECK(out == NULL);
+    CHECK_CONTAINS(gg_error_last(), "below the required minimum");
+    gg_executor_destroy(&e);
+    o.isolation = NULL;
+    o.min_isolation = "container";
+    CHECK_RC(gg_executor_new(&e, &o), 0);
+    CHECK_RC(gg_executor_run(e, "{\"argv\": [\"true\"]}", &out), GG_EUNSUPPORTED);
+    CHECK(dir_is_empty(root_dir));
+    gg_executor_destroy(&e);
+    /* A version 1 struct (no isolation fields) still works. */
+    gg_executor_options_init(&o, 1);
+    CHECK(o.version == 1);
+    CHECK_RC(gg_executor_new(&e, &o), 0);
+    gg_executor_destroy(&e);
+
     CHECK_RC(gg_executor_new(&e, NULL), 0);
     CHECK_STR(gg_executor_backend(e), "process");
     CHECK_RC(gg_executor_interrupt(e), 0); /* nothing running: harmless */
@@ -154,7 +197,9 @@ static void test_exit_and_signal(void)
         CHECK_STR(str(r, "stderr"), "");
         CHECK(flag(r, "timed_out") == 0 && flag(r, "cancelled") == 0);
         CHECK(flag(r, "stdout_truncated") == 0 && flag(r, "stderr_truncated") == 0);
-        CHECK_STR(str(r, "isolation"), "rlimits");
+        CHECK_STR(str(r, "isolation"), sandboxed ? "namespaces" : "rlimits");
+        CHECK(flag(r, "oom_killed") == 0);
+        CHECK(flag(r, "zygote") == 0); /* not a python -c job */
         CHECK(num(r, "max_rss_kb") > 0);
         CHECK(num(r, "duration_ms") > 0);
         cJSON_Delete(r);
@@ -211,16 +256,27 @@ static void test_missing_program(void)
     CHECK(dir_is_empty(root_dir));
 }
 
+/* Is a process whose command line holds marker still alive (host side, any namespace)? */
+static int marker_alive(const char *marker)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "for i in 1 2 3 4 5 6 7 8 9 10; do pgrep -f '%s' >/dev/null || "
+                              "exit 1; sleep 0.05; done; exit 0", marker);
+    return system(cmd) == 0;
+}
+
 static void test_grandchild(void)
 {
     double t0 = ggi_now_ms();
-    cJSON *r = run_ok("{\"argv\": [\"sh\", \"-c\", \"sleep 30 & echo $!\"]}");
+    cJSON *r = run_ok("{\"argv\": [\"sh\", \"-c\", \"sleep 30.4321 & echo $!\"]}");
     CHECK(ggi_now_ms() - t0 < 2000);
     if (r) {
         long pid = str(r, "stdout") ? strtol(str(r, "stdout"), NULL, 10) : 0;
         CHECK(pid > 1);
-        if (pid > 1)
+        /* In the sandbox the pid is one of the job's PID namespace. */
+        if (pid > 1 && !sandboxed)
             CHECK(process_gone(pid));
+        CHECK(!marker_alive("slee[p] 30.4321"));
         cJSON_Delete(r);
     }
 }
@@ -356,8 +412,10 @@ static void test_bad_requests(void)
         { "{\"argv\": [\"true\"], \"limits\": {\"nproc\": 0}}", GG_EINVAL, "nproc" },
         { "{\"argv\": [\"true\"], \"limits\": {\"timeout\": 3}}", GG_EINVAL, "timeout" },
         { "{\"argv\": [\"true\"], \"isolation\": 1}", GG_EINVAL, "isolation" },
-        { "{\"argv\": [\"true\"], \"isolation\": \"namespaces\"}", GG_EUNSUPPORTED,
-          "namespaces" },
+        { "{\"argv\": [\"true\"], \"isolation\": \"container\"}", GG_EUNSUPPORTED,
+          "container" },
+        { "{\"argv\": [\"true\"], \"isolation\": \"jail\"}", GG_EINVAL, "jail" },
+        { "{\"argv\": [\"true\"], \"zygote\": 1}", GG_EINVAL, "zygote" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int rc;
@@ -399,7 +457,16 @@ static void test_limits(void)
                       " \"limits\": {\"memory_mb\": 256}}");
     if (r) {
         CHECK(num(r, "exit_code") != 0);
-        CHECK_CONTAINS(str(r, "stderr"), "MemoryError");
+        if (cgrouped) {
+            /* The job's cgroup bounds its memory: the kernel kills it, and says so. */
+            CHECK(flag(r, "oom_killed") == 1);
+            CHECK_STR(str(r, "signal_name"), "SIGKILL");
+            CHECK_CONTAINS(str(r, "reason"), "out of memory");
+        } else {
+            CHECK_CONTAINS(str(r, "stderr"), "MemoryError");
+            CHECK(flag(r, "oom_killed") == 0);
+        }
+        CHECK(flag(r, "zygote") == !strcmp(mode, "zygote"));
         cJSON_Delete(r);
     }
     /* Defaults of "rlimits": nofile 256, fsize 64 MiB (dash counts 512-byte blocks). */
@@ -605,8 +672,26 @@ static void test_custom(void)
     CHECK(e == NULL);
 }
 
-int main(void)
+/* Runs one test and prints how long it took (the suite must stay fast in every mode). */
+static void timed(const char *name, void (*fn)(void))
 {
+    double t0 = ggi_now_ms();
+    fn();
+    fprintf(stderr, "%-22s %7.0f ms\n", name, ggi_now_ms() - t0);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1)
+        mode = argv[1];
+    sandboxed = !strcmp(mode, "namespaces") || !strcmp(mode, "zygote");
+    if (sandboxed && !ggi_sandbox_probe()->namespaces) {
+        printf("SKIP: no namespace sandbox here: %s\n", ggi_sandbox_probe()->namespaces_why);
+        return 77;
+    }
+    cgrouped = sandboxed && ggi_cgroup_probe()->version > 0;
+    if (!strcmp(mode, "namespaces"))
+        setenv("GRYPHGEN_ZYGOTE", "0", 1);
     if (!mkdtemp(root_dir)) {
         perror("mkdtemp");
         return 1;
@@ -614,22 +699,23 @@ int main(void)
     gg_executor_options o;
     gg_executor_options_init(&o, GG_EXECUTOR_OPTIONS_VERSION);
     o.workdir_root = root_dir;
+    o.isolation = sandboxed ? "namespaces" : "rlimits";
     if (gg_executor_new(&ex, &o) != 0) {
         fprintf(stderr, "gg_executor_new: %s\n", gg_error_last());
         return 1;
     }
-    test_options();
-    test_exit_and_signal();
-    test_timeout_and_flood();
-    test_missing_program();
-    test_grandchild();
-    test_stdin_files_workspace();
-    test_bad_requests();
-    test_limits();
-    test_invalid_utf8();
-    test_concurrent();
-    test_interrupt();
-    test_custom();
+    timed("options", test_options);
+    timed("exit_and_signal", test_exit_and_signal);
+    timed("timeout_and_flood", test_timeout_and_flood);
+    timed("missing_program", test_missing_program);
+    timed("grandchild", test_grandchild);
+    timed("stdin_files_workspace", test_stdin_files_workspace);
+    timed("bad_requests", test_bad_requests);
+    timed("limits", test_limits);
+    timed("invalid_utf8", test_invalid_utf8);
+    timed("concurrent", test_concurrent);
+    timed("interrupt", test_interrupt);
+    timed("custom", test_custom);
     gg_executor_destroy(&ex);
     CHECK(dir_is_empty(root_dir));
     rmdir(root_dir);

@@ -109,7 +109,7 @@ static void test_open(void)
     ggi_store_close(NULL); /* NULL */
 
     /* What the file holds, read without the store. */
-    CHECK(raw_int(path, "PRAGMA user_version") == 1);
+    CHECK(raw_int(path, "PRAGMA user_version") == GGI_STORE_SCHEMA_VERSION);
     CHECK(raw_int(path, "SELECT count(*) FROM sqlite_master WHERE name IN "
                         "('tasks','attempts','events','tasks_claim')") == 4);
     {
@@ -174,7 +174,7 @@ static void test_refusals(void)
     CHECK_RC(ggi_store_open(&s, newer), GG_EVERSION);
     CHECK(s == NULL);
     CHECK_CONTAINS(gg_error_last(), "99");
-    CHECK_CONTAINS(gg_error_last(), "version 1");
+    CHECK_CONTAINS(gg_error_last(), "version 2");
     CHECK_CONTAINS(gg_error_last(), newer);
     CHECK(raw_int(newer, "PRAGMA user_version") == 99);
     CHECK(raw_int(newer, "SELECT count(*) FROM pragma_journal_mode "
@@ -717,7 +717,7 @@ static void test_concurrent_open(void)
         pthread_join(th[i], NULL);
         CHECK_RC(args[i].rc, 0);
     }
-    CHECK(raw_int(path, "PRAGMA user_version") == 1);
+    CHECK(raw_int(path, "PRAGMA user_version") == GGI_STORE_SCHEMA_VERSION);
     CHECK(raw_int(path, "SELECT count(*) FROM tasks") == N);
 }
 

@@ -72,7 +72,7 @@ static void test_options(void)
 
     gg_generator_t *g = (gg_generator_t *)1;
     gg_generator_options bad = GG_GENERATOR_OPTIONS_INIT;
-    bad.version = 2;
+    bad.version = GG_GENERATOR_OPTIONS_VERSION + 1;
     CHECK_RC(gg_generator_new(&g, &bad), GG_EVERSION);
     CHECK(g == NULL);
     bad.version = 0;

@@ -111,7 +111,7 @@ static void test_custom(void)
     vt.version = 0;
     CHECK_RC(gg_retriever_new_custom(&r, &vt, &h), GG_EVERSION);
     CHECK(r == NULL && h.destroyed == 1);
-    vt.version = 2;
+    vt.version = GG_RETRIEVER_VTABLE_VERSION + 1;
     CHECK_RC(gg_retriever_new_custom(&r, &vt, &h), GG_EVERSION);
     CHECK(h.destroyed == 2);
     vt.version = GG_RETRIEVER_VTABLE_VERSION;

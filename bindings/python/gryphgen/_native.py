@@ -54,22 +54,26 @@ GENERATOR_GENERATE_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c
 RETRIEVER_SEARCH_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p,
                                        c_char_pp)
 RETRIEVER_FEEDBACK_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p)
+RETRIEVER_ADD_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p,
+                                    ctypes.POINTER(ctypes.c_void_p))
 DESTROY_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 
-EXECUTOR_OPTIONS_VERSION = 1
+EXECUTOR_OPTIONS_VERSION = 2
 GENERATOR_OPTIONS_VERSION = 1
-RETRIEVER_OPTIONS_VERSION = 1
-ORCHESTRATOR_OPTIONS_VERSION = 1
+RETRIEVER_OPTIONS_VERSION = 2
+ORCHESTRATOR_OPTIONS_VERSION = 2
 EXECUTOR_VTABLE_VERSION = 1
 GENERATOR_VTABLE_VERSION = 1
-RETRIEVER_VTABLE_VERSION = 1
+RETRIEVER_VTABLE_VERSION = 2
 
 
 class ExecutorOptions(ctypes.Structure):
-    """gg_executor_options (include/gryphgen/executor.h), version 1."""
+    """gg_executor_options (include/gryphgen/executor.h), version 2."""
     _fields_ = [("version", ctypes.c_uint32), ("backend", ctypes.c_char_p),
                 ("workdir_root", ctypes.c_char_p), ("max_output", ctypes.c_size_t),
-                ("default_timeout_s", ctypes.c_double)]
+                ("default_timeout_s", ctypes.c_double),
+                ("container_socket", ctypes.c_char_p), ("container_images", ctypes.c_char_p),
+                ("isolation", ctypes.c_char_p), ("min_isolation", ctypes.c_char_p)]
 
 
 class GeneratorOptions(ctypes.Structure):
@@ -84,19 +88,31 @@ class GeneratorOptions(ctypes.Structure):
 
 
 class RetrieverOptions(ctypes.Structure):
-    """gg_retriever_options (include/gryphgen/retriever.h), version 1."""
-    _fields_ = [("version", ctypes.c_uint32), ("backend", ctypes.c_char_p)]
+    """gg_retriever_options (include/gryphgen/retriever.h), version 2."""
+    _fields_ = [("version", ctypes.c_uint32), ("backend", ctypes.c_char_p),
+                ("db_path", ctypes.c_char_p), ("usefulness_weight", ctypes.c_double),
+                ("exploration", ctypes.c_double), ("seed", ctypes.c_uint64),
+                ("max_chars", ctypes.c_size_t), ("url", ctypes.c_char_p),
+                ("method", ctypes.c_char_p), ("body", ctypes.c_char_p),
+                ("headers", ctypes.c_char_p), ("token_env", ctypes.c_char_p),
+                ("token_file", ctypes.c_char_p), ("results_pointer", ctypes.c_char_p),
+                ("id_pointer", ctypes.c_char_p), ("text_pointer", ctypes.c_char_p),
+                ("score_pointer", ctypes.c_char_p), ("source_pointer", ctypes.c_char_p),
+                ("timeout_s", ctypes.c_double), ("max_retries", ctypes.c_int),
+                ("feedback_url", ctypes.c_char_p), ("max_response", ctypes.c_size_t)]
 
 
 class OrchestratorOptions(ctypes.Structure):
-    """gg_orchestrator_options (include/gryphgen/orchestrator.h), version 1."""
+    """gg_orchestrator_options (include/gryphgen/orchestrator.h), version 2."""
     _fields_ = [("version", ctypes.c_uint32), ("db_path", ctypes.c_char_p),
                 ("workers", ctypes.c_uint), ("max_attempts", ctypes.c_uint),
                 ("generator", ctypes.c_void_p), ("executor", ctypes.c_void_p),
                 ("retriever", ctypes.c_void_p), ("python", ctypes.c_char_p),
                 ("cc", ctypes.c_char_p), ("log_fn", LOG_FN), ("log_user", ctypes.c_void_p),
                 ("log_level", ctypes.c_int), ("event_fn", EVENT_FN),
-                ("event_user", ctypes.c_void_p), ("transport", ctypes.c_char_p)]
+                ("event_user", ctypes.c_void_p), ("transport", ctypes.c_char_p),
+                ("bind", ctypes.c_char_p), ("local_workers", ctypes.c_int),
+                ("max_queued", ctypes.c_uint)]
 
 
 class ExecutorVtable(ctypes.Structure):
@@ -113,10 +129,11 @@ class GeneratorVtable(ctypes.Structure):
 
 
 class RetrieverVtable(ctypes.Structure):
-    """gg_retriever_vtable (include/gryphgen/sys/retriever.h), version 1."""
+    """gg_retriever_vtable (include/gryphgen/sys/retriever.h), version 2 (the add slot is
+    left NULL: Python retrievers do not take documents yet)."""
     _fields_ = [("version", ctypes.c_uint32), ("search", RETRIEVER_SEARCH_FN),
                 ("feedback", RETRIEVER_FEEDBACK_FN), ("destroy", DESTROY_FN),
-                ("name", ctypes.c_char_p)]
+                ("name", ctypes.c_char_p), ("add", RETRIEVER_ADD_FN)]
 
 
 _p = ctypes.c_void_p
@@ -146,6 +163,7 @@ PROTOTYPES = {
     "gg_executor_run": (_i, [_p, _s, c_char_pp]),
     "gg_executor_interrupt": (_i, [_p]),
     "gg_executor_backend": (_s, [_p]),
+    "gg_executor_probe": (_i, [c_char_pp]),
     "gg_executor_destroy": (None, [_pp]),
     "gg_generator_options_init": (_i, [ctypes.POINTER(GeneratorOptions), _u]),
     "gg_generator_new": (_i, [_pp, ctypes.POINTER(GeneratorOptions)]),
@@ -160,6 +178,7 @@ PROTOTYPES = {
     "gg_retriever_feedback": (_i, [_p, _s]),
     "gg_retriever_name": (_s, [_p]),
     "gg_retriever_destroy": (None, [_pp]),
+    "gg_retriever_add": (_i, [_p, _s, c_char_pp]),
     "gg_orchestrator_options_init": (_i, [ctypes.POINTER(OrchestratorOptions), _u]),
     "gg_orchestrator_new": (_i, [_pp, ctypes.POINTER(OrchestratorOptions)]),
     "gg_orchestrator_destroy": (None, [_pp]),
@@ -169,6 +188,9 @@ PROTOTYPES = {
     "gg_orchestrator_cancel": (_i, [_p, _s]),
     "gg_orchestrator_drain": (_i, [_p, _i]),
     "gg_orchestrator_stats": (_i, [_p, c_char_pp]),
+    "gg_endpoint_is_loopback": (_i, [_s]),
+    "gg_security_check": (_i, [_s, _i, _i]),
+    "gg_curve_keygen": (_i, [_s, ctypes.c_char_p]),
 }
 
 # Exported functions deliberately not bound, with the reason (tests/test_symbols.py checks
@@ -176,6 +198,21 @@ PROTOTYPES = {
 UNBOUND = {
     "gg_malloc": "the binding hands strings to the library with gg_strdup(); raw, "
                  "uninitialised buffers have no use in Python",
+    "gg_worker_options_init": "grid worker (issue 4): a Worker class is not written yet; run `gryphgen worker`",
+    "gg_worker_new": "grid worker (issue 4): a Worker class is not written yet; run `gryphgen worker`",
+    "gg_worker_run": "grid worker (issue 4): a Worker class is not written yet; run `gryphgen worker`",
+    "gg_worker_stop": "grid worker (issue 4): a Worker class is not written yet; run `gryphgen worker`",
+    "gg_worker_stats": "grid worker (issue 4): a Worker class is not written yet; run `gryphgen worker`",
+    "gg_worker_destroy": "grid worker (issue 4): a Worker class is not written yet; run `gryphgen worker`",
+    "gg_client_options_init": "grid client (issue 4): a Client class is not written yet; use `gryphgen submit/status`",
+    "gg_client_new": "grid client (issue 4): a Client class is not written yet; use `gryphgen submit/status`",
+    "gg_client_submit": "grid client (issue 4): a Client class is not written yet; use `gryphgen submit/status`",
+    "gg_client_submit_batch": "grid client (issue 4): a Client class is not written yet; use `gryphgen submit/status`",
+    "gg_client_wait": "grid client (issue 4): a Client class is not written yet; use `gryphgen submit/status`",
+    "gg_client_status": "grid client (issue 4): a Client class is not written yet; use `gryphgen submit/status`",
+    "gg_client_cancel": "grid client (issue 4): a Client class is not written yet; use `gryphgen submit/status`",
+    "gg_client_watch": "grid client (issue 4): a Client class is not written yet; use `gryphgen submit/status`",
+    "gg_client_destroy": "grid client (issue 4): a Client class is not written yet; use `gryphgen submit/status`",
 }
 
 for _name, (_res, _args) in PROTOTYPES.items():

@@ -214,10 +214,14 @@ def test_python_retriever_context_reaches_the_generator(gg):
     texts = [c["text"] for c in gen.requests[0]["context"]]
     assert texts == ["RETRIEVED: use the + operator", "RETRIEVED: integers may be negative"]
     assert gen.requests[0]["context"][0]["id"] == "doc-1"
+    # The orchestrator reported each attempt's outcome for the context it used.
+    assert docs.feedbacks == [
+        {"task_id": "pyret/add", "passed": False, "ids": ["doc-1", "doc-2"]},
+        {"task_id": "pyret/add", "passed": True, "ids": ["doc-1", "doc-2"]}]
     # feedback through the handle reaches the Python method
     with gg.RetrieverHandle.create(docs) as h:
         h.feedback({"task_id": "x", "passed": True, "ids": ["doc-1"]})
-    assert docs.feedbacks == [{"task_id": "x", "passed": True, "ids": ["doc-1"]}]
+    assert docs.feedbacks[-1] == {"task_id": "x", "passed": True, "ids": ["doc-1"]}
 
 
 def test_retriever_that_raises_costs_only_the_context(gg):

@@ -97,8 +97,9 @@ def test_events_callback_and_iterator(gg):
     # The callback saw the same events (it runs before the queue is read).
     assert [e["type"] for e in seen if e.get("task_id") == "ev/add"][:len(types)] == types
     assert all(isinstance(e["ts"], float) for e in events)
-    # After close the iterator ends instead of blocking.
-    assert list(o.events(timeout=None)) == []
+    # After close the iterator ends instead of blocking; what is left is only the node
+    # events of the shutdown (the local worker leaving).
+    assert all(e["type"].startswith("node.") for e in o.events(timeout=None))
 
 
 def test_event_callback_that_raises_does_not_break_the_run(gg):

@@ -16,7 +16,7 @@ extern "C" {
 #endif
 
 /** Version of gg_retriever_vtable this header describes. */
-#define GG_RETRIEVER_VTABLE_VERSION 1
+#define GG_RETRIEVER_VTABLE_VERSION 2
 
 /** A retriever backend. Slots are only ever appended. */
 typedef struct gg_retriever_vtable {
@@ -29,10 +29,14 @@ typedef struct gg_retriever_vtable {
     void (*destroy)(void *self);
     /** Optional. A static name; NULL gives "custom". */
     const char *name;
+    /* ---- version 2 ---- */
+    /** Optional. Adds a document (gg_retriever_add()); out_result_json is never NULL and
+     *  receives gg_malloc() memory or stays NULL. NULL slot: GG_EUNSUPPORTED. */
+    int (*add)(void *self, const char *doc_json, char **out_result_json);
 } gg_retriever_vtable;
 
 /** Static initialiser: version set, every slot NULL. */
-#define GG_RETRIEVER_VTABLE_INIT { GG_RETRIEVER_VTABLE_VERSION, NULL, NULL, NULL, NULL }
+#define GG_RETRIEVER_VTABLE_INIT { GG_RETRIEVER_VTABLE_VERSION, NULL, NULL, NULL, NULL, NULL }
 
 /**
  * Wraps a host's backend in a retriever handle. Ownership of self passes at once: on failure

@@ -26,12 +26,25 @@ extern "C" {
 /** Largest peer identity a transport may use, in bytes. */
 #define GG_TRANSPORT_MAX_IDENTITY 255
 
-/** A message received by a hub or a peer. The transport owns data until the next recv. */
+/** Size of gg_transport_msg.role, with the terminating NUL. */
+#define GG_TRANSPORT_MAX_ROLE 32
+
+/**
+ * A message received by a hub or a peer. The transport owns data until the next recv.
+ * The library clears the whole struct before each recv, so a transport that does not
+ * authenticate its peers leaves role empty.
+ */
 typedef struct gg_transport_msg {
     const void *data;                              /**< message bytes */
     size_t len;                                    /**< number of bytes */
     unsigned char peer[GG_TRANSPORT_MAX_IDENTITY]; /**< on a hub: the sender's identity */
     size_t peer_len;                               /**< on a hub: identity length */
+    /**
+     * On a hub that authenticates its peers: the sender's role ("worker", "submitter",
+     * "admin", or "local" for a peer inside the hub's own process), NUL-terminated.
+     * "" when the transport does not authenticate.
+     */
+    char role[GG_TRANSPORT_MAX_ROLE];
 } gg_transport_msg;
 
 /** A transport backend. Slots are only ever appended. */

@@ -1,0 +1,174 @@
+#!/bin/bash
+# dispatch.sh - dispatch throughput of the grid: no-op jobs through `gryphgen serve` and two
+# `gryphgen worker --executor noop` over tcp on loopback, every state change durable
+# (SQLite WAL, group commit), compared in the same run with
+#   - raw libzmq ROUTER/DEALER round trips with the same per-task message sizes, pipelined
+#     (bench/zmq_raw.c): the limit;
+#   - Dask distributed (LocalCluster, 2 workers) and Celery with Redis (2 worker processes)
+#     doing the same no-op work, each skipped with a note when not installed
+#     (apt-get install python3-distributed python3-celery python3-redis redis-server).
+# Prints tasks/s for each and the ratios. Target: the grid at least 15% of raw ZeroMQ.
+# With MEMORY=1 it also measures the orchestrator's RSS with 1,000,000 tasks queued and no
+# worker (target: under 256 MB), and a worker's RSS after 10,000 and 100,000 no-op jobs
+# (target: no growth).
+# Environment: BUILD (build dir, default build), N (tasks, default 50000), QUEUE (jobs a
+# worker holds ahead, default 256), MEMORY (0/1), PEERS_N (Dask/Celery tasks, default 5000).
+set -uo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+build=${BUILD:-$repo/build}
+n=${N:-50000}
+queue=${QUEUE:-256}
+peer_n=${PEERS_N:-5000}
+py=/usr/bin/python3
+[ -x $py ] || py=$(command -v python3)
+
+[ -f "$build/build.ninja" ] || meson setup "$build" "$repo" >/dev/null || exit 1
+if ! log=$(ninja -C "$build" cli/gryphgen bench/zmq_raw 2>&1); then
+    echo "dispatch: building failed:"; echo "$log"; exit 1
+fi
+gg=$build/cli/gryphgen
+tmp=$(mktemp -d)
+pids=()
+main_pid=$BASHPID
+cleanup() {
+    # bash may run the EXIT trap in command substitutions too: only the script itself cleans
+    [ "$BASHPID" = "$main_pid" ] || return 0
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+port() { $py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+now() { date +%s.%N; }
+rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+hwm_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+passed() { $gg status --connect "$1" 2>/dev/null | $py -c 'import json,sys; print(json.load(sys.stdin)["passed"])' 2>/dev/null || echo 0; }
+wait_passed() { # endpoint count
+    while [ "$(passed "$1")" -lt "$2" ]; do sleep 0.1; done
+}
+tasks() { # count file
+    $py - "$1" "$2" <<'PY'
+import json, sys
+with open(sys.argv[2], "w") as f:
+    for i in range(int(sys.argv[1])):
+        f.write(json.dumps({"task_id": "n%d" % i, "language": "python", "prompt": "noop"}) + "\n")
+PY
+}
+
+echo "dispatch: $n no-op tasks, 2 workers (queue $queue each), tcp on loopback"
+tasks "$n" "$tmp/tasks.jsonl"
+
+# --- the grid: submit everything first (durable), then time the dispatch alone
+ep="tcp://127.0.0.1:$(port)"
+$gg serve --bind "$ep" --db "$tmp/grid.db" 2>"$tmp/serve.log" & serve=$!; pids+=($serve)
+sleep 0.3
+t0=$(now)
+$gg submit --connect "$ep" "$tmp/tasks.jsonl" >/dev/null || { echo "dispatch: submit failed"; exit 1; }
+t1=$(now)
+submit_rate=$($py -c "print(round($n/($t1-$t0)))")
+for i in 1 2; do
+    $gg worker --connect "$ep" --executor noop --slots 1 --queue "$queue" --name "w$i" \
+        2>"$tmp/w$i.log" & pids+=($!)
+done
+t2=$(now)
+wait_passed "$ep" "$n"
+t3=$(now)
+grid=$($py -c "print(round($n/($t3-$t2)))")
+echo "grid submit (durable, batched):   $submit_rate tasks/s"
+echo "grid dispatch (durable):          $grid tasks/s"
+
+# --- raw libzmq, same sizes: a job of one task and its result
+read -r req rep < <($py - "$tmp/grid.db" <<'PY'
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+spec = c.execute("SELECT length(spec) FROM tasks LIMIT 1").fetchone()[0]
+rec = c.execute("SELECT length(record) FROM attempts LIMIT 1").fetchone()[0]
+print(spec + 80, rec + 60)
+PY
+)
+raw=$("$build/bench/zmq_raw" 2 100 "$req" "$rep" 2 | awk '{print $1}')
+echo "raw libzmq (2 peers x 100 in flight, $req/$rep bytes): $raw round trips/s"
+
+# --- Dask
+dask="skipped"
+if $py -c 'import distributed' 2>/dev/null; then
+    # From a file: Dask's worker processes re-import __main__, which stdin cannot give.
+    cat > "$tmp/dask_noop.py" <<'PY'
+import sys, time
+from distributed import Client, LocalCluster
+def noop(x):
+    return None
+if __name__ == "__main__":
+    n = int(sys.argv[1])
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cl, Client(cl) as c:
+        c.gather(c.map(noop, range(100), pure=False))
+        t = time.time()
+        c.gather(c.map(noop, range(n), pure=False))
+        print(round(n / (time.time() - t)))
+PY
+    dask=$(setsid $py "$tmp/dask_noop.py" "$peer_n" 2>"$tmp/dask.log" </dev/null | tail -1)
+    [ -n "$dask" ] || dask="failed"
+else
+    echo "dask: skipped (apt-get install python3-distributed)"
+fi
+echo "dask distributed (2 workers):     $dask tasks/s"
+
+# --- Celery + Redis
+celery="skipped"
+if $py -c 'import celery, redis' 2>/dev/null && command -v redis-server >/dev/null; then
+    rport=$(port)
+    redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no \
+        >"$tmp/redis.log" 2>&1 & pids+=($!)
+    mkdir -p "$tmp/cel"
+    cat > "$tmp/cel/noopapp.py" <<PY
+from celery import Celery
+app = Celery("noopapp", broker="redis://127.0.0.1:$rport/0", backend="redis://127.0.0.1:$rport/1")
+@app.task
+def noop(x):
+    return None
+PY
+    (cd "$tmp/cel" && exec setsid $py -m celery -A noopapp worker -c 2 -P prefork -l warning \
+        >"$tmp/celery.log" 2>&1 </dev/null) & pids+=($!)
+    sleep 3
+    cat > "$tmp/cel/run_noop.py" <<'PY'
+import sys, time
+from noopapp import noop
+n = int(sys.argv[1])
+noop.delay(0).get(timeout=30)
+t = time.time()
+rs = [noop.delay(i) for i in range(n)]
+for r in rs:
+    r.get(timeout=120)
+print(round(n / (time.time() - t)))
+PY
+    celery=$(cd "$tmp/cel" && $py run_noop.py "$peer_n" 2>"$tmp/celery_client.log" </dev/null | tail -1)
+    [ -n "$celery" ] || celery="failed"
+else
+    echo "celery: skipped (apt-get install python3-celery python3-redis redis-server)"
+fi
+echo "celery + redis (2 processes):     $celery tasks/s"
+
+ratio() { $py -c "a,b='$1','$2'; print('%.1f%%' % (100*float(a)/float(b)) if a.replace('.','').isdigit() and b.replace('.','').isdigit() and float(b)>0 else 'n/a')"; }
+times() { $py -c "a,b='$1','$2'; print('%.1fx' % (float(a)/float(b)) if a.replace('.','').isdigit() and b.replace('.','').isdigit() and float(b)>0 else 'n/a')"; }
+echo "grid / raw libzmq:   $(ratio "$grid" "$raw") (target: at least 15%)"
+echo "grid / dask:         $(times "$grid" "$dask")"
+echo "grid / celery:       $(times "$grid" "$celery")"
+
+if [ "${MEMORY:-0}" = 1 ]; then
+    echo "memory: 1,000,000 tasks queued with no worker connected"
+    tasks 1000000 "$tmp/million.jsonl"
+    ep2="tcp://127.0.0.1:$(port)"
+    $gg serve --bind "$ep2" --db "$tmp/million.db" 2>"$tmp/serve2.log" & s2=$!; pids+=($s2)
+    sleep 0.3
+    $gg submit --connect "$ep2" "$tmp/million.jsonl" >/dev/null
+    echo "orchestrator RSS: $(( $(rss_kb $s2) / 1024 )) MB, peak $(( $(hwm_kb $s2) / 1024 )) MB (target: under 256 MB)"
+    $gg worker --connect "$ep2" --executor noop --slots 1 --queue "$queue" 2>/dev/null & w=$!; pids+=($w)
+    wait_passed "$ep2" 10000
+    r1=$(rss_kb $w)
+    wait_passed "$ep2" 100000
+    r2=$(rss_kb $w)
+    echo "worker RSS after 10,000 jobs: $((r1/1024)) MB; after 100,000: $((r2/1024)) MB (target: no growth)"
+fi

@@ -1,0 +1,334 @@
+/*
+ * client_cmds.c - the client commands of the grid: `gryphgen submit`, `status`, `cancel` and
+ * `watch`, each talking to `gryphgen serve` through gg_client_t, plus the helpers
+ * `eval --connect` uses.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "cli.h"
+#include "jsonl_reader.h"
+
+enum { OPT_CONNECT = 0x200, OPT_NAME, OPT_WAIT, OPT_TIMEOUT, OPT_BATCH };
+
+#define SUBMIT_BATCH 1000
+#define SUBMIT_BATCH_BYTES ((size_t)4 << 20)
+
+int cli_client_open(const char *endpoint, const char *name, gg_client_t **out)
+{
+    gg_client_options co = GG_CLIENT_OPTIONS_INIT;
+    co.connect = endpoint;
+    co.name = name;
+    if (gg_client_new(out, &co) != 0) {
+        cli_errorf("cannot connect to '%s': %s", endpoint, gg_error_last());
+        return CLI_EXIT_USAGE;
+    }
+    return CLI_EXIT_OK;
+}
+
+int cli_client_result(gg_client_t *c, const char *task_id, char **out_result)
+{
+    char *st = NULL;
+    *out_result = NULL;
+    int rc = gg_client_status(c, task_id, &st);
+    if (rc != 0)
+        return rc;
+    cJSON *s = cJSON_Parse(st);
+    const cJSON *status = cJSON_GetObjectItemCaseSensitive(s, "status");
+    int ended = cJSON_IsString(status) && strcmp(status->valuestring, "queued") != 0 &&
+                strcmp(status->valuestring, "running") != 0;
+    cJSON_Delete(s);
+    gg_free(st);
+    if (!ended)
+        return GG_EAGAIN;
+    return gg_client_wait(c, task_id, 10000, out_result);
+}
+
+/* Parses the options every client command has; returns -1 on a usage error. */
+static int common_opts(const char *cmd, int argc, char **argv, const char *shortopts,
+                       const struct option *longopts, const char **connect, const char **name,
+                       int *wait, unsigned *timeout_ms)
+{
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+        switch (c) {
+        case OPT_CONNECT:
+            *connect = optarg;
+            break;
+        case OPT_NAME:
+            *name = optarg;
+            break;
+        case OPT_WAIT:
+            *wait = 1;
+            break;
+        case OPT_TIMEOUT:
+            if (cli_parse_uint("--timeout-ms", optarg, 0, 2000000000u, timeout_ms) != 0)
+                return -1;
+            break;
+        case 'h':
+        case CLI_OPT_HELP:
+            return 1;
+        default:
+            cli_bad_option(cmd, c, argv, optind, optopt);
+            return -1;
+        }
+    }
+    if (!*connect || !**connect) {
+        cli_errorf("%s: give --connect ENDPOINT (e.g. tcp://127.0.0.1:5555)", cmd);
+        return -1;
+    }
+    return 0;
+}
+
+static const struct option client_longopts[] = {
+    {"connect", required_argument, NULL, OPT_CONNECT},
+    {"name", required_argument, NULL, OPT_NAME},
+    {"wait", no_argument, NULL, OPT_WAIT},
+    {"timeout-ms", required_argument, NULL, OPT_TIMEOUT},
+    {"help", no_argument, NULL, CLI_OPT_HELP},
+    {NULL, 0, NULL, 0},
+};
+
+/* Sends one batch; prints the ids (or errors) in order. Returns an exit code. */
+static int send_batch(gg_client_t *c, cJSON *batch, cJSON *all_ids)
+{
+    char *text = cJSON_PrintUnformatted(batch);
+    if (!text) {
+        cli_errorf("out of memory");
+        return CLI_EXIT_INFRA;
+    }
+    char *reply = NULL;
+    int rc;
+    for (;;) {
+        rc = gg_client_submit_batch(c, text, &reply);
+        if (rc != GG_EBUSY || cli_interrupted)
+            break;
+        usleep(200 * 1000); /* the orchestrator's queue is full: wait and try again */
+    }
+    cJSON_free(text);
+    if (rc != 0) {
+        cli_errorf("submit: %s", gg_error_last());
+        return CLI_EXIT_INFRA;
+    }
+    cJSON *r = cJSON_Parse(reply);
+    gg_free(reply);
+    const cJSON *id, *e;
+    int status = CLI_EXIT_OK;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(r, "errors"))
+    {
+        const cJSON *msg = cJSON_GetObjectItemCaseSensitive(e, "message");
+        cli_errorf("task %d of the batch: %s",
+                   (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(e, "index")) + 1,
+                   cJSON_IsString(msg) ? msg->valuestring : "refused");
+        status = CLI_EXIT_USAGE;
+    }
+    cJSON_ArrayForEach(id, cJSON_GetObjectItemCaseSensitive(r, "ids"))
+    {
+        if (cJSON_IsString(id)) {
+            printf("%s\n", id->valuestring);
+            cJSON_AddItemToArray(all_ids, cJSON_CreateString(id->valuestring));
+        }
+    }
+    fflush(stdout);
+    cJSON_Delete(r);
+    return status;
+}
+
+int cli_cmd_submit(int argc, char **argv)
+{
+    const char *connect = NULL, *name = NULL;
+    int wait = 0, status = CLI_EXIT_OK;
+    unsigned timeout_ms = 0;
+    int r = common_opts("submit", argc, argv, ":h", client_longopts, &connect, &name, &wait,
+                        &timeout_ms);
+    if (r)
+        return r > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    if (argc - optind != 1) {
+        cli_errorf("submit: give one task file (JSON lines; - reads stdin)");
+        return CLI_EXIT_USAGE;
+    }
+    const char *path = argv[optind];
+    int fd = strcmp(path, "-") == 0 ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        cli_errorf("submit: cannot open '%s': %s", path, strerror(errno));
+        return CLI_EXIT_USAGE;
+    }
+    gg_client_t *c = NULL;
+    jsonl_reader *reader = NULL;
+    cJSON *batch = cJSON_CreateArray(), *ids = cJSON_CreateArray();
+    size_t bytes = 0;
+    cli_catch_signals();
+    if ((status = cli_client_open(connect, name, &c)) != CLI_EXIT_OK)
+        goto out;
+    if (!batch || !ids || jsonl_reader_new(&reader, fd, CLI_MAX_TASK_BYTES) != 0) {
+        cli_errorf("out of memory");
+        status = CLI_EXIT_INFRA;
+        goto out;
+    }
+    while (!cli_interrupted) {
+        const char *line;
+        size_t len;
+        unsigned long long lineno;
+        int kind = jsonl_reader_next(reader, &line, &len, &lineno);
+        if (kind == JSONL_EOF)
+            break;
+        if (kind < 0 || kind == JSONL_TOO_LONG) {
+            cli_errorf("submit: line %llu cannot be read", lineno);
+            status = CLI_EXIT_USAGE;
+            continue;
+        }
+        cJSON *t = cJSON_ParseWithLength(line, len);
+        if (!cJSON_IsObject(t)) {
+            cli_errorf("submit: line %llu is not a JSON object", lineno);
+            cJSON_Delete(t);
+            status = CLI_EXIT_USAGE;
+            continue;
+        }
+        cJSON_AddItemToArray(batch, t);
+        bytes += len;
+        if (cJSON_GetArraySize(batch) >= SUBMIT_BATCH || bytes >= SUBMIT_BATCH_BYTES) {
+            int s = send_batch(c, batch, ids);
+            if (s != CLI_EXIT_OK)
+                status = s;
+            if (s == CLI_EXIT_INFRA)
+                goto out;
+            cJSON_Delete(batch);
+            batch = cJSON_CreateArray();
+            bytes = 0;
+        }
+    }
+    if (batch && cJSON_GetArraySize(batch) > 0) {
+        int s = send_batch(c, batch, ids);
+        if (s != CLI_EXIT_OK)
+            status = s;
+        if (s == CLI_EXIT_INFRA)
+            goto out;
+    }
+    if (wait) {
+        const cJSON *id;
+        cJSON_ArrayForEach(id, ids)
+        {
+            char *result = NULL;
+            int rc = gg_client_wait(c, id->valuestring, timeout_ms ? (int)timeout_ms : -1,
+                                    &result);
+            if (rc != 0) {
+                cli_errorf("task '%s': %s", id->valuestring, gg_error_last());
+                status = CLI_EXIT_INFRA;
+                break;
+            }
+            printf("%s\n", result);
+            gg_free(result);
+        }
+    }
+out:
+    jsonl_reader_destroy(&reader);
+    cJSON_Delete(batch);
+    cJSON_Delete(ids);
+    gg_client_destroy(&c);
+    if (fd > STDIN_FILENO)
+        close(fd);
+    return status;
+}
+
+int cli_cmd_status(int argc, char **argv)
+{
+    const char *connect = NULL, *name = NULL;
+    int wait = 0;
+    unsigned timeout_ms = 0;
+    int r = common_opts("status", argc, argv, ":h", client_longopts, &connect, &name, &wait,
+                        &timeout_ms);
+    if (r)
+        return r > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    if (argc - optind > 1) {
+        cli_errorf("status: give at most one task id");
+        return CLI_EXIT_USAGE;
+    }
+    gg_client_t *c = NULL;
+    int status = cli_client_open(connect, name, &c);
+    if (status != CLI_EXIT_OK)
+        return status;
+    char *out = NULL;
+    int rc = gg_client_status(c, argc > optind ? argv[optind] : NULL, &out);
+    if (rc == 0) {
+        printf("%s\n", out);
+    } else {
+        cli_errorf("status: %s", gg_error_last());
+        status = rc == GG_ENOTFOUND ? CLI_EXIT_USAGE : CLI_EXIT_INFRA;
+    }
+    gg_free(out);
+    gg_client_destroy(&c);
+    return status;
+}
+
+int cli_cmd_cancel(int argc, char **argv)
+{
+    const char *connect = NULL, *name = NULL;
+    int wait = 0;
+    unsigned timeout_ms = 0;
+    int r = common_opts("cancel", argc, argv, ":h", client_longopts, &connect, &name, &wait,
+                        &timeout_ms);
+    if (r)
+        return r > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    if (argc - optind != 1) {
+        cli_errorf("cancel: give one task id");
+        return CLI_EXIT_USAGE;
+    }
+    gg_client_t *c = NULL;
+    int status = cli_client_open(connect, name, &c);
+    if (status != CLI_EXIT_OK)
+        return status;
+    int rc = gg_client_cancel(c, argv[optind]);
+    if (rc != 0) {
+        cli_errorf("cancel: %s", gg_error_last());
+        status = rc == GG_ENOTFOUND || rc == GG_ESTATE ? CLI_EXIT_USAGE : CLI_EXIT_INFRA;
+    }
+    gg_client_destroy(&c);
+    return status;
+}
+
+static int print_event(void *user, const char *event_json)
+{
+    (void)user;
+    printf("%s\n", event_json);
+    fflush(stdout);
+    return cli_interrupted;
+}
+
+int cli_cmd_watch(int argc, char **argv)
+{
+    const char *connect = NULL, *name = NULL;
+    int wait = 0;
+    unsigned timeout_ms = 0;
+    int r = common_opts("watch", argc, argv, ":h", client_longopts, &connect, &name, &wait,
+                        &timeout_ms);
+    if (r)
+        return r > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    gg_client_t *c = NULL;
+    int status = cli_client_open(connect, name, &c);
+    if (status != CLI_EXIT_OK)
+        return status;
+    cli_catch_signals();
+    /* In slices, so that an interrupt is noticed even when no event comes. */
+    double left = timeout_ms ? (double)timeout_ms : -1;
+    while (!cli_interrupted && (left < 0 || left > 0)) {
+        int slice = left < 0 || left > 500 ? 500 : (int)left;
+        if (gg_client_watch(c, print_event, NULL, slice) != 0) {
+            cli_errorf("watch: %s", gg_error_last());
+            status = CLI_EXIT_INFRA;
+            break;
+        }
+        if (left > 0)
+            left -= slice;
+    }
+    gg_client_destroy(&c);
+    return status;
+}

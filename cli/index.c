@@ -1,0 +1,508 @@
+/*
+ * index.c - the retrieval commands: `gryphgen index` walks files and directories and adds
+ * each text file to an fts5 retriever (which chunks it and re-indexes incrementally),
+ * `gryphgen search` prints the ranked chunks for a query, and `gryphgen search-serve` serves
+ * GET /v1/search over HTTP from the same database until interrupted.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "cli.h"
+#include "http/http_server.h"
+
+#define DEFAULT_MAX_FILE (1u << 20)
+#define MAX_FILES 200000
+#define MAX_DEPTH 32
+#define BINARY_SNIFF 8192
+
+enum { OPT_DB = 0x200, OPT_MAX_FILE, OPT_QUIET, OPT_LANGUAGE, OPT_WEIGHT, OPT_EXPLORATION,
+       OPT_JSON, OPT_LISTEN, OPT_TOKEN_ENV, OPT_HELP };
+
+static const char *default_db(void)
+{
+    const char *v = getenv("GRYPHGEN_DB");
+    return v && *v ? v : "gryphgen.db";
+}
+
+static int open_retriever(const char *db, double weight, double exploration,
+                          gg_retriever_t **out)
+{
+    gg_retriever_options o = GG_RETRIEVER_OPTIONS_INIT;
+    o.backend = "fts5";
+    o.db_path = db;
+    if (weight >= 0)
+        o.usefulness_weight = weight;
+    if (exploration >= 0)
+        o.exploration = exploration;
+    if (gg_retriever_new(out, &o) != GG_OK) {
+        cli_errorf("cannot open the index %s: %s", db, gg_error_last());
+        return CLI_EXIT_INFRA;
+    }
+    return CLI_EXIT_OK;
+}
+
+static int parse_double(const char *name, const char *text, double lo, double hi, double *out)
+{
+    char *end = NULL;
+    errno = 0;
+    double d = strtod(text, &end);
+    if (errno || end == text || *end || !(d >= lo && d <= hi)) {
+        cli_errorf("%s: '%s' is not a number from %g to %g", name, text, lo, hi);
+        return -1;
+    }
+    *out = d;
+    return 0;
+}
+
+/* ---- index ---- */
+
+typedef struct walk {
+    gg_retriever_t *r;
+    char db_real[PATH_MAX]; /* the index itself (and its -wal, -shm) is never indexed */
+    size_t max_file;
+    int quiet;
+    long files, unchanged_files, skipped, failed;
+    long added, unchanged, removed;
+} walk;
+
+/* Binary when it holds a NUL byte or many control characters near its start. */
+static int looks_binary(const char *buf, size_t len)
+{
+    size_t n = len < BINARY_SNIFF ? len : BINARY_SNIFF, ctl = 0;
+    for (size_t i = 0; i < len; i++)
+        if (buf[i] == '\0')
+            return 1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)buf[i];
+        if (c < 0x20 && c != '\n' && c != '\r' && c != '\t' && c != '\f')
+            ctl++;
+    }
+    return n && ctl * 10 > n;
+}
+
+static void index_file(walk *w, const char *path, const struct stat *st)
+{
+    if ((size_t)st->st_size > w->max_file) {
+        if (!w->quiet)
+            cli_errorf("index: skipping %s (%lld bytes, the limit is %zu)", path,
+                       (long long)st->st_size, w->max_file);
+        w->skipped++;
+        return;
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        cli_errorf("index: cannot open %s: %s", path, strerror(errno));
+        w->failed++;
+        return;
+    }
+    size_t cap = (size_t)st->st_size + 1, len = 0;
+    char *buf = malloc(cap + 1);
+    if (!buf) {
+        close(fd);
+        cli_errorf("index: out of memory reading %s", path);
+        w->failed++;
+        return;
+    }
+    for (;;) {
+        ssize_t n = read(fd, buf + len, cap - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        if (len >= cap)
+            break; /* grew while we read: take what fits */
+    }
+    close(fd);
+    buf[len] = '\0';
+    if (looks_binary(buf, len)) {
+        w->skipped++;
+        free(buf);
+        return;
+    }
+    char real[PATH_MAX];
+    const char *source = realpath(path, real) ? real : path;
+    if (w->db_real[0] && strncmp(source, w->db_real, strlen(w->db_real)) == 0) {
+        free(buf);
+        return;
+    }
+    cJSON *doc = cJSON_CreateObject();
+    char *json = NULL;
+    if (doc && cJSON_AddStringToObject(doc, "source", source) &&
+        cJSON_AddStringToObject(doc, "text", buf))
+        json = cJSON_PrintUnformatted(doc);
+    cJSON_Delete(doc);
+    free(buf);
+    char *res = NULL;
+    if (!json || gg_retriever_add(w->r, json, &res) != GG_OK) {
+        cli_errorf("index: %s: %s", path, json ? gg_error_last() : "out of memory");
+        cJSON_free(json);
+        w->failed++;
+        return;
+    }
+    cJSON_free(json);
+    cJSON *rj = cJSON_Parse(res);
+    gg_free(res);
+    long a = (long)cJSON_GetNumberValue(cJSON_GetObjectItem(rj, "added"));
+    long u = (long)cJSON_GetNumberValue(cJSON_GetObjectItem(rj, "unchanged"));
+    long d = (long)cJSON_GetNumberValue(cJSON_GetObjectItem(rj, "removed"));
+    cJSON_Delete(rj);
+    w->files++;
+    if (a == 0 && d == 0)
+        w->unchanged_files++;
+    w->added += a;
+    w->unchanged += u;
+    w->removed += d;
+}
+
+static void walk_path(walk *w, const char *path, int depth)
+{
+    if (cli_interrupted || w->files + w->skipped + w->failed >= MAX_FILES)
+        return;
+    struct stat st;
+    if (lstat(path, &st) != 0) {
+        cli_errorf("index: cannot read %s: %s", path, strerror(errno));
+        w->failed++;
+        return;
+    }
+    if (S_ISLNK(st.st_mode) && depth == 0 && stat(path, &st) != 0) {
+        cli_errorf("index: %s is a dangling link", path);
+        w->failed++;
+        return;
+    }
+    if (S_ISREG(st.st_mode)) {
+        index_file(w, path, &st);
+        return;
+    }
+    if (!S_ISDIR(st.st_mode) || depth >= MAX_DEPTH)
+        return; /* links inside trees, devices, sockets: left alone */
+    DIR *d = opendir(path);
+    if (!d) {
+        cli_errorf("index: cannot open the directory %s: %s", path, strerror(errno));
+        w->failed++;
+        return;
+    }
+    /* Sorted, so the order of ids does not depend on the file system. */
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue; /* ., .., .git and other hidden entries */
+        if (n == cap) {
+            size_t nc = cap ? cap * 2 : 64;
+            char **v = realloc(names, nc * sizeof *v);
+            if (!v)
+                break;
+            names = v;
+            cap = nc;
+        }
+        if (!(names[n] = strdup(e->d_name)))
+            break;
+        n++;
+    }
+    closedir(d);
+    for (size_t i = 1; i < n; i++) /* insertion sort: directories are small */
+        for (size_t j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
+            char *t = names[j];
+            names[j] = names[j - 1];
+            names[j - 1] = t;
+        }
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(path) + strlen(names[i]) + 2;
+        char *child = malloc(len);
+        if (child) {
+            snprintf(child, len, "%s%s%s", path,
+                     path[strlen(path) - 1] == '/' ? "" : "/", names[i]);
+            walk_path(w, child, depth + 1);
+            free(child);
+        }
+        free(names[i]);
+    }
+    free(names);
+}
+
+int cli_cmd_index(int argc, char **argv);
+int cli_cmd_index(int argc, char **argv)
+{
+    static const struct option longs[] = {
+        {"db", required_argument, NULL, OPT_DB},
+        {"max-file-size", required_argument, NULL, OPT_MAX_FILE},
+        {"quiet", no_argument, NULL, OPT_QUIET},
+        {"help", no_argument, NULL, OPT_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    const char *db = default_db();
+    unsigned max_file = DEFAULT_MAX_FILE;
+    int quiet = 0, c;
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, ":", longs, NULL)) != -1) {
+        switch (c) {
+        case OPT_DB: db = optarg; break;
+        case OPT_MAX_FILE:
+            if (cli_parse_uint("--max-file-size", optarg, 1, 64u << 20, &max_file))
+                return CLI_EXIT_USAGE;
+            break;
+        case OPT_QUIET: quiet = 1; break;
+        case OPT_HELP:
+            printf("usage: gryphgen index [--db PATH] [--max-file-size BYTES] [--quiet] "
+                   "PATH...\n\nAdds files (directories recursively; hidden entries, links "
+                   "inside trees and binary files are skipped) to the retrieval index in the "
+                   "database (default: $GRYPHGEN_DB, else gryphgen.db). Python is chunked by "
+                   "def/class, C by function, Markdown by section, other text by paragraph; "
+                   "running it again only re-indexes what changed.\n");
+            return CLI_EXIT_OK;
+        default: return cli_bad_option("index", c, argv, optind, optopt);
+        }
+    }
+    if (optind >= argc) {
+        cli_errorf("index: which files or directories? (gryphgen index [--db PATH] PATH...)");
+        return CLI_EXIT_USAGE;
+    }
+    for (int i = optind; i < argc; i++) {
+        struct stat st;
+        if (stat(argv[i], &st) != 0) {
+            cli_errorf("index: cannot open '%s': %s", argv[i], strerror(errno));
+            return CLI_EXIT_USAGE;
+        }
+    }
+    walk w;
+    memset(&w, 0, sizeof w);
+    w.max_file = max_file;
+    w.quiet = quiet;
+    int rc = open_retriever(db, -1, -1, &w.r);
+    if (rc)
+        return rc;
+    if (!realpath(db, w.db_real))
+        w.db_real[0] = '\0';
+    cli_catch_signals();
+    for (int i = optind; i < argc && !cli_interrupted; i++)
+        walk_path(&w, argv[i], 0);
+    gg_retriever_destroy(&w.r);
+    if (!quiet)
+        printf("indexed %ld files (%ld unchanged, %ld skipped, %ld failed): %ld chunks added, "
+               "%ld unchanged, %ld removed\n",
+               w.files, w.unchanged_files, w.skipped, w.failed, w.added, w.unchanged,
+               w.removed);
+    if (cli_interrupted)
+        return CLI_EXIT_SIGINT;
+    return w.failed ? CLI_EXIT_INFRA : CLI_EXIT_OK;
+}
+
+/* ---- search ---- */
+
+int cli_cmd_search(int argc, char **argv);
+int cli_cmd_search(int argc, char **argv)
+{
+    static const struct option longs[] = {
+        {"db", required_argument, NULL, OPT_DB},
+        {"language", required_argument, NULL, OPT_LANGUAGE},
+        {"weight", required_argument, NULL, OPT_WEIGHT},
+        {"exploration", required_argument, NULL, OPT_EXPLORATION},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"help", no_argument, NULL, OPT_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    const char *db = default_db(), *lang = NULL;
+    unsigned k = 5;
+    double weight = -1, exploration = 0; /* a command line shows the best, not a draw */
+    int json = 0, c;
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, ":k:", longs, NULL)) != -1) {
+        switch (c) {
+        case OPT_DB: db = optarg; break;
+        case 'k':
+            if (cli_parse_uint("-k", optarg, 1, 100, &k))
+                return CLI_EXIT_USAGE;
+            break;
+        case OPT_LANGUAGE: lang = optarg; break;
+        case OPT_WEIGHT:
+            if (parse_double("--weight", optarg, 0, 1e6, &weight))
+                return CLI_EXIT_USAGE;
+            break;
+        case OPT_EXPLORATION:
+            if (parse_double("--exploration", optarg, 0, 1, &exploration))
+                return CLI_EXIT_USAGE;
+            break;
+        case OPT_JSON: json = 1; break;
+        case OPT_HELP:
+            printf("usage: gryphgen search [--db PATH] [-k N] [--language L] [--weight W] "
+                   "[--exploration E] [--json] QUERY...\n\nPrints the N best chunks of the "
+                   "index (default 5): score, source:lines, title and first lines.\n");
+            return CLI_EXIT_OK;
+        default: return cli_bad_option("search", c, argv, optind, optopt);
+        }
+    }
+    if (optind >= argc) {
+        cli_errorf("search: what should it look for? (gryphgen search [--db PATH] QUERY)");
+        return CLI_EXIT_USAGE;
+    }
+    if (access(db, F_OK) != 0) {
+        cli_errorf("search: no index at %s (run gryphgen index first)", db);
+        return CLI_EXIT_USAGE;
+    }
+    size_t qlen = 1;
+    for (int i = optind; i < argc; i++)
+        qlen += strlen(argv[i]) + 1;
+    char *text = malloc(qlen);
+    if (!text) {
+        cli_errorf("search: out of memory");
+        return CLI_EXIT_INFRA;
+    }
+    text[0] = '\0';
+    for (int i = optind; i < argc; i++) {
+        strcat(text, argv[i]);
+        if (i + 1 < argc)
+            strcat(text, " ");
+    }
+    gg_retriever_t *r = NULL;
+    int rc = open_retriever(db, weight, exploration, &r);
+    if (rc) {
+        free(text);
+        return rc;
+    }
+    cJSON *q = cJSON_CreateObject();
+    char *qj = NULL;
+    if (q && cJSON_AddStringToObject(q, "text", text) &&
+        cJSON_AddNumberToObject(q, "k", k) &&
+        (!lang || cJSON_AddStringToObject(q, "language", lang)))
+        qj = cJSON_PrintUnformatted(q);
+    cJSON_Delete(q);
+    free(text);
+    char *res = NULL;
+    if (!qj || gg_retriever_search(r, qj, &res) != GG_OK) {
+        cli_errorf("search: %s", qj ? gg_error_last() : "out of memory");
+        cJSON_free(qj);
+        gg_retriever_destroy(&r);
+        return CLI_EXIT_INFRA;
+    }
+    cJSON_free(qj);
+    gg_retriever_destroy(&r);
+    if (json) {
+        printf("%s\n", res);
+        gg_free(res);
+        return CLI_EXIT_OK;
+    }
+    cJSON *rj = cJSON_Parse(res);
+    gg_free(res);
+    const cJSON *it;
+    int n = 0;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItem(rj, "results"))
+    {
+        const char *src = cJSON_GetStringValue(cJSON_GetObjectItem(it, "source"));
+        const char *title = cJSON_GetStringValue(cJSON_GetObjectItem(it, "title"));
+        const char *t = cJSON_GetStringValue(cJSON_GetObjectItem(it, "text"));
+        printf("%d. %.3f  %s:%d-%d%s%s\n", ++n,
+               cJSON_GetNumberValue(cJSON_GetObjectItem(it, "score")), src ? src : "?",
+               (int)cJSON_GetNumberValue(cJSON_GetObjectItem(it, "line_start")),
+               (int)cJSON_GetNumberValue(cJSON_GetObjectItem(it, "line_end")),
+               title && *title ? "  " : "", title ? title : "");
+        for (int line = 0; t && *t && line < 3; line++) {
+            size_t l = strcspn(t, "\n");
+            printf("     %.*s%s\n", (int)(l > 100 ? 100 : l), t, l > 100 ? "..." : "");
+            t += l;
+            if (*t)
+                t++;
+        }
+    }
+    if (!n)
+        printf("no results\n");
+    cJSON_Delete(rj);
+    return CLI_EXIT_OK;
+}
+
+/* ---- search-serve ---- */
+
+int cli_cmd_search_serve(int argc, char **argv);
+int cli_cmd_search_serve(int argc, char **argv)
+{
+    static const struct option longs[] = {
+        {"db", required_argument, NULL, OPT_DB},
+        {"listen", required_argument, NULL, OPT_LISTEN},
+        {"token-env", required_argument, NULL, OPT_TOKEN_ENV},
+        {"help", no_argument, NULL, OPT_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    const char *db = default_db(), *listen = "127.0.0.1:8080", *token_env = NULL;
+    int c;
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, ":", longs, NULL)) != -1) {
+        switch (c) {
+        case OPT_DB: db = optarg; break;
+        case OPT_LISTEN: listen = optarg; break;
+        case OPT_TOKEN_ENV: token_env = optarg; break;
+        case OPT_HELP:
+            printf("usage: gryphgen search-serve [--db PATH] [--listen ADDRESS:PORT] "
+                   "[--token-env VAR]\n\nServes GET /v1/search?q=TEXT&k=N from the index "
+                   "(default 127.0.0.1:8080; port 0 picks a free one) until interrupted; "
+                   "prints the URL it listens on. With --token-env, requests need "
+                   "'Authorization: Bearer' and the token in $VAR.\n");
+            return CLI_EXIT_OK;
+        default: return cli_bad_option("search-serve", c, argv, optind, optopt);
+        }
+    }
+    if (optind < argc) {
+        cli_errorf("search-serve: unexpected argument '%s'", argv[optind]);
+        return CLI_EXIT_USAGE;
+    }
+    /* ADDRESS:PORT, [v6]:PORT */
+    char host[128];
+    const char *colon = strrchr(listen, ':');
+    const char *h = listen;
+    size_t hl = colon ? (size_t)(colon - listen) : 0;
+    if (hl >= 2 && listen[0] == '[' && listen[hl - 1] == ']') {
+        h++;
+        hl -= 2;
+    }
+    unsigned port = 0;
+    if (!colon || hl == 0 || hl >= sizeof host ||
+        cli_parse_uint("--listen port", colon + 1, 0, 65535, &port)) {
+        cli_errorf("search-serve: --listen wants ADDRESS:PORT, for example 127.0.0.1:8080");
+        return CLI_EXIT_USAGE;
+    }
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    const char *token = NULL;
+    if (token_env && !((token = getenv(token_env)) && *token)) {
+        cli_errorf("search-serve: --token-env names $%s, which is not set", token_env);
+        return CLI_EXIT_USAGE;
+    }
+    gg_retriever_t *r = NULL;
+    int rc = open_retriever(db, -1, -1, &r);
+    if (rc)
+        return rc;
+    ggi_http_server *s = NULL;
+    if (ggi_http_server_new(&s) || ggi_http_search_route(s, r) ||
+        (token && ggi_http_server_set_token(s, token)) ||
+        ggi_http_server_start(s, host, port)) {
+        cli_errorf("search-serve: %s", gg_error_last());
+        int usage = gg_error_last_code() == GG_EINVAL;
+        ggi_http_server_destroy(&s);
+        gg_retriever_destroy(&r);
+        return usage ? CLI_EXIT_USAGE : CLI_EXIT_INFRA;
+    }
+    cli_catch_signals();
+    printf("listening on http://%s%s%s:%u\n", strchr(host, ':') ? "[" : "", host,
+           strchr(host, ':') ? "]" : "", ggi_http_server_port(s));
+    fflush(stdout);
+    while (!cli_interrupted) {
+        struct timespec ts = { 0, 100 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+    }
+    ggi_http_server_destroy(&s);
+    gg_retriever_destroy(&r);
+    return CLI_EXIT_OK;
+}

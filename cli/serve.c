@@ -1,0 +1,125 @@
+/*
+ * serve.c - `gryphgen serve`: runs an orchestrator as a grid hub. Remote workers (`gryphgen
+ * worker`) and clients (`submit`, `status`, `cancel`, `watch`, `eval --connect`) connect to
+ * the endpoints given with --bind. Runs until SIGINT or SIGTERM; unfinished tasks stay in
+ * the database and resume on the next start.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+
+enum { OPT_BIND = 0x200, OPT_LOCAL, OPT_MAX_QUEUED };
+
+static void serve_usage(FILE *f)
+{
+    fprintf(f, "usage: gryphgen serve --bind ENDPOINT [--bind ENDPOINT...] [--db PATH]\n"
+               "                      [--local N] [--max-queued N] [--max-attempts N]\n"
+               "                      [--generator SPEC] [--python PATH] [--cc PATH]\n"
+               "                      [--log-level LEVEL]\n"
+               "  --bind ENDPOINT   tcp://127.0.0.1:5555 or ipc:///path (repeatable)\n"
+               "  --local N         also run N worker threads in this process (default 0)\n"
+               "  --max-queued N    queued tasks beyond which submissions are answered busy\n");
+}
+
+int cli_cmd_serve(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"bind", required_argument, NULL, OPT_BIND},
+        {"local", required_argument, NULL, OPT_LOCAL},
+        {"max-queued", required_argument, NULL, OPT_MAX_QUEUED},
+        {"generator", required_argument, NULL, CLI_OPT_GENERATOR},
+        {"db", required_argument, NULL, CLI_OPT_DB},
+        {"max-attempts", required_argument, NULL, CLI_OPT_MAX_ATTEMPTS},
+        {"python", required_argument, NULL, CLI_OPT_PYTHON},
+        {"cc", required_argument, NULL, CLI_OPT_CC},
+        {"log-level", required_argument, NULL, CLI_OPT_LOG_LEVEL},
+        {"help", no_argument, NULL, CLI_OPT_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    cli_run_options opts;
+    char bind[4096] = "";
+    unsigned local = 0, max_queued = 0;
+    int c;
+    cli_run_options_init(&opts);
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        if (c == 'h' || c == CLI_OPT_HELP) {
+            serve_usage(stdout);
+            return CLI_EXIT_OK;
+        }
+        if (c == OPT_BIND) {
+            size_t have = strlen(bind);
+            if (!*optarg || have + strlen(optarg) + 2 > sizeof bind) {
+                cli_errorf("serve: option --bind: empty or too long");
+                return CLI_EXIT_USAGE;
+            }
+            snprintf(bind + have, sizeof bind - have, "%s%s", have ? "," : "", optarg);
+            continue;
+        }
+        if (c == OPT_LOCAL) {
+            if (cli_parse_uint("--local", optarg, 0, 1024, &local) != 0)
+                return CLI_EXIT_USAGE;
+            continue;
+        }
+        if (c == OPT_MAX_QUEUED) {
+            if (cli_parse_uint("--max-queued", optarg, 1, 2000000000u, &max_queued) != 0)
+                return CLI_EXIT_USAGE;
+            continue;
+        }
+        if (c == '?' || c == ':')
+            return cli_bad_option("serve", c, argv, optind, optopt);
+        int handled = cli_run_option(&opts, c, optarg);
+        if (handled < 0)
+            return CLI_EXIT_USAGE;
+        if (handled == 0)
+            return cli_bad_option("serve", c, argv, optind, optopt);
+    }
+    if (optind != argc) {
+        cli_errorf("serve: unexpected argument '%s'", argv[optind]);
+        return CLI_EXIT_USAGE;
+    }
+    if (!bind[0]) {
+        cli_errorf("serve: give at least one --bind ENDPOINT (e.g. tcp://127.0.0.1:5555)");
+        serve_usage(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    gg_generator_options gopts = GG_GENERATOR_OPTIONS_INIT;
+    gg_generator_t *gen = NULL;
+    gopts.spec = opts.generator;
+    if (gg_generator_new(&gen, &gopts) != 0) {
+        cli_errorf("generator '%s': %s", opts.generator, gg_error_last());
+        return CLI_EXIT_USAGE;
+    }
+    gg_orchestrator_options oo = GG_ORCHESTRATOR_OPTIONS_INIT;
+    oo.db_path = opts.db_path;
+    oo.max_attempts = opts.max_attempts;
+    oo.generator = gen;
+    oo.python = opts.python;
+    oo.cc = opts.cc;
+    oo.log_fn = cli_log_stderr;
+    oo.log_level = opts.log_level;
+    oo.bind = bind;
+    oo.local_workers = local > 0;
+    oo.workers = local;
+    oo.max_queued = max_queued;
+    gg_orchestrator_t *orch = NULL;
+    cli_catch_signals();
+    if (gg_orchestrator_new(&orch, &oo) != 0) {
+        cli_errorf("serve: %s", gg_error_last());
+        gg_generator_destroy(&gen);
+        return CLI_EXIT_INFRA;
+    }
+    cli_errorf("serving on %s (database %s)", bind, opts.db_path ? opts.db_path : "temporary");
+    while (!cli_interrupted) {
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    gg_orchestrator_destroy(&orch);
+    gg_generator_destroy(&gen);
+    return CLI_EXIT_OK;
+}

@@ -1,0 +1,166 @@
+/*
+ * worker.c - `gryphgen worker`: a grid worker. Connects to `gryphgen serve`, announces its
+ * capacity and labels, runs the attempts it is given and reconnects by itself when the
+ * orchestrator restarts. Runs until SIGINT or SIGTERM.
+ */
+#include <getopt.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+
+enum { OPT_CONNECT = 0x200, OPT_SLOTS, OPT_QUEUE, OPT_LABEL, OPT_NAME, OPT_EXECUTOR };
+
+#define MAX_LABELS 64
+
+static void worker_usage(FILE *f)
+{
+    fprintf(f, "usage: gryphgen worker --connect ENDPOINT [--slots N] [--queue N]\n"
+               "                       [--label KEY=VALUE...] [--name NAME]\n"
+               "                       [--executor process|noop] [--generator SPEC]\n"
+               "                       [--python PATH] [--cc PATH] [--log-level LEVEL]\n");
+}
+
+/* Stops the worker when a signal arrived (the handler only sets cli_interrupted). */
+static void *watch_signals(void *arg)
+{
+    gg_worker_t *w = arg;
+    while (!cli_interrupted) {
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    gg_worker_stop(w);
+    return NULL;
+}
+
+int cli_cmd_worker(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"connect", required_argument, NULL, OPT_CONNECT},
+        {"slots", required_argument, NULL, OPT_SLOTS},
+        {"queue", required_argument, NULL, OPT_QUEUE},
+        {"label", required_argument, NULL, OPT_LABEL},
+        {"name", required_argument, NULL, OPT_NAME},
+        {"executor", required_argument, NULL, OPT_EXECUTOR},
+        {"generator", required_argument, NULL, CLI_OPT_GENERATOR},
+        {"python", required_argument, NULL, CLI_OPT_PYTHON},
+        {"cc", required_argument, NULL, CLI_OPT_CC},
+        {"log-level", required_argument, NULL, CLI_OPT_LOG_LEVEL},
+        {"help", no_argument, NULL, CLI_OPT_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    cli_run_options opts;
+    const char *connect = NULL, *name = NULL, *executor = "process";
+    const char *labels[MAX_LABELS + 1];
+    unsigned n_labels = 0, slots = 0, queue = 0;
+    int c;
+    cli_run_options_init(&opts);
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'h':
+        case CLI_OPT_HELP:
+            worker_usage(stdout);
+            return CLI_EXIT_OK;
+        case OPT_CONNECT:
+            connect = optarg;
+            continue;
+        case OPT_NAME:
+            name = optarg;
+            continue;
+        case OPT_EXECUTOR:
+            executor = optarg;
+            continue;
+        case OPT_SLOTS:
+            if (cli_parse_uint("--slots", optarg, 1, 1024, &slots) != 0)
+                return CLI_EXIT_USAGE;
+            continue;
+        case OPT_QUEUE:
+            if (cli_parse_uint("--queue", optarg, 0, 100000, &queue) != 0)
+                return CLI_EXIT_USAGE;
+            continue;
+        case OPT_LABEL:
+            if (n_labels >= MAX_LABELS || !strchr(optarg, '=') || optarg[0] == '=') {
+                cli_errorf("worker: option --label: '%s' must be KEY=VALUE (at most %d labels)",
+                           optarg, MAX_LABELS);
+                return CLI_EXIT_USAGE;
+            }
+            labels[n_labels++] = optarg;
+            continue;
+        case '?':
+        case ':':
+            return cli_bad_option("worker", c, argv, optind, optopt);
+        default: {
+            int handled = cli_run_option(&opts, c, optarg);
+            if (handled < 0)
+                return CLI_EXIT_USAGE;
+            if (handled == 0)
+                return cli_bad_option("worker", c, argv, optind, optopt);
+        }
+        }
+    }
+    labels[n_labels] = NULL;
+    if (optind != argc) {
+        cli_errorf("worker: unexpected argument '%s'", argv[optind]);
+        return CLI_EXIT_USAGE;
+    }
+    if (!connect || !*connect) {
+        cli_errorf("worker: give --connect ENDPOINT (e.g. tcp://127.0.0.1:5555)");
+        worker_usage(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    gg_generator_options gopts = GG_GENERATOR_OPTIONS_INIT;
+    gg_executor_options eopts = GG_EXECUTOR_OPTIONS_INIT;
+    gg_generator_t *gen = NULL;
+    gg_executor_t *ex = NULL;
+    gg_worker_t *w = NULL;
+    int status = CLI_EXIT_OK;
+    gopts.spec = opts.generator;
+    eopts.backend = executor;
+    if (gg_generator_new(&gen, &gopts) != 0) {
+        cli_errorf("generator '%s': %s", opts.generator, gg_error_last());
+        return CLI_EXIT_USAGE;
+    }
+    if (gg_executor_new(&ex, &eopts) != 0) {
+        cli_errorf("executor '%s': %s", executor, gg_error_last());
+        gg_generator_destroy(&gen);
+        return CLI_EXIT_USAGE;
+    }
+    gg_worker_options wo = GG_WORKER_OPTIONS_INIT;
+    wo.connect = connect;
+    wo.name = name;
+    wo.slots = slots;
+    wo.queue = queue;
+    wo.labels = labels;
+    wo.executor = ex;
+    wo.generator = gen;
+    wo.python = opts.python;
+    wo.cc = opts.cc;
+    wo.log_fn = cli_log_stderr;
+    wo.log_level = opts.log_level;
+    if (gg_worker_new(&w, &wo) != 0) {
+        cli_errorf("worker: %s", gg_error_last());
+        status = CLI_EXIT_USAGE;
+        goto out;
+    }
+    cli_catch_signals();
+    pthread_t th;
+    int watching = pthread_create(&th, NULL, watch_signals, w) == 0;
+    if (gg_worker_run(w) != 0) {
+        cli_errorf("worker: %s", gg_error_last());
+        status = CLI_EXIT_INFRA;
+    }
+    if (watching) {
+        cli_interrupted = 1;
+        pthread_join(th, NULL);
+    }
+out:
+    gg_worker_destroy(&w);
+    gg_executor_destroy(&ex);
+    gg_generator_destroy(&gen);
+    return status;
+}

@@ -1,0 +1,89 @@
+/*
+ * gryphgen/client.h - a client of a grid orchestrator (`gryphgen serve`): submits tasks,
+ * waits for results, asks for status, cancels, and watches the event stream, over ggp/1
+ * (docs/protocol.md). Tasks and results are the same JSON as gg_orchestrator_t's.
+ *
+ * A wait survives an orchestrator restart: the client asks again until the result comes or
+ * its time runs out.
+ *
+ * THREAD SAFETY: calls on one client are serialised by the client (one request at a time);
+ * use one client per thread for parallel requests. The watch callback runs on the thread
+ * that called gg_client_watch().
+ */
+#ifndef GRYPHGEN_CLIENT_H
+#define GRYPHGEN_CLIENT_H
+
+#include "common.h"
+#include "log.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** A client connection to an orchestrator. */
+typedef struct gg_client gg_client_t;
+
+/** Version of gg_client_options this header describes. */
+#define GG_CLIENT_OPTIONS_VERSION 1
+
+/** Options for gg_client_new(). Fields are only ever appended. */
+typedef struct gg_client_options {
+    uint32_t version;     /**< GG_CLIENT_OPTIONS_VERSION */
+    const char *connect;  /**< the orchestrator's endpoint, e.g. tcp://127.0.0.1:5555 */
+    const char *name;     /**< submitter name for fair share; NULL: user@host */
+    int timeout_ms;       /**< per request (not wait); 0: 10000 */
+} gg_client_options;
+
+/** Static initialiser with defaults. */
+#define GG_CLIENT_OPTIONS_INIT { GG_CLIENT_OPTIONS_VERSION, NULL, NULL, 0 }
+
+/** Fills *opts with defaults for the given version; GG_EVERSION for an unknown version. */
+GG_API int gg_client_options_init(gg_client_options *opts, unsigned version);
+
+/** Creates a client and connects (lazily: the first request finds out if nobody listens). */
+GG_API int gg_client_new(gg_client_t **out, const gg_client_options *opts);
+
+/**
+ * Submits one task (JSON text). *out_task_id (may be NULL) receives its id (gg_free()).
+ * GG_EBUSY when the orchestrator's queue is full (try again later); GG_EINVAL / GG_ETOOBIG
+ * for a bad task, GG_ETIMEDOUT when no answer came.
+ */
+GG_API int gg_client_submit(gg_client_t *c, const char *task_json, char **out_task_id);
+
+/**
+ * Submits many tasks in one message: tasks_json is a JSON array of task objects (at most
+ * 10000, at most 16 MiB). *out_json receives {"ids": [id or null, ...], "errors": [{"index",
+ * "code", "message"}...]} (gg_free()). GG_EBUSY when the whole batch was refused.
+ */
+GG_API int gg_client_submit_batch(gg_client_t *c, const char *tasks_json, char **out_json);
+
+/**
+ * Waits until the task has ended; *out_result_json gets its result (gg_free()).
+ * timeout_ms < 0 waits without limit. GG_ETIMEDOUT, GG_ENOTFOUND.
+ */
+GG_API int gg_client_wait(gg_client_t *c, const char *task_id, int timeout_ms,
+                          char **out_result_json);
+
+/**
+ * The state of a task ({"task_id", "status", "attempts", "reason"}), or with task_id NULL
+ * the orchestrator's counters and nodes. *out_json is freed with gg_free().
+ */
+GG_API int gg_client_status(gg_client_t *c, const char *task_id, char **out_json);
+
+/** Cancels a task. GG_ENOTFOUND, GG_ESTATE (already ended) as gg_orchestrator_cancel(). */
+GG_API int gg_client_cancel(gg_client_t *c, const char *task_id);
+
+/**
+ * Streams events (docs/events.md) to fn for timeout_ms (< 0: until fn returns non-zero).
+ * Returns 0 when the time ran out or fn returned non-zero.
+ */
+GG_API int gg_client_watch(gg_client_t *c, int (*fn)(void *user, const char *event_json),
+                           void *user, int timeout_ms);
+
+/** Closes the connection, frees the client and sets *pc to NULL. Accepts NULL. */
+GG_API void gg_client_destroy(gg_client_t **pc);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

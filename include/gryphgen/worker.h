@@ -1,0 +1,91 @@
+/*
+ * gryphgen/worker.h - a grid worker: connects to an orchestrator (`gryphgen serve`, or a host
+ * that gave gg_orchestrator_options.bind), announces what it can run, and runs the attempts
+ * the orchestrator hands it, one per slot, with its own generator, executor and retriever.
+ * The protocol is ggp/1 (docs/protocol.md).
+ *
+ *     gg_worker_options wo = GG_WORKER_OPTIONS_INIT;
+ *     wo.connect = "tcp://127.0.0.1:5555";
+ *     gg_worker_t *w = NULL;
+ *     gg_worker_new(&w, &wo);
+ *     gg_worker_run(w);          // until gg_worker_stop(w) from another thread
+ *     gg_worker_destroy(&w);
+ *
+ * THREAD SAFETY: gg_worker_run() runs on one host thread; gg_worker_stop() may be called from
+ * any thread (and from a signal handler: it only stores to an atomic flag). destroy must not
+ * race with run. The log callback runs on the thread of gg_worker_run() or on a slot thread.
+ */
+#ifndef GRYPHGEN_WORKER_H
+#define GRYPHGEN_WORKER_H
+
+#include "common.h"
+#include "log.h"
+#include "executor.h"
+#include "generator.h"
+#include "retriever.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** A grid worker. */
+typedef struct gg_worker gg_worker_t;
+
+/** Version of gg_worker_options this header describes. */
+#define GG_WORKER_OPTIONS_VERSION 1
+
+/** Options for gg_worker_new(). Fields are only ever appended. */
+typedef struct gg_worker_options {
+    uint32_t version;              /**< GG_WORKER_OPTIONS_VERSION */
+    const char *connect;           /**< the orchestrator's endpoint, e.g. tcp://host:5555 */
+    const char *name;              /**< node name for scores; NULL: the host name */
+    unsigned slots;                /**< attempts run at once; 0: the number of online cores */
+    unsigned queue;                /**< jobs held ahead of the slots; 0: as many as slots */
+    const char *const *labels;     /**< NULL-terminated "key=value" strings, or NULL */
+    gg_executor_t *executor;       /**< borrowed; NULL: the process executor */
+    gg_generator_t *generator;     /**< borrowed; NULL: replay */
+    gg_retriever_t *retriever;     /**< borrowed; NULL: none */
+    const char *python;            /**< Python interpreter; NULL: $GRYPHGEN_PYTHON, python3 */
+    const char *cc;                /**< C compiler; NULL: $GRYPHGEN_CC, $CC, cc */
+    gg_log_fn log_fn;              /**< NULL: no logging */
+    void *log_user;                /**< passed to log_fn */
+    int log_level;                 /**< highest gg_log_level delivered; default GG_LOG_WARN */
+} gg_worker_options;
+
+/** Static initialiser with defaults. */
+#define GG_WORKER_OPTIONS_INIT \
+    { GG_WORKER_OPTIONS_VERSION, NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
+      NULL, GG_LOG_WARN }
+
+/** Fills *opts with defaults for the given version; GG_EVERSION for an unknown version. */
+GG_API int gg_worker_options_init(gg_worker_options *opts, unsigned version);
+
+/**
+ * Creates a worker: checks the options, finds runtimes, GPUs and the host's capacity. Does
+ * not connect yet. GG_EINVAL when connect is missing or a label is not key=value.
+ */
+GG_API int gg_worker_new(gg_worker_t **out, const gg_worker_options *opts);
+
+/**
+ * Connects and serves jobs until gg_worker_stop(). Reconnects by itself when the
+ * orchestrator goes silent (3 missed heartbeats) or restarts. Returns 0 after a stop,
+ * or a negative code when the endpoint cannot be used at all.
+ */
+GG_API int gg_worker_run(gg_worker_t *w);
+
+/** Asks gg_worker_run() to return soon (running attempts are interrupted). Signal-safe. */
+GG_API void gg_worker_stop(gg_worker_t *w);
+
+/**
+ * Counters as JSON: {"jobs": n, "results": n, "reconnects": n, "dropped": n}. *out_json is
+ * freed with gg_free(). May be called from any thread.
+ */
+GG_API int gg_worker_stats(gg_worker_t *w, char **out_json);
+
+/** Frees the worker and sets *pw to NULL. Accepts NULL and a pointer to NULL. */
+GG_API void gg_worker_destroy(gg_worker_t **pw);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,87 @@
+/*
+ * sandbox.h - isolation levels of the process executor and the namespace sandbox: what this
+ * host can give (probed once), and the steps a freshly cloned child takes to become an
+ * isolated job (read-only host filesystem, size-capped tmpfs for /tmp and the workspace,
+ * fresh /proc, loopback-only network, unprivileged uid without capabilities). Internal.
+ *
+ * THREAD SAFETY: ggi_sandbox_probe may be called from any thread (computed once). The
+ * ggi_sandbox_child_* functions run in a forked child and make async-signal-safe calls only.
+ */
+#ifndef GGI_SANDBOX_H
+#define GGI_SANDBOX_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/** Isolation levels, weakest first. */
+enum {
+    GGI_ISO_NONE = 0,       /* only the timeout and output caps */
+    GGI_ISO_RLIMITS = 1,    /* + rlimits */
+    GGI_ISO_NAMESPACES = 2, /* + namespaces, read-only host, no network, cgroups when writable */
+    GGI_ISO_CONTAINER = 3   /* a container engine (another backend) */
+};
+
+/** The uid and gid jobs run as inside the namespace sandbox ("nobody"). */
+#define GGI_SANDBOX_UID 65534
+#define GGI_SANDBOX_GID 65534
+
+/** Parses "none", "rlimits", "namespaces" or "container" into *level; GG_EINVAL otherwise. */
+int ggi_isolation_parse(const char *name, int *level);
+
+/** The name of a level ("none" ...); "unknown" for others. Static. */
+const char *ggi_isolation_name(int level);
+
+/** What this host gives the process backend; filled once by ggi_sandbox_probe. */
+typedef struct ggi_sandbox_caps {
+    int best;             /* strongest level available to the process backend */
+    int namespaces;       /* 1: the namespaces level works here */
+    char namespaces_why[256];
+    int root;             /* running with euid 0 */
+    int userns;           /* 1: unprivileged user namespaces can be made */
+    char userns_why[256];
+    int mount_setattr;    /* 1: the kernel has mount_setattr (recursive read-only) */
+} ggi_sandbox_caps;
+
+/** Probes once (the first call forks a test sandbox, a few ms) and returns the result. */
+const ggi_sandbox_caps *ggi_sandbox_probe(void);
+
+/** One file written into the job's workspace by the sandbox child. */
+typedef struct ggi_sandbox_file {
+    const char *path;     /* relative, checked (no "..", not absolute) */
+    const char *content;
+    size_t len;
+} ggi_sandbox_file;
+
+/** Everything the child needs to build its sandbox, prepared before the clone. */
+typedef struct ggi_sandbox_spec {
+    const char *inner_ws;       /* absolute workspace path inside, below /tmp/ */
+    uint64_t tmpfs_bytes;       /* size of the tmpfs holding /tmp and the workspace */
+    uid_t uid;
+    gid_t gid;
+    const ggi_sandbox_file *files;
+    size_t nfiles;
+    const int *cgroup_fds;      /* cgroup.procs files open for writing; the child joins them */
+    int ncgroup_fds;
+    int zygote;                 /* 1: set up a zygote's base (no workspace, no /proc, no pidns) */
+} ggi_sandbox_spec;
+
+/** Namespaces a job's sandbox is cloned with (zygote: all but the PID namespace). */
+int ggi_sandbox_clone_flags(const ggi_sandbox_spec *s);
+
+/**
+ * In the cloned child, still root: joins the cgroups, makes the mounts, writes the files,
+ * brings up loopback and sets the hostname. Returns 0 or an errno value (*step names it).
+ */
+int ggi_sandbox_child_setup(const ggi_sandbox_spec *s, const char **step);
+
+/**
+ * In the job process just before exec: drops every capability (bounding set too), sets
+ * no_new_privs and becomes s->uid/s->gid with no supplementary groups. 0 or an errno value.
+ */
+int ggi_sandbox_child_drop(const ggi_sandbox_spec *s);
+
+/** Raw fork (clone syscall) usable in a child of a multithreaded process. */
+pid_t ggi_sandbox_raw_clone(unsigned long flags);
+
+#endif

@@ -1,0 +1,787 @@
+/*
+ * zygote.c - the pool of zygotes and the host side of their protocol. A zygote is
+ * `python -c <the script below>` started in a sandbox made with the zygote flag of
+ * sandbox.c (all namespaces but PID; it keeps root and its capabilities so it can build each
+ * job's mounts, but drops its bounding set and sets no_new_privs). It listens on a
+ * SOCK_SEQPACKET socket at descriptor 3: each job is one message carrying descriptors (the
+ * job's own stream socket, stdin, stdout, stderr, and cgroup.procs files). The request JSON
+ * follows on the job socket; the zygote's child builds the job's namespaces and replies "P"
+ * with a pidfd of the job's init (PID 1 of its namespace), and that init sends "S" with the
+ * job's wait status and peak RSS when the job ends. Killing the init (pidfd_send_signal) kills
+ * everything in the job's PID namespace. Jobs run through ggi_spawn_run's I/O loop as an
+ * "external" start, so timeouts, output caps and cancellation behave as on the direct path.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../core/ggi.h"
+#include "zygote.h"
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+#define MAX_ZYGOTES 4
+#define START_TIMEOUT_MS 15000
+#define REPLY_TIMEOUT_MS 15000
+#define MAX_CG_FDS 4
+#define MAX_ERR_MSG 2000
+
+/* The zygote, in Python (3.9 or later: socket.send_fds, os.pidfd_open). */
+static const char ZYGOTE_PY[] =
+    "import os, sys, socket, struct, json, ctypes, signal, io, resource\n"
+    "_libc = ctypes.CDLL(None, use_errno=True)\n"
+    "_libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,\n"
+    "                        ctypes.c_char_p)\n"
+    "_libc.unshare.argtypes = (ctypes.c_int,)\n"
+    "_libc.sethostname.argtypes = (ctypes.c_char_p, ctypes.c_size_t)\n"
+    "_libc.prctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,\n"
+    "                        ctypes.c_ulong)\n"
+    "\n"
+    "\n"
+    "def _c(r, what):\n"
+    "    if r != 0:\n"
+    "        e = ctypes.get_errno()\n"
+    "        raise OSError(e, '%s: %s' % (what, os.strerror(e)))\n"
+    "\n"
+    "\n"
+    "def _recv_exact(s, n):\n"
+    "    b = bytearray()\n"
+    "    while len(b) < n:\n"
+    "        c = s.recv(min(n - len(b), 1 << 20))\n"
+    "        if not c:\n"
+    "            raise EOFError('the request was cut short')\n"
+    "        b += c\n"
+    "    return bytes(b)\n"
+    "\n"
+    "\n"
+    "def _tmpfs(where, size):\n"
+    "    _c(_libc.mount(b'tmpfs', where, b'tmpfs', 6, b'size=%d,mode=1777' % size),\n"
+    "       'mount a tmpfs on ' + where.decode())\n"
+    "\n"
+    "\n"
+    "def _setup(req):\n"
+    "    _c(_libc.unshare(0x00020000 | 0x20000000 | 0x08000000 | 0x04000000), 'unshare')\n"
+    "    _tmpfs(b'/tmp', req['tmpfs'])\n"
+    "    if os.path.isdir('/dev/shm'):\n"
+    "        _tmpfs(b'/dev/shm', min(req['tmpfs'], 64 << 20))\n"
+    "    uid, gid, ws = req['uid'], req['gid'], req['ws']\n"
+    "    os.makedirs(ws, 0o755)\n"
+    "    os.chown(ws, uid, gid)\n"
+    "    for path, content in req['files']:\n"
+    "        cur = ws\n"
+    "        for part in path.split('/')[:-1]:\n"
+    "            if part in ('', '.'):\n"
+    "                continue\n"
+    "            cur += '/' + part\n"
+    "            try:\n"
+    "                os.mkdir(cur, 0o755)\n"
+    "                os.chown(cur, uid, gid)\n"
+    "            except FileExistsError:\n"
+    "                pass\n"
+    "        fd = os.open(ws + '/' + path,\n"
+    "                     os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)\n"
+    "        try:\n"
+    "            mv = memoryview(content.encode('utf-8', 'surrogateescape'))\n"
+    "            while mv:\n"
+    "                mv = mv[os.write(fd, mv):]\n"
+    "            os.fchown(fd, uid, gid)\n"
+    "        finally:\n"
+    "            os.close(fd)\n"
+    "    _c(_libc.sethostname(b'gg-sandbox', 10), 'sethostname')\n"
+    "\n"
+    "\n"
+    "def _exit_code(e):\n"
+    "    c = e.code\n"
+    "    if c is None:\n"
+    "        return 0\n"
+    "    if isinstance(c, int):\n"
+    "        return c & 0xff\n"
+    "    try:\n"
+    "        sys.stderr.write(str(c) + '\\n')\n"
+    "    except BaseException:\n"
+    "        pass\n"
+    "    return 1\n"
+    "\n"
+    "\n"
+    "def _run(stdio, req):\n"
+    "    os.setsid()\n"
+    "    for i, f in enumerate(stdio):\n"
+    "        os.dup2(f, i)\n"
+    "    os.closerange(3, 1 << 20)\n"
+    "    for r, soft, hard in req['rlimits']:\n"
+    "        resource.setrlimit(r, (soft, hard))\n"
+    "    os.chdir(req['ws'])\n"
+    "    os.setgroups([])\n"
+    "    os.setresgid(req['gid'], req['gid'], req['gid'])\n"
+    "    os.setresuid(req['uid'], req['uid'], req['uid'])\n"
+    "    os.environ.clear()\n"
+    "    for k, v in req['env']:\n"
+    "        os.environ[k] = v\n"
+    "    sys.argv = ['-c'] + req['args']\n"
+    "    enc_in, enc_out = sys.stdin.encoding, sys.stdout.encoding\n"
+    "    sys.stdin = sys.__stdin__ = io.TextIOWrapper(\n"
+    "        io.BufferedReader(io.FileIO(0, 'r', closefd=False)), encoding=enc_in,\n"
+    "        errors=sys.stdin.errors)\n"
+    "    sys.stdout = sys.__stdout__ = io.TextIOWrapper(\n"
+    "        io.BufferedWriter(io.FileIO(1, 'w', closefd=False)), encoding=enc_out,\n"
+    "        errors=sys.stdout.errors)\n"
+    "    sys.stderr = sys.__stderr__ = io.TextIOWrapper(\n"
+    "        io.BufferedWriter(io.FileIO(2, 'w', closefd=False)), encoding=enc_out,\n"
+    "        errors='backslashreplace', line_buffering=True)\n"
+    "    import builtins, types\n"
+    "    main = types.ModuleType('__main__')\n"
+    "    main.__builtins__ = builtins\n"
+    "    sys.modules['__main__'] = main\n"
+    "    code = req['code']\n"
+    "    del req, stdio\n"
+    "    rc = 0\n"
+    "    try:\n"
+    "        exec(compile(code, '<string>', 'exec'), main.__dict__)\n"
+    "    except SystemExit as e:\n"
+    "        rc = _exit_code(e)\n"
+    "    except BaseException:\n"
+    "        t, v, tb = sys.exc_info()\n"
+    "        v.__traceback__ = tb.tb_next  # without this function's own frame\n"
+    "        sys.excepthook(t, v, tb.tb_next)\n"
+    "        del t, v, tb\n"
+    "        rc = 1\n"
+    "    try:\n"
+    "        if 'threading' in sys.modules:\n"
+    "            sys.modules['threading']._shutdown()\n"
+    "    except SystemExit as e:\n"
+    "        rc = _exit_code(e)\n"
+    "    except BaseException:\n"
+    "        pass\n"
+    "    import atexit\n"
+    "    atexit._run_exitfuncs()\n"
+    "    for s in (sys.stdout, sys.stderr):\n"
+    "        try:\n"
+    "            s.flush()\n"
+    "        except BaseException:\n"
+    "            rc = 120\n"
+    "    os._exit(rc)\n"
+    "\n"
+    "\n"
+    "def _init(sock, stdio, req):\n"
+    "    _c(_libc.mount(b'proc', b'/proc', b'proc', 14, None), 'mount /proc')\n"
+    "    j = os.fork()\n"
+    "    if j == 0:\n"
+    "        try:\n"
+    "            _run(stdio, req)\n"
+    "        finally:\n"
+    "            os._exit(127)\n"
+    "    for f in stdio:\n"
+    "        os.close(f)\n"
+    "    while True:\n"
+    "        try:\n"
+    "            pid, status, ru = os.wait4(-1, 0)\n"
+    "        except InterruptedError:\n"
+    "            continue\n"
+    "        except ChildProcessError:\n"
+    "            os._exit(125)\n"
+    "        if pid == j:\n"
+    "            sock.sendall(b'S' + struct.pack('<iq', status, ru.ru_maxrss))\n"
+    "            os._exit(0)\n"
+    "\n"
+    "\n"
+    "def _job(fds):\n"
+    "    signal.signal(signal.SIGCHLD, signal.SIG_DFL)\n"
+    "    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=fds[0])\n"
+    "    stdio = fds[1:4]\n"
+    "    try:\n"
+    "        n = struct.unpack('<I', _recv_exact(sock, 4))[0]\n"
+    "        req = json.loads(_recv_exact(sock, n).decode('utf-8', 'surrogateescape'))\n"
+    "        for f in fds[4:]:\n"
+    "            os.write(f, b'0')\n"
+    "            os.close(f)\n"
+    "        _setup(req)\n"
+    "        g = os.fork()\n"
+    "    except BaseException as e:\n"
+    "        m = ('%s: %s' % (type(e).__name__, e)).encode('utf-8', 'replace')[:2000]\n"
+    "        sock.sendall(b'E' + struct.pack('<I', len(m)) + m)\n"
+    "        os._exit(1)\n"
+    "    if g == 0:\n"
+    "        try:\n"
+    "            _init(sock, stdio, req)\n"
+    "        finally:\n"
+    "            os._exit(126)\n"
+    "    socket.send_fds(sock, [b'P'], [os.pidfd_open(g)])\n"
+    "    os._exit(0)\n"
+    "\n"
+    "\n"
+    "def _main():\n"
+    "    ctl = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET, fileno=3)\n"
+    "    signal.signal(signal.SIGCHLD, signal.SIG_IGN)\n"
+    "    _c(_libc.prctl(36, 1, 0, 0, 0), 'PR_SET_CHILD_SUBREAPER')\n"
+    "    for cap in range(64):\n"
+    "        if _libc.prctl(24, cap, 0, 0, 0) != 0:\n"
+    "            break\n"
+    "    _c(_libc.prctl(38, 1, 0, 0, 0), 'PR_SET_NO_NEW_PRIVS')\n"
+    "    ctl.send(b'R')\n"
+    "    while True:\n"
+    "        try:\n"
+    "            msg, fds, _f, _a = socket.recv_fds(ctl, 16, 16)\n"
+    "        except InterruptedError:\n"
+    "            continue\n"
+    "        if not msg:\n"
+    "            os._exit(0)\n"
+    "        try:\n"
+    "            pid = os.fork()\n"
+    "        except OSError:\n"
+    "            pid = -1\n"
+    "        if pid == 0:\n"
+    "            try:\n"
+    "                _job(fds)\n"
+    "            finally:\n"
+    "                os._exit(127)\n"
+    "        for f in fds:\n"
+    "            os.close(f)\n"
+    "\n"
+    "\n"
+    "_main()\n";
+
+typedef struct zygote {
+    char *key;        /* interpreter, NUL, environment entries joined by NUL */
+    size_t key_len;
+    pid_t pid;
+    int ctl;          /* our end of the control socket */
+    unsigned long used;
+} zygote;
+
+struct ggi_zygote_pool {
+    pthread_mutex_t lock;
+    zygote z[MAX_ZYGOTES];
+    unsigned long tick;
+    int starts;
+    int broken;       /* a zygote failed to build a job's sandbox: use the direct path */
+};
+
+int ggi_zygote_pool_new(ggi_zygote_pool **out)
+{
+    ggi_zygote_pool *p = calloc(1, sizeof *p);
+    if (!p || pthread_mutex_init(&p->lock, NULL) != 0) {
+        free(p);
+        return ggi_error(GG_ENOMEM, "out of memory");
+    }
+    for (int i = 0; i < MAX_ZYGOTES; i++)
+        p->z[i].ctl = -1;
+    *out = p;
+    return GG_OK;
+}
+
+static void zygote_stop(zygote *z)
+{
+    if (z->ctl >= 0)
+        close(z->ctl);
+    if (z->pid > 0) {
+        kill(z->pid, SIGKILL);
+        while (waitpid(z->pid, NULL, 0) < 0 && errno == EINTR) {
+        }
+    }
+    free(z->key);
+    memset(z, 0, sizeof *z);
+    z->ctl = -1;
+}
+
+void ggi_zygote_pool_destroy(ggi_zygote_pool **pp)
+{
+    if (!pp || !*pp)
+        return;
+    ggi_zygote_pool *p = *pp;
+    *pp = NULL;
+    for (int i = 0; i < MAX_ZYGOTES; i++)
+        zygote_stop(&p->z[i]);
+    pthread_mutex_destroy(&p->lock);
+    free(p);
+}
+
+int ggi_zygote_pool_starts(ggi_zygote_pool *pool)
+{
+    pthread_mutex_lock(&pool->lock);
+    int n = pool->starts;
+    pthread_mutex_unlock(&pool->lock);
+    return n;
+}
+
+/* Entries of the environment that differ per job and are set by the job's process. */
+static int per_job_env(const char *kv)
+{
+    return !strncmp(kv, "HOME=", 5) || !strncmp(kv, "TMPDIR=", 7);
+}
+
+int ggi_zygote_eligible(const char *const *argv, const char *const *envp)
+{
+    if (!argv[0] || !argv[1] || strcmp(argv[1], "-c") != 0 || !argv[2])
+        return 0;
+    const char *base = strrchr(argv[0], '/');
+    base = base ? base + 1 : argv[0];
+    if (strncmp(base, "python", 6) != 0)
+        return 0;
+    for (size_t i = 0; envp && envp[i] && i < 4096; i++) {
+        if (!strncmp(envp[i], "PYTHONUNBUFFERED=", 17) ||
+            !strncmp(envp[i], "PYTHONINSPECT=", 14) || !strncmp(envp[i], "PYTHONSTARTUP=", 14))
+            return 0;
+    }
+    return 1;
+}
+
+static char *make_key(const char *python, const char *const *envp, size_t *len)
+{
+    ggi_buf b = GGI_BUF_INIT;
+    int rc = ggi_buf_append(&b, python, strlen(python) + 1);
+    for (size_t i = 0; !rc && envp && envp[i]; i++) {
+        if (!per_job_env(envp[i]))
+            rc = ggi_buf_append(&b, envp[i], strlen(envp[i]) + 1);
+    }
+    if (rc) {
+        ggi_buf_free(&b);
+        return NULL;
+    }
+    *len = b.len;
+    return ggi_buf_steal(&b);
+}
+
+/* Starts a zygote into z (the lock is held). */
+static int zygote_start(zygote *z, const char *python, const char *const *envp)
+{
+    /* The zygote's environment: the job's, with HOME and TMPDIR neutral. */
+    size_t n = 0;
+    while (envp && envp[n])
+        n++;
+    const char **env = calloc(n + 3, sizeof *env);
+    if (!env)
+        return ggi_error(GG_ENOMEM, "out of memory");
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!per_job_env(envp[i]))
+            env[k++] = envp[i];
+    }
+    env[k++] = "HOME=/";
+    env[k++] = "TMPDIR=/tmp";
+    env[k] = NULL;
+
+    int sv[2] = { -1, -1 }, devnull = -1, child_ctl = -1;
+    int rc = GG_OK;
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0 ||
+        (devnull = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0 ||
+        (child_ctl = fcntl(sv[1], F_DUPFD_CLOEXEC, 10)) < 0) {
+        rc = ggi_error(GG_EIO, "cannot make the zygote's socket: %s", strerror(errno));
+        goto out;
+    }
+    ggi_sandbox_spec s;
+    memset(&s, 0, sizeof s);
+    s.zygote = 1;
+    const char *argv[] = { python, "-c", ZYGOTE_PY, NULL };
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid_t pid = ggi_sandbox_raw_clone((unsigned long)ggi_sandbox_clone_flags(&s));
+    if (pid == 0) {
+        struct sigaction dfl;
+        memset(&dfl, 0, sizeof dfl);
+        dfl.sa_handler = SIG_DFL;
+        for (int sig = 1; sig < NSIG; sig++) {
+            if (sig != SIGKILL && sig != SIGSTOP)
+                (void)sigaction(sig, &dfl, NULL);
+        }
+        (void)setsid();
+        (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+        const char *step = NULL;
+        if (ggi_sandbox_child_setup(&s, &step))
+            _exit(120);
+        if (dup2(devnull, 0) < 0 || dup2(devnull, 1) < 0 || dup2(devnull, 2) < 0 ||
+            dup2(child_ctl, 3) < 0)
+            _exit(121);
+        (void)syscall(SYS_close_range, 4U, ~0U, CLOSE_RANGE_CLOEXEC);
+        if (chdir("/") < 0)
+            _exit(122);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        execve(python, (char *const *)argv, (char *const *)env);
+        _exit(127);
+    }
+    int e = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (pid < 0) {
+        rc = ggi_error(GG_EIO, "cannot start a zygote: %s", strerror(e));
+        goto out;
+    }
+    close(sv[1]);
+    sv[1] = -1;
+    /* Wait for its "ready". */
+    struct pollfd pf = { sv[0], POLLIN, 0 };
+    char c = 0;
+    int pr;
+    while ((pr = poll(&pf, 1, START_TIMEOUT_MS)) < 0 && errno == EINTR) {
+    }
+    if (pr <= 0 || recv(sv[0], &c, 1, 0) != 1 || c != 'R') {
+        kill(pid, SIGKILL);
+        int st = 0;
+        while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+        }
+        rc = ggi_error(GG_EUNSUPPORTED, "the zygote (%s) did not start (%s)", python,
+                       pr == 0 ? "no answer"
+                       : WIFEXITED(st) ? "it exited; Python 3.9 or later is needed"
+                                       : "it was killed");
+        goto out;
+    }
+    z->pid = pid;
+    z->ctl = sv[0];
+    sv[0] = -1;
+out:
+    if (sv[0] >= 0)
+        close(sv[0]);
+    if (sv[1] >= 0)
+        close(sv[1]);
+    if (devnull >= 0)
+        close(devnull);
+    if (child_ctl >= 0)
+        close(child_ctl);
+    free(env);
+    return rc;
+}
+
+/* Finds or starts the zygote for key; returns a dup of its control socket (or -1). */
+static int zygote_get(ggi_zygote_pool *p, const char *python, const char *const *envp,
+                      int *ctl_out)
+{
+    size_t klen = 0;
+    char *key = make_key(python, envp, &klen);
+    if (!key)
+        return ggi_error(GG_ENOMEM, "out of memory");
+    pthread_mutex_lock(&p->lock);
+    int rc = GG_OK;
+    if (p->broken) {
+        rc = ggi_error(GG_EUNSUPPORTED, "zygotes are disabled after a failure");
+        goto out;
+    }
+    zygote *hit = NULL, *lru = &p->z[0];
+    for (int i = 0; i < MAX_ZYGOTES; i++) {
+        zygote *z = &p->z[i];
+        if (z->pid > 0 && waitpid(z->pid, NULL, WNOHANG) == z->pid) {
+            z->pid = 0; /* died: reaped */
+            zygote_stop(z);
+        }
+        if (z->pid > 0 && z->key_len == klen && !memcmp(z->key, key, klen))
+            hit = z;
+        if (z->used < lru->used)
+            lru = z;
+    }
+    if (!hit) {
+        zygote_stop(lru);
+        rc = zygote_start(lru, python, envp);
+        if (rc)
+            goto out;
+        p->starts++;
+        lru->key = key;
+        lru->key_len = klen;
+        key = NULL;
+        hit = lru;
+    }
+    hit->used = ++p->tick;
+    *ctl_out = fcntl(hit->ctl, F_DUPFD_CLOEXEC, 3);
+    if (*ctl_out < 0)
+        rc = ggi_error(GG_EIO, "dup failed: %s", strerror(errno));
+out:
+    pthread_mutex_unlock(&p->lock);
+    free(key);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* one job                                                                                  */
+
+typedef struct zjob {
+    ggi_zygote_pool *pool;
+    const ggi_zygote_job *job;
+    int ctl;       /* dup of the zygote's control socket */
+    int sock;      /* our end of the job socket */
+    int init_fd;   /* pidfd of the job's init */
+    int fallback;  /* the job never started: run it the direct way */
+} zjob;
+
+static int add_rlimit(cJSON *arr, int res, uint64_t want, uint64_t extra)
+{
+    if (!want)
+        return GG_OK;
+    struct rlimit cur;
+    if (getrlimit(res, &cur) != 0)
+        return ggi_error(GG_EIO, "getrlimit failed: %s", strerror(errno));
+    uint64_t v = want, hard;
+    if (cur.rlim_max != RLIM_INFINITY && v > cur.rlim_max)
+        v = cur.rlim_max;
+    hard = v;
+    if (cur.rlim_max == RLIM_INFINITY || v + extra <= cur.rlim_max)
+        hard = v + extra;
+    cJSON *t = cJSON_CreateArray();
+    if (!t || !cJSON_AddItemToArray(arr, t)) {
+        cJSON_Delete(t);
+        return GG_ENOMEM;
+    }
+    double vals[3] = { res, (double)v, (double)hard };
+    for (int i = 0; i < 3; i++) {
+        cJSON *n = cJSON_CreateNumber(vals[i]);
+        if (!n || !cJSON_AddItemToArray(t, n)) {
+            cJSON_Delete(n);
+            return GG_ENOMEM;
+        }
+    }
+    return GG_OK;
+}
+
+static int add_strings(cJSON *arr, const char *const *v)
+{
+    for (size_t i = 0; v && v[i]; i++) {
+        cJSON *s = cJSON_CreateString(v[i]);
+        if (!s || !cJSON_AddItemToArray(arr, s)) {
+            cJSON_Delete(s);
+            return GG_ENOMEM;
+        }
+    }
+    return GG_OK;
+}
+
+static char *build_request(const ggi_zygote_job *j)
+{
+    cJSON *r = cJSON_CreateObject();
+    cJSON *files = NULL, *env = NULL, *args = NULL, *rl = NULL;
+    int rc = r ? GG_OK : GG_ENOMEM;
+    if (!rc)
+        rc = ggi_json_add_str(r, "ws", j->sb->inner_ws);
+    if (!rc)
+        rc = ggi_json_add_num(r, "tmpfs", (double)j->sb->tmpfs_bytes);
+    if (!rc)
+        rc = ggi_json_add_num(r, "uid", j->sb->uid);
+    if (!rc)
+        rc = ggi_json_add_num(r, "gid", j->sb->gid);
+    if (!rc)
+        rc = ggi_json_add_str(r, "code", j->code);
+    if (!rc)
+        rc = (args = cJSON_AddArrayToObject(r, "args")) ? add_strings(args, j->args) : GG_ENOMEM;
+    if (!rc)
+        rc = (files = cJSON_AddArrayToObject(r, "files")) ? GG_OK : GG_ENOMEM;
+    for (size_t i = 0; !rc && i < j->sb->nfiles; i++) {
+        cJSON *f = cJSON_CreateArray();
+        const char *pc[3] = { j->sb->files[i].path, j->sb->files[i].content, NULL };
+        rc = f && cJSON_AddItemToArray(files, f) ? add_strings(f, pc) : GG_ENOMEM;
+        if (!rc && strlen(pc[1]) != j->sb->files[i].len)
+            rc = GG_EINVAL;
+    }
+    if (!rc)
+        rc = (env = cJSON_AddArrayToObject(r, "env")) ? GG_OK : GG_ENOMEM;
+    for (size_t i = 0; !rc && j->envp && j->envp[i]; i++) {
+        const char *eq = strchr(j->envp[i], '=');
+        if (!eq)
+            continue;
+        char *name = ggi_strndup(j->envp[i], (size_t)(eq - j->envp[i]));
+        const char *kv[3] = { name, eq + 1, NULL };
+        cJSON *e = cJSON_CreateArray();
+        rc = name && e && cJSON_AddItemToArray(env, e) ? add_strings(e, kv) : GG_ENOMEM;
+        free(name);
+    }
+    if (!rc)
+        rc = (rl = cJSON_AddArrayToObject(r, "rlimits")) ? GG_OK : GG_ENOMEM;
+    if (!rc && j->cpu_s > 0)
+        rc = add_rlimit(rl, RLIMIT_CPU, (uint64_t)(j->cpu_s + 0.999), 1);
+    if (!rc)
+        rc = add_rlimit(rl, RLIMIT_AS, j->as_bytes, 0);
+    if (!rc)
+        rc = add_rlimit(rl, RLIMIT_FSIZE, j->fsize_bytes, 0);
+    if (!rc)
+        rc = add_rlimit(rl, RLIMIT_NOFILE, j->nofile, 0);
+    if (!rc)
+        rc = add_rlimit(rl, RLIMIT_NPROC, j->nproc, 0);
+    char *s = rc ? NULL : ggi_json_print(r);
+    cJSON_Delete(r);
+    return s;
+}
+
+static int send_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int wait_readable(int fd, int ms)
+{
+    struct pollfd pf = { fd, POLLIN, 0 };
+    int r;
+    while ((r = poll(&pf, 1, ms)) < 0 && errno == EINTR) {
+    }
+    return r;
+}
+
+static int zj_start(void *ctx, int in_fd, int out_fd, int err_fd, int *done_fd)
+{
+    zjob *zj = ctx;
+    int js[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, js) < 0) {
+        zj->fallback = 1;
+        return ggi_error(GG_EUNSUPPORTED, "socketpair failed: %s", strerror(errno));
+    }
+    zj->sock = js[0];
+    struct timeval tv = { 15, 0 };
+    (void)setsockopt(js[0], SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    int fds[4 + MAX_CG_FDS] = { js[1], in_fd, out_fd, err_fd };
+    int nfds = 4;
+    for (int i = 0; i < zj->job->sb->ncgroup_fds && i < MAX_CG_FDS; i++)
+        fds[nfds++] = zj->job->sb->cgroup_fds[i];
+    char cbuf[CMSG_SPACE(sizeof fds)];
+    memset(cbuf, 0, sizeof cbuf);
+    char tag = 'J';
+    struct iovec iov = { &tag, 1 };
+    struct msghdr mh;
+    memset(&mh, 0, sizeof mh);
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = cbuf;
+    mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
+    memcpy(CMSG_DATA(cm), fds, sizeof(int) * (size_t)nfds);
+    ssize_t sent;
+    while ((sent = sendmsg(zj->ctl, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
+    }
+    close(js[1]);
+    if (sent != 1) {
+        zj->fallback = 1;
+        return ggi_error(GG_EUNSUPPORTED, "the zygote is gone (%s)", strerror(errno));
+    }
+    char *req = build_request(zj->job);
+    if (!req) {
+        zj->fallback = 1;
+        return ggi_error(GG_EUNSUPPORTED, "cannot build the zygote request");
+    }
+    size_t len = strlen(req);
+    unsigned char hdr[4] = { (unsigned char)len, (unsigned char)(len >> 8),
+                             (unsigned char)(len >> 16), (unsigned char)(len >> 24) };
+    int bad = send_all(js[0], (const char *)hdr, 4) < 0 || send_all(js[0], req, len) < 0;
+    gg_free(req);
+    if (bad || wait_readable(js[0], REPLY_TIMEOUT_MS) <= 0) {
+        zj->fallback = 1;
+        return ggi_error(GG_EUNSUPPORTED, "the zygote did not take the job");
+    }
+    /* "P" with the init's pidfd, or "E" with a message. */
+    char r = 0;
+    char rbuf[CMSG_SPACE(sizeof(int))];
+    memset(rbuf, 0, sizeof rbuf);
+    iov.iov_base = &r;
+    iov.iov_len = 1;
+    memset(&mh, 0, sizeof mh);
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = rbuf;
+    mh.msg_controllen = sizeof rbuf;
+    ssize_t got;
+    while ((got = recvmsg(js[0], &mh, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {
+    }
+    cm = got == 1 ? CMSG_FIRSTHDR(&mh) : NULL;
+    if (r == 'P' && cm && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len == CMSG_LEN(sizeof(int))) {
+        memcpy(&zj->init_fd, CMSG_DATA(cm), sizeof(int));
+        *done_fd = zj->init_fd;
+        return GG_OK;
+    }
+    char msg[MAX_ERR_MSG + 1] = "no reason given";
+    if (r == 'E') {
+        unsigned char l[4];
+        if (recv(js[0], l, 4, MSG_WAITALL) == 4) {
+            size_t ml = (size_t)l[0] | (size_t)l[1] << 8 | (size_t)l[2] << 16 |
+                        (size_t)l[3] << 24;
+            if (ml > MAX_ERR_MSG)
+                ml = MAX_ERR_MSG;
+            ssize_t k = recv(js[0], msg, ml, MSG_WAITALL);
+            msg[k > 0 ? k : 0] = '\0';
+        }
+    }
+    pthread_mutex_lock(&zj->pool->lock);
+    zj->pool->broken = 1;
+    pthread_mutex_unlock(&zj->pool->lock);
+    zj->fallback = 1;
+    return ggi_error(GG_EUNSUPPORTED, "the zygote could not build the job's sandbox: %s", msg);
+}
+
+static void zj_kill(void *ctx)
+{
+    zjob *zj = ctx;
+    if (zj->init_fd >= 0)
+        (void)syscall(SYS_pidfd_send_signal, zj->init_fd, SIGKILL, NULL, 0);
+}
+
+static int zj_finish(void *ctx, int killed, ggi_spawn_result *res)
+{
+    zjob *zj = ctx;
+    (void)killed;
+    unsigned char m[13];
+    ssize_t n = 0;
+    if (wait_readable(zj->sock, 0) > 0)
+        n = recv(zj->sock, m, sizeof m, MSG_WAITALL | MSG_DONTWAIT);
+    if (n == (ssize_t)sizeof m && m[0] == 'S') {
+        int32_t st;
+        int64_t rss;
+        memcpy(&st, m + 1, 4);
+        memcpy(&rss, m + 5, 8);
+        if (WIFEXITED(st)) {
+            res->exit_code = WEXITSTATUS(st);
+        } else {
+            res->exit_code = -1;
+            res->term_signal = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
+        }
+        res->max_rss_kb = (long)rss;
+    } else {
+        /* The init was killed (timeout, cancel, out of memory) before it could report. */
+        res->exit_code = -1;
+        res->term_signal = SIGKILL;
+    }
+    return GG_OK;
+}
+
+int ggi_zygote_run(ggi_zygote_pool *pool, const ggi_zygote_job *job, const ggi_spawn_opts *o,
+                   ggi_spawn_result *res, int *fallback)
+{
+    *fallback = 0;
+    memset(res, 0, sizeof *res);
+    zjob zj = { pool, job, -1, -1, -1, 0 };
+    int rc = zygote_get(pool, job->python, job->envp, &zj.ctl);
+    if (rc) {
+        *fallback = rc != GG_ENOMEM;
+        return rc;
+    }
+    ggi_spawn_external ext = { zj_start, zj_kill, zj_finish, &zj };
+    ggi_spawn_opts so = *o;
+    so.external = &ext;
+    so.sandbox = NULL;
+    rc = ggi_spawn_run(&so, res);
+    if (zj.fallback)
+        *fallback = 1;
+    if (zj.init_fd >= 0)
+        close(zj.init_fd);
+    if (zj.sock >= 0)
+        close(zj.sock);
+    close(zj.ctl);
+    return rc;
+}

@@ -1,0 +1,55 @@
+/*
+ * zygote.h - warm, already isolated Python interpreters that fork a fresh process per job.
+ * A zygote is started once per (interpreter, job environment) inside the namespace sandbox
+ * (read-only host, own network, IPC and UTS namespaces) and never runs job code itself. For
+ * each job it forks a child that enters new mount and PID namespaces, puts a size-capped
+ * tmpfs on /tmp with the job's workspace and files, mounts a fresh /proc, and runs the job's
+ * `-c` code as the unprivileged sandbox uid with the job's rlimits and cgroup, so each job
+ * gets a fresh process and no state from earlier jobs. Internal.
+ *
+ * THREAD SAFETY: a pool may be used from many threads at once.
+ */
+#ifndef GGI_ZYGOTE_H
+#define GGI_ZYGOTE_H
+
+#include <stdint.h>
+
+#include "sandbox.h"
+#include "spawn.h"
+
+typedef struct ggi_zygote_pool ggi_zygote_pool;
+
+/** Makes an empty pool (zygotes are started on first use). GG_ENOMEM only. */
+int ggi_zygote_pool_new(ggi_zygote_pool **out);
+
+/** Stops every zygote of the pool, frees it and NULLs *pp. Accepts NULL. */
+void ggi_zygote_pool_destroy(ggi_zygote_pool **pp);
+
+/** One job for a zygote: `python -c code args...` with the direct path's limits. */
+typedef struct ggi_zygote_job {
+    const char *python;          /* absolute path of the interpreter */
+    const char *const *envp;     /* the job's environment (HOME and TMPDIR: the workspace) */
+    const char *code;            /* argv[2] */
+    const char *const *args;     /* argv[3...], NULL-terminated */
+    const ggi_sandbox_spec *sb;  /* workspace, files, uid/gid, tmpfs size, cgroup fds */
+    double cpu_s;                /* rlimits as in ggi_spawn_opts; 0: none */
+    uint64_t as_bytes, fsize_bytes, nofile, nproc;
+} ggi_zygote_job;
+
+/** Can this argv/environment be served by a zygote (`python -c CODE ...`, no variables that
+ * change how the interpreter starts per job)? 1 or 0. python is the resolved argv[0]. */
+int ggi_zygote_eligible(const char *const *argv, const char *const *envp);
+
+/**
+ * Runs the job on the zygote for (job->python, environment), starting it when needed. o
+ * holds the I/O settings (stdin, timeout, output caps, cancel); its argv is used as a label.
+ * Returns as ggi_spawn_run. When the zygote could not take the job before it started,
+ * returns GG_EUNSUPPORTED with *fallback set: the caller runs the job the direct way.
+ */
+int ggi_zygote_run(ggi_zygote_pool *pool, const ggi_zygote_job *job, const ggi_spawn_opts *o,
+                   ggi_spawn_result *res, int *fallback);
+
+/** How many zygotes have been started by this pool (for tests). */
+int ggi_zygote_pool_starts(ggi_zygote_pool *pool);
+
+#endif

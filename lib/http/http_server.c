@@ -1,0 +1,368 @@
+/*
+ * http_server.c - the HTTP endpoint module (http_server.h) on libmicrohttpd: binding to an
+ * address and an ephemeral or given port, reading request bodies up to a cap, the bearer
+ * token check, dispatch through the route table with 404/405 answers, and the /v1/search
+ * route over a retriever. Errors are reported through the public gg_error_set(), since the
+ * module is linked both into the library and into the gryphgen command.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <cjson/cJSON.h>
+#include <microhttpd.h>
+
+#include "gryphgen.h"
+#include "http_server.h"
+
+#if MHD_VERSION >= 0x00097002
+typedef enum MHD_Result mhd_result;
+#else
+typedef int mhd_result;
+#endif
+
+#define THREADS 4
+#define CONNECTION_LIMIT 128
+#define CONNECTION_TIMEOUT_S 30
+#define MAX_QUERY_TEXT (64u * 1024u)
+
+typedef struct route {
+    char *method, *path;
+    ggi_http_handler fn;
+    void *user;
+} route;
+
+struct ggi_http_server {
+    struct MHD_Daemon *d;
+    route routes[GGI_HTTP_MAX_ROUTES];
+    int n_routes;
+    char *token;
+    unsigned port;
+};
+
+/* Per-request state while the body arrives. */
+typedef struct pending {
+    char *body;
+    size_t len;
+    int too_big;
+} pending;
+
+static int fail(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(int status, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return gg_error_set(status, msg);
+}
+
+int ggi_http_server_new(ggi_http_server **out)
+{
+    *out = calloc(1, sizeof **out);
+    return *out ? GG_OK : fail(GG_ENOMEM, "out of memory");
+}
+
+int ggi_http_server_route(ggi_http_server *s, const char *method, const char *path,
+                          ggi_http_handler fn, void *user)
+{
+    if (!s || !method || !path || !fn)
+        return fail(GG_EINVAL, "http server: route needs a method, a path and a handler");
+    if (s->d)
+        return fail(GG_ESTATE, "http server: routes must be added before start");
+    if (s->n_routes >= GGI_HTTP_MAX_ROUTES)
+        return fail(GG_EBUSY, "http server: more than %d routes", GGI_HTTP_MAX_ROUTES);
+    route *r = &s->routes[s->n_routes];
+    r->method = strdup(method);
+    r->path = strdup(path);
+    if (!r->method || !r->path) {
+        free(r->method);
+        free(r->path);
+        r->method = r->path = NULL;
+        return fail(GG_ENOMEM, "out of memory");
+    }
+    r->fn = fn;
+    r->user = user;
+    s->n_routes++;
+    return GG_OK;
+}
+
+int ggi_http_server_set_token(ggi_http_server *s, const char *token)
+{
+    if (!s)
+        return fail(GG_EINVAL, "http server: NULL server");
+    if (s->d)
+        return fail(GG_ESTATE, "http server: the token must be set before start");
+    if (s->token) {
+        memset(s->token, 0, strlen(s->token));
+        free(s->token);
+        s->token = NULL;
+    }
+    if (token && *token && !(s->token = strdup(token)))
+        return fail(GG_ENOMEM, "out of memory");
+    return GG_OK;
+}
+
+const char *ggi_http_query(const ggi_http_request *req, const char *key)
+{
+    return MHD_lookup_connection_value((struct MHD_Connection *)req->conn_,
+                                       MHD_GET_ARGUMENT_KIND, key);
+}
+
+void ggi_http_error(ggi_http_response *resp, int status, const char *message)
+{
+    resp->status = status;
+    free(resp->body);
+    resp->body = NULL;
+    cJSON *o = cJSON_CreateObject();
+    if (o && cJSON_AddStringToObject(o, "error", message ? message : "error")) {
+        char *t = cJSON_PrintUnformatted(o);
+        resp->body = t ? strdup(t) : NULL;
+        cJSON_free(t);
+    }
+    cJSON_Delete(o);
+}
+
+/* Compares without an early exit, so timing tells nothing about the token. */
+static int same_secret(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    unsigned char d = (unsigned char)(la != lb);
+    for (size_t i = 0; i < la; i++)
+        d |= (unsigned char)(a[i] ^ b[i % (lb ? lb : 1)]);
+    return d == 0;
+}
+
+static mhd_result send_reply(struct MHD_Connection *c, ggi_http_response *r)
+{
+    const char *body = r->body ? r->body : "";
+    size_t len = strlen(body);
+    struct MHD_Response *m;
+    if (r->body) {
+        m = MHD_create_response_from_buffer(len, r->body, MHD_RESPMEM_MUST_FREE);
+        if (m)
+            r->body = NULL; /* the response owns it now */
+    } else {
+        m = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    }
+    if (!m)
+        return MHD_NO;
+    MHD_add_response_header(m, "Content-Type",
+                            r->content_type ? r->content_type : "application/json");
+    MHD_add_response_header(m, "Cache-Control", "no-store");
+    mhd_result ret = MHD_queue_response(c, (unsigned)r->status, m);
+    MHD_destroy_response(m);
+    return ret;
+}
+
+static mhd_result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                             const char *method, const char *version, const char *upload,
+                             size_t *upload_size, void **con_cls)
+{
+    (void)version;
+    ggi_http_server *s = cls;
+    pending *p = *con_cls;
+    if (!p) {
+        if (!(p = calloc(1, sizeof *p)))
+            return MHD_NO;
+        *con_cls = p;
+        return MHD_YES; /* headers only so far */
+    }
+    if (*upload_size) {
+        if (!p->too_big && p->len + *upload_size <= GGI_HTTP_MAX_BODY) {
+            char *nb = realloc(p->body, p->len + *upload_size + 1);
+            if (!nb)
+                return MHD_NO;
+            memcpy(nb + p->len, upload, *upload_size);
+            p->len += *upload_size;
+            nb[p->len] = '\0';
+            p->body = nb;
+        } else {
+            p->too_big = 1;
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    ggi_http_response resp = { 200, NULL, NULL };
+    if (p->too_big) {
+        ggi_http_error(&resp, 413, "request body too large");
+    } else if (s->token) {
+        const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+        if (!auth || strncmp(auth, "Bearer ", 7) != 0 || !same_secret(auth + 7, s->token))
+            ggi_http_error(&resp, 401, "missing or wrong bearer token");
+    }
+    if (resp.status == 200) {
+        int path_known = 0;
+        route *hit = NULL;
+        for (int i = 0; i < s->n_routes && !hit; i++) {
+            if (strcmp(s->routes[i].path, url) != 0)
+                continue;
+            path_known = 1;
+            if (strcmp(s->routes[i].method, method) == 0)
+                hit = &s->routes[i];
+        }
+        if (hit) {
+            ggi_http_request req = { method, url, p->body ? p->body : "", p->len, c };
+            hit->fn(hit->user, &req, &resp);
+        } else {
+            ggi_http_error(&resp, path_known ? 405 : 404,
+                           path_known ? "method not allowed" : "no such path");
+        }
+    }
+    mhd_result ret = send_reply(c, &resp);
+    free(resp.body);
+    return ret;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode code)
+{
+    (void)cls;
+    (void)c;
+    (void)code;
+    pending *p = *con_cls;
+    if (p) {
+        free(p->body);
+        free(p);
+        *con_cls = NULL;
+    }
+}
+
+int ggi_http_server_start(ggi_http_server *s, const char *address, unsigned port)
+{
+    if (!s)
+        return fail(GG_EINVAL, "http server: NULL server");
+    if (s->d)
+        return fail(GG_ESTATE, "http server: already started");
+    if (port > 65535)
+        return fail(GG_EINVAL, "http server: port %u is out of range", port);
+    const char *addr = address && *address ? address : "127.0.0.1";
+    struct sockaddr_in v4;
+    struct sockaddr_in6 v6;
+    const struct sockaddr *sa;
+    unsigned flags = MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD;
+    memset(&v4, 0, sizeof v4);
+    memset(&v6, 0, sizeof v6);
+    if (inet_pton(AF_INET, addr, &v4.sin_addr) == 1) {
+        v4.sin_family = AF_INET;
+        v4.sin_port = htons((uint16_t)port);
+        sa = (const struct sockaddr *)&v4;
+    } else if (inet_pton(AF_INET6, addr, &v6.sin6_addr) == 1) {
+        v6.sin6_family = AF_INET6;
+        v6.sin6_port = htons((uint16_t)port);
+        sa = (const struct sockaddr *)&v6;
+        flags |= MHD_USE_IPv6;
+    } else {
+        return fail(GG_EINVAL, "http server: '%.64s' is not an IPv4 or IPv6 address", addr);
+    }
+    s->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, s,
+                            MHD_OPTION_SOCK_ADDR, sa,
+                            MHD_OPTION_THREAD_POOL_SIZE, (unsigned)THREADS,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONNECTION_LIMIT,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT_S,
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+                            MHD_OPTION_END);
+    if (!s->d)
+        return fail(GG_EIO, "http server: cannot listen on %s port %u (in use, or not an "
+                            "address of this machine)",
+                    addr, port);
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = info && info->port ? info->port : port;
+    return GG_OK;
+}
+
+unsigned ggi_http_server_port(const ggi_http_server *s)
+{
+    return s && s->d ? s->port : 0;
+}
+
+void ggi_http_server_destroy(ggi_http_server **ps)
+{
+    if (!ps || !*ps)
+        return;
+    ggi_http_server *s = *ps;
+    *ps = NULL;
+    if (s->d)
+        MHD_stop_daemon(s->d);
+    for (int i = 0; i < s->n_routes; i++) {
+        free(s->routes[i].method);
+        free(s->routes[i].path);
+    }
+    if (s->token) {
+        memset(s->token, 0, strlen(s->token));
+        free(s->token);
+    }
+    free(s);
+}
+
+/* ---- GET /v1/search ---- */
+
+static int http_status_of(int rc)
+{
+    switch (rc) {
+    case GG_EINVAL: return 400;
+    case GG_ETOOBIG: return 413;
+    case GG_EBUSY: return 503;
+    case GG_ETIMEDOUT: return 504;
+    default: return 500;
+    }
+}
+
+static void search_handler(void *user, const ggi_http_request *req, ggi_http_response *resp)
+{
+    gg_retriever_t *r = user;
+    const char *q = ggi_http_query(req, "q");
+    const char *ks = ggi_http_query(req, "k");
+    const char *lang = ggi_http_query(req, "language");
+    if (!q || !*q) {
+        ggi_http_error(resp, 400, "missing query parameter q");
+        return;
+    }
+    if (strlen(q) > MAX_QUERY_TEXT) {
+        ggi_http_error(resp, 413, "query parameter q is too long");
+        return;
+    }
+    long k = 5;
+    if (ks) {
+        char *end = NULL;
+        k = strtol(ks, &end, 10);
+        if (!*ks || !end || *end || k < 1 || k > 100) {
+            ggi_http_error(resp, 400, "query parameter k must be a number from 1 to 100");
+            return;
+        }
+    }
+    cJSON *o = cJSON_CreateObject();
+    char *qj = NULL;
+    if (o && cJSON_AddStringToObject(o, "text", q) && cJSON_AddNumberToObject(o, "k", (double)k) &&
+        (!lang || !*lang || cJSON_AddStringToObject(o, "language", lang)))
+        qj = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!qj) {
+        ggi_http_error(resp, 500, "out of memory");
+        return;
+    }
+    char *res = NULL;
+    int rc = gg_retriever_search(r, qj, &res);
+    cJSON_free(qj);
+    if (rc) {
+        ggi_http_error(resp, http_status_of(rc), gg_error_last());
+        return;
+    }
+    resp->status = 200;
+    resp->body = strdup(res);
+    gg_free(res);
+    if (!resp->body)
+        ggi_http_error(resp, 500, "out of memory");
+}
+
+int ggi_http_search_route(ggi_http_server *s, gg_retriever_t *r)
+{
+    if (!r)
+        return fail(GG_EINVAL, "http server: the search route needs a retriever");
+    return ggi_http_server_route(s, "GET", "/v1/search", search_handler, r);
+}

@@ -1,0 +1,85 @@
+/*
+ * http_server.h - the HTTP endpoint module of libgryphgen, on libmicrohttpd: a small server
+ * with a route table (exact method and path), JSON replies, an optional bearer token, and the
+ * retrieval route GET /v1/search. It uses only the public API (gryphgen.h), so the library
+ * and the gryphgen command can both link it. Never installed.
+ *
+ * THREAD SAFETY: routes are registered before ggi_http_server_start(); handlers then run on
+ * libmicrohttpd's threads, several at once, so they must be thread-safe (a retriever is).
+ * ggi_http_server_destroy() stops the server and waits for running handlers.
+ */
+#ifndef GGI_HTTP_SERVER_H
+#define GGI_HTTP_SERVER_H
+
+#include <stddef.h>
+
+#include "gryphgen/retriever.h"
+
+/** Largest request body read; larger ones get 413. */
+#define GGI_HTTP_MAX_BODY ((size_t)1 << 20)
+/** Most routes one server holds. */
+#define GGI_HTTP_MAX_ROUTES 32
+
+typedef struct ggi_http_server ggi_http_server;
+
+/** One request as a handler sees it; every pointer is borrowed for the call. */
+typedef struct ggi_http_request {
+    const char *method;  /* "GET", "POST", ... */
+    const char *path;    /* without the query string */
+    const char *body;    /* NUL-terminated; "" when none */
+    size_t body_len;
+    void *conn_;         /* private: the connection, for ggi_http_query() */
+} ggi_http_request;
+
+/** What a handler answers: status and a malloc'd body the server frees (NULL: empty). */
+typedef struct ggi_http_response {
+    int status;
+    char *body;
+    const char *content_type; /* static; NULL: application/json */
+} ggi_http_response;
+
+/** A route's handler; fills resp (status 200 and body NULL beforehand). */
+typedef void (*ggi_http_handler)(void *user, const ggi_http_request *req,
+                                 ggi_http_response *resp);
+
+/** Creates a stopped server. Returns 0 or GG_ENOMEM. */
+int ggi_http_server_new(ggi_http_server **out);
+
+/**
+ * Adds a route (before start): method and path are copied. GG_ESTATE once started,
+ * GG_EBUSY when the table is full.
+ */
+int ggi_http_server_route(ggi_http_server *s, const char *method, const char *path,
+                          ggi_http_handler fn, void *user);
+
+/**
+ * Requires "Authorization: Bearer <token>" on every request (before start; NULL: none).
+ * The token is copied and never logged.
+ */
+int ggi_http_server_set_token(ggi_http_server *s, const char *token);
+
+/**
+ * Starts listening on address (an IPv4 or IPv6 literal; NULL: 127.0.0.1) and port (0: an
+ * ephemeral port; ggi_http_server_port() tells which). GG_EIO when it cannot bind.
+ */
+int ggi_http_server_start(ggi_http_server *s, const char *address, unsigned port);
+
+/** The bound port of a started server, else 0. */
+unsigned ggi_http_server_port(const ggi_http_server *s);
+
+/** Stops (when started) and frees the server; sets *ps to NULL. Accepts NULL. */
+void ggi_http_server_destroy(ggi_http_server **ps);
+
+/** A URL-decoded query-string argument of the request, or NULL. */
+const char *ggi_http_query(const ggi_http_request *req, const char *key);
+
+/** Fills resp with status and {"error": message}. */
+void ggi_http_error(ggi_http_response *resp, int status, const char *message);
+
+/**
+ * Registers GET /v1/search?q=TEXT&k=N&language=L answering {"results": [...]} from r
+ * (borrowed: it must outlive the server). k defaults to 5 (1 to 100).
+ */
+int ggi_http_search_route(ggi_http_server *s, gg_retriever_t *r);
+
+#endif

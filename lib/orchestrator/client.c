@@ -1,0 +1,444 @@
+/*
+ * client.c - gg_client_t: a DEALER connection to an orchestrator's hub speaking ggp/1.
+ * Requests carry a request id (rid) and the matching reply is awaited; replies of earlier,
+ * timed-out requests are skipped. A "reset" from the hub (it restarted and forgot us) makes
+ * the client say hello again and repeat the request; a wait is repeated every few seconds,
+ * so a client that waits across an orchestrator restart still gets its result.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gryphgen/client.h"
+
+#include "orq.h"
+#include "protocol.h"
+
+#define REASK_MS 2000 /* a wait or watch is repeated this often */
+
+struct gg_client {
+    ggi_transport tp;
+    void *peer;
+    char *endpoint;
+    char name[GGP_MAX_NAME + 1];
+    int timeout_ms;
+    long long rid;
+    int welcomed;
+    pthread_mutex_t mu;
+};
+
+int gg_client_options_init(gg_client_options *opts, unsigned version)
+{
+    if (!opts)
+        return ggi_error(GG_EINVAL, "options pointer is NULL");
+    if (version != GG_CLIENT_OPTIONS_VERSION)
+        return ggi_error(GG_EVERSION, "gg_client_options version %u is unknown (this library "
+                         "knows %u)", version, GG_CLIENT_OPTIONS_VERSION);
+    gg_client_options d = GG_CLIENT_OPTIONS_INIT;
+    *opts = d;
+    return GG_OK;
+}
+
+int gg_client_new(gg_client_t **out, const gg_client_options *opts)
+{
+    if (!out)
+        return ggi_error(GG_EINVAL, "out pointer is NULL");
+    *out = NULL;
+    if (!opts || !opts->connect || !*opts->connect || strlen(opts->connect) > 1000)
+        return ggi_error(GG_EINVAL, "option 'connect' must name the orchestrator's endpoint");
+    if (opts->version != GG_CLIENT_OPTIONS_VERSION)
+        return ggi_error(GG_EVERSION, "gg_client_options version %u is unknown (this library "
+                         "knows %u)", opts->version, GG_CLIENT_OPTIONS_VERSION);
+    if (opts->timeout_ms < 0)
+        return ggi_error(GG_EINVAL, "timeout_ms must not be negative");
+    if (opts->name && (!*opts->name || strlen(opts->name) > GGP_MAX_NAME))
+        return ggi_error(GG_EINVAL, "name must be 1 to %d bytes", GGP_MAX_NAME);
+    int rc = gg_init();
+    if (rc)
+        return rc;
+    gg_client_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return ggi_error(GG_ENOMEM, "out of memory");
+    pthread_mutex_init(&c->mu, NULL);
+    c->timeout_ms = opts->timeout_ms ? opts->timeout_ms : 10000;
+    if (opts->name) {
+        snprintf(c->name, sizeof c->name, "%s", opts->name);
+    } else {
+        char host[64] = "host";
+        gethostname(host, sizeof host - 1);
+        const char *user = getenv("USER");
+        snprintf(c->name, sizeof c->name, "%.60s@%.60s", user && *user ? user : "user", host);
+    }
+    c->endpoint = ggi_strdup(opts->connect);
+    if (!c->endpoint)
+        rc = ggi_error(GG_ENOMEM, "out of memory");
+    if (!rc)
+        rc = ggi_zmq_transport_new(&c->tp);
+    if (!rc)
+        rc = c->tp.vt.peer_open(c->tp.self, c->endpoint, &c->peer);
+    if (rc) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", gg_error_last());
+        gg_client_destroy(&c);
+        return gg_error_set(rc, msg);
+    }
+    *out = c;
+    return GG_OK;
+}
+
+void gg_client_destroy(gg_client_t **pc)
+{
+    if (!pc || !*pc)
+        return;
+    gg_client_t *c = *pc;
+    if (c->peer)
+        c->tp.vt.close(c->peer);
+    if (c->tp.self)
+        ggi_transport_destroy(&c->tp);
+    free(c->endpoint);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+    *pc = NULL;
+}
+
+static int send_msg(gg_client_t *c, const cJSON *m)
+{
+    size_t len = 0;
+    char *text = ggp_print(m, &len);
+    if (!text)
+        return gg_error_last_code() ? gg_error_last_code() : GG_ENOMEM;
+    int rc = c->tp.vt.peer_send(c->peer, text, len);
+    free(text);
+    return rc;
+}
+
+static int send_hello(gg_client_t *c)
+{
+    cJSON *m = ggp_new(GGP_HELLO);
+    if (!m)
+        return ggi_error(GG_ENOMEM, "out of memory");
+    cJSON_AddStringToObject(m, "role", "client");
+    cJSON_AddStringToObject(m, "name", c->name);
+    cJSON *v = cJSON_AddArrayToObject(m, "versions");
+    cJSON_AddItemToArray(v, cJSON_CreateNumber(GGP_VERSION));
+    int rc = send_msg(c, m);
+    cJSON_Delete(m);
+    return rc;
+}
+
+/*
+ * Sends req (its rid is set here) and waits up to timeout_ms for the reply. Replies to rids
+ * from first_rid on count (a repeated request keeps its earlier rids valid). On "reset" the
+ * client says hello and sends again. *out gets the reply body. GG_ETIMEDOUT when none came.
+ */
+static int exchange(gg_client_t *c, cJSON *req, long long first_rid, int timeout_ms,
+                    int (*on_event)(void *, const char *), void *user, cJSON **out)
+{
+    *out = NULL;
+    long long rid = ++c->rid;
+    cJSON_DeleteItemFromObjectCaseSensitive(req, "rid");
+    cJSON_AddNumberToObject(req, "rid", (double)rid);
+    if (first_rid <= 0)
+        first_rid = rid;
+    if (!c->welcomed) {
+        int rc = send_hello(c);
+        if (rc)
+            return rc;
+    }
+    int rc = send_msg(c, req);
+    if (rc)
+        return rc;
+    double deadline = ggi_now_ms() + timeout_ms;
+    int resets = 0;
+    for (;;) {
+        double left = deadline - ggi_now_ms();
+        if (timeout_ms >= 0 && left <= 0)
+            return ggi_error(GG_ETIMEDOUT, "no answer from %s within %d ms", c->endpoint,
+                             timeout_ms);
+        gg_transport_msg msg;
+        rc = c->tp.vt.peer_recv(c->peer, timeout_ms >= 0 ? (int)left + 1 : -1, &msg);
+        if (rc == GG_ETIMEDOUT)
+            continue;
+        if (rc)
+            return rc;
+        ggp_msg m;
+        if (ggp_decode(msg.data, msg.len, &m) != GG_OK)
+            continue; /* not for us to fail on: a broken message is skipped */
+        if (m.type == GGP_WELCOME) {
+            c->welcomed = 1;
+        } else if (m.type == GGP_RESET) {
+            c->welcomed = 0;
+            if (++resets <= 3 && send_hello(c) == GG_OK)
+                send_msg(c, req);
+        } else if (m.type == GGP_EVENT && on_event) {
+            char *text = ggi_json_print(cJSON_GetObjectItemCaseSensitive(m.body, "event"));
+            int stop = text ? on_event(user, text) : 0;
+            free(text);
+            if (stop) {
+                ggp_msg_free(&m);
+                return GG_ECANCELLED;
+            }
+        } else if (m.type == GGP_REPLY) {
+            long long r = (long long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(m.body, "rid"));
+            if (r >= first_rid && r <= rid) {
+                *out = m.body;
+                return GG_OK;
+            }
+        }
+        ggp_msg_free(&m);
+    }
+}
+
+/* Turns a reply with ok=false into its status and message. */
+static int reply_status(const cJSON *reply)
+{
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply, "ok")))
+        return GG_OK;
+    int code = (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(reply, "code"));
+    const char *msg = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(reply, "message"));
+    if (code >= 0 || code < -1000)
+        code = GG_EINTERNAL;
+    return ggi_error(code, "%s", msg ? msg : gg_strerror(code));
+}
+
+static int request(gg_client_t *c, cJSON *req, int timeout_ms, cJSON **out)
+{
+    if (!req)
+        return ggi_error(GG_ENOMEM, "out of memory");
+    pthread_mutex_lock(&c->mu);
+    int rc = exchange(c, req, 0, timeout_ms, NULL, NULL, out);
+    pthread_mutex_unlock(&c->mu);
+    cJSON_Delete(req);
+    if (rc == GG_OK && (rc = reply_status(*out)) != GG_OK) {
+        cJSON_Delete(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+int gg_client_submit_batch(gg_client_t *c, const char *tasks_json, char **out_json)
+{
+    if (out_json)
+        *out_json = NULL;
+    if (!c || !tasks_json)
+        return ggi_error(GG_EINVAL, "client and tasks must not be NULL");
+    cJSON *tasks = NULL;
+    int rc = ggi_json_parse(tasks_json, strlen(tasks_json), &tasks);
+    if (rc)
+        return rc;
+    if (!cJSON_IsArray(tasks) || cJSON_GetArraySize(tasks) == 0 ||
+        cJSON_GetArraySize(tasks) > GGP_MAX_BATCH) {
+        cJSON_Delete(tasks);
+        return ggi_error(GG_EINVAL, "tasks must be a JSON array of 1 to %d task objects",
+                         GGP_MAX_BATCH);
+    }
+    cJSON *req = ggp_new(GGP_SUBMIT);
+    if (req)
+        cJSON_AddItemToObject(req, "tasks", tasks);
+    else
+        cJSON_Delete(tasks);
+    cJSON *reply = NULL;
+    rc = request(c, req, c->timeout_ms, &reply);
+    if (rc)
+        return rc;
+    cJSON *res = cJSON_CreateObject();
+    if (res) {
+        cJSON_AddItemToObject(res, "ids", cJSON_DetachItemFromObject(reply, "ids"));
+        cJSON_AddItemToObject(res, "errors", cJSON_DetachItemFromObject(reply, "errors"));
+    }
+    cJSON_Delete(reply);
+    char *text = res ? ggi_json_print(res) : NULL;
+    cJSON_Delete(res);
+    if (!text)
+        return ggi_error(GG_ENOMEM, "out of memory");
+    if (out_json)
+        *out_json = text;
+    else
+        free(text);
+    return GG_OK;
+}
+
+int gg_client_submit(gg_client_t *c, const char *task_json, char **out_task_id)
+{
+    if (out_task_id)
+        *out_task_id = NULL;
+    if (!c || !task_json)
+        return ggi_error(GG_EINVAL, "client and task must not be NULL");
+    cJSON *task = NULL;
+    int rc = ggi_json_parse(task_json, strlen(task_json), &task);
+    if (rc)
+        return rc;
+    cJSON *req = ggp_new(GGP_SUBMIT);
+    cJSON *arr = req ? cJSON_AddArrayToObject(req, "tasks") : NULL;
+    if (!arr) {
+        cJSON_Delete(task);
+        cJSON_Delete(req);
+        return ggi_error(GG_ENOMEM, "out of memory");
+    }
+    cJSON_AddItemToArray(arr, task);
+    cJSON *reply = NULL;
+    rc = request(c, req, c->timeout_ms, &reply);
+    if (rc)
+        return rc;
+    const cJSON *err = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(reply, "errors"), 0);
+    const char *id = cJSON_GetStringValue(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(reply, "ids"), 0));
+    if (err || !id) {
+        int code = (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(err, "code"));
+        const char *msg = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(err, "message"));
+        rc = ggi_error(code < 0 && code > -1000 ? code : GG_EINVAL, "%s",
+                       msg ? msg : "the task was refused");
+    } else if (out_task_id && !(*out_task_id = ggi_strdup(id))) {
+        rc = ggi_error(GG_ENOMEM, "out of memory");
+    }
+    cJSON_Delete(reply);
+    return rc;
+}
+
+int gg_client_wait(gg_client_t *c, const char *task_id, int timeout_ms, char **out_result_json)
+{
+    if (out_result_json)
+        *out_result_json = NULL;
+    if (!c || !task_id || !out_result_json)
+        return ggi_error(GG_EINVAL, "client, task id and out pointer must not be NULL");
+    double deadline = timeout_ms >= 0 ? ggi_now_ms() + timeout_ms : -1;
+    long long first = 0;
+    cJSON *reply = NULL;
+    int rc;
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        cJSON *req = ggp_new(GGP_WAIT);
+        if (!req || !cJSON_AddStringToObject(req, "id", task_id)) {
+            cJSON_Delete(req);
+            rc = ggi_error(GG_ENOMEM, "out of memory");
+            break;
+        }
+        int slice = REASK_MS;
+        if (deadline >= 0) {
+            double left = deadline - ggi_now_ms();
+            if (left <= 0) {
+                cJSON_Delete(req);
+                rc = ggi_error(GG_ETIMEDOUT, "task '%s' did not end within %d ms", task_id,
+                               timeout_ms);
+                break;
+            }
+            if (left < slice)
+                slice = (int)left + 1;
+        }
+        long long before = c->rid + 1;
+        if (!first)
+            first = before;
+        rc = exchange(c, req, first, slice, NULL, NULL, &reply);
+        cJSON_Delete(req);
+        if (rc != GG_ETIMEDOUT)
+            break;
+        /* Ask again: the orchestrator may have restarted and forgotten the wait. */
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (rc)
+        return rc;
+    if ((rc = reply_status(reply)) == GG_OK) {
+        *out_result_json = ggi_json_print(cJSON_GetObjectItemCaseSensitive(reply, "result"));
+        if (!*out_result_json)
+            rc = ggi_error(GG_ENOMEM, "out of memory");
+    }
+    cJSON_Delete(reply);
+    return rc;
+}
+
+int gg_client_status(gg_client_t *c, const char *task_id, char **out_json)
+{
+    if (out_json)
+        *out_json = NULL;
+    if (!c || !out_json)
+        return ggi_error(GG_EINVAL, "client and out pointer must not be NULL");
+    cJSON *req = ggp_new(GGP_STATUS);
+    if (req && task_id)
+        cJSON_AddStringToObject(req, "id", task_id);
+    cJSON *reply = NULL;
+    int rc = request(c, req, c->timeout_ms, &reply);
+    if (rc)
+        return rc;
+    *out_json = ggi_json_print(cJSON_GetObjectItemCaseSensitive(reply, "status"));
+    cJSON_Delete(reply);
+    return *out_json ? GG_OK : ggi_error(GG_ENOMEM, "out of memory");
+}
+
+int gg_client_cancel(gg_client_t *c, const char *task_id)
+{
+    if (!c || !task_id)
+        return ggi_error(GG_EINVAL, "client and task id must not be NULL");
+    cJSON *req = ggp_new(GGP_CANCEL);
+    if (req)
+        cJSON_AddStringToObject(req, "id", task_id);
+    cJSON *reply = NULL;
+    int rc = request(c, req, c->timeout_ms, &reply);
+    cJSON_Delete(reply);
+    return rc;
+}
+
+int gg_client_watch(gg_client_t *c, int (*fn)(void *user, const char *event_json), void *user,
+                    int timeout_ms)
+{
+    if (!c || !fn)
+        return ggi_error(GG_EINVAL, "client and callback must not be NULL");
+    double deadline = timeout_ms >= 0 ? ggi_now_ms() + timeout_ms : -1;
+    int rc = GG_OK;
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        /* Subscribe (again: a restarted orchestrator forgets watchers), then stream. */
+        cJSON *req = ggp_new(GGP_WATCH);
+        cJSON *reply = NULL;
+        if (!req) {
+            rc = ggi_error(GG_ENOMEM, "out of memory");
+            break;
+        }
+        rc = exchange(c, req, 0, c->timeout_ms, fn, user, &reply);
+        cJSON_Delete(req);
+        if (rc == GG_OK)
+            rc = reply_status(reply);
+        cJSON_Delete(reply);
+        if (rc == GG_ECANCELLED) {
+            rc = GG_OK;
+            break;
+        }
+        if (rc && rc != GG_ETIMEDOUT)
+            break;
+        double until = ggi_now_ms() + REASK_MS * 5;
+        if (deadline >= 0 && deadline < until)
+            until = deadline;
+        int stop = 0;
+        while (!stop && ggi_now_ms() < until) {
+            gg_transport_msg msg;
+            int r = c->tp.vt.peer_recv(c->peer, (int)(until - ggi_now_ms()) + 1, &msg);
+            if (r == GG_ETIMEDOUT)
+                break;
+            if (r) {
+                rc = r;
+                stop = 1;
+                break;
+            }
+            ggp_msg m;
+            if (ggp_decode(msg.data, msg.len, &m) != GG_OK)
+                continue;
+            if (m.type == GGP_EVENT) {
+                char *text = ggi_json_print(cJSON_GetObjectItemCaseSensitive(m.body, "event"));
+                if (text && fn(user, text))
+                    stop = 1;
+                free(text);
+            } else if (m.type == GGP_RESET) {
+                c->welcomed = 0;
+                ggp_msg_free(&m);
+                break;
+            }
+            ggp_msg_free(&m);
+        }
+        if (stop)
+            break;
+        rc = GG_OK;
+        if (deadline >= 0 && ggi_now_ms() >= deadline)
+            break;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}

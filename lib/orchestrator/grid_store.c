@@ -1,0 +1,335 @@
+/*
+ * grid_store.c - the grid's part of the database (schema version 2): tasks by submitter for
+ * fair claiming, nodes with their quarantine, and per node and language scores. Runs on the
+ * scheduler's connection (inside its group-commit transaction when one is open), through
+ * statements prepared once.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "orq.h"
+
+enum {
+    G_SUBMITTER_NEXT,
+    G_CLAIM,
+    G_MARK,
+    G_FIND,
+    G_INSERT,
+    G_QUEUED,
+    G_NODE_SEEN,
+    G_NODE_QUAR,
+    G_NODE_QUAR_GET,
+    G_SCORE_LOAD,
+    G_SCORE_SAVE,
+    G_COUNT_
+};
+
+static const char *const sql[G_COUNT_] = {
+    /* Distinct submitters by skipping along the index, not by reading every queued row. */
+    [G_SUBMITTER_NEXT] = "SELECT submitter FROM tasks WHERE status = 'queued' AND submitter > ?1"
+                         " ORDER BY submitter LIMIT 1",
+    [G_CLAIM] = "SELECT seq, task_id, spec, status, priority, attempts, created_at, started_at,"
+                " finished_at, reason, result FROM tasks WHERE status = 'queued'"
+                " AND submitter = ?1 ORDER BY priority DESC, seq LIMIT ?2",
+    [G_MARK] = "UPDATE tasks SET status = 'running', started_at = coalesce(started_at, ?2)"
+               " WHERE seq = ?1",
+    [G_FIND] = "SELECT seq, spec_hash FROM tasks WHERE task_id = ?1",
+    [G_INSERT] = "INSERT INTO tasks(task_id, spec, spec_hash, status, priority, created_at,"
+                 " submitter) VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6)",
+    [G_QUEUED] = "SELECT count(*) FROM tasks WHERE status IN ('queued', 'running')",
+    [G_NODE_SEEN] = "INSERT INTO nodes(name, caps, first_seen, last_seen) VALUES (?1, ?2, ?3, ?3)"
+                    " ON CONFLICT(name) DO UPDATE SET caps = ?2, last_seen = ?3",
+    [G_NODE_QUAR] = "UPDATE nodes SET quarantined_until = ?2 WHERE name = ?1",
+    [G_NODE_QUAR_GET] = "SELECT quarantined_until FROM nodes WHERE name = ?1",
+    [G_SCORE_LOAD] = "SELECT ok, latency_ms, n FROM node_scores WHERE node = ?1 AND language = ?2",
+    [G_SCORE_SAVE] = "INSERT INTO node_scores(node, language, ok, latency_ms, n, updated_at)"
+                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(node, language) DO UPDATE"
+                     " SET ok = ?3, latency_ms = ?4, n = ?5, updated_at = ?6",
+};
+
+struct ggi_grid_db {
+    sqlite3 *db;
+    sqlite3_stmt *st[G_COUNT_];
+};
+
+static int fail(ggi_grid_db *g, const char *what)
+{
+    int code = sqlite3_errcode(g->db);
+    return ggi_error(code == SQLITE_BUSY || code == SQLITE_LOCKED ? GG_EBUSY : GG_ESTORE,
+                     "%s: %s", what, sqlite3_errmsg(g->db));
+}
+
+static sqlite3_stmt *get(ggi_grid_db *g, int id)
+{
+    if (!g->st[id] &&
+        sqlite3_prepare_v3(g->db, sql[id], -1, SQLITE_PREPARE_PERSISTENT, &g->st[id], NULL) !=
+            SQLITE_OK) {
+        fail(g, "preparing a statement");
+        return NULL;
+    }
+    sqlite3_reset(g->st[id]);
+    sqlite3_clear_bindings(g->st[id]);
+    return g->st[id];
+}
+
+int ggi_grid_db_new(ggi_grid_db **out, ggi_store *s)
+{
+    *out = calloc(1, sizeof **out);
+    if (!*out)
+        return ggi_error(GG_ENOMEM, "out of memory");
+    (*out)->db = ggi_store_sqlite(s);
+    return GG_OK;
+}
+
+void ggi_grid_db_free(ggi_grid_db **pg)
+{
+    if (!pg || !*pg)
+        return;
+    for (int i = 0; i < G_COUNT_; i++)
+        sqlite3_finalize((*pg)->st[i]);
+    free(*pg);
+    *pg = NULL;
+}
+
+int ggi_grid_submitters(ggi_grid_db *g, int max, char ***out, int *out_n)
+{
+    *out = NULL;
+    *out_n = 0;
+    char **v = calloc((size_t)max, sizeof *v);
+    if (!v)
+        return ggi_error(GG_ENOMEM, "out of memory");
+    int n = 0, rc = GG_OK;
+    const char *after = "";
+    while (n < max) {
+        sqlite3_stmt *st = get(g, G_SUBMITTER_NEXT);
+        if (!st) {
+            rc = GG_ESTORE;
+            break;
+        }
+        sqlite3_bind_text(st, 1, after, -1, SQLITE_TRANSIENT);
+        int step = sqlite3_step(st);
+        if (step == SQLITE_DONE)
+            break;
+        if (step != SQLITE_ROW) {
+            rc = fail(g, "listing submitters");
+            break;
+        }
+        v[n] = ggi_strdup((const char *)sqlite3_column_text(st, 0));
+        if (!v[n]) {
+            rc = ggi_error(GG_ENOMEM, "out of memory");
+            break;
+        }
+        after = v[n++];
+    }
+    if (g->st[G_SUBMITTER_NEXT])
+        sqlite3_reset(g->st[G_SUBMITTER_NEXT]);
+    if (rc) {
+        for (int i = 0; i < n; i++)
+            free(v[i]);
+        free(v);
+        return rc;
+    }
+    *out = v;
+    *out_n = n;
+    return GG_OK;
+}
+
+static char *col(sqlite3_stmt *st, int i)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return t ? ggi_strdup((const char *)t) : NULL;
+}
+
+int ggi_grid_claim(ggi_grid_db *g, const char *submitter, int limit, double now,
+                   ggi_task_row **out_rows, int *out_n)
+{
+    *out_rows = NULL;
+    *out_n = 0;
+    if (limit <= 0)
+        return GG_OK;
+    ggi_task_row *rows = calloc((size_t)limit, sizeof *rows);
+    if (!rows)
+        return ggi_error(GG_ENOMEM, "out of memory claiming tasks");
+    sqlite3_stmt *st = get(g, G_CLAIM);
+    int n = 0, rc = st ? GG_OK : GG_ESTORE, step = SQLITE_DONE;
+    if (st) {
+        sqlite3_bind_text(st, 1, submitter, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 2, limit);
+        while (n < limit && (step = sqlite3_step(st)) == SQLITE_ROW) {
+            ggi_task_row *r = &rows[n++];
+            r->seq = sqlite3_column_int64(st, 0);
+            r->task_id = col(st, 1);
+            r->spec = col(st, 2);
+            r->status = col(st, 3);
+            r->priority = sqlite3_column_int(st, 4);
+            r->attempts = sqlite3_column_int(st, 5);
+            r->created_at = sqlite3_column_double(st, 6);
+            r->started_at = sqlite3_column_double(st, 7);
+            if (!r->task_id || !r->spec || !r->status) {
+                rc = ggi_error(GG_ENOMEM, "out of memory claiming tasks");
+                break;
+            }
+        }
+        if (!rc && step != SQLITE_ROW && step != SQLITE_DONE)
+            rc = fail(g, "claiming tasks");
+        sqlite3_reset(st);
+    }
+    for (int i = 0; !rc && i < n; i++) {
+        sqlite3_stmt *m = get(g, G_MARK);
+        if (!m) {
+            rc = GG_ESTORE;
+            break;
+        }
+        sqlite3_bind_int64(m, 1, rows[i].seq);
+        sqlite3_bind_double(m, 2, now);
+        if (sqlite3_step(m) != SQLITE_DONE)
+            rc = fail(g, "claiming tasks");
+        sqlite3_reset(m);
+        if (!rc && rows[i].started_at <= 0)
+            rows[i].started_at = now;
+    }
+    if (rc) {
+        for (int i = 0; i < n; i++)
+            ggi_store_task_row_free(&rows[i]);
+        free(rows);
+        return rc;
+    }
+    *out_rows = rows;
+    *out_n = n;
+    return GG_OK;
+}
+
+int ggi_grid_task_insert(ggi_grid_db *g, const char *task_id, const char *spec,
+                         const char *hash, int priority, const char *submitter, double now,
+                         int64_t *out_seq, int *out_existing)
+{
+    *out_seq = 0;
+    *out_existing = 0;
+    sqlite3_stmt *st = get(g, G_FIND);
+    if (!st)
+        return GG_ESTORE;
+    sqlite3_bind_text(st, 1, task_id, -1, SQLITE_STATIC);
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW) {
+        int same = strcmp((const char *)sqlite3_column_text(st, 1), hash) == 0;
+        *out_seq = sqlite3_column_int64(st, 0);
+        sqlite3_reset(st);
+        if (!same)
+            return ggi_error(GG_EEXIST, "task '%s' exists with other content", task_id);
+        *out_existing = 1;
+        return GG_OK;
+    }
+    sqlite3_reset(st);
+    if (step != SQLITE_DONE)
+        return fail(g, "looking up a task");
+    st = get(g, G_INSERT);
+    if (!st)
+        return GG_ESTORE;
+    sqlite3_bind_text(st, 1, task_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, spec, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, hash, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 4, priority);
+    sqlite3_bind_double(st, 5, now);
+    sqlite3_bind_text(st, 6, submitter, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? GG_OK : fail(g, "inserting a task");
+    sqlite3_reset(st);
+    if (!rc)
+        *out_seq = sqlite3_last_insert_rowid(g->db);
+    return rc;
+}
+
+int ggi_grid_unfinished(ggi_grid_db *g, int64_t *out)
+{
+    *out = 0;
+    sqlite3_stmt *st = get(g, G_QUEUED);
+    if (!st)
+        return GG_ESTORE;
+    int rc = GG_OK;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        *out = sqlite3_column_int64(st, 0);
+    else
+        rc = fail(g, "counting unfinished tasks");
+    sqlite3_reset(st);
+    return rc;
+}
+
+static int exec_done(ggi_grid_db *g, sqlite3_stmt *st, const char *what)
+{
+    int rc = sqlite3_step(st) == SQLITE_DONE ? GG_OK : fail(g, what);
+    sqlite3_reset(st);
+    return rc;
+}
+
+int ggi_grid_node_seen(ggi_grid_db *g, const char *name, const char *caps, double now)
+{
+    sqlite3_stmt *st = get(g, G_NODE_SEEN);
+    if (!st)
+        return GG_ESTORE;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, caps, -1, SQLITE_STATIC);
+    sqlite3_bind_double(st, 3, now);
+    return exec_done(g, st, "recording a node");
+}
+
+int ggi_grid_node_quarantine(ggi_grid_db *g, const char *name, double until)
+{
+    sqlite3_stmt *st = get(g, G_NODE_QUAR);
+    if (!st)
+        return GG_ESTORE;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_double(st, 2, until);
+    return exec_done(g, st, "quarantining a node");
+}
+
+int ggi_grid_node_quarantined_until(ggi_grid_db *g, const char *name, double *out)
+{
+    *out = 0;
+    sqlite3_stmt *st = get(g, G_NODE_QUAR_GET);
+    if (!st)
+        return GG_ESTORE;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    int step = sqlite3_step(st), rc = GG_OK;
+    if (step == SQLITE_ROW)
+        *out = sqlite3_column_double(st, 0);
+    else if (step != SQLITE_DONE)
+        rc = fail(g, "reading a node");
+    sqlite3_reset(st);
+    return rc;
+}
+
+int ggi_grid_score_load(ggi_grid_db *g, const char *node, const char *lang, double *ok,
+                        double *lat_ms, long long *n)
+{
+    sqlite3_stmt *st = get(g, G_SCORE_LOAD);
+    if (!st)
+        return GG_ESTORE;
+    sqlite3_bind_text(st, 1, node, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, lang, -1, SQLITE_STATIC);
+    int step = sqlite3_step(st), rc = GG_OK;
+    if (step == SQLITE_ROW) {
+        *ok = sqlite3_column_double(st, 0);
+        *lat_ms = sqlite3_column_double(st, 1);
+        *n = sqlite3_column_int64(st, 2);
+    } else {
+        rc = step == SQLITE_DONE ? GG_ENOTFOUND : fail(g, "reading a score");
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+int ggi_grid_score_save(ggi_grid_db *g, const char *node, const char *lang, double ok,
+                        double lat_ms, long long n, double now)
+{
+    sqlite3_stmt *st = get(g, G_SCORE_SAVE);
+    if (!st)
+        return GG_ESTORE;
+    sqlite3_bind_text(st, 1, node, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, lang, -1, SQLITE_STATIC);
+    sqlite3_bind_double(st, 3, ok);
+    sqlite3_bind_double(st, 4, lat_ms);
+    sqlite3_bind_int64(st, 5, n);
+    sqlite3_bind_double(st, 6, now);
+    return exec_done(g, st, "saving a score");
+}

@@ -1,0 +1,676 @@
+/*
+ * worker.c - gg_worker_t: the worker side of the grid. One thread (the caller of
+ * gg_worker_run) owns the socket: it says hello, takes job batches, sends heartbeats and
+ * result batches, and reconnects when the orchestrator goes silent. Slot threads run the
+ * attempts. An embedded orchestrator runs the same worker over inproc:// (with "any": it
+ * takes every job and reports a missing runtime as the attempt's infrastructure fault).
+ */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "orq.h"
+#include "protocol.h"
+
+#define RESULT_BATCH 256 /* results per message (one per message when they are large) */
+
+struct gg_worker {
+    ggi_logger log;
+    ggi_transport own_transport;
+    ggi_transport *tp;
+    char *endpoint;
+    char *name;
+    unsigned slots, queue;
+    cJSON *caps;
+    int hb_ms;
+
+    gg_generator_t *generator, *own_generator;
+    gg_executor_t *executor, *own_executor;
+    gg_retriever_t *retriever, *own_retriever;
+    ggi_runtimes own_runtimes;
+    const ggi_runtimes *runtimes;
+
+    atomic_int stop;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    cJSON **jobs;          /* ring of queued jobs */
+    unsigned head, count, cap;
+    unsigned running;
+    cJSON *done;           /* results waiting to be sent */
+    pthread_t *threads;
+    unsigned started;
+
+    atomic_ulong n_jobs, n_results, n_reconnects, n_dropped;
+};
+
+int gg_worker_options_init(gg_worker_options *opts, unsigned version)
+{
+    if (!opts)
+        return ggi_error(GG_EINVAL, "options pointer is NULL");
+    if (version != GG_WORKER_OPTIONS_VERSION)
+        return ggi_error(GG_EVERSION, "gg_worker_options version %u is unknown (this library "
+                         "knows %u)", version, GG_WORKER_OPTIONS_VERSION);
+    gg_worker_options d = GG_WORKER_OPTIONS_INIT;
+    *opts = d;
+    return GG_OK;
+}
+
+/* ---------------------------------------------------------------- capacity */
+
+static int on_path(const char *prog)
+{
+    const char *path = getenv("PATH");
+    if (!path)
+        return 0;
+    char dir[4096];
+    while (*path) {
+        size_t n = strcspn(path, ":");
+        if (n > 0 && n < sizeof dir - 64) {
+            snprintf(dir, sizeof dir, "%.*s/%s", (int)n, path, prog);
+            if (access(dir, X_OK) == 0)
+                return 1;
+        }
+        path += n;
+        if (*path == ':')
+            path++;
+    }
+    return 0;
+}
+
+/* GPUs the NVIDIA driver shows in /proc; 0 when there is no driver. */
+static int count_gpus(char *model, size_t model_len)
+{
+    DIR *d = opendir("/proc/driver/nvidia/gpus");
+    if (!d)
+        return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL && n < 1024) {
+        if (e->d_name[0] == '.')
+            continue;
+        n++;
+        if (model[0])
+            continue;
+        char path[512];
+        snprintf(path, sizeof path, "/proc/driver/nvidia/gpus/%.200s/information", e->d_name);
+        FILE *f = fopen(path, "r");
+        char line[256];
+        while (f && fgets(line, sizeof line, f)) {
+            if (strncmp(line, "Model:", 6) == 0) {
+                char *p = line + 6;
+                while (*p == ' ' || *p == '\t')
+                    p++;
+                p[strcspn(p, "\n")] = 0;
+                size_t n = strlen(p);
+                if (n >= model_len)
+                    n = model_len - 1;
+                memcpy(model, p, n);
+                model[n] = 0;
+                break;
+            }
+        }
+        if (f)
+            fclose(f);
+    }
+    closedir(d);
+    return n;
+}
+
+static cJSON *discover_caps(gg_worker_t *w, const char *const *labels, int any)
+{
+    cJSON *c = cJSON_CreateObject();
+    if (!c)
+        return NULL;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+    cJSON_AddNumberToObject(c, "cores", cores > 0 ? cores : 1);
+    cJSON_AddNumberToObject(c, "memory_mb",
+                            pages > 0 && psize > 0 ? (double)(pages / (1048576 / psize)) : 0);
+    char model[GGP_MAX_NAME + 1] = "";
+    cJSON_AddNumberToObject(c, "gpus", count_gpus(model, sizeof model));
+    if (model[0])
+        cJSON_AddStringToObject(c, "gpu_model", model);
+    cJSON *rt = cJSON_AddArrayToObject(c, "runtimes");
+    if (w->runtimes->python)
+        cJSON_AddItemToArray(rt, cJSON_CreateString("python3"));
+    if (w->runtimes->cc)
+        cJSON_AddItemToArray(rt, cJSON_CreateString("cc"));
+    static const char *const extra[] = { "node", "go", "rustc", "java" };
+    for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++)
+        if (on_path(extra[i]))
+            cJSON_AddItemToArray(rt, cJSON_CreateString(extra[i]));
+    const char *backend = gg_executor_backend(w->executor);
+    cJSON *ex = cJSON_AddArrayToObject(c, "executors");
+    cJSON_AddItemToArray(ex, cJSON_CreateString(backend));
+    cJSON *iso = cJSON_AddArrayToObject(c, "isolation");
+    cJSON_AddItemToArray(iso, cJSON_CreateString("none"));
+    if (strcmp(backend, "noop") != 0)
+        cJSON_AddItemToArray(iso, cJSON_CreateString("rlimits"));
+    cJSON *lab = cJSON_AddObjectToObject(c, "labels");
+    for (size_t i = 0; labels && labels[i] && i < GGP_MAX_LABELS; i++) {
+        const char *eq = strchr(labels[i], '=');
+        char key[GGP_MAX_NAME + 1];
+        snprintf(key, sizeof key, "%.*s", (int)(eq - labels[i]), labels[i]);
+        cJSON_DeleteItemFromObjectCaseSensitive(lab, key);
+        cJSON_AddStringToObject(lab, key, eq + 1);
+    }
+    if (any)
+        cJSON_AddBoolToObject(c, "any", 1);
+    return c;
+}
+
+/* ---------------------------------------------------------------- slots */
+
+static cJSON *infra_result(const cJSON *job, const char *message, int retry)
+{
+    cJSON *r = cJSON_CreateObject();
+    if (!r)
+        return NULL;
+    cJSON_AddItemToObject(r, "lease", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(job, "lease"), 1));
+    cJSON_AddItemToObject(r, "seq", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(job, "seq"), 1));
+    cJSON_AddItemToObject(r, "n", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(job, "n"), 1));
+    cJSON *rec = cJSON_AddObjectToObject(r, "record");
+    cJSON *in = cJSON_AddObjectToObject(rec, "infra");
+    cJSON_AddStringToObject(in, "stage", "worker");
+    cJSON_AddStringToObject(in, "message", message);
+    cJSON_AddBoolToObject(in, "retry", retry);
+    return r;
+}
+
+static void *slot_main(void *arg)
+{
+    gg_worker_t *w = arg;
+    ggi_attempt_env env = { w->generator, w->executor, w->retriever, w->runtimes, &w->log };
+    for (;;) {
+        pthread_mutex_lock(&w->mu);
+        while (w->count == 0 && !atomic_load(&w->stop))
+            pthread_cond_wait(&w->cv, &w->mu);
+        if (atomic_load(&w->stop)) {
+            pthread_mutex_unlock(&w->mu);
+            return NULL;
+        }
+        cJSON *job = w->jobs[w->head];
+        w->head = (w->head + 1) % w->cap;
+        w->count--;
+        w->running++;
+        pthread_mutex_unlock(&w->mu);
+
+        cJSON *record = NULL, *res = NULL;
+        if (ggi_attempt_run(&env, job, &record) != GG_OK) {
+            res = infra_result(job, gg_error_last(), 0);
+        } else {
+            res = cJSON_CreateObject();
+            if (res) {
+                cJSON_AddItemToObject(res, "lease",
+                                      cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(job, "lease"), 1));
+                cJSON_AddItemToObject(res, "seq",
+                                      cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(job, "seq"), 1));
+                cJSON_AddItemToObject(res, "n", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(job, "n"), 1));
+                cJSON_AddItemToObject(res, "record", record);
+                record = NULL;
+            }
+        }
+        cJSON_Delete(record);
+        cJSON_Delete(job);
+        pthread_mutex_lock(&w->mu);
+        w->running--;
+        if (res)
+            cJSON_AddItemToArray(w->done, res);
+        pthread_mutex_unlock(&w->mu);
+    }
+}
+
+/* ---------------------------------------------------------------- lifecycle */
+
+static int worker_alloc(gg_worker_t **out, const char *endpoint, const char *name,
+                        unsigned slots, unsigned queue)
+{
+    gg_worker_t *w = calloc(1, sizeof *w);
+    if (!w)
+        return ggi_error(GG_ENOMEM, "out of memory");
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    w->slots = slots;
+    w->queue = queue ? queue : slots;
+    w->cap = w->slots + w->queue;
+    w->hb_ms = GGI_HEARTBEAT_MS;
+    w->endpoint = ggi_strdup(endpoint);
+    w->name = ggi_strdup(name);
+    w->jobs = calloc(w->cap, sizeof *w->jobs);
+    w->done = cJSON_CreateArray();
+    w->threads = calloc(w->slots, sizeof *w->threads);
+    if (!w->endpoint || !w->name || !w->jobs || !w->done || !w->threads) {
+        gg_worker_destroy(&w);
+        return ggi_error(GG_ENOMEM, "out of memory");
+    }
+    *out = w;
+    return GG_OK;
+}
+
+int ggi_worker_new_embedded(gg_worker_t **out, ggi_transport *tp, const char *endpoint,
+                            unsigned slots, gg_generator_t *gen, gg_executor_t *ex,
+                            gg_retriever_t *ret, const ggi_runtimes *rt, const ggi_logger *log)
+{
+    int rc = worker_alloc(out, endpoint, "local", slots, slots);
+    if (rc)
+        return rc;
+    gg_worker_t *w = *out;
+    w->tp = tp;
+    w->generator = gen;
+    w->executor = ex;
+    w->retriever = ret;
+    w->runtimes = rt;
+    w->log = *log;
+    w->caps = discover_caps(w, NULL, 1);
+    if (!w->caps) {
+        gg_worker_destroy(out);
+        return ggi_error(GG_ENOMEM, "out of memory");
+    }
+    return GG_OK;
+}
+
+static int check_label(const char *l)
+{
+    const char *eq = strchr(l, '=');
+    if (!eq || eq == l || (size_t)(eq - l) > GGP_MAX_NAME || strlen(eq + 1) > GGP_MAX_NAME)
+        return ggi_error(GG_EINVAL, "label '%s' must be key=value (each at most %d bytes)", l,
+                         GGP_MAX_NAME);
+    return GG_OK;
+}
+
+int gg_worker_new(gg_worker_t **out, const gg_worker_options *opts)
+{
+    if (!out)
+        return ggi_error(GG_EINVAL, "out pointer is NULL");
+    *out = NULL;
+    if (!opts)
+        return ggi_error(GG_EINVAL, "options are required (at least 'connect')");
+    if (opts->version != GG_WORKER_OPTIONS_VERSION)
+        return ggi_error(GG_EVERSION, "gg_worker_options version %u is unknown (this library "
+                         "knows %u)", opts->version, GG_WORKER_OPTIONS_VERSION);
+    if (!opts->connect || !*opts->connect || strlen(opts->connect) > 1000)
+        return ggi_error(GG_EINVAL, "option 'connect' must name the orchestrator's endpoint");
+    if (opts->slots > 1024 || opts->queue > 100000)
+        return ggi_error(GG_EINVAL, "slots must be at most 1024 and queue at most 100000");
+    if (opts->name && (!*opts->name || strlen(opts->name) > GGP_MAX_NAME))
+        return ggi_error(GG_EINVAL, "name must be 1 to %d bytes", GGP_MAX_NAME);
+    for (size_t i = 0; opts->labels && opts->labels[i]; i++) {
+        if (i >= GGP_MAX_LABELS)
+            return ggi_error(GG_ETOOBIG, "more than %d labels", GGP_MAX_LABELS);
+        if (check_label(opts->labels[i]))
+            return GG_EINVAL;
+    }
+    int rc = gg_init();
+    if (rc)
+        return rc;
+    char host[GGP_MAX_NAME + 1] = "worker";
+    if (!opts->name && gethostname(host, sizeof host - 1) != 0)
+        snprintf(host, sizeof host, "worker");
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned slots = opts->slots ? opts->slots : (cores > 0 ? (unsigned)cores : 1);
+    if ((rc = worker_alloc(out, opts->connect, opts->name ? opts->name : host, slots,
+                           opts->queue)))
+        return rc;
+    gg_worker_t *w = *out;
+    w->log.fn = opts->log_fn;
+    w->log.user = opts->log_user;
+    w->log.level = opts->log_level;
+    w->tp = &w->own_transport;
+    if ((rc = ggi_zmq_transport_new(w->tp)) != GG_OK)
+        goto fail;
+    if (opts->generator)
+        w->generator = opts->generator;
+    else if ((rc = gg_generator_new(&w->own_generator, NULL)) == GG_OK)
+        w->generator = w->own_generator;
+    if (!rc && opts->executor)
+        w->executor = opts->executor;
+    else if (!rc && (rc = gg_executor_new(&w->own_executor, NULL)) == GG_OK)
+        w->executor = w->own_executor;
+    if (!rc && opts->retriever)
+        w->retriever = opts->retriever;
+    else if (!rc && (rc = gg_retriever_new(&w->own_retriever, NULL)) == GG_OK)
+        w->retriever = w->own_retriever;
+    if (!rc)
+        rc = ggi_runtimes_resolve(&w->own_runtimes, opts->python, opts->cc);
+    if (rc)
+        goto fail;
+    w->runtimes = &w->own_runtimes;
+    w->caps = discover_caps(w, opts->labels, 0);
+    if (!w->caps) {
+        rc = ggi_error(GG_ENOMEM, "out of memory");
+        goto fail;
+    }
+    return GG_OK;
+fail:;
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", gg_error_last());
+    gg_worker_destroy(out);
+    return gg_error_set(rc, msg);
+}
+
+void gg_worker_stop(gg_worker_t *w)
+{
+    if (w)
+        atomic_store(&w->stop, 1);
+}
+
+int gg_worker_stats(gg_worker_t *w, char **out_json)
+{
+    if (out_json)
+        *out_json = NULL;
+    if (!w || !out_json)
+        return ggi_error(GG_EINVAL, "worker and out pointer must not be NULL");
+    *out_json = ggi_asprintf("{\"jobs\":%lu,\"results\":%lu,\"reconnects\":%lu,\"dropped\":%lu}",
+                             atomic_load(&w->n_jobs), atomic_load(&w->n_results),
+                             atomic_load(&w->n_reconnects), atomic_load(&w->n_dropped));
+    return *out_json ? GG_OK : ggi_error(GG_ENOMEM, "out of memory");
+}
+
+void gg_worker_destroy(gg_worker_t **pw)
+{
+    if (!pw || !*pw)
+        return;
+    gg_worker_t *w = *pw;
+    if (w->jobs) {
+        for (unsigned i = 0; i < w->count; i++)
+            cJSON_Delete(w->jobs[(w->head + i) % w->cap]);
+    }
+    free(w->jobs);
+    free(w->threads);
+    cJSON_Delete(w->done);
+    cJSON_Delete(w->caps);
+    free(w->endpoint);
+    free(w->name);
+    if (w->tp == &w->own_transport)
+        ggi_transport_destroy(&w->own_transport);
+    gg_generator_destroy(&w->own_generator);
+    gg_executor_destroy(&w->own_executor);
+    gg_retriever_destroy(&w->own_retriever);
+    ggi_runtimes_free(&w->own_runtimes);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    free(w);
+    *pw = NULL;
+}
+
+/* ---------------------------------------------------------------- the socket thread */
+
+static int send_msg(gg_worker_t *w, void *peer, cJSON *m)
+{
+    size_t len = 0;
+    char *text = m ? ggp_print(m, &len) : NULL;
+    cJSON_Delete(m);
+    if (!text)
+        return GG_ENOMEM;
+    int rc = w->tp->vt.peer_send(peer, text, len);
+    free(text);
+    return rc;
+}
+
+static int send_hello(gg_worker_t *w, void *peer)
+{
+    cJSON *m = ggp_new(GGP_HELLO);
+    if (!m)
+        return GG_ENOMEM;
+    cJSON_AddStringToObject(m, "role", "worker");
+    cJSON_AddStringToObject(m, "name", w->name);
+    cJSON *v = cJSON_AddArrayToObject(m, "versions");
+    cJSON_AddItemToArray(v, cJSON_CreateNumber(GGP_VERSION));
+    cJSON_AddNumberToObject(m, "slots", w->slots);
+    cJSON_AddNumberToObject(m, "queue", w->queue);
+    cJSON_AddItemReferenceToObject(m, "caps", w->caps);
+    return send_msg(w, peer, m);
+}
+
+static void take_jobs(gg_worker_t *w, void *peer, const cJSON *jobs)
+{
+    cJSON *refused = NULL;
+    pthread_mutex_lock(&w->mu);
+    const cJSON *j;
+    cJSON_ArrayForEach(j, jobs)
+    {
+        if (w->count >= w->cap) {
+            /* The orchestrator sent more than we announced: refuse, it retries elsewhere. */
+            if (!refused)
+                refused = cJSON_CreateArray();
+            cJSON_AddItemToArray(refused, infra_result(j, "worker queue full", 1));
+            continue;
+        }
+        cJSON *copy = cJSON_Duplicate(j, 1);
+        if (!copy) {
+            if (!refused)
+                refused = cJSON_CreateArray();
+            cJSON_AddItemToArray(refused, infra_result(j, "worker out of memory", 1));
+            continue;
+        }
+        w->jobs[(w->head + w->count) % w->cap] = copy;
+        w->count++;
+        atomic_fetch_add(&w->n_jobs, 1);
+    }
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    if (refused) {
+        cJSON *m = ggp_new(GGP_RESULTS);
+        if (m)
+            cJSON_AddItemToObject(m, "results", refused);
+        else
+            cJSON_Delete(refused);
+        send_msg(w, peer, m);
+    }
+}
+
+/* Sends finished results in batches; what cannot be sent now stays for the next round. */
+static int flush_results(gg_worker_t *w, void *peer)
+{
+    pthread_mutex_lock(&w->mu);
+    cJSON *done = w->done;
+    if (!done->child) {
+        pthread_mutex_unlock(&w->mu);
+        return 0;
+    }
+    w->done = cJSON_CreateArray();
+    if (!w->done) {
+        w->done = done;
+        pthread_mutex_unlock(&w->mu);
+        return 0;
+    }
+    pthread_mutex_unlock(&w->mu);
+    int sent_any = 0;
+    int per = RESULT_BATCH;
+    while (done->child) {
+        cJSON *m = ggp_new(GGP_RESULTS);
+        cJSON *batch = m ? cJSON_AddArrayToObject(m, "results") : NULL;
+        if (!batch) {
+            cJSON_Delete(m);
+            break;
+        }
+        int k = 0;
+        while (done->child && k < per) {
+            cJSON_AddItemToArray(batch, cJSON_DetachItemViaPointer(done, done->child));
+            k++;
+        }
+        size_t len = 0;
+        char *text = ggp_print(m, &len);
+        int rc = text ? w->tp->vt.peer_send(peer, text, len) : gg_error_last_code();
+        free(text);
+        if (rc != GG_OK) {
+            /* Keep them for the next round (busy queue): put the batch back in front. */
+            cJSON *r;
+            while ((r = cJSON_DetachItemFromArray(batch, k - 1)) != NULL && k-- > 0)
+                cJSON_InsertItemInArray(done, 0, r);
+            cJSON_Delete(m);
+            if (rc == GG_ETOOBIG && per > 1) {
+                per = 1; /* large records: one per message */
+                continue;
+            }
+            if (rc == GG_ETOOBIG && done->child) {
+                /* One record over the limit: the orchestrator hears why instead. */
+                cJSON *big = cJSON_DetachItemViaPointer(done, done->child);
+                cJSON *why = infra_result(big, "the attempt's record exceeds the message "
+                                          "limit", 0);
+                cJSON_Delete(big);
+                if (why)
+                    cJSON_InsertItemInArray(done, 0, why);
+                continue;
+            }
+            break;
+        }
+        atomic_fetch_add(&w->n_results, (unsigned long)k);
+        cJSON_Delete(m);
+        sent_any = 1;
+    }
+    if (done->child) {
+        pthread_mutex_lock(&w->mu);
+        cJSON *r;
+        while ((r = cJSON_DetachItemFromArray(w->done, 0)))
+            cJSON_AddItemToArray(done, r);
+        cJSON_Delete(w->done);
+        w->done = done;
+        pthread_mutex_unlock(&w->mu);
+    } else {
+        cJSON_Delete(done);
+    }
+    return sent_any;
+}
+
+static unsigned busy_jobs(gg_worker_t *w)
+{
+    pthread_mutex_lock(&w->mu);
+    unsigned n = w->count + w->running + (w->done->child != NULL);
+    pthread_mutex_unlock(&w->mu);
+    return n;
+}
+
+static void join_slots(gg_worker_t *w)
+{
+    pthread_mutex_lock(&w->mu);
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    for (unsigned i = 0; i < w->started; i++) {
+        for (;;) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 50 * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            if (pthread_timedjoin_np(w->threads[i], NULL, &ts) == 0)
+                break;
+            gg_executor_interrupt(w->executor);
+        }
+    }
+    w->started = 0;
+}
+
+int gg_worker_run(gg_worker_t *w)
+{
+    if (!w)
+        return ggi_error(GG_EINVAL, "worker is NULL");
+    void *peer = NULL;
+    int rc = w->tp->vt.peer_open(w->tp->self, w->endpoint, &peer);
+    if (rc != GG_OK)
+        return rc;
+    /* stop is never cleared here: a stop that came before run must not be lost. */
+    for (unsigned i = 0; i < w->slots; i++) {
+        if (pthread_create(&w->threads[i], NULL, slot_main, w) != 0) {
+            atomic_store(&w->stop, 1);
+            join_slots(w);
+            w->tp->vt.close(peer);
+            return ggi_error(GG_EIO, "cannot start slot thread %u", i);
+        }
+        w->started++;
+    }
+    send_hello(w, peer);
+    double last_rx = ggi_now_ms(), last_tx = last_rx;
+    ggi_log(&w->log, GG_LOG_INFO, "worker '%s' (%u slots) connecting to %s", w->name, w->slots,
+            w->endpoint);
+    while (!atomic_load(&w->stop)) {
+        int timeout = busy_jobs(w) > 0 ? 1 : 50;
+        gg_transport_msg msg;
+        int r = w->tp->vt.peer_recv(peer, timeout, &msg);
+        for (int burst = 0; r == GG_OK && burst < 64; burst++) {
+            last_rx = ggi_now_ms();
+            ggp_msg m;
+            if (ggp_decode(msg.data, msg.len, &m) != GG_OK) {
+                atomic_fetch_add(&w->n_dropped, 1);
+                ggi_log(&w->log, GG_LOG_WARN, "worker: dropping a message: %s", gg_error_last());
+            } else {
+                switch (m.type) {
+                case GGP_WELCOME: {
+                    long long hb = GGI_HEARTBEAT_MS;
+                    ggi_json_int(m.body, "hb_ms", 0, 10, 600000, &hb);
+                    w->hb_ms = (int)hb;
+                    ggi_log(&w->log, GG_LOG_INFO, "worker '%s': connected to %s", w->name,
+                            w->endpoint);
+                    break;
+                }
+                case GGP_JOBS:
+                    take_jobs(w, peer, cJSON_GetObjectItemCaseSensitive(m.body, "jobs"));
+                    break;
+                case GGP_RESET:
+                    ggi_log(&w->log, GG_LOG_INFO, "worker '%s': the orchestrator asks for a new "
+                            "hello", w->name);
+                    send_hello(w, peer);
+                    last_tx = ggi_now_ms();
+                    break;
+                case GGP_HB:
+                    break;
+                default:
+                    atomic_fetch_add(&w->n_dropped, 1);
+                    ggi_log(&w->log, GG_LOG_WARN, "worker: dropping an unexpected '%s' message",
+                            ggp_type_name(m.type));
+                }
+                ggp_msg_free(&m);
+            }
+            r = w->tp->vt.peer_recv(peer, 0, &msg);
+        }
+        if (r != GG_OK && r != GG_ETIMEDOUT) {
+            ggi_log(&w->log, GG_LOG_ERROR, "worker: %s", gg_error_last());
+            ggi_sleep_ms(50);
+        }
+        if (flush_results(w, peer))
+            last_tx = ggi_now_ms();
+        double now = ggi_now_ms();
+        if (now - last_tx >= w->hb_ms) {
+            cJSON *hb = ggp_new(GGP_HB);
+            send_msg(w, peer, hb);
+            last_tx = now;
+        }
+        if (now - last_rx > 3.0 * w->hb_ms) {
+            /* The orchestrator is gone or restarted: a new connection and a new hello. */
+            ggi_log(&w->log, GG_LOG_WARN, "worker '%s': no heartbeat from %s for %.0f ms; "
+                    "reconnecting", w->name, w->endpoint, now - last_rx);
+            atomic_fetch_add(&w->n_reconnects, 1);
+            w->tp->vt.close(peer);
+            peer = NULL;
+            while (!atomic_load(&w->stop) &&
+                   w->tp->vt.peer_open(w->tp->self, w->endpoint, &peer) != GG_OK)
+                ggi_sleep_ms(200);
+            if (!peer)
+                break;
+            send_hello(w, peer);
+            last_rx = last_tx = ggi_now_ms();
+        }
+    }
+    if (peer) {
+        flush_results(w, peer);
+        send_msg(w, peer, ggp_new(GGP_BYE));
+    }
+    join_slots(w);
+    pthread_mutex_lock(&w->mu);
+    while (w->count > 0) {
+        cJSON_Delete(w->jobs[w->head]);
+        w->head = (w->head + 1) % w->cap;
+        w->count--;
+    }
+    cJSON_Delete(w->done);
+    w->done = cJSON_CreateArray();
+    pthread_mutex_unlock(&w->mu);
+    if (peer)
+        w->tp->vt.close(peer);
+    return GG_OK;
+}

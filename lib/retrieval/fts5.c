@@ -1,0 +1,1119 @@
+/*
+ * fts5.c - the "fts5" retriever backend (fts5.h): its tables (created IF NOT EXISTS under
+ * their own version key, beside whatever else the database holds), a mutex-protected pool of
+ * connections with their prepared statements, search (an FTS5 bm25() candidate pool
+ * re-ranked with the learned usefulness of each chunk, with Thompson-sampling exploration),
+ * feedback (success and failure counts), and adding documents (chunked, deduplicated by
+ * content hash, re-indexed incrementally).
+ *
+ * Ranking, for the candidates c of one query (the best-matching pool by BM25):
+ *   rel(c)   = -bm25(c) / max over the pool of -bm25          (in (0, 1]; FTS5's bm25 is
+ *                                                             negative, lower is better)
+ *   use(c)   = E[Beta(s+1, f+1)] = (s+1)/(s+f+2)              (s, f: successes, failures)
+ *              or, in a share `exploration` of queries, a draw from Beta(s+1, f+1)
+ *   score(c) = rel(c) + weight * use(c)
+ * With weight 0 the order is the plain BM25 order.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "../core/ggi.h"
+#include "chunker.h"
+#include "fts5.h"
+
+#define BUSY_TIMEOUT_MS 5000
+#define POOL_IDLE_MAX 8
+#define MAX_QUERY_BYTES (1u << 20)
+#define MAX_DOC_BYTES (8u << 20)
+#define MAX_SOURCE_BYTES 4096
+#define MAX_K 100
+#define DEFAULT_K 5
+#define MAX_TERMS 24
+#define MAX_FEEDBACK_IDS 10000
+#define POOL_MIN 20
+#define POOL_PER_K 4
+#define POOL_MAX 400
+
+static const char *const schema_sql =
+    "CREATE TABLE IF NOT EXISTS rag_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS rag_documents("
+    "  id INTEGER PRIMARY KEY,"
+    "  key TEXT NOT NULL UNIQUE,"      /* the source, or solution:<hash> */
+    "  source TEXT NOT NULL,"
+    "  kind TEXT NOT NULL,"
+    "  lang TEXT NOT NULL,"
+    "  hash TEXT NOT NULL,"
+    "  updated_at REAL);"
+    /* Small columns first and text last, so ranking reads no overflow pages. */
+    "CREATE TABLE IF NOT EXISTS rag_chunks("
+    "  id INTEGER PRIMARY KEY,"
+    "  doc_id INTEGER NOT NULL REFERENCES rag_documents(id),"
+    "  successes INTEGER NOT NULL DEFAULT 0,"
+    "  failures INTEGER NOT NULL DEFAULT 0,"
+    "  lang TEXT NOT NULL,"
+    "  hash TEXT NOT NULL,"
+    "  line_start INTEGER NOT NULL,"
+    "  line_end INTEGER NOT NULL,"
+    "  kind TEXT NOT NULL,"
+    "  created_at REAL,"
+    "  title TEXT NOT NULL,"
+    "  source TEXT NOT NULL,"
+    "  text TEXT NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS rag_chunks_doc ON rag_chunks(doc_id);"
+    "CREATE INDEX IF NOT EXISTS rag_chunks_hash ON rag_chunks(hash);"
+    "CREATE VIRTUAL TABLE IF NOT EXISTS rag_fts USING fts5(text, title, source, lang,"
+    "  content='rag_chunks', content_rowid='id');"
+    "CREATE TRIGGER IF NOT EXISTS rag_chunks_ai AFTER INSERT ON rag_chunks BEGIN"
+    "  INSERT INTO rag_fts(rowid, text, title, source, lang)"
+    "    VALUES (new.id, new.text, new.title, new.source, new.lang);"
+    "END;"
+    "CREATE TRIGGER IF NOT EXISTS rag_chunks_ad AFTER DELETE ON rag_chunks BEGIN"
+    "  INSERT INTO rag_fts(rag_fts, rowid, text, title, source, lang)"
+    "    VALUES ('delete', old.id, old.text, old.title, old.source, old.lang);"
+    "END;"
+    /* Only indexed columns: feedback updates the counts without touching the index. */
+    "CREATE TRIGGER IF NOT EXISTS rag_chunks_au AFTER UPDATE OF text, title, source, lang"
+    "  ON rag_chunks BEGIN"
+    "  INSERT INTO rag_fts(rag_fts, rowid, text, title, source, lang)"
+    "    VALUES ('delete', old.id, old.text, old.title, old.source, old.lang);"
+    "  INSERT INTO rag_fts(rowid, text, title, source, lang)"
+    "    VALUES (new.id, new.text, new.title, new.source, new.lang);"
+    "END;"
+    "INSERT OR IGNORE INTO rag_meta(key, value) VALUES ('schema_version', '1');";
+
+enum stmt_id {
+    S_BEGIN,
+    S_COMMIT,
+    S_ROLLBACK,
+    S_CANDIDATES,
+    S_CHUNK_GET,
+    S_CREDIT,
+    S_DEBIT,
+    S_DOC_FIND,
+    S_DOC_INSERT,
+    S_DOC_UPDATE,
+    S_DOC_CHUNKS,
+    S_CHUNK_INSERT,
+    S_CHUNK_DELETE,
+    S_CHUNK_LINES,
+    S_HASH_FIND,
+    S_COUNT_
+};
+
+static const char *const stmt_sql[S_COUNT_] = {
+    [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_COMMIT] = "COMMIT",
+    [S_ROLLBACK] = "ROLLBACK",
+    [S_CANDIDATES] =
+        "SELECT c.id, m.b, c.successes, c.failures, c.lang"
+        " FROM (SELECT rowid AS id, " GGI_FTS5_BM25 " AS b FROM rag_fts"
+        "       WHERE rag_fts MATCH ?1 ORDER BY b LIMIT ?2) AS m"
+        " JOIN rag_chunks AS c ON c.id = m.id ORDER BY m.b",
+    [S_CHUNK_GET] = "SELECT source, line_start, line_end, title, kind, hash, text"
+                    " FROM rag_chunks WHERE id = ?1",
+    [S_CREDIT] = "UPDATE rag_chunks SET successes = successes + 1 WHERE id = ?1",
+    [S_DEBIT] = "UPDATE rag_chunks SET failures = failures + 1 WHERE id = ?1",
+    [S_DOC_FIND] = "SELECT id, hash FROM rag_documents WHERE key = ?1",
+    [S_DOC_INSERT] = "INSERT INTO rag_documents(key, source, kind, lang, hash, updated_at)"
+                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [S_DOC_UPDATE] = "UPDATE rag_documents SET hash = ?2, kind = ?3, lang = ?4,"
+                     " updated_at = ?5 WHERE id = ?1",
+    [S_DOC_CHUNKS] = "SELECT id, hash FROM rag_chunks WHERE doc_id = ?1 ORDER BY id",
+    [S_CHUNK_INSERT] = "INSERT INTO rag_chunks(doc_id, lang, hash, line_start, line_end, kind,"
+                       " created_at, title, source, text)"
+                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    [S_CHUNK_DELETE] = "DELETE FROM rag_chunks WHERE id = ?1",
+    [S_CHUNK_LINES] = "UPDATE rag_chunks SET line_start = ?2, line_end = ?3 WHERE id = ?1",
+    [S_HASH_FIND] = "SELECT id FROM rag_chunks WHERE hash = ?1 LIMIT 1",
+};
+
+typedef struct conn {
+    sqlite3 *db;
+    sqlite3_stmt *st[S_COUNT_];
+    struct conn *next;
+} conn;
+
+struct ggi_fts5 {
+    char *path;
+    double weight, exploration;
+    size_t max_chars, max_chunk;
+    pthread_mutex_t mu;   /* guards idle, n_idle and rng */
+    conn *idle;
+    int n_idle;
+    uint64_t rng;
+};
+
+/* ---- connections ---- */
+
+static int fail_db(sqlite3 *db, const char *what)
+{
+    int code = sqlite3_extended_errcode(db) & 0xff;
+    int status = code == SQLITE_BUSY || code == SQLITE_LOCKED ? GG_EBUSY
+                 : code == SQLITE_NOMEM                       ? GG_ENOMEM
+                                                              : GG_ESTORE;
+    return ggi_error(status, "fts5 retriever: %s: %s", what, sqlite3_errmsg(db));
+}
+
+static void conn_close(conn *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; i < S_COUNT_; i++)
+        sqlite3_finalize(c->st[i]);
+    sqlite3_close(c->db);
+    free(c);
+}
+
+static int conn_open(const char *path, conn **out)
+{
+    *out = NULL;
+    conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return ggi_error(GG_ENOMEM, "out of memory");
+    int rc = sqlite3_open_v2(path, &c->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                             NULL);
+    if (rc != SQLITE_OK) {
+        int st = c->db ? fail_db(c->db, "opening the database")
+                       : ggi_error(GG_ENOMEM, "out of memory");
+        ggi_error_wrap("%s: ", path);
+        conn_close(c);
+        return st;
+    }
+    sqlite3_busy_timeout(c->db, BUSY_TIMEOUT_MS);
+    if (sqlite3_exec(c->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL) != SQLITE_OK) {
+        int st = fail_db(c->db, "configuring the connection");
+        conn_close(c);
+        return st;
+    }
+    *out = c;
+    return GG_OK;
+}
+
+/* Lends the statement id of c, prepared on first use. */
+static int stmt(conn *c, enum stmt_id id, sqlite3_stmt **out)
+{
+    if (!c->st[id] && sqlite3_prepare_v3(c->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+                                         &c->st[id], NULL) != SQLITE_OK) {
+        *out = NULL;
+        return fail_db(c->db, "preparing a statement");
+    }
+    *out = c->st[id];
+    return GG_OK;
+}
+
+static int conn_get(ggi_fts5 *x, conn **out)
+{
+    pthread_mutex_lock(&x->mu);
+    conn *c = x->idle;
+    if (c) {
+        x->idle = c->next;
+        x->n_idle--;
+    }
+    pthread_mutex_unlock(&x->mu);
+    if (c) {
+        c->next = NULL;
+        *out = c;
+        return GG_OK;
+    }
+    return conn_open(x->path, out);
+}
+
+static void conn_put(ggi_fts5 *x, conn *c)
+{
+    if (!c)
+        return;
+    if (!sqlite3_get_autocommit(c->db)) /* a failed write left a transaction open */
+        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    pthread_mutex_lock(&x->mu);
+    if (x->n_idle < POOL_IDLE_MAX) {
+        c->next = x->idle;
+        x->idle = c;
+        x->n_idle++;
+        c = NULL;
+    }
+    pthread_mutex_unlock(&x->mu);
+    conn_close(c);
+}
+
+static int exec_simple(conn *c, enum stmt_id id)
+{
+    sqlite3_stmt *s;
+    int rc = stmt(c, id, &s);
+    if (rc)
+        return rc;
+    int r = sqlite3_step(s);
+    sqlite3_reset(s);
+    return r == SQLITE_DONE ? GG_OK : fail_db(c->db, stmt_sql[id]);
+}
+
+static int create_schema(conn *c)
+{
+    char *err = NULL;
+    int rc = sqlite3_exec(c->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return fail_db(c->db, "switching to WAL");
+    if ((rc = exec_simple(c, S_BEGIN)))
+        return rc;
+    if (sqlite3_exec(c->db, schema_sql, NULL, NULL, &err) != SQLITE_OK) {
+        int st = ggi_error(GG_ESTORE, "fts5 retriever: creating the tables: %s%s",
+                           err ? err : sqlite3_errmsg(c->db),
+                           err && strstr(err, "fts5") ? " (this SQLite lacks FTS5)" : "");
+        sqlite3_free(err);
+        exec_simple(c, S_ROLLBACK);
+        return st;
+    }
+    sqlite3_stmt *s = NULL;
+    int version = 0;
+    if (sqlite3_prepare_v2(c->db, "SELECT value FROM rag_meta WHERE key = 'schema_version'",
+                           -1, &s, NULL) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW)
+        version = atoi((const char *)sqlite3_column_text(s, 0));
+    sqlite3_finalize(s);
+    if (version != GGI_FTS5_SCHEMA_VERSION) {
+        exec_simple(c, S_ROLLBACK);
+        return ggi_error(GG_EVERSION,
+                         "fts5 retriever: the retrieval tables have schema version %d; this "
+                         "library knows %d",
+                         version, GGI_FTS5_SCHEMA_VERSION);
+    }
+    return exec_simple(c, S_COMMIT);
+}
+
+/* ---- random numbers for Thompson sampling ---- */
+
+static uint64_t splitmix(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* Uniform in (0, 1). */
+static double uniform(uint64_t *s)
+{
+    return ((double)(splitmix(s) >> 11) + 0.5) / 9007199254740992.0;
+}
+
+static double normal(uint64_t *s)
+{
+    double u = uniform(s), v = uniform(s);
+    return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);
+}
+
+/* Gamma(a, 1) for a >= 1 (Marsaglia and Tsang); bounded tries, then the mean. */
+static double gamma_draw(uint64_t *s, double a)
+{
+    double d = a - 1.0 / 3.0, c = 1.0 / sqrt(9.0 * d);
+    for (int i = 0; i < 64; i++) {
+        double z = normal(s), v = 1.0 + c * z;
+        if (v <= 0)
+            continue;
+        v = v * v * v;
+        double u = uniform(s);
+        if (log(u) < 0.5 * z * z + d - d * v + d * log(v))
+            return d * v;
+    }
+    return a;
+}
+
+static double beta_draw(uint64_t *s, double a, double b)
+{
+    double x = gamma_draw(s, a), y = gamma_draw(s, b);
+    return x + y > 0 ? x / (x + y) : 0.5;
+}
+
+/* ---- open and close ---- */
+
+int ggi_fts5_open(const ggi_fts5_config *cfg, ggi_fts5 **out)
+{
+    *out = NULL;
+    if (!cfg || !cfg->db_path || !*cfg->db_path)
+        return ggi_error(GG_EINVAL, "fts5 retriever: no database path (option db_path)");
+    if (!(cfg->weight >= 0 && cfg->weight <= 1e6))
+        return ggi_error(GG_EINVAL,
+                         "fts5 retriever: usefulness_weight must be from 0 to 1e6");
+    if (!(cfg->exploration >= 0 && cfg->exploration <= 1))
+        return ggi_error(GG_EINVAL, "fts5 retriever: exploration must be from 0 to 1");
+    ggi_fts5 *x = calloc(1, sizeof *x);
+    if (!x)
+        return ggi_error(GG_ENOMEM, "out of memory");
+    if (!(x->path = ggi_strdup(cfg->db_path))) {
+        free(x);
+        return ggi_error(GG_ENOMEM, "out of memory");
+    }
+    pthread_mutex_init(&x->mu, NULL);
+    x->weight = cfg->weight;
+    x->exploration = cfg->exploration;
+    x->max_chars = cfg->max_chars;
+    x->max_chunk = cfg->max_chunk ? cfg->max_chunk : 4000;
+    x->rng = cfg->seed ? cfg->seed : (uint64_t)(ggi_wall_s() * 1e6) ^ (uint64_t)(uintptr_t)x;
+    conn *c = NULL;
+    int rc = conn_open(x->path, &c);
+    if (!rc)
+        rc = create_schema(c);
+    if (rc) {
+        conn_close(c);
+        ggi_fts5_close(&x);
+        return rc;
+    }
+    conn_put(x, c);
+    *out = x;
+    return GG_OK;
+}
+
+void ggi_fts5_close(ggi_fts5 **px)
+{
+    if (!px || !*px)
+        return;
+    ggi_fts5 *x = *px;
+    *px = NULL;
+    while (x->idle) {
+        conn *c = x->idle;
+        x->idle = c->next;
+        conn_close(c);
+    }
+    pthread_mutex_destroy(&x->mu);
+    free(x->path);
+    free(x);
+}
+
+/* ---- search ---- */
+
+static int is_word_byte(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c >= 0x80;
+}
+
+static int stop_word(const char *w, size_t n)
+{
+    static const char *const words[] = {
+        "the", "and", "for", "that", "this", "with", "from", "are", "was", "were", "will",
+        "its", "into", "not", "but", "all", "any", "can", "has", "have", "had", "you", "your",
+        "our", "their", "they", "them", "than", "then", "there", "these", "those", "which",
+        "who", "what", "when", "where", "how", "also", "each", "such", "may", "should", "would",
+        "could", "been", "being", "over", "only", "other", "some", "one", "two", "out", "use",
+        "used", "using", "via", "per", "given", "returns", "return", "an", "as", "at", "be",
+        "by", "if", "in", "is", "it", "of", "on", "or", "so", "to", "we", "do", "no",
+    };
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+        if (strlen(words[i]) == n && memcmp(words[i], w, n) == 0)
+            return 1;
+    return 0;
+}
+
+int ggi_fts5_match_expr(const char *text, char **out)
+{
+    *out = NULL;
+    char terms[MAX_TERMS][65];
+    int n = 0;
+    const unsigned char *p = (const unsigned char *)text;
+    while (*p && n < MAX_TERMS) {
+        while (*p && !is_word_byte(*p))
+            p++;
+        const unsigned char *s = p;
+        while (*p && is_word_byte(*p))
+            p++;
+        size_t len = (size_t)(p - s);
+        if (len < 2 || len > 64)
+            continue;
+        char w[65];
+        for (size_t i = 0; i < len; i++)
+            w[i] = (s[i] >= 'A' && s[i] <= 'Z') ? (char)(s[i] + 32) : (char)s[i];
+        w[len] = '\0';
+        if (stop_word(w, len))
+            continue;
+        int dup = 0;
+        for (int i = 0; i < n && !dup; i++)
+            dup = strcmp(terms[i], w) == 0;
+        if (!dup)
+            memcpy(terms[n++], w, len + 1);
+    }
+    ggi_buf b = GGI_BUF_INIT;
+    int rc = ggi_buf_puts(&b, "");
+    for (int i = 0; i < n && !rc; i++)
+        rc = ggi_buf_printf(&b, "%s\"%s\"", i ? " OR " : "", terms[i]);
+    if (rc) {
+        ggi_buf_free(&b);
+        return ggi_error(GG_ENOMEM, "out of memory");
+    }
+    *out = ggi_buf_steal(&b);
+    return GG_OK;
+}
+
+typedef struct cand {
+    sqlite3_int64 id;
+    double bm25, rel, use, score;
+    long long s, f;
+    int rank;
+} cand;
+
+static int cand_cmp(const void *a, const void *b)
+{
+    const cand *x = a, *y = b;
+    if (x->score != y->score)
+        return x->score > y->score ? -1 : 1;
+    return x->rank - y->rank; /* ties keep the BM25 order */
+}
+
+static int lang_ok(const char *want, const char *have)
+{
+    return !want || !have || strcmp(want, have) == 0 || strcmp(have, "text") == 0 ||
+           strcmp(have, "markdown") == 0;
+}
+
+/* Appends result c (its stored fields) to arr; *used counts text characters. */
+static int add_result(conn *co, const cand *c, cJSON *arr, size_t budget, size_t *used,
+                      int *added)
+{
+    *added = 0;
+    sqlite3_stmt *s;
+    int rc = stmt(co, S_CHUNK_GET, &s);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(s, 1, c->id);
+    int r = sqlite3_step(s);
+    if (r == SQLITE_DONE) { /* deleted since the ranking query */
+        sqlite3_reset(s);
+        return GG_OK;
+    }
+    if (r != SQLITE_ROW) {
+        rc = fail_db(co->db, "reading a chunk");
+        sqlite3_reset(s);
+        return rc;
+    }
+    const char *text = (const char *)sqlite3_column_text(s, 6);
+    size_t tl = text ? (size_t)sqlite3_column_bytes(s, 6) : 0;
+    if (budget && *used + tl > budget) {
+        sqlite3_reset(s);
+        return GG_OK;
+    }
+    cJSON *o = cJSON_CreateObject();
+    char id[24];
+    snprintf(id, sizeof id, "%lld", (long long)c->id);
+    int line_start = sqlite3_column_int(s, 1), line_end = sqlite3_column_int(s, 2);
+    const char *src = (const char *)sqlite3_column_text(s, 0);
+    int bad = !o || !cJSON_AddItemToArray(arr, o);
+    if (bad) {
+        cJSON_Delete(o);
+    } else {
+        bad = ggi_json_add_str(o, "id", id) || ggi_json_add_str(o, "text", text ? text : "") ||
+              ggi_json_add_num(o, "score", c->score) || ggi_json_add_str(o, "source", src) ||
+              ggi_json_add_num(o, "line_start", line_start) ||
+              ggi_json_add_num(o, "line_end", line_end) ||
+              ggi_json_add_str(o, "title", (const char *)sqlite3_column_text(s, 3)) ||
+              ggi_json_add_str(o, "kind", (const char *)sqlite3_column_text(s, 4)) ||
+              ggi_json_add_str(o, "hash", (const char *)sqlite3_column_text(s, 5)) ||
+              ggi_json_add_num(o, "bm25", c->bm25) ||
+              ggi_json_add_num(o, "usefulness", c->use) ||
+              ggi_json_add_num(o, "successes", (double)c->s) ||
+              ggi_json_add_num(o, "failures", (double)c->f);
+    }
+    sqlite3_reset(s);
+    if (bad)
+        return ggi_error(GG_ENOMEM, "out of memory");
+    *used += tl;
+    *added = 1;
+    return GG_OK;
+}
+
+int ggi_fts5_search(ggi_fts5 *x, const char *query_json, char **out_json)
+{
+    *out_json = NULL;
+    size_t qlen = strlen(query_json);
+    if (qlen > MAX_QUERY_BYTES)
+        return ggi_error(GG_ETOOBIG, "retriever query is %zu bytes, the limit is %u", qlen,
+                         MAX_QUERY_BYTES);
+    cJSON *q = NULL;
+    int rc = ggi_json_parse(query_json, qlen, &q);
+    if (rc)
+        return ggi_error_wrap("retriever query: ");
+    const char *text = NULL, *lang = NULL;
+    long long k = DEFAULT_K;
+    if (!cJSON_IsObject(q))
+        rc = ggi_error(GG_EINVAL, "retriever query must be a JSON object");
+    if (!rc)
+        rc = ggi_json_string(q, "text", 1, 0, &text);
+    if (!rc)
+        rc = ggi_json_string(q, "language", 0, 64, &lang);
+    if (!rc)
+        rc = ggi_json_int(q, "k", 0, 1, MAX_K, &k);
+    if (!rc && !cJSON_GetObjectItemCaseSensitive(q, "k"))
+        k = DEFAULT_K;
+    if (rc) {
+        cJSON_Delete(q);
+        return ggi_error_wrap("retriever query: ");
+    }
+    char *match = NULL;
+    if ((rc = ggi_fts5_match_expr(text, &match))) {
+        cJSON_Delete(q);
+        return rc;
+    }
+    cJSON *res = cJSON_CreateObject();
+    cJSON *arr = res ? cJSON_AddArrayToObject(res, "results") : NULL;
+    if (!arr) {
+        free(match);
+        cJSON_Delete(q);
+        cJSON_Delete(res);
+        return ggi_error(GG_ENOMEM, "out of memory");
+    }
+    conn *co = NULL;
+    cand *cs = NULL;
+    if (!*match)
+        goto print; /* nothing to look for */
+    if ((rc = conn_get(x, &co)))
+        goto done;
+    long long pool = k * POOL_PER_K;
+    pool = pool < POOL_MIN ? POOL_MIN : pool > POOL_MAX ? POOL_MAX : pool;
+    if (!(cs = malloc((size_t)pool * sizeof *cs))) {
+        rc = ggi_error(GG_ENOMEM, "out of memory");
+        goto done;
+    }
+    sqlite3_stmt *s;
+    if ((rc = stmt(co, S_CANDIDATES, &s)))
+        goto done;
+    sqlite3_bind_text(s, 1, match, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, pool);
+    int n = 0, r;
+    double best = 0;
+    while ((r = sqlite3_step(s)) == SQLITE_ROW && n < pool) {
+        if (!lang_ok(lang, (const char *)sqlite3_column_text(s, 4)))
+            continue;
+        cand *c = &cs[n];
+        c->id = sqlite3_column_int64(s, 0);
+        c->bm25 = sqlite3_column_double(s, 1);
+        c->s = sqlite3_column_int64(s, 2);
+        c->f = sqlite3_column_int64(s, 3);
+        c->rank = n;
+        if (-c->bm25 > best)
+            best = -c->bm25;
+        n++;
+    }
+    if (r != SQLITE_ROW && r != SQLITE_DONE) {
+        rc = fail_db(co->db, "searching");
+        sqlite3_reset(s);
+        goto done;
+    }
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    /* Blend; in a share of queries the usefulness is a Thompson draw. */
+    uint64_t rng = 0;
+    int explore = 0;
+    if (x->weight > 0 && n > 0) {
+        pthread_mutex_lock(&x->mu);
+        rng = splitmix(&x->rng);
+        pthread_mutex_unlock(&x->mu);
+        explore = x->exploration > 0 && uniform(&rng) < x->exploration;
+    }
+    for (int i = 0; i < n; i++) {
+        cand *c = &cs[i];
+        c->rel = best > 0 ? -c->bm25 / best : 1.0;
+        c->use = ((double)c->s + 1.0) / ((double)c->s + (double)c->f + 2.0);
+        double u = explore ? beta_draw(&rng, (double)c->s + 1.0, (double)c->f + 1.0) : c->use;
+        c->score = c->rel + x->weight * u;
+    }
+    qsort(cs, (size_t)n, sizeof *cs, cand_cmp);
+    size_t used = 0;
+    int got = 0;
+    for (int i = 0; i < n && got < k && !rc; i++) {
+        int added = 0;
+        rc = add_result(co, &cs[i], arr, x->max_chars, &used, &added);
+        got += added;
+    }
+    if (rc)
+        goto done;
+print:
+    if (!(*out_json = ggi_json_print(res)))
+        rc = ggi_error(GG_ENOMEM, "out of memory");
+done:
+    conn_put(x, co);
+    free(cs);
+    free(match);
+    cJSON_Delete(res);
+    cJSON_Delete(q);
+    return rc;
+}
+
+/* ---- feedback ---- */
+
+/* Reads an id ("42" or 42) into *out; 0 when it is not one of ours. */
+static int parse_id(const cJSON *v, sqlite3_int64 *out)
+{
+    if (cJSON_IsNumber(v)) {
+        double d = v->valuedouble;
+        if (d >= 1 && d <= 9007199254740991.0 && floor(d) == d) {
+            *out = (sqlite3_int64)d;
+            return 1;
+        }
+        return 0;
+    }
+    const char *s = cJSON_GetStringValue(v);
+    if (!s || !*s || strlen(s) > 18)
+        return 0;
+    sqlite3_int64 n = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return 0;
+        n = n * 10 + (*p - '0');
+    }
+    *out = n;
+    return n > 0;
+}
+
+int ggi_fts5_feedback(ggi_fts5 *x, const char *feedback_json)
+{
+    size_t len = strlen(feedback_json);
+    if (len > MAX_QUERY_BYTES)
+        return ggi_error(GG_ETOOBIG, "retriever feedback is %zu bytes, the limit is %u", len,
+                         MAX_QUERY_BYTES);
+    cJSON *fb = NULL;
+    if (ggi_json_parse(feedback_json, len, &fb))
+        return ggi_error_wrap("retriever feedback: ");
+    int passed = 0, rc = GG_OK;
+    const cJSON *ids = cJSON_GetObjectItemCaseSensitive(fb, "ids");
+    if (!cJSON_IsObject(fb))
+        rc = ggi_error(GG_EINVAL, "retriever feedback must be a JSON object");
+    else if ((rc = ggi_json_bool(fb, "passed", 1, &passed)))
+        ggi_error_wrap("retriever feedback: ");
+    else if (!cJSON_IsArray(ids))
+        rc = ggi_error(GG_EINVAL, "retriever feedback: field 'ids' must be an array");
+    else if (cJSON_GetArraySize(ids) > MAX_FEEDBACK_IDS)
+        rc = ggi_error(GG_ETOOBIG, "retriever feedback: more than %d ids", MAX_FEEDBACK_IDS);
+    int n = rc ? 0 : cJSON_GetArraySize(ids);
+    sqlite3_int64 *v = n ? malloc((size_t)n * sizeof *v) : NULL;
+    if (n && !v)
+        rc = ggi_error(GG_ENOMEM, "out of memory");
+    int m = 0;
+    const cJSON *it;
+    if (!rc) {
+        cJSON_ArrayForEach(it, ids)
+        {
+            sqlite3_int64 id;
+            if (!parse_id(it, &id))
+                continue;
+            int dup = 0;
+            for (int i = 0; i < m && !dup; i++)
+                dup = v[i] == id;
+            if (!dup)
+                v[m++] = id;
+        }
+    }
+    cJSON_Delete(fb);
+    if (rc || m == 0) {
+        free(v);
+        return rc;
+    }
+    conn *c = NULL;
+    if (!(rc = conn_get(x, &c)) && !(rc = exec_simple(c, S_BEGIN))) {
+        sqlite3_stmt *s = NULL;
+        rc = stmt(c, passed ? S_CREDIT : S_DEBIT, &s);
+        for (int i = 0; i < m && !rc; i++) {
+            sqlite3_bind_int64(s, 1, v[i]);
+            if (sqlite3_step(s) != SQLITE_DONE)
+                rc = fail_db(c->db, "recording feedback");
+            sqlite3_reset(s);
+        }
+        rc = rc ? rc : exec_simple(c, S_COMMIT);
+    }
+    conn_put(x, c);
+    free(v);
+    return rc;
+}
+
+/* ---- adding documents ---- */
+
+typedef struct old_chunk {
+    sqlite3_int64 id;
+    char hash[17];
+    int kept;
+} old_chunk;
+
+static int step_done(conn *c, sqlite3_stmt *s, const char *what)
+{
+    int r = sqlite3_step(s);
+    sqlite3_reset(s);
+    return r == SQLITE_DONE ? GG_OK : fail_db(c->db, what);
+}
+
+static int add_id(cJSON *ids, sqlite3_int64 id)
+{
+    char b[24];
+    snprintf(b, sizeof b, "%lld", (long long)id);
+    cJSON *s = cJSON_CreateString(b);
+    if (!s || !cJSON_AddItemToArray(ids, s)) {
+        cJSON_Delete(s);
+        return ggi_error(GG_ENOMEM, "out of memory");
+    }
+    return GG_OK;
+}
+
+/* Inserts the document row; *doc gets its id. */
+static int doc_insert(conn *c, const char *key, const char *source, const char *kind,
+                      const char *lang, const char *hash, sqlite3_int64 *doc)
+{
+    sqlite3_stmt *s;
+    int rc = stmt(c, S_DOC_INSERT, &s);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, source, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, kind, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, lang, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 5, hash, -1, SQLITE_STATIC);
+    sqlite3_bind_double(s, 6, ggi_wall_s());
+    rc = step_done(c, s, "adding a document");
+    sqlite3_clear_bindings(s);
+    *doc = sqlite3_last_insert_rowid(c->db);
+    return rc;
+}
+
+static int chunk_insert(conn *c, sqlite3_int64 doc, const char *lang, const char *hash,
+                        const ggi_chunk *ch, const char *kind, const char *source,
+                        const char *text, sqlite3_int64 *id)
+{
+    sqlite3_stmt *s;
+    int rc = stmt(c, S_CHUNK_INSERT, &s);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(s, 1, doc);
+    sqlite3_bind_text(s, 2, lang, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, hash, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 4, ch->line_start);
+    sqlite3_bind_int(s, 5, ch->line_end);
+    sqlite3_bind_text(s, 6, kind, -1, SQLITE_STATIC);
+    sqlite3_bind_double(s, 7, ggi_wall_s());
+    sqlite3_bind_text(s, 8, ch->title, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 9, source, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 10, text + ch->off, (int)ch->len, SQLITE_STATIC);
+    rc = step_done(c, s, "adding a chunk");
+    sqlite3_clear_bindings(s);
+    *id = sqlite3_last_insert_rowid(c->db);
+    return rc;
+}
+
+/* Finds a chunk with this hash anywhere in the corpus; *id 0 when none. */
+static int hash_find(conn *c, const char *hash, sqlite3_int64 *id)
+{
+    sqlite3_stmt *s;
+    int rc = stmt(c, S_HASH_FIND, &s);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(s, 1, hash, -1, SQLITE_STATIC);
+    int r = sqlite3_step(s);
+    *id = r == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_reset(s);
+    return r == SQLITE_ROW || r == SQLITE_DONE ? GG_OK : fail_db(c->db, "looking up a hash");
+}
+
+typedef struct add_ctx {
+    conn *c;
+    const char *source, *kind, *lang, *text;
+    const ggi_chunk *ch;
+    size_t n;
+    cJSON *ids;
+    int added, unchanged, removed;
+} add_ctx;
+
+static void chunk_hash(const add_ctx *a, const ggi_chunk *ch, char out[17])
+{
+    ggi_hash_hex(a->text + ch->off, ch->len, out);
+}
+
+/* A solution: every chunk whose content is new to the corpus is added. */
+static int add_solution(add_ctx *a, const char *doc_hash)
+{
+    char key[64];
+    snprintf(key, sizeof key, "solution:%s", doc_hash);
+    sqlite3_int64 doc = 0;
+    int rc = GG_OK;
+    for (size_t i = 0; i < a->n && !rc; i++) {
+        char h[17];
+        chunk_hash(a, &a->ch[i], h);
+        sqlite3_int64 id = 0;
+        if ((rc = hash_find(a->c, h, &id)))
+            break;
+        if (id) {
+            a->unchanged++;
+            rc = add_id(a->ids, id);
+            continue;
+        }
+        if (!doc) {
+            sqlite3_stmt *s;
+            if ((rc = stmt(a->c, S_DOC_FIND, &s)))
+                break;
+            sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+            if (sqlite3_step(s) == SQLITE_ROW)
+                doc = sqlite3_column_int64(s, 0);
+            sqlite3_reset(s);
+            if (!doc && (rc = doc_insert(a->c, key, a->source, a->kind, a->lang, doc_hash, &doc)))
+                break;
+        }
+        rc = chunk_insert(a->c, doc, a->lang, h, &a->ch[i], a->kind, a->source, a->text, &id);
+        if (!rc) {
+            a->added++;
+            rc = add_id(a->ids, id);
+        }
+    }
+    return rc;
+}
+
+/* A document keyed by its source: unchanged chunks stay, new ones are added, stale ones go. */
+static int add_document(add_ctx *a, const char *doc_hash)
+{
+    sqlite3_stmt *s;
+    int rc = stmt(a->c, S_DOC_FIND, &s);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(s, 1, a->source, -1, SQLITE_STATIC);
+    sqlite3_int64 doc = 0;
+    int same = 0;
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        doc = sqlite3_column_int64(s, 0);
+        const char *h = (const char *)sqlite3_column_text(s, 1);
+        same = h && strcmp(h, doc_hash) == 0;
+    }
+    sqlite3_reset(s);
+    if (!doc)
+        return ggi_error(GG_EINTERNAL, "unreachable");
+    old_chunk *old = NULL;
+    size_t n_old = 0, cap = 0;
+    if ((rc = stmt(a->c, S_DOC_CHUNKS, &s)))
+        return rc;
+    sqlite3_bind_int64(s, 1, doc);
+    int r;
+    while ((r = sqlite3_step(s)) == SQLITE_ROW) {
+        if (n_old == cap) {
+            size_t nc = cap ? cap * 2 : 64;
+            old_chunk *v = realloc(old, nc * sizeof *v);
+            if (!v) {
+                rc = ggi_error(GG_ENOMEM, "out of memory");
+                break;
+            }
+            old = v;
+            cap = nc;
+        }
+        old[n_old].id = sqlite3_column_int64(s, 0);
+        snprintf(old[n_old].hash, sizeof old[n_old].hash, "%s",
+                 (const char *)sqlite3_column_text(s, 1));
+        old[n_old].kept = 0;
+        n_old++;
+    }
+    if (!rc && r != SQLITE_DONE)
+        rc = fail_db(a->c->db, "reading a document's chunks");
+    sqlite3_reset(s);
+    if (!rc && same) {
+        /* Byte-identical: nothing to do but report the ids. */
+        for (size_t i = 0; i < n_old && !rc; i++)
+            rc = add_id(a->ids, old[i].id);
+        a->unchanged = (int)n_old;
+        free(old);
+        return rc;
+    }
+    for (size_t i = 0; i < a->n && !rc; i++) {
+        char h[17];
+        chunk_hash(a, &a->ch[i], h);
+        size_t j = 0;
+        while (j < n_old && (old[j].kept || strcmp(old[j].hash, h) != 0))
+            j++;
+        sqlite3_int64 id;
+        if (j < n_old) {
+            old[j].kept = 1;
+            id = old[j].id;
+            a->unchanged++;
+            if (!(rc = stmt(a->c, S_CHUNK_LINES, &s))) {
+                sqlite3_bind_int64(s, 1, id);
+                sqlite3_bind_int(s, 2, a->ch[i].line_start);
+                sqlite3_bind_int(s, 3, a->ch[i].line_end);
+                rc = step_done(a->c, s, "moving a chunk");
+            }
+        } else {
+            rc = chunk_insert(a->c, doc, a->lang, h, &a->ch[i], a->kind, a->source, a->text,
+                              &id);
+            a->added++;
+        }
+        if (!rc)
+            rc = add_id(a->ids, id);
+    }
+    for (size_t j = 0; j < n_old && !rc; j++) {
+        if (old[j].kept)
+            continue;
+        if (!(rc = stmt(a->c, S_CHUNK_DELETE, &s))) {
+            sqlite3_bind_int64(s, 1, old[j].id);
+            rc = step_done(a->c, s, "removing a stale chunk");
+            a->removed++;
+        }
+    }
+    if (!rc && !(rc = stmt(a->c, S_DOC_UPDATE, &s))) {
+        sqlite3_bind_int64(s, 1, doc);
+        sqlite3_bind_text(s, 2, doc_hash, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 3, a->kind, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 4, a->lang, -1, SQLITE_STATIC);
+        sqlite3_bind_double(s, 5, ggi_wall_s());
+        rc = step_done(a->c, s, "updating a document");
+        sqlite3_clear_bindings(s);
+    }
+    free(old);
+    return rc;
+}
+
+static int check_label(const char *what, const char *v)
+{
+    for (const char *p = v; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-' ||
+              *p == '+' || *p == '.'))
+            return ggi_error(GG_EINVAL,
+                             "retriever document: field '%s' may hold only a-z, 0-9, _ - + .",
+                             what);
+    return *v ? GG_OK : ggi_error(GG_EINVAL, "retriever document: field '%s' is empty", what);
+}
+
+int ggi_fts5_add(ggi_fts5 *x, const char *doc_json, char **out_json)
+{
+    *out_json = NULL;
+    size_t len = strlen(doc_json);
+    if (len > MAX_DOC_BYTES * 2)
+        return ggi_error(GG_ETOOBIG, "retriever document is %zu bytes, the limit is %u", len,
+                         MAX_DOC_BYTES * 2);
+    cJSON *d = NULL;
+    if (ggi_json_parse(doc_json, len, &d))
+        return ggi_error_wrap("retriever document: ");
+    const char *source = NULL, *text = NULL, *lang = NULL, *kind = NULL;
+    int rc = cJSON_IsObject(d) ? GG_OK
+                               : ggi_error(GG_EINVAL, "retriever document must be a JSON object");
+    if (!rc)
+        rc = ggi_json_string(d, "source", 1, MAX_SOURCE_BYTES, &source);
+    if (!rc)
+        rc = ggi_json_string(d, "text", 1, MAX_DOC_BYTES, &text);
+    if (!rc)
+        rc = ggi_json_string(d, "language", 0, 32, &lang);
+    if (!rc)
+        rc = ggi_json_string(d, "kind", 0, 32, &kind);
+    if (rc)
+        ggi_error_wrap("retriever document: ");
+    if (!rc && !*source)
+        rc = ggi_error(GG_EINVAL, "retriever document: field 'source' is empty");
+    if (!lang)
+        lang = ggi_chunk_language_of(source);
+    if (!kind)
+        kind = "document";
+    if (!rc)
+        rc = check_label("language", lang);
+    if (!rc)
+        rc = check_label("kind", kind);
+    int solution = !rc && strcmp(kind, "solution") == 0;
+    size_t tlen = text ? strlen(text) : 0;
+    ggi_chunk *ch = NULL;
+    size_t n = 0;
+    if (!rc) {
+        if (solution && tlen <= x->max_chunk) {
+            /* A solution is retrieved whole when it fits one chunk. */
+            if (tlen && (ch = calloc(1, sizeof *ch))) {
+                int lines = 1;
+                for (size_t i = 0; i + 1 < tlen; i++)
+                    lines += text[i] == '\n';
+                ch->off = 0;
+                ch->len = tlen;
+                ch->line_start = 1;
+                ch->line_end = lines;
+                n = 1;
+            } else if (tlen) {
+                rc = ggi_error(GG_ENOMEM, "out of memory");
+            }
+        } else {
+            rc = ggi_chunk_text(text, tlen, lang, x->max_chunk, 0, &ch, &n);
+        }
+    }
+    cJSON *res = rc ? NULL : cJSON_CreateObject();
+    cJSON *ids = res ? cJSON_AddArrayToObject(res, "ids") : NULL;
+    if (!rc && !ids)
+        rc = ggi_error(GG_ENOMEM, "out of memory");
+    conn *c = NULL;
+    if (!rc && !(rc = conn_get(x, &c)) && !(rc = exec_simple(c, S_BEGIN))) {
+        add_ctx a = { c, source, kind, lang, text, ch, n, ids, 0, 0, 0 };
+        char doc_hash[17];
+        ggi_buf hb = GGI_BUF_INIT;
+        rc = ggi_buf_printf(&hb, "%s\n%s\n", lang, kind) || ggi_buf_puts(&hb, text)
+                 ? ggi_error(GG_ENOMEM, "out of memory")
+                 : GG_OK;
+        if (!rc)
+            ggi_hash_hex(hb.data, hb.len, doc_hash);
+        ggi_buf_free(&hb);
+        if (!rc && solution) {
+            rc = add_solution(&a, doc_hash);
+        } else if (!rc) {
+            sqlite3_stmt *s;
+            sqlite3_int64 doc = 0;
+            if (!(rc = stmt(c, S_DOC_FIND, &s))) {
+                sqlite3_bind_text(s, 1, source, -1, SQLITE_STATIC);
+                int r = sqlite3_step(s);
+                doc = r == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+                sqlite3_reset(s);
+            }
+            /* A new document starts with an empty row, so one path does both. */
+            if (!rc && !doc)
+                rc = doc_insert(c, source, source, kind, lang, "", &doc);
+            if (!rc)
+                rc = add_document(&a, doc_hash);
+        }
+        if (!rc)
+            rc = exec_simple(c, S_COMMIT);
+        if (!rc && (ggi_json_add_num(res, "added", a.added) ||
+                    ggi_json_add_num(res, "unchanged", a.unchanged) ||
+                    ggi_json_add_num(res, "removed", a.removed)))
+            rc = ggi_error(GG_ENOMEM, "out of memory");
+    }
+    conn_put(x, c);
+    if (!rc && !(*out_json = ggi_json_print(res)))
+        rc = ggi_error(GG_ENOMEM, "out of memory");
+    cJSON_Delete(res);
+    cJSON_Delete(d);
+    free(ch);
+    return rc;
+}
+
+/* ---- the backend ---- */
+
+static int v_search(void *self, const char *q, char **out)
+{
+    return ggi_fts5_search(self, q, out);
+}
+
+static int v_feedback(void *self, const char *fb)
+{
+    return ggi_fts5_feedback(self, fb);
+}
+
+static int v_add(void *self, const char *doc, char **out)
+{
+    return ggi_fts5_add(self, doc, out);
+}
+
+static void v_destroy(void *self)
+{
+    ggi_fts5 *x = self;
+    ggi_fts5_close(&x);
+}
+
+int ggi_fts5_retriever_new(const gg_retriever_options *o, gg_retriever_vtable *vt, void **self)
+{
+    ggi_fts5_config cfg = { o->db_path, o->usefulness_weight, o->exploration, o->seed,
+                            o->max_chars, 0 };
+    ggi_fts5 *x = NULL;
+    int rc = ggi_fts5_open(&cfg, &x);
+    if (rc)
+        return rc;
+    vt->search = v_search;
+    vt->feedback = v_feedback;
+    vt->add = v_add;
+    vt->destroy = v_destroy;
+    vt->name = "fts5";
+    *self = x;
+    return GG_OK;
+}

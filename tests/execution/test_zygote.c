@@ -1,0 +1,250 @@
+/*
+ * test_zygote.c - `python -c` jobs forked from a warm zygote behave as the direct sandbox
+ * path does (exit codes, signals, tracebacks, argv, stdin, atexit, threads, uid), every job
+ * starts clean whatever an earlier job did to modules, globals, builtins, files and the
+ * environment, and a zygote that dies is replaced.
+ */
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <gryphgen.h>
+
+#include "core/ggi.h"
+#include "execution/sandbox.h"
+#include "testutil.h"
+
+#define PY "/usr/bin/python3"
+
+static gg_executor_t *ex;
+
+static cJSON *run(const char *code, const char *extra, int zygote)
+{
+    cJSON *req = cJSON_CreateObject();
+    cJSON *argv = cJSON_AddArrayToObject(req, "argv");
+    cJSON_AddItemToArray(argv, cJSON_CreateString(PY));
+    cJSON_AddItemToArray(argv, cJSON_CreateString("-c"));
+    cJSON_AddItemToArray(argv, cJSON_CreateString(code));
+    cJSON_AddItemToArray(argv, cJSON_CreateString("a1"));
+    cJSON_AddItemToArray(argv, cJSON_CreateString("a 2"));
+    cJSON_AddBoolToObject(req, "zygote", zygote);
+    cJSON_AddStringToObject(req, "stdin", "line1\nline2\n");
+    cJSON *env = cJSON_AddObjectToObject(req, "env");
+    cJSON_AddStringToObject(env, "PYTHONHASHSEED", "0");
+    if (extra)
+        cJSON_AddStringToObject(env, "GG_EXTRA", extra);
+    char *text = cJSON_PrintUnformatted(req);
+    cJSON_Delete(req);
+    char *out = NULL;
+    int rc = gg_executor_run(ex, text, &out);
+    free(text);
+    CHECK_RC(rc, 0);
+    cJSON *r = NULL;
+    if (!rc)
+        CHECK_RC(ggi_json_parse(out, strlen(out), &r), 0);
+    gg_free(out);
+    return r;
+}
+
+static const char *s(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+static double n(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : -12345;
+}
+
+static int b(const cJSON *o, const char *k)
+{
+    return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, k));
+}
+
+/* The same code through the zygote and directly: the same outcome. */
+static void test_same_as_direct(void)
+{
+    static const char *const codes[] = {
+        "print('hello')",
+        "import sys; sys.exit(3)",
+        "import sys; sys.exit('bye')",
+        "raise ValueError('boom')",
+        "import os; os.kill(os.getpid(), 11)",
+        "import sys; print(sys.argv, repr(sys.path[0]))",
+        "import sys; print(sys.stdin.read().split())",
+        "import atexit; atexit.register(lambda: print('at exit'))",
+        "import threading, time\nt = threading.Thread(target=lambda: (time.sleep(0.05), "
+        "print('thread done')))\nt.start()\nprint('main done')",
+        "import os; print(os.getuid(), os.getgid(), os.getcwd() == os.environ['HOME'], "
+        "os.getpid(), os.getppid())",
+        "import sys; sys.stdout.write('no newline'); sys.stderr.write('err')",
+        "print({'b': 1, 'a': 2, 'c': 3}, {'x', 'y', 'z'})",
+        "x = ",
+        "import os, sys; print(sorted(k for k in os.environ))",
+        "import socket; socket.create_connection(('127.0.0.1', 9), timeout=1)",
+    };
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+        cJSON *z = run(codes[i], NULL, 1), *d = run(codes[i], NULL, 0);
+        if (!z || !d) {
+            cJSON_Delete(z);
+            cJSON_Delete(d);
+            continue;
+        }
+        CHECK(b(z, "zygote") == 1);
+        CHECK(b(d, "zygote") == 0);
+        int same = n(z, "exit_code") == n(d, "exit_code") && n(z, "signal") == n(d, "signal") &&
+                   !strcmp(s(z, "stdout"), s(d, "stdout")) &&
+                   !strcmp(s(z, "stderr"), s(d, "stderr"));
+        if (!same)
+            fprintf(stderr, "code %zu differs:\n zygote: %d %d [%s] [%s]\n direct: %d %d [%s] "
+                            "[%s]\n", i, (int)n(z, "exit_code"), (int)n(z, "signal"),
+                    s(z, "stdout"), s(z, "stderr"), (int)n(d, "exit_code"),
+                    (int)n(d, "signal"), s(d, "stdout"), s(d, "stderr"));
+        CHECK(same);
+        cJSON_Delete(z);
+        cJSON_Delete(d);
+    }
+}
+
+/* A job that pollutes everything it can reach does not affect the next one. */
+static void test_no_state_between_jobs(void)
+{
+    const char *pollute =
+        "import os, sys, json, builtins\n"
+        "json.dumps = None\n"
+        "builtins.LEAKED = 1\n"
+        "sys.modules['gg_planted'] = object()\n"
+        "sys.path.insert(0, '/planted')\n"
+        "os.environ['LEAKED'] = '1'\n"
+        "os.putenv('LEAKED2', '1')\n"
+        "open('/tmp/leaked', 'w').write('x')\n"
+        "open('leaked.txt', 'w').write('x')\n"
+        "globals()['G'] = 1\n"
+        "os.chdir('/')\n"
+        "os.umask(0)\n"
+        "print('polluted')\n";
+    const char *check =
+        "import os, sys, json, builtins\n"
+        "bad = []\n"
+        "if json.dumps is None: bad.append('module')\n"
+        "if hasattr(builtins, 'LEAKED'): bad.append('builtins')\n"
+        "if 'gg_planted' in sys.modules: bad.append('sys.modules')\n"
+        "if '/planted' in sys.path: bad.append('sys.path')\n"
+        "if 'LEAKED' in os.environ or 'LEAKED2' in os.environ: bad.append('env')\n"
+        "if os.path.exists('/tmp/leaked'): bad.append('/tmp')\n"
+        "if os.path.exists('leaked.txt'): bad.append('workspace')\n"
+        "if 'G' in globals(): bad.append('globals')\n"
+        "if os.getcwd() != os.environ['HOME']: bad.append('cwd')\n"
+        "if os.umask(0o22) != 0o22: bad.append('umask')\n"
+        "print('clean' if not bad else bad)\n";
+    for (int round = 0; round < 2; round++) {
+        cJSON *p = run(pollute, NULL, 1);
+        if (p) {
+            CHECK_STR(s(p, "stdout"), "polluted\n");
+            CHECK(b(p, "zygote"));
+            cJSON_Delete(p);
+        }
+        cJSON *c = run(check, NULL, 1);
+        if (c) {
+            CHECK_STR(s(c, "stdout"), "clean\n");
+            CHECK(b(c, "zygote"));
+            cJSON_Delete(c);
+        }
+    }
+}
+
+/* Finds a child of this process whose command line starts with the zygote's script. */
+static long find_zygote(void)
+{
+    DIR *d = opendir("/proc");
+    long found = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL && !found) {
+        long pid = strtol(e->d_name, NULL, 10);
+        if (pid <= 0)
+            continue;
+        char path[64], buf[4096];
+        snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        size_t k = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[k] = '\0';
+        const char *rp = strrchr(buf, ')');
+        long ppid = 0;
+        if (!rp || sscanf(rp + 2, "%*c %ld", &ppid) != 1 || ppid != (long)getpid())
+            continue;
+        snprintf(path, sizeof path, "/proc/%ld/cmdline", pid);
+        f = fopen(path, "r");
+        if (!f)
+            continue;
+        k = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[k] = '\0';
+        /* argv[0] NUL "-c" NUL script */
+        const char *script = buf + strlen(buf) + 1;
+        script += strlen(script) + 1;
+        if ((size_t)(script - buf) < k && strstr(script, "_libc = ctypes.CDLL"))
+            found = pid;
+    }
+    if (d)
+        closedir(d);
+    return found;
+}
+
+static void test_zygote_replaced(void)
+{
+    cJSON *r = run("print(1)", NULL, 1);
+    cJSON_Delete(r);
+    long z = find_zygote();
+    CHECK(z > 0);
+    if (z > 0)
+        CHECK(kill((pid_t)z, SIGKILL) == 0);
+    usleep(50 * 1000);
+    r = run("print(2)", NULL, 1);
+    if (r) {
+        CHECK_STR(s(r, "stdout"), "2\n");
+        CHECK(b(r, "zygote"));
+        cJSON_Delete(r);
+    }
+    long z2 = find_zygote();
+    CHECK(z2 > 0 && z2 != z);
+    /* Another environment gets another zygote. */
+    r = run("import os; print(os.environ['GG_EXTRA'])", "other", 1);
+    if (r) {
+        CHECK_STR(s(r, "stdout"), "other\n");
+        CHECK(b(r, "zygote"));
+        cJSON_Delete(r);
+    }
+}
+
+int main(void)
+{
+    if (!ggi_sandbox_probe()->namespaces) {
+        printf("SKIP: no namespace sandbox here: %s\n", ggi_sandbox_probe()->namespaces_why);
+        return 77;
+    }
+    if (access(PY, X_OK) != 0) {
+        printf("SKIP: %s not found\n", PY);
+        return 77;
+    }
+    gg_executor_options o;
+    gg_executor_options_init(&o, GG_EXECUTOR_OPTIONS_VERSION);
+    o.isolation = "namespaces";
+    if (gg_executor_new(&ex, &o) != 0) {
+        fprintf(stderr, "gg_executor_new: %s\n", gg_error_last());
+        return 1;
+    }
+    test_same_as_direct();
+    test_no_state_between_jobs();
+    test_zygote_replaced();
+    gg_executor_destroy(&ex);
+    CHECK(find_zygote() == 0);
+    return test_exit();
+}

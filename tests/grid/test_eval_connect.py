@@ -1,0 +1,88 @@
+"""test_eval_connect.py - `gryphgen eval --connect` prints the same summary as the embedded
+`gryphgen eval` (apart from timings) and the same results file; submit/status/cancel/watch
+work against `gryphgen serve`; bad usage exits 2."""
+
+import json
+import os
+import shutil
+import subprocess
+
+from gridtest import (check, env, finish, free_port, gg, nodes, skip, start, status,
+                      stop_all, tmpdir, wait_until, GRYPHGEN)
+from clitest import EXAMPLES
+
+work = tmpdir()
+ep = "tcp://127.0.0.1:%d" % free_port()
+
+
+def strip(stdout):
+    return [l for l in stdout.splitlines() if not l.startswith(("wall time", "tasks/s"))]
+
+
+def results(path):
+    with open(path) as f:
+        rows = [json.loads(l) for l in f if l.strip()]
+    for r in rows:  # timings and where it ran differ; the outcome must not
+        r.pop("duration_ms", None)
+        for h in r.get("history", []):
+            for k in ("durations", "node", "lease", "execution"):
+                h.pop(k, None)
+    return rows
+
+
+try:
+    start(["serve", "--bind", ep, "--db", os.path.join(work, "grid.db")],
+          os.path.join(work, "serve.log"))
+    start(["worker", "--connect", ep, "--slots", "2"], os.path.join(work, "w.log"))
+    check(wait_until(lambda: nodes(ep) == 1), "the worker joins")
+
+    local = gg(["eval", "--quiet", "--results", os.path.join(work, "local.jsonl"), EXAMPLES])
+    remote = gg(["eval", "--quiet", "--connect", ep, "--results",
+                 os.path.join(work, "remote.jsonl"), EXAMPLES])
+    check(local.returncode == 0 and remote.returncode == 0, "both evals exit 0",
+          local.stderr + remote.stderr)
+    check(strip(local.stdout) == strip(remote.stdout), "the same summary",
+          local.stdout + "\n---\n" + remote.stdout)
+    check(results(os.path.join(work, "local.jsonl")) ==
+          results(os.path.join(work, "remote.jsonl")), "the same results file")
+
+    # submit / status / cancel / watch
+    task = os.path.join(work, "one.jsonl")
+    with open(task, "w") as f:
+        f.write(json.dumps({"task_id": "solo", "language": "python", "prompt": "x",
+                            "entry_point": "f", "test": "assert f() == 1",
+                            "candidates": ["def f():\n    return 1\n"]}) + "\n")
+    watch = subprocess.Popen([GRYPHGEN, "watch", "--connect", ep, "--timeout-ms", "4000"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=env())
+    wait_until(lambda: False, timeout=0.5)
+    p = gg(["submit", "--connect", ep, "--wait", task])
+    lines = p.stdout.splitlines()
+    check(p.returncode == 0 and lines[0] == "solo" and '"status":"passed"' in lines[1],
+          "submit --wait prints the id and the result", p.stdout + p.stderr)
+    s = status(ep)
+    check(s and s.get("passed", 0) >= 1 and len(s.get("nodes", [])) == 1,
+          "status shows counters and the node", s)
+    p = gg(["status", "--connect", ep, "solo"])
+    check(p.returncode == 0 and json.loads(p.stdout).get("status") == "passed",
+          "status TASK_ID", p.stdout + p.stderr)
+    p = gg(["cancel", "--connect", ep, "solo"])
+    check(p.returncode == 2 and "already ended" in p.stderr, "cancelling an ended task: exit 2",
+          p.stderr)
+    p = gg(["status", "--connect", ep, "nope"])
+    check(p.returncode == 2, "status of an unknown task: exit 2", p.stderr)
+    out, err = watch.communicate(timeout=30)
+    events = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
+    check(any(e.get("type") == "task.finished" and e.get("task_id") == "solo" for e in events),
+          "watch streams the task's events", out[-1500:] + err[-500:])
+    p = gg(["worker"])
+    check(p.returncode == 2 and "--connect" in p.stderr, "worker without --connect: exit 2",
+          p.stderr)
+    p = gg(["serve"])
+    check(p.returncode == 2 and "--bind" in p.stderr, "serve without --bind: exit 2", p.stderr)
+    p = gg(["worker", "--connect", ep, "--label", "novalue"])
+    check(p.returncode == 2 and "KEY=VALUE" in p.stderr, "a bad label: exit 2", p.stderr)
+finally:
+    stop_all()
+    shutil.rmtree(work, ignore_errors=True)
+finish()

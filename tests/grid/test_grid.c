@@ -1,0 +1,560 @@
+/*
+ * test_grid.c - the grid's hub, driven over tcp on loopback by hand-written ggp/1 peers
+ * (raw ZeroMQ DEALER sockets), so each rule is seen from the wire: the decoder refuses
+ * malformed, oversized, unknown and mistyped messages and the hub counts them and stays up;
+ * a stale lease's result is ignored and a result is recorded exactly once; a task no
+ * connected worker can run fails fast; a full queue answers busy; two submitters share the
+ * workers fairly; task requirements parse and round-trip.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+#include <zmq.h>
+
+#include "gryphgen/client.h"
+#include "orchestrator/orq.h"
+#include "orchestrator/protocol.h"
+
+#include "../testutil.h"
+
+static char dir[256];
+static int port_seq;
+
+static void endpoint(char *out, size_t n)
+{
+    snprintf(out, n, "tcp://127.0.0.1:%d", 20000 + (getpid() % 20000) + (port_seq++) * 7);
+}
+
+static gg_orchestrator_t *serve(const char *ep, const char *db, unsigned max_queued)
+{
+    gg_orchestrator_options o = GG_ORCHESTRATOR_OPTIONS_INIT;
+    o.db_path = db;
+    o.bind = ep;
+    o.local_workers = 0;
+    o.max_queued = max_queued;
+    gg_orchestrator_t *orch = NULL;
+    CHECK_RC(gg_orchestrator_new(&orch, &o), 0);
+    return orch;
+}
+
+static long long stat_of(gg_orchestrator_t *o, const char *key)
+{
+    char *s = NULL;
+    if (gg_orchestrator_stats(o, &s) != 0)
+        return -1;
+    cJSON *j = cJSON_Parse(s);
+    long long v = (long long)cJSON_GetNumberValue(cJSON_GetObjectItem(j, key));
+    cJSON_Delete(j);
+    gg_free(s);
+    return v;
+}
+
+/* ---- a raw peer ---- */
+
+typedef struct raw {
+    void *ctx, *sock;
+} raw;
+
+static void raw_open(raw *r, const char *ep)
+{
+    r->ctx = zmq_ctx_new();
+    r->sock = zmq_socket(r->ctx, ZMQ_DEALER);
+    int zero = 0;
+    zmq_setsockopt(r->sock, ZMQ_LINGER, &zero, sizeof zero);
+    CHECK(zmq_connect(r->sock, ep) == 0);
+}
+
+static void raw_close(raw *r)
+{
+    zmq_close(r->sock);
+    zmq_ctx_term(r->ctx);
+}
+
+static void raw_send(raw *r, const char *text)
+{
+    CHECK(zmq_send(r->sock, text, strlen(text), 0) == (int)strlen(text));
+}
+
+/* Receives one message of type t (others are skipped) within ms, heartbeating meanwhile;
+ * NULL when none. */
+static cJSON *raw_recv(raw *r, const char *t, int ms)
+{
+    double end = ggi_now_ms() + ms, hb = 0;
+    while (ggi_now_ms() < end) {
+        if (ggi_now_ms() - hb > 500) {
+            static const char beat[] = "{\"ggp\":1,\"t\":\"hb\"}";
+            zmq_send(r->sock, beat, sizeof beat - 1, ZMQ_DONTWAIT);
+            hb = ggi_now_ms();
+        }
+        zmq_pollitem_t it = { r->sock, 0, ZMQ_POLLIN, 0 };
+        if (zmq_poll(&it, 1, 200) <= 0)
+            continue;
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, r->sock, 0) < 0) {
+            zmq_msg_close(&m);
+            continue;
+        }
+        cJSON *j = cJSON_ParseWithLength(zmq_msg_data(&m), zmq_msg_size(&m));
+        zmq_msg_close(&m);
+        const char *type = cJSON_GetStringValue(cJSON_GetObjectItem(j, "t"));
+        if (type && strcmp(type, t) == 0)
+            return j;
+        cJSON_Delete(j);
+    }
+    return NULL;
+}
+
+static void raw_worker_hello(raw *r, const char *name, int slots, const char *runtimes)
+{
+    char buf[1024];
+    snprintf(buf, sizeof buf,
+             "{\"ggp\":1,\"t\":\"hello\",\"role\":\"worker\",\"name\":\"%s\",\"versions\":[1],"
+             "\"slots\":%d,\"queue\":0,\"caps\":{\"cores\":1,\"memory_mb\":1000,\"gpus\":0,"
+             "\"runtimes\":[%s],\"executors\":[\"process\"],\"labels\":{\"zone\":\"eu\"}}}",
+             name, slots, runtimes);
+    raw_send(r, buf);
+    cJSON *w = raw_recv(r, "welcome", 3000);
+    CHECK(w != NULL);
+    cJSON_Delete(w);
+}
+
+static void raw_result(raw *r, const cJSON *job, const char *lease, int passed)
+{
+    char buf[1024];
+    snprintf(buf, sizeof buf,
+             "{\"ggp\":1,\"t\":\"results\",\"results\":[{\"lease\":\"%s\",\"seq\":%d,\"n\":%d,"
+             "\"record\":{\"passed\":%s,\"code\":\"x\",\"reason\":%s,"
+             "\"durations\":{\"total_ms\":5}}}]}",
+             lease ? lease : cJSON_GetStringValue(cJSON_GetObjectItem(job, "lease")),
+             (int)cJSON_GetNumberValue(cJSON_GetObjectItem(job, "seq")),
+             (int)cJSON_GetNumberValue(cJSON_GetObjectItem(job, "n")), passed ? "true" : "false",
+             passed ? "null" : "\"wrong\"");
+    raw_send(r, buf);
+}
+
+static const char *task_json(char *buf, size_t n, const char *id, const char *lang)
+{
+    snprintf(buf, n, "{\"task_id\":\"%s\",\"language\":\"%s\",\"prompt\":\"p\","
+             "\"candidates\":[\"x\"],\"budget\":{\"max_attempts\":2}}", id, lang);
+    return buf;
+}
+
+static long long db_int(const char *db, const char *sql)
+{
+    sqlite3 *h = NULL;
+    sqlite3_stmt *st = NULL;
+    long long v = -1;
+    if (sqlite3_open(db, &h) == SQLITE_OK && sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    return v;
+}
+
+/* ---- decoder ---- */
+
+static void test_decoder(void)
+{
+    ggp_msg m;
+    const char *ok = "{\"ggp\":1,\"t\":\"wait\",\"rid\":3,\"id\":\"a\"}";
+    CHECK_RC(ggp_decode(ok, strlen(ok), &m), 0);
+    CHECK(m.type == GGP_WAIT);
+    ggp_msg_free(&m);
+    struct { const char *text; int rc; const char *says; } bad[] = {
+        { "", GG_EINVAL, "empty" },
+        { "{\"ggp\":1,\"t\":\"wait\"", GG_EINVAL, "JSON" },
+        { "[1,2]", GG_EINVAL, "object" },
+        { "{\"t\":\"hb\"}", GG_EINVAL, "ggp" },
+        { "{\"ggp\":2,\"t\":\"hb\"}", GG_EVERSION, "version" },
+        { "{\"ggp\":1,\"t\":\"frobnicate\"}", GG_EINVAL, "unknown message type" },
+        { "{\"ggp\":1,\"t\":7}", GG_EINVAL, "'t'" },
+        { "{\"ggp\":1,\"t\":\"wait\",\"rid\":\"x\",\"id\":\"a\"}", GG_EINVAL, "rid" },
+        { "{\"ggp\":1,\"t\":\"wait\",\"rid\":1}", GG_EINVAL, "missing field 'id'" },
+        { "{\"ggp\":1,\"t\":\"hello\",\"role\":\"king\",\"versions\":[1]}", GG_EINVAL, "role" },
+        { "{\"ggp\":1,\"t\":\"hello\",\"role\":\"worker\",\"versions\":[1],\"slots\":0}",
+          GG_EINVAL, "slots" },
+        { "{\"ggp\":1,\"t\":\"hello\",\"role\":\"worker\",\"versions\":[1],\"slots\":1,"
+          "\"caps\":{\"labels\":{\"a\":1}}}", GG_EINVAL, "labels" },
+        { "{\"ggp\":1,\"t\":\"results\",\"results\":[{\"lease\":\"1\",\"seq\":1,\"n\":1}]}",
+          GG_EINVAL, "record" },
+        { "{\"ggp\":1,\"t\":\"results\",\"results\":[]}", GG_EINVAL, "empty" },
+        { "{\"ggp\":1,\"t\":\"submit\",\"rid\":1,\"tasks\":{}}", GG_EINVAL, "array" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int rc = ggp_decode(bad[i].text, strlen(bad[i].text), &m);
+        CHECK_RC(rc, bad[i].rc);
+        CHECK_CONTAINS(gg_error_last(), bad[i].says);
+        CHECK(m.body == NULL);
+    }
+    size_t big = GGP_MAX_MESSAGE + 1;
+    char *huge = malloc(big);
+    CHECK(huge != NULL);
+    if (huge) {
+        memset(huge, ' ', big);
+        CHECK_RC(ggp_decode(huge, big, &m), GG_ETOOBIG);
+        free(huge);
+    }
+    /* A batch over the limit is refused before anything reads it. */
+    ggi_buf b = GGI_BUF_INIT;
+    ggi_buf_puts(&b, "{\"ggp\":1,\"t\":\"submit\",\"rid\":1,\"tasks\":[");
+    for (int i = 0; i <= GGP_MAX_BATCH; i++)
+        ggi_buf_puts(&b, i ? ",{}" : "{}");
+    ggi_buf_puts(&b, "]}");
+    CHECK_RC(ggp_decode(b.data, b.len, &m), GG_ETOOBIG);
+    ggi_buf_free(&b);
+}
+
+/* ---- task requirements ---- */
+
+static void test_requirements(void)
+{
+    ggi_task *t = NULL;
+    const char *ok = "{\"task_id\":\"r\",\"language\":\"python\",\"requirements\":{\"labels\":"
+                     "{\"zone\":\"eu\"},\"gpus\":2}}";
+    CHECK_RC(ggi_task_parse(ok, strlen(ok), &t), 0);
+    cJSON *j = t ? ggi_task_to_json(t) : NULL;
+    const cJSON *req = cJSON_GetObjectItem(j, "requirements");
+    CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(req, "gpus")) == 2);
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(req, "labels"),
+                                                       "zone")), "eu");
+    cJSON_Delete(j);
+    ggi_task_free(t);
+    t = NULL;
+    const char *plain = "{\"task_id\":\"r\",\"language\":\"python\"}";
+    CHECK_RC(ggi_task_parse(plain, strlen(plain), &t), 0);
+    j = t ? ggi_task_to_json(t) : NULL;
+    CHECK(cJSON_GetObjectItem(j, "requirements") == NULL); /* ids of old tasks unchanged */
+    cJSON_Delete(j);
+    ggi_task_free(t);
+    const char *bad[] = {
+        "{\"task_id\":\"r\",\"language\":\"python\",\"requirements\":[]}",
+        "{\"task_id\":\"r\",\"language\":\"python\",\"requirements\":{\"gpus\":-1}}",
+        "{\"task_id\":\"r\",\"language\":\"python\",\"requirements\":{\"labels\":{\"a\":1}}}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        t = NULL;
+        CHECK_RC(ggi_task_parse(bad[i], strlen(bad[i]), &t), GG_EINVAL);
+        CHECK_CONTAINS(gg_error_last(), "requirements");
+        ggi_task_free(t);
+    }
+}
+
+/* ---- the hub on the wire ---- */
+
+static void test_garbage_and_leases(void)
+{
+    char ep[64], db[300], buf[512];
+    endpoint(ep, sizeof ep);
+    snprintf(db, sizeof db, "%s/leases.db", dir);
+    gg_orchestrator_t *o = serve(ep, db, 0);
+    if (!o)
+        return;
+    raw bad;
+    raw_open(&bad, ep);
+    raw_send(&bad, "not json at all");
+    raw_send(&bad, "{\"ggp\":1,\"t\":\"teleport\"}");
+    raw_send(&bad, "{\"ggp\":1,\"t\":\"hello\",\"role\":\"worker\",\"versions\":\"1\"}");
+    raw_send(&bad, "{\"ggp\":1,\"t\":\"jobs\",\"jobs\":[{\"lease\":\"1\",\"seq\":1,\"n\":1,"
+                   "\"task\":{}}]}"); /* a hub's message, not for the hub */
+    size_t big = GGP_MAX_MESSAGE + 10;
+    char *huge = malloc(big);
+    if (huge) {
+        memset(huge, '{', big);
+        CHECK(zmq_send(bad.sock, huge, big, 0) == (int)big);
+        free(huge);
+    }
+    for (int i = 0; i < 100 && stat_of(o, "dropped") < 5; i++)
+        ggi_sleep_ms(20);
+    CHECK(stat_of(o, "dropped") == 5);
+    raw_close(&bad);
+
+    /* A worker by hand: it gets the job on a lease. */
+    raw w;
+    raw_open(&w, ep);
+    raw_worker_hello(&w, "hand", 1, "\"python3\"");
+    CHECK_RC(gg_orchestrator_submit(o, task_json(buf, sizeof buf, "t1", "python"), NULL), 0);
+    cJSON *jobs = raw_recv(&w, "jobs", 3000);
+    const cJSON *job = cJSON_GetArrayItem(cJSON_GetObjectItem(jobs, "jobs"), 0);
+    CHECK(job != NULL);
+    if (job) {
+        CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(job, "n")) == 1);
+        raw_result(&w, job, "deadbeef", 1); /* a lease the hub never gave */
+        for (int i = 0; i < 100 && stat_of(o, "stale") < 1; i++)
+            ggi_sleep_ms(20);
+        CHECK(stat_of(o, "stale") == 1);
+        CHECK(db_int(db, "SELECT count(*) FROM attempts") == 0);
+        raw_result(&w, job, NULL, 0); /* the real lease: attempt 1 failed */
+        cJSON *jobs2 = raw_recv(&w, "jobs", 3000);
+        const cJSON *job2 = cJSON_GetArrayItem(cJSON_GetObjectItem(jobs2, "jobs"), 0);
+        CHECK(job2 && cJSON_GetNumberValue(cJSON_GetObjectItem(job2, "n")) == 2);
+        CHECK(job2 && strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(job2, "lease")),
+                             cJSON_GetStringValue(cJSON_GetObjectItem(job, "lease"))) != 0);
+        raw_result(&w, job, NULL, 1); /* attempt 1 again, duplicated: stale */
+        if (job2)
+            raw_result(&w, job2, NULL, 1);
+        char *res = NULL;
+        CHECK_RC(gg_orchestrator_wait(o, "t1", 5000, &res), 0);
+        CHECK_CONTAINS(res, "\"status\":\"passed\"");
+        gg_free(res);
+        CHECK(stat_of(o, "stale") == 2);
+        cJSON_Delete(jobs2);
+    }
+    cJSON_Delete(jobs);
+    CHECK(db_int(db, "SELECT count(*) FROM attempts") == 2);
+    CHECK(db_int(db, "SELECT count(*) FROM events WHERE kind = 'task.finished'") == 1);
+    CHECK(db_int(db, "SELECT count(*) FROM node_scores WHERE node = 'hand'") == 1);
+
+    /* Fail fast: the only worker has no C compiler. */
+    CHECK_RC(gg_orchestrator_submit(o, task_json(buf, sizeof buf, "t2", "c"), NULL), 0);
+    char *res = NULL;
+    double t0 = ggi_now_ms();
+    CHECK_RC(gg_orchestrator_wait(o, "t2", 5000, &res), 0);
+    CHECK(ggi_now_ms() - t0 < 2000);
+    CHECK_CONTAINS(res, "\"status\":\"error\"");
+    CHECK_CONTAINS(res, "no connected worker can run this task");
+    CHECK_CONTAINS(res, "runtime cc");
+    gg_free(res);
+    /* ... and so does one that asks for a label no worker has. */
+    snprintf(buf, sizeof buf, "{\"task_id\":\"t3\",\"language\":\"python\",\"requirements\":"
+             "{\"labels\":{\"zone\":\"us\"}}}");
+    CHECK_RC(gg_orchestrator_submit(o, buf, NULL), 0);
+    CHECK_RC(gg_orchestrator_wait(o, "t3", 5000, &res), 0);
+    CHECK_CONTAINS(res, "label zone=us");
+    gg_free(res);
+
+    /* A worker that goes silent (still connected) is dead after three missed heartbeats;
+     * its job is requeued and goes to the next worker. */
+    CHECK_RC(gg_orchestrator_submit(o, task_json(buf, sizeof buf, "t4", "python"), NULL), 0);
+    jobs = raw_recv(&w, "jobs", 3000);
+    CHECK(jobs != NULL);
+    cJSON_Delete(jobs);
+    t0 = ggi_now_ms();
+    raw w2;
+    raw_open(&w2, ep);
+    raw_worker_hello(&w2, "second", 1, "\"python3\"");
+    jobs = raw_recv(&w2, "jobs", 6000);
+    job = cJSON_GetArrayItem(cJSON_GetObjectItem(jobs, "jobs"), 0);
+    CHECK(job != NULL);
+    CHECK(ggi_now_ms() - t0 > 2500); /* three heartbeat intervals of 1 s */
+    if (job) {
+        CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(job, "n")) == 1);
+        raw_result(&w2, job, NULL, 1);
+        CHECK_RC(gg_orchestrator_wait(o, "t4", 5000, &res), 0);
+        CHECK_CONTAINS(res, "\"status\":\"passed\"");
+        gg_free(res);
+    }
+    cJSON_Delete(jobs);
+    raw_close(&w);
+    CHECK(stat_of(o, "requeued") == 1);
+    raw_close(&w2);
+    gg_orchestrator_destroy(&o);
+}
+
+static void test_busy(void)
+{
+    char ep[64], db[300], buf[512];
+    endpoint(ep, sizeof ep);
+    snprintf(db, sizeof db, "%s/busy.db", dir);
+    gg_orchestrator_t *o = serve(ep, db, 10);
+    if (!o)
+        return;
+    gg_client_options co = GG_CLIENT_OPTIONS_INIT;
+    co.connect = ep;
+    co.timeout_ms = 3000;
+    gg_client_t *c = NULL;
+    CHECK_RC(gg_client_new(&c, &co), 0);
+    ggi_buf b = GGI_BUF_INIT;
+    ggi_buf_puts(&b, "[");
+    for (int i = 0; i < 8; i++)
+        ggi_buf_printf(&b, "%s%s", i ? "," : "", task_json(buf, sizeof buf, "", "python"));
+    ggi_buf_puts(&b, "]");
+    /* Eight tasks with distinct ids, then two more fit, then the queue is full. */
+    for (int i = 0; i < 8; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "b%d", i);
+        char *p = strstr(b.data, "\"task_id\":\"\"");
+        if (p) {
+            memmove(p + 11 + strlen(id), p + 11, strlen(p + 11) + 1);
+            memcpy(p + 11, id, strlen(id));
+        }
+    }
+    char *reply = NULL;
+    CHECK_RC(gg_client_submit_batch(c, b.data, &reply), 0);
+    CHECK_CONTAINS(reply, "\"b7\"");
+    gg_free(reply);
+    ggi_buf_free(&b);
+    CHECK_RC(gg_client_submit(c, task_json(buf, sizeof buf, "b8", "python"), NULL), 0);
+    CHECK_RC(gg_orchestrator_submit(o, task_json(buf, sizeof buf, "b9", "python"), NULL), 0);
+    CHECK_RC(gg_client_submit(c, task_json(buf, sizeof buf, "b10", "python"), NULL), GG_EBUSY);
+    CHECK_CONTAINS(gg_error_last(), "queue is full");
+    CHECK_RC(gg_orchestrator_submit(o, task_json(buf, sizeof buf, "b11", "python"), NULL),
+             GG_EBUSY);
+    CHECK(stat_of(o, "busy") == 2);
+    /* Nothing refused was stored; everything accepted was. */
+    CHECK(db_int(db, "SELECT count(*) FROM tasks") == 10);
+    /* status, cancel and wait answer on the same connection. */
+    char *st = NULL;
+    CHECK_RC(gg_client_status(c, "b3", &st), 0);
+    CHECK_CONTAINS(st, "\"status\":\"queued\""); /* no worker: nothing claimed */
+    gg_free(st);
+    CHECK_RC(gg_client_status(c, "nope", &st), GG_ENOTFOUND);
+    CHECK_RC(gg_client_cancel(c, "b3"), 0);
+    CHECK_RC(gg_client_cancel(c, "b3"), GG_ESTATE);
+    char *res = NULL;
+    CHECK_RC(gg_client_wait(c, "b3", 3000, &res), 0);
+    CHECK_CONTAINS(res, "cancelled");
+    gg_free(res);
+    CHECK_RC(gg_client_wait(c, "b4", 300, &res), GG_ETIMEDOUT);
+    CHECK_RC(gg_client_submit(c, task_json(buf, sizeof buf, "b12", "python"), NULL), 0);
+    gg_client_destroy(&c);
+    CHECK(c == NULL);
+    gg_orchestrator_destroy(&o);
+}
+
+/* Two submitters, one worker slot: the second, arriving late, is not starved. */
+static void test_fair_share(void)
+{
+    char ep[64], db[300], buf[512];
+    endpoint(ep, sizeof ep);
+    snprintf(db, sizeof db, "%s/fair.db", dir);
+    gg_orchestrator_t *o = serve(ep, db, 0);
+    if (!o)
+        return;
+    gg_client_options co = GG_CLIENT_OPTIONS_INIT;
+    co.connect = ep;
+    gg_client_t *a = NULL, *b = NULL;
+    co.name = "alice";
+    CHECK_RC(gg_client_new(&a, &co), 0);
+    co.name = "bob";
+    CHECK_RC(gg_client_new(&b, &co), 0);
+    for (int i = 0; i < 30; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "a%02d", i);
+        CHECK_RC(gg_client_submit(a, task_json(buf, sizeof buf, id, "python"), NULL), 0);
+    }
+    for (int i = 0; i < 5; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "b%02d", i);
+        CHECK_RC(gg_client_submit(b, task_json(buf, sizeof buf, id, "python"), NULL), 0);
+    }
+    raw w;
+    raw_open(&w, ep);
+    raw_worker_hello(&w, "one", 1, "\"python3\"");
+    char order[64] = "";
+    for (int i = 0; i < 12; i++) {
+        cJSON *jobs = raw_recv(&w, "jobs", 3000);
+        const cJSON *job = cJSON_GetArrayItem(cJSON_GetObjectItem(jobs, "jobs"), 0);
+        if (!job) {
+            cJSON_Delete(jobs);
+            break;
+        }
+        const char *id = cJSON_GetStringValue(
+            cJSON_GetObjectItem(cJSON_GetObjectItem(job, "task"), "task_id"));
+        order[i] = id ? id[0] : '?';
+        raw_result(&w, job, NULL, 1);
+        cJSON_Delete(jobs);
+    }
+    /* Bob's five all run within the first ten jobs, taking turns with Alice's. */
+    int bobs = 0;
+    for (int i = 0; i < 10; i++)
+        bobs += order[i] == 'b';
+    CHECK(bobs == 5);
+    if (bobs != 5)
+        fprintf(stderr, "dispatch order: %s\n", order);
+    CHECK(db_int(db, "SELECT count(DISTINCT submitter) FROM tasks") == 2);
+    raw_close(&w);
+    gg_client_destroy(&a);
+    gg_client_destroy(&b);
+    gg_orchestrator_destroy(&o);
+}
+
+static void *run_worker(void *w)
+{
+    gg_worker_run(w);
+    return NULL;
+}
+
+/* The embedded mode is the same hub over inproc: and a bind still serves remote workers. */
+static void test_embedded_plus_remote(void)
+{
+    char ep[64], db[300], buf[512];
+    endpoint(ep, sizeof ep);
+    snprintf(db, sizeof db, "%s/mixed.db", dir);
+    gg_executor_options eo = GG_EXECUTOR_OPTIONS_INIT;
+    eo.backend = "noop";
+    gg_executor_t *noop = NULL;
+    CHECK_RC(gg_executor_new(&noop, &eo), 0);
+    CHECK_STR(gg_executor_backend(noop), "noop");
+    gg_orchestrator_options o = GG_ORCHESTRATOR_OPTIONS_INIT;
+    o.db_path = db;
+    o.bind = ep;
+    o.workers = 1;
+    o.executor = noop;
+    gg_orchestrator_t *orch = NULL;
+    CHECK_RC(gg_orchestrator_new(&orch, &o), 0);
+    gg_worker_options wo = GG_WORKER_OPTIONS_INIT;
+    wo.connect = ep;
+    wo.name = "remote";
+    wo.slots = 2;
+    wo.executor = noop;
+    const char *labels[] = { "zone=eu", NULL };
+    wo.labels = labels;
+    gg_worker_t *w = NULL;
+    CHECK_RC(gg_worker_new(&w, &wo), 0);
+    const char *bad_labels[] = { "novalue", NULL };
+    wo.labels = bad_labels;
+    gg_worker_t *w2 = NULL;
+    CHECK_RC(gg_worker_new(&w2, &wo), GG_EINVAL);
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, run_worker, w) == 0);
+    for (int i = 0; i < 50; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "m%02d", i);
+        CHECK_RC(gg_orchestrator_submit(orch, task_json(buf, sizeof buf, id, "python"), NULL), 0);
+    }
+    /* Needs the remote worker's label: only it can run this one. */
+    snprintf(buf, sizeof buf, "{\"task_id\":\"eu\",\"language\":\"c\",\"requirements\":"
+             "{\"labels\":{\"zone\":\"eu\"}}}");
+    CHECK_RC(gg_orchestrator_submit(orch, buf, NULL), 0);
+    CHECK_RC(gg_orchestrator_drain(orch, 10000), 0);
+    CHECK(db_int(db, "SELECT count(*) FROM tasks WHERE status = 'passed'") == 51);
+    char *res = NULL;
+    CHECK_RC(gg_orchestrator_result(orch, "eu", &res), 0);
+    CHECK_CONTAINS(res, "\"node\":\"remote\"");
+    gg_free(res);
+    char *ws = NULL;
+    CHECK_RC(gg_worker_stats(w, &ws), 0);
+    CHECK_CONTAINS(ws, "\"jobs\":");
+    gg_free(ws);
+    gg_worker_stop(w);
+    pthread_join(th, NULL);
+    gg_worker_destroy(&w);
+    CHECK(w == NULL);
+    gg_orchestrator_destroy(&orch);
+    gg_executor_destroy(&noop);
+}
+
+int main(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/gg-grid-XXXXXX");
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    test_decoder();
+    test_requirements();
+    test_garbage_and_leases();
+    test_busy();
+    test_fair_share();
+    test_embedded_plus_remote();
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+    return test_exit();
+}

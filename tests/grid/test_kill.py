@@ -1,0 +1,101 @@
+"""test_kill.py - the grid survives its processes dying: `gryphgen serve` and three
+`gryphgen worker` processes on loopback run a task set; one worker is killed with -9 mid-run
+(its jobs are requeued and rerouted), then the orchestrator is killed with -9 and restarted
+on the same database (the workers reconnect by themselves, unfinished tasks resume, and a
+client that was waiting across the restart gets every result). Every task ends exactly once:
+one task.finished event and no duplicate attempt per task."""
+
+import json
+import os
+import shutil
+import subprocess
+import time
+
+from gridtest import (check, env, finish, free_port, kill, nodes, query, skip, start,
+                      stop_all, tmpdir, wait_until, GRYPHGEN)
+
+if not shutil.which("/usr/bin/python3"):
+    skip("needs /usr/bin/python3 to run the tasks")
+
+work = tmpdir()
+db = os.path.join(work, "grid.db")
+ep = "tcp://127.0.0.1:%d" % free_port()
+N = 36
+
+# Each task sleeps a little in its test, so that kills land while jobs run.
+tasks = os.path.join(work, "tasks.jsonl")
+with open(tasks, "w") as f:
+    for i in range(N):
+        f.write(json.dumps({
+            "task_id": "k%02d" % i, "language": "python", "prompt": "return %d" % i,
+            "entry_point": "f",
+            "test": "import time\ntime.sleep(0.25)\nassert f() == %d\n" % i,
+            "candidates": ["def f():\n    return -1\n", "def f():\n    return %d\n" % i],
+            "budget": {"max_attempts": 3}}) + "\n")
+
+try:
+    serve = start(["serve", "--bind", ep, "--db", db, "--log-level", "info"],
+                  os.path.join(work, "serve.log"))
+    workers = [start(["worker", "--connect", ep, "--slots", "2", "--name", "w%d" % i,
+                            "--log-level", "info"],
+                     os.path.join(work, "w%d.log" % i)) for i in range(3)]
+    check(wait_until(lambda: nodes(ep) == 3), "three workers join")
+
+    # A client submits everything and waits for every result, across what follows.
+    client = subprocess.Popen([GRYPHGEN, "submit", "--connect", ep, "--wait",
+                               "--timeout-ms", "60000", tasks],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=env())
+    def attempts():
+        try:
+            return query(db, "SELECT count(*) FROM attempts")[0][0]
+        except Exception:
+            return 0
+    check(wait_until(lambda: attempts() >= 6, timeout=20), "the run is under way")
+    kill(workers[0])  # -9 while it holds jobs
+    check(wait_until(lambda: attempts() >= 30, timeout=30), "the run goes on without it")
+    kill(serve)  # -9 the orchestrator mid-run
+    unfinished = query(db, "SELECT count(*) FROM tasks WHERE status IN ('queued','running')")[0][0]
+    check(unfinished > 0, "tasks were unfinished when the orchestrator died", unfinished)
+    time.sleep(0.5)
+    serve = start(["serve", "--bind", ep, "--db", db, "--log-level", "info"],
+                  os.path.join(work, "serve.log"))
+    check(wait_until(lambda: nodes(ep) == 2, timeout=15), "the two live workers reconnect")
+
+    try:
+        out, err = client.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        client.kill()
+        out, err = client.communicate()
+    lines = [l for l in out.splitlines() if l.startswith("{")]
+    results = [json.loads(l) for l in lines]
+    check(client.returncode == 0 and len(results) == N,
+          "the waiting client gets all %d results across the restart" % N,
+          "rc %s, %d results; %s" % (client.returncode, len(results), err[-2000:]))
+    check(all(r.get("status") == "passed" and r.get("attempts") == 2 for r in results),
+          "every task passed at attempt 2", [(r.get("task_id"), r.get("status"),
+                                              r.get("attempts")) for r in results][:8])
+
+    rows = query(db, "SELECT status, count(*) FROM tasks GROUP BY status")
+    check(rows == [("passed", N)], "every task ended passed in the database", rows)
+    fin = query(db, "SELECT count(*), count(DISTINCT task_seq) FROM events"
+                    " WHERE kind = 'task.finished'")[0]
+    check(fin == (N, N), "exactly one task.finished event per task", fin)
+    att = query(db, "SELECT count(*), count(DISTINCT task_seq || '/' || n), max(n)"
+                    " FROM attempts")[0]
+    check(att == (2 * N, 2 * N, 2), "two attempts per task, none recorded twice", att)
+    lost = query(db, "SELECT count(*) FROM events WHERE kind = 'node.lost'")[0][0]
+    check(lost >= 1, "the killed worker was noticed", lost)
+    requeued = query(db, "SELECT count(*) FROM events WHERE kind = 'job.requeued'")[0][0]
+    check(requeued >= 1, "its jobs were requeued", requeued)
+    names = {r[0] for r in query(db, "SELECT DISTINCT json_extract(record, '$.node')"
+                                     " FROM attempts")}
+    check({"w1", "w2"} <= names, "the other workers ran attempts", names)
+    with open(os.path.join(work, "w1.log")) as f:
+        wlog = f.read()
+    check("reconnecting" in wlog or "new hello" in wlog,
+          "a worker noticed the restart and said hello again", wlog[-1500:])
+finally:
+    stop_all()
+    shutil.rmtree(work, ignore_errors=True)
+finish()

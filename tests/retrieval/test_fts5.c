@@ -1,0 +1,438 @@
+/*
+ * test_fts5.c - the fts5 retriever through the public API: incremental re-indexing, BM25
+ * order, ranking that moves with feedback, exploration that still surfaces an unseen chunk,
+ * weight 0 as the plain FTS5 bm25() order (checked against SQL on the same table), solutions
+ * deduplicated by hash, the text budget, concurrent use, and bad input.
+ */
+#include <pthread.h>
+#include <sqlite3.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "gryphgen.h"
+#include "gryphgen/sys/retriever.h"
+#include "retrieval/fts5.h"
+#include "testutil.h"
+
+static char dir[64];
+static char db[128];
+static int db_n;
+
+static void new_db(void)
+{
+    snprintf(db, sizeof db, "%s/r%d.db", dir, ++db_n);
+}
+
+static gg_retriever_t *open_r(double weight, double exploration, uint64_t seed)
+{
+    gg_retriever_options o = GG_RETRIEVER_OPTIONS_INIT;
+    o.backend = "fts5";
+    o.db_path = db;
+    o.usefulness_weight = weight;
+    o.exploration = exploration;
+    o.seed = seed;
+    gg_retriever_t *r = NULL;
+    CHECK_RC(gg_retriever_new(&r, &o), 0);
+    return r;
+}
+
+/* Adds a document; returns the parsed report (caller deletes). */
+static cJSON *add(gg_retriever_t *r, const char *source, const char *text, const char *kind)
+{
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "source", source);
+    cJSON_AddStringToObject(d, "text", text);
+    if (kind)
+        cJSON_AddStringToObject(d, "kind", kind);
+    char *j = cJSON_PrintUnformatted(d);
+    cJSON_Delete(d);
+    char *out = NULL;
+    CHECK_RC(gg_retriever_add(r, j, &out), 0);
+    free(j);
+    cJSON *res = out ? cJSON_Parse(out) : NULL;
+    gg_free(out);
+    return res;
+}
+
+static int num(const cJSON *o, const char *k)
+{
+    return (int)cJSON_GetNumberValue(cJSON_GetObjectItem(o, k));
+}
+
+static const char *id_at(const cJSON *o, int i)
+{
+    return cJSON_GetStringValue(cJSON_GetArrayItem(cJSON_GetObjectItem(o, "ids"), i));
+}
+
+/* Searches; fills ids (up to cap) and returns how many results came back. */
+static int search(gg_retriever_t *r, const char *text, int k, char ids[][24], int cap)
+{
+    char q[512];
+    snprintf(q, sizeof q, "{\"text\": \"%s\", \"k\": %d}", text, k);
+    char *out = NULL;
+    int rc = gg_retriever_search(r, q, &out);
+    CHECK_RC(rc, 0);
+    if (rc)
+        return -1;
+    cJSON *res = cJSON_Parse(out);
+    gg_free(out);
+    int n = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItem(res, "results"))
+    {
+        if (n < cap)
+            snprintf(ids[n], 24, "%s", cJSON_GetStringValue(cJSON_GetObjectItem(it, "id")));
+        n++;
+    }
+    cJSON_Delete(res);
+    return n;
+}
+
+static void feedback(gg_retriever_t *r, const char *id, int passed, int times)
+{
+    char fb[256];
+    snprintf(fb, sizeof fb, "{\"task_id\": \"t\", \"passed\": %s, \"ids\": [\"%s\", \"%s\"]}",
+             passed ? "true" : "false", id, id);
+    for (int i = 0; i < times; i++)
+        CHECK_RC(gg_retriever_feedback(r, fb), 0);
+}
+
+static const char *V1 = "import os\n\n"
+                        "def load_config(path):\n    return open(path).read()\n\n"
+                        "def save_config(path, text):\n    open(path, 'w').write(text)\n\n"
+                        "def parse_config(text):\n    return text.split()\n";
+
+static void test_incremental(void)
+{
+    new_db();
+    gg_retriever_t *r = open_r(0.5, 0, 1);
+    cJSON *a = add(r, "/src/config.py", V1, NULL);
+    CHECK(num(a, "added") == 4 && num(a, "unchanged") == 0 && num(a, "removed") == 0);
+    char save_id[24];
+    snprintf(save_id, sizeof save_id, "%s", id_at(a, 2) ? id_at(a, 2) : "?");
+    cJSON *b = add(r, "/src/config.py", V1, NULL);
+    CHECK(num(b, "added") == 0 && num(b, "unchanged") == 4 && num(b, "removed") == 0);
+    CHECK_STR(id_at(b, 2), save_id);
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+    /* Change one function and move the others: one added, one removed, ids kept. */
+    const char *v2 = "import os\n\n\n\n"
+                     "def load_config(path):\n    return open(path).read()\n\n"
+                     "def save_config(path, text):\n    open(path, 'w').write(text)\n\n"
+                     "def parse_config(text):\n    return text.split(',')\n";
+    cJSON *c = add(r, "/src/config.py", v2, NULL);
+    CHECK(num(c, "added") == 1 && num(c, "unchanged") == 3 && num(c, "removed") == 1);
+    CHECK_STR(id_at(c, 2), save_id);
+    cJSON_Delete(c);
+    /* The stale chunk is gone from the index; the moved one reports its new lines. */
+    char q[] = "{\"text\": \"parse_config split\", \"k\": 10}";
+    char *out = NULL;
+    CHECK_RC(gg_retriever_search(r, q, &out), 0);
+    CHECK_CONTAINS(out, "split(',')");
+    CHECK(out && !strstr(out, "text.split()\\n"));
+    CHECK(out && !strstr(out, "return text.split()\""));
+    gg_free(out);
+    CHECK_RC(gg_retriever_search(r, "{\"text\": \"save_config\", \"k\": 1}", &out), 0);
+    cJSON *res = cJSON_Parse(out);
+    const cJSON *first = cJSON_GetArrayItem(cJSON_GetObjectItem(res, "results"), 0);
+    CHECK(num(first, "line_start") == 8 && num(first, "line_end") == 9);
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(first, "source")), "/src/config.py");
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(first, "title")), "def save_config");
+    cJSON_Delete(res);
+    gg_free(out);
+    /* An empty text empties the document. */
+    cJSON *e = add(r, "/src/config.py", "", NULL);
+    CHECK(num(e, "removed") == 4 && num(e, "added") == 0);
+    cJSON_Delete(e);
+    char ids[4][24];
+    CHECK(search(r, "load_config", 5, ids, 4) == 0);
+    gg_retriever_destroy(&r);
+}
+
+static void test_bm25_and_learning(void)
+{
+    new_db();
+    gg_retriever_t *r = open_r(0.5, 0, 7);
+    /* F matches slightly better than P; both match far better than N. */
+    cJSON *f = add(r, "/k/f.txt", "merge sorted lists quickly: merge merge the sorted lists", NULL);
+    cJSON *p = add(r, "/k/p.txt", "merge sorted lists quickly: merge the sorted lists", NULL);
+    cJSON *n = add(r, "/k/n.txt", "lists of things, unrelated words about cooking and more "
+                                  "merge",
+                   NULL);
+    char fid[24], pid[24], nid[24];
+    snprintf(fid, sizeof fid, "%s", id_at(f, 0));
+    snprintf(pid, sizeof pid, "%s", id_at(p, 0));
+    snprintf(nid, sizeof nid, "%s", id_at(n, 0));
+    cJSON_Delete(f);
+    cJSON_Delete(p);
+    cJSON_Delete(n);
+    char ids[8][24];
+    CHECK(search(r, "merge sorted lists", 3, ids, 8) == 3);
+    CHECK_STR(ids[0], fid);
+    CHECK_STR(ids[1], pid);
+    CHECK_STR(ids[2], nid);
+    /* P keeps leading to passes, F to failures: P rises above F. */
+    feedback(r, pid, 1, 5);
+    feedback(r, fid, 0, 5);
+    CHECK(search(r, "merge sorted lists", 3, ids, 8) == 3);
+    CHECK_STR(ids[0], pid);
+    CHECK_STR(ids[1], fid);
+    char *out = NULL;
+    CHECK_RC(gg_retriever_search(r, "{\"text\": \"merge sorted lists\", \"k\": 1}", &out), 0);
+    CHECK_CONTAINS(out, "\"successes\":5");
+    CHECK_CONTAINS(out, "\"failures\":0");
+    gg_free(out);
+    gg_retriever_destroy(&r);
+    /* Usefulness persists; with weight 0 the order is plain BM25 again. */
+    r = open_r(0, 0, 7);
+    CHECK(search(r, "merge sorted lists", 3, ids, 8) == 3);
+    CHECK_STR(ids[0], fid);
+    CHECK_STR(ids[1], pid);
+    gg_retriever_destroy(&r);
+}
+
+/* Weight 0 gives exactly the order of a plain FTS5 bm25() query on the same table. */
+static void test_plain_order(void)
+{
+    new_db();
+    gg_retriever_t *r = open_r(0.5, 0, 3);
+    static const char *words[] = { "alpha", "beta", "gamma", "delta", "omega", "sigma" };
+    uint64_t s = 12345;
+    for (int d = 0; d < 60; d++) {
+        char text[600] = "";
+        for (int w = 0; w < 30; w++) {
+            s = s * 6364136223846793005ull + 1442695040888963407ull;
+            strcat(text, words[(s >> 33) % 6]);
+            strcat(text, w % 7 == 6 ? ".\n" : " ");
+        }
+        char src[32];
+        snprintf(src, sizeof src, "/p/%d.txt", d);
+        cJSON_Delete(add(r, src, text, NULL));
+    }
+    /* Some learned usefulness that the weight-0 ranking must ignore. */
+    feedback(r, "3", 1, 4);
+    feedback(r, "5", 0, 4);
+    gg_retriever_destroy(&r);
+    r = open_r(0, 0.5, 3);
+    char ids[20][24];
+    int n = search(r, "alpha omega", 20, ids, 20);
+    CHECK(n == 20);
+    sqlite3 *h = NULL;
+    CHECK(sqlite3_open(db, &h) == SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    CHECK(sqlite3_prepare_v2(h,
+                             "SELECT rowid FROM rag_fts WHERE rag_fts MATCH '\"alpha\" OR "
+                             "\"omega\"' ORDER BY " GGI_FTS5_BM25 " LIMIT 20",
+                             -1, &st, NULL) == SQLITE_OK);
+    int i = 0, same = 0;
+    while (st && sqlite3_step(st) == SQLITE_ROW && i < 20) {
+        char want[24];
+        snprintf(want, sizeof want, "%lld", (long long)sqlite3_column_int64(st, 0));
+        same += strcmp(want, ids[i]) == 0;
+        i++;
+    }
+    CHECK(i == 20 && same == 20);
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    gg_retriever_destroy(&r);
+}
+
+static void test_exploration(void)
+{
+    new_db();
+    gg_retriever_t *r = open_r(1.0, 0, 11);
+    cJSON *a = add(r, "/e/a.txt", "binary search over a sorted array", NULL);
+    cJSON *u = add(r, "/e/u.txt", "binary search over a sorted array", NULL);
+    char aid[24], uid[24];
+    snprintf(aid, sizeof aid, "%s", id_at(a, 0));
+    snprintf(uid, sizeof uid, "%s", id_at(u, 0));
+    cJSON_Delete(a);
+    cJSON_Delete(u);
+    feedback(r, aid, 1, 8);
+    char ids[2][24];
+    int u_top = 0;
+    for (int i = 0; i < 100; i++)
+        if (search(r, "binary search sorted array", 1, ids, 2) == 1)
+            u_top += strcmp(ids[0], uid) == 0;
+    CHECK(u_top == 0); /* without exploration the proven chunk always wins */
+    gg_retriever_destroy(&r);
+    r = open_r(1.0, 1.0, 11);
+    int draws = 300;
+    u_top = 0;
+    for (int i = 0; i < draws; i++)
+        if (search(r, "binary search sorted array", 1, ids, 2) == 1)
+            u_top += strcmp(ids[0], uid) == 0;
+    fprintf(stderr, "unseen chunk on top in %d of %d explored draws\n", u_top, draws);
+    CHECK(u_top > 0);          /* Beta(1,1) beats Beta(9,1) about 1 time in 10 */
+    CHECK(u_top < draws / 3);  /* but the proven chunk still wins most */
+    gg_retriever_destroy(&r);
+}
+
+static void test_solutions_and_budget(void)
+{
+    new_db();
+    gg_retriever_t *r = open_r(0.5, 0, 5);
+    const char *sol = "def fizz(n):\n    return 'fizz' if n % 3 == 0 else str(n)\n";
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "source", "task:fizz");
+    cJSON_AddStringToObject(d, "text", sol);
+    cJSON_AddStringToObject(d, "language", "python");
+    cJSON_AddStringToObject(d, "kind", "solution");
+    char *j = cJSON_PrintUnformatted(d);
+    cJSON_Delete(d);
+    char *out = NULL;
+    CHECK_RC(gg_retriever_add(r, j, &out), 0);
+    cJSON *a = cJSON_Parse(out);
+    gg_free(out);
+    CHECK(num(a, "added") == 1);
+    CHECK_RC(gg_retriever_add(r, j, NULL), 0);
+    CHECK_RC(gg_retriever_add(r, j, &out), 0);
+    cJSON *b = cJSON_Parse(out);
+    gg_free(out);
+    CHECK(num(b, "added") == 0 && num(b, "unchanged") == 1);
+    CHECK_STR(id_at(b, 0), id_at(a, 0));
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+    free(j);
+    char ids[4][24];
+    CHECK(search(r, "fizz", 5, ids, 4) == 1);
+    CHECK_RC(gg_retriever_search(r, "{\"text\": \"fizz\", \"language\": \"c\"}", &out), 0);
+    CHECK_STR(out, "{\"results\":[]}"); /* python chunks are not offered to a C task */
+    gg_free(out);
+    CHECK_RC(gg_retriever_search(r, "{\"text\": \"fizz\", \"language\": \"python\"}", &out), 0);
+    CHECK_CONTAINS(out, "\"kind\":\"solution\"");
+    gg_free(out);
+    gg_retriever_destroy(&r);
+    /* The character budget skips results that do not fit. */
+    gg_retriever_options o = GG_RETRIEVER_OPTIONS_INIT;
+    o.backend = "fts5";
+    o.db_path = db;
+    o.max_chars = 20;
+    CHECK_RC(gg_retriever_new(&r, &o), 0);
+    CHECK(search(r, "fizz", 5, ids, 4) == 0);
+    gg_retriever_destroy(&r);
+}
+
+typedef struct worker_arg {
+    gg_retriever_t *r;
+    int failures;
+} worker_arg;
+
+static void *worker(void *p)
+{
+    worker_arg *w = p;
+    for (int i = 0; i < 50; i++) {
+        char *out = NULL;
+        if (gg_retriever_search(w->r, "{\"text\": \"merge sorted\", \"k\": 3}", &out) != 0)
+            w->failures++;
+        gg_free(out);
+        if (gg_retriever_feedback(w->r, "{\"task_id\": \"x\", \"passed\": true, \"ids\": "
+                                        "[\"1\", 2, \"nope\", \"999999\"]}") != 0)
+            w->failures++;
+    }
+    return NULL;
+}
+
+static void test_concurrent(void)
+{
+    new_db();
+    gg_retriever_t *r = open_r(0.5, 0.2, 9);
+    cJSON_Delete(add(r, "/c/1.txt", "merge sorted runs", NULL));
+    cJSON_Delete(add(r, "/c/2.txt", "sorted merge of runs", NULL));
+    pthread_t t[4];
+    worker_arg w[4];
+    for (int i = 0; i < 4; i++) {
+        w[i].r = r;
+        w[i].failures = 0;
+        CHECK(pthread_create(&t[i], NULL, worker, &w[i]) == 0);
+    }
+    int failures = 0;
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        failures += w[i].failures;
+    }
+    CHECK(failures == 0);
+    char *out = NULL;
+    CHECK_RC(gg_retriever_search(r, "{\"text\": \"merge runs\", \"k\": 2}", &out), 0);
+    CHECK_CONTAINS(out, "\"successes\":200");
+    gg_free(out);
+    gg_retriever_destroy(&r);
+}
+
+static void test_bad_input(void)
+{
+    new_db();
+    gg_retriever_t *r = open_r(0.5, 0, 1);
+    char *out = NULL;
+    CHECK_RC(gg_retriever_search(r, "{\"k\": 3}", &out), GG_EINVAL);
+    CHECK_CONTAINS(gg_error_last(), "text");
+    CHECK_RC(gg_retriever_search(r, "not json", &out), GG_EINVAL);
+    CHECK_RC(gg_retriever_search(r, "{\"text\": \"x\", \"k\": 1000}", &out), GG_EINVAL);
+    CHECK(out == NULL);
+    CHECK_RC(gg_retriever_search(r, "{\"text\": \"!!! ,,, a\"}", &out), 0);
+    CHECK_STR(out, "{\"results\":[]}");
+    gg_free(out);
+    CHECK_RC(gg_retriever_feedback(r, "{\"passed\": \"yes\", \"ids\": []}"), GG_EINVAL);
+    CHECK_RC(gg_retriever_feedback(r, "{\"passed\": true, \"ids\": 3}"), GG_EINVAL);
+    CHECK_RC(gg_retriever_add(r, "{\"text\": \"x\"}", NULL), GG_EINVAL);
+    CHECK_CONTAINS(gg_error_last(), "source");
+    CHECK_RC(gg_retriever_add(r, "{\"source\": \"a\", \"text\": \"x\", \"language\": \"Py "
+                                 "thon\"}",
+                              NULL),
+             GG_EINVAL);
+    gg_retriever_destroy(&r);
+    gg_retriever_options o = GG_RETRIEVER_OPTIONS_INIT;
+    o.backend = "fts5";
+    CHECK_RC(gg_retriever_new(&r, &o), GG_EINVAL);
+    CHECK_CONTAINS(gg_error_last(), "db_path");
+    o.db_path = db;
+    o.exploration = 2;
+    CHECK_RC(gg_retriever_new(&r, &o), GG_EINVAL);
+    o.exploration = 0;
+    o.db_path = "/nonexistent-dir/x.db";
+    CHECK_RC(gg_retriever_new(&r, &o), GG_ESTORE);
+    CHECK(r == NULL);
+    /* Tables of a newer schema are refused, not misread. */
+    sqlite3 *h = NULL;
+    CHECK(sqlite3_open(db, &h) == SQLITE_OK);
+    CHECK(sqlite3_exec(h, "UPDATE rag_meta SET value = '99' WHERE key = 'schema_version'", NULL,
+                       NULL, NULL) == SQLITE_OK);
+    sqlite3_close(h);
+    o.db_path = db;
+    CHECK_RC(gg_retriever_new(&r, &o), GG_EVERSION);
+    /* The none backend cannot add. */
+    CHECK_RC(gg_retriever_new(&r, NULL), 0);
+    CHECK_RC(gg_retriever_add(r, "{\"source\": \"a\", \"text\": \"b\"}", &out), GG_EUNSUPPORTED);
+    CHECK(out == NULL);
+    gg_retriever_destroy(&r);
+    /* A version 1 options struct still selects a backend (later fields take defaults). */
+    gg_retriever_options v1 = GG_RETRIEVER_OPTIONS_INIT;
+    v1.version = 1;
+    v1.backend = "fts5";
+    CHECK_RC(gg_retriever_new(&r, &v1), GG_EINVAL); /* db_path is a version 2 field */
+    CHECK_RC(gg_retriever_options_init(&v1, 1), 0);
+    CHECK_RC(gg_retriever_options_init(&v1, 3), GG_EVERSION);
+}
+
+int main(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/gg-fts5-XXXXXX");
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    test_incremental();
+    test_bm25_and_learning();
+    test_plain_order();
+    test_exploration();
+    test_solutions_and_budget();
+    test_concurrent();
+    test_bad_input();
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+    return test_exit();
+}

@@ -1,0 +1,430 @@
+/*
+ * test_adversarial.c - hostile jobs in the namespace sandbox, through the public executor,
+ * once forked from a zygote and once started directly: a connection to a listener of the
+ * host, reads and writes outside the workspace, a fork bomb, a memory bomb, a disk fill, an
+ * output flood, a busy loop, orphans that escape with setsid, and kill(-1, SIGKILL). Each
+ * must be contained, reported as what it was, and leave the host as it was: the test checks
+ * the host side (its listener, its files, its processes), not only the job's exit status.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gryphgen.h>
+
+#include "core/ggi.h"
+#include "execution/cgroup.h"
+#include "execution/sandbox.h"
+#include "testutil.h"
+
+#define PY "/usr/bin/python3"
+
+static gg_executor_t *ex;
+static int use_zygote;
+static char last_ws[64]; /* the name of the last job's workspace (its processes' cwd) */
+
+/* Every job first tells its workspace's name on stderr, so the host can find processes it
+ * left behind (their cwd) without confusing them with other tests' jobs. */
+#define PROLOGUE "import os as _o, sys as _s\n" \
+                 "_s.stderr.write('WS=%s\\n' % _o.path.basename(_o.getcwd())); _s.stderr.flush()\n"
+
+/* Runs python code with the given limits JSON (may be NULL). */
+static cJSON *job(const char *code, const char *limits)
+{
+    cJSON *req = cJSON_CreateObject();
+    cJSON *argv = cJSON_AddArrayToObject(req, "argv");
+    cJSON_AddItemToArray(argv, cJSON_CreateString(PY));
+    cJSON_AddItemToArray(argv, cJSON_CreateString("-c"));
+    char *full = ggi_asprintf("%s%s", PROLOGUE, code);
+    cJSON_AddItemToArray(argv, cJSON_CreateString(full));
+    free(full);
+    cJSON_AddBoolToObject(req, "zygote", use_zygote);
+    if (limits)
+        cJSON_AddItemToObject(req, "limits", cJSON_Parse(limits));
+    char *text = cJSON_PrintUnformatted(req);
+    cJSON_Delete(req);
+    char *out = NULL;
+    int rc = gg_executor_run(ex, text, &out);
+    free(text);
+    CHECK_RC(rc, 0);
+    if (rc)
+        fprintf(stderr, "  %s\n", gg_error_last());
+    cJSON *r = NULL;
+    if (!rc)
+        CHECK_RC(ggi_json_parse(out, strlen(out), &r), 0);
+    gg_free(out);
+    last_ws[0] = '\0';
+    const cJSON *err = r ? cJSON_GetObjectItem(r, "stderr") : NULL;
+    if (cJSON_IsString(err) && !strncmp(err->valuestring, "WS=", 3))
+        snprintf(last_ws, sizeof last_ws, "%.*s", (int)strcspn(err->valuestring + 3, "\n"),
+                 err->valuestring + 3);
+    if (r) {
+        CHECK(strncmp(last_ws, "gg-job-", 7) == 0);
+        CHECK(cJSON_IsTrue(cJSON_GetObjectItem(r, "zygote")) == use_zygote);
+        const cJSON *iso = cJSON_GetObjectItem(r, "isolation");
+        CHECK(cJSON_IsString(iso) && !strcmp(iso->valuestring, "namespaces"));
+    }
+    return r;
+}
+
+static const char *s(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+static double n(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : -12345;
+}
+
+static int b(const cJSON *o, const char *k)
+{
+    return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, k));
+}
+
+/* Processes on the host whose cwd is the last job's workspace. */
+static int job_processes(void)
+{
+    int count = 0;
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        if (strtol(e->d_name, NULL, 10) <= 0)
+            continue;
+        char path[300], link[4096];
+        snprintf(path, sizeof path, "/proc/%s/cwd", e->d_name);
+        ssize_t n = readlink(path, link, sizeof link - 1);
+        if (n <= 0)
+            continue;
+        link[n] = '\0';
+        if (strstr(link, last_ws))
+            count++;
+    }
+    if (d)
+        closedir(d);
+    return count;
+}
+
+/* Waits up to a second for the last job's processes to be gone. */
+static int no_job_processes_left(void)
+{
+    CHECK(last_ws[0] != '\0');
+    for (int i = 0; i < 100; i++) {
+        if (job_processes() == 0)
+            return 1;
+        usleep(10000);
+    }
+    return 0;
+}
+
+static void test_network(void)
+{
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t al = sizeof a;
+    CHECK(l >= 0 && bind(l, (struct sockaddr *)&a, sizeof a) == 0 && listen(l, 8) == 0 &&
+          getsockname(l, (struct sockaddr *)&a, &al) == 0);
+    char code[1024];
+    snprintf(code, sizeof code,
+             "import socket\n"
+             "try:\n"
+             "    socket.create_connection(('127.0.0.1', %d), timeout=2)\n"
+             "    print('CONNECTED')\n"
+             "except OSError as e:\n"
+             "    print('refused', e.errno)\n"
+             "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen()\n"
+             "c = socket.create_connection(s.getsockname(), timeout=2)\n"
+             "print('own loopback works')\n"
+             "try:\n"
+             "    socket.create_connection(('10.0.2.2', 80), timeout=1); print('OUT')\n"
+             "except OSError as e:\n"
+             "    print('no route')\n",
+             ntohs(a.sin_port));
+    cJSON *r = job(code, NULL);
+    if (r) {
+        CHECK_STR(s(r, "stdout"), "refused 111\nown loopback works\nno route\n");
+        cJSON_Delete(r);
+    }
+    /* The host's listener saw nothing. */
+    int c = accept(l, NULL, NULL);
+    CHECK(c < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+    if (c >= 0)
+        close(c);
+    close(l);
+}
+
+static void test_files_outside(void)
+{
+    char dir[] = "/var/tmp/gg-adv-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    CHECK(chmod(dir, 0755) == 0);
+    char secret[128];
+    snprintf(secret, sizeof secret, "%s/secret", dir);
+    int fd = open(secret, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    CHECK(fd >= 0 && write(fd, "top secret", 10) == 10);
+    close(fd);
+    char code[2048];
+    snprintf(code, sizeof code,
+             "import os\n"
+             "def t(what, f):\n"
+             "    try:\n"
+             "        f(); print(what, 'DONE')\n"
+             "    except OSError as e:\n"
+             "        print(what, 'denied')\n"
+             "t('read secret', lambda: open('%s').read())\n"
+             "t('write secret', lambda: open('%s', 'a').write('x'))\n"
+             "t('new file', lambda: open('%s/planted', 'w').write('x'))\n"
+             "t('etc', lambda: open('/etc/gg-planted', 'w').write('x'))\n"
+             "t('chmod', lambda: os.chmod('%s', 0o777))\n"
+             "t('unlink', lambda: os.unlink('%s'))\n"
+             "t('root home', lambda: os.listdir('/root'))\n"
+             "print(len(os.listdir('/tmp')) == 1, os.getuid())\n",
+             secret, secret, dir, secret, secret);
+    cJSON *r = job(code, NULL);
+    if (r) {
+        CHECK_STR(s(r, "stdout"), "read secret denied\nwrite secret denied\nnew file denied\n"
+                                  "etc denied\nchmod denied\nunlink denied\nroot home denied\n"
+                                  "True 65534\n");
+        cJSON_Delete(r);
+    }
+    /* Host side: the secret is intact, nothing was added. */
+    char buf[32] = "";
+    fd = open(secret, O_RDONLY);
+    CHECK(fd >= 0 && read(fd, buf, sizeof buf) == 10 && !memcmp(buf, "top secret", 10));
+    close(fd);
+    struct stat st;
+    CHECK(stat(secret, &st) == 0 && (st.st_mode & 0777) == 0600);
+    char planted[160];
+    snprintf(planted, sizeof planted, "%s/planted", dir);
+    CHECK(access(planted, F_OK) < 0);
+    CHECK(access("/etc/gg-planted", F_OK) < 0);
+    unlink(secret);
+    rmdir(dir);
+}
+
+static void test_fork_bomb(void)
+{
+    double t0 = ggi_now_ms();
+    cJSON *r = job("import os\n"
+                   "n = 0\n"
+                   "while True:\n"
+                   "    try:\n"
+                   "        if os.fork() == 0:\n"
+                   "            while True: pass\n"
+                   "        n += 1\n"
+                   "    except OSError:\n"
+                   "        pass\n",
+                   "{\"timeout_s\": 1.5, \"nproc\": 40}");
+    CHECK(ggi_now_ms() - t0 < 5000);
+    if (r) {
+        CHECK(b(r, "timed_out"));
+        CHECK_STR(s(r, "signal_name"), "SIGKILL");
+        cJSON_Delete(r);
+    }
+    CHECK(no_job_processes_left());
+}
+
+static void test_memory_bomb(void)
+{
+    cJSON *r = job("chunks = []\n"
+                   "while True:\n"
+                   "    chunks.append(bytearray(8 << 20))\n",
+                   "{\"timeout_s\": 10, \"memory_mb\": 96}");
+    if (r) {
+        CHECK(n(r, "exit_code") != 0);
+        if (ggi_cgroup_probe()->memory) {
+            CHECK(b(r, "oom_killed"));
+            CHECK_CONTAINS(s(r, "reason"), "out of memory");
+            CHECK_STR(s(r, "signal_name"), "SIGKILL");
+        } else {
+            CHECK_CONTAINS(s(r, "stderr"), "MemoryError");
+        }
+        CHECK(!b(r, "timed_out"));
+        cJSON_Delete(r);
+    }
+    CHECK(no_job_processes_left());
+}
+
+static void test_disk_fill(void)
+{
+    cJSON *r = job("import errno\n"
+                   "total = 0\n"
+                   "try:\n"
+                   "    for i in range(1000):\n"
+                   "        with open('f%d' % i, 'wb') as f:\n"
+                   "            for _ in range(8):\n"
+                   "                f.write(b'x' * (1 << 20)); total += 1\n"
+                   "except OSError as e:\n"
+                   "    print(errno.errorcode[e.errno], total <= 80)\n",
+                   "{\"timeout_s\": 10, \"fsize_mb\": 16}");
+    if (r) {
+        CHECK_STR(s(r, "stdout"), "ENOSPC True\n");
+        cJSON_Delete(r);
+    }
+    /* One file beyond fsize_mb: the write is refused (Python ignores SIGXFSZ). */
+    r = job("import errno\n"
+            "try:\n"
+            "    open('big', 'wb').write(b'x' * (20 << 20))\n"
+            "except OSError as e:\n"
+            "    print(errno.errorcode[e.errno])\n",
+            "{\"fsize_mb\": 16}");
+    if (r) {
+        CHECK_STR(s(r, "stdout"), "EFBIG\n");
+        cJSON_Delete(r);
+    }
+}
+
+static void test_output_flood(void)
+{
+    double t0 = ggi_now_ms();
+    cJSON *r = job("import sys\n"
+                   "while True:\n"
+                   "    sys.stdout.write('y' * 65536); sys.stderr.write('z' * 65536)\n",
+                   "{\"timeout_s\": 1, \"max_output\": 5000}");
+    CHECK(ggi_now_ms() - t0 < 4000);
+    if (r) {
+        CHECK(b(r, "timed_out"));
+        CHECK(b(r, "stdout_truncated") && b(r, "stderr_truncated"));
+        CHECK(strlen(s(r, "stdout")) == 5000 && strlen(s(r, "stderr")) == 5000);
+        cJSON_Delete(r);
+    }
+}
+
+static void test_busy_loop(void)
+{
+    double t0 = ggi_now_ms();
+    cJSON *r = job("while True: pass\n", "{\"timeout_s\": 0.5}");
+    CHECK(ggi_now_ms() - t0 < 2500);
+    if (r) {
+        CHECK(b(r, "timed_out"));
+        CHECK(n(r, "exit_code") == -1);
+        cJSON_Delete(r);
+    }
+    CHECK(no_job_processes_left());
+}
+
+static void test_setsid_orphans(void)
+{
+    /* Orphans in new sessions, left behind by a job that exits at once and by one that
+     * times out. */
+    const char *code =
+        "import os, subprocess, sys, time\n"
+        "for i in range(3):\n"
+        "    subprocess.Popen(['sleep', '61.%d' % i], start_new_session=True)\n"
+        "if os.fork() == 0:\n"
+        "    os.setsid()\n"
+        "    if os.fork() == 0:\n"
+        "        time.sleep(60)\n"
+        "    os._exit(0)\n"
+        "print('escaped')\n"
+        "if len(sys.argv) > 0 and os.environ.get('HANG'): time.sleep(60)\n";
+    cJSON *r = job(code, NULL);
+    if (r) {
+        CHECK_STR(s(r, "stdout"), "escaped\n");
+        CHECK(n(r, "exit_code") == 0);
+        cJSON_Delete(r);
+    }
+    CHECK(no_job_processes_left());
+    CHECK(system("pgrep -f 'slee[p] 61\\.' >/dev/null") != 0);
+    r = job("import subprocess, time\n"
+            "subprocess.Popen(['sleep', '62.5'], start_new_session=True)\n"
+            "time.sleep(60)\n",
+            "{\"timeout_s\": 0.7}");
+    if (r) {
+        CHECK(b(r, "timed_out"));
+        cJSON_Delete(r);
+    }
+    CHECK(no_job_processes_left());
+    CHECK(system("pgrep -f 'slee[p] 62\\.5' >/dev/null") != 0);
+}
+
+static void test_kill_all(void)
+{
+    pid_t sibling = fork();
+    if (sibling == 0) {
+        /* A host process that must survive, running as the sandbox's uid even. */
+        if (setuid(GGI_SANDBOX_UID) != 0)
+            _exit(2);
+        pause();
+        _exit(0);
+    }
+    CHECK(sibling > 0);
+    usleep(20000);
+    cJSON *r = job("import os, signal\n"
+                   "try:\n"
+                   "    os.kill(-1, signal.SIGKILL)\n"
+                   "    print('sent')\n"
+                   "except OSError as e:\n"
+                   "    print('refused', e.errno)\n"
+                   "try:\n"
+                   "    os.kill(1, signal.SIGKILL); print('init killed?')\n"
+                   "except OSError as e:\n"
+                   "    print('init protected')\n",
+                   NULL);
+    if (r) {
+        const char *out = s(r, "stdout");
+        CHECK(strstr(out, "init protected") != NULL);
+        CHECK(n(r, "exit_code") == 0);
+        cJSON_Delete(r);
+    }
+    /* The sibling (same uid!) and this process are unharmed. */
+    int st = 0;
+    CHECK(waitpid(sibling, &st, WNOHANG) == 0);
+    CHECK(kill(sibling, 0) == 0);
+    kill(sibling, SIGKILL);
+    waitpid(sibling, &st, 0);
+    CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+}
+
+int main(void)
+{
+    if (!ggi_sandbox_probe()->namespaces) {
+        printf("SKIP: no namespace sandbox here: %s\n", ggi_sandbox_probe()->namespaces_why);
+        return 77;
+    }
+    if (access(PY, X_OK) != 0) {
+        printf("SKIP: %s not found\n", PY);
+        return 77;
+    }
+    gg_executor_options o;
+    gg_executor_options_init(&o, GG_EXECUTOR_OPTIONS_VERSION);
+    o.min_isolation = "namespaces";
+    if (gg_executor_new(&ex, &o) != 0) {
+        fprintf(stderr, "gg_executor_new: %s\n", gg_error_last());
+        return 1;
+    }
+    for (use_zygote = 1; use_zygote >= 0; use_zygote--) {
+        struct {
+            const char *name;
+            void (*fn)(void);
+        } tests[] = {
+            { "network", test_network }, { "files_outside", test_files_outside },
+            { "fork_bomb", test_fork_bomb }, { "memory_bomb", test_memory_bomb },
+            { "disk_fill", test_disk_fill }, { "output_flood", test_output_flood },
+            { "busy_loop", test_busy_loop }, { "setsid_orphans", test_setsid_orphans },
+            { "kill_all", test_kill_all },
+        };
+        for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
+            double t0 = ggi_now_ms();
+            tests[i].fn();
+            fprintf(stderr, "%-7s %-16s %6.0f ms\n", use_zygote ? "zygote" : "direct",
+                    tests[i].name, ggi_now_ms() - t0);
+        }
+    }
+    gg_executor_destroy(&ex);
+    return test_exit();
+}
