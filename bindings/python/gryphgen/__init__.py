@@ -1,8 +1,9 @@
 """gryphgen - Python binding (ctypes) of libgryphgen: run code-generation tasks through the
 repair loop (Orchestrator), use the built-in generators, executors and retrievers directly
 (GeneratorHandle, ExecutorHandle, RetrieverHandle), or write backends in Python by
-subclassing Generator, Executor or Retriever. Results and events are dicts; failures raise
-GryphgenError subclasses carrying the library's status and message.
+subclassing Generator, Executor or Retriever; spread tasks over a grid with
+Orchestrator(bind=...), Worker and Client (ggp/1). Results and events are dicts; failures
+raise GryphgenError subclasses carrying the library's status and message.
 
 The library is libgryphgen.so.1, found through $GRYPHGEN_LIBRARY, the package directory or
 the dynamic linker's path."""
@@ -15,6 +16,7 @@ from .errors import (AlreadyExists, Busy, Cancelled, ExecutorFailure, Exhausted,
                      InvalidState, IOFailure, NotFound, NotReady, OutOfMemory, StoreFailure,
                      Timeout, TooBig, TransportFailure, Unsupported, VersionMismatch,
                      error_class)
+from .grid import Client, Worker
 from .orchestrator import Orchestrator
 
 __version__ = "1.0.0"
@@ -61,7 +63,7 @@ def clear_error():
 
 
 __all__ = [
-    "Orchestrator", "Executor", "Generator", "Retriever", "ExecutorHandle", "GeneratorHandle",
+    "Orchestrator", "Worker", "Client", "Executor", "Generator", "Retriever", "ExecutorHandle", "GeneratorHandle",
     "RetrieverHandle", "GryphgenError", "InvalidInput", "OutOfMemory", "IOFailure", "NotFound",
     "Timeout", "AlreadyExists", "VersionMismatch", "Cancelled", "Busy", "InvalidState",
     "ExecutorFailure", "GeneratorFailure", "StoreFailure", "TransportFailure", "Exhausted",

@@ -57,6 +57,7 @@ RETRIEVER_FEEDBACK_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c
 RETRIEVER_ADD_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p,
                                     ctypes.POINTER(ctypes.c_void_p))
 DESTROY_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+WATCH_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p)
 
 EXECUTOR_OPTIONS_VERSION = 2
 GENERATOR_OPTIONS_VERSION = 1
@@ -65,6 +66,8 @@ ORCHESTRATOR_OPTIONS_VERSION = 2
 EXECUTOR_VTABLE_VERSION = 1
 GENERATOR_VTABLE_VERSION = 1
 RETRIEVER_VTABLE_VERSION = 2
+WORKER_OPTIONS_VERSION = 1
+CLIENT_OPTIONS_VERSION = 1
 
 
 class ExecutorOptions(ctypes.Structure):
@@ -113,6 +116,22 @@ class OrchestratorOptions(ctypes.Structure):
                 ("event_user", ctypes.c_void_p), ("transport", ctypes.c_char_p),
                 ("bind", ctypes.c_char_p), ("local_workers", ctypes.c_int),
                 ("max_queued", ctypes.c_uint)]
+
+
+class WorkerOptions(ctypes.Structure):
+    """gg_worker_options (include/gryphgen/worker.h), version 1."""
+    _fields_ = [("version", ctypes.c_uint32), ("connect", ctypes.c_char_p),
+                ("name", ctypes.c_char_p), ("slots", ctypes.c_uint), ("queue", ctypes.c_uint),
+                ("labels", ctypes.POINTER(ctypes.c_char_p)), ("executor", ctypes.c_void_p),
+                ("generator", ctypes.c_void_p), ("retriever", ctypes.c_void_p),
+                ("python", ctypes.c_char_p), ("cc", ctypes.c_char_p), ("log_fn", LOG_FN),
+                ("log_user", ctypes.c_void_p), ("log_level", ctypes.c_int)]
+
+
+class ClientOptions(ctypes.Structure):
+    """gg_client_options (include/gryphgen/client.h), version 1."""
+    _fields_ = [("version", ctypes.c_uint32), ("connect", ctypes.c_char_p),
+                ("name", ctypes.c_char_p), ("timeout_ms", ctypes.c_int)]
 
 
 class ExecutorVtable(ctypes.Structure):
@@ -191,6 +210,21 @@ PROTOTYPES = {
     "gg_endpoint_is_loopback": (_i, [_s]),
     "gg_security_check": (_i, [_s, _i, _i]),
     "gg_curve_keygen": (_i, [_s, ctypes.c_char_p]),
+    "gg_worker_options_init": (_i, [ctypes.POINTER(WorkerOptions), _u]),
+    "gg_worker_new": (_i, [_pp, ctypes.POINTER(WorkerOptions)]),
+    "gg_worker_run": (_i, [_p]),
+    "gg_worker_stop": (None, [_p]),
+    "gg_worker_stats": (_i, [_p, c_char_pp]),
+    "gg_worker_destroy": (None, [_pp]),
+    "gg_client_options_init": (_i, [ctypes.POINTER(ClientOptions), _u]),
+    "gg_client_new": (_i, [_pp, ctypes.POINTER(ClientOptions)]),
+    "gg_client_submit": (_i, [_p, _s, c_char_pp]),
+    "gg_client_submit_batch": (_i, [_p, _s, c_char_pp]),
+    "gg_client_wait": (_i, [_p, _s, _i, c_char_pp]),
+    "gg_client_status": (_i, [_p, _s, c_char_pp]),
+    "gg_client_cancel": (_i, [_p, _s]),
+    "gg_client_watch": (_i, [_p, WATCH_FN, _p, _i]),
+    "gg_client_destroy": (None, [_pp]),
 }
 
 # Exported functions deliberately not bound, with the reason (tests/test_symbols.py checks
@@ -198,21 +232,6 @@ PROTOTYPES = {
 UNBOUND = {
     "gg_malloc": "the binding hands strings to the library with gg_strdup(); raw, "
                  "uninitialised buffers have no use in Python",
-    "gg_worker_options_init": "grid worker (issue 4): a Worker class is not written yet; run `gryphgen worker`",
-    "gg_worker_new": "grid worker (issue 4): a Worker class is not written yet; run `gryphgen worker`",
-    "gg_worker_run": "grid worker (issue 4): a Worker class is not written yet; run `gryphgen worker`",
-    "gg_worker_stop": "grid worker (issue 4): a Worker class is not written yet; run `gryphgen worker`",
-    "gg_worker_stats": "grid worker (issue 4): a Worker class is not written yet; run `gryphgen worker`",
-    "gg_worker_destroy": "grid worker (issue 4): a Worker class is not written yet; run `gryphgen worker`",
-    "gg_client_options_init": "grid client (issue 4): a Client class is not written yet; use `gryphgen submit/status`",
-    "gg_client_new": "grid client (issue 4): a Client class is not written yet; use `gryphgen submit/status`",
-    "gg_client_submit": "grid client (issue 4): a Client class is not written yet; use `gryphgen submit/status`",
-    "gg_client_submit_batch": "grid client (issue 4): a Client class is not written yet; use `gryphgen submit/status`",
-    "gg_client_wait": "grid client (issue 4): a Client class is not written yet; use `gryphgen submit/status`",
-    "gg_client_status": "grid client (issue 4): a Client class is not written yet; use `gryphgen submit/status`",
-    "gg_client_cancel": "grid client (issue 4): a Client class is not written yet; use `gryphgen submit/status`",
-    "gg_client_watch": "grid client (issue 4): a Client class is not written yet; use `gryphgen submit/status`",
-    "gg_client_destroy": "grid client (issue 4): a Client class is not written yet; use `gryphgen submit/status`",
 }
 
 for _name, (_res, _args) in PROTOTYPES.items():

@@ -50,11 +50,16 @@ class Orchestrator:
     python, cc: interpreters for tasks. on_event(dict): called on the scheduler thread for
     every event; keep it short. log: a logging.Logger or a callable(level_name, message).
     log_level: "error", "warn", "info" or "debug". event_queue: how many events events() keeps
-    when nobody reads them (the oldest are dropped beyond it; see .events_dropped)."""
+    when nobody reads them (the oldest are dropped beyond it; see .events_dropped).
+    bind: endpoints for remote workers and clients (gryphgen.Worker, gryphgen.Client), a str
+    (comma-separated) or a list, e.g. "tcp://127.0.0.1:5555"; None: none. local_workers:
+    False runs no worker threads here (only remote workers run tasks). max_queued:
+    unfinished tasks beyond which submissions raise Busy (0: no limit)."""
 
     def __init__(self, db_path=None, workers=0, max_attempts=0, generator=None, executor=None,
                  retriever=None, python=None, cc=None, on_event=None, log=None,
-                 log_level="warn", event_queue=10000):
+                 log_level="warn", event_queue=10000, bind=None, local_workers=True,
+                 max_queued=0):
         self._ptr = None
         self._owned = []
         self._on_event = on_event
@@ -80,6 +85,12 @@ class Orchestrator:
             self._strings = [N.encode(db_path, "db_path"), N.encode(python, "python"),
                              N.encode(cc, "cc")]
             opts.db_path, opts.python, opts.cc = self._strings
+            if bind is not None and not isinstance(bind, (str, bytes)):
+                bind = ",".join(bind)
+            self._bind = N.encode(bind, "bind")
+            opts.bind = self._bind
+            opts.local_workers = 1 if local_workers else 0
+            opts.max_queued = int(max_queued)
             opts.workers = int(workers)
             opts.max_attempts = int(max_attempts)
             opts.generator = gen._ptr if gen else None

@@ -278,6 +278,7 @@ def test_ctypes_structs_mirror_the_headers(gg):
     mirrors = {"gg_executor_options": N.ExecutorOptions, "gg_generator_options": N.GeneratorOptions,
                "gg_retriever_options": N.RetrieverOptions,
                "gg_orchestrator_options": N.OrchestratorOptions,
+               "gg_worker_options": N.WorkerOptions, "gg_client_options": N.ClientOptions,
                "gg_executor_vtable": N.ExecutorVtable, "gg_generator_vtable": N.GeneratorVtable,
                "gg_retriever_vtable": N.RetrieverVtable}
     lines = ["#include <stddef.h>", "#include <stdio.h>", "#include <gryphgen.h>",

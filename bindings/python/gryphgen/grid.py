@@ -1,0 +1,386 @@
+"""The grid classes of the gryphgen binding: Worker, a Python face on gg_worker_t
+(include/gryphgen/worker.h) that serves attempts for an orchestrator bound to an endpoint,
+and Client, a Python face on gg_client_t (include/gryphgen/client.h) that submits tasks to
+such an orchestrator, waits for results, asks for status, cancels and watches its events.
+Both speak ggp/1 (docs/protocol.md); tasks, results and events are dicts."""
+
+import ctypes
+import json
+import logging
+import queue
+import threading
+import time
+
+from . import _native as N
+from . import errors
+from .backends import (Executor, ExecutorHandle, Generator, GeneratorHandle, Retriever,
+                       RetrieverHandle)
+from .orchestrator import _LOG_LEVELS, _PY_LEVELS, _handle, _task_text
+
+_WAIT_SLICE_MS = 500   # waits are sliced so Ctrl-C reaches Python between slices
+_WATCH_SLICE_MS = 1000  # an iterating watch re-subscribes this often to notice a close
+
+
+def _log_level(value):
+    if isinstance(value, str):
+        if value not in _LOG_LEVELS:
+            raise errors.InvalidInput("gryphgen: unknown log_level %r" % value)
+        return _LOG_LEVELS[value]
+    return int(value)
+
+
+def _label_array(labels):
+    """(ctypes array of char *, NULL-terminated, or None) for labels given as a dict or an
+    iterable of "key=value" strings."""
+    if labels is None:
+        return None
+    if isinstance(labels, dict):
+        items = ["%s=%s" % (k, v) for k, v in labels.items()]
+    elif isinstance(labels, (str, bytes)):
+        raise TypeError("gryphgen: labels must be a dict or a list of 'key=value' strings")
+    else:
+        items = list(labels)
+    arr = (ctypes.c_char_p * (len(items) + 1))()
+    for i, item in enumerate(items):
+        arr[i] = N.encode(item, "label")
+    arr[len(items)] = None
+    return arr
+
+
+class Worker:
+    """A grid worker (gg_worker_t): connects to an orchestrator's endpoint and runs the
+    attempts it hands out, one per slot, with its own generator, executor and retriever.
+
+    connect: the endpoint, e.g. "tcp://127.0.0.1:5555" (required). name: node name (None: the
+    host name). slots: attempts at once (0: cores). queue: jobs held ahead of the slots (0: as
+    many as slots). labels: a dict or a list of "key=value" strings. executor / generator /
+    retriever: None (process / replay / none), a built-in name or spec, a Python backend, or a
+    handle (borrowed: close it after the worker). python, cc: interpreters for tasks. log: a
+    logging.Logger or a callable(level_name, message), called on the run or a slot thread.
+    log_level: "error", "warn", "info" or "debug".
+
+    run() blocks until stop() (from another thread); run_in_thread() starts it on a thread.
+    close() (or leaving the with block) stops, joins that thread and frees the worker."""
+
+    def __init__(self, connect, name=None, slots=0, queue=0, labels=None, executor=None,
+                 generator=None, retriever=None, python=None, cc=None, log=None,
+                 log_level="warn"):
+        self._ptr = None
+        self._owned = []
+        self._thread = None
+        self._log = log
+        self._callback_errors = 0
+        self._lock = threading.Lock()
+        self._running = False
+        self.run_status = None      # the status run() returned on the thread, once it ended
+        self.run_error = None       # the exception it raised there, if any
+        try:
+            ex, own = _handle(executor, ExecutorHandle, Executor, "executor")
+            if own:
+                self._owned.append(ex)
+            gen, own = _handle(generator, GeneratorHandle, Generator, "generator")
+            if own:
+                self._owned.append(gen)
+            ret, own = _handle(retriever, RetrieverHandle, Retriever, "retriever")
+            if own:
+                self._owned.append(ret)
+            self._handles = (gen, ex, ret)  # keeps borrowed handles referenced too
+
+            opts = N.WorkerOptions()
+            N.check(N.fn("gg_worker_options_init")(ctypes.byref(opts),
+                                                   N.WORKER_OPTIONS_VERSION))
+            self._strings = [N.encode(connect, "connect"), N.encode(name, "name"),
+                             N.encode(python, "python"), N.encode(cc, "cc")]
+            opts.connect, opts.name, opts.python, opts.cc = self._strings
+            opts.slots = int(slots)
+            opts.queue = int(queue)
+            self._labels = _label_array(labels)
+            if self._labels is not None:
+                opts.labels = ctypes.cast(self._labels, ctypes.POINTER(ctypes.c_char_p))
+            opts.executor = ex._ptr if ex else None
+            opts.generator = gen._ptr if gen else None
+            opts.retriever = ret._ptr if ret else None
+            opts.log_level = _log_level(log_level)
+            if log is not None:
+                # The thunk lives on self until gg_worker_destroy() has returned.
+                self._log_thunk = N.LOG_FN(self._deliver_log)
+                opts.log_fn = self._log_thunk
+            out = ctypes.c_void_p()
+            N.check(N.fn("gg_worker_new")(ctypes.byref(out), ctypes.byref(opts)))
+            self._ptr = out.value
+        except BaseException:
+            self.close()
+            raise
+
+    def _deliver_log(self, _user, level, message):
+        try:
+            msg = message.decode("utf-8", "replace")
+            if isinstance(self._log, logging.Logger):
+                self._log.log(_PY_LEVELS.get(level, logging.DEBUG), "%s", msg)
+            else:
+                self._log(N.decode(N.lib.gg_log_level_name(level)), msg)
+        except BaseException:  # noqa: B036
+            self._callback_errors += 1
+
+    def _p(self):
+        if not self._ptr:
+            raise errors.InvalidState("gryphgen: the worker is closed")
+        return self._ptr
+
+    def run(self):
+        """Connects and serves jobs until stop(); returns 0 after a stop. Raises the
+        library's error when the endpoint cannot be used at all, InvalidState when the
+        worker already runs. The GIL is released meanwhile."""
+        p = self._p()
+        with self._lock:
+            if self._running:
+                raise errors.InvalidState("gryphgen: the worker is already running")
+            self._running = True
+        try:
+            return N.check(N.fn("gg_worker_run")(p))
+        finally:
+            with self._lock:
+                self._running = False
+
+    def run_in_thread(self, name="gryphgen-worker"):
+        """Starts run() on a new daemon thread and returns the thread. When run() ends, its
+        status is in .run_status, or the exception it raised in .run_error."""
+        self._p()
+        if self._thread is not None and self._thread.is_alive():
+            raise errors.InvalidState("gryphgen: the worker already runs on a thread")
+        self.run_status = self.run_error = None
+
+        def body():
+            try:
+                self.run_status = self.run()
+            except BaseException as e:  # noqa: B036
+                self.run_error = e
+
+        self._thread = threading.Thread(target=body, name=name, daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def stop(self):
+        """Asks run() to return soon (running attempts are interrupted). Any thread."""
+        if self._ptr:
+            N.fn("gg_worker_stop")(self._ptr)
+
+    def stats(self):
+        """Counters as a dict: jobs, results, reconnects, dropped."""
+        out = ctypes.c_void_p()
+        N.check(N.fn("gg_worker_stats")(self._p(), ctypes.byref(out)))
+        return json.loads(N.take_string(out))
+
+    def close(self, timeout=30.0):
+        """Stops the worker, joins run_in_thread()'s thread and frees the worker and the
+        backends it created. Idempotent. InvalidState when run() still runs on a thread
+        this worker did not start (stop it and let it return first)."""
+        if self._ptr:
+            self.stop()
+            if self._thread is not None:
+                self._thread.join(timeout)
+                if self._thread.is_alive():
+                    raise errors.Timeout("gryphgen: the worker thread did not stop within "
+                                         "%.1f s" % timeout)
+                self._thread = None
+            with self._lock:
+                if self._running:
+                    raise errors.InvalidState("gryphgen: close() while run() still runs")
+                p = ctypes.c_void_p(self._ptr)
+                self._ptr = None
+            N.fn("gg_worker_destroy")(ctypes.byref(p))
+        owned, self._owned = getattr(self, "_owned", []), []
+        for h in owned:
+            h.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+class Client:
+    """A client of a grid orchestrator (gg_client_t): an Orchestrator with bind=... or
+    `gryphgen serve`. connect: the endpoint (required). name: submitter name for fair share
+    (None: user@host). timeout: seconds per request, not per wait (None: 10).
+
+    Calls on one client are serialised by the library; use one client per thread for
+    parallel requests. A watch holds the client for its duration."""
+
+    def __init__(self, connect, name=None, timeout=None):
+        self._ptr = None
+        opts = N.ClientOptions()
+        N.check(N.fn("gg_client_options_init")(ctypes.byref(opts), N.CLIENT_OPTIONS_VERSION))
+        self._strings = [N.encode(connect, "connect"), N.encode(name, "name")]
+        opts.connect, opts.name = self._strings
+        if timeout is not None:
+            ms = int(round(float(timeout) * 1000))
+            if ms <= 0:
+                raise errors.InvalidInput("gryphgen: timeout must be positive")
+            opts.timeout_ms = ms
+        out = ctypes.c_void_p()
+        N.check(N.fn("gg_client_new")(ctypes.byref(out), ctypes.byref(opts)))
+        self._ptr = out.value
+
+    def _p(self):
+        if not self._ptr:
+            raise errors.InvalidState("gryphgen: the client is closed")
+        return self._ptr
+
+    def close(self):
+        """Closes the connection and frees the client. Idempotent."""
+        if self._ptr:
+            p = ctypes.c_void_p(self._ptr)
+            self._ptr = None
+            N.fn("gg_client_destroy")(ctypes.byref(p))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def submit(self, task):
+        """Submits a task (dict or JSON text); returns its task_id. Busy when the
+        orchestrator's queue is full, Timeout when nobody answered."""
+        out = ctypes.c_void_p()
+        N.check(N.fn("gg_client_submit")(self._p(), N.encode(_task_text(task)),
+                                         ctypes.byref(out)))
+        return N.take_string(out)
+
+    def submit_batch(self, tasks):
+        """Submits many tasks (a list of dicts, or JSON array text) in one message; returns
+        {"ids": [id or None, ...], "errors": [{"index", "code", "message"}, ...]}. Busy when
+        the whole batch was refused."""
+        if isinstance(tasks, (str, bytes)):
+            text = tasks
+        else:
+            text = json.dumps([json.loads(t) if isinstance(t, str) else t for t in tasks])
+        out = ctypes.c_void_p()
+        N.check(N.fn("gg_client_submit_batch")(self._p(), N.encode(text, "tasks"),
+                                               ctypes.byref(out)))
+        return json.loads(N.take_string(out))
+
+    def wait(self, task_id, timeout=None):
+        """Waits for the task's end and returns its result dict; Timeout when timeout
+        seconds pass first (None: no limit), NotFound for an unknown task."""
+        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
+        tid = N.encode(task_id, "task_id")
+        while True:
+            slice_ms = _WAIT_SLICE_MS
+            if deadline is not None:
+                slice_ms = max(0, min(slice_ms, int((deadline - time.monotonic()) * 1000)))
+            out = ctypes.c_void_p()
+            rc = N.fn("gg_client_wait")(self._p(), tid, slice_ms, ctypes.byref(out))
+            if rc == errors.ETIMEDOUT and (deadline is None or time.monotonic() < deadline):
+                continue
+            N.check(rc)
+            return json.loads(N.take_string(out))
+
+    def status(self, task_id=None):
+        """The state of a task as a dict (task_id, status, attempts, reason), or with no
+        task_id the orchestrator's counters and nodes."""
+        out = ctypes.c_void_p()
+        N.check(N.fn("gg_client_status")(self._p(), N.encode(task_id, "task_id"),
+                                         ctypes.byref(out)))
+        return json.loads(N.take_string(out))
+
+    def cancel(self, task_id):
+        """Cancels a task; InvalidState when it has ended, NotFound when unknown."""
+        N.check(N.fn("gg_client_cancel")(self._p(), N.encode(task_id, "task_id")))
+
+    def _watch_call(self, deliver, timeout_ms):
+        """One gg_client_watch(); deliver(event dict) returns True to stop. Exceptions of
+        deliver stop the watch and are raised here after it returned."""
+        failure = []
+
+        def thunk(_user, text):
+            try:
+                return 1 if deliver(json.loads(text.decode("utf-8", "replace"))) else 0
+            except BaseException as e:  # noqa: B036
+                failure.append(e)
+                return 1
+
+        cb = N.WATCH_FN(thunk)
+        rc = N.fn("gg_client_watch")(self._p(), cb, None, int(timeout_ms))
+        if failure:
+            raise failure[0]
+        N.check(rc)
+
+    def watch(self, callback=None, timeout=None):
+        """Streams the orchestrator's events (docs/events.md) as dicts.
+
+        With a callback: calls callback(event) for each until it returns a true value or
+        timeout seconds pass (None: until the callback says stop); returns None. An
+        exception raised by the callback ends the watch and is re-raised.
+
+        Without one: returns an iterator over events that ends when timeout seconds pass
+        (None: when the iterator is closed). It watches on a helper thread which
+        re-subscribes every second, so an event emitted in that instant can be missed."""
+        if callback is not None:
+            ms = -1 if timeout is None else max(0, int(timeout * 1000))
+            self._watch_call(callback, ms)
+            return None
+        return self._watch_iter(timeout)
+
+    def _watch_iter(self, timeout):
+        self._p()
+        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
+        events = queue.Queue(maxsize=10000)
+        stop = threading.Event()
+        done = object()
+
+        def put(event):
+            while not stop.is_set():
+                try:
+                    events.put(event, timeout=0.1)
+                    return False
+                except queue.Full:
+                    continue
+            return True
+
+        def body():
+            try:
+                while not stop.is_set():
+                    ms = _WATCH_SLICE_MS
+                    if deadline is not None:
+                        left = int((deadline - time.monotonic()) * 1000)
+                        if left <= 0:
+                            break
+                        ms = min(ms, left)
+                    self._watch_call(put, ms)
+            except BaseException as e:  # noqa: B036
+                events.put(e)
+            events.put(done)
+
+        t = threading.Thread(target=body, name="gryphgen-watch", daemon=True)
+        t.start()
+        try:
+            while True:
+                item = events.get()
+                if item is done:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+            while t.is_alive():
+                try:  # unblock a put() waiting on a full queue
+                    events.get(timeout=0.05)
+                except queue.Empty:
+                    pass
+            t.join()

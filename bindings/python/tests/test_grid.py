@@ -1,0 +1,237 @@
+"""The grid through the binding: an Orchestrator bound to a loopback TCP port with no local
+workers, a Python Worker serving it on a thread, and a Client submitting tasks (one by one
+and in a batch), waiting for results, asking for status, cancelling and watching events;
+bad options and endpoints raising the right exceptions with the library's messages."""
+
+import socket
+import threading
+import time
+
+import pytest
+
+from conftest import PYTHON, add_task
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def grid():
+    """(endpoint, orchestrator, worker): an orchestrator on a free loopback port whose only
+    worker is a gryphgen.Worker running on a thread of this process."""
+    import gryphgen as gg
+    endpoint = "tcp://127.0.0.1:%d" % free_port()
+    with gg.Orchestrator(bind=endpoint, local_workers=False, python=PYTHON) as orch:
+        with gg.Worker(endpoint, name="pyworker", slots=2, labels={"zone": "test"},
+                       python=PYTHON) as worker:
+            t = worker.run_in_thread()
+            assert t.is_alive()
+            yield endpoint, orch, worker
+        assert not t.is_alive()
+        assert worker.run_error is None and worker.run_status == 0
+
+
+@pytest.fixture
+def client(gg, grid):
+    with gg.Client(grid[0], name="pytest", timeout=10) as c:
+        yield c
+
+
+def test_submit_and_wait_through_a_remote_worker(gg, grid, client):
+    tid = client.submit(add_task("grid/add"))
+    assert tid == "grid/add"
+    r = client.wait(tid, timeout=60)
+    assert r["status"] == "passed"
+    assert r["passed_attempt"] == 1
+    assert "return a + b" in r["code"]
+    # The orchestrator sees the same result, and the worker counted the job.
+    assert grid[1].result(tid)["status"] == "passed"
+    st = client.status(tid)
+    assert st["task_id"] == tid and st["status"] == "passed" and st["attempts"] == 1
+    deadline = time.monotonic() + 10  # the worker counts a result after sending it
+    while True:
+        ws = grid[2].stats()
+        if ws["results"] >= 1 or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    assert ws["jobs"] >= 1 and ws["results"] >= 1 and ws["dropped"] == 0
+    overall = client.status()
+    assert isinstance(overall, dict) and overall
+
+
+def test_repair_loop_and_failure_over_the_grid(gg, client):
+    tid = client.submit(add_task("grid/repair", ["    return a - b\n", "    return a + b\n"]))
+    r = client.wait(tid, 60)
+    assert r["status"] == "passed" and r["passed_attempt"] == 2
+    tid = client.submit(add_task("grid/fail", ["    return 0\n"], budget={"max_attempts": 1}))
+    r = client.wait(tid, 60)
+    assert r["status"] == "failed"
+
+
+def test_submit_batch(gg, client):
+    tasks = [add_task("grid/batch%d" % i) for i in range(3)]
+    tasks.append({"language": "cobol"})  # a bad task: refused alone
+    out = client.submit_batch(tasks)
+    assert out["ids"][:3] == ["grid/batch0", "grid/batch1", "grid/batch2"]
+    assert out["ids"][3] is None
+    assert [e["index"] for e in out["errors"]] == [3]
+    assert out["errors"][0]["message"]
+    for tid in out["ids"][:3]:
+        assert client.wait(tid, 60)["status"] == "passed"
+    with pytest.raises(gg.InvalidInput):
+        client.submit_batch("not json")
+
+
+def test_watch_sees_task_finished(gg, client, grid):
+    seen = []
+    started = threading.Event()
+
+    def watcher():
+        with gg.Client(grid[0]) as w:
+            def on_event(ev):
+                started.set()
+                seen.append(ev)
+                return ev.get("type") == "task.finished" and ev.get("task_id") == "grid/watch"
+            w.watch(on_event, timeout=30)
+
+    t = threading.Thread(target=watcher)
+    t.start()
+    time.sleep(0.3)  # let the watch subscribe before the task is submitted
+    client.submit(add_task("grid/watch"))
+    t.join(60)
+    assert not t.is_alive()
+    fin = [e for e in seen if e.get("type") == "task.finished"]
+    assert fin and fin[-1]["task_id"] == "grid/watch" and fin[-1]["status"] == "passed"
+
+
+def test_watch_as_iterator(gg, client, grid):
+    with gg.Client(grid[0]) as w:
+        it = w.watch(timeout=30)
+        got = []
+
+        def submit_later():
+            time.sleep(0.3)
+            client.submit(add_task("grid/iter"))
+
+        threading.Thread(target=submit_later).start()
+        for ev in it:
+            got.append(ev)
+            if ev.get("type") == "task.finished" and ev.get("task_id") == "grid/iter":
+                break
+        it.close()
+    assert got[-1]["type"] == "task.finished" and got[-1]["status"] == "passed"
+    # A short watch with nothing happening just ends.
+    with gg.Client(grid[0]) as w:
+        t0 = time.monotonic()
+        assert all(isinstance(ev, dict) for ev in w.watch(timeout=0.3))
+        assert time.monotonic() - t0 < 5
+
+
+def test_watch_callback_exception_is_raised(gg, client, grid):
+    with gg.Client(grid[0]) as w:
+        threading.Timer(0.3, lambda: client.submit(add_task("grid/raise"))).start()
+
+        def boom(ev):
+            raise RuntimeError("from the callback")
+        with pytest.raises(RuntimeError, match="from the callback"):
+            w.watch(boom, timeout=30)
+
+
+def test_status_cancel_and_errors_without_workers(gg):
+    endpoint = "tcp://127.0.0.1:%d" % free_port()
+    with gg.Orchestrator(bind=[endpoint], local_workers=False, max_queued=2,
+                         python=PYTHON) as orch, gg.Client(endpoint) as c:
+        tid = c.submit(add_task("idle/add"))
+        assert c.status(tid)["status"] == "queued"  # nobody runs it
+        with pytest.raises(gg.Timeout):
+            c.wait(tid, timeout=0.3)
+        c.submit(add_task("idle/two"))
+        with pytest.raises(gg.Busy):  # max_queued reached
+            c.submit(add_task("idle/three"))
+        c.cancel(tid)
+        assert c.wait(tid, 10)["status"] == "cancelled"
+        assert c.status(tid)["status"] == "cancelled"
+        with pytest.raises(gg.InvalidState):
+            c.cancel(tid)
+        with pytest.raises(gg.NotFound):
+            c.cancel("no/such/task")
+        with pytest.raises(gg.NotFound):
+            c.status("no/such/task")
+        with pytest.raises(gg.NotFound):
+            c.wait("no/such/task", 5)
+        with pytest.raises(gg.InvalidInput):
+            c.submit({"task_id": "bad"})
+        assert orch.stats()["cancelled"] == 1
+
+
+def test_bad_options_and_endpoints(gg):
+    with pytest.raises(gg.InvalidInput) as e:
+        gg.Worker(None)
+    assert "connect" in e.value.message
+    with pytest.raises(gg.InvalidInput) as e:
+        gg.Worker("tcp://127.0.0.1:1", labels=["nolabel"])
+    assert e.value.message
+    with pytest.raises(TypeError):
+        gg.Worker("tcp://127.0.0.1:1", labels="zone=a")
+    with pytest.raises(gg.InvalidInput):
+        gg.Worker("tcp://127.0.0.1:1", log_level="loud")
+    with pytest.raises(gg.InvalidInput) as e:
+        gg.Client(None)
+    assert "connect" in e.value.message
+    with pytest.raises(gg.InvalidInput):
+        gg.Client("tcp://127.0.0.1:1", timeout=0)
+    # An endpoint that cannot be used at all: the worker's run() fails with a message.
+    with gg.Worker("bogus://nowhere") as w:
+        with pytest.raises(gg.GryphgenError) as e:
+            w.run()
+        assert e.value.status < 0 and e.value.message
+    # A client whose endpoint nobody serves (or that is malformed) fails with a message.
+    with pytest.raises(gg.GryphgenError) as e:
+        with gg.Client("bogus://nowhere", timeout=0.5) as c:
+            c.submit(add_task("x/add"))
+    assert e.value.message
+    with gg.Client("tcp://127.0.0.1:%d" % free_port(), timeout=0.3) as c:
+        with pytest.raises(gg.Timeout) as e:
+            c.status("x")
+        assert e.value.message
+
+
+def test_closed_handles_raise(gg):
+    w = gg.Worker("tcp://127.0.0.1:1")
+    w.close()
+    w.close()
+    with pytest.raises(gg.InvalidState):
+        w.stats()
+    w.stop()  # harmless after close
+    c = gg.Client("tcp://127.0.0.1:1")
+    c.close()
+    c.close()
+    with pytest.raises(gg.InvalidState):
+        c.submit(add_task())
+
+
+def test_worker_with_a_python_generator_and_logger(gg, tmp_path):
+    """A worker's backends may be Python objects; its log reaches a Python callable."""
+    endpoint = "tcp://127.0.0.1:%d" % free_port()
+    logs = []
+    with gg.Orchestrator(bind=endpoint, local_workers=False, python=PYTHON) as orch:
+        gen_calls = []
+
+        class Gen(gg.Generator):
+            name = "pygen"
+
+            def generate(self, request):
+                gen_calls.append(request)
+                return {"code": "def add(a, b):\n    return a + b\n"}
+
+        with gg.Worker(endpoint, slots=1, generator=Gen(), log=lambda lv, m: logs.append(m),
+                       log_level="debug") as w:
+            w.run_in_thread()
+            tid = orch.submit(add_task("pyw/add"))
+            r = orch.wait(tid, 60)
+            assert r["status"] == "passed"
+            assert gen_calls
+    assert logs
