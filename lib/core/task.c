@@ -144,6 +144,21 @@ static int read_int(const reader *r, const cJSON *obj, const char *key, const ch
     return GG_OK;
 }
 
+/* Integer in [lo, hi] that may exceed an int; *out unchanged when absent. */
+static int read_count(const reader *r, const cJSON *obj, const char *key, const char *path,
+                      long long lo, long long hi, long long *out)
+{
+    const cJSON *v = field(obj, key);
+    if (!v)
+        return GG_OK;
+    double d = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+    if (!isfinite(d) || d != floor(d) || d < (double)lo || d > (double)hi)
+        return fail(r, GG_EINVAL, "field '%s' must be an integer from %lld to %lld", path, lo,
+                    hi);
+    *out = (long long)d;
+    return GG_OK;
+}
+
 /* Number in (lo, hi] (lo exclusive: every such field must be positive); unchanged when absent. */
 static int read_positive(const reader *r, const cJSON *obj, const char *key, const char *path,
                          double hi, double *out)
@@ -274,6 +289,9 @@ static int read_all(const cJSON *obj, ggi_task *t)
                            GGI_TASK_MAX_ATTEMPTS, &t->max_attempts)))
             return rc;
         if ((rc = read_positive(&r, budget, "wall_s", "budget.wall_s", MAX_WALL_S, &t->wall_s)))
+            return rc;
+        if ((rc = read_count(&r, budget, "tokens", "budget.tokens", 1, GGI_TASK_MAX_TOKENS,
+                             &t->tokens)))
             return rc;
     }
     if ((rc = read_object(&r, obj, "resources", &res)))
@@ -425,6 +443,9 @@ cJSON *ggi_task_to_json(const ggi_task *t)
     }
     rc = rc ? rc : add_num_or_null(budget, "max_attempts", t->max_attempts);
     rc = rc ? rc : add_num_or_null(budget, "wall_s", t->wall_s);
+    /* Only when set, so that tasks without it keep their normalised form (and ids). */
+    if (!rc && t->tokens > 0)
+        rc = ggi_json_add_num(budget, "tokens", (double)t->tokens);
     if (!rc) {
         res = cJSON_AddObjectToObject(o, "resources");
         rc = res ? GG_OK : GG_ENOMEM;

@@ -15,6 +15,7 @@
 #define GGI_TASK_MAX_TEXT (1u << 20)       /* prompt, stub, test, canonical_solution, each candidate */
 #define GGI_TASK_MAX_CANDIDATES 64
 #define GGI_TASK_MAX_ATTEMPTS 100
+#define GGI_TASK_MAX_TOKENS 1000000000000LL /* budget.tokens */
 
 typedef struct ggi_task {
     char *task_id;            /* NULL when the JSON had none (the caller assigns one) */
@@ -28,6 +29,7 @@ typedef struct ggi_task {
     char *canonical_solution; /* or NULL */
     int max_attempts;         /* 0: the orchestrator's default */
     double wall_s;            /* 0: no wall budget */
+    long long tokens;         /* generator tokens (responses' usage) for the task; 0: no limit */
     double timeout_s;         /* per execution; 0: the default */
     int memory_mb;            /* 0: the default */
     double cpu_s;             /* 0: the default */

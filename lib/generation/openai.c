@@ -739,7 +739,13 @@ static char *request_body(const openai *g, const cJSON *req)
         cJSON_AddItemToObject(b, "messages", messages);
     else
         cJSON_Delete(messages);
-    bad = bad || ggi_json_add_num(b, "temperature", g->temperature);
+    /* The Task Monitor asks for another temperature after a stuck loop. */
+    double temp = g->temperature;
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(req, "strategy");
+    double want = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(st, "temperature"));
+    if (isfinite(want) && want >= 0 && want <= 2)
+        temp = want;
+    bad = bad || ggi_json_add_num(b, "temperature", temp);
     if (!bad && g->max_tokens > 0)
         bad = ggi_json_add_num(b, "max_tokens", g->max_tokens);
     if (!bad && g->seed >= 0)

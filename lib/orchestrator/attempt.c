@@ -121,6 +121,12 @@ static char *generate(const ggi_attempt_env *env, const cJSON *job, cJSON *conte
     else
         cJSON_AddItemToObject(req, "feedback", cJSON_CreateArray());
     cJSON_AddItemReferenceToObject(req, "context", context);
+    /* The Task Monitor's changed strategy after a stuck loop (docs/generator.md). */
+    const cJSON *strategy = cJSON_GetObjectItem(job, "strategy");
+    if (cJSON_IsObject(strategy)) {
+        cJSON_AddItemReferenceToObject(req, "strategy", (cJSON *)strategy);
+        cJSON_AddItemToObject(rec, "strategy", cJSON_Duplicate(strategy, 1));
+    }
     char *text = ggi_json_print(req);
     cJSON_Delete(req);
     if (!text)

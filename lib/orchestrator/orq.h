@@ -40,6 +40,11 @@
 #define GGI_QUARANTINE_MS 30000.0
 /* A task whose worker died this often ends with status "error". */
 #define GGI_MAX_LOST 5
+/* Task Monitor: the generator temperature asked for after the first stuck loop of a task,
+ * raised by the step after each further one, up to the maximum. */
+#define GGI_STUCK_TEMPERATURE 0.7
+#define GGI_STUCK_TEMPERATURE_STEP 0.3
+#define GGI_STUCK_TEMPERATURE_MAX 1.5
 
 struct gg_orchestrator {
     ggi_logger log;
@@ -107,7 +112,8 @@ typedef struct ggi_attempt_env {
 
 /**
  * Runs attempt n of a task: retrieve, generate, analyse, execute, evaluate. job is the job
- * message ({"task": {...}, "n": n, "feedback": [...]}). *out_record receives the attempt's
+ * message ({"task": {...}, "n": n, "feedback": [...], "strategy": {...} when the
+ * Task Monitor changed it}); the strategy goes into the generator request and the record. *out_record receives the attempt's
  * record (see docs/tasks.md) or, when the attempt could not be made, an object with
  * "exhausted": true or "infra": {"stage", "status", "message", "retry"} instead of an outcome.
  * Returns 0, or GG_ENOMEM / GG_EINVAL for a malformed job.

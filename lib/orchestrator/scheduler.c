@@ -11,8 +11,15 @@
  * Every change made while handling a burst of messages goes into one transaction (group
  * commit); replies, events and wake-ups leave only after that commit, so nothing is
  * acknowledged before it is durable.
+ *
+ * It is also the Task Monitor: after each attempt it counts the generator's tokens against
+ * the task's budget.tokens and the run's GRYPHGEN_MAX_TOKENS, and spots a stuck loop (the
+ * same code again, or the same failure signature as the previous attempt), after which the
+ * next job carries a changed strategy and the feedback rolls back to the best attempt.
  */
+#include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +81,11 @@ typedef struct submitter {
     unsigned long served;
 } submitter;
 
+typedef struct code_seen {
+    char hash[17];
+    int n;
+} code_seen;
+
 typedef struct active {
     struct active *next;
     int64_t seq;
@@ -99,6 +111,17 @@ typedef struct active {
     double memory_mb;
     int gpus;
     const cJSON *labels;    /* borrowed from spec: requirements.labels */
+    long long max_tokens;   /* budget.tokens; 0: no limit */
+    long long tokens;       /* used by its recorded attempts (all runs) */
+    code_seen *codes;       /* hashes of the code of its attempts, n_codes of them */
+    int n_codes, cap_codes;
+    char *last_sig;         /* failure signature of the last attempt, or NULL */
+    int last_sig_n;
+    char *last_reason;      /* reason of the last attempt, or NULL */
+    int best_n, best_score; /* earliest attempt with the best outcome */
+    cJSON *best_fb;         /* its feedback entry */
+    int stuck;              /* stuck loops detected */
+    cJSON *strategy;        /* for the next job, or NULL */
     char avoid[GGP_MAX_NAME + 1]; /* node of the last infrastructure fault */
     unsigned match_gen;     /* nodes_gen when it was last found unmatchable */
 } active;
@@ -142,6 +165,8 @@ typedef struct sched {
     const cJSON *fresh_rec; /* the record of attempt 1 of fresh_seq, just stored */
     int64_t fresh_seq;
     unsigned claim_rr;      /* rotates the first submitter served by claim */
+    long long max_tokens;   /* the run's budget (GRYPHGEN_MAX_TOKENS); 0: no limit */
+    long long tokens;       /* used by the attempts this run recorded */
     double last_claim_ms;
 } sched;
 
@@ -154,6 +179,11 @@ static void active_free(active *a)
     free(a->task_id);
     cJSON_Delete(a->spec);
     cJSON_Delete(a->feedback);
+    free(a->codes);
+    free(a->last_sig);
+    free(a->last_reason);
+    cJSON_Delete(a->best_fb);
+    cJSON_Delete(a->strategy);
     free(a);
 }
 
@@ -390,6 +420,24 @@ static int attempt_score(const cJSON *rec)
     return 1;
 }
 
+/* Generator tokens an attempt used, from its record's usage (total_tokens, else prompt +
+ * completion); 0 when the generator reported none. */
+static long long record_tokens(const cJSON *rec)
+{
+    const cJSON *u = cJSON_GetObjectItemCaseSensitive(rec, "usage");
+    if (!cJSON_IsObject(u))
+        return 0;
+    double t = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(u, "total_tokens"));
+    if (isnan(t)) {
+        double p = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(u, "prompt_tokens"));
+        double c = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(u, "completion_tokens"));
+        t = (isnan(p) ? 0 : p) + (isnan(c) ? 0 : c);
+    }
+    if (!isfinite(t) || t <= 0)
+        return 0;
+    return t > 1e15 ? (long long)1e15 : (long long)t; /* bounded: sums cannot overflow */
+}
+
 typedef struct history_ctx {
     cJSON *history;
     int best_n, best_score, passed_n;
@@ -445,6 +493,11 @@ static cJSON *build_result(sched *s, int64_t seq, const char *task_id, const cha
         cJSON_AddNumberToObject(res, "passed_attempt", h.passed_n);
     else
         cJSON_AddNullToObject(res, "passed_attempt");
+    long long tokens = 0;
+    const cJSON *hr;
+    cJSON_ArrayForEach(hr, h.history)
+        tokens += record_tokens(hr);
+    cJSON_AddNumberToObject(res, "tokens", (double)tokens);
     const cJSON *best = h.best_n ? cJSON_GetArrayItem(h.history, h.best_n - 1) : NULL;
     if (best)
         cJSON_AddNumberToObject(res, "best_attempt", h.best_n);
@@ -578,12 +631,12 @@ static const char *tail(const char *text, size_t max)
     return p;
 }
 
-/* Adds what the next attempt should know about this one. */
-static void add_feedback(active *a, int n, const cJSON *rec)
+/* What the next attempt should know about this one. */
+static cJSON *feedback_entry(int n, const cJSON *rec)
 {
     cJSON *fb = cJSON_CreateObject();
     if (!fb)
-        return;
+        return NULL;
     cJSON_AddNumberToObject(fb, "attempt", n);
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(rec, "code");
     ggi_json_add_str(fb, "code", cJSON_GetStringValue(v));
@@ -601,12 +654,183 @@ static void add_feedback(active *a, int n, const cJSON *rec)
                          tail(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ex, "stdout")),
                               GGI_FEEDBACK_TAIL));
     }
-    cJSON_AddItemToArray(a->feedback, fb);
+    return fb;
+}
+
+/* Adds an entry to the feedback the next job carries, keeping the last few. */
+static void add_feedback(active *a, cJSON *fb)
+{
+    if (!fb)
+        return;
+    if (!cJSON_AddItemToArray(a->feedback, fb)) {
+        cJSON_Delete(fb);
+        return;
+    }
     while (cJSON_GetArraySize(a->feedback) > GGI_FEEDBACK_ATTEMPTS)
         cJSON_DeleteItemFromArray(a->feedback, 0);
 }
 
+/* ---------------------------------------------------------------- task monitor */
+
+/* Whether a failed attempt repeats an earlier one: the same code as any earlier attempt of
+ * the task, or the same failure signature as the previous attempt. why gets which. */
+static int repeats(const active *a, const cJSON *rec, char *why, size_t cap)
+{
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "passed")))
+        return 0;
+    const char *code = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rec, "code"));
+    if (code) {
+        char h[17];
+        ggi_hash_hex(code, strlen(code), h);
+        for (int i = 0; i < a->n_codes; i++) {
+            if (strcmp(a->codes[i].hash, h) == 0) {
+                snprintf(why, cap, "same code as attempt %d", a->codes[i].n);
+                return 1;
+            }
+        }
+    }
+    const char *sig = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rec, "signature"));
+    if (sig && *sig && a->last_sig && strcmp(sig, a->last_sig) == 0) {
+        snprintf(why, cap, "same failure as attempt %d", a->last_sig_n);
+        return 1;
+    }
+    return 0;
+}
+
+/* The strategy of the job after the k-th stuck loop: a higher temperature each time. */
+static cJSON *strategy_new(int k, const char *why, int rollback_to)
+{
+    double temp = GGI_STUCK_TEMPERATURE + GGI_STUCK_TEMPERATURE_STEP * (k - 1);
+    if (temp > GGI_STUCK_TEMPERATURE_MAX)
+        temp = GGI_STUCK_TEMPERATURE_MAX;
+    cJSON *st = cJSON_CreateObject();
+    if (!st)
+        return NULL;
+    if (ggi_json_add_num(st, "temperature", temp) || ggi_json_add_str(st, "reason", why) ||
+        ggi_json_add_num(st, "rollback_to", rollback_to)) {
+        cJSON_Delete(st);
+        return NULL;
+    }
+    return st;
+}
+
+/* Takes a recorded attempt into the task's state: tokens, code seen, last failure, best
+ * attempt and feedback. When it was stuck, the feedback rolls back to the best attempt's and
+ * the next job gets a changed strategy; otherwise the next job has none. live: recorded just
+ * now (events are emitted), not replayed on resume. */
+static void monitor(sched *s, active *a, int n, const cJSON *rec, int stuck, const char *why,
+                    int live)
+{
+    a->tokens += record_tokens(rec);
+    const char *code = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rec, "code"));
+    char h[17] = "";
+    if (code)
+        ggi_hash_hex(code, strlen(code), h);
+    for (int i = 0; code && i < a->n_codes; i++)
+        if (strcmp(a->codes[i].hash, h) == 0)
+            code = NULL; /* seen before: its first attempt is the one to name */
+    if (code) {
+        if (a->n_codes == a->cap_codes) {
+            int cap = a->cap_codes ? a->cap_codes * 2 : 8;
+            code_seen *p = realloc(a->codes, (size_t)cap * sizeof *p);
+            if (p) {
+                a->codes = p;
+                a->cap_codes = cap;
+            }
+        }
+        if (a->n_codes < a->cap_codes) {
+            memcpy(a->codes[a->n_codes].hash, h, sizeof h);
+            a->codes[a->n_codes++].n = n;
+        }
+    }
+    const char *sig = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rec, "signature"));
+    if (!sig || !a->last_sig || strcmp(sig, a->last_sig) != 0) {
+        free(a->last_sig);
+        a->last_sig = sig && *sig ? ggi_strdup(sig) : NULL;
+        a->last_sig_n = n;
+    }
+    free(a->last_reason);
+    a->last_reason = ggi_strdup(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rec, "reason")));
+    cJSON *fb = feedback_entry(n, rec);
+    int score = attempt_score(rec);
+    if (score > a->best_score && fb) {
+        cJSON *copy = cJSON_Duplicate(fb, 1);
+        if (copy) {
+            cJSON_Delete(a->best_fb);
+            a->best_fb = copy;
+            a->best_score = score;
+            a->best_n = n;
+        }
+    }
+    cJSON_Delete(a->strategy);
+    a->strategy = NULL;
+    if (!stuck) {
+        add_feedback(a, fb);
+        return;
+    }
+    cJSON_Delete(fb);
+    a->stuck++;
+    /* Roll back: the next attempt starts again from the best attempt's feedback. */
+    cJSON *rolled = cJSON_CreateArray();
+    cJSON *best = a->best_fb ? cJSON_Duplicate(a->best_fb, 1) : NULL;
+    if (rolled && best && cJSON_AddItemToArray(rolled, best)) {
+        cJSON_Delete(a->feedback);
+        a->feedback = rolled;
+    } else {
+        cJSON_Delete(rolled);
+        cJSON_Delete(best);
+    }
+    a->strategy = strategy_new(a->stuck, why, a->best_n ? a->best_n : n);
+    if (!live)
+        return;
+    ggi_log(&s->o->log, GG_LOG_INFO, "task '%s' is stuck at attempt %d (%s); rolling back to "
+            "attempt %d", a->task_id, n, why, a->best_n);
+    cJSON *ev = event_new("task.stuck", a->task_id);
+    if (ev) {
+        cJSON_AddNumberToObject(ev, "attempt", n);
+        ggi_json_add_str(ev, "reason", why);
+        if (a->strategy)
+            cJSON_AddItemToObject(ev, "strategy", cJSON_Duplicate(a->strategy, 1));
+        emit(s, a->seq, ev);
+    }
+}
+
+static int run_spent(const sched *s)
+{
+    return s->max_tokens > 0 && s->tokens >= s->max_tokens;
+}
+
+/* Ends a task that has no attempt in flight because the run's token budget is spent. */
+static void end_for_run_budget(sched *s, active *a)
+{
+    char *why;
+    if (a->attempts > 0)
+        why = ggi_asprintf("run token budget of %lld (GRYPHGEN_MAX_TOKENS) spent after %d "
+                           "attempt(s); last: %s", s->max_tokens, a->attempts,
+                           a->last_reason ? a->last_reason : "-");
+    else
+        why = ggi_asprintf("run token budget of %lld (GRYPHGEN_MAX_TOKENS) spent before its "
+                           "first attempt", s->max_tokens);
+    end_active(s, a, GGI_ST_FAILED, why ? why : "run token budget spent");
+    free(why);
+}
+
+/* Once the run's budget is spent, every task without an attempt in flight ends. */
+static void enforce_run_budget(sched *s)
+{
+    if (!run_spent(s))
+        return;
+    active *a = s->tasks;
+    while (a) {
+        active *next = a->next;
+        if (!a->inflight)
+            end_for_run_budget(s, a);
+        a = next;
+    }
+}
+
 typedef struct resume_ctx {
+    sched *s;
     active *a;
     int last_passed;
     char *last_reason;
@@ -618,7 +842,9 @@ static int resume_attempt(void *user, int n, int passed, const char *record_json
     cJSON *rec = cJSON_Parse(record_json);
     if (!rec)
         return ggi_error(GG_ESTORE, "attempt %d has an unreadable record", n);
-    add_feedback(r->a, n, rec);
+    char why[96] = "";
+    int stuck = repeats(r->a, rec, why, sizeof why);
+    monitor(r->s, r->a, n, rec, stuck, why, 0);
     r->a->attempts = n;
     r->last_passed = passed;
     free(r->last_reason);
@@ -629,26 +855,40 @@ static int resume_attempt(void *user, int n, int passed, const char *record_json
 
 /* ---------------------------------------------------------------- decisions */
 
-/* After an attempt was recorded (or on resume): end the task or leave it for the next one. */
-static void decide(sched *s, active *a, int last_passed, const char *last_reason)
+/* After an attempt was recorded (or on resume): end the task or leave it for the next one.
+ * Returns 1 when the task ended (a is freed). */
+static int decide(sched *s, active *a, int last_passed, const char *last_reason)
 {
     if (last_passed) {
         end_active(s, a, GGI_ST_PASSED, NULL);
-        return;
+        return 1;
     }
     if (a->attempts >= a->max_attempts) {
         char *why = ggi_asprintf("failed all %d attempt(s); last: %s", a->attempts,
                                  last_reason ? last_reason : "no reason recorded");
         end_active(s, a, GGI_ST_FAILED, why);
         free(why);
-        return;
+        return 1;
+    }
+    if (a->max_tokens > 0 && a->tokens >= a->max_tokens) {
+        char *why = ggi_asprintf("token budget of %lld spent after %d attempt(s); last: %s",
+                                 a->max_tokens, a->attempts, last_reason ? last_reason : "-");
+        end_active(s, a, GGI_ST_FAILED, why ? why : "token budget spent");
+        free(why);
+        return 1;
     }
     if (a->wall_s > 0 && a->started_wall > 0 && ggi_wall_s() - a->started_wall > a->wall_s) {
         char *why = ggi_asprintf("wall budget of %g s spent after %d attempt(s); last: %s",
                                  a->wall_s, a->attempts, last_reason ? last_reason : "-");
         end_active(s, a, GGI_ST_FAILED, why);
         free(why);
+        return 1;
     }
+    if (run_spent(s)) {
+        end_for_run_budget(s, a);
+        return 1;
+    }
+    return 0;
 }
 
 /* ---------------------------------------------------------------- submitters */
@@ -702,6 +942,7 @@ static void add_active(sched *s, ggi_task_row *row, const char *submitter_name)
     a->priority = row->priority;
     a->max_attempts = t->max_attempts > 0 ? t->max_attempts : (int)s->o->max_attempts;
     a->wall_s = t->wall_s;
+    a->max_tokens = t->tokens;
     a->started_wall = row->started_at;
     a->feedback = cJSON_CreateArray();
     a->sub = submitter_index(s, submitter_name);
@@ -717,13 +958,15 @@ static void add_active(sched *s, ggi_task_row *row, const char *submitter_name)
     s->tasks = a;
     s->n_active++;
     if (row->attempts > 0) {
-        resume_ctx r = { a, 0, NULL };
+        resume_ctx r = { s, a, 0, NULL };
         if (ggi_store_attempts_each(s->db, a->seq, resume_attempt, &r) != GG_OK)
             ggi_log(&s->o->log, GG_LOG_ERROR, "resuming '%s': %s", a->task_id, gg_error_last());
         ggi_log(&s->o->log, GG_LOG_INFO, "task '%s' resumes after attempt %d", a->task_id,
                 a->attempts);
         decide(s, a, r.last_passed, r.last_reason);
         free(r.last_reason);
+    } else if (run_spent(s)) {
+        end_for_run_budget(s, a);
     }
 }
 
@@ -1263,6 +1506,8 @@ static void dispatch(sched *s)
                 cJSON_AddNumberToObject(job, "n", a->attempts + 1);
                 cJSON_AddItemReferenceToObject(job, "task", a->spec);
                 cJSON_AddItemReferenceToObject(job, "feedback", a->feedback);
+                if (a->strategy)
+                    cJSON_AddItemReferenceToObject(job, "strategy", a->strategy);
             }
             if (!n->batch)
                 n->batch = cJSON_CreateArray();
@@ -1396,9 +1641,7 @@ static void on_result(sched *s, cJSON *m)
         if (a->attempts == 0) {
             end_active(s, a, GGI_ST_ERROR, reason ? reason : "the generator gave no code");
         } else {
-            const cJSON *last = cJSON_GetArrayItem(a->feedback,
-                                                   cJSON_GetArraySize(a->feedback) - 1);
-            const char *lr = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(last, "reason"));
+            const char *lr = a->last_reason;
             char *why = ggi_asprintf("the generator has nothing more after %d attempt(s); "
                                      "last: %s", a->attempts, lr ? lr : "-");
             end_active(s, a, GGI_ST_FAILED, why);
@@ -1411,6 +1654,10 @@ static void on_result(sched *s, cJSON *m)
         cJSON_AddStringToObject(rec, "node", nd->name);
     if (nd && strcmp(nd->name, "local") != 0)
         cJSON_AddStringToObject(rec, "lease", lease_text);
+    char why[96] = "";
+    int stuck = repeats(a, rec, why, sizeof why);
+    cJSON_DeleteItemFromObjectCaseSensitive(rec, "stuck"); /* the monitor's word, not the worker's */
+    cJSON_AddBoolToObject(rec, "stuck", stuck);
     char *text = ggi_json_print(rec);
     const char *code = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rec, "code"));
     if (!text || txn(s) != GG_OK ||
@@ -1434,13 +1681,15 @@ static void on_result(sched *s, cJSON *m)
                                 cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(d, "total_ms")));
         emit(s, a->seq, ev);
     }
-    add_feedback(a, n, rec);
+    s->tokens += record_tokens(rec);
+    monitor(s, a, n, rec, stuck, why, 1);
     if (n == 1) {
         s->fresh_rec = rec;
         s->fresh_seq = a->seq;
     }
     decide(s, a, passed, reason);
     s->fresh_rec = NULL;
+    enforce_run_budget(s);
 }
 
 /* ---------------------------------------------------------------- client requests */
@@ -1838,6 +2087,24 @@ static void requeue_all(sched *s)
         remove_active(s, s->tasks);
 }
 
+/* The run's token budget from GRYPHGEN_MAX_TOKENS; 0 (no limit) when unset, empty or
+ * not a positive integer (then with a warning). */
+static long long run_token_budget(const ggi_logger *log)
+{
+    const char *v = getenv("GRYPHGEN_MAX_TOKENS");
+    if (!v || !*v)
+        return 0;
+    char *end = NULL;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (errno || end == v || *end || n < 0 || n > GGI_TASK_MAX_TOKENS) {
+        ggi_log(log, GG_LOG_WARN, "ignoring GRYPHGEN_MAX_TOKENS='%.32s': not an integer from "
+                "0 to %lld", v, (long long)GGI_TASK_MAX_TOKENS);
+        return 0;
+    }
+    return n;
+}
+
 void *ggi_scheduler_main(void *arg)
 {
     gg_orchestrator_t *o = arg;
@@ -1855,6 +2122,7 @@ void *ggi_scheduler_main(void *arg)
         cJSON_Delete(s.events);
         return NULL;
     }
+    s.max_tokens = run_token_budget(&o->log);
     int64_t unfinished = 0;
     if (ggi_grid_unfinished(s.g, &unfinished) == GG_OK)
         atomic_store(&o->queued, unfinished);

@@ -244,6 +244,28 @@ static void test_request_sent(void)
     cJSON_Delete(e);
     cJSON_Delete(r);
     free(err);
+    err = NULL;
+
+    /* the Task Monitor's strategy overrides the temperature; out of range it is ignored */
+    static const char *const strategies[] = { "{\"temperature\": 1.3, \"rollback_to\": 1}",
+                                              "{\"temperature\": 5}", "{\"reason\": \"x\"}" };
+    static const double want[] = { 1.3, 0.2, 0.2 };
+    for (int i = 0; i < 3; i++) {
+        char *base = request(3, NULL, NULL);
+        char *sreq = base ? ggi_asprintf("%.*s, \"strategy\": %s}", (int)strlen(base) - 1, base,
+                                         strategies[i]) : NULL;
+        free(base);
+        o = opts_for("echo:s");
+        CHECK_RC(ask(&o, sreq, &r, &err, NULL), GG_OK);
+        e = echoed(r);
+        CHECK(num(cJSON_GetObjectItem(e, "request"), "temperature") == want[i]);
+        cJSON_Delete(e);
+        cJSON_Delete(r);
+        free(err);
+        err = NULL;
+        free(sreq);
+    }
+    free(err);
 }
 
 static void test_http_errors(void)

@@ -200,6 +200,13 @@ static void test_field_errors(void)
     CHECK_CONTAINS(m, "field 'budget.wall_s' must be a number greater than 0");
     field_fail("\"budget\":{\"wall_s\":-1}", GG_EINVAL);
     field_fail("\"budget\":{\"wall_s\":\"1\"}", GG_EINVAL);
+    m = field_fail("\"budget\":{\"tokens\":0}", GG_EINVAL);
+    CHECK_STR(m, "task 'T1': field 'budget.tokens' must be an integer from 1 to 1000000000000");
+    field_fail("\"budget\":{\"tokens\":1000000000001}", GG_EINVAL);
+    field_fail("\"budget\":{\"tokens\":-5}", GG_EINVAL);
+    field_fail("\"budget\":{\"tokens\":10.5}", GG_EINVAL);
+    m = field_fail("\"budget\":{\"tokens\":\"100\"}", GG_EINVAL);
+    CHECK_CONTAINS(m, "'budget.tokens'");
 
     /* resources */
     m = field_fail("\"resources\":[]", GG_EINVAL);
@@ -230,6 +237,12 @@ static void test_field_errors(void)
               "\"priority\":-1000}");
     CHECK(t && t->max_attempts == 100 && t->memory_mb == 16 && t->priority == -1000 &&
           t->timeout_s == 3600);
+    ggi_task_free(t);
+    t = parse("{\"language\":\"c\",\"budget\":{\"tokens\":1}}");
+    CHECK(t && t->tokens == 1);
+    ggi_task_free(t);
+    t = parse("{\"language\":\"c\",\"budget\":{\"tokens\":1000000000000}}");
+    CHECK(t && t->tokens == 1000000000000LL);
     ggi_task_free(t);
 }
 
@@ -408,7 +421,7 @@ static int tasks_equal(const ggi_task *a, const ggi_task *b)
         a->n_candidates != b->n_candidates || a->max_attempts != b->max_attempts ||
         a->wall_s != b->wall_s || a->timeout_s != b->timeout_s ||
         a->memory_mb != b->memory_mb || a->cpu_s != b->cpu_s || a->priority != b->priority ||
-        a->humaneval != b->humaneval)
+        a->humaneval != b->humaneval || a->tokens != b->tokens)
         return 0;
     for (size_t i = 0; i < a->n_candidates; i++)
         if (!str_eq(a->candidates[i], b->candidates[i]))
@@ -461,6 +474,8 @@ static void test_round_trip(void)
     round_trip(FULL);
     round_trip("{\"language\":\"c\"}");
     round_trip(HE_LINE);
+    round_trip("{\"language\":\"python\",\"budget\":{\"tokens\":250}}");
+    round_trip("{\"language\":\"python\",\"budget\":{\"tokens\":1000000000000}}");
     round_trip("{\"task_id\":\"odd numbers\",\"language\":\"c\",\"resources\":{\"timeout_s\":"
                "0.1,\"cpu_s\":0.3333333333333333},\"budget\":{\"wall_s\":1e-3},"
                "\"candidates\":[\"\",\"x\\u0001\\\"\"],\"priority\":1000}");
@@ -471,6 +486,14 @@ static void test_round_trip(void)
     CHECK(o && cJSON_GetArraySize(cJSON_GetObjectItem(o, "candidates")) == 0);
     CHECK(o && cJSON_IsFalse(cJSON_GetObjectItem(o, "humaneval")));
     CHECK(o && cJSON_GetObjectItem(o, "priority")->valuedouble == 0);
+    /* an unset token budget is left out, so older tasks keep their normalised text */
+    CHECK(o && !cJSON_GetObjectItem(cJSON_GetObjectItem(o, "budget"), "tokens"));
+    cJSON_Delete(o);
+    ggi_task_free(t);
+    t = parse("{\"language\":\"c\",\"budget\":{\"tokens\":250}}");
+    o = t ? ggi_task_to_json(t) : NULL;
+    CHECK(o && cJSON_GetObjectItem(cJSON_GetObjectItem(o, "budget"), "tokens") &&
+          cJSON_GetObjectItem(cJSON_GetObjectItem(o, "budget"), "tokens")->valuedouble == 250);
     cJSON_Delete(o);
     ggi_task_free(t);
     CHECK(ggi_task_to_json(NULL) == NULL);
