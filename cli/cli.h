@@ -121,6 +121,29 @@ int cli_cmd_cancel(int argc, char **argv);
 int cli_cmd_watch(int argc, char **argv);
 /** Connects a client (printing why not); returns an exit code. */
 int cli_client_open(const char *endpoint, const char *name, gg_client_t **out);
+/* The grid's security options (client_cmds.c): --key FILE (alias --curve-key),
+ * --server-key Z85|FILE, --authorized-keys FILE (serve only) and --insecure. */
+enum { CLI_OPT_KEY = 0x180, CLI_OPT_SERVER_KEY, CLI_OPT_AUTHORIZED_KEYS, CLI_OPT_INSECURE };
+#define CLI_SECURITY_LONG_OPTIONS                                   \
+    {"key", required_argument, NULL, CLI_OPT_KEY},                  \
+    {"curve-key", required_argument, NULL, CLI_OPT_KEY},            \
+    {"server-key", required_argument, NULL, CLI_OPT_SERVER_KEY},    \
+    {"insecure", no_argument, NULL, CLI_OPT_INSECURE}
+typedef struct cli_security {
+    const char *key_file;        /* this process's key pair (PREFIX.key) */
+    const char *server_key;      /* the orchestrator's public key (peers) */
+    const char *authorized_keys; /* the admitted keys (serve) */
+    int insecure;
+} cli_security;
+/** The security options given to this command (one command per process). */
+extern cli_security cli_sec;
+/** Handles a security option by its getopt_long value: 1 handled, 0 not one, -1 bad. */
+int cli_security_option(int c, const char *arg);
+/**
+ * Applies the rule for unencrypted operation (gryphgen/security.h) to an endpoint with the
+ * options given: prints why and returns CLI_EXIT_USAGE when refused, else CLI_EXIT_OK.
+ */
+int cli_security_check(const char *command, const char *endpoint);
 /** A task's result when it has ended; GG_EAGAIN while it runs. */
 int cli_client_result(gg_client_t *c, const char *task_id, char **out_result);
 

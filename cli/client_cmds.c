@@ -21,11 +21,55 @@ enum { OPT_CONNECT = 0x200, OPT_NAME, OPT_WAIT, OPT_TIMEOUT, OPT_BATCH };
 #define SUBMIT_BATCH 1000
 #define SUBMIT_BATCH_BYTES ((size_t)4 << 20)
 
+cli_security cli_sec;
+
+int cli_security_option(int c, const char *arg)
+{
+    switch (c) {
+    case CLI_OPT_KEY:
+    case CLI_OPT_SERVER_KEY:
+    case CLI_OPT_AUTHORIZED_KEYS:
+        if (!arg || !*arg) {
+            cli_errorf("option %s: empty value", c == CLI_OPT_KEY ? "--key"
+                       : c == CLI_OPT_SERVER_KEY ? "--server-key" : "--authorized-keys");
+            return -1;
+        }
+        if (c == CLI_OPT_KEY)
+            cli_sec.key_file = arg;
+        else if (c == CLI_OPT_SERVER_KEY)
+            cli_sec.server_key = arg;
+        else
+            cli_sec.authorized_keys = arg;
+        return 1;
+    case CLI_OPT_INSECURE:
+        cli_sec.insecure = 1;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+int cli_security_check(const char *command, const char *endpoint)
+{
+    /* Loopback without keys stays allowed as before; elsewhere keys are required. */
+    if (gg_security_check(endpoint, cli_sec.key_file != NULL,
+                          cli_sec.insecure || gg_endpoint_is_loopback(endpoint)) != 0) {
+        cli_errorf("%s: %s", command, gg_error_last());
+        return CLI_EXIT_USAGE;
+    }
+    return CLI_EXIT_OK;
+}
+
 int cli_client_open(const char *endpoint, const char *name, gg_client_t **out)
 {
     gg_client_options co = GG_CLIENT_OPTIONS_INIT;
     co.connect = endpoint;
     co.name = name;
+    co.curve_key_file = cli_sec.key_file;
+    co.curve_server_key = cli_sec.server_key;
+    co.insecure = cli_sec.insecure;
+    if (cli_security_check("connect", endpoint) != CLI_EXIT_OK)
+        return CLI_EXIT_USAGE;
     if (gg_client_new(out, &co) != 0) {
         cli_errorf("cannot connect to '%s': %s", endpoint, gg_error_last());
         return CLI_EXIT_USAGE;
@@ -78,6 +122,13 @@ static int common_opts(const char *cmd, int argc, char **argv, const char *short
         case CLI_OPT_HELP:
             return 1;
         default:
+            if (c != '?' && c != ':') {
+                int handled = cli_security_option(c, optarg);
+                if (handled > 0)
+                    break;
+                if (handled < 0)
+                    return -1;
+            }
             cli_bad_option(cmd, c, argv, optind, optopt);
             return -1;
         }
@@ -94,6 +145,7 @@ static const struct option client_longopts[] = {
     {"name", required_argument, NULL, OPT_NAME},
     {"wait", no_argument, NULL, OPT_WAIT},
     {"timeout-ms", required_argument, NULL, OPT_TIMEOUT},
+    CLI_SECURITY_LONG_OPTIONS,
     {"help", no_argument, NULL, CLI_OPT_HELP},
     {NULL, 0, NULL, 0},
 };

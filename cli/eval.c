@@ -412,6 +412,7 @@ static void eval_usage(FILE *f)
                "                     [--log-level LEVEL] [--quiet] [--connect ENDPOINT] "
                "FILE|-\n"
                "  --connect ENDPOINT  run the set on a grid (`gryphgen serve`) instead of here\n"
+               "  --key FILE --server-key KEY  CURVE keys for --connect (see `gryphgen keygen`)\n"
                "(see 'gryphgen help' for what each option does)\n");
 }
 
@@ -449,6 +450,7 @@ int cli_cmd_eval(int argc, char **argv)
         {"log-level", required_argument, NULL, CLI_OPT_LOG_LEVEL},
         {"quiet", no_argument, NULL, CLI_OPT_QUIET},
         {"connect", required_argument, NULL, OPT_CONNECT},
+        CLI_SECURITY_LONG_OPTIONS,
         {"help", no_argument, NULL, CLI_OPT_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -491,6 +493,11 @@ int cli_cmd_eval(int argc, char **argv)
         }
         if (c == '?' || c == ':')
             return cli_bad_option("eval", c, argv, optind, optopt);
+        handled = cli_security_option(c, optarg);
+        if (handled < 0)
+            return CLI_EXIT_USAGE;
+        if (handled > 0)
+            continue;
         handled = cli_run_option(&opts, c, optarg);
         if (handled < 0)
             return CLI_EXIT_USAGE;

@@ -20,7 +20,11 @@ static void serve_usage(FILE *f)
                "                      [--local N] [--max-queued N] [--max-attempts N]\n"
                "                      [--generator SPEC] [--python PATH] [--cc PATH]\n"
                "                      [--log-level LEVEL]\n"
+               "                      [--key FILE --authorized-keys FILE] [--insecure]\n"
                "  --bind ENDPOINT   tcp://127.0.0.1:5555 or ipc:///path (repeatable)\n"
+               "  --key FILE        this server's CURVE key pair (PREFIX.key, `gryphgen keygen`)\n"
+               "  --authorized-keys FILE  the admitted keys: lines \"ROLE Z85KEY [comment]\"\n"
+               "  --insecure        no encryption (loopback endpoints only)\n"
                "  --local N         also run N worker threads in this process (default 0)\n"
                "  --max-queued N    queued tasks beyond which submissions are answered busy\n");
 }
@@ -37,6 +41,8 @@ int cli_cmd_serve(int argc, char **argv)
         {"python", required_argument, NULL, CLI_OPT_PYTHON},
         {"cc", required_argument, NULL, CLI_OPT_CC},
         {"log-level", required_argument, NULL, CLI_OPT_LOG_LEVEL},
+        {"authorized-keys", required_argument, NULL, CLI_OPT_AUTHORIZED_KEYS},
+        CLI_SECURITY_LONG_OPTIONS,
         {"help", no_argument, NULL, CLI_OPT_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -73,7 +79,12 @@ int cli_cmd_serve(int argc, char **argv)
         }
         if (c == '?' || c == ':')
             return cli_bad_option("serve", c, argv, optind, optopt);
-        int handled = cli_run_option(&opts, c, optarg);
+        int handled = cli_security_option(c, optarg);
+        if (handled < 0)
+            return CLI_EXIT_USAGE;
+        if (handled > 0)
+            continue;
+        handled = cli_run_option(&opts, c, optarg);
         if (handled < 0)
             return CLI_EXIT_USAGE;
         if (handled == 0)
@@ -87,6 +98,18 @@ int cli_cmd_serve(int argc, char **argv)
         cli_errorf("serve: give at least one --bind ENDPOINT (e.g. tcp://127.0.0.1:5555)");
         serve_usage(stderr);
         return CLI_EXIT_USAGE;
+    }
+    if (cli_sec.key_file && !cli_sec.authorized_keys) {
+        cli_errorf("serve: --key needs --authorized-keys FILE (the keys admitted, with roles)");
+        return CLI_EXIT_USAGE;
+    }
+    for (const char *p = bind; *p;) {
+        char ep[4096];
+        size_t n = strcspn(p, ",");
+        snprintf(ep, sizeof ep, "%.*s", (int)n, p);
+        if (cli_security_check("serve", ep) != CLI_EXIT_OK)
+            return CLI_EXIT_USAGE;
+        p += n + (p[n] == ',');
     }
     gg_generator_options gopts = GG_GENERATOR_OPTIONS_INIT;
     gg_generator_t *gen = NULL;
@@ -107,6 +130,9 @@ int cli_cmd_serve(int argc, char **argv)
     oo.local_workers = local > 0;
     oo.workers = local;
     oo.max_queued = max_queued;
+    oo.curve_key_file = cli_sec.key_file;
+    oo.authorized_keys_file = cli_sec.authorized_keys;
+    oo.insecure = cli_sec.insecure;
     gg_orchestrator_t *orch = NULL;
     cli_catch_signals();
     if (gg_orchestrator_new(&orch, &oo) != 0) {
@@ -114,7 +140,9 @@ int cli_cmd_serve(int argc, char **argv)
         gg_generator_destroy(&gen);
         return CLI_EXIT_INFRA;
     }
-    cli_errorf("serving on %s (database %s)", bind, opts.db_path ? opts.db_path : "temporary");
+    cli_errorf("serving on %s (database %s, %s)", bind,
+               opts.db_path ? opts.db_path : "temporary",
+               cli_sec.key_file ? "CURVE encrypted" : "UNENCRYPTED");
     while (!cli_interrupted) {
         struct timespec ts = {0, 50 * 1000000L};
         nanosleep(&ts, NULL);

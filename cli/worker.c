@@ -21,7 +21,11 @@ static void worker_usage(FILE *f)
     fprintf(f, "usage: gryphgen worker --connect ENDPOINT [--slots N] [--queue N]\n"
                "                       [--label KEY=VALUE...] [--name NAME]\n"
                "                       [--executor process|noop] [--generator SPEC]\n"
-               "                       [--python PATH] [--cc PATH] [--log-level LEVEL]\n");
+               "                       [--python PATH] [--cc PATH] [--log-level LEVEL]\n"
+               "                       [--key FILE --server-key Z85|FILE] [--insecure]\n"
+               "  --key FILE         this worker's CURVE key pair (PREFIX.key, `gryphgen keygen`)\n"
+               "  --server-key KEY   the orchestrator's public key (Z85 text or its .pub file)\n"
+               "  --insecure         no encryption (loopback endpoints only)\n");
 }
 
 /* Stops the worker when a signal arrived (the handler only sets cli_interrupted). */
@@ -49,6 +53,7 @@ int cli_cmd_worker(int argc, char **argv)
         {"python", required_argument, NULL, CLI_OPT_PYTHON},
         {"cc", required_argument, NULL, CLI_OPT_CC},
         {"log-level", required_argument, NULL, CLI_OPT_LOG_LEVEL},
+        CLI_SECURITY_LONG_OPTIONS,
         {"help", no_argument, NULL, CLI_OPT_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -95,7 +100,11 @@ int cli_cmd_worker(int argc, char **argv)
         case ':':
             return cli_bad_option("worker", c, argv, optind, optopt);
         default: {
-            int handled = cli_run_option(&opts, c, optarg);
+            int handled = cli_security_option(c, optarg);
+            if (handled > 0)
+                continue;
+            if (handled == 0)
+                handled = cli_run_option(&opts, c, optarg);
             if (handled < 0)
                 return CLI_EXIT_USAGE;
             if (handled == 0)
@@ -113,6 +122,12 @@ int cli_cmd_worker(int argc, char **argv)
         worker_usage(stderr);
         return CLI_EXIT_USAGE;
     }
+    if (cli_sec.key_file && !cli_sec.server_key) {
+        cli_errorf("worker: --key needs --server-key (the orchestrator's public key)");
+        return CLI_EXIT_USAGE;
+    }
+    if (cli_security_check("worker", connect) != CLI_EXIT_OK)
+        return CLI_EXIT_USAGE;
     gg_generator_options gopts = GG_GENERATOR_OPTIONS_INIT;
     gg_executor_options eopts = GG_EXECUTOR_OPTIONS_INIT;
     gg_generator_t *gen = NULL;
@@ -142,6 +157,9 @@ int cli_cmd_worker(int argc, char **argv)
     wo.cc = opts.cc;
     wo.log_fn = cli_log_stderr;
     wo.log_level = opts.log_level;
+    wo.curve_key_file = cli_sec.key_file;
+    wo.curve_server_key = cli_sec.server_key;
+    wo.insecure = cli_sec.insecure;
     if (gg_worker_new(&w, &wo) != 0) {
         cli_errorf("worker: %s", gg_error_last());
         status = CLI_EXIT_USAGE;

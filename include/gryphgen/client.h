@@ -32,10 +32,20 @@ typedef struct gg_client_options {
     const char *connect;  /**< the orchestrator's endpoint, e.g. tcp://127.0.0.1:5555 */
     const char *name;     /**< submitter name for fair share; NULL: user@host */
     int timeout_ms;       /**< per request (not wait); 0: 10000 */
+    const char *curve_key_file;   /**< this client's CURVE key pair (PREFIX.key from
+                                       `gryphgen keygen`), listed with role submitter or admin
+                                       in the orchestrator's authorized keys; NULL: no
+                                       encryption (see insecure). docs/security.md */
+    const char *curve_server_key; /**< the orchestrator's public key: 40-character Z85 text
+                                       or the path of its .pub or .key file; required with
+                                       curve_key_file */
+    int insecure;                 /**< 1: allow connecting without keys, to a loopback
+                                       endpoint only; 0 (default): tcp:// or ipc:// without
+                                       keys is GG_EINVAL */
 } gg_client_options;
 
 /** Static initialiser with defaults. */
-#define GG_CLIENT_OPTIONS_INIT { GG_CLIENT_OPTIONS_VERSION, NULL, NULL, 0 }
+#define GG_CLIENT_OPTIONS_INIT { GG_CLIENT_OPTIONS_VERSION, NULL, NULL, 0, NULL, NULL, 0 }
 
 /** Fills *opts with defaults for the given version; GG_EVERSION for an unknown version. */
 GG_API int gg_client_options_init(gg_client_options *opts, unsigned version);

@@ -63,12 +63,22 @@ typedef struct gg_orchestrator_options {
                                       process; 0: none (only remote workers run tasks) */
     unsigned max_queued;         /**< unfinished (queued or running) tasks beyond which
                                       submissions get GG_EBUSY; 0: no limit */
+    const char *curve_key_file;  /**< this orchestrator's CURVE key pair (PREFIX.key from
+                                      `gryphgen keygen`); with authorized_keys_file, every
+                                      `bind` endpoint is encrypted and authenticated.
+                                      NULL: no encryption (see insecure). docs/security.md */
+    const char *authorized_keys_file; /**< lines "ROLE Z85PUBKEY [comment]" (ROLE: worker,
+                                      submitter or admin): the only peers admitted; required
+                                      with curve_key_file, ignored without it */
+    int insecure;                /**< 1: allow `bind` endpoints without keys, loopback only
+                                      (tcp://127.0.0.1, ipc://); 0 (default): a bind without
+                                      keys is GG_EINVAL */
 } gg_orchestrator_options;
 
 /** Static initialiser with defaults. */
 #define GG_ORCHESTRATOR_OPTIONS_INIT \
     { GG_ORCHESTRATOR_OPTIONS_VERSION, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
-      GG_LOG_WARN, NULL, NULL, NULL, NULL, 1, 0 }
+      GG_LOG_WARN, NULL, NULL, NULL, NULL, 1, 0, NULL, NULL, 0 }
 
 /**
  * Fills *opts with defaults for the given version (1 or 2: a version 1 struct is shorter and

@@ -50,12 +50,22 @@ typedef struct gg_worker_options {
     gg_log_fn log_fn;              /**< NULL: no logging */
     void *log_user;                /**< passed to log_fn */
     int log_level;                 /**< highest gg_log_level delivered; default GG_LOG_WARN */
+    const char *curve_key_file;    /**< this worker's CURVE key pair (PREFIX.key from
+                                        `gryphgen keygen`), listed with role worker in the
+                                        orchestrator's authorized keys; NULL: no encryption
+                                        (see insecure). docs/security.md */
+    const char *curve_server_key;  /**< the orchestrator's public key: 40-character Z85 text
+                                        or the path of its .pub or .key file; required with
+                                        curve_key_file */
+    int insecure;                  /**< 1: allow connecting without keys, to a loopback
+                                        endpoint only; 0 (default): tcp:// or ipc:// without
+                                        keys is GG_EINVAL */
 } gg_worker_options;
 
 /** Static initialiser with defaults. */
 #define GG_WORKER_OPTIONS_INIT \
     { GG_WORKER_OPTIONS_VERSION, NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
-      NULL, GG_LOG_WARN }
+      NULL, GG_LOG_WARN, NULL, NULL, 0 }
 
 /** Fills *opts with defaults for the given version; GG_EVERSION for an unknown version. */
 GG_API int gg_worker_options_init(gg_worker_options *opts, unsigned version);

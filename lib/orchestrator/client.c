@@ -12,6 +12,7 @@
 
 #include "gryphgen/client.h"
 
+#include "endpoint_rule.h"
 #include "orq.h"
 #include "protocol.h"
 
@@ -54,6 +55,12 @@ int gg_client_new(gg_client_t **out, const gg_client_options *opts)
         return ggi_error(GG_EINVAL, "timeout_ms must not be negative");
     if (opts->name && (!*opts->name || strlen(opts->name) > GGP_MAX_NAME))
         return ggi_error(GG_EINVAL, "name must be 1 to %d bytes", GGP_MAX_NAME);
+    if (opts->curve_key_file && (!opts->curve_server_key || !*opts->curve_server_key))
+        return ggi_error(GG_EINVAL, "curve_key_file needs curve_server_key (the "
+                         "orchestrator's public key)");
+    /* Without keys: loopback as before, network endpoints refused (endpoint_rule.h). */
+    if (ggi_endpoint_rule(opts->connect, opts->curve_key_file != NULL, opts->insecure) != GG_OK)
+        return GG_EINVAL;
     int rc = gg_init();
     if (rc)
         return rc;
@@ -73,8 +80,14 @@ int gg_client_new(gg_client_t **out, const gg_client_options *opts)
     c->endpoint = ggi_strdup(opts->connect);
     if (!c->endpoint)
         rc = ggi_error(GG_ENOMEM, "out of memory");
-    if (!rc)
+    if (!rc && opts->curve_key_file) {
+        ggi_zmq_security sec = {0};
+        sec.client_key_file = opts->curve_key_file;
+        sec.server_public_key = opts->curve_server_key;
+        rc = ggi_zmq_transport_new_secure(&c->tp, &sec);
+    } else if (!rc) {
         rc = ggi_zmq_transport_new(&c->tp);
+    }
     if (!rc)
         rc = c->tp.vt.peer_open(c->tp.self, c->endpoint, &c->peer);
     if (rc) {

@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+
+#include "endpoint_rule.h"
 #include "orq.h"
 
 static atomic_uint orchestrator_counter;
@@ -157,6 +159,29 @@ static int bind_extra(gg_orchestrator_t *o)
     return GG_OK;
 }
 
+/* Applies the rule for unencrypted operation to every bind endpoint: with keys anything
+ * goes; without them loopback endpoints are fine as before, others need keys. */
+static int check_binds(const gg_orchestrator_options *opts)
+{
+    const char *p = opts->bind;
+    while (p && *p) {
+        size_t n = strcspn(p, ", ");
+        if (n > 0) {
+            char ep[1024];
+            if (n >= sizeof ep)
+                return ggi_error(GG_EINVAL, "bind endpoint too long");
+            memcpy(ep, p, n);
+            ep[n] = 0;
+            if (ggi_endpoint_rule(ep, opts->curve_key_file != NULL, opts->insecure) != GG_OK)
+                return GG_EINVAL;
+        }
+        p += n;
+        while (*p == ',' || *p == ' ')
+            p++;
+    }
+    return GG_OK;
+}
+
 static int start_threads(gg_orchestrator_t *o)
 {
     int rc = o->transport.vt.hub_open(o->transport.self, o->endpoint, &o->hub);
@@ -224,6 +249,7 @@ int gg_orchestrator_new(gg_orchestrator_t **out, const gg_orchestrator_options *
                          "library knows 1 to %u)", opts->version,
                          GG_ORCHESTRATOR_OPTIONS_VERSION);
     /* Fields of later versions than the caller's read as their defaults. */
+    int rc_sec;
     gg_orchestrator_options full = GG_ORCHESTRATOR_OPTIONS_INIT;
     memcpy(&full, opts, opts->version == 1 ? offsetof(gg_orchestrator_options, bind)
                                            : sizeof full);
@@ -236,6 +262,11 @@ int gg_orchestrator_new(gg_orchestrator_t **out, const gg_orchestrator_options *
         return ggi_error(GG_EINVAL, "max_attempts must be from 1 to 100 (0: default 3)");
     if (opts->workers > 1024)
         return ggi_error(GG_EINVAL, "workers must be at most 1024");
+    if (opts->curve_key_file && (!opts->authorized_keys_file || !*opts->authorized_keys_file))
+        return ggi_error(GG_EINVAL, "curve_key_file needs authorized_keys_file (the keys "
+                         "admitted, with their roles)");
+    if ((rc_sec = check_binds(opts)) != GG_OK)
+        return rc_sec;
     int rc = gg_init();
     if (rc != GG_OK)
         return rc;
@@ -285,8 +316,15 @@ int gg_orchestrator_new(gg_orchestrator_t **out, const gg_orchestrator_options *
         rc = ggi_store_open(&o->api_store, o->db_path);
     if (rc == GG_OK)
         rc = setup_backends(o, opts);
-    if (rc == GG_OK)
+    if (rc == GG_OK && opts->curve_key_file) {
+        ggi_zmq_security sec = {0};
+        sec.server_key_file = opts->curve_key_file;
+        sec.authorized_keys_file = opts->authorized_keys_file;
+        sec.log = o->log;
+        rc = ggi_zmq_transport_new_secure(&o->transport, &sec);
+    } else if (rc == GG_OK) {
         rc = ggi_zmq_transport_new(&o->transport);
+    }
     if (rc == GG_OK)
         rc = start_threads(o);
     if (rc != GG_OK) {

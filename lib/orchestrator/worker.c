@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+
+#include "endpoint_rule.h"
 #include "orq.h"
 #include "protocol.h"
 
@@ -303,6 +305,12 @@ int gg_worker_new(gg_worker_t **out, const gg_worker_options *opts)
         if (check_label(opts->labels[i]))
             return GG_EINVAL;
     }
+    if (opts->curve_key_file && (!opts->curve_server_key || !*opts->curve_server_key))
+        return ggi_error(GG_EINVAL, "curve_key_file needs curve_server_key (the "
+                         "orchestrator's public key)");
+    /* Without keys: loopback as before, network endpoints refused (endpoint_rule.h). */
+    if (ggi_endpoint_rule(opts->connect, opts->curve_key_file != NULL, opts->insecure) != GG_OK)
+        return GG_EINVAL;
     int rc = gg_init();
     if (rc)
         return rc;
@@ -319,7 +327,16 @@ int gg_worker_new(gg_worker_t **out, const gg_worker_options *opts)
     w->log.user = opts->log_user;
     w->log.level = opts->log_level;
     w->tp = &w->own_transport;
-    if ((rc = ggi_zmq_transport_new(w->tp)) != GG_OK)
+    if (opts->curve_key_file) {
+        ggi_zmq_security sec = {0};
+        sec.client_key_file = opts->curve_key_file;
+        sec.server_public_key = opts->curve_server_key;
+        sec.log = w->log;
+        rc = ggi_zmq_transport_new_secure(w->tp, &sec);
+    } else {
+        rc = ggi_zmq_transport_new(w->tp);
+    }
+    if (rc != GG_OK)
         goto fail;
     if (opts->generator)
         w->generator = opts->generator;

@@ -539,6 +539,50 @@ static void test_embedded_plus_remote(void)
     gg_executor_destroy(&noop);
 }
 
+/* The rule for unencrypted operation in the library: loopback without keys works as before,
+ * another address needs keys (--insecure does not lift that); keys come in pairs. */
+static void test_security_rule(void)
+{
+    gg_orchestrator_t *o = NULL;
+    gg_orchestrator_options oo = GG_ORCHESTRATOR_OPTIONS_INIT;
+    oo.local_workers = 0;
+    oo.bind = "tcp://127.0.0.1:0,tcp://0.0.0.0:0";
+    CHECK_RC(gg_orchestrator_new(&o, &oo), GG_EINVAL);
+    CHECK(o == NULL);
+    CHECK_CONTAINS(gg_error_last(), "no CURVE keys");
+    oo.insecure = 1;
+    CHECK_RC(gg_orchestrator_new(&o, &oo), GG_EINVAL);
+    CHECK_CONTAINS(gg_error_last(), "not loopback");
+    oo.insecure = 0;
+    oo.bind = NULL;
+    oo.curve_key_file = "/nonexistent.key";
+    CHECK_RC(gg_orchestrator_new(&o, &oo), GG_EINVAL);
+    CHECK_CONTAINS(gg_error_last(), "authorized_keys_file");
+
+    gg_worker_t *w = NULL;
+    gg_worker_options wo = GG_WORKER_OPTIONS_INIT;
+    wo.connect = "tcp://192.0.2.1:5555";
+    CHECK_RC(gg_worker_new(&w, &wo), GG_EINVAL);
+    CHECK(w == NULL);
+    CHECK_CONTAINS(gg_error_last(), "no CURVE keys");
+    wo.curve_key_file = "/nonexistent.key";
+    CHECK_RC(gg_worker_new(&w, &wo), GG_EINVAL);
+    CHECK_CONTAINS(gg_error_last(), "curve_server_key");
+
+    gg_client_t *c = NULL;
+    gg_client_options co = GG_CLIENT_OPTIONS_INIT;
+    co.connect = "tcp://192.0.2.1:5555";
+    co.insecure = 1;
+    CHECK_RC(gg_client_new(&c, &co), GG_EINVAL);
+    CHECK(c == NULL);
+    CHECK_CONTAINS(gg_error_last(), "not loopback");
+    co.connect = "tcp://127.0.0.1:1";
+    co.insecure = 0;
+    CHECK_RC(gg_client_new(&c, &co), GG_OK);
+    gg_client_destroy(&c);
+    CHECK(c == NULL);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/gg-grid-XXXXXX");
@@ -552,6 +596,7 @@ int main(void)
     test_busy();
     test_fair_share();
     test_embedded_plus_remote();
+    test_security_rule();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)

@@ -115,7 +115,8 @@ class OrchestratorOptions(ctypes.Structure):
                 ("log_level", ctypes.c_int), ("event_fn", EVENT_FN),
                 ("event_user", ctypes.c_void_p), ("transport", ctypes.c_char_p),
                 ("bind", ctypes.c_char_p), ("local_workers", ctypes.c_int),
-                ("max_queued", ctypes.c_uint)]
+                ("max_queued", ctypes.c_uint), ("curve_key_file", ctypes.c_char_p),
+                ("authorized_keys_file", ctypes.c_char_p), ("insecure", ctypes.c_int)]
 
 
 class WorkerOptions(ctypes.Structure):
@@ -125,13 +126,17 @@ class WorkerOptions(ctypes.Structure):
                 ("labels", ctypes.POINTER(ctypes.c_char_p)), ("executor", ctypes.c_void_p),
                 ("generator", ctypes.c_void_p), ("retriever", ctypes.c_void_p),
                 ("python", ctypes.c_char_p), ("cc", ctypes.c_char_p), ("log_fn", LOG_FN),
-                ("log_user", ctypes.c_void_p), ("log_level", ctypes.c_int)]
+                ("log_user", ctypes.c_void_p), ("log_level", ctypes.c_int),
+                ("curve_key_file", ctypes.c_char_p), ("curve_server_key", ctypes.c_char_p),
+                ("insecure", ctypes.c_int)]
 
 
 class ClientOptions(ctypes.Structure):
     """gg_client_options (include/gryphgen/client.h), version 1."""
     _fields_ = [("version", ctypes.c_uint32), ("connect", ctypes.c_char_p),
-                ("name", ctypes.c_char_p), ("timeout_ms", ctypes.c_int)]
+                ("name", ctypes.c_char_p), ("timeout_ms", ctypes.c_int),
+                ("curve_key_file", ctypes.c_char_p), ("curve_server_key", ctypes.c_char_p),
+                ("insecure", ctypes.c_int)]
 
 
 class ExecutorVtable(ctypes.Structure):

@@ -1,0 +1,115 @@
+"""test_secure.py - the grid with CURVE security, as real processes on loopback: keys made by
+`gryphgen keygen`, `gryphgen serve --key --authorized-keys` admitting one worker key and one
+submitter key. A listed worker runs tasks for a listed submitter; a client with an unknown
+key is refused by the ZAP handler, and a client using the worker's key is refused by role;
+both refusals appear in the serve log. Binding a non-loopback endpoint without keys is
+refused with a clear message."""
+
+import json
+import os
+import subprocess
+
+from gridtest import (GRYPHGEN, check, env, finish, free_port, gg, start, stop_all, tmpdir,
+                      wait_until)
+
+work = tmpdir()
+ep = "tcp://127.0.0.1:%d" % free_port()
+serve_log = os.path.join(work, "serve.log")
+
+
+def keygen(name):
+    prefix = os.path.join(work, name)
+    p = gg(["keygen", "--out", prefix])
+    check(p.returncode == 0, "keygen " + name, p.stderr)
+    with open(prefix + ".pub") as f:
+        line = f.read().strip()
+    check(line.startswith("public: ") and len(line) == 48, name + ".pub holds a Z85 key", line)
+    return prefix + ".key", line[len("public: "):]
+
+
+def keyed(key, server_pub):
+    return ["--key", key, "--server-key", server_pub]
+
+
+def read_log():
+    try:
+        with open(serve_log, errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+try:
+    server_key, server_pub = keygen("server")
+    worker_key, worker_pub = keygen("worker")
+    sub_key, sub_pub = keygen("submitter")
+    stranger_key, _ = keygen("stranger")
+    auth = os.path.join(work, "authorized_keys")
+    with open(auth, "w") as f:
+        f.write("# role key comment\nworker %s w1\nsubmitter %s s1\n" % (worker_pub, sub_pub))
+    os.chmod(auth, 0o600)
+
+    # Without keys, a non-loopback endpoint is refused, with or without --insecure.
+    wild = "tcp://0.0.0.0:%d" % free_port()
+    p = gg(["serve", "--bind", wild], timeout=30)
+    check(p.returncode == 2 and "no CURVE keys" in p.stderr and "0.0.0.0" in p.stderr,
+          "serve on 0.0.0.0 without keys: exit 2 with a clear message", p.stderr)
+    p = gg(["serve", "--bind", wild, "--insecure"], timeout=30)
+    check(p.returncode == 2 and "not loopback" in p.stderr,
+          "serve on 0.0.0.0 with --insecure: exit 2, not loopback", p.stderr)
+    p = gg(["worker", "--connect", "tcp://192.0.2.1:5555"], timeout=30)
+    check(p.returncode == 2 and "no CURVE keys" in p.stderr,
+          "worker to a remote address without keys: exit 2", p.stderr)
+    p = gg(["status", "--connect", "tcp://192.0.2.1:5555", "--insecure"], timeout=30)
+    check(p.returncode == 2 and "not loopback" in p.stderr,
+          "status to a remote address with --insecure: exit 2", p.stderr)
+    p = gg(["serve", "--bind", ep, "--key", server_key], timeout=30)
+    check(p.returncode == 2 and "--authorized-keys" in p.stderr,
+          "serve --key without --authorized-keys: exit 2", p.stderr)
+
+    start(["serve", "--bind", ep, "--db", os.path.join(work, "grid.db"), "--key", server_key,
+           "--authorized-keys", auth, "--log-level", "info"], serve_log)
+    start(["worker", "--connect", ep, "--slots", "2", "--name", "w1"] +
+          keyed(worker_key, server_pub), os.path.join(work, "w.log"))
+
+    def joined():
+        p = gg(["status", "--connect", ep] + keyed(sub_key, server_pub), timeout=30)
+        try:
+            return p.returncode == 0 and len(json.loads(p.stdout).get("nodes", [])) == 1
+        except ValueError:
+            return False
+
+    check(wait_until(joined, timeout=20), "the listed worker joins (status with the "
+          "submitter key)", read_log())
+
+    task = os.path.join(work, "one.jsonl")
+    with open(task, "w") as f:
+        f.write(json.dumps({"task_id": "solo", "language": "python", "prompt": "x",
+                            "entry_point": "f", "test": "assert f() == 1",
+                            "candidates": ["def f():\n    return 1\n"]}) + "\n")
+    p = gg(["submit", "--connect", ep, "--wait", task] + keyed(sub_key, server_pub),
+           timeout=60)
+    check(p.returncode == 0 and '"passed"' in p.stdout,
+          "the submitter's task runs on the listed worker and passes", p.stdout + p.stderr)
+
+    # Both refused clients at once (each waits out its request timeout).
+    def client(key):
+        return subprocess.Popen([GRYPHGEN, "submit", "--connect", ep, task] +
+                                keyed(key, server_pub), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=env())
+
+    stranger = client(stranger_key)
+    wrong_role = client(worker_key)
+    out_s, err_s = stranger.communicate(timeout=60)
+    out_w, err_w = wrong_role.communicate(timeout=60)
+    check(stranger.returncode != 0, "a client with an unknown key is refused", out_s + err_s)
+    check(wrong_role.returncode != 0, "a client with a worker-role key cannot submit",
+          out_w + err_w)
+    log = read_log()
+    check("not authorized" in log, "the serve log shows the unknown key's refusal", log)
+    check("not allowed for role 'worker'" in log,
+          "the serve log shows the role violation", log)
+    check(wait_until(joined, timeout=10), "the listed worker and submitter still work")
+finally:
+    stop_all()
+finish()
