@@ -114,6 +114,15 @@ int cli_cmd_run(int argc, char **argv);
 int cli_cmd_doctor(int argc, char **argv);
 /* The grid's commands (serve.c, worker.c, client_cmds.c). */
 int cli_cmd_serve(int argc, char **argv);
+
+/** Opens the fts5 index (retriever) in db; weight/exploration < 0 keep the defaults.
+ *  Prints the error and returns CLI_EXIT_INFRA on failure (index.c). */
+int cli_open_index(const char *db, double weight, double exploration, gg_retriever_t **out);
+
+/** Parses ADDRESS:PORT or [V6]:PORT; prints "WHAT wants ..." and returns CLI_EXIT_USAGE on
+ *  a bad value (index.c). */
+int cli_parse_listen(const char *what, const char *listen, char *host, size_t host_size,
+                     unsigned *port);
 int cli_cmd_worker(int argc, char **argv);
 int cli_cmd_submit(int argc, char **argv);
 int cli_cmd_status(int argc, char **argv);

@@ -37,6 +37,11 @@ static const char *default_db(void)
 static int open_retriever(const char *db, double weight, double exploration,
                           gg_retriever_t **out)
 {
+    return cli_open_index(db, weight, exploration, out);
+}
+
+int cli_open_index(const char *db, double weight, double exploration, gg_retriever_t **out)
+{
     gg_retriever_options o = GG_RETRIEVER_OPTIONS_INIT;
     o.backend = "fts5";
     o.db_path = db;
@@ -425,6 +430,27 @@ int cli_cmd_search(int argc, char **argv)
 
 /* ---- search-serve ---- */
 
+int cli_parse_listen(const char *what, const char *listen, char *host, size_t host_size,
+                     unsigned *port)
+{
+    /* ADDRESS:PORT, [v6]:PORT */
+    const char *colon = strrchr(listen, ':');
+    const char *h = listen;
+    size_t hl = colon ? (size_t)(colon - listen) : 0;
+    if (hl >= 2 && listen[0] == '[' && listen[hl - 1] == ']') {
+        h++;
+        hl -= 2;
+    }
+    if (!colon || hl == 0 || hl >= host_size ||
+        cli_parse_uint("port", colon + 1, 0, 65535, port)) {
+        cli_errorf("%s wants ADDRESS:PORT, for example 127.0.0.1:8080", what);
+        return CLI_EXIT_USAGE;
+    }
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    return CLI_EXIT_OK;
+}
+
 int cli_cmd_search_serve(int argc, char **argv);
 int cli_cmd_search_serve(int argc, char **argv)
 {
@@ -458,23 +484,10 @@ int cli_cmd_search_serve(int argc, char **argv)
         cli_errorf("search-serve: unexpected argument '%s'", argv[optind]);
         return CLI_EXIT_USAGE;
     }
-    /* ADDRESS:PORT, [v6]:PORT */
     char host[128];
-    const char *colon = strrchr(listen, ':');
-    const char *h = listen;
-    size_t hl = colon ? (size_t)(colon - listen) : 0;
-    if (hl >= 2 && listen[0] == '[' && listen[hl - 1] == ']') {
-        h++;
-        hl -= 2;
-    }
     unsigned port = 0;
-    if (!colon || hl == 0 || hl >= sizeof host ||
-        cli_parse_uint("--listen port", colon + 1, 0, 65535, &port)) {
-        cli_errorf("search-serve: --listen wants ADDRESS:PORT, for example 127.0.0.1:8080");
+    if (cli_parse_listen("search-serve: --listen", listen, host, sizeof host, &port) != 0)
         return CLI_EXIT_USAGE;
-    }
-    memcpy(host, h, hl);
-    host[hl] = '\0';
     const char *token = NULL;
     if (token_env && !((token = getenv(token_env)) && *token)) {
         cli_errorf("search-serve: --token-env names $%s, which is not set", token_env);

@@ -11,8 +11,9 @@
 #include <time.h>
 
 #include "cli.h"
+#include "http/http_server.h"
 
-enum { OPT_BIND = 0x200, OPT_LOCAL, OPT_MAX_QUEUED };
+enum { OPT_BIND = 0x200, OPT_LOCAL, OPT_MAX_QUEUED, OPT_INDEX, OPT_HTTP };
 
 static void serve_usage(FILE *f)
 {
@@ -21,12 +22,17 @@ static void serve_usage(FILE *f)
                "                      [--generator SPEC] [--python PATH] [--cc PATH]\n"
                "                      [--log-level LEVEL]\n"
                "                      [--key FILE --authorized-keys FILE] [--insecure]\n"
+               "                      [--index PATH] [--http ADDRESS:PORT]\n"
                "  --bind ENDPOINT   tcp://127.0.0.1:5555 or ipc:///path (repeatable)\n"
                "  --key FILE        this server's CURVE key pair (PREFIX.key, `gryphgen keygen`)\n"
                "  --authorized-keys FILE  the admitted keys: lines \"ROLE Z85KEY [comment]\"\n"
                "  --insecure        no encryption (loopback endpoints only)\n"
                "  --local N         also run N worker threads in this process (default 0)\n"
-               "  --max-queued N    queued tasks beyond which submissions are answered busy\n");
+               "  --max-queued N    queued tasks beyond which submissions are answered busy\n"
+               "  --index PATH      retrieve context from this fts5 index (`gryphgen index`)\n"
+               "                    and learn from outcomes into it (default with --http: --db)\n"
+               "  --http ADDR:PORT  also serve GET /v1/search?q=...&k=... from the index\n"
+               "                    (port 0 picks a free one; the URL is printed)\n");
 }
 
 int cli_cmd_serve(int argc, char **argv)
@@ -35,6 +41,8 @@ int cli_cmd_serve(int argc, char **argv)
         {"bind", required_argument, NULL, OPT_BIND},
         {"local", required_argument, NULL, OPT_LOCAL},
         {"max-queued", required_argument, NULL, OPT_MAX_QUEUED},
+        {"index", required_argument, NULL, OPT_INDEX},
+        {"http", required_argument, NULL, OPT_HTTP},
         {"generator", required_argument, NULL, CLI_OPT_GENERATOR},
         {"db", required_argument, NULL, CLI_OPT_DB},
         {"max-attempts", required_argument, NULL, CLI_OPT_MAX_ATTEMPTS},
@@ -48,7 +56,9 @@ int cli_cmd_serve(int argc, char **argv)
     };
     cli_run_options opts;
     char bind[4096] = "";
-    unsigned local = 0, max_queued = 0;
+    unsigned local = 0, max_queued = 0, http_port = 0;
+    const char *index_db = NULL, *http = NULL;
+    char http_host[128] = "";
     int c;
     cli_run_options_init(&opts);
     optind = 1;
@@ -74,6 +84,17 @@ int cli_cmd_serve(int argc, char **argv)
         }
         if (c == OPT_MAX_QUEUED) {
             if (cli_parse_uint("--max-queued", optarg, 1, 2000000000u, &max_queued) != 0)
+                return CLI_EXIT_USAGE;
+            continue;
+        }
+        if (c == OPT_INDEX) {
+            index_db = optarg;
+            continue;
+        }
+        if (c == OPT_HTTP) {
+            http = optarg;
+            if (cli_parse_listen("serve: --http", optarg, http_host, sizeof http_host,
+                                 &http_port) != 0)
                 return CLI_EXIT_USAGE;
             continue;
         }
@@ -111,14 +132,25 @@ int cli_cmd_serve(int argc, char **argv)
             return CLI_EXIT_USAGE;
         p += n + (p[n] == ',');
     }
+    if (http && !index_db)
+        index_db = opts.db_path;
+    if (http && !index_db) {
+        cli_errorf("serve: --http serves an index: give --index PATH or --db PATH");
+        return CLI_EXIT_USAGE;
+    }
+    gg_retriever_t *index = NULL;
+    if (index_db && cli_open_index(index_db, -1, -1, &index) != CLI_EXIT_OK)
+        return CLI_EXIT_INFRA;
     gg_generator_options gopts = GG_GENERATOR_OPTIONS_INIT;
     gg_generator_t *gen = NULL;
     gopts.spec = opts.generator;
     if (gg_generator_new(&gen, &gopts) != 0) {
         cli_errorf("generator '%s': %s", opts.generator, gg_error_last());
+        gg_retriever_destroy(&index);
         return CLI_EXIT_USAGE;
     }
     gg_orchestrator_options oo = GG_ORCHESTRATOR_OPTIONS_INIT;
+    oo.retriever = index;
     oo.db_path = opts.db_path;
     oo.max_attempts = opts.max_attempts;
     oo.generator = gen;
@@ -138,7 +170,22 @@ int cli_cmd_serve(int argc, char **argv)
     if (gg_orchestrator_new(&orch, &oo) != 0) {
         cli_errorf("serve: %s", gg_error_last());
         gg_generator_destroy(&gen);
+        gg_retriever_destroy(&index);
         return CLI_EXIT_INFRA;
+    }
+    ggi_http_server *hs = NULL;
+    if (http) {
+        if (ggi_http_server_new(&hs) || ggi_http_search_route(hs, index) ||
+            ggi_http_server_start(hs, http_host, http_port)) {
+            cli_errorf("serve: --http %s: %s", http, gg_error_last());
+            ggi_http_server_destroy(&hs);
+            gg_orchestrator_destroy(&orch);
+            gg_generator_destroy(&gen);
+            gg_retriever_destroy(&index);
+            return CLI_EXIT_INFRA;
+        }
+        cli_errorf("search on http://%s%s%s:%u/v1/search", strchr(http_host, ':') ? "[" : "",
+                   http_host, strchr(http_host, ':') ? "]" : "", ggi_http_server_port(hs));
     }
     cli_errorf("serving on %s (database %s, %s)", bind,
                opts.db_path ? opts.db_path : "temporary",
@@ -147,7 +194,9 @@ int cli_cmd_serve(int argc, char **argv)
         struct timespec ts = {0, 50 * 1000000L};
         nanosleep(&ts, NULL);
     }
+    ggi_http_server_destroy(&hs);
     gg_orchestrator_destroy(&orch);
     gg_generator_destroy(&gen);
+    gg_retriever_destroy(&index);
     return CLI_EXIT_OK;
 }

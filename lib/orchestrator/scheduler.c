@@ -160,6 +160,7 @@ typedef struct sched {
     int may_have_queued;
     int finished;           /* tasks ended in this batch */
     cJSON *events;          /* printed events to deliver after the commit */
+    cJSON *learn;           /* ended tasks' results for the retriever, after the commit */
     uint64_t next_lease;
     int backoff;            /* some task may be waiting out a backoff */
     const cJSON *fresh_rec; /* the record of attempt 1 of fresh_seq, just stored */
@@ -338,6 +339,9 @@ static void save_scores(sched *s)
 }
 
 /* Commits the batch, then tells the host, the clients and the watchers. */
+static void learn_from_result(sched *s, const char *task_id, const char *status,
+                              const cJSON *res);
+
 static void flush(sched *s)
 {
     save_scores(s);
@@ -357,6 +361,17 @@ static void flush(sched *s)
     }
     cJSON_Delete(s->events);
     s->events = cJSON_CreateArray();
+    if (s->learn && cJSON_GetArraySize(s->learn) > 0) {
+        cJSON *res;
+        cJSON_ArrayForEach(res, s->learn)
+        {
+            learn_from_result(s, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(res, "task_id")),
+                              cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(res, "status")),
+                              res);
+        }
+        cJSON_Delete(s->learn);
+        s->learn = cJSON_CreateArray();
+    }
     for (int i = 0; i < s->n_out; i++) {
         outmsg *m = &s->out[i];
         int rc = send_now(s, &m->to, m->text, m->len);
@@ -578,8 +593,15 @@ static void finish_task(sched *s, int64_t seq, const char *task_id, const char *
                 gg_error_last());
     else if (s->n_waiters > 0)
         notify_waiters(s, task_id, text);
-    if (res)
-        learn_from_result(s, task_id, status, res);
+    if (res && s->learn && s->o->retriever &&
+        strcmp(gg_retriever_name(s->o->retriever), "none") != 0 &&
+        (strcmp(status, GGI_ST_PASSED) == 0 || strcmp(status, GGI_ST_FAILED) == 0)) {
+        /* After the commit: the index may live in this same database file, whose write lock
+         * this thread holds until then. */
+        cJSON *item = cJSON_Duplicate(res, 1);
+        if (item)
+            cJSON_AddItemToArray(s->learn, item);
+    }
     cJSON *ev = event_new("task.finished", task_id);
     if (ev) {
         cJSON_AddStringToObject(ev, "status", status);
@@ -2113,13 +2135,15 @@ void *ggi_scheduler_main(void *arg)
     s.o = o;
     s.db = o->sched_store;
     s.events = cJSON_CreateArray();
+    s.learn = cJSON_CreateArray();
     s.may_have_queued = 1;
     /* Leases differ across restarts: a result for an old lease never matches a new one. */
     s.next_lease = ((uint64_t)(ggi_wall_s() * 1000.0)) << 20;
     recompute_limit(&s);
-    if (!s.events || ggi_grid_db_new(&s.g, s.db) != GG_OK) {
+    if (!s.events || !s.learn || ggi_grid_db_new(&s.g, s.db) != GG_OK) {
         ggi_log(&o->log, GG_LOG_ERROR, "scheduler: out of memory");
         cJSON_Delete(s.events);
+        cJSON_Delete(s.learn);
         return NULL;
     }
     s.max_tokens = run_token_budget(&o->log);
@@ -2166,5 +2190,6 @@ void *ggi_scheduler_main(void *arg)
     free(s.out);
     ggi_grid_db_free(&s.g);
     cJSON_Delete(s.events);
+    cJSON_Delete(s.learn);
     return NULL;
 }
