@@ -1588,7 +1588,13 @@ static void learn(sched *s, node *n, const char *lang, int ok, double latency_ms
         n->infra_streak = 0;
         return;
     }
-    if (++n->infra_streak >= GGI_QUARANTINE_STREAK) {
+    /* Quarantine reroutes work; with no other usable node it would only stall every task,
+     * so the last usable node stays in service (its faults still end tasks after retries). */
+    int others = 0;
+    double now = ggi_now_ms();
+    for (node *m = s->nodes; m; m = m->next)
+        others += m != n && m->quarantined_until <= now;
+    if (++n->infra_streak >= GGI_QUARANTINE_STREAK && others > 0) {
         n->infra_streak = 0;
         n->quarantined_until = ggi_now_ms() + GGI_QUARANTINE_MS;
         ggi_log(&s->o->log, GG_LOG_WARN, "worker '%s' quarantined for %.0f s after %d "
@@ -1632,7 +1638,11 @@ static void on_result(sched *s, cJSON *m)
     const char *reason = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rec, "reason"));
     const cJSON *infra = cJSON_GetObjectItemCaseSensitive(rec, "infra");
     const cJSON *d = cJSON_GetObjectItemCaseSensitive(rec, "durations");
-    if (nd)
+    /* A generator fault belongs to the model endpoint, not to the node that asked it: it
+     * neither lowers the node's score nor counts towards its quarantine. */
+    const char *infra_stage =
+        cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(infra, "stage"));
+    if (nd && !(infra_stage && strcmp(infra_stage, "generate") == 0))
         learn(s, nd, a->language, !cJSON_IsObject(infra),
               cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(d, "total_ms")));
     if (cJSON_IsObject(infra)) {
