@@ -15,6 +15,7 @@ import threading
 
 from . import _native as N
 from . import errors
+from ._common import NativeObject
 
 _registry = {}
 _registry_lock = threading.Lock()
@@ -194,7 +195,7 @@ class Retriever:
         """Called once when the library lets go of the backend."""
 
 
-class _Handle:
+class _Handle(NativeObject):
     """Owns one C handle; closed by close(), the with-statement, or garbage collection."""
 
     _destroy_fn = None
@@ -202,28 +203,11 @@ class _Handle:
     def __init__(self, ptr):
         self._ptr = ptr
 
-    def _p(self):
-        if not self._ptr:
-            raise errors.InvalidState("gryphgen: %s is closed" % type(self).__name__)
-        return self._ptr
-
     def close(self):
         if self._ptr:
             p = ctypes.c_void_p(self._ptr)
             self._ptr = None
             N.fn(self._destroy_fn)(ctypes.byref(p))
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
 
 
 def _new_custom(new_fn, vtable, obj, name_attr):

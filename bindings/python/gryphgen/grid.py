@@ -6,27 +6,16 @@ Both speak ggp/1 (docs/protocol.md); tasks, results and events are dicts."""
 
 import ctypes
 import json
-import logging
 import queue
 import threading
 import time
 
 from . import _native as N
 from . import errors
-from .backends import (Executor, ExecutorHandle, Generator, GeneratorHandle, Retriever,
-                       RetrieverHandle)
-from .orchestrator import _LOG_LEVELS, _PY_LEVELS, _handle, _task_text
+from ._common import (LogSink, NativeObject, log_level as _log_level, resolve_backends,
+                      sliced_wait, task_text)
 
-_WAIT_SLICE_MS = 500   # waits are sliced so Ctrl-C reaches Python between slices
 _WATCH_SLICE_MS = 1000  # an iterating watch re-subscribes this often to notice a close
-
-
-def _log_level(value):
-    if isinstance(value, str):
-        if value not in _LOG_LEVELS:
-            raise errors.InvalidInput("gryphgen: unknown log_level %r" % value)
-        return _LOG_LEVELS[value]
-    return int(value)
 
 
 def _label_array(labels):
@@ -47,7 +36,7 @@ def _label_array(labels):
     return arr
 
 
-class Worker:
+class Worker(NativeObject, LogSink):
     """A grid worker (gg_worker_t): connects to an orchestrator's endpoint and runs the
     attempts it hands out, one per slot, with its own generator, executor and retriever.
 
@@ -62,6 +51,8 @@ class Worker:
     run() blocks until stop() (from another thread); run_in_thread() starts it on a thread.
     close() (or leaving the with block) stops, joins that thread and frees the worker."""
 
+    _what = "the worker"
+
     def __init__(self, connect, name=None, slots=0, queue=0, labels=None, executor=None,
                  generator=None, retriever=None, python=None, cc=None, log=None,
                  log_level="warn"):
@@ -75,15 +66,7 @@ class Worker:
         self.run_status = None      # the status run() returned on the thread, once it ended
         self.run_error = None       # the exception it raised there, if any
         try:
-            ex, own = _handle(executor, ExecutorHandle, Executor, "executor")
-            if own:
-                self._owned.append(ex)
-            gen, own = _handle(generator, GeneratorHandle, Generator, "generator")
-            if own:
-                self._owned.append(gen)
-            ret, own = _handle(retriever, RetrieverHandle, Retriever, "retriever")
-            if own:
-                self._owned.append(ret)
+            gen, ex, ret = resolve_backends(self._owned, generator, executor, retriever)
             self._handles = (gen, ex, ret)  # keeps borrowed handles referenced too
 
             opts = N.WorkerOptions()
@@ -111,21 +94,6 @@ class Worker:
         except BaseException:
             self.close()
             raise
-
-    def _deliver_log(self, _user, level, message):
-        try:
-            msg = message.decode("utf-8", "replace")
-            if isinstance(self._log, logging.Logger):
-                self._log.log(_PY_LEVELS.get(level, logging.DEBUG), "%s", msg)
-            else:
-                self._log(N.decode(N.lib.gg_log_level_name(level)), msg)
-        except BaseException:  # noqa: B036
-            self._callback_errors += 1
-
-    def _p(self):
-        if not self._ptr:
-            raise errors.InvalidState("gryphgen: the worker is closed")
-        return self._ptr
 
     def run(self):
         """Connects and serves jobs until stop(); returns 0 after a stop. Raises the
@@ -193,26 +161,16 @@ class Worker:
         for h in owned:
             h.close()
 
-    def __enter__(self):
-        return self
 
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
-
-
-class Client:
+class Client(NativeObject):
     """A client of a grid orchestrator (gg_client_t): an Orchestrator with bind=... or
     `gryphgen serve`. connect: the endpoint (required). name: submitter name for fair share
     (None: user@host). timeout: seconds per request, not per wait (None: 10).
 
     Calls on one client are serialised by the library; use one client per thread for
     parallel requests. A watch holds the client for its duration."""
+
+    _what = "the client"
 
     def __init__(self, connect, name=None, timeout=None):
         self._ptr = None
@@ -229,11 +187,6 @@ class Client:
         N.check(N.fn("gg_client_new")(ctypes.byref(out), ctypes.byref(opts)))
         self._ptr = out.value
 
-    def _p(self):
-        if not self._ptr:
-            raise errors.InvalidState("gryphgen: the client is closed")
-        return self._ptr
-
     def close(self):
         """Closes the connection and frees the client. Idempotent."""
         if self._ptr:
@@ -241,23 +194,11 @@ class Client:
             self._ptr = None
             N.fn("gg_client_destroy")(ctypes.byref(p))
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
-
     def submit(self, task):
         """Submits a task (dict or JSON text); returns its task_id. Busy when the
         orchestrator's queue is full, Timeout when nobody answered."""
         out = ctypes.c_void_p()
-        N.check(N.fn("gg_client_submit")(self._p(), N.encode(_task_text(task)),
+        N.check(N.fn("gg_client_submit")(self._p(), N.encode(task_text(task)),
                                          ctypes.byref(out)))
         return N.take_string(out)
 
@@ -277,18 +218,10 @@ class Client:
     def wait(self, task_id, timeout=None):
         """Waits for the task's end and returns its result dict; Timeout when timeout
         seconds pass first (None: no limit), NotFound for an unknown task."""
-        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
         tid = N.encode(task_id, "task_id")
-        while True:
-            slice_ms = _WAIT_SLICE_MS
-            if deadline is not None:
-                slice_ms = max(0, min(slice_ms, int((deadline - time.monotonic()) * 1000)))
-            out = ctypes.c_void_p()
-            rc = N.fn("gg_client_wait")(self._p(), tid, slice_ms, ctypes.byref(out))
-            if rc == errors.ETIMEDOUT and (deadline is None or time.monotonic() < deadline):
-                continue
-            N.check(rc)
-            return json.loads(N.take_string(out))
+        out = ctypes.c_void_p()
+        sliced_wait(lambda ms: N.fn("gg_client_wait")(self._p(), tid, ms, ctypes.byref(out)), timeout)
+        return json.loads(N.take_string(out))
 
     def status(self, task_id=None):
         """The state of a task as a dict (task_id, status, attempts, reason), or with no

@@ -5,43 +5,18 @@ given as built-in names, Python backends (gryphgen.Generator, ...) or handles.""
 
 import ctypes
 import json
-import logging
 import queue
 import time
 
 from . import _native as N
 from . import errors
-from .backends import (Executor, ExecutorHandle, Generator, GeneratorHandle, Retriever,
-                       RetrieverHandle)
+from ._common import (LogSink, NativeObject, log_level as _log_level, resolve_backends,
+                      sliced_wait, task_text)
 
 _CLOSED = object()
-_WAIT_SLICE_MS = 500  # waits are sliced so Ctrl-C reaches Python between slices
-
-_LOG_LEVELS = {"error": 0, "warn": 1, "info": 2, "debug": 3}
-_PY_LEVELS = {0: logging.ERROR, 1: logging.WARNING, 2: logging.INFO, 3: logging.DEBUG}
 
 
-def _task_text(task):
-    if isinstance(task, (dict, list)):
-        return json.dumps(task)
-    if isinstance(task, str):
-        return task
-    raise TypeError("gryphgen: a task is a dict or JSON text, got %s" % type(task).__name__)
-
-
-def _handle(value, handle_cls, base_cls, what):
-    """(handle, owned) for an option given as None, a name, a Python backend or a handle."""
-    if value is None:
-        return None, False
-    if isinstance(value, handle_cls):
-        return value, False
-    if isinstance(value, (str, base_cls)):
-        return handle_cls.create(value), True
-    raise TypeError("gryphgen: %s must be None, a name, a %s or a %s, got %s"
-                    % (what, base_cls.__name__, handle_cls.__name__, type(value).__name__))
-
-
-class Orchestrator:
+class Orchestrator(NativeObject, LogSink):
     """Runs tasks through the repair loop (include/gryphgen/orchestrator.h).
 
     db_path: SQLite file (None: temporary). workers: threads (0: cores). max_attempts: default
@@ -56,6 +31,8 @@ class Orchestrator:
     False runs no worker threads here (only remote workers run tasks). max_queued:
     unfinished tasks beyond which submissions raise Busy (0: no limit)."""
 
+    _what = "the orchestrator"
+
     def __init__(self, db_path=None, workers=0, max_attempts=0, generator=None, executor=None,
                  retriever=None, python=None, cc=None, on_event=None, log=None,
                  log_level="warn", event_queue=10000, bind=None, local_workers=True,
@@ -68,15 +45,7 @@ class Orchestrator:
         self.events_dropped = 0
         self._callback_errors = 0
         try:
-            gen, own = _handle(generator, GeneratorHandle, Generator, "generator")
-            if own:
-                self._owned.append(gen)
-            ex, own = _handle(executor, ExecutorHandle, Executor, "executor")
-            if own:
-                self._owned.append(ex)
-            ret, own = _handle(retriever, RetrieverHandle, Retriever, "retriever")
-            if own:
-                self._owned.append(ret)
+            gen, ex, ret = resolve_backends(self._owned, generator, executor, retriever)
             self._handles = (gen, ex, ret)  # keeps borrowed handles referenced too
 
             opts = N.OrchestratorOptions()
@@ -96,11 +65,7 @@ class Orchestrator:
             opts.generator = gen._ptr if gen else None
             opts.executor = ex._ptr if ex else None
             opts.retriever = ret._ptr if ret else None
-            if isinstance(log_level, str):
-                if log_level not in _LOG_LEVELS:
-                    raise errors.InvalidInput("gryphgen: unknown log_level %r" % log_level)
-                log_level = _LOG_LEVELS[log_level]
-            opts.log_level = int(log_level)
+            opts.log_level = _log_level(log_level)
             # The thunks live on self until gg_orchestrator_destroy() has returned.
             self._event_thunk = N.EVENT_FN(self._deliver_event)
             opts.event_fn = self._event_thunk
@@ -133,21 +98,6 @@ class Orchestrator:
         except BaseException:  # noqa: B036
             self._callback_errors += 1
 
-    def _deliver_log(self, _user, level, message):
-        try:
-            msg = message.decode("utf-8", "replace")
-            if isinstance(self._log, logging.Logger):
-                self._log.log(_PY_LEVELS.get(level, logging.DEBUG), "%s", msg)
-            else:
-                self._log(N.decode(N.lib.gg_log_level_name(level)), msg)
-        except BaseException:  # noqa: B036
-            self._callback_errors += 1
-
-    def _p(self):
-        if not self._ptr:
-            raise errors.InvalidState("gryphgen: the orchestrator is closed")
-        return self._ptr
-
     def close(self):
         """Stops the orchestrator (unfinished tasks stay in the database) and releases the
         backends it created. Idempotent."""
@@ -163,40 +113,20 @@ class Orchestrator:
         for h in owned:
             h.close()
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
-
     def submit(self, task):
         """Submits a task (dict or JSON text); returns its task_id."""
         out = ctypes.c_void_p()
-        N.check(N.fn("gg_orchestrator_submit")(self._p(), N.encode(_task_text(task)),
+        N.check(N.fn("gg_orchestrator_submit")(self._p(), N.encode(task_text(task)),
                                                ctypes.byref(out)))
         return N.take_string(out)
 
     def wait(self, task_id, timeout=None):
         """Waits for the task's end and returns its result dict; raises Timeout when timeout
         seconds pass first (None: no limit), NotFound for an unknown task."""
-        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
         tid = N.encode(task_id, "task_id")
-        while True:
-            slice_ms = _WAIT_SLICE_MS
-            if deadline is not None:
-                slice_ms = max(0, min(slice_ms, int((deadline - time.monotonic()) * 1000)))
-            out = ctypes.c_void_p()
-            rc = N.fn("gg_orchestrator_wait")(self._p(), tid, slice_ms, ctypes.byref(out))
-            if rc == errors.ETIMEDOUT and (deadline is None or time.monotonic() < deadline):
-                continue
-            N.check(rc)
-            return json.loads(N.take_string(out))
+        out = ctypes.c_void_p()
+        sliced_wait(lambda ms: N.fn("gg_orchestrator_wait")(self._p(), tid, ms, ctypes.byref(out)), timeout)
+        return json.loads(N.take_string(out))
 
     def result(self, task_id):
         """The result dict of an ended task; NotReady while it runs, NotFound if unknown."""
@@ -211,16 +141,7 @@ class Orchestrator:
 
     def drain(self, timeout=None):
         """Waits until no task is queued or running; Timeout when timeout seconds pass."""
-        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
-        while True:
-            slice_ms = _WAIT_SLICE_MS
-            if deadline is not None:
-                slice_ms = max(0, min(slice_ms, int((deadline - time.monotonic()) * 1000)))
-            rc = N.fn("gg_orchestrator_drain")(self._p(), slice_ms)
-            if rc == errors.ETIMEDOUT and (deadline is None or time.monotonic() < deadline):
-                continue
-            N.check(rc)
-            return
+        sliced_wait(lambda ms: N.fn("gg_orchestrator_drain")(self._p(), ms), timeout)
 
     def stats(self):
         """Task counts by status and the number of attempts, as a dict."""
