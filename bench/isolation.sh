@@ -7,7 +7,8 @@
 # unisolated subprocesses (bench/humaneval.sh). Target: ratio below 1.0.
 # Environment: BUILD (build dir, default build), PYTHON (interpreter, default
 # /usr/bin/python3: it must be reachable by the sandbox's uid 65534, which a pyenv install
-# in /root is not), RUNS (per-job runs, default 50), HE_RUNS (HumanEval runs, default 3).
+# in /root is not), RUNS (per-job runs, default 50), HE_RUNS (HumanEval runs, default 3;
+# 0 skips HumanEval). The machine should be idle: the figures are timing-sensitive.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,6 +35,9 @@ if [ -x "$repo/bench/container_overhead.sh" ] || [ -f "$repo/bench/container_ove
     bash "$repo/bench/container_overhead.sh" 2>&1 | sed 's/^/  /' || echo "  (failed)"
 fi
 
+if [ "${HE_RUNS:-3}" = 0 ]; then
+    exit 0 # HE_RUNS=0: the per-job rows only
+fi
 echo
 echo "HumanEval with --isolation namespaces (bench/humaneval.sh):"
 out=$(BUILD="$build" RUNS="${HE_RUNS:-3}" ISOLATION=namespaces GRYPHGEN_PYTHON="$py" \

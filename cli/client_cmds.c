@@ -51,9 +51,16 @@ int cli_security_option(int c, const char *arg)
 
 int cli_security_check(const char *command, const char *endpoint)
 {
-    /* Loopback without keys stays allowed as before; elsewhere keys are required. */
-    if (gg_security_check(endpoint, cli_sec.key_file != NULL,
-                          cli_sec.insecure || gg_endpoint_is_loopback(endpoint)) != 0) {
+    /* Unencrypted only when asked for with --insecure, and then on loopback only. */
+    if (!cli_sec.key_file && !cli_sec.insecure && endpoint &&
+        strncmp(endpoint, "inproc://", 9) != 0) {
+        cli_errorf("%s: %s: no CURVE keys and no --insecure: refusing unencrypted operation; "
+                   "give keys made by 'gryphgen keygen' (serve: --key and --authorized-keys; "
+                   "worker and clients: --key and --server-key), or --insecure (loopback "
+                   "endpoints only)", command, endpoint);
+        return CLI_EXIT_USAGE;
+    }
+    if (gg_security_check(endpoint, cli_sec.key_file != NULL, cli_sec.insecure) != 0) {
         cli_errorf("%s: %s", command, gg_error_last());
         return CLI_EXIT_USAGE;
     }

@@ -1,6 +1,7 @@
 /*
  * index.c - the retrieval commands: `gryphgen index` walks files and directories and adds
- * each text file to an fts5 retriever (which chunks it and re-indexes incrementally),
+ * each text file to an fts5 retriever (which chunks it and re-indexes incrementally), then
+ * drops the documents of files under each walked directory that the walk no longer found,
  * `gryphgen search` prints the ranked chunks for a query, and `gryphgen search-serve` serves
  * GET /v1/search over HTTP from the same database until interrupted.
  */
@@ -77,8 +78,26 @@ typedef struct walk {
     size_t max_file;
     int quiet;
     long files, unchanged_files, skipped, failed;
-    long added, unchanged, removed;
+    long added, unchanged, removed, dropped;
+    cJSON *seen;   /* sources found by the walk of the current argument (kept by prune) */
+    int truncated; /* the walk stopped early: prune nothing */
 } walk;
+
+/* Remembers a source the walk found (indexed, or unreadable this time). */
+static void saw(walk *w, const char *source)
+{
+    cJSON *s = w->seen ? cJSON_CreateString(source) : NULL;
+    if (!s || !cJSON_AddItemToArray(w->seen, s)) {
+        cJSON_Delete(s);
+        w->truncated = 1; /* out of memory: better keep everything */
+    }
+}
+
+/* The real path of path, or path itself when it cannot be resolved. */
+static const char *real_or(const char *path, char real[PATH_MAX])
+{
+    return realpath(path, real) ? real : path;
+}
 
 /* Binary when it holds a NUL byte or many control characters near its start. */
 static int looks_binary(const char *buf, size_t len)
@@ -104,10 +123,12 @@ static void index_file(walk *w, const char *path, const struct stat *st)
         w->skipped++;
         return;
     }
+    char real[PATH_MAX];
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         cli_errorf("index: cannot open %s: %s", path, strerror(errno));
         w->failed++;
+        saw(w, real_or(path, real)); /* unreadable now is not gone */
         return;
     }
     size_t cap = (size_t)st->st_size + 1, len = 0;
@@ -135,8 +156,7 @@ static void index_file(walk *w, const char *path, const struct stat *st)
         free(buf);
         return;
     }
-    char real[PATH_MAX];
-    const char *source = realpath(path, real) ? real : path;
+    const char *source = real_or(path, real);
     if (w->db_real[0] && strncmp(source, w->db_real, strlen(w->db_real)) == 0) {
         free(buf);
         return;
@@ -148,6 +168,7 @@ static void index_file(walk *w, const char *path, const struct stat *st)
         json = cJSON_PrintUnformatted(doc);
     cJSON_Delete(doc);
     free(buf);
+    saw(w, source);
     char *res = NULL;
     if (!json || gg_retriever_add(w->r, json, &res) != GG_OK) {
         cli_errorf("index: %s: %s", path, json ? gg_error_last() : "out of memory");
@@ -172,8 +193,10 @@ static void index_file(walk *w, const char *path, const struct stat *st)
 
 static void walk_path(walk *w, const char *path, int depth)
 {
-    if (cli_interrupted || w->files + w->skipped + w->failed >= MAX_FILES)
+    if (cli_interrupted || w->files + w->skipped + w->failed >= MAX_FILES) {
+        w->truncated = 1;
         return;
+    }
     struct stat st;
     if (lstat(path, &st) != 0) {
         cli_errorf("index: cannot read %s: %s", path, strerror(errno));
@@ -189,12 +212,15 @@ static void walk_path(walk *w, const char *path, int depth)
         index_file(w, path, &st);
         return;
     }
+    if (S_ISDIR(st.st_mode) && depth >= MAX_DEPTH)
+        w->truncated = 1; /* not walked, so not known to be gone */
     if (!S_ISDIR(st.st_mode) || depth >= MAX_DEPTH)
         return; /* links inside trees, devices, sockets: left alone */
     DIR *d = opendir(path);
     if (!d) {
         cli_errorf("index: cannot open the directory %s: %s", path, strerror(errno));
         w->failed++;
+        w->truncated = 1; /* what lies below is unknown, not gone */
         return;
     }
     /* Sorted, so the order of ids does not depend on the file system. */
@@ -207,13 +233,17 @@ static void walk_path(walk *w, const char *path, int depth)
         if (n == cap) {
             size_t nc = cap ? cap * 2 : 64;
             char **v = realloc(names, nc * sizeof *v);
-            if (!v)
+            if (!v) {
+                w->truncated = 1;
                 break;
+            }
             names = v;
             cap = nc;
         }
-        if (!(names[n] = strdup(e->d_name)))
+        if (!(names[n] = strdup(e->d_name))) {
+            w->truncated = 1;
             break;
+        }
         n++;
     }
     closedir(d);
@@ -226,6 +256,8 @@ static void walk_path(walk *w, const char *path, int depth)
     for (size_t i = 0; i < n; i++) {
         size_t len = strlen(path) + strlen(names[i]) + 2;
         char *child = malloc(len);
+        if (!child)
+            w->truncated = 1;
         if (child) {
             snprintf(child, len, "%s%s%s", path,
                      path[strlen(path) - 1] == '/' ? "" : "/", names[i]);
@@ -235,6 +267,40 @@ static void walk_path(walk *w, const char *path, int depth)
         free(names[i]);
     }
     free(names);
+}
+
+/*
+ * After a complete walk of the directory dir: the documents whose source lies under dir's
+ * real path but that the walk did not find (deleted, renamed, now binary, too large or
+ * hidden) are dropped with their chunks. Solutions are never touched.
+ */
+static void prune_gone(walk *w, const char *dir)
+{
+    char real[PATH_MAX];
+    if (!realpath(dir, real))
+        return;
+    cJSON *doc = cJSON_CreateObject();
+    char *json = NULL;
+    if (doc && cJSON_AddStringToObject(doc, "kind", "prune") &&
+        cJSON_AddStringToObject(doc, "source", real)) {
+        cJSON_AddItemReferenceToObject(doc, "keep", w->seen);
+        json = cJSON_PrintUnformatted(doc);
+    }
+    cJSON_Delete(doc);
+    char *res = NULL;
+    if (!json || gg_retriever_add(w->r, json, &res) != GG_OK) {
+        cli_errorf("index: dropping the files gone from %s: %s", dir,
+                   json ? gg_error_last() : "out of memory");
+        cJSON_free(json);
+        w->failed++;
+        return;
+    }
+    cJSON_free(json);
+    cJSON *rj = cJSON_Parse(res);
+    gg_free(res);
+    w->removed += (long)cJSON_GetNumberValue(cJSON_GetObjectItem(rj, "removed"));
+    w->dropped += (long)cJSON_GetNumberValue(cJSON_GetObjectItem(rj, "removed_documents"));
+    cJSON_Delete(rj);
 }
 
 int cli_cmd_index(int argc, char **argv);
@@ -266,7 +332,8 @@ int cli_cmd_index(int argc, char **argv)
                    "inside trees and binary files are skipped) to the retrieval index in the "
                    "database (default: $GRYPHGEN_DB, else gryphgen.db). Python is chunked by "
                    "def/class, C by function, Markdown by section, other text by paragraph; "
-                   "running it again only re-indexes what changed.\n");
+                   "running it again only re-indexes what changed, and drops the files under "
+                   "a given directory that are gone (solutions are kept).\n");
             return CLI_EXIT_OK;
         default: return cli_bad_option("index", c, argv, optind, optopt);
         }
@@ -292,14 +359,22 @@ int cli_cmd_index(int argc, char **argv)
     if (!realpath(db, w.db_real))
         w.db_real[0] = '\0';
     cli_catch_signals();
-    for (int i = optind; i < argc && !cli_interrupted; i++)
+    for (int i = optind; i < argc && !cli_interrupted; i++) {
+        w.seen = cJSON_CreateArray();
+        w.truncated = 0;
         walk_path(&w, argv[i], 0);
+        struct stat st;
+        if (!cli_interrupted && !w.truncated && stat(argv[i], &st) == 0 && S_ISDIR(st.st_mode))
+            prune_gone(&w, argv[i]);
+        cJSON_Delete(w.seen);
+        w.seen = NULL;
+    }
     gg_retriever_destroy(&w.r);
     if (!quiet)
         printf("indexed %ld files (%ld unchanged, %ld skipped, %ld failed): %ld chunks added, "
-               "%ld unchanged, %ld removed\n",
+               "%ld unchanged, %ld removed; %ld files gone\n",
                w.files, w.unchanged_files, w.skipped, w.failed, w.added, w.unchanged,
-               w.removed);
+               w.removed, w.dropped);
     if (cli_interrupted)
         return CLI_EXIT_SIGINT;
     return w.failed ? CLI_EXIT_INFRA : CLI_EXIT_OK;
@@ -371,6 +446,11 @@ int cli_cmd_search(int argc, char **argv)
         strcat(text, argv[i]);
         if (i + 1 < argc)
             strcat(text, " ");
+    }
+    if (!text[strspn(text, " \t\r\n\f\v")]) {
+        cli_errorf("search: the query is empty");
+        free(text);
+        return CLI_EXIT_USAGE;
     }
     gg_retriever_t *r = NULL;
     int rc = open_retriever(db, weight, exploration, &r);

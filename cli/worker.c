@@ -12,20 +12,24 @@
 
 #include "cli.h"
 
-enum { OPT_CONNECT = 0x200, OPT_SLOTS, OPT_QUEUE, OPT_LABEL, OPT_NAME, OPT_EXECUTOR };
+enum { OPT_CONNECT = 0x200, OPT_SLOTS, OPT_QUEUE, OPT_LABEL, OPT_NAME, OPT_EXECUTOR,
+       OPT_JOURNAL };
 
 #define MAX_LABELS 64
 
 static void worker_usage(FILE *f)
 {
     fprintf(f, "usage: gryphgen worker --connect ENDPOINT [--slots N] [--queue N]\n"
-               "                       [--label KEY=VALUE...] [--name NAME]\n"
+               "                       [--label KEY=VALUE...] [--name NAME] [--journal PATH]\n"
                "                       [--executor process|noop] [--generator SPEC]\n"
                "                       [--python PATH] [--cc PATH] [--log-level LEVEL]\n"
                "                       [--key FILE --server-key Z85|FILE] [--insecure]\n"
                "  --key FILE         this worker's CURVE key pair (PREFIX.key, `gryphgen keygen`)\n"
                "  --server-key KEY   the orchestrator's public key (Z85 text or its .pub file)\n"
-               "  --insecure         no encryption (loopback endpoints only)\n");
+               "  --insecure         no encryption (loopback endpoints only)\n"
+               "  --journal PATH     openai generator: keep the journal of model answers and\n"
+               "                     the strategy bandit in this SQLite file\n"
+               "                     (default: $GRYPHGEN_LLM_JOURNAL, else none)\n");
 }
 
 /* Stops the worker when a signal arrived (the handler only sets cli_interrupted). */
@@ -49,6 +53,7 @@ int cli_cmd_worker(int argc, char **argv)
         {"label", required_argument, NULL, OPT_LABEL},
         {"name", required_argument, NULL, OPT_NAME},
         {"executor", required_argument, NULL, OPT_EXECUTOR},
+        {"journal", required_argument, NULL, OPT_JOURNAL},
         {"generator", required_argument, NULL, CLI_OPT_GENERATOR},
         {"python", required_argument, NULL, CLI_OPT_PYTHON},
         {"cc", required_argument, NULL, CLI_OPT_CC},
@@ -79,6 +84,13 @@ int cli_cmd_worker(int argc, char **argv)
             continue;
         case OPT_EXECUTOR:
             executor = optarg;
+            continue;
+        case OPT_JOURNAL:
+            /* read by the openai generator, like every other of its settings */
+            if (!*optarg || setenv("GRYPHGEN_LLM_JOURNAL", optarg, 1) != 0) {
+                cli_errorf("worker: option --journal: give a file path");
+                return CLI_EXIT_USAGE;
+            }
             continue;
         case OPT_SLOTS:
             if (cli_parse_uint("--slots", optarg, 1, 1024, &slots) != 0)

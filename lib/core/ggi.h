@@ -95,6 +95,14 @@ int ggi_json_add_num(cJSON *obj, const char *key, double value);
 /** Adds a boolean. Returns 0 or GG_ENOMEM. */
 int ggi_json_add_bool(cJSON *obj, const char *key, int value);
 
+/* ---- random draws for Thompson sampling (sampling.c) ---- */
+/* The next 64 random bits of a splitmix64 state (any value, 0 included, is a valid state). */
+uint64_t ggi_rand_next(uint64_t *state);
+/* A uniform draw in (0, 1), never 0 or 1. */
+double ggi_rand_uniform(uint64_t *state);
+/* A draw from Beta(a, b) for a, b >= 1 (smaller shapes are taken as 1). */
+double ggi_rand_beta(uint64_t *state, double a, double b);
+
 /* ---- logging to a host callback (log.c) ---- */
 
 typedef struct ggi_logger {

@@ -346,6 +346,19 @@ static int read_all(const cJSON *obj, ggi_task *t)
             return ggi_error(GG_ENOMEM, "out of memory reading a task");
     }
 
+    /* "isolation": the weakest isolation level the task's jobs may run at. */
+    if ((rc = read_text(&r, obj, "isolation", "isolation", 16, &t->isolation)))
+        return rc;
+    if (t->isolation) {
+        static const char *const levels[] = { "none", "rlimits", "namespaces", "container" };
+        size_t k = 0;
+        while (k < 4 && strcmp(levels[k], t->isolation))
+            k++;
+        if (k == 4)
+            return fail(&r, GG_EINVAL, "field 'isolation' must be one of none, rlimits, "
+                        "namespaces, container, not '%s'", t->isolation);
+    }
+
     if (humaneval) {
         /* HumanEval's prompt is the function's signature and docstring: the completion
          * continues it, and it is also the instruction. */
@@ -459,6 +472,8 @@ cJSON *ggi_task_to_json(const ggi_task *t)
     if (!rc && t->requirements &&
         !cJSON_AddItemToObject(o, "requirements", cJSON_Duplicate(t->requirements, 1)))
         rc = GG_ENOMEM;
+    if (!rc && t->isolation)
+        rc = ggi_json_add_str(o, "isolation", t->isolation);
     if (rc) {
         cJSON_Delete(o);
         return NULL;
@@ -481,5 +496,6 @@ void ggi_task_free(ggi_task *t)
     free(t->candidates);
     free(t->canonical_solution);
     cJSON_Delete(t->requirements);
+    free(t->isolation);
     free(t);
 }

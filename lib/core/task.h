@@ -36,6 +36,8 @@ typedef struct ggi_task {
     int priority;             /* higher runs first; default 0 */
     int humaneval;            /* 1 when read from a HumanEval line */
     cJSON *requirements;      /* {"labels": {k: v}, "gpus": n} for the grid's scheduler, or NULL */
+    char *isolation;          /* the minimum isolation level its jobs need ("none", "rlimits",
+                               * "namespaces", "container"), or NULL */
 } ggi_task;
 
 /**

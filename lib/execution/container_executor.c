@@ -7,6 +7,7 @@
  * sit in a mutex-protected list so gg_executor_interrupt() can flag and kill them.
  */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -20,19 +21,16 @@
 
 #include "../core/ggi.h"
 #include "container_executor.h"
+#include "exec_request.h"
+#include "job_registry.h"
 #include "process_executor.h"
 #include "spawn.h"
 
 #define DEFAULT_TIMEOUT_S 10.0
 #define MAX_TIMEOUT_S 86400.0
 #define DEFAULT_MAX_OUTPUT (64u * 1024u)
-#define MAX_BYTES (16u * 1024u * 1024u)
-#define MAX_FILES 64
-#define MAX_ARGV 4096
-#define MAX_ENV 256
-#define MAX_PATH_LEN 4096
-#define MAX_ARGS_BYTES (1024u * 1024u)
-#define MAX_REQUEST_BYTES (64u * 1024u * 1024u)
+#define MAX_BYTES GGI_EXEC_MAX_BYTES
+#define MAX_FILES GGI_EXEC_MAX_FILES
 #define DEFAULT_NOFILE 256
 #define DEFAULT_FSIZE_MB 64
 #define DEFAULT_MEMORY_MB 512
@@ -50,6 +48,7 @@
 #define CONNECT_TIMEOUT_MS 5000L
 #define OOM_MARKER "GG-OOM-KILLED\n"
 #define NOTFOUND_MARKER "GG-NOT-FOUND\n"
+#define PEAK_MARKER "GG-PEAK=" /* then the cgroup's peak memory in bytes and a newline */
 /* The job's wrapper: $0 and $@ are the job's argv. */
 #define WRAPPER_BODY(redirect)                                                             \
     "command -v \"$0\" >/dev/null || { printf '" NOTFOUND_MARKER "' >&2; exit 127; }\n"      \
@@ -57,7 +56,11 @@
     "for f in /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control; do\n"  \
     "  [ -r \"$f\" ] && while read -r k v; do [ \"$k\" = oom_kill ] && n=$v; done < \"$f\"\n" \
     "done\n"                                                                               \
-    "[ \"$n\" -gt 0 ] 2>/dev/null && printf '" OOM_MARKER "' >&2\n"                       \
+    "p=\nfor f in /sys/fs/cgroup/memory.peak /sys/fs/cgroup/memory/memory.max_usage_in_bytes; do\n" \
+    "  [ -z \"$p\" ] && [ -r \"$f\" ] && read -r p < \"$f\"\n"                             \
+    "done\n"                                                                               \
+    "if [ \"$n\" -gt 0 ] 2>/dev/null; then printf '" OOM_MARKER "' >&2\n"                   \
+    "elif [ -n \"$p\" ]; then printf '" PEAK_MARKER "%s\\n' \"$p\" >&2; fi\n"                \
     "exit $s\n"
 #define WRAPPER WRAPPER_BODY("")
 #define WRAPPER_STDIN WRAPPER_BODY(" < " STDIN_PATH)
@@ -68,12 +71,6 @@ typedef struct image_entry {
     char *interpreter; /* replaces argv[0] when it is this language's interpreter; may be NULL */
 } image_entry;
 
-typedef struct job_slot {
-    volatile int cancel;
-    char id[80];       /* the container's id once created, else "" (guarded by the lock) */
-    struct job_slot *prev, *next;
-} job_slot;
-
 typedef struct cont_exec {
     char *socket;
     image_entry images[MAX_IMAGES];
@@ -81,22 +78,16 @@ typedef struct cont_exec {
     size_t max_output;
     double default_timeout_s;
     char exec_id[17];
-    pthread_mutex_t lock; /* guards jobs and the slots' ids */
-    job_slot *jobs;
+    ggi_job_registry reg; /* the running jobs (with their containers' ids), for interrupt */
     int engine;           /* 0 not asked yet, 1 Docker-compatible, 2 Podman (atomic) */
 } cont_exec;
 
 /* One checked request; strings point into the parsed cJSON tree or into cont_exec. */
 typedef struct job {
-    const cJSON *argv;
-    const cJSON *files;
-    const cJSON *env;
-    const char *stdin_data;
+    ggi_exec_request r;      /* the checked common fields */
     const char *image;
     const char *interpreter; /* replaces argv[0], or NULL */
     unsigned uid, gid;
-    double timeout_s, cpu_s, cpus;
-    long long memory_mb, max_output, nproc, nofile, fsize_mb;
 } job;
 
 /* ---------------------------------------------------------------------------------------- */
@@ -381,6 +372,25 @@ int ggi_mux_finish(ggi_mux_decoder *d, const char *const *markers, size_t n)
     }
     (void)mux_release(d);
     return 0;
+}
+
+int ggi_mux_take_value(ggi_mux_decoder *d, const char *prefix, long long *value)
+{
+    size_t pl = strlen(prefix);
+    if (!(d->holding && d->remaining == 0) || d->held_len < pl + 2 ||
+        memcmp(d->held, prefix, pl) != 0 || d->held[d->held_len - 1] != '\n')
+        return 0;
+    long long v = 0;
+    for (size_t i = pl; i + 1 < d->held_len; i++) {
+        char c = d->held[i];
+        if (c < '0' || c > '9' || v > (LLONG_MAX - 9) / 10)
+            return 0;
+        v = v * 10 + (c - '0');
+    }
+    *value = v;
+    d->holding = 0;
+    d->held_len = 0;
+    return 1;
 }
 
 void ggi_mux_free(ggi_mux_decoder *d)
@@ -674,129 +684,6 @@ static char *default_socket(void)
 /* ---------------------------------------------------------------------------------------- */
 /* request checking                                                                         */
 
-static int check_path(const char *p, size_t i)
-{
-    size_t n = strlen(p);
-    if (n == 0)
-        return ggi_error(GG_EINVAL, "files[%zu].path is empty", i);
-    if (n > MAX_PATH_LEN)
-        return ggi_error(GG_EINVAL, "files[%zu].path is longer than %d bytes", i, MAX_PATH_LEN);
-    if (p[0] == '/')
-        return ggi_error(GG_EINVAL, "files[%zu].path '%s' must be relative, not absolute", i, p);
-    const char *c = p;
-    for (;;) {
-        const char *slash = strchr(c, '/');
-        size_t len = slash ? (size_t)(slash - c) : strlen(c);
-        if (len == 2 && c[0] == '.' && c[1] == '.')
-            return ggi_error(GG_EINVAL, "files[%zu].path '%s' must not contain '..'", i, p);
-        if (len == 0 || (len == 1 && c[0] == '.'))
-            return ggi_error(GG_EINVAL, "files[%zu].path '%s' has an empty or '.' component",
-                             i, p);
-        if (!slash)
-            break;
-        c = slash + 1;
-    }
-    return GG_OK;
-}
-
-static int check_files(const cJSON *files)
-{
-    if (!cJSON_IsArray(files))
-        return ggi_error(GG_EINVAL, "field 'files' must be an array");
-    int count = cJSON_GetArraySize(files);
-    if (count > MAX_FILES)
-        return ggi_error(GG_EINVAL, "field 'files' has %d entries, the limit is %d", count,
-                         MAX_FILES);
-    size_t total = 0, i = 0;
-    const cJSON *f;
-    cJSON_ArrayForEach(f, files) {
-        if (!cJSON_IsObject(f))
-            return ggi_error(GG_EINVAL, "files[%zu] must be an object with path and content", i);
-        const char *path, *content;
-        if (ggi_json_string(f, "path", 1, 0, &path) ||
-            ggi_json_string(f, "content", 1, 0, &content))
-            return ggi_error_wrap("files[%zu]: ", i);
-        int rc = check_path(path, i);
-        if (rc)
-            return rc;
-        size_t len = strlen(content);
-        if (len > MAX_BYTES - total)
-            return ggi_error(GG_EINVAL, "field 'files' holds more than %u bytes of content",
-                             MAX_BYTES);
-        total += len;
-        /* A path given twice, or a file that another path uses as a directory. */
-        size_t k = 0, pl = strlen(path);
-        const cJSON *g;
-        cJSON_ArrayForEach(g, files) {
-            if (k++ >= i)
-                break;
-            const char *q = cJSON_GetObjectItemCaseSensitive(g, "path")->valuestring;
-            size_t ql = strlen(q);
-            if (!strcmp(q, path) || (ql < pl && !strncmp(q, path, ql) && path[ql] == '/') ||
-                (pl < ql && !strncmp(q, path, pl) && q[pl] == '/'))
-                return ggi_error(GG_EINVAL, "files[%zu].path '%s' is given twice or is "
-                                            "already a directory", i, path);
-        }
-        i++;
-    }
-    return GG_OK;
-}
-
-static int check_env(const cJSON *env)
-{
-    if (!cJSON_IsObject(env))
-        return ggi_error(GG_EINVAL, "field 'env' must be an object of strings");
-    if (cJSON_GetArraySize(env) > MAX_ENV)
-        return ggi_error(GG_EINVAL, "field 'env' has more than %d entries", MAX_ENV);
-    const cJSON *e;
-    cJSON_ArrayForEach(e, env) {
-        const char *k = e->string;
-        if (!k || !*k || strchr(k, '='))
-            return ggi_error(GG_EINVAL, "env: name '%s' is empty or contains '='", k ? k : "");
-        if (!cJSON_IsString(e) || !e->valuestring)
-            return ggi_error(GG_EINVAL, "env: value of '%s' must be a string", k);
-    }
-    return GG_OK;
-}
-
-static int check_limits(const cont_exec *ce, const cJSON *limits, job *j)
-{
-    static const char *const known[] = { "timeout_s", "cpu_s", "memory_mb", "max_output",
-                                         "nproc", "nofile", "fsize_mb", "cpus" };
-    j->timeout_s = ce->default_timeout_s;
-    j->max_output = (long long)ce->max_output;
-    j->nofile = DEFAULT_NOFILE;
-    j->fsize_mb = DEFAULT_FSIZE_MB;
-    j->memory_mb = DEFAULT_MEMORY_MB;
-    j->nproc = DEFAULT_PIDS;
-    j->cpus = 1.0;
-    if (!limits || cJSON_IsNull(limits))
-        return GG_OK;
-    if (!cJSON_IsObject(limits))
-        return ggi_error(GG_EINVAL, "field 'limits' must be an object");
-    const cJSON *l;
-    cJSON_ArrayForEach(l, limits) {
-        size_t k = 0;
-        while (k < sizeof known / sizeof known[0] && strcmp(known[k], l->string ? l->string : ""))
-            k++;
-        if (k == sizeof known / sizeof known[0])
-            return ggi_error(GG_EINVAL, "limits: unknown field '%s'", l->string ? l->string : "");
-    }
-    int rc;
-    if ((rc = ggi_json_number(limits, "timeout_s", 0, 0.001, MAX_TIMEOUT_S, &j->timeout_s)) ||
-        (rc = ggi_json_number(limits, "cpu_s", 0, 0.001, MAX_TIMEOUT_S, &j->cpu_s)) ||
-        (rc = ggi_json_int(limits, "memory_mb", 0, 1, 1LL << 24, &j->memory_mb)) ||
-        (rc = ggi_json_int(limits, "max_output", 0, 0, MAX_BYTES, &j->max_output)) ||
-        (rc = ggi_json_int(limits, "nproc", 0, 1, 1LL << 22, &j->nproc)) ||
-        (rc = ggi_json_int(limits, "nofile", 0, 3, 1LL << 20, &j->nofile)) ||
-        (rc = ggi_json_int(limits, "fsize_mb", 0, 1, 1LL << 24, &j->fsize_mb)) ||
-        (rc = ggi_json_number(limits, "cpus", 0, 0.01, 1024, &j->cpus)))
-        return ggi_error_wrap("limits: ");
-    if (j->memory_mb < MIN_MEMORY_MB)
-        j->memory_mb = MIN_MEMORY_MB; /* engines refuse less */
-    return GG_OK;
-}
-
 static int parse_user(const char *s, unsigned *uid, unsigned *gid)
 {
     unsigned long u, g;
@@ -817,58 +704,14 @@ static int parse_user(const char *s, unsigned *uid, unsigned *gid)
 static int check_request(const cont_exec *ce, const cJSON *req, job *j)
 {
     memset(j, 0, sizeof *j);
-    if (!cJSON_IsObject(req))
-        return ggi_error(GG_EINVAL, "request must be a JSON object");
-    const cJSON *argv = cJSON_GetObjectItemCaseSensitive(req, "argv");
-    if (!argv || cJSON_IsNull(argv))
-        return ggi_error(GG_EINVAL, "missing field 'argv'");
-    if (!cJSON_IsArray(argv))
-        return ggi_error(GG_EINVAL, "field 'argv' must be an array of strings");
-    int argc = cJSON_GetArraySize(argv);
-    if (argc == 0)
-        return ggi_error(GG_EINVAL, "field 'argv' must not be empty");
-    if (argc > MAX_ARGV)
-        return ggi_error(GG_EINVAL, "field 'argv' has %d entries, the limit is %d", argc,
-                         MAX_ARGV);
-    size_t arg_bytes = 0;
-    int i = 0;
-    const cJSON *a;
-    cJSON_ArrayForEach(a, argv) {
-        if (!cJSON_IsString(a) || !a->valuestring)
-            return ggi_error(GG_EINVAL, "argv[%d] must be a string", i);
-        if (i == 0 && !a->valuestring[0])
-            return ggi_error(GG_EINVAL, "argv[0] must not be empty");
-        arg_bytes += strlen(a->valuestring) + 1;
-        i++;
-    }
-    j->argv = argv;
-
-    const cJSON *files = cJSON_GetObjectItemCaseSensitive(req, "files");
-    if (files && !cJSON_IsNull(files)) {
-        int rc = check_files(files);
-        if (rc)
-            return rc;
-        j->files = files;
-    }
-    const cJSON *env = cJSON_GetObjectItemCaseSensitive(req, "env");
-    if (env && !cJSON_IsNull(env)) {
-        int rc = check_env(env);
-        if (rc)
-            return rc;
-        j->env = env;
-        cJSON_ArrayForEach(a, env)
-            arg_bytes += strlen(a->string) + strlen(a->valuestring) + 2;
-    }
-    if (arg_bytes > MAX_ARGS_BYTES)
-        return ggi_error(GG_EINVAL, "fields 'argv' and 'env' hold more than %u bytes together",
-                         MAX_ARGS_BYTES);
-    if (ggi_json_string(req, "stdin", 0, MAX_BYTES, &j->stdin_data))
-        return gg_error_last_code() == GG_ETOOBIG
-                   ? ggi_error(GG_EINVAL, "field 'stdin' is larger than %u bytes", MAX_BYTES)
-                   : gg_error_last_code();
-    int rc = check_limits(ce, cJSON_GetObjectItemCaseSensitive(req, "limits"), j);
+    ggi_exec_policy pol = { ce->default_timeout_s, (long long)ce->max_output, DEFAULT_NOFILE,
+                            DEFAULT_FSIZE_MB, DEFAULT_MEMORY_MB, DEFAULT_PIDS, 1.0, 1, 1 };
+    int rc = ggi_exec_request_check(req, &pol, &j->r);
     if (rc)
         return rc;
+    const cJSON *argv = j->r.argv;
+    if (j->r.memory_mb < MIN_MEMORY_MB)
+        j->r.memory_mb = MIN_MEMORY_MB; /* engines refuse less */
 
     const char *iso = NULL;
     if (ggi_json_string(req, "isolation", 0, 0, &iso))
@@ -877,6 +720,7 @@ static int check_request(const cont_exec *ce, const cJSON *req, job *j)
         strcmp(iso, "none"))
         return ggi_error(GG_EINVAL, "isolation '%s' is not known (the container backend "
                                     "gives 'container')", iso);
+    /* min_isolation (checked above): a container satisfies every level. */
 
     const char *user = NULL;
     j->uid = j->gid = 65534;
@@ -970,12 +814,12 @@ static int build_create(const cont_exec *ce, const job *j, char **out)
     static const char *const wrap[] = { "/bin/sh", "-c" };
     if (add_strings(o, "Entrypoint", wrap, 2) || !(cmd = cJSON_AddArrayToObject(o, "Cmd")))
         goto done;
-    if (!(s = cJSON_CreateString(j->stdin_data ? WRAPPER_STDIN : WRAPPER)) ||
+    if (!(s = cJSON_CreateString(j->r.stdin_data ? WRAPPER_STDIN : WRAPPER)) ||
         !cJSON_AddItemToArray(cmd, s))
         goto done;
     const cJSON *a;
     int first = 1;
-    cJSON_ArrayForEach(a, j->argv) {
+    cJSON_ArrayForEach(a, j->r.argv) {
         const char *v = first && j->interpreter ? j->interpreter : a->valuestring;
         first = 0;
         if (!(s = cJSON_CreateString(v)) || !cJSON_AddItemToArray(cmd, s))
@@ -989,7 +833,7 @@ static int build_create(const cont_exec *ce, const job *j, char **out)
                               { "TMPDIR", "/tmp" },
                               { "LANG", "C.UTF-8" } };
     for (size_t i = 0; i < sizeof base / sizeof base[0]; i++) {
-        if (j->env && cJSON_GetObjectItemCaseSensitive(j->env, base[i][0]))
+        if (j->r.env && cJSON_GetObjectItemCaseSensitive(j->r.env, base[i][0]))
             continue;
         char *kv = ggi_asprintf("%s=%s", base[i][0], base[i][1]);
         s = kv ? cJSON_CreateString(kv) : NULL;
@@ -997,8 +841,8 @@ static int build_create(const cont_exec *ce, const job *j, char **out)
         if (!s || !cJSON_AddItemToArray(envs, s))
             goto done;
     }
-    if (j->env) {
-        cJSON_ArrayForEach(a, j->env) {
+    if (j->r.env) {
+        cJSON_ArrayForEach(a, j->r.env) {
             char *kv = ggi_asprintf("%s=%s", a->string, a->valuestring);
             s = kv ? cJSON_CreateString(kv) : NULL;
             free(kv);
@@ -1013,10 +857,10 @@ static int build_create(const cont_exec *ce, const job *j, char **out)
 
     if (!(hc = cJSON_AddObjectToObject(o, "HostConfig")))
         goto done;
-    double mem = (double)j->memory_mb * 1048576.0;
+    double mem = (double)j->r.memory_mb * 1048576.0;
     if (ggi_json_add_num(hc, "Memory", mem) || ggi_json_add_num(hc, "MemorySwap", mem) ||
-        ggi_json_add_num(hc, "NanoCpus", round(j->cpus * 1e9)) ||
-        ggi_json_add_num(hc, "PidsLimit", (double)j->nproc) ||
+        ggi_json_add_num(hc, "NanoCpus", round(j->r.cpus * 1e9)) ||
+        ggi_json_add_num(hc, "PidsLimit", (double)j->r.nproc) ||
         ggi_json_add_str(hc, "NetworkMode", "none") ||
         ggi_json_add_bool(hc, "ReadonlyRootfs", 1) || ggi_json_add_bool(hc, "Privileged", 0) ||
         ggi_json_add_bool(hc, "AutoRemove", 0))
@@ -1025,7 +869,7 @@ static int build_create(const cont_exec *ce, const job *j, char **out)
     static const char *const secopt[] = { "no-new-privileges" };
     if (add_strings(hc, "CapDrop", drop, 1) || add_strings(hc, "SecurityOpt", secopt, 1))
         goto done;
-    snprintf(sz, sizeof sz, "rw,nosuid,nodev,size=%lldm,mode=1777", j->fsize_mb);
+    snprintf(sz, sizeof sz, "rw,nosuid,nodev,size=%lldm,mode=1777", j->r.fsize_mb);
     if (!(tmpfs = cJSON_AddObjectToObject(hc, "Tmpfs")) || ggi_json_add_str(tmpfs, WORKDIR, sz) ||
         ggi_json_add_str(tmpfs, "/tmp", sz))
         goto done;
@@ -1036,20 +880,20 @@ static int build_create(const cont_exec *ce, const job *j, char **out)
      * process cap is PidsLimit; nproc counts the user across all jobs. */
     if (!(ul = cJSON_AddArrayToObject(hc, "Ulimits")))
         goto done;
-    long long nofile = clamp_rlimit(RLIMIT_NOFILE, j->nofile);
+    long long nofile = clamp_rlimit(RLIMIT_NOFILE, j->r.nofile);
     long long nproc = clamp_rlimit(RLIMIT_NPROC, DEFAULT_NPROC_ULIMIT);
-    long long fsize = clamp_rlimit(RLIMIT_FSIZE, j->fsize_mb << 20);
+    long long fsize = clamp_rlimit(RLIMIT_FSIZE, j->r.fsize_mb << 20);
     if (add_ulimit(ul, "nofile", nofile) || add_ulimit(ul, "nproc", nproc) ||
         add_ulimit(ul, "fsize", fsize))
         goto done;
-    if (j->cpu_s > 0 && add_ulimit(ul, "cpu", clamp_rlimit(RLIMIT_CPU, (long long)ceil(j->cpu_s))))
+    if (j->r.cpu_s > 0 && add_ulimit(ul, "cpu", clamp_rlimit(RLIMIT_CPU, (long long)ceil(j->r.cpu_s))))
         goto done;
     /* The engine's log file is what logs reads back; capping it keeps an output flood from
      * filling the host's disk. */
     cJSON *lc = cJSON_AddObjectToObject(hc, "LogConfig"), *lcc;
     if (!lc || !(lcc = cJSON_AddObjectToObject(lc, "Config")))
         goto done;
-    snprintf(sz, sizeof sz, "%lld", 2 * j->max_output + (long long)LOG_SLACK);
+    snprintf(sz, sizeof sz, "%lld", 2 * j->r.max_output + (long long)LOG_SLACK);
     if (ggi_json_add_str(lc, "Type", "k8s-file") || ggi_json_add_str(lcc, "max-size", sz))
         goto done;
     *out = ggi_json_print(o);
@@ -1064,12 +908,12 @@ static int build_files_archive(const job *j, char **out, size_t *len)
 {
     *out = NULL;
     *len = 0;
-    if (!j->files || cJSON_GetArraySize(j->files) == 0)
+    if (!j->r.files || cJSON_GetArraySize(j->r.files) == 0)
         return GG_OK;
     ggi_tar_entry ents[MAX_FILES];
     size_t n = 0;
     const cJSON *f;
-    cJSON_ArrayForEach(f, j->files) {
+    cJSON_ArrayForEach(f, j->r.files) {
         if (n == MAX_FILES)
             break;
         const char *c = cJSON_GetObjectItemCaseSensitive(f, "content")->valuestring;
@@ -1117,6 +961,7 @@ static int add_text(cJSON *o, const char *key, const char *data, size_t len)
 
 typedef struct outcome {
     long status;       /* the engine's exit status */
+    long long peak_kb; /* the container's peak memory (its cgroup), or 0 when unknown */
     int timed_out, oom_killed;
     double duration_ms;
     ggi_mux_decoder mux;
@@ -1142,7 +987,7 @@ static int build_result(const job *j, const outcome *oc, char **out)
         (rc = ggi_json_add_bool(o, "timed_out", oc->timed_out)) ||
         (rc = ggi_json_add_bool(o, "cancelled", 0)) ||
         (rc = ggi_json_add_num(o, "duration_ms", round(oc->duration_ms * 1000.0) / 1000.0)) ||
-        (rc = ggi_json_add_num(o, "max_rss_kb", 0)) ||
+        (rc = ggi_json_add_num(o, "max_rss_kb", (double)oc->peak_kb)) ||
         (rc = add_text(o, "stdout", oc->mux.out, oc->mux.out_len)) ||
         (rc = ggi_json_add_bool(o, "stdout_truncated", oc->mux.out_truncated)) ||
         (rc = add_text(o, "stderr", oc->mux.err, oc->mux.err_len)) ||
@@ -1163,41 +1008,6 @@ static int build_result(const job *j, const outcome *oc, char **out)
 
 /* ---------------------------------------------------------------------------------------- */
 /* one job                                                                                  */
-
-static void register_job(cont_exec *ce, job_slot *s)
-{
-    pthread_mutex_lock(&ce->lock);
-    s->prev = NULL;
-    s->next = ce->jobs;
-    if (ce->jobs)
-        ce->jobs->prev = s;
-    ce->jobs = s;
-    pthread_mutex_unlock(&ce->lock);
-}
-
-static void unregister_job(cont_exec *ce, job_slot *s)
-{
-    pthread_mutex_lock(&ce->lock);
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        ce->jobs = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    pthread_mutex_unlock(&ce->lock);
-}
-
-static void slot_set_id(cont_exec *ce, job_slot *s, const char *id)
-{
-    pthread_mutex_lock(&ce->lock);
-    snprintf(s->id, sizeof s->id, "%s", id);
-    pthread_mutex_unlock(&ce->lock);
-}
-
-static int is_cancelled(const job_slot *s)
-{
-    return __atomic_load_n(&s->cancel, __ATOMIC_ACQUIRE) != 0;
-}
 
 static int engine_error(const cont_exec *ce, CURLcode cc, http_reply *r, const char *what)
 {
@@ -1422,7 +1232,7 @@ static int read_logs(const cont_exec *ce, http_ctx *h, const char *id, ggi_mux_d
     return rc;
 }
 
-static int run_job(cont_exec *ce, const job *j, job_slot *slot, char **out)
+static int run_job(cont_exec *ce, const job *j, ggi_job_slot *slot, char **out)
 {
     http_ctx h = { curl_easy_init(), ce->socket, &slot->cancel };
     if (!h.curl)
@@ -1432,15 +1242,15 @@ static int run_job(cont_exec *ce, const job *j, job_slot *slot, char **out)
     char id[80] = "";
     outcome oc;
     memset(&oc, 0, sizeof oc);
-    ggi_mux_init(&oc.mux, (size_t)j->max_output, (size_t)j->max_output);
+    ggi_mux_init(&oc.mux, (size_t)j->r.max_output, (size_t)j->r.max_output);
     http_reply r;
     memset(&r, 0, sizeof r);
     char msg[512], path[160];
     int rc = build_create(ce, j, &create) ? ggi_error(GG_ENOMEM, "out of memory") : GG_OK;
     if (!rc)
         rc = build_files_archive(j, &tar, &tar_len);
-    if (!rc && j->stdin_data) {
-        ggi_tar_entry in = { STDIN_PATH + 1, j->stdin_data, strlen(j->stdin_data), 0444 };
+    if (!rc && j->r.stdin_data) {
+        ggi_tar_entry in = { STDIN_PATH + 1, j->r.stdin_data, strlen(j->r.stdin_data), 0444 };
         rc = ggi_tar_build(&in, 1, j->uid, j->gid, &stdin_tar, &stdin_tar_len);
     }
 
@@ -1459,7 +1269,7 @@ static int run_job(cont_exec *ce, const job *j, job_slot *slot, char **out)
                 rc = ggi_error(GG_EEXEC, "container engine at '%s': create gave no valid Id",
                                ce->socket);
             else
-                slot_set_id(ce, slot, id);
+                ggi_job_set_id(&ce->reg, slot, id);
         } else if (cc == CURLE_OK && r.status == 404) {
             rc = ggi_error(GG_EEXEC, "container engine at '%s': image '%s' not found: %s",
                            ce->socket, j->image, reply_message(&r, msg, sizeof msg));
@@ -1468,7 +1278,7 @@ static int run_job(cont_exec *ce, const job *j, job_slot *slot, char **out)
         }
         reply_reset(&r);
     }
-    if (!rc && is_cancelled(slot))
+    if (!rc && ggi_job_cancelled(slot))
         rc = ggi_error(GG_ECANCELLED, "job cancelled by gg_executor_interrupt()");
 
     /* The files go into the workspace (Podman copies them into the tmpfs mounted there
@@ -1478,7 +1288,7 @@ static int run_job(cont_exec *ce, const job *j, job_slot *slot, char **out)
         rc = upload(ce, &h, id, WORKDIR, tar, tar_len);
     if (!rc && stdin_tar)
         rc = upload(ce, &h, id, "/", stdin_tar, stdin_tar_len);
-    if (!rc && is_cancelled(slot))
+    if (!rc && ggi_job_cancelled(slot))
         rc = ggi_error(GG_ECANCELLED, "job cancelled by gg_executor_interrupt()");
 
     /* start */
@@ -1492,7 +1302,7 @@ static int run_job(cont_exec *ce, const job *j, job_slot *slot, char **out)
             reply_message(&r, msg, sizeof msg);
             if (strstr(msg, "not found") || strstr(msg, "no such file"))
                 rc = ggi_error(GG_ENOTFOUND, "program '%s' not found in image '%s': %s",
-                               cJSON_GetArrayItem(j->argv, 0)->valuestring, j->image, msg);
+                               cJSON_GetArrayItem(j->r.argv, 0)->valuestring, j->image, msg);
             else
                 rc = engine_error(ce, cc, &r, "start");
         } else {
@@ -1504,12 +1314,12 @@ static int run_job(cont_exec *ce, const job *j, job_slot *slot, char **out)
     /* Wait for the end within the job's timeout, following the logs meanwhile. */
     int marker = 0;
     if (!rc) {
-        long left = (long)ceil(j->timeout_s * 1000.0 - (ggi_now_ms() - t0));
+        long left = (long)ceil(j->r.timeout_s * 1000.0 - (ggi_now_ms() - t0));
         int wrc = GG_OK;
         CURLcode cc = wait_and_follow(ce, &h, id, &oc.mux, left > 1 ? left : 1, &oc.status,
                                       &wrc);
         oc.duration_ms = ggi_now_ms() - t0;
-        if (cc == CURLE_ABORTED_BY_CALLBACK || is_cancelled(slot)) {
+        if (cc == CURLE_ABORTED_BY_CALLBACK || ggi_job_cancelled(slot)) {
             rc = ggi_error(GG_ECANCELLED, "job cancelled by gg_executor_interrupt()");
         } else if (cc == CURLE_OPERATION_TIMEDOUT) {
             oc.timed_out = 1;
@@ -1526,8 +1336,8 @@ static int run_job(cont_exec *ce, const job *j, job_slot *slot, char **out)
          * replaces what the follow saw; after a flood the follow's head stands. */
         if (!rc) {
             ggi_mux_decoder whole;
-            ggi_mux_init(&whole, (size_t)j->max_output, (size_t)j->max_output);
-            size_t fed = 0, log_max = 2 * (size_t)j->max_output + LOG_SLACK;
+            ggi_mux_init(&whole, (size_t)j->r.max_output, (size_t)j->r.max_output);
+            size_t fed = 0, log_max = 2 * (size_t)j->r.max_output + LOG_SLACK;
             rc = read_logs(ce, &h, id, &whole, log_max, &fed);
             if (!rc && fed < log_max) {
                 ggi_mux_free(&oc.mux);
@@ -1537,11 +1347,14 @@ static int run_job(cont_exec *ce, const job *j, job_slot *slot, char **out)
             }
         }
         static const char *const markers[] = { OOM_MARKER, NOTFOUND_MARKER };
+        long long peak = 0;
+        if (ggi_mux_take_value(&oc.mux, PEAK_MARKER, &peak))
+            oc.peak_kb = peak / 1024;
         marker = ggi_mux_finish(&oc.mux, markers, 2);
     }
     if (!rc && marker == 2 && oc.status == 127)
         rc = ggi_error(GG_ENOTFOUND, "program '%s' not found in image '%s'",
-                       cJSON_GetArrayItem(j->argv, 0)->valuestring, j->image);
+                       cJSON_GetArrayItem(j->r.argv, 0)->valuestring, j->image);
     /* An OOM kill is a SIGKILL; only then is the engine asked as well as the wrapper. */
     if (!rc && !oc.timed_out && oc.status == 128 + 9)
         inspect_oom(&h, id, &oc.oom_killed);
@@ -1564,7 +1377,7 @@ static int run_job(cont_exec *ce, const job *j, job_slot *slot, char **out)
             rc = ggi_error(GG_EEXEC, "container engine at '%s': could not remove container %.12s",
                            ce->socket, id);
         }
-        slot_set_id(ce, slot, "");
+        ggi_job_set_id(&ce->reg, slot, "");
     }
     ggi_mux_free(&oc.mux);
     reply_reset(&r);
@@ -1582,24 +1395,17 @@ static int ce_run(void *self, const char *request_json, char **out)
 {
     cont_exec *ce = self;
     *out = NULL;
-    if (!request_json)
-        return ggi_error(GG_EINVAL, "request is NULL");
-    size_t len = strlen(request_json);
-    if (len > MAX_REQUEST_BYTES)
-        return ggi_error(GG_EINVAL, "request is %zu bytes, the limit is %u", len,
-                         MAX_REQUEST_BYTES);
     cJSON *req = NULL;
-    int rc = ggi_json_parse(request_json, len, &req);
+    int rc = ggi_exec_request_parse(request_json, &req);
     if (rc)
-        return ggi_error_wrap("request: ");
+        return rc;
     job j;
     rc = check_request(ce, req, &j);
     if (!rc) {
-        job_slot slot;
-        memset(&slot, 0, sizeof slot);
-        register_job(ce, &slot);
+        ggi_job_slot slot;
+        ggi_job_register(&ce->reg, &slot);
         rc = run_job(ce, &j, &slot, out);
-        unregister_job(ce, &slot);
+        ggi_job_unregister(&ce->reg, &slot);
     }
     cJSON_Delete(req);
     return rc;
@@ -1611,19 +1417,8 @@ static int ce_interrupt(void *self)
     /* Flag every job (its wait aborts), then kill the containers so they stop at once even
      * between two requests. Ids are copied out: the runs remove their containers
      * concurrently, and a kill of a removed one is harmless. */
-    char (*ids)[80] = NULL;
-    size_t n = 0, cap = 0;
-    pthread_mutex_lock(&ce->lock);
-    for (job_slot *s = ce->jobs; s; s = s->next) {
-        __atomic_store_n(&s->cancel, 1, __ATOMIC_RELEASE);
-        cap++;
-    }
-    if (cap)
-        ids = calloc(cap, sizeof *ids);
-    for (job_slot *s = ce->jobs; ids && s && n < cap; s = s->next)
-        if (s->id[0])
-            memcpy(ids[n++], s->id, sizeof s->id);
-    pthread_mutex_unlock(&ce->lock);
+    char (*ids)[GGI_JOB_ID_MAX] = NULL;
+    size_t n = ggi_job_registry_cancel_all(&ce->reg, &ids);
     if (n) {
         http_ctx h = { curl_easy_init(), ce->socket, NULL };
         for (size_t i = 0; h.curl && i < n; i++)
@@ -1641,7 +1436,7 @@ static void ce_destroy(void *self)
     if (!ce)
         return;
     images_free(ce);
-    pthread_mutex_destroy(&ce->lock);
+    ggi_job_registry_destroy(&ce->reg);
     free(ce->socket);
     free(ce);
 }
@@ -1686,7 +1481,7 @@ int ggi_container_executor_new(const gg_executor_options *opts, gg_executor_vtab
         free(ce);
         return rc;
     }
-    if (pthread_mutex_init(&ce->lock, NULL) != 0) {
+    if (ggi_job_registry_init(&ce->reg) != GG_OK) {
         images_free(ce);
         free(ce->socket);
         free(ce);

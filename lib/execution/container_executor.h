@@ -12,7 +12,8 @@
  *   user       "uid:gid" (numbers) the job runs as; default "65534:65534"
  *   limits     as the process backend, plus "cpus" (CPUs as a number, default 1)
  *   isolation  absent, "container", or a weaker level ("none", "rlimits", "namespaces"),
- *              which the container satisfies; anything else is GG_EINVAL
+ *              which the container satisfies; anything else is GG_EINVAL; min_isolation
+ *              likewise (every level is satisfied)
  * When argv[0] is the language's interpreter (a host path such as /usr/bin/python3 or a
  * version manager's), it is replaced by the image's interpreter (python: /usr/bin/python3,
  * c: /usr/bin/cc; a JSON image entry may name another).
@@ -25,8 +26,10 @@
  * logs (the multiplexed stream decoded), inspect (State.OOMKilled), DELETE ?force=1. A
  * timeout, an interrupt or any failure after create kills and removes the container.
  *
- * Result: the process backend's fields, with isolation "container", max_rss_kb 0 (the engine
- * does not report it), plus oom_killed (bool) and image (string).
+ * Result: the process backend's fields, with isolation "container", max_rss_kb the peak
+ * memory of the container's cgroup (memory.peak on v2, memory.max_usage_in_bytes on v1: the
+ * job, its wrapper shell and its tmpfs files; 0 when the engine hides the cgroup), plus
+ * oom_killed (bool) and image (string).
  *
  * THREAD SAFETY: run may be called concurrently; interrupt from any thread at any time.
  */
@@ -102,6 +105,12 @@ int ggi_mux_feed(ggi_mux_decoder *d, const char *data, size_t n);
  * and i + 1 returned; otherwise the held bytes join stderr and 0 is returned.
  */
 int ggi_mux_finish(ggi_mux_decoder *d, const char *const *markers, size_t n);
+/**
+ * Ends the stream's value line: when the last frame (held, complete) is prefix, decimal
+ * digits and a newline, it is dropped, *value gets the number and 1 is returned; else 0 and
+ * nothing changes. Call before ggi_mux_finish.
+ */
+int ggi_mux_take_value(ggi_mux_decoder *d, const char *prefix, long long *value);
 /** Frees the buffers and zeroes d. */
 void ggi_mux_free(ggi_mux_decoder *d);
 

@@ -21,38 +21,29 @@
 
 #include "../core/ggi.h"
 #include "cgroup.h"
+#include "exec_request.h"
+#include "job_registry.h"
 #include "process_executor.h"
 #include "sandbox.h"
 #include "spawn.h"
 #include "zygote.h"
 
 #define DEFAULT_TIMEOUT_S 10.0
-#define MAX_TIMEOUT_S 86400.0
+#define MAX_TIMEOUT_S GGI_EXEC_MAX_TIMEOUT_S
 #define DEFAULT_MAX_OUTPUT (64u * 1024u)
 #define DEFAULT_NOFILE 256
 #define DEFAULT_FSIZE_MB 64
-#define MAX_ARGV 4096
-#define MAX_ENV 256
-#define MAX_PATH_LEN 4096
-#define MAX_ARGS_BYTES (1024u * 1024u) /* argv + env, well under the kernel's ARG_MAX */
-#define MAX_REQUEST_BYTES (64u * 1024u * 1024u)
 #define REMOVE_MAX_DEPTH 128
 #define REMOVE_MAX_PASSES 8
 #define DEFAULT_PIDS 512          /* processes per sandboxed job (cgroup or RLIMIT_NPROC) */
 #define MIN_TMPFS_MB 64           /* the sandbox's /tmp and workspace hold at least this */
 #define MAX_CG_FDS 4
 
-typedef struct job_slot {
-    volatile int cancel;
-    struct job_slot *prev, *next;
-} job_slot;
-
 typedef struct proc_exec {
     char *root;               /* where workspaces are made */
     size_t max_output;
     double default_timeout_s;
-    pthread_mutex_t lock;     /* guards jobs */
-    job_slot *jobs;
+    ggi_job_registry reg;     /* the running jobs, for interrupt */
     int default_level;        /* GGI_ISO_* for requests that name none */
     int default_explicit;     /* default_level came from options.isolation */
     int min_level;            /* the weakest level allowed */
@@ -62,13 +53,8 @@ typedef struct proc_exec {
 
 /* One checked request; strings point into the parsed cJSON tree. */
 typedef struct job {
+    ggi_exec_request r;   /* the checked common fields */
     const char **argv;
-    const cJSON *files;
-    const cJSON *env;
-    const char *stdin_data;
-    size_t stdin_len;
-    double timeout_s, cpu_s;
-    long long memory_mb, max_output, nproc, nofile, fsize_mb;
     int level;   /* GGI_ISO_NONE, _RLIMITS or _NAMESPACES */
     int zygote;  /* the request allows a zygote (field "zygote", default true) */
     int explicit_level; /* the level was asked for (request, option or minimum) */
@@ -160,176 +146,16 @@ int ggi_workspace_remove(const char *path)
 /* ---------------------------------------------------------------------------------------- */
 /* request checking                                                                         */
 
-/* Relative, no "..", names a file (last component not empty, "." or ".."). */
-static int check_path(const char *p, size_t i)
-{
-    size_t n = strlen(p);
-    if (n == 0)
-        return ggi_error(GG_EINVAL, "files[%zu].path is empty", i);
-    if (n > MAX_PATH_LEN)
-        return ggi_error(GG_EINVAL, "files[%zu].path is longer than %d bytes", i, MAX_PATH_LEN);
-    if (p[0] == '/')
-        return ggi_error(GG_EINVAL, "files[%zu].path '%s' must be relative, not absolute", i, p);
-    const char *c = p;
-    for (;;) {
-        const char *slash = strchr(c, '/');
-        size_t len = slash ? (size_t)(slash - c) : strlen(c);
-        if (len == 2 && c[0] == '.' && c[1] == '.')
-            return ggi_error(GG_EINVAL, "files[%zu].path '%s' must not contain '..'", i, p);
-        if (!slash) {
-            if (len == 0 || (len == 1 && c[0] == '.'))
-                return ggi_error(GG_EINVAL, "files[%zu].path '%s' does not name a file", i, p);
-            break;
-        }
-        c = slash + 1;
-    }
-    return GG_OK;
-}
-
-static int check_files(const cJSON *files)
-{
-    if (!cJSON_IsArray(files))
-        return ggi_error(GG_EINVAL, "field 'files' must be an array");
-    int count = cJSON_GetArraySize(files);
-    if (count > GGI_PROCESS_MAX_FILES)
-        return ggi_error(GG_EINVAL, "field 'files' has %d entries, the limit is %d", count,
-                         GGI_PROCESS_MAX_FILES);
-    size_t total = 0, i = 0;
-    const cJSON *f;
-    cJSON_ArrayForEach(f, files) {
-        if (!cJSON_IsObject(f))
-            return ggi_error(GG_EINVAL, "files[%zu] must be an object with path and content", i);
-        const char *path, *content;
-        if (ggi_json_string(f, "path", 1, 0, &path) ||
-            ggi_json_string(f, "content", 1, 0, &content))
-            return ggi_error_wrap("files[%zu]: ", i);
-        int rc = check_path(path, i);
-        if (rc)
-            return rc;
-        size_t len = strlen(content);
-        if (len > GGI_PROCESS_MAX_BYTES - total)
-            return ggi_error(GG_EINVAL, "field 'files' holds more than %u bytes of content",
-                             GGI_PROCESS_MAX_BYTES);
-        total += len;
-        i++;
-    }
-    return GG_OK;
-}
-
-static int check_env(const cJSON *env)
-{
-    if (!cJSON_IsObject(env))
-        return ggi_error(GG_EINVAL, "field 'env' must be an object of strings");
-    if (cJSON_GetArraySize(env) > MAX_ENV)
-        return ggi_error(GG_EINVAL, "field 'env' has more than %d entries", MAX_ENV);
-    const cJSON *e;
-    cJSON_ArrayForEach(e, env) {
-        const char *k = e->string;
-        if (!k || !*k || strchr(k, '='))
-            return ggi_error(GG_EINVAL, "env: name '%s' is empty or contains '='",
-                             k ? k : "");
-        if (!cJSON_IsString(e) || !e->valuestring)
-            return ggi_error(GG_EINVAL, "env: value of '%s' must be a string", k);
-    }
-    return GG_OK;
-}
-
-static int check_limits(const proc_exec *pe, const cJSON *limits, job *j)
-{
-    static const char *const known[] = { "timeout_s", "cpu_s", "memory_mb", "max_output",
-                                         "nproc", "nofile", "fsize_mb" };
-    j->timeout_s = pe->default_timeout_s;
-    j->max_output = (long long)pe->max_output;
-    j->nofile = DEFAULT_NOFILE;
-    j->fsize_mb = DEFAULT_FSIZE_MB;
-    if (!limits)
-        return GG_OK;
-    if (!cJSON_IsObject(limits))
-        return ggi_error(GG_EINVAL, "field 'limits' must be an object");
-    const cJSON *l;
-    cJSON_ArrayForEach(l, limits) {
-        size_t k = 0;
-        while (k < sizeof known / sizeof known[0] && strcmp(known[k], l->string ? l->string : ""))
-            k++;
-        if (k == sizeof known / sizeof known[0])
-            return ggi_error(GG_EINVAL, "limits: unknown field '%s'", l->string ? l->string : "");
-    }
-    int rc;
-    if ((rc = ggi_json_number(limits, "timeout_s", 0, 0.001, MAX_TIMEOUT_S, &j->timeout_s)) ||
-        (rc = ggi_json_number(limits, "cpu_s", 0, 0.001, MAX_TIMEOUT_S, &j->cpu_s)) ||
-        (rc = ggi_json_int(limits, "memory_mb", 0, 1, 1LL << 24, &j->memory_mb)) ||
-        (rc = ggi_json_int(limits, "max_output", 0, 0, GGI_PROCESS_MAX_BYTES, &j->max_output)) ||
-        (rc = ggi_json_int(limits, "nproc", 0, 1, 1LL << 22, &j->nproc)) ||
-        (rc = ggi_json_int(limits, "nofile", 0, 3, 1LL << 20, &j->nofile)) ||
-        (rc = ggi_json_int(limits, "fsize_mb", 0, 1, 1LL << 24, &j->fsize_mb)))
-        return ggi_error_wrap("limits: ");
-    return GG_OK;
-}
-
 /* Checks the whole request; j->argv is malloc'd (free it) on success. */
 static int check_request(const proc_exec *pe, const cJSON *req, job *j)
 {
     memset(j, 0, sizeof *j);
-    if (!cJSON_IsObject(req))
-        return ggi_error(GG_EINVAL, "request must be a JSON object");
-
-    const cJSON *argv = cJSON_GetObjectItemCaseSensitive(req, "argv");
-    if (!argv || cJSON_IsNull(argv))
-        return ggi_error(GG_EINVAL, "missing field 'argv'");
-    if (!cJSON_IsArray(argv))
-        return ggi_error(GG_EINVAL, "field 'argv' must be an array of strings");
-    int argc = cJSON_GetArraySize(argv);
-    if (argc == 0)
-        return ggi_error(GG_EINVAL, "field 'argv' must not be empty");
-    if (argc > MAX_ARGV)
-        return ggi_error(GG_EINVAL, "field 'argv' has %d entries, the limit is %d", argc,
-                         MAX_ARGV);
-    size_t arg_bytes = 0;
-    const cJSON *a;
-    int i = 0;
-    cJSON_ArrayForEach(a, argv) {
-        if (!cJSON_IsString(a) || !a->valuestring)
-            return ggi_error(GG_EINVAL, "argv[%d] must be a string", i);
-        if (i == 0 && !a->valuestring[0])
-            return ggi_error(GG_EINVAL, "argv[0] must not be empty");
-        arg_bytes += strlen(a->valuestring) + 1;
-        i++;
-    }
-
-    const cJSON *files = cJSON_GetObjectItemCaseSensitive(req, "files");
-    if (files && !cJSON_IsNull(files)) {
-        int rc = check_files(files);
-        if (rc)
-            return rc;
-        j->files = files;
-    }
-    const cJSON *env = cJSON_GetObjectItemCaseSensitive(req, "env");
-    if (env && !cJSON_IsNull(env)) {
-        int rc = check_env(env);
-        if (rc)
-            return rc;
-        j->env = env;
-        cJSON_ArrayForEach(a, env)
-            arg_bytes += strlen(a->string) + strlen(a->valuestring) + 2;
-    }
-    if (arg_bytes > MAX_ARGS_BYTES)
-        return ggi_error(GG_EINVAL, "fields 'argv' and 'env' hold more than %u bytes together",
-                         MAX_ARGS_BYTES);
-
-    const char *in = NULL;
-    if (ggi_json_string(req, "stdin", 0, 0, &in))
-        return gg_error_last_code();
-    if (in) {
-        j->stdin_data = in;
-        j->stdin_len = strlen(in);
-        if (j->stdin_len > GGI_PROCESS_MAX_BYTES)
-            return ggi_error(GG_EINVAL, "field 'stdin' is %zu bytes, the limit is %u",
-                             j->stdin_len, GGI_PROCESS_MAX_BYTES);
-    }
-
-    int rc = check_limits(pe, cJSON_GetObjectItemCaseSensitive(req, "limits"), j);
+    ggi_exec_policy pol = { pe->default_timeout_s, (long long)pe->max_output, DEFAULT_NOFILE,
+                            DEFAULT_FSIZE_MB, 0, 0, 0, 0, 0 };
+    int rc = ggi_exec_request_check(req, &pol, &j->r);
     if (rc)
         return rc;
+    const ggi_exec_request *er = &j->r;
 
     const char *iso = NULL;
     if (ggi_json_string(req, "isolation", 0, 0, &iso))
@@ -337,11 +163,24 @@ static int check_request(const proc_exec *pe, const cJSON *req, job *j)
     j->level = pe->default_level;
     if (iso && ggi_isolation_parse(iso, &j->level))
         return gg_error_last_code();
-    j->explicit_level = iso || pe->default_explicit || pe->min_level >= GGI_ISO_NAMESPACES;
+    /* The job's min_isolation (a task's "isolation"): a default below it is raised to it; an
+     * explicit level below it is refused. */
+    const char *miso = er->min_isolation;
+    int req_min = er->min_level;
+    if (j->level < req_min) {
+        if (iso)
+            return ggi_error(GG_EUNSUPPORTED, "isolation '%s' is below the job's min_isolation "
+                                              "'%s'; the job was not run", iso, miso);
+        j->level = req_min;
+    }
+    j->explicit_level = iso || pe->default_explicit || pe->min_level >= GGI_ISO_NAMESPACES ||
+                        req_min >= GGI_ISO_NAMESPACES;
     const ggi_sandbox_caps *caps = ggi_sandbox_probe();
     if (j->level == GGI_ISO_CONTAINER)
-        return ggi_error(GG_EUNSUPPORTED, "isolation 'container' is not available on the "
-                                          "process backend (use the container backend)");
+        return ggi_error(GG_EUNSUPPORTED, "isolation 'container'%s is not available on the "
+                                          "process backend (use the container backend); the "
+                                          "job was not run",
+                         req_min == GGI_ISO_CONTAINER ? " (the job's minimum)" : "");
     if (j->level < pe->min_level)
         return ggi_error(GG_EUNSUPPORTED, "isolation '%s' is below the required minimum '%s'; "
                                           "the job was not run",
@@ -354,11 +193,12 @@ static int check_request(const proc_exec *pe, const cJSON *req, job *j)
         return gg_error_last_code();
     j->zygote = zy;
 
-    j->argv = calloc((size_t)argc + 1, sizeof *j->argv);
+    j->argv = calloc((size_t)er->argc + 1, sizeof *j->argv);
     if (!j->argv)
         return ggi_error(GG_ENOMEM, "out of memory");
-    i = 0;
-    cJSON_ArrayForEach(a, argv)
+    int i = 0;
+    const cJSON *a;
+    cJSON_ArrayForEach(a, er->argv)
         j->argv[i++] = a->valuestring;
     return GG_OK;
 }
@@ -587,34 +427,6 @@ static int build_result(const ggi_spawn_result *r, const run_info *ri, char **ou
 /* ---------------------------------------------------------------------------------------- */
 /* the backend                                                                              */
 
-static void register_job(proc_exec *pe, job_slot *s)
-{
-    pthread_mutex_lock(&pe->lock);
-    s->prev = NULL;
-    s->next = pe->jobs;
-    if (pe->jobs)
-        pe->jobs->prev = s;
-    pe->jobs = s;
-    pthread_mutex_unlock(&pe->lock);
-}
-
-static void unregister_job(proc_exec *pe, job_slot *s)
-{
-    pthread_mutex_lock(&pe->lock);
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        pe->jobs = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    pthread_mutex_unlock(&pe->lock);
-}
-
-static int is_cancelled(const job_slot *s)
-{
-    return __atomic_load_n(&s->cancel, __ATOMIC_ACQUIRE) != 0;
-}
-
 /* The workspace path inside the sandbox: the host path when it lies below /tmp (the sandbox
  * makes it in its own tmpfs, so the path a job sees matches the host's naming), else
  * /tmp/<its name>, since the host directories above it need not be searchable by the
@@ -699,7 +511,7 @@ static int sandbox_can_exec(const char *path, char *why, size_t n)
     return ok;
 }
 
-static int run_job(proc_exec *pe, const job *j0, job_slot *slot, char **out)
+static int run_job(proc_exec *pe, const job *j0, ggi_job_slot *slot, char **out)
 {
     job jcopy = *j0;
     const job *j = &jcopy;
@@ -711,7 +523,9 @@ static int run_job(proc_exec *pe, const job *j0, job_slot *slot, char **out)
         int frc = ggi_spawn_find_program(j0->argv[0], "/usr/local/bin:/usr/bin:/bin", &prog);
         if (frc == GG_ENOMEM)
             return frc;
-        int ok = frc || prog[0] != '/' || sandbox_can_exec(prog, why, sizeof why);
+        /* (Without root the job keeps the host user's ids: what they reach, it reaches.) */
+        int ok = frc || prog[0] != '/' || geteuid() != 0 ||
+                 sandbox_can_exec(prog, why, sizeof why);
         free(prog);
         gg_error_clear();
         if (!ok && jcopy.explicit_level)
@@ -738,29 +552,27 @@ static int run_job(proc_exec *pe, const job *j0, job_slot *slot, char **out)
     run_info ri;
     memset(&ri, 0, sizeof ri);
     ri.level = j->level;
-    ri.memory_mb = j->memory_mb;
+    ri.memory_mb = j->r.memory_mb;
     ggi_spawn_result r;
     memset(&r, 0, sizeof r);
     ggi_sandbox_spec sb;
-    memset(&sb, 0, sizeof sb);
+    ggi_sandbox_spec_init(&sb);
     int rc = GG_OK;
     if (sandboxed) {
         size_t nfiles = 0, bytes = 0;
         inner = inner_workspace(ws);
-        rc = inner ? sandbox_files(j->files, &sfiles, &nfiles, &bytes)
+        rc = inner ? sandbox_files(j->r.files, &sfiles, &nfiles, &bytes)
                    : ggi_error(GG_ENOMEM, "out of memory");
         if (!rc)
-            rc = build_env(inner, j->env, &env);
-        long long mb = j->fsize_mb > MIN_TMPFS_MB ? j->fsize_mb : MIN_TMPFS_MB;
+            rc = build_env(inner, j->r.env, &env);
+        long long mb = j->r.fsize_mb > MIN_TMPFS_MB ? j->r.fsize_mb : MIN_TMPFS_MB;
         sb.inner_ws = inner;
         sb.tmpfs_bytes = ((uint64_t)mb << 20) + bytes;
-        sb.uid = GGI_SANDBOX_UID;
-        sb.gid = GGI_SANDBOX_GID;
         sb.files = sfiles;
         sb.nfiles = nfiles;
         if (!rc && ggi_cgroup_probe()->version) {
-            rc = ggi_cgroup_new(&cg, (uint64_t)j->memory_mb << 20,
-                                (uint64_t)(j->nproc ? j->nproc : DEFAULT_PIDS));
+            rc = ggi_cgroup_new(&cg, (uint64_t)j->r.memory_mb << 20,
+                                (uint64_t)(j->r.nproc ? j->r.nproc : DEFAULT_PIDS));
             if (!rc) {
                 n_cg = ggi_cgroup_open_procs(cg, cg_fds, MAX_CG_FDS);
                 rc = n_cg < 0 ? n_cg : GG_OK;
@@ -774,11 +586,11 @@ static int run_job(proc_exec *pe, const job *j0, job_slot *slot, char **out)
         sb.cgroup_fds = cg_fds;
         sb.ncgroup_fds = n_cg;
     } else {
-        rc = write_files(ws, j->files);
+        rc = write_files(ws, j->r.files);
         if (!rc)
-            rc = build_env(ws, j->env, &env);
+            rc = build_env(ws, j->r.env, &env);
     }
-    if (!rc && is_cancelled(slot))
+    if (!rc && ggi_job_cancelled(slot))
         rc = ggi_error(GG_ECANCELLED, "job cancelled by gg_executor_interrupt()");
     if (!rc) {
         ggi_spawn_opts o;
@@ -786,21 +598,21 @@ static int run_job(proc_exec *pe, const job *j0, job_slot *slot, char **out)
         o.argv = j->argv;
         o.envp = (const char *const *)env;
         o.cwd = sandboxed ? inner : ws;
-        o.stdin_data = j->stdin_data;
-        o.stdin_len = j->stdin_len;
-        o.timeout_s = j->timeout_s;
-        o.max_stdout = (size_t)j->max_output;
-        o.max_stderr = (size_t)j->max_output;
+        o.stdin_data = j->r.stdin_data;
+        o.stdin_len = j->r.stdin_len;
+        o.timeout_s = j->r.timeout_s;
+        o.max_stdout = (size_t)j->r.max_output;
+        o.max_stderr = (size_t)j->r.max_output;
         if (j->level >= GGI_ISO_RLIMITS) {
-            o.cpu_s = j->cpu_s;
-            o.fsize_bytes = (uint64_t)j->fsize_mb << 20;
-            o.nofile = (uint64_t)j->nofile;
+            o.cpu_s = j->r.cpu_s;
+            o.fsize_bytes = (uint64_t)j->r.fsize_mb << 20;
+            o.nofile = (uint64_t)j->r.nofile;
             /* A cgroup bounds the job's memory and processes as a whole; rlimits are the
              * fallback (RLIMIT_NPROC counts every process of the uid, RLIMIT_AS each
              * process's address space). */
             if (!ri.cgroup) {
-                o.as_bytes = (uint64_t)j->memory_mb << 20;
-                o.nproc = (uint64_t)(j->nproc ? j->nproc : sandboxed ? DEFAULT_PIDS : 0);
+                o.as_bytes = (uint64_t)j->r.memory_mb << 20;
+                o.nproc = (uint64_t)(j->r.nproc ? j->r.nproc : sandboxed ? DEFAULT_PIDS : 0);
             }
         }
         o.cancel = &slot->cancel;
@@ -872,24 +684,17 @@ static int pe_run(void *self, const char *request_json, char **out)
 {
     proc_exec *pe = self;
     *out = NULL;
-    if (!request_json)
-        return ggi_error(GG_EINVAL, "request is NULL");
-    size_t len = strlen(request_json);
-    if (len > MAX_REQUEST_BYTES)
-        return ggi_error(GG_EINVAL, "request is %zu bytes, the limit is %u", len,
-                         MAX_REQUEST_BYTES);
     cJSON *req = NULL;
-    int rc = ggi_json_parse(request_json, len, &req);
+    int rc = ggi_exec_request_parse(request_json, &req);
     if (rc)
-        return ggi_error_wrap("request: ");
+        return rc;
     job j;
     rc = check_request(pe, req, &j);
     if (!rc) {
-        job_slot slot;
-        memset(&slot, 0, sizeof slot);
-        register_job(pe, &slot);
+        ggi_job_slot slot;
+        ggi_job_register(&pe->reg, &slot);
         rc = run_job(pe, &j, &slot, out);
-        unregister_job(pe, &slot);
+        ggi_job_unregister(&pe->reg, &slot);
     }
     free(j.argv);
     cJSON_Delete(req);
@@ -899,10 +704,7 @@ static int pe_run(void *self, const char *request_json, char **out)
 static int pe_interrupt(void *self)
 {
     proc_exec *pe = self;
-    pthread_mutex_lock(&pe->lock);
-    for (job_slot *s = pe->jobs; s; s = s->next)
-        __atomic_store_n(&s->cancel, 1, __ATOMIC_RELEASE);
-    pthread_mutex_unlock(&pe->lock);
+    (void)ggi_job_registry_cancel_all(&pe->reg, NULL);
     return GG_OK;
 }
 
@@ -912,7 +714,7 @@ static void pe_destroy(void *self)
     if (!pe)
         return;
     ggi_zygote_pool_destroy(&pe->zpool);
-    pthread_mutex_destroy(&pe->lock);
+    ggi_job_registry_destroy(&pe->reg);
     free(pe->root);
     free(pe);
 }
@@ -975,7 +777,7 @@ int ggi_process_executor_new(const gg_executor_options *opts, gg_executor_vtable
         free(pe);
         return ggi_error(GG_ENOMEM, "out of memory");
     }
-    if (pthread_mutex_init(&pe->lock, NULL) != 0) {
+    if (ggi_job_registry_init(&pe->reg) != GG_OK) {
         ggi_zygote_pool_destroy(&pe->zpool);
         free(pe->root);
         free(pe);

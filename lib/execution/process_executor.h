@@ -20,6 +20,8 @@
  *              zygotes for `python -c` jobs); absent: options.isolation, else the strongest
  *              level this host gives. Below options.min_isolation, unavailable here, or
  *              "container": GG_EUNSUPPORTED (the job is never run weaker).
+ *   min_isolation  the weakest level for this job (a task's "isolation"): a default below it
+ *              is raised to it; an explicit isolation below it is GG_EUNSUPPORTED
  *   zygote     false keeps a `python -c` job off the zygote (default true)
  * Every field is checked; a bad one is GG_EINVAL with a message naming it.
  *

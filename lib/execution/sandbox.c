@@ -14,6 +14,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -92,7 +93,49 @@ int ggi_sandbox_clone_flags(const ggi_sandbox_spec *s)
     int f = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS;
     if (!s->zygote)
         f |= CLONE_NEWPID;
+    if (s->userns)
+        f |= CLONE_NEWUSER;
     return f;
+}
+
+void ggi_sandbox_spec_init(ggi_sandbox_spec *s)
+{
+    memset(s, 0, sizeof *s);
+    s->uid = GGI_SANDBOX_UID;
+    s->gid = GGI_SANDBOX_GID;
+    const ggi_sandbox_caps *c = ggi_sandbox_probe();
+    s->userns = c->use_userns;
+    s->userns_fd = -1;
+    s->hide_dir = c->use_userns && c->hide_dir[0] ? c->hide_dir : NULL;
+}
+
+int ggi_sandbox_userns_pipe(const ggi_sandbox_spec *s, int *rd, int *wr)
+{
+    *rd = *wr = -1;
+    if (!s->userns)
+        return 0;
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return errno;
+    /* Above 2, so the child's dup2 onto its standard streams cannot clobber it. */
+    for (int i = 0; i < 2; i++) {
+        if (p[i] <= 2) {
+            int n = fcntl(p[i], F_DUPFD_CLOEXEC, 3);
+            int e = errno;
+            close(p[i]);
+            p[i] = n;
+            if (n < 0) {
+                if (i == 0 && p[1] >= 0)
+                    close(p[1]);
+                if (i == 1)
+                    close(p[0]);
+                return e;
+            }
+        }
+    }
+    *rd = p[0];
+    *wr = p[1];
+    return 0;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -221,6 +264,99 @@ static int setattr(const char *path, unsigned flags, uint64_t set, uint64_t clr)
     return 0;
 }
 
+/* Writes text into /proc/<pid>/<name>; 0 or an errno value. */
+static int proc_write(pid_t pid, const char *name, const char *text)
+{
+    char path[64] = "/proc/";
+    size_t n = 6 + u64_dec((uint64_t)pid, path + 6);
+    size_t nl = strlen(name);
+    if (n + 1 + nl + 1 > sizeof path)
+        return ENAMETOOLONG;
+    path[n] = '/';
+    memcpy(path + n + 1, name, nl + 1);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno;
+    size_t tl = strlen(text);
+    int e = write(fd, text, tl) == (ssize_t)tl ? 0 : errno ? errno : EIO;
+    close(fd);
+    return e;
+}
+
+/* "<inside> <outside> 1\n" */
+static void id_line(char *out, unsigned inside, unsigned outside)
+{
+    size_t n = u64_dec(inside, out);
+    out[n++] = ' ';
+    n += u64_dec(outside, out + n);
+    memcpy(out + n, " 1\n", 4);
+}
+
+int ggi_sandbox_userns_map(pid_t pid, int wr)
+{
+    if (wr < 0)
+        return 0;
+    /* Root maps the sandbox ids onto the host's "nobody"; anyone else may map only their own
+     * ids, and must give up setgroups first. */
+    int root = geteuid() == 0;
+    char line[64];
+    int e;
+    id_line(line, GGI_SANDBOX_UID, root ? GGI_SANDBOX_UID : (unsigned)geteuid());
+    e = proc_write(pid, "uid_map", line);
+    if (!e && !root)
+        e = proc_write(pid, "setgroups", "deny");
+    if (!e) {
+        id_line(line, GGI_SANDBOX_GID, root ? GGI_SANDBOX_GID : (unsigned)getegid());
+        e = proc_write(pid, "gid_map", line);
+    }
+    if (!e && write(wr, "m", 1) != 1)
+        e = errno;
+    close(wr);
+    return e;
+}
+
+/* In a child cloned with a user namespace: waits until the host has mapped it, then becomes
+ * the sandbox uid/gid (it keeps its capabilities there: the ids it had are not mapped). */
+static int enter_userns(const ggi_sandbox_spec *s, const char **step)
+{
+    *step = "get its user namespace mapped";
+    char c = 0;
+    ssize_t n;
+    while ((n = read(s->userns_fd, &c, 1)) < 0 && errno == EINTR) {
+    }
+    if (n != 1)
+        return n < 0 ? errno : EPERM;
+    close(s->userns_fd);
+    *step = "become the sandbox's uid";
+    if (syscall(SYS_setgroups, 0, NULL) < 0 && errno != EPERM)
+        return errno;
+    if (syscall(SYS_setresgid, s->gid, s->gid, s->gid) < 0)
+        return errno;
+    if (syscall(SYS_setresuid, s->uid, s->uid, s->uid) < 0)
+        return errno;
+    return 0;
+}
+
+int ggi_sandbox_child_keep_caps(void)
+{
+    gg_cap_header h = { GG_CAP_VERSION_3, 0 };
+    gg_cap_data d[2];
+    memset(d, 0, sizeof d);
+    if (syscall(SYS_capget, &h, d) < 0)
+        return errno;
+    d[0].inheritable = d[0].permitted;
+    d[1].inheritable = d[1].permitted;
+    if (syscall(SYS_capset, &h, d) < 0)
+        return errno;
+    for (int c = 0; c < 64; c++) {
+        if (!(d[c / 32].permitted & (1u << (c % 32))))
+            continue;
+        if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0 && errno != EINVAL)
+            return errno;
+    }
+    return 0;
+}
+
 int ggi_sandbox_child_setup(const ggi_sandbox_spec *s, const char **step)
 {
     int e;
@@ -229,6 +365,8 @@ int ggi_sandbox_child_setup(const ggi_sandbox_spec *s, const char **step)
         if (write(s->cgroup_fds[i], "0", 1) < 0)
             return errno;
     }
+    if (s->userns && (e = enter_userns(s, step)))
+        return e;
     *step = "make its mounts private";
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
         return errno;
@@ -266,6 +404,11 @@ int ggi_sandbox_child_setup(const ggi_sandbox_spec *s, const char **step)
         if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
             return errno;
     }
+    if (s->hide_dir) {
+        *step = "hide the host user's home";
+        if ((e = mount_tmpfs(s->hide_dir, 4096, "0555")))
+            return e;
+    }
     *step = "make the host filesystem read-only";
     if ((e = setattr("/", AT_RECURSIVE, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID, 0)))
         return e;
@@ -288,11 +431,16 @@ int ggi_sandbox_child_drop(const ggi_sandbox_spec *s)
         if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL)
             return errno;
     }
-    if (syscall(SYS_setgroups, 0, NULL) < 0)
+    /* (In a user namespace made without root, setgroups is denied: the host user's own
+     * groups stay, as they would for any process of theirs.) */
+    if (syscall(SYS_setgroups, 0, NULL) < 0 && !(s->userns && errno == EPERM))
         return errno;
     if (syscall(SYS_setresgid, s->gid, s->gid, s->gid) < 0)
         return errno;
     if (syscall(SYS_setresuid, s->uid, s->uid, s->uid) < 0)
+        return errno;
+    if (s->userns && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 &&
+        errno != EINVAL)
         return errno;
     gg_cap_header h = { GG_CAP_VERSION_3, 0 };
     gg_cap_data d[2];
@@ -310,13 +458,14 @@ int ggi_sandbox_child_drop(const ggi_sandbox_spec *s)
 static ggi_sandbox_caps caps;
 static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
 
-/* Forks a sandbox exactly as a job gets it, runs the drop step, and reports. */
-static void probe_namespaces(void)
+/* Forks a sandbox exactly as a job gets it (with or without a user namespace), runs the drop
+ * step, and reports: 1 when it worked, else 0 with the reason in why. */
+static int probe_namespaces(int userns, char *why, size_t why_len)
 {
     int p[2];
     if (pipe2(p, O_CLOEXEC) < 0) {
-        snprintf(caps.namespaces_why, sizeof caps.namespaces_why, "pipe: %s", strerror(errno));
-        return;
+        snprintf(why, why_len, "pipe: %s", strerror(errno));
+        return 0;
     }
     ggi_sandbox_spec s;
     memset(&s, 0, sizeof s);
@@ -324,15 +473,25 @@ static void probe_namespaces(void)
     s.tmpfs_bytes = 1u << 20;
     s.uid = GGI_SANDBOX_UID;
     s.gid = GGI_SANDBOX_GID;
+    s.userns = userns;
     ggi_sandbox_file f = { "x/probe.txt", "ok", 2 };
     s.files = &f;
     s.nfiles = 1;
+    int sync_wr = -1, e0 = ggi_sandbox_userns_pipe(&s, &s.userns_fd, &sync_wr);
+    if (e0) {
+        close(p[0]);
+        close(p[1]);
+        snprintf(why, why_len, "pipe: %s", strerror(e0));
+        return 0;
+    }
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     pid_t pid = ggi_sandbox_raw_clone((unsigned long)ggi_sandbox_clone_flags(&s));
     if (pid == 0) {
         const char *step = "clone";
+        if (sync_wr >= 0)
+            close(sync_wr);
         int e = ggi_sandbox_child_setup(&s, &step);
         if (!e) {
             step = "drop its privileges";
@@ -359,14 +518,18 @@ static void probe_namespaces(void)
         _exit(e ? 1 : 0);
     }
     int clone_errno = errno;
+    int map_errno = pid > 0 ? ggi_sandbox_userns_map(pid, sync_wr) : 0;
+    if (pid < 0 && sync_wr >= 0)
+        close(sync_wr);
+    if (s.userns_fd >= 0)
+        close(s.userns_fd);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     close(p[1]);
     if (pid < 0) {
-        snprintf(caps.namespaces_why, sizeof caps.namespaces_why,
-                 "cannot make namespaces (clone: %s)%s", strerror(clone_errno),
-                 caps.root ? "" : "; not running as root");
+        snprintf(why, why_len, "cannot make namespaces (clone: %s)%s", strerror(clone_errno),
+                 caps.root || userns ? "" : "; not running as root");
         close(p[0]);
-        return;
+        return 0;
     }
     char msg[200];
     ssize_t n = read(p[0], msg, sizeof msg - 1);
@@ -374,16 +537,16 @@ static void probe_namespaces(void)
     int st = 0;
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
     }
-    if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
-        caps.namespaces = 1;
-        snprintf(caps.namespaces_why, sizeof caps.namespaces_why,
-                 "PID, mount, network, IPC and UTS namespaces work; jobs run as "
-                 "uid %d with no capabilities on a read-only host", GGI_SANDBOX_UID);
-    } else {
-        msg[n > 0 ? n : 0] = '\0';
-        snprintf(caps.namespaces_why, sizeof caps.namespaces_why,
-                 "a test sandbox failed to %s", n > 0 ? msg : "start");
+    if (map_errno) {
+        snprintf(why, why_len, "cannot map the sandbox's user namespace: %s",
+                 strerror(map_errno));
+        return 0;
     }
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+        return 1;
+    msg[n > 0 ? n : 0] = '\0';
+    snprintf(why, why_len, "a test sandbox failed to %s", n > 0 ? msg : "start");
+    return 0;
 }
 
 static void probe(void)
@@ -403,22 +566,51 @@ static void probe(void)
             maxns = -1;
         fclose(f);
     }
-    caps.userns = maxns > 0;
-    snprintf(caps.userns_why, sizeof caps.userns_why, "%s%s",
-             maxns > 0 ? "user namespaces are enabled" : "user namespaces are disabled "
-                                                          "(max_user_namespaces is 0)",
-             caps.root ? "; not needed: running as root, jobs switch to uid 65534"
-                       : "; the unprivileged sandbox is not implemented yet");
+    /* GRYPHGEN_USERNS=0 keeps a root host on the sandbox without a user namespace. */
+    const char *env = getenv("GRYPHGEN_USERNS");
+    int off = caps.root && env && !strcmp(env, "0");
+    char uwhy[200] = "";
+    if (maxns > 0 && caps.mount_setattr && !off)
+        caps.userns = probe_namespaces(1, uwhy, sizeof uwhy);
+    if (caps.userns) {
+        caps.use_userns = 1;
+        /* Without root the jobs keep the host user's ids, so that user's own files would be
+         * readable: their HOME is hidden (/tmp is the sandbox's own already). */
+        const char *home = getenv("HOME");
+        char *real = !caps.root && home ? realpath(home, NULL) : NULL;
+        if (real && strcmp(real, "/") && strncmp(real, "/tmp/", 5) && strlen(real) < 1024)
+            snprintf(caps.hide_dir, sizeof caps.hide_dir, "%s", real);
+        free(real);
+        snprintf(caps.userns_why, sizeof caps.userns_why,
+                 "user namespaces work: each job gets its own, in which only uid/gid %d "
+                 "exists (mapped to %s on the host)%s%.300s", GGI_SANDBOX_UID,
+                 caps.root ? "65534" : "the host user's own ids",
+                 caps.hide_dir[0] ? "; jobs do not see the host user's home " : "",
+                 caps.hide_dir);
+    } else {
+        snprintf(caps.userns_why, sizeof caps.userns_why, "%s",
+                 maxns == 0 ? "user namespaces are disabled (max_user_namespaces is 0)"
+                 : !caps.mount_setattr ? "not tried (no mount_setattr)"
+                 : off ? "turned off by GRYPHGEN_USERNS=0"
+                 : *uwhy ? uwhy : "user namespaces are not available");
+    }
     if (!caps.mount_setattr) {
         snprintf(caps.namespaces_why, sizeof caps.namespaces_why,
                  "the kernel lacks mount_setattr (Linux 5.12+), needed for a read-only host");
+    } else if (caps.userns) {
+        caps.namespaces = 1;
     } else if (!caps.root) {
         snprintf(caps.namespaces_why, sizeof caps.namespaces_why,
-                 "not running as root (the sandbox needs root; unprivileged user-namespace "
-                 "sandboxes are not implemented yet)");
+                 "not running as root and no user namespace could be made (%.150s)",
+                 caps.userns_why);
     } else {
-        probe_namespaces();
+        caps.namespaces = probe_namespaces(0, caps.namespaces_why, sizeof caps.namespaces_why);
     }
+    if (caps.namespaces)
+        snprintf(caps.namespaces_why, sizeof caps.namespaces_why,
+                 "%sPID, mount, network, IPC and UTS namespaces work; jobs run as uid %d "
+                 "with no capabilities on a read-only host",
+                 caps.use_userns ? "user, " : "", GGI_SANDBOX_UID);
     caps.best = caps.namespaces ? GGI_ISO_NAMESPACES : GGI_ISO_RLIMITS;
 }
 

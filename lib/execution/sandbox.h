@@ -38,8 +38,11 @@ typedef struct ggi_sandbox_caps {
     int namespaces;       /* 1: the namespaces level works here */
     char namespaces_why[256];
     int root;             /* running with euid 0 */
-    int userns;           /* 1: unprivileged user namespaces can be made */
-    char userns_why[256];
+    int userns;           /* 1: user namespaces can be made */
+    char userns_why[512];
+    int use_userns;       /* 1: job sandboxes get a user namespace of their own (sandbox specs
+                           * built with ggi_sandbox_spec_init ask for one) */
+    char hide_dir[1024];  /* without root: the host user's HOME, hidden from jobs; else "" */
     int mount_setattr;    /* 1: the kernel has mount_setattr (recursive read-only) */
 } ggi_sandbox_caps;
 
@@ -64,7 +67,39 @@ typedef struct ggi_sandbox_spec {
     const int *cgroup_fds;      /* cgroup.procs files open for writing; the child joins them */
     int ncgroup_fds;
     int zygote;                 /* 1: set up a zygote's base (no workspace, no /proc, no pidns) */
+    /* Addition: 1 clones the sandbox into a user namespace of its own in which only uid and
+     * gid GGI_SANDBOX_UID/GID exist, mapped to 65534 on a root host and to the host's own
+     * euid/egid otherwise; nothing is root inside. The child waits on userns_fd (the read end
+     * of a pipe, see ggi_sandbox_userns_pipe) until the host has written its maps. */
+    int userns;
+    int userns_fd;
+    /* Addition: a host directory hidden under an empty read-only tmpfs (a non-root host
+     * user's HOME: the job runs with that user's ids there), or NULL. */
+    const char *hide_dir;
 } ggi_sandbox_spec;
+
+/** Zeroes s and sets the fields every job shares (sandbox uid/gid, userns as probed). */
+void ggi_sandbox_spec_init(ggi_sandbox_spec *s);
+
+/**
+ * Host side, before the clone: when s->userns, makes the close-on-exec pipe the child waits on
+ * (*rd goes into s->userns_fd, *wr stays with the host); else both are -1. 0 or an errno value.
+ */
+int ggi_sandbox_userns_pipe(const ggi_sandbox_spec *s, int *rd, int *wr);
+
+/**
+ * Host side, just after the clone: writes the child's uid_map, setgroups and gid_map, then
+ * releases it through wr (closed here in any case; a child whose maps failed sees EOF and
+ * fails). Does nothing for wr < 0. Returns 0 or an errno value. Async-signal-safe.
+ */
+int ggi_sandbox_userns_map(pid_t pid, int wr);
+
+/**
+ * In a cloned zygote base, before exec: keeps every capability the child holds in its user
+ * namespace across exec (inheritable + ambient), since it runs as a non-root uid there.
+ * Returns 0 or an errno value.
+ */
+int ggi_sandbox_child_keep_caps(void);
 
 /** Namespaces a job's sandbox is cloned with (zygote: all but the PID namespace). */
 int ggi_sandbox_clone_flags(const ggi_sandbox_spec *s);

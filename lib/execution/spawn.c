@@ -73,6 +73,7 @@ typedef struct child_plan {
     pid_t parent;
     const ggi_sandbox_spec *sb;
     int status_fd;
+    int userns_wr;    /* the host's end of the user namespace pipe (closed in the child) */
     prepared_limit limits[MAX_LIMITS];
     int nlimits;
 } child_plan;
@@ -332,6 +333,8 @@ __attribute__((noreturn)) static void child_sandbox(const child_plan *pl)
     if (setsid() < 0)
         child_fail(pl->report_fd, STAGE_SETSID, errno);
     (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (pl->userns_wr >= 0)
+        close(pl->userns_wr);
     const char *step = "start";
     int e = ggi_sandbox_child_setup(pl->sb, &step);
     if (e)
@@ -469,8 +472,15 @@ int ggi_spawn_run(const ggi_spawn_opts *o, ggi_spawn_result *res)
     pl.argv = (char *const *)o->argv;
     pl.envp = (char *const *)envp;
     pl.cwd = o->cwd;
-    pl.in_fd = pl.out_fd = pl.err_fd = pl.report_fd = pl.status_fd = -1;
+    pl.in_fd = pl.out_fd = pl.err_fd = pl.report_fd = pl.status_fd = pl.userns_wr = -1;
     pl.sb = o->sandbox;
+    /* A copy of the spec carries the child's end of the user namespace pipe. */
+    ggi_sandbox_spec sb_copy;
+    if (o->sandbox && !o->external) {
+        sb_copy = *o->sandbox;
+        sb_copy.userns_fd = -1;
+        pl.sb = &sb_copy;
+    }
 
     int in_w = -1, out_r = -1, err_r = -1, rep_r = -1, pidfd = -1, st_r = -1, own_pidfd = 1;
     int p[2];
@@ -488,6 +498,11 @@ int ggi_spawn_run(const ggi_spawn_opts *o, ggi_spawn_result *res)
         st_r = p[0], pl.status_fd = p[1];
         if ((rc = set_nonblock(st_r)))
             goto fail;
+        int e = ggi_sandbox_userns_pipe(pl.sb, &sb_copy.userns_fd, &pl.userns_wr);
+        if (e) {
+            rc = ggi_error(GG_EIO, "pipe2 failed: %s", strerror(e));
+            goto fail;
+        }
     }
 
     /* stdin: a socket pair, so a write after the child has gone gives EPIPE without
@@ -561,6 +576,14 @@ int ggi_spawn_run(const ggi_spawn_opts *o, ggi_spawn_result *res)
         child_run(&pl);
     }
     fork_errno = errno;
+    /* The child waits for its user namespace's maps (a failure shows in its report). */
+    if (pid > 0 && pl.userns_wr >= 0)
+        (void)ggi_sandbox_userns_map(pid, pl.userns_wr);
+    else
+        close_fd(&pl.userns_wr);
+    pl.userns_wr = -1;
+    if (pl.sb == &sb_copy)
+        close_fd(&sb_copy.userns_fd);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     close_fd(&pl.in_fd);
     close_fd(&pl.out_fd);
@@ -803,6 +826,9 @@ fail:
     close_fd(&out_r);
     close_fd(&err_r);
     close_fd(&pl.status_fd);
+    close_fd(&pl.userns_wr);
+    if (pl.sb == &sb_copy && sb_copy.userns_fd >= 0)
+        close_fd(&sb_copy.userns_fd);
     close_fd(&rep_r);
     close_fd(&st_r);
     if (own_pidfd)

@@ -124,9 +124,15 @@ static const char ZYGOTE_PY[] =
     "    for r, soft, hard in req['rlimits']:\n"
     "        resource.setrlimit(r, (soft, hard))\n"
     "    os.chdir(req['ws'])\n"
-    "    os.setgroups([])\n"
+    "    try:\n"
+    "        os.setgroups([])\n"
+    "    except PermissionError:\n"
+    "        pass  # a user namespace made without root denies setgroups\n"
     "    os.setresgid(req['gid'], req['gid'], req['gid'])\n"
     "    os.setresuid(req['uid'], req['uid'], req['uid'])\n"
+    "    _libc.prctl(47, 4, 0, 0, 0)  # PR_CAP_AMBIENT_CLEAR_ALL\n"
+    "    _c(_libc.capset((ctypes.c_uint32 * 2)(0x20080522, 0), (ctypes.c_uint32 * 6)()),\n"
+    "       'drop its capabilities')\n"
     "    os.environ.clear()\n"
     "    for k, v in req['env']:\n"
     "        os.environ[k] = v\n"
@@ -382,14 +388,21 @@ static int zygote_start(zygote *z, const char *python, const char *const *envp)
         goto out;
     }
     ggi_sandbox_spec s;
-    memset(&s, 0, sizeof s);
+    ggi_sandbox_spec_init(&s);
     s.zygote = 1;
+    int sync_wr = -1, se = ggi_sandbox_userns_pipe(&s, &s.userns_fd, &sync_wr);
+    if (se) {
+        rc = ggi_error(GG_EIO, "cannot make the zygote's pipe: %s", strerror(se));
+        goto out;
+    }
     const char *argv[] = { python, "-c", ZYGOTE_PY, NULL };
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     pid_t pid = ggi_sandbox_raw_clone((unsigned long)ggi_sandbox_clone_flags(&s));
     if (pid == 0) {
+        if (sync_wr >= 0)
+            close(sync_wr);
         struct sigaction dfl;
         memset(&dfl, 0, sizeof dfl);
         dfl.sa_handler = SIG_DFL;
@@ -402,6 +415,10 @@ static int zygote_start(zygote *z, const char *python, const char *const *envp)
         const char *step = NULL;
         if (ggi_sandbox_child_setup(&s, &step))
             _exit(120);
+        /* In its user namespace the zygote is uid 65534: it keeps the capabilities it needs
+         * to build each job's sandbox across exec; jobs drop them all. */
+        if (s.userns && ggi_sandbox_child_keep_caps())
+            _exit(123);
         if (dup2(devnull, 0) < 0 || dup2(devnull, 1) < 0 || dup2(devnull, 2) < 0 ||
             dup2(child_ctl, 3) < 0)
             _exit(121);
@@ -415,6 +432,12 @@ static int zygote_start(zygote *z, const char *python, const char *const *envp)
         _exit(127);
     }
     int e = errno;
+    if (pid > 0)
+        (void)ggi_sandbox_userns_map(pid, sync_wr); /* a failure: the zygote does not start */
+    else if (sync_wr >= 0)
+        close(sync_wr);
+    if (s.userns_fd >= 0)
+        close(s.userns_fd);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (pid < 0) {
         rc = ggi_error(GG_EIO, "cannot start a zygote: %s", strerror(e));

@@ -11,6 +11,7 @@
 #include "../core/ggi.h"
 #include "builtin.h"
 #include "command.h"
+#include "hooks.h"
 #include "openai.h"
 #include "gryphgen/sys/generator.h"
 
@@ -143,6 +144,7 @@ int gg_generator_generate(gg_generator_t *gen, const char *request_json,
         return ggi_error(GG_EINVAL, "gg_generator_generate: %s is NULL",
                          !gen ? "gen" : !request_json ? "request_json" : "out_response_json");
     gg_error_clear();
+    ggi_generator_set_permanent(0);
     char *resp = NULL;
     int rc = gen->vt.generate(gen->self, request_json, &resp);
     if (rc > 0) {
@@ -176,6 +178,33 @@ void gg_generator_destroy(gg_generator_t **pgen)
     if (g->vt.destroy)
         g->vt.destroy(g->self);
     free(g);
+}
+
+/* ---- internal hooks (hooks.h) ---- */
+
+static _Thread_local int last_permanent;
+
+int ggi_generator_permanent(void)
+{
+    return last_permanent;
+}
+
+void ggi_generator_set_permanent(int permanent)
+{
+    last_permanent = permanent != 0;
+}
+
+void ggi_generator_feedback(gg_generator_t *gen, const cJSON *record)
+{
+    if (gen && record && ggi_openai_is(&gen->vt))
+        ggi_openai_feedback(gen->self, record);
+}
+
+int ggi_generator_attach_journal(gg_generator_t *gen, const char *db_path)
+{
+    if (!gen || !db_path || !*db_path || !ggi_openai_is(&gen->vt))
+        return GG_OK;
+    return ggi_openai_attach_journal(gen->self, db_path);
 }
 
 /* ---- shared by the built-in backends (builtin.h) ---- */

@@ -1,6 +1,7 @@
 /*
- * journal.c - the SQLite journal of model exchanges (journal.h): one table, llm_journal,
- * keyed by the 64-bit hash of the request body, with the body kept to tell collisions apart.
+ * journal.c - the SQLite journal of model exchanges (journal.h): the table llm_journal,
+ * keyed by the 64-bit hash of the request body, with the body kept to tell collisions apart,
+ * and the table llm_arms of the strategy bandit's statistics, one row per arm.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 
 #include "../core/ggi.h"
 #include "journal.h"
+#include "strategy.h"
 
 #define BUSY_TIMEOUT_MS 5000
 
@@ -50,6 +52,11 @@ int ggi_journal_open(const char *path, ggi_journal **out)
                          "CREATE TABLE IF NOT EXISTS llm_journal ("
                          " key TEXT NOT NULL, request TEXT NOT NULL, response TEXT NOT NULL,"
                          " created REAL NOT NULL, PRIMARY KEY (key, request))",
+                         NULL, NULL, NULL) != SQLITE_OK ||
+            sqlite3_exec(j->db,
+                         "CREATE TABLE IF NOT EXISTS llm_arms ("
+                         " arm TEXT PRIMARY KEY, n REAL NOT NULL, passes REAL NOT NULL,"
+                         " cost_sum REAL NOT NULL, cost_n REAL NOT NULL, updated REAL NOT NULL)",
                          NULL, NULL, NULL) != SQLITE_OK)
             rc = db_error(j, path);
     }
@@ -103,6 +110,51 @@ int ggi_journal_put(ggi_journal *j, const char *request, const char *response)
     sqlite3_bind_text(st, 3, response, -1, SQLITE_STATIC);
     sqlite3_bind_double(st, 4, ggi_wall_s());
     int rc = sqlite3_step(st) == SQLITE_DONE ? GG_OK : db_error(j, "record");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int ggi_journal_arm_get(ggi_journal *j, const char *key, ggi_arm_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(j->db,
+                           "SELECT n, passes, cost_sum, cost_n FROM llm_arms WHERE arm = ?1",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_error(j, "arm lookup");
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    int status = GG_OK;
+    if (rc == SQLITE_ROW) {
+        out->n = sqlite3_column_double(st, 0);
+        out->passes = sqlite3_column_double(st, 1);
+        out->cost_sum = sqlite3_column_double(st, 2);
+        out->cost_n = sqlite3_column_double(st, 3);
+    } else if (rc != SQLITE_DONE) {
+        status = db_error(j, "arm lookup");
+    }
+    sqlite3_finalize(st);
+    return status;
+}
+
+int ggi_journal_arm_add(ggi_journal *j, const char *key, const ggi_arm_stats *d)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(j->db,
+                           "INSERT INTO llm_arms (arm, n, passes, cost_sum, cost_n, updated)"
+                           " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (arm) DO UPDATE SET"
+                           " n = n + excluded.n, passes = passes + excluded.passes,"
+                           " cost_sum = cost_sum + excluded.cost_sum,"
+                           " cost_n = cost_n + excluded.cost_n, updated = excluded.updated",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_error(j, "arm update");
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_double(st, 2, d->n);
+    sqlite3_bind_double(st, 3, d->passes);
+    sqlite3_bind_double(st, 4, d->cost_sum);
+    sqlite3_bind_double(st, 5, d->cost_n);
+    sqlite3_bind_double(st, 6, ggi_wall_s());
+    int rc = sqlite3_step(st) == SQLITE_DONE ? GG_OK : db_error(j, "arm update");
     sqlite3_finalize(st);
     return rc;
 }

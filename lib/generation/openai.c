@@ -1,9 +1,11 @@
 /*
  * openai.c - the "openai" generator backend (openai.h): configuration from options and the
- * environment, the chat-completions exchange over libcurl with timeouts, retries (backoff
- * with jitter, Retry-After) and failover across several endpoints, and the reading of the
- * reply into a generator response. The API key lives in one place, the Authorization
- * header of the request; server messages quoted in errors are scrubbed of it.
+ * environment, the arms (endpoint x model x temperature) among which the strategy bandit
+ * (strategy.h) chooses for each request, the chat-completions exchange over libcurl with
+ * timeouts, retries (backoff with jitter, Retry-After) and failover to the next endpoint,
+ * the reading of the reply into a generator response, and the feedback that teaches the
+ * bandit. The API key lives in one place, the Authorization header of the request; server
+ * messages quoted in errors are scrubbed of it.
  */
 #include <errno.h>
 #include <math.h>
@@ -17,9 +19,11 @@
 
 #include "../core/ggi.h"
 #include "builtin.h"
+#include "hooks.h"
 #include "journal.h"
 #include "openai.h"
 #include "prompt.h"
+#include "strategy.h"
 
 #define DEFAULT_MAX_CODE (1024u * 1024u)
 #define BACKOFF_BASE_MS 250.0
@@ -29,6 +33,9 @@
 #define MAX_RETRIES_CAP 10
 #define KEY_MAX 4096
 #define SERVER_MSG_MAX 300
+#define MAX_TEMPERATURES 8
+#define MAX_MODELS 16
+#define MODEL_MAX 256
 
 typedef struct endpoint {
     char *url;          /* the chat-completions URL requests go to */
@@ -37,10 +44,23 @@ typedef struct endpoint {
     double dead_until;  /* ggi_now_ms() before which it is tried last; guarded by mu */
 } endpoint;
 
+/* One strategy: an endpoint, a model it serves and a temperature. */
+typedef struct arm {
+    int ep;             /* index into eps */
+    char *model;
+    double temperature;
+    char *key;          /* "shown URL|model|temperature": its row in llm_arms */
+} arm;
+
 typedef struct openai {
     endpoint eps[GGI_OPENAI_MAX_ENDPOINTS];
     int n_eps;
-    char *model;
+    arm arms[GGI_BANDIT_MAX_ARMS];
+    int n_arms;
+    int one_pair;       /* every arm has the same model and temperature */
+    ggi_bandit *bandit;
+    double cost_per_s;  /* tokens a second of latency is worth in the bandit's cost */
+    char *model;        /* the first arm's, for messages */
     char *key;          /* NULL: no Authorization header */
     char *auth_header;  /* "Authorization: Bearer <key>" */
     double temperature;
@@ -50,9 +70,8 @@ typedef struct openai {
     int max_retries;
     size_t max_code;
     ggi_prompt_template *tpl;
-    ggi_journal *journal; /* NULL: every request goes to a model */
+    ggi_journal *journal; /* NULL: every request goes to a model; set once, under mu */
     pthread_mutex_t mu;
-    unsigned long next; /* round-robin start; guarded by mu */
 } openai;
 
 static void openai_destroy(void *self)
@@ -74,6 +93,11 @@ static void openai_destroy(void *self)
         memset(g->auth_header, 0, strlen(g->auth_header));
         free(g->auth_header);
     }
+    for (int i = 0; i < g->n_arms; i++) {
+        free(g->arms[i].model);
+        free(g->arms[i].key);
+    }
+    ggi_bandit_free(&g->bandit);
     free(g->model);
     ggi_prompt_template_free(&g->tpl);
     ggi_journal_close(&g->journal);
@@ -307,6 +331,176 @@ static int env_number(const char *name, double lo, double hi, double *out, int *
     return GG_OK;
 }
 
+/* Splits list at sep into at most max trimmed, non-empty, malloc'd items. */
+static int split_items(const char *list, char sep, char **items, int max, int *n,
+                       const char *source)
+{
+    *n = 0;
+    for (const char *p = list;;) {
+        const char *end = strchr(p, sep);
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        const char *q = p;
+        while (len && (*q == ' ' || *q == '\t' || *q == '\n')) {
+            q++;
+            len--;
+        }
+        while (len && (q[len - 1] == ' ' || q[len - 1] == '\t' || q[len - 1] == '\n'))
+            len--;
+        if (len) {
+            if (*n >= max)
+                return ggi_error(GG_EINVAL, "openai generator: %s names more than %d items",
+                                 source, max);
+            if (!(items[*n] = ggi_strndup(q, len)))
+                return ggi_error(GG_ENOMEM, "out of memory");
+            (*n)++;
+        }
+        if (!end)
+            return GG_OK;
+        p = end + 1;
+    }
+}
+
+static void free_items(char **items, int n)
+{
+    for (int i = 0; i < n; i++)
+        free(items[i]);
+}
+
+static int check_model(const char *model, const char *source)
+{
+    if (strlen(model) > MODEL_MAX)
+        return ggi_error(GG_EINVAL, "openai generator: %s: a model name is longer than %d "
+                                    "bytes", source, MODEL_MAX);
+    for (const char *p = model; *p; p++)
+        if ((unsigned char)*p < 0x20)
+            return ggi_error(GG_EINVAL, "openai generator: the model name holds control "
+                                        "characters");
+    return GG_OK;
+}
+
+/* Reads a comma-separated list of temperatures from 0 to 10. */
+static int parse_temperatures(const char *list, const char *source, double *out, int *n)
+{
+    char *items[MAX_TEMPERATURES];
+    int k = 0;
+    int rc = split_items(list, ',', items, MAX_TEMPERATURES, &k, source);
+    *n = 0;
+    for (int i = 0; !rc && i < k; i++) {
+        char *end = NULL;
+        errno = 0;
+        double d = strtod(items[i], &end);
+        if (errno || end == items[i] || *end || !isfinite(d) || d < 0 || d > 10)
+            rc = ggi_error(GG_EINVAL, "openai generator: %s: '%.20s' is not a temperature "
+                                      "from 0 to 10", source, items[i]);
+        else
+            out[(*n)++] = d;
+    }
+    free_items(items, k);
+    if (!rc && !*n)
+        rc = ggi_error(GG_EINVAL, "openai generator: %s names no temperature", source);
+    return rc;
+}
+
+static int add_arm(openai *g, int ep, const char *model, double temperature,
+                   const char *source)
+{
+    if (g->n_arms >= GGI_BANDIT_MAX_ARMS)
+        return ggi_error(GG_EINVAL, "openai generator: %s makes more than %d arms (endpoints "
+                                    "x models x temperatures)", source, GGI_BANDIT_MAX_ARMS);
+    arm *a = &g->arms[g->n_arms];
+    a->ep = ep;
+    a->temperature = temperature;
+    a->model = ggi_strdup(model);
+    a->key = ggi_asprintf("%s|%s|%g", g->eps[ep].shown, model, temperature);
+    if (!a->model || !a->key) {
+        free(a->model);
+        free(a->key);
+        memset(a, 0, sizeof *a);
+        return ggi_error(GG_ENOMEM, "out of memory");
+    }
+    g->n_arms++;
+    return GG_OK;
+}
+
+/*
+ * The arms: the entries of GRYPHGEN_LLM_ARMS ("N MODEL [T,T...]; ..." with N the 1-based
+ * endpoint), else every endpoint with every model of the list with every temperature.
+ */
+static int build_arms(openai *g, const char *models, const char *model_source,
+                      const double *temps, int n_temps)
+{
+    int rc = GG_OK;
+    const char *spec = env("GRYPHGEN_LLM_ARMS");
+    if (spec) {
+        char *entries[GGI_BANDIT_MAX_ARMS];
+        int n = 0;
+        rc = split_items(spec, ';', entries, GGI_BANDIT_MAX_ARMS, &n, "GRYPHGEN_LLM_ARMS");
+        for (int i = 0; !rc && i < n; i++) {
+            char *save = NULL;
+            char *idx = strtok_r(entries[i], " \t", &save);
+            char *model = idx ? strtok_r(NULL, " \t", &save) : NULL;
+            char *tl = model ? strtok_r(NULL, " \t", &save) : NULL;
+            char *extra = tl ? strtok_r(NULL, " \t", &save) : NULL;
+            char *end = NULL;
+            long ep = idx ? strtol(idx, &end, 10) : 0;
+            if (!model || extra || !end || *end || ep < 1 || ep > g->n_eps) {
+                rc = ggi_error(GG_EINVAL,
+                               "openai generator: GRYPHGEN_LLM_ARMS entry %d must be 'N MODEL "
+                               "[T,T...]' with N an endpoint from 1 to %d", i + 1, g->n_eps);
+                break;
+            }
+            double t[MAX_TEMPERATURES];
+            int nt = n_temps;
+            memcpy(t, temps, (size_t)n_temps * sizeof *t);
+            if (!(rc = check_model(model, "GRYPHGEN_LLM_ARMS")) && tl)
+                rc = parse_temperatures(tl, "GRYPHGEN_LLM_ARMS", t, &nt);
+            for (int k = 0; !rc && k < nt; k++)
+                rc = add_arm(g, (int)ep - 1, model, t[k], "GRYPHGEN_LLM_ARMS");
+        }
+        free_items(entries, n);
+        if (!rc && !g->n_arms)
+            rc = ggi_error(GG_EINVAL, "openai generator: GRYPHGEN_LLM_ARMS names no arm");
+    } else {
+        char *names[MAX_MODELS];
+        int n = 0;
+        rc = split_items(models, ',', names, MAX_MODELS, &n, model_source);
+        for (int i = 0; !rc && i < n; i++)
+            rc = check_model(names[i], model_source);
+        for (int e = 0; !rc && e < g->n_eps; e++)
+            for (int m = 0; !rc && m < n; m++)
+                for (int k = 0; !rc && k < n_temps; k++)
+                    rc = add_arm(g, e, names[m], temps[k], model_source);
+        free_items(names, n);
+        if (!rc && !g->n_arms)
+            rc = ggi_error(GG_EINVAL, "openai generator: %s names no model", model_source);
+    }
+    if (rc)
+        return rc;
+    g->one_pair = 1;
+    for (int i = 1; i < g->n_arms; i++)
+        if (strcmp(g->arms[i].model, g->arms[0].model) != 0 ||
+            g->arms[i].temperature != g->arms[0].temperature)
+            g->one_pair = 0;
+    if (!(g->model = ggi_strdup(g->arms[0].model)))
+        return ggi_error(GG_ENOMEM, "out of memory");
+    return GG_OK;
+}
+
+/* Adds what the bandit learnt before the journal was there to the journal's rows, then
+ * takes the rows (this and earlier runs) as the bandit's knowledge. */
+static void load_arms(openai *g, ggi_journal *j)
+{
+    for (int i = 0; i < g->n_arms; i++) {
+        ggi_arm_stats mine, stored;
+        ggi_bandit_get(g->bandit, i, &mine);
+        if (mine.n > 0 || mine.cost_n > 0)
+            ggi_journal_arm_add(j, g->arms[i].key, &mine);
+        if (ggi_journal_arm_get(j, g->arms[i].key, &stored) == GG_OK)
+            ggi_bandit_set(g->bandit, i, &stored);
+    }
+    gg_error_clear();
+}
+
 static int configure(openai *g, const gg_generator_options *o)
 {
     int rc;
@@ -322,16 +516,11 @@ static int configure(openai *g, const gg_generator_options *o)
         return rc;
 
     const char *model = o->model ? o->model : env("GRYPHGEN_LLM_MODEL");
-    if (!model || !*model)
+    const char *model_source = o->model ? "option model" : "GRYPHGEN_LLM_MODEL";
+    if ((!model || !*model) && !env("GRYPHGEN_LLM_ARMS"))
         return ggi_error(GG_EINVAL,
                          "openai generator: no model (set GRYPHGEN_LLM_MODEL, for example "
                          "qwen2.5-coder:7b)");
-    for (const char *p = model; *p; p++)
-        if ((unsigned char)*p < 0x20)
-            return ggi_error(GG_EINVAL, "openai generator: the model name holds control "
-                                        "characters");
-    if (!(g->model = ggi_strdup(model)))
-        return ggi_error(GG_ENOMEM, "out of memory");
 
     if ((rc = resolve_key(g, o)))
         return rc;
@@ -339,12 +528,30 @@ static int configure(openai *g, const gg_generator_options *o)
     int set = 0;
     double d = 0;
     g->temperature = GGI_OPENAI_DEFAULT_TEMPERATURE;
+    double temps[MAX_TEMPERATURES];
+    int n_temps = 0;
     if (o->temperature >= 0 && isfinite(o->temperature))
         g->temperature = o->temperature;
-    else if ((rc = env_number("GRYPHGEN_LLM_TEMPERATURE", 0, 10, &d, &set)))
+    else if (env("GRYPHGEN_LLM_TEMPERATURES")) {
+        if ((rc = parse_temperatures(env("GRYPHGEN_LLM_TEMPERATURES"),
+                                     "GRYPHGEN_LLM_TEMPERATURES", temps, &n_temps)))
+            return rc;
+        g->temperature = temps[0];
+    } else if ((rc = env_number("GRYPHGEN_LLM_TEMPERATURE", 0, 10, &d, &set)))
         return rc;
     else if (set)
         g->temperature = d;
+    if (!n_temps)
+        temps[n_temps++] = g->temperature;
+    if ((rc = build_arms(g, model ? model : "", model_source, temps, n_temps)))
+        return rc;
+    if ((rc = env_number("GRYPHGEN_LLM_COST_PER_SECOND", 0, 1e9, &d, &set)))
+        return rc;
+    g->cost_per_s = set ? d : 0;
+    if ((rc = env_number("GRYPHGEN_LLM_BANDIT_SEED", 0, 9007199254740991.0, &d, &set)))
+        return rc;
+    if ((rc = ggi_bandit_new(g->n_arms, set ? (uint64_t)d : 0, &g->bandit)))
+        return rc;
 
     if (o->max_tokens < 0)
         return ggi_error(GG_EINVAL, "openai generator: option max_tokens must not be negative");
@@ -386,7 +593,11 @@ static int configure(openai *g, const gg_generator_options *o)
     if ((rc = ggi_prompt_template_load(tpl, &g->tpl)))
         return rc;
     const char *journal = env("GRYPHGEN_LLM_JOURNAL");
-    return journal ? ggi_journal_open(journal, &g->journal) : GG_OK;
+    if (journal && (rc = ggi_journal_open(journal, &g->journal)))
+        return rc;
+    if (g->journal)
+        load_arms(g, g->journal);
+    return GG_OK;
 }
 
 /* ---- one HTTP exchange ---- */
@@ -395,6 +606,7 @@ typedef struct exchange {
     ggi_buf body;
     int too_big;
     double retry_after_s; /* from the Retry-After header; negative: none */
+    int permanent;        /* the failure would be the same if asked again (HTTP 4xx) */
 } exchange;
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *user)
@@ -477,12 +689,13 @@ static void server_message(const openai *g, const endpoint *e, const exchange *x
 }
 
 /* Posts body to endpoint e once; on OK, x->body holds a 200 reply. */
-static enum outcome post_once(const openai *g, const endpoint *e, const char *body,
-                              exchange *x, int *status, int *net_fault)
+static enum outcome post_once(const openai *g, const endpoint *e, const char *model,
+                              const char *body, exchange *x, int *status, int *net_fault)
 {
     *net_fault = 0;
     ggi_buf_free(&x->body);
     x->too_big = 0;
+    x->permanent = 0;
     x->retry_after_s = -1;
     CURL *c = curl_easy_init();
     if (!c) {
@@ -557,6 +770,7 @@ static enum outcome post_once(const openai *g, const endpoint *e, const char *bo
             return FATAL;
         }
         if (cc == CURLE_UNSUPPORTED_PROTOCOL || cc == CURLE_URL_MALFORMAT) {
+            x->permanent = 1;
             *status = ggi_error(GG_EGENERATOR, "openai: %s: %s", e->shown, what);
             return FATAL;
         }
@@ -570,11 +784,12 @@ static enum outcome post_once(const openai *g, const endpoint *e, const char *bo
     char msg[SERVER_MSG_MAX];
     server_message(g, e, x, msg, sizeof msg);
     const char *sep = msg[0] ? ": " : "";
-    if (http == 429 || http >= 500) {
+    if (http == 429 || http == 408 || http >= 500) {
         *status = ggi_error(GG_EGENERATOR, "openai: %s: HTTP %ld%s%s%s", e->shown, http,
                             http == 429 ? " (rate limited)" : "", sep, msg);
         return RETRY;
     }
+    x->permanent = http >= 400; /* refused as asked: asking again gets the same answer */
     if (http == 401 || http == 403)
         *status = ggi_error(GG_EGENERATOR,
                             "openai: %s: HTTP %ld: authentication failed (check "
@@ -584,45 +799,43 @@ static enum outcome post_once(const openai *g, const endpoint *e, const char *bo
         *status = ggi_error(GG_EGENERATOR,
                             "openai: %s: HTTP 404 (check the URL, which should end in /v1, and "
                             "the model '%s')%s%s",
-                            e->shown, g->model, sep, msg);
+                            e->shown, model, sep, msg);
     else
         *status = ggi_error(GG_EGENERATOR, "openai: %s: HTTP %ld%s%s", e->shown, http, sep,
                             msg);
     return FATAL;
 }
 
-/* ---- endpoint choice ---- */
+/* ---- arm choice ---- */
 
 /*
- * The order in which this request tries the endpoints: the healthy ones round-robin from a
- * shared counter, then those marked dead, soonest back first. This is the hook for a learned
- * strategy (a bandit over endpoint, model and temperature scored by task outcomes): it would
- * fill order[] from its scores instead.
+ * The order in which this request tries the arms: the bandit's Thompson draw ranks them
+ * (strategy.h); arms on endpoints marked dead go after the others, soonest back first.
  */
-static void pick_order(openai *g, int order[GGI_OPENAI_MAX_ENDPOINTS])
+static void pick_order(openai *g, int order[GGI_BANDIT_MAX_ARMS])
 {
+    int ranked[GGI_BANDIT_MAX_ARMS];
+    ggi_bandit_order(g->bandit, ranked);
     double now = ggi_now_ms();
+    double until[GGI_BANDIT_MAX_ARMS];
     pthread_mutex_lock(&g->mu);
-    unsigned long start = g->next++;
+    for (int i = 0; i < g->n_arms; i++)
+        until[i] = g->eps[g->arms[i].ep].dead_until;
+    pthread_mutex_unlock(&g->mu);
     int k = 0;
-    for (int i = 0; i < g->n_eps; i++) {
-        int j = (int)((start + (unsigned long)i) % (unsigned long)g->n_eps);
-        if (g->eps[j].dead_until <= now)
-            order[k++] = j;
-    }
+    for (int i = 0; i < g->n_arms; i++)
+        if (until[ranked[i]] <= now)
+            order[k++] = ranked[i];
     int first_dead = k;
-    for (int i = 0; i < g->n_eps; i++)
-        if (g->eps[i].dead_until > now)
-            order[k++] = i;
-    for (int i = first_dead + 1; i < k; i++) /* a few entries: insertion sort */
-        for (int j = i; j > first_dead && g->eps[order[j]].dead_until <
-                                               g->eps[order[j - 1]].dead_until;
-             j--) {
+    for (int i = 0; i < g->n_arms; i++)
+        if (until[ranked[i]] > now)
+            order[k++] = ranked[i];
+    for (int i = first_dead + 1; i < k; i++) /* a few entries: insertion sort, stable */
+        for (int j = i; j > first_dead && until[order[j]] < until[order[j - 1]]; j--) {
             int tmp = order[j];
             order[j] = order[j - 1];
             order[j - 1] = tmp;
         }
-    pthread_mutex_unlock(&g->mu);
 }
 
 static void mark(openai *g, int i, int dead)
@@ -647,7 +860,7 @@ static double backoff_ms(int attempt, unsigned *rng)
 /* ---- the reply ---- */
 
 static int read_reply(const openai *g, const endpoint *e, const exchange *x, const cJSON *task,
-                      char **out)
+                      const cJSON *arm_json, char **out)
 {
     cJSON *j = cJSON_ParseWithLength(x->body.data ? x->body.data : "", x->body.len);
     if (!j || !cJSON_IsObject(j)) {
@@ -695,6 +908,8 @@ static int read_reply(const openai *g, const endpoint *e, const exchange *x, con
     cJSON *r = NULL;
     if (!rc) {
         const char *model = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "model"));
+        if (!model) /* the server did not say: the one asked for */
+            model = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(arm_json, "model"));
         const char *finish =
             cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c0, "finish_reason"));
         r = cJSON_CreateObject();
@@ -703,6 +918,11 @@ static int read_reply(const openai *g, const endpoint *e, const exchange *x, con
                   ggi_json_add_str(r, "model", model ? model : g->model) ||
                   ggi_json_add_str(r, "endpoint", e->shown) ||
                   ggi_json_add_str(r, "finish_reason", finish);
+        cJSON *armj = bad ? NULL : cJSON_Duplicate(arm_json, 1);
+        if (!bad && (!armj || !cJSON_AddItemToObject(r, "arm", armj))) {
+            cJSON_Delete(armj);
+            bad = 1;
+        }
         const cJSON *usage = cJSON_GetObjectItemCaseSensitive(j, "usage");
         if (!bad && cJSON_IsObject(usage)) {
             cJSON *u = cJSON_AddObjectToObject(r, "usage");
@@ -728,24 +948,30 @@ static int read_reply(const openai *g, const endpoint *e, const exchange *x, con
 
 /* ---- generate ---- */
 
-static char *request_body(const openai *g, const cJSON *req)
+/* The prompt's messages for req (cJSON_Delete them); *override gets the temperature the
+ * Task Monitor's strategy asks for after a stuck loop, or -1. */
+static cJSON *body_messages(const openai *g, const cJSON *req, double *override)
 {
-    cJSON *messages = NULL;
-    if (ggi_prompt_messages(g->tpl, req, &messages))
-        return NULL;
-    cJSON *b = cJSON_CreateObject();
-    int bad = !b || ggi_json_add_str(b, "model", g->model);
-    if (!bad)
-        cJSON_AddItemToObject(b, "messages", messages);
-    else
-        cJSON_Delete(messages);
-    /* The Task Monitor asks for another temperature after a stuck loop. */
-    double temp = g->temperature;
+    *override = -1;
     const cJSON *st = cJSON_GetObjectItemCaseSensitive(req, "strategy");
     double want = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(st, "temperature"));
     if (isfinite(want) && want >= 0 && want <= 2)
-        temp = want;
-    bad = bad || ggi_json_add_num(b, "temperature", temp);
+        *override = want;
+    cJSON *messages = NULL;
+    if (ggi_prompt_messages(g->tpl, req, &messages))
+        return NULL;
+    return messages;
+}
+
+/* The request body for model and temperature (negative: left out) around messages. */
+static char *body_text(const openai *g, const cJSON *messages, const char *model,
+                       double temperature)
+{
+    cJSON *b = cJSON_CreateObject();
+    int bad = !b || ggi_json_add_str(b, "model", model) ||
+              !cJSON_AddItemReferenceToObject(b, "messages", (cJSON *)messages);
+    if (!bad && temperature >= 0)
+        bad = ggi_json_add_num(b, "temperature", temperature);
     if (!bad && g->max_tokens > 0)
         bad = ggi_json_add_num(b, "max_tokens", g->max_tokens);
     if (!bad && g->seed >= 0)
@@ -758,12 +984,54 @@ static char *request_body(const openai *g, const cJSON *req)
     return s;
 }
 
+/*
+ * The text the journal knows this request by: with a single model and temperature the body
+ * itself; with several arms the body with the list of the arms' model@temperature pairs in
+ * place of the model, so that whichever arm answered, a rerun finds the answer.
+ */
+static char *journal_key(const openai *g, const cJSON *messages, double override)
+{
+    if (g->one_pair)
+        return body_text(g, messages, g->arms[0].model,
+                         override >= 0 ? override : g->arms[0].temperature);
+    ggi_buf sig = GGI_BUF_INIT;
+    int bad = 0;
+    for (int i = 0; i < g->n_arms && !bad; i++) {
+        int seen = 0;
+        for (int k = 0; k < i && !seen; k++)
+            seen = strcmp(g->arms[k].model, g->arms[i].model) == 0 &&
+                   g->arms[k].temperature == g->arms[i].temperature;
+        if (!seen)
+            bad = ggi_buf_printf(&sig, "%s%s@%g", sig.len ? "," : "", g->arms[i].model,
+                                 g->arms[i].temperature) != GG_OK;
+    }
+    char *text = bad ? NULL : body_text(g, messages, sig.data ? sig.data : "", override);
+    ggi_buf_free(&sig);
+    return text;
+}
+
+/* What the response says of the arm that answered. */
+static cJSON *arm_json(const openai *g, int i, double temperature, int overridden)
+{
+    const arm *a = &g->arms[i];
+    cJSON *j = cJSON_CreateObject();
+    if (!j || ggi_json_add_num(j, "index", i) ||
+        ggi_json_add_str(j, "endpoint", g->eps[a->ep].shown) ||
+        ggi_json_add_num(j, "endpoint_index", a->ep) || ggi_json_add_str(j, "model", a->model) ||
+        ggi_json_add_num(j, "temperature", temperature) ||
+        (overridden && ggi_json_add_bool(j, "strategy", 1))) {
+        cJSON_Delete(j);
+        return NULL;
+    }
+    return j;
+}
+
 /* A response recorded for exactly this request body, marked "journal": true. A journal that
  * fails is passed by: the model is asked instead. */
-static int journal_hit(const openai *g, const char *body, char **out)
+static int journal_hit(ggi_journal *j, const char *body, char **out)
 {
     char *text = NULL;
-    if (ggi_journal_get(g->journal, body, &text) != GG_OK)
+    if (ggi_journal_get(j, body, &text) != GG_OK)
         return 0;
     cJSON *r = cJSON_Parse(text);
     free(text);
@@ -777,6 +1045,63 @@ static int journal_hit(const openai *g, const char *body, char **out)
     return 1;
 }
 
+static ggi_journal *journal_of(openai *g)
+{
+    pthread_mutex_lock(&g->mu);
+    ggi_journal *j = g->journal;
+    pthread_mutex_unlock(&g->mu);
+    return j;
+}
+
+/* Asks arm i (its endpoint with retries); 0 with the response, or the failure. *dead: the
+ * endpoint counts as dead now, so the next endpoint is worth asking. */
+static int ask_arm(openai *g, int i, const cJSON *messages, double override,
+                   const cJSON *task, exchange *x, unsigned *rng, int more_endpoints,
+                   int *fatal, char **out)
+{
+    const arm *a = &g->arms[i];
+    const endpoint *e = &g->eps[a->ep];
+    double temperature = override >= 0 ? override : a->temperature;
+    *fatal = 0;
+    char *body = body_text(g, messages, a->model, temperature);
+    if (!body) {
+        *fatal = 1;
+        return GG_ENOMEM;
+    }
+    int rc = GG_EGENERATOR;
+    for (int try = 0; try <= g->max_retries; try++) {
+        int status = GG_OK, net_fault = 0;
+        enum outcome oc = post_once(g, e, a->model, body, x, &status, &net_fault);
+        if (oc == OK) {
+            cJSON *aj = arm_json(g, i, temperature, override >= 0);
+            rc = aj ? read_reply(g, e, x, task, aj, out)
+                    : ggi_error(GG_ENOMEM, "out of memory building a generator response");
+            cJSON_Delete(aj);
+            mark(g, a->ep, 0);
+            *fatal = 1; /* answered: no other arm is asked, whatever the answer */
+            break;
+        }
+        rc = status;
+        if (oc == FATAL) {
+            *fatal = 1;
+            break;
+        }
+        if (oc == FAILOVER || try == g->max_retries || (more_endpoints && net_fault)) {
+            /* Timed out, retries spent, or a connection error with another endpoint to go
+             * to: this one counts as dead for a while. */
+            mark(g, a->ep, 1);
+            break;
+        }
+        double wait = backoff_ms(try, rng);
+        if (x->retry_after_s >= 0)
+            wait = (x->retry_after_s > RETRY_AFTER_CAP_S ? RETRY_AFTER_CAP_S
+                                                         : x->retry_after_s) * 1000.0;
+        ggi_sleep_ms(wait);
+    }
+    free(body);
+    return rc;
+}
+
 static int openai_generate(void *self, const char *request_json, char **out_response_json)
 {
     openai *g = self;
@@ -787,60 +1112,121 @@ static int openai_generate(void *self, const char *request_json, char **out_resp
     int rc = ggi_generator_read_request(request_json, &req, &task, &id, &attempt);
     if (rc)
         return rc;
-    char *body = request_body(g, req);
-    if (!body) {
+    double override = -1;
+    cJSON *messages = body_messages(g, req, &override);
+    ggi_journal *journal = journal_of(g);
+    char *key = messages && journal ? journal_key(g, messages, override) : NULL;
+    if (!messages || (journal && !key)) {
+        cJSON_Delete(messages);
         cJSON_Delete(req);
         return gg_error_last_code() ? gg_error_last_code() : GG_ENOMEM;
     }
-    if (g->journal && journal_hit(g, body, out_response_json)) {
-        free(body);
+    if (journal && journal_hit(journal, key, out_response_json)) {
+        free(key);
+        cJSON_Delete(messages);
         cJSON_Delete(req);
         return GG_OK;
     }
-    int order[GGI_OPENAI_MAX_ENDPOINTS];
+    int order[GGI_BANDIT_MAX_ARMS];
     pick_order(g, order);
     unsigned rng = (unsigned)((unsigned long)ggi_now_ms() ^ (unsigned long)(uintptr_t)&rng);
-    exchange x = { GGI_BUF_INIT, 0, -1 };
+    exchange x = { GGI_BUF_INIT, 0, -1, 0 };
+    int tried[GGI_OPENAI_MAX_ENDPOINTS] = { 0 };
+    int n_tried = 0, fatal = 0;
     rc = GG_EGENERATOR;
-    int done = 0;
-    for (int k = 0; k < g->n_eps && !done; k++) {
-        const endpoint *e = &g->eps[order[k]];
-        int more_endpoints = k + 1 < g->n_eps;
-        for (int try = 0; try <= g->max_retries; try++) {
-            int status = GG_OK, net_fault = 0;
-            enum outcome oc = post_once(g, e, body, &x, &status, &net_fault);
-            if (oc == OK) {
-                rc = read_reply(g, e, &x, task, out_response_json);
-                mark(g, order[k], 0);
-                done = 1;
-                break;
-            }
-            rc = status;
-            if (oc == FATAL) {
-                done = 1;
-                break;
-            }
-            if (oc == FAILOVER || try == g->max_retries || (more_endpoints && net_fault)) {
-                /* Timed out, retries spent, or a connection error with another endpoint to
-                 * go to: this one counts as dead for a while. */
-                mark(g, order[k], 1);
-                break;
-            }
-            double wait = backoff_ms(try, &rng);
-            if (x.retry_after_s >= 0)
-                wait = (x.retry_after_s > RETRY_AFTER_CAP_S ? RETRY_AFTER_CAP_S
-                                                            : x.retry_after_s) * 1000.0;
-            ggi_sleep_ms(wait);
-        }
+    /* Each endpoint once, with the best-ranked arm it has. */
+    for (int k = 0; k < g->n_arms && !fatal; k++) {
+        int ep = g->arms[order[k]].ep;
+        if (tried[ep])
+            continue;
+        tried[ep] = 1;
+        n_tried++;
+        rc = ask_arm(g, order[k], messages, override, task, &x, &rng, n_tried < g->n_eps,
+                     &fatal, out_response_json);
     }
-    if (rc && !done && g->n_eps > 1)
+    if (rc && !fatal && g->n_eps > 1)
         rc = ggi_error_wrap("openai: all %d endpoints failed; the last: ", g->n_eps);
-    if (!rc && g->journal)
-        ggi_journal_put(g->journal, body, *out_response_json); /* best effort */
+    if (rc && fatal && x.permanent)
+        ggi_generator_set_permanent(1);
+    if (!rc && journal)
+        ggi_journal_put(journal, key, *out_response_json); /* best effort */
     ggi_buf_free(&x.body);
-    free(body);
+    free(key);
+    cJSON_Delete(messages);
     cJSON_Delete(req);
     return rc;
+}
+
+/* ---- the hooks (hooks.h) ---- */
+
+int ggi_openai_is(const gg_generator_vtable *vt)
+{
+    return vt && vt->generate == openai_generate;
+}
+
+void ggi_openai_feedback(void *self, const cJSON *rec)
+{
+    openai *g = self;
+    const cJSON *passed = cJSON_GetObjectItemCaseSensitive(rec, "passed");
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(rec, "arm");
+    if (!g || !cJSON_IsBool(passed) || !cJSON_IsObject(a) ||
+        cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "journal")) ||
+        cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "strategy")))
+        return;
+    double idx = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(a, "index"));
+    if (!(idx >= 0 && idx < g->n_arms) || idx != (double)(int)idx)
+        return;
+    const arm *arm = &g->arms[(int)idx];
+    const char *model = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(a, "model"));
+    const char *ep = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(a, "endpoint"));
+    if (!model || !ep || strcmp(model, arm->model) != 0 || strcmp(ep, g->eps[arm->ep].shown))
+        return; /* another generator's answer */
+    /* cost: the tokens of the answer, plus latency when GRYPHGEN_LLM_COST_PER_SECOND says */
+    const cJSON *u = cJSON_GetObjectItemCaseSensitive(rec, "usage");
+    double tokens = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(u, "total_tokens"));
+    if (!isfinite(tokens)) {
+        double p = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(u, "prompt_tokens"));
+        double c = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(u, "completion_tokens"));
+        tokens = isfinite(p) || isfinite(c) ? (isfinite(p) ? p : 0) + (isfinite(c) ? c : 0)
+                                            : NAN;
+    }
+    double ms = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(rec, "durations"), "generate_ms"));
+    double cost = -1;
+    if (isfinite(tokens) && tokens >= 0)
+        cost = tokens;
+    if (g->cost_per_s > 0 && isfinite(ms) && ms >= 0)
+        cost = (cost > 0 ? cost : 0) + g->cost_per_s * ms / 1000.0;
+    int ok = cJSON_IsTrue(passed);
+    ggi_bandit_update(g->bandit, (int)idx, ok, cost);
+    ggi_journal *j = journal_of(g);
+    if (j) {
+        ggi_arm_stats d = { 1, ok ? 1 : 0, cost >= 0 ? cost : 0, cost >= 0 ? 1 : 0 };
+        if (ggi_journal_arm_add(j, arm->key, &d) != GG_OK)
+            gg_error_clear(); /* best effort: the bandit in memory has it */
+    }
+}
+
+int ggi_openai_attach_journal(void *self, const char *db_path)
+{
+    openai *g = self;
+    if (journal_of(g))
+        return GG_OK;
+    ggi_journal *j = NULL;
+    int rc = ggi_journal_open(db_path, &j);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&g->mu);
+    int taken = g->journal == NULL;
+    if (taken)
+        g->journal = j;
+    pthread_mutex_unlock(&g->mu);
+    if (!taken) {
+        ggi_journal_close(&j);
+        return GG_OK;
+    }
+    load_arms(g, j);
+    return GG_OK;
 }
 
 int ggi_openai_generator_new(const gg_generator_options *opts, gg_generator_vtable *vt_out,

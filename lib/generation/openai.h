@@ -10,6 +10,8 @@
 #ifndef GGI_OPENAI_H
 #define GGI_OPENAI_H
 
+#include <cjson/cJSON.h>
+
 #include "gryphgen/sys/generator.h"
 
 /** Defaults used when the options leave a field unset. */
@@ -29,17 +31,39 @@
  *
  * generate answers {"code", "generator": "openai", "model", "endpoint" (the URL without
  * credentials), "finish_reason", "usage": {"prompt_tokens", "completion_tokens",
- * "total_tokens"}} and fails with GG_EINVAL (malformed request), GG_ETIMEDOUT (the last
- * endpoint tried ran out of time), GG_ETOOBIG (code above max_output) or GG_EGENERATOR
- * (HTTP errors after retries and failover, a refused key, an unreadable response). No
- * message ever holds the API key.
+ * "total_tokens"}, "arm": {"index", "endpoint", "endpoint_index", "model", "temperature"
+ * [, "strategy": true]}} (the arm the strategy bandit chose; strategy.h) and fails with
+ * GG_EINVAL (malformed request), GG_ETIMEDOUT (the last endpoint tried ran out of time),
+ * GG_ETOOBIG (code above max_output) or GG_EGENERATOR (HTTP errors after retries and
+ * failover, a refused key, an unreadable response); a refusal that asking again would not
+ * change (HTTP 4xx other than 408 and 429) is also marked permanent (hooks.h). No message
+ * ever holds the API key.
  *
- * Returns 0, GG_EINVAL (no URL or model, a malformed URL, key, number or template; the
- * message names the field and its environment variable), GG_ENOTFOUND / GG_EIO (a key or
+ * Returns 0, GG_EINVAL (no URL or model, a malformed URL, key, number, template or arm list;
+ * the message names the field and its environment variable), GG_ENOTFOUND / GG_EIO (a key or
  * template file that cannot be read), GG_ESTORE (the journal GRYPHGEN_LLM_JOURNAL names
  * cannot be opened; journal.h) or GG_ENOMEM.
  */
 int ggi_openai_generator_new(const gg_generator_options *opts, gg_generator_vtable *vt_out,
                              void **self_out);
+
+/** 1 when vt is the openai backend's (its generate slot), else 0. */
+int ggi_openai_is(const gg_generator_vtable *vt);
+
+/**
+ * Teaches the strategy bandit the outcome of an attempt whose code this backend wrote
+ * (hooks.h, ggi_generator_feedback): the record's "arm" names the arm, "passed" the reward,
+ * "usage" and "durations.generate_ms" the cost. Records without a judged outcome, answers
+ * from the journal and answers whose temperature the Task Monitor's strategy set are
+ * ignored. The update is added to the journal's llm_arms table when there is a journal.
+ */
+void ggi_openai_feedback(void *self, const cJSON *record);
+
+/**
+ * Opens the journal at db_path when the backend has none yet, and merges the bandit's
+ * statistics with those recorded there (hooks.h, ggi_generator_attach_journal). 0,
+ * GG_ESTORE, GG_ENOMEM.
+ */
+int ggi_openai_attach_journal(void *self, const char *db_path);
 
 #endif

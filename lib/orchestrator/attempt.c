@@ -10,6 +10,7 @@
 
 #include "orq.h"
 #include "../core/lang.h"
+#include "../generation/hooks.h"
 
 #define CONTEXT_K 5
 #define CONTEXT_BUDGET 8000 /* characters of retrieved text passed to the generator */
@@ -21,9 +22,10 @@ static int transient(int status)
            status == GG_ETRANSPORT;
 }
 
-/* Marks the record as an infrastructure fault of a stage. Returns 0 (the attempt is
- * reported, not failed). */
-static int infra(cJSON *rec, const char *stage, int status, const char *message)
+/* Marks the record as an infrastructure fault of a stage; retry says whether asking again
+ * may help. Returns 0 (the attempt is reported, not failed). */
+static int infra_retry(cJSON *rec, const char *stage, int status, const char *message,
+                       int retry)
 {
     cJSON *in = cJSON_AddObjectToObject(rec, "infra");
     if (!in)
@@ -31,8 +33,15 @@ static int infra(cJSON *rec, const char *stage, int status, const char *message)
     cJSON_AddStringToObject(in, "stage", stage);
     cJSON_AddNumberToObject(in, "status", status);
     cJSON_AddStringToObject(in, "message", message && *message ? message : gg_strerror(status));
-    cJSON_AddBoolToObject(in, "retry", transient(status));
+    cJSON_AddBoolToObject(in, "retry", retry);
+    if (!retry && transient(status))
+        cJSON_AddBoolToObject(in, "permanent", 1);
     return GG_OK;
+}
+
+static int infra(cJSON *rec, const char *stage, int status, const char *message)
+{
+    return infra_retry(rec, stage, status, message, transient(status));
 }
 
 /* Context from the retriever, within the budget; failures only cost the context. */
@@ -69,6 +78,18 @@ static cJSON *retrieve(const ggi_attempt_env *env, const ggi_task *t)
     }
     cJSON_Delete(res);
     return ctx;
+}
+
+/* What an executor request carries of its task: the task's minimum isolation, and its
+ * language (the container backend picks the image by it; the process backend ignores it). */
+static int task_request(const ggi_task *t, cJSON *req)
+{
+    int rc = GG_OK;
+    if (t->isolation)
+        rc = ggi_json_add_str(req, "min_isolation", t->isolation);
+    if (!rc && t->language && !cJSON_GetObjectItemCaseSensitive(req, "language"))
+        rc = ggi_json_add_str(req, "language", t->language);
+    return rc;
 }
 
 /* Runs one executor request; *out gets the parsed result. */
@@ -140,7 +161,9 @@ static char *generate(const ggi_attempt_env *env, const cJSON *job, cJSON *conte
         return NULL;
     }
     if (rc != GG_OK) {
-        infra(rec, "generate", rc, gg_error_last());
+        /* A refusal (a bad key, an unknown model) would be the same when asked again. */
+        infra_retry(rec, "generate", rc, gg_error_last(),
+                    transient(rc) && !ggi_generator_permanent());
         return NULL;
     }
     cJSON *r = cJSON_Parse(resp);
@@ -152,6 +175,13 @@ static char *generate(const ggi_attempt_env *env, const cJSON *job, cJSON *conte
     const cJSON *usage = cJSON_GetObjectItem(r, "usage");
     if (usage)
         cJSON_AddItemToObject(rec, "usage", cJSON_Duplicate(usage, 1));
+    /* The strategy that answered (openai: endpoint, model, temperature), for the record and
+     * the feedback that teaches the generator's bandit. */
+    const cJSON *arm = cJSON_GetObjectItem(r, "arm");
+    if (cJSON_IsObject(arm))
+        cJSON_AddItemToObject(rec, "arm", cJSON_Duplicate(arm, 1));
+    if (cJSON_IsTrue(cJSON_GetObjectItem(r, "journal")))
+        cJSON_AddBoolToObject(rec, "journal", 1);
     cJSON_Delete(r);
     return out;
 }
@@ -216,6 +246,8 @@ int ggi_attempt_run(const ggi_attempt_env *env, const cJSON *job, cJSON **out_re
     cJSON *areq = NULL;
     double ta = ggi_now_ms();
     rc = ggi_lang_analysis_request(t, program, env->runtimes, &areq);
+    if (rc == GG_OK && areq)
+        rc = task_request(t, areq);
     if (rc == GG_OK && areq) {
         cJSON *ares = NULL;
         rc = execute(env, areq, &ares);
@@ -246,6 +278,8 @@ int ggi_attempt_run(const ggi_attempt_env *env, const cJSON *job, cJSON **out_re
     cJSON *treq = NULL, *tres = NULL;
     double te = ggi_now_ms();
     rc = ggi_lang_test_request(t, program, env->runtimes, &treq);
+    if (rc == GG_OK)
+        rc = task_request(t, treq);
     if (rc == GG_OK)
         rc = execute(env, treq, &tres);
     cJSON_Delete(treq);
@@ -294,6 +328,9 @@ done:;
         cJSON_AddNumberToObject(d, "execute_ms", execute_ms);
         cJSON_AddNumberToObject(d, "total_ms", ggi_now_ms() - t0);
     }
+    /* The tests' verdict back to the generator that wrote the code (hooks.h). */
+    if (cJSON_IsBool(cJSON_GetObjectItem(rec, "passed")))
+        ggi_generator_feedback(env->generator, rec);
     cJSON_Delete(context);
     free(completion);
     free(program);

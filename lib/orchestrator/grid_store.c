@@ -28,10 +28,12 @@ enum {
 
 static const char *const sql[G_COUNT_] = {
     /* Distinct submitters by skipping along the index, not by reading every queued row. */
-    [G_SUBMITTER_NEXT] = "SELECT submitter FROM tasks WHERE status = 'queued' AND submitter > ?1"
+    [G_SUBMITTER_NEXT] = "SELECT submitter FROM tasks INDEXED BY tasks_fair"
+                         " WHERE status = 'queued' AND submitter > ?1"
                          " ORDER BY submitter LIMIT 1",
     [G_CLAIM] = "SELECT seq, task_id, spec, status, priority, attempts, created_at, started_at,"
-                " finished_at, reason, result FROM tasks WHERE status = 'queued'"
+                " finished_at, reason, result FROM tasks INDEXED BY tasks_fair"
+                " WHERE status = 'queued'"
                 " AND submitter = ?1 ORDER BY priority DESC, seq LIMIT ?2",
     [G_MARK] = "UPDATE tasks SET status = 'running', started_at = coalesce(started_at, ?2)"
                " WHERE seq = ?1",

@@ -15,6 +15,7 @@
 
 #include "endpoint_rule.h"
 #include "orq.h"
+#include "../generation/hooks.h"
 
 static atomic_uint orchestrator_counter;
 
@@ -316,6 +317,11 @@ int gg_orchestrator_new(gg_orchestrator_t **out, const gg_orchestrator_options *
         rc = ggi_store_open(&o->api_store, o->db_path);
     if (rc == GG_OK)
         rc = setup_backends(o, opts);
+    /* An openai generator without a journal of its own keeps it (and its bandit) here. */
+    if (rc == GG_OK && !o->db_is_temp &&
+        ggi_generator_attach_journal(o->generator, o->db_path) != GG_OK)
+        ggi_log(&o->log, GG_LOG_WARN, "generator journal in %s: %s", o->db_path,
+                gg_error_last());
     if (rc == GG_OK && opts->curve_key_file) {
         ggi_zmq_security sec = {0};
         sec.server_key_file = opts->curve_key_file;

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "learner.h"
 #include "orq.h"
 #include "protocol.h"
 
@@ -63,8 +64,8 @@ typedef struct node {
     int infra_streak;
     score scores[MAX_SCORES];
     int n_scores;
-    cJSON *batch;             /* jobs being gathered for one message */
-    size_t batch_bytes;
+    ggi_buf batch;            /* the jobs message being gathered (text), or empty */
+    int64_t *batch_seqs;      /* the tasks in it, batch_count of them */
     int batch_count;
 } node;
 
@@ -91,7 +92,7 @@ typedef struct active {
     int64_t seq;
     char *task_id;
     cJSON *spec;            /* normalised task JSON */
-    size_t spec_len;
+    char *spec_text;        /* the same as stored: jobs carry it verbatim */
     int priority;
     int max_attempts;
     double wall_s;
@@ -111,6 +112,7 @@ typedef struct active {
     double memory_mb;
     int gpus;
     const cJSON *labels;    /* borrowed from spec: requirements.labels */
+    const char *isolation;  /* borrowed from spec: the weakest level it may run at, or NULL */
     long long max_tokens;   /* budget.tokens; 0: no limit */
     long long tokens;       /* used by its recorded attempts (all runs) */
     code_seen *codes;       /* hashes of the code of its attempts, n_codes of them */
@@ -161,14 +163,17 @@ typedef struct sched {
     int finished;           /* tasks ended in this batch */
     cJSON *events;          /* printed events to deliver after the commit */
     cJSON *learn;           /* ended tasks' results for the retriever, after the commit */
+    ggi_learner *learner;   /* learns from them on its own thread (learner.c) */
     uint64_t next_lease;
     int backoff;            /* some task may be waiting out a backoff */
     const cJSON *fresh_rec; /* the record of attempt 1 of fresh_seq, just stored */
+    const char *fresh_text; /* the same, as stored */
     int64_t fresh_seq;
     unsigned claim_rr;      /* rotates the first submitter served by claim */
     long long max_tokens;   /* the run's budget (GRYPHGEN_MAX_TOKENS); 0: no limit */
     long long tokens;       /* used by the attempts this run recorded */
     double last_claim_ms;
+    int n_watching;         /* clients watching events */
 } sched;
 
 /* ---------------------------------------------------------------- helpers */
@@ -179,6 +184,7 @@ static void active_free(active *a)
         return;
     free(a->task_id);
     cJSON_Delete(a->spec);
+    free(a->spec_text);
     cJSON_Delete(a->feedback);
     free(a->codes);
     free(a->last_sig);
@@ -186,6 +192,20 @@ static void active_free(active *a)
     cJSON_Delete(a->best_fb);
     cJSON_Delete(a->strategy);
     free(a);
+}
+
+/* Adds a number of milliseconds (or seconds) with 3 decimals, printed from integers: the
+ * general double printer costs more than everything else in a result or an event. */
+static void add_fixed3(cJSON *o, const char *key, double v)
+{
+    if (!isfinite(v) || fabs(v) >= 9e15 / 1000) {
+        cJSON_AddNumberToObject(o, key, isfinite(v) ? v : 0);
+        return;
+    }
+    long long k = llround(v * 1000.0);
+    char buf[48];
+    snprintf(buf, sizeof buf, "%s%lld.%03lld", k < 0 ? "-" : "", llabs(k) / 1000, llabs(k) % 1000);
+    cJSON_AddRawToObject(o, key, buf);
 }
 
 static int txn(sched *s)
@@ -288,15 +308,44 @@ static node *find_node(sched *s, const void *id, size_t len)
     return NULL;
 }
 
+static void count_watchers(sched *s)
+{
+    int n = 0;
+    for (client *c = s->clients; c; c = c->next)
+        n += c->watching != 0;
+    s->n_watching = n;
+}
+
+/* Whether anyone hears events as they happen (the host's callback or a watching client). */
+static int events_heard(const sched *s)
+{
+    return s->o->event_fn != NULL || s->n_watching > 0;
+}
+
+/* The per-dispatch events (task.started, attempt.started, attempt.finished) are not stored
+ * as rows: the attempts table and the task's started_at hold the same facts (docs/events.md).
+ * They are built only when someone hears them. */
+static int event_stored(const char *type)
+{
+    return !type || (strcmp(type, "task.started") != 0 && strcmp(type, "attempt.started") != 0 &&
+                     strcmp(type, "attempt.finished") != 0);
+}
+
 /* Records an event (in the open transaction) and queues it for the host and watchers. */
 static void emit(sched *s, int64_t seq, cJSON *ev)
 {
     const char *type = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ev, "type"));
-    char *text = ggi_json_print(ev);
-    if (text && txn(s) == GG_OK) {
-        if (ggi_store_event_insert(s->db, seq, type ? type : "event", text, ggi_wall_s()) != GG_OK)
+    int stored = event_stored(type);
+    if (!ev || (!stored && !events_heard(s))) {
+        cJSON_Delete(ev);
+        return;
+    }
+    char *text = (stored || s->o->event_fn) ? ggi_json_print(ev) : NULL;
+    if ((text || !(stored || s->o->event_fn)) && txn(s) == GG_OK) {
+        if (stored &&
+            ggi_store_event_insert(s->db, seq, type ? type : "event", text, ggi_wall_s()) != GG_OK)
             ggi_log(&s->o->log, GG_LOG_WARN, "cannot record event: %s", gg_error_last());
-        if (s->o->event_fn)
+        if (s->o->event_fn && text)
             cJSON_AddItemToArray(s->events, cJSON_CreateString(text));
         for (client *c = s->clients; c; c = c->next) {
             if (!c->watching)
@@ -317,7 +366,7 @@ static cJSON *event_new(const char *type, const char *task_id)
     if (!ev)
         return NULL;
     cJSON_AddStringToObject(ev, "type", type);
-    cJSON_AddNumberToObject(ev, "ts", ggi_wall_s());
+    add_fixed3(ev, "ts", ggi_wall_s());
     if (task_id)
         cJSON_AddStringToObject(ev, "task_id", task_id);
     return ev;
@@ -339,8 +388,7 @@ static void save_scores(sched *s)
 }
 
 /* Commits the batch, then tells the host, the clients and the watchers. */
-static void learn_from_result(sched *s, const char *task_id, const char *status,
-                              const cJSON *res);
+static void learn_from_result(sched *s, cJSON *res);
 
 static void flush(sched *s)
 {
@@ -361,16 +409,10 @@ static void flush(sched *s)
     }
     cJSON_Delete(s->events);
     s->events = cJSON_CreateArray();
-    if (s->learn && cJSON_GetArraySize(s->learn) > 0) {
+    if (s->learn) {
         cJSON *res;
-        cJSON_ArrayForEach(res, s->learn)
-        {
-            learn_from_result(s, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(res, "task_id")),
-                              cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(res, "status")),
-                              res);
-        }
-        cJSON_Delete(s->learn);
-        s->learn = cJSON_CreateArray();
+        while ((res = cJSON_DetachItemFromArray(s->learn, 0)) != NULL)
+            learn_from_result(s, res);
     }
     for (int i = 0; i < s->n_out; i++) {
         outmsg *m = &s->out[i];
@@ -380,8 +422,10 @@ static void flush(sched *s)
             ggi_log(&s->o->log, GG_LOG_WARN, "could not deliver a reply: %s", gg_error_last());
             if (rc == GG_ENOTFOUND) {
                 client *c = find_client(s, m->to.id, m->to.len);
-                if (c)
+                if (c && c->watching) {
                     c->watching = 0;
+                    count_watchers(s);
+                }
             }
         }
         free(m->text);
@@ -475,9 +519,12 @@ static int collect_attempt(void *user, int n, int passed, const char *record_jso
     return GG_OK;
 }
 
+/* The result of a task; *spliced is set when its history is left out, to be spliced in as
+ * the just-stored record text (s->fresh_text) when printed. */
 static cJSON *build_result(sched *s, int64_t seq, const char *task_id, const char *status,
-                           const char *reason, double started_wall)
+                           const char *reason, double started_wall, int *spliced)
 {
+    *spliced = 0;
     history_ctx h = { cJSON_CreateArray(), 0, 0, 0 };
     cJSON *res = cJSON_CreateObject();
     if (!res || !h.history) {
@@ -485,8 +532,15 @@ static cJSON *build_result(sched *s, int64_t seq, const char *task_id, const cha
         cJSON_Delete(h.history);
         return NULL;
     }
-    if (s->fresh_rec && s->fresh_seq == seq) {
-        /* The task's only attempt was just recorded: no need to read it back. */
+    const cJSON *only = NULL; /* the fresh record, when spliced */
+    if (s->fresh_rec && s->fresh_seq == seq && s->fresh_text) {
+        /* The task's only attempt was just recorded: neither read back nor printed again. */
+        only = s->fresh_rec;
+        h.best_score = attempt_score(only);
+        h.best_n = 1;
+        h.passed_n = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(only, "passed")) ? 1 : 0;
+        *spliced = 1;
+    } else if (s->fresh_rec && s->fresh_seq == seq) {
         cJSON *copy = cJSON_Duplicate(s->fresh_rec, 1);
         int passed = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(copy, "passed"));
         if (copy) {
@@ -498,7 +552,7 @@ static cJSON *build_result(sched *s, int64_t seq, const char *task_id, const cha
     } else if (ggi_store_attempts_each(s->db, seq, collect_attempt, &h) != GG_OK) {
         ggi_log(&s->o->log, GG_LOG_ERROR, "task '%s': %s", task_id, gg_error_last());
     }
-    int n = cJSON_GetArraySize(h.history);
+    int n = only ? 1 : cJSON_GetArraySize(h.history);
     if (h.passed_n)
         h.best_n = h.passed_n;
     cJSON_AddStringToObject(res, "task_id", task_id);
@@ -512,8 +566,11 @@ static cJSON *build_result(sched *s, int64_t seq, const char *task_id, const cha
     const cJSON *hr;
     cJSON_ArrayForEach(hr, h.history)
         tokens += record_tokens(hr);
+    if (only)
+        tokens += record_tokens(only);
     cJSON_AddNumberToObject(res, "tokens", (double)tokens);
-    const cJSON *best = h.best_n ? cJSON_GetArrayItem(h.history, h.best_n - 1) : NULL;
+    const cJSON *best = only ? only
+                      : h.best_n ? cJSON_GetArrayItem(h.history, h.best_n - 1) : NULL;
     if (best)
         cJSON_AddNumberToObject(res, "best_attempt", h.best_n);
     else
@@ -521,74 +578,69 @@ static cJSON *build_result(sched *s, int64_t seq, const char *task_id, const cha
     const char *code = best ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(best, "code")) : NULL;
     ggi_json_add_str(res, "code", code);
     ggi_json_add_str(res, "reason", reason);
-    cJSON_AddNumberToObject(res, "duration_ms",
-                            started_wall > 0 ? (ggi_wall_s() - started_wall) * 1e3 : 0.0);
-    cJSON_AddItemToObject(res, "history", h.history);
+    add_fixed3(res, "duration_ms", started_wall > 0 ? (ggi_wall_s() - started_wall) * 1e3 : 0.0);
+    if (only)
+        cJSON_Delete(h.history); /* "history" comes last: spliced in by the printer */
+    else
+        cJSON_AddItemToObject(res, "history", h.history);
     return res;
 }
 
 /* Ends a task: result written, event emitted. Does not touch the active list. */
 /* Learning from the outcome (SYMORG): each attempt's retrieved chunks are credited or debited
  * by whether that attempt passed, and a passing solution becomes a document later tasks can
- * retrieve. Backends that do not learn answer GG_EUNSUPPORTED, which is nothing to report. */
-static void learn_from_result(sched *s, const char *task_id, const char *status,
-                              const cJSON *res)
+ * retrieve. It runs on the learner's thread (learner.c), so a slow retriever never holds up
+ * this one; res (owned) is pushed after the commit that recorded the task's end. */
+static void learn_from_result(sched *s, cJSON *res)
 {
-    gg_retriever_t *r = s->o->retriever;
-    if (!r || strcmp(gg_retriever_name(r), "none") == 0)
-        return;
-    if (strcmp(status, GGI_ST_PASSED) != 0 && strcmp(status, GGI_ST_FAILED) != 0)
-        return;
-    const cJSON *rec;
-    cJSON_ArrayForEach(rec, cJSON_GetObjectItemCaseSensitive(res, "history"))
-    {
-        const cJSON *ids = cJSON_GetObjectItemCaseSensitive(rec, "context_ids");
-        if (!cJSON_IsArray(ids) || cJSON_GetArraySize(ids) == 0)
-            continue;
-        cJSON *fb = cJSON_CreateObject();
-        cJSON_AddStringToObject(fb, "task_id", task_id);
-        cJSON_AddBoolToObject(fb, "passed",
-                              cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "passed")));
-        cJSON_AddItemToObject(fb, "ids", cJSON_Duplicate(ids, 1));
-        char *text = ggi_json_print(fb);
-        cJSON_Delete(fb);
-        int rc = text ? gg_retriever_feedback(r, text) : GG_ENOMEM;
-        if (rc != GG_OK && rc != GG_EUNSUPPORTED)
-            ggi_log(&s->o->log, GG_LOG_WARN, "task '%s': retrieval feedback: %s", task_id,
-                    gg_error_last());
-        free(text);
-    }
-    const char *code = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(res, "code"));
-    const cJSON *first = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(res, "history"), 0);
-    const char *lang = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(first, "language"));
-    if (strcmp(status, GGI_ST_PASSED) != 0 || !code)
-        return;
-    cJSON *doc = cJSON_CreateObject();
-    char *source = ggi_asprintf("task:%s", task_id);
-    ggi_json_add_str(doc, "source", source);
-    cJSON_AddStringToObject(doc, "text", code);
-    ggi_json_add_str(doc, "language", lang);
-    cJSON_AddStringToObject(doc, "kind", "solution");
-    char *text = ggi_json_print(doc);
-    cJSON_Delete(doc);
-    free(source);
-    int rc = text ? gg_retriever_add(r, text, NULL) : GG_ENOMEM;
-    if (rc != GG_OK && rc != GG_EUNSUPPORTED)
-        ggi_log(&s->o->log, GG_LOG_WARN, "task '%s': indexing its solution: %s", task_id,
-                gg_error_last());
-    free(text);
+    ggi_learner_push(s->learner, res);
 }
 
+/* Prints a result whose history was left out, with the fresh record's text as its history. */
+static char *print_spliced(const cJSON *res, const char *record_text)
+{
+    char *head = ggi_json_print(res);
+    size_t n = head ? strlen(head) : 0;
+    if (n < 2 || head[n - 1] != '}') {
+        free(head);
+        return NULL;
+    }
+    ggi_buf b = GGI_BUF_INIT;
+    int rc = ggi_buf_append(&b, head, n - 1);
+    if (!rc)
+        rc = ggi_buf_puts(&b, ",\"history\":[");
+    if (!rc)
+        rc = ggi_buf_puts(&b, record_text);
+    if (!rc)
+        rc = ggi_buf_puts(&b, "]}");
+    free(head);
+    if (rc) {
+        ggi_buf_free(&b);
+        return NULL;
+    }
+    return ggi_buf_steal(&b);
+}
+
+/* attempts: the task's attempt count to store with its end, or -1 to leave it. */
 static void finish_task(sched *s, int64_t seq, const char *task_id, const char *status,
-                        const char *reason, double started_wall)
+                        const char *reason, double started_wall, int attempts)
 {
     if (txn(s) != GG_OK) {
         ggi_log(&s->o->log, GG_LOG_ERROR, "task '%s': %s", task_id, gg_error_last());
         return;
     }
-    cJSON *res = build_result(s, seq, task_id, status, reason, started_wall);
-    char *text = res ? ggi_json_print(res) : NULL;
-    if (!text || ggi_store_task_finish(s->db, seq, status, reason, text, ggi_wall_s()) != GG_OK)
+    int spliced = 0;
+    cJSON *res = build_result(s, seq, task_id, status, reason, started_wall, &spliced);
+    char *text = !res ? NULL : spliced ? print_spliced(res, s->fresh_text) : ggi_json_print(res);
+    if (res && spliced && s->learn && s->o->retriever &&
+        strcmp(gg_retriever_name(s->o->retriever), "none") != 0) {
+        /* The learner reads the history: give it the record too. */
+        cJSON *hist = cJSON_AddArrayToObject(res, "history");
+        if (hist)
+            cJSON_AddItemToArray(hist, cJSON_Duplicate(s->fresh_rec, 1));
+    }
+    if (!text || ggi_store_task_finish_n(s->db, seq, status, reason, text, ggi_wall_s(),
+                                         attempts) != GG_OK)
         ggi_log(&s->o->log, GG_LOG_ERROR, "cannot record the end of task '%s': %s", task_id,
                 gg_error_last());
     else if (s->n_waiters > 0)
@@ -634,7 +686,7 @@ static void remove_active(sched *s, active *a)
 
 static void end_active(sched *s, active *a, const char *status, const char *reason)
 {
-    finish_task(s, a->seq, a->task_id, status, reason, a->started_wall);
+    finish_task(s, a->seq, a->task_id, status, reason, a->started_wall, a->attempts);
     remove_active(s, a);
 }
 
@@ -950,7 +1002,7 @@ static void add_active(sched *s, ggi_task_row *row, const char *submitter_name)
     if (rc != GG_OK) {
         /* A row this library cannot read any more ends as an error, not a crash. */
         finish_task(s, row->seq, row->task_id, GGI_ST_ERROR,
-                    "stored task cannot be read by this version", row->started_at);
+                    "stored task cannot be read by this version", row->started_at, -1);
         free(a);
         cJSON_Delete(spec);
         ggi_task_free(t);
@@ -960,7 +1012,8 @@ static void add_active(sched *s, ggi_task_row *row, const char *submitter_name)
     a->task_id = row->task_id;
     row->task_id = NULL;
     a->spec = spec;
-    a->spec_len = strlen(row->spec);
+    a->spec_text = row->spec;
+    row->spec = NULL;
     a->priority = row->priority;
     a->max_attempts = t->max_attempts > 0 ? t->max_attempts : (int)s->o->max_attempts;
     a->wall_s = t->wall_s;
@@ -975,6 +1028,7 @@ static void add_active(sched *s, ggi_task_row *row, const char *submitter_name)
     if (a->gpus < 0)
         a->gpus = 0;
     a->labels = cJSON_GetObjectItemCaseSensitive(req, "labels");
+    a->isolation = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(spec, "isolation"));
     ggi_task_free(t);
     a->next = s->tasks;
     s->tasks = a;
@@ -1117,6 +1171,10 @@ static int node_matches(const node *n, const active *a)
         return 0;
     if (a->gpus > n->gpus)
         return 0;
+    /* The embedded worker's executor refuses a level it cannot give, as a final fault. */
+    if (!n->any && a->isolation &&
+        !has_string(cJSON_GetObjectItemCaseSensitive(n->caps, "isolation"), a->isolation))
+        return 0;
     const cJSON *have = cJSON_GetObjectItemCaseSensitive(n->caps, "labels");
     const cJSON *l;
     cJSON_ArrayForEach(l, a->labels)
@@ -1137,6 +1195,8 @@ static char *needs_text(const active *a)
         ggi_buf_printf(&b, ", %g MB memory", a->memory_mb);
     if (a->gpus > 0)
         ggi_buf_printf(&b, ", %d GPU(s)", a->gpus);
+    if (a->isolation)
+        ggi_buf_printf(&b, ", isolation %s or stronger", a->isolation);
     const cJSON *l;
     cJSON_ArrayForEach(l, a->labels)
     {
@@ -1149,7 +1209,8 @@ static char *needs_text(const active *a)
 static void node_free(node *n)
 {
     cJSON_Delete(n->caps);
-    cJSON_Delete(n->batch);
+    ggi_buf_free(&n->batch);
+    free(n->batch_seqs);
     free(n);
 }
 
@@ -1294,6 +1355,7 @@ static void on_client_hello(sched *s, const gg_transport_msg *msg, const cJSON *
             client *gone = *oldest;
             *oldest = gone->next;
             free(gone);
+            count_watchers(s);
             s->n_clients--;
         }
         c = calloc(1, sizeof *c);
@@ -1352,48 +1414,83 @@ static void reset_peer(sched *s, const gg_transport_msg *msg, const char *why)
 
 /* ---------------------------------------------------------------- dispatch */
 
+static active *find_active(sched *s, int64_t seq);
+
 static void node_batch_send(sched *s, node *n)
 {
-    if (!n->batch)
+    if (n->batch_count == 0)
         return;
-    cJSON *m = ggp_new(GGP_JOBS);
-    if (m)
-        cJSON_AddItemToObject(m, "jobs", n->batch);
-    else
-        cJSON_Delete(n->batch);
-    n->batch = NULL;
-    n->batch_bytes = 0;
+    int rc = ggi_buf_puts(&n->batch, "]}");
+    if (rc == GG_OK && n->batch.len > GGP_MAX_MESSAGE)
+        rc = ggi_error(GG_ETOOBIG, "a jobs message of %zu bytes exceeds the limit",
+                       n->batch.len);
+    if (rc == GG_OK)
+        rc = send_now(s, &n->id, n->batch.data, n->batch.len);
+    int count = n->batch_count;
     n->batch_count = 0;
-    size_t len = 0;
-    char *text = m ? ggp_print(m, &len) : NULL;
-    int rc = text ? send_now(s, &n->id, text, len) : GG_ENOMEM;
-    free(text);
+    n->batch.len = 0; /* the buffer is kept for the next message */
     if (rc == GG_OK) {
         n->last_tx = ggi_now_ms();
-        cJSON_Delete(m);
         return;
     }
     /* Not sent: the jobs go back to the queue (and the node, if gone, is dropped later). */
     ggi_log(&s->o->log, GG_LOG_WARN, "cannot send jobs to worker '%s': %s", n->name,
             gg_error_last());
-    const cJSON *j;
-    cJSON_ArrayForEach(j, cJSON_GetObjectItemCaseSensitive(m, "jobs"))
-    {
-        int64_t seq = (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "seq"));
-        for (active *a = s->tasks; a; a = a->next) {
-            if (a->seq == seq && a->on == n) {
-                a->inflight = 0;
-                a->lease = 0;
-                a->on = NULL;
-                n->busy--;
-                a->not_before_ms = ggi_now_ms() + 100;
-                s->backoff = 1;
-            }
+    for (int k = 0; k < count; k++) {
+        active *a = find_active(s, n->batch_seqs[k]);
+        if (a && a->on == n && a->inflight) {
+            a->inflight = 0;
+            a->lease = 0;
+            a->on = NULL;
+            n->busy--;
+            a->not_before_ms = ggi_now_ms() + 100;
+            s->backoff = 1;
         }
     }
-    cJSON_Delete(m);
     if (rc == GG_ENOTFOUND)
         n->last_rx = 0; /* dead: dropped by the liveness check */
+}
+
+/* Appends a's job to n's jobs message: the stored task text verbatim, not printed again. */
+static int node_batch_add(node *n, const active *a)
+{
+    if (!n->batch_seqs) {
+        n->batch_seqs = malloc(GGP_MAX_BATCH * sizeof *n->batch_seqs);
+        if (!n->batch_seqs)
+            return ggi_error(GG_ENOMEM, "out of memory");
+    }
+    size_t mark = n->batch.len;
+    int rc = ggi_buf_puts(&n->batch,
+                          n->batch_count == 0 ? "{\"ggp\":1,\"t\":\"jobs\",\"jobs\":[" : ",");
+    if (!rc)
+        rc = ggi_buf_printf(&n->batch, "{\"lease\":\"%" PRIx64 "\",\"seq\":%" PRId64
+                            ",\"n\":%d,\"task\":", a->lease, a->seq, a->attempts + 1);
+    if (!rc)
+        rc = ggi_buf_puts(&n->batch, a->spec_text);
+    if (!rc) {
+        if (cJSON_GetArraySize(a->feedback) == 0) {
+            rc = ggi_buf_puts(&n->batch, ",\"feedback\":[]");
+        } else {
+            char *fb = ggi_json_print(a->feedback);
+            rc = fb ? ggi_buf_printf(&n->batch, ",\"feedback\":%s", fb) : GG_ENOMEM;
+            free(fb);
+        }
+    }
+    if (!rc && a->strategy) {
+        char *st = ggi_json_print(a->strategy);
+        rc = st ? ggi_buf_printf(&n->batch, ",\"strategy\":%s", st) : GG_ENOMEM;
+        free(st);
+    }
+    if (!rc)
+        rc = ggi_buf_puts(&n->batch, "}");
+    if (rc) {
+        n->batch.len = mark; /* drop the partial job */
+        if (n->batch.data)
+            n->batch.data[mark] = 0;
+        return ggi_error(GG_ENOMEM, "out of memory");
+    }
+    n->batch_seqs[n->batch_count++] = a->seq;
+    return GG_OK;
 }
 
 static int cmp_runnable(const void *pa, const void *pb)
@@ -1519,32 +1616,18 @@ static void dispatch(sched *s)
             n->busy++;
             free_total--;
             s->subs[pick].served++;
-            cJSON *job = cJSON_CreateObject();
-            char lease[24];
-            snprintf(lease, sizeof lease, "%" PRIx64, a->lease);
-            if (job) {
-                cJSON_AddStringToObject(job, "lease", lease);
-                cJSON_AddNumberToObject(job, "seq", (double)a->seq);
-                cJSON_AddNumberToObject(job, "n", a->attempts + 1);
-                cJSON_AddItemReferenceToObject(job, "task", a->spec);
-                cJSON_AddItemReferenceToObject(job, "feedback", a->feedback);
-                if (a->strategy)
-                    cJSON_AddItemReferenceToObject(job, "strategy", a->strategy);
-            }
-            if (!n->batch)
-                n->batch = cJSON_CreateArray();
-            if (!job || !n->batch || !cJSON_AddItemToArray(n->batch, job)) {
-                cJSON_Delete(job);
+            if (node_batch_add(n, a) != GG_OK) {
                 a->inflight = 0;
+                a->lease = 0;
                 a->on = NULL;
                 n->busy--;
                 continue;
             }
-            n->batch_bytes += a->spec_len + 64;
-            if (n->batch_bytes >= JOB_BATCH_BYTES || ++n->batch_count >= GGP_MAX_BATCH)
+            if (n->batch.len >= JOB_BATCH_BYTES || n->batch_count >= GGP_MAX_BATCH)
                 node_batch_send(s, n);
-            cJSON *ev = event_new(a->attempts == 0 ? "task.started" : "attempt.started",
-                                  a->task_id);
+            cJSON *ev = !events_heard(s) ? NULL
+                        : event_new(a->attempts == 0 ? "task.started" : "attempt.started",
+                                    a->task_id);
             if (ev) {
                 cJSON_AddNumberToObject(ev, "attempt", a->attempts + 1);
                 emit(s, a->seq, ev);
@@ -1692,8 +1775,11 @@ static void on_result(sched *s, cJSON *m)
     cJSON_AddBoolToObject(rec, "stuck", stuck);
     char *text = ggi_json_print(rec);
     const char *code = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rec, "code"));
+    /* A passing attempt ends the task in this same transaction, and that end stores the
+     * attempt count with the result: one task update, not two. */
     if (!text || txn(s) != GG_OK ||
-        ggi_store_attempt_insert(s->db, a->seq, n, code, passed, text, ggi_wall_s()) != GG_OK) {
+        ggi_store_attempt_add(s->db, a->seq, n, code, passed, text, ggi_wall_s(),
+                              !passed) != GG_OK) {
         ggi_log(&o->log, GG_LOG_ERROR, "cannot record attempt %d of '%s': %s", n, a->task_id,
                 gg_error_last());
         free(text);
@@ -1701,10 +1787,9 @@ static void on_result(sched *s, cJSON *m)
         s->backoff = 1;
         return;
     }
-    free(text);
     a->attempts = n;
     a->infra_failures = 0;
-    cJSON *ev = event_new("attempt.finished", a->task_id);
+    cJSON *ev = events_heard(s) ? event_new("attempt.finished", a->task_id) : NULL;
     if (ev) {
         cJSON_AddNumberToObject(ev, "attempt", n);
         cJSON_AddBoolToObject(ev, "passed", passed);
@@ -1717,10 +1802,13 @@ static void on_result(sched *s, cJSON *m)
     monitor(s, a, n, rec, stuck, why, 1);
     if (n == 1) {
         s->fresh_rec = rec;
+        s->fresh_text = text;
         s->fresh_seq = a->seq;
     }
     decide(s, a, passed, reason);
     s->fresh_rec = NULL;
+    s->fresh_text = NULL;
+    free(text);
     enforce_run_budget(s);
 }
 
@@ -1924,7 +2012,8 @@ static void on_cancel(sched *s, const identity *to, const cJSON *b)
         memset(&row, 0, sizeof row);
         rc = ggi_store_task_get(s->db, task_id, &row);
         if (rc == GG_OK && strcmp(row.status, GGI_ST_QUEUED) == 0) {
-            finish_task(s, row.seq, row.task_id, GGI_ST_CANCELLED, "cancelled", row.started_at);
+            finish_task(s, row.seq, row.task_id, GGI_ST_CANCELLED, "cancelled", row.started_at,
+                        -1);
         } else if (rc == GG_OK && strcmp(row.status, GGI_ST_RUNNING) != 0) {
             rc = ggi_error(GG_ESTATE, "task '%s' has already ended (%s)", task_id, row.status);
         }
@@ -1950,6 +2039,7 @@ static void on_watch(sched *s, const identity *to, client *c, const cJSON *b)
         return;
     }
     c->watching = 1;
+    count_watchers(s);
     queue_msg(s, to, reply_new(rid, 1));
 }
 
@@ -2156,7 +2246,13 @@ void *ggi_scheduler_main(void *arg)
         cJSON_Delete(s.learn);
         return NULL;
     }
+    if (ggi_learner_new(o->retriever, &o->log, GGI_LEARNER_QUEUE_MAX, &s.learner) != GG_OK)
+        ggi_log(&o->log, GG_LOG_WARN, "scheduler: no retrieval learning: %s", gg_error_last());
     s.max_tokens = run_token_budget(&o->log);
+    /* The run goes on from what the recorded attempts already spent (a resumed run). */
+    if (s.max_tokens > 0 && ggi_store_tokens_spent(s.db, &s.tokens) != GG_OK)
+        ggi_log(&o->log, GG_LOG_WARN, "cannot sum the tokens spent so far: %s",
+                gg_error_last());
     int64_t unfinished = 0;
     if (ggi_grid_unfinished(s.g, &unfinished) == GG_OK)
         atomic_store(&o->queued, unfinished);
@@ -2167,8 +2263,13 @@ void *ggi_scheduler_main(void *arg)
         send_batches(&s);
         gg_transport_msg msg;
         int rc = o->transport.vt.hub_recv(o->hub, next_timeout(&s), &msg);
-        for (int i = 0; rc == GG_OK && i < BURST; i++) {
+        /* Group commit: the messages waiting (up to BURST) go into one transaction. A message
+         * is received only when it will be handled in this round (the one after the BURST-th
+         * used to be received and never handled). */
+        for (int handled = 0; rc == GG_OK;) {
             on_message(&s, &msg);
+            if (++handled >= BURST)
+                break;
             rc = o->transport.vt.hub_recv(o->hub, 0, &msg);
         }
         if (rc != GG_OK && rc != GG_ETIMEDOUT) {
@@ -2199,6 +2300,7 @@ void *ggi_scheduler_main(void *arg)
         free(s.out[i].text);
     free(s.out);
     ggi_grid_db_free(&s.g);
+    ggi_learner_destroy(&s.learner, GGI_LEARNER_DRAIN_MS);
     cJSON_Delete(s.events);
     cJSON_Delete(s.learn);
     return NULL;

@@ -121,6 +121,42 @@ static int count_gpus(char *model, size_t model_len)
     return n;
 }
 
+/* The isolation levels this worker's executor gives (docs/protocol.md "isolation"): the
+ * container backend every level, the process backend what the host probe found, noop none
+ * but "none", and a host's own backend "none" and "rlimits" (what it says it does is its
+ * business). A task's minimum level is matched against this list. */
+static int add_isolation_levels(cJSON *caps, const char *backend)
+{
+    static const char *const all[] = { "none", "rlimits", "namespaces", "container" };
+    cJSON *iso = cJSON_AddArrayToObject(caps, "isolation");
+    if (!iso)
+        return ggi_error(GG_ENOMEM, "out of memory");
+    int n = 2;
+    if (strcmp(backend, "container") == 0)
+        n = 4;
+    else if (strcmp(backend, "noop") == 0)
+        n = 1;
+    if (strcmp(backend, "process") == 0) {
+        char *probe = NULL;
+        cJSON *p = gg_executor_probe(&probe) == GG_OK ? cJSON_Parse(probe) : NULL;
+        gg_free(probe);
+        const cJSON *levels = cJSON_GetObjectItemCaseSensitive(p, "levels");
+        const cJSON *l;
+        n = 0;
+        cJSON_ArrayForEach(l, levels)
+        {
+            if (cJSON_IsString(l) && strcmp(l->valuestring, "container") != 0)
+                cJSON_AddItemToArray(iso, cJSON_CreateString(l->valuestring));
+        }
+        cJSON_Delete(p);
+        if (cJSON_GetArraySize(iso) == 0)
+            n = 2; /* the probe failed: what any process can give */
+    }
+    for (int i = 0; i < n; i++)
+        cJSON_AddItemToArray(iso, cJSON_CreateString(all[i]));
+    return GG_OK;
+}
+
 static cJSON *discover_caps(gg_worker_t *w, const char *const *labels, int any)
 {
     cJSON *c = cJSON_CreateObject();
@@ -147,10 +183,10 @@ static cJSON *discover_caps(gg_worker_t *w, const char *const *labels, int any)
     const char *backend = gg_executor_backend(w->executor);
     cJSON *ex = cJSON_AddArrayToObject(c, "executors");
     cJSON_AddItemToArray(ex, cJSON_CreateString(backend));
-    cJSON *iso = cJSON_AddArrayToObject(c, "isolation");
-    cJSON_AddItemToArray(iso, cJSON_CreateString("none"));
-    if (strcmp(backend, "noop") != 0)
-        cJSON_AddItemToArray(iso, cJSON_CreateString("rlimits"));
+    if (add_isolation_levels(c, backend) != GG_OK) {
+        cJSON_Delete(c);
+        return NULL;
+    }
     cJSON *lab = cJSON_AddObjectToObject(c, "labels");
     for (size_t i = 0; labels && labels[i] && i < GGP_MAX_LABELS; i++) {
         const char *eq = strchr(labels[i], '=');

@@ -1,18 +1,23 @@
 /*
  * fts5.c - the "fts5" retriever backend (fts5.h): its tables (created IF NOT EXISTS under
  * their own version key, beside whatever else the database holds), a mutex-protected pool of
- * connections with their prepared statements, search (an FTS5 bm25() candidate pool
+ * connections with their prepared statements and scratch space, search (BM25 candidates
  * re-ranked with the learned usefulness of each chunk, with Thompson-sampling exploration),
- * feedback (success and failure counts), and adding documents (chunked, deduplicated by
- * content hash, re-indexed incrementally).
+ * feedback (success and failure counts), adding documents (chunked, deduplicated by content
+ * hash, re-indexed incrementally) and removing the documents of sources that are gone.
  *
- * Ranking, for the candidates c of one query (the best-matching pool by BM25):
+ * Candidates of one query come from one pass over the FTS5 matches with our own auxiliary
+ * function gg_rank() (below), which screens rows by BM25 computed as if every chunk had the
+ * average length (no per-row length lookup: that lookup is what makes FTS5's own bm25() slow
+ * on common words) and reads the length, for the exact bm25() value, only of rows that enter
+ * the screen and whose best possible score could still enter the pool. The candidates are
+ * the best `pool` rows by exact bm25(). Then:
  *   rel(c)   = -bm25(c) / max over the pool of -bm25          (in (0, 1]; FTS5's bm25 is
  *                                                             negative, lower is better)
  *   use(c)   = E[Beta(s+1, f+1)] = (s+1)/(s+f+2)              (s, f: successes, failures)
  *              or, in a share `exploration` of queries, a draw from Beta(s+1, f+1)
  *   score(c) = rel(c) + weight * use(c)
- * With weight 0 the order is the plain BM25 order.
+ * With weight 0 the order is the BM25 order of the candidates (docs/retrieval.md).
  */
 #include <math.h>
 #include <pthread.h>
@@ -35,9 +40,13 @@
 #define DEFAULT_K 5
 #define MAX_TERMS 24
 #define MAX_FEEDBACK_IDS 10000
-#define POOL_MIN 20
-#define POOL_PER_K 4
-#define POOL_MAX 400
+#define MAX_KEEP 1000000 /* sources one prune may keep */
+#define POOL_MIN GGI_FTS5_POOL_MIN
+#define POOL_PER_K GGI_FTS5_POOL_PER_K
+#define POOL_MAX GGI_FTS5_POOL_MAX
+#define SCREEN_PER_POOL GGI_FTS5_SCREEN_PER_POOL
+#define BM25_K1 1.2
+#define BM25_B 0.75
 
 static const char *const schema_sql =
     "CREATE TABLE IF NOT EXISTS rag_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
@@ -91,6 +100,7 @@ enum stmt_id {
     S_COMMIT,
     S_ROLLBACK,
     S_CANDIDATES,
+    S_CHUNK_META,
     S_CHUNK_GET,
     S_CREDIT,
     S_DEBIT,
@@ -102,6 +112,9 @@ enum stmt_id {
     S_CHUNK_DELETE,
     S_CHUNK_LINES,
     S_HASH_FIND,
+    S_DOCS_UNDER,
+    S_DOC_CHUNKS_DELETE,
+    S_DOC_DELETE,
     S_COUNT_
 };
 
@@ -109,11 +122,8 @@ static const char *const stmt_sql[S_COUNT_] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
-    [S_CANDIDATES] =
-        "SELECT c.id, m.b, c.successes, c.failures, c.lang"
-        " FROM (SELECT rowid AS id, " GGI_FTS5_BM25 " AS b FROM rag_fts"
-        "       WHERE rag_fts MATCH ?1 ORDER BY b LIMIT ?2) AS m"
-        " JOIN rag_chunks AS c ON c.id = m.id ORDER BY m.b",
+    [S_CANDIDATES] = "SELECT rowid FROM rag_fts WHERE rag_fts MATCH ?1 AND gg_rank(rag_fts, ?2)",
+    [S_CHUNK_META] = "SELECT successes, failures, lang FROM rag_chunks WHERE id = ?1",
     [S_CHUNK_GET] = "SELECT source, line_start, line_end, title, kind, hash, text"
                     " FROM rag_chunks WHERE id = ?1",
     [S_CREDIT] = "UPDATE rag_chunks SET successes = successes + 1 WHERE id = ?1",
@@ -130,12 +140,51 @@ static const char *const stmt_sql[S_COUNT_] = {
     [S_CHUNK_DELETE] = "DELETE FROM rag_chunks WHERE id = ?1",
     [S_CHUNK_LINES] = "UPDATE rag_chunks SET line_start = ?2, line_end = ?3 WHERE id = ?1",
     [S_HASH_FIND] = "SELECT id FROM rag_chunks WHERE hash = ?1 LIMIT 1",
+    /* Documents whose source is ?1 or lies below it (?2 = ?1 "/", ?3 = ?1 "0"); never
+     * solutions. The range uses the unique index on key. */
+    [S_DOCS_UNDER] = "SELECT id, key FROM rag_documents WHERE kind != 'solution' AND"
+                     " (key = ?1 OR (key >= ?2 AND key < ?3)) ORDER BY key",
+    [S_DOC_CHUNKS_DELETE] = "DELETE FROM rag_chunks WHERE doc_id = ?1",
+    [S_DOC_DELETE] = "DELETE FROM rag_documents WHERE id = ?1",
 };
+
+/* ---- search scratch (the FTS5 extension interface is declared in sqlite3.h) ---- */
+
+/* Column weights of GGI_FTS5_BM25, in column order (text, title, source, lang). */
+static const double col_weight[] = { 1.0, 2.0, 0.5, 0.0 };
+
+/* One row kept by gg_rank(): its id, its average-length score and its BM25 score
+ * (-bm25()). */
+typedef struct screened {
+    sqlite3_int64 id;
+    double approx, score;
+} screened;
+
+/* State of one gg_rank() pass, owned by the connection and bound to the query as a pointer. */
+typedef struct rank_pass {
+    int ready, failed, n_phrase;
+    double idf[MAX_TERMS];
+    double avgdl;
+    screened *heap;  /* the screen: min-heap on approx, n of cap (allocated: heap_alloc) */
+    int n, cap, heap_alloc;
+    screened *top;   /* the best rows by score: min-heap on score, top_n of top_cap */
+    int top_n, top_cap, top_alloc; /* top_cap 0: every screened row is scored in heap */
+} rank_pass;
+
+typedef struct cand {
+    sqlite3_int64 id;
+    double bm25, rel, use, score;
+    long long s, f;
+    int rank;
+} cand;
 
 typedef struct conn {
     sqlite3 *db;
     sqlite3_stmt *st[S_COUNT_];
     struct conn *next;
+    rank_pass rp;     /* scratch of searches, reused */
+    cand *cands;
+    int cap_cands;
 } conn;
 
 struct ggi_fts5 {
@@ -166,7 +215,170 @@ static void conn_close(conn *c)
     for (int i = 0; i < S_COUNT_; i++)
         sqlite3_finalize(c->st[i]);
     sqlite3_close(c->db);
+    free(c->rp.heap);
+    free(c->rp.top);
+    free(c->cands);
     free(c);
+}
+
+/* ---- gg_rank(): the candidate screen ---- */
+
+static int count_cb(const Fts5ExtensionApi *api, Fts5Context *fts, void *user)
+{
+    (void)api;
+    (void)fts;
+    (*(sqlite3_int64 *)user)++;
+    return SQLITE_OK;
+}
+
+/* Per query: FTS5's bm25() IDF of each phrase and the average row length in tokens. */
+static int rank_prepare(const Fts5ExtensionApi *api, Fts5Context *fts, rank_pass *p)
+{
+    sqlite3_int64 rows = 0, tokens = 0;
+    int rc = api->xRowCount(fts, &rows);
+    if (rc == SQLITE_OK)
+        rc = api->xColumnTotalSize(fts, -1, &tokens);
+    int n = api->xPhraseCount(fts);
+    if (n > MAX_TERMS)
+        n = MAX_TERMS; /* the match expression never has more */
+    for (int i = 0; i < n && rc == SQLITE_OK; i++) {
+        sqlite3_int64 hits = 0;
+        rc = api->xQueryPhrase(fts, i, &hits, count_cb);
+        double idf = log(((double)rows - (double)hits + 0.5) / ((double)hits + 0.5));
+        p->idf[i] = idf > 0 ? idf : 1e-6;
+    }
+    p->n_phrase = n;
+    p->avgdl = rows > 0 && tokens > 0 ? (double)tokens / (double)rows : 1.0;
+    p->ready = 1;
+    return rc;
+}
+
+/* Min-heaps of screened rows, on approx (by_score 0) or on score (1). */
+static double key(const screened *e, int by_score)
+{
+    return by_score ? e->score : e->approx;
+}
+
+static void heap_down(screened *h, int n, int i, int by_score)
+{
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, m = i;
+        if (l < n && key(&h[l], by_score) < key(&h[m], by_score))
+            m = l;
+        if (r < n && key(&h[r], by_score) < key(&h[m], by_score))
+            m = r;
+        if (m == i)
+            return;
+        screened t = h[i];
+        h[i] = h[m];
+        h[m] = t;
+        i = m;
+    }
+}
+
+static void heap_up(screened *h, int i, int by_score)
+{
+    while (i > 0) {
+        int up = (i - 1) / 2;
+        if (key(&h[up], by_score) <= key(&h[i], by_score))
+            return;
+        screened t = h[i];
+        h[i] = h[up];
+        h[up] = t;
+        i = up;
+    }
+}
+
+/* Adds e to the min-heap h of *n rows (at most cap), replacing its least row when full. */
+static void heap_offer(screened *h, int *n, int cap, screened e, int by_score)
+{
+    if (*n < cap) {
+        h[*n] = e;
+        heap_up(h, (*n)++, by_score);
+    } else if (key(&e, by_score) > key(&h[0], by_score)) {
+        h[0] = e;
+        heap_down(h, *n, 0, by_score);
+    }
+}
+
+/*
+ * gg_rank(rag_fts, pass): called for every matching row. Scores the row with bm25() (k1 =
+ * 1.2, b = 0.75, FTS5's IDF and our column weights) as if it had the average length, which
+ * needs no lookup; a row that does not beat the weakest of the screen is dropped. Otherwise
+ * its real length is read (one lookup: the costly part of FTS5's bm25()) and its exact score
+ * computed, unless the pass keeps a top set (top_cap > 0) and even the row's best possible
+ * score (its length no shorter than its last hit in each column allows) cannot enter it.
+ * Returns NULL; the pass's heaps are the result.
+ */
+static void gg_rank(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_context *ctx,
+                    int n_val, sqlite3_value **val)
+{
+    rank_pass *p = n_val == 1 ? sqlite3_value_pointer(val[0], "gg_rank_pass") : NULL;
+    if (!p || p->failed)
+        return;
+    int rc = p->ready ? SQLITE_OK : rank_prepare(api, fts, p);
+    double freq[MAX_TERMS] = { 0 };
+    int n_inst = 0, end[4] = { 0, 0, 0, 0 }; /* per column, past the last hit */
+    if (rc == SQLITE_OK)
+        rc = api->xInstCount(fts, &n_inst);
+    for (int i = 0; i < n_inst && rc == SQLITE_OK; i++) {
+        int ph = 0, col = 0, off = 0;
+        rc = api->xInst(fts, i, &ph, &col, &off);
+        if (rc == SQLITE_OK && ph >= 0 && ph < p->n_phrase && col >= 0 && col < 4) {
+            freq[ph] += col_weight[col];
+            if (off >= end[col])
+                end[col] = off + 1;
+        }
+    }
+    if (rc != SQLITE_OK) {
+        p->failed = 1;
+        sqlite3_result_error_code(ctx, rc);
+        return;
+    }
+    double approx = 0;
+    for (int i = 0; i < p->n_phrase; i++)
+        approx += p->idf[i] * ((freq[i] * (BM25_K1 + 1.0)) / (freq[i] + BM25_K1));
+    if (p->n == p->cap && approx <= p->heap[0].approx)
+        return;
+    screened e = { api->xRowid(fts), approx, 0 };
+    if (p->top_cap && p->top_n == p->top_cap) {
+        int least = end[0] + end[1] + end[2] + end[3];
+        double norm = BM25_K1 * (1.0 - BM25_B + BM25_B * (double)least / p->avgdl), bound = 0;
+        for (int i = 0; i < p->n_phrase; i++)
+            bound += p->idf[i] * ((freq[i] * (BM25_K1 + 1.0)) / (freq[i] + norm));
+        if (bound <= p->top[0].score) {
+            heap_offer(p->heap, &p->n, p->cap, e, 0);
+            return;
+        }
+    }
+    int tokens = 0;
+    if ((rc = api->xColumnSize(fts, -1, &tokens)) != SQLITE_OK) {
+        p->failed = 1;
+        sqlite3_result_error_code(ctx, rc);
+        return;
+    }
+    double norm = BM25_K1 * (1.0 - BM25_B + BM25_B * (double)tokens / p->avgdl);
+    for (int i = 0; i < p->n_phrase; i++)
+        e.score += p->idf[i] * ((freq[i] * (BM25_K1 + 1.0)) / (freq[i] + norm));
+    heap_offer(p->heap, &p->n, p->cap, e, 0);
+    if (p->top_cap)
+        heap_offer(p->top, &p->top_n, p->top_cap, e, 1);
+}
+
+static int register_rank(sqlite3 *db)
+{
+    fts5_api *api = NULL;
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT fts5(?1)", -1, &s, NULL) == SQLITE_OK) {
+        sqlite3_bind_pointer(s, 1, (void *)&api, "fts5_api_ptr", NULL);
+        sqlite3_step(s);
+    }
+    sqlite3_finalize(s);
+    if (!api || api->iVersion < 2)
+        return ggi_error(GG_EUNSUPPORTED, "fts5 retriever: this SQLite lacks FTS5");
+    if (api->xCreateFunction(api, "gg_rank", NULL, gg_rank, NULL) != SQLITE_OK)
+        return fail_db(db, "registering gg_rank()");
+    return GG_OK;
 }
 
 static int conn_open(const char *path, conn **out)
@@ -186,8 +398,13 @@ static int conn_open(const char *path, conn **out)
         return st;
     }
     sqlite3_busy_timeout(c->db, BUSY_TIMEOUT_MS);
-    if (sqlite3_exec(c->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL) != SQLITE_OK) {
+    if (sqlite3_exec(c->db, GGI_FTS5_PRAGMAS, NULL, NULL, NULL) != SQLITE_OK) {
         int st = fail_db(c->db, "configuring the connection");
+        conn_close(c);
+        return st;
+    }
+    int st = register_rank(c->db);
+    if (st) {
         conn_close(c);
         return st;
     }
@@ -283,50 +500,6 @@ static int create_schema(conn *c)
                          version, GGI_FTS5_SCHEMA_VERSION);
     }
     return exec_simple(c, S_COMMIT);
-}
-
-/* ---- random numbers for Thompson sampling ---- */
-
-static uint64_t splitmix(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-/* Uniform in (0, 1). */
-static double uniform(uint64_t *s)
-{
-    return ((double)(splitmix(s) >> 11) + 0.5) / 9007199254740992.0;
-}
-
-static double normal(uint64_t *s)
-{
-    double u = uniform(s), v = uniform(s);
-    return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);
-}
-
-/* Gamma(a, 1) for a >= 1 (Marsaglia and Tsang); bounded tries, then the mean. */
-static double gamma_draw(uint64_t *s, double a)
-{
-    double d = a - 1.0 / 3.0, c = 1.0 / sqrt(9.0 * d);
-    for (int i = 0; i < 64; i++) {
-        double z = normal(s), v = 1.0 + c * z;
-        if (v <= 0)
-            continue;
-        v = v * v * v;
-        double u = uniform(s);
-        if (log(u) < 0.5 * z * z + d - d * v + d * log(v))
-            return d * v;
-    }
-    return a;
-}
-
-static double beta_draw(uint64_t *s, double a, double b)
-{
-    double x = gamma_draw(s, a), y = gamma_draw(s, b);
-    return x + y > 0 ? x / (x + y) : 0.5;
 }
 
 /* ---- open and close ---- */
@@ -448,13 +621,6 @@ int ggi_fts5_match_expr(const char *text, char **out)
     return GG_OK;
 }
 
-typedef struct cand {
-    sqlite3_int64 id;
-    double bm25, rel, use, score;
-    long long s, f;
-    int rank;
-} cand;
-
 static int cand_cmp(const void *a, const void *b)
 {
     const cand *x = a, *y = b;
@@ -524,6 +690,91 @@ static int add_result(conn *co, const cand *c, cJSON *arr, size_t budget, size_t
     return GG_OK;
 }
 
+static int screened_cmp(const void *a, const void *b)
+{
+    const screened *x = a, *y = b;
+    if (x->score != y->score)
+        return x->score > y->score ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id; /* ties: FTS5's order, by rowid */
+}
+
+static int grow(screened **v, int *alloc, int want)
+{
+    if (*alloc >= want)
+        return GG_OK;
+    screened *h = realloc(*v, (size_t)want * sizeof *h);
+    if (!h)
+        return ggi_error(GG_ENOMEM, "out of memory");
+    *v = h;
+    *alloc = want;
+    return GG_OK;
+}
+
+/*
+ * The candidates of a match expression: one gg_rank() pass screens the best SCREEN_PER_POOL *
+ * pool rows by average-length BM25 and keeps the best pool of those by exact bm25() (without
+ * a language; with one, every screened row is scored, so that the pool can be filled from
+ * the rows whose language fits). They become co->cands[0 .. *n), in BM25 order, with their
+ * learned counts.
+ */
+static int candidates(conn *co, const char *match, const char *lang, int pool, int *n_out)
+{
+    *n_out = 0;
+    rank_pass *p = &co->rp;
+    int screen = pool * SCREEN_PER_POOL;
+    int rc = grow(&p->heap, &p->heap_alloc, screen);
+    if (!rc && !lang)
+        rc = grow(&p->top, &p->top_alloc, pool);
+    if (!rc && co->cap_cands < pool) {
+        cand *c = realloc(co->cands, (size_t)pool * sizeof *c);
+        if (!c)
+            return ggi_error(GG_ENOMEM, "out of memory");
+        co->cands = c;
+        co->cap_cands = pool;
+    }
+    if (rc)
+        return rc;
+    p->ready = p->failed = 0;
+    p->n = p->top_n = 0;
+    p->cap = screen;
+    p->top_cap = lang ? 0 : pool;
+    sqlite3_stmt *s;
+    if ((rc = stmt(co, S_CANDIDATES, &s)))
+        return rc;
+    sqlite3_bind_text(s, 1, match, -1, SQLITE_STATIC);
+    sqlite3_bind_pointer(s, 2, p, "gg_rank_pass", NULL);
+    int r = sqlite3_step(s);
+    if (r != SQLITE_ROW && r != SQLITE_DONE)
+        rc = fail_db(co->db, "searching");
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    if (rc)
+        return rc;
+    screened *best = p->top_cap ? p->top : p->heap;
+    int n_best = p->top_cap ? p->top_n : p->n;
+    qsort(best, (size_t)n_best, sizeof *best, screened_cmp);
+    if ((rc = stmt(co, S_CHUNK_META, &s)))
+        return rc;
+    int n = 0;
+    for (int i = 0; i < n_best && n < pool; i++) {
+        sqlite3_bind_int64(s, 1, best[i].id);
+        r = sqlite3_step(s);
+        if (r == SQLITE_ROW && lang_ok(lang, (const char *)sqlite3_column_text(s, 2))) {
+            cand *c = &co->cands[n];
+            c->id = best[i].id;
+            c->bm25 = -best[i].score;
+            c->s = sqlite3_column_int64(s, 0);
+            c->f = sqlite3_column_int64(s, 1);
+            c->rank = n++;
+        }
+        sqlite3_reset(s);
+        if (r != SQLITE_ROW && r != SQLITE_DONE) /* DONE: deleted since the pass */
+            return fail_db(co->db, "reading a chunk's counts");
+    }
+    *n_out = n;
+    return GG_OK;
+}
+
 int ggi_fts5_search(ggi_fts5 *x, const char *query_json, char **out_json)
 {
     *out_json = NULL;
@@ -572,51 +823,28 @@ int ggi_fts5_search(ggi_fts5 *x, const char *query_json, char **out_json)
         goto done;
     long long pool = k * POOL_PER_K;
     pool = pool < POOL_MIN ? POOL_MIN : pool > POOL_MAX ? POOL_MAX : pool;
-    if (!(cs = malloc((size_t)pool * sizeof *cs))) {
-        rc = ggi_error(GG_ENOMEM, "out of memory");
+    int n = 0;
+    if ((rc = candidates(co, match, lang, (int)pool, &n)))
         goto done;
-    }
-    sqlite3_stmt *s;
-    if ((rc = stmt(co, S_CANDIDATES, &s)))
-        goto done;
-    sqlite3_bind_text(s, 1, match, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, pool);
-    int n = 0, r;
+    cs = co->cands;
     double best = 0;
-    while ((r = sqlite3_step(s)) == SQLITE_ROW && n < pool) {
-        if (!lang_ok(lang, (const char *)sqlite3_column_text(s, 4)))
-            continue;
-        cand *c = &cs[n];
-        c->id = sqlite3_column_int64(s, 0);
-        c->bm25 = sqlite3_column_double(s, 1);
-        c->s = sqlite3_column_int64(s, 2);
-        c->f = sqlite3_column_int64(s, 3);
-        c->rank = n;
-        if (-c->bm25 > best)
-            best = -c->bm25;
-        n++;
-    }
-    if (r != SQLITE_ROW && r != SQLITE_DONE) {
-        rc = fail_db(co->db, "searching");
-        sqlite3_reset(s);
-        goto done;
-    }
-    sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
+    for (int i = 0; i < n; i++)
+        if (-cs[i].bm25 > best)
+            best = -cs[i].bm25;
     /* Blend; in a share of queries the usefulness is a Thompson draw. */
     uint64_t rng = 0;
     int explore = 0;
     if (x->weight > 0 && n > 0) {
         pthread_mutex_lock(&x->mu);
-        rng = splitmix(&x->rng);
+        rng = ggi_rand_next(&x->rng);
         pthread_mutex_unlock(&x->mu);
-        explore = x->exploration > 0 && uniform(&rng) < x->exploration;
+        explore = x->exploration > 0 && ggi_rand_uniform(&rng) < x->exploration;
     }
     for (int i = 0; i < n; i++) {
         cand *c = &cs[i];
         c->rel = best > 0 ? -c->bm25 / best : 1.0;
         c->use = ((double)c->s + 1.0) / ((double)c->s + (double)c->f + 2.0);
-        double u = explore ? beta_draw(&rng, (double)c->s + 1.0, (double)c->f + 1.0) : c->use;
+        double u = explore ? ggi_rand_beta(&rng, (double)c->s + 1.0, (double)c->f + 1.0) : c->use;
         c->score = c->rel + x->weight * u;
     }
     qsort(cs, (size_t)n, sizeof *cs, cand_cmp);
@@ -634,7 +862,6 @@ print:
         rc = ggi_error(GG_ENOMEM, "out of memory");
 done:
     conn_put(x, co);
-    free(cs);
     free(match);
     cJSON_Delete(res);
     cJSON_Delete(q);
@@ -974,6 +1201,123 @@ static int check_label(const char *what, const char *v)
     return *v ? GG_OK : ggi_error(GG_EINVAL, "retriever document: field '%s' is empty", what);
 }
 
+static int str_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/*
+ * {"kind": "prune", "source": ROOT, "keep": [SOURCE, ...]}: removes every document (and its
+ * chunks, with their learned counts) whose source is ROOT or lies below ROOT/ and is not in
+ * keep. Solutions are never touched. ROOT must be an absolute path.
+ */
+static int prune(ggi_fts5 *x, const cJSON *d, cJSON *res)
+{
+    const char *root = NULL;
+    int rc = ggi_json_string(d, "source", 1, MAX_SOURCE_BYTES, &root);
+    if (rc)
+        return ggi_error_wrap("retriever prune: ");
+    if (root[0] != '/')
+        return ggi_error(GG_EINVAL, "retriever prune: 'source' must be an absolute path");
+    const cJSON *keep = cJSON_GetObjectItemCaseSensitive(d, "keep");
+    if (keep && !cJSON_IsArray(keep))
+        return ggi_error(GG_EINVAL, "retriever prune: field 'keep' must be an array");
+    int n_keep = keep ? cJSON_GetArraySize(keep) : 0;
+    if (n_keep > MAX_KEEP)
+        return ggi_error(GG_ETOOBIG, "retriever prune: more than %d sources to keep", MAX_KEEP);
+    const char **kept = n_keep ? malloc((size_t)n_keep * sizeof *kept) : NULL;
+    if (n_keep && !kept)
+        return ggi_error(GG_ENOMEM, "out of memory");
+    int n = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, keep)
+    {
+        const char *v = cJSON_GetStringValue(it);
+        if (!v) {
+            free(kept);
+            return ggi_error(GG_EINVAL, "retriever prune: 'keep' must hold strings");
+        }
+        kept[n++] = v;
+    }
+    if (n > 1)
+        qsort(kept, (size_t)n, sizeof *kept, str_cmp);
+    size_t rl = strlen(root);
+    while (rl > 1 && root[rl - 1] == '/')
+        rl--; /* "/a/b/" is "/a/b" */
+    char *lo = malloc(rl + 2), *hi = malloc(rl + 2), *exact = malloc(rl + 1);
+    if (!lo || !hi || !exact) {
+        free(lo);
+        free(hi);
+        free(exact);
+        free(kept);
+        return ggi_error(GG_ENOMEM, "out of memory");
+    }
+    memcpy(exact, root, rl);
+    exact[rl] = '\0';
+    /* Below "/" is every absolute path: from "/" up to "0", the byte after '/'. */
+    snprintf(lo, rl + 2, "%s%s", exact, rl == 1 ? "" : "/");
+    snprintf(hi, rl + 2, "%.*s0", (int)(rl == 1 ? 0 : rl), exact);
+    long docs = 0, chunks = 0;
+    conn *c = NULL;
+    sqlite3_int64 *gone = NULL;
+    size_t n_gone = 0, cap = 0;
+    if (!(rc = conn_get(x, &c)) && !(rc = exec_simple(c, S_BEGIN))) {
+        sqlite3_stmt *s;
+        if (!(rc = stmt(c, S_DOCS_UNDER, &s))) {
+            sqlite3_bind_text(s, 1, exact, -1, SQLITE_STATIC);
+            sqlite3_bind_text(s, 2, lo, -1, SQLITE_STATIC);
+            sqlite3_bind_text(s, 3, hi, -1, SQLITE_STATIC);
+            int r;
+            while (!rc && (r = sqlite3_step(s)) == SQLITE_ROW) {
+                const char *key = (const char *)sqlite3_column_text(s, 1);
+                if (key && n && bsearch(&key, kept, (size_t)n, sizeof *kept, str_cmp))
+                    continue;
+                if (n_gone == cap) {
+                    size_t nc = cap ? cap * 2 : 64;
+                    sqlite3_int64 *v = realloc(gone, nc * sizeof *v);
+                    if (!v) {
+                        rc = ggi_error(GG_ENOMEM, "out of memory");
+                        break;
+                    }
+                    gone = v;
+                    cap = nc;
+                }
+                gone[n_gone++] = sqlite3_column_int64(s, 0);
+            }
+            if (!rc && r != SQLITE_DONE)
+                rc = fail_db(c->db, "listing documents");
+            sqlite3_reset(s);
+            sqlite3_clear_bindings(s);
+        }
+        for (size_t i = 0; i < n_gone && !rc; i++) {
+            if (!(rc = stmt(c, S_DOC_CHUNKS_DELETE, &s))) {
+                sqlite3_bind_int64(s, 1, gone[i]);
+                rc = step_done(c, s, "removing a document's chunks");
+                chunks += sqlite3_changes(c->db);
+            }
+            if (!rc && !(rc = stmt(c, S_DOC_DELETE, &s))) {
+                sqlite3_bind_int64(s, 1, gone[i]);
+                rc = step_done(c, s, "removing a document");
+                docs++;
+            }
+        }
+        if (!rc)
+            rc = exec_simple(c, S_COMMIT);
+    }
+    conn_put(x, c);
+    free(gone);
+    free(lo);
+    free(hi);
+    free(exact);
+    free(kept);
+    if (!rc && (!cJSON_AddArrayToObject(res, "ids") || ggi_json_add_num(res, "added", 0) ||
+                ggi_json_add_num(res, "unchanged", 0) ||
+                ggi_json_add_num(res, "removed", (double)chunks) ||
+                ggi_json_add_num(res, "removed_documents", (double)docs)))
+        rc = ggi_error(GG_ENOMEM, "out of memory");
+    return rc;
+}
+
 int ggi_fts5_add(ggi_fts5 *x, const char *doc_json, char **out_json)
 {
     *out_json = NULL;
@@ -987,6 +1331,16 @@ int ggi_fts5_add(ggi_fts5 *x, const char *doc_json, char **out_json)
     const char *source = NULL, *text = NULL, *lang = NULL, *kind = NULL;
     int rc = cJSON_IsObject(d) ? GG_OK
                                : ggi_error(GG_EINVAL, "retriever document must be a JSON object");
+    const char *op = rc ? NULL : cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "kind"));
+    if (op && strcmp(op, "prune") == 0) {
+        cJSON *res = cJSON_CreateObject();
+        rc = res ? prune(x, d, res) : ggi_error(GG_ENOMEM, "out of memory");
+        if (!rc && !(*out_json = ggi_json_print(res)))
+            rc = ggi_error(GG_ENOMEM, "out of memory");
+        cJSON_Delete(res);
+        cJSON_Delete(d);
+        return rc;
+    }
     if (!rc)
         rc = ggi_json_string(d, "source", 1, MAX_SOURCE_BYTES, &source);
     if (!rc)

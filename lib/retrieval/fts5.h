@@ -20,6 +20,20 @@
 /** Column weights of bm25() over (text, title, source, lang), shared with the benchmark. */
 #define GGI_FTS5_BM25 "bm25(rag_fts, 1.0, 2.0, 0.5, 0.0)"
 
+/** Pragmas every connection of the backend runs (the benchmark gives its plain query the
+ *  same): WAL-friendly durability, 8 MiB of page cache, reads through mmap. */
+#define GGI_FTS5_PRAGMAS                                                                 \
+    "PRAGMA synchronous=NORMAL; PRAGMA cache_size=-8192; PRAGMA mmap_size=268435456;"     \
+    " PRAGMA temp_store=MEMORY"
+
+/** Candidate pool of a search for k results: the best GGI_FTS5_POOL_PER_K * k chunks by
+ *  bm25(), at least GGI_FTS5_POOL_MIN and at most GGI_FTS5_POOL_MAX, taken from the
+ *  GGI_FTS5_SCREEN_PER_POOL times as many best by average-length BM25 (docs/retrieval.md). */
+#define GGI_FTS5_POOL_PER_K 4
+#define GGI_FTS5_POOL_MIN 20
+#define GGI_FTS5_POOL_MAX 400
+#define GGI_FTS5_SCREEN_PER_POOL 16
+
 typedef struct ggi_fts5 ggi_fts5;
 
 typedef struct ggi_fts5_config {
@@ -43,7 +57,12 @@ int ggi_fts5_search(ggi_fts5 *x, const char *query_json, char **out_json);
 /** Credits (passed) or debits the chunks listed in feedback JSON; unknown ids are skipped. */
 int ggi_fts5_feedback(ggi_fts5 *x, const char *feedback_json);
 
-/** Adds a document (gg_retriever_add()); *out_json (malloc'd) reports ids and counts. */
+/**
+ * Adds a document (gg_retriever_add()); *out_json (malloc'd) reports ids and counts. A
+ * document {"kind": "prune", "source": ROOT, "keep": [...]} instead removes the documents
+ * below the absolute path ROOT that are not kept (never solutions) and also reports
+ * "removed_documents".
+ */
 int ggi_fts5_add(ggi_fts5 *x, const char *doc_json, char **out_json);
 
 /**

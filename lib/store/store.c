@@ -79,6 +79,37 @@ static const char *const migrations[] = {
     "  n INTEGER NOT NULL,"
     "  updated_at REAL,"
     "  PRIMARY KEY(node, language));"
+    ,
+    /* 2 -> 3: dispatch throughput. The status check becomes a chain of comparisons (an IN
+     * list made SQLite build a temporary table for every update of a task), which needs the
+     * table rebuilt (same columns, same order; migrations run before foreign keys are turned
+     * on); the claim indexes hold queued tasks only (partial), so a task that starts leaves
+     * them once and its end touches neither; the counts by status read a narrow index. */
+    "CREATE TABLE tasks_v3("
+    "  seq INTEGER PRIMARY KEY,"
+    "  task_id TEXT UNIQUE NOT NULL,"
+    "  spec TEXT NOT NULL,"
+    "  spec_hash TEXT NOT NULL,"
+    "  status TEXT NOT NULL CHECK(status = 'queued' OR status = 'running' OR"
+    "    status = 'passed' OR status = 'failed' OR status = 'error' OR status = 'cancelled'),"
+    "  priority INTEGER NOT NULL DEFAULT 0,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  created_at REAL,"
+    "  started_at REAL,"
+    "  finished_at REAL,"
+    "  reason TEXT,"
+    "  result TEXT,"
+    "  submitter TEXT NOT NULL DEFAULT 'local');"
+    "INSERT INTO tasks_v3(seq, task_id, spec, spec_hash, status, priority, attempts,"
+    "  created_at, started_at, finished_at, reason, result, submitter)"
+    "  SELECT seq, task_id, spec, spec_hash, status, priority, attempts, created_at,"
+    "  started_at, finished_at, reason, result, submitter FROM tasks;"
+    "DROP TABLE tasks;"
+    "ALTER TABLE tasks_v3 RENAME TO tasks;"
+    "CREATE INDEX tasks_claim ON tasks(status, priority DESC, seq) WHERE status = 'queued';"
+    "CREATE INDEX tasks_fair ON tasks(status, submitter, priority DESC, seq)"
+    "  WHERE status = 'queued';"
+    "CREATE INDEX tasks_status ON tasks(status);"
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == GGI_STORE_SCHEMA_VERSION,
@@ -104,6 +135,7 @@ enum stmt_id {
     Q_EVENT_INSERT,
     Q_COUNTS,
     Q_EVENTS_COUNT,
+    Q_TOKENS_SPENT,
     Q_COUNT_
 };
 
@@ -120,7 +152,8 @@ static const char *const stmt_sql[Q_COUNT_] = {
                       " VALUES (?1, ?2, ?3, 'queued', ?4, ?5)",
     [Q_TASK_GET] = "SELECT " TASK_COLUMNS " FROM tasks WHERE task_id = ?1",
     [Q_TASK_STATUS] = "SELECT status FROM tasks WHERE seq = ?1",
-    [Q_CLAIM_SELECT] = "SELECT " TASK_COLUMNS " FROM tasks WHERE status = 'queued'"
+    [Q_CLAIM_SELECT] = "SELECT " TASK_COLUMNS " FROM tasks INDEXED BY tasks_claim"
+                       " WHERE status = 'queued'"
                        " ORDER BY priority DESC, seq LIMIT ?1",
     [Q_CLAIM_MARK] = "UPDATE tasks SET status = 'running', started_at = coalesce(started_at, ?2)"
                      " WHERE seq = ?1",
@@ -128,8 +161,8 @@ static const char *const stmt_sql[Q_COUNT_] = {
                          " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     [Q_TASK_SET_ATTEMPTS] = "UPDATE tasks SET attempts = ?2 WHERE seq = ?1",
     [Q_ATTEMPTS_EACH] = "SELECT n, passed, record FROM attempts WHERE task_seq = ?1 ORDER BY n",
-    [Q_TASK_FINISH] = "UPDATE tasks SET status = ?2, reason = ?3, result = ?4, finished_at = ?5"
-                      " WHERE seq = ?1",
+    [Q_TASK_FINISH] = "UPDATE tasks SET status = ?2, reason = ?3, result = ?4, finished_at = ?5,"
+                      " attempts = coalesce(?6, attempts) WHERE seq = ?1",
     [Q_TASK_REQUEUE] = "UPDATE tasks SET status = 'queued' WHERE seq = ?1 AND status = 'running'",
     [Q_RECOVER] = "UPDATE tasks SET status = 'queued' WHERE status = 'running'",
     [Q_EVENT_INSERT] = "INSERT INTO events(ts, task_seq, kind, data) VALUES (?1, ?2, ?3, ?4)",
@@ -137,6 +170,14 @@ static const char *const stmt_sql[Q_COUNT_] = {
     [Q_COUNTS] = "SELECT status, count(*) FROM tasks GROUP BY status"
                  " UNION ALL SELECT '#attempts', count(*) FROM attempts",
     [Q_EVENTS_COUNT] = "SELECT count(*) FROM events",
+    /* Each attempt's usage as record_tokens() in the scheduler reads it: total_tokens, else
+     * prompt + completion; bounded per attempt so the sum cannot overflow. */
+    [Q_TOKENS_SPENT] =
+        "SELECT coalesce(sum(min(1e15, max(0, coalesce("
+        "json_extract(record, '$.usage.total_tokens'),"
+        "coalesce(json_extract(record, '$.usage.prompt_tokens'), 0) +"
+        "coalesce(json_extract(record, '$.usage.completion_tokens'), 0))))), 0)"
+        " FROM attempts WHERE record LIKE '%\"usage\"%' AND json_valid(record)",
 };
 
 struct ggi_store {
@@ -514,10 +555,13 @@ int ggi_store_open(ggi_store **out, const char *path)
     if (!rc)
         rc = set_wal(s);
     if (!rc)
-        rc = exec_sql(s, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON",
-                      "configuring database");
+        rc = exec_sql(s, "PRAGMA synchronous=NORMAL", "configuring database");
+    /* Foreign keys are turned on after the migrations: a migration that rebuilds a table
+     * (drop and rename) must not have the drop checked against the rows that refer to it. */
     if (!rc)
         rc = migrate(s);
+    if (!rc)
+        rc = exec_sql(s, "PRAGMA foreign_keys=ON", "configuring database");
     if (rc) {
         ggi_store_close(&s);
         return rc;
@@ -810,6 +854,12 @@ static int task_status(ggi_store *s, int64_t seq, char *status, size_t size)
 int ggi_store_attempt_insert(ggi_store *s, int64_t seq, int n, const char *code, int passed,
                              const char *record_json, double now)
 {
+    return ggi_store_attempt_add(s, seq, n, code, passed, record_json, now, 1);
+}
+
+int ggi_store_attempt_add(ggi_store *s, int64_t seq, int n, const char *code, int passed,
+                          const char *record_json, double now, int count)
+{
     if (!s || !record_json || n < 1)
         return ggi_error(GG_EINVAL, "ggi_store_attempt_insert: bad argument (n must be >= 1, "
                                     "record_json set)");
@@ -839,7 +889,7 @@ int ggi_store_attempt_insert(ggi_store *s, int64_t seq, int n, const char *code,
         }
         stmt_put(s, Q_ATTEMPT_INSERT, st);
     }
-    if (!rc) {
+    if (!rc && count) {
         rc = stmt_get(s, Q_TASK_SET_ATTEMPTS, &st);
         if (!rc) {
             sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
@@ -892,6 +942,12 @@ static int is_end_status(const char *status)
 int ggi_store_task_finish(ggi_store *s, int64_t seq, const char *status, const char *reason,
                           const char *result_json, double now)
 {
+    return ggi_store_task_finish_n(s, seq, status, reason, result_json, now, -1);
+}
+
+int ggi_store_task_finish_n(ggi_store *s, int64_t seq, const char *status, const char *reason,
+                            const char *result_json, double now, int attempts)
+{
     if (!s)
         return ggi_error(GG_EINVAL, "ggi_store_task_finish: s is NULL");
     if (!is_end_status(status))
@@ -911,6 +967,8 @@ int ggi_store_task_finish(ggi_store *s, int64_t seq, const char *status, const c
         if (result_json)
             sqlite3_bind_text(st, 4, result_json, -1, SQLITE_STATIC);
         sqlite3_bind_double(st, 5, now);
+        if (attempts >= 0)
+            sqlite3_bind_int(st, 6, attempts);
         if (sqlite3_step(st) != SQLITE_DONE)
             rc = fail(s, "finishing task %lld", (long long)seq);
         else if (sqlite3_changes(s->db) == 0)
@@ -1030,5 +1088,24 @@ int ggi_store_events_count(ggi_store *s, int64_t *out)
     else
         rc = fail(s, "counting events");
     stmt_put(s, Q_EVENTS_COUNT, st);
+    return rc;
+}
+
+int ggi_store_tokens_spent(ggi_store *s, long long *out)
+{
+    if (!s || !out)
+        return ggi_error(GG_EINVAL, "ggi_store_tokens_spent: missing argument");
+    *out = 0;
+    sqlite3_stmt *st;
+    int rc = stmt_get(s, Q_TOKENS_SPENT, &st);
+    if (rc)
+        return rc;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        double t = sqlite3_column_double(st, 0);
+        *out = t > 0 && t < 9e18 ? (long long)t : 0;
+    } else {
+        rc = fail(s, "summing the tokens spent");
+    }
+    stmt_put(s, Q_TOKENS_SPENT, st);
     return rc;
 }

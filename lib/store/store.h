@@ -25,7 +25,7 @@ typedef struct ggi_store ggi_store;
 #define GGI_ST_CANCELLED "cancelled"
 
 /** The schema version this library writes. */
-#define GGI_STORE_SCHEMA_VERSION 2
+#define GGI_STORE_SCHEMA_VERSION 3
 
 /**
  * Opens (creating when missing) the database at path, sets WAL, synchronous=NORMAL,
@@ -121,6 +121,14 @@ int ggi_store_attempt_insert(ggi_store *s, int64_t seq, int n, const char *code,
                              const char *record_json, double now);
 
 /**
+ * The same as ggi_store_attempt_insert, except that with count 0 the task's attempt count is
+ * left as it is: for a caller that ends the task in the same transaction with
+ * ggi_store_task_finish_n, which stores the count with the end (one task update, not two).
+ */
+int ggi_store_attempt_add(ggi_store *s, int64_t seq, int n, const char *code, int passed,
+                          const char *record_json, double now, int count);
+
+/**
  * Calls fn(user, n, passed, record_json) for each attempt of a task in order of n; a non-zero
  * return from fn stops and is returned. record_json is borrowed for the call only. fn may
  * call the store again, to read or to write.
@@ -136,6 +144,11 @@ int ggi_store_attempts_each(ggi_store *s, int64_t seq,
  */
 int ggi_store_task_finish(ggi_store *s, int64_t seq, const char *status, const char *reason,
                           const char *result_json, double now);
+
+/** ggi_store_task_finish that also sets the task's attempt count (attempts >= 0; -1 leaves
+ * it as it is). */
+int ggi_store_task_finish_n(ggi_store *s, int64_t seq, const char *status, const char *reason,
+                            const char *result_json, double now, int attempts);
 
 /**
  * Puts a running task back to 'queued' (its attempt was interrupted); started_at is kept.
@@ -159,5 +172,9 @@ int ggi_store_counts_get(ggi_store *s, ggi_store_counts *out);
 
 /** The number of events stored (for tests and retention). */
 int ggi_store_events_count(ggi_store *s, int64_t *out);
+
+/** The generator tokens all recorded attempts used (their records' "usage"), so that a run
+ *  budget goes on across a restart instead of starting from zero. */
+int ggi_store_tokens_spent(ggi_store *s, long long *out);
 
 #endif

@@ -1,8 +1,9 @@
 #!/bin/sh
 # run_engine_tests.sh - starts Podman's Docker-compatible service on a socket in a temporary
 # directory (its own storage, runtime runc, cgroup manager cgroupfs, no events), builds the
-# minimal Python image into that storage, runs the given test programs against it with
-# GG_CONTAINER_SOCKET and GG_CONTAINER_IMAGE set, then stops the service by its PID and
+# minimal Python and C images into that storage, runs the given test programs against it with
+# GG_CONTAINER_SOCKET, GG_CONTAINER_IMAGE and GG_CONTAINER_C_IMAGE (empty without a C image)
+# set, then stops the service by its PID and
 # removes the directory. Exit 77 (skipped) when podman or runc is missing.
 #
 # usage: run_engine_tests.sh TEST_PROGRAM...
@@ -50,16 +51,24 @@ until [ "$(curl -s --max-time 1 --unix-socket "$sock" http://engine/_ping 2>/dev
     sleep 0.1
 done
 
+# The C image needs the host's gcc 12, binutils and libc6-dev; without them the C tests skip.
+c_image=gryphgen-c:latest
+if ! command -v x86_64-linux-gnu-gcc-12 >/dev/null 2>&1 || [ ! -e /usr/include/stdio.h ]; then
+    echo "SKIP (C image): the host has no gcc-12 or libc6-dev" >&2
+    c_image=""
+fi
 # shellcheck disable=SC2086
-image=$("$here/make_image.sh" $pargs -- gryphgen-python:latest)
+images=$("$here/make_image.sh" $pargs -- gryphgen-python:latest $c_image)
 rc=$?
 if [ $rc -ne 0 ]; then
     exit $rc
 fi
+image=$(echo "$images" | sed -n 1p)
+c_image=$(echo "$images" | sed -n 2p)
 
 status=0
 for t in "$@"; do
-    GG_CONTAINER_SOCKET="$sock" GG_CONTAINER_IMAGE="$image" "$t"
+    GG_CONTAINER_SOCKET="$sock" GG_CONTAINER_IMAGE="$image" GG_CONTAINER_C_IMAGE="$c_image" "$t"
     r=$?
     if [ $r -ne 0 ] && [ $r -ne 77 ]; then
         status=$r

@@ -32,9 +32,13 @@ int main(void)
     }
     /* The host's interpreter path; the executor maps it to the image's. */
     setenv("GRYPHGEN_PYTHON", "/usr/bin/python3", 0);
-    char images[256];
+    const char *c_image = getenv("GG_CONTAINER_C_IMAGE");
+    if (c_image && !*c_image)
+        c_image = NULL;
+    char images[512];
     snprintf(images, sizeof images, "{\"python\": {\"image\": \"%s\", "
-                                    "\"interpreter\": \"/usr/bin/python3.11\"}}", image);
+                                    "\"interpreter\": \"/usr/bin/python3.11\"}%s%s%s}", image,
+             c_image ? ", \"c\": \"" : "", c_image ? c_image : "", c_image ? "\"" : "");
     gg_executor_options eo = GG_EXECUTOR_OPTIONS_INIT;
     eo.backend = "container";
     eo.container_socket = sock;
@@ -71,6 +75,27 @@ int main(void)
             "\"candidates\":[\"    while True: pass\\n\"]}");
         CHECK_CONTAINS(r, "\"status\":\"failed\"");
         gg_free(r);
+        if (c_image) {
+            /* C in the C image: a compile error found by the analysis job, then a program
+             * that fails its test, then one that passes; and a task that fails for good. */
+            r = wait_task(o, "{\"task_id\":\"cc1\",\"language\":\"c\",\"stub\":\"int sq(int x) {\\n\","
+                "\"entry_point\":\"sq\",\"isolation\":\"container\","
+                "\"test\":\"#include <assert.h>\\nint main(void) { assert(sq(3) == 9); return 0; }\\n\","
+                "\"candidates\":[\"    return x * x\\n}\\n\",\"    return x + x;\\n}\\n\","
+                "\"    return x * x;\\n}\\n\"]}");
+            CHECK_CONTAINS(r, "\"status\":\"passed\"");
+            CHECK_CONTAINS(r, "\"passed_attempt\":3");
+            CHECK_CONTAINS(r, "Assertion");
+            gg_free(r);
+            r = wait_task(o, "{\"task_id\":\"cc2\",\"language\":\"c\",\"stub\":\"int one(void) {\\n\","
+                "\"entry_point\":\"one\",\"budget\":{\"max_attempts\":1},"
+                "\"test\":\"int main(void) { return one() == 1 ? 0 : 1; }\\n\","
+                "\"candidates\":[\"    return 2;\\n}\\n\"]}");
+            CHECK_CONTAINS(r, "\"status\":\"failed\"");
+            gg_free(r);
+        } else {
+            fprintf(stderr, "SKIP (C tasks): GG_CONTAINER_C_IMAGE is not set\n");
+        }
         gg_orchestrator_destroy(&o);
     }
     gg_executor_destroy(&ex);

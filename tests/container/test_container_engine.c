@@ -3,8 +3,10 @@
  * Docker-compatible service, started by run_engine_tests.sh, which passes its socket in
  * GG_CONTAINER_SOCKET and the image in GG_CONTAINER_IMAGE). Ordinary jobs (files, stdin,
  * env, exit codes, signals, the interpreter mapping), failures (missing program or image),
- * the adversarial jobs of the isolation issue, each checked on the host side too, and that
- * no job leaves a container behind (listed by label through the Engine API).
+ * the adversarial jobs of the isolation issue, each checked on the host side too, C jobs in
+ * the C image (GG_CONTAINER_C_IMAGE: passing, failing, not compiling, and adversarial), the
+ * container's peak memory as max_rss_kb, and that no job leaves a container behind (listed by
+ * label through the Engine API).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -28,6 +30,7 @@
 
 static const char *sock_path;
 static const char *image;
+static const char *c_image; /* GG_CONTAINER_C_IMAGE: the C image, or NULL (C tests skipped) */
 
 static double now_ms(void)
 {
@@ -80,8 +83,9 @@ static gg_executor_t *make(void)
     gg_executor_options o = GG_EXECUTOR_OPTIONS_INIT;
     o.backend = "container";
     o.container_socket = sock_path;
-    char images[256];
-    snprintf(images, sizeof images, "python=%s", image);
+    char images[512];
+    snprintf(images, sizeof images, "python=%s%s%s", image, c_image ? ",c=" : "",
+             c_image ? c_image : "");
     o.container_images = images;
     gg_executor_t *ex = NULL;
     CHECK_RC(gg_executor_new(&ex, &o), GG_OK);
@@ -174,6 +178,21 @@ static void test_basics(gg_executor_t *ex)
     CHECK(!truth(r, "timed_out") && !truth(r, "oom_killed") && !truth(r, "stdout_truncated"));
     CHECK_STR(str(r, "isolation"), "container");
     CHECK(num(r, "duration_ms") > 0);
+    CHECK(num(r, "max_rss_kb") > 0);
+    cJSON_Delete(r);
+
+    /* max_rss_kb is the container's peak memory: a job that touches 64 MiB peaks above it,
+     * a small one well below. */
+    r = run_py(ex, "b = bytearray(64 << 20)\nprint(len(b))\n", NULL);
+    CHECK(r != NULL);
+    CHECK_STR(str(r, "stdout"), "67108864\n");
+    CHECK(num(r, "max_rss_kb") > 60000);
+    CHECK(!strstr(str(r, "stderr"), "GG-PEAK"));
+    double big = num(r, "max_rss_kb");
+    cJSON_Delete(r);
+    r = run_py(ex, "print('small')\n", NULL);
+    CHECK(r != NULL);
+    CHECK(num(r, "max_rss_kb") > 0 && num(r, "max_rss_kb") < big - 30000);
     cJSON_Delete(r);
 
     /* The host's environment does not leak in; a signal is reported as one. */
@@ -502,10 +521,138 @@ static void test_interrupt(gg_executor_t *ex)
     CHECK(our_containers(NULL) == 0);
 }
 
+/* ---- C through the container backend ---- */
+
+/* A C job as the task format makes it: the program is compiled by $GG_CC (the host's path
+ * of the compiler) inside the image and run; language "c" picks the image. */
+static cJSON *run_c(gg_executor_t *ex, const char *source, const char *limits)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON *argv = cJSON_AddArrayToObject(o, "argv");
+    cJSON_AddItemToArray(argv, cJSON_CreateString("/bin/sh"));
+    cJSON_AddItemToArray(argv, cJSON_CreateString("-c"));
+    cJSON_AddItemToArray(argv, cJSON_CreateString(
+        "\"$GG_CC\" -std=c11 -Wall -o prog main.c -lm || { echo COMPILE-FAILED >&2; exit 3; }\n"
+        "exec ./prog"));
+    cJSON *files = cJSON_AddArrayToObject(o, "files");
+    cJSON *f = cJSON_CreateObject();
+    cJSON_AddStringToObject(f, "path", "main.c");
+    cJSON_AddStringToObject(f, "content", source);
+    cJSON_AddItemToArray(files, f);
+    cJSON_AddItemToObject(cJSON_AddObjectToObject(o, "env"), "GG_CC",
+                          cJSON_CreateString("/usr/bin/cc"));
+    cJSON_AddStringToObject(o, "language", "c");
+    if (limits)
+        cJSON_AddItemToObject(o, "limits", cJSON_Parse(limits));
+    char *req = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    cJSON *r = run(ex, req, NULL);
+    free(req);
+    return r;
+}
+
+static void test_c(gg_executor_t *ex)
+{
+    if (!c_image) {
+        fprintf(stderr, "SKIP (C part): GG_CONTAINER_C_IMAGE is not set\n");
+        return;
+    }
+    /* A passing program (libm linked), a failing one, one that does not compile. */
+    cJSON *r = run_c(ex, "#include <math.h>\n#include <stdio.h>\n"
+                         "int main(void) { printf(\"%.3f\\n\", sqrt(2.0)); return 0; }\n", NULL);
+    CHECK(r != NULL);
+    CHECK_STR(str(r, "stdout"), "1.414\n");
+    CHECK(num(r, "exit_code") == 0);
+    CHECK_STR(str(r, "image"), c_image);
+    cJSON_Delete(r);
+    r = run_c(ex, "#include <assert.h>\nint add(int a, int b) { return a - b; }\n"
+                  "int main(void) { assert(add(2, 3) == 5); return 0; }\n", NULL);
+    CHECK(r != NULL);
+    CHECK(num(r, "exit_code") == -1);
+    CHECK_STR(str(r, "signal_name"), "SIGABRT");
+    CHECK_CONTAINS(str(r, "stderr"), "Assertion");
+    cJSON_Delete(r);
+    r = run_c(ex, "int main(void) { return nope; }\n", NULL);
+    CHECK(r != NULL);
+    CHECK(num(r, "exit_code") == 3);
+    CHECK_CONTAINS(str(r, "stderr"), "error");
+    CHECK_CONTAINS(str(r, "stderr"), "COMPILE-FAILED");
+    cJSON_Delete(r);
+    /* The analysis job's form: the compiler itself as argv[0], found by its name. */
+    r = run(ex, "{\"argv\": [\"/usr/bin/cc\", \"-std=c11\", \"-fsyntax-only\", \"s.c\"], "
+                "\"files\": [{\"path\": \"s.c\", \"content\": \"int f(void) { return 1 }\"}]}",
+            NULL);
+    CHECK(r != NULL);
+    CHECK(num(r, "exit_code") == 1);
+    CHECK_CONTAINS(str(r, "stderr"), "expected");
+    cJSON_Delete(r);
+
+    /* Adversarial, in C: a host secret, the host's listener, a fork bomb. */
+    char path[] = "/tmp/gg-secret-c-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0 && write(fd, "TOPSECRET", 9) == 9);
+    close(fd);
+    int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t al = sizeof a;
+    CHECK(ls >= 0 && bind(ls, (struct sockaddr *)&a, sizeof a) == 0 && listen(ls, 4) == 0 &&
+          getsockname(ls, (struct sockaddr *)&a, &al) == 0);
+    int before = count_uid_processes(65534);
+    char src[3072];
+    snprintf(src, sizeof src,
+        "#define _GNU_SOURCE\n#include <arpa/inet.h>\n#include <stdio.h>\n#include <string.h>\n"
+        "#include <sys/socket.h>\n#include <unistd.h>\n"
+        "int main(void) {\n"
+        "  printf(\"secret %%s\\n\", fopen(\"%s\", \"r\") ? \"READ\" : \"hidden\");\n"
+        "  printf(\"write %%s\\n\", fopen(\"/etc/gg-planted\", \"w\") ? \"DONE\" : \"denied\");\n"
+        "  int s = socket(AF_INET, SOCK_STREAM, 0);\n"
+        "  struct sockaddr_in a; memset(&a, 0, sizeof a); a.sin_family = AF_INET;\n"
+        "  a.sin_port = htons(%d); a.sin_addr.s_addr = htonl(0x7f000001);\n"
+        "  printf(\"connect %%s\\n\", connect(s, (void *)&a, sizeof a) == 0 ? \"DONE\" : \"failed\");\n"
+        "  fflush(stdout);\n"
+        "  int n = 0;\n"
+        "  for (int i = 0; i < 10000; i++) {\n"
+        "    pid_t p = fork();\n"
+        "    if (p < 0) break;\n"
+        "    if (p == 0) { sleep(30); _exit(0); }\n"
+        "    n++;\n"
+        "  }\n"
+        "  printf(\"forked %%d\\n\", n);\n"
+        "  return 0;\n"
+        "}\n", path, ntohs(a.sin_port));
+    r = run_c(ex, src, "{\"nproc\": 24, \"timeout_s\": 20}");
+    CHECK(r != NULL);
+    const char *out = str(r, "stdout");
+    CHECK_CONTAINS(out, "secret hidden\nwrite denied\nconnect failed\n");
+    int n = -1;
+    const char *fk = out ? strstr(out, "forked ") : NULL;
+    CHECK(fk && sscanf(fk, "forked %d", &n) == 1 && n >= 1 && n < 24);
+    CHECK(!truth(r, "timed_out"));
+    cJSON_Delete(r);
+    int c = accept(ls, NULL, NULL);
+    CHECK(c < 0); /* nothing reached the host's listener */
+    if (c >= 0)
+        close(c);
+    close(ls);
+    CHECK(access("/etc/gg-planted", F_OK) < 0);
+    char buf[16] = "";
+    fd = open(path, O_RDONLY);
+    CHECK(fd >= 0 && read(fd, buf, sizeof buf - 1) == 9);
+    close(fd);
+    unlink(path);
+    CHECK(count_uid_processes(65534) == before); /* the sleeping children went too */
+}
+
 int main(void)
 {
     sock_path = getenv("GG_CONTAINER_SOCKET");
     image = getenv("GG_CONTAINER_IMAGE");
+    c_image = getenv("GG_CONTAINER_C_IMAGE");
+    if (c_image && !*c_image)
+        c_image = NULL;
     if (!sock_path || !image) {
         fprintf(stderr, "SKIP: GG_CONTAINER_SOCKET and GG_CONTAINER_IMAGE are not set "
                         "(run through run_engine_tests.sh)\n");
@@ -536,6 +683,7 @@ int main(void)
     RUN(orphans);
     RUN(kill_all);
     RUN(interrupt);
+    RUN(c);
     gg_executor_destroy(&ex);
     CHECK(our_containers(NULL) == 0);
     return test_exit();

@@ -209,6 +209,38 @@ static void test_mux(void)
     CHECK_STR(d.out, "hello worldtail");
     ggi_mux_free(&d);
 
+    /* A value line (the wrapper's peak memory) as the last stderr frame is taken out and
+     * read; a malformed one, or one that is not last, stays the job's stderr. */
+    m = n;
+    m += frame(stream + m, 2, "GG-PEAK=123456\n");
+    ggi_mux_init(&d, 1024, 1024);
+    CHECK_RC(ggi_mux_feed(&d, stream, m), GG_OK);
+    long long peak = -1;
+    CHECK(ggi_mux_take_value(&d, "GG-PEAK=", &peak) == 1);
+    CHECK(peak == 123456);
+    CHECK(ggi_mux_finish(&d, markers, 2) == 0);
+    CHECK_STR(d.err, "err1\nerr2\n");
+    ggi_mux_free(&d);
+    m = n;
+    m += frame(stream + m, 2, "GG-PEAK=12x\n");
+    ggi_mux_init(&d, 1024, 1024);
+    CHECK_RC(ggi_mux_feed(&d, stream, m), GG_OK);
+    peak = -1;
+    CHECK(ggi_mux_take_value(&d, "GG-PEAK=", &peak) == 0);
+    CHECK(peak == -1);
+    CHECK(ggi_mux_finish(&d, markers, 2) == 0);
+    CHECK_STR(d.err, "err1\nerr2\nGG-PEAK=12x\n");
+    ggi_mux_free(&d);
+    m = n;
+    m += frame(stream + m, 2, "GG-PEAK=5\n");
+    m += frame(stream + m, 1, "x");
+    ggi_mux_init(&d, 1024, 1024);
+    CHECK_RC(ggi_mux_feed(&d, stream, m), GG_OK);
+    CHECK(ggi_mux_take_value(&d, "GG-PEAK=", &peak) == 0);
+    CHECK(ggi_mux_finish(&d, markers, 2) == 0);
+    CHECK_STR(d.err, "err1\nerr2\nGG-PEAK=5\n");
+    ggi_mux_free(&d);
+
     ggi_mux_init(&d, 4, 0);
     CHECK_RC(ggi_mux_feed(&d, stream, n), GG_OK);
     CHECK(ggi_mux_finish(&d, markers, 2) == 0);

@@ -673,6 +673,48 @@ static void test_custom(void)
 }
 
 /* Runs one test and prints how long it took (the suite must stay fast in every mode). */
+/* A job's min_isolation (a task's "isolation"): raises a default below it, refuses an explicit
+ * level below it or a level this backend cannot give, and never runs weaker. */
+static void test_min_isolation(void)
+{
+    int rc;
+    cJSON *r = run_req(ex, "{\"argv\": [\"/bin/sh\", \"-c\", \"echo ran > ran\"], "
+                           "\"min_isolation\": \"container\"}", &rc);
+    CHECK(r == NULL);
+    CHECK_RC(rc, GG_EUNSUPPORTED);
+    CHECK_CONTAINS(gg_error_last(), "isolation 'container' (the job's minimum) is not available");
+    CHECK_CONTAINS(gg_error_last(), "not run");
+    r = run_req(ex, "{\"argv\": [\"/bin/sh\", \"-c\", \"echo ok\"], \"isolation\": \"none\", "
+                    "\"min_isolation\": \"rlimits\"}", &rc);
+    CHECK(r == NULL);
+    CHECK_RC(rc, GG_EUNSUPPORTED);
+    CHECK_CONTAINS(gg_error_last(), "below the job's min_isolation 'rlimits'");
+    r = run_req(ex, "{\"argv\": [\"/bin/sh\", \"-c\", \"echo ok\"], "
+                    "\"min_isolation\": \"strong\"}", &rc);
+    CHECK(r == NULL);
+    CHECK_RC(rc, GG_EINVAL);
+    CHECK_CONTAINS(gg_error_last(), "min_isolation");
+    r = run_req(ex, "{\"argv\": [\"/bin/sh\", \"-c\", \"echo ok\"], "
+                    "\"min_isolation\": \"rlimits\"}", &rc);
+    CHECK_RC(rc, 0);
+    if (r) {
+        CHECK_STR(str(r, "stdout"), "ok\n");
+        CHECK_STR(str(r, "isolation"), sandboxed ? "namespaces" : "rlimits");
+        cJSON_Delete(r);
+    }
+    /* A default below the minimum is raised to it. */
+    r = run_req(ex, "{\"argv\": [\"/bin/sh\", \"-c\", \"echo ok\"], "
+                    "\"min_isolation\": \"namespaces\"}", &rc);
+    if (ggi_sandbox_probe()->namespaces) {
+        CHECK_RC(rc, 0);
+        if (r)
+            CHECK_STR(str(r, "isolation"), "namespaces");
+    } else {
+        CHECK_RC(rc, GG_EUNSUPPORTED);
+    }
+    cJSON_Delete(r);
+}
+
 static void timed(const char *name, void (*fn)(void))
 {
     double t0 = ggi_now_ms();
@@ -716,6 +758,7 @@ int main(int argc, char **argv)
     timed("concurrent", test_concurrent);
     timed("interrupt", test_interrupt);
     timed("custom", test_custom);
+    timed("min_isolation", test_min_isolation);
     gg_executor_destroy(&ex);
     CHECK(dir_is_empty(root_dir));
     rmdir(root_dir);

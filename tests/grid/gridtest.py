@@ -61,7 +61,7 @@ def stop_all():
 
 
 def status(endpoint):
-    p = gg(["status", "--connect", endpoint], timeout=30)
+    p = gg(["status", "--insecure", "--connect", endpoint], timeout=30)
     try:
         return json.loads(p.stdout) if p.returncode == 0 else None
     except ValueError:

@@ -31,13 +31,13 @@ def results(path):
 
 
 try:
-    start(["serve", "--bind", ep, "--db", os.path.join(work, "grid.db")],
+    start(["serve", "--insecure", "--bind", ep, "--db", os.path.join(work, "grid.db")],
           os.path.join(work, "serve.log"))
-    start(["worker", "--connect", ep, "--slots", "2"], os.path.join(work, "w.log"))
+    start(["worker", "--insecure", "--connect", ep, "--slots", "2"], os.path.join(work, "w.log"))
     check(wait_until(lambda: nodes(ep) == 1), "the worker joins")
 
     local = gg(["eval", "--quiet", "--results", os.path.join(work, "local.jsonl"), EXAMPLES])
-    remote = gg(["eval", "--quiet", "--connect", ep, "--results",
+    remote = gg(["eval", "--quiet", "--insecure", "--connect", ep, "--results",
                  os.path.join(work, "remote.jsonl"), EXAMPLES])
     check(local.returncode == 0 and remote.returncode == 0, "both evals exit 0",
           local.stderr + remote.stderr)
@@ -52,24 +52,24 @@ try:
         f.write(json.dumps({"task_id": "solo", "language": "python", "prompt": "x",
                             "entry_point": "f", "test": "assert f() == 1",
                             "candidates": ["def f():\n    return 1\n"]}) + "\n")
-    watch = subprocess.Popen([GRYPHGEN, "watch", "--connect", ep, "--timeout-ms", "4000"],
+    watch = subprocess.Popen([GRYPHGEN, "watch", "--insecure", "--connect", ep, "--timeout-ms", "4000"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              env=env())
     wait_until(lambda: False, timeout=0.5)
-    p = gg(["submit", "--connect", ep, "--wait", task])
+    p = gg(["submit", "--insecure", "--connect", ep, "--wait", task])
     lines = p.stdout.splitlines()
     check(p.returncode == 0 and lines[0] == "solo" and '"status":"passed"' in lines[1],
           "submit --wait prints the id and the result", p.stdout + p.stderr)
     s = status(ep)
     check(s and s.get("passed", 0) >= 1 and len(s.get("nodes", [])) == 1,
           "status shows counters and the node", s)
-    p = gg(["status", "--connect", ep, "solo"])
+    p = gg(["status", "--insecure", "--connect", ep, "solo"])
     check(p.returncode == 0 and json.loads(p.stdout).get("status") == "passed",
           "status TASK_ID", p.stdout + p.stderr)
-    p = gg(["cancel", "--connect", ep, "solo"])
+    p = gg(["cancel", "--insecure", "--connect", ep, "solo"])
     check(p.returncode == 2 and "already ended" in p.stderr, "cancelling an ended task: exit 2",
           p.stderr)
-    p = gg(["status", "--connect", ep, "nope"])
+    p = gg(["status", "--insecure", "--connect", ep, "nope"])
     check(p.returncode == 2, "status of an unknown task: exit 2", p.stderr)
     out, err = watch.communicate(timeout=30)
     events = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
@@ -80,7 +80,7 @@ try:
           p.stderr)
     p = gg(["serve"])
     check(p.returncode == 2 and "--bind" in p.stderr, "serve without --bind: exit 2", p.stderr)
-    p = gg(["worker", "--connect", ep, "--label", "novalue"])
+    p = gg(["worker", "--insecure", "--connect", ep, "--label", "novalue"])
     check(p.returncode == 2 and "KEY=VALUE" in p.stderr, "a bad label: exit 2", p.stderr)
 finally:
     stop_all()

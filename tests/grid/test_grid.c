@@ -4,7 +4,10 @@
  * malformed, oversized, unknown and mistyped messages and the hub counts them and stays up;
  * a stale lease's result is ignored and a result is recorded exactly once; a task no
  * connected worker can run fails fast; a full queue answers busy; two submitters share the
- * workers fairly; task requirements parse and round-trip.
+ * workers fairly; task requirements parse and round-trip; an infrastructure fault is retried
+ * on another node without counting as an attempt; a failing node is quarantined (never the
+ * last usable one, and never for generator faults); a schema-2 database migrates to the
+ * partial claim indexes of schema 3.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,7 +117,8 @@ static void raw_worker_hello(raw *r, const char *name, int slots, const char *ru
     snprintf(buf, sizeof buf,
              "{\"ggp\":1,\"t\":\"hello\",\"role\":\"worker\",\"name\":\"%s\",\"versions\":[1],"
              "\"slots\":%d,\"queue\":0,\"caps\":{\"cores\":1,\"memory_mb\":1000,\"gpus\":0,"
-             "\"runtimes\":[%s],\"executors\":[\"process\"],\"labels\":{\"zone\":\"eu\"}}}",
+             "\"runtimes\":[%s],\"executors\":[\"process\"],\"isolation\":[\"none\","
+             "\"rlimits\"],\"labels\":{\"zone\":\"eu\"}}}",
              name, slots, runtimes);
     raw_send(r, buf);
     cJSON *w = raw_recv(r, "welcome", 3000);
@@ -326,6 +330,30 @@ static void test_garbage_and_leases(void)
     CHECK_RC(gg_orchestrator_wait(o, "t3", 5000, &res), 0);
     CHECK_CONTAINS(res, "label zone=us");
     gg_free(res);
+    /* ... and one that needs a stronger isolation than any worker announced; a level the
+     * worker does announce is matched. */
+    snprintf(buf, sizeof buf, "{\"task_id\":\"t3n\",\"language\":\"python\","
+             "\"isolation\":\"namespaces\"}");
+    CHECK_RC(gg_orchestrator_submit(o, buf, NULL), 0);
+    CHECK_RC(gg_orchestrator_wait(o, "t3n", 5000, &res), 0);
+    CHECK_CONTAINS(res, "no connected worker can run this task");
+    CHECK_CONTAINS(res, "isolation namespaces or stronger");
+    gg_free(res);
+    snprintf(buf, sizeof buf, "{\"task_id\":\"t3r\",\"language\":\"python\","
+             "\"isolation\":\"rlimits\"}");
+    CHECK_RC(gg_orchestrator_submit(o, buf, NULL), 0);
+    jobs = raw_recv(&w, "jobs", 3000);
+    job = cJSON_GetArrayItem(cJSON_GetObjectItem(jobs, "jobs"), 0);
+    CHECK(job != NULL);
+    if (job) {
+        const cJSON *task = cJSON_GetObjectItem(job, "task");
+        CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(task, "isolation")), "rlimits");
+        raw_result(&w, job, NULL, 1);
+        CHECK_RC(gg_orchestrator_wait(o, "t3r", 5000, &res), 0);
+        CHECK_CONTAINS(res, "\"status\":\"passed\"");
+        gg_free(res);
+    }
+    cJSON_Delete(jobs);
 
     /* A worker that goes silent (still connected) is dead after three missed heartbeats;
      * its job is requeued and goes to the next worker. */
@@ -539,6 +567,343 @@ static void test_embedded_plus_remote(void)
     gg_executor_destroy(&noop);
 }
 
+/* ---- schema 3: partial claim indexes ---- */
+
+static int db_exec(const char *db, const char *sql)
+{
+    sqlite3 *h = NULL;
+    int rc = sqlite3_open(db, &h);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(h, sql, NULL, NULL, NULL);
+    sqlite3_close(h);
+    return rc;
+}
+
+/* A database of schema 2 (claim indexes over every task) is migrated on open: the claim
+ * indexes then hold queued tasks only, the counts by status have their own index, and the
+ * tasks are kept and claimed as before. */
+static void test_schema_migration(void)
+{
+    char db[300];
+    snprintf(db, sizeof db, "%s/v2.db", dir);
+    ggi_store *s = NULL;
+    CHECK_RC(ggi_store_open(&s, db), 0);
+    ggi_store_close(&s);
+    /* Back to what schema 2 had, with a queued and an ended task. */
+    CHECK(db_exec(db, "DROP INDEX tasks_claim; DROP INDEX tasks_fair; DROP INDEX tasks_status;"
+                      "CREATE INDEX tasks_claim ON tasks(status, priority DESC, seq);"
+                      "CREATE INDEX tasks_fair ON tasks(status, submitter, priority DESC, seq);"
+                      "INSERT INTO tasks(task_id, spec, spec_hash, status, priority, created_at)"
+                      " VALUES ('old-q', '{}', 'h1', 'queued', 0, 1.0),"
+                      " ('old-p', '{}', 'h2', 'passed', 0, 1.0);"
+                      "INSERT INTO attempts(task_seq, n, passed, code, record, created_at)"
+                      " SELECT seq, 1, 1, 'x', '{}', 1.0 FROM tasks WHERE task_id = 'old-p';"
+                      "PRAGMA user_version = 2;") == SQLITE_OK);
+    CHECK(db_int(db, "PRAGMA user_version") == 2);
+    CHECK_RC(ggi_store_open(&s, db), 0);
+    CHECK(db_int(db, "PRAGMA user_version") == GGI_STORE_SCHEMA_VERSION);
+    CHECK(db_int(db, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND "
+                     "name IN ('tasks_claim', 'tasks_fair') AND sql LIKE '%WHERE status%'") == 2);
+    CHECK(db_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'tasks_status'") == 1);
+    /* The table was rebuilt with the cheaper status check, rows and references kept. */
+    CHECK(db_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'tasks' AND "
+                     "sql LIKE '%status = ''cancelled''%' AND sql NOT LIKE '%status IN%'") == 1);
+    CHECK(db_int(db, "SELECT count(*) FROM sqlite_master WHERE name LIKE 'tasks_v%'") == 0);
+    CHECK(db_int(db, "SELECT count(*) FROM attempts a JOIN tasks t ON t.seq = a.task_seq "
+                     "WHERE t.task_id = 'old-p'") == 1);
+    CHECK(db_int(db, "SELECT count(*) FROM pragma_foreign_key_check") == 0);
+    CHECK(db_exec(db, "UPDATE tasks SET status = 'lost' WHERE task_id = 'old-p'") ==
+          SQLITE_CONSTRAINT); /* the check still holds */
+    CHECK(db_int(db, "SELECT count(*) FROM tasks WHERE status = 'lost'") == 0);
+    /* Foreign keys are on again for the store's connection. */
+    CHECK_RC(ggi_store_attempt_insert(s, 999999, 1, "x", 0, "{}", 3.0), GG_ENOTFOUND);
+    ggi_task_row *rows = NULL;
+    int n = 0;
+    CHECK_RC(ggi_store_tasks_claim(s, 10, 2.0, &rows, &n), 0);
+    CHECK(n == 1);
+    if (n == 1)
+        CHECK_STR(rows[0].task_id, "old-q");
+    for (int i = 0; i < n; i++)
+        ggi_store_task_row_free(&rows[i]);
+    free(rows);
+    ggi_store_counts k;
+    memset(&k, 0, sizeof k);
+    CHECK_RC(ggi_store_counts_get(s, &k), 0);
+    CHECK(k.running == 1 && k.passed == 1 && k.queued == 0);
+    /* The claim query reads the partial index, not the table. */
+    CHECK(db_int(db, "SELECT count(*) FROM tasks INDEXED BY tasks_claim "
+                     "WHERE status = 'queued'") == 0);
+    ggi_store_close(&s);
+}
+
+/* ---- infrastructure faults: rerouting, quarantine ---- */
+
+static void raw_infra(raw *r, const cJSON *job, const char *stage)
+{
+    char buf[1024];
+    snprintf(buf, sizeof buf,
+             "{\"ggp\":1,\"t\":\"results\",\"results\":[{\"lease\":\"%s\",\"seq\":%d,\"n\":%d,"
+             "\"record\":{\"infra\":{\"stage\":\"%s\",\"status\":-5,\"message\":\"%s down\","
+             "\"retry\":true}}}]}",
+             cJSON_GetStringValue(cJSON_GetObjectItem(job, "lease")),
+             (int)cJSON_GetNumberValue(cJSON_GetObjectItem(job, "seq")),
+             (int)cJSON_GetNumberValue(cJSON_GetObjectItem(job, "n")), stage, stage);
+    raw_send(r, buf);
+}
+
+/* Waits up to ms for a jobs message on any of n peers (heartbeating all of them); returns
+ * it and sets *which, or NULL. */
+static cJSON *recv_any(raw *peers, int n, int ms, int *which)
+{
+    double end = ggi_now_ms() + ms, hb = 0;
+    while (ggi_now_ms() < end) {
+        if (ggi_now_ms() - hb > 300) {
+            static const char beat[] = "{\"ggp\":1,\"t\":\"hb\"}";
+            for (int i = 0; i < n; i++)
+                zmq_send(peers[i].sock, beat, sizeof beat - 1, ZMQ_DONTWAIT);
+            hb = ggi_now_ms();
+        }
+        zmq_pollitem_t it[4];
+        for (int i = 0; i < n && i < 4; i++) {
+            it[i].socket = peers[i].sock;
+            it[i].fd = 0;
+            it[i].events = ZMQ_POLLIN;
+            it[i].revents = 0;
+        }
+        if (zmq_poll(it, n, 50) <= 0)
+            continue;
+        for (int i = 0; i < n && i < 4; i++) {
+            if (!(it[i].revents & ZMQ_POLLIN))
+                continue;
+            zmq_msg_t m;
+            zmq_msg_init(&m);
+            if (zmq_msg_recv(&m, peers[i].sock, ZMQ_DONTWAIT) < 0) {
+                zmq_msg_close(&m);
+                continue;
+            }
+            cJSON *j = cJSON_ParseWithLength(zmq_msg_data(&m), zmq_msg_size(&m));
+            zmq_msg_close(&m);
+            const char *type = cJSON_GetStringValue(cJSON_GetObjectItem(j, "t"));
+            if (type && strcmp(type, "jobs") == 0) {
+                *which = i;
+                return j;
+            }
+            cJSON_Delete(j);
+        }
+    }
+    return NULL;
+}
+
+static double quarantined_until(const char *db, const char *node)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT CAST(quarantined_until AS INTEGER) FROM nodes "
+             "WHERE name = '%s'", node);
+    return (double)db_int(db, sql);
+}
+
+/* A job whose execution fails with an infrastructure error on one node is retried, after a
+ * backoff, on the other node, with the same attempt number: the fault is not an attempt. */
+static void test_infra_reroute(void)
+{
+    char ep[64], db[300], buf[512];
+    endpoint(ep, sizeof ep);
+    snprintf(db, sizeof db, "%s/reroute.db", dir);
+    gg_orchestrator_t *o = serve(ep, db, 0);
+    if (!o)
+        return;
+    raw p[2];
+    raw_open(&p[0], ep);
+    raw_worker_hello(&p[0], "node-a", 1, "\"python3\"");
+    raw_open(&p[1], ep);
+    raw_worker_hello(&p[1], "node-b", 1, "\"python3\"");
+    CHECK_RC(gg_orchestrator_submit(o, task_json(buf, sizeof buf, "rr", "python"), NULL), 0);
+    int first = -1, second = -1;
+    cJSON *jobs = recv_any(p, 2, 3000, &first);
+    const cJSON *job = cJSON_GetArrayItem(cJSON_GetObjectItem(jobs, "jobs"), 0);
+    CHECK(job != NULL);
+    if (job) {
+        double t0 = ggi_now_ms();
+        raw_infra(&p[first], job, "execute");
+        cJSON *jobs2 = recv_any(p, 2, 3000, &second);
+        double waited = ggi_now_ms() - t0;
+        const cJSON *job2 = cJSON_GetArrayItem(cJSON_GetObjectItem(jobs2, "jobs"), 0);
+        CHECK(job2 != NULL);
+        CHECK(second >= 0 && second != first); /* rerouted to the other node */
+        CHECK(waited >= 45.0);                  /* after the backoff (100 ms x [0.5, 1.5)) */
+        CHECK(job2 && cJSON_GetNumberValue(cJSON_GetObjectItem(job2, "n")) == 1);
+        CHECK(job2 && strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(job2, "lease")),
+                             cJSON_GetStringValue(cJSON_GetObjectItem(job, "lease"))) != 0);
+        if (job2 && second >= 0)
+            raw_result(&p[second], job2, NULL, 1);
+        char *res = NULL;
+        CHECK_RC(gg_orchestrator_wait(o, "rr", 5000, &res), 0);
+        cJSON *r = cJSON_Parse(res);
+        CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(r, "status")), "passed");
+        CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(r, "attempts")) == 1);
+        cJSON_Delete(r);
+        gg_free(res);
+        CHECK(db_int(db, "SELECT count(*) FROM attempts") == 1);
+        snprintf(buf, sizeof buf, "SELECT count(*) FROM attempts WHERE "
+                 "json_extract(record, '$.node') = 'node-%c'", second == 0 ? 'a' : 'b');
+        CHECK(db_int(db, buf) == 1);
+        cJSON_Delete(jobs2);
+    }
+    cJSON_Delete(jobs);
+    raw_close(&p[0]);
+    raw_close(&p[1]);
+    gg_orchestrator_destroy(&o);
+}
+
+/* A node whose executor keeps failing is quarantined (event, nodes table) and gets no more
+ * jobs while the other node takes them; generator faults do not count against a node; the
+ * last usable node is never quarantined. */
+static void test_quarantine(void)
+{
+    char ep[64], db[300], buf[512];
+    endpoint(ep, sizeof ep);
+    snprintf(db, sizeof db, "%s/quarantine.db", dir);
+    gg_orchestrator_t *o = serve(ep, db, 0);
+    if (!o)
+        return;
+    /* p[0] "flaky" fails every job at the executor; p[1] "steady" holds its job a while
+     * (so the flaky one is offered the others), then passes it. */
+    raw p[2];
+    raw_open(&p[0], ep);
+    raw_worker_hello(&p[0], "flaky", 1, "\"python3\"");
+    raw_open(&p[1], ep);
+    raw_worker_hello(&p[1], "steady", 1, "\"python3\"");
+    enum { N = 6 };
+    for (int i = 0; i < N; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "q%d", i);
+        CHECK_RC(gg_orchestrator_submit(o, task_json(buf, sizeof buf, id, "python"), NULL), 0);
+    }
+    int faults = 0, after = 0, passed = 0;
+    double until = 0;
+    cJSON *held = NULL;
+    double held_at = 0;
+    for (int round = 0; round < 200 && passed < N; round++) {
+        int w = -1;
+        cJSON *jobs = recv_any(p, 2, 100, &w);
+        const cJSON *j;
+        cJSON_ArrayForEach(j, cJSON_GetObjectItem(jobs, "jobs"))
+        {
+            if (w == 0) {
+                if (until > 0)
+                    after++; /* a job for a quarantined node */
+                raw_infra(&p[0], j, "execute");
+                faults++;
+            } else if (!held) {
+                held = cJSON_Duplicate(j, 1);
+                held_at = ggi_now_ms();
+            } else {
+                raw_result(&p[1], j, NULL, 1); /* more than its slot: answer at once */
+                passed++;
+            }
+        }
+        cJSON_Delete(jobs);
+        if (held && ggi_now_ms() - held_at > (faults >= GGI_QUARANTINE_STREAK ? 0 : 400)) {
+            raw_result(&p[1], held, NULL, 1);
+            cJSON_Delete(held);
+            held = NULL;
+            passed++;
+        }
+        if (until == 0 && faults >= GGI_QUARANTINE_STREAK)
+            until = quarantined_until(db, "flaky");
+    }
+    cJSON_Delete(held);
+    CHECK_RC(gg_orchestrator_drain(o, 5000), 0);
+    CHECK(faults >= GGI_QUARANTINE_STREAK);
+    CHECK(until > 0);
+    CHECK(after == 0);
+    CHECK(passed == N);
+    CHECK(quarantined_until(db, "steady") == 0);
+    CHECK(db_int(db, "SELECT count(*) FROM events WHERE kind = 'node.quarantined' AND "
+                     "json_extract(data, '$.node') = 'flaky'") == 1);
+    CHECK(db_int(db, "SELECT count(*) FROM tasks WHERE status = 'passed'") == N);
+    CHECK(db_int(db, "SELECT count(*) FROM attempts WHERE "
+                     "json_extract(record, '$.node') <> 'steady'") == 0);
+    raw_close(&p[0]);
+    raw_close(&p[1]);
+    gg_orchestrator_destroy(&o);
+
+    /* Generator faults on one node, with another node connected: no quarantine. Then the
+     * same node alone, failing at the executor: it is the last usable node and stays. */
+    endpoint(ep, sizeof ep);
+    snprintf(db, sizeof db, "%s/quarantine2.db", dir);
+    o = serve(ep, db, 0);
+    if (!o)
+        return;
+    raw_open(&p[0], ep);
+    raw_worker_hello(&p[0], "genfault", 1, "\"python3\"");
+    raw_open(&p[1], ep);
+    raw_worker_hello(&p[1], "idle", 1, "\"python3\"");
+    CHECK_RC(gg_orchestrator_submit(o, task_json(buf, sizeof buf, "g0", "python"), NULL), 0);
+    CHECK_RC(gg_orchestrator_submit(o, task_json(buf, sizeof buf, "g1", "python"), NULL), 0);
+    int gen_faults = 0;
+    cJSON *idle_job = NULL;
+    /* The task the idle node does not hold faults once and then on every retry: it ends. */
+    for (int round = 0; round < 100 && gen_faults < GGI_INFRA_RETRIES + 1; round++) {
+        int w = -1;
+        cJSON *jobs = recv_any(p, 2, 200, &w);
+        const cJSON *j;
+        cJSON_ArrayForEach(j, cJSON_GetObjectItem(jobs, "jobs"))
+        {
+            if (w == 0) {
+                raw_infra(&p[0], j, "generate");
+                gen_faults++;
+            } else if (!idle_job) {
+                idle_job = cJSON_Duplicate(j, 1); /* held: the idle node stays busy */
+            }
+        }
+        cJSON_Delete(jobs);
+    }
+    CHECK(gen_faults == GGI_INFRA_RETRIES + 1);
+    CHECK(quarantined_until(db, "genfault") == 0);
+    CHECK(db_int(db, "SELECT count(*) FROM events WHERE kind = 'node.quarantined'") == 0);
+    if (idle_job)
+        raw_result(&p[1], idle_job, NULL, 1);
+    cJSON_Delete(idle_job);
+    raw_send(&p[1], "{\"ggp\":1,\"t\":\"bye\"}"); /* "genfault" is the last node now */
+    for (int i = 0; i < 100 && stat_of(o, "nodes") > 1; i++) {
+        int w = -1;
+        cJSON_Delete(recv_any(p, 1, 50, &w));
+    }
+    CHECK(stat_of(o, "nodes") == 1);
+    raw_close(&p[1]);
+    CHECK_RC(gg_orchestrator_submit(o, task_json(buf, sizeof buf, "last", "python"), NULL), 0);
+    int exec_faults = 0;
+    for (int round = 0; round < 100; round++) {
+        int w = -1;
+        cJSON *jobs = recv_any(p, 1, 300, &w);
+        const cJSON *j;
+        cJSON_ArrayForEach(j, cJSON_GetObjectItem(jobs, "jobs"))
+        {
+            raw_infra(&p[0], j, "execute");
+            exec_faults++;
+        }
+        cJSON_Delete(jobs);
+        char *res = NULL;
+        if (gg_orchestrator_wait(o, "last", 0, &res) == 0) {
+            cJSON *r = cJSON_Parse(res);
+            CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(r, "status")), "error");
+            CHECK_CONTAINS(cJSON_GetStringValue(cJSON_GetObjectItem(r, "reason")), "execute");
+            cJSON_Delete(r);
+            gg_free(res);
+            break;
+        }
+    }
+    /* 3 in a row and more: still in service. */
+    if (exec_faults != GGI_INFRA_RETRIES + 1)
+        fprintf(stderr, "last node: %d executor faults\n", exec_faults);
+    CHECK(exec_faults == GGI_INFRA_RETRIES + 1);
+    CHECK(quarantined_until(db, "genfault") == 0);
+    CHECK(db_int(db, "SELECT count(*) FROM events WHERE kind = 'node.quarantined'") == 0);
+    raw_close(&p[0]);
+    gg_orchestrator_destroy(&o);
+}
+
 /* The rule for unencrypted operation in the library: loopback without keys works as before,
  * another address needs keys (--insecure does not lift that); keys come in pairs. */
 static void test_security_rule(void)
@@ -596,6 +961,9 @@ int main(void)
     test_busy();
     test_fair_share();
     test_embedded_plus_remote();
+    test_infra_reroute();
+    test_quarantine();
+    test_schema_migration();
     test_security_rule();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

@@ -34,15 +34,15 @@ with open(tasks, "w") as f:
             "budget": {"max_attempts": 3}}) + "\n")
 
 try:
-    serve = start(["serve", "--bind", ep, "--db", db, "--log-level", "info"],
+    serve = start(["serve", "--insecure", "--bind", ep, "--db", db, "--log-level", "info"],
                   os.path.join(work, "serve.log"))
-    workers = [start(["worker", "--connect", ep, "--slots", "2", "--name", "w%d" % i,
+    workers = [start(["worker", "--insecure", "--connect", ep, "--slots", "2", "--name", "w%d" % i,
                             "--log-level", "info"],
                      os.path.join(work, "w%d.log" % i)) for i in range(3)]
     check(wait_until(lambda: nodes(ep) == 3), "three workers join")
 
     # A client submits everything and waits for every result, across what follows.
-    client = subprocess.Popen([GRYPHGEN, "submit", "--connect", ep, "--wait",
+    client = subprocess.Popen([GRYPHGEN, "submit", "--insecure", "--connect", ep, "--wait",
                                "--timeout-ms", "60000", tasks],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               env=env())
@@ -58,7 +58,7 @@ try:
     unfinished = query(db, "SELECT count(*) FROM tasks WHERE status IN ('queued','running')")[0][0]
     check(unfinished > 0, "tasks were unfinished when the orchestrator died", unfinished)
     time.sleep(0.5)
-    serve = start(["serve", "--bind", ep, "--db", db, "--log-level", "info"],
+    serve = start(["serve", "--insecure", "--bind", ep, "--db", db, "--log-level", "info"],
                   os.path.join(work, "serve.log"))
     check(wait_until(lambda: nodes(ep) == 2, timeout=15), "the two live workers reconnect")
 

@@ -63,6 +63,13 @@ try:
     p = gg(["status", "--connect", "tcp://192.0.2.1:5555", "--insecure"], timeout=30)
     check(p.returncode == 2 and "not loopback" in p.stderr,
           "status to a remote address with --insecure: exit 2", p.stderr)
+    # Loopback too: unencrypted only with an explicit --insecure, for serve, worker and clients.
+    for cmd in (["serve", "--bind", ep], ["worker", "--connect", ep],
+                ["status", "--connect", ep], ["submit", "--connect", ep, "/dev/null"]):
+        p = gg(cmd, timeout=30)
+        check(p.returncode == 2 and "--insecure" in p.stderr and "no CURVE keys" in p.stderr
+              and "--key" in p.stderr, "%s on loopback without keys or --insecure: exit 2 "
+              "naming the flags" % cmd[0], p.stderr)
     p = gg(["serve", "--bind", ep, "--key", server_key], timeout=30)
     check(p.returncode == 2 and "--authorized-keys" in p.stderr,
           "serve --key without --authorized-keys: exit 2", p.stderr)

@@ -25,7 +25,7 @@ try:
     p = gg(["index", "--db", db, notes])
     check(p.returncode == 0, "index the notes", p.stderr)
     log = os.path.join(work, "serve.log")
-    start(["serve", "--bind", ep, "--db", db, "--local", "1", "--http", "127.0.0.1:0"], log)
+    start(["serve", "--insecure", "--bind", ep, "--db", db, "--local", "1", "--http", "127.0.0.1:0"], log)
     url = None
 
     def have_url():
@@ -47,7 +47,7 @@ try:
     task_file = os.path.join(work, "walrus.json")
     with open(task_file, "w") as f:
         f.write(task)
-    p = gg(["submit", "--connect", ep, "--wait", task_file], timeout=60)
+    p = gg(["submit", "--insecure", "--connect", ep, "--wait", task_file], timeout=60)
     check(p.returncode == 0 and '"passed"' in p.stdout, "the task passes", p.stdout + p.stderr)
     res = json.loads(p.stdout.strip().splitlines()[-1]) if p.returncode == 0 else {}
     used = (res.get("history") or [{}])[0].get("context_ids") or []
@@ -61,7 +61,8 @@ try:
     check(wait_until(learned), "the note is credited and the solution is indexed",
           search(url, "walrus"))
 
-    p = gg(["serve", "--bind", "tcp://127.0.0.1:%d" % free_port(), "--http", "nonsense"])
+    p = gg(["serve", "--insecure", "--bind", "tcp://127.0.0.1:%d" % free_port(),
+            "--http", "nonsense"])
     check(p.returncode == 2 and "--http" in p.stderr, "a bad --http value is a usage error",
           p.stderr)
 finally:

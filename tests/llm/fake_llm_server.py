@@ -5,6 +5,7 @@ POST .../chat/completions until killed. The model name picks the behaviour ("mod
 "mode:tag"; counters are kept per full model name, so each test uses its own tag):
 
   ok          a fenced Python answer defining add
+  wrong       a fenced Python add that subtracts (fails its test), every time
   plain       the code without any fence
   count       "x = N" where N counts the requests this model name got
   fenced      prose and two fenced blocks; the second defines the entry point
@@ -27,6 +28,8 @@ POST .../chat/completions until killed. The model name picks the behaviour ("mod
   repair      a wrong add (a - b) until a message of the request mentions AssertionError,
               then the right one
 A path starting with /dead answers 503 to everything (an endpoint that is down).
+GET /stats answers {"models": {model: requests}, "paths": {path: requests}, "total": n},
+so a test can tell how often (and where) the server was asked.
 """
 import json
 import sys
@@ -39,12 +42,14 @@ GOOD = "def add(a, b):\n    return a + b\n"
 WRONG = "def add(a, b):\n    return a - b\n"
 
 counts = {}
+paths = {}
 lock = threading.Lock()
 
 
-def bump(key):
+def bump(key, path):
     with lock:
         counts[key] = counts.get(key, 0) + 1
+        paths[path] = paths.get(path, 0) + 1
         return counts[key]
 
 
@@ -83,6 +88,15 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
         self.wfile.flush()
 
+    def do_GET(self):
+        if urlsplit(self.path).path == "/stats":
+            with lock:
+                stats = {"models": dict(counts), "paths": dict(paths),
+                         "total": sum(counts.values())}
+            self.send_json(200, stats)
+        else:
+            self.send_json(404, {"error": "no such path " + self.path})
+
     def do_POST(self):
         n = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(n)
@@ -100,12 +114,14 @@ class Handler(BaseHTTPRequestHandler):
             return
         model = req.get("model", "")
         mode = model.split(":", 1)[0]
-        count = bump(model)
+        count = bump(model, path)
         auth = self.headers.get("Authorization") or ""
         text = "\n".join(m.get("content") or "" for m in req.get("messages", []))
 
         if mode == "ok":
             self.send_json(200, completion("Here it is:\n```python\n" + GOOD + "```\n", model))
+        elif mode == "wrong":
+            self.send_json(200, completion("```python\n" + WRONG + "```", model))
         elif mode == "count":
             self.send_json(200, completion("```python\nx = %d\n```" % count, model))
         elif mode == "plain":

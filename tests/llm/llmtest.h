@@ -68,6 +68,8 @@ static void clear_llm_env(void)
         "GRYPHGEN_LLM_URL", "GRYPHGEN_LLM_MODEL", "GRYPHGEN_LLM_API_KEY",
         "GRYPHGEN_LLM_API_KEY_FILE", "GRYPHGEN_LLM_PROMPT_FILE", "GRYPHGEN_LLM_TEMPERATURE",
         "GRYPHGEN_LLM_MAX_TOKENS", "GRYPHGEN_LLM_SEED", "GRYPHGEN_LLM_JOURNAL", "OPENAI_BASE_URL", "OPENAI_API_KEY",
+        "GRYPHGEN_LLM_TEMPERATURES", "GRYPHGEN_LLM_ARMS", "GRYPHGEN_LLM_COST_PER_SECOND",
+        "GRYPHGEN_LLM_BANDIT_SEED", "GRYPHGEN_MAX_TOKENS",
         "http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)

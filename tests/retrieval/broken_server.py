@@ -14,6 +14,9 @@ paths. Binds 127.0.0.1 on a free port, prints "PORT <n>" and serves until killed
   /echo-auth    one result whose text is the Authorization header received
   /post         (POST) one result whose text is the "query" of the JSON body received
   /feedback     (POST) records the body; /feedback-log returns the last one as a result
+  /std          one result under /results (for an orchestrator's searches)
+  /slow-feedback (POST) answers 204 after 2 s and counts; /feedback-count returns the count
+                as the text of one result
 """
 import json
 import sys
@@ -24,6 +27,7 @@ from urllib.parse import urlsplit
 
 counts = {}
 last_feedback = [""]
+slow_feedbacks = [0]
 lock = threading.Lock()
 
 
@@ -93,6 +97,17 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/feedback":
             last_feedback[0] = body.decode()
             return self.send(204, b"")
+        if path == "/std":
+            return self.send(200, STD)
+        if path == "/slow-feedback":
+            time.sleep(2)
+            with lock:
+                slow_feedbacks[0] += 1
+            return self.send(204, b"")
+        if path == "/feedback-count":
+            with lock:
+                n = slow_feedbacks[0]
+            return self.send(200, {"results": [{"id": "n", "text": str(n)}]})
         if path == "/feedback-log":
             return self.send(200, {"results": [{"id": "f", "text": last_feedback[0]}]})
         return self.send(404, {"error": "no such path"})

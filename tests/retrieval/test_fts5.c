@@ -1,9 +1,11 @@
 /*
  * test_fts5.c - the fts5 retriever through the public API: incremental re-indexing, BM25
  * order, ranking that moves with feedback, exploration that still surfaces an unseen chunk,
- * weight 0 as the plain FTS5 bm25() order (checked against SQL on the same table), solutions
- * deduplicated by hash, the text budget, concurrent use, and bad input.
+ * weight 0 as the plain FTS5 bm25() order (checked against SQL on the same table, also with
+ * more matches than the ranking pass screens), solutions deduplicated by hash, the text
+ * budget, pruning the sources gone below a root, concurrent use, and bad input.
  */
+#include <math.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <string.h>
@@ -315,6 +317,130 @@ static void test_solutions_and_budget(void)
     gg_retriever_destroy(&r);
 }
 
+/* More matching chunks than the ranking pass keeps (k 1: pool 20, screen 320), of varied
+ * lengths: the results and their bm25 values are FTS5's own bm25() over the same table. */
+static void test_screen_matches_bm25(void)
+{
+    new_db();
+    gg_retriever_t *r = open_r(0, 0, 9);
+    static const char *words[] = { "alpha", "beta", "gamma", "delta", "omega", "sigma",
+                                   "kappa", "theta", "lambda", "zeta" };
+    uint64_t s = 777;
+    for (int d = 0; d < 40; d++) {
+        char text[40000] = "";
+        for (int p = 0; p < 25; p++) {
+            s = s * 6364136223846793005ull + 1442695040888963407ull;
+            int len = 3 + (int)((s >> 33) % 60); /* 3 to 62 words: lengths vary */
+            for (int w = 0; w < len; w++) {
+                s = s * 6364136223846793005ull + 1442695040888963407ull;
+                unsigned v = (unsigned)(s >> 33) % 100;
+                strcat(text, words[v < 40 ? 0 : v < 60 ? 1 : v < 75 ? 2 : 3 + v % 7]);
+                strcat(text, " ");
+            }
+            strcat(text, ".\n\n");
+        }
+        char src[32];
+        snprintf(src, sizeof src, "/s/%d.txt", d);
+        cJSON_Delete(add(r, src, text, NULL));
+    }
+    sqlite3 *h = NULL;
+    CHECK(sqlite3_open(db, &h) == SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    static const char *queries[] = { "alpha beta", "alpha", "beta gamma", "alpha zeta",
+                                     "gamma delta omega", "alpha beta gamma delta" };
+    int same = 0, close_bm25 = 0, total = 0;
+    for (size_t qi = 0; qi < sizeof queries / sizeof queries[0]; qi++) {
+        char q[128], *match = NULL, *out = NULL;
+        snprintf(q, sizeof q, "{\"text\": \"%s\", \"k\": 1}", queries[qi]);
+        CHECK_RC(ggi_fts5_match_expr(queries[qi], &match), 0);
+        CHECK_RC(gg_retriever_search(r, q, &out), 0);
+        cJSON *res = cJSON_Parse(out);
+        gg_free(out);
+        const cJSON *first = cJSON_GetArrayItem(cJSON_GetObjectItem(res, "results"), 0);
+        sqlite3_stmt *pl = NULL;
+        CHECK(sqlite3_prepare_v2(h,
+                                 "SELECT rowid, " GGI_FTS5_BM25 " AS b FROM rag_fts WHERE "
+                                 "rag_fts MATCH ?1 ORDER BY b LIMIT 1",
+                                 -1, &pl, NULL) == SQLITE_OK);
+        sqlite3_bind_text(pl, 1, match, -1, SQLITE_STATIC);
+        if (pl && sqlite3_step(pl) == SQLITE_ROW && first) {
+            char want[24];
+            snprintf(want, sizeof want, "%lld", (long long)sqlite3_column_int64(pl, 0));
+            same += strcmp(want, cJSON_GetStringValue(cJSON_GetObjectItem(first, "id"))) == 0;
+            double b = cJSON_GetNumberValue(cJSON_GetObjectItem(first, "bm25"));
+            close_bm25 += fabs(b - sqlite3_column_double(pl, 1)) < 1e-9;
+        }
+        total++;
+        sqlite3_finalize(pl);
+        cJSON_Delete(res);
+        free(match);
+    }
+    CHECK(sqlite3_prepare_v2(h, "SELECT count(*) FROM rag_fts WHERE rag_fts MATCH 'alpha'", -1,
+                             &st, NULL) == SQLITE_OK);
+    CHECK(st && sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) > 320);
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    fprintf(stderr, "screen: %d of %d top results are bm25()'s, %d with its value\n", same,
+            total, close_bm25);
+    CHECK(same == total && close_bm25 == total);
+    gg_retriever_destroy(&r);
+}
+
+/* Pruning: the documents below a root that are not kept go, with their chunks and learned
+ * counts; sibling prefixes, other roots and solutions stay. */
+static void test_prune(void)
+{
+    new_db();
+    gg_retriever_t *r = open_r(0.5, 0, 4);
+    cJSON_Delete(add(r, "/t/a/x.txt", "xylophone music notes", NULL));
+    cJSON *y = add(r, "/t/a/y.txt", "yodel mountain song", NULL);
+    char yid[24];
+    snprintf(yid, sizeof yid, "%s", id_at(y, 0));
+    cJSON_Delete(y);
+    cJSON_Delete(add(r, "/t/a/sub/z.txt", "zebra stripes savanna", NULL));
+    cJSON_Delete(add(r, "/t/ab.txt", "yodel abroad", NULL));
+    cJSON_Delete(add(r, "task:y", "yodel solution", "solution"));
+    feedback(r, yid, 1, 3);
+    char *out = NULL;
+    CHECK_RC(gg_retriever_add(r, "{\"kind\": \"prune\", \"source\": \"/t/a/\", "
+                                 "\"keep\": [\"/t/a/x.txt\", \"/elsewhere\"]}",
+                              &out),
+             0);
+    cJSON *p = cJSON_Parse(out);
+    gg_free(out);
+    CHECK(num(p, "removed_documents") == 2 && num(p, "removed") == 2);
+    cJSON_Delete(p);
+    char ids[8][24];
+    CHECK(search(r, "xylophone", 5, ids, 8) == 1);
+    CHECK(search(r, "zebra", 5, ids, 8) == 0);
+    CHECK(search(r, "yodel", 5, ids, 8) == 2); /* /t/ab.txt and the solution */
+    for (int i = 0; i < 2; i++)
+        CHECK(strcmp(ids[i], yid) != 0);
+    /* Added again, y starts over: new chunk, no learned counts. */
+    cJSON *y2 = add(r, "/t/a/y.txt", "yodel mountain song", NULL);
+    CHECK(num(y2, "added") == 1);
+    cJSON_Delete(y2);
+    CHECK_RC(gg_retriever_search(r, "{\"text\": \"mountain\", \"k\": 1}", &out), 0);
+    CHECK_CONTAINS(out, "\"successes\":0");
+    gg_free(out);
+    /* A prune of "/" with nothing kept empties every source but keeps solutions. */
+    CHECK_RC(gg_retriever_add(r, "{\"kind\": \"prune\", \"source\": \"/\"}", &out), 0);
+    CHECK_CONTAINS(out, "\"removed_documents\":3");
+    gg_free(out);
+    CHECK(search(r, "yodel", 5, ids, 8) == 1);
+    /* Bad input. */
+    CHECK_RC(gg_retriever_add(r, "{\"kind\": \"prune\", \"source\": \"t/a\"}", &out), GG_EINVAL);
+    CHECK_CONTAINS(gg_error_last(), "absolute");
+    CHECK_RC(gg_retriever_add(r, "{\"kind\": \"prune\", \"source\": \"/t\", \"keep\": 1}", &out),
+             GG_EINVAL);
+    CHECK_RC(gg_retriever_add(r, "{\"kind\": \"prune\", \"source\": \"/t\", \"keep\": [1]}",
+                              &out),
+             GG_EINVAL);
+    CHECK_RC(gg_retriever_add(r, "{\"kind\": \"prune\"}", &out), GG_EINVAL);
+    CHECK(out == NULL);
+    gg_retriever_destroy(&r);
+}
+
 typedef struct worker_arg {
     gg_retriever_t *r;
     int failures;
@@ -428,6 +554,8 @@ int main(void)
     test_plain_order();
     test_exploration();
     test_solutions_and_budget();
+    test_screen_matches_bm25();
+    test_prune();
     test_concurrent();
     test_bad_input();
     char cmd[128];

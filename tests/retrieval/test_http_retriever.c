@@ -301,6 +301,23 @@ static void test_broken(const char *script)
     CHECK_RC(gg_retriever_feedback(r, "[1]"), GG_EINVAL);
     CHECK_RC(gg_retriever_add(r, "{\"source\": \"a\", \"text\": \"b\"}", NULL), GG_EUNSUPPORTED);
     gg_retriever_destroy(&r);
+    /* A feedback URL that fails: a clear error, without the token. */
+    snprintf(fb_url, sizeof fb_url, "http://127.0.0.1:%d/500", port);
+    o = http_opts(url);
+    o.feedback_url = fb_url;
+    o.max_retries = 0;
+    o.token_env = "GG_TEST_RETRIEVER_TOKEN";
+    CHECK_RC(gg_retriever_new(&r, &o), 0);
+    CHECK_RC(gg_retriever_feedback(r, fb), GG_EIO);
+    CHECK_CONTAINS(gg_error_last(), "500");
+    CHECK_CONTAINS(gg_error_last(), "feedback");
+    no_token_in_error();
+    gg_retriever_destroy(&r);
+    /* Without a feedback URL, feedback is accepted and goes nowhere. */
+    o = http_opts(url);
+    CHECK_RC(gg_retriever_new(&r, &o), 0);
+    CHECK_RC(gg_retriever_feedback(r, fb), 0);
+    gg_retriever_destroy(&r);
     child_stop(&srv);
 
     /* Nothing listens: a clear error after the retries, still without the token. */

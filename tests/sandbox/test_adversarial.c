@@ -5,6 +5,10 @@
  * output flood, a busy loop, orphans that escape with setsid, and kill(-1, SIGKILL). Each
  * must be contained, reported as what it was, and leave the host as it was: the test checks
  * the host side (its listener, its files, its processes), not only the job's exit status.
+ * Run as root, it then runs itself again as uid 65534 (setpriv), where the sandbox is built
+ * inside a user namespace without any privilege, cgroups are not writable and the rlimits
+ * stand in; there the secret lies in the unprivileged user's own HOME, which jobs must not
+ * see although they run with that user's ids.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -23,6 +27,7 @@
 
 #include "core/ggi.h"
 #include "execution/cgroup.h"
+#include "execution/process_executor.h"
 #include "execution/sandbox.h"
 #include "testutil.h"
 
@@ -31,6 +36,7 @@
 static gg_executor_t *ex;
 static int use_zygote;
 static char last_ws[64]; /* the name of the last job's workspace (its processes' cwd) */
+static int unprivileged;  /* this run is the second one, as uid 65534 */
 
 /* Every job first tells its workspace's name on stderr, so the host can find processes it
  * left behind (their cwd) without confusing them with other tests' jobs. */
@@ -169,15 +175,17 @@ static void test_network(void)
 
 static void test_files_outside(void)
 {
-    char dir[] = "/var/tmp/gg-adv-XXXXXX";
+    char dir[512];
+    snprintf(dir, sizeof dir, "%.400s/gg-adv-XXXXXX",
+             unprivileged && getenv("HOME") ? getenv("HOME") : "/var/tmp");
     CHECK(mkdtemp(dir) != NULL);
     CHECK(chmod(dir, 0755) == 0);
-    char secret[128];
+    char secret[600];
     snprintf(secret, sizeof secret, "%s/secret", dir);
     int fd = open(secret, O_WRONLY | O_CREAT | O_EXCL, 0600);
     CHECK(fd >= 0 && write(fd, "top secret", 10) == 10);
     close(fd);
-    char code[2048];
+    char code[4096];
     snprintf(code, sizeof code,
              "import os\n"
              "def t(what, f):\n"
@@ -208,7 +216,7 @@ static void test_files_outside(void)
     close(fd);
     struct stat st;
     CHECK(stat(secret, &st) == 0 && (st.st_mode & 0777) == 0600);
-    char planted[160];
+    char planted[600];
     snprintf(planted, sizeof planted, "%s/planted", dir);
     CHECK(access(planted, F_OK) < 0);
     CHECK(access("/etc/gg-planted", F_OK) < 0);
@@ -371,14 +379,20 @@ static void test_kill_all(void)
                    "except OSError as e:\n"
                    "    print('refused', e.errno)\n"
                    "try:\n"
-                   "    os.kill(1, signal.SIGKILL); print('init killed?')\n"
+                   "    os.kill(1, signal.SIGKILL)\n"
                    "except OSError as e:\n"
-                   "    print('init protected')\n",
+                   "    pass\n"
+                   "import time; time.sleep(0.1)\n"
+                   "print('init alive', os.getppid() != 0 or 1)\n",
                    NULL);
     if (r) {
+        /* Its init is another uid (refused) or the kernel drops the signal (the init of a PID
+         * namespace ignores SIGKILL from inside): either way the job ran to its end, which it
+         * could not have done had its init died. */
         const char *out = s(r, "stdout");
-        CHECK(strstr(out, "init protected") != NULL);
+        CHECK(strstr(out, "init alive") != NULL);
         CHECK(n(r, "exit_code") == 0);
+        CHECK(!b(r, "timed_out") && n(r, "signal") == 0);
         cJSON_Delete(r);
     }
     /* The sibling (same uid!) and this process are unharmed. */
@@ -390,8 +404,48 @@ static void test_kill_all(void)
     CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
 }
 
-int main(void)
+/* Runs this test again as uid 65534 with a HOME of its own; returns its exit status. */
+static int run_unprivileged(const char *self)
 {
+    const char *setpriv = "/usr/bin/setpriv";
+    if (access(setpriv, X_OK) != 0) {
+        printf("SKIP (unprivileged part): %s is missing (util-linux)\n", setpriv);
+        return 77;
+    }
+    char home[] = "/var/tmp/gg-adv-home-XXXXXX";
+    if (!mkdtemp(home) || chown(home, GGI_SANDBOX_UID, GGI_SANDBOX_GID) != 0) {
+        CHECK(0);
+        return 1;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        char h[64], t[64];
+        snprintf(h, sizeof h, "HOME=%s", home);
+        snprintf(t, sizeof t, "TMPDIR=%s", home);
+        char *const env[] = { h, t, "PATH=/usr/bin:/bin", "LANG=C.UTF-8", NULL };
+        char *const argv[] = { (char *)setpriv, "--reuid=65534", "--regid=65534",
+                               "--clear-groups", (char *)self, "--unprivileged", NULL };
+        execve(setpriv, argv, env);
+        _exit(127);
+    }
+    int st = 0;
+    while (pid > 0 && waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    CHECK(ggi_workspace_remove(home) == 0);
+    return pid > 0 && WIFEXITED(st) ? WEXITSTATUS(st) : 1;
+}
+
+int main(int argc, char **argv)
+{
+    unprivileged = argc > 1 && !strcmp(argv[1], "--unprivileged");
+    if (unprivileged) {
+        CHECK(geteuid() == GGI_SANDBOX_UID);
+        if (!ggi_sandbox_probe()->use_userns) {
+            printf("SKIP: no user namespaces for an unprivileged user here: %s\n",
+                   ggi_sandbox_probe()->userns_why);
+            return 77;
+        }
+    }
     if (!ggi_sandbox_probe()->namespaces) {
         printf("SKIP: no namespace sandbox here: %s\n", ggi_sandbox_probe()->namespaces_why);
         return 77;
@@ -421,10 +475,20 @@ int main(void)
         for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
             double t0 = ggi_now_ms();
             tests[i].fn();
-            fprintf(stderr, "%-7s %-16s %6.0f ms\n", use_zygote ? "zygote" : "direct",
-                    tests[i].name, ggi_now_ms() - t0);
+            fprintf(stderr, "%s%-7s %-16s %6.0f ms\n", unprivileged ? "uid 65534 " : "",
+                    use_zygote ? "zygote" : "direct", tests[i].name, ggi_now_ms() - t0);
         }
     }
     gg_executor_destroy(&ex);
+    if (geteuid() == 0) {
+        char self[4096];
+        ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
+        self[sl > 0 ? sl : 0] = '\0';
+        int st = run_unprivileged(sl > 0 ? self : argv[0]);
+        if (st == 77)
+            printf("SKIP (unprivileged part only)\n");
+        else
+            CHECK(st == 0);
+    }
     return test_exit();
 }

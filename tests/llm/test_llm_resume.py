@@ -1,0 +1,203 @@
+"""test_llm_resume.py - `gryphgen eval --generator openai` killed (-9) and resumed over the
+same database, against the fake chat-completions server (fake_llm_server.py): the resumed
+run reuses the answers the journal kept in the orchestrator's database without asking the
+server again, and the tokens a run budget (GRYPHGEN_MAX_TOKENS) has spent still count
+after the resume. Also `gryphgen worker --journal PATH` keeps a journal file of its own.
+Arguments: the built gryphgen, the fake server script and what to test: "journal" (the
+journal and the worker's option) or "budget" (the token budget across the resume). Prints
+"N passed, N failed"; exit 77 when /usr/bin/python3 (the tasks' runtime) is missing."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+GRYPHGEN = os.path.abspath(sys.argv[1])
+SERVER = os.path.abspath(sys.argv[2])
+PART = sys.argv[3] if len(sys.argv) > 3 else "journal"
+KEY = "sk-test-resume-77aa88bb99cc"
+passed = failed = 0
+
+
+def check(cond, what, detail=None):
+    global passed, failed
+    if cond:
+        passed += 1
+    else:
+        failed += 1
+        print("FAIL: %s" % what, file=sys.stderr)
+        if detail is not None:
+            print("      " + str(detail)[:3000].replace("\n", "\n      "), file=sys.stderr)
+
+
+def sanitizer_clean(stderr, what):
+    if "Sanitizer" in stderr or "runtime error:" in stderr:
+        check(False, what + ": a sanitizer reported an error", stderr[-3000:])
+
+
+if not os.access("/usr/bin/python3", os.X_OK):
+    print("skipped: /usr/bin/python3 is needed")
+    sys.exit(77)
+
+work = tempfile.mkdtemp(prefix="gg-llm-resume-")
+server = subprocess.Popen(["/usr/bin/python3", SERVER], stdout=subprocess.PIPE, text=True)
+port = int(server.stdout.readline().split()[1])
+base = "http://127.0.0.1:%d" % port
+
+
+def stats():
+    with urllib.request.urlopen(base + "/stats", timeout=5) as r:
+        return json.loads(r.read())
+
+
+def asked(model):
+    return stats()["models"].get(model, 0)
+
+
+def env(model, **extra):
+    e = {k: v for k, v in os.environ.items()
+         if not k.startswith(("GRYPHGEN_LLM_", "OPENAI_", "GRYPHGEN_MAX_TOKENS"))
+         and k.lower() not in ("http_proxy", "https_proxy", "all_proxy")}
+    e.update(GRYPHGEN_LLM_URL=base + "/v1", GRYPHGEN_LLM_MODEL=model,
+             GRYPHGEN_LLM_API_KEY=KEY, GRYPHGEN_PYTHON="/usr/bin/python3")
+    e.update(extra)
+    return e
+
+
+def task(task_id, priority=0, sleep_s=1.0):
+    return {"task_id": task_id, "language": "python", "priority": priority,
+            "prompt": "Return the sum of a and b (%s)." % task_id,
+            "stub": "def add(a, b):\n", "entry_point": "add",
+            "test": "import time\ntime.sleep(%s)\nassert add(2, 3) == 5\n" % sleep_s}
+
+
+def write_tasks(name, tasks):
+    path = os.path.join(work, name)
+    with open(path, "w") as f:
+        for t in tasks:
+            f.write(json.dumps(t) + "\n")
+    return path
+
+
+def eval_cmd(db, tasks, results, attempts):
+    return [GRYPHGEN, "eval", "--generator", "openai", "--jobs", "1", "--db", db,
+            "--results", results, "--max-attempts", str(attempts), "--quiet", tasks]
+
+
+def start_and_kill(cmd, e, model, requests):
+    """Runs cmd until the server got `requests` requests for model, then kills it (-9)."""
+    p = subprocess.Popen(cmd, env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 30
+    while time.time() < deadline and asked(model) < requests and p.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.3)  # the attempt is running its (slow) test now
+    alive = p.poll() is None
+    p.send_signal(signal.SIGKILL)
+    out, err = p.communicate(timeout=30)
+    sanitizer_clean(err, "first run")
+    check(alive and asked(model) == requests,
+          "the first run was killed while attempt %d ran" % requests,
+          "exit %s, asked %d: %s" % (p.returncode, asked(model), err))
+
+
+def read_results(path):
+    with open(path) as f:
+        return {r["task_id"]: r for r in (json.loads(l) for l in f if l.strip())}
+
+
+def db_count(db, sql):
+    p = subprocess.run(["/usr/bin/python3", "-c",
+                        "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); "
+                        "print(c.execute(sys.argv[2]).fetchone()[0])", db, sql],
+                       capture_output=True, text=True)
+    return p.stdout.strip()
+
+
+def part_journal():
+    # 1. A resumed eval reuses the journal kept in the orchestrator's database.
+    model = "ok:resume"
+    db = os.path.join(work, "journal.db")
+    tasks = write_tasks("one.jsonl", [task("resume/one", sleep_s=1.5)])
+    res = os.path.join(work, "one.results")
+    start_and_kill(eval_cmd(db, tasks, res, 1), env(model), model, 1)
+    p = subprocess.run(eval_cmd(db, tasks, res, 1), env=env(model), capture_output=True,
+                       text=True, timeout=60)
+    sanitizer_clean(p.stderr, "resumed run")
+    rows = read_results(res) if os.path.exists(res) else {}
+    check(p.returncode == 0 and rows.get("resume/one", {}).get("status") == "passed",
+          "the resumed run passes the task", p.stdout + p.stderr)
+    check(asked(model) == 1, "the resumed run did not ask the server again",
+          "asked %d times" % asked(model))
+    rows = db_count(db, "select count(*) from llm_journal")
+    check(rows == "1", "the journal is in the orchestrator's database", rows)
+    with open(db, "rb") as f:
+        check(KEY.encode() not in f.read(), "the key is not in the database")
+
+    # 3. A grid worker keeps a journal file of its own (--journal PATH).
+    wj = os.path.join(work, "worker-journal.db")
+    p = subprocess.Popen([GRYPHGEN, "worker", "--connect", "tcp://127.0.0.1:1", "--insecure",
+                          "--generator", "openai", "--journal", wj],
+                         env=env("ok:worker"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    deadline = time.time() + 10
+    while time.time() < deadline and not os.path.exists(wj) and p.poll() is None:
+        time.sleep(0.05)
+    check(os.path.exists(wj), "worker --journal creates its journal")
+    p.send_signal(signal.SIGTERM)
+    try:
+        out, err = p.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+    sanitizer_clean(err, "worker")
+    p = subprocess.run([GRYPHGEN, "worker", "--connect", "tcp://127.0.0.1:1", "--insecure",
+                        "--generator", "openai", "--journal", "/nonexistent/dir/j.db"],
+                       env=env("ok:worker"), capture_output=True, text=True, timeout=30)
+    check(p.returncode != 0 and "/nonexistent/dir/j.db" in p.stderr,
+          "worker --journal with a bad path fails and names it", p.stderr)
+
+
+def part_budget():
+    # 2. The run's token budget counts the tokens spent before the kill. Each answer costs
+    # 18 tokens and is wrong; the budget is 30. Two slots: task a (fast test) makes two
+    # attempts (36 tokens: spent) while task b's first attempt runs a slow test; the run is
+    # killed then. The resumed run must see the budget spent and end b without asking the
+    # model or running anything; were the tokens reset, b would be tried again.
+    model = "wrong:budget"
+    db = os.path.join(work, "budget.db")
+    tasks = write_tasks("budget.jsonl", [task("budget/a", 10, sleep_s=0.05),
+                                         task("budget/b", 0, sleep_s=8)])
+    res = os.path.join(work, "budget.results")
+    e = env(model, GRYPHGEN_MAX_TOKENS="30")
+    cmd = eval_cmd(db, tasks, res, 3)
+    cmd[cmd.index("--jobs") + 1] = "2"
+    start_and_kill(cmd, e, model, 3)
+    t0 = time.time()
+    p = subprocess.run(cmd, env=e, capture_output=True, text=True, timeout=60)
+    sanitizer_clean(p.stderr, "resumed budget run")
+    rows = read_results(res) if os.path.exists(res) else {}
+    b = rows.get("budget/b", {})
+    check(asked(model) == 3, "the resumed run asks the model nothing (the budget was spent "
+          "before the kill)", "asked %d times; %s" % (asked(model), str(rows)[:2000]))
+    check(b.get("status") == "failed" and "run token budget" in (b.get("reason") or "") and
+          b.get("attempts") == 0, "the unfinished task ends for the run's budget",
+          str(b)[:2000])
+    check(time.time() - t0 < 6, "the resumed run does not run b's slow test again")
+    check(db_count(db, "select sum(n) from llm_arms") not in ("", "0", "None"),
+          "the bandit learnt from the judged answers", db_count(db, "select * from llm_arms"))
+
+
+try:
+    part_budget() if PART == "budget" else part_journal()
+finally:
+    server.kill()
+    server.wait()
+    shutil.rmtree(work, ignore_errors=True)
+
+print("%d passed, %d failed" % (passed, failed))
+sys.exit(1 if failed or not passed else 0)
