@@ -243,6 +243,11 @@ static int open_executor(const char *level, const char *python)
         cJSON_AddItemToArray(argv, cJSON_CreateString(py));
         cJSON_AddItemToArray(argv, cJSON_CreateString("-c"));
         cJSON_AddItemToArray(argv, cJSON_CreateString("pass"));
+        /* The environment of Python test jobs (lib/core/lang.c): this check then starts the
+         * very zygote those jobs are forked from. */
+        cJSON *env = cJSON_AddObjectToObject(req, "env");
+        cJSON_AddStringToObject(env, "PYTHONHASHSEED", "0");
+        cJSON_AddStringToObject(env, "PYTHONDONTWRITEBYTECODE", "1");
         char *text = cJSON_PrintUnformatted(req);
         cJSON_Delete(req);
         rc = text ? gg_executor_run(cli_executor, text, &out) : GG_ENOMEM;

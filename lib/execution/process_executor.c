@@ -439,6 +439,23 @@ static char *inner_workspace(const char *ws)
     return ggi_asprintf("/tmp/%s", base ? base + 1 : ws);
 }
 
+/* "root/gg-job-XXXXXX" with six letters or digits, as mkdtemp makes them (nothing is made:
+ * each sandbox has a tmpfs of its own, so two jobs may even share a name). */
+static char *sandbox_ws_name(const char *root)
+{
+    static const char chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    static unsigned long counter;
+    unsigned long n = __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED);
+    uint64_t v = (uint64_t)n * 0x9E3779B97F4A7C15ull ^ (uint64_t)getpid() << 32;
+    char suffix[7];
+    for (int i = 0; i < 6; i++) {
+        suffix[i] = chars[v % 62];
+        v /= 62;
+    }
+    suffix[6] = '\0';
+    return ggi_asprintf("%s/gg-job-%s", root, suffix);
+}
+
 /* The request's files as the sandbox child writes them. */
 static int sandbox_files(const cJSON *files, ggi_sandbox_file **out, size_t *n, size_t *bytes)
 {
@@ -535,16 +552,19 @@ static int run_job(proc_exec *pe, const job *j0, ggi_job_slot *slot, char **out)
         if (!ok)
             jcopy.level = GGI_ISO_RLIMITS;
     }
-    char *ws = ggi_asprintf("%s/gg-job-XXXXXX", pe->root);
+    const int sandboxed = j->level == GGI_ISO_NAMESPACES;
+    /* A sandboxed job's workspace is made in its own tmpfs: on the host it only needs a name
+     * (of the same form, so the path a job sees does not depend on its isolation). */
+    char *ws = sandboxed ? sandbox_ws_name(pe->root)
+                         : ggi_asprintf("%s/gg-job-XXXXXX", pe->root);
     if (!ws)
         return ggi_error(GG_ENOMEM, "out of memory");
-    if (!mkdtemp(ws)) {
+    if (!sandboxed && !mkdtemp(ws)) {
         int rc = ggi_error(GG_EEXEC, "cannot make a workspace under '%s': %s", pe->root,
                            strerror(errno));
         free(ws);
         return rc;
     }
-    const int sandboxed = j->level == GGI_ISO_NAMESPACES;
     char **env = NULL, *inner = NULL;
     ggi_sandbox_file *sfiles = NULL;
     ggi_cgroup *cg = NULL;
@@ -673,7 +693,8 @@ static int run_job(proc_exec *pe, const job *j0, ggi_job_slot *slot, char **out)
     char saved[1024];
     snprintf(saved, sizeof saved, "%s", gg_error_last());
     ggi_cgroup_destroy(&cg);
-    (void)ggi_workspace_remove(ws);
+    if (!sandboxed)
+        (void)ggi_workspace_remove(ws);
     if (rc)
         gg_error_set(saved_code, saved);
     free(ws);

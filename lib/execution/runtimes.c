@@ -2,9 +2,11 @@
  * runtimes.c - finds the Python interpreter and the C compiler once per process or worker:
  * an explicit choice, then the GRYPHGEN_* (and CC) environment variables, then PATH. Python
  * is asked for sys.executable so a version manager's shim (slow to start, and dependent on
- * the caller's directory) is replaced by the real interpreter it points at.
+ * the caller's directory) is replaced by the real interpreter it points at; a Python binary
+ * is not asked (its sys.executable is the absolute path it is run by).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +64,22 @@ static int locate(const char *value, const char *what, char **found, char **why)
     return *found ? GG_OK : GG_ENOMEM;
 }
 
+/* 1 when path is an ELF executable whose name starts with "python" (not a script). */
+static int is_python_binary(const char *path)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    if (strncmp(base, "python", 6) != 0)
+        return 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    unsigned char magic[4] = { 0 };
+    ssize_t n = read(fd, magic, sizeof magic);
+    close(fd);
+    return n == 4 && magic[0] == 0x7f && magic[1] == 'E' && magic[2] == 'L' && magic[3] == 'F';
+}
+
 /* Asks the interpreter for sys.executable; NULL when that fails. */
 static char *python_executable(const char *python)
 {
@@ -108,6 +126,14 @@ static int resolve_python(ggi_runtimes *rt, const char *explicit_python)
     if (!found) {
         rt->python_source = why;
         return GG_OK;
+    }
+    /* A Python binary run by its absolute path reports that path as sys.executable: only a
+     * script (a version manager's shim) needs asking, which costs an interpreter start. */
+    if (is_python_binary(found)) {
+        rt->python = found;
+        rt->python_source = ggi_asprintf("%s: %s, sys.executable (the binary itself)", source,
+                                         value);
+        return rt->python_source ? GG_OK : GG_ENOMEM;
     }
     char *real = python_executable(found);
     if (real) {

@@ -90,9 +90,9 @@ pid_t ggi_sandbox_raw_clone(unsigned long flags)
 
 int ggi_sandbox_clone_flags(const ggi_sandbox_spec *s)
 {
-    int f = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS;
-    if (!s->zygote)
-        f |= CLONE_NEWPID;
+    /* (A zygote gets a PID namespace of its own too: it makes one per job below it and
+     * must be allowed to return to its own after each.) */
+    int f = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWPID;
     if (s->userns)
         f |= CLONE_NEWUSER;
     return f;

@@ -66,7 +66,7 @@ typedef struct ggi_sandbox_spec {
     size_t nfiles;
     const int *cgroup_fds;      /* cgroup.procs files open for writing; the child joins them */
     int ncgroup_fds;
-    int zygote;                 /* 1: set up a zygote's base (no workspace, no /proc, no pidns) */
+    int zygote;                 /* 1: set up a zygote's base (no workspace, no /proc) */
     /* Addition: 1 clones the sandbox into a user namespace of its own in which only uid and
      * gid GGI_SANDBOX_UID/GID exist, mapped to 65534 on a root host and to the host's own
      * euid/egid otherwise; nothing is root inside. The child waits on userns_fd (the read end
@@ -101,7 +101,8 @@ int ggi_sandbox_userns_map(pid_t pid, int wr);
  */
 int ggi_sandbox_child_keep_caps(void);
 
-/** Namespaces a job's sandbox is cloned with (zygote: all but the PID namespace). */
+/** Namespaces a sandbox is cloned with (a zygote's too: mount, network, IPC, UTS, PID and,
+ * when used, user). */
 int ggi_sandbox_clone_flags(const ggi_sandbox_spec *s);
 
 /**

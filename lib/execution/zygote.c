@@ -1,13 +1,16 @@
 /*
  * zygote.c - the pool of zygotes and the host side of their protocol. A zygote is
  * `python -c <the script below>` started in a sandbox made with the zygote flag of
- * sandbox.c (all namespaces but PID; it keeps root and its capabilities so it can build each
- * job's mounts, but drops its bounding set and sets no_new_privs). It listens on a
- * SOCK_SEQPACKET socket at descriptor 3: each job is one message carrying descriptors (the
- * job's own stream socket, stdin, stdout, stderr, and cgroup.procs files). The request JSON
- * follows on the job socket; the zygote's child builds the job's namespaces and replies "P"
- * with a pidfd of the job's init (PID 1 of its namespace), and that init sends "S" with the
- * job's wait status and peak RSS when the job ends. Killing the init (pidfd_send_signal) kills
+ * sandbox.c (all namespaces, PID included; it keeps root and its capabilities so it can build
+ * each job's mounts, but drops its bounding set and sets no_new_privs). It preloads a few
+ * standard modules, freezes its objects for the collector and listens on a SOCK_SEQPACKET
+ * socket at descriptor 3: each job is one message carrying descriptors (the job's own stream
+ * socket, stdin, stdout, stderr, and cgroup.procs files). Per job the zygote forks PID 1 of a
+ * new PID namespace (unshare, fork, setns back), which forks the job's process and then only
+ * reaps. The job's process joins the cgroup, reads the request JSON from the job socket,
+ * builds its namespaces and mounts, replies "P" with a pidfd of PID 1, and runs the job; PID 1
+ * sends "S" with the job's wait status and peak RSS when it has reaped it. The host takes the
+ * job as ended on "S" (or when the socket closes); killing PID 1 (pidfd_send_signal) kills
  * everything in the job's PID namespace. Jobs run through ggi_spawn_run's I/O loop as an
  * "external" start, so timeouts, output caps and cancellation behave as on the direct path.
  */
@@ -41,11 +44,12 @@
 
 /* The zygote, in Python (3.9 or later: socket.send_fds, os.pidfd_open). */
 static const char ZYGOTE_PY[] =
-    "import os, sys, socket, struct, json, ctypes, signal, io, resource\n"
+    "import os, sys, socket, struct, json, ctypes, signal, io, resource, gc\n"
     "_libc = ctypes.CDLL(None, use_errno=True)\n"
     "_libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,\n"
     "                        ctypes.c_char_p)\n"
     "_libc.unshare.argtypes = (ctypes.c_int,)\n"
+    "_libc.setns.argtypes = (ctypes.c_int, ctypes.c_int)\n"
     "_libc.sethostname.argtypes = (ctypes.c_char_p, ctypes.c_size_t)\n"
     "_libc.prctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,\n"
     "                        ctypes.c_ulong)\n"
@@ -67,13 +71,20 @@ static const char ZYGOTE_PY[] =
     "    return bytes(b)\n"
     "\n"
     "\n"
+    "_NEWNS, _NEWPID, _NEWIPC, _NEWUTS = 0x00020000, 0x20000000, 0x08000000, 0x04000000\n"
+    "# Modules without per-process state that jobs commonly import; never random, tempfile,\n"
+    "# uuid or anything that seeds itself or starts threads at import time.\n"
+    "_WARM = ('typing', 'collections', 're', 'math', 'itertools', 'functools', 'heapq', 'bisect',\n"
+    "         'string', 'copy', 'traceback', 'types')\n"
+    "\n"
+    "\n"
     "def _tmpfs(where, size):\n"
     "    _c(_libc.mount(b'tmpfs', where, b'tmpfs', 6, b'size=%d,mode=1777' % size),\n"
     "       'mount a tmpfs on ' + where.decode())\n"
     "\n"
     "\n"
     "def _setup(req):\n"
-    "    _c(_libc.unshare(0x00020000 | 0x20000000 | 0x08000000 | 0x04000000), 'unshare')\n"
+    "    _c(_libc.unshare(_NEWNS | _NEWIPC | _NEWUTS), 'unshare')\n"
     "    _tmpfs(b'/tmp', req['tmpfs'])\n"
     "    if os.path.isdir('/dev/shm'):\n"
     "        _tmpfs(b'/dev/shm', min(req['tmpfs'], 64 << 20))\n"
@@ -101,6 +112,7 @@ static const char ZYGOTE_PY[] =
     "        finally:\n"
     "            os.close(fd)\n"
     "    _c(_libc.sethostname(b'gg-sandbox', 10), 'sethostname')\n"
+    "    _c(_libc.mount(b'proc', b'/proc', b'proc', 14, None), 'mount /proc')\n"
     "\n"
     "\n"
     "def _exit_code(e):\n"
@@ -181,15 +193,48 @@ static const char ZYGOTE_PY[] =
     "    os._exit(rc)\n"
     "\n"
     "\n"
-    "def _init(sock, stdio, req):\n"
-    "    _c(_libc.mount(b'proc', b'/proc', b'proc', 14, None), 'mount /proc')\n"
-    "    j = os.fork()\n"
+    "def _fail(sock, e):\n"
+    "    m = ('%s: %s' % (type(e).__name__, e)).encode('utf-8', 'replace')[:2000]\n"
+    "    sock.sendall(b'E' + struct.pack('<I', len(m)) + m)\n"
+    "\n"
+    "\n"
+    "def _start(sock, stdio, cgroups):\n"
+    "    # The job's process (PID 2): joins the job's cgroup, builds its sandbox, hands the host\n"
+    "    # a pidfd of PID 1, runs.\n"
+    "    try:\n"
+    "        for f in cgroups:\n"
+    "            os.write(f, b'0')\n"
+    "            os.close(f)\n"
+    "        n = struct.unpack('<I', _recv_exact(sock, 4))[0]\n"
+    "        req = json.loads(_recv_exact(sock, n).decode('utf-8', 'surrogateescape'))\n"
+    "        _setup(req)\n"
+    "        init = os.pidfd_open(1)\n"
+    "        socket.send_fds(sock, [b'P'], [init])\n"
+    "        os.close(init)\n"
+    "    except BaseException as e:\n"
+    "        _fail(sock, e)\n"
+    "        os._exit(1)\n"
+    "    _run(stdio, req)\n"
+    "\n"
+    "\n"
+    "def _job(fds):\n"
+    "    # PID 1 of the job's own PID namespace. It does as little as it can (every page it\n"
+    "    # writes is copied): forks the job's process, reaps every process of the namespace\n"
+    "    # and reports the job's end. Killing it kills them all. It stays out of the job's\n"
+    "    # cgroup: the host may remove that as soon as the report is in.\n"
+    "    signal.signal(signal.SIGCHLD, signal.SIG_DFL)\n"
+    "    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=fds[0])\n"
+    "    try:\n"
+    "        j = os.fork()\n"
+    "    except BaseException as e:\n"
+    "        _fail(sock, e)\n"
+    "        os._exit(1)\n"
     "    if j == 0:\n"
     "        try:\n"
-    "            _run(stdio, req)\n"
+    "            _start(sock, fds[1:4], fds[4:])\n"
     "        finally:\n"
     "            os._exit(127)\n"
-    "    for f in stdio:\n"
+    "    for f in fds[1:]:\n"
     "        os.close(f)\n"
     "    while True:\n"
     "        try:\n"
@@ -199,33 +244,11 @@ static const char ZYGOTE_PY[] =
     "        except ChildProcessError:\n"
     "            os._exit(125)\n"
     "        if pid == j:\n"
-    "            sock.sendall(b'S' + struct.pack('<iq', status, ru.ru_maxrss))\n"
+    "            try:\n"
+    "                sock.sendall(b'S' + struct.pack('<iq', status, ru.ru_maxrss))\n"
+    "            except OSError:\n"
+    "                pass\n"
     "            os._exit(0)\n"
-    "\n"
-    "\n"
-    "def _job(fds):\n"
-    "    signal.signal(signal.SIGCHLD, signal.SIG_DFL)\n"
-    "    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=fds[0])\n"
-    "    stdio = fds[1:4]\n"
-    "    try:\n"
-    "        n = struct.unpack('<I', _recv_exact(sock, 4))[0]\n"
-    "        req = json.loads(_recv_exact(sock, n).decode('utf-8', 'surrogateescape'))\n"
-    "        for f in fds[4:]:\n"
-    "            os.write(f, b'0')\n"
-    "            os.close(f)\n"
-    "        _setup(req)\n"
-    "        g = os.fork()\n"
-    "    except BaseException as e:\n"
-    "        m = ('%s: %s' % (type(e).__name__, e)).encode('utf-8', 'replace')[:2000]\n"
-    "        sock.sendall(b'E' + struct.pack('<I', len(m)) + m)\n"
-    "        os._exit(1)\n"
-    "    if g == 0:\n"
-    "        try:\n"
-    "            _init(sock, stdio, req)\n"
-    "        finally:\n"
-    "            os._exit(126)\n"
-    "    socket.send_fds(sock, [b'P'], [os.pidfd_open(g)])\n"
-    "    os._exit(0)\n"
     "\n"
     "\n"
     "def _main():\n"
@@ -236,6 +259,14 @@ static const char ZYGOTE_PY[] =
     "        if _libc.prctl(24, cap, 0, 0, 0) != 0:\n"
     "            break\n"
     "    _c(_libc.prctl(38, 1, 0, 0, 0), 'PR_SET_NO_NEW_PRIVS')\n"
+    "    own_pidns = os.open('/proc/self/ns/pid', os.O_RDONLY | os.O_CLOEXEC)\n"
+    "    for m in _WARM:\n"
+    "        try:\n"
+    "            __import__(m)\n"
+    "        except ImportError:\n"
+    "            pass\n"
+    "    gc.collect()\n"
+    "    gc.freeze()  # jobs' collections skip the zygote's objects: fewer pages copied\n"
     "    ctl.send(b'R')\n"
     "    while True:\n"
     "        try:\n"
@@ -244,9 +275,19 @@ static const char ZYGOTE_PY[] =
     "            continue\n"
     "        if not msg:\n"
     "            os._exit(0)\n"
+    "        # The job's first process is PID 1 of a new PID namespace; the zygote itself goes\n"
+    "        # back to its own for the next job.\n"
+    "        pid = -1\n"
     "        try:\n"
-    "            pid = os.fork()\n"
+    "            _c(_libc.unshare(_NEWPID), 'unshare')\n"
+    "            try:\n"
+    "                pid = os.fork()\n"
+    "            finally:\n"
+    "                if pid != 0:\n"
+    "                    _c(_libc.setns(own_pidns, _NEWPID), 'setns')\n"
     "        except OSError:\n"
+    "            if pid > 0:\n"
+    "                os._exit(3)  # cannot return to its own namespace: the host restarts it\n"
     "            pid = -1\n"
     "        if pid == 0:\n"
     "            try:\n"
@@ -726,7 +767,9 @@ static int zj_start(void *ctx, int in_fd, int out_fd, int err_fd, int *done_fd)
     cm = got == 1 ? CMSG_FIRSTHDR(&mh) : NULL;
     if (r == 'P' && cm && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len == CMSG_LEN(sizeof(int))) {
         memcpy(&zj->init_fd, CMSG_DATA(cm), sizeof(int));
-        *done_fd = zj->init_fd;
+        /* The job has ended when its report ("S") is in, or the socket closes (its PID 1 was
+         * killed): the host need not wait for PID 1 and its namespace to go away. */
+        *done_fd = zj->sock;
         return GG_OK;
     }
     char msg[MAX_ERR_MSG + 1] = "no reason given";

@@ -1,11 +1,12 @@
 /*
  * zygote.h - warm, already isolated Python interpreters that fork a fresh process per job.
  * A zygote is started once per (interpreter, job environment) inside the namespace sandbox
- * (read-only host, own network, IPC and UTS namespaces) and never runs job code itself. For
- * each job it forks a child that enters new mount and PID namespaces, puts a size-capped
- * tmpfs on /tmp with the job's workspace and files, mounts a fresh /proc, and runs the job's
- * `-c` code as the unprivileged sandbox uid with the job's rlimits and cgroup, so each job
- * gets a fresh process and no state from earlier jobs. Internal.
+ * (read-only host, own network, IPC, UTS and PID namespaces) and never runs job code itself.
+ * For each job it forks PID 1 of a new PID namespace, which forks the job's process: that
+ * enters new mount, IPC and UTS namespaces, puts a size-capped tmpfs on /tmp with the job's
+ * workspace and files, mounts a fresh /proc, and runs the job's `-c` code as the unprivileged
+ * sandbox uid with the job's rlimits and cgroup, so each job gets a fresh process and no
+ * state from earlier jobs. Internal.
  *
  * THREAD SAFETY: a pool may be used from many threads at once.
  */

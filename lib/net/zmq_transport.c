@@ -5,6 +5,7 @@
  * peers CURVE clients, and tags each message a hub receives with the sender's role.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,7 +174,8 @@ static int zt_recv(zt_socket *s, int timeout_ms, gg_transport_msg *msg)
         int left = -1;
         if (timeout_ms >= 0) {
             double d = deadline - ggi_now_ms();
-            left = d > 0 ? (int)d : 0;
+            /* Rounded up: a truncated 0.9 ms would poll with 0 and spin until the deadline. */
+            left = d > 0 ? (int)ceil(d) : 0;
         }
         int rc = wait_readable(s, left);
         if (rc != GG_OK)

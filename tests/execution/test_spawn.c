@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <gryphgen.h>
@@ -421,6 +422,32 @@ static void test_runtimes(void)
     CHECK_RC(ggi_runtimes_resolve(&rt, PY, NULL), 0);
     CHECK(rt.python && strncmp(rt.python, "/usr/bin/python3", 16) == 0);
     CHECK_CONTAINS(rt.python_source, "option");
+    ggi_runtimes_free(&rt);
+
+    /* A Python binary is not asked (its sys.executable is its own path); a script in front
+     * of one (a version manager's shim) is, and gives way to the interpreter it runs. */
+    CHECK_RC(ggi_runtimes_resolve(&rt, PY, NULL), 0);
+    CHECK_CONTAINS(rt.python_source, "the binary itself");
+    {
+        char dir[] = "/tmp/gg-shim-XXXXXX";
+        CHECK(mkdtemp(dir) != NULL);
+        char shim[64];
+        snprintf(shim, sizeof shim, "%s/python3", dir);
+        FILE *f = fopen(shim, "w");
+        CHECK(f != NULL);
+        if (f) {
+            fputs("#!/bin/sh\nexec " PY " \"$@\"\n", f);
+            fclose(f);
+        }
+        CHECK(chmod(shim, 0755) == 0);
+        ggi_runtimes_free(&rt);
+        CHECK_RC(ggi_runtimes_resolve(&rt, shim, NULL), 0);
+        CHECK_STR(rt.python, PY);
+        CHECK_CONTAINS(rt.python_source, "sys.executable");
+        CHECK(!strstr(rt.python_source, "the binary itself"));
+        unlink(shim);
+        rmdir(dir);
+    }
     ggi_runtimes_free(&rt);
 
     /* A program that is not a Python: the found path is kept, the source says so. */

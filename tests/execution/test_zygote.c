@@ -5,6 +5,7 @@
  * environment, and a zygote that dies is replaced.
  */
 #include <dirent.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,6 +128,10 @@ static void test_no_state_between_jobs(void)
         "globals()['G'] = 1\n"
         "os.chdir('/')\n"
         "os.umask(0)\n"
+        "import typing, collections, re\n"
+        "typing.List = None\n"
+        "collections.OrderedDict = None\n"
+        "re.compile = None\n"
         "print('polluted')\n";
     const char *check =
         "import os, sys, json, builtins\n"
@@ -141,6 +146,9 @@ static void test_no_state_between_jobs(void)
         "if 'G' in globals(): bad.append('globals')\n"
         "if os.getcwd() != os.environ['HOME']: bad.append('cwd')\n"
         "if os.umask(0o22) != 0o22: bad.append('umask')\n"
+        "import typing, collections, re\n"
+        "if typing.List is None or collections.OrderedDict is None or re.compile is None:\n"
+        "    bad.append('preloaded modules')\n"
         "print('clean' if not bad else bad)\n";
     for (int round = 0; round < 2; round++) {
         cJSON *p = run(pollute, NULL, 1);
@@ -156,6 +164,35 @@ static void test_no_state_between_jobs(void)
             cJSON_Delete(c);
         }
     }
+}
+
+/* Jobs that end at once, two at a time: each is forked from the zygote (its report never
+ * overtakes the reply that it started) and gets its own output. */
+static void *quick_jobs(void *arg)
+{
+    int *bad = arg;
+    for (int i = 0; i < 20; i++) {
+        char code[64];
+        snprintf(code, sizeof code, "print(%d)", i);
+        cJSON *r = run(code, NULL, 1);
+        char want[16];
+        snprintf(want, sizeof want, "%d\n", i);
+        if (!r || !b(r, "zygote") || strcmp(s(r, "stdout"), want) != 0 || n(r, "exit_code") != 0)
+            (*bad)++;
+        cJSON_Delete(r);
+    }
+    return NULL;
+}
+
+static void test_parallel_quick_jobs(void)
+{
+    pthread_t t[2];
+    int bad[2] = { 0, 0 };
+    for (int i = 0; i < 2; i++)
+        CHECK(pthread_create(&t[i], NULL, quick_jobs, &bad[i]) == 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    CHECK(bad[0] == 0 && bad[1] == 0);
 }
 
 /* Finds a child of this process whose command line starts with the zygote's script. */
@@ -243,6 +280,7 @@ int main(void)
     }
     test_same_as_direct();
     test_no_state_between_jobs();
+    test_parallel_quick_jobs();
     test_zygote_replaced();
     gg_executor_destroy(&ex);
     CHECK(find_zygote() == 0);
