@@ -17,8 +17,13 @@
 # With MEMORY=1 it also measures the orchestrator's RSS with 1,000,000 tasks queued and no
 # worker (target: under 256 MB), and a worker's RSS after 10,000 and 100,000 no-op jobs
 # (target: no growth).
+# The dispatch time runs from the workers' start to the last task's finished_at in the grid's
+# database (so the client's `status` polling, every 0.5 s, neither adds to it nor rounds it),
+# and the CPU time serve and each worker used meanwhile is printed per task (us/task): on
+# this 2-core machine that is the figure that is least disturbed by other load.
 # Environment: BUILD (build dir, default build), N (tasks, default 50000), QUEUE (jobs a
-# worker holds ahead, default 256), MEMORY (0/1), PEERS_N (Dask/Celery tasks, default 5000).
+# worker holds ahead, default 256), MEMORY (0/1), PEERS_N (Dask/Celery tasks, default 5000),
+# PEERS (0: skip Dask and Celery).
 set -uo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -50,10 +55,17 @@ port() { $py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); prin
 now() { date +%s.%N; }
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 hwm_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
-passed() { $gg status --insecure --connect "$1" 2>/dev/null | $py -c 'import json,sys; print(json.load(sys.stdin)["passed"])' 2>/dev/null || echo 0; }
-wait_passed() { # endpoint count
-    while [ "$(passed "$1")" -lt "$2" ]; do sleep 0.1; done
+# The status reply is {"queued":..,"running":..,"passed":N,...}: read without a JSON parser.
+passed() {
+    local p
+    p=$($gg status --insecure --connect "$1" 2>/dev/null | grep -o '"passed": *[0-9]*' | head -1)
+    echo "${p##*[!0-9]}" | grep -x '[0-9][0-9]*' || echo 0
 }
+wait_passed() { # endpoint count
+    while [ "$(passed "$1")" -lt "$2" ]; do sleep 0.5; done
+}
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; } # utime+stime
+hz=$(getconf CLK_TCK)
 tasks() { # count file
     $py - "$1" "$2" <<'PY'
 import json, sys
@@ -74,16 +86,25 @@ t0=$(now)
 $gg submit --insecure --connect "$ep" "$tmp/tasks.jsonl" >/dev/null || { echo "dispatch: submit failed"; exit 1; }
 t1=$(now)
 submit_rate=$($py -c "print(round($n/($t1-$t0)))")
+c0=$(cpu_ticks $serve)
+wpids=()
 for i in 1 2; do
     $gg worker --insecure --connect "$ep" --executor noop --slots 1 --queue "$queue" --name "w$i" \
-        2>"$tmp/w$i.log" & pids+=($!)
+        2>"$tmp/w$i.log" & pids+=($!); wpids+=($!)
 done
 t2=$(now)
 wait_passed "$ep" "$n"
-t3=$(now)
+c1=$(cpu_ticks $serve); cw1=$(cpu_ticks ${wpids[0]}); cw2=$(cpu_ticks ${wpids[1]})
+t3=$($py - "$tmp/grid.db" <<'PY'
+import sqlite3, sys
+print(sqlite3.connect(sys.argv[1]).execute("SELECT max(finished_at) FROM tasks").fetchone()[0])
+PY
+)
 grid=$($py -c "print(round($n/($t3-$t2)))")
 echo "grid submit (durable, batched):   $submit_rate tasks/s"
 echo "grid dispatch (durable):          $grid tasks/s"
+us() { $py -c "print(round(1e6*($1)/$hz/$n, 1))"; }
+echo "grid CPU per task: serve $(us "$c1-$c0") us, workers $(us "$cw1") + $(us "$cw2") us"
 
 # --- raw libzmq, same sizes: a job of one task and its result
 read -r req rep < <($py - "$tmp/grid.db" <<'PY'
@@ -99,7 +120,9 @@ echo "raw libzmq (2 peers x 100 in flight, $req/$rep bytes): $raw round trips/s"
 
 # --- Dask
 dask="skipped"
-if $py -c 'import distributed' 2>/dev/null; then
+if [ "${PEERS:-1}" = 0 ]; then
+    echo "dask: skipped (PEERS=0)"
+elif $py -c 'import distributed' 2>/dev/null; then
     # From a file: Dask's worker processes re-import __main__, which stdin cannot give.
     cat > "$tmp/dask_noop.py" <<'PY'
 import sys, time
@@ -124,7 +147,9 @@ echo "dask distributed (2 workers):     $dask tasks/s"
 
 # --- Celery + Redis
 celery="skipped"
-if $py -c 'import celery, redis' 2>/dev/null && command -v redis-server >/dev/null; then
+if [ "${PEERS:-1}" = 0 ]; then
+    echo "celery: skipped (PEERS=0)"
+elif $py -c 'import celery, redis' 2>/dev/null && command -v redis-server >/dev/null; then
     rport=$(port)
     redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no \
         >"$tmp/redis.log" 2>&1 & pids+=($!)

@@ -41,7 +41,9 @@ typedef struct gg_client_options {
                                        curve_key_file */
     int insecure;                 /**< 1: allow connecting without keys, to a loopback
                                        endpoint only; 0 (default): tcp:// or ipc:// without
-                                       keys is GG_EINVAL */
+                                       keys is GG_EINVAL. Without keys an endpoint that is not
+                                       loopback is GG_EINVAL even with 1; inproc:// needs
+                                       neither keys nor insecure */
 } gg_client_options;
 
 /** Static initialiser with defaults. */

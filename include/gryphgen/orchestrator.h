@@ -71,8 +71,9 @@ typedef struct gg_orchestrator_options {
                                       submitter or admin): the only peers admitted; required
                                       with curve_key_file, ignored without it */
     int insecure;                /**< 1: allow `bind` endpoints without keys, loopback only
-                                      (tcp://127.0.0.1, ipc://); 0 (default): a bind without
-                                      keys is GG_EINVAL */
+                                      (tcp://127.0.0.1, ipc://); 0 (default): a tcp:// or
+                                      ipc:// bind without keys is GG_EINVAL. Without keys an
+                                      endpoint that is not loopback is GG_EINVAL even with 1 */
 } gg_orchestrator_options;
 
 /** Static initialiser with defaults. */

@@ -193,6 +193,23 @@ int ggi_attempt_run(const ggi_attempt_env *env, const cJSON *job, cJSON **out_re
     const cJSON *njson = cJSON_GetObjectItem(job, "n");
     if (!cJSON_IsObject(task_json) || !cJSON_IsNumber(njson))
         return ggi_error(GG_EINVAL, "malformed job: needs 'task' and 'n'");
+    if (strcmp(gg_executor_backend(env->executor), "noop") == 0) {
+        /* The benchmark backend: the attempt passes without generating or running code,
+         * and without reading the task (the orchestrator validated it at submission). */
+        cJSON *rec = cJSON_CreateObject();
+        cJSON *d = NULL;
+        if (!rec || !cJSON_AddNumberToObject(rec, "n", njson->valueint) ||
+            !cJSON_AddStringToObject(rec, "generator", "none") ||
+            !cJSON_AddBoolToObject(rec, "passed", 1) ||
+            !cJSON_AddStringToObject(rec, "reason", "noop executor") ||
+            !(d = cJSON_AddObjectToObject(rec, "durations")) ||
+            !cJSON_AddNumberToObject(d, "total_ms", 0)) {
+            cJSON_Delete(rec);
+            return ggi_error(GG_ENOMEM, "out of memory");
+        }
+        *out_record = rec;
+        return GG_OK;
+    }
     ggi_task *t = NULL;
     int rc = ggi_task_from_json(task_json, &t);
     if (rc != GG_OK)
@@ -203,18 +220,6 @@ int ggi_attempt_run(const ggi_attempt_env *env, const cJSON *job, cJSON **out_re
         return ggi_error(GG_ENOMEM, "out of memory");
     }
     cJSON_AddNumberToObject(rec, "n", njson->valueint);
-    if (strcmp(gg_executor_backend(env->executor), "noop") == 0) {
-        /* The benchmark backend: the attempt passes without generating or running code. */
-        cJSON_AddStringToObject(rec, "generator", "none");
-        cJSON_AddBoolToObject(rec, "passed", 1);
-        cJSON_AddStringToObject(rec, "reason", "noop executor");
-        cJSON *d = cJSON_AddObjectToObject(rec, "durations");
-        if (d)
-            cJSON_AddNumberToObject(d, "total_ms", 0);
-        ggi_task_free(t);
-        *out_record = rec;
-        return GG_OK;
-    }
     cJSON_AddStringToObject(rec, "generator", gg_generator_name(env->generator));
     cJSON_AddStringToObject(rec, "language", t->language);
     double t0 = ggi_now_ms();

@@ -58,8 +58,9 @@ int gg_client_new(gg_client_t **out, const gg_client_options *opts)
     if (opts->curve_key_file && (!opts->curve_server_key || !*opts->curve_server_key))
         return ggi_error(GG_EINVAL, "curve_key_file needs curve_server_key (the "
                          "orchestrator's public key)");
-    /* Without keys: loopback as before, network endpoints refused (endpoint_rule.h). */
-    if (ggi_endpoint_rule(opts->connect, opts->curve_key_file != NULL, opts->insecure) != GG_OK)
+    /* Without keys: tcp/ipc need insecure = 1 and a loopback endpoint (endpoint_rule.h). */
+    if (ggi_endpoint_rule(opts->connect, opts->curve_key_file != NULL, opts->insecure,
+                          "curve_key_file and curve_server_key") != GG_OK)
         return GG_EINVAL;
     int rc = gg_init();
     if (rc)

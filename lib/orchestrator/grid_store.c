@@ -1,5 +1,5 @@
 /*
- * grid_store.c - the grid's part of the database (schema version 2): tasks by submitter for
+ * grid_store.c - the grid's part of the database (schema versions 2 and 3): tasks by submitter for
  * fair claiming, nodes with their quarantine, and per node and language scores. Runs on the
  * scheduler's connection (inside its group-commit transaction when one is open), through
  * statements prepared once.
@@ -14,7 +14,6 @@
 enum {
     G_SUBMITTER_NEXT,
     G_CLAIM,
-    G_MARK,
     G_FIND,
     G_INSERT,
     G_QUEUED,
@@ -31,12 +30,13 @@ static const char *const sql[G_COUNT_] = {
     [G_SUBMITTER_NEXT] = "SELECT submitter FROM tasks INDEXED BY tasks_fair"
                          " WHERE status = 'queued' AND submitter > ?1"
                          " ORDER BY submitter LIMIT 1",
-    [G_CLAIM] = "SELECT seq, task_id, spec, status, priority, attempts, created_at, started_at,"
-                " finished_at, reason, result FROM tasks INDEXED BY tasks_fair"
-                " WHERE status = 'queued'"
-                " AND submitter = ?1 ORDER BY priority DESC, seq LIMIT ?2",
-    [G_MARK] = "UPDATE tasks SET status = 'running', started_at = coalesce(started_at, ?2)"
-               " WHERE seq = ?1",
+    /* One statement marks the submitter's next tasks running and returns them (in no
+     * particular order: sorted afterwards), instead of a select and an update per row. */
+    [G_CLAIM] = "UPDATE tasks SET status = 'running', started_at = coalesce(started_at, ?3)"
+                " WHERE seq IN (SELECT seq FROM tasks INDEXED BY tasks_fair"
+                " WHERE status = 'queued' AND submitter = ?1 ORDER BY priority DESC, seq"
+                " LIMIT ?2)"
+                " RETURNING seq, task_id, spec, priority, attempts, created_at, started_at",
     [G_FIND] = "SELECT seq, spec_hash FROM tasks WHERE task_id = ?1",
     [G_INSERT] = "INSERT INTO tasks(task_id, spec, spec_hash, status, priority, created_at,"
                  " submitter) VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6)",
@@ -144,6 +144,15 @@ static char *col(sqlite3_stmt *st, int i)
     return t ? ggi_strdup((const char *)t) : NULL;
 }
 
+/* Claim order: higher priority first, then by seq. */
+static int cmp_claimed(const void *pa, const void *pb)
+{
+    const ggi_task_row *a = pa, *b = pb;
+    if (a->priority != b->priority)
+        return a->priority > b->priority ? -1 : 1;
+    return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
 int ggi_grid_claim(ggi_grid_db *g, const char *submitter, int limit, double now,
                    ggi_task_row **out_rows, int *out_n)
 {
@@ -159,45 +168,35 @@ int ggi_grid_claim(ggi_grid_db *g, const char *submitter, int limit, double now,
     if (st) {
         sqlite3_bind_text(st, 1, submitter, -1, SQLITE_STATIC);
         sqlite3_bind_int(st, 2, limit);
-        while (n < limit && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        sqlite3_bind_double(st, 3, now);
+        while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+            if (n >= limit || rc)
+                continue; /* cannot happen (LIMIT); the statement still runs to its end */
             ggi_task_row *r = &rows[n++];
             r->seq = sqlite3_column_int64(st, 0);
             r->task_id = col(st, 1);
             r->spec = col(st, 2);
-            r->status = col(st, 3);
-            r->priority = sqlite3_column_int(st, 4);
-            r->attempts = sqlite3_column_int(st, 5);
-            r->created_at = sqlite3_column_double(st, 6);
-            r->started_at = sqlite3_column_double(st, 7);
-            if (!r->task_id || !r->spec || !r->status) {
+            r->status = ggi_strdup("running");
+            r->priority = sqlite3_column_int(st, 3);
+            r->attempts = sqlite3_column_int(st, 4);
+            r->created_at = sqlite3_column_double(st, 5);
+            r->started_at = sqlite3_column_double(st, 6);
+            if (!r->task_id || !r->spec || !r->status)
                 rc = ggi_error(GG_ENOMEM, "out of memory claiming tasks");
-                break;
-            }
         }
-        if (!rc && step != SQLITE_ROW && step != SQLITE_DONE)
+        if (!rc && step != SQLITE_DONE)
             rc = fail(g, "claiming tasks");
         sqlite3_reset(st);
     }
-    for (int i = 0; !rc && i < n; i++) {
-        sqlite3_stmt *m = get(g, G_MARK);
-        if (!m) {
-            rc = GG_ESTORE;
-            break;
-        }
-        sqlite3_bind_int64(m, 1, rows[i].seq);
-        sqlite3_bind_double(m, 2, now);
-        if (sqlite3_step(m) != SQLITE_DONE)
-            rc = fail(g, "claiming tasks");
-        sqlite3_reset(m);
-        if (!rc && rows[i].started_at <= 0)
-            rows[i].started_at = now;
-    }
     if (rc) {
+        /* The caller rolls the transaction back (or the rows stay 'running' until the
+         * next start requeues them): nothing is lost either way. */
         for (int i = 0; i < n; i++)
             ggi_store_task_row_free(&rows[i]);
         free(rows);
         return rc;
     }
+    qsort(rows, (size_t)n, sizeof *rows, cmp_claimed);
     *out_rows = rows;
     *out_n = n;
     return GG_OK;

@@ -161,7 +161,7 @@ static int bind_extra(gg_orchestrator_t *o)
 }
 
 /* Applies the rule for unencrypted operation to every bind endpoint: with keys anything
- * goes; without them loopback endpoints are fine as before, others need keys. */
+ * goes; without them a tcp/ipc endpoint needs insecure = 1 and must be loopback. */
 static int check_binds(const gg_orchestrator_options *opts)
 {
     const char *p = opts->bind;
@@ -173,7 +173,8 @@ static int check_binds(const gg_orchestrator_options *opts)
                 return ggi_error(GG_EINVAL, "bind endpoint too long");
             memcpy(ep, p, n);
             ep[n] = 0;
-            if (ggi_endpoint_rule(ep, opts->curve_key_file != NULL, opts->insecure) != GG_OK)
+            if (ggi_endpoint_rule(ep, opts->curve_key_file != NULL, opts->insecure,
+                                  "curve_key_file and authorized_keys_file") != GG_OK)
                 return GG_EINVAL;
         }
         p += n;

@@ -350,3 +350,48 @@ char *ggp_print(const cJSON *m, size_t *out_len)
         *out_len = n;
     return text;
 }
+
+int ggp_print_buf(const cJSON *item, ggi_buf *b)
+{
+    if (b->cap > (1u << 20)) {
+        /* Grown for one large text: given back rather than kept for small ones. */
+        free(b->data);
+        b->data = NULL;
+        b->cap = b->len = 0;
+    }
+    if (b->cap < 4096) {
+        char *p = realloc(b->data, 4096);
+        if (!p)
+            return ggi_error(GG_ENOMEM, "out of memory printing a message");
+        b->data = p;
+        b->cap = 4096;
+    }
+    for (;;) {
+        /* cJSON asks for 5 bytes of slack beyond the text. */
+        if (cJSON_PrintPreallocated((cJSON *)item, b->data, (int)b->cap, 0)) {
+            size_t n = strlen(b->data);
+            b->len = n;
+            if (n <= GGP_MAX_MESSAGE)
+                return GG_OK;
+            b->data[0] = 0;
+            b->len = 0;
+            return ggi_error(GG_ETOOBIG, "message of %zu bytes exceeds the limit of %u", n,
+                             GGP_MAX_MESSAGE);
+        }
+        if (b->cap > GGP_MAX_MESSAGE) {
+            b->data[0] = 0;
+            b->len = 0;
+            return ggi_error(GG_ETOOBIG, "message exceeds the limit of %u bytes",
+                             GGP_MAX_MESSAGE);
+        }
+        size_t ncap = b->cap * 2;
+        char *p = realloc(b->data, ncap);
+        if (!p) {
+            b->data[0] = 0;
+            b->len = 0;
+            return ggi_error(GG_ENOMEM, "out of memory printing a message");
+        }
+        b->data = p;
+        b->cap = ncap;
+    }
+}

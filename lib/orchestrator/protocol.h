@@ -79,4 +79,12 @@ cJSON *ggp_new(ggp_type t);
 /** Prints a message; NULL on ENOMEM or when the text exceeds GGP_MAX_MESSAGE. */
 char *ggp_print(const cJSON *m, size_t *out_len);
 
+/**
+ * Prints JSON (unformatted) into b, replacing what it held, with no allocation when b is
+ * already large enough (b is meant to be kept and reused: the hot paths print into one
+ * buffer each instead of a fresh malloc'd text every time). b->data is NUL-terminated and
+ * b->len its length. GG_ENOMEM, or GG_ETOOBIG beyond GGP_MAX_MESSAGE (b is then empty).
+ */
+int ggp_print_buf(const cJSON *item, ggi_buf *b);
+
 #endif

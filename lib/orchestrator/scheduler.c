@@ -88,7 +88,8 @@ typedef struct code_seen {
 } code_seen;
 
 typedef struct active {
-    struct active *next;
+    struct active *next, *prev; /* the active list (s->tasks) */
+    struct active *hnext;       /* the next in its bucket of s->by_seq */
     int64_t seq;
     char *task_id;
     cJSON *spec;            /* normalised task JSON */
@@ -146,6 +147,8 @@ typedef struct sched {
     ggi_grid_db *g;
     active *tasks;
     int n_active;
+    active **by_seq;        /* the active tasks by seq: n_buckets (a power of 2) chains */
+    unsigned n_buckets;
     int limit;
     node *nodes;
     int n_nodes;
@@ -174,6 +177,9 @@ typedef struct sched {
     long long tokens;       /* used by the attempts this run recorded */
     double last_claim_ms;
     int n_watching;         /* clients watching events */
+    ggi_buf rec_buf;        /* print buffers, reused: an attempt record, a result, an event */
+    ggi_buf res_buf;
+    ggi_buf ev_buf;
 } sched;
 
 /* ---------------------------------------------------------------- helpers */
@@ -340,7 +346,9 @@ static void emit(sched *s, int64_t seq, cJSON *ev)
         cJSON_Delete(ev);
         return;
     }
-    char *text = (stored || s->o->event_fn) ? ggi_json_print(ev) : NULL;
+    const char *text = NULL;
+    if ((stored || s->o->event_fn) && ggp_print_buf(ev, &s->ev_buf) == GG_OK)
+        text = s->ev_buf.data;
     if ((text || !(stored || s->o->event_fn)) && txn(s) == GG_OK) {
         if (stored &&
             ggi_store_event_insert(s->db, seq, type ? type : "event", text, ggi_wall_s()) != GG_OK)
@@ -356,7 +364,6 @@ static void emit(sched *s, int64_t seq, cJSON *ev)
             queue_msg(s, &c->id, m);
         }
     }
-    free(text);
     cJSON_Delete(ev);
 }
 
@@ -631,7 +638,21 @@ static void finish_task(sched *s, int64_t seq, const char *task_id, const char *
     }
     int spliced = 0;
     cJSON *res = build_result(s, seq, task_id, status, reason, started_wall, &spliced);
-    char *text = !res ? NULL : spliced ? print_spliced(res, s->fresh_text) : ggi_json_print(res);
+    /* Stored with "history": null: the attempts table holds the records, and reading the
+     * task back splices them in (ggi_store_task_get), so they are not written twice. */
+    const char *text = NULL;
+    char *full = NULL;
+    if (res) {
+        cJSON *hist = spliced ? NULL : cJSON_DetachItemFromObjectCaseSensitive(res, "history");
+        if (cJSON_AddNullToObject(res, "history") && ggp_print_buf(res, &s->res_buf) == GG_OK)
+            text = s->res_buf.data;
+        cJSON_DeleteItemFromObjectCaseSensitive(res, "history");
+        if (hist)
+            cJSON_AddItemToObject(res, "history", hist);
+        /* The clients waiting for it get the whole result at once. */
+        if (text && s->n_waiters > 0)
+            full = spliced ? print_spliced(res, s->fresh_text) : ggi_json_print(res);
+    }
     if (res && spliced && s->learn && s->o->retriever &&
         strcmp(gg_retriever_name(s->o->retriever), "none") != 0) {
         /* The learner reads the history: give it the record too. */
@@ -644,7 +665,7 @@ static void finish_task(sched *s, int64_t seq, const char *task_id, const char *
         ggi_log(&s->o->log, GG_LOG_ERROR, "cannot record the end of task '%s': %s", task_id,
                 gg_error_last());
     else if (s->n_waiters > 0)
-        notify_waiters(s, task_id, text);
+        notify_waiters(s, task_id, full);
     if (res && s->learn && s->o->retriever &&
         strcmp(gg_retriever_name(s->o->retriever), "none") != 0 &&
         (strcmp(status, GGI_ST_PASSED) == 0 || strcmp(status, GGI_ST_FAILED) == 0)) {
@@ -667,18 +688,69 @@ static void finish_task(sched *s, int64_t seq, const char *task_id, const char *
     ggi_log(&s->o->log, GG_LOG_INFO, "task '%s' %s%s%s", task_id, status, reason ? ": " : "",
             reason ? reason : "");
     atomic_fetch_sub(&s->o->queued, 1); /* one unfinished task fewer */
-    free(text);
+    free(full);
     cJSON_Delete(res);
     s->finished++;
 }
 
+static unsigned seq_bucket(const sched *s, int64_t seq)
+{
+    uint64_t h = (uint64_t)seq * 0x9E3779B97F4A7C15ull;
+    return (unsigned)(h >> 32) & (s->n_buckets - 1);
+}
+
+/* Keeps the buckets at least as many as the active tasks (grown by doubling; when memory
+ * runs out the chains only get longer). */
+static void grow_buckets(sched *s)
+{
+    if (s->by_seq && (unsigned)s->n_active < s->n_buckets)
+        return;
+    unsigned n = s->n_buckets ? s->n_buckets * 2 : 1024;
+    active **b = calloc(n, sizeof *b);
+    if (!b)
+        return;
+    free(s->by_seq);
+    s->by_seq = b;
+    s->n_buckets = n;
+    for (active *a = s->tasks; a; a = a->next) { /* rebuilt from the list */
+        unsigned k = seq_bucket(s, a->seq);
+        a->hnext = b[k];
+        b[k] = a;
+    }
+}
+
+/* Puts a in the active list and in the index by seq. */
+static void link_active(sched *s, active *a)
+{
+    grow_buckets(s);
+    a->prev = NULL;
+    a->next = s->tasks;
+    if (s->tasks)
+        s->tasks->prev = a;
+    s->tasks = a;
+    s->n_active++;
+    if (s->by_seq) {
+        unsigned k = seq_bucket(s, a->seq);
+        a->hnext = s->by_seq[k];
+        s->by_seq[k] = a;
+    }
+}
+
 static void remove_active(sched *s, active *a)
 {
-    for (active **p = &s->tasks; *p; p = &(*p)->next) {
-        if (*p == a) {
-            *p = a->next;
-            s->n_active--;
-            break;
+    if (a->prev)
+        a->prev->next = a->next;
+    else if (s->tasks == a)
+        s->tasks = a->next;
+    if (a->next)
+        a->next->prev = a->prev;
+    s->n_active--;
+    if (s->by_seq) {
+        for (active **p = &s->by_seq[seq_bucket(s, a->seq)]; *p; p = &(*p)->hnext) {
+            if (*p == a) {
+                *p = a->hnext;
+                break;
+            }
         }
     }
     active_free(a);
@@ -825,6 +897,12 @@ static void monitor(sched *s, active *a, int n, const cJSON *rec, int stuck, con
     }
     free(a->last_reason);
     a->last_reason = ggi_strdup(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rec, "reason")));
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "passed")) && !stuck) {
+        /* A passing attempt ends the task (decide): no next attempt reads feedback. */
+        cJSON_Delete(a->strategy);
+        a->strategy = NULL;
+        return;
+    }
     cJSON *fb = feedback_entry(n, rec);
     int score = attempt_score(rec);
     if (score > a->best_score && fb) {
@@ -1030,9 +1108,7 @@ static void add_active(sched *s, ggi_task_row *row, const char *submitter_name)
     a->labels = cJSON_GetObjectItemCaseSensitive(req, "labels");
     a->isolation = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(spec, "isolation"));
     ggi_task_free(t);
-    a->next = s->tasks;
-    s->tasks = a;
-    s->n_active++;
+    link_active(s, a);
     if (row->attempts > 0) {
         resume_ctx r = { s, a, 0, NULL };
         if (ggi_store_attempts_each(s->db, a->seq, resume_attempt, &r) != GG_OK)
@@ -1651,7 +1727,13 @@ static void send_batches(sched *s)
 
 static active *find_active(sched *s, int64_t seq)
 {
-    for (active *a = s->tasks; a; a = a->next)
+    if (s->by_seq) {
+        for (active *a = s->by_seq[seq_bucket(s, seq)]; a; a = a->hnext)
+            if (a->seq == seq)
+                return a;
+        return NULL;
+    }
+    for (active *a = s->tasks; a; a = a->next) /* no index (out of memory): by the list */
         if (a->seq == seq)
             return a;
     return NULL;
@@ -1773,7 +1855,7 @@ static void on_result(sched *s, cJSON *m)
     int stuck = repeats(a, rec, why, sizeof why);
     cJSON_DeleteItemFromObjectCaseSensitive(rec, "stuck"); /* the monitor's word, not the worker's */
     cJSON_AddBoolToObject(rec, "stuck", stuck);
-    char *text = ggi_json_print(rec);
+    const char *text = ggp_print_buf(rec, &s->rec_buf) == GG_OK ? s->rec_buf.data : NULL;
     const char *code = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rec, "code"));
     /* A passing attempt ends the task in this same transaction, and that end stores the
      * attempt count with the result: one task update, not two. */
@@ -1782,7 +1864,6 @@ static void on_result(sched *s, cJSON *m)
                               !passed) != GG_OK) {
         ggi_log(&o->log, GG_LOG_ERROR, "cannot record attempt %d of '%s': %s", n, a->task_id,
                 gg_error_last());
-        free(text);
         a->not_before_ms = ggi_now_ms() + 1000; /* try the attempt again later */
         s->backoff = 1;
         return;
@@ -1808,7 +1889,6 @@ static void on_result(sched *s, cJSON *m)
     decide(s, a, passed, reason);
     s->fresh_rec = NULL;
     s->fresh_text = NULL;
-    free(text);
     enforce_run_budget(s);
 }
 
@@ -2299,6 +2379,10 @@ void *ggi_scheduler_main(void *arg)
     for (int i = 0; i < s.n_out; i++)
         free(s.out[i].text);
     free(s.out);
+    free(s.by_seq);
+    ggi_buf_free(&s.rec_buf);
+    ggi_buf_free(&s.res_buf);
+    ggi_buf_free(&s.ev_buf);
     ggi_grid_db_free(&s.g);
     ggi_learner_destroy(&s.learner, GGI_LEARNER_DRAIN_MS);
     cJSON_Delete(s.events);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 
+#include "../execution/sandbox.h"
 #include "endpoint_rule.h"
 #include "orq.h"
 #include "protocol.h"
@@ -42,6 +43,7 @@ struct gg_worker {
     unsigned head, count, cap;
     unsigned running;
     cJSON *done;           /* results waiting to be sent */
+    ggi_buf out;           /* the socket thread's print buffer, reused for every batch */
     pthread_t *threads;
     unsigned started;
 
@@ -122,8 +124,9 @@ static int count_gpus(char *model, size_t model_len)
 }
 
 /* The isolation levels this worker's executor gives (docs/protocol.md "isolation"): the
- * container backend every level, the process backend what the host probe found, noop none
- * but "none", and a host's own backend "none" and "rlimits" (what it says it does is its
+ * container backend every level, the process backend what the host's sandbox probe found
+ * (not gg_executor_probe: that also resolves interpreters, which may start a slow shim), noop
+ * nothing but "none", and a host's own backend "none" and "rlimits" (what it says it does is its
  * business). A task's minimum level is matched against this list. */
 static int add_isolation_levels(cJSON *caps, const char *backend)
 {
@@ -136,22 +139,10 @@ static int add_isolation_levels(cJSON *caps, const char *backend)
         n = 4;
     else if (strcmp(backend, "noop") == 0)
         n = 1;
-    if (strcmp(backend, "process") == 0) {
-        char *probe = NULL;
-        cJSON *p = gg_executor_probe(&probe) == GG_OK ? cJSON_Parse(probe) : NULL;
-        gg_free(probe);
-        const cJSON *levels = cJSON_GetObjectItemCaseSensitive(p, "levels");
-        const cJSON *l;
-        n = 0;
-        cJSON_ArrayForEach(l, levels)
-        {
-            if (cJSON_IsString(l) && strcmp(l->valuestring, "container") != 0)
-                cJSON_AddItemToArray(iso, cJSON_CreateString(l->valuestring));
-        }
-        cJSON_Delete(p);
-        if (cJSON_GetArraySize(iso) == 0)
-            n = 2; /* the probe failed: what any process can give */
-    }
+    if (strcmp(backend, "process") == 0)
+        n = ggi_sandbox_probe()->best + 1; /* levels are ordered, weakest first */
+    if (n < 1 || n > 4)
+        n = 2;
     for (int i = 0; i < n; i++)
         cJSON_AddItemToArray(iso, cJSON_CreateString(all[i]));
     return GG_OK;
@@ -344,8 +335,9 @@ int gg_worker_new(gg_worker_t **out, const gg_worker_options *opts)
     if (opts->curve_key_file && (!opts->curve_server_key || !*opts->curve_server_key))
         return ggi_error(GG_EINVAL, "curve_key_file needs curve_server_key (the "
                          "orchestrator's public key)");
-    /* Without keys: loopback as before, network endpoints refused (endpoint_rule.h). */
-    if (ggi_endpoint_rule(opts->connect, opts->curve_key_file != NULL, opts->insecure) != GG_OK)
+    /* Without keys: tcp/ipc need insecure = 1 and a loopback endpoint (endpoint_rule.h). */
+    if (ggi_endpoint_rule(opts->connect, opts->curve_key_file != NULL, opts->insecure,
+                          "curve_key_file and curve_server_key") != GG_OK)
         return GG_EINVAL;
     int rc = gg_init();
     if (rc)
@@ -434,6 +426,7 @@ void gg_worker_destroy(gg_worker_t **pw)
     free(w->jobs);
     free(w->threads);
     cJSON_Delete(w->done);
+    ggi_buf_free(&w->out);
     cJSON_Delete(w->caps);
     free(w->endpoint);
     free(w->name);
@@ -478,13 +471,14 @@ static int send_hello(gg_worker_t *w, void *peer)
     return send_msg(w, peer, m);
 }
 
-static void take_jobs(gg_worker_t *w, void *peer, const cJSON *jobs)
+/* Moves the jobs out of the decoded message (jobs is its array) into the ring. */
+static void take_jobs(gg_worker_t *w, void *peer, cJSON *jobs)
 {
     cJSON *refused = NULL;
     pthread_mutex_lock(&w->mu);
-    const cJSON *j;
-    cJSON_ArrayForEach(j, jobs)
-    {
+    cJSON *j, *next;
+    for (j = jobs ? jobs->child : NULL; j; j = next) {
+        next = j->next;
         if (w->count >= w->cap) {
             /* The orchestrator sent more than we announced: refuse, it retries elsewhere. */
             if (!refused)
@@ -492,14 +486,7 @@ static void take_jobs(gg_worker_t *w, void *peer, const cJSON *jobs)
             cJSON_AddItemToArray(refused, infra_result(j, "worker queue full", 1));
             continue;
         }
-        cJSON *copy = cJSON_Duplicate(j, 1);
-        if (!copy) {
-            if (!refused)
-                refused = cJSON_CreateArray();
-            cJSON_AddItemToArray(refused, infra_result(j, "worker out of memory", 1));
-            continue;
-        }
-        w->jobs[(w->head + w->count) % w->cap] = copy;
+        w->jobs[(w->head + w->count) % w->cap] = cJSON_DetachItemViaPointer(jobs, j);
         w->count++;
         atomic_fetch_add(&w->n_jobs, 1);
     }
@@ -545,10 +532,9 @@ static int flush_results(gg_worker_t *w, void *peer)
             cJSON_AddItemToArray(batch, cJSON_DetachItemViaPointer(done, done->child));
             k++;
         }
-        size_t len = 0;
-        char *text = ggp_print(m, &len);
-        int rc = text ? w->tp->vt.peer_send(peer, text, len) : gg_error_last_code();
-        free(text);
+        int rc = ggp_print_buf(m, &w->out);
+        if (rc == GG_OK)
+            rc = w->tp->vt.peer_send(peer, w->out.data, w->out.len);
         if (rc != GG_OK) {
             /* Keep them for the next round (busy queue): put the batch back in front. */
             cJSON *r;

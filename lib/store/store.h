@@ -141,6 +141,9 @@ int ggi_store_attempts_each(ggi_store *s, int64_t seq,
  * Ends a task: sets status (passed, failed, error, cancelled), reason (may be NULL), the
  * result JSON and finished_at. Runs in the caller's transaction when one is open.
  * Another status is GG_EINVAL; an unknown seq GG_ENOTFOUND.
+ * A result object whose "history" is null is stored as it is and read back
+ * (ggi_store_task_get) with "history" filled in from the task's attempts table, oldest
+ * first: the attempt records are not stored twice.
  */
 int ggi_store_task_finish(ggi_store *s, int64_t seq, const char *status, const char *reason,
                           const char *result_json, double now);

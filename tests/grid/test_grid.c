@@ -7,17 +7,20 @@
  * workers fairly; task requirements parse and round-trip; an infrastructure fault is retried
  * on another node without counting as an attempt; a failing node is quarantined (never the
  * last usable one, and never for generator faults); a schema-2 database migrates to the
- * partial claim indexes of schema 3.
+ * partial claim indexes of schema 3; the library's rule for unencrypted operation (tcp and
+ * ipc need CURVE keys or insecure = 1, and insecure only on loopback).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
 #include <zmq.h>
 
 #include "gryphgen/client.h"
+#include "gryphgen/security.h"
 #include "orchestrator/orq.h"
 #include "orchestrator/protocol.h"
 
@@ -36,6 +39,7 @@ static gg_orchestrator_t *serve(const char *ep, const char *db, unsigned max_que
     gg_orchestrator_options o = GG_ORCHESTRATOR_OPTIONS_INIT;
     o.db_path = db;
     o.bind = ep;
+    o.insecure = 1;
     o.local_workers = 0;
     o.max_queued = max_queued;
     gg_orchestrator_t *orch = NULL;
@@ -211,6 +215,41 @@ static void test_decoder(void)
     ggi_buf_puts(&b, "]}");
     CHECK_RC(ggp_decode(b.data, b.len, &m), GG_ETOOBIG);
     ggi_buf_free(&b);
+
+    /* Printing into a reused buffer: the same text as cJSON's printer, grown when needed,
+     * shrunk text when reused, and the size limit kept. */
+    ggi_buf pb = GGI_BUF_INIT;
+    cJSON *small = cJSON_Parse("{\"a\":[1,2.5,\"x\\\"y\"],\"b\":null}");
+    CHECK_RC(ggp_print_buf(small, &pb), 0);
+    CHECK_STR(pb.data, "{\"a\":[1,2.5,\"x\\\"y\"],\"b\":null}");
+    CHECK(pb.len == strlen(pb.data));
+    cJSON *large = cJSON_CreateObject();
+    char *filler = malloc(100000);
+    if (filler) {
+        memset(filler, 'z', 99999);
+        filler[99999] = 0;
+        cJSON_AddStringToObject(large, "f", filler);
+        CHECK_RC(ggp_print_buf(large, &pb), 0);
+        CHECK(pb.len == 99999 + 8 && pb.cap > pb.len);
+        free(filler);
+    }
+    CHECK_RC(ggp_print_buf(small, &pb), 0);
+    CHECK(pb.len == strlen("{\"a\":[1,2.5,\"x\\\"y\"],\"b\":null}"));
+    size_t over = GGP_MAX_MESSAGE + 16;
+    char *huge2 = malloc(over);
+    if (huge2) {
+        memset(huge2, 'q', over - 1);
+        huge2[over - 1] = 0;
+        cJSON_Delete(large);
+        large = cJSON_CreateObject();
+        cJSON_AddStringToObject(large, "f", huge2);
+        free(huge2);
+        CHECK_RC(ggp_print_buf(large, &pb), GG_ETOOBIG);
+        CHECK(pb.len == 0);
+    }
+    cJSON_Delete(small);
+    cJSON_Delete(large);
+    ggi_buf_free(&pb);
 }
 
 /* ---- task requirements ---- */
@@ -304,7 +343,17 @@ static void test_garbage_and_leases(void)
         char *res = NULL;
         CHECK_RC(gg_orchestrator_wait(o, "t1", 5000, &res), 0);
         CHECK_CONTAINS(res, "\"status\":\"passed\"");
+        /* The result's history holds both attempts (read from the attempts table: the
+         * stored result does not repeat them). */
+        cJSON *rj = res ? cJSON_Parse(res) : NULL;
+        const cJSON *hist = cJSON_GetObjectItem(rj, "history");
+        CHECK(cJSON_GetArraySize(hist) == 2);
+        CHECK(cJSON_IsFalse(cJSON_GetObjectItem(cJSON_GetArrayItem(hist, 0), "passed")));
+        CHECK(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetArrayItem(hist, 1), "passed")));
+        cJSON_Delete(rj);
         gg_free(res);
+        CHECK(db_int(db, "SELECT json_type(result, '$.history') = 'null' FROM tasks"
+                         " WHERE task_id = 't1'") == 1);
         CHECK(stat_of(o, "stale") == 2);
         cJSON_Delete(jobs2);
     }
@@ -393,6 +442,7 @@ static void test_busy(void)
         return;
     gg_client_options co = GG_CLIENT_OPTIONS_INIT;
     co.connect = ep;
+    co.insecure = 1;
     co.timeout_ms = 3000;
     gg_client_t *c = NULL;
     CHECK_RC(gg_client_new(&c, &co), 0);
@@ -455,6 +505,7 @@ static void test_fair_share(void)
         return;
     gg_client_options co = GG_CLIENT_OPTIONS_INIT;
     co.connect = ep;
+    co.insecure = 1;
     gg_client_t *a = NULL, *b = NULL;
     co.name = "alice";
     CHECK_RC(gg_client_new(&a, &co), 0);
@@ -521,12 +572,14 @@ static void test_embedded_plus_remote(void)
     gg_orchestrator_options o = GG_ORCHESTRATOR_OPTIONS_INIT;
     o.db_path = db;
     o.bind = ep;
+    o.insecure = 1;
     o.workers = 1;
     o.executor = noop;
     gg_orchestrator_t *orch = NULL;
     CHECK_RC(gg_orchestrator_new(&orch, &o), 0);
     gg_worker_options wo = GG_WORKER_OPTIONS_INIT;
     wo.connect = ep;
+    wo.insecure = 1;
     wo.name = "remote";
     wo.slots = 2;
     wo.executor = noop;
@@ -904,48 +957,171 @@ static void test_quarantine(void)
     gg_orchestrator_destroy(&o);
 }
 
-/* The rule for unencrypted operation in the library: loopback without keys works as before,
- * another address needs keys (--insecure does not lift that); keys come in pairs. */
+/* Writes text to path with the given mode; 0 on success. */
+static int write_file(const char *path, const char *text, mode_t mode)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    int ok = fputs(text, f) >= 0;
+    ok = (fclose(f) == 0) && ok;
+    return ok && chmod(path, mode) == 0 ? 0 : -1;
+}
+
+/* The rule for unencrypted operation in the library, as the headers state it: without CURVE
+ * keys a tcp:// or ipc:// endpoint needs insecure = 1 (loopback included), insecure = 1 is
+ * refused on an endpoint that is not loopback, inproc:// needs nothing, and with keys any
+ * endpoint is accepted; keys come in pairs. The messages name the options to set. */
 static void test_security_rule(void)
 {
+    char ep[64], sock[300], cmd[400];
+    endpoint(ep, sizeof ep);
+
+    /* Loopback without keys and without insecure: refused for all three objects. */
     gg_orchestrator_t *o = NULL;
     gg_orchestrator_options oo = GG_ORCHESTRATOR_OPTIONS_INIT;
     oo.local_workers = 0;
-    oo.bind = "tcp://127.0.0.1:0,tcp://0.0.0.0:0";
+    oo.bind = ep;
     CHECK_RC(gg_orchestrator_new(&o, &oo), GG_EINVAL);
     CHECK(o == NULL);
     CHECK_CONTAINS(gg_error_last(), "no CURVE keys");
-    oo.insecure = 1;
+    CHECK_CONTAINS(gg_error_last(), "'insecure'");
+    CHECK_CONTAINS(gg_error_last(), "curve_key_file and authorized_keys_file");
+    CHECK_CONTAINS(gg_error_last(), ep);
+    snprintf(sock, sizeof sock, "ipc://%s/rule.sock", dir);
+    oo.bind = sock;
     CHECK_RC(gg_orchestrator_new(&o, &oo), GG_EINVAL);
-    CHECK_CONTAINS(gg_error_last(), "not loopback");
-    oo.insecure = 0;
-    oo.bind = NULL;
-    oo.curve_key_file = "/nonexistent.key";
-    CHECK_RC(gg_orchestrator_new(&o, &oo), GG_EINVAL);
-    CHECK_CONTAINS(gg_error_last(), "authorized_keys_file");
+    CHECK_CONTAINS(gg_error_last(), "'insecure'");
 
     gg_worker_t *w = NULL;
     gg_worker_options wo = GG_WORKER_OPTIONS_INIT;
-    wo.connect = "tcp://192.0.2.1:5555";
+    wo.connect = "tcp://127.0.0.1:5555";
     CHECK_RC(gg_worker_new(&w, &wo), GG_EINVAL);
     CHECK(w == NULL);
-    CHECK_CONTAINS(gg_error_last(), "no CURVE keys");
-    wo.curve_key_file = "/nonexistent.key";
+    CHECK_CONTAINS(gg_error_last(), "'insecure'");
+    CHECK_CONTAINS(gg_error_last(), "curve_key_file and curve_server_key");
+    wo.connect = "tcp://[::1]:5555";
     CHECK_RC(gg_worker_new(&w, &wo), GG_EINVAL);
-    CHECK_CONTAINS(gg_error_last(), "curve_server_key");
+    CHECK_CONTAINS(gg_error_last(), "'insecure'");
 
     gg_client_t *c = NULL;
     gg_client_options co = GG_CLIENT_OPTIONS_INIT;
+    co.connect = "tcp://localhost:5555";
+    CHECK_RC(gg_client_new(&c, &co), GG_EINVAL);
+    CHECK(c == NULL);
+    CHECK_CONTAINS(gg_error_last(), "'insecure'");
+    co.connect = sock;
+    CHECK_RC(gg_client_new(&c, &co), GG_EINVAL);
+    CHECK_CONTAINS(gg_error_last(), "curve_key_file and curve_server_key");
+
+    /* insecure = 1 on an endpoint that is not loopback: refused; one such endpoint in a list
+     * refuses the whole bind. */
+    char binds[400];
+    snprintf(binds, sizeof binds, "%s,tcp://0.0.0.0:0", ep);
+    oo.bind = binds;
+    oo.insecure = 1;
+    CHECK_RC(gg_orchestrator_new(&o, &oo), GG_EINVAL);
+    CHECK(o == NULL);
+    CHECK_CONTAINS(gg_error_last(), "not loopback");
+    CHECK_CONTAINS(gg_error_last(), "tcp://0.0.0.0:0");
+    oo.bind = "tcp://*:0";
+    CHECK_RC(gg_orchestrator_new(&o, &oo), GG_EINVAL);
+    CHECK_CONTAINS(gg_error_last(), "not loopback");
+    wo.connect = "tcp://192.0.2.1:5555";
+    wo.insecure = 1;
+    CHECK_RC(gg_worker_new(&w, &wo), GG_EINVAL);
+    CHECK(w == NULL);
+    CHECK_CONTAINS(gg_error_last(), "not loopback");
+    CHECK_CONTAINS(gg_error_last(), "'insecure'");
     co.connect = "tcp://192.0.2.1:5555";
     co.insecure = 1;
     CHECK_RC(gg_client_new(&c, &co), GG_EINVAL);
     CHECK(c == NULL);
     CHECK_CONTAINS(gg_error_last(), "not loopback");
-    co.connect = "tcp://127.0.0.1:1";
-    co.insecure = 0;
+
+    /* insecure = 1 on loopback: accepted (tcp and ipc), and the endpoint serves. */
+    snprintf(binds, sizeof binds, "%s,%s", ep, sock);
+    oo.bind = binds;
+    CHECK_RC(gg_orchestrator_new(&o, &oo), GG_OK);
+    co.connect = sock;
+    co.timeout_ms = 5000;
     CHECK_RC(gg_client_new(&c, &co), GG_OK);
+    char *st = NULL;
+    if (c) {
+        CHECK_RC(gg_client_status(c, NULL, &st), GG_OK);
+        gg_free(st);
+        st = NULL;
+    }
     gg_client_destroy(&c);
     CHECK(c == NULL);
+    gg_orchestrator_destroy(&o);
+
+    /* inproc:// needs neither keys nor insecure; a scheme ZeroMQ does not know is left for
+     * ZeroMQ to refuse at connect time. */
+    co.insecure = 0;
+    co.connect = "inproc://gg-rule";
+    CHECK_RC(gg_client_new(&c, &co), GG_OK);
+    gg_client_destroy(&c);
+    wo.insecure = 0;
+    wo.connect = "bogus://nowhere";
+    CHECK_RC(gg_worker_new(&w, &wo), GG_OK);
+    gg_worker_destroy(&w);
+
+    /* Keys come in pairs. */
+    oo.insecure = 0;
+    oo.bind = NULL;
+    oo.curve_key_file = "/nonexistent.key";
+    CHECK_RC(gg_orchestrator_new(&o, &oo), GG_EINVAL);
+    CHECK_CONTAINS(gg_error_last(), "authorized_keys_file");
+    wo.connect = "tcp://192.0.2.1:5555";
+    wo.curve_key_file = "/nonexistent.key";
+    CHECK_RC(gg_worker_new(&w, &wo), GG_EINVAL);
+    CHECK_CONTAINS(gg_error_last(), "curve_server_key");
+
+    /* With keys (insecure = 0): a loopback bind, a client that talks to it over CURVE, and
+     * peers aimed at an address that is not loopback are all accepted. */
+    char prefix[300], server_key[320], client_key[320], auth_path[300], auth[200];
+    char server_pub[GG_CURVE_KEY_Z85_LEN + 1], client_pub[GG_CURVE_KEY_Z85_LEN + 1];
+    snprintf(prefix, sizeof prefix, "%s/rule-orch", dir);
+    snprintf(server_key, sizeof server_key, "%s.key", prefix);
+    int rc = gg_curve_keygen(prefix, server_pub);
+    if (rc == GG_EUNSUPPORTED) {
+        fprintf(stderr, "libzmq without CURVE: the keyed half of test_security_rule skipped\n");
+        return;
+    }
+    CHECK_RC(rc, GG_OK);
+    snprintf(prefix, sizeof prefix, "%s/rule-admin", dir);
+    snprintf(client_key, sizeof client_key, "%s.key", prefix);
+    CHECK_RC(gg_curve_keygen(prefix, client_pub), GG_OK);
+    snprintf(auth_path, sizeof auth_path, "%s/rule-authorized", dir);
+    snprintf(auth, sizeof auth, "admin %s rule test\n", client_pub);
+    CHECK(write_file(auth_path, auth, 0600) == 0);
+
+    oo.curve_key_file = server_key;
+    oo.authorized_keys_file = auth_path;
+    oo.bind = ep;
+    CHECK_RC(gg_orchestrator_new(&o, &oo), GG_OK);
+    co.connect = ep;
+    co.curve_key_file = client_key;
+    co.curve_server_key = server_pub;
+    CHECK_RC(gg_client_new(&c, &co), GG_OK);
+    if (c) {
+        CHECK_RC(gg_client_status(c, NULL, &st), GG_OK);
+        gg_free(st);
+    }
+    gg_client_destroy(&c);
+    gg_orchestrator_destroy(&o);
+    co.connect = "tcp://192.0.2.1:5555";
+    CHECK_RC(gg_client_new(&c, &co), GG_OK);
+    gg_client_destroy(&c);
+    wo.curve_key_file = client_key;
+    wo.curve_server_key = server_pub;
+    CHECK_RC(gg_worker_new(&w, &wo), GG_OK);
+    gg_worker_destroy(&w);
+    CHECK(w == NULL);
+    snprintf(cmd, sizeof cmd, "rm -f '%s'/rule-*", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove the rule test's key files\n");
 }
 
 int main(void)

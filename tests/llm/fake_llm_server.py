@@ -102,6 +102,7 @@ class Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(n)
         path = urlsplit(self.path).path
         if path.startswith("/dead"):
+            bump("", path)
             self.send_json(503, {"error": {"message": "service unavailable"}})
             return
         if not path.endswith("/chat/completions"):

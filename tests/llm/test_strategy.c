@@ -31,32 +31,9 @@ static fake_server srv;
 static char base_url[128];
 static char work[] = "/tmp/gg-llm-strategy-XXXXXX";
 
-/* GET /stats from the fake server, parsed; NULL when it cannot be had. */
 static cJSON *stats(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        return NULL;
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)srv.port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ggi_buf b = GGI_BUF_INIT;
-    static const char get[] = "GET /stats HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        write(fd, get, sizeof get - 1) == (ssize_t)(sizeof get - 1)) {
-        char chunk[4096];
-        ssize_t n;
-        while ((n = read(fd, chunk, sizeof chunk)) > 0 && b.len < (1u << 20))
-            if (ggi_buf_append(&b, chunk, (size_t)n))
-                break;
-    }
-    close(fd);
-    const char *body = b.data ? strstr(b.data, "\r\n\r\n") : NULL;
-    cJSON *j = body ? cJSON_Parse(body + 4) : NULL;
-    ggi_buf_free(&b);
-    return j;
+    return fake_server_stats(&srv);
 }
 
 /* Requests the server got for model (0 when none or the server cannot tell). */

@@ -519,6 +519,37 @@ static void test_attempts(void)
     CHECK_RC(ggi_store_event_insert(s, u, NULL, NULL, 21.0), GG_EINVAL);
     CHECK_RC(ggi_store_events_count(s, &ne), 0);
     CHECK(ne == 6);
+
+    /* A result stored with "history": null reads back with the attempt records spliced in,
+     * in order of n, as stored; any other result reads back as it was written. */
+    int64_t h = add_task(s, "h", 0, 1.0);
+    CHECK_RC(ggi_store_attempt_insert(s, h, 2, NULL, 1, "{\"n\":2,\"x\":[1,\"a\"]}", 41.0), 0);
+    CHECK_RC(ggi_store_attempt_insert(s, h, 1, NULL, 0, "{\"n\":1}", 40.0), 0);
+    CHECK_RC(ggi_store_task_finish(s, h, GGI_ST_PASSED, NULL,
+                                   "{\"status\":\"passed\",\"history\":null}", 42.0), 0);
+    CHECK_RC(ggi_store_task_get(s, "h", &row), 0);
+    CHECK_STR(row.result, "{\"status\":\"passed\",\"history\":[{\"n\":1},{\"n\":2,\"x\":[1,\"a\"]}]}");
+    ggi_store_task_row_free(&row);
+    CHECK(raw_int(path, "SELECT json_type(result, '$.history') = 'null' FROM tasks"
+                        " WHERE task_id = 'h'") == 1); /* the records are not stored twice */
+    int64_t z = add_task(s, "z", 0, 1.0);
+    CHECK_RC(ggi_store_task_finish(s, z, GGI_ST_ERROR, "none", "{\"history\":null}", 43.0), 0);
+    CHECK_RC(ggi_store_task_get(s, "z", &row), 0);
+    CHECK_STR(row.result, "{\"history\":[]}");
+    ggi_store_task_row_free(&row);
+    int64_t y = add_task(s, "y", 0, 1.0);
+    CHECK_RC(ggi_store_attempt_insert(s, y, 1, NULL, 0, "{\"n\":1}", 40.0), 0);
+    CHECK_RC(ggi_store_task_finish(s, y, GGI_ST_FAILED, NULL, "{\"history\":[{\"kept\":1}]}",
+                                   44.0), 0);
+    CHECK_RC(ggi_store_task_get(s, "y", &row), 0);
+    CHECK_STR(row.result, "{\"history\":[{\"kept\":1}]}");
+    ggi_store_task_row_free(&row);
+    int64_t x2 = add_task(s, "x2", 0, 1.0);
+    CHECK_RC(ggi_store_task_finish(s, x2, GGI_ST_FAILED, NULL, "not json, \"history\":null", 45.0),
+             0);
+    CHECK_RC(ggi_store_task_get(s, "x2", &row), 0);
+    CHECK_STR(row.result, "not json, \"history\":null");
+    ggi_store_task_row_free(&row);
     ggi_store_close(&s);
     CHECK(raw_int(path, "SELECT count(*) FROM events WHERE task_seq IS NULL") == 1);
 }

@@ -8,6 +8,8 @@ raise GryphgenError subclasses carrying the library's status and message.
 The library is libgryphgen.so.1, found through $GRYPHGEN_LIBRARY, the package directory or
 the dynamic linker's path."""
 
+import ctypes
+
 from . import _native
 from .backends import (Executor, ExecutorHandle, Generator, GeneratorHandle, Retriever,
                        RetrieverHandle)
@@ -57,6 +59,15 @@ def last_error():
     return (_native.lib.gg_error_last_code(), _native.decode(_native.lib.gg_error_last()))
 
 
+def keygen(prefix):
+    """Writes a new CURVE key pair as PREFIX.key (mode 0600) and PREFIX.pub and returns the
+    public key (Z85 text). AlreadyExists when either file exists; Unsupported when the
+    ZeroMQ library has no CURVE."""
+    out = ctypes.create_string_buffer(41)
+    _native.check(_native.fn("gg_curve_keygen")(_native.encode(prefix, "prefix"), out))
+    return out.value.decode("ascii")
+
+
 def clear_error():
     """Forgets the calling thread's last libgryphgen error."""
     _native.lib.gg_error_clear()
@@ -69,5 +80,5 @@ __all__ = [
     "ExecutorFailure", "GeneratorFailure", "StoreFailure", "TransportFailure", "Exhausted",
     "TooBig", "NotReady", "Unsupported", "InternalError", "error_class", "library_version",
     "library_path", "strerror", "init", "log_level_name", "log_level_parse", "last_error",
-    "clear_error", "__version__",
+    "clear_error", "keygen", "__version__",
 ]

@@ -46,7 +46,14 @@ class Worker(NativeObject, LogSink):
     retriever: None (process / replay / none), a built-in name or spec, a Python backend, or a
     handle (borrowed: close it after the worker). python, cc: interpreters for tasks. log: a
     logging.Logger or a callable(level_name, message), called on the run or a slot thread.
-    log_level: "error", "warn", "info" or "debug".
+    log_level: "error", "warn", "info" or "debug". insecure: True allows connecting without
+    encryption, to a loopback endpoint only (tcp://127.0.0.1:P, tcp://[::1]:P,
+    tcp://localhost:P, ipc://PATH); without it a tcp:// or ipc:// endpoint raises
+    InvalidInput, and an endpoint that is not loopback raises InvalidInput even with it (the
+    library's rule, docs/security.md). curve_key_file: this worker's key pair (PREFIX.key,
+    its public key listed with role worker in the orchestrator's authorized keys) and
+    curve_server_key: the orchestrator's public key (Z85 text or a PREFIX.pub file): with
+    both, the connection is encrypted and the endpoint need not be loopback.
 
     run() blocks until stop() (from another thread); run_in_thread() starts it on a thread.
     close() (or leaving the with block) stops, joins that thread and frees the worker."""
@@ -55,7 +62,8 @@ class Worker(NativeObject, LogSink):
 
     def __init__(self, connect, name=None, slots=0, queue=0, labels=None, executor=None,
                  generator=None, retriever=None, python=None, cc=None, log=None,
-                 log_level="warn"):
+                 log_level="warn", insecure=False, curve_key_file=None,
+                 curve_server_key=None):
         self._ptr = None
         self._owned = []
         self._thread = None
@@ -73,10 +81,14 @@ class Worker(NativeObject, LogSink):
             N.check(N.fn("gg_worker_options_init")(ctypes.byref(opts),
                                                    N.WORKER_OPTIONS_VERSION))
             self._strings = [N.encode(connect, "connect"), N.encode(name, "name"),
-                             N.encode(python, "python"), N.encode(cc, "cc")]
-            opts.connect, opts.name, opts.python, opts.cc = self._strings
+                             N.encode(python, "python"), N.encode(cc, "cc"),
+                             N.encode(curve_key_file, "curve_key_file"),
+                             N.encode(curve_server_key, "curve_server_key")]
+            (opts.connect, opts.name, opts.python, opts.cc, opts.curve_key_file,
+             opts.curve_server_key) = self._strings
             opts.slots = int(slots)
             opts.queue = int(queue)
+            opts.insecure = 1 if insecure else 0
             self._labels = _label_array(labels)
             if self._labels is not None:
                 opts.labels = ctypes.cast(self._labels, ctypes.POINTER(ctypes.c_char_p))
@@ -165,19 +177,26 @@ class Worker(NativeObject, LogSink):
 class Client(NativeObject):
     """A client of a grid orchestrator (gg_client_t): an Orchestrator with bind=... or
     `gryphgen serve`. connect: the endpoint (required). name: submitter name for fair share
-    (None: user@host). timeout: seconds per request, not per wait (None: 10).
+    (None: user@host). timeout: seconds per request, not per wait (None: 10). insecure: True
+    allows connecting without encryption, to a loopback endpoint only (as for Worker); without
+    it a tcp:// or ipc:// endpoint raises InvalidInput. curve_key_file, curve_server_key: as
+    for Worker (the client's key listed with role submitter or admin).
 
     Calls on one client are serialised by the library; use one client per thread for
     parallel requests. A watch holds the client for its duration."""
 
     _what = "the client"
 
-    def __init__(self, connect, name=None, timeout=None):
+    def __init__(self, connect, name=None, timeout=None, insecure=False, curve_key_file=None,
+                 curve_server_key=None):
         self._ptr = None
         opts = N.ClientOptions()
         N.check(N.fn("gg_client_options_init")(ctypes.byref(opts), N.CLIENT_OPTIONS_VERSION))
-        self._strings = [N.encode(connect, "connect"), N.encode(name, "name")]
-        opts.connect, opts.name = self._strings
+        self._strings = [N.encode(connect, "connect"), N.encode(name, "name"),
+                         N.encode(curve_key_file, "curve_key_file"),
+                         N.encode(curve_server_key, "curve_server_key")]
+        opts.connect, opts.name, opts.curve_key_file, opts.curve_server_key = self._strings
+        opts.insecure = 1 if insecure else 0
         if timeout is not None:
             ms = int(round(float(timeout) * 1000))
             if ms <= 0:

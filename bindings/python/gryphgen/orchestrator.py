@@ -29,14 +29,22 @@ class Orchestrator(NativeObject, LogSink):
     bind: endpoints for remote workers and clients (gryphgen.Worker, gryphgen.Client), a str
     (comma-separated) or a list, e.g. "tcp://127.0.0.1:5555"; None: none. local_workers:
     False runs no worker threads here (only remote workers run tasks). max_queued:
-    unfinished tasks beyond which submissions raise Busy (0: no limit)."""
+    unfinished tasks beyond which submissions raise Busy (0: no limit). insecure: True allows
+    `bind` endpoints without encryption, on loopback only (tcp://127.0.0.1:P, tcp://[::1]:P,
+    tcp://localhost:P, ipc://PATH); without it a tcp:// or ipc:// bind raises InvalidInput,
+    and an endpoint that is not loopback raises InvalidInput even with it (the library's
+    rule, docs/security.md). curve_key_file: this orchestrator's key pair (PREFIX.key from
+    gryphgen.keygen() or `gryphgen keygen`) and authorized_keys_file: lines "ROLE PUBKEY"
+    (worker, submitter, admin): with both, every tcp/ipc peer must use CURVE with a listed
+    key of a fitting role, and the endpoints need not be loopback."""
 
     _what = "the orchestrator"
 
     def __init__(self, db_path=None, workers=0, max_attempts=0, generator=None, executor=None,
                  retriever=None, python=None, cc=None, on_event=None, log=None,
                  log_level="warn", event_queue=10000, bind=None, local_workers=True,
-                 max_queued=0):
+                 max_queued=0, insecure=False, curve_key_file=None,
+                 authorized_keys_file=None):
         self._ptr = None
         self._owned = []
         self._on_event = on_event
@@ -52,14 +60,17 @@ class Orchestrator(NativeObject, LogSink):
             N.check(N.fn("gg_orchestrator_options_init")(ctypes.byref(opts),
                                                          N.ORCHESTRATOR_OPTIONS_VERSION))
             self._strings = [N.encode(db_path, "db_path"), N.encode(python, "python"),
-                             N.encode(cc, "cc")]
-            opts.db_path, opts.python, opts.cc = self._strings
+                             N.encode(cc, "cc"), N.encode(curve_key_file, "curve_key_file"),
+                             N.encode(authorized_keys_file, "authorized_keys_file")]
+            (opts.db_path, opts.python, opts.cc, opts.curve_key_file,
+             opts.authorized_keys_file) = self._strings
             if bind is not None and not isinstance(bind, (str, bytes)):
                 bind = ",".join(bind)
             self._bind = N.encode(bind, "bind")
             opts.bind = self._bind
             opts.local_workers = 1 if local_workers else 0
             opts.max_queued = int(max_queued)
+            opts.insecure = 1 if insecure else 0
             opts.workers = int(workers)
             opts.max_attempts = int(max_attempts)
             opts.generator = gen._ptr if gen else None

@@ -1,7 +1,8 @@
 """The grid through the binding: an Orchestrator bound to a loopback TCP port with no local
 workers, a Python Worker serving it on a thread, and a Client submitting tasks (one by one
 and in a batch), waiting for results, asking for status, cancelling and watching events;
-bad options and endpoints raising the right exceptions with the library's messages."""
+bad options and endpoints raising the right exceptions with the library's messages; the rule
+that unencrypted operation needs insecure=True and a loopback endpoint."""
 
 import socket
 import threading
@@ -24,9 +25,10 @@ def grid():
     worker is a gryphgen.Worker running on a thread of this process."""
     import gryphgen as gg
     endpoint = "tcp://127.0.0.1:%d" % free_port()
-    with gg.Orchestrator(bind=endpoint, local_workers=False, python=PYTHON) as orch:
+    with gg.Orchestrator(bind=endpoint, local_workers=False, python=PYTHON,
+                         insecure=True) as orch:
         with gg.Worker(endpoint, name="pyworker", slots=2, labels={"zone": "test"},
-                       python=PYTHON) as worker:
+                       python=PYTHON, insecure=True) as worker:
             t = worker.run_in_thread()
             assert t.is_alive()
             yield endpoint, orch, worker
@@ -36,7 +38,7 @@ def grid():
 
 @pytest.fixture
 def client(gg, grid):
-    with gg.Client(grid[0], name="pytest", timeout=10) as c:
+    with gg.Client(grid[0], name="pytest", timeout=10, insecure=True) as c:
         yield c
 
 
@@ -90,7 +92,7 @@ def test_watch_sees_task_finished(gg, client, grid):
     started = threading.Event()
 
     def watcher():
-        with gg.Client(grid[0]) as w:
+        with gg.Client(grid[0], insecure=True) as w:
             def on_event(ev):
                 started.set()
                 seen.append(ev)
@@ -108,7 +110,7 @@ def test_watch_sees_task_finished(gg, client, grid):
 
 
 def test_watch_as_iterator(gg, client, grid):
-    with gg.Client(grid[0]) as w:
+    with gg.Client(grid[0], insecure=True) as w:
         it = w.watch(timeout=30)
         got = []
 
@@ -124,14 +126,14 @@ def test_watch_as_iterator(gg, client, grid):
         it.close()
     assert got[-1]["type"] == "task.finished" and got[-1]["status"] == "passed"
     # A short watch with nothing happening just ends.
-    with gg.Client(grid[0]) as w:
+    with gg.Client(grid[0], insecure=True) as w:
         t0 = time.monotonic()
         assert all(isinstance(ev, dict) for ev in w.watch(timeout=0.3))
         assert time.monotonic() - t0 < 5
 
 
 def test_watch_callback_exception_is_raised(gg, client, grid):
-    with gg.Client(grid[0]) as w:
+    with gg.Client(grid[0], insecure=True) as w:
         threading.Timer(0.3, lambda: client.submit(add_task("grid/raise"))).start()
 
         def boom(ev):
@@ -143,7 +145,8 @@ def test_watch_callback_exception_is_raised(gg, client, grid):
 def test_status_cancel_and_errors_without_workers(gg):
     endpoint = "tcp://127.0.0.1:%d" % free_port()
     with gg.Orchestrator(bind=[endpoint], local_workers=False, max_queued=2,
-                         python=PYTHON) as orch, gg.Client(endpoint) as c:
+                         python=PYTHON, insecure=True) as orch, \
+            gg.Client(endpoint, insecure=True) as c:
         tid = c.submit(add_task("idle/add"))
         assert c.status(tid)["status"] == "queued"  # nobody runs it
         with pytest.raises(gg.Timeout):
@@ -172,7 +175,7 @@ def test_bad_options_and_endpoints(gg):
         gg.Worker(None)
     assert "connect" in e.value.message
     with pytest.raises(gg.InvalidInput) as e:
-        gg.Worker("tcp://127.0.0.1:1", labels=["nolabel"])
+        gg.Worker("tcp://127.0.0.1:1", labels=["nolabel"], insecure=True)
     assert e.value.message
     with pytest.raises(TypeError):
         gg.Worker("tcp://127.0.0.1:1", labels="zone=a")
@@ -193,20 +196,54 @@ def test_bad_options_and_endpoints(gg):
         with gg.Client("bogus://nowhere", timeout=0.5) as c:
             c.submit(add_task("x/add"))
     assert e.value.message
-    with gg.Client("tcp://127.0.0.1:%d" % free_port(), timeout=0.3) as c:
+    with gg.Client("tcp://127.0.0.1:%d" % free_port(), timeout=0.3, insecure=True) as c:
         with pytest.raises(gg.Timeout) as e:
             c.status("x")
         assert e.value.message
 
 
+def test_unencrypted_only_when_asked_and_on_loopback(gg, tmp_path):
+    """Without CURVE keys, tcp:// and ipc:// need insecure=True (loopback included), and
+    insecure=True is refused on an endpoint that is not loopback; the error is InvalidInput
+    (GG_EINVAL) and its message names the option. inproc:// needs nothing."""
+    port = free_port()
+    loopback = ["tcp://127.0.0.1:%d" % port, "tcp://[::1]:%d" % port,
+                "tcp://localhost:%d" % port, "ipc://%s" % (tmp_path / "gg.sock")]
+    for ep in loopback:
+        for make in (lambda: gg.Orchestrator(bind=ep, local_workers=False),
+                     lambda: gg.Worker(ep), lambda: gg.Client(ep)):
+            with pytest.raises(gg.InvalidInput) as e:
+                make()
+            assert e.value.status == gg.errors.EINVAL
+            assert ep in e.value.message and "insecure" in e.value.message
+            assert "no CURVE keys" in e.value.message
+    for ep in ("tcp://0.0.0.0:%d" % port, "tcp://*:%d" % port, "tcp://192.0.2.1:5555"):
+        for make in (lambda: gg.Orchestrator(bind=ep, local_workers=False, insecure=True),
+                     lambda: gg.Worker(ep, insecure=True),
+                     lambda: gg.Client(ep, insecure=True)):
+            with pytest.raises(gg.InvalidInput) as e:
+                make()
+            assert "insecure" in e.value.message and "not loopback" in e.value.message
+    # One endpoint that is not loopback in a bind list refuses the whole orchestrator.
+    with pytest.raises(gg.InvalidInput):
+        gg.Orchestrator(bind=[loopback[0], "tcp://0.0.0.0:%d" % port], local_workers=False,
+                        insecure=True)
+    # Accepted: insecure=True on loopback (the ipc endpoint serves a client), and inproc://
+    # without anything.
+    with gg.Orchestrator(bind=loopback[3], local_workers=False, insecure=True):
+        with gg.Client(loopback[3], timeout=5, insecure=True) as c:
+            assert isinstance(c.status(), dict)
+    gg.Client("inproc://gg-python-rule").close()
+
+
 def test_closed_handles_raise(gg):
-    w = gg.Worker("tcp://127.0.0.1:1")
+    w = gg.Worker("tcp://127.0.0.1:1", insecure=True)
     w.close()
     w.close()
     with pytest.raises(gg.InvalidState):
         w.stats()
     w.stop()  # harmless after close
-    c = gg.Client("tcp://127.0.0.1:1")
+    c = gg.Client("tcp://127.0.0.1:1", insecure=True)
     c.close()
     c.close()
     with pytest.raises(gg.InvalidState):
@@ -217,7 +254,8 @@ def test_worker_with_a_python_generator_and_logger(gg, tmp_path):
     """A worker's backends may be Python objects; its log reaches a Python callable."""
     endpoint = "tcp://127.0.0.1:%d" % free_port()
     logs = []
-    with gg.Orchestrator(bind=endpoint, local_workers=False, python=PYTHON) as orch:
+    with gg.Orchestrator(bind=endpoint, local_workers=False, python=PYTHON,
+                         insecure=True) as orch:
         gen_calls = []
 
         class Gen(gg.Generator):
@@ -228,10 +266,47 @@ def test_worker_with_a_python_generator_and_logger(gg, tmp_path):
                 return {"code": "def add(a, b):\n    return a + b\n"}
 
         with gg.Worker(endpoint, slots=1, generator=Gen(), log=lambda lv, m: logs.append(m),
-                       log_level="debug") as w:
+                       log_level="debug", insecure=True) as w:
             w.run_in_thread()
             tid = orch.submit(add_task("pyw/add"))
             r = orch.wait(tid, 60)
             assert r["status"] == "passed"
             assert gen_calls
     assert logs
+
+
+def test_curve_keys_encrypt_the_grid_and_refuse_unknown_keys(gg, tmp_path):
+    """With keys from gryphgen.keygen(), an orchestrator admits a worker and a submitter
+    listed in its authorized keys over encrypted tcp (no insecure needed); a client whose key
+    is not listed gets no answer; keygen never overwrites a key."""
+    try:
+        server = gg.keygen(str(tmp_path / "server"))
+    except gg.Unsupported:
+        pytest.skip("this ZeroMQ library has no CURVE")
+    worker_pub = gg.keygen(str(tmp_path / "worker"))
+    submitter_pub = gg.keygen(str(tmp_path / "submitter"))
+    gg.keygen(str(tmp_path / "stranger"))
+    assert len(server) == 40
+    with pytest.raises(gg.AlreadyExists):
+        gg.keygen(str(tmp_path / "server"))
+    auth = tmp_path / "authorized_keys"
+    auth.write_text("worker %s w1\nsubmitter %s me\n" % (worker_pub, submitter_pub))
+    endpoint = "tcp://127.0.0.1:%d" % free_port()
+    with gg.Orchestrator(bind=endpoint, local_workers=False, python=PYTHON,
+                         curve_key_file=str(tmp_path / "server.key"),
+                         authorized_keys_file=str(auth)):
+        with gg.Worker(endpoint, name="curve-worker", slots=1, python=PYTHON,
+                       curve_key_file=str(tmp_path / "worker.key"),
+                       curve_server_key=str(tmp_path / "server.pub")) as worker:
+            worker.run_in_thread()
+            with gg.Client(endpoint, timeout=10, curve_key_file=str(tmp_path / "submitter.key"),
+                           curve_server_key=server) as c:
+                tid = c.submit(add_task("curve/add"))
+                assert c.wait(tid, timeout=60)["status"] == "passed"
+            with gg.Client(endpoint, timeout=1, curve_key_file=str(tmp_path / "stranger.key"),
+                           curve_server_key=server) as c:
+                with pytest.raises((gg.Timeout, gg.TransportFailure)):
+                    c.status()
+    # A key without the server's public key is refused before anything connects.
+    with pytest.raises(gg.InvalidInput):
+        gg.Client(endpoint, curve_key_file=str(tmp_path / "submitter.key"))
