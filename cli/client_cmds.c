@@ -298,22 +298,40 @@ out:
     return status;
 }
 
-int cli_cmd_status(int argc, char **argv)
+/*
+ * The start of status, cancel and watch: parses the options, checks that between min_ids and
+ * max_ids task ids follow (ids_usage says how many otherwise) and opens the client. *go is 1
+ * when the command goes on with *c open; else the command is over with the returned status
+ * (--help, bad usage, no connection).
+ */
+static int client_command_begin(const char *cmd, int argc, char **argv, int min_ids,
+                                int max_ids, const char *ids_usage, unsigned *timeout_ms,
+                                gg_client_t **c, int *go)
 {
     const char *connect = NULL, *name = NULL;
     int wait = 0;
-    unsigned timeout_ms = 0;
-    int r = common_opts("status", argc, argv, ":h", client_longopts, &connect, &name, &wait,
-                        &timeout_ms);
+    *go = 0;
+    *c = NULL;
+    int r = common_opts(cmd, argc, argv, ":h", client_longopts, &connect, &name, &wait,
+                        timeout_ms);
     if (r)
         return r > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
-    if (argc - optind > 1) {
-        cli_errorf("status: give at most one task id");
+    if (argc - optind < min_ids || argc - optind > max_ids) {
+        cli_errorf("%s: %s", cmd, ids_usage);
         return CLI_EXIT_USAGE;
     }
-    gg_client_t *c = NULL;
-    int status = cli_client_open(connect, name, &c);
-    if (status != CLI_EXIT_OK)
+    int status = cli_client_open(connect, name, c);
+    *go = status == CLI_EXIT_OK;
+    return status;
+}
+
+int cli_cmd_status(int argc, char **argv)
+{
+    gg_client_t *c;
+    unsigned timeout_ms = 0;
+    int go, status = client_command_begin("status", argc, argv, 0, 1,
+                                          "give at most one task id", &timeout_ms, &c, &go);
+    if (!go)
         return status;
     char *out = NULL;
     int rc = gg_client_status(c, argc > optind ? argv[optind] : NULL, &out);
@@ -330,20 +348,11 @@ int cli_cmd_status(int argc, char **argv)
 
 int cli_cmd_cancel(int argc, char **argv)
 {
-    const char *connect = NULL, *name = NULL;
-    int wait = 0;
+    gg_client_t *c;
     unsigned timeout_ms = 0;
-    int r = common_opts("cancel", argc, argv, ":h", client_longopts, &connect, &name, &wait,
-                        &timeout_ms);
-    if (r)
-        return r > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
-    if (argc - optind != 1) {
-        cli_errorf("cancel: give one task id");
-        return CLI_EXIT_USAGE;
-    }
-    gg_client_t *c = NULL;
-    int status = cli_client_open(connect, name, &c);
-    if (status != CLI_EXIT_OK)
+    int go, status = client_command_begin("cancel", argc, argv, 1, 1, "give one task id",
+                                          &timeout_ms, &c, &go);
+    if (!go)
         return status;
     int rc = gg_client_cancel(c, argv[optind]);
     if (rc != 0) {
@@ -364,16 +373,11 @@ static int print_event(void *user, const char *event_json)
 
 int cli_cmd_watch(int argc, char **argv)
 {
-    const char *connect = NULL, *name = NULL;
-    int wait = 0;
+    gg_client_t *c;
     unsigned timeout_ms = 0;
-    int r = common_opts("watch", argc, argv, ":h", client_longopts, &connect, &name, &wait,
-                        &timeout_ms);
-    if (r)
-        return r > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
-    gg_client_t *c = NULL;
-    int status = cli_client_open(connect, name, &c);
-    if (status != CLI_EXIT_OK)
+    int go, status = client_command_begin("watch", argc, argv, 0, 0, "takes no task id",
+                                          &timeout_ms, &c, &go);
+    if (!go)
         return status;
     cli_catch_signals();
     /* In slices, so that an interrupt is noticed even when no event comes. */

@@ -103,6 +103,27 @@ double ggi_rand_uniform(uint64_t *state);
 /* A draw from Beta(a, b) for a, b >= 1 (smaller shapes are taken as 1). */
 double ggi_rand_beta(uint64_t *state, double a, double b);
 
+/* ---- around libcurl: a reply, retry waits, secrets (http_reply.c) ---- */
+/* A reply being received: CURLOPT_WRITEFUNCTION ggi_http_reply_on_body and
+ * CURLOPT_HEADERFUNCTION ggi_http_reply_on_header, both with the reply as their data. */
+typedef struct ggi_http_reply {
+    ggi_buf body;          /* the body so far */
+    size_t cap;            /* the largest body accepted */
+    int too_big;           /* the body went over cap, so the transfer was stopped */
+    double retry_after_s;  /* the Retry-After header in seconds; negative: none */
+} ggi_http_reply;
+/* Empties the reply before a (new) try; cap is kept. */
+void ggi_http_reply_reset(ggi_http_reply *r);
+size_t ggi_http_reply_on_body(char *data, size_t size, size_t nmemb, void *reply);
+size_t ggi_http_reply_on_header(char *data, size_t size, size_t nmemb, void *reply);
+/* How long to wait before retry attempt+1: the server's Retry-After (capped) when it sent
+ * one, else base_ms doubled per attempt up to cap_ms, with jitter in its upper half. */
+double ggi_retry_wait_ms(int attempt, double base_ms, double cap_ms, double retry_after_s,
+                         double retry_after_cap_s, uint64_t *rng);
+/* Overwrites every occurrence of secret in text with '*', and every 8-byte piece of a
+ * longer secret (servers like to echo keys in part). */
+void ggi_scrub_secret(char *text, const char *secret);
+
 /* ---- logging to a host callback (log.c) ---- */
 
 typedef struct ggi_logger {

@@ -603,59 +603,12 @@ static int configure(openai *g, const gg_generator_options *o)
 /* ---- one HTTP exchange ---- */
 
 typedef struct exchange {
-    ggi_buf body;
-    int too_big;
-    double retry_after_s; /* from the Retry-After header; negative: none */
-    int permanent;        /* the failure would be the same if asked again (HTTP 4xx) */
+    ggi_http_reply reply;
+    int permanent; /* the failure would be the same if asked again (HTTP 4xx) */
 } exchange;
-
-static size_t on_body(char *data, size_t size, size_t nmemb, void *user)
-{
-    exchange *x = user;
-    size_t n = size * nmemb;
-    if (x->body.len + n > GGI_OPENAI_MAX_BODY) {
-        x->too_big = 1;
-        return 0;
-    }
-    return ggi_buf_append(&x->body, data, n) ? 0 : n;
-}
-
-static size_t on_header(char *data, size_t size, size_t nmemb, void *user)
-{
-    exchange *x = user;
-    size_t n = size * nmemb;
-    static const char name[] = "retry-after:";
-    size_t nl = sizeof name - 1;
-    if (n > nl && n < 200 && strncasecmp(data, name, nl) == 0) {
-        char v[200];
-        memcpy(v, data + nl, n - nl);
-        v[n - nl] = '\0';
-        char *end = NULL;
-        double s = strtod(v, &end);
-        while (end && (*end == ' ' || *end == '\r' || *end == '\n' || *end == '\t'))
-            end++;
-        if (end && end != v && !*end && isfinite(s) && s >= 0)
-            x->retry_after_s = s; /* an HTTP date is ignored: the backoff applies */
-    }
-    return n;
-}
 
 /* Outcome of one try, as the retry loop sees it. */
 enum outcome { OK, RETRY, FAILOVER, FATAL };
-
-/* Overwrites every occurrence of secret in out (and, when the secret is long, every 8-byte
- * piece of it, since servers like to echo keys in part). */
-static void scrub(char *out, const char *secret)
-{
-    size_t kl = secret ? strlen(secret) : 0;
-    if (!kl)
-        return;
-    for (char *p = strstr(out, secret); p; p = strstr(p, secret))
-        memset(p, '*', kl);
-    for (size_t i = 0; kl >= 8 && i + 8 <= kl; i++)
-        for (char *p = out; (p = memmem(p, strlen(p), secret + i, 8)) != NULL;)
-            memset(p, '*', 8);
-}
 
 /* Copies the server's own words for an error, scrubbed of the key, the parts of the URL that
  * are not shown, and control characters. */
@@ -663,10 +616,10 @@ static void server_message(const openai *g, const endpoint *e, const exchange *x
                            size_t cap)
 {
     out[0] = '\0';
-    if (!x->body.len)
+    if (!x->reply.body.len)
         return;
     const char *msg = NULL;
-    cJSON *j = cJSON_ParseWithLength(x->body.data, x->body.len);
+    cJSON *j = cJSON_ParseWithLength(x->reply.body.data, x->reply.body.len);
     if (j) {
         const cJSON *err = cJSON_GetObjectItemCaseSensitive(j, "error");
         if (cJSON_IsString(err))
@@ -678,25 +631,23 @@ static void server_message(const openai *g, const endpoint *e, const exchange *x
         if (!msg)
             msg = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "detail"));
     }
-    snprintf(out, cap, "%s", msg ? msg : x->body.data);
+    snprintf(out, cap, "%s", msg ? msg : x->reply.body.data);
     cJSON_Delete(j);
     for (char *p = out; *p; p++)
         if ((unsigned char)*p < 0x20)
             *p = ' ';
-    scrub(out, g->key);
-    scrub(out, e->hidden[0]);
-    scrub(out, e->hidden[1]);
+    ggi_scrub_secret(out, g->key);
+    ggi_scrub_secret(out, e->hidden[0]);
+    ggi_scrub_secret(out, e->hidden[1]);
 }
 
-/* Posts body to endpoint e once; on OK, x->body holds a 200 reply. */
+/* Posts body to endpoint e once; on OK, x->reply.body holds a 200 reply. */
 static enum outcome post_once(const openai *g, const endpoint *e, const char *model,
                               const char *body, exchange *x, int *status, int *net_fault)
 {
     *net_fault = 0;
-    ggi_buf_free(&x->body);
-    x->too_big = 0;
+    ggi_http_reply_reset(&x->reply);
     x->permanent = 0;
-    x->retry_after_s = -1;
     CURL *c = curl_easy_init();
     if (!c) {
         ggi_error(GG_ENOMEM, "openai: curl_easy_init failed");
@@ -731,10 +682,10 @@ static enum outcome post_once(const openai *g, const endpoint *e, const char *mo
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, ggi_http_reply_on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &x->reply);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, ggi_http_reply_on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &x->reply);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, g->connect_ms);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, g->total_ms);
@@ -752,7 +703,7 @@ static enum outcome post_once(const openai *g, const endpoint *e, const char *mo
     curl_slist_free_all(h);
     curl_easy_cleanup(c);
 
-    if (x->too_big) {
+    if (x->reply.too_big) {
         *status = ggi_error(GG_EGENERATOR, "openai: %s: the response is larger than %u MiB",
                             e->shown, (unsigned)(GGI_OPENAI_MAX_BODY >> 20));
         return FATAL;
@@ -845,30 +796,18 @@ static void mark(openai *g, int i, int dead)
     pthread_mutex_unlock(&g->mu);
 }
 
-static double backoff_ms(int attempt, unsigned *rng)
-{
-    double d = BACKOFF_BASE_MS;
-    for (int i = 0; i < attempt && d < BACKOFF_CAP_MS; i++)
-        d *= 2;
-    if (d > BACKOFF_CAP_MS)
-        d = BACKOFF_CAP_MS;
-    *rng = *rng * 1103515245u + 12345u;
-    double u = (double)((*rng >> 8) & 0xFFFF) / 65536.0;
-    return d / 2 + u * d / 2; /* jitter: somewhere in the upper half */
-}
-
 /* ---- the reply ---- */
 
 static int read_reply(const openai *g, const endpoint *e, const exchange *x, const cJSON *task,
                       const cJSON *arm_json, char **out)
 {
-    cJSON *j = cJSON_ParseWithLength(x->body.data ? x->body.data : "", x->body.len);
+    cJSON *j = cJSON_ParseWithLength(x->reply.body.data ? x->reply.body.data : "", x->reply.body.len);
     if (!j || !cJSON_IsObject(j)) {
         cJSON_Delete(j);
         return ggi_error(GG_EGENERATOR,
                          "openai: %s: the response is not a JSON object (%zu bytes; malformed "
                          "or cut off)",
-                         e->shown, x->body.len);
+                         e->shown, x->reply.body.len);
     }
     int rc = GG_OK;
     const cJSON *choices = cJSON_GetObjectItemCaseSensitive(j, "choices");
@@ -1056,7 +995,7 @@ static ggi_journal *journal_of(openai *g)
 /* Asks arm i (its endpoint with retries); 0 with the response, or the failure. *dead: the
  * endpoint counts as dead now, so the next endpoint is worth asking. */
 static int ask_arm(openai *g, int i, const cJSON *messages, double override,
-                   const cJSON *task, exchange *x, unsigned *rng, int more_endpoints,
+                   const cJSON *task, exchange *x, uint64_t *rng, int more_endpoints,
                    int *fatal, char **out)
 {
     const arm *a = &g->arms[i];
@@ -1092,11 +1031,8 @@ static int ask_arm(openai *g, int i, const cJSON *messages, double override,
             mark(g, a->ep, 1);
             break;
         }
-        double wait = backoff_ms(try, rng);
-        if (x->retry_after_s >= 0)
-            wait = (x->retry_after_s > RETRY_AFTER_CAP_S ? RETRY_AFTER_CAP_S
-                                                         : x->retry_after_s) * 1000.0;
-        ggi_sleep_ms(wait);
+        ggi_sleep_ms(ggi_retry_wait_ms(try, BACKOFF_BASE_MS, BACKOFF_CAP_MS,
+                                       x->reply.retry_after_s, RETRY_AFTER_CAP_S, rng));
     }
     free(body);
     return rc;
@@ -1129,8 +1065,8 @@ static int openai_generate(void *self, const char *request_json, char **out_resp
     }
     int order[GGI_BANDIT_MAX_ARMS];
     pick_order(g, order);
-    unsigned rng = (unsigned)((unsigned long)ggi_now_ms() ^ (unsigned long)(uintptr_t)&rng);
-    exchange x = { GGI_BUF_INIT, 0, -1, 0 };
+    uint64_t rng = (uint64_t)(ggi_now_ms() * 1e3) ^ (uint64_t)(uintptr_t)&rng;
+    exchange x = { { GGI_BUF_INIT, GGI_OPENAI_MAX_BODY, 0, -1 }, 0 };
     int tried[GGI_OPENAI_MAX_ENDPOINTS] = { 0 };
     int n_tried = 0, fatal = 0;
     rc = GG_EGENERATOR;
@@ -1150,7 +1086,7 @@ static int openai_generate(void *self, const char *request_json, char **out_resp
         ggi_generator_set_permanent(1);
     if (!rc && journal)
         ggi_journal_put(journal, key, *out_response_json); /* best effort */
-    ggi_buf_free(&x.body);
+    ggi_buf_free(&x.reply.body);
     free(key);
     cJSON_Delete(messages);
     cJSON_Delete(req);

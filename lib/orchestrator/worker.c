@@ -130,22 +130,19 @@ static int count_gpus(char *model, size_t model_len)
  * business). A task's minimum level is matched against this list. */
 static int add_isolation_levels(cJSON *caps, const char *backend)
 {
-    static const char *const all[] = { "none", "rlimits", "namespaces", "container" };
-    cJSON *iso = cJSON_AddArrayToObject(caps, "isolation");
-    if (!iso)
-        return ggi_error(GG_ENOMEM, "out of memory");
-    int n = 2;
+    static const char *const levels[] = { "none", "rlimits", "namespaces", "container" };
+    int n = 2; /* a host's own backend */
     if (strcmp(backend, "container") == 0)
         n = 4;
     else if (strcmp(backend, "noop") == 0)
         n = 1;
-    if (strcmp(backend, "process") == 0)
+    else if (strcmp(backend, "process") == 0)
         n = ggi_sandbox_probe()->best + 1; /* levels are ordered, weakest first */
-    if (n < 1 || n > 4)
-        n = 2;
-    for (int i = 0; i < n; i++)
-        cJSON_AddItemToArray(iso, cJSON_CreateString(all[i]));
-    return GG_OK;
+    cJSON *iso = cJSON_AddArrayToObject(caps, "isolation");
+    for (int i = 0; iso && i < n && i < 4; i++)
+        if (!cJSON_AddItemToArray(iso, cJSON_CreateString(levels[i])))
+            return ggi_error(GG_ENOMEM, "out of memory");
+    return iso ? GG_OK : ggi_error(GG_ENOMEM, "out of memory");
 }
 
 static cJSON *discover_caps(gg_worker_t *w, const char *const *labels, int any)

@@ -41,7 +41,6 @@ typedef struct http_ret {
     long timeout_ms, connect_ms;
     int max_retries;
     size_t max_response, max_chars;
-    unsigned long long jitter; /* a cheap, racy jitter state: any value will do */
 } http_ret;
 
 static void secret_free(char *s)
@@ -254,7 +253,6 @@ static int configure(http_ret *h, const gg_retriever_options *o)
                                                         : o->max_retries;
     h->max_response = o->max_response ? o->max_response : DEFAULT_MAX_RESPONSE;
     h->max_chars = o->max_chars;
-    h->jitter = (unsigned long long)(ggi_wall_s() * 1e6);
     return resolve_token(h, o);
 }
 
@@ -341,55 +339,8 @@ static void shown_url(const char *url, char *out, size_t cap)
 
 /* ---- one exchange ---- */
 
-typedef struct exchange {
-    ggi_buf body;
-    size_t cap;
-    int too_big;
-    double retry_after_s;
-} exchange;
+typedef ggi_http_reply exchange;
 
-static size_t on_body(char *data, size_t size, size_t nmemb, void *user)
-{
-    exchange *x = user;
-    size_t n = size * nmemb;
-    if (x->body.len + n > x->cap) {
-        x->too_big = 1;
-        return 0;
-    }
-    return ggi_buf_append(&x->body, data, n) ? 0 : n;
-}
-
-static size_t on_header(char *data, size_t size, size_t nmemb, void *user)
-{
-    exchange *x = user;
-    size_t n = size * nmemb;
-    static const char name[] = "retry-after:";
-    size_t nl = sizeof name - 1;
-    if (n > nl && n < 100 && strncasecmp(data, name, nl) == 0) {
-        char v[100];
-        memcpy(v, data + nl, n - nl);
-        v[n - nl] = '\0';
-        char *end = NULL;
-        double s = strtod(v, &end);
-        if (end && end != v && isfinite(s) && s >= 0)
-            x->retry_after_s = s;
-    }
-    return n;
-}
-
-static void scrub(char *s, const char *secret)
-{
-    size_t kl = secret ? strlen(secret) : 0;
-    if (!kl)
-        return;
-    for (char *p = strstr(s, secret); p; p = strstr(p, secret))
-        memset(p, '*', kl);
-    for (size_t i = 0; kl >= 8 && i + 8 <= kl; i++)
-        for (char *p = s; (p = memmem(p, strlen(p), secret + i, 8)) != NULL;)
-            memset(p, '*', 8);
-}
-
-/* The start of a server's reply as quoted in an error: one line, scrubbed of the token. */
 static void server_words(const http_ret *h, const exchange *x, char *out, size_t cap)
 {
     out[0] = '\0';
@@ -399,7 +350,7 @@ static void server_words(const http_ret *h, const exchange *x, char *out, size_t
     for (char *p = out; *p; p++)
         if ((unsigned char)*p < 0x20)
             *p = ' ';
-    scrub(out, h->token);
+    ggi_scrub_secret(out, h->token);
 }
 
 static int transient_curl(CURLcode cc)
@@ -427,10 +378,9 @@ static int request(http_ret *h, const char *what, const char *url, const char *b
     char shown[256];
     shown_url(url, shown, sizeof shown);
     const char *verb = body ? "POST" : "GET";
+    uint64_t rng = (uint64_t)(ggi_now_ms() * 1e3) ^ (uint64_t)(uintptr_t)&rng;
     for (int attempt = 0;; attempt++) {
-        ggi_buf_free(&x->body);
-        x->too_big = 0;
-        x->retry_after_s = -1;
+        ggi_http_reply_reset(x);
         CURL *c = curl_easy_init();
         if (!c)
             return ggi_error(GG_ENOMEM, "http retriever: curl_easy_init failed");
@@ -460,9 +410,9 @@ static int request(http_ret *h, const char *what, const char *url, const char *b
             curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
             curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
         }
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, ggi_http_reply_on_body);
         curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
-        curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+        curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, ggi_http_reply_on_header);
         curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
         curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, h->connect_ms);
@@ -492,7 +442,7 @@ static int request(http_ret *h, const char *what, const char *url, const char *b
         int retry = cc == CURLE_OK ? (status >= 500 || status == 429) : transient_curl(cc);
         if (!retry || attempt >= h->max_retries) {
             if (cc != CURLE_OK) {
-                scrub(errbuf, h->token);
+                ggi_scrub_secret(errbuf, h->token);
                 return ggi_error(GG_EIO, "http retriever: %s %s %s failed: %s%s", what, verb,
                                  shown, errbuf[0] ? errbuf : curl_easy_strerror(cc), tries);
             }
@@ -502,14 +452,8 @@ static int request(http_ret *h, const char *what, const char *url, const char *b
                              shown, status, words[0] ? " (the server says: " : "", words,
                              words[0] ? ")" : "");
         }
-        double ms = BACKOFF_BASE_MS * pow(2.0, attempt);
-        if (ms > BACKOFF_CAP_MS)
-            ms = BACKOFF_CAP_MS;
-        h->jitter = h->jitter * 6364136223846793005ull + 1442695040888963407ull;
-        ms *= 1.0 + (double)(h->jitter >> 40) / (double)(1ull << 24) * 0.5;
-        if (x->retry_after_s >= 0)
-            ms = fmin(x->retry_after_s, RETRY_AFTER_CAP_S) * 1000.0;
-        ggi_sleep_ms(ms);
+        ggi_sleep_ms(ggi_retry_wait_ms(attempt, BACKOFF_BASE_MS, BACKOFF_CAP_MS,
+                                       x->retry_after_s, RETRY_AFTER_CAP_S, &rng));
     }
 }
 

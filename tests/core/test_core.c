@@ -1,6 +1,9 @@
 /*
- * test_core.c - error recording, buffers, JSON field access and version functions.
+ * test_core.c - error recording, buffers, JSON field access and version functions; the
+ * Thompson-sampling draws; the HTTP clients' reply buffer, retry waits and secret scrubbing.
  */
+#include <string.h>
+
 #include <gryphgen.h>
 
 #include "core/ggi.h"
@@ -101,8 +104,67 @@ static void test_hash(void)
     CHECK_STR(a, b);
 }
 
+static void test_sampling(void)
+{
+    uint64_t a = 42, b = 42;
+    CHECK(ggi_rand_next(&a) == ggi_rand_next(&b)); /* a seed gives one sequence */
+    double sum = 0, lo = 1, hi = 0;
+    for (int i = 0; i < 2000; i++) {
+        double u = ggi_rand_uniform(&a);
+        CHECK(u > 0 && u < 1);
+        double x = ggi_rand_beta(&a, 9.0, 1.0); /* mean 0.9 */
+        CHECK(x >= 0 && x <= 1);
+        sum += x;
+        lo = u < lo ? u : lo;
+        hi = u > hi ? u : hi;
+    }
+    CHECK(sum / 2000 > 0.85 && sum / 2000 < 0.95);
+    CHECK(lo < 0.05 && hi > 0.95);
+    double bad = ggi_rand_beta(&a, 0.0, -3.0); /* shapes below 1 count as 1 */
+    CHECK(bad >= 0 && bad <= 1);
+}
+
+static void test_http_reply(void)
+{
+    ggi_http_reply r = { GGI_BUF_INIT, 8, 0, -1 };
+    char body[] = "0123456789";
+    CHECK(ggi_http_reply_on_body(body, 1, 5, &r) == 5);
+    CHECK(ggi_http_reply_on_body(body, 1, 5, &r) == 0); /* over the cap: stops */
+    CHECK(r.too_big && r.body.len == 5);
+    char h1[] = "Retry-After: 3\r\n", h2[] = "retry-after: Wed, 21 Oct 2015 07:28:00 GMT\r\n",
+         h3[] = "Content-Type: x\r\n";
+    CHECK(ggi_http_reply_on_header(h2, 1, strlen(h2), &r) == strlen(h2));
+    CHECK(r.retry_after_s < 0); /* a date is not a number of seconds */
+    ggi_http_reply_on_header(h3, 1, strlen(h3), &r);
+    CHECK(r.retry_after_s < 0);
+    ggi_http_reply_on_header(h1, 1, strlen(h1), &r);
+    CHECK(r.retry_after_s == 3);
+    ggi_http_reply_reset(&r);
+    CHECK(r.body.len == 0 && !r.too_big && r.retry_after_s < 0 && r.cap == 8);
+
+    uint64_t rng = 7;
+    for (int attempt = 0; attempt < 12; attempt++) {
+        double w = ggi_retry_wait_ms(attempt, 100, 2000, -1, 5, &rng);
+        double d = 100.0 * (1 << attempt);
+        d = d > 2000 ? 2000 : d;
+        CHECK(w >= d / 2 && w <= d); /* backoff, capped, jitter in its upper half */
+    }
+    CHECK(ggi_retry_wait_ms(0, 100, 2000, 2.5, 5, &rng) == 2500);  /* Retry-After wins */
+    CHECK(ggi_retry_wait_ms(0, 100, 2000, 600, 5, &rng) == 5000);  /* ... within its cap */
+
+    char text[] = "key sk-secret-123456 and its tail ret-123456 end";
+    ggi_scrub_secret(text, "sk-secret-123456");
+    CHECK(strstr(text, "sk-secret") == NULL);
+    CHECK(strstr(text, "123456") == NULL); /* an echoed piece of 8 bytes goes too */
+    CHECK_CONTAINS(text, " end");
+    ggi_scrub_secret(text, NULL);
+    ggi_scrub_secret(NULL, "x");
+}
+
 int main(void)
 {
+    test_sampling();
+    test_http_reply();
     test_errors();
     test_buf();
     test_json();

@@ -75,6 +75,12 @@ try:
     events = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
     check(any(e.get("type") == "task.finished" and e.get("task_id") == "solo" for e in events),
           "watch streams the task's events", out[-1500:] + err[-500:])
+    for args, words in ((["status", "a", "b"], "at most one task id"),
+                        (["cancel"], "give one task id"),
+                        (["cancel", "a", "b"], "give one task id"),
+                        (["watch", "solo"], "takes no task id")):
+        p = gg([args[0], "--insecure", "--connect", ep] + args[1:])
+        check(p.returncode == 2 and words in p.stderr, "%s: exit 2" % " ".join(args), p.stderr)
     p = gg(["worker"])
     check(p.returncode == 2 and "--connect" in p.stderr, "worker without --connect: exit 2",
           p.stderr)

@@ -4,6 +4,8 @@ and in a batch), waiting for results, asking for status, cancelling and watching
 bad options and endpoints raising the right exceptions with the library's messages; the rule
 that unencrypted operation needs insecure=True and a loopback endpoint."""
 
+import ctypes
+import json
 import socket
 import threading
 import time
@@ -11,6 +13,7 @@ import time
 import pytest
 
 from conftest import PYTHON, add_task
+from gryphgen import _native as N
 
 
 def free_port():
@@ -62,6 +65,12 @@ def test_submit_and_wait_through_a_remote_worker(gg, grid, client):
     assert ws["jobs"] >= 1 and ws["results"] >= 1 and ws["dropped"] == 0
     overall = client.status()
     assert isinstance(overall, dict) and overall
+    # The worker announces the isolation levels the host's probe found, weakest first.
+    out = ctypes.c_void_p()
+    N.check(N.fn("gg_executor_probe")(ctypes.byref(out)))
+    probe = json.loads(N.take_string(out))
+    node = [n for n in overall["nodes"] if n["name"] == "pyworker"][0]
+    assert node["caps"]["isolation"] == probe["levels"]
 
 
 def test_repair_loop_and_failure_over_the_grid(gg, client):
