@@ -1,7 +1,8 @@
 /*
  * testutil.h - the few macros the C tests share. A failed CHECK prints where and why and
  * marks the test failed; the test's main returns test_exit(), which meson reads.
- * Exit code 77 means skipped (meson's convention).
+ * Exit code 77 means skipped (meson's convention). test_process_gone() waits (up to a
+ * second) for a process to end, for the tests that check nothing a job started outlives it.
  */
 #ifndef GG_TESTUTIL_H
 #define GG_TESTUTIL_H
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int test_failures;
 static int test_checks;
@@ -55,6 +57,27 @@ static int test_checks;
                     h_ ? h_ : "(null)", n_);                                           \
         }                                                                              \
     } while (0)
+
+/* 1 when pid ends within about a second (gone, or a zombie waiting for a reaper that is not
+ * the test), 0 when it still runs. */
+static inline int test_process_gone(long pid)
+{
+    for (int i = 0; i < 100; i++) {
+        char path[64], buf[512];
+        snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            return 1;
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        const char *rp = strrchr(buf, ')');
+        if (rp && (rp[2] == 'Z' || rp[2] == 'X'))
+            return 1;
+        usleep(10000);
+    }
+    return 0;
+}
 
 static inline int test_exit(void)
 {

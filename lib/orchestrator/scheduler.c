@@ -653,8 +653,10 @@ static void finish_task(sched *s, int64_t seq, const char *task_id, const char *
         if (text && s->n_waiters > 0)
             full = spliced ? print_spliced(res, s->fresh_text) : ggi_json_print(res);
     }
-    if (res && spliced && s->learn && s->o->retriever &&
-        strcmp(gg_retriever_name(s->o->retriever), "none") != 0) {
+    /* Only tasks that ran their tests teach the retriever; no learner: nothing learns. */
+    int learns = res && s->learner &&
+                 (strcmp(status, GGI_ST_PASSED) == 0 || strcmp(status, GGI_ST_FAILED) == 0);
+    if (learns && spliced) {
         /* The learner reads the history: give it the record too. */
         cJSON *hist = cJSON_AddArrayToObject(res, "history");
         if (hist)
@@ -666,9 +668,7 @@ static void finish_task(sched *s, int64_t seq, const char *task_id, const char *
                 gg_error_last());
     else if (s->n_waiters > 0)
         notify_waiters(s, task_id, full);
-    if (res && s->learn && s->o->retriever &&
-        strcmp(gg_retriever_name(s->o->retriever), "none") != 0 &&
-        (strcmp(status, GGI_ST_PASSED) == 0 || strcmp(status, GGI_ST_FAILED) == 0)) {
+    if (learns) {
         /* After the commit: the index may live in this same database file, whose write lock
          * this thread holds until then. */
         cJSON *item = cJSON_Duplicate(res, 1);

@@ -82,25 +82,6 @@ static int dir_is_empty(const char *path)
     return system(cmd) == 0;
 }
 
-static int process_gone(long pid)
-{
-    for (int i = 0; i < 100; i++) {
-        char path[64], buf[512];
-        snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-        FILE *f = fopen(path, "r");
-        if (!f)
-            return 1;
-        size_t n = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[n] = '\0';
-        const char *rp = strrchr(buf, ')');
-        if (rp && (rp[2] == 'Z' || rp[2] == 'X'))
-            return 1;
-        usleep(10000);
-    }
-    return 0;
-}
-
 static void test_options(void)
 {
     gg_executor_options o;
@@ -275,7 +256,7 @@ static void test_grandchild(void)
         CHECK(pid > 1);
         /* In the sandbox the pid is one of the job's PID namespace. */
         if (pid > 1 && !sandboxed)
-            CHECK(process_gone(pid));
+            CHECK(test_process_gone(pid));
         CHECK(!marker_alive("slee[p] 30.4321"));
         cJSON_Delete(r);
     }

@@ -36,26 +36,6 @@ static int run(const char *const *argv, double timeout_s, ggi_spawn_result *r)
     return ggi_spawn_run(&o, r);
 }
 
-/* 1 when pid no longer runs (gone, or a zombie waiting for a reaper that is not us). */
-static int process_gone(long pid)
-{
-    for (int i = 0; i < 100; i++) {
-        char path[64], buf[512];
-        snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-        FILE *f = fopen(path, "r");
-        if (!f)
-            return 1;
-        size_t n = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[n] = '\0';
-        const char *rp = strrchr(buf, ')');
-        if (rp && (rp[2] == 'Z' || rp[2] == 'X'))
-            return 1;
-        usleep(10000);
-    }
-    return 0;
-}
-
 static void test_exit_codes(void)
 {
     ggi_spawn_result r;
@@ -233,7 +213,7 @@ static void test_group_killed(void)
     long pid = r.out.data ? strtol(r.out.data, NULL, 10) : 0;
     CHECK(pid > 1);
     if (pid > 1)
-        CHECK(process_gone(pid));
+        CHECK(test_process_gone(pid));
     ggi_spawn_result_free(&r);
 
     /* A process that left the group (setsid) and holds the pipe: the drain is bounded. */
@@ -284,7 +264,7 @@ static void test_host_death(void)
     kill(host, SIGKILL);
     waitpid(host, NULL, 0);
     if (job > 1) {
-        CHECK(process_gone(job));
+        CHECK(test_process_gone(job));
         kill((pid_t)job, SIGKILL);
     }
     unlink(pidfile);
