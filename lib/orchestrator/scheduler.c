@@ -169,9 +169,6 @@ typedef struct sched {
     ggi_learner *learner;   /* learns from them on its own thread (learner.c) */
     uint64_t next_lease;
     int backoff;            /* some task may be waiting out a backoff */
-    const cJSON *fresh_rec; /* the record of attempt 1 of fresh_seq, just stored */
-    const char *fresh_text; /* the same, as stored */
-    int64_t fresh_seq;
     unsigned claim_rr;      /* rotates the first submitter served by claim */
     long long max_tokens;   /* the run's budget (GRYPHGEN_MAX_TOKENS); 0: no limit */
     long long tokens;       /* used by the attempts this run recorded */
@@ -504,95 +501,6 @@ static long long record_tokens(const cJSON *rec)
     return t > 1e15 ? (long long)1e15 : (long long)t; /* bounded: sums cannot overflow */
 }
 
-typedef struct history_ctx {
-    cJSON *history;
-    int best_n, best_score, passed_n;
-} history_ctx;
-
-static int collect_attempt(void *user, int n, int passed, const char *record_json)
-{
-    history_ctx *h = user;
-    cJSON *rec = cJSON_Parse(record_json);
-    if (!rec)
-        return ggi_error(GG_ESTORE, "attempt %d has an unreadable record", n);
-    int score = attempt_score(rec);
-    if (score >= h->best_score) {
-        h->best_score = score;
-        h->best_n = n;
-    }
-    if (passed && !h->passed_n)
-        h->passed_n = n;
-    cJSON_AddItemToArray(h->history, rec);
-    return GG_OK;
-}
-
-/* The result of a task; *spliced is set when its history is left out, to be spliced in as
- * the just-stored record text (s->fresh_text) when printed. */
-static cJSON *build_result(sched *s, int64_t seq, const char *task_id, const char *status,
-                           const char *reason, double started_wall, int *spliced)
-{
-    *spliced = 0;
-    history_ctx h = { cJSON_CreateArray(), 0, 0, 0 };
-    cJSON *res = cJSON_CreateObject();
-    if (!res || !h.history) {
-        cJSON_Delete(res);
-        cJSON_Delete(h.history);
-        return NULL;
-    }
-    const cJSON *only = NULL; /* the fresh record, when spliced */
-    if (s->fresh_rec && s->fresh_seq == seq && s->fresh_text) {
-        /* The task's only attempt was just recorded: neither read back nor printed again. */
-        only = s->fresh_rec;
-        h.best_score = attempt_score(only);
-        h.best_n = 1;
-        h.passed_n = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(only, "passed")) ? 1 : 0;
-        *spliced = 1;
-    } else if (s->fresh_rec && s->fresh_seq == seq) {
-        cJSON *copy = cJSON_Duplicate(s->fresh_rec, 1);
-        int passed = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(copy, "passed"));
-        if (copy) {
-            h.best_score = attempt_score(copy);
-            h.best_n = 1;
-            h.passed_n = passed ? 1 : 0;
-            cJSON_AddItemToArray(h.history, copy);
-        }
-    } else if (ggi_store_attempts_each(s->db, seq, collect_attempt, &h) != GG_OK) {
-        ggi_log(&s->o->log, GG_LOG_ERROR, "task '%s': %s", task_id, gg_error_last());
-    }
-    int n = only ? 1 : cJSON_GetArraySize(h.history);
-    if (h.passed_n)
-        h.best_n = h.passed_n;
-    cJSON_AddStringToObject(res, "task_id", task_id);
-    cJSON_AddStringToObject(res, "status", status);
-    cJSON_AddNumberToObject(res, "attempts", n);
-    if (h.passed_n)
-        cJSON_AddNumberToObject(res, "passed_attempt", h.passed_n);
-    else
-        cJSON_AddNullToObject(res, "passed_attempt");
-    long long tokens = 0;
-    const cJSON *hr;
-    cJSON_ArrayForEach(hr, h.history)
-        tokens += record_tokens(hr);
-    if (only)
-        tokens += record_tokens(only);
-    cJSON_AddNumberToObject(res, "tokens", (double)tokens);
-    const cJSON *best = only ? only
-                      : h.best_n ? cJSON_GetArrayItem(h.history, h.best_n - 1) : NULL;
-    if (best)
-        cJSON_AddNumberToObject(res, "best_attempt", h.best_n);
-    else
-        cJSON_AddNullToObject(res, "best_attempt");
-    const char *code = best ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(best, "code")) : NULL;
-    ggi_json_add_str(res, "code", code);
-    ggi_json_add_str(res, "reason", reason);
-    add_fixed3(res, "duration_ms", started_wall > 0 ? (ggi_wall_s() - started_wall) * 1e3 : 0.0);
-    if (only)
-        cJSON_Delete(h.history); /* "history" comes last: spliced in by the printer */
-    else
-        cJSON_AddItemToObject(res, "history", h.history);
-    return res;
-}
-
 /* Ends a task: result written, event emitted. Does not touch the active list. */
 /* Learning from the outcome (SYMORG): each attempt's retrieved chunks are credited or debited
  * by whether that attempt passed, and a passing solution becomes a document later tasks can
@@ -603,93 +511,62 @@ static void learn_from_result(sched *s, cJSON *res)
     ggi_learner_push(s->learner, res);
 }
 
-/* Prints a result whose history was left out, with the fresh record's text as its history. */
-static char *print_spliced(const cJSON *res, const char *record_text)
+static int has_waiter(const sched *s, const char *task_id)
 {
-    char *head = ggi_json_print(res);
-    size_t n = head ? strlen(head) : 0;
-    if (n < 2 || head[n - 1] != '}') {
-        free(head);
-        return NULL;
-    }
-    ggi_buf b = GGI_BUF_INIT;
-    int rc = ggi_buf_append(&b, head, n - 1);
-    if (!rc)
-        rc = ggi_buf_puts(&b, ",\"history\":[");
-    if (!rc)
-        rc = ggi_buf_puts(&b, record_text);
-    if (!rc)
-        rc = ggi_buf_puts(&b, "]}");
-    free(head);
-    if (rc) {
-        ggi_buf_free(&b);
-        return NULL;
-    }
-    return ggi_buf_steal(&b);
+    for (int i = 0; i < s->n_waiters; i++)
+        if (strcmp(s->waiters[i].task_id, task_id) == 0)
+            return 1;
+    return 0;
 }
 
-/* attempts: the task's attempt count to store with its end, or -1 to leave it. */
+/* attempts: the task's attempt count to store with its end, or -1 to leave it.
+ * The result is not stored as text: the task's columns and its attempts hold it, and reading
+ * the task builds it (ggi_store_task_get). It is read back here, inside this transaction,
+ * only for the clients waiting for the task and for the learner. */
 static void finish_task(sched *s, int64_t seq, const char *task_id, const char *status,
-                        const char *reason, double started_wall, int attempts)
+                        const char *reason, int attempts)
 {
-    if (txn(s) != GG_OK) {
-        ggi_log(&s->o->log, GG_LOG_ERROR, "task '%s': %s", task_id, gg_error_last());
-        return;
-    }
-    int spliced = 0;
-    cJSON *res = build_result(s, seq, task_id, status, reason, started_wall, &spliced);
-    /* Stored with "history": null: the attempts table holds the records, and reading the
-     * task back splices them in (ggi_store_task_get), so they are not written twice. */
-    const char *text = NULL;
-    char *full = NULL;
-    if (res) {
-        cJSON *hist = spliced ? NULL : cJSON_DetachItemFromObjectCaseSensitive(res, "history");
-        if (cJSON_AddNullToObject(res, "history") && ggp_print_buf(res, &s->res_buf) == GG_OK)
-            text = s->res_buf.data;
-        cJSON_DeleteItemFromObjectCaseSensitive(res, "history");
-        if (hist)
-            cJSON_AddItemToObject(res, "history", hist);
-        /* The clients waiting for it get the whole result at once. */
-        if (text && s->n_waiters > 0)
-            full = spliced ? print_spliced(res, s->fresh_text) : ggi_json_print(res);
-    }
-    /* Only tasks that ran their tests teach the retriever; no learner: nothing learns. */
-    int learns = res && s->learner &&
-                 (strcmp(status, GGI_ST_PASSED) == 0 || strcmp(status, GGI_ST_FAILED) == 0);
-    if (learns && spliced) {
-        /* The learner reads the history: give it the record too. */
-        cJSON *hist = cJSON_AddArrayToObject(res, "history");
-        if (hist)
-            cJSON_AddItemToArray(hist, cJSON_Duplicate(s->fresh_rec, 1));
-    }
-    if (!text || ggi_store_task_finish_n(s->db, seq, status, reason, text, ggi_wall_s(),
-                                         attempts) != GG_OK)
+    if (txn(s) != GG_OK ||
+        ggi_store_task_finish_n(s->db, seq, status, reason, NULL, ggi_wall_s(), attempts) !=
+            GG_OK) {
         ggi_log(&s->o->log, GG_LOG_ERROR, "cannot record the end of task '%s': %s", task_id,
                 gg_error_last());
-    else if (s->n_waiters > 0)
-        notify_waiters(s, task_id, full);
-    if (learns) {
-        /* After the commit: the index may live in this same database file, whose write lock
-         * this thread holds until then. */
-        cJSON *item = cJSON_Duplicate(res, 1);
-        if (item)
-            cJSON_AddItemToArray(s->learn, item);
+        return;
+    }
+    /* Only tasks that ran their tests teach the retriever. */
+    int learns = s->learner &&
+                 (strcmp(status, GGI_ST_PASSED) == 0 || strcmp(status, GGI_ST_FAILED) == 0);
+    int waited = s->n_waiters > 0 && has_waiter(s, task_id);
+    if (learns || waited) {
+        ggi_task_row row;
+        if (ggi_store_task_get(s->db, task_id, &row) != GG_OK || !row.result) {
+            ggi_log(&s->o->log, GG_LOG_ERROR, "reading the result of task '%s': %s", task_id,
+                    gg_error_last());
+        } else {
+            if (waited)
+                notify_waiters(s, task_id, row.result);
+            /* After the commit: the index may live in this same database file, whose write
+             * lock this thread holds until then. */
+            cJSON *res = learns ? cJSON_Parse(row.result) : NULL;
+            if (res)
+                cJSON_AddItemToArray(s->learn, res);
+        }
+        ggi_store_task_row_free(&row);
     }
     cJSON *ev = event_new("task.finished", task_id);
     if (ev) {
         cJSON_AddStringToObject(ev, "status", status);
-        cJSON_AddItemToObject(ev, "attempts",
-                              cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(res, "attempts"), 1));
-        cJSON_AddItemToObject(ev, "passed_attempt",
-                              cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(res, "passed_attempt"), 1));
+        cJSON_AddNumberToObject(ev, "attempts", attempts > 0 ? attempts : 0);
+        if (strcmp(status, GGI_ST_PASSED) == 0 && attempts > 0)
+            cJSON_AddNumberToObject(ev, "passed_attempt", attempts);
+        else
+            cJSON_AddNullToObject(ev, "passed_attempt");
         ggi_json_add_str(ev, "reason", reason);
         emit(s, seq, ev);
     }
     ggi_log(&s->o->log, GG_LOG_INFO, "task '%s' %s%s%s", task_id, status, reason ? ": " : "",
             reason ? reason : "");
     atomic_fetch_sub(&s->o->queued, 1); /* one unfinished task fewer */
-    free(full);
-    cJSON_Delete(res);
     s->finished++;
 }
 
@@ -758,7 +635,7 @@ static void remove_active(sched *s, active *a)
 
 static void end_active(sched *s, active *a, const char *status, const char *reason)
 {
-    finish_task(s, a->seq, a->task_id, status, reason, a->started_wall, a->attempts);
+    finish_task(s, a->seq, a->task_id, status, reason, a->attempts);
     remove_active(s, a);
 }
 
@@ -1080,7 +957,7 @@ static void add_active(sched *s, ggi_task_row *row, const char *submitter_name)
     if (rc != GG_OK) {
         /* A row this library cannot read any more ends as an error, not a crash. */
         finish_task(s, row->seq, row->task_id, GGI_ST_ERROR,
-                    "stored task cannot be read by this version", row->started_at, -1);
+                    "stored task cannot be read by this version", row->attempts);
         free(a);
         cJSON_Delete(spec);
         ggi_task_free(t);
@@ -1881,14 +1758,7 @@ static void on_result(sched *s, cJSON *m)
     }
     s->tokens += record_tokens(rec);
     monitor(s, a, n, rec, stuck, why, 1);
-    if (n == 1) {
-        s->fresh_rec = rec;
-        s->fresh_text = text;
-        s->fresh_seq = a->seq;
-    }
     decide(s, a, passed, reason);
-    s->fresh_rec = NULL;
-    s->fresh_text = NULL;
     enforce_run_budget(s);
 }
 
@@ -2092,8 +1962,7 @@ static void on_cancel(sched *s, const identity *to, const cJSON *b)
         memset(&row, 0, sizeof row);
         rc = ggi_store_task_get(s->db, task_id, &row);
         if (rc == GG_OK && strcmp(row.status, GGI_ST_QUEUED) == 0) {
-            finish_task(s, row.seq, row.task_id, GGI_ST_CANCELLED, "cancelled", row.started_at,
-                        -1);
+            finish_task(s, row.seq, row.task_id, GGI_ST_CANCELLED, "cancelled", row.attempts);
         } else if (rc == GG_OK && strcmp(row.status, GGI_ST_RUNNING) != 0) {
             rc = ggi_error(GG_ESTATE, "task '%s' has already ended (%s)", task_id, row.status);
         }
@@ -2326,7 +2195,9 @@ void *ggi_scheduler_main(void *arg)
         cJSON_Delete(s.learn);
         return NULL;
     }
-    if (ggi_learner_new(o->retriever, &o->log, GGI_LEARNER_QUEUE_MAX, &s.learner) != GG_OK)
+    /* The "none" retriever learns nothing: no learner, and no result is read back for it. */
+    if (o->retriever && strcmp(gg_retriever_name(o->retriever), "none") != 0 &&
+        ggi_learner_new(o->retriever, &o->log, GGI_LEARNER_QUEUE_MAX, &s.learner) != GG_OK)
         ggi_log(&o->log, GG_LOG_WARN, "scheduler: no retrieval learning: %s", gg_error_last());
     s.max_tokens = run_token_budget(&o->log);
     /* The run goes on from what the recorded attempts already spent (a resumed run). */

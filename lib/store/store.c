@@ -143,6 +143,36 @@ enum stmt_id {
     "seq, task_id, spec, status, priority, attempts, created_at, started_at, finished_at, " \
     "reason, result"
 
+/* The records of a task's attempts as one JSON array text, in attempt order. */
+#define HISTORY                                                                            \
+    "(SELECT '[' || coalesce(group_concat(record, ','), '') || ']' FROM (SELECT record"    \
+    " FROM attempts WHERE task_seq = tasks.seq ORDER BY n))"
+/* How good an attempt is (the one whose code a task keeps): passed 3, ran its tests 2,
+ * else 1; among equals the first passing one, else the latest. */
+#define BEST_ATTEMPT(col)                                                                  \
+    "(SELECT " col " FROM attempts WHERE task_seq = tasks.seq ORDER BY CASE WHEN passed"    \
+    " THEN 3 WHEN json_valid(record) AND json_type(record, '$.execution') = 'object'"      \
+    " THEN 2 ELSE 1 END DESC, CASE WHEN passed THEN n ELSE -n END LIMIT 1)"
+/* Generator tokens of an attempt: usage.total_tokens, else prompt + completion, bounded so
+ * that sums cannot overflow. */
+#define RECORD_TOKENS                                                                      \
+    "min(1e15, max(0, coalesce(json_extract(record, '$.usage.total_tokens'),"              \
+    " coalesce(json_extract(record, '$.usage.prompt_tokens'), 0) +"                       \
+    " coalesce(json_extract(record, '$.usage.completion_tokens'), 0))))"
+/* An ended task's result, from its columns and attempts; NULL while it has not ended. */
+#define RESULT_BUILT                                                                       \
+    "CASE WHEN status = 'queued' OR status = 'running' THEN NULL ELSE json_object("       \
+    "'task_id', task_id, 'status', status,"                                                \
+    " 'attempts', (SELECT count(*) FROM attempts WHERE task_seq = tasks.seq),"             \
+    " 'passed_attempt', (SELECT min(n) FROM attempts WHERE task_seq = tasks.seq AND passed),"  \
+    " 'tokens', (SELECT CAST(coalesce(sum(CASE WHEN record LIKE '%\"usage\"%' AND"          \
+    " json_valid(record) THEN CAST(" RECORD_TOKENS " AS INTEGER) ELSE 0 END), 0) AS INTEGER)"   \
+    " FROM attempts WHERE task_seq = tasks.seq),"                                          \
+    " 'best_attempt', " BEST_ATTEMPT("n") ", 'code', " BEST_ATTEMPT("code") ","            \
+    " 'reason', reason, 'duration_ms', CASE WHEN started_at IS NULL OR finished_at IS NULL"  \
+    " THEN 0 ELSE round((finished_at - started_at) * 1000, 3) END,"                        \
+    " 'history', json(" HISTORY ")) END"
+
 static const char *const stmt_sql[Q_COUNT_] = {
     [Q_BEGIN] = "BEGIN IMMEDIATE",
     [Q_COMMIT] = "COMMIT",
@@ -150,15 +180,15 @@ static const char *const stmt_sql[Q_COUNT_] = {
     [Q_TASK_FIND] = "SELECT seq, spec_hash FROM tasks WHERE task_id = ?1",
     [Q_TASK_INSERT] = "INSERT INTO tasks(task_id, spec, spec_hash, status, priority, created_at)"
                       " VALUES (?1, ?2, ?3, 'queued', ?4, ?5)",
-    /* A result stored with "history": null has its history in the attempts table
-     * (ggi_store_task_finish): spliced back here, as the records' stored text. */
+    /* A result is built from the task's columns and its attempts when it was not stored
+     * (RESULT_BUILT); one stored with "history": null gets the attempts' records spliced in
+     * as its history; both as docs/tasks.md describes the result. */
     [Q_TASK_GET] = "SELECT seq, task_id, spec, status, priority, attempts, created_at,"
                    " started_at, finished_at, reason,"
-                   " CASE WHEN result IS NULL OR NOT json_valid(result) THEN result"
+                   " CASE WHEN result IS NULL THEN " RESULT_BUILT
+                   " WHEN NOT json_valid(result) THEN result"
                    " WHEN json_type(result, '$.history') = 'null' THEN"
-                   " json_set(result, '$.history', json((SELECT '[' ||"
-                   " coalesce(group_concat(record, ','), '') || ']' FROM (SELECT record"
-                   " FROM attempts WHERE task_seq = tasks.seq ORDER BY n))))"
+                   " json_set(result, '$.history', json(" HISTORY "))"
                    " ELSE result END"
                    " FROM tasks WHERE task_id = ?1",
     [Q_TASK_STATUS] = "SELECT status FROM tasks WHERE seq = ?1",
@@ -180,14 +210,9 @@ static const char *const stmt_sql[Q_COUNT_] = {
     [Q_COUNTS] = "SELECT status, count(*) FROM tasks GROUP BY status"
                  " UNION ALL SELECT '#attempts', count(*) FROM attempts",
     [Q_EVENTS_COUNT] = "SELECT count(*) FROM events",
-    /* Each attempt's usage as record_tokens() in the scheduler reads it: total_tokens, else
-     * prompt + completion; bounded per attempt so the sum cannot overflow. */
-    [Q_TOKENS_SPENT] =
-        "SELECT coalesce(sum(min(1e15, max(0, coalesce("
-        "json_extract(record, '$.usage.total_tokens'),"
-        "coalesce(json_extract(record, '$.usage.prompt_tokens'), 0) +"
-        "coalesce(json_extract(record, '$.usage.completion_tokens'), 0))))), 0)"
-        " FROM attempts WHERE record LIKE '%\"usage\"%' AND json_valid(record)",
+    /* Each attempt's usage as record_tokens() in the scheduler reads it. */
+    [Q_TOKENS_SPENT] = "SELECT coalesce(sum(" RECORD_TOKENS "), 0)"
+                       " FROM attempts WHERE record LIKE '%\"usage\"%' AND json_valid(record)",
 };
 
 struct ggi_store {
