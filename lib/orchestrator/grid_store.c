@@ -38,11 +38,13 @@ static const char *const sql[G_COUNT_] = {
                 " FROM tasks INDEXED BY tasks_fair"
                 " WHERE status = 'queued' AND submitter = ?1 ORDER BY priority DESC, seq"
                 " LIMIT ?2",
-    [G_CLAIM_MARK] = "UPDATE tasks SET status = 'running', started_at = ?2 WHERE seq = ?1",
+    [G_CLAIM_MARK] = "UPDATE tasks SET status = 'running', started_at = ?2"
+                     " WHERE seq = ?1 AND status = 'queued'",
     [G_FIND] = "SELECT seq, spec_hash FROM tasks WHERE task_id = ?1",
     [G_INSERT] = "INSERT INTO tasks(task_id, spec, spec_hash, status, priority, created_at,"
                  " submitter) VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6)",
-    [G_QUEUED] = "SELECT count(*) FROM tasks WHERE status IN ('queued', 'running')",
+    [G_QUEUED] = "SELECT coalesce(sum(n), 0) FROM task_counts"
+                 " WHERE status = 'queued' OR status = 'running'",
     [G_NODE_SEEN] = "INSERT INTO nodes(name, caps, first_seen, last_seen) VALUES (?1, ?2, ?3, ?3)"
                     " ON CONFLICT(name) DO UPDATE SET caps = ?2, last_seen = ?3",
     [G_NODE_QUAR] = "UPDATE nodes SET quarantined_until = ?2 WHERE name = ?1",
@@ -54,6 +56,7 @@ static const char *const sql[G_COUNT_] = {
 };
 
 struct ggi_grid_db {
+    ggi_store *store;
     sqlite3 *db;
     sqlite3_stmt *st[G_COUNT_];
 };
@@ -83,6 +86,7 @@ int ggi_grid_db_new(ggi_grid_db **out, ggi_store *s)
     *out = calloc(1, sizeof **out);
     if (!*out)
         return ggi_error(GG_ENOMEM, "out of memory");
+    (*out)->store = s;
     (*out)->db = ggi_store_sqlite(s);
     return GG_OK;
 }
@@ -191,6 +195,9 @@ int ggi_grid_claim(ggi_grid_db *g, const char *submitter, int limit, double now,
         sqlite3_bind_double(mark, 2, rows[i].started_at);
         if (sqlite3_step(mark) != SQLITE_DONE)
             rc = fail(g, "claiming tasks");
+        else
+            ggi_store_count_move(g->store, GGI_ST_QUEUED, GGI_ST_RUNNING,
+                                 sqlite3_changes(g->db));
         sqlite3_reset(mark);
     }
     if (rc) {
@@ -240,8 +247,10 @@ int ggi_grid_task_insert(ggi_grid_db *g, const char *task_id, const char *spec,
     sqlite3_bind_text(st, 6, submitter, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st) == SQLITE_DONE ? GG_OK : fail(g, "inserting a task");
     sqlite3_reset(st);
-    if (!rc)
+    if (!rc) {
         *out_seq = sqlite3_last_insert_rowid(g->db);
+        ggi_store_count_move(g->store, NULL, GGI_ST_QUEUED, 1);
+    }
     return rc;
 }
 

@@ -110,6 +110,21 @@ static const char *const migrations[] = {
     "CREATE INDEX tasks_fair ON tasks(status, submitter, priority DESC, seq)"
     "  WHERE status = 'queued';"
     "CREATE INDEX tasks_status ON tasks(status);"
+    ,
+    /* 3 -> 4: dispatch throughput again. The counts by status live in task_counts, kept by
+     * every change of a task's status in the same transaction (count_move), instead of an
+     * index on status that every start and every end of a task rewrote twice; the claim by
+     * priority alone reads the queued entries of tasks_fair instead of an index of its own. */
+    "CREATE TABLE task_counts("
+    "  status TEXT PRIMARY KEY,"
+    "  n INTEGER NOT NULL) WITHOUT ROWID;"
+    "INSERT INTO task_counts(status, n) VALUES ('queued', 0), ('running', 0), ('passed', 0),"
+    "  ('failed', 0), ('error', 0), ('cancelled', 0), ('#attempts', 0);"
+    "UPDATE task_counts SET n = (SELECT count(*) FROM tasks WHERE tasks.status ="
+    "  task_counts.status) WHERE status <> '#attempts';"
+    "UPDATE task_counts SET n = (SELECT count(*) FROM attempts) WHERE status = '#attempts';"
+    "DROP INDEX tasks_status;"
+    "DROP INDEX tasks_claim;"
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == GGI_STORE_SCHEMA_VERSION,
@@ -136,6 +151,7 @@ enum stmt_id {
     Q_COUNTS,
     Q_EVENTS_COUNT,
     Q_TOKENS_SPENT,
+    Q_COUNT_ADD,
     Q_COUNT_
 };
 
@@ -192,32 +208,41 @@ static const char *const stmt_sql[Q_COUNT_] = {
                    " ELSE result END"
                    " FROM tasks WHERE task_id = ?1",
     [Q_TASK_STATUS] = "SELECT status FROM tasks WHERE seq = ?1",
-    [Q_CLAIM_SELECT] = "SELECT " TASK_COLUMNS " FROM tasks INDEXED BY tasks_claim"
-                       " WHERE status = 'queued'"
+    /* The tasks this file inserts (submitter 'local'); the grid claims by submitter. */
+    [Q_CLAIM_SELECT] = "SELECT " TASK_COLUMNS " FROM tasks INDEXED BY tasks_fair"
+                       " WHERE status = 'queued' AND submitter = 'local'"
                        " ORDER BY priority DESC, seq LIMIT ?1",
     [Q_CLAIM_MARK] = "UPDATE tasks SET status = 'running', started_at = coalesce(started_at, ?2)"
-                     " WHERE seq = ?1",
+                     " WHERE seq = ?1 AND status = 'queued'",
     [Q_ATTEMPT_INSERT] = "INSERT INTO attempts(task_seq, n, passed, code, record, created_at)"
                          " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     [Q_TASK_SET_ATTEMPTS] = "UPDATE tasks SET attempts = ?2 WHERE seq = ?1",
     [Q_ATTEMPTS_EACH] = "SELECT n, passed, record FROM attempts WHERE task_seq = ?1 ORDER BY n",
+    /* ?7: the status it ends from (it is counted: count_move). */
     [Q_TASK_FINISH] = "UPDATE tasks SET status = ?2, reason = ?3, result = ?4, finished_at = ?5,"
-                      " attempts = coalesce(?6, attempts) WHERE seq = ?1",
+                      " attempts = coalesce(?6, attempts) WHERE seq = ?1 AND status = ?7",
     [Q_TASK_REQUEUE] = "UPDATE tasks SET status = 'queued' WHERE seq = ?1 AND status = 'running'",
     [Q_RECOVER] = "UPDATE tasks SET status = 'queued' WHERE status = 'running'",
     [Q_EVENT_INSERT] = "INSERT INTO events(ts, task_seq, kind, data) VALUES (?1, ?2, ?3, ?4)",
     /* One statement, so the counts come from one snapshot. */
-    [Q_COUNTS] = "SELECT status, count(*) FROM tasks GROUP BY status"
-                 " UNION ALL SELECT '#attempts', count(*) FROM attempts",
+    [Q_COUNTS] = "SELECT status, n FROM task_counts",
     [Q_EVENTS_COUNT] = "SELECT count(*) FROM events",
     /* Each attempt's usage as record_tokens() in the scheduler reads it. */
     [Q_TOKENS_SPENT] = "SELECT coalesce(sum(" RECORD_TOKENS "), 0)"
                        " FROM attempts WHERE record LIKE '%\"usage\"%' AND json_valid(record)",
+    [Q_COUNT_ADD] = "UPDATE task_counts SET n = n + ?2 WHERE status = ?1",
 };
+
+/* What task_counts counts, in the order of ggi_store's pending deltas. */
+static const char *const count_keys[] = { GGI_ST_QUEUED, GGI_ST_RUNNING, GGI_ST_PASSED,
+                                          GGI_ST_FAILED, GGI_ST_ERROR, GGI_ST_CANCELLED,
+                                          "#attempts" };
+#define N_COUNTS ((int)(sizeof count_keys / sizeof count_keys[0]))
 
 struct ggi_store {
     sqlite3 *db;
     char *path;
+    int64_t pending[N_COUNTS]; /* changes to task_counts made by the open transaction */
     sqlite3_stmt *stmts[Q_COUNT_];
     unsigned char in_use[Q_COUNT_]; /* a cached statement lent out and not yet returned */
 };
@@ -315,8 +340,61 @@ static int run_simple(ggi_store *s, enum stmt_id id, const char *what)
 }
 
 /* Rolls back an open transaction without touching the thread's error message. */
+/* ---- task counts ---- */
+
+static int count_index(const char *key)
+{
+    for (int i = 0; key && i < N_COUNTS; i++)
+        if (strcmp(count_keys[i], key) == 0)
+            return i;
+    return -1;
+}
+
+/* Counts n tasks moving from one status to another (NULL: none), in the open transaction. */
+static void count_move(ggi_store *s, const char *from, const char *to, int64_t n)
+{
+    int i = count_index(from), j = count_index(to);
+    if (i >= 0)
+        s->pending[i] -= n;
+    if (j >= 0)
+        s->pending[j] += n;
+}
+
+void ggi_store_count_move(ggi_store *s, const char *from, const char *to, int64_t n)
+{
+    if (s)
+        count_move(s, from, to, n);
+}
+
+static void counts_forget(ggi_store *s)
+{
+    memset(s->pending, 0, sizeof s->pending);
+}
+
+/* Writes the transaction's count changes into task_counts, just before its COMMIT. */
+static int counts_write(ggi_store *s)
+{
+    for (int i = 0; i < N_COUNTS; i++) {
+        if (s->pending[i] == 0)
+            continue;
+        sqlite3_stmt *st;
+        int rc = stmt_get(s, Q_COUNT_ADD, &st);
+        if (rc)
+            return rc;
+        sqlite3_bind_text(st, 1, count_keys[i], -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)s->pending[i]);
+        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : fail(s, "counting tasks");
+        stmt_put(s, Q_COUNT_ADD, st);
+        if (rc)
+            return rc;
+    }
+    counts_forget(s);
+    return 0;
+}
+
 static void rollback_quiet(ggi_store *s)
 {
+    counts_forget(s);
     if (sqlite3_get_autocommit(s->db))
         return;
     sqlite3_stmt *st;
@@ -336,7 +414,9 @@ static void rollback_quiet(ggi_store *s)
 /* Commits; a failed COMMIT is rolled back so the connection is left without a transaction. */
 static int commit_or_rollback(ggi_store *s)
 {
-    int rc = run_simple(s, Q_COMMIT, "committing");
+    int rc = counts_write(s);
+    if (!rc)
+        rc = run_simple(s, Q_COMMIT, "committing");
     if (rc && !sqlite3_get_autocommit(s->db)) {
         char saved[1024];
         snprintf(saved, sizeof saved, "%s", gg_error_last());
@@ -355,6 +435,7 @@ static int tx_begin(ggi_store *s, int *own)
     *own = 0;
     if (!sqlite3_get_autocommit(s->db))
         return 0;
+    counts_forget(s); /* left by a transaction SQLite rolled back by itself */
     int rc = run_simple(s, Q_BEGIN, "starting a transaction");
     if (rc == 0)
         *own = 1;
@@ -651,6 +732,7 @@ int ggi_store_begin(ggi_store *s)
         return ggi_error(GG_EINVAL, "ggi_store_begin: s is NULL");
     if (!sqlite3_get_autocommit(s->db))
         return ggi_error(GG_ESTATE, "a transaction is already open (transactions do not nest)");
+    counts_forget(s); /* left by a transaction SQLite rolled back by itself */
     return run_simple(s, Q_BEGIN, "starting a transaction");
 }
 
@@ -668,6 +750,7 @@ int ggi_store_rollback(ggi_store *s)
 {
     if (!s)
         return ggi_error(GG_EINVAL, "ggi_store_rollback: s is NULL");
+    counts_forget(s);
     if (sqlite3_get_autocommit(s->db))
         return 0;
     return run_simple(s, Q_ROLLBACK, "rolling back");
@@ -688,10 +771,13 @@ int ggi_store_recover(ggi_store *s, int *out_n)
     sqlite3_stmt *st;
     rc = stmt_get(s, Q_RECOVER, &st);
     if (!rc) {
-        if (sqlite3_step(st) != SQLITE_DONE)
+        if (sqlite3_step(st) != SQLITE_DONE) {
             rc = fail(s, "recovering running tasks");
-        else if (out_n)
-            *out_n = sqlite3_changes(s->db);
+        } else {
+            count_move(s, GGI_ST_RUNNING, GGI_ST_QUEUED, sqlite3_changes(s->db));
+            if (out_n)
+                *out_n = sqlite3_changes(s->db);
+        }
         stmt_put(s, Q_RECOVER, st);
     }
     rc = tx_end(s, own, rc);
@@ -743,10 +829,12 @@ int ggi_store_task_insert(ggi_store *s, const char *task_id, const char *spec_js
             sqlite3_bind_text(st, 3, spec_hash, -1, SQLITE_STATIC);
             sqlite3_bind_int(st, 4, priority);
             sqlite3_bind_double(st, 5, now);
-            if (sqlite3_step(st) != SQLITE_DONE)
+            if (sqlite3_step(st) != SQLITE_DONE) {
                 rc = fail(s, "inserting task '%s'", task_id);
-            else
+            } else {
                 seq = sqlite3_last_insert_rowid(s->db);
+                count_move(s, NULL, GGI_ST_QUEUED, 1);
+            }
             stmt_put(s, Q_TASK_INSERT, st);
         }
     }
@@ -843,6 +931,8 @@ int ggi_store_tasks_claim(ggi_store *s, int limit, double now, ggi_task_row **ou
             sqlite3_bind_double(st, 2, now);
             if (sqlite3_step(st) != SQLITE_DONE)
                 rc = fail(s, "claiming task '%s'", rows[i].task_id);
+            else
+                count_move(s, GGI_ST_QUEUED, GGI_ST_RUNNING, sqlite3_changes(s->db));
             sqlite3_reset(st);
             if (rc)
                 break;
@@ -926,6 +1016,8 @@ int ggi_store_attempt_add(ggi_store *s, int64_t seq, int n, const char *code, in
                                (long long)seq);
             else
                 rc = fail(s, "recording attempt %d of task %lld", n, (long long)seq);
+        } else {
+            count_move(s, NULL, "#attempts", 1);
         }
         stmt_put(s, Q_ATTEMPT_INSERT, st);
     }
@@ -997,9 +1089,13 @@ int ggi_store_task_finish_n(ggi_store *s, int64_t seq, const char *status, const
     int rc = tx_begin(s, &own);
     if (rc)
         return ggi_error_wrap("finishing task %lld: ", (long long)seq);
-    sqlite3_stmt *st;
-    rc = stmt_get(s, Q_TASK_FINISH, &st);
-    if (!rc) {
+    /* Usually it ends from running; else its status is read and it ends from that. */
+    char from[32] = GGI_ST_RUNNING;
+    for (int round = 0; !rc && round < 2; round++) {
+        sqlite3_stmt *st;
+        rc = stmt_get(s, Q_TASK_FINISH, &st);
+        if (rc)
+            break;
         sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
         sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
         if (reason)
@@ -1009,12 +1105,25 @@ int ggi_store_task_finish_n(ggi_store *s, int64_t seq, const char *status, const
         sqlite3_bind_double(st, 5, now);
         if (attempts >= 0)
             sqlite3_bind_int(st, 6, attempts);
+        sqlite3_bind_text(st, 7, from, -1, SQLITE_STATIC);
+        int changed = 0;
         if (sqlite3_step(st) != SQLITE_DONE)
             rc = fail(s, "finishing task %lld", (long long)seq);
-        else if (sqlite3_changes(s->db) == 0)
-            rc = ggi_error(GG_ENOTFOUND, "finishing task: no task with seq %lld",
-                           (long long)seq);
+        else
+            changed = sqlite3_changes(s->db);
         stmt_put(s, Q_TASK_FINISH, st);
+        if (rc)
+            break;
+        if (changed) {
+            count_move(s, from, status, 1);
+            break;
+        }
+        if (round == 0) {
+            rc = task_status(s, seq, from, sizeof from);
+            if (rc == GG_ENOTFOUND)
+                rc = ggi_error(GG_ENOTFOUND, "finishing task: no task with seq %lld",
+                               (long long)seq);
+        }
     }
     return tx_end(s, own, rc);
 }
@@ -1036,6 +1145,7 @@ int ggi_store_task_requeue(ggi_store *s, int64_t seq)
             rc = fail(s, "requeueing task %lld", (long long)seq);
         else
             changed = sqlite3_changes(s->db);
+        count_move(s, GGI_ST_RUNNING, GGI_ST_QUEUED, changed);
         stmt_put(s, Q_TASK_REQUEUE, st);
     }
     if (!rc && !changed) {
@@ -1111,6 +1221,13 @@ int ggi_store_counts_get(ggi_store *s, ggi_store_counts *out)
         memset(out, 0, sizeof *out);
     }
     stmt_put(s, Q_COUNTS, st);
+    if (!rc && !sqlite3_get_autocommit(s->db)) {
+        /* This connection's open transaction sees its own changes. */
+        int64_t *f[N_COUNTS] = { &out->queued, &out->running, &out->passed, &out->failed,
+                                 &out->error, &out->cancelled, &out->attempts };
+        for (int i = 0; i < N_COUNTS; i++)
+            *f[i] += s->pending[i];
+    }
     return rc;
 }
 

@@ -25,7 +25,7 @@ typedef struct ggi_store ggi_store;
 #define GGI_ST_CANCELLED "cancelled"
 
 /** The schema version this library writes. */
-#define GGI_STORE_SCHEMA_VERSION 3
+#define GGI_STORE_SCHEMA_VERSION 4
 
 /**
  * Opens (creating when missing) the database at path, sets WAL, synchronous=NORMAL,
@@ -102,7 +102,8 @@ void ggi_store_task_row_free(ggi_task_row *row);
 int ggi_store_task_get(ggi_store *s, const char *task_id, ggi_task_row *row);
 
 /**
- * Takes up to limit queued tasks, highest priority first, then oldest first, marks them
+ * Takes up to limit queued tasks of those ggi_store_task_insert added (the grid's
+ * submitters claim their own: grid_store.c), highest priority first, then oldest first, marks them
  * 'running' (setting started_at to now when it is unset) and returns them in *out_rows
  * (malloc'd array of *out_n rows; free each row and the array). Runs in the caller's
  * transaction when one is open.
@@ -166,12 +167,22 @@ int ggi_store_task_requeue(ggi_store *s, int64_t seq);
 int ggi_store_event_insert(ggi_store *s, int64_t task_seq, const char *kind,
                            const char *data_json, double now);
 
-/** Task counts by status and the total of attempts. */
+/** Task counts by status and the total of attempts (kept in task_counts, not counted
+ * row by row: ggi_store_count_move). */
 typedef struct ggi_store_counts {
     int64_t queued, running, passed, failed, error, cancelled, attempts;
 } ggi_store_counts;
 
 int ggi_store_counts_get(ggi_store *s, ggi_store_counts *out);
+
+/**
+ * Counts n tasks of this database moving from status from to status to (either NULL: none;
+ * "#attempts" counts attempts) in the connection's open transaction. Every statement that
+ * inserts a task or changes its status outside this file calls it (grid_store.c); the
+ * changes are written to task_counts with the transaction's COMMIT and forgotten when it
+ * rolls back, so the counts read by ggi_store_counts_get stay exact.
+ */
+void ggi_store_count_move(ggi_store *s, const char *from, const char *to, int64_t n);
 
 /** The number of events stored (for tests and retention). */
 int ggi_store_events_count(ggi_store *s, int64_t *out);
