@@ -313,6 +313,10 @@ int gg_orchestrator_new(gg_orchestrator_t **out, const gg_orchestrator_options *
         rc = ggi_store_recover(o->sched_store, &n);
         if (rc == GG_OK && n > 0)
             ggi_log(&o->log, GG_LOG_INFO, "resuming %d interrupted task(s)", n);
+        /* The scheduler writes every state change: its commits do not wait for checkpoints. */
+        if (rc == GG_OK && ggi_store_checkpoint_in_background(o->sched_store) != GG_OK)
+            ggi_log(&o->log, GG_LOG_WARN, "checkpoints stay on the scheduler's thread: %s",
+                    gg_error_last());
     }
     if (rc == GG_OK)
         rc = ggi_store_open(&o->api_store, o->db_path);

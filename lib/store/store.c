@@ -12,9 +12,13 @@
 
 #include <sqlite3.h>
 
+#include "checkpointer.h"
 #include "store.h"
 
 #define BUSY_TIMEOUT_MS 5000
+#define WAL_CHECKPOINT_PAGES 4096
+#define GGI_STR_(x) #x
+#define GGI_STR(x) GGI_STR_(x)
 
 /*
  * Schema migrations: entry i takes the database from user_version i to i + 1, in one
@@ -243,6 +247,7 @@ struct ggi_store {
     sqlite3 *db;
     char *path;
     int64_t pending[N_COUNTS]; /* changes to task_counts made by the open transaction */
+    ggi_checkpointer *checkpointer; /* or NULL: SQLite checkpoints on this connection */
     sqlite3_stmt *stmts[Q_COUNT_];
     unsigned char in_use[Q_COUNT_]; /* a cached statement lent out and not yet returned */
 };
@@ -676,7 +681,8 @@ int ggi_store_open(ggi_store **out, const char *path)
      * pages every commit touches (index interiors, the tables' last leaves) are copied to
      * the database once per checkpoint, so fewer checkpoints copy fewer pages per task. */
     if (!rc)
-        rc = exec_sql(s, "PRAGMA wal_autocheckpoint=4096", "configuring database");
+        rc = exec_sql(s, "PRAGMA wal_autocheckpoint=" GGI_STR(WAL_CHECKPOINT_PAGES),
+                      "configuring database");
     /* Foreign keys are turned on after the migrations: a migration that rebuilds a table
      * (drop and rename) must not have the drop checked against the rows that refer to it. */
     if (!rc)
@@ -696,6 +702,7 @@ void ggi_store_close(ggi_store **ps)
     if (!ps || !*ps)
         return;
     ggi_store *s = *ps;
+    ggi_checkpointer_stop(&s->checkpointer);
     for (int i = 0; i < Q_COUNT_; i++)
         sqlite3_finalize(s->stmts[i]);
     /* close_v2 so that a statement leaked by a bug cannot keep the handle from closing. */
@@ -704,6 +711,15 @@ void ggi_store_close(ggi_store **ps)
     free(s->path);
     free(s);
     *ps = NULL;
+}
+
+int ggi_store_checkpoint_in_background(ggi_store *s)
+{
+    if (!s)
+        return ggi_error(GG_EINVAL, "ggi_store_checkpoint_in_background: s is NULL");
+    if (s->checkpointer)
+        return GG_OK;
+    return ggi_checkpointer_start(s->db, s->path, WAL_CHECKPOINT_PAGES, &s->checkpointer);
 }
 
 struct sqlite3 *ggi_store_sqlite(ggi_store *s)

@@ -34,6 +34,13 @@ typedef struct ggi_store ggi_store;
  */
 int ggi_store_open(ggi_store **out, const char *path);
 
+/**
+ * Moves this connection's WAL checkpoints to a thread of their own (checkpointer.h), for the
+ * connection that does most of the writing; undone by ggi_store_close. GG_OK or an error
+ * (the connection then checkpoints as before).
+ */
+int ggi_store_checkpoint_in_background(ggi_store *s);
+
 /** Closes the connection (finalising cached statements) and sets *ps to NULL. Accepts NULL. */
 void ggi_store_close(ggi_store **ps);
 

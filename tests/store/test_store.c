@@ -1012,6 +1012,55 @@ static void cleanup_dir(void)
         fprintf(stderr, "cannot remove %s\n", tmpdir);
 }
 
+static long file_size(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 ? (long)sb.st_size : -1;
+}
+
+/* Checkpoints on their own thread: the writer's commits leave the WAL to it, the database
+ * file receives the pages, counts and rows stay right, and closing stops the thread. */
+static void test_background_checkpoint(void)
+{
+    const char *path = tpath(0, "ckpt.db");
+    char wal[600];
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    ggi_store *s = NULL;
+    CHECK_RC(ggi_store_open(&s, path), 0);
+    if (!s)
+        return;
+    CHECK_RC(ggi_store_checkpoint_in_background(NULL), GG_EINVAL);
+    CHECK_RC(ggi_store_checkpoint_in_background(s), 0);
+    CHECK_RC(ggi_store_checkpoint_in_background(s), 0); /* once is enough */
+    long db0 = file_size(path);
+    /* About 6,000 pages of tasks (more than one checkpoint's worth), in commits of 100. */
+    char spec[2100];
+    memset(spec, 'x', sizeof spec - 1);
+    spec[sizeof spec - 1] = 0;
+    int total = 0;
+    for (int b = 0; b < 120; b++) {
+        CHECK_RC(ggi_store_begin(s), 0);
+        for (int i = 0; i < 100; i++) {
+            char id[32];
+            snprintf(id, sizeof id, "c%d", total++);
+            CHECK_RC(ggi_store_task_insert(s, id, spec, "h", 0, 1.0, NULL, NULL), 0);
+        }
+        CHECK_RC(ggi_store_commit(s), 0);
+    }
+    double deadline = ggi_now_ms() + 5000;
+    while (file_size(path) < db0 + 4096L * 4096 && ggi_now_ms() < deadline)
+        ggi_sleep_ms(10);
+    printf("background checkpoint: database %ld -> %ld bytes, WAL %ld bytes\n", db0,
+           file_size(path), file_size(wal));
+    CHECK(file_size(path) >= db0 + 4096L * 4096);
+    ggi_store_counts c;
+    CHECK_RC(ggi_store_counts_get(s, &c), 0);
+    CHECK(c.queued == total);
+    ggi_store_close(&s);
+    CHECK(raw_int(path, "SELECT count(*) FROM tasks") == total);
+    remove_db(path);
+}
+
 int main(void)
 {
     const char *base = getenv("TMPDIR");
@@ -1034,6 +1083,7 @@ int main(void)
     test_crash();
     test_claim_scale();
     test_throughput();
+    test_background_checkpoint();
     cleanup_dir();
     return test_exit();
 }

@@ -1,0 +1,25 @@
+/*
+ * checkpointer.h - WAL checkpoints on a thread of their own, so that the connection that
+ * writes (the scheduler's) never copies WAL pages back into the database itself.
+ */
+#ifndef GGI_CHECKPOINTER_H
+#define GGI_CHECKPOINTER_H
+
+#include <sqlite3.h>
+
+typedef struct ggi_checkpointer ggi_checkpointer;
+
+/**
+ * Turns off the automatic checkpoints of writer (a WAL connection to path) and starts a
+ * thread with its own connection that runs a passive checkpoint whenever a commit of writer
+ * leaves at least pages pages in the WAL. Should the thread fall behind by 8 times that, the
+ * writer checkpoints itself, as SQLite would, so the WAL stays bounded. The writer must not
+ * be closed before ggi_checkpointer_stop. GG_OK or an error code (nothing started).
+ */
+int ggi_checkpointer_start(sqlite3 *writer, const char *path, int pages, ggi_checkpointer **out);
+
+/** Stops the thread, closes its connection and gives the writer back its automatic
+ * checkpoints; NULL and *p == NULL are fine. */
+void ggi_checkpointer_stop(ggi_checkpointer **p);
+
+#endif
