@@ -325,13 +325,17 @@ static int events_heard(const sched *s)
     return s->o->event_fn != NULL || s->n_watching > 0;
 }
 
-/* The per-dispatch events (task.started, attempt.started, attempt.finished) are not stored
- * as rows: the attempts table and the task's started_at hold the same facts (docs/events.md).
- * They are built only when someone hears them. */
+/* The events of a task's course (task.started, attempt.started, attempt.finished,
+ * task.finished) are not stored as rows: the tasks and attempts tables hold the same facts
+ * (docs/events.md). They are built only when someone hears them. */
 static int event_stored(const char *type)
 {
-    return !type || (strcmp(type, "task.started") != 0 && strcmp(type, "attempt.started") != 0 &&
-                     strcmp(type, "attempt.finished") != 0);
+    static const char *const course[] = { "task.started", "attempt.started",
+                                          "attempt.finished", "task.finished" };
+    for (size_t i = 0; type && i < sizeof course / sizeof course[0]; i++)
+        if (strcmp(type, course[i]) == 0)
+            return 0;
+    return 1;
 }
 
 /* Records an event (in the open transaction) and queues it for the host and watchers. */
@@ -553,7 +557,7 @@ static void finish_task(sched *s, int64_t seq, const char *task_id, const char *
         }
         ggi_store_task_row_free(&row);
     }
-    cJSON *ev = event_new("task.finished", task_id);
+    cJSON *ev = events_heard(s) ? event_new("task.finished", task_id) : NULL;
     if (ev) {
         cJSON_AddStringToObject(ev, "status", status);
         cJSON_AddNumberToObject(ev, "attempts", attempts > 0 ? attempts : 0);

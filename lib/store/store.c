@@ -1139,6 +1139,9 @@ int ggi_store_task_finish_n(ggi_store *s, int64_t seq, const char *status, const
             if (rc == GG_ENOTFOUND)
                 rc = ggi_error(GG_ENOTFOUND, "finishing task: no task with seq %lld",
                                (long long)seq);
+            else if (!rc && is_end_status(from))
+                rc = ggi_error(GG_ESTATE, "task %lld has already ended (%s): a task ends once",
+                               (long long)seq, from);
         }
     }
     return tx_end(s, own, rc);

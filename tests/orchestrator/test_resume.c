@@ -122,7 +122,9 @@ int main(void)
     CHECK(count(db, "SELECT count(*) FROM tasks") == N_TASKS);
     CHECK(count(db, "SELECT count(*) FROM tasks WHERE status='passed'") == N_TASKS);
     CHECK(count(db, "SELECT count(*) FROM attempts") == N_TASKS);
-    CHECK(count(db, "SELECT count(*) FROM events WHERE kind='task.finished'") == N_TASKS);
+    CHECK(count(db, "SELECT count(*) FROM tasks WHERE finished_at IS NOT NULL") == N_TASKS);
+    CHECK(count(db, "SELECT n FROM task_counts WHERE status='passed'") == N_TASKS);
+    CHECK(count(db, "SELECT sum(n) FROM task_counts WHERE status <> '#attempts'") == N_TASKS);
     /* Tasks finished before the kill were not touched again. */
     char sql[256];
     snprintf(sql, sizeof sql, "SELECT CAST(sum(finished_at) * 1000 AS INTEGER) FROM (SELECT finished_at FROM tasks WHERE status='passed' ORDER BY finished_at LIMIT %lld)", (long long)before);

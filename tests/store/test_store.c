@@ -478,6 +478,9 @@ static void test_attempts(void)
     CHECK_RC(ggi_store_task_finish(s, v, "running", NULL, "{}", 21.0), GG_EINVAL);
     CHECK_RC(ggi_store_task_finish(s, v, NULL, NULL, "{}", 21.0), GG_EINVAL);
     CHECK_RC(ggi_store_task_finish(s, 777, GGI_ST_ERROR, NULL, "{}", 21.0), GG_ENOTFOUND);
+    /* A task ends once: a second end is refused and changes nothing. */
+    CHECK_RC(ggi_store_task_finish(s, t, GGI_ST_ERROR, "again", "{}", 22.0), GG_ESTATE);
+    CHECK_CONTAINS(gg_error_last(), "a task ends once");
     CHECK_RC(ggi_store_task_get(s, "t", &row), 0);
     CHECK_STR(row.status, GGI_ST_PASSED);
     CHECK_STR(row.result, "{\"passed\":true}");
@@ -549,6 +552,46 @@ static void test_attempts(void)
              0);
     CHECK_RC(ggi_store_task_get(s, "x2", &row), 0);
     CHECK_STR(row.result, "not json, \"history\":null");
+    ggi_store_task_row_free(&row);
+
+    /* A result not stored is built from the columns and the attempts: the first passing
+     * attempt is best; else the latest that ran its tests; tokens summed from each usage. */
+    int64_t b = add_task(s, "built", 0, 1.0);
+    CHECK_RC(ggi_store_task_get(s, "built", &row), 0);
+    CHECK(row.result == NULL); /* not ended: no result */
+    ggi_store_task_row_free(&row);
+    CHECK_RC(ggi_store_attempt_insert(s, b, 1, "a", 0, "{\"n\":1,\"execution\":{},"
+                                      "\"usage\":{\"total_tokens\":10}}", 50.0), 0);
+    CHECK_RC(ggi_store_attempt_insert(s, b, 2, "b", 0, "{\"n\":2,\"usage\":{"
+                                      "\"prompt_tokens\":3,\"completion_tokens\":4}}", 51.0), 0);
+    CHECK_RC(ggi_store_attempt_insert(s, b, 3, "c", 0, "{\"n\":3,\"execution\":{}}", 52.0), 0);
+    CHECK_RC(ggi_store_task_finish(s, b, GGI_ST_FAILED, "3 attempts", NULL, 53.5), 0);
+    CHECK_RC(ggi_store_task_get(s, "built", &row), 0);
+    cJSON *r = row.result ? cJSON_Parse(row.result) : NULL;
+    CHECK(r != NULL);
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(r, "status")), "failed");
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(r, "reason")), "3 attempts");
+    CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(r, "attempts")) == 3);
+    CHECK(cJSON_IsNull(cJSON_GetObjectItem(r, "passed_attempt")));
+    CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(r, "best_attempt")) == 3);
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(r, "code")), "c");
+    CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(r, "tokens")) == 17);
+    CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(r, "history")) == 3);
+    cJSON_Delete(r);
+    ggi_store_task_row_free(&row);
+    int64_t b2 = add_task(s, "built2", 0, 1.0);
+    CHECK_RC(ggi_store_attempt_insert(s, b2, 1, "x", 0, "{\"n\":1}", 60.0), 0);
+    CHECK_RC(ggi_store_attempt_insert(s, b2, 2, "y", 1, "{\"n\":2,\"passed\":true}", 61.0), 0);
+    CHECK_RC(ggi_store_attempt_insert(s, b2, 3, "z", 1, "{\"n\":3,\"passed\":true}", 62.0), 0);
+    CHECK_RC(ggi_store_task_finish(s, b2, GGI_ST_PASSED, NULL, NULL, 63.0), 0);
+    CHECK_RC(ggi_store_task_get(s, "built2", &row), 0);
+    r = row.result ? cJSON_Parse(row.result) : NULL;
+    CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(r, "passed_attempt")) == 2);
+    CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(r, "best_attempt")) == 2);
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(r, "code")), "y");
+    CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(r, "tokens")) == 0);
+    CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(r, "duration_ms")) == 0); /* never claimed */
+    cJSON_Delete(r);
     ggi_store_task_row_free(&row);
     ggi_store_close(&s);
     CHECK(raw_int(path, "SELECT count(*) FROM events WHERE task_seq IS NULL") == 1);
