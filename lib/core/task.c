@@ -481,6 +481,43 @@ cJSON *ggi_task_to_json(const ggi_task *t)
     return o;
 }
 
+int ggi_task_needs(const ggi_task *t, char **out)
+{
+    *out = NULL;
+    if (!t)
+        return ggi_error(GG_EINVAL, "ggi_task_needs: t is NULL");
+    const cJSON *gpus = cJSON_GetObjectItemCaseSensitive(t->requirements, "gpus");
+    const cJSON *labels = cJSON_GetObjectItemCaseSensitive(t->requirements, "labels");
+    int has_gpus = cJSON_IsNumber(gpus) && gpus->valuedouble > 0;
+    int has_labels = cJSON_IsObject(labels) && labels->child;
+    if (t->max_attempts <= 0 && t->wall_s <= 0 && t->tokens <= 0 && t->memory_mb <= 0 &&
+        !has_gpus && !has_labels && !t->isolation)
+        return GG_OK;
+    cJSON *o = cJSON_CreateObject();
+    int ok = o != NULL;
+    if (ok && t->max_attempts > 0)
+        ok = cJSON_AddNumberToObject(o, "max_attempts", t->max_attempts) != NULL;
+    if (ok && t->wall_s > 0)
+        ok = cJSON_AddNumberToObject(o, "wall_s", t->wall_s) != NULL;
+    if (ok && t->tokens > 0)
+        ok = cJSON_AddNumberToObject(o, "tokens", (double)t->tokens) != NULL;
+    if (ok && t->memory_mb > 0)
+        ok = cJSON_AddNumberToObject(o, "memory_mb", t->memory_mb) != NULL;
+    if (ok && has_gpus)
+        ok = cJSON_AddNumberToObject(o, "gpus", gpus->valuedouble) != NULL;
+    if (ok && has_labels) {
+        cJSON *copy = cJSON_Duplicate(labels, 1);
+        ok = copy && cJSON_AddItemToObject(o, "labels", copy);
+        if (!ok)
+            cJSON_Delete(copy);
+    }
+    if (ok && t->isolation)
+        ok = cJSON_AddStringToObject(o, "isolation", t->isolation) != NULL;
+    *out = ok ? ggi_json_print(o) : NULL;
+    cJSON_Delete(o);
+    return *out ? GG_OK : ggi_error(GG_ENOMEM, "out of memory");
+}
+
 void ggi_task_free(ggi_task *t)
 {
     if (!t)

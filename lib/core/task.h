@@ -55,6 +55,14 @@ int ggi_task_from_json(const cJSON *obj, ggi_task **out);
 /** The normalised task as a cJSON object (every field, defaults filled); NULL on ENOMEM. */
 cJSON *ggi_task_to_json(const ggi_task *t);
 
+/**
+ * What a scheduler needs of a task beyond its language, as compact JSON: the keys
+ * max_attempts, wall_s, tokens, memory_mb, gpus, labels and isolation, each only when the
+ * task sets it. *out is NULL when it sets none (the common case), else malloc'd. GG_OK or
+ * GG_ENOMEM.
+ */
+int ggi_task_needs(const ggi_task *t, char **out);
+
 /** Frees a task. Accepts NULL. */
 void ggi_task_free(ggi_task *t);
 

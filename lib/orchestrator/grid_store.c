@@ -34,7 +34,8 @@ static const char *const sql[G_COUNT_] = {
     /* The submitter's next tasks in claim order; each is then marked running by its rowid
      * (measured cheaper than one UPDATE ... WHERE seq IN (...) RETURNING, whose temporary
      * table cost more than the statements it saved). */
-    [G_CLAIM] = "SELECT seq, task_id, spec, priority, attempts, created_at, started_at"
+    [G_CLAIM] = "SELECT seq, task_id, spec, priority, attempts, created_at, started_at,"
+                " language, needs"
                 " FROM tasks INDEXED BY tasks_fair"
                 " WHERE status = 'queued' AND submitter = ?1 ORDER BY priority DESC, seq"
                 " LIMIT ?2",
@@ -42,7 +43,7 @@ static const char *const sql[G_COUNT_] = {
                      " WHERE seq = ?1 AND status = 'queued'",
     [G_FIND] = "SELECT seq, spec_hash FROM tasks WHERE task_id = ?1",
     [G_INSERT] = "INSERT INTO tasks(task_id, spec, spec_hash, status, priority, created_at,"
-                 " submitter) VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6)",
+                 " submitter, language, needs) VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?8)",
     [G_QUEUED] = "SELECT coalesce(sum(n), 0) FROM task_counts"
                  " WHERE status = 'queued' OR status = 'running'",
     [G_NODE_SEEN] = "INSERT INTO nodes(name, caps, first_seen, last_seen) VALUES (?1, ?2, ?3, ?3)"
@@ -179,7 +180,11 @@ int ggi_grid_claim(ggi_grid_db *g, const char *submitter, int limit, double now,
             /* A task that ran before (and was requeued) keeps its first start. */
             r->started_at = sqlite3_column_type(st, 6) == SQLITE_NULL
                                 ? now : sqlite3_column_double(st, 6);
-            if (!r->task_id || !r->spec || !r->status)
+            r->language = col(st, 7);
+            r->needs = col(st, 8);
+            if (!r->task_id || !r->spec || !r->status ||
+                (!r->language && sqlite3_column_type(st, 7) != SQLITE_NULL) ||
+                (!r->needs && sqlite3_column_type(st, 8) != SQLITE_NULL))
                 rc = ggi_error(GG_ENOMEM, "out of memory claiming tasks");
         }
         if (!rc && step != SQLITE_DONE)
@@ -215,7 +220,8 @@ int ggi_grid_claim(ggi_grid_db *g, const char *submitter, int limit, double now,
 
 int ggi_grid_task_insert(ggi_grid_db *g, const char *task_id, const char *spec,
                          const char *hash, int priority, const char *submitter, double now,
-                         int64_t *out_seq, int *out_existing)
+                         const char *language, const char *needs, int64_t *out_seq,
+                         int *out_existing)
 {
     *out_seq = 0;
     *out_existing = 0;
@@ -245,6 +251,10 @@ int ggi_grid_task_insert(ggi_grid_db *g, const char *task_id, const char *spec,
     sqlite3_bind_int(st, 4, priority);
     sqlite3_bind_double(st, 5, now);
     sqlite3_bind_text(st, 6, submitter, -1, SQLITE_STATIC);
+    if (language)
+        sqlite3_bind_text(st, 7, language, -1, SQLITE_STATIC);
+    if (language && needs)
+        sqlite3_bind_text(st, 8, needs, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st) == SQLITE_DONE ? GG_OK : fail(g, "inserting a task");
     sqlite3_reset(st);
     if (!rc) {

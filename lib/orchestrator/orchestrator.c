@@ -397,7 +397,7 @@ int gg_orchestrator_submit(gg_orchestrator_t *o, const char *task_json, char **o
     if (rc != GG_OK)
         return rc;
     cJSON *norm = NULL;
-    char *spec = NULL;
+    char *spec = NULL, *needs = NULL;
     char hash[17];
     int64_t seq = 0;
     int existing = 0;
@@ -431,9 +431,11 @@ int gg_orchestrator_submit(gg_orchestrator_t *o, const char *task_json, char **o
     norm = NULL;
     if ((rc = ggi_orq_prepare_task(t, &spec, hash)) != GG_OK)
         goto out;
+    if ((rc = ggi_task_needs(t, &needs)) != GG_OK)
+        goto out;
     pthread_mutex_lock(&o->api_mu);
-    rc = ggi_store_task_insert(o->api_store, t->task_id, spec, hash, t->priority, ggi_wall_s(),
-                               &seq, &existing);
+    rc = ggi_store_task_insert_planned(o->api_store, t->task_id, spec, hash, t->priority,
+                                       ggi_wall_s(), t->language, needs, &seq, &existing);
     pthread_mutex_unlock(&o->api_mu);
     if (rc != GG_OK)
         goto out;
@@ -449,6 +451,7 @@ int gg_orchestrator_submit(gg_orchestrator_t *o, const char *task_json, char **o
 out:
     cJSON_Delete(norm);
     free(spec);
+    free(needs);
     ggi_task_free(t);
     return rc;
 }

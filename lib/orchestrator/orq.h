@@ -146,10 +146,12 @@ int ggi_grid_submitters(ggi_grid_db *g, int max, char ***out, int *out_n);
 /** Claims up to limit queued tasks of one submitter (highest priority, then oldest). */
 int ggi_grid_claim(ggi_grid_db *g, const char *submitter, int limit, double now,
                    ggi_task_row **out_rows, int *out_n);
-/** Inserts a queued task for a submitter (same rules as ggi_store_task_insert). */
+/** Inserts a queued task for a submitter, with its language and needs for the scheduler
+ * (same rules as ggi_store_task_insert_planned). */
 int ggi_grid_task_insert(ggi_grid_db *g, const char *task_id, const char *spec,
                          const char *hash, int priority, const char *submitter, double now,
-                         int64_t *out_seq, int *out_existing);
+                         const char *language, const char *needs, int64_t *out_seq,
+                         int *out_existing);
 /** Unfinished (queued or running) tasks in the database. */
 int ggi_grid_unfinished(ggi_grid_db *g, int64_t *out);
 /** Remembers a node (caps JSON) as seen now. */

@@ -92,8 +92,8 @@ typedef struct active {
     struct active *hnext;       /* the next in its bucket of s->by_seq */
     int64_t seq;
     char *task_id;
-    cJSON *spec;            /* normalised task JSON */
-    char *spec_text;        /* the same as stored: jobs carry it verbatim */
+    char *spec_text;        /* the normalised task JSON as stored: jobs carry it verbatim */
+    cJSON *needs;           /* ggi_task_needs() of the task, or NULL: it sets none */
     int priority;
     int max_attempts;
     double wall_s;
@@ -109,11 +109,11 @@ typedef struct active {
     double not_before_ms;   /* backoff after an infrastructure fault */
     cJSON *feedback;        /* the last GGI_FEEDBACK_ATTEMPTS attempts, oldest first */
     int sub;                /* index into submitters */
-    const char *language;   /* borrowed from spec */
+    char *language;
     double memory_mb;
     int gpus;
-    const cJSON *labels;    /* borrowed from spec: requirements.labels */
-    const char *isolation;  /* borrowed from spec: the weakest level it may run at, or NULL */
+    const cJSON *labels;    /* borrowed from needs: the worker labels it requires */
+    const char *isolation;  /* borrowed from needs: the weakest level it may run at, or NULL */
     long long max_tokens;   /* budget.tokens; 0: no limit */
     long long tokens;       /* used by its recorded attempts (all runs) */
     code_seen *codes;       /* hashes of the code of its attempts, n_codes of them */
@@ -186,8 +186,9 @@ static void active_free(active *a)
     if (!a)
         return;
     free(a->task_id);
-    cJSON_Delete(a->spec);
     free(a->spec_text);
+    cJSON_Delete(a->needs);
+    free(a->language);
     cJSON_Delete(a->feedback);
     free(a->codes);
     free(a->last_sig);
@@ -952,43 +953,76 @@ static int submitter_index(sched *s, const char *name)
 
 /* ---------------------------------------------------------------- claiming */
 
+/* What the scheduler needs of a task: its stored language and needs, or, for a row stored
+ * without them, the same read from its spec. */
+static int read_needs(const ggi_task_row *row, char **language, cJSON **needs)
+{
+    *language = NULL;
+    *needs = NULL;
+    char *text = NULL;
+    ggi_task *t = NULL;
+    int rc = GG_OK;
+    if (row->language) {
+        *language = ggi_strdup(row->language);
+    } else {
+        cJSON *spec = cJSON_Parse(row->spec);
+        rc = spec ? ggi_task_from_json(spec, &t) : GG_EINVAL;
+        cJSON_Delete(spec);
+        if (!rc)
+            rc = ggi_task_needs(t, &text);
+        if (!rc)
+            *language = ggi_strdup(t->language);
+        ggi_task_free(t);
+    }
+    const char *needs_text = row->language ? row->needs : text;
+    if (!rc && needs_text && !(*needs = cJSON_Parse(needs_text)))
+        rc = GG_EINVAL;
+    if (!rc && !*language)
+        rc = GG_ENOMEM;
+    free(text);
+    if (rc) {
+        free(*language);
+        *language = NULL;
+        cJSON_Delete(*needs);
+        *needs = NULL;
+    }
+    return rc;
+}
+
+static double needs_number(const cJSON *needs, const char *key)
+{
+    double v = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(needs, key));
+    return v > 0 ? v : 0; /* absent (NaN) or not positive: none */
+}
+
 static void add_active(sched *s, ggi_task_row *row, const char *submitter_name)
 {
     active *a = calloc(1, sizeof *a);
-    ggi_task *t = NULL;
-    cJSON *spec = cJSON_Parse(row->spec);
-    int rc = (a && spec) ? ggi_task_from_json(spec, &t) : GG_ENOMEM;
+    int rc = a ? read_needs(row, &a->language, &a->needs) : GG_ENOMEM;
     if (rc != GG_OK) {
         /* A row this library cannot read any more ends as an error, not a crash. */
         finish_task(s, row->seq, row->task_id, GGI_ST_ERROR,
                     "stored task cannot be read by this version", row->attempts);
         free(a);
-        cJSON_Delete(spec);
-        ggi_task_free(t);
         return;
     }
     a->seq = row->seq;
     a->task_id = row->task_id;
     row->task_id = NULL;
-    a->spec = spec;
     a->spec_text = row->spec;
     row->spec = NULL;
     a->priority = row->priority;
-    a->max_attempts = t->max_attempts > 0 ? t->max_attempts : (int)s->o->max_attempts;
-    a->wall_s = t->wall_s;
-    a->max_tokens = t->tokens;
+    int max_attempts = (int)needs_number(a->needs, "max_attempts");
+    a->max_attempts = max_attempts > 0 ? max_attempts : (int)s->o->max_attempts;
+    a->wall_s = needs_number(a->needs, "wall_s");
+    a->max_tokens = (long long)needs_number(a->needs, "tokens");
     a->started_wall = row->started_at;
     a->feedback = cJSON_CreateArray();
     a->sub = submitter_index(s, submitter_name);
-    a->language = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(spec, "language"));
-    a->memory_mb = t->memory_mb;
-    const cJSON *req = cJSON_GetObjectItemCaseSensitive(spec, "requirements");
-    a->gpus = (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(req, "gpus"));
-    if (a->gpus < 0)
-        a->gpus = 0;
-    a->labels = cJSON_GetObjectItemCaseSensitive(req, "labels");
-    a->isolation = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(spec, "isolation"));
-    ggi_task_free(t);
+    a->memory_mb = needs_number(a->needs, "memory_mb");
+    a->gpus = (int)needs_number(a->needs, "gpus");
+    a->labels = cJSON_GetObjectItemCaseSensitive(a->needs, "labels");
+    a->isolation = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(a->needs, "isolation"));
     link_active(s, a);
     if (row->attempts > 0) {
         resume_ctx r = { s, a, 0, NULL };
@@ -1801,7 +1835,7 @@ static void on_submit(sched *s, const identity *to, client *c, const cJSON *b)
     cJSON_ArrayForEach(tj, tasks)
     {
         ggi_task *t = NULL;
-        char *spec = NULL;
+        char *spec = NULL, *needs = NULL;
         char hash[17];
         int64_t seq = 0;
         int existing = 0;
@@ -1809,10 +1843,12 @@ static void on_submit(sched *s, const identity *to, client *c, const cJSON *b)
         if (!rc)
             rc = ggi_orq_prepare_task(t, &spec, hash);
         if (!rc)
+            rc = ggi_task_needs(t, &needs);
+        if (!rc)
             rc = txn(s);
         if (!rc)
             rc = ggi_grid_task_insert(s->g, t->task_id, spec, hash, t->priority, c->name,
-                                      ggi_wall_s(), &seq, &existing);
+                                      ggi_wall_s(), t->language, needs, &seq, &existing);
         if (rc) {
             cJSON_AddItemToArray(ids, cJSON_CreateNull());
             cJSON *e = cJSON_CreateObject();
@@ -1825,6 +1861,7 @@ static void on_submit(sched *s, const identity *to, client *c, const cJSON *b)
             fresh += !existing;
         }
         free(spec);
+        free(needs);
         ggi_task_free(t);
         i++;
     }

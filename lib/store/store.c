@@ -129,6 +129,10 @@ static const char *const migrations[] = {
     "UPDATE task_counts SET n = (SELECT count(*) FROM attempts) WHERE status = '#attempts';"
     "DROP INDEX tasks_status;"
     "DROP INDEX tasks_claim;"
+    /* What the scheduler needs to place a task, so that claiming it does not parse its
+     * spec: the language and ggi_task_needs(); NULL language: not known (read the spec). */
+    "ALTER TABLE tasks ADD COLUMN language TEXT;"
+    "ALTER TABLE tasks ADD COLUMN needs TEXT;"
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == GGI_STORE_SCHEMA_VERSION,
@@ -198,8 +202,8 @@ static const char *const stmt_sql[Q_COUNT_] = {
     [Q_COMMIT] = "COMMIT",
     [Q_ROLLBACK] = "ROLLBACK",
     [Q_TASK_FIND] = "SELECT seq, spec_hash FROM tasks WHERE task_id = ?1",
-    [Q_TASK_INSERT] = "INSERT INTO tasks(task_id, spec, spec_hash, status, priority, created_at)"
-                      " VALUES (?1, ?2, ?3, 'queued', ?4, ?5)",
+    [Q_TASK_INSERT] = "INSERT INTO tasks(task_id, spec, spec_hash, status, priority, created_at,"
+                      " language, needs) VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7)",
     /* A result is built from the task's columns and its attempts when it was not stored
      * (RESULT_BUILT); one stored with "history": null gets the attempts' records spliced in
      * as its history; both as docs/tasks.md describes the result. */
@@ -484,6 +488,8 @@ void ggi_store_task_row_free(ggi_task_row *row)
     free(row->status);
     free(row->reason);
     free(row->result);
+    free(row->language);
+    free(row->needs);
     memset(row, 0, sizeof *row);
 }
 
@@ -806,6 +812,15 @@ int ggi_store_task_insert(ggi_store *s, const char *task_id, const char *spec_js
                           const char *spec_hash, int priority, double now, int64_t *out_seq,
                           int *out_existing)
 {
+    return ggi_store_task_insert_planned(s, task_id, spec_json, spec_hash, priority, now, NULL,
+                                         NULL, out_seq, out_existing);
+}
+
+int ggi_store_task_insert_planned(ggi_store *s, const char *task_id, const char *spec_json,
+                                  const char *spec_hash, int priority, double now,
+                                  const char *language, const char *needs, int64_t *out_seq,
+                                  int *out_existing)
+{
     if (out_seq)
         *out_seq = 0;
     if (out_existing)
@@ -845,6 +860,10 @@ int ggi_store_task_insert(ggi_store *s, const char *task_id, const char *spec_js
             sqlite3_bind_text(st, 3, spec_hash, -1, SQLITE_STATIC);
             sqlite3_bind_int(st, 4, priority);
             sqlite3_bind_double(st, 5, now);
+            if (language)
+                sqlite3_bind_text(st, 6, language, -1, SQLITE_STATIC);
+            if (language && needs)
+                sqlite3_bind_text(st, 7, needs, -1, SQLITE_STATIC);
             if (sqlite3_step(st) != SQLITE_DONE) {
                 rc = fail(s, "inserting task '%s'", task_id);
             } else {

@@ -85,6 +85,16 @@ int ggi_store_task_insert(ggi_store *s, const char *task_id, const char *spec_js
                           const char *spec_hash, int priority, double now, int64_t *out_seq,
                           int *out_existing);
 
+/**
+ * Same, also storing what the scheduler needs to place the task without reading its spec:
+ * its language and needs (ggi_task_needs(), NULL when none). language NULL stores neither
+ * (the scheduler then reads the spec), as ggi_store_task_insert does.
+ */
+int ggi_store_task_insert_planned(ggi_store *s, const char *task_id, const char *spec_json,
+                                  const char *spec_hash, int priority, double now,
+                                  const char *language, const char *needs, int64_t *out_seq,
+                                  int *out_existing);
+
 /** A task as the scheduler needs it; strings are malloc'd (ggi_store_task_row_free). */
 typedef struct ggi_task_row {
     int64_t seq;
@@ -98,6 +108,8 @@ typedef struct ggi_task_row {
     double finished_at;
     char *reason;      /* NULL unless ended with one */
     char *result;      /* result JSON once ended, else NULL */
+    char *language;    /* as stored for the scheduler (claims only), or NULL: not known */
+    char *needs;       /* ggi_task_needs() as stored (claims only), or NULL */
 } ggi_task_row;
 
 void ggi_store_task_row_free(ggi_task_row *row);

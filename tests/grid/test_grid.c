@@ -383,6 +383,34 @@ static void test_garbage_and_leases(void)
     CHECK_RC(gg_orchestrator_wait(o, "t3", 5000, &res), 0);
     CHECK_CONTAINS(res, "label zone=us");
     gg_free(res);
+    /* A row stored without its language and needs (as a store of an older version left it)
+     * is placed by reading its spec: the same label is found there. */
+    {
+        ggi_store *raw_db = NULL;
+        CHECK_RC(ggi_store_open(&raw_db, db), 0);
+        const char *spec = "{\"task_id\":\"t3s\",\"language\":\"python\",\"requirements\":"
+                           "{\"labels\":{\"zone\":\"us\"}}}";
+        CHECK_RC(ggi_store_task_insert(raw_db, "t3s", spec, "h3s", 0, ggi_wall_s(), NULL, NULL),
+                 0);
+        ggi_store_close(&raw_db);
+        CHECK(db_int(db, "SELECT language IS NULL FROM tasks WHERE task_id = 't3s'") == 1);
+        CHECK(db_int(db, "SELECT count(*) FROM tasks WHERE task_id = 't3' AND language = "
+                         "'python' AND needs LIKE '%\"zone\":\"us\"%'") == 1);
+        snprintf(buf, sizeof buf, "{\"task_id\":\"t3w\",\"language\":\"python\"}");
+        CHECK_RC(gg_orchestrator_submit(o, buf, NULL), 0); /* wakes the scheduler */
+        CHECK_RC(gg_orchestrator_wait(o, "t3s", 5000, &res), 0);
+        CHECK_CONTAINS(res, "label zone=us");
+        gg_free(res);
+        jobs = raw_recv(&w, "jobs", 3000);
+        job = cJSON_GetArrayItem(cJSON_GetObjectItem(jobs, "jobs"), 0);
+        CHECK(job != NULL);
+        if (job)
+            raw_result(&w, job, NULL, 1);
+        CHECK_RC(gg_orchestrator_wait(o, "t3w", 5000, &res), 0);
+        CHECK_CONTAINS(res, "\"status\":\"passed\"");
+        gg_free(res);
+        cJSON_Delete(jobs);
+    }
     /* ... and one that needs a stronger isolation than any worker announced; a level the
      * worker does announce is matched. */
     snprintf(buf, sizeof buf, "{\"task_id\":\"t3n\",\"language\":\"python\","

@@ -499,6 +499,42 @@ static void test_round_trip(void)
     CHECK(ggi_task_to_json(NULL) == NULL);
 }
 
+/* What the scheduler stores of a task: nothing for a task that sets no needs, else the
+ * needs it sets and only those. */
+static void test_needs(void)
+{
+    ggi_task *t = NULL;
+    char *needs = (char *)"unset";
+    const char *plain = "{\"task_id\":\"a\",\"language\":\"python\",\"prompt\":\"p\"}";
+    CHECK_RC(ggi_task_parse(plain, strlen(plain), &t), 0);
+    CHECK_RC(ggi_task_needs(t, &needs), 0);
+    CHECK(needs == NULL);
+    ggi_task_free(t);
+    t = NULL;
+    const char *full = "{\"task_id\":\"b\",\"language\":\"c\",\"budget\":{\"max_attempts\":4,"
+                       "\"wall_s\":9.5,\"tokens\":300},\"resources\":{\"memory_mb\":64},"
+                       "\"requirements\":{\"gpus\":2,\"labels\":{\"zone\":\"eu\"}},"
+                       "\"isolation\":\"namespaces\"}";
+    CHECK_RC(ggi_task_parse(full, strlen(full), &t), 0);
+    CHECK_RC(ggi_task_needs(t, &needs), 0);
+    cJSON *n = needs ? cJSON_Parse(needs) : NULL;
+    CHECK(n != NULL);
+    CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(n, "max_attempts")) == 4);
+    CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(n, "wall_s")) == 9.5);
+    CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(n, "tokens")) == 300);
+    CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(n, "memory_mb")) == 64);
+    CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(n, "gpus")) == 2);
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(n, "labels"), "zone")),
+              "eu");
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(n, "isolation")), "namespaces");
+    CHECK(cJSON_GetArraySize(n) == 7);
+    cJSON_Delete(n);
+    free(needs);
+    ggi_task_free(t);
+    CHECK_RC(ggi_task_needs(NULL, &needs), GG_EINVAL);
+    CHECK(needs == NULL);
+}
+
 int main(void)
 {
     test_minimal();
@@ -509,5 +545,6 @@ int main(void)
     test_malformed();
     test_humaneval();
     test_round_trip();
+    test_needs();
     return test_exit();
 }
