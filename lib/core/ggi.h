@@ -86,6 +86,14 @@ int ggi_json_bool(const cJSON *obj, const char *key, int required, int *out);
 
 /** Prints unformatted JSON into malloc'd memory (never cJSON's hooks); NULL on ENOMEM. */
 char *ggi_json_print(const cJSON *item);
+
+/**
+ * Appends item as compact JSON text to b (json_write.c): the same text as cJSON's unformatted
+ * printer, except that integral numbers below 2^53 are written as integers and any number
+ * reads back as the same double. GG_EINVAL for an item that cannot be written (unknown type,
+ * a raw item without text, nesting deeper than 1000), GG_ENOMEM; on failure b is unchanged.
+ */
+int ggi_json_write(ggi_buf *b, const cJSON *item);
 /** Parses at most len bytes; on failure GG_EINVAL "malformed JSON near byte N". */
 int ggi_json_parse(const char *text, size_t len, cJSON **out);
 /** Adds a string that may be NULL (added as JSON null). Returns 0 or GG_ENOMEM. */

@@ -72,12 +72,12 @@ int ggi_json_bool(const cJSON *obj, const char *key, int required, int *out)
 
 char *ggi_json_print(const cJSON *item)
 {
-    char *s = cJSON_PrintUnformatted(item);
-    if (!s)
+    ggi_buf b = GGI_BUF_INIT;
+    if (ggi_json_write(&b, item) != GG_OK) {
+        ggi_buf_free(&b);
         return NULL;
-    char *copy = strdup(s);
-    cJSON_free(s);
-    return copy;
+    }
+    return ggi_buf_steal(&b);
 }
 
 int ggi_json_parse(const char *text, size_t len, cJSON **out)

@@ -357,41 +357,20 @@ int ggp_print_buf(const cJSON *item, ggi_buf *b)
         /* Grown for one large text: given back rather than kept for small ones. */
         free(b->data);
         b->data = NULL;
-        b->cap = b->len = 0;
+        b->cap = 0;
     }
-    if (b->cap < 4096) {
-        char *p = realloc(b->data, 4096);
-        if (!p)
-            return ggi_error(GG_ENOMEM, "out of memory printing a message");
-        b->data = p;
-        b->cap = 4096;
+    b->len = 0;
+    if (b->data)
+        b->data[0] = 0;
+    int rc = ggi_json_write(b, item);
+    if (rc != GG_OK)
+        return rc == GG_ENOMEM ? ggi_error(GG_ENOMEM, "out of memory printing a message") : rc;
+    if (b->len > GGP_MAX_MESSAGE) {
+        size_t n = b->len;
+        b->data[0] = 0;
+        b->len = 0;
+        return ggi_error(GG_ETOOBIG, "message of %zu bytes exceeds the limit of %u", n,
+                         GGP_MAX_MESSAGE);
     }
-    for (;;) {
-        /* cJSON asks for 5 bytes of slack beyond the text. */
-        if (cJSON_PrintPreallocated((cJSON *)item, b->data, (int)b->cap, 0)) {
-            size_t n = strlen(b->data);
-            b->len = n;
-            if (n <= GGP_MAX_MESSAGE)
-                return GG_OK;
-            b->data[0] = 0;
-            b->len = 0;
-            return ggi_error(GG_ETOOBIG, "message of %zu bytes exceeds the limit of %u", n,
-                             GGP_MAX_MESSAGE);
-        }
-        if (b->cap > GGP_MAX_MESSAGE) {
-            b->data[0] = 0;
-            b->len = 0;
-            return ggi_error(GG_ETOOBIG, "message exceeds the limit of %u bytes",
-                             GGP_MAX_MESSAGE);
-        }
-        size_t ncap = b->cap * 2;
-        char *p = realloc(b->data, ncap);
-        if (!p) {
-            b->data[0] = 0;
-            b->len = 0;
-            return ggi_error(GG_ENOMEM, "out of memory printing a message");
-        }
-        b->data = p;
-        b->cap = ncap;
-    }
+    return GG_OK;
 }

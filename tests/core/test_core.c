@@ -2,6 +2,9 @@
  * test_core.c - error recording, buffers, JSON field access and version functions; the
  * Thompson-sampling draws; the HTTP clients' reply buffer, retry waits and secret scrubbing.
  */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <gryphgen.h>
@@ -161,6 +164,94 @@ static void test_http_reply(void)
     ggi_scrub_secret(NULL, "x");
 }
 
+/* The writer gives what cJSON reads back as the same tree, cJSON's own text where cJSON
+ * prints the same way, and fails cleanly (buffer unchanged) on what cannot be written. */
+static void test_json_write(void)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "s", "quote\" backslash\\ nl\n tab\t ctl\x01 utf8 \xc3\xa9 /");
+    cJSON_AddNumberToObject(o, "i", 42);
+    cJSON_AddNumberToObject(o, "neg", -7);
+    cJSON_AddNumberToObject(o, "big", 9007199254740991.0);
+    cJSON_AddNumberToObject(o, "huge", 1e300);
+    cJSON_AddNumberToObject(o, "frac", 0.1);
+    cJSON_AddNumberToObject(o, "third", 1.0 / 3.0);
+    cJSON_AddNumberToObject(o, "tiny", -1.5e-7);
+    cJSON_AddTrueToObject(o, "t");
+    cJSON_AddFalseToObject(o, "f");
+    cJSON_AddNullToObject(o, "n");
+    cJSON_AddRawToObject(o, "raw", "[1,2]");
+    cJSON *a = cJSON_AddArrayToObject(o, "a");
+    cJSON_AddItemToArray(a, cJSON_CreateObject());
+    cJSON_AddItemToArray(a, cJSON_CreateArray());
+    cJSON_AddItemToArray(a, cJSON_CreateString(""));
+    ggi_buf b = GGI_BUF_INIT;
+    CHECK_RC(ggi_json_write(&b, o), 0);
+    CHECK(b.data && strlen(b.data) == b.len);
+    cJSON *back = b.data ? cJSON_Parse(b.data) : NULL;
+    CHECK(back != NULL);
+    /* The raw item reads back as the array it holds. */
+    cJSON_ReplaceItemInObject(o, "raw", cJSON_Parse("[1,2]"));
+    CHECK(cJSON_Compare(o, back, 1));
+    cJSON_Delete(back);
+    CHECK_CONTAINS(b.data, "\"i\":42,\"neg\":-7,\"big\":9007199254740991,");
+    CHECK_CONTAINS(b.data, "ctl\\u0001");
+    CHECK_CONTAINS(b.data, "\"a\":[{},[],\"\"]}");
+    /* Without fractions it is cJSON's text, byte for byte. */
+    cJSON *plain = cJSON_Parse("{\"k\":[1,-2,\"x\\n\",true,null,{\"z\":false}],\"e\":{}}");
+    char *theirs = cJSON_PrintUnformatted(plain);
+    b.len = 0;
+    CHECK_RC(ggi_json_write(&b, plain), 0);
+    CHECK_STR(b.data, theirs);
+    cJSON_free(theirs);
+    cJSON_Delete(plain);
+    /* Every double reads back exactly. */
+    unsigned long long x = 88172645463325252ull;
+    for (int i = 0; i < 2000; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        double d;
+        memcpy(&d, &x, sizeof d);
+        if (d != d || d - d != 0)
+            continue; /* NaN and infinities are written as null */
+        cJSON *num = cJSON_CreateNumber(d);
+        b.len = 0;
+        int ok = ggi_json_write(&b, num) == 0 && strtod(b.data, NULL) == d;
+        if (!ok)
+            printf("number %.17g written as %s\n", d, b.data ? b.data : "-");
+        CHECK(ok);
+        cJSON_Delete(num);
+    }
+    cJSON *nan = cJSON_CreateNumber(NAN);
+    b.len = 0;
+    CHECK_RC(ggi_json_write(&b, nan), 0);
+    CHECK_STR(b.data, "null");
+    cJSON_Delete(nan);
+    /* Failures leave what was there. */
+    b.len = 0;
+    CHECK_RC(ggi_buf_puts(&b, "kept"), 0);
+    cJSON *bad = cJSON_CreateRaw("x");
+    free(bad->valuestring);
+    bad->valuestring = NULL;
+    CHECK_RC(ggi_json_write(&b, bad), GG_EINVAL);
+    CHECK_STR(b.data, "kept");
+    cJSON_Delete(bad);
+    cJSON *deep = cJSON_CreateArray(), *cur = deep;
+    for (int i = 0; i < 1100; i++) {
+        cJSON *next = cJSON_CreateArray();
+        cJSON_AddItemToArray(cur, next);
+        cur = next;
+    }
+    CHECK_RC(ggi_json_write(&b, deep), GG_EINVAL);
+    CHECK_STR(b.data, "kept");
+    cJSON_Delete(deep);
+    CHECK_RC(ggi_json_write(&b, NULL), GG_EINVAL);
+    CHECK_RC(ggi_json_write(NULL, o), GG_EINVAL);
+    ggi_buf_free(&b);
+    cJSON_Delete(o);
+}
+
 int main(void)
 {
     test_sampling();
@@ -168,6 +259,7 @@ int main(void)
     test_errors();
     test_buf();
     test_json();
+    test_json_write();
     test_hash();
     return test_exit();
 }
