@@ -19,6 +19,8 @@
 #include "protocol.h"
 
 #define RESULT_BATCH 256 /* results per message (one per message when they are large) */
+#define RESULT_WAKE 32   /* results that wake the socket thread before its poll ends */
+#define BUSY_POLL_MS 1   /* how long the socket thread waits while jobs run */
 
 struct gg_worker {
     ggi_logger log;
@@ -43,6 +45,9 @@ struct gg_worker {
     unsigned head, count, cap;
     unsigned running;
     cJSON *done;           /* results waiting to be sent */
+    unsigned n_done;       /* how many */
+    pthread_cond_t done_cv; /* signalled for the socket thread when results wait */
+    int sock_waiting;      /* the socket thread waits on done_cv */
     ggi_buf out;           /* the socket thread's print buffer, reused for every batch */
     pthread_t *threads;
     unsigned started;
@@ -243,8 +248,14 @@ static void *slot_main(void *arg)
         cJSON_Delete(job);
         pthread_mutex_lock(&w->mu);
         w->running--;
-        if (res)
+        if (res) {
             cJSON_AddItemToArray(w->done, res);
+            w->n_done++;
+        }
+        /* Results leave in batches: the socket thread wakes for a batch's worth, or when
+         * no job is left to run (nothing more is coming soon). */
+        if (w->sock_waiting && (w->n_done >= RESULT_WAKE || (w->count == 0 && w->n_done > 0)))
+            pthread_cond_signal(&w->done_cv);
         pthread_mutex_unlock(&w->mu);
     }
 }
@@ -259,6 +270,11 @@ static int worker_alloc(gg_worker_t **out, const char *endpoint, const char *nam
         return ggi_error(GG_ENOMEM, "out of memory");
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->done_cv, &ca);
+    pthread_condattr_destroy(&ca);
     w->slots = slots;
     w->queue = queue ? queue : slots;
     w->cap = w->slots + w->queue;
@@ -435,6 +451,7 @@ void gg_worker_destroy(gg_worker_t **pw)
     ggi_runtimes_free(&w->own_runtimes);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
+    pthread_cond_destroy(&w->done_cv);
     free(w);
     *pw = NULL;
 }
@@ -499,9 +516,12 @@ static void take_jobs(gg_worker_t *w, void *peer, cJSON *jobs)
     }
 }
 
-/* Sends finished results in batches; what cannot be sent now stays for the next round. */
-static int flush_results(gg_worker_t *w, void *peer)
+/* Sends finished results in batches; what cannot be sent now stays for the next round
+ * (*stalled is then set, when not NULL). Returns whether anything was sent. */
+static int flush_results(gg_worker_t *w, void *peer, int *stalled)
 {
+    if (stalled)
+        *stalled = 0;
     pthread_mutex_lock(&w->mu);
     cJSON *done = w->done;
     if (!done->child) {
@@ -514,6 +534,7 @@ static int flush_results(gg_worker_t *w, void *peer)
         pthread_mutex_unlock(&w->mu);
         return 0;
     }
+    w->n_done = 0;
     pthread_mutex_unlock(&w->mu);
     int sent_any = 0;
     int per = RESULT_BATCH;
@@ -552,6 +573,8 @@ static int flush_results(gg_worker_t *w, void *peer)
                     cJSON_InsertItemInArray(done, 0, why);
                 continue;
             }
+            if (stalled)
+                *stalled = 1;
             break;
         }
         atomic_fetch_add(&w->n_results, (unsigned long)k);
@@ -565,6 +588,7 @@ static int flush_results(gg_worker_t *w, void *peer)
             cJSON_AddItemToArray(done, r);
         cJSON_Delete(w->done);
         w->done = done;
+        w->n_done = (unsigned)cJSON_GetArraySize(done);
         pthread_mutex_unlock(&w->mu);
     } else {
         cJSON_Delete(done);
@@ -572,12 +596,29 @@ static int flush_results(gg_worker_t *w, void *peer)
     return sent_any;
 }
 
-static unsigned busy_jobs(gg_worker_t *w)
+/* How long the socket thread may wait for messages. While jobs run, it first waits (up to
+ * BUSY_POLL_MS) for their results to make a batch and then only looks at the socket; when
+ * results could not be sent (stalled), it waits BUSY_POLL_MS on the socket instead of
+ * spinning; idle, it waits on the socket for idle_ms. */
+static int socket_wait_ms(gg_worker_t *w, int idle_ms, int stalled)
 {
     pthread_mutex_lock(&w->mu);
-    unsigned n = w->count + w->running + (w->done->child != NULL);
+    unsigned jobs = w->count + w->running;
+    if (jobs > 0 && !stalled && w->n_done < RESULT_WAKE) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += BUSY_POLL_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        w->sock_waiting = 1;
+        pthread_cond_timedwait(&w->done_cv, &w->mu, &ts);
+        w->sock_waiting = 0;
+    }
+    int wait = stalled ? BUSY_POLL_MS : jobs > 0 || w->n_done > 0 ? 0 : idle_ms;
     pthread_mutex_unlock(&w->mu);
-    return n;
+    return wait;
 }
 
 static void join_slots(gg_worker_t *w)
@@ -622,10 +663,11 @@ int gg_worker_run(gg_worker_t *w)
     }
     send_hello(w, peer);
     double last_rx = ggi_now_ms(), last_tx = last_rx;
+    int stalled = 0;
     ggi_log(&w->log, GG_LOG_INFO, "worker '%s' (%u slots) connecting to %s", w->name, w->slots,
             w->endpoint);
     while (!atomic_load(&w->stop)) {
-        int timeout = busy_jobs(w) > 0 ? 1 : 50;
+        int timeout = socket_wait_ms(w, 50, stalled);
         gg_transport_msg msg;
         int r = w->tp->vt.peer_recv(peer, timeout, &msg);
         for (int burst = 0; r == GG_OK && burst < 64; burst++) {
@@ -668,7 +710,7 @@ int gg_worker_run(gg_worker_t *w)
             ggi_log(&w->log, GG_LOG_ERROR, "worker: %s", gg_error_last());
             ggi_sleep_ms(50);
         }
-        if (flush_results(w, peer))
+        if (flush_results(w, peer, &stalled))
             last_tx = ggi_now_ms();
         double now = ggi_now_ms();
         if (now - last_tx >= w->hb_ms) {
@@ -693,7 +735,7 @@ int gg_worker_run(gg_worker_t *w)
         }
     }
     if (peer) {
-        flush_results(w, peer);
+        flush_results(w, peer, NULL);
         send_msg(w, peer, ggp_new(GGP_BYE));
     }
     join_slots(w);
@@ -705,6 +747,7 @@ int gg_worker_run(gg_worker_t *w)
     }
     cJSON_Delete(w->done);
     w->done = cJSON_CreateArray();
+    w->n_done = 0;
     pthread_mutex_unlock(&w->mu);
     if (peer)
         w->tp->vt.close(peer);
