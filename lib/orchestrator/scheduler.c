@@ -1631,7 +1631,7 @@ static void dispatch(sched *s)
     free(end);
 }
 
-/* Jobs go out after the commit of the events that announce them. */
+/* Sends the jobs gathered for each node (after the commit when events announce them). */
 static void send_batches(sched *s)
 {
     for (node *n = s->nodes; n; n = n->next)
@@ -2251,6 +2251,11 @@ void *ggi_scheduler_main(void *arg)
     while (!atomic_load(&o->stopping)) {
         claim(&s);
         dispatch(&s);
+        /* Jobs need no commit first (a result is recorded only under the lease it carries,
+         * so a job whose claim is lost in a crash comes back stale); they wait for it only
+         * when events announce them, which must not run ahead of what is durable. */
+        if (!events_heard(&s))
+            send_batches(&s);
         flush(&s);
         send_batches(&s);
         gg_transport_msg msg;
