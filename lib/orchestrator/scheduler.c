@@ -2252,9 +2252,10 @@ void *ggi_scheduler_main(void *arg)
         claim(&s);
         dispatch(&s);
         /* Jobs need no commit first (a result is recorded only under the lease it carries,
-         * so a job whose claim is lost in a crash comes back stale); they wait for it only
-         * when events announce them, which must not run ahead of what is durable. */
-        if (!events_heard(&s))
+         * so a job whose claim is lost in a crash comes back stale). They wait for it when
+         * events announce them, which must not run ahead of what is durable, and when
+         * replies wait for it, which go first (a new worker's welcome before its jobs). */
+        if (!events_heard(&s) && s.n_out == 0)
             send_batches(&s);
         flush(&s);
         send_batches(&s);
