@@ -603,7 +603,7 @@ int gg_orchestrator_drain(gg_orchestrator_t *o, int timeout_ms)
         int rc = count_tasks(o, &c);
         if (rc != GG_OK)
             return rc;
-        if (c.queued + c.running == 0)
+        if (c.queued + c.running == 0 && atomic_load(&o->ends_unheard) == 0)
             return GG_OK;
         if (wait_done(o, seen, deadline) == GG_ETIMEDOUT)
             return ggi_error(GG_ETIMEDOUT, "%lld task(s) still unfinished after %d ms",

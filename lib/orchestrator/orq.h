@@ -57,6 +57,8 @@ struct gg_orchestrator {
     unsigned max_queued;         /* unfinished tasks before busy; 0: no limit */
     int hb_ms;
     atomic_llong queued;         /* unfinished tasks in the database, for the busy answer */
+    atomic_llong ends_unheard;   /* ended tasks whose end is written but not yet told (their
+                                  * events, waiters): drain waits for them too */
     atomic_ulong n_dropped;      /* malformed, oversized, unknown or forbidden messages */
     atomic_ulong n_stale;        /* results of stale leases */
     atomic_ulong n_busy;         /* busy answers */

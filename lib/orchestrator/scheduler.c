@@ -8,9 +8,13 @@
  * Nodes heartbeat both ways; a silent node is dead and its jobs are requeued. Clients submit,
  * wait, ask for status, cancel and watch over the same socket.
  *
- * Every change made while handling a burst of messages goes into one transaction (group
- * commit); replies, events and wake-ups leave only after that commit, so nothing is
- * acknowledged before it is durable.
+ * Every change made while handling a burst of messages goes into one batch, which the
+ * writer thread (writer.c) writes in one transaction (group commit), together with a claim
+ * of queued tasks, while this thread handles the next burst; replies, events and wake-ups
+ * leave only after that commit, so nothing is acknowledged before it is durable. Reads, and
+ * the rare writes that need an answer at once (submissions, cancels, hellos), use the
+ * connection here with the writer idle (sync_point). Jobs need no commit: a result is
+ * recorded only under the lease its job carries.
  *
  * It is also the Task Monitor: after each attempt it counts the generator's tokens against
  * the task's budget.tokens and the run's GRYPHGEN_MAX_TOKENS, and spots a stuck loop (the
@@ -27,6 +31,7 @@
 #include "learner.h"
 #include "orq.h"
 #include "protocol.h"
+#include "writer.h"
 
 #define BURST 256            /* messages handled per commit at most */
 #define POLL_MS 100          /* how often an idle scheduler checks for shutdown */
@@ -135,6 +140,21 @@ typedef struct outmsg {
     size_t len;
 } outmsg;
 
+struct ended {
+    char *task_id;
+    int learns;             /* it ran its tests: the learner hears of it */
+};
+
+/* What waits for a batch's commit: replies, events for the host, the tasks it ended. */
+typedef struct pending {
+    outmsg *out;
+    int n_out, cap_out;
+    cJSON *events;          /* printed events for the host's callback */
+    struct ended *ended;    /* the tasks it ended (for waiters and the learner) */
+    int n_ended, cap_ended;
+    int finished;           /* how many */
+} pending;
+
 typedef struct waiter {
     identity to;
     long long rid;
@@ -159,17 +179,17 @@ typedef struct sched {
     int n_waiters, cap_waiters;
     submitter *subs;
     int n_subs;
-    outmsg *out;            /* messages to send after the commit */
-    int n_out, cap_out;
+    ggi_writer *writer;     /* writes the batches (writer.c) */
+    ggi_batch batch[2];     /* the one being gathered (cur) and the one being written */
+    pending pend[2];        /* what waits for each one's commit */
+    int cur;
     int txn_open;
     int may_have_queued;
-    int finished;           /* tasks ended in this batch */
-    cJSON *events;          /* printed events to deliver after the commit */
-    cJSON *learn;           /* ended tasks' results for the retriever, after the commit */
     ggi_learner *learner;   /* learns from them on its own thread (learner.c) */
     uint64_t next_lease;
     int backoff;            /* some task may be waiting out a backoff */
     unsigned claim_rr;      /* rotates the first submitter served by claim */
+    unsigned long submit_gen; /* counts submissions and wake-ups (a claim's snapshot) */
     long long max_tokens;   /* the run's budget (GRYPHGEN_MAX_TOKENS); 0: no limit */
     long long tokens;       /* used by the attempts this run recorded */
     double last_claim_ms;
@@ -212,8 +232,14 @@ static void add_fixed3(cJSON *o, const char *key, double v)
     cJSON_AddRawToObject(o, key, buf);
 }
 
+static void sync_point(sched *s);
+
+/* Opens (or continues) this thread's own transaction, with the writer idle: for the rare
+ * writes that need an answer now (submissions, cancels, hellos). */
 static int txn(sched *s)
 {
+    if (s->writer && ggi_writer_busy(s->writer))
+        sync_point(s);
     /* SQLite may have rolled back by itself after an I/O error or a lock timeout. */
     s->txn_open = ggi_store_in_transaction(s->db);
     if (s->txn_open)
@@ -235,23 +261,24 @@ static int same_identity(const identity *a, const void *id, size_t len)
     return a->len == len && memcmp(a->id, id, len) == 0;
 }
 
-/* Queues a message for after the commit; takes text. */
+/* Queues a message for after the commit of the batch being gathered; takes text. */
 static void queue_out(sched *s, const identity *to, char *text, size_t len)
 {
     if (!text)
         return;
-    if (s->n_out == s->cap_out) {
-        int ncap = s->cap_out ? s->cap_out * 2 : 64;
-        outmsg *p = realloc(s->out, (size_t)ncap * sizeof *p);
+    pending *pd = &s->pend[s->cur];
+    if (pd->n_out == pd->cap_out) {
+        int ncap = pd->cap_out ? pd->cap_out * 2 : 64;
+        outmsg *p = realloc(pd->out, (size_t)ncap * sizeof *p);
         if (!p) {
             ggi_log(&s->o->log, GG_LOG_ERROR, "out of memory queueing a reply");
             free(text);
             return;
         }
-        s->out = p;
-        s->cap_out = ncap;
+        pd->out = p;
+        pd->cap_out = ncap;
     }
-    outmsg *m = &s->out[s->n_out++];
+    outmsg *m = &pd->out[pd->n_out++];
     m->to = *to;
     m->text = text;
     m->len = len;
@@ -351,12 +378,20 @@ static void emit(sched *s, int64_t seq, cJSON *ev)
     const char *text = NULL;
     if ((stored || s->o->event_fn) && ggp_print_buf(ev, &s->ev_buf) == GG_OK)
         text = s->ev_buf.data;
-    if ((text || !(stored || s->o->event_fn)) && txn(s) == GG_OK) {
-        if (stored &&
-            ggi_store_event_insert(s->db, seq, type ? type : "event", text, ggi_wall_s()) != GG_OK)
-            ggi_log(&s->o->log, GG_LOG_WARN, "cannot record event: %s", gg_error_last());
+    if (text || !(stored || s->o->event_fn)) {
+        if (stored) {
+            ggi_op op = { .kind = GGI_OP_EVENT, .seq = seq, .ts = ggi_wall_s(),
+                          .name = ggi_strdup(type ? type : "event"), .text = ggi_strdup(text) };
+            if (!op.name || !op.text || ggi_batch_add(&s->batch[s->cur], &op) != GG_OK) {
+                if (op.name && op.text)
+                    op.name = op.text = NULL; /* freed by ggi_batch_add */
+                free(op.name);
+                free(op.text);
+                ggi_log(&s->o->log, GG_LOG_WARN, "cannot record event: out of memory");
+            }
+        }
         if (s->o->event_fn && text)
-            cJSON_AddItemToArray(s->events, cJSON_CreateString(text));
+            cJSON_AddItemToArray(s->pend[s->cur].events, cJSON_CreateString(text));
         for (client *c = s->clients; c; c = c->next) {
             if (!c->watching)
                 continue;
@@ -386,11 +421,19 @@ static void save_scores(sched *s)
     for (node *n = s->nodes; n; n = n->next) {
         for (int i = 0; i < n->n_scores; i++) {
             score *sc = &n->scores[i];
-            if (!sc->dirty || txn(s) != GG_OK)
+            if (!sc->dirty)
                 continue;
-            if (ggi_grid_score_save(s->g, n->name, sc->lang, sc->ok, sc->lat_ms, sc->n,
-                                    ggi_wall_s()) != GG_OK)
-                ggi_log(&s->o->log, GG_LOG_WARN, "cannot save a score: %s", gg_error_last());
+            ggi_op op = { .kind = GGI_OP_SCORE, .name = ggi_strdup(n->name),
+                          .code = ggi_strdup(sc->lang), .a = sc->ok, .b = sc->lat_ms,
+                          .count = (int)(sc->n > 2000000000 ? 2000000000 : sc->n),
+                          .ts = ggi_wall_s() };
+            if (!op.name || !op.code || ggi_batch_add(&s->batch[s->cur], &op) != GG_OK) {
+                if (op.name && op.code)
+                    op.name = op.code = NULL;
+                free(op.name);
+                free(op.code);
+                ggi_log(&s->o->log, GG_LOG_WARN, "cannot save a score: out of memory");
+            }
             sc->dirty = 0;
         }
     }
@@ -399,51 +442,131 @@ static void save_scores(sched *s)
 /* Commits the batch, then tells the host, the clients and the watchers. */
 static void learn_from_result(sched *s, cJSON *res);
 
-static void flush(sched *s)
+static void add_active(sched *s, ggi_task_row *row, const char *submitter_name);
+static void notify_waiters(sched *s, const char *task_id, const char *result_text);
+static int has_waiter(const sched *s, const char *task_id);
+
+static void send_out(sched *s, outmsg *m)
 {
+    int rc = send_now(s, &m->to, m->text, m->len);
+    if (rc != GG_OK) {
+        /* Not silent: the peer is gone or its queue is full; it asks again. */
+        ggi_log(&s->o->log, GG_LOG_WARN, "could not deliver a reply: %s", gg_error_last());
+        if (rc == GG_ENOTFOUND) {
+            client *c = find_client(s, m->to.id, m->to.len);
+            if (c && c->watching) {
+                c->watching = 0;
+                count_watchers(s);
+            }
+        }
+    }
+    free(m->text);
+    m->text = NULL;
+}
+
+/* After a batch's commit: the host hears its events, the clients get their replies, the
+ * clients waiting for the tasks it ended get their results and the learner learns from
+ * them; then the tasks it claimed join the active set. Runs with the writer idle. */
+static void complete_batch(sched *s, ggi_batch *b)
+{
+    int idx = (int)(b - s->batch);
+    pending *pd = &s->pend[idx];
+    if (b->failed)
+        ggi_log(&s->o->log, GG_LOG_ERROR, "a batch of %d database writes was rolled back "
+                "(see above): its tasks resume from what was stored", b->n_ops);
+    cJSON *ev;
+    cJSON_ArrayForEach(ev, pd->events)
+    {
+        if (s->o->event_fn && cJSON_IsString(ev))
+            s->o->event_fn(s->o->event_user, ev->valuestring);
+    }
+    cJSON_Delete(pd->events);
+    pd->events = cJSON_CreateArray();
+    for (int i = 0; i < pd->n_out; i++)
+        send_out(s, &pd->out[i]);
+    pd->n_out = 0;
+    for (int i = 0; i < pd->n_ended; i++) {
+        struct ended *e = &pd->ended[i];
+        int waited = s->n_waiters > 0 && has_waiter(s, e->task_id);
+        if (!b->failed && (waited || e->learns)) {
+            ggi_task_row row;
+            if (ggi_store_task_get(s->db, e->task_id, &row) != GG_OK || !row.result) {
+                ggi_log(&s->o->log, GG_LOG_ERROR, "reading the result of task '%s': %s",
+                        e->task_id, gg_error_last());
+            } else {
+                if (waited)
+                    notify_waiters(s, e->task_id, row.result);
+                cJSON *res = e->learns ? cJSON_Parse(row.result) : NULL;
+                if (res)
+                    learn_from_result(s, res);
+            }
+            ggi_store_task_row_free(&row);
+        }
+        free(e->task_id);
+    }
+    atomic_fetch_sub(&s->o->ends_unheard, pd->n_ended);
+    pd->n_ended = 0;
+    if (pd->finished) {
+        atomic_fetch_sub(&s->o->queued, pd->finished); /* unfinished tasks fewer */
+        pd->finished = 0;
+        ggi_orq_signal_done(s->o);
+    }
+    for (int i = 0; i < b->n_claimed; i++)
+        add_active(s, &b->claimed[i].row, b->claimed[i].submitter);
+    /* Nothing more to claim, unless tasks came in after the claim looked. */
+    if (b->queue_empty && b->tag == s->submit_gen)
+        s->may_have_queued = 0;
+    ggi_batch_clear(b);
+}
+
+/* Waits until the writer is idle and completes the batch it wrote; afterwards this thread
+ * may use the connection itself until the next handoff. */
+static void sync_point(sched *s)
+{
+    ggi_batch *b = s->writer ? ggi_writer_wait(s->writer) : NULL;
+    if (b)
+        complete_batch(s, b);
+}
+
+/* The claim for the next batch: up to the room in the active set, in chunks (one claim per
+ * eighth of the active set, not per freed slot); none without a worker (tasks then wait in
+ * the database, and stay 'queued', not in memory). */
+static ggi_claim_request claim_request(sched *s)
+{
+    ggi_claim_request r = { 0, 0 };
+    int want = s->limit - s->n_active;
+    if (want <= 0 || !s->may_have_queued || !s->nodes || atomic_load(&s->o->stopping))
+        return r;
+    if (want < s->limit / 8 && s->n_active > s->limit / 2)
+        return r;
+    r.want = want;
+    r.rr = s->claim_rr++;
+    return r;
+}
+
+/* Ends the gathering of the current batch: what this thread wrote itself is committed, then
+ * the batch (with its claim) goes to the writer, and the next one starts. */
+static void handoff(sched *s)
+{
+    sync_point(s);
     save_scores(s);
     if (ggi_store_in_transaction(s->db)) {
         int rc = ggi_store_commit(s->db);
-        s->txn_open = 0;
         if (rc != GG_OK) {
             ggi_log(&s->o->log, GG_LOG_ERROR, "commit failed: %s", gg_error_last());
             ggi_store_rollback(s->db);
         }
     }
-    cJSON *ev;
-    cJSON_ArrayForEach(ev, s->events)
-    {
-        if (s->o->event_fn && cJSON_IsString(ev))
-            s->o->event_fn(s->o->event_user, ev->valuestring);
+    s->txn_open = 0;
+    ggi_batch *b = &s->batch[s->cur];
+    b->claim = claim_request(s);
+    b->tag = s->submit_gen;
+    if (b->n_ops == 0 && b->claim.want == 0) {
+        complete_batch(s, b); /* nothing to write: what waited goes now */
+        return;
     }
-    cJSON_Delete(s->events);
-    s->events = cJSON_CreateArray();
-    if (s->learn) {
-        cJSON *res;
-        while ((res = cJSON_DetachItemFromArray(s->learn, 0)) != NULL)
-            learn_from_result(s, res);
-    }
-    for (int i = 0; i < s->n_out; i++) {
-        outmsg *m = &s->out[i];
-        int rc = send_now(s, &m->to, m->text, m->len);
-        if (rc != GG_OK) {
-            /* Not silent: the peer is gone or its queue is full; it asks again. */
-            ggi_log(&s->o->log, GG_LOG_WARN, "could not deliver a reply: %s", gg_error_last());
-            if (rc == GG_ENOTFOUND) {
-                client *c = find_client(s, m->to.id, m->to.len);
-                if (c && c->watching) {
-                    c->watching = 0;
-                    count_watchers(s);
-                }
-            }
-        }
-        free(m->text);
-    }
-    s->n_out = 0;
-    if (s->finished) {
-        s->finished = 0;
-        ggi_orq_signal_done(s->o);
-    }
+    ggi_writer_submit(s->writer, b);
+    s->cur ^= 1;
 }
 
 void ggi_orq_signal_done(gg_orchestrator_t *o)
@@ -454,7 +577,7 @@ void ggi_orq_signal_done(gg_orchestrator_t *o)
     pthread_mutex_unlock(&o->done_mu);
 }
 
-/* Answers the clients waiting for a task that just ended. */
+/* Answers the clients waiting for a task whose end is durable (at once). */
 static void notify_waiters(sched *s, const char *task_id, const char *result_text)
 {
     for (int i = 0; i < s->n_waiters;) {
@@ -469,7 +592,13 @@ static void notify_waiters(sched *s, const char *task_id, const char *result_tex
             cJSON_AddItemToObject(m, "result", res);
         else
             cJSON_Delete(res);
-        queue_msg(s, &w->to, m);
+        outmsg out = { w->to, NULL, 0 };
+        out.text = m ? ggp_print(m, &out.len) : NULL;
+        cJSON_Delete(m);
+        if (out.text)
+            send_out(s, &out);
+        else
+            ggi_log(&s->o->log, GG_LOG_ERROR, "cannot print a reply: %s", gg_error_last());
         free(w->task_id);
         s->waiters[i] = s->waiters[--s->n_waiters];
     }
@@ -526,38 +655,41 @@ static int has_waiter(const sched *s, const char *task_id)
 
 /* attempts: the task's attempt count to store with its end, or -1 to leave it.
  * The result is not stored as text: the task's columns and its attempts hold it, and reading
- * the task builds it (ggi_store_task_get). It is read back here, inside this transaction,
- * only for the clients waiting for the task and for the learner. */
+ * the task builds it (ggi_store_task_get). It is read back after the batch's commit, only for
+ * the clients waiting for the task and for the learner (complete_batch). */
 static void finish_task(sched *s, int64_t seq, const char *task_id, const char *status,
                         const char *reason, int attempts)
 {
-    if (txn(s) != GG_OK ||
-        ggi_store_task_finish_n(s->db, seq, status, reason, NULL, ggi_wall_s(), attempts) !=
-            GG_OK) {
-        ggi_log(&s->o->log, GG_LOG_ERROR, "cannot record the end of task '%s': %s", task_id,
-                gg_error_last());
+    pending *pd = &s->pend[s->cur];
+    if (pd->n_ended == pd->cap_ended) {
+        int ncap = pd->cap_ended ? pd->cap_ended * 2 : 256;
+        struct ended *p = realloc(pd->ended, (size_t)ncap * sizeof *p);
+        if (!p) {
+            ggi_log(&s->o->log, GG_LOG_ERROR, "cannot record the end of task '%s': out of "
+                    "memory", task_id);
+            return;
+        }
+        pd->ended = p;
+        pd->cap_ended = ncap;
+    }
+    ggi_op op = { .kind = GGI_OP_FINISH, .seq = seq, .status = status, .count = attempts,
+                  .ts = ggi_wall_s(), .text = reason ? ggi_strdup(reason) : NULL };
+    char *id = ggi_strdup(task_id);
+    if (!id || (reason && !op.text) || ggi_batch_add(&s->batch[s->cur], &op) != GG_OK) {
+        if (id && (!reason || op.text))
+            op.text = NULL; /* freed by ggi_batch_add */
+        free(op.text);
+        free(id);
+        ggi_log(&s->o->log, GG_LOG_ERROR, "cannot record the end of task '%s': out of memory",
+                task_id);
         return;
     }
     /* Only tasks that ran their tests teach the retriever. */
-    int learns = s->learner &&
-                 (strcmp(status, GGI_ST_PASSED) == 0 || strcmp(status, GGI_ST_FAILED) == 0);
-    int waited = s->n_waiters > 0 && has_waiter(s, task_id);
-    if (learns || waited) {
-        ggi_task_row row;
-        if (ggi_store_task_get(s->db, task_id, &row) != GG_OK || !row.result) {
-            ggi_log(&s->o->log, GG_LOG_ERROR, "reading the result of task '%s': %s", task_id,
-                    gg_error_last());
-        } else {
-            if (waited)
-                notify_waiters(s, task_id, row.result);
-            /* After the commit: the index may live in this same database file, whose write
-             * lock this thread holds until then. */
-            cJSON *res = learns ? cJSON_Parse(row.result) : NULL;
-            if (res)
-                cJSON_AddItemToArray(s->learn, res);
-        }
-        ggi_store_task_row_free(&row);
-    }
+    pd->ended[pd->n_ended].task_id = id;
+    pd->ended[pd->n_ended].learns =
+        s->learner && (strcmp(status, GGI_ST_PASSED) == 0 || strcmp(status, GGI_ST_FAILED) == 0);
+    pd->n_ended++;
+    atomic_fetch_add(&s->o->ends_unheard, 1);
     cJSON *ev = events_heard(s) ? event_new("task.finished", task_id) : NULL;
     if (ev) {
         cJSON_AddStringToObject(ev, "status", status);
@@ -571,8 +703,7 @@ static void finish_task(sched *s, int64_t seq, const char *task_id, const char *
     }
     ggi_log(&s->o->log, GG_LOG_INFO, "task '%s' %s%s%s", task_id, status, reason ? ": " : "",
             reason ? reason : "");
-    atomic_fetch_sub(&s->o->queued, 1); /* one unfinished task fewer */
-    s->finished++;
+    pd->finished++;
 }
 
 static unsigned seq_bucket(const sched *s, int64_t seq)
@@ -1037,73 +1168,6 @@ static void add_active(sched *s, ggi_task_row *row, const char *submitter_name)
     }
 }
 
-/* Takes queued tasks into the active set, in turn from every submitter that has some. */
-static void claim(sched *s)
-{
-    int want = s->limit - s->n_active;
-    /* Without a worker, tasks wait in the database (and stay 'queued'), not in memory. */
-    if (want <= 0 || !s->may_have_queued || !s->nodes)
-        return;
-    /* In chunks: one claim query per eighth of the active set, not per freed slot. */
-    if (want < s->limit / 8 && s->n_active > s->limit / 2)
-        return;
-    if (txn(s) != GG_OK) {
-        ggi_log(&s->o->log, GG_LOG_ERROR, "claiming tasks: %s", gg_error_last());
-        return;
-    }
-    char **names = NULL;
-    int n_names = 0;
-    if (ggi_grid_submitters(s->g, MAX_SUBMITTERS, &names, &n_names) != GG_OK) {
-        ggi_log(&s->o->log, GG_LOG_ERROR, "claiming tasks: %s", gg_error_last());
-        return;
-    }
-    if (n_names == 0)
-        s->may_have_queued = 0;
-    /* An equal share each, starting with a different submitter every time (so a slot
-     * freed one at a time goes to each in turn); what one cannot use goes to the next round. */
-    int got_total = 0;
-    unsigned start = n_names > 0 ? s->claim_rr++ % (unsigned)n_names : 0;
-    for (int round = 0; round < 4 && want > 0 && n_names > 0; round++) {
-        int share = want / n_names > 0 ? want / n_names : 1;
-        int got_round = 0;
-        for (int k = 0; k < n_names && want > 0; k++) {
-            int i = (int)((start + (unsigned)k) % (unsigned)n_names);
-            if (!names[i])
-                continue;
-            ggi_task_row *rows = NULL;
-            int n = 0;
-            if (ggi_grid_claim(s->g, names[i], share < want ? share : want, ggi_wall_s(),
-                               &rows, &n) != GG_OK) {
-                ggi_log(&s->o->log, GG_LOG_ERROR, "claiming tasks: %s", gg_error_last());
-                break;
-            }
-            for (int k = 0; k < n; k++) {
-                add_active(s, &rows[k], names[i]);
-                ggi_store_task_row_free(&rows[k]);
-            }
-            free(rows);
-            if (n < share) {
-                free(names[i]);
-                names[i] = NULL;
-            }
-            want -= n;
-            got_round += n;
-        }
-        got_total += got_round;
-        if (got_round == 0)
-            break;
-    }
-    int left = 0;
-    for (int i = 0; i < n_names; i++) {
-        left += names[i] != NULL;
-        free(names[i]);
-    }
-    free(names);
-    if (left == 0 && n_names > 0 && want > 0)
-        s->may_have_queued = 0;
-    (void)got_total;
-}
-
 /* ---------------------------------------------------------------- nodes */
 
 static score *node_score(sched *s, node *n, const char *lang)
@@ -1119,6 +1183,8 @@ static score *node_score(sched *s, node *n, const char *lang)
     memset(sc, 0, sizeof *sc);
     snprintf(sc->lang, sizeof sc->lang, "%s", lang);
     /* What the database learnt in earlier runs; a new node starts trusted and fast. */
+    if (ggi_writer_busy(s->writer))
+        sync_point(s);
     if (ggi_grid_score_load(s->g, n->name, sc->lang, &sc->ok, &sc->lat_ms, &sc->n) != GG_OK) {
         sc->ok = 1.0;
         sc->lat_ms = 0;
@@ -1261,7 +1327,9 @@ static void recompute_limit(sched *s)
     long total = 0;
     for (node *n = s->nodes; n; n = n->next)
         total += n->capacity;
-    long lim = total + 16;
+    /* Twice the capacity: the writer claims while jobs run, so freed slots are filled from
+     * tasks claimed ahead rather than after a round trip through the database. */
+    long lim = 2 * total + 16;
     if (lim < (long)s->o->n_workers * 2)
         lim = (long)s->o->n_workers * 2;
     if (lim > 100000)
@@ -1330,7 +1398,13 @@ static void on_worker_hello(sched *s, const gg_transport_msg *msg, const cJSON *
         cJSON_AddNumberToObject(w, "hb_ms", s->o->hb_ms);
         cJSON_AddStringToObject(w, "node", n->name);
     }
-    queue_msg(s, &n->id, w);
+    /* At once, not after the commit: it promises nothing durable, and the node's first jobs
+     * (which need no commit either) must not overtake it. */
+    outmsg out = { n->id, NULL, 0 };
+    out.text = w ? ggp_print(w, &out.len) : NULL;
+    cJSON_Delete(w);
+    if (out.text)
+        send_out(s, &out);
 }
 
 static void on_client_hello(sched *s, const gg_transport_msg *msg, const cJSON *b)
@@ -1370,6 +1444,7 @@ static void on_client_hello(sched *s, const gg_transport_msg *msg, const cJSON *
 
 static void on_hello(sched *s, const gg_transport_msg *msg, const cJSON *b)
 {
+    sync_point(s); /* reads and writes the database itself */
     int v1 = 0;
     const cJSON *e;
     cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(b, "versions"))
@@ -1680,8 +1755,10 @@ static void learn(sched *s, node *n, const char *lang, int ok, double latency_ms
         ggi_log(&s->o->log, GG_LOG_WARN, "worker '%s' quarantined for %.0f s after %d "
                 "infrastructure faults in a row", n->name, GGI_QUARANTINE_MS / 1e3,
                 GGI_QUARANTINE_STREAK);
-        if (txn(s) == GG_OK)
-            ggi_grid_node_quarantine(s->g, n->name, ggi_wall_s() + GGI_QUARANTINE_MS / 1e3);
+        ggi_op op = { .kind = GGI_OP_QUARANTINE, .name = ggi_strdup(n->name),
+                      .ts = ggi_wall_s() + GGI_QUARANTINE_MS / 1e3 };
+        if (!op.name || ggi_batch_add(&s->batch[s->cur], &op) != GG_OK)
+            ggi_log(&s->o->log, GG_LOG_WARN, "cannot record the quarantine: out of memory");
         cJSON *ev = event_new("node.quarantined", NULL);
         if (ev) {
             cJSON_AddStringToObject(ev, "node", n->name);
@@ -1774,9 +1851,15 @@ static void on_result(sched *s, cJSON *m)
     const char *code = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rec, "code"));
     /* A passing attempt ends the task in this same transaction, and that end stores the
      * attempt count with the result: one task update, not two. */
-    if (!text || txn(s) != GG_OK ||
-        ggi_store_attempt_add(s->db, a->seq, n, code, passed, text, ggi_wall_s(),
-                              !passed) != GG_OK) {
+    ggi_op op = { .kind = GGI_OP_ATTEMPT, .seq = a->seq, .n = n, .passed = passed,
+                  .count = !passed, .ts = ggi_wall_s(), .code = code ? ggi_strdup(code) : NULL,
+                  .text = text ? ggi_strdup(text) : NULL };
+    int queued_ok = op.text && (!code || op.code);
+    if (!queued_ok) {
+        free(op.code);
+        free(op.text);
+    }
+    if (!queued_ok || ggi_batch_add(&s->batch[s->cur], &op) != GG_OK) {
         ggi_log(&o->log, GG_LOG_ERROR, "cannot record attempt %d of '%s': %s", n, a->task_id,
                 gg_error_last());
         a->not_before_ms = ggi_now_ms() + 1000; /* try the attempt again later */
@@ -1804,6 +1887,7 @@ static void on_result(sched *s, cJSON *m)
 
 static void on_submit(sched *s, const identity *to, client *c, const cJSON *b)
 {
+    sync_point(s); /* reads and writes the database itself */
     long long rid = 0;
     ggi_json_int(b, "rid", 1, 0, (1LL << 53), &rid);
     const cJSON *tasks = cJSON_GetObjectItemCaseSensitive(b, "tasks");
@@ -1868,12 +1952,14 @@ static void on_submit(sched *s, const identity *to, client *c, const cJSON *b)
     if (fresh) {
         atomic_fetch_add(&s->o->queued, fresh);
         s->may_have_queued = 1;
+        s->submit_gen++;
     }
     queue_msg(s, to, m);
 }
 
 static void on_wait(sched *s, const identity *to, const cJSON *b)
 {
+    sync_point(s); /* reads and writes the database itself */
     long long rid = 0;
     ggi_json_int(b, "rid", 1, 0, (1LL << 53), &rid);
     const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "id"));
@@ -1929,6 +2015,7 @@ static void on_wait(sched *s, const identity *to, const cJSON *b)
 
 static void on_status(sched *s, const identity *to, const cJSON *b)
 {
+    sync_point(s); /* reads and writes the database itself */
     long long rid = 0;
     ggi_json_int(b, "rid", 1, 0, (1LL << 53), &rid);
     const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "id"));
@@ -1984,6 +2071,7 @@ static void on_status(sched *s, const identity *to, const cJSON *b)
 
 static void on_cancel(sched *s, const identity *to, const cJSON *b)
 {
+    sync_point(s); /* reads and writes the database itself */
     long long rid = -1, seq = 0;
     ggi_json_int(b, "rid", 0, 0, (1LL << 53), &rid);
     ggi_json_int(b, "seq", 0, 1, (1LL << 53), &seq);
@@ -2107,6 +2195,7 @@ static void on_message(sched *s, const gg_transport_msg *msg)
     case GGP_WAKE:
         atomic_store(&o->wake_pending, 0);
         s->may_have_queued = 1;
+        s->submit_gen++;
         break;
     case GGP_SUBMIT:
         c = find_client(s, msg->peer, msg->peer_len);
@@ -2188,13 +2277,18 @@ static int next_timeout(sched *s)
 /* On shutdown: unfinished tasks go back to the queue, to resume on the next start. */
 static void requeue_all(sched *s)
 {
+    sync_point(s);
     if (!s->tasks)
         return;
     if (txn(s) == GG_OK) {
         for (active *a = s->tasks; a; a = a->next)
             ggi_store_task_requeue(s->db, a->seq);
+        if (ggi_store_commit(s->db) != GG_OK) {
+            ggi_log(&s->o->log, GG_LOG_ERROR, "commit failed: %s", gg_error_last());
+            ggi_store_rollback(s->db);
+        }
+        s->txn_open = 0;
     }
-    flush(s);
     while (s->tasks)
         remove_active(s, s->tasks);
 }
@@ -2224,16 +2318,18 @@ void *ggi_scheduler_main(void *arg)
     memset(&s, 0, sizeof s);
     s.o = o;
     s.db = o->sched_store;
-    s.events = cJSON_CreateArray();
-    s.learn = cJSON_CreateArray();
+    s.pend[0].events = cJSON_CreateArray();
+    s.pend[1].events = cJSON_CreateArray();
     s.may_have_queued = 1;
     /* Leases differ across restarts: a result for an old lease never matches a new one. */
     s.next_lease = ((uint64_t)(ggi_wall_s() * 1000.0)) << 20;
     recompute_limit(&s);
-    if (!s.events || !s.learn || ggi_grid_db_new(&s.g, s.db) != GG_OK) {
-        ggi_log(&o->log, GG_LOG_ERROR, "scheduler: out of memory");
-        cJSON_Delete(s.events);
-        cJSON_Delete(s.learn);
+    if (!s.pend[0].events || !s.pend[1].events || ggi_grid_db_new(&s.g, s.db) != GG_OK ||
+        ggi_writer_start(s.db, s.g, &o->log, &s.writer) != GG_OK) {
+        ggi_log(&o->log, GG_LOG_ERROR, "scheduler: %s", gg_error_last());
+        ggi_grid_db_free(&s.g);
+        cJSON_Delete(s.pend[0].events);
+        cJSON_Delete(s.pend[1].events);
         return NULL;
     }
     /* The "none" retriever learns nothing: no learner, and no result is read back for it. */
@@ -2249,16 +2345,17 @@ void *ggi_scheduler_main(void *arg)
     if (ggi_grid_unfinished(s.g, &unfinished) == GG_OK)
         atomic_store(&o->queued, unfinished);
     while (!atomic_load(&o->stopping)) {
-        claim(&s);
-        dispatch(&s);
-        /* Jobs need no commit first (a result is recorded only under the lease it carries,
-         * so a job whose claim is lost in a crash comes back stale). They wait for it when
-         * events announce them, which must not run ahead of what is durable, and when
-         * replies wait for it, which go first (a new worker's welcome before its jobs). */
-        if (!events_heard(&s) && s.n_out == 0)
-            send_batches(&s);
-        flush(&s);
+        /* The writer wrote the last batch meanwhile: what waited for it goes now, and the
+         * tasks it claimed are dispatched. Jobs need no commit first: a result is recorded
+         * only under the lease its job carries, so a job whose claim a crash undid comes
+         * back stale. */
+        dispatch(&s); /* from the tasks claimed ahead, before waiting for the writer */
         send_batches(&s);
+        sync_point(&s);
+        dispatch(&s);
+        send_batches(&s);
+        /* What the last burst changed is written while the next one is handled. */
+        handoff(&s);
         gg_transport_msg msg;
         int rc = o->transport.vt.hub_recv(o->hub, next_timeout(&s), &msg);
         /* Group commit: the messages waiting (up to BURST) go into one transaction. A message
@@ -2276,8 +2373,14 @@ void *ggi_scheduler_main(void *arg)
         }
         liveness(&s);
     }
-    flush(&s);
+    /* The last writes, and those that completing them made (a claimed task that cannot be
+     * read ends at once). */
+    for (int i = 0; i < 3; i++) {
+        handoff(&s);
+        sync_point(&s);
+    }
     requeue_all(&s);
+    ggi_writer_stop(&s.writer);
     while (s.nodes) {
         node *n = s.nodes;
         s.nodes = n->next;
@@ -2294,16 +2397,22 @@ void *ggi_scheduler_main(void *arg)
     for (int i = 0; i < s.n_subs; i++)
         free(s.subs[i].name);
     free(s.subs);
-    for (int i = 0; i < s.n_out; i++)
-        free(s.out[i].text);
-    free(s.out);
+    for (int k = 0; k < 2; k++) {
+        pending *pd = &s.pend[k];
+        for (int i = 0; i < pd->n_out; i++)
+            free(pd->out[i].text);
+        free(pd->out);
+        for (int i = 0; i < pd->n_ended; i++)
+            free(pd->ended[i].task_id);
+        free(pd->ended);
+        cJSON_Delete(pd->events);
+        ggi_batch_free(&s.batch[k]);
+    }
     free(s.by_seq);
     ggi_buf_free(&s.rec_buf);
     ggi_buf_free(&s.res_buf);
     ggi_buf_free(&s.ev_buf);
     ggi_grid_db_free(&s.g);
     ggi_learner_destroy(&s.learner, GGI_LEARNER_DRAIN_MS);
-    cJSON_Delete(s.events);
-    cJSON_Delete(s.learn);
     return NULL;
 }

@@ -1,0 +1,287 @@
+/*
+ * writer.c - the scheduler's writer thread (writer.h). A batch is written in one
+ * transaction: its ops in order, then its claim (fair across submitters, as the scheduler
+ * asked), then COMMIT. A failed op is logged and the rest go on; a failed COMMIT rolls the
+ * whole batch back and says so (failed), so the scheduler never reports it as durable.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "writer.h"
+
+#define MAX_SUBMITTERS 256 /* submitters served per claim */
+
+struct ggi_writer {
+    ggi_store *s;
+    ggi_grid_db *g;
+    const ggi_logger *log;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    ggi_batch *work;   /* handed over, not yet done */
+    ggi_batch *done;   /* done, not yet collected */
+    int stopping;
+};
+
+/* ---------------------------------------------------------------- batches */
+
+static void op_free(ggi_op *op)
+{
+    free(op->code);
+    free(op->text);
+    free(op->name);
+    op->code = op->text = op->name = NULL;
+}
+
+int ggi_batch_add(ggi_batch *b, const ggi_op *op)
+{
+    if (b->n_ops == b->cap_ops) {
+        int ncap = b->cap_ops ? b->cap_ops * 2 : 256;
+        ggi_op *p = realloc(b->ops, (size_t)ncap * sizeof *p);
+        if (!p) {
+            ggi_op copy = *op;
+            op_free(&copy);
+            return ggi_error(GG_ENOMEM, "out of memory queueing a database write");
+        }
+        b->ops = p;
+        b->cap_ops = ncap;
+    }
+    b->ops[b->n_ops++] = *op;
+    return GG_OK;
+}
+
+void ggi_batch_clear(ggi_batch *b)
+{
+    for (int i = 0; i < b->n_ops; i++)
+        op_free(&b->ops[i]);
+    b->n_ops = 0;
+    for (int i = 0; i < b->n_claimed; i++) {
+        ggi_store_task_row_free(&b->claimed[i].row);
+        free(b->claimed[i].submitter);
+    }
+    free(b->claimed);
+    b->claimed = NULL;
+    b->n_claimed = 0;
+    b->claim.want = 0;
+    b->failed = 0;
+    b->queue_empty = 0;
+}
+
+void ggi_batch_free(ggi_batch *b)
+{
+    ggi_batch_clear(b);
+    free(b->ops);
+    b->ops = NULL;
+    b->cap_ops = 0;
+}
+
+/* ---------------------------------------------------------------- writing */
+
+static int run_op(ggi_writer *w, const ggi_op *op)
+{
+    switch (op->kind) {
+    case GGI_OP_ATTEMPT:
+        return ggi_store_attempt_add(w->s, op->seq, op->n, op->code, op->passed, op->text,
+                                     op->ts, op->count);
+    case GGI_OP_FINISH:
+        return ggi_store_task_finish_n(w->s, op->seq, op->status, op->text, NULL, op->ts,
+                                       op->count);
+    case GGI_OP_EVENT:
+        return ggi_store_event_insert(w->s, op->seq, op->name, op->text, op->ts);
+    case GGI_OP_SCORE:
+        return ggi_grid_score_save(w->g, op->name, op->code, op->a, op->b, op->count, op->ts);
+    case GGI_OP_QUARANTINE:
+        return ggi_grid_node_quarantine(w->g, op->name, op->ts);
+    }
+    return ggi_error(GG_EINVAL, "unknown database write %d", (int)op->kind);
+}
+
+static int add_claimed(ggi_batch *b, int *cap, ggi_task_row *row, const char *submitter)
+{
+    if (b->n_claimed == *cap) {
+        int ncap = *cap ? *cap * 2 : 64;
+        ggi_claimed *p = realloc(b->claimed, (size_t)ncap * sizeof *p);
+        if (!p)
+            return ggi_error(GG_ENOMEM, "out of memory claiming tasks");
+        b->claimed = p;
+        *cap = ncap;
+    }
+    ggi_claimed *c = &b->claimed[b->n_claimed];
+    c->submitter = ggi_strdup(submitter);
+    if (!c->submitter)
+        return ggi_error(GG_ENOMEM, "out of memory claiming tasks");
+    c->row = *row;
+    memset(row, 0, sizeof *row);
+    b->n_claimed++;
+    return GG_OK;
+}
+
+/* Takes queued tasks, in turn from every submitter that has some: an equal share each,
+ * starting with a different submitter every time (so a slot freed one at a time goes to each
+ * in turn); what one cannot use goes to the next round. */
+static int claim(ggi_writer *w, ggi_batch *b)
+{
+    int want = b->claim.want, cap = 0;
+    char **names = NULL;
+    int n_names = 0;
+    int rc = ggi_grid_submitters(w->g, MAX_SUBMITTERS, &names, &n_names);
+    if (rc)
+        return rc;
+    unsigned start = n_names > 0 ? b->claim.rr % (unsigned)n_names : 0;
+    for (int round = 0; round < 4 && want > 0 && n_names > 0 && !rc; round++) {
+        int share = want / n_names > 0 ? want / n_names : 1;
+        int got_round = 0;
+        for (int k = 0; k < n_names && want > 0 && !rc; k++) {
+            int i = (int)((start + (unsigned)k) % (unsigned)n_names);
+            if (!names[i])
+                continue;
+            ggi_task_row *rows = NULL;
+            int n = 0;
+            rc = ggi_grid_claim(w->g, names[i], share < want ? share : want, ggi_wall_s(),
+                                &rows, &n);
+            for (int j = 0; j < n; j++) {
+                if (!rc)
+                    rc = add_claimed(b, &cap, &rows[j], names[i]);
+                ggi_store_task_row_free(&rows[j]);
+            }
+            free(rows);
+            if (!rc && n < share) {
+                free(names[i]);
+                names[i] = NULL;
+            }
+            want -= n;
+            got_round += n;
+        }
+        if (got_round == 0)
+            break;
+    }
+    int left = 0;
+    for (int i = 0; i < n_names; i++) {
+        left += names[i] != NULL;
+        free(names[i]);
+    }
+    free(names);
+    b->queue_empty = !rc && left == 0 && want > 0;
+    return rc;
+}
+
+static void write_batch(ggi_writer *w, ggi_batch *b)
+{
+    b->failed = 0;
+    int rc = ggi_store_begin(w->s);
+    if (rc != GG_OK) {
+        ggi_log(w->log, GG_LOG_ERROR, "writer: %s", gg_error_last());
+        b->failed = 1;
+        return;
+    }
+    for (int i = 0; i < b->n_ops; i++) {
+        if (run_op(w, &b->ops[i]) != GG_OK)
+            ggi_log(w->log, GG_LOG_ERROR, "writer: task %lld: %s", (long long)b->ops[i].seq,
+                    gg_error_last());
+        /* SQLite may have rolled the transaction back by itself (I/O error, full disk). */
+        if (!ggi_store_in_transaction(w->s)) {
+            b->failed = 1;
+            return;
+        }
+    }
+    if (b->claim.want > 0 && claim(w, b) != GG_OK) {
+        ggi_log(w->log, GG_LOG_ERROR, "claiming tasks: %s", gg_error_last());
+        /* Rows claimed before the error are kept (their marks are in this transaction). */
+    }
+    if (ggi_store_commit(w->s) != GG_OK) {
+        ggi_log(w->log, GG_LOG_ERROR, "commit failed: %s", gg_error_last());
+        ggi_store_rollback(w->s);
+        b->failed = 1;
+    }
+}
+
+static void *run(void *arg)
+{
+    ggi_writer *w = arg;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (!w->work && !w->stopping)
+            pthread_cond_wait(&w->cv, &w->mu);
+        if (!w->work)
+            break;
+        ggi_batch *b = w->work;
+        pthread_mutex_unlock(&w->mu);
+        write_batch(w, b);
+        pthread_mutex_lock(&w->mu);
+        w->work = NULL;
+        w->done = b;
+        pthread_cond_broadcast(&w->cv);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- lifecycle */
+
+int ggi_writer_start(ggi_store *s, ggi_grid_db *g, const ggi_logger *log, ggi_writer **out)
+{
+    *out = NULL;
+    ggi_writer *w = calloc(1, sizeof *w);
+    if (!w)
+        return ggi_error(GG_ENOMEM, "out of memory");
+    w->s = s;
+    w->g = g;
+    w->log = log;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    if (pthread_create(&w->thread, NULL, run, w) != 0) {
+        pthread_cond_destroy(&w->cv);
+        pthread_mutex_destroy(&w->mu);
+        free(w);
+        return ggi_error(GG_ENOMEM, "cannot start the writer thread");
+    }
+    *out = w;
+    return GG_OK;
+}
+
+void ggi_writer_submit(ggi_writer *w, ggi_batch *b)
+{
+    pthread_mutex_lock(&w->mu);
+    w->work = b;
+    w->done = NULL;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+ggi_batch *ggi_writer_wait(ggi_writer *w)
+{
+    pthread_mutex_lock(&w->mu);
+    while (w->work)
+        pthread_cond_wait(&w->cv, &w->mu);
+    ggi_batch *b = w->done;
+    w->done = NULL;
+    pthread_mutex_unlock(&w->mu);
+    return b;
+}
+
+int ggi_writer_busy(ggi_writer *w)
+{
+    pthread_mutex_lock(&w->mu);
+    int busy = w->work != NULL;
+    pthread_mutex_unlock(&w->mu);
+    return busy;
+}
+
+void ggi_writer_stop(ggi_writer **pw)
+{
+    if (!pw || !*pw)
+        return;
+    ggi_writer *w = *pw;
+    pthread_mutex_lock(&w->mu);
+    while (w->work)
+        pthread_cond_wait(&w->cv, &w->mu);
+    w->stopping = 1;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->thread, NULL);
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
+    free(w);
+    *pw = NULL;
+}

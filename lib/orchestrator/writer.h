@@ -1,0 +1,76 @@
+/*
+ * writer.h - the scheduler's writer thread: it runs one batch of database writes (attempts,
+ * task ends, events, scores, quarantines) and a claim of queued tasks in one transaction,
+ * while the scheduler goes on with the next burst of messages. The scheduler hands it a batch
+ * and collects it when done; between the two it must not use the connection itself
+ * (ggi_writer_wait first).
+ */
+#ifndef GGI_WRITER_H
+#define GGI_WRITER_H
+
+#include "orq.h"
+
+typedef enum {
+    GGI_OP_ATTEMPT,  /* ggi_store_attempt_add(seq, n, code, passed, text, ts, count) */
+    GGI_OP_FINISH,   /* ggi_store_task_finish_n(seq, status, reason, NULL, ts, count) */
+    GGI_OP_EVENT,    /* ggi_store_event_insert(seq, name, text, ts) */
+    GGI_OP_SCORE,    /* ggi_grid_score_save(name, code (language), a, b, count, ts) */
+    GGI_OP_QUARANTINE /* ggi_grid_node_quarantine(name, ts) */
+} ggi_op_kind;
+
+typedef struct ggi_op {
+    ggi_op_kind kind;
+    int64_t seq;
+    int n, passed, count;
+    double ts, a, b;
+    char *code, *text, *name; /* owned */
+    const char *status;       /* a static string */
+} ggi_op;
+
+/** What a batch claims: up to want tasks, shared fairly among the submitters with queued
+ * tasks, starting with submitter number rr (mod their count). */
+typedef struct ggi_claim_request {
+    int want;
+    unsigned rr;
+} ggi_claim_request;
+
+/** A claimed task and its submitter. */
+typedef struct ggi_claimed {
+    ggi_task_row row;
+    char *submitter;
+} ggi_claimed;
+
+typedef struct ggi_batch {
+    ggi_op *ops;
+    int n_ops, cap_ops;
+    ggi_claim_request claim;
+    /* results, when done */
+    int failed;               /* the transaction was rolled back: none of the ops is durable */
+    ggi_claimed *claimed;
+    int n_claimed;
+    int queue_empty;          /* the claim found fewer tasks than it wanted */
+    unsigned long tag;        /* the scheduler's */
+} ggi_batch;
+
+typedef struct ggi_writer ggi_writer;
+
+/** Starts the thread on the scheduler's connection (s) and grid statements (g). */
+int ggi_writer_start(ggi_store *s, ggi_grid_db *g, const ggi_logger *log, ggi_writer **out);
+/** Hands over a batch (the writer must be idle). */
+void ggi_writer_submit(ggi_writer *w, ggi_batch *b);
+/** Waits until the batch handed over is done (at once when idle); returns it, or NULL when
+ * none was handed over. */
+ggi_batch *ggi_writer_wait(ggi_writer *w);
+/** Whether a batch is being written. */
+int ggi_writer_busy(ggi_writer *w);
+/** Waits for the current batch (then left to the caller) and stops the thread. */
+void ggi_writer_stop(ggi_writer **pw);
+
+/** Appends an op (its strings are taken); GG_ENOMEM (they are freed) when it cannot. */
+int ggi_batch_add(ggi_batch *b, const ggi_op *op);
+/** Frees the ops and the claimed rows, keeping the arrays' room; tag is left alone. */
+void ggi_batch_clear(ggi_batch *b);
+/** Frees everything. */
+void ggi_batch_free(ggi_batch *b);
+
+#endif
