@@ -23,6 +23,7 @@
 #include "gryphgen/security.h"
 #include "orchestrator/orq.h"
 #include "orchestrator/protocol.h"
+#include "orchestrator/writer.h"
 
 #include "../testutil.h"
 
@@ -667,6 +668,89 @@ static int db_exec(const char *db, const char *sql)
 /* A database of schema 2 (claim indexes over every task) is migrated on open: the claim
  * index then holds queued tasks only, the counts by status are taken into task_counts
  * (no index on status is left to keep), and the tasks are kept and claimed as before. */
+static void count_log(void *user, int level, const char *message)
+{
+    (void)level;
+    if (strstr(message, "999999"))
+        (*(int *)user)++;
+}
+
+/* The writer thread on its own: a batch's ops are written in order in one transaction, a
+ * failing op is logged and the others stay, the claim is shared among submitters and marks
+ * what it took, and an empty queue is reported. */
+static void test_writer(void)
+{
+    char db[300];
+    snprintf(db, sizeof db, "%s/writer.db", dir);
+    ggi_store *st = NULL;
+    ggi_grid_db *g = NULL;
+    ggi_writer *w = NULL;
+    int logged = 0;
+    ggi_logger log = { count_log, &logged, GG_LOG_ERROR };
+    CHECK_RC(ggi_store_open(&st, db), 0);
+    CHECK_RC(ggi_grid_db_new(&g, st), 0);
+    int64_t seqs[6];
+    for (int i = 0; i < 6; i++) {
+        char id[16];
+        int existing = 0;
+        snprintf(id, sizeof id, "w%d", i);
+        CHECK_RC(ggi_grid_task_insert(g, id, "{}", id, 0, i < 4 ? "ann" : "bo", 1.0, "python",
+                                      NULL, &seqs[i], &existing), 0);
+    }
+    CHECK_RC(ggi_writer_start(st, g, &log, &w), 0);
+    CHECK(ggi_writer_wait(w) == NULL); /* nothing handed over */
+    ggi_batch b;
+    memset(&b, 0, sizeof b);
+    b.claim.want = 4;
+    CHECK(!ggi_writer_busy(w));
+    ggi_writer_submit(w, &b);
+    CHECK(ggi_writer_wait(w) == &b);
+    CHECK(!b.failed && b.n_claimed == 4 && !b.queue_empty);
+    int ann = 0, bo = 0;
+    for (int i = 0; i < b.n_claimed; i++) {
+        ann += strcmp(b.claimed[i].submitter, "ann") == 0;
+        bo += strcmp(b.claimed[i].submitter, "bo") == 0;
+        CHECK_STR(b.claimed[i].row.language, "python");
+    }
+    CHECK(ann == 2 && bo == 2); /* an equal share each */
+    CHECK(db_int(db, "SELECT count(*) FROM tasks WHERE status = 'running'") == 4);
+    ggi_batch_clear(&b);
+    /* Ops in order; the end of an unknown task fails alone. */
+    ggi_op a1 = { .kind = GGI_OP_ATTEMPT, .seq = seqs[0], .n = 1, .passed = 1, .count = 0,
+                  .ts = 2.0, .code = ggi_strdup("x"), .text = ggi_strdup("{\"n\":1}") };
+    ggi_op f1 = { .kind = GGI_OP_FINISH, .seq = seqs[0], .status = GGI_ST_PASSED, .count = 1,
+                  .ts = 3.0 };
+    ggi_op bad = { .kind = GGI_OP_FINISH, .seq = 999999, .status = GGI_ST_ERROR, .count = -1,
+                   .ts = 3.0, .text = ggi_strdup("no such task") };
+    ggi_op ev = { .kind = GGI_OP_EVENT, .ts = 3.0, .name = ggi_strdup("node.joined"),
+                  .text = ggi_strdup("{}") };
+    ggi_op sc = { .kind = GGI_OP_SCORE, .name = ggi_strdup("n1"), .code = ggi_strdup("python"),
+                  .a = 0.5, .b = 12.0, .count = 3, .ts = 3.0 };
+    ggi_op q = { .kind = GGI_OP_QUARANTINE, .name = ggi_strdup("n1"), .ts = 99.0 };
+    CHECK_RC(ggi_batch_add(&b, &a1), 0);
+    CHECK_RC(ggi_batch_add(&b, &f1), 0);
+    CHECK_RC(ggi_batch_add(&b, &bad), 0);
+    CHECK_RC(ggi_batch_add(&b, &ev), 0);
+    CHECK_RC(ggi_batch_add(&b, &sc), 0);
+    CHECK_RC(ggi_batch_add(&b, &q), 0);
+    b.claim.want = 10; /* two are left */
+    ggi_writer_submit(w, &b);
+    CHECK(ggi_writer_wait(w) == &b);
+    CHECK(!b.failed && b.n_claimed == 2 && b.queue_empty);
+    CHECK(logged == 1); /* the failed op, and only it */
+    CHECK(db_int(db, "SELECT count(*) FROM attempts") == 1);
+    CHECK(db_int(db, "SELECT n FROM task_counts WHERE status = 'passed'") == 1);
+    CHECK(db_int(db, "SELECT n FROM task_counts WHERE status = 'running'") == 5);
+    CHECK(db_int(db, "SELECT count(*) FROM events WHERE kind = 'node.joined'") == 1);
+    CHECK(db_int(db, "SELECT n FROM node_scores WHERE node = 'n1'") == 3);
+    ggi_batch_free(&b);
+    ggi_writer_stop(&w);
+    CHECK(w == NULL);
+    ggi_writer_stop(&w); /* stopped already: fine */
+    ggi_grid_db_free(&g);
+    ggi_store_close(&st);
+}
+
 static void test_schema_migration(void)
 {
     char db[300];
@@ -1176,6 +1260,7 @@ int main(void)
     test_infra_reroute();
     test_quarantine();
     test_schema_migration();
+    test_writer();
     test_security_rule();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
