@@ -180,9 +180,13 @@ typedef struct sched {
     submitter *subs;
     int n_subs;
     ggi_writer *writer;     /* writes the batches (writer.c) */
-    ggi_batch batch[2];     /* the one being gathered (cur) and the one being written */
-    pending pend[2];        /* what waits for each one's commit */
+    ggi_batch batch[3];     /* the one being gathered (cur), the one being written and the
+                             * one written before, completed while the writer works */
+    pending pend[3];        /* what waits for each one's commit */
     int cur;
+    pending later;          /* ended tasks to read back once the writer is idle */
+    ggi_claimed *later_rows; /* claimed tasks to resume (their attempts are read) likewise */
+    int n_later_rows, cap_later_rows;
     int txn_open;
     int may_have_queued;
     ggi_learner *learner;   /* learns from them on its own thread (learner.c) */
@@ -464,10 +468,64 @@ static void send_out(sched *s, outmsg *m)
     m->text = NULL;
 }
 
+static int push_ended(pending *pd, char *task_id, int learns)
+{
+    if (pd->n_ended == pd->cap_ended) {
+        int ncap = pd->cap_ended ? pd->cap_ended * 2 : 256;
+        struct ended *p = realloc(pd->ended, (size_t)ncap * sizeof *p);
+        if (!p)
+            return ggi_error(GG_ENOMEM, "out of memory");
+        pd->ended = p;
+        pd->cap_ended = ncap;
+    }
+    pd->ended[pd->n_ended].task_id = task_id;
+    pd->ended[pd->n_ended].learns = learns;
+    pd->n_ended++;
+    return GG_OK;
+}
+
+/* Reads back an ended task's result for its waiters and the learner (writer idle). */
+static void read_back(sched *s, const struct ended *e)
+{
+    int waited = s->n_waiters > 0 && has_waiter(s, e->task_id);
+    if (!waited && !e->learns)
+        return;
+    ggi_task_row row;
+    if (ggi_store_task_get(s->db, e->task_id, &row) != GG_OK || !row.result) {
+        ggi_log(&s->o->log, GG_LOG_ERROR, "reading the result of task '%s': %s", e->task_id,
+                gg_error_last());
+    } else {
+        if (waited)
+            notify_waiters(s, e->task_id, row.result);
+        cJSON *res = e->learns ? cJSON_Parse(row.result) : NULL;
+        if (res)
+            learn_from_result(s, res);
+    }
+    ggi_store_task_row_free(&row);
+}
+
+/* What was left for the writer to be idle: results read back, claimed tasks resumed. */
+static void run_later(sched *s)
+{
+    for (int i = 0; i < s->later.n_ended; i++) {
+        read_back(s, &s->later.ended[i]);
+        free(s->later.ended[i].task_id);
+    }
+    s->later.n_ended = 0;
+    for (int i = 0; i < s->n_later_rows; i++) {
+        add_active(s, &s->later_rows[i].row, s->later_rows[i].submitter);
+        ggi_store_task_row_free(&s->later_rows[i].row);
+        free(s->later_rows[i].submitter);
+    }
+    s->n_later_rows = 0;
+}
+
 /* After a batch's commit: the host hears its events, the clients get their replies, the
  * clients waiting for the tasks it ended get their results and the learner learns from
- * them; then the tasks it claimed join the active set. Runs with the writer idle. */
-static void complete_batch(sched *s, ggi_batch *b)
+ * them; then the tasks it claimed join the active set. What needs the database (reading
+ * results back, resuming a task from its attempts) waits for the writer to be idle when it
+ * is not (idle). */
+static void complete_batch(sched *s, ggi_batch *b, int idle)
 {
     int idx = (int)(b - s->batch);
     pending *pd = &s->pend[idx];
@@ -487,21 +545,12 @@ static void complete_batch(sched *s, ggi_batch *b)
     pd->n_out = 0;
     for (int i = 0; i < pd->n_ended; i++) {
         struct ended *e = &pd->ended[i];
-        int waited = s->n_waiters > 0 && has_waiter(s, e->task_id);
-        if (!b->failed && (waited || e->learns)) {
-            ggi_task_row row;
-            if (ggi_store_task_get(s->db, e->task_id, &row) != GG_OK || !row.result) {
-                ggi_log(&s->o->log, GG_LOG_ERROR, "reading the result of task '%s': %s",
-                        e->task_id, gg_error_last());
-            } else {
-                if (waited)
-                    notify_waiters(s, e->task_id, row.result);
-                cJSON *res = e->learns ? cJSON_Parse(row.result) : NULL;
-                if (res)
-                    learn_from_result(s, res);
-            }
-            ggi_store_task_row_free(&row);
-        }
+        int needs_read = !b->failed && (e->learns || (s->n_waiters > 0 &&
+                                                      has_waiter(s, e->task_id)));
+        if (needs_read && idle)
+            read_back(s, e);
+        if (needs_read && !idle && push_ended(&s->later, e->task_id, e->learns) == GG_OK)
+            continue; /* the id is the later list's now */
         free(e->task_id);
     }
     atomic_fetch_sub(&s->o->ends_unheard, pd->n_ended);
@@ -511,8 +560,29 @@ static void complete_batch(sched *s, ggi_batch *b)
         pd->finished = 0;
         ggi_orq_signal_done(s->o);
     }
-    for (int i = 0; i < b->n_claimed; i++)
-        add_active(s, &b->claimed[i].row, b->claimed[i].submitter);
+    for (int i = 0; i < b->n_claimed; i++) {
+        ggi_claimed *c = &b->claimed[i];
+        if (c->row.attempts > 0 && !idle) {
+            if (s->n_later_rows == s->cap_later_rows) {
+                int ncap = s->cap_later_rows ? s->cap_later_rows * 2 : 16;
+                ggi_claimed *p = realloc(s->later_rows, (size_t)ncap * sizeof *p);
+                if (p) {
+                    s->later_rows = p;
+                    s->cap_later_rows = ncap;
+                }
+            }
+            if (s->n_later_rows < s->cap_later_rows) {
+                s->later_rows[s->n_later_rows++] = *c;
+                memset(c, 0, sizeof *c); /* the later list's now */
+                continue;
+            }
+            /* No room to wait: it stays claimed (running) until the next start requeues it. */
+            ggi_log(&s->o->log, GG_LOG_ERROR, "cannot resume task '%s' now: out of memory",
+                    c->row.task_id);
+            continue;
+        }
+        add_active(s, &c->row, c->submitter);
+    }
     /* Nothing more to claim, unless tasks came in after the claim looked. */
     if (b->queue_empty && b->tag == s->submit_gen)
         s->may_have_queued = 0;
@@ -525,16 +595,17 @@ static void sync_point(sched *s)
 {
     ggi_batch *b = s->writer ? ggi_writer_wait(s->writer) : NULL;
     if (b)
-        complete_batch(s, b);
+        complete_batch(s, b, 1);
+    run_later(s);
 }
 
 /* The claim for the next batch: up to the room in the active set, in chunks (one claim per
  * eighth of the active set, not per freed slot); none without a worker (tasks then wait in
  * the database, and stay 'queued', not in memory). */
-static ggi_claim_request claim_request(sched *s)
+static ggi_claim_request claim_request(sched *s, int coming)
 {
     ggi_claim_request r = { 0, 0 };
-    int want = s->limit - s->n_active;
+    int want = s->limit - s->n_active - coming; /* coming: claimed, not yet active */
     if (want <= 0 || !s->may_have_queued || !s->nodes || atomic_load(&s->o->stopping))
         return r;
     if (want < s->limit / 8 && s->n_active > s->limit / 2)
@@ -544,11 +615,12 @@ static ggi_claim_request claim_request(sched *s)
     return r;
 }
 
-/* Ends the gathering of the current batch: what this thread wrote itself is committed, then
- * the batch (with its claim) goes to the writer, and the next one starts. */
-static void handoff(sched *s)
+/* Ends the gathering of the current batch (the writer is idle, and done holds the batch it
+ * wrote last, or NULL): what this thread wrote itself is committed, then the batch goes to
+ * the writer with its claim, and done is completed while the writer works. */
+static void handoff(sched *s, ggi_batch *done)
 {
-    sync_point(s);
+    run_later(s);
     save_scores(s);
     if (ggi_store_in_transaction(s->db)) {
         int rc = ggi_store_commit(s->db);
@@ -559,14 +631,25 @@ static void handoff(sched *s)
     }
     s->txn_open = 0;
     ggi_batch *b = &s->batch[s->cur];
-    b->claim = claim_request(s);
+    b->claim = claim_request(s, done ? done->n_claimed : 0);
     b->tag = s->submit_gen;
     if (b->n_ops == 0 && b->claim.want == 0) {
-        complete_batch(s, b); /* nothing to write: what waited goes now */
-        return;
+        /* Nothing to write: what waited goes now, in order (completing done may still give
+         * this batch something to write: a claimed task that ends at once). */
+        if (done)
+            complete_batch(s, done, 1);
+        done = NULL;
+        if (b->n_ops == 0) {
+            complete_batch(s, b, 1);
+            return;
+        }
     }
     ggi_writer_submit(s->writer, b);
-    s->cur ^= 1;
+    /* The next one gathers in the slot that is neither being written nor completed. */
+    int busy = s->cur, finishing = done ? (int)(done - s->batch) : -1;
+    s->cur = (busy + 1) % 3 != finishing ? (busy + 1) % 3 : (busy + 2) % 3;
+    if (done)
+        complete_batch(s, done, 0);
 }
 
 void ggi_orq_signal_done(gg_orchestrator_t *o)
@@ -2318,18 +2401,19 @@ void *ggi_scheduler_main(void *arg)
     memset(&s, 0, sizeof s);
     s.o = o;
     s.db = o->sched_store;
-    s.pend[0].events = cJSON_CreateArray();
-    s.pend[1].events = cJSON_CreateArray();
+    for (int k = 0; k < 3; k++)
+        s.pend[k].events = cJSON_CreateArray();
     s.may_have_queued = 1;
     /* Leases differ across restarts: a result for an old lease never matches a new one. */
     s.next_lease = ((uint64_t)(ggi_wall_s() * 1000.0)) << 20;
     recompute_limit(&s);
-    if (!s.pend[0].events || !s.pend[1].events || ggi_grid_db_new(&s.g, s.db) != GG_OK ||
+    if (!s.pend[0].events || !s.pend[1].events || !s.pend[2].events ||
+        ggi_grid_db_new(&s.g, s.db) != GG_OK ||
         ggi_writer_start(s.db, s.g, &o->log, &s.writer) != GG_OK) {
         ggi_log(&o->log, GG_LOG_ERROR, "scheduler: %s", gg_error_last());
         ggi_grid_db_free(&s.g);
-        cJSON_Delete(s.pend[0].events);
-        cJSON_Delete(s.pend[1].events);
+        for (int k = 0; k < 3; k++)
+            cJSON_Delete(s.pend[k].events);
         return NULL;
     }
     /* The "none" retriever learns nothing: no learner, and no result is read back for it. */
@@ -2351,11 +2435,11 @@ void *ggi_scheduler_main(void *arg)
          * back stale. */
         dispatch(&s); /* from the tasks claimed ahead, before waiting for the writer */
         send_batches(&s);
-        sync_point(&s);
+        /* What the last burst changed is written while the next one is handled, and the
+         * batch written meanwhile is completed while the writer works. */
+        handoff(&s, ggi_writer_wait(s.writer));
         dispatch(&s);
         send_batches(&s);
-        /* What the last burst changed is written while the next one is handled. */
-        handoff(&s);
         gg_transport_msg msg;
         int rc = o->transport.vt.hub_recv(o->hub, next_timeout(&s), &msg);
         /* Group commit: the messages waiting (up to BURST) go into one transaction. A message
@@ -2376,7 +2460,7 @@ void *ggi_scheduler_main(void *arg)
     /* The last writes, and those that completing them made (a claimed task that cannot be
      * read ends at once). */
     for (int i = 0; i < 3; i++) {
-        handoff(&s);
+        handoff(&s, ggi_writer_wait(s.writer));
         sync_point(&s);
     }
     requeue_all(&s);
@@ -2397,7 +2481,15 @@ void *ggi_scheduler_main(void *arg)
     for (int i = 0; i < s.n_subs; i++)
         free(s.subs[i].name);
     free(s.subs);
-    for (int k = 0; k < 2; k++) {
+    for (int i = 0; i < s.later.n_ended; i++)
+        free(s.later.ended[i].task_id);
+    free(s.later.ended);
+    for (int i = 0; i < s.n_later_rows; i++) {
+        ggi_store_task_row_free(&s.later_rows[i].row);
+        free(s.later_rows[i].submitter);
+    }
+    free(s.later_rows);
+    for (int k = 0; k < 3; k++) {
         pending *pd = &s.pend[k];
         for (int i = 0; i < pd->n_out; i++)
             free(pd->out[i].text);
