@@ -28,8 +28,9 @@ typedef struct ggi_store ggi_store;
 #define GGI_STORE_SCHEMA_VERSION 4
 
 /**
- * Opens (creating when missing) the database at path, sets WAL, synchronous=NORMAL,
- * busy_timeout (5 s), foreign keys, and migrates the schema. GG_ESTORE with SQLite's message
+ * Opens (creating when missing) the database at path, sets WAL, synchronous=NORMAL, reads
+ * through a memory map of up to 64 MiB, busy_timeout (5 s), foreign keys, and migrates the
+ * schema. GG_ESTORE with SQLite's message
  * and the path; GG_EVERSION when the file's schema is newer than GGI_STORE_SCHEMA_VERSION.
  */
 int ggi_store_open(ggi_store **out, const char *path);

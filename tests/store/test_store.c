@@ -1072,6 +1072,14 @@ static void test_background_checkpoint(void)
     CHECK_RC(ggi_store_open(&s, path), 0);
     if (!s)
         return;
+    {
+        /* Reads go through a bounded memory map. */
+        sqlite3_stmt *st = NULL;
+        CHECK(sqlite3_prepare_v2(ggi_store_sqlite(s), "PRAGMA mmap_size", -1, &st, NULL) ==
+              SQLITE_OK);
+        CHECK(st && sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 0) == 67108864);
+        sqlite3_finalize(st);
+    }
     CHECK_RC(ggi_store_checkpoint_in_background(NULL), GG_EINVAL);
     CHECK_RC(ggi_store_checkpoint_in_background(s), 0);
     CHECK_RC(ggi_store_checkpoint_in_background(s), 0); /* once is enough */
