@@ -187,7 +187,6 @@ typedef struct sched {
     pending later;          /* ended tasks to read back once the writer is idle */
     ggi_claimed *later_rows; /* claimed tasks to resume (their attempts are read) likewise */
     int n_later_rows, cap_later_rows;
-    int txn_open;
     int may_have_queued;
     ggi_learner *learner;   /* learns from them on its own thread (learner.c) */
     uint64_t next_lease;
@@ -196,10 +195,8 @@ typedef struct sched {
     unsigned long submit_gen; /* counts submissions and wake-ups (a claim's snapshot) */
     long long max_tokens;   /* the run's budget (GRYPHGEN_MAX_TOKENS); 0: no limit */
     long long tokens;       /* used by the attempts this run recorded */
-    double last_claim_ms;
     int n_watching;         /* clients watching events */
     ggi_buf rec_buf;        /* print buffers, reused: an attempt record, a result, an event */
-    ggi_buf res_buf;
     ggi_buf ev_buf;
 } sched;
 
@@ -242,15 +239,24 @@ static void sync_point(sched *s);
  * writes that need an answer now (submissions, cancels, hellos). */
 static int txn(sched *s)
 {
-    if (s->writer && ggi_writer_busy(s->writer))
-        sync_point(s);
+    sync_point(s);
     /* SQLite may have rolled back by itself after an I/O error or a lock timeout. */
-    s->txn_open = ggi_store_in_transaction(s->db);
-    if (s->txn_open)
+    if (ggi_store_in_transaction(s->db))
         return GG_OK;
-    int rc = ggi_store_begin(s->db);
-    if (rc == GG_OK)
-        s->txn_open = 1;
+    return ggi_store_begin(s->db);
+}
+
+/* Queues a write in the batch being gathered, taking op's strings; copied says whether every
+ * string it needs was copied (a copy can fail). GG_OK, or GG_ENOMEM logged with what. */
+static int add_op(sched *s, ggi_op *op, int copied, const char *what)
+{
+    int rc = GG_ENOMEM;
+    if (copied)
+        rc = ggi_batch_add(&s->batch[s->cur], op); /* frees the strings when it fails */
+    else
+        ggi_op_free(op);
+    if (rc != GG_OK)
+        ggi_log(&s->o->log, GG_LOG_ERROR, "cannot record %s: out of memory", what);
     return rc;
 }
 
@@ -386,13 +392,7 @@ static void emit(sched *s, int64_t seq, cJSON *ev)
         if (stored) {
             ggi_op op = { .kind = GGI_OP_EVENT, .seq = seq, .ts = ggi_wall_s(),
                           .name = ggi_strdup(type ? type : "event"), .text = ggi_strdup(text) };
-            if (!op.name || !op.text || ggi_batch_add(&s->batch[s->cur], &op) != GG_OK) {
-                if (op.name && op.text)
-                    op.name = op.text = NULL; /* freed by ggi_batch_add */
-                free(op.name);
-                free(op.text);
-                ggi_log(&s->o->log, GG_LOG_WARN, "cannot record event: out of memory");
-            }
+            add_op(s, &op, op.name && op.text, "an event");
         }
         if (s->o->event_fn && text)
             cJSON_AddItemToArray(s->pend[s->cur].events, cJSON_CreateString(text));
@@ -431,13 +431,7 @@ static void save_scores(sched *s)
                           .code = ggi_strdup(sc->lang), .a = sc->ok, .b = sc->lat_ms,
                           .count = (int)(sc->n > 2000000000 ? 2000000000 : sc->n),
                           .ts = ggi_wall_s() };
-            if (!op.name || !op.code || ggi_batch_add(&s->batch[s->cur], &op) != GG_OK) {
-                if (op.name && op.code)
-                    op.name = op.code = NULL;
-                free(op.name);
-                free(op.code);
-                ggi_log(&s->o->log, GG_LOG_WARN, "cannot save a score: out of memory");
-            }
+            add_op(s, &op, op.name && op.code, "a node's score");
             sc->dirty = 0;
         }
     }
@@ -629,7 +623,6 @@ static void handoff(sched *s, ggi_batch *done)
             ggi_store_rollback(s->db);
         }
     }
-    s->txn_open = 0;
     ggi_batch *b = &s->batch[s->cur];
     b->claim = claim_request(s, done ? done->n_claimed : 0);
     b->tag = s->submit_gen;
@@ -744,34 +737,22 @@ static void finish_task(sched *s, int64_t seq, const char *task_id, const char *
                         const char *reason, int attempts)
 {
     pending *pd = &s->pend[s->cur];
-    if (pd->n_ended == pd->cap_ended) {
-        int ncap = pd->cap_ended ? pd->cap_ended * 2 : 256;
-        struct ended *p = realloc(pd->ended, (size_t)ncap * sizeof *p);
-        if (!p) {
-            ggi_log(&s->o->log, GG_LOG_ERROR, "cannot record the end of task '%s': out of "
-                    "memory", task_id);
-            return;
-        }
-        pd->ended = p;
-        pd->cap_ended = ncap;
-    }
-    ggi_op op = { .kind = GGI_OP_FINISH, .seq = seq, .status = status, .count = attempts,
-                  .ts = ggi_wall_s(), .text = reason ? ggi_strdup(reason) : NULL };
+    /* Only tasks that ran their tests teach the retriever. */
+    int learns =
+        s->learner && (strcmp(status, GGI_ST_PASSED) == 0 || strcmp(status, GGI_ST_FAILED) == 0);
     char *id = ggi_strdup(task_id);
-    if (!id || (reason && !op.text) || ggi_batch_add(&s->batch[s->cur], &op) != GG_OK) {
-        if (id && (!reason || op.text))
-            op.text = NULL; /* freed by ggi_batch_add */
-        free(op.text);
+    if (!id || push_ended(pd, id, learns) != GG_OK) {
         free(id);
         ggi_log(&s->o->log, GG_LOG_ERROR, "cannot record the end of task '%s': out of memory",
                 task_id);
         return;
     }
-    /* Only tasks that ran their tests teach the retriever. */
-    pd->ended[pd->n_ended].task_id = id;
-    pd->ended[pd->n_ended].learns =
-        s->learner && (strcmp(status, GGI_ST_PASSED) == 0 || strcmp(status, GGI_ST_FAILED) == 0);
-    pd->n_ended++;
+    ggi_op op = { .kind = GGI_OP_FINISH, .seq = seq, .status = status, .count = attempts,
+                  .ts = ggi_wall_s(), .text = reason ? ggi_strdup(reason) : NULL };
+    if (add_op(s, &op, !reason || op.text, "the end of a task") != GG_OK) {
+        free(pd->ended[--pd->n_ended].task_id);
+        return;
+    }
     atomic_fetch_add(&s->o->ends_unheard, 1);
     cJSON *ev = events_heard(s) ? event_new("task.finished", task_id) : NULL;
     if (ev) {
@@ -1266,8 +1247,7 @@ static score *node_score(sched *s, node *n, const char *lang)
     memset(sc, 0, sizeof *sc);
     snprintf(sc->lang, sizeof sc->lang, "%s", lang);
     /* What the database learnt in earlier runs; a new node starts trusted and fast. */
-    if (ggi_writer_busy(s->writer))
-        sync_point(s);
+    sync_point(s); /* the writer must be idle: this thread reads the database */
     if (ggi_grid_score_load(s->g, n->name, sc->lang, &sc->ok, &sc->lat_ms, &sc->n) != GG_OK) {
         sc->ok = 1.0;
         sc->lat_ms = 0;
@@ -1840,8 +1820,7 @@ static void learn(sched *s, node *n, const char *lang, int ok, double latency_ms
                 GGI_QUARANTINE_STREAK);
         ggi_op op = { .kind = GGI_OP_QUARANTINE, .name = ggi_strdup(n->name),
                       .ts = ggi_wall_s() + GGI_QUARANTINE_MS / 1e3 };
-        if (!op.name || ggi_batch_add(&s->batch[s->cur], &op) != GG_OK)
-            ggi_log(&s->o->log, GG_LOG_WARN, "cannot record the quarantine: out of memory");
+        add_op(s, &op, op.name != NULL, "a quarantine");
         cJSON *ev = event_new("node.quarantined", NULL);
         if (ev) {
             cJSON_AddStringToObject(ev, "node", n->name);
@@ -1937,14 +1916,8 @@ static void on_result(sched *s, cJSON *m)
     ggi_op op = { .kind = GGI_OP_ATTEMPT, .seq = a->seq, .n = n, .passed = passed,
                   .count = !passed, .ts = ggi_wall_s(), .code = code ? ggi_strdup(code) : NULL,
                   .text = text ? ggi_strdup(text) : NULL };
-    int queued_ok = op.text && (!code || op.code);
-    if (!queued_ok) {
-        free(op.code);
-        free(op.text);
-    }
-    if (!queued_ok || ggi_batch_add(&s->batch[s->cur], &op) != GG_OK) {
-        ggi_log(&o->log, GG_LOG_ERROR, "cannot record attempt %d of '%s': %s", n, a->task_id,
-                gg_error_last());
+    if (add_op(s, &op, op.text && (!code || op.code), "an attempt") != GG_OK) {
+        ggi_log(&o->log, GG_LOG_ERROR, "attempt %d of '%s' is tried again later", n, a->task_id);
         a->not_before_ms = ggi_now_ms() + 1000; /* try the attempt again later */
         s->backoff = 1;
         return;
@@ -2370,7 +2343,6 @@ static void requeue_all(sched *s)
             ggi_log(&s->o->log, GG_LOG_ERROR, "commit failed: %s", gg_error_last());
             ggi_store_rollback(s->db);
         }
-        s->txn_open = 0;
     }
     while (s->tasks)
         remove_active(s, s->tasks);
@@ -2502,7 +2474,6 @@ void *ggi_scheduler_main(void *arg)
     }
     free(s.by_seq);
     ggi_buf_free(&s.rec_buf);
-    ggi_buf_free(&s.res_buf);
     ggi_buf_free(&s.ev_buf);
     ggi_grid_db_free(&s.g);
     ggi_learner_destroy(&s.learner, GGI_LEARNER_DRAIN_MS);

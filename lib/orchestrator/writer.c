@@ -26,7 +26,7 @@ struct ggi_writer {
 
 /* ---------------------------------------------------------------- batches */
 
-static void op_free(ggi_op *op)
+void ggi_op_free(ggi_op *op)
 {
     free(op->code);
     free(op->text);
@@ -41,7 +41,7 @@ int ggi_batch_add(ggi_batch *b, const ggi_op *op)
         ggi_op *p = realloc(b->ops, (size_t)ncap * sizeof *p);
         if (!p) {
             ggi_op copy = *op;
-            op_free(&copy);
+            ggi_op_free(&copy);
             return ggi_error(GG_ENOMEM, "out of memory queueing a database write");
         }
         b->ops = p;
@@ -54,7 +54,7 @@ int ggi_batch_add(ggi_batch *b, const ggi_op *op)
 void ggi_batch_clear(ggi_batch *b)
 {
     for (int i = 0; i < b->n_ops; i++)
-        op_free(&b->ops[i]);
+        ggi_op_free(&b->ops[i]);
     b->n_ops = 0;
     for (int i = 0; i < b->n_claimed; i++) {
         ggi_store_task_row_free(&b->claimed[i].row);
@@ -258,14 +258,6 @@ ggi_batch *ggi_writer_wait(ggi_writer *w)
     w->done = NULL;
     pthread_mutex_unlock(&w->mu);
     return b;
-}
-
-int ggi_writer_busy(ggi_writer *w)
-{
-    pthread_mutex_lock(&w->mu);
-    int busy = w->work != NULL;
-    pthread_mutex_unlock(&w->mu);
-    return busy;
 }
 
 void ggi_writer_stop(ggi_writer **pw)

@@ -61,12 +61,12 @@ void ggi_writer_submit(ggi_writer *w, ggi_batch *b);
 /** Waits until the batch handed over is done (at once when idle); returns it, or NULL when
  * none was handed over. */
 ggi_batch *ggi_writer_wait(ggi_writer *w);
-/** Whether a batch is being written. */
-int ggi_writer_busy(ggi_writer *w);
 /** Waits for the current batch (then left to the caller) and stops the thread. */
 void ggi_writer_stop(ggi_writer **pw);
 
 /** Appends an op (its strings are taken); GG_ENOMEM (they are freed) when it cannot. */
+/** Frees an op's strings (for one that is not appended). */
+void ggi_op_free(ggi_op *op);
 int ggi_batch_add(ggi_batch *b, const ggi_op *op);
 /** Frees the ops and the claimed rows, keeping the arrays' room; tag is left alone. */
 void ggi_batch_clear(ggi_batch *b);

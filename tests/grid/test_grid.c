@@ -668,11 +668,13 @@ static int db_exec(const char *db, const char *sql)
 /* A database of schema 2 (claim indexes over every task) is migrated on open: the claim
  * index then holds queued tasks only, the counts by status are taken into task_counts
  * (no index on status is left to keep), and the tasks are kept and claimed as before. */
+/* user: int[2], lines about task 999999 and lines about a lock */
 static void count_log(void *user, int level, const char *message)
 {
     (void)level;
-    if (strstr(message, "999999"))
-        (*(int *)user)++;
+    int *n = user;
+    n[0] += strstr(message, "999999") != NULL;
+    n[1] += strstr(message, "locked") != NULL;
 }
 
 /* The writer thread on its own: a batch's ops are written in order in one transaction, a
@@ -685,8 +687,8 @@ static void test_writer(void)
     ggi_store *st = NULL;
     ggi_grid_db *g = NULL;
     ggi_writer *w = NULL;
-    int logged = 0;
-    ggi_logger log = { count_log, &logged, GG_LOG_ERROR };
+    int logged[2] = { 0, 0 };
+    ggi_logger log = { count_log, logged, GG_LOG_ERROR };
     CHECK_RC(ggi_store_open(&st, db), 0);
     CHECK_RC(ggi_grid_db_new(&g, st), 0);
     int64_t seqs[6];
@@ -702,7 +704,6 @@ static void test_writer(void)
     ggi_batch b;
     memset(&b, 0, sizeof b);
     b.claim.want = 4;
-    CHECK(!ggi_writer_busy(w));
     ggi_writer_submit(w, &b);
     CHECK(ggi_writer_wait(w) == &b);
     CHECK(!b.failed && b.n_claimed == 4 && !b.queue_empty);
@@ -737,12 +738,39 @@ static void test_writer(void)
     ggi_writer_submit(w, &b);
     CHECK(ggi_writer_wait(w) == &b);
     CHECK(!b.failed && b.n_claimed == 2 && b.queue_empty);
-    CHECK(logged == 1); /* the failed op, and only it */
+    CHECK(logged[0] == 1); /* the failed op, and only it */
     CHECK(db_int(db, "SELECT count(*) FROM attempts") == 1);
     CHECK(db_int(db, "SELECT n FROM task_counts WHERE status = 'passed'") == 1);
     CHECK(db_int(db, "SELECT n FROM task_counts WHERE status = 'running'") == 5);
     CHECK(db_int(db, "SELECT count(*) FROM events WHERE kind = 'node.joined'") == 1);
     CHECK(db_int(db, "SELECT n FROM node_scores WHERE node = 'n1'") == 3);
+    ggi_batch_clear(&b);
+    /* Another connection holds the write lock past the busy timeout: the batch fails as a
+     * whole, says so, and writes nothing; once the lock is gone the same kind of batch goes. */
+    CHECK_RC(ggi_store_set_busy_timeout(st, 50), 0);
+    sqlite3 *other = NULL;
+    CHECK(sqlite3_open(db, &other) == SQLITE_OK);
+    CHECK(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK);
+    ggi_op a2 = { .kind = GGI_OP_ATTEMPT, .seq = seqs[1], .n = 1, .passed = 0, .count = 1,
+                  .ts = 4.0, .text = ggi_strdup("{\"n\":1}") };
+    ggi_op a3 = a2;
+    a3.text = ggi_strdup("{\"n\":1}");
+    CHECK_RC(ggi_batch_add(&b, &a2), 0);
+    logged[1] = 0;
+    ggi_writer_submit(w, &b);
+    CHECK(ggi_writer_wait(w) == &b);
+    CHECK(b.failed == 1);
+    CHECK(logged[1] == 1); /* the lock is logged */
+    sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_close(other);
+    CHECK(db_int(db, "SELECT count(*) FROM attempts") == 1);
+    ggi_batch_clear(&b);
+    CHECK_RC(ggi_batch_add(&b, &a3), 0);
+    ggi_writer_submit(w, &b);
+    CHECK(ggi_writer_wait(w) == &b);
+    CHECK(!b.failed);
+    CHECK(db_int(db, "SELECT count(*) FROM attempts") == 2);
+    CHECK(db_int(db, "SELECT attempts FROM tasks WHERE task_id = 'w1'") == 1);
     ggi_batch_free(&b);
     ggi_writer_stop(&w);
     CHECK(w == NULL);
