@@ -7,7 +7,7 @@
 
 #include "ggi.h"
 
-static int reserve(ggi_buf *b, size_t extra)
+int ggi_buf_reserve(ggi_buf *b, size_t extra)
 {
     if (extra > SIZE_MAX - b->len - 1)
         return GG_ENOMEM;
@@ -27,7 +27,7 @@ static int reserve(ggi_buf *b, size_t extra)
 
 int ggi_buf_append(ggi_buf *b, const void *data, size_t n)
 {
-    if (reserve(b, n) != GG_OK)
+    if (ggi_buf_reserve(b, n) != GG_OK)
         return ggi_error(GG_ENOMEM, "out of memory growing a buffer to %zu bytes", b->len + n);
     if (n)
         memcpy(b->data + b->len, data, n);
@@ -49,7 +49,7 @@ int ggi_buf_printf(ggi_buf *b, const char *fmt, ...)
     va_end(ap);
     if (n < 0)
         return ggi_error(GG_EINVAL, "bad format string");
-    if (reserve(b, (size_t)n) != GG_OK)
+    if (ggi_buf_reserve(b, (size_t)n) != GG_OK)
         return ggi_error(GG_ENOMEM, "out of memory formatting into a buffer");
     va_start(ap, fmt);
     vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);

@@ -56,6 +56,9 @@ typedef struct ggi_buf {
 
 #define GGI_BUF_INIT { NULL, 0, 0 }
 
+/** Makes room for extra more bytes (and the NUL) without writing; GG_ENOMEM (no message
+ * set) when it cannot. */
+int ggi_buf_reserve(ggi_buf *b, size_t extra);
 /** Appends n bytes; GG_ENOMEM on failure (the buffer is unchanged). */
 int ggi_buf_append(ggi_buf *b, const void *data, size_t n);
 /** Appends a string. */

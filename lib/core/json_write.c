@@ -23,22 +23,13 @@ typedef struct writer {
 
 static char *room(writer *w, size_t n)
 {
-    ggi_buf *b = w->b;
     if (w->failed)
         return NULL;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->data, cap);
-        if (!p) {
-            w->failed = GG_ENOMEM;
-            return NULL;
-        }
-        b->data = p;
-        b->cap = cap;
+    if (ggi_buf_reserve(w->b, n) != GG_OK) {
+        w->failed = GG_ENOMEM;
+        return NULL;
     }
-    return b->data + b->len;
+    return w->b->data + w->b->len;
 }
 
 static void put(writer *w, const char *s, size_t n)

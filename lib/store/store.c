@@ -359,20 +359,13 @@ static int count_index(const char *key)
     return -1;
 }
 
-/* Counts n tasks moving from one status to another (NULL: none), in the open transaction. */
-static void count_move(ggi_store *s, const char *from, const char *to, int64_t n)
-{
-    int i = count_index(from), j = count_index(to);
-    if (i >= 0)
-        s->pending[i] -= n;
-    if (j >= 0)
-        s->pending[j] += n;
-}
-
 void ggi_store_count_move(ggi_store *s, const char *from, const char *to, int64_t n)
 {
-    if (s)
-        count_move(s, from, to, n);
+    int i = count_index(from), j = count_index(to);
+    if (s && i >= 0)
+        s->pending[i] -= n;
+    if (s && j >= 0)
+        s->pending[j] += n;
 }
 
 static void counts_forget(ggi_store *s)
@@ -799,7 +792,7 @@ int ggi_store_recover(ggi_store *s, int *out_n)
         if (sqlite3_step(st) != SQLITE_DONE) {
             rc = fail(s, "recovering running tasks");
         } else {
-            count_move(s, GGI_ST_RUNNING, GGI_ST_QUEUED, sqlite3_changes(s->db));
+            ggi_store_count_move(s, GGI_ST_RUNNING, GGI_ST_QUEUED, sqlite3_changes(s->db));
             if (out_n)
                 *out_n = sqlite3_changes(s->db);
         }
@@ -871,7 +864,7 @@ int ggi_store_task_insert_planned(ggi_store *s, const char *task_id, const char 
                 rc = fail(s, "inserting task '%s'", task_id);
             } else {
                 seq = sqlite3_last_insert_rowid(s->db);
-                count_move(s, NULL, GGI_ST_QUEUED, 1);
+                ggi_store_count_move(s, NULL, GGI_ST_QUEUED, 1);
             }
             stmt_put(s, Q_TASK_INSERT, st);
         }
@@ -970,7 +963,7 @@ int ggi_store_tasks_claim(ggi_store *s, int limit, double now, ggi_task_row **ou
             if (sqlite3_step(st) != SQLITE_DONE)
                 rc = fail(s, "claiming task '%s'", rows[i].task_id);
             else
-                count_move(s, GGI_ST_QUEUED, GGI_ST_RUNNING, sqlite3_changes(s->db));
+                ggi_store_count_move(s, GGI_ST_QUEUED, GGI_ST_RUNNING, sqlite3_changes(s->db));
             sqlite3_reset(st);
             if (rc)
                 break;
@@ -1055,7 +1048,7 @@ int ggi_store_attempt_add(ggi_store *s, int64_t seq, int n, const char *code, in
             else
                 rc = fail(s, "recording attempt %d of task %lld", n, (long long)seq);
         } else {
-            count_move(s, NULL, "#attempts", 1);
+            ggi_store_count_move(s, NULL, "#attempts", 1);
         }
         stmt_put(s, Q_ATTEMPT_INSERT, st);
     }
@@ -1153,7 +1146,7 @@ int ggi_store_task_finish_n(ggi_store *s, int64_t seq, const char *status, const
         if (rc)
             break;
         if (changed) {
-            count_move(s, from, status, 1);
+            ggi_store_count_move(s, from, status, 1);
             break;
         }
         if (round == 0) {
@@ -1186,7 +1179,7 @@ int ggi_store_task_requeue(ggi_store *s, int64_t seq)
             rc = fail(s, "requeueing task %lld", (long long)seq);
         else
             changed = sqlite3_changes(s->db);
-        count_move(s, GGI_ST_RUNNING, GGI_ST_QUEUED, changed);
+        ggi_store_count_move(s, GGI_ST_RUNNING, GGI_ST_QUEUED, changed);
         stmt_put(s, Q_TASK_REQUEUE, st);
     }
     if (!rc && !changed) {

@@ -13,6 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -30,9 +33,26 @@
 static char dir[256];
 static int port_seq;
 
+/* A loopback endpoint on a port that binds now, below the kernel's ephemeral range (from
+ * 32768), where the local ends of outgoing connections would take it from under us. */
 static void endpoint(char *out, size_t n)
 {
-    snprintf(out, n, "tcp://127.0.0.1:%d", 20000 + (getpid() % 20000) + (port_seq++) * 7);
+    int port = 20000;
+    for (int tries = 0; tries < 100; tries++) {
+        port = 20000 + (int)(((unsigned)getpid() * 13u + (unsigned)(port_seq++) * 7u) % 12000u);
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a;
+        memset(&a, 0, sizeof a);
+        a.sin_family = AF_INET;
+        a.sin_port = htons((uint16_t)port);
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        int ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+        if (fd >= 0)
+            close(fd);
+        if (ok)
+            break;
+    }
+    snprintf(out, n, "tcp://127.0.0.1:%d", port);
 }
 
 static gg_orchestrator_t *serve(const char *ep, const char *db, unsigned max_queued)

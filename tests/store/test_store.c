@@ -1055,6 +1055,37 @@ static void cleanup_dir(void)
         fprintf(stderr, "cannot remove %s\n", tmpdir);
 }
 
+/* The kept counts follow only what commits: a rolled-back transaction's changes are
+ * forgotten, and a begin after SQLite rolled back by itself starts clean. */
+static void test_counts_rollback(void)
+{
+    const char *path = tpath(0, "counts.db");
+    ggi_store *s = NULL;
+    CHECK_RC(ggi_store_open(&s, path), 0);
+    if (!s)
+        return;
+    add_task(s, "kept", 0, 1.0);
+    CHECK_RC(ggi_store_begin(s), 0);
+    add_task(s, "gone", 0, 1.0);
+    ggi_store_counts c;
+    CHECK_RC(ggi_store_counts_get(s, &c), 0);
+    CHECK(c.queued == 2); /* the open transaction sees its own */
+    CHECK_RC(ggi_store_rollback(s), 0);
+    CHECK_RC(ggi_store_counts_get(s, &c), 0);
+    CHECK(c.queued == 1);
+    CHECK_RC(ggi_store_begin(s), 0);
+    add_task(s, "gone2", 0, 1.0);
+    /* SQLite ends the transaction behind the store's back (as after an I/O error). */
+    CHECK(sqlite3_exec(ggi_store_sqlite(s), "ROLLBACK", NULL, NULL, NULL) == SQLITE_OK);
+    CHECK_RC(ggi_store_begin(s), 0);
+    add_task(s, "next", 0, 1.0);
+    CHECK_RC(ggi_store_commit(s), 0);
+    CHECK(raw_int(path, "SELECT n FROM task_counts WHERE status = 'queued'") == 2);
+    CHECK(raw_int(path, "SELECT count(*) FROM tasks WHERE status = 'queued'") == 2);
+    ggi_store_close(&s);
+    remove_db(path);
+}
+
 static long file_size(const char *path)
 {
     struct stat sb;
@@ -1135,6 +1166,7 @@ int main(void)
     test_claim_scale();
     test_throughput();
     test_background_checkpoint();
+    test_counts_rollback();
     cleanup_dir();
     return test_exit();
 }
