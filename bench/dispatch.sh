@@ -114,7 +114,7 @@ echo "grid CPU per task: serve $(us "$c1-$c0") us, workers $(us "$cw1") + $(us "
 read -r req rep < <($py - "$tmp/grid.db" <<'PY'
 import sqlite3, sys
 c = sqlite3.connect(sys.argv[1])
-spec = c.execute("SELECT length(spec) FROM tasks LIMIT 1").fetchone()[0]
+spec = c.execute("SELECT length(spec) FROM task_specs LIMIT 1").fetchone()[0]
 rec = c.execute("SELECT length(record) FROM attempts LIMIT 1").fetchone()[0]
 print(spec + 80, rec + 60)
 PY

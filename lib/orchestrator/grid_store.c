@@ -1,5 +1,5 @@
 /*
- * grid_store.c - the grid's part of the database (schema versions 2 and 3): tasks by submitter for
+ * grid_store.c - the grid's part of the database (schema versions 2 to 5): tasks by submitter for
  * fair claiming, nodes with their quarantine, and per node and language scores. Runs on the
  * scheduler's connection (inside its group-commit transaction when one is open), through
  * statements prepared once.
@@ -34,7 +34,8 @@ static const char *const sql[G_COUNT_] = {
     /* The submitter's next tasks in claim order; each is then marked running by its rowid
      * (measured cheaper than one UPDATE ... WHERE seq IN (...) RETURNING, whose temporary
      * table cost more than the statements it saved). */
-    [G_CLAIM] = "SELECT seq, task_id, spec, priority, attempts, created_at, started_at,"
+    [G_CLAIM] = "SELECT seq, task_id,"
+                " (SELECT spec FROM task_specs WHERE task_specs.seq = tasks.seq), priority, attempts, created_at, started_at,"
                 " language, needs"
                 " FROM tasks INDEXED BY tasks_fair"
                 " WHERE status = 'queued' AND submitter = ?1 ORDER BY priority DESC, seq"
@@ -42,8 +43,8 @@ static const char *const sql[G_COUNT_] = {
     [G_CLAIM_MARK] = "UPDATE tasks SET status = 'running', started_at = ?2"
                      " WHERE seq = ?1 AND status = 'queued'",
     [G_FIND] = "SELECT seq, spec_hash FROM tasks WHERE task_id = ?1",
-    [G_INSERT] = "INSERT INTO tasks(task_id, spec, spec_hash, status, priority, created_at,"
-                 " submitter, language, needs) VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?8)",
+    [G_INSERT] = "INSERT INTO tasks(task_id, spec_hash, status, priority, created_at,"
+                 " submitter, language, needs) VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?7)",
     [G_QUEUED] = "SELECT coalesce(sum(n), 0) FROM task_counts"
                  " WHERE status = 'queued' OR status = 'running'",
     [G_NODE_SEEN] = "INSERT INTO nodes(name, caps, first_seen, last_seen) VALUES (?1, ?2, ?3, ?3)"
@@ -182,7 +183,10 @@ int ggi_grid_claim(ggi_grid_db *g, const char *submitter, int limit, double now,
                                 ? now : sqlite3_column_double(st, 6);
             r->language = col(st, 7);
             r->needs = col(st, 8);
-            if (!r->task_id || !r->spec || !r->status ||
+            /* A row without a spec (task_specs changed by hand) is claimed with spec NULL:
+             * the scheduler ends it as an error rather than finding it at every claim. */
+            if (!r->task_id || (!r->spec && sqlite3_column_type(st, 2) != SQLITE_NULL) ||
+                !r->status ||
                 (!r->language && sqlite3_column_type(st, 7) != SQLITE_NULL) ||
                 (!r->needs && sqlite3_column_type(st, 8) != SQLITE_NULL))
                 rc = ggi_error(GG_ENOMEM, "out of memory claiming tasks");
@@ -246,19 +250,21 @@ int ggi_grid_task_insert(ggi_grid_db *g, const char *task_id, const char *spec,
     if (!st)
         return GG_ESTORE;
     sqlite3_bind_text(st, 1, task_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, spec, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, hash, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 4, priority);
-    sqlite3_bind_double(st, 5, now);
-    sqlite3_bind_text(st, 6, submitter, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, priority);
+    sqlite3_bind_double(st, 4, now);
+    sqlite3_bind_text(st, 5, submitter, -1, SQLITE_STATIC);
     if (language)
-        sqlite3_bind_text(st, 7, language, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 6, language, -1, SQLITE_STATIC);
     if (language && needs)
-        sqlite3_bind_text(st, 8, needs, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 7, needs, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st) == SQLITE_DONE ? GG_OK : fail(g, "inserting a task");
     sqlite3_reset(st);
+    int64_t seq = rc ? 0 : sqlite3_last_insert_rowid(g->db);
+    if (!rc)
+        rc = ggi_store_spec_insert(g->store, seq, spec);
     if (!rc) {
-        *out_seq = sqlite3_last_insert_rowid(g->db);
+        *out_seq = seq;
         ggi_store_count_move(g->store, NULL, GGI_ST_QUEUED, 1);
     }
     return rc;

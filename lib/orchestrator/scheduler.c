@@ -1192,12 +1192,13 @@ static double needs_number(const cJSON *needs, const char *key)
 
 static void add_active(sched *s, ggi_task_row *row, const char *submitter_name)
 {
-    active *a = calloc(1, sizeof *a);
+    active *a = row->spec ? calloc(1, sizeof *a) : NULL;
     int rc = a ? read_needs(row, &a->language, &a->needs) : GG_ENOMEM;
     if (rc != GG_OK) {
         /* A row this library cannot read any more ends as an error, not a crash. */
         finish_task(s, row->seq, row->task_id, GGI_ST_ERROR,
-                    "stored task cannot be read by this version", row->attempts);
+                    row->spec ? "stored task cannot be read by this version"
+                              : "stored task has no spec", row->attempts);
         free(a);
         return;
     }

@@ -25,7 +25,7 @@ typedef struct ggi_store ggi_store;
 #define GGI_ST_CANCELLED "cancelled"
 
 /** The schema version this library writes. */
-#define GGI_STORE_SCHEMA_VERSION 4
+#define GGI_STORE_SCHEMA_VERSION 5
 
 /**
  * Opens (creating when missing) the database at path, sets WAL, synchronous=NORMAL, reads
@@ -85,6 +85,13 @@ int ggi_store_recover(ggi_store *s, int *out_n);
 int ggi_store_task_insert(ggi_store *s, const char *task_id, const char *spec_json,
                           const char *spec_hash, int priority, double now, int64_t *out_seq,
                           int *out_existing);
+
+/**
+ * Stores the spec of the task inserted as seq (task_specs, schema 5: specs live apart from
+ * the task rows that every start and end rewrites). For the inserts of this file and the
+ * grid's; in the caller's transaction. GG_ESTORE when the row exists or seq is no task.
+ */
+int ggi_store_spec_insert(ggi_store *s, int64_t seq, const char *spec_json);
 
 /**
  * Same, also storing what the scheduler needs to place the task without reading its spec:

@@ -172,6 +172,16 @@ static const char *task_json(char *buf, size_t n, const char *id, const char *la
     return buf;
 }
 
+static int db_exec(const char *db, const char *sql)
+{
+    sqlite3 *h = NULL;
+    int rc = sqlite3_open(db, &h);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(h, sql, NULL, NULL, NULL);
+    sqlite3_close(h);
+    return rc;
+}
+
 static long long db_int(const char *db, const char *sql)
 {
     sqlite3 *h = NULL;
@@ -431,6 +441,32 @@ static void test_garbage_and_leases(void)
         CHECK_CONTAINS(res, "\"status\":\"passed\"");
         gg_free(res);
         cJSON_Delete(jobs);
+        /* A row whose spec is gone (task_specs changed by hand) ends as an error when it is
+         * claimed, instead of failing every claim. */
+        CHECK_RC(ggi_store_open(&raw_db, db), 0);
+        CHECK_RC(ggi_store_task_insert_planned(raw_db, "t3x", "{}", "h3x", 0, ggi_wall_s(),
+                                               "python", NULL, NULL, NULL), 0);
+        ggi_store_close(&raw_db);
+        CHECK(db_exec(db, "DELETE FROM task_specs WHERE seq = (SELECT seq FROM tasks WHERE "
+                          "task_id = 't3x')") == SQLITE_OK);
+        snprintf(buf, sizeof buf, "{\"task_id\":\"t3y\",\"language\":\"python\"}");
+        CHECK_RC(gg_orchestrator_submit(o, buf, NULL), 0); /* wakes the scheduler */
+        CHECK_RC(gg_orchestrator_wait(o, "t3x", 5000, &res), 0);
+        CHECK_CONTAINS(res, "\"status\":\"error\"");
+        CHECK_CONTAINS(res, "stored task has no spec");
+        gg_free(res);
+        jobs = raw_recv(&w, "jobs", 3000);
+        job = cJSON_GetArrayItem(cJSON_GetObjectItem(jobs, "jobs"), 0);
+        CHECK(job != NULL);
+        if (job) {
+            CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(job, "task"),
+                                                               "task_id")), "t3y");
+            raw_result(&w, job, NULL, 1);
+        }
+        CHECK_RC(gg_orchestrator_wait(o, "t3y", 5000, &res), 0);
+        CHECK_CONTAINS(res, "\"status\":\"passed\"");
+        gg_free(res);
+        cJSON_Delete(jobs);
     }
     /* ... and one that needs a stronger isolation than any worker announced; a level the
      * worker does announce is matched. */
@@ -675,16 +711,6 @@ static void test_embedded_plus_remote(void)
 
 /* ---- schema 3: partial claim indexes ---- */
 
-static int db_exec(const char *db, const char *sql)
-{
-    sqlite3 *h = NULL;
-    int rc = sqlite3_open(db, &h);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_exec(h, sql, NULL, NULL, NULL);
-    sqlite3_close(h);
-    return rc;
-}
-
 /* A database of schema 2 (claim indexes over every task) is migrated on open: the claim
  * index then holds queued tasks only, the counts by status are taken into task_counts
  * (no index on status is left to keep), and the tasks are kept and claimed as before. */
@@ -806,12 +832,14 @@ static void test_schema_migration(void)
     ggi_store *s = NULL;
     CHECK_RC(ggi_store_open(&s, db), 0);
     ggi_store_close(&s);
-    /* Back to what schema 2 had, with a queued and an ended task. */
-    CHECK(db_exec(db, "DROP TABLE task_counts; DROP INDEX tasks_fair;"
+    /* Back to what schema 2 had, with a queued and an ended task (their specs in the
+     * tasks table). */
+    CHECK(db_exec(db, "DROP TABLE task_counts; DROP INDEX tasks_fair; DROP TABLE task_specs;"
+                      "ALTER TABLE tasks ADD COLUMN spec TEXT NOT NULL DEFAULT '';"
                       "CREATE INDEX tasks_claim ON tasks(status, priority DESC, seq);"
                       "CREATE INDEX tasks_fair ON tasks(status, submitter, priority DESC, seq);"
                       "INSERT INTO tasks(task_id, spec, spec_hash, status, priority, created_at)"
-                      " VALUES ('old-q', '{}', 'h1', 'queued', 0, 1.0),"
+                      " VALUES ('old-q', '{\"q\":1}', 'h1', 'queued', 0, 1.0),"
                       " ('old-p', '{}', 'h2', 'passed', 0, 1.0);"
                       "INSERT INTO attempts(task_seq, n, passed, code, record, created_at)"
                       " SELECT seq, 1, 1, 'x', '{}', 1.0 FROM tasks WHERE task_id = 'old-p';"
@@ -830,6 +858,12 @@ static void test_schema_migration(void)
     CHECK(db_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'tasks' AND "
                      "sql LIKE '%status = ''cancelled''%' AND sql NOT LIKE '%status IN%'") == 1);
     CHECK(db_int(db, "SELECT count(*) FROM sqlite_master WHERE name LIKE 'tasks_v%'") == 0);
+    /* The specs moved to task_specs (schema 5), the column left the tasks table. */
+    CHECK(db_int(db, "SELECT count(*) FROM pragma_table_info('tasks') WHERE name = 'spec'") ==
+          0);
+    CHECK(db_int(db, "SELECT count(*) FROM task_specs s JOIN tasks t ON t.seq = s.seq "
+                     "WHERE t.task_id = 'old-q' AND s.spec = '{\"q\":1}'") == 1);
+    CHECK(db_int(db, "SELECT count(*) FROM task_specs") == 2);
     CHECK(db_int(db, "SELECT count(*) FROM attempts a JOIN tasks t ON t.seq = a.task_seq "
                      "WHERE t.task_id = 'old-p'") == 1);
     CHECK(db_int(db, "SELECT count(*) FROM pragma_foreign_key_check") == 0);
@@ -842,8 +876,10 @@ static void test_schema_migration(void)
     int n = 0;
     CHECK_RC(ggi_store_tasks_claim(s, 10, 2.0, &rows, &n), 0);
     CHECK(n == 1);
-    if (n == 1)
+    if (n == 1) {
         CHECK_STR(rows[0].task_id, "old-q");
+        CHECK_STR(rows[0].spec, "{\"q\":1}");
+    }
     for (int i = 0; i < n; i++)
         ggi_store_task_row_free(&rows[i]);
     free(rows);

@@ -254,6 +254,13 @@ static void test_tasks(void)
     CHECK(row.priority == 7 && row.created_at == 1000.5);
     CHECK_STR(row.spec, "{\"a\":1}");
     ggi_store_task_row_free(&row);
+    /* The spec lives in task_specs, once; the task row has none. */
+    CHECK(raw_int(path, "SELECT count(*) FROM task_specs WHERE spec = '{\"a\":1}'") == 1);
+    CHECK(raw_int(path, "SELECT count(*) FROM pragma_table_info('tasks') WHERE name = 'spec'")
+          == 0);
+    /* A spec stored twice for one task is refused; one for no task too (foreign key). */
+    CHECK_RC(ggi_store_spec_insert(s, seq, "{}"), GG_ESTORE);
+    CHECK_RC(ggi_store_spec_insert(s, seq + 1000, "{}"), GG_ESTORE);
 
     /* Same id, other hash: GG_EEXIST naming the task. */
     seq2 = 99;
@@ -924,14 +931,16 @@ static void test_claim_scale(void)
     char sql[512];
     snprintf(sql, sizeof sql,
              "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < %d) "
-             "INSERT INTO tasks(task_id, spec, spec_hash, status, priority, created_at) "
-             "SELECT printf('m%%07d', i), '{}', 'h', 'queued', i %% 7, i FROM c",
+             "INSERT INTO tasks(task_id, spec_hash, status, priority, created_at) "
+             "SELECT printf('m%%07d', i), 'h', 'queued', i %% 7, i FROM c",
              rows_n);
     sqlite3 *db = ggi_store_sqlite(s);
     CHECK(db != NULL);
     /* Ids in key order and a big page cache keep the fill quick; the claim is what counts. */
     CHECK(sqlite3_exec(db, "PRAGMA cache_size = -131072", NULL, NULL, NULL) == SQLITE_OK);
     CHECK(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK);
+    CHECK(sqlite3_exec(db, "INSERT INTO task_specs(seq, spec) SELECT seq, '{}' FROM tasks",
+                       NULL, NULL, NULL) == SQLITE_OK);
     /* Written around the store: the counts are kept by hand too. */
     snprintf(sql, sizeof sql, "UPDATE task_counts SET n = n + %d WHERE status = 'queued'",
              rows_n);
