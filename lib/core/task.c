@@ -481,6 +481,41 @@ cJSON *ggi_task_to_json(const ggi_task *t)
     return o;
 }
 
+/* Removes obj's members that are JSON null; then obj itself from parent when empty. */
+static void drop_nulls(cJSON *parent, cJSON *obj)
+{
+    cJSON *m = obj ? obj->child : NULL;
+    while (m) {
+        cJSON *next = m->next;
+        if (cJSON_IsNull(m))
+            cJSON_Delete(cJSON_DetachItemViaPointer(obj, m));
+        m = next;
+    }
+    if (obj && !obj->child)
+        cJSON_Delete(cJSON_DetachItemViaPointer(parent, obj));
+}
+
+cJSON *ggi_task_to_json_compact(const ggi_task *t)
+{
+    cJSON *o = ggi_task_to_json(t);
+    if (!o)
+        return NULL;
+    /* What reads back the same when absent: nulls, no candidates, budget and resources with
+     * nothing set, priority 0, humaneval false (the reader infers it from the same fields
+     * and finds false again). requirements and isolation are written only when set. */
+    drop_nulls(NULL, o);
+    cJSON *c = cJSON_GetObjectItemCaseSensitive(o, "candidates");
+    if (cJSON_GetArraySize(c) == 0)
+        cJSON_DeleteItemFromObjectCaseSensitive(o, "candidates");
+    drop_nulls(o, cJSON_GetObjectItemCaseSensitive(o, "budget"));
+    drop_nulls(o, cJSON_GetObjectItemCaseSensitive(o, "resources"));
+    if (t->priority == 0)
+        cJSON_DeleteItemFromObjectCaseSensitive(o, "priority");
+    if (!t->humaneval)
+        cJSON_DeleteItemFromObjectCaseSensitive(o, "humaneval");
+    return o;
+}
+
 int ggi_task_needs(const ggi_task *t, char **out)
 {
     *out = NULL;

@@ -56,6 +56,14 @@ int ggi_task_from_json(const cJSON *obj, ggi_task **out);
 cJSON *ggi_task_to_json(const ggi_task *t);
 
 /**
+ * The same task with only what it sets: no nulls, no empty candidates, budget or resources,
+ * no priority 0 or humaneval false. ggi_task_from_json reads it back to the same task (the
+ * same ggi_task_to_json), in a quarter of the bytes and JSON values for a small task: what
+ * the grid stores and sends with every job. NULL on ENOMEM.
+ */
+cJSON *ggi_task_to_json_compact(const ggi_task *t);
+
+/**
  * What a scheduler needs of a task beyond its language, as compact JSON: the keys
  * max_attempts, wall_s, tokens, memory_mb, gpus, labels and isolation, each only when the
  * task sets it. *out is NULL when it sets none (the common case), else malloc'd. GG_OK or

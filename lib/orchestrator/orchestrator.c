@@ -228,12 +228,20 @@ int ggi_orq_prepare_task(ggi_task *t, char **out_spec, char out_hash[17])
         if (!t->task_id)
             return ggi_error(GG_ENOMEM, "out of memory");
     }
+    /* The hash is of the full normalised form (as ids and stored hashes always were); the
+     * spec stored and sent with every job is the compact form of the same task. */
     cJSON *norm = ggi_task_to_json(t);
+    char *full = norm ? ggi_json_print(norm) : NULL;
+    cJSON_Delete(norm);
+    norm = full ? ggi_task_to_json_compact(t) : NULL;
     char *spec = norm ? ggi_json_print(norm) : NULL;
     cJSON_Delete(norm);
-    if (!spec)
+    if (!spec) {
+        free(full);
         return ggi_error(GG_ENOMEM, "out of memory");
-    ggi_hash_hex(spec, strlen(spec), out_hash);
+    }
+    ggi_hash_hex(full, strlen(full), out_hash);
+    free(full);
     *out_spec = spec;
     return GG_OK;
 }
@@ -396,41 +404,18 @@ int gg_orchestrator_submit(gg_orchestrator_t *o, const char *task_json, char **o
     int rc = ggi_task_parse(task_json, strlen(task_json), &t);
     if (rc != GG_OK)
         return rc;
-    cJSON *norm = NULL;
     char *spec = NULL, *needs = NULL;
     char hash[17];
     int64_t seq = 0;
     int existing = 0;
-    if (!t->task_id) {
-        /* A deterministic id, so that re-running the same set resumes it. */
-        t->task_id = ggi_strdup("");
-        norm = ggi_task_to_json(t);
-        spec = norm ? ggi_json_print(norm) : NULL;
-        if (!spec) {
-            rc = ggi_error(GG_ENOMEM, "out of memory");
-            goto out;
-        }
-        ggi_hash_hex(spec, strlen(spec), hash);
-        free(t->task_id);
-        t->task_id = ggi_asprintf("task-%s", hash);
-        cJSON_Delete(norm);
-        free(spec);
-        norm = NULL;
-        spec = NULL;
-        if (!t->task_id) {
-            rc = ggi_error(GG_ENOMEM, "out of memory");
-            goto out;
-        }
-    }
+    if ((rc = ggi_orq_prepare_task(t, &spec, hash)) != GG_OK)
+        goto out;
     if (o->max_queued && atomic_load(&o->queued) >= (long long)o->max_queued) {
         atomic_fetch_add(&o->n_busy, 1);
         rc = ggi_error(GG_EBUSY, "the orchestrator's queue is full (%u tasks); try again later",
                        o->max_queued);
         goto out;
     }
-    norm = NULL;
-    if ((rc = ggi_orq_prepare_task(t, &spec, hash)) != GG_OK)
-        goto out;
     if ((rc = ggi_task_needs(t, &needs)) != GG_OK)
         goto out;
     pthread_mutex_lock(&o->api_mu);
@@ -449,7 +434,6 @@ int gg_orchestrator_submit(gg_orchestrator_t *o, const char *task_json, char **o
             rc = ggi_error(GG_ENOMEM, "out of memory");
     }
 out:
-    cJSON_Delete(norm);
     free(spec);
     free(needs);
     ggi_task_free(t);

@@ -459,6 +459,21 @@ static void round_trip(const char *json)
         cJSON *o2 = c ? ggi_task_to_json(c) : NULL;
         char *text2 = o2 ? cJSON_PrintUnformatted(o2) : NULL;
         CHECK_STR(text, text2);
+        /* The compact form reads back to the same task, and so to the same full form
+         * (the text whose hash identifies the task). */
+        cJSON *k = ggi_task_to_json_compact(a);
+        char *ktext = k ? cJSON_PrintUnformatted(k) : NULL;
+        ggi_task *d = ktext ? parse(ktext) : NULL;
+        CHECK(d && tasks_equal(a, d));
+        cJSON *o3 = d ? ggi_task_to_json(d) : NULL;
+        char *text3 = o3 ? cJSON_PrintUnformatted(o3) : NULL;
+        CHECK_STR(text, text3);
+        CHECK(ktext && text && strlen(ktext) <= strlen(text));
+        cJSON_free(ktext);
+        cJSON_free(text3);
+        cJSON_Delete(k);
+        cJSON_Delete(o3);
+        ggi_task_free(d);
         cJSON_free(text);
         cJSON_free(text2);
         cJSON_Delete(o2);
@@ -479,8 +494,21 @@ static void test_round_trip(void)
     round_trip("{\"task_id\":\"odd numbers\",\"language\":\"c\",\"resources\":{\"timeout_s\":"
                "0.1,\"cpu_s\":0.3333333333333333},\"budget\":{\"wall_s\":1e-3},"
                "\"candidates\":[\"\",\"x\\u0001\\\"\"],\"priority\":1000}");
-    ggi_task *t = parse("{\"language\":\"c\"}");
-    cJSON *o = t ? ggi_task_to_json(t) : NULL;
+    round_trip("{\"language\":\"python\",\"humaneval\":true,\"prompt\":\"def f():\"}");
+    round_trip("{\"language\":\"python\",\"priority\":-3,\"isolation\":\"namespaces\","
+               "\"requirements\":{\"gpus\":1,\"labels\":{\"zone\":\"eu\"}},"
+               "\"budget\":{\"max_attempts\":2},\"resources\":{\"memory_mb\":256}}");
+    /* The compact form of a small task holds only what it sets. */
+    ggi_task *t = parse("{\"task_id\":\"n1\",\"language\":\"python\",\"prompt\":\"noop\"}");
+    cJSON *o = t ? ggi_task_to_json_compact(t) : NULL;
+    char *text = o ? cJSON_PrintUnformatted(o) : NULL;
+    CHECK_STR(text, "{\"task_id\":\"n1\",\"language\":\"python\",\"prompt\":\"noop\"}");
+    cJSON_free(text);
+    cJSON_Delete(o);
+    ggi_task_free(t);
+    CHECK(ggi_task_to_json_compact(NULL) == NULL);
+    t = parse("{\"language\":\"c\"}");
+    o = t ? ggi_task_to_json(t) : NULL;
     CHECK(o && cJSON_IsNull(cJSON_GetObjectItem(o, "task_id")));
     CHECK(o && cJSON_IsNull(cJSON_GetObjectItem(o, "stub")));
     CHECK(o && cJSON_GetArraySize(cJSON_GetObjectItem(o, "candidates")) == 0);
