@@ -8,9 +8,10 @@
  * Nodes heartbeat both ways; a silent node is dead and its jobs are requeued. Clients submit,
  * wait, ask for status, cancel and watch over the same socket.
  *
- * Every change made while handling a burst of messages goes into one batch, which the
- * writer thread (writer.c) writes in one transaction (group commit), together with a claim
- * of queued tasks, while this thread handles the next burst; replies, events and wake-ups
+ * Every change made while handling the bursts of messages that arrive while the writer
+ * thread (writer.c) is busy goes into one batch, which the writer then writes in one
+ * transaction (group commit), together with a claim of queued tasks, while this thread
+ * handles the next bursts; replies, events and wake-ups
  * leave only after that commit, so nothing is acknowledged before it is durable. Reads, and
  * the rare writes that need an answer at once (submissions, cancels, hellos), use the
  * connection here with the writer idle (sync_point). Jobs need no commit: a result is
@@ -35,6 +36,7 @@
 
 #define BURST 256            /* messages handled per commit at most */
 #define POLL_MS 100          /* how often an idle scheduler checks for shutdown */
+#define WRITER_POLL_MS 1     /* how often a scheduler with no messages looks at the writer */
 #define MAX_CLIENTS 4096     /* client records kept (least recently seen evicted) */
 #define MAX_WAITERS 65536
 #define MAX_WATCHERS 64
@@ -2408,13 +2410,23 @@ void *ggi_scheduler_main(void *arg)
          * back stale. */
         dispatch(&s); /* from the tasks claimed ahead, before waiting for the writer */
         send_batches(&s);
-        /* What the last burst changed is written while the next one is handled, and the
-         * batch written meanwhile is completed while the writer works. */
-        handoff(&s, ggi_writer_wait(s.writer));
-        dispatch(&s);
-        send_batches(&s);
+        /* When the writer is idle, what the bursts since its last batch changed goes to it,
+         * and the batch it wrote is completed while it works. While it writes, this thread
+         * does not wait for it: the next bursts are handled into the same batch (a slow
+         * commit makes the next batch bigger, not the scheduler idle), and the writer is
+         * looked at again at least every millisecond. */
+        ggi_batch *done = NULL;
+        int writing = !ggi_writer_poll(s.writer, &done);
+        if (!writing) {
+            handoff(&s, done);
+            dispatch(&s);
+            send_batches(&s);
+        }
         gg_transport_msg msg;
-        int rc = o->transport.vt.hub_recv(o->hub, next_timeout(&s), &msg);
+        int timeout = next_timeout(&s);
+        if (writing && timeout > WRITER_POLL_MS)
+            timeout = WRITER_POLL_MS;
+        int rc = o->transport.vt.hub_recv(o->hub, timeout, &msg);
         /* Group commit: the messages waiting (up to BURST) go into one transaction. A message
          * is received only when it will be handled in this round (the one after the BURST-th
          * used to be received and never handled). */

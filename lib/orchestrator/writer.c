@@ -249,6 +249,17 @@ void ggi_writer_submit(ggi_writer *w, ggi_batch *b)
     pthread_mutex_unlock(&w->mu);
 }
 
+int ggi_writer_poll(ggi_writer *w, ggi_batch **done)
+{
+    pthread_mutex_lock(&w->mu);
+    int idle = w->work == NULL;
+    *done = idle ? w->done : NULL;
+    if (idle)
+        w->done = NULL;
+    pthread_mutex_unlock(&w->mu);
+    return idle;
+}
+
 ggi_batch *ggi_writer_wait(ggi_writer *w)
 {
     pthread_mutex_lock(&w->mu);

@@ -61,6 +61,10 @@ void ggi_writer_submit(ggi_writer *w, ggi_batch *b);
 /** Waits until the batch handed over is done (at once when idle); returns it, or NULL when
  * none was handed over. */
 ggi_batch *ggi_writer_wait(ggi_writer *w);
+/** Without waiting: 1 when the writer is idle (*done is then the batch it finished, or NULL
+ * when none was handed over), 0 while it writes one. */
+int ggi_writer_poll(ggi_writer *w, ggi_batch **done);
+
 /** Waits for the current batch (then left to the caller) and stops the thread. */
 void ggi_writer_stop(ggi_writer **pw);
 
