@@ -1,5 +1,5 @@
 /*
- * grid_store.c - the grid's part of the database (schema versions 2 to 5): tasks by submitter for
+ * grid_store.c - the grid's part of the database (schema versions 2 to 6): tasks by submitter for
  * fair claiming, nodes with their quarantine, and per node and language scores. Runs on the
  * scheduler's connection (inside its group-commit transaction when one is open), through
  * statements prepared once.
@@ -14,7 +14,6 @@
 enum {
     G_SUBMITTER_NEXT,
     G_CLAIM,
-    G_CLAIM_MARK,
     G_FIND,
     G_INSERT,
     G_QUEUED,
@@ -27,21 +26,18 @@ enum {
 };
 
 static const char *const sql[G_COUNT_] = {
-    /* Distinct submitters by skipping along the index, not by reading every queued row. */
-    [G_SUBMITTER_NEXT] = "SELECT submitter FROM tasks INDEXED BY tasks_fair"
-                         " WHERE status = 'queued' AND submitter > ?1"
+    /* Distinct submitters by skipping along the queue's key, not by reading every entry. */
+    [G_SUBMITTER_NEXT] = "SELECT submitter FROM queue WHERE submitter > ?1"
                          " ORDER BY submitter LIMIT 1",
-    /* The submitter's next tasks in claim order; each is then marked running by its rowid
-     * (measured cheaper than one UPDATE ... WHERE seq IN (...) RETURNING, whose temporary
-     * table cost more than the statements it saved). */
-    [G_CLAIM] = "SELECT seq, task_id,"
-                " (SELECT spec FROM task_specs WHERE task_specs.seq = tasks.seq), priority, attempts, created_at, started_at,"
-                " language, needs"
-                " FROM tasks INDEXED BY tasks_fair"
-                " WHERE status = 'queued' AND submitter = ?1 ORDER BY priority DESC, seq"
-                " LIMIT ?2",
-    [G_CLAIM_MARK] = "UPDATE tasks SET status = 'running', started_at = ?2"
-                     " WHERE seq = ?1 AND status = 'queued'",
+    /* The submitter's next tasks in claim order: its queue entries in key order, each
+     * task found by its rowid; the entries are then taken (ggi_store_queue_take), the task
+     * rows are not written. */
+    [G_CLAIM] = "SELECT tasks.seq, task_id,"
+                " (SELECT spec FROM task_specs WHERE task_specs.seq = tasks.seq), tasks.priority,"
+                " attempts, created_at, started_at, language, needs"
+                " FROM queue CROSS JOIN tasks ON tasks.seq = queue.seq"
+                " WHERE queue.submitter = ?1 AND tasks.status = 'queued'"
+                " ORDER BY queue.priority, queue.seq LIMIT ?2",
     [G_FIND] = "SELECT seq, spec_hash FROM tasks WHERE task_id = ?1",
     [G_INSERT] = "INSERT INTO tasks(task_id, spec_hash, status, priority, created_at,"
                  " submitter, language, needs) VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?7)",
@@ -195,23 +191,13 @@ int ggi_grid_claim(ggi_grid_db *g, const char *submitter, int limit, double now,
             rc = fail(g, "claiming tasks");
         sqlite3_reset(st);
     }
-    /* Marked after the scan, so no row changes under the cursor that found it. */
-    sqlite3_stmt *mark = rc ? NULL : get(g, G_CLAIM_MARK);
-    if (!rc && !mark)
-        rc = GG_ESTORE;
-    for (int i = 0; i < n && !rc; i++) {
-        sqlite3_bind_int64(mark, 1, rows[i].seq);
-        sqlite3_bind_double(mark, 2, rows[i].started_at);
-        if (sqlite3_step(mark) != SQLITE_DONE)
-            rc = fail(g, "claiming tasks");
-        else
-            ggi_store_count_move(g->store, GGI_ST_QUEUED, GGI_ST_RUNNING,
-                                 sqlite3_changes(g->db));
-        sqlite3_reset(mark);
-    }
+    /* Taken after the scan, so no entry changes under the cursor that found it. */
+    if (!rc && n > 0)
+        rc = ggi_store_queue_take(g->store, submitter, rows[n - 1].priority, rows[n - 1].seq,
+                                  n);
     if (rc) {
-        /* The caller rolls the transaction back (or the rows stay 'running' until the
-         * next start requeues them): nothing is lost either way. */
+        /* The caller rolls the transaction back (or the tasks stay claimed until the next
+         * start requeues them): nothing is lost either way. */
         for (int i = 0; i < n; i++)
             ggi_store_task_row_free(&rows[i]);
         free(rows);
@@ -262,11 +248,9 @@ int ggi_grid_task_insert(ggi_grid_db *g, const char *task_id, const char *spec,
     sqlite3_reset(st);
     int64_t seq = rc ? 0 : sqlite3_last_insert_rowid(g->db);
     if (!rc)
-        rc = ggi_store_spec_insert(g->store, seq, spec);
-    if (!rc) {
+        rc = ggi_store_task_queued(g->store, seq, spec);
+    if (!rc)
         *out_seq = seq;
-        ggi_store_count_move(g->store, NULL, GGI_ST_QUEUED, 1);
-    }
     return rc;
 }
 

@@ -37,6 +37,7 @@
 #define BURST 256            /* messages handled per commit at most */
 #define POLL_MS 100          /* how often an idle scheduler checks for shutdown */
 #define WRITER_POLL_MS 1     /* how often a scheduler with no messages looks at the writer */
+#define DISPATCH_EVERY_MS 10 /* dispatch runs at least this often with nothing new */
 #define MAX_CLIENTS 4096     /* client records kept (least recently seen evicted) */
 #define MAX_WAITERS 65536
 #define MAX_WATCHERS 64
@@ -193,6 +194,8 @@ typedef struct sched {
     ggi_learner *learner;   /* learns from them on its own thread (learner.c) */
     uint64_t next_lease;
     int backoff;            /* some task may be waiting out a backoff */
+    int dispatch_due;       /* a task or a slot became free since the last dispatch */
+    double dispatch_at;     /* when dispatch looks again anyway (backoffs, quarantines) */
     unsigned claim_rr;      /* rotates the first submitter served by claim */
     unsigned long submit_gen; /* counts submissions and wake-ups (a claim's snapshot) */
     long long max_tokens;   /* the run's budget (GRYPHGEN_MAX_TOKENS); 0: no limit */
@@ -735,8 +738,9 @@ static int has_waiter(const sched *s, const char *task_id)
  * The result is not stored as text: the task's columns and its attempts hold it, and reading
  * the task builds it (ggi_store_task_get). It is read back after the batch's commit, only for
  * the clients waiting for the task and for the learner (complete_batch). */
+/* Ends a task: claimed (running; started_at its start) or not (a queued task cancelled). */
 static void finish_task(sched *s, int64_t seq, const char *task_id, const char *status,
-                        const char *reason, int attempts)
+                        const char *reason, int attempts, double started_at, int claimed)
 {
     pending *pd = &s->pend[s->cur];
     /* Only tasks that ran their tests teach the retriever. */
@@ -750,7 +754,8 @@ static void finish_task(sched *s, int64_t seq, const char *task_id, const char *
         return;
     }
     ggi_op op = { .kind = GGI_OP_FINISH, .seq = seq, .status = status, .count = attempts,
-                  .ts = ggi_wall_s(), .text = reason ? ggi_strdup(reason) : NULL };
+                  .ts = ggi_wall_s(), .a = started_at, .n = claimed,
+                  .text = reason ? ggi_strdup(reason) : NULL };
     if (add_op(s, &op, !reason || op.text, "the end of a task") != GG_OK) {
         free(pd->ended[--pd->n_ended].task_id);
         return;
@@ -837,7 +842,7 @@ static void remove_active(sched *s, active *a)
 
 static void end_active(sched *s, active *a, const char *status, const char *reason)
 {
-    finish_task(s, a->seq, a->task_id, status, reason, a->attempts);
+    finish_task(s, a->seq, a->task_id, status, reason, a->attempts, a->started_wall, 1);
     remove_active(s, a);
 }
 
@@ -1200,7 +1205,7 @@ static void add_active(sched *s, ggi_task_row *row, const char *submitter_name)
         /* A row this library cannot read any more ends as an error, not a crash. */
         finish_task(s, row->seq, row->task_id, GGI_ST_ERROR,
                     row->spec ? "stored task cannot be read by this version"
-                              : "stored task has no spec", row->attempts);
+                              : "stored task has no spec", row->attempts, row->started_at, 1);
         free(a);
         return;
     }
@@ -1222,6 +1227,7 @@ static void add_active(sched *s, ggi_task_row *row, const char *submitter_name)
     a->labels = cJSON_GetObjectItemCaseSensitive(a->needs, "labels");
     a->isolation = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(a->needs, "isolation"));
     link_active(s, a);
+    s->dispatch_due = 1;
     if (row->attempts > 0) {
         resume_ctx r = { s, a, 0, NULL };
         if (ggi_store_attempts_each(s->db, a->seq, resume_attempt, &r) != GG_OK)
@@ -1352,6 +1358,7 @@ static void drop_node(sched *s, node *n, const char *why)
         a->lease = 0;
         a->lost++;
         requeued++;
+        s->dispatch_due = 1;
         atomic_fetch_add(&s->o->n_requeued, 1);
         cJSON *ev = event_new("job.requeued", a->task_id);
         if (ev) {
@@ -1428,6 +1435,7 @@ static void on_worker_hello(sched *s, const gg_transport_msg *msg, const cJSON *
     ggi_json_int(b, "slots", 1, 1, 1024, &slots);
     ggi_json_int(b, "queue", 0, 0, 100000, &queue);
     n->capacity = (int)(slots + queue);
+    s->dispatch_due = 1;
     cJSON_Delete(n->caps);
     const cJSON *caps = cJSON_GetObjectItemCaseSensitive(b, "caps");
     n->caps = caps ? cJSON_Duplicate(caps, 1) : cJSON_CreateObject();
@@ -1577,6 +1585,7 @@ static void node_batch_send(sched *s, node *n)
             n->busy--;
             a->not_before_ms = ggi_now_ms() + 100;
             s->backoff = 1;
+            s->dispatch_due = 1;
         }
     }
     if (rc == GG_ENOTFOUND)
@@ -1677,11 +1686,18 @@ static int unmatchable(sched *s, active *a)
     return 1;
 }
 
+/* Sends runnable tasks to nodes with free slots. It reads and sorts the whole active set,
+ * so it runs when a task or a slot became free (dispatch_due), else every
+ * DISPATCH_EVERY_MS for what time frees (backoffs, quarantines). */
 static void dispatch(sched *s)
 {
+    double now = ggi_now_ms();
+    if (!s->dispatch_due && now < s->dispatch_at)
+        return;
+    s->dispatch_due = 0;
+    s->dispatch_at = now + DISPATCH_EVERY_MS;
     if (!s->nodes || !s->tasks)
         return;
-    double now = ggi_now_ms();
     int free_total = 0;
     for (node *n = s->nodes; n; n = n->next)
         if (n->quarantined_until <= now && n->busy < n->capacity)
@@ -1853,6 +1869,7 @@ static void on_result(sched *s, cJSON *m)
     a->on = NULL;
     if (nd)
         nd->busy--;
+    s->dispatch_due = 1;
     if (a->cancelled) {
         end_active(s, a, GGI_ST_CANCELLED, "cancelled");
         return;
@@ -2150,7 +2167,8 @@ static void on_cancel(sched *s, const identity *to, const cJSON *b)
         memset(&row, 0, sizeof row);
         rc = ggi_store_task_get(s->db, task_id, &row);
         if (rc == GG_OK && strcmp(row.status, GGI_ST_QUEUED) == 0) {
-            finish_task(s, row.seq, row.task_id, GGI_ST_CANCELLED, "cancelled", row.attempts);
+            finish_task(s, row.seq, row.task_id, GGI_ST_CANCELLED, "cancelled", row.attempts, 0,
+                        0);
         } else if (rc == GG_OK && strcmp(row.status, GGI_ST_RUNNING) != 0) {
             rc = ggi_error(GG_ESTATE, "task '%s' has already ended (%s)", task_id, row.status);
         }
@@ -2341,7 +2359,7 @@ static void requeue_all(sched *s)
         return;
     if (txn(s) == GG_OK) {
         for (active *a = s->tasks; a; a = a->next)
-            ggi_store_task_requeue(s->db, a->seq);
+            ggi_store_task_requeue(s->db, a->seq, a->started_wall);
         if (ggi_store_commit(s->db) != GG_OK) {
             ggi_log(&s->o->log, GG_LOG_ERROR, "commit failed: %s", gg_error_last());
             ggi_store_rollback(s->db);

@@ -12,7 +12,8 @@
 
 typedef enum {
     GGI_OP_ATTEMPT,  /* ggi_store_attempt_add(seq, n, code, passed, text, ts, count) */
-    GGI_OP_FINISH,   /* ggi_store_task_finish_n(seq, status, reason, NULL, ts, count) */
+    GGI_OP_FINISH,   /* ggi_store_task_end(seq, status, reason (text), started (a), ts, count,
+                      * claimed (n)) */
     GGI_OP_EVENT,    /* ggi_store_event_insert(seq, name, text, ts) */
     GGI_OP_SCORE,    /* ggi_grid_score_save(name, code (language), a, b, count, ts) */
     GGI_OP_QUARANTINE /* ggi_grid_node_quarantine(name, ts) */

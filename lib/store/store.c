@@ -142,6 +142,21 @@ static const char *const migrations[] = {
     "  spec TEXT NOT NULL);"
     "INSERT INTO task_specs(seq, spec) SELECT seq, spec FROM tasks;"
     "ALTER TABLE tasks DROP COLUMN spec;"
+    ,
+    /* 5 -> 6: dispatch throughput again. The tasks waiting to be claimed are the entries of
+     * queue, in claim order (by submitter, then priority highest first (stored negated),
+     * then oldest first), in place of the partial index tasks_fair: a claim takes entries
+     * out of this narrow table and leaves the task rows alone, instead of rewriting each
+     * claimed row as 'running'. A task not ended is queued while its entry is there and
+     * running once claimed (TASK_STATUS); its start is written with its end. */
+    "CREATE TABLE queue("
+    "  submitter TEXT NOT NULL,"
+    "  priority INTEGER NOT NULL,"
+    "  seq INTEGER NOT NULL,"
+    "  PRIMARY KEY(submitter, priority, seq)) WITHOUT ROWID;"
+    "INSERT INTO queue(submitter, priority, seq)"
+    "  SELECT submitter, -priority, seq FROM tasks WHERE status = 'queued';"
+    "DROP INDEX tasks_fair;"
 };
 
 /*
@@ -172,13 +187,17 @@ enum stmt_id {
     Q_TASK_GET,
     Q_TASK_STATUS,
     Q_CLAIM_SELECT,
-    Q_CLAIM_MARK,
+    Q_CLAIM_TAKE,
+    Q_ENQUEUE,
+    Q_DEQUEUE,
     Q_ATTEMPT_INSERT,
     Q_TASK_SET_ATTEMPTS,
     Q_ATTEMPTS_EACH,
     Q_TASK_FINISH,
     Q_TASK_REQUEUE,
+    Q_RECOVER_LEGACY,
     Q_RECOVER,
+    Q_RUNNING,
     Q_EVENT_INSERT,
     Q_COUNTS,
     Q_EVENTS_COUNT,
@@ -192,9 +211,17 @@ enum stmt_id {
  * where it is run. */
 #define TASK_SPEC "coalesce((SELECT spec FROM task_specs WHERE task_specs.seq = tasks.seq), 'null')"
 
+/* Whether a task not ended waits in the queue (schema 6). */
+#define IN_QUEUE                                                                           \
+    "EXISTS (SELECT 1 FROM queue WHERE queue.submitter = tasks.submitter AND"              \
+    " queue.priority = -tasks.priority AND queue.seq = tasks.seq)"
+/* A task's status: as stored once it ended; before, 'queued' while it waits in the queue
+ * and 'running' once claimed (rows of versions before 6 may also store 'running'). */
+#define TASK_STATUS "CASE WHEN status <> 'queued' OR " IN_QUEUE " THEN status ELSE 'running' END"
+
 #define TASK_COLUMNS                                                                     \
-    "seq, task_id, " TASK_SPEC ", status, priority, attempts, created_at, started_at,"     \
-    " finished_at, reason, result"
+    "seq, task_id, " TASK_SPEC ", " TASK_STATUS ", priority, attempts, created_at,"        \
+    " started_at, finished_at, reason, result"
 
 /* The records of a task's attempts as one JSON array text, in attempt order. */
 #define HISTORY                                                                            \
@@ -237,7 +264,7 @@ static const char *const stmt_sql[Q_COUNT_] = {
     /* A result is built from the task's columns and its attempts when it was not stored
      * (RESULT_BUILT); one stored with "history": null gets the attempts' records spliced in
      * as its history; both as docs/tasks.md describes the result. */
-    [Q_TASK_GET] = "SELECT seq, task_id, " TASK_SPEC ", status, priority, attempts, created_at,"
+    [Q_TASK_GET] = "SELECT seq, task_id, " TASK_SPEC ", " TASK_STATUS ", priority, attempts, created_at,"
                    " started_at, finished_at, reason,"
                    " CASE WHEN result IS NULL THEN " RESULT_BUILT
                    " WHEN NOT json_valid(result) THEN result"
@@ -246,21 +273,36 @@ static const char *const stmt_sql[Q_COUNT_] = {
                    " ELSE result END"
                    " FROM tasks WHERE task_id = ?1",
     [Q_TASK_STATUS] = "SELECT status FROM tasks WHERE seq = ?1",
-    /* The tasks this file inserts (submitter 'local'); the grid claims by submitter. */
-    [Q_CLAIM_SELECT] = "SELECT " TASK_COLUMNS " FROM tasks INDEXED BY tasks_fair"
-                       " WHERE status = 'queued' AND submitter = 'local'"
-                       " ORDER BY priority DESC, seq LIMIT ?1",
-    [Q_CLAIM_MARK] = "UPDATE tasks SET status = 'running', started_at = coalesce(started_at, ?2)"
-                     " WHERE seq = ?1 AND status = 'queued'",
+    /* The tasks this file inserts (submitter 'local'); the grid claims by submitter. The
+     * queue is read in its key order and each entry's task found by its rowid. */
+    [Q_CLAIM_SELECT] = "SELECT tasks.seq, task_id, " TASK_SPEC ", 'running', tasks.priority,"
+                       " attempts, created_at, started_at, finished_at, reason, result"
+                       " FROM queue CROSS JOIN tasks ON tasks.seq = queue.seq"
+                       " WHERE queue.submitter = 'local' AND tasks.status = 'queued'"
+                       " ORDER BY queue.priority, queue.seq LIMIT ?1",
+    /* Takes a claim's entries: all of the submitter's up to the last one it read. */
+    [Q_CLAIM_TAKE] = "DELETE FROM queue WHERE submitter = ?1 AND (priority, seq) <= (?2, ?3)",
+    [Q_ENQUEUE] = "INSERT OR IGNORE INTO queue(submitter, priority, seq)"
+                  " SELECT submitter, -priority, seq FROM tasks WHERE seq = ?1",
+    [Q_DEQUEUE] = "DELETE FROM queue WHERE submitter = (SELECT submitter FROM tasks WHERE"
+                  " seq = ?1) AND priority = (SELECT -priority FROM tasks WHERE seq = ?1)"
+                  " AND seq = ?1",
     [Q_ATTEMPT_INSERT] = "INSERT INTO attempts(task_seq, n, passed, code, record, created_at)"
                          " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     [Q_TASK_SET_ATTEMPTS] = "UPDATE tasks SET attempts = ?2 WHERE seq = ?1",
     [Q_ATTEMPTS_EACH] = "SELECT n, passed, record FROM attempts WHERE task_seq = ?1 ORDER BY n",
-    /* ?7: the status it ends from (it is counted: count_move). */
+    /* ?7: when it started (kept when one is stored). */
     [Q_TASK_FINISH] = "UPDATE tasks SET status = ?2, reason = ?3, result = ?4, finished_at = ?5,"
-                      " attempts = coalesce(?6, attempts) WHERE seq = ?1 AND status = ?7",
-    [Q_TASK_REQUEUE] = "UPDATE tasks SET status = 'queued' WHERE seq = ?1 AND status = 'running'",
-    [Q_RECOVER] = "UPDATE tasks SET status = 'queued' WHERE status = 'running'",
+                      " attempts = coalesce(?6, attempts), started_at = coalesce(started_at, ?7)"
+                      " WHERE seq = ?1 AND (status = 'queued' OR status = 'running')",
+    [Q_TASK_REQUEUE] = "UPDATE tasks SET status = 'queued', started_at = coalesce(started_at, ?2)"
+                       " WHERE seq = ?1 AND (status = 'queued' OR status = 'running')",
+    /* Claimed tasks (not ended, not in the queue, or 'running' as versions before 6 stored
+     * them) go back to the queue. */
+    [Q_RECOVER_LEGACY] = "UPDATE tasks SET status = 'queued' WHERE status = 'running'",
+    [Q_RECOVER] = "INSERT OR IGNORE INTO queue(submitter, priority, seq)"
+                  " SELECT submitter, -priority, seq FROM tasks WHERE status = 'queued'",
+    [Q_RUNNING] = "SELECT n FROM task_counts WHERE status = 'running'",
     [Q_EVENT_INSERT] = "INSERT INTO events(ts, task_seq, kind, data) VALUES (?1, ?2, ?3, ?4)",
     /* One statement, so the counts come from one snapshot. */
     [Q_COUNTS] = "SELECT status, n FROM task_counts",
@@ -816,9 +858,24 @@ int ggi_store_recover(ggi_store *s, int *out_n)
     int rc = tx_begin(s, &own);
     if (rc)
         return ggi_error_wrap("recovering running tasks: ");
+    /* Only when the counts say some task was running: finding them reads every task not
+     * ended. */
     sqlite3_stmt *st;
-    rc = stmt_get(s, Q_RECOVER, &st);
+    int64_t running = 0;
+    rc = stmt_get(s, Q_RUNNING, &st);
     if (!rc) {
+        int step = sqlite3_step(st);
+        if (step == SQLITE_ROW)
+            running = sqlite3_column_int64(st, 0);
+        else if (step != SQLITE_DONE)
+            rc = fail(s, "recovering running tasks");
+        stmt_put(s, Q_RUNNING, st);
+    }
+    if (!rc && running != 0)
+        rc = run_simple(s, Q_RECOVER_LEGACY, "recovering running tasks");
+    if (!rc && running != 0)
+        rc = stmt_get(s, Q_RECOVER, &st);
+    if (!rc && running != 0) {
         if (sqlite3_step(st) != SQLITE_DONE) {
             rc = fail(s, "recovering running tasks");
         } else {
@@ -831,6 +888,32 @@ int ggi_store_recover(ggi_store *s, int *out_n)
     rc = tx_end(s, own, rc);
     if (rc && out_n)
         *out_n = 0;
+    return rc;
+}
+
+/* Puts the task seq (not ended) in the queue; *added says whether it was not there. */
+static int enqueue(ggi_store *s, int64_t seq, int *added)
+{
+    sqlite3_stmt *st;
+    int rc = stmt_get(s, Q_ENQUEUE, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, seq);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        rc = fail(s, "queueing task %lld", (long long)seq);
+    else if (added)
+        *added = sqlite3_changes(s->db) > 0;
+    stmt_put(s, Q_ENQUEUE, st);
+    return rc;
+}
+
+int ggi_store_task_queued(ggi_store *s, int64_t seq, const char *spec_json)
+{
+    int rc = ggi_store_spec_insert(s, seq, spec_json);
+    if (!rc)
+        rc = enqueue(s, seq, NULL);
+    if (!rc)
+        ggi_store_count_move(s, NULL, GGI_ST_QUEUED, 1);
     return rc;
 }
 
@@ -910,9 +993,7 @@ int ggi_store_task_insert_planned(ggi_store *s, const char *task_id, const char 
             stmt_put(s, Q_TASK_INSERT, st);
         }
         if (!rc)
-            rc = ggi_store_spec_insert(s, seq, spec_json);
-        if (!rc)
-            ggi_store_count_move(s, NULL, GGI_ST_QUEUED, 1);
+            rc = ggi_store_task_queued(s, seq, spec_json);
     }
     rc = tx_end(s, own, rc);
     if (rc)
@@ -961,6 +1042,31 @@ static int rows_reserve(ggi_task_row **rows, int *cap, int n, int limit)
     return 0;
 }
 
+int ggi_store_queue_take(ggi_store *s, const char *submitter, int priority, int64_t last_seq,
+                         int n)
+{
+    sqlite3_stmt *st;
+    int rc = stmt_get(s, Q_CLAIM_TAKE, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, submitter, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, -priority);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)last_seq);
+    int taken = 0;
+    if (sqlite3_step(st) != SQLITE_DONE)
+        rc = fail(s, "claiming tasks");
+    else
+        taken = sqlite3_changes(s->db);
+    stmt_put(s, Q_CLAIM_TAKE, st);
+    /* More only when entries of ended tasks were left behind (they go too). */
+    if (!rc && taken < n)
+        rc = ggi_error(GG_ESTORE, "claiming tasks: %d queue entries taken for %d tasks read",
+                       taken, n);
+    if (!rc)
+        ggi_store_count_move(s, GGI_ST_QUEUED, GGI_ST_RUNNING, n);
+    return rc;
+}
+
 int ggi_store_tasks_claim(ggi_store *s, int limit, double now, ggi_task_row **out_rows,
                           int *out_n)
 {
@@ -980,10 +1086,7 @@ int ggi_store_tasks_claim(ggi_store *s, int limit, double now, ggi_task_row **ou
     ggi_task_row *rows = NULL;
     int n = 0, cap = 0;
     sqlite3_stmt *st;
-    /*
-     * Read the rows first, then mark them: updating a row's status while the SELECT walks
-     * the status index would move entries under the cursor.
-     */
+    /* Read the rows first, then take their queue entries (not under the cursor). */
     rc = stmt_get(s, Q_CLAIM_SELECT, &st);
     if (!rc) {
         sqlite3_bind_int(st, 1, limit);
@@ -1000,29 +1103,12 @@ int ggi_store_tasks_claim(ggi_store *s, int limit, double now, ggi_task_row **ou
             rc = fail(s, "claiming tasks");
         stmt_put(s, Q_CLAIM_SELECT, st);
     }
-    if (!rc && n > 0) {
-        rc = stmt_get(s, Q_CLAIM_MARK, &st);
-        for (int i = 0; !rc && i < n; i++) {
-            sqlite3_bind_int64(st, 1, (sqlite3_int64)rows[i].seq);
-            sqlite3_bind_double(st, 2, now);
-            if (sqlite3_step(st) != SQLITE_DONE)
-                rc = fail(s, "claiming task '%s'", rows[i].task_id);
-            else
-                ggi_store_count_move(s, GGI_ST_QUEUED, GGI_ST_RUNNING, sqlite3_changes(s->db));
-            sqlite3_reset(st);
-            if (rc)
-                break;
-            char *running = ggi_strdup(GGI_ST_RUNNING);
-            if (!running) {
-                rc = ggi_error(GG_ENOMEM, "out of memory claiming tasks");
-                break;
-            }
-            free(rows[i].status);
-            rows[i].status = running;
-            if (rows[i].started_at == 0.0)
-                rows[i].started_at = now;
-        }
-        stmt_put(s, Q_CLAIM_MARK, st);
+    if (!rc && n > 0)
+        rc = ggi_store_queue_take(s, "local", rows[n - 1].priority, rows[n - 1].seq, n);
+    for (int i = 0; !rc && i < n; i++) {
+        /* Started now, or when it first ran (kept across a requeue); stored with its end. */
+        if (rows[i].started_at == 0.0)
+            rows[i].started_at = now;
     }
     rc = tx_end(s, own, rc);
     if (rc) {
@@ -1153,11 +1239,14 @@ int ggi_store_task_finish(ggi_store *s, int64_t seq, const char *status, const c
     return ggi_store_task_finish_n(s, seq, status, reason, result_json, now, -1);
 }
 
-int ggi_store_task_finish_n(ggi_store *s, int64_t seq, const char *status, const char *reason,
-                            const char *result_json, double now, int attempts)
+/* Ends task seq (see ggi_store_task_end); result_json: a result stored as text (NULL: built
+ * when read). */
+static int task_end(ggi_store *s, int64_t seq, const char *status, const char *reason,
+                    const char *result_json, double started_at, double now, int attempts,
+                    int claimed)
 {
     if (!s)
-        return ggi_error(GG_EINVAL, "ggi_store_task_finish: s is NULL");
+        return ggi_error(GG_EINVAL, "ggi_store_task_end: s is NULL");
     if (!is_end_status(status))
         return ggi_error(GG_EINVAL, "finishing task %lld: '%s' is not an end status",
                          (long long)seq, status ? status : "(null)");
@@ -1165,13 +1254,10 @@ int ggi_store_task_finish_n(ggi_store *s, int64_t seq, const char *status, const
     int rc = tx_begin(s, &own);
     if (rc)
         return ggi_error_wrap("finishing task %lld: ", (long long)seq);
-    /* Usually it ends from running; else its status is read and it ends from that. */
-    char from[32] = GGI_ST_RUNNING;
-    for (int round = 0; !rc && round < 2; round++) {
-        sqlite3_stmt *st;
-        rc = stmt_get(s, Q_TASK_FINISH, &st);
-        if (rc)
-            break;
+    sqlite3_stmt *st;
+    int changed = 0;
+    rc = stmt_get(s, Q_TASK_FINISH, &st);
+    if (!rc) {
         sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
         sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
         if (reason)
@@ -1181,33 +1267,56 @@ int ggi_store_task_finish_n(ggi_store *s, int64_t seq, const char *status, const
         sqlite3_bind_double(st, 5, now);
         if (attempts >= 0)
             sqlite3_bind_int(st, 6, attempts);
-        sqlite3_bind_text(st, 7, from, -1, SQLITE_STATIC);
-        int changed = 0;
+        if (started_at > 0)
+            sqlite3_bind_double(st, 7, started_at);
         if (sqlite3_step(st) != SQLITE_DONE)
             rc = fail(s, "finishing task %lld", (long long)seq);
         else
             changed = sqlite3_changes(s->db);
         stmt_put(s, Q_TASK_FINISH, st);
-        if (rc)
-            break;
-        if (changed) {
-            ggi_store_count_move(s, from, status, 1);
-            break;
+    }
+    /* It ends from running when it was claimed, else from queued when its queue entry is
+     * there (which goes). */
+    int was_queued = 0;
+    if (!rc && changed && !claimed) {
+        rc = stmt_get(s, Q_DEQUEUE, &st);
+        if (!rc) {
+            sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
+            if (sqlite3_step(st) != SQLITE_DONE)
+                rc = fail(s, "finishing task %lld", (long long)seq);
+            else
+                was_queued = sqlite3_changes(s->db) > 0;
+            stmt_put(s, Q_DEQUEUE, st);
         }
-        if (round == 0) {
-            rc = task_status(s, seq, from, sizeof from);
-            if (rc == GG_ENOTFOUND)
-                rc = ggi_error(GG_ENOTFOUND, "finishing task: no task with seq %lld",
-                               (long long)seq);
-            else if (!rc && is_end_status(from))
-                rc = ggi_error(GG_ESTATE, "task %lld has already ended (%s): a task ends once",
-                               (long long)seq, from);
-        }
+    }
+    if (!rc && changed)
+        ggi_store_count_move(s, was_queued ? GGI_ST_QUEUED : GGI_ST_RUNNING, status, 1);
+    if (!rc && !changed) {
+        char from[32];
+        rc = task_status(s, seq, from, sizeof from);
+        if (rc == GG_ENOTFOUND)
+            rc = ggi_error(GG_ENOTFOUND, "finishing task: no task with seq %lld",
+                           (long long)seq);
+        else if (!rc)
+            rc = ggi_error(GG_ESTATE, "task %lld has already ended (%s): a task ends once",
+                           (long long)seq, from);
     }
     return tx_end(s, own, rc);
 }
 
-int ggi_store_task_requeue(ggi_store *s, int64_t seq)
+int ggi_store_task_finish_n(ggi_store *s, int64_t seq, const char *status, const char *reason,
+                            const char *result_json, double now, int attempts)
+{
+    return task_end(s, seq, status, reason, result_json, 0, now, attempts, 0);
+}
+
+int ggi_store_task_end(ggi_store *s, int64_t seq, const char *status, const char *reason,
+                       double started_at, double now, int attempts, int claimed)
+{
+    return task_end(s, seq, status, reason, NULL, started_at, now, attempts, claimed);
+}
+
+int ggi_store_task_requeue(ggi_store *s, int64_t seq, double started_at)
 {
     if (!s)
         return ggi_error(GG_EINVAL, "ggi_store_task_requeue: s is NULL");
@@ -1216,22 +1325,27 @@ int ggi_store_task_requeue(ggi_store *s, int64_t seq)
     if (rc)
         return ggi_error_wrap("requeueing task %lld: ", (long long)seq);
     sqlite3_stmt *st;
-    int changed = 0;
+    int changed = 0, added = 0;
     rc = stmt_get(s, Q_TASK_REQUEUE, &st);
     if (!rc) {
         sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
+        if (started_at > 0)
+            sqlite3_bind_double(st, 2, started_at);
         if (sqlite3_step(st) != SQLITE_DONE)
             rc = fail(s, "requeueing task %lld", (long long)seq);
         else
             changed = sqlite3_changes(s->db);
-        ggi_store_count_move(s, GGI_ST_RUNNING, GGI_ST_QUEUED, changed);
         stmt_put(s, Q_TASK_REQUEUE, st);
     }
+    /* Already queued is fine (idempotent); an ended task cannot be requeued. */
+    if (!rc && changed)
+        rc = enqueue(s, seq, &added);
+    if (!rc && added)
+        ggi_store_count_move(s, GGI_ST_RUNNING, GGI_ST_QUEUED, 1);
     if (!rc && !changed) {
-        /* Already queued is fine (idempotent); an ended task cannot be requeued. */
         char status[32];
         rc = task_status(s, seq, status, sizeof status);
-        if (!rc && strcmp(status, GGI_ST_QUEUED) != 0)
+        if (!rc)
             rc = ggi_error(GG_ESTATE, "task %lld is '%s', not running: it cannot be requeued",
                            (long long)seq, status);
     }

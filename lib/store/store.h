@@ -25,7 +25,7 @@ typedef struct ggi_store ggi_store;
 #define GGI_ST_CANCELLED "cancelled"
 
 /** The schema version this library writes. */
-#define GGI_STORE_SCHEMA_VERSION 5
+#define GGI_STORE_SCHEMA_VERSION 6
 
 /**
  * Opens (creating when missing) the database at path, sets WAL, synchronous=NORMAL, reads
@@ -72,8 +72,9 @@ int ggi_store_set_busy_timeout(ggi_store *s, int ms);
 struct sqlite3 *ggi_store_sqlite(ggi_store *s);
 
 /**
- * Marks every task left 'running' by a crashed process as 'queued' again; *out_n (may be
- * NULL) counts them. Only call it when no other process is running tasks of this database.
+ * Puts every task a crashed process left claimed (running) back in the queue; *out_n (may
+ * be NULL) counts them. Only call it when no other process is running tasks of this
+ * database. Reads the tasks not ended only when task_counts says some task was running.
  */
 int ggi_store_recover(ggi_store *s, int *out_n);
 
@@ -130,10 +131,11 @@ int ggi_store_task_get(ggi_store *s, const char *task_id, ggi_task_row *row);
 
 /**
  * Takes up to limit queued tasks of those ggi_store_task_insert added (the grid's
- * submitters claim their own: grid_store.c), highest priority first, then oldest first, marks them
- * 'running' (setting started_at to now when it is unset) and returns them in *out_rows
- * (malloc'd array of *out_n rows; free each row and the array). Runs in the caller's
- * transaction when one is open.
+ * submitters claim their own: grid_store.c), highest priority first, then oldest first, out
+ * of the queue (they are 'running' from then on; the task rows are not written) and returns
+ * them in *out_rows (malloc'd array of *out_n rows; free each row and the array), with
+ * started_at set to now when the task never started (it is stored with the task's end or
+ * requeue). Runs in the caller's transaction when one is open.
  */
 int ggi_store_tasks_claim(ggi_store *s, int limit, double now, ggi_task_row **out_rows,
                           int *out_n);
@@ -182,10 +184,34 @@ int ggi_store_task_finish_n(ggi_store *s, int64_t seq, const char *status, const
                             const char *result_json, double now, int attempts);
 
 /**
- * Puts a running task back to 'queued' (its attempt was interrupted); started_at is kept.
- * A task already queued is left as it is (0); an ended one is GG_ESTATE; unknown GG_ENOTFOUND.
+ * Puts a running task back in the queue (its attempt was interrupted), storing started_at
+ * (> 0) as its start unless one is stored. A task already queued is left as it is (0); an
+ * ended one is GG_ESTATE; unknown GG_ENOTFOUND.
  */
-int ggi_store_task_requeue(ggi_store *s, int64_t seq);
+int ggi_store_task_requeue(ggi_store *s, int64_t seq, double started_at);
+
+/**
+ * Ends task seq with status (an end status) and reason (may be NULL), storing started_at
+ * (> 0; kept when one is stored), now as its end and attempts (>= 0; -1 leaves it). claimed:
+ * the caller claimed it (it is running), so its queue entry is not looked for; 0: it may be
+ * queued (a cancel). GG_ESTATE when it has ended already (a task ends once); GG_ENOTFOUND.
+ */
+int ggi_store_task_end(ggi_store *s, int64_t seq, const char *status, const char *reason,
+                       double started_at, double now, int attempts, int claimed);
+
+/**
+ * Takes a claim's queue entries: submitter's entries up to (priority, last_seq), the last
+ * task of n the claim read in queue order; counts n tasks queued -> running. GG_ESTORE when
+ * fewer than n entries were there. In the caller's transaction; for grid_store.c too.
+ */
+int ggi_store_queue_take(ggi_store *s, const char *submitter, int priority, int64_t last_seq,
+                         int n);
+
+/**
+ * After inserting the task row seq: stores its spec (ggi_store_spec_insert), puts it in the
+ * queue and counts it queued. In the caller's transaction; for grid_store.c too.
+ */
+int ggi_store_task_queued(ggi_store *s, int64_t seq, const char *spec_json);
 
 /**
  * Appends an event (kind such as "task.finished", data JSON or NULL). task_seq <= 0 stores

@@ -760,13 +760,16 @@ static void test_writer(void)
         CHECK_STR(b.claimed[i].row.language, "python");
     }
     CHECK(ann == 2 && bo == 2); /* an equal share each */
-    CHECK(db_int(db, "SELECT count(*) FROM tasks WHERE status = 'running'") == 4);
+    /* The claim took their queue entries; the task rows were not written. */
+    CHECK(db_int(db, "SELECT count(*) FROM queue") == 2);
+    CHECK(db_int(db, "SELECT count(*) FROM tasks WHERE status = 'queued'") == 6);
+    CHECK(db_int(db, "SELECT n FROM task_counts WHERE status = 'running'") == 4);
     ggi_batch_clear(&b);
     /* Ops in order; the end of an unknown task fails alone. */
     ggi_op a1 = { .kind = GGI_OP_ATTEMPT, .seq = seqs[0], .n = 1, .passed = 1, .count = 0,
                   .ts = 2.0, .code = ggi_strdup("x"), .text = ggi_strdup("{\"n\":1}") };
     ggi_op f1 = { .kind = GGI_OP_FINISH, .seq = seqs[0], .status = GGI_ST_PASSED, .count = 1,
-                  .ts = 3.0 };
+                  .ts = 3.0, .a = 1.5, .n = 1 };
     ggi_op bad = { .kind = GGI_OP_FINISH, .seq = 999999, .status = GGI_ST_ERROR, .count = -1,
                    .ts = 3.0, .text = ggi_strdup("no such task") };
     ggi_op ev = { .kind = GGI_OP_EVENT, .ts = 3.0, .name = ggi_strdup("node.joined"),
@@ -788,6 +791,9 @@ static void test_writer(void)
     CHECK(db_int(db, "SELECT count(*) FROM attempts") == 1);
     CHECK(db_int(db, "SELECT n FROM task_counts WHERE status = 'passed'") == 1);
     CHECK(db_int(db, "SELECT n FROM task_counts WHERE status = 'running'") == 5);
+    /* The end stored the start the scheduler kept. */
+    CHECK(db_int(db, "SELECT count(*) FROM tasks WHERE task_id = 'w0' AND status = 'passed' "
+                     "AND started_at = 1.5 AND finished_at = 3.0") == 1);
     CHECK(db_int(db, "SELECT count(*) FROM events WHERE kind = 'node.joined'") == 1);
     CHECK(db_int(db, "SELECT n FROM node_scores WHERE node = 'n1'") == 3);
     ggi_batch_clear(&b);
@@ -834,7 +840,7 @@ static void test_schema_migration(void)
     ggi_store_close(&s);
     /* Back to what schema 2 had, with a queued and an ended task (their specs in the
      * tasks table). */
-    CHECK(db_exec(db, "DROP TABLE task_counts; DROP INDEX tasks_fair; DROP TABLE task_specs;"
+    CHECK(db_exec(db, "DROP TABLE task_counts; DROP TABLE queue; DROP TABLE task_specs;"
                       "ALTER TABLE tasks ADD COLUMN spec TEXT NOT NULL DEFAULT '';"
                       "CREATE INDEX tasks_claim ON tasks(status, priority DESC, seq);"
                       "CREATE INDEX tasks_fair ON tasks(status, submitter, priority DESC, seq);"
@@ -847,10 +853,12 @@ static void test_schema_migration(void)
     CHECK(db_int(db, "PRAGMA user_version") == 2);
     CHECK_RC(ggi_store_open(&s, db), 0);
     CHECK(db_int(db, "PRAGMA user_version") == GGI_STORE_SCHEMA_VERSION);
-    CHECK(db_int(db, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND "
-                     "name = 'tasks_fair' AND sql LIKE '%WHERE status%'") == 1);
+    /* The queued task waits in the queue (schema 6), which replaced every claim index. */
     CHECK(db_int(db, "SELECT count(*) FROM sqlite_master WHERE name IN ('tasks_status', "
-                     "'tasks_claim')") == 0);
+                     "'tasks_claim', 'tasks_fair')") == 0);
+    CHECK(db_int(db, "SELECT count(*) FROM queue q JOIN tasks t ON t.seq = q.seq "
+                     "WHERE t.task_id = 'old-q' AND q.submitter = 'local'") == 1);
+    CHECK(db_int(db, "SELECT count(*) FROM queue") == 1);
     CHECK(db_int(db, "SELECT n FROM task_counts WHERE status = 'queued'") == 1);
     CHECK(db_int(db, "SELECT n FROM task_counts WHERE status = 'passed'") == 1);
     CHECK(db_int(db, "SELECT n FROM task_counts WHERE status = '#attempts'") == 1);
@@ -887,9 +895,8 @@ static void test_schema_migration(void)
     memset(&k, 0, sizeof k);
     CHECK_RC(ggi_store_counts_get(s, &k), 0);
     CHECK(k.running == 1 && k.passed == 1 && k.queued == 0 && k.attempts == 1);
-    /* The claim query reads the partial index, not the table. */
-    CHECK(db_int(db, "SELECT count(*) FROM tasks INDEXED BY tasks_fair "
-                     "WHERE status = 'queued'") == 0);
+    /* The claim took the queue entry. */
+    CHECK(db_int(db, "SELECT count(*) FROM queue") == 0);
     ggi_store_close(&s);
 }
 

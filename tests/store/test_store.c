@@ -111,7 +111,7 @@ static void test_open(void)
     /* What the file holds, read without the store. */
     CHECK(raw_int(path, "PRAGMA user_version") == GGI_STORE_SCHEMA_VERSION);
     CHECK(raw_int(path, "SELECT count(*) FROM sqlite_master WHERE name IN "
-                        "('tasks','attempts','events','tasks_fair','task_counts')") == 5);
+                        "('tasks','attempts','events','queue','task_counts')") == 5);
     {
         sqlite3 *db = NULL;
         sqlite3_stmt *st = NULL;
@@ -317,14 +317,18 @@ static void test_claim(void)
     }
     free_rows(rows, n);
 
+    /* A claim takes queue entries and leaves the task rows alone: a claimed task reads as
+     * running, its start is stored with its end (or requeue). */
     ggi_task_row row = { 0 };
     CHECK_RC(ggi_store_task_get(s, "d", &row), 0);
     CHECK_STR(row.status, GGI_ST_RUNNING);
-    CHECK(row.started_at == 50.0);
+    CHECK(row.started_at == 0.0);
     ggi_store_task_row_free(&row);
     CHECK_RC(ggi_store_task_get(s, "a", &row), 0);
     CHECK_STR(row.status, GGI_ST_QUEUED);
     ggi_store_task_row_free(&row);
+    CHECK(raw_int(path, "SELECT count(*) FROM queue") == 2);
+    CHECK(raw_int(path, "SELECT count(*) FROM tasks WHERE status = 'queued'") == 5);
 
     /* The rest, then nothing. */
     CHECK_RC(ggi_store_tasks_claim(s, 10, 60.0, &rows, &n), 0);
@@ -339,9 +343,12 @@ static void test_claim(void)
     CHECK_RC(ggi_store_tasks_claim(s, -1, 70.0, &rows, &n), GG_EINVAL);
 
     /* Requeue and claim again: started_at keeps the first start. */
-    CHECK_RC(ggi_store_task_requeue(s, d), 0);
-    CHECK_RC(ggi_store_task_requeue(s, d), 0); /* already queued: nothing to do */
-    CHECK_RC(ggi_store_task_requeue(s, 424242), GG_ENOTFOUND);
+    CHECK_RC(ggi_store_task_requeue(s, d, 50.0), 0);
+    CHECK_RC(ggi_store_task_requeue(s, d, 65.0), 0); /* already queued: nothing to do */
+    CHECK_RC(ggi_store_task_requeue(s, 424242, 0), GG_ENOTFOUND);
+    CHECK_RC(ggi_store_task_get(s, "d", &row), 0);
+    CHECK_STR(row.status, GGI_ST_QUEUED);
+    ggi_store_task_row_free(&row);
     CHECK_RC(ggi_store_tasks_claim(s, 10, 80.0, &rows, &n), 0);
     CHECK(n == 1);
     if (n == 1) {
@@ -368,9 +375,18 @@ static void test_claim(void)
     CHECK(recovered == 0);
     CHECK_RC(ggi_store_counts_get(s, &cn), 0);
     CHECK(cn.running == 0 && cn.queued == 5);
-    CHECK_RC(ggi_store_tasks_claim(s, 1, 90.0, &rows, &n), 0);
-    CHECK(n == 1 && rows[0].seq == b && rows[0].started_at == 50.0);
+    /* b's start was never stored (it did not end): it starts anew; d keeps its first. */
+    CHECK_RC(ggi_store_tasks_claim(s, 2, 90.0, &rows, &n), 0);
+    CHECK(n == 2 && rows[0].seq == b && rows[0].started_at == 90.0);
+    CHECK(n == 2 && rows[1].seq == d && rows[1].started_at == 50.0);
     free_rows(rows, n);
+    /* With nothing running, recovery does not look. */
+    CHECK_RC(ggi_store_task_finish(s, b, GGI_ST_PASSED, NULL, NULL, 95.0), 0);
+    CHECK_RC(ggi_store_task_finish(s, d, GGI_ST_PASSED, NULL, NULL, 95.0), 0);
+    CHECK_RC(ggi_store_counts_get(s, &cn), 0);
+    CHECK(cn.running == 0 && cn.queued == 3 && cn.passed == 2);
+    CHECK_RC(ggi_store_recover(s, &recovered), 0);
+    CHECK(recovered == 0);
     ggi_store_close(&s);
 }
 
@@ -500,7 +516,7 @@ static void test_attempts(void)
     CHECK(row.finished_at == 21.0);
     ggi_store_task_row_free(&row);
     /* An ended task is not requeued, nor claimed. */
-    CHECK_RC(ggi_store_task_requeue(s, t), GG_ESTATE);
+    CHECK_RC(ggi_store_task_requeue(s, t, 0), GG_ESTATE);
     CHECK_CONTAINS(gg_error_last(), "passed");
     ggi_task_row *rows = NULL;
     int n = 0;
@@ -939,7 +955,9 @@ static void test_claim_scale(void)
     /* Ids in key order and a big page cache keep the fill quick; the claim is what counts. */
     CHECK(sqlite3_exec(db, "PRAGMA cache_size = -131072", NULL, NULL, NULL) == SQLITE_OK);
     CHECK(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK);
-    CHECK(sqlite3_exec(db, "INSERT INTO task_specs(seq, spec) SELECT seq, '{}' FROM tasks",
+    CHECK(sqlite3_exec(db, "INSERT INTO task_specs(seq, spec) SELECT seq, '{}' FROM tasks;"
+                           "INSERT INTO queue(submitter, priority, seq)"
+                           " SELECT submitter, -priority, seq FROM tasks",
                        NULL, NULL, NULL) == SQLITE_OK);
     /* Written around the store: the counts are kept by hand too. */
     snprintf(sql, sizeof sql, "UPDATE task_counts SET n = n + %d WHERE status = 'queued'",
@@ -986,11 +1004,13 @@ static void test_claim_scale(void)
         }
         sqlite3_finalize(plan);
         printf("claim plan: %s\n", detail);
-        CHECK_CONTAINS(detail, "tasks_fair");
+        CHECK_CONTAINS(detail, "SEARCH queue USING PRIMARY KEY");
+        CHECK_CONTAINS(detail, "SEARCH tasks USING INTEGER PRIMARY KEY");
         CHECK(strstr(detail, "TEMP B-TREE") == NULL);
     }
 
-    /* Recover uses the index too; counts see the million. */
+    /* Recover puts the ten back (reading the tasks not ended: some were running); counts see
+     * the million. */
     int rec = 0;
     t0 = ggi_now_ms();
     CHECK_RC(ggi_store_recover(s, &rec), 0);
