@@ -22,6 +22,61 @@
 #define RESULT_WAKE 32   /* results that wake the socket thread before its poll ends */
 #define BUSY_POLL_MS 1   /* how long the socket thread waits while jobs run */
 
+/*
+ * Results as printed texts, one after another (item i ends at ends[i]). A slot thread
+ * prints its result and frees what it built itself, and the socket thread frees the jobs
+ * it parsed, so each thread frees what it allocated (memory freed by another thread left
+ * glibc's per-thread caches empty on both sides: most of a job's cost was malloc).
+ */
+typedef struct result_list {
+    ggi_buf text;
+    size_t *ends;
+    unsigned n, cap;
+} result_list;
+
+static int result_list_add(result_list *l, const char *text, size_t len)
+{
+    if (l->n == l->cap) {
+        unsigned ncap = l->cap ? l->cap * 2 : 64;
+        size_t *p = realloc(l->ends, ncap * sizeof *p);
+        if (!p)
+            return GG_ENOMEM;
+        l->ends = p;
+        l->cap = ncap;
+    }
+    if (ggi_buf_append(&l->text, text, len) != GG_OK)
+        return GG_ENOMEM;
+    l->ends[l->n++] = l->text.len;
+    return GG_OK;
+}
+
+static const char *result_item(const result_list *l, unsigned i, size_t *len)
+{
+    size_t start = i ? l->ends[i - 1] : 0;
+    *len = l->ends[i] - start;
+    return l->text.data + start;
+}
+
+/* Empties the list, keeping its room unless it grew for something large. */
+static void result_list_clear(result_list *l)
+{
+    l->n = 0;
+    l->text.len = 0;
+    if (l->text.cap > (1u << 20)) {
+        ggi_buf_free(&l->text);
+        free(l->ends);
+        l->ends = NULL;
+        l->cap = 0;
+    }
+}
+
+static void result_list_free(result_list *l)
+{
+    ggi_buf_free(&l->text);
+    free(l->ends);
+    memset(l, 0, sizeof *l);
+}
+
 struct gg_worker {
     ggi_logger log;
     ggi_transport own_transport;
@@ -44,11 +99,15 @@ struct gg_worker {
     cJSON **jobs;          /* ring of queued jobs */
     unsigned head, count, cap;
     unsigned running;
-    cJSON *done;           /* results waiting to be sent */
-    unsigned n_done;       /* how many */
+    result_list done;      /* results waiting to be sent (slots add, under mu) */
+    cJSON **spent;         /* jobs run, for the socket thread (which parsed them) to free */
+    unsigned n_spent, cap_spent;
     pthread_cond_t done_cv; /* signalled for the socket thread when results wait */
     int sock_waiting;      /* the socket thread waits on done_cv */
-    ggi_buf out;           /* the socket thread's print buffer, reused for every batch */
+    /* the socket thread's own */
+    result_list sending;   /* taken from done; sending.n - sent of them not sent yet */
+    unsigned sent;
+    ggi_buf out;           /* the message being sent, reused for every batch */
     pthread_t *threads;
     unsigned started;
 
@@ -215,12 +274,14 @@ static void *slot_main(void *arg)
 {
     gg_worker_t *w = arg;
     ggi_attempt_env env = { w->generator, w->executor, w->retriever, w->runtimes, &w->log };
+    ggi_buf line = { 0 }; /* this slot's result as text, reused */
     for (;;) {
         pthread_mutex_lock(&w->mu);
         while (w->count == 0 && !atomic_load(&w->stop))
             pthread_cond_wait(&w->cv, &w->mu);
         if (atomic_load(&w->stop)) {
             pthread_mutex_unlock(&w->mu);
+            ggi_buf_free(&line);
             return NULL;
         }
         cJSON *job = w->jobs[w->head];
@@ -245,22 +306,38 @@ static void *slot_main(void *arg)
             }
         }
         cJSON_Delete(record);
-        cJSON_Delete(job);
+        line.len = 0;
+        int printed = res && ggi_json_write(&line, res) == GG_OK;
+        cJSON_Delete(res);
+        if (!printed)
+            ggi_log(&w->log, GG_LOG_ERROR, "worker: a result is lost: out of memory");
         pthread_mutex_lock(&w->mu);
         w->running--;
-        if (res) {
-            cJSON_AddItemToArray(w->done, res);
-            w->n_done++;
+        if (printed && result_list_add(&w->done, line.data, line.len) != GG_OK)
+            ggi_log(&w->log, GG_LOG_ERROR, "worker: a result is lost: out of memory");
+        if (w->n_spent == w->cap_spent) {
+            unsigned ncap = w->cap_spent ? w->cap_spent * 2 : 64;
+            cJSON **p = realloc(w->spent, ncap * sizeof *p);
+            if (p) {
+                w->spent = p;
+                w->cap_spent = ncap;
+            }
+        }
+        if (w->n_spent < w->cap_spent) {
+            w->spent[w->n_spent++] = job;
+            job = NULL;
         }
         /* Results leave in batches: the socket thread wakes for a batch's worth, or when
          * no job is left to run (nothing more is coming soon). */
-        if (w->sock_waiting && (w->n_done >= RESULT_WAKE || (w->count == 0 && w->n_done > 0)))
+        if (w->sock_waiting &&
+            (w->done.n >= RESULT_WAKE || (w->count == 0 && w->done.n > 0)))
             pthread_cond_signal(&w->done_cv);
         pthread_mutex_unlock(&w->mu);
+        if (line.cap > (1u << 20))
+            ggi_buf_free(&line); /* after a large record: not kept */
+        cJSON_Delete(job); /* only when the list could not grow */
     }
 }
-
-/* ---------------------------------------------------------------- lifecycle */
 
 static int worker_alloc(gg_worker_t **out, const char *endpoint, const char *name,
                         unsigned slots, unsigned queue)
@@ -282,9 +359,8 @@ static int worker_alloc(gg_worker_t **out, const char *endpoint, const char *nam
     w->endpoint = ggi_strdup(endpoint);
     w->name = ggi_strdup(name);
     w->jobs = calloc(w->cap, sizeof *w->jobs);
-    w->done = cJSON_CreateArray();
     w->threads = calloc(w->slots, sizeof *w->threads);
-    if (!w->endpoint || !w->name || !w->jobs || !w->done || !w->threads) {
+    if (!w->endpoint || !w->name || !w->jobs || !w->threads) {
         gg_worker_destroy(&w);
         return ggi_error(GG_ENOMEM, "out of memory");
     }
@@ -438,7 +514,11 @@ void gg_worker_destroy(gg_worker_t **pw)
     }
     free(w->jobs);
     free(w->threads);
-    cJSON_Delete(w->done);
+    result_list_free(&w->done);
+    result_list_free(&w->sending);
+    for (unsigned i = 0; i < w->n_spent; i++)
+        cJSON_Delete(w->spent[i]);
+    free(w->spent);
     ggi_buf_free(&w->out);
     cJSON_Delete(w->caps);
     free(w->endpoint);
@@ -518,80 +598,98 @@ static void take_jobs(gg_worker_t *w, void *peer, cJSON *jobs)
 
 /* Sends finished results in batches; what cannot be sent now stays for the next round
  * (*stalled is then set, when not NULL). Returns whether anything was sent. */
+/* Frees the jobs the slots ran (this thread parsed them). */
+static void free_spent(gg_worker_t *w)
+{
+    pthread_mutex_lock(&w->mu);
+    cJSON **spent = w->spent;
+    unsigned n = w->n_spent, cap = w->cap_spent;
+    w->spent = NULL;
+    w->n_spent = w->cap_spent = 0;
+    pthread_mutex_unlock(&w->mu);
+    for (unsigned i = 0; i < n; i++)
+        cJSON_Delete(spent[i]);
+    /* The array goes back for reuse when the slots did not start a new one meanwhile. */
+    pthread_mutex_lock(&w->mu);
+    if (!w->spent && cap <= 4096) {
+        w->spent = spent;
+        w->cap_spent = cap;
+        spent = NULL;
+    }
+    pthread_mutex_unlock(&w->mu);
+    free(spent);
+}
+
+/* The result text that replaces one too large for a message: its infrastructure fault. */
+static int too_large(gg_worker_t *w, const char *text, size_t len, ggi_buf *out)
+{
+    cJSON *big = cJSON_ParseWithLength(text, len);
+    cJSON *why = big ? infra_result(big, "the attempt's record exceeds the message limit", 0)
+                     : NULL;
+    cJSON_Delete(big);
+    int rc = why ? ggi_json_write(out, why) : GG_ENOMEM;
+    cJSON_Delete(why);
+    if (rc != GG_OK)
+        ggi_log(&w->log, GG_LOG_ERROR, "worker: a result is lost: out of memory");
+    return rc;
+}
+
+/* Sends the results waiting, RESULT_BATCH (and at most GGP_MAX_MESSAGE bytes) a message;
+ * what cannot be sent now (a full queue: *stalled) goes first next time. 1 when any was
+ * sent. */
 static int flush_results(gg_worker_t *w, void *peer, int *stalled)
 {
     if (stalled)
         *stalled = 0;
-    pthread_mutex_lock(&w->mu);
-    cJSON *done = w->done;
-    if (!done->child) {
+    if (w->sent == w->sending.n) {
+        result_list_clear(&w->sending);
+        w->sent = 0;
+        pthread_mutex_lock(&w->mu);
+        result_list taken = w->done;
+        w->done = w->sending;
+        w->sending = taken;
         pthread_mutex_unlock(&w->mu);
-        return 0;
+        free_spent(w);
     }
-    w->done = cJSON_CreateArray();
-    if (!w->done) {
-        w->done = done;
-        pthread_mutex_unlock(&w->mu);
-        return 0;
-    }
-    w->n_done = 0;
-    pthread_mutex_unlock(&w->mu);
+    _Static_assert(GGP_VERSION == 1, "the results envelope below says version 1");
+    static const char head[] = "{\"ggp\":1,\"t\":\"results\",\"results\":[";
     int sent_any = 0;
-    int per = RESULT_BATCH;
-    while (done->child) {
-        cJSON *m = ggp_new(GGP_RESULTS);
-        cJSON *batch = m ? cJSON_AddArrayToObject(m, "results") : NULL;
-        if (!batch) {
-            cJSON_Delete(m);
-            break;
-        }
-        int k = 0;
-        while (done->child && k < per) {
-            cJSON_AddItemToArray(batch, cJSON_DetachItemViaPointer(done, done->child));
+    while (w->sent < w->sending.n) {
+        w->out.len = 0;
+        int rc = ggi_buf_append(&w->out, head, sizeof head - 1);
+        unsigned k = 0;
+        while (rc == GG_OK && w->sent + k < w->sending.n && k < RESULT_BATCH) {
+            size_t len;
+            const char *item = result_item(&w->sending, w->sent + k, &len);
+            if (len + sizeof head + 2 > GGP_MAX_MESSAGE) {
+                if (k > 0)
+                    break; /* alone in the next message */
+                rc = too_large(w, item, len, &w->out) == GG_OK ? GG_OK : GG_ENOMEM;
+                k = 1;
+                break;
+            }
+            if (w->out.len + len + 3 > GGP_MAX_MESSAGE)
+                break;
+            if (k > 0)
+                rc = ggi_buf_append(&w->out, ",", 1);
+            if (rc == GG_OK)
+                rc = ggi_buf_append(&w->out, item, len);
             k++;
         }
-        int rc = ggp_print_buf(m, &w->out);
+        if (rc == GG_OK)
+            rc = ggi_buf_append(&w->out, "]}", 2);
         if (rc == GG_OK)
             rc = w->tp->vt.peer_send(peer, w->out.data, w->out.len);
+        if (w->out.cap > (1u << 20))
+            ggi_buf_free(&w->out);
         if (rc != GG_OK) {
-            /* Keep them for the next round (busy queue): put the batch back in front. */
-            cJSON *r;
-            while ((r = cJSON_DetachItemFromArray(batch, k - 1)) != NULL && k-- > 0)
-                cJSON_InsertItemInArray(done, 0, r);
-            cJSON_Delete(m);
-            if (rc == GG_ETOOBIG && per > 1) {
-                per = 1; /* large records: one per message */
-                continue;
-            }
-            if (rc == GG_ETOOBIG && done->child) {
-                /* One record over the limit: the orchestrator hears why instead. */
-                cJSON *big = cJSON_DetachItemViaPointer(done, done->child);
-                cJSON *why = infra_result(big, "the attempt's record exceeds the message "
-                                          "limit", 0);
-                cJSON_Delete(big);
-                if (why)
-                    cJSON_InsertItemInArray(done, 0, why);
-                continue;
-            }
             if (stalled)
                 *stalled = 1;
             break;
         }
+        w->sent += k;
         atomic_fetch_add(&w->n_results, (unsigned long)k);
-        cJSON_Delete(m);
         sent_any = 1;
-    }
-    if (done->child) {
-        pthread_mutex_lock(&w->mu);
-        cJSON *r;
-        while ((r = cJSON_DetachItemFromArray(w->done, 0)))
-            cJSON_AddItemToArray(done, r);
-        cJSON_Delete(w->done);
-        w->done = done;
-        w->n_done = (unsigned)cJSON_GetArraySize(done);
-        pthread_mutex_unlock(&w->mu);
-    } else {
-        cJSON_Delete(done);
     }
     return sent_any;
 }
@@ -604,7 +702,7 @@ static int socket_wait_ms(gg_worker_t *w, int idle_ms, int stalled)
 {
     pthread_mutex_lock(&w->mu);
     unsigned jobs = w->count + w->running;
-    if (jobs > 0 && !stalled && w->n_done < RESULT_WAKE) {
+    if (jobs > 0 && !stalled && w->done.n < RESULT_WAKE) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         ts.tv_nsec += BUSY_POLL_MS * 1000000L;
@@ -616,7 +714,7 @@ static int socket_wait_ms(gg_worker_t *w, int idle_ms, int stalled)
         pthread_cond_timedwait(&w->done_cv, &w->mu, &ts);
         w->sock_waiting = 0;
     }
-    int wait = stalled ? BUSY_POLL_MS : jobs > 0 || w->n_done > 0 ? 0 : idle_ms;
+    int wait = stalled ? BUSY_POLL_MS : jobs > 0 || w->done.n > 0 ? 0 : idle_ms;
     pthread_mutex_unlock(&w->mu);
     return wait;
 }
@@ -745,10 +843,11 @@ int gg_worker_run(gg_worker_t *w)
         w->head = (w->head + 1) % w->cap;
         w->count--;
     }
-    cJSON_Delete(w->done);
-    w->done = cJSON_CreateArray();
-    w->n_done = 0;
+    result_list_clear(&w->done);
     pthread_mutex_unlock(&w->mu);
+    result_list_clear(&w->sending);
+    w->sent = 0;
+    free_spent(w);
     if (peer)
         w->tp->vt.close(peer);
     return GG_OK;

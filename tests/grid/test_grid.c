@@ -723,6 +723,55 @@ static void count_log(void *user, int level, const char *message)
     n[1] += strstr(message, "locked") != NULL;
 }
 
+/* A worker whose attempt's record is too large for one message sends its infrastructure
+ * fault instead, and the results around it still go. */
+static void test_result_too_large(void)
+{
+    char db[300];
+    snprintf(db, sizeof db, "%s/large.db", dir);
+    /* Code longer than a message when the prompt asks for it, one line otherwise (run by
+     * the default executor: the noop one asks no generator). */
+    gg_generator_options go = GG_GENERATOR_OPTIONS_INIT;
+    go.spec = "command:if grep -q huge; then head -c 17000000 /dev/zero | tr '\\0' x; "
+              "else printf 'x = 1'; fi";
+    go.max_output = 32u << 20;
+    go.timeout_s = 30;
+    gg_generator_t *gen = NULL;
+    int rc = gg_generator_new(&gen, &go);
+    if (rc == GG_EUNSUPPORTED) {
+        fprintf(stderr, "note: command generator not in this build, skipped\n");
+        return;
+    }
+    CHECK_RC(rc, 0);
+    gg_orchestrator_options o = GG_ORCHESTRATOR_OPTIONS_INIT;
+    o.db_path = db;
+    o.workers = 1;
+    o.generator = gen;
+    o.max_attempts = 1;
+    gg_orchestrator_t *orch = NULL;
+    CHECK_RC(gg_orchestrator_new(&orch, &o), 0);
+    CHECK_RC(gg_orchestrator_submit(orch, "{\"task_id\":\"small1\",\"language\":\"python\","
+                                          "\"prompt\":\"one line\"}", NULL), 0);
+    CHECK_RC(gg_orchestrator_submit(orch, "{\"task_id\":\"big\",\"language\":\"python\","
+                                          "\"prompt\":\"a huge one\"}", NULL), 0);
+    CHECK_RC(gg_orchestrator_submit(orch, "{\"task_id\":\"small2\",\"language\":\"python\","
+                                          "\"prompt\":\"one line\"}", NULL), 0);
+    CHECK_RC(gg_orchestrator_drain(orch, 60000), 0);
+    char *res = NULL;
+    CHECK_RC(gg_orchestrator_result(orch, "big", &res), 0);
+    CHECK_CONTAINS(res, "\"status\":\"error\"");
+    CHECK_CONTAINS(res, "exceeds the message limit");
+    gg_free(res);
+    for (int i = 0; i < 2; i++) {
+        res = NULL;
+        CHECK_RC(gg_orchestrator_result(orch, i ? "small2" : "small1", &res), 0);
+        CHECK_CONTAINS(res, "\"status\":\"passed\"");
+        gg_free(res);
+    }
+    gg_orchestrator_destroy(&orch);
+    gg_generator_destroy(&gen);
+}
+
 /* The writer thread on its own: a batch's ops are written in order in one transaction, a
  * failing op is logged and the others stay, the claim is shared among submitters and marks
  * what it took, and an empty queue is reported. */
@@ -1348,6 +1397,7 @@ int main(void)
     test_busy();
     test_fair_share();
     test_embedded_plus_remote();
+    test_result_too_large();
     test_infra_reroute();
     test_quarantine();
     test_schema_migration();
