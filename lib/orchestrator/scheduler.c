@@ -195,6 +195,9 @@ typedef struct sched {
     uint64_t next_lease;
     int backoff;            /* some task may be waiting out a backoff */
     int dispatch_due;       /* a task or a slot became free since the last dispatch */
+    active **run;           /* dispatch's arrays, kept: runnable tasks, per submitter */
+    int *run_head, *run_end;
+    int cap_run, cap_subs;
     double dispatch_at;     /* when dispatch looks again anyway (backoffs, quarantines) */
     unsigned claim_rr;      /* rotates the first submitter served by claim */
     unsigned long submit_gen; /* counts submissions and wake-ups (a claim's snapshot) */
@@ -1704,23 +1707,34 @@ static void dispatch(sched *s)
             free_total += n->capacity - n->busy;
     if (free_total == 0)
         return;
-    /* Runnable tasks, by priority; within a priority, submitters take turns. */
-    active **run = malloc((size_t)s->n_active * sizeof *run);
-    if (!run)
-        return;
+    /* Runnable tasks, by priority; within a priority, submitters take turns. The arrays are
+     * kept from call to call (a fresh large block per call cost glibc a sweep of its free
+     * lists every time). */
+    if (s->cap_run < s->n_active || s->cap_subs < s->n_subs + 1) {
+        int nrun = s->n_active > s->cap_run ? s->n_active : s->cap_run;
+        int nsubs = s->n_subs + 1 > s->cap_subs ? s->n_subs + 1 : s->cap_subs;
+        active **r = realloc(s->run, (size_t)nrun * sizeof *r);
+        if (r)
+            s->run = r;
+        int *h = r ? realloc(s->run_head, (size_t)nsubs * sizeof *h) : NULL;
+        if (h)
+            s->run_head = h;
+        int *e = h ? realloc(s->run_end, (size_t)nsubs * sizeof *e) : NULL;
+        if (e)
+            s->run_end = e;
+        if (!e)
+            return;
+        s->cap_run = nrun;
+        s->cap_subs = nsubs;
+    }
+    active **run = s->run;
+    int *head = s->run_head; /* next index per submitter */
+    int *end = s->run_end;
     int nr = 0;
     for (active *a = s->tasks; a && nr < s->n_active; a = a->next)
         if (!a->inflight && !a->cancelled && a->not_before_ms <= now)
             run[nr++] = a;
     qsort(run, (size_t)nr, sizeof *run, cmp_runnable);
-    int *head = calloc((size_t)s->n_subs + 1, sizeof *head);  /* next index per submitter */
-    int *end = calloc((size_t)s->n_subs + 1, sizeof *end);
-    if (!head || !end) {
-        free(run);
-        free(head);
-        free(end);
-        return;
-    }
     int i = 0;
     while (i < nr && free_total > 0) {
         /* One priority level: [i, j). */
@@ -1783,9 +1797,6 @@ static void dispatch(sched *s)
         }
         i = j;
     }
-    free(run);
-    free(head);
-    free(end);
 }
 
 /* Sends the jobs gathered for each node (after the commit when events announce them). */
@@ -2504,6 +2515,9 @@ void *ggi_scheduler_main(void *arg)
         ggi_batch_free(&s.batch[k]);
     }
     free(s.by_seq);
+    free(s.run);
+    free(s.run_head);
+    free(s.run_end);
     ggi_buf_free(&s.rec_buf);
     ggi_buf_free(&s.ev_buf);
     ggi_grid_db_free(&s.g);
