@@ -23,15 +23,19 @@
 # `status` polling, every 0.5 s, adds to it or rounds it); the time the workers took to start
 # is printed too. The CPU time serve and each worker used meanwhile is printed per task
 # (us/task): on this 2-core machine that is the figure least disturbed by other load.
+# The grid and raw libzmq are measured in ROUNDS alternating rounds (default 3), each pair
+# back to back, and the medians are compared: on a shared 2-core machine one run of either
+# varies by a fifth or more.
 # Environment: BUILD (build dir, default build), N (tasks, default 50000), QUEUE (jobs a
-# worker holds ahead, default 256), MEMORY (0/1), PEERS_N (Dask/Celery tasks, default 5000),
-# PEERS (0: skip Dask and Celery).
+# worker holds ahead, default 256), ROUNDS (default 3), MEMORY (0/1), PEERS_N (Dask/Celery
+# tasks, default 5000), PEERS (0: skip Dask and Celery).
 set -uo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD:-$repo/build}
 n=${N:-50000}
 queue=${QUEUE:-256}
+rounds=${ROUNDS:-3}
 peer_n=${PEERS_N:-5000}
 py=/usr/bin/python3
 [ -x $py ] || py=$(command -v python3)
@@ -80,38 +84,38 @@ PY
 echo "dispatch: $n no-op tasks, 2 workers (queue $queue each), tcp on loopback"
 tasks "$n" "$tmp/tasks.jsonl"
 
-# --- the grid: submit everything first (durable), then time the dispatch alone
-ep="tcp://127.0.0.1:$(port)"
-$gg serve --insecure --bind "$ep" --db "$tmp/grid.db" 2>"$tmp/serve.log" & serve=$!; pids+=($serve)
-sleep 0.3
-t0=$(now)
-$gg submit --insecure --connect "$ep" "$tmp/tasks.jsonl" >/dev/null || { echo "dispatch: submit failed"; exit 1; }
-t1=$(now)
-submit_rate=$($py -c "print(round($n/($t1-$t0)))")
-c0=$(cpu_ticks $serve)
-wpids=()
-for i in 1 2; do
-    $gg worker --insecure --connect "$ep" --executor noop --slots 1 --queue "$queue" --name "w$i" \
-        2>"$tmp/w$i.log" & pids+=($!); wpids+=($!)
-done
-t2=$(now)
-wait_passed "$ep" "$n"
-c1=$(cpu_ticks $serve); cw1=$(cpu_ticks ${wpids[0]}); cw2=$(cpu_ticks ${wpids[1]})
-read -r t_first t3 < <($py - "$tmp/grid.db" <<'PY'
+# --- the grid: submit everything first (durable), then time the dispatch alone. Each round
+# starts a new orchestrator and database; the round's raw libzmq run follows it at once, so
+# both sides of a ratio see the same load on the machine.
+grid_round() {
+    local ep="tcp://127.0.0.1:$(port)" db="$tmp/grid$1.db" serve t0 t1 t2 c0 c1 cw1 cw2 i
+    $gg serve --insecure --bind "$ep" --db "$db" 2>"$tmp/serve$1.log" & serve=$!; pids+=($serve)
+    sleep 0.3
+    t0=$(now)
+    $gg submit --insecure --connect "$ep" "$tmp/tasks.jsonl" >/dev/null || {
+        echo "dispatch: submit failed"; exit 1; }
+    t1=$(now)
+    submit_rate=$($py -c "print(round($n/($t1-$t0)))")
+    c0=$(cpu_ticks $serve)
+    local wpids=()
+    for i in 1 2; do
+        $gg worker --insecure --connect "$ep" --executor noop --slots 1 --queue "$queue" \
+            --name "w$i" 2>"$tmp/w$1-$i.log" & pids+=($!); wpids+=($!)
+    done
+    t2=$(now)
+    wait_passed "$ep" "$n"
+    c1=$(cpu_ticks $serve); cw1=$(cpu_ticks ${wpids[0]}); cw2=$(cpu_ticks ${wpids[1]})
+    read -r t_first t3 < <($py - "$db" <<'PY'
 import sqlite3, sys
 print(*sqlite3.connect(sys.argv[1]).execute(
     "SELECT min(started_at), max(finished_at) FROM tasks").fetchone())
 PY
 )
-grid=$($py -c "print(round($n/($t3-$t_first)))")
-echo "workers started and first task claimed after $($py -c "print(round(1e3*($t_first-$t2)))") ms"
-echo "grid submit (durable, batched):   $submit_rate tasks/s"
-echo "grid dispatch (durable):          $grid tasks/s"
-us() { $py -c "print(round(1e6*($1)/$hz/$n, 1))"; }
-echo "grid CPU per task: serve $(us "$c1-$c0") us, workers $(us "$cw1") + $(us "$cw2") us"
-
-# --- raw libzmq, same sizes: a job of one task and its result
-read -r req rep < <($py - "$tmp/grid.db" <<'PY'
+    grid=$($py -c "print(round($n/($t3-$t_first)))")
+    start_ms=$($py -c "print(round(1e3*($t_first-$t2)))")
+    cpu="serve $(us "$c1-$c0") us, workers $(us "$cw1") + $(us "$cw2") us"
+    # the raw side's sizes: a job of one task and its result, as stored in this round
+    read -r req rep < <($py - "$db" <<'PY'
 import sqlite3, sys
 c = sqlite3.connect(sys.argv[1])
 spec = c.execute("SELECT length(spec) FROM task_specs LIMIT 1").fetchone()[0]
@@ -119,8 +123,25 @@ rec = c.execute("SELECT length(record) FROM attempts LIMIT 1").fetchone()[0]
 print(spec + 80, rec + 60)
 PY
 )
-raw=$("$build/bench/zmq_raw" 2 100 "$req" "$rep" 2 | awk '{print $1}')
-echo "raw libzmq (2 peers x 100 in flight, $req/$rep bytes): $raw round trips/s"
+    kill "${wpids[@]}" "$serve" 2>/dev/null
+    wait "${wpids[@]}" "$serve" 2>/dev/null
+}
+us() { $py -c "print(round(1e6*($1)/$hz/$n, 1))"; }
+median() { printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : int((v[NR/2]+v[NR/2+1])/2)}'; }
+ratio() { $py -c "a,b='$1','$2'; print('%.1f%%' % (100*float(a)/float(b)) if a.replace('.','').isdigit() and b.replace('.','').isdigit() and float(b)>0 else 'n/a')"; }
+grids=(); raws=()
+for r in $(seq "$rounds"); do
+    grid_round "$r"
+    raw=$("$build/bench/zmq_raw" 2 100 "$req" "$rep" 2 | awk '{print $1}')
+    echo "round $r: grid $grid tasks/s (first claim ${start_ms} ms after the workers started;" \
+        "submit $submit_rate tasks/s; CPU per task: $cpu), raw libzmq $raw round trips/s:" \
+        "$(ratio "$grid" "$raw")"
+    grids+=("$grid"); raws+=("$raw")
+done
+grid=$(median "${grids[@]}")
+raw=$(median "${raws[@]}")
+echo "grid dispatch (durable, median of $rounds): $grid tasks/s"
+echo "raw libzmq (2 peers x 100 in flight, $req/$rep bytes, median of $rounds): $raw round trips/s"
 
 # --- Dask
 dask="skipped"
@@ -186,9 +207,8 @@ else
 fi
 echo "celery + redis (2 processes):     $celery tasks/s"
 
-ratio() { $py -c "a,b='$1','$2'; print('%.1f%%' % (100*float(a)/float(b)) if a.replace('.','').isdigit() and b.replace('.','').isdigit() and float(b)>0 else 'n/a')"; }
 times() { $py -c "a,b='$1','$2'; print('%.1fx' % (float(a)/float(b)) if a.replace('.','').isdigit() and b.replace('.','').isdigit() and float(b)>0 else 'n/a')"; }
-echo "grid / raw libzmq:   $(ratio "$grid" "$raw") (target: at least 15%)"
+echo "grid / raw libzmq:   $(ratio "$grid" "$raw") (medians; target: at least 15%)"
 echo "grid / dask:         $(times "$grid" "$dask")"
 echo "grid / celery:       $(times "$grid" "$celery")"
 
