@@ -619,8 +619,9 @@ static ggi_claim_request claim_request(sched *s, int coming)
 
 /* Ends the gathering of the current batch (the writer is idle, and done holds the batch it
  * wrote last, or NULL): what this thread wrote itself is committed, then the batch goes to
- * the writer with its claim, and done is completed while the writer works. */
-static void handoff(sched *s, ggi_batch *done)
+ * the writer with its claim, and done is completed while the writer works. Returns 1 when
+ * the writer got a batch (it is busy now), 0 when there was nothing to write. */
+static int handoff(sched *s, ggi_batch *done)
 {
     run_later(s);
     save_scores(s);
@@ -642,7 +643,7 @@ static void handoff(sched *s, ggi_batch *done)
         done = NULL;
         if (b->n_ops == 0) {
             complete_batch(s, b, 1);
-            return;
+            return 0;
         }
     }
     ggi_writer_submit(s->writer, b);
@@ -651,6 +652,7 @@ static void handoff(sched *s, ggi_batch *done)
     s->cur = (busy + 1) % 3 != finishing ? (busy + 1) % 3 : (busy + 2) % 3;
     if (done)
         complete_batch(s, done, 0);
+    return 1;
 }
 
 void ggi_orq_signal_done(gg_orchestrator_t *o)
@@ -1647,6 +1649,32 @@ static int cmp_runnable(const void *pa, const void *pb)
     return a->seq < b->seq ? -1 : a->seq > b->seq;
 }
 
+/* Sorts v by cmp_runnable in place (heapsort): glibc's qsort is a merge sort that mallocs a
+ * copy of the array, a large block on every dispatch. */
+static void sort_runnable(active **v, int n)
+{
+    for (int start = n / 2 - 1, end = n; end > 1;) {
+        int root;
+        if (start >= 0) {
+            root = start--; /* building the heap */
+        } else {
+            active *t = v[0]; /* the largest goes to the end */
+            v[0] = v[--end];
+            v[end] = t;
+            root = 0;
+        }
+        for (int child; (child = 2 * root + 1) < end; root = child) {
+            if (child + 1 < end && cmp_runnable(&v[child], &v[child + 1]) < 0)
+                child++;
+            if (cmp_runnable(&v[root], &v[child]) >= 0)
+                break;
+            active *t = v[root];
+            v[root] = v[child];
+            v[child] = t;
+        }
+    }
+}
+
 static node *pick_node(sched *s, active *a, double now, int *any_free)
 {
     node *best = NULL;
@@ -1734,7 +1762,7 @@ static void dispatch(sched *s)
     for (active *a = s->tasks; a && nr < s->n_active; a = a->next)
         if (!a->inflight && !a->cancelled && a->not_before_ms <= now)
             run[nr++] = a;
-    qsort(run, (size_t)nr, sizeof *run, cmp_runnable);
+    sort_runnable(run, nr);
     int i = 0;
     while (i < nr && free_total > 0) {
         /* One priority level: [i, j). */
@@ -2447,7 +2475,7 @@ void *ggi_scheduler_main(void *arg)
         ggi_batch *done = NULL;
         int writing = !ggi_writer_poll(s.writer, &done);
         if (!writing) {
-            handoff(&s, done);
+            writing = handoff(&s, done); /* busy again with a new batch, or still idle */
             dispatch(&s);
             send_batches(&s);
         }

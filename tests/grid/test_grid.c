@@ -641,6 +641,67 @@ static void test_fair_share(void)
     gg_orchestrator_destroy(&o);
 }
 
+/* Tasks claimed at different times still run by priority, then in submission order: the
+ * scheduler sorts its active set when it dispatches. */
+static void test_priority_dispatch(void)
+{
+    char ep[64], db[300], buf[512];
+    endpoint(ep, sizeof ep);
+    snprintf(db, sizeof db, "%s/prio.db", dir);
+    gg_orchestrator_t *o = serve(ep, db, 0);
+    if (!o)
+        return;
+    gg_client_options co = GG_CLIENT_OPTIONS_INIT;
+    co.connect = ep;
+    co.insecure = 1;
+    co.name = "carol";
+    gg_client_t *c = NULL;
+    CHECK_RC(gg_client_new(&c, &co), 0);
+    for (int i = 0; i < 6; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "l%d", i);
+        CHECK_RC(gg_client_submit(c, task_json(buf, sizeof buf, id, "python"), NULL), 0);
+    }
+    raw w;
+    raw_open(&w, ep);
+    raw_worker_hello(&w, "one", 1, "\"python3\"");
+    /* The first low task runs; all six are active now. Then higher ones come. */
+    cJSON *jobs = raw_recv(&w, "jobs", 3000);
+    const cJSON *job = cJSON_GetArrayItem(cJSON_GetObjectItem(jobs, "jobs"), 0);
+    const char *id0 = cJSON_GetStringValue(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(job, "task"), "task_id"));
+    CHECK_STR(id0, "l0");
+    const char *later[] = { "m0", "h0", "h1", "m1", "h2" };
+    for (int i = 0; i < 5; i++) {
+        snprintf(buf, sizeof buf, "{\"task_id\":\"%s\",\"language\":\"python\","
+                 "\"priority\":%d}", later[i], later[i][0] == 'h' ? 7 : 3);
+        CHECK_RC(gg_client_submit(c, buf, NULL), 0);
+    }
+    /* Claimed while l0 runs (the scheduler claims when it is woken, and at least every
+     * POLL_MS); heartbeats keep the raw worker alive meanwhile. */
+    for (int i = 0; i < 6; i++) {
+        ggi_sleep_ms(100);
+        raw_send(&w, "{\"ggp\":1,\"t\":\"hb\"}");
+    }
+    char order[64] = "";
+    size_t len = 0;
+    for (int i = 0; i < 11 && job; i++) {
+        raw_result(&w, job, NULL, 1);
+        cJSON_Delete(jobs);
+        jobs = raw_recv(&w, "jobs", 3000);
+        job = cJSON_GetArrayItem(cJSON_GetObjectItem(jobs, "jobs"), 0);
+        const char *id = cJSON_GetStringValue(
+            cJSON_GetObjectItem(cJSON_GetObjectItem(job, "task"), "task_id"));
+        if (id)
+            len += (size_t)snprintf(order + len, sizeof order - len, "%s ", id);
+    }
+    cJSON_Delete(jobs);
+    CHECK_STR(order, "h0 h1 h2 m0 m1 l1 l2 l3 l4 l5 ");
+    raw_close(&w);
+    gg_client_destroy(&c);
+    gg_orchestrator_destroy(&o);
+}
+
 static void *run_worker(void *w)
 {
     gg_worker_run(w);
@@ -1396,6 +1457,7 @@ int main(void)
     test_garbage_and_leases();
     test_busy();
     test_fair_share();
+    test_priority_dispatch();
     test_embedded_plus_remote();
     test_result_too_large();
     test_infra_reroute();
