@@ -142,70 +142,133 @@ int ggi_grid_submitters(ggi_grid_db *g, int max, char ***out, int *out_n)
     return GG_OK;
 }
 
-static char *col(sqlite3_stmt *st, int i)
+void ggi_claimed_release(ggi_claimed *c)
+{
+    free(c->mem);
+    memset(c, 0, sizeof *c);
+}
+
+/* The same place in another copy of a block. */
+static char *rebase(const char *p, const char *from, char *to)
+{
+    return p ? to + (p - from) : NULL;
+}
+
+int ggi_claimed_copy(const ggi_claimed *src, ggi_claimed *dst)
+{
+    *dst = *src;
+    dst->mem = malloc(src->size);
+    if (!dst->mem) {
+        memset(dst, 0, sizeof *dst);
+        return ggi_error(GG_ENOMEM, "out of memory");
+    }
+    memcpy(dst->mem, src->mem, src->size);
+    ggi_task_row *r = &dst->row;
+    r->task_id = rebase(src->row.task_id, src->mem, dst->mem);
+    r->spec = rebase(src->row.spec, src->mem, dst->mem);
+    r->status = rebase(src->row.status, src->mem, dst->mem);
+    r->language = rebase(src->row.language, src->mem, dst->mem);
+    r->needs = rebase(src->row.needs, src->mem, dst->mem);
+    dst->submitter = rebase(src->submitter, src->mem, dst->mem);
+    return GG_OK;
+}
+
+/* Copies a column's text (or nothing for NULL) into the block at *at; returns it or NULL. */
+static char *put_col(sqlite3_stmt *st, int i, char **at)
 {
     const unsigned char *t = sqlite3_column_text(st, i);
-    return t ? ggi_strdup((const char *)t) : NULL;
+    if (!t)
+        return NULL;
+    size_t n = (size_t)sqlite3_column_bytes(st, i);
+    char *p = *at;
+    memcpy(p, t, n);
+    p[n] = 0;
+    *at = p + n + 1;
+    return p;
 }
 
 int ggi_grid_claim(ggi_grid_db *g, const char *submitter, int limit, double now,
-                   ggi_task_row **out_rows, int *out_n)
+                   ggi_claimed **rows, int *n, int *cap)
 {
-    *out_rows = NULL;
-    *out_n = 0;
     if (limit <= 0)
         return GG_OK;
-    ggi_task_row *rows = calloc((size_t)limit, sizeof *rows);
-    if (!rows)
-        return ggi_error(GG_ENOMEM, "out of memory claiming tasks");
-    sqlite3_stmt *st = get(g, G_CLAIM);
-    int n = 0, rc = st ? GG_OK : GG_ESTORE, step = SQLITE_DONE;
-    if (st) {
-        sqlite3_bind_text(st, 1, submitter, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 2, limit);
-        while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-            if (n >= limit || rc)
-                continue; /* cannot happen (LIMIT); the statement still runs to its end */
-            ggi_task_row *r = &rows[n++];
-            r->seq = sqlite3_column_int64(st, 0);
-            r->task_id = col(st, 1);
-            r->spec = col(st, 2);
-            r->status = ggi_strdup("running");
-            r->priority = sqlite3_column_int(st, 3);
-            r->attempts = sqlite3_column_int(st, 4);
-            r->created_at = sqlite3_column_double(st, 5);
-            /* A task that ran before (and was requeued) keeps its first start. */
-            r->started_at = sqlite3_column_type(st, 6) == SQLITE_NULL
-                                ? now : sqlite3_column_double(st, 6);
-            r->language = col(st, 7);
-            r->needs = col(st, 8);
-            /* A row without a spec (task_specs changed by hand) is claimed with spec NULL:
-             * the scheduler ends it as an error rather than finding it at every claim. */
-            if (!r->task_id || (!r->spec && sqlite3_column_type(st, 2) != SQLITE_NULL) ||
-                !r->status ||
-                (!r->language && sqlite3_column_type(st, 7) != SQLITE_NULL) ||
-                (!r->needs && sqlite3_column_type(st, 8) != SQLITE_NULL))
-                rc = ggi_error(GG_ENOMEM, "out of memory claiming tasks");
-        }
-        if (!rc && step != SQLITE_DONE)
-            rc = fail(g, "claiming tasks");
-        sqlite3_reset(st);
+    if (*n + limit > *cap) {
+        int ncap = *cap ? *cap : 64;
+        while (ncap < *n + limit)
+            ncap *= 2;
+        ggi_claimed *p = realloc(*rows, (size_t)ncap * sizeof *p);
+        if (!p)
+            return ggi_error(GG_ENOMEM, "out of memory claiming tasks");
+        *rows = p;
+        *cap = ncap;
     }
+    int first = *n, rc = GG_OK, step = SQLITE_DONE;
+    sqlite3_stmt *st = get(g, G_CLAIM);
+    if (!st)
+        return GG_ESTORE;
+    static const char running[] = "running";
+    size_t sub_len = strlen(submitter) + 1;
+    sqlite3_bind_text(st, 1, submitter, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, limit);
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n - first >= limit || rc)
+            continue; /* cannot happen (LIMIT); the statement still runs to its end */
+        /* One block: task_id, spec, language, needs, status and the submitter. */
+        size_t size = sizeof running + sub_len;
+        for (int k = 1; k <= 8; k++)
+            if (k == 1 || k == 2 || k == 7 || k == 8)
+                size += (size_t)sqlite3_column_bytes(st, k) + 1;
+        ggi_claimed *c = &(*rows)[*n];
+        memset(c, 0, sizeof *c);
+        c->mem = malloc(size);
+        c->size = size;
+        if (!c->mem) {
+            rc = ggi_error(GG_ENOMEM, "out of memory claiming tasks");
+            continue;
+        }
+        char *at = c->mem;
+        ggi_task_row *r = &c->row;
+        r->seq = sqlite3_column_int64(st, 0);
+        r->task_id = put_col(st, 1, &at);
+        /* A row without a spec (task_specs changed by hand) is claimed with spec NULL: the
+         * scheduler ends it as an error rather than finding it at every claim. */
+        r->spec = put_col(st, 2, &at);
+        r->priority = sqlite3_column_int(st, 3);
+        r->attempts = sqlite3_column_int(st, 4);
+        r->created_at = sqlite3_column_double(st, 5);
+        /* A task that ran before (and was requeued) keeps its first start. */
+        r->started_at = sqlite3_column_type(st, 6) == SQLITE_NULL
+                            ? now : sqlite3_column_double(st, 6);
+        r->language = put_col(st, 7, &at);
+        r->needs = put_col(st, 8, &at);
+        memcpy(at, running, sizeof running);
+        r->status = at;
+        at += sizeof running;
+        memcpy(at, submitter, sub_len);
+        c->submitter = at;
+        if (!r->task_id) {
+            free(c->mem);
+            c->mem = NULL;
+            rc = ggi_error(GG_ESTORE, "task %lld has no id", (long long)r->seq);
+            continue;
+        }
+        (*n)++;
+    }
+    if (!rc && step != SQLITE_DONE)
+        rc = fail(g, "claiming tasks");
+    sqlite3_reset(st);
     /* Taken after the scan, so no entry changes under the cursor that found it. */
-    if (!rc && n > 0)
-        rc = ggi_store_queue_take(g->store, submitter, rows[n - 1].priority, rows[n - 1].seq,
-                                  n);
+    if (!rc && *n > first)
+        rc = ggi_store_queue_take(g->store, submitter, (*rows)[*n - 1].row.priority,
+                                  (*rows)[*n - 1].row.seq, *n - first);
     if (rc) {
         /* The caller rolls the transaction back (or the tasks stay claimed until the next
          * start requeues them): nothing is lost either way. */
-        for (int i = 0; i < n; i++)
-            ggi_store_task_row_free(&rows[i]);
-        free(rows);
-        return rc;
+        for (int i = first; i < *n; i++)
+            ggi_claimed_release(&(*rows)[i]);
+        *n = first;
     }
-    *out_rows = rows;
-    *out_n = n;
-    return GG_OK;
+    return rc;
 }
 
 int ggi_grid_task_insert(ggi_grid_db *g, const char *task_id, const char *spec,

@@ -145,9 +145,31 @@ int ggi_grid_db_new(ggi_grid_db **out, ggi_store *s);
 void ggi_grid_db_free(ggi_grid_db **pg);
 /** Distinct submitters with queued tasks (at most max), malloc'd strings. */
 int ggi_grid_submitters(ggi_grid_db *g, int max, char ***out, int *out_n);
-/** Claims up to limit queued tasks of one submitter (highest priority, then oldest). */
+/**
+ * A claimed task and its submitter. All its strings live in one block (mem), allocated and
+ * freed by the writer thread that claimed it (ggi_claimed_release): the scheduler only reads
+ * them, and copies what it keeps, so no thread frees memory another allocated.
+ */
+typedef struct ggi_claimed {
+    ggi_task_row row; /* task_id, spec (NULL when none is stored), status, language, needs */
+    const char *submitter;
+    char *mem;
+    size_t size; /* of mem */
+} ggi_claimed;
+
+/** Frees a claimed task's block (on the thread that allocated it). */
+void ggi_claimed_release(ggi_claimed *c);
+
+/** Copies src into *dst with a block of its own (for the copying thread to release);
+ * GG_ENOMEM. */
+int ggi_claimed_copy(const ggi_claimed *src, ggi_claimed *dst);
+
+/**
+ * Claims up to limit queued tasks of one submitter (highest priority, then oldest), appending
+ * them to *rows (*n of them, room for *cap, grown as needed).
+ */
 int ggi_grid_claim(ggi_grid_db *g, const char *submitter, int limit, double now,
-                   ggi_task_row **out_rows, int *out_n);
+                   ggi_claimed **rows, int *n, int *cap);
 /** Inserts a queued task for a submitter, with its language and needs for the scheduler
  * (same rules as ggi_store_task_insert_planned). */
 int ggi_grid_task_insert(ggi_grid_db *g, const char *task_id, const char *spec,

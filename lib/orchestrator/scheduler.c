@@ -214,9 +214,7 @@ static void active_free(active *a)
 {
     if (!a)
         return;
-    free(a->task_id);
-    free(a->spec_text);
-    cJSON_Delete(a->needs);
+    cJSON_Delete(a->needs); /* task_id and spec_text live in a's block */
     free(a->language);
     cJSON_Delete(a->feedback);
     free(a->codes);
@@ -448,7 +446,7 @@ static void save_scores(sched *s)
 /* Commits the batch, then tells the host, the clients and the watchers. */
 static void learn_from_result(sched *s, cJSON *res);
 
-static void add_active(sched *s, ggi_task_row *row, const char *submitter_name);
+static void add_active(sched *s, const ggi_task_row *row, const char *submitter_name);
 static void notify_waiters(sched *s, const char *task_id, const char *result_text);
 static int has_waiter(const sched *s, const char *task_id);
 
@@ -516,8 +514,7 @@ static void run_later(sched *s)
     s->later.n_ended = 0;
     for (int i = 0; i < s->n_later_rows; i++) {
         add_active(s, &s->later_rows[i].row, s->later_rows[i].submitter);
-        ggi_store_task_row_free(&s->later_rows[i].row);
-        free(s->later_rows[i].submitter);
+        ggi_claimed_release(&s->later_rows[i]);
     }
     s->n_later_rows = 0;
 }
@@ -573,9 +570,9 @@ static void complete_batch(sched *s, ggi_batch *b, int idle)
                     s->cap_later_rows = ncap;
                 }
             }
-            if (s->n_later_rows < s->cap_later_rows) {
-                s->later_rows[s->n_later_rows++] = *c;
-                memset(c, 0, sizeof *c); /* the later list's now */
+            if (s->n_later_rows < s->cap_later_rows &&
+                ggi_claimed_copy(c, &s->later_rows[s->n_later_rows]) == GG_OK) {
+                s->n_later_rows++;
                 continue;
             }
             /* No room to wait: it stays claimed (running) until the next start requeues it. */
@@ -1202,9 +1199,12 @@ static double needs_number(const cJSON *needs, const char *key)
     return v > 0 ? v : 0; /* absent (NaN) or not positive: none */
 }
 
-static void add_active(sched *s, ggi_task_row *row, const char *submitter_name)
+/* Makes a claimed task active; what it keeps of the row (id, spec) is copied, in one block
+ * with the task. */
+static void add_active(sched *s, const ggi_task_row *row, const char *submitter_name)
 {
-    active *a = row->spec ? calloc(1, sizeof *a) : NULL;
+    size_t id_len = strlen(row->task_id) + 1, spec_len = row->spec ? strlen(row->spec) + 1 : 0;
+    active *a = row->spec ? calloc(1, sizeof *a + id_len + spec_len) : NULL;
     int rc = a ? read_needs(row, &a->language, &a->needs) : GG_ENOMEM;
     if (rc != GG_OK) {
         /* A row this library cannot read any more ends as an error, not a crash. */
@@ -1215,10 +1215,10 @@ static void add_active(sched *s, ggi_task_row *row, const char *submitter_name)
         return;
     }
     a->seq = row->seq;
-    a->task_id = row->task_id;
-    row->task_id = NULL;
-    a->spec_text = row->spec;
-    row->spec = NULL;
+    a->task_id = (char *)(a + 1);
+    memcpy(a->task_id, row->task_id, id_len);
+    a->spec_text = a->task_id + id_len;
+    memcpy(a->spec_text, row->spec, spec_len);
     a->priority = row->priority;
     int max_attempts = (int)needs_number(a->needs, "max_attempts");
     a->max_attempts = max_attempts > 0 ? max_attempts : (int)s->o->max_attempts;
@@ -2526,10 +2526,8 @@ void *ggi_scheduler_main(void *arg)
     for (int i = 0; i < s.later.n_ended; i++)
         free(s.later.ended[i].task_id);
     free(s.later.ended);
-    for (int i = 0; i < s.n_later_rows; i++) {
-        ggi_store_task_row_free(&s.later_rows[i].row);
-        free(s.later_rows[i].submitter);
-    }
+    for (int i = 0; i < s.n_later_rows; i++)
+        ggi_claimed_release(&s.later_rows[i]);
     free(s.later_rows);
     for (int k = 0; k < 3; k++) {
         pending *pd = &s.pend[k];

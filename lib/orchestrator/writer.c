@@ -56,21 +56,29 @@ void ggi_batch_clear(ggi_batch *b)
     for (int i = 0; i < b->n_ops; i++)
         ggi_op_free(&b->ops[i]);
     b->n_ops = 0;
-    for (int i = 0; i < b->n_claimed; i++) {
-        ggi_store_task_row_free(&b->claimed[i].row);
-        free(b->claimed[i].submitter);
-    }
-    free(b->claimed);
-    b->claimed = NULL;
-    b->n_claimed = 0;
+    b->n_claimed = 0; /* their blocks stay for the writer to free (ggi_batch_release_claimed) */
     b->claim.want = 0;
     b->failed = 0;
     b->queue_empty = 0;
 }
 
+/* Frees the blocks of the tasks this batch claimed last time: the writer allocated them, and
+ * frees them itself before it claims again into the same batch. */
+static void release_claimed(ggi_batch *b)
+{
+    for (int i = 0; i < b->n_held; i++)
+        ggi_claimed_release(&b->claimed[i]);
+    b->n_held = 0;
+    b->n_claimed = 0;
+}
+
 void ggi_batch_free(ggi_batch *b)
 {
     ggi_batch_clear(b);
+    release_claimed(b);
+    free(b->claimed);
+    b->claimed = NULL;
+    b->cap_claimed = 0;
     free(b->ops);
     b->ops = NULL;
     b->cap_ops = 0;
@@ -97,32 +105,12 @@ static int run_op(ggi_writer *w, const ggi_op *op)
     return ggi_error(GG_EINVAL, "unknown database write %d", (int)op->kind);
 }
 
-static int add_claimed(ggi_batch *b, int *cap, ggi_task_row *row, const char *submitter)
-{
-    if (b->n_claimed == *cap) {
-        int ncap = *cap ? *cap * 2 : 64;
-        ggi_claimed *p = realloc(b->claimed, (size_t)ncap * sizeof *p);
-        if (!p)
-            return ggi_error(GG_ENOMEM, "out of memory claiming tasks");
-        b->claimed = p;
-        *cap = ncap;
-    }
-    ggi_claimed *c = &b->claimed[b->n_claimed];
-    c->submitter = ggi_strdup(submitter);
-    if (!c->submitter)
-        return ggi_error(GG_ENOMEM, "out of memory claiming tasks");
-    c->row = *row;
-    memset(row, 0, sizeof *row);
-    b->n_claimed++;
-    return GG_OK;
-}
-
 /* Takes queued tasks, in turn from every submitter that has some: an equal share each,
  * starting with a different submitter every time (so a slot freed one at a time goes to each
  * in turn); what one cannot use goes to the next round. */
 static int claim(ggi_writer *w, ggi_batch *b)
 {
-    int want = b->claim.want, cap = 0;
+    int want = b->claim.want;
     char **names = NULL;
     int n_names = 0;
     int rc = ggi_grid_submitters(w->g, MAX_SUBMITTERS, &names, &n_names);
@@ -136,16 +124,11 @@ static int claim(ggi_writer *w, ggi_batch *b)
             int i = (int)((start + (unsigned)k) % (unsigned)n_names);
             if (!names[i])
                 continue;
-            ggi_task_row *rows = NULL;
-            int n = 0;
+            int before = b->n_claimed;
             rc = ggi_grid_claim(w->g, names[i], share < want ? share : want, ggi_wall_s(),
-                                &rows, &n);
-            for (int j = 0; j < n; j++) {
-                if (!rc)
-                    rc = add_claimed(b, &cap, &rows[j], names[i]);
-                ggi_store_task_row_free(&rows[j]);
-            }
-            free(rows);
+                                &b->claimed, &b->n_claimed, &b->cap_claimed);
+            b->n_held = b->n_claimed;
+            int n = b->n_claimed - before;
             if (!rc && n < share) {
                 free(names[i]);
                 names[i] = NULL;
@@ -168,6 +151,7 @@ static int claim(ggi_writer *w, ggi_batch *b)
 
 static void write_batch(ggi_writer *w, ggi_batch *b)
 {
+    release_claimed(b);
     b->failed = 0;
     int rc = ggi_store_begin(w->s);
     if (rc != GG_OK) {

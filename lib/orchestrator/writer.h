@@ -35,20 +35,15 @@ typedef struct ggi_claim_request {
     unsigned rr;
 } ggi_claim_request;
 
-/** A claimed task and its submitter. */
-typedef struct ggi_claimed {
-    ggi_task_row row;
-    char *submitter;
-} ggi_claimed;
-
 typedef struct ggi_batch {
     ggi_op *ops;
     int n_ops, cap_ops;
     ggi_claim_request claim;
     /* results, when done */
     int failed;               /* the transaction was rolled back: none of the ops is durable */
-    ggi_claimed *claimed;
-    int n_claimed;
+    ggi_claimed *claimed;     /* n_claimed for the scheduler to read */
+    int n_claimed, cap_claimed;
+    int n_held;               /* claimed entries whose blocks the writer frees next time */
     int queue_empty;          /* the claim found fewer tasks than it wanted */
     unsigned long tag;        /* the scheduler's */
 } ggi_batch;
@@ -73,9 +68,10 @@ void ggi_writer_stop(ggi_writer **pw);
 /** Frees an op's strings (for one that is not appended). */
 void ggi_op_free(ggi_op *op);
 int ggi_batch_add(ggi_batch *b, const ggi_op *op);
-/** Frees the ops and the claimed rows, keeping the arrays' room; tag is left alone. */
+/** Frees the ops and forgets the claimed rows (their blocks are the writer's to free when it
+ * next writes this batch), keeping the arrays' room; tag is left alone. */
 void ggi_batch_clear(ggi_batch *b);
-/** Frees everything. */
+/** Frees everything, claimed blocks too (the writer is stopped or idle). */
 void ggi_batch_free(ggi_batch *b);
 
 #endif
