@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,15 @@
 #include "zap.h"
 
 #define QUEUE_LIMIT 100000 /* messages per socket and direction before backpressure */
+#define POOL_MIN 4096      /* smaller messages go by ZeroMQ's own copy */
+#define POOL_KEEP 8        /* send buffers kept for reuse */
+#define POOL_BUF_MAX (1u << 20) /* larger ones are freed after use */
+
+/* A buffer a large message is sent from (its bytes follow); ZeroMQ gives it back when sent. */
+typedef struct send_buf {
+    struct send_buf *next;
+    size_t cap;
+} send_buf;
 
 typedef struct zt_state {
     void *ctx;
@@ -28,6 +38,12 @@ typedef struct zt_state {
     ggi_keypair client;   /* peers' key pair */
     char server_public[GGI_KEY_Z85_LEN + 1]; /* what peers expect the hub to be */
     ggi_zap *zap;
+    /* Large messages are sent from buffers kept here: ZeroMQ's own copy was a fresh block
+     * per message, freed by its I/O thread, and each such block made glibc sweep its free
+     * lists on the sending thread. */
+    pthread_mutex_t pool_mu;
+    send_buf *pool;
+    int pool_n;
 } zt_state;
 
 typedef struct zt_socket {
@@ -252,6 +268,61 @@ static int send_status(const char *what)
     return zmq_fail(what);
 }
 
+/* Called by ZeroMQ (on its I/O thread, or on close) when a pooled message is done. */
+static void pool_return(void *data, void *hint)
+{
+    zt_state *st = hint;
+    send_buf *b = (send_buf *)data - 1;
+    pthread_mutex_lock(&st->pool_mu);
+    if (st->pool_n < POOL_KEEP && b->cap <= POOL_BUF_MAX) {
+        b->next = st->pool;
+        st->pool = b;
+        st->pool_n++;
+        b = NULL;
+    }
+    pthread_mutex_unlock(&st->pool_mu);
+    free(b);
+}
+
+/* zmq_send, from a pooled buffer for a large message. */
+static int send_body(zt_socket *s, const void *data, size_t len, int flags)
+{
+    zt_state *st = s->st;
+    if (len < POOL_MIN)
+        return zmq_send(s->sock, data, len, flags);
+    send_buf *b = NULL;
+    pthread_mutex_lock(&st->pool_mu);
+    for (send_buf **p = &st->pool; *p; p = &(*p)->next) {
+        if ((*p)->cap >= len) {
+            b = *p;
+            *p = b->next;
+            st->pool_n--;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&st->pool_mu);
+    if (!b) {
+        size_t cap = (len + 16383) & ~(size_t)16383;
+        b = malloc(sizeof *b + cap);
+        if (!b)
+            return zmq_send(s->sock, data, len, flags);
+        b->cap = cap;
+    }
+    memcpy(b + 1, data, len);
+    zmq_msg_t m;
+    if (zmq_msg_init_data(&m, b + 1, len, pool_return, st) != 0) {
+        free(b);
+        return -1;
+    }
+    int rc = zmq_msg_send(&m, s->sock, flags);
+    if (rc < 0) {
+        int e = errno;
+        zmq_msg_close(&m); /* gives the buffer back */
+        errno = e;
+    }
+    return rc;
+}
+
 static int zt_hub_send(void *hub, const void *peer, size_t peer_len, const void *data,
                        size_t len)
 {
@@ -260,7 +331,7 @@ static int zt_hub_send(void *hub, const void *peer, size_t peer_len, const void 
         return ggi_error(GG_ETOOBIG, "message of %zu bytes exceeds the transport limit", len);
     if (zmq_send(s->sock, peer, peer_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
         return send_status("sending to a peer");
-    if (zmq_send(s->sock, data, len, ZMQ_DONTWAIT) < 0)
+    if (send_body(s, data, len, ZMQ_DONTWAIT) < 0)
         return send_status("sending to a peer");
     return GG_OK;
 }
@@ -270,7 +341,7 @@ static int zt_peer_send(void *peer, const void *data, size_t len)
     zt_socket *s = peer;
     if (len > GGI_ZMQ_MAX_MESSAGE)
         return ggi_error(GG_ETOOBIG, "message of %zu bytes exceeds the transport limit", len);
-    if (zmq_send(s->sock, data, len, ZMQ_DONTWAIT) < 0)
+    if (send_body(s, data, len, ZMQ_DONTWAIT) < 0)
         return send_status("sending to the hub");
     return GG_OK;
 }
@@ -291,7 +362,13 @@ static void zt_destroy(void *self)
     if (!st)
         return;
     ggi_zap_stop(&st->zap); /* its sockets must close before the context can end */
-    zmq_ctx_term(st->ctx);
+    zmq_ctx_term(st->ctx); /* every message is released by now: the pool is complete */
+    while (st->pool) {
+        send_buf *b = st->pool;
+        st->pool = b->next;
+        free(b);
+    }
+    pthread_mutex_destroy(&st->pool_mu);
     ggi_wipe(st, sizeof *st);
     free(st);
 }
@@ -366,6 +443,7 @@ int ggi_zmq_transport_new_secure(ggi_transport *out, const ggi_zmq_security *sec
         free(st);
         return zmq_fail("zmq_ctx_new");
     }
+    pthread_mutex_init(&st->pool_mu, NULL);
     if (sec) {
         int rc = setup_security(st, sec);
         if (rc != GG_OK) {
