@@ -954,6 +954,12 @@ static void monitor(sched *s, active *a, int n, const cJSON *rec, int stuck, con
                     int live)
 {
     a->tokens += record_tokens(rec);
+    if (!stuck && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "passed"))) {
+        /* A passing attempt ends the task (decide): no next attempt reads what follows. */
+        cJSON_Delete(a->strategy);
+        a->strategy = NULL;
+        return;
+    }
     const char *code = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rec, "code"));
     char h[17] = "";
     if (code)
@@ -1598,6 +1604,19 @@ static void node_batch_send(sched *s, node *n)
 }
 
 /* Appends a's job to n's jobs message: the stored task text verbatim, not printed again. */
+/* Appends v in base 16 (lowercase) or 10: printf's machinery cost more than the rest of a
+ * job. */
+static int put_u64(ggi_buf *b, uint64_t v, unsigned base)
+{
+    char tmp[24];
+    size_t i = sizeof tmp;
+    do {
+        tmp[--i] = "0123456789abcdef"[v % base];
+        v /= base;
+    } while (v);
+    return ggi_buf_append(b, tmp + i, sizeof tmp - i);
+}
+
 static int node_batch_add(node *n, const active *a)
 {
     if (!n->batch_seqs) {
@@ -1608,14 +1627,18 @@ static int node_batch_add(node *n, const active *a)
     size_t mark = n->batch.len;
     int rc = ggi_buf_puts(&n->batch,
                           n->batch_count == 0 ? "{\"ggp\":1,\"t\":\"jobs\",\"jobs\":[" : ",");
-    if (!rc)
-        rc = ggi_buf_printf(&n->batch, "{\"lease\":\"%" PRIx64 "\",\"seq\":%" PRId64
-                            ",\"n\":%d,\"task\":", a->lease, a->seq, a->attempts + 1);
+    rc = rc ? rc : ggi_buf_puts(&n->batch, "{\"lease\":\"");
+    rc = rc ? rc : put_u64(&n->batch, a->lease, 16);
+    rc = rc ? rc : ggi_buf_puts(&n->batch, "\",\"seq\":");
+    rc = rc ? rc : put_u64(&n->batch, (uint64_t)a->seq, 10);
+    rc = rc ? rc : ggi_buf_puts(&n->batch, ",\"n\":");
+    rc = rc ? rc : put_u64(&n->batch, (uint64_t)(a->attempts + 1), 10);
+    rc = rc ? rc : ggi_buf_puts(&n->batch, ",\"task\":");
     if (!rc)
         rc = ggi_buf_puts(&n->batch, a->spec_text);
     if (!rc) {
         if (cJSON_GetArraySize(a->feedback) == 0) {
-            rc = ggi_buf_puts(&n->batch, ",\"feedback\":[]");
+            /* none yet: the field is left out */
         } else {
             char *fb = ggi_json_print(a->feedback);
             rc = fb ? ggi_buf_printf(&n->batch, ",\"feedback\":%s", fb) : GG_ENOMEM;
