@@ -956,7 +956,8 @@ static void test_schema_migration(void)
                       "CREATE INDEX tasks_fair ON tasks(status, submitter, priority DESC, seq);"
                       "INSERT INTO tasks(task_id, spec, spec_hash, status, priority, created_at)"
                       " VALUES ('old-q', '{\"q\":1}', 'h1', 'queued', 0, 1.0),"
-                      " ('old-p', '{}', 'h2', 'passed', 0, 1.0);"
+                      " ('old-p', '{}', 'h2', 'passed', 0, 1.0),"
+                      " ('old-r', '{\"r\":1}', 'h3', 'running', 0, 1.0);"
                       "INSERT INTO attempts(task_seq, n, passed, code, record, created_at)"
                       " SELECT seq, 1, 1, 'x', '{}', 1.0 FROM tasks WHERE task_id = 'old-p';"
                       "PRAGMA user_version = 2;") == SQLITE_OK);
@@ -968,10 +969,23 @@ static void test_schema_migration(void)
                      "'tasks_claim', 'tasks_fair')") == 0);
     CHECK(db_int(db, "SELECT count(*) FROM queue q JOIN tasks t ON t.seq = q.seq "
                      "WHERE t.task_id = 'old-q' AND q.submitter = 'local'") == 1);
-    CHECK(db_int(db, "SELECT count(*) FROM queue") == 1);
+    CHECK(db_int(db, "SELECT count(*) FROM queue") == 1); /* old-r is not queued yet */
     CHECK(db_int(db, "SELECT n FROM task_counts WHERE status = 'queued'") == 1);
+    CHECK(db_int(db, "SELECT n FROM task_counts WHERE status = 'running'") == 1);
     CHECK(db_int(db, "SELECT n FROM task_counts WHERE status = 'passed'") == 1);
     CHECK(db_int(db, "SELECT n FROM task_counts WHERE status = '#attempts'") == 1);
+    /* A task an older version left 'running' reads as running, and recovery queues it. */
+    ggi_task_row old = { 0 };
+    CHECK_RC(ggi_store_task_get(s, "old-r", &old), 0);
+    CHECK_STR(old.status, GGI_ST_RUNNING);
+    ggi_store_task_row_free(&old);
+    int recovered = 0;
+    CHECK_RC(ggi_store_recover(s, &recovered), 0);
+    CHECK(recovered == 1);
+    CHECK_RC(ggi_store_task_get(s, "old-r", &old), 0);
+    CHECK_STR(old.status, GGI_ST_QUEUED);
+    ggi_store_task_row_free(&old);
+    CHECK(db_int(db, "SELECT count(*) FROM queue") == 2);
     /* The table was rebuilt with the cheaper status check, rows and references kept. */
     CHECK(db_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'tasks' AND "
                      "sql LIKE '%status = ''cancelled''%' AND sql NOT LIKE '%status IN%'") == 1);
@@ -981,7 +995,7 @@ static void test_schema_migration(void)
           0);
     CHECK(db_int(db, "SELECT count(*) FROM task_specs s JOIN tasks t ON t.seq = s.seq "
                      "WHERE t.task_id = 'old-q' AND s.spec = '{\"q\":1}'") == 1);
-    CHECK(db_int(db, "SELECT count(*) FROM task_specs") == 2);
+    CHECK(db_int(db, "SELECT count(*) FROM task_specs") == 3);
     CHECK(db_int(db, "SELECT count(*) FROM attempts a JOIN tasks t ON t.seq = a.task_seq "
                      "WHERE t.task_id = 'old-p'") == 1);
     CHECK(db_int(db, "SELECT count(*) FROM pragma_foreign_key_check") == 0);
@@ -993,10 +1007,11 @@ static void test_schema_migration(void)
     ggi_task_row *rows = NULL;
     int n = 0;
     CHECK_RC(ggi_store_tasks_claim(s, 10, 2.0, &rows, &n), 0);
-    CHECK(n == 1);
-    if (n == 1) {
+    CHECK(n == 2);
+    if (n == 2) {
         CHECK_STR(rows[0].task_id, "old-q");
         CHECK_STR(rows[0].spec, "{\"q\":1}");
+        CHECK_STR(rows[1].task_id, "old-r");
     }
     for (int i = 0; i < n; i++)
         ggi_store_task_row_free(&rows[i]);
@@ -1004,8 +1019,8 @@ static void test_schema_migration(void)
     ggi_store_counts k;
     memset(&k, 0, sizeof k);
     CHECK_RC(ggi_store_counts_get(s, &k), 0);
-    CHECK(k.running == 1 && k.passed == 1 && k.queued == 0 && k.attempts == 1);
-    /* The claim took the queue entry. */
+    CHECK(k.running == 2 && k.passed == 1 && k.queued == 0 && k.attempts == 1);
+    /* The claim took the queue entries. */
     CHECK(db_int(db, "SELECT count(*) FROM queue") == 0);
     ggi_store_close(&s);
 }
