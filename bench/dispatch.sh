@@ -26,15 +26,19 @@
 # The grid and raw libzmq are measured in ROUNDS alternating rounds (default 3), each pair
 # back to back, and the medians are compared: on a shared 2-core machine one run of either
 # varies by a fifth or more.
-# Environment: BUILD (build dir, default build), N (tasks, default 50000), QUEUE (jobs a
-# worker holds ahead, default 256), ROUNDS (default 3), MEMORY (0/1), PEERS_N (Dask/Celery
+# Each worker holds QUEUE jobs ahead (default 1024): a no-op job takes a worker about 1.5 us,
+# so 256 jobs are less work than one round of the scheduler (results in, group commit, jobs
+# out); the queue has to cover that round trip, as the raw side's 100 in flight cover its
+# own. N is large enough (default 200000) that the start and the end of a run weigh little.
+# Environment: BUILD (build dir, default build), N (tasks, default 200000), QUEUE (jobs a
+# worker holds ahead, default 1024), ROUNDS (default 3), MEMORY (0/1), PEERS_N (Dask/Celery
 # tasks, default 5000), PEERS (0: skip Dask and Celery).
 set -uo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD:-$repo/build}
-n=${N:-50000}
-queue=${QUEUE:-256}
+n=${N:-200000}
+queue=${QUEUE:-1024}
 rounds=${ROUNDS:-3}
 peer_n=${PEERS_N:-5000}
 py=/usr/bin/python3
