@@ -56,7 +56,7 @@ void ggi_batch_clear(ggi_batch *b)
     for (int i = 0; i < b->n_ops; i++)
         ggi_op_free(&b->ops[i]);
     b->n_ops = 0;
-    b->n_claimed = 0; /* their blocks stay for the writer to free (ggi_batch_release_claimed) */
+    b->n_claimed = 0; /* their blocks stay for the writer to free (release_claimed) */
     b->claim.want = 0;
     b->failed = 0;
     b->queue_empty = 0;
@@ -177,6 +177,10 @@ static void write_batch(ggi_writer *w, ggi_batch *b)
         ggi_log(w->log, GG_LOG_ERROR, "commit failed: %s", gg_error_last());
         ggi_store_rollback(w->s);
         b->failed = 1;
+        /* The claim was rolled back with the rest: its tasks are still in the queue, and
+         * must not also become active. */
+        release_claimed(b);
+        b->queue_empty = 0;
     }
 }
 

@@ -933,6 +933,42 @@ static void test_writer(void)
     CHECK(!b.failed);
     CHECK(db_int(db, "SELECT count(*) FROM attempts") == 2);
     CHECK(db_int(db, "SELECT attempts FROM tasks WHERE task_id = 'w1'") == 1);
+    /* A COMMIT that fails (here a foreign key checked only at COMMIT) rolls the claim back
+     * with the rest: its tasks stay in the queue and none is handed over as claimed. */
+    ggi_batch_clear(&b);
+    CHECK_RC(ggi_store_begin(st), 0); /* the writer is idle: this thread may write */
+    for (int i = 6; i < 8; i++) {
+        char id[16];
+        int existing = 0;
+        int64_t seq = 0;
+        snprintf(id, sizeof id, "w%d", i);
+        CHECK_RC(ggi_grid_task_insert(g, id, "{}", id, 0, "ann", 5.0, "python", NULL, &seq,
+                                      &existing), 0);
+    }
+    CHECK_RC(ggi_store_commit(st), 0);
+    CHECK(db_int(db, "SELECT count(*) FROM queue") == 2);
+    long long queued_before = db_int(db, "SELECT n FROM task_counts WHERE status = 'queued'");
+    CHECK(sqlite3_exec(ggi_store_sqlite(st), "PRAGMA defer_foreign_keys = ON", NULL, NULL,
+                       NULL) == SQLITE_OK);
+    ggi_op orphan = { .kind = GGI_OP_ATTEMPT, .seq = 999998, .n = 1, .passed = 0,
+                      .count = 0, .ts = 6.0, .text = ggi_strdup("{\"n\":1}") };
+    CHECK_RC(ggi_batch_add(&b, &orphan), 0);
+    b.claim.want = 5;
+    logged[0] = 0;
+    ggi_writer_submit(w, &b);
+    CHECK(ggi_writer_wait(w) == &b);
+    CHECK(b.failed == 1);
+    CHECK(b.n_claimed == 0 && !b.queue_empty);
+    CHECK(db_int(db, "SELECT count(*) FROM queue") == 2);
+    CHECK(db_int(db, "SELECT count(*) FROM attempts") == 2);
+    CHECK(db_int(db, "SELECT n FROM task_counts WHERE status = 'queued'") == queued_before);
+    /* The next batch claims them. */
+    ggi_batch_clear(&b);
+    b.claim.want = 5;
+    ggi_writer_submit(w, &b);
+    CHECK(ggi_writer_wait(w) == &b);
+    CHECK(!b.failed && b.n_claimed == 2);
+    CHECK(db_int(db, "SELECT count(*) FROM queue") == 0);
     ggi_batch_free(&b);
     ggi_writer_stop(&w);
     CHECK(w == NULL);
