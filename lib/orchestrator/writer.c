@@ -1,7 +1,7 @@
 /*
  * writer.c - the scheduler's writer thread (writer.h). A batch is written in one
- * transaction: its ops in order, then its claim (fair across submitters, as the scheduler
- * asked), then COMMIT. A failed op is logged and the rest go on; a failed COMMIT rolls the
+ * transaction: its attempts (several to a statement), its other ops in order, then its claim
+ * (fair across submitters, as the scheduler asked), then COMMIT. A failed op is logged and the rest go on; a failed COMMIT rolls the
  * whole batch back and says so (failed), so the scheduler never reports it as durable.
  */
 #include <pthread.h>
@@ -19,6 +19,8 @@ struct ggi_writer {
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
+    ggi_attempt_in *attempts; /* the batch's attempts, for ggi_store_attempts_add */
+    int cap_attempts;
     ggi_batch *work;   /* handed over, not yet done */
     ggi_batch *done;   /* done, not yet collected */
     int stopping;
@@ -149,6 +151,46 @@ static int claim(ggi_writer *w, ggi_batch *b)
     return rc;
 }
 
+static void attempt_failed(void *user, const ggi_attempt_in *a)
+{
+    ggi_writer *w = user;
+    ggi_log(w->log, GG_LOG_ERROR, "writer: task %lld: %s", (long long)a->seq, gg_error_last());
+}
+
+/* The batch's attempts, GGI_ATTEMPT_ROWS to a statement (ggi_store_attempts_add); GG_ESTORE
+ * when the transaction was lost. */
+static int write_attempts(ggi_writer *w, const ggi_batch *b)
+{
+    int n = 0;
+    for (int i = 0; i < b->n_ops; i++)
+        n += b->ops[i].kind == GGI_OP_ATTEMPT;
+    if (n == 0)
+        return GG_OK;
+    if (n > w->cap_attempts) {
+        ggi_attempt_in *p = realloc(w->attempts, (size_t)n * sizeof *p);
+        if (!p) {
+            /* One at a time then, as any other op. */
+            for (int i = 0; i < b->n_ops; i++)
+                if (b->ops[i].kind == GGI_OP_ATTEMPT && run_op(w, &b->ops[i]) != GG_OK)
+                    ggi_log(w->log, GG_LOG_ERROR, "writer: task %lld: %s",
+                            (long long)b->ops[i].seq, gg_error_last());
+            return ggi_store_in_transaction(w->s) ? GG_OK : GG_ESTORE;
+        }
+        w->attempts = p;
+        w->cap_attempts = n;
+    }
+    n = 0;
+    for (int i = 0; i < b->n_ops; i++) {
+        const ggi_op *op = &b->ops[i];
+        if (op->kind != GGI_OP_ATTEMPT)
+            continue;
+        w->attempts[n++] = (ggi_attempt_in){ .seq = op->seq, .n = op->n, .passed = op->passed,
+                                             .count = op->count, .code = op->code,
+                                             .record_json = op->text, .now = op->ts };
+    }
+    return ggi_store_attempts_add(w->s, w->attempts, n, attempt_failed, w);
+}
+
 static void write_batch(ggi_writer *w, ggi_batch *b)
 {
     release_claimed(b);
@@ -159,7 +201,15 @@ static void write_batch(ggi_writer *w, ggi_batch *b)
         b->failed = 1;
         return;
     }
+    /* The attempts first, several to a statement; then the other ops in order (an attempt
+     * and its task's end are in the same transaction either way). */
+    if (write_attempts(w, b) != GG_OK) {
+        b->failed = 1;
+        return;
+    }
     for (int i = 0; i < b->n_ops; i++) {
+        if (b->ops[i].kind == GGI_OP_ATTEMPT)
+            continue;
         if (run_op(w, &b->ops[i]) != GG_OK)
             ggi_log(w->log, GG_LOG_ERROR, "writer: task %lld: %s", (long long)b->ops[i].seq,
                     gg_error_last());
@@ -273,6 +323,7 @@ void ggi_writer_stop(ggi_writer **pw)
     pthread_join(w->thread, NULL);
     pthread_cond_destroy(&w->cv);
     pthread_mutex_destroy(&w->mu);
+    free(w->attempts);
     free(w);
     *pw = NULL;
 }

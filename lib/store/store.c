@@ -192,6 +192,7 @@ enum stmt_id {
     Q_DEQUEUE,
     Q_ATTEMPT_INSERT,
     Q_TASK_SET_ATTEMPTS,
+    Q_ATTEMPT_INSERT_ROWS,
     Q_ATTEMPTS_EACH,
     Q_TASK_FINISH,
     Q_TASK_REQUEUE,
@@ -253,6 +254,10 @@ enum stmt_id {
     " THEN 0 ELSE round((finished_at - started_at) * 1000, 3) END,"                        \
     " 'history', json(" HISTORY ")) END"
 
+/* One attempt's row of parameters; plain "?" are numbered in order, so row k (from 0) binds
+ * 6k+1 .. 6k+6 as Q_ATTEMPT_INSERT binds 1 .. 6. */
+#define ROW6 "(?, ?, ?, ?, ?, ?)"
+#define ROWS4 ROW6 "," ROW6 "," ROW6 "," ROW6
 static const char *const stmt_sql[Q_COUNT_] = {
     [Q_BEGIN] = "BEGIN IMMEDIATE",
     [Q_COMMIT] = "COMMIT",
@@ -289,6 +294,9 @@ static const char *const stmt_sql[Q_COUNT_] = {
                   " AND seq = ?1",
     [Q_ATTEMPT_INSERT] = "INSERT INTO attempts(task_seq, n, passed, code, record, created_at)"
                          " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    /* GGI_ATTEMPT_ROWS rows of Q_ATTEMPT_INSERT (6 parameters each). */
+    [Q_ATTEMPT_INSERT_ROWS] = "INSERT INTO attempts(task_seq, n, passed, code, record, created_at)"
+                              " VALUES " ROWS4 "," ROWS4 "," ROWS4 "," ROWS4,
     [Q_TASK_SET_ATTEMPTS] = "UPDATE tasks SET attempts = ?2 WHERE seq = ?1",
     [Q_ATTEMPTS_EACH] = "SELECT n, passed, record FROM attempts WHERE task_seq = ?1 ORDER BY n",
     /* ?7: when it started (kept when one is stored). */
@@ -1149,6 +1157,24 @@ int ggi_store_attempt_insert(ggi_store *s, int64_t seq, int n, const char *code,
     return ggi_store_attempt_add(s, seq, n, code, passed, record_json, now, 1);
 }
 
+/* After an attempt's row is in: counted, and the task's attempt count set when asked. */
+static int attempt_added(ggi_store *s, const ggi_attempt_in *a)
+{
+    ggi_store_count_move(s, NULL, "#attempts", 1);
+    if (!a->count)
+        return 0;
+    sqlite3_stmt *st;
+    int rc = stmt_get(s, Q_TASK_SET_ATTEMPTS, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)a->seq);
+    sqlite3_bind_int(st, 2, a->n);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        rc = fail(s, "counting attempt %d of task %lld", a->n, (long long)a->seq);
+    stmt_put(s, Q_TASK_SET_ATTEMPTS, st);
+    return rc;
+}
+
 int ggi_store_attempt_add(ggi_store *s, int64_t seq, int n, const char *code, int passed,
                           const char *record_json, double now, int count)
 {
@@ -1178,22 +1204,69 @@ int ggi_store_attempt_add(ggi_store *s, int64_t seq, int n, const char *code, in
                                (long long)seq);
             else
                 rc = fail(s, "recording attempt %d of task %lld", n, (long long)seq);
-        } else {
-            ggi_store_count_move(s, NULL, "#attempts", 1);
         }
         stmt_put(s, Q_ATTEMPT_INSERT, st);
     }
-    if (!rc && count) {
-        rc = stmt_get(s, Q_TASK_SET_ATTEMPTS, &st);
-        if (!rc) {
-            sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
-            sqlite3_bind_int(st, 2, n);
-            if (sqlite3_step(st) != SQLITE_DONE)
-                rc = fail(s, "counting attempt %d of task %lld", n, (long long)seq);
-            stmt_put(s, Q_TASK_SET_ATTEMPTS, st);
-        }
+    if (!rc) {
+        ggi_attempt_in a = { .seq = seq, .n = n, .count = count };
+        rc = attempt_added(s, &a);
     }
     return tx_end(s, own, rc);
+}
+
+_Static_assert(GGI_ATTEMPT_ROWS == 16, "Q_ATTEMPT_INSERT_ROWS has four times ROWS4");
+
+int ggi_store_attempts_add(ggi_store *s, const ggi_attempt_in *v, int n,
+                           void (*failed)(void *user, const ggi_attempt_in *a), void *user)
+{
+    if (!s || (n > 0 && !v))
+        return ggi_error(GG_EINVAL, "ggi_store_attempts_add: bad argument");
+    if (sqlite3_get_autocommit(s->db))
+        return ggi_error(GG_EINVAL, "ggi_store_attempts_add: no transaction is open");
+    int i = 0;
+    while (i < n) {
+        int whole = 0;
+        if (n - i >= GGI_ATTEMPT_ROWS) {
+            int ok = 1;
+            for (int k = 0; k < GGI_ATTEMPT_ROWS; k++)
+                ok = ok && v[i + k].record_json && v[i + k].n >= 1;
+            sqlite3_stmt *st;
+            if (ok && stmt_get(s, Q_ATTEMPT_INSERT_ROWS, &st) == 0) {
+                for (int k = 0; k < GGI_ATTEMPT_ROWS; k++) {
+                    const ggi_attempt_in *a = &v[i + k];
+                    sqlite3_bind_int64(st, 6 * k + 1, (sqlite3_int64)a->seq);
+                    sqlite3_bind_int(st, 6 * k + 2, a->n);
+                    sqlite3_bind_int(st, 6 * k + 3, a->passed ? 1 : 0);
+                    if (a->code)
+                        sqlite3_bind_text(st, 6 * k + 4, a->code, -1, SQLITE_STATIC);
+                    sqlite3_bind_text(st, 6 * k + 5, a->record_json, -1, SQLITE_STATIC);
+                    sqlite3_bind_double(st, 6 * k + 6, a->now);
+                }
+                whole = sqlite3_step(st) == SQLITE_DONE;
+                stmt_put(s, Q_ATTEMPT_INSERT_ROWS, st);
+            }
+        }
+        if (whole) {
+            for (int k = 0; k < GGI_ATTEMPT_ROWS; k++, i++)
+                if (attempt_added(s, &v[i]) != 0 && failed)
+                    failed(user, &v[i]);
+        } else {
+            /* Fewer than a statement's worth left, or the statement failed (SQLite undid
+             * it whole): one at a time, so only a bad one fails. */
+            int end = n - i >= GGI_ATTEMPT_ROWS ? i + GGI_ATTEMPT_ROWS : n;
+            for (; i < end; i++) {
+                const ggi_attempt_in *a = &v[i];
+                if (ggi_store_attempt_add(s, a->seq, a->n, a->code, a->passed, a->record_json,
+                                          a->now, a->count) != 0 && failed)
+                    failed(user, a);
+                if (sqlite3_get_autocommit(s->db))
+                    break;
+            }
+        }
+        if (sqlite3_get_autocommit(s->db))
+            return ggi_error(GG_ESTORE, "recording attempts: the transaction was rolled back");
+    }
+    return 0;
 }
 
 int ggi_store_attempts_each(ggi_store *s, int64_t seq,

@@ -158,6 +158,26 @@ int ggi_store_attempt_insert(ggi_store *s, int64_t seq, int n, const char *code,
 int ggi_store_attempt_add(ggi_store *s, int64_t seq, int n, const char *code, int passed,
                           const char *record_json, double now, int count);
 
+/** An attempt for ggi_store_attempts_add: the arguments of ggi_store_attempt_add. */
+typedef struct ggi_attempt_in {
+    int64_t seq;
+    int n, passed, count;
+    const char *code, *record_json;
+    double now;
+} ggi_attempt_in;
+
+/**
+ * Records attempts v[0..n) as ggi_store_attempt_add records each, GGI_ATTEMPT_ROWS to an
+ * INSERT (one statement per attempt cost a fifth of each). A statement that fails is run
+ * again one attempt at a time, so a bad attempt fails alone: failed(user, &v[i]) is called
+ * for it at once (gg_error_last() says why). In the caller's transaction, which must be
+ * open; GG_OK unless SQLite rolled that transaction back (then GG_ESTORE and the rest is
+ * not tried).
+ */
+#define GGI_ATTEMPT_ROWS 16
+int ggi_store_attempts_add(ggi_store *s, const ggi_attempt_in *v, int n,
+                           void (*failed)(void *user, const ggi_attempt_in *a), void *user);
+
 /**
  * Calls fn(user, n, passed, record_json) for each attempt of a task in order of n; a non-zero
  * return from fn stops and is returned. record_json is borrowed for the call only. fn may

@@ -622,6 +622,59 @@ static void test_attempts(void)
 
 /* ---- transactions ---- */
 
+static void count_failed(void *user, const ggi_attempt_in *a)
+{
+    int *n = user;
+    n[0]++;
+    n[1] = (int)a->seq;
+}
+
+/* Many attempts at once: 16 to a statement, the rest one by one, the same rows and counts as
+ * one at a time; a bad one (its task unknown) fails alone, also inside a full statement. */
+static void test_attempts_many(void)
+{
+    const char *path = tpath(0, "many.db");
+    ggi_store *s = NULL;
+    CHECK_RC(ggi_store_open(&s, path), 0);
+    if (!s)
+        return;
+    enum { N = 40 };
+    int64_t seqs[N];
+    for (int i = 0; i < N; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "m%d", i);
+        seqs[i] = add_task(s, id, 0, 1.0);
+    }
+    ggi_attempt_in v[N];
+    for (int i = 0; i < N; i++)
+        v[i] = (ggi_attempt_in){ .seq = seqs[i], .n = 1, .passed = i % 2, .count = !(i % 2),
+                                 .code = i % 3 ? "x = 1" : NULL, .record_json = "{\"n\":1}",
+                                 .now = 5.0 };
+    v[20].seq = 999999; /* in the second statement's worth */
+    int failed[2] = { 0, 0 };
+    CHECK_RC(ggi_store_attempts_add(s, v, N, count_failed, failed), GG_EINVAL); /* no txn */
+    CHECK_RC(ggi_store_begin(s), 0);
+    CHECK_RC(ggi_store_attempts_add(s, v, N, count_failed, failed), 0);
+    CHECK_RC(ggi_store_commit(s), 0);
+    CHECK(failed[0] == 1 && failed[1] == 999999);
+    CHECK(raw_int(path, "SELECT count(*) FROM attempts") == N - 1);
+    CHECK(raw_int(path, "SELECT n FROM task_counts WHERE status = '#attempts'") == N - 1);
+    /* count set the task's attempt count for the failed ones (odd i passed: count 0) */
+    CHECK(raw_int(path, "SELECT count(*) FROM tasks WHERE attempts = 1") == N / 2 - 1);
+    CHECK(raw_int(path, "SELECT count(*) FROM attempts WHERE code IS NULL") == 14);
+    CHECK(raw_int(path, "SELECT count(*) FROM attempts WHERE passed = 1") == N / 2);
+    /* Again: every one is there already (each fails alone, as one at a time would). */
+    failed[0] = 0;
+    v[20].seq = seqs[20];
+    CHECK_RC(ggi_store_begin(s), 0);
+    CHECK_RC(ggi_store_attempts_add(s, v, 17, count_failed, failed), 0);
+    CHECK_RC(ggi_store_commit(s), 0);
+    CHECK(failed[0] == 17);
+    CHECK(raw_int(path, "SELECT count(*) FROM attempts") == N - 1);
+    CHECK_RC(ggi_store_attempts_add(s, NULL, 0, NULL, NULL), GG_EINVAL);
+    ggi_store_close(&s);
+}
+
 static void test_transactions(void)
 {
     const char *path = tpath(0, "tx.db");
@@ -1185,6 +1238,7 @@ int main(void)
     test_tasks();
     test_claim();
     test_attempts();
+    test_attempts_many();
     test_transactions();
     test_two_connections();
     for (int i = 0; i < 5; i++) {
