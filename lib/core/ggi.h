@@ -97,6 +97,8 @@ char *ggi_json_print(const cJSON *item);
  * a raw item without text, nesting deeper than 1000), GG_ENOMEM; on failure b is unchanged.
  */
 int ggi_json_write(ggi_buf *b, const cJSON *item);
+/** Appends s as a JSON string (quoted, escaped as ggi_json_write escapes; NULL as ""). */
+int ggi_json_write_string(ggi_buf *b, const char *s);
 /** Parses at most len bytes; on failure GG_EINVAL "malformed JSON near byte N". */
 int ggi_json_parse(const char *text, size_t len, cJSON **out);
 /** Adds a string that may be NULL (added as JSON null). Returns 0 or GG_ENOMEM. */

@@ -192,3 +192,22 @@ int ggi_json_write(ggi_buf *b, const cJSON *item)
     b->data[b->len] = '\0';
     return GG_OK;
 }
+
+int ggi_json_write_string(ggi_buf *b, const char *s)
+{
+    if (!b)
+        return ggi_error(GG_EINVAL, "ggi_json_write_string: no buffer");
+    size_t mark = b->len;
+    writer w = { b, 0 };
+    put_string(&w, s);
+    if (!w.failed && !room(&w, 0))
+        w.failed = GG_ENOMEM;
+    if (w.failed) {
+        b->len = mark;
+        if (b->data)
+            b->data[mark] = '\0';
+        return ggi_error(GG_ENOMEM, "out of memory writing JSON");
+    }
+    b->data[b->len] = '\0';
+    return GG_OK;
+}

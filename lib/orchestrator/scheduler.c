@@ -1910,6 +1910,28 @@ static void learn(sched *s, node *n, const char *lang, int ok, double latency_ms
     }
 }
 
+/* The attempt's record as stored: the worker's, then the node and lease it ran on (not for
+ * the embedded worker) and the monitor's "stuck", appended as text to the printed record
+ * (adding them to the tree first cost more than printing it). NULL on failure. */
+static const char *record_text(sched *s, const cJSON *rec, const char *node,
+                               const char *lease, int stuck)
+{
+    ggi_buf *b = &s->rec_buf;
+    if (ggp_print_buf(rec, b) != GG_OK || b->len < 2 || b->data[b->len - 1] != '}')
+        return NULL;
+    b->len--; /* reopened */
+    int rc = b->len > 1 ? ggi_buf_append(b, ",", 1) : GG_OK;
+    if (node) {
+        rc = rc ? rc : ggi_buf_puts(b, "\"node\":");
+        rc = rc ? rc : ggi_json_write_string(b, node);
+        rc = rc ? rc : ggi_buf_puts(b, ",\"lease\":");
+        rc = rc ? rc : ggi_json_write_string(b, lease);
+        rc = rc ? rc : ggi_buf_append(b, ",", 1);
+    }
+    rc = rc ? rc : ggi_buf_puts(b, stuck ? "\"stuck\":true}" : "\"stuck\":false}");
+    return rc ? NULL : b->data;
+}
+
 static void on_result(sched *s, cJSON *m)
 {
     gg_orchestrator_t *o = s->o;
@@ -1983,15 +2005,12 @@ static void on_result(sched *s, cJSON *m)
         return;
     }
     int passed = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "passed"));
-    if (nd && strcmp(nd->name, "local") != 0)
-        cJSON_AddStringToObject(rec, "node", nd->name);
-    if (nd && strcmp(nd->name, "local") != 0)
-        cJSON_AddStringToObject(rec, "lease", lease_text);
     char why[96] = "";
     int stuck = repeats(a, rec, why, sizeof why);
-    cJSON_DeleteItemFromObjectCaseSensitive(rec, "stuck"); /* the monitor's word, not the worker's */
-    cJSON_AddBoolToObject(rec, "stuck", stuck);
-    const char *text = ggp_print_buf(rec, &s->rec_buf) == GG_OK ? s->rec_buf.data : NULL;
+    if (cJSON_GetObjectItemCaseSensitive(rec, "stuck"))
+        cJSON_DeleteItemFromObjectCaseSensitive(rec, "stuck"); /* the monitor's word */
+    const char *text = record_text(s, rec, nd && strcmp(nd->name, "local") != 0 ? nd->name : NULL,
+                                   lease_text, stuck);
     const char *code = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rec, "code"));
     /* A passing attempt ends the task in this same transaction, and that end stores the
      * attempt count with the result: one task update, not two. */

@@ -248,6 +248,16 @@ static void test_json_write(void)
     cJSON_Delete(deep);
     CHECK_RC(ggi_json_write(&b, NULL), GG_EINVAL);
     CHECK_RC(ggi_json_write(NULL, o), GG_EINVAL);
+    /* A string alone, appended, escaped as cJSON would; NULL as "". */
+    b.len = 0;
+    CHECK_RC(ggi_json_write_string(&b, "a\"b\\c\n\x01"), 0);
+    CHECK_STR(b.data, "\"a\\\"b\\\\c\\n\\u0001\"");
+    cJSON *str = cJSON_Parse(b.data);
+    CHECK(str && cJSON_IsString(str) && strcmp(str->valuestring, "a\"b\\c\n\x01") == 0);
+    cJSON_Delete(str);
+    CHECK_RC(ggi_json_write_string(&b, NULL), 0);
+    CHECK(b.len >= 2 && strcmp(b.data + b.len - 2, "\"\"") == 0);
+    CHECK_RC(ggi_json_write_string(NULL, "x"), GG_EINVAL);
     ggi_buf_free(&b);
     cJSON_Delete(o);
 }

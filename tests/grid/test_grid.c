@@ -697,6 +697,33 @@ static void test_priority_dispatch(void)
     }
     cJSON_Delete(jobs);
     CHECK_STR(order, "h0 h1 h2 m0 m1 l1 l2 l3 l4 l5 ");
+    /* The record stored is the worker's with the node, the lease as the worker wrote it
+     * (escaped) and the monitor's own "stuck" (the worker's is dropped): valid JSON. */
+    CHECK_RC(gg_client_submit(c, task_json(buf, sizeof buf, "rec", "python"), NULL), 0);
+    jobs = raw_recv(&w, "jobs", 3000);
+    job = cJSON_GetArrayItem(cJSON_GetObjectItem(jobs, "jobs"), 0);
+    CHECK(job != NULL);
+    if (job) {
+        char msg[512];
+        snprintf(msg, sizeof msg,
+                 "{\"ggp\":1,\"t\":\"results\",\"results\":[{\"lease\":\"%s\\\"q\","
+                 "\"seq\":%d,\"n\":%d,\"record\":{\"passed\":true,\"stuck\":true,"
+                 "\"reason\":\"ok\"}}]}",
+                 cJSON_GetStringValue(cJSON_GetObjectItem(job, "lease")),
+                 (int)cJSON_GetNumberValue(cJSON_GetObjectItem(job, "seq")),
+                 (int)cJSON_GetNumberValue(cJSON_GetObjectItem(job, "n")));
+        raw_send(&w, msg);
+        char *res = NULL;
+        CHECK_RC(gg_client_wait(c, "rec", 5000, &res), 0);
+        CHECK_CONTAINS(res, "\"status\":\"passed\"");
+        gg_free(res);
+        CHECK(db_int(db, "SELECT json_valid(record) AND json_extract(record, '$.stuck') = 0 "
+                         "AND json_extract(record, '$.node') = 'one' AND "
+                         "json_extract(record, '$.lease') LIKE '%\"q' AND "
+                         "json_extract(record, '$.reason') = 'ok' FROM attempts a JOIN tasks t "
+                         "ON t.seq = a.task_seq WHERE t.task_id = 'rec'") == 1);
+    }
+    cJSON_Delete(jobs);
     raw_close(&w);
     gg_client_destroy(&c);
     gg_orchestrator_destroy(&o);
