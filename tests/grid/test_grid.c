@@ -151,18 +151,26 @@ static void raw_worker_hello(raw *r, const char *name, int slots, const char *ru
     cJSON_Delete(w);
 }
 
-static void raw_result(raw *r, const cJSON *job, const char *lease, int passed)
+/* Answers job with record (JSON text), under lease (the job's when NULL; JSON-escaped). */
+static void raw_send_record(raw *r, const cJSON *job, const char *lease, const char *record)
 {
     char buf[1024];
     snprintf(buf, sizeof buf,
              "{\"ggp\":1,\"t\":\"results\",\"results\":[{\"lease\":\"%s\",\"seq\":%d,\"n\":%d,"
-             "\"record\":{\"passed\":%s,\"code\":\"x\",\"reason\":%s,"
-             "\"durations\":{\"total_ms\":5}}}]}",
+             "\"record\":%s}]}",
              lease ? lease : cJSON_GetStringValue(cJSON_GetObjectItem(job, "lease")),
              (int)cJSON_GetNumberValue(cJSON_GetObjectItem(job, "seq")),
-             (int)cJSON_GetNumberValue(cJSON_GetObjectItem(job, "n")), passed ? "true" : "false",
-             passed ? "null" : "\"wrong\"");
+             (int)cJSON_GetNumberValue(cJSON_GetObjectItem(job, "n")), record);
     raw_send(r, buf);
+}
+
+static void raw_result(raw *r, const cJSON *job, const char *lease, int passed)
+{
+    raw_send_record(r, job, lease,
+                    passed ? "{\"passed\":true,\"code\":\"x\",\"reason\":null,"
+                             "\"durations\":{\"total_ms\":5}}"
+                           : "{\"passed\":false,\"code\":\"x\",\"reason\":\"wrong\","
+                             "\"durations\":{\"total_ms\":5}}");
 }
 
 static const char *task_json(char *buf, size_t n, const char *id, const char *lang)
@@ -704,15 +712,10 @@ static void test_priority_dispatch(void)
     job = cJSON_GetArrayItem(cJSON_GetObjectItem(jobs, "jobs"), 0);
     CHECK(job != NULL);
     if (job) {
-        char msg[512];
-        snprintf(msg, sizeof msg,
-                 "{\"ggp\":1,\"t\":\"results\",\"results\":[{\"lease\":\"%s\\\"q\","
-                 "\"seq\":%d,\"n\":%d,\"record\":{\"passed\":true,\"stuck\":true,"
-                 "\"reason\":\"ok\"}}]}",
-                 cJSON_GetStringValue(cJSON_GetObjectItem(job, "lease")),
-                 (int)cJSON_GetNumberValue(cJSON_GetObjectItem(job, "seq")),
-                 (int)cJSON_GetNumberValue(cJSON_GetObjectItem(job, "n")));
-        raw_send(&w, msg);
+        char lease[96];
+        snprintf(lease, sizeof lease, "%s\\\"q",
+                 cJSON_GetStringValue(cJSON_GetObjectItem(job, "lease")));
+        raw_send_record(&w, job, lease, "{\"passed\":true,\"stuck\":true,\"reason\":\"ok\"}");
         char *res = NULL;
         CHECK_RC(gg_client_wait(c, "rec", 5000, &res), 0);
         CHECK_CONTAINS(res, "\"status\":\"passed\"");
@@ -1092,15 +1095,10 @@ static void test_schema_migration(void)
 
 static void raw_infra(raw *r, const cJSON *job, const char *stage)
 {
-    char buf[1024];
-    snprintf(buf, sizeof buf,
-             "{\"ggp\":1,\"t\":\"results\",\"results\":[{\"lease\":\"%s\",\"seq\":%d,\"n\":%d,"
-             "\"record\":{\"infra\":{\"stage\":\"%s\",\"status\":-5,\"message\":\"%s down\","
-             "\"retry\":true}}}]}",
-             cJSON_GetStringValue(cJSON_GetObjectItem(job, "lease")),
-             (int)cJSON_GetNumberValue(cJSON_GetObjectItem(job, "seq")),
-             (int)cJSON_GetNumberValue(cJSON_GetObjectItem(job, "n")), stage, stage);
-    raw_send(r, buf);
+    char rec[256];
+    snprintf(rec, sizeof rec, "{\"infra\":{\"stage\":\"%s\",\"status\":-5,"
+             "\"message\":\"%s down\",\"retry\":true}}", stage, stage);
+    raw_send_record(r, job, NULL, rec);
 }
 
 /* Waits up to ms for a jobs message on any of n peers (heartbeating all of them); returns
