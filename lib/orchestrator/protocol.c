@@ -374,3 +374,110 @@ int ggp_print_buf(const cJSON *item, ggi_buf *b)
     }
     return GG_OK;
 }
+
+/* ---------------------------------------------------------------- results, fast */
+
+/* Matches the literal lit at *p (within end); moves past it. */
+static int eat(const char **p, const char *end, const char *lit)
+{
+    size_t n = strlen(lit);
+    if ((size_t)(end - *p) < n || memcmp(*p, lit, n) != 0)
+        return 0;
+    *p += n;
+    return 1;
+}
+
+/* A JSON integer from lo to hi written as plain digits (no sign, fraction or exponent, no
+ * leading zero). */
+static int eat_int(const char **p, const char *end, int64_t lo, int64_t hi, int64_t *out)
+{
+    const char *q = *p;
+    int64_t v = 0;
+    if (q >= end || *q < '1' || *q > '9')
+        return 0;
+    while (q < end && *q >= '0' && *q <= '9') {
+        if (q - *p >= 16)
+            return 0; /* beyond 2^53 anyway */
+        v = v * 10 + (*q - '0');
+        q++;
+    }
+    if (v < lo || v > hi)
+        return 0;
+    *out = v;
+    *p = q;
+    return 1;
+}
+
+void ggp_results_free(ggp_result *v, int n)
+{
+    for (int i = 0; v && i < n; i++)
+        cJSON_Delete(v[i].record);
+    free(v);
+}
+
+int ggp_results_scan(const void *data, size_t len, ggp_result **out, int *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (!data || len == 0 || len > GGP_MAX_MESSAGE)
+        return GG_ENOTFOUND;
+    const char *p = data, *end = p + len;
+    if (!eat(&p, end, "{\"ggp\":1,\"t\":\"results\",\"results\":["))
+        return GG_ENOTFOUND;
+    ggp_result *v = NULL;
+    int count = 0, cap = 0, rc = GG_ENOTFOUND;
+    for (;;) {
+        if (count == GGP_MAX_BATCH)
+            goto out;
+        if (count == cap) {
+            int ncap = cap ? cap * 2 : 64;
+            ggp_result *q = realloc(v, (size_t)ncap * sizeof *q);
+            if (!q) {
+                rc = GG_ENOMEM;
+                goto out;
+            }
+            v = q;
+            cap = ncap;
+        }
+        ggp_result *r = &v[count];
+        memset(r, 0, sizeof *r);
+        if (!eat(&p, end, "{\"lease\":\""))
+            goto out;
+        size_t l = 0;
+        while (p < end && *p != '"') {
+            unsigned char c = (unsigned char)*p;
+            if (c < 0x20 || c == '\\' || l == sizeof r->lease - 1)
+                goto out; /* escapes, control bytes, too long: the general decoder decides */
+            r->lease[l++] = (char)c;
+            p++;
+        }
+        int64_t x = 0;
+        if (l == 0 || !eat(&p, end, "\",\"seq\":") || !eat_int(&p, end, 1, 1LL << 53, &r->seq) ||
+            !eat(&p, end, ",\"n\":") || !eat_int(&p, end, 1, 1000, &x) ||
+            !eat(&p, end, ",\"record\":") || p >= end || *p != '{')
+            goto out;
+        r->n = (int)x;
+        const char *rec_end = NULL;
+        r->record = cJSON_ParseWithLengthOpts(p, (size_t)(end - p), &rec_end, 0);
+        count++; /* owned by v now */
+        if (!r->record || !cJSON_IsObject(r->record) || !rec_end || rec_end <= p ||
+            rec_end > end)
+            goto out;
+        r->text = p;
+        r->len = (size_t)(rec_end - p);
+        p = rec_end;
+        if (!eat(&p, end, "}"))
+            goto out;
+        if (eat(&p, end, ","))
+            continue;
+        if (eat(&p, end, "]}") && p == end) {
+            *out = v;
+            *n = count;
+            return GG_OK;
+        }
+        goto out;
+    }
+out:
+    ggp_results_free(v, count);
+    return rc;
+}

@@ -8,6 +8,7 @@
 #define GGI_PROTOCOL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "../core/ggi.h"
 
@@ -72,6 +73,30 @@ int ggp_decode(const void *data, size_t len, ggp_msg *out);
 
 /** Frees the body. */
 void ggp_msg_free(ggp_msg *m);
+
+/** One result of a results message read by ggp_results_scan. */
+typedef struct ggp_result {
+    char lease[65];
+    int64_t seq;
+    int n;
+    cJSON *record;    /* parsed */
+    const char *text; /* the record as the worker wrote it: len bytes inside the message */
+    size_t len;
+} ggp_result;
+
+/**
+ * Reads a results message written as this library's workers write it
+ * ({"ggp":1,"t":"results","results":[{"lease":"..","seq":N,"n":N,"record":{..}},..]}: no
+ * white space, the keys in this order, a lease without escapes) without a tree for its
+ * envelope, keeping each record's text. GG_OK with *out (*n of them; ggp_results_free) when
+ * the message is one, and then it is one ggp_decode accepts with the same results;
+ * GG_ENOTFOUND for any other message (ggp_decode reads it, and says why when it is bad);
+ * GG_ENOMEM.
+ */
+int ggp_results_scan(const void *data, size_t len, ggp_result **out, int *n);
+
+/** Frees what ggp_results_scan returned. */
+void ggp_results_free(ggp_result *v, int n);
 
 /** A new message object with the envelope filled in; NULL on ENOMEM. */
 cJSON *ggp_new(ggp_type t);

@@ -1910,14 +1910,22 @@ static void learn(sched *s, node *n, const char *lang, int ok, double latency_ms
     }
 }
 
-/* The attempt's record as stored: the worker's, then the node and lease it ran on (not for
- * the embedded worker) and the monitor's "stuck", appended as text to the printed record
- * (adding them to the tree first cost more than printing it). NULL on failure. */
-static const char *record_text(sched *s, const cJSON *rec, const char *node,
-                               const char *lease, int stuck)
+/* The attempt's record as stored: the worker's (its text as it came, rec_text, when there is
+ * one, else rec printed), then the node and lease it ran on (not for the embedded worker)
+ * and the monitor's "stuck", appended as text (adding them to the tree first cost more than
+ * printing it). NULL on failure. */
+static const char *record_text(sched *s, const cJSON *rec, const char *rec_text,
+                               size_t rec_len, const char *node, const char *lease, int stuck)
 {
     ggi_buf *b = &s->rec_buf;
-    if (ggp_print_buf(rec, b) != GG_OK || b->len < 2 || b->data[b->len - 1] != '}')
+    if (rec_text) {
+        b->len = 0;
+        if (ggi_buf_append(b, rec_text, rec_len) != GG_OK)
+            return NULL;
+    } else if (ggp_print_buf(rec, b) != GG_OK) {
+        return NULL;
+    }
+    if (b->len < 2 || b->data[b->len - 1] != '}')
         return NULL;
     b->len--; /* reopened */
     int rc = b->len > 1 ? ggi_buf_append(b, ",", 1) : GG_OK;
@@ -1932,14 +1940,13 @@ static const char *record_text(sched *s, const cJSON *rec, const char *node,
     return rc ? NULL : b->data;
 }
 
-static void on_result(sched *s, cJSON *m)
+/* One result: attempt n of task seq under lease_text, its record rec (and, when it came as
+ * the worker wrote it, that text: rec_text, rec_len bytes). */
+static void on_result(sched *s, int64_t seq, int n, const char *lease_text, cJSON *rec,
+                      const char *rec_text, size_t rec_len)
 {
     gg_orchestrator_t *o = s->o;
-    int64_t seq = (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(m, "seq"));
-    int n = (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(m, "n"));
-    const char *lease_text = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "lease"));
     uint64_t lease = strtoull(lease_text, NULL, 16);
-    cJSON *rec = cJSON_GetObjectItemCaseSensitive(m, "record");
     active *a = find_active(s, seq);
     if (!a || !a->inflight || a->lease != lease || n != a->attempts + 1) {
         atomic_fetch_add(&o->n_stale, 1);
@@ -2007,9 +2014,12 @@ static void on_result(sched *s, cJSON *m)
     int passed = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "passed"));
     char why[96] = "";
     int stuck = repeats(a, rec, why, sizeof why);
-    if (cJSON_GetObjectItemCaseSensitive(rec, "stuck"))
+    if (cJSON_GetObjectItemCaseSensitive(rec, "stuck")) {
         cJSON_DeleteItemFromObjectCaseSensitive(rec, "stuck"); /* the monitor's word */
-    const char *text = record_text(s, rec, nd && strcmp(nd->name, "local") != 0 ? nd->name : NULL,
+        rec_text = NULL; /* printed again without it */
+    }
+    const char *text = record_text(s, rec, rec_text, rec_len,
+                                   nd && strcmp(nd->name, "local") != 0 ? nd->name : NULL,
                                    lease_text, stuck);
     const char *code = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rec, "code"));
     /* A passing attempt ends the task in this same transaction, and that end stores the
@@ -2303,8 +2313,14 @@ static int role_allows(const char *role, ggp_type t)
 static void on_message(sched *s, const gg_transport_msg *msg)
 {
     gg_orchestrator_t *o = s->o;
-    ggp_msg m;
-    if (ggp_decode(msg->data, msg->len, &m) != GG_OK) {
+    ggp_msg m = { GGP_UNKNOWN, NULL };
+    /* Results as workers write them are read without a tree for their envelope; anything
+     * else (or a results message written otherwise) goes through the full decoder. */
+    ggp_result *fast = NULL;
+    int n_fast = 0;
+    if (ggp_results_scan(msg->data, msg->len, &fast, &n_fast) == GG_OK)
+        m.type = GGP_RESULTS;
+    else if (ggp_decode(msg->data, msg->len, &m) != GG_OK) {
         atomic_fetch_add(&o->n_dropped, 1);
         ggi_log(&o->log, GG_LOG_WARN, "dropping a message of %zu bytes: %s", msg->len,
                 gg_error_last());
@@ -2320,6 +2336,7 @@ static void on_message(sched *s, const gg_transport_msg *msg)
         ggi_log(&o->log, GG_LOG_WARN, "dropping a '%s' message: not allowed for role '%s'",
                 ggp_type_name(m.type), role[0] ? role : "-");
         ggp_msg_free(&m);
+        ggp_results_free(fast, n_fast);
         return;
     }
     identity from;
@@ -2337,10 +2354,16 @@ static void on_message(sched *s, const gg_transport_msg *msg)
             reset_peer(s, msg, "unknown peer: say hello");
         break;
     case GGP_RESULTS: {
+        for (int i = 0; i < n_fast; i++)
+            on_result(s, fast[i].seq, fast[i].n, fast[i].lease, fast[i].record, fast[i].text,
+                      fast[i].len);
         cJSON *r;
         cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(m.body, "results"))
         {
-            on_result(s, r);
+            on_result(s, (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(r, "seq")),
+                      (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(r, "n")),
+                      cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r, "lease")),
+                      cJSON_GetObjectItemCaseSensitive(r, "record"), NULL, 0);
         }
         if (!n)
             reset_peer(s, msg, "unknown worker: say hello");
@@ -2388,6 +2411,7 @@ static void on_message(sched *s, const gg_transport_msg *msg)
                 ggp_type_name(m.type));
     }
     ggp_msg_free(&m);
+    ggp_results_free(fast, n_fast);
 }
 
 /* Heartbeats out, and the dead dropped. */

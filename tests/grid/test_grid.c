@@ -205,6 +205,62 @@ static long long db_int(const char *db, const char *sql)
 
 /* ---- decoder ---- */
 
+/* The fast reader of results messages takes exactly the form workers write, keeps each
+ * record's text, and leaves everything else to ggp_decode. */
+static void test_results_scan(void)
+{
+    ggp_result *v = NULL;
+    int n = -1;
+    const char *ok = "{\"ggp\":1,\"t\":\"results\",\"results\":[{\"lease\":\"1a\",\"seq\":7,"
+                     "\"n\":3,\"record\":{\"passed\":false,\"s\":\"}\\\"\"}},{\"lease\":\"1b\","
+                     "\"seq\":9,\"n\":1,\"record\":{}}]}";
+    CHECK_RC(ggp_results_scan(ok, strlen(ok), &v, &n), GG_OK);
+    CHECK(n == 2);
+    if (n == 2) {
+        CHECK_STR(v[0].lease, "1a");
+        CHECK(v[0].seq == 7 && v[0].n == 3 && cJSON_IsObject(v[0].record));
+        CHECK(v[0].len == strlen("{\"passed\":false,\"s\":\"}\\\"\"}") &&
+              strncmp(v[0].text, "{\"passed\":false,", 16) == 0);
+        CHECK(v[1].seq == 9 && v[1].len == 2 && v[1].text[0] == '{');
+    }
+    ggp_results_free(v, n);
+    ggp_msg m;
+    CHECK_RC(ggp_decode(ok, strlen(ok), &m), GG_OK);
+    ggp_msg_free(&m);
+    /* Anything else is for the full decoder: spaces, another order, an escaped or empty or
+     * long lease, numbers out of range or not plain, a record that is not an object or not
+     * JSON, trailing text, an empty list, another message type. */
+    const char *other[] = {
+        "{\"ggp\": 1,\"t\":\"results\",\"results\":[{\"lease\":\"a\",\"seq\":1,\"n\":1,\"record\":{}}]}",
+        "{\"ggp\":1,\"t\":\"results\",\"results\":[{\"seq\":1,\"lease\":\"a\",\"n\":1,\"record\":{}}]}",
+        "{\"ggp\":1,\"t\":\"results\",\"results\":[{\"lease\":\"a\\\"\",\"seq\":1,\"n\":1,\"record\":{}}]}",
+        "{\"ggp\":1,\"t\":\"results\",\"results\":[{\"lease\":\"\",\"seq\":1,\"n\":1,\"record\":{}}]}",
+        "{\"ggp\":1,\"t\":\"results\",\"results\":[{\"lease\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\","
+        "\"seq\":1,\"n\":1,\"record\":{}}]}",
+        "{\"ggp\":1,\"t\":\"results\",\"results\":[{\"lease\":\"a\",\"seq\":0,\"n\":1,\"record\":{}}]}",
+        "{\"ggp\":1,\"t\":\"results\",\"results\":[{\"lease\":\"a\",\"seq\":01,\"n\":1,\"record\":{}}]}",
+        "{\"ggp\":1,\"t\":\"results\",\"results\":[{\"lease\":\"a\",\"seq\":9007199254740993,\"n\":1,"
+        "\"record\":{}}]}",
+        "{\"ggp\":1,\"t\":\"results\",\"results\":[{\"lease\":\"a\",\"seq\":1,\"n\":1001,\"record\":{}}]}",
+        "{\"ggp\":1,\"t\":\"results\",\"results\":[{\"lease\":\"a\",\"seq\":1.5,\"n\":1,\"record\":{}}]}",
+        "{\"ggp\":1,\"t\":\"results\",\"results\":[{\"lease\":\"a\",\"seq\":1,\"n\":1,\"record\":[]}]}",
+        "{\"ggp\":1,\"t\":\"results\",\"results\":[{\"lease\":\"a\",\"seq\":1,\"n\":1,\"record\":{\"a\":}}]}",
+        "{\"ggp\":1,\"t\":\"results\",\"results\":[{\"lease\":\"a\",\"seq\":1,\"n\":1,\"record\":{}}]} ",
+        "{\"ggp\":1,\"t\":\"results\",\"results\":[{\"lease\":\"a\",\"seq\":1,\"n\":1,\"record\":{},\"x\":1}]}",
+        "{\"ggp\":1,\"t\":\"results\",\"results\":[]}",
+        "{\"ggp\":1,\"t\":\"results\",\"results\":[{\"lease\":\"a\",\"seq\":1,\"n\":1,\"record\":{}}",
+        "{\"ggp\":1,\"t\":\"hb\"}",
+    };
+    for (size_t k = 0; k < sizeof other / sizeof other[0]; k++) {
+        v = (ggp_result *)1;
+        n = -1;
+        CHECK_RC(ggp_results_scan(other[k], strlen(other[k]), &v, &n), GG_ENOTFOUND);
+        CHECK(v == NULL && n == 0);
+    }
+    CHECK_RC(ggp_results_scan(NULL, 0, &v, &n), GG_ENOTFOUND);
+    ggp_results_free(NULL, 0);
+}
+
 static void test_decoder(void)
 {
     ggp_msg m;
@@ -1529,6 +1585,7 @@ int main(void)
         return 1;
     }
     test_decoder();
+    test_results_scan();
     test_requirements();
     test_garbage_and_leases();
     test_busy();
