@@ -465,6 +465,11 @@ int ggp_results_scan(const void *data, size_t len, ggp_result **out, int *n)
             goto out;
         r->text = p;
         r->len = (size_t)(rec_end - p);
+        /* Kept as it came only when it has no control bytes (cJSON takes them raw inside
+         * strings, JSON and SQLite's json() do not; printed again they are escaped). */
+        for (const char *q = p; q < rec_end; q++)
+            if ((unsigned char)*q < 0x20)
+                goto out;
         p = rec_end;
         if (!eat(&p, end, "}"))
             goto out;

@@ -87,8 +87,8 @@ typedef struct ggp_result {
 /**
  * Reads a results message written as this library's workers write it
  * ({"ggp":1,"t":"results","results":[{"lease":"..","seq":N,"n":N,"record":{..}},..]}: no
- * white space, the keys in this order, a lease without escapes) without a tree for its
- * envelope, keeping each record's text. GG_OK with *out (*n of them; ggp_results_free) when
+ * white space around the envelope's keys, the keys in this order, a lease without escapes,
+ * no control bytes in a record) without a tree for its envelope, keeping each record's text. GG_OK with *out (*n of them; ggp_results_free) when
  * the message is one, and then it is one ggp_decode accepts with the same results;
  * GG_ENOTFOUND for any other message (ggp_decode reads it, and says why when it is bad);
  * GG_ENOMEM.

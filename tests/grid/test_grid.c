@@ -245,6 +245,7 @@ static void test_results_scan(void)
         "{\"ggp\":1,\"t\":\"results\",\"results\":[{\"lease\":\"a\",\"seq\":1.5,\"n\":1,\"record\":{}}]}",
         "{\"ggp\":1,\"t\":\"results\",\"results\":[{\"lease\":\"a\",\"seq\":1,\"n\":1,\"record\":[]}]}",
         "{\"ggp\":1,\"t\":\"results\",\"results\":[{\"lease\":\"a\",\"seq\":1,\"n\":1,\"record\":{\"a\":}}]}",
+        "{\"ggp\":1,\"t\":\"results\",\"results\":[{\"lease\":\"a\",\"seq\":1,\"n\":1,\"record\":{\"a\":\"\t\"}}]}",
         "{\"ggp\":1,\"t\":\"results\",\"results\":[{\"lease\":\"a\",\"seq\":1,\"n\":1,\"record\":{}}]} ",
         "{\"ggp\":1,\"t\":\"results\",\"results\":[{\"lease\":\"a\",\"seq\":1,\"n\":1,\"record\":{},\"x\":1}]}",
         "{\"ggp\":1,\"t\":\"results\",\"results\":[]}",
