@@ -204,8 +204,7 @@ typedef struct sched {
     long long max_tokens;   /* the run's budget (GRYPHGEN_MAX_TOKENS); 0: no limit */
     long long tokens;       /* used by the attempts this run recorded */
     int n_watching;         /* clients watching events */
-    ggi_buf rec_buf;        /* print buffers, reused: an attempt record, a result, an event */
-    ggi_buf ev_buf;
+    ggi_buf ev_buf;         /* print buffer, reused: an event */
 } sched;
 
 /* ---------------------------------------------------------------- helpers */
@@ -1913,22 +1912,20 @@ static void learn(sched *s, node *n, const char *lang, int ok, double latency_ms
 /* The attempt's record as stored: the worker's (its text as it came, rec_text, when there is
  * one, else rec printed), then the node and lease it ran on (not for the embedded worker)
  * and the monitor's "stuck", appended as text (adding them to the tree first cost more than
- * printing it). NULL on failure. */
-static const char *record_text(sched *s, const cJSON *rec, const char *rec_text,
-                               size_t rec_len, const char *node, const char *lease, int stuck)
+ * printing it). A malloc'd text for the attempt's op, or NULL on failure. */
+static char *record_text(const cJSON *rec, const char *rec_text, size_t rec_len,
+                         const char *node, const char *lease, int stuck)
 {
-    ggi_buf *b = &s->rec_buf;
-    if (rec_text) {
-        b->len = 0;
-        if (ggi_buf_append(b, rec_text, rec_len) != GG_OK)
-            return NULL;
-    } else if (ggp_print_buf(rec, b) != GG_OK) {
+    ggi_buf buf = GGI_BUF_INIT, *b = &buf;
+    int rc = ggi_buf_reserve(b, rec_len + 128); /* one block, no regrowth, in the usual case */
+    if (!rc)
+        rc = rec_text ? ggi_buf_append(b, rec_text, rec_len) : ggi_json_write(b, rec);
+    if (rc || b->len < 2 || b->data[b->len - 1] != '}') {
+        ggi_buf_free(b);
         return NULL;
     }
-    if (b->len < 2 || b->data[b->len - 1] != '}')
-        return NULL;
     b->len--; /* reopened */
-    int rc = b->len > 1 ? ggi_buf_append(b, ",", 1) : GG_OK;
+    rc = b->len > 1 ? ggi_buf_append(b, ",", 1) : GG_OK;
     if (node) {
         rc = rc ? rc : ggi_buf_puts(b, "\"node\":");
         rc = rc ? rc : ggi_json_write_string(b, node);
@@ -1937,7 +1934,11 @@ static const char *record_text(sched *s, const cJSON *rec, const char *rec_text,
         rc = rc ? rc : ggi_buf_append(b, ",", 1);
     }
     rc = rc ? rc : ggi_buf_puts(b, stuck ? "\"stuck\":true}" : "\"stuck\":false}");
-    return rc ? NULL : b->data;
+    if (rc) {
+        ggi_buf_free(b);
+        return NULL;
+    }
+    return ggi_buf_steal(b);
 }
 
 /* One result: attempt n of task seq under lease_text, its record rec (and, when it came as
@@ -2018,15 +2019,15 @@ static void on_result(sched *s, int64_t seq, int n, const char *lease_text, cJSO
         cJSON_DeleteItemFromObjectCaseSensitive(rec, "stuck"); /* the monitor's word */
         rec_text = NULL; /* printed again without it */
     }
-    const char *text = record_text(s, rec, rec_text, rec_len,
-                                   nd && strcmp(nd->name, "local") != 0 ? nd->name : NULL,
-                                   lease_text, stuck);
+    char *text = record_text(rec, rec_text, rec_len,
+                             nd && strcmp(nd->name, "local") != 0 ? nd->name : NULL, lease_text,
+                             stuck);
     const char *code = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rec, "code"));
     /* A passing attempt ends the task in this same transaction, and that end stores the
      * attempt count with the result: one task update, not two. */
     ggi_op op = { .kind = GGI_OP_ATTEMPT, .seq = a->seq, .n = n, .passed = passed,
                   .count = !passed, .ts = ggi_wall_s(), .code = code ? ggi_strdup(code) : NULL,
-                  .text = text ? ggi_strdup(text) : NULL };
+                  .text = text };
     if (add_op(s, &op, op.text && (!code || op.code), "an attempt") != GG_OK) {
         ggi_log(&o->log, GG_LOG_ERROR, "attempt %d of '%s' is tried again later", n, a->task_id);
         a->not_before_ms = ggi_now_ms() + 1000; /* try the attempt again later */
@@ -2610,7 +2611,6 @@ void *ggi_scheduler_main(void *arg)
     free(s.run);
     free(s.run_head);
     free(s.run_end);
-    ggi_buf_free(&s.rec_buf);
     ggi_buf_free(&s.ev_buf);
     ggi_grid_db_free(&s.g);
     ggi_learner_destroy(&s.learner, GGI_LEARNER_DRAIN_MS);

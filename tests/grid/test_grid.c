@@ -28,6 +28,7 @@
 #include "orchestrator/protocol.h"
 #include "orchestrator/writer.h"
 
+#include "../testdb.h"
 #include "../testutil.h"
 
 static char dir[256];
@@ -178,29 +179,6 @@ static const char *task_json(char *buf, size_t n, const char *id, const char *la
     snprintf(buf, n, "{\"task_id\":\"%s\",\"language\":\"%s\",\"prompt\":\"p\","
              "\"candidates\":[\"x\"],\"budget\":{\"max_attempts\":2}}", id, lang);
     return buf;
-}
-
-static int db_exec(const char *db, const char *sql)
-{
-    sqlite3 *h = NULL;
-    int rc = sqlite3_open(db, &h);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_exec(h, sql, NULL, NULL, NULL);
-    sqlite3_close(h);
-    return rc;
-}
-
-static long long db_int(const char *db, const char *sql)
-{
-    sqlite3 *h = NULL;
-    sqlite3_stmt *st = NULL;
-    long long v = -1;
-    if (sqlite3_open(db, &h) == SQLITE_OK && sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(h);
-    return v;
 }
 
 /* ---- decoder ---- */
@@ -426,7 +404,7 @@ static void test_garbage_and_leases(void)
         for (int i = 0; i < 100 && stat_of(o, "stale") < 1; i++)
             ggi_sleep_ms(20);
         CHECK(stat_of(o, "stale") == 1);
-        CHECK(db_int(db, "SELECT count(*) FROM attempts") == 0);
+        CHECK(test_db_int(db, "SELECT count(*) FROM attempts") == 0);
         raw_result(&w, job, NULL, 0); /* the real lease: attempt 1 failed */
         cJSON *jobs2 = raw_recv(&w, "jobs", 3000);
         const cJSON *job2 = cJSON_GetArrayItem(cJSON_GetObjectItem(jobs2, "jobs"), 0);
@@ -452,15 +430,15 @@ static void test_garbage_and_leases(void)
         CHECK(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetArrayItem(hist, 1), "passed")));
         cJSON_Delete(rj);
         gg_free(res);
-        CHECK(db_int(db, "SELECT result IS NULL FROM tasks WHERE task_id = 't1'") == 1);
+        CHECK(test_db_int(db, "SELECT result IS NULL FROM tasks WHERE task_id = 't1'") == 1);
         CHECK(stat_of(o, "stale") == 2);
         cJSON_Delete(jobs2);
     }
     cJSON_Delete(jobs);
-    CHECK(db_int(db, "SELECT count(*) FROM attempts") == 2);
-    CHECK(db_int(db, "SELECT n FROM task_counts WHERE status = 'passed'") == 1);
-    CHECK(db_int(db, "SELECT count(*) FROM events WHERE kind = 'task.finished'") == 0);
-    CHECK(db_int(db, "SELECT count(*) FROM node_scores WHERE node = 'hand'") == 1);
+    CHECK(test_db_int(db, "SELECT count(*) FROM attempts") == 2);
+    CHECK(test_db_int(db, "SELECT n FROM task_counts WHERE status = 'passed'") == 1);
+    CHECK(test_db_int(db, "SELECT count(*) FROM events WHERE kind = 'task.finished'") == 0);
+    CHECK(test_db_int(db, "SELECT count(*) FROM node_scores WHERE node = 'hand'") == 1);
 
     /* Fail fast: the only worker has no C compiler. */
     CHECK_RC(gg_orchestrator_submit(o, task_json(buf, sizeof buf, "t2", "c"), NULL), 0);
@@ -489,8 +467,8 @@ static void test_garbage_and_leases(void)
         CHECK_RC(ggi_store_task_insert(raw_db, "t3s", spec, "h3s", 0, ggi_wall_s(), NULL, NULL),
                  0);
         ggi_store_close(&raw_db);
-        CHECK(db_int(db, "SELECT language IS NULL FROM tasks WHERE task_id = 't3s'") == 1);
-        CHECK(db_int(db, "SELECT count(*) FROM tasks WHERE task_id = 't3' AND language = "
+        CHECK(test_db_int(db, "SELECT language IS NULL FROM tasks WHERE task_id = 't3s'") == 1);
+        CHECK(test_db_int(db, "SELECT count(*) FROM tasks WHERE task_id = 't3' AND language = "
                          "'python' AND needs LIKE '%\"zone\":\"us\"%'") == 1);
         snprintf(buf, sizeof buf, "{\"task_id\":\"t3w\",\"language\":\"python\"}");
         CHECK_RC(gg_orchestrator_submit(o, buf, NULL), 0); /* wakes the scheduler */
@@ -512,7 +490,7 @@ static void test_garbage_and_leases(void)
         CHECK_RC(ggi_store_task_insert_planned(raw_db, "t3x", "{}", "h3x", 0, ggi_wall_s(),
                                                "python", NULL, NULL, NULL), 0);
         ggi_store_close(&raw_db);
-        CHECK(db_exec(db, "DELETE FROM task_specs WHERE seq = (SELECT seq FROM tasks WHERE "
+        CHECK(test_db_exec(db, "DELETE FROM task_specs WHERE seq = (SELECT seq FROM tasks WHERE "
                           "task_id = 't3x')") == SQLITE_OK);
         snprintf(buf, sizeof buf, "{\"task_id\":\"t3y\",\"language\":\"python\"}");
         CHECK_RC(gg_orchestrator_submit(o, buf, NULL), 0); /* wakes the scheduler */
@@ -628,7 +606,7 @@ static void test_busy(void)
              GG_EBUSY);
     CHECK(stat_of(o, "busy") == 2);
     /* Nothing refused was stored; everything accepted was. */
-    CHECK(db_int(db, "SELECT count(*) FROM tasks") == 10);
+    CHECK(test_db_int(db, "SELECT count(*) FROM tasks") == 10);
     /* status, cancel and wait answer on the same connection. */
     char *st = NULL;
     CHECK_RC(gg_client_status(c, "b3", &st), 0);
@@ -699,7 +677,7 @@ static void test_fair_share(void)
     CHECK(bobs == 5);
     if (bobs != 5)
         fprintf(stderr, "dispatch order: %s\n", order);
-    CHECK(db_int(db, "SELECT count(DISTINCT submitter) FROM tasks") == 2);
+    CHECK(test_db_int(db, "SELECT count(DISTINCT submitter) FROM tasks") == 2);
     raw_close(&w);
     gg_client_destroy(&a);
     gg_client_destroy(&b);
@@ -777,7 +755,7 @@ static void test_priority_dispatch(void)
         CHECK_RC(gg_client_wait(c, "rec", 5000, &res), 0);
         CHECK_CONTAINS(res, "\"status\":\"passed\"");
         gg_free(res);
-        CHECK(db_int(db, "SELECT json_valid(record) AND json_extract(record, '$.stuck') = 0 "
+        CHECK(test_db_int(db, "SELECT json_valid(record) AND json_extract(record, '$.stuck') = 0 "
                          "AND json_extract(record, '$.node') = 'one' AND "
                          "json_extract(record, '$.lease') LIKE '%\"q' AND "
                          "json_extract(record, '$.reason') = 'ok' FROM attempts a JOIN tasks t "
@@ -840,7 +818,7 @@ static void test_embedded_plus_remote(void)
              "{\"labels\":{\"zone\":\"eu\"}}}");
     CHECK_RC(gg_orchestrator_submit(orch, buf, NULL), 0);
     CHECK_RC(gg_orchestrator_drain(orch, 10000), 0);
-    CHECK(db_int(db, "SELECT count(*) FROM tasks WHERE status = 'passed'") == 51);
+    CHECK(test_db_int(db, "SELECT count(*) FROM tasks WHERE status = 'passed'") == 51);
     char *res = NULL;
     CHECK_RC(gg_orchestrator_result(orch, "eu", &res), 0);
     CHECK_CONTAINS(res, "\"node\":\"remote\"");
@@ -958,9 +936,9 @@ static void test_writer(void)
     }
     CHECK(ann == 2 && bo == 2); /* an equal share each */
     /* The claim took their queue entries; the task rows were not written. */
-    CHECK(db_int(db, "SELECT count(*) FROM queue") == 2);
-    CHECK(db_int(db, "SELECT count(*) FROM tasks WHERE status = 'queued'") == 6);
-    CHECK(db_int(db, "SELECT n FROM task_counts WHERE status = 'running'") == 4);
+    CHECK(test_db_int(db, "SELECT count(*) FROM queue") == 2);
+    CHECK(test_db_int(db, "SELECT count(*) FROM tasks WHERE status = 'queued'") == 6);
+    CHECK(test_db_int(db, "SELECT n FROM task_counts WHERE status = 'running'") == 4);
     ggi_batch_clear(&b);
     /* Ops in order; the end of an unknown task fails alone. */
     ggi_op a1 = { .kind = GGI_OP_ATTEMPT, .seq = seqs[0], .n = 1, .passed = 1, .count = 0,
@@ -985,14 +963,14 @@ static void test_writer(void)
     CHECK(ggi_writer_wait(w) == &b);
     CHECK(!b.failed && b.n_claimed == 2 && b.queue_empty);
     CHECK(logged[0] == 1); /* the failed op, and only it */
-    CHECK(db_int(db, "SELECT count(*) FROM attempts") == 1);
-    CHECK(db_int(db, "SELECT n FROM task_counts WHERE status = 'passed'") == 1);
-    CHECK(db_int(db, "SELECT n FROM task_counts WHERE status = 'running'") == 5);
+    CHECK(test_db_int(db, "SELECT count(*) FROM attempts") == 1);
+    CHECK(test_db_int(db, "SELECT n FROM task_counts WHERE status = 'passed'") == 1);
+    CHECK(test_db_int(db, "SELECT n FROM task_counts WHERE status = 'running'") == 5);
     /* The end stored the start the scheduler kept. */
-    CHECK(db_int(db, "SELECT count(*) FROM tasks WHERE task_id = 'w0' AND status = 'passed' "
+    CHECK(test_db_int(db, "SELECT count(*) FROM tasks WHERE task_id = 'w0' AND status = 'passed' "
                      "AND started_at = 1.5 AND finished_at = 3.0") == 1);
-    CHECK(db_int(db, "SELECT count(*) FROM events WHERE kind = 'node.joined'") == 1);
-    CHECK(db_int(db, "SELECT n FROM node_scores WHERE node = 'n1'") == 3);
+    CHECK(test_db_int(db, "SELECT count(*) FROM events WHERE kind = 'node.joined'") == 1);
+    CHECK(test_db_int(db, "SELECT n FROM node_scores WHERE node = 'n1'") == 3);
     ggi_batch_clear(&b);
     /* Another connection holds the write lock past the busy timeout: the batch fails as a
      * whole, says so, and writes nothing; once the lock is gone the same kind of batch goes. */
@@ -1012,14 +990,14 @@ static void test_writer(void)
     CHECK(logged[1] == 1); /* the lock is logged */
     sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL);
     sqlite3_close(other);
-    CHECK(db_int(db, "SELECT count(*) FROM attempts") == 1);
+    CHECK(test_db_int(db, "SELECT count(*) FROM attempts") == 1);
     ggi_batch_clear(&b);
     CHECK_RC(ggi_batch_add(&b, &a3), 0);
     ggi_writer_submit(w, &b);
     CHECK(ggi_writer_wait(w) == &b);
     CHECK(!b.failed);
-    CHECK(db_int(db, "SELECT count(*) FROM attempts") == 2);
-    CHECK(db_int(db, "SELECT attempts FROM tasks WHERE task_id = 'w1'") == 1);
+    CHECK(test_db_int(db, "SELECT count(*) FROM attempts") == 2);
+    CHECK(test_db_int(db, "SELECT attempts FROM tasks WHERE task_id = 'w1'") == 1);
     /* A COMMIT that fails (here a foreign key checked only at COMMIT) rolls the claim back
      * with the rest: its tasks stay in the queue and none is handed over as claimed. */
     ggi_batch_clear(&b);
@@ -1033,8 +1011,8 @@ static void test_writer(void)
                                       &existing), 0);
     }
     CHECK_RC(ggi_store_commit(st), 0);
-    CHECK(db_int(db, "SELECT count(*) FROM queue") == 2);
-    long long queued_before = db_int(db, "SELECT n FROM task_counts WHERE status = 'queued'");
+    CHECK(test_db_int(db, "SELECT count(*) FROM queue") == 2);
+    long long queued_before = test_db_int(db, "SELECT n FROM task_counts WHERE status = 'queued'");
     CHECK(sqlite3_exec(ggi_store_sqlite(st), "PRAGMA defer_foreign_keys = ON", NULL, NULL,
                        NULL) == SQLITE_OK);
     ggi_op orphan = { .kind = GGI_OP_ATTEMPT, .seq = 999998, .n = 1, .passed = 0,
@@ -1046,16 +1024,16 @@ static void test_writer(void)
     CHECK(ggi_writer_wait(w) == &b);
     CHECK(b.failed == 1);
     CHECK(b.n_claimed == 0 && !b.queue_empty);
-    CHECK(db_int(db, "SELECT count(*) FROM queue") == 2);
-    CHECK(db_int(db, "SELECT count(*) FROM attempts") == 2);
-    CHECK(db_int(db, "SELECT n FROM task_counts WHERE status = 'queued'") == queued_before);
+    CHECK(test_db_int(db, "SELECT count(*) FROM queue") == 2);
+    CHECK(test_db_int(db, "SELECT count(*) FROM attempts") == 2);
+    CHECK(test_db_int(db, "SELECT n FROM task_counts WHERE status = 'queued'") == queued_before);
     /* The next batch claims them. */
     ggi_batch_clear(&b);
     b.claim.want = 5;
     ggi_writer_submit(w, &b);
     CHECK(ggi_writer_wait(w) == &b);
     CHECK(!b.failed && b.n_claimed == 2);
-    CHECK(db_int(db, "SELECT count(*) FROM queue") == 0);
+    CHECK(test_db_int(db, "SELECT count(*) FROM queue") == 0);
     ggi_batch_free(&b);
     ggi_writer_stop(&w);
     CHECK(w == NULL);
@@ -1073,7 +1051,7 @@ static void test_schema_migration(void)
     ggi_store_close(&s);
     /* Back to what schema 2 had, with a queued and an ended task (their specs in the
      * tasks table). */
-    CHECK(db_exec(db, "DROP TABLE task_counts; DROP TABLE queue; DROP TABLE task_specs;"
+    CHECK(test_db_exec(db, "DROP TABLE task_counts; DROP TABLE queue; DROP TABLE task_specs;"
                       "ALTER TABLE tasks ADD COLUMN spec TEXT NOT NULL DEFAULT '';"
                       "CREATE INDEX tasks_claim ON tasks(status, priority DESC, seq);"
                       "CREATE INDEX tasks_fair ON tasks(status, submitter, priority DESC, seq);"
@@ -1084,19 +1062,19 @@ static void test_schema_migration(void)
                       "INSERT INTO attempts(task_seq, n, passed, code, record, created_at)"
                       " SELECT seq, 1, 1, 'x', '{}', 1.0 FROM tasks WHERE task_id = 'old-p';"
                       "PRAGMA user_version = 2;") == SQLITE_OK);
-    CHECK(db_int(db, "PRAGMA user_version") == 2);
+    CHECK(test_db_int(db, "PRAGMA user_version") == 2);
     CHECK_RC(ggi_store_open(&s, db), 0);
-    CHECK(db_int(db, "PRAGMA user_version") == GGI_STORE_SCHEMA_VERSION);
+    CHECK(test_db_int(db, "PRAGMA user_version") == GGI_STORE_SCHEMA_VERSION);
     /* The queued task waits in the queue (schema 6), which replaced every claim index. */
-    CHECK(db_int(db, "SELECT count(*) FROM sqlite_master WHERE name IN ('tasks_status', "
+    CHECK(test_db_int(db, "SELECT count(*) FROM sqlite_master WHERE name IN ('tasks_status', "
                      "'tasks_claim', 'tasks_fair')") == 0);
-    CHECK(db_int(db, "SELECT count(*) FROM queue q JOIN tasks t ON t.seq = q.seq "
+    CHECK(test_db_int(db, "SELECT count(*) FROM queue q JOIN tasks t ON t.seq = q.seq "
                      "WHERE t.task_id = 'old-q' AND q.submitter = 'local'") == 1);
-    CHECK(db_int(db, "SELECT count(*) FROM queue") == 1); /* old-r is not queued yet */
-    CHECK(db_int(db, "SELECT n FROM task_counts WHERE status = 'queued'") == 1);
-    CHECK(db_int(db, "SELECT n FROM task_counts WHERE status = 'running'") == 1);
-    CHECK(db_int(db, "SELECT n FROM task_counts WHERE status = 'passed'") == 1);
-    CHECK(db_int(db, "SELECT n FROM task_counts WHERE status = '#attempts'") == 1);
+    CHECK(test_db_int(db, "SELECT count(*) FROM queue") == 1); /* old-r is not queued yet */
+    CHECK(test_db_int(db, "SELECT n FROM task_counts WHERE status = 'queued'") == 1);
+    CHECK(test_db_int(db, "SELECT n FROM task_counts WHERE status = 'running'") == 1);
+    CHECK(test_db_int(db, "SELECT n FROM task_counts WHERE status = 'passed'") == 1);
+    CHECK(test_db_int(db, "SELECT n FROM task_counts WHERE status = '#attempts'") == 1);
     /* A task an older version left 'running' reads as running, and recovery queues it. */
     ggi_task_row old = { 0 };
     CHECK_RC(ggi_store_task_get(s, "old-r", &old), 0);
@@ -1108,23 +1086,23 @@ static void test_schema_migration(void)
     CHECK_RC(ggi_store_task_get(s, "old-r", &old), 0);
     CHECK_STR(old.status, GGI_ST_QUEUED);
     ggi_store_task_row_free(&old);
-    CHECK(db_int(db, "SELECT count(*) FROM queue") == 2);
+    CHECK(test_db_int(db, "SELECT count(*) FROM queue") == 2);
     /* The table was rebuilt with the cheaper status check, rows and references kept. */
-    CHECK(db_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'tasks' AND "
+    CHECK(test_db_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'tasks' AND "
                      "sql LIKE '%status = ''cancelled''%' AND sql NOT LIKE '%status IN%'") == 1);
-    CHECK(db_int(db, "SELECT count(*) FROM sqlite_master WHERE name LIKE 'tasks_v%'") == 0);
+    CHECK(test_db_int(db, "SELECT count(*) FROM sqlite_master WHERE name LIKE 'tasks_v%'") == 0);
     /* The specs moved to task_specs (schema 5), the column left the tasks table. */
-    CHECK(db_int(db, "SELECT count(*) FROM pragma_table_info('tasks') WHERE name = 'spec'") ==
+    CHECK(test_db_int(db, "SELECT count(*) FROM pragma_table_info('tasks') WHERE name = 'spec'") ==
           0);
-    CHECK(db_int(db, "SELECT count(*) FROM task_specs s JOIN tasks t ON t.seq = s.seq "
+    CHECK(test_db_int(db, "SELECT count(*) FROM task_specs s JOIN tasks t ON t.seq = s.seq "
                      "WHERE t.task_id = 'old-q' AND s.spec = '{\"q\":1}'") == 1);
-    CHECK(db_int(db, "SELECT count(*) FROM task_specs") == 3);
-    CHECK(db_int(db, "SELECT count(*) FROM attempts a JOIN tasks t ON t.seq = a.task_seq "
+    CHECK(test_db_int(db, "SELECT count(*) FROM task_specs") == 3);
+    CHECK(test_db_int(db, "SELECT count(*) FROM attempts a JOIN tasks t ON t.seq = a.task_seq "
                      "WHERE t.task_id = 'old-p'") == 1);
-    CHECK(db_int(db, "SELECT count(*) FROM pragma_foreign_key_check") == 0);
-    CHECK(db_exec(db, "UPDATE tasks SET status = 'lost' WHERE task_id = 'old-p'") ==
+    CHECK(test_db_int(db, "SELECT count(*) FROM pragma_foreign_key_check") == 0);
+    CHECK(test_db_exec(db, "UPDATE tasks SET status = 'lost' WHERE task_id = 'old-p'") ==
           SQLITE_CONSTRAINT); /* the check still holds */
-    CHECK(db_int(db, "SELECT count(*) FROM tasks WHERE status = 'lost'") == 0);
+    CHECK(test_db_int(db, "SELECT count(*) FROM tasks WHERE status = 'lost'") == 0);
     /* Foreign keys are on again for the store's connection. */
     CHECK_RC(ggi_store_attempt_insert(s, 999999, 1, "x", 0, "{}", 3.0), GG_ENOTFOUND);
     ggi_task_row *rows = NULL;
@@ -1144,7 +1122,7 @@ static void test_schema_migration(void)
     CHECK_RC(ggi_store_counts_get(s, &k), 0);
     CHECK(k.running == 2 && k.passed == 1 && k.queued == 0 && k.attempts == 1);
     /* The claim took the queue entries. */
-    CHECK(db_int(db, "SELECT count(*) FROM queue") == 0);
+    CHECK(test_db_int(db, "SELECT count(*) FROM queue") == 0);
     ggi_store_close(&s);
 }
 
@@ -1206,7 +1184,7 @@ static double quarantined_until(const char *db, const char *node)
     char sql[256];
     snprintf(sql, sizeof sql, "SELECT CAST(quarantined_until AS INTEGER) FROM nodes "
              "WHERE name = '%s'", node);
-    return (double)db_int(db, sql);
+    return (double)test_db_int(db, sql);
 }
 
 /* A job whose execution fails with an infrastructure error on one node is retried, after a
@@ -1250,10 +1228,10 @@ static void test_infra_reroute(void)
         CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(r, "attempts")) == 1);
         cJSON_Delete(r);
         gg_free(res);
-        CHECK(db_int(db, "SELECT count(*) FROM attempts") == 1);
+        CHECK(test_db_int(db, "SELECT count(*) FROM attempts") == 1);
         snprintf(buf, sizeof buf, "SELECT count(*) FROM attempts WHERE "
                  "json_extract(record, '$.node') = 'node-%c'", second == 0 ? 'a' : 'b');
-        CHECK(db_int(db, buf) == 1);
+        CHECK(test_db_int(db, buf) == 1);
         cJSON_Delete(jobs2);
     }
     cJSON_Delete(jobs);
@@ -1326,10 +1304,10 @@ static void test_quarantine(void)
     CHECK(after == 0);
     CHECK(passed == N);
     CHECK(quarantined_until(db, "steady") == 0);
-    CHECK(db_int(db, "SELECT count(*) FROM events WHERE kind = 'node.quarantined' AND "
+    CHECK(test_db_int(db, "SELECT count(*) FROM events WHERE kind = 'node.quarantined' AND "
                      "json_extract(data, '$.node') = 'flaky'") == 1);
-    CHECK(db_int(db, "SELECT count(*) FROM tasks WHERE status = 'passed'") == N);
-    CHECK(db_int(db, "SELECT count(*) FROM attempts WHERE "
+    CHECK(test_db_int(db, "SELECT count(*) FROM tasks WHERE status = 'passed'") == N);
+    CHECK(test_db_int(db, "SELECT count(*) FROM attempts WHERE "
                      "json_extract(record, '$.node') <> 'steady'") == 0);
     raw_close(&p[0]);
     raw_close(&p[1]);
@@ -1368,7 +1346,7 @@ static void test_quarantine(void)
     }
     CHECK(gen_faults == GGI_INFRA_RETRIES + 1);
     CHECK(quarantined_until(db, "genfault") == 0);
-    CHECK(db_int(db, "SELECT count(*) FROM events WHERE kind = 'node.quarantined'") == 0);
+    CHECK(test_db_int(db, "SELECT count(*) FROM events WHERE kind = 'node.quarantined'") == 0);
     if (idle_job)
         raw_result(&p[1], idle_job, NULL, 1);
     cJSON_Delete(idle_job);
@@ -1406,7 +1384,7 @@ static void test_quarantine(void)
         fprintf(stderr, "last node: %d executor faults\n", exec_faults);
     CHECK(exec_faults == GGI_INFRA_RETRIES + 1);
     CHECK(quarantined_until(db, "genfault") == 0);
-    CHECK(db_int(db, "SELECT count(*) FROM events WHERE kind = 'node.quarantined'") == 0);
+    CHECK(test_db_int(db, "SELECT count(*) FROM events WHERE kind = 'node.quarantined'") == 0);
     raw_close(&p[0]);
     gg_orchestrator_destroy(&o);
 }

@@ -20,6 +20,7 @@
 
 #include "core/ggi.h"
 #include "store/store.h"
+#include "testdb.h"
 #include "testutil.h"
 
 static char tmpdir[256];
@@ -42,32 +43,6 @@ static void remove_db(const char *path)
     unlink(p);
     snprintf(p, sizeof p, "%s-journal", path);
     unlink(p);
-}
-
-/* Runs one query on a raw connection and returns its first column as an integer. */
-static long long raw_int(const char *path, const char *sql)
-{
-    sqlite3 *db = NULL;
-    long long v = -12345;
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
-        sqlite3_stmt *st = NULL;
-        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
-            sqlite3_step(st) == SQLITE_ROW)
-            v = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
-    }
-    sqlite3_close(db);
-    return v;
-}
-
-static int raw_exec(const char *path, const char *sql)
-{
-    sqlite3 *db = NULL;
-    int rc = sqlite3_open(path, &db);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
-    sqlite3_close(db);
-    return rc;
 }
 
 static int64_t add_task(ggi_store *s, const char *id, int priority, double now)
@@ -109,8 +84,8 @@ static void test_open(void)
     ggi_store_close(NULL); /* NULL */
 
     /* What the file holds, read without the store. */
-    CHECK(raw_int(path, "PRAGMA user_version") == GGI_STORE_SCHEMA_VERSION);
-    CHECK(raw_int(path, "SELECT count(*) FROM sqlite_master WHERE name IN "
+    CHECK(test_db_int(path, "PRAGMA user_version") == GGI_STORE_SCHEMA_VERSION);
+    CHECK(test_db_int(path, "SELECT count(*) FROM sqlite_master WHERE name IN "
                         "('tasks','attempts','events','queue','task_counts')") == 5);
     {
         sqlite3 *db = NULL;
@@ -170,7 +145,7 @@ static void test_refusals(void)
 
     /* Newer schema: refused, untouched. */
     const char *newer = tpath(0, "newer.db");
-    CHECK(raw_exec(newer, "CREATE TABLE future(x); PRAGMA user_version = 99;") == SQLITE_OK);
+    CHECK(test_db_exec(newer, "CREATE TABLE future(x); PRAGMA user_version = 99;") == SQLITE_OK);
     CHECK_RC(ggi_store_open(&s, newer), GG_EVERSION);
     CHECK(s == NULL);
     CHECK_CONTAINS(gg_error_last(), "99");
@@ -180,10 +155,10 @@ static void test_refusals(void)
         CHECK_CONTAINS(gg_error_last(), known);
     }
     CHECK_CONTAINS(gg_error_last(), newer);
-    CHECK(raw_int(newer, "PRAGMA user_version") == 99);
-    CHECK(raw_int(newer, "SELECT count(*) FROM pragma_journal_mode "
+    CHECK(test_db_int(newer, "PRAGMA user_version") == 99);
+    CHECK(test_db_int(newer, "SELECT count(*) FROM pragma_journal_mode "
                          "WHERE journal_mode = 'delete'") == 1);
-    CHECK(raw_int(newer, "SELECT count(*) FROM sqlite_master WHERE name = 'tasks'") == 0);
+    CHECK(test_db_int(newer, "SELECT count(*) FROM sqlite_master WHERE name = 'tasks'") == 0);
 
     /* Not a database. */
     const char *garbage = tpath(1, "garbage.db");
@@ -201,13 +176,13 @@ static void test_refusals(void)
 
     /* A migration that fails is rolled back whole: the version and the schema stay. */
     const char *clash = tpath(2, "clash.db");
-    CHECK(raw_exec(clash, "CREATE TABLE tasks(x);") == SQLITE_OK);
+    CHECK(test_db_exec(clash, "CREATE TABLE tasks(x);") == SQLITE_OK);
     CHECK_RC(ggi_store_open(&s, clash), GG_ESTORE);
     CHECK(s == NULL);
     CHECK_CONTAINS(gg_error_last(), "schema version 1");
     CHECK_CONTAINS(gg_error_last(), "tasks");
-    CHECK(raw_int(clash, "PRAGMA user_version") == 0);
-    CHECK(raw_int(clash, "SELECT count(*) FROM sqlite_master WHERE name = 'attempts'") == 0);
+    CHECK(test_db_int(clash, "PRAGMA user_version") == 0);
+    CHECK(test_db_int(clash, "SELECT count(*) FROM sqlite_master WHERE name = 'attempts'") == 0);
 }
 
 /* ---- tasks ---- */
@@ -255,8 +230,8 @@ static void test_tasks(void)
     CHECK_STR(row.spec, "{\"a\":1}");
     ggi_store_task_row_free(&row);
     /* The spec lives in task_specs, once; the task row has none. */
-    CHECK(raw_int(path, "SELECT count(*) FROM task_specs WHERE spec = '{\"a\":1}'") == 1);
-    CHECK(raw_int(path, "SELECT count(*) FROM pragma_table_info('tasks') WHERE name = 'spec'")
+    CHECK(test_db_int(path, "SELECT count(*) FROM task_specs WHERE spec = '{\"a\":1}'") == 1);
+    CHECK(test_db_int(path, "SELECT count(*) FROM pragma_table_info('tasks') WHERE name = 'spec'")
           == 0);
     /* A spec stored twice for one task is refused; one for no task too (foreign key). */
     CHECK_RC(ggi_store_spec_insert(s, seq, "{}"), GG_ESTORE);
@@ -327,8 +302,8 @@ static void test_claim(void)
     CHECK_RC(ggi_store_task_get(s, "a", &row), 0);
     CHECK_STR(row.status, GGI_ST_QUEUED);
     ggi_store_task_row_free(&row);
-    CHECK(raw_int(path, "SELECT count(*) FROM queue") == 2);
-    CHECK(raw_int(path, "SELECT count(*) FROM tasks WHERE status = 'queued'") == 5);
+    CHECK(test_db_int(path, "SELECT count(*) FROM queue") == 2);
+    CHECK(test_db_int(path, "SELECT count(*) FROM tasks WHERE status = 'queued'") == 5);
 
     /* The rest, then nothing. */
     CHECK_RC(ggi_store_tasks_claim(s, 10, 60.0, &rows, &n), 0);
@@ -484,7 +459,7 @@ static void test_attempts(void)
     int64_t seen = -1;
     CHECK_RC(ggi_store_events_count(s, &seen), 0);
     CHECK(seen == 3);
-    CHECK(raw_int(path, "SELECT count(*) FROM events WHERE kind = 'seen'") == 3);
+    CHECK(test_db_int(path, "SELECT count(*) FROM events WHERE kind = 'seen'") == 3);
 
     /* A task without attempts: no calls. */
     memset(&lg, 0, sizeof lg);
@@ -556,7 +531,7 @@ static void test_attempts(void)
     CHECK_RC(ggi_store_task_get(s, "h", &row), 0);
     CHECK_STR(row.result, "{\"status\":\"passed\",\"history\":[{\"n\":1},{\"n\":2,\"x\":[1,\"a\"]}]}");
     ggi_store_task_row_free(&row);
-    CHECK(raw_int(path, "SELECT json_type(result, '$.history') = 'null' FROM tasks"
+    CHECK(test_db_int(path, "SELECT json_type(result, '$.history') = 'null' FROM tasks"
                         " WHERE task_id = 'h'") == 1); /* the records are not stored twice */
     int64_t z = add_task(s, "z", 0, 1.0);
     CHECK_RC(ggi_store_task_finish(s, z, GGI_ST_ERROR, "none", "{\"history\":null}", 43.0), 0);
@@ -617,7 +592,7 @@ static void test_attempts(void)
     cJSON_Delete(r);
     ggi_store_task_row_free(&row);
     ggi_store_close(&s);
-    CHECK(raw_int(path, "SELECT count(*) FROM events WHERE task_seq IS NULL") == 1);
+    CHECK(test_db_int(path, "SELECT count(*) FROM events WHERE task_seq IS NULL") == 1);
 }
 
 /* ---- transactions ---- */
@@ -657,12 +632,12 @@ static void test_attempts_many(void)
     CHECK_RC(ggi_store_attempts_add(s, v, N, count_failed, failed), 0);
     CHECK_RC(ggi_store_commit(s), 0);
     CHECK(failed[0] == 1 && failed[1] == 999999);
-    CHECK(raw_int(path, "SELECT count(*) FROM attempts") == N - 1);
-    CHECK(raw_int(path, "SELECT n FROM task_counts WHERE status = '#attempts'") == N - 1);
+    CHECK(test_db_int(path, "SELECT count(*) FROM attempts") == N - 1);
+    CHECK(test_db_int(path, "SELECT n FROM task_counts WHERE status = '#attempts'") == N - 1);
     /* count set the task's attempt count for the failed ones (odd i passed: count 0) */
-    CHECK(raw_int(path, "SELECT count(*) FROM tasks WHERE attempts = 1") == N / 2 - 1);
-    CHECK(raw_int(path, "SELECT count(*) FROM attempts WHERE code IS NULL") == 14);
-    CHECK(raw_int(path, "SELECT count(*) FROM attempts WHERE passed = 1") == N / 2);
+    CHECK(test_db_int(path, "SELECT count(*) FROM tasks WHERE attempts = 1") == N / 2 - 1);
+    CHECK(test_db_int(path, "SELECT count(*) FROM attempts WHERE code IS NULL") == 14);
+    CHECK(test_db_int(path, "SELECT count(*) FROM attempts WHERE passed = 1") == N / 2);
     /* Again: every one is there already (each fails alone, as one at a time would). */
     failed[0] = 0;
     v[20].seq = seqs[20];
@@ -670,7 +645,7 @@ static void test_attempts_many(void)
     CHECK_RC(ggi_store_attempts_add(s, v, 17, count_failed, failed), 0);
     CHECK_RC(ggi_store_commit(s), 0);
     CHECK(failed[0] == 17);
-    CHECK(raw_int(path, "SELECT count(*) FROM attempts") == N - 1);
+    CHECK(test_db_int(path, "SELECT count(*) FROM attempts") == N - 1);
     CHECK_RC(ggi_store_attempts_add(s, NULL, 0, NULL, NULL), GG_EINVAL);
     ggi_store_close(&s);
 }
@@ -871,8 +846,8 @@ static void test_concurrent_open(void)
         pthread_join(th[i], NULL);
         CHECK_RC(args[i].rc, 0);
     }
-    CHECK(raw_int(path, "PRAGMA user_version") == GGI_STORE_SCHEMA_VERSION);
-    CHECK(raw_int(path, "SELECT count(*) FROM tasks") == N);
+    CHECK(test_db_int(path, "PRAGMA user_version") == GGI_STORE_SCHEMA_VERSION);
+    CHECK(test_db_int(path, "SELECT count(*) FROM tasks") == N);
 }
 
 /* ---- crash safety ---- */
@@ -969,9 +944,9 @@ static void test_crash(void)
     CHECK(add_task(s, "after", 0, 4.0) > 0);
     CHECK_RC(ggi_store_attempt_insert(s, c1, 2, "code", 1, "{\"a\":2}", 5.0), 0);
     ggi_store_close(&s);
-    CHECK(raw_int(path, "SELECT count(*) FROM pragma_integrity_check "
+    CHECK(test_db_int(path, "SELECT count(*) FROM pragma_integrity_check "
                         "WHERE integrity_check = 'ok'") == 1);
-    CHECK(raw_int(path, "SELECT count(*) FROM tasks") == 3);
+    CHECK(test_db_int(path, "SELECT count(*) FROM tasks") == 3);
 }
 
 /* ---- scale ---- */
@@ -1162,8 +1137,8 @@ static void test_counts_rollback(void)
     CHECK_RC(ggi_store_begin(s), 0);
     add_task(s, "next", 0, 1.0);
     CHECK_RC(ggi_store_commit(s), 0);
-    CHECK(raw_int(path, "SELECT n FROM task_counts WHERE status = 'queued'") == 2);
-    CHECK(raw_int(path, "SELECT count(*) FROM tasks WHERE status = 'queued'") == 2);
+    CHECK(test_db_int(path, "SELECT n FROM task_counts WHERE status = 'queued'") == 2);
+    CHECK(test_db_int(path, "SELECT count(*) FROM tasks WHERE status = 'queued'") == 2);
     ggi_store_close(&s);
     remove_db(path);
 }
@@ -1221,7 +1196,7 @@ static void test_background_checkpoint(void)
     CHECK_RC(ggi_store_counts_get(s, &c), 0);
     CHECK(c.queued == total);
     ggi_store_close(&s);
-    CHECK(raw_int(path, "SELECT count(*) FROM tasks") == total);
+    CHECK(test_db_int(path, "SELECT count(*) FROM tasks") == total);
     remove_db(path);
 }
 
