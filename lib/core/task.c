@@ -495,24 +495,30 @@ static void drop_nulls(cJSON *parent, cJSON *obj)
         cJSON_Delete(cJSON_DetachItemViaPointer(parent, obj));
 }
 
-cJSON *ggi_task_to_json_compact(const ggi_task *t)
+void ggi_task_json_compact(cJSON *o)
 {
-    cJSON *o = ggi_task_to_json(t);
     if (!o)
-        return NULL;
+        return;
     /* What reads back the same when absent: nulls, no candidates, budget and resources with
      * nothing set, priority 0, humaneval false (the reader infers it from the same fields
      * and finds false again). requirements and isolation are written only when set. */
     drop_nulls(NULL, o);
     cJSON *c = cJSON_GetObjectItemCaseSensitive(o, "candidates");
-    if (cJSON_GetArraySize(c) == 0)
+    if (cJSON_IsArray(c) && cJSON_GetArraySize(c) == 0)
         cJSON_DeleteItemFromObjectCaseSensitive(o, "candidates");
     drop_nulls(o, cJSON_GetObjectItemCaseSensitive(o, "budget"));
     drop_nulls(o, cJSON_GetObjectItemCaseSensitive(o, "resources"));
-    if (t->priority == 0)
+    const cJSON *prio = cJSON_GetObjectItemCaseSensitive(o, "priority");
+    if (cJSON_IsNumber(prio) && prio->valuedouble == 0)
         cJSON_DeleteItemFromObjectCaseSensitive(o, "priority");
-    if (!t->humaneval)
+    if (cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(o, "humaneval")))
         cJSON_DeleteItemFromObjectCaseSensitive(o, "humaneval");
+}
+
+cJSON *ggi_task_to_json_compact(const ggi_task *t)
+{
+    cJSON *o = ggi_task_to_json(t);
+    ggi_task_json_compact(o);
     return o;
 }
 

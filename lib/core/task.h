@@ -63,6 +63,9 @@ cJSON *ggi_task_to_json(const ggi_task *t);
  */
 cJSON *ggi_task_to_json_compact(const ggi_task *t);
 
+/** Turns a tree of ggi_task_to_json into that compact form, in place (NULL: nothing). */
+void ggi_task_json_compact(cJSON *o);
+
 /**
  * What a scheduler needs of a task beyond its language, as compact JSON: the keys
  * max_attempts, wall_s, tokens, memory_mb, gpus, labels and isolation, each only when the

@@ -232,9 +232,8 @@ int ggi_orq_prepare_task(ggi_task *t, char **out_spec, char out_hash[17])
      * spec stored and sent with every job is the compact form of the same task. */
     cJSON *norm = ggi_task_to_json(t);
     char *full = norm ? ggi_json_print(norm) : NULL;
-    cJSON_Delete(norm);
-    norm = full ? ggi_task_to_json_compact(t) : NULL;
-    char *spec = norm ? ggi_json_print(norm) : NULL;
+    ggi_task_json_compact(norm);
+    char *spec = full ? ggi_json_print(norm) : NULL;
     cJSON_Delete(norm);
     if (!spec) {
         free(full);

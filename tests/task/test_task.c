@@ -507,6 +507,7 @@ static void test_round_trip(void)
     cJSON_Delete(o);
     ggi_task_free(t);
     CHECK(ggi_task_to_json_compact(NULL) == NULL);
+    ggi_task_json_compact(NULL); /* nothing to do */
     t = parse("{\"language\":\"c\"}");
     o = t ? ggi_task_to_json(t) : NULL;
     CHECK(o && cJSON_IsNull(cJSON_GetObjectItem(o, "task_id")));
