@@ -1,16 +1,28 @@
 /*
  * testutil.h - the few macros the C tests share. A failed CHECK prints where and why and
  * marks the test failed; the test's main returns test_exit(), which meson reads.
- * Exit code 77 means skipped (meson's convention). test_process_gone() waits (up to a
- * second) for a process to end, for the tests that check nothing a job started outlives it.
+ * Exit code 77 means skipped (meson's convention).
+ *
+ * Tests synchronise on observable state (a file, a row, a counter, a process), never on
+ * sleeping for a while: the machine running them may be slow and loaded. TEST_DEADLINE_MS
+ * only guards against a hang; test_wait_for() polls a condition until it holds or the
+ * deadline passes, test_process_gone() waits for a process to end, for the tests that check
+ * nothing a job started outlives it, and test_count_descendants() counts the running
+ * descendants of this process with a given command name (how a test sees that a job has
+ * started).
  */
 #ifndef GG_TESTUTIL_H
 #define GG_TESTUTIL_H
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+
+/* How long a test waits for something that must happen before it calls it a hang. */
+#define TEST_DEADLINE_MS 120000.0
 
 static int test_failures;
 static int test_checks;
@@ -58,25 +70,89 @@ static int test_checks;
         }                                                                              \
     } while (0)
 
-/* 1 when pid ends within about a second (gone, or a zombie waiting for a reaper that is not
- * the test), 0 when it still runs. */
+static inline double test_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Polls cond(arg) every few milliseconds until it returns nonzero (then 1) or
+ * TEST_DEADLINE_MS pass (then 0). */
+static inline int test_wait_for(int (*cond)(void *), void *arg)
+{
+    double end = test_now_ms() + TEST_DEADLINE_MS;
+    for (;;) {
+        if (cond(arg))
+            return 1;
+        if (test_now_ms() > end)
+            return 0;
+        usleep(2000);
+    }
+}
+
+/* Reads /proc/<pid>/stat: the state letter, the parent and the command name (comm, up to
+ * 15 bytes). 0 on success, -1 when the process is gone. */
+static inline int test_proc_stat(long pid, char *state, long *ppid, char comm[32])
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *lp = strchr(buf, '('), *rp = strrchr(buf, ')');
+    if (!lp || !rp || rp < lp || sscanf(rp + 2, "%c %ld", state, ppid) != 2)
+        return -1;
+    size_t len = (size_t)(rp - lp - 1) < 31 ? (size_t)(rp - lp - 1) : 31;
+    memcpy(comm, lp + 1, len);
+    comm[len] = '\0';
+    return 0;
+}
+
+static inline int test_process_ended(void *arg)
+{
+    char state = 0, comm[32];
+    long ppid = 0;
+    return test_proc_stat(*(long *)arg, &state, &ppid, comm) != 0 || state == 'Z' ||
+           state == 'X';
+}
+
+/* 1 when pid ends (gone, or a zombie waiting for a reaper that is not the test) before
+ * TEST_DEADLINE_MS pass, 0 when it still runs. */
 static inline int test_process_gone(long pid)
 {
-    for (int i = 0; i < 100; i++) {
-        char path[64], buf[512];
-        snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-        FILE *f = fopen(path, "r");
-        if (!f)
-            return 1;
-        size_t n = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[n] = '\0';
-        const char *rp = strrchr(buf, ')');
-        if (rp && (rp[2] == 'Z' || rp[2] == 'X'))
-            return 1;
-        usleep(10000);
+    return test_wait_for(test_process_ended, &pid);
+}
+
+/* How many live processes below this one (at any depth) are named comm. */
+static inline int test_count_descendants(const char *comm)
+{
+    DIR *d = opendir("/proc");
+    if (!d)
+        return -1;
+    int found = 0;
+    long self = (long)getpid();
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        long pid = strtol(e->d_name, NULL, 10);
+        char state = 0, name[32];
+        long ppid = 0;
+        if (pid <= 0 || test_proc_stat(pid, &state, &ppid, name) != 0 ||
+            strcmp(name, comm) != 0 || state == 'Z' || state == 'X')
+            continue;
+        /* Up the tree to this process (or to init: not ours). */
+        for (int depth = 0; depth < 64 && ppid > 1 && ppid != self; depth++) {
+            char st2 = 0, n2[32];
+            if (test_proc_stat(ppid, &st2, &ppid, n2) != 0)
+                ppid = 0;
+        }
+        found += ppid == self;
     }
-    return 0;
+    closedir(d);
+    return found;
 }
 
 static inline int test_exit(void)
