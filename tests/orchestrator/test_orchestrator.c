@@ -1,7 +1,9 @@
 /*
  * test_orchestrator.c - the attempt loop end to end on the embedded orchestrator: passes,
  * repairs from feedback, analysis failures, budgets, cancellation, waiting, events, bad
- * input, custom backends that fail, priorities.
+ * input, custom backends that fail, priorities. Tasks that must still be running at some
+ * point are held by a gate in front of the executor (their code carries GATE_MARK) until the
+ * test lets them go: nothing depends on how fast the machine is.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -17,6 +19,95 @@
 #include "store/store.h"
 #include "testutil.h"
 
+/* ---- a gate in front of the process executor ---- */
+
+#define GATE_MARK "gg-test-gate"
+
+/* Jobs whose request holds GATE_MARK wait until the gate is open or a permit is given (one
+ * job each); every other job runs at once. */
+typedef struct gate {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    gg_executor_t *real;
+    int open, permits, held; /* held: jobs waiting at the gate now */
+    int passed;              /* marked jobs let through so far */
+} gate;
+
+static int gate_run(void *self, const char *req, char **out)
+{
+    gate *g = self;
+    if (strstr(req, GATE_MARK)) {
+        pthread_mutex_lock(&g->mu);
+        g->held++;
+        pthread_cond_broadcast(&g->cv);
+        while (!g->open && g->permits == 0)
+            pthread_cond_wait(&g->cv, &g->mu);
+        if (!g->open)
+            g->permits--;
+        g->held--;
+        g->passed++;
+        pthread_cond_broadcast(&g->cv);
+        pthread_mutex_unlock(&g->mu);
+    }
+    return gg_executor_run(g->real, req, out);
+}
+
+/* Shutting down opens the gate, so nothing waits forever. */
+static int gate_interrupt(void *self)
+{
+    gate *g = self;
+    pthread_mutex_lock(&g->mu);
+    g->open = 1;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+    return gg_executor_interrupt(g->real);
+}
+
+static void gate_init(gate *g, gg_executor_t **out)
+{
+    memset(g, 0, sizeof *g);
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_cond_init(&g->cv, NULL);
+    CHECK_RC(gg_executor_new(&g->real, NULL), GG_OK);
+    gg_executor_vtable vt = GG_EXECUTOR_VTABLE_INIT;
+    vt.run = gate_run;
+    vt.interrupt = gate_interrupt;
+    vt.name = "process"; /* what it runs with: the same isolation levels */
+    CHECK_RC(gg_executor_new_custom(out, &vt, g), GG_OK);
+}
+
+static void gate_destroy(gate *g, gg_executor_t **ex)
+{
+    gg_executor_destroy(ex);
+    gg_executor_destroy(&g->real);
+    pthread_cond_destroy(&g->cv);
+    pthread_mutex_destroy(&g->mu);
+}
+
+static void gate_set(gate *g, int open, int permits)
+{
+    pthread_mutex_lock(&g->mu);
+    g->open = open;
+    g->permits += permits;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
+/* Waits until a marked job waits at the gate; 0 when none came before the deadline. */
+static int gate_wait_held(gate *g)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += (time_t)(TEST_DEADLINE_MS / 1000);
+    pthread_mutex_lock(&g->mu);
+    int rc = 0;
+    while (g->held == 0 && rc == 0)
+        rc = pthread_cond_timedwait(&g->cv, &g->mu, &ts);
+    int held = g->held;
+    pthread_mutex_unlock(&g->mu);
+    return held > 0;
+}
+
 static cJSON *run_task(gg_orchestrator_t *o, const char *json)
 {
     char *id = NULL, *res = NULL;
@@ -25,7 +116,7 @@ static cJSON *run_task(gg_orchestrator_t *o, const char *json)
         fprintf(stderr, "submit failed: %s\n", gg_error_last());
         return NULL;
     }
-    rc = gg_orchestrator_wait(o, id, 60000, &res);
+    rc = gg_orchestrator_wait(o, id, (int)TEST_DEADLINE_MS, &res);
     gg_free(id);
     if (rc != GG_OK) {
         fprintf(stderr, "wait failed: %s\n", gg_error_last());
@@ -77,13 +168,36 @@ static void on_event(void *user, const char *json)
     cJSON_Delete(ev);
 }
 
+typedef struct slow_state {
+    gate *g;
+    gg_orchestrator_t *o;
+} slow_state;
+
+/* The last permit was taken, and then the task "slow" ended or its next job waits at the
+ * gate. */
+static int slow_ended_or_held(void *arg)
+{
+    slow_state *st = arg;
+    char *res = NULL;
+    int rc = gg_orchestrator_result(st->o, "slow", &res);
+    gg_free(res);
+    pthread_mutex_lock(&st->g->mu);
+    int held = st->g->held, permits = st->g->permits;
+    pthread_mutex_unlock(&st->g->mu);
+    return permits == 0 && (rc != GG_EAGAIN || held > 0);
+}
+
 static void test_pipeline(void)
 {
     events ev;
     memset(&ev, 0, sizeof ev);
     pthread_mutex_init(&ev.mu, NULL);
+    gate g;
+    gg_executor_t *gex = NULL;
+    gate_init(&g, &gex);
     gg_orchestrator_options opts;
     CHECK_RC(gg_orchestrator_options_init(&opts, GG_ORCHESTRATOR_OPTIONS_VERSION), GG_OK);
+    opts.executor = gex;
     opts.workers = 2;
     opts.event_fn = on_event;
     opts.event_user = &ev;
@@ -153,8 +267,9 @@ static void test_pipeline(void)
     CHECK(str(r, "reason") != NULL);
     cJSON_Delete(r);
 
-    /* Timeout of a busy loop, then the repair. */
-    r = run_task(o, "{\"task_id\":\"p7\",\"language\":\"python\",\"resources\":{\"timeout_s\":1},"
+    /* Timeout of a busy loop, then the repair (the limit also bounds the passing candidate:
+     * a few seconds leave a slow machine room to start Python). */
+    r = run_task(o, "{\"task_id\":\"p7\",\"language\":\"python\",\"resources\":{\"timeout_s\":3},"
                     "\"test\":\"assert f() == 1\\n\","
                     "\"candidates\":[\"def f():\\n    while True: pass\\n\",\"def f():\\n    return 1\\n\"]}");
     CHECK_STR(str(r, "status"), "passed");
@@ -206,19 +321,34 @@ static void test_pipeline(void)
     CHECK_RC(gg_orchestrator_cancel(o, "nope"), GG_ENOTFOUND);
     CHECK_RC(gg_orchestrator_cancel(o, "p1"), GG_ESTATE);
 
-    /* Waiting times out on a slow task; cancelling ends it as cancelled. */
-    CHECK_RC(gg_orchestrator_submit(o, "{\"task_id\":\"slow\",\"language\":\"python\",\"resources\":{\"timeout_s\":30},"
-                                       "\"candidates\":[\"import time\\ntime.sleep(4)\\n\"]}", NULL), GG_OK);
+    /* Waiting times out on a task that is still running (held at the gate); cancelling it
+     * ends it as cancelled once its attempt returns. Its first candidate fails and its second
+     * passes: a cancel that was lost would end it passed. The gate lets one job through at a
+     * time, so the cancel is read before any later attempt can return. */
+    CHECK_RC(gg_orchestrator_submit(o, "{\"task_id\":\"slow\",\"language\":\"python\",\"test\":\"assert x == 2\\n\","
+                                       "\"candidates\":[\"# " GATE_MARK "\\nx = 1\\n\",\"# " GATE_MARK "\\nx = 2\\n\"]}",
+                                    NULL), GG_OK);
+    CHECK(gate_wait_held(&g));
     CHECK_RC(gg_orchestrator_wait(o, "slow", 300, &res), GG_ETIMEDOUT);
     CHECK_RC(gg_orchestrator_result(o, "slow", &res), GG_EAGAIN);
     CHECK_RC(gg_orchestrator_cancel(o, "slow"), GG_OK);
-    double t0 = (double)time(NULL);
-    CHECK_RC(gg_orchestrator_wait(o, "slow", 40000, &res), GG_OK);
+    slow_state st = { &g, o };
+    for (int i = 0; i < 16; i++) {
+        gate_set(&g, 0, 1);
+        /* The permit taken (or the task ended), then the next job held or the end. */
+        CHECK(test_wait_for(slow_ended_or_held, &st));
+        res = NULL;
+        int rc = gg_orchestrator_result(o, "slow", &res);
+        gg_free(res);
+        if (rc != GG_EAGAIN)
+            break;
+    }
+    gate_set(&g, 1, 0);
+    CHECK_RC(gg_orchestrator_wait(o, "slow", (int)TEST_DEADLINE_MS, &res), GG_OK);
     CHECK_CONTAINS(res, "\"status\":\"cancelled\"");
     gg_free(res);
-    (void)t0;
 
-    CHECK_RC(gg_orchestrator_drain(o, 30000), GG_OK);
+    CHECK_RC(gg_orchestrator_drain(o, (int)TEST_DEADLINE_MS), GG_OK);
     char *stats = NULL;
     CHECK_RC(gg_orchestrator_stats(o, &stats), GG_OK);
     CHECK_CONTAINS(stats, "\"queued\":0");
@@ -226,6 +356,7 @@ static void test_pipeline(void)
     gg_free(stats);
     gg_orchestrator_destroy(&o);
     CHECK(o == NULL);
+    gate_destroy(&g, &gex);
     /* Events arrived for every task (they are delivered before waiters are woken). */
     CHECK(ev.finished >= 10);
     CHECK(ev.started >= 10);
@@ -339,17 +470,21 @@ static void test_priority(void)
     events ev;
     memset(&ev, 0, sizeof ev);
     pthread_mutex_init(&ev.mu, NULL);
+    gate g;
+    gg_executor_t *gex = NULL;
+    gate_init(&g, &gex);
     gg_orchestrator_options opts = GG_ORCHESTRATOR_OPTIONS_INIT;
+    opts.executor = gex;
     opts.workers = 1;
     opts.db_path = path;
     opts.event_fn = on_event;
     opts.event_user = &ev;
     gg_orchestrator_t *o = NULL;
     CHECK_RC(gg_orchestrator_new(&o, &opts), GG_OK);
-    /* A blocker holds the only worker while the others are submitted. */
+    /* A blocker holds the only worker (at the gate) while the others are submitted. */
     CHECK_RC(gg_orchestrator_submit(o, "{\"task_id\":\"blocker\",\"language\":\"python\",\"priority\":1000,"
-                                       "\"candidates\":[\"import time\\ntime.sleep(1.5)\\n\"]}", NULL), GG_OK);
-    usleep(300000);
+                                       "\"candidates\":[\"# " GATE_MARK "\\nx = 1\\n\"]}", NULL), GG_OK);
+    CHECK(gate_wait_held(&g));
     const char *names[] = { "low-a", "low-b", "mid", "high", "low-c" };
     const int prio[] = { 0, 0, 5, 9, 0 };
     for (int i = 0; i < 5; i++) {
@@ -358,8 +493,11 @@ static void test_priority(void)
                                   "\"candidates\":[\"x = 1\\n\"]}", names[i], prio[i]);
         CHECK_RC(gg_orchestrator_submit(o, buf, NULL), GG_OK);
     }
-    CHECK_RC(gg_orchestrator_drain(o, 30000), GG_OK);
+    gate_set(&g, 1, 0);
+    CHECK_RC(gg_orchestrator_drain(o, (int)TEST_DEADLINE_MS), GG_OK);
     gg_orchestrator_destroy(&o);
+    gate_destroy(&g, &gex);
+    CHECK(g.passed >= 1); /* the blocker went through the gate */
     CHECK(ev.n_order == 6);
     CHECK_STR(ev.order[0], "blocker");
     /* While the blocker ran, the worker's one queued place was filled with the best task
