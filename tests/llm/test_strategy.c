@@ -81,7 +81,7 @@ static gg_generator_options opts(const char *url, const char *model)
     o.url = url;
     o.model = model;
     o.api_key = KEY;
-    o.timeout_s = 5;
+    o.timeout_s = 60; /* a guard against a hang only */
     return o;
 }
 
