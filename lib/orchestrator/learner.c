@@ -211,8 +211,12 @@ void ggi_learner_destroy(ggi_learner **pl, double drain_ms)
     pthread_mutex_lock(&l->mu);
     l->stopping = 1;
     l->deadline_ms = ggi_now_ms() + (drain_ms > 0 ? drain_ms : 0);
+    size_t queued = l->n;
     pthread_cond_signal(&l->cv);
     pthread_mutex_unlock(&l->mu);
+    /* Also what a test waits for before it lets a retriever call in progress return. */
+    ggi_log(l->log, GG_LOG_DEBUG, "retrieval learning: stopping with %zu task results queued",
+            queued);
     pthread_join(l->thread, NULL);
     for (size_t i = 0; i < l->cap; i++)
         cJSON_Delete(l->ring[i]);
