@@ -3,7 +3,9 @@
  * retriever: feedback per attempt that used context and a solution document for a passing
  * task; nothing for other statuses; a push never blocks behind a slow retriever, and a full
  * queue drops its oldest result with a counted warning; shutdown drains within its bound and
- * counts what it left; the "none" retriever needs no learner.
+ * counts what it left; the "none" retriever needs no learner. The slow retriever is one whose
+ * feedback calls wait at a gate the test opens, so what the learner has done at each point
+ * is known exactly, whatever the speed of the machine.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -18,12 +20,14 @@
 
 typedef struct rec {
     pthread_mutex_t mu;
-    int delay_ms;
+    pthread_cond_t cv;
+    int gated;           /* feedback calls wait until the gate opens */
+    int waiting;         /* feedback calls waiting at the gate now */
     char log[8192];      /* "fb:TASK:passed;" and "add:SOURCE:LANG;" in call order */
     int feedbacks, adds;
 } rec;
 
-static rec R = { PTHREAD_MUTEX_INITIALIZER, 0, "", 0, 0 };
+static rec R = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, "", 0, 0 };
 
 static int r_search(void *self, const char *q, char **out)
 {
@@ -44,8 +48,13 @@ static void append(const char *s)
 static int r_feedback(void *self, const char *fb)
 {
     (void)self;
-    if (R.delay_ms)
-        ggi_sleep_ms(R.delay_ms);
+    pthread_mutex_lock(&R.mu);
+    R.waiting++;
+    pthread_cond_broadcast(&R.cv);
+    while (R.gated)
+        pthread_cond_wait(&R.cv, &R.mu);
+    R.waiting--;
+    pthread_mutex_unlock(&R.mu);
     cJSON *j = cJSON_Parse(fb);
     char line[256];
     snprintf(line, sizeof line, "fb:%s:%s:%d;",
@@ -79,14 +88,18 @@ static int r_add(void *self, const char *doc, char **out)
 }
 
 static char warnings[4096];
+static int stopping; /* the learner said it is stopping (a debug line) */
 static pthread_mutex_t warn_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t warn_cv = PTHREAD_COND_INITIALIZER;
 
 static void log_fn(void *user, int level, const char *msg)
 {
     (void)user;
-    (void)level;
     pthread_mutex_lock(&warn_mu);
-    if (strlen(warnings) + strlen(msg) + 2 < sizeof warnings) {
+    if (level == GG_LOG_DEBUG) {
+        stopping += strstr(msg, "stopping") != NULL;
+        pthread_cond_broadcast(&warn_cv);
+    } else if (strlen(warnings) + strlen(msg) + 2 < sizeof warnings) {
         strcat(warnings, msg);
         strcat(warnings, "\n");
     }
@@ -95,16 +108,77 @@ static void log_fn(void *user, int level, const char *msg)
 
 static const ggi_logger logger = { log_fn, NULL, GG_LOG_DEBUG };
 
-static void reset(int delay_ms)
+static void reset(int gated)
 {
     pthread_mutex_lock(&R.mu);
-    R.delay_ms = delay_ms;
+    R.gated = gated;
     R.log[0] = '\0';
     R.feedbacks = R.adds = 0;
     pthread_mutex_unlock(&R.mu);
     pthread_mutex_lock(&warn_mu);
     warnings[0] = '\0';
+    stopping = 0;
     pthread_mutex_unlock(&warn_mu);
+}
+
+static void open_gate(void)
+{
+    pthread_mutex_lock(&R.mu);
+    R.gated = 0;
+    pthread_cond_broadcast(&R.cv);
+    pthread_mutex_unlock(&R.mu);
+}
+
+static struct timespec deadline(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += (time_t)(TEST_DEADLINE_MS / 1000);
+    return ts;
+}
+
+/* Waits until a feedback call waits at the gate; 0 when none came before the deadline. */
+static int wait_at_gate(void)
+{
+    struct timespec ts = deadline();
+    pthread_mutex_lock(&R.mu);
+    while (R.waiting == 0 && pthread_cond_timedwait(&R.cv, &R.mu, &ts) == 0) {
+    }
+    int waiting = R.waiting;
+    pthread_mutex_unlock(&R.mu);
+    return waiting > 0;
+}
+
+static int wait_stopping(void)
+{
+    struct timespec ts = deadline();
+    pthread_mutex_lock(&warn_mu);
+    while (!stopping && pthread_cond_timedwait(&warn_cv, &warn_mu, &ts) == 0) {
+    }
+    int s = stopping;
+    pthread_mutex_unlock(&warn_mu);
+    return s > 0;
+}
+
+static int feedbacks(void)
+{
+    pthread_mutex_lock(&R.mu);
+    int n = R.feedbacks;
+    pthread_mutex_unlock(&R.mu);
+    return n;
+}
+
+typedef struct stopper {
+    ggi_learner *l;
+    double drain_ms;
+    pthread_t thread;
+} stopper;
+
+static void *stop_main(void *arg)
+{
+    stopper *st = arg;
+    ggi_learner_destroy(&st->l, st->drain_ms);
+    return NULL;
 }
 
 static cJSON *result(const char *task, const char *status)
@@ -120,12 +194,22 @@ static cJSON *result(const char *task, const char *status)
     return cJSON_Parse(buf);
 }
 
-static int wait_done(ggi_learner *l, size_t n, double ms)
+typedef struct done_arg {
+    ggi_learner *l;
+    size_t n;
+} done_arg;
+
+static int done_reached(void *arg)
 {
-    double end = ggi_now_ms() + ms;
-    while (ggi_learner_done(l) < n && ggi_now_ms() < end)
-        ggi_sleep_ms(5);
-    return ggi_learner_done(l) >= n;
+    done_arg *d = arg;
+    return ggi_learner_done(d->l) >= d->n;
+}
+
+/* Waits until n results were learnt from. */
+static int wait_done(ggi_learner *l, size_t n)
+{
+    done_arg d = { l, n };
+    return test_wait_for(done_reached, &d);
 }
 
 int main(void)
@@ -148,53 +232,75 @@ int main(void)
     ggi_learner_push(l, result("t3", "error"));
     ggi_learner_push(l, result("t4", "cancelled"));
     ggi_learner_push(l, NULL);
-    CHECK(wait_done(l, 4, 5000));
+    CHECK(wait_done(l, 4));
     CHECK_STR(R.log, "fb:t1:fail:2;fb:t1:pass:1;add:task:t1:python:solution;"
                      "fb:t2:fail:2;fb:t2:pass:1;");
     CHECK(ggi_learner_dropped(l) == 0);
     ggi_learner_destroy(&l, 1000);
     CHECK(l == NULL);
 
-    /* A slow retriever: pushes return at once; a full queue drops its oldest. */
-    reset(150);
+    /* A slow retriever (its first call held at the gate): pushes return while it is still
+     * busy; a full queue drops its oldest. */
+    reset(1);
     CHECK_RC(ggi_learner_new(r, &logger, 2, &l), 0);
-    double t0 = ggi_now_ms();
     char id[16];
-    for (int i = 0; i < 6; i++) {
+    ggi_learner_push(l, result("q0", "failed"));
+    CHECK(wait_at_gate()); /* q0 is being learnt, the queue is empty */
+    for (int i = 1; i < 6; i++) {
         snprintf(id, sizeof id, "q%d", i);
         ggi_learner_push(l, result(id, "failed"));
     }
-    double push_ms = ggi_now_ms() - t0;
-    fprintf(stderr, "6 pushes took %.2f ms\n", push_ms);
-    CHECK(push_ms < 100); /* one feedback call alone takes 150 ms */
-    size_t dropped = ggi_learner_dropped(l);
-    CHECK(dropped >= 3 && dropped <= 4); /* queue of 2, plus the one being learnt */
+    /* Every push returned with the retriever's call still waiting: none blocked on it. */
+    pthread_mutex_lock(&R.mu);
+    CHECK(R.waiting == 1 && R.feedbacks == 0);
+    pthread_mutex_unlock(&R.mu);
+    /* q1 and q2 filled the queue; q3, q4 and q5 each pushed the oldest out. */
+    CHECK(ggi_learner_dropped(l) == 3);
     CHECK_CONTAINS(warnings, "dropped");
     CHECK_CONTAINS(warnings, "queue limit 2");
-    CHECK(wait_done(l, 6 - dropped, 10000));
-    CHECK_CONTAINS(R.log, "fb:q5:"); /* the newest was kept */
-    /* Which of the older ones were dropped depends on when the thread took its first;
-     * exactly the undropped ones were learnt. */
-    size_t learnt = 0;
-    for (const char *p = R.log; (p = strstr(p, ":fail:2;")) != NULL; p++)
-        learnt++;
-    CHECK(learnt == 6 - dropped);
+    open_gate();
+    CHECK(wait_done(l, 3));
+    pthread_mutex_lock(&R.mu);
+    CHECK_STR(R.log, "fb:q0:fail:2;fb:q0:pass:1;fb:q4:fail:2;fb:q4:pass:1;"
+                     "fb:q5:fail:2;fb:q5:pass:1;");
+    pthread_mutex_unlock(&R.mu);
+    CHECK(ggi_learner_dropped(l) == 3);
     ggi_learner_destroy(&l, 1000);
 
-    /* Shutdown drains within its bound and counts what it left. */
-    reset(100);
-    CHECK_RC(ggi_learner_new(r, &logger, 100, &l), 0);
+    /* Shutdown with a bound of 0: the call in progress is waited for, the rest is left and
+     * counted. The gate opens only once the learner was told to stop. */
+    reset(1);
+    stopper st = { NULL, 0, 0 };
+    CHECK_RC(ggi_learner_new(r, &logger, 100, &st.l), 0);
     for (int i = 0; i < 30; i++) {
         snprintf(id, sizeof id, "s%d", i);
-        ggi_learner_push(l, result(id, "passed"));
+        ggi_learner_push(st.l, result(id, "passed"));
     }
-    t0 = ggi_now_ms();
-    ggi_learner_destroy(&l, 250);
-    double stop_ms = ggi_now_ms() - t0;
-    fprintf(stderr, "shutdown took %.0f ms for %d feedback calls\n", stop_ms, R.feedbacks);
-    CHECK(stop_ms < 250 + 2 * 100 + 300); /* the bound, the call in progress, slack */
-    CHECK(R.feedbacks >= 2 && R.feedbacks < 60);
-    CHECK_CONTAINS(warnings, "shutdown left");
+    CHECK(wait_at_gate()); /* s0 is being learnt, 29 are queued */
+    CHECK(pthread_create(&st.thread, NULL, stop_main, &st) == 0);
+    CHECK(wait_stopping());
+    open_gate();
+    pthread_join(st.thread, NULL);
+    CHECK(st.l == NULL);
+    CHECK(feedbacks() == 2); /* s0's two attempts with context, no more */
+    CHECK_CONTAINS(warnings, "shutdown left 29 task results unlearnt");
+
+    /* Shutdown with room to drain: everything queued is learnt, nothing left. */
+    reset(1);
+    st.l = NULL;
+    st.drain_ms = TEST_DEADLINE_MS;
+    CHECK_RC(ggi_learner_new(r, &logger, 100, &st.l), 0);
+    for (int i = 0; i < 30; i++) {
+        snprintf(id, sizeof id, "d%d", i);
+        ggi_learner_push(st.l, result(id, "passed"));
+    }
+    CHECK(wait_at_gate());
+    CHECK(pthread_create(&st.thread, NULL, stop_main, &st) == 0);
+    CHECK(wait_stopping());
+    open_gate();
+    pthread_join(st.thread, NULL);
+    CHECK(feedbacks() == 60);
+    CHECK(strstr(warnings, "shutdown left") == NULL);
 
     /* Nothing to learn with "none"; a NULL learner accepts everything. */
     gg_retriever_t *none = NULL;
