@@ -3,7 +3,8 @@
 paths. Binds 127.0.0.1 on a free port, prints "PORT <n>" and serves until killed:
 
   /ok           results under /data/hits with custom field names (one numeric id)
-  /slow         answers /ok after 3 s
+  /slow         answers /ok after 3 s (a client's timeout is shorter)
+  /hits         one result whose text is how many requests /PATH got, PATH the q parameter
   /500          HTTP 500 whose message echoes the Authorization header (a leaky server)
   /flaky/TAG    503 for the first two requests of TAG, then one result under /results
   /429/TAG      429 with Retry-After: 0 once, then one result under /results
@@ -15,19 +16,22 @@ paths. Binds 127.0.0.1 on a free port, prints "PORT <n>" and serves until killed
   /post         (POST) one result whose text is the "query" of the JSON body received
   /feedback     (POST) records the body; /feedback-log returns the last one as a result
   /std          one result under /results (for an orchestrator's searches)
-  /slow-feedback (POST) answers 204 after 2 s and counts; /feedback-count returns the count
-                as the text of one result
+  /held-feedback (POST) answers 204 only once /release was asked, then counts;
+                /feedback-count returns that count and /feedback-waiting how many wait now,
+                each as the text of one result
+  /release      lets every held feedback call answer, now and later
 """
 import json
 import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 counts = {}
 last_feedback = [""]
-slow_feedbacks = [0]
+held_feedbacks = [0, 0]  # answered, waiting
+released = threading.Event()
 lock = threading.Lock()
 
 
@@ -62,9 +66,13 @@ class Handler(BaseHTTPRequestHandler):
         except OSError:
             pass
 
+    def text(self, value):
+        return self.send(200, {"results": [{"id": "n", "text": str(value)}]})
+
     def route(self, body):
         path = urlsplit(self.path).path
         auth = self.headers.get("Authorization", "")
+        bump("hits:" + path)
         if path == "/ok":
             return self.send(200, OK)
         if path == "/slow":
@@ -99,15 +107,30 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(204, b"")
         if path == "/std":
             return self.send(200, STD)
-        if path == "/slow-feedback":
-            time.sleep(2)
+        if path == "/hits":
+            q = parse_qs(urlsplit(self.path).query).get("q", [""])[0]
             with lock:
-                slow_feedbacks[0] += 1
+                n = counts.get("hits:" + q, 0)
+            return self.text(n)
+        if path == "/held-feedback":
+            with lock:
+                held_feedbacks[1] += 1
+            released.wait()
+            with lock:
+                held_feedbacks[1] -= 1
+                held_feedbacks[0] += 1
             return self.send(204, b"")
+        if path == "/release":
+            released.set()
+            return self.text("released")
         if path == "/feedback-count":
             with lock:
-                n = slow_feedbacks[0]
-            return self.send(200, {"results": [{"id": "n", "text": str(n)}]})
+                n = held_feedbacks[0]
+            return self.text(n)
+        if path == "/feedback-waiting":
+            with lock:
+                n = held_feedbacks[1]
+            return self.text(n)
         if path == "/feedback-log":
             return self.send(200, {"results": [{"id": "f", "text": last_feedback[0]}]})
         return self.send(404, {"error": "no such path"})
