@@ -336,13 +336,13 @@ static void test_listed_keys_talk(void)
                 snprintf(body, sizeof body, "hello %d", i);
                 CHECK_RC(pt.vt.peer_send(peer, body, strlen(body)), GG_OK);
                 gg_transport_msg m;
-                CHECK_RC(g.hub_t.vt.hub_recv(g.hub, 5000, &m), GG_OK);
+                CHECK_RC(g.hub_t.vt.hub_recv(g.hub, (int)TEST_DEADLINE_MS, &m), GG_OK);
                 CHECK(m.len == strlen(body) && memcmp(m.data, body, m.len) == 0);
                 CHECK_STR(m.role, roles[k]);
                 /* and the encrypted reply comes back */
                 CHECK_RC(g.hub_t.vt.hub_send(g.hub, m.peer, m.peer_len, "ok", 2), GG_OK);
                 gg_transport_msg r;
-                CHECK_RC(pt.vt.peer_recv(peer, 5000, &r), GG_OK);
+                CHECK_RC(pt.vt.peer_recv(peer, (int)TEST_DEADLINE_MS, &r), GG_OK);
                 CHECK(r.len == 2 && memcmp(r.data, "ok", 2) == 0);
                 CHECK_STR(r.role, "");
             }
@@ -356,7 +356,7 @@ static void test_listed_keys_talk(void)
     if (own) {
         CHECK_RC(g.hub_t.vt.peer_send(own, "ctl", 3), GG_OK);
         gg_transport_msg m;
-        CHECK_RC(g.hub_t.vt.hub_recv(g.hub, 5000, &m), GG_OK);
+        CHECK_RC(g.hub_t.vt.hub_recv(g.hub, (int)TEST_DEADLINE_MS, &m), GG_OK);
         CHECK_STR(m.role, "local");
         g.hub_t.vt.close(own);
     }
@@ -368,17 +368,24 @@ static void test_listed_keys_talk(void)
     grid_close(&g);
 }
 
-/* Waits up to ms for the refusal counter to reach want. */
-static int wait_refused(grid *g, uint64_t want, int ms)
+typedef struct refused_arg {
+    grid *g;
+    uint64_t want;
+} refused_arg;
+
+static int refused_reached(void *arg)
 {
+    refused_arg *a = arg;
     ggi_zmq_security_stats st;
-    for (int waited = 0; waited < ms; waited += 20) {
-        zap_stats(g, &st);
-        if (st.refused >= want)
-            return 1;
-        usleep(20 * 1000);
-    }
-    return 0;
+    zap_stats(a->g, &st);
+    return st.refused >= a->want;
+}
+
+/* Waits (up to the hang guard) for the refusal counter to reach want. */
+static int wait_refused(grid *g, uint64_t want)
+{
+    refused_arg a = { g, want };
+    return test_wait_for(refused_reached, &a);
 }
 
 static void test_unknown_key_refused(void)
@@ -392,7 +399,7 @@ static void test_unknown_key_refused(void)
     void *peer = NULL;
     if (peer_open(&pt, &peer, path_in_tmp("u.key"), g.server_pub, g.endpoint) == GG_OK) {
         CHECK_RC(pt.vt.peer_send(peer, "let me in", 9), GG_OK);
-        CHECK(wait_refused(&g, 1, 5000));
+        CHECK(wait_refused(&g, 1));
         gg_transport_msg m;
         CHECK_RC(g.hub_t.vt.hub_recv(g.hub, 300, &m), GG_ETIMEDOUT);
         ggi_zmq_security_stats st;
@@ -497,7 +504,7 @@ static void test_secure_transport_options(void)
     if (h && p) {
         CHECK_RC(t.vt.peer_send(p, "x", 1), GG_OK);
         gg_transport_msg m;
-        CHECK_RC(t.vt.hub_recv(h, 5000, &m), GG_OK);
+        CHECK_RC(t.vt.hub_recv(h, (int)TEST_DEADLINE_MS, &m), GG_OK);
         CHECK_STR(m.role, "local");
     }
     if (p)
@@ -515,7 +522,7 @@ static void test_secure_transport_options(void)
         CHECK_RC(t.vt.peer_send(p, "x", 1), GG_OK);
         gg_transport_msg m;
         memset(&m, 'z', sizeof m);
-        CHECK_RC(t.vt.hub_recv(h, 5000, &m), GG_OK);
+        CHECK_RC(t.vt.hub_recv(h, (int)TEST_DEADLINE_MS, &m), GG_OK);
         CHECK_STR(m.role, "");
     }
     if (p)
@@ -562,14 +569,14 @@ static void test_large_messages(void)
             buf[k] = (unsigned char)(k * 31 + (size_t)i);
         CHECK_RC(t.vt.peer_send(peer, buf, len), GG_OK);
         gg_transport_msg m;
-        CHECK_RC(t.vt.hub_recv(hub, 2000, &m), GG_OK);
+        CHECK_RC(t.vt.hub_recv(hub, (int)TEST_DEADLINE_MS, &m), GG_OK);
         bad += m.len != len || memcmp(m.data, buf, len) != 0;
         /* and back */
         for (size_t k = 0; k < len; k++)
             buf[k] = (unsigned char)(k * 7 + (size_t)i);
         CHECK_RC(t.vt.hub_send(hub, m.peer, m.peer_len, buf, len), GG_OK);
         gg_transport_msg r;
-        CHECK_RC(t.vt.peer_recv(peer, 2000, &r), GG_OK);
+        CHECK_RC(t.vt.peer_recv(peer, (int)TEST_DEADLINE_MS, &r), GG_OK);
         bad += r.len != len || memcmp(r.data, buf, len) != 0;
     }
     CHECK(bad == 0);
@@ -580,7 +587,7 @@ static void test_large_messages(void)
     }
     for (int i = 0; i < 20; i++) {
         gg_transport_msg m;
-        CHECK_RC(t.vt.hub_recv(hub, 2000, &m), GG_OK);
+        CHECK_RC(t.vt.hub_recv(hub, (int)TEST_DEADLINE_MS, &m), GG_OK);
         CHECK(m.len == 50000 && ((const char *)m.data)[0] == 'a' + i &&
               ((const char *)m.data)[49999] == 'a' + i);
     }
