@@ -335,15 +335,13 @@ static void test_options_and_requests(void)
     CHECK_CONTAINS(gg_error_last(), "no container image");
     CHECK_RC(run_rc(ex, "{\"argv\": [\"ruby\"], \"language\": \"ruby\"}"), GG_EINVAL);
     CHECK_CONTAINS(gg_error_last(), "ruby");
-    /* A valid request meets a socket nobody listens on. */
-    double t0 = (double)time(NULL);
+    /* A valid request meets a socket nobody listens on: an execution error naming it. */
     CHECK_RC(run_rc(ex, "{\"argv\": [\"/root/.pyenv/shims/python3\", \"-c\", \"pass\"]}"),
              GG_EEXEC);
     CHECK_CONTAINS(gg_error_last(), "missing.sock");
     CHECK_RC(run_rc(ex, "{\"argv\": [\"/bin/sh\"], \"language\": \"sh\", \"stdin\": \"x\"}"),
              GG_EEXEC);
     CHECK_RC(run_rc(ex, "{\"argv\": [\"anything\"], \"image\": \"some:image\"}"), GG_EEXEC);
-    CHECK((double)time(NULL) - t0 < 10);
     CHECK_RC(gg_executor_interrupt(ex), GG_OK);
     gg_executor_destroy(&ex);
 
