@@ -40,10 +40,11 @@ sock="$tmp/podman.sock"
 podman $pargs system service --time 0 "unix://$sock" >"$tmp/service.log" 2>&1 &
 pid=$!
 
-i=0
-until [ "$(curl -s --max-time 1 --unix-socket "$sock" http://engine/_ping 2>/dev/null)" = "OK" ]; do
-    i=$((i + 1))
-    if [ $i -gt 100 ] || ! kill -0 "$pid" 2>/dev/null; then
+# Until the service answers (it may be slow to start on a loaded machine); the deadline only
+# guards against a service that never comes up.
+deadline=$(($(date +%s) + 120))
+until [ "$(curl -s --max-time 5 --unix-socket "$sock" http://engine/_ping 2>/dev/null)" = "OK" ]; do
+    if [ "$(date +%s)" -gt "$deadline" ] || ! kill -0 "$pid" 2>/dev/null; then
         echo "podman system service did not answer on $sock:" >&2
         cat "$tmp/service.log" >&2
         exit 1
