@@ -49,7 +49,7 @@ static ggi_task *make_task(const char *lang, const char *entry, const char *stub
     if (test)
         cJSON_AddStringToObject(o, "test", test);
     cJSON *res = cJSON_AddObjectToObject(o, "resources");
-    cJSON_AddNumberToObject(res, "timeout_s", 5);
+    cJSON_AddNumberToObject(res, "timeout_s", 60); /* a guard: compilers are slow on a busy machine */
     char *s = cJSON_PrintUnformatted(o);
     ggi_task *t = task(s);
     cJSON_free(s);
