@@ -198,7 +198,7 @@ static void test_old_orchestrator_options(void)
         CHECK_CONTAINS(result, "\"status\":\"failed\"");
         CHECK_CONTAINS(result, "\"attempts\":2");
     }
-    CHECK_RC(gg_orchestrator_drain(o, 30000), 0);
+    CHECK_RC(gg_orchestrator_drain(o, 120000), 0);
     gg_free(result);
     gg_free(id);
     gg_orchestrator_destroy(&o);
