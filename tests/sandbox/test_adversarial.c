@@ -331,17 +331,18 @@ static void test_setsid_orphans(void)
 {
     /* Orphans in new sessions, left behind by a job that exits at once and by one that
      * times out; were they not killed, they would outlive the test's waits. */
-    const char *code =
+    char code[1024], pattern[128];
+    snprintf(code, sizeof code,
         "import os, subprocess, sys, time\n"
         "for i in range(3):\n"
-        "    subprocess.Popen(['sleep', '601.%d' % i], start_new_session=True)\n"
+        "    subprocess.Popen(['sleep', '601.%%d%ld' %% i], start_new_session=True)\n"
         "if os.fork() == 0:\n"
         "    os.setsid()\n"
         "    if os.fork() == 0:\n"
         "        time.sleep(600)\n"
         "    os._exit(0)\n"
         "print('escaped')\n"
-        "if len(sys.argv) > 0 and os.environ.get('HANG'): time.sleep(600)\n";
+        "if len(sys.argv) > 0 and os.environ.get('HANG'): time.sleep(600)\n", (long)getpid());
     cJSON *r = job(code, NULL);
     if (r) {
         CHECK_STR(s(r, "stdout"), "escaped\n");
@@ -349,17 +350,22 @@ static void test_setsid_orphans(void)
         cJSON_Delete(r);
     }
     CHECK(no_job_processes_left());
-    CHECK(system("pgrep -f 'slee[p] 601\\.' >/dev/null") != 0);
-    r = job("import subprocess, time\n"
-            "subprocess.Popen(['sleep', '602.5'], start_new_session=True)\n"
-            "time.sleep(600)\n",
-            "{\"timeout_s\": 0.7}");
+    snprintf(pattern, sizeof pattern, "pgrep -f 'slee[p] 601\\.[0-9]%ld$' >/dev/null",
+             (long)getpid());
+    CHECK(system(pattern) != 0);
+    snprintf(code, sizeof code,
+             "import subprocess, time\n"
+             "subprocess.Popen(['sleep', '602.5%ld'], start_new_session=True)\n"
+             "time.sleep(600)\n", (long)getpid());
+    r = job(code, "{\"timeout_s\": 0.7}");
     if (r) {
         CHECK(b(r, "timed_out"));
         cJSON_Delete(r);
     }
     CHECK(no_job_processes_left());
-    CHECK(system("pgrep -f 'slee[p] 602\\.5' >/dev/null") != 0);
+    snprintf(pattern, sizeof pattern, "pgrep -f 'slee[p] 602\\.5%ld$' >/dev/null",
+             (long)getpid());
+    CHECK(system(pattern) != 0);
 }
 
 static void test_kill_all(void)
