@@ -743,6 +743,7 @@ int main(int argc, char **argv)
     gg_executor_options_init(&o, GG_EXECUTOR_OPTIONS_VERSION);
     o.workdir_root = root_dir;
     o.isolation = sandboxed ? "namespaces" : "rlimits";
+    o.default_timeout_s = 120; /* jobs that must end by themselves: a guard against a hang */
     if (gg_executor_new(&ex, &o) != 0) {
         fprintf(stderr, "gg_executor_new: %s\n", gg_error_last());
         return 1;
