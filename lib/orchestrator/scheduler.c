@@ -2222,6 +2222,7 @@ static void on_status(sched *s, const identity *to, const cJSON *b)
         cJSON_AddNumberToObject(t, "stale", (double)atomic_load(&s->o->n_stale));
         cJSON_AddNumberToObject(t, "busy", (double)atomic_load(&s->o->n_busy));
         cJSON_AddNumberToObject(t, "requeued", (double)atomic_load(&s->o->n_requeued));
+        cJSON_AddNumberToObject(t, "watchers", s->n_watching);
         cJSON *nodes = cJSON_AddArrayToObject(t, "nodes");
         double now = ggi_now_ms();
         for (node *n = s->nodes; n; n = n->next) {

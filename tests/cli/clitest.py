@@ -1,13 +1,19 @@
 """clitest.py - what the gryphgen command's test scripts share: running the command,
-reading its summary, and counting checks. Each script gets the built gryphgen as its first
-argument and the source root in $GG_SOURCE_ROOT, and ends with "N passed, N failed"."""
+reading its summary, counting checks, and waiting for what a run does (a row in its
+database, a file, a line of output) instead of sleeping: a busy machine may be many times
+slower than this one, so a deadline here only guards against a hang. Each script gets the
+built gryphgen as its first argument and the source root in $GG_SOURCE_ROOT, and ends with
+"N passed, N failed"."""
 
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.parse
 
 GRYPHGEN = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else "gryphgen"
 SOURCE_ROOT = os.environ.get("GG_SOURCE_ROOT",
@@ -86,3 +92,74 @@ def read_jsonl(path):
 
 def tmpdir():
     return tempfile.mkdtemp(prefix="gg-cli-test-")
+
+
+# How long a wait may last before the test gives up: a guard against hangs, not a measure
+# of speed (the suites' own meson timeouts are the outer bound).
+GUARD_S = 90.0
+
+
+def wait_until(cond, timeout=GUARD_S, step=0.05):
+    """Calls cond until it returns a true value and returns that value; None when timeout
+    seconds pass first."""
+    end = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() >= end:
+            return None
+        time.sleep(step)
+
+
+def db_rows(db, sql, args=()):
+    """The rows of sql on the SQLite database at db, opened read-only (never created); []
+    while the database does not exist yet or cannot be read."""
+    if not os.path.exists(db):
+        return []
+    try:
+        con = sqlite3.connect("file:%s?mode=ro" % urllib.parse.quote(db), uri=True, timeout=30)
+        try:
+            return con.execute(sql, args).fetchall()
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return []
+
+
+def ended_tasks(db):
+    """How many tasks of the database at db have ended (committed with a final status)."""
+    rows = db_rows(db, "SELECT count(*) FROM tasks WHERE status NOT IN ('queued', 'running')")
+    return rows[0][0] if rows else 0
+
+
+GATE_S = 600  # a gated test's own guard, in seconds
+
+
+def gated_test(started, go):
+    """A task's Python test that appends a line to the file started when it runs, then waits
+    until the file go exists: the attempt stays in flight exactly as long as the test wants.
+    Jobs see the host's files only below the namespace sandbox, so a run of a task with this
+    test uses --isolation rlimits; the task sets resources.timeout_s above the wait's own
+    guard (GATE_S)."""
+    return ("import os, time\n"
+            "with open(%r, 'a') as f:\n"
+            "    f.write('started\\n')\n"
+            "end = time.monotonic() + %d\n"
+            "while not os.path.exists(%r) and time.monotonic() < end:\n"
+            "    time.sleep(0.02)\n"
+            "assert os.path.exists(%r), 'the gate never opened'\n" % (started, GATE_S, go, go))
+
+
+def starts(path):
+    """How many times a gated test started (lines in its started file)."""
+    try:
+        with open(path) as f:
+            return sum(1 for _ in f)
+    except OSError:
+        return 0
+
+
+def open_gate(go):
+    with open(go, "w"):
+        pass

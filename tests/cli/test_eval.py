@@ -1,14 +1,13 @@
 """test_eval.py - gryphgen eval on the project's example task set: exact counts with the
 replay generator, the --results file (one line per task in the set's order, statuses,
 history), the reference generator, stdin input, and resuming a set on the same database
-(no new attempts, fast), plus a changed task under an existing id."""
+(no new attempts), plus a changed task under an existing id."""
 
 import json
 import os
 import shutil
-import time
 
-from clitest import (EXAMPLES, check, finish, gg, read_jsonl, summary, tmpdir)
+from clitest import (EXAMPLES, check, db_rows, finish, gg, read_jsonl, summary, tmpdir)
 
 work = tmpdir()
 tasks = read_jsonl(EXAMPLES)
@@ -18,9 +17,7 @@ check(len(tasks) >= 10, "the example set has 10 or more tasks", len(tasks))
 # --- replay: the repair loop, with a database we resume below -----------------------
 db = os.path.join(work, "run.db")
 res1 = os.path.join(work, "results1.jsonl")
-t0 = time.monotonic()
 p = gg(["eval", "--jobs", "2", "--db", db, "--results", res1, EXAMPLES])
-first_run_s = time.monotonic() - t0
 check(p.returncode == 0, "eval of the examples exits 0", p.stderr)
 s = summary(p.stdout)
 check(s.get("tasks") == 12, "12 tasks", p.stdout)
@@ -81,20 +78,20 @@ check(r.get("best_attempt") == 3 and "CM" in (r.get("code") or ""),
 
 # --- resume: the same set on the same database makes no new attempt -------------------
 res2 = os.path.join(work, "results2.jsonl")
-t0 = time.monotonic()
+stored = db_rows(db, "SELECT count(*), max(created_at) FROM attempts")
 p = gg(["eval", "--db", db, "--results", res2, EXAMPLES])
-second_run_s = time.monotonic() - t0
 check(p.returncode == 0, "resumed eval exits 0", p.stderr)
 s2 = summary(p.stdout)
 check(s2.get("attempts this run") == 0, "resumed eval made no attempt", p.stdout)
+check(stored and stored[0][0] == s.get("attempts") and
+      db_rows(db, "SELECT count(*), max(created_at) FROM attempts") == stored,
+      "resumed eval stored no attempt", stored)
 check(s2.get("passed at first attempt") == 6 and s2.get("passed after repair") == 5 and
       s2.get("failed") == 1, "resumed eval reports the same counts", p.stdout)
 results2 = read_jsonl(res2) if os.path.exists(res2) else []
 check([(r.get("task_id"), r.get("status"), r.get("attempts")) for r in results2] ==
       [(r.get("task_id"), r.get("status"), r.get("attempts")) for r in results],
       "resumed results list every task with unchanged attempts")
-check(second_run_s < max(1.0, first_run_s * 0.6),
-      "resumed eval is fast (%.2f s after %.2f s)" % (second_run_s, first_run_s))
 
 # a changed task under an existing id is a bad line; the others still resume
 changed = os.path.join(work, "changed.jsonl")

@@ -1,6 +1,7 @@
 """gridtest.py - what the grid's process tests share: a free loopback port, starting
 `gryphgen serve` and `gryphgen worker` as real processes (stopped by PID), waiting until the
-hub answers, and reading the database. Builds on tests/cli/clitest.py."""
+hub shows what a test needs (its nodes, a node's jobs, its watchers), and reading the
+database. Builds on tests/cli/clitest.py (wait_until: deadlines guard against hangs only)."""
 
 import json
 import os
@@ -9,11 +10,10 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cli"))
-from clitest import (GRYPHGEN, check, env, finish, gg, no_sanitizer_report,  # noqa: E402,F401
-                     skip, tmpdir)
+from clitest import (GRYPHGEN, GUARD_S, check, db_rows, env, finish, gg,  # noqa: E402,F401
+                     no_sanitizer_report, skip, tmpdir, wait_until)
 
 _procs = []
 _logs = []
@@ -41,7 +41,7 @@ def kill(p, sig=signal.SIGKILL):
     if p.poll() is None:
         os.kill(p.pid, sig)
     try:
-        p.wait(timeout=10)
+        p.wait(timeout=GUARD_S)
     except subprocess.TimeoutExpired:
         os.kill(p.pid, signal.SIGKILL)
         p.wait()
@@ -61,21 +61,11 @@ def stop_all():
 
 
 def status(endpoint):
-    p = gg(["status", "--insecure", "--connect", endpoint], timeout=30)
+    p = gg(["status", "--insecure", "--connect", endpoint], timeout=GUARD_S)
     try:
         return json.loads(p.stdout) if p.returncode == 0 else None
     except ValueError:
         return None
-
-
-def wait_until(cond, timeout=15.0, step=0.05):
-    end = time.time() + timeout
-    while time.time() < end:
-        v = cond()
-        if v:
-            return v
-        time.sleep(step)
-    return None
 
 
 def nodes(endpoint):
@@ -83,8 +73,15 @@ def nodes(endpoint):
     return len(s.get("nodes", [])) if s else 0
 
 
+def busy(endpoint, name):
+    """How many jobs the hub has handed the node name and not seen answered (0 when the node
+    is not connected)."""
+    s = status(endpoint) or {}
+    return sum(n.get("busy", 0) for n in s.get("nodes", []) if n.get("name") == name)
+
+
 def query(db, sql, args=()):
-    con = sqlite3.connect(db, timeout=10)
+    con = sqlite3.connect(db, timeout=GUARD_S)
     try:
         return con.execute(sql, args).fetchall()
     finally:

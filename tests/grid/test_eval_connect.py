@@ -5,9 +5,11 @@ work against `gryphgen serve`; bad usage exits 2."""
 import json
 import os
 import shutil
+import signal
 import subprocess
+import threading
 
-from gridtest import (check, env, finish, free_port, gg, nodes, skip, start, status,
+from gridtest import (GUARD_S, check, env, finish, free_port, gg, nodes, skip, start, status,
                       stop_all, tmpdir, wait_until, GRYPHGEN)
 from clitest import EXAMPLES
 
@@ -52,10 +54,17 @@ try:
         f.write(json.dumps({"task_id": "solo", "language": "python", "prompt": "x",
                             "entry_point": "f", "test": "assert f() == 1",
                             "candidates": ["def f():\n    return 1\n"]}) + "\n")
-    watch = subprocess.Popen([GRYPHGEN, "watch", "--insecure", "--connect", ep, "--timeout-ms", "4000"],
+    # The watch runs until it has printed the task's end (its timeout only guards against
+    # a hang); the task is submitted once the hub counts the watch among its watchers.
+    watch = subprocess.Popen([GRYPHGEN, "watch", "--insecure", "--connect", ep, "--timeout-ms",
+                              str(int(GUARD_S * 1000))],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              env=env())
-    wait_until(lambda: False, timeout=0.5)
+    watched = []
+    reader = threading.Thread(target=lambda: watched.extend(watch.stdout), daemon=True)
+    reader.start()
+    check(wait_until(lambda: (status(ep) or {}).get("watchers", 0) >= 1),
+          "the hub counts the watch among its watchers", status(ep))
     p = gg(["submit", "--insecure", "--connect", ep, "--wait", task])
     lines = p.stdout.splitlines()
     check(p.returncode == 0 and lines[0] == "solo" and '"status":"passed"' in lines[1],
@@ -71,10 +80,16 @@ try:
           p.stderr)
     p = gg(["status", "--insecure", "--connect", ep, "nope"])
     check(p.returncode == 2, "status of an unknown task: exit 2", p.stderr)
-    out, err = watch.communicate(timeout=30)
-    events = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
-    check(any(e.get("type") == "task.finished" and e.get("task_id") == "solo" for e in events),
-          "watch streams the task's events", out[-1500:] + err[-500:])
+    def solo_finished():
+        return any(l.startswith("{") and json.loads(l).get("type") == "task.finished" and
+                   json.loads(l).get("task_id") == "solo" for l in list(watched))
+    check(wait_until(solo_finished), "watch streams the task's events", "".join(watched)[-1500:])
+    watch.send_signal(signal.SIGINT)
+    watch.wait(timeout=GUARD_S)
+    reader.join(GUARD_S)
+    err = watch.stderr.read()
+    check(watch.returncode == 0 and "".join(watched).startswith("{"),
+          "watch stops on SIGINT, having printed events", err[-500:])
     for args, words in ((["status", "a", "b"], "at most one task id"),
                         (["cancel"], "give one task id"),
                         (["cancel", "a", "b"], "give one task id"),

@@ -9,10 +9,9 @@ import json
 import os
 import shutil
 import subprocess
-import time
 
-from gridtest import (check, env, finish, free_port, kill, nodes, query, skip, start,
-                      stop_all, tmpdir, wait_until, GRYPHGEN)
+from gridtest import (GUARD_S, busy, check, db_rows, env, finish, free_port, kill, nodes, query,
+                      skip, start, stop_all, tmpdir, wait_until, GRYPHGEN)
 
 if not shutil.which("/usr/bin/python3"):
     skip("needs /usr/bin/python3 to run the tasks")
@@ -22,14 +21,16 @@ db = os.path.join(work, "grid.db")
 ep = "tcp://127.0.0.1:%d" % free_port()
 N = 36
 
-# Each task sleeps a little in its test, so that kills land while jobs run.
+# Each task sleeps a little in its test, so that every worker holds jobs most of the run and
+# a task whose job is requeued needs another half second at least; the kills themselves wait
+# for what the hub and the database show.
 tasks = os.path.join(work, "tasks.jsonl")
 with open(tasks, "w") as f:
     for i in range(N):
         f.write(json.dumps({
             "task_id": "k%02d" % i, "language": "python", "prompt": "return %d" % i,
             "entry_point": "f",
-            "test": "import time\ntime.sleep(0.25)\nassert f() == %d\n" % i,
+            "test": "import time\ntime.sleep(0.5)\nassert f() == %d\n" % i,
             "candidates": ["def f():\n    return -1\n", "def f():\n    return %d\n" % i],
             "budget": {"max_attempts": 3}}) + "\n")
 
@@ -43,27 +44,36 @@ try:
 
     # A client submits everything and waits for every result, across what follows.
     client = subprocess.Popen([GRYPHGEN, "submit", "--insecure", "--connect", ep, "--wait",
-                               "--timeout-ms", "60000", tasks],
+                               "--timeout-ms", str(int(GUARD_S * 1000)), tasks],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               env=env())
     def attempts():
-        try:
-            return query(db, "SELECT count(*) FROM attempts")[0][0]
-        except Exception:
-            return 0
-    check(wait_until(lambda: attempts() >= 6, timeout=20), "the run is under way")
-    kill(workers[0])  # -9 while it holds jobs
-    check(wait_until(lambda: attempts() >= 30, timeout=30), "the run goes on without it")
-    kill(serve)  # -9 the orchestrator mid-run
+        rows = db_rows(db, "SELECT count(*) FROM attempts")
+        return rows[0][0] if rows else 0
+    # -9 a worker while the hub shows it holding a job, once attempts are being recorded
+    # (a run that ended first fails here, at once).
+    if not check(wait_until(lambda: attempts() >= 2 * N or
+                            (attempts() >= 6 and busy(ep, "w0") >= 1)) and
+                 attempts() < 2 * N, "the run is under way with w0 holding a job", attempts()):
+        raise SystemExit(1)
+    kill(workers[0])
+
+    def events(kind):
+        rows = db_rows(db, "SELECT count(*) FROM events WHERE kind = ?", (kind,))
+        return rows[0][0] if rows else 0
+    check(wait_until(lambda: events("node.lost") >= 1 and events("job.requeued") >= 1),
+          "the hub notices the killed worker and requeues its jobs", attempts())
+    check(wait_until(lambda: attempts() >= 30), "the run goes on without it", attempts())
+    # -9 the orchestrator mid-run: a requeued job's task needs half a second more at least.
+    kill(serve)
     unfinished = query(db, "SELECT count(*) FROM tasks WHERE status IN ('queued','running')")[0][0]
     check(unfinished > 0, "tasks were unfinished when the orchestrator died", unfinished)
-    time.sleep(0.5)
     serve = start(["serve", "--insecure", "--bind", ep, "--db", db, "--log-level", "info"],
                   os.path.join(work, "serve2.log"))
-    check(wait_until(lambda: nodes(ep) == 2, timeout=15), "the two live workers reconnect")
+    check(wait_until(lambda: nodes(ep) == 2), "the two live workers reconnect")
 
     try:
-        out, err = client.communicate(timeout=60)
+        out, err = client.communicate(timeout=GUARD_S)
     except subprocess.TimeoutExpired:
         client.kill()
         out, err = client.communicate()

@@ -9,8 +9,8 @@ import json
 import os
 import subprocess
 
-from gridtest import (GRYPHGEN, check, env, finish, free_port, gg, start, stop_all, tmpdir,
-                      wait_until)
+from gridtest import (GRYPHGEN, GUARD_S, check, env, finish, free_port, gg, start, stop_all,
+                      tmpdir, wait_until)
 
 work = tmpdir()
 ep = "tcp://127.0.0.1:%d" % free_port()
@@ -51,26 +51,26 @@ try:
 
     # Without keys, a non-loopback endpoint is refused, with or without --insecure.
     wild = "tcp://0.0.0.0:%d" % free_port()
-    p = gg(["serve", "--bind", wild], timeout=30)
+    p = gg(["serve", "--bind", wild], timeout=GUARD_S)
     check(p.returncode == 2 and "no CURVE keys" in p.stderr and "0.0.0.0" in p.stderr,
           "serve on 0.0.0.0 without keys: exit 2 with a clear message", p.stderr)
-    p = gg(["serve", "--bind", wild, "--insecure"], timeout=30)
+    p = gg(["serve", "--bind", wild, "--insecure"], timeout=GUARD_S)
     check(p.returncode == 2 and "not loopback" in p.stderr,
           "serve on 0.0.0.0 with --insecure: exit 2, not loopback", p.stderr)
-    p = gg(["worker", "--connect", "tcp://192.0.2.1:5555"], timeout=30)
+    p = gg(["worker", "--connect", "tcp://192.0.2.1:5555"], timeout=GUARD_S)
     check(p.returncode == 2 and "no CURVE keys" in p.stderr,
           "worker to a remote address without keys: exit 2", p.stderr)
-    p = gg(["status", "--connect", "tcp://192.0.2.1:5555", "--insecure"], timeout=30)
+    p = gg(["status", "--connect", "tcp://192.0.2.1:5555", "--insecure"], timeout=GUARD_S)
     check(p.returncode == 2 and "not loopback" in p.stderr,
           "status to a remote address with --insecure: exit 2", p.stderr)
     # Loopback too: unencrypted only with an explicit --insecure, for serve, worker and clients.
     for cmd in (["serve", "--bind", ep], ["worker", "--connect", ep],
                 ["status", "--connect", ep], ["submit", "--connect", ep, "/dev/null"]):
-        p = gg(cmd, timeout=30)
+        p = gg(cmd, timeout=GUARD_S)
         check(p.returncode == 2 and "--insecure" in p.stderr and "no CURVE keys" in p.stderr
               and "--key" in p.stderr, "%s on loopback without keys or --insecure: exit 2 "
               "naming the flags" % cmd[0], p.stderr)
-    p = gg(["serve", "--bind", ep, "--key", server_key], timeout=30)
+    p = gg(["serve", "--bind", ep, "--key", server_key], timeout=GUARD_S)
     check(p.returncode == 2 and "--authorized-keys" in p.stderr,
           "serve --key without --authorized-keys: exit 2", p.stderr)
 
@@ -80,13 +80,13 @@ try:
           keyed(worker_key, server_pub), os.path.join(work, "w.log"))
 
     def joined():
-        p = gg(["status", "--connect", ep] + keyed(sub_key, server_pub), timeout=30)
+        p = gg(["status", "--connect", ep] + keyed(sub_key, server_pub), timeout=GUARD_S)
         try:
             return p.returncode == 0 and len(json.loads(p.stdout).get("nodes", [])) == 1
         except ValueError:
             return False
 
-    check(wait_until(joined, timeout=20), "the listed worker joins (status with the "
+    check(wait_until(joined), "the listed worker joins (status with the "
           "submitter key)", read_log())
 
     task = os.path.join(work, "one.jsonl")
@@ -95,7 +95,7 @@ try:
                             "entry_point": "f", "test": "assert f() == 1",
                             "candidates": ["def f():\n    return 1\n"]}) + "\n")
     p = gg(["submit", "--connect", ep, "--wait", task] + keyed(sub_key, server_pub),
-           timeout=60)
+           timeout=GUARD_S)
     check(p.returncode == 0 and '"passed"' in p.stdout,
           "the submitter's task runs on the listed worker and passes", p.stdout + p.stderr)
 
@@ -107,8 +107,8 @@ try:
 
     stranger = client(stranger_key)
     wrong_role = client(worker_key)
-    out_s, err_s = stranger.communicate(timeout=60)
-    out_w, err_w = wrong_role.communicate(timeout=60)
+    out_s, err_s = stranger.communicate(timeout=GUARD_S)
+    out_w, err_w = wrong_role.communicate(timeout=GUARD_S)
     check(stranger.returncode != 0, "a client with an unknown key is refused", out_s + err_s)
     check(wrong_role.returncode != 0, "a client with a worker-role key cannot submit",
           out_w + err_w)
@@ -116,7 +116,7 @@ try:
     check("not authorized" in log, "the serve log shows the unknown key's refusal", log)
     check("not allowed for role 'worker'" in log,
           "the serve log shows the role violation", log)
-    check(wait_until(joined, timeout=10), "the listed worker and submitter still work")
+    check(wait_until(joined), "the listed worker and submitter still work")
 finally:
     stop_all()
 finish()

@@ -6,7 +6,8 @@ import json
 import os
 import urllib.request
 
-from gridtest import (check, finish, free_port, gg, start, stop_all, tmpdir, wait_until)
+from gridtest import (GUARD_S, check, finish, free_port, gg, start, stop_all, tmpdir,
+                      wait_until)
 
 work = tmpdir()
 ep = "tcp://127.0.0.1:%d" % free_port()
@@ -17,7 +18,7 @@ with open(notes, "w") as f:
 
 
 def search(url, q):
-    with urllib.request.urlopen("%s?q=%s&k=10" % (url, q), timeout=10) as r:
+    with urllib.request.urlopen("%s?q=%s&k=10" % (url, q), timeout=GUARD_S) as r:
         return json.load(r)["results"]
 
 
@@ -47,7 +48,7 @@ try:
     task_file = os.path.join(work, "walrus.json")
     with open(task_file, "w") as f:
         f.write(task)
-    p = gg(["submit", "--insecure", "--connect", ep, "--wait", task_file], timeout=60)
+    p = gg(["submit", "--insecure", "--connect", ep, "--wait", task_file], timeout=GUARD_S)
     check(p.returncode == 0 and '"passed"' in p.stdout, "the task passes", p.stdout + p.stderr)
     res = json.loads(p.stdout.strip().splitlines()[-1]) if p.returncode == 0 else {}
     used = (res.get("history") or [{}])[0].get("context_ids") or []

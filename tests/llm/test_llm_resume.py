@@ -5,22 +5,30 @@ server again, and the tokens a run budget (GRYPHGEN_MAX_TOKENS) has spent still 
 after the resume. Also `gryphgen worker --journal PATH` keeps a journal file of its own.
 Arguments: the built gryphgen, the fake server script and what to test: "journal" (the
 journal and the worker's option) or "budget" (the token budget across the resume). Prints
-"N passed, N failed"; exit 77 when /usr/bin/python3 (the tasks' runtime) is missing."""
+"N passed, N failed"; exit 77 when /usr/bin/python3 (the tasks' runtime) is missing.
+
+The kill lands on what the run did, not after a delay: the server's count of requests, the
+database's rows, and tests that note when they start in a file and then wait for another
+file (so an attempt stays in flight until the test says so, on a machine of any speed)."""
 
 import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 
 GRYPHGEN = os.path.abspath(sys.argv[1])
 SERVER = os.path.abspath(sys.argv[2])
 PART = sys.argv[3] if len(sys.argv) > 3 else "journal"
 KEY = "sk-test-resume-77aa88bb99cc"
+GUARD_S = 90  # how long a wait may last: a guard against hangs, not a measure of speed
+GATE_S = 600  # a gated test's own guard
 passed = failed = 0
 
 
@@ -51,7 +59,7 @@ base = "http://127.0.0.1:%d" % port
 
 
 def stats():
-    with urllib.request.urlopen(base + "/stats", timeout=5) as r:
+    with urllib.request.urlopen(base + "/stats", timeout=GUARD_S) as r:
         return json.loads(r.read())
 
 
@@ -69,11 +77,48 @@ def env(model, **extra):
     return e
 
 
-def task(task_id, priority=0, sleep_s=1.0):
+def wait_until(cond, timeout=GUARD_S):
+    end = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v or time.monotonic() >= end:
+            return v
+        time.sleep(0.05)
+
+
+def gate(name):
+    """(started, go): the files of a gated test (see task)."""
+    return os.path.join(work, name + ".started"), os.path.join(work, name + ".go")
+
+
+def starts(started):
+    try:
+        with open(started) as f:
+            return sum(1 for _ in f)
+    except OSError:
+        return 0
+
+
+def open_gate(go):
+    with open(go, "w"):
+        pass
+
+
+def task(task_id, priority=0, gated=None):
+    """A task whose test, with gated = gate(...), appends a line to the started file and
+    waits until the go file exists before it checks the code."""
+    test = "assert add(2, 3) == 5\n"
+    if gated:
+        test = ("import os, time\n"
+                "with open(%r, 'a') as f:\n"
+                "    f.write('started\\n')\n"
+                "end = time.monotonic() + %d\n"
+                "while not os.path.exists(%r) and time.monotonic() < end:\n"
+                "    time.sleep(0.02)\n" % (gated[0], GATE_S, gated[1])) + test
     return {"task_id": task_id, "language": "python", "priority": priority,
             "prompt": "Return the sum of a and b (%s)." % task_id,
-            "stub": "def add(a, b):\n", "entry_point": "add",
-            "test": "import time\ntime.sleep(%s)\nassert add(2, 3) == 5\n" % sleep_s}
+            "stub": "def add(a, b):\n", "entry_point": "add", "test": test,
+            "resources": {"timeout_s": GATE_S + 60}}
 
 
 def write_tasks(name, tasks):
@@ -85,24 +130,24 @@ def write_tasks(name, tasks):
 
 
 def eval_cmd(db, tasks, results, attempts):
-    return [GRYPHGEN, "eval", "--generator", "openai", "--jobs", "1", "--db", db,
-            "--results", results, "--max-attempts", str(attempts), "--quiet", tasks]
+    # rlimits: the gated tests read and write files of the work directory; the namespace
+    # sandbox would hide them.
+    return [GRYPHGEN, "eval", "--generator", "openai", "--jobs", "1", "--isolation", "rlimits",
+            "--db", db, "--results", results, "--max-attempts", str(attempts), "--quiet", tasks]
 
 
-def start_and_kill(cmd, e, model, requests):
-    """Runs cmd until the server got `requests` requests for model, then kills it (-9)."""
+def start_and_kill(cmd, e, model, requests, ready):
+    """Runs cmd until the server got `requests` requests for model and ready() holds (the
+    attempt to interrupt is in flight), then kills it (-9)."""
     p = subprocess.Popen(cmd, env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 30
-    while time.time() < deadline and asked(model) < requests and p.poll() is None:
-        time.sleep(0.05)
-    time.sleep(0.3)  # the attempt is running its (slow) test now
+    wait_until(lambda: p.poll() is not None or (asked(model) >= requests and ready()))
     alive = p.poll() is None
     p.send_signal(signal.SIGKILL)
-    out, err = p.communicate(timeout=30)
+    out, err = p.communicate(timeout=GUARD_S)
     sanitizer_clean(err, "first run")
-    check(alive and asked(model) == requests,
+    check(alive and asked(model) == requests and ready(),
           "the first run was killed while attempt %d ran" % requests,
-          "exit %s, asked %d: %s" % (p.returncode, asked(model), err))
+          "exit %s, asked %d, ready %s: %s" % (p.returncode, asked(model), ready(), err))
 
 
 def read_results(path):
@@ -111,28 +156,40 @@ def read_results(path):
 
 
 def db_count(db, sql):
-    p = subprocess.run(["/usr/bin/python3", "-c",
-                        "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); "
-                        "print(c.execute(sys.argv[2]).fetchone()[0])", db, sql],
-                       capture_output=True, text=True)
-    return p.stdout.strip()
+    """The first column of sql's first row as text, on the database opened read-only; ""
+    while it does not exist or cannot be read."""
+    if not os.path.exists(db):
+        return ""
+    try:
+        con = sqlite3.connect("file:%s?mode=ro" % urllib.parse.quote(db), uri=True, timeout=30)
+        try:
+            return str(con.execute(sql).fetchone()[0])
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return ""
 
 
 def part_journal():
     # 1. A resumed eval reuses the journal kept in the orchestrator's database.
     model = "ok:resume"
     db = os.path.join(work, "journal.db")
-    tasks = write_tasks("one.jsonl", [task("resume/one", sleep_s=1.5)])
+    one = gate("one")
+    tasks = write_tasks("one.jsonl", [task("resume/one", gated=one)])
     res = os.path.join(work, "one.results")
-    start_and_kill(eval_cmd(db, tasks, res, 1), env(model), model, 1)
+    start_and_kill(eval_cmd(db, tasks, res, 1), env(model), model, 1,
+                   lambda: starts(one[0]) == 1)
+    open_gate(one[1])
     p = subprocess.run(eval_cmd(db, tasks, res, 1), env=env(model), capture_output=True,
-                       text=True, timeout=60)
+                       text=True, timeout=GUARD_S)
     sanitizer_clean(p.stderr, "resumed run")
     rows = read_results(res) if os.path.exists(res) else {}
     check(p.returncode == 0 and rows.get("resume/one", {}).get("status") == "passed",
           "the resumed run passes the task", p.stdout + p.stderr)
     check(asked(model) == 1, "the resumed run did not ask the server again",
           "asked %d times" % asked(model))
+    check(starts(one[0]) == 2, "the resumed run ran the killed attempt's test again",
+          starts(one[0]))
     rows = db_count(db, "select count(*) from llm_journal")
     check(rows == "1", "the journal is in the orchestrator's database", rows)
     with open(db, "rb") as f:
@@ -144,41 +201,44 @@ def part_journal():
                           "--generator", "openai", "--journal", wj],
                          env=env("ok:worker"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True)
-    deadline = time.time() + 10
-    while time.time() < deadline and not os.path.exists(wj) and p.poll() is None:
-        time.sleep(0.05)
+    wait_until(lambda: os.path.exists(wj) or p.poll() is not None)
     check(os.path.exists(wj), "worker --journal creates its journal")
     p.send_signal(signal.SIGTERM)
     try:
-        out, err = p.communicate(timeout=10)
+        out, err = p.communicate(timeout=GUARD_S)
     except subprocess.TimeoutExpired:
         p.kill()
         out, err = p.communicate()
     sanitizer_clean(err, "worker")
     p = subprocess.run([GRYPHGEN, "worker", "--connect", "tcp://127.0.0.1:1", "--insecure",
                         "--generator", "openai", "--journal", "/nonexistent/dir/j.db"],
-                       env=env("ok:worker"), capture_output=True, text=True, timeout=30)
+                       env=env("ok:worker"), capture_output=True, text=True, timeout=GUARD_S)
     check(p.returncode != 0 and "/nonexistent/dir/j.db" in p.stderr,
           "worker --journal with a bad path fails and names it", p.stderr)
 
 
 def part_budget():
     # 2. The run's token budget counts the tokens spent before the kill. Each answer costs
-    # 18 tokens and is wrong; the budget is 30. Two slots: task a (fast test) makes two
-    # attempts (36 tokens: spent) while task b's first attempt runs a slow test; the run is
-    # killed then. The resumed run must see the budget spent and end b without asking the
-    # model or running anything; were the tokens reset, b would be tried again.
+    # 18 tokens and is wrong; the budget is 30. Two slots: task a (plain test) makes two
+    # attempts (36 tokens: spent) while task b's first attempt runs a test that waits; the
+    # run is killed once a's attempts are in the database. The resumed run must see the
+    # budget spent and end b without asking the model or running anything; were the tokens
+    # reset, b would be tried again.
     model = "wrong:budget"
     db = os.path.join(work, "budget.db")
-    tasks = write_tasks("budget.jsonl", [task("budget/a", 10, sleep_s=0.05),
-                                         task("budget/b", 0, sleep_s=8)])
+    b_gate = gate("b")
+    tasks = write_tasks("budget.jsonl", [task("budget/a", 10),
+                                         task("budget/b", 0, gated=b_gate)])
     res = os.path.join(work, "budget.results")
     e = env(model, GRYPHGEN_MAX_TOKENS="30")
     cmd = eval_cmd(db, tasks, res, 3)
     cmd[cmd.index("--jobs") + 1] = "2"
-    start_and_kill(cmd, e, model, 3)
-    t0 = time.time()
-    p = subprocess.run(cmd, env=e, capture_output=True, text=True, timeout=60)
+    a_attempts = ("SELECT count(*) FROM attempts a JOIN tasks t ON t.seq = a.task_seq "
+                  "WHERE t.task_id = 'budget/a'")
+    start_and_kill(cmd, e, model, 3,
+                   lambda: db_count(db, a_attempts) == "2" and starts(b_gate[0]) == 1)
+    open_gate(b_gate[1])  # were b run again, its test would not wait
+    p = subprocess.run(cmd, env=e, capture_output=True, text=True, timeout=GUARD_S)
     sanitizer_clean(p.stderr, "resumed budget run")
     rows = read_results(res) if os.path.exists(res) else {}
     b = rows.get("budget/b", {})
@@ -187,7 +247,8 @@ def part_budget():
     check(b.get("status") == "failed" and "run token budget" in (b.get("reason") or "") and
           b.get("attempts") == 0, "the unfinished task ends for the run's budget",
           str(b)[:2000])
-    check(time.time() - t0 < 6, "the resumed run does not run b's slow test again")
+    check(starts(b_gate[0]) == 1, "the resumed run does not run b's test again",
+          starts(b_gate[0]))
     check(db_count(db, "select sum(n) from llm_arms") not in ("", "0", "None"),
           "the bandit learnt from the judged answers", db_count(db, "select * from llm_arms"))
 
@@ -195,6 +256,8 @@ def part_budget():
 try:
     part_budget() if PART == "budget" else part_journal()
 finally:
+    for name in ("one", "b"):
+        open_gate(gate(name)[1])  # a test left waiting by a killed run ends
     server.kill()
     server.wait()
     shutil.rmtree(work, ignore_errors=True)

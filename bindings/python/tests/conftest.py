@@ -5,6 +5,7 @@ dynamic linker's path."""
 
 import os
 import sys
+import time
 
 import pytest
 
@@ -18,6 +19,21 @@ if not os.environ.get("GRYPHGEN_LIBRARY") and os.environ.get("GG_BUILD_ROOT"):
                                                   "libgryphgen.so.1")
 
 PYTHON = sys.executable or "/usr/bin/python3"
+
+# How long a test waits for something before it fails: a guard against hangs on a busy
+# machine, never a measure of speed.
+GUARD_S = 90.0
+
+
+def wait_until(cond, timeout=GUARD_S, step=0.02):
+    """Calls cond until it returns a true value and returns that value; None when timeout
+    seconds pass first."""
+    end = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v or time.monotonic() >= end:
+            return v or None
+        time.sleep(step)
 
 
 def add_task(task_id="t/add", candidates=("    return a + b\n",), **extra):

@@ -8,11 +8,10 @@ import ctypes
 import json
 import socket
 import threading
-import time
 
 import pytest
 
-from conftest import PYTHON, add_task
+from conftest import GUARD_S, PYTHON, add_task, wait_until
 from gryphgen import _native as N
 
 
@@ -41,7 +40,7 @@ def grid():
 
 @pytest.fixture
 def client(gg, grid):
-    with gg.Client(grid[0], name="pytest", timeout=10, insecure=True) as c:
+    with gg.Client(grid[0], name="pytest", timeout=GUARD_S, insecure=True) as c:
         yield c
 
 
@@ -56,12 +55,9 @@ def test_submit_and_wait_through_a_remote_worker(gg, grid, client):
     assert grid[1].result(tid)["status"] == "passed"
     st = client.status(tid)
     assert st["task_id"] == tid and st["status"] == "passed" and st["attempts"] == 1
-    deadline = time.monotonic() + 10  # the worker counts a result after sending it
-    while True:
-        ws = grid[2].stats()
-        if ws["results"] >= 1 or time.monotonic() > deadline:
-            break
-        time.sleep(0.02)
+    # The worker counts a result after sending it.
+    ws = wait_until(lambda: (lambda w: w if w["results"] >= 1 else None)(grid[2].stats()))
+    assert ws, grid[2].stats()
     assert ws["jobs"] >= 1 and ws["results"] >= 1 and ws["dropped"] == 0
     overall = client.status()
     assert isinstance(overall, dict) and overall
@@ -96,59 +92,70 @@ def test_submit_batch(gg, client):
         client.submit_batch("not json")
 
 
+def subscribe(w, on_event):
+    """Subscribes the client w to events: a watch of no time returns once the orchestrator
+    has answered the subscription (the client's timeout is the guard), and the subscription
+    stays with the connection, so the events of anything started after it reach w's next
+    watch (those that come meanwhile go to on_event)."""
+    w.watch(on_event, timeout=0)
+
+
 def test_watch_sees_task_finished(gg, client, grid):
     seen = []
-    started = threading.Event()
+    subscribed = threading.Event()
 
     def watcher():
-        with gg.Client(grid[0], insecure=True) as w:
+        with gg.Client(grid[0], timeout=GUARD_S, insecure=True) as w:
             def on_event(ev):
-                started.set()
                 seen.append(ev)
                 return ev.get("type") == "task.finished" and ev.get("task_id") == "grid/watch"
-            w.watch(on_event, timeout=30)
+            subscribe(w, on_event)
+            subscribed.set()  # the task is submitted after this: its events come below
+            w.watch(on_event, timeout=GUARD_S)
 
     t = threading.Thread(target=watcher)
     t.start()
-    time.sleep(0.3)  # let the watch subscribe before the task is submitted
+    assert subscribed.wait(GUARD_S)
     client.submit(add_task("grid/watch"))
-    t.join(60)
+    t.join(GUARD_S)
     assert not t.is_alive()
     fin = [e for e in seen if e.get("type") == "task.finished"]
     assert fin and fin[-1]["task_id"] == "grid/watch" and fin[-1]["status"] == "passed"
+    assert [e["type"] for e in seen if e.get("task_id") == "grid/watch"][0] == "task.started"
 
 
 def test_watch_as_iterator(gg, client, grid):
-    with gg.Client(grid[0], insecure=True) as w:
-        it = w.watch(timeout=30)
+    with gg.Client(grid[0], timeout=GUARD_S, insecure=True) as w:
         got = []
-
-        def submit_later():
-            time.sleep(0.3)
-            client.submit(add_task("grid/iter"))
-
-        threading.Thread(target=submit_later).start()
+        subscribe(w, got.append)
+        it = w.watch(timeout=GUARD_S)
+        threading.Thread(target=lambda: client.submit(add_task("grid/iter"))).start()
         for ev in it:
             got.append(ev)
             if ev.get("type") == "task.finished" and ev.get("task_id") == "grid/iter":
                 break
         it.close()
     assert got[-1]["type"] == "task.finished" and got[-1]["status"] == "passed"
-    # A short watch with nothing happening just ends.
+    assert [e["type"] for e in got if e.get("task_id") == "grid/iter"][0] == "task.started"
+    # A short watch with nothing happening just ends (on a thread, so that a watch that
+    # never ends fails the test instead of hanging it).
     with gg.Client(grid[0], insecure=True) as w:
-        t0 = time.monotonic()
-        assert all(isinstance(ev, dict) for ev in w.watch(timeout=0.3))
-        assert time.monotonic() - t0 < 5
+        ended = []
+        t = threading.Thread(target=lambda: ended.append(list(w.watch(timeout=0.3))))
+        t.start()
+        t.join(GUARD_S)
+        assert not t.is_alive() and ended and all(isinstance(ev, dict) for ev in ended[0])
 
 
 def test_watch_callback_exception_is_raised(gg, client, grid):
-    with gg.Client(grid[0], insecure=True) as w:
-        threading.Timer(0.3, lambda: client.submit(add_task("grid/raise"))).start()
+    with gg.Client(grid[0], timeout=GUARD_S, insecure=True) as w:
+        subscribe(w, lambda ev: None)
+        client.submit(add_task("grid/raise"))
 
         def boom(ev):
             raise RuntimeError("from the callback")
         with pytest.raises(RuntimeError, match="from the callback"):
-            w.watch(boom, timeout=30)
+            w.watch(boom, timeout=GUARD_S)
 
 
 def test_status_cancel_and_errors_without_workers(gg):
@@ -240,7 +247,7 @@ def test_unencrypted_only_when_asked_and_on_loopback(gg, tmp_path):
     # Accepted: insecure=True on loopback (the ipc endpoint serves a client), and inproc://
     # without anything.
     with gg.Orchestrator(bind=loopback[3], local_workers=False, insecure=True):
-        with gg.Client(loopback[3], timeout=5, insecure=True) as c:
+        with gg.Client(loopback[3], timeout=GUARD_S, insecure=True) as c:
             assert isinstance(c.status(), dict)
     gg.Client("inproc://gg-python-rule").close()
 
@@ -308,10 +315,11 @@ def test_curve_keys_encrypt_the_grid_and_refuse_unknown_keys(gg, tmp_path):
                        curve_key_file=str(tmp_path / "worker.key"),
                        curve_server_key=str(tmp_path / "server.pub")) as worker:
             worker.run_in_thread()
-            with gg.Client(endpoint, timeout=10, curve_key_file=str(tmp_path / "submitter.key"),
+            with gg.Client(endpoint, timeout=GUARD_S,
+                           curve_key_file=str(tmp_path / "submitter.key"),
                            curve_server_key=server) as c:
                 tid = c.submit(add_task("curve/add"))
-                assert c.wait(tid, timeout=60)["status"] == "passed"
+                assert c.wait(tid, timeout=GUARD_S)["status"] == "passed"
             with gg.Client(endpoint, timeout=1, curve_key_file=str(tmp_path / "stranger.key"),
                            curve_server_key=server) as c:
                 with pytest.raises((gg.Timeout, gg.TransportFailure)):

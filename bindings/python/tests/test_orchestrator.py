@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from conftest import PYTHON, SOURCE_ROOT, add_task
+from conftest import GUARD_S, PYTHON, SOURCE_ROOT, add_task
 
 
 def test_version_and_library(gg):
@@ -84,7 +84,7 @@ def test_events_callback_and_iterator(gg):
         o.drain(30)
         # task.finished is delivered after its commit; wait for it rather than race it.
         events = []
-        for e in o.events(timeout=10):
+        for e in o.events(timeout=GUARD_S):
             events.append(e)
             if e["type"] == "task.finished":
                 break
@@ -172,9 +172,11 @@ def test_run_set_example_tasks(gg):
 
 
 def test_wait_timeout_then_cancel(gg, orch):
-    # The job's own time limit (2 s) bounds how long the cancelled attempt keeps running.
+    # The job's own time limit (2 s) bounds how long the cancelled attempt keeps running; the
+    # budget of attempts keeps the task from ending by itself (20 s at least) before the
+    # cancel, however slow this machine is.
     slow = add_task("slow/add", ["    import time\n    time.sleep(20)\n    return a + b\n"],
-                    resources={"timeout_s": 2})
+                    resources={"timeout_s": 2}, budget={"max_attempts": 10})
     tid = orch.submit(slow)
     with pytest.raises(gg.Timeout):
         orch.wait(tid, timeout=0.3)
