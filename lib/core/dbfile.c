@@ -43,6 +43,18 @@ static const char *refused(const char *p, int mode)
     }
 }
 
+/* "'p' cannot be written: why", with its owner and mode when permissions are the cause. */
+static void file_refused(char *buf, size_t n, const char *p, const struct stat *st,
+                         const char *why)
+{
+    if (strcmp(why, "permission denied") == 0)
+        snprintf(buf, n, "'%s' cannot be written: %s (mode %04o, owner uid %u; this process "
+                 "runs as uid %u)", p, why, (unsigned)(st->st_mode & 07777),
+                 (unsigned)st->st_uid, (unsigned)geteuid());
+    else
+        snprintf(buf, n, "'%s' cannot be written: %s", p, why);
+}
+
 char *ggi_dbfile_explain(const char *path, char *buf, size_t n)
 {
     if (!buf || n == 0)
@@ -73,9 +85,7 @@ char *ggi_dbfile_explain(const char *path, char *buf, size_t n)
     }
     const char *why = refused(path, R_OK | W_OK);
     if (why) {
-        snprintf(buf, n, "'%s' cannot be written: %s (mode %04o, owner uid %u; this process "
-                 "runs as uid %u)", path, why, (unsigned)(st.st_mode & 07777),
-                 (unsigned)st.st_uid, (unsigned)geteuid());
+        file_refused(buf, n, path, &st, why);
         return buf;
     }
     /* WAL mode also writes path-wal and path-shm, created in the same directory. */
@@ -85,9 +95,7 @@ char *ggi_dbfile_explain(const char *path, char *buf, size_t n)
         snprintf(side, sizeof side, "%s%s", path, sides[i]);
         if (stat(side, &st) == 0) {
             if ((why = refused(side, R_OK | W_OK)) != NULL) {
-                snprintf(buf, n, "'%s' cannot be written: %s (mode %04o, owner uid %u; this "
-                         "process runs as uid %u)", side, why, (unsigned)(st.st_mode & 07777),
-                         (unsigned)st.st_uid, (unsigned)geteuid());
+                file_refused(buf, n, side, &st, why);
                 return buf;
             }
         } else if ((why = refused(dir, W_OK | X_OK)) != NULL) {
