@@ -8,6 +8,7 @@ allowed."""
 import os
 import shutil
 import subprocess
+import time
 
 from clitest import EXAMPLES, GRYPHGEN, check, env, finish, gg, tmpdir
 
@@ -60,7 +61,14 @@ else:
                   "read-only filesystem" in p.stderr,
                   "read-only filesystem, new database: exit 1, says why", p.stderr)
     finally:
-        subprocess.run(["umount", mnt], capture_output=True)
+        for _ in range(50):
+            if subprocess.run(["umount", mnt], capture_output=True).returncode == 0:
+                break
+            time.sleep(0.1)  # a file on it may still be closing
+        else:
+            # Another program keeps it open (stress-ng's io stressor opens every mount):
+            # detach it now, the kernel frees it when that program lets go.
+            subprocess.run(["umount", "-l", mnt], capture_output=True)
 
 shutil.rmtree(work, ignore_errors=True)
 finish()

@@ -139,5 +139,9 @@ finally:
         if subprocess.run(["umount", mnt], capture_output=True).returncode == 0:
             break
         time.sleep(0.1)  # a file on it may still be closing
+    else:
+        # Another program keeps it open (stress-ng's io stressor opens every mount): detach
+        # it now, the kernel frees it when that program lets go.
+        subprocess.run(["umount", "-l", mnt], capture_output=True)
     shutil.rmtree(work, ignore_errors=True)
 finish()
