@@ -2617,7 +2617,9 @@ void *ggi_scheduler_main(void *arg)
         sync_point(&s);
     }
     if (!s.dead)
-        requeue_all(&s); /* else the next start requeues them (ggi_store_recover) */
+        requeue_all(&s);
+    while (s.tasks) /* left running when dead: the next start requeues them (recover) */
+        remove_active(&s, s.tasks);
     ggi_writer_stop(&s.writer);
     while (s.nodes) {
         node *n = s.nodes;
