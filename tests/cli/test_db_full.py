@@ -64,10 +64,12 @@ def run_test():
         seen = -1
         while proc.poll() is None and time.monotonic() < deadline:
             try:
-                seen = conn.execute("SELECT count(*) FROM attempts").fetchone()[0]
+                # every task submitted (the run, not a submission, meets the full disk)
+                seen, tasks = conn.execute("SELECT (SELECT count(*) FROM attempts),"
+                                           " (SELECT count(*) FROM tasks)").fetchone()
             except sqlite3.Error:
-                seen = -1
-            if seen >= FILL_AT:
+                seen, tasks = -1, 0
+            if seen >= FILL_AT and tasks == N_TASKS:
                 break
             time.sleep(0.005)
         conn.close()
