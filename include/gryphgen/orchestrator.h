@@ -135,7 +135,11 @@ GG_API int gg_orchestrator_cancel(gg_orchestrator_t *o, const char *task_id);
 
 /**
  * Waits until no task is queued or running. timeout_ms < 0 waits without limit; GG_ETIMEDOUT
- * when the time ran out first.
+ * when the time ran out first. GG_ESTORE when the orchestrator stopped because its database
+ * could not be written (full or read-only filesystem, I/O error, a lock held by another
+ * process for minutes): gg_error_last() says why; what was committed is kept, and a new
+ * orchestrator on the same database resumes the unfinished tasks. gg_orchestrator_wait()
+ * (for a task not ended) and gg_orchestrator_submit() fail the same way from then on.
  */
 GG_API int gg_orchestrator_drain(gg_orchestrator_t *o, int timeout_ms);
 

@@ -148,4 +148,21 @@ typedef struct ggi_logger {
 /** Formats and delivers a log line when lg has a callback and level is enabled. */
 void ggi_log(const ggi_logger *lg, int level, const char *fmt, ...) GGI_PRINTF(3, 4);
 
+/* A line that may come again and again (a database that stays locked or full): the same
+ * line within GGI_LOG_REPEAT_MS of the time it was logged is only counted, and the count is
+ * told in one line when the interval is over, when another line comes, or on flush. One per
+ * source of such lines, used by one thread at a time; zero it before use. */
+#define GGI_LOG_REPEAT_MS 10000.0
+typedef struct ggi_log_repeat {
+    char last[1024];
+    int level;
+    unsigned long repeats; /* the same line since it was last logged */
+    double logged_ms;
+} ggi_log_repeat;
+
+void ggi_log_repeated(const ggi_logger *lg, ggi_log_repeat *r, int level, const char *fmt, ...)
+    GGI_PRINTF(4, 5);
+/** Tells how often the last line came again unlogged, if it did, and forgets it. */
+void ggi_log_repeat_flush(const ggi_logger *lg, ggi_log_repeat *r);
+
 #endif

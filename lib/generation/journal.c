@@ -8,6 +8,7 @@
 
 #include <sqlite3.h>
 
+#include "../core/dbfile.h"
 #include "../core/ggi.h"
 #include "journal.h"
 #include "strategy.h"
@@ -40,7 +41,12 @@ int ggi_journal_open(const char *path, ggi_journal **out)
     if (!j)
         return ggi_error(GG_ENOMEM, "out of memory opening the generator journal");
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX;
-    int rc = GG_OK;
+    /* A new journal is its owner's only, as every database of the library. */
+    int rc = ggi_dbfile_create_private(path);
+    if (rc) {
+        free(j);
+        return rc;
+    }
     if (sqlite3_open_v2(path, &j->db, flags, NULL) != SQLITE_OK) {
         rc = ggi_error(GG_ESTORE, "generator journal %s: cannot open: %s", path,
                        j->db ? sqlite3_errmsg(j->db) : "out of memory");

@@ -62,6 +62,7 @@ struct ggi_grid_db {
 static int fail(ggi_grid_db *g, const char *what)
 {
     int code = sqlite3_errcode(g->db);
+    ggi_store_note_fault(g->store, code);
     return ggi_error(code == SQLITE_BUSY || code == SQLITE_LOCKED ? GG_EBUSY : GG_ESTORE,
                      "%s: %s", what, sqlite3_errmsg(g->db));
 }

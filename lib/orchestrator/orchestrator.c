@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
 
 #include "endpoint_rule.h"
 #include "orq.h"
@@ -391,6 +392,41 @@ void gg_orchestrator_destroy(gg_orchestrator_t **po)
     *po = NULL;
 }
 
+void ggi_orq_fail(gg_orchestrator_t *o, int fault, const char *why)
+{
+    const char *cause;
+    switch (fault & 0xff) {
+    case SQLITE_FULL: cause = "its filesystem is full"; break;
+    case SQLITE_READONLY:
+    case SQLITE_PERM:
+    case SQLITE_AUTH: cause = "it cannot be written (read-only)"; break;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED: cause = "another process keeps it locked"; break;
+    case SQLITE_IOERR: cause = "an I/O error"; break;
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB: cause = "it is damaged"; break;
+    default: cause = "it failed"; break;
+    }
+    pthread_mutex_lock(&o->done_mu);
+    if (!atomic_load(&o->failed)) {
+        snprintf(o->failed_msg, sizeof o->failed_msg,
+                 "stopped: cannot write to the database '%s' (%s: %s); what was committed is "
+                 "kept, and the unfinished tasks resume when it is opened again",
+                 o->db_path ? o->db_path : "?", cause, why && *why ? why : "no detail");
+        atomic_store(&o->failed, 1);
+    }
+    pthread_mutex_unlock(&o->done_mu);
+    ggi_log(&o->log, GG_LOG_ERROR, "%s", o->failed_msg);
+    ggi_orq_signal_done(o);
+}
+
+int ggi_orq_failed(gg_orchestrator_t *o)
+{
+    if (!atomic_load(&o->failed))
+        return GG_OK;
+    return ggi_error(GG_ESTORE, "%s", o->failed_msg);
+}
+
 int gg_orchestrator_submit(gg_orchestrator_t *o, const char *task_json, char **out_task_id)
 {
     if (out_task_id)
@@ -399,6 +435,8 @@ int gg_orchestrator_submit(gg_orchestrator_t *o, const char *task_json, char **o
         return ggi_error(GG_EINVAL, "orchestrator and task JSON must not be NULL");
     if (atomic_load(&o->stopping))
         return ggi_error(GG_ESTATE, "the orchestrator is shutting down");
+    if (ggi_orq_failed(o) != GG_OK)
+        return GG_ESTORE;
     ggi_task *t = NULL;
     int rc = ggi_task_parse(task_json, strlen(task_json), &t);
     if (rc != GG_OK)
@@ -531,6 +569,8 @@ int gg_orchestrator_wait(gg_orchestrator_t *o, const char *task_id, int timeout_
         int rc = read_result(o, task_id, out_result_json);
         if (rc != GG_EAGAIN)
             return rc;
+        if (ggi_orq_failed(o) != GG_OK)
+            return GG_ESTORE; /* it will not end in this run */
         if (wait_done(o, seen, deadline) == GG_ETIMEDOUT)
             return ggi_error(GG_ETIMEDOUT, "task '%s' did not end within %d ms", task_id,
                              timeout_ms);
@@ -588,6 +628,8 @@ int gg_orchestrator_drain(gg_orchestrator_t *o, int timeout_ms)
             return rc;
         if (c.queued + c.running == 0 && atomic_load(&o->ends_unheard) == 0)
             return GG_OK;
+        if (ggi_orq_failed(o) != GG_OK)
+            return GG_ESTORE;
         if (wait_done(o, seen, deadline) == GG_ETIMEDOUT)
             return ggi_error(GG_ETIMEDOUT, "%lld task(s) still unfinished after %d ms",
                              (long long)(c.queued + c.running), timeout_ms);

@@ -90,6 +90,9 @@ struct gg_orchestrator {
     int local_started;
     atomic_int stopping;
 
+    atomic_int failed;           /* the database could not be written: the scheduler
+                                  * stopped; failed_msg (written before) says why */
+    char failed_msg[1024];
     pthread_mutex_t done_mu;     /* guards done_gen; done_cv signals task ends */
     pthread_cond_t done_cv;
     uint64_t done_gen;
@@ -100,6 +103,14 @@ struct gg_orchestrator {
 void *ggi_scheduler_main(void *orq);
 /** Wakes waiters after task ends (done_gen++ and broadcast). */
 void ggi_orq_signal_done(struct gg_orchestrator *o);
+
+/* ---- orchestrator.c ---- */
+/** The scheduler stopped because the database could not be written (why: the error): from
+ * now on submit, wait and drain fail with GG_ESTORE and a message saying so. The first
+ * call counts; waiters are woken. */
+void ggi_orq_fail(struct gg_orchestrator *o, int fault, const char *why);
+/** GG_ESTORE with that message once ggi_orq_fail was called, else GG_OK. */
+int ggi_orq_failed(struct gg_orchestrator *o);
 
 /* ---- attempt.c ---- */
 

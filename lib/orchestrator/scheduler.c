@@ -205,6 +205,7 @@ typedef struct sched {
     long long tokens;       /* used by the attempts this run recorded */
     int n_watching;         /* clients watching events */
     ggi_buf ev_buf;         /* print buffer, reused: an event */
+    int dead;               /* the database could not be written: stop (ggi_orq_fail) */
 } sched;
 
 /* ---------------------------------------------------------------- helpers */
@@ -518,6 +519,27 @@ static void run_later(sched *s)
     s->n_later_rows = 0;
 }
 
+/* The writer gave up on a batch: nothing of it is durable, so nothing of it is told (no
+ * event, no reply, no result), and since the tasks in memory are ahead of the database now,
+ * the scheduler stops; the next start resumes from what was committed. */
+static void fail_batch(sched *s, ggi_batch *b, pending *pd)
+{
+    if (!s->dead)
+        ggi_orq_fail(s->o, b->fault, b->why);
+    s->dead = 1;
+    cJSON_Delete(pd->events);
+    pd->events = cJSON_CreateArray();
+    for (int i = 0; i < pd->n_out; i++)
+        free(pd->out[i].text);
+    pd->n_out = 0;
+    for (int i = 0; i < pd->n_ended; i++)
+        free(pd->ended[i].task_id);
+    atomic_fetch_sub(&s->o->ends_unheard, pd->n_ended);
+    pd->n_ended = 0;
+    pd->finished = 0;
+    ggi_batch_clear(b);
+}
+
 /* After a batch's commit: the host hears its events, the clients get their replies, the
  * clients waiting for the tasks it ended get their results and the learner learns from
  * them; then the tasks it claimed join the active set. What needs the database (reading
@@ -527,9 +549,10 @@ static void complete_batch(sched *s, ggi_batch *b, int idle)
 {
     int idx = (int)(b - s->batch);
     pending *pd = &s->pend[idx];
-    if (b->failed)
-        ggi_log(&s->o->log, GG_LOG_ERROR, "a batch of %d database writes was rolled back "
-                "(see above): its tasks resume from what was stored", b->n_ops);
+    if (b->failed) {
+        fail_batch(s, b, pd);
+        return;
+    }
     cJSON *ev;
     cJSON_ArrayForEach(ev, pd->events)
     {
@@ -619,13 +642,31 @@ static ggi_claim_request claim_request(sched *s, int coming)
  * the writer got a batch (it is busy now), 0 when there was nothing to write. */
 static int handoff(sched *s, ggi_batch *done)
 {
+    /* After a batch the writer gave up on, no later one may be written: it would record
+     * what follows from writes that are not there (attempt n + 1 without attempt n). */
+    if (done && done->failed)
+        complete_batch(s, done, 1);
+    if (s->dead) {
+        ggi_store_rollback(s->db);
+        return 0;
+    }
     run_later(s);
     save_scores(s);
     if (ggi_store_in_transaction(s->db)) {
         int rc = ggi_store_commit(s->db);
         if (rc != GG_OK) {
-            ggi_log(&s->o->log, GG_LOG_ERROR, "commit failed: %s", gg_error_last());
+            /* Its replies wait in the batch being gathered: they must not go out. */
+            char why[512];
+            snprintf(why, sizeof why, "%s", gg_error_last());
+            int fault = ggi_store_fault(s->db);
             ggi_store_rollback(s->db);
+            s->batch[s->cur].failed = 1;
+            s->batch[s->cur].fault = fault;
+            snprintf(s->batch[s->cur].why, sizeof s->batch[s->cur].why, "%s", why);
+            if (done)
+                complete_batch(s, done, 1); /* that one is durable: it is told */
+            complete_batch(s, &s->batch[s->cur], 1);
+            return 0;
         }
     }
     ggi_batch *b = &s->batch[s->cur];
@@ -2516,6 +2557,7 @@ void *ggi_scheduler_main(void *arg)
             cJSON_Delete(s.pend[k].events);
         return NULL;
     }
+    ggi_writer_watch_stop(s.writer, &o->stopping);
     /* The "none" retriever learns nothing: no learner, and no result is read back for it. */
     if (o->retriever && strcmp(gg_retriever_name(o->retriever), "none") != 0 &&
         ggi_learner_new(o->retriever, &o->log, GGI_LEARNER_QUEUE_MAX, &s.learner) != GG_OK)
@@ -2528,7 +2570,7 @@ void *ggi_scheduler_main(void *arg)
     int64_t unfinished = 0;
     if (ggi_grid_unfinished(s.g, &unfinished) == GG_OK)
         atomic_store(&o->queued, unfinished);
-    while (!atomic_load(&o->stopping)) {
+    while (!atomic_load(&o->stopping) && !s.dead) {
         /* The writer wrote the last batch meanwhile: what waited for it goes now, and the
          * tasks it claimed are dispatched. Jobs need no commit first: a result is recorded
          * only under the lease its job carries, so a job whose claim a crash undid comes
@@ -2544,6 +2586,8 @@ void *ggi_scheduler_main(void *arg)
         int writing = !ggi_writer_poll(s.writer, &done);
         if (!writing) {
             writing = handoff(&s, done); /* busy again with a new batch, or still idle */
+            if (s.dead)
+                break;
             dispatch(&s);
             send_batches(&s);
         }
@@ -2569,11 +2613,14 @@ void *ggi_scheduler_main(void *arg)
     }
     /* The last writes, and those that completing them made (a claimed task that cannot be
      * read ends at once). */
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 3 && !s.dead; i++) {
         handoff(&s, ggi_writer_wait(s.writer));
         sync_point(&s);
     }
-    requeue_all(&s);
+    if (!s.dead)
+        requeue_all(&s);
+    while (s.tasks) /* left running when dead: the next start requeues them (recover) */
+        remove_active(&s, s.tasks);
     ggi_writer_stop(&s.writer);
     while (s.nodes) {
         node *n = s.nodes;

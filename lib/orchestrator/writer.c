@@ -1,21 +1,32 @@
 /*
  * writer.c - the scheduler's writer thread (writer.h). A batch is written in one
  * transaction: its attempts (several to a statement), its other ops in order, then its claim
- * (fair across submitters, as the scheduler asked), then COMMIT. A failed op is logged and the rest go on; a failed COMMIT rolls the
- * whole batch back and says so (failed), so the scheduler never reports it as durable.
+ * (fair across submitters, as the scheduler asked), then COMMIT. An op that fails on its own
+ * (a constraint, a task ended already) is logged and the rest go on. A failure of the
+ * database itself (locked by another connection, full, an I/O error, read-only) rolls the
+ * whole batch back, and the batch is written again, whole, after a pause: no batch is ever
+ * committed in part or dropped while the scheduler goes on. When retrying does not help the
+ * writer gives up on the batch (failed), and the scheduler stops.
  */
 #include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "writer.h"
 
 #define MAX_SUBMITTERS 256 /* submitters served per claim */
+#define RETRY_FIRST_MS 50  /* pause before a failed batch is written again, doubling */
+#define RETRY_MAX_MS 1000
 
 struct ggi_writer {
     ggi_store *s;
     ggi_grid_db *g;
     const ggi_logger *log;
+    const atomic_int *host_stopping; /* the orchestrator is shutting down */
+    ggi_log_repeat repeat;           /* the same error, try after try, logged once */
+    char why[384];                   /* why the last try failed */
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -154,6 +165,8 @@ static int claim(ggi_writer *w, ggi_batch *b)
 static void attempt_failed(void *user, const ggi_attempt_in *a)
 {
     ggi_writer *w = user;
+    if (ggi_store_fault(w->s))
+        return; /* the batch fails as a whole, and says why once */
     ggi_log(w->log, GG_LOG_ERROR, "writer: task %lld: %s", (long long)a->seq, gg_error_last());
 }
 
@@ -191,46 +204,93 @@ static int write_attempts(ggi_writer *w, const ggi_batch *b)
     return ggi_store_attempts_add(w->s, w->attempts, n, attempt_failed, w);
 }
 
-static void write_batch(ggi_writer *w, ggi_batch *b)
+/* A try failed: rolls everything back (the claim too: its tasks stay queued) and returns
+ * the fault (ggi_store_fault, or SQLITE_ERROR when SQLite rolled back without naming one). */
+static int try_lost(ggi_writer *w, ggi_batch *b)
+{
+    int fault = ggi_store_fault(w->s);
+    snprintf(w->why, sizeof w->why, "%s", gg_error_last());
+    ggi_store_rollback(w->s);
+    release_claimed(b);
+    b->queue_empty = 0;
+    return fault ? fault : SQLITE_ERROR;
+}
+
+/* One try at writing the batch in one transaction: 0 when it is committed, else the fault
+ * (everything rolled back). */
+static int try_batch(ggi_writer *w, ggi_batch *b)
 {
     release_claimed(b);
-    b->failed = 0;
-    int rc = ggi_store_begin(w->s);
-    if (rc != GG_OK) {
-        ggi_log(w->log, GG_LOG_ERROR, "writer: %s", gg_error_last());
-        b->failed = 1;
-        return;
-    }
+    b->queue_empty = 0;
+    if (ggi_store_begin(w->s) != GG_OK)
+        return try_lost(w, b);
     /* The attempts first, several to a statement; then the other ops in order (an attempt
      * and its task's end are in the same transaction either way). */
-    if (write_attempts(w, b) != GG_OK) {
-        b->failed = 1;
-        return;
-    }
+    if (write_attempts(w, b) != GG_OK || ggi_store_fault(w->s))
+        return try_lost(w, b);
     for (int i = 0; i < b->n_ops; i++) {
-        if (b->ops[i].kind == GGI_OP_ATTEMPT)
+        if (b->ops[i].kind == GGI_OP_ATTEMPT || run_op(w, &b->ops[i]) == GG_OK)
             continue;
-        if (run_op(w, &b->ops[i]) != GG_OK)
-            ggi_log(w->log, GG_LOG_ERROR, "writer: task %lld: %s", (long long)b->ops[i].seq,
-                    gg_error_last());
-        /* SQLite may have rolled the transaction back by itself (I/O error, full disk). */
-        if (!ggi_store_in_transaction(w->s)) {
-            b->failed = 1;
-            return;
-        }
+        /* SQLite may also have rolled the transaction back by itself (I/O error, full disk). */
+        if (ggi_store_fault(w->s) || !ggi_store_in_transaction(w->s))
+            return try_lost(w, b);
+        ggi_log(w->log, GG_LOG_ERROR, "writer: task %lld: %s", (long long)b->ops[i].seq,
+                gg_error_last());
     }
     if (b->claim.want > 0 && claim(w, b) != GG_OK) {
+        if (ggi_store_fault(w->s) || !ggi_store_in_transaction(w->s))
+            return try_lost(w, b);
         ggi_log(w->log, GG_LOG_ERROR, "claiming tasks: %s", gg_error_last());
         /* Rows claimed before the error are kept (their marks are in this transaction). */
     }
-    if (ggi_store_commit(w->s) != GG_OK) {
-        ggi_log(w->log, GG_LOG_ERROR, "commit failed: %s", gg_error_last());
-        ggi_store_rollback(w->s);
-        b->failed = 1;
-        /* The claim was rolled back with the rest: its tasks are still in the queue, and
-         * must not also become active. */
-        release_claimed(b);
-        b->queue_empty = 0;
+    if (ggi_store_commit(w->s) != GG_OK)
+        return try_lost(w, b);
+    return 0;
+}
+
+static void write_batch(ggi_writer *w, ggi_batch *b)
+{
+    b->failed = 0;
+    b->fault = 0;
+    b->why[0] = 0;
+    double first_ms = 0;
+    int tries = 0, pause_ms = RETRY_FIRST_MS;
+    for (;;) {
+        int fault = try_batch(w, b);
+        if (!fault) {
+            if (tries > 0) {
+                ggi_log_repeat_flush(w->log, &w->repeat);
+                ggi_log(w->log, GG_LOG_WARN, "writer: a batch of %d database writes was "
+                        "written whole after %d failed tr%s", b->n_ops, tries,
+                        tries == 1 ? "y" : "ies");
+            }
+            return;
+        }
+        double now = ggi_now_ms();
+        if (tries++ == 0)
+            first_ms = now;
+        int locked = fault == SQLITE_BUSY || fault == SQLITE_LOCKED;
+        int stopping = w->host_stopping && atomic_load(w->host_stopping);
+        /* Another connection's lock passes (it is retried for long); other faults rarely do
+         * (a few tries); a shutdown does not wait long for either. */
+        int again = locked && !stopping ? now - first_ms < GGI_WRITER_LOCKED_MS
+                                        : tries < GGI_WRITER_TRIES;
+        ggi_log_repeated(w->log, &w->repeat, GG_LOG_ERROR, "writer: %s; %s", w->why,
+                         again ? "the batch is rolled back and written again"
+                               : "giving up on the batch");
+        if (!again) {
+            ggi_log_repeat_flush(w->log, &w->repeat);
+            b->failed = 1;
+            b->fault = fault;
+            if (locked)
+                snprintf(b->why, sizeof b->why, "%s (another connection still held the "
+                         "lock after %d s of retries)", w->why, (int)((now - first_ms) / 1000.0));
+            else
+                snprintf(b->why, sizeof b->why, "%s", w->why);
+            return;
+        }
+        ggi_sleep_ms(pause_ms);
+        pause_ms = pause_ms * 2 < RETRY_MAX_MS ? pause_ms * 2 : RETRY_MAX_MS;
     }
 }
 
@@ -276,6 +336,13 @@ int ggi_writer_start(ggi_store *s, ggi_grid_db *g, const ggi_logger *log, ggi_wr
     }
     *out = w;
     return GG_OK;
+}
+
+void ggi_writer_watch_stop(ggi_writer *w, const atomic_int *stopping)
+{
+    pthread_mutex_lock(&w->mu);
+    w->host_stopping = stopping;
+    pthread_mutex_unlock(&w->mu);
 }
 
 void ggi_writer_submit(ggi_writer *w, ggi_batch *b)

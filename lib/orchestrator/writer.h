@@ -40,7 +40,10 @@ typedef struct ggi_batch {
     int n_ops, cap_ops;
     ggi_claim_request claim;
     /* results, when done */
-    int failed;               /* the transaction was rolled back: none of the ops is durable */
+    int failed;               /* the writer gave up on the batch (a fault that retrying did
+                               * not cure, or shutdown): none of its ops is durable */
+    int fault;                /* then the primary SQLite code of the last try (ggi_store_fault) */
+    char why[512];            /* and its error message */
     ggi_claimed *claimed;     /* n_claimed for the scheduler to read */
     int n_claimed, cap_claimed;
     int n_held;               /* claimed entries whose blocks the writer frees next time */
@@ -50,8 +53,18 @@ typedef struct ggi_batch {
 
 typedef struct ggi_writer ggi_writer;
 
-/** Starts the thread on the scheduler's connection (s) and grid statements (g). */
+/** Starts the thread on the scheduler's connection (s) and grid statements (g). A batch that
+ * fails is rolled back whole and written again: while another connection holds the lock,
+ * for up to GGI_WRITER_LOCKED_MS; after any other fault (a full disk, an I/O error), up to
+ * GGI_WRITER_TRIES times in all. Then (or, with a stop flag that is set, after
+ * GGI_WRITER_TRIES tries either way) the writer gives up on it (failed). Repeated errors
+ * are logged once with their count. */
+#define GGI_WRITER_LOCKED_MS 120000.0
+#define GGI_WRITER_TRIES 3
 int ggi_writer_start(ggi_store *s, ggi_grid_db *g, const ggi_logger *log, ggi_writer **out);
+/** Gives the writer the owner's stop flag (before the first batch): during a shutdown a
+ * locked database is not waited for long. */
+void ggi_writer_watch_stop(ggi_writer *w, const atomic_int *stopping);
 /** Hands over a batch (the writer must be idle). */
 void ggi_writer_submit(ggi_writer *w, ggi_batch *b);
 /** Waits until the batch handed over is done (at once when idle); returns it, or NULL when

@@ -27,6 +27,7 @@
 
 #include <sqlite3.h>
 
+#include "../core/dbfile.h"
 #include "../core/ggi.h"
 #include "chunker.h"
 #include "fts5.h"
@@ -387,7 +388,13 @@ static int conn_open(const char *path, conn **out)
     conn *c = calloc(1, sizeof *c);
     if (!c)
         return ggi_error(GG_ENOMEM, "out of memory");
-    int rc = sqlite3_open_v2(path, &c->db,
+    /* A new index is its owner's only, as every database of the library. */
+    int rc = ggi_dbfile_create_private(path);
+    if (rc) {
+        free(c);
+        return rc;
+    }
+    rc = sqlite3_open_v2(path, &c->db,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                              NULL);
     if (rc != SQLITE_OK) {

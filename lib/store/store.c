@@ -12,6 +12,7 @@
 
 #include <sqlite3.h>
 
+#include "../core/dbfile.h"
 #include "checkpointer.h"
 #include "store.h"
 
@@ -334,6 +335,7 @@ struct ggi_store {
     ggi_checkpointer *checkpointer; /* or NULL: SQLite checkpoints on this connection */
     sqlite3_stmt *stmts[Q_COUNT_];
     unsigned char in_use[Q_COUNT_]; /* a cached statement lent out and not yet returned */
+    int fault; /* the database's own failure since the last begin (ggi_store_fault), or 0 */
 };
 
 /* ---- errors ---- */
@@ -363,7 +365,40 @@ static int fail(ggi_store *s, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
+    ggi_store_note_fault(s, sqlite3_extended_errcode(s->db));
     return fail_db(s->db, what);
+}
+
+int ggi_store_fault_kind(int sqlite_code)
+{
+    switch (sqlite_code & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_FULL:
+    case SQLITE_IOERR:
+    case SQLITE_READONLY:
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+    case SQLITE_CANTOPEN:
+    case SQLITE_NOMEM:
+    case SQLITE_PERM:
+    case SQLITE_PROTOCOL:
+    case SQLITE_NOLFS:
+    case SQLITE_AUTH: return sqlite_code & 0xff;
+    default: return 0;
+    }
+}
+
+void ggi_store_note_fault(ggi_store *s, int sqlite_code)
+{
+    int kind = ggi_store_fault_kind(sqlite_code);
+    if (s && kind && !s->fault)
+        s->fault = kind;
+}
+
+int ggi_store_fault(ggi_store *s)
+{
+    return s ? s->fault : 0;
 }
 
 static int is_constraint(ggi_store *s, int ext)
@@ -712,6 +747,22 @@ static int migrate(ggi_store *s)
     }
 }
 
+/* After a failed open: adds why the files cannot be used (a read-only filesystem, a
+ * missing directory, permissions) to SQLite's "unable to open database file". */
+static void explain_open_failure(ggi_store *s)
+{
+    int kind = ggi_store_fault_kind(s->fault);
+    if (kind != SQLITE_CANTOPEN && kind != SQLITE_READONLY && kind != SQLITE_PERM &&
+        kind != SQLITE_IOERR && kind != SQLITE_AUTH)
+        return;
+    char why[1024], was[1024];
+    if (!ggi_dbfile_explain(s->path, why, sizeof why)[0])
+        return;
+    int code = gg_error_last_code();
+    snprintf(was, sizeof was, "%s", gg_error_last());
+    ggi_error(code ? code : GG_ESTORE, "%s (%s)", was, why);
+}
+
 int ggi_store_open(ggi_store **out, const char *path)
 {
     if (!out)
@@ -732,12 +783,19 @@ int ggi_store_open(ggi_store **out, const char *path)
 #ifdef SQLITE_OPEN_EXRESCODE
     flags |= SQLITE_OPEN_EXRESCODE;
 #endif
-    int rc = sqlite3_open_v2(path, &s->db, flags, NULL);
+    /* A new database is its owner's only (its -wal and -shm get the same mode). */
+    int rc = ggi_dbfile_create_private(path);
+    if (rc != GG_OK) {
+        ggi_store_close(&s);
+        return rc;
+    }
+    rc = sqlite3_open_v2(path, &s->db, flags, NULL);
     if (rc != SQLITE_OK) {
         if (s->db)
             rc = fail(s, "opening database '%s'", path);
         else
             rc = ggi_error(GG_ENOMEM, "opening database '%s': %s", path, sqlite3_errstr(rc));
+        explain_open_failure(s);
         ggi_store_close(&s);
         return rc;
     }
@@ -750,6 +808,14 @@ int ggi_store_open(ggi_store **out, const char *path)
      */
     int version = 0;
     rc = pragma_int(s, "PRAGMA user_version", &version, "opening database");
+    /* SQLite opens a file it may not write read-only, without a word; every write would
+     * then fail. Say so now, and why. */
+    if (!rc && sqlite3_db_readonly(s->db, "main") == 1) {
+        char why[1024];
+        ggi_dbfile_explain(path, why, sizeof why);
+        rc = ggi_error(GG_ESTORE, "database '%s' is read-only: %s", path,
+                       why[0] ? why : "SQLite could open it for reading only");
+    }
     if (!rc && version > GGI_STORE_SCHEMA_VERSION)
         rc = refuse_newer(s, version);
     if (!rc)
@@ -772,6 +838,7 @@ int ggi_store_open(ggi_store **out, const char *path)
     if (!rc)
         rc = exec_sql(s, "PRAGMA foreign_keys=ON", "configuring database");
     if (rc) {
+        explain_open_failure(s);
         ggi_store_close(&s);
         return rc;
     }
@@ -831,6 +898,7 @@ int ggi_store_begin(ggi_store *s)
     if (!sqlite3_get_autocommit(s->db))
         return ggi_error(GG_ESTATE, "a transaction is already open (transactions do not nest)");
     counts_forget(s); /* left by a transaction SQLite rolled back by itself */
+    s->fault = 0;
     return run_simple(s, Q_BEGIN, "starting a transaction");
 }
 

@@ -56,6 +56,18 @@ int ggi_store_begin(ggi_store *s);
 int ggi_store_commit(ggi_store *s);
 int ggi_store_rollback(ggi_store *s);
 
+/**
+ * The database's own failure (not the operation's) met on this connection since the last
+ * ggi_store_begin: the primary SQLite code (SQLITE_BUSY, SQLITE_LOCKED, SQLITE_FULL,
+ * SQLITE_IOERR, SQLITE_READONLY, SQLITE_CORRUPT, ...), or 0. A batch with such a failure
+ * must not be committed in part: a constraint failure is the operation's (0 here), a full
+ * disk is not. note_fault records one found on the same connection by other code
+ * (grid_store.c); fault_kind maps an (extended) SQLite code to such a primary code or 0.
+ */
+int ggi_store_fault(ggi_store *s);
+void ggi_store_note_fault(ggi_store *s, int sqlite_code);
+int ggi_store_fault_kind(int sqlite_code);
+
 /** 1 while a transaction is open on this connection, else 0. */
 int ggi_store_in_transaction(ggi_store *s);
 

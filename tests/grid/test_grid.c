@@ -910,9 +910,16 @@ static void test_embedded_plus_remote(void)
 static void count_log(void *user, int level, const char *message)
 {
     (void)level;
-    int *n = user;
-    n[0] += strstr(message, "999999") != NULL;
-    n[1] += strstr(message, "locked") != NULL;
+    int *n = user; /* read by the test while the writer's thread logs */
+    __atomic_fetch_add(&n[0], strstr(message, "999999") != NULL, __ATOMIC_SEQ_CST);
+    __atomic_fetch_add(&n[1], strstr(message, "locked") != NULL, __ATOMIC_SEQ_CST);
+}
+
+/* A commit hook that turns every COMMIT into a ROLLBACK, counting them. */
+static int refuse_commit(void *user)
+{
+    ++*(int *)user;
+    return 1;
 }
 
 /* A worker whose attempt's record is too large for one message sends its infrastructure
@@ -1038,8 +1045,9 @@ static void test_writer(void)
     CHECK(test_db_int(db, "SELECT count(*) FROM events WHERE kind = 'node.joined'") == 1);
     CHECK(test_db_int(db, "SELECT n FROM node_scores WHERE node = 'n1'") == 3);
     ggi_batch_clear(&b);
-    /* Another connection holds the write lock past the busy timeout: the batch fails as a
-     * whole, says so, and writes nothing; once the lock is gone the same kind of batch goes. */
+    /* Another connection holds the write lock past the busy timeout: the batch is rolled back
+     * and written again, whole, until the lock is gone; it says so, and writes nothing
+     * meanwhile. */
     CHECK_RC(ggi_store_set_busy_timeout(st, 50), 0);
     sqlite3 *other = NULL;
     CHECK(sqlite3_open(db, &other) == SQLITE_OK);
@@ -1047,25 +1055,34 @@ static void test_writer(void)
     ggi_op a2 = { .kind = GGI_OP_ATTEMPT, .seq = seqs[1], .n = 1, .passed = 0, .count = 1,
                   .ts = 4.0, .text = ggi_strdup("{\"n\":1}") };
     ggi_op a3 = a2;
-    a3.text = ggi_strdup("{\"n\":1}");
+    a3.n = a3.count = 2;
+    a3.text = ggi_strdup("{\"n\":2}");
     CHECK_RC(ggi_batch_add(&b, &a2), 0);
     logged[1] = 0;
     ggi_writer_submit(w, &b);
-    CHECK(ggi_writer_wait(w) == &b);
-    CHECK(b.failed == 1);
-    CHECK(logged[1] == 1); /* the lock is logged */
+    for (double end = ggi_now_ms() + 60000;
+         __atomic_load_n(&logged[1], __ATOMIC_SEQ_CST) == 0 && ggi_now_ms() < end;)
+        ggi_sleep_ms(1);
+    CHECK(__atomic_load_n(&logged[1], __ATOMIC_SEQ_CST) >= 1); /* the lock is logged */
+    ggi_batch *none = NULL;
+    CHECK(ggi_writer_poll(w, &none) == 0); /* and waited out, not given up */
+    CHECK(test_db_int(db, "SELECT count(*) FROM attempts") == 1);
     sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL);
     sqlite3_close(other);
-    CHECK(test_db_int(db, "SELECT count(*) FROM attempts") == 1);
+    CHECK(ggi_writer_wait(w) == &b);
+    CHECK(!b.failed);
+    CHECK(test_db_int(db, "SELECT count(*) FROM attempts") == 2);
+    CHECK(test_db_int(db, "SELECT attempts FROM tasks WHERE task_id = 'w1'") == 1);
     ggi_batch_clear(&b);
     CHECK_RC(ggi_batch_add(&b, &a3), 0);
     ggi_writer_submit(w, &b);
     CHECK(ggi_writer_wait(w) == &b);
     CHECK(!b.failed);
-    CHECK(test_db_int(db, "SELECT count(*) FROM attempts") == 2);
-    CHECK(test_db_int(db, "SELECT attempts FROM tasks WHERE task_id = 'w1'") == 1);
-    /* A COMMIT that fails (here a foreign key checked only at COMMIT) rolls the claim back
-     * with the rest: its tasks stay in the queue and none is handed over as claimed. */
+    CHECK(test_db_int(db, "SELECT count(*) FROM attempts") == 3);
+    CHECK(test_db_int(db, "SELECT attempts FROM tasks WHERE task_id = 'w1'") == 2);
+    /* A COMMIT that keeps failing (here a commit hook refuses every one) is tried
+     * GGI_WRITER_TRIES times, then the writer gives up: the claim is rolled back with the
+     * rest, its tasks stay in the queue and none is handed over as claimed. */
     ggi_batch_clear(&b);
     CHECK_RC(ggi_store_begin(st), 0); /* the writer is idle: this thread may write */
     for (int i = 6; i < 8; i++) {
@@ -1079,19 +1096,20 @@ static void test_writer(void)
     CHECK_RC(ggi_store_commit(st), 0);
     CHECK(test_db_int(db, "SELECT count(*) FROM queue") == 2);
     long long queued_before = test_db_int(db, "SELECT n FROM task_counts WHERE status = 'queued'");
-    CHECK(sqlite3_exec(ggi_store_sqlite(st), "PRAGMA defer_foreign_keys = ON", NULL, NULL,
-                       NULL) == SQLITE_OK);
-    ggi_op orphan = { .kind = GGI_OP_ATTEMPT, .seq = 999998, .n = 1, .passed = 0,
-                      .count = 0, .ts = 6.0, .text = ggi_strdup("{\"n\":1}") };
-    CHECK_RC(ggi_batch_add(&b, &orphan), 0);
+    int commits_refused = 0;
+    sqlite3_commit_hook(ggi_store_sqlite(st), refuse_commit, &commits_refused);
+    ggi_op a4 = { .kind = GGI_OP_ATTEMPT, .seq = seqs[2], .n = 1, .passed = 0,
+                  .count = 1, .ts = 6.0, .text = ggi_strdup("{\"n\":1}") };
+    CHECK_RC(ggi_batch_add(&b, &a4), 0);
     b.claim.want = 5;
     logged[0] = 0;
     ggi_writer_submit(w, &b);
     CHECK(ggi_writer_wait(w) == &b);
-    CHECK(b.failed == 1);
+    sqlite3_commit_hook(ggi_store_sqlite(st), NULL, NULL);
+    CHECK(b.failed == 1 && commits_refused == GGI_WRITER_TRIES);
     CHECK(b.n_claimed == 0 && !b.queue_empty);
     CHECK(test_db_int(db, "SELECT count(*) FROM queue") == 2);
-    CHECK(test_db_int(db, "SELECT count(*) FROM attempts") == 2);
+    CHECK(test_db_int(db, "SELECT count(*) FROM attempts") == 3);
     CHECK(test_db_int(db, "SELECT n FROM task_counts WHERE status = 'queued'") == queued_before);
     /* The next batch claims them. */
     ggi_batch_clear(&b);
