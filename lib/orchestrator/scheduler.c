@@ -2480,6 +2480,49 @@ static int role_allows(const char *role, ggp_type t)
     return 0;
 }
 
+/* The rid of a client request the hub will not serve (refused by role, or malformed), read
+ * from its text when it has one; -1 when there is none to answer. */
+static long long request_rid(const gg_transport_msg *msg, const cJSON *body)
+{
+    cJSON *parsed = NULL;
+    if (!body && msg->len <= GGP_MAX_MESSAGE) {
+        parsed = cJSON_ParseWithLength(msg->data, msg->len);
+        body = parsed;
+    }
+    long long rid = -1;
+    if (ggi_json_int(body, "rid", 1, 0, (1LL << 53), &rid) != GG_OK)
+        rid = -1;
+    cJSON_Delete(parsed);
+    return rid;
+}
+
+/* What sending a message of type t asks for, in words. */
+static const char *what_type_does(ggp_type t)
+{
+    switch (t) {
+    case GGP_SUBMIT: return "submit";
+    case GGP_WAIT: return "wait for a task";
+    case GGP_STATUS: return "ask for status";
+    case GGP_CANCEL: return "cancel";
+    case GGP_WATCH: return "watch events";
+    case GGP_RESULTS: return "send results";
+    default: return ggp_type_name(t);
+    }
+}
+
+/* Tells a peer why the hub will not serve its request (nothing for messages without rid,
+ * except a hello, answered with rid 0 as a refused version is). */
+static void refuse_request(sched *s, const gg_transport_msg *msg, ggp_type t, const cJSON *body,
+                           int code, const char *why)
+{
+    long long rid = t == GGP_HELLO ? 0 : request_rid(msg, body);
+    if (rid < 0)
+        return;
+    identity to;
+    set_identity(&to, msg->peer, msg->peer_len);
+    reply_error(s, &to, rid, code, why);
+}
+
 static void on_message(sched *s, const gg_transport_msg *msg)
 {
     gg_orchestrator_t *o = s->o;
@@ -2492,8 +2535,12 @@ static void on_message(sched *s, const gg_transport_msg *msg)
         m.type = GGP_RESULTS;
     else if (ggp_decode(msg->data, msg->len, &m) != GG_OK) {
         atomic_fetch_add(&o->n_dropped, 1);
+        char why[512];
+        snprintf(why, sizeof why, "bad request: %s", gg_error_last());
         ggi_log(&o->log, GG_LOG_WARN, "dropping a message of %zu bytes: %s", msg->len,
                 gg_error_last());
+        /* A client's request with a rid hears why (a worker's message has none). */
+        refuse_request(s, msg, GGP_UNKNOWN, NULL, GG_EINVAL, why);
         return;
     }
     const char *role = sender_role(msg);
@@ -2505,6 +2552,16 @@ static void on_message(sched *s, const gg_transport_msg *msg)
         atomic_fetch_add(&o->n_dropped, 1);
         ggi_log(&o->log, GG_LOG_WARN, "dropping a '%s' message: not allowed for role '%s'",
                 ggp_type_name(m.type), role[0] ? role : "-");
+        char why[160];
+        if (m.type == GGP_HELLO)
+            snprintf(why, sizeof why, "forbidden: role %s may not say hello as a %s",
+                     role[0] ? role : "-",
+                     cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m.body, "role")));
+        else
+            snprintf(why, sizeof why, "forbidden: role %s may not %s", role[0] ? role : "-",
+                     what_type_does(m.type));
+        if (ggp_type_class(m.type) & ~GGP_CLASS_HUB)
+            refuse_request(s, msg, m.type, m.body, GG_EUNSUPPORTED, why);
         ggp_msg_free(&m);
         ggp_results_free(fast, n_fast);
         return;

@@ -427,10 +427,12 @@ static int make_keys(keys *k)
 
 /* Another listed worker key cannot answer for the honest worker: not with the exact leases,
  * and not even from the honest worker's connection identity once that worker has gone. */
+static keys k;
+static int have_keys;
+
 static void test_key_binding(void)
 {
-    keys k;
-    if (!make_keys(&k)) {
+    if (!have_keys) {
         fprintf(stderr, "libzmq without CURVE: test_key_binding skipped\n");
         return;
     }
@@ -478,6 +480,104 @@ static void test_key_binding(void)
     gg_orchestrator_destroy(&o);
 }
 
+/* ---- 2. refusals are answered ---- */
+
+static gg_client_t *client_with(const char *ep, const char *key_file, const char *server_pub)
+{
+    gg_client_options co = GG_CLIENT_OPTIONS_INIT;
+    co.connect = ep;
+    co.curve_key_file = key_file;
+    co.curve_server_key = server_pub;
+    co.insecure = key_file == NULL;
+    co.timeout_ms = 60000; /* a refusal must come as an answer, not as a time-out */
+    gg_client_t *c = NULL;
+    CHECK_RC(gg_client_new(&c, &co), 0);
+    return c;
+}
+
+/* A worker key that asks for what its role may not hears why, at once; a submission with
+ * entries that are not tasks gets errors by index, and its good tasks are taken. */
+static void test_refusals(void)
+{
+    if (!have_keys) {
+        fprintf(stderr, "libzmq without CURVE: test_refusals skipped\n");
+        return;
+    }
+    char ep[64], db[300], buf[512];
+    endpoint(ep, sizeof ep);
+    snprintf(db, sizeof db, "%s/refusals.db", dir);
+    gg_orchestrator_t *o = serve(ep, db, k.server_key, k.auth);
+    if (!o)
+        return;
+    gg_client_t *c = client_with(ep, k.worker_key, k.server_pub);
+    if (c) {
+        char *out = NULL;
+        CHECK_RC(gg_client_submit(c, task_json(buf, sizeof buf, "r", 0), &out), GG_EUNSUPPORTED);
+        CHECK_CONTAINS(gg_error_last(), "forbidden: role worker may not submit");
+        CHECK(out == NULL);
+        CHECK_RC(gg_client_status(c, NULL, &out), GG_EUNSUPPORTED);
+        CHECK_CONTAINS(gg_error_last(), "forbidden: role worker may not ask for status");
+        CHECK_RC(gg_client_cancel(c, "r0"), GG_EUNSUPPORTED);
+        CHECK_CONTAINS(gg_error_last(), "forbidden: role worker may not cancel");
+        gg_client_destroy(&c);
+    }
+    CHECK(test_db_int(db, "SELECT count(*) FROM tasks") == 0);
+
+    /* An admin's batch: a task, a number, a task with a bad language, a string, a task. */
+    c = client_with(ep, k.admin_key, k.server_pub);
+    if (c) {
+        char *out = NULL;
+        CHECK_RC(gg_client_submit_batch(c, "[{\"task_id\":\"g1\",\"language\":\"python\"},"
+                                           "5,{\"task_id\":\"b1\",\"language\":\"cobol\"},"
+                                           "\"x\",{\"task_id\":\"g2\",\"language\":\"c\"}]",
+                                        &out), GG_OK);
+        cJSON *r = out ? cJSON_Parse(out) : NULL;
+        const cJSON *ids = cJSON_GetObjectItem(r, "ids"), *errors = cJSON_GetObjectItem(r, "errors");
+        CHECK(cJSON_GetArraySize(ids) == 5);
+        CHECK_STR(cJSON_GetStringValue(cJSON_GetArrayItem(ids, 0)), "g1");
+        CHECK(cJSON_IsNull(cJSON_GetArrayItem(ids, 1)));
+        CHECK(cJSON_IsNull(cJSON_GetArrayItem(ids, 2)));
+        CHECK(cJSON_IsNull(cJSON_GetArrayItem(ids, 3)));
+        CHECK_STR(cJSON_GetStringValue(cJSON_GetArrayItem(ids, 4)), "g2");
+        CHECK(cJSON_GetArraySize(errors) == 3);
+        int want[] = { 1, 2, 3 };
+        for (int i = 0; i < 3 && i < cJSON_GetArraySize(errors); i++) {
+            const cJSON *e = cJSON_GetArrayItem(errors, i);
+            CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(e, "index")) == want[i]);
+            CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(e, "code")) == GG_EINVAL);
+            CHECK(cJSON_GetStringValue(cJSON_GetObjectItem(e, "message")) != NULL);
+        }
+        CHECK_CONTAINS(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(errors, 0),
+                                                                "message")), "object");
+        CHECK_CONTAINS(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(errors, 1),
+                                                                "message")), "language");
+        cJSON_Delete(r);
+        gg_free(out);
+        gg_client_destroy(&c);
+    }
+    CHECK(test_db_int(db, "SELECT count(*) FROM tasks WHERE task_id IN ('g1', 'g2')") == 2);
+    CHECK(test_db_int(db, "SELECT count(*) FROM tasks") == 2);
+
+    /* A request the decoder refuses, from a peer that sends it by hand, hears why. */
+    raw r;
+    raw_open_as(&r, ep, k.admin_key, k.server_pub, NULL);
+    raw_send(&r, "{\"ggp\":1,\"t\":\"hello\",\"role\":\"client\",\"name\":\"hand\","
+                 "\"versions\":[1]}");
+    cJSON *w = raw_recv(&r, "welcome", 10000);
+    CHECK(w != NULL);
+    cJSON_Delete(w);
+    raw_send(&r, "{\"ggp\":1,\"t\":\"submit\",\"rid\":77,\"tasks\":{}}");
+    cJSON *rep = raw_recv(&r, "reply", 10000);
+    CHECK(rep && cJSON_GetNumberValue(cJSON_GetObjectItem(rep, "rid")) == 77);
+    CHECK(rep && cJSON_IsFalse(cJSON_GetObjectItem(rep, "ok")));
+    CHECK(rep && cJSON_GetNumberValue(cJSON_GetObjectItem(rep, "code")) == GG_EINVAL);
+    CHECK_CONTAINS(cJSON_GetStringValue(cJSON_GetObjectItem(rep, "message")), "bad request");
+    CHECK_CONTAINS(cJSON_GetStringValue(cJSON_GetObjectItem(rep, "message")), "tasks");
+    cJSON_Delete(rep);
+    raw_close(&r);
+    gg_orchestrator_destroy(&o);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/gg-trust-XXXXXX");
@@ -485,8 +585,10 @@ int main(void)
         perror("mkdtemp");
         return 1;
     }
+    have_keys = make_keys(&k);
     test_forged_results();
     test_key_binding();
+    test_refusals();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)
