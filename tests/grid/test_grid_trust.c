@@ -578,6 +578,133 @@ static void test_refusals(void)
     gg_orchestrator_destroy(&o);
 }
 
+/* ---- 3. one odd worker fails nothing ---- */
+
+/* The names of the nodes a status lists (a client's view), comma-separated in out. */
+static void status_nodes(gg_client_t *c, char *out, size_t cap)
+{
+    char *st = NULL;
+    out[0] = '\0';
+    if (gg_client_status(c, NULL, &st) != GG_OK)
+        return;
+    cJSON *j = cJSON_Parse(st);
+    const cJSON *n;
+    size_t len = 0;
+    cJSON_ArrayForEach(n, cJSON_GetObjectItem(j, "nodes"))
+    {
+        const char *name = cJSON_GetStringValue(cJSON_GetObjectItem(n, "name"));
+        len += (size_t)snprintf(out + len, len < cap ? cap - len : 0, "%s%s", len ? "," : "",
+                                name ? name : "?");
+    }
+    cJSON_Delete(j);
+    gg_free(st);
+}
+
+/* Waits (up to 30 s) for task id to end, keeping the raw worker keep alive meanwhile. */
+static char *wait_ended(gg_orchestrator_t *o, raw *keep, const char *id)
+{
+    for (int i = 0; i < 150; i++) {
+        char *res = NULL;
+        if (gg_orchestrator_wait(o, id, 100, &res) == GG_OK)
+            return res;
+        cJSON_Delete(raw_recv(keep, "none", 100)); /* heartbeats */
+    }
+    return NULL;
+}
+
+/* A worker that says hello with caps that match nothing and then goes silent ends no task;
+ * one that announces only ["python3", "cc"] (no gpus, memory or executors) runs python and C
+ * tasks, and so does one that spells them "python" and "gcc"; both are listed in status. A
+ * task no connected node can run still fails once the node has proved itself. */
+static void test_odd_worker(void)
+{
+    char ep[64], db[300], buf[512];
+    endpoint(ep, sizeof ep);
+    snprintf(db, sizeof db, "%s/odd.db", dir);
+    gg_orchestrator_t *o = serve(ep, db, NULL, NULL);
+    if (!o)
+        return;
+    for (int i = 0; i < 4; i++)
+        CHECK_RC(gg_orchestrator_submit(o, task_json(buf, sizeof buf, "p", i), NULL), 0);
+    for (int i = 0; i < 2; i++) {
+        snprintf(buf, sizeof buf, "{\"task_id\":\"c%d\",\"language\":\"c\",\"prompt\":\"p\","
+                 "\"candidates\":[\"x\"]}", i);
+        CHECK_RC(gg_orchestrator_submit(o, buf, NULL), 0);
+    }
+    gg_client_t *c = client_with(ep, NULL, NULL);
+    char names[256];
+
+    /* Hello with caps that match nothing, then silence until it is dropped as dead. */
+    raw vanish;
+    raw_open(&vanish, ep);
+    CHECK(raw_hello_caps(&vanish, "vanish", 4, "{\"runtimes\":[\"cobol\"]}"));
+    if (c) {
+        status_nodes(c, names, sizeof names);
+        CHECK_STR(names, "vanish");
+    }
+    CHECK(test_db_int(db, "SELECT count(*) FROM tasks WHERE status NOT IN ('queued', 'running')")
+          == 0);
+    for (int i = 0; i < 1000 && stat_of(o, "nodes") != 0; i++)
+        ggi_sleep_ms(20);
+    CHECK(stat_of(o, "nodes") == 0);
+    raw_close(&vanish);
+    CHECK(test_db_int(db, "SELECT count(*) FROM tasks WHERE status NOT IN ('queued', 'running')")
+          == 0);
+
+    /* Only runtimes, as the odd worker announced them; and other spellings. */
+    raw odd, spelled;
+    raw_open(&odd, ep);
+    CHECK(raw_hello_caps(&odd, "odd", 3, "{\"runtimes\":[\"python3\",\"cc\"]}"));
+    raw_open(&spelled, ep);
+    CHECK(raw_hello_caps(&spelled, "spelled", 3, "{\"runtimes\":[\"Python\",\"gcc\"]}"));
+    if (c) {
+        status_nodes(c, names, sizeof names);
+        CHECK(strstr(names, "odd") && strstr(names, "spelled"));
+    }
+    cJSON *a = take_jobs(&odd, 3), *b = take_jobs(&spelled, 3);
+    CHECK(cJSON_GetArraySize(a) == 3);
+    CHECK(cJSON_GetArraySize(b) == 3);
+    int langs[2] = { 0, 0 };
+    cJSON *both[2] = { a, b };
+    for (int k = 0; k < 2; k++) {
+        const cJSON *j;
+        cJSON_ArrayForEach(j, both[k])
+        {
+            const char *lang = cJSON_GetStringValue(
+                cJSON_GetObjectItem(cJSON_GetObjectItem(j, "task"), "language"));
+            langs[lang && strcmp(lang, "c") == 0]++;
+        }
+    }
+    CHECK(langs[0] == 4 && langs[1] == 2);
+    CHECK(test_db_int(db, "SELECT count(*) FROM tasks WHERE status = 'error'") == 0);
+    const cJSON *j;
+    cJSON_ArrayForEach(j, a)
+        raw_pass(&odd, j, lease_of(j), "ok");
+    cJSON_ArrayForEach(j, b)
+        raw_pass(&spelled, j, lease_of(j), "ok");
+    for (int i = 0; i < 4; i++) {
+        snprintf(buf, sizeof buf, "p%d", i);
+        char *res = wait_ended(o, &odd, buf);
+        CHECK_CONTAINS(res, "\"status\":\"passed\"");
+        gg_free(res);
+    }
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+    raw_close(&spelled);
+
+    /* Fail fast still holds, on the word of a node that has delivered. */
+    snprintf(buf, sizeof buf, "{\"task_id\":\"mars\",\"language\":\"python\",\"requirements\":"
+             "{\"labels\":{\"zone\":\"mars\"}}}");
+    CHECK_RC(gg_orchestrator_submit(o, buf, NULL), 0);
+    char *res = wait_ended(o, &odd, "mars");
+    CHECK_CONTAINS(res, "no connected worker can run this task");
+    CHECK_CONTAINS(res, "label zone=mars");
+    gg_free(res);
+    raw_close(&odd);
+    gg_client_destroy(&c);
+    gg_orchestrator_destroy(&o);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/gg-trust-XXXXXX");
@@ -589,6 +716,7 @@ int main(void)
     test_forged_results();
     test_key_binding();
     test_refusals();
+    test_odd_worker();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)
