@@ -1477,6 +1477,19 @@ static void recompute_limit(sched *s)
 static void on_worker_hello(sched *s, const gg_transport_msg *msg, const cJSON *b)
 {
     node *n = find_node(s, msg->peer, msg->peer_len);
+    const char *key = ggi_zmq_hub_sender_key(&s->o->transport, s->o->hub);
+    const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "name"));
+    if (!name || !*name)
+        name = "worker";
+    if (n && (strcmp(n->key, key) != 0 || strncmp(n->name, name, GGP_MAX_NAME) != 0)) {
+        /* The same connection identity, but another key or another node: not the peer its
+         * leases were given to (an identity taken over after the holder went). Its jobs go
+         * back to the queue; the newcomer starts as a node of its own. */
+        drop_node(s, n, key[0] && strcmp(n->key, key) != 0
+                            ? "its connection identity said hello with another key"
+                            : "its connection identity said hello as another node");
+        n = NULL;
+    }
     if (!n) {
         if (s->n_nodes >= MAX_NODES) {
             ggi_log(&s->o->log, GG_LOG_WARN, "refusing a worker: %d nodes connected",
@@ -1492,9 +1505,8 @@ static void on_worker_hello(sched *s, const gg_transport_msg *msg, const cJSON *
         s->n_nodes++;
         atomic_store(&s->o->n_nodes, s->n_nodes);
     }
-    const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "name"));
-    snprintf(n->name, sizeof n->name, "%s", name && *name ? name : "worker");
-    snprintf(n->key, sizeof n->key, "%s", ggi_zmq_hub_sender_key(&s->o->transport, s->o->hub));
+    snprintf(n->name, sizeof n->name, "%s", name);
+    snprintf(n->key, sizeof n->key, "%s", key);
     long long slots = 1, queue = 0;
     ggi_json_int(b, "slots", 1, 1, 1024, &slots);
     ggi_json_int(b, "queue", 0, 0, 100000, &queue);

@@ -442,6 +442,7 @@ static void test_key_binding(void)
     gg_orchestrator_t *o = serve(ep, db, k.server_key, k.auth);
     if (!o)
         return;
+    long long requeued = stat_of(o, "requeued");
     raw honest;
     raw_open_as(&honest, ep, k.worker_key, k.server_pub, "honest-id");
     CHECK(raw_hello(&honest, "honest", 2));
@@ -474,6 +475,23 @@ static void test_key_binding(void)
         raw_close(&rogue);
     }
     CHECK(foreign == 2);
+    /* Over the taken identity, a hello under the honest name does not make the rogue the
+     * holder: the node is replaced, its jobs requeued, the old leases dead. */
+    raw_open_as(&rogue, ep, k.rogue_key, k.server_pub, "honest-id");
+    int said = raw_hello(&rogue, "honest", 1);
+    CHECK(said);
+    if (said) {
+        /* (requeued by the replacement, or by the holder's death if that came first) */
+        CHECK(wait_stat(o, "requeued", requeued + 2) >= requeued + 2);
+        long long stale = stat_of(o, "stale"), fo = stat_of(o, "foreign");
+        if (j1)
+            raw_pass(&rogue, j1, lease_of(j1), "EVIL");
+        for (int i = 0; i < 500 && stat_of(o, "stale") + stat_of(o, "foreign") < stale + fo + 1;
+             i++)
+            ggi_sleep_ms(20);
+        CHECK(stat_of(o, "stale") + stat_of(o, "foreign") == stale + fo + 1);
+    }
+    raw_close(&rogue);
     CHECK(test_db_int(db, "SELECT count(*) FROM attempts") == 0);
     CHECK(test_db_int(db, "SELECT count(*) FROM attempts WHERE code = 'EVIL'") == 0);
     cJSON_Delete(jobs);
