@@ -1,7 +1,8 @@
 """test_refusals.py - a refused client hears why, through the commands: `gryphgen serve` with
 CURVE keys admitting a worker key and a submitter key. `submit`, `status` and `cancel` run with
 the worker's key are answered "forbidden: role worker may not ..." and exit 2 (before, the
-orchestrator dropped them silently and the client timed out saying nothing useful). A
+orchestrator dropped them silently and the client timed out saying nothing useful); a worker
+run with the submitter's key logs why it is not taken. A
 submitter's file with a task of an unknown language gets that task's error by its place in
 the batch, exit 2, while the good tasks are taken."""
 
@@ -68,6 +69,21 @@ try:
               "%s with a worker key says why" % cmd[0], p.stderr)
     check("not allowed for role 'worker'" in read_log(), "the serve log shows the refusals",
           read_log())
+
+    # A worker started with the submitter's key is told why it is not taken.
+    wlog = os.path.join(work, "worker.log")
+    start(["worker", "--connect", ep, "--key", sub_key, "--server-key", server_pub,
+           "--name", "mistaken"], wlog)
+
+    def worker_told():
+        try:
+            with open(wlog, errors="replace") as f:
+                return "forbidden: role submitter may not say hello as a worker" in f.read()
+        except OSError:
+            return False
+
+    check(wait_until(worker_told, timeout=30), "a worker with a submitter key logs the refusal",
+          open(wlog, errors="replace").read() if os.path.exists(wlog) else "")
 
     p = as_submitter(["submit", tasks])
     check(p.returncode == 2, "a batch with a bad task: exit 2", p.stderr)
