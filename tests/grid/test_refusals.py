@@ -70,6 +70,14 @@ try:
     check("not allowed for role 'worker'" in read_log(), "the serve log shows the refusals",
           read_log())
 
+    # A key the orchestrator does not list is refused in the handshake, where no answer can
+    # come: the client's time-out names the likely causes.
+    stranger_key, _ = keygen("stranger")
+    p = gg(["status", "--connect", ep, "--key", stranger_key, "--server-key", server_pub],
+           timeout=60)
+    check(p.returncode != 0 and "does it list this client's key" in p.stderr,
+          "an unlisted key's time-out names the likely causes", p.stderr)
+
     # A worker started with the submitter's key is told why it is not taken.
     wlog = os.path.join(work, "worker.log")
     start(["worker", "--connect", ep, "--key", sub_key, "--server-key", server_pub,
