@@ -157,6 +157,13 @@ static const struct option client_longopts[] = {
     {NULL, 0, NULL, 0},
 };
 
+/* The exit code of a failed request: a refusal by the orchestrator (this key's role may not
+ * send it) or a bad request is the caller's to fix (2); anything else is infrastructure (1). */
+static int refused_status(int rc)
+{
+    return rc == GG_EUNSUPPORTED || rc == GG_EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_INFRA;
+}
+
 /* Sends one batch; prints the ids (or errors) in order. Returns an exit code. */
 static int send_batch(gg_client_t *c, cJSON *batch, cJSON *all_ids)
 {
@@ -176,7 +183,7 @@ static int send_batch(gg_client_t *c, cJSON *batch, cJSON *all_ids)
     cJSON_free(text);
     if (rc != 0) {
         cli_errorf("submit: %s", gg_error_last());
-        return CLI_EXIT_INFRA;
+        return refused_status(rc);
     }
     cJSON *r = cJSON_Parse(reply);
     gg_free(reply);
@@ -339,7 +346,7 @@ int cli_cmd_status(int argc, char **argv)
         printf("%s\n", out);
     } else {
         cli_errorf("status: %s", gg_error_last());
-        status = rc == GG_ENOTFOUND ? CLI_EXIT_USAGE : CLI_EXIT_INFRA;
+        status = rc == GG_ENOTFOUND ? CLI_EXIT_USAGE : refused_status(rc);
     }
     gg_free(out);
     gg_client_destroy(&c);
@@ -357,7 +364,7 @@ int cli_cmd_cancel(int argc, char **argv)
     int rc = gg_client_cancel(c, argv[optind]);
     if (rc != 0) {
         cli_errorf("cancel: %s", gg_error_last());
-        status = rc == GG_ENOTFOUND || rc == GG_ESTATE ? CLI_EXIT_USAGE : CLI_EXIT_INFRA;
+        status = rc == GG_ENOTFOUND || rc == GG_ESTATE ? CLI_EXIT_USAGE : refused_status(rc);
     }
     gg_client_destroy(&c);
     return status;
@@ -384,9 +391,10 @@ int cli_cmd_watch(int argc, char **argv)
     double left = timeout_ms ? (double)timeout_ms : -1;
     while (!cli_interrupted && (left < 0 || left > 0)) {
         int slice = left < 0 || left > 500 ? 500 : (int)left;
-        if (gg_client_watch(c, print_event, NULL, slice) != 0) {
+        int rc = gg_client_watch(c, print_event, NULL, slice);
+        if (rc != 0) {
             cli_errorf("watch: %s", gg_error_last());
-            status = CLI_EXIT_INFRA;
+            status = refused_status(rc);
             break;
         }
         if (left > 0)

@@ -147,8 +147,9 @@ GG_API int gg_orchestrator_drain(gg_orchestrator_t *o, int timeout_ms);
  * Counts tasks by status: {"queued": n, "running": n, "passed": n, "failed": n, "error": n,
  * "cancelled": n, "attempts": n}, and the grid's counters: "nodes" (workers connected),
  * "dropped" (malformed, oversized, unknown or forbidden messages), "stale" (results of stale
- * leases ignored), "busy" (busy answers) and "requeued" (jobs of dead workers). *out_json is
- * freed with gg_free().
+ * leases ignored), "busy" (busy answers), "requeued" (jobs of dead workers) and "foreign"
+ * (results dropped because their sender does not hold the lease: another worker, another key,
+ * or a peer that never said hello). *out_json is freed with gg_free().
  */
 GG_API int gg_orchestrator_stats(gg_orchestrator_t *o, char **out_json);
 

@@ -64,6 +64,14 @@ typedef struct ggi_zmq_security_stats {
 int ggi_zmq_transport_security_stats(const ggi_transport *t, ggi_zmq_security_stats *out);
 
 /**
+ * The public key (40 characters of Z85) the sender of the message last received on hub
+ * authenticated with, as the ZAP handler admitted it; "" when the hub is not secure, the
+ * sender is in this process (inproc://), or t is not the built-in ZeroMQ transport. Valid
+ * until the next receive on hub; same thread as the receive.
+ */
+const char *ggi_zmq_hub_sender_key(const ggi_transport *t, void *hub);
+
+/**
  * Binds a hub of the ZeroMQ transport t to one more endpoint (a ROUTER listens on many:
  * inproc:// for embedded workers plus tcp:// or ipc:// for remote ones). GG_EUNSUPPORTED for
  * another transport, GG_ETRANSPORT when the endpoint cannot be bound.

@@ -91,8 +91,11 @@ static int frame_is(zap_request *r, int i, const char *s)
            memcmp(zmq_msg_data(&r->frames[i]), s, n) == 0;
 }
 
+/* Answers a ZAP request. key (the admitted peer's public key in Z85, or NULL) travels as the
+ * metadata property GGI_ZAP_KEY_PROPERTY, so the hub can bind what a peer was given to the
+ * key it authenticated with, not only to its role. */
 static void reply(void *rep, zmq_msg_t *request_id, const char *code, const char *text,
-                  const char *user_id)
+                  const char *user_id, const char *key)
 {
     zmq_send(rep, "1.0", 3, ZMQ_SNDMORE);
     if (request_id)
@@ -102,7 +105,23 @@ static void reply(void *rep, zmq_msg_t *request_id, const char *code, const char
     zmq_send(rep, code, strlen(code), ZMQ_SNDMORE);
     zmq_send(rep, text, strlen(text), ZMQ_SNDMORE);
     zmq_send(rep, user_id, strlen(user_id), ZMQ_SNDMORE);
-    zmq_send(rep, "", 0, 0); /* metadata: none */
+    /* Metadata, ZMTP property encoding: name length (1 byte), name, value length (4 bytes,
+     * network order), value. */
+    unsigned char meta[1 + sizeof GGI_ZAP_KEY_PROPERTY + 4 + GGI_KEY_Z85_LEN];
+    size_t n = 0;
+    if (key) {
+        size_t nl = strlen(GGI_ZAP_KEY_PROPERTY), vl = strlen(key);
+        meta[n++] = (unsigned char)nl;
+        memcpy(meta + n, GGI_ZAP_KEY_PROPERTY, nl);
+        n += nl;
+        meta[n++] = 0;
+        meta[n++] = 0;
+        meta[n++] = 0;
+        meta[n++] = (unsigned char)vl;
+        memcpy(meta + n, key, vl);
+        n += vl;
+    }
+    zmq_send(rep, meta, n, 0);
 }
 
 static void refuse(ggi_zap *z, void *rep, zmq_msg_t *request_id, const char *why,
@@ -116,7 +135,7 @@ static void refuse(ggi_zap *z, void *rep, zmq_msg_t *request_id, const char *why
     snprintf(z->last_refusal, sizeof z->last_refusal, "%s", line);
     pthread_mutex_unlock(&z->mu);
     ggi_log(&z->log, GG_LOG_WARN, "security: %s", line);
-    reply(rep, request_id, "400", why, "");
+    reply(rep, request_id, "400", why, "", NULL);
 }
 
 static void handle(ggi_zap *z, void *rep)
@@ -130,7 +149,7 @@ static void handle(ggi_zap *z, void *rep)
         atomic_fetch_add(&z->malformed, 1);
         ggi_log(&z->log, GG_LOG_WARN, "security: malformed ZAP request (%d frames)", r.n);
         /* A REP socket must answer; a well-formed reply with status 500 keeps it usable. */
-        reply(rep, r.n > 1 ? &r.frames[1] : NULL, "500", "malformed request", "");
+        reply(rep, r.n > 1 ? &r.frames[1] : NULL, "500", "malformed request", "", NULL);
         request_close(&r);
         return;
     }
@@ -151,7 +170,9 @@ static void handle(ggi_zap *z, void *rep)
             atomic_fetch_add(&z->admitted, 1);
             ggi_log(&z->log, GG_LOG_DEBUG, "security: admitted %s from %s (key %s...)", role,
                     address[0] ? address : "unknown address", fp);
-            reply(rep, &r.frames[1], "200", "OK", role);
+            char z85[GGI_KEY_Z85_LEN + 1];
+            reply(rep, &r.frames[1], "200", "OK", role,
+                  zmq_z85_encode(z85, key, 32) ? z85 : NULL);
         }
     }
     request_close(&r);

@@ -15,6 +15,8 @@
 
 /** The ZAP domain the secure hubs of libgryphgen use. */
 #define GGI_ZAP_DOMAIN "gryphgen"
+/* The metadata property an admitted peer's messages carry: its public key in Z85. */
+#define GGI_ZAP_KEY_PROPERTY "X-Gryphgen-Key"
 
 typedef struct ggi_zap ggi_zap;
 

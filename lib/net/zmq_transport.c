@@ -53,6 +53,7 @@ typedef struct zt_socket {
     int inproc;     /* bound or connected over inproc:// (no handshake, no ZAP) */
     zmq_msg_t body;
     int has_body;
+    char key[GGI_KEY_Z85_LEN + 1]; /* on a secure hub: the last sender's public key, or "" */
     zt_state *st;
 } zt_socket;
 
@@ -180,6 +181,7 @@ static void drop_rest(zt_socket *s)
 static int zt_recv(zt_socket *s, int timeout_ms, gg_transport_msg *msg)
 {
     memset(msg, 0, sizeof *msg);
+    s->key[0] = '\0';
     if (s->has_body) {
         zmq_msg_close(&s->body);
         zmq_msg_init(&s->body);
@@ -233,8 +235,12 @@ static int zt_recv(zt_socket *s, int timeout_ms, gg_transport_msg *msg)
              * handshake, so only this process can be the sender. Anything else without a
              * role did not pass the handler and is never delivered. */
             const char *role = zmq_msg_gets(&s->body, "User-Id");
+            s->key[0] = '\0';
             if (role && *role && strlen(role) < sizeof msg->role) {
                 snprintf(msg->role, sizeof msg->role, "%s", role);
+                const char *key = zmq_msg_gets(&s->body, GGI_ZAP_KEY_PROPERTY);
+                if (key && strlen(key) == GGI_KEY_Z85_LEN)
+                    memcpy(s->key, key, GGI_KEY_Z85_LEN + 1);
             } else if (s->inproc) {
                 snprintf(msg->role, sizeof msg->role, "local");
             } else {
@@ -482,6 +488,14 @@ int ggi_zmq_transport_security_stats(const ggi_transport *t, ggi_zmq_security_st
         memcpy(out->last_refusal, z.last_refusal, sizeof out->last_refusal);
     }
     return GG_OK;
+}
+
+const char *ggi_zmq_hub_sender_key(const ggi_transport *t, void *hub)
+{
+    if (!t || t->vt.hub_open != zt_hub_open || !hub)
+        return "";
+    const zt_socket *s = hub;
+    return s->is_hub ? s->key : "";
 }
 
 int ggi_zmq_hub_bind(const ggi_transport *t, void *hub, const char *endpoint)

@@ -26,6 +26,7 @@ struct gg_client {
     int timeout_ms;
     long long rid;
     int welcomed;
+    int curve;          /* it authenticates with a CURVE key */
     pthread_mutex_t mu;
 };
 
@@ -82,6 +83,7 @@ int gg_client_new(gg_client_t **out, const gg_client_options *opts)
     if (!c->endpoint)
         rc = ggi_error(GG_ENOMEM, "out of memory");
     if (!rc && opts->curve_key_file) {
+        c->curve = 1;
         ggi_zmq_security sec = {0};
         sec.client_key_file = opts->curve_key_file;
         sec.server_public_key = opts->curve_server_key;
@@ -168,8 +170,11 @@ static int exchange(gg_client_t *c, cJSON *req, long long first_rid, int timeout
     for (;;) {
         double left = deadline - ggi_now_ms();
         if (timeout_ms >= 0 && left <= 0)
-            return ggi_error(GG_ETIMEDOUT, "no answer from %s within %d ms", c->endpoint,
-                             timeout_ms);
+            return ggi_error(GG_ETIMEDOUT, "no answer from %s within %d ms (%s)", c->endpoint,
+                             timeout_ms,
+                             c->curve ? "is an orchestrator serving there, does it list this "
+                                        "client's key, and is the server key its public key?"
+                                      : "is an orchestrator serving there?");
         gg_transport_msg msg;
         rc = c->tp.vt.peer_recv(c->peer, timeout_ms >= 0 ? (int)left + 1 : -1, &msg);
         if (rc == GG_ETIMEDOUT)

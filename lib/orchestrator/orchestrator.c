@@ -649,11 +649,12 @@ int gg_orchestrator_stats(gg_orchestrator_t *o, char **out_json)
     *out_json = ggi_asprintf("{\"queued\":%lld,\"running\":%lld,\"passed\":%lld,"
                              "\"failed\":%lld,\"error\":%lld,\"cancelled\":%lld,"
                              "\"attempts\":%lld,\"nodes\":%d,\"dropped\":%lu,\"stale\":%lu,"
-                             "\"busy\":%lu,\"requeued\":%lu}",
+                             "\"busy\":%lu,\"requeued\":%lu,\"foreign\":%lu}",
                              (long long)c.queued, (long long)c.running, (long long)c.passed,
                              (long long)c.failed, (long long)c.error, (long long)c.cancelled,
                              (long long)c.attempts, atomic_load(&o->n_nodes),
                              atomic_load(&o->n_dropped), atomic_load(&o->n_stale),
-                             atomic_load(&o->n_busy), atomic_load(&o->n_requeued));
+                             atomic_load(&o->n_busy), atomic_load(&o->n_requeued),
+                             atomic_load(&o->n_foreign));
     return *out_json ? GG_OK : ggi_error(GG_ENOMEM, "out of memory");
 }

@@ -61,6 +61,7 @@ struct gg_orchestrator {
                                   * events, waiters): drain waits for them too */
     atomic_ulong n_dropped;      /* malformed, oversized, unknown or forbidden messages */
     atomic_ulong n_stale;        /* results of stale leases */
+    atomic_ulong n_foreign;      /* results from a peer that does not hold their lease */
     atomic_ulong n_busy;         /* busy answers */
     atomic_ulong n_requeued;     /* jobs requeued after their worker died */
     atomic_int n_nodes;          /* workers connected */

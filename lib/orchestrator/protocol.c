@@ -170,12 +170,6 @@ static int check_job(const cJSON *j)
     return rc;
 }
 
-static int check_task(const cJSON *t)
-{
-    (void)t; /* the task parser validates tasks one by one, so one bad task fails alone */
-    return GG_OK;
-}
-
 static int check_body(ggp_type t, const cJSON *b)
 {
     long long x;
@@ -214,8 +208,10 @@ static int check_body(ggp_type t, const cJSON *b)
         rc = check_items(b, "results", check_result);
         break;
     case GGP_SUBMIT:
+        /* Each task is read (and refused, by index) on its own: one entry that is not a
+         * task object does not make the others wait. */
         rc = ggi_json_int(b, "rid", 1, 0, (1LL << 53), &x);
-        rc = rc ? rc : check_items(b, "tasks", check_task);
+        rc = rc ? rc : need_array(b, "tasks", 1, GGP_MAX_BATCH, &o);
         break;
     case GGP_WAIT:
         rc = ggi_json_int(b, "rid", 1, 0, (1LL << 53), &x);

@@ -28,7 +28,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <sys/random.h>
 
+#include "../net/keys.h"
+#include "../net/transport.h"
 #include "learner.h"
 #include "orq.h"
 #include "protocol.h"
@@ -46,6 +51,9 @@
 #define MAX_NODES 4096
 #define EMA 0.2              /* weight of the newest sample in the moving averages */
 #define JOB_BATCH_BYTES (4u << 20)
+#define LEASE_BYTES 16       /* a lease id: 128 random bits, sent as 32 hex digits */
+#define LEASE_POOL 4096      /* random bytes fetched at once (256 leases per system call) */
+#define FOREIGN_WARN_MS 1000 /* at most one warning a second about foreign results */
 
 typedef struct identity {
     unsigned char id[GG_TRANSPORT_MAX_IDENTITY];
@@ -63,11 +71,14 @@ typedef struct node {
     struct node *next;
     identity id;
     char name[GGP_MAX_NAME + 1];
+    char key[GGI_KEY_Z85_LEN + 1]; /* the CURVE key it said hello with, or "" */
     int capacity, busy;
     cJSON *caps;
     int any, noop, gpus;
     double memory_mb;
     double last_rx, last_tx;
+    double joined_ms;         /* when it said hello (monotonic ms) */
+    int delivered;            /* it returned a result under a lease it held */
     double quarantined_until; /* monotonic ms */
     int infra_streak;
     score scores[MAX_SCORES];
@@ -108,8 +119,8 @@ typedef struct active {
     double started_wall;
     int attempts;           /* recorded so far */
     int inflight;           /* a worker holds attempt attempts+1 on lease */
-    uint64_t lease;
-    node *on;
+    char lease[2 * LEASE_BYTES + 1]; /* the current lease (hex), or "" */
+    node *on;               /* the node holding the lease: only its results count */
     double sent_ms;
     int cancelled;
     int infra_failures;
@@ -192,7 +203,10 @@ typedef struct sched {
     int n_later_rows, cap_later_rows;
     int may_have_queued;
     ggi_learner *learner;   /* learns from them on its own thread (learner.c) */
-    uint64_t next_lease;
+    unsigned char rnd[LEASE_POOL]; /* random bytes for lease ids, used from the end */
+    size_t rnd_left;
+    double foreign_warn_at;  /* when the last warning about foreign results was logged */
+    unsigned long foreign_quiet; /* foreign results not warned about since */
     int backoff;            /* some task may be waiting out a backoff */
     int dispatch_due;       /* a task or a slot became free since the last dispatch */
     active **run;           /* dispatch's arrays, kept: runnable tasks, per submitter */
@@ -1316,12 +1330,51 @@ static score *node_score(sched *s, node *n, const char *lang)
     return sc;
 }
 
+static const char *runtime_for(const char *language);
+
 static int has_string(const cJSON *arr, const char *v)
 {
     const cJSON *e;
     cJSON_ArrayForEach(e, arr)
     {
         if (cJSON_IsString(e) && strcmp(e->valuestring, v) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* The language a runtime name stands for, the way tasks name languages: workers and hosts
+ * spell runtimes differently ("python3", "python", "python3.12", "cc", "gcc", "clang"); an
+ * unknown name stands for itself. */
+static const char *runtime_language(const char *rt, char *buf, size_t cap)
+{
+    size_t n = 0;
+    for (; rt[n] && n + 1 < cap; n++)
+        buf[n] = (char)(rt[n] >= 'A' && rt[n] <= 'Z' ? rt[n] - 'A' + 'a' : rt[n]);
+    buf[n] = '\0';
+    if (strncmp(buf, "python", 6) == 0 && strspn(buf + 6, "0123456789.") == strlen(buf + 6))
+        return "python";
+    if (strcmp(buf, "cpython") == 0)
+        return "python";
+    static const char *const c_compilers[] = { "c", "cc", "gcc", "clang", "tcc" };
+    for (size_t i = 0; i < sizeof c_compilers / sizeof c_compilers[0]; i++)
+        if (strcmp(buf, c_compilers[i]) == 0)
+            return "c";
+    if (strcmp(buf, "nodejs") == 0)
+        return "node";
+    return buf;
+}
+
+/* Whether a node's announced runtimes can run language. */
+static int has_runtime(const cJSON *runtimes, const char *language)
+{
+    const char *want = runtime_for(language);
+    char a[GGP_MAX_NAME + 1], b[GGP_MAX_NAME + 1];
+    const char *lang = runtime_language(want, a, sizeof a);
+    const cJSON *e;
+    cJSON_ArrayForEach(e, runtimes)
+    {
+        if (cJSON_IsString(e) && strcmp(runtime_language(e->valuestring, b, sizeof b), lang) == 0)
             return 1;
     }
     return 0;
@@ -1345,7 +1398,7 @@ static int node_matches(const node *n, const active *a)
      * reported by the attempt itself, as before the grid. Labels and GPUs still count. */
     const char *rt = runtime_for(a->language);
     if (!n->any && !n->noop && rt &&
-        !has_string(cJSON_GetObjectItemCaseSensitive(n->caps, "runtimes"), rt))
+        !has_runtime(cJSON_GetObjectItemCaseSensitive(n->caps, "runtimes"), a->language))
         return 0;
     if (!n->any && a->memory_mb > 0 && n->memory_mb > 0 && a->memory_mb > n->memory_mb)
         return 0;
@@ -1406,7 +1459,7 @@ static void drop_node(sched *s, node *n, const char *why)
         if (!a->inflight)
             continue;
         a->inflight = 0;
-        a->lease = 0;
+        a->lease[0] = '\0';
         a->lost++;
         requeued++;
         s->dispatch_due = 1;
@@ -1465,6 +1518,19 @@ static void recompute_limit(sched *s)
 static void on_worker_hello(sched *s, const gg_transport_msg *msg, const cJSON *b)
 {
     node *n = find_node(s, msg->peer, msg->peer_len);
+    const char *key = ggi_zmq_hub_sender_key(&s->o->transport, s->o->hub);
+    const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "name"));
+    if (!name || !*name)
+        name = "worker";
+    if (n && (strcmp(n->key, key) != 0 || strncmp(n->name, name, GGP_MAX_NAME) != 0)) {
+        /* The same connection identity, but another key or another node: not the peer its
+         * leases were given to (an identity taken over after the holder went). Its jobs go
+         * back to the queue; the newcomer starts as a node of its own. */
+        drop_node(s, n, key[0] && strcmp(n->key, key) != 0
+                            ? "its connection identity said hello with another key"
+                            : "its connection identity said hello as another node");
+        n = NULL;
+    }
     if (!n) {
         if (s->n_nodes >= MAX_NODES) {
             ggi_log(&s->o->log, GG_LOG_WARN, "refusing a worker: %d nodes connected",
@@ -1480,8 +1546,8 @@ static void on_worker_hello(sched *s, const gg_transport_msg *msg, const cJSON *
         s->n_nodes++;
         atomic_store(&s->o->n_nodes, s->n_nodes);
     }
-    const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "name"));
-    snprintf(n->name, sizeof n->name, "%s", name && *name ? name : "worker");
+    snprintf(n->name, sizeof n->name, "%s", name);
+    snprintf(n->key, sizeof n->key, "%s", key);
     long long slots = 1, queue = 0;
     ggi_json_int(b, "slots", 1, 1, 1024, &slots);
     ggi_json_int(b, "queue", 0, 0, 100000, &queue);
@@ -1492,11 +1558,16 @@ static void on_worker_hello(sched *s, const gg_transport_msg *msg, const cJSON *
     n->caps = caps ? cJSON_Duplicate(caps, 1) : cJSON_CreateObject();
     n->any = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(n->caps, "any"));
     n->noop = has_string(cJSON_GetObjectItemCaseSensitive(n->caps, "executors"), "noop");
-    n->gpus = (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(n->caps, "gpus"));
+    /* Caps leave out what a node does not know: a missing number is 0, never NaN (whose
+     * conversion to int made a node without "gpus" match no task at all). */
+    long long gpus = 0;
+    if (ggi_json_int(n->caps, "gpus", 0, 0, 1024, &gpus) != GG_OK)
+        gpus = 0;
+    n->gpus = (int)gpus;
     n->memory_mb = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(n->caps, "memory_mb"));
-    if (n->memory_mb != n->memory_mb)
+    if (!isfinite(n->memory_mb) || n->memory_mb < 0)
         n->memory_mb = 0;
-    n->last_rx = n->last_tx = ggi_now_ms();
+    n->last_rx = n->last_tx = n->joined_ms = ggi_now_ms();
     n->n_scores = 0;
     s->nodes_gen++;
     char *caps_text = ggi_json_print(n->caps);
@@ -1605,6 +1676,69 @@ static void reset_peer(sched *s, const gg_transport_msg *msg, const char *why)
 
 /* ---------------------------------------------------------------- dispatch */
 
+/* Fills buf with len bytes from the kernel's random source (getrandom, else /dev/urandom). */
+static int random_bytes(unsigned char *buf, size_t len)
+{
+    size_t got = 0;
+    while (got < len) {
+        ssize_t r = getrandom(buf + got, len - got, 0);
+        if (r > 0) {
+            got += (size_t)r;
+        } else if (r < 0 && errno == EINTR) {
+            continue;
+        } else {
+            break;
+        }
+    }
+    if (got == len)
+        return GG_OK;
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    while (fd >= 0 && got < len) {
+        ssize_t r = read(fd, buf + got, len - got);
+        if (r > 0)
+            got += (size_t)r;
+        else if (!(r < 0 && errno == EINTR))
+            break;
+    }
+    if (fd >= 0)
+        close(fd);
+    return got == len ? GG_OK : ggi_error(GG_EIO, "no random bytes from the kernel");
+}
+
+/* A new lease id: 128 random bits as 32 lowercase hex digits. Leases are the only thing that
+ * ties a result to a dispatch, so they are unguessable, new for every dispatch and unrelated
+ * across restarts; the bytes come from the kernel in blocks, each used once. */
+static int new_lease(sched *s, char out[2 * LEASE_BYTES + 1])
+{
+    if (s->rnd_left < LEASE_BYTES) {
+        int rc = random_bytes(s->rnd, sizeof s->rnd);
+        if (rc != GG_OK)
+            return rc;
+        s->rnd_left = sizeof s->rnd;
+    }
+    s->rnd_left -= LEASE_BYTES;
+    unsigned char *p = s->rnd + s->rnd_left;
+    for (int i = 0; i < LEASE_BYTES; i++) {
+        out[2 * i] = "0123456789abcdef"[p[i] >> 4];
+        out[2 * i + 1] = "0123456789abcdef"[p[i] & 15];
+    }
+    out[2 * LEASE_BYTES] = '\0';
+    memset(p, 0, LEASE_BYTES); /* used: not kept where a later leak could show it */
+    return GG_OK;
+}
+
+/* Whether a result's lease text is the task's current lease, compared in time independent
+ * of where they differ. */
+static int lease_is(const char *current, const char *text)
+{
+    if (!current[0] || !text || strlen(text) != 2 * LEASE_BYTES)
+        return 0;
+    unsigned char d = 0;
+    for (int i = 0; i < 2 * LEASE_BYTES; i++)
+        d |= (unsigned char)(current[i] ^ text[i]);
+    return d == 0;
+}
+
 static active *find_active(sched *s, int64_t seq);
 
 static void node_batch_send(sched *s, node *n)
@@ -1631,7 +1765,7 @@ static void node_batch_send(sched *s, node *n)
         active *a = find_active(s, n->batch_seqs[k]);
         if (a && a->on == n && a->inflight) {
             a->inflight = 0;
-            a->lease = 0;
+            a->lease[0] = '\0';
             a->on = NULL;
             n->busy--;
             a->not_before_ms = ggi_now_ms() + 100;
@@ -1668,7 +1802,7 @@ static int node_batch_add(node *n, const active *a)
     int rc = ggi_buf_puts(&n->batch,
                           n->batch_count == 0 ? "{\"ggp\":1,\"t\":\"jobs\",\"jobs\":[" : ",");
     rc = rc ? rc : ggi_buf_puts(&n->batch, "{\"lease\":\"");
-    rc = rc ? rc : put_u64(&n->batch, a->lease, 16);
+    rc = rc ? rc : ggi_buf_puts(&n->batch, a->lease);
     rc = rc ? rc : ggi_buf_puts(&n->batch, "\",\"seq\":");
     rc = rc ? rc : put_u64(&n->batch, (uint64_t)a->seq, 10);
     rc = rc ? rc : ggi_buf_puts(&n->batch, ",\"n\":");
@@ -1762,13 +1896,29 @@ static node *pick_node(sched *s, active *a, double now, int *any_free)
     return best;
 }
 
-/* Fails a task fast when no connected worker could ever run it. */
+/* Whether a node's word counts for failing tasks: it returned a result under a lease it
+ * held, or it has been connected for three heartbeat intervals (a node silent that long is
+ * dead and gone) and has been heard since its hello. */
+static int established(const sched *s, const node *n, double now)
+{
+    return n->delivered ||
+           (now - n->joined_ms >= 3.0 * s->o->hb_ms && n->last_rx > n->joined_ms);
+}
+
+/* Fails a task fast when no connected worker could ever run it. Not on the word of a node
+ * that only just said hello: while any connected node is not established the task waits
+ * (dispatch looks again), so a hello and nothing more, or a worker that joins with odd caps
+ * and vanishes, ends no task; a node that can run it ends the wait at once. */
 static int unmatchable(sched *s, active *a)
 {
     if (s->n_nodes == 0 || a->match_gen == s->nodes_gen + 1)
         return 0;
     for (node *n = s->nodes; n; n = n->next)
         if (node_matches(n, a))
+            return 0;
+    double now = ggi_now_ms();
+    for (node *n = s->nodes; n; n = n->next)
+        if (!established(s, n, now))
             return 0;
     a->match_gen = s->nodes_gen + 1;
     char *needs = needs_text(a);
@@ -1862,7 +2012,11 @@ static void dispatch(sched *s)
                 unmatchable(s, a);
                 continue;
             }
-            a->lease = ++s->next_lease;
+            if (new_lease(s, a->lease) != GG_OK) {
+                ggi_log(&s->o->log, GG_LOG_ERROR, "cannot make a lease: %s", gg_error_last());
+                s->dispatch_at = now + 1000; /* no job leaves on a guessable lease */
+                return;
+            }
             a->on = n;
             a->inflight = 1;
             a->sent_ms = now;
@@ -1871,7 +2025,7 @@ static void dispatch(sched *s)
             s->subs[pick].served++;
             if (node_batch_add(n, a) != GG_OK) {
                 a->inflight = 0;
-                a->lease = 0;
+                a->lease[0] = '\0';
                 a->on = NULL;
                 n->busy--;
                 continue;
@@ -1982,23 +2136,49 @@ static char *record_text(const cJSON *rec, const char *rec_text, size_t rec_len,
     return ggi_buf_steal(b);
 }
 
-/* One result: attempt n of task seq under lease_text, its record rec (and, when it came as
- * the worker wrote it, that text: rec_text, rec_len bytes). */
-static void on_result(sched *s, int64_t seq, int n, const char *lease_text, cJSON *rec,
-                      const char *rec_text, size_t rec_len)
+/* Counts results from a peer that does not hold their lease (or never said hello as a
+ * worker) and warns about them, at most once a second with how many were left unsaid. */
+static void foreign_results(sched *s, int count, const char *who, const char *why)
 {
     gg_orchestrator_t *o = s->o;
-    uint64_t lease = strtoull(lease_text, NULL, 16);
+    atomic_fetch_add(&o->n_foreign, (unsigned long)count);
+    double now = ggi_now_ms();
+    if (s->foreign_warn_at > 0 && now - s->foreign_warn_at < FOREIGN_WARN_MS) {
+        s->foreign_quiet += (unsigned long)count;
+        return;
+    }
+    s->foreign_warn_at = now;
+    ggi_log(&o->log, GG_LOG_WARN, "security: dropping %d result(s) from %s: %s (%lu more "
+            "since the last warning)", count, who, why, s->foreign_quiet);
+    s->foreign_quiet = 0;
+}
+
+/* One result from node from (which authenticated with from_key, "" without CURVE): attempt
+ * n of task seq under lease_text, its record rec (and, when it came as the worker wrote it,
+ * that text: rec_text, rec_len bytes). It counts only from the node the lease was given to:
+ * the same connection, that said hello with the same key. */
+static void on_result(sched *s, node *from, const char *from_key, int64_t seq, int n,
+                      const char *lease_text, cJSON *rec, const char *rec_text, size_t rec_len)
+{
+    gg_orchestrator_t *o = s->o;
     active *a = find_active(s, seq);
-    if (!a || !a->inflight || a->lease != lease || n != a->attempts + 1) {
+    if (!a || !a->inflight || !lease_is(a->lease, lease_text) || n != a->attempts + 1) {
         atomic_fetch_add(&o->n_stale, 1);
         ggi_log(&o->log, GG_LOG_INFO, "ignoring a stale result (task %lld, attempt %d, "
-                "lease %s)", (long long)seq, n, lease_text);
+                "lease %s)", (long long)seq, n, lease_text ? lease_text : "?");
+        return;
+    }
+    if (a->on != from || strcmp(from->key, from_key) != 0) {
+        char who[GGP_MAX_NAME + 32];
+        snprintf(who, sizeof who, "worker '%s'", from->name);
+        foreign_results(s, 1, who, a->on != from ? "the lease was given to another worker"
+                                                 : "its key is not the one it said hello with");
         return;
     }
     node *nd = a->on;
+    nd->delivered = 1;
     a->inflight = 0;
-    a->lease = 0;
+    a->lease[0] = '\0';
     a->on = NULL;
     if (nd)
         nd->busy--;
@@ -2264,6 +2444,7 @@ static void on_status(sched *s, const identity *to, const cJSON *b)
         cJSON_AddNumberToObject(t, "busy", (double)atomic_load(&s->o->n_busy));
         cJSON_AddNumberToObject(t, "requeued", (double)atomic_load(&s->o->n_requeued));
         cJSON_AddNumberToObject(t, "watchers", s->n_watching);
+        cJSON_AddNumberToObject(t, "foreign", (double)atomic_load(&s->o->n_foreign));
         cJSON *nodes = cJSON_AddArrayToObject(t, "nodes");
         double now = ggi_now_ms();
         for (node *n = s->nodes; n; n = n->next) {
@@ -2353,6 +2534,49 @@ static int role_allows(const char *role, ggp_type t)
     return 0;
 }
 
+/* The rid of a client request the hub will not serve (refused by role, or malformed), read
+ * from its text when it has one; -1 when there is none to answer. */
+static long long request_rid(const gg_transport_msg *msg, const cJSON *body)
+{
+    cJSON *parsed = NULL;
+    if (!body && msg->len <= GGP_MAX_MESSAGE) {
+        parsed = cJSON_ParseWithLength(msg->data, msg->len);
+        body = parsed;
+    }
+    long long rid = -1;
+    if (ggi_json_int(body, "rid", 1, 0, (1LL << 53), &rid) != GG_OK)
+        rid = -1;
+    cJSON_Delete(parsed);
+    return rid;
+}
+
+/* What sending a message of type t asks for, in words. */
+static const char *what_type_does(ggp_type t)
+{
+    switch (t) {
+    case GGP_SUBMIT: return "submit";
+    case GGP_WAIT: return "wait for a task";
+    case GGP_STATUS: return "ask for status";
+    case GGP_CANCEL: return "cancel";
+    case GGP_WATCH: return "watch events";
+    case GGP_RESULTS: return "send results";
+    default: return ggp_type_name(t);
+    }
+}
+
+/* Tells a peer why the hub will not serve its request (nothing for messages without rid,
+ * except a hello, answered with rid 0 as a refused version is). */
+static void refuse_request(sched *s, const gg_transport_msg *msg, ggp_type t, const cJSON *body,
+                           int code, const char *why)
+{
+    long long rid = t == GGP_HELLO ? 0 : request_rid(msg, body);
+    if (rid < 0)
+        return;
+    identity to;
+    set_identity(&to, msg->peer, msg->peer_len);
+    reply_error(s, &to, rid, code, why);
+}
+
 static void on_message(sched *s, const gg_transport_msg *msg)
 {
     gg_orchestrator_t *o = s->o;
@@ -2365,8 +2589,12 @@ static void on_message(sched *s, const gg_transport_msg *msg)
         m.type = GGP_RESULTS;
     else if (ggp_decode(msg->data, msg->len, &m) != GG_OK) {
         atomic_fetch_add(&o->n_dropped, 1);
+        char why[512];
+        snprintf(why, sizeof why, "bad request: %s", gg_error_last());
         ggi_log(&o->log, GG_LOG_WARN, "dropping a message of %zu bytes: %s", msg->len,
                 gg_error_last());
+        /* A client's request with a rid hears why (a worker's message has none). */
+        refuse_request(s, msg, GGP_UNKNOWN, NULL, GG_EINVAL, why);
         return;
     }
     const char *role = sender_role(msg);
@@ -2378,6 +2606,16 @@ static void on_message(sched *s, const gg_transport_msg *msg)
         atomic_fetch_add(&o->n_dropped, 1);
         ggi_log(&o->log, GG_LOG_WARN, "dropping a '%s' message: not allowed for role '%s'",
                 ggp_type_name(m.type), role[0] ? role : "-");
+        char why[160];
+        if (m.type == GGP_HELLO)
+            snprintf(why, sizeof why, "forbidden: role %s may not say hello as a %s",
+                     role[0] ? role : "-",
+                     cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m.body, "role")));
+        else
+            snprintf(why, sizeof why, "forbidden: role %s may not %s", role[0] ? role : "-",
+                     what_type_does(m.type));
+        if (ggp_type_class(m.type) & ~GGP_CLASS_HUB)
+            refuse_request(s, msg, m.type, m.body, GG_EUNSUPPORTED, why);
         ggp_msg_free(&m);
         ggp_results_free(fast, n_fast);
         return;
@@ -2397,19 +2635,27 @@ static void on_message(sched *s, const gg_transport_msg *msg)
             reset_peer(s, msg, "unknown peer: say hello");
         break;
     case GGP_RESULTS: {
+        const cJSON *list = cJSON_GetObjectItemCaseSensitive(m.body, "results");
+        if (!n) {
+            /* Nothing from a peer that is not a worker here is believed. */
+            foreign_results(s, n_fast + cJSON_GetArraySize(list), "a peer that is not a "
+                            "connected worker", "it never said hello as a worker");
+            reset_peer(s, msg, "unknown worker: say hello");
+            break;
+        }
+        const char *key = ggi_zmq_hub_sender_key(&o->transport, o->hub);
         for (int i = 0; i < n_fast; i++)
-            on_result(s, fast[i].seq, fast[i].n, fast[i].lease, fast[i].record, fast[i].text,
-                      fast[i].len);
+            on_result(s, n, key, fast[i].seq, fast[i].n, fast[i].lease, fast[i].record,
+                      fast[i].text, fast[i].len);
         cJSON *r;
-        cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(m.body, "results"))
+        cJSON_ArrayForEach(r, list)
         {
-            on_result(s, (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(r, "seq")),
+            on_result(s, n, key,
+                      (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(r, "seq")),
                       (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(r, "n")),
                       cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r, "lease")),
                       cJSON_GetObjectItemCaseSensitive(r, "record"), NULL, 0);
         }
-        if (!n)
-            reset_peer(s, msg, "unknown worker: say hello");
         break;
     }
     case GGP_BYE:
@@ -2545,8 +2791,6 @@ void *ggi_scheduler_main(void *arg)
     for (int k = 0; k < 3; k++)
         s.pend[k].events = cJSON_CreateArray();
     s.may_have_queued = 1;
-    /* Leases differ across restarts: a result for an old lease never matches a new one. */
-    s.next_lease = ((uint64_t)(ggi_wall_s() * 1000.0)) << 20;
     recompute_limit(&s);
     if (!s.pend[0].events || !s.pend[1].events || !s.pend[2].events ||
         ggi_grid_db_new(&s.g, s.db) != GG_OK ||

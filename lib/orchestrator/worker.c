@@ -795,6 +795,16 @@ int gg_worker_run(gg_worker_t *w)
                     break;
                 case GGP_HB:
                     break;
+                case GGP_REPLY: {
+                    /* A refused hello (a key whose role is not worker, no common version):
+                     * said once per hello, with the orchestrator's reason. */
+                    const char *why = cJSON_GetStringValue(
+                        cJSON_GetObjectItemCaseSensitive(m.body, "message"));
+                    if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m.body, "ok")))
+                        ggi_log(&w->log, GG_LOG_ERROR, "worker '%s': the orchestrator refused "
+                                "it: %s", w->name, why ? why : "no reason given");
+                    break;
+                }
                 default:
                     atomic_fetch_add(&w->n_dropped, 1);
                     ggi_log(&w->log, GG_LOG_WARN, "worker: dropping an unexpected '%s' message",
