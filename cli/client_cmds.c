@@ -102,7 +102,44 @@ int cli_client_result(gg_client_t *c, const char *task_id, char **out_result)
     return gg_client_wait(c, task_id, 10000, out_result);
 }
 
-/* Parses the options every client command has; returns -1 on a usage error. */
+/* The usage of submit, status, cancel and watch (--help, -h). */
+static void client_usage(const char *cmd, FILE *f)
+{
+    static const struct {
+        const char *cmd, *args, *what;
+    } usages[] = {
+        {"submit", "[--wait [--timeout-ms N]] FILE|-",
+         "submits the tasks of FILE (JSON lines; - reads stdin) and prints their ids, one a\n"
+         "line; with --wait, then waits for each and prints its result JSON (--timeout-ms:\n"
+         "how long to wait for each, default without end)"},
+        {"status", "[TASK_ID]",
+         "prints a task's status as JSON, or without TASK_ID the orchestrator's counters\n"
+         "and connected nodes"},
+        {"cancel", "TASK_ID", "cancels a task that has not ended"},
+        {"watch", "[--timeout-ms N]",
+         "prints the orchestrator's events as JSON lines (docs/events.md) until interrupted,\n"
+         "or for N ms"},
+    };
+    for (size_t i = 0; i < sizeof usages / sizeof usages[0]; i++) {
+        if (strcmp(usages[i].cmd, cmd) != 0)
+            continue;
+        fprintf(f, "usage: gryphgen %s --connect ENDPOINT [--name NAME] %s\n"
+                   "       [--key FILE --server-key Z85|FILE] [--insecure]\n"
+                   "%s.\n"
+                   "  --connect ENDPOINT  the orchestrator (`gryphgen serve`), e.g. "
+                   "tcp://127.0.0.1:5555\n"
+                   "  --name NAME         the submitter's name, for fair share (default "
+                   "user@host)\n"
+                   "  --key FILE          this client's CURVE key pair (`gryphgen keygen`)\n"
+                   "  --server-key KEY    the orchestrator's public key (Z85 text or its .pub "
+                   "file)\n"
+                   "  --insecure          no encryption (loopback endpoints only)\n",
+                cmd, usages[i].args, usages[i].what);
+    }
+}
+
+/* Parses the options every client command has; returns -1 on a usage error, 1 when the
+ * usage was asked for (and printed). */
 static int common_opts(const char *cmd, int argc, char **argv, const char *shortopts,
                        const struct option *longopts, const char **connect, const char **name,
                        int *wait, unsigned *timeout_ms)
@@ -127,6 +164,7 @@ static int common_opts(const char *cmd, int argc, char **argv, const char *short
             break;
         case 'h':
         case CLI_OPT_HELP:
+            client_usage(cmd, stdout);
             return 1;
         default:
             if (c != '?' && c != ':') {

@@ -409,11 +409,48 @@ static void eval_usage(FILE *f)
     fprintf(f, "usage: gryphgen eval [--generator SPEC] [--jobs N] [--db PATH] "
                "[--results PATH]\n"
                "                     [--max-attempts N] [--python PATH] [--cc PATH]\n"
-               "                     [--log-level LEVEL] [--quiet] [--connect ENDPOINT] "
-               "FILE|-\n"
-               "  --connect ENDPOINT  run the set on a grid (`gryphgen serve`) instead of here\n"
+               "                     [--isolation LEVEL] [--log-level LEVEL] [--quiet] FILE|-\n"
+               "       gryphgen eval --connect ENDPOINT [--key FILE --server-key KEY] "
+               "[--insecure]\n"
+               "                     [--results PATH] [--quiet] FILE|-\n"
+               "  --connect ENDPOINT  run the set on a grid (`gryphgen serve`) instead of here;\n"
+               "                      the options of where tasks run go to serve and worker\n"
                "  --key FILE --server-key KEY  CURVE keys for --connect (see `gryphgen keygen`)\n"
                "(see 'gryphgen help' for what each option does)\n");
+}
+
+/* The options of where tasks run, which mean nothing to a client of a grid: with --connect
+ * they are refused, naming the command they belong to, rather than silently ignored. */
+static const struct {
+    int opt;
+    const char *name, *where;
+} remote_only[] = {
+    {CLI_OPT_GENERATOR, "--generator", "on the workers: gryphgen worker --generator SPEC"},
+    {CLI_OPT_PYTHON, "--python", "on the workers: gryphgen worker --python PATH"},
+    {CLI_OPT_CC, "--cc", "on the workers: gryphgen worker --cc PATH"},
+    {CLI_OPT_ISOLATION, "--isolation",
+     "on the workers: gryphgen worker --isolation LEVEL (or per task, its \"isolation\" field)"},
+    {CLI_OPT_JOBS, "--jobs", "on the workers: gryphgen worker --slots N"},
+    {CLI_OPT_DB, "--db", "on the orchestrator: gryphgen serve --db PATH"},
+    {CLI_OPT_MAX_ATTEMPTS, "--max-attempts",
+     "on the orchestrator: gryphgen serve --max-attempts N (or per task, its "
+     "\"budget\": {\"max_attempts\": N})"},
+    {CLI_OPT_LOG_LEVEL, "--log-level",
+     "on the orchestrator and the workers: gryphgen serve|worker --log-level LEVEL"},
+};
+
+/* With --connect: refuses the first option given that applies only where tasks run. */
+static int refuse_remote_only(const unsigned char *given)
+{
+    for (size_t i = 0; i < sizeof remote_only / sizeof remote_only[0]; i++) {
+        if (!given[remote_only[i].opt - CLI_OPT_GENERATOR])
+            continue;
+        cli_errorf("eval: %s does not apply with --connect: the grid's orchestrator and "
+                   "workers run the tasks; give it %s", remote_only[i].name,
+                   remote_only[i].where);
+        return CLI_EXIT_USAGE;
+    }
+    return CLI_EXIT_OK;
 }
 
 /* Opens the input: a path, or "-" for stdin. Returns the fd or -1 after printing why. */
@@ -465,6 +502,7 @@ int cli_cmd_eval(int argc, char **argv)
     gg_orchestrator_t *orch = NULL;
     eval_summary summary;
     progress_counts counts;
+    unsigned char given[CLI_OPT_ISOLATION - CLI_OPT_GENERATOR + 1] = {0};
 
     cli_run_options_init(&opts);
     optind = 1;
@@ -503,7 +541,11 @@ int cli_cmd_eval(int argc, char **argv)
             return CLI_EXIT_USAGE;
         if (handled == 0)
             return cli_bad_option("eval", c, argv, optind, optopt);
+        if (c >= CLI_OPT_GENERATOR && c <= CLI_OPT_ISOLATION)
+            given[c - CLI_OPT_GENERATOR] = 1;
     }
+    if (connect && refuse_remote_only(given) != CLI_EXIT_OK)
+        return CLI_EXIT_USAGE;
     if (argc - optind != 1) {
         cli_errorf(argc - optind == 0 ? "eval: which task set? give a FILE, or - for stdin"
                                       : "eval: give one task set, not %d", argc - optind);
