@@ -628,6 +628,12 @@ int cli_cmd_eval(int argc, char **argv)
     progress_get(prog, &counts);
     /* Remotely the events are not seen here: this run's attempts are the set's. */
     print_summary(&summary, eval_client ? summary.attempts : counts.attempts, wall);
+    /* Bad input is a usage error even though the valid tasks ran (gryphgen help). */
+    if (summary.bad_lines > 0) {
+        cli_errorf("%lu line(s) of %s are not valid tasks (exit status 2)", summary.bad_lines,
+                   strcmp(input, "-") == 0 ? "stdin" : input);
+        status = CLI_EXIT_USAGE;
+    }
 
 out:
     /* the orchestrator first: its callback writes into the progress counters */

@@ -80,8 +80,11 @@ void cli_usage(FILE *f)
             "  process               a sandboxed child process on this host (default)\n"
             "  container             a container of a Docker or Podman engine (its socket)\n"
             "  noop                  passes every job at once, runs nothing (benchmarks)\n"
-            "\nexit status: 0 when every task ran (whatever it scored), 1 on an\n"
-            "infrastructure error (database, runtime), 2 on a usage error or a bad task file.\n");
+            "\nexit status of eval and run: 0 when every task in the input was read and ran\n"
+            "to its end, whatever it scored; 1 when the run itself failed (database, results\n"
+            "file, the library); 2 on a usage error or bad input (an unknown option or bad\n"
+            "value, an unreadable input, any line or task that is not a valid task: the\n"
+            "valid ones still run and are reported); 130 when interrupted.\n");
 }
 
 static int cmd_version(int argc, char **argv)

@@ -52,6 +52,9 @@ for word in ("process", "container", "noop"):
 p = gg(["worker", "--help"])
 check("process|container|noop" in p.stdout and "--isolation" in p.stdout,
       "worker --help names every executor and --isolation", p.stdout)
+# ... and the exit status rule, one rule for eval and run
+check("exit status" in text and "any line or task that is not a valid task" in text,
+      "gryphgen help states the exit status rule", text)
 p = gg(["version"])
 check(p.returncode == 0 and p.stdout.startswith("gryphgen 1.") and "libgryphgen" in p.stdout,
       "version prints both versions", p.stdout)
