@@ -1,9 +1,10 @@
-"""check_events_doc.py - docs/events.md and the code agree on the event types: every type the
-library emits (a string literal passed to event_new() anywhere under lib/) has a
-"### `type`" section in the doc, and every section names a type the code emits. It first
+"""check_docs.py - the documentation lists what the tree has. docs/events.md and the code
+agree on the event types: every type the library emits (a string literal passed to
+event_new() anywhere under lib/) has a "### `type`" section in the doc, and every section
+names a type the code emits. examples/README.md names every file of examples/. It first
 proves it can fail: a doc missing a type, and a doc naming a type the code does not emit,
 must both be refused.
-Usage: check_events_doc.py SOURCE_ROOT"""
+Usage: check_docs.py SOURCE_ROOT"""
 
 import os
 import re
@@ -72,9 +73,24 @@ def main():
     for problem in compare(code, doc):
         print("FAIL: " + problem)
         failed = 1
+
+    examples = os.path.join(root, "examples")
+    with open(os.path.join(examples, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    files = sorted(n for n in os.listdir(examples) if n != "README.md" and
+                   os.path.isfile(os.path.join(examples, n)))
+    for name in files:
+        if "`%s`" % name not in readme:
+            print("FAIL: examples/%s is not described in examples/README.md" % name)
+            failed = 1
+    for name in re.findall(r"^- `([^`]+)`", readme, re.M):
+        if name not in files:
+            print("FAIL: examples/README.md describes %s, which examples/ does not hold" % name)
+            failed = 1
+
     if not failed:
-        print("ok: %d event types, each emitted and documented: %s" %
-              (len(code), ", ".join(sorted(code))))
+        print("ok: %d event types, each emitted and documented: %s; %d examples described" %
+              (len(code), ", ".join(sorted(code)), len(files)))
     sys.exit(failed)
 
 
