@@ -83,6 +83,11 @@ usage_cases = [
     (["run", "--cc", "/nonexistent/cc", "x.json"], "--cc"),
     (["worker", "--insecure", "--connect", "tcp://127.0.0.1:1", "--isolation", "strong"],
      "--isolation: 'strong'"),
+    (["worker", "--insecure", "--connect", "tcp://127.0.0.1:1", "--slots", "0"],
+     "option --slots: '0' is not a number"),
+    (["search", "-k", "0", "query"], "option -k: '0' is not a number"),
+    (["serve", "--insecure", "--bind", "tcp://127.0.0.1:1", "--local", "x"],
+     "option --local: 'x' is not a number"),
 ]
 # eval --connect: the options of where tasks run are refused, naming where they belong
 # (checked before connecting, so no orchestrator is needed here)
@@ -106,7 +111,8 @@ for args, message in usage_cases:
     except subprocess.TimeoutExpired:
         check(False, "gryphgen %s: exit 2 at once, not a run" % " ".join(args))
         continue
-    check(p.returncode == 2 and message in p.stderr and p.stdout == "",
+    check(p.returncode == 2 and message in p.stderr and p.stdout == "" and
+          "---" not in p.stderr,
           "gryphgen %s: exit 2 with '%s'" % (" ".join(args), message),
           "exit %d, stderr: %s" % (p.returncode, p.stderr))
 
