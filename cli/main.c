@@ -52,7 +52,10 @@ void cli_usage(FILE *f)
     for (size_t i = 0; i < N_COMMANDS; i++) {
         char head[64];
         snprintf(head, sizeof head, "%s %s", commands[i].name, commands[i].args);
-        fprintf(f, "  %-28s %s\n", head, commands[i].summary);
+        if (strlen(head) > 28) /* its own line, the summary under it */
+            fprintf(f, "  %s\n  %-28s %s\n", head, "", commands[i].summary);
+        else
+            fprintf(f, "  %-28s %s\n", head, commands[i].summary);
     }
     fprintf(f,
             "\noptions of eval and run:\n"

@@ -32,7 +32,7 @@ for line in text.splitlines():
         continue
     if in_commands and not line.strip():
         break
-    if in_commands and line.startswith("  "):
+    if in_commands and line.startswith("  ") and not line.startswith("   "):
         commands.append(line.split()[0])
 check(len(commands) >= 15 and "submit" in commands and "watch" in commands,
       "the usage text lists the commands", commands)
