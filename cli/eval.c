@@ -546,6 +546,13 @@ int cli_cmd_eval(int argc, char **argv)
     }
     if (connect && refuse_remote_only(given) != CLI_EXIT_OK)
         return CLI_EXIT_USAGE;
+    if (!connect && (cli_sec.key_file || cli_sec.server_key || cli_sec.insecure)) {
+        /* the keys and --insecure are the grid client's; here nothing would use them */
+        cli_errorf("eval: %s applies only with --connect ENDPOINT (a grid); without it the "
+                   "set runs in this process", cli_sec.insecure ? "--insecure"
+                   : cli_sec.key_file ? "--key" : "--server-key");
+        return CLI_EXIT_USAGE;
+    }
     if (argc - optind != 1) {
         cli_errorf(argc - optind == 0 ? "eval: which task set? give a FILE, or - for stdin"
                                       : "eval: give one task set, not %d", argc - optind);

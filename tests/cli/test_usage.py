@@ -105,6 +105,10 @@ for opt, value, where in (("--generator", "reference", "gryphgen worker --genera
                         "does not apply with --connect"))
     usage_cases.append((["eval", opt, value, "--insecure", "--connect", "tcp://127.0.0.1:1",
                          EXAMPLES], where))
+# ... and the grid client's options are refused without --connect (nothing would use them)
+for args in (["--insecure"], ["--key", "x.key"], ["--server-key", "x.pub"]):
+    usage_cases.append((["eval"] + args + [EXAMPLES],
+                        "%s applies only with --connect" % args[0]))
 for args, message in usage_cases:
     try:  # a usage error is found before any work: one that is not would run on
         p = gg(args, timeout=60)
