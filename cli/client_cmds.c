@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 enum { OPT_CONNECT = 0x200, OPT_NAME, OPT_WAIT, OPT_TIMEOUT, OPT_BATCH };
 
 #define SUBMIT_BATCH 1000
+#define NO_TIMEOUT UINT_MAX /* --timeout-ms not given */
 #define SUBMIT_BATCH_BYTES ((size_t)4 << 20)
 
 cli_security cli_sec;
@@ -244,11 +246,17 @@ int cli_cmd_submit(int argc, char **argv)
 {
     const char *connect = NULL, *name = NULL;
     int wait = 0, status = CLI_EXIT_OK;
-    unsigned timeout_ms = 0;
+    unsigned timeout_ms = NO_TIMEOUT;
     int r = common_opts("submit", argc, argv, ":h", client_longopts, &connect, &name, &wait,
                         &timeout_ms);
     if (r)
         return r > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    if (timeout_ms != NO_TIMEOUT && !wait) {
+        cli_errorf("submit: --timeout-ms is how long --wait waits; give --wait too");
+        return CLI_EXIT_USAGE;
+    }
+    if (timeout_ms == NO_TIMEOUT)
+        timeout_ms = 0;
     if (argc - optind != 1) {
         cli_errorf("submit: give one task file (JSON lines; - reads stdin)");
         return CLI_EXIT_USAGE;
@@ -350,10 +358,19 @@ static int client_command_begin(const char *cmd, int argc, char **argv, int min_
     int wait = 0;
     *go = 0;
     *c = NULL;
+    *timeout_ms = NO_TIMEOUT;
     int r = common_opts(cmd, argc, argv, ":h", client_longopts, &connect, &name, &wait,
                         timeout_ms);
     if (r)
         return r > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    /* The shared table knows every client option; refuse those this command has no use for. */
+    if (wait || (*timeout_ms != NO_TIMEOUT && strcmp(cmd, "watch") != 0)) {
+        cli_errorf("%s: %s is not an option of %s (see 'gryphgen %s --help')", cmd,
+                   wait ? "--wait" : "--timeout-ms", cmd, cmd);
+        return CLI_EXIT_USAGE;
+    }
+    if (*timeout_ms == NO_TIMEOUT)
+        *timeout_ms = 0;
     if (argc - optind < min_ids || argc - optind > max_ids) {
         cli_errorf("%s: %s", cmd, ids_usage);
         return CLI_EXIT_USAGE;

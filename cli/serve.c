@@ -120,6 +120,11 @@ int cli_cmd_serve(int argc, char **argv)
         serve_usage(stderr);
         return CLI_EXIT_USAGE;
     }
+    if (cli_sec.server_key) {
+        cli_errorf("serve: --server-key is for workers and clients (the orchestrator's public "
+                   "key); serve takes --key and --authorized-keys");
+        return CLI_EXIT_USAGE;
+    }
     if (cli_sec.key_file && !cli_sec.authorized_keys) {
         cli_errorf("serve: --key needs --authorized-keys FILE (the keys admitted, with roles)");
         return CLI_EXIT_USAGE;

@@ -105,6 +105,16 @@ for opt, value, where in (("--generator", "reference", "gryphgen worker --genera
                         "does not apply with --connect"))
     usage_cases.append((["eval", opt, value, "--insecure", "--connect", "tcp://127.0.0.1:1",
                          EXAMPLES], where))
+# the client commands and serve refuse the shared options they have no use for
+ep = ["--insecure", "--connect", "tcp://127.0.0.1:1"]
+usage_cases += [
+    (["status", "--wait"] + ep, "--wait is not an option of status"),
+    (["cancel", "--timeout-ms", "5", "x"] + ep, "--timeout-ms is not an option of cancel"),
+    (["watch", "--wait"] + ep, "--wait is not an option of watch"),
+    (["submit", "--timeout-ms", "5", "x.jsonl"] + ep, "give --wait too"),
+    (["serve", "--insecure", "--bind", "tcp://127.0.0.1:1", "--server-key", "x.pub"],
+     "--server-key is for workers and clients"),
+]
 # ... and the grid client's options are refused without --connect (nothing would use them)
 for args in (["--insecure"], ["--key", "x.key"], ["--server-key", "x.pub"]):
     usage_cases.append((["eval"] + args + [EXAMPLES],
