@@ -114,6 +114,10 @@ usage_cases += [
     (["submit", "--timeout-ms", "5", "x.jsonl"] + ep, "give --wait too"),
     (["serve", "--insecure", "--bind", "tcp://127.0.0.1:1", "--server-key", "x.pub"],
      "--server-key is for workers and clients"),
+    (["serve", "--insecure", "--bind", "tcp://127.0.0.1:1", "--generator", "reference"],
+     "--generator applies to the jobs of --local N workers only"),
+    (["serve", "--insecure", "--bind", "tcp://127.0.0.1:1", "--python", "python3"],
+     "gryphgen worker --python"),
 ]
 # ... and the grid client's options are refused without --connect (nothing would use them)
 for args in (["--insecure"], ["--key", "x.key"], ["--server-key", "x.pub"]):
