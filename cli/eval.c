@@ -419,38 +419,42 @@ static void eval_usage(FILE *f)
                "(see 'gryphgen help' for what each option does)\n");
 }
 
-/* The options of where tasks run, which mean nothing to a client of a grid: with --connect
- * they are refused, naming the command they belong to, rather than silently ignored. */
+/* The options of where tasks run (every shared option of eval and run but --quiet), which
+ * mean nothing to a client of a grid: with --connect they are refused, naming where they
+ * belong, rather than silently ignored. One not listed here goes to the workers. */
 static const struct {
     int opt;
-    const char *name, *where;
+    const char *where;
 } remote_only[] = {
-    {CLI_OPT_GENERATOR, "--generator", "on the workers: gryphgen worker --generator SPEC"},
-    {CLI_OPT_PYTHON, "--python", "on the workers: gryphgen worker --python PATH"},
-    {CLI_OPT_CC, "--cc", "on the workers: gryphgen worker --cc PATH"},
-    {CLI_OPT_ISOLATION, "--isolation",
+    {CLI_OPT_GENERATOR, "on the workers: gryphgen worker --generator SPEC"},
+    {CLI_OPT_PYTHON, "on the workers: gryphgen worker --python PATH"},
+    {CLI_OPT_CC, "on the workers: gryphgen worker --cc PATH"},
+    {CLI_OPT_ISOLATION,
      "on the workers: gryphgen worker --isolation LEVEL (or per task, its \"isolation\" field)"},
-    {CLI_OPT_JOBS, "--jobs", "on the workers: gryphgen worker --slots N"},
-    {CLI_OPT_DB, "--db", "on the orchestrator: gryphgen serve --db PATH"},
-    {CLI_OPT_MAX_ATTEMPTS, "--max-attempts",
+    {CLI_OPT_JOBS, "on the workers: gryphgen worker --slots N"},
+    {CLI_OPT_DB, "on the orchestrator: gryphgen serve --db PATH"},
+    {CLI_OPT_MAX_ATTEMPTS,
      "on the orchestrator: gryphgen serve --max-attempts N (or per task, its "
      "\"budget\": {\"max_attempts\": N})"},
-    {CLI_OPT_LOG_LEVEL, "--log-level",
+    {CLI_OPT_LOG_LEVEL,
      "on the orchestrator and the workers: gryphgen serve|worker --log-level LEVEL"},
 };
 
-/* With --connect: refuses the first option given that applies only where tasks run. */
-static int refuse_remote_only(const unsigned char *given)
+/* With --connect: refuses opt (its long name), an option of where tasks run. */
+static int refuse_remote_only(int opt, const char *name)
 {
-    for (size_t i = 0; i < sizeof remote_only / sizeof remote_only[0]; i++) {
-        if (!given[remote_only[i].opt - CLI_OPT_GENERATOR])
-            continue;
-        cli_errorf("eval: %s does not apply with --connect: the grid's orchestrator and "
-                   "workers run the tasks; give it %s", remote_only[i].name,
-                   remote_only[i].where);
-        return CLI_EXIT_USAGE;
-    }
-    return CLI_EXIT_OK;
+    const char *where = NULL;
+    for (size_t i = 0; i < sizeof remote_only / sizeof remote_only[0]; i++)
+        if (remote_only[i].opt == opt)
+            where = remote_only[i].where;
+    if (where)
+        cli_errorf("eval: --%s does not apply with --connect: the grid's orchestrator and "
+                   "workers run the tasks; give it %s", name, where);
+    else
+        cli_errorf("eval: --%s does not apply with --connect: the grid's orchestrator and "
+                   "workers run the tasks; give it on the workers: gryphgen worker --%s "
+                   "(see gryphgen worker --help)", name, name);
+    return CLI_EXIT_USAGE;
 }
 
 /* Opens the input: a path, or "-" for stdin. Returns the fd or -1 after printing why. */
@@ -502,12 +506,14 @@ int cli_cmd_eval(int argc, char **argv)
     gg_orchestrator_t *orch = NULL;
     eval_summary summary;
     progress_counts counts;
-    unsigned char given[CLI_OPT_ISOLATION - CLI_OPT_GENERATOR + 1] = {0};
+    int remote_opt = 0;            /* the first option given of where tasks run ... */
+    const char *remote_name = NULL; /* ... and its long name */
+    int li;
 
     cli_run_options_init(&opts);
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":hqj:", longopts, NULL)) != -1) {
+    while ((li = -1, c = getopt_long(argc, argv, ":hqj:", longopts, &li)) != -1) {
         int handled;
         if (c == 'j')
             c = CLI_OPT_JOBS;
@@ -541,11 +547,13 @@ int cli_cmd_eval(int argc, char **argv)
             return CLI_EXIT_USAGE;
         if (handled == 0)
             return cli_bad_option("eval", c, argv, optind, optopt);
-        if (c >= CLI_OPT_GENERATOR && c <= CLI_OPT_ISOLATION)
-            given[c - CLI_OPT_GENERATOR] = 1;
+        if (c != CLI_OPT_QUIET && !remote_opt) {
+            remote_opt = c;
+            remote_name = li >= 0 ? longopts[li].name : "jobs"; /* -j */
+        }
     }
-    if (connect && refuse_remote_only(given) != CLI_EXIT_OK)
-        return CLI_EXIT_USAGE;
+    if (connect && remote_opt)
+        return refuse_remote_only(remote_opt, remote_name);
     if (!connect && (cli_sec.key_file || cli_sec.server_key || cli_sec.insecure)) {
         /* the keys and --insecure are the grid client's; here nothing would use them */
         cli_errorf("eval: %s applies only with --connect ENDPOINT (a grid); without it the "
