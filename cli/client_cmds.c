@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 enum { OPT_CONNECT = 0x200, OPT_NAME, OPT_WAIT, OPT_TIMEOUT, OPT_BATCH };
 
 #define SUBMIT_BATCH 1000
+#define NO_TIMEOUT UINT_MAX /* --timeout-ms not given */
 #define SUBMIT_BATCH_BYTES ((size_t)4 << 20)
 
 cli_security cli_sec;
@@ -102,7 +104,44 @@ int cli_client_result(gg_client_t *c, const char *task_id, char **out_result)
     return gg_client_wait(c, task_id, 10000, out_result);
 }
 
-/* Parses the options every client command has; returns -1 on a usage error. */
+/* The usage of submit, status, cancel and watch (--help, -h). */
+static void client_usage(const char *cmd, FILE *f)
+{
+    static const struct {
+        const char *cmd, *args, *what;
+    } usages[] = {
+        {"submit", "[--wait [--timeout-ms N]] FILE|-",
+         "submits the tasks of FILE (JSON lines; - reads stdin) and prints their ids, one a\n"
+         "line; with --wait, then waits for each and prints its result JSON (--timeout-ms:\n"
+         "how long to wait for each, default without end)"},
+        {"status", "[TASK_ID]",
+         "prints a task's status as JSON, or without TASK_ID the orchestrator's counters\n"
+         "and connected nodes"},
+        {"cancel", "TASK_ID", "cancels a task that has not ended"},
+        {"watch", "[--timeout-ms N]",
+         "prints the orchestrator's events as JSON lines (docs/events.md) until interrupted,\n"
+         "or for N ms"},
+    };
+    for (size_t i = 0; i < sizeof usages / sizeof usages[0]; i++) {
+        if (strcmp(usages[i].cmd, cmd) != 0)
+            continue;
+        fprintf(f, "usage: gryphgen %s --connect ENDPOINT [--name NAME] %s\n"
+                   "       [--key FILE --server-key Z85|FILE] [--insecure]\n"
+                   "%s.\n"
+                   "  --connect ENDPOINT  the orchestrator (`gryphgen serve`), e.g. "
+                   "tcp://127.0.0.1:5555\n"
+                   "  --name NAME         the submitter's name, for fair share (default "
+                   "user@host)\n"
+                   "  --key FILE          this client's CURVE key pair (`gryphgen keygen`)\n"
+                   "  --server-key KEY    the orchestrator's public key (Z85 text or its .pub "
+                   "file)\n"
+                   "  --insecure          no encryption (loopback endpoints only)\n",
+                cmd, usages[i].args, usages[i].what);
+    }
+}
+
+/* Parses the options every client command has; returns -1 on a usage error, 1 when the
+ * usage was asked for (and printed). */
 static int common_opts(const char *cmd, int argc, char **argv, const char *shortopts,
                        const struct option *longopts, const char **connect, const char **name,
                        int *wait, unsigned *timeout_ms)
@@ -127,6 +166,7 @@ static int common_opts(const char *cmd, int argc, char **argv, const char *short
             break;
         case 'h':
         case CLI_OPT_HELP:
+            client_usage(cmd, stdout);
             return 1;
         default:
             if (c != '?' && c != ':') {
@@ -213,11 +253,17 @@ int cli_cmd_submit(int argc, char **argv)
 {
     const char *connect = NULL, *name = NULL;
     int wait = 0, status = CLI_EXIT_OK;
-    unsigned timeout_ms = 0;
+    unsigned timeout_ms = NO_TIMEOUT;
     int r = common_opts("submit", argc, argv, ":h", client_longopts, &connect, &name, &wait,
                         &timeout_ms);
     if (r)
         return r > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    if (timeout_ms != NO_TIMEOUT && !wait) {
+        cli_errorf("submit: --timeout-ms is how long --wait waits; give --wait too");
+        return CLI_EXIT_USAGE;
+    }
+    if (timeout_ms == NO_TIMEOUT)
+        timeout_ms = 0;
     if (argc - optind != 1) {
         cli_errorf("submit: give one task file (JSON lines; - reads stdin)");
         return CLI_EXIT_USAGE;
@@ -319,10 +365,19 @@ static int client_command_begin(const char *cmd, int argc, char **argv, int min_
     int wait = 0;
     *go = 0;
     *c = NULL;
+    *timeout_ms = NO_TIMEOUT;
     int r = common_opts(cmd, argc, argv, ":h", client_longopts, &connect, &name, &wait,
                         timeout_ms);
     if (r)
         return r > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    /* The shared table knows every client option; refuse those this command has no use for. */
+    if (wait || (*timeout_ms != NO_TIMEOUT && strcmp(cmd, "watch") != 0)) {
+        cli_errorf("%s: %s is not an option of %s (see 'gryphgen %s --help')", cmd,
+                   wait ? "--wait" : "--timeout-ms", cmd, cmd);
+        return CLI_EXIT_USAGE;
+    }
+    if (*timeout_ms == NO_TIMEOUT)
+        *timeout_ms = 0;
     if (argc - optind < min_ids || argc - optind > max_ids) {
         cli_errorf("%s: %s", cmd, ids_usage);
         return CLI_EXIT_USAGE;

@@ -93,8 +93,9 @@ int cli_parse_uint(const char *name, const char *text, unsigned lo, unsigned hi,
     *out = (unsigned)v;
     return 0;
 bad:
-    cli_errorf("option --%s: '%s' is not a number from %u to %u", name, text ? text : "", lo,
-               hi);
+    /* name is given with its dashes ("-k", "--slots") or without ("jobs") */
+    cli_errorf("option %s%s: '%s' is not a number from %u to %u", name[0] == '-' ? "" : "--",
+               name, text ? text : "", lo, hi);
     return -1;
 }
 

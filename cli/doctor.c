@@ -24,6 +24,12 @@ static int jtrue(const cJSON *o, const char *k)
 int cli_cmd_doctor(int argc, char **argv)
 {
     int json = argc == 2 && !strcmp(argv[1], "--json");
+    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        printf("usage: gryphgen doctor [--json]\n"
+               "Prints what isolation, cgroups, runtimes and container engine this host gives\n"
+               "the jobs of the process executor, and why; --json prints the probe as JSON.\n");
+        return CLI_EXIT_OK;
+    }
     if (argc > 1 && !json) {
         cli_errorf("doctor: takes no arguments but --json");
         return CLI_EXIT_USAGE;

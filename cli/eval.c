@@ -409,11 +409,52 @@ static void eval_usage(FILE *f)
     fprintf(f, "usage: gryphgen eval [--generator SPEC] [--jobs N] [--db PATH] "
                "[--results PATH]\n"
                "                     [--max-attempts N] [--python PATH] [--cc PATH]\n"
-               "                     [--log-level LEVEL] [--quiet] [--connect ENDPOINT] "
-               "FILE|-\n"
-               "  --connect ENDPOINT  run the set on a grid (`gryphgen serve`) instead of here\n"
+               "                     [--isolation LEVEL] [--log-level LEVEL] [--quiet] FILE|-\n"
+               "       gryphgen eval --connect ENDPOINT [--key FILE --server-key KEY] "
+               "[--insecure]\n"
+               "                     [--results PATH] [--quiet] FILE|-\n"
+               "  --connect ENDPOINT  run the set on a grid (`gryphgen serve`) instead of here;\n"
+               "                      the options of where tasks run go to serve and worker\n"
                "  --key FILE --server-key KEY  CURVE keys for --connect (see `gryphgen keygen`)\n"
                "(see 'gryphgen help' for what each option does)\n");
+}
+
+/* The options of where tasks run (every shared option of eval and run but --quiet), which
+ * mean nothing to a client of a grid: with --connect they are refused, naming where they
+ * belong, rather than silently ignored. One not listed here goes to the workers. */
+static const struct {
+    int opt;
+    const char *where;
+} remote_only[] = {
+    {CLI_OPT_GENERATOR, "on the workers: gryphgen worker --generator SPEC"},
+    {CLI_OPT_PYTHON, "on the workers: gryphgen worker --python PATH"},
+    {CLI_OPT_CC, "on the workers: gryphgen worker --cc PATH"},
+    {CLI_OPT_ISOLATION,
+     "on the workers: gryphgen worker --isolation LEVEL (or per task, its \"isolation\" field)"},
+    {CLI_OPT_JOBS, "on the workers: gryphgen worker --slots N"},
+    {CLI_OPT_DB, "on the orchestrator: gryphgen serve --db PATH"},
+    {CLI_OPT_MAX_ATTEMPTS,
+     "on the orchestrator: gryphgen serve --max-attempts N (or per task, its "
+     "\"budget\": {\"max_attempts\": N})"},
+    {CLI_OPT_LOG_LEVEL,
+     "on the orchestrator and the workers: gryphgen serve|worker --log-level LEVEL"},
+};
+
+/* With --connect: refuses opt (its long name), an option of where tasks run. */
+static int refuse_remote_only(int opt, const char *name)
+{
+    const char *where = NULL;
+    for (size_t i = 0; i < sizeof remote_only / sizeof remote_only[0]; i++)
+        if (remote_only[i].opt == opt)
+            where = remote_only[i].where;
+    if (where)
+        cli_errorf("eval: --%s does not apply with --connect: the grid's orchestrator and "
+                   "workers run the tasks; give it %s", name, where);
+    else
+        cli_errorf("eval: --%s does not apply with --connect: the grid's orchestrator and "
+                   "workers run the tasks; give it on the workers: gryphgen worker --%s "
+                   "(see gryphgen worker --help)", name, name);
+    return CLI_EXIT_USAGE;
 }
 
 /* Opens the input: a path, or "-" for stdin. Returns the fd or -1 after printing why. */
@@ -465,11 +506,14 @@ int cli_cmd_eval(int argc, char **argv)
     gg_orchestrator_t *orch = NULL;
     eval_summary summary;
     progress_counts counts;
+    int remote_opt = 0;            /* the first option given of where tasks run ... */
+    const char *remote_name = NULL; /* ... and its long name */
+    int li;
 
     cli_run_options_init(&opts);
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":hqj:", longopts, NULL)) != -1) {
+    while ((li = -1, c = getopt_long(argc, argv, ":hqj:", longopts, &li)) != -1) {
         int handled;
         if (c == 'j')
             c = CLI_OPT_JOBS;
@@ -503,6 +547,19 @@ int cli_cmd_eval(int argc, char **argv)
             return CLI_EXIT_USAGE;
         if (handled == 0)
             return cli_bad_option("eval", c, argv, optind, optopt);
+        if (c != CLI_OPT_QUIET && !remote_opt) {
+            remote_opt = c;
+            remote_name = li >= 0 ? longopts[li].name : "jobs"; /* -j */
+        }
+    }
+    if (connect && remote_opt)
+        return refuse_remote_only(remote_opt, remote_name);
+    if (!connect && (cli_sec.key_file || cli_sec.server_key || cli_sec.insecure)) {
+        /* the keys and --insecure are the grid client's; here nothing would use them */
+        cli_errorf("eval: %s applies only with --connect ENDPOINT (a grid); without it the "
+                   "set runs in this process", cli_sec.insecure ? "--insecure"
+                   : cli_sec.key_file ? "--key" : "--server-key");
+        return CLI_EXIT_USAGE;
     }
     if (argc - optind != 1) {
         cli_errorf(argc - optind == 0 ? "eval: which task set? give a FILE, or - for stdin"
@@ -586,6 +643,12 @@ int cli_cmd_eval(int argc, char **argv)
     progress_get(prog, &counts);
     /* Remotely the events are not seen here: this run's attempts are the set's. */
     print_summary(&summary, eval_client ? summary.attempts : counts.attempts, wall);
+    /* Bad input is a usage error even though the valid tasks ran (gryphgen help). */
+    if (summary.bad_lines > 0) {
+        cli_errorf("%lu line(s) of %s are not valid tasks (exit status 2)", summary.bad_lines,
+                   strcmp(input, "-") == 0 ? "stdin" : input);
+        status = CLI_EXIT_USAGE;
+    }
 
 out:
     /* the orchestrator first: its callback writes into the progress counters */

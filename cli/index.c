@@ -318,7 +318,7 @@ int cli_cmd_index(int argc, char **argv)
     int quiet = 0, c;
     opterr = 0;
     optind = 1;
-    while ((c = getopt_long(argc, argv, ":", longs, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", longs, NULL)) != -1) {
         switch (c) {
         case OPT_DB: db = optarg; break;
         case OPT_MAX_FILE:
@@ -326,6 +326,7 @@ int cli_cmd_index(int argc, char **argv)
                 return CLI_EXIT_USAGE;
             break;
         case OPT_QUIET: quiet = 1; break;
+        case 'h':
         case OPT_HELP:
             printf("usage: gryphgen index [--db PATH] [--max-file-size BYTES] [--quiet] "
                    "PATH...\n\nAdds files (directories recursively; hidden entries, links "
@@ -400,7 +401,7 @@ int cli_cmd_search(int argc, char **argv)
     int json = 0, c;
     opterr = 0;
     optind = 1;
-    while ((c = getopt_long(argc, argv, ":k:", longs, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":hk:", longs, NULL)) != -1) {
         switch (c) {
         case OPT_DB: db = optarg; break;
         case 'k':
@@ -417,6 +418,7 @@ int cli_cmd_search(int argc, char **argv)
                 return CLI_EXIT_USAGE;
             break;
         case OPT_JSON: json = 1; break;
+        case 'h':
         case OPT_HELP:
             printf("usage: gryphgen search [--db PATH] [-k N] [--language L] [--weight W] "
                    "[--exploration E] [--json] QUERY...\n\nPrints the N best chunks of the "
@@ -545,11 +547,12 @@ int cli_cmd_search_serve(int argc, char **argv)
     int c;
     opterr = 0;
     optind = 1;
-    while ((c = getopt_long(argc, argv, ":", longs, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", longs, NULL)) != -1) {
         switch (c) {
         case OPT_DB: db = optarg; break;
         case OPT_LISTEN: listen = optarg; break;
         case OPT_TOKEN_ENV: token_env = optarg; break;
+        case 'h':
         case OPT_HELP:
             printf("usage: gryphgen search-serve [--db PATH] [--listen ADDRESS:PORT] "
                    "[--token-env VAR]\n\nServes GET /v1/search?q=TEXT&k=N from the index "

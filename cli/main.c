@@ -52,13 +52,18 @@ void cli_usage(FILE *f)
     for (size_t i = 0; i < N_COMMANDS; i++) {
         char head[64];
         snprintf(head, sizeof head, "%s %s", commands[i].name, commands[i].args);
-        fprintf(f, "  %-28s %s\n", head, commands[i].summary);
+        if (strlen(head) > 28) /* its own line, the summary under it */
+            fprintf(f, "  %s\n  %-28s %s\n", head, "", commands[i].summary);
+        else
+            fprintf(f, "  %-28s %s\n", head, commands[i].summary);
     }
     fprintf(f,
             "\noptions of eval and run:\n"
             "  --generator SPEC      replay (default: the task's candidates in order),\n"
-            "                        reference (the task's canonical_solution), or\n"
-            "                        command:PROG (PROG gets the request JSON on stdin)\n"
+            "                        reference (the task's canonical_solution),\n"
+            "                        command:PROG (PROG gets the request JSON on stdin), or\n"
+            "                        openai (an OpenAI-compatible chat-completions server,\n"
+            "                        configured by $GRYPHGEN_LLM_URL, $GRYPHGEN_LLM_MODEL...)\n"
             "  --db PATH             SQLite database to keep tasks and attempts in; re-running\n"
             "                        a set on the same database resumes it (default: temporary)\n"
             "  --max-attempts N      attempts for tasks whose budget names none (1-100)\n"
@@ -71,13 +76,27 @@ void cli_usage(FILE *f)
             "  --jobs N              tasks run at once (default: the number of cores)\n"
             "  --results PATH        write one JSON line per task, in the set's order\n"
             "  --quiet               no progress output\n"
-            "\nexit status: 0 when every task ran (whatever it scored), 1 on an\n"
-            "infrastructure error (database, runtime), 2 on a usage error or a bad task file.\n");
+            "  --connect ENDPOINT    run the set on a grid (`gryphgen serve`); the options of\n"
+            "                        where tasks run then belong to serve and worker, and\n"
+            "                        eval refuses them\n"
+            "\nexecutors of worker (--executor NAME):\n"
+            "  process               a sandboxed child process on this host (default)\n"
+            "  container             a container of a Docker or Podman engine (its socket)\n"
+            "  noop                  passes every job at once, runs nothing (benchmarks)\n"
+            "\nexit status of eval and run: 0 when every task in the input was read and ran\n"
+            "to its end, whatever it scored; 1 when the run itself failed (database, results\n"
+            "file, the library); 2 on a usage error or bad input (an unknown option or bad\n"
+            "value, an unreadable input, any line or task that is not a valid task: the\n"
+            "valid ones still run and are reported); 130 when interrupted.\n");
 }
 
 static int cmd_version(int argc, char **argv)
 {
-    (void)argv;
+    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        printf("usage: gryphgen version\n"
+               "Prints the versions of the command and of the library it runs on.\n");
+        return CLI_EXIT_OK;
+    }
     if (argc > 1) {
         cli_errorf("version: takes no arguments");
         return CLI_EXIT_USAGE;

@@ -108,8 +108,8 @@ static int read_task_file(const char *path, char **out)
 static void run_usage(FILE *f)
 {
     fprintf(f, "usage: gryphgen run [--generator SPEC] [--db PATH] [--max-attempts N]\n"
-               "                    [--python PATH] [--cc PATH] [--log-level LEVEL] "
-               "TASK.json|-\n"
+               "                    [--python PATH] [--cc PATH] [--isolation LEVEL]\n"
+               "                    [--log-level LEVEL] TASK.json|-\n"
                "(see 'gryphgen help' for what each option does)\n");
 }
 

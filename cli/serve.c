@@ -27,7 +27,9 @@ static void serve_usage(FILE *f)
                "  --key FILE        this server's CURVE key pair (PREFIX.key, `gryphgen keygen`)\n"
                "  --authorized-keys FILE  the admitted keys: lines \"ROLE Z85KEY [comment]\"\n"
                "  --insecure        no encryption (loopback endpoints only)\n"
-               "  --local N         also run N worker threads in this process (default 0)\n"
+               "  --local N         also run N worker threads in this process (default 0);\n"
+               "                    --generator, --python and --cc are theirs (remote\n"
+               "                    workers take their own), so they need --local\n"
                "  --max-queued N    queued tasks beyond which submissions are answered busy\n"
                "  --index PATH      retrieve context from this fts5 index (`gryphgen index`)\n"
                "                    and learn from outcomes into it (default with --http: --db)\n"
@@ -59,6 +61,7 @@ int cli_cmd_serve(int argc, char **argv)
     unsigned local = 0, max_queued = 0, http_port = 0;
     const char *index_db = NULL, *http = NULL;
     char http_host[128] = "";
+    const char *jobs_option = NULL; /* an option of where jobs run (--generator, ...) */
     int c;
     cli_run_options_init(&opts);
     optind = 1;
@@ -110,6 +113,16 @@ int cli_cmd_serve(int argc, char **argv)
             return CLI_EXIT_USAGE;
         if (handled == 0)
             return cli_bad_option("serve", c, argv, optind, optopt);
+        if (c == CLI_OPT_GENERATOR || c == CLI_OPT_PYTHON || c == CLI_OPT_CC)
+            jobs_option = c == CLI_OPT_GENERATOR ? "--generator"
+                          : c == CLI_OPT_PYTHON  ? "--python" : "--cc";
+    }
+    if (jobs_option && local == 0) {
+        /* Remote workers generate and run with their own settings: without --local nothing
+         * here would use it. */
+        cli_errorf("serve: %s applies to the jobs of --local N workers only; remote workers "
+                   "take their own: gryphgen worker %s", jobs_option, jobs_option);
+        return CLI_EXIT_USAGE;
     }
     if (optind != argc) {
         cli_errorf("serve: unexpected argument '%s'", argv[optind]);
@@ -118,6 +131,11 @@ int cli_cmd_serve(int argc, char **argv)
     if (!bind[0]) {
         cli_errorf("serve: give at least one --bind ENDPOINT (e.g. tcp://127.0.0.1:5555)");
         serve_usage(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    if (cli_sec.server_key) {
+        cli_errorf("serve: --server-key is for workers and clients (the orchestrator's public "
+                   "key); serve takes --key and --authorized-keys");
         return CLI_EXIT_USAGE;
     }
     if (cli_sec.key_file && !cli_sec.authorized_keys) {

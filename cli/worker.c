@@ -21,12 +21,23 @@ static void worker_usage(FILE *f)
 {
     fprintf(f, "usage: gryphgen worker --connect ENDPOINT [--slots N] [--queue N]\n"
                "                       [--label KEY=VALUE...] [--name NAME] [--journal PATH]\n"
-               "                       [--executor process|noop] [--generator SPEC]\n"
-               "                       [--python PATH] [--cc PATH] [--log-level LEVEL]\n"
+               "                       [--executor process|container|noop] [--generator SPEC]\n"
+               "                       [--python PATH] [--cc PATH] [--isolation LEVEL]\n"
+               "                       [--log-level LEVEL]\n"
                "                       [--key FILE --server-key Z85|FILE] [--insecure]\n"
                "  --key FILE         this worker's CURVE key pair (PREFIX.key, `gryphgen keygen`)\n"
                "  --server-key KEY   the orchestrator's public key (Z85 text or its .pub file)\n"
                "  --insecure         no encryption (loopback endpoints only)\n"
+               "  --executor NAME    process: a sandboxed child process (default); container:\n"
+               "                     a container of the Docker or Podman engine whose socket\n"
+               "                     is $DOCKER_HOST, /var/run/docker.sock or\n"
+               "                     /run/podman/podman.sock; noop: passes every job, runs\n"
+               "                     nothing (benchmarks)\n"
+               "  --isolation LEVEL  none, rlimits or namespaces: this worker's jobs run at\n"
+               "                     LEVEL and never weaker (process executor; default: the\n"
+               "                     strongest this host gives)\n"
+               "  --generator SPEC   replay (default), reference, command:PROG or openai\n"
+               "                     (see 'gryphgen help'): the worker generates the code\n"
                "  --journal PATH     openai generator: keep the journal of model answers and\n"
                "                     the strategy bandit in this SQLite file\n"
                "                     (default: $GRYPHGEN_LLM_JOURNAL, else none)\n");
@@ -57,6 +68,7 @@ int cli_cmd_worker(int argc, char **argv)
         {"generator", required_argument, NULL, CLI_OPT_GENERATOR},
         {"python", required_argument, NULL, CLI_OPT_PYTHON},
         {"cc", required_argument, NULL, CLI_OPT_CC},
+        {"isolation", required_argument, NULL, CLI_OPT_ISOLATION},
         {"log-level", required_argument, NULL, CLI_OPT_LOG_LEVEL},
         CLI_SECURITY_LONG_OPTIONS,
         {"help", no_argument, NULL, CLI_OPT_HELP},
@@ -148,6 +160,8 @@ int cli_cmd_worker(int argc, char **argv)
     int status = CLI_EXIT_OK;
     gopts.spec = opts.generator;
     eopts.backend = executor;
+    eopts.isolation = opts.isolation;
+    eopts.min_isolation = opts.isolation;
     if (gg_generator_new(&gen, &gopts) != 0) {
         cli_errorf("generator '%s': %s", opts.generator, gg_error_last());
         return CLI_EXIT_USAGE;
@@ -156,6 +170,19 @@ int cli_cmd_worker(int argc, char **argv)
         cli_errorf("executor '%s': %s", executor, gg_error_last());
         gg_generator_destroy(&gen);
         return CLI_EXIT_USAGE;
+    }
+    if (opts.isolation && strcmp(executor, "process") == 0) {
+        /* Once, before joining: a host that cannot give the level refuses to start rather
+         * than failing every job it would take. */
+        char *out = NULL;
+        int rc = gg_executor_run(ex, "{\"argv\": [\"true\"]}", &out);
+        gg_free(out);
+        if (rc != 0) {
+            cli_errorf("worker: --isolation %s: %s", opts.isolation, gg_error_last());
+            gg_executor_destroy(&ex);
+            gg_generator_destroy(&gen);
+            return CLI_EXIT_INFRA;
+        }
     }
     gg_worker_options wo = GG_WORKER_OPTIONS_INIT;
     wo.connect = connect;

@@ -52,7 +52,9 @@ typedef struct gg_orchestrator_options {
     gg_log_fn log_fn;            /**< NULL: no logging */
     void *log_user;              /**< passed to log_fn */
     int log_level;               /**< highest gg_log_level delivered; default GG_LOG_WARN */
-    gg_event_fn event_fn;        /**< NULL: events are only stored */
+    gg_event_fn event_fn;        /**< NULL: events go only to the events table (the
+                                      types docs/events.md says are stored) and to
+                                      watching clients */
     void *event_user;            /**< passed to event_fn */
     const char *transport;       /**< "zmq" (default when NULL) */
     /* version 2 */

@@ -146,6 +146,8 @@ typedef struct active {
     cJSON *strategy;        /* for the next job, or NULL */
     char avoid[GGP_MAX_NAME + 1]; /* node of the last infrastructure fault */
     unsigned match_gen;     /* nodes_gen when it was last found unmatchable */
+    int announced;          /* the attempt whose first dispatch was announced (task.started,
+                               attempt.started); a job sent again is job.dispatched only */
 } active;
 
 typedef struct outmsg {
@@ -383,12 +385,12 @@ static int events_heard(const sched *s)
     return s->o->event_fn != NULL || s->n_watching > 0;
 }
 
-/* The events of a task's course (task.started, attempt.started, attempt.finished,
- * task.finished) are not stored as rows: the tasks and attempts tables hold the same facts
- * (docs/events.md). They are built only when someone hears them. */
+/* The events of a task's course (task.started, attempt.started, job.dispatched,
+ * attempt.finished, task.finished) are not stored as rows: the tasks and attempts tables hold
+ * the same facts (docs/events.md). They are built only when someone hears them. */
 static int event_stored(const char *type)
 {
-    static const char *const course[] = { "task.started", "attempt.started",
+    static const char *const course[] = { "task.started", "attempt.started", "job.dispatched",
                                           "attempt.finished", "task.finished" };
     for (size_t i = 0; type && i < sizeof course / sizeof course[0]; i++)
         if (strcmp(type, course[i]) == 0)
@@ -1466,6 +1468,7 @@ static void drop_node(sched *s, node *n, const char *why)
         atomic_fetch_add(&s->o->n_requeued, 1);
         cJSON *ev = event_new("job.requeued", a->task_id);
         if (ev) {
+            cJSON_AddNumberToObject(ev, "attempt", a->attempts + 1);
             cJSON_AddStringToObject(ev, "node", n->name);
             cJSON_AddStringToObject(ev, "reason", why);
             emit(s, a->seq, ev);
@@ -1761,6 +1764,7 @@ static void node_batch_send(sched *s, node *n)
     /* Not sent: the jobs go back to the queue (and the node, if gone, is dropped later). */
     ggi_log(&s->o->log, GG_LOG_WARN, "cannot send jobs to worker '%s': %s", n->name,
             gg_error_last());
+    char *why = ggi_asprintf("cannot send the job: %s", gg_error_last());
     for (int k = 0; k < count; k++) {
         active *a = find_active(s, n->batch_seqs[k]);
         if (a && a->on == n && a->inflight) {
@@ -1771,8 +1775,17 @@ static void node_batch_send(sched *s, node *n)
             a->not_before_ms = ggi_now_ms() + 100;
             s->backoff = 1;
             s->dispatch_due = 1;
+            /* its job.dispatched is answered: the attempt was not made */
+            cJSON *ev = event_new("job.requeued", a->task_id);
+            if (ev) {
+                cJSON_AddNumberToObject(ev, "attempt", a->attempts + 1);
+                cJSON_AddStringToObject(ev, "node", n->name);
+                ggi_json_add_str(ev, "reason", why ? why : "cannot send the job");
+                emit(s, a->seq, ev);
+            }
         }
     }
+    free(why);
     if (rc == GG_ENOTFOUND)
         n->last_rx = 0; /* dead: dropped by the liveness check */
 }
@@ -2032,12 +2045,26 @@ static void dispatch(sched *s)
             }
             if (n->batch.len >= JOB_BATCH_BYTES || n->batch_count >= GGP_MAX_BATCH)
                 node_batch_send(s, n);
-            cJSON *ev = !events_heard(s) ? NULL
-                        : event_new(a->attempts == 0 ? "task.started" : "attempt.started",
-                                    a->task_id);
-            if (ev) {
-                cJSON_AddNumberToObject(ev, "attempt", a->attempts + 1);
-                emit(s, a->seq, ev);
+            /* Dispatched is all the hub knows: no message says a job began. The first
+             * dispatch of an attempt is announced once (task.started, attempt.started);
+             * every dispatch, a job sent again after job.requeued or job.retried too, is
+             * job.dispatched (docs/events.md). */
+            int first = a->announced != a->attempts + 1;
+            a->announced = a->attempts + 1;
+            if (events_heard(s)) {
+                cJSON *ev = !first ? NULL
+                            : event_new(a->attempts == 0 ? "task.started" : "attempt.started",
+                                        a->task_id);
+                if (ev) {
+                    cJSON_AddNumberToObject(ev, "attempt", a->attempts + 1);
+                    emit(s, a->seq, ev);
+                }
+                ev = event_new("job.dispatched", a->task_id);
+                if (ev) {
+                    cJSON_AddNumberToObject(ev, "attempt", a->attempts + 1);
+                    cJSON_AddStringToObject(ev, "node", n->name);
+                    emit(s, a->seq, ev);
+                }
             }
         }
         i = j;
@@ -2212,6 +2239,18 @@ static void on_result(sched *s, node *from, const char *from_key, int64_t seq, i
             ggi_log(&o->log, GG_LOG_WARN, "task '%s': %s failed (%s); retry %d in %.0f ms",
                     a->task_id, stage ? stage : "?", msg ? msg : "?", a->infra_failures,
                     backoff);
+            /* The job came back without an attempt: its job.dispatched is answered here. */
+            cJSON *ev = event_new("job.retried", a->task_id);
+            if (ev) {
+                cJSON_AddNumberToObject(ev, "attempt", n);
+                if (nd)
+                    cJSON_AddStringToObject(ev, "node", nd->name);
+                ggi_json_add_str(ev, "stage", stage);
+                ggi_json_add_str(ev, "reason", msg);
+                cJSON_AddNumberToObject(ev, "retry", a->infra_failures);
+                cJSON_AddNumberToObject(ev, "backoff_ms", floor(backoff));
+                emit(s, a->seq, ev);
+            }
             return;
         }
         if (atomic_load(&o->stopping))

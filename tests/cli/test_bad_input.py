@@ -2,8 +2,9 @@
 language, a field of the wrong type, an oversize field, an unsupported language, a JSON
 array, a NUL byte and a line over 8 MiB. Each is reported on stderr naming its line (and task
 and field), listed in --results as an error line, counted in the summary; the good tasks
-still run and the exit status is 0. Also: a big set of bad lines is streamed in bounded
-memory."""
+still run, and the exit status is 2 (bad input), as it is for a set of bad lines only; a
+set whose every line is a valid task exits 0. Also: a big set of bad lines is streamed in
+bounded memory."""
 
 import json
 import os
@@ -44,8 +45,8 @@ with open(out_path) as f:
     p = subprocess.CompletedProcess(child.args, child.returncode, f.read(), big_err[-2000:])
 no_sanitizer_report(big_err)
 s = summary(p.stdout)
-check(p.returncode == 0 and s.get("bad lines") == n_lines, "a big set of bad lines is read",
-      p.stdout + p.stderr[-500:])
+check(p.returncode == 2 and s.get("bad lines") == n_lines,
+      "a big set of bad lines is read, and exits 2", p.stdout + p.stderr[-500:])
 with open(GRYPHGEN, "rb") as f:
     sanitized = b"__asan_init" in f.read()
 if sanitized:  # AddressSanitizer's quarantine and shadow memory make RSS meaningless
@@ -82,7 +83,9 @@ with open(path, "w") as f:
 res = os.path.join(work, "bad.results.jsonl")
 p = gg(["eval", "--results", res, path])
 err = p.stderr
-check(p.returncode == 0, "a set with bad lines still exits 0", err)
+check(p.returncode == 2, "a set with bad lines exits 2 (bad input)", err)
+check("8 line(s) of %s are not valid tasks" % path in err,
+      "the exit status is explained", err[-500:])
 s = summary(p.stdout)
 check(s.get("tasks") == 11, "11 entries (blank lines skipped)", p.stdout)
 check(s.get("passed at first attempt") == 3, "the 3 good tasks ran and passed", p.stdout + err)
@@ -114,6 +117,33 @@ check(all(r.get("reason") for r in rows if r.get("status") == "error"),
       "results: every error line has a reason")
 check(any("budget.max_attempts" in (r.get("reason") or "") for r in rows),
       "results: the reason names the field")
+
+# --- the exit status: any bad line is bad input (2); only valid tasks, 0 -------------
+only_bad = os.path.join(work, "only-bad.jsonl")
+with open(only_bad, "w") as f:
+    f.write('{"task_id": "broken", "language": \n[1, 2]\n')
+p = gg(["eval", "--quiet", only_bad])
+s = summary(p.stdout)
+check(p.returncode == 2 and s.get("bad lines") == 2,
+      "a set whose lines are all malformed exits 2", "exit %d\n%s%s" % (p.returncode, p.stdout,
+                                                                    p.stderr))
+p = gg(["eval", "--quiet", "-"], input="not json\n")
+check(p.returncode == 2, "a bad line on stdin exits 2", p.stderr)
+all_good = os.path.join(work, "good.jsonl")
+with open(all_good, "w") as f:
+    f.write(good(1) + "\n\n" + good(2) + "\n")
+p = gg(["eval", "--quiet", all_good])
+check(p.returncode == 0 and summary(p.stdout).get("tasks") == 2,
+      "a set of valid tasks (and a blank line) exits 0", p.stdout + p.stderr)
+failing = os.path.join(work, "failing.jsonl")
+with open(failing, "w") as f:
+    f.write(json.dumps({"task_id": "fails", "language": "python", "stub": "def f():\n",
+                        "entry_point": "f", "test": "assert f() == 1\n",
+                        "candidates": ["    return 2\n"]}) + "\n")
+p = gg(["eval", "--quiet", failing])
+check(p.returncode == 0 and summary(p.stdout).get("failed") == 1,
+      "a valid task that fails still exits 0 (the score is not the status)",
+      p.stdout + p.stderr)
 
 shutil.rmtree(work, ignore_errors=True)
 finish()

@@ -103,7 +103,7 @@ with open(changed, "w") as f:
         f.write(json.dumps(t) + "\n")
 res3 = os.path.join(work, "results3.jsonl")
 p = gg(["eval", "--db", db, "--results", res3, changed])
-check(p.returncode == 0, "eval with a changed task exits 0", p.stderr)
+check(p.returncode == 2, "eval with a changed task exits 2 (bad input)", p.stderr)
 check("line 1:" in p.stderr and "py/add" in p.stderr, "the changed task is reported by line",
       p.stderr)
 s3 = summary(p.stdout)
