@@ -8,10 +8,10 @@ venv (no setuptools or wheel to fetch into the isolated build environment), and 
 written into the source tree: the wheel and sdist go only to the directories pip names.
 
 Where the C library lives is recorded in the wheel (gryphgen/_install.py, LIBDIR) when it
-is known at build time: from the config setting `libdir` (pip install -C libdir=DIR ...),
-else from `pkg-config --variable=libdir gryphgen` (so the prefix on PKG_CONFIG_PATH when
-the package is built); the binding tries that directory when the dynamic linker does not
-find the library by its soname."""
+is known at build time: from the config setting `libdir` (pip install --config-settings
+libdir=DIR ...), else from `pkg-config --variable=libdir gryphgen` (so the prefix on
+PKG_CONFIG_PATH when the package is built); the binding tries that directory when the
+dynamic linker does not find the library by its soname."""
 
 import base64
 import hashlib

@@ -17,7 +17,7 @@ LIBRARY_ENV = "GRYPHGEN_LIBRARY"
 def _installed_libdirs():
     """Directories where an installed libgryphgen may be, after the dynamic linker's own
     search: the one recorded when this package was built (gryphgen/_install.py, written by
-    the build backend from pkg-config or `-C libdir=DIR`), then what `pkg-config
+    the build backend from pkg-config or `--config-settings libdir=DIR`), then what `pkg-config
     --variable=libdir gryphgen` says now (PKG_CONFIG_PATH naming the prefix's
     lib/<multiarch>/pkgconfig)."""
     dirs = []
