@@ -138,6 +138,13 @@ enum { CLI_OPT_KEY = 0x180, CLI_OPT_SERVER_KEY, CLI_OPT_AUTHORIZED_KEYS, CLI_OPT
     {"curve-key", required_argument, NULL, CLI_OPT_KEY},            \
     {"server-key", required_argument, NULL, CLI_OPT_SERVER_KEY},    \
     {"insecure", no_argument, NULL, CLI_OPT_INSECURE}
+/* The openai generator's per-run settings, shared by eval, run, serve and worker: each sets
+ * the environment variable the generator reads (docs/generator.md), so a flag and the
+ * variable are the same setting. */
+enum { CLI_OPT_LLM_TIMEOUT = 0x1c0, CLI_OPT_LLM_MAX_TOKENS };
+#define CLI_LLM_LONG_OPTIONS                                              \
+    {"llm-timeout", required_argument, NULL, CLI_OPT_LLM_TIMEOUT},       \
+    {"llm-max-tokens", required_argument, NULL, CLI_OPT_LLM_MAX_TOKENS}
 typedef struct cli_security {
     const char *key_file;        /* this process's key pair (PREFIX.key) */
     const char *server_key;      /* the orchestrator's public key (peers) */

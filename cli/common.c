@@ -157,6 +157,27 @@ int cli_run_option(cli_run_options *o, int c, const char *arg)
     case CLI_OPT_QUIET:
         o->quiet = 1;
         return 1;
+    case CLI_OPT_LLM_TIMEOUT:
+    case CLI_OPT_LLM_MAX_TOKENS: {
+        /* Checked here so a typo is a usage error; the generator reads the variable. */
+        int timeout = c == CLI_OPT_LLM_TIMEOUT;
+        const char *name = timeout ? "llm-timeout" : "llm-max-tokens";
+        char *end = NULL;
+        errno = 0;
+        double d = strtod(arg, &end);
+        if (!*arg || errno || *end || !(timeout ? d > 0 && d <= 86400
+                                                 : d >= 1 && d <= 1e9 && d == (long)d)) {
+            cli_errorf("option --%s: '%s' is not %s", name, arg,
+                       timeout ? "a number of seconds from 0.001 to 86400"
+                               : "a whole number of tokens from 1 to 1000000000");
+            return -1;
+        }
+        if (setenv(timeout ? "GRYPHGEN_LLM_TIMEOUT_S" : "GRYPHGEN_LLM_MAX_TOKENS", arg, 1)) {
+            cli_errorf("option --%s: %s", name, strerror(errno));
+            return -1;
+        }
+        return 1;
+    }
     case CLI_OPT_ISOLATION:
         if (strcmp(arg, "none") && strcmp(arg, "rlimits") && strcmp(arg, "namespaces")) {
             cli_errorf("option --isolation: '%s' is not one of none, rlimits, namespaces", arg);

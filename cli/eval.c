@@ -416,6 +416,8 @@ static void eval_usage(FILE *f)
                "  --connect ENDPOINT  run the set on a grid (`gryphgen serve`) instead of here;\n"
                "                      the options of where tasks run go to serve and worker\n"
                "  --key FILE --server-key KEY  CURVE keys for --connect (see `gryphgen keygen`)\n"
+               "  --llm-timeout S --llm-max-tokens N  openai generator: seconds per request,\n"
+               "                      completion token limit (GRYPHGEN_LLM_TIMEOUT_S, _MAX_TOKENS)\n"
                "(see 'gryphgen help' for what each option does)\n");
 }
 
@@ -481,6 +483,7 @@ int cli_cmd_eval(int argc, char **argv)
 {
     static const struct option longopts[] = {
         {"generator", required_argument, NULL, CLI_OPT_GENERATOR},
+        CLI_LLM_LONG_OPTIONS,
         {"jobs", required_argument, NULL, CLI_OPT_JOBS},
         {"db", required_argument, NULL, CLI_OPT_DB},
         {"results", required_argument, NULL, CLI_OPT_RESULTS},

@@ -128,6 +128,7 @@ int cli_cmd_run(int argc, char **argv)
 {
     static const struct option longopts[] = {
         {"generator", required_argument, NULL, CLI_OPT_GENERATOR},
+        CLI_LLM_LONG_OPTIONS,
         {"db", required_argument, NULL, CLI_OPT_DB},
         {"max-attempts", required_argument, NULL, CLI_OPT_MAX_ATTEMPTS},
         {"python", required_argument, NULL, CLI_OPT_PYTHON},

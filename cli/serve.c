@@ -46,6 +46,7 @@ int cli_cmd_serve(int argc, char **argv)
         {"index", required_argument, NULL, OPT_INDEX},
         {"http", required_argument, NULL, OPT_HTTP},
         {"generator", required_argument, NULL, CLI_OPT_GENERATOR},
+        CLI_LLM_LONG_OPTIONS,
         {"db", required_argument, NULL, CLI_OPT_DB},
         {"max-attempts", required_argument, NULL, CLI_OPT_MAX_ATTEMPTS},
         {"python", required_argument, NULL, CLI_OPT_PYTHON},

@@ -40,7 +40,9 @@ static void worker_usage(FILE *f)
                "                     (see 'gryphgen help'): the worker generates the code\n"
                "  --journal PATH     openai generator: keep the journal of model answers and\n"
                "                     the strategy bandit in this SQLite file\n"
-               "                     (default: $GRYPHGEN_LLM_JOURNAL, else none)\n");
+               "                     (default: $GRYPHGEN_LLM_JOURNAL, else none)\n"
+               "  --llm-timeout S --llm-max-tokens N  openai generator: seconds per request,\n"
+               "                     completion token limit (GRYPHGEN_LLM_TIMEOUT_S, _MAX_TOKENS)\n");
 }
 
 /* Stops the worker when a signal arrived (the handler only sets cli_interrupted). */
@@ -66,6 +68,7 @@ int cli_cmd_worker(int argc, char **argv)
         {"executor", required_argument, NULL, OPT_EXECUTOR},
         {"journal", required_argument, NULL, OPT_JOURNAL},
         {"generator", required_argument, NULL, CLI_OPT_GENERATOR},
+        CLI_LLM_LONG_OPTIONS,
         {"python", required_argument, NULL, CLI_OPT_PYTHON},
         {"cc", required_argument, NULL, CLI_OPT_CC},
         {"isolation", required_argument, NULL, CLI_OPT_ISOLATION},

@@ -113,6 +113,17 @@ static const char *env(const char *name)
     return v && *v ? v : NULL;
 }
 
+#define COMPLETIONS "/chat/completions"
+
+/* Whether a shown URL (path ending in /chat/completions) has /v1 before that ending. */
+static int v1_path(const char *shown)
+{
+    size_t n = strlen(shown), cl = strlen(COMPLETIONS);
+    if (n < cl || strcmp(shown + n - cl, COMPLETIONS) != 0)
+        return 1; /* not ours to judge */
+    return n >= cl + 3 && memcmp(shown + n - cl - 3, "/v1", 3) == 0;
+}
+
 /* "http://user:pw@host:1/v1?x#y" -> "http://host:1/v1". */
 static char *shown_url(const char *url)
 {
@@ -169,7 +180,7 @@ static int add_endpoint(openai *g, const char *s, size_t len, const char *source
         return rc;
     }
     /* The path gets "/chat/completions" unless it has it; a query string stays last. */
-    const char *suffix = "/chat/completions";
+    const char *suffix = COMPLETIONS;
     size_t sl = strlen(suffix);
     const char *host = strstr(base, "://") + 3;
     size_t path_end = (size_t)(host - base) + strcspn(host, "?#");
@@ -573,9 +584,18 @@ static int configure(openai *g, const gg_generator_options *o)
     if (o->connect_timeout_s < 0 || !isfinite(o->connect_timeout_s))
         return ggi_error(GG_EINVAL,
                          "openai generator: option connect_timeout_s must not be negative");
-    double ct = o->connect_timeout_s > 0 ? o->connect_timeout_s
-                                         : GGI_OPENAI_DEFAULT_CONNECT_TIMEOUT_S;
-    double tt = o->timeout_s > 0 ? o->timeout_s : GGI_OPENAI_DEFAULT_TIMEOUT_S;
+    /* An option set by the host wins; else the environment; else the default. */
+    double ct = o->connect_timeout_s, tt = o->timeout_s;
+    if (!(ct > 0)) {
+        if ((rc = env_number("GRYPHGEN_LLM_CONNECT_TIMEOUT_S", 0.001, 86400, &d, &set)))
+            return rc;
+        ct = set ? d : GGI_OPENAI_DEFAULT_CONNECT_TIMEOUT_S;
+    }
+    if (!(tt > 0)) {
+        if ((rc = env_number("GRYPHGEN_LLM_TIMEOUT_S", 0.001, 86400, &d, &set)))
+            return rc;
+        tt = set ? d : GGI_OPENAI_DEFAULT_TIMEOUT_S;
+    }
     if (ct > 86400 || tt > 86400)
         return ggi_error(GG_EINVAL, "openai generator: timeouts above a day are not accepted");
     g->connect_ms = (long)ceil(ct * 1000);
@@ -746,6 +766,15 @@ static enum outcome post_once(const openai *g, const endpoint *e, const char *mo
                             "openai: %s: HTTP %ld: authentication failed (check "
                             "GRYPHGEN_LLM_API_KEY)%s%s",
                             e->shown, http, sep, msg);
+    else if (http == 404 && !v1_path(e->shown))
+        /* The common first mistake: a base URL without /v1 (Ollama, vLLM and llama.cpp's
+         * server all answer a bare 404 to /chat/completions). */
+        *status = ggi_error(GG_EGENERATOR,
+                            "openai: %s: HTTP 404%s%s (the URL has no /v1: OpenAI-compatible "
+                            "servers serve /v1/chat/completions; try the base URL %.*s/v1 in "
+                            "GRYPHGEN_LLM_URL)",
+                            e->shown, sep, msg, (int)(strlen(e->shown) - strlen(COMPLETIONS)),
+                            e->shown);
     else if (http == 404)
         *status = ggi_error(GG_EGENERATOR,
                             "openai: %s: HTTP 404 (check the URL, which should end in /v1, and "

@@ -127,14 +127,22 @@ static char *analysis_reason(const cJSON *findings)
     return ggi_strdup("does not compile");
 }
 
-/* Generates the code; returns the completion or NULL after marking the record. */
-static char *generate(const ggi_attempt_env *env, const cJSON *job, cJSON *context,
-                      cJSON *rec)
+/* Generates the code; returns the completion or NULL after marking the record. The request's
+ * task is the full normalised form (docs/generator.md: every field, absent ones null), not
+ * the compact form the job carries: a generator reads fields without knowing which ones a
+ * task left out. */
+static char *generate(const ggi_attempt_env *env, const cJSON *job, const ggi_task *t,
+                      cJSON *context, cJSON *rec)
 {
     cJSON *req = cJSON_CreateObject();
-    if (!req)
+    cJSON *task = ggi_task_to_json(t);
+    if (!req || !task) {
+        cJSON_Delete(req);
+        cJSON_Delete(task);
+        infra(rec, "generate", GG_ENOMEM, "out of memory");
         return NULL;
-    cJSON_AddItemReferenceToObject(req, "task", cJSON_GetObjectItem(job, "task"));
+    }
+    cJSON_AddItemToObject(req, "task", task);
     cJSON_AddItemToObject(req, "attempt", cJSON_Duplicate(cJSON_GetObjectItem(job, "n"), 1));
     const cJSON *fb = cJSON_GetObjectItem(job, "feedback");
     if (fb)
@@ -225,7 +233,7 @@ int ggi_attempt_run(const ggi_attempt_env *env, const cJSON *job, cJSON **out_re
     double t0 = ggi_now_ms();
     cJSON *context = retrieve(env, t);
     double t_gen = ggi_now_ms();
-    char *completion = generate(env, job, context, rec);
+    char *completion = generate(env, job, t, context, rec);
     double t_gen_end = ggi_now_ms();
     double analyze_ms = 0, execute_ms = 0;
     char *program = NULL;

@@ -72,7 +72,8 @@ typedef struct node {
     identity id;
     char name[GGP_MAX_NAME + 1];
     char key[GGI_KEY_Z85_LEN + 1]; /* the CURVE key it said hello with, or "" */
-    int capacity, busy;
+    int capacity, busy; /* capacity = slots + queue (status shows all three) */
+    int slots, queue;
     cJSON *caps;
     int any, noop, gpus;
     double memory_mb;
@@ -1555,6 +1556,8 @@ static void on_worker_hello(sched *s, const gg_transport_msg *msg, const cJSON *
     ggi_json_int(b, "slots", 1, 1, 1024, &slots);
     ggi_json_int(b, "queue", 0, 0, 100000, &queue);
     n->capacity = (int)(slots + queue);
+    n->slots = (int)slots;
+    n->queue = (int)queue;
     s->dispatch_due = 1;
     cJSON_Delete(n->caps);
     const cJSON *caps = cJSON_GetObjectItemCaseSensitive(b, "caps");
@@ -2490,6 +2493,8 @@ static void on_status(sched *s, const identity *to, const cJSON *b)
             cJSON *x = cJSON_CreateObject();
             cJSON_AddStringToObject(x, "name", n->name);
             cJSON_AddNumberToObject(x, "capacity", n->capacity);
+            cJSON_AddNumberToObject(x, "slots", n->slots);
+            cJSON_AddNumberToObject(x, "queue", n->queue);
             cJSON_AddNumberToObject(x, "busy", n->busy);
             cJSON_AddBoolToObject(x, "quarantined", n->quarantined_until > now);
             cJSON_AddItemToObject(x, "caps", cJSON_Duplicate(n->caps, 1));

@@ -12,6 +12,7 @@ meson=${1:?usage: check_install.sh MESON BUILD_ROOT SOURCE_ROOT [SANITIZE]}
 build=${2:?build root}
 src=${3:?source root}
 sanitize=${4:-none}
+rpath=${5:-false}
 cc=${CC:-cc}
 # meson test points LD_LIBRARY_PATH at the build tree; a user of the installed library has
 # no such thing, and it would hide an install that is broken.
@@ -59,6 +60,27 @@ else
 fi
 [ -L "$libdir/libgryphgen.so.1" ] || { echo "FAIL: $libdir/libgryphgen.so.1 symlink missing"; fail=1; }
 [ -e "$libdir/libgryphgen.so" ] || { echo "FAIL: $libdir/libgryphgen.so (development link) missing"; fail=1; }
+# The documented consumer recipe sets PKG_CONFIG_PATH=LIBDIR/pkgconfig (with a multiarch
+# libdir, not PREFIX/lib/pkgconfig).
+[ "$pc" = "$libdir/pkgconfig/gryphgen.pc" ] || { echo "FAIL: gryphgen.pc is at $pc, not in the libdir it names ($libdir/pkgconfig)"; fail=1; }
+real_libdir=${libdir#"$dest"}
+
+# The installed command: with -Drpath=true it carries an rpath to the installed library's
+# real place; without, none (no build-tree path leaks), and it runs with LD_LIBRARY_PATH.
+bindir=$dest$prefix/bin
+if [ ! -x "$bindir/gryphgen" ]; then
+    echo "FAIL: the gryphgen command was not installed in $bindir"; fail=1
+else
+    runpath=$(objdump -p "$bindir/gryphgen" | awk '$1 == "RUNPATH" || $1 == "RPATH" { print $2 }')
+    if [ "$rpath" = true ]; then
+        [ "$runpath" = "$real_libdir" ] || { echo "FAIL: -Drpath=true: gryphgen's rpath is '$runpath', wanted $real_libdir"; fail=1; }
+    else
+        [ -z "$runpath" ] || { echo "FAIL: gryphgen has an rpath '$runpath' without -Drpath=true"; fail=1; }
+    fi
+    if ! out=$(LD_LIBRARY_PATH=$libdir timeout 30 "$bindir/gryphgen" version 2>&1); then
+        echo "FAIL: LD_LIBRARY_PATH=$libdir gryphgen version: $out"; fail=1
+    fi
+fi
 # Every public header of the tree is installed (a header added to include/ but not to
 # install_headers() would break hosts that include it).
 incdir=$(PKG_CONFIG_PATH=$tmp/pc pkg-config --variable=includedir gryphgen)
@@ -110,6 +132,22 @@ for ex in "$src"/examples/*.c; do
         echo "  stderr:"; sed 's/^/    /' "$tmp/err-$name"; fail=1
     fi
 done
+
+# The Python binding, built the documented way with PKG_CONFIG_PATH at the prefix, imports
+# the installed library with neither GRYPHGEN_LIBRARY nor LD_LIBRARY_PATH.
+if [ "$sanitize" != none ] && [ -n "$sanitize" ]; then
+    echo "check_install: the Python binding's check skipped (instrumented library)"
+elif ! /usr/bin/python3 -m pip --version >/dev/null 2>&1; then
+    echo "check_install: the Python binding's check skipped (no pip)"
+elif ! PKG_CONFIG_PATH=$tmp/pc /usr/bin/python3 -m pip install --quiet --no-index \
+        --root-user-action=ignore --disable-pip-version-check --target "$tmp/py" \
+        "$src/bindings/python" >"$tmp/pip.log" 2>&1 </dev/null; then
+    echo "FAIL: pip install bindings/python:"; sed 's/^/    /' "$tmp/pip.log"; fail=1
+else
+    loaded=$(cd "$tmp" && env -u GRYPHGEN_LIBRARY -u PKG_CONFIG_PATH PYTHONPATH="$tmp/py" \
+        /usr/bin/python3 -c 'import gryphgen; print(gryphgen.library_path())' 2>&1) || true
+    [ "$loaded" = "$libdir/libgryphgen.so.1" ] || { echo "FAIL: the installed binding loaded '$loaded', wanted $libdir/libgryphgen.so.1"; fail=1; }
+fi
 
 if [ "$fail" -ne 0 ]; then
     echo "check_install: FAILED"

@@ -27,7 +27,9 @@ POST .../chat/completions until killed. The model name picks the behaviour ("mod
   big         a 9 MiB body
   repair      a wrong add (a - b) until a message of the request mentions AssertionError,
               then the right one
-A path starting with /dead answers 503 to everything (an endpoint that is down).
+A path starting with /dead answers 503 to everything (an endpoint that is down). A path
+without /v1 before /chat/completions answers 404 "404 page not found" in plain text, as
+Ollama, vLLM and llama.cpp's server do for a base URL without /v1.
 GET /stats answers {"models": {model: requests}, "paths": {path: requests}, "total": n},
 so a test can tell how often (and where) the server was asked.
 """
@@ -107,6 +109,14 @@ class Handler(BaseHTTPRequestHandler):
             return
         if not path.endswith("/chat/completions"):
             self.send_json(404, {"error": "no such path " + self.path})
+            return
+        if not path.endswith("/v1/chat/completions"):
+            body = b"404 page not found"
+            self.send_response(404)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
             return
         try:
             req = json.loads(raw)

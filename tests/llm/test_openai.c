@@ -2,7 +2,7 @@
  * test_openai.c - the "openai" generator against a fake chat-completions server on
  * loopback (fake_llm_server.py, argv[1]): answers and their reading, the request sent
  * (prompt, settings, bearer key), HTTP errors, retries with Retry-After and backoff,
- * timeouts, malformed and cut-off bodies, the size cap, failover between endpoints,
+ * timeouts (also from the environment), a base URL without /v1, malformed and cut-off bodies, the size cap, failover between endpoints,
  * configuration from options and the environment, prompt templates, code extraction,
  * concurrent calls, the journal of exchanges, secrets kept out of messages and responses, and one run of the
  * orchestrator that repairs its first answer from the feedback. Whether a request was
@@ -363,6 +363,20 @@ static void test_http_errors(void)
     CHECK_CONTAINS(err, "HTTP 404");
     CHECK_CONTAINS(err, "model '404:a' not found");
     free(err);
+
+    /* A base URL without /v1: the server's bare 404, and the way out. */
+    char bare[128], want[192];
+    snprintf(bare, sizeof bare, "http://127.0.0.1:%d", srv.port);
+    o = opts_for("ok:a");
+    o.url = bare;
+    CHECK_RC(ask(&o, NULL, &r, &err, &ms), GG_EGENERATOR);
+    CHECK_CONTAINS(err, "HTTP 404");
+    CHECK_CONTAINS(err, "404 page not found");
+    snprintf(want, sizeof want, "try the base URL http://127.0.0.1:%d/v1 in GRYPHGEN_LLM_URL",
+             srv.port);
+    CHECK_CONTAINS(err, want);
+    CHECK(ms < 1000); /* permanent: not retried */
+    free(err);
 }
 
 static void test_retries(void)
@@ -424,6 +438,27 @@ static void test_timeouts(void)
     CHECK(ms >= 900);
     CHECK(hits("hang:a") == 1);
     free(err);
+
+    /* From the environment when the option is unset (gryphgen --llm-timeout sets it). */
+    o = opts_for("slow:a");
+    o.timeout_s = 0;
+    setenv("GRYPHGEN_LLM_TIMEOUT_S", "1", 1);
+    setenv("GRYPHGEN_LLM_CONNECT_TIMEOUT_S", "0.5", 1);
+    CHECK_RC(ask(&o, NULL, &r, &err, &ms), GG_ETIMEDOUT);
+    CHECK_CONTAINS(err, "within 1.0 s");
+    CHECK(ms >= 900 && ms < 2500);
+    free(err);
+    setenv("GRYPHGEN_LLM_TIMEOUT_S", "soon", 1);
+    CHECK_RC(ask(&o, NULL, &r, &err, &ms), GG_EINVAL);
+    CHECK_CONTAINS(err, "GRYPHGEN_LLM_TIMEOUT_S='soon'");
+    free(err);
+    setenv("GRYPHGEN_LLM_TIMEOUT_S", "1", 1);
+    setenv("GRYPHGEN_LLM_CONNECT_TIMEOUT_S", "-1", 1);
+    CHECK_RC(ask(&o, NULL, &r, &err, &ms), GG_EINVAL);
+    CHECK_CONTAINS(err, "GRYPHGEN_LLM_CONNECT_TIMEOUT_S");
+    free(err);
+    unsetenv("GRYPHGEN_LLM_CONNECT_TIMEOUT_S");
+    unsetenv("GRYPHGEN_LLM_TIMEOUT_S");
 }
 
 static void test_bad_bodies(void)

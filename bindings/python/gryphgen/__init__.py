@@ -5,8 +5,9 @@ subclassing Generator, Executor or Retriever; spread tasks over a grid with
 Orchestrator(bind=...), Worker and Client (ggp/1). Results and events are dicts; failures
 raise GryphgenError subclasses carrying the library's status and message.
 
-The library is libgryphgen.so.1, found through $GRYPHGEN_LIBRARY, the package directory or
-the dynamic linker's path."""
+The library is libgryphgen.so.1, found through $GRYPHGEN_LIBRARY, the package directory, the
+dynamic linker's path, the install directory recorded when the package was built, or
+pkg-config's libdir for gryphgen."""
 
 import ctypes
 

@@ -14,10 +14,36 @@ ABI_MAJOR = 1
 LIBRARY_ENV = "GRYPHGEN_LIBRARY"
 
 
+def _installed_libdirs():
+    """Directories where an installed libgryphgen may be, after the dynamic linker's own
+    search: the one recorded when this package was built (gryphgen/_install.py, written by
+    the build backend from pkg-config or `--config-settings libdir=DIR`), then what `pkg-config
+    --variable=libdir gryphgen` says now (PKG_CONFIG_PATH naming the prefix's
+    lib/<multiarch>/pkgconfig)."""
+    dirs = []
+    try:
+        from . import _install
+        if getattr(_install, "LIBDIR", None):
+            dirs.append(_install.LIBDIR)
+    except ImportError:  # a source tree, not an installed copy
+        pass
+    try:
+        import subprocess
+        r = subprocess.run(["pkg-config", "--variable=libdir", "gryphgen"],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=30)
+        libdir = r.stdout.decode("utf-8", "replace").strip()
+        if r.returncode == 0 and libdir and libdir not in dirs:
+            dirs.append(libdir)
+    except (OSError, ValueError, subprocess.SubprocessError):
+        pass
+    return dirs
+
+
 def _load():
     """Loads the library: $GRYPHGEN_LIBRARY when set (and only it), else the file next to this
-    package, else the dynamic linker's search for the soname. The error names every place
-    tried and why each failed."""
+    package, else the dynamic linker's search for the soname (LD_LIBRARY_PATH, ld.so.cache),
+    else the install directory recorded at build time, else pkg-config's. The error names
+    every place tried and why each failed."""
     tried = []
     override = os.environ.get(LIBRARY_ENV)
     if override:
@@ -25,17 +51,21 @@ def _load():
     else:
         here = os.path.dirname(os.path.abspath(__file__))
         candidates = [os.path.join(here, SONAME), SONAME]
-    for path in candidates:
+    for i, path in enumerate(candidates):
         if os.sep in path and not os.path.exists(path):
             tried.append("%s (no such file)" % path)
-            continue
-        try:
-            return ctypes.CDLL(path)
-        except OSError as e:
-            tried.append("%s (%s)" % (path, e))
+        else:
+            try:
+                return ctypes.CDLL(path)
+            except OSError as e:
+                tried.append("%s (%s)" % (path, e))
+        if not override and i == len(candidates) - 1 and path == SONAME:
+            # Looked up lazily: pkg-config runs only when the linker's search failed.
+            candidates.extend(os.path.join(d, SONAME) for d in _installed_libdirs())
     where = ("$%s=%s" % (LIBRARY_ENV, override)) if override else \
-        ("the package directory and the dynamic linker's path (LD_LIBRARY_PATH, ld.so.cache; "
-         "set $%s to the library's path to choose one)" % LIBRARY_ENV)
+        ("the package directory, the dynamic linker's path (LD_LIBRARY_PATH, ld.so.cache), "
+         "the install directory recorded at build time and pkg-config's libdir "
+         "(set $%s to the library's path to choose one)" % LIBRARY_ENV)
     raise ImportError("gryphgen: cannot load %s from %s; tried: %s"
                       % (SONAME, where, "; ".join(tried)))
 

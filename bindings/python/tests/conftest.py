@@ -18,7 +18,10 @@ if not os.environ.get("GRYPHGEN_LIBRARY") and os.environ.get("GG_BUILD_ROOT"):
     os.environ["GRYPHGEN_LIBRARY"] = os.path.join(os.environ["GG_BUILD_ROOT"], "lib",
                                                   "libgryphgen.so.1")
 
-PYTHON = sys.executable or "/usr/bin/python3"
+# The interpreter the tasks run with. A venv's python is a link to the real one; the link
+# itself may be invisible to a sandboxed job (a venv under /tmp: the sandbox's /tmp is its
+# own), so the tasks get the file it points to.
+PYTHON = os.path.realpath(sys.executable) if sys.executable else "/usr/bin/python3"
 
 # How long a test waits for something before it fails: a guard against hangs on a busy
 # machine, never a measure of speed.

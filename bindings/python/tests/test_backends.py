@@ -297,3 +297,51 @@ def test_ctypes_structs_mirror_the_headers(gg):
         assert ctypes.sizeof(py) == layout[cname], cname
         for fname, _ in py._fields_:
             assert getattr(py, fname).offset == layout["%s.%s" % (cname, fname)], (cname, fname)
+
+
+def _doc_request_example():
+    """The example request of docs/generator.md ("## Request"), parsed."""
+    with open(os.path.join(SOURCE_ROOT, "docs", "generator.md"), encoding="utf-8") as f:
+        doc = f.read()
+    section = doc[doc.index("\n## Request\n"):]
+    block = section[section.index("```json\n") + 8:]
+    return json.loads(block[:block.index("\n```")])
+
+
+def _key_shape(value):
+    """The keys of value, recursively (lists: the shape of their first element)."""
+    if isinstance(value, dict):
+        return {k: _key_shape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_key_shape(value[0])] if value else []
+    return None
+
+
+def test_command_generator_request_matches_the_docs(gg, tmp_path):
+    """A command: generator gets the request docs/generator.md shows: the same keys at every
+    level, the task in its full normalised form (every field, absent ones null). On attempt 2
+    of a task whose first candidate fails, the request has feedback."""
+    capture = tmp_path / "capture.py"
+    capture.write_text(
+        "import json, sys\n"
+        "req = json.load(sys.stdin)\n"
+        "with open(sys.argv[1], 'a') as f:\n"
+        "    f.write(json.dumps(req) + '\\n')\n"
+        "sys.stdout.write(req['task']['candidates'][req['attempt'] - 1])\n")
+    out = tmp_path / "requests.jsonl"
+    spec = "command:%s %s %s" % (PYTHON, capture, out)
+    task = add_task("demo/add", candidates=("    return a - b\n", "    return a + b\n"))
+    with gg.Orchestrator(generator=spec, workers=1, python=PYTHON) as o:
+        r = o.wait(o.submit(task), 120)
+    assert r["status"] == "passed" and r["passed_attempt"] == 2, r
+    requests = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [q["attempt"] for q in requests] == [1, 2]
+    captured = requests[1]
+    documented = _doc_request_example()
+    assert _key_shape(captured) == _key_shape(documented), (
+        "docs/generator.md's example request differs from what a generator gets:\n%s"
+        % json.dumps(captured, indent=1))
+    # Absent fields are present as null; defaults are filled in.
+    assert captured["task"]["canonical_solution"] is None
+    assert captured["task"]["priority"] == 0 and captured["task"]["humaneval"] is False
+    assert requests[0]["feedback"] == [] and requests[0]["context"] == []

@@ -67,6 +67,9 @@ def test_submit_and_wait_through_a_remote_worker(gg, grid, client):
     probe = json.loads(N.take_string(out))
     node = [n for n in overall["nodes"] if n["name"] == "pyworker"][0]
     assert node["caps"]["isolation"] == probe["levels"]
+    # capacity is what the hub may hand the worker at once: its slots (running) plus its
+    # queue (held ahead, by default as many as the slots), docs/grid.md.
+    assert node["slots"] == 2 and node["queue"] == 2 and node["capacity"] == 4
 
 
 def test_repair_loop_and_failure_over_the_grid(gg, client):

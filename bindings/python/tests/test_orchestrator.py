@@ -35,6 +35,65 @@ def test_load_error_names_what_was_searched():
     assert "/nonexistent/libgryphgen.so.1 (no such file)" in p.stderr
 
 
+def _import_in_child(tmp_path, env_extra, install_libdir=None):
+    """Imports a copy of the package in a child without $GRYPHGEN_LIBRARY or
+    LD_LIBRARY_PATH; returns (returncode, stdout, stderr)."""
+    import shutil
+    src = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gryphgen")
+    import gryphgen
+    if os.environ.get("GRYPHGEN_TEST_INSTALLED") == "1":
+        src = os.path.dirname(gryphgen.__file__)
+    pkg = tmp_path / "site" / "gryphgen"
+    shutil.rmtree(pkg, ignore_errors=True)
+    shutil.copytree(src, pkg, ignore=shutil.ignore_patterns("__pycache__", "_install.py"))
+    if install_libdir is not None:
+        (pkg / "_install.py").write_text("LIBDIR = %r\n" % install_libdir)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("GRYPHGEN_LIBRARY", "LD_LIBRARY_PATH", "PKG_CONFIG_PATH")}
+    env.update(env_extra)
+    code = "import sys; sys.path.insert(0, %r); import gryphgen; print(gryphgen.library_path())" \
+        % str(tmp_path / "site")
+    p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                       timeout=60)
+    return p.returncode, p.stdout.strip(), p.stderr
+
+
+def _fake_prefix(tmp_path, gg):
+    """A prefix holding the loaded library under a multiarch libdir with a gryphgen.pc, as
+    `meson install` leaves one; returns (libdir, pkgconfig dir)."""
+    import shutil
+    libdir = tmp_path / "prefix" / "lib" / "x86_64-linux-gnu"
+    (libdir / "pkgconfig").mkdir(parents=True)
+    shutil.copy(os.path.realpath(gg.library_path()), libdir / "libgryphgen.so.1")
+    (libdir / "pkgconfig" / "gryphgen.pc").write_text(
+        "prefix=%s\nlibdir=%s\nincludedir=${prefix}/include\n\nName: gryphgen\n"
+        "Description: test\nVersion: 1.0.0\nLibs: -L${libdir} -lgryphgen\n"
+        "Cflags: -I${includedir}\n" % (tmp_path / "prefix", libdir))
+    return str(libdir), str(libdir / "pkgconfig")
+
+
+def test_load_finds_the_library_recorded_at_build_time(gg, tmp_path):
+    libdir, _ = _fake_prefix(tmp_path, gg)
+    rc, out, err = _import_in_child(tmp_path, {}, install_libdir=libdir)
+    assert rc == 0, err
+    assert out == os.path.join(libdir, "libgryphgen.so.1")
+
+
+def test_load_finds_the_library_through_pkg_config(gg, tmp_path):
+    import shutil
+    if not shutil.which("pkg-config"):
+        pytest.skip("no pkg-config")
+    libdir, pcdir = _fake_prefix(tmp_path, gg)
+    rc, out, err = _import_in_child(tmp_path, {"PKG_CONFIG_PATH": pcdir})
+    assert rc == 0, err
+    assert out == os.path.join(libdir, "libgryphgen.so.1")
+    # Without it (and nothing on the linker's path) the error says where it looked.
+    rc, out, err = _import_in_child(tmp_path, {"PKG_CONFIG_PATH": str(tmp_path)})
+    if rc == 0:
+        pytest.skip("a libgryphgen.so.1 is on this machine's linker path: %s" % out)
+    assert "pkg-config" in err
+
+
 def test_embedding_smoke(orch):
     tid = orch.submit(add_task("smoke/add"))
     assert tid == "smoke/add"
