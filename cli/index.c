@@ -531,6 +531,19 @@ int cli_parse_listen(const char *what, const char *listen, char *host, size_t ho
     return CLI_EXIT_OK;
 }
 
+int cli_http_needs_token(const char *what, const char *host, const char *option)
+{
+    if (ggi_http_address_is_loopback(host))
+        return 0;
+    cli_errorf("%s %s: refusing to serve the index without authentication on an address "
+               "that is not loopback (anyone who reaches it could read learned solutions); "
+               "put a secret token in an environment variable and give %s (clients send "
+               "'Authorization: Bearer TOKEN'), or listen on 127.0.0.1. The token travels "
+               "in clear text: there is no TLS yet, use a trusted network or a TLS proxy",
+               what, host, option);
+    return 1;
+}
+
 int cli_cmd_search_serve(int argc, char **argv);
 int cli_cmd_search_serve(int argc, char **argv)
 {
@@ -555,7 +568,8 @@ int cli_cmd_search_serve(int argc, char **argv)
                    "[--token-env VAR]\n\nServes GET /v1/search?q=TEXT&k=N from the index "
                    "(default 127.0.0.1:8080; port 0 picks a free one) until interrupted; "
                    "prints the URL it listens on. With --token-env, requests need "
-                   "'Authorization: Bearer' and the token in $VAR.\n");
+                   "'Authorization: Bearer' and the token in $VAR. An address that is not "
+                   "loopback needs --token-env (plain HTTP: no TLS yet).\n");
             return CLI_EXIT_OK;
         default: return cli_bad_option("search-serve", c, argv, optind, optopt);
         }
@@ -573,6 +587,8 @@ int cli_cmd_search_serve(int argc, char **argv)
         cli_errorf("search-serve: --token-env names $%s, which is not set", token_env);
         return CLI_EXIT_USAGE;
     }
+    if (!token && cli_http_needs_token("search-serve: --listen", host, "--token-env VAR"))
+        return CLI_EXIT_USAGE;
     gg_retriever_t *r = NULL;
     int rc = open_retriever(db, -1, -1, &r);
     if (rc)

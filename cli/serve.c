@@ -13,7 +13,7 @@
 #include "cli.h"
 #include "http/http_server.h"
 
-enum { OPT_BIND = 0x200, OPT_LOCAL, OPT_MAX_QUEUED, OPT_INDEX, OPT_HTTP };
+enum { OPT_BIND = 0x200, OPT_LOCAL, OPT_MAX_QUEUED, OPT_INDEX, OPT_HTTP, OPT_HTTP_TOKEN_ENV };
 
 static void serve_usage(FILE *f)
 {
@@ -22,7 +22,7 @@ static void serve_usage(FILE *f)
                "                      [--generator SPEC] [--python PATH] [--cc PATH]\n"
                "                      [--log-level LEVEL]\n"
                "                      [--key FILE --authorized-keys FILE] [--insecure]\n"
-               "                      [--index PATH] [--http ADDRESS:PORT]\n"
+               "                      [--index PATH] [--http ADDRESS:PORT [--http-token-env VAR]]\n"
                "  --bind ENDPOINT   tcp://127.0.0.1:5555 or ipc:///path (repeatable)\n"
                "  --key FILE        this server's CURVE key pair (PREFIX.key, `gryphgen keygen`)\n"
                "  --authorized-keys FILE  the admitted keys: lines \"ROLE Z85KEY [comment]\"\n"
@@ -32,7 +32,10 @@ static void serve_usage(FILE *f)
                "  --index PATH      retrieve context from this fts5 index (`gryphgen index`)\n"
                "                    and learn from outcomes into it (default with --http: --db)\n"
                "  --http ADDR:PORT  also serve GET /v1/search?q=...&k=... from the index\n"
-               "                    (port 0 picks a free one; the URL is printed)\n");
+               "                    (port 0 picks a free one; the URL is printed)\n"
+               "  --http-token-env VAR  requests to --http need 'Authorization: Bearer' and the\n"
+               "                    token in $VAR; required unless ADDR is loopback (plain\n"
+               "                    HTTP: no TLS yet)\n");
 }
 
 int cli_cmd_serve(int argc, char **argv)
@@ -43,6 +46,7 @@ int cli_cmd_serve(int argc, char **argv)
         {"max-queued", required_argument, NULL, OPT_MAX_QUEUED},
         {"index", required_argument, NULL, OPT_INDEX},
         {"http", required_argument, NULL, OPT_HTTP},
+        {"http-token-env", required_argument, NULL, OPT_HTTP_TOKEN_ENV},
         {"generator", required_argument, NULL, CLI_OPT_GENERATOR},
         {"db", required_argument, NULL, CLI_OPT_DB},
         {"max-attempts", required_argument, NULL, CLI_OPT_MAX_ATTEMPTS},
@@ -57,7 +61,7 @@ int cli_cmd_serve(int argc, char **argv)
     cli_run_options opts;
     char bind[4096] = "";
     unsigned local = 0, max_queued = 0, http_port = 0;
-    const char *index_db = NULL, *http = NULL;
+    const char *index_db = NULL, *http = NULL, *http_token_env = NULL, *http_token = NULL;
     char http_host[128] = "";
     int c;
     cli_run_options_init(&opts);
@@ -98,6 +102,10 @@ int cli_cmd_serve(int argc, char **argv)
                 return CLI_EXIT_USAGE;
             continue;
         }
+        if (c == OPT_HTTP_TOKEN_ENV) {
+            http_token_env = optarg;
+            continue;
+        }
         if (c == '?' || c == ':')
             return cli_bad_option("serve", c, argv, optind, optopt);
         int handled = cli_security_option(c, optarg);
@@ -132,6 +140,17 @@ int cli_cmd_serve(int argc, char **argv)
             return CLI_EXIT_USAGE;
         p += n + (p[n] == ',');
     }
+    if (http_token_env && !http) {
+        cli_errorf("serve: --http-token-env goes with --http ADDRESS:PORT");
+        return CLI_EXIT_USAGE;
+    }
+    if (http_token_env && !((http_token = getenv(http_token_env)) && *http_token)) {
+        cli_errorf("serve: --http-token-env names $%s, which is not set", http_token_env);
+        return CLI_EXIT_USAGE;
+    }
+    if (http && !http_token &&
+        cli_http_needs_token("serve: --http", http_host, "--http-token-env VAR"))
+        return CLI_EXIT_USAGE;
     if (http && !index_db)
         index_db = opts.db_path;
     if (http && !index_db) {
@@ -176,6 +195,7 @@ int cli_cmd_serve(int argc, char **argv)
     ggi_http_server *hs = NULL;
     if (http) {
         if (ggi_http_server_new(&hs) || ggi_http_search_route(hs, index) ||
+            (http_token && ggi_http_server_set_token(hs, http_token)) ||
             ggi_http_server_start(hs, http_host, http_port)) {
             cli_errorf("serve: --http %s: %s", http, gg_error_last());
             ggi_http_server_destroy(&hs);
