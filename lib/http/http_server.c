@@ -2,7 +2,7 @@
  * http_server.c - the HTTP endpoint module (http_server.h) on libmicrohttpd: binding to an
  * address and an ephemeral or given port, reading request bodies up to a cap, the bearer
  * token check, dispatch through the route table with 404/405 answers, the /v1/search
- * route over a retriever, and the defence against slow clients: libmicrohttpd's per-address
+ * route over a retriever, optional TLS, and the defence against slow clients: libmicrohttpd's per-address
  * and total connection limits and idle timeout, plus a watchdog thread that shuts down a
  * connection whose request has not arrived whole by its deadline (the idle timeout alone lets
  * a client that sends a byte now and then hold a connection for ever). Errors are reported
@@ -64,6 +64,7 @@ struct ggi_http_server {
     route routes[GGI_HTTP_MAX_ROUTES];
     int n_routes;
     char *token;
+    char *tls_cert, *tls_key;
     unsigned port;
     ggi_http_limits limits;
     pthread_mutex_t mu; /* guards conns and stop */
@@ -193,6 +194,35 @@ int ggi_http_server_set_token(ggi_http_server *s, const char *token)
     }
     if (token && *token && !(s->token = strdup(token)))
         return fail(GG_ENOMEM, "out of memory");
+    return GG_OK;
+}
+
+static void free_secret(char **p)
+{
+    if (*p) {
+        memset(*p, 0, strlen(*p));
+        free(*p);
+        *p = NULL;
+    }
+}
+
+int ggi_http_server_set_tls(ggi_http_server *s, const char *cert_pem, const char *key_pem)
+{
+    if (!s || !cert_pem || !key_pem || !*cert_pem || !*key_pem)
+        return fail(GG_EINVAL, "http server: TLS needs a certificate and a key");
+    if (s->d)
+        return fail(GG_ESTATE, "http server: TLS must be set before start");
+    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+        return fail(GG_EUNSUPPORTED, "http server: this libmicrohttpd was built without TLS");
+    free_secret(&s->tls_cert);
+    free_secret(&s->tls_key);
+    s->tls_cert = strdup(cert_pem);
+    s->tls_key = strdup(key_pem);
+    if (!s->tls_cert || !s->tls_key) {
+        free_secret(&s->tls_cert);
+        free_secret(&s->tls_key);
+        return fail(GG_ENOMEM, "out of memory");
+    }
     return GG_OK;
 }
 
@@ -475,8 +505,8 @@ int ggi_http_server_start(ggi_http_server *s, const char *address, unsigned port
     } else {
         return fail(GG_EINVAL, "http server: '%.64s' is not an IPv4 or IPv6 address", addr);
     }
-    /* The same rule as the grid's: what is reachable from other machines is authenticated.
-     * (There is no TLS yet, so a token crosses the network in the clear.) */
+    /* The same rule as the grid's: what is reachable from other machines is authenticated
+     * (TLS, when set, keeps the token secret on the way; it does not replace it). */
     if (!s->token && !ggi_http_address_is_loopback(addr))
         return fail(GG_EINVAL, "http server: refusing to listen on %.64s without a bearer "
                                "token: it is not a loopback address (127.0.0.0/8, ::1), so "
@@ -489,7 +519,16 @@ int ggi_http_server_start(ggi_http_server *s, const char *address, unsigned port
     if (pthread_create(&s->watchdog, NULL, watchdog_main, s) != 0)
         return fail(GG_EIO, "http server: cannot start its watchdog thread");
     s->watchdog_running = 1;
+    /* (MHD_OPTION_ARRAY lets the TLS options be there or not with one call.) */
+    struct MHD_OptionItem tls[] = {
+        { s->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, s->tls_cert },
+        { s->tls_key ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, s->tls_key },
+        { MHD_OPTION_END, 0, NULL },
+    };
+    if (s->tls_cert)
+        flags |= MHD_USE_TLS;
     s->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, s,
+                            MHD_OPTION_ARRAY, tls,
                             MHD_OPTION_SOCK_ADDR, sa,
                             MHD_OPTION_THREAD_POOL_SIZE, l->threads,
                             MHD_OPTION_CONNECTION_LIMIT, l->max_connections,
@@ -501,8 +540,9 @@ int ggi_http_server_start(ggi_http_server *s, const char *address, unsigned port
     if (!s->d) {
         stop_watchdog(s);
         return fail(GG_EIO, "http server: cannot listen on %s port %u (in use, or not an "
-                            "address of this machine)",
-                    addr, port);
+                            "address of this machine%s)",
+                    addr, port, s->tls_cert ? ", or the TLS certificate and key are not "
+                                              "valid PEM or do not belong together" : "");
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
     s->port = info && info->port ? info->port : port;
@@ -529,10 +569,9 @@ void ggi_http_server_destroy(ggi_http_server **ps)
         free(s->routes[i].method);
         free(s->routes[i].path);
     }
-    if (s->token) {
-        memset(s->token, 0, strlen(s->token));
-        free(s->token);
-    }
+    free_secret(&s->token);
+    free_secret(&s->tls_cert);
+    free_secret(&s->tls_key);
     free(s);
 }
 

@@ -82,6 +82,13 @@ int ggi_http_server_route(ggi_http_server *s, const char *method, const char *pa
 int ggi_http_server_set_token(ggi_http_server *s, const char *token);
 
 /**
+ * Serves HTTPS with this certificate chain and private key (PEM texts, copied; before start).
+ * GG_EUNSUPPORTED when libmicrohttpd was built without TLS. A token is still needed off
+ * loopback: TLS keeps it and the answers secret, it does not tell who the client is.
+ */
+int ggi_http_server_set_tls(ggi_http_server *s, const char *cert_pem, const char *key_pem);
+
+/**
  * Starts listening on address (an IPv4 or IPv6 literal; NULL: 127.0.0.1) and port (0: an
  * ephemeral port; ggi_http_server_port() tells which). GG_EIO when it cannot bind;
  * GG_EINVAL for an address that is not loopback (127.0.0.0/8, ::1) when no token is set.
