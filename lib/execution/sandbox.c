@@ -668,7 +668,23 @@ static void add_bind(ggi_sandbox_binds *b, const char *path)
     free(real);
 }
 
-/* The prefix of program: the directory above its bin/ or sbin/, else the file itself. */
+/* 1 when dir is a home directory: /root, /home/NAME or the host user's $HOME. */
+static int is_home(const char *dir)
+{
+    char *real = realpath(dir, NULL);
+    const char *d = real ? real : dir;
+    const char *h = getenv("HOME");
+    char *hreal = h && *h ? realpath(h, NULL) : NULL;
+    int home = !strcmp(d, "/root") ||
+               (!strncmp(d, "/home/", 6) && d[6] && !strchr(d + 6, '/')) ||
+               (hreal && !strcmp(d, hreal));
+    free(real);
+    free(hreal);
+    return home;
+}
+
+/* The prefix of program: the directory above its bin/ or sbin/ (unless that is a home),
+ * else the file itself. */
 static void add_prefix(ggi_sandbox_binds *b, const char *program)
 {
     char buf[PATH_MAX];
@@ -680,7 +696,12 @@ static void add_prefix(ggi_sandbox_binds *b, const char *program)
     char *up = strrchr(buf, '/');
     const char *dir_name = up ? up + 1 : buf;
     if (up && up != buf && (!strcmp(dir_name, "bin") || !strcmp(dir_name, "sbin"))) {
+        /* ~/bin is no prefix: a home stays out, only its bin/ comes along. */
         *up = '\0';
+        int home = is_home(buf);
+        *up = '/';
+        if (!home)
+            *up = '\0';
         add_bind(b, buf);
     } else {
         add_bind(b, program);

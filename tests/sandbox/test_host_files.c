@@ -4,7 +4,8 @@
  * a host keeps data (a directory made under /, one under /var/tmp holding an SQLite database,
  * one under /srv) must not be readable, nor the host's /home, /root, /srv, /var or /work be
  * there at all; yet Python (with sqlite3, subprocess and a shell), a C compile-and-run job,
- * and a Python from a virtual environment outside the runtime's directories still work.
+ * and a Python from a virtual environment outside the runtime's directories still work. And
+ * which host paths a program brings along (its prefix, never a home).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -210,6 +211,53 @@ static void test_venv_prefix(void)
     CHECK(ggi_workspace_remove(d) == 0);
 }
 
+/* What a program brings into the job's root: nothing for the runtime's own, the prefix
+ * above bin/ elsewhere, but never a home: from ~/bin only that bin/ comes. */
+static void test_program_binds(void)
+{
+    ggi_sandbox_binds b;
+    memset(&b, 0, sizeof b);
+    ggi_sandbox_program_binds(&b, PY);
+    ggi_sandbox_program_binds(&b, "/bin/sh");
+    CHECK(b.n == 0);
+    char home[] = "/var/tmp/gg-home-XXXXXX";
+    CHECK(mkdtemp(home) != NULL);
+    char dir[128], tool[160], opt[128], opt_tool[160];
+    snprintf(dir, sizeof dir, "%s/bin", home);
+    snprintf(tool, sizeof tool, "%s/tool", dir);
+    snprintf(opt, sizeof opt, "%s/opt/py", home);
+    snprintf(opt_tool, sizeof opt_tool, "%s/opt/py/bin/python9", home);
+    CHECK(mkdir(dir, 0755) == 0);
+    int fd = open(tool, O_WRONLY | O_CREAT, 0755);
+    CHECK(fd >= 0);
+    if (fd >= 0)
+        close(fd);
+    char *old_home = getenv("HOME") ? strdup(getenv("HOME")) : NULL;
+    setenv("HOME", home, 1);
+    ggi_sandbox_program_binds(&b, tool);
+    CHECK(b.n == 1 && !strcmp(b.path[0], dir));
+    /* A prefix inside the home is fine. */
+    char mk[160];
+    snprintf(mk, sizeof mk, "%s/opt", home);
+    CHECK(mkdir(mk, 0755) == 0);
+    CHECK(mkdir(opt, 0755) == 0);
+    snprintf(mk, sizeof mk, "%s/opt/py/bin", home);
+    CHECK(mkdir(mk, 0755) == 0);
+    fd = open(opt_tool, O_WRONLY | O_CREAT, 0755);
+    CHECK(fd >= 0);
+    if (fd >= 0)
+        close(fd);
+    memset(&b, 0, sizeof b);
+    ggi_sandbox_program_binds(&b, opt_tool);
+    CHECK(b.n == 1 && !strcmp(b.path[0], opt));
+    if (old_home)
+        setenv("HOME", old_home, 1);
+    else
+        unsetenv("HOME");
+    free(old_home);
+    CHECK(ggi_workspace_remove(home) == 0);
+}
+
 int main(void)
 {
     if (!ggi_sandbox_probe()->namespaces) {
@@ -234,5 +282,6 @@ int main(void)
         test_venv_prefix();
     }
     gg_executor_destroy(&ex);
+    test_program_binds();
     return test_exit();
 }
