@@ -123,6 +123,16 @@ int cli_open_index(const char *db, double weight, double exploration, gg_retriev
  *  a bad value (index.c). */
 int cli_parse_listen(const char *what, const char *listen, char *host, size_t host_size,
                      unsigned *port);
+/** 0 when host (an address literal) is loopback; else prints why an HTTP server there needs
+ *  a token, naming option (the way to give one), and returns 1 (index.c). */
+int cli_http_needs_token(const char *what, const char *host, const char *option);
+/** Reads a TLS certificate chain and private key (PEM files; the key must not be readable by
+ *  group or others) into malloc'd texts; both NULL when neither file is given. Prints why
+ *  and returns CLI_EXIT_USAGE on a problem (index.c). */
+int cli_read_tls(const char *what, const char *cert_file, const char *key_file, char **cert,
+                 char **key);
+/** Frees what cli_read_tls() returned, wiping the key. */
+void cli_free_tls(char **cert, char **key);
 int cli_cmd_worker(int argc, char **argv);
 int cli_cmd_submit(int argc, char **argv);
 int cli_cmd_status(int argc, char **argv);

@@ -27,7 +27,7 @@
 #define BINARY_SNIFF 8192
 
 enum { OPT_DB = 0x200, OPT_MAX_FILE, OPT_QUIET, OPT_LANGUAGE, OPT_WEIGHT, OPT_EXPLORATION,
-       OPT_JSON, OPT_LISTEN, OPT_TOKEN_ENV, OPT_HELP };
+       OPT_JSON, OPT_LISTEN, OPT_TOKEN_ENV, OPT_HELP, OPT_CERT, OPT_KEY };
 
 static const char *default_db(void)
 {
@@ -533,6 +533,77 @@ int cli_parse_listen(const char *what, const char *listen, char *host, size_t ho
     return CLI_EXIT_OK;
 }
 
+int cli_http_needs_token(const char *what, const char *host, const char *option)
+{
+    if (ggi_http_address_is_loopback(host))
+        return 0;
+    cli_errorf("%s %s: refusing to serve the index without authentication on an address "
+               "that is not loopback (anyone who reaches it could read learned solutions); "
+               "put a secret token in an environment variable and give %s (clients send "
+               "'Authorization: Bearer TOKEN'), or listen on 127.0.0.1; without a TLS "
+               "certificate too the token crosses the network in clear text",
+               what, host, option);
+    return 1;
+}
+
+/* A PEM file of at most 1 MiB as a NUL-terminated text, or NULL with a message. */
+static char *read_pem(const char *what, const char *path, int secret)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        cli_errorf("%s: cannot read '%s': %s", what, path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (secret && fstat(fileno(f), &st) == 0 && (st.st_mode & 077)) {
+        cli_errorf("%s: '%s' holds a private key and group or others may access it "
+                   "(chmod 600 it)", what, path);
+        fclose(f);
+        return NULL;
+    }
+    size_t cap = 1u << 20, n = 0;
+    char *buf = malloc(cap + 1);
+    if (buf)
+        n = fread(buf, 1, cap + 1, f);
+    int bad = !buf || ferror(f) || n > cap || n == 0 || !memchr(buf, '-', n);
+    fclose(f);
+    if (bad) {
+        cli_errorf("%s: '%s' is empty, too large or not a PEM file", what, path);
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+int cli_read_tls(const char *what, const char *cert_file, const char *key_file, char **cert,
+                 char **key)
+{
+    *cert = *key = NULL;
+    if (!cert_file && !key_file)
+        return CLI_EXIT_OK;
+    if (!cert_file || !key_file) {
+        cli_errorf("%s: TLS needs both a certificate and its private key", what);
+        return CLI_EXIT_USAGE;
+    }
+    if (!(*cert = read_pem(what, cert_file, 0)) || !(*key = read_pem(what, key_file, 1))) {
+        cli_free_tls(cert, key);
+        return CLI_EXIT_USAGE;
+    }
+    return CLI_EXIT_OK;
+}
+
+void cli_free_tls(char **cert, char **key)
+{
+    free(*cert);
+    *cert = NULL;
+    if (*key) {
+        memset(*key, 0, strlen(*key));
+        free(*key);
+        *key = NULL;
+    }
+}
+
 int cli_cmd_search_serve(int argc, char **argv);
 int cli_cmd_search_serve(int argc, char **argv)
 {
@@ -540,10 +611,13 @@ int cli_cmd_search_serve(int argc, char **argv)
         {"db", required_argument, NULL, OPT_DB},
         {"listen", required_argument, NULL, OPT_LISTEN},
         {"token-env", required_argument, NULL, OPT_TOKEN_ENV},
+        {"cert", required_argument, NULL, OPT_CERT},
+        {"key", required_argument, NULL, OPT_KEY},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
     const char *db = default_db(), *listen = "127.0.0.1:8080", *token_env = NULL;
+    const char *cert_file = NULL, *key_file = NULL;
     int c;
     opterr = 0;
     optind = 1;
@@ -552,13 +626,17 @@ int cli_cmd_search_serve(int argc, char **argv)
         case OPT_DB: db = optarg; break;
         case OPT_LISTEN: listen = optarg; break;
         case OPT_TOKEN_ENV: token_env = optarg; break;
+        case OPT_CERT: cert_file = optarg; break;
+        case OPT_KEY: key_file = optarg; break;
         case 'h':
         case OPT_HELP:
             printf("usage: gryphgen search-serve [--db PATH] [--listen ADDRESS:PORT] "
-                   "[--token-env VAR]\n\nServes GET /v1/search?q=TEXT&k=N from the index "
-                   "(default 127.0.0.1:8080; port 0 picks a free one) until interrupted; "
-                   "prints the URL it listens on. With --token-env, requests need "
-                   "'Authorization: Bearer' and the token in $VAR.\n");
+                   "[--token-env VAR] [--cert FILE --key FILE]\n\nServes GET "
+                   "/v1/search?q=TEXT&k=N from the index (default 127.0.0.1:8080; port 0 "
+                   "picks a free one) until interrupted; prints the URL it listens on. With "
+                   "--token-env, requests need 'Authorization: Bearer' and the token in $VAR; "
+                   "an address that is not loopback needs it. With --cert and --key (PEM "
+                   "certificate chain and private key) it serves HTTPS.\n");
             return CLI_EXIT_OK;
         default: return cli_bad_option("search-serve", c, argv, optind, optopt);
         }
@@ -576,22 +654,33 @@ int cli_cmd_search_serve(int argc, char **argv)
         cli_errorf("search-serve: --token-env names $%s, which is not set", token_env);
         return CLI_EXIT_USAGE;
     }
+    if (!token && cli_http_needs_token("search-serve: --listen", host, "--token-env VAR"))
+        return CLI_EXIT_USAGE;
+    char *cert = NULL, *key = NULL;
+    if (cli_read_tls("search-serve", cert_file, key_file, &cert, &key) != CLI_EXIT_OK)
+        return CLI_EXIT_USAGE;
     gg_retriever_t *r = NULL;
     int rc = open_retriever(db, -1, -1, &r);
-    if (rc)
+    if (rc) {
+        cli_free_tls(&cert, &key);
         return rc;
+    }
     ggi_http_server *s = NULL;
     if (ggi_http_server_new(&s) || ggi_http_search_route(s, r) ||
         (token && ggi_http_server_set_token(s, token)) ||
+        (cert && ggi_http_server_set_tls(s, cert, key)) ||
         ggi_http_server_start(s, host, port)) {
         cli_errorf("search-serve: %s", gg_error_last());
         int usage = gg_error_last_code() == GG_EINVAL;
         ggi_http_server_destroy(&s);
         gg_retriever_destroy(&r);
+        cli_free_tls(&cert, &key);
         return usage ? CLI_EXIT_USAGE : CLI_EXIT_INFRA;
     }
+    int https = cert != NULL;
+    cli_free_tls(&cert, &key);
     cli_catch_signals();
-    printf("listening on http://%s%s%s:%u\n", strchr(host, ':') ? "[" : "", host,
+    printf("listening on http%s://%s%s%s:%u\n", https ? "s" : "", strchr(host, ':') ? "[" : "", host,
            strchr(host, ':') ? "]" : "", ggi_http_server_port(s));
     fflush(stdout);
     while (!cli_interrupted) {

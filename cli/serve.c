@@ -13,7 +13,8 @@
 #include "cli.h"
 #include "http/http_server.h"
 
-enum { OPT_BIND = 0x200, OPT_LOCAL, OPT_MAX_QUEUED, OPT_INDEX, OPT_HTTP };
+enum { OPT_BIND = 0x200, OPT_LOCAL, OPT_MAX_QUEUED, OPT_INDEX, OPT_HTTP, OPT_HTTP_TOKEN_ENV,
+       OPT_HTTP_CERT, OPT_HTTP_KEY };
 
 static void serve_usage(FILE *f)
 {
@@ -22,7 +23,8 @@ static void serve_usage(FILE *f)
                "                      [--generator SPEC] [--python PATH] [--cc PATH]\n"
                "                      [--log-level LEVEL]\n"
                "                      [--key FILE --authorized-keys FILE] [--insecure]\n"
-               "                      [--index PATH] [--http ADDRESS:PORT]\n"
+               "                      [--index PATH] [--http ADDRESS:PORT [--http-token-env VAR]\n"
+               "                      [--http-cert FILE --http-key FILE]]\n"
                "  --bind ENDPOINT   tcp://127.0.0.1:5555 or ipc:///path (repeatable)\n"
                "  --key FILE        this server's CURVE key pair (PREFIX.key, `gryphgen keygen`)\n"
                "  --authorized-keys FILE  the admitted keys: lines \"ROLE Z85KEY [comment]\"\n"
@@ -34,7 +36,13 @@ static void serve_usage(FILE *f)
                "  --index PATH      retrieve context from this fts5 index (`gryphgen index`)\n"
                "                    and learn from outcomes into it (default with --http: --db)\n"
                "  --http ADDR:PORT  also serve GET /v1/search?q=...&k=... from the index\n"
-               "                    (port 0 picks a free one; the URL is printed)\n");
+               "                    (port 0 picks a free one; the URL is printed)\n"
+               "  --http-token-env VAR  requests to --http need 'Authorization: Bearer' and the\n"
+               "                    token in $VAR; required unless ADDR is loopback (plain\n"
+               "                    HTTP sends it in clear text: use --http-cert unless on\n"
+               "                    loopback)\n"
+               "  --http-cert FILE --http-key FILE  serve --http as HTTPS with this PEM\n"
+               "                    certificate chain and private key (chmod 600)\n");
 }
 
 int cli_cmd_serve(int argc, char **argv)
@@ -45,6 +53,9 @@ int cli_cmd_serve(int argc, char **argv)
         {"max-queued", required_argument, NULL, OPT_MAX_QUEUED},
         {"index", required_argument, NULL, OPT_INDEX},
         {"http", required_argument, NULL, OPT_HTTP},
+        {"http-token-env", required_argument, NULL, OPT_HTTP_TOKEN_ENV},
+        {"http-cert", required_argument, NULL, OPT_HTTP_CERT},
+        {"http-key", required_argument, NULL, OPT_HTTP_KEY},
         {"generator", required_argument, NULL, CLI_OPT_GENERATOR},
         CLI_LLM_LONG_OPTIONS,
         {"db", required_argument, NULL, CLI_OPT_DB},
@@ -60,7 +71,8 @@ int cli_cmd_serve(int argc, char **argv)
     cli_run_options opts;
     char bind[4096] = "";
     unsigned local = 0, max_queued = 0, http_port = 0;
-    const char *index_db = NULL, *http = NULL;
+    const char *index_db = NULL, *http = NULL, *http_token_env = NULL, *http_token = NULL;
+    const char *http_cert_file = NULL, *http_key_file = NULL;
     char http_host[128] = "";
     const char *jobs_option = NULL; /* an option of where jobs run (--generator, ...) */
     int c;
@@ -100,6 +112,14 @@ int cli_cmd_serve(int argc, char **argv)
             if (cli_parse_listen("serve: --http", optarg, http_host, sizeof http_host,
                                  &http_port) != 0)
                 return CLI_EXIT_USAGE;
+            continue;
+        }
+        if (c == OPT_HTTP_TOKEN_ENV) {
+            http_token_env = optarg;
+            continue;
+        }
+        if (c == OPT_HTTP_CERT || c == OPT_HTTP_KEY) {
+            *(c == OPT_HTTP_CERT ? &http_cert_file : &http_key_file) = optarg;
             continue;
         }
         if (c == '?' || c == ':')
@@ -151,21 +171,40 @@ int cli_cmd_serve(int argc, char **argv)
             return CLI_EXIT_USAGE;
         p += n + (p[n] == ',');
     }
+    if ((http_token_env || http_cert_file || http_key_file) && !http) {
+        cli_errorf("serve: --http-token-env, --http-cert and --http-key go with --http "
+                   "ADDRESS:PORT");
+        return CLI_EXIT_USAGE;
+    }
+    if (http_token_env && !((http_token = getenv(http_token_env)) && *http_token)) {
+        cli_errorf("serve: --http-token-env names $%s, which is not set", http_token_env);
+        return CLI_EXIT_USAGE;
+    }
+    if (http && !http_token &&
+        cli_http_needs_token("serve: --http", http_host, "--http-token-env VAR"))
+        return CLI_EXIT_USAGE;
     if (http && !index_db)
         index_db = opts.db_path;
     if (http && !index_db) {
         cli_errorf("serve: --http serves an index: give --index PATH or --db PATH");
         return CLI_EXIT_USAGE;
     }
+    char *http_cert = NULL, *http_key = NULL;
+    if (cli_read_tls("serve: --http", http_cert_file, http_key_file, &http_cert, &http_key) !=
+        CLI_EXIT_OK)
+        return CLI_EXIT_USAGE;
     gg_retriever_t *index = NULL;
-    if (index_db && cli_open_index(index_db, -1, -1, &index) != CLI_EXIT_OK)
+    if (index_db && cli_open_index(index_db, -1, -1, &index) != CLI_EXIT_OK) {
+        cli_free_tls(&http_cert, &http_key);
         return CLI_EXIT_INFRA;
+    }
     gg_generator_options gopts = GG_GENERATOR_OPTIONS_INIT;
     gg_generator_t *gen = NULL;
     gopts.spec = opts.generator;
     if (gg_generator_new(&gen, &gopts) != 0) {
         cli_errorf("generator '%s': %s", opts.generator, gg_error_last());
         gg_retriever_destroy(&index);
+        cli_free_tls(&http_cert, &http_key);
         return CLI_EXIT_USAGE;
     }
     gg_orchestrator_options oo = GG_ORCHESTRATOR_OPTIONS_INIT;
@@ -190,12 +229,17 @@ int cli_cmd_serve(int argc, char **argv)
         cli_errorf("serve: %s", gg_error_last());
         gg_generator_destroy(&gen);
         gg_retriever_destroy(&index);
+        cli_free_tls(&http_cert, &http_key);
         return CLI_EXIT_INFRA;
     }
     ggi_http_server *hs = NULL;
     if (http) {
-        if (ggi_http_server_new(&hs) || ggi_http_search_route(hs, index) ||
-            ggi_http_server_start(hs, http_host, http_port)) {
+        int failed = ggi_http_server_new(&hs) || ggi_http_search_route(hs, index) ||
+                     (http_token && ggi_http_server_set_token(hs, http_token)) ||
+                     (http_cert && ggi_http_server_set_tls(hs, http_cert, http_key)) ||
+                     ggi_http_server_start(hs, http_host, http_port);
+        cli_free_tls(&http_cert, &http_key);
+        if (failed) {
             cli_errorf("serve: --http %s: %s", http, gg_error_last());
             ggi_http_server_destroy(&hs);
             gg_orchestrator_destroy(&orch);
@@ -203,7 +247,8 @@ int cli_cmd_serve(int argc, char **argv)
             gg_retriever_destroy(&index);
             return CLI_EXIT_INFRA;
         }
-        cli_errorf("search on http://%s%s%s:%u/v1/search", strchr(http_host, ':') ? "[" : "",
+        cli_errorf("search on http%s://%s%s%s:%u/v1/search", http_cert_file ? "s" : "",
+                   strchr(http_host, ':') ? "[" : "",
                    http_host, strchr(http_host, ':') ? "]" : "", ggi_http_server_port(hs));
     }
     cli_errorf("serving on %s (database %s, %s)", bind,

@@ -577,6 +577,8 @@ static int run_job(proc_exec *pe, const job *j0, ggi_job_slot *slot, char **out)
     memset(&r, 0, sizeof r);
     ggi_sandbox_spec sb;
     ggi_sandbox_spec_init(&sb);
+    ggi_sandbox_binds binds;
+    memset(&binds, 0, sizeof binds);
     int rc = GG_OK;
     if (sandboxed) {
         size_t nfiles = 0, bytes = 0;
@@ -585,6 +587,16 @@ static int run_job(proc_exec *pe, const job *j0, ggi_job_slot *slot, char **out)
                    : ggi_error(GG_ENOMEM, "out of memory");
         if (!rc)
             rc = build_env(inner, j->r.env, &env);
+        /* The job's root holds the runtime; a program elsewhere (an interpreter in /opt, a
+         * virtual environment) brings its own prefix along. */
+        char *prog = NULL;
+        if (!rc && !ggi_spawn_find_program(j->argv[0], ggi_spawn_env_get(
+                                                           (const char *const *)env, "PATH"),
+                                           &prog))
+            ggi_sandbox_program_binds(&binds, prog);
+        free(prog);
+        gg_error_clear();
+        sb.binds = &binds;
         long long mb = j->r.fsize_mb > MIN_TMPFS_MB ? j->r.fsize_mb : MIN_TMPFS_MB;
         sb.inner_ws = inner;
         sb.tmpfs_bytes = ((uint64_t)mb << 20) + bytes;

@@ -2,13 +2,19 @@
  * sandbox.c - the namespace sandbox of the process executor: level names, a one-time probe
  * of what the host allows (a test clone into fresh namespaces with the same mounts a job
  * gets), and the async-signal-safe steps a cloned child takes: make its mount tree private,
+ * assemble a root of its own on a small tmpfs (the runtime directories /usr, /bin, /sbin,
+ * /lib* and the program's own prefix bound from the host, the few files of /etc the loader,
+ * libc and Python read, made-up passwd/group/hosts, the harmless devices, a fresh /proc) and
+ * pivot into it, so nothing else of the host (homes, /srv, /var, databases) exists there;
  * put a size-capped tmpfs on /tmp (the workspace lives in it, so a job cannot fill the host's
- * disk), write the job's files there, mount a fresh /proc, turn the whole host tree
- * read-only (mount_setattr, recursive), bring up loopback in its empty network namespace,
- * and finally, in the job process, drop to an unprivileged uid with no capabilities.
+ * disk), write the job's files there, turn the whole tree read-only (mount_setattr,
+ * recursive) but /tmp and /dev/shm, bring up loopback in its empty network namespace, and
+ * finally, in the job process, drop to an unprivileged uid with no capabilities.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <net/if.h>
 #include <pthread.h>
 #include <sched.h>
@@ -56,6 +62,11 @@ typedef struct gg_cap_data {
 } gg_cap_data;
 #define GG_CAP_VERSION_3 0x20080522
 #define ZYGOTE_TMPFS_BYTES (1u << 20)
+#define ROOT_TMPFS_BYTES (1u << 20)
+/* Where the job's root is assembled before pivot_root: a mount point every host has, and one
+ * the job never sees as the host's anyway (its /tmp is a tmpfs of its own). */
+#define STAGE "/tmp"
+#define STAGE_LEN 4
 #define SHM_MAX_BYTES (64ull << 20)
 #define PATH_BUF 4096
 
@@ -264,6 +275,179 @@ static int setattr(const char *path, unsigned flags, uint64_t set, uint64_t clr)
     return 0;
 }
 
+/* ---- the job's root ---- */
+
+/* What every job gets from the host: the runtime (programs, libraries, the dynamic loader),
+ * and from /etc only what the loader, libc's name service and locale and Python read. */
+static const char *const RUNTIME_DIRS[] = { "/usr", "/bin", "/sbin", "/lib", "/lib32",
+                                            "/lib64", "/libx32", NULL };
+static const char *const ETC_ENTRIES[] = {
+    "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "localtime", "timezone",
+    "nsswitch.conf", "locale.alias", "locale.conf", "os-release", "gai.conf", "host.conf",
+    "mime.types", NULL
+};
+static const char *const DEV_NODES[] = { "null", "zero", "full", "random", "urandom", "tty",
+                                         NULL };
+#define MAX_ETC_EXTRA 8
+/* /etc/python3* (sitecustomize and the like), found by the probe before any clone. */
+static char etc_extra[MAX_ETC_EXTRA][64];
+
+static const char PASSWD[] = "root:x:0:0:root:/root:/usr/sbin/nologin\n"
+                             "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
+static const char GROUP[] = "root:x:0:\nnogroup:x:65534:\n";
+static const char HOSTS[] = "127.0.0.1\tlocalhost gg-sandbox\n"
+                            "::1\tlocalhost ip6-localhost ip6-loopback\n";
+
+/* out = a + b; 0 or ENAMETOOLONG. */
+static int join2(char *out, const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la + lb + 1 > PATH_BUF)
+        return ENAMETOOLONG;
+    memcpy(out, a, la);
+    memcpy(out + la, b, lb + 1);
+    return 0;
+}
+
+/* Makes the directories above path that lie below the stage (0755). */
+static int mkparents(char *path)
+{
+    size_t n = strlen(path);
+    for (size_t i = STAGE_LEN + 1; i < n; i++) {
+        if (path[i] != '/')
+            continue;
+        path[i] = '\0';
+        int bad = mkdir(path, 0755) < 0 && errno != EEXIST;
+        int e = errno;
+        path[i] = '/';
+        if (bad)
+            return e;
+    }
+    return 0;
+}
+
+static int write_small(const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return errno;
+    size_t n = strlen(text);
+    int e = write(fd, text, n) == (ssize_t)n ? 0 : errno ? errno : EIO;
+    close(fd);
+    return e;
+}
+
+/* Shows host path at the same place below the stage, read-only: a symbolic link is copied,
+ * a directory or another file is bound (with the mounts below it: in a user namespace a bind
+ * must take them along). A path that does not exist is skipped. */
+static int expose(const char *path)
+{
+    char dst[PATH_BUF];
+    struct stat st;
+    if (lstat(path, &st) < 0)
+        return errno == ENOENT || errno == ENOTDIR ? 0 : errno;
+    int e = join2(dst, STAGE, path);
+    if (!e)
+        e = mkparents(dst);
+    if (e)
+        return e;
+    if (S_ISLNK(st.st_mode)) {
+        char target[PATH_BUF];
+        ssize_t n = readlink(path, target, sizeof target - 1);
+        if (n < 0)
+            return errno;
+        target[n] = '\0';
+        return symlink(target, dst) < 0 && errno != EEXIST ? errno : 0;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        if (mkdir(dst, 0755) < 0 && errno != EEXIST)
+            return errno;
+    } else {
+        int fd = open(dst, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (fd < 0)
+            return errno;
+        close(fd);
+    }
+    if (mount(path, dst, NULL, MS_BIND | MS_REC, NULL) < 0)
+        return errno;
+    /* Read-only at once, so nothing made later below the stage can reach the host. */
+    return setattr(dst, AT_RECURSIVE, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID, 0);
+}
+
+/* Assembles the job's root below the stage and pivots into it; the host's tree is then
+ * detached from this mount namespace. */
+static int build_root(const ggi_sandbox_spec *s, const char **step)
+{
+    int e;
+    char p[PATH_BUF];
+    *step = "mount the tmpfs of its root";
+    if ((e = mount_tmpfs(STAGE, ROOT_TMPFS_BYTES, "0755")))
+        return e;
+    /* The program's own prefix first: its parents are made in the tmpfs, never inside a
+     * bound host directory. */
+    *step = "bind the program's directories";
+    for (int i = 0; s->binds && i < s->binds->n; i++) {
+        if ((e = expose(s->binds->path[i])))
+            return e;
+    }
+    *step = "bind the runtime's directories";
+    for (int i = 0; RUNTIME_DIRS[i]; i++) {
+        if ((e = expose(RUNTIME_DIRS[i])))
+            return e;
+    }
+    *step = "fill its /etc";
+    if (mkdir(STAGE "/etc", 0755) < 0 && errno != EEXIST)
+        return errno;
+    for (int i = 0; ETC_ENTRIES[i]; i++) {
+        if ((e = join2(p, "/etc/", ETC_ENTRIES[i])) || (e = expose(p)))
+            return e;
+    }
+    for (int i = 0; i < MAX_ETC_EXTRA && etc_extra[i][0]; i++) {
+        if ((e = join2(p, "/etc/", etc_extra[i])) || (e = expose(p)))
+            return e;
+    }
+    if ((e = write_small(STAGE "/etc/passwd", PASSWD)) ||
+        (e = write_small(STAGE "/etc/group", GROUP)) ||
+        (e = write_small(STAGE "/etc/hosts", HOSTS)))
+        return e;
+    *step = "fill its /dev";
+    if (mkdir(STAGE "/dev", 0755) < 0 && errno != EEXIST)
+        return errno;
+    for (int i = 0; DEV_NODES[i]; i++) {
+        if ((e = join2(p, "/dev/", DEV_NODES[i])) || (e = expose(p)))
+            return e;
+    }
+    static const char *const links[][2] = { { "/proc/self/fd", STAGE "/dev/fd" },
+                                            { "/proc/self/fd/0", STAGE "/dev/stdin" },
+                                            { "/proc/self/fd/1", STAGE "/dev/stdout" },
+                                            { "/proc/self/fd/2", STAGE "/dev/stderr" } };
+    for (size_t i = 0; i < sizeof links / sizeof links[0]; i++) {
+        if (symlink(links[i][0], links[i][1]) < 0 && errno != EEXIST)
+            return errno;
+    }
+    if (mkdir(STAGE "/dev/shm", 01777) < 0 && errno != EEXIST)
+        return errno;
+    if (mkdir(STAGE "/tmp", 01777) < 0 && errno != EEXIST)
+        return errno;
+    /* A fresh /proc of the job's PID namespace, mounted while the host's is still in this
+     * namespace (the kernel lets a user namespace mount proc only then). */
+    *step = "mount /proc";
+    if (mkdir(STAGE "/proc", 0555) < 0 && errno != EEXIST)
+        return errno;
+    if (mount("proc", STAGE "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+        return errno;
+    *step = "pivot into its root";
+    if (chdir(STAGE) < 0)
+        return errno;
+    if (syscall(SYS_pivot_root, ".", ".") < 0)
+        return errno;
+    if (umount2(".", MNT_DETACH) < 0)
+        return errno;
+    if (chdir("/") < 0)
+        return errno;
+    return 0;
+}
+
 /* Writes text into /proc/<pid>/<name>; 0 or an errno value. */
 static int proc_write(pid_t pid, const char *name, const char *text)
 {
@@ -370,12 +554,13 @@ int ggi_sandbox_child_setup(const ggi_sandbox_spec *s, const char **step)
     *step = "make its mounts private";
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
         return errno;
+    if ((e = build_root(s, step)))
+        return e;
     *step = "mount a tmpfs on /tmp";
     if ((e = mount_tmpfs("/tmp", s->zygote ? ZYGOTE_TMPFS_BYTES : s->tmpfs_bytes, "1777")))
         return e;
     int shm = 0;
-    struct stat st;
-    if (!s->zygote && stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode)) {
+    if (!s->zygote) {
         *step = "mount a tmpfs on /dev/shm";
         uint64_t b = s->tmpfs_bytes < SHM_MAX_BYTES ? s->tmpfs_bytes : SHM_MAX_BYTES;
         if ((e = mount_tmpfs("/dev/shm", b, "1777")))
@@ -400,16 +585,8 @@ int ggi_sandbox_child_setup(const ggi_sandbox_spec *s, const char **step)
             if ((e = write_one(s->inner_ws, wl, &s->files[i], s->uid, s->gid)))
                 return e;
         }
-        *step = "mount /proc";
-        if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
-            return errno;
     }
-    if (s->hide_dir) {
-        *step = "hide the host user's home";
-        if ((e = mount_tmpfs(s->hide_dir, 4096, "0555")))
-            return e;
-    }
-    *step = "make the host filesystem read-only";
+    *step = "make its root read-only";
     if ((e = setattr("/", AT_RECURSIVE, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID, 0)))
         return e;
     if ((e = setattr("/tmp", 0, 0, MOUNT_ATTR_RDONLY)))
@@ -450,6 +627,94 @@ int ggi_sandbox_child_drop(const ggi_sandbox_spec *s)
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         return errno;
     return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* host side: what a program needs in the job's root                                        */
+
+/* 1 when path (resolved) is in the job's root anyway, or must not be bound: "/", the
+ * runtime's directories, /tmp (the job's own). */
+static int bind_needless(const char *path)
+{
+    if (!strcmp(path, "/") || !strcmp(path, "/tmp") || !strncmp(path, "/tmp/", 5))
+        return 1;
+    for (int i = 0; RUNTIME_DIRS[i]; i++) {
+        size_t n = strlen(RUNTIME_DIRS[i]);
+        if (!strncmp(path, RUNTIME_DIRS[i], n) && (path[n] == '\0' || path[n] == '/'))
+            return 1;
+    }
+    return 0;
+}
+
+static void add_bind(ggi_sandbox_binds *b, const char *path)
+{
+    char *real = realpath(path, NULL);
+    if (!real)
+        return;
+    size_t rl = strlen(real);
+    int skip = bind_needless(real) || rl >= sizeof b->path[0];
+    for (int i = 0; i < b->n && !skip; i++) {
+        size_t n = strlen(b->path[i]);
+        /* Already there, or below one that is. */
+        skip = !strncmp(real, b->path[i], n) && (real[n] == '\0' || real[n] == '/');
+        if (!skip && !strncmp(b->path[i], real, rl) && b->path[i][rl] == '/') {
+            /* It holds one already there: it takes that one's place. */
+            memcpy(b->path[i], real, rl + 1);
+            skip = 1;
+        }
+    }
+    if (!skip && b->n < GGI_SANDBOX_MAX_BINDS)
+        memcpy(b->path[b->n++], real, rl + 1);
+    free(real);
+}
+
+/* 1 when dir is a home directory: /root, /home/NAME or the host user's $HOME. */
+static int is_home(const char *dir)
+{
+    char *real = realpath(dir, NULL);
+    const char *d = real ? real : dir;
+    const char *h = getenv("HOME");
+    char *hreal = h && *h ? realpath(h, NULL) : NULL;
+    int home = !strcmp(d, "/root") ||
+               (!strncmp(d, "/home/", 6) && d[6] && !strchr(d + 6, '/')) ||
+               (hreal && !strcmp(d, hreal));
+    free(real);
+    free(hreal);
+    return home;
+}
+
+/* The prefix of program: the directory above its bin/ or sbin/ (unless that is a home),
+ * else the file itself. */
+static void add_prefix(ggi_sandbox_binds *b, const char *program)
+{
+    char buf[PATH_MAX];
+    if (!program || program[0] != '/' || strlen(program) >= sizeof buf)
+        return;
+    memcpy(buf, program, strlen(program) + 1);
+    char *slash = strrchr(buf, '/');
+    *slash = '\0';
+    char *up = strrchr(buf, '/');
+    const char *dir_name = up ? up + 1 : buf;
+    if (up && up != buf && (!strcmp(dir_name, "bin") || !strcmp(dir_name, "sbin"))) {
+        /* ~/bin is no prefix: a home stays out, only its bin/ comes along. */
+        *up = '\0';
+        int home = is_home(buf);
+        *up = '/';
+        if (!home)
+            *up = '\0';
+        add_bind(b, buf);
+    } else {
+        add_bind(b, program);
+    }
+}
+
+void ggi_sandbox_program_binds(ggi_sandbox_binds *b, const char *program)
+{
+    add_prefix(b, program);
+    char *real = program ? realpath(program, NULL) : NULL;
+    if (real)
+        add_prefix(b, real);
+    free(real);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -552,6 +817,15 @@ static int probe_namespaces(int userns, char *why, size_t why_len)
 static void probe(void)
 {
     memset(&caps, 0, sizeof caps);
+    DIR *etc = opendir("/etc");
+    struct dirent *de;
+    int n_extra = 0;
+    while (etc && n_extra < MAX_ETC_EXTRA && (de = readdir(etc)) != NULL) {
+        if (!strncmp(de->d_name, "python", 6) && strlen(de->d_name) < sizeof etc_extra[0])
+            snprintf(etc_extra[n_extra++], sizeof etc_extra[0], "%s", de->d_name);
+    }
+    if (etc)
+        closedir(etc);
     caps.root = geteuid() == 0;
     gg_mount_attr a;
     memset(&a, 0, sizeof a);
@@ -609,7 +883,7 @@ static void probe(void)
     if (caps.namespaces)
         snprintf(caps.namespaces_why, sizeof caps.namespaces_why,
                  "%sPID, mount, network, IPC and UTS namespaces work; jobs run as uid %d "
-                 "with no capabilities on a read-only host",
+                 "with no capabilities in a read-only root holding only the runtime",
                  caps.use_userns ? "user, " : "", GGI_SANDBOX_UID);
     caps.best = caps.namespaces ? GGI_ISO_NAMESPACES : GGI_ISO_RLIMITS;
 }

@@ -1,8 +1,9 @@
 /*
  * sandbox.h - isolation levels of the process executor and the namespace sandbox: what this
  * host can give (probed once), and the steps a freshly cloned child takes to become an
- * isolated job (read-only host filesystem, size-capped tmpfs for /tmp and the workspace,
- * fresh /proc, loopback-only network, unprivileged uid without capabilities). Internal.
+ * isolated job (a root of its own holding only what programs need from the host, read-only,
+ * size-capped tmpfs for /tmp and the workspace, fresh /proc, loopback-only network,
+ * unprivileged uid without capabilities). Internal.
  *
  * THREAD SAFETY: ggi_sandbox_probe may be called from any thread (computed once). The
  * ggi_sandbox_child_* functions run in a forked child and make async-signal-safe calls only.
@@ -18,7 +19,7 @@
 enum {
     GGI_ISO_NONE = 0,       /* only the timeout and output caps */
     GGI_ISO_RLIMITS = 1,    /* + rlimits */
-    GGI_ISO_NAMESPACES = 2, /* + namespaces, read-only host, no network, cgroups when writable */
+    GGI_ISO_NAMESPACES = 2, /* + namespaces, own read-only root, no network, cgroups when writable */
     GGI_ISO_CONTAINER = 3   /* a container engine (another backend) */
 };
 
@@ -49,6 +50,25 @@ typedef struct ggi_sandbox_caps {
 /** Probes once (the first call forks a test sandbox, a few ms) and returns the result. */
 const ggi_sandbox_caps *ggi_sandbox_probe(void);
 
+/** Most host paths a job gets besides the runtime's own (ggi_sandbox_program_binds). */
+#define GGI_SANDBOX_MAX_BINDS 4
+
+/** Host paths bound read-only into a job's root at the same place (absolute, resolved). */
+typedef struct ggi_sandbox_binds {
+    int n;
+    char path[GGI_SANDBOX_MAX_BINDS][1024];
+} ggi_sandbox_binds;
+
+/**
+ * Host side: adds to b what running program (an absolute path) needs beyond the runtime
+ * directories every job gets (/usr, /bin, /sbin, /lib*, a few files of /etc): the program's
+ * prefix (the directory above its bin/ or sbin/, else the file itself), both for the path as
+ * given and resolved, so an interpreter in /opt/python or a virtual environment keeps its
+ * libraries. Paths below /tmp are skipped (a job's /tmp is its own). Never fails: what does
+ * not fit or cannot be resolved is left out.
+ */
+void ggi_sandbox_program_binds(ggi_sandbox_binds *b, const char *program);
+
 /** One file written into the job's workspace by the sandbox child. */
 typedef struct ggi_sandbox_file {
     const char *path;     /* relative, checked (no "..", not absolute) */
@@ -73,9 +93,11 @@ typedef struct ggi_sandbox_spec {
      * of a pipe, see ggi_sandbox_userns_pipe) until the host has written its maps. */
     int userns;
     int userns_fd;
-    /* Addition: a host directory hidden under an empty read-only tmpfs (a non-root host
-     * user's HOME: the job runs with that user's ids there), or NULL. */
+    /* Addition: formerly a host directory hidden under an empty tmpfs (a non-root host user's
+     * HOME); the job's root no longer holds any home, so it is unused. */
     const char *hide_dir;
+    /* Addition: host paths bound into the job's root besides the runtime's own, or NULL. */
+    const ggi_sandbox_binds *binds;
 } ggi_sandbox_spec;
 
 /** Zeroes s and sets the fields every job shares (sandbox uid/gid, userns as probed). */
@@ -106,8 +128,11 @@ int ggi_sandbox_child_keep_caps(void);
 int ggi_sandbox_clone_flags(const ggi_sandbox_spec *s);
 
 /**
- * In the cloned child, still root: joins the cgroups, makes the mounts, writes the files,
- * brings up loopback and sets the hostname. Returns 0 or an errno value (*step names it).
+ * In the cloned child, still root: joins the cgroups, builds the job's root (a tmpfs holding
+ * the runtime directories and s->binds bound read-only from the host, a few files of /etc,
+ * the usual devices, a fresh /proc) and pivots into it, makes /tmp and the workspace, writes
+ * the files, turns everything read-only but /tmp and /dev/shm, brings up loopback and sets
+ * the hostname. Returns 0 or an errno value (*step names it).
  */
 int ggi_sandbox_child_setup(const ggi_sandbox_spec *s, const char **step);
 

@@ -431,6 +431,10 @@ static int zygote_start(zygote *z, const char *python, const char *const *envp)
     ggi_sandbox_spec s;
     ggi_sandbox_spec_init(&s);
     s.zygote = 1;
+    ggi_sandbox_binds binds;
+    memset(&binds, 0, sizeof binds);
+    ggi_sandbox_program_binds(&binds, python);
+    s.binds = &binds;
     int sync_wr = -1, se = ggi_sandbox_userns_pipe(&s, &s.userns_fd, &sync_wr);
     if (se) {
         rc = ggi_error(GG_EIO, "cannot make the zygote's pipe: %s", strerror(se));

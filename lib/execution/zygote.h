@@ -1,7 +1,8 @@
 /*
  * zygote.h - warm, already isolated Python interpreters that fork a fresh process per job.
  * A zygote is started once per (interpreter, job environment) inside the namespace sandbox
- * (read-only host, own network, IPC, UTS and PID namespaces) and never runs job code itself.
+ * (a read-only root holding only the runtime, own network, IPC, UTS and PID namespaces) and
+ * never runs job code itself.
  * For each job it forks PID 1 of a new PID namespace, which forks the job's process: that
  * enters new mount, IPC and UTS namespaces, puts a size-capped tmpfs on /tmp with the job's
  * workspace and files, mounts a fresh /proc, and runs the job's `-c` code as the unprivileged

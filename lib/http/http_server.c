@@ -1,17 +1,27 @@
 /*
  * http_server.c - the HTTP endpoint module (http_server.h) on libmicrohttpd: binding to an
  * address and an ephemeral or given port, reading request bodies up to a cap, the bearer
- * token check, dispatch through the route table with 404/405 answers, and the /v1/search
- * route over a retriever. Errors are reported through the public gg_error_set(), since the
- * module is linked both into the library and into the gryphgen command.
+ * token check, dispatch through the route table with 404/405 answers, the /v1/search
+ * route over a retriever, optional TLS, and the defence against slow clients: libmicrohttpd's per-address
+ * and total connection limits and idle timeout, plus a watchdog thread that shuts down a
+ * connection whose request has not arrived whole by its deadline (the idle timeout alone lets
+ * a client that sends a byte now and then hold a connection for ever). Errors are reported
+ * through the public gg_error_set(), since the module is linked both into the library and
+ * into the gryphgen command.
  */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <microhttpd.h>
@@ -26,9 +36,22 @@ typedef int mhd_result;
 #endif
 
 #define THREADS 4
-#define CONNECTION_LIMIT 128
-#define CONNECTION_TIMEOUT_S 30
+#define CONNECTION_LIMIT 1024
+#define PER_IP_LIMIT 32
+#define IDLE_TIMEOUT_S 10
+#define REQUEST_DEADLINE_S 15
+#define WATCHDOG_TICK_MS 250
 #define MAX_QUERY_TEXT (64u * 1024u)
+
+/* One open connection as the watchdog sees it. fd is a duplicate of the connection's
+ * socket, so shutting it down always reaches this connection's socket, even after
+ * libmicrohttpd has closed its own descriptor and the number was reused. */
+typedef struct tracked {
+    struct tracked *prev, *next;
+    int fd;
+    int receiving;         /* 1 while a request is awaited or arriving */
+    struct timespec since; /* when the current request began to be awaited */
+} tracked;
 
 typedef struct route {
     char *method, *path;
@@ -41,7 +64,15 @@ struct ggi_http_server {
     route routes[GGI_HTTP_MAX_ROUTES];
     int n_routes;
     char *token;
+    char *tls_cert, *tls_key;
     unsigned port;
+    ggi_http_limits limits;
+    pthread_mutex_t mu; /* guards conns and stop */
+    pthread_cond_t wake;
+    tracked *conns;
+    int stop;
+    int watchdog_running;
+    pthread_t watchdog;
 };
 
 /* Per-request state while the body arrives. */
@@ -62,10 +93,68 @@ static int fail(int status, const char *fmt, ...)
     return gg_error_set(status, msg);
 }
 
+void ggi_http_limits_default(ggi_http_limits *l)
+{
+    l->max_connections = CONNECTION_LIMIT;
+    l->per_ip = PER_IP_LIMIT;
+    l->idle_timeout_s = IDLE_TIMEOUT_S;
+    l->request_deadline_s = REQUEST_DEADLINE_S;
+    l->threads = THREADS;
+    /* Each connection takes two descriptors (its socket and the watchdog's duplicate): stay
+     * well inside the process's limit rather than fail accept() for everyone. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+        rlim_t room = rl.rlim_cur > 256 ? (rl.rlim_cur - 128) / 2 : 64;
+        if (room < l->max_connections)
+            l->max_connections = (unsigned)room;
+    }
+}
+
 int ggi_http_server_new(ggi_http_server **out)
 {
-    *out = calloc(1, sizeof **out);
-    return *out ? GG_OK : fail(GG_ENOMEM, "out of memory");
+    ggi_http_server *s = calloc(1, sizeof *s);
+    *out = NULL;
+    if (!s)
+        return fail(GG_ENOMEM, "out of memory");
+    pthread_condattr_t ca;
+    int e = pthread_condattr_init(&ca);
+    if (!e) {
+        e = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        if (!e)
+            e = pthread_cond_init(&s->wake, &ca);
+        pthread_condattr_destroy(&ca);
+    }
+    if (e) {
+        free(s);
+        return fail(GG_ENOMEM, "http server: cannot make a condition variable");
+    }
+    if (pthread_mutex_init(&s->mu, NULL) != 0) {
+        pthread_cond_destroy(&s->wake);
+        free(s);
+        return fail(GG_ENOMEM, "http server: cannot make a mutex");
+    }
+    ggi_http_limits_default(&s->limits);
+    *out = s;
+    return GG_OK;
+}
+
+int ggi_http_server_set_limits(ggi_http_server *s, const ggi_http_limits *l)
+{
+    if (!s || !l)
+        return fail(GG_EINVAL, "http server: NULL server or limits");
+    if (s->d)
+        return fail(GG_ESTATE, "http server: limits must be set before start");
+    if (l->max_connections)
+        s->limits.max_connections = l->max_connections;
+    if (l->per_ip)
+        s->limits.per_ip = l->per_ip;
+    if (l->idle_timeout_s)
+        s->limits.idle_timeout_s = l->idle_timeout_s;
+    if (l->request_deadline_s)
+        s->limits.request_deadline_s = l->request_deadline_s;
+    if (l->threads)
+        s->limits.threads = l->threads > 64 ? 64 : l->threads;
+    return GG_OK;
 }
 
 int ggi_http_server_route(ggi_http_server *s, const char *method, const char *path,
@@ -105,6 +194,35 @@ int ggi_http_server_set_token(ggi_http_server *s, const char *token)
     }
     if (token && *token && !(s->token = strdup(token)))
         return fail(GG_ENOMEM, "out of memory");
+    return GG_OK;
+}
+
+static void free_secret(char **p)
+{
+    if (*p) {
+        memset(*p, 0, strlen(*p));
+        free(*p);
+        *p = NULL;
+    }
+}
+
+int ggi_http_server_set_tls(ggi_http_server *s, const char *cert_pem, const char *key_pem)
+{
+    if (!s || !cert_pem || !key_pem || !*cert_pem || !*key_pem)
+        return fail(GG_EINVAL, "http server: TLS needs a certificate and a key");
+    if (s->d)
+        return fail(GG_ESTATE, "http server: TLS must be set before start");
+    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+        return fail(GG_EUNSUPPORTED, "http server: this libmicrohttpd was built without TLS");
+    free_secret(&s->tls_cert);
+    free_secret(&s->tls_key);
+    s->tls_cert = strdup(cert_pem);
+    s->tls_key = strdup(key_pem);
+    if (!s->tls_cert || !s->tls_key) {
+        free_secret(&s->tls_cert);
+        free_secret(&s->tls_key);
+        return fail(GG_ENOMEM, "out of memory");
+    }
     return GG_OK;
 }
 
@@ -160,6 +278,117 @@ static mhd_result send_reply(struct MHD_Connection *c, ggi_http_response *r)
     return ret;
 }
 
+/* ---- the watchdog of slow requests ---- */
+
+static struct timespec now_mono(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t;
+}
+
+static tracked *tracked_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* A request has arrived whole (receiving = 0) or the next one is awaited (1). */
+static void mark_receiving(ggi_http_server *s, struct MHD_Connection *c, int receiving)
+{
+    pthread_mutex_lock(&s->mu);
+    tracked *t = tracked_of(c);
+    if (t) {
+        t->receiving = receiving;
+        t->since = now_mono();
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    ggi_http_server *s = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        tracked *t = ci ? calloc(1, sizeof *t) : NULL;
+        if (!t)
+            return; /* untracked: only the idle timeout applies to it */
+        t->fd = fcntl(ci->connect_fd, F_DUPFD_CLOEXEC, 3);
+        if (t->fd < 0) {
+            free(t);
+            return;
+        }
+        t->receiving = 1;
+        t->since = now_mono();
+        pthread_mutex_lock(&s->mu);
+        t->next = s->conns;
+        if (s->conns)
+            s->conns->prev = t;
+        s->conns = t;
+        *socket_context = t;
+        pthread_mutex_unlock(&s->mu);
+        return;
+    }
+    pthread_mutex_lock(&s->mu);
+    tracked *t = *socket_context;
+    if (t) {
+        if (t->prev)
+            t->prev->next = t->next;
+        else
+            s->conns = t->next;
+        if (t->next)
+            t->next->prev = t->prev;
+        close(t->fd);
+        free(t);
+        *socket_context = NULL;
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void *watchdog_main(void *arg)
+{
+    ggi_http_server *s = arg;
+    const long deadline_ms = (long)s->limits.request_deadline_s * 1000;
+    pthread_mutex_lock(&s->mu);
+    while (!s->stop) {
+        struct timespec now = now_mono();
+        for (tracked *t = s->conns; t; t = t->next) {
+            long age_ms = (long)(now.tv_sec - t->since.tv_sec) * 1000 +
+                          (now.tv_nsec - t->since.tv_nsec) / 1000000;
+            if (t->receiving && age_ms >= deadline_ms) {
+                /* libmicrohttpd sees the end of the stream and closes the connection. */
+                (void)shutdown(t->fd, SHUT_RDWR);
+                t->receiving = 0;
+            }
+        }
+        struct timespec until = now;
+        until.tv_nsec += WATCHDOG_TICK_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        while (!s->stop && pthread_cond_timedwait(&s->wake, &s->mu, &until) == EINTR) {
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+static void stop_watchdog(ggi_http_server *s)
+{
+    if (!s->watchdog_running)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->stop = 1;
+    pthread_cond_signal(&s->wake);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->watchdog, NULL);
+    s->watchdog_running = 0;
+}
+
 static mhd_result on_request(void *cls, struct MHD_Connection *c, const char *url,
                              const char *method, const char *version, const char *upload,
                              size_t *upload_size, void **con_cls)
@@ -188,6 +417,7 @@ static mhd_result on_request(void *cls, struct MHD_Connection *c, const char *ur
         *upload_size = 0;
         return MHD_YES;
     }
+    mark_receiving(s, c, 0);
     ggi_http_response resp = { 200, NULL, NULL };
     if (p->too_big) {
         ggi_http_error(&resp, 413, "request body too large");
@@ -222,15 +452,30 @@ static mhd_result on_request(void *cls, struct MHD_Connection *c, const char *ur
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode code)
 {
-    (void)cls;
-    (void)c;
     (void)code;
+    /* A kept-alive connection now awaits its next request, on a fresh deadline. */
+    mark_receiving(cls, c, 1);
     pending *p = *con_cls;
     if (p) {
         free(p->body);
         free(p);
         *con_cls = NULL;
     }
+}
+
+int ggi_http_address_is_loopback(const char *address)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (!address)
+        return 0;
+    if (inet_pton(AF_INET, address, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, address, &a6) != 1)
+        return 0;
+    if (IN6_IS_ADDR_LOOPBACK(&a6))
+        return 1;
+    return IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127;
 }
 
 int ggi_http_server_start(ggi_http_server *s, const char *address, unsigned port)
@@ -260,17 +505,45 @@ int ggi_http_server_start(ggi_http_server *s, const char *address, unsigned port
     } else {
         return fail(GG_EINVAL, "http server: '%.64s' is not an IPv4 or IPv6 address", addr);
     }
+    /* The same rule as the grid's: what is reachable from other machines is authenticated
+     * (TLS, when set, keeps the token secret on the way; it does not replace it). */
+    if (!s->token && !ggi_http_address_is_loopback(addr))
+        return fail(GG_EINVAL, "http server: refusing to listen on %.64s without a bearer "
+                               "token: it is not a loopback address (127.0.0.0/8, ::1), so "
+                               "anyone who reaches it could read the index; set a token "
+                               "(clients then send 'Authorization: Bearer TOKEN') or listen "
+                               "on 127.0.0.1",
+                    addr);
+    const ggi_http_limits *l = &s->limits;
+    s->stop = 0;
+    if (pthread_create(&s->watchdog, NULL, watchdog_main, s) != 0)
+        return fail(GG_EIO, "http server: cannot start its watchdog thread");
+    s->watchdog_running = 1;
+    /* (MHD_OPTION_ARRAY lets the TLS options be there or not with one call.) */
+    struct MHD_OptionItem tls[] = {
+        { s->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, s->tls_cert },
+        { s->tls_key ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, s->tls_key },
+        { MHD_OPTION_END, 0, NULL },
+    };
+    if (s->tls_cert)
+        flags |= MHD_USE_TLS;
     s->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, s,
+                            MHD_OPTION_ARRAY, tls,
                             MHD_OPTION_SOCK_ADDR, sa,
-                            MHD_OPTION_THREAD_POOL_SIZE, (unsigned)THREADS,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONNECTION_LIMIT,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT_S,
-                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+                            MHD_OPTION_THREAD_POOL_SIZE, l->threads,
+                            MHD_OPTION_CONNECTION_LIMIT, l->max_connections,
+                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, l->per_ip,
+                            MHD_OPTION_CONNECTION_TIMEOUT, l->idle_timeout_s,
+                            MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
                             MHD_OPTION_END);
-    if (!s->d)
+    if (!s->d) {
+        stop_watchdog(s);
         return fail(GG_EIO, "http server: cannot listen on %s port %u (in use, or not an "
-                            "address of this machine)",
-                    addr, port);
+                            "address of this machine%s)",
+                    addr, port, s->tls_cert ? ", or the TLS certificate and key are not "
+                                              "valid PEM or do not belong together" : "");
+    }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
     s->port = info && info->port ? info->port : port;
     return GG_OK;
@@ -287,16 +560,18 @@ void ggi_http_server_destroy(ggi_http_server **ps)
         return;
     ggi_http_server *s = *ps;
     *ps = NULL;
+    stop_watchdog(s);
     if (s->d)
-        MHD_stop_daemon(s->d);
+        MHD_stop_daemon(s->d); /* closes every connection: the table empties */
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->wake);
     for (int i = 0; i < s->n_routes; i++) {
         free(s->routes[i].method);
         free(s->routes[i].path);
     }
-    if (s->token) {
-        memset(s->token, 0, strlen(s->token));
-        free(s->token);
-    }
+    free_secret(&s->token);
+    free_secret(&s->tls_cert);
+    free_secret(&s->tls_key);
     free(s);
 }
 

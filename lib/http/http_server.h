@@ -4,6 +4,12 @@
  * retrieval route GET /v1/search. It uses only the public API (gryphgen.h), so the library
  * and the gryphgen command can both link it. Never installed.
  *
+ * Against clients that hold connections open without finishing a request (slowloris), it
+ * caps connections per client address and in total, closes a connection idle for a few
+ * seconds, and closes one whose request has not arrived whole within a deadline, so one
+ * client (or a few) cannot keep the others out. A server on an address that is not loopback
+ * needs a bearer token: ggi_http_server_start() refuses to start without one.
+ *
  * THREAD SAFETY: routes are registered before ggi_http_server_start(); handlers then run on
  * libmicrohttpd's threads, several at once, so they must be thread-safe (a retriever is).
  * ggi_http_server_destroy() stops the server and waits for running handlers.
@@ -21,6 +27,23 @@
 #define GGI_HTTP_MAX_ROUTES 32
 
 typedef struct ggi_http_server ggi_http_server;
+
+/** Connection limits; ggi_http_limits_default() fills the ones a server starts with. */
+typedef struct ggi_http_limits {
+    unsigned max_connections;    /* open connections of all clients together */
+    unsigned per_ip;             /* open connections of one client address */
+    unsigned idle_timeout_s;     /* a connection without traffic this long is closed */
+    unsigned request_deadline_s; /* a request (headers and body) must arrive whole this long
+                                  * after the connection opened or the previous reply */
+    unsigned threads;            /* polling threads, each serving its share of connections */
+} ggi_http_limits;
+
+/** The defaults: 32 per address, 1,024 in all (fewer when descriptors are short), 10 s idle,
+ * 15 s per request, 4 threads. */
+void ggi_http_limits_default(ggi_http_limits *l);
+
+/** Sets the limits (before start; zero fields keep the default). */
+int ggi_http_server_set_limits(ggi_http_server *s, const ggi_http_limits *l);
 
 /** One request as a handler sees it; every pointer is borrowed for the call. */
 typedef struct ggi_http_request {
@@ -59,10 +82,21 @@ int ggi_http_server_route(ggi_http_server *s, const char *method, const char *pa
 int ggi_http_server_set_token(ggi_http_server *s, const char *token);
 
 /**
+ * Serves HTTPS with this certificate chain and private key (PEM texts, copied; before start).
+ * GG_EUNSUPPORTED when libmicrohttpd was built without TLS. A token is still needed off
+ * loopback: TLS keeps it and the answers secret, it does not tell who the client is.
+ */
+int ggi_http_server_set_tls(ggi_http_server *s, const char *cert_pem, const char *key_pem);
+
+/**
  * Starts listening on address (an IPv4 or IPv6 literal; NULL: 127.0.0.1) and port (0: an
- * ephemeral port; ggi_http_server_port() tells which). GG_EIO when it cannot bind.
+ * ephemeral port; ggi_http_server_port() tells which). GG_EIO when it cannot bind;
+ * GG_EINVAL for an address that is not loopback (127.0.0.0/8, ::1) when no token is set.
  */
 int ggi_http_server_start(ggi_http_server *s, const char *address, unsigned port);
+
+/** 1 when address (an IPv4 or IPv6 literal) is a loopback address, else 0. */
+int ggi_http_address_is_loopback(const char *address);
 
 /** The bound port of a started server, else 0. */
 unsigned ggi_http_server_port(const ggi_http_server *s);
