@@ -279,7 +279,8 @@ int ggi_json_check_strings(const char *text, size_t len, char *path, size_t path
                     snprintf(what, sizeof what, "a key in %s%s%s", *path ? "field '" : "",
                              *path ? path : "the top object", *path ? "'" : "");
                 else
-                    snprintf(what, sizeof what, "field '%s'", *path ? path : "(the value)");
+                    snprintf(what, sizeof what, "%s%s%s", *path ? "field '" : "",
+                             *path ? path : "the JSON value", *path ? "'" : "");
                 if (problem[0] == 'n')
                     rc = ggi_error(GG_EINVAL, "%s holds a NUL character (\\u0000), which no "
                                    "string may hold", what);

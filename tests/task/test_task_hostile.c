@@ -14,6 +14,7 @@
 
 #include "core/ggi.h"
 #include "core/task.h"
+#include "orchestrator/protocol.h"
 #include "testutil.h"
 
 /* Parses len bytes of json as a task, which must fail with want; returns the message. */
@@ -165,6 +166,40 @@ static void test_json_parse(void)
     cJSON_Delete(v);
 }
 
+/* Protocol messages: the decoder refuses them, and the fast reader of results messages (which
+ * keeps each record as the worker's text) leaves them to the decoder rather than take them. */
+static void test_protocol(void)
+{
+    static const char *const records[] = {
+        "{\"passed\":true,\"code\":\"x = 1\\u0000assert 0\"}",
+        "{\"passed\":true,\"code\":\"x = '\xff\xfe'\"}",
+    };
+    for (size_t i = 0; i < 2; i++) {
+        char msg[512];
+        snprintf(msg, sizeof msg,
+                 "{\"ggp\":1,\"t\":\"results\",\"results\":[{\"lease\":\"L1\",\"seq\":1,"
+                 "\"n\":1,\"record\":%s}]}", records[i]);
+        ggp_result *v = NULL;
+        int n = 0;
+        CHECK_RC(ggp_results_scan(msg, strlen(msg), &v, &n), GG_ENOTFOUND);
+        ggp_results_free(v, n);
+        ggp_msg m;
+        CHECK_RC(ggp_decode(msg, strlen(msg), &m), GG_EINVAL);
+        CHECK_CONTAINS(gg_error_last(), "field 'results[0].record.code'");
+    }
+    /* the same message without them is read by both */
+    const char *ok = "{\"ggp\":1,\"t\":\"results\",\"results\":[{\"lease\":\"L1\",\"seq\":1,"
+                     "\"n\":1,\"record\":{\"passed\":true,\"code\":\"caf\xc3\xa9\"}}]}";
+    ggp_result *v = NULL;
+    int n = 0;
+    CHECK_RC(ggp_results_scan(ok, strlen(ok), &v, &n), 0);
+    CHECK(n == 1);
+    ggp_results_free(v, n);
+    ggp_msg m;
+    CHECK_RC(ggp_decode(ok, strlen(ok), &m), 0);
+    ggp_msg_free(&m);
+}
+
 /* Whatever a string holds (program output cut anywhere), the written JSON parses back and
  * is valid UTF-8: invalid bytes become U+FFFD. */
 static void test_write_invalid_utf8(void)
@@ -195,6 +230,7 @@ int main(void)
     test_bad_utf8();
     test_too_deep();
     test_json_parse();
+    test_protocol();
     test_write_invalid_utf8();
     return test_exit();
 }
