@@ -1,8 +1,9 @@
 /*
  * eval.c - `gryphgen eval`: streams a task set (JSON lines) into one orchestrator, reports bad
  * lines and keeps going, waits for the set with a progress display, then reads every task's
- * result back from the database for the summary and the --results file. The set itself is
- * never held in memory: only one line at a time, and the ids in an unlinked temporary file.
+ * result back from the database for the summary. The --results file gets each task's line as
+ * the task ends (results_stream.c). The set itself is never held in memory: only one line at
+ * a time, and the ids in an unlinked temporary file.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +20,7 @@
 #include "idlog.h"
 #include "jsonl_reader.h"
 #include "progress.h"
+#include "results_stream.h"
 
 #define DRAIN_SLICE_MS 100
 #define BUSY_RETRY_MS 20
@@ -27,6 +29,64 @@
 
 /* With --connect: the client of a remote orchestrator (`gryphgen serve`), else NULL. */
 static gg_client_t *eval_client;
+
+/* With --results: the file, written as tasks end, and its path for messages; else NULL. */
+static results_stream *eval_results;
+static const char *eval_results_path;
+
+/* What the orchestrator's events feed: the progress display and the results file. */
+typedef struct eval_events {
+    progress *prog;
+    results_stream *results;
+} eval_events;
+
+static void eval_on_event(void *user, const char *event_json)
+{
+    eval_events *e = user;
+    progress_on_event(e->prog, event_json);
+    if (e->results)
+        results_stream_on_event(e->results, event_json);
+}
+
+static int fetch_result(gg_orchestrator_t *o, const char *id, char **result)
+{
+    return eval_client ? cli_client_result(eval_client, id, result)
+                       : gg_orchestrator_result(o, id, result);
+}
+
+static int results_write_failed(void)
+{
+    cli_errorf("cannot write %s: %s", eval_results_path, strerror(errno));
+    return -1;
+}
+
+/* Appends the result of a task that has ended, unless its line is there. Returns 0 or -1
+ * after printing why. */
+static int results_put(const char *id, const char *result)
+{
+    if (!eval_results || !result)
+        return 0;
+    return results_stream_put_result(eval_results, id, result) == 0 ? 0
+                                                                     : results_write_failed();
+}
+
+/* Writes the lines of the tasks whose end was reported since the last call. Returns 0 or -1
+ * after printing why. */
+static int results_put_ended(gg_orchestrator_t *o)
+{
+    char *id;
+    while (eval_results && (id = results_stream_next_ended(eval_results))) {
+        char *result = NULL;
+        int rc = 0;
+        if (!results_stream_written(eval_results, id) && fetch_result(o, id, &result) == 0)
+            rc = results_put(id, result);
+        gg_free(result);
+        free(id);
+        if (rc)
+            return -1;
+    }
+    return 0;
+}
 
 typedef struct eval_summary {
     unsigned long tasks, passed_first, passed_repair, failed, errors, bad_lines, cancelled;
@@ -53,8 +113,14 @@ static char *line_task_id(const char *line, size_t len)
     cJSON *obj = cJSON_ParseWithLength(line, len);
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(obj, "task_id");
     char *out = NULL;
-    if (cJSON_IsString(id) && strlen(id->valuestring) <= 256)
-        out = strdup(id->valuestring);
+    if (cJSON_IsString(id) && strlen(id->valuestring) <= 256) {
+        /* shown as it is only when it is valid UTF-8 (else the reason names the field) */
+        char *clean = results_utf8_clean(id->valuestring, strlen(id->valuestring));
+        if (clean && strcmp(clean, id->valuestring) == 0)
+            out = clean;
+        else
+            free(clean);
+    }
     cJSON_Delete(obj);
     return out;
 }
@@ -75,6 +141,8 @@ static int report_bad_line(idlog *ids, progress *prog, unsigned long long line,
         cli_errorf("cannot write the temporary list of task ids: %s", strerror(errno));
         return -1;
     }
+    if (eval_results && results_stream_put_bad(eval_results, line, task_id, reason) != 0)
+        return results_write_failed();
     return 0;
 }
 
@@ -91,18 +159,21 @@ static int submit_line(gg_orchestrator_t *o, progress *prog, const char *line, c
     }
 }
 
-/* After a submit: a task an earlier run finished has ended already; count it as done. */
-static void note_if_ended(gg_orchestrator_t *o, progress *prog, const char *id)
+/* After a submit: a task an earlier run finished has ended already; count it as done and
+ * write its line. Returns 0 or -1 after printing why. */
+static int note_if_ended(gg_orchestrator_t *o, progress *prog, const char *id)
 {
     char *result = NULL;
-    if ((eval_client ? cli_client_result(eval_client, id, &result)
-                     : gg_orchestrator_result(o, id, &result)) == 0 && result) {
+    int rc = 0;
+    if (fetch_result(o, id, &result) == 0 && result) {
         cJSON *r = cJSON_Parse(result);
         const cJSON *status = cJSON_GetObjectItemCaseSensitive(r, "status");
         progress_add_ended(prog, id, cJSON_IsString(status) ? status->valuestring : NULL);
         cJSON_Delete(r);
+        rc = results_put(id, result);
     }
     gg_free(result);
+    return rc;
 }
 
 /*
@@ -162,8 +233,12 @@ static int submit_all(gg_orchestrator_t *o, int fd, const char *input_name, idlo
                 status = CLI_EXIT_INFRA;
                 break;
             }
-            note_if_ended(o, prog, id);
+            rc = note_if_ended(o, prog, id);
             gg_free(id);
+            if (rc != 0) {
+                status = CLI_EXIT_INFRA;
+                break;
+            }
         } else if (is_input_error(rc)) {
             const char *msg = gg_error_last();
             char *task_id = line_task_id(line, len);
@@ -189,6 +264,10 @@ static int submit_all(gg_orchestrator_t *o, int fd, const char *input_name, idlo
             const char *msg = gg_error_last();
             cli_errorf("line %llu: cannot submit the task: %s", lineno,
                        *msg ? msg : gg_strerror(rc));
+            status = CLI_EXIT_INFRA;
+            break;
+        }
+        if (results_put_ended(o) != 0) {
             status = CLI_EXIT_INFRA;
             break;
         }
@@ -229,7 +308,10 @@ static int wait_all_remote(idlog *ids, progress *prog)
             const cJSON *st = cJSON_GetObjectItemCaseSensitive(r, "status");
             progress_add_ended(prog, e.task_id, cJSON_IsString(st) ? st->valuestring : NULL);
             cJSON_Delete(r);
+            wrc = results_put(e.task_id, result);
             gg_free(result);
+            if (wrc != 0)
+                return CLI_EXIT_INFRA;
             break;
         }
     }
@@ -241,6 +323,8 @@ static int wait_all(gg_orchestrator_t *o, progress *prog)
 {
     for (;;) {
         int rc = gg_orchestrator_drain(o, DRAIN_SLICE_MS);
+        if (results_put_ended(o) != 0)
+            return CLI_EXIT_INFRA;
         if (rc == 0)
             return CLI_EXIT_OK;
         if (cli_interrupted)
@@ -252,46 +336,6 @@ static int wait_all(gg_orchestrator_t *o, progress *prog)
         }
         progress_tick(prog, 1);
     }
-}
-
-static int write_line(FILE *f, const char *text)
-{
-    return fputs(text, f) < 0 || fputc('\n', f) == EOF ? -1 : 0;
-}
-
-/* Writes a result as one line: as it is when it has no newline, else reprinted compactly. */
-static int write_result(FILE *f, const char *result, const cJSON *parsed)
-{
-    char *compact;
-    int rc;
-    if (!strchr(result, '\n'))
-        return write_line(f, result);
-    compact = cJSON_PrintUnformatted(parsed);
-    if (!compact)
-        return -1;
-    rc = write_line(f, compact);
-    cJSON_free(compact);
-    return rc;
-}
-
-static int write_error_line(FILE *f, unsigned long long line, const char *task_id,
-                            const char *reason)
-{
-    cJSON *obj = cJSON_CreateObject();
-    char *text = NULL;
-    int rc = -1;
-    if (obj && cJSON_AddNumberToObject(obj, "line", (double)line) &&
-        (task_id ? cJSON_AddStringToObject(obj, "task_id", task_id)
-                 : cJSON_AddNullToObject(obj, "task_id")) &&
-        cJSON_AddStringToObject(obj, "status", "error") &&
-        cJSON_AddStringToObject(obj, "reason", reason ? reason : "")) {
-        text = cJSON_PrintUnformatted(obj);
-        if (text)
-            rc = write_line(f, text);
-    }
-    cJSON_free(text);
-    cJSON_Delete(obj);
-    return rc;
 }
 
 static void count_result(eval_summary *s, const cJSON *r)
@@ -338,8 +382,7 @@ static void report_error_task(eval_summary *s, const cJSON *r, unsigned long lon
  * Reads every task's result in the set's order, counting them and writing the results file
  * when one is open. Returns an exit code.
  */
-static int collect_results(gg_orchestrator_t *o, idlog *ids, FILE *results,
-                           const char *results_path, eval_summary *s)
+static int collect_results(gg_orchestrator_t *o, idlog *ids, eval_summary *s)
 {
     idlog_entry e;
     int rc;
@@ -354,18 +397,17 @@ static int collect_results(gg_orchestrator_t *o, idlog *ids, FILE *results,
         if (e.bad) {
             s->errors++;
             s->bad_lines++;
-            if (results)
-                wrc = write_error_line(results, e.line, e.task_id, e.reason);
+            if (eval_results &&
+                results_stream_put_bad(eval_results, e.line, e.task_id, e.reason) != 0)
+                wrc = results_write_failed();
         } else {
             char *result = NULL;
-            int grc = eval_client ? cli_client_result(eval_client, e.task_id, &result)
-                                  : gg_orchestrator_result(o, e.task_id, &result);
+            int grc = fetch_result(o, e.task_id, &result);
             cJSON *parsed = grc == 0 && result ? cJSON_Parse(result) : NULL;
             if (parsed) {
                 count_result(s, parsed);
                 report_error_task(s, parsed, e.line);
-                if (results)
-                    wrc = write_result(results, result, parsed);
+                wrc = results_put(e.task_id, result);
             } else {
                 char reason[512];
                 const char *msg = grc ? gg_error_last() : "";
@@ -373,16 +415,15 @@ static int collect_results(gg_orchestrator_t *o, idlog *ids, FILE *results,
                          grc ? (*msg ? msg : gg_strerror(grc)) : "the result is not JSON");
                 s->errors++;
                 cli_errorf("line %llu: task '%s': %s", e.line, e.task_id, reason);
-                if (results)
-                    wrc = write_error_line(results, e.line, e.task_id, reason);
+                if (eval_results &&
+                    results_stream_put_bad(eval_results, e.line, e.task_id, reason) != 0)
+                    wrc = results_write_failed();
             }
             cJSON_Delete(parsed);
             gg_free(result);
         }
-        if (wrc != 0) {
-            cli_errorf("cannot write %s: %s", results_path, strerror(errno));
+        if (wrc != 0)
             return CLI_EXIT_INFRA;
-        }
     }
     if (rc < 0) {
         cli_errorf("cannot read the temporary list of task ids: %s", strerror(errno));
@@ -500,7 +541,7 @@ int cli_cmd_eval(int argc, char **argv)
     };
     cli_run_options opts;
     const char *results_path = NULL, *input, *connect = NULL;
-    FILE *results = NULL;
+    eval_events events;
     int fd = -1, c, status;
     double start = now_s(), wall;
     idlog *ids = NULL;
@@ -576,18 +617,19 @@ int cli_cmd_eval(int argc, char **argv)
         return CLI_EXIT_USAGE;
 
     if (results_path) {
-        /* opened now so a bad path fails before the run; emptied only when the run has
-         * ended, so an interrupted run leaves an earlier results file as it was */
+        /* opened now so a bad path fails before the run; emptied once the orchestrator is
+         * open (a run that cannot start leaves an earlier file as it was), then each task's
+         * line is appended as it ends */
         int rfd = open(results_path, O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
-        results = rfd >= 0 ? fdopen(rfd, "w") : NULL;
-        if (rfd >= 0 && !results)
-            close(rfd);
-        if (!results) {
+        if (rfd < 0 || results_stream_new(&eval_results, rfd) != 0) {
             cli_errorf("eval: cannot create the results file '%s': %s", results_path,
-                       strerror(errno));
+                       rfd < 0 ? strerror(errno) : "out of memory");
+            if (rfd >= 0)
+                close(rfd);
             status = CLI_EXIT_INFRA;
             goto out;
         }
+        eval_results_path = results_path;
     }
     if (idlog_new(&ids) != 0) {
         cli_errorf("cannot create a temporary file for the task ids: %s", strerror(errno));
@@ -600,12 +642,19 @@ int cli_cmd_eval(int argc, char **argv)
         goto out;
     }
     cli_catch_signals();
+    events.prog = prog;
+    events.results = eval_results;
     if (connect)
         status = cli_client_open(connect, NULL, &eval_client);
     else
-        status = cli_orchestrator_open(&opts, progress_on_event, prog, &gen, &orch);
+        status = cli_orchestrator_open(&opts, eval_on_event, &events, &gen, &orch);
     if (status != CLI_EXIT_OK)
         goto out;
+    if (eval_results && results_stream_truncate(eval_results) != 0) {
+        results_write_failed();
+        status = CLI_EXIT_INFRA;
+        goto out;
+    }
 
     status = submit_all(orch, fd, strcmp(input, "-") == 0 ? "stdin" : input, ids, prog);
     if (status == CLI_EXIT_OK)
@@ -614,6 +663,7 @@ int cli_cmd_eval(int argc, char **argv)
     if (status == CLI_EXIT_OK && cli_interrupted)
         status = CLI_EXIT_SIGINT;
     if (status == CLI_EXIT_SIGINT) {
+        results_put_ended(orch); /* the tasks that ended meanwhile keep their lines */
         if (opts.db_path)
             cli_errorf("interrupted; unfinished tasks resume when the set is run again with "
                        "--db %s", opts.db_path);
@@ -626,22 +676,21 @@ int cli_cmd_eval(int argc, char **argv)
     wall = now_s() - start;
 
     memset(&summary, 0, sizeof summary);
-    if (results && ftruncate(fileno(results), 0) != 0) {
-        cli_errorf("cannot write %s: %s", results_path, strerror(errno));
+    /* The run is complete: the file is written once more in the set's order (and put in
+     * place in one rename), so a finished run's file does not depend on timing. */
+    if (eval_results && results_stream_rewrite(eval_results, results_path) != 0) {
+        results_write_failed();
         status = CLI_EXIT_INFRA;
         goto out;
     }
-    status = collect_results(orch, ids, results, results_path, &summary);
+    status = collect_results(orch, ids, &summary);
     if (status != CLI_EXIT_OK)
         goto out;
-    if (results) {
-        int err = fclose(results);
-        results = NULL;
-        if (err != 0) {
-            cli_errorf("cannot write %s: %s", results_path, strerror(errno));
-            status = CLI_EXIT_INFRA;
-            goto out;
-        }
+    if (eval_results && (results_stream_commit(eval_results) != 0 ||
+                         results_stream_close(&eval_results) != 0)) {
+        results_write_failed();
+        status = CLI_EXIT_INFRA;
+        goto out;
     }
     progress_get(prog, &counts);
     /* Remotely the events are not seen here: this run's attempts are the set's. */
@@ -660,8 +709,7 @@ out:
     gg_generator_destroy(&gen);
     progress_destroy(&prog);
     idlog_destroy(&ids);
-    if (results)
-        fclose(results);
+    results_stream_close(&eval_results);
     if (fd > STDIN_FILENO)
         close(fd);
     return status;

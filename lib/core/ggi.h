@@ -99,14 +99,38 @@ char *ggi_json_print(const cJSON *item);
 int ggi_json_write(ggi_buf *b, const cJSON *item);
 /** Appends s as a JSON string (quoted, escaped as ggi_json_write escapes; NULL as ""). */
 int ggi_json_write_string(ggi_buf *b, const char *s);
-/** Parses at most len bytes; on failure GG_EINVAL "malformed JSON near byte N". */
+/**
+ * Parses at most len bytes of JSON from outside. On failure GG_EINVAL: "malformed JSON near
+ * byte N", "JSON nested too deeply (limit 1000) near byte N", or, from ggi_json_check_strings,
+ * a string (or key) that holds a NUL or is not UTF-8, named by its path.
+ */
 int ggi_json_parse(const char *text, size_t len, cJSON **out);
+/** ggi_json_parse without ggi_json_check_strings (for callers that check, then name more);
+ * *value_len (when not NULL) gets the length of the text up to the end of the value. */
+int ggi_json_parse_syntax(const char *text, size_t len, cJSON **out, size_t *value_len);
+/**
+ * Checks the strings and keys of JSON text that cJSON has accepted (len: up to the end of
+ * its value): cJSON ends a string at a NUL, so an escaped \u0000 or a raw NUL byte would cut
+ * it short unseen, and it copies bytes that are not UTF-8 into strings that are then written
+ * out as they are. Either is GG_EINVAL "field 'a.b[2]' holds a NUL character (\u0000), which
+ * no string may hold" / "field 'x' is not valid UTF-8 (byte 0xff at byte N of the JSON
+ * text)". When path is not NULL it receives the field's path ("" for the top value).
+ * Text without bytes over 0x7f, NUL bytes or "\u0000" is passed by a quick scan.
+ */
+int ggi_json_check_strings(const char *text, size_t len, char *path, size_t path_size);
 /** Adds a string that may be NULL (added as JSON null). Returns 0 or GG_ENOMEM. */
 int ggi_json_add_str(cJSON *obj, const char *key, const char *value);
 /** Adds a number. Returns 0 or GG_ENOMEM. */
 int ggi_json_add_num(cJSON *obj, const char *key, double value);
 /** Adds a boolean. Returns 0 or GG_ENOMEM. */
 int ggi_json_add_bool(cJSON *obj, const char *key, int value);
+
+/* ---- UTF-8 (utf8.c) ---- */
+/** The length of the valid UTF-8 sequence at s (1 to 4, at most avail), or 0 when the bytes
+ * there are not one (overlong, surrogate, beyond U+10FFFF, cut short, stray). */
+size_t ggi_utf8_seq(const unsigned char *s, size_t avail);
+/** The offset of the first byte of text that is not valid UTF-8, or len when all of it is. */
+size_t ggi_utf8_invalid_at(const char *text, size_t len);
 
 /* ---- random draws for Thompson sampling (sampling.c) ---- */
 /* The next 64 random bits of a splitmix64 state (any value, 0 included, is a valid state). */

@@ -5,7 +5,9 @@
  * which made numbers the dearest part of every protocol message. Here an integral number
  * (the usual case: sequence numbers, counts, attempt numbers) is written digit by digit, and
  * only a fractional one goes through "%.15g", checked by strtod and widened to "%.17g" when
- * that does not read back the same double. Strings are escaped as cJSON escapes them.
+ * that does not read back the same double. Strings are escaped as cJSON escapes them, except
+ * that a byte which is not part of valid UTF-8 (program output cut mid-character, or binary)
+ * is written as \ufffd, so every text written is JSON whatever its strings held.
  */
 #include <math.h>
 #include <stdio.h>
@@ -91,8 +93,20 @@ static void put_string(writer *w, const char *s)
     const char *run = s; /* bytes written as they are, not yet copied */
     for (const char *p = s;; p++) {
         unsigned char c = (unsigned char)*p;
-        if (c >= 0x20 && c != '"' && c != '\\')
+        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\')
             continue;
+        if (c >= 0x80) {
+            /* the string ends at its NUL, which no sequence takes as a continuation byte */
+            size_t n = ggi_utf8_seq((const unsigned char *)p, 4);
+            if (n) {
+                p += n - 1;
+                continue;
+            }
+            put(w, run, (size_t)(p - run));
+            put(w, "\\ufffd", 6); /* a byte that is not UTF-8: U+FFFD, so the text stays JSON */
+            run = p + 1;
+            continue;
+        }
         put(w, run, (size_t)(p - run));
         if (c == 0)
             break;

@@ -408,9 +408,28 @@ int ggi_task_parse(const char *json, size_t len, ggi_task **out)
         return ggi_error(GG_ETOOBIG, "task: the JSON text is %zu bytes, the limit is %u", len,
                          (unsigned)GGI_TASK_MAX_JSON);
     cJSON *obj = NULL;
-    int rc = ggi_json_parse(json, len, &obj);
+    size_t value_len = 0;
+    int rc = ggi_json_parse_syntax(json, len, &obj, &value_len);
     if (rc)
         return ggi_error_wrap("task: ");
+    /* A NUL would cut a field short (a test losing its later assertions), bytes that are not
+     * UTF-8 would be echoed into results that are then not JSON: refused, naming the task
+     * when its id is not the field at fault. */
+    char path[256];
+    rc = ggi_json_check_strings(json, value_len, path, sizeof path);
+    if (rc) {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(obj, "task_id");
+        int named = cJSON_IsString(id) && strcmp(path, "task_id") != 0 && *id->valuestring &&
+                    strlen(id->valuestring) <= GGI_TASK_MAX_ID &&
+                    ggi_utf8_invalid_at(id->valuestring, strlen(id->valuestring)) ==
+                        strlen(id->valuestring);
+        for (const char *p = named ? id->valuestring : ""; *p; p++)
+            if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                named = 0;
+        rc = named ? ggi_error_wrap("task '%s': ", id->valuestring) : ggi_error_wrap("task: ");
+        cJSON_Delete(obj);
+        return rc;
+    }
     rc = ggi_task_from_json(obj, out);
     cJSON_Delete(obj);
     return rc;

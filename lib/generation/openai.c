@@ -838,6 +838,14 @@ static int read_reply(const openai *g, const endpoint *e, const exchange *x, con
                          "or cut off)",
                          e->shown, x->reply.body.len);
     }
+    /* cJSON would end the code at an escaped NUL and keep bytes that are not UTF-8: the
+     * program run would not be the one the model wrote. */
+    if (ggi_json_check_strings(x->reply.body.data, x->reply.body.len, NULL, 0) != GG_OK) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", gg_error_last());
+        cJSON_Delete(j);
+        return ggi_error(GG_EGENERATOR, "openai: %s: the response's %s", e->shown, why);
+    }
     int rc = GG_OK;
     const cJSON *choices = cJSON_GetObjectItemCaseSensitive(j, "choices");
     const cJSON *c0 = cJSON_GetArrayItem(choices, 0);

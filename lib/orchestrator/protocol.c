@@ -466,6 +466,9 @@ int ggp_results_scan(const void *data, size_t len, ggp_result **out, int *n)
         for (const char *q = p; q < rec_end; q++)
             if ((unsigned char)*q < 0x20)
                 goto out;
+        /* Nor a NUL escape or bytes that are not UTF-8: the decoder refuses those. */
+        if (ggi_json_check_strings(p, (size_t)(rec_end - p), NULL, 0) != GG_OK)
+            goto out;
         p = rec_end;
         if (!eat(&p, end, "}"))
             goto out;

@@ -553,6 +553,14 @@ static int http_search(void *self, const char *query_json, char **out)
         rc = ggi_error(GG_EIO, "http retriever: the reply of %s is not JSON", shown);
         goto done;
     }
+    /* A NUL would cut a document's text short unseen; bytes that are not UTF-8 would reach
+     * prompts and results as they are. */
+    if (ggi_json_check_strings(x.body.data, x.body.len, NULL, 0) != GG_OK) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", gg_error_last());
+        rc = ggi_error(GG_EIO, "http retriever: the reply of %s: %s", shown, why);
+        goto done;
+    }
     const cJSON *list = ggi_json_pointer(reply, h->ptr_results);
     if (!cJSON_IsArray(list)) {
         rc = ggi_error(GG_EIO,

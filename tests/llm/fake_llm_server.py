@@ -23,6 +23,8 @@ POST .../chat/completions until killed. The model name picks the behaviour ("mod
   malformed   200 with a body that is not JSON
   nochoices   200 with a JSON object without choices
   nocontent   200 with choices[0].message without content
+  nul         the code of ok with an escaped NUL (\\u0000) in the middle of it
+  badutf8     the code of ok with bytes that are not UTF-8 (0xff 0xfe) in it
   truncated   a Content-Length larger than the body, then the connection is closed
   big         a 9 MiB body
   repair      a wrong add (a - b) until a message of the request mentions AssertionError,
@@ -171,6 +173,12 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(200, {"object": "chat.completion", "model": model})
         elif mode == "nocontent":
             self.send_json(200, {"choices": [{"message": {"role": "assistant"}}]})
+        elif mode == "nul":
+            self.send_json(200, completion("```python\n" + GOOD + "# \x00\nassert 0\n```",
+                                           model))
+        elif mode == "badutf8":
+            body = json.dumps(completion("```python\n" + GOOD + "# @@\n```", model))
+            self.send_raw(200, body.encode().replace(b"@@", b"\xff\xfe"))
         elif mode == "truncated":
             self.send_raw(200, b'{"choices": [{"mess', length=5000)
             self.close_connection = True

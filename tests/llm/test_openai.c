@@ -477,6 +477,16 @@ static void test_bad_bodies(void)
     CHECK_RC(ask(&o, NULL, &r, &err, NULL), GG_EGENERATOR);
     CHECK_CONTAINS(err, "no content string");
     free(err);
+    /* cJSON would end the code at the NUL (so "assert 0" after it would vanish) and keep
+     * bytes that are not UTF-8: the reply is refused, naming the field */
+    o = opts_for("nul:a");
+    CHECK_RC(ask(&o, NULL, &r, &err, NULL), GG_EGENERATOR);
+    CHECK_CONTAINS(err, "field 'choices[0].message.content' holds a NUL");
+    free(err);
+    o = opts_for("badutf8:a");
+    CHECK_RC(ask(&o, NULL, &r, &err, NULL), GG_EGENERATOR);
+    CHECK_CONTAINS(err, "field 'choices[0].message.content' is not valid UTF-8");
+    free(err);
     o = opts_for("truncated:a");
     o.max_retries = -1;
     CHECK_RC(ask(&o, NULL, &r, &err, NULL), GG_EGENERATOR);
