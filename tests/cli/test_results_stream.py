@@ -16,6 +16,7 @@ from clitest import GRYPHGEN, check, env, finish, gg, no_sanitizer_report, summa
 
 work = tmpdir()
 os.chmod(work, 0o755)  # jobs may run as another user: they must see the marker
+# (--isolation rlimits: below the namespace sandbox a job does not see the host's files)
 marker = os.path.join(work, "go")
 path = os.path.join(work, "set.jsonl")
 db = os.path.join(work, "run.db")
@@ -81,8 +82,8 @@ def wait_for_lines(proc, want, what):
 
 
 def start():
-    return subprocess.Popen([GRYPHGEN, "eval", "--quiet", "--jobs", "2", "--db", db,
-                             "--results", res, path],
+    return subprocess.Popen([GRYPHGEN, "eval", "--quiet", "--jobs", "2", "--isolation", "rlimits",
+                             "--db", db, "--results", res, path],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env())
 
 
@@ -134,7 +135,8 @@ check_partial(rows, bad, "kill -9 (the resumed run rewrote the file)")
 # --- run 3: the slow task may finish now; the file holds every task exactly once --------
 with open(marker, "w") as f:
     f.write("go\n")
-p = gg(["eval", "--quiet", "--jobs", "2", "--db", db, "--results", res, path], timeout=300)
+p = gg(["eval", "--quiet", "--jobs", "2", "--isolation", "rlimits", "--db", db,
+        "--results", res, path], timeout=300)
 s = summary(p.stdout)
 check(s.get("tasks") == 6 and s.get("bad lines") == 3, "resumed run: 6 lines, 3 bad",
       p.stdout + p.stderr)
