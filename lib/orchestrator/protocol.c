@@ -442,8 +442,9 @@ int ggp_results_scan(const void *data, size_t len, ggp_result **out, int *n)
         size_t l = 0;
         while (p < end && *p != '"') {
             unsigned char c = (unsigned char)*p;
-            if (c < 0x20 || c == '\\' || l == sizeof r->lease - 1)
-                goto out; /* escapes, control bytes, too long: the general decoder decides */
+            if (c < 0x20 || c >= 0x80 || c == '\\' || l == sizeof r->lease - 1)
+                goto out; /* escapes, control or non-ASCII bytes (perhaps not UTF-8), too
+                           * long: the general decoder decides */
             r->lease[l++] = (char)c;
             p++;
         }
