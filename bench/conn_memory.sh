@@ -43,7 +43,7 @@ for _ in $(seq 600); do
     sleep 0.2
 done
 
-GRYPHGEN=$gg $py "$repo/bench/conn_peers.py" 127.0.0.1 "$port" "$n" "$serve" | tee "$tmp/out"
+$py "$repo/bench/conn_peers.py" 127.0.0.1 "$port" "$n" "$serve" | tee "$tmp/out"
 awk -v n="$n" '
     /^rss before:/ { b = $3 } /^rss peak:/ { p = $3 } /^rss after:/ { a = $3 }
     /^known after close:/ { c = $5; sub(/,/, "", c); k = $7 }

@@ -11,13 +11,13 @@ sends nothing at all, and one that sends garbage.
 
 Prints "rss before/peak/after" lines when PID is given (VmRSS of /proc/PID/status, in kB):
 before connecting, once all N are connected and greeted, and after they close and the hub
-reports no known clients or nodes (gryphgen status, polled; no fixed sleep decides it).
+reports no known clients or nodes (status asked over one raw connection of its own, polled; no
+fixed sleep decides it).
 """
 import json
 import os
 import socket
 import struct
-import subprocess
 import sys
 import time
 
@@ -61,23 +61,62 @@ def rss_kb(pid):
     return -1
 
 
-def known_peers(gryphgen, endpoint):
-    """(clients, nodes) the hub knows, from gryphgen status: the asking client itself is
-    not counted; clients is -1 for a hub that does not report them."""
-    out = subprocess.run([gryphgen, "status", "--insecure", "--connect", endpoint],
-                         capture_output=True, text=True, timeout=120)
-    if out.returncode != 0:
-        return None
-    st = json.loads(out.stdout)
-    st = st.get("status", st)
-    clients = st.get("clients")
-    return (clients - 1 if isinstance(clients, int) else -1), len(st.get("nodes", []))
+class StatusClient:
+    """One raw ZMTP client that stays connected and asks the hub for status: a poll adds no
+    client of its own (a `gryphgen status` per poll would leave a just-closed client each
+    time, known until the hub notices it went)."""
+
+    def __init__(self, host, port):
+        self.s = socket.create_connection((host, port), timeout=120)
+        self.buf = b""
+        self.rid = 0
+        self.s.sendall(greeting())
+        self._read(64)  # the hub's greeting, then the handshake
+        self.buf = self.buf[64:]
+        self.s.sendall(command(b"READY", [(b"Socket-Type", b"DEALER")]))
+        self.s.sendall(hello("client", 0))
+        while b"welcome" not in self._frame():
+            pass
+
+    def _read(self, n):
+        while len(self.buf) < n:
+            chunk = self.s.recv(65536)
+            if not chunk:
+                raise OSError("the hub closed the connection")
+            self.buf += chunk
+
+    def _frame(self):
+        """The next message frame's body (commands are skipped)."""
+        while True:
+            self._read(2)
+            flags = self.buf[0]
+            if flags & 0x02:
+                self._read(9)
+                size, head = struct.unpack(">Q", self.buf[1:9])[0], 9
+            else:
+                size, head = self.buf[1], 2
+            self._read(head + size)
+            body, self.buf = self.buf[head:head + size], self.buf[head + size:]
+            if not flags & 0x04:
+                return body
+
+    def known_peers(self):
+        """(clients other than this one, nodes) the hub knows; clients is -1 for a hub
+        that does not report them."""
+        self.rid += 1
+        self.s.sendall(frame(json.dumps({"ggp": 1, "t": "status", "rid": self.rid}).encode()))
+        while True:
+            m = json.loads(self._frame())
+            if m.get("t") == "reply" and m.get("rid") == self.rid:
+                st = m.get("status", {})
+                clients = st.get("clients")
+                return ((clients - 1 if isinstance(clients, int) else -1),
+                        len(st.get("nodes", [])))
 
 
 def main():
     host, port, n, pid = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-    gryphgen = os.environ.get("GRYPHGEN", "gryphgen")
-    endpoint = "tcp://%s:%d" % (host, port)
+    status = StatusClient(host, port) if pid else None
     if pid:
         print("rss before: %d kB" % rss_kb(pid), flush=True)
     socks = []
@@ -86,21 +125,28 @@ def main():
         s = socket.create_connection((host, port), timeout=120)
         if kind in ("client", "worker", "greeting"):
             s.sendall(greeting())
+            got = b""
+            while len(got) < 64:  # the hub's greeting, then the handshake
+                chunk = s.recv(64 - len(got))
+                if not chunk:
+                    raise OSError("the hub closed connection %d during its greeting" % i)
+                got += chunk
             s.sendall(command(b"READY", [(b"Socket-Type", b"DEALER")]))
         if kind in ("client", "worker"):
             s.sendall(hello(kind, i))
         if kind == "garbage":
             s.sendall(os.urandom(64))
         socks.append((kind, s))
-    # Every hello handled: each client and worker reads until its welcome (the other peers
-    # until the hub's greeting), so the peak is taken with all of them taken in.
+    # Every hello handled: each client and worker reads until its welcome, so the peak is
+    # taken with all of them taken in.
     for kind, s in socks:
         if kind not in ("client", "worker", "greeting"):
             continue
+        if kind == "greeting":
+            continue
         got = b""
-        want = b"welcome" if kind != "greeting" else None
         try:
-            while (want and want not in got) or (not want and len(got) < 64):
+            while b"welcome" not in got:
                 chunk = s.recv(4096)
                 if not chunk:
                     break
@@ -108,6 +154,7 @@ def main():
         except OSError:
             pass
     if pid:
+        print("known while open: clients %s, nodes %s" % status.known_peers(), flush=True)
         print("rss peak: %d kB" % rss_kb(pid), flush=True)
     for _, s in socks:
         s.close()
@@ -116,11 +163,14 @@ def main():
         deadline = time.monotonic() + 600
         peers = None
         while time.monotonic() < deadline:
-            peers = known_peers(gryphgen, endpoint)
+            peers = status.known_peers()
             if peers and peers[0] <= 0 and peers[1] == 0:
                 break
             time.sleep(0.5)
         print("known after close: clients %s, nodes %s" % (peers or ("?", "?")), flush=True)
+        # The hub gives free memory back once a burst is over (a heartbeat interval, 1 s,
+        # with no peer going); a few seconds later is after that.
+        time.sleep(float(os.environ.get("SETTLE", "3")))
         print("rss after: %d kB" % rss_kb(pid), flush=True)
 
 
