@@ -691,6 +691,80 @@ static void test_busy(void)
     gg_orchestrator_destroy(&o);
 }
 
+/* The status counters the hub reports (clients, watchers, nodes), read by client c. */
+static int peers_known(gg_client_t *c, long long *clients, long long *watchers, int *nodes)
+{
+    char *st = NULL;
+    if (gg_client_status(c, NULL, &st) != GG_OK)
+        return 0;
+    cJSON *j = cJSON_Parse(st);
+    gg_free(st);
+    const cJSON *k = cJSON_GetObjectItem(j, "clients");
+    *clients = cJSON_IsNumber(k) ? (long long)k->valuedouble : -1;
+    *watchers = (long long)cJSON_GetNumberValue(cJSON_GetObjectItem(j, "watchers"));
+    *nodes = cJSON_GetArraySize(cJSON_GetObjectItem(j, "nodes"));
+    cJSON_Delete(j);
+    return 1;
+}
+
+/* Peers that connect, say hello (as clients, one watching, and as workers), or say nothing,
+ * then close: the hub forgets every one of them, and keeps the client still connected. */
+static void test_peers_forgotten(void)
+{
+    enum { CLIENTS = 20, WORKERS = 20, SILENT = 10 };
+    char ep[64], db[300];
+    endpoint(ep, sizeof ep);
+    snprintf(db, sizeof db, "%s/peers.db", dir);
+    gg_orchestrator_t *o = serve(ep, db, 100);
+    if (!o)
+        return;
+    gg_client_options co = GG_CLIENT_OPTIONS_INIT;
+    co.connect = ep;
+    co.insecure = 1;
+    co.timeout_ms = WAIT_MS;
+    gg_client_t *c = NULL;
+    CHECK_RC(gg_client_new(&c, &co), 0);
+    raw peers[CLIENTS + WORKERS + SILENT];
+    for (int i = 0; i < CLIENTS + WORKERS + SILENT; i++) {
+        raw_open(&peers[i], ep);
+        if (i < CLIENTS) {
+            raw_send(&peers[i], "{\"ggp\":1,\"t\":\"hello\",\"role\":\"client\",\"name\":\"p\","
+                                "\"versions\":[1]}");
+            cJSON *w = raw_recv(&peers[i], "welcome", WAIT_MS);
+            CHECK(w != NULL);
+            cJSON_Delete(w);
+        } else if (i < CLIENTS + WORKERS) {
+            char name[32];
+            snprintf(name, sizeof name, "gone-%d", i);
+            raw_worker_hello(&peers[i], name, 1, "\"python\"");
+        } else if (i % 2) {
+            raw_send(&peers[i], "not json at all");
+        }
+    }
+    raw_send(&peers[0], "{\"ggp\":1,\"t\":\"watch\",\"rid\":7}");
+    cJSON *r = raw_recv(&peers[0], "reply", WAIT_MS);
+    CHECK(r && cJSON_IsTrue(cJSON_GetObjectItem(r, "ok")));
+    cJSON_Delete(r);
+    long long clients = -1, watchers = -1;
+    int nodes = -1;
+    /* Connected clients stay known (c and the raw ones); workers may already be gone for
+     * want of heartbeats, so they are not counted here. */
+    CHECK(peers_known(c, &clients, &watchers, &nodes));
+    CHECK(clients == CLIENTS + 1);
+    CHECK(watchers == 1);
+    for (int i = 0; i < CLIENTS + WORKERS + SILENT; i++)
+        raw_close(&peers[i]);
+    double end = ggi_now_ms() + WAIT_MS;
+    while (peers_known(c, &clients, &watchers, &nodes) &&
+           (clients != 1 || watchers != 0 || nodes != 0) && ggi_now_ms() < end)
+        ggi_sleep_ms(50);
+    CHECK(clients == 1); /* c only: it is still connected */
+    CHECK(watchers == 0);
+    CHECK(nodes == 0);
+    gg_client_destroy(&c);
+    gg_orchestrator_destroy(&o);
+}
+
 /* Two submitters, one worker slot: the second, arriving late, is not starved. */
 static void test_fair_share(void)
 {
@@ -1661,6 +1735,7 @@ int main(void)
     test_requirements();
     test_garbage_and_leases();
     test_busy();
+    test_peers_forgotten();
     test_fair_share();
     test_priority_dispatch();
     test_embedded_plus_remote();
