@@ -188,23 +188,13 @@ static void path_of(const frame *st, size_t depth, char *path, size_t size)
     }
 }
 
-/* Quick: text has no byte over 0x7f, no NUL and no "\u0000" (escaped or not). */
+/* Quick: no NUL, no "\u0000" (escaped or not) and the whole text UTF-8, so every string in it
+ * is; only text that fails this is walked string by string to name the field at fault. */
 static int plain_text(const char *text, size_t len)
 {
     static const char nul_escape[] = "\\u0000";
-    if (memchr(text, '\0', len) || memmem(text, len, nul_escape, sizeof nul_escape - 1))
-        return 0;
-    size_t i = 0;
-    for (; i + 8 <= len; i += 8) {
-        uint64_t w;
-        memcpy(&w, text + i, 8);
-        if (w & 0x8080808080808080ull)
-            return 0;
-    }
-    for (; i < len; i++)
-        if ((unsigned char)text[i] >= 0x80)
-            return 0;
-    return 1;
+    return !memchr(text, '\0', len) && !memmem(text, len, nul_escape, sizeof nul_escape - 1) &&
+           ggi_utf8_invalid_at(text, len) == len;
 }
 
 int ggi_json_check_strings(const char *text, size_t len, char *path, size_t path_size)

@@ -830,21 +830,18 @@ static void mark(openai *g, int i, int dead)
 static int read_reply(const openai *g, const endpoint *e, const exchange *x, const cJSON *task,
                       const cJSON *arm_json, char **out)
 {
-    cJSON *j = cJSON_ParseWithLength(x->reply.body.data ? x->reply.body.data : "", x->reply.body.len);
-    if (!j || !cJSON_IsObject(j)) {
+    /* ggi_json_parse also refuses a NUL or bytes that are not UTF-8 in any string: cJSON
+     * alone would end the code at the NUL, and the program run would not be the model's. */
+    cJSON *j = NULL;
+    if (ggi_json_parse(x->reply.body.data ? x->reply.body.data : "", x->reply.body.len, &j) !=
+            GG_OK ||
+        !cJSON_IsObject(j)) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", j ? "another JSON value" : gg_error_last());
         cJSON_Delete(j);
         return ggi_error(GG_EGENERATOR,
-                         "openai: %s: the response is not a JSON object (%zu bytes; malformed "
-                         "or cut off)",
-                         e->shown, x->reply.body.len);
-    }
-    /* cJSON would end the code at an escaped NUL and keep bytes that are not UTF-8: the
-     * program run would not be the one the model wrote. */
-    if (ggi_json_check_strings(x->reply.body.data, x->reply.body.len, NULL, 0) != GG_OK) {
-        char why[512];
-        snprintf(why, sizeof why, "%s", gg_error_last());
-        cJSON_Delete(j);
-        return ggi_error(GG_EGENERATOR, "openai: %s: the response's %s", e->shown, why);
+                         "openai: %s: the response is not a JSON object (%zu bytes): %s",
+                         e->shown, x->reply.body.len, why);
     }
     int rc = GG_OK;
     const cJSON *choices = cJSON_GetObjectItemCaseSensitive(j, "choices");

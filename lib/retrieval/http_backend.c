@@ -548,17 +548,12 @@ static int http_search(void *self, const char *query_json, char **out)
     shown_url(url, shown, sizeof shown);
     if ((rc = request(h, "search", url, body, &x)))
         goto done;
-    reply = x.body.len ? cJSON_ParseWithLength(x.body.data, x.body.len) : NULL;
-    if (!reply) {
-        rc = ggi_error(GG_EIO, "http retriever: the reply of %s is not JSON", shown);
-        goto done;
-    }
-    /* A NUL would cut a document's text short unseen; bytes that are not UTF-8 would reach
-     * prompts and results as they are. */
-    if (ggi_json_check_strings(x.body.data, x.body.len, NULL, 0) != GG_OK) {
-        char why[512];
-        snprintf(why, sizeof why, "%s", gg_error_last());
-        rc = ggi_error(GG_EIO, "http retriever: the reply of %s: %s", shown, why);
+    /* ggi_json_parse also refuses a NUL (it would cut a document's text short unseen) and
+     * bytes that are not UTF-8 (they would reach prompts and results as they are). */
+    if (!x.body.len || ggi_json_parse(x.body.data, x.body.len, &reply) != GG_OK) {
+        char why[512]; /* the message is formatted into the buffer gg_error_last() reads */
+        snprintf(why, sizeof why, "%s", x.body.len ? gg_error_last() : "an empty body");
+        rc = ggi_error(GG_EIO, "http retriever: the reply of %s is not JSON: %s", shown, why);
         goto done;
     }
     const cJSON *list = ggi_json_pointer(reply, h->ptr_results);

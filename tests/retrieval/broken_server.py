@@ -11,6 +11,8 @@ paths. Binds 127.0.0.1 on a free port, prints "PORT <n>" and serves until killed
   /malformed    200 with a body that is not JSON
   /huge         200 with a 6 MiB body
   /badshape     "results" is an object, not an array
+  /nul          a result whose text holds an escaped NUL before more text
+  /badutf8      a result whose text holds bytes that are not UTF-8
   /noid         results without ids
   /echo-auth    one result whose text is the Authorization header received
   /post         (POST) one result whose text is the "query" of the JSON body received
@@ -94,6 +96,10 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(200, b"{\"results\": [\"" + b"x" * (6 << 20) + b"\"]}")
         if path == "/badshape":
             return self.send(200, {"results": {"not": "an array"}})
+        if path == "/nul":
+            return self.send(200, b'{"results": [{"id": "n", "text": "kept\\u0000 hidden"}]}')
+        if path == "/badutf8":
+            return self.send(200, b'{"results": [{"id": "u", "text": "bad \xff\xfe"}]}')
         if path == "/noid":
             return self.send(200, {"results": [{"text": "no id here"}]})
         if path == "/echo-auth":

@@ -281,6 +281,15 @@ static void test_broken(const char *script)
     CHECK_RC(search(r, "x", &out), GG_EIO);
     CHECK_CONTAINS(gg_error_last(), "no array at results_pointer '/results'");
     gg_retriever_destroy(&r);
+    /* cJSON alone would end the text at the NUL, and pass bytes that are not UTF-8 on */
+    r = broken(port, "/nul", 0, 60);
+    CHECK_RC(search(r, "x", &out), GG_EIO);
+    CHECK_CONTAINS(gg_error_last(), "field 'results[0].text' holds a NUL");
+    gg_retriever_destroy(&r);
+    r = broken(port, "/badutf8", 0, 60);
+    CHECK_RC(search(r, "x", &out), GG_EIO);
+    CHECK_CONTAINS(gg_error_last(), "field 'results[0].text' is not valid UTF-8");
+    gg_retriever_destroy(&r);
     r = broken(port, "/noid", 0, 60);
     CHECK_RC(search(r, "x", &out), GG_EIO);
     CHECK_CONTAINS(gg_error_last(), "none of the 1 results");
