@@ -79,6 +79,7 @@ typedef struct node {
     int capacity, busy; /* capacity = slots + queue (status shows all three) */
     int slots, queue;
     cJSON *caps;
+    cJSON *langs; /* the languages of caps.runtimes (runtime_languages) */
     int any, noop, gpus;
     double memory_mb;
     double last_rx, last_tx;
@@ -1355,8 +1356,6 @@ static score *node_score(sched *s, node *n, const char *lang)
     return sc;
 }
 
-static const char *runtime_for(const char *language);
-
 static int has_string(const cJSON *arr, const char *v)
 {
     const cJSON *e;
@@ -1390,19 +1389,20 @@ static const char *runtime_language(const char *rt, char *buf, size_t cap)
     return buf;
 }
 
-/* Whether a node's announced runtimes can run language. */
-static int has_runtime(const cJSON *runtimes, const char *language)
+/* The languages a node's announced runtimes stand for, worked out once at its hello (the
+ * matching of every dispatch compares them as they are). */
+static cJSON *runtime_languages(const cJSON *runtimes)
 {
-    const char *want = runtime_for(language);
-    char a[GGP_MAX_NAME + 1], b[GGP_MAX_NAME + 1];
-    const char *lang = runtime_language(want, a, sizeof a);
+    cJSON *langs = cJSON_CreateArray();
     const cJSON *e;
     cJSON_ArrayForEach(e, runtimes)
     {
-        if (cJSON_IsString(e) && strcmp(runtime_language(e->valuestring, b, sizeof b), lang) == 0)
-            return 1;
+        char buf[GGP_MAX_NAME + 1];
+        if (langs && cJSON_IsString(e))
+            cJSON_AddItemToArray(langs, cJSON_CreateString(runtime_language(e->valuestring, buf,
+                                                                              sizeof buf)));
     }
-    return 0;
+    return langs;
 }
 
 static const char *runtime_for(const char *language)
@@ -1422,8 +1422,9 @@ static int node_matches(const node *n, const active *a)
     /* "any" (the embedded worker) takes every language and size: a missing runtime is then
      * reported by the attempt itself, as before the grid. Labels and GPUs still count. */
     const char *rt = runtime_for(a->language);
+    char lang[GGP_MAX_NAME + 1];
     if (!n->any && !n->noop && rt &&
-        !has_runtime(cJSON_GetObjectItemCaseSensitive(n->caps, "runtimes"), a->language))
+        !has_string(n->langs, runtime_language(rt, lang, sizeof lang)))
         return 0;
     if (!n->any && a->memory_mb > 0 && n->memory_mb > 0 && a->memory_mb > n->memory_mb)
         return 0;
@@ -1467,6 +1468,7 @@ static char *needs_text(const active *a)
 static void node_free(node *n)
 {
     cJSON_Delete(n->caps);
+    cJSON_Delete(n->langs);
     ggi_buf_free(&n->batch);
     free(n->batch_seqs);
     free(n);
@@ -1588,6 +1590,8 @@ static void on_worker_hello(sched *s, const gg_transport_msg *msg, const cJSON *
     n->caps = caps ? cJSON_Duplicate(caps, 1) : cJSON_CreateObject();
     n->any = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(n->caps, "any"));
     n->noop = has_string(cJSON_GetObjectItemCaseSensitive(n->caps, "executors"), "noop");
+    cJSON_Delete(n->langs);
+    n->langs = runtime_languages(cJSON_GetObjectItemCaseSensitive(n->caps, "runtimes"));
     /* Caps leave out what a node does not know: a missing number is 0, never NaN (whose
      * conversion to int made a node without "gpus" match no task at all). */
     long long gpus = 0;
