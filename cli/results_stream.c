@@ -1,8 +1,9 @@
 /*
  * results_stream.c - the --results file written as tasks end (see results_stream.h). Ids of
  * ended tasks come from the event thread through a small mutex-guarded queue; the main
- * thread reads each result and appends its line. Which tasks have a line is a set of 64-bit
- * hashes of their ids (8 bytes a task, not the ids), so a task told of twice is written once.
+ * thread reads each result and appends its line. Which tasks have a line is a set of their
+ * ids (the ids themselves: a hash alone could take one task for another and lose its line),
+ * so a task told of twice is written once.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,7 +29,7 @@ struct results_stream {
     int fd;
     pthread_mutex_t mu;
     ended *head, *tail;   /* ids of tasks that ended, under mu */
-    uint64_t *set;        /* open addressing; 0 is "empty" */
+    char **set;           /* ids written, open addressing; NULL is "empty" */
     size_t set_cap, set_len;
     int old_fd;           /* during a rewrite into a new file: the file it replaces */
     char *tmp_path, *real_path;
@@ -44,45 +45,50 @@ static uint64_t hash_id(const char *s)
     return h ? h : 1;
 }
 
-static int set_has(const results_stream *s, uint64_t h)
+/* The slot of id in the set: where it is, or the empty slot where it would go. */
+static size_t set_slot(char *const *set, size_t cap, const char *id)
 {
-    if (!s->set_cap)
-        return 0;
-    for (size_t i = h & (s->set_cap - 1);; i = (i + 1) & (s->set_cap - 1)) {
-        if (s->set[i] == h)
-            return 1;
-        if (!s->set[i])
-            return 0;
-    }
+    size_t i = hash_id(id) & (cap - 1);
+    while (set[i] && strcmp(set[i], id) != 0)
+        i = (i + 1) & (cap - 1);
+    return i;
 }
 
-static int set_add(results_stream *s, uint64_t h)
+static int set_has(const results_stream *s, const char *id)
+{
+    return s->set_cap && s->set[set_slot(s->set, s->set_cap, id)];
+}
+
+static int set_add(results_stream *s, const char *id)
 {
     if ((s->set_len + 1) * 2 > s->set_cap) {
         size_t cap = s->set_cap ? s->set_cap * 2 : 1024;
-        uint64_t *n = calloc(cap, sizeof *n);
+        char **n = calloc(cap, sizeof *n);
         if (!n)
             return -1;
-        for (size_t k = 0; k < s->set_cap; k++) {
-            if (!s->set[k])
-                continue;
-            size_t i = s->set[k] & (cap - 1);
-            while (n[i])
-                i = (i + 1) & (cap - 1);
-            n[i] = s->set[k];
-        }
+        for (size_t k = 0; k < s->set_cap; k++)
+            if (s->set[k])
+                n[set_slot(n, cap, s->set[k])] = s->set[k];
         free(s->set);
         s->set = n;
         s->set_cap = cap;
     }
-    size_t i = h & (s->set_cap - 1);
-    while (s->set[i] && s->set[i] != h)
-        i = (i + 1) & (s->set_cap - 1);
+    size_t i = set_slot(s->set, s->set_cap, id);
     if (!s->set[i]) {
-        s->set[i] = h;
+        if (!(s->set[i] = strdup(id)))
+            return -1;
         s->set_len++;
     }
     return 0;
+}
+
+static void set_clear(results_stream *s)
+{
+    for (size_t k = 0; k < s->set_cap; k++)
+        free(s->set[k]);
+    free(s->set);
+    s->set = NULL;
+    s->set_cap = s->set_len = 0;
 }
 
 int results_stream_new(results_stream **out, int fd)
@@ -103,9 +109,7 @@ int results_stream_truncate(results_stream *s)
 {
     if (ftruncate(s->fd, 0) != 0 || lseek(s->fd, 0, SEEK_SET) < 0)
         return -1;
-    free(s->set);
-    s->set = NULL;
-    s->set_cap = s->set_len = 0;
+    set_clear(s);
     return 0;
 }
 
@@ -154,7 +158,7 @@ char *results_stream_next_ended(results_stream *s)
 
 int results_stream_written(const results_stream *s, const char *task_id)
 {
-    return task_id && set_has(s, hash_id(task_id));
+    return task_id && set_has(s, task_id);
 }
 
 char *results_utf8_clean(const char *text, size_t len)
@@ -227,12 +231,12 @@ static int put_line(results_stream *s, const char *text)
 
 int results_stream_put_result(results_stream *s, const char *task_id, const char *result)
 {
-    uint64_t h = hash_id(task_id ? task_id : "");
-    if (set_has(s, h))
+    const char *id = task_id ? task_id : "";
+    if (set_has(s, id))
         return 0;
     if (put_line(s, result) != 0)
         return -1;
-    return set_add(s, h) == 0 ? 0 : (errno = ENOMEM, -1);
+    return set_add(s, id) == 0 ? 0 : (errno = ENOMEM, -1);
 }
 
 int results_stream_put_bad(results_stream *s, unsigned long long line, const char *task_id,
@@ -279,9 +283,7 @@ int results_stream_rewrite(results_stream *s, const char *path)
     s->fd = fd;
     s->tmp_path = tmp;
     s->real_path = real;
-    free(s->set);
-    s->set = NULL;
-    s->set_cap = s->set_len = 0;
+    set_clear(s);
     return 0;
 }
 
@@ -315,7 +317,7 @@ int results_stream_close(results_stream **ps)
         free(e);
     }
     pthread_mutex_destroy(&s->mu);
-    free(s->set);
+    set_clear(s);
     free(s);
     *ps = NULL;
     return rc;
