@@ -86,3 +86,24 @@ def query(db, sql, args=()):
         return con.execute(sql, args).fetchall()
     finally:
         con.close()
+
+
+def keygen(work, name):
+    """Makes a CURVE key pair with `gryphgen keygen --out work/name`; returns (the secret key's
+    file, the public key in Z85)."""
+    prefix = os.path.join(work, name)
+    p = gg(["keygen", "--out", prefix])
+    check(p.returncode == 0, "keygen " + name, p.stderr)
+    with open(prefix + ".pub") as f:
+        line = f.read().strip()
+    check(line.startswith("public: ") and len(line) == 48, name + ".pub holds a Z85 key", line)
+    return prefix + ".key", line[len("public: "):]
+
+
+def read_log(log):
+    """The text of the log file log so far ("" while it does not exist)."""
+    try:
+        with open(log, errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
