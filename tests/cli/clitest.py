@@ -152,10 +152,11 @@ def umount(mnt):
 
 class Streams:
     """Reads a Popen's stdout and stderr (text) as they come, on threads, so a full pipe never
-    stalls the process; the text read so far is in .out and .err, and join() waits for both
-    to end (the process closed them: it exited)."""
+    stalls the process; the text read so far is in .out and .err, and wait() waits for the
+    process and the rest of its output."""
 
     def __init__(self, proc):
+        self.proc = proc
         self.out = self.err = ""
         self._lock = threading.Lock()
         self._threads = [threading.Thread(target=self._read, args=(name, stream), daemon=True)
@@ -168,9 +169,18 @@ class Streams:
             with self._lock:
                 setattr(self, name, getattr(self, name) + line)
 
-    def join(self):
+    def wait(self, timeout=GUARD_S):
+        """Waits until the process ends (killed after timeout: a guard against hangs) and its
+        output is read; returns (out, err), err checked for sanitizer reports."""
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
         for t in self._threads:
             t.join()
+        no_sanitizer_report(self.err)
+        return self.out, self.err
 
 
 def db_rows(db, sql, args=()):
