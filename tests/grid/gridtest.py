@@ -100,6 +100,20 @@ def keygen(work, name):
     return prefix + ".key", line[len("public: "):]
 
 
+def curve_keys(work, *others):
+    """Key pairs (keygen) for "server", "worker", "submitter" and the names in others, as a
+    dict of name: (secret key file, public key), and work/authorized_keys (0600, with a
+    comment line as a user's file may have) listing the worker's and the submitter's keys;
+    returns (keys, the authorized_keys file)."""
+    keys = {name: keygen(work, name) for name in ("server", "worker", "submitter") + others}
+    auth = os.path.join(work, "authorized_keys")
+    with open(auth, "w") as f:
+        f.write("# role key comment\nworker %s w1\nsubmitter %s s1\n" %
+                (keys["worker"][1], keys["submitter"][1]))
+    os.chmod(auth, 0o600)
+    return keys, auth
+
+
 def read_log(log):
     """The text of the log file log so far ("" while it does not exist)."""
     try:

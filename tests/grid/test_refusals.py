@@ -9,8 +9,8 @@ the batch, exit 2, while the good tasks are taken."""
 import json
 import os
 
-from gridtest import (check, finish, free_port, gg, keygen, read_log, start, stop_all, tmpdir,
-                      wait_until)
+from gridtest import (check, curve_keys, finish, free_port, gg, keygen, read_log, start,
+                      stop_all, tmpdir, wait_until)
 
 work = tmpdir()
 ep = "tcp://127.0.0.1:%d" % free_port()
@@ -18,13 +18,9 @@ serve_log = os.path.join(work, "serve.log")
 
 
 try:
-    server_key, server_pub = keygen(work, "server")
-    worker_key, worker_pub = keygen(work, "worker")
-    sub_key, sub_pub = keygen(work, "submitter")
-    auth = os.path.join(work, "authorized_keys")
-    with open(auth, "w") as f:
-        f.write("worker %s w1\nsubmitter %s s1\n" % (worker_pub, sub_pub))
-    os.chmod(auth, 0o600)
+    keys, auth = curve_keys(work)
+    (server_key, server_pub), (worker_key, _), (sub_key, _) = \
+        keys["server"], keys["worker"], keys["submitter"]
     start(["serve", "--bind", ep, "--db", os.path.join(work, "grid.db"), "--key", server_key,
            "--authorized-keys", auth, "--log-level", "info"], serve_log)
 

@@ -9,7 +9,7 @@ import json
 import os
 import subprocess
 
-from gridtest import (GRYPHGEN, GUARD_S, check, env, finish, free_port, gg, keygen, read_log,
+from gridtest import (GRYPHGEN, GUARD_S, check, env, finish, free_port, gg, curve_keys, read_log,
                       start, stop_all, tmpdir, wait_until)
 
 work = tmpdir()
@@ -22,14 +22,9 @@ def keyed(key, server_pub):
 
 
 try:
-    server_key, server_pub = keygen(work, "server")
-    worker_key, worker_pub = keygen(work, "worker")
-    sub_key, sub_pub = keygen(work, "submitter")
-    stranger_key, _ = keygen(work, "stranger")
-    auth = os.path.join(work, "authorized_keys")
-    with open(auth, "w") as f:
-        f.write("# role key comment\nworker %s w1\nsubmitter %s s1\n" % (worker_pub, sub_pub))
-    os.chmod(auth, 0o600)
+    keys, auth = curve_keys(work, "stranger")
+    (server_key, server_pub), (worker_key, _), (sub_key, _), (stranger_key, _) = \
+        keys["server"], keys["worker"], keys["submitter"], keys["stranger"]
 
     # Without keys, a non-loopback endpoint is refused, with or without --insecure.
     wild = "tcp://0.0.0.0:%d" % free_port()
