@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 
@@ -90,6 +91,18 @@ def read_jsonl(path):
         return [json.loads(line) for line in f if line.strip()]
 
 
+def write_repair_set(path, n):
+    """Writes a set of n Python tasks (t000, t001...) that take two attempts each: the first
+    candidate fails, the second passes."""
+    with open(path, "w") as f:
+        for i in range(n):
+            f.write(json.dumps({
+                "task_id": "t%03d" % i, "language": "python", "prompt": "add one",
+                "stub": "def f(a):\n", "entry_point": "f",
+                "test": "def check(candidate):\n    assert candidate(%d) == %d\n" % (i, i + 1),
+                "candidates": ["    return a\n", "    return a + 1\n"]}) + "\n")
+
+
 def tmpdir():
     return tempfile.mkdtemp(prefix="gg-cli-test-")
 
@@ -110,6 +123,64 @@ def wait_until(cond, timeout=GUARD_S, step=0.05):
         if time.monotonic() >= end:
             return None
         time.sleep(step)
+
+
+def mount_tmpfs(mnt, options):
+    """Mounts a tmpfs with options (as for mount -o) on the directory mnt; False where that is
+    not allowed (it needs root)."""
+    try:
+        return subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", mnt],
+                              capture_output=True).returncode == 0
+    except OSError:
+        return False
+
+
+# How long umount is tried again while the mount is busy before it is detached instead. Not
+# a failure either way: the bound only says when to stop asking.
+UMOUNT_S = 10.0
+
+
+def umount(mnt):
+    """Unmounts mnt once nothing on it is open any more (umount succeeds), trying again up to
+    UMOUNT_S; a mount still busy then (another program keeps a file on it open: stress-ng's io
+    stressor opens every mount) is detached now, and the kernel frees it when that program
+    lets go."""
+    if not wait_until(lambda: subprocess.run(["umount", mnt], capture_output=True).returncode
+                      == 0, timeout=UMOUNT_S, step=0.1):
+        subprocess.run(["umount", "-l", mnt], capture_output=True)
+
+
+class Streams:
+    """Reads a Popen's stdout and stderr (text) as they come, on threads, so a full pipe never
+    stalls the process; the text read so far is in .out and .err, and wait() waits for the
+    process and the rest of its output."""
+
+    def __init__(self, proc):
+        self.proc = proc
+        self.out = self.err = ""
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._read, args=(name, stream), daemon=True)
+                         for name, stream in (("out", proc.stdout), ("err", proc.stderr))]
+        for t in self._threads:
+            t.start()
+
+    def _read(self, name, stream):
+        for line in stream:
+            with self._lock:
+                setattr(self, name, getattr(self, name) + line)
+
+    def wait(self, timeout=GUARD_S):
+        """Waits until the process ends (killed after timeout: a guard against hangs) and its
+        output is read; returns (out, err), err checked for sanitizer reports."""
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        for t in self._threads:
+            t.join()
+        no_sanitizer_report(self.err)
+        return self.out, self.err
 
 
 def db_rows(db, sql, args=()):

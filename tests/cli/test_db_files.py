@@ -8,9 +8,8 @@ allowed."""
 import os
 import shutil
 import subprocess
-import time
 
-from clitest import EXAMPLES, GRYPHGEN, check, env, finish, gg, tmpdir
+from clitest import EXAMPLES, GRYPHGEN, check, env, finish, gg, mount_tmpfs, tmpdir, umount
 
 work = tmpdir()
 
@@ -33,12 +32,7 @@ check(mode == 0o600, "umask 0: the database is created 0600", oct(mode or 0))
 # --- a read-only filesystem ----------------------------------------------------------------
 mnt = os.path.join(work, "ro")
 os.mkdir(mnt)
-try:
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", mnt],
-                             capture_output=True).returncode == 0
-except OSError:
-    mounted = False
-if not mounted:
+if not mount_tmpfs(mnt, "size=8m"):
     print("skipped: the read-only filesystem part (cannot mount a tmpfs here)")
 else:
     try:
@@ -61,14 +55,7 @@ else:
                   "read-only filesystem" in p.stderr,
                   "read-only filesystem, new database: exit 1, says why", p.stderr)
     finally:
-        for _ in range(50):
-            if subprocess.run(["umount", mnt], capture_output=True).returncode == 0:
-                break
-            time.sleep(0.1)  # a file on it may still be closing
-        else:
-            # Another program keeps it open (stress-ng's io stressor opens every mount):
-            # detach it now, the kernel frees it when that program lets go.
-            subprocess.run(["umount", "-l", mnt], capture_output=True)
+        umount(mnt)
 
 shutil.rmtree(work, ignore_errors=True)
 finish()

@@ -5,16 +5,13 @@ without hanging; what was committed stays; once space is back, running the set a
 same database finishes the rest, and every task ends with all of its attempts stored.
 Needs to mount a tmpfs (root): skipped (77) where that is not allowed."""
 
-import json
 import os
 import shutil
 import sqlite3
 import subprocess
-import threading
-import time
 
-from clitest import (GRYPHGEN, check, env, finish, gg, no_sanitizer_report, read_jsonl, skip,
-                     summary, tmpdir)
+from clitest import (GRYPHGEN, Streams, check, env, finish, gg, mount_tmpfs, read_jsonl, skip,
+                     summary, tmpdir, umount, wait_until, write_repair_set)
 
 N_TASKS = 120
 FILL_AT = 20          # attempt rows stored when the filesystem is filled
@@ -23,55 +20,38 @@ GUARD_S = 240         # against hangs only
 work = tmpdir()
 mnt = os.path.join(work, "small")
 os.mkdir(mnt)
-try:
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m,mode=0700", "tmpfs", mnt],
-                             capture_output=True, text=True).returncode == 0
-except OSError:
-    mounted = False
-if not mounted:
+if not mount_tmpfs(mnt, "size=32m,mode=0700"):
     shutil.rmtree(work, ignore_errors=True)
     skip("cannot mount a small tmpfs here (needs root)")
 
 
 def run_test():
     path = os.path.join(work, "set.jsonl")
-    with open(path, "w") as f:
-        for i in range(N_TASKS):
-            f.write(json.dumps({
-                "task_id": "t%03d" % i, "language": "python", "prompt": "add one",
-                "stub": "def f(a):\n", "entry_point": "f",
-                "test": "def check(candidate):\n    assert candidate(%d) == %d\n" % (i, i + 1),
-                "candidates": ["    return a\n", "    return a + 1\n"]}) + "\n")
+    write_repair_set(path, N_TASKS)
     db = os.path.join(mnt, "run.db")
     filler = os.path.join(mnt, "filler")
 
     proc = subprocess.Popen([GRYPHGEN, "eval", "--jobs", "2", "--quiet", "--db", db, path],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
-    streams = {}
-
-    def drain(name, stream):
-        streams[name] = stream.read()
-
-    readers = [threading.Thread(target=drain, args=(n, s))
-               for n, s in (("out", proc.stdout), ("err", proc.stderr))]
-    for t in readers:
-        t.start()
-    deadline = time.monotonic() + GUARD_S
+    streams = Streams(proc)
     try:
-        while not os.path.exists(db) and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: os.path.exists(db) or proc.poll() is not None)
         conn = sqlite3.connect(db, timeout=60)
         seen = -1
-        while proc.poll() is None and time.monotonic() < deadline:
+
+        def ready():
+            nonlocal seen
+            if proc.poll() is not None:
+                return True
             try:
                 # every task submitted (the run, not a submission, meets the full disk)
                 seen, tasks = conn.execute("SELECT (SELECT count(*) FROM attempts),"
                                            " (SELECT count(*) FROM tasks)").fetchone()
             except sqlite3.Error:
                 seen, tasks = -1, 0
-            if seen >= FILL_AT and tasks == N_TASKS:
-                break
-            time.sleep(0.005)
+            return seen >= FILL_AT and tasks == N_TASKS
+
+        wait_until(ready, timeout=GUARD_S, step=0.005)
         conn.close()
         check(seen >= FILL_AT and proc.poll() is None,
               "the filesystem is filled while the run goes on", seen)
@@ -87,17 +67,8 @@ def run_test():
         except OSError:
             pass
         os.close(fd)
-        proc.wait(timeout=max(1, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:
-        pass
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        for t in readers:
-            t.join()
-    out, err = streams.get("out", ""), streams.get("err", "")
-    no_sanitizer_report(err)
+        out, err = streams.wait(GUARD_S)
     check(proc.returncode == 1, "a full filesystem stops the run: exit 1",
           "exit %s; stderr: %s" % (proc.returncode, err[-2000:]))
     check("full" in err and db in err, "the message says the database's filesystem is full",
@@ -137,13 +108,6 @@ def run_test():
 try:
     run_test()
 finally:
-    for _ in range(50):
-        if subprocess.run(["umount", mnt], capture_output=True).returncode == 0:
-            break
-        time.sleep(0.1)  # a file on it may still be closing
-    else:
-        # Another program keeps it open (stress-ng's io stressor opens every mount): detach
-        # it now, the kernel frees it when that program lets go.
-        subprocess.run(["umount", "-l", mnt], capture_output=True)
+    umount(mnt)
     shutil.rmtree(work, ignore_errors=True)
 finish()

@@ -1,53 +1,36 @@
-"""test_db_lock.py - another process holds the database of a running gryphgen eval with BEGIN
-EXCLUSIVE for longer than the busy timeout (8 s against 5 s), taken once some attempts are
-stored and released after: the run finishes by itself, nothing it recorded is lost (every
-task ended, each with as many attempt rows as its count says, a passing task passed at its
-last attempt), and the summary agrees with the database and with the results file."""
+"""test_db_lock.py - another process takes the database of a running gryphgen eval with BEGIN
+EXCLUSIVE once some attempts are stored, and holds it until the run's writer has met the lock
+and says it will write its batch again (its busy timeout spent); then lets go: the run
+finishes by itself, the batch is written whole, nothing it recorded is lost (every task ended,
+each with as many attempt rows as its count says, a passing task passed at its last attempt),
+and the summary agrees with the database and with the results file."""
 
-import json
 import os
 import shutil
 import sqlite3
 import subprocess
-import threading
-import time
 
-from clitest import (GRYPHGEN, check, env, finish, no_sanitizer_report, read_jsonl, summary,
-                     tmpdir)
+from clitest import (GRYPHGEN, GUARD_S, Streams, check, env, finish, read_jsonl, summary,
+                     tmpdir, wait_until, write_repair_set)
 
 N_TASKS = 60
 LOCK_AT = 20          # attempt rows stored when the lock is taken
-HOLD_S = 8.0          # past the store's 5 s busy timeout
-GUARD_S = 300         # against hangs only
+# What the writer logs (writer.c) when a try of a batch failed and it will try again: for a
+# lock, only once its connection's busy timeout has passed.
+RETRYING = "the batch is rolled back and written again"
+WRITTEN = "written whole after"
 
 work = tmpdir()
 path = os.path.join(work, "set.jsonl")
-with open(path, "w") as f:
-    for i in range(N_TASKS):
-        # two attempts each: the first candidate fails, the second passes
-        f.write(json.dumps({
-            "task_id": "t%03d" % i, "language": "python", "prompt": "add one",
-            "stub": "def f(a):\n", "entry_point": "f",
-            "test": "def check(candidate):\n    assert candidate(%d) == %d\n" % (i, i + 1),
-            "candidates": ["    return a\n", "    return a + 1\n"]}) + "\n")
+write_repair_set(path, N_TASKS)
 db = os.path.join(work, "run.db")
 res = os.path.join(work, "results.jsonl")
 
-proc = subprocess.Popen([GRYPHGEN, "eval", "--jobs", "2", "--quiet", "--db", db, "--results",
-                         res, path], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                        env=env())
-# Read its output as it comes, so a full pipe never stalls it.
-streams = {}
-
-
-def drain(name, stream):
-    streams[name] = stream.read()
-
-
-readers = [threading.Thread(target=drain, args=(n, s))
-           for n, s in (("out", proc.stdout), ("err", proc.stderr))]
-for t in readers:
-    t.start()
+# --log-level warn (the default, said here because the test reads the writer's log)
+proc = subprocess.Popen([GRYPHGEN, "eval", "--jobs", "2", "--quiet", "--log-level", "warn",
+                         "--db", db, "--results", res, path],
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
+streams = Streams(proc)
 
 
 def attempts_stored(conn):
@@ -57,36 +40,28 @@ def attempts_stored(conn):
         return -1  # not created yet
 
 
-deadline = time.monotonic() + GUARD_S
-while not os.path.exists(db) and proc.poll() is None and time.monotonic() < deadline:
-    time.sleep(0.01)
-locker = sqlite3.connect(db, timeout=60, isolation_level=None)
+wait_until(lambda: os.path.exists(db) or proc.poll() is not None)
+locker = sqlite3.connect(db, timeout=GUARD_S, isolation_level=None)
 held = False
-while proc.poll() is None and time.monotonic() < deadline:
-    if attempts_stored(locker) >= LOCK_AT:
-        locker.execute("BEGIN EXCLUSIVE")
-        held = True
-        break
-    time.sleep(0.005)
+if wait_until(lambda: proc.poll() is None and attempts_stored(locker) >= LOCK_AT or
+              proc.poll() is not None, step=0.005) and proc.poll() is None:
+    locker.execute("BEGIN EXCLUSIVE")
+    held = True
 check(held, "the lock was taken while the run went on (after %d attempts)" % LOCK_AT)
 if held:
-    time.sleep(HOLD_S)  # holding the lock is the point here, not waiting for something
+    met = wait_until(lambda: RETRYING in streams.err or proc.poll() is not None)
+    check(met and RETRYING in streams.err,
+          "the writer meets the lock and says it writes the batch again",
+          "exit %s: %s" % (proc.poll(), streams.err[-2000:]))
     locker.execute("ROLLBACK")
 locker.close()
 
-try:
-    proc.wait(timeout=max(1, deadline - time.monotonic()))
-except subprocess.TimeoutExpired:
-    proc.kill()
-    proc.wait()
-for t in readers:
-    t.join()
-out, err = streams.get("out", ""), streams.get("err", "")
-no_sanitizer_report(err)
+out, err = streams.wait()
 check(proc.returncode == 0, "the run finishes by itself, exit 0",
       "exit %s: %s" % (proc.returncode, err[-2000:]))
 check("locked" in err, "the lock is logged", err[-2000:])
 check(err.count("locked") <= 6, "the lock is not logged over and over", err[-2000:])
+check(WRITTEN in err, "once the lock is gone the batch is written whole", err[-2000:])
 
 s = summary(out)
 check(s.get("tasks") == N_TASKS and s.get("passed after repair") == N_TASKS,

@@ -10,9 +10,9 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 
-from clitest import GRYPHGEN, check, env, finish, gg, no_sanitizer_report, summary, tmpdir
+from clitest import (GRYPHGEN, check, env, finish, gg, no_sanitizer_report, summary, tmpdir,
+                     wait_until)
 
 work = tmpdir()
 os.chmod(work, 0o755)  # jobs may run as another user: they must see the marker
@@ -68,17 +68,17 @@ def lines_of(p):
 
 
 def wait_for_lines(proc, want, what):
-    """Waits (on the file's state, up to a generous deadline) until it holds `want` lines."""
-    deadline = time.monotonic() + 120
-    rows = []
-    while time.monotonic() < deadline and proc.poll() is None:
-        rows, _ = lines_of(res)
-        if len(rows) >= want:
-            return rows
-        time.sleep(0.05)
-    check(False, "%s: %d lines appear while the run goes" % (what, want),
-          "exit %s, lines %r" % (proc.poll(), rows))
-    return rows
+    """Waits until the file holds `want` lines while the run goes; returns its lines."""
+    seen = {"rows": []}
+
+    def enough():
+        seen["rows"] = lines_of(res)[0]
+        return proc.poll() is None and len(seen["rows"]) >= want
+
+    if not wait_until(lambda: enough() or proc.poll() is not None) or not enough():
+        check(False, "%s: %d lines appear while the run goes" % (what, want),
+              "exit %s, lines %r" % (proc.poll(), seen["rows"]))
+    return seen["rows"]
 
 
 def start():

@@ -86,3 +86,38 @@ def query(db, sql, args=()):
         return con.execute(sql, args).fetchall()
     finally:
         con.close()
+
+
+def keygen(work, name):
+    """Makes a CURVE key pair with `gryphgen keygen --out work/name`; returns (the secret key's
+    file, the public key in Z85)."""
+    prefix = os.path.join(work, name)
+    p = gg(["keygen", "--out", prefix])
+    check(p.returncode == 0, "keygen " + name, p.stderr)
+    with open(prefix + ".pub") as f:
+        line = f.read().strip()
+    check(line.startswith("public: ") and len(line) == 48, name + ".pub holds a Z85 key", line)
+    return prefix + ".key", line[len("public: "):]
+
+
+def curve_keys(work, *others):
+    """Key pairs (keygen) for "server", "worker", "submitter" and the names in others, as a
+    dict of name: (secret key file, public key), and work/authorized_keys (0600, with a
+    comment line as a user's file may have) listing the worker's and the submitter's keys;
+    returns (keys, the authorized_keys file)."""
+    keys = {name: keygen(work, name) for name in ("server", "worker", "submitter") + others}
+    auth = os.path.join(work, "authorized_keys")
+    with open(auth, "w") as f:
+        f.write("# role key comment\nworker %s w1\nsubmitter %s s1\n" %
+                (keys["worker"][1], keys["submitter"][1]))
+    os.chmod(auth, 0o600)
+    return keys, auth
+
+
+def read_log(log):
+    """The text of the log file log so far ("" while it does not exist)."""
+    try:
+        with open(log, errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""

@@ -9,37 +9,18 @@ the batch, exit 2, while the good tasks are taken."""
 import json
 import os
 
-from gridtest import check, finish, free_port, gg, start, stop_all, tmpdir, wait_until
+from gridtest import (check, curve_keys, finish, free_port, gg, keygen, read_log, start,
+                      stop_all, tmpdir, wait_until)
 
 work = tmpdir()
 ep = "tcp://127.0.0.1:%d" % free_port()
 serve_log = os.path.join(work, "serve.log")
 
 
-def keygen(name):
-    prefix = os.path.join(work, name)
-    p = gg(["keygen", "--out", prefix])
-    check(p.returncode == 0, "keygen " + name, p.stderr)
-    with open(prefix + ".pub") as f:
-        return prefix + ".key", f.read().strip()[len("public: "):]
-
-
-def read_log():
-    try:
-        with open(serve_log, errors="replace") as f:
-            return f.read()
-    except OSError:
-        return ""
-
-
 try:
-    server_key, server_pub = keygen("server")
-    worker_key, worker_pub = keygen("worker")
-    sub_key, sub_pub = keygen("submitter")
-    auth = os.path.join(work, "authorized_keys")
-    with open(auth, "w") as f:
-        f.write("worker %s w1\nsubmitter %s s1\n" % (worker_pub, sub_pub))
-    os.chmod(auth, 0o600)
+    keys, auth = curve_keys(work)
+    (server_key, server_pub), (worker_key, _), (sub_key, _) = \
+        keys["server"], keys["worker"], keys["submitter"]
     start(["serve", "--bind", ep, "--db", os.path.join(work, "grid.db"), "--key", server_key,
            "--authorized-keys", auth, "--log-level", "info"], serve_log)
 
@@ -51,7 +32,8 @@ try:
         p = as_submitter(["status"])
         return p.returncode == 0 and "nodes" in p.stdout
 
-    check(wait_until(up, timeout=30), "the orchestrator answers the submitter", read_log())
+    check(wait_until(up, timeout=30), "the orchestrator answers the submitter",
+          read_log(serve_log))
 
     tasks = os.path.join(work, "tasks.jsonl")
     with open(tasks, "w") as f:
@@ -67,12 +49,12 @@ try:
               "exit %d: %s" % (p.returncode, p.stderr))
         check("forbidden: role worker may not %s" % verb in p.stderr,
               "%s with a worker key says why" % cmd[0], p.stderr)
-    check("not allowed for role 'worker'" in read_log(), "the serve log shows the refusals",
-          read_log())
+    log = read_log(serve_log)
+    check("not allowed for role 'worker'" in log, "the serve log shows the refusals", log)
 
     # A key the orchestrator does not list is refused in the handshake, where no answer can
     # come: the client's time-out names the likely causes.
-    stranger_key, _ = keygen("stranger")
+    stranger_key, _ = keygen(work, "stranger")
     p = gg(["status", "--connect", ep, "--key", stranger_key, "--server-key", server_pub],
            timeout=60)
     check(p.returncode != 0 and "does it list this client's key" in p.stderr,

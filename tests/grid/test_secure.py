@@ -9,45 +9,22 @@ import json
 import os
 import subprocess
 
-from gridtest import (GRYPHGEN, GUARD_S, check, env, finish, free_port, gg, start, stop_all,
-                      tmpdir, wait_until)
+from gridtest import (GRYPHGEN, GUARD_S, check, env, finish, free_port, gg, curve_keys, read_log,
+                      start, stop_all, tmpdir, wait_until)
 
 work = tmpdir()
 ep = "tcp://127.0.0.1:%d" % free_port()
 serve_log = os.path.join(work, "serve.log")
 
 
-def keygen(name):
-    prefix = os.path.join(work, name)
-    p = gg(["keygen", "--out", prefix])
-    check(p.returncode == 0, "keygen " + name, p.stderr)
-    with open(prefix + ".pub") as f:
-        line = f.read().strip()
-    check(line.startswith("public: ") and len(line) == 48, name + ".pub holds a Z85 key", line)
-    return prefix + ".key", line[len("public: "):]
-
-
 def keyed(key, server_pub):
     return ["--key", key, "--server-key", server_pub]
 
 
-def read_log():
-    try:
-        with open(serve_log, errors="replace") as f:
-            return f.read()
-    except OSError:
-        return ""
-
-
 try:
-    server_key, server_pub = keygen("server")
-    worker_key, worker_pub = keygen("worker")
-    sub_key, sub_pub = keygen("submitter")
-    stranger_key, _ = keygen("stranger")
-    auth = os.path.join(work, "authorized_keys")
-    with open(auth, "w") as f:
-        f.write("# role key comment\nworker %s w1\nsubmitter %s s1\n" % (worker_pub, sub_pub))
-    os.chmod(auth, 0o600)
+    keys, auth = curve_keys(work, "stranger")
+    (server_key, server_pub), (worker_key, _), (sub_key, _), (stranger_key, _) = \
+        keys["server"], keys["worker"], keys["submitter"], keys["stranger"]
 
     # Without keys, a non-loopback endpoint is refused, with or without --insecure.
     wild = "tcp://0.0.0.0:%d" % free_port()
@@ -87,7 +64,7 @@ try:
             return False
 
     check(wait_until(joined), "the listed worker joins (status with the "
-          "submitter key)", read_log())
+          "submitter key)", read_log(serve_log))
 
     task = os.path.join(work, "one.jsonl")
     with open(task, "w") as f:
@@ -112,7 +89,7 @@ try:
     check(stranger.returncode != 0, "a client with an unknown key is refused", out_s + err_s)
     check(wrong_role.returncode != 0, "a client with a worker-role key cannot submit",
           out_w + err_w)
-    log = read_log()
+    log = read_log(serve_log)
     check("not authorized" in log, "the serve log shows the unknown key's refusal", log)
     check("not allowed for role 'worker'" in log,
           "the serve log shows the role violation", log)

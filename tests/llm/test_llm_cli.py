@@ -11,21 +11,10 @@ import sys
 import tempfile
 import time
 
-GRYPHGEN = os.path.abspath(sys.argv[1])
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cli"))
+from clitest import GRYPHGEN, check, finish  # noqa: E402
+
 SERVER = os.path.abspath(sys.argv[2])
-passed = failed = 0
-
-
-def check(cond, what, detail=None):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL: %s" % what, file=sys.stderr)
-        if detail is not None:
-            print("      " + str(detail)[:3000].replace("\n", "\n      "), file=sys.stderr)
-
 
 work = tempfile.mkdtemp(prefix="gg-llm-cli-")
 server = subprocess.Popen([sys.executable, SERVER], stdout=subprocess.PIPE, text=True)
@@ -84,5 +73,4 @@ finally:
         os.remove(os.path.join(work, name))
     os.rmdir(work)
 
-print("%d passed, %d failed" % (passed, failed))
-sys.exit(1 if failed else 0)
+finish()

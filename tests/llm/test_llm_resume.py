@@ -15,42 +15,21 @@ import json
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.parse
 import urllib.request
 
-GRYPHGEN = os.path.abspath(sys.argv[1])
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cli"))
+from clitest import (GATE_S, GRYPHGEN, GUARD_S, check, db_rows, finish,  # noqa: E402
+                     gated_test, no_sanitizer_report, open_gate, skip, starts, wait_until)
+
 SERVER = os.path.abspath(sys.argv[2])
 PART = sys.argv[3] if len(sys.argv) > 3 else "journal"
 KEY = "sk-test-resume-77aa88bb99cc"
-GUARD_S = 90  # how long a wait may last: a guard against hangs, not a measure of speed
-GATE_S = 600  # a gated test's own guard
-passed = failed = 0
-
-
-def check(cond, what, detail=None):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL: %s" % what, file=sys.stderr)
-        if detail is not None:
-            print("      " + str(detail)[:3000].replace("\n", "\n      "), file=sys.stderr)
-
-
-def sanitizer_clean(stderr, what):
-    if "Sanitizer" in stderr or "runtime error:" in stderr:
-        check(False, what + ": a sanitizer reported an error", stderr[-3000:])
-
 
 if not os.access("/usr/bin/python3", os.X_OK):
-    print("skipped: /usr/bin/python3 is needed")
-    sys.exit(77)
+    skip("/usr/bin/python3 is needed")
 
 work = tempfile.mkdtemp(prefix="gg-llm-resume-")
 server = subprocess.Popen(["/usr/bin/python3", SERVER], stdout=subprocess.PIPE, text=True)
@@ -77,31 +56,9 @@ def env(model, **extra):
     return e
 
 
-def wait_until(cond, timeout=GUARD_S):
-    end = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v or time.monotonic() >= end:
-            return v
-        time.sleep(0.05)
-
-
 def gate(name):
     """(started, go): the files of a gated test (see task)."""
     return os.path.join(work, name + ".started"), os.path.join(work, name + ".go")
-
-
-def starts(started):
-    try:
-        with open(started) as f:
-            return sum(1 for _ in f)
-    except OSError:
-        return 0
-
-
-def open_gate(go):
-    with open(go, "w"):
-        pass
 
 
 def task(task_id, priority=0, gated=None):
@@ -109,12 +66,7 @@ def task(task_id, priority=0, gated=None):
     waits until the go file exists before it checks the code."""
     test = "assert add(2, 3) == 5\n"
     if gated:
-        test = ("import os, time\n"
-                "with open(%r, 'a') as f:\n"
-                "    f.write('started\\n')\n"
-                "end = time.monotonic() + %d\n"
-                "while not os.path.exists(%r) and time.monotonic() < end:\n"
-                "    time.sleep(0.02)\n" % (gated[0], GATE_S, gated[1])) + test
+        test = gated_test(*gated) + test
     return {"task_id": task_id, "language": "python", "priority": priority,
             "prompt": "Return the sum of a and b (%s)." % task_id,
             "stub": "def add(a, b):\n", "entry_point": "add", "test": test,
@@ -144,7 +96,7 @@ def start_and_kill(cmd, e, model, requests, ready):
     alive = p.poll() is None
     p.send_signal(signal.SIGKILL)
     out, err = p.communicate(timeout=GUARD_S)
-    sanitizer_clean(err, "first run")
+    no_sanitizer_report(err, "first run")
     check(alive and asked(model) == requests and ready(),
           "the first run was killed while attempt %d ran" % requests,
           "exit %s, asked %d, ready %s: %s" % (p.returncode, asked(model), ready(), err))
@@ -155,19 +107,11 @@ def read_results(path):
         return {r["task_id"]: r for r in (json.loads(l) for l in f if l.strip())}
 
 
-def db_count(db, sql):
-    """The first column of sql's first row as text, on the database opened read-only; ""
-    while it does not exist or cannot be read."""
-    if not os.path.exists(db):
-        return ""
-    try:
-        con = sqlite3.connect("file:%s?mode=ro" % urllib.parse.quote(db), uri=True, timeout=30)
-        try:
-            return str(con.execute(sql).fetchone()[0])
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return ""
+def db_value(db, sql):
+    """The first column of sql's first row, on the database opened read-only; None while it
+    does not exist or cannot be read."""
+    rows = db_rows(db, sql)
+    return rows[0][0] if rows else None
 
 
 def part_journal():
@@ -182,7 +126,7 @@ def part_journal():
     open_gate(one[1])
     p = subprocess.run(eval_cmd(db, tasks, res, 1), env=env(model), capture_output=True,
                        text=True, timeout=GUARD_S)
-    sanitizer_clean(p.stderr, "resumed run")
+    no_sanitizer_report(p.stderr, "resumed run")
     rows = read_results(res) if os.path.exists(res) else {}
     check(p.returncode == 0 and rows.get("resume/one", {}).get("status") == "passed",
           "the resumed run passes the task", p.stdout + p.stderr)
@@ -190,8 +134,8 @@ def part_journal():
           "asked %d times" % asked(model))
     check(starts(one[0]) == 2, "the resumed run ran the killed attempt's test again",
           starts(one[0]))
-    rows = db_count(db, "select count(*) from llm_journal")
-    check(rows == "1", "the journal is in the orchestrator's database", rows)
+    rows = db_value(db, "select count(*) from llm_journal")
+    check(rows == 1, "the journal is in the orchestrator's database", rows)
     with open(db, "rb") as f:
         check(KEY.encode() not in f.read(), "the key is not in the database")
 
@@ -209,7 +153,7 @@ def part_journal():
     except subprocess.TimeoutExpired:
         p.kill()
         out, err = p.communicate()
-    sanitizer_clean(err, "worker")
+    no_sanitizer_report(err, "worker")
     p = subprocess.run([GRYPHGEN, "worker", "--connect", "tcp://127.0.0.1:1", "--insecure",
                         "--generator", "openai", "--journal", "/nonexistent/dir/j.db"],
                        env=env("ok:worker"), capture_output=True, text=True, timeout=GUARD_S)
@@ -236,10 +180,10 @@ def part_budget():
     a_attempts = ("SELECT count(*) FROM attempts a JOIN tasks t ON t.seq = a.task_seq "
                   "WHERE t.task_id = 'budget/a'")
     start_and_kill(cmd, e, model, 3,
-                   lambda: db_count(db, a_attempts) == "2" and starts(b_gate[0]) == 1)
+                   lambda: db_value(db, a_attempts) == 2 and starts(b_gate[0]) == 1)
     open_gate(b_gate[1])  # were b run again, its test would not wait
     p = subprocess.run(cmd, env=e, capture_output=True, text=True, timeout=GUARD_S)
-    sanitizer_clean(p.stderr, "resumed budget run")
+    no_sanitizer_report(p.stderr, "resumed budget run")
     rows = read_results(res) if os.path.exists(res) else {}
     b = rows.get("budget/b", {})
     check(asked(model) == 3, "the resumed run asks the model nothing (the budget was spent "
@@ -249,8 +193,8 @@ def part_budget():
           str(b)[:2000])
     check(starts(b_gate[0]) == 1, "the resumed run does not run b's test again",
           starts(b_gate[0]))
-    check(db_count(db, "select sum(n) from llm_arms") not in ("", "0", "None"),
-          "the bandit learnt from the judged answers", db_count(db, "select * from llm_arms"))
+    check(db_value(db, "select sum(n) from llm_arms") not in (None, 0),
+          "the bandit learnt from the judged answers", db_rows(db, "select * from llm_arms"))
 
 
 try:
@@ -262,5 +206,4 @@ finally:
     server.wait()
     shutil.rmtree(work, ignore_errors=True)
 
-print("%d passed, %d failed" % (passed, failed))
-sys.exit(1 if failed or not passed else 0)
+finish()
