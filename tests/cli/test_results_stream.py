@@ -11,13 +11,14 @@ import shutil
 import signal
 import subprocess
 
-from clitest import (GRYPHGEN, check, env, finish, gg, no_sanitizer_report, summary, tmpdir,
-                     wait_until)
+from clitest import (GATE_S, GRYPHGEN, check, env, finish, gated_test, gg, no_sanitizer_report,
+                     open_gate, summary, tmpdir, wait_until)
 
 work = tmpdir()
 os.chmod(work, 0o755)  # jobs may run as another user: they must see the marker
 # (--isolation rlimits: below the namespace sandbox a job does not see the host's files)
 marker = os.path.join(work, "go")
+started = os.path.join(work, "slow.started")
 path = os.path.join(work, "set.jsonl")
 db = os.path.join(work, "run.db")
 res = os.path.join(work, "results.jsonl")
@@ -41,11 +42,10 @@ with open(path, "wb") as f:
                         "test": "import sys\nsys.stdout.buffer.write(b'\\xff\\xfe \\xc3')\n"
                                 "sys.stdout.flush()\nassert False\n",
                         "candidates": ["x = 1\n"]}).encode() + b"\n")
-    # 6: runs until the test creates the marker (lowest priority: it starts last)
+    # 6: runs until the test opens the gate (lowest priority: it starts last)
     f.write(json.dumps({"task_id": "slow", "language": "python", "priority": -1000,
-                        "resources": {"timeout_s": 600},
-                        "test": "import os, time\nwhile not os.path.exists(%r):\n"
-                                "    time.sleep(0.05)\n" % marker,
+                        "resources": {"timeout_s": GATE_S + 60},
+                        "test": gated_test(started, marker),
                         "candidates": ["x = 1\n"]}).encode() + b"\n")
 FINISHED = {"fast", "badout"}  # the tasks that end without the marker
 BAD = 3
@@ -133,8 +133,7 @@ rows, bad = lines_of(res)
 check_partial(rows, bad, "kill -9 (the resumed run rewrote the file)")
 
 # --- run 3: the slow task may finish now; the file holds every task exactly once --------
-with open(marker, "w") as f:
-    f.write("go\n")
+open_gate(marker)
 p = gg(["eval", "--quiet", "--jobs", "2", "--isolation", "rlimits", "--db", db,
         "--results", res, path], timeout=300)
 s = summary(p.stdout)
