@@ -144,6 +144,14 @@ static const char *task_json(char *buf, size_t n, const char *prefix, int i)
     return buf;
 }
 
+/* Submits n python tasks PREFIX0 .. PREFIX<n-1> to o, each checked. */
+static void submit_tasks(gg_orchestrator_t *o, const char *prefix, int n)
+{
+    char buf[512];
+    for (int i = 0; i < n; i++)
+        CHECK_RC(gg_orchestrator_submit(o, task_json(buf, sizeof buf, prefix, i), NULL), 0);
+}
+
 /* ---- 1. forged results ---- */
 
 /* A peer that never said hello, and one that did (under the honest worker's name), send
@@ -160,8 +168,7 @@ static void test_forged_results(void)
     ggpeer_open(&honest, ep);
     CHECK(raw_hello(&honest, "honest", 3));
     const int N = 3;
-    for (int i = 0; i < N; i++)
-        CHECK_RC(gg_orchestrator_submit(o, task_json(buf, sizeof buf, "f", i), NULL), 0);
+    submit_tasks(o, "f", N);
     cJSON *jobs = take_jobs(&honest, N);
     CHECK(cJSON_GetArraySize(jobs) == N);
     /* Leases are 128 bits of hex, all different. */
@@ -305,7 +312,7 @@ static void test_key_binding(void)
         fprintf(stderr, "libzmq without CURVE: test_key_binding skipped\n");
         return;
     }
-    char ep[64], db[300], buf[512];
+    char ep[64], db[300];
     gg_orchestrator_t *o = serve(ep, db, "keyed.db", k.server_key, k.auth);
     if (!o)
         return;
@@ -313,8 +320,7 @@ static void test_key_binding(void)
     ggpeer honest;
     ggpeer_open_as(&honest, ep, k.worker_key, k.server_pub, "honest-id");
     CHECK(raw_hello(&honest, "honest", 2));
-    for (int i = 0; i < 2; i++)
-        CHECK_RC(gg_orchestrator_submit(o, task_json(buf, sizeof buf, "k", i), NULL), 0);
+    submit_tasks(o, "k", 2);
     cJSON *jobs = take_jobs(&honest, 2);
     CHECK(cJSON_GetArraySize(jobs) == 2);
 
@@ -506,8 +512,7 @@ static void test_odd_worker(void)
     gg_orchestrator_t *o = serve(ep, db, "odd.db", NULL, NULL);
     if (!o)
         return;
-    for (int i = 0; i < 4; i++)
-        CHECK_RC(gg_orchestrator_submit(o, task_json(buf, sizeof buf, "p", i), NULL), 0);
+    submit_tasks(o, "p", 4);
     for (int i = 0; i < 2; i++) {
         snprintf(buf, sizeof buf, "{\"task_id\":\"c%d\",\"language\":\"c\",\"prompt\":\"p\","
                  "\"candidates\":[\"x\"]}", i);
