@@ -1596,10 +1596,8 @@ static void test_security_rule(void)
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/gg-grid-XXXXXX");
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
+    if (!test_make_dir(dir))
         return 1;
-    }
     test_decoder();
     test_results_scan();
     test_requirements();
@@ -1616,9 +1614,6 @@ int main(void)
     test_writer();
     test_security_rule();
     ggi_buf_free(&log_text);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
+    test_remove_dir(dir);
     return test_exit();
 }

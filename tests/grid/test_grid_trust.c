@@ -595,18 +595,13 @@ static void test_odd_worker(void)
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/gg-trust-XXXXXX");
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
+    if (!test_make_dir(dir))
         return 1;
-    }
     have_keys = make_keys(&k);
     test_forged_results();
     test_key_binding();
     test_refusals();
     test_odd_worker();
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
+    test_remove_dir(dir);
     return test_exit();
 }
