@@ -9,7 +9,7 @@
  * deadline passes, test_process_gone() waits for a process to end, for the tests that check
  * nothing a job started outlives it, and test_count_descendants() counts the running
  * descendants of this process with a given command name (how a test sees that a job has
- * started).
+ * started). test_make_dir() and test_remove_dir() make and remove a test's scratch directory.
  */
 #ifndef GG_TESTUTIL_H
 #define GG_TESTUTIL_H
@@ -153,6 +153,26 @@ static inline int test_count_descendants(const char *comm)
     }
     closedir(d);
     return found;
+}
+
+/* Makes a new private directory from tmpl (a path ending in XXXXXX, completed in place): 1, or
+ * 0 after saying why on stderr. */
+static inline int test_make_dir(char *tmpl)
+{
+    if (mkdtemp(tmpl))
+        return 1;
+    perror("mkdtemp");
+    return 0;
+}
+
+/* Removes dir and all below it. What cannot be removed is litter, not a failure of the test:
+ * it is said on stderr. */
+static inline void test_remove_dir(const char *dir)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
 }
 
 static inline int test_exit(void)

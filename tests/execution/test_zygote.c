@@ -16,6 +16,7 @@
 
 #include "core/ggi.h"
 #include "execution/sandbox.h"
+#include "testexec.h"
 #include "testutil.h"
 
 #define PY "/usr/bin/python3"
@@ -39,34 +40,7 @@ static cJSON *run(const char *code, const char *extra, int zygote)
     cJSON_AddStringToObject(env, "PYTHONHASHSEED", "0");
     if (extra)
         cJSON_AddStringToObject(env, "GG_EXTRA", extra);
-    char *text = cJSON_PrintUnformatted(req);
-    cJSON_Delete(req);
-    char *out = NULL;
-    int rc = gg_executor_run(ex, text, &out);
-    free(text);
-    CHECK_RC(rc, 0);
-    cJSON *r = NULL;
-    if (!rc)
-        CHECK_RC(ggi_json_parse(out, strlen(out), &r), 0);
-    gg_free(out);
-    return r;
-}
-
-static const char *s(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsString(v) ? v->valuestring : "";
-}
-
-static double n(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsNumber(v) ? v->valuedouble : -12345;
-}
-
-static int b(const cJSON *o, const char *k)
-{
-    return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, k));
+    return test_exec_run(ex, req);
 }
 
 /* The same code through the zygote and directly: the same outcome. */
@@ -98,16 +72,18 @@ static void test_same_as_direct(void)
             cJSON_Delete(d);
             continue;
         }
-        CHECK(b(z, "zygote") == 1);
-        CHECK(b(d, "zygote") == 0);
-        int same = n(z, "exit_code") == n(d, "exit_code") && n(z, "signal") == n(d, "signal") &&
-                   !strcmp(s(z, "stdout"), s(d, "stdout")) &&
-                   !strcmp(s(z, "stderr"), s(d, "stderr"));
+        CHECK(test_true(z, "zygote") == 1);
+        CHECK(test_true(d, "zygote") == 0);
+        int same = test_num(z, "exit_code") == test_num(d, "exit_code") &&
+                   test_num(z, "signal") == test_num(d, "signal") &&
+                   !strcmp(test_str(z, "stdout"), test_str(d, "stdout")) &&
+                   !strcmp(test_str(z, "stderr"), test_str(d, "stderr"));
         if (!same)
             fprintf(stderr, "code %zu differs:\n zygote: %d %d [%s] [%s]\n direct: %d %d [%s] "
-                            "[%s]\n", i, (int)n(z, "exit_code"), (int)n(z, "signal"),
-                    s(z, "stdout"), s(z, "stderr"), (int)n(d, "exit_code"),
-                    (int)n(d, "signal"), s(d, "stdout"), s(d, "stderr"));
+                            "[%s]\n",
+                    i, (int)test_num(z, "exit_code"), (int)test_num(z, "signal"),
+                    test_str(z, "stdout"), test_str(z, "stderr"), (int)test_num(d, "exit_code"),
+                    (int)test_num(d, "signal"), test_str(d, "stdout"), test_str(d, "stderr"));
         CHECK(same);
         cJSON_Delete(z);
         cJSON_Delete(d);
@@ -155,14 +131,14 @@ static void test_no_state_between_jobs(void)
     for (int round = 0; round < 2; round++) {
         cJSON *p = run(pollute, NULL, 1);
         if (p) {
-            CHECK_STR(s(p, "stdout"), "polluted\n");
-            CHECK(b(p, "zygote"));
+            CHECK_STR(test_str(p, "stdout"), "polluted\n");
+            CHECK(test_true(p, "zygote"));
             cJSON_Delete(p);
         }
         cJSON *c = run(check, NULL, 1);
         if (c) {
-            CHECK_STR(s(c, "stdout"), "clean\n");
-            CHECK(b(c, "zygote"));
+            CHECK_STR(test_str(c, "stdout"), "clean\n");
+            CHECK(test_true(c, "zygote"));
             cJSON_Delete(c);
         }
     }
@@ -179,7 +155,8 @@ static void *quick_jobs(void *arg)
         cJSON *r = run(code, NULL, 1);
         char want[16];
         snprintf(want, sizeof want, "%d\n", i);
-        if (!r || !b(r, "zygote") || strcmp(s(r, "stdout"), want) != 0 || n(r, "exit_code") != 0)
+        if (!r || !test_true(r, "zygote") || strcmp(test_str(r, "stdout"), want) != 0 ||
+            test_num(r, "exit_code") != 0)
             (*bad)++;
         cJSON_Delete(r);
     }
@@ -250,8 +227,8 @@ static void test_zygote_replaced(void)
         CHECK(test_process_gone(z));
     r = run("print(2)", NULL, 1);
     if (r) {
-        CHECK_STR(s(r, "stdout"), "2\n");
-        CHECK(b(r, "zygote"));
+        CHECK_STR(test_str(r, "stdout"), "2\n");
+        CHECK(test_true(r, "zygote"));
         cJSON_Delete(r);
     }
     long z2 = find_zygote();
@@ -259,8 +236,8 @@ static void test_zygote_replaced(void)
     /* Another environment gets another zygote. */
     r = run("import os; print(os.environ['GG_EXTRA'])", "other", 1);
     if (r) {
-        CHECK_STR(s(r, "stdout"), "other\n");
-        CHECK(b(r, "zygote"));
+        CHECK_STR(test_str(r, "stdout"), "other\n");
+        CHECK(test_true(r, "zygote"));
         cJSON_Delete(r);
     }
 }

@@ -10,7 +10,7 @@
  * partial claim indexes of schema 3; the library's rule for unencrypted operation (tcp and
  * ipc need CURVE keys or insecure = 1, and insecure only on loopback). Nothing here sleeps for
  * a set time or measures one: each step waits for what the hub does (a message, a counter, a
- * row, a log line), with WAIT_MS only as a guard against a hang on a busy machine.
+ * row, a log line), with TEST_DEADLINE_MS only as a guard against a hang on a busy machine.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -33,34 +33,9 @@
 
 #include "../testdb.h"
 #include "../testutil.h"
+#include "ggpeer.h"
 
 static char dir[256];
-static int port_seq;
-
-/* How long any wait may last: a guard against hangs, not a measure of speed. */
-#define WAIT_MS 60000
-
-/* A loopback endpoint on a port that binds now, below the kernel's ephemeral range (from
- * 32768), where the local ends of outgoing connections would take it from under us. */
-static void endpoint(char *out, size_t n)
-{
-    int port = 20000;
-    for (int tries = 0; tries < 100; tries++) {
-        port = 20000 + (int)(((unsigned)getpid() * 13u + (unsigned)(port_seq++) * 7u) % 12000u);
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a;
-        memset(&a, 0, sizeof a);
-        a.sin_family = AF_INET;
-        a.sin_port = htons((uint16_t)port);
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        int ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
-        if (fd >= 0)
-            close(fd);
-        if (ok)
-            break;
-    }
-    snprintf(out, n, "tcp://127.0.0.1:%d", port);
-}
 
 /* What the orchestrator logs, kept for a test to read (under its lock: the scheduler's
  * thread writes). */
@@ -92,8 +67,12 @@ static char *log_line(const char *needle)
     return out;
 }
 
-static gg_orchestrator_t *serve(const char *ep, const char *db, unsigned max_queued)
+/* Starts a hub (insecure, no local workers) on a fresh loopback endpoint, written to ep (64
+ * bytes), with the database dir/name, whose path is written to db (300 bytes). */
+static gg_orchestrator_t *serve(char *ep, char *db, const char *name, unsigned max_queued)
 {
+    ggpeer_endpoint(ep, 64);
+    snprintf(db, 300, "%s/%s", dir, name);
     gg_orchestrator_options o = GG_ORCHESTRATOR_OPTIONS_INIT;
     o.db_path = db;
     o.bind = ep;
@@ -106,23 +85,24 @@ static gg_orchestrator_t *serve(const char *ep, const char *db, unsigned max_que
     return orch;
 }
 
-static long long stat_of(gg_orchestrator_t *o, const char *key)
+/* A client of the hub at ep (insecure, on loopback) named name (the default when NULL). */
+static gg_client_t *client_to(const char *ep, const char *name)
 {
-    char *s = NULL;
-    if (gg_orchestrator_stats(o, &s) != 0)
-        return -1;
-    cJSON *j = cJSON_Parse(s);
-    long long v = (long long)cJSON_GetNumberValue(cJSON_GetObjectItem(j, key));
-    cJSON_Delete(j);
-    gg_free(s);
-    return v;
+    gg_client_options co = GG_CLIENT_OPTIONS_INIT;
+    co.connect = ep;
+    co.insecure = 1;
+    co.name = name;
+    co.timeout_ms = (int)TEST_DEADLINE_MS;
+    gg_client_t *c = NULL;
+    CHECK_RC(gg_client_new(&c, &co), 0);
+    return c;
 }
 
 /* Waits until the orchestrator's counter key reaches want; 1 when it did. */
 static int wait_stat(gg_orchestrator_t *o, const char *key, long long want)
 {
-    double end = ggi_now_ms() + WAIT_MS;
-    while (stat_of(o, key) < want) {
+    double end = ggi_now_ms() + TEST_DEADLINE_MS;
+    while (ggpeer_hub_stat(o, key) < want) {
         if (ggi_now_ms() > end)
             return 0;
         ggi_sleep_ms(10);
@@ -130,72 +110,16 @@ static int wait_stat(gg_orchestrator_t *o, const char *key, long long want)
     return 1;
 }
 
-/* ---- a raw peer ---- */
-
-typedef struct raw {
-    void *ctx, *sock;
-} raw;
-
-static void raw_open(raw *r, const char *ep)
-{
-    r->ctx = zmq_ctx_new();
-    r->sock = zmq_socket(r->ctx, ZMQ_DEALER);
-    int zero = 0;
-    zmq_setsockopt(r->sock, ZMQ_LINGER, &zero, sizeof zero);
-    CHECK(zmq_connect(r->sock, ep) == 0);
-}
-
-static void raw_close(raw *r)
-{
-    zmq_close(r->sock);
-    zmq_ctx_term(r->ctx);
-}
-
-static void raw_send(raw *r, const char *text)
-{
-    CHECK(zmq_send(r->sock, text, strlen(text), 0) == (int)strlen(text));
-}
-
-/* Receives one message of type t (others are skipped) within ms, heartbeating meanwhile;
- * NULL when none. */
-static cJSON *raw_recv(raw *r, const char *t, int ms)
-{
-    double end = ggi_now_ms() + ms, hb = 0;
-    while (ggi_now_ms() < end) {
-        if (ggi_now_ms() - hb > 500) {
-            static const char beat[] = "{\"ggp\":1,\"t\":\"hb\"}";
-            zmq_send(r->sock, beat, sizeof beat - 1, ZMQ_DONTWAIT);
-            hb = ggi_now_ms();
-        }
-        zmq_pollitem_t it = { r->sock, 0, ZMQ_POLLIN, 0 };
-        if (zmq_poll(&it, 1, 200) <= 0)
-            continue;
-        zmq_msg_t m;
-        zmq_msg_init(&m);
-        if (zmq_msg_recv(&m, r->sock, 0) < 0) {
-            zmq_msg_close(&m);
-            continue;
-        }
-        cJSON *j = cJSON_ParseWithLength(zmq_msg_data(&m), zmq_msg_size(&m));
-        zmq_msg_close(&m);
-        const char *type = cJSON_GetStringValue(cJSON_GetObjectItem(j, "t"));
-        if (type && strcmp(type, t) == 0)
-            return j;
-        cJSON_Delete(j);
-    }
-    return NULL;
-}
-
 /* Waits until sql's first column on db reads want, heartbeating the raw worker hb (when not
  * NULL) meanwhile so that the hub keeps it; 1 when it did. */
-static int wait_db(const char *db, const char *sql, long long want, raw *hb)
+static int wait_db(const char *db, const char *sql, long long want, ggpeer *hb)
 {
-    double end = ggi_now_ms() + WAIT_MS, beat = 0;
+    double end = ggi_now_ms() + TEST_DEADLINE_MS, beat = 0;
     while (test_db_int(db, sql) != want) {
         if (ggi_now_ms() > end)
             return 0;
         if (hb && ggi_now_ms() - beat > 300) {
-            raw_send(hb, "{\"ggp\":1,\"t\":\"hb\"}");
+            ggpeer_send(hb, "{\"ggp\":1,\"t\":\"hb\"}");
             beat = ggi_now_ms();
         }
         ggi_sleep_ms(10);
@@ -203,38 +127,22 @@ static int wait_db(const char *db, const char *sql, long long want, raw *hb)
     return 1;
 }
 
-static void raw_worker_hello(raw *r, const char *name, int slots, const char *runtimes)
+/* Says hello as a worker with slots and runtimes (JSON strings, comma-separated). */
+static void raw_worker_hello(ggpeer *r, const char *name, int slots, const char *runtimes)
 {
-    char buf[1024];
-    snprintf(buf, sizeof buf,
-             "{\"ggp\":1,\"t\":\"hello\",\"role\":\"worker\",\"name\":\"%s\",\"versions\":[1],"
-             "\"slots\":%d,\"queue\":0,\"caps\":{\"cores\":1,\"memory_mb\":1000,\"gpus\":0,"
-             "\"runtimes\":[%s],\"executors\":[\"process\"],\"isolation\":[\"none\","
-             "\"rlimits\"],\"labels\":{\"zone\":\"eu\"}}}",
-             name, slots, runtimes);
-    raw_send(r, buf);
-    cJSON *w = raw_recv(r, "welcome", WAIT_MS);
-    CHECK(w != NULL);
-    cJSON_Delete(w);
+    char caps[512];
+    snprintf(caps, sizeof caps,
+             "{\"cores\":1,\"memory_mb\":1000,\"gpus\":0,\"runtimes\":[%s],"
+             "\"executors\":[\"process\"],\"isolation\":[\"none\",\"rlimits\"],"
+             "\"labels\":{\"zone\":\"eu\"}}",
+             runtimes);
+    CHECK(ggpeer_hello(r, name, slots, caps));
 }
 
-/* Answers job with record (JSON text), under lease (the job's when NULL; JSON-escaped). */
-static void raw_send_record(raw *r, const cJSON *job, const char *lease, const char *record)
+static void raw_result(ggpeer *r, const cJSON *job, const char *lease, int passed)
 {
-    char buf[1024];
-    snprintf(buf, sizeof buf,
-             "{\"ggp\":1,\"t\":\"results\",\"results\":[{\"lease\":\"%s\",\"seq\":%d,\"n\":%d,"
-             "\"record\":%s}]}",
-             lease ? lease : cJSON_GetStringValue(cJSON_GetObjectItem(job, "lease")),
-             (int)cJSON_GetNumberValue(cJSON_GetObjectItem(job, "seq")),
-             (int)cJSON_GetNumberValue(cJSON_GetObjectItem(job, "n")), record);
-    raw_send(r, buf);
-}
-
-static void raw_result(raw *r, const cJSON *job, const char *lease, int passed)
-{
-    raw_send_record(r, job, lease,
-                    passed ? "{\"passed\":true,\"code\":\"x\",\"reason\":null,"
+    ggpeer_send_record(r, job, lease,
+                       passed ? "{\"passed\":true,\"code\":\"x\",\"reason\":null,"
                              "\"durations\":{\"total_ms\":5}}"
                            : "{\"passed\":false,\"code\":\"x\",\"reason\":\"wrong\","
                              "\"durations\":{\"total_ms\":5}}");
@@ -432,17 +340,15 @@ static void test_requirements(void)
 static void test_garbage_and_leases(void)
 {
     char ep[64], db[300], buf[512];
-    endpoint(ep, sizeof ep);
-    snprintf(db, sizeof db, "%s/leases.db", dir);
-    gg_orchestrator_t *o = serve(ep, db, 0);
+    gg_orchestrator_t *o = serve(ep, db, "leases.db", 0);
     if (!o)
         return;
-    raw bad;
-    raw_open(&bad, ep);
-    raw_send(&bad, "not json at all");
-    raw_send(&bad, "{\"ggp\":1,\"t\":\"teleport\"}");
-    raw_send(&bad, "{\"ggp\":1,\"t\":\"hello\",\"role\":\"worker\",\"versions\":\"1\"}");
-    raw_send(&bad, "{\"ggp\":1,\"t\":\"jobs\",\"jobs\":[{\"lease\":\"1\",\"seq\":1,\"n\":1,"
+    ggpeer bad;
+    ggpeer_open(&bad, ep);
+    ggpeer_send(&bad, "not json at all");
+    ggpeer_send(&bad, "{\"ggp\":1,\"t\":\"teleport\"}");
+    ggpeer_send(&bad, "{\"ggp\":1,\"t\":\"hello\",\"role\":\"worker\",\"versions\":\"1\"}");
+    ggpeer_send(&bad, "{\"ggp\":1,\"t\":\"jobs\",\"jobs\":[{\"lease\":\"1\",\"seq\":1,\"n\":1,"
                    "\"task\":{}}]}"); /* a hub's message, not for the hub */
     size_t big = GGP_MAX_MESSAGE + 10;
     char *huge = malloc(big);
@@ -452,25 +358,25 @@ static void test_garbage_and_leases(void)
         free(huge);
     }
     CHECK(wait_stat(o, "dropped", 5));
-    CHECK(stat_of(o, "dropped") == 5);
-    raw_close(&bad);
+    CHECK(ggpeer_hub_stat(o, "dropped") == 5);
+    ggpeer_close(&bad);
 
     /* A worker by hand: it gets the job on a lease. */
-    raw w;
-    raw_open(&w, ep);
+    ggpeer w;
+    ggpeer_open(&w, ep);
     raw_worker_hello(&w, "hand", 1, "\"python3\"");
     CHECK_RC(gg_orchestrator_submit(o, task_json(buf, sizeof buf, "t1", "python"), NULL), 0);
-    cJSON *jobs = raw_recv(&w, "jobs", WAIT_MS);
+    cJSON *jobs = ggpeer_recv(&w, "jobs", TEST_DEADLINE_MS);
     const cJSON *job = cJSON_GetArrayItem(cJSON_GetObjectItem(jobs, "jobs"), 0);
     CHECK(job != NULL);
     if (job) {
         CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(job, "n")) == 1);
         raw_result(&w, job, "deadbeef", 1); /* a lease the hub never gave */
         CHECK(wait_stat(o, "stale", 1));
-        CHECK(stat_of(o, "stale") == 1);
+        CHECK(ggpeer_hub_stat(o, "stale") == 1);
         CHECK(test_db_int(db, "SELECT count(*) FROM attempts") == 0);
         raw_result(&w, job, NULL, 0); /* the real lease: attempt 1 failed */
-        cJSON *jobs2 = raw_recv(&w, "jobs", WAIT_MS);
+        cJSON *jobs2 = ggpeer_recv(&w, "jobs", TEST_DEADLINE_MS);
         const cJSON *job2 = cJSON_GetArrayItem(cJSON_GetObjectItem(jobs2, "jobs"), 0);
         CHECK(job2 && cJSON_GetNumberValue(cJSON_GetObjectItem(job2, "n")) == 2);
         CHECK(job2 && strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(job2, "lease")),
@@ -479,7 +385,7 @@ static void test_garbage_and_leases(void)
         if (job2)
             raw_result(&w, job2, NULL, 1);
         char *res = NULL;
-        CHECK_RC(gg_orchestrator_wait(o, "t1", WAIT_MS, &res), 0);
+        CHECK_RC(gg_orchestrator_wait(o, "t1", (int)TEST_DEADLINE_MS, &res), 0);
         CHECK_CONTAINS(res, "\"status\":\"passed\"");
         /* The result is built from the task's columns and its attempts (it is not stored
          * as text): the history holds both attempts, the second one passed and is best. */
@@ -495,7 +401,7 @@ static void test_garbage_and_leases(void)
         cJSON_Delete(rj);
         gg_free(res);
         CHECK(test_db_int(db, "SELECT result IS NULL FROM tasks WHERE task_id = 't1'") == 1);
-        CHECK(stat_of(o, "stale") == 2);
+        CHECK(ggpeer_hub_stat(o, "stale") == 2);
         cJSON_Delete(jobs2);
     }
     cJSON_Delete(jobs);
@@ -508,7 +414,7 @@ static void test_garbage_and_leases(void)
      * the reason the hub found when it placed it. */
     CHECK_RC(gg_orchestrator_submit(o, task_json(buf, sizeof buf, "t2", "c"), NULL), 0);
     char *res = NULL;
-    CHECK_RC(gg_orchestrator_wait(o, "t2", WAIT_MS, &res), 0);
+    CHECK_RC(gg_orchestrator_wait(o, "t2", (int)TEST_DEADLINE_MS, &res), 0);
     CHECK_CONTAINS(res, "\"attempts\":0");
     CHECK_CONTAINS(res, "\"status\":\"error\"");
     CHECK_CONTAINS(res, "no connected worker can run this task");
@@ -518,7 +424,7 @@ static void test_garbage_and_leases(void)
     snprintf(buf, sizeof buf, "{\"task_id\":\"t3\",\"language\":\"python\",\"requirements\":"
              "{\"labels\":{\"zone\":\"us\"}}}");
     CHECK_RC(gg_orchestrator_submit(o, buf, NULL), 0);
-    CHECK_RC(gg_orchestrator_wait(o, "t3", WAIT_MS, &res), 0);
+    CHECK_RC(gg_orchestrator_wait(o, "t3", (int)TEST_DEADLINE_MS, &res), 0);
     CHECK_CONTAINS(res, "label zone=us");
     gg_free(res);
     /* A row stored without its language and needs (as a store of an older version left it)
@@ -536,15 +442,15 @@ static void test_garbage_and_leases(void)
                          "'python' AND needs LIKE '%\"zone\":\"us\"%'") == 1);
         snprintf(buf, sizeof buf, "{\"task_id\":\"t3w\",\"language\":\"python\"}");
         CHECK_RC(gg_orchestrator_submit(o, buf, NULL), 0); /* wakes the scheduler */
-        CHECK_RC(gg_orchestrator_wait(o, "t3s", WAIT_MS, &res), 0);
+        CHECK_RC(gg_orchestrator_wait(o, "t3s", (int)TEST_DEADLINE_MS, &res), 0);
         CHECK_CONTAINS(res, "label zone=us");
         gg_free(res);
-        jobs = raw_recv(&w, "jobs", WAIT_MS);
+        jobs = ggpeer_recv(&w, "jobs", TEST_DEADLINE_MS);
         job = cJSON_GetArrayItem(cJSON_GetObjectItem(jobs, "jobs"), 0);
         CHECK(job != NULL);
         if (job)
             raw_result(&w, job, NULL, 1);
-        CHECK_RC(gg_orchestrator_wait(o, "t3w", WAIT_MS, &res), 0);
+        CHECK_RC(gg_orchestrator_wait(o, "t3w", (int)TEST_DEADLINE_MS, &res), 0);
         CHECK_CONTAINS(res, "\"status\":\"passed\"");
         gg_free(res);
         cJSON_Delete(jobs);
@@ -558,11 +464,11 @@ static void test_garbage_and_leases(void)
                           "task_id = 't3x')") == SQLITE_OK);
         snprintf(buf, sizeof buf, "{\"task_id\":\"t3y\",\"language\":\"python\"}");
         CHECK_RC(gg_orchestrator_submit(o, buf, NULL), 0); /* wakes the scheduler */
-        CHECK_RC(gg_orchestrator_wait(o, "t3x", WAIT_MS, &res), 0);
+        CHECK_RC(gg_orchestrator_wait(o, "t3x", (int)TEST_DEADLINE_MS, &res), 0);
         CHECK_CONTAINS(res, "\"status\":\"error\"");
         CHECK_CONTAINS(res, "stored task has no spec");
         gg_free(res);
-        jobs = raw_recv(&w, "jobs", WAIT_MS);
+        jobs = ggpeer_recv(&w, "jobs", TEST_DEADLINE_MS);
         job = cJSON_GetArrayItem(cJSON_GetObjectItem(jobs, "jobs"), 0);
         CHECK(job != NULL);
         if (job) {
@@ -570,7 +476,7 @@ static void test_garbage_and_leases(void)
                                                                "task_id")), "t3y");
             raw_result(&w, job, NULL, 1);
         }
-        CHECK_RC(gg_orchestrator_wait(o, "t3y", WAIT_MS, &res), 0);
+        CHECK_RC(gg_orchestrator_wait(o, "t3y", (int)TEST_DEADLINE_MS, &res), 0);
         CHECK_CONTAINS(res, "\"status\":\"passed\"");
         gg_free(res);
         cJSON_Delete(jobs);
@@ -580,21 +486,21 @@ static void test_garbage_and_leases(void)
     snprintf(buf, sizeof buf, "{\"task_id\":\"t3n\",\"language\":\"python\","
              "\"isolation\":\"namespaces\"}");
     CHECK_RC(gg_orchestrator_submit(o, buf, NULL), 0);
-    CHECK_RC(gg_orchestrator_wait(o, "t3n", WAIT_MS, &res), 0);
+    CHECK_RC(gg_orchestrator_wait(o, "t3n", (int)TEST_DEADLINE_MS, &res), 0);
     CHECK_CONTAINS(res, "no connected worker can run this task");
     CHECK_CONTAINS(res, "isolation namespaces or stronger");
     gg_free(res);
     snprintf(buf, sizeof buf, "{\"task_id\":\"t3r\",\"language\":\"python\","
              "\"isolation\":\"rlimits\"}");
     CHECK_RC(gg_orchestrator_submit(o, buf, NULL), 0);
-    jobs = raw_recv(&w, "jobs", WAIT_MS);
+    jobs = ggpeer_recv(&w, "jobs", TEST_DEADLINE_MS);
     job = cJSON_GetArrayItem(cJSON_GetObjectItem(jobs, "jobs"), 0);
     CHECK(job != NULL);
     if (job) {
         const cJSON *task = cJSON_GetObjectItem(job, "task");
         CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(task, "isolation")), "rlimits");
         raw_result(&w, job, NULL, 1);
-        CHECK_RC(gg_orchestrator_wait(o, "t3r", WAIT_MS, &res), 0);
+        CHECK_RC(gg_orchestrator_wait(o, "t3r", (int)TEST_DEADLINE_MS, &res), 0);
         CHECK_CONTAINS(res, "\"status\":\"passed\"");
         gg_free(res);
     }
@@ -603,26 +509,26 @@ static void test_garbage_and_leases(void)
     /* A worker that goes silent (still connected) is dead after three missed heartbeats;
      * its job is requeued, for that reason, and goes to the next worker. */
     CHECK_RC(gg_orchestrator_submit(o, task_json(buf, sizeof buf, "t4", "python"), NULL), 0);
-    jobs = raw_recv(&w, "jobs", WAIT_MS);
+    jobs = ggpeer_recv(&w, "jobs", TEST_DEADLINE_MS);
     CHECK(jobs != NULL);
     cJSON_Delete(jobs);
-    raw w2;
-    raw_open(&w2, ep);
+    ggpeer w2;
+    ggpeer_open(&w2, ep);
     raw_worker_hello(&w2, "second", 1, "\"python3\"");
-    jobs = raw_recv(&w2, "jobs", WAIT_MS);
+    jobs = ggpeer_recv(&w2, "jobs", TEST_DEADLINE_MS);
     job = cJSON_GetArrayItem(cJSON_GetObjectItem(jobs, "jobs"), 0);
     CHECK(job != NULL);
     if (job) {
         CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(job, "n")) == 1);
         raw_result(&w2, job, NULL, 1);
-        CHECK_RC(gg_orchestrator_wait(o, "t4", WAIT_MS, &res), 0);
+        CHECK_RC(gg_orchestrator_wait(o, "t4", (int)TEST_DEADLINE_MS, &res), 0);
         CHECK_CONTAINS(res, "\"status\":\"passed\"");
         gg_free(res);
     }
     cJSON_Delete(jobs);
-    raw_close(&w);
-    CHECK(stat_of(o, "requeued") == 1);
-    raw_close(&w2);
+    ggpeer_close(&w);
+    CHECK(ggpeer_hub_stat(o, "requeued") == 1);
+    ggpeer_close(&w2);
     gg_orchestrator_destroy(&o);
     CHECK(test_db_int(db, "SELECT count(*) FROM events WHERE kind = 'job.requeued' AND "
                      "json_extract(data, '$.node') = 'hand' AND "
@@ -632,17 +538,10 @@ static void test_garbage_and_leases(void)
 static void test_busy(void)
 {
     char ep[64], db[300], buf[512];
-    endpoint(ep, sizeof ep);
-    snprintf(db, sizeof db, "%s/busy.db", dir);
-    gg_orchestrator_t *o = serve(ep, db, 10);
+    gg_orchestrator_t *o = serve(ep, db, "busy.db", 10);
     if (!o)
         return;
-    gg_client_options co = GG_CLIENT_OPTIONS_INIT;
-    co.connect = ep;
-    co.insecure = 1;
-    co.timeout_ms = WAIT_MS;
-    gg_client_t *c = NULL;
-    CHECK_RC(gg_client_new(&c, &co), 0);
+    gg_client_t *c = client_to(ep, NULL);
     ggi_buf b = GGI_BUF_INIT;
     ggi_buf_puts(&b, "[");
     for (int i = 0; i < 8; i++)
@@ -669,7 +568,7 @@ static void test_busy(void)
     CHECK_CONTAINS(gg_error_last(), "queue is full");
     CHECK_RC(gg_orchestrator_submit(o, task_json(buf, sizeof buf, "b11", "python"), NULL),
              GG_EBUSY);
-    CHECK(stat_of(o, "busy") == 2);
+    CHECK(ggpeer_hub_stat(o, "busy") == 2);
     /* Nothing refused was stored; everything accepted was. */
     CHECK(test_db_int(db, "SELECT count(*) FROM tasks") == 10);
     /* status, cancel and wait answer on the same connection. */
@@ -681,7 +580,7 @@ static void test_busy(void)
     CHECK_RC(gg_client_cancel(c, "b3"), 0);
     CHECK_RC(gg_client_cancel(c, "b3"), GG_ESTATE);
     char *res = NULL;
-    CHECK_RC(gg_client_wait(c, "b3", WAIT_MS, &res), 0);
+    CHECK_RC(gg_client_wait(c, "b3", (int)TEST_DEADLINE_MS, &res), 0);
     CHECK_CONTAINS(res, "cancelled");
     gg_free(res);
     CHECK_RC(gg_client_wait(c, "b4", 300, &res), GG_ETIMEDOUT); /* queued: no worker */
@@ -713,24 +612,17 @@ static void test_peers_forgotten(void)
 {
     enum { CLIENTS = 20, WORKERS = 20, SILENT = 10 };
     char ep[64], db[300];
-    endpoint(ep, sizeof ep);
-    snprintf(db, sizeof db, "%s/peers.db", dir);
-    gg_orchestrator_t *o = serve(ep, db, 100);
+    gg_orchestrator_t *o = serve(ep, db, "peers.db", 100);
     if (!o)
         return;
-    gg_client_options co = GG_CLIENT_OPTIONS_INIT;
-    co.connect = ep;
-    co.insecure = 1;
-    co.timeout_ms = WAIT_MS;
-    gg_client_t *c = NULL;
-    CHECK_RC(gg_client_new(&c, &co), 0);
-    raw peers[CLIENTS + WORKERS + SILENT];
+    gg_client_t *c = client_to(ep, NULL);
+    ggpeer peers[CLIENTS + WORKERS + SILENT];
     for (int i = 0; i < CLIENTS + WORKERS + SILENT; i++) {
-        raw_open(&peers[i], ep);
+        ggpeer_open(&peers[i], ep);
         if (i < CLIENTS) {
-            raw_send(&peers[i], "{\"ggp\":1,\"t\":\"hello\",\"role\":\"client\",\"name\":\"p\","
+            ggpeer_send(&peers[i], "{\"ggp\":1,\"t\":\"hello\",\"role\":\"client\",\"name\":\"p\","
                                 "\"versions\":[1]}");
-            cJSON *w = raw_recv(&peers[i], "welcome", WAIT_MS);
+            cJSON *w = ggpeer_recv(&peers[i], "welcome", TEST_DEADLINE_MS);
             CHECK(w != NULL);
             cJSON_Delete(w);
         } else if (i < CLIENTS + WORKERS) {
@@ -738,11 +630,11 @@ static void test_peers_forgotten(void)
             snprintf(name, sizeof name, "gone-%d", i);
             raw_worker_hello(&peers[i], name, 1, "\"python\"");
         } else if (i % 2) {
-            raw_send(&peers[i], "not json at all");
+            ggpeer_send(&peers[i], "not json at all");
         }
     }
-    raw_send(&peers[0], "{\"ggp\":1,\"t\":\"watch\",\"rid\":7}");
-    cJSON *r = raw_recv(&peers[0], "reply", WAIT_MS);
+    ggpeer_send(&peers[0], "{\"ggp\":1,\"t\":\"watch\",\"rid\":7}");
+    cJSON *r = ggpeer_recv(&peers[0], "reply", TEST_DEADLINE_MS);
     CHECK(r && cJSON_IsTrue(cJSON_GetObjectItem(r, "ok")));
     cJSON_Delete(r);
     long long clients = -1, watchers = -1;
@@ -753,8 +645,8 @@ static void test_peers_forgotten(void)
     CHECK(clients == CLIENTS + 1);
     CHECK(watchers == 1);
     for (int i = 0; i < CLIENTS + WORKERS + SILENT; i++)
-        raw_close(&peers[i]);
-    double end = ggi_now_ms() + WAIT_MS;
+        ggpeer_close(&peers[i]);
+    double end = ggi_now_ms() + TEST_DEADLINE_MS;
     while (peers_known(c, &clients, &watchers, &nodes) &&
            (clients != 1 || watchers != 0 || nodes != 0) && ggi_now_ms() < end)
         ggi_sleep_ms(50);
@@ -769,19 +661,10 @@ static void test_peers_forgotten(void)
 static void test_fair_share(void)
 {
     char ep[64], db[300], buf[512];
-    endpoint(ep, sizeof ep);
-    snprintf(db, sizeof db, "%s/fair.db", dir);
-    gg_orchestrator_t *o = serve(ep, db, 0);
+    gg_orchestrator_t *o = serve(ep, db, "fair.db", 0);
     if (!o)
         return;
-    gg_client_options co = GG_CLIENT_OPTIONS_INIT;
-    co.connect = ep;
-    co.insecure = 1;
-    gg_client_t *a = NULL, *b = NULL;
-    co.name = "alice";
-    CHECK_RC(gg_client_new(&a, &co), 0);
-    co.name = "bob";
-    CHECK_RC(gg_client_new(&b, &co), 0);
+    gg_client_t *a = client_to(ep, "alice"), *b = client_to(ep, "bob");
     for (int i = 0; i < 30; i++) {
         char id[16];
         snprintf(id, sizeof id, "a%02d", i);
@@ -792,12 +675,12 @@ static void test_fair_share(void)
         snprintf(id, sizeof id, "b%02d", i);
         CHECK_RC(gg_client_submit(b, task_json(buf, sizeof buf, id, "python"), NULL), 0);
     }
-    raw w;
-    raw_open(&w, ep);
+    ggpeer w;
+    ggpeer_open(&w, ep);
     raw_worker_hello(&w, "one", 1, "\"python3\"");
     char order[64] = "";
     for (int i = 0; i < 12; i++) {
-        cJSON *jobs = raw_recv(&w, "jobs", WAIT_MS);
+        cJSON *jobs = ggpeer_recv(&w, "jobs", TEST_DEADLINE_MS);
         const cJSON *job = cJSON_GetArrayItem(cJSON_GetObjectItem(jobs, "jobs"), 0);
         if (!job) {
             cJSON_Delete(jobs);
@@ -817,7 +700,7 @@ static void test_fair_share(void)
     if (bobs != 5)
         fprintf(stderr, "dispatch order: %s\n", order);
     CHECK(test_db_int(db, "SELECT count(DISTINCT submitter) FROM tasks") == 2);
-    raw_close(&w);
+    ggpeer_close(&w);
     gg_client_destroy(&a);
     gg_client_destroy(&b);
     gg_orchestrator_destroy(&o);
@@ -828,27 +711,20 @@ static void test_fair_share(void)
 static void test_priority_dispatch(void)
 {
     char ep[64], db[300], buf[512];
-    endpoint(ep, sizeof ep);
-    snprintf(db, sizeof db, "%s/prio.db", dir);
-    gg_orchestrator_t *o = serve(ep, db, 0);
+    gg_orchestrator_t *o = serve(ep, db, "prio.db", 0);
     if (!o)
         return;
-    gg_client_options co = GG_CLIENT_OPTIONS_INIT;
-    co.connect = ep;
-    co.insecure = 1;
-    co.name = "carol";
-    gg_client_t *c = NULL;
-    CHECK_RC(gg_client_new(&c, &co), 0);
+    gg_client_t *c = client_to(ep, "carol");
     for (int i = 0; i < 6; i++) {
         char id[16];
         snprintf(id, sizeof id, "l%d", i);
         CHECK_RC(gg_client_submit(c, task_json(buf, sizeof buf, id, "python"), NULL), 0);
     }
-    raw w;
-    raw_open(&w, ep);
+    ggpeer w;
+    ggpeer_open(&w, ep);
     raw_worker_hello(&w, "one", 1, "\"python3\"");
     /* The first low task runs; all six are active now. Then higher ones come. */
-    cJSON *jobs = raw_recv(&w, "jobs", WAIT_MS);
+    cJSON *jobs = ggpeer_recv(&w, "jobs", TEST_DEADLINE_MS);
     const cJSON *job = cJSON_GetArrayItem(cJSON_GetObjectItem(jobs, "jobs"), 0);
     const char *id0 = cJSON_GetStringValue(
         cJSON_GetObjectItem(cJSON_GetObjectItem(job, "task"), "task_id"));
@@ -871,7 +747,7 @@ static void test_priority_dispatch(void)
         jobs = NULL;
         if (i == 10)
             break; /* that was the last task */
-        jobs = raw_recv(&w, "jobs", WAIT_MS);
+        jobs = ggpeer_recv(&w, "jobs", TEST_DEADLINE_MS);
         job = cJSON_GetArrayItem(cJSON_GetObjectItem(jobs, "jobs"), 0);
         const char *id = cJSON_GetStringValue(
             cJSON_GetObjectItem(cJSON_GetObjectItem(job, "task"), "task_id"));
@@ -884,15 +760,15 @@ static void test_priority_dispatch(void)
      * counts: 32 hex digits) and the monitor's own "stuck" (the worker's is dropped): valid
      * JSON. */
     CHECK_RC(gg_client_submit(c, task_json(buf, sizeof buf, "rec", "python"), NULL), 0);
-    jobs = raw_recv(&w, "jobs", WAIT_MS);
+    jobs = ggpeer_recv(&w, "jobs", TEST_DEADLINE_MS);
     job = cJSON_GetArrayItem(cJSON_GetObjectItem(jobs, "jobs"), 0);
     CHECK(job != NULL);
     if (job) {
         const char *lease = cJSON_GetStringValue(cJSON_GetObjectItem(job, "lease"));
         CHECK(lease && strlen(lease) == 32 && strspn(lease, "0123456789abcdef") == 32);
-        raw_send_record(&w, job, NULL, "{\"passed\":true,\"stuck\":true,\"reason\":\"ok\"}");
+        ggpeer_send_record(&w, job, NULL, "{\"passed\":true,\"stuck\":true,\"reason\":\"ok\"}");
         char *res = NULL;
-        CHECK_RC(gg_client_wait(c, "rec", WAIT_MS, &res), 0);
+        CHECK_RC(gg_client_wait(c, "rec", (int)TEST_DEADLINE_MS, &res), 0);
         CHECK_CONTAINS(res, "\"status\":\"passed\"");
         gg_free(res);
         CHECK(test_db_int(db, "SELECT json_valid(record) AND json_extract(record, '$.stuck') = 0 "
@@ -902,7 +778,7 @@ static void test_priority_dispatch(void)
                          "ON t.seq = a.task_seq WHERE t.task_id = 'rec'") == 1);
     }
     cJSON_Delete(jobs);
-    raw_close(&w);
+    ggpeer_close(&w);
     gg_client_destroy(&c);
     gg_orchestrator_destroy(&o);
 }
@@ -917,7 +793,7 @@ static void *run_worker(void *w)
 static void test_embedded_plus_remote(void)
 {
     char ep[64], db[300], buf[512];
-    endpoint(ep, sizeof ep);
+    ggpeer_endpoint(ep, sizeof ep);
     snprintf(db, sizeof db, "%s/mixed.db", dir);
     gg_executor_options eo = GG_EXECUTOR_OPTIONS_INIT;
     eo.backend = "noop";
@@ -957,7 +833,7 @@ static void test_embedded_plus_remote(void)
     snprintf(buf, sizeof buf, "{\"task_id\":\"eu\",\"language\":\"c\",\"requirements\":"
              "{\"labels\":{\"zone\":\"eu\"}}}");
     CHECK_RC(gg_orchestrator_submit(orch, buf, NULL), 0);
-    CHECK_RC(gg_orchestrator_drain(orch, WAIT_MS), 0);
+    CHECK_RC(gg_orchestrator_drain(orch, (int)TEST_DEADLINE_MS), 0);
     CHECK(test_db_int(db, "SELECT count(*) FROM tasks WHERE status = 'passed'") == 51);
     char *res = NULL;
     CHECK_RC(gg_orchestrator_result(orch, "eu", &res), 0);
@@ -1029,7 +905,7 @@ static void test_result_too_large(void)
                                           "\"prompt\":\"a huge one\"}", NULL), 0);
     CHECK_RC(gg_orchestrator_submit(orch, "{\"task_id\":\"small2\",\"language\":\"python\","
                                           "\"prompt\":\"one line\"}", NULL), 0);
-    CHECK_RC(gg_orchestrator_drain(orch, WAIT_MS), 0);
+    CHECK_RC(gg_orchestrator_drain(orch, (int)TEST_DEADLINE_MS), 0);
     char *res = NULL;
     CHECK_RC(gg_orchestrator_result(orch, "big", &res), 0);
     CHECK_CONTAINS(res, "\"status\":\"error\"");
@@ -1286,17 +1162,17 @@ static void test_schema_migration(void)
 
 /* ---- infrastructure faults: rerouting, quarantine ---- */
 
-static void raw_infra(raw *r, const cJSON *job, const char *stage)
+static void raw_infra(ggpeer *r, const cJSON *job, const char *stage)
 {
     char rec[256];
     snprintf(rec, sizeof rec, "{\"infra\":{\"stage\":\"%s\",\"status\":-5,"
              "\"message\":\"%s down\",\"retry\":true}}", stage, stage);
-    raw_send_record(r, job, NULL, rec);
+    ggpeer_send_record(r, job, NULL, rec);
 }
 
 /* Waits up to ms for a jobs message on any of n peers (heartbeating all of them); returns
  * it and sets *which, or NULL. */
-static cJSON *recv_any(raw *peers, int n, int ms, int *which)
+static cJSON *recv_any(ggpeer *peers, int n, int ms, int *which)
 {
     double end = ggi_now_ms() + ms, hb = 0;
     while (ggi_now_ms() < end) {
@@ -1351,24 +1227,22 @@ static double quarantined_until(const char *db, const char *node)
 static void test_infra_reroute(void)
 {
     char ep[64], db[300], buf[512];
-    endpoint(ep, sizeof ep);
-    snprintf(db, sizeof db, "%s/reroute.db", dir);
-    gg_orchestrator_t *o = serve(ep, db, 0);
+    gg_orchestrator_t *o = serve(ep, db, "reroute.db", 0);
     if (!o)
         return;
-    raw p[2];
-    raw_open(&p[0], ep);
+    ggpeer p[2];
+    ggpeer_open(&p[0], ep);
     raw_worker_hello(&p[0], "node-a", 1, "\"python3\"");
-    raw_open(&p[1], ep);
+    ggpeer_open(&p[1], ep);
     raw_worker_hello(&p[1], "node-b", 1, "\"python3\"");
     CHECK_RC(gg_orchestrator_submit(o, task_json(buf, sizeof buf, "rr", "python"), NULL), 0);
     int first = -1, second = -1;
-    cJSON *jobs = recv_any(p, 2, WAIT_MS, &first);
+    cJSON *jobs = recv_any(p, 2, (int)TEST_DEADLINE_MS, &first);
     const cJSON *job = cJSON_GetArrayItem(cJSON_GetObjectItem(jobs, "jobs"), 0);
     CHECK(job != NULL);
     if (job) {
         raw_infra(&p[first], job, "execute");
-        cJSON *jobs2 = recv_any(p, 2, WAIT_MS, &second);
+        cJSON *jobs2 = recv_any(p, 2, (int)TEST_DEADLINE_MS, &second);
         const cJSON *job2 = cJSON_GetArrayItem(cJSON_GetObjectItem(jobs2, "jobs"), 0);
         CHECK(job2 != NULL);
         CHECK(second >= 0 && second != first); /* rerouted to the other node */
@@ -1387,7 +1261,7 @@ static void test_infra_reroute(void)
         if (job2 && second >= 0)
             raw_result(&p[second], job2, NULL, 1);
         char *res = NULL;
-        CHECK_RC(gg_orchestrator_wait(o, "rr", WAIT_MS, &res), 0);
+        CHECK_RC(gg_orchestrator_wait(o, "rr", (int)TEST_DEADLINE_MS, &res), 0);
         cJSON *r = cJSON_Parse(res);
         CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(r, "status")), "passed");
         CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(r, "attempts")) == 1);
@@ -1400,8 +1274,8 @@ static void test_infra_reroute(void)
         cJSON_Delete(jobs2);
     }
     cJSON_Delete(jobs);
-    raw_close(&p[0]);
-    raw_close(&p[1]);
+    ggpeer_close(&p[0]);
+    ggpeer_close(&p[1]);
     gg_orchestrator_destroy(&o);
 }
 
@@ -1411,17 +1285,15 @@ static void test_infra_reroute(void)
 static void test_quarantine(void)
 {
     char ep[64], db[300], buf[512];
-    endpoint(ep, sizeof ep);
-    snprintf(db, sizeof db, "%s/quarantine.db", dir);
-    gg_orchestrator_t *o = serve(ep, db, 0);
+    gg_orchestrator_t *o = serve(ep, db, "quarantine.db", 0);
     if (!o)
         return;
     /* p[0] "flaky" fails every job at the executor; p[1] "steady" holds its first job until
      * the flaky one has failed enough of the others to be quarantined, then passes it. */
-    raw p[2];
-    raw_open(&p[0], ep);
+    ggpeer p[2];
+    ggpeer_open(&p[0], ep);
     raw_worker_hello(&p[0], "flaky", 1, "\"python3\"");
-    raw_open(&p[1], ep);
+    ggpeer_open(&p[1], ep);
     raw_worker_hello(&p[1], "steady", 1, "\"python3\"");
     enum { N = 6 };
     for (int i = 0; i < N; i++) {
@@ -1432,7 +1304,7 @@ static void test_quarantine(void)
     int faults = 0, after = 0, passed = 0;
     double until = 0;
     cJSON *held = NULL;
-    double end = ggi_now_ms() + WAIT_MS;
+    double end = ggi_now_ms() + TEST_DEADLINE_MS;
     while (passed < N && ggi_now_ms() < end) {
         int w = -1;
         cJSON *jobs = recv_any(p, 2, 100, &w);
@@ -1462,7 +1334,7 @@ static void test_quarantine(void)
             until = quarantined_until(db, "flaky");
     }
     cJSON_Delete(held);
-    CHECK_RC(gg_orchestrator_drain(o, WAIT_MS), 0);
+    CHECK_RC(gg_orchestrator_drain(o, (int)TEST_DEADLINE_MS), 0);
     CHECK(faults >= GGI_QUARANTINE_STREAK);
     CHECK(until > 0);
     CHECK(after == 0);
@@ -1473,27 +1345,25 @@ static void test_quarantine(void)
     CHECK(test_db_int(db, "SELECT count(*) FROM tasks WHERE status = 'passed'") == N);
     CHECK(test_db_int(db, "SELECT count(*) FROM attempts WHERE "
                      "json_extract(record, '$.node') <> 'steady'") == 0);
-    raw_close(&p[0]);
-    raw_close(&p[1]);
+    ggpeer_close(&p[0]);
+    ggpeer_close(&p[1]);
     gg_orchestrator_destroy(&o);
 
     /* Generator faults on one node, with another node connected: no quarantine. Then the
      * same node alone, failing at the executor: it is the last usable node and stays. */
-    endpoint(ep, sizeof ep);
-    snprintf(db, sizeof db, "%s/quarantine2.db", dir);
-    o = serve(ep, db, 0);
+    o = serve(ep, db, "quarantine2.db", 0);
     if (!o)
         return;
-    raw_open(&p[0], ep);
+    ggpeer_open(&p[0], ep);
     raw_worker_hello(&p[0], "genfault", 1, "\"python3\"");
-    raw_open(&p[1], ep);
+    ggpeer_open(&p[1], ep);
     raw_worker_hello(&p[1], "idle", 1, "\"python3\"");
     CHECK_RC(gg_orchestrator_submit(o, task_json(buf, sizeof buf, "g0", "python"), NULL), 0);
     CHECK_RC(gg_orchestrator_submit(o, task_json(buf, sizeof buf, "g1", "python"), NULL), 0);
     int gen_faults = 0;
     cJSON *idle_job = NULL;
     /* The task the idle node does not hold faults once and then on every retry: it ends. */
-    end = ggi_now_ms() + WAIT_MS;
+    end = ggi_now_ms() + TEST_DEADLINE_MS;
     while (gen_faults < GGI_INFRA_RETRIES + 1 && ggi_now_ms() < end) {
         int w = -1;
         cJSON *jobs = recv_any(p, 2, 200, &w);
@@ -1515,17 +1385,17 @@ static void test_quarantine(void)
     if (idle_job)
         raw_result(&p[1], idle_job, NULL, 1);
     cJSON_Delete(idle_job);
-    raw_send(&p[1], "{\"ggp\":1,\"t\":\"bye\"}"); /* "genfault" is the last node now */
-    end = ggi_now_ms() + WAIT_MS;
-    while (stat_of(o, "nodes") > 1 && ggi_now_ms() < end) {
+    ggpeer_send(&p[1], "{\"ggp\":1,\"t\":\"bye\"}"); /* "genfault" is the last node now */
+    end = ggi_now_ms() + TEST_DEADLINE_MS;
+    while (ggpeer_hub_stat(o, "nodes") > 1 && ggi_now_ms() < end) {
         int w = -1;
         cJSON_Delete(recv_any(p, 1, 50, &w));
     }
-    CHECK(stat_of(o, "nodes") == 1);
-    raw_close(&p[1]);
+    CHECK(ggpeer_hub_stat(o, "nodes") == 1);
+    ggpeer_close(&p[1]);
     CHECK_RC(gg_orchestrator_submit(o, task_json(buf, sizeof buf, "last", "python"), NULL), 0);
     int exec_faults = 0;
-    end = ggi_now_ms() + WAIT_MS;
+    end = ggi_now_ms() + TEST_DEADLINE_MS;
     while (ggi_now_ms() < end) {
         int w = -1;
         cJSON *jobs = recv_any(p, 1, 300, &w);
@@ -1552,7 +1422,7 @@ static void test_quarantine(void)
     CHECK(exec_faults == GGI_INFRA_RETRIES + 1);
     CHECK(quarantined_until(db, "genfault") == 0);
     CHECK(test_db_int(db, "SELECT count(*) FROM events WHERE kind = 'node.quarantined'") == 0);
-    raw_close(&p[0]);
+    ggpeer_close(&p[0]);
     gg_orchestrator_destroy(&o);
 }
 
@@ -1574,7 +1444,7 @@ static int write_file(const char *path, const char *text, mode_t mode)
 static void test_security_rule(void)
 {
     char ep[64], sock[300], cmd[400];
-    endpoint(ep, sizeof ep);
+    ggpeer_endpoint(ep, sizeof ep);
 
     /* Loopback without keys and without insecure: refused for all three objects. */
     gg_orchestrator_t *o = NULL;
@@ -1643,7 +1513,7 @@ static void test_security_rule(void)
     oo.bind = binds;
     CHECK_RC(gg_orchestrator_new(&o, &oo), GG_OK);
     co.connect = sock;
-    co.timeout_ms = WAIT_MS;
+    co.timeout_ms = (int)TEST_DEADLINE_MS;
     CHECK_RC(gg_client_new(&c, &co), GG_OK);
     char *st = NULL;
     if (c) {
@@ -1726,10 +1596,8 @@ static void test_security_rule(void)
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/gg-grid-XXXXXX");
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
+    if (!test_make_dir(dir))
         return 1;
-    }
     test_decoder();
     test_results_scan();
     test_requirements();
@@ -1746,9 +1614,6 @@ int main(void)
     test_writer();
     test_security_rule();
     ggi_buf_free(&log_text);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
+    test_remove_dir(dir);
     return test_exit();
 }

@@ -29,31 +29,9 @@
 
 #include "../testdb.h"
 #include "../testutil.h"
+#include "ggpeer.h"
 
 static char dir[256];
-static int port_seq;
-
-/* A loopback endpoint on a port that binds now, below the kernel's ephemeral range. */
-static void endpoint(char *out, size_t n)
-{
-    int port = 20000;
-    for (int tries = 0; tries < 100; tries++) {
-        port = 20000 + (int)(((unsigned)getpid() * 17u + (unsigned)(port_seq++) * 11u + 5000u) %
-                             12000u);
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a;
-        memset(&a, 0, sizeof a);
-        a.sin_family = AF_INET;
-        a.sin_port = htons((uint16_t)port);
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        int ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
-        if (fd >= 0)
-            close(fd);
-        if (ok)
-            break;
-    }
-    snprintf(out, n, "tcp://127.0.0.1:%d", port);
-}
 
 /* ---- what the hub logs ---- */
 
@@ -78,33 +56,25 @@ static int foreign_warnings(void)
     return n;
 }
 
-static long long stat_of(gg_orchestrator_t *o, const char *key)
-{
-    char *s = NULL;
-    if (gg_orchestrator_stats(o, &s) != 0)
-        return -1;
-    cJSON *j = cJSON_Parse(s);
-    const cJSON *v = cJSON_GetObjectItem(j, key);
-    long long n = cJSON_IsNumber(v) ? (long long)v->valuedouble : -1;
-    cJSON_Delete(j);
-    gg_free(s);
-    return n;
-}
-
 /* Waits (on the counter, up to 20 s) until stat key reaches want; returns its last value. */
 static long long wait_stat(gg_orchestrator_t *o, const char *key, long long want)
 {
-    long long v = stat_of(o, key);
+    long long v = ggpeer_hub_stat(o, key);
     for (int i = 0; i < 1000 && v < want; i++) {
         ggi_sleep_ms(20);
-        v = stat_of(o, key);
+        v = ggpeer_hub_stat(o, key);
     }
     return v;
 }
 
-static gg_orchestrator_t *serve(const char *ep, const char *db, const char *key_file,
+/* Starts a hub (insecure unless key_file is given; no local workers) on a fresh loopback
+ * endpoint, written to ep (64 bytes), with the database dir/name, whose path is written to db
+ * (300 bytes). */
+static gg_orchestrator_t *serve(char *ep, char *db, const char *name, const char *key_file,
                                 const char *auth_file)
 {
+    ggpeer_endpoint(ep, 64);
+    snprintf(db, 300, "%s/%s", dir, name);
     gg_orchestrator_options o = GG_ORCHESTRATOR_OPTIONS_INIT;
     o.db_path = db;
     o.bind = ep;
@@ -121,120 +91,21 @@ static gg_orchestrator_t *serve(const char *ep, const char *db, const char *key_
 
 /* ---- a raw peer ---- */
 
-typedef struct raw {
-    void *ctx, *sock;
-} raw;
-
-/* Opens a DEALER to ep; with key_file (a key pair file) and server_pub, over CURVE; with
- * routing_id, under that identity. */
-static void raw_open_as(raw *r, const char *ep, const char *key_file, const char *server_pub,
-                        const char *routing_id)
+static int raw_hello(ggpeer *r, const char *name, int slots)
 {
-    r->ctx = zmq_ctx_new();
-    r->sock = zmq_socket(r->ctx, ZMQ_DEALER);
-    int zero = 0;
-    zmq_setsockopt(r->sock, ZMQ_LINGER, &zero, sizeof zero);
-    if (routing_id)
-        zmq_setsockopt(r->sock, ZMQ_ROUTING_ID, routing_id, strlen(routing_id));
-    if (key_file) {
-        char pub[41] = "", sec[41] = "", line[128];
-        FILE *f = fopen(key_file, "r");
-        CHECK(f != NULL);
-        while (f && fgets(line, sizeof line, f)) {
-            if (strncmp(line, "public: ", 8) == 0)
-                snprintf(pub, sizeof pub, "%.40s", line + 8);
-            if (strncmp(line, "secret: ", 8) == 0)
-                snprintf(sec, sizeof sec, "%.40s", line + 8);
-        }
-        if (f)
-            fclose(f);
-        CHECK(zmq_setsockopt(r->sock, ZMQ_CURVE_SERVERKEY, server_pub, 40) == 0);
-        CHECK(zmq_setsockopt(r->sock, ZMQ_CURVE_PUBLICKEY, pub, 40) == 0);
-        CHECK(zmq_setsockopt(r->sock, ZMQ_CURVE_SECRETKEY, sec, 40) == 0);
-    }
-    CHECK(zmq_connect(r->sock, ep) == 0);
-}
-
-static void raw_open(raw *r, const char *ep)
-{
-    raw_open_as(r, ep, NULL, NULL, NULL);
-}
-
-static void raw_close(raw *r)
-{
-    zmq_close(r->sock);
-    zmq_ctx_term(r->ctx);
-}
-
-static void raw_send(raw *r, const char *text)
-{
-    CHECK(zmq_send(r->sock, text, strlen(text), 0) == (int)strlen(text));
-}
-
-/* Receives one message of type t (others are skipped) within ms, heartbeating meanwhile;
- * NULL when none. */
-static cJSON *raw_recv(raw *r, const char *t, int ms)
-{
-    double end = ggi_now_ms() + ms, hb = 0;
-    while (ggi_now_ms() < end) {
-        if (ggi_now_ms() - hb > 300) {
-            static const char beat[] = "{\"ggp\":1,\"t\":\"hb\"}";
-            zmq_send(r->sock, beat, sizeof beat - 1, ZMQ_DONTWAIT);
-            hb = ggi_now_ms();
-        }
-        zmq_pollitem_t it = { r->sock, 0, ZMQ_POLLIN, 0 };
-        if (zmq_poll(&it, 1, 100) <= 0)
-            continue;
-        zmq_msg_t m;
-        zmq_msg_init(&m);
-        if (zmq_msg_recv(&m, r->sock, 0) < 0) {
-            zmq_msg_close(&m);
-            continue;
-        }
-        cJSON *j = cJSON_ParseWithLength(zmq_msg_data(&m), zmq_msg_size(&m));
-        zmq_msg_close(&m);
-        const char *type = cJSON_GetStringValue(cJSON_GetObjectItem(j, "t"));
-        if (type && strcmp(type, t) == 0)
-            return j;
-        cJSON_Delete(j);
-    }
-    return NULL;
-}
-
-/* Says hello as a worker with caps (a JSON object's text); waits for the welcome. */
-static int raw_hello_caps(raw *r, const char *name, int slots, const char *caps)
-{
-    char buf[2048];
-    snprintf(buf, sizeof buf,
-             "{\"ggp\":1,\"t\":\"hello\",\"role\":\"worker\",\"name\":\"%s\",\"versions\":[1],"
-             "\"slots\":%d,\"queue\":0%s%s}",
-             name, slots, caps ? ",\"caps\":" : "", caps ? caps : "");
-    raw_send(r, buf);
-    cJSON *w = raw_recv(r, "welcome", 10000);
-    int ok = w != NULL;
-    cJSON_Delete(w);
-    return ok;
-}
-
-static int raw_hello(raw *r, const char *name, int slots)
-{
-    return raw_hello_caps(r, name, slots,
-                          "{\"cores\":1,\"memory_mb\":1000,\"gpus\":0,\"runtimes\":[\"python3\"],"
-                          "\"executors\":[\"process\"],\"isolation\":[\"none\"]}");
+    return ggpeer_hello(r, name, slots,
+                        "{\"cores\":1,\"memory_mb\":1000,\"gpus\":0,\"runtimes\":[\"python3\"],"
+                        "\"executors\":[\"process\"],\"isolation\":[\"none\"]}");
 }
 
 /* Sends one results message answering job (seq and n) under lease with a passing record
  * whose code is code. */
-static void raw_pass(raw *r, const cJSON *job, const char *lease, const char *code)
+static void raw_pass(ggpeer *r, const cJSON *job, const char *lease, const char *code)
 {
-    char buf[1024];
-    snprintf(buf, sizeof buf,
-             "{\"ggp\":1,\"t\":\"results\",\"results\":[{\"lease\":\"%s\",\"seq\":%d,\"n\":%d,"
-             "\"record\":{\"passed\":true,\"code\":\"%s\",\"reason\":null,"
-             "\"durations\":{\"total_ms\":1}}}]}",
-             lease, (int)cJSON_GetNumberValue(cJSON_GetObjectItem(job, "seq")),
-             (int)cJSON_GetNumberValue(cJSON_GetObjectItem(job, "n")), code);
-    raw_send(r, buf);
+    char rec[512];
+    snprintf(rec, sizeof rec, "{\"passed\":true,\"code\":\"%s\",\"reason\":null,"
+             "\"durations\":{\"total_ms\":1}}", code);
+    ggpeer_send_record(r, job, lease, rec);
 }
 
 static const char *lease_of(const cJSON *job)
@@ -248,11 +119,11 @@ static int is_lease(const char *s)
 }
 
 /* Receives jobs on r until it holds want of them (in *all, an array of job objects). */
-static cJSON *take_jobs(raw *r, int want)
+static cJSON *take_jobs(ggpeer *r, int want)
 {
     cJSON *all = cJSON_CreateArray();
     while (cJSON_GetArraySize(all) < want) {
-        cJSON *m = raw_recv(r, "jobs", 10000);
+        cJSON *m = ggpeer_recv(r, "jobs", 10000);
         if (!m)
             break;
         cJSON *jobs = cJSON_DetachItemFromObject(m, "jobs");
@@ -273,6 +144,14 @@ static const char *task_json(char *buf, size_t n, const char *prefix, int i)
     return buf;
 }
 
+/* Submits n python tasks PREFIX0 .. PREFIX<n-1> to o, each checked. */
+static void submit_tasks(gg_orchestrator_t *o, const char *prefix, int n)
+{
+    char buf[512];
+    for (int i = 0; i < n; i++)
+        CHECK_RC(gg_orchestrator_submit(o, task_json(buf, sizeof buf, prefix, i), NULL), 0);
+}
+
 /* ---- 1. forged results ---- */
 
 /* A peer that never said hello, and one that did (under the honest worker's name), send
@@ -282,17 +161,14 @@ static const char *task_json(char *buf, size_t n, const char *prefix, int i)
 static void test_forged_results(void)
 {
     char ep[64], db[300], buf[512];
-    endpoint(ep, sizeof ep);
-    snprintf(db, sizeof db, "%s/forged.db", dir);
-    gg_orchestrator_t *o = serve(ep, db, NULL, NULL);
+    gg_orchestrator_t *o = serve(ep, db, "forged.db", NULL, NULL);
     if (!o)
         return;
-    raw honest;
-    raw_open(&honest, ep);
+    ggpeer honest;
+    ggpeer_open(&honest, ep);
     CHECK(raw_hello(&honest, "honest", 3));
     const int N = 3;
-    for (int i = 0; i < N; i++)
-        CHECK_RC(gg_orchestrator_submit(o, task_json(buf, sizeof buf, "f", i), NULL), 0);
+    submit_tasks(o, "f", N);
     cJSON *jobs = take_jobs(&honest, N);
     CHECK(cJSON_GetArraySize(jobs) == N);
     /* Leases are 128 bits of hex, all different. */
@@ -302,19 +178,19 @@ static void test_forged_results(void)
         for (int k = 0; k < i; k++)
             CHECK(strcmp(l, lease_of(cJSON_GetArrayItem(jobs, k))) != 0);
     }
-    long long stale0 = stat_of(o, "stale");
-    CHECK(stat_of(o, "foreign") == 0);
+    long long stale0 = ggpeer_hub_stat(o, "stale");
+    CHECK(ggpeer_hub_stat(o, "foreign") == 0);
 
     /* A peer that never said hello, knowing the exact leases. */
-    raw rogue;
-    raw_open(&rogue, ep);
+    ggpeer rogue;
+    ggpeer_open(&rogue, ep);
     for (int i = 0; i < cJSON_GetArraySize(jobs); i++) {
         const cJSON *j = cJSON_GetArrayItem(jobs, i);
         raw_pass(&rogue, j, lease_of(j), "EVIL");
     }
     CHECK(wait_stat(o, "foreign", N) == N);
     /* Told to say hello (it is not a worker here). */
-    cJSON *reset = raw_recv(&rogue, "reset", 5000);
+    cJSON *reset = ggpeer_recv(&rogue, "reset", 5000);
     CHECK(reset != NULL);
     cJSON_Delete(reset);
 
@@ -347,15 +223,15 @@ static void test_forged_results(void)
 
     /* A burst of forged results is counted whole but warned about at most once a second. */
     int before = foreign_warnings();
-    raw stranger;
-    raw_open(&stranger, ep);
+    ggpeer stranger;
+    ggpeer_open(&stranger, ep);
     for (int k = 0; k < 50; k++)
         raw_pass(&stranger, cJSON_GetArrayItem(jobs, 0), lease_of(cJSON_GetArrayItem(jobs, 0)),
                  "EVIL");
     CHECK(wait_stat(o, "foreign", 2 * N + 50) == 2 * N + 50);
     CHECK(foreign_warnings() >= 1);
     CHECK(foreign_warnings() - before < 10);
-    raw_close(&stranger);
+    ggpeer_close(&stranger);
 
     /* The holder's results count, and the code recorded is its own. */
     for (int i = 0; i < cJSON_GetArraySize(jobs); i++) {
@@ -375,8 +251,8 @@ static void test_forged_results(void)
                           "'$.node') = 'honest' AND length(json_extract(record, '$.lease')) "
                           "= 32") == N);
     cJSON_Delete(jobs);
-    raw_close(&rogue);
-    raw_close(&honest);
+    ggpeer_close(&rogue);
+    ggpeer_close(&honest);
     gg_orchestrator_destroy(&o);
 }
 
@@ -436,62 +312,60 @@ static void test_key_binding(void)
         fprintf(stderr, "libzmq without CURVE: test_key_binding skipped\n");
         return;
     }
-    char ep[64], db[300], buf[512];
-    endpoint(ep, sizeof ep);
-    snprintf(db, sizeof db, "%s/keyed.db", dir);
-    gg_orchestrator_t *o = serve(ep, db, k.server_key, k.auth);
+    char ep[64], db[300];
+    gg_orchestrator_t *o = serve(ep, db, "keyed.db", k.server_key, k.auth);
     if (!o)
         return;
-    long long requeued = stat_of(o, "requeued");
-    raw honest;
-    raw_open_as(&honest, ep, k.worker_key, k.server_pub, "honest-id");
+    long long requeued = ggpeer_hub_stat(o, "requeued");
+    ggpeer honest;
+    ggpeer_open_as(&honest, ep, k.worker_key, k.server_pub, "honest-id");
     CHECK(raw_hello(&honest, "honest", 2));
-    for (int i = 0; i < 2; i++)
-        CHECK_RC(gg_orchestrator_submit(o, task_json(buf, sizeof buf, "k", i), NULL), 0);
+    submit_tasks(o, "k", 2);
     cJSON *jobs = take_jobs(&honest, 2);
     CHECK(cJSON_GetArraySize(jobs) == 2);
 
     /* Another worker key, hello said, exact leases. */
-    raw rogue;
-    raw_open_as(&rogue, ep, k.rogue_key, k.server_pub, NULL);
+    ggpeer rogue;
+    ggpeer_open_as(&rogue, ep, k.rogue_key, k.server_pub, NULL);
     CHECK(raw_hello(&rogue, "honest", 1));
     const cJSON *j0 = cJSON_GetArrayItem(jobs, 0), *j1 = cJSON_GetArrayItem(jobs, 1);
     if (j0)
         raw_pass(&rogue, j0, lease_of(j0), "EVIL");
     CHECK(wait_stat(o, "foreign", 1) == 1);
-    raw_close(&rogue);
+    ggpeer_close(&rogue);
 
     /* The honest worker's connection goes; the rogue key takes over its identity (the hub
      * still holds the node until it misses its heartbeats) and answers the other job. It may
      * take a few tries until the hub let go of the old connection. */
-    raw_close(&honest);
+    ggpeer_close(&honest);
     long long foreign = 1;
     for (int tries = 0; tries < 50 && foreign < 2; tries++) {
-        raw_open_as(&rogue, ep, k.rogue_key, k.server_pub, "honest-id");
+        ggpeer_open_as(&rogue, ep, k.rogue_key, k.server_pub, "honest-id");
         if (j1)
             raw_pass(&rogue, j1, lease_of(j1), "EVIL");
-        for (int i = 0; i < 10 && (foreign = stat_of(o, "foreign")) < 2; i++)
+        for (int i = 0; i < 10 && (foreign = ggpeer_hub_stat(o, "foreign")) < 2; i++)
             ggi_sleep_ms(20);
-        raw_close(&rogue);
+        ggpeer_close(&rogue);
     }
     CHECK(foreign == 2);
     /* Over the taken identity, a hello under the honest name does not make the rogue the
      * holder: the node is replaced, its jobs requeued, the old leases dead. */
-    raw_open_as(&rogue, ep, k.rogue_key, k.server_pub, "honest-id");
+    ggpeer_open_as(&rogue, ep, k.rogue_key, k.server_pub, "honest-id");
     int said = raw_hello(&rogue, "honest", 1);
     CHECK(said);
     if (said) {
         /* (requeued by the replacement, or by the holder's death if that came first) */
         CHECK(wait_stat(o, "requeued", requeued + 2) >= requeued + 2);
-        long long stale = stat_of(o, "stale"), fo = stat_of(o, "foreign");
+        long long stale = ggpeer_hub_stat(o, "stale"), fo = ggpeer_hub_stat(o, "foreign");
         if (j1)
             raw_pass(&rogue, j1, lease_of(j1), "EVIL");
-        for (int i = 0; i < 500 && stat_of(o, "stale") + stat_of(o, "foreign") < stale + fo + 1;
+        for (int i = 0; i < 500 && ggpeer_hub_stat(o, "stale") + ggpeer_hub_stat(o, "foreign") <
+                                        stale + fo + 1;
              i++)
             ggi_sleep_ms(20);
-        CHECK(stat_of(o, "stale") + stat_of(o, "foreign") == stale + fo + 1);
+        CHECK(ggpeer_hub_stat(o, "stale") + ggpeer_hub_stat(o, "foreign") == stale + fo + 1);
     }
-    raw_close(&rogue);
+    ggpeer_close(&rogue);
     CHECK(test_db_int(db, "SELECT count(*) FROM attempts") == 0);
     CHECK(test_db_int(db, "SELECT count(*) FROM attempts WHERE code = 'EVIL'") == 0);
     cJSON_Delete(jobs);
@@ -522,9 +396,7 @@ static void test_refusals(void)
         return;
     }
     char ep[64], db[300], buf[512];
-    endpoint(ep, sizeof ep);
-    snprintf(db, sizeof db, "%s/refusals.db", dir);
-    gg_orchestrator_t *o = serve(ep, db, k.server_key, k.auth);
+    gg_orchestrator_t *o = serve(ep, db, "refusals.db", k.server_key, k.auth);
     if (!o)
         return;
     gg_client_t *c = client_with(ep, k.worker_key, k.server_pub);
@@ -577,22 +449,22 @@ static void test_refusals(void)
     CHECK(test_db_int(db, "SELECT count(*) FROM tasks") == 2);
 
     /* A request the decoder refuses, from a peer that sends it by hand, hears why. */
-    raw r;
-    raw_open_as(&r, ep, k.admin_key, k.server_pub, NULL);
-    raw_send(&r, "{\"ggp\":1,\"t\":\"hello\",\"role\":\"client\",\"name\":\"hand\","
+    ggpeer r;
+    ggpeer_open_as(&r, ep, k.admin_key, k.server_pub, NULL);
+    ggpeer_send(&r, "{\"ggp\":1,\"t\":\"hello\",\"role\":\"client\",\"name\":\"hand\","
                  "\"versions\":[1]}");
-    cJSON *w = raw_recv(&r, "welcome", 10000);
+    cJSON *w = ggpeer_recv(&r, "welcome", 10000);
     CHECK(w != NULL);
     cJSON_Delete(w);
-    raw_send(&r, "{\"ggp\":1,\"t\":\"submit\",\"rid\":77,\"tasks\":{}}");
-    cJSON *rep = raw_recv(&r, "reply", 10000);
+    ggpeer_send(&r, "{\"ggp\":1,\"t\":\"submit\",\"rid\":77,\"tasks\":{}}");
+    cJSON *rep = ggpeer_recv(&r, "reply", 10000);
     CHECK(rep && cJSON_GetNumberValue(cJSON_GetObjectItem(rep, "rid")) == 77);
     CHECK(rep && cJSON_IsFalse(cJSON_GetObjectItem(rep, "ok")));
     CHECK(rep && cJSON_GetNumberValue(cJSON_GetObjectItem(rep, "code")) == GG_EINVAL);
     CHECK_CONTAINS(cJSON_GetStringValue(cJSON_GetObjectItem(rep, "message")), "bad request");
     CHECK_CONTAINS(cJSON_GetStringValue(cJSON_GetObjectItem(rep, "message")), "tasks");
     cJSON_Delete(rep);
-    raw_close(&r);
+    ggpeer_close(&r);
     gg_orchestrator_destroy(&o);
 }
 
@@ -619,13 +491,13 @@ static void status_nodes(gg_client_t *c, char *out, size_t cap)
 }
 
 /* Waits (up to 30 s) for task id to end, keeping the raw worker keep alive meanwhile. */
-static char *wait_ended(gg_orchestrator_t *o, raw *keep, const char *id)
+static char *wait_ended(gg_orchestrator_t *o, ggpeer *keep, const char *id)
 {
     for (int i = 0; i < 150; i++) {
         char *res = NULL;
         if (gg_orchestrator_wait(o, id, 100, &res) == GG_OK)
             return res;
-        cJSON_Delete(raw_recv(keep, "none", 100)); /* heartbeats */
+        cJSON_Delete(ggpeer_recv(keep, "none", 100)); /* heartbeats */
     }
     return NULL;
 }
@@ -637,13 +509,10 @@ static char *wait_ended(gg_orchestrator_t *o, raw *keep, const char *id)
 static void test_odd_worker(void)
 {
     char ep[64], db[300], buf[512];
-    endpoint(ep, sizeof ep);
-    snprintf(db, sizeof db, "%s/odd.db", dir);
-    gg_orchestrator_t *o = serve(ep, db, NULL, NULL);
+    gg_orchestrator_t *o = serve(ep, db, "odd.db", NULL, NULL);
     if (!o)
         return;
-    for (int i = 0; i < 4; i++)
-        CHECK_RC(gg_orchestrator_submit(o, task_json(buf, sizeof buf, "p", i), NULL), 0);
+    submit_tasks(o, "p", 4);
     for (int i = 0; i < 2; i++) {
         snprintf(buf, sizeof buf, "{\"task_id\":\"c%d\",\"language\":\"c\",\"prompt\":\"p\","
                  "\"candidates\":[\"x\"]}", i);
@@ -653,28 +522,28 @@ static void test_odd_worker(void)
     char names[256];
 
     /* Hello with caps that match nothing, then silence until it is dropped as dead. */
-    raw vanish;
-    raw_open(&vanish, ep);
-    CHECK(raw_hello_caps(&vanish, "vanish", 4, "{\"runtimes\":[\"cobol\"]}"));
+    ggpeer vanish;
+    ggpeer_open(&vanish, ep);
+    CHECK(ggpeer_hello(&vanish, "vanish", 4, "{\"runtimes\":[\"cobol\"]}"));
     if (c) {
         status_nodes(c, names, sizeof names);
         CHECK_STR(names, "vanish");
     }
     CHECK(test_db_int(db, "SELECT count(*) FROM tasks WHERE status NOT IN ('queued', 'running')")
           == 0);
-    for (int i = 0; i < 1000 && stat_of(o, "nodes") != 0; i++)
+    for (int i = 0; i < 1000 && ggpeer_hub_stat(o, "nodes") != 0; i++)
         ggi_sleep_ms(20);
-    CHECK(stat_of(o, "nodes") == 0);
-    raw_close(&vanish);
+    CHECK(ggpeer_hub_stat(o, "nodes") == 0);
+    ggpeer_close(&vanish);
     CHECK(test_db_int(db, "SELECT count(*) FROM tasks WHERE status NOT IN ('queued', 'running')")
           == 0);
 
     /* Only runtimes, as the odd worker announced them; and other spellings. */
-    raw odd, spelled;
-    raw_open(&odd, ep);
-    CHECK(raw_hello_caps(&odd, "odd", 3, "{\"runtimes\":[\"python3\",\"cc\"]}"));
-    raw_open(&spelled, ep);
-    CHECK(raw_hello_caps(&spelled, "spelled", 3, "{\"runtimes\":[\"Python\",\"gcc\"]}"));
+    ggpeer odd, spelled;
+    ggpeer_open(&odd, ep);
+    CHECK(ggpeer_hello(&odd, "odd", 3, "{\"runtimes\":[\"python3\",\"cc\"]}"));
+    ggpeer_open(&spelled, ep);
+    CHECK(ggpeer_hello(&spelled, "spelled", 3, "{\"runtimes\":[\"Python\",\"gcc\"]}"));
     if (c) {
         status_nodes(c, names, sizeof names);
         CHECK(strstr(names, "odd") && strstr(names, "spelled"));
@@ -708,7 +577,7 @@ static void test_odd_worker(void)
     }
     cJSON_Delete(a);
     cJSON_Delete(b);
-    raw_close(&spelled);
+    ggpeer_close(&spelled);
 
     /* Fail fast still holds, on the word of a node that has delivered. */
     snprintf(buf, sizeof buf, "{\"task_id\":\"mars\",\"language\":\"python\",\"requirements\":"
@@ -718,7 +587,7 @@ static void test_odd_worker(void)
     CHECK_CONTAINS(res, "no connected worker can run this task");
     CHECK_CONTAINS(res, "label zone=mars");
     gg_free(res);
-    raw_close(&odd);
+    ggpeer_close(&odd);
     gg_client_destroy(&c);
     gg_orchestrator_destroy(&o);
 }
@@ -726,18 +595,13 @@ static void test_odd_worker(void)
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/gg-trust-XXXXXX");
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
+    if (!test_make_dir(dir))
         return 1;
-    }
     have_keys = make_keys(&k);
     test_forged_results();
     test_key_binding();
     test_refusals();
     test_odd_worker();
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
+    test_remove_dir(dir);
     return test_exit();
 }

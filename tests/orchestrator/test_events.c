@@ -8,14 +8,11 @@
  * twice: a generator that fails once (embedded workers), and a worker that leaves holding
  * the job (a hand-written ggp/1 peer over tcp on loopback).
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <zmq.h>
@@ -24,6 +21,7 @@
 #include "gryphgen/sys/generator.h"
 #include "orchestrator/orq.h"
 
+#include "../grid/ggpeer.h"
 #include "../testutil.h"
 
 #define MAX_EVENTS 256
@@ -219,100 +217,17 @@ static void test_infra_retry(int repair)
 
 /* ---- a worker that leaves holding the job (a raw ggp/1 peer) ---- */
 
-/* A loopback endpoint on a port that binds now (below the ephemeral range). */
-static void endpoint(char *out, size_t n)
-{
-    int port = 20000;
-    for (int tries = 0; tries < 100; tries++) {
-        port = 20000 + (int)(((unsigned)getpid() * 17u + (unsigned)tries * 7u + 5000u) % 12000u);
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a;
-        memset(&a, 0, sizeof a);
-        a.sin_family = AF_INET;
-        a.sin_port = htons((uint16_t)port);
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        int ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
-        if (fd >= 0)
-            close(fd);
-        if (ok)
-            break;
-    }
-    snprintf(out, n, "tcp://127.0.0.1:%d", port);
-}
-
-typedef struct raw {
-    void *ctx, *sock;
-} raw;
-
-static void raw_open(raw *r, const char *ep)
-{
-    r->ctx = zmq_ctx_new();
-    r->sock = zmq_socket(r->ctx, ZMQ_DEALER);
-    int zero = 0;
-    zmq_setsockopt(r->sock, ZMQ_LINGER, &zero, sizeof zero);
-    CHECK(zmq_connect(r->sock, ep) == 0);
-}
-
-static void raw_close(raw *r)
-{
-    zmq_close(r->sock);
-    zmq_ctx_term(r->ctx);
-}
-
-static void raw_send(raw *r, const char *text)
-{
-    CHECK(zmq_send(r->sock, text, strlen(text), 0) == (int)strlen(text));
-}
-
-/* One message of type t within ms (others skipped, heartbeats sent); NULL when none. */
-static cJSON *raw_recv(raw *r, const char *t, int ms)
-{
-    double end = ggi_now_ms() + ms, hb = 0;
-    while (ggi_now_ms() < end) {
-        if (ggi_now_ms() - hb > 500) {
-            static const char beat[] = "{\"ggp\":1,\"t\":\"hb\"}";
-            zmq_send(r->sock, beat, sizeof beat - 1, ZMQ_DONTWAIT);
-            hb = ggi_now_ms();
-        }
-        zmq_pollitem_t it = { r->sock, 0, ZMQ_POLLIN, 0 };
-        if (zmq_poll(&it, 1, 200) <= 0)
-            continue;
-        zmq_msg_t m;
-        zmq_msg_init(&m);
-        if (zmq_msg_recv(&m, r->sock, 0) < 0) {
-            zmq_msg_close(&m);
-            continue;
-        }
-        cJSON *j = cJSON_ParseWithLength(zmq_msg_data(&m), zmq_msg_size(&m));
-        zmq_msg_close(&m);
-        const char *type = cJSON_GetStringValue(cJSON_GetObjectItem(j, "t"));
-        if (type && strcmp(type, t) == 0)
-            return j;
-        cJSON_Delete(j);
-    }
-    return NULL;
-}
-
-static void raw_hello(raw *r, const char *name)
-{
-    char buf[512];
-    snprintf(buf, sizeof buf,
-             "{\"ggp\":1,\"t\":\"hello\",\"role\":\"worker\",\"name\":\"%s\",\"versions\":[1],"
-             "\"slots\":1,\"queue\":0,\"caps\":{\"cores\":1,\"memory_mb\":1000,\"gpus\":0,"
-             "\"runtimes\":[\"python3\"],\"executors\":[\"process\"],\"isolation\":[\"none\"],"
-             "\"labels\":{}}}", name);
-    raw_send(r, buf);
-    cJSON *w = raw_recv(r, "welcome", 5000);
-    CHECK(w != NULL);
-    cJSON_Delete(w);
-}
+/* The caps of a worker that runs python, and nothing more. */
+static const char worker_caps[] =
+    "{\"cores\":1,\"memory_mb\":1000,\"gpus\":0,\"runtimes\":[\"python3\"],"
+    "\"executors\":[\"process\"],\"isolation\":[\"none\"],\"labels\":{}}";
 
 static void test_worker_leaves(void)
 {
     seen s;
     seen_init(&s, "ev/left");
     char ep[64];
-    endpoint(ep, sizeof ep);
+    ggpeer_endpoint(ep, sizeof ep);
     gg_orchestrator_options opts = GG_ORCHESTRATOR_OPTIONS_INIT;
     opts.bind = ep;
     opts.insecure = 1;
@@ -325,31 +240,25 @@ static void test_worker_leaves(void)
         seen_free(&s);
         return;
     }
-    raw first, second;
-    raw_open(&first, ep);
-    raw_hello(&first, "leaves");
+    ggpeer first, second;
+    ggpeer_open(&first, ep);
+    CHECK(ggpeer_hello(&first, "leaves", 1, worker_caps));
     CHECK_RC(gg_orchestrator_submit(o, "{\"task_id\":\"ev/left\",\"language\":\"python\","
                                        "\"candidates\":[\"x = 1\\n\"]}", NULL), GG_OK);
-    cJSON *jobs = raw_recv(&first, "jobs", 10000);
+    cJSON *jobs = ggpeer_recv(&first, "jobs", 10000);
     CHECK(jobs != NULL);
     /* It leaves holding the job, which it never ran: the job goes to the next worker. */
-    raw_send(&first, "{\"ggp\":1,\"t\":\"bye\"}");
+    ggpeer_send(&first, "{\"ggp\":1,\"t\":\"bye\"}");
     cJSON_Delete(jobs);
-    raw_open(&second, ep);
-    raw_hello(&second, "stays");
-    jobs = raw_recv(&second, "jobs", 10000);
+    ggpeer_open(&second, ep);
+    CHECK(ggpeer_hello(&second, "stays", 1, worker_caps));
+    jobs = ggpeer_recv(&second, "jobs", 10000);
     const cJSON *job = cJSON_GetArrayItem(cJSON_GetObjectItem(jobs, "jobs"), 0);
     CHECK(job != NULL);
     if (job) {
-        char buf[512];
-        snprintf(buf, sizeof buf,
-                 "{\"ggp\":1,\"t\":\"results\",\"results\":[{\"lease\":\"%s\",\"seq\":%d,"
-                 "\"n\":%d,\"record\":{\"passed\":true,\"code\":\"x = 1\\n\",\"reason\":null,"
-                 "\"durations\":{\"total_ms\":5}}}]}",
-                 cJSON_GetStringValue(cJSON_GetObjectItem(job, "lease")),
-                 (int)cJSON_GetNumberValue(cJSON_GetObjectItem(job, "seq")),
-                 (int)cJSON_GetNumberValue(cJSON_GetObjectItem(job, "n")));
-        raw_send(&second, buf);
+        ggpeer_send_record(&second, job, NULL,
+                           "{\"passed\":true,\"code\":\"x = 1\\n\",\"reason\":null,"
+                           "\"durations\":{\"total_ms\":5}}");
         char *result = NULL;
         CHECK_RC(gg_orchestrator_wait(o, "ev/left", 30000, &result), GG_OK);
         CHECK_CONTAINS(result, "\"status\":\"passed\"");
@@ -358,8 +267,8 @@ static void test_worker_leaves(void)
     }
     cJSON_Delete(jobs);
     gg_orchestrator_destroy(&o);
-    raw_close(&first);
-    raw_close(&second);
+    ggpeer_close(&first);
+    ggpeer_close(&second);
 
     CHECK(count(&s, "task.started") == 1);
     CHECK(count(&s, "job.dispatched") == 2);

@@ -545,10 +545,8 @@ static void test_bad_input(void)
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/gg-fts5-XXXXXX");
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
+    if (!test_make_dir(dir))
         return 1;
-    }
     test_incremental();
     test_bm25_and_learning();
     test_plain_order();
@@ -558,9 +556,6 @@ int main(void)
     test_prune();
     test_concurrent();
     test_bad_input();
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
+    test_remove_dir(dir);
     return test_exit();
 }

@@ -420,16 +420,11 @@ int main(int argc, char **argv)
     unsetenv("all_proxy");
     unsetenv("ALL_PROXY");
     char dir[] = "/tmp/gg-http-ret-XXXXXX";
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
+    if (!test_make_dir(dir))
         return 1;
-    }
     test_config();
     test_real_endpoint(argv[1], dir);
     test_broken(argv[2]);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
+    test_remove_dir(dir);
     return test_exit();
 }

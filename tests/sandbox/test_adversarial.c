@@ -29,6 +29,7 @@
 #include "execution/cgroup.h"
 #include "execution/process_executor.h"
 #include "execution/sandbox.h"
+#include "testexec.h"
 #include "testutil.h"
 
 #define PY "/usr/bin/python3"
@@ -59,18 +60,7 @@ static cJSON *job(const char *code, const char *limits)
     if (!cJSON_GetObjectItem(lim, "timeout_s"))
         cJSON_AddNumberToObject(lim, "timeout_s", 120);
     cJSON_AddItemToObject(req, "limits", lim);
-    char *text = cJSON_PrintUnformatted(req);
-    cJSON_Delete(req);
-    char *out = NULL;
-    int rc = gg_executor_run(ex, text, &out);
-    free(text);
-    CHECK_RC(rc, 0);
-    if (rc)
-        fprintf(stderr, "  %s\n", gg_error_last());
-    cJSON *r = NULL;
-    if (!rc)
-        CHECK_RC(ggi_json_parse(out, strlen(out), &r), 0);
-    gg_free(out);
+    cJSON *r = test_exec_run(ex, req);
     last_ws[0] = '\0';
     const cJSON *err = r ? cJSON_GetObjectItem(r, "stderr") : NULL;
     if (cJSON_IsString(err) && !strncmp(err->valuestring, "WS=", 3))
@@ -83,23 +73,6 @@ static cJSON *job(const char *code, const char *limits)
         CHECK(cJSON_IsString(iso) && !strcmp(iso->valuestring, "namespaces"));
     }
     return r;
-}
-
-static const char *s(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsString(v) ? v->valuestring : "";
-}
-
-static double n(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsNumber(v) ? v->valuedouble : -12345;
-}
-
-static int b(const cJSON *o, const char *k)
-{
-    return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, k));
 }
 
 /* Processes on the host whose cwd is the last job's workspace. */
@@ -167,7 +140,7 @@ static void test_network(void)
              ntohs(a.sin_port));
     cJSON *r = job(code, NULL);
     if (r) {
-        CHECK_STR(s(r, "stdout"), "refused 111\nown loopback works\nno route\n");
+        CHECK_STR(test_str(r, "stdout"), "refused 111\nown loopback works\nno route\n");
         cJSON_Delete(r);
     }
     /* The host's listener saw nothing. */
@@ -209,9 +182,10 @@ static void test_files_outside(void)
              secret, secret, dir, secret, secret);
     cJSON *r = job(code, NULL);
     if (r) {
-        CHECK_STR(s(r, "stdout"), "read secret denied\nwrite secret denied\nnew file denied\n"
-                                  "etc denied\nchmod denied\nunlink denied\nroot home denied\n"
-                                  "True 65534\n");
+        CHECK_STR(test_str(r, "stdout"),
+                  "read secret denied\nwrite secret denied\nnew file denied\n"
+                  "etc denied\nchmod denied\nunlink denied\nroot home denied\n"
+                  "True 65534\n");
         cJSON_Delete(r);
     }
     /* Host side: the secret is intact, nothing was added. */
@@ -243,8 +217,8 @@ static void test_fork_bomb(void)
                    "        pass\n",
                    "{\"timeout_s\": 1.5, \"nproc\": 40}");
     if (r) {
-        CHECK(b(r, "timed_out"));
-        CHECK_STR(s(r, "signal_name"), "SIGKILL");
+        CHECK(test_true(r, "timed_out"));
+        CHECK_STR(test_str(r, "signal_name"), "SIGKILL");
         cJSON_Delete(r);
     }
     CHECK(no_job_processes_left());
@@ -257,15 +231,15 @@ static void test_memory_bomb(void)
                    "    chunks.append(bytearray(8 << 20))\n",
                    "{\"timeout_s\": 120, \"memory_mb\": 96}");
     if (r) {
-        CHECK(n(r, "exit_code") != 0);
+        CHECK(test_num(r, "exit_code") != 0);
         if (ggi_cgroup_probe()->memory) {
-            CHECK(b(r, "oom_killed"));
-            CHECK_CONTAINS(s(r, "reason"), "out of memory");
-            CHECK_STR(s(r, "signal_name"), "SIGKILL");
+            CHECK(test_true(r, "oom_killed"));
+            CHECK_CONTAINS(test_str(r, "reason"), "out of memory");
+            CHECK_STR(test_str(r, "signal_name"), "SIGKILL");
         } else {
-            CHECK_CONTAINS(s(r, "stderr"), "MemoryError");
+            CHECK_CONTAINS(test_str(r, "stderr"), "MemoryError");
         }
-        CHECK(!b(r, "timed_out"));
+        CHECK(!test_true(r, "timed_out"));
         cJSON_Delete(r);
     }
     CHECK(no_job_processes_left());
@@ -284,7 +258,7 @@ static void test_disk_fill(void)
                    "    print(errno.errorcode[e.errno], total <= 80)\n",
                    "{\"timeout_s\": 120, \"fsize_mb\": 16}");
     if (r) {
-        CHECK_STR(s(r, "stdout"), "ENOSPC True\n");
+        CHECK_STR(test_str(r, "stdout"), "ENOSPC True\n");
         cJSON_Delete(r);
     }
     /* One file beyond fsize_mb: the write is refused (Python ignores SIGXFSZ). */
@@ -295,7 +269,7 @@ static void test_disk_fill(void)
             "    print(errno.errorcode[e.errno])\n",
             "{\"fsize_mb\": 16}");
     if (r) {
-        CHECK_STR(s(r, "stdout"), "EFBIG\n");
+        CHECK_STR(test_str(r, "stdout"), "EFBIG\n");
         cJSON_Delete(r);
     }
 }
@@ -308,9 +282,9 @@ static void test_output_flood(void)
                    "    sys.stdout.write('y' * 65536); sys.stderr.write('z' * 65536)\n",
                    "{\"timeout_s\": 1, \"max_output\": 5000}");
     if (r) {
-        CHECK(b(r, "timed_out"));
-        CHECK(b(r, "stdout_truncated") && b(r, "stderr_truncated"));
-        CHECK(strlen(s(r, "stdout")) == 5000 && strlen(s(r, "stderr")) == 5000);
+        CHECK(test_true(r, "timed_out"));
+        CHECK(test_true(r, "stdout_truncated") && test_true(r, "stderr_truncated"));
+        CHECK(strlen(test_str(r, "stdout")) == 5000 && strlen(test_str(r, "stderr")) == 5000);
         cJSON_Delete(r);
     }
 }
@@ -319,9 +293,9 @@ static void test_busy_loop(void)
 {
     cJSON *r = job("while True: pass\n", "{\"timeout_s\": 0.5}");
     if (r) {
-        CHECK(b(r, "timed_out"));
-        CHECK(n(r, "exit_code") == -1);
-        CHECK(n(r, "duration_ms") >= 450);
+        CHECK(test_true(r, "timed_out"));
+        CHECK(test_num(r, "exit_code") == -1);
+        CHECK(test_num(r, "duration_ms") >= 450);
         cJSON_Delete(r);
     }
     CHECK(no_job_processes_left());
@@ -345,8 +319,8 @@ static void test_setsid_orphans(void)
         "if len(sys.argv) > 0 and os.environ.get('HANG'): time.sleep(600)\n", (long)getpid());
     cJSON *r = job(code, NULL);
     if (r) {
-        CHECK_STR(s(r, "stdout"), "escaped\n");
-        CHECK(n(r, "exit_code") == 0);
+        CHECK_STR(test_str(r, "stdout"), "escaped\n");
+        CHECK(test_num(r, "exit_code") == 0);
         cJSON_Delete(r);
     }
     CHECK(no_job_processes_left());
@@ -359,7 +333,7 @@ static void test_setsid_orphans(void)
              "time.sleep(600)\n", (long)getpid());
     r = job(code, "{\"timeout_s\": 0.7}");
     if (r) {
-        CHECK(b(r, "timed_out"));
+        CHECK(test_true(r, "timed_out"));
         cJSON_Delete(r);
     }
     CHECK(no_job_processes_left());
@@ -406,10 +380,10 @@ static void test_kill_all(void)
         /* Its init is another uid (refused) or the kernel drops the signal (the init of a PID
          * namespace ignores SIGKILL from inside): either way the job ran to its end, which it
          * could not have done had its init died. */
-        const char *out = s(r, "stdout");
+        const char *out = test_str(r, "stdout");
         CHECK(strstr(out, "init alive") != NULL);
-        CHECK(n(r, "exit_code") == 0);
-        CHECK(!b(r, "timed_out") && n(r, "signal") == 0);
+        CHECK(test_num(r, "exit_code") == 0);
+        CHECK(!test_true(r, "timed_out") && test_num(r, "signal") == 0);
         cJSON_Delete(r);
     }
     /* The sibling (same uid!) and this process are unharmed. */
@@ -463,21 +437,13 @@ int main(int argc, char **argv)
             return 77;
         }
     }
-    if (!ggi_sandbox_probe()->namespaces) {
-        printf("SKIP: no namespace sandbox here: %s\n", ggi_sandbox_probe()->namespaces_why);
-        return 77;
-    }
     if (access(PY, X_OK) != 0) {
         printf("SKIP: %s not found\n", PY);
         return 77;
     }
-    gg_executor_options o;
-    gg_executor_options_init(&o, GG_EXECUTOR_OPTIONS_VERSION);
-    o.min_isolation = "namespaces";
-    if (gg_executor_new(&ex, &o) != 0) {
-        fprintf(stderr, "gg_executor_new: %s\n", gg_error_last());
-        return 1;
-    }
+    int made = test_exec_new_sandboxed(&ex);
+    if (made != 0)
+        return made;
     for (use_zygote = 1; use_zygote >= 0; use_zygote--) {
         struct {
             const char *name;

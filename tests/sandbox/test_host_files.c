@@ -21,6 +21,7 @@
 #include "core/ggi.h"
 #include "execution/process_executor.h"
 #include "execution/sandbox.h"
+#include "testexec.h"
 #include "testutil.h"
 
 #define PY "/usr/bin/python3"
@@ -39,27 +40,12 @@ static cJSON *run(const char *const *argv, const char *files)
     cJSON_AddStringToObject(req, "isolation", "namespaces");
     if (files)
         cJSON_AddItemToObject(req, "files", cJSON_Parse(files));
-    char *text = cJSON_PrintUnformatted(req);
-    cJSON_Delete(req);
-    char *out = NULL;
-    int rc = gg_executor_run(ex, text, &out);
-    free(text);
-    CHECK_RC(rc, 0);
-    cJSON *r = NULL;
-    if (!rc)
-        CHECK_RC(ggi_json_parse(out, strlen(out), &r), 0);
-    gg_free(out);
+    cJSON *r = test_exec_run(ex, req);
     if (r) {
         const cJSON *iso = cJSON_GetObjectItem(r, "isolation");
         CHECK(cJSON_IsString(iso) && !strcmp(iso->valuestring, "namespaces"));
     }
     return r;
-}
-
-static const char *s(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsString(v) ? v->valuestring : "";
 }
 
 static cJSON *py(const char *code)
@@ -110,7 +96,7 @@ static void test_host_data_unreadable(void)
         char want[256];
         snprintf(want, sizeof want, "%s\n%s\n%s\nhost dirs []\n", have1 ? "denied" : "skip",
                  have2 ? "denied" : "skip", have3 ? "denied" : "skip");
-        CHECK_STR(s(r, "stdout"), want);
+        CHECK_STR(test_str(r, "stdout"), want);
         cJSON_Delete(r);
     }
     /* The host itself still reads them (the test planted what it thinks it did). */
@@ -140,8 +126,8 @@ static void test_python_still_works(void)
                   "print(socket.gethostbyname('localhost'))\n"
                   "print('\\u00e9'.encode().decode('utf-8'), json.dumps(decimal.Decimal(1) is None))\n");
     if (r) {
-        CHECK_STR(s(r, "stdout"), "42\nsh ok\nnobody\n127.0.0.1\n\u00e9 false\n");
-        CHECK_STR(s(r, "stderr"), "");
+        CHECK_STR(test_str(r, "stdout"), "42\nsh ok\nnobody\n127.0.0.1\n\u00e9 false\n");
+        CHECK_STR(test_str(r, "stderr"), "");
         cJSON_Delete(r);
     }
 }
@@ -157,8 +143,8 @@ static void test_c_still_works(void)
                          "#include <stdio.h>\\nint main(void) { printf(\\\"%.1f\\\\n\\\", "
                          "sqrt(2.25)); return 0; }\\n\"}]");
     if (r) {
-        CHECK_STR(s(r, "stdout"), "1.5\n");
-        CHECK_STR(s(r, "stderr"), "");
+        CHECK_STR(test_str(r, "stdout"), "1.5\n");
+        CHECK_STR(test_str(r, "stderr"), "");
         cJSON_Delete(r);
     }
 }
@@ -202,7 +188,7 @@ static void test_venv_prefix(void)
         if (r) {
             char want[400];
             snprintf(want, sizeof want, "%s\ndenied\n", venv);
-            CHECK_STR(s(r, "stdout"), want);
+            CHECK_STR(test_str(r, "stdout"), want);
             cJSON_Delete(r);
         }
     } else {
@@ -260,21 +246,13 @@ static void test_program_binds(void)
 
 int main(void)
 {
-    if (!ggi_sandbox_probe()->namespaces) {
-        printf("SKIP: no namespace sandbox here: %s\n", ggi_sandbox_probe()->namespaces_why);
-        return 77;
-    }
     if (access(PY, X_OK) != 0 || geteuid() != 0) {
         printf("SKIP: needs %s and root (to plant files under / and /srv)\n", PY);
         return 77;
     }
-    gg_executor_options o;
-    gg_executor_options_init(&o, GG_EXECUTOR_OPTIONS_VERSION);
-    o.min_isolation = "namespaces";
-    if (gg_executor_new(&ex, &o) != 0) {
-        fprintf(stderr, "gg_executor_new: %s\n", gg_error_last());
-        return 1;
-    }
+    int made = test_exec_new_sandboxed(&ex);
+    if (made != 0)
+        return made;
     for (use_zygote = 1; use_zygote >= 0; use_zygote--) {
         test_host_data_unreadable();
         test_python_still_works();

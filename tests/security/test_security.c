@@ -537,14 +537,6 @@ static void test_secure_transport_options(void)
     CHECK_RC(ggi_zmq_transport_security_stats(&other, &st), GG_EINVAL);
 }
 
-static void cleanup(void)
-{
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "cannot remove %s\n", tmpdir);
-}
-
 /* Large messages go from kept buffers (reused, given back by ZeroMQ when sent): many of
  * them, of many sizes, both ways, arrive whole and in order. */
 static void test_large_messages(void)
@@ -606,10 +598,8 @@ int main(void)
         return 77;
     }
     snprintf(tmpdir, sizeof tmpdir, "/tmp/gg-security-XXXXXX");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
+    if (!test_make_dir(tmpdir))
         return 1;
-    }
     test_key_files();
     test_authorized_keys();
     CHECK_RC(gg_curve_keygen(path_in_tmp("server"), NULL), GG_OK);
@@ -620,6 +610,6 @@ int main(void)
     test_unknown_key_refused();
     test_wrong_server_key();
     test_secure_transport_options();
-    cleanup();
+    test_remove_dir(tmpdir);
     return test_exit();
 }

@@ -174,15 +174,10 @@ static void test_explained(void)
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/gg-dbfiles-XXXXXX");
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
+    if (!test_make_dir(dir))
         return 1;
-    }
     test_modes();
     test_explained();
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
+    test_remove_dir(dir);
     return test_exit();
 }
