@@ -1,0 +1,115 @@
+/*
+ * workspace.h - the base a workspace task's attempts start from (docs/tasks.md, "Workspace
+ * tasks"): checking a task's "workspace" value, resolving it where its source can be read
+ * (a git ref pinned to a commit; a local repository or directory packed so that it reaches a
+ * worker anywhere), a cache that holds each base once per machine as a read-only tree named by
+ * its git tree id, and the cheap copy each attempt runs in. Internal.
+ *
+ * Everything is a git tree underneath (libgit2): a repository at a commit, a directory or
+ * inline files become a commit in an object store, so a base has one name (its tree id)
+ * wherever it is used, and ships as a packfile.
+ *
+ * The forms a task may give (after ggi_ws_check):
+ *   {"repo": PATH_OR_URL, "ref": REV}        REV defaults to "HEAD"
+ *   {"dir": PATH}
+ *   {"files": {"rel/path": "content", ...}}
+ * and what ggi_ws_resolve adds (the form jobs carry; ggi_ws_check accepts it too):
+ *   "commit": 40 hex digits  the commit the base is (always)
+ *   "pack": base64 text      a git packfile holding the commit and everything it reaches
+ *                            (local repositories and directories; never for a URL, which the
+ *                            worker fetches itself)
+ *
+ * THREAD SAFETY: ggi_ws_check, ggi_ws_resolve and ggi_ws_copy are reentrant. One
+ * ggi_ws_cache may be used from many threads at once, and several processes may share one
+ * cache root (file locks; a base is exported into a temporary directory and renamed into
+ * place, so a crash leaves no half base behind).
+ */
+#ifndef GGI_WORKSPACE_H
+#define GGI_WORKSPACE_H
+
+#include <stddef.h>
+
+#include "../core/ggi.h"
+
+/* Caps. Exceeding one is GG_ETOOBIG with a message naming the field and the limit. */
+#define GGI_WS_MAX_FILES 20000               /* files in a base */
+#define GGI_WS_MAX_BYTES (256u << 20)        /* bytes of all files of a base */
+#define GGI_WS_MAX_FILE_BYTES (16u << 20)    /* one file */
+#define GGI_WS_MAX_PACK (12u << 20)          /* a packfile shipped in a task (before base64) */
+#define GGI_WS_MAX_INLINE_BYTES (4u << 20)   /* all "files" of an inline workspace */
+#define GGI_WS_MAX_PATH 1024                 /* a relative path in a workspace */
+
+/**
+ * Checks the shape of a task's "workspace" value without touching the filesystem: an object
+ * with exactly one of repo, dir or files; "ref" (only with repo) a non-empty string; repo and
+ * dir non-empty strings; files an object of strings whose keys are safe relative paths (not
+ * absolute, no "..", no ".git" component, no empty or "." component, no NUL, at most
+ * GGI_WS_MAX_PATH bytes) within GGI_WS_MAX_INLINE_BYTES; "commit" when present 40 hex digits;
+ * "pack" when present a base64 string within the cap. GG_EINVAL or GG_ETOOBIG with a message
+ * naming the field, e.g. "field 'workspace.files' path '../x' leaves the workspace".
+ */
+int ggi_ws_check(const cJSON *ws);
+
+/**
+ * Resolves a checked workspace where its source is readable: a repository (a local path, or a
+ * URL that libgit2 can clone: https://, http://, ssh://, git://, file://) has its ref resolved
+ * to "commit"; a local repository and a directory are also packed into "pack"; inline files
+ * become a commit ("commit" only: the files travel as they are). A workspace that already has
+ * "commit" is returned as it is (copied). Commits made here are deterministic (fixed author,
+ * time and message), so the same directory gives the same commit id anywhere.
+ * *out is a new object (cJSON_Delete it). Errors name the field: GG_ENOTFOUND "field
+ * 'workspace.repo': no git repository at '...'" or "field 'workspace.ref': no commit 'x' in
+ * '...'" or "field 'workspace.dir': ...", GG_ETOOBIG for the caps, GG_EIO.
+ */
+int ggi_ws_resolve(const cJSON *ws, cJSON **out);
+
+/** A machine's cache of bases. */
+typedef struct ggi_ws_cache ggi_ws_cache;
+
+/**
+ * Opens (making it when missing, mode 0700) the cache under root. It holds a bare object
+ * store and the exported bases. GG_EIO with the path named.
+ */
+int ggi_ws_cache_open(const char *root, ggi_ws_cache **out);
+
+/** Closes a cache and sets *c to NULL. Accepts NULL. */
+void ggi_ws_cache_close(ggi_ws_cache **c);
+
+/**
+ * Makes sure the base of a resolved workspace (ggi_ws_resolve's form) is exported in the
+ * cache and returns its directory (*out_dir, malloc'd; valid until the cache is closed) and
+ * its tree id (out_tree, 40 hex digits and a NUL). Imports "pack", or fetches "repo" at
+ * "commit" (a URL or a path this machine reaches), or writes "files"; then exports the tree
+ * once. Exported bases are read-only: files are mode 0444 (0555 when executable in git),
+ * directories 0555, owned by the process's user; symbolic links are kept as links.
+ * GG_ENOTFOUND (commit not in the pack or not fetchable), GG_ETOOBIG (caps), GG_EIO.
+ */
+int ggi_ws_cache_base(ggi_ws_cache *c, const cJSON *resolved, char **out_dir,
+                      char out_tree[41]);
+
+/** How ggi_ws_copy makes an attempt's copy. */
+enum {
+    /* Directories are made anew (mode 0777: a sandboxed job, running as another uid, can
+     * create, rename and delete entries); files are hard links to the base's read-only
+     * files. Safe only when the job runs as a uid that neither owns nor can write the base's
+     * files (the namespace sandbox on a root host): the caller decides. A writer must
+     * replace a file (write a new one, rename it over), never write into it. */
+    GGI_WS_COPY_LINK = 1,
+    /* Every file copied (modes kept, with the owner's write bit added). Always safe. */
+    GGI_WS_COPY_FULL = 2
+};
+
+/**
+ * Copies the tree at base_dir into dest_dir (which must not exist; made here) the way mode
+ * says; symbolic links are copied as links. On failure dest_dir is removed. GG_EEXIST when
+ * dest_dir exists, GG_EIO with the path named.
+ */
+int ggi_ws_copy(const char *base_dir, const char *dest_dir, int mode);
+
+/**
+ * Removes a tree made by ggi_ws_copy (or any tree: a job may have left read-only directories
+ * in it), without following symbolic links. Accepts a path that does not exist.
+ */
+int ggi_ws_remove(const char *dir);
+
+#endif
