@@ -17,5 +17,6 @@
 #include "gryphgen/worker.h"
 #include "gryphgen/client.h"
 #include "gryphgen/security.h"
+#include "gryphgen/workspace.h"
 
 #endif

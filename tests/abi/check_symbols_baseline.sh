@@ -1,10 +1,11 @@
 #!/bin/bash
 # check_symbols_baseline.sh - compares the dynamic symbols libgryphgen exports, with their
-# version nodes (objdump -T), against the recorded list of released symbols (symbols-1.0.txt:
-# "symbol VERSION_NODE" per line, sorted). Fails when a recorded symbol is missing, when a
+# version nodes (objdump -T), against the recorded lists of released symbols (symbols-1.0.txt,
+# then one list per later release, symbols-1.1.txt...: "symbol VERSION_NODE" per line; the
+# lists are read together). Fails when a recorded symbol is missing, when a
 # symbol changed its version node, and when an exported symbol is not recorded (a new
 # symbol must be added to the list, in a new node of lib/libgryphgen.map, deliberately).
-# Usage: check_symbols_baseline.sh LIBRARY BASELINE
+# Usage: check_symbols_baseline.sh LIBRARY BASELINE [BASELINE...]
 #        check_symbols_baseline.sh --print LIBRARY   (the list to record, on stdout)
 set -euo pipefail
 
@@ -27,13 +28,17 @@ if [ "$print_only" -eq 1 ]; then
     exported "$lib"
     exit 0
 fi
-base=${2:?usage: check_symbols_baseline.sh LIBRARY BASELINE}
-[ -f "$base" ] || { echo "check_symbols_baseline: no baseline at $base"; exit 1; }
+: "${2:?usage: check_symbols_baseline.sh LIBRARY BASELINE [BASELINE...]}"
+shift
+for f in "$@"; do
+    [ -f "$f" ] || { echo "check_symbols_baseline: no baseline at $f"; exit 1; }
+done
+base="$*"
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 exported "$lib" >"$tmp/now"
-{ grep -Ev '^[[:space:]]*(#|$)' "$base" || true; } | awk '{ print $1, $2 }' | LC_ALL=C sort -u >"$tmp/base"
+{ cat "$@" | grep -Ev '^[[:space:]]*(#|$)' || true; } | awk '{ print $1, $2 }' | LC_ALL=C sort -u >"$tmp/base"
 [ -s "$tmp/base" ] || { echo "check_symbols_baseline: $base lists no symbols"; exit 1; }
 [ -s "$tmp/now" ] || { echo "check_symbols_baseline: $lib exports no symbols"; exit 1; }
 
@@ -46,7 +51,7 @@ if [ -n "$missing" ]; then
 fi
 added=$(LC_ALL=C comm -13 "$tmp/base_names" "$tmp/now_names")
 if [ -n "$added" ]; then
-    echo "FAIL: exported symbols not recorded in $(basename "$base") (record them, in a new version node):"
+    echo "FAIL: exported symbols not recorded in $base (record them, in a new version node):"
     echo "$added" | sed 's/^/    /'; fail=1
 fi
 changed=$(LC_ALL=C join "$tmp/base" "$tmp/now" | awk '$2 != $3 { print $1 ": recorded " $2 ", now " $3 }')
@@ -57,4 +62,4 @@ if [ "$fail" -ne 0 ]; then
     echo "check_symbols_baseline: FAILED against $base"
     exit 1
 fi
-echo "check_symbols_baseline: ok: $(wc -l <"$tmp/now") symbols, the same names and version nodes as $(basename "$base")"
+echo "check_symbols_baseline: ok: $(wc -l <"$tmp/now") symbols, the same names and version nodes as $base"

@@ -2,14 +2,18 @@
 # selftest.sh - proves check_symbols_baseline.sh can fail: against copies of the recorded list
 # with a symbol removed (an unrecorded export), a symbol added (a missing one) and a version
 # node changed, it must fail naming the symbol; against the list itself it must pass.
-# Usage: selftest.sh LIBRARY BASELINE
+# The lists of every release (symbols-1.0.txt, symbols-1.1.txt...) are taken together.
+# Usage: selftest.sh LIBRARY BASELINE [BASELINE...]
 set -euo pipefail
 
-lib=${1:?usage: selftest.sh LIBRARY BASELINE}
-base=${2:?baseline}
+lib=${1:?usage: selftest.sh LIBRARY BASELINE [BASELINE...]}
+: "${2:?baseline}"
+shift
 check=$(dirname "$0")/check_symbols_baseline.sh
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+cat "$@" >"$tmp/all"
+base=$tmp/all
 fail=0
 
 expect_fail() { # name, baseline file, text the output must contain

@@ -22,7 +22,7 @@ from .errors import (AlreadyExists, Busy, Cancelled, ExecutorFailure, Exhausted,
 from .grid import Client, Worker
 from .orchestrator import Orchestrator
 
-__version__ = "1.0.0"
+__version__ = "1.1.0"
 
 
 def library_version():

@@ -51,10 +51,10 @@ def test_wheel_is_valid_and_records_the_libdir(tmp_path):
     assert hook("get_requires_for_build_wheel") == []
     name = hook("build_wheel", str(tmp_path), {"libdir": "/opt/gg/lib/x86_64-linux-gnu"})
     assert listing() == before
-    assert name == "gryphgen-1.0.0-py3-none-any.whl"
+    assert name == "gryphgen-1.1.0-py3-none-any.whl"
     with zipfile.ZipFile(tmp_path / name) as z:
         names = set(z.namelist())
-        info = "gryphgen-1.0.0.dist-info/"
+        info = "gryphgen-1.1.0.dist-info/"
         assert {info + "METADATA", info + "WHEEL", info + "RECORD",
                 "gryphgen/__init__.py", "gryphgen/_native.py", "gryphgen/_install.py"} <= names
         rows = list(csv.reader(io.StringIO(z.read(info + "RECORD").decode())))
@@ -68,7 +68,7 @@ def test_wheel_is_valid_and_records_the_libdir(tmp_path):
             assert digest == "sha256=" + want.decode() and int(size) == len(data), path
         meta = z.read(info + "METADATA").decode()
         assert "Metadata-Version: 2.1\n" in meta and "Name: gryphgen\n" in meta
-        assert "Version: 1.0.0\n" in meta
+        assert "Version: 1.1.0\n" in meta
         wheel = z.read(info + "WHEEL").decode()
         assert "Root-Is-Purelib: true\n" in wheel and "Tag: py3-none-any\n" in wheel
         scope = {}
