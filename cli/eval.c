@@ -16,6 +16,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "ci_report.h"
 #include "cli.h"
 #include "idlog.h"
 #include "jsonl_reader.h"
@@ -33,6 +34,9 @@ static gg_client_t *eval_client;
 /* With --results: the file, written as tasks end, and its path for messages; else NULL. */
 static results_stream *eval_results;
 static const char *eval_results_path;
+
+/* The JUnit file, summary JSON, gate, patches and deliveries (ci_report.h). */
+static ci_report *eval_ci;
 
 /* What the orchestrator's events feed: the progress display and the results file. */
 typedef struct eval_events {
@@ -224,9 +228,27 @@ static int submit_all(gg_orchestrator_t *o, int fd, const char *input_name, idlo
             continue;
         }
 
+        if (ci_report_check_line(line, len, &reason) != 0) {
+            char *task_id = line_task_id(line, len);
+            rc = report_bad_line(ids, prog, lineno, task_id,
+                                 reason ? reason : "field 'deliver' is malformed");
+            free(reason);
+            reason = NULL;
+            free(task_id);
+            if (rc != 0) {
+                status = CLI_EXIT_INFRA;
+                break;
+            }
+            continue;
+        }
         rc = submit_line(o, prog, line, &id);
         if (rc == 0) {
             progress_add_task(prog);
+            if (ci_report_submitted(eval_ci, id, line, len) != 0) {
+                gg_free(id);
+                status = CLI_EXIT_INFRA;
+                break;
+            }
             if (idlog_add_task(ids, lineno, id) != 0) {
                 cli_errorf("cannot write the temporary list of task ids: %s", strerror(errno));
                 gg_free(id);
@@ -397,6 +419,7 @@ static int collect_results(gg_orchestrator_t *o, idlog *ids, eval_summary *s)
         if (e.bad) {
             s->errors++;
             s->bad_lines++;
+            ci_report_bad(eval_ci, e.line, e.task_id, e.reason);
             if (eval_results &&
                 results_stream_put_bad(eval_results, e.line, e.task_id, e.reason) != 0)
                 wrc = results_write_failed();
@@ -408,6 +431,7 @@ static int collect_results(gg_orchestrator_t *o, idlog *ids, eval_summary *s)
                 count_result(s, parsed);
                 report_error_task(s, parsed, e.line);
                 wrc = results_put(e.task_id, result);
+                ci_report_task(eval_ci, e.task_id, result, parsed, 1);
             } else {
                 char reason[512];
                 const char *msg = grc ? gg_error_last() : "";
@@ -432,6 +456,49 @@ static int collect_results(gg_orchestrator_t *o, idlog *ids, eval_summary *s)
     return CLI_EXIT_OK;
 }
 
+/*
+ * After an interrupt: counts the tasks that ended (the rest are left out) and tells them to
+ * the CI report, for the JUnit file and the summary JSON of what ended.
+ */
+static void collect_ended(gg_orchestrator_t *o, idlog *ids, eval_summary *s)
+{
+    idlog_entry e;
+    if (idlog_rewind(ids) != 0)
+        return;
+    while (idlog_next(ids, &e) == 1) {
+        if (e.bad) {
+            s->tasks++;
+            s->errors++;
+            s->bad_lines++;
+            ci_report_bad(eval_ci, e.line, e.task_id, e.reason);
+            continue;
+        }
+        char *result = NULL;
+        cJSON *parsed = fetch_result(o, e.task_id, &result) == 0 && result
+                            ? cJSON_Parse(result) : NULL;
+        if (parsed) {
+            s->tasks++;
+            count_result(s, parsed);
+            ci_report_task(eval_ci, e.task_id, result, parsed, 0);
+        }
+        cJSON_Delete(parsed);
+        gg_free(result);
+    }
+}
+
+static void ci_counts_of(const eval_summary *s, double wall, ci_counts *c)
+{
+    c->total = s->tasks;
+    c->passed_first = s->passed_first;
+    c->passed_repair = s->passed_repair;
+    c->failed = s->failed;
+    c->errors = s->errors;
+    c->bad_lines = s->bad_lines;
+    c->cancelled = s->cancelled;
+    c->attempts = s->attempts;
+    c->wall_s = wall;
+}
+
 static void print_summary(const eval_summary *s, unsigned long attempts_run, double wall)
 {
     printf("tasks:                   %lu\n", s->tasks);
@@ -450,7 +517,9 @@ static void eval_usage(FILE *f)
     fprintf(f, "usage: gryphgen eval [--generator SPEC] [--jobs N] [--db PATH] "
                "[--results PATH]\n"
                "                     [--max-attempts N] [--python PATH] [--cc PATH]\n"
-               "                     [--isolation LEVEL] [--log-level LEVEL] [--quiet] FILE|-\n"
+               "                     [--isolation LEVEL] [--log-level LEVEL] [--quiet]\n"
+               "                     [--junit PATH] [--summary-json PATH] [--fail-under PCT]\n"
+               "                     [--patches DIR] [--deliver branch] FILE|-\n"
                "       gryphgen eval --connect ENDPOINT [--key FILE --server-key KEY] "
                "[--insecure]\n"
                "                     [--results PATH] [--quiet] FILE|-\n"
@@ -459,6 +528,17 @@ static void eval_usage(FILE *f)
                "  --key FILE --server-key KEY  CURVE keys for --connect (see `gryphgen keygen`)\n"
                "  --llm-timeout S --llm-max-tokens N  openai generator: seconds per request,\n"
                "                      completion token limit (GRYPHGEN_LLM_TIMEOUT_S, _MAX_TOKENS)\n"
+               "CI/CD (docs/ci.md; with or without --connect):\n"
+               "  --junit PATH        JUnit XML, one testcase per task\n"
+               "  --summary-json PATH the summary as JSON\n"
+               "  --fail-under PERCENT  exit 1 when under PERCENT of the tasks passed\n"
+               "  --patches DIR       DIR/<task_id>.patch (git format-patch) per passing\n"
+               "                      workspace task\n"
+               "  --deliver branch    commit each passing workspace task's patch onto a new\n"
+               "                      branch gryphgen/<task_id> of its (local) repository\n"
+               "exit status: 0 every task ran (whatever it scored); 1 the run failed, a\n"
+               "delivery or patch file failed, or the pass rate is under --fail-under; 2 usage\n"
+               "error or bad input; 130 interrupted\n"
                "(see 'gryphgen help' for what each option does)\n");
 }
 
@@ -535,6 +615,7 @@ int cli_cmd_eval(int argc, char **argv)
         {"log-level", required_argument, NULL, CLI_OPT_LOG_LEVEL},
         {"quiet", no_argument, NULL, CLI_OPT_QUIET},
         {"connect", required_argument, NULL, OPT_CONNECT},
+        CI_LONG_OPTIONS,
         CLI_SECURITY_LONG_OPTIONS,
         {"help", no_argument, NULL, CLI_OPT_HELP},
         {NULL, 0, NULL, 0},
@@ -553,7 +634,10 @@ int cli_cmd_eval(int argc, char **argv)
     int remote_opt = 0;            /* the first option given of where tasks run ... */
     const char *remote_name = NULL; /* ... and its long name */
     int li;
+    ci_options ci_opts;
+    ci_counts ci_c;
 
+    memset(&ci_opts, 0, sizeof ci_opts);
     cli_run_options_init(&opts);
     optind = 1;
     opterr = 0;
@@ -581,6 +665,11 @@ int cli_cmd_eval(int argc, char **argv)
         }
         if (c == '?' || c == ':')
             return cli_bad_option("eval", c, argv, optind, optopt);
+        handled = ci_option(&ci_opts, c, optarg);
+        if (handled < 0)
+            return CLI_EXIT_USAGE;
+        if (handled > 0)
+            continue;
         handled = cli_security_option(c, optarg);
         if (handled < 0)
             return CLI_EXIT_USAGE;
@@ -611,6 +700,8 @@ int cli_cmd_eval(int argc, char **argv)
         eval_usage(stderr);
         return CLI_EXIT_USAGE;
     }
+    if (ci_options_check(&ci_opts) != 0)
+        return CLI_EXIT_USAGE;
     input = argv[optind];
     fd = open_input(input);
     if (fd < 0)
@@ -633,6 +724,10 @@ int cli_cmd_eval(int argc, char **argv)
     }
     if (idlog_new(&ids) != 0) {
         cli_errorf("cannot create a temporary file for the task ids: %s", strerror(errno));
+        status = CLI_EXIT_INFRA;
+        goto out;
+    }
+    if (ci_report_new(&eval_ci, &ci_opts) != 0) {
         status = CLI_EXIT_INFRA;
         goto out;
     }
@@ -664,6 +759,13 @@ int cli_cmd_eval(int argc, char **argv)
         status = CLI_EXIT_SIGINT;
     if (status == CLI_EXIT_SIGINT) {
         results_put_ended(orch); /* the tasks that ended meanwhile keep their lines */
+        if (ci_opts.junit_path || ci_opts.summary_path) {
+            /* the JUnit file and the summary of what ended */
+            memset(&summary, 0, sizeof summary);
+            collect_ended(orch, ids, &summary);
+            ci_counts_of(&summary, now_s() - start, &ci_c);
+            ci_report_finish(eval_ci, &ci_c, 1);
+        }
         if (opts.db_path)
             cli_errorf("interrupted; unfinished tasks resume when the set is run again with "
                        "--db %s", opts.db_path);
@@ -695,6 +797,11 @@ int cli_cmd_eval(int argc, char **argv)
     progress_get(prog, &counts);
     /* Remotely the events are not seen here: this run's attempts are the set's. */
     print_summary(&summary, eval_client ? summary.attempts : counts.attempts, wall);
+    /* The JUnit file and summary JSON; a delivery or patch that failed, or a pass rate
+     * under --fail-under, is exit status 1 (gryphgen help). */
+    ci_counts_of(&summary, wall, &ci_c);
+    if (ci_report_finish(eval_ci, &ci_c, 0) != 0)
+        status = CLI_EXIT_INFRA;
     /* Bad input is a usage error even though the valid tasks ran (gryphgen help). */
     if (summary.bad_lines > 0) {
         cli_errorf("%lu line(s) of %s are not valid tasks (exit status 2)", summary.bad_lines,
@@ -709,6 +816,7 @@ out:
     gg_generator_destroy(&gen);
     progress_destroy(&prog);
     idlog_destroy(&ids);
+    ci_report_destroy(&eval_ci);
     results_stream_close(&eval_results);
     if (fd > STDIN_FILENO)
         close(fd);

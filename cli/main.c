@@ -79,15 +79,25 @@ void cli_usage(FILE *f)
             "  --connect ENDPOINT    run the set on a grid (`gryphgen serve`); the options of\n"
             "                        where tasks run then belong to serve and worker, and\n"
             "                        eval refuses them\n"
+            "  --junit PATH          write a JUnit XML report, one testcase per task\n"
+            "  --summary-json PATH   write the summary as JSON\n"
+            "  --fail-under PERCENT  exit 1 when less than PERCENT (0-100) of the tasks passed\n"
+            "  --patches DIR         write DIR/<task_id>.patch (git format-patch form) for each\n"
+            "                        passing task that has a patch (workspace tasks)\n"
+            "  --deliver branch      commit each passing workspace task's patch onto a new\n"
+            "                        branch gryphgen/<task_id> of its local repository (a task's\n"
+            "                        \"deliver\": {\"branch\": NAME} asks for it by itself)\n"
             "\nexecutors of worker (--executor NAME):\n"
             "  process               a sandboxed child process on this host (default)\n"
             "  container             a container of a Docker or Podman engine (its socket)\n"
             "  noop                  passes every job at once, runs nothing (benchmarks)\n"
             "\nexit status of eval and run: 0 when every task in the input was read and ran\n"
             "to its end, whatever it scored; 1 when the run itself failed (database, results\n"
-            "file, the library); 2 on a usage error or bad input (an unknown option or bad\n"
-            "value, an unreadable input, any line or task that is not a valid task: the\n"
-            "valid ones still run and are reported); 130 when interrupted.\n");
+            "file, the library), and for eval also when a delivery or a patch file failed or\n"
+            "the share of passed tasks is under --fail-under; 2 on a usage error or bad input\n"
+            "(an unknown option or bad value, an unreadable input, any line or task that is\n"
+            "not a valid task: the valid ones still run and are reported); 130 when\n"
+            "interrupted.\n");
 }
 
 static int cmd_version(int argc, char **argv)
