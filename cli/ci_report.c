@@ -393,10 +393,14 @@ static void put_output_tail(FILE *f, const cJSON *result)
     size_t okeep = olen < CI_TAIL_BYTES - ekeep ? olen : CI_TAIL_BYTES - ekeep;
     const cJSON *n = cJSON_GetObjectItemCaseSensitive(last, "n");
 
-    if (last && cJSON_IsNumber(n))
+    if (!last) { /* no attempt was made: the task's reason is all there is */
+        xml_puts(f, str_of(result, "reason"), 0);
+        return;
+    }
+    if (cJSON_IsNumber(n))
         fprintf(f, "attempt %d", n->valueint);
     if (why) {
-        fputs(": ", f);
+        fputs(cJSON_IsNumber(n) ? ": " : "", f);
         xml_puts(f, why, 0);
     }
     if (ekeep) {
