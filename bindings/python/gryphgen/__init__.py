@@ -2,8 +2,10 @@
 repair loop (Orchestrator), use the built-in generators, executors and retrievers directly
 (GeneratorHandle, ExecutorHandle, RetrieverHandle), or write backends in Python by
 subclassing Generator, Executor or Retriever; spread tasks over a grid with
-Orchestrator(bind=...), Worker and Client (ggp/1). Results and events are dicts; failures
-raise GryphgenError subclasses carrying the library's status and message.
+Orchestrator(bind=...), Worker and Client (ggp/1); deliver a passing workspace task's patch
+onto a branch of its repository (deliver) or as a git format-patch mail (format_patch).
+Results and events are dicts; failures raise GryphgenError subclasses carrying the library's
+status and message.
 
 The library is libgryphgen.so.1, found through $GRYPHGEN_LIBRARY, the package directory, the
 dynamic linker's path, the install directory recorded when the package was built, or
@@ -21,12 +23,13 @@ from .errors import (AlreadyExists, Busy, Cancelled, ExecutorFailure, Exhausted,
                      error_class)
 from .grid import Client, Worker
 from .orchestrator import Orchestrator
+from .workspace import deliver, format_patch
 
 __version__ = "1.1.0"
 
 
 def library_version():
-    """The loaded library's version string, such as "1.0.0"."""
+    """The loaded library's version string, such as "1.1.0"."""
     return _native.decode(_native.lib.gg_version_string())
 
 
@@ -81,5 +84,5 @@ __all__ = [
     "ExecutorFailure", "GeneratorFailure", "StoreFailure", "TransportFailure", "Exhausted",
     "TooBig", "NotReady", "Unsupported", "InternalError", "error_class", "library_version",
     "library_path", "strerror", "init", "log_level_name", "log_level_parse", "last_error",
-    "clear_error", "keygen", "__version__",
+    "clear_error", "keygen", "deliver", "format_patch", "__version__",
 ]

@@ -190,6 +190,13 @@ class RetrieverVtable(ctypes.Structure):
                 ("name", ctypes.c_char_p), ("add", RETRIEVER_ADD_FN)]
 
 
+class DeliverOptions(ctypes.Structure):
+    """gg_deliver_options (include/gryphgen/workspace.h), version 1."""
+    _fields_ = [("version", ctypes.c_uint32), ("branch", ctypes.c_char_p),
+                ("author_name", ctypes.c_char_p), ("author_email", ctypes.c_char_p),
+                ("committer_name", ctypes.c_char_p), ("committer_email", ctypes.c_char_p)]
+
+
 _p = ctypes.c_void_p
 _pp = ctypes.POINTER(ctypes.c_void_p)  # gg_x_t ** (in/out handle pointers)
 _s = ctypes.c_char_p
@@ -260,6 +267,8 @@ PROTOTYPES = {
     "gg_client_cancel": (_i, [_p, _s]),
     "gg_client_watch": (_i, [_p, WATCH_FN, _p, _i]),
     "gg_client_destroy": (None, [_pp]),
+    "gg_workspace_deliver": (_i, [_s, _s, ctypes.POINTER(DeliverOptions), c_char_pp]),
+    "gg_workspace_format_patch": (_i, [_s, _s, c_char_pp]),
 }
 
 # Exported functions deliberately not bound, with the reason (tests/test_symbols.py checks

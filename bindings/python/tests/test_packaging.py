@@ -88,9 +88,9 @@ def test_sdist_and_editable(tmp_path):
     assert listing() == before
     with tarfile.open(tmp_path / sdist) as t:
         names = set(t.getnames())
-    assert {"gryphgen-1.0.0/pyproject.toml", "gryphgen-1.0.0/PKG-INFO",
-            "gryphgen-1.0.0/_build/gryphgen_build.py",
-            "gryphgen-1.0.0/gryphgen/_native.py"} <= names
+    assert {"gryphgen-1.1.0/pyproject.toml", "gryphgen-1.1.0/PKG-INFO",
+            "gryphgen-1.1.0/_build/gryphgen_build.py",
+            "gryphgen-1.1.0/gryphgen/_native.py"} <= names
     with zipfile.ZipFile(tmp_path / editable) as z:
         pth = z.read("__editable__.gryphgen.pth").decode().strip()
     assert os.path.samefile(pth, PKG_ROOT)
