@@ -1,7 +1,7 @@
 """check_docs.py - the documentation lists what the tree has. docs/events.md and the code
 agree on the event types: every type the library emits (a string literal passed to
 event_new() anywhere under lib/) has a "### `type`" section in the doc, and every section
-names a type the code emits. examples/README.md names every file of examples/. It first
+names a type the code emits. examples/README.md names every file of examples/ (and of its folders, as ci/x.yml). It first
 proves it can fail: a doc missing a type, and a doc naming a type the code does not emit,
 must both be refused.
 Usage: check_docs.py SOURCE_ROOT"""
@@ -77,8 +77,9 @@ def main():
     examples = os.path.join(root, "examples")
     with open(os.path.join(examples, "README.md"), encoding="utf-8") as f:
         readme = f.read()
-    files = sorted(n for n in os.listdir(examples) if n != "README.md" and
-                   os.path.isfile(os.path.join(examples, n)))
+    files = sorted(os.path.relpath(os.path.join(d, n), examples)
+                   for d, _, names in os.walk(examples) for n in names
+                   if os.path.join(d, n) != os.path.join(examples, "README.md"))
     for name in files:
         if "`%s`" % name not in readme:
             print("FAIL: examples/%s is not described in examples/README.md" % name)
