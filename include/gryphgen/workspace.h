@@ -29,8 +29,13 @@ extern "C" {
 /** Options for gg_workspace_deliver(). Fields are only ever appended. */
 typedef struct gg_deliver_options {
     uint32_t version;            /**< GG_DELIVER_OPTIONS_VERSION */
-    /** The branch to create, a full name such as "fix/x" (made into refs/heads/...); NULL:
-     *  "gryphgen/<task_id>", with characters a ref name may not hold replaced by '-'. */
+    /** The branch to create, a name such as "fix/x" (made into refs/heads/fix/x; a leading
+     *  "refs/heads/" is accepted), checked as `git check-ref-format --branch` checks it.
+     *  NULL: "gryphgen/<task_id>" made a valid name: bytes a ref may not hold (controls,
+     *  space, ~ ^ : ? * [ \ and non-ASCII) become '-', and so do a dot after a dot, a
+     *  component's leading or trailing dot, the '@' of "@{" and a lone "@"; a component
+     *  ending in ".lock" gets a '-' after it; empty components are dropped; at most 200
+     *  bytes. */
     const char *branch;
     /** NULL: $GIT_AUTHOR_NAME, else "gryphgen". */
     const char *author_name;
@@ -48,27 +53,46 @@ typedef struct gg_deliver_options {
 /**
  * Commits a passing workspace task's patch onto a new branch of the task's repository: one
  * commit whose parent is the result's "base_commit" (else the task's "workspace.ref"
- * resolved now), whose tree is that commit's tree with the patch applied, and whose message
- * is built from the task's prompt, id and passing attempt. The repository's HEAD, index and
- * working tree are never touched, and an existing branch is never moved.
+ * resolved now, default HEAD), whose tree is that commit's tree with the patch applied, and
+ * whose message is built from the task's prompt, id and passing attempt. The repository's
+ * HEAD, index and working tree are never touched (only new objects and the one reference
+ * are written), and an existing branch is never moved.
  *
- * task_json is the task as submitted (its "workspace.repo" must be a local repository);
- * result_json its result. opts may be NULL for defaults. On success *out_json (free with
- * gg_free()) is {"branch": "refs/heads/...", "commit": sha, "parent": sha}.
- * Errors, each with a message naming what was wrong: GG_ESTATE (the task did not pass, or
- * its result has no patch), GG_EINVAL (malformed JSON, no "workspace.repo", a repository
- * given by URL, an unusable branch name), GG_EEXIST (the branch exists), GG_ENOTFOUND (no
- * repository there, or the base commit is not in it), GG_EVERSION, GG_EIO (the patch does
- * not apply to the base, or git failed).
+ * The message: the prompt's first non-blank line, trimmed, at most 72 characters (or
+ * "gryphgen: task <task_id>" without a prompt); a blank line; the prompt (at most 16 KiB,
+ * left out when it is that one line); a blank line; the trailers "Gryphgen-Task: <task_id>"
+ * and "Gryphgen-Attempt: <passed_attempt>". Author and committer come from opts, then the
+ * environment (see gg_deliver_options); their times are now, or $GIT_AUTHOR_DATE and
+ * $GIT_COMMITTER_DATE when set, in git's internal form "SECONDS +HHMM" (or "@SECONDS
+ * +HHMM"); another form is GG_EINVAL naming the variable.
+ *
+ * task_json is the task as submitted (its "workspace.repo" must be a local repository, a
+ * path; relative paths are taken from the current directory); result_json its result, whose
+ * "task_id", when present, must be the task's. opts may be NULL for defaults. On success
+ * *out_json (free with gg_free()) is {"branch": "refs/heads/...", "commit": sha, "parent":
+ * sha}; on failure it is NULL and nothing was changed but, at most, unreferenced objects.
+ * Errors, each with a message naming the task and what was wrong: GG_ESTATE (the task did
+ * not pass, or its result has no patch), GG_EINVAL (malformed JSON, no "workspace.repo", a
+ * repository given by URL, an unusable branch name or identity, a "base_commit" that is not
+ * 40 hex digits, a "patch" that is no diff git can read or holds no change), GG_ETOOBIG (a
+ * JSON text over 96 MiB, a patch over 64 MiB), GG_EEXIST (the branch exists), GG_ENOTFOUND
+ * (no repository there, or the base commit or ref is not in it), GG_EVERSION (opts->version
+ * unknown), GG_EIO (the patch does not apply to the base, or git failed).
  */
 GG_API int gg_workspace_deliver(const char *task_json, const char *result_json,
                                 const gg_deliver_options *opts, char **out_json);
 
 /**
- * The passing task's patch in `git format-patch` form (a "From <sha> Mon Sep 17 00:00:00
- * 2001" line, From/Date/Subject headers, the message body, "---", the diff, and the
- * signature line), which `git am` applies. *out_text is freed with gg_free(). GG_ESTATE when
- * the task did not pass or has no patch, GG_EINVAL for malformed JSON.
+ * The passing task's patch in `git format-patch` form, which `git am` applies onto the base
+ * to make the commit gg_workspace_deliver() would make: a "From 0000...0000 Mon Sep 17
+ * 00:00:00 2001" line (the commit does not exist yet), "From:" (the author as for
+ * gg_workspace_deliver() with no options), "Date:", "Subject: [PATCH] <first line>" (RFC
+ * 2047-encoded when not ASCII), MIME headers declaring UTF-8, the message's body (prompt
+ * lines `git am` would take as its end, such as "---" or "diff ...", indented by a space),
+ * "---", the diff, and the signature "-- \ngryphgen <version>". No repository is read.
+ * *out_text is freed with gg_free(). GG_ESTATE when the task did not pass or has no patch,
+ * GG_EINVAL for malformed JSON or a bad identity or date in the environment, GG_ETOOBIG as
+ * for gg_workspace_deliver().
  */
 GG_API int gg_workspace_format_patch(const char *task_json, const char *result_json,
                                      char **out_text);
