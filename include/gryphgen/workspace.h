@@ -77,7 +77,9 @@ typedef struct gg_deliver_options {
  * 40 hex digits, a "patch" that is no diff git can read or holds no change), GG_ETOOBIG (a
  * JSON text over 96 MiB, a patch over 64 MiB), GG_EEXIST (the branch exists), GG_ENOTFOUND
  * (no repository there, or the base commit or ref is not in it), GG_EVERSION (opts->version
- * unknown), GG_EIO (the patch does not apply to the base, or git failed).
+ * unknown), GG_EBUSY (the branch's lock file stayed held by another writer for 5 s: a
+ * crashed git may have left it), GG_EIO (the patch does not apply to the base, or git
+ * failed).
  */
 GG_API int gg_workspace_deliver(const char *task_json, const char *result_json,
                                 const gg_deliver_options *opts, char **out_json);

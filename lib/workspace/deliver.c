@@ -22,6 +22,8 @@
 #define DELIVER_MAX_BRANCH 200               /* bytes of a branch name (after refs/heads/) */
 #define DELIVER_MAX_BODY ((size_t)16 << 10)  /* the prompt's part of a commit message */
 #define DELIVER_SUBJECT_CHARS 72             /* characters of the first line */
+#define DELIVER_LOCK_TRIES 500               /* waits for a reference another writer locked */
+#define DELIVER_LOCK_WAIT_MS 10
 #define DELIVER_DEFAULT_NAME "gryphgen"
 #define DELIVER_DEFAULT_EMAIL "gryphgen@localhost"
 
@@ -624,8 +626,25 @@ int gg_workspace_deliver(const char *task_json, const char *result_json,
     }
     char reflog[200];
     snprintf(reflog, sizeof reflog, "gryphgen: deliver task %.150s", in.task_id);
-    grc = git_reference_create(&s.ref, s.repo, full.data, &commit_oid, 0, reflog);
-    if (grc == GIT_EEXISTS) {
+    /* Created only when absent, checked under the reference's lock (the zero id as its
+     * expected value): git_reference_create's own check comes before the lock, so two
+     * writers could both pass it. Another writer holding the lock (creating the same
+     * branch at this moment): wait for it to let go, then the branch exists or is free. */
+    git_oid zero;
+    memset(&zero, 0, sizeof zero);
+    for (int tries = 0;; tries++) {
+        grc = git_reference_create_matching(&s.ref, s.repo, full.data, &commit_oid, 0, &zero,
+                                            reflog);
+        if (grc != GIT_ELOCKED || tries >= DELIVER_LOCK_TRIES)
+            break;
+        ggi_sleep_ms(DELIVER_LOCK_WAIT_MS);
+    }
+    if (grc == GIT_ELOCKED) {
+        rc = git_fail(GG_EBUSY, "the branch is locked by another writer");
+        rc = ggi_error_wrap("task '%s': %s: ", in.task_id, full.data);
+        goto out;
+    }
+    if (grc == GIT_EEXISTS || grc == GIT_EMODIFIED) {
         rc = ggi_error(GG_EEXIST, "task '%s': the branch '%s' exists already in '%s' (or a "
                        "branch named like its folder); it is never moved: delete it or "
                        "deliver to another branch", in.task_id, full.data + 11, in.repo);
@@ -685,6 +704,30 @@ static int put_header_text(ggi_buf *b, const char *s, size_t n)
     return ggi_buf_puts(b, "?=");
 }
 
+/* Appends a display name: Q-encoded when not ASCII, in quotes when it holds characters
+ * RFC 5322 allows only there (as git format-patch writes it). */
+static int put_display_name(ggi_buf *b, const char *name)
+{
+    size_t n = strlen(name);
+    int ascii = 1, special = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        ascii &= c < 0x80;
+        special |= c != ' ' && !isalnum(c) && !strchr("!#$%&'*+-/=?^_`{|}~", c);
+    }
+    if (!ascii || !special)
+        return put_header_text(b, name, n);
+    if (ggi_buf_puts(b, "\"") != GG_OK)
+        return GG_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        int quoted = name[i] == '"' || name[i] == '\\';
+        if ((quoted && ggi_buf_puts(b, "\\") != GG_OK) ||
+            ggi_buf_append(b, &name[i], 1) != GG_OK)
+            return GG_ENOMEM;
+    }
+    return ggi_buf_puts(b, "\"");
+}
+
 /* Appends an RFC 2822 date ("Sun, 6 Dec 2026 17:06:18 +0000"), independent of the locale. */
 static int put_date(ggi_buf *b, git_time_t when, int offset_min)
 {
@@ -727,7 +770,7 @@ int gg_workspace_format_patch(const char *task_json, const char *result_json,
     /* the mail: the commit is made by whoever applies it, hence the zero id */
     if (ggi_buf_puts(&out, "From 0000000000000000000000000000000000000000 Mon Sep 17 "
                            "00:00:00 2001\nFrom: ") != GG_OK ||
-        put_header_text(&out, author.name, strlen(author.name)) != GG_OK ||
+        put_display_name(&out, author.name) != GG_OK ||
         ggi_buf_printf(&out, " <%s>\nDate: ", author.email) != GG_OK ||
         (rc = put_date(&out, author.when, author.offset_min)) != GG_OK ||
         ggi_buf_puts(&out, "\nSubject: [PATCH] ") != GG_OK ||
