@@ -30,6 +30,9 @@ struct ci_report {
     unsigned long cases_n, failures, errors, skipped;
     char **names;           /* patch file names written in this run */
     size_t names_n, names_cap;
+    char **done;            /* ids whose patch or delivery was handled (a set may name a
+                             * task twice: it is handed over once) */
+    size_t done_n, done_cap;
     unsigned long delivered, delivery_failures, patches, patch_failures;
 };
 
@@ -176,6 +179,9 @@ void ci_report_destroy(ci_report **pr)
     for (size_t i = 0; i < r->names_n; i++)
         free(r->names[i]);
     free(r->names);
+    for (size_t i = 0; i < r->done_n; i++)
+        free(r->done[i]);
+    free(r->done);
     free(r);
     *pr = NULL;
 }
@@ -470,6 +476,28 @@ void ci_report_bad(ci_report *r, unsigned long long line, const char *task_id,
 
 /* ---- patches and deliveries ---- */
 
+/* Adds s to a list of strings unless it is there: 1 when added, 0 when it was there (or
+ * memory ran out). */
+static int list_add(char ***list, size_t *n, size_t *cap, const char *s)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp((*list)[i], s) == 0)
+            return 0;
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 16;
+        char **nl = realloc(*list, c * sizeof *nl);
+        if (!nl)
+            return 0;
+        *list = nl;
+        *cap = c;
+    }
+    char *copy = strdup(s);
+    if (!copy)
+        return 0;
+    (*list)[(*n)++] = copy;
+    return 1;
+}
+
 /* The file name of a task's patch: bytes other than letters, digits, '.', '_' and '-' as
  * '_', no leading dot, cut at CI_MAX_NAME, made unique within the run ("-2", "-3"...). */
 static char *patch_name(ci_report *r, const char *task_id)
@@ -488,29 +516,15 @@ static char *patch_name(ci_report *r, const char *task_id)
     if (base[0] == '.')
         base[0] = '_';
     char name[CI_MAX_NAME + 32];
-    for (unsigned k = 1;; k++) {
+    for (unsigned k = 1; k < 1000000; k++) {
         if (k == 1)
             snprintf(name, sizeof name, "%s", base);
         else
             snprintf(name, sizeof name, "%s-%u", base, k);
-        size_t i;
-        for (i = 0; i < r->names_n && strcmp(r->names[i], name) != 0; i++)
-            ;
-        if (i == r->names_n)
-            break;
+        if (list_add(&r->names, &r->names_n, &r->names_cap, name))
+            return strdup(name); /* the caller's copy */
     }
-    if (r->names_n == r->names_cap) {
-        size_t cap = r->names_cap ? r->names_cap * 2 : 16;
-        char **nn = realloc(r->names, cap * sizeof *nn);
-        if (!nn)
-            return NULL;
-        r->names = nn;
-        r->names_cap = cap;
-    }
-    char *copy = strdup(name);
-    if (copy)
-        r->names[r->names_n++] = copy;
-    return copy;
+    return NULL;
 }
 
 static void write_patch(ci_report *r, const char *task_id, const char *line,
@@ -539,6 +553,7 @@ static void write_patch(ci_report *r, const char *task_id, const char *line,
         r->patches++;
     }
     free(path);
+    free(name);
     gg_free(text);
 }
 
@@ -581,8 +596,9 @@ void ci_report_task(ci_report *r, const char *task_id, const char *result,
         return;
     char *line = spool_take(r, task_id);
     const char *status = str_of(parsed, "status");
-    if (!line || !status || strcmp(status, "passed") != 0) {
-        free(line); /* a task that did not pass is never delivered */
+    if (!line || !status || strcmp(status, "passed") != 0 ||
+        !list_add(&r->done, &r->done_n, &r->done_cap, task_id)) {
+        free(line); /* a task that did not pass is never delivered; one named twice, once */
         return;
     }
     cJSON *task = cJSON_Parse(line);
