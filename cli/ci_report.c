@@ -455,8 +455,9 @@ static void junit_case(ci_report *r, const char *task_id, const cJSON *result)
     fprintf(f, "</%s>\n    </testcase>\n", failed ? "failure" : "error");
 }
 
-void ci_report_bad(ci_report *r, unsigned long long line, const char *task_id,
-                   const char *reason)
+/* An error case without a result: a bad line, or a task whose result could not be read. */
+static void junit_error(ci_report *r, unsigned long long line, const char *task_id,
+                        const char *reason, const char *type)
 {
     FILE *f = r->cases;
     char name[64];
@@ -469,9 +470,15 @@ void ci_report_bad(ci_report *r, unsigned long long line, const char *task_id,
     xml_puts(f, task_id ? task_id : name, 1);
     fputs("\" time=\"0.000\">\n      <error message=\"", f);
     xml_puts(f, reason, 1);
-    fprintf(f, "\" type=\"bad input\">input line %llu: ", line);
+    fprintf(f, "\" type=\"%s\">input line %llu: ", type, line);
     xml_puts(f, reason, 0);
     fputs("</error>\n    </testcase>\n", f);
+}
+
+void ci_report_bad(ci_report *r, unsigned long long line, const char *task_id,
+                   const char *reason)
+{
+    junit_error(r, line, task_id, reason, "bad input");
 }
 
 /* ---- patches and deliveries ---- */
@@ -634,6 +641,13 @@ void ci_report_task(ci_report *r, const char *task_id, const char *result,
     }
     cJSON_Delete(task);
     free(line);
+}
+
+void ci_report_no_result(ci_report *r, unsigned long long line, const char *task_id,
+                         const char *reason)
+{
+    junit_error(r, line, task_id, reason, "no result");
+    free(spool_take(r, task_id)); /* its kept line, so the next task finds its own */
 }
 
 /* ---- the end ---- */

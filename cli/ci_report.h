@@ -84,6 +84,11 @@ void ci_report_task(ci_report *r, const char *task_id, const char *result,
 void ci_report_bad(ci_report *r, unsigned long long line, const char *task_id,
                    const char *reason);
 
+/** A submitted task whose result could not be read (in the set's order, instead of
+ * ci_report_task): a JUnit error case; it is not handed over. */
+void ci_report_no_result(ci_report *r, unsigned long long line, const char *task_id,
+                         const char *reason);
+
 /**
  * Writes the JUnit file and the summary JSON (each atomically) and applies --fail-under.
  * interrupted: the run stopped early (the files hold what ended; the gate is not applied).

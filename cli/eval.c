@@ -439,6 +439,7 @@ static int collect_results(gg_orchestrator_t *o, idlog *ids, eval_summary *s)
                          grc ? (*msg ? msg : gg_strerror(grc)) : "the result is not JSON");
                 s->errors++;
                 cli_errorf("line %llu: task '%s': %s", e.line, e.task_id, reason);
+                ci_report_no_result(eval_ci, e.line, e.task_id, reason);
                 if (eval_results &&
                     results_stream_put_bad(eval_results, e.line, e.task_id, reason) != 0)
                     wrc = results_write_failed();

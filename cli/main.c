@@ -94,10 +94,10 @@ void cli_usage(FILE *f)
             "\nexit status of eval and run: 0 when every task in the input was read and ran\n"
             "to its end, whatever it scored; 1 when the run itself failed (database, results\n"
             "file, the library), and for eval also when a delivery or a patch file failed or\n"
-            "the share of passed tasks is under --fail-under; 2 on a usage error or bad input\n"
-            "(an unknown option or bad value, an unreadable input, any line or task that is\n"
-            "not a valid task: the valid ones still run and are reported); 130 when\n"
-            "interrupted.\n");
+            "the share of passed tasks is under --fail-under; 2 on a usage error or bad\n"
+            "input (an unknown option or bad value, an unreadable input,\n"
+            "any line or task that is not a valid task: the valid ones still run and are\n"
+            "reported); 130 when interrupted.\n");
 }
 
 static int cmd_version(int argc, char **argv)
