@@ -2,7 +2,8 @@
 repository this test makes, checked with the git command: each passing task's patch lands
 as one commit on gryphgen/<task_id> (or the branch its "deliver" field names) whose parent
 is the base, the repository's HEAD, index and working tree untouched; a failing task is
-never delivered; the patch files apply with `git am` onto the base and give the same tree;
+never delivered; the patch files (ids that make the same file name kept apart) apply with
+`git am` onto the base and give the same tree;
 running the set again finds the branches there and fails (exit 1) without moving them.
 Skipped (exit 77) while the library does not run workspace tasks: their results then carry
 no "base_commit" and no patch (the work of issue 15 lands in parts)."""
@@ -76,7 +77,7 @@ try:
     tasks = os.path.join(work, "tasks.jsonl")
     with open(tasks, "w") as f:
         for t in (task("ws/one", good), task("ws/custom", good, deliver={"branch": "fix/f"}),
-                  task("ws/fails", bad)):
+                  task("ws/fails", bad), task("ws_one", good)):
             f.write(json.dumps(t) + "\n")
     results = os.path.join(work, "results.jsonl")
     patches = os.path.join(work, "patches")
@@ -112,8 +113,9 @@ try:
           "the commit message", msg)
 
     files = sorted(os.listdir(patches)) if os.path.isdir(patches) else []
-    check(files == ["ws_custom.patch", "ws_one.patch"], "--patches: a file per passing task",
-          files)
+    check(files == ["ws_custom.patch", "ws_one-2.patch", "ws_one.patch"],
+          "--patches: a file per passing task, ws/one and ws_one apart", files)
+    check(git("rev-parse", "gryphgen/ws_one^") == base, "ws_one has its own branch")
     if "ws_one.patch" in files:
         am = os.path.join(work, "am")
         git("clone", "-q", repo, am, cwd=work)
