@@ -4,6 +4,7 @@
  * (gg_workspace_format_patch, gg_workspace_deliver).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <libgen.h>
 #include <math.h>
@@ -142,6 +143,27 @@ int ci_options_check(const ci_options *o)
 
 /* ---- the report ---- */
 
+/* A temporary file in $TMPDIR (else /tmp), unlinked at once: NULL (errno) on failure. */
+static FILE *temp_file(const char *what)
+{
+    const char *dir = getenv("TMPDIR");
+    char path[4096];
+    if (!dir || !*dir)
+        dir = "/tmp";
+    if ((size_t)snprintf(path, sizeof path, "%s/gryphgen-%s-XXXXXX", dir, what) >= sizeof path) {
+        errno = ENAMETOOLONG;
+        return NULL;
+    }
+    int fd = mkostemp(path, O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    unlink(path);
+    FILE *f = fdopen(fd, "w+");
+    if (!f)
+        close(fd);
+    return f;
+}
+
 int ci_report_new(ci_report **out, const ci_options *o)
 {
     ci_report *r = calloc(1, sizeof *r);
@@ -151,12 +173,12 @@ int ci_report_new(ci_report **out, const ci_options *o)
         return -1;
     }
     r->o = *o;
-    if (!(r->spool = tmpfile())) { /* a task's own "deliver" field may need it */
+    if (!(r->spool = temp_file("lines"))) { /* a task's own "deliver" field may need it */
         cli_errorf("cannot create a temporary file for the task lines: %s", strerror(errno));
         ci_report_destroy(&r);
         return -1;
     }
-    if (o->junit_path && !(r->cases = tmpfile())) {
+    if (o->junit_path && !(r->cases = temp_file("junit"))) {
         cli_errorf("cannot create a temporary file for the JUnit cases: %s", strerror(errno));
         ci_report_destroy(&r);
         return -1;
