@@ -58,10 +58,11 @@ typedef struct gg_deliver_options {
  * HEAD, index and working tree are never touched (only new objects and the one reference
  * are written), and an existing branch is never moved.
  *
- * The message: the prompt's first non-blank line, trimmed, at most 72 characters (or
- * "gryphgen: task <task_id>" without a prompt); a blank line; the prompt (at most 16 KiB,
- * left out when it is that one line); a blank line; the trailers "Gryphgen-Task: <task_id>"
- * and "Gryphgen-Attempt: <passed_attempt>". Author and committer come from opts, then the
+ * The message: the prompt's first non-blank line, trimmed, at most 72 characters (cut at a
+ * word's end when it is longer), or "gryphgen: task <task_id>" without a prompt; a blank
+ * line; the prompt (without that first line when the subject holds it whole; at most 16
+ * KiB); a blank line; the trailers "Gryphgen-Task: <task_id>" and "Gryphgen-Attempt:
+ * <passed_attempt>". Author and committer come from opts, then the
  * environment (see gg_deliver_options); their times are now, or $GIT_AUTHOR_DATE and
  * $GIT_COMMITTER_DATE when set, in git's internal form "SECONDS +HHMM" (or "@SECONDS
  * +HHMM"); another form is GG_EINVAL naming the variable.

@@ -146,7 +146,8 @@ static int put_oneline(ggi_buf *b, const char *s, size_t n)
 }
 
 /* The first line: the prompt's first non-blank line, trimmed, at most 72 characters (cut at
- * a character boundary), or "gryphgen: task <id>". */
+ * the end of a word when one ends in its second half, else at a character boundary), or
+ * "gryphgen: task <id>". */
 static int make_subject(const deliver_input *in, ggi_buf *b)
 {
     const char *p = in->prompt ? in->prompt : "";
@@ -163,6 +164,13 @@ static int make_subject(const deliver_input *in, ggi_buf *b)
                 size_t k = ggi_utf8_seq((const unsigned char *)s + n, (size_t)(e - s) - n);
                 n += k ? k : 1;
                 chars++;
+            }
+            if (s + n < e && !isspace((unsigned char)s[n])) { /* cut: at a word's end */
+                size_t w = n;
+                while (w > 0 && !isspace((unsigned char)s[w - 1]))
+                    w--;
+                if (w > n / 2)
+                    n = w;
             }
             while (n > 0 && isspace((unsigned char)s[n - 1]))
                 n--;
@@ -186,9 +194,9 @@ static int is_mail_break(const char *line, size_t n)
 }
 
 /*
- * The message: subject, blank line, the prompt (CRLF made LF, trailing blanks and blank
- * lines at its ends dropped, cut at DELIVER_MAX_BODY; left out when it is the subject
- * alone), blank line, the trailers. mail: indent lines `git am` would stop at. The subject
+ * The message: subject, blank line, the prompt (without its first line when that is the
+ * subject whole; CRLF made LF, trailing blanks and blank lines at its ends dropped, cut at
+ * DELIVER_MAX_BODY), blank line, the trailers. mail: indent lines `git am` would stop at. The subject
  * goes to *subject_len bytes at the start.
  */
 static int make_message(const deliver_input *in, int mail, ggi_buf *b, size_t *subject_len)
@@ -204,6 +212,17 @@ static int make_message(const deliver_input *in, int mail, ggi_buf *b, size_t *s
         p++;
     while (pend > p && isspace((unsigned char)pend[-1]))
         pend--;
+    /* the first line, when the subject holds it whole, is not repeated: the body is the
+     * rest (as `git commit` makes a message's first paragraph its subject) */
+    const char *nl = memchr(p, '\n', (size_t)(pend - p));
+    const char *le = nl ? nl : pend, *te = le;
+    while (te > p && isspace((unsigned char)te[-1]))
+        te--;
+    if ((size_t)(te - p) == *subject_len && memcmp(p, b->data, *subject_len) == 0) {
+        p = le;
+        while (p < pend && isspace((unsigned char)*p))
+            p++;
+    }
     int truncated = 0;
     if ((size_t)(pend - p) > DELIVER_MAX_BODY) {
         const char *cut = p + DELIVER_MAX_BODY;
@@ -212,9 +231,7 @@ static int make_message(const deliver_input *in, int mail, ggi_buf *b, size_t *s
         pend = cut;
         truncated = 1;
     }
-    int only_subject = !truncated && (size_t)(pend - p) == *subject_len &&
-                       memcmp(p, b->data, *subject_len) == 0;
-    if (pend > p && !only_subject) {
+    if (pend > p) {
         if (ggi_buf_puts(b, "\n\n") != GG_OK)
             return GG_ENOMEM;
         while (p < pend) {

@@ -245,8 +245,8 @@ static void test_deliver_new_branch(void)
     CHECK(sh(NULL, "git -C %s cat-file -e gryphgen/demo/fix-1:e.txt 2>/dev/null", repo) != 0);
     CHECK(sh(NULL, "git -C %s cat-file -e gryphgen/demo/fix-1:d.txt 2>/dev/null", repo) != 0);
     char *msg = must("git -C %s log -1 --format=%%B gryphgen/demo/fix-1", repo);
-    CHECK_STR(msg, "Make two loud.\n\nMake two loud.\nThe second line of a.txt must be upper "
-                   "case.\n\nGryphgen-Task: demo/fix-1\nGryphgen-Attempt: 2");
+    CHECK_STR(msg, "Make two loud.\n\nThe second line of a.txt must be upper case.\n\n"
+                   "Gryphgen-Task: demo/fix-1\nGryphgen-Attempt: 2");
     char *trailers = must("git -C %s log -1 --format='%%(trailers:key=Gryphgen-Task,"
                           "valueonly)' gryphgen/demo/fix-1", repo);
     CHECK_STR(trailers, "demo/fix-1");
@@ -341,6 +341,48 @@ static void test_deliver_ref_and_options(void)
     free(t);
     free(r);
     state_free(&before);
+}
+
+/* Delivers with prompt onto branch and returns the commit's message (free it). */
+static char *message_for(const char *prompt, const char *branch)
+{
+    char *t = task_json("demo/msg", repo, NULL, prompt);
+    char *r = result_json("demo/msg", "passed", patch, base0);
+    gg_deliver_options opts = GG_DELIVER_OPTIONS_INIT;
+    char *out = NULL;
+    opts.branch = branch;
+    CHECK_RC(gg_workspace_deliver(t, r, &opts, &out), GG_OK);
+    gg_free(out);
+    free(t);
+    free(r);
+    return must("git -C %s log -1 --format=%%B %s", repo, branch);
+}
+
+/* The subject: the first line whole when it fits (then not repeated), else cut at 72
+ * characters with the whole prompt below; a blank prompt names the task. */
+static void test_messages(void)
+{
+    char prompt[400];
+    snprintf(prompt, sizeof prompt, "%s\r\nsecond line\r\n\n\n",
+             "Replace every \xc3\xa9 in the parser's error messages with plain e, and keep the "
+             "line numbers the same");
+    char *msg = message_for(prompt, "msg/long");
+    char *subject = must("git -C %s log -1 --format=%%s msg/long", repo);
+    CHECK_STR(subject, "Replace every \xc3\xa9 in the parser's error messages with plain e, and "
+                       "keep");
+    char want[600];
+    snprintf(want, sizeof want, "%s\n\nReplace every \xc3\xa9 in the parser's error messages "
+             "with plain e, and keep the line numbers the same\nsecond line\n\n"
+             "Gryphgen-Task: demo/msg\nGryphgen-Attempt: 2", subject);
+    CHECK_STR(msg, want);
+    free(msg);
+    free(subject);
+    msg = message_for("  \n\t\n ", "msg/blank");
+    CHECK_STR(msg, "gryphgen: task demo/msg\n\nGryphgen-Task: demo/msg\nGryphgen-Attempt: 2");
+    free(msg);
+    msg = message_for("\n\n   One line only.   \n", "msg/one");
+    CHECK_STR(msg, "One line only.\n\nGryphgen-Task: demo/msg\nGryphgen-Attempt: 2");
+    free(msg);
 }
 
 /* Each refusal leaves no branch and the repository as it was. */
@@ -630,6 +672,7 @@ int main(void)
     write_file(path, patch);
     test_deliver_new_branch();
     test_deliver_ref_and_options();
+    test_messages();
     test_refusals();
     test_branch_names();
     test_format_patch();
