@@ -827,7 +827,7 @@ static int candidates(conn *co, const char *match, const char *lang, const char 
             c->f = sqlite3_column_double(s, 1);
             c->ks = c->kf = 0;
             const char *sk = (const char *)sqlite3_column_text(s, 4);
-            c->foreign = sqlite3_column_int(s, 3) && (!kind || !sk || strcmp(sk, kind) != 0);
+            c->foreign = kind && sqlite3_column_int(s, 3) && (!sk || strcmp(sk, kind) != 0);
             c->rank = n++;
         }
         sqlite3_reset(s);
@@ -835,7 +835,7 @@ static int candidates(conn *co, const char *match, const char *lang, const char 
             return fail_db(co->db, "reading a chunk's counts");
     }
     /* The counts for the query's kind, where it has any. */
-    if (kind_counts && n > 0) {
+    if (kind && kind_counts && n > 0) {
         if ((rc = stmt(co, S_KIND_META, &s)))
             return rc;
         sqlite3_bind_text(s, 2, kind, -1, SQLITE_STATIC);
@@ -928,7 +928,9 @@ int ggi_fts5_search(ggi_fts5 *x, const char *query_json, char **out_json)
     long long pool = k * POOL_PER_K;
     pool = pool < POOL_MIN ? POOL_MIN : pool > POOL_MAX ? POOL_MAX : pool;
     int n = 0;
-    if ((rc = candidates(co, match, lang, kind, x->weight > 0, (int)pool, &n)))
+    /* Solutions of other kinds are told apart only when the query's kind is a task's. */
+    if ((rc = candidates(co, match, lang, kind_in || lang ? kind : NULL, x->weight > 0,
+                         (int)pool, &n)))
         goto done;
     cs = co->cands;
     double best = 0;
@@ -1318,6 +1320,25 @@ static int add_solution(add_ctx *a, const char *doc_hash)
         if (!rc) {
             a->added++;
             rc = add_id(a->ids, id);
+        }
+    }
+    if (!rc && doc && a->task_id && a->task_kind[0]) {
+        /* It passed its task's tests once: one success for that kind, per chunk. */
+        sqlite3_stmt *k;
+        if (!(rc = stmt(a->c, S_KIND_CREDIT, &k))) {
+            sqlite3_stmt *s;
+            if (!(rc = stmt(a->c, S_DOC_CHUNKS, &s))) {
+                sqlite3_bind_int64(s, 1, doc);
+                while (!rc && sqlite3_step(s) == SQLITE_ROW) {
+                    sqlite3_bind_int64(k, 1, sqlite3_column_int64(s, 0));
+                    sqlite3_bind_text(k, 2, a->task_kind, -1, SQLITE_STATIC);
+                    sqlite3_bind_double(k, 3, 1.0);
+                    sqlite3_bind_double(k, 4, 0.0);
+                    rc = step_done(a->c, k, "crediting a solution");
+                }
+                sqlite3_reset(s);
+            }
+            sqlite3_clear_bindings(k);
         }
     }
     if (!rc && doc && a->task_id) {

@@ -18,6 +18,7 @@
 #include <cjson/cJSON.h>
 #include <gryphgen.h>
 
+#include "retrieval/fts5.h"
 #include "testutil.h"
 
 static cJSON *search(gg_retriever_t *r, const char *text)
@@ -120,7 +121,7 @@ static int all_solutions(const cJSON *res)
         const char *s = cJSON_GetStringValue(cJSON_GetObjectItem(it, "source"));
         n += s && strncmp(s, "task:pelican-", 13) == 0;
     }
-    return n == 8;
+    return n == GGI_FTS5_SOLUTIONS_PER_KIND; /* the 8 tasks are one kind: its newest few */
 }
 
 /* The index in the orchestrator's own database: the scheduler's write transactions and the
@@ -164,7 +165,9 @@ static void test_shared_database(const char *dir)
     cJSON *found = search_until(r, "pelican sum", all_solutions);
     CHECK(all_solutions(found));
     const cJSON *note = by_source(found, "notes/pelican.md");
-    CHECK(note && field(note, "successes") == 8);
+    /* Credited by every pass, by its position in each context (1 when first, 1/3 second...):
+     * at least one third of a success each, and never a failure. */
+    CHECK(note && field(note, "successes") >= 8.0 / 9 && field(note, "failures") == 0);
     cJSON_Delete(found);
     gg_orchestrator_destroy(&o);
     gg_retriever_destroy(&r);
