@@ -290,6 +290,103 @@ static void test_slow_feedback(const char *script)
     waitpid(pid, NULL, 0);
 }
 
+/* Retries as experiments, through the orchestrator: a model that trusts its first reference
+ * fails with the misleading one first; the retry's context puts that one last (the record
+ * says so), the model passes and cites the helpful one (a `command:` generator answering
+ * with a response object), and learning credits the cited reference only. */
+static int heron_learnt(const cJSON *res)
+{
+    const cJSON *it;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItem(res, "results"))
+    {
+        const char *s = cJSON_GetStringValue(cJSON_GetObjectItem(it, "source"));
+        if (s && strcmp(s, "task:heron-1") == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static void test_experiments(const char *dir)
+{
+    char db[160], script[160], spec[256];
+    snprintf(db, sizeof db, "%s/heron.db", dir);
+    snprintf(script, sizeof script, "%s/trusting.py", dir);
+    FILE *f = fopen(script, "w");
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    fputs("import json, sys\n"
+          "req = json.load(sys.stdin)\n"
+          "ctx = req.get('context') or []\n"
+          "first = ctx[0] if ctx else {'id': '', 'text': ''}\n"
+          "value = 'even' if 'even' in first['text'] else 'up'\n"
+          "code = 'def rule():\\n    return %r\\n' % value\n"
+          "print(json.dumps({'code': code, 'cited': [first['id'], 'no-such-id']}))\n",
+          f);
+    fclose(f);
+    snprintf(spec, sizeof spec, "command:/usr/bin/python3 %s", script);
+    gg_retriever_options ro = GG_RETRIEVER_OPTIONS_INIT;
+    ro.backend = "fts5";
+    ro.db_path = db;
+    ro.exploration = 0;
+    gg_retriever_t *r = NULL;
+    CHECK_RC(gg_retriever_new(&r, &ro), GG_OK);
+    char *out = NULL;
+    CHECK_RC(gg_retriever_add(r, "{\"source\":\"/n/m.md\",\"text\":\"heron ledger rounding: "
+                                 "heron ledger rounding rounds half up\"}", &out), GG_OK);
+    cJSON *a = cJSON_Parse(out);
+    char m[24], h[24];
+    snprintf(m, sizeof m, "%s", cJSON_GetStringValue(cJSON_GetArrayItem(cJSON_GetObjectItem(a, "ids"), 0)));
+    cJSON_Delete(a);
+    gg_free(out);
+    CHECK_RC(gg_retriever_add(r, "{\"source\":\"/n/h.md\",\"text\":\"The heron ledger "
+                                 "rounding rule, since the audit, rounds half to even.\"}", &out),
+             GG_OK);
+    a = cJSON_Parse(out);
+    snprintf(h, sizeof h, "%s", cJSON_GetStringValue(cJSON_GetArrayItem(cJSON_GetObjectItem(a, "ids"), 0)));
+    cJSON_Delete(a);
+    gg_free(out);
+    CHECK_RC(gg_retriever_add(r, "{\"source\":\"/n/o.md\",\"text\":\"unrelated notes on "
+                                 "pelicans\"}", NULL), GG_OK);
+    gg_generator_options go = GG_GENERATOR_OPTIONS_INIT;
+    go.spec = spec;
+    gg_generator_t *gen = NULL;
+    CHECK_RC(gg_generator_new(&gen, &go), GG_OK);
+    gg_orchestrator_options oo = GG_ORCHESTRATOR_OPTIONS_INIT;
+    oo.workers = 1;
+    oo.retriever = r;
+    oo.generator = gen;
+    gg_orchestrator_t *o = NULL;
+    CHECK_RC(gg_orchestrator_new(&o, &oo), GG_OK);
+    cJSON *res = run(o, "{\"task_id\":\"heron-1\",\"language\":\"python\","
+                        "\"prompt\":\"heron ledger rounding\",\"entry_point\":\"rule\","
+                        "\"test\":\"def check(f):\\n    assert f() == 'even'\\n\","
+                        "\"budget\":{\"max_attempts\":3}}");
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(res, "status")), "passed");
+    const cJSON *hist = cJSON_GetObjectItem(res, "history");
+    const cJSON *h1 = cJSON_GetArrayItem(hist, 0), *h2 = cJSON_GetArrayItem(hist, 1);
+    CHECK(cJSON_GetArraySize(hist) == 2);
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetArrayItem(cJSON_GetObjectItem(h1, "context_ids"), 0)), m);
+    CHECK(cJSON_GetObjectItem(h1, "demoted") == NULL);
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetArrayItem(cJSON_GetObjectItem(h2, "demoted"), 0)), m);
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetArrayItem(cJSON_GetObjectItem(h2, "context_ids"), 0)), h);
+    const cJSON *cited = cJSON_GetObjectItem(h2, "cited");
+    CHECK(cJSON_GetArraySize(cited) == 1); /* the unknown id is dropped */
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetArrayItem(cited, 0)), h);
+    CHECK(cJSON_GetStringValue(cJSON_GetObjectItem(h2, "context_kind")) != NULL);
+    cJSON_Delete(res);
+    cJSON *found = search_until(r, "heron ledger rounding", heron_learnt);
+    const cJSON *rm = by_source(found, "/n/m.md"), *rh = by_source(found, "/n/h.md");
+    CHECK(rm && rh);
+    CHECK(field(rm, "failures") == 1 && field(rm, "successes") == 0); /* uncited in the pass */
+    CHECK(field(rh, "successes") == 1); /* cited */
+    CHECK(field(rh, "failures") == 0); /* the failing attempt cited the other one */
+    cJSON_Delete(found);
+    gg_orchestrator_destroy(&o);
+    gg_generator_destroy(&gen);
+    gg_retriever_destroy(&r);
+}
+
 int main(int argc, char **argv)
 {
     setenv("GRYPHGEN_PYTHON", "/usr/bin/python3", 0);
@@ -352,6 +449,7 @@ int main(int argc, char **argv)
     gg_retriever_destroy(&r);
 
     test_shared_database(dir);
+    test_experiments(dir);
     if (argc > 1)
         test_slow_feedback(argv[1]);
     char cmd[160];
