@@ -1,7 +1,7 @@
 #!/bin/sh
 # learning.sh - does retrieval learning (SYMORG) make first attempts pass more over time?
 #
-#   bench/learning.sh [BUILD_DIR] [PNG]
+#   bench/learning.sh [BUILD_DIR] [PNG]     (BUILD_DIR: default $BUILD, else build/)
 #
 # A synthetic corpus (bench/learning_corpus.py): for each of 10 task families two short,
 # keyword-dense sections with stale values, which plain BM25 ranks first, and one longer
@@ -19,8 +19,13 @@
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
-build=${1:-$here/../build}
+root=$(cd "$here/.." && pwd)
+build=${1:-${BUILD:-$root/build}}
 png=${2:-$here/out/learning.png}
+if [ ! -f "$build/build.ninja" ]; then
+    meson setup "$build" "$root" >/dev/null
+fi
+ninja -C "$build" cli/gryphgen >/dev/null
 gg=$(cd "$build" && pwd)/cli/gryphgen
 py=/usr/bin/python3
 corpus_py=$here/learning_corpus.py
