@@ -37,8 +37,13 @@ static char *attempt_feedback(const char *task_id, const cJSON *rec)
     int n = cJSON_IsArray(ids) ? cJSON_GetArraySize(ids) : 0;
     if (n == 0 || n > GGI_LEARN_MAX_IDS)
         return NULL;
+    /* A record is a worker's word: what is not well formed is left out, not refused. */
     const cJSON *cited = cJSON_GetObjectItemCaseSensitive(rec, "cited");
+    if (!cJSON_IsArray(cited) || cJSON_GetArraySize(cited) > GGI_CREDIT_MAX_CITED)
+        cited = NULL;
     const char *kind = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rec, "context_kind"));
+    if (!ggi_credit_kind_ok(kind))
+        kind = NULL;
     double w[GGI_LEARN_MAX_IDS];
     ggi_credit_weights(ids, cited, w, n);
     cJSON *fb = cJSON_CreateObject();
@@ -76,8 +81,9 @@ void ggi_learn_from_result(gg_retriever_t *r, const ggi_logger *log, const cJSON
         const cJSON *ids = cJSON_GetObjectItemCaseSensitive(rec, "context_ids");
         if (!cJSON_IsArray(ids) || cJSON_GetArraySize(ids) == 0)
             continue;
-        if (!kind)
-            kind = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rec, "context_kind"));
+        const char *k = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rec, "context_kind"));
+        if (!kind && ggi_credit_kind_ok(k))
+            kind = k;
         char *text = attempt_feedback(task_id, rec);
         if (!text && cJSON_GetArraySize(ids) > GGI_LEARN_MAX_IDS)
             continue; /* not a context this library gave */

@@ -79,11 +79,28 @@ int ggi_credit_id_ok(const char *s)
     return 1;
 }
 
+int ggi_credit_kind_ok(const char *v)
+{
+    if (!v || !*v)
+        return 0;
+    size_t n = 0;
+    for (const char *p = v; *p; p++, n++)
+        if (n + 1 >= GGI_CREDIT_KIND_MAX ||
+            !((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '_' || *p == '-' || *p == '.' || *p == ':' || *p == '+'))
+            return 0;
+    return 1;
+}
+
+/* Whether s is among the first GGI_CREDIT_SCAN strings of arr. */
 static int in_strings(const cJSON *arr, const char *s)
 {
     const cJSON *it;
+    int seen = 0;
     cJSON_ArrayForEach(it, arr)
     {
+        if (++seen > GGI_CREDIT_SCAN)
+            break;
         const char *v = cJSON_GetStringValue(it);
         if (v && strcmp(v, s) == 0)
             return 1;
@@ -98,9 +115,12 @@ void ggi_credit_weights(const cJSON *ids, const cJSON *cited, double *weights, i
     cJSON_ArrayForEach(it, ids)
     {
         const char *id = cJSON_GetStringValue(it);
+        if (i++ >= n || any_cited)
+            break;
         if (id && cJSON_IsArray(cited) && in_strings(cited, id))
             any_cited = 1;
     }
+    i = 0;
     cJSON_ArrayForEach(it, ids)
     {
         if (i >= n)
@@ -131,10 +151,12 @@ int ggi_credit_demote_add(cJSON *out, const char *id)
 
 int ggi_credit_leads(const cJSON *ids, const cJSON *cited, cJSON *out)
 {
-    int rc = GG_OK, any = 0;
+    int rc = GG_OK, any = 0, seen = 0;
     const cJSON *it;
     cJSON_ArrayForEach(it, ids)
     {
+        if (++seen > GGI_CREDIT_SCAN)
+            break;
         const char *id = cJSON_GetStringValue(it);
         if (id && cJSON_IsArray(cited) && in_strings(cited, id)) {
             any = 1;

@@ -71,6 +71,14 @@ int ggi_credit_cited(const cJSON *cited, const cJSON *context, cJSON **out);
  */
 int ggi_credit_demote(cJSON *context, const cJSON *demote, cJSON *demoted);
 
+/** Entries of an id list or a citation list that are read at most (a hostile record's longer
+ *  lists are read only so far). */
+#define GGI_CREDIT_SCAN 256
+
+/** Whether s may be a kind key: 1 to GGI_CREDIT_KIND_MAX - 1 bytes of letters, digits and
+ *  "_-.:+". */
+int ggi_credit_kind_ok(const char *s);
+
 /** Whether s is an id a citation or a demotion may name: 1 to GGI_CREDIT_MAX_ID bytes of
  *  letters, digits and "_-.:/". */
 int ggi_credit_id_ok(const char *s);

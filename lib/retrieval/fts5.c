@@ -858,18 +858,6 @@ static int candidates(conn *co, const char *match, const char *lang, const char 
     return GG_OK;
 }
 
-/* Whether v may be a kind key: 1 to 63 bytes of a-z, A-Z, 0-9 and "_-.:+". */
-static int kind_ok(const char *v)
-{
-    size_t n = 0;
-    for (const char *p = v; *p; p++, n++)
-        if (n + 1 >= GGI_CREDIT_KIND_MAX ||
-            !((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '_' || *p == '-' || *p == '.' || *p == ':' || *p == '+'))
-            return 0;
-    return n > 0;
-}
-
 int ggi_fts5_search(ggi_fts5 *x, const char *query_json, char **out_json)
 {
     *out_json = NULL;
@@ -893,7 +881,7 @@ int ggi_fts5_search(ggi_fts5 *x, const char *query_json, char **out_json)
         rc = ggi_json_int(q, "k", 0, 1, MAX_K, &k);
     if (!rc)
         rc = ggi_json_string(q, "kind", 0, GGI_CREDIT_KIND_MAX - 1, &kind_in);
-    if (!rc && kind_in && !kind_ok(kind_in))
+    if (!rc && kind_in && !ggi_credit_kind_ok(kind_in))
         rc = ggi_error(GG_EINVAL, "field 'kind' may hold only letters, digits and _-.:+");
     if (!rc && !cJSON_GetObjectItemCaseSensitive(q, "k"))
         k = DEFAULT_K;
@@ -1054,7 +1042,7 @@ int ggi_fts5_feedback(ggi_fts5 *x, const char *feedback_json)
                                   "as 'ids'");
     else if ((rc = ggi_json_string(fb, "kind", 0, GGI_CREDIT_KIND_MAX - 1, &kind)))
         ggi_error_wrap("retriever feedback: ");
-    else if (kind && !kind_ok(kind))
+    else if (kind && !ggi_credit_kind_ok(kind))
         rc = ggi_error(GG_EINVAL, "retriever feedback: field 'kind' may hold only letters, "
                                   "digits and _-.:+");
     if (!cJSON_IsArray(weights))
@@ -1257,15 +1245,19 @@ static int solutions_cap(conn *c, const char *kind, int *removed)
 {
     sqlite3_stmt *s;
     sqlite3_int64 over[64];
-    int n = 0, r, rc = stmt(c, S_SOL_OVER, &s);
+    int n = 0, r, rc = *kind ? stmt(c, S_SOL_OVER, &s) : GG_OK; /* kindless: the total only */
     if (rc)
         return rc;
-    sqlite3_bind_text(s, 1, kind, -1, SQLITE_STATIC);
-    sqlite3_bind_int(s, 2, GGI_FTS5_SOLUTIONS_PER_KIND);
-    while (n < 64 && (r = sqlite3_step(s)) == SQLITE_ROW)
+    if (*kind) {
+        sqlite3_bind_text(s, 1, kind, -1, SQLITE_STATIC);
+        sqlite3_bind_int(s, 2, GGI_FTS5_SOLUTIONS_PER_KIND);
+    }
+    while (*kind && n < 64 && (r = sqlite3_step(s)) == SQLITE_ROW)
         over[n++] = sqlite3_column_int64(s, 0);
-    sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
+    if (*kind) {
+        sqlite3_reset(s);
+        sqlite3_clear_bindings(s);
+    }
     for (int i = 0; i < n && !rc; i++)
         rc = doc_remove(c, over[i], removed);
     for (int guard = 0; !rc && guard < 64; guard++) {
@@ -1650,7 +1642,7 @@ int ggi_fts5_add(ggi_fts5 *x, const char *doc_json, char **out_json)
         rc = ggi_json_string(d, "task_kind", 0, GGI_CREDIT_KIND_MAX - 1, &task_kind);
     if (rc)
         ggi_error_wrap("retriever document: ");
-    if (!rc && task_kind && !kind_ok(task_kind))
+    if (!rc && task_kind && !ggi_credit_kind_ok(task_kind))
         rc = ggi_error(GG_EINVAL, "retriever document: field 'task_kind' may hold only "
                                   "letters, digits and _-.:+");
     if (!rc && task_id && !*task_id)
