@@ -306,6 +306,18 @@ static int heron_learnt(const cJSON *res)
     return 0;
 }
 
+static int heron_far_learnt(const cJSON *res)
+{
+    const cJSON *it;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItem(res, "results"))
+    {
+        const char *s = cJSON_GetStringValue(cJSON_GetObjectItem(it, "source"));
+        if (s && strcmp(s, "task:heron-far") == 0)
+            return 1;
+    }
+    return 0;
+}
+
 static void test_experiments(const char *dir)
 {
     char db[160], script[160], spec[256];
@@ -387,6 +399,88 @@ static void test_experiments(const char *dir)
     gg_retriever_destroy(&r);
 }
 
+/* A remote worker's attempts teach the orchestrator's index by the same path as a local
+ * worker's: the worker (gg_worker, here in this process over ipc) retrieves from the same
+ * index file, its records carry context_ids, cited and demoted, and the orchestrator's learner
+ * credits them. The retry's demotion travels in the job. */
+static void *run_worker(void *w)
+{
+    gg_worker_run(w);
+    return NULL;
+}
+
+static void test_remote_worker(const char *dir)
+{
+    char db[160], odb[160], ep[200], script[160], spec[256];
+    snprintf(db, sizeof db, "%s/remote-rag.db", dir);
+    snprintf(odb, sizeof odb, "%s/remote-orch.db", dir);
+    snprintf(ep, sizeof ep, "ipc://%s/grid.sock", dir);
+    snprintf(script, sizeof script, "%s/trusting.py", dir); /* written by test_experiments */
+    snprintf(spec, sizeof spec, "command:/usr/bin/python3 %s", script);
+    gg_retriever_options ro = GG_RETRIEVER_OPTIONS_INIT;
+    ro.backend = "fts5";
+    ro.db_path = db;
+    ro.exploration = 0;
+    gg_retriever_t *r = NULL, *wr = NULL;
+    CHECK_RC(gg_retriever_new(&r, &ro), GG_OK);
+    CHECK_RC(gg_retriever_add(r, "{\"source\":\"/n/m.md\",\"text\":\"heron ledger rounding: "
+                                 "heron ledger rounding rounds half up\"}", NULL), GG_OK);
+    CHECK_RC(gg_retriever_add(r, "{\"source\":\"/n/h.md\",\"text\":\"The heron ledger "
+                                 "rounding rule, since the audit, rounds half to even.\"}", NULL),
+             GG_OK);
+    CHECK_RC(gg_retriever_add(r, "{\"source\":\"/n/o.md\",\"text\":\"unrelated notes on "
+                                 "pelicans\"}", NULL), GG_OK);
+    CHECK_RC(gg_retriever_new(&wr, &ro), GG_OK); /* the worker's own handle on the file */
+    gg_orchestrator_options oo = GG_ORCHESTRATOR_OPTIONS_INIT;
+    oo.db_path = odb;
+    oo.bind = ep;
+    oo.insecure = 1;
+    oo.local_workers = 0;
+    oo.retriever = r;
+    gg_orchestrator_t *o = NULL;
+    CHECK_RC(gg_orchestrator_new(&o, &oo), GG_OK);
+    gg_generator_options go = GG_GENERATOR_OPTIONS_INIT;
+    go.spec = spec;
+    gg_generator_t *gen = NULL;
+    CHECK_RC(gg_generator_new(&gen, &go), GG_OK);
+    gg_worker_options wo = GG_WORKER_OPTIONS_INIT;
+    wo.connect = ep;
+    wo.insecure = 1;
+    wo.name = "far";
+    wo.slots = 1;
+    wo.generator = gen;
+    wo.retriever = wr;
+    gg_worker_t *w = NULL;
+    CHECK_RC(gg_worker_new(&w, &wo), GG_OK);
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, run_worker, w) == 0);
+    cJSON *res = run(o, "{\"task_id\":\"heron-far\",\"language\":\"python\","
+                        "\"prompt\":\"heron ledger rounding\",\"entry_point\":\"rule\","
+                        "\"test\":\"def check(f):\\n    assert f() == 'even'\\n\","
+                        "\"budget\":{\"max_attempts\":3}}");
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(res, "status")), "passed");
+    const cJSON *hist = cJSON_GetObjectItem(res, "history");
+    const cJSON *h2 = cJSON_GetArrayItem(hist, 1);
+    CHECK(cJSON_GetArraySize(hist) == 2);
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(h2, "node")), "far");
+    CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(h2, "demoted")) == 1);
+    CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(h2, "cited")) == 1);
+    cJSON_Delete(res);
+    cJSON *found = search_until(r, "heron ledger rounding", heron_far_learnt);
+    const cJSON *rm = by_source(found, "/n/m.md"), *rh = by_source(found, "/n/h.md");
+    CHECK(rm && rh);
+    CHECK(field(rm, "failures") == 1 && field(rm, "successes") == 0);
+    CHECK(field(rh, "successes") == 1);
+    cJSON_Delete(found);
+    gg_worker_stop(w);
+    pthread_join(th, NULL);
+    gg_worker_destroy(&w);
+    gg_orchestrator_destroy(&o);
+    gg_generator_destroy(&gen);
+    gg_retriever_destroy(&wr);
+    gg_retriever_destroy(&r);
+}
+
 int main(int argc, char **argv)
 {
     setenv("GRYPHGEN_PYTHON", "/usr/bin/python3", 0);
@@ -450,6 +544,7 @@ int main(int argc, char **argv)
 
     test_shared_database(dir);
     test_experiments(dir);
+    test_remote_worker(dir);
     if (argc > 1)
         test_slow_feedback(argv[1]);
     char cmd[160];
