@@ -5,7 +5,9 @@
  * thread after the task's commit, so checks wait for it. Also: the index in the
  * orchestrator's own database file (no deadlock, no lock errors, with two workers), and an
  * http retriever whose feedback endpoint does not answer until the test lets it does not hold
- * the tasks up. Argument: broken_server.py.
+ * the tasks up; retries as experiments (the failed attempt's lead goes last in the retry, a
+ * command: generator's citations credit the cited reference only), also when a remote worker
+ * (gg_worker over ipc) runs the attempts. Argument: broken_server.py.
  */
 #include <pthread.h>
 #include <signal.h>
