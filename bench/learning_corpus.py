@@ -98,8 +98,10 @@ def plot(curves, png):
         for row in rows:
             if row[0].endswith(corpus):
                 ys = [float(v) for v in row[1:]]
-                ax.plot(range(1, len(ys) + 1), ys, marker="o",
-                        label="learning" if row[0].startswith("learning") else "plain BM25")
+                learning = row[0].startswith("learning")
+                ax.plot(range(1, len(ys) + 1), ys, marker="o" if learning else "s",
+                        linestyle="-" if learning else "--", markersize=7 if learning else 5,
+                        label="learning" if learning else "plain BM25")
         ax.set_title(title)
         ax.set_xlabel("epoch")
         ax.set_ylim(-5, 105)

@@ -46,8 +46,8 @@ static int infra(cJSON *rec, const char *stage, int status, const char *message)
 }
 
 /* Context from the retriever, within the budget; failures only cost the context. The query
- * names the task's kind (per-kind usefulness) and what earlier failed attempts of the task
- * were led by goes last (retries as experiments): both are recorded (docs/retrieval.md). */
+ * names the task's kind (per-kind usefulness) and what led earlier failed attempts of the
+ * task, which goes last (retries as experiments): both are recorded (docs/retrieval.md). */
 static cJSON *retrieve(const ggi_attempt_env *env, const ggi_task *t, const cJSON *job,
                        cJSON *rec)
 {
@@ -62,6 +62,9 @@ static cJSON *retrieve(const ggi_attempt_env *env, const ggi_task *t, const cJSO
     cJSON_AddStringToObject(q, "language", t->language);
     cJSON_AddNumberToObject(q, "k", CONTEXT_K);
     cJSON_AddStringToObject(q, "kind", kind);
+    const cJSON *demote = cJSON_GetObjectItem(job, "demote");
+    if (cJSON_IsArray(demote))
+        cJSON_AddItemToObject(q, "demote", cJSON_Duplicate(demote, 1));
     char *qtext = ggi_json_print(q);
     cJSON_Delete(q);
     char *rtext = NULL;
@@ -86,7 +89,7 @@ static cJSON *retrieve(const ggi_attempt_env *env, const ggi_task *t, const cJSO
     }
     cJSON_Delete(res);
     cJSON *demoted = cJSON_CreateArray();
-    ggi_credit_demote(ctx, cJSON_GetObjectItem(job, "demote"), demoted);
+    ggi_credit_demote(ctx, demote, demoted); /* for backends that do not know "demote" */
     if (cJSON_GetArraySize(demoted) > 0)
         cJSON_AddItemToObject(rec, "demoted", demoted);
     else

@@ -227,6 +227,7 @@ typedef struct cand {
     double ks, kf; /* the same for the query's kind */
     int rank;
     int foreign;   /* a solution of another kind of task than the query's */
+    int demoted;   /* named by the query's "demote": goes last */
 } cand;
 
 typedef struct conn {
@@ -826,6 +827,7 @@ static int candidates(conn *co, const char *match, const char *lang, const char 
             c->s = sqlite3_column_double(s, 0);
             c->f = sqlite3_column_double(s, 1);
             c->ks = c->kf = 0;
+            c->demoted = 0;
             const char *sk = (const char *)sqlite3_column_text(s, 4);
             c->foreign = kind && sqlite3_column_int(s, 3) && (!sk || strcmp(sk, kind) != 0);
             c->rank = n++;
@@ -857,6 +859,8 @@ static int candidates(conn *co, const char *match, const char *lang, const char 
     *n_out = n;
     return GG_OK;
 }
+
+static int parse_id(const cJSON *v, sqlite3_int64 *out);
 
 int ggi_fts5_search(ggi_fts5 *x, const char *query_json, char **out_json)
 {
@@ -948,6 +952,40 @@ int ggi_fts5_search(ggi_fts5 *x, const char *query_json, char **out_json)
         c->score = c->rel * pow(2.0 * u, x->weight);
     }
     qsort(cs, (size_t)n, sizeof *cs, cand_cmp);
+    /* What led a failed attempt of the task goes last, in its order (retries as
+     * experiments), before the rule on solutions below, so that the retry does not start
+     * with another kind's solution. */
+    const cJSON *demote = cJSON_GetObjectItemCaseSensitive(q, "demote");
+    int n_demoted = 0;
+    for (int i = 0; i < n && cJSON_IsArray(demote); i++) {
+        const cJSON *it;
+        int seen = 0;
+        cJSON_ArrayForEach(it, demote)
+        {
+            sqlite3_int64 id;
+            if (++seen > GGI_CREDIT_MAX_DEMOTE)
+                break;
+            if (parse_id(it, &id) && id == cs[i].id) {
+                cs[i].demoted = 1;
+                n_demoted++;
+                break;
+            }
+        }
+    }
+    if (n_demoted > 0 && n_demoted < n) {
+        cand *tmp = malloc((size_t)n * sizeof *tmp);
+        if (!tmp) {
+            rc = ggi_error(GG_ENOMEM, "out of memory");
+            goto done;
+        }
+        int j = 0;
+        for (int pass = 0; pass < 2; pass++)
+            for (int i = 0; i < n; i++)
+                if (cs[i].demoted == pass)
+                    tmp[j++] = cs[i];
+        memcpy(cs, tmp, (size_t)n * sizeof *tmp);
+        free(tmp);
+    }
     /* Solutions of other kinds of task do not swamp the results: at most one, and not
      * first while anything else is there (docs/retrieval.md, "Solutions found again"). */
     int foreign_at = -1;

@@ -302,6 +302,27 @@ static void test_demote_and_sanitise(void)
     cJSON_Delete(hostile);
     cJSON_Delete(ctx);
     CHECK(!ggi_credit_id_ok("") && !ggi_credit_id_ok("a b") && ggi_credit_id_ok("task:x/1"));
+    /* The fts5 backend demotes what the query names, before its rule on solutions. */
+    gg_retriever_t *r = open_r(0.5);
+    char a[24], b[24], c[24];
+    add(r, "/d/a.md", "osprey nest osprey nest osprey", a);
+    add(r, "/d/b.md", "osprey nest height", b);
+    add(r, "/d/c.md", "the osprey builds a nest of sticks on a pole near water", c);
+    cJSON *res = search(r, "osprey nest", NULL);
+    CHECK_STR(first_id(res), a);
+    cJSON_Delete(res);
+    char q[160], *out = NULL;
+    snprintf(q, sizeof q, "{\"text\": \"osprey nest\", \"demote\": [\"%s\", %s, \"x\"]}", a, b);
+    CHECK_RC(gg_retriever_search(r, q, &out), 0);
+    res = cJSON_Parse(out);
+    gg_free(out);
+    const cJSON *rs = cJSON_GetObjectItem(res, "results");
+    CHECK(cJSON_GetArraySize(rs) == 3);
+    CHECK_STR(first_id(res), c);
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(rs, 1), "id")), a);
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(rs, 2), "id")), b);
+    cJSON_Delete(res);
+    gg_retriever_destroy(&r);
 }
 
 /* A reference that helps one kind of task and misleads another keeps its place for the
