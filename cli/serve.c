@@ -11,10 +11,27 @@
 #include <time.h>
 
 #include "cli.h"
+#include "gryphgen/sys/retriever.h"
 #include "http/http_server.h"
 
 enum { OPT_BIND = 0x200, OPT_LOCAL, OPT_MAX_QUEUED, OPT_INDEX, OPT_HTTP, OPT_HTTP_TOKEN_ENV,
-       OPT_HTTP_CERT, OPT_HTTP_KEY };
+       OPT_HTTP_CERT, OPT_HTTP_KEY, OPT_INDEX_WEIGHT, OPT_INDEX_EXPLORATION,
+       OPT_INDEX_FROZEN };
+
+/* --index-frozen: the index searched as it is, learning nothing (no feedback, no solutions):
+ * the baseline of bench/learning.sh. self is the index, which the caller owns. */
+static int frozen_search(void *self, const char *query_json, char **out)
+{
+    return gg_retriever_search(self, query_json, out);
+}
+
+static int freeze(gg_retriever_t *index, gg_retriever_t **out)
+{
+    gg_retriever_vtable vt = GG_RETRIEVER_VTABLE_INIT;
+    vt.search = frozen_search;
+    vt.name = "fts5-frozen";
+    return gg_retriever_new_custom(out, &vt, index);
+}
 
 static void serve_usage(FILE *f)
 {
@@ -23,7 +40,9 @@ static void serve_usage(FILE *f)
                "                      [--generator SPEC] [--python PATH] [--cc PATH]\n"
                "                      [--log-level LEVEL]\n"
                "                      [--key FILE --authorized-keys FILE] [--insecure]\n"
-               "                      [--index PATH] [--http ADDRESS:PORT [--http-token-env VAR]\n"
+               "                      [--index PATH [--index-weight W] [--index-exploration E]\n"
+               "                      [--index-frozen]]\n"
+               "                      [--http ADDRESS:PORT [--http-token-env VAR]\n"
                "                      [--http-cert FILE --http-key FILE]]\n"
                "  --bind ENDPOINT   tcp://127.0.0.1:5555 or ipc:///path (repeatable)\n"
                "  --key FILE        this server's CURVE key pair (PREFIX.key, `gryphgen keygen`)\n"
@@ -35,6 +54,11 @@ static void serve_usage(FILE *f)
                "  --max-queued N    queued tasks beyond which submissions are answered busy\n"
                "  --index PATH      retrieve context from this fts5 index (`gryphgen index`)\n"
                "                    and learn from outcomes into it (default with --http: --db)\n"
+               "  --index-weight W  weight of learned usefulness in its ranking (default 0.5;\n"
+               "                    0: plain BM25)\n"
+               "  --index-exploration E  share of searches ranked by Thompson draws (0-1,\n"
+               "                    default 0.1)\n"
+               "  --index-frozen    search the index but learn nothing into it (a baseline)\n"
                "  --http ADDR:PORT  also serve GET /v1/search?q=...&k=... from the index\n"
                "                    (port 0 picks a free one; the URL is printed)\n"
                "  --http-token-env VAR  requests to --http need 'Authorization: Bearer' and the\n"
@@ -52,6 +76,9 @@ int cli_cmd_serve(int argc, char **argv)
         {"local", required_argument, NULL, OPT_LOCAL},
         {"max-queued", required_argument, NULL, OPT_MAX_QUEUED},
         {"index", required_argument, NULL, OPT_INDEX},
+        {"index-weight", required_argument, NULL, OPT_INDEX_WEIGHT},
+        {"index-exploration", required_argument, NULL, OPT_INDEX_EXPLORATION},
+        {"index-frozen", no_argument, NULL, OPT_INDEX_FROZEN},
         {"http", required_argument, NULL, OPT_HTTP},
         {"http-token-env", required_argument, NULL, OPT_HTTP_TOKEN_ENV},
         {"http-cert", required_argument, NULL, OPT_HTTP_CERT},
@@ -71,6 +98,8 @@ int cli_cmd_serve(int argc, char **argv)
     cli_run_options opts;
     char bind[4096] = "";
     unsigned local = 0, max_queued = 0, http_port = 0;
+    double index_weight = -1, index_exploration = -1;
+    int index_frozen = 0;
     const char *index_db = NULL, *http = NULL, *http_token_env = NULL, *http_token = NULL;
     const char *http_cert_file = NULL, *http_key_file = NULL;
     char http_host[128] = "";
@@ -105,6 +134,22 @@ int cli_cmd_serve(int argc, char **argv)
         }
         if (c == OPT_INDEX) {
             index_db = optarg;
+            continue;
+        }
+        if (c == OPT_INDEX_FROZEN) {
+            index_frozen = 1;
+            continue;
+        }
+        if (c == OPT_INDEX_WEIGHT || c == OPT_INDEX_EXPLORATION) {
+            int weight = c == OPT_INDEX_WEIGHT;
+            char *end = NULL;
+            double v = strtod(optarg, &end);
+            if (!*optarg || *end || !(v >= 0 && v <= (weight ? 1e6 : 1))) {
+                cli_errorf("serve: option --index-%s: not a number from 0 to %s: '%s'",
+                           weight ? "weight" : "exploration", weight ? "1e6" : "1", optarg);
+                return CLI_EXIT_USAGE;
+            }
+            *(weight ? &index_weight : &index_exploration) = v;
             continue;
         }
         if (c == OPT_HTTP) {
@@ -194,7 +239,21 @@ int cli_cmd_serve(int argc, char **argv)
         CLI_EXIT_OK)
         return CLI_EXIT_USAGE;
     gg_retriever_t *index = NULL;
-    if (index_db && cli_open_index(index_db, -1, -1, &index) != CLI_EXIT_OK) {
+    if ((index_weight >= 0 || index_exploration >= 0 || index_frozen) && !index_db) {
+        cli_errorf("serve: --index-weight, --index-exploration and --index-frozen go with "
+                   "--index PATH");
+        cli_free_tls(&http_cert, &http_key);
+        return CLI_EXIT_USAGE;
+    }
+    if (index_db &&
+        cli_open_index(index_db, index_weight, index_exploration, &index) != CLI_EXIT_OK) {
+        cli_free_tls(&http_cert, &http_key);
+        return CLI_EXIT_INFRA;
+    }
+    gg_retriever_t *frozen = NULL;
+    if (index_frozen && freeze(index, &frozen) != GG_OK) {
+        cli_errorf("serve: --index-frozen: %s", gg_error_last());
+        gg_retriever_destroy(&index);
         cli_free_tls(&http_cert, &http_key);
         return CLI_EXIT_INFRA;
     }
@@ -203,12 +262,13 @@ int cli_cmd_serve(int argc, char **argv)
     gopts.spec = opts.generator;
     if (gg_generator_new(&gen, &gopts) != 0) {
         cli_errorf("generator '%s': %s", opts.generator, gg_error_last());
+        gg_retriever_destroy(&frozen);
         gg_retriever_destroy(&index);
         cli_free_tls(&http_cert, &http_key);
         return CLI_EXIT_USAGE;
     }
     gg_orchestrator_options oo = GG_ORCHESTRATOR_OPTIONS_INIT;
-    oo.retriever = index;
+    oo.retriever = frozen ? frozen : index;
     oo.db_path = opts.db_path;
     oo.max_attempts = opts.max_attempts;
     oo.generator = gen;
@@ -228,6 +288,7 @@ int cli_cmd_serve(int argc, char **argv)
     if (gg_orchestrator_new(&orch, &oo) != 0) {
         cli_errorf("serve: %s", gg_error_last());
         gg_generator_destroy(&gen);
+        gg_retriever_destroy(&frozen);
         gg_retriever_destroy(&index);
         cli_free_tls(&http_cert, &http_key);
         return CLI_EXIT_INFRA;
@@ -244,6 +305,7 @@ int cli_cmd_serve(int argc, char **argv)
             ggi_http_server_destroy(&hs);
             gg_orchestrator_destroy(&orch);
             gg_generator_destroy(&gen);
+            gg_retriever_destroy(&frozen);
             gg_retriever_destroy(&index);
             return CLI_EXIT_INFRA;
         }
@@ -261,6 +323,7 @@ int cli_cmd_serve(int argc, char **argv)
     ggi_http_server_destroy(&hs);
     gg_orchestrator_destroy(&orch);
     gg_generator_destroy(&gen);
+    gg_retriever_destroy(&frozen);
     gg_retriever_destroy(&index);
     return CLI_EXIT_OK;
 }

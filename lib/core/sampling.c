@@ -1,8 +1,8 @@
 /*
  * sampling.c - the random draws of the learning parts (Thompson sampling in the fts5
  * retriever and in the generator's strategy bandit): splitmix64 as the generator, uniform
- * draws in (0, 1), and Beta draws through two Gamma draws (Marsaglia and Tsang's method; the
- * shapes used here are always >= 1) with a Box-Muller normal. Callers hold the state and
+ * draws in (0, 1), and Beta draws through two Gamma draws (Marsaglia and Tsang's method, with
+ * its boost U^(1/a) for shapes below 1) with a Box-Muller normal. Callers hold the state and
  * guard it themselves; nothing here is shared.
  */
 #include <math.h>
@@ -28,11 +28,14 @@ static double normal(uint64_t *s)
     return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);
 }
 
-/* Gamma(a, 1) for a >= 1; a bounded number of rejections, then the mean. */
+/* Gamma(a, 1); a bounded number of rejections, then the mean. A shape below 1 (at least
+ * 1e-3) is drawn as Gamma(a + 1) * U^(1/a). */
 static double gamma_draw(uint64_t *s, double a)
 {
-    if (!(a >= 1.0))
-        a = 1.0;
+    if (!(a >= 1e-3))
+        a = 1e-3;
+    if (a < 1.0)
+        return gamma_draw(s, a + 1.0) * pow(ggi_rand_uniform(s), 1.0 / a);
     double d = a - 1.0 / 3.0, c = 1.0 / sqrt(9.0 * d);
     for (int i = 0; i < 64; i++) {
         double z = normal(s), v = 1.0 + c * z;

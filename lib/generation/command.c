@@ -115,13 +115,35 @@ static int command_generate(void *self, const char *request_json, char **out)
     ggi_spawn_result_free(&r);
     if (rc)
         return rc;
+    /* A program may answer with a response object instead of bare code: {"code": ...,
+     * "cited": [...]} (docs/generator.md); anything else is the code. */
+    cJSON *own = NULL;
+    const char *first = code + strspn(code, " \t\r\n");
+    if (*first == '{' && (ggi_json_parse(code, strlen(code), &own) != GG_OK ||
+                          !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(own, "code")))) {
+        cJSON_Delete(own);
+        own = NULL;
+    }
+    const char *text = own ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(own, "code"))
+                           : code;
+    const cJSON *cited = own ? cJSON_GetObjectItemCaseSensitive(own, "cited") : NULL;
     cJSON *resp = cJSON_CreateObject();
-    if (!resp || ggi_json_add_str(resp, "code", code) ||
-        ggi_json_add_str(resp, "generator", "command")) {
+    if (!resp || ggi_json_add_str(resp, "code", text) ||
+        ggi_json_add_str(resp, "generator", "command") ||
+        (cJSON_IsArray(cited) &&
+         !cJSON_AddItemToObject(resp, "cited", cJSON_Duplicate(cited, 1)))) {
         cJSON_Delete(resp);
+        cJSON_Delete(own);
         free(code);
         return ggi_error(GG_ENOMEM, "out of memory building the response");
     }
+    if (own && !text[strspn(text, " \t\r\n")]) {
+        cJSON_Delete(resp);
+        cJSON_Delete(own);
+        free(code);
+        return ggi_error(GG_EGENERATOR, "command generator '%s' wrote no code", cg->program);
+    }
+    cJSON_Delete(own);
     free(code);
     *out = ggi_json_print(resp);
     cJSON_Delete(resp);

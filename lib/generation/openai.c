@@ -22,6 +22,7 @@
 #include "hooks.h"
 #include "journal.h"
 #include "openai.h"
+#include "citations.h"
 #include "prompt.h"
 #include "strategy.h"
 
@@ -827,9 +828,10 @@ static void mark(openai *g, int i, int dead)
 
 /* ---- the reply ---- */
 
-static int read_reply(const openai *g, const endpoint *e, const exchange *x, const cJSON *task,
+static int read_reply(const openai *g, const endpoint *e, const exchange *x, const cJSON *req,
                       const cJSON *arm_json, char **out)
 {
+    const cJSON *task = cJSON_GetObjectItemCaseSensitive(req, "task");
     /* ggi_json_parse also refuses a NUL or bytes that are not UTF-8 in any string: cJSON
      * alone would end the code at the NUL, and the program run would not be the model's. */
     cJSON *j = NULL;
@@ -862,13 +864,18 @@ static int read_reply(const openai *g, const endpoint *e, const exchange *x, con
                        "openai: %s: the response's choices[0].message has no content string",
                        e->shown);
     }
-    char *code = NULL;
+    char *code = NULL, *answer = NULL;
+    cJSON *cited = NULL;
+    /* The "CITED:" lines the prompt asks for are taken out before the code is. */
+    if (!rc)
+        rc = ggi_citations_take(content->valuestring,
+                                cJSON_GetObjectItemCaseSensitive(req, "context"), &answer, &cited);
     if (!rc) {
         const char *lang = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(task,
                                                                                   "language"));
         const char *entry =
             cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(task, "entry_point"));
-        code = ggi_prompt_extract_code(content->valuestring, entry, lang);
+        code = ggi_prompt_extract_code(answer, entry, lang);
         if (!code)
             rc = ggi_error(GG_ENOMEM, "out of memory");
         else if (!code[strspn(code, " \t\r\n")])
@@ -891,6 +898,12 @@ static int read_reply(const openai *g, const endpoint *e, const exchange *x, con
                   ggi_json_add_str(r, "model", model ? model : g->model) ||
                   ggi_json_add_str(r, "endpoint", e->shown) ||
                   ggi_json_add_str(r, "finish_reason", finish);
+        if (!bad && cJSON_GetArraySize(cited) > 0) {
+            if (cJSON_AddItemToObject(r, "cited", cited))
+                cited = NULL;
+            else
+                bad = 1;
+        }
         cJSON *armj = bad ? NULL : cJSON_Duplicate(arm_json, 1);
         if (!bad && (!armj || !cJSON_AddItemToObject(r, "arm", armj))) {
             cJSON_Delete(armj);
@@ -914,6 +927,8 @@ static int read_reply(const openai *g, const endpoint *e, const exchange *x, con
             rc = ggi_error(GG_ENOMEM, "out of memory building a generator response");
     }
     cJSON_Delete(r);
+    cJSON_Delete(cited);
+    free(answer);
     free(code);
     cJSON_Delete(j);
     return rc;
@@ -1029,7 +1044,7 @@ static ggi_journal *journal_of(openai *g)
 /* Asks arm i (its endpoint with retries); 0 with the response, or the failure. *dead: the
  * endpoint counts as dead now, so the next endpoint is worth asking. */
 static int ask_arm(openai *g, int i, const cJSON *messages, double override,
-                   const cJSON *task, exchange *x, uint64_t *rng, int more_endpoints,
+                   const cJSON *req, exchange *x, uint64_t *rng, int more_endpoints,
                    int *fatal, char **out)
 {
     const arm *a = &g->arms[i];
@@ -1047,7 +1062,7 @@ static int ask_arm(openai *g, int i, const cJSON *messages, double override,
         enum outcome oc = post_once(g, e, a->model, body, x, &status, &net_fault);
         if (oc == OK) {
             cJSON *aj = arm_json(g, i, temperature, override >= 0);
-            rc = aj ? read_reply(g, e, x, task, aj, out)
+            rc = aj ? read_reply(g, e, x, req, aj, out)
                     : ggi_error(GG_ENOMEM, "out of memory building a generator response");
             cJSON_Delete(aj);
             mark(g, a->ep, 0);
@@ -1111,7 +1126,7 @@ static int openai_generate(void *self, const char *request_json, char **out_resp
             continue;
         tried[ep] = 1;
         n_tried++;
-        rc = ask_arm(g, order[k], messages, override, task, &x, &rng, n_tried < g->n_eps,
+        rc = ask_arm(g, order[k], messages, override, req, &x, &rng, n_tried < g->n_eps,
                      &fatal, out_response_json);
     }
     if (rc && !fatal && g->n_eps > 1)

@@ -283,6 +283,11 @@ static int render_context(ggi_buf *b, const cJSON *context)
         if (!rc && text[len - 1] != '\n')
             rc = ggi_buf_puts(b, "\n");
     }
+    /* Citations teach the retriever which reference helped (docs/generator.md). */
+    if (any)
+        rc = rc || ggi_buf_puts(b, "--- end of references ---\nAfter the code block, add one "
+                                   "line \"CITED: \" with the ids (from the --- id --- "
+                                   "headers) of the references you used, or \"CITED: none\".\n");
     return rc;
 }
 

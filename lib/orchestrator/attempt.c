@@ -11,6 +11,7 @@
 #include "orq.h"
 #include "../core/lang.h"
 #include "../generation/hooks.h"
+#include "../retrieval/credit.h"
 
 #define CONTEXT_K 5
 #define CONTEXT_BUDGET 8000 /* characters of retrieved text passed to the generator */
@@ -44,16 +45,26 @@ static int infra(cJSON *rec, const char *stage, int status, const char *message)
     return infra_retry(rec, stage, status, message, transient(status));
 }
 
-/* Context from the retriever, within the budget; failures only cost the context. */
-static cJSON *retrieve(const ggi_attempt_env *env, const ggi_task *t)
+/* Context from the retriever, within the budget; failures only cost the context. The query
+ * names the task's kind (per-kind usefulness) and what led earlier failed attempts of the
+ * task, which goes last (retries as experiments): both are recorded (docs/retrieval.md). */
+static cJSON *retrieve(const ggi_attempt_env *env, const ggi_task *t, const cJSON *job,
+                       cJSON *rec)
 {
     cJSON *ctx = cJSON_CreateArray();
     if (!ctx || !env->retriever || strcmp(gg_retriever_name(env->retriever), "none") == 0)
         return ctx;
+    char kind[GGI_CREDIT_KIND_MAX];
+    ggi_credit_kind(t->prompt, t->language, kind);
+    cJSON_AddStringToObject(rec, "context_kind", kind);
     cJSON *q = cJSON_CreateObject();
     cJSON_AddStringToObject(q, "text", t->prompt ? t->prompt : "");
     cJSON_AddStringToObject(q, "language", t->language);
     cJSON_AddNumberToObject(q, "k", CONTEXT_K);
+    cJSON_AddStringToObject(q, "kind", kind);
+    const cJSON *demote = cJSON_GetObjectItem(job, "demote");
+    if (cJSON_IsArray(demote))
+        cJSON_AddItemToObject(q, "demote", cJSON_Duplicate(demote, 1));
     char *qtext = ggi_json_print(q);
     cJSON_Delete(q);
     char *rtext = NULL;
@@ -77,6 +88,12 @@ static cJSON *retrieve(const ggi_attempt_env *env, const ggi_task *t)
         cJSON_AddItemToArray(ctx, cJSON_Duplicate(item, 1));
     }
     cJSON_Delete(res);
+    cJSON *demoted = cJSON_CreateArray();
+    ggi_credit_demote(ctx, demote, demoted); /* for backends that do not know "demote" */
+    if (cJSON_GetArraySize(demoted) > 0)
+        cJSON_AddItemToObject(rec, "demoted", demoted);
+    else
+        cJSON_Delete(demoted);
     return ctx;
 }
 
@@ -183,6 +200,11 @@ static char *generate(const ggi_attempt_env *env, const cJSON *job, const ggi_ta
     const cJSON *usage = cJSON_GetObjectItem(r, "usage");
     if (usage)
         cJSON_AddItemToObject(rec, "usage", cJSON_Duplicate(usage, 1));
+    /* The references the generator says it relied on: only ids of its context count. */
+    cJSON *cited = NULL;
+    if (cJSON_GetObjectItem(r, "cited") && ggi_credit_cited(cJSON_GetObjectItem(r, "cited"),
+                                                            context, &cited) == GG_OK)
+        cJSON_AddItemToObject(rec, "cited", cited);
     /* The strategy that answered (openai: endpoint, model, temperature), for the record and
      * the feedback that teaches the generator's bandit. */
     const cJSON *arm = cJSON_GetObjectItem(r, "arm");
@@ -231,7 +253,7 @@ int ggi_attempt_run(const ggi_attempt_env *env, const cJSON *job, cJSON **out_re
     cJSON_AddStringToObject(rec, "generator", gg_generator_name(env->generator));
     cJSON_AddStringToObject(rec, "language", t->language);
     double t0 = ggi_now_ms();
-    cJSON *context = retrieve(env, t);
+    cJSON *context = retrieve(env, t, job, rec);
     double t_gen = ggi_now_ms();
     char *completion = generate(env, job, t, context, rec);
     double t_gen_end = ggi_now_ms();

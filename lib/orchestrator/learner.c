@@ -1,14 +1,16 @@
 /*
  * learner.c - the learner thread (learner.h): a ring buffer of task results guarded by a
  * mutex, a condition variable that wakes the thread, and ggi_learn_from_result(), which turns
- * one result into retriever feedback per attempt and a solution document. Shutdown drains
- * within a time bound and counts what it leaves.
+ * one result into retriever feedback per attempt (each reference weighted by its position or
+ * by the generator's citations, credit.h; for the task's kind too) and a solution document.
+ * Shutdown drains within a time bound and counts what it leaves.
  */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "../retrieval/credit.h"
 #include "../store/store.h"
 #include "learner.h"
 
@@ -27,6 +29,42 @@ struct ggi_learner {
     double deadline_ms;    /* ggi_now_ms() after which the rest is dropped */
 };
 
+/* The feedback of one attempt's record: its context ids in order, the share of the outcome
+ * each gets (credit.h) and the kind of the task; NULL when it used no context. */
+static char *attempt_feedback(const char *task_id, const cJSON *rec)
+{
+    const cJSON *ids = cJSON_GetObjectItemCaseSensitive(rec, "context_ids");
+    int n = cJSON_IsArray(ids) ? cJSON_GetArraySize(ids) : 0;
+    if (n == 0 || n > GGI_LEARN_MAX_IDS)
+        return NULL;
+    /* A record is a worker's word: what is not well formed is left out, not refused. */
+    const cJSON *cited = cJSON_GetObjectItemCaseSensitive(rec, "cited");
+    if (!cJSON_IsArray(cited) || cJSON_GetArraySize(cited) > GGI_CREDIT_MAX_CITED)
+        cited = NULL;
+    const char *kind = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rec, "context_kind"));
+    if (!ggi_credit_kind_ok(kind))
+        kind = NULL;
+    double w[GGI_LEARN_MAX_IDS];
+    ggi_credit_weights(ids, cited, w, n);
+    cJSON *fb = cJSON_CreateObject();
+    cJSON *ws = cJSON_CreateDoubleArray(w, n);
+    char *text = NULL;
+    if (fb && ws && cJSON_AddStringToObject(fb, "task_id", task_id) &&
+        cJSON_AddBoolToObject(fb, "passed",
+                              cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "passed"))) &&
+        cJSON_AddItemToObject(fb, "ids", cJSON_Duplicate(ids, 1)) &&
+        cJSON_AddItemToObject(fb, "weights", ws)) {
+        ws = NULL;
+        if ((!kind || !ggi_json_add_str(fb, "kind", kind)) &&
+            (!cJSON_IsArray(cited) ||
+             cJSON_AddItemToObject(fb, "cited", cJSON_Duplicate(cited, 1))))
+            text = ggi_json_print(fb);
+    }
+    cJSON_Delete(ws);
+    cJSON_Delete(fb);
+    return text;
+}
+
 void ggi_learn_from_result(gg_retriever_t *r, const ggi_logger *log, const cJSON *res)
 {
     const char *task_id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(res, "task_id"));
@@ -37,20 +75,18 @@ void ggi_learn_from_result(gg_retriever_t *r, const ggi_logger *log, const cJSON
         return;
     const cJSON *history = cJSON_GetObjectItemCaseSensitive(res, "history");
     const cJSON *rec;
+    const char *kind = NULL;
     cJSON_ArrayForEach(rec, history)
     {
         const cJSON *ids = cJSON_GetObjectItemCaseSensitive(rec, "context_ids");
         if (!cJSON_IsArray(ids) || cJSON_GetArraySize(ids) == 0)
             continue;
-        cJSON *fb = cJSON_CreateObject();
-        char *text = NULL;
-        if (fb && cJSON_AddStringToObject(fb, "task_id", task_id) &&
-            cJSON_AddBoolToObject(fb, "passed",
-                                  cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "passed"))))
-            cJSON_AddItemToObject(fb, "ids", cJSON_Duplicate(ids, 1));
-        if (cJSON_GetObjectItemCaseSensitive(fb, "ids"))
-            text = ggi_json_print(fb);
-        cJSON_Delete(fb);
+        const char *k = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rec, "context_kind"));
+        if (!kind && ggi_credit_kind_ok(k))
+            kind = k;
+        char *text = attempt_feedback(task_id, rec);
+        if (!text && cJSON_GetArraySize(ids) > GGI_LEARN_MAX_IDS)
+            continue; /* not a context this library gave */
         int rc = text ? gg_retriever_feedback(r, text) : GG_ENOMEM;
         if (rc != GG_OK && rc != GG_EUNSUPPORTED)
             ggi_log(log, GG_LOG_WARN, "task '%s': retrieval feedback: %s", task_id,
@@ -62,14 +98,39 @@ void ggi_learn_from_result(gg_retriever_t *r, const ggi_logger *log, const cJSON
         return;
     const cJSON *first = cJSON_GetArrayItem(history, 0);
     const char *lang = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(first, "language"));
+    /* The task's prompt heads the solution, so that a task asking the same finds it. */
+    const char *spec_text =
+        cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(res, "task_spec"));
+    cJSON *spec = spec_text ? cJSON_Parse(spec_text) : NULL;
+    const char *prompt = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(spec, "prompt"));
+    char kind_buf[GGI_CREDIT_KIND_MAX];
+    if (!kind && prompt) {
+        ggi_credit_kind(prompt, lang, kind_buf);
+        kind = kind_buf;
+    }
+    ggi_buf body = GGI_BUF_INIT;
+    int bad = 0;
+    if (prompt && *prompt) {
+        size_t pl = strlen(prompt);
+        if (pl > GGI_LEARN_PROMPT_MAX)
+            pl = GGI_LEARN_PROMPT_MAX;
+        while (pl > 0 && ((unsigned char)prompt[pl] & 0xC0) == 0x80)
+            pl--; /* not inside a UTF-8 sequence */
+        bad = ggi_buf_append(&body, prompt, pl) || ggi_buf_puts(&body, "\n");
+    }
+    bad = bad || ggi_buf_puts(&body, code);
+    cJSON_Delete(spec);
     cJSON *doc = cJSON_CreateObject();
     char *source = ggi_asprintf("task:%s", task_id);
     char *text = NULL;
-    if (doc && source && !ggi_json_add_str(doc, "source", source) &&
-        cJSON_AddStringToObject(doc, "text", code) &&
+    if (!bad && doc && source && !ggi_json_add_str(doc, "source", source) &&
+        !ggi_json_add_str(doc, "text", body.data) &&
         (!lang || !ggi_json_add_str(doc, "language", lang)) &&
-        cJSON_AddStringToObject(doc, "kind", "solution"))
+        cJSON_AddStringToObject(doc, "kind", "solution") &&
+        !ggi_json_add_str(doc, "task_id", task_id) &&
+        (!kind || !ggi_json_add_str(doc, "task_kind", kind)))
         text = ggi_json_print(doc);
+    ggi_buf_free(&body);
     cJSON_Delete(doc);
     free(source);
     int rc = text ? gg_retriever_add(r, text, NULL) : GG_ENOMEM;

@@ -20,6 +20,13 @@
 /** Results the scheduler's learner holds at most; when full the oldest is dropped. */
 #define GGI_LEARNER_QUEUE_MAX 1024
 
+/** Context ids of one attempt that feedback is sent for at most (a record with more did not
+ *  come from this library's attempt, which retrieves a few). */
+#define GGI_LEARN_MAX_IDS 100
+
+/** Bytes of a task's prompt put at the head of its indexed solution at most. */
+#define GGI_LEARN_PROMPT_MAX 4000
+
 /** How long (ms) shutdown keeps learning from what is queued (plus the call in progress). */
 #define GGI_LEARNER_DRAIN_MS 2000
 
@@ -56,8 +63,11 @@ void ggi_learner_destroy(ggi_learner **pl, double drain_ms);
 
 /**
  * What the learner does with one result, synchronously: for a "passed" or "failed" task,
- * feedback for every attempt that used context (passed or not), then a passing task's code
- * added as a "solution" document with source "task:<id>". Failures are logged as warnings;
+ * feedback for every attempt that used context (passed or not), each id with its share of
+ * the outcome ("weights": by position, or by the attempt's "cited", credit.h) and the
+ * attempt's "context_kind"; then a passing task's prompt (from the result's "task_spec", the
+ * task's JSON text, when the scheduler put it there) and code added as a "solution" document
+ * with source "task:<id>", "task_id" and "task_kind". Failures are logged as warnings;
  * GG_EUNSUPPORTED from a backend is nothing to report.
  */
 void ggi_learn_from_result(gg_retriever_t *r, const ggi_logger *log, const cJSON *res);

@@ -38,6 +38,7 @@
 #include "../net/keys.h"
 #include "../net/transport.h"
 #include "learner.h"
+#include "../retrieval/credit.h"
 #include "orq.h"
 #include "protocol.h"
 #include "writer.h"
@@ -151,6 +152,8 @@ typedef struct active {
     cJSON *best_fb;         /* its feedback entry */
     int stuck;              /* stuck loops detected */
     cJSON *strategy;        /* for the next job, or NULL */
+    cJSON *demote;          /* context ids that led its failed attempts (the next job's
+                             * retrieval demotes them: retries as experiments), or NULL */
     char avoid[GGP_MAX_NAME + 1]; /* node of the last infrastructure fault */
     unsigned match_gen;     /* nodes_gen when it was last found unmatchable */
     int announced;          /* the attempt whose first dispatch was announced (task.started,
@@ -248,6 +251,7 @@ static void active_free(active *a)
     free(a->last_reason);
     cJSON_Delete(a->best_fb);
     cJSON_Delete(a->strategy);
+    cJSON_Delete(a->demote);
     free(a);
 }
 
@@ -538,6 +542,9 @@ static void read_back(sched *s, const struct ended *e)
         if (waited)
             notify_waiters(s, e->task_id, row.result);
         cJSON *res = e->learns ? cJSON_Parse(row.result) : NULL;
+        /* The task itself, for the learner to head the indexed solution with its prompt. */
+        if (res && row.spec)
+            cJSON_AddStringToObject(res, "task_spec", row.spec);
         if (res)
             learn_from_result(s, res);
     }
@@ -1040,6 +1047,13 @@ static void monitor(sched *s, active *a, int n, const cJSON *rec, int stuck, con
         a->strategy = NULL;
         return;
     }
+    /* Retries as experiments (docs/retrieval.md): what led this failed attempt goes last in
+     * the next one's context, so its outcome says something about the other references.
+     * Kept for the task's life, through the monitor's roll-backs. */
+    if (!a->demote)
+        a->demote = cJSON_CreateArray();
+    ggi_credit_leads(cJSON_GetObjectItemCaseSensitive(rec, "context_ids"),
+                     cJSON_GetObjectItemCaseSensitive(rec, "cited"), a->demote);
     const char *code = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rec, "code"));
     char h[17] = "";
     if (code)
@@ -1863,6 +1877,11 @@ static int node_batch_add(node *n, const active *a)
         char *st = ggi_json_print(a->strategy);
         rc = st ? ggi_buf_printf(&n->batch, ",\"strategy\":%s", st) : GG_ENOMEM;
         free(st);
+    }
+    if (!rc && cJSON_GetArraySize(a->demote) > 0) {
+        char *dm = ggi_json_print(a->demote);
+        rc = dm ? ggi_buf_printf(&n->batch, ",\"demote\":%s", dm) : GG_ENOMEM;
+        free(dm);
     }
     if (!rc)
         rc = ggi_buf_puts(&n->batch, "}");

@@ -14,9 +14,12 @@
  * the best `pool` rows by exact bm25(). Then:
  *   rel(c)   = -bm25(c) / max over the pool of -bm25          (in (0, 1]; FTS5's bm25 is
  *                                                             negative, lower is better)
- *   use(c)   = E[Beta(s+1, f+1)] = (s+1)/(s+f+2)              (s, f: successes, failures)
- *              or, in a share `exploration` of queries, a draw from Beta(s+1, f+1)
- *   score(c) = rel(c) + weight * use(c)
+ *   g(c)     = (s+1)/(s+f+2)                                 (s, f: weighted successes and
+ *                                                             failures over every kind)
+ *   use(c)   = mean of Beta(ks + 2 g, kf + 2 (1 - g))          (ks, kf: for the query's kind;
+ *              or, in a share `exploration` of queries,        the back-off to g)
+ *              a draw from it
+ *   score(c) = rel(c) * (2 use(c))^weight
  * With weight 0 the order is the BM25 order of the candidates (docs/retrieval.md).
  */
 #include <math.h>
@@ -30,6 +33,7 @@
 #include "../core/dbfile.h"
 #include "../core/ggi.h"
 #include "chunker.h"
+#include "credit.h"
 #include "fts5.h"
 
 #define BUSY_TIMEOUT_MS 5000
@@ -46,6 +50,7 @@
 #define POOL_PER_K GGI_FTS5_POOL_PER_K
 #define POOL_MAX GGI_FTS5_POOL_MAX
 #define SCREEN_PER_POOL GGI_FTS5_SCREEN_PER_POOL
+#define KIND_PRIOR GGI_FTS5_KIND_PRIOR
 #define BM25_K1 1.2
 #define BM25_B 0.75
 
@@ -94,7 +99,28 @@ static const char *const schema_sql =
     "  INSERT INTO rag_fts(rowid, text, title, source, lang)"
     "    VALUES (new.id, new.text, new.title, new.source, new.lang);"
     "END;"
-    "INSERT OR IGNORE INTO rag_meta(key, value) VALUES ('schema_version', '1');";
+    /* Version 2: usefulness per kind of task, and which task each solution solved. */
+    "CREATE TABLE IF NOT EXISTS rag_usefulness("
+    "  chunk_id INTEGER NOT NULL,"
+    "  kind TEXT NOT NULL,"
+    "  successes REAL NOT NULL DEFAULT 0,"
+    "  failures REAL NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY(chunk_id, kind)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS rag_solutions("
+    "  doc_id INTEGER PRIMARY KEY,"
+    "  task_id TEXT NOT NULL UNIQUE,"
+    "  kind TEXT NOT NULL,"
+    "  added_at REAL);"
+    "CREATE INDEX IF NOT EXISTS rag_solutions_kind ON rag_solutions(kind, added_at);"
+    "CREATE TRIGGER IF NOT EXISTS rag_chunks_ad_use AFTER DELETE ON rag_chunks BEGIN"
+    "  DELETE FROM rag_usefulness WHERE chunk_id = old.id;"
+    "END;"
+    "CREATE TRIGGER IF NOT EXISTS rag_documents_ad AFTER DELETE ON rag_documents BEGIN"
+    "  DELETE FROM rag_solutions WHERE doc_id = old.id;"
+    "END;"
+    "INSERT OR IGNORE INTO rag_meta(key, value) VALUES ('schema_version', '2');"
+    /* Version 1 had neither table: the statements above added them. */
+    "UPDATE rag_meta SET value = '2' WHERE key = 'schema_version' AND value = '1';";
 
 enum stmt_id {
     S_BEGIN,
@@ -103,8 +129,6 @@ enum stmt_id {
     S_CANDIDATES,
     S_CHUNK_META,
     S_CHUNK_GET,
-    S_CREDIT,
-    S_DEBIT,
     S_DOC_FIND,
     S_DOC_INSERT,
     S_DOC_UPDATE,
@@ -116,6 +140,13 @@ enum stmt_id {
     S_DOCS_UNDER,
     S_DOC_CHUNKS_DELETE,
     S_DOC_DELETE,
+    S_KIND_META,
+    S_KIND_CREDIT,
+    S_CREDIT_W,
+    S_SOL_FIND,
+    S_SOL_INSERT,
+    S_SOL_OVER,
+    S_SOL_COUNT,
     S_COUNT_
 };
 
@@ -124,11 +155,11 @@ static const char *const stmt_sql[S_COUNT_] = {
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
     [S_CANDIDATES] = "SELECT rowid FROM rag_fts WHERE rag_fts MATCH ?1 AND gg_rank(rag_fts, ?2)",
-    [S_CHUNK_META] = "SELECT successes, failures, lang FROM rag_chunks WHERE id = ?1",
+    [S_CHUNK_META] = "SELECT c.successes, c.failures, c.lang, c.kind = 'solution', s.kind"
+                     " FROM rag_chunks c LEFT JOIN rag_solutions s ON s.doc_id = c.doc_id"
+                     " WHERE c.id = ?1",
     [S_CHUNK_GET] = "SELECT source, line_start, line_end, title, kind, hash, text"
                     " FROM rag_chunks WHERE id = ?1",
-    [S_CREDIT] = "UPDATE rag_chunks SET successes = successes + 1 WHERE id = ?1",
-    [S_DEBIT] = "UPDATE rag_chunks SET failures = failures + 1 WHERE id = ?1",
     [S_DOC_FIND] = "SELECT id, hash FROM rag_documents WHERE key = ?1",
     [S_DOC_INSERT] = "INSERT INTO rag_documents(key, source, kind, lang, hash, updated_at)"
                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -147,6 +178,23 @@ static const char *const stmt_sql[S_COUNT_] = {
                      " (key = ?1 OR (key >= ?2 AND key < ?3)) ORDER BY key",
     [S_DOC_CHUNKS_DELETE] = "DELETE FROM rag_chunks WHERE doc_id = ?1",
     [S_DOC_DELETE] = "DELETE FROM rag_documents WHERE id = ?1",
+    [S_KIND_META] = "SELECT successes, failures FROM rag_usefulness"
+                    " WHERE chunk_id = ?1 AND kind = ?2",
+    [S_KIND_CREDIT] = "INSERT INTO rag_usefulness(chunk_id, kind, successes, failures)"
+                      " SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM rag_chunks WHERE id = ?1)"
+                      " ON CONFLICT(chunk_id, kind) DO UPDATE SET"
+                      " successes = successes + excluded.successes,"
+                      " failures = failures + excluded.failures",
+    [S_CREDIT_W] = "UPDATE rag_chunks SET successes = successes + ?2, failures = failures + ?3"
+                   " WHERE id = ?1",
+    [S_SOL_FIND] = "SELECT doc_id FROM rag_solutions WHERE task_id = ?1",
+    [S_SOL_INSERT] = "INSERT OR REPLACE INTO rag_solutions(doc_id, task_id, kind, added_at)"
+                     " VALUES (?1, ?2, ?3, ?4)",
+    /* The solutions of a kind beyond its newest ?2. */
+    [S_SOL_OVER] = "SELECT s.doc_id FROM rag_solutions s WHERE s.kind = ?1 AND s.doc_id NOT IN"
+                   " (SELECT doc_id FROM rag_solutions WHERE kind = ?1"
+                   "  ORDER BY added_at DESC, doc_id DESC LIMIT ?2)",
+    [S_SOL_COUNT] = "SELECT count(*), min(doc_id) FROM rag_solutions",
 };
 
 /* ---- search scratch (the FTS5 extension interface is declared in sqlite3.h) ---- */
@@ -175,8 +223,11 @@ typedef struct rank_pass {
 typedef struct cand {
     sqlite3_int64 id;
     double bm25, rel, use, score;
-    long long s, f;
+    double s, f;   /* learned counts, over every kind of task (weighted: may be fractional) */
+    double ks, kf; /* the same for the query's kind */
     int rank;
+    int foreign;   /* a solution of another kind of task than the query's */
+    int demoted;   /* named by the query's "demote": goes last */
 } cand;
 
 typedef struct conn {
@@ -572,7 +623,7 @@ static int is_word_byte(unsigned char c)
            c >= 0x80;
 }
 
-static int stop_word(const char *w, size_t n)
+int ggi_fts5_stop_word(const char *w, size_t n)
 {
     static const char *const words[] = {
         "the", "and", "for", "that", "this", "with", "from", "are", "was", "were", "will",
@@ -608,7 +659,7 @@ int ggi_fts5_match_expr(const char *text, char **out)
         for (size_t i = 0; i < len; i++)
             w[i] = (s[i] >= 'A' && s[i] <= 'Z') ? (char)(s[i] + 32) : (char)s[i];
         w[len] = '\0';
-        if (stop_word(w, len))
+        if (ggi_fts5_stop_word(w, len))
             continue;
         int dup = 0;
         for (int i = 0; i < n && !dup; i++)
@@ -686,8 +737,10 @@ static int add_result(conn *co, const cand *c, cJSON *arr, size_t budget, size_t
               ggi_json_add_str(o, "hash", (const char *)sqlite3_column_text(s, 5)) ||
               ggi_json_add_num(o, "bm25", c->bm25) ||
               ggi_json_add_num(o, "usefulness", c->use) ||
-              ggi_json_add_num(o, "successes", (double)c->s) ||
-              ggi_json_add_num(o, "failures", (double)c->f);
+              ggi_json_add_num(o, "successes", c->s) ||
+              ggi_json_add_num(o, "failures", c->f) ||
+              ggi_json_add_num(o, "kind_successes", c->ks) ||
+              ggi_json_add_num(o, "kind_failures", c->kf);
     }
     sqlite3_reset(s);
     if (bad)
@@ -724,7 +777,8 @@ static int grow(screened **v, int *alloc, int want)
  * the rows whose language fits). They become co->cands[0 .. *n), in BM25 order, with their
  * learned counts.
  */
-static int candidates(conn *co, const char *match, const char *lang, int pool, int *n_out)
+static int candidates(conn *co, const char *match, const char *lang, const char *kind,
+                      int kind_counts, int pool, int *n_out)
 {
     *n_out = 0;
     rank_pass *p = &co->rp;
@@ -770,17 +824,43 @@ static int candidates(conn *co, const char *match, const char *lang, int pool, i
             cand *c = &co->cands[n];
             c->id = best[i].id;
             c->bm25 = -best[i].score;
-            c->s = sqlite3_column_int64(s, 0);
-            c->f = sqlite3_column_int64(s, 1);
+            c->s = sqlite3_column_double(s, 0);
+            c->f = sqlite3_column_double(s, 1);
+            c->ks = c->kf = 0;
+            c->demoted = 0;
+            const char *sk = (const char *)sqlite3_column_text(s, 4);
+            c->foreign = kind && sqlite3_column_int(s, 3) && (!sk || strcmp(sk, kind) != 0);
             c->rank = n++;
         }
         sqlite3_reset(s);
         if (r != SQLITE_ROW && r != SQLITE_DONE) /* DONE: deleted since the pass */
             return fail_db(co->db, "reading a chunk's counts");
     }
+    /* The counts for the query's kind, where it has any. */
+    if (kind && kind_counts && n > 0) {
+        if ((rc = stmt(co, S_KIND_META, &s)))
+            return rc;
+        sqlite3_bind_text(s, 2, kind, -1, SQLITE_STATIC);
+        for (int i = 0; i < n; i++) {
+            sqlite3_bind_int64(s, 1, co->cands[i].id);
+            r = sqlite3_step(s);
+            if (r == SQLITE_ROW) {
+                co->cands[i].ks = sqlite3_column_double(s, 0);
+                co->cands[i].kf = sqlite3_column_double(s, 1);
+            }
+            sqlite3_reset(s);
+            if (r != SQLITE_ROW && r != SQLITE_DONE) {
+                sqlite3_clear_bindings(s);
+                return fail_db(co->db, "reading a chunk's counts for a kind");
+            }
+        }
+        sqlite3_clear_bindings(s);
+    }
     *n_out = n;
     return GG_OK;
 }
+
+static int parse_id(const cJSON *v, sqlite3_int64 *out);
 
 int ggi_fts5_search(ggi_fts5 *x, const char *query_json, char **out_json)
 {
@@ -793,7 +873,7 @@ int ggi_fts5_search(ggi_fts5 *x, const char *query_json, char **out_json)
     int rc = ggi_json_parse(query_json, qlen, &q);
     if (rc)
         return ggi_error_wrap("retriever query: ");
-    const char *text = NULL, *lang = NULL;
+    const char *text = NULL, *lang = NULL, *kind_in = NULL;
     long long k = DEFAULT_K;
     if (!cJSON_IsObject(q))
         rc = ggi_error(GG_EINVAL, "retriever query must be a JSON object");
@@ -803,6 +883,10 @@ int ggi_fts5_search(ggi_fts5 *x, const char *query_json, char **out_json)
         rc = ggi_json_string(q, "language", 0, 64, &lang);
     if (!rc)
         rc = ggi_json_int(q, "k", 0, 1, MAX_K, &k);
+    if (!rc)
+        rc = ggi_json_string(q, "kind", 0, GGI_CREDIT_KIND_MAX - 1, &kind_in);
+    if (!rc && kind_in && !ggi_credit_kind_ok(kind_in))
+        rc = ggi_error(GG_EINVAL, "field 'kind' may hold only letters, digits and _-.:+");
     if (!rc && !cJSON_GetObjectItemCaseSensitive(q, "k"))
         k = DEFAULT_K;
     if (rc) {
@@ -814,9 +898,14 @@ int ggi_fts5_search(ggi_fts5 *x, const char *query_json, char **out_json)
         cJSON_Delete(q);
         return rc;
     }
+    char kind[GGI_CREDIT_KIND_MAX];
+    if (kind_in)
+        snprintf(kind, sizeof kind, "%s", kind_in);
+    else
+        ggi_credit_kind(text, lang, kind);
     cJSON *res = cJSON_CreateObject();
     cJSON *arr = res ? cJSON_AddArrayToObject(res, "results") : NULL;
-    if (!arr) {
+    if (!arr || ggi_json_add_str(res, "kind", kind)) {
         free(match);
         cJSON_Delete(q);
         cJSON_Delete(res);
@@ -831,7 +920,9 @@ int ggi_fts5_search(ggi_fts5 *x, const char *query_json, char **out_json)
     long long pool = k * POOL_PER_K;
     pool = pool < POOL_MIN ? POOL_MIN : pool > POOL_MAX ? POOL_MAX : pool;
     int n = 0;
-    if ((rc = candidates(co, match, lang, (int)pool, &n)))
+    /* Solutions of other kinds are told apart only when the query's kind is a task's. */
+    if ((rc = candidates(co, match, lang, kind_in || lang ? kind : NULL, x->weight > 0,
+                         (int)pool, &n)))
         goto done;
     cs = co->cands;
     double best = 0;
@@ -850,14 +941,75 @@ int ggi_fts5_search(ggi_fts5 *x, const char *query_json, char **out_json)
     for (int i = 0; i < n; i++) {
         cand *c = &cs[i];
         c->rel = best > 0 ? -c->bm25 / best : 1.0;
-        c->use = ((double)c->s + 1.0) / ((double)c->s + (double)c->f + 2.0);
-        double u = explore ? ggi_rand_beta(&rng, (double)c->s + 1.0, (double)c->f + 1.0) : c->use;
-        c->score = c->rel + x->weight * u;
+        /* Per kind with back-off (docs/retrieval.md): the kind's counts on a prior worth
+         * KIND_PRIOR outcomes centred on the chunk's usefulness over every kind. */
+        double global = (c->s + 1.0) / (c->s + c->f + 2.0);
+        double a = c->ks + KIND_PRIOR * global, b = c->kf + KIND_PRIOR * (1.0 - global);
+        c->use = a / (a + b);
+        double u = explore ? ggi_rand_beta(&rng, a, b) : c->use;
+        /* Usefulness relative to an unproven chunk's (0.5) scales the relevance: evidence
+         * can overturn any BM25 lead, and weight 0 is the BM25 order. */
+        c->score = c->rel * pow(2.0 * u, x->weight);
     }
     qsort(cs, (size_t)n, sizeof *cs, cand_cmp);
+    /* What led a failed attempt of the task goes last, in its order (retries as
+     * experiments), before the rule on solutions below, so that the retry does not start
+     * with another kind's solution. */
+    const cJSON *demote = cJSON_GetObjectItemCaseSensitive(q, "demote");
+    int n_demoted = 0;
+    for (int i = 0; i < n && cJSON_IsArray(demote); i++) {
+        const cJSON *it;
+        int seen = 0;
+        cJSON_ArrayForEach(it, demote)
+        {
+            sqlite3_int64 id;
+            if (++seen > GGI_CREDIT_MAX_DEMOTE)
+                break;
+            if (parse_id(it, &id) && id == cs[i].id) {
+                cs[i].demoted = 1;
+                n_demoted++;
+                break;
+            }
+        }
+    }
+    if (n_demoted > 0 && n_demoted < n) {
+        cand *tmp = malloc((size_t)n * sizeof *tmp);
+        if (!tmp) {
+            rc = ggi_error(GG_ENOMEM, "out of memory");
+            goto done;
+        }
+        int j = 0;
+        for (int pass = 0; pass < 2; pass++)
+            for (int i = 0; i < n; i++)
+                if (cs[i].demoted == pass)
+                    tmp[j++] = cs[i];
+        memcpy(cs, tmp, (size_t)n * sizeof *tmp);
+        free(tmp);
+    }
+    /* Solutions of other kinds of task do not swamp the results: at most one, and not
+     * first while anything else is there (docs/retrieval.md, "Solutions found again"). */
+    int foreign_at = -1;
+    for (int i = 0; i < n && x->weight > 0; i++) {
+        if (!cs[i].foreign)
+            continue;
+        if (foreign_at < 0)
+            foreign_at = i;
+        else
+            cs[i].score = -1; /* dropped below */
+    }
+    int next = 1;
+    while (foreign_at == 0 && next < n && cs[next].score < 0)
+        next++;
+    if (foreign_at == 0 && next < n) { /* it goes after the first other result */
+        cand t = cs[0];
+        memmove(&cs[0], &cs[1], (size_t)next * sizeof *cs);
+        cs[next] = t;
+    }
     size_t used = 0;
     int got = 0;
     for (int i = 0; i < n && got < k && !rc; i++) {
+        if (cs[i].score < 0)
+            continue;
         int added = 0;
         rc = add_result(co, &cs[i], arr, x->max_chars, &used, &added);
         got += added;
@@ -911,7 +1063,9 @@ int ggi_fts5_feedback(ggi_fts5 *x, const char *feedback_json)
     if (ggi_json_parse(feedback_json, len, &fb))
         return ggi_error_wrap("retriever feedback: ");
     int passed = 0, rc = GG_OK;
+    const char *kind = NULL;
     const cJSON *ids = cJSON_GetObjectItemCaseSensitive(fb, "ids");
+    const cJSON *weights = cJSON_GetObjectItemCaseSensitive(fb, "weights");
     if (!cJSON_IsObject(fb))
         rc = ggi_error(GG_EINVAL, "retriever feedback must be a JSON object");
     else if ((rc = ggi_json_bool(fb, "passed", 1, &passed)))
@@ -920,44 +1074,88 @@ int ggi_fts5_feedback(ggi_fts5 *x, const char *feedback_json)
         rc = ggi_error(GG_EINVAL, "retriever feedback: field 'ids' must be an array");
     else if (cJSON_GetArraySize(ids) > MAX_FEEDBACK_IDS)
         rc = ggi_error(GG_ETOOBIG, "retriever feedback: more than %d ids", MAX_FEEDBACK_IDS);
+    else if (weights && !cJSON_IsNull(weights) &&
+             (!cJSON_IsArray(weights) || cJSON_GetArraySize(weights) != cJSON_GetArraySize(ids)))
+        rc = ggi_error(GG_EINVAL, "retriever feedback: field 'weights' must be an array as long "
+                                  "as 'ids'");
+    else if ((rc = ggi_json_string(fb, "kind", 0, GGI_CREDIT_KIND_MAX - 1, &kind)))
+        ggi_error_wrap("retriever feedback: ");
+    else if (kind && !ggi_credit_kind_ok(kind))
+        rc = ggi_error(GG_EINVAL, "retriever feedback: field 'kind' may hold only letters, "
+                                  "digits and _-.:+");
+    if (!cJSON_IsArray(weights))
+        weights = NULL;
     int n = rc ? 0 : cJSON_GetArraySize(ids);
     sqlite3_int64 *v = n ? malloc((size_t)n * sizeof *v) : NULL;
-    if (n && !v)
+    double *w = n ? malloc((size_t)n * sizeof *w) : NULL;
+    if (n && (!v || !w))
         rc = ggi_error(GG_ENOMEM, "out of memory");
     int m = 0;
-    const cJSON *it;
+    const cJSON *it, *wt = weights ? weights->child : NULL;
     if (!rc) {
         cJSON_ArrayForEach(it, ids)
         {
+            double share = 1.0;
+            if (wt) {
+                share = cJSON_IsNumber(wt) ? wt->valuedouble : -1;
+                wt = wt->next;
+                if (!(share >= 0 && share <= 1)) {
+                    rc = ggi_error(GG_EINVAL, "retriever feedback: 'weights' must hold "
+                                              "numbers from 0 to 1");
+                    break;
+                }
+            }
             sqlite3_int64 id;
-            if (!parse_id(it, &id))
+            if (share <= 0 || !parse_id(it, &id))
                 continue;
             int dup = 0;
             for (int i = 0; i < m && !dup; i++)
                 dup = v[i] == id;
-            if (!dup)
-                v[m++] = id;
+            if (!dup) {
+                v[m] = id;
+                w[m++] = share;
+            }
         }
     }
+    char kind_copy[GGI_CREDIT_KIND_MAX] = "";
+    if (kind)
+        snprintf(kind_copy, sizeof kind_copy, "%s", kind);
     cJSON_Delete(fb);
     if (rc || m == 0) {
         free(v);
+        free(w);
         return rc;
     }
     conn *c = NULL;
     if (!(rc = conn_get(x, &c)) && !(rc = exec_simple(c, S_BEGIN))) {
-        sqlite3_stmt *s = NULL;
-        rc = stmt(c, passed ? S_CREDIT : S_DEBIT, &s);
+        sqlite3_stmt *s = NULL, *k = NULL;
+        rc = stmt(c, S_CREDIT_W, &s);
+        if (!rc && kind_copy[0])
+            rc = stmt(c, S_KIND_CREDIT, &k);
         for (int i = 0; i < m && !rc; i++) {
             sqlite3_bind_int64(s, 1, v[i]);
+            sqlite3_bind_double(s, 2, passed ? w[i] : 0.0);
+            sqlite3_bind_double(s, 3, passed ? 0.0 : w[i]);
             if (sqlite3_step(s) != SQLITE_DONE)
                 rc = fail_db(c->db, "recording feedback");
             sqlite3_reset(s);
+            if (!rc && k) {
+                sqlite3_bind_int64(k, 1, v[i]);
+                sqlite3_bind_text(k, 2, kind_copy, -1, SQLITE_STATIC);
+                sqlite3_bind_double(k, 3, passed ? w[i] : 0.0);
+                sqlite3_bind_double(k, 4, passed ? 0.0 : w[i]);
+                if (sqlite3_step(k) != SQLITE_DONE)
+                    rc = fail_db(c->db, "recording feedback for a kind");
+                sqlite3_reset(k);
+            }
         }
+        if (k)
+            sqlite3_clear_bindings(k);
         rc = rc ? rc : exec_simple(c, S_COMMIT);
     }
     conn_put(x, c);
     free(v);
+    free(w);
     return rc;
 }
 
@@ -1049,6 +1247,7 @@ static int hash_find(conn *c, const char *hash, sqlite3_int64 *id)
 typedef struct add_ctx {
     conn *c;
     const char *source, *kind, *lang, *text;
+    const char *task_id, *task_kind; /* a solution's task and its kind key, or NULL */
     const ggi_chunk *ch;
     size_t n;
     cJSON *ids;
@@ -1058,6 +1257,64 @@ typedef struct add_ctx {
 static void chunk_hash(const add_ctx *a, const ggi_chunk *ch, char out[17])
 {
     ggi_hash_hex(a->text + ch->off, ch->len, out);
+}
+
+/* Removes a document with its chunks (their learned counts, its solution row). */
+static int doc_remove(conn *c, sqlite3_int64 doc, int *chunks)
+{
+    sqlite3_stmt *s;
+    int rc = stmt(c, S_DOC_CHUNKS_DELETE, &s);
+    if (!rc) {
+        sqlite3_bind_int64(s, 1, doc);
+        rc = step_done(c, s, "removing a document's chunks");
+        if (!rc && chunks)
+            *chunks += sqlite3_changes(c->db);
+    }
+    if (!rc && !(rc = stmt(c, S_DOC_DELETE, &s))) {
+        sqlite3_bind_int64(s, 1, doc);
+        rc = step_done(c, s, "removing a document");
+    }
+    return rc;
+}
+
+/* The solutions that do not fit any more: a kind keeps its newest GGI_FTS5_SOLUTIONS_PER_KIND,
+ * the corpus GGI_FTS5_SOLUTIONS_MAX (the oldest go). */
+static int solutions_cap(conn *c, const char *kind, int *removed)
+{
+    sqlite3_stmt *s;
+    sqlite3_int64 over[64];
+    int n = 0, r, rc = *kind ? stmt(c, S_SOL_OVER, &s) : GG_OK; /* kindless: the total only */
+    if (rc)
+        return rc;
+    if (*kind) {
+        sqlite3_bind_text(s, 1, kind, -1, SQLITE_STATIC);
+        sqlite3_bind_int(s, 2, GGI_FTS5_SOLUTIONS_PER_KIND);
+    }
+    while (*kind && n < 64 && (r = sqlite3_step(s)) == SQLITE_ROW)
+        over[n++] = sqlite3_column_int64(s, 0);
+    if (*kind) {
+        sqlite3_reset(s);
+        sqlite3_clear_bindings(s);
+    }
+    for (int i = 0; i < n && !rc; i++)
+        rc = doc_remove(c, over[i], removed);
+    for (int guard = 0; !rc && guard < 64; guard++) {
+        if ((rc = stmt(c, S_SOL_COUNT, &s)))
+            break;
+        long long count = 0;
+        sqlite3_int64 oldest = 0;
+        if ((r = sqlite3_step(s)) == SQLITE_ROW) {
+            count = sqlite3_column_int64(s, 0);
+            oldest = sqlite3_column_int64(s, 1);
+        }
+        sqlite3_reset(s);
+        if (r != SQLITE_ROW)
+            rc = fail_db(c->db, "counting solutions");
+        if (rc || count <= GGI_FTS5_SOLUTIONS_MAX || !oldest)
+            break;
+        rc = doc_remove(c, oldest, removed);
+    }
+    return rc;
 }
 
 /* A solution: every chunk whose content is new to the corpus is added. */
@@ -1095,7 +1352,67 @@ static int add_solution(add_ctx *a, const char *doc_hash)
             rc = add_id(a->ids, id);
         }
     }
+    if (!rc && doc && a->task_id && a->task_kind[0]) {
+        /* It passed its task's tests once: one success for that kind, per chunk. */
+        sqlite3_stmt *k;
+        if (!(rc = stmt(a->c, S_KIND_CREDIT, &k))) {
+            sqlite3_stmt *s;
+            if (!(rc = stmt(a->c, S_DOC_CHUNKS, &s))) {
+                sqlite3_bind_int64(s, 1, doc);
+                while (!rc && sqlite3_step(s) == SQLITE_ROW) {
+                    sqlite3_bind_int64(k, 1, sqlite3_column_int64(s, 0));
+                    sqlite3_bind_text(k, 2, a->task_kind, -1, SQLITE_STATIC);
+                    sqlite3_bind_double(k, 3, 1.0);
+                    sqlite3_bind_double(k, 4, 0.0);
+                    rc = step_done(a->c, k, "crediting a solution");
+                }
+                sqlite3_reset(s);
+            }
+            sqlite3_clear_bindings(k);
+        }
+    }
+    if (!rc && doc && a->task_id) {
+        /* One solution per task (the last one), a few per kind. */
+        sqlite3_stmt *s;
+        if (!(rc = stmt(a->c, S_SOL_INSERT, &s))) {
+            sqlite3_bind_int64(s, 1, doc);
+            sqlite3_bind_text(s, 2, a->task_id, -1, SQLITE_STATIC);
+            sqlite3_bind_text(s, 3, a->task_kind, -1, SQLITE_STATIC);
+            sqlite3_bind_double(s, 4, ggi_wall_s());
+            rc = step_done(a->c, s, "recording a solution");
+            sqlite3_clear_bindings(s);
+        }
+        if (!rc)
+            rc = solutions_cap(a->c, a->task_kind, &a->removed);
+    }
     return rc;
+}
+
+/* The solution recorded earlier for task_id, when it is not byte-identical (doc_hash) to the
+ * one being added, is removed: a task keeps its last passing solution. */
+static int solution_replace(add_ctx *a, const char *doc_hash)
+{
+    sqlite3_stmt *s;
+    int rc = stmt(a->c, S_SOL_FIND, &s);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(s, 1, a->task_id, -1, SQLITE_STATIC);
+    int r = sqlite3_step(s);
+    sqlite3_int64 old = r == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    if (r != SQLITE_ROW && r != SQLITE_DONE)
+        return fail_db(a->c->db, "looking up a task's solution");
+    if (!old)
+        return GG_OK;
+    char key[64];
+    snprintf(key, sizeof key, "solution:%s", doc_hash);
+    if ((rc = stmt(a->c, S_DOC_FIND, &s)))
+        return rc;
+    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+    sqlite3_int64 same = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_reset(s);
+    return same == old ? GG_OK : doc_remove(a->c, old, &a->removed);
 }
 
 /* A document keyed by its source: unchanged chunks stay, new ones are added, stale ones go. */
@@ -1336,6 +1653,7 @@ int ggi_fts5_add(ggi_fts5 *x, const char *doc_json, char **out_json)
     if (ggi_json_parse(doc_json, len, &d))
         return ggi_error_wrap("retriever document: ");
     const char *source = NULL, *text = NULL, *lang = NULL, *kind = NULL;
+    const char *task_id = NULL, *task_kind = NULL;
     int rc = cJSON_IsObject(d) ? GG_OK
                                : ggi_error(GG_EINVAL, "retriever document must be a JSON object");
     const char *op = rc ? NULL : cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "kind"));
@@ -1356,8 +1674,17 @@ int ggi_fts5_add(ggi_fts5 *x, const char *doc_json, char **out_json)
         rc = ggi_json_string(d, "language", 0, 32, &lang);
     if (!rc)
         rc = ggi_json_string(d, "kind", 0, 32, &kind);
+    if (!rc)
+        rc = ggi_json_string(d, "task_id", 0, 1024, &task_id);
+    if (!rc)
+        rc = ggi_json_string(d, "task_kind", 0, GGI_CREDIT_KIND_MAX - 1, &task_kind);
     if (rc)
         ggi_error_wrap("retriever document: ");
+    if (!rc && task_kind && !ggi_credit_kind_ok(task_kind))
+        rc = ggi_error(GG_EINVAL, "retriever document: field 'task_kind' may hold only "
+                                  "letters, digits and _-.:+");
+    if (!rc && task_id && !*task_id)
+        task_id = NULL;
     if (!rc && !*source)
         rc = ggi_error(GG_EINVAL, "retriever document: field 'source' is empty");
     if (!lang)
@@ -1397,7 +1724,8 @@ int ggi_fts5_add(ggi_fts5 *x, const char *doc_json, char **out_json)
         rc = ggi_error(GG_ENOMEM, "out of memory");
     conn *c = NULL;
     if (!rc && !(rc = conn_get(x, &c)) && !(rc = exec_simple(c, S_BEGIN))) {
-        add_ctx a = { c, source, kind, lang, text, ch, n, ids, 0, 0, 0 };
+        add_ctx a = { c, source, kind, lang, text, task_id, task_kind ? task_kind : "", ch, n,
+                      ids, 0, 0, 0 };
         char doc_hash[17];
         ggi_buf hb = GGI_BUF_INIT;
         rc = ggi_buf_printf(&hb, "%s\n%s\n", lang, kind) || ggi_buf_puts(&hb, text)
@@ -1407,7 +1735,10 @@ int ggi_fts5_add(ggi_fts5 *x, const char *doc_json, char **out_json)
             ggi_hash_hex(hb.data, hb.len, doc_hash);
         ggi_buf_free(&hb);
         if (!rc && solution) {
-            rc = add_solution(&a, doc_hash);
+            if (task_id)
+                rc = solution_replace(&a, doc_hash);
+            if (!rc)
+                rc = add_solution(&a, doc_hash);
         } else if (!rc) {
             sqlite3_stmt *s;
             sqlite3_int64 doc = 0;

@@ -15,7 +15,15 @@
 #include "gryphgen/sys/retriever.h"
 
 /** Version of the retrieval tables, kept in rag_meta under the key "schema_version". */
-#define GGI_FTS5_SCHEMA_VERSION 1
+#define GGI_FTS5_SCHEMA_VERSION 2
+
+/** How many outcomes the global usefulness of a chunk is worth as the prior of its
+ *  usefulness for one kind of task (the back-off, docs/retrieval.md). */
+#define GGI_FTS5_KIND_PRIOR 2.0
+
+/** Solutions kept per kind of task (the newest), and in all (the oldest go first). */
+#define GGI_FTS5_SOLUTIONS_PER_KIND 3
+#define GGI_FTS5_SOLUTIONS_MAX 10000
 
 /** Column weights of bm25() over (text, title, source, lang), shared with the benchmark. */
 #define GGI_FTS5_BM25 "bm25(rag_fts, 1.0, 2.0, 0.5, 0.0)"
@@ -54,7 +62,11 @@ void ggi_fts5_close(ggi_fts5 **px);
 /** Answers a query JSON ({"text", "k", "language"}) with {"results": [...]} (malloc'd). */
 int ggi_fts5_search(ggi_fts5 *x, const char *query_json, char **out_json);
 
-/** Credits (passed) or debits the chunks listed in feedback JSON; unknown ids are skipped. */
+/**
+ * Credits (passed) or debits the chunks listed in feedback JSON ({"passed", "ids", and
+ * optionally "weights": a share from 0 to 1 per id, default 1, and "kind": the kind key the
+ * outcome also counts for); unknown ids are skipped.
+ */
 int ggi_fts5_feedback(ggi_fts5 *x, const char *feedback_json);
 
 /**
@@ -71,6 +83,9 @@ int ggi_fts5_add(ggi_fts5 *x, const char *doc_json, char **out_json);
  * the text has no usable word.
  */
 int ggi_fts5_match_expr(const char *text, char **out);
+
+/** Whether the n bytes at w (lower case) are a stop word that queries leave out. */
+int ggi_fts5_stop_word(const char *w, size_t n);
 
 /** Fills vt and *self with an fts5 backend configured from o (gg_retriever_new()). */
 int ggi_fts5_retriever_new(const gg_retriever_options *o, gg_retriever_vtable *vt,

@@ -155,10 +155,40 @@ static void test_constructor(void)
     vt.destroy(self);
 }
 
+/* A program may answer with a response object: its code and its citations are taken. */
+static void test_response_object(void)
+{
+    gg_generator_vtable vt;
+    void *self = NULL;
+    CHECK_RC(ggi_command_generator_new("printf '%s' '{\"code\": \"x = 1\\n\", \"cited\": "
+                                       "[\"12\", 40]}'", 60, 0, &vt, &self), 0);
+    char *out = NULL;
+    CHECK_RC(vt.generate(self, request, &out), 0);
+    cJSON *resp = cJSON_Parse(out);
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(resp, "code")), "x = 1\n");
+    char *cited = cJSON_PrintUnformatted(cJSON_GetObjectItem(resp, "cited"));
+    CHECK_STR(cited, "[\"12\",40]"); /* passed on; the attempt keeps what names its context */
+    free(cited);
+    cJSON_Delete(resp);
+    gg_free(out);
+    vt.destroy(self);
+    /* An object without a code string is code; an empty code is no code. */
+    int rc;
+    char *code = generate("printf '{\"answer\": 1}'", 60, 0, request, &rc);
+    CHECK_RC(rc, 0);
+    CHECK_STR(code, "{\"answer\": 1}");
+    free(code);
+    code = generate("printf '{\"code\": \" \"}'", 60, 0, request, &rc);
+    CHECK_RC(rc, GG_EGENERATOR);
+    CHECK_CONTAINS(gg_error_last(), "no code");
+    CHECK(code == NULL);
+}
+
 int main(void)
 {
     test_constructor();
     test_success();
     test_failing_programs();
+    test_response_object();
     return test_exit();
 }

@@ -29,6 +29,10 @@ POST .../chat/completions until killed. The model name picks the behaviour ("mod
   big         a 9 MiB body
   repair      a wrong add (a - b) until a message of the request mentions AssertionError,
               then the right one
+  cite        the ok answer, then "CITED: --- 12 ---, 40, 999" after the block
+  citeinline  the code without a fence, a "# CITED: 40" comment line inside it
+  citehostile the ok answer, then 20 citation lines: a 100,000-id list, a 1,000-byte id,
+              an id split over two lines, quotes and brackets around ids
 A path starting with /dead answers 503 to everything (an endpoint that is down). A path
 without /v1 before /chat/completions answers 404 "404 page not found" in plain text, as
 Ollama, vLLM and llama.cpp's server do for a base URL without /v1.
@@ -184,6 +188,18 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         elif mode == "big":
             self.send_json(200, completion("x" * (9 << 20), model))
+        elif mode == "cite":
+            self.send_json(200, completion("```python\n" + GOOD + "```\nCITED: --- 12 ---, 40, 999\n",
+                                           model))
+        elif mode == "citeinline":
+            self.send_json(200, completion(GOOD + "# CITED: 40\n", model))
+        elif mode == "citehostile":
+            lines = ["CITED: " + ", ".join(str(i) for i in range(1000, 101000))]
+            lines.append("cited: " + "9" * 1000)
+            lines.append("CITED: 4\n0")
+            lines += ["Cited: [\"40\"], `12`"] * 17
+            self.send_json(200, completion("```python\n" + GOOD + "```\n" + "\n".join(lines),
+                                           model))
         elif mode == "repair":
             right = "AssertionError" in text
             code = GOOD if right else WRONG

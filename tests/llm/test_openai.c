@@ -23,6 +23,7 @@
 #include <gryphgen.h>
 
 #include "core/ggi.h"
+#include "generation/citations.h"
 #include "generation/prompt.h"
 #include "llmtest.h"
 #include "testutil.h"
@@ -993,6 +994,89 @@ static void test_orchestrator_repair(void)
     gg_generator_destroy(&g);
 }
 
+/* Citations: the model is asked to cite the --- id --- headers it used; the "CITED:" lines
+ * are taken out of the answer (never part of the code) and only ids of the request's context
+ * count, each once, at most GGI_CITATIONS_MAX; hostile lists are capped. */
+static void test_citations(void)
+{
+    const char *ctx = "[{\"id\": \"12\", \"text\": \"the add note\"}, {\"id\": \"40\", "
+                      "\"text\": \"more on add\"}, {\"id\": \"0\", \"text\": \"zero\"}]";
+    char *req = request(1, NULL, ctx);
+    cJSON *r;
+    char *err;
+    gg_generator_options o = opts_for("echo:cite");
+    CHECK_RC(ask(&o, req, &r, &err, NULL), GG_OK);
+    cJSON *echo = echoed(r);
+    CHECK_CONTAINS(message(echo, 1), "--- 12 ---");
+    CHECK_CONTAINS(message(echo, 1), "CITED: ");
+    cJSON_Delete(echo);
+    cJSON_Delete(r);
+    free(err);
+    o = opts_for("cite:a");
+    CHECK_RC(ask(&o, req, &r, &err, NULL), GG_OK);
+    CHECK_STR(str(r, "code"), GOOD);
+    char *cited = cJSON_PrintUnformatted(cJSON_GetObjectItem(r, "cited"));
+    CHECK_STR(cited, "[\"12\",\"40\"]"); /* 999 is not in the context */
+    free(cited);
+    cJSON_Delete(r);
+    free(err);
+    o = opts_for("citeinline:a");
+    CHECK_RC(ask(&o, req, &r, &err, NULL), GG_OK);
+    CHECK_STR(str(r, "code"), GOOD); /* the comment line is gone from the code */
+    cited = cJSON_PrintUnformatted(cJSON_GetObjectItem(r, "cited"));
+    CHECK_STR(cited, "[\"40\"]");
+    free(cited);
+    cJSON_Delete(r);
+    free(err);
+    o = opts_for("citehostile:a");
+    CHECK_RC(ask(&o, req, &r, &err, NULL), GG_OK);
+    CHECK_STR(str(r, "code"), GOOD);
+    /* The 100,000-id list names nothing of the context within its first words, the long id
+     * is ignored, "4" then "0" on the next (not a citation) line: only the bracketed and
+     * quoted ids of the later lines, once each. */
+    cited = cJSON_PrintUnformatted(cJSON_GetObjectItem(r, "cited"));
+    CHECK_STR(cited, "[\"40\",\"12\"]");
+    free(cited);
+    cJSON_Delete(r);
+    free(err);
+    /* Without context nothing is cited and the prompt asks for nothing. */
+    o = opts_for("cite:b");
+    CHECK_RC(ask(&o, NULL, &r, &err, NULL), GG_OK);
+    CHECK(cJSON_GetObjectItem(r, "cited") == NULL);
+    cJSON_Delete(r);
+    free(err);
+    free(req);
+}
+
+/* The citation reader itself: many ids on a line stop at the cap. */
+static void test_citations_cap(void)
+{
+    ggi_buf ctx = GGI_BUF_INIT, reply = GGI_BUF_INIT;
+    ggi_buf_puts(&ctx, "[");
+    ggi_buf_puts(&reply, "x = 1\nCITED:");
+    for (int i = 1; i <= 40; i++) {
+        ggi_buf_printf(&ctx, "%s{\"id\": \"%d\"}", i > 1 ? "," : "", i);
+        ggi_buf_printf(&reply, " %d,", i);
+    }
+    ggi_buf_puts(&ctx, "]");
+    cJSON *c = cJSON_Parse(ctx.data), *cited = NULL;
+    char *text = NULL;
+    CHECK_RC(ggi_citations_take(reply.data, c, &text, &cited), 0);
+    CHECK_STR(text, "x = 1\n");
+    CHECK(cJSON_GetArraySize(cited) == GGI_CITATIONS_MAX);
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetArrayItem(cited, 0)), "1");
+    free(text);
+    cJSON_Delete(cited);
+    CHECK_RC(ggi_citations_take("CITED: 1", NULL, &text, &cited), 0);
+    CHECK_STR(text, "");
+    CHECK(cJSON_GetArraySize(cited) == 0); /* no context: nothing counts */
+    free(text);
+    cJSON_Delete(cited);
+    cJSON_Delete(c);
+    ggi_buf_free(&ctx);
+    ggi_buf_free(&reply);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -1021,6 +1105,8 @@ int main(int argc, char **argv)
     test_concurrent();
     test_journal();
     test_orchestrator_repair();
+    test_citations();
+    test_citations_cap();
     fake_server_stop(&srv);
     return test_exit();
 }

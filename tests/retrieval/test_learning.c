@@ -5,7 +5,9 @@
  * thread after the task's commit, so checks wait for it. Also: the index in the
  * orchestrator's own database file (no deadlock, no lock errors, with two workers), and an
  * http retriever whose feedback endpoint does not answer until the test lets it does not hold
- * the tasks up. Argument: broken_server.py.
+ * the tasks up; retries as experiments (the failed attempt's lead goes last in the retry, a
+ * command: generator's citations credit the cited reference only), also when a remote worker
+ * (gg_worker over ipc) runs the attempts. Argument: broken_server.py.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -18,6 +20,7 @@
 #include <cjson/cJSON.h>
 #include <gryphgen.h>
 
+#include "retrieval/fts5.h"
 #include "testutil.h"
 
 static cJSON *search(gg_retriever_t *r, const char *text)
@@ -120,7 +123,7 @@ static int all_solutions(const cJSON *res)
         const char *s = cJSON_GetStringValue(cJSON_GetObjectItem(it, "source"));
         n += s && strncmp(s, "task:pelican-", 13) == 0;
     }
-    return n == 8;
+    return n == GGI_FTS5_SOLUTIONS_PER_KIND; /* the 8 tasks are one kind: its newest few */
 }
 
 /* The index in the orchestrator's own database: the scheduler's write transactions and the
@@ -164,7 +167,9 @@ static void test_shared_database(const char *dir)
     cJSON *found = search_until(r, "pelican sum", all_solutions);
     CHECK(all_solutions(found));
     const cJSON *note = by_source(found, "notes/pelican.md");
-    CHECK(note && field(note, "successes") == 8);
+    /* Credited by every pass, by its position in each context (1 when first, 1/3 second...):
+     * at least one third of a success each, and never a failure. */
+    CHECK(note && field(note, "successes") >= 8.0 / 9 && field(note, "failures") == 0);
     cJSON_Delete(found);
     gg_orchestrator_destroy(&o);
     gg_retriever_destroy(&r);
@@ -287,6 +292,197 @@ static void test_slow_feedback(const char *script)
     waitpid(pid, NULL, 0);
 }
 
+/* Retries as experiments, through the orchestrator: a model that trusts its first reference
+ * fails with the misleading one first; the retry's context puts that one last (the record
+ * says so), the model passes and cites the helpful one (a `command:` generator answering
+ * with a response object), and learning credits the cited reference only. */
+static int heron_learnt(const cJSON *res)
+{
+    const cJSON *it;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItem(res, "results"))
+    {
+        const char *s = cJSON_GetStringValue(cJSON_GetObjectItem(it, "source"));
+        if (s && strcmp(s, "task:heron-1") == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static int heron_far_learnt(const cJSON *res)
+{
+    const cJSON *it;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItem(res, "results"))
+    {
+        const char *s = cJSON_GetStringValue(cJSON_GetObjectItem(it, "source"));
+        if (s && strcmp(s, "task:heron-far") == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static void test_experiments(const char *dir)
+{
+    char db[160], script[160], spec[256];
+    snprintf(db, sizeof db, "%s/heron.db", dir);
+    snprintf(script, sizeof script, "%s/trusting.py", dir);
+    FILE *f = fopen(script, "w");
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    fputs("import json, sys\n"
+          "req = json.load(sys.stdin)\n"
+          "ctx = req.get('context') or []\n"
+          "first = ctx[0] if ctx else {'id': '', 'text': ''}\n"
+          "value = 'even' if 'even' in first['text'] else 'up'\n"
+          "code = 'def rule():\\n    return %r\\n' % value\n"
+          "print(json.dumps({'code': code, 'cited': [first['id'], 'no-such-id']}))\n",
+          f);
+    fclose(f);
+    snprintf(spec, sizeof spec, "command:/usr/bin/python3 %s", script);
+    gg_retriever_options ro = GG_RETRIEVER_OPTIONS_INIT;
+    ro.backend = "fts5";
+    ro.db_path = db;
+    ro.exploration = 0;
+    gg_retriever_t *r = NULL;
+    CHECK_RC(gg_retriever_new(&r, &ro), GG_OK);
+    char *out = NULL;
+    CHECK_RC(gg_retriever_add(r, "{\"source\":\"/n/m.md\",\"text\":\"heron ledger rounding: "
+                                 "heron ledger rounding rounds half up\"}", &out), GG_OK);
+    cJSON *a = cJSON_Parse(out);
+    char m[24], h[24];
+    snprintf(m, sizeof m, "%s", cJSON_GetStringValue(cJSON_GetArrayItem(cJSON_GetObjectItem(a, "ids"), 0)));
+    cJSON_Delete(a);
+    gg_free(out);
+    CHECK_RC(gg_retriever_add(r, "{\"source\":\"/n/h.md\",\"text\":\"The heron ledger "
+                                 "rounding rule, since the audit, rounds half to even.\"}", &out),
+             GG_OK);
+    a = cJSON_Parse(out);
+    snprintf(h, sizeof h, "%s", cJSON_GetStringValue(cJSON_GetArrayItem(cJSON_GetObjectItem(a, "ids"), 0)));
+    cJSON_Delete(a);
+    gg_free(out);
+    CHECK_RC(gg_retriever_add(r, "{\"source\":\"/n/o.md\",\"text\":\"unrelated notes on "
+                                 "pelicans\"}", NULL), GG_OK);
+    gg_generator_options go = GG_GENERATOR_OPTIONS_INIT;
+    go.spec = spec;
+    gg_generator_t *gen = NULL;
+    CHECK_RC(gg_generator_new(&gen, &go), GG_OK);
+    gg_orchestrator_options oo = GG_ORCHESTRATOR_OPTIONS_INIT;
+    oo.workers = 1;
+    oo.retriever = r;
+    oo.generator = gen;
+    gg_orchestrator_t *o = NULL;
+    CHECK_RC(gg_orchestrator_new(&o, &oo), GG_OK);
+    cJSON *res = run(o, "{\"task_id\":\"heron-1\",\"language\":\"python\","
+                        "\"prompt\":\"heron ledger rounding\",\"entry_point\":\"rule\","
+                        "\"test\":\"def check(f):\\n    assert f() == 'even'\\n\","
+                        "\"budget\":{\"max_attempts\":3}}");
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(res, "status")), "passed");
+    const cJSON *hist = cJSON_GetObjectItem(res, "history");
+    const cJSON *h1 = cJSON_GetArrayItem(hist, 0), *h2 = cJSON_GetArrayItem(hist, 1);
+    CHECK(cJSON_GetArraySize(hist) == 2);
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetArrayItem(cJSON_GetObjectItem(h1, "context_ids"), 0)), m);
+    CHECK(cJSON_GetObjectItem(h1, "demoted") == NULL);
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetArrayItem(cJSON_GetObjectItem(h2, "demoted"), 0)), m);
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetArrayItem(cJSON_GetObjectItem(h2, "context_ids"), 0)), h);
+    const cJSON *cited = cJSON_GetObjectItem(h2, "cited");
+    CHECK(cJSON_GetArraySize(cited) == 1); /* the unknown id is dropped */
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetArrayItem(cited, 0)), h);
+    CHECK(cJSON_GetStringValue(cJSON_GetObjectItem(h2, "context_kind")) != NULL);
+    cJSON_Delete(res);
+    cJSON *found = search_until(r, "heron ledger rounding", heron_learnt);
+    const cJSON *rm = by_source(found, "/n/m.md"), *rh = by_source(found, "/n/h.md");
+    CHECK(rm && rh);
+    CHECK(field(rm, "failures") == 1 && field(rm, "successes") == 0); /* uncited in the pass */
+    CHECK(field(rh, "successes") == 1); /* cited */
+    CHECK(field(rh, "failures") == 0); /* the failing attempt cited the other one */
+    cJSON_Delete(found);
+    gg_orchestrator_destroy(&o);
+    gg_generator_destroy(&gen);
+    gg_retriever_destroy(&r);
+}
+
+/* A remote worker's attempts teach the orchestrator's index by the same path as a local
+ * worker's: the worker (gg_worker, here in this process over ipc) retrieves from the same
+ * index file, its records carry context_ids, cited and demoted, and the orchestrator's learner
+ * credits them. The retry's demotion travels in the job. */
+static void *run_worker(void *w)
+{
+    gg_worker_run(w);
+    return NULL;
+}
+
+static void test_remote_worker(const char *dir)
+{
+    char db[160], odb[160], ep[200], script[160], spec[256];
+    snprintf(db, sizeof db, "%s/remote-rag.db", dir);
+    snprintf(odb, sizeof odb, "%s/remote-orch.db", dir);
+    snprintf(ep, sizeof ep, "ipc://%s/grid.sock", dir);
+    snprintf(script, sizeof script, "%s/trusting.py", dir); /* written by test_experiments */
+    snprintf(spec, sizeof spec, "command:/usr/bin/python3 %s", script);
+    gg_retriever_options ro = GG_RETRIEVER_OPTIONS_INIT;
+    ro.backend = "fts5";
+    ro.db_path = db;
+    ro.exploration = 0;
+    gg_retriever_t *r = NULL, *wr = NULL;
+    CHECK_RC(gg_retriever_new(&r, &ro), GG_OK);
+    CHECK_RC(gg_retriever_add(r, "{\"source\":\"/n/m.md\",\"text\":\"heron ledger rounding: "
+                                 "heron ledger rounding rounds half up\"}", NULL), GG_OK);
+    CHECK_RC(gg_retriever_add(r, "{\"source\":\"/n/h.md\",\"text\":\"The heron ledger "
+                                 "rounding rule, since the audit, rounds half to even.\"}", NULL),
+             GG_OK);
+    CHECK_RC(gg_retriever_add(r, "{\"source\":\"/n/o.md\",\"text\":\"unrelated notes on "
+                                 "pelicans\"}", NULL), GG_OK);
+    CHECK_RC(gg_retriever_new(&wr, &ro), GG_OK); /* the worker's own handle on the file */
+    gg_orchestrator_options oo = GG_ORCHESTRATOR_OPTIONS_INIT;
+    oo.db_path = odb;
+    oo.bind = ep;
+    oo.insecure = 1;
+    oo.local_workers = 0;
+    oo.retriever = r;
+    gg_orchestrator_t *o = NULL;
+    CHECK_RC(gg_orchestrator_new(&o, &oo), GG_OK);
+    gg_generator_options go = GG_GENERATOR_OPTIONS_INIT;
+    go.spec = spec;
+    gg_generator_t *gen = NULL;
+    CHECK_RC(gg_generator_new(&gen, &go), GG_OK);
+    gg_worker_options wo = GG_WORKER_OPTIONS_INIT;
+    wo.connect = ep;
+    wo.insecure = 1;
+    wo.name = "far";
+    wo.slots = 1;
+    wo.generator = gen;
+    wo.retriever = wr;
+    gg_worker_t *w = NULL;
+    CHECK_RC(gg_worker_new(&w, &wo), GG_OK);
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, run_worker, w) == 0);
+    cJSON *res = run(o, "{\"task_id\":\"heron-far\",\"language\":\"python\","
+                        "\"prompt\":\"heron ledger rounding\",\"entry_point\":\"rule\","
+                        "\"test\":\"def check(f):\\n    assert f() == 'even'\\n\","
+                        "\"budget\":{\"max_attempts\":3}}");
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(res, "status")), "passed");
+    const cJSON *hist = cJSON_GetObjectItem(res, "history");
+    const cJSON *h2 = cJSON_GetArrayItem(hist, 1);
+    CHECK(cJSON_GetArraySize(hist) == 2);
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(h2, "node")), "far");
+    CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(h2, "demoted")) == 1);
+    CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(h2, "cited")) == 1);
+    cJSON_Delete(res);
+    cJSON *found = search_until(r, "heron ledger rounding", heron_far_learnt);
+    const cJSON *rm = by_source(found, "/n/m.md"), *rh = by_source(found, "/n/h.md");
+    CHECK(rm && rh);
+    CHECK(field(rm, "failures") == 1 && field(rm, "successes") == 0);
+    CHECK(field(rh, "successes") == 1);
+    cJSON_Delete(found);
+    gg_worker_stop(w);
+    pthread_join(th, NULL);
+    gg_worker_destroy(&w);
+    gg_orchestrator_destroy(&o);
+    gg_generator_destroy(&gen);
+    gg_retriever_destroy(&wr);
+    gg_retriever_destroy(&r);
+}
+
 int main(int argc, char **argv)
 {
     setenv("GRYPHGEN_PYTHON", "/usr/bin/python3", 0);
@@ -349,6 +545,8 @@ int main(int argc, char **argv)
     gg_retriever_destroy(&r);
 
     test_shared_database(dir);
+    test_experiments(dir);
+    test_remote_worker(dir);
     if (argc > 1)
         test_slow_feedback(argv[1]);
     char cmd[160];

@@ -165,8 +165,8 @@ class Executor:
 
 class Generator:
     """Base class of code generators written in Python. Override generate(request) ->
-    response dict {"code": ..., "generator": ..., "usage": ...} or the code as a str
-    (docs/generator.md). Raise Exhausted when there is nothing more to offer; any other
+    response dict {"code": ..., "generator": ..., "usage": ..., "cited": [context ids it
+    relied on]} or the code as a str (docs/generator.md). Raise Exhausted when there is nothing more to offer; any other
     exception becomes GG_EGENERATOR (retried by the orchestrator, then the task errors)."""
 
     name = None
