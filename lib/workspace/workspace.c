@@ -51,6 +51,9 @@ int ggi_ws_git_error(int status, const char *fmt, ...)
 
 /* ---- paths ---- */
 
+#define WS_STR2(x) #x
+#define WS_STR(x) WS_STR2(x)
+
 const char *ggi_ws_path_problem(const char *path, size_t len)
 {
     if (len == 0)
@@ -58,7 +61,7 @@ const char *ggi_ws_path_problem(const char *path, size_t len)
     if (memchr(path, '\0', len))
         return "holds a NUL character";
     if (len > GGI_WS_MAX_PATH)
-        return "is longer than the limit of " "1024" " bytes";
+        return "is longer than the limit of " WS_STR(GGI_WS_MAX_PATH) " bytes";
     if (path[0] == '/')
         return "is absolute";
     size_t i = 0;

@@ -113,8 +113,11 @@ enum {
     /* Directories are made anew (mode 0777: a sandboxed job, running as another uid, can
      * create, rename and delete entries); files are hard links to the base's read-only
      * files. Safe only when the job runs as a uid that neither owns nor can write the base's
-     * files (the namespace sandbox on a root host): the caller decides. A writer must
-     * replace a file (write a new one, rename it over), never write into it. */
+     * files (the namespace sandbox on a root host): the caller decides, and makes dest_dir
+     * below a private (0700) directory, since its directories are writable by anyone who
+     * reaches them. A writer must replace a file (write a new one, rename it over), never
+     * write into it. A file that cannot be linked (another filesystem, too many links) is
+     * copied instead. */
     GGI_WS_COPY_LINK = 1,
     /* Every file copied (modes kept, with the owner's write bit added). Always safe. */
     GGI_WS_COPY_FULL = 2
