@@ -340,7 +340,8 @@ static int resolve_local(const char *path, const char *ref, git_oid *out, char *
     *out = *git_object_id(peeled);
     if ((rc = ggi_ws_check_tree_caps(repo, out, "workspace.repo", NULL)) != GG_OK)
         goto done;
-    rc = pack_commit(repo, out, "workspace.repo", pack);
+    if (pack)
+        rc = pack_commit(repo, out, "workspace.repo", pack);
 done:
     git_object_free(peeled);
     git_object_free(obj);
@@ -403,7 +404,15 @@ done:
 
 int ggi_ws_resolve(const cJSON *ws, cJSON **out)
 {
+    return ggi_ws_resolve_ex(ws, 0, out);
+}
+
+int ggi_ws_resolve_ex(const cJSON *ws, int flags, cJSON **out)
+{
     *out = NULL;
+    if (flags & ~GGI_WS_RESOLVE_NO_PACK)
+        return ggi_error(GG_EINVAL, "workspace: unknown resolve flags 0x%x", (unsigned)flags);
+    const int want_pack = !(flags & GGI_WS_RESOLVE_NO_PACK);
     int rc = ggi_ws_check(ws);
     if (rc != GG_OK)
         return rc;
@@ -424,14 +433,14 @@ int ggi_ws_resolve(const cJSON *ws, cJSON **out)
         if (ggi_ws_is_url(repo->valuestring))
             rc = resolve_url(repo->valuestring, r, &commit);
         else
-            rc = resolve_local(repo->valuestring, r, &commit, &pack);
+            rc = resolve_local(repo->valuestring, r, &commit, want_pack ? &pack : NULL);
     } else {
         git_repository *mem = NULL;
         if ((rc = mem_repo(&mem)) != GG_OK)
             return rc;
         if (dir) {
             rc = ggi_ws_build_dir(mem, dir->valuestring, &commit);
-            if (rc == GG_OK)
+            if (rc == GG_OK && want_pack)
                 rc = pack_commit(mem, &commit, "workspace.dir", &pack);
         } else {
             rc = ggi_ws_build_files(mem, files, &commit);

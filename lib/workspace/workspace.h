@@ -82,6 +82,18 @@ int ggi_ws_check(const cJSON *ws);
  */
 int ggi_ws_resolve(const cJSON *ws, cJSON **out);
 
+/** Flags of ggi_ws_resolve_ex. */
+enum {
+    /* No "pack" for a local repository or directory: the base is made on this machine
+     * (ggi_ws_cache_base fetches the repository from its path, or reads the directory again
+     * and checks it still makes "commit"), so no size cap of a pack applies. */
+    GGI_WS_RESOLVE_NO_PACK = 1
+};
+
+/** ggi_ws_resolve with flags (GGI_WS_RESOLVE_*; 0 is ggi_ws_resolve). GG_EINVAL for an
+ * unknown flag. */
+int ggi_ws_resolve_ex(const cJSON *ws, int flags, cJSON **out);
+
 /** A machine's cache of bases. */
 typedef struct ggi_ws_cache ggi_ws_cache;
 
