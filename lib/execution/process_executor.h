@@ -41,7 +41,10 @@
  *
  * The workspace (gg-job-XXXXXX under options.workdir_root, else $TMPDIR as read when the
  * executor was made, else /tmp) is the job's cwd, HOME and TMPDIR, and is removed afterwards,
- * whatever permissions the job left on it, without following symlinks.
+ * whatever permissions the job left on it, without following symlinks. A request's
+ * "workdir" (exec_request.h) replaces it: the caller's directory is the job's cwd (bound into
+ * the namespace sandbox, never through a zygote), the request's files replace what is there,
+ * and it is left in place afterwards.
  *
  * THREAD SAFETY: run may be called concurrently; interrupt from any thread at any time.
  */
