@@ -51,6 +51,8 @@
 #ifndef GGI_PROCESS_EXECUTOR_H
 #define GGI_PROCESS_EXECUTOR_H
 
+#include <sys/types.h>
+
 #include "gryphgen/sys/executor.h"
 
 /** Largest output kept per stream, and largest total of files and of stdin. */
@@ -73,5 +75,14 @@ int ggi_process_executor_new(const gg_executor_options *opts, gg_executor_vtable
  * removing what it could). Used for workspaces; exposed for tests.
  */
 int ggi_workspace_remove(const char *path);
+
+/**
+ * Writes a checked request's files (exec_request.h) below the directory ws, never through a
+ * symbolic link, making directories as needed. With replace (a caller's "workdir") a file
+ * already there is unlinked first, never written into; else a file already there is
+ * GG_EINVAL. With uid != (uid_t)-1 what is made is handed to uid:gid (root only). GG_EINVAL
+ * (a path through a file or link), GG_EEXEC (the filesystem).
+ */
+int ggi_exec_write_files(const char *ws, const cJSON *files, int replace, uid_t uid, gid_t gid);
 
 #endif
