@@ -79,7 +79,9 @@ static const char *path_problem(const char *p)
         if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
             return "holds a control character";
     const char *s = p;
-    for (;;) {
+    for (int depth = 1;; depth++) {
+        if (depth > MAX_DEPTH)
+            return "is nested more than 128 directories deep";
         const char *e = strchr(s, '/');
         size_t n = e ? (size_t)(e - s) : strlen(s);
         if (n == 0)
@@ -101,7 +103,7 @@ static const char *path_problem(const char *p)
 static int split_path(char *buf, char **comps)
 {
     int n = 0;
-    for (char *s = buf; n < MAX_DEPTH;) {
+    for (char *s = buf; n < MAX_DEPTH;) { /* path_problem refused deeper paths */
         comps[n++] = s;
         char *e = strchr(s, '/');
         if (!e)
@@ -134,14 +136,20 @@ static int walk_parent(int root, char *buf, int create, int *fds, int *nfd, cons
                 return WALK_ERR;
             if (!create)
                 return WALK_MISSING;
+            /* A new directory gets its parent's mode (a copy's directories may be 0777
+             * for a job running as another user; mkdir's mode is cut by the umask). */
             struct stat pst;
             mode_t mode = fstat(cur, &pst) == 0 ? (pst.st_mode & 0777) | 0700 : 0755;
-            if (mkdirat(cur, comps[i], 0700) != 0 && errno != EEXIST)
+            int made = mkdirat(cur, comps[i], 0700) == 0;
+            if (!made && errno != EEXIST)
                 return WALK_ERR;
             int d = openat(cur, comps[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
             if (d < 0)
                 return errno == ELOOP ? WALK_LINK : errno == ENOTDIR ? WALK_NOTDIR : WALK_ERR;
-            fchmod(d, mode); /* mkdir's mode is cut by the umask */
+            if (made && fchmod(d, mode) != 0) {
+                close(d);
+                return WALK_ERR;
+            }
             fds[(*nfd)++] = cur = d;
             continue;
         }
@@ -323,6 +331,7 @@ static int set_content(ctx *c, entry *e, char *data, size_t len, mode_t mode)
                        GGI_PATCH_MAX_BYTES);
     }
     c->total += len;
+    c->total -= e->data ? e->len : 0;
     free(e->data);
     e->data = data;
     e->len = len;
@@ -605,10 +614,25 @@ static int check_git_mode(ctx *c, const char *path, unsigned m)
     return finding(c, GG_EINVAL, path, 0, "file '%s': mode %o is not a file mode", path, m);
 }
 
+/* Does every hunk of f only add lines (so that it can only mean a new file)? */
+static int hunks_only_add(const ggi_file_patch *f)
+{
+    if (f->n_hunks == 0)
+        return 0;
+    for (size_t k = 0; k < f->n_hunks; k++)
+        for (size_t i = 0; i < f->hunks[k].n; i++)
+            if (f->hunks[k].lines[i].op != '+')
+                return 0;
+    return 1;
+}
+
 static int apply_section(ctx *c, overlay *o, const ggi_file_patch *f)
 {
     const char *name = f->new_path ? f->new_path : f->old_path;
     int err = 0;
+    const char *old_path = f->old_path, *new_path = f->new_path;
+    if (!f->bad && ((!f->is_new && !old_path) || (!f->is_delete && !new_path)))
+        return finding(c, GG_EINVAL, name, 0, "the diff has a section without file names");
     if (f->bad)
         return finding(c, GG_EINVAL, name, 0, "the diff has %s%s%s", f->bad,
                        name ? " for " : "", name ? name : "");
@@ -619,52 +643,74 @@ static int apply_section(ctx *c, overlay *o, const ggi_file_patch *f)
     if ((err = check_git_mode(c, name, f->new_mode)) || (err = check_git_mode(c, name, f->old_mode)))
         return err;
     entry *src = NULL, *dst = NULL;
-    if (f->old_path && !(src = get_entry(c, o, f->old_path, &err)))
+    if (f->traditional && !f->is_new && !f->is_delete && strcmp(old_path, new_path) != 0) {
+        /* diff -u x.orig x: one file changes; take the name that exists (the new one
+         * first), as patch(1) does. */
+        entry *e = get_entry(c, o, new_path, &err);
+        if (!e)
+            return err ? err : c->status;
+        if (e->exists)
+            old_path = new_path;
+        else
+            new_path = old_path;
+    }
+    if (old_path && !(src = get_entry(c, o, old_path, &err)))
         return err ? err : c->status;
     if (f->is_new) {
-        if (!(dst = get_entry(c, o, f->new_path, &err)))
+        if (!(dst = get_entry(c, o, new_path, &err)))
             return err ? err : c->status;
         if (dst->exists)
-            return finding(c, GG_EINVAL, f->new_path, 0,
-                           "file '%s': the diff creates it but it already exists", f->new_path);
+            return finding(c, GG_EINVAL, new_path, 0,
+                           "file '%s': the diff creates it but it already exists", new_path);
         char *data = NULL;
         size_t len = 0;
-        if ((err = apply_hunks(c, f->new_path, f, "", 0, &data, &len)))
+        if ((err = apply_hunks(c, new_path, f, "", 0, &data, &len)))
             return err;
         mode_t mode = f->new_mode == 0100755 ? 0755 : 0644;
         return set_content(c, dst, data, len, mode);
     }
+    if (!src->exists && !f->is_delete && hunks_only_add(f)) {
+        /* A new file written as a change ("--- a/x" instead of /dev/null): create it. */
+        char *data = NULL;
+        size_t len = 0;
+        if (strcmp(old_path, new_path) != 0)
+            return finding(c, GG_EINVAL, old_path, 0,
+                           "file '%s': the diff renames it but it does not exist", old_path);
+        if ((err = apply_hunks(c, new_path, f, "", 0, &data, &len)))
+            return err;
+        return set_content(c, src, data, len, f->new_mode == 0100755 ? 0755 : 0644);
+    }
     if (!src->exists)
-        return finding(c, GG_EINVAL, f->old_path, 0,
+        return finding(c, GG_EINVAL, old_path, 0,
                        f->is_delete ? "file '%s': the diff deletes it but it does not exist"
                                     : "file '%s': the diff changes it but it does not exist",
-                       f->old_path);
+                       old_path);
     char *data = NULL;
     size_t len = 0;
-    if ((err = apply_hunks(c, f->old_path, f, src->data, src->len, &data, &len)))
+    if ((err = apply_hunks(c, old_path, f, src->data, src->len, &data, &len)))
         return err;
     if (f->is_delete) {
         free(data);
         if (len != 0)
-            return finding(c, GG_EINVAL, f->old_path, 0,
+            return finding(c, GG_EINVAL, old_path, 0,
                            "file '%s': the diff deletes it but the file holds lines the diff "
-                           "does not remove", f->old_path);
+                           "does not remove", old_path);
         set_deleted(src);
         return 0;
     }
     mode_t mode = git_mode_bits(f->new_mode, (src->mode & 0777) | 0200);
-    if (strcmp(f->old_path, f->new_path) != 0) {
-        if (!(dst = get_entry(c, o, f->new_path, &err))) {
+    if (strcmp(old_path, new_path) != 0) {
+        if (!(dst = get_entry(c, o, new_path, &err))) {
             free(data);
             return err ? err : c->status;
         }
         /* get_entry may have moved the array */
-        src = get_entry(c, o, f->old_path, &err);
+        src = get_entry(c, o, old_path, &err);
         if (dst->exists) {
             free(data);
-            return finding(c, GG_EINVAL, f->new_path, 0,
+            return finding(c, GG_EINVAL, new_path, 0,
                            "file '%s': the diff %s '%s' onto it but it already exists",
-                           f->new_path, f->is_copy ? "copies" : "renames", f->old_path);
+                           new_path, f->is_copy ? "copies" : "renames", old_path);
         }
         if (!f->is_copy)
             set_deleted(src);
@@ -828,11 +874,13 @@ int ggi_patch_apply(const char *dir, const char *answer, size_t len, int *out_ki
     memset(&a, 0, sizeof a);
     overlay o = {0};
     int err = 0;
-    if (!answer || len > GGI_PATCH_MAX_TEXT) {
-        err = finding(&c, answer ? GG_ETOOBIG : GG_EINVAL, NULL, 0,
-                      answer ? "the answer is %zu bytes, the limit is %u"
-                             : "the answer is missing%.0zu%.0u",
-                      len, GGI_PATCH_MAX_TEXT);
+    if (!answer) {
+        err = finding(&c, GG_EINVAL, NULL, 0, "the answer is missing");
+        goto done;
+    }
+    if (len > GGI_PATCH_MAX_TEXT) {
+        err = finding(&c, GG_ETOOBIG, NULL, 0, "the answer is %zu bytes, the limit is %u", len,
+                      GGI_PATCH_MAX_TEXT);
         goto done;
     }
     if (memchr(answer, '\0', len)) {

@@ -289,6 +289,45 @@ static void test_counts_and_offsets(void)
     CHECK_FILE(dir, "src/lib.py", "def f(x):\n    return x\n\n\ndef g(y):\n    return 2 * y\n");
 }
 
+static void test_model_mistakes(void)
+{
+    cJSON *findings = NULL;
+    /* diff -u hello.c.orig hello.c: one file changes, no rename. */
+    fresh();
+    CHECK_RC(apply_s("--- hello.c.orig\t2024-01-01 10:00:00.000000000 +0000\n"
+                     "+++ hello.c\t2024-01-01 10:01:00.000000000 +0000\n"
+                     "@@ -3,5 +3,5 @@\n int main(void)\n {\n-    printf(\"hello\\n\");\n"
+                     "+    printf(\"hello, world\\n\");\n     return 0;\n }\n",
+                     NULL, NULL, &findings), 0);
+    CHECK_FILE(dir, "hello.c", HELLO_AFTER);
+    CHECK(!exists(dir, "hello.c.orig"));
+
+    /* A new file written as a change of a file that does not exist. */
+    fresh();
+    CHECK_RC(apply_s("--- a/notes.txt\n+++ b/notes.txt\n@@ -0,0 +1,2 @@\n+one\n+two\n", NULL,
+                     NULL, &findings), 0);
+    CHECK_FILE(dir, "notes.txt", "one\ntwo\n");
+
+    /* Removed "-- x" and added "++ y" lines inside a hunk are not a new file's header. */
+    fresh();
+    put(dir, "q.sql", "select 1;\n-- old comment\nselect 2;\n", 0644);
+    CHECK_RC(apply_s("--- a/q.sql\n+++ b/q.sql\n@@ -1,3 +1,3 @@\n select 1;\n--- old comment\n"
+                     "+++ new comment\n select 2;\n",
+                     NULL, NULL, &findings), 0);
+    CHECK_FILE(dir, "q.sql", "select 1;\n++ new comment\nselect 2;\n");
+
+    /* Two sections for the same file apply one after the other. */
+    fresh();
+    CHECK_RC(apply_s("--- a/run.sh\n+++ b/run.sh\n@@ -2 +2 @@\n-echo run\n+echo one\n"
+                     "--- a/run.sh\n+++ b/run.sh\n@@ -2 +2 @@\n-echo one\n+echo two\n",
+                     NULL, NULL, &findings), 0);
+    CHECK_FILE(dir, "run.sh", "#!/bin/sh\necho two\n");
+    CHECK(mode_of(dir, "run.sh") == 0755);
+
+    expect_refused("diff --git a/x b/x\nnew file mode 100644\ndeleted file mode 100644\n",
+                   GG_EINVAL, "both creates and deletes");
+}
+
 static void test_no_newline(void)
 {
     cJSON *findings = NULL;
@@ -486,6 +525,12 @@ static void test_hostile_paths(void)
     ggi_buf_puts(&b, "\n@@ -0,0 +1 @@\n+x\n");
     expect_refused(b.data, GG_EINVAL, "longer than 1024");
     ggi_buf_free(&b);
+    ggi_buf_puts(&b, "--- /dev/null\n+++ b/");
+    for (int i = 0; i < 130; i++)
+        ggi_buf_puts(&b, "d/");
+    ggi_buf_puts(&b, "f\n@@ -0,0 +1 @@\n+x\n");
+    expect_refused(b.data, GG_EINVAL, "nested more than 128");
+    ggi_buf_free(&b);
 }
 
 static void test_symlinks(void)
@@ -615,6 +660,7 @@ int main(void)
     test_fences_and_prose();
     test_crlf_answer();
     test_counts_and_offsets();
+    test_model_mistakes();
     test_no_newline();
     test_new_delete_rename();
     test_hunk_fails();
