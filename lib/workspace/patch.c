@@ -1030,13 +1030,15 @@ static void git_init(void)
 /* A file as the diff sees it. */
 typedef struct side {
     int exists;
+    dev_t dev;      /* of a regular file */
+    ino_t ino;
     unsigned mode;  /* git mode */
     char *data;
     size_t len;
 } side;
 
 /* Reads root/path without following links (a link's content is its target). */
-static int read_side(int root, const char *path, side *s)
+static int read_side(int root, const char *path, side *s, int with_data)
 {
     memset(s, 0, sizeof *s);
     char *buf = ggi_strdup(path);
@@ -1050,6 +1052,13 @@ static int read_side(int root, const char *path, side *s)
     struct stat st;
     if (fstatat(parent, last, &st, AT_SYMLINK_NOFOLLOW) != 0)
         goto out;
+    if (!with_data) {
+        s->exists = S_ISLNK(st.st_mode) || S_ISREG(st.st_mode);
+        s->dev = st.st_dev;
+        s->ino = st.st_ino;
+        s->mode = S_ISLNK(st.st_mode) ? 0120000 : (st.st_mode & 0100) ? 0100755 : 0100644;
+        goto out;
+    }
     if (S_ISLNK(st.st_mode)) {
         char target[4096];
         ssize_t n = readlinkat(parent, last, target, sizeof target);
@@ -1281,6 +1290,10 @@ static int collect(const char *root, const char *rel, cJSON *out, int depth)
         if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
             if (S_ISDIR(st.st_mode))
                 err = collect(root, p, out, depth + 1);
+            else if ((S_ISREG(st.st_mode) || S_ISLNK(st.st_mode)) &&
+                     cJSON_GetArraySize(out) >= GGI_PATCH_MAX_TREE_FILES)
+                err = ggi_error(GG_ETOOBIG, "the trees to compare hold more than %d files",
+                                GGI_PATCH_MAX_TREE_FILES);
             else if (S_ISREG(st.st_mode) || S_ISLNK(st.st_mode))
                 err = cJSON_AddItemToArray(out, cJSON_CreateString(p)) ? 0 : GG_ENOMEM;
         }
@@ -1332,14 +1345,23 @@ int ggi_patch_diff(const char *base_dir, const char *dir, const cJSON *paths, ch
         if (i && strcmp(list[i], list[i - 1]) == 0)
             continue;
         side so, sn;
-        err = read_side(bfd, list[i], &so);
+        /* A file of the copy that is still a hard link to the base's file is unchanged
+         * (ggi_ws_copy's links): no need to read either. */
+        if ((err = read_side(bfd, list[i], &so, 0)) || (err = read_side(dfd, list[i], &sn, 0)))
+            break;
+        if (so.exists && sn.exists && so.mode != 0120000 && so.mode == sn.mode &&
+            so.dev == sn.dev && so.ino == sn.ino)
+            continue;
+        err = read_side(bfd, list[i], &so, 1);
         if (!err) {
-            err = read_side(dfd, list[i], &sn);
+            err = read_side(dfd, list[i], &sn, 1);
             if (!err)
                 err = diff_one(&b, list[i], &so, &sn);
             free(sn.data);
         }
         free(so.data);
+        if (!err && b.len > GGI_PATCH_MAX_BYTES)
+            err = ggi_error(GG_ETOOBIG, "the diff is over %u bytes", GGI_PATCH_MAX_BYTES);
     }
     if (bfd >= 0)
         close(bfd);
