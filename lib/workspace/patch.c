@@ -401,12 +401,41 @@ static size_t rtrim_len(const char *p, size_t len)
     return len;
 }
 
+static int is_blank(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
+}
+
+/* Compares a file line with a hunk line: exactly (loose 0), ignoring whitespace at the end
+ * (1), or ignoring indentation and the length of runs of whitespace (2: tabs that became
+ * spaces); words run together never match words apart. */
 static int line_eq(const fline *f, const ggi_hunk_line *h, int loose)
 {
     if (!loose)
         return f->len == h->len && memcmp(f->p, h->text, f->len) == 0;
     size_t a = rtrim_len(f->p, f->len), b = rtrim_len(h->text, h->len);
-    return a == b && memcmp(f->p, h->text, a) == 0;
+    if (loose == 1)
+        return a == b && memcmp(f->p, h->text, a) == 0;
+    size_t i = 0, k = 0;
+    while (i < a && is_blank(f->p[i]))
+        i++;
+    while (k < b && is_blank(h->text[k]))
+        k++;
+    while (i < a && k < b) {
+        int wi = is_blank(f->p[i]), wk = is_blank(h->text[k]);
+        if (wi != wk)
+            return 0;
+        if (wi) { /* a run of blanks matches a run of any length, never none */
+            while (i < a && is_blank(f->p[i]))
+                i++;
+            while (k < b && is_blank(h->text[k]))
+                k++;
+            continue;
+        }
+        if (f->p[i++] != h->text[k++])
+            return 0;
+    }
+    return i == a && k == b;
 }
 
 /* Does the hunk's preimage (pre[0..m)) match the file at line at? */
@@ -453,7 +482,9 @@ static void excerpt(char *dst, size_t size, const char *p, size_t len)
 /*
  * Applies the hunks of f to data[0, len): each placed at its header's line (moved by the
  * offset the previous hunk was found at), then at the nearest line above or below, then
- * again ignoring whitespace at line ends, never before the end of the previous hunk.
+ * again ignoring whitespace at line ends, then ignoring changes in whitespace (git apply
+ * --ignore-whitespace), never before the end of the previous hunk. Context lines keep the
+ * file's text.
  * *out gets the new content (malloc'd). A hunk that fits nowhere is a finding.
  */
 static int apply_hunks(ctx *c, const char *path, const ggi_file_patch *f, const char *data,
@@ -500,7 +531,7 @@ static int apply_hunks(ctx *c, const char *path, const ggi_file_patch *f, const 
             long hi = (long)(n - m);
             if (want > hi)
                 want = hi;
-            for (int loose = 0; loose < 2 && found < 0 && c->budget > 0; loose++) {
+            for (int loose = 0; loose < 3 && found < 0 && c->budget > 0; loose++) {
                 for (long d = 0; found < 0 && c->budget > 0; d++) {
                     long up = want - d, down = want + d;
                     int any = 0;
@@ -640,7 +671,8 @@ static int apply_section(ctx *c, overlay *o, const ggi_file_patch *f)
         return finding(c, GG_EINVAL, name, 0,
                        "file '%s': binary patches are not supported; answer with text "
                        "changes", name);
-    if ((err = check_git_mode(c, name, f->new_mode)) || (err = check_git_mode(c, name, f->old_mode)))
+    if ((err = check_git_mode(c, name, f->new_mode)) ||
+        (err = check_git_mode(c, name, f->old_mode)))
         return err;
     entry *src = NULL, *dst = NULL;
     if (f->traditional && !f->is_new && !f->is_delete && strcmp(old_path, new_path) != 0) {
@@ -1207,7 +1239,8 @@ static int diff_one(ggi_buf *b, const char *path, const side *o, const side *n)
                                path, n->exists ? n->data : NULL, n->exists ? n->len : 0, path,
                                &opts) != 0) {
         const git_error *ge = git_error_last();
-        return ggi_error(GG_EIO, "diff of '%s': %s", path, ge && ge->message ? ge->message : "libgit2 failed");
+        return ggi_error(GG_EIO, "diff of '%s': %s", path,
+                         ge && ge->message ? ge->message : "libgit2 failed");
     }
     err = ggi_buf_puts(b, "--- ");
     if (!err) err = o->exists ? put_path(b, "a/", path) : ggi_buf_puts(b, "/dev/null");

@@ -6,10 +6,15 @@
  *
  * Applying follows git apply: each hunk is placed where its context and removed lines match,
  * first at the line its header names, then at the nearest offset above or below; then again
- * ignoring whitespace at line ends. Counts in "@@" headers are recomputed from the hunk's
- * body. New, deleted and renamed files (git's extended headers) are understood; binary
- * patches are refused. A hunk that matches nowhere fails the whole answer and names itself
- * (file, hunk number, the first context line it looked for): that message is the feedback.
+ * ignoring whitespace at line ends; then ignoring changes in whitespace (tabs a model turned
+ * into spaces), context lines keeping the file's own text. Counts in "@@" headers are
+ * recomputed from the hunk's body. New, deleted and renamed files (git's extended headers)
+ * are understood; binary patches are refused. A hunk that matches nowhere fails the whole
+ * answer and names itself (file, hunk number, the first context line it looked for): that
+ * message is the feedback. Leniencies for models: prose and fences around the diff, CRLF,
+ * "@@ -3 +3 @@" and "@@ ... @@" headers, empty context lines without their space, a plain
+ * "diff -u x.orig x" (one file changes), a new file written as "--- a/x" with only added
+ * lines.
  *
  * Safety: every path the answer names is checked before anything is written: absolute
  * paths, "..", a ".git" component, and paths that reach through a symbolic link (to anywhere)

@@ -274,6 +274,17 @@ static void test_counts_and_offsets(void)
                      NULL, &findings), 0);
     CHECK_FILE(dir, "ws.txt", "a  \nB\nc\n");
 
+    /* Tabs the model turned into spaces: the context keeps the file's tabs. */
+    fresh();
+    put(dir, "tab.c", "int f(void)\n{\n\treturn 1;\n}\n", 0644);
+    CHECK_RC(apply_s("--- a/tab.c\n+++ b/tab.c\n@@ -1,4 +1,5 @@\n int f(void)\n {\n"
+                     "+\tint x = 2;\n     return 1;\n }\n",
+                     NULL, NULL, &findings), 0);
+    CHECK_FILE(dir, "tab.c", "int f(void)\n{\n\tint x = 2;\n\treturn 1;\n}\n");
+    /* ... but different words are not whitespace. */
+    expect_refused("--- a/hello.c\n+++ b/hello.c\n@@ -6 +6 @@\n-    return0;\n+    return 1;\n",
+                   GG_EINVAL, "hunk 1 does not apply");
+
     /* Empty context lines without their space (models drop it). */
     fresh();
     CHECK_RC(apply_s("--- a/src/lib.py\n+++ b/src/lib.py\n@@ -1,6 +1,6 @@\n def f(x):\n"
@@ -469,8 +480,10 @@ static void test_whole_files(void)
     cJSON *findings = NULL, *changed = NULL;
     int kind = 0;
     fresh();
-    CHECK_RC(apply_s("Here you go:\n```json\n{\"files\": {\"hello.c\": \"int main(void) { return 1; }\\n\","
-                     " \"docs/new.md\": \"# New\\n\", \"src/lib.py\": null, \"run.sh\": \"#!/bin/sh\\n\"}}\n```\n",
+    CHECK_RC(apply_s("Here you go:\n```json\n{\"files\": {"
+                     "\"hello.c\": \"int main(void) { return 1; }\\n\","
+                     " \"docs/new.md\": \"# New\\n\", \"src/lib.py\": null,"
+                     " \"run.sh\": \"#!/bin/sh\\n\"}}\n```\n",
                      &kind, &changed, &findings), 0);
     CHECK(kind == GGI_PATCH_FILES);
     CHECK_FILE(dir, "hello.c", "int main(void) { return 1; }\n");
