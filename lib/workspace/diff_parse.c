@@ -433,6 +433,10 @@ static size_t parse_section(const line *ls, size_t n, size_t i, ggi_diff *d, int
             if (strip) {
                 strip_prefix(&o, "a/");
                 strip_prefix(&nw, "b/");
+            } else if (o && nw && strncmp(o, "a/", 2) == 0 && strcmp(o + 2, nw) == 0) {
+                strip_prefix(&o, "a/"); /* "--- a/x" with "+++ x" */
+            } else if (o && nw && strncmp(nw, "b/", 2) == 0 && strcmp(nw + 2, o) == 0) {
+                strip_prefix(&nw, "b/");
             }
             if (!f->is_rename && !f->is_copy) {
                 free(f->old_path);
@@ -465,7 +469,8 @@ static size_t parse_section(const line *ls, size_t n, size_t i, ggi_diff *d, int
         if (*err)
             goto out;
     }
-    f->traditional = !git;
+    /* Only rename and copy headers make two names mean two files. */
+    f->traditional = !f->is_rename && !f->is_copy;
     if (f->is_new && f->is_delete) {
         *err = set_bad(f, "a section that both creates and deletes its file");
         if (*err)

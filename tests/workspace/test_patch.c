@@ -313,6 +313,16 @@ static void test_model_mistakes(void)
     CHECK_FILE(dir, "hello.c", HELLO_AFTER);
     CHECK(!exists(dir, "hello.c.orig"));
 
+    /* Names that disagree on their prefixes, and a git section without --- and +++. */
+    fresh();
+    CHECK_RC(apply_s("diff --git a/run.sh b/run.sh\n--- a/run.sh\n+++ run.sh\n@@ -2 +2 @@\n"
+                     "-echo run\n+echo ran\n"
+                     "diff --git a/src/lib.py b/src/lib.py\n@@ -1,2 +1,2 @@\n def f(x):\n"
+                     "-    return x\n+    return 7\n",
+                     NULL, NULL, &findings), 0);
+    CHECK_FILE(dir, "run.sh", "#!/bin/sh\necho ran\n");
+    CHECK_FILE(dir, "src/lib.py", "def f(x):\n    return 7\n\n\ndef g(y):\n    return y\n");
+
     /* A new file written as a change of a file that does not exist. */
     fresh();
     CHECK_RC(apply_s("--- a/notes.txt\n+++ b/notes.txt\n@@ -0,0 +1,2 @@\n+one\n+two\n", NULL,
