@@ -624,6 +624,33 @@ static void test_hard_link(void)
     CHECK(mode_of(dir, "hello.c") == 0644);
 }
 
+static void test_filesystem_faults(void)
+{
+    /* The copy is missing. */
+    cJSON *findings = NULL;
+    char missing[400];
+    snprintf(missing, sizeof missing, "%s/no-such-copy", root);
+    CHECK_RC(ggi_patch_apply(missing, HELLO_DIFF, strlen(HELLO_DIFF), NULL, NULL, &findings),
+             GG_EIO);
+    CHECK_CONTAINS(first_msg(findings), "cannot open the workspace copy");
+    cJSON_Delete(findings);
+
+    /* A FIFO where a file should be (a job could leave one): refused, not opened. */
+    fresh();
+    char fifo[700];
+    snprintf(fifo, sizeof fifo, "%s/pipe", dir);
+    CHECK(mkfifo(fifo, 0644) == 0);
+    CHECK_RC(apply_s("{\"files\": {\"pipe\": \"x\"}}", NULL, NULL, &findings), GG_EINVAL);
+    CHECK_CONTAINS(first_msg(findings), "not a regular file");
+    cJSON_Delete(findings);
+
+    /* A file where a directory should be. */
+    CHECK_RC(apply_s("--- /dev/null\n+++ b/hello.c/x\n@@ -0,0 +1 @@\n+x\n", NULL, NULL,
+                     &findings), GG_EINVAL);
+    CHECK_CONTAINS(first_msg(findings), "not a directory");
+    cJSON_Delete(findings);
+}
+
 static void test_caps(void)
 {
     /* Over the text cap. */
@@ -645,6 +672,23 @@ static void test_caps(void)
         ggi_buf_printf(&b, "--- /dev/null\n+++ b/f%d\n@@ -0,0 +1 @@\n+x\n", i);
     expect_refused(b.data, GG_ETOOBIG, "the limit is 1000");
     CHECK(!exists(dir, "f0"));
+    ggi_buf_free(&b);
+
+    /* A hunk that almost matches everywhere in a file of equal lines: the search stops at
+     * its budget with a finding instead of running for minutes. */
+    fresh();
+    ggi_buf_puts(&b, "--- a/same.txt\n+++ b/same.txt\n@@ -1,5001 +1,5001 @@\n");
+    for (int i = 0; i < 5000; i++)
+        ggi_buf_puts(&b, " a\n");
+    ggi_buf_puts(&b, "-b\n+c\n");
+    ggi_buf same = GGI_BUF_INIT;
+    for (int i = 0; i < 40000; i++)
+        ggi_buf_puts(&same, "a\n");
+    put(dir, "same.txt", same.data, 0644);
+    ggi_buf_free(&same);
+    CHECK_RC(apply_s(b.data, NULL, NULL, &findings), GG_EINVAL);
+    CHECK_CONTAINS(first_msg(findings), "the search for its lines was too long");
+    cJSON_Delete(findings);
     ggi_buf_free(&b);
 
     /* A file that would grow over its cap: nothing written. */
@@ -692,6 +736,7 @@ int main(void)
     test_hostile_paths();
     test_symlinks();
     test_hard_link();
+    test_filesystem_faults();
     test_caps();
     test_remove_dir(root);
     return test_exit();
