@@ -762,7 +762,8 @@ int ggi_patch_apply(const char *dir, const char *answer, size_t len, int *out_ki
         *out_kind = 0;
     if (out_changed)
         *out_changed = NULL;
-    *out_findings = NULL;
+    if (out_findings)
+        *out_findings = NULL;
     ctx c = {.dirfd = -1, .budget = SEARCH_BUDGET};
     c.findings = cJSON_CreateArray();
     if (!c.findings)
@@ -906,7 +907,10 @@ done:
             ggi_error(c.status, "%s",
                       cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
                           cJSON_GetArrayItem(c.findings, 0), "message")));
-        *out_findings = c.findings;
+        if (out_findings)
+            *out_findings = c.findings;
+        else
+            cJSON_Delete(c.findings);
         if (out_changed) {
             cJSON_Delete(*out_changed);
             *out_changed = NULL;

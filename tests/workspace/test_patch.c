@@ -634,6 +634,9 @@ static void test_filesystem_faults(void)
              GG_EIO);
     CHECK_CONTAINS(first_msg(findings), "cannot open the workspace copy");
     cJSON_Delete(findings);
+    /* Without a place for findings, the message is still the last error. */
+    CHECK_RC(ggi_patch_apply(missing, HELLO_DIFF, strlen(HELLO_DIFF), NULL, NULL, NULL), GG_EIO);
+    CHECK_CONTAINS(gg_error_last(), "cannot open the workspace copy");
 
     /* A FIFO where a file should be (a job could leave one): refused, not opened. */
     fresh();
