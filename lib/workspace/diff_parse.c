@@ -359,6 +359,39 @@ static int set_bad(ggi_file_patch *f, const char *why)
     return f->bad ? 0 : GG_ENOMEM;
 }
 
+/* Parses the hunks of f from ls[i] on; returns the index after them. */
+static size_t parse_hunks(const line *ls, size_t n, size_t i, ggi_file_patch *f, int *err)
+{
+    while (i < n) {
+        if (!starts(&ls[i], "@@")) {
+            /* Blank lines between hunks are allowed; anything else ends the section. */
+            size_t k = i;
+            while (k < n && ls[k].len == 0)
+                k++;
+            if (k < n && k > i && starts(&ls[k], "@@")) {
+                i = k;
+                continue;
+            }
+            break;
+        }
+        ggi_hunk *h = new_hunk(f);
+        if (!h) {
+            *err = GG_ENOMEM;
+            return i;
+        }
+        long on, nn;
+        parse_hunk_header(&ls[i], h, &on, &nn);
+        i = parse_body(ls, n, i + 1, h, on, nn, err);
+        if (*err)
+            return i;
+        if (h->n == 0) { /* an empty hunk changes nothing */
+            free(h->lines);
+            f->n_hunks--;
+        }
+    }
+    return i;
+}
+
 /* Parses one section starting at ls[i] (a section start); returns the index after it. */
 static size_t parse_section(const line *ls, size_t n, size_t i, ggi_diff *d, int *err)
 {
@@ -498,33 +531,7 @@ static size_t parse_section(const line *ls, size_t n, size_t i, ggi_diff *d, int
             i++;
         goto out;
     }
-    while (i < n) {
-        if (!starts(&ls[i], "@@")) {
-            /* Blank lines between hunks are allowed; anything else ends the section. */
-            size_t k = i;
-            while (k < n && ls[k].len == 0)
-                k++;
-            if (k < n && k > i && starts(&ls[k], "@@")) {
-                i = k;
-                continue;
-            }
-            break;
-        }
-        ggi_hunk *h = new_hunk(f);
-        if (!h) {
-            *err = GG_ENOMEM;
-            goto out;
-        }
-        long on, nn;
-        parse_hunk_header(&ls[i], h, &on, &nn);
-        i = parse_body(ls, n, i + 1, h, on, nn, err);
-        if (*err)
-            goto out;
-        if (h->n == 0) { /* an empty hunk changes nothing */
-            free(h->lines);
-            f->n_hunks--;
-        }
-    }
+    i = parse_hunks(ls, n, i, f, err);
 out:
     free(git_a);
     free(git_b);
@@ -540,10 +547,15 @@ int ggi_diff_parse(const char *text, size_t len, ggi_diff *d)
         return err;
     size_t i = 0;
     while (i < n && !err) {
-        if (is_section_start(ls, n, i))
+        if (is_section_start(ls, n, i)) {
             i = parse_section(ls, n, i, d, &err);
-        else
+        } else if (d->n && starts(&ls[i], "@@") && i + 1 < n && is_body_line(&ls[i + 1]) &&
+                   !is_section_start(ls, n, i + 1) && !d->files[d->n - 1].binary) {
+            /* Hunks after prose, or in a fence of their own, continue the last file. */
+            i = parse_hunks(ls, n, i, &d->files[d->n - 1], &err);
+        } else {
             i++;
+        }
     }
     free(ls);
     return err;

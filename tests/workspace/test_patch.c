@@ -196,6 +196,14 @@ static void test_fences_and_prose(void)
     CHECK_FILE(dir, "src/lib.py", "def f(x):\n    return x + 1\n\n\ndef g(y):\n    return y\n");
     ggi_buf_free(&b);
 
+    /* One file's hunks in two fences, with prose between. */
+    fresh();
+    CHECK_RC(apply_s("First:\n```diff\n--- a/src/lib.py\n+++ b/src/lib.py\n@@ -1,2 +1,2 @@\n"
+                     " def f(x):\n-    return x\n+    return 10\n```\nThen:\n```diff\n"
+                     "@@ -5,2 +5,2 @@\n def g(y):\n-    return y\n+    return 20\n```\n",
+                     &kind, NULL, &findings), 0);
+    CHECK_FILE(dir, "src/lib.py", "def f(x):\n    return 10\n\n\ndef g(y):\n    return 20\n");
+
     /* No fence, prose before and after (a bullet list after a blank line). */
     ggi_buf_printf(&b, "Sure! Apply this:\n%s\nChanges:\n- the greeting\n", HELLO_DIFF);
     fresh();
