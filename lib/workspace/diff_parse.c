@@ -549,6 +549,22 @@ int ggi_diff_parse(const char *text, size_t len, ggi_diff *d)
     while (i < n && !err) {
         if (is_section_start(ls, n, i)) {
             i = parse_section(ls, n, i, d, &err);
+        } else if (starts(&ls[i], "Binary files ") && ls[i].len > 20 &&
+                   memcmp(ls[i].p + ls[i].len - 7, " differ", 7) == 0) {
+            /* diff -r's note of a binary change, outside a git section: refused later. */
+            ggi_file_patch *f = new_section(d);
+            if (!f) {
+                err = GG_ENOMEM;
+                break;
+            }
+            f->binary = 1;
+            const char *p = ls[i].p + 13, *e = ls[i].p + ls[i].len - 7;
+            const char *and = memmem(p, (size_t)(e - p), " and ", 5);
+            f->old_path = ggi_strndup(p, and ? (size_t)(and - p) : (size_t)(e - p));
+            f->new_path = ggi_strdup(f->old_path);
+            if (!f->old_path || !f->new_path)
+                err = GG_ENOMEM;
+            i++;
         } else if (d->n && starts(&ls[i], "@@") && i + 1 < n && is_body_line(&ls[i + 1]) &&
                    !is_section_start(ls, n, i + 1) && !d->files[d->n - 1].binary) {
             /* Hunks after prose, or in a fence of their own, continue the last file. */

@@ -485,6 +485,11 @@ static void test_not_a_diff(void)
     expect_refused("diff --git a/img.png b/img.png\nindex 1111111..2222222 100644\n"
                    "Binary files a/img.png and b/img.png differ\n",
                    GG_EINVAL, "binary");
+    /* diff -ru's note of a binary file beside a text change: the whole answer is refused. */
+    ggi_buf b = GGI_BUF_INIT;
+    ggi_buf_printf(&b, "%sBinary files a/logo.png and b/logo.png differ\n", HELLO_DIFF);
+    expect_refused(b.data, GG_EINVAL, "file 'a/logo.png': binary patches are not supported");
+    ggi_buf_free(&b);
     static const char nul[] = "--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\0\n+b\n";
     fresh();
     cJSON *findings = NULL;
