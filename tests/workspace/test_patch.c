@@ -406,6 +406,15 @@ static void test_new_delete_rename(void)
     CHECK(exists(dir, "greet.c"));
     CHECK(mode_of(dir, "src/lib.py") == 0755);
 
+    /* A copy keeps its source and its mode. */
+    fresh();
+    CHECK_RC(apply_s("diff --git a/run.sh b/bin/run2.sh\nsimilarity index 100%\n"
+                     "copy from run.sh\ncopy to bin/run2.sh\n",
+                     NULL, NULL, &findings), 0);
+    CHECK_FILE(dir, "run.sh", "#!/bin/sh\necho run\n");
+    CHECK_FILE(dir, "bin/run2.sh", "#!/bin/sh\necho run\n");
+    CHECK(mode_of(dir, "bin/run2.sh") == 0755);
+
     /* Deleting the last file of a directory removes the directory, as git does. */
     fresh();
     CHECK_RC(apply_s("--- a/src/lib.py\n+++ /dev/null\n@@ -1,6 +0,0 @@\n-def f(x):\n"
@@ -705,6 +714,24 @@ static void test_caps(void)
     CHECK_RC(apply_s(b.data, NULL, NULL, &findings), GG_EINVAL);
     CHECK_CONTAINS(first_msg(findings), "the search for its lines was too long");
     cJSON_Delete(findings);
+    ggi_buf_free(&b);
+
+    /* Copies of one large file add up past the cap of all files touched. */
+    fresh();
+    {
+        ggi_buf one = GGI_BUF_INIT;
+        for (int i = 0; i < (1 << 20) / 16; i++)
+            ggi_buf_puts(&one, "0123456789abcde\n");
+        put(dir, "one.txt", one.data, 0644);
+        ggi_buf_free(&one);
+    }
+    for (int i = 0; i < 100; i++)
+        ggi_buf_printf(&b, "diff --git a/one.txt b/c%d.txt\ncopy from one.txt\ncopy to c%d.txt\n",
+                       i, i);
+    CHECK_RC(apply_s(b.data, NULL, NULL, &findings), GG_ETOOBIG);
+    CHECK_CONTAINS(first_msg(findings), "the files the answer writes hold more than");
+    cJSON_Delete(findings);
+    CHECK(!exists(dir, "c0.txt"));
     ggi_buf_free(&b);
 
     /* A file that would grow over its cap: nothing written. */
