@@ -232,6 +232,16 @@ static void test_crlf_answer(void)
     CHECK_RC(apply_s("--- a/w.txt\n+++ b/w.txt\n@@ -1,3 +1,3 @@\n one\n-two\n+TWO\n three\n",
                      NULL, NULL, &findings), 0);
     CHECK_FILE(dir, "w.txt", "one\r\nTWO\r\nthree\r\n");
+
+    /* git's diff of a CRLF file: LF headers, CR in the lines; the CRs are content. */
+    CHECK_RC(apply_s("diff --git a/w.txt b/w.txt\n--- a/w.txt\n+++ b/w.txt\n@@ -1,3 +1,3 @@\n"
+                     " one\r\n-TWO\r\n+2\r\n three\r\n",
+                     NULL, NULL, &findings), 0);
+    CHECK_FILE(dir, "w.txt", "one\r\n2\r\nthree\r\n");
+    /* ... and a line with a CR added to an LF file keeps it. */
+    CHECK_RC(apply_s("--- a/run.sh\n+++ b/run.sh\n@@ -2 +2,2 @@\n echo run\n+echo cr\r\n",
+                     NULL, NULL, &findings), 0);
+    CHECK_FILE(dir, "run.sh", "#!/bin/sh\necho run\necho cr\r\n");
 }
 
 static void test_counts_and_offsets(void)
@@ -344,6 +354,13 @@ static void test_model_mistakes(void)
                      "+++ new comment\n select 2;\n",
                      NULL, NULL, &findings), 0);
     CHECK_FILE(dir, "q.sql", "select 1;\n++ new comment\nselect 2;\n");
+
+    /* ... even right before the next hunk, when the counts say they belong to the hunk. */
+    put(dir, "q.txt", "a\n-- x\nc\nd\ne\nf\n", 0644);
+    CHECK_RC(apply_s("--- a/q.txt\n+++ b/q.txt\n@@ -1,2 +1,2 @@\n a\n--- x\n+++ y\n"
+                     "@@ -5,2 +5,2 @@\n e\n-f\n+F\n",
+                     NULL, NULL, &findings), 0);
+    CHECK_FILE(dir, "q.txt", "a\n++ y\nc\nd\ne\nF\n");
 
     /* Two sections for the same file apply one after the other. */
     fresh();
