@@ -475,12 +475,23 @@ static void test_hunk_fails(void)
     fresh();
     CHECK_RC(apply_s(b.data, NULL, NULL, &findings), GG_EINVAL);
     CHECK_CONTAINS(first_msg(findings), "'def h(z):'");
+    CHECK_CONTAINS(first_msg(findings), "(expected at line 5)");
     const cJSON *f0 = cJSON_GetArrayItem(findings, 0);
     CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(f0, "path")),
               "src/lib.py");
     CHECK(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(f0, "hunk")) == 2);
     cJSON_Delete(findings);
     ggi_buf_free(&b);
+
+    /* A hunk that nearly fits says where and how it differs. */
+    fresh();
+    CHECK_RC(apply_s("--- a/hello.c\n+++ b/hello.c\n@@ -3,4 +3,4 @@\n int main(void)\n {\n"
+                     "-    printf(\"hi\\n\");\n+    puts(\"hi\");\n     return 0;\n",
+                     NULL, NULL, &findings), GG_EINVAL);
+    CHECK_CONTAINS(first_msg(findings),
+                   "nearest: from line 3 its first 2 lines match, then it has "
+                   "'    printf(\"hi\\n\");' where the file has '    printf(\"hello\\n\");'");
+    cJSON_Delete(findings);
 
     /* Two failing files: both are reported. */
     fresh();
