@@ -642,6 +642,14 @@ static void test_symlinks(void)
     cJSON_Delete(findings);
     CHECK(!exists(out, "planted.txt"));
 
+    /* A rename into the linked directory: refused, the source stays. */
+    CHECK_RC(apply_s("diff --git a/hello.c b/d/hello.c\nrename from hello.c\n"
+                     "rename to d/hello.c\n", NULL, NULL, &findings), GG_EINVAL);
+    CHECK_CONTAINS(first_msg(findings), "symbolic link");
+    cJSON_Delete(findings);
+    CHECK(!exists(out, "hello.c"));
+    CHECK(exists(dir, "hello.c"));
+
     /* A file link pointing outside: a diff modifying it; the outside file stays. */
     fresh();
     put(out, "victim.txt", "secret\n", 0644);
