@@ -2379,6 +2379,12 @@ static void on_submit(sched *s, const identity *to, client *c, const cJSON *b)
         int64_t seq = 0;
         int existing = 0;
         int rc = ggi_task_from_json(tj, &t);
+        /* The orchestrator never reads a path on a remote submitter's behalf: the
+         * submitter's client resolved the workspace (packed it, pinned its commit). */
+        if (!rc && t->workspace && !cJSON_GetObjectItemCaseSensitive(t->workspace, "commit"))
+            rc = ggi_error(GG_EINVAL, "task '%s': field 'workspace.commit' is missing: a "
+                           "workspace is resolved by its submitter (gg_client_submit does "
+                           "that)", t->task_id ? t->task_id : "?");
         if (!rc)
             rc = ggi_orq_prepare_task(t, &spec, hash);
         if (!rc)
