@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,6 +63,28 @@ static int own_dir(const char *dir, mode_t mode)
     return GG_OK;
 }
 
+/* Removes the copies under attempts/ that a process which died (killed in the middle of an
+ * attempt) left behind: their names carry the pid that made them. */
+static void remove_stale(const char *root)
+{
+    char *dir = ggi_asprintf("%s/attempts", root);
+    DIR *d = dir ? opendir(dir) : NULL;
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        const char *dash = strchr(e->d_name, '-');
+        long pid = dash ? strtol(dash + 1, NULL, 10) : 0;
+        if (pid <= 0 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        char *p = ggi_asprintf("%s/%s", dir, e->d_name);
+        if (p)
+            ggi_ws_remove(p);
+        free(p);
+    }
+    if (d)
+        closedir(d);
+    free(dir);
+}
+
 /* The root and the cache, opened once (under ws_mu). */
 static int ws_open(ggi_ws_cache **out_cache, const char **out_root)
 {
@@ -89,10 +112,12 @@ static int ws_open(ggi_ws_cache **out_cache, const char **out_root)
         if (!rc)
             rc = ggi_ws_cache_open(cache, &ws_cache);
         free(cache);
-        if (rc)
+        if (rc) {
             free(root);
-        else
+        } else {
             ws_root = root;
+            remove_stale(root);
+        }
     }
     *out_cache = ws_cache;
     *out_root = ws_root;
