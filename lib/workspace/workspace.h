@@ -38,6 +38,8 @@
 #define GGI_WS_MAX_PACK (12u << 20)          /* a packfile shipped in a task (before base64) */
 #define GGI_WS_MAX_INLINE_BYTES (4u << 20)   /* all "files" of an inline workspace */
 #define GGI_WS_MAX_PATH 1024                 /* a relative path in a workspace */
+#define GGI_WS_MAX_LOCATION 4096             /* "repo" (a path or URL) and "dir" */
+#define GGI_WS_MAX_REF 256                   /* "ref" */
 
 /**
  * Checks the shape of a task's "workspace" value without touching the filesystem: an object

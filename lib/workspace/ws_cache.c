@@ -1,0 +1,486 @@
+/*
+ * ws_cache.c - a machine's cache of bases (workspace.h): a bare repository under the root
+ * holds the objects (imported packs, fetched commits, written inline files), and each base
+ * is exported once as a read-only tree under root/trees/<tree id>.
+ *
+ * Layout:  root/objects.git   bare repository (objects only; no refs are written)
+ *          root/trees/<tree>  exported bases (files 0444 or 0555, directories 0555)
+ *          root/trees/.tmp-*  an export in progress (or left by a crash)
+ *          root/lock          flock()ed while importing, fetching and exporting
+ *
+ * Threads of one process are serialised by a mutex (a git_repository is not for sharing),
+ * processes by the lock file. An export is written into a temporary directory and renamed
+ * into place, so a reader sees a whole base or none; temporary directories found while the
+ * lock is held belong to no live exporter and are removed.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <git2/sys/odb_backend.h>
+
+#include "ws_internal.h"
+
+struct ggi_ws_cache {
+    char *root;
+    char *trees;
+    git_repository *repo;
+    int lock_fd;
+    pthread_mutex_t mu;
+};
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+    char buf[4096];
+    size_t n = strlen(path);
+    if (n >= sizeof buf)
+        return -1;
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] != '/' && buf[i] != '\0')
+            continue;
+        char ch = buf[i];
+        buf[i] = '\0';
+        if (mkdir(buf, mode) != 0 && errno != EEXIST)
+            return -1;
+        buf[i] = ch;
+    }
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : -1;
+}
+
+int ggi_ws_cache_open(const char *root, ggi_ws_cache **out)
+{
+    *out = NULL;
+    if (!root || !root[0])
+        return ggi_error(GG_EINVAL, "workspace cache: no root given");
+    if (strlen(root) > 3000)
+        return ggi_error(GG_ETOOBIG, "workspace cache: the root path is too long");
+    int rc = ggi_ws_git_init();
+    if (rc != GG_OK)
+        return rc;
+    if (mkdir_p(root, 0700) != 0)
+        return ggi_error(GG_EIO, "workspace cache: cannot make '%s': %s", root, strerror(errno));
+    ggi_ws_cache *c = calloc(1, sizeof *c);
+    if (!c)
+        return ggi_error(GG_ENOMEM, "out of memory");
+    c->lock_fd = -1;
+    c->root = ggi_strdup(root);
+    c->trees = ggi_asprintf("%s/trees", root);
+    char *objects = ggi_asprintf("%s/objects.git", root);
+    char *lock = ggi_asprintf("%s/lock", root);
+    if (!c->root || !c->trees || !objects || !lock) {
+        rc = ggi_error(GG_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if (mkdir(c->trees, 0700) != 0 && errno != EEXIST) {
+        rc = ggi_error(GG_EIO, "workspace cache: cannot make '%s': %s", c->trees,
+                       strerror(errno));
+        goto fail;
+    }
+    c->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (c->lock_fd < 0) {
+        rc = ggi_error(GG_EIO, "workspace cache: cannot open '%s': %s", lock, strerror(errno));
+        goto fail;
+    }
+    /* Two processes may make the store at once: under the lock. */
+    if (flock(c->lock_fd, LOCK_EX) != 0) {
+        rc = ggi_error(GG_EIO, "workspace cache: cannot lock '%s': %s", lock, strerror(errno));
+        goto fail;
+    }
+    if (git_repository_open_bare(&c->repo, objects) < 0 &&
+        git_repository_init(&c->repo, objects, 1) < 0)
+        rc = ggi_ws_git_error(GG_EIO, "workspace cache: cannot make the object store '%s'",
+                              objects);
+    flock(c->lock_fd, LOCK_UN);
+    if (rc != GG_OK)
+        goto fail;
+    pthread_mutex_init(&c->mu, NULL);
+    free(objects);
+    free(lock);
+    *out = c;
+    return GG_OK;
+fail:
+    free(objects);
+    free(lock);
+    if (c->lock_fd >= 0)
+        close(c->lock_fd);
+    git_repository_free(c->repo);
+    free(c->root);
+    free(c->trees);
+    free(c);
+    return rc;
+}
+
+void ggi_ws_cache_close(ggi_ws_cache **pc)
+{
+    if (!pc || !*pc)
+        return;
+    ggi_ws_cache *c = *pc;
+    git_repository_free(c->repo);
+    if (c->lock_fd >= 0)
+        close(c->lock_fd);
+    pthread_mutex_destroy(&c->mu);
+    free(c->root);
+    free(c->trees);
+    free(c);
+    *pc = NULL;
+}
+
+/* ---- importing ---- */
+
+static int import_pack(ggi_ws_cache *c, const char *b64)
+{
+    unsigned char *data = NULL;
+    size_t n = 0;
+    int rc = ggi_ws_b64_decode(b64, strlen(b64), &data, &n);
+    if (rc != GG_OK)
+        return rc;
+    if (n > GGI_WS_MAX_PACK) {
+        free(data);
+        return ggi_error(GG_ETOOBIG, "field 'workspace.pack' is %zu bytes, the limit is %u", n,
+                         GGI_WS_MAX_PACK);
+    }
+    git_odb *odb = NULL;
+    git_odb_writepack *wp = NULL;
+    git_indexer_progress stats;
+    memset(&stats, 0, sizeof stats);
+    if (git_repository_odb(&odb, c->repo) < 0 || git_odb_write_pack(&wp, odb, NULL, NULL) < 0)
+        rc = ggi_ws_git_error(GG_EIO, "workspace cache: cannot write a pack");
+    else if (wp->append(wp, data, n, &stats) < 0 || wp->commit(wp, &stats) < 0)
+        rc = ggi_ws_git_error(GG_EINVAL, "field 'workspace.pack' is not a valid git packfile");
+    if (wp)
+        wp->free(wp);
+    git_odb_free(odb);
+    free(data);
+    return rc;
+}
+
+static int fetch_commit(ggi_ws_cache *c, const char *url, const git_oid *commit)
+{
+    char hex[GIT_OID_HEXSZ + 1];
+    git_oid_tostr(hex, sizeof hex, commit);
+    git_remote *remote = NULL;
+    if (git_remote_create_anonymous(&remote, c->repo, url) < 0)
+        return ggi_ws_git_error(GG_ENOTFOUND, "field 'workspace.repo': '%.1024s' is not a git "
+                                "URL or path", url);
+    git_fetch_options fo;
+    git_fetch_options_init(&fo, GIT_FETCH_OPTIONS_VERSION);
+    fo.update_fetchhead = 0;
+    fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
+    /* The commit by its id first (servers that allow it); else every branch and tag, whose
+     * objects then include the commit when it is reachable from them. No refs are written:
+     * the refspecs have no destination. */
+    char *by_id[] = {hex};
+    char *all[] = {"refs/heads/*", "refs/tags/*", "HEAD"};
+    git_strarray a = {by_id, 1}, b = {all, 3};
+    int rc = GG_OK;
+    git_odb *odb = NULL;
+    if (git_repository_odb(&odb, c->repo) < 0) {
+        rc = ggi_ws_git_error(GG_EIO, "workspace cache: no object store");
+        goto done;
+    }
+    if (git_remote_fetch(remote, &a, &fo, NULL) == 0) {
+        git_odb_refresh(odb);
+        if (git_odb_exists(odb, commit))
+            goto done;
+    }
+    if (git_remote_fetch(remote, &b, &fo, NULL) < 0) {
+        rc = ggi_ws_git_error(GG_ENOTFOUND, "field 'workspace.repo': cannot fetch from "
+                              "'%.1024s'", url);
+        goto done;
+    }
+    git_odb_refresh(odb);
+    if (!git_odb_exists(odb, commit))
+        rc = ggi_error(GG_ENOTFOUND, "field 'workspace.commit': %s is not in '%.1024s'", hex,
+                       url);
+done:
+    git_odb_free(odb);
+    git_remote_free(remote);
+    return rc;
+}
+
+/* ---- exporting ---- */
+
+static int write_all(int fd, const void *data, size_t n)
+{
+    const char *p = data;
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Writes tree into the directory open at dfd (closed here), then makes it 0555. */
+static int export_tree(ggi_ws_cache *c, git_tree *tree, int dfd, int depth)
+{
+    int rc = GG_OK;
+    if (depth > 256) {
+        close(dfd);
+        return ggi_error(GG_ETOOBIG, "workspace cache: the tree is nested too deep");
+    }
+    size_t n = git_tree_entrycount(tree);
+    for (size_t i = 0; i < n && rc == GG_OK; i++) {
+        const git_tree_entry *e = git_tree_entry_byindex(tree, i);
+        const char *name = git_tree_entry_name(e);
+        if (!ggi_ws_name_ok(name)) {
+            rc = ggi_error(GG_EINVAL, "workspace cache: the tree holds an unsafe name '%.200s'",
+                           name);
+            break;
+        }
+        git_filemode_t mode = git_tree_entry_filemode(e);
+        if (mode == GIT_FILEMODE_TREE) {
+            git_tree *sub = NULL;
+            int fd = -1;
+            if (git_tree_lookup(&sub, c->repo, git_tree_entry_id(e)) < 0)
+                rc = ggi_ws_git_error(GG_ENOTFOUND, "workspace cache: the tree of '%s' is "
+                                      "missing", name);
+            else if (mkdirat(dfd, name, 0700) != 0 ||
+                     (fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+                                                 O_CLOEXEC)) < 0)
+                rc = ggi_error(GG_EIO, "workspace cache: cannot make '%s': %s", name,
+                               strerror(errno));
+            else
+                rc = export_tree(c, sub, fd, depth + 1);
+            git_tree_free(sub);
+        } else if (mode == GIT_FILEMODE_COMMIT) {
+            /* A submodule: an empty directory, as git leaves it before it is updated. */
+            if (mkdirat(dfd, name, 0555) != 0)
+                rc = ggi_error(GG_EIO, "workspace cache: cannot make '%s': %s", name,
+                               strerror(errno));
+        } else {
+            git_blob *blob = NULL;
+            if (git_blob_lookup(&blob, c->repo, git_tree_entry_id(e)) < 0) {
+                rc = ggi_ws_git_error(GG_ENOTFOUND, "workspace cache: the file '%s' is missing",
+                                      name);
+                break;
+            }
+            const void *data = git_blob_rawcontent(blob);
+            size_t size = (size_t)git_blob_rawsize(blob);
+            if (mode == GIT_FILEMODE_LINK) {
+                char target[4097];
+                if (size == 0 || size >= sizeof target || memchr(data, '\0', size))
+                    rc = ggi_error(GG_EINVAL, "workspace cache: the link '%s' has a bad target",
+                                   name);
+                else {
+                    memcpy(target, data, size);
+                    target[size] = '\0';
+                    if (symlinkat(target, dfd, name) != 0)
+                        rc = ggi_error(GG_EIO, "workspace cache: cannot make the link '%s': %s",
+                                       name, strerror(errno));
+                }
+            } else {
+                mode_t m = mode == GIT_FILEMODE_BLOB_EXECUTABLE ? 0555 : 0444;
+                int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                                0600);
+                if (fd < 0 || write_all(fd, data, size) != 0 || fchmod(fd, m) != 0)
+                    rc = ggi_error(GG_EIO, "workspace cache: cannot write '%s': %s", name,
+                                   strerror(errno));
+                if (fd >= 0 && close(fd) != 0 && rc == GG_OK)
+                    rc = ggi_error(GG_EIO, "workspace cache: cannot write '%s': %s", name,
+                                   strerror(errno));
+            }
+            git_blob_free(blob);
+        }
+    }
+    if (rc == GG_OK && fchmod(dfd, 0555) != 0)
+        rc = ggi_error(GG_EIO, "workspace cache: cannot make a directory read-only: %s",
+                       strerror(errno));
+    close(dfd);
+    return rc;
+}
+
+/* Removes the temporary directories no live exporter owns (the lock is held). */
+static void clean_leftovers(ggi_ws_cache *c)
+{
+    DIR *d = opendir(c->trees);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, ".tmp-", 5) != 0)
+            continue;
+        char *p = ggi_asprintf("%s/%s", c->trees, e->d_name);
+        if (p)
+            ggi_ws_remove(p);
+        free(p);
+    }
+    closedir(d);
+}
+
+static int export_base(ggi_ws_cache *c, const git_oid *tree_id, const char *final)
+{
+    char hex[GIT_OID_HEXSZ + 1];
+    git_oid_tostr(hex, sizeof hex, tree_id);
+    clean_leftovers(c);
+    char *tmp = ggi_asprintf("%s/.tmp-%s-%ld", c->trees, hex, (long)getpid());
+    if (!tmp)
+        return ggi_error(GG_ENOMEM, "out of memory");
+    git_tree *tree = NULL;
+    int rc = GG_OK, fd = -1;
+    if (git_tree_lookup(&tree, c->repo, tree_id) < 0) {
+        rc = ggi_ws_git_error(GG_ENOTFOUND, "workspace cache: tree %s is missing", hex);
+        goto done;
+    }
+    if (mkdir(tmp, 0700) != 0 ||
+        (fd = open(tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+        rc = ggi_error(GG_EIO, "workspace cache: cannot make '%s': %s", tmp, strerror(errno));
+        goto done;
+    }
+    if ((rc = export_tree(c, tree, fd, 0)) != GG_OK)
+        goto done;
+    if (rename(tmp, final) != 0) {
+        struct stat st;
+        if (!(errno == EEXIST || errno == ENOTEMPTY) || stat(final, &st) != 0)
+            rc = ggi_error(GG_EIO, "workspace cache: cannot put the base in place at '%s': %s",
+                           final, strerror(errno));
+    }
+done:
+    git_tree_free(tree);
+    ggi_ws_remove(tmp); /* nothing when renamed */
+    free(tmp);
+    return rc;
+}
+
+/* ---- the base ---- */
+
+/* The commit's tree when the commit is in the store (0), else 1. */
+static int commit_tree(ggi_ws_cache *c, const git_oid *commit, git_oid *tree)
+{
+    git_commit *cm = NULL;
+    if (git_commit_lookup(&cm, c->repo, commit) < 0)
+        return 1;
+    *tree = *git_commit_tree_id(cm);
+    git_commit_free(cm);
+    return 0;
+}
+
+static int locked_base(ggi_ws_cache *c, const cJSON *ws, git_oid *commit, int have_commit,
+                       git_oid *tree)
+{
+    const cJSON *pack = cJSON_GetObjectItemCaseSensitive(ws, "pack");
+    const cJSON *repo = cJSON_GetObjectItemCaseSensitive(ws, "repo");
+    const cJSON *dir = cJSON_GetObjectItemCaseSensitive(ws, "dir");
+    const cJSON *files = cJSON_GetObjectItemCaseSensitive(ws, "files");
+    git_odb *odb = NULL;
+    if (git_repository_odb(&odb, c->repo) == 0) {
+        git_odb_refresh(odb);
+        git_odb_free(odb);
+    }
+    int rc = GG_OK;
+    if (files || (dir && !pack)) {
+        git_oid made;
+        rc = files ? ggi_ws_build_files(c->repo, files, &made)
+                   : ggi_ws_build_dir(c->repo, dir->valuestring, &made);
+        if (rc != GG_OK)
+            return rc;
+        if (have_commit && !git_oid_equal(&made, commit)) {
+            char a[41], b[41];
+            git_oid_tostr(a, sizeof a, commit);
+            git_oid_tostr(b, sizeof b, &made);
+            return ggi_error(GG_EINVAL, "field 'workspace.commit' is %s but the %s make %s",
+                             a, files ? "files" : "directory", b);
+        }
+        *commit = made;
+    } else if (commit_tree(c, commit, tree) != 0) {
+        if (pack)
+            rc = import_pack(c, pack->valuestring);
+        else if (repo)
+            rc = fetch_commit(c, repo->valuestring, commit);
+        if (rc != GG_OK)
+            return rc;
+    }
+    if (commit_tree(c, commit, tree) != 0) {
+        char a[41];
+        git_oid_tostr(a, sizeof a, commit);
+        return ggi_error(GG_ENOTFOUND, "field 'workspace.commit': %s is not in the %s", a,
+                         pack ? "pack" : "repository");
+    }
+    return ggi_ws_check_tree_caps(c->repo, commit, pack ? "workspace.pack" : repo ?
+                                  "workspace.repo" : dir ? "workspace.dir" : "workspace.files",
+                                  tree);
+}
+
+int ggi_ws_cache_base(ggi_ws_cache *c, const cJSON *resolved, char **out_dir,
+                      char out_tree[41])
+{
+    *out_dir = NULL;
+    if (out_tree)
+        out_tree[0] = '\0';
+    if (!c)
+        return ggi_error(GG_EINVAL, "workspace cache: no cache");
+    int rc = ggi_ws_check(resolved);
+    if (rc != GG_OK)
+        return rc;
+    cJSON *owned = NULL;
+    const cJSON *ws = resolved;
+    const cJSON *jc = cJSON_GetObjectItemCaseSensitive(ws, "commit");
+    if (!jc && cJSON_GetObjectItemCaseSensitive(ws, "repo")) {
+        /* Not resolved yet: the ref is resolved here. */
+        if ((rc = ggi_ws_resolve(ws, &owned)) != GG_OK)
+            return rc;
+        ws = owned;
+        jc = cJSON_GetObjectItemCaseSensitive(ws, "commit");
+    }
+    git_oid commit, tree;
+    int have_commit = jc != NULL;
+    if (have_commit)
+        git_oid_fromstr(&commit, jc->valuestring);
+    pthread_mutex_lock(&c->mu);
+    char hex[GIT_OID_HEXSZ + 1];
+    char *final = NULL;
+    struct stat st;
+    int fast = have_commit && !cJSON_GetObjectItemCaseSensitive(ws, "files") &&
+               commit_tree(c, &commit, &tree) == 0;
+    if (fast) {
+        git_oid_tostr(hex, sizeof hex, &tree);
+        final = ggi_asprintf("%s/%s", c->trees, hex);
+        if (!final) {
+            rc = ggi_error(GG_ENOMEM, "out of memory");
+            goto done;
+        }
+        if (lstat(final, &st) == 0 && S_ISDIR(st.st_mode))
+            goto done;
+        free(final);
+        final = NULL;
+    }
+    if (flock(c->lock_fd, LOCK_EX) != 0) {
+        rc = ggi_error(GG_EIO, "workspace cache: cannot lock '%s': %s", c->root,
+                       strerror(errno));
+        goto done;
+    }
+    rc = locked_base(c, ws, &commit, have_commit, &tree);
+    if (rc == GG_OK) {
+        git_oid_tostr(hex, sizeof hex, &tree);
+        final = ggi_asprintf("%s/%s", c->trees, hex);
+        if (!final)
+            rc = ggi_error(GG_ENOMEM, "out of memory");
+        else if (!(lstat(final, &st) == 0 && S_ISDIR(st.st_mode)))
+            rc = export_base(c, &tree, final);
+    }
+    flock(c->lock_fd, LOCK_UN);
+done:
+    pthread_mutex_unlock(&c->mu);
+    cJSON_Delete(owned);
+    if (rc != GG_OK) {
+        free(final);
+        return rc;
+    }
+    *out_dir = final;
+    if (out_tree)
+        memcpy(out_tree, hex, 41);
+    return GG_OK;
+}
