@@ -297,7 +297,7 @@ static void test_size_limits(void)
         ggi_task *t = NULL;
         CHECK_RC(ggi_task_parse(huge, n, &t), GG_ETOOBIG);
         CHECK(t == NULL);
-        CHECK_CONTAINS(gg_error_last(), "the limit is 8388608");
+        CHECK_CONTAINS(gg_error_last(), "the limit is 25165824");
         /* just under the limit parses (the white space after the value is allowed) */
         CHECK_RC(ggi_task_parse(huge, n - 1, &t), 0);
         ggi_task_free(t);
