@@ -28,6 +28,8 @@
 
 #define GGI_PATCH_MAX_TEXT (8u << 20)  /* an answer's text */
 #define GGI_PATCH_MAX_FILES 1000       /* files one answer touches */
+#define GGI_PATCH_MAX_FILE_BYTES (16u << 20) /* one file, before or after the answer */
+#define GGI_PATCH_MAX_BYTES (64u << 20) /* all files one answer touches, held in memory */
 
 /** What a generator's answer was read as. */
 enum { GGI_PATCH_DIFF = 1, GGI_PATCH_FILES = 2 };
@@ -35,12 +37,20 @@ enum { GGI_PATCH_DIFF = 1, GGI_PATCH_FILES = 2 };
 /**
  * Applies answer (a diff or whole files; see above) to the tree at dir. answer may be a
  * diff's text, a JSON object text {"files": {...}}, or either inside markdown fences.
+ * In {"files": {...}} each value is the file's whole new content (a string), or null to
+ * delete the file (which must exist); other keys of the object are ignored. A fenced block
+ * that holds a diff wins over one that holds {"files": ...}; several diff blocks are
+ * applied in order. Whole-file writes keep an existing file's mode; new files are 0644
+ * (0755 for a diff's "new file mode 100755"); directories are made as needed.
+ * Nothing is written unless the whole answer applies (all new contents are computed first;
+ * every hunk that does not apply gets its own finding).
  * On success *out_kind says which it was and *out_changed (may be NULL) is an array of the
  * relative paths written or removed, sorted. On failure returns GG_EINVAL and sets
  * *out_findings (never NULL then) to an array of {"severity": "error", "path": p or null,
  * "hunk": n or absent, "message": "..."}; the message of the first is also the error message
- * (gg_error_last). Files already written by an answer that then fails are left: the caller
- * throws the copy away. GG_ETOOBIG over the caps; GG_EIO for the filesystem.
+ * (gg_error_last). A failure while writing (GG_EIO) may leave files already written: the
+ * caller throws the copy away. GG_ETOOBIG over the caps; GG_EIO for the filesystem; a
+ * finding's "path" is null when it concerns the whole answer.
  */
 int ggi_patch_apply(const char *dir, const char *answer, size_t len, int *out_kind,
                     cJSON **out_changed, cJSON **out_findings);

@@ -1,0 +1,1310 @@
+/*
+ * patch.c - applies a generator's answer to an attempt's copy and writes the unified diff of
+ * what an attempt changed (patch.h). Applying has three steps, so that a refused or failing
+ * answer writes nothing: every path is checked; every file's new content is computed in
+ * memory (an overlay of the files the answer touches); then the overlay is written, each
+ * file as a new file renamed over the old one, every directory reached by openat without
+ * following symbolic links. The diff's hunks come from libgit2's xdiff; its headers are
+ * written here.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <git2.h>
+
+#include "diff_parse.h"
+#include "patch.h"
+
+#define MAX_PATH_BYTES 1024
+#define MAX_DEPTH 128
+/* Line comparisons one answer may spend placing its hunks (a hostile file and hunk could
+ * otherwise cost lines x lines). */
+#define SEARCH_BUDGET (64L << 20)
+
+/* ---- findings ---- */
+
+typedef struct ctx {
+    int dirfd;          /* the copy's root */
+    cJSON *findings;
+    int status;         /* the first finding's status */
+    long budget;
+    size_t total;       /* bytes held by the overlay */
+} ctx;
+
+/* Adds a finding; the first one becomes the error message. Returns its status. */
+static int finding(ctx *c, int status, const char *path, int hunk, const char *fmt, ...)
+    GGI_PRINTF(5, 6);
+static int finding(ctx *c, int status, const char *path, int hunk, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    cJSON *f = cJSON_CreateObject();
+    if (!f || ggi_json_add_str(f, "severity", "error") || ggi_json_add_str(f, "path", path) ||
+        (hunk > 0 && ggi_json_add_num(f, "hunk", hunk)) ||
+        ggi_json_add_str(f, "message", msg)) {
+        cJSON_Delete(f);
+        return GG_ENOMEM;
+    }
+    cJSON_AddItemToArray(c->findings, f);
+    if (!c->status) {
+        c->status = status;
+        ggi_error(status, "%s", msg);
+    }
+    return status;
+}
+
+/* ---- paths ---- */
+
+/* Why a relative path from an answer is refused, or NULL when it is acceptable. */
+static const char *path_problem(const char *p)
+{
+    size_t len = strlen(p);
+    if (len == 0)
+        return "is empty";
+    if (len > MAX_PATH_BYTES)
+        return "is longer than 1024 bytes";
+    if (p[0] == '/')
+        return "is absolute";
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
+            return "holds a control character";
+    const char *s = p;
+    for (;;) {
+        const char *e = strchr(s, '/');
+        size_t n = e ? (size_t)(e - s) : strlen(s);
+        if (n == 0)
+            return "has an empty component";
+        if (n == 1 && s[0] == '.')
+            return "has a '.' component";
+        if (n == 2 && s[0] == '.' && s[1] == '.')
+            return "leaves the workspace ('..')";
+        if (n == 4 && strncasecmp(s, ".git", 4) == 0)
+            return "reaches into a .git directory";
+        if (!e)
+            break;
+        s = e + 1;
+    }
+    return NULL;
+}
+
+/* Splits a checked path into components (in place in buf). Returns the count. */
+static int split_path(char *buf, char **comps)
+{
+    int n = 0;
+    for (char *s = buf; n < MAX_DEPTH;) {
+        comps[n++] = s;
+        char *e = strchr(s, '/');
+        if (!e)
+            break;
+        *e = '\0';
+        s = e + 1;
+    }
+    return n;
+}
+
+/* What walking to a path's parent found. */
+enum { WALK_OK = 0, WALK_MISSING = 1, WALK_LINK = 2, WALK_NOTDIR = 3, WALK_ERR = 4 };
+
+/*
+ * Opens the directories leading to path's last component, from the root, never following
+ * a symbolic link; fds[0..*nfd) are the opened directories (fds[*nfd - 1] the parent; the
+ * root is not among them). create: make missing directories (with their parent's mode).
+ * *last gets the final component.
+ */
+static int walk_parent(int root, char *buf, int create, int *fds, int *nfd, const char **last)
+{
+    char *comps[MAX_DEPTH];
+    int n = split_path(buf, comps);
+    *nfd = 0;
+    int cur = root;
+    for (int i = 0; i < n - 1; i++) {
+        struct stat st;
+        if (fstatat(cur, comps[i], &st, AT_SYMLINK_NOFOLLOW) != 0) {
+            if (errno != ENOENT)
+                return WALK_ERR;
+            if (!create)
+                return WALK_MISSING;
+            struct stat pst;
+            mode_t mode = fstat(cur, &pst) == 0 ? (pst.st_mode & 0777) | 0700 : 0755;
+            if (mkdirat(cur, comps[i], 0700) != 0 && errno != EEXIST)
+                return WALK_ERR;
+            int d = openat(cur, comps[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (d < 0)
+                return errno == ELOOP ? WALK_LINK : errno == ENOTDIR ? WALK_NOTDIR : WALK_ERR;
+            fchmod(d, mode); /* mkdir's mode is cut by the umask */
+            fds[(*nfd)++] = cur = d;
+            continue;
+        }
+        if (S_ISLNK(st.st_mode))
+            return WALK_LINK;
+        if (!S_ISDIR(st.st_mode))
+            return WALK_NOTDIR;
+        int d = openat(cur, comps[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (d < 0)
+            return errno == ELOOP ? WALK_LINK : errno == ENOTDIR ? WALK_NOTDIR : WALK_ERR;
+        fds[(*nfd)++] = cur = d;
+    }
+    *last = comps[n - 1];
+    return WALK_OK;
+}
+
+static void close_fds(int *fds, int n)
+{
+    for (int i = 0; i < n; i++)
+        close(fds[i]);
+}
+
+/* ---- the overlay of files the answer touches ---- */
+
+typedef struct entry {
+    char *path;
+    int disk_exists;    /* the file was there before */
+    mode_t disk_mode;
+    int exists;         /* after the answer */
+    char *data;         /* content after the answer (exists) */
+    size_t len;
+    mode_t mode;
+    int touched;
+} entry;
+
+typedef struct overlay {
+    entry *e;
+    size_t n, cap;
+} overlay;
+
+static void overlay_free(overlay *o)
+{
+    for (size_t i = 0; i < o->n; i++) {
+        free(o->e[i].path);
+        free(o->e[i].data);
+    }
+    free(o->e);
+}
+
+static int read_all(int fd, size_t size, char **out, size_t *out_len)
+{
+    char *b = malloc(size + 1);
+    if (!b)
+        return GG_ENOMEM;
+    size_t got = 0;
+    while (got < size) {
+        ssize_t r = read(fd, b + got, size - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    b[got] = '\0';
+    *out = b;
+    *out_len = got;
+    return 0;
+}
+
+/* Finds path in the overlay, loading it from the copy the first time. NULL after a finding
+ * or an error (c->status set, or *err for ENOMEM). */
+static entry *get_entry(ctx *c, overlay *o, const char *path, int *err)
+{
+    for (size_t i = 0; i < o->n; i++)
+        if (strcmp(o->e[i].path, path) == 0)
+            return &o->e[i];
+    if (o->n >= GGI_PATCH_MAX_FILES) {
+        finding(c, GG_ETOOBIG, path, 0, "the answer touches more than %d files",
+                GGI_PATCH_MAX_FILES);
+        return NULL;
+    }
+    if (o->n == o->cap) {
+        size_t nc = o->cap ? o->cap * 2 : 16;
+        entry *g = realloc(o->e, nc * sizeof *g);
+        if (!g) {
+            *err = GG_ENOMEM;
+            return NULL;
+        }
+        o->e = g;
+        o->cap = nc;
+    }
+    entry e = {0};
+    e.path = ggi_strdup(path);
+    char *buf = ggi_strdup(path);
+    if (!e.path || !buf) {
+        free(e.path);
+        free(buf);
+        *err = GG_ENOMEM;
+        return NULL;
+    }
+    int fds[MAX_DEPTH], nfd = 0;
+    const char *last = NULL;
+    int w = walk_parent(c->dirfd, buf, 0, fds, &nfd, &last);
+    int parent = nfd ? fds[nfd - 1] : c->dirfd;
+    int bad = 0;
+    if (w == WALK_LINK) {
+        finding(c, GG_EINVAL, path, 0, "path '%s' goes through a symbolic link", path);
+        bad = 1;
+    } else if (w == WALK_NOTDIR) {
+        finding(c, GG_EINVAL, path, 0, "path '%s' goes through a file that is not a directory",
+                path);
+        bad = 1;
+    } else if (w == WALK_ERR) {
+        finding(c, GG_EIO, path, 0, "cannot reach '%s': %s", path, strerror(errno));
+        bad = 1;
+    } else if (w == WALK_OK) {
+        struct stat st;
+        if (fstatat(parent, last, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+            if (S_ISLNK(st.st_mode)) {
+                finding(c, GG_EINVAL, path, 0, "path '%s' is a symbolic link", path);
+                bad = 1;
+            } else if (S_ISDIR(st.st_mode)) {
+                finding(c, GG_EINVAL, path, 0, "path '%s' is a directory", path);
+                bad = 1;
+            } else if (!S_ISREG(st.st_mode)) {
+                finding(c, GG_EINVAL, path, 0, "path '%s' is not a regular file", path);
+                bad = 1;
+            } else if ((size_t)st.st_size > GGI_PATCH_MAX_FILE_BYTES) {
+                finding(c, GG_ETOOBIG, path, 0, "file '%s' is %lld bytes, the limit is %u",
+                        path, (long long)st.st_size, GGI_PATCH_MAX_FILE_BYTES);
+                bad = 1;
+            } else if (c->total + (size_t)st.st_size > GGI_PATCH_MAX_BYTES) {
+                finding(c, GG_ETOOBIG, path, 0,
+                        "the files the answer touches hold more than %u bytes",
+                        GGI_PATCH_MAX_BYTES);
+                bad = 1;
+            } else {
+                int fd = openat(parent, last, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+                if (fd < 0) {
+                    finding(c, GG_EIO, path, 0, "cannot open '%s': %s", path, strerror(errno));
+                    bad = 1;
+                } else {
+                    *err = read_all(fd, (size_t)st.st_size, &e.data, &e.len);
+                    close(fd);
+                    e.disk_exists = e.exists = !*err;
+                    e.disk_mode = e.mode = st.st_mode & 0777;
+                    c->total += e.len;
+                }
+            }
+        } else if (errno != ENOENT) {
+            finding(c, GG_EIO, path, 0, "cannot reach '%s': %s", path, strerror(errno));
+            bad = 1;
+        }
+    }
+    close_fds(fds, nfd);
+    free(buf);
+    if (bad || *err) {
+        free(e.path);
+        free(e.data);
+        return NULL;
+    }
+    o->e[o->n] = e;
+    return &o->e[o->n++];
+}
+
+/* Sets an entry's new content (taking data), counting it against the caps. */
+static int set_content(ctx *c, entry *e, char *data, size_t len, mode_t mode)
+{
+    if (len > GGI_PATCH_MAX_FILE_BYTES) {
+        free(data);
+        return finding(c, GG_ETOOBIG, e->path, 0,
+                       "file '%s' would be %zu bytes, the limit is %u", e->path, len,
+                       GGI_PATCH_MAX_FILE_BYTES);
+    }
+    if (c->total + len > GGI_PATCH_MAX_BYTES) {
+        free(data);
+        return finding(c, GG_ETOOBIG, e->path, 0,
+                       "the files the answer writes hold more than %u bytes",
+                       GGI_PATCH_MAX_BYTES);
+    }
+    c->total += len;
+    free(e->data);
+    e->data = data;
+    e->len = len;
+    e->mode = mode;
+    e->exists = 1;
+    e->touched = 1;
+    return 0;
+}
+
+static void set_deleted(entry *e)
+{
+    free(e->data);
+    e->data = NULL;
+    e->len = 0;
+    e->exists = 0;
+    e->touched = 1;
+}
+
+/* ---- applying hunks ---- */
+
+typedef struct fline {
+    const char *p;
+    size_t len;  /* without the newline */
+    int nl;      /* ends with a newline */
+} fline;
+
+typedef struct oline {
+    const char *p;
+    size_t len;
+    int nl;
+    int cr;      /* add "\r" (an added line in a CRLF file) */
+} oline;
+
+static int split_file(const char *data, size_t len, fline **out, size_t *n)
+{
+    size_t cap = 16, k = 0;
+    fline *ls = malloc(cap * sizeof *ls);
+    if (!ls)
+        return GG_ENOMEM;
+    const char *p = data, *end = data + len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (k == cap) {
+            fline *g = realloc(ls, (cap *= 2) * sizeof *g);
+            if (!g) {
+                free(ls);
+                return GG_ENOMEM;
+            }
+            ls = g;
+        }
+        ls[k].p = p;
+        ls[k].len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        ls[k].nl = nl != NULL;
+        k++;
+        p = nl ? nl + 1 : end;
+    }
+    *out = ls;
+    *n = k;
+    return 0;
+}
+
+static size_t rtrim_len(const char *p, size_t len)
+{
+    while (len && (p[len - 1] == ' ' || p[len - 1] == '\t' || p[len - 1] == '\r' ||
+                   p[len - 1] == '\v' || p[len - 1] == '\f'))
+        len--;
+    return len;
+}
+
+static int line_eq(const fline *f, const ggi_hunk_line *h, int loose)
+{
+    if (!loose)
+        return f->len == h->len && memcmp(f->p, h->text, f->len) == 0;
+    size_t a = rtrim_len(f->p, f->len), b = rtrim_len(h->text, h->len);
+    return a == b && memcmp(f->p, h->text, a) == 0;
+}
+
+/* Does the hunk's preimage (pre[0..m)) match the file at line at? */
+static int match_at(ctx *c, const fline *fl, size_t at, const ggi_hunk_line **pre, size_t m,
+                    int loose)
+{
+    for (size_t i = 0; i < m; i++) {
+        if (--c->budget < 0)
+            return 0;
+        if (!line_eq(&fl[at + i], pre[i], loose))
+            return 0;
+    }
+    return 1;
+}
+
+static int push_out(oline **o, size_t *n, size_t *cap, oline l)
+{
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 64;
+        oline *g = realloc(*o, nc * sizeof *g);
+        if (!g)
+            return GG_ENOMEM;
+        *o = g;
+        *cap = nc;
+    }
+    (*o)[(*n)++] = l;
+    return 0;
+}
+
+/* Shows at most 80 bytes of a line in a message. */
+static void excerpt(char *dst, size_t size, const char *p, size_t len)
+{
+    size_t n = len < 80 ? len : 80;
+    size_t k = 0;
+    for (size_t i = 0; i < n && k + 1 < size; i++)
+        dst[k++] = (unsigned char)p[i] < 0x20 ? '?' : p[i];
+    if (n < len && k + 4 < size) {
+        memcpy(dst + k, "...", 3);
+        k += 3;
+    }
+    dst[k] = '\0';
+}
+
+/*
+ * Applies the hunks of f to data[0, len): each placed at its header's line (moved by the
+ * offset the previous hunk was found at), then at the nearest line above or below, then
+ * again ignoring whitespace at line ends, never before the end of the previous hunk.
+ * *out gets the new content (malloc'd). A hunk that fits nowhere is a finding.
+ */
+static int apply_hunks(ctx *c, const char *path, const ggi_file_patch *f, const char *data,
+                       size_t len, char **out, size_t *out_len)
+{
+    fline *fl = NULL;
+    size_t n = 0;
+    int err = split_file(data, len, &fl, &n);
+    if (err)
+        return err;
+    size_t crs = 0;
+    for (size_t i = 0; i < n; i++)
+        crs += fl[i].len && fl[i].p[fl[i].len - 1] == '\r';
+    int crlf = n > 0 && crs * 2 > n;
+
+    oline *ol = NULL;
+    size_t on = 0, ocap = 0;
+    const ggi_hunk_line **pre = NULL;
+    size_t floor = 0;      /* original lines before this are placed */
+    long offset = 0;       /* where the last hunk was found relative to its header */
+    for (size_t k = 0; k < f->n_hunks && !err; k++) {
+        const ggi_hunk *h = &f->hunks[k];
+        free(pre);
+        pre = malloc((h->n + 1) * sizeof *pre);
+        if (!pre) {
+            err = GG_ENOMEM;
+            break;
+        }
+        size_t m = 0;
+        for (size_t i = 0; i < h->n; i++)
+            if (h->lines[i].op != '+')
+                pre[m++] = &h->lines[i];
+        long want;
+        if (!h->has_pos)
+            want = (long)floor;
+        else
+            want = (h->old_count == 0 ? h->old_start : h->old_start - 1) + offset;
+        if (want < (long)floor)
+            want = (long)floor;
+        long found = -1;
+        if (m == 0) {
+            found = want > (long)n ? (long)n : want;
+        } else if (n >= m && n - m >= floor) {
+            long hi = (long)(n - m);
+            if (want > hi)
+                want = hi;
+            for (int loose = 0; loose < 2 && found < 0 && c->budget > 0; loose++) {
+                for (long d = 0; found < 0 && c->budget > 0; d++) {
+                    long up = want - d, down = want + d;
+                    int any = 0;
+                    if (down <= hi) {
+                        any = 1;
+                        if (match_at(c, fl, (size_t)down, pre, m, loose))
+                            found = down;
+                    }
+                    if (found < 0 && d > 0 && up >= (long)floor) {
+                        any = 1;
+                        if (match_at(c, fl, (size_t)up, pre, m, loose))
+                            found = up;
+                    }
+                    if (!any)
+                        break;
+                }
+            }
+        }
+        if (found < 0) {
+            char ex[100] = "";
+            if (m)
+                excerpt(ex, sizeof ex, pre[0]->text, pre[0]->len);
+            if (c->budget <= 0)
+                finding(c, GG_EINVAL, path, (int)k + 1,
+                        "file '%s': hunk %zu could not be placed (the search for its lines "
+                        "was too long)", path, k + 1);
+            else if (h->has_pos)
+                finding(c, GG_EINVAL, path, (int)k + 1,
+                        "file '%s': hunk %zu does not apply: its lines starting with '%s' "
+                        "(expected at line %ld) are not in the file", path, k + 1, ex,
+                        h->old_start);
+            else
+                finding(c, GG_EINVAL, path, (int)k + 1,
+                        "file '%s': hunk %zu does not apply: its lines starting with '%s' "
+                        "are not in the file", path, k + 1, ex);
+            break;
+        }
+        if (h->has_pos)
+            offset = found - (h->old_count == 0 ? h->old_start : h->old_start - 1);
+        for (size_t i = floor; i < (size_t)found && !err; i++)
+            err = push_out(&ol, &on, &ocap, (oline){fl[i].p, fl[i].len, fl[i].nl, 0});
+        size_t at = (size_t)found;
+        for (size_t i = 0; i < h->n && !err; i++) {
+            const ggi_hunk_line *hl = &h->lines[i];
+            if (hl->op == ' ') {
+                err = push_out(&ol, &on, &ocap,
+                               (oline){fl[at].p, fl[at].len, hl->no_eol ? 0 : fl[at].nl, 0});
+                at++;
+            } else if (hl->op == '-') {
+                at++;
+            } else {
+                int cr = crlf && !(hl->len && hl->text[hl->len - 1] == '\r');
+                err = push_out(&ol, &on, &ocap, (oline){hl->text, hl->len, !hl->no_eol, cr});
+            }
+        }
+        floor = (size_t)found + m;
+    }
+    for (size_t i = floor; i < n && !err && !c->status; i++)
+        err = push_out(&ol, &on, &ocap, (oline){fl[i].p, fl[i].len, fl[i].nl, 0});
+    if (!err && !c->status) {
+        ggi_buf b = GGI_BUF_INIT;
+        for (size_t i = 0; i < on && !err; i++) {
+            if (b.len + ol[i].len + 2 > GGI_PATCH_MAX_FILE_BYTES + 2) {
+                err = finding(c, GG_ETOOBIG, path, 0,
+                              "file '%s' would be over %u bytes", path,
+                              GGI_PATCH_MAX_FILE_BYTES);
+                break;
+            }
+            err = ggi_buf_append(&b, ol[i].p, ol[i].len);
+            if (!err && ol[i].cr)
+                err = ggi_buf_append(&b, "\r", 1);
+            if (!err && (ol[i].nl || i + 1 < on))
+                err = ggi_buf_append(&b, "\n", 1);
+        }
+        if (err) {
+            ggi_buf_free(&b);
+        } else {
+            *out_len = b.len;
+            *out = ggi_buf_steal(&b);
+            if (!*out)
+                err = GG_ENOMEM;
+        }
+    }
+    free(pre);
+    free(ol);
+    free(fl);
+    if (!err && c->status)
+        err = c->status;
+    return err;
+}
+
+/* ---- one section of a diff ---- */
+
+static mode_t git_mode_bits(unsigned git_mode, mode_t base)
+{
+    if (git_mode == 0100755)
+        return (base | 0100 | ((base & 040) ? 010 : 0) | ((base & 04) ? 01 : 0)) & 0777;
+    if (git_mode == 0100644)
+        return base & 0666;
+    return base;
+}
+
+static int check_git_mode(ctx *c, const char *path, unsigned m)
+{
+    if (m == 0 || m == 0100644 || m == 0100755 || m == 0100664)
+        return 0;
+    if (m == 0120000)
+        return finding(c, GG_EINVAL, path, 0,
+                       "file '%s': the diff makes a symbolic link, which answers may not do",
+                       path);
+    return finding(c, GG_EINVAL, path, 0, "file '%s': mode %o is not a file mode", path, m);
+}
+
+static int apply_section(ctx *c, overlay *o, const ggi_file_patch *f)
+{
+    const char *name = f->new_path ? f->new_path : f->old_path;
+    int err = 0;
+    if (f->bad)
+        return finding(c, GG_EINVAL, name, 0, "the diff has %s%s%s", f->bad,
+                       name ? " for " : "", name ? name : "");
+    if (f->binary)
+        return finding(c, GG_EINVAL, name, 0,
+                       "file '%s': binary patches are not supported; answer with text "
+                       "changes", name);
+    if ((err = check_git_mode(c, name, f->new_mode)) || (err = check_git_mode(c, name, f->old_mode)))
+        return err;
+    entry *src = NULL, *dst = NULL;
+    if (f->old_path && !(src = get_entry(c, o, f->old_path, &err)))
+        return err ? err : c->status;
+    if (f->is_new) {
+        if (!(dst = get_entry(c, o, f->new_path, &err)))
+            return err ? err : c->status;
+        if (dst->exists)
+            return finding(c, GG_EINVAL, f->new_path, 0,
+                           "file '%s': the diff creates it but it already exists", f->new_path);
+        char *data = NULL;
+        size_t len = 0;
+        if ((err = apply_hunks(c, f->new_path, f, "", 0, &data, &len)))
+            return err;
+        mode_t mode = f->new_mode == 0100755 ? 0755 : 0644;
+        return set_content(c, dst, data, len, mode);
+    }
+    if (!src->exists)
+        return finding(c, GG_EINVAL, f->old_path, 0,
+                       f->is_delete ? "file '%s': the diff deletes it but it does not exist"
+                                    : "file '%s': the diff changes it but it does not exist",
+                       f->old_path);
+    char *data = NULL;
+    size_t len = 0;
+    if ((err = apply_hunks(c, f->old_path, f, src->data, src->len, &data, &len)))
+        return err;
+    if (f->is_delete) {
+        free(data);
+        if (len != 0)
+            return finding(c, GG_EINVAL, f->old_path, 0,
+                           "file '%s': the diff deletes it but the file holds lines the diff "
+                           "does not remove", f->old_path);
+        set_deleted(src);
+        return 0;
+    }
+    mode_t mode = git_mode_bits(f->new_mode, (src->mode & 0777) | 0200);
+    if (strcmp(f->old_path, f->new_path) != 0) {
+        if (!(dst = get_entry(c, o, f->new_path, &err))) {
+            free(data);
+            return err ? err : c->status;
+        }
+        /* get_entry may have moved the array */
+        src = get_entry(c, o, f->old_path, &err);
+        if (dst->exists) {
+            free(data);
+            return finding(c, GG_EINVAL, f->new_path, 0,
+                           "file '%s': the diff %s '%s' onto it but it already exists",
+                           f->new_path, f->is_copy ? "copies" : "renames", f->old_path);
+        }
+        if (!f->is_copy)
+            set_deleted(src);
+        return set_content(c, dst, data, len, mode);
+    }
+    return set_content(c, src, data, len, mode);
+}
+
+/* ---- whole files ---- */
+
+static int apply_files(ctx *c, overlay *o, const cJSON *files)
+{
+    if (!cJSON_IsObject(files))
+        return finding(c, GG_EINVAL, NULL, 0, "field 'files' must be an object of paths");
+    int err = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, files) {
+        const char *p = it->string ? it->string : "";
+        if (cJSON_IsNull(it)) {
+            entry *e = get_entry(c, o, p, &err);
+            if (!e)
+                return err ? err : c->status;
+            if (!e->exists)
+                return finding(c, GG_EINVAL, p, 0,
+                               "field 'files.%s' is null (delete) but the file does not exist",
+                               p);
+            set_deleted(e);
+            continue;
+        }
+        if (!cJSON_IsString(it))
+            return finding(c, GG_EINVAL, p, 0,
+                           "field 'files.%s' must be a string (the content) or null (delete)",
+                           p);
+        entry *e = get_entry(c, o, p, &err);
+        if (!e)
+            return err ? err : c->status;
+        size_t len = strlen(it->valuestring);
+        char *data = ggi_strndup(it->valuestring, len);
+        if (!data)
+            return GG_ENOMEM;
+        mode_t mode = e->disk_exists ? (e->disk_mode & 0777) | 0200 : 0644;
+        if ((err = set_content(c, e, data, len, mode)))
+            return err;
+    }
+    return 0;
+}
+
+/* ---- writing ---- */
+
+/* Writes data as a new file next to the old one and renames it over, in parent. */
+static int write_replace(int parent, const char *name, const char *data, size_t len,
+                         mode_t mode)
+{
+    char tmp[64];
+    int fd = -1;
+    static unsigned long seq;
+    for (int tries = 0; tries < 100 && fd < 0; tries++) {
+        snprintf(tmp, sizeof tmp, ".gg-patch-%ld-%lu", (long)getpid(),
+                 __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED));
+        fd = openat(parent, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0 && errno != EEXIST)
+            return -1;
+    }
+    if (fd < 0)
+        return -1;
+    size_t done = 0;
+    while (done < len) {
+        ssize_t w = write(fd, data + done, len - done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            goto fail;
+        done += (size_t)w;
+    }
+    if (fchmod(fd, mode) != 0)
+        goto fail;
+    if (close(fd) != 0) {
+        fd = -1;
+        goto fail;
+    }
+    fd = -1;
+    if (renameat(parent, tmp, parent, name) != 0)
+        goto fail;
+    return 0;
+fail:;
+    int e = errno;
+    if (fd >= 0)
+        close(fd);
+    unlinkat(parent, tmp, 0);
+    errno = e;
+    return -1;
+}
+
+static int write_entry(ctx *c, const entry *e)
+{
+    char *buf = ggi_strdup(e->path);
+    if (!buf)
+        return GG_ENOMEM;
+    int fds[MAX_DEPTH], nfd = 0, err = 0;
+    const char *last = NULL;
+    int w = walk_parent(c->dirfd, buf, e->exists, fds, &nfd, &last);
+    int parent = nfd ? fds[nfd - 1] : c->dirfd;
+    if (w == WALK_LINK || w == WALK_NOTDIR) {
+        err = finding(c, GG_EINVAL, e->path, 0, "path '%s' goes through a %s", e->path,
+                      w == WALK_LINK ? "symbolic link" : "file that is not a directory");
+    } else if (w == WALK_ERR) {
+        err = finding(c, GG_EIO, e->path, 0, "cannot reach '%s': %s", e->path, strerror(errno));
+    } else if (w == WALK_MISSING) {
+        err = 0; /* deleting something whose directory is gone already */
+    } else {
+        struct stat st;
+        int there = fstatat(parent, last, &st, AT_SYMLINK_NOFOLLOW) == 0;
+        if (there && (S_ISLNK(st.st_mode) || S_ISDIR(st.st_mode))) {
+            err = finding(c, GG_EINVAL, e->path, 0, "path '%s' is a %s", e->path,
+                          S_ISLNK(st.st_mode) ? "symbolic link" : "directory");
+        } else if (e->exists) {
+            if (write_replace(parent, last, e->data, e->len, e->mode) != 0)
+                err = finding(c, GG_EIO, e->path, 0, "cannot write '%s': %s", e->path,
+                              strerror(errno));
+        } else if (there) {
+            if (unlinkat(parent, last, 0) != 0)
+                err = finding(c, GG_EIO, e->path, 0, "cannot delete '%s': %s", e->path,
+                              strerror(errno));
+            /* Directories the deletion emptied go too, as git apply does. */
+            char *comps[MAX_DEPTH];
+            char *b2 = ggi_strdup(e->path);
+            int n = b2 ? split_path(b2, comps) : 0;
+            for (int i = nfd - 1; !err && i >= 0 && n >= 2; i--) {
+                int up = i ? fds[i - 1] : c->dirfd;
+                if (unlinkat(up, comps[i], AT_REMOVEDIR) != 0)
+                    break;
+            }
+            free(b2);
+        }
+    }
+    close_fds(fds, nfd);
+    free(buf);
+    return err;
+}
+
+static int cmp_entry_path(const void *a, const void *b)
+{
+    return strcmp(((const entry *)a)->path, ((const entry *)b)->path);
+}
+
+/* ---- the entry point ---- */
+
+int ggi_patch_apply(const char *dir, const char *answer, size_t len, int *out_kind,
+                    cJSON **out_changed, cJSON **out_findings)
+{
+    if (out_kind)
+        *out_kind = 0;
+    if (out_changed)
+        *out_changed = NULL;
+    *out_findings = NULL;
+    ctx c = {.dirfd = -1, .budget = SEARCH_BUDGET};
+    c.findings = cJSON_CreateArray();
+    if (!c.findings)
+        return ggi_error(GG_ENOMEM, "out of memory applying an answer");
+    ggi_answer a;
+    memset(&a, 0, sizeof a);
+    overlay o = {0};
+    int err = 0;
+    if (!answer || len > GGI_PATCH_MAX_TEXT) {
+        err = finding(&c, answer ? GG_ETOOBIG : GG_EINVAL, NULL, 0,
+                      answer ? "the answer is %zu bytes, the limit is %u"
+                             : "the answer is missing%.0zu%.0u",
+                      len, GGI_PATCH_MAX_TEXT);
+        goto done;
+    }
+    if (memchr(answer, '\0', len)) {
+        err = finding(&c, GG_EINVAL, NULL, 0, "the answer holds a NUL byte");
+        goto done;
+    }
+    if ((err = ggi_answer_read(answer, len, &a)))
+        goto done;
+    if (a.kind == 0) {
+        if (a.json_error)
+            err = finding(&c, GG_EINVAL, NULL, 0, "the answer's {\"files\": ...} object: %s",
+                          a.json_error);
+        else
+            err = finding(&c, GG_EINVAL, NULL, 0,
+                          "the answer is neither a unified diff nor {\"files\": ...}");
+        goto done;
+    }
+    if (out_kind)
+        *out_kind = a.kind;
+
+    /* 1. Every path, before anything else. */
+    if (a.kind == GGI_PATCH_DIFF) {
+        if (a.diff.n > GGI_PATCH_MAX_FILES) {
+            err = finding(&c, GG_ETOOBIG, NULL, 0,
+                          "the diff has %zu file sections, the limit is %d", a.diff.n,
+                          GGI_PATCH_MAX_FILES);
+            goto done;
+        }
+        for (size_t i = 0; i < a.diff.n; i++) {
+            const char *ps[2] = {a.diff.files[i].old_path, a.diff.files[i].new_path};
+            for (int s = 0; s < 2; s++) {
+                const char *why = ps[s] ? path_problem(ps[s]) : NULL;
+                if (why)
+                    finding(&c, GG_EINVAL, ps[s], 0, "path '%.100s%s' in the diff %s", ps[s],
+                            strlen(ps[s]) > 100 ? "..." : "", why);
+            }
+        }
+    } else {
+        const cJSON *files = cJSON_GetObjectItemCaseSensitive(a.json, "files");
+        if (!cJSON_IsObject(files)) {
+            err = finding(&c, GG_EINVAL, NULL, 0, "field 'files' must be an object of paths");
+            goto done;
+        }
+        if (cJSON_GetArraySize(files) > GGI_PATCH_MAX_FILES) {
+            err = finding(&c, GG_ETOOBIG, NULL, 0, "field 'files' has %d files, the limit is %d",
+                          cJSON_GetArraySize(files), GGI_PATCH_MAX_FILES);
+            goto done;
+        }
+        const cJSON *it;
+        cJSON_ArrayForEach(it, files) {
+            const char *p = it->string ? it->string : "";
+            const char *why = path_problem(p);
+            if (why)
+                finding(&c, GG_EINVAL, p, 0, "field 'files' path '%.100s%s' %s", p,
+                        strlen(p) > 100 ? "..." : "", why);
+        }
+    }
+    if (c.status) {
+        err = c.status;
+        goto done;
+    }
+
+    c.dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (c.dirfd < 0) {
+        err = finding(&c, GG_EIO, NULL, 0, "cannot open the workspace copy '%s': %s", dir,
+                      strerror(errno));
+        goto done;
+    }
+
+    /* 2. The new content of every file, in memory. */
+    if (a.kind == GGI_PATCH_DIFF) {
+        for (size_t i = 0; i < a.diff.n && !err; i++) {
+            err = apply_section(&c, &o, &a.diff.files[i]);
+            /* Go on after a hunk that does not apply, so the feedback names them all. */
+            if (err == GG_EINVAL && c.status == GG_EINVAL)
+                err = 0;
+        }
+    } else {
+        err = apply_files(&c, &o, cJSON_GetObjectItemCaseSensitive(a.json, "files"));
+    }
+    if (!err)
+        err = c.status;
+    if (err)
+        goto done;
+
+    /* 3. Write: deletions first (a file may make way for a directory), then files. */
+    qsort(o.e, o.n, sizeof *o.e, cmp_entry_path);
+    for (int pass = 0; pass < 2 && !err; pass++)
+        for (size_t i = 0; i < o.n && !err; i++) {
+            const entry *e = &o.e[i];
+            if (!e->touched || (pass == 0) != !e->exists || (!e->exists && !e->disk_exists))
+                continue;
+            err = write_entry(&c, e);
+        }
+    if (!err && out_changed) {
+        cJSON *ch = cJSON_CreateArray();
+        for (size_t i = 0; ch && i < o.n; i++) {
+            const entry *e = &o.e[i];
+            if (!e->touched || (!e->exists && !e->disk_exists))
+                continue;
+            cJSON *s = cJSON_CreateString(e->path);
+            if (!s) {
+                cJSON_Delete(ch);
+                ch = NULL;
+                break;
+            }
+            cJSON_AddItemToArray(ch, s);
+        }
+        if (!ch)
+            err = ggi_error(GG_ENOMEM, "out of memory listing changed files");
+        *out_changed = ch;
+    }
+
+done:
+    if (c.dirfd >= 0)
+        close(c.dirfd);
+    overlay_free(&o);
+    ggi_answer_free(&a);
+    if (err == GG_ENOMEM && !c.status)
+        ggi_error(GG_ENOMEM, "out of memory applying an answer");
+    if (err && cJSON_GetArraySize(c.findings) == 0)
+        finding(&c, err, NULL, 0, "%s", gg_error_last());
+    if (err) {
+        if (c.status)
+            ggi_error(c.status, "%s",
+                      cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+                          cJSON_GetArrayItem(c.findings, 0), "message")));
+        *out_findings = c.findings;
+        if (out_changed) {
+            cJSON_Delete(*out_changed);
+            *out_changed = NULL;
+        }
+        return c.status ? c.status : err;
+    }
+    cJSON_Delete(c.findings);
+    return 0;
+}
+
+/* ---- the diff of an attempt ---- */
+
+static pthread_once_t git_once = PTHREAD_ONCE_INIT;
+static void git_init(void)
+{
+    git_libgit2_init();
+}
+
+/* A file as the diff sees it. */
+typedef struct side {
+    int exists;
+    unsigned mode;  /* git mode */
+    char *data;
+    size_t len;
+} side;
+
+/* Reads root/path without following links (a link's content is its target). */
+static int read_side(int root, const char *path, side *s)
+{
+    memset(s, 0, sizeof *s);
+    char *buf = ggi_strdup(path);
+    if (!buf)
+        return GG_ENOMEM;
+    int fds[MAX_DEPTH], nfd = 0, err = 0;
+    const char *last = NULL;
+    if (path_problem(path) || walk_parent(root, buf, 0, fds, &nfd, &last) != WALK_OK)
+        goto out; /* not a file of the tree: absent */
+    int parent = nfd ? fds[nfd - 1] : root;
+    struct stat st;
+    if (fstatat(parent, last, &st, AT_SYMLINK_NOFOLLOW) != 0)
+        goto out;
+    if (S_ISLNK(st.st_mode)) {
+        char target[4096];
+        ssize_t n = readlinkat(parent, last, target, sizeof target);
+        if (n < 0) {
+            err = ggi_error(GG_EIO, "cannot read link '%s': %s", path, strerror(errno));
+            goto out;
+        }
+        s->data = ggi_strndup(target, (size_t)n);
+        if (!s->data) {
+            err = GG_ENOMEM;
+            goto out;
+        }
+        s->len = (size_t)n;
+        s->mode = 0120000;
+        s->exists = 1;
+    } else if (S_ISREG(st.st_mode)) {
+        if ((size_t)st.st_size > GGI_PATCH_MAX_FILE_BYTES) {
+            err = ggi_error(GG_ETOOBIG, "file '%s' is %lld bytes, the limit is %u", path,
+                            (long long)st.st_size, GGI_PATCH_MAX_FILE_BYTES);
+            goto out;
+        }
+        int fd = openat(parent, last, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) {
+            err = ggi_error(GG_EIO, "cannot open '%s': %s", path, strerror(errno));
+            goto out;
+        }
+        err = read_all(fd, (size_t)st.st_size, &s->data, &s->len);
+        close(fd);
+        s->mode = (st.st_mode & 0100) ? 0100755 : 0100644;
+        s->exists = !err;
+    }
+out:
+    close_fds(fds, nfd);
+    free(buf);
+    return err;
+}
+
+static int is_binary(const side *s)
+{
+    size_t n = s->len < 8000 ? s->len : 8000;
+    return s->exists && memchr(s->data, '\0', n) != NULL;
+}
+
+/* The first 7 hex digits of a file's git blob id. */
+static int blob_abbrev(const side *s, char out[8])
+{
+    git_oid oid;
+    char hex[GIT_OID_HEXSZ + 1];
+    if (git_odb_hash(&oid, s->data, s->len, GIT_OBJECT_BLOB) != 0)
+        return -1;
+    git_oid_tostr(hex, sizeof hex, &oid);
+    memcpy(out, hex, 7);
+    out[7] = '\0';
+    return 0;
+}
+
+/* Writes a path as git does in headers: quoted when it holds unusual bytes. */
+static int put_path(ggi_buf *b, const char *prefix, const char *path)
+{
+    int quote = 0;
+    for (const unsigned char *p = (const unsigned char *)path; *p; p++)
+        if (*p < 0x20 || *p == '"' || *p == '\\' || *p >= 0x7f)
+            quote = 1;
+    if (!quote)
+        return ggi_buf_printf(b, "%s%s", prefix, path);
+    int err = ggi_buf_printf(b, "\"%s", prefix);
+    for (const unsigned char *p = (const unsigned char *)path; *p && !err; p++) {
+        switch (*p) {
+        case '"': err = ggi_buf_puts(b, "\\\""); break;
+        case '\\': err = ggi_buf_puts(b, "\\\\"); break;
+        case '\n': err = ggi_buf_puts(b, "\\n"); break;
+        case '\t': err = ggi_buf_puts(b, "\\t"); break;
+        default:
+            err = *p < 0x20 || *p >= 0x7f ? ggi_buf_printf(b, "\\%03o", *p)
+                                          : ggi_buf_append(b, p, 1);
+        }
+    }
+    return err ? err : ggi_buf_puts(b, "\"");
+}
+
+static void hunk_range(ggi_buf *b, char sign, int start, int count, int *err)
+{
+    if (*err)
+        return;
+    if (count == 1)
+        *err = ggi_buf_printf(b, "%c%d", sign, start);
+    else
+        *err = ggi_buf_printf(b, "%c%d,%d", sign, start, count);
+}
+
+/* Appends the git diff of one path (nothing when both sides are the same). */
+static int diff_one(ggi_buf *b, const char *path, const side *o, const side *n)
+{
+    if (!o->exists && !n->exists)
+        return 0;
+    int same_data = o->exists && n->exists && o->len == n->len &&
+                    memcmp(o->data, n->data, o->len) == 0;
+    if (same_data && o->mode == n->mode)
+        return 0;
+    if (o->exists && n->exists && (o->mode == 0120000) != (n->mode == 0120000)) {
+        /* A file that became a link (or back): a deletion and a creation, as git writes. */
+        side none = {0};
+        int err = diff_one(b, path, o, &none);
+        return err ? err : diff_one(b, path, &none, n);
+    }
+    int err = ggi_buf_puts(b, "diff --git ");
+    if (!err) err = put_path(b, "a/", path);
+    if (!err) err = ggi_buf_puts(b, " ");
+    if (!err) err = put_path(b, "b/", path);
+    if (!err) err = ggi_buf_puts(b, "\n");
+    if (!err && !o->exists)
+        err = ggi_buf_printf(b, "new file mode %06o\n", n->mode);
+    else if (!err && !n->exists)
+        err = ggi_buf_printf(b, "deleted file mode %06o\n", o->mode);
+    else if (!err && o->mode != n->mode)
+        err = ggi_buf_printf(b, "old mode %06o\nnew mode %06o\n", o->mode, n->mode);
+    if (err || same_data)
+        return err;
+    /* The index line, as git writes it. */
+    char ho[8] = "0000000", hn[8] = "0000000";
+    if ((o->exists && blob_abbrev(o, ho)) || (n->exists && blob_abbrev(n, hn)))
+        return ggi_error(GG_EIO, "diff of '%s': cannot hash a blob", path);
+    if (o->exists && n->exists && o->mode == n->mode)
+        err = ggi_buf_printf(b, "index %s..%s %06o\n", ho, hn, o->mode);
+    else
+        err = ggi_buf_printf(b, "index %s..%s\n", ho, hn);
+    if (err)
+        return err;
+    /* An empty file's creation or deletion still gets its --- and +++ lines (and no
+     * hunk): libgit2 1.5's parser refuses a section that ends at its index line. */
+    if (is_binary(o) || is_binary(n)) {
+        err = ggi_buf_puts(b, "Binary files ");
+        if (!err) err = o->exists ? put_path(b, "a/", path) : ggi_buf_puts(b, "/dev/null");
+        if (!err) err = ggi_buf_puts(b, " and ");
+        if (!err) err = n->exists ? put_path(b, "b/", path) : ggi_buf_puts(b, "/dev/null");
+        if (!err) err = ggi_buf_puts(b, " differ\n");
+        return err;
+    }
+    git_diff_options opts;
+    git_diff_options_init(&opts, GIT_DIFF_OPTIONS_VERSION);
+    opts.context_lines = 3;
+    opts.interhunk_lines = 0;
+    opts.flags = GIT_DIFF_FORCE_TEXT;
+    git_patch *patch = NULL;
+    if (git_patch_from_buffers(&patch, o->exists ? o->data : NULL, o->exists ? o->len : 0,
+                               path, n->exists ? n->data : NULL, n->exists ? n->len : 0, path,
+                               &opts) != 0) {
+        const git_error *ge = git_error_last();
+        return ggi_error(GG_EIO, "diff of '%s': %s", path, ge && ge->message ? ge->message : "libgit2 failed");
+    }
+    err = ggi_buf_puts(b, "--- ");
+    if (!err) err = o->exists ? put_path(b, "a/", path) : ggi_buf_puts(b, "/dev/null");
+    if (!err) err = ggi_buf_puts(b, "\n+++ ");
+    if (!err) err = n->exists ? put_path(b, "b/", path) : ggi_buf_puts(b, "/dev/null");
+    if (!err) err = ggi_buf_puts(b, "\n");
+    size_t nh = git_patch_num_hunks(patch);
+    for (size_t h = 0; h < nh && !err; h++) {
+        const git_diff_hunk *hk = NULL;
+        size_t nl = 0;
+        if (git_patch_get_hunk(&hk, &nl, patch, h) != 0) {
+            err = ggi_error(GG_EIO, "diff of '%s': cannot read a hunk", path);
+            break;
+        }
+        err = ggi_buf_puts(b, "@@ ");
+        hunk_range(b, '-', hk->old_start, hk->old_lines, &err);
+        if (!err) err = ggi_buf_puts(b, " ");
+        hunk_range(b, '+', hk->new_start, hk->new_lines, &err);
+        if (!err) err = ggi_buf_puts(b, " @@\n");
+        for (size_t l = 0; l < nl && !err; l++) {
+            const git_diff_line *ln = NULL;
+            if (git_patch_get_line_in_hunk(&ln, patch, h, l) != 0) {
+                err = ggi_error(GG_EIO, "diff of '%s': cannot read a line", path);
+                break;
+            }
+            switch (ln->origin) {
+            case GIT_DIFF_LINE_CONTEXT:
+            case GIT_DIFF_LINE_ADDITION:
+            case GIT_DIFF_LINE_DELETION: {
+                char op = ln->origin == GIT_DIFF_LINE_CONTEXT ? ' ' : (char)ln->origin;
+                err = ggi_buf_append(b, &op, 1);
+                if (!err) err = ggi_buf_append(b, ln->content, ln->content_len);
+                if (!err && (ln->content_len == 0 || ln->content[ln->content_len - 1] != '\n'))
+                    err = ggi_buf_puts(b, "\n");
+                break;
+            }
+            case GIT_DIFF_LINE_CONTEXT_EOFNL:
+            case GIT_DIFF_LINE_ADD_EOFNL:
+            case GIT_DIFF_LINE_DEL_EOFNL:
+                err = ggi_buf_puts(b, "\\ No newline at end of file\n");
+                break;
+            default:
+                break;
+            }
+        }
+    }
+    git_patch_free(patch);
+    return err;
+}
+
+/* Collects the relative paths of the files and links under root/rel, skipping .git. */
+static int collect(const char *root, const char *rel, cJSON *out, int depth)
+{
+    if (depth > MAX_DEPTH)
+        return 0;
+    char *full = rel[0] ? ggi_asprintf("%s/%s", root, rel) : ggi_strdup(root);
+    if (!full)
+        return GG_ENOMEM;
+    int fd = open(full, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    free(full);
+    if (fd < 0)
+        return 0;
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return 0;
+    }
+    int err = 0;
+    struct dirent *de;
+    while (!err && (de = readdir(d))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
+            !strcasecmp(de->d_name, ".git"))
+            continue;
+        char *p = rel[0] ? ggi_asprintf("%s/%s", rel, de->d_name) : ggi_strdup(de->d_name);
+        if (!p) {
+            err = GG_ENOMEM;
+            break;
+        }
+        struct stat st;
+        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+            if (S_ISDIR(st.st_mode))
+                err = collect(root, p, out, depth + 1);
+            else if (S_ISREG(st.st_mode) || S_ISLNK(st.st_mode))
+                err = cJSON_AddItemToArray(out, cJSON_CreateString(p)) ? 0 : GG_ENOMEM;
+        }
+        free(p);
+    }
+    closedir(d);
+    return err;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int ggi_patch_diff(const char *base_dir, const char *dir, const cJSON *paths, char **out)
+{
+    *out = NULL;
+    pthread_once(&git_once, git_init);
+    cJSON *all = NULL;
+    int err = 0;
+    if (!paths) {
+        all = cJSON_CreateArray();
+        if (!all)
+            return ggi_error(GG_ENOMEM, "out of memory listing files");
+        if ((err = collect(base_dir, "", all, 0)) || (err = collect(dir, "", all, 0))) {
+            cJSON_Delete(all);
+            return err == GG_ENOMEM ? ggi_error(err, "out of memory listing files") : err;
+        }
+        paths = all;
+    }
+    size_t n = (size_t)cJSON_GetArraySize(paths), k = 0;
+    const char **list = malloc((n + 1) * sizeof *list);
+    if (!list) {
+        cJSON_Delete(all);
+        return ggi_error(GG_ENOMEM, "out of memory");
+    }
+    const cJSON *it;
+    cJSON_ArrayForEach(it, paths)
+        if (cJSON_IsString(it))
+            list[k++] = it->valuestring;
+    qsort(list, k, sizeof *list, cmp_str);
+    int bfd = open(base_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    ggi_buf b = GGI_BUF_INIT;
+    if (bfd < 0 || dfd < 0)
+        err = ggi_error(GG_EIO, "cannot open '%s': %s", bfd < 0 ? base_dir : dir,
+                        strerror(errno));
+    for (size_t i = 0; i < k && !err; i++) {
+        if (i && strcmp(list[i], list[i - 1]) == 0)
+            continue;
+        side so, sn;
+        err = read_side(bfd, list[i], &so);
+        if (!err) {
+            err = read_side(dfd, list[i], &sn);
+            if (!err)
+                err = diff_one(&b, list[i], &so, &sn);
+            free(sn.data);
+        }
+        free(so.data);
+    }
+    if (bfd >= 0)
+        close(bfd);
+    if (dfd >= 0)
+        close(dfd);
+    free(list);
+    cJSON_Delete(all);
+    if (err) {
+        ggi_buf_free(&b);
+        return err == GG_ENOMEM ? ggi_error(err, "out of memory writing a diff") : err;
+    }
+    *out = ggi_buf_steal(&b);
+    if (!*out)
+        return ggi_error(GG_ENOMEM, "out of memory writing a diff");
+    return 0;
+}

@@ -1,0 +1,629 @@
+/*
+ * test_patch.c - applying generators' answers to a workspace copy (ggi_patch_apply): git and
+ * plain diffs, fences and prose, CRLF, wrong counts and line numbers, new, deleted, renamed
+ * files, whole-files answers; and the hostile ones (paths that leave the copy, symbolic
+ * links, .git, caps, binary patches, hunks that do not apply), where nothing may be written.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <gryphgen.h>
+
+#include "testutil.h"
+#include "workspace/patch.h"
+
+static char root[256];
+static char dir[300];   /* the copy answers are applied to */
+static char out[300];   /* outside the copy */
+
+/* Writes root-relative content, making directories. */
+static void put(const char *base, const char *rel, const char *content, mode_t mode)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", base, rel);
+    for (char *s = path + strlen(base) + 1; (s = strchr(s, '/')); s++) {
+        *s = '\0';
+        mkdir(path, 0755);
+        *s = '/';
+    }
+    unlink(path);
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        fprintf(stderr, "cannot write %s: %s\n", path, strerror(errno));
+        exit(1);
+    }
+    fputs(content, f);
+    fclose(f);
+    chmod(path, mode);
+}
+
+/* Reads a file (malloc'd) or NULL when it is not there. */
+static char *get(const char *base, const char *rel)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", base, rel);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    static char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return strdup(buf);
+}
+
+static int exists(const char *base, const char *rel)
+{
+    char path[1024];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", base, rel);
+    return lstat(path, &st) == 0;
+}
+
+static mode_t mode_of(const char *base, const char *rel)
+{
+    char path[1024];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", base, rel);
+    return stat(path, &st) == 0 ? st.st_mode & 0777 : 0;
+}
+
+#define CHECK_FILE(base, rel, want)                                                    \
+    do {                                                                               \
+        char *got_ = get(base, rel);                                                   \
+        CHECK_STR(got_, want);                                                         \
+        free(got_);                                                                    \
+    } while (0)
+
+/* A fresh copy with a few files. */
+static void fresh(void)
+{
+    char cmd[1400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s' && mkdir -p '%s' '%s'", dir, out, dir, out);
+    if (system(cmd) != 0)
+        exit(1);
+    put(dir, "hello.c",
+        "#include <stdio.h>\n"
+        "\n"
+        "int main(void)\n"
+        "{\n"
+        "    printf(\"hello\\n\");\n"
+        "    return 0;\n"
+        "}\n",
+        0644);
+    put(dir, "src/lib.py", "def f(x):\n    return x\n\n\ndef g(y):\n    return y\n", 0644);
+    put(dir, "run.sh", "#!/bin/sh\necho run\n", 0755);
+}
+
+static int apply_s(const char *answer, int *kind, cJSON **changed, cJSON **findings)
+{
+    return ggi_patch_apply(dir, answer, strlen(answer), kind, changed, findings);
+}
+
+/* The message of the first finding (borrowed from f). */
+static const char *first_msg(const cJSON *f)
+{
+    return cJSON_GetStringValue(
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(f, 0), "message"));
+}
+
+/* Applies an answer that must fail with status want and a first message holding needle;
+ * checks that nothing in the copy changed. */
+static void expect_refused(const char *answer, int want, const char *needle)
+{
+    fresh();
+    cJSON *changed = NULL, *findings = NULL;
+    int kind = -1;
+    CHECK_RC(apply_s(answer, &kind, &changed, &findings), want);
+    CHECK(findings != NULL && cJSON_GetArraySize(findings) >= 1);
+    CHECK(changed == NULL);
+    if (findings) {
+        CHECK_CONTAINS(first_msg(findings), needle);
+        CHECK_STR(gg_error_last(), first_msg(findings));
+        const cJSON *sev = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(findings, 0),
+                                                            "severity");
+        CHECK_STR(cJSON_GetStringValue(sev), "error");
+    }
+    cJSON_Delete(findings);
+    CHECK_FILE(dir, "hello.c",
+               "#include <stdio.h>\n\nint main(void)\n{\n    printf(\"hello\\n\");\n"
+               "    return 0;\n}\n");
+    CHECK_FILE(dir, "src/lib.py", "def f(x):\n    return x\n\n\ndef g(y):\n    return y\n");
+    CHECK_FILE(dir, "run.sh", "#!/bin/sh\necho run\n");
+}
+
+static const char *HELLO_DIFF =
+    "diff --git a/hello.c b/hello.c\n"
+    "index 1234567..89abcde 100644\n"
+    "--- a/hello.c\n"
+    "+++ b/hello.c\n"
+    "@@ -3,5 +3,5 @@\n"
+    " int main(void)\n"
+    " {\n"
+    "-    printf(\"hello\\n\");\n"
+    "+    printf(\"hello, world\\n\");\n"
+    "     return 0;\n"
+    " }\n";
+
+static const char *HELLO_AFTER =
+    "#include <stdio.h>\n\nint main(void)\n{\n    printf(\"hello, world\\n\");\n"
+    "    return 0;\n}\n";
+
+static void test_git_diff(void)
+{
+    fresh();
+    cJSON *changed = NULL, *findings = NULL;
+    int kind = 0;
+    CHECK_RC(apply_s(HELLO_DIFF, &kind, &changed, &findings), 0);
+    CHECK(kind == GGI_PATCH_DIFF);
+    CHECK(findings == NULL);
+    CHECK_FILE(dir, "hello.c", HELLO_AFTER);
+    CHECK(cJSON_GetArraySize(changed) == 1);
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetArrayItem(changed, 0)), "hello.c");
+    cJSON_Delete(changed);
+    CHECK(mode_of(dir, "hello.c") == 0644);
+}
+
+static void test_fences_and_prose(void)
+{
+    /* Prose, a code block that is not a diff, then the diff in a ```diff fence. */
+    ggi_buf b = GGI_BUF_INIT;
+    ggi_buf_printf(&b, "Here is the fix. First the idea:\n\n```c\nprintf(\"x\");\n```\n\n"
+                       "And the patch:\n\n```diff\n%s```\n\nThis changes the greeting.\n",
+                   HELLO_DIFF);
+    fresh();
+    cJSON *findings = NULL;
+    int kind = 0;
+    CHECK_RC(apply_s(b.data, &kind, NULL, &findings), 0);
+    CHECK(kind == GGI_PATCH_DIFF);
+    CHECK_FILE(dir, "hello.c", HELLO_AFTER);
+    ggi_buf_free(&b);
+
+    /* A plain ``` fence and a ```patch fence: both diffs apply, in order. */
+    ggi_buf_printf(&b, "```\n%s```\ntext between\n```patch\n"
+                       "--- a/src/lib.py\n+++ b/src/lib.py\n@@ -1,2 +1,2 @@\n def f(x):\n"
+                       "-    return x\n+    return x + 1\n```\n",
+                   HELLO_DIFF);
+    fresh();
+    CHECK_RC(apply_s(b.data, &kind, NULL, &findings), 0);
+    CHECK_FILE(dir, "hello.c", HELLO_AFTER);
+    CHECK_FILE(dir, "src/lib.py", "def f(x):\n    return x + 1\n\n\ndef g(y):\n    return y\n");
+    ggi_buf_free(&b);
+
+    /* No fence, prose before and after (a bullet list after a blank line). */
+    ggi_buf_printf(&b, "Sure! Apply this:\n%s\nChanges:\n- the greeting\n", HELLO_DIFF);
+    fresh();
+    CHECK_RC(apply_s(b.data, &kind, NULL, &findings), 0);
+    CHECK_FILE(dir, "hello.c", HELLO_AFTER);
+    ggi_buf_free(&b);
+}
+
+static void test_crlf_answer(void)
+{
+    ggi_buf b = GGI_BUF_INIT;
+    for (const char *p = HELLO_DIFF; *p; p++) {
+        if (*p == '\n')
+            ggi_buf_append(&b, "\r", 1);
+        ggi_buf_append(&b, p, 1);
+    }
+    fresh();
+    cJSON *findings = NULL;
+    CHECK_RC(apply_s(b.data, NULL, NULL, &findings), 0);
+    CHECK_FILE(dir, "hello.c", HELLO_AFTER);
+    ggi_buf_free(&b);
+
+    /* A CRLF file: context matches ignoring the \r, added lines get CRLF too. */
+    fresh();
+    put(dir, "w.txt", "one\r\ntwo\r\nthree\r\n", 0644);
+    CHECK_RC(apply_s("--- a/w.txt\n+++ b/w.txt\n@@ -1,3 +1,3 @@\n one\n-two\n+TWO\n three\n",
+                     NULL, NULL, &findings), 0);
+    CHECK_FILE(dir, "w.txt", "one\r\nTWO\r\nthree\r\n");
+}
+
+static void test_counts_and_offsets(void)
+{
+    cJSON *findings = NULL;
+    /* Counts that are wrong (the body says 5/5). */
+    fresh();
+    CHECK_RC(apply_s("--- a/hello.c\n+++ b/hello.c\n@@ -3,9 +3,2 @@\n int main(void)\n {\n"
+                     "-    printf(\"hello\\n\");\n+    printf(\"hello, world\\n\");\n"
+                     "     return 0;\n }\n",
+                     NULL, NULL, &findings), 0);
+    CHECK_FILE(dir, "hello.c", HELLO_AFTER);
+
+    /* A header without counts, at a wrong line, with no trailing context. */
+    fresh();
+    CHECK_RC(apply_s("--- a/hello.c\n+++ b/hello.c\n@@ -1 +1 @@\n"
+                     "-    printf(\"hello\\n\");\n+    printf(\"hello, world\\n\");\n",
+                     NULL, NULL, &findings), 0);
+    CHECK_FILE(dir, "hello.c", HELLO_AFTER);
+
+    /* A hunk 40 lines off still applies by offset; the next hunk follows the offset. */
+    fresh();
+    ggi_buf b = GGI_BUF_INIT, want = GGI_BUF_INIT;
+    for (int i = 1; i <= 100; i++) {
+        ggi_buf_printf(&b, "line %d\n", i);
+        if (i == 50)
+            ggi_buf_puts(&want, "LINE 50\n");
+        else if (i == 90)
+            ggi_buf_puts(&want, "LINE 90\n");
+        else
+            ggi_buf_printf(&want, "line %d\n", i);
+    }
+    put(dir, "n.txt", b.data, 0644);
+    CHECK_RC(apply_s("--- a/n.txt\n+++ b/n.txt\n"
+                     "@@ -8,7 +8,7 @@\n line 47\n line 48\n line 49\n-line 50\n+LINE 50\n"
+                     " line 51\n line 52\n line 53\n"
+                     "@@ -48,7 +48,7 @@\n line 87\n line 88\n line 89\n-line 90\n+LINE 90\n"
+                     " line 91\n line 92\n line 93\n",
+                     NULL, NULL, &findings), 0);
+    CHECK_FILE(dir, "n.txt", want.data);
+    ggi_buf_free(&b);
+    ggi_buf_free(&want);
+
+    /* Trailing whitespace differs (the file has it, the diff does not). */
+    fresh();
+    put(dir, "ws.txt", "a  \nb\t\nc\n", 0644);
+    CHECK_RC(apply_s("--- a/ws.txt\n+++ b/ws.txt\n@@ -1,3 +1,3 @@\n a\n-b\n+B\n c\n", NULL,
+                     NULL, &findings), 0);
+    CHECK_FILE(dir, "ws.txt", "a  \nB\nc\n");
+
+    /* Empty context lines without their space (models drop it). */
+    fresh();
+    CHECK_RC(apply_s("--- a/src/lib.py\n+++ b/src/lib.py\n@@ -1,6 +1,6 @@\n def f(x):\n"
+                     "     return x\n\n\n def g(y):\n-    return y\n+    return -y\n",
+                     NULL, NULL, &findings), 0);
+    CHECK_FILE(dir, "src/lib.py", "def f(x):\n    return x\n\n\ndef g(y):\n    return -y\n");
+
+    /* Hunk headers without numbers: placed by their context. */
+    fresh();
+    CHECK_RC(apply_s("--- a/src/lib.py\n+++ b/src/lib.py\n@@ ... @@\n def g(y):\n"
+                     "-    return y\n+    return 2 * y\n",
+                     NULL, NULL, &findings), 0);
+    CHECK_FILE(dir, "src/lib.py", "def f(x):\n    return x\n\n\ndef g(y):\n    return 2 * y\n");
+}
+
+static void test_no_newline(void)
+{
+    cJSON *findings = NULL;
+    fresh();
+    put(dir, "t.txt", "a\nb", 0644);
+    CHECK_RC(apply_s("--- a/t.txt\n+++ b/t.txt\n@@ -1,2 +1,2 @@\n a\n-b\n"
+                     "\\ No newline at end of file\n+c\n",
+                     NULL, NULL, &findings), 0);
+    CHECK_FILE(dir, "t.txt", "a\nc\n");
+    CHECK_RC(apply_s("--- a/t.txt\n+++ b/t.txt\n@@ -1,2 +1,2 @@\n a\n-c\n+d\n"
+                     "\\ No newline at end of file\n",
+                     NULL, NULL, &findings), 0);
+    CHECK_FILE(dir, "t.txt", "a\nd");
+}
+
+static void test_new_delete_rename(void)
+{
+    cJSON *findings = NULL, *changed = NULL;
+    fresh();
+    CHECK_RC(apply_s("diff --git a/pkg/new/tool.sh b/pkg/new/tool.sh\n"
+                     "new file mode 100755\nindex 0000000..1111111\n"
+                     "--- /dev/null\n+++ b/pkg/new/tool.sh\n@@ -0,0 +1,2 @@\n+#!/bin/sh\n+echo hi\n"
+                     "diff --git a/run.sh b/run.sh\ndeleted file mode 100755\n"
+                     "--- a/run.sh\n+++ /dev/null\n@@ -1,2 +0,0 @@\n-#!/bin/sh\n-echo run\n"
+                     "diff --git a/src/lib.py b/src/core.py\nsimilarity index 90%\n"
+                     "rename from src/lib.py\nrename to src/core.py\n"
+                     "--- a/src/lib.py\n+++ b/src/core.py\n@@ -1,2 +1,2 @@\n def f(x):\n"
+                     "-    return x\n+    return x * 2\n",
+                     NULL, &changed, &findings), 0);
+    CHECK_FILE(dir, "pkg/new/tool.sh", "#!/bin/sh\necho hi\n");
+    CHECK(mode_of(dir, "pkg/new/tool.sh") == 0755);
+    CHECK(!exists(dir, "run.sh"));
+    CHECK(!exists(dir, "src/lib.py"));
+    CHECK_FILE(dir, "src/core.py", "def f(x):\n    return x * 2\n\n\ndef g(y):\n    return y\n");
+    char *ch = ggi_json_print(changed);
+    CHECK_STR(ch, "[\"pkg/new/tool.sh\",\"run.sh\",\"src/core.py\",\"src/lib.py\"]");
+    free(ch);
+    cJSON_Delete(changed);
+
+    /* A pure rename (no hunks) and a mode change. */
+    fresh();
+    CHECK_RC(apply_s("diff --git a/hello.c b/greet.c\nsimilarity index 100%\n"
+                     "rename from hello.c\nrename to greet.c\n"
+                     "diff --git a/src/lib.py b/src/lib.py\nold mode 100644\nnew mode 100755\n",
+                     NULL, NULL, &findings), 0);
+    CHECK(!exists(dir, "hello.c"));
+    CHECK(exists(dir, "greet.c"));
+    CHECK(mode_of(dir, "src/lib.py") == 0755);
+
+    /* Deleting the last file of a directory removes the directory, as git does. */
+    fresh();
+    CHECK_RC(apply_s("--- a/src/lib.py\n+++ /dev/null\n@@ -1,6 +0,0 @@\n-def f(x):\n"
+                     "-    return x\n-\n-\n-def g(y):\n-    return y\n",
+                     NULL, NULL, &findings), 0);
+    CHECK(!exists(dir, "src"));
+
+    /* An empty new file (git writes no hunk for it). */
+    fresh();
+    CHECK_RC(apply_s("diff --git a/empty.txt b/empty.txt\nnew file mode 100644\n"
+                     "index 0000000..e69de29\n",
+                     NULL, NULL, &findings), 0);
+    CHECK_FILE(dir, "empty.txt", "");
+
+    expect_refused("--- /dev/null\n+++ b/hello.c\n@@ -0,0 +1 @@\n+x\n", GG_EINVAL,
+                   "creates it but it already exists");
+    expect_refused("--- a/gone.c\n+++ /dev/null\n@@ -1 +0,0 @@\n-x\n", GG_EINVAL,
+                   "deletes it but it does not exist");
+    expect_refused("--- a/run.sh\n+++ /dev/null\n@@ -1 +0,0 @@\n-#!/bin/sh\n", GG_EINVAL,
+                   "holds lines the diff does not remove");
+    expect_refused("--- a/missing.c\n+++ b/missing.c\n@@ -1 +1 @@\n-x\n+y\n", GG_EINVAL,
+                   "changes it but it does not exist");
+    expect_refused("diff --git a/hello.c b/run.sh\nrename from hello.c\nrename to run.sh\n",
+                   GG_EINVAL, "already exists");
+    expect_refused("diff --git a/l b/l\nnew file mode 120000\n--- /dev/null\n+++ b/l\n"
+                   "@@ -0,0 +1 @@\n+/etc/passwd\n\\ No newline at end of file\n",
+                   GG_EINVAL, "symbolic link");
+}
+
+static void test_hunk_fails(void)
+{
+    /* The second file's second hunk does not apply: nothing is written (not even the first
+     * file), and the finding names the file, the hunk and the line. */
+    ggi_buf b = GGI_BUF_INIT;
+    ggi_buf_printf(&b, "%s--- a/src/lib.py\n+++ b/src/lib.py\n@@ -1,2 +1,2 @@\n def f(x):\n"
+                       "-    return x\n+    return 0\n@@ -5,2 +5,2 @@\n def h(z):\n"
+                       "-    return z\n+    return 1\n",
+                   HELLO_DIFF);
+    expect_refused(b.data, GG_EINVAL, "file 'src/lib.py': hunk 2 does not apply");
+    cJSON *findings = NULL;
+    fresh();
+    CHECK_RC(apply_s(b.data, NULL, NULL, &findings), GG_EINVAL);
+    CHECK_CONTAINS(first_msg(findings), "'def h(z):'");
+    const cJSON *f0 = cJSON_GetArrayItem(findings, 0);
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(f0, "path")),
+              "src/lib.py");
+    CHECK(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(f0, "hunk")) == 2);
+    cJSON_Delete(findings);
+    ggi_buf_free(&b);
+
+    /* Two failing files: both are reported. */
+    fresh();
+    CHECK_RC(apply_s("--- a/hello.c\n+++ b/hello.c\n@@ -1 +1 @@\n-nope\n+x\n"
+                     "--- a/run.sh\n+++ b/run.sh\n@@ -1 +1 @@\n-nope either\n+y\n",
+                     NULL, NULL, &findings), GG_EINVAL);
+    CHECK(cJSON_GetArraySize(findings) == 2);
+    cJSON_Delete(findings);
+
+    /* A hunk may not apply before the previous one. */
+    expect_refused("--- a/src/lib.py\n+++ b/src/lib.py\n@@ -5,2 +5,2 @@\n def g(y):\n"
+                   "-    return y\n+    return 1\n@@ -1,2 +1,2 @@\n def f(x):\n"
+                   "-    return x\n+    return 0\n",
+                   GG_EINVAL, "hunk 2 does not apply");
+}
+
+static void test_not_a_diff(void)
+{
+    expect_refused("I think the bug is in line 3, you should change printf.", GG_EINVAL,
+                   "the answer is neither a unified diff nor {\"files\": ...}");
+    expect_refused("", GG_EINVAL, "neither");
+    expect_refused("```python\ndef f():\n    pass\n```\n", GG_EINVAL, "neither");
+    expect_refused("{\"files\": {\"a.txt\": \"unterminated}", GG_EINVAL, "files");
+    expect_refused("diff --git a/img.png b/img.png\nindex 1111111..2222222 100644\n"
+                   "GIT binary patch\nliteral 10\nRcmZ?wbhEHbRA6LB00BSz\n\nliteral 0\n"
+                   "HcmV?d00001\n\n",
+                   GG_EINVAL, "binary patches are not supported");
+    expect_refused("diff --git a/img.png b/img.png\nindex 1111111..2222222 100644\n"
+                   "Binary files a/img.png and b/img.png differ\n",
+                   GG_EINVAL, "binary");
+    static const char nul[] = "--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\0\n+b\n";
+    fresh();
+    cJSON *findings = NULL;
+    CHECK_RC(ggi_patch_apply(dir, nul, sizeof nul - 1, NULL, NULL, &findings), GG_EINVAL);
+    CHECK_CONTAINS(first_msg(findings), "NUL");
+    cJSON_Delete(findings);
+}
+
+static void test_whole_files(void)
+{
+    cJSON *findings = NULL, *changed = NULL;
+    int kind = 0;
+    fresh();
+    CHECK_RC(apply_s("Here you go:\n```json\n{\"files\": {\"hello.c\": \"int main(void) { return 1; }\\n\","
+                     " \"docs/new.md\": \"# New\\n\", \"src/lib.py\": null, \"run.sh\": \"#!/bin/sh\\n\"}}\n```\n",
+                     &kind, &changed, &findings), 0);
+    CHECK(kind == GGI_PATCH_FILES);
+    CHECK_FILE(dir, "hello.c", "int main(void) { return 1; }\n");
+    CHECK_FILE(dir, "docs/new.md", "# New\n");
+    CHECK(mode_of(dir, "docs/new.md") == 0644);
+    CHECK(mode_of(dir, "run.sh") == 0755); /* the exec bit is kept */
+    CHECK(!exists(dir, "src/lib.py"));
+    CHECK(cJSON_GetArraySize(changed) == 4);
+    cJSON_Delete(changed);
+
+    /* Unfenced, with no prose. */
+    fresh();
+    CHECK_RC(apply_s("{\"files\": {\"a.txt\": \"A\"}}", &kind, NULL, &findings), 0);
+    CHECK_FILE(dir, "a.txt", "A");
+
+    expect_refused("{\"files\": {\"hello.c\": 3}}", GG_EINVAL,
+                   "field 'files.hello.c' must be a string");
+    expect_refused("{\"files\": {\"nope.c\": null}}", GG_EINVAL, "does not exist");
+    expect_refused("{\"files\": {\"ok.txt\": \"x\", \"../escape.txt\": \"x\"}}", GG_EINVAL,
+                   "leaves the workspace");
+    expect_refused("{\"files\": {\"src\": \"x\"}}", GG_EINVAL, "is a directory");
+    expect_refused("{\"files\": [1]}", GG_EINVAL, "must be an object");
+    CHECK(!exists(dir, "ok.txt"));
+}
+
+static void test_hostile_paths(void)
+{
+    expect_refused("--- a/../escape.txt\n+++ b/../escape.txt\n@@ -0,0 +1 @@\n+x\n",
+                   GG_EINVAL, "leaves the workspace");
+    expect_refused("--- /dev/null\n+++ /tmp/abs.txt\n@@ -0,0 +1 @@\n+x\n", GG_EINVAL,
+                   "is absolute");
+    expect_refused("diff --git a/.git/hooks/pre-commit b/.git/hooks/pre-commit\n"
+                   "new file mode 100755\n--- /dev/null\n+++ b/.git/hooks/pre-commit\n"
+                   "@@ -0,0 +1 @@\n+rm -rf /\n",
+                   GG_EINVAL, ".git");
+    expect_refused("--- /dev/null\n+++ b/sub/.GIT/config\n@@ -0,0 +1 @@\n+x\n", GG_EINVAL,
+                   ".git");
+    expect_refused("--- /dev/null\n+++ b/a/./b\n@@ -0,0 +1 @@\n+x\n", GG_EINVAL,
+                   "'.' component");
+    expect_refused("--- /dev/null\n+++ b/a//b\n@@ -0,0 +1 @@\n+x\n", GG_EINVAL,
+                   "empty component");
+    expect_refused("--- /dev/null\n+++ \"b/a\\001b\"\n@@ -0,0 +1 @@\n+x\n", GG_EINVAL,
+                   "control character");
+    /* A rename to outside (the renamed-from file must stay). */
+    expect_refused("diff --git a/hello.c b/../hello.c\nrename from hello.c\n"
+                   "rename to ../hello.c\n",
+                   GG_EINVAL, "leaves the workspace");
+    ggi_buf b = GGI_BUF_INIT;
+    ggi_buf_puts(&b, "--- /dev/null\n+++ b/");
+    for (int i = 0; i < 1100; i++)
+        ggi_buf_puts(&b, "x");
+    ggi_buf_puts(&b, "\n@@ -0,0 +1 @@\n+x\n");
+    expect_refused(b.data, GG_EINVAL, "longer than 1024");
+    ggi_buf_free(&b);
+}
+
+static void test_symlinks(void)
+{
+    char target[700];
+    /* A directory link pointing outside: a diff creating a file through it. */
+    fresh();
+    snprintf(target, sizeof target, "%s/d", dir);
+    CHECK(symlink(out, target) == 0);
+    cJSON *findings = NULL;
+    CHECK_RC(apply_s("--- /dev/null\n+++ b/d/planted.txt\n@@ -0,0 +1 @@\n+x\n", NULL, NULL,
+                     &findings), GG_EINVAL);
+    CHECK_CONTAINS(first_msg(findings), "symbolic link");
+    cJSON_Delete(findings);
+    CHECK(!exists(out, "planted.txt"));
+
+    /* A file link pointing outside: a diff modifying it; the outside file stays. */
+    fresh();
+    put(out, "victim.txt", "secret\n", 0644);
+    snprintf(target, sizeof target, "%s/victim.txt", out);
+    char link[700];
+    snprintf(link, sizeof link, "%s/v.txt", dir);
+    CHECK(symlink(target, link) == 0);
+    CHECK_RC(apply_s("--- a/v.txt\n+++ b/v.txt\n@@ -1 +1 @@\n-secret\n+owned\n", NULL, NULL,
+                     &findings), GG_EINVAL);
+    CHECK_CONTAINS(first_msg(findings), "symbolic link");
+    cJSON_Delete(findings);
+    CHECK_FILE(out, "victim.txt", "secret\n");
+    /* ... nor through whole files, nor by deleting the link. */
+    CHECK_RC(apply_s("{\"files\": {\"v.txt\": \"owned\"}}", NULL, NULL, &findings), GG_EINVAL);
+    cJSON_Delete(findings);
+    CHECK_RC(apply_s("{\"files\": {\"v.txt\": null}}", NULL, NULL, &findings), GG_EINVAL);
+    cJSON_Delete(findings);
+    CHECK_FILE(out, "victim.txt", "secret\n");
+    CHECK(exists(dir, "v.txt"));
+
+    /* A link inside the copy pointing inside it is refused too (to anywhere). */
+    fresh();
+    snprintf(link, sizeof link, "%s/h.c", dir);
+    CHECK(symlink("hello.c", link) == 0);
+    CHECK_RC(apply_s("--- a/h.c\n+++ b/h.c\n@@ -1 +1 @@\n-#include <stdio.h>\n+x\n", NULL,
+                     NULL, &findings), GG_EINVAL);
+    cJSON_Delete(findings);
+    CHECK_FILE(dir, "hello.c",
+               "#include <stdio.h>\n\nint main(void)\n{\n    printf(\"hello\\n\");\n"
+               "    return 0;\n}\n");
+}
+
+static void test_hard_link(void)
+{
+    /* The copy's file is a hard link to a read-only file outside: it is replaced, never
+     * written into. */
+    fresh();
+    put(out, "base.c", "#include <stdio.h>\n\nint main(void)\n{\n    printf(\"hello\\n\");\n"
+                       "    return 0;\n}\n", 0444);
+    char a[700], l[700];
+    snprintf(a, sizeof a, "%s/base.c", out);
+    snprintf(l, sizeof l, "%s/hello.c", dir);
+    unlink(l);
+    CHECK(link(a, l) == 0);
+    cJSON *findings = NULL;
+    CHECK_RC(apply_s(HELLO_DIFF, NULL, NULL, &findings), 0);
+    CHECK_FILE(dir, "hello.c", HELLO_AFTER);
+    CHECK_FILE(out, "base.c", "#include <stdio.h>\n\nint main(void)\n{\n    printf(\"hello\\n\");\n"
+                              "    return 0;\n}\n");
+    struct stat st;
+    CHECK(stat(a, &st) == 0 && st.st_nlink == 1 && (st.st_mode & 0777) == 0444);
+    CHECK(mode_of(dir, "hello.c") == 0644);
+}
+
+static void test_caps(void)
+{
+    /* Over the text cap. */
+    size_t n = GGI_PATCH_MAX_TEXT + 1;
+    char *big = malloc(n + 1);
+    memset(big, '+', n);
+    memcpy(big, "--- a/x\n+++ b/x\n@@ -0,0 +1 @@\n", 30);
+    big[n] = '\0';
+    fresh();
+    cJSON *findings = NULL;
+    CHECK_RC(ggi_patch_apply(dir, big, n, NULL, NULL, &findings), GG_ETOOBIG);
+    CHECK_CONTAINS(first_msg(findings), "the limit is");
+    cJSON_Delete(findings);
+    free(big);
+
+    /* Over the file count. */
+    ggi_buf b = GGI_BUF_INIT;
+    for (int i = 0; i <= GGI_PATCH_MAX_FILES; i++)
+        ggi_buf_printf(&b, "--- /dev/null\n+++ b/f%d\n@@ -0,0 +1 @@\n+x\n", i);
+    expect_refused(b.data, GG_ETOOBIG, "the limit is 1000");
+    CHECK(!exists(dir, "f0"));
+    ggi_buf_free(&b);
+
+    /* A file that would grow over its cap: nothing written. */
+    fresh();
+    char path[700];
+    snprintf(path, sizeof path, "%s/big.txt", dir);
+    FILE *f = fopen(path, "wb");
+    static char line[1024];
+    memset(line, 'y', sizeof line - 1);
+    line[sizeof line - 1] = '\n';
+    for (unsigned i = 0; i < GGI_PATCH_MAX_FILE_BYTES / sizeof line - 1; i++)
+        fwrite(line, 1, sizeof line, f);
+    fputs("end\n", f);
+    fclose(f);
+    ggi_buf_puts(&b, "--- a/big.txt\n+++ b/big.txt\n@@ -1 +1,3 @@\n end\n");
+    for (int i = 0; i < 4; i++) {
+        ggi_buf_puts(&b, "+");
+        ggi_buf_append(&b, line, sizeof line);
+    }
+    CHECK_RC(apply_s(b.data, NULL, NULL, &findings), GG_ETOOBIG);
+    CHECK_CONTAINS(first_msg(findings), "big.txt");
+    cJSON_Delete(findings);
+    ggi_buf_free(&b);
+    struct stat st;
+    CHECK(stat(path, &st) == 0 && (size_t)st.st_size < GGI_PATCH_MAX_FILE_BYTES);
+}
+
+int main(void)
+{
+    snprintf(root, sizeof root, "/tmp/gg-test-patch-XXXXXX");
+    if (!test_make_dir(root))
+        return 1;
+    snprintf(dir, sizeof dir, "%s/copy", root);
+    snprintf(out, sizeof out, "%s/outside", root);
+    test_git_diff();
+    test_fences_and_prose();
+    test_crlf_answer();
+    test_counts_and_offsets();
+    test_no_newline();
+    test_new_delete_rename();
+    test_hunk_fails();
+    test_not_a_diff();
+    test_whole_files();
+    test_hostile_paths();
+    test_symlinks();
+    test_hard_link();
+    test_caps();
+    test_remove_dir(root);
+    return test_exit();
+}
