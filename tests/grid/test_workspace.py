@@ -1,0 +1,98 @@
+"""test_workspace.py - a workspace task through the grid (docs/tasks.md, "Workspace tasks"):
+`gryphgen submit --connect` resolves the task on the submitter's side (a local repository is
+packed into it), the source repository is then deleted, and only then does a worker join:
+it builds the base from the shipped pack, runs the wrong and then the right diff, and the
+result carries the patch and the base commit. A task whose repository is missing is refused
+by the submitter naming the field."""
+
+import json
+import os
+import shutil
+import subprocess
+
+from gridtest import (GRYPHGEN, check, env, finish, free_port, gg, nodes, start, status,
+                      stop_all, tmpdir, wait_until)
+
+work = tmpdir()
+ep = "tcp://127.0.0.1:%d" % free_port()
+os.environ["GRYPHGEN_WS_ROOT"] = os.path.join(work, "wsroot")
+
+CALC = "def add(a, b):\n    return a - b\n"
+TESTS = ("import unittest\nfrom calc import add\n\n\nclass T(unittest.TestCase):\n"
+         "    def test_add(self):\n        self.assertEqual(add(2, 3), 5)\n")
+WRONG = ("--- a/calc.py\n+++ b/calc.py\n@@ -1,2 +1,2 @@\n def add(a, b):\n"
+         "-    return a - b\n+    return a * b\n")
+RIGHT = WRONG.replace("a * b", "a + b")
+
+
+def git(repo, *args):
+    e = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@x", GIT_COMMITTER_NAME="t",
+             GIT_COMMITTER_EMAIL="t@x")
+    return subprocess.run(["git"] + list(args), cwd=repo, env=e, check=True,
+                          capture_output=True, text=True).stdout.strip()
+
+
+try:
+    repo = os.path.join(work, "repo")
+    os.makedirs(repo)
+    with open(os.path.join(repo, "calc.py"), "w") as f:
+        f.write(CALC)
+    with open(os.path.join(repo, "test_calc.py"), "w") as f:
+        f.write(TESTS)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "calc")
+    head = git(repo, "rev-parse", "HEAD")
+
+    start(["serve", "--insecure", "--bind", ep, "--db", os.path.join(work, "grid.db")],
+          os.path.join(work, "serve.log"))
+    check(wait_until(lambda: status(ep) is not None), "the hub answers")
+
+    tasks = os.path.join(work, "tasks.jsonl")
+    with open(tasks, "w") as f:
+        f.write(json.dumps({"task_id": "grid-ws", "language": "python", "prompt": "Fix add().",
+                            "workspace": {"repo": repo, "ref": "main"},
+                            "test_command": ["python3", "-m", "unittest", "-v"],
+                            "candidates": [WRONG, RIGHT]}) + "\n")
+    sub = subprocess.Popen([GRYPHGEN, "submit", "--insecure", "--connect", ep, "--wait", tasks],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           env=env())
+    check(wait_until(lambda: sum((status(ep) or {}).get(k, 0) for k in ("queued", "running")) >= 1
+                     or sub.poll() is not None),
+          "the task is queued at the hub", status(ep))
+    # The source goes away: only the pack the task carries can build the base now.
+    shutil.rmtree(repo)
+    start(["worker", "--insecure", "--connect", ep, "--slots", "1"], os.path.join(work, "w.log"))
+    check(wait_until(lambda: nodes(ep) == 1), "the worker joins")
+    out, err = sub.communicate(timeout=600)
+    lines = out.splitlines()
+    r = json.loads(lines[1]) if len(lines) > 1 else {}
+    check(sub.returncode == 0 and lines and lines[0] == "grid-ws", "submit --wait prints the id",
+          out + err)
+    check(r.get("status") == "passed" and r.get("passed_attempt") == 2,
+          "the remote worker passes the task at the second diff", r)
+    check(r.get("base_commit") == head and "+    return a + b" in (r.get("patch") or ""),
+          "the result carries the patch and the base commit", r)
+    hist = r.get("history") or []
+    check(len(hist) == 2 and "test_add" in (hist[0].get("reason") or ""),
+          "the failing test is named in the first attempt's reason", hist[:1])
+
+    # A missing repository: refused by the submitter, naming the field.
+    bad = os.path.join(work, "bad.jsonl")
+    with open(bad, "w") as f:
+        f.write(json.dumps({"task_id": "grid-ws-missing", "language": "python",
+                            "workspace": {"repo": os.path.join(work, "nowhere")},
+                            "test_command": "true"}) + "\n")
+    p = gg(["submit", "--insecure", "--connect", ep, bad])
+    check(p.returncode != 0 and "workspace.repo" in p.stderr,
+          "a missing repository is refused naming workspace.repo", p.stdout + p.stderr)
+finally:
+    stop_all()
+    for d, dirs, _ in os.walk(work):  # the cache's bases are read-only
+        for name in dirs:
+            try:
+                os.chmod(os.path.join(d, name), 0o755)
+            except OSError:
+                pass
+    shutil.rmtree(work, ignore_errors=True)
+finish()
