@@ -709,6 +709,12 @@ static int check_request(const cont_exec *ce, const cJSON *req, job *j)
     int rc = ggi_exec_request_check(req, &pol, &j->r);
     if (rc)
         return rc;
+    /* A bind mount of the caller's directory would let the engine's tar upload write into
+     * files that may be hard links to a read-only base, and a container's root is not bound
+     * by the base's modes: not done (yet). */
+    if (j->r.workdir)
+        return ggi_error(GG_EUNSUPPORTED, "field 'workdir' is not supported by the container "
+                         "backend (run workspace tasks on the process backend)");
     const cJSON *argv = j->r.argv;
     if (j->r.memory_mb < MIN_MEMORY_MB)
         j->r.memory_mb = MIN_MEMORY_MB; /* engines refuse less */

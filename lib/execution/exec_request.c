@@ -2,9 +2,12 @@
  * exec_request.c - the common checks of an executor request (exec_request.h): argv (count,
  * types, bytes together with env), files (relative paths without "..", none given twice,
  * total content), env (names without '=', string values), stdin, the limits object (known
- * keys, ranges, the backend's defaults) and min_isolation (a known level).
+ * keys, ranges, the backend's defaults), min_isolation (a known level) and workdir (an
+ * existing directory of the host, given by an absolute path).
  */
+#include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "exec_request.h"
 #include "sandbox.h"
@@ -153,6 +156,30 @@ static int check_limits(const cJSON *limits, const ggi_exec_policy *p, ggi_exec_
     return GG_OK;
 }
 
+/* "workdir": a directory the caller prepared (a workspace task's copy of its base). */
+static int check_workdir(const cJSON *req, ggi_exec_request *j)
+{
+    const char *w = NULL;
+    if (ggi_json_string(req, "workdir", 0, GGI_EXEC_MAX_PATH, &w))
+        return gg_error_last_code();
+    if (!w)
+        return GG_OK;
+    if (w[0] != '/')
+        return ggi_error(GG_EINVAL, "field 'workdir' must be an absolute path, not '%.200s'", w);
+    if (strcmp(w, "/") == 0)
+        return ggi_error(GG_EINVAL, "field 'workdir' must not be '/'");
+    struct stat st;
+    if (lstat(w, &st) != 0)
+        return ggi_error(GG_EINVAL, "field 'workdir': '%.200s' cannot be used: %s", w,
+                         strerror(errno));
+    if (S_ISLNK(st.st_mode))
+        return ggi_error(GG_EINVAL, "field 'workdir': '%.200s' is a symbolic link", w);
+    if (!S_ISDIR(st.st_mode))
+        return ggi_error(GG_EINVAL, "field 'workdir': '%.200s' is not a directory", w);
+    j->workdir = w;
+    return GG_OK;
+}
+
 int ggi_exec_request_check(const cJSON *req, const ggi_exec_policy *p, ggi_exec_request *j)
 {
     memset(j, 0, sizeof *j);
@@ -217,5 +244,5 @@ int ggi_exec_request_check(const cJSON *req, const ggi_exec_policy *p, ggi_exec_
     j->min_level = GGI_ISO_NONE;
     if (j->min_isolation && ggi_isolation_parse(j->min_isolation, &j->min_level))
         return ggi_error_wrap("field 'min_isolation': ");
-    return GG_OK;
+    return check_workdir(req, j);
 }

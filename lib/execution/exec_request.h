@@ -43,6 +43,10 @@ typedef struct ggi_exec_request {
     long long memory_mb, max_output, nproc, nofile, fsize_mb;
     int min_level;          /* min_isolation as a GGI_ISO_* level; GGI_ISO_NONE when absent */
     const char *min_isolation; /* as given, or NULL */
+    /* "workdir": an absolute host directory (not a symbolic link) the job runs in instead
+     * of a fresh workspace; the request's files are written into it (replacing), and the
+     * executor neither makes nor removes it. NULL when absent. */
+    const char *workdir;
 } ggi_exec_request;
 
 /**
@@ -53,7 +57,9 @@ int ggi_exec_request_parse(const char *json, cJSON **out);
 
 /**
  * Checks the common fields of req against policy p and fills *out. GG_EINVAL with a message
- * naming the field (argv, files[i].path, env, stdin, limits: x, min_isolation).
+ * naming the field (argv, files[i].path, env, stdin, limits: x, min_isolation, workdir).
+ * "workdir" is checked on the filesystem: absolute, exists, a directory, not a symbolic
+ * link, not "/".
  */
 int ggi_exec_request_check(const cJSON *req, const ggi_exec_policy *p, ggi_exec_request *out);
 

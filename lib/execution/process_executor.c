@@ -221,8 +221,10 @@ static int write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
-/* Writes one checked file below the workspace open as root; never follows symlinks. */
-static int write_file(int root, const char *path, const char *content, size_t idx)
+/* Writes one checked file below the workspace open as root; never follows symlinks. With
+ * replace (a "workdir" the caller prepared), a file already there is unlinked first, never
+ * written into (it may be a hard link to a read-only base, lib/workspace/workspace.h). */
+static int write_file(int root, const char *path, const char *content, size_t idx, int replace)
 {
     char *copy = strdup(path);
     if (!copy)
@@ -255,6 +257,14 @@ static int write_file(int root, const char *path, const char *content, size_t id
                 close(dfd);
             dfd = nfd;
         } else {
+            if (replace && unlinkat(dfd, comp, 0) != 0 && errno != ENOENT) {
+                rc = errno == EISDIR || errno == EPERM
+                         ? ggi_error(GG_EINVAL, "files[%zu].path '%s' is a directory of "
+                                                "'workdir'", idx, path)
+                         : ggi_error(GG_EEXEC, "files[%zu]: cannot replace '%s': %s", idx,
+                                     path, strerror(errno));
+                break;
+            }
             int fd = openat(dfd, comp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
                             0644);
             if (fd < 0) {
@@ -280,7 +290,7 @@ static int write_file(int root, const char *path, const char *content, size_t id
     return rc;
 }
 
-static int write_files(const char *ws, const cJSON *files)
+static int write_files(const char *ws, const cJSON *files, int replace)
 {
     if (!files)
         return GG_OK;
@@ -293,7 +303,7 @@ static int write_files(const char *ws, const cJSON *files)
     cJSON_ArrayForEach(f, files) {
         const cJSON *p = cJSON_GetObjectItemCaseSensitive(f, "path");
         const cJSON *c = cJSON_GetObjectItemCaseSensitive(f, "content");
-        if ((rc = write_file(root, p->valuestring, c->valuestring, i)))
+        if ((rc = write_file(root, p->valuestring, c->valuestring, i, replace)))
             break;
         i++;
     }
@@ -554,12 +564,15 @@ static int run_job(proc_exec *pe, const job *j0, ggi_job_slot *slot, char **out)
     }
     const int sandboxed = j->level == GGI_ISO_NAMESPACES;
     /* A sandboxed job's workspace is made in its own tmpfs: on the host it only needs a name
-     * (of the same form, so the path a job sees does not depend on its isolation). */
-    char *ws = sandboxed ? sandbox_ws_name(pe->root)
-                         : ggi_asprintf("%s/gg-job-XXXXXX", pe->root);
+     * (of the same form, so the path a job sees does not depend on its isolation). A
+     * "workdir" is the caller's: used as it is (bound into the sandbox), never removed. */
+    const char *workdir = j->r.workdir;
+    char *ws = workdir ? strdup(workdir)
+               : sandboxed ? sandbox_ws_name(pe->root)
+                           : ggi_asprintf("%s/gg-job-XXXXXX", pe->root);
     if (!ws)
         return ggi_error(GG_ENOMEM, "out of memory");
-    if (!sandboxed && !mkdtemp(ws)) {
+    if (!sandboxed && !workdir && !mkdtemp(ws)) {
         int rc = ggi_error(GG_EEXEC, "cannot make a workspace under '%s': %s", pe->root,
                            strerror(errno));
         free(ws);
@@ -599,6 +612,7 @@ static int run_job(proc_exec *pe, const job *j0, ggi_job_slot *slot, char **out)
         sb.binds = &binds;
         long long mb = j->r.fsize_mb > MIN_TMPFS_MB ? j->r.fsize_mb : MIN_TMPFS_MB;
         sb.inner_ws = inner;
+        sb.host_ws = workdir;
         sb.tmpfs_bytes = ((uint64_t)mb << 20) + bytes;
         sb.files = sfiles;
         sb.nfiles = nfiles;
@@ -618,7 +632,7 @@ static int run_job(proc_exec *pe, const job *j0, ggi_job_slot *slot, char **out)
         sb.cgroup_fds = cg_fds;
         sb.ncgroup_fds = n_cg;
     } else {
-        rc = write_files(ws, j->r.files);
+        rc = write_files(ws, j->r.files, workdir != NULL);
         if (!rc)
             rc = build_env(ws, j->r.env, &env);
     }
@@ -650,7 +664,8 @@ static int run_job(proc_exec *pe, const job *j0, ggi_job_slot *slot, char **out)
         o.cancel = &slot->cancel;
         o.sandbox = sandboxed ? &sb : NULL;
         int fallback = 1;
-        if (sandboxed && pe->zygote && j->zygote &&
+        /* (A zygote's jobs start inside its sandbox, where no host directory is reached.) */
+        if (sandboxed && pe->zygote && j->zygote && !workdir &&
             ggi_zygote_eligible(j->argv, (const char *const *)env)) {
             char *py = NULL;
             rc = ggi_spawn_find_program(j->argv[0], ggi_spawn_env_get(
@@ -705,7 +720,7 @@ static int run_job(proc_exec *pe, const job *j0, ggi_job_slot *slot, char **out)
     char saved[1024];
     snprintf(saved, sizeof saved, "%s", gg_error_last());
     ggi_cgroup_destroy(&cg);
-    if (!sandboxed)
+    if (!sandboxed && !workdir)
         (void)ggi_workspace_remove(ws);
     if (rc)
         gg_error_set(saved_code, saved);

@@ -244,6 +244,81 @@ static int write_one(const char *ws, size_t wl, const ggi_sandbox_file *f, uid_t
     return e;
 }
 
+/* Writes one file into a "workdir" (ws, a host directory bound there): each directory
+ * component is opened without following a symbolic link (made when missing), and a file
+ * already there is unlinked first, never written into (it may be a hard link to a
+ * read-only base). 0 or an errno value. */
+static int write_one_into(const char *ws, const ggi_sandbox_file *f, uid_t uid, gid_t gid)
+{
+    char buf[PATH_BUF];
+    size_t pl = strlen(f->path);
+    if (pl + 1 > sizeof buf)
+        return ENAMETOOLONG;
+    memcpy(buf, f->path, pl + 1);
+    int dfd = open(ws, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return errno;
+    int e = 0;
+    char *comp = buf;
+    for (;;) {
+        char *slash = strchr(comp, '/');
+        if (slash)
+            *slash = '\0';
+        if (!slash) {
+            if (!comp[0] || !strcmp(comp, ".")) {
+                e = EINVAL;
+                break;
+            }
+            if (unlinkat(dfd, comp, 0) < 0 && errno != ENOENT) {
+                e = errno;
+                break;
+            }
+            int fd = openat(dfd, comp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                            0644);
+            if (fd < 0) {
+                e = errno;
+                break;
+            }
+            const char *p = f->content;
+            size_t left = f->len;
+            while (left && !e) {
+                ssize_t w = write(fd, p, left);
+                if (w < 0 && errno != EINTR)
+                    e = errno;
+                if (w > 0) {
+                    p += w;
+                    left -= (size_t)w;
+                }
+            }
+            if (!e && fchown(fd, uid, gid) < 0)
+                e = errno;
+            close(fd);
+            break;
+        }
+        if (comp[0] && strcmp(comp, ".")) {
+            if (mkdirat(dfd, comp, 0755) == 0) {
+                if (fchownat(dfd, comp, uid, gid, AT_SYMLINK_NOFOLLOW) < 0) {
+                    e = errno;
+                    break;
+                }
+            } else if (errno != EEXIST) {
+                e = errno;
+                break;
+            }
+            int nfd = openat(dfd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (nfd < 0) {
+                e = errno;
+                break;
+            }
+            close(dfd);
+            dfd = nfd;
+        }
+        comp = slash + 1;
+    }
+    close(dfd);
+    return e;
+}
+
 static int loopback_up(void)
 {
     int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -549,6 +624,18 @@ int ggi_sandbox_child_setup(const ggi_sandbox_spec *s, const char **step)
         if (write(s->cgroup_fds[i], "0", 1) < 0)
             return errno;
     }
+    /* A workdir is taken (a detached copy of its mount) while the child still has the host's
+     * ids, so the directories above it need not be searchable by the sandbox's uid; it is
+     * attached at the workspace path once /tmp is the sandbox's own. */
+    int ws_tree = -1;
+    if (s->host_ws && !s->zygote) {
+        *step = "take its workdir";
+        ws_tree = (int)syscall(SYS_open_tree, AT_FDCWD, s->host_ws,
+                               OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE |
+                                   AT_SYMLINK_NOFOLLOW);
+        if (ws_tree < 0)
+            return errno;
+    }
     if (s->userns && (e = enter_userns(s, step)))
         return e;
     *step = "make its mounts private";
@@ -578,11 +665,21 @@ int ggi_sandbox_child_setup(const ggi_sandbox_spec *s, const char **step)
         buf[wl + 1] = '\0';
         if ((e = mkdirs(buf, wl + 1, 5)))
             return e;
-        if (chown(s->inner_ws, s->uid, s->gid) < 0)
+        if (ws_tree >= 0) {
+            *step = "bind its workdir";
+            if (syscall(SYS_move_mount, ws_tree, "", AT_FDCWD, s->inner_ws,
+                        MOVE_MOUNT_F_EMPTY_PATH) < 0)
+                return errno;
+            close(ws_tree);
+            if (mount(NULL, s->inner_ws, NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+                return errno;
+        } else if (chown(s->inner_ws, s->uid, s->gid) < 0) {
             return errno;
+        }
         *step = "write its files";
         for (size_t i = 0; i < s->nfiles; i++) {
-            if ((e = write_one(s->inner_ws, wl, &s->files[i], s->uid, s->gid)))
+            if ((e = s->host_ws ? write_one_into(s->inner_ws, &s->files[i], s->uid, s->gid)
+                                : write_one(s->inner_ws, wl, &s->files[i], s->uid, s->gid)))
                 return e;
         }
     }
@@ -592,6 +689,9 @@ int ggi_sandbox_child_setup(const ggi_sandbox_spec *s, const char **step)
     if ((e = setattr("/tmp", 0, 0, MOUNT_ATTR_RDONLY)))
         return e;
     if (shm && (e = setattr("/dev/shm", 0, 0, MOUNT_ATTR_RDONLY)))
+        return e;
+    if (s->host_ws && !s->zygote &&
+        (e = setattr(s->inner_ws, 0, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, MOUNT_ATTR_RDONLY)))
         return e;
     *step = "bring up loopback";
     if ((e = loopback_up()))

@@ -98,6 +98,11 @@ typedef struct ggi_sandbox_spec {
     const char *hide_dir;
     /* Addition: host paths bound into the job's root besides the runtime's own, or NULL. */
     const ggi_sandbox_binds *binds;
+    /* Addition: a host directory (the request's "workdir") bound read-write at inner_ws
+     * instead of a fresh directory, or NULL. It is taken before the child leaves the host's
+     * ids; files are written into it by replacing (unlink, then create), never through a
+     * symbolic link, and it is neither chowned nor removed. */
+    const char *host_ws;
 } ggi_sandbox_spec;
 
 /** Zeroes s and sets the fields every job shares (sandbox uid/gid, userns as probed). */

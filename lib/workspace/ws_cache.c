@@ -163,6 +163,21 @@ static int import_pack(ggi_ws_cache *c, const char *b64)
     return rc;
 }
 
+#define FETCH_NS "refs/gryphgen-fetch/"
+
+static void drop_fetch_refs(ggi_ws_cache *c)
+{
+    git_reference_iterator *it = NULL;
+    git_reference *ref = NULL;
+    if (git_reference_iterator_glob_new(&it, c->repo, FETCH_NS "*") < 0)
+        return;
+    while (git_reference_next(&ref, it) == 0) {
+        git_reference_delete(ref);
+        git_reference_free(ref);
+    }
+    git_reference_iterator_free(it);
+}
+
 static int fetch_commit(ggi_ws_cache *c, const char *url, const git_oid *commit)
 {
     char hex[GIT_OID_HEXSZ + 1];
@@ -176,10 +191,11 @@ static int fetch_commit(ggi_ws_cache *c, const char *url, const git_oid *commit)
     fo.update_fetchhead = 0;
     fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
     /* The commit by its id first (servers that allow it); else every branch and tag, whose
-     * objects then include the commit when it is reachable from them. No refs are written:
-     * the refspecs have no destination. */
+     * objects then include the commit when it is reachable from them. Their refs land in a
+     * namespace of their own and are deleted after: the store keeps objects, no refs. */
     char *by_id[] = {hex};
-    char *all[] = {"refs/heads/*", "refs/tags/*", "HEAD"};
+    char *all[] = {"+refs/heads/*:" FETCH_NS "heads/*", "+refs/tags/*:" FETCH_NS "tags/*",
+                   "+HEAD:" FETCH_NS "HEAD"};
     git_strarray a = {by_id, 1}, b = {all, 3};
     int rc = GG_OK;
     git_odb *odb = NULL;
@@ -197,6 +213,7 @@ static int fetch_commit(ggi_ws_cache *c, const char *url, const git_oid *commit)
                               "'%.1024s'", url);
         goto done;
     }
+    drop_fetch_refs(c);
     git_odb_refresh(odb);
     if (!git_odb_exists(odb, commit))
         rc = ggi_error(GG_ENOTFOUND, "field 'workspace.commit': %s is not in '%.1024s'", hex,

@@ -1,0 +1,232 @@
+/*
+ * test_workdir.c - the request field "workdir" of the process backend, once per isolation
+ * level (argv[1]: none, rlimits, namespaces): a job runs in a directory the caller prepared
+ * (an attempt's copy of a workspace base, lib/workspace), what it writes is there on the host
+ * after, the request's files replace what is there (never writing into a hard-linked base
+ * file), the directory is not removed; in the namespace sandbox a job cannot write into the
+ * base's files (root's, 0444) that the copy links to; bad workdir values are refused.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <gryphgen.h>
+
+#include "core/ggi.h"
+#include "execution/sandbox.h"
+#include "testutil.h"
+#include "workspace/workspace.h"
+
+static char tmp[] = "/tmp/gg-test-workdir-XXXXXX";
+static gg_executor_t *ex;
+static const char *level = "rlimits";
+static char base[100], outside[100];
+
+static char *slurp(const char *dir, const char *rel)
+{
+    char p[1024];
+    snprintf(p, sizeof p, "%s/%s", dir, rel);
+    FILE *f = fopen(p, "r");
+    if (!f)
+        return NULL;
+    char *buf = calloc(1, 65536);
+    if (buf && fread(buf, 1, 65535, f) == 0)
+        buf[0] = '\0';
+    fclose(f);
+    return buf;
+}
+
+/* Runs request text: the result object (caller deletes) or NULL with *rc set. */
+static cJSON *run(const char *req, int *rc)
+{
+    char *out = NULL;
+    *rc = gg_executor_run(ex, req, &out);
+    if (*rc)
+        return NULL;
+    cJSON *r = cJSON_Parse(out);
+    gg_free(out);
+    return r;
+}
+
+static const char *field(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+static int exit_code(const cJSON *o)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "exit_code");
+    return cJSON_IsNumber(v) ? v->valueint : -12345;
+}
+
+static int make_base(void)
+{
+    snprintf(base, sizeof base, "%s/base", tmp);
+    snprintf(outside, sizeof outside, "%s/outside", tmp);
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd,
+             "set -e; mkdir -p %s/src %s; printf 'base\\n' > %s/base.txt; "
+             "printf 'old\\n' > %s/src/replace.txt; ln -s %s %s/out; "
+             "chmod 444 %s/base.txt %s/src/replace.txt; chmod 555 %s/src %s",
+             base, outside, base, base, outside, base, base, base, base, base);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void job_in_copy(void)
+{
+    char copy[700], req[4096];
+    snprintf(copy, sizeof copy, "%s/copy1", tmp);
+    CHECK_RC(ggi_ws_copy(base, copy, GGI_WS_COPY_LINK), GG_OK);
+    snprintf(req, sizeof req,
+             "{\"argv\": [\"/bin/sh\", \"-c\", \"pwd; cat base.txt src/replace.txt given.txt; "
+             "echo made > made.txt; mkdir -p new/dir && echo deep > new/dir/f\"], "
+             "\"workdir\": \"%s\", \"files\": [{\"path\": \"given.txt\", \"content\": \"g\\n\"}, "
+             "{\"path\": \"src/replace.txt\", \"content\": \"new\\n\"}]}",
+             copy);
+    int rc;
+    cJSON *r = run(req, &rc);
+    CHECK_RC(rc, 0);
+    if (r) {
+        CHECK(exit_code(r) == 0);
+        CHECK_CONTAINS(field(r, "stdout"), "base\nnew\ng\n");
+        CHECK_CONTAINS(field(r, "stdout"), "copy1");
+        if (exit_code(r) != 0)
+            fprintf(stderr, "stderr: %s\n", field(r, "stderr"));
+    }
+    cJSON_Delete(r);
+    /* The host sees what the job wrote; the directory stays. */
+    char *s = slurp(copy, "made.txt");
+    CHECK_STR(s, "made\n");
+    free(s);
+    s = slurp(copy, "new/dir/f");
+    CHECK_STR(s, "deep\n");
+    free(s);
+    s = slurp(copy, "src/replace.txt");
+    CHECK_STR(s, "new\n");
+    free(s);
+    /* The base file the copy linked to was replaced in the copy, not written into. */
+    s = slurp(base, "src/replace.txt");
+    CHECK_STR(s, "old\n");
+    free(s);
+    CHECK_RC(ggi_ws_remove(copy), GG_OK);
+}
+
+static void base_protected(void)
+{
+    /* Only the sandbox runs jobs as a uid that cannot write the base's files (root owns
+     * them); elsewhere the caller copies with GGI_WS_COPY_FULL. */
+    if (strcmp(level, "namespaces") != 0 || geteuid() != 0)
+        return;
+    char copy[700], req[2048];
+    snprintf(copy, sizeof copy, "%s/copy2", tmp);
+    CHECK_RC(ggi_ws_copy(base, copy, GGI_WS_COPY_LINK), GG_OK);
+    snprintf(req, sizeof req,
+             "{\"argv\": [\"/bin/sh\", \"-c\", \"echo evil >> base.txt; echo rc=$?; "
+             "chmod 666 base.txt; echo chmod=$?\"], \"workdir\": \"%s\"}", copy);
+    int rc;
+    cJSON *r = run(req, &rc);
+    CHECK_RC(rc, 0);
+    if (r) {
+        CHECK_CONTAINS(field(r, "stderr"), "Permission denied");
+        CHECK_CONTAINS(field(r, "stdout"), "rc=");
+        CHECK(!strstr(field(r, "stdout"), "rc=0"));
+        CHECK_CONTAINS(field(r, "stdout"), "chmod=");
+        CHECK(!strstr(field(r, "stdout"), "chmod=0"));
+    }
+    cJSON_Delete(r);
+    char *s = slurp(base, "base.txt");
+    CHECK_STR(s, "base\n");
+    free(s);
+    struct stat st;
+    CHECK(stat(base, &st) == 0);
+    char p[800];
+    snprintf(p, sizeof p, "%s/base.txt", base);
+    CHECK(stat(p, &st) == 0 && (st.st_mode & 07777) == 0444);
+    CHECK_RC(ggi_ws_remove(copy), GG_OK);
+}
+
+static void files_not_through_links(void)
+{
+    char copy[700], req[2048];
+    snprintf(copy, sizeof copy, "%s/copy3", tmp);
+    CHECK_RC(ggi_ws_copy(base, copy, GGI_WS_COPY_FULL), GG_OK);
+    snprintf(req, sizeof req,
+             "{\"argv\": [\"/bin/true\"], \"workdir\": \"%s\", "
+             "\"files\": [{\"path\": \"out/evil\", \"content\": \"x\"}]}", copy);
+    int rc;
+    cJSON *r = run(req, &rc);
+    CHECK(rc != 0);
+    cJSON_Delete(r);
+    char p[800];
+    snprintf(p, sizeof p, "%s/evil", outside);
+    CHECK(access(p, F_OK) != 0);
+    CHECK_RC(ggi_ws_remove(copy), GG_OK);
+}
+
+static void bad_workdirs(void)
+{
+    char file[700], link[700], req[2048];
+    snprintf(file, sizeof file, "%s/afile", tmp);
+    snprintf(link, sizeof link, "%s/alink", tmp);
+    FILE *f = fopen(file, "w");
+    if (f)
+        fclose(f);
+    CHECK(symlink(base, link) == 0);
+    const char *values[][2] = {
+        {"\"relative/dir\"", "absolute"},
+        {"\"/\"", "'/'"},
+        {"\"/nonexistent/gg/dir\"", "No such file"},
+        {file, "not a directory"},
+        {link, "symbolic link"},
+        {"3", "'workdir'"},
+    };
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        const char *v = values[i][0];
+        if (v[0] == '/')
+            snprintf(req, sizeof req, "{\"argv\": [\"/bin/true\"], \"workdir\": \"%s\"}", v);
+        else
+            snprintf(req, sizeof req, "{\"argv\": [\"/bin/true\"], \"workdir\": %s}", v);
+        int rc;
+        cJSON *r = run(req, &rc);
+        CHECK_RC(rc, GG_EINVAL);
+        CHECK_CONTAINS(gg_error_last(), "workdir");
+        CHECK_CONTAINS(gg_error_last(), values[i][1]);
+        cJSON_Delete(r);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1)
+        level = argv[1];
+    if (!strcmp(level, "namespaces")) {
+        if (!ggi_sandbox_probe()->namespaces) {
+            printf("SKIP: no namespace sandbox here: %s\n", ggi_sandbox_probe()->namespaces_why);
+            return 77;
+        }
+        setenv("GRYPHGEN_ZYGOTE", "0", 1);
+    }
+    if (!test_make_dir(tmp))
+        return 1;
+    gg_executor_options o;
+    gg_executor_options_init(&o, GG_EXECUTOR_OPTIONS_VERSION);
+    o.isolation = level;
+    o.min_isolation = level;
+    o.default_timeout_s = 120;
+    if (gg_executor_new(&ex, &o) != 0) {
+        fprintf(stderr, "gg_executor_new: %s\n", gg_error_last());
+        return 1;
+    }
+    CHECK(make_base() == 0);
+    job_in_copy();
+    base_protected();
+    files_not_through_links();
+    bad_workdirs();
+    gg_executor_destroy(&ex);
+    CHECK_RC(ggi_ws_remove(tmp), GG_OK);
+    return test_exit();
+}
