@@ -590,7 +590,9 @@ static void scan_line(const char *l, size_t n, cJSON *names, char *summary, size
     memcpy(line, l, k);
     line[k] = 0;
     const char *p;
-    if (!strncmp(line, "FAILED ", 7)) { /* pytest's short summary: FAILED path::name - msg */
+    if (!strncmp(line, "FAILED ", 7) && line[7] != '(') { /* pytest: FAILED path::name - msg
+                                                              * (unittest's FAILED (failures=1)
+                                                              * is no name) */
         p = line + 7;
         const char *end = strstr(p, " - ");
         add_name(names, p, end ? (size_t)(end - p) : strlen(p));
