@@ -7,7 +7,8 @@ workspace answered with whole files; an inline workspace with a shell test; and 
 diff that reaches outside with '..') that each end with a reason naming the field while the
 rest of the set runs. The source repository's HEAD and working tree are never touched, and
 the passing patch applies to it with `git apply --check`. Then `gryphgen run` on a workspace
-task, and kill -9 in the middle of a workspace attempt followed by a resumed run."""
+task, the shipped example (examples/workspace_tasks.jsonl) with replay and reference, and
+kill -9 in the middle of a workspace attempt followed by a resumed run."""
 
 import json
 import os
@@ -194,6 +195,23 @@ try:
                                                if n.startswith("attempt-")],
           "every attempt's copy is removed", os.listdir(attempts_dir)
           if os.path.isdir(attempts_dir) else None)
+
+    # The shipped example, run from the source root as examples/README.md says.
+    from clitest import SOURCE_ROOT
+    ex = os.path.join("examples", "workspace_tasks.jsonl")
+    exres = os.path.join(work, "example.jsonl")
+    p = gg(["eval", "--results", exres, ex], cwd=SOURCE_ROOT, timeout=300)
+    s = summary(p.stdout)
+    exrows = read_jsonl(exres) if os.path.exists(exres) else []
+    check(p.returncode == 0 and s.get("passed after repair") == 2 and
+          all(r.get("patch") and len(r.get("base_commit") or "") == 40 for r in exrows),
+          "the example: both tasks pass after repair, with patch and base_commit",
+          p.stdout + p.stderr)
+    check(any("test_add" in (r["history"][0].get("reason") or "") for r in exrows),
+          "the example: the first attempt's reason names test_add", exrows)
+    p = gg(["eval", "--generator", "reference", ex], cwd=SOURCE_ROOT, timeout=300)
+    check(p.returncode == 0 and summary(p.stdout).get("passed at first attempt") == 2,
+          "the example with --generator reference: both pass at once", p.stdout + p.stderr)
 
     # gryphgen run: a workspace task like any other.
     one = os.path.join(work, "one.json")
