@@ -224,16 +224,22 @@ int ggi_orq_resolve_workspace(cJSON **ws, const char *task_id)
     return GG_OK;
 }
 
-/* The normalised text a task's hash (and default id) is computed from: without the
- * workspace's packfile, which the commit names (and which need not come out byte for byte
- * the same when the same commit is packed again), so that a set run again finds its tasks. */
+/* The normalised text a task's hash (and default id) is computed from: the task as it was
+ * written, without what resolving its workspace added (the commit, the packfile). So a set
+ * run again finds its tasks (resumes them) even when a branch moved in between, and the
+ * stored task keeps the commit it was first pinned to. */
 static char *hash_text(ggi_task *t)
 {
-    cJSON *pack = t->workspace ? cJSON_DetachItemFromObjectCaseSensitive(t->workspace, "pack")
-                               : NULL;
+    cJSON *pack = NULL, *commit = NULL;
+    if (t->workspace) {
+        pack = cJSON_DetachItemFromObjectCaseSensitive(t->workspace, "pack");
+        commit = cJSON_DetachItemFromObjectCaseSensitive(t->workspace, "commit");
+    }
     cJSON *norm = ggi_task_to_json(t);
     char *text = norm ? ggi_json_print(norm) : NULL;
     cJSON_Delete(norm);
+    if (commit)
+        cJSON_AddItemToObject(t->workspace, "commit", commit);
     if (pack)
         cJSON_AddItemToObject(t->workspace, "pack", pack);
     return text;

@@ -246,6 +246,12 @@ try:
     os.killpg(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=60)
     check(ended_tasks(db2) == 0, "kill -9: the task has not ended", ended_tasks(db2))
+    # The branch moves before the resumed run (a change the fix no longer applies to): the
+    # task stays pinned to the commit it was first submitted at.
+    with open(os.path.join(repo, "calc.py"), "w") as f:
+        f.write(CALC.replace("def add(a, b):\n    return a - b", "def add(x, y):\n    return x - y"))
+    git("commit", "-q", "-am", "the branch moves", cwd=repo)
+    check(git("rev-parse", "HEAD", cwd=repo) != head, "the branch moved")
     open_gate(go)
     p = gg(cmd[1:] + ["--results", os.path.join(work, "slow.results")], timeout=600)
     rows2 = read_jsonl(os.path.join(work, "slow.results")) \
