@@ -184,15 +184,59 @@ static int make_read_only(const char *dir)
     return rc;
 }
 
-/* How a copy is made: hard links only when the job cannot write the base's files, which
- * holds for the namespace sandbox on a root host (its jobs run as another uid); a job that
- * runs as this user could write through a link into the base. */
+/* The uid the namespace sandbox runs jobs as on a root host (docs/executor.md). */
+#define SANDBOX_UID 65534
+
+/* Changes the owner of every entry of a tree (not following symbolic links). */
+static int chown_tree(const char *dir, uid_t uid, gid_t gid)
+{
+    if (lchown(dir, uid, gid) != 0)
+        return ggi_error(GG_EIO, "cannot change the owner of '%s': %s", dir, strerror(errno));
+    struct stat st;
+    if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return GG_OK;
+    DIR *d = opendir(dir);
+    if (!d)
+        return ggi_error(GG_EIO, "cannot read '%s': %s", dir, strerror(errno));
+    int rc = GG_OK;
+    struct dirent *e;
+    while (!rc && (e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        char *p = ggi_asprintf("%s/%s", dir, e->d_name);
+        rc = p ? chown_tree(p, uid, gid) : ggi_error(GG_ENOMEM, "out of memory");
+        free(p);
+    }
+    closedir(d);
+    return rc;
+}
+
+/* Whether jobs may run as the sandbox's uid rather than as this process's user: on a root
+ * host with the process backend, whose namespace level maps jobs onto "nobody". */
+static int jobs_may_be_nobody(const ggi_attempt_env *env)
+{
+    return geteuid() == 0 && strcmp(gg_executor_backend(env->executor), "process") == 0;
+}
+
+/* How a copy is made. Hard links only where the job cannot write the base's files: a task
+ * that asks for the namespace sandbox on a root host (its jobs run as uid 65534, the
+ * links' files are root's and read-only). Else a full copy, which on a root host is then
+ * given to uid 65534, so that a job in the namespace sandbox (the default level there) can
+ * write in it as a job running as root can anyway. */
 static int copy_mode(const ggi_attempt_env *env, const ggi_task *t)
 {
-    if (geteuid() == 0 && strcmp(gg_executor_backend(env->executor), "process") == 0 &&
-        t->isolation && strcmp(t->isolation, "namespaces") == 0)
+    if (jobs_may_be_nobody(env) && t->isolation && strcmp(t->isolation, "namespaces") == 0)
         return GGI_WS_COPY_LINK;
     return GGI_WS_COPY_FULL;
+}
+
+/* Gives a full copy to the user its job may run as (after the answer was applied to it,
+ * so the files and directories the answer made are the job's too). */
+static int hand_over(const ggi_attempt_env *env, const char *dir, int mode)
+{
+    if (mode != GGI_WS_COPY_FULL || !jobs_may_be_nobody(env))
+        return GG_OK;
+    return chown_tree(dir, SANDBOX_UID, SANDBOX_UID);
 }
 
 /* A new attempt directory path under attempts/ (not made). */
@@ -285,7 +329,8 @@ static int prepare(const ggi_attempt_env *env, const ggi_task *t, const char *ro
         rc = ggi_attempt_infra(rec, "setup", GG_ENOMEM, "out of memory", 1);
         goto out;
     }
-    if ((rc = ggi_ws_copy(base, tmp, GGI_WS_COPY_FULL)) != GG_OK) {
+    if ((rc = ggi_ws_copy(base, tmp, GGI_WS_COPY_FULL)) != GG_OK ||
+        (rc = hand_over(env, tmp, GGI_WS_COPY_FULL)) != GG_OK) {
         rc = ggi_attempt_infra(rec, "setup", rc, gg_error_last(), 1);
         goto out;
     }
@@ -323,7 +368,9 @@ static int prepare(const ggi_attempt_env *env, const ggi_task *t, const char *ro
         rc = GG_EINVAL;
         goto out;
     }
-    if ((rc = make_read_only(tmp)) != GG_OK) {
+    /* Back to this user before it becomes a base: a job must never own a base's files. */
+    if ((rc = chown_tree(tmp, geteuid(), getegid())) != GG_OK ||
+        (rc = make_read_only(tmp)) != GG_OK) {
         ggi_attempt_infra(rec, "setup", rc, gg_error_last(), 1);
         goto out;
     }
@@ -775,7 +822,8 @@ int ggi_attempt_workspace(const ggi_attempt_env *env, const cJSON *job, const gg
         ggi_attempt_infra(rec, "copy", GG_ENOMEM, "out of memory", 1);
         goto done;
     }
-    if ((rc = ggi_ws_copy(from, copy, copy_mode(env, t))) != GG_OK) {
+    int mode = copy_mode(env, t);
+    if ((rc = ggi_ws_copy(from, copy, mode)) != GG_OK) {
         ggi_attempt_infra(rec, "copy", rc, gg_error_last(), 1);
         goto done;
     }
@@ -825,6 +873,11 @@ int ggi_attempt_workspace(const ggi_attempt_env *env, const cJSON *job, const gg
     }
     changed = NULL;
     ggi_json_add_str(rec, "patch", diff);
+    if ((rc = hand_over(env, copy, mode)) != GG_OK) {
+        cJSON_DeleteItemFromObjectCaseSensitive(rec, "analysis");
+        ggi_attempt_infra(rec, "copy", rc, gg_error_last(), 1);
+        goto done;
+    }
 
     /* The task's tests, in the copy. */
     double te = ggi_now_ms();

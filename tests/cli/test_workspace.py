@@ -196,6 +196,68 @@ try:
           "every attempt's copy is removed", os.listdir(attempts_dir)
           if os.path.isdir(attempts_dir) else None)
 
+    # setup_command: runs once per base (the count file is outside the copy, so this set
+    # runs at rlimits), and what it made is in every attempt's copy; one that fails or does
+    # not exist ends its task naming the field. A test writing into its copy works.
+    count = os.path.join(work, "setup.count")
+    check_sh = ("[ -f built.txt ] && echo more > built.txt && echo new > new.txt && "
+                "[ \"$(cat v.txt)\" = 2 ] || { echo 'not ok 1 - v is 2'; exit 1; }")
+    setup_tasks = [
+        {"task_id": "ws-setup", "language": "python",
+         "workspace": {"files": {"v.txt": "0\n"}}, "test_command": check_sh,
+         "setup_command": "echo run >> %s; echo ok > built.txt" % count,
+         "candidates": [json.dumps({"files": {"v.txt": "1\n"}}),
+                        json.dumps({"files": {"v.txt": "3\n"}}),
+                        json.dumps({"files": {"v.txt": "2\n"}})]},
+        {"task_id": "ws-setup-fails", "language": "python",
+         "workspace": {"files": {"v.txt": "0\n"}}, "test_command": "true",
+         "setup_command": "echo broken >&2; exit 3", "candidates": ["x"]},
+        {"task_id": "ws-setup-missing", "language": "python",
+         "workspace": {"files": {"v.txt": "0\n"}}, "test_command": "true",
+         "setup_command": ["gryphgen-no-such-setup"], "candidates": ["x"]},
+        {"task_id": "ws-not-a-diff", "language": "python",
+         "workspace": {"files": {"v.txt": "0\n"}}, "test_command": "true",
+         "candidates": ["I would change v.txt, but here is no diff."]},
+    ]
+    spath = os.path.join(work, "setup.jsonl")
+    with open(spath, "w") as f:
+        for t in setup_tasks:
+            f.write(json.dumps(t) + "\n")
+    sres = os.path.join(work, "setup.results")
+    p = gg(["eval", "--isolation", "rlimits", "--results", sres, spath], timeout=300)
+    srows = {r.get("task_id"): r for r in read_jsonl(sres)} if os.path.exists(sres) else {}
+    r = srows.get("ws-setup", {})
+    check(r.get("status") == "passed" and r.get("passed_attempt") == 3,
+          "setup_command: its result is in every attempt's copy", r)
+    with open(count) if os.path.exists(count) else open(os.devnull) as f:
+        runs = f.read().split()
+    check(runs == ["run"], "setup_command ran once for three attempts", runs)
+    for tid in ("ws-setup-fails", "ws-setup-missing"):
+        r = srows.get(tid, {})
+        check(r.get("status") == "error" and "setup_command" in (r.get("reason") or ""),
+              "%s: error naming 'setup_command'" % tid, r)
+    check("broken" in (srows.get("ws-setup-fails", {}).get("reason") or ""),
+          "a failing setup's output is in the reason", srows.get("ws-setup-fails"))
+    r = srows.get("ws-not-a-diff", {})
+    check(r.get("status") == "failed" and "patch does not apply" in (r.get("reason") or ""),
+          "an answer that is not a diff fails its attempt", r)
+
+    # The same writing test at the default isolation (the namespace sandbox where this host
+    # has it): the job can write in its copy.
+    wpath = os.path.join(work, "write.jsonl")
+    with open(wpath, "w") as f:
+        f.write(json.dumps({"task_id": "ws-write", "language": "python",
+                            "workspace": {"files": {"v.txt": "0\n", "d/keep": ""}},
+                            "test_command": "echo x > v.txt && echo y > d/new && "
+                                            "mkdir -p e && echo z > e/f && cat n/m.txt",
+                            "candidates": ["--- /dev/null\n+++ b/n/m.txt\n@@ -0,0 +1 @@\n"
+                                           "+made by the answer\n"]}) + "\n")
+    p = gg(["eval", "--results", os.path.join(work, "write.results"), wpath], timeout=300)
+    wrows = read_jsonl(os.path.join(work, "write.results")) \
+        if os.path.exists(os.path.join(work, "write.results")) else [{}]
+    check(wrows[0].get("status") == "passed",
+          "a test command writes in its copy (and reads what the answer made)", wrows[0])
+
     # The shipped example, run from the source root as examples/README.md says.
     from clitest import SOURCE_ROOT
     ex = os.path.join("examples", "workspace_tasks.jsonl")
