@@ -297,7 +297,13 @@ static size_t parse_body(const line *ls, size_t n, size_t i, ggi_hunk *h, long o
             i++;
             continue;
         }
-        if (starts(l, "@@") || is_section_start(ls, n, i))
+        if (starts(l, "@@") || starts(l, "diff --git "))
+            break;
+        /* "--- x" then "+++ y" is the next file's header when a hunk follows it (a removed
+         * "-- x" and an added "++ y" otherwise). */
+        if (i + 2 < n && is_section_start(ls, n, i) && starts(&ls[i + 2], "@@"))
+            break;
+        if (satisfied && is_section_start(ls, n, i))
             break;
         if (l->len == 0) {
             /* A run of empty lines is empty context (models drop the space) only when the
@@ -456,6 +462,12 @@ static size_t parse_section(const line *ls, size_t n, size_t i, ggi_diff *d, int
             f->new_path = git_b, git_b = NULL;
         if (!f->old_path && !f->new_path)
             *err = set_bad(f, "a 'diff --git' line whose file names cannot be read");
+        if (*err)
+            goto out;
+    }
+    f->traditional = !git;
+    if (f->is_new && f->is_delete) {
+        *err = set_bad(f, "a section that both creates and deletes its file");
         if (*err)
             goto out;
     }

@@ -79,7 +79,9 @@ static const char *path_problem(const char *p)
         if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
             return "holds a control character";
     const char *s = p;
-    for (;;) {
+    for (int depth = 1;; depth++) {
+        if (depth > MAX_DEPTH)
+            return "is nested more than 128 directories deep";
         const char *e = strchr(s, '/');
         size_t n = e ? (size_t)(e - s) : strlen(s);
         if (n == 0)
@@ -101,7 +103,7 @@ static const char *path_problem(const char *p)
 static int split_path(char *buf, char **comps)
 {
     int n = 0;
-    for (char *s = buf; n < MAX_DEPTH;) {
+    for (char *s = buf; n < MAX_DEPTH;) { /* path_problem refused deeper paths */
         comps[n++] = s;
         char *e = strchr(s, '/');
         if (!e)
@@ -134,14 +136,20 @@ static int walk_parent(int root, char *buf, int create, int *fds, int *nfd, cons
                 return WALK_ERR;
             if (!create)
                 return WALK_MISSING;
+            /* A new directory gets its parent's mode (a copy's directories may be 0777
+             * for a job running as another user; mkdir's mode is cut by the umask). */
             struct stat pst;
             mode_t mode = fstat(cur, &pst) == 0 ? (pst.st_mode & 0777) | 0700 : 0755;
-            if (mkdirat(cur, comps[i], 0700) != 0 && errno != EEXIST)
+            int made = mkdirat(cur, comps[i], 0700) == 0;
+            if (!made && errno != EEXIST)
                 return WALK_ERR;
             int d = openat(cur, comps[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
             if (d < 0)
                 return errno == ELOOP ? WALK_LINK : errno == ENOTDIR ? WALK_NOTDIR : WALK_ERR;
-            fchmod(d, mode); /* mkdir's mode is cut by the umask */
+            if (made && fchmod(d, mode) != 0) {
+                close(d);
+                return WALK_ERR;
+            }
             fds[(*nfd)++] = cur = d;
             continue;
         }
@@ -323,6 +331,7 @@ static int set_content(ctx *c, entry *e, char *data, size_t len, mode_t mode)
                        GGI_PATCH_MAX_BYTES);
     }
     c->total += len;
+    c->total -= e->data ? e->len : 0;
     free(e->data);
     e->data = data;
     e->len = len;
@@ -392,12 +401,41 @@ static size_t rtrim_len(const char *p, size_t len)
     return len;
 }
 
+static int is_blank(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
+}
+
+/* Compares a file line with a hunk line: exactly (loose 0), ignoring whitespace at the end
+ * (1), or ignoring indentation and the length of runs of whitespace (2: tabs that became
+ * spaces); words run together never match words apart. */
 static int line_eq(const fline *f, const ggi_hunk_line *h, int loose)
 {
     if (!loose)
         return f->len == h->len && memcmp(f->p, h->text, f->len) == 0;
     size_t a = rtrim_len(f->p, f->len), b = rtrim_len(h->text, h->len);
-    return a == b && memcmp(f->p, h->text, a) == 0;
+    if (loose == 1)
+        return a == b && memcmp(f->p, h->text, a) == 0;
+    size_t i = 0, k = 0;
+    while (i < a && is_blank(f->p[i]))
+        i++;
+    while (k < b && is_blank(h->text[k]))
+        k++;
+    while (i < a && k < b) {
+        int wi = is_blank(f->p[i]), wk = is_blank(h->text[k]);
+        if (wi != wk)
+            return 0;
+        if (wi) { /* a run of blanks matches a run of any length, never none */
+            while (i < a && is_blank(f->p[i]))
+                i++;
+            while (k < b && is_blank(h->text[k]))
+                k++;
+            continue;
+        }
+        if (f->p[i++] != h->text[k++])
+            return 0;
+    }
+    return i == a && k == b;
 }
 
 /* Does the hunk's preimage (pre[0..m)) match the file at line at? */
@@ -444,7 +482,9 @@ static void excerpt(char *dst, size_t size, const char *p, size_t len)
 /*
  * Applies the hunks of f to data[0, len): each placed at its header's line (moved by the
  * offset the previous hunk was found at), then at the nearest line above or below, then
- * again ignoring whitespace at line ends, never before the end of the previous hunk.
+ * again ignoring whitespace at line ends, then ignoring changes in whitespace (git apply
+ * --ignore-whitespace), never before the end of the previous hunk. Context lines keep the
+ * file's text.
  * *out gets the new content (malloc'd). A hunk that fits nowhere is a finding.
  */
 static int apply_hunks(ctx *c, const char *path, const ggi_file_patch *f, const char *data,
@@ -491,7 +531,7 @@ static int apply_hunks(ctx *c, const char *path, const ggi_file_patch *f, const 
             long hi = (long)(n - m);
             if (want > hi)
                 want = hi;
-            for (int loose = 0; loose < 2 && found < 0 && c->budget > 0; loose++) {
+            for (int loose = 0; loose < 3 && found < 0 && c->budget > 0; loose++) {
                 for (long d = 0; found < 0 && c->budget > 0; d++) {
                     long up = want - d, down = want + d;
                     int any = 0;
@@ -605,10 +645,25 @@ static int check_git_mode(ctx *c, const char *path, unsigned m)
     return finding(c, GG_EINVAL, path, 0, "file '%s': mode %o is not a file mode", path, m);
 }
 
+/* Does every hunk of f only add lines (so that it can only mean a new file)? */
+static int hunks_only_add(const ggi_file_patch *f)
+{
+    if (f->n_hunks == 0)
+        return 0;
+    for (size_t k = 0; k < f->n_hunks; k++)
+        for (size_t i = 0; i < f->hunks[k].n; i++)
+            if (f->hunks[k].lines[i].op != '+')
+                return 0;
+    return 1;
+}
+
 static int apply_section(ctx *c, overlay *o, const ggi_file_patch *f)
 {
     const char *name = f->new_path ? f->new_path : f->old_path;
     int err = 0;
+    const char *old_path = f->old_path, *new_path = f->new_path;
+    if (!f->bad && ((!f->is_new && !old_path) || (!f->is_delete && !new_path)))
+        return finding(c, GG_EINVAL, name, 0, "the diff has a section without file names");
     if (f->bad)
         return finding(c, GG_EINVAL, name, 0, "the diff has %s%s%s", f->bad,
                        name ? " for " : "", name ? name : "");
@@ -616,55 +671,78 @@ static int apply_section(ctx *c, overlay *o, const ggi_file_patch *f)
         return finding(c, GG_EINVAL, name, 0,
                        "file '%s': binary patches are not supported; answer with text "
                        "changes", name);
-    if ((err = check_git_mode(c, name, f->new_mode)) || (err = check_git_mode(c, name, f->old_mode)))
+    if ((err = check_git_mode(c, name, f->new_mode)) ||
+        (err = check_git_mode(c, name, f->old_mode)))
         return err;
     entry *src = NULL, *dst = NULL;
-    if (f->old_path && !(src = get_entry(c, o, f->old_path, &err)))
+    if (f->traditional && !f->is_new && !f->is_delete && strcmp(old_path, new_path) != 0) {
+        /* diff -u x.orig x: one file changes; take the name that exists (the new one
+         * first), as patch(1) does. */
+        entry *e = get_entry(c, o, new_path, &err);
+        if (!e)
+            return err ? err : c->status;
+        if (e->exists)
+            old_path = new_path;
+        else
+            new_path = old_path;
+    }
+    if (old_path && !(src = get_entry(c, o, old_path, &err)))
         return err ? err : c->status;
     if (f->is_new) {
-        if (!(dst = get_entry(c, o, f->new_path, &err)))
+        if (!(dst = get_entry(c, o, new_path, &err)))
             return err ? err : c->status;
         if (dst->exists)
-            return finding(c, GG_EINVAL, f->new_path, 0,
-                           "file '%s': the diff creates it but it already exists", f->new_path);
+            return finding(c, GG_EINVAL, new_path, 0,
+                           "file '%s': the diff creates it but it already exists", new_path);
         char *data = NULL;
         size_t len = 0;
-        if ((err = apply_hunks(c, f->new_path, f, "", 0, &data, &len)))
+        if ((err = apply_hunks(c, new_path, f, "", 0, &data, &len)))
             return err;
         mode_t mode = f->new_mode == 0100755 ? 0755 : 0644;
         return set_content(c, dst, data, len, mode);
     }
+    if (!src->exists && !f->is_delete && hunks_only_add(f)) {
+        /* A new file written as a change ("--- a/x" instead of /dev/null): create it. */
+        char *data = NULL;
+        size_t len = 0;
+        if (strcmp(old_path, new_path) != 0)
+            return finding(c, GG_EINVAL, old_path, 0,
+                           "file '%s': the diff renames it but it does not exist", old_path);
+        if ((err = apply_hunks(c, new_path, f, "", 0, &data, &len)))
+            return err;
+        return set_content(c, src, data, len, f->new_mode == 0100755 ? 0755 : 0644);
+    }
     if (!src->exists)
-        return finding(c, GG_EINVAL, f->old_path, 0,
+        return finding(c, GG_EINVAL, old_path, 0,
                        f->is_delete ? "file '%s': the diff deletes it but it does not exist"
                                     : "file '%s': the diff changes it but it does not exist",
-                       f->old_path);
+                       old_path);
     char *data = NULL;
     size_t len = 0;
-    if ((err = apply_hunks(c, f->old_path, f, src->data, src->len, &data, &len)))
+    if ((err = apply_hunks(c, old_path, f, src->data, src->len, &data, &len)))
         return err;
     if (f->is_delete) {
         free(data);
         if (len != 0)
-            return finding(c, GG_EINVAL, f->old_path, 0,
+            return finding(c, GG_EINVAL, old_path, 0,
                            "file '%s': the diff deletes it but the file holds lines the diff "
-                           "does not remove", f->old_path);
+                           "does not remove", old_path);
         set_deleted(src);
         return 0;
     }
     mode_t mode = git_mode_bits(f->new_mode, (src->mode & 0777) | 0200);
-    if (strcmp(f->old_path, f->new_path) != 0) {
-        if (!(dst = get_entry(c, o, f->new_path, &err))) {
+    if (strcmp(old_path, new_path) != 0) {
+        if (!(dst = get_entry(c, o, new_path, &err))) {
             free(data);
             return err ? err : c->status;
         }
         /* get_entry may have moved the array */
-        src = get_entry(c, o, f->old_path, &err);
+        src = get_entry(c, o, old_path, &err);
         if (dst->exists) {
             free(data);
-            return finding(c, GG_EINVAL, f->new_path, 0,
+            return finding(c, GG_EINVAL, new_path, 0,
                            "file '%s': the diff %s '%s' onto it but it already exists",
-                           f->new_path, f->is_copy ? "copies" : "renames", f->old_path);
+                           new_path, f->is_copy ? "copies" : "renames", old_path);
         }
         if (!f->is_copy)
             set_deleted(src);
@@ -828,11 +906,13 @@ int ggi_patch_apply(const char *dir, const char *answer, size_t len, int *out_ki
     memset(&a, 0, sizeof a);
     overlay o = {0};
     int err = 0;
-    if (!answer || len > GGI_PATCH_MAX_TEXT) {
-        err = finding(&c, answer ? GG_ETOOBIG : GG_EINVAL, NULL, 0,
-                      answer ? "the answer is %zu bytes, the limit is %u"
-                             : "the answer is missing%.0zu%.0u",
-                      len, GGI_PATCH_MAX_TEXT);
+    if (!answer) {
+        err = finding(&c, GG_EINVAL, NULL, 0, "the answer is missing");
+        goto done;
+    }
+    if (len > GGI_PATCH_MAX_TEXT) {
+        err = finding(&c, GG_ETOOBIG, NULL, 0, "the answer is %zu bytes, the limit is %u", len,
+                      GGI_PATCH_MAX_TEXT);
         goto done;
     }
     if (memchr(answer, '\0', len)) {
@@ -982,13 +1062,15 @@ static void git_init(void)
 /* A file as the diff sees it. */
 typedef struct side {
     int exists;
+    dev_t dev;      /* of a regular file */
+    ino_t ino;
     unsigned mode;  /* git mode */
     char *data;
     size_t len;
 } side;
 
 /* Reads root/path without following links (a link's content is its target). */
-static int read_side(int root, const char *path, side *s)
+static int read_side(int root, const char *path, side *s, int with_data)
 {
     memset(s, 0, sizeof *s);
     char *buf = ggi_strdup(path);
@@ -1002,6 +1084,13 @@ static int read_side(int root, const char *path, side *s)
     struct stat st;
     if (fstatat(parent, last, &st, AT_SYMLINK_NOFOLLOW) != 0)
         goto out;
+    if (!with_data) {
+        s->exists = S_ISLNK(st.st_mode) || S_ISREG(st.st_mode);
+        s->dev = st.st_dev;
+        s->ino = st.st_ino;
+        s->mode = S_ISLNK(st.st_mode) ? 0120000 : (st.st_mode & 0100) ? 0100755 : 0100644;
+        goto out;
+    }
     if (S_ISLNK(st.st_mode)) {
         char target[4096];
         ssize_t n = readlinkat(parent, last, target, sizeof target);
@@ -1150,7 +1239,8 @@ static int diff_one(ggi_buf *b, const char *path, const side *o, const side *n)
                                path, n->exists ? n->data : NULL, n->exists ? n->len : 0, path,
                                &opts) != 0) {
         const git_error *ge = git_error_last();
-        return ggi_error(GG_EIO, "diff of '%s': %s", path, ge && ge->message ? ge->message : "libgit2 failed");
+        return ggi_error(GG_EIO, "diff of '%s': %s", path,
+                         ge && ge->message ? ge->message : "libgit2 failed");
     }
     err = ggi_buf_puts(b, "--- ");
     if (!err) err = o->exists ? put_path(b, "a/", path) : ggi_buf_puts(b, "/dev/null");
@@ -1233,6 +1323,10 @@ static int collect(const char *root, const char *rel, cJSON *out, int depth)
         if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
             if (S_ISDIR(st.st_mode))
                 err = collect(root, p, out, depth + 1);
+            else if ((S_ISREG(st.st_mode) || S_ISLNK(st.st_mode)) &&
+                     cJSON_GetArraySize(out) >= GGI_PATCH_MAX_TREE_FILES)
+                err = ggi_error(GG_ETOOBIG, "the trees to compare hold more than %d files",
+                                GGI_PATCH_MAX_TREE_FILES);
             else if (S_ISREG(st.st_mode) || S_ISLNK(st.st_mode))
                 err = cJSON_AddItemToArray(out, cJSON_CreateString(p)) ? 0 : GG_ENOMEM;
         }
@@ -1284,14 +1378,23 @@ int ggi_patch_diff(const char *base_dir, const char *dir, const cJSON *paths, ch
         if (i && strcmp(list[i], list[i - 1]) == 0)
             continue;
         side so, sn;
-        err = read_side(bfd, list[i], &so);
+        /* A file of the copy that is still a hard link to the base's file is unchanged
+         * (ggi_ws_copy's links): no need to read either. */
+        if ((err = read_side(bfd, list[i], &so, 0)) || (err = read_side(dfd, list[i], &sn, 0)))
+            break;
+        if (so.exists && sn.exists && so.mode != 0120000 && so.mode == sn.mode &&
+            so.dev == sn.dev && so.ino == sn.ino)
+            continue;
+        err = read_side(bfd, list[i], &so, 1);
         if (!err) {
-            err = read_side(dfd, list[i], &sn);
+            err = read_side(dfd, list[i], &sn, 1);
             if (!err)
                 err = diff_one(&b, list[i], &so, &sn);
             free(sn.data);
         }
         free(so.data);
+        if (!err && b.len > GGI_PATCH_MAX_BYTES)
+            err = ggi_error(GG_ETOOBIG, "the diff is over %u bytes", GGI_PATCH_MAX_BYTES);
     }
     if (bfd >= 0)
         close(bfd);

@@ -6,10 +6,15 @@
  *
  * Applying follows git apply: each hunk is placed where its context and removed lines match,
  * first at the line its header names, then at the nearest offset above or below; then again
- * ignoring whitespace at line ends. Counts in "@@" headers are recomputed from the hunk's
- * body. New, deleted and renamed files (git's extended headers) are understood; binary
- * patches are refused. A hunk that matches nowhere fails the whole answer and names itself
- * (file, hunk number, the first context line it looked for): that message is the feedback.
+ * ignoring whitespace at line ends; then ignoring changes in whitespace (tabs a model turned
+ * into spaces), context lines keeping the file's own text. Counts in "@@" headers are
+ * recomputed from the hunk's body. New, deleted and renamed files (git's extended headers)
+ * are understood; binary patches are refused. A hunk that matches nowhere fails the whole
+ * answer and names itself (file, hunk number, the first context line it looked for): that
+ * message is the feedback. Leniencies for models: prose and fences around the diff, CRLF,
+ * "@@ -3 +3 @@" and "@@ ... @@" headers, empty context lines without their space, a plain
+ * "diff -u x.orig x" (one file changes), a new file written as "--- a/x" with only added
+ * lines.
  *
  * Safety: every path the answer names is checked before anything is written: absolute
  * paths, "..", a ".git" component, and paths that reach through a symbolic link (to anywhere)
@@ -29,7 +34,9 @@
 #define GGI_PATCH_MAX_TEXT (8u << 20)  /* an answer's text */
 #define GGI_PATCH_MAX_FILES 1000       /* files one answer touches */
 #define GGI_PATCH_MAX_FILE_BYTES (16u << 20) /* one file, before or after the answer */
-#define GGI_PATCH_MAX_BYTES (64u << 20) /* all files one answer touches, held in memory */
+#define GGI_PATCH_MAX_BYTES (64u << 20) /* all files one answer touches, held in memory;
+                                          * and a diff ggi_patch_diff writes */
+#define GGI_PATCH_MAX_TREE_FILES 100000 /* files of both trees ggi_patch_diff compares */
 
 /** What a generator's answer was read as. */
 enum { GGI_PATCH_DIFF = 1, GGI_PATCH_FILES = 2 };
@@ -59,8 +66,17 @@ int ggi_patch_apply(const char *dir, const char *answer, size_t len, int *out_ki
  * The unified diff (git's format: "diff --git a/p b/p", index-less, new/deleted file modes,
  * "\ No newline at end of file") that turns the tree at base_dir into the tree at dir, for
  * the given relative paths only (those ggi_patch_apply reported; NULL: compare the whole
- * trees, skipping ".git"). *out is malloc'd ("" when nothing differs). A binary file is
- * written as "Binary files a/p and b/p differ". GG_EIO, GG_ENOMEM.
+ * trees, skipping every ".git" directory). *out is malloc'd ("" when nothing differs).
+ * Each section has an "index" line of abbreviated blob ids, as git writes; a new or deleted
+ * empty file gets its "---"/"+++" lines without a hunk (libgit2 1.5 needs them); symbolic
+ * links are compared as links (mode 120000, content = target; ggi_patch_apply refuses to
+ * make them); a file whose type changes is a deletion and a creation. A file of dir that is
+ * the same inode as its base file (a hard-linked copy) is unchanged without being read.
+ * Paths that are not safe relative paths (patch_apply's rules) are skipped. Accepted by
+ * `git apply` and by libgit2's git_diff_from_buffer + git_apply_to_tree (tested). A binary
+ * file is written as "Binary files a/p and b/p differ" (which neither applier accepts).
+ * GG_EIO, GG_ENOMEM; GG_ETOOBIG for a file over GGI_PATCH_MAX_FILE_BYTES, more than
+ * GGI_PATCH_MAX_TREE_FILES files, or a diff over GGI_PATCH_MAX_BYTES.
  */
 int ggi_patch_diff(const char *base_dir, const char *dir, const cJSON *paths, char **out);
 

@@ -6,16 +6,17 @@
 #
 # Usage: tests/fuzz/run.sh [SECONDS_PER_TARGET]      (default 20)
 # Environment: GG_FUZZ_BUILD (default build-fuzz in the source root), CLANG (default clang),
-#              GG_FUZZ_TARGETS (default "task protocol keys").
+#              GG_FUZZ_TARGETS (default "task protocol keys patch").
 # Needs: clang, libclang-rt-14-dev (libFuzzer and the sanitizer runtimes), pkg-config,
-#        libcjson-dev, libcurl4-openssl-dev, libzmq3-dev.
+#        libcjson-dev, libcurl4-openssl-dev, libzmq3-dev, libgit2-dev.
+# A target's dictionary is tests/fuzz/NAME.dict when there is one, else json.dict.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 secs=${1:-20}
 out=${GG_FUZZ_BUILD:-$root/build-fuzz}
 clang=${CLANG:-clang}
-targets=${GG_FUZZ_TARGETS:-task protocol keys}
+targets=${GG_FUZZ_TARGETS:-task protocol keys patch}
 
 case $secs in ''|*[!0-9]*) echo "fuzz: SECONDS_PER_TARGET must be a number"; exit 2 ;; esac
 command -v "$clang" >/dev/null || { echo "fuzz: $clang not found (apt-get install clang)"; exit 1; }
@@ -43,20 +44,31 @@ sources_of() { # the library sources each target needs besides lib/core
         task) ;;
         protocol) echo "$root/lib/orchestrator/protocol.c" ;;
         keys) echo "$root/lib/net/keys.c" ;;
+        patch) echo "$root/lib/workspace/patch.c $root/lib/workspace/diff_parse.c" ;;
         *) echo "fuzz: unknown target '$1'" >&2; return 1 ;;
+    esac
+}
+
+libs_of() { # the libraries a target needs besides the common ones
+    case $1 in
+        patch) pkg-config --libs libgit2 ;;
+        *) ;;
     esac
 }
 
 fail=0
 for t in $targets; do
     extra=$(sources_of "$t")
+    extra_libs=$(libs_of "$t")
+    dict="$root/tests/fuzz/$t.dict"
+    [ -f "$dict" ] || dict="$root/tests/fuzz/json.dict"
     for f in $extra; do
         [ -f "$f" ] || { echo "fuzz: $t needs $f, which does not exist"; exit 1; }
     done
     echo "== fuzz_$t: build"
     # shellcheck disable=SC2086
     "$clang" "${cflags[@]}" $deps_cflags "$root/tests/fuzz/fuzz_$t.c" "${core[@]}" $extra \
-        -o "$out/fuzz_$t" $deps_libs -lm -lpthread
+        -o "$out/fuzz_$t" $deps_libs $extra_libs -lm -lpthread
     seeds="$root/tests/fuzz/corpus/$t"
     work="$out/corpus-$t"
     mkdir -p "$work"
@@ -66,7 +78,7 @@ for t in $targets; do
          UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
          "$out/fuzz_$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
             -max_len=65536 -print_final_stats=1 -artifact_prefix="$out/crash-$t-" \
-            -dict="$root/tests/fuzz/json.dict" "$work" "$seeds" >"$out/fuzz_$t.log" 2>&1; then
+            -dict="$dict" "$work" "$seeds" >"$out/fuzz_$t.log" 2>&1; then
         echo "FAIL: fuzz_$t (log: $out/fuzz_$t.log)"
         grep -E "ERROR|SUMMARY|Test unit written|^artifact_prefix" "$out/fuzz_$t.log" | head -20 || true
         tail -40 "$out/fuzz_$t.log"

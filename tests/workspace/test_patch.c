@@ -274,6 +274,17 @@ static void test_counts_and_offsets(void)
                      NULL, &findings), 0);
     CHECK_FILE(dir, "ws.txt", "a  \nB\nc\n");
 
+    /* Tabs the model turned into spaces: the context keeps the file's tabs. */
+    fresh();
+    put(dir, "tab.c", "int f(void)\n{\n\treturn 1;\n}\n", 0644);
+    CHECK_RC(apply_s("--- a/tab.c\n+++ b/tab.c\n@@ -1,4 +1,5 @@\n int f(void)\n {\n"
+                     "+\tint x = 2;\n     return 1;\n }\n",
+                     NULL, NULL, &findings), 0);
+    CHECK_FILE(dir, "tab.c", "int f(void)\n{\n\tint x = 2;\n\treturn 1;\n}\n");
+    /* ... but different words are not whitespace. */
+    expect_refused("--- a/hello.c\n+++ b/hello.c\n@@ -6 +6 @@\n-    return0;\n+    return 1;\n",
+                   GG_EINVAL, "hunk 1 does not apply");
+
     /* Empty context lines without their space (models drop it). */
     fresh();
     CHECK_RC(apply_s("--- a/src/lib.py\n+++ b/src/lib.py\n@@ -1,6 +1,6 @@\n def f(x):\n"
@@ -287,6 +298,45 @@ static void test_counts_and_offsets(void)
                      "-    return y\n+    return 2 * y\n",
                      NULL, NULL, &findings), 0);
     CHECK_FILE(dir, "src/lib.py", "def f(x):\n    return x\n\n\ndef g(y):\n    return 2 * y\n");
+}
+
+static void test_model_mistakes(void)
+{
+    cJSON *findings = NULL;
+    /* diff -u hello.c.orig hello.c: one file changes, no rename. */
+    fresh();
+    CHECK_RC(apply_s("--- hello.c.orig\t2024-01-01 10:00:00.000000000 +0000\n"
+                     "+++ hello.c\t2024-01-01 10:01:00.000000000 +0000\n"
+                     "@@ -3,5 +3,5 @@\n int main(void)\n {\n-    printf(\"hello\\n\");\n"
+                     "+    printf(\"hello, world\\n\");\n     return 0;\n }\n",
+                     NULL, NULL, &findings), 0);
+    CHECK_FILE(dir, "hello.c", HELLO_AFTER);
+    CHECK(!exists(dir, "hello.c.orig"));
+
+    /* A new file written as a change of a file that does not exist. */
+    fresh();
+    CHECK_RC(apply_s("--- a/notes.txt\n+++ b/notes.txt\n@@ -0,0 +1,2 @@\n+one\n+two\n", NULL,
+                     NULL, &findings), 0);
+    CHECK_FILE(dir, "notes.txt", "one\ntwo\n");
+
+    /* Removed "-- x" and added "++ y" lines inside a hunk are not a new file's header. */
+    fresh();
+    put(dir, "q.sql", "select 1;\n-- old comment\nselect 2;\n", 0644);
+    CHECK_RC(apply_s("--- a/q.sql\n+++ b/q.sql\n@@ -1,3 +1,3 @@\n select 1;\n--- old comment\n"
+                     "+++ new comment\n select 2;\n",
+                     NULL, NULL, &findings), 0);
+    CHECK_FILE(dir, "q.sql", "select 1;\n++ new comment\nselect 2;\n");
+
+    /* Two sections for the same file apply one after the other. */
+    fresh();
+    CHECK_RC(apply_s("--- a/run.sh\n+++ b/run.sh\n@@ -2 +2 @@\n-echo run\n+echo one\n"
+                     "--- a/run.sh\n+++ b/run.sh\n@@ -2 +2 @@\n-echo one\n+echo two\n",
+                     NULL, NULL, &findings), 0);
+    CHECK_FILE(dir, "run.sh", "#!/bin/sh\necho two\n");
+    CHECK(mode_of(dir, "run.sh") == 0755);
+
+    expect_refused("diff --git a/x b/x\nnew file mode 100644\ndeleted file mode 100644\n",
+                   GG_EINVAL, "both creates and deletes");
 }
 
 static void test_no_newline(void)
@@ -430,8 +480,10 @@ static void test_whole_files(void)
     cJSON *findings = NULL, *changed = NULL;
     int kind = 0;
     fresh();
-    CHECK_RC(apply_s("Here you go:\n```json\n{\"files\": {\"hello.c\": \"int main(void) { return 1; }\\n\","
-                     " \"docs/new.md\": \"# New\\n\", \"src/lib.py\": null, \"run.sh\": \"#!/bin/sh\\n\"}}\n```\n",
+    CHECK_RC(apply_s("Here you go:\n```json\n{\"files\": {"
+                     "\"hello.c\": \"int main(void) { return 1; }\\n\","
+                     " \"docs/new.md\": \"# New\\n\", \"src/lib.py\": null,"
+                     " \"run.sh\": \"#!/bin/sh\\n\"}}\n```\n",
                      &kind, &changed, &findings), 0);
     CHECK(kind == GGI_PATCH_FILES);
     CHECK_FILE(dir, "hello.c", "int main(void) { return 1; }\n");
@@ -485,6 +537,12 @@ static void test_hostile_paths(void)
         ggi_buf_puts(&b, "x");
     ggi_buf_puts(&b, "\n@@ -0,0 +1 @@\n+x\n");
     expect_refused(b.data, GG_EINVAL, "longer than 1024");
+    ggi_buf_free(&b);
+    ggi_buf_puts(&b, "--- /dev/null\n+++ b/");
+    for (int i = 0; i < 130; i++)
+        ggi_buf_puts(&b, "d/");
+    ggi_buf_puts(&b, "f\n@@ -0,0 +1 @@\n+x\n");
+    expect_refused(b.data, GG_EINVAL, "nested more than 128");
     ggi_buf_free(&b);
 }
 
@@ -615,6 +673,7 @@ int main(void)
     test_fences_and_prose();
     test_crlf_answer();
     test_counts_and_offsets();
+    test_model_mistakes();
     test_no_newline();
     test_new_delete_rename();
     test_hunk_fails();

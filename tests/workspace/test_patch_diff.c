@@ -287,6 +287,24 @@ static void test_paths_and_edge_cases(void)
     free(patch);
     cJSON_Delete(paths);
 
+    /* A copy made of hard links (ggi_ws_copy's LINK mode): linked files are unchanged; a
+     * file replaced by a new one (even with the same size) is compared. */
+    char lbase[400], lcopy[400];
+    snprintf(lbase, sizeof lbase, "%s/lbase", root);
+    snprintf(lcopy, sizeof lcopy, "%s/lcopy", root);
+    CHECK(mkdir(lbase, 0755) == 0);
+    puts_file(lbase, "a.txt", "aaa\n", 0444);
+    puts_file(lbase, "d/b.txt", "bbb\n", 0444);
+    CHECK(sh("cp -al '%s' '%s'", lbase, lcopy) == 0);
+    CHECK_RC(ggi_patch_diff(lbase, lcopy, NULL, &patch), 0);
+    CHECK_STR(patch, "");
+    free(patch);
+    puts_file(lcopy, "d/b.txt", "BBB\n", 0644);
+    CHECK_RC(ggi_patch_diff(lbase, lcopy, NULL, &patch), 0);
+    CHECK_CONTAINS(patch, "-bbb\n+BBB\n");
+    CHECK(patch && strstr(patch, "a.txt") == NULL);
+    free(patch);
+
     /* A missing tree is GG_EIO. */
     char missing[400];
     snprintf(missing, sizeof missing, "%s/missing", root);
