@@ -77,15 +77,26 @@ try:
     check(len(hist) == 2 and "test_add" in (hist[0].get("reason") or ""),
           "the failing test is named in the first attempt's reason", hist[:1])
 
-    # A missing repository: refused by the submitter, naming the field.
+    # A missing repository: refused by the submitter, naming the field; the other tasks of
+    # the same batch are submitted (the batch's indices stay right).
     bad = os.path.join(work, "bad.jsonl")
     with open(bad, "w") as f:
+        f.write(json.dumps({"task_id": "grid-plain", "language": "python",
+                            "test": "assert f() == 1",
+                            "candidates": ["def f():\n    return 1\n"]}) + "\n")
         f.write(json.dumps({"task_id": "grid-ws-missing", "language": "python",
                             "workspace": {"repo": os.path.join(work, "nowhere")},
                             "test_command": "true"}) + "\n")
+        f.write(json.dumps({"task_id": "grid-plain-2", "language": "python",
+                            "test": "assert f() == 2",
+                            "candidates": ["def f():\n    return 2\n"]}) + "\n")
     p = gg(["submit", "--insecure", "--connect", ep, bad])
-    check(p.returncode != 0 and "workspace.repo" in p.stderr,
-          "a missing repository is refused naming workspace.repo", p.stdout + p.stderr)
+    check(p.returncode != 0 and "task 2 of the batch" in p.stderr and
+          "workspace.repo" in p.stderr,
+          "a missing repository is refused naming workspace.repo and its place in the batch",
+          p.stdout + p.stderr)
+    check(p.stdout.split() == ["grid-plain", "grid-plain-2"],
+          "the batch's other tasks are submitted", p.stdout)
 finally:
     stop_all()
     for d, dirs, _ in os.walk(work):  # the cache's bases are read-only
