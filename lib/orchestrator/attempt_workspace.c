@@ -776,7 +776,7 @@ int ggi_attempt_workspace(const ggi_attempt_env *env, const cJSON *job, const gg
     /* Context: the base's files, listed and retrieved. */
     files = cJSON_CreateArray();
     int truncated = 0;
-    list_files(from, "", files, WS_INDEX_MAX_FILES, &truncated);
+    list_files(base, "", files, WS_INDEX_MAX_FILES, &truncated); /* the tree, not setup output */
     sort_strings(files);
     index = open_index(env, root, base, tree, files);
     context = workspace_context(index, t, job, env->log);

@@ -258,6 +258,24 @@ try:
     check(wrows[0].get("status") == "passed",
           "a test command writes in its copy (and reads what the answer made)", wrows[0])
 
+    # The machinery failing (a root that cannot be made: a file is in its way) is an
+    # infrastructure fault: retried, then the task errors, with no failed attempt counted.
+    blocker = os.path.join(work, "blocker")
+    with open(blocker, "w") as f:
+        f.write("a file, not a directory\n")
+    ipath = os.path.join(work, "infra.jsonl")
+    with open(ipath, "w") as f:
+        f.write(json.dumps(dict(tasks[2], task_id="ws-infra")) + "\n")
+    ires = os.path.join(work, "infra.results")
+    p = subprocess.run([GRYPHGEN, "eval", "--results", ires, ipath], capture_output=True,
+                       text=True, timeout=300,
+                       env=env(GRYPHGEN_WS_ROOT=os.path.join(blocker, "root")))
+    irows = read_jsonl(ires) if os.path.exists(ires) else [{}]
+    check(irows[0].get("status") == "error" and irows[0].get("attempts") == 0 and
+          (irows[0].get("reason") or "").startswith("workspace:"),
+          "a cache that cannot be made: an infrastructure error, no attempt counted",
+          irows[0])
+
     # The shipped example, run from the source root as examples/README.md says.
     from clitest import SOURCE_ROOT
     ex = os.path.join("examples", "workspace_tasks.jsonl")
