@@ -2,8 +2,9 @@
 `gryphgen submit --connect` resolves the task on the submitter's side (a local repository is
 packed into it), the source repository is then deleted, and only then does a worker join:
 it builds the base from the shipped pack, runs the wrong and then the right diff, and the
-result carries the patch and the base commit. A task whose repository is missing is refused
-by the submitter naming the field."""
+result carries the patch and the base commit. A repository given by URL (file://) is not
+packed: the worker fetches it. A task whose repository is missing is refused by the submitter
+naming the field, and the other tasks of its batch go."""
 
 import json
 import os
@@ -76,6 +77,29 @@ try:
     hist = r.get("history") or []
     check(len(hist) == 2 and "test_add" in (hist[0].get("reason") or ""),
           "the failing test is named in the first attempt's reason", hist[:1])
+
+    # A repository given by URL is not packed: the worker fetches it at the pinned commit.
+    repo2 = os.path.join(work, "repo2")
+    os.makedirs(repo2)
+    with open(os.path.join(repo2, "calc.py"), "w") as f:
+        f.write(CALC)
+    with open(os.path.join(repo2, "test_calc.py"), "w") as f:
+        f.write(TESTS)
+    git(repo2, "init", "-q", "-b", "main")
+    git(repo2, "add", ".")
+    git(repo2, "commit", "-q", "-m", "calc")
+    head2 = git(repo2, "rev-parse", "HEAD")
+    url_task = os.path.join(work, "url.jsonl")
+    with open(url_task, "w") as f:
+        f.write(json.dumps({"task_id": "grid-ws-url", "language": "python",
+                            "workspace": {"repo": "file://" + repo2, "ref": "main"},
+                            "test_command": ["python3", "-m", "unittest"],
+                            "candidates": [RIGHT]}) + "\n")
+    p = gg(["submit", "--insecure", "--connect", ep, "--wait", url_task], timeout=600)
+    lines = p.stdout.splitlines()
+    r = json.loads(lines[1]) if len(lines) > 1 else {}
+    check(r.get("status") == "passed" and r.get("base_commit") == head2,
+          "a repository URL: the worker fetches it at the pinned commit", p.stdout + p.stderr)
 
     # A missing repository: refused by the submitter, naming the field; the other tasks of
     # the same batch are submitted (the batch's indices stay right).
