@@ -326,6 +326,8 @@ try:
     os.killpg(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=60)
     check(ended_tasks(db2) == 0, "kill -9: the task has not ended", ended_tasks(db2))
+    check([n for n in os.listdir(attempts_dir) if n.startswith("attempt-")],
+          "kill -9: the attempt's copy is left behind", os.listdir(attempts_dir))
     # The branch moves before the resumed run (a change the fix no longer applies to): the
     # task stays pinned to the commit it was first submitted at.
     with open(os.path.join(repo, "calc.py"), "w") as f:
@@ -340,6 +342,8 @@ try:
           rows2[0].get("base_commit") == head and rows2[0].get("patch"),
           "the resumed run passes the task with its patch", p.stdout + p.stderr)
     check(starts(started) == 2, "the interrupted attempt ran again", starts(started))
+    check(not os.listdir(attempts_dir),
+          "the copy the killed run left is removed by the next run", os.listdir(attempts_dir))
 finally:
     try:
         open_gate(os.path.join(work, "gate.go"))
