@@ -359,6 +359,39 @@ static int set_bad(ggi_file_patch *f, const char *why)
     return f->bad ? 0 : GG_ENOMEM;
 }
 
+/* Parses the hunks of f from ls[i] on; returns the index after them. */
+static size_t parse_hunks(const line *ls, size_t n, size_t i, ggi_file_patch *f, int *err)
+{
+    while (i < n) {
+        if (!starts(&ls[i], "@@")) {
+            /* Blank lines between hunks are allowed; anything else ends the section. */
+            size_t k = i;
+            while (k < n && ls[k].len == 0)
+                k++;
+            if (k < n && k > i && starts(&ls[k], "@@")) {
+                i = k;
+                continue;
+            }
+            break;
+        }
+        ggi_hunk *h = new_hunk(f);
+        if (!h) {
+            *err = GG_ENOMEM;
+            return i;
+        }
+        long on, nn;
+        parse_hunk_header(&ls[i], h, &on, &nn);
+        i = parse_body(ls, n, i + 1, h, on, nn, err);
+        if (*err)
+            return i;
+        if (h->n == 0) { /* an empty hunk changes nothing */
+            free(h->lines);
+            f->n_hunks--;
+        }
+    }
+    return i;
+}
+
 /* Parses one section starting at ls[i] (a section start); returns the index after it. */
 static size_t parse_section(const line *ls, size_t n, size_t i, ggi_diff *d, int *err)
 {
@@ -433,6 +466,10 @@ static size_t parse_section(const line *ls, size_t n, size_t i, ggi_diff *d, int
             if (strip) {
                 strip_prefix(&o, "a/");
                 strip_prefix(&nw, "b/");
+            } else if (o && nw && strncmp(o, "a/", 2) == 0 && strcmp(o + 2, nw) == 0) {
+                strip_prefix(&o, "a/"); /* "--- a/x" with "+++ x" */
+            } else if (o && nw && strncmp(nw, "b/", 2) == 0 && strcmp(nw + 2, o) == 0) {
+                strip_prefix(&nw, "b/");
             }
             if (!f->is_rename && !f->is_copy) {
                 free(f->old_path);
@@ -465,7 +502,8 @@ static size_t parse_section(const line *ls, size_t n, size_t i, ggi_diff *d, int
         if (*err)
             goto out;
     }
-    f->traditional = !git;
+    /* Only rename and copy headers make two names mean two files. */
+    f->traditional = !f->is_rename && !f->is_copy;
     if (f->is_new && f->is_delete) {
         *err = set_bad(f, "a section that both creates and deletes its file");
         if (*err)
@@ -493,33 +531,7 @@ static size_t parse_section(const line *ls, size_t n, size_t i, ggi_diff *d, int
             i++;
         goto out;
     }
-    while (i < n) {
-        if (!starts(&ls[i], "@@")) {
-            /* Blank lines between hunks are allowed; anything else ends the section. */
-            size_t k = i;
-            while (k < n && ls[k].len == 0)
-                k++;
-            if (k < n && k > i && starts(&ls[k], "@@")) {
-                i = k;
-                continue;
-            }
-            break;
-        }
-        ggi_hunk *h = new_hunk(f);
-        if (!h) {
-            *err = GG_ENOMEM;
-            goto out;
-        }
-        long on, nn;
-        parse_hunk_header(&ls[i], h, &on, &nn);
-        i = parse_body(ls, n, i + 1, h, on, nn, err);
-        if (*err)
-            goto out;
-        if (h->n == 0) { /* an empty hunk changes nothing */
-            free(h->lines);
-            f->n_hunks--;
-        }
-    }
+    i = parse_hunks(ls, n, i, f, err);
 out:
     free(git_a);
     free(git_b);
@@ -535,10 +547,31 @@ int ggi_diff_parse(const char *text, size_t len, ggi_diff *d)
         return err;
     size_t i = 0;
     while (i < n && !err) {
-        if (is_section_start(ls, n, i))
+        if (is_section_start(ls, n, i)) {
             i = parse_section(ls, n, i, d, &err);
-        else
+        } else if (starts(&ls[i], "Binary files ") && ls[i].len > 20 &&
+                   memcmp(ls[i].p + ls[i].len - 7, " differ", 7) == 0) {
+            /* diff -r's note of a binary change, outside a git section: refused later. */
+            ggi_file_patch *f = new_section(d);
+            if (!f) {
+                err = GG_ENOMEM;
+                break;
+            }
+            f->binary = 1;
+            const char *p = ls[i].p + 13, *e = ls[i].p + ls[i].len - 7;
+            const char *and = memmem(p, (size_t)(e - p), " and ", 5);
+            f->old_path = ggi_strndup(p, and ? (size_t)(and - p) : (size_t)(e - p));
+            f->new_path = ggi_strdup(f->old_path);
+            if (!f->old_path || !f->new_path)
+                err = GG_ENOMEM;
             i++;
+        } else if (d->n && starts(&ls[i], "@@") && i + 1 < n && is_body_line(&ls[i + 1]) &&
+                   !is_section_start(ls, n, i + 1) && !d->files[d->n - 1].binary) {
+            /* Hunks after prose, or in a fence of their own, continue the last file. */
+            i = parse_hunks(ls, n, i, &d->files[d->n - 1], &err);
+        } else {
+            i++;
+        }
     }
     free(ls);
     return err;

@@ -36,7 +36,7 @@ typedef struct ggi_file_patch {
     char *old_path;   /* NULL for /dev/null (a new file); prefixes a/ b/ stripped */
     char *new_path;   /* NULL for /dev/null (a deleted file) */
     int is_new, is_delete, is_rename, is_copy;
-    int traditional;  /* no "diff --git" line: differing names do not mean a rename */
+    int traditional;  /* no rename or copy header: differing names do not mean a rename */
     unsigned old_mode, new_mode; /* git modes (0100644 ...) from the extended headers; 0 */
     int binary;       /* "GIT binary patch" or "Binary files ... differ" */
     char *bad;        /* why the section's header cannot be used, or NULL */

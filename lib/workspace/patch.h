@@ -51,13 +51,14 @@ enum { GGI_PATCH_DIFF = 1, GGI_PATCH_FILES = 2 };
  * (0755 for a diff's "new file mode 100755"); directories are made as needed.
  * Nothing is written unless the whole answer applies (all new contents are computed first;
  * every hunk that does not apply gets its own finding).
- * On success *out_kind says which it was and *out_changed (may be NULL) is an array of the
- * relative paths written or removed, sorted. On failure returns GG_EINVAL and sets
- * *out_findings (never NULL then) to an array of {"severity": "error", "path": p or null,
- * "hunk": n or absent, "message": "..."}; the message of the first is also the error message
- * (gg_error_last). A failure while writing (GG_EIO) may leave files already written: the
- * caller throws the copy away. GG_ETOOBIG over the caps; GG_EIO for the filesystem; a
- * finding's "path" is null when it concerns the whole answer.
+ * On success returns 0, *out_kind says which it was and *out_changed (may be NULL) is an
+ * array of the relative paths written or removed, sorted. On failure returns GG_EINVAL (the
+ * answer cannot be applied), GG_ETOOBIG (over the caps) or GG_EIO (the filesystem), and
+ * sets *out_findings (never NULL then; out_findings itself may be NULL) to an array of
+ * {"severity": "error", "path": p or null (the whole answer), "hunk": n or absent,
+ * "message": "..."}; the message of the first is also the error message (gg_error_last).
+ * A failure while writing (GG_EIO) may leave files already written: the caller throws the
+ * copy away.
  */
 int ggi_patch_apply(const char *dir, const char *answer, size_t len, int *out_kind,
                     cJSON **out_changed, cJSON **out_findings);

@@ -44,7 +44,8 @@ sources_of() { # the library sources each target needs besides lib/core
         task) ;;
         protocol) echo "$root/lib/orchestrator/protocol.c" ;;
         keys) echo "$root/lib/net/keys.c" ;;
-        patch) echo "$root/lib/workspace/patch.c $root/lib/workspace/diff_parse.c" ;;
+        patch) echo "$root/lib/workspace/patch.c $root/lib/workspace/patch_diff.c" \
+                     "$root/lib/workspace/diff_parse.c $root/lib/workspace/safe_path.c" ;;
         *) echo "fuzz: unknown target '$1'" >&2; return 1 ;;
     esac
 }

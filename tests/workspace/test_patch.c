@@ -196,6 +196,14 @@ static void test_fences_and_prose(void)
     CHECK_FILE(dir, "src/lib.py", "def f(x):\n    return x + 1\n\n\ndef g(y):\n    return y\n");
     ggi_buf_free(&b);
 
+    /* One file's hunks in two fences, with prose between. */
+    fresh();
+    CHECK_RC(apply_s("First:\n```diff\n--- a/src/lib.py\n+++ b/src/lib.py\n@@ -1,2 +1,2 @@\n"
+                     " def f(x):\n-    return x\n+    return 10\n```\nThen:\n```diff\n"
+                     "@@ -5,2 +5,2 @@\n def g(y):\n-    return y\n+    return 20\n```\n",
+                     &kind, NULL, &findings), 0);
+    CHECK_FILE(dir, "src/lib.py", "def f(x):\n    return 10\n\n\ndef g(y):\n    return 20\n");
+
     /* No fence, prose before and after (a bullet list after a blank line). */
     ggi_buf_printf(&b, "Sure! Apply this:\n%s\nChanges:\n- the greeting\n", HELLO_DIFF);
     fresh();
@@ -312,6 +320,16 @@ static void test_model_mistakes(void)
                      NULL, NULL, &findings), 0);
     CHECK_FILE(dir, "hello.c", HELLO_AFTER);
     CHECK(!exists(dir, "hello.c.orig"));
+
+    /* Names that disagree on their prefixes, and a git section without --- and +++. */
+    fresh();
+    CHECK_RC(apply_s("diff --git a/run.sh b/run.sh\n--- a/run.sh\n+++ run.sh\n@@ -2 +2 @@\n"
+                     "-echo run\n+echo ran\n"
+                     "diff --git a/src/lib.py b/src/lib.py\n@@ -1,2 +1,2 @@\n def f(x):\n"
+                     "-    return x\n+    return 7\n",
+                     NULL, NULL, &findings), 0);
+    CHECK_FILE(dir, "run.sh", "#!/bin/sh\necho ran\n");
+    CHECK_FILE(dir, "src/lib.py", "def f(x):\n    return 7\n\n\ndef g(y):\n    return y\n");
 
     /* A new file written as a change of a file that does not exist. */
     fresh();
@@ -467,6 +485,11 @@ static void test_not_a_diff(void)
     expect_refused("diff --git a/img.png b/img.png\nindex 1111111..2222222 100644\n"
                    "Binary files a/img.png and b/img.png differ\n",
                    GG_EINVAL, "binary");
+    /* diff -ru's note of a binary file beside a text change: the whole answer is refused. */
+    ggi_buf b = GGI_BUF_INIT;
+    ggi_buf_printf(&b, "%sBinary files a/logo.png and b/logo.png differ\n", HELLO_DIFF);
+    expect_refused(b.data, GG_EINVAL, "file 'a/logo.png': binary patches are not supported");
+    ggi_buf_free(&b);
     static const char nul[] = "--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\0\n+b\n";
     fresh();
     cJSON *findings = NULL;
@@ -614,6 +637,36 @@ static void test_hard_link(void)
     CHECK(mode_of(dir, "hello.c") == 0644);
 }
 
+static void test_filesystem_faults(void)
+{
+    /* The copy is missing. */
+    cJSON *findings = NULL;
+    char missing[400];
+    snprintf(missing, sizeof missing, "%s/no-such-copy", root);
+    CHECK_RC(ggi_patch_apply(missing, HELLO_DIFF, strlen(HELLO_DIFF), NULL, NULL, &findings),
+             GG_EIO);
+    CHECK_CONTAINS(first_msg(findings), "cannot open the workspace copy");
+    cJSON_Delete(findings);
+    /* Without a place for findings, the message is still the last error. */
+    CHECK_RC(ggi_patch_apply(missing, HELLO_DIFF, strlen(HELLO_DIFF), NULL, NULL, NULL), GG_EIO);
+    CHECK_CONTAINS(gg_error_last(), "cannot open the workspace copy");
+
+    /* A FIFO where a file should be (a job could leave one): refused, not opened. */
+    fresh();
+    char fifo[700];
+    snprintf(fifo, sizeof fifo, "%s/pipe", dir);
+    CHECK(mkfifo(fifo, 0644) == 0);
+    CHECK_RC(apply_s("{\"files\": {\"pipe\": \"x\"}}", NULL, NULL, &findings), GG_EINVAL);
+    CHECK_CONTAINS(first_msg(findings), "not a regular file");
+    cJSON_Delete(findings);
+
+    /* A file where a directory should be. */
+    CHECK_RC(apply_s("--- /dev/null\n+++ b/hello.c/x\n@@ -0,0 +1 @@\n+x\n", NULL, NULL,
+                     &findings), GG_EINVAL);
+    CHECK_CONTAINS(first_msg(findings), "not a directory");
+    cJSON_Delete(findings);
+}
+
 static void test_caps(void)
 {
     /* Over the text cap. */
@@ -635,6 +688,23 @@ static void test_caps(void)
         ggi_buf_printf(&b, "--- /dev/null\n+++ b/f%d\n@@ -0,0 +1 @@\n+x\n", i);
     expect_refused(b.data, GG_ETOOBIG, "the limit is 1000");
     CHECK(!exists(dir, "f0"));
+    ggi_buf_free(&b);
+
+    /* A hunk that almost matches everywhere in a file of equal lines: the search stops at
+     * its budget with a finding instead of running for minutes. */
+    fresh();
+    ggi_buf_puts(&b, "--- a/same.txt\n+++ b/same.txt\n@@ -1,5001 +1,5001 @@\n");
+    for (int i = 0; i < 5000; i++)
+        ggi_buf_puts(&b, " a\n");
+    ggi_buf_puts(&b, "-b\n+c\n");
+    ggi_buf same = GGI_BUF_INIT;
+    for (int i = 0; i < 40000; i++)
+        ggi_buf_puts(&same, "a\n");
+    put(dir, "same.txt", same.data, 0644);
+    ggi_buf_free(&same);
+    CHECK_RC(apply_s(b.data, NULL, NULL, &findings), GG_EINVAL);
+    CHECK_CONTAINS(first_msg(findings), "the search for its lines was too long");
+    cJSON_Delete(findings);
     ggi_buf_free(&b);
 
     /* A file that would grow over its cap: nothing written. */
@@ -682,6 +752,7 @@ int main(void)
     test_hostile_paths();
     test_symlinks();
     test_hard_link();
+    test_filesystem_faults();
     test_caps();
     test_remove_dir(root);
     return test_exit();
