@@ -481,6 +481,13 @@ int gg_orchestrator_submit(gg_orchestrator_t *o, const char *task_json, char **o
         ggi_task_free(t);
         return rc;
     }
+    /* Only this process's workers will build the base (no endpoint other workers could
+     * join): a repository's commit is read from the repository itself, so the task (and
+     * every job and the database) need not carry a packfile of it. A directory, which may
+     * change, keeps its pack. */
+    if (t->workspace && !o->bind && o->local_workers &&
+        cJSON_GetObjectItemCaseSensitive(t->workspace, "repo"))
+        cJSON_DeleteItemFromObjectCaseSensitive(t->workspace, "pack");
     char *spec = NULL, *needs = NULL;
     char hash[17];
     int64_t seq = 0;
