@@ -258,6 +258,31 @@ try:
     check(wrows[0].get("status") == "passed",
           "a test command writes in its copy (and reads what the answer made)", wrows[0])
 
+    # A task that asks for the namespace sandbox, on a root host: its copy is hard links to
+    # the read-only base (the job runs as uid 65534 and cannot write them); the answer
+    # replaces the file it changes, the job can add files, and the next attempt's copy
+    # still sees the base as it was.
+    lpath = os.path.join(work, "link.jsonl")
+    link_test = ("[ $(stat -c %h keep.txt) -ge 2 ] && echo new > new.txt && "
+                 "[ \"$(cat a.txt)\" = 2 ] || { echo 'not ok 1 - a is 2'; exit 1; }")
+    with open(lpath, "w") as f:
+        f.write(json.dumps({"task_id": "ws-link", "language": "python",
+                            "isolation": "namespaces",
+                            "workspace": {"files": {"a.txt": "1\n", "keep.txt": "k\n"}},
+                            "test_command": link_test,
+                            "candidates": ["--- a/a.txt\n+++ b/a.txt\n@@ -1 +1 @@\n-1\n+3\n",
+                                           "--- a/a.txt\n+++ b/a.txt\n@@ -1 +1 @@\n-1\n+2\n"]
+                            }) + "\n")
+    lres = os.path.join(work, "link.results")
+    p = gg(["eval", "--results", lres, lpath], timeout=300)
+    lrow = (read_jsonl(lres) if os.path.exists(lres) else [{}])[0]
+    if os.geteuid() != 0 or "namespaces" in (lrow.get("reason") or ""):
+        print("note: no namespace sandbox as root here; the link copy is not checked")
+    else:
+        check(lrow.get("status") == "passed" and lrow.get("passed_attempt") == 2 and
+              "+2" in (lrow.get("patch") or ""),
+              "a link copy: the answer replaces its file, the base stays as it was", lrow)
+
     # The machinery failing (a root that cannot be made: a file is in its way) is an
     # infrastructure fault: retried, then the task errors, with no failed attempt counted.
     blocker = os.path.join(work, "blocker")
