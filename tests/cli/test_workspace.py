@@ -219,6 +219,23 @@ try:
          "workspace": {"files": {"v.txt": "0\n"}}, "test_command": "true",
          "candidates": ["I would change v.txt, but here is no diff."]},
     ]
+    # Failing tests named from the output of common runners.
+    runners = {
+        "pytest": ("FAILED tests/test_calc.py::test_add - assert 6 == 5\n"
+                   "1 failed, 3 passed in 0.02s\n", "tests/test_calc.py::test_add"),
+        "go": ("=== RUN   TestAdd\n--- FAIL: TestAdd (0.00s)\nFAIL\n", "TestAdd"),
+        "cargo": ("running 2 tests\ntest calc::adds ... FAILED\ntest calc::muls ... ok\n",
+                  "calc::adds"),
+        "junit": ("Tests run: 4, Failures: 1, Errors: 0, Skipped: 0\n",
+                  "Tests run: 4, Failures: 1"),
+        "node": ("AssertionError [ERR_ASSERTION]: 6 == 5\n", "AssertionError [ERR_ASSERTION]"),
+        "plain": ("all went wrong here\n", "all went wrong here"),
+    }
+    for name, (output, _) in runners.items():
+        setup_tasks.append({"task_id": "ws-runner-" + name, "language": "python",
+                            "workspace": {"files": {"out.txt": output}},
+                            "test_command": "cat out.txt; exit 1",
+                            "candidates": [json.dumps({"files": {"x": "1"}})]})
     spath = os.path.join(work, "setup.jsonl")
     with open(spath, "w") as f:
         for t in setup_tasks:
@@ -238,6 +255,11 @@ try:
               "%s: error naming 'setup_command'" % tid, r)
     check("broken" in (srows.get("ws-setup-fails", {}).get("reason") or ""),
           "a failing setup's output is in the reason", srows.get("ws-setup-fails"))
+    for name, (_, want) in runners.items():
+        r = srows.get("ws-runner-" + name, {})
+        check(r.get("status") == "failed" and want in (r.get("reason") or "") and
+              "test command exited with 1" in (r.get("reason") or ""),
+              "%s output: the reason names what failed" % name, r.get("reason"))
     r = srows.get("ws-not-a-diff", {})
     check(r.get("status") == "failed" and "patch does not apply" in (r.get("reason") or ""),
           "an answer that is not a diff fails its attempt", r)
