@@ -849,7 +849,11 @@ int ggi_attempt_workspace(const ggi_attempt_env *env, const cJSON *job, const gg
         cJSON_AddNullToObject(rec, "execution");
         cJSON_AddBoolToObject(rec, "passed", 0);
         ggi_json_add_str(rec, "reason", why);
-        cJSON_AddStringToObject(rec, "signature", "patch");
+        /* The refusal names the hunk or path: two different answers that fail the same
+         * way are the same failure (the Task Monitor's stuck loop), others are not. */
+        char *sig = ggi_asprintf("patch:%.120s", *msg ? msg : "refused");
+        ggi_json_add_str(rec, "signature", sig ? sig : "patch");
+        free(sig);
         cJSON_AddNullToObject(rec, "patch");
         free(why);
         goto done;
