@@ -15,14 +15,19 @@
  *   {"files": {"rel/path": "content", ...}}
  * and what ggi_ws_resolve adds (the form jobs carry; ggi_ws_check accepts it too):
  *   "commit": 40 hex digits  the commit the base is (always)
- *   "pack": base64 text      a git packfile holding the commit and everything it reaches
- *                            (local repositories and directories; never for a URL, which the
- *                            worker fetches itself)
+ *   "pack": base64 text      a git packfile holding the commit and its tree (not its
+ *                            history: a base is a tree; a repository's history may be far
+ *                            over the cap) (local repositories and directories; never for a
+ *                            URL, which the worker fetches itself)
  *
  * THREAD SAFETY: ggi_ws_check, ggi_ws_resolve and ggi_ws_copy are reentrant. One
  * ggi_ws_cache may be used from many threads at once, and several processes may share one
  * cache root (file locks; a base is exported into a temporary directory and renamed into
  * place, so a crash leaves no half base behind).
+ *
+ * libgit2 is initialised once per process on first use (git_libgit2_init() under a
+ * pthread_once); that reference is kept for the life of the process and never given back,
+ * so a host that uses libgit2 itself is not disturbed.
  */
 #ifndef GGI_WORKSPACE_H
 #define GGI_WORKSPACE_H
@@ -43,12 +48,16 @@
 
 /**
  * Checks the shape of a task's "workspace" value without touching the filesystem: an object
- * with exactly one of repo, dir or files; "ref" (only with repo) a non-empty string; repo and
- * dir non-empty strings; files an object of strings whose keys are safe relative paths (not
- * absolute, no "..", no ".git" component, no empty or "." component, no NUL, at most
- * GGI_WS_MAX_PATH bytes) within GGI_WS_MAX_INLINE_BYTES; "commit" when present 40 hex digits;
- * "pack" when present a base64 string within the cap. GG_EINVAL or GG_ETOOBIG with a message
- * naming the field, e.g. "field 'workspace.files' path '../x' leaves the workspace".
+ * with exactly one of repo, dir or files and no other keys than those, ref, commit and pack;
+ * "ref" (only with repo) a non-empty string without control characters, at most
+ * GGI_WS_MAX_REF bytes; repo and dir non-empty strings of at most GGI_WS_MAX_LOCATION bytes;
+ * files an object of strings whose keys are safe relative paths (not absolute, no "..", no
+ * ".git" component in any letter case, no empty or "." component, no NUL, at most
+ * GGI_WS_MAX_PATH bytes), none given twice nor both a file and another's directory, at most
+ * GGI_WS_MAX_FILES of them within GGI_WS_MAX_INLINE_BYTES; "commit" when present 40
+ * lower-case hex digits; "pack" when present a base64 string within the cap, only with
+ * "commit" and not with files. GG_EINVAL or GG_ETOOBIG with a message naming the field,
+ * e.g. "field 'workspace.files' path '../x' leaves the workspace".
  */
 int ggi_ws_check(const cJSON *ws);
 
@@ -59,6 +68,14 @@ int ggi_ws_check(const cJSON *ws);
  * become a commit ("commit" only: the files travel as they are). A workspace that already has
  * "commit" is returned as it is (copied). Commits made here are deterministic (fixed author,
  * time and message), so the same directory gives the same commit id anywhere.
+ * A local repository is opened at the path itself (no search upwards); ref is anything git
+ * rev-parse takes that peels to a commit (branch, annotated or light tag, short id,
+ * "main~2"). A URL's refs are listed without fetching: its ref is HEAD, a branch, a tag
+ * (peeled) or a full commit id (taken as it is; the fetch checks it).
+ * A directory is read without following symbolic links inside it (a link is kept as a link,
+ * git mode 120000, wherever it points); ".git" entries are skipped; empty directories
+ * vanish (git holds none); the executable bit of the owner gives mode 100755; a fifo,
+ * socket or device is refused (GG_EINVAL naming it).
  * *out is a new object (cJSON_Delete it). Errors name the field: GG_ENOTFOUND "field
  * 'workspace.repo': no git repository at '...'" or "field 'workspace.ref': no commit 'x' in
  * '...'" or "field 'workspace.dir': ...", GG_ETOOBIG for the caps, GG_EIO.
@@ -79,10 +96,12 @@ void ggi_ws_cache_close(ggi_ws_cache **c);
 
 /**
  * Makes sure the base of a resolved workspace (ggi_ws_resolve's form) is exported in the
- * cache and returns its directory (*out_dir, malloc'd; valid until the cache is closed) and
- * its tree id (out_tree, 40 hex digits and a NUL). Imports "pack", or fetches "repo" at
- * "commit" (a URL or a path this machine reaches), or writes "files"; then exports the tree
- * once. Exported bases are read-only: files are mode 0444 (0555 when executable in git),
+ * cache and returns its directory (*out_dir, malloc'd: the caller frees the string; the
+ * directory stays while the cache exists: nothing here removes bases) and its tree id
+ * (out_tree, 40 hex digits and a NUL; may be NULL). Imports "pack", or fetches "repo" at
+ * "commit" (a URL or a path this machine reaches: the commit by its id, else every branch
+ * and tag), or writes "files" (checked against "commit" when given); then exports the tree
+ * once. Unresolved forms are accepted too (a repo's ref is resolved here, a dir read here). Exported bases are read-only: files are mode 0444 (0555 when executable in git),
  * directories 0555, owned by the process's user; symbolic links are kept as links.
  * GG_ENOTFOUND (commit not in the pack or not fetchable), GG_ETOOBIG (caps), GG_EIO.
  */

@@ -183,7 +183,13 @@ static int fetch_commit(ggi_ws_cache *c, const char *url, const git_oid *commit)
     char hex[GIT_OID_HEXSZ + 1];
     git_oid_tostr(hex, sizeof hex, commit);
     git_remote *remote = NULL;
-    if (git_remote_create_anonymous(&remote, c->repo, url) < 0)
+    /* An anonymous remote without url.<base>.insteadOf rewriting: the URL is used as given
+     * (and libgit2 1.5 leaks the regex match data of that lookup). */
+    git_remote_create_options ro;
+    git_remote_create_options_init(&ro, GIT_REMOTE_CREATE_OPTIONS_VERSION);
+    ro.repository = c->repo;
+    ro.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
+    if (git_remote_create_with_opts(&remote, url, &ro) < 0)
         return ggi_ws_git_error(GG_ENOTFOUND, "field 'workspace.repo': '%.1024s' is not a git "
                                 "URL or path", url);
     git_fetch_options fo;

@@ -122,6 +122,19 @@ static int copy_dir(copy_ctx *c, int sfd, int dfd, size_t plen, int depth)
             c->path[sub++] = '/';
         memcpy(c->path + sub, name, nlen + 1);
         sub += nlen;
+        /* A hard link needs no stat: the entry's type from readdir is enough (the common
+         * case of a link copy: one linkat per file). */
+        if (c->mode == GGI_WS_COPY_LINK && e->d_type == DT_REG) {
+            if (linkat(dirfd(d), name, dfd, name, 0) == 0) {
+                c->path[plen] = '\0';
+                continue;
+            }
+            if (errno != EXDEV && errno != EMLINK && errno != EPERM) {
+                rc = ggi_error(GG_EIO, "workspace copy: cannot link '%s': %s", c->path,
+                               strerror(errno));
+                break;
+            }
+        }
         struct stat st;
         if (fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
             rc = ggi_error(GG_EIO, "workspace copy: cannot read '%s': %s", c->path,
