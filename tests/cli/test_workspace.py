@@ -340,6 +340,38 @@ try:
     check(p.returncode == 0 and summary(p.stdout).get("passed at first attempt") == 2,
           "the example with --generator reference: both pass at once", p.stdout + p.stderr)
 
+    # What a generator is given: a command generator saves its request and answers with
+    # the fix. The task comes without its pack, the request lists the files, and the
+    # context holds the base's most relevant chunk (calc.py, where add() is).
+    saved = os.path.join(work, "request.json")
+    gen = os.path.join(work, "gen.py")
+    with open(gen, "w") as f:
+        f.write("import json, sys\nreq = json.load(sys.stdin)\n"
+                "json.dump(req, open(%r, 'w'))\nsys.stdout.write(%r)\n" % (saved, RIGHT_FIX))
+    gpath = os.path.join(work, "gen.jsonl")
+    with open(gpath, "w") as f:
+        f.write(json.dumps(dict(tasks[0], task_id="ws-gen", prompt="Fix add in calc.py so "
+                                "that add returns the sum.", candidates=[])) + "\n")
+    p = gg(["eval", "--generator", "command:/usr/bin/python3 " + gen, gpath], timeout=300)
+    try:
+        with open(saved) as f:
+            req = json.load(f)
+    except (OSError, ValueError):
+        req = {}
+    check(p.returncode == 0 and summary(p.stdout).get("passed at first attempt") == 1,
+          "a command generator's diff passes", p.stdout + p.stderr)
+    rtask = req.get("task") or {}
+    check("pack" not in (rtask.get("workspace") or {}) and
+          (rtask.get("workspace") or {}).get("commit") == head and
+          rtask.get("test_command") == UNITTEST,
+          "the generator's task: the workspace without its pack, and the test command",
+          rtask.get("workspace"))
+    check((req.get("workspace") or {}).get("files") == ["calc.py", "test_calc.py"],
+          "the request lists the workspace's files", req.get("workspace"))
+    check(any(c.get("source") == "calc.py" and "def add" in (c.get("text") or "")
+              for c in req.get("context") or []),
+          "the context holds the base's chunk of calc.py", req.get("context"))
+
     # gryphgen run: a workspace task like any other.
     one = os.path.join(work, "one.json")
     with open(one, "w") as f:
