@@ -101,6 +101,20 @@ try:
     check(r.get("status") == "passed" and r.get("base_commit") == head2,
           "a repository URL: the worker fetches it at the pinned commit", p.stdout + p.stderr)
 
+    # eval --connect submits one task at a time (gg_client_submit): resolved the same way.
+    ev = os.path.join(work, "eval.jsonl")
+    with open(ev, "w") as f:
+        f.write(json.dumps({"task_id": "grid-ws-eval", "language": "python",
+                            "workspace": {"repo": repo2},
+                            "test_command": ["python3", "-m", "unittest"],
+                            "candidates": [WRONG, RIGHT]}) + "\n")
+    evres = os.path.join(work, "eval.results")
+    p = gg(["eval", "--insecure", "--connect", ep, "--results", evres, ev], timeout=600)
+    erows = [json.loads(x) for x in open(evres)] if os.path.exists(evres) else [{}]
+    check(p.returncode == 0 and erows[0].get("status") == "passed" and
+          erows[0].get("base_commit") == head2 and erows[0].get("patch"),
+          "eval --connect: a workspace task passes on the remote worker", p.stdout + p.stderr)
+
     # A missing repository: refused by the submitter, naming the field; the other tasks of
     # the same batch are submitted (the batch's indices stay right).
     bad = os.path.join(work, "bad.jsonl")
