@@ -2,13 +2,15 @@
 `gryphgen submit --connect` resolves the task on the submitter's side (a local repository is
 packed into it), the source repository is then deleted, and only then does a worker join:
 it builds the base from the shipped pack, runs the wrong and then the right diff, and the
-result carries the patch and the base commit. A repository given by URL (file://) is not
-packed: the worker fetches it. A task whose repository is missing is refused by the submitter
+result carries the patch and the base commit. A repository given by URL (git://, served by
+`git daemon` on loopback) is not packed: the worker fetches it; an unpacked file:// one is
+refused by the hub. A task whose repository is missing is refused by the submitter
 naming the field, and the other tasks of its batch go."""
 
 import json
 import os
 import shutil
+import socket
 import subprocess
 
 from gridtest import (GRYPHGEN, check, env, finish, free_port, gg, nodes, start, status,
@@ -89,17 +91,49 @@ try:
     git(repo2, "add", ".")
     git(repo2, "commit", "-q", "-m", "calc")
     head2 = git(repo2, "rev-parse", "HEAD")
-    url_task = os.path.join(work, "url.jsonl")
-    with open(url_task, "w") as f:
-        f.write(json.dumps({"task_id": "grid-ws-url", "language": "python",
+    # Served by git's own daemon on loopback (git://), as a network URL would be.
+    gport = free_port()
+    daemon = subprocess.Popen(["git", "daemon", "--reuseaddr", "--listen=127.0.0.1",
+                               "--port=%d" % gport, "--base-path=" + work, "--export-all",
+                               work], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def listening():
+        try:
+            socket.create_connection(("127.0.0.1", gport), timeout=1).close()
+            return True
+        except OSError:
+            return False
+
+    try:
+        check(wait_until(listening), "git daemon listens")
+        url_task = os.path.join(work, "url.jsonl")
+        with open(url_task, "w") as f:
+            f.write(json.dumps({"task_id": "grid-ws-url", "language": "python",
+                                "workspace": {"repo": "git://127.0.0.1:%d/repo2" % gport,
+                                              "ref": "main"},
+                                "test_command": ["python3", "-m", "unittest"],
+                                "candidates": [RIGHT]}) + "\n")
+        p = gg(["submit", "--insecure", "--connect", ep, "--wait", url_task], timeout=600)
+        lines = p.stdout.splitlines()
+        r = json.loads(lines[1]) if len(lines) > 1 else {}
+        check(r.get("status") == "passed" and r.get("base_commit") == head2,
+              "a repository URL: the worker fetches it at the pinned commit",
+              p.stdout + p.stderr)
+    finally:
+        daemon.kill()
+        daemon.wait()
+
+    # A file:// URL is a path on the submitter's machine: the hub refuses it unpacked (a
+    # worker never reads its own files on a submitter's behalf).
+    ftask = os.path.join(work, "file.jsonl")
+    with open(ftask, "w") as f:
+        f.write(json.dumps({"task_id": "grid-ws-file", "language": "python",
                             "workspace": {"repo": "file://" + repo2, "ref": "main"},
-                            "test_command": ["python3", "-m", "unittest"],
-                            "candidates": [RIGHT]}) + "\n")
-    p = gg(["submit", "--insecure", "--connect", ep, "--wait", url_task], timeout=600)
-    lines = p.stdout.splitlines()
-    r = json.loads(lines[1]) if len(lines) > 1 else {}
-    check(r.get("status") == "passed" and r.get("base_commit") == head2,
-          "a repository URL: the worker fetches it at the pinned commit", p.stdout + p.stderr)
+                            "test_command": "true", "candidates": [RIGHT]}) + "\n")
+    p = gg(["submit", "--insecure", "--connect", ep, ftask])
+    check(p.returncode != 0 and "workspace.repo" in p.stderr and "workspace.pack" in p.stderr,
+          "an unpacked file:// repository is refused by the hub, naming the field",
+          p.stdout + p.stderr)
 
     # eval --connect submits one task at a time (gg_client_submit): resolved the same way.
     ev = os.path.join(work, "eval.jsonl")
