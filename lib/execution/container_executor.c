@@ -709,12 +709,6 @@ static int check_request(const cont_exec *ce, const cJSON *req, job *j)
     int rc = ggi_exec_request_check(req, &pol, &j->r);
     if (rc)
         return rc;
-    /* A bind mount of the caller's directory would let the engine's tar upload write into
-     * files that may be hard links to a read-only base, and a container's root is not bound
-     * by the base's modes: not done (yet). */
-    if (j->r.workdir)
-        return ggi_error(GG_EUNSUPPORTED, "field 'workdir' is not supported by the container "
-                         "backend (run workspace tasks on the process backend)");
     const cJSON *argv = j->r.argv;
     if (j->r.memory_mb < MIN_MEMORY_MB)
         j->r.memory_mb = MIN_MEMORY_MB; /* engines refuse less */
@@ -735,6 +729,11 @@ static int check_request(const cont_exec *ce, const cJSON *req, job *j)
     if (user && parse_user(user, &j->uid, &j->gid))
         return ggi_error(GG_EINVAL, "field 'user' must be \"uid:gid\" in numbers, not '%s'",
                          user);
+    /* Root owns a workspace base's files: as their owner it could chmod and write them
+     * through the hard links of a workdir. */
+    if (j->r.workdir && j->uid == 0)
+        return ggi_error(GG_EINVAL, "field 'user' must not be uid 0 with 'workdir' (the base's "
+                         "files a workdir links to are root's)");
 
     const char *lang = NULL, *image = NULL;
     if (ggi_json_string(req, "language", 0, 64, &lang) ||
@@ -876,9 +875,21 @@ static int build_create(const cont_exec *ce, const job *j, char **out)
     if (add_strings(hc, "CapDrop", drop, 1) || add_strings(hc, "SecurityOpt", secopt, 1))
         goto done;
     snprintf(sz, sizeof sz, "rw,nosuid,nodev,size=%lldm,mode=1777", j->r.fsize_mb);
-    if (!(tmpfs = cJSON_AddObjectToObject(hc, "Tmpfs")) || ggi_json_add_str(tmpfs, WORKDIR, sz) ||
+    if (!(tmpfs = cJSON_AddObjectToObject(hc, "Tmpfs")) ||
+        (!j->r.workdir && ggi_json_add_str(tmpfs, WORKDIR, sz)) ||
         ggi_json_add_str(tmpfs, "/tmp", sz))
         goto done;
+    /* A caller's workdir is bound read-write at the workspace instead of a tmpfs. */
+    if (j->r.workdir) {
+        cJSON *mounts = cJSON_AddArrayToObject(hc, "Mounts"), *m = cJSON_CreateObject();
+        if (!mounts || !m || !cJSON_AddItemToArray(mounts, m)) {
+            cJSON_Delete(m);
+            goto done;
+        }
+        if (ggi_json_add_str(m, "Type", "bind") || ggi_json_add_str(m, "Source", j->r.workdir) ||
+            ggi_json_add_str(m, "Target", WORKDIR) || ggi_json_add_bool(m, "ReadOnly", 0))
+            goto done;
+    }
     /* Root may be unable to raise a hard rlimit, and the engine applies every ulimit (and
      * defaults nproc, above what it may set, when it is not given), so each is clamped to
      * this process's hard limits and nproc is always present. The engine's own limits may be
@@ -1253,7 +1264,14 @@ static int run_job(cont_exec *ce, const job *j, ggi_job_slot *slot, char **out)
     memset(&r, 0, sizeof r);
     char msg[512], path[160];
     int rc = build_create(ce, j, &create) ? ggi_error(GG_ENOMEM, "out of memory") : GG_OK;
-    if (!rc)
+    /* Into a workdir the files are written here, by replacing (the engine's archive upload
+     * would write into a file that may be a hard link to a read-only base), and handed to the
+     * job's user. */
+    if (!rc && j->r.workdir)
+        rc = ggi_exec_write_files(j->r.workdir, j->r.files, 1,
+                                  geteuid() == 0 ? (uid_t)j->uid : (uid_t)-1,
+                                  geteuid() == 0 ? (gid_t)j->gid : (gid_t)-1);
+    else if (!rc)
         rc = build_files_archive(j, &tar, &tar_len);
     if (!rc && j->r.stdin_data) {
         ggi_tar_entry in = { STDIN_PATH + 1, j->r.stdin_data, strlen(j->r.stdin_data), 0444 };

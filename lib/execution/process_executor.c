@@ -224,7 +224,8 @@ static int write_all(int fd, const char *p, size_t n)
 /* Writes one checked file below the workspace open as root; never follows symlinks. With
  * replace (a "workdir" the caller prepared), a file already there is unlinked first, never
  * written into (it may be a hard link to a read-only base, lib/workspace/workspace.h). */
-static int write_file(int root, const char *path, const char *content, size_t idx, int replace)
+static int write_file(int root, const char *path, const char *content, size_t idx, int replace,
+                      uid_t uid, gid_t gid)
 {
     char *copy = strdup(path);
     if (!copy)
@@ -239,7 +240,13 @@ static int write_file(int root, const char *path, const char *content, size_t id
             continue;
         }
         if (next) {
-            if (mkdirat(dfd, comp, 0755) < 0 && errno != EEXIST) {
+            if (mkdirat(dfd, comp, 0755) == 0) {
+                if (uid != (uid_t)-1 && fchownat(dfd, comp, uid, gid, AT_SYMLINK_NOFOLLOW) < 0) {
+                    rc = ggi_error(GG_EEXEC, "files[%zu]: cannot hand over directory '%s': %s",
+                                   idx, comp, strerror(errno));
+                    break;
+                }
+            } else if (errno != EEXIST) {
                 rc = ggi_error(GG_EEXEC, "files[%zu]: cannot make directory '%s': %s", idx,
                                comp, strerror(errno));
                 break;
@@ -278,6 +285,9 @@ static int write_file(int root, const char *path, const char *content, size_t id
             if (write_all(fd, content, strlen(content)) < 0)
                 rc = ggi_error(GG_EEXEC, "files[%zu]: cannot write '%s': %s", idx, path,
                                strerror(errno));
+            else if (uid != (uid_t)-1 && fchown(fd, uid, gid) < 0)
+                rc = ggi_error(GG_EEXEC, "files[%zu]: cannot hand over '%s': %s", idx, path,
+                               strerror(errno));
             if (close(fd) < 0 && rc == GG_OK)
                 rc = ggi_error(GG_EEXEC, "files[%zu]: cannot write '%s': %s", idx, path,
                                strerror(errno));
@@ -290,7 +300,7 @@ static int write_file(int root, const char *path, const char *content, size_t id
     return rc;
 }
 
-static int write_files(const char *ws, const cJSON *files, int replace)
+int ggi_exec_write_files(const char *ws, const cJSON *files, int replace, uid_t uid, gid_t gid)
 {
     if (!files)
         return GG_OK;
@@ -303,7 +313,7 @@ static int write_files(const char *ws, const cJSON *files, int replace)
     cJSON_ArrayForEach(f, files) {
         const cJSON *p = cJSON_GetObjectItemCaseSensitive(f, "path");
         const cJSON *c = cJSON_GetObjectItemCaseSensitive(f, "content");
-        if ((rc = write_file(root, p->valuestring, c->valuestring, i, replace)))
+        if ((rc = write_file(root, p->valuestring, c->valuestring, i, replace, uid, gid)))
             break;
         i++;
     }
@@ -632,7 +642,7 @@ static int run_job(proc_exec *pe, const job *j0, ggi_job_slot *slot, char **out)
         sb.cgroup_fds = cg_fds;
         sb.ncgroup_fds = n_cg;
     } else {
-        rc = write_files(ws, j->r.files, workdir != NULL);
+        rc = ggi_exec_write_files(ws, j->r.files, workdir != NULL, (uid_t)-1, (gid_t)-1);
         if (!rc)
             rc = build_env(ws, j->r.env, &env);
     }

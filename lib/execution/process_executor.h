@@ -41,12 +41,17 @@
  *
  * The workspace (gg-job-XXXXXX under options.workdir_root, else $TMPDIR as read when the
  * executor was made, else /tmp) is the job's cwd, HOME and TMPDIR, and is removed afterwards,
- * whatever permissions the job left on it, without following symlinks.
+ * whatever permissions the job left on it, without following symlinks. A request's
+ * "workdir" (exec_request.h) replaces it: the caller's directory is the job's cwd (bound into
+ * the namespace sandbox, never through a zygote), the request's files replace what is there,
+ * and it is left in place afterwards.
  *
  * THREAD SAFETY: run may be called concurrently; interrupt from any thread at any time.
  */
 #ifndef GGI_PROCESS_EXECUTOR_H
 #define GGI_PROCESS_EXECUTOR_H
+
+#include <sys/types.h>
 
 #include "gryphgen/sys/executor.h"
 
@@ -70,5 +75,14 @@ int ggi_process_executor_new(const gg_executor_options *opts, gg_executor_vtable
  * removing what it could). Used for workspaces; exposed for tests.
  */
 int ggi_workspace_remove(const char *path);
+
+/**
+ * Writes a checked request's files (exec_request.h) below the directory ws, never through a
+ * symbolic link, making directories as needed. With replace (a caller's "workdir") a file
+ * already there is unlinked first, never written into; else a file already there is
+ * GG_EINVAL. With uid != (uid_t)-1 what is made is handed to uid:gid (root only). GG_EINVAL
+ * (a path through a file or link), GG_EEXEC (the filesystem).
+ */
+int ggi_exec_write_files(const char *ws, const cJSON *files, int replace, uid_t uid, gid_t gid);
 
 #endif

@@ -51,6 +51,9 @@ int ggi_ws_git_error(int status, const char *fmt, ...)
 
 /* ---- paths ---- */
 
+#define WS_STR2(x) #x
+#define WS_STR(x) WS_STR2(x)
+
 const char *ggi_ws_path_problem(const char *path, size_t len)
 {
     if (len == 0)
@@ -58,7 +61,7 @@ const char *ggi_ws_path_problem(const char *path, size_t len)
     if (memchr(path, '\0', len))
         return "holds a NUL character";
     if (len > GGI_WS_MAX_PATH)
-        return "is longer than the limit of " "1024" " bytes";
+        return "is longer than the limit of " WS_STR(GGI_WS_MAX_PATH) " bytes";
     if (path[0] == '/')
         return "is absolute";
     size_t i = 0;
@@ -337,7 +340,8 @@ static int resolve_local(const char *path, const char *ref, git_oid *out, char *
     *out = *git_object_id(peeled);
     if ((rc = ggi_ws_check_tree_caps(repo, out, "workspace.repo", NULL)) != GG_OK)
         goto done;
-    rc = pack_commit(repo, out, "workspace.repo", pack);
+    if (pack)
+        rc = pack_commit(repo, out, "workspace.repo", pack);
 done:
     git_object_free(peeled);
     git_object_free(obj);
@@ -400,7 +404,15 @@ done:
 
 int ggi_ws_resolve(const cJSON *ws, cJSON **out)
 {
+    return ggi_ws_resolve_ex(ws, 0, out);
+}
+
+int ggi_ws_resolve_ex(const cJSON *ws, int flags, cJSON **out)
+{
     *out = NULL;
+    if (flags & ~GGI_WS_RESOLVE_NO_PACK)
+        return ggi_error(GG_EINVAL, "workspace: unknown resolve flags 0x%x", (unsigned)flags);
+    const int want_pack = !(flags & GGI_WS_RESOLVE_NO_PACK);
     int rc = ggi_ws_check(ws);
     if (rc != GG_OK)
         return rc;
@@ -421,14 +433,14 @@ int ggi_ws_resolve(const cJSON *ws, cJSON **out)
         if (ggi_ws_is_url(repo->valuestring))
             rc = resolve_url(repo->valuestring, r, &commit);
         else
-            rc = resolve_local(repo->valuestring, r, &commit, &pack);
+            rc = resolve_local(repo->valuestring, r, &commit, want_pack ? &pack : NULL);
     } else {
         git_repository *mem = NULL;
         if ((rc = mem_repo(&mem)) != GG_OK)
             return rc;
         if (dir) {
             rc = ggi_ws_build_dir(mem, dir->valuestring, &commit);
-            if (rc == GG_OK)
+            if (rc == GG_OK && want_pack)
                 rc = pack_commit(mem, &commit, "workspace.dir", &pack);
         } else {
             rc = ggi_ws_build_files(mem, files, &commit);

@@ -20,7 +20,8 @@
  *                            over the cap) (local repositories and directories; never for a
  *                            URL, which the worker fetches itself)
  *
- * THREAD SAFETY: ggi_ws_check, ggi_ws_resolve and ggi_ws_copy are reentrant. One
+ * THREAD SAFETY: ggi_ws_check, ggi_ws_resolve(_ex), ggi_ws_copy and ggi_ws_remove are
+ * reentrant. One
  * ggi_ws_cache may be used from many threads at once, and several processes may share one
  * cache root (file locks; a base is exported into a temporary directory and renamed into
  * place, so a crash leaves no half base behind).
@@ -82,6 +83,18 @@ int ggi_ws_check(const cJSON *ws);
  */
 int ggi_ws_resolve(const cJSON *ws, cJSON **out);
 
+/** Flags of ggi_ws_resolve_ex. */
+enum {
+    /* No "pack" for a local repository or directory: the base is made on this machine
+     * (ggi_ws_cache_base fetches the repository from its path, or reads the directory again
+     * and checks it still makes "commit"), so no size cap of a pack applies. */
+    GGI_WS_RESOLVE_NO_PACK = 1
+};
+
+/** ggi_ws_resolve with flags (GGI_WS_RESOLVE_*; 0 is ggi_ws_resolve). GG_EINVAL for an
+ * unknown flag. */
+int ggi_ws_resolve_ex(const cJSON *ws, int flags, cJSON **out);
+
 /** A machine's cache of bases. */
 typedef struct ggi_ws_cache ggi_ws_cache;
 
@@ -101,8 +114,11 @@ void ggi_ws_cache_close(ggi_ws_cache **c);
  * (out_tree, 40 hex digits and a NUL; may be NULL). Imports "pack", or fetches "repo" at
  * "commit" (a URL or a path this machine reaches: the commit by its id, else every branch
  * and tag), or writes "files" (checked against "commit" when given); then exports the tree
- * once. Unresolved forms are accepted too (a repo's ref is resolved here, a dir read here). Exported bases are read-only: files are mode 0444 (0555 when executable in git),
- * directories 0555, owned by the process's user; symbolic links are kept as links.
+ * once. Unresolved forms are accepted too (a repo's ref is resolved here, a dir read here).
+ * Exported bases are read-only: files are mode 0444 (0555 when executable in git),
+ * directories 0555, owned by the process's user; symbolic links are kept as links; a
+ * submodule is an empty directory. Bases are never removed here: remove the whole root
+ * with ggi_ws_remove when no cache is open on it.
  * GG_ENOTFOUND (commit not in the pack or not fetchable), GG_ETOOBIG (caps), GG_EIO.
  */
 int ggi_ws_cache_base(ggi_ws_cache *c, const cJSON *resolved, char **out_dir,
@@ -113,17 +129,23 @@ enum {
     /* Directories are made anew (mode 0777: a sandboxed job, running as another uid, can
      * create, rename and delete entries); files are hard links to the base's read-only
      * files. Safe only when the job runs as a uid that neither owns nor can write the base's
-     * files (the namespace sandbox on a root host): the caller decides. A writer must
-     * replace a file (write a new one, rename it over), never write into it. */
+     * files (the namespace sandbox on a root host): the caller decides, and makes dest_dir
+     * below a private (0700) directory, since its directories are writable by anyone who
+     * reaches them. A writer must replace a file (write a new one, rename it over), never
+     * write into it. A file that cannot be linked (another filesystem, too many links) is
+     * copied instead. */
     GGI_WS_COPY_LINK = 1,
-    /* Every file copied (modes kept, with the owner's write bit added). Always safe. */
+    /* Every file copied (modes kept, with the owner's write bit added; directories keep
+     * their mode with the owner's rwx added). Always safe, but a job running as another uid
+     * (the sandbox) cannot write into the copy's directories. */
     GGI_WS_COPY_FULL = 2
 };
 
 /**
  * Copies the tree at base_dir into dest_dir (which must not exist; made here) the way mode
  * says; symbolic links are copied as links. On failure dest_dir is removed. GG_EEXIST when
- * dest_dir exists, GG_EIO with the path named.
+ * dest_dir exists, GG_ENOTFOUND when base_dir does not, GG_EINVAL for a fifo, socket or
+ * device in the tree, GG_EIO with the path named (e.g. "No space left on device").
  */
 int ggi_ws_copy(const char *base_dir, const char *dest_dir, int mode);
 

@@ -414,8 +414,9 @@ static int locked_base(ggi_ws_cache *c, const cJSON *ws, git_oid *commit, int ha
             char a[41], b[41];
             git_oid_tostr(a, sizeof a, commit);
             git_oid_tostr(b, sizeof b, &made);
-            return ggi_error(GG_EINVAL, "field 'workspace.commit' is %s but the %s make %s",
-                             a, files ? "files" : "directory", b);
+            return ggi_error(GG_EINVAL, "field 'workspace.commit' is %s but the %s make%s %s%s",
+                             a, files ? "files" : "directory", files ? "" : "s", b,
+                             files ? "" : " (it changed since it was resolved)");
         }
         *commit = made;
     } else if (commit_tree(c, commit, tree) != 0) {

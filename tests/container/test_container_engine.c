@@ -231,6 +231,58 @@ static void test_basics(gg_executor_t *ex)
     CHECK(our_containers(NULL) == 0);
 }
 
+/* A caller's workdir (a workspace task's copy: here new 0777 directories holding hard links
+ * to root's read-only files, as lib/workspace makes them) bound at /work: the job sees and
+ * adds files, the request's files replace what is there, the base's file cannot be written
+ * through its link. (The image has a shell but no coreutils: builtins only.) */
+static void test_workdir(gg_executor_t *ex)
+{
+    char tmp[] = "/tmp/gg-cworkdir-XXXXXX";
+    if (!mkdtemp(tmp)) {
+        CHECK(0);
+        return;
+    }
+    char cmd[2048], req[4096], p[600];
+    snprintf(cmd, sizeof cmd,
+             "set -e; cd %s; mkdir -p base/src; printf 'base\n' > base/b.txt; "
+             "printf 'old\n' > base/src/r.txt; chmod 444 base/b.txt base/src/r.txt; "
+             "mkdir -p copy/src; chmod 777 copy copy/src; ln base/b.txt copy/b.txt; "
+             "ln base/src/r.txt copy/src/r.txt", tmp);
+    CHECK(system(cmd) == 0);
+    snprintf(req, sizeof req,
+             "{\"argv\": [\"/bin/sh\", \"-c\", \"pwd; for f in b.txt src/r.txt new/g.txt; do read x < $f; echo $x; done; "
+             "echo made > made.txt; echo evil >> b.txt; echo rc=$?\"], "
+             "\"language\": \"python\", \"workdir\": \"%s/copy\", \"files\": [{\"path\": \"src/r.txt\", "
+             "\"content\": \"new\\n\"}, {\"path\": \"new/g.txt\", \"content\": \"g\\n\"}]}",
+             tmp);
+    cJSON *r = run(ex, req, NULL);
+    CHECK(r != NULL);
+    if (r) {
+        CHECK_CONTAINS(str(r, "stdout"), "/work\nbase\nnew\ng\n");
+        CHECK(str(r, "stdout") && !strstr(str(r, "stdout"), "rc=0"));
+        CHECK_CONTAINS(str(r, "stderr"), "ermission denied");
+    }
+    cJSON_Delete(r);
+    snprintf(p, sizeof p, "%s/copy/made.txt", tmp);
+    FILE *f = fopen(p, "r");
+    char line[64] = "";
+    CHECK(f && fgets(line, sizeof line, f) && !strcmp(line, "made\n"));
+    if (f)
+        fclose(f);
+    snprintf(p, sizeof p, "%s/base/b.txt", tmp);
+    f = fopen(p, "r");
+    CHECK(f && fgets(line, sizeof line, f) && !strcmp(line, "base\n"));
+    if (f)
+        fclose(f);
+    snprintf(p, sizeof p, "%s/base/src/r.txt", tmp);
+    f = fopen(p, "r");
+    CHECK(f && fgets(line, sizeof line, f) && !strcmp(line, "old\n"));
+    if (f)
+        fclose(f);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
+    CHECK(system(cmd) == 0);
+}
+
 /* ---- the adversarial jobs ---- */
 
 static void test_network(gg_executor_t *ex)
@@ -703,6 +755,7 @@ int main(void)
         }                                                                              \
     } while (0)
     RUN(basics);
+    RUN(workdir);
     RUN(network);
     RUN(secret);
     RUN(fork_bomb);

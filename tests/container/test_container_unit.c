@@ -335,12 +335,15 @@ static void test_options_and_requests(void)
     CHECK_CONTAINS(gg_error_last(), "no container image");
     CHECK_RC(run_rc(ex, "{\"argv\": [\"ruby\"], \"language\": \"ruby\"}"), GG_EINVAL);
     CHECK_CONTAINS(gg_error_last(), "ruby");
-    /* "workdir" is checked like everywhere, then refused by this backend. */
+    /* "workdir" is checked like everywhere. */
     CHECK_RC(run_rc(ex, "{\"argv\": [\"/bin/true\"], \"workdir\": \"rel\"}"), GG_EINVAL);
     CHECK_CONTAINS(gg_error_last(), "workdir");
-    CHECK_RC(run_rc(ex, "{\"argv\": [\"/bin/true\"], \"workdir\": \"/tmp\"}"),
-             GG_EUNSUPPORTED);
-    CHECK_CONTAINS(gg_error_last(), "'workdir' is not supported by the container backend");
+    CHECK_RC(run_rc(ex, "{\"argv\": [\"/bin/true\"], \"workdir\": \"/nonexistent/w\"}"),
+             GG_EINVAL);
+    CHECK_CONTAINS(gg_error_last(), "workdir");
+    CHECK_RC(run_rc(ex, "{\"argv\": [\"/bin/true\"], \"workdir\": \"/tmp\", "
+                        "\"user\": \"0:0\"}"), GG_EINVAL);
+    CHECK_CONTAINS(gg_error_last(), "must not be uid 0 with 'workdir'");
     /* A valid request meets a socket nobody listens on: an execution error naming it. */
     CHECK_RC(run_rc(ex, "{\"argv\": [\"/root/.pyenv/shims/python3\", \"-c\", \"pass\"]}"),
              GG_EEXEC);

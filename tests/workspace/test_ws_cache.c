@@ -239,6 +239,62 @@ static void from_files(void)
     ggi_ws_cache_close(&c);
 }
 
+/* Resolved without packs (one machine): the cache reads the sources themselves. */
+static void without_pack(void)
+{
+    char text[1024], root[600];
+    snprintf(root, sizeof root, "%s/cache5", tmp);
+    ggi_ws_cache *c = NULL;
+    CHECK_RC(ggi_ws_cache_open(root, &c), GG_OK);
+    cJSON *ws = NULL, *r = NULL;
+    char *dir = NULL, tree[41];
+    snprintf(text, sizeof text, "{\"repo\": \"%s/repo\", \"ref\": \"feature\"}", tmp);
+    ws = js(text);
+    CHECK_RC(ggi_ws_resolve_ex(ws, 7, &r), GG_EINVAL);
+    CHECK(r == NULL);
+    CHECK_RC(ggi_ws_resolve_ex(ws, GGI_WS_RESOLVE_NO_PACK, &r), GG_OK);
+    CHECK(r && !cJSON_GetObjectItemCaseSensitive(r, "pack"));
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r, "commit")), feature);
+    CHECK_RC(ggi_ws_cache_base(c, r, &dir, tree), GG_OK);
+    CHECK_STR(tree, feature_tree);
+    free(dir);
+    dir = NULL;
+    cJSON_Delete(ws);
+    cJSON_Delete(r);
+    r = NULL;
+    /* A directory: read again by the cache; changed in between, refused. */
+    CHECK(sh("mkdir -p %s/nd/sub && printf 1 > %s/nd/sub/one", tmp, tmp) == 0);
+    snprintf(text, sizeof text, "{\"dir\": \"%s/nd\"}", tmp);
+    ws = js(text);
+    CHECK_RC(ggi_ws_resolve_ex(ws, GGI_WS_RESOLVE_NO_PACK, &r), GG_OK);
+    CHECK(r && !cJSON_GetObjectItemCaseSensitive(r, "pack"));
+    CHECK_RC(ggi_ws_cache_base(c, r, &dir, tree), GG_OK);
+    if (dir) {
+        char p[1024];
+        snprintf(p, sizeof p, "%s/sub/one", dir);
+        char *s1 = read_file(p);
+        CHECK_STR(s1, "1");
+        free(s1);
+    }
+    free(dir);
+    dir = NULL;
+    /* The commit pins the content: a cache that holds it keeps giving that base, and one
+     * that does not yet refuses a directory that changed since. */
+    CHECK(sh("printf 2 > %s/nd/sub/one", tmp) == 0);
+    CHECK_RC(ggi_ws_cache_base(c, r, &dir, tree), GG_OK);
+    free(dir);
+    dir = NULL;
+    ggi_ws_cache_close(&c);
+    snprintf(root, sizeof root, "%s/cache6", tmp);
+    CHECK_RC(ggi_ws_cache_open(root, &c), GG_OK);
+    CHECK_RC(ggi_ws_cache_base(c, r, &dir, tree), GG_EINVAL);
+    CHECK_CONTAINS(gg_error_last(), "changed since it was resolved");
+    CHECK(dir == NULL);
+    cJSON_Delete(ws);
+    cJSON_Delete(r);
+    ggi_ws_cache_close(&c);
+}
+
 /* ---- many at once ---- */
 
 typedef struct {
@@ -306,6 +362,7 @@ int main(void)
     from_pack();
     from_fetch();
     from_files();
+    without_pack();
     concurrent();
     ggi_ws_cache *c = NULL;
     CHECK_RC(ggi_ws_cache_open("/proc/no/such/root", &c), GG_EIO);

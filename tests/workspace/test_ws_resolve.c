@@ -240,6 +240,24 @@ static void dirs(void)
     free(c6);
 }
 
+/* A repository whose base packs over the cap (13 MB that do not compress): GG_ETOOBIG
+ * naming the pack; resolved without a pack it is fine. */
+static void big_pack(void)
+{
+    CHECK(sh("set -e; cd %s; git init -q -b main big; cd big; "
+             "head -c 13000000 /dev/urandom > blob.bin; git add -A; git commit -q -m big",
+             tmp) == 0);
+    char text[1024];
+    snprintf(text, sizeof text, "{\"repo\": \"%s/big\"}", tmp);
+    resolve(text, GG_ETOOBIG, "field 'workspace.pack'", 0);
+    cJSON *ws = js(text), *out = NULL;
+    CHECK_RC(ggi_ws_resolve_ex(ws, GGI_WS_RESOLVE_NO_PACK, &out), GG_OK);
+    CHECK(out && cJSON_GetObjectItemCaseSensitive(out, "commit") &&
+          !cJSON_GetObjectItemCaseSensitive(out, "pack"));
+    cJSON_Delete(out);
+    cJSON_Delete(ws);
+}
+
 static void resolved_stays(void)
 {
     const char *text = "{\"repo\": \"/nowhere\", \"commit\": "
@@ -262,6 +280,7 @@ int main(void)
     repos();
     urls();
     dirs();
+    big_pack();
     resolved_stays();
     free(head);
     free(feature);
