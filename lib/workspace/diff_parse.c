@@ -300,8 +300,10 @@ static size_t parse_body(const line *ls, size_t n, size_t i, ggi_hunk *h, long o
         if (starts(l, "@@") || starts(l, "diff --git "))
             break;
         /* "--- x" then "+++ y" is the next file's header when a hunk follows it (a removed
-         * "-- x" and an added "++ y" otherwise). */
-        if (i + 2 < n && is_section_start(ls, n, i) && starts(&ls[i + 2], "@@"))
+         * "-- x" and an added "++ y" otherwise), unless they are exactly what the header's
+         * counts still lack. */
+        if (i + 2 < n && is_section_start(ls, n, i) && starts(&ls[i + 2], "@@") &&
+            !(known && old_n - old_seen == 1 && new_n - new_seen == 1))
             break;
         if (satisfied && is_section_start(ls, n, i))
             break;
@@ -640,9 +642,17 @@ int ggi_answer_read(const char *answer, size_t len, ggi_answer *a)
     a->text = malloc(len + 1);
     if (!a->text)
         return GG_ENOMEM;
+    /* An answer whose every line ends in CRLF went through a CRLF conversion: read it as
+     * LF. Otherwise a CR before a newline is content (a diff of a file with CRLF lines). */
+    size_t lines = 0, crlf = 0;
+    for (const char *p = answer; (p = memchr(p, '\n', len - (size_t)(p - answer))); p++) {
+        lines++;
+        crlf += p > answer && p[-1] == '\r';
+    }
+    int strip_cr = lines > 0 && crlf == lines;
     size_t k = 0;
     for (size_t i = 0; i < len; i++) {
-        if (answer[i] == '\r' && i + 1 < len && answer[i + 1] == '\n')
+        if (strip_cr && answer[i] == '\r' && i + 1 < len && answer[i + 1] == '\n')
             continue;
         a->text[k++] = answer[i];
     }

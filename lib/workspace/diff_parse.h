@@ -62,7 +62,8 @@ void ggi_diff_free(ggi_diff *d);
 
 /** A generator's answer as read. */
 typedef struct ggi_answer {
-    char *text;        /* the normalised copy (CRLF -> LF) the diff points into */
+    char *text;        /* the copy the diff points into (CRLF -> LF when every line had
+                        * CRLF) */
     int kind;          /* GGI_PATCH_DIFF, GGI_PATCH_FILES, or 0: neither */
     ggi_diff diff;     /* kind GGI_PATCH_DIFF */
     cJSON *json;       /* kind GGI_PATCH_FILES: the object holding "files" */

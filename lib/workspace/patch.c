@@ -304,16 +304,18 @@ static int line_eq(const fline *f, const ggi_hunk_line *h, int loose)
 }
 
 /* Does the hunk's preimage (pre[0..m)) match the file at line at? */
-static int match_at(ctx *c, const fline *fl, size_t at, const ggi_hunk_line **pre, size_t m,
-                    int loose)
+/* How many of the hunk's preimage lines (pre[0..m)) match the file from line at on (m:
+ * the hunk fits there). */
+static size_t match_at(ctx *c, const fline *fl, size_t at, const ggi_hunk_line **pre, size_t m,
+                       int loose)
 {
     for (size_t i = 0; i < m; i++) {
         if (--c->budget < 0)
-            return 0;
+            return i;
         if (!line_eq(&fl[at + i], pre[i], loose))
-            return 0;
+            return i;
     }
-    return 1;
+    return m;
 }
 
 static int push_out(oline **o, size_t *n, size_t *cap, oline l)
@@ -389,7 +391,8 @@ static int apply_hunks(ctx *c, const char *path, const ggi_file_patch *f, const 
             want = (h->old_count == 0 ? h->old_start : h->old_start - 1) + offset;
         if (want < (long)floor)
             want = (long)floor;
-        long found = -1;
+        long found = -1, best_at = -1;
+        size_t best = 0; /* the longest run of the preimage's first lines found, and where */
         if (m == 0) {
             found = want > (long)n ? (long)n : want;
         } else if (n >= m && n - m >= floor) {
@@ -400,15 +403,17 @@ static int apply_hunks(ctx *c, const char *path, const ggi_file_patch *f, const 
                 for (long d = 0; found < 0 && c->budget > 0; d++) {
                     long up = want - d, down = want + d;
                     int any = 0;
-                    if (down <= hi) {
+                    long tries[2] = {down <= hi ? down : -1,
+                                     d > 0 && up >= (long)floor ? up : -1};
+                    for (int t = 0; t < 2 && found < 0; t++) {
+                        if (tries[t] < 0)
+                            continue;
                         any = 1;
-                        if (match_at(c, fl, (size_t)down, pre, m, loose))
-                            found = down;
-                    }
-                    if (found < 0 && d > 0 && up >= (long)floor) {
-                        any = 1;
-                        if (match_at(c, fl, (size_t)up, pre, m, loose))
-                            found = up;
+                        size_t got = match_at(c, fl, (size_t)tries[t], pre, m, loose);
+                        if (got == m)
+                            found = tries[t];
+                        else if (loose == 2 && got > best)
+                            best = got, best_at = tries[t];
                     }
                     if (!any)
                         break;
@@ -423,15 +428,25 @@ static int apply_hunks(ctx *c, const char *path, const ggi_file_patch *f, const 
                 finding(c, GG_EINVAL, path, (int)k + 1,
                         "file '%s': hunk %zu could not be placed (the search for its lines "
                         "was too long)", path, k + 1);
-            else if (h->has_pos)
+            else {
+                /* Where it nearly fits, so the next attempt can correct the hunk. */
+                char near[400] = "", want_l[100], have_l[100];
+                if (best_at >= 0) {
+                    const fline *fh = &fl[(size_t)best_at + best];
+                    excerpt(want_l, sizeof want_l, pre[best]->text, pre[best]->len);
+                    excerpt(have_l, sizeof have_l, fh->p, fh->len);
+                    snprintf(near, sizeof near,
+                             "; nearest: from line %ld its first %zu line%s match, then it "
+                             "has '%s' where the file has '%s'",
+                             best_at + 1, best, best == 1 ? "" : "s", want_l, have_l);
+                }
+                char where[48] = "";
+                if (h->has_pos)
+                    snprintf(where, sizeof where, " (expected at line %ld)", h->old_start);
                 finding(c, GG_EINVAL, path, (int)k + 1,
-                        "file '%s': hunk %zu does not apply: its lines starting with '%s' "
-                        "(expected at line %ld) are not in the file", path, k + 1, ex,
-                        h->old_start);
-            else
-                finding(c, GG_EINVAL, path, (int)k + 1,
-                        "file '%s': hunk %zu does not apply: its lines starting with '%s' "
-                        "are not in the file", path, k + 1, ex);
+                        "file '%s': hunk %zu does not apply: its lines starting with '%s'%s "
+                        "are not in the file%s", path, k + 1, ex, where, near);
+            }
             break;
         }
         if (h->has_pos)

@@ -118,7 +118,9 @@ static int blob_abbrev(const side *s, char out[8])
 /* Writes a path as git does in headers: quoted when it holds unusual bytes. */
 static int put_path(ggi_buf *b, const char *prefix, const char *path)
 {
-    int quote = 0;
+    /* A name ending in a space is quoted too: readers trim the end of "---" lines. */
+    size_t len = strlen(path);
+    int quote = len && path[len - 1] == ' ';
     for (const unsigned char *p = (const unsigned char *)path; *p; p++)
         if (*p < 0x20 || *p == '"' || *p == '\\' || *p >= 0x7f)
             quote = 1;

@@ -232,6 +232,16 @@ static void test_crlf_answer(void)
     CHECK_RC(apply_s("--- a/w.txt\n+++ b/w.txt\n@@ -1,3 +1,3 @@\n one\n-two\n+TWO\n three\n",
                      NULL, NULL, &findings), 0);
     CHECK_FILE(dir, "w.txt", "one\r\nTWO\r\nthree\r\n");
+
+    /* git's diff of a CRLF file: LF headers, CR in the lines; the CRs are content. */
+    CHECK_RC(apply_s("diff --git a/w.txt b/w.txt\n--- a/w.txt\n+++ b/w.txt\n@@ -1,3 +1,3 @@\n"
+                     " one\r\n-TWO\r\n+2\r\n three\r\n",
+                     NULL, NULL, &findings), 0);
+    CHECK_FILE(dir, "w.txt", "one\r\n2\r\nthree\r\n");
+    /* ... and a line with a CR added to an LF file keeps it. */
+    CHECK_RC(apply_s("--- a/run.sh\n+++ b/run.sh\n@@ -2 +2,2 @@\n echo run\n+echo cr\r\n",
+                     NULL, NULL, &findings), 0);
+    CHECK_FILE(dir, "run.sh", "#!/bin/sh\necho run\necho cr\r\n");
 }
 
 static void test_counts_and_offsets(void)
@@ -345,6 +355,13 @@ static void test_model_mistakes(void)
                      NULL, NULL, &findings), 0);
     CHECK_FILE(dir, "q.sql", "select 1;\n++ new comment\nselect 2;\n");
 
+    /* ... even right before the next hunk, when the counts say they belong to the hunk. */
+    put(dir, "q.txt", "a\n-- x\nc\nd\ne\nf\n", 0644);
+    CHECK_RC(apply_s("--- a/q.txt\n+++ b/q.txt\n@@ -1,2 +1,2 @@\n a\n--- x\n+++ y\n"
+                     "@@ -5,2 +5,2 @@\n e\n-f\n+F\n",
+                     NULL, NULL, &findings), 0);
+    CHECK_FILE(dir, "q.txt", "a\n++ y\nc\nd\ne\nF\n");
+
     /* Two sections for the same file apply one after the other. */
     fresh();
     CHECK_RC(apply_s("--- a/run.sh\n+++ b/run.sh\n@@ -2 +2 @@\n-echo run\n+echo one\n"
@@ -406,6 +423,15 @@ static void test_new_delete_rename(void)
     CHECK(exists(dir, "greet.c"));
     CHECK(mode_of(dir, "src/lib.py") == 0755);
 
+    /* A copy keeps its source and its mode. */
+    fresh();
+    CHECK_RC(apply_s("diff --git a/run.sh b/bin/run2.sh\nsimilarity index 100%\n"
+                     "copy from run.sh\ncopy to bin/run2.sh\n",
+                     NULL, NULL, &findings), 0);
+    CHECK_FILE(dir, "run.sh", "#!/bin/sh\necho run\n");
+    CHECK_FILE(dir, "bin/run2.sh", "#!/bin/sh\necho run\n");
+    CHECK(mode_of(dir, "bin/run2.sh") == 0755);
+
     /* Deleting the last file of a directory removes the directory, as git does. */
     fresh();
     CHECK_RC(apply_s("--- a/src/lib.py\n+++ /dev/null\n@@ -1,6 +0,0 @@\n-def f(x):\n"
@@ -449,12 +475,23 @@ static void test_hunk_fails(void)
     fresh();
     CHECK_RC(apply_s(b.data, NULL, NULL, &findings), GG_EINVAL);
     CHECK_CONTAINS(first_msg(findings), "'def h(z):'");
+    CHECK_CONTAINS(first_msg(findings), "(expected at line 5)");
     const cJSON *f0 = cJSON_GetArrayItem(findings, 0);
     CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(f0, "path")),
               "src/lib.py");
     CHECK(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(f0, "hunk")) == 2);
     cJSON_Delete(findings);
     ggi_buf_free(&b);
+
+    /* A hunk that nearly fits says where and how it differs. */
+    fresh();
+    CHECK_RC(apply_s("--- a/hello.c\n+++ b/hello.c\n@@ -3,4 +3,4 @@\n int main(void)\n {\n"
+                     "-    printf(\"hi\\n\");\n+    puts(\"hi\");\n     return 0;\n",
+                     NULL, NULL, &findings), GG_EINVAL);
+    CHECK_CONTAINS(first_msg(findings),
+                   "nearest: from line 3 its first 2 lines match, then it has "
+                   "'    printf(\"hi\\n\");' where the file has '    printf(\"hello\\n\");'");
+    cJSON_Delete(findings);
 
     /* Two failing files: both are reported. */
     fresh();
@@ -705,6 +742,24 @@ static void test_caps(void)
     CHECK_RC(apply_s(b.data, NULL, NULL, &findings), GG_EINVAL);
     CHECK_CONTAINS(first_msg(findings), "the search for its lines was too long");
     cJSON_Delete(findings);
+    ggi_buf_free(&b);
+
+    /* Copies of one large file add up past the cap of all files touched. */
+    fresh();
+    {
+        ggi_buf one = GGI_BUF_INIT;
+        for (int i = 0; i < (1 << 20) / 16; i++)
+            ggi_buf_puts(&one, "0123456789abcde\n");
+        put(dir, "one.txt", one.data, 0644);
+        ggi_buf_free(&one);
+    }
+    for (int i = 0; i < 100; i++)
+        ggi_buf_printf(&b, "diff --git a/one.txt b/c%d.txt\ncopy from one.txt\ncopy to c%d.txt\n",
+                       i, i);
+    CHECK_RC(apply_s(b.data, NULL, NULL, &findings), GG_ETOOBIG);
+    CHECK_CONTAINS(first_msg(findings), "the files the answer writes hold more than");
+    cJSON_Delete(findings);
+    CHECK(!exists(dir, "c0.txt"));
     ggi_buf_free(&b);
 
     /* A file that would grow over its cap: nothing written. */

@@ -108,6 +108,7 @@ static void make_trees(void)
     puts_file(base, "gets_noeol.txt", "x\ny\n", 0644);
     puts_file(base, "with space.txt", "one\ntwo\n", 0644);
     puts_file(base, "same.txt", "unchanged\n", 0644);
+    puts_file(base, "q\"uote.txt", "q1\n", 0644);
     put(base, "same.bin", "\x00\x01\x02", 3, 0644);
     puts_file(base, "crlf.txt", "a\r\nb\r\nc\r\n", 0644);
     puts_file(base, ".git/config", "not a real repository: skipped\n", 0644);
@@ -133,6 +134,8 @@ static void make_trees(void)
     puts_file(copy, "gets_noeol.txt", "x\ny", 0644);
     puts_file(copy, "with space.txt", "one\nTWO\n", 0644);
     puts_file(copy, "crlf.txt", "a\r\nB\r\nc\r\n", 0644);
+    puts_file(copy, "q\"uote.txt", "q2\n", 0644);
+    puts_file(copy, "\xc3\xbcn\xc3\xaf.txt", "unicode name\n", 0644);
     puts_file(copy, ".git/config", "changed but skipped\n", 0644);
 }
 
@@ -200,6 +203,9 @@ static void test_against_git(void)
                           "\\ No newline at end of file\n");
     CHECK_CONTAINS(patch, "@@ -7,7 +7,7 @@\n line 7 of the file\n");
     CHECK_CONTAINS(patch, "@@ -47,7 +47,7 @@\n");
+    /* Names quoted as git quotes them. */
+    CHECK_CONTAINS(patch, "diff --git \"a/q\\\"uote.txt\" \"b/q\\\"uote.txt\"\n");
+    CHECK_CONTAINS(patch, "+++ \"b/\\303\\274n\\303\\257.txt\"\n");
     CHECK(strstr(patch, "same.txt") == NULL);
     CHECK(strstr(patch, "same.bin") == NULL);
     CHECK(strstr(patch, ".git/config") == NULL);
