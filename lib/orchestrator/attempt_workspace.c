@@ -60,6 +60,8 @@ static int own_dir(const char *dir, mode_t mode)
     if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid())
         return ggi_error(GG_EIO, "'%s' is not a directory of this user (uid %u)", dir,
                          (unsigned)geteuid());
+    if ((st.st_mode & 07777) != mode && chmod(dir, mode) != 0)
+        return ggi_error(GG_EIO, "cannot change the mode of '%s': %s", dir, strerror(errno));
     return GG_OK;
 }
 
@@ -101,12 +103,14 @@ static int ws_open(ggi_ws_cache **out_cache, const char **out_root)
         const char *subs[] = { "prepared", "index", "attempts" };
         if (!root || !cache)
             rc = ggi_error(GG_ENOMEM, "out of memory");
-        /* 0711: a sandboxed job running as another uid reaches its copy under attempts/. */
+        /* All private (0700): a copy's directories may be writable by anyone who reaches
+         * them (link copies; full copies given to the sandbox's uid), and a sandboxed job
+         * gets its copy bound into its sandbox, not by walking down to it. */
         if (!rc)
-            rc = own_dir(root, 0711);
+            rc = own_dir(root, 0700);
         for (size_t i = 0; !rc && i < sizeof subs / sizeof subs[0]; i++) {
             char *d = ggi_asprintf("%s/%s", root, subs[i]);
-            rc = d ? own_dir(d, i == 2 ? 0711 : 0700) : ggi_error(GG_ENOMEM, "out of memory");
+            rc = d ? own_dir(d, 0700) : ggi_error(GG_ENOMEM, "out of memory");
             free(d);
         }
         if (!rc)

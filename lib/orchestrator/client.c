@@ -251,7 +251,7 @@ static int resolve_task(cJSON *task)
         return GG_OK;
     const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(task, "task_id"));
     cJSON *own = cJSON_DetachItemViaPointer(task, ws);
-    int rc = ggi_orq_resolve_workspace(&own, id);
+    int rc = ggi_orq_resolve_workspace(&own, id, 0);
     cJSON_AddItemToObject(task, "workspace", own);
     return rc;
 }

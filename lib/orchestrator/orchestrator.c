@@ -211,12 +211,12 @@ static int start_threads(gg_orchestrator_t *o)
     return GG_OK;
 }
 
-int ggi_orq_resolve_workspace(cJSON **ws, const char *task_id)
+int ggi_orq_resolve_workspace(cJSON **ws, const char *task_id, int flags)
 {
     if (!*ws || cJSON_GetObjectItemCaseSensitive(*ws, "commit"))
         return GG_OK;
     cJSON *resolved = NULL;
-    int rc = ggi_ws_resolve(*ws, &resolved);
+    int rc = ggi_ws_resolve_ex(*ws, flags, &resolved);
     if (rc != GG_OK)
         return task_id ? ggi_error_wrap("task '%s': ", task_id) : ggi_error_wrap("task: ");
     cJSON_Delete(*ws);
@@ -477,17 +477,17 @@ int gg_orchestrator_submit(gg_orchestrator_t *o, const char *task_json, char **o
     /* A workspace is pinned here, where its source is read: every attempt starts from the
      * same commit, however the branch moves later (a source that is not there is refused,
      * naming the field). */
-    if ((rc = ggi_orq_resolve_workspace(&t->workspace, t->task_id)) != GG_OK) {
+    /* Only this process's workers will build the base when no endpoint lets other workers
+     * join: a repository's commit is then read from the repository itself, so the task
+     * (every job, the database) carries no packfile of it, and no pack cap applies. A
+     * directory, which may change, is still packed: its attempts see it as submitted. */
+    int own_only = !o->bind && o->local_workers && t->workspace &&
+                   cJSON_GetObjectItemCaseSensitive(t->workspace, "repo");
+    if ((rc = ggi_orq_resolve_workspace(&t->workspace, t->task_id,
+                                        own_only ? GGI_WS_RESOLVE_NO_PACK : 0)) != GG_OK) {
         ggi_task_free(t);
         return rc;
     }
-    /* Only this process's workers will build the base (no endpoint other workers could
-     * join): a repository's commit is read from the repository itself, so the task (and
-     * every job and the database) need not carry a packfile of it. A directory, which may
-     * change, keeps its pack. */
-    if (t->workspace && !o->bind && o->local_workers &&
-        cJSON_GetObjectItemCaseSensitive(t->workspace, "repo"))
-        cJSON_DeleteItemFromObjectCaseSensitive(t->workspace, "pack");
     char *spec = NULL, *needs = NULL;
     char hash[17];
     int64_t seq = 0;

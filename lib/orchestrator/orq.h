@@ -174,11 +174,12 @@ int ggi_attempt_workspace(const ggi_attempt_env *env, const cJSON *job, const gg
 int ggi_orq_prepare_task(ggi_task *t, char **out_spec, char out_hash[17]);
 
 /**
- * Resolves a checked workspace (ggi_ws_resolve) in place unless it already has "commit":
- * where a task is first read with access to its sources (gg_orchestrator_submit, the
- * client's submit). Errors name the task (when task_id is not NULL) and the field.
+ * Resolves a checked workspace (ggi_ws_resolve_ex with flags) in place unless it already
+ * has "commit": where a task is first read with access to its sources
+ * (gg_orchestrator_submit, the client's submit). Errors name the task (when task_id is not
+ * NULL) and the field.
  */
-int ggi_orq_resolve_workspace(cJSON **ws, const char *task_id);
+int ggi_orq_resolve_workspace(cJSON **ws, const char *task_id, int flags);
 
 /* ---- worker.c ---- */
 
