@@ -4,7 +4,9 @@
  * `git worktree add --detach` of the same repository, rounds interleaved so load on a shared
  * machine falls on all three alike; prints each median in ms and the ratios.
  *
- * usage: workspace_copy_bench REPO SCRATCH_DIR [ROUNDS]
+ * usage: workspace_copy_bench REPO SCRATCH_DIR [ROUNDS [separate]]
+ * "separate" runs all rounds of one method before the next (each then meets only its own
+ * filesystem traffic, e.g. ext4's journal catching up after the full copies).
  */
 #include <spawn.h>
 #include <stdio.h>
@@ -99,42 +101,44 @@ int main(int argc, char **argv)
     double *link_cpu = calloc((size_t)rounds, sizeof *wt);
     double *full_cpu = calloc((size_t)rounds, sizeof *wt);
     double *wt_cpu = calloc((size_t)rounds, sizeof *wt);
-    for (int i = 0; i < rounds; i++) {
-        snprintf(dest, sizeof dest, "%s/link-%d", scratch, i);
-        double c0 = cpu_ms();
-        t0 = now_ms();
-        if (ggi_ws_copy(base, dest, GGI_WS_COPY_LINK) != 0) {
-            fprintf(stderr, "link copy: %s\n", gg_error_last());
-            return 1;
-        }
-        link[i] = now_ms() - t0;
-        link_cpu[i] = cpu_ms() - c0;
-        ggi_ws_remove(dest);
-
-        snprintf(dest, sizeof dest, "%s/full-%d", scratch, i);
-        c0 = cpu_ms();
-        t0 = now_ms();
-        if (ggi_ws_copy(base, dest, GGI_WS_COPY_FULL) != 0) {
-            fprintf(stderr, "full copy: %s\n", gg_error_last());
-            return 1;
-        }
-        full[i] = now_ms() - t0;
-        full_cpu[i] = cpu_ms() - c0;
-        ggi_ws_remove(dest);
-
-        snprintf(dest, sizeof dest, "%s/wt-%d", scratch, i);
-        char *add[] = {"git", "-C", (char *)repo, "worktree", "add", "-q", "--detach", dest,
-                       "HEAD", NULL};
-        t0 = now_ms();
-        if (run(add, &wt_cpu[i]) != 0) {
-            fprintf(stderr, "git worktree add failed\n");
-            return 1;
-        }
-        wt[i] = now_ms() - t0;
-        char *rm[] = {"git", "-C", (char *)repo, "worktree", "remove", "--force", dest, NULL};
-        if (run(rm, NULL) != 0) {
-            fprintf(stderr, "git worktree remove failed\n");
-            return 1;
+    const int separate = argc > 4 && strcmp(argv[4], "separate") == 0;
+    /* Interleaved: one of each method per round. Separate: every round of a method, then
+     * the next method. */
+    int steps = separate ? 3 * rounds : rounds;
+    for (int step = 0; step < steps; step++) {
+        int i = separate ? step % rounds : step;
+        for (int m = 0; m < 3; m++) {
+            if (separate && m != step / rounds)
+                continue;
+            if (m < 2) {
+                int mode = m == 0 ? GGI_WS_COPY_LINK : GGI_WS_COPY_FULL;
+                snprintf(dest, sizeof dest, "%s/%s-%d", scratch, m == 0 ? "link" : "full", i);
+                double c0 = cpu_ms();
+                t0 = now_ms();
+                if (ggi_ws_copy(base, dest, mode) != 0) {
+                    fprintf(stderr, "copy: %s\n", gg_error_last());
+                    return 1;
+                }
+                (m == 0 ? link : full)[i] = now_ms() - t0;
+                (m == 0 ? link_cpu : full_cpu)[i] = cpu_ms() - c0;
+                ggi_ws_remove(dest);
+                continue;
+            }
+            snprintf(dest, sizeof dest, "%s/wt-%d", scratch, i);
+            char *add[] = {"git", "-C", (char *)repo, "worktree", "add", "-q", "--detach",
+                           dest, "HEAD", NULL};
+            t0 = now_ms();
+            if (run(add, &wt_cpu[i]) != 0) {
+                fprintf(stderr, "git worktree add failed\n");
+                return 1;
+            }
+            wt[i] = now_ms() - t0;
+            char *rm[] = {"git", "-C", (char *)repo, "worktree", "remove", "--force", dest,
+                          NULL};
+            if (run(rm, NULL) != 0) {
+                fprintf(stderr, "git worktree remove failed\n");
+                return 1;
+            }
         }
     }
     double ml = median(link, rounds), mf = median(full, rounds), mw = median(wt, rounds);
@@ -142,7 +146,8 @@ int main(int argc, char **argv)
            cw = median(wt_cpu, rounds);
     printf("base: tree %s, resolve+pack %.1f ms, import+export %.1f ms (once per machine)\n",
            tree, t_resolve, t_export);
-    printf("rounds: %d (interleaved)\n", rounds);
+    printf("rounds: %d (%s)\n", rounds,
+           separate ? "each method's rounds together" : "interleaved");
     printf("                         wall median (min)       CPU median (user+system)\n");
     printf("copy, GGI_WS_COPY_LINK   %8.2f ms (%7.2f)    %8.2f ms\n", ml, link[0], cl);
     printf("copy, GGI_WS_COPY_FULL   %8.2f ms (%7.2f)    %8.2f ms\n", mf, full[0], cf);

@@ -9,7 +9,8 @@
 # The CPU time (user + system) of each is printed beside the wall clock: on a shared, loaded
 # machine it is the steadier figure.
 # Environment: BUILD (build directory, default build), ROUNDS (21), DIRS (200), FILES (10),
-# SCRATCH (the directory the repository, base and copies go in; default $TMPDIR or /tmp).
+# SCRATCH (the directory the repository, base and copies go in; default $TMPDIR or /tmp),
+# SEPARATE=1 (all rounds of one method, then the next, instead of interleaved rounds).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${BUILD:-build}"
@@ -41,4 +42,4 @@ git -C "$repo" add -A
 git -C "$repo" commit -q -m "2,000 files"
 echo "repository: $(git -C "$repo" ls-files | wc -l) files, $(du -sh --exclude=.git "$repo" | cut -f1)"
 echo "machine: $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), $(df -T "$tmp" | awk 'NR==2 {print $2}') at $tmp"
-"$build/bench/workspace_copy_bench" "$repo" "$tmp" "${ROUNDS:-21}"
+"$build/bench/workspace_copy_bench" "$repo" "$tmp" "${ROUNDS:-21}" "${SEPARATE:+separate}"

@@ -6,6 +6,7 @@
  * commit that does not match the files are refused.
  */
 #include <pthread.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "wstest.h"
@@ -350,6 +351,52 @@ static void concurrent(void)
     cJSON_Delete(r);
 }
 
+/* Processes sharing one root: each opens the cache and asks for the same base from a pack;
+ * all get one directory, made once. */
+static void processes(void)
+{
+    char text[1024], root[600], trees[700];
+    snprintf(root, sizeof root, "%s/cache7", tmp);
+    snprintf(trees, sizeof trees, "%s/trees", root);
+    snprintf(text, sizeof text, "{\"dir\": \"%s/repo\"}", tmp);
+    cJSON *r = resolved(text);
+    char want[800] = "";
+    enum { N = 4 };
+    int fds[N][2];
+    pid_t pids[N];
+    for (int i = 0; i < N; i++) {
+        CHECK(pipe(fds[i]) == 0);
+        pids[i] = fork();
+        if (pids[i] == 0) {
+            ggi_ws_cache *c = NULL;
+            char *dir = NULL, tree[41];
+            int ok = ggi_ws_cache_open(root, &c) == 0 &&
+                     ggi_ws_cache_base(c, r, &dir, tree) == 0;
+            if (!ok)
+                fprintf(stderr, "child %d: %s\n", i, gg_error_last());
+            if (ok && write(fds[i][1], dir, strlen(dir)) < 0)
+                ok = 0;
+            _exit(ok ? 0 : 1);
+        }
+        close(fds[i][1]);
+    }
+    for (int i = 0; i < N; i++) {
+        int st = 0;
+        CHECK(pids[i] > 0 && waitpid(pids[i], &st, 0) == pids[i]);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        char got[800] = "";
+        ssize_t n = read(fds[i][0], got, sizeof got - 1);
+        close(fds[i][0]);
+        got[n > 0 ? n : 0] = '\0';
+        if (i == 0)
+            memcpy(want, got, sizeof want);
+        CHECK(got[0] && strcmp(got, want) == 0);
+    }
+    CHECK(count_entries(trees, 0) == 1);
+    CHECK(count_entries(trees, 1) == 0);
+    cJSON_Delete(r);
+}
+
 int main(void)
 {
     if (sh("git --version > /dev/null") != 0) {
@@ -364,6 +411,7 @@ int main(void)
     from_files();
     without_pack();
     concurrent();
+    processes();
     ggi_ws_cache *c = NULL;
     CHECK_RC(ggi_ws_cache_open("/proc/no/such/root", &c), GG_EIO);
     CHECK(c == NULL);

@@ -3,6 +3,7 @@
  * the field named in the message; the path rules of workspace files; the caps.
  */
 #include "wstest.h"
+#include "workspace/ws_internal.h"
 
 static void expect(const char *text, int want, const char *needle)
 {
@@ -159,8 +160,53 @@ static void caps(void)
     free(pack);
 }
 
+/* The base64 codec of "pack": round trips of every length up to 40, known texts, padding
+ * and whitespace, and text that is not base64. */
+static void base64(void)
+{
+    unsigned char data[40];
+    for (int i = 0; i < 40; i++)
+        data[i] = (unsigned char)(i * 37 + 11);
+    for (size_t n = 0; n <= sizeof data; n++) {
+        char *text = NULL;
+        unsigned char *back = NULL;
+        size_t len = 0;
+        CHECK_RC(ggi_ws_b64_encode(data, n, &text), GG_OK);
+        CHECK(text && strlen(text) == (n + 2) / 3 * 4);
+        CHECK_RC(ggi_ws_b64_decode(text, strlen(text), &back, &len), GG_OK);
+        CHECK(len == n && (n == 0 || memcmp(back, data, n) == 0));
+        free(text);
+        free(back);
+    }
+    char *text = NULL;
+    CHECK_RC(ggi_ws_b64_encode("foobar", 6, &text), GG_OK);
+    CHECK_STR(text, "Zm9vYmFy");
+    free(text);
+    CHECK_RC(ggi_ws_b64_encode("fooba", 5, &text), GG_OK);
+    CHECK_STR(text, "Zm9vYmE=");
+    free(text);
+    static const char *const good[][2] = {{"Zm9v\nYmE=", "fooba"}, {"Zm9vYg", "foob"},
+                                          {"Zg==", "f"}, {"", ""}};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        unsigned char *b = NULL;
+        size_t len = 0;
+        CHECK_RC(ggi_ws_b64_decode(good[i][0], strlen(good[i][0]), &b, &len), GG_OK);
+        CHECK(b && len == strlen(good[i][1]) && memcmp(b, good[i][1], len) == 0);
+        free(b);
+    }
+    static const char *const bad[] = {"Zm9v!", "Z", "Zg=a", "Zg===", "Z===", "Zm9vY"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        unsigned char *b = NULL;
+        size_t len = 0;
+        CHECK_RC(ggi_ws_b64_decode(bad[i], strlen(bad[i]), &b, &len), GG_EINVAL);
+        CHECK(b == NULL);
+        CHECK_CONTAINS(gg_error_last(), "'workspace.pack'");
+    }
+}
+
 int main(void)
 {
+    base64();
     good_shapes();
     bad_shapes();
     bad_paths();
