@@ -630,10 +630,69 @@ static int try_json(const char *text, size_t len, ggi_answer *a, cJSON **out)
     return 1;
 }
 
-/* Is the line at p (of the text) a fence line "```..." at column 0? */
-static int is_fence(const char *p, const char *end)
+/* The indentation (0 to 3 spaces) of a fence line "```..." at p, or -1 when the line is
+ * not one. */
+static int fence_indent(const char *p, const char *end)
 {
-    return end - p >= 3 && memcmp(p, "```", 3) == 0;
+    int ind = 0;
+    while (ind < 3 && p + ind < end && p[ind] == ' ')
+        ind++;
+    return end - (p + ind) >= 3 && memcmp(p + ind, "```", 3) == 0 ? ind : -1;
+}
+
+/*
+ * Reads the fenced blocks of t[0, *len) whose fences are indented as indented says (0: at
+ * column 0; 1: by one to three spaces, as inside a markdown list, the block's lines losing
+ * that indentation in place). Diffs are appended to a->diff; the first {"files": ...}
+ * object of a block without a diff goes to *json. *fences is set when a block was seen.
+ */
+static int read_fences(ggi_answer *a, char *t, char *end, int indented, cJSON **json,
+                       int *fences)
+{
+    char *p = t;
+    while (p < end) {
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        char *next = nl ? nl + 1 : end;
+        int ind = fence_indent(p, end);
+        if (ind < 0 || (indented ? ind == 0 : ind != 0)) {
+            p = next;
+            continue;
+        }
+        *fences = 1;
+        char *body = next, *q = next, *body_end = end;
+        while (q < end) {
+            char *nl2 = memchr(q, '\n', (size_t)(end - q));
+            char *next2 = nl2 ? nl2 + 1 : end;
+            if (fence_indent(q, end) == ind) {
+                body_end = q;
+                q = next2;
+                break;
+            }
+            q = next2;
+        }
+        if (ind > 0) { /* dedent in place; what is left over becomes empty lines */
+            char *w = body;
+            for (char *r = body; r < body_end;) {
+                char *e = memchr(r, '\n', (size_t)(body_end - r));
+                char *stop = e ? e + 1 : body_end;
+                for (int k = 0; k < ind && r < stop && *r == ' '; k++)
+                    r++;
+                memmove(w, r, (size_t)(stop - r));
+                w += stop - r;
+                r = stop;
+            }
+            memset(w, '\n', (size_t)(body_end - w));
+            body_end = w;
+        }
+        size_t before = a->diff.n;
+        int err = ggi_diff_parse(body, (size_t)(body_end - body), &a->diff);
+        if (err)
+            return err;
+        if (a->diff.n == before && !*json)
+            try_json(body, (size_t)(body_end - body), a, json);
+        p = q;
+    }
+    return 0;
 }
 
 int ggi_answer_read(const char *answer, size_t len, ggi_answer *a)
@@ -660,45 +719,26 @@ int ggi_answer_read(const char *answer, size_t len, ggi_answer *a)
     const char *t = a->text, *end = a->text + k;
     int err = 0;
 
-    /* Fenced blocks: every one that holds a diff counts; else the first files object. */
-    int fences = 0;
+    /* Fenced blocks: every one that holds a diff counts; else the first files object.
+     * Fences at column 0 first; then indented ones (a block inside a markdown list). */
     cJSON *json = NULL;
-    const char *p = t;
-    while (p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        const char *next = nl ? nl + 1 : end;
-        if (!is_fence(p, end)) {
-            p = next;
-            continue;
-        }
-        fences = 1;
-        const char *body = next, *q = next, *body_end = end;
-        while (q < end) {
-            const char *nl2 = memchr(q, '\n', (size_t)(end - q));
-            const char *next2 = nl2 ? nl2 + 1 : end;
-            if (is_fence(q, end)) {
-                body_end = q;
-                q = next2;
-                break;
-            }
-            q = next2;
-        }
-        size_t before = a->diff.n;
-        if ((err = ggi_diff_parse(body, (size_t)(body_end - body), &a->diff)))
+    for (int indented = 0; indented < 2; indented++) {
+        int fences = 0;
+        if ((err = read_fences(a, a->text, a->text + k, indented, &json, &fences))) {
+            cJSON_Delete(json);
             return err;
-        if (a->diff.n == before && !json)
-            try_json(body, (size_t)(body_end - body), a, &json);
-        p = q;
-    }
-    if (fences && a->diff.n) {
-        cJSON_Delete(json);
-        a->kind = GGI_PATCH_DIFF;
-        return 0;
-    }
-    if (json) {
-        a->json = json;
-        a->kind = GGI_PATCH_FILES;
-        return 0;
+        }
+        if (fences && a->diff.n) {
+            cJSON_Delete(json);
+            a->kind = GGI_PATCH_DIFF;
+            return 0;
+        }
+        if (json) {
+            a->json = json;
+            a->kind = GGI_PATCH_FILES;
+            return 0;
+        }
+        ggi_diff_free(&a->diff); /* continuation hunks without a file */
     }
     /* No fence held either: the whole text. */
     ggi_diff_free(&a->diff);

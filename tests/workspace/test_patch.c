@@ -204,6 +204,28 @@ static void test_fences_and_prose(void)
                      &kind, NULL, &findings), 0);
     CHECK_FILE(dir, "src/lib.py", "def f(x):\n    return 10\n\n\ndef g(y):\n    return 20\n");
 
+    /* A fence inside a markdown list: indented, with its lines. */
+    fresh();
+    ggi_buf_puts(&b, "Steps:\n\n1. Apply this patch:\n\n   ```diff\n");
+    for (const char *p = HELLO_DIFF; *p;) {
+        const char *nl = strchr(p, '\n');
+        ggi_buf_puts(&b, "   ");
+        ggi_buf_append(&b, p, (size_t)(nl - p + 1));
+        p = nl + 1;
+    }
+    ggi_buf_puts(&b, "   ```\n\n2. Run the tests.\n");
+    CHECK_RC(apply_s(b.data, &kind, NULL, &findings), 0);
+    CHECK_FILE(dir, "hello.c", HELLO_AFTER);
+    ggi_buf_free(&b);
+
+    /* A column-0 fence wins; a markdown file's indented fence inside it is content. */
+    fresh();
+    put(dir, "README.md", "# T\n\n   ```sh\n   make\n   ```\n", 0644);
+    CHECK_RC(apply_s("```diff\n--- a/README.md\n+++ b/README.md\n@@ -3,3 +3,4 @@\n    ```sh\n"
+                     "    make\n+   make test\n    ```\n```\n",
+                     &kind, NULL, &findings), 0);
+    CHECK_FILE(dir, "README.md", "# T\n\n   ```sh\n   make\n   make test\n   ```\n");
+
     /* No fence, prose before and after (a bullet list after a blank line). */
     ggi_buf_printf(&b, "Sure! Apply this:\n%s\nChanges:\n- the greeting\n", HELLO_DIFF);
     fresh();
@@ -619,6 +641,14 @@ static void test_symlinks(void)
     CHECK_CONTAINS(first_msg(findings), "symbolic link");
     cJSON_Delete(findings);
     CHECK(!exists(out, "planted.txt"));
+
+    /* A rename into the linked directory: refused, the source stays. */
+    CHECK_RC(apply_s("diff --git a/hello.c b/d/hello.c\nrename from hello.c\n"
+                     "rename to d/hello.c\n", NULL, NULL, &findings), GG_EINVAL);
+    CHECK_CONTAINS(first_msg(findings), "symbolic link");
+    cJSON_Delete(findings);
+    CHECK(!exists(out, "hello.c"));
+    CHECK(exists(dir, "hello.c"));
 
     /* A file link pointing outside: a diff modifying it; the outside file stays. */
     fresh();
