@@ -58,7 +58,10 @@ GG_API int gg_client_new(gg_client_t **out, const gg_client_options *opts);
 /**
  * Submits one task (JSON text). *out_task_id (may be NULL) receives its id (gg_free()).
  * GG_EBUSY when the orchestrator's queue is full (try again later); GG_EINVAL / GG_ETOOBIG
- * for a bad task, GG_ETIMEDOUT when no answer came.
+ * for a bad task, GG_ETIMEDOUT when no answer came. A workspace task is resolved here, on
+ * the submitter's side (docs/tasks.md, "Workspace tasks"), before it is sent: GG_ENOTFOUND
+ * naming the field when its repository, ref or directory is not there; the same holds for
+ * each task of gg_client_submit_batch() (reported in its "errors").
  */
 GG_API int gg_client_submit(gg_client_t *c, const char *task_json, char **out_task_id);
 

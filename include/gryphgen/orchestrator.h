@@ -109,6 +109,9 @@ GG_API void gg_orchestrator_destroy(gg_orchestrator_t **po);
  * returns the existing task (so a re-run of a task set resumes it); with other content it is
  * GG_EEXIST. A task without task_id gets one. On success *out_task_id, when not NULL,
  * receives the task's id (free with gg_free()). GG_EINVAL and GG_ETOOBIG name the field.
+ * A workspace task (docs/tasks.md, "Workspace tasks") is resolved here, on the caller's
+ * machine: its ref pinned to a commit, a local repository or directory packed into the
+ * task; a repository, ref or directory that is not there is GG_ENOTFOUND naming the field.
  */
 GG_API int gg_orchestrator_submit(gg_orchestrator_t *o, const char *task_json,
                                   char **out_task_id);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "task.h"
+#include "../workspace/workspace.h"
 
 #define MAX_ENTRY_POINT 256
 
@@ -219,6 +220,127 @@ static int read_candidates(const reader *r, const cJSON *obj, ggi_task *t)
     return GG_OK;
 }
 
+/* A command: a non-empty array of strings (argv, the first non-empty) or a non-empty string
+ * (run by sh -c), within the caps; *out a copy, NULL when absent. */
+static int read_command(const reader *r, const cJSON *obj, const char *key, cJSON **out)
+{
+    const cJSON *v = field(obj, key);
+    *out = NULL;
+    if (!v)
+        return GG_OK;
+    size_t bytes = 0;
+    if (cJSON_IsString(v) && v->valuestring) {
+        bytes = strlen(v->valuestring);
+        if (!bytes || strspn(v->valuestring, " \t\r\n") == bytes)
+            return fail(r, GG_EINVAL, "field '%s' must not be empty", key);
+    } else if (cJSON_IsArray(v)) {
+        int n = cJSON_GetArraySize(v), i = 0;
+        if (n == 0)
+            return fail(r, GG_EINVAL, "field '%s' must not be an empty array (an argv array of "
+                        "strings, or a string run by sh -c)", key);
+        if (n > GGI_TASK_MAX_COMMAND_ARGS)
+            return fail(r, GG_ETOOBIG, "field '%s' has %d arguments, the limit is %d", key, n,
+                        GGI_TASK_MAX_COMMAND_ARGS);
+        const cJSON *a;
+        cJSON_ArrayForEach(a, v)
+        {
+            if (!cJSON_IsString(a) || !a->valuestring)
+                return fail(r, GG_EINVAL, "field '%s[%d]' must be a string, not %s", key, i,
+                            json_type_name(a));
+            if (i == 0 && !*a->valuestring)
+                return fail(r, GG_EINVAL, "field '%s[0]' (the program) must not be empty", key);
+            bytes += strlen(a->valuestring) + 1;
+            i++;
+        }
+    } else {
+        return fail(r, GG_EINVAL, "field '%s' must be an array of strings (argv) or a string "
+                    "(run by sh -c), not %s", key, json_type_name(v));
+    }
+    if (bytes > GGI_TASK_MAX_COMMAND_BYTES)
+        return fail(r, GG_ETOOBIG, "field '%s' is %zu bytes, the limit is %u", key, bytes,
+                    (unsigned)GGI_TASK_MAX_COMMAND_BYTES);
+    *out = cJSON_Duplicate(v, 1);
+    return *out ? GG_OK : ggi_error(GG_ENOMEM, "out of memory reading a task");
+}
+
+/* "deliver": {"branch": name}, the branch a passing task's patch is committed on. Git checks
+ * the full ref name when delivering; this refuses what can never be one. */
+static int read_deliver(const reader *r, const cJSON *obj, ggi_task *t)
+{
+    const cJSON *d = NULL;
+    int rc = read_object(r, obj, "deliver", &d);
+    if (rc || !d)
+        return rc;
+    const cJSON *m;
+    cJSON_ArrayForEach(m, d)
+    {
+        if (strcmp(m->string, "branch") != 0)
+            return fail(r, GG_EINVAL, "field 'deliver.%.64s' is unknown (deliver has only "
+                        "'branch')", m->string);
+    }
+    const cJSON *b = field(d, "branch");
+    if (!b)
+        return fail(r, GG_EINVAL, "missing field 'deliver.branch' (the branch to create)");
+    if (!cJSON_IsString(b) || !b->valuestring)
+        return fail(r, GG_EINVAL, "field 'deliver.branch' must be a string, not %s",
+                    json_type_name(b));
+    size_t n = strlen(b->valuestring);
+    if (n == 0 || n > GGI_TASK_MAX_BRANCH)
+        return fail(r, GG_EINVAL, "field 'deliver.branch' must be 1 to %d bytes",
+                    GGI_TASK_MAX_BRANCH);
+    for (const unsigned char *p = (const unsigned char *)b->valuestring; *p; p++)
+        if (*p <= 0x20 || *p == 0x7f || strchr("~^:?*[\\", *p))
+            return fail(r, GG_EINVAL, "field 'deliver.branch' may not hold spaces, control "
+                        "characters or any of ~^:?*[\\");
+    if (b->valuestring[0] == '/' || b->valuestring[0] == '-' || b->valuestring[n - 1] == '/' ||
+        strstr(b->valuestring, "..") || strstr(b->valuestring, "//") ||
+        strstr(b->valuestring, "@{") || (n >= 5 && strcmp(b->valuestring + n - 5, ".lock") == 0))
+        return fail(r, GG_EINVAL, "field 'deliver.branch' is not a usable branch name: '%s'",
+                    b->valuestring);
+    t->deliver = cJSON_Duplicate(d, 1);
+    return t->deliver ? GG_OK : ggi_error(GG_ENOMEM, "out of memory reading a task");
+}
+
+/* The workspace fields, after everything else was read. */
+static int read_workspace(const reader *r, const cJSON *obj, ggi_task *t)
+{
+    const cJSON *ws = field(obj, "workspace");
+    int rc;
+    if (ws) {
+        if (ggi_ws_check(ws) != GG_OK)
+            return r->id ? ggi_error_wrap("task '%s': ", r->id) : ggi_error_wrap("task: ");
+        t->workspace = cJSON_Duplicate(ws, 1);
+        if (!t->workspace)
+            return ggi_error(GG_ENOMEM, "out of memory reading a task");
+    }
+    if ((rc = read_command(r, obj, "test_command", &t->test_command)))
+        return rc;
+    if ((rc = read_command(r, obj, "setup_command", &t->setup_command)))
+        return rc;
+    if ((rc = read_deliver(r, obj, t)))
+        return rc;
+    if ((rc = read_text(r, obj, "canonical_patch", "canonical_patch", GGI_TASK_MAX_TEXT,
+                        &t->canonical_patch)))
+        return rc;
+    if (!ws) {
+        const char *only[] = { "test_command", "setup_command", "deliver", "canonical_patch" };
+        for (size_t i = 0; i < sizeof only / sizeof only[0]; i++)
+            if (field(obj, only[i]))
+                return fail(r, GG_EINVAL, "field '%s' needs a 'workspace' (it belongs to "
+                            "workspace tasks)", only[i]);
+        return GG_OK;
+    }
+    if (!t->test_command)
+        return fail(r, GG_EINVAL, "missing field 'test_command' (a workspace task's tests: an "
+                    "argv array, or a string run by sh -c, in the workspace root)");
+    const char *not_with[] = { "test", "stub", "entry_point" };
+    for (size_t i = 0; i < sizeof not_with / sizeof not_with[0]; i++)
+        if (field(obj, not_with[i]))
+            return fail(r, GG_EINVAL, "field '%s' cannot be used with 'workspace' (a workspace "
+                        "task is checked by its 'test_command')", not_with[i]);
+    return GG_OK;
+}
+
 static const char *const supported_languages = "python, c";
 
 static int read_language(const reader *r, const cJSON *obj, ggi_task *t, int *humaneval)
@@ -359,6 +481,9 @@ static int read_all(const cJSON *obj, ggi_task *t)
                         "namespaces, container, not '%s'", t->isolation);
     }
 
+    if ((rc = read_workspace(&r, obj, t)))
+        return rc;
+
     if (humaneval) {
         /* HumanEval's prompt is the function's signature and docstring: the completion
          * continues it, and it is also the instruction. */
@@ -493,6 +618,17 @@ cJSON *ggi_task_to_json(const ggi_task *t)
         rc = GG_ENOMEM;
     if (!rc && t->isolation)
         rc = ggi_json_add_str(o, "isolation", t->isolation);
+    /* The workspace fields, likewise only when present. */
+    const struct { const char *key; const cJSON *v; } ws_fields[] = {
+        { "workspace", t->workspace }, { "test_command", t->test_command },
+        { "setup_command", t->setup_command }, { "deliver", t->deliver },
+    };
+    for (size_t i = 0; !rc && i < sizeof ws_fields / sizeof ws_fields[0]; i++)
+        if (ws_fields[i].v &&
+            !cJSON_AddItemToObject(o, ws_fields[i].key, cJSON_Duplicate(ws_fields[i].v, 1)))
+            rc = GG_ENOMEM;
+    if (!rc && t->canonical_patch)
+        rc = ggi_json_add_str(o, "canonical_patch", t->canonical_patch);
     if (rc) {
         cJSON_Delete(o);
         return NULL;
@@ -578,6 +714,19 @@ int ggi_task_needs(const ggi_task *t, char **out)
     return *out ? GG_OK : ggi_error(GG_ENOMEM, "out of memory");
 }
 
+int ggi_task_command_argv(const cJSON *cmd, cJSON **out)
+{
+    *out = NULL;
+    if (cJSON_IsArray(cmd))
+        *out = cJSON_Duplicate(cmd, 1);
+    else if (cJSON_IsString(cmd) && cmd->valuestring) {
+        const char *argv[] = { "sh", "-c", cmd->valuestring };
+        *out = cJSON_CreateStringArray(argv, 3);
+    } else
+        return ggi_error(GG_EINVAL, "a command must be an array of strings or a string");
+    return *out ? GG_OK : ggi_error(GG_ENOMEM, "out of memory");
+}
+
 void ggi_task_free(ggi_task *t)
 {
     if (!t)
@@ -594,5 +743,10 @@ void ggi_task_free(ggi_task *t)
     free(t->canonical_solution);
     cJSON_Delete(t->requirements);
     free(t->isolation);
+    cJSON_Delete(t->workspace);
+    cJSON_Delete(t->test_command);
+    cJSON_Delete(t->setup_command);
+    cJSON_Delete(t->deliver);
+    free(t->canonical_patch);
     free(t);
 }

@@ -10,12 +10,17 @@
 #include "ggi.h"
 
 /* Limits (bytes, counts). Exceeding one is GG_ETOOBIG naming the field. */
-#define GGI_TASK_MAX_JSON (8u << 20)       /* one task's JSON text */
+/* One task's JSON text. A resolved workspace task carries its base as a packfile
+ * (GGI_WS_MAX_PACK, 12 MiB, is 16 MiB in base64) beside its other fields: 24 MiB holds it. */
+#define GGI_TASK_MAX_JSON (24u << 20)
 #define GGI_TASK_MAX_ID 256
 #define GGI_TASK_MAX_TEXT (1u << 20)       /* prompt, stub, test, canonical_solution, each candidate */
 #define GGI_TASK_MAX_CANDIDATES 64
 #define GGI_TASK_MAX_ATTEMPTS 100
 #define GGI_TASK_MAX_TOKENS 1000000000000LL /* budget.tokens */
+#define GGI_TASK_MAX_COMMAND_ARGS 256      /* test_command, setup_command as argv */
+#define GGI_TASK_MAX_COMMAND_BYTES (64u << 10) /* all of a command's text */
+#define GGI_TASK_MAX_BRANCH 256            /* deliver.branch */
 
 typedef struct ggi_task {
     char *task_id;            /* NULL when the JSON had none (the caller assigns one) */
@@ -38,6 +43,13 @@ typedef struct ggi_task {
     cJSON *requirements;      /* {"labels": {k: v}, "gpus": n} for the grid's scheduler, or NULL */
     char *isolation;          /* the minimum isolation level its jobs need ("none", "rlimits",
                                * "namespaces", "container"), or NULL */
+    /* Workspace tasks (docs/tasks.md, "Workspace tasks"); all NULL for other tasks. */
+    cJSON *workspace;         /* as ggi_ws_check accepts it (resolved: with commit, pack) */
+    cJSON *test_command;      /* an array of strings (argv) or a string (run by sh -c);
+                               * required with a workspace, refused without one */
+    cJSON *setup_command;     /* same forms, optional */
+    cJSON *deliver;           /* {"branch": name}, for delivery (gryphgen/workspace.h) */
+    char *canonical_patch;    /* a diff or {"files": ...} text, for the reference generator */
 } ggi_task;
 
 /**
@@ -73,6 +85,13 @@ void ggi_task_json_compact(cJSON *o);
  * GG_ENOMEM.
  */
 int ggi_task_needs(const ggi_task *t, char **out);
+
+/**
+ * The argv of a task's test_command or setup_command value: an array as it is, a string as
+ * ["sh", "-c", string]. *out is a new array (cJSON_Delete it); GG_EINVAL when cmd is neither,
+ * GG_ENOMEM.
+ */
+int ggi_task_command_argv(const cJSON *cmd, cJSON **out);
 
 /** Frees a task. Accepts NULL. */
 void ggi_task_free(ggi_task *t);

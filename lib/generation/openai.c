@@ -875,7 +875,11 @@ static int read_reply(const openai *g, const endpoint *e, const exchange *x, con
                                                                                   "language"));
         const char *entry =
             cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(task, "entry_point"));
-        code = ggi_prompt_extract_code(answer, entry, lang);
+        const cJSON *ws = cJSON_GetObjectItemCaseSensitive(task, "workspace");
+        /* A workspace task's answer is a diff or whole files: kept as the model wrote it
+         * (the patch reader takes it out of fences and prose itself, patch.h). */
+        code = cJSON_IsObject(ws) ? ggi_strdup(answer)
+                                  : ggi_prompt_extract_code(answer, entry, lang);
         if (!code)
             rc = ggi_error(GG_ENOMEM, "out of memory");
         else if (!code[strspn(code, " \t\r\n")])

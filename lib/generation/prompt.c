@@ -241,6 +241,49 @@ static int put_block(ggi_buf *b, const char *lang, const char *body, int tail)
     return rc || ggi_buf_puts(b, "```\n");
 }
 
+/* Files of a workspace listed in a prompt at most. */
+#define WORKSPACE_LISTED 200
+
+/* A workspace task: the instruction, the repository's files (the request's "workspace"
+ * object) and how it is tested. */
+static int render_workspace_task(ggi_buf *b, const cJSON *req, const cJSON *task)
+{
+    const char *prompt = jstr(task, "prompt");
+    int rc = ggi_buf_printf(b, "Task: %s\n", *prompt ? prompt : "make the repository's tests "
+                            "pass.");
+    const cJSON *ws = cJSON_GetObjectItemCaseSensitive(req, "workspace");
+    const cJSON *files = cJSON_GetObjectItemCaseSensitive(ws, "files"), *f;
+    int n = 0;
+    cJSON_ArrayForEach(f, files)
+    {
+        if (!cJSON_IsString(f))
+            continue;
+        if (n == 0)
+            rc = rc || ggi_buf_puts(b, "\nThe repository's files (paths from its root):\n");
+        if (n++ >= WORKSPACE_LISTED) {
+            rc = rc || ggi_buf_puts(b, "- ...\n");
+            break;
+        }
+        rc = rc || ggi_buf_printf(b, "- %s\n", f->valuestring);
+    }
+    if (!rc && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ws, "truncated")) &&
+        n <= WORKSPACE_LISTED)
+        rc = ggi_buf_puts(b, "- ...\n");
+    const cJSON *cmd = cJSON_GetObjectItemCaseSensitive(task, "test_command");
+    if (!rc && cJSON_IsString(cmd))
+        rc = ggi_buf_printf(b, "\nThe tests run with: %s\n", cmd->valuestring);
+    else if (!rc && cJSON_IsArray(cmd)) {
+        rc = ggi_buf_puts(b, "\nThe tests run with:");
+        cJSON_ArrayForEach(f, cmd)
+        {
+            const char *arg = cJSON_GetStringValue(f);
+            rc = rc || ggi_buf_printf(b, " %s", arg ? arg : "");
+        }
+        rc = rc || ggi_buf_puts(b, "\n");
+    }
+    return rc;
+}
+
 static int render_task(ggi_buf *b, const cJSON *task)
 {
     const char *lang = jstr(task, "language");
@@ -350,6 +393,11 @@ static int render_feedback(ggi_buf *b, const cJSON *feedback, const char *lang)
     return rc;
 }
 
+static int is_workspace(const cJSON *task)
+{
+    return cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(task, "workspace"));
+}
+
 /* The value of one placeholder for this request, appended to b. */
 static int render_one(ggi_buf *b, int which, const cJSON *req, const cJSON *task)
 {
@@ -364,12 +412,17 @@ static int render_one(ggi_buf *b, int which, const cJSON *req, const cJSON *task
     case 3: return ggi_buf_puts(b, jstr(task, "prompt"));
     case 4: return ggi_buf_puts(b, jstr(task, "stub"));
     case 5: return ggi_buf_puts(b, entry);
-    case 6: return render_task(b, task);
+    case 6:
+        return is_workspace(task) ? render_workspace_task(b, req, task) : render_task(b, task);
     case 7: return render_context(b, cJSON_GetObjectItemCaseSensitive(req, "context"));
     case 8:
         return render_feedback(b, cJSON_GetObjectItemCaseSensitive(req, "feedback"),
                                jstr(task, "language"));
     case 9:
+        if (is_workspace(task))
+            return ggi_buf_puts(b, "a unified diff (git's format: --- a/path, +++ b/path, @@ "
+                                   "hunks) against the repository root that makes its tests "
+                                   "pass (the diff only, not whole files)");
         if (*entry)
             return ggi_buf_printf(b, "the complete function `%s` (with the imports and "
                                      "helpers it needs)",

@@ -1,6 +1,6 @@
 /*
  * reference.c - the "reference" generator backend: answers with the task's canonical
- * solution, once. It checks that a task's tests accept its own reference, and gives the
+ * solution (a workspace task's canonical_patch), once. It checks that a task's tests accept its own reference, and gives the
  * pipeline a known-good generator for tests.
  */
 #include "../core/ggi.h"
@@ -16,12 +16,14 @@ static int reference_generate(void *self, const char *request_json, char **out_r
     int rc = ggi_generator_read_request(request_json, &req, &task, &id, &attempt);
     if (rc)
         return rc;
-    const cJSON *sol = cJSON_GetObjectItemCaseSensitive(task, "canonical_solution");
+    const cJSON *ws = cJSON_GetObjectItemCaseSensitive(task, "workspace");
+    const char *field = ws && !cJSON_IsNull(ws) ? "canonical_patch" : "canonical_solution";
+    const cJSON *sol = cJSON_GetObjectItemCaseSensitive(task, field);
     if (sol && !cJSON_IsNull(sol) && !cJSON_IsString(sol))
-        rc = ggi_error(GG_EINVAL, "task '%s': field 'canonical_solution' must be a string", id);
+        rc = ggi_error(GG_EINVAL, "task '%s': field '%s' must be a string", id, field);
     else if (!cJSON_IsString(sol) || !sol->valuestring)
-        rc = ggi_error(GG_EEXHAUSTED,
-                       "task '%s' has no canonical_solution for the reference generator", id);
+        rc = ggi_error(GG_EEXHAUSTED, "task '%s' has no %s for the reference generator", id,
+                       field);
     else if (attempt > 1)
         rc = ggi_error(GG_EEXHAUSTED,
                        "task '%s': the reference generator has one answer; attempt %d would "

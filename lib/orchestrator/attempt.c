@@ -45,6 +45,12 @@ static int infra(cJSON *rec, const char *stage, int status, const char *message)
     return infra_retry(rec, stage, status, message, transient(status));
 }
 
+int ggi_attempt_infra(cJSON *rec, const char *stage, int status, const char *message,
+                      int retry)
+{
+    return infra_retry(rec, stage, status, message, retry < 0 ? transient(status) : retry);
+}
+
 /* Context from the retriever, within the budget; failures only cost the context. The query
  * names the task's kind (per-kind usefulness) and what led earlier failed attempts of the
  * task, which goes last (retries as experiments): both are recorded (docs/retrieval.md). */
@@ -99,7 +105,7 @@ static cJSON *retrieve(const ggi_attempt_env *env, const ggi_task *t, const cJSO
 
 /* What an executor request carries of its task: the task's minimum isolation, and its
  * language (the container backend picks the image by it; the process backend ignores it). */
-static int task_request(const ggi_task *t, cJSON *req)
+int ggi_attempt_task_request(const ggi_task *t, cJSON *req)
 {
     int rc = GG_OK;
     if (t->isolation)
@@ -110,7 +116,7 @@ static int task_request(const ggi_task *t, cJSON *req)
 }
 
 /* Runs one executor request; *out gets the parsed result. */
-static int execute(const ggi_attempt_env *env, const cJSON *request, cJSON **out)
+int ggi_attempt_execute(const ggi_attempt_env *env, const cJSON *request, cJSON **out)
 {
     *out = NULL;
     char *text = ggi_json_print(request);
@@ -151,15 +157,23 @@ static char *analysis_reason(const cJSON *findings)
 static char *generate(const ggi_attempt_env *env, const cJSON *job, const ggi_task *t,
                       cJSON *context, cJSON *rec)
 {
+    return ggi_attempt_generate(env, job, ggi_task_to_json(t), context, NULL, rec);
+}
+
+char *ggi_attempt_generate(const ggi_attempt_env *env, const cJSON *job, cJSON *task,
+                           cJSON *context, cJSON *workspace, cJSON *rec)
+{
     cJSON *req = cJSON_CreateObject();
-    cJSON *task = ggi_task_to_json(t);
     if (!req || !task) {
         cJSON_Delete(req);
         cJSON_Delete(task);
+        cJSON_Delete(workspace);
         infra(rec, "generate", GG_ENOMEM, "out of memory");
         return NULL;
     }
     cJSON_AddItemToObject(req, "task", task);
+    if (workspace)
+        cJSON_AddItemToObject(req, "workspace", workspace);
     cJSON_AddItemToObject(req, "attempt", cJSON_Duplicate(cJSON_GetObjectItem(job, "n"), 1));
     const cJSON *fb = cJSON_GetObjectItem(job, "feedback");
     if (fb)
@@ -252,6 +266,13 @@ int ggi_attempt_run(const ggi_attempt_env *env, const cJSON *job, cJSON **out_re
     cJSON_AddNumberToObject(rec, "n", njson->valueint);
     cJSON_AddStringToObject(rec, "generator", gg_generator_name(env->generator));
     cJSON_AddStringToObject(rec, "language", t->language);
+    if (t->workspace) {
+        /* A workspace task: its own flow (attempt_workspace.c). */
+        ggi_attempt_workspace(env, job, t, rec);
+        ggi_task_free(t);
+        *out_record = rec;
+        return GG_OK;
+    }
     double t0 = ggi_now_ms();
     cJSON *context = retrieve(env, t, job, rec);
     double t_gen = ggi_now_ms();
@@ -282,10 +303,10 @@ int ggi_attempt_run(const ggi_attempt_env *env, const cJSON *job, cJSON **out_re
     double ta = ggi_now_ms();
     rc = ggi_lang_analysis_request(t, program, env->runtimes, &areq);
     if (rc == GG_OK && areq)
-        rc = task_request(t, areq);
+        rc = ggi_attempt_task_request(t, areq);
     if (rc == GG_OK && areq) {
         cJSON *ares = NULL;
-        rc = execute(env, areq, &ares);
+        rc = ggi_attempt_execute(env, areq, &ares);
         if (rc == GG_OK)
             rc = ggi_lang_analysis_read(t, ares, &findings, &ok);
         cJSON_Delete(ares);
@@ -314,9 +335,9 @@ int ggi_attempt_run(const ggi_attempt_env *env, const cJSON *job, cJSON **out_re
     double te = ggi_now_ms();
     rc = ggi_lang_test_request(t, program, env->runtimes, &treq);
     if (rc == GG_OK)
-        rc = task_request(t, treq);
+        rc = ggi_attempt_task_request(t, treq);
     if (rc == GG_OK)
-        rc = execute(env, treq, &tres);
+        rc = ggi_attempt_execute(env, treq, &tres);
     cJSON_Delete(treq);
     execute_ms = ggi_now_ms() - te;
     if (rc != GG_OK) {

@@ -15,6 +15,7 @@
 #include "endpoint_rule.h"
 #include "orq.h"
 #include "protocol.h"
+#include "../workspace/workspace.h"
 
 #define REASK_MS 2000 /* a wait or watch is repeated this often */
 
@@ -236,6 +237,25 @@ static int request(gg_client_t *c, cJSON *req, int timeout_ms, cJSON **out)
     return rc;
 }
 
+/*
+ * Resolves a task's workspace here, on the submitter's side where its sources are (a local
+ * repository or directory is packed into the task; a branch is pinned to its commit), so
+ * that the orchestrator and every worker read the same base. A workspace of the wrong shape
+ * is left for the orchestrator to refuse with its usual message.
+ */
+static int resolve_task(cJSON *task)
+{
+    cJSON *ws = cJSON_GetObjectItemCaseSensitive(task, "workspace");
+    if (!cJSON_IsObject(ws) || cJSON_GetObjectItemCaseSensitive(ws, "commit") ||
+        ggi_ws_check(ws) != GG_OK)
+        return GG_OK;
+    const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(task, "task_id"));
+    cJSON *own = cJSON_DetachItemViaPointer(task, ws);
+    int rc = ggi_orq_resolve_workspace(&own, id, 0);
+    cJSON_AddItemToObject(task, "workspace", own);
+    return rc;
+}
+
 int gg_client_submit_batch(gg_client_t *c, const char *tasks_json, char **out_json)
 {
     if (out_json)
@@ -252,19 +272,80 @@ int gg_client_submit_batch(gg_client_t *c, const char *tasks_json, char **out_js
         return ggi_error(GG_EINVAL, "tasks must be a JSON array of 1 to %d task objects",
                          GGP_MAX_BATCH);
     }
-    cJSON *req = ggp_new(GGP_SUBMIT);
-    if (req)
-        cJSON_AddItemToObject(req, "tasks", tasks);
-    else
+    /* Tasks whose workspace cannot be resolved here are answered here (their index in
+     * local_errors); the others are sent, and the reply's indices mapped back. */
+    int n = cJSON_GetArraySize(tasks);
+    int *sent_index = calloc((size_t)n, sizeof *sent_index);
+    cJSON *send = cJSON_CreateArray(), *local_errors = cJSON_CreateArray();
+    if (!sent_index || !send || !local_errors) {
+        free(sent_index);
+        cJSON_Delete(send);
+        cJSON_Delete(local_errors);
         cJSON_Delete(tasks);
+        return ggi_error(GG_ENOMEM, "out of memory");
+    }
+    int n_sent = 0;
+    for (int i = 0; i < n; i++) {
+        cJSON *task = cJSON_DetachItemFromArray(tasks, 0);
+        int trc = resolve_task(task);
+        if (trc != GG_OK) {
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddNumberToObject(e, "index", i);
+            cJSON_AddNumberToObject(e, "code", trc);
+            cJSON_AddStringToObject(e, "message", gg_error_last());
+            cJSON_AddItemToArray(local_errors, e);
+            cJSON_Delete(task);
+            continue;
+        }
+        sent_index[n_sent++] = i;
+        cJSON_AddItemToArray(send, task);
+    }
+    cJSON_Delete(tasks);
     cJSON *reply = NULL;
-    rc = request(c, req, c->timeout_ms, &reply);
-    if (rc)
-        return rc;
+    if (n_sent) {
+        cJSON *req = ggp_new(GGP_SUBMIT);
+        if (req)
+            cJSON_AddItemToObject(req, "tasks", send);
+        else
+            cJSON_Delete(send);
+        rc = request(c, req, c->timeout_ms, &reply);
+        if (rc) {
+            free(sent_index);
+            cJSON_Delete(local_errors);
+            return rc;
+        }
+    } else {
+        cJSON_Delete(send);
+    }
     cJSON *res = cJSON_CreateObject();
+    cJSON *ids = cJSON_CreateArray();
+    const cJSON *rids = cJSON_GetObjectItemCaseSensitive(reply, "ids");
+    for (int i = 0, k = 0; ids && i < n; i++) {
+        if (k < n_sent && sent_index[k] == i)
+            cJSON_AddItemToArray(ids, cJSON_Duplicate(cJSON_GetArrayItem(rids, k++), 1));
+        else
+            cJSON_AddItemToArray(ids, cJSON_CreateNull());
+    }
+    cJSON *errors = cJSON_DetachItemFromObject(reply, "errors");
+    if (!errors)
+        errors = cJSON_CreateArray();
+    cJSON *e;
+    cJSON_ArrayForEach(e, errors)
+    {
+        cJSON *ix = cJSON_GetObjectItemCaseSensitive(e, "index");
+        if (cJSON_IsNumber(ix) && ix->valueint >= 0 && ix->valueint < n_sent)
+            cJSON_SetNumberValue(ix, sent_index[ix->valueint]);
+    }
+    while (cJSON_GetArraySize(local_errors) > 0)
+        cJSON_AddItemToArray(errors, cJSON_DetachItemFromArray(local_errors, 0));
+    cJSON_Delete(local_errors);
+    free(sent_index);
     if (res) {
-        cJSON_AddItemToObject(res, "ids", cJSON_DetachItemFromObject(reply, "ids"));
-        cJSON_AddItemToObject(res, "errors", cJSON_DetachItemFromObject(reply, "errors"));
+        cJSON_AddItemToObject(res, "ids", ids);
+        cJSON_AddItemToObject(res, "errors", errors);
+    } else {
+        cJSON_Delete(ids);
+        cJSON_Delete(errors);
     }
     cJSON_Delete(reply);
     char *text = res ? ggi_json_print(res) : NULL;
@@ -288,6 +369,10 @@ int gg_client_submit(gg_client_t *c, const char *task_json, char **out_task_id)
     int rc = ggi_json_parse(task_json, strlen(task_json), &task);
     if (rc)
         return rc;
+    if ((rc = resolve_task(task)) != GG_OK) {
+        cJSON_Delete(task);
+        return rc;
+    }
     cJSON *req = ggp_new(GGP_SUBMIT);
     cJSON *arr = req ? cJSON_AddArrayToObject(req, "tasks") : NULL;
     if (!arr) {

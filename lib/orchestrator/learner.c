@@ -73,6 +73,10 @@ void ggi_learn_from_result(gg_retriever_t *r, const ggi_logger *log, const cJSON
         return;
     if (strcmp(status, GGI_ST_PASSED) != 0 && strcmp(status, GGI_ST_FAILED) != 0)
         return;
+    /* A workspace task's context came from its own base's index, not this retriever, and
+     * its answer is a patch to one repository, not a solution other tasks could reuse. */
+    if (cJSON_GetObjectItemCaseSensitive(res, "base_commit"))
+        return;
     const cJSON *history = cJSON_GetObjectItemCaseSensitive(res, "history");
     const cJSON *rec;
     const char *kind = NULL;

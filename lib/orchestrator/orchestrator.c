@@ -16,6 +16,7 @@
 
 #include "endpoint_rule.h"
 #include "orq.h"
+#include "../workspace/workspace.h"
 #include "../generation/hooks.h"
 
 static atomic_uint orchestrator_counter;
@@ -210,15 +211,47 @@ static int start_threads(gg_orchestrator_t *o)
     return GG_OK;
 }
 
+int ggi_orq_resolve_workspace(cJSON **ws, const char *task_id, int flags)
+{
+    if (!*ws || cJSON_GetObjectItemCaseSensitive(*ws, "commit"))
+        return GG_OK;
+    cJSON *resolved = NULL;
+    int rc = ggi_ws_resolve_ex(*ws, flags, &resolved);
+    if (rc != GG_OK)
+        return task_id ? ggi_error_wrap("task '%s': ", task_id) : ggi_error_wrap("task: ");
+    cJSON_Delete(*ws);
+    *ws = resolved;
+    return GG_OK;
+}
+
+/* The normalised text a task's hash (and default id) is computed from: the task as it was
+ * written, without what resolving its workspace added (the commit, the packfile). So a set
+ * run again finds its tasks (resumes them) even when a branch moved in between, and the
+ * stored task keeps the commit it was first pinned to. */
+static char *hash_text(ggi_task *t)
+{
+    cJSON *pack = NULL, *commit = NULL;
+    if (t->workspace) {
+        pack = cJSON_DetachItemFromObjectCaseSensitive(t->workspace, "pack");
+        commit = cJSON_DetachItemFromObjectCaseSensitive(t->workspace, "commit");
+    }
+    cJSON *norm = ggi_task_to_json(t);
+    char *text = norm ? ggi_json_print(norm) : NULL;
+    cJSON_Delete(norm);
+    if (commit)
+        cJSON_AddItemToObject(t->workspace, "commit", commit);
+    if (pack)
+        cJSON_AddItemToObject(t->workspace, "pack", pack);
+    return text;
+}
+
 int ggi_orq_prepare_task(ggi_task *t, char **out_spec, char out_hash[17])
 {
     *out_spec = NULL;
     if (!t->task_id) {
         /* A deterministic id, so that re-running the same set resumes it. */
         t->task_id = ggi_strdup("");
-        cJSON *norm = t->task_id ? ggi_task_to_json(t) : NULL;
-        char *spec = norm ? ggi_json_print(norm) : NULL;
-        cJSON_Delete(norm);
+        char *spec = t->task_id ? hash_text(t) : NULL;
         if (!spec)
             return ggi_error(GG_ENOMEM, "out of memory");
         char hash[17];
@@ -232,7 +265,7 @@ int ggi_orq_prepare_task(ggi_task *t, char **out_spec, char out_hash[17])
     /* The hash is of the full normalised form (as ids and stored hashes always were); the
      * spec stored and sent with every job is the compact form of the same task. */
     cJSON *norm = ggi_task_to_json(t);
-    char *full = norm ? ggi_json_print(norm) : NULL;
+    char *full = norm ? hash_text(t) : NULL;
     ggi_task_json_compact(norm);
     char *spec = full ? ggi_json_print(norm) : NULL;
     cJSON_Delete(norm);
@@ -441,6 +474,20 @@ int gg_orchestrator_submit(gg_orchestrator_t *o, const char *task_json, char **o
     int rc = ggi_task_parse(task_json, strlen(task_json), &t);
     if (rc != GG_OK)
         return rc;
+    /* A workspace is pinned here, where its source is read: every attempt starts from the
+     * same commit, however the branch moves later (a source that is not there is refused,
+     * naming the field). */
+    /* Only this process's workers will build the base when no endpoint lets other workers
+     * join: a repository's commit is then read from the repository itself, so the task
+     * (every job, the database) carries no packfile of it, and no pack cap applies. A
+     * directory, which may change, is still packed: its attempts see it as submitted. */
+    int own_only = !o->bind && o->local_workers && t->workspace &&
+                   cJSON_GetObjectItemCaseSensitive(t->workspace, "repo");
+    if ((rc = ggi_orq_resolve_workspace(&t->workspace, t->task_id,
+                                        own_only ? GGI_WS_RESOLVE_NO_PACK : 0)) != GG_OK) {
+        ggi_task_free(t);
+        return rc;
+    }
     char *spec = NULL, *needs = NULL;
     char hash[17];
     int64_t seq = 0;

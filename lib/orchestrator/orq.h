@@ -134,6 +134,37 @@ typedef struct ggi_attempt_env {
  */
 int ggi_attempt_run(const ggi_attempt_env *env, const cJSON *job, cJSON **out_record);
 
+/* What attempt.c shares with attempt_workspace.c. */
+
+/** Marks rec as an infrastructure fault of stage (retry: 1, 0, or < 0 to decide by status:
+ * transient faults are retried). Returns 0. */
+int ggi_attempt_infra(cJSON *rec, const char *stage, int status, const char *message,
+                      int retry);
+/** Adds the task's min_isolation and language to an executor request. */
+int ggi_attempt_task_request(const ggi_task *t, cJSON *req);
+/** Runs one executor request; *out the parsed result (cJSON_Delete it). */
+int ggi_attempt_execute(const ggi_attempt_env *env, const cJSON *request, cJSON **out);
+/**
+ * Asks the generator: the request is {"task": task, "attempt", "feedback", "context",
+ * "strategy" when the job has one, and "workspace" when not NULL}. Takes task and
+ * workspace (freed here). Returns the response's code (malloc'd), or NULL after marking rec
+ * (exhausted, or an infrastructure fault); usage and arm go into rec.
+ */
+char *ggi_attempt_generate(const ggi_attempt_env *env, const cJSON *job, cJSON *task,
+                           cJSON *context, cJSON *workspace, cJSON *rec);
+
+/* ---- attempt_workspace.c ---- */
+
+/**
+ * An attempt of a workspace task (docs/tasks.md, "Workspace tasks"): the base from the
+ * machine's cache (prepared by setup_command once), context from an index of it, the answer
+ * applied to a copy of it, test_command run in the copy, the copy removed. Fills rec (which
+ * has n, generator and language) with the outcome or an infrastructure fault, durations,
+ * "patch" and "base_commit". Returns 0 (faults are in the record).
+ */
+int ggi_attempt_workspace(const ggi_attempt_env *env, const cJSON *job, const ggi_task *t,
+                          cJSON *rec);
+
 /* ---- orchestrator.c ---- */
 
 /**
@@ -141,6 +172,14 @@ int ggi_attempt_run(const ggi_attempt_env *env, const cJSON *job, cJSON **out_re
  * text in *out_spec (malloc'd) with that text's hash.
  */
 int ggi_orq_prepare_task(ggi_task *t, char **out_spec, char out_hash[17]);
+
+/**
+ * Resolves a checked workspace (ggi_ws_resolve_ex with flags) in place unless it already
+ * has "commit": where a task is first read with access to its sources
+ * (gg_orchestrator_submit, the client's submit). Errors name the task (when task_id is not
+ * NULL) and the field.
+ */
+int ggi_orq_resolve_workspace(cJSON **ws, const char *task_id, int flags);
 
 /* ---- worker.c ---- */
 

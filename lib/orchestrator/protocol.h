@@ -14,8 +14,10 @@
 
 /** The protocol version this library speaks (and the only one it accepts). */
 #define GGP_VERSION 1
-/** Largest message in bytes; larger ones are dropped unread. */
-#define GGP_MAX_MESSAGE (16u << 20)
+/** Largest message in bytes; larger ones are dropped unread. A job of a workspace task
+ * carries its base's packfile (a task is at most GGI_TASK_MAX_JSON, 24 MiB) and its
+ * feedback; the transport's own cap (GGI_ZMQ_MAX_MESSAGE, 64 MiB) is above it. */
+#define GGP_MAX_MESSAGE (32u << 20)
 /** Largest batch of tasks in one submit message and of jobs/results in one message. */
 #define GGP_MAX_BATCH 10000
 /** Largest names, ids and labels. */

@@ -2359,6 +2359,40 @@ static void on_result(sched *s, node *from, const char *from_key, int64_t seq, i
 
 /* ---------------------------------------------------------------- client requests */
 
+/*
+ * Whether a workspace a remote submitter sent can be built by workers without reading their
+ * own files on its behalf: resolved (it has "commit"), and a repository given by a path or a
+ * file:// URL, or a directory, carries its pack (gg_client_submit packs them). A worker
+ * fetches only network URLs itself.
+ */
+static int remote_workspace_ok(const ggi_task *t)
+{
+    const char *id = t->task_id ? t->task_id : "?";
+    const cJSON *ws = t->workspace;
+    if (!cJSON_GetObjectItemCaseSensitive(ws, "commit"))
+        return ggi_error(GG_EINVAL, "task '%s': field 'workspace.commit' is missing: a "
+                         "workspace is resolved by its submitter (gg_client_submit does that)",
+                         id);
+    if (cJSON_GetObjectItemCaseSensitive(ws, "pack") ||
+        cJSON_GetObjectItemCaseSensitive(ws, "files"))
+        return GG_OK;
+    const char *repo = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ws, "repo"));
+    /* git's scp-like form, user@host:path, has a ':' before any '/' */
+    const char *colon = repo ? strchr(repo, ':') : NULL, *slash = repo ? strchr(repo, '/') : NULL;
+    int scp = colon && colon != repo && (!slash || colon < slash) && repo[0] != '.' &&
+              !strstr(repo, "://");
+    int network = repo && (!strncmp(repo, "https://", 8) || !strncmp(repo, "http://", 7) ||
+                           !strncmp(repo, "ssh://", 6) || !strncmp(repo, "git://", 6) || scp);
+    if (network)
+        return GG_OK;
+    return ggi_error(GG_EINVAL, "task '%s': field 'workspace.%s' ('%.200s') is on the "
+                     "submitter's machine and the task carries no 'workspace.pack': workers "
+                     "fetch only network URLs (gg_client_submit packs a local repository or "
+                     "directory)", id, repo ? "repo" : "dir",
+                     repo ? repo
+                          : cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ws, "dir")));
+}
+
 static void on_submit(sched *s, const identity *to, client *c, const cJSON *b)
 {
     sync_point(s); /* reads and writes the database itself */
@@ -2398,6 +2432,10 @@ static void on_submit(sched *s, const identity *to, client *c, const cJSON *b)
         int64_t seq = 0;
         int existing = 0;
         int rc = ggi_task_from_json(tj, &t);
+        /* The orchestrator never reads a path on a remote submitter's behalf: the
+         * submitter's client resolved the workspace (packed it, pinned its commit). */
+        if (!rc && t->workspace)
+            rc = remote_workspace_ok(t);
         if (!rc)
             rc = ggi_orq_prepare_task(t, &spec, hash);
         if (!rc)

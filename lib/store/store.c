@@ -241,9 +241,17 @@ enum stmt_id {
     "min(1e15, max(0, coalesce(json_extract(record, '$.usage.total_tokens'),"              \
     " coalesce(json_extract(record, '$.usage.prompt_tokens'), 0) +"                       \
     " coalesce(json_extract(record, '$.usage.completion_tokens'), 0))))"
-/* An ended task's result, from its columns and attempts; NULL while it has not ended. */
+/* An ended task's result, from its columns and attempts; NULL while it has not ended. A
+ * workspace task's (its spec has "workspace") also carries "patch", the best attempt's diff,
+ * and "base_commit", the commit its attempts started from (docs/tasks.md). */
 #define RESULT_BUILT                                                                       \
-    "CASE WHEN status = 'queued' OR status = 'running' THEN NULL ELSE json_object("       \
+    "CASE WHEN status = 'queued' OR status = 'running' THEN NULL"                          \
+    " WHEN " TASK_SPEC " NOT LIKE '%\"workspace\"%' OR json_type(" TASK_SPEC ","             \
+    " '$.workspace') IS NULL THEN " RESULT_OBJECT " ELSE json_set(" RESULT_OBJECT ","      \
+    " '$.patch', " BEST_ATTEMPT("json_extract(record, '$.patch')") ", '$.base_commit',"    \
+    " json_extract(" TASK_SPEC ", '$.workspace.commit')) END"
+#define RESULT_OBJECT                                                                      \
+    "json_object("                                                                         \
     "'task_id', task_id, 'status', status,"                                                \
     " 'attempts', (SELECT count(*) FROM attempts WHERE task_seq = tasks.seq),"             \
     " 'passed_attempt', (SELECT min(n) FROM attempts WHERE task_seq = tasks.seq AND passed),"  \
@@ -253,7 +261,7 @@ enum stmt_id {
     " 'best_attempt', " BEST_ATTEMPT("n") ", 'code', " BEST_ATTEMPT("code") ","            \
     " 'reason', reason, 'duration_ms', CASE WHEN started_at IS NULL OR finished_at IS NULL"  \
     " THEN 0 ELSE round((finished_at - started_at) * 1000, 3) END,"                        \
-    " 'history', json(" HISTORY ")) END"
+    " 'history', json(" HISTORY "))"
 
 /* One attempt's row of parameters; plain "?" are numbered in order, so row k (from 0) binds
  * 6k+1 .. 6k+6 as Q_ATTEMPT_INSERT binds 1 .. 6. */

@@ -881,9 +881,10 @@ static void test_result_too_large(void)
     /* Code longer than a message when the prompt asks for it, one line otherwise (run by
      * the default executor: the noop one asks no generator). */
     gg_generator_options go = GG_GENERATOR_OPTIONS_INIT;
-    go.spec = "command:if grep -q huge; then head -c 17000000 /dev/zero | tr '\\0' x; "
+    /* GGP_MAX_MESSAGE is 32 MiB (a workspace task's job carries its base's pack). */
+    go.spec = "command:if grep -q huge; then head -c 34000000 /dev/zero | tr '\\0' x; "
               "else printf 'x = 1'; fi";
-    go.max_output = 32u << 20;
+    go.max_output = 64u << 20;
     go.timeout_s = 30;
     gg_generator_t *gen = NULL;
     int rc = gg_generator_new(&gen, &go);

@@ -243,6 +243,38 @@ static const char *message(const cJSON *echo, int i)
     return str(m, "content");
 }
 
+/* A workspace task: the prompt shows the repository's files and test command and asks for a
+ * unified diff; the model's whole reply is the answer (the patch reader takes it apart). */
+static const char *WS_REQ =
+    "{\"task\":{\"task_id\":\"ws/1\",\"language\":\"python\",\"prompt\":\"Fix add().\","
+    "\"workspace\":{\"repo\":\"/r\",\"commit\":\"0123456789abcdef0123456789abcdef01234567\"},"
+    "\"test_command\":[\"python3\",\"-m\",\"unittest\"]},\"attempt\":1,\"feedback\":[],"
+    "\"context\":[],\"workspace\":{\"files\":[\"calc.py\",\"test_calc.py\"],"
+    "\"truncated\":false}}";
+
+static void test_workspace_prompt(void)
+{
+    cJSON *r;
+    char *err;
+    gg_generator_options o = opts_for("echo:w");
+    CHECK_RC(ask(&o, WS_REQ, &r, &err, NULL), GG_OK);
+    /* the reply is kept whole, fences and all */
+    CHECK_CONTAINS(str(r, "code"), "```json\n");
+    char *inner = ggi_prompt_extract_code(str(r, "code"), NULL, "json");
+    cJSON *e = inner ? cJSON_Parse(inner) : NULL;
+    free(inner);
+    const char *user = message(e, 1);
+    CHECK_CONTAINS(user, "Task: Fix add().");
+    CHECK_CONTAINS(user, "The repository's files (paths from its root):\n- calc.py\n"
+                         "- test_calc.py\n");
+    CHECK_CONTAINS(user, "The tests run with: python3 -m unittest");
+    CHECK_CONTAINS(user, "a unified diff");
+    CHECK(user && !strstr(user, "Complete this code"));
+    cJSON_Delete(e);
+    cJSON_Delete(r);
+    free(err);
+}
+
 static void test_request_sent(void)
 {
     gg_generator_options o = opts_for("echo:a");
@@ -1102,6 +1134,7 @@ int main(int argc, char **argv)
     test_secrets();
     test_config();
     test_templates();
+    test_workspace_prompt();
     test_concurrent();
     test_journal();
     test_orchestrator_repair();

@@ -166,6 +166,18 @@ static void test_reference(void)
     code = generate(g, NONE, 1, &rc, "reference");
     CHECK(code == NULL && rc == GG_EEXHAUSTED);
     CHECK_CONTAINS(gg_error_last(), "task 'bare' has no canonical_solution");
+    /* a workspace task answers with its canonical_patch */
+    const char *ws = "{\"task_id\":\"w\",\"language\":\"python\",\"workspace\":{\"dir\":\"/d\"},"
+                     "\"test_command\":\"true\",\"canonical_solution\":\"no\","
+                     "\"canonical_patch\":\"--- a/x\\n+++ b/x\\n\"}";
+    code = generate(g, ws, 1, &rc, "reference");
+    CHECK(rc == 0);
+    CHECK_STR(code, "--- a/x\n+++ b/x\n");
+    free(code);
+    code = generate(g, "{\"task_id\":\"w2\",\"language\":\"python\",\"workspace\":"
+                       "{\"dir\":\"/d\"},\"test_command\":\"true\"}", 1, &rc, "reference");
+    CHECK(code == NULL && rc == GG_EEXHAUSTED);
+    CHECK_CONTAINS(gg_error_last(), "task 'w2' has no canonical_patch");
     gg_generator_destroy(&g);
 }
 

@@ -297,7 +297,7 @@ static void test_size_limits(void)
         ggi_task *t = NULL;
         CHECK_RC(ggi_task_parse(huge, n, &t), GG_ETOOBIG);
         CHECK(t == NULL);
-        CHECK_CONTAINS(gg_error_last(), "the limit is 8388608");
+        CHECK_CONTAINS(gg_error_last(), "the limit is 25165824");
         /* just under the limit parses (the white space after the value is allowed) */
         CHECK_RC(ggi_task_parse(huge, n - 1, &t), 0);
         ggi_task_free(t);
@@ -412,6 +412,11 @@ static int str_eq(const char *a, const char *b)
     return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
+static int json_eq(const cJSON *a, const cJSON *b)
+{
+    return (!a && !b) || (a && b && cJSON_Compare(a, b, 1));
+}
+
 static int tasks_equal(const ggi_task *a, const ggi_task *b)
 {
     if (!str_eq(a->task_id, b->task_id) || !str_eq(a->language, b->language) ||
@@ -421,7 +426,10 @@ static int tasks_equal(const ggi_task *a, const ggi_task *b)
         a->n_candidates != b->n_candidates || a->max_attempts != b->max_attempts ||
         a->wall_s != b->wall_s || a->timeout_s != b->timeout_s ||
         a->memory_mb != b->memory_mb || a->cpu_s != b->cpu_s || a->priority != b->priority ||
-        a->humaneval != b->humaneval || a->tokens != b->tokens)
+        a->humaneval != b->humaneval || a->tokens != b->tokens ||
+        !str_eq(a->canonical_patch, b->canonical_patch) ||
+        !json_eq(a->workspace, b->workspace) || !json_eq(a->test_command, b->test_command) ||
+        !json_eq(a->setup_command, b->setup_command) || !json_eq(a->deliver, b->deliver))
         return 0;
     for (size_t i = 0; i < a->n_candidates; i++)
         if (!str_eq(a->candidates[i], b->candidates[i]))
@@ -498,6 +506,17 @@ static void test_round_trip(void)
     round_trip("{\"language\":\"python\",\"priority\":-3,\"isolation\":\"namespaces\","
                "\"requirements\":{\"gpus\":1,\"labels\":{\"zone\":\"eu\"}},"
                "\"budget\":{\"max_attempts\":2},\"resources\":{\"memory_mb\":256}}");
+    /* Workspace tasks: every new field survives both forms. */
+    round_trip("{\"task_id\":\"w1\",\"language\":\"python\",\"prompt\":\"fix it\","
+               "\"workspace\":{\"repo\":\"/srv/r\",\"ref\":\"main\"},"
+               "\"test_command\":[\"sh\",\"run_tests.sh\"],\"setup_command\":\"make deps\","
+               "\"deliver\":{\"branch\":\"fix/w1\"},\"canonical_patch\":\"--- a/x\\n+++ b/x\\n\","
+               "\"candidates\":[\"diff --git a/x b/x\\n\"]}");
+    round_trip("{\"language\":\"c\",\"workspace\":{\"files\":{\"src/a.c\":\"int a;\\n\","
+               "\"t.sh\":\"exit 1\\n\"}},\"test_command\":\"sh t.sh\"}");
+    round_trip("{\"language\":\"python\",\"workspace\":{\"dir\":\"/tmp/x\","
+               "\"commit\":\"0123456789abcdef0123456789abcdef01234567\"},"
+               "\"test_command\":[\"true\"]}");
     /* The compact form of a small task holds only what it sets. */
     ggi_task *t = parse("{\"task_id\":\"n1\",\"language\":\"python\",\"prompt\":\"noop\"}");
     cJSON *o = t ? ggi_task_to_json_compact(t) : NULL;
@@ -564,6 +583,118 @@ static void test_needs(void)
     CHECK(needs == NULL);
 }
 
+/* The workspace fields: each bad shape named by its field. */
+static void test_workspace_fields(void)
+{
+    const char *m;
+    const char *ws = "\"workspace\":{\"repo\":\"/r\"}";
+    char buf[2048];
+#define WS_FAIL(extra, want) \
+    (snprintf(buf, sizeof buf, "%s,%s", ws, extra), field_fail(buf, want))
+    m = WS_FAIL("\"test_command\":5", GG_EINVAL);
+    CHECK_CONTAINS(m, "field 'test_command' must be an array of strings (argv) or a string");
+    m = WS_FAIL("\"test_command\":[]", GG_EINVAL);
+    CHECK_CONTAINS(m, "field 'test_command' must not be an empty array");
+    m = WS_FAIL("\"test_command\":[\"\"]", GG_EINVAL);
+    CHECK_CONTAINS(m, "field 'test_command[0]' (the program) must not be empty");
+    m = WS_FAIL("\"test_command\":[\"sh\",3]", GG_EINVAL);
+    CHECK_CONTAINS(m, "field 'test_command[1]' must be a string, not a number");
+    m = WS_FAIL("\"test_command\":\"  \"", GG_EINVAL);
+    CHECK_CONTAINS(m, "field 'test_command' must not be empty");
+    m = WS_FAIL("\"test_command\":\"t\",\"setup_command\":{}", GG_EINVAL);
+    CHECK_CONTAINS(m, "field 'setup_command' must be an array of strings");
+    m = WS_FAIL("\"test_command\":\"t\",\"deliver\":\"x\"", GG_EINVAL);
+    CHECK_CONTAINS(m, "field 'deliver' must be an object");
+    m = WS_FAIL("\"test_command\":\"t\",\"deliver\":{}", GG_EINVAL);
+    CHECK_CONTAINS(m, "missing field 'deliver.branch'");
+    m = WS_FAIL("\"test_command\":\"t\",\"deliver\":{\"branch\":7}", GG_EINVAL);
+    CHECK_CONTAINS(m, "field 'deliver.branch' must be a string");
+    m = WS_FAIL("\"test_command\":\"t\",\"deliver\":{\"branch\":\"a b\"}", GG_EINVAL);
+    CHECK_CONTAINS(m, "field 'deliver.branch' may not hold spaces");
+    m = WS_FAIL("\"test_command\":\"t\",\"deliver\":{\"branch\":\"a/../b\"}", GG_EINVAL);
+    CHECK_CONTAINS(m, "field 'deliver.branch' is not a usable branch name");
+    m = WS_FAIL("\"test_command\":\"t\",\"deliver\":{\"branch\":\"x\",\"y\":1}", GG_EINVAL);
+    CHECK_CONTAINS(m, "field 'deliver.y' is unknown");
+    m = WS_FAIL("\"test_command\":\"t\",\"canonical_patch\":[1]", GG_EINVAL);
+    CHECK_CONTAINS(m, "field 'canonical_patch' must be a string");
+    m = WS_FAIL("\"prompt\":\"p\"", GG_EINVAL);
+    CHECK_CONTAINS(m, "missing field 'test_command'");
+    m = WS_FAIL("\"test_command\":\"t\",\"test\":\"assert 1\"", GG_EINVAL);
+    CHECK_CONTAINS(m, "field 'test' cannot be used with 'workspace'");
+    m = WS_FAIL("\"test_command\":\"t\",\"stub\":\"def f():\"", GG_EINVAL);
+    CHECK_CONTAINS(m, "field 'stub' cannot be used with 'workspace'");
+#undef WS_FAIL
+    /* the workspace itself: ggi_ws_check's messages, with the task named */
+    m = field_fail("\"workspace\":5,\"test_command\":\"t\"", GG_EINVAL);
+    CHECK_CONTAINS(m, "workspace");
+    m = field_fail("\"workspace\":{},\"test_command\":\"t\"", GG_EINVAL);
+    CHECK_CONTAINS(m, "workspace");
+    m = field_fail("\"workspace\":{\"repo\":\"/r\",\"dir\":\"/d\"},\"test_command\":\"t\"",
+                   GG_EINVAL);
+    CHECK_CONTAINS(m, "workspace");
+    m = field_fail("\"workspace\":{\"files\":{\"../x\":\"y\"}},\"test_command\":\"t\"",
+                   GG_EINVAL);
+    CHECK_CONTAINS(m, "workspace.files");
+    m = field_fail("\"workspace\":{\"repo\":\"/r\",\"commit\":\"xyz\"},\"test_command\":\"t\"",
+                   GG_EINVAL);
+    CHECK_CONTAINS(m, "workspace.commit");
+    /* workspace-only fields without a workspace */
+    m = field_fail("\"test_command\":\"t\"", GG_EINVAL);
+    CHECK_CONTAINS(m, "field 'test_command' needs a 'workspace'");
+    m = field_fail("\"deliver\":{\"branch\":\"b\"}", GG_EINVAL);
+    CHECK_CONTAINS(m, "field 'deliver' needs a 'workspace'");
+    m = field_fail("\"canonical_patch\":\"x\"", GG_EINVAL);
+    CHECK_CONTAINS(m, "field 'canonical_patch' needs a 'workspace'");
+    /* caps */
+    {
+        size_t n = GGI_TASK_MAX_COMMAND_BYTES + 10;
+        char *big = malloc(n + 200);
+        if (big) {
+            int k = snprintf(big, n + 200, "{\"task_id\":\"T1\",\"language\":\"python\",%s,"
+                             "\"test_command\":\"", ws);
+            memset(big + k, 'e', n);
+            strcpy(big + k + n, "\"}");
+            m = parse_fail(big, GG_ETOOBIG);
+            CHECK_CONTAINS(m, "field 'test_command' is");
+            free(big);
+        }
+    }
+    /* the parsed values, and the string form's argv */
+    ggi_task *t = parse("{\"language\":\"python\",\"workspace\":{\"dir\":\"/d\"},"
+                        "\"test_command\":\"python3 -m unittest\",\"setup_command\":[\"make\"],"
+                        "\"deliver\":{\"branch\":\"gryphgen/x\"},\"canonical_patch\":\"P\"}");
+    CHECK(t != NULL);
+    if (t) {
+        CHECK(cJSON_IsObject(t->workspace));
+        CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(t->workspace, "dir")), "/d");
+        CHECK(cJSON_IsString(t->test_command));
+        CHECK(cJSON_IsArray(t->setup_command));
+        CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(t->deliver, "branch")), "gryphgen/x");
+        CHECK_STR(t->canonical_patch, "P");
+        cJSON *argv = NULL;
+        CHECK_RC(ggi_task_command_argv(t->test_command, &argv), 0);
+        char *a = argv ? cJSON_PrintUnformatted(argv) : NULL;
+        CHECK_STR(a, "[\"sh\",\"-c\",\"python3 -m unittest\"]");
+        cJSON_free(a);
+        cJSON_Delete(argv);
+        CHECK_RC(ggi_task_command_argv(t->setup_command, &argv), 0);
+        a = argv ? cJSON_PrintUnformatted(argv) : NULL;
+        CHECK_STR(a, "[\"make\"]");
+        cJSON_free(a);
+        cJSON_Delete(argv);
+        CHECK_RC(ggi_task_command_argv(t->workspace, &argv), GG_EINVAL);
+        CHECK(argv == NULL);
+        ggi_task_free(t);
+    }
+    /* a task without workspace fields keeps its normalised form: none of them written */
+    t = parse("{\"language\":\"c\"}");
+    cJSON *o = t ? ggi_task_to_json(t) : NULL;
+    CHECK(o && !cJSON_GetObjectItem(o, "workspace") && !cJSON_GetObjectItem(o, "test_command") &&
+          !cJSON_GetObjectItem(o, "deliver") && !cJSON_GetObjectItem(o, "canonical_patch"));
+    cJSON_Delete(o);
+    ggi_task_free(t);
+}
+
 int main(void)
 {
     test_minimal();
@@ -575,5 +706,6 @@ int main(void)
     test_humaneval();
     test_round_trip();
     test_needs();
+    test_workspace_fields();
     return test_exit();
 }
