@@ -2,8 +2,8 @@
 xml.etree: one testcase per task, failures with the reason and the output's tail, errors,
 bad lines, escaping of ids and of output that is not text), --summary-json (the same numbers
 as the printed summary), --fail-under (met, missed, bad values), a task's own "deliver"
-field (a task that cannot be delivered fails the run; a failing task is never delivered; a
-malformed field is bad input), and both files after an interrupt holding what ended."""
+field (on a task without a workspace it is bad input; a malformed field is bad input too), and
+both files after an interrupt holding what ended."""
 
 import json
 import os
@@ -194,22 +194,22 @@ try:
         sm = json.load(f)
     check(sm.get("bad_lines") == 2 and sm.get("total") == 3, "summary json: bad lines", sm)
 
-    # --- a task's own "deliver" field on plain tasks ---
+    # --- a task's own "deliver" field on plain tasks: refused as bad input (it belongs to
+    # workspace tasks), never delivered; the other lines run ---
     dset = write_set("deliver.jsonl", [
         py_task("dl/plain-pass", "    return 1\n", PASS_TEST, deliver={"branch": "x/y"}),
-        py_task("dl/plain-fail", "    return 5\n", PASS_TEST, deliver={}),
         py_task("dl/none", "    return 1\n", PASS_TEST)])
     p = gg(["eval", "--quiet", "--summary-json", sj, dset])
-    check(p.returncode == 1, "a task asking for delivery that cannot be delivered: exit 1",
+    check(p.returncode == 2, "a plain task asking for delivery is bad input: exit 2",
           "exit %d: %s" % (p.returncode, p.stderr))
-    check("delivery of task 'dl/plain-pass' failed" in p.stderr and
-          "workspace.repo" in p.stderr, "the failed delivery names the task and why", p.stderr)
-    check("dl/plain-fail" not in p.stderr and "dl/none" not in p.stderr,
-          "a failing task, or one that asks for nothing, is never delivered", p.stderr)
+    check("task 'dl/plain-pass': field 'deliver' needs a 'workspace'" in p.stderr,
+          "the refusal names the task and the field", p.stderr)
+    check("delivered" not in p.stderr and "dl/none" not in p.stderr,
+          "nothing is delivered, the task that asks for nothing just runs", p.stderr)
     with open(sj) as f:
         sm = json.load(f)
-    check(sm.get("delivery_failures") == 1 and sm.get("delivered") == 0,
-          "summary json: the delivery failure", sm)
+    check(sm.get("bad_lines") == 1 and sm.get("passed") == 1 and sm.get("delivered") == 0,
+          "summary json: the bad line, the passing task, no delivery", sm)
     # --deliver with plain tasks: nothing to deliver, nothing said, exit 0
     p = gg(["eval", "--quiet", "--deliver", "branch", "--patches",
             os.path.join(work, "patches"), EXAMPLES])
