@@ -214,10 +214,17 @@ def test_python_retriever_context_reaches_the_generator(gg):
     texts = [c["text"] for c in gen.requests[0]["context"]]
     assert texts == ["RETRIEVED: use the + operator", "RETRIEVED: integers may be negative"]
     assert gen.requests[0]["context"][0]["id"] == "doc-1"
-    # The orchestrator reported each attempt's outcome for the context it used.
+    # The orchestrator reported each attempt's outcome for the context it used, with the
+    # credit by position (docs/retrieval.md) and the task's kind; the retry demoted the
+    # reference that led the failed attempt (doc-1 goes last), so the pass credits doc-2 most.
+    kind = docs.feedbacks[0].get("kind", "")
+    assert kind.startswith("python:")
     assert docs.feedbacks == [
-        {"task_id": "pyret/add", "passed": False, "ids": ["doc-1", "doc-2"]},
-        {"task_id": "pyret/add", "passed": True, "ids": ["doc-1", "doc-2"]}]
+        {"task_id": "pyret/add", "passed": False, "ids": ["doc-1", "doc-2"],
+         "weights": [1, pytest.approx(1 / 3)], "kind": kind},
+        {"task_id": "pyret/add", "passed": True, "ids": ["doc-2", "doc-1"],
+         "weights": [1, pytest.approx(1 / 3)], "kind": kind}]
+    assert [c["id"] for c in gen.requests[1]["context"]] == ["doc-2", "doc-1"]
     # feedback through the handle reaches the Python method
     with gg.RetrieverHandle.create(docs) as h:
         h.feedback({"task_id": "x", "passed": True, "ids": ["doc-1"]})
