@@ -41,7 +41,8 @@ core=("$root"/lib/core/*.c)
 
 sources_of() { # the library sources each target needs besides lib/core
     case $1 in
-        task) ;;
+        task) echo "$root/lib/workspace/workspace.c $root/lib/workspace/ws_build.c" \
+                    "$root/lib/workspace/safe_path.c" ;; # a task's "workspace" is checked
         protocol) echo "$root/lib/orchestrator/protocol.c" ;;
         keys) echo "$root/lib/net/keys.c" ;;
         patch) echo "$root/lib/workspace/patch.c $root/lib/workspace/patch_diff.c" \
@@ -52,7 +53,7 @@ sources_of() { # the library sources each target needs besides lib/core
 
 libs_of() { # the libraries a target needs besides the common ones
     case $1 in
-        patch) pkg-config --libs libgit2 ;;
+        task | patch) pkg-config --libs libgit2 ;;
         *) ;;
     esac
 }
