@@ -120,6 +120,8 @@ int ggi_json_parse_syntax(const char *text, size_t len, cJSON **out, size_t *val
 int ggi_json_check_strings(const char *text, size_t len, char *path, size_t path_size);
 /** Adds a string that may be NULL (added as JSON null). Returns 0 or GG_ENOMEM. */
 int ggi_json_add_str(cJSON *obj, const char *key, const char *value);
+/** 1 when an element of the array arr (objects; NULL: none) has the string "id" equal to id. */
+int ggi_json_array_has_id(const cJSON *arr, const char *id);
 /** Adds a number. Returns 0 or GG_ENOMEM. */
 int ggi_json_add_num(cJSON *obj, const char *key, double value);
 /** Adds a boolean. Returns 0 or GG_ENOMEM. */

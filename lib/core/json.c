@@ -318,6 +318,18 @@ int ggi_json_add_num(cJSON *obj, const char *key, double value)
                                                     : ggi_error(GG_ENOMEM, "out of memory building JSON");
 }
 
+int ggi_json_array_has_id(const cJSON *arr, const char *id)
+{
+    const cJSON *doc;
+    cJSON_ArrayForEach(doc, arr)
+    {
+        const char *v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(doc, "id"));
+        if (v && strcmp(v, id) == 0)
+            return 1;
+    }
+    return 0;
+}
+
 int ggi_json_add_bool(cJSON *obj, const char *key, int value)
 {
     return cJSON_AddBoolToObject(obj, key, value) ? GG_OK

@@ -33,18 +33,6 @@ static int id_char(char c)
            c == '_' || c == '.' || c == ':' || c == '/' || c == '-';
 }
 
-static int in_context(const cJSON *context, const char *id)
-{
-    const cJSON *doc;
-    cJSON_ArrayForEach(doc, context)
-    {
-        const char *v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(doc, "id"));
-        if (v && strcmp(v, id) == 0)
-            return 1;
-    }
-    return 0;
-}
-
 static int listed(const cJSON *arr, const char *id)
 {
     const cJSON *it;
@@ -77,7 +65,7 @@ static int read_ids(const char *p, const char *end, const cJSON *context, cJSON 
         char id[GGI_CITATIONS_MAX_ID + 1];
         memcpy(id, s, len);
         id[len] = '\0';
-        if (!in_context(context, id) || listed(cited, id))
+        if (!ggi_json_array_has_id(context, id) || listed(cited, id))
             continue;
         cJSON *v = cJSON_CreateString(id);
         if (!v || !cJSON_AddItemToArray(cited, v)) {

@@ -230,6 +230,22 @@ char *ggi_attempt_generate(const ggi_attempt_env *env, const cJSON *job, cJSON *
     return out;
 }
 
+void ggi_attempt_finish(const ggi_attempt_env *env, cJSON *rec, double t0, double t_gen,
+                        double t_gen_end, double analyze_ms, double execute_ms)
+{
+    cJSON *d = cJSON_AddObjectToObject(rec, "durations");
+    if (d) {
+        cJSON_AddNumberToObject(d, "retrieve_ms", t_gen - t0);
+        cJSON_AddNumberToObject(d, "generate_ms", t_gen_end - t_gen);
+        cJSON_AddNumberToObject(d, "analyze_ms", analyze_ms);
+        cJSON_AddNumberToObject(d, "execute_ms", execute_ms);
+        cJSON_AddNumberToObject(d, "total_ms", ggi_now_ms() - t0);
+    }
+    /* The tests' verdict back to the generator that wrote the code (hooks.h). */
+    if (cJSON_IsBool(cJSON_GetObjectItemCaseSensitive(rec, "passed")))
+        ggi_generator_feedback(env->generator, rec);
+}
+
 int ggi_attempt_run(const ggi_attempt_env *env, const cJSON *job, cJSON **out_record)
 {
     *out_record = NULL;
@@ -375,18 +391,8 @@ int ggi_attempt_run(const ggi_attempt_env *env, const cJSON *job, cJSON **out_re
     }
     ggi_verdict_free(&v);
 
-done:;
-    cJSON *d = cJSON_AddObjectToObject(rec, "durations");
-    if (d) {
-        cJSON_AddNumberToObject(d, "retrieve_ms", t_gen - t0);
-        cJSON_AddNumberToObject(d, "generate_ms", t_gen_end - t_gen);
-        cJSON_AddNumberToObject(d, "analyze_ms", analyze_ms);
-        cJSON_AddNumberToObject(d, "execute_ms", execute_ms);
-        cJSON_AddNumberToObject(d, "total_ms", ggi_now_ms() - t0);
-    }
-    /* The tests' verdict back to the generator that wrote the code (hooks.h). */
-    if (cJSON_IsBool(cJSON_GetObjectItem(rec, "passed")))
-        ggi_generator_feedback(env->generator, rec);
+done:
+    ggi_attempt_finish(env, rec, t0, t_gen, t_gen_end, analyze_ms, execute_ms);
     cJSON_Delete(context);
     free(completion);
     free(program);

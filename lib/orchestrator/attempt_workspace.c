@@ -914,16 +914,7 @@ int ggi_attempt_workspace(const ggi_attempt_env *env, const cJSON *job, const gg
 done:;
     if (copy)
         ggi_ws_remove(copy);
-    cJSON *d = cJSON_AddObjectToObject(rec, "durations");
-    if (d) {
-        cJSON_AddNumberToObject(d, "retrieve_ms", t_gen - t0);
-        cJSON_AddNumberToObject(d, "generate_ms", t_gen_end - t_gen);
-        cJSON_AddNumberToObject(d, "analyze_ms", apply_ms);
-        cJSON_AddNumberToObject(d, "execute_ms", execute_ms);
-        cJSON_AddNumberToObject(d, "total_ms", ggi_now_ms() - t0);
-    }
-    if (cJSON_IsBool(cJSON_GetObjectItemCaseSensitive(rec, "passed")))
-        ggi_generator_feedback(env->generator, rec);
+    ggi_attempt_finish(env, rec, t0, t_gen, t_gen_end, apply_ms, execute_ms);
     free(base);
     free(from);
     free(copy);

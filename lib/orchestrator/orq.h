@@ -142,6 +142,13 @@ int ggi_attempt_infra(cJSON *rec, const char *stage, int status, const char *mes
                       int retry);
 /** Adds the task's min_isolation and language to an executor request. */
 int ggi_attempt_task_request(const ggi_task *t, cJSON *req);
+/**
+ * Ends an attempt's record: its "durations" (retrieve, generate, analyze and execute from the
+ * given clock readings and spans, total until now) and, when it has a verdict ("passed"), the
+ * verdict handed back to the generator that wrote the code (generation/hooks.h).
+ */
+void ggi_attempt_finish(const ggi_attempt_env *env, cJSON *rec, double t0, double t_gen,
+                        double t_gen_end, double analyze_ms, double execute_ms);
 /** Runs one executor request; *out the parsed result (cJSON_Delete it). */
 int ggi_attempt_execute(const ggi_attempt_env *env, const cJSON *request, cJSON **out);
 /**

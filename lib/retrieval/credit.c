@@ -172,18 +172,6 @@ int ggi_credit_leads(const cJSON *ids, const cJSON *cited, cJSON *out)
     return rc;
 }
 
-static int context_has(const cJSON *context, const char *id)
-{
-    const cJSON *doc;
-    cJSON_ArrayForEach(doc, context)
-    {
-        const char *v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(doc, "id"));
-        if (v && strcmp(v, id) == 0)
-            return 1;
-    }
-    return 0;
-}
-
 int ggi_credit_cited(const cJSON *cited, const cJSON *context, cJSON **out)
 {
     *out = cJSON_CreateArray();
@@ -199,7 +187,7 @@ int ggi_credit_cited(const cJSON *cited, const cJSON *context, cJSON **out)
         if (++seen > 4 * GGI_CREDIT_MAX_CITED || cJSON_GetArraySize(*out) >= GGI_CREDIT_MAX_CITED)
             break;
         const char *id = cJSON_GetStringValue(it);
-        if (!ggi_credit_id_ok(id) || !context_has(context, id) || in_strings(*out, id))
+        if (!ggi_credit_id_ok(id) || !ggi_json_array_has_id(context, id) || in_strings(*out, id))
             continue;
         cJSON *s = cJSON_CreateString(id);
         if (!s || !cJSON_AddItemToArray(*out, s)) {
