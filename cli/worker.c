@@ -1,7 +1,8 @@
 /*
  * worker.c - `gryphgen worker`: a grid worker. Connects to `gryphgen serve`, announces its
  * capacity and labels, runs the attempts it is given and reconnects by itself when the
- * orchestrator restarts. Runs until SIGINT or SIGTERM.
+ * orchestrator restarts; with --index-url its attempts get context from serve's search
+ * route. Runs until SIGINT or SIGTERM.
  */
 #include <getopt.h>
 #include <pthread.h>
@@ -13,9 +14,14 @@
 #include "cli.h"
 
 enum { OPT_CONNECT = 0x200, OPT_SLOTS, OPT_QUEUE, OPT_LABEL, OPT_NAME, OPT_EXECUTOR,
-       OPT_JOURNAL };
+       OPT_JOURNAL, OPT_INDEX_URL, OPT_INDEX_TOKEN_ENV };
 
 #define MAX_LABELS 64
+/* The longest --index-url taken (the search template built from it is a little longer). */
+#define MAX_INDEX_URL 2048
+/* What --index-url gets when it names no query: serve --http's search route and parameters. */
+#define SEARCH_PATH "/v1/search"
+#define SEARCH_PARAMS "q={query}&k={k}&language={language}"
 
 static void worker_usage(FILE *f)
 {
@@ -24,6 +30,7 @@ static void worker_usage(FILE *f)
                "                       [--executor process|container|noop] [--generator SPEC]\n"
                "                       [--python PATH] [--cc PATH] [--isolation LEVEL]\n"
                "                       [--log-level LEVEL]\n"
+               "                       [--index-url URL [--index-token-env VAR]]\n"
                "                       [--key FILE --server-key Z85|FILE] [--insecure]\n"
                "  --key FILE         this worker's CURVE key pair (PREFIX.key, `gryphgen keygen`)\n"
                "  --server-key KEY   the orchestrator's public key (Z85 text or its .pub file)\n"
@@ -42,7 +49,45 @@ static void worker_usage(FILE *f)
                "                     the strategy bandit in this SQLite file\n"
                "                     (default: $GRYPHGEN_LLM_JOURNAL, else none)\n"
                "  --llm-timeout S --llm-max-tokens N  openai generator: seconds per request,\n"
-               "                     completion token limit (GRYPHGEN_LLM_TIMEOUT_S, _MAX_TOKENS)\n");
+               "                     completion token limit (GRYPHGEN_LLM_TIMEOUT_S, _MAX_TOKENS)\n"
+               "  --index-url URL    attempts get context from this search route: the URL\n"
+               "                     `gryphgen serve --index PATH --http ADDR:PORT` prints\n"
+               "                     (http://ADDR:PORT/v1/search; a URL without a path gets\n"
+               "                     that route), or a template with {query}, {k} and\n"
+               "                     {language}. Search only: serve's learner credits the\n"
+               "                     outcomes into its index\n"
+               "  --index-token-env VAR  the bearer token serve --http-token-env asks for, from\n"
+               "                     $VAR (plain http sends it in clear text: use https://\n"
+               "                     off loopback)\n");
+}
+
+/* The http retriever's URL template for --index-url: a URL with {query} is one already,
+ * otherwise serve --http's route (when the URL has no path) and its parameters are added.
+ * Returns 0, or prints why the URL is refused and returns -1. */
+static int index_template(const char *url, char *out, size_t cap)
+{
+    size_t n = strlen(url);
+    const char *host = strstr(url, "://");
+    if (n == 0 || n > MAX_INDEX_URL ||
+        (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) ||
+        !host || !host[3] || host[3] == '/' || host[3] == '?' || strpbrk(url, " \t\r\n#")) {
+        cli_errorf("worker: option --index-url: '%.*s' is not an http:// or https:// URL of "
+                   "a search route (e.g. http://127.0.0.1:8080/v1/search, as `gryphgen serve "
+                   "--http` prints it)", n > 200 ? 200 : (int)n, url);
+        return -1;
+    }
+    if (strstr(url, "{query}")) {
+        snprintf(out, cap, "%s", url);
+        return 0;
+    }
+    while (n > 0 && url[n - 1] == '/')
+        n--; /* http://host:port/ is http://host:port */
+    const char *path = strpbrk(host + 3, "/?");
+    int bare = !path || path >= url + n; /* no path: serve's route */
+    const char *sep = memchr(url, '?', n) ? (url[n - 1] == '?' || url[n - 1] == '&' ? "" : "&")
+                                          : "?";
+    snprintf(out, cap, "%.*s%s%s%s", (int)n, url, bare ? SEARCH_PATH : "", sep, SEARCH_PARAMS);
+    return 0;
 }
 
 /* Stops the worker when a signal arrived (the handler only sets cli_interrupted). */
@@ -67,6 +112,8 @@ int cli_cmd_worker(int argc, char **argv)
         {"name", required_argument, NULL, OPT_NAME},
         {"executor", required_argument, NULL, OPT_EXECUTOR},
         {"journal", required_argument, NULL, OPT_JOURNAL},
+        {"index-url", required_argument, NULL, OPT_INDEX_URL},
+        {"index-token-env", required_argument, NULL, OPT_INDEX_TOKEN_ENV},
         {"generator", required_argument, NULL, CLI_OPT_GENERATOR},
         CLI_LLM_LONG_OPTIONS,
         {"python", required_argument, NULL, CLI_OPT_PYTHON},
@@ -79,6 +126,7 @@ int cli_cmd_worker(int argc, char **argv)
     };
     cli_run_options opts;
     const char *connect = NULL, *name = NULL, *executor = "process";
+    const char *index_url = NULL, *index_token_env = NULL;
     const char *labels[MAX_LABELS + 1];
     unsigned n_labels = 0, slots = 0, queue = 0;
     int c;
@@ -99,6 +147,16 @@ int cli_cmd_worker(int argc, char **argv)
             continue;
         case OPT_EXECUTOR:
             executor = optarg;
+            continue;
+        case OPT_INDEX_URL:
+            index_url = optarg;
+            continue;
+        case OPT_INDEX_TOKEN_ENV:
+            if (!*optarg) {
+                cli_errorf("worker: option --index-token-env: give the name of a variable");
+                return CLI_EXIT_USAGE;
+            }
+            index_token_env = optarg;
             continue;
         case OPT_JOURNAL:
             /* read by the openai generator, like every other of its settings */
@@ -155,6 +213,28 @@ int cli_cmd_worker(int argc, char **argv)
     }
     if (cli_security_check("worker", connect) != CLI_EXIT_OK)
         return CLI_EXIT_USAGE;
+    if (index_token_env && !index_url) {
+        cli_errorf("worker: --index-token-env goes with --index-url URL");
+        return CLI_EXIT_USAGE;
+    }
+    /* --index-url: the http retriever, search only. No feedback_url: the attempt records
+     * reach the orchestrator, whose learner credits each one into the index once; feedback
+     * from here as well would count every attempt twice. */
+    gg_retriever_t *ret = NULL;
+    if (index_url) {
+        char tpl[MAX_INDEX_URL + sizeof SEARCH_PATH + sizeof SEARCH_PARAMS + 2];
+        if (index_template(index_url, tpl, sizeof tpl) != 0)
+            return CLI_EXIT_USAGE;
+        gg_retriever_options ro = GG_RETRIEVER_OPTIONS_INIT;
+        ro.backend = "http";
+        ro.url = tpl;
+        ro.token_env = index_token_env;
+        ro.feedback_url = NULL;
+        if (gg_retriever_new(&ret, &ro) != 0) {
+            cli_errorf("worker: option --index-url: %s", gg_error_last());
+            return CLI_EXIT_USAGE;
+        }
+    }
     gg_generator_options gopts = GG_GENERATOR_OPTIONS_INIT;
     gg_executor_options eopts = GG_EXECUTOR_OPTIONS_INIT;
     gg_generator_t *gen = NULL;
@@ -167,11 +247,13 @@ int cli_cmd_worker(int argc, char **argv)
     eopts.min_isolation = opts.isolation;
     if (gg_generator_new(&gen, &gopts) != 0) {
         cli_errorf("generator '%s': %s", opts.generator, gg_error_last());
+        gg_retriever_destroy(&ret);
         return CLI_EXIT_USAGE;
     }
     if (gg_executor_new(&ex, &eopts) != 0) {
         cli_errorf("executor '%s': %s", executor, gg_error_last());
         gg_generator_destroy(&gen);
+        gg_retriever_destroy(&ret);
         return CLI_EXIT_USAGE;
     }
     if (opts.isolation && strcmp(executor, "process") == 0) {
@@ -184,6 +266,7 @@ int cli_cmd_worker(int argc, char **argv)
             cli_errorf("worker: --isolation %s: %s", opts.isolation, gg_error_last());
             gg_executor_destroy(&ex);
             gg_generator_destroy(&gen);
+            gg_retriever_destroy(&ret);
             return CLI_EXIT_INFRA;
         }
     }
@@ -195,6 +278,7 @@ int cli_cmd_worker(int argc, char **argv)
     wo.labels = labels;
     wo.executor = ex;
     wo.generator = gen;
+    wo.retriever = ret;
     wo.python = opts.python;
     wo.cc = opts.cc;
     wo.log_fn = cli_log_stderr;
@@ -222,5 +306,6 @@ out:
     gg_worker_destroy(&w);
     gg_executor_destroy(&ex);
     gg_generator_destroy(&gen);
+    gg_retriever_destroy(&ret);
     return status;
 }
