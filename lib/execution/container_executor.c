@@ -45,6 +45,7 @@
 #define STDIN_PATH "/gg-stdin"
 #define DEFAULT_IMAGES "python=gryphgen-python:latest,c=gryphgen-c:latest"
 #define CLEANUP_TIMEOUT_MS 20000L
+#define REMOVE_TRIES 8 /* a refused removal is asked again (remove_container) */
 #define CONNECT_TIMEOUT_MS 5000L
 #define OOM_MARKER "GG-OOM-KILLED\n"
 #define NOTFOUND_MARKER "GG-NOT-FOUND\n"
@@ -1036,17 +1037,26 @@ static int engine_error(const cont_exec *ce, CURLcode cc, http_reply *r, const c
                      what, r->status, reply_message(r, msg, sizeof msg));
 }
 
-/* Kills and removes the container; errors are only reported through the return value. */
+/* Kills and removes the container; errors are only reported through the return value. An
+ * engine may refuse a forced removal while the container is still being killed (an
+ * interrupt's kill racing this removal: Podman answers 409 or 500 then), so a refusal is
+ * asked again a few times, briefly apart, before the container counts as leaked. */
 static int remove_container(http_ctx *h, const char *id)
 {
     char path[160];
     snprintf(path, sizeof path, "/containers/%s?force=1&v=1", id);
-    http_reply r;
-    memset(&r, 0, sizeof r);
-    CURLcode cc = http_do(h, "DELETE", path, NULL, NULL, 0, CLEANUP_TIMEOUT_MS, 0, &r);
-    int ok = cc == CURLE_OK && (r.status == 204 || r.status == 200 || r.status == 404);
-    ggi_buf_free(&r.body);
-    return ok ? GG_OK : GG_EEXEC;
+    for (int tries = 0; tries < REMOVE_TRIES; tries++) {
+        if (tries)
+            ggi_sleep_ms(20.0 * tries);
+        http_reply r;
+        memset(&r, 0, sizeof r);
+        CURLcode cc = http_do(h, "DELETE", path, NULL, NULL, 0, CLEANUP_TIMEOUT_MS, 0, &r);
+        int ok = cc == CURLE_OK && (r.status == 204 || r.status == 200 || r.status == 404);
+        ggi_buf_free(&r.body);
+        if (ok)
+            return GG_OK;
+    }
+    return GG_EEXEC;
 }
 
 static void kill_container(http_ctx *h, const char *id)
