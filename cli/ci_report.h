@@ -36,11 +36,12 @@ typedef struct ci_options {
     double fail_under;        /* --fail-under PERCENT, 0 to 100 */
 } ci_options;
 
-/** The run's counts, as eval's summary has them. */
+/** The run's counts: eval's summary, kept as the run goes and handed to the reports. */
 typedef struct ci_counts {
     unsigned long total, passed_first, passed_repair, failed, errors, bad_lines, cancelled;
     unsigned long attempts;
-    double wall_s;
+    unsigned long error_tasks; /* tasks (not bad lines) that ended in error */
+    double wall_s;             /* set before the reports are written */
 } ci_counts;
 
 typedef struct ci_report ci_report;

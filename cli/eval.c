@@ -92,11 +92,8 @@ static int results_put_ended(gg_orchestrator_t *o)
     return 0;
 }
 
-typedef struct eval_summary {
-    unsigned long tasks, passed_first, passed_repair, failed, errors, bad_lines, cancelled;
-    unsigned long attempts;
-    unsigned long error_tasks; /* tasks (not bad lines) that ended in error */
-} eval_summary;
+/* The run's counts are ci_report.h's ci_counts (the reports read them as they are). */
+typedef ci_counts eval_summary;
 
 static double now_s(void)
 {
@@ -415,7 +412,7 @@ static int collect_results(gg_orchestrator_t *o, idlog *ids, eval_summary *s)
     }
     while ((rc = idlog_next(ids, &e)) == 1) {
         int wrc = 0;
-        s->tasks++;
+        s->total++;
         if (e.bad) {
             s->errors++;
             s->bad_lines++;
@@ -468,7 +465,7 @@ static void collect_ended(gg_orchestrator_t *o, idlog *ids, eval_summary *s)
         return;
     while (idlog_next(ids, &e) == 1) {
         if (e.bad) {
-            s->tasks++;
+            s->total++;
             s->errors++;
             s->bad_lines++;
             ci_report_bad(eval_ci, e.line, e.task_id, e.reason);
@@ -478,7 +475,7 @@ static void collect_ended(gg_orchestrator_t *o, idlog *ids, eval_summary *s)
         cJSON *parsed = fetch_result(o, e.task_id, &result) == 0 && result
                             ? cJSON_Parse(result) : NULL;
         if (parsed) {
-            s->tasks++;
+            s->total++;
             count_result(s, parsed);
             ci_report_task(eval_ci, e.task_id, result, parsed, 0);
         }
@@ -487,22 +484,9 @@ static void collect_ended(gg_orchestrator_t *o, idlog *ids, eval_summary *s)
     }
 }
 
-static void ci_counts_of(const eval_summary *s, double wall, ci_counts *c)
-{
-    c->total = s->tasks;
-    c->passed_first = s->passed_first;
-    c->passed_repair = s->passed_repair;
-    c->failed = s->failed;
-    c->errors = s->errors;
-    c->bad_lines = s->bad_lines;
-    c->cancelled = s->cancelled;
-    c->attempts = s->attempts;
-    c->wall_s = wall;
-}
-
 static void print_summary(const eval_summary *s, unsigned long attempts_run, double wall)
 {
-    printf("tasks:                   %lu\n", s->tasks);
+    printf("tasks:                   %lu\n", s->total);
     printf("passed at first attempt: %lu\n", s->passed_first);
     printf("passed after repair:     %lu\n", s->passed_repair);
     printf("failed:                  %lu\n", s->failed);
@@ -510,7 +494,7 @@ static void print_summary(const eval_summary *s, unsigned long attempts_run, dou
     printf("cancelled:               %lu\n", s->cancelled);
     printf("attempts:                %lu (this run: %lu)\n", s->attempts, attempts_run);
     printf("wall time:               %.2f s\n", wall);
-    printf("tasks/s:                 %.1f\n", wall > 0 ? (double)s->tasks / wall : 0.0);
+    printf("tasks/s:                 %.1f\n", wall > 0 ? (double)s->total / wall : 0.0);
 }
 
 static void eval_usage(FILE *f)
@@ -636,7 +620,6 @@ int cli_cmd_eval(int argc, char **argv)
     const char *remote_name = NULL; /* ... and its long name */
     int li;
     ci_options ci_opts;
-    ci_counts ci_c;
 
     memset(&ci_opts, 0, sizeof ci_opts);
     cli_run_options_init(&opts);
@@ -764,8 +747,8 @@ int cli_cmd_eval(int argc, char **argv)
             /* the JUnit file and the summary of what ended */
             memset(&summary, 0, sizeof summary);
             collect_ended(orch, ids, &summary);
-            ci_counts_of(&summary, now_s() - start, &ci_c);
-            ci_report_finish(eval_ci, &ci_c, 1);
+            summary.wall_s = now_s() - start;
+            ci_report_finish(eval_ci, &summary, 1);
         }
         if (opts.db_path)
             cli_errorf("interrupted; unfinished tasks resume when the set is run again with "
@@ -800,8 +783,8 @@ int cli_cmd_eval(int argc, char **argv)
     print_summary(&summary, eval_client ? summary.attempts : counts.attempts, wall);
     /* The JUnit file and summary JSON; a delivery or patch that failed, or a pass rate
      * under --fail-under, is exit status 1 (gryphgen help). */
-    ci_counts_of(&summary, wall, &ci_c);
-    if (ci_report_finish(eval_ci, &ci_c, 0) != 0)
+    summary.wall_s = wall;
+    if (ci_report_finish(eval_ci, &summary, 0) != 0)
         status = CLI_EXIT_INFRA;
     /* Bad input is a usage error even though the valid tasks ran (gryphgen help). */
     if (summary.bad_lines > 0) {
