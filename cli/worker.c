@@ -2,7 +2,8 @@
  * worker.c - `gryphgen worker`: a grid worker. Connects to `gryphgen serve`, announces its
  * capacity and labels, runs the attempts it is given and reconnects by itself when the
  * orchestrator restarts; with --index-url its attempts get context from serve's search
- * route. Runs until SIGINT or SIGTERM.
+ * route. Runs until SIGINT or SIGTERM, or with --idle-s until it has held no job for that
+ * long (a worker started by `gryphgen scale` ends its Slurm job or pod that way).
  */
 #include <getopt.h>
 #include <pthread.h>
@@ -11,10 +12,12 @@
 #include <string.h>
 #include <time.h>
 
+#include <cjson/cJSON.h>
+
 #include "cli.h"
 
 enum { OPT_CONNECT = 0x200, OPT_SLOTS, OPT_QUEUE, OPT_LABEL, OPT_NAME, OPT_EXECUTOR,
-       OPT_JOURNAL, OPT_INDEX_URL, OPT_INDEX_TOKEN_ENV };
+       OPT_JOURNAL, OPT_INDEX_URL, OPT_INDEX_TOKEN_ENV, OPT_IDLE_S };
 
 #define MAX_LABELS 64
 /* The longest --index-url taken (the search template built from it is a little longer). */
@@ -29,12 +32,14 @@ static void worker_usage(FILE *f)
                "                       [--label KEY=VALUE...] [--name NAME] [--journal PATH]\n"
                "                       [--executor process|container|noop] [--generator SPEC]\n"
                "                       [--python PATH] [--cc PATH] [--isolation LEVEL]\n"
-               "                       [--log-level LEVEL]\n"
+               "                       [--log-level LEVEL] [--idle-s S]\n"
                "                       [--index-url URL [--index-token-env VAR]]\n"
                "                       [--key FILE --server-key Z85|FILE] [--insecure]\n"
                "  --key FILE         this worker's CURVE key pair (PREFIX.key, `gryphgen keygen`)\n"
                "  --server-key KEY   the orchestrator's public key (Z85 text or its .pub file)\n"
                "  --insecure         no encryption (loopback endpoints only)\n"
+               "  --idle-s S         exit (status 0) once this worker has held no job for S\n"
+               "                     seconds (1-604800; default: run until a signal)\n"
                "  --executor NAME    process: a sandboxed child process (default); container:\n"
                "                     a container of the Docker or Podman engine whose socket\n"
                "                     is $DOCKER_HOST, /var/run/docker.sock or\n"
@@ -90,15 +95,66 @@ static int index_template(const char *url, char *out, size_t cap)
     return 0;
 }
 
-/* Stops the worker when a signal arrived (the handler only sets cli_interrupted). */
+/* What the watching thread needs: the worker, and --idle-s (0: none). */
+typedef struct watch_ctx {
+    gg_worker_t *w;
+    unsigned idle_s;
+    int idled; /* set when the worker stopped for being idle */
+} watch_ctx;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* While the worker holds nothing: its counters of jobs taken and results sent, in mark[2];
+ * returns 0 then, else -1 (busy, or its stats unreadable). */
+static int idle_mark(gg_worker_t *w, double mark[2])
+{
+    char *js = NULL;
+    int rc = -1;
+    if (gg_worker_stats(w, &js) == 0) {
+        cJSON *st = cJSON_Parse(js);
+        const cJSON *held = cJSON_GetObjectItemCaseSensitive(st, "held");
+        const cJSON *jobs = cJSON_GetObjectItemCaseSensitive(st, "jobs");
+        const cJSON *results = cJSON_GetObjectItemCaseSensitive(st, "results");
+        if (cJSON_IsNumber(held) && held->valuedouble == 0 && cJSON_IsNumber(jobs) &&
+            cJSON_IsNumber(results))
+        {
+            mark[0] = jobs->valuedouble;
+            mark[1] = results->valuedouble;
+            rc = 0;
+        }
+        cJSON_Delete(st);
+    }
+    gg_free(js);
+    return rc;
+}
+
+/* Stops the worker when a signal arrived (the handler only sets cli_interrupted), or with
+ * --idle-s once it has held no job, and neither taken a job nor sent a result, for that long. */
 static void *watch_signals(void *arg)
 {
-    gg_worker_t *w = arg;
+    watch_ctx *x = arg;
+    double last[2] = {-1, -1}, idle_since = now_s();
     while (!cli_interrupted) {
         struct timespec ts = {0, 50 * 1000000L};
         nanosleep(&ts, NULL);
+        if (!x->idle_s)
+            continue;
+        double mark[2] = {-1, -1}, t = now_s();
+        if (idle_mark(x->w, mark) != 0 || mark[0] != last[0] || mark[1] != last[1])
+            idle_since = t; /* busy, or something moved since the last look */
+        last[0] = mark[0];
+        last[1] = mark[1];
+        if (t - idle_since >= x->idle_s) {
+            x->idled = 1;
+            break;
+        }
     }
-    gg_worker_stop(w);
+    gg_worker_stop(x->w);
     return NULL;
 }
 
@@ -114,6 +170,7 @@ int cli_cmd_worker(int argc, char **argv)
         {"journal", required_argument, NULL, OPT_JOURNAL},
         {"index-url", required_argument, NULL, OPT_INDEX_URL},
         {"index-token-env", required_argument, NULL, OPT_INDEX_TOKEN_ENV},
+        {"idle-s", required_argument, NULL, OPT_IDLE_S},
         {"generator", required_argument, NULL, CLI_OPT_GENERATOR},
         CLI_LLM_LONG_OPTIONS,
         {"python", required_argument, NULL, CLI_OPT_PYTHON},
@@ -128,7 +185,7 @@ int cli_cmd_worker(int argc, char **argv)
     const char *connect = NULL, *name = NULL, *executor = "process";
     const char *index_url = NULL, *index_token_env = NULL;
     const char *labels[MAX_LABELS + 1];
-    unsigned n_labels = 0, slots = 0, queue = 0;
+    unsigned n_labels = 0, slots = 0, queue = 0, idle_s = 0;
     int c;
     cli_run_options_init(&opts);
     optind = 1;
@@ -167,6 +224,10 @@ int cli_cmd_worker(int argc, char **argv)
             continue;
         case OPT_SLOTS:
             if (cli_parse_uint("--slots", optarg, 1, 1024, &slots) != 0)
+                return CLI_EXIT_USAGE;
+            continue;
+        case OPT_IDLE_S:
+            if (cli_parse_uint("--idle-s", optarg, 1, 604800, &idle_s) != 0)
                 return CLI_EXIT_USAGE;
             continue;
         case OPT_QUEUE:
@@ -293,7 +354,8 @@ int cli_cmd_worker(int argc, char **argv)
     }
     cli_catch_signals();
     pthread_t th;
-    int watching = pthread_create(&th, NULL, watch_signals, w) == 0;
+    watch_ctx wx = {w, idle_s, 0};
+    int watching = pthread_create(&th, NULL, watch_signals, &wx) == 0;
     if (gg_worker_run(w) != 0) {
         cli_errorf("worker: %s", gg_error_last());
         status = CLI_EXIT_INFRA;
@@ -301,6 +363,8 @@ int cli_cmd_worker(int argc, char **argv)
     if (watching) {
         cli_interrupted = 1;
         pthread_join(th, NULL);
+        if (wx.idled && status == CLI_EXIT_OK && opts.log_level >= GG_LOG_INFO)
+            cli_log_stderr(NULL, GG_LOG_INFO, "worker: held no job for --idle-s; exiting");
     }
 out:
     gg_worker_destroy(&w);

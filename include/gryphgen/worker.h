@@ -89,8 +89,9 @@ GG_API int gg_worker_run(gg_worker_t *w);
 GG_API void gg_worker_stop(gg_worker_t *w);
 
 /**
- * Counters as JSON: {"jobs": n, "results": n, "reconnects": n, "dropped": n}. *out_json is
- * freed with gg_free(). May be called from any thread.
+ * Counters as JSON: {"jobs": n, "results": n, "reconnects": n, "dropped": n, "held": n}
+ * (held: the jobs queued or running in this worker now, and their results not yet on their
+ * way). *out_json is freed with gg_free(). May be called from any thread.
  */
 GG_API int gg_worker_stats(gg_worker_t *w, char **out_json);
 

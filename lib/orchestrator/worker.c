@@ -497,9 +497,15 @@ int gg_worker_stats(gg_worker_t *w, char **out_json)
         *out_json = NULL;
     if (!w || !out_json)
         return ggi_error(GG_EINVAL, "worker and out pointer must not be NULL");
-    *out_json = ggi_asprintf("{\"jobs\":%lu,\"results\":%lu,\"reconnects\":%lu,\"dropped\":%lu}",
+    /* held: jobs queued or running here and results not yet handed to the socket thread
+     * (what `gryphgen worker --idle-s` waits to see at 0). */
+    pthread_mutex_lock(&w->mu);
+    unsigned held = w->count + w->running + (unsigned)w->done.n;
+    pthread_mutex_unlock(&w->mu);
+    *out_json = ggi_asprintf("{\"jobs\":%lu,\"results\":%lu,\"reconnects\":%lu,\"dropped\":%lu,"
+                             "\"held\":%u}",
                              atomic_load(&w->n_jobs), atomic_load(&w->n_results),
-                             atomic_load(&w->n_reconnects), atomic_load(&w->n_dropped));
+                             atomic_load(&w->n_reconnects), atomic_load(&w->n_dropped), held);
     return *out_json ? GG_OK : ggi_error(GG_ENOMEM, "out of memory");
 }
 
