@@ -134,6 +134,7 @@ int cli_read_tls(const char *what, const char *cert_file, const char *key_file, 
 /** Frees what cli_read_tls() returned, wiping the key. */
 void cli_free_tls(char **cert, char **key);
 int cli_cmd_worker(int argc, char **argv);
+int cli_cmd_scale(int argc, char **argv); /* scale.c */
 int cli_cmd_submit(int argc, char **argv);
 int cli_cmd_status(int argc, char **argv);
 int cli_cmd_cancel(int argc, char **argv);

@@ -31,6 +31,8 @@ static const cli_command commands[] = {
      "run the orchestrator as a grid hub for remote workers and clients"},
     {"worker", cli_cmd_worker, "--connect ENDPOINT [--slots N] [--label K=V]",
      "run a grid worker that takes jobs from an orchestrator"},
+    {"scale", cli_cmd_scale, "--connect ENDPOINT --engine slurm|kubernetes",
+     "keep workers running as Slurm jobs or Kubernetes pods, in step with the queue"},
     {"submit", cli_cmd_submit, "--connect ENDPOINT [--wait] FILE|-",
      "submit tasks (JSON lines) to an orchestrator and print their ids"},
     {"status", cli_cmd_status, "--connect ENDPOINT [TASK_ID]",
