@@ -3,7 +3,8 @@
  * cluster engine (Slurm jobs, a Kubernetes Deployment's pods) in step with an orchestrator's
  * queue. It asks the orchestrator for its counters (gg_client_status), works out how many
  * workers the tasks in play can use, and has the engine move toward that number: more while
- * tasks wait, never more than --max-jobs, never fewer than --min-jobs. On SIGINT or SIGTERM
+ * tasks wait for a worker (queued, or running with no worker holding their job), never more
+ * than --max-jobs, never fewer than --min-jobs. On SIGINT or SIGTERM
  * it ends every worker it started. The engines are scale_slurm.c and scale_k8s.c (scale.h).
  */
 #include <errno.h>
@@ -196,8 +197,12 @@ static unsigned scale_need(unsigned long queued, unsigned long running, unsigned
     return (unsigned)n;
 }
 
-/* The orchestrator's counts of queued and running tasks; -1 when it did not answer. */
-static int grid_counts(gg_client_t *c, unsigned long *queued, unsigned long *running)
+/* The orchestrator's counts of queued and running tasks, and of the jobs its workers hold
+ * (the nodes' busy): a running task whose job no worker holds (requeued after its worker
+ * left, or between attempts) waits for a worker as a queued one does. -1 when it did not
+ * answer. */
+static int grid_counts(gg_client_t *c, unsigned long *queued, unsigned long *running,
+                       unsigned long *held)
 {
     char *js = NULL;
     if (gg_client_status(c, NULL, &js) != 0) {
@@ -213,6 +218,14 @@ static int grid_counts(gg_client_t *c, unsigned long *queued, unsigned long *run
     if (ok) {
         *queued = (unsigned long)q->valuedouble;
         *running = (unsigned long)r->valuedouble;
+        *held = 0;
+        const cJSON *n;
+        cJSON_ArrayForEach(n, cJSON_GetObjectItemCaseSensitive(st, "nodes"))
+        {
+            const cJSON *b = cJSON_GetObjectItemCaseSensitive(n, "busy");
+            if (cJSON_IsNumber(b) && b->valuedouble > 0)
+                *held += (unsigned long)b->valuedouble;
+        }
     } else {
         cli_errorf("scale: the orchestrator's status has no queued/running counts");
     }
@@ -250,31 +263,32 @@ static int scale_loop(const scale_engine_vt *vt, scale_engine *e, const scale_co
     unsigned last_target = UINT_MAX;
     int status = CLI_EXIT_OK;
     while (!cli_interrupted) {
-        unsigned long queued = 0, running = 0;
+        unsigned long queued = 0, running = 0, held = 0;
         scale_count c = {0, 0};
-        if (grid_counts(client, &queued, &running) != 0 || vt->count(e, &c) != 0) {
+        if (grid_counts(client, &queued, &running, &held) != 0 || vt->count(e, &c) != 0) {
             nap_ms(ro->poll_ms);
             continue; /* said why; the next look may work */
         }
         unsigned need = scale_need(queued, running, cfg->slots, ro->min_jobs, ro->max_jobs);
+        unsigned long waiting = queued + running > held ? queued + running - held : 0;
         unsigned live = c.pending + c.running;
         unsigned target = live;
-        if (need > live && (queued > 0 || live < ro->min_jobs)) {
+        if (need > live && (waiting > 0 || live < ro->min_jobs)) {
             target = need;
             lower_since = -1;
         } else if (need < live) {
             double now = mono_s();
             if (lower_since < 0)
                 lower_since = now;
-            if (now - lower_since >= cfg->idle_s || (queued == 0 && c.pending > 0))
+            if (now - lower_since >= cfg->idle_s || (waiting == 0 && c.pending > 0))
                 target = need; /* pending jobs may go at once: they hold nothing */
         } else {
             lower_since = -1;
         }
         if (target != last_target && ro->log_info)
-            fprintf(stderr, "gryphgen: info: scale: %lu queued, %lu running; %u pending and "
-                    "%u running workers; target %u\n", queued, running, c.pending, c.running,
-                    target);
+            fprintf(stderr, "gryphgen: info: scale: %lu tasks queued, %lu running, %lu waiting "
+                    "for a worker; %u pending and %u running workers; target %u\n", queued,
+                    running, waiting, c.pending, c.running, target);
         last_target = target;
         if (target != live && vt->apply(e, &c, target) != 0)
             status = CLI_EXIT_INFRA; /* said why; tried again next time */

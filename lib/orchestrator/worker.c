@@ -6,6 +6,7 @@
  * takes every job and reports a missing runtime as the attempt's infrastructure fault).
  */
 #include <dirent.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -270,6 +271,35 @@ static cJSON *infra_result(const cJSON *job, const char *message, int retry)
     return r;
 }
 
+/* How long a slot waits, after its job's process was killed by a signal nobody here sent,
+ * to see whether this worker is being stopped too. */
+#define OUTSIDE_KILL_GRACE_MS 250
+
+/* Whether the attempt's process died of SIGTERM, SIGINT, SIGHUP or SIGKILL that the executor
+ * did not send (no timeout, cancel or memory kill): what a batch system does to every
+ * process of a job it ends (scancel, a time limit), the worker's own included. */
+static int killed_from_outside(const cJSON *record)
+{
+    const cJSON *ex = cJSON_GetObjectItemCaseSensitive(record, "execution");
+    const cJSON *sig = cJSON_GetObjectItemCaseSensitive(ex, "signal");
+    if (!cJSON_IsNumber(sig))
+        return 0;
+    int n = (int)sig->valuedouble;
+    if (n != SIGTERM && n != SIGINT && n != SIGHUP && n != SIGKILL)
+        return 0;
+    return !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ex, "timed_out")) &&
+           !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ex, "cancelled")) &&
+           !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ex, "oom_killed"));
+}
+
+/* Whether the worker is stopped within OUTSIDE_KILL_GRACE_MS. */
+static int stopping_soon(gg_worker_t *w)
+{
+    for (int t = 0; t < OUTSIDE_KILL_GRACE_MS && !atomic_load(&w->stop); t += 10)
+        ggi_sleep_ms(10);
+    return atomic_load(&w->stop);
+}
+
 static void *slot_main(void *arg)
 {
     gg_worker_t *w = arg;
@@ -291,8 +321,15 @@ static void *slot_main(void *arg)
         pthread_mutex_unlock(&w->mu);
 
         cJSON *record = NULL, *res = NULL;
+        int handed_back = 0;
         if (ggi_attempt_run(&env, job, &record) != GG_OK) {
             res = infra_result(job, gg_error_last(), 0);
+        } else if (killed_from_outside(record) && stopping_soon(w)) {
+            /* Killed with this worker (a Slurm job cancelled, a pod deleted): not the code's
+             * failure. No result: the bye hands the job back and it runs elsewhere. */
+            handed_back = 1;
+            ggi_log(&w->log, GG_LOG_INFO, "worker: a job killed along with this worker is "
+                    "handed back");
         } else {
             res = cJSON_CreateObject();
             if (res) {
@@ -309,7 +346,7 @@ static void *slot_main(void *arg)
         line.len = 0;
         int printed = res && ggi_json_write(&line, res) == GG_OK;
         cJSON_Delete(res);
-        if (!printed)
+        if (!printed && !handed_back)
             ggi_log(&w->log, GG_LOG_ERROR, "worker: a result is lost: out of memory");
         pthread_mutex_lock(&w->mu);
         w->running--;
