@@ -266,6 +266,14 @@ static int k8s_open(scale_engine **out, const scale_config *cfg)
     }
     if (rc == 0)
         rc = server_ok(e->server);
+    if (rc == 0 && e->token_file) { /* read now, so that a wrong path is said at once */
+        char *t = read_small("token file", e->token_file, MAX_TOKEN);
+        rc = t ? 0 : -1;
+        if (t) {
+            memset(t, 0, strlen(t));
+            free(t);
+        }
+    }
     if (rc == 0)
         rc = k8s_name_ok("namespace", ns) || k8s_name_ok("deployment", cfg->k8s_deployment);
     if (rc == 0) {
