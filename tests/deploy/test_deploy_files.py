@@ -1,0 +1,158 @@
+"""test_deploy_files.py - the files under deploy/ hold together: the systemd units pass
+`systemd-analyze verify` (when it is installed; a unit with a misspelt option is shown to fail
+it), the Kubernetes manifests parse and have what docs/deploy.md promises (a StatefulSet with
+a volume for the database, probes on /healthz, resource requests, the keys from one Secret,
+the workers' Deployment the scaler sets, RBAC limited to its scale subresource), every option
+a container passes is one its gryphgen command knows, make_secrets.sh makes a Secret whose keys
+fit together, and make_image.sh refuses a tree without gryphgen."""
+
+import base64
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "grid"))
+from gridtest import GRYPHGEN, check, finish, gg, tmpdir  # noqa: E402
+
+ROOT = os.environ.get("GG_SOURCE_ROOT",
+                      os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+DEPLOY = os.path.join(ROOT, "deploy")
+work = tmpdir()
+
+
+def verify_units():
+    sa = shutil.which("systemd-analyze")
+    if not sa:
+        print("skipped (units): systemd-analyze is not installed")
+        return
+    names = ["gryphgen-serve.service", "gryphgen-worker@.service"]
+    paths = []
+    for name in names:
+        with open(os.path.join(DEPLOY, "systemd", name)) as f:
+            text = f.read()
+        check("/usr/local/bin/gryphgen " in text, name + " runs /usr/local/bin/gryphgen")
+        p = os.path.join(work, name)
+        with open(p, "w") as f:  # the built command in place of the installed one
+            f.write(text.replace("/usr/local/bin/gryphgen ", GRYPHGEN + " "))
+        paths.append(p)
+    p = subprocess.run([sa, "verify", "--man=no"] + paths, capture_output=True, text=True,
+                       timeout=120)
+    check(p.returncode == 0 and not p.stderr.strip(), "systemd-analyze verify passes the units",
+          (p.returncode, p.stderr))
+    with open(paths[0]) as f:
+        text = f.read()
+    bad = os.path.join(work, "gryphgen-bad.service")
+    with open(bad, "w") as f:
+        f.write(text.replace("ProtectSystem=strict", "ProtectSystem=stricter"))
+    p = subprocess.run([sa, "verify", "--man=no", bad], capture_output=True, text=True,
+                       timeout=120)
+    check("stricter" in p.stderr, "verify reports a bad value (so the check can fail)",
+          p.stderr)
+    for name, want in (("gryphgen-serve.service", ["NoNewPrivileges=yes", "ProtectSystem=strict",
+                                                   "RestrictNamespaces=yes", "DynamicUser=yes"]),
+                       ("gryphgen-worker@.service", ["NoNewPrivileges=yes", "ProtectSystem=strict",
+                                                     "Delegate=yes", "KillSignal=SIGTERM"])):
+        with open(os.path.join(DEPLOY, "systemd", name)) as f:
+            lines = set(l.strip() for l in f)
+        check(all(w in lines for w in want), name + " sets " + ", ".join(want))
+    with open(os.path.join(DEPLOY, "systemd", "gryphgen-worker@.service")) as f:
+        active = [l for l in f if not l.startswith("#")]
+    check(not [l for l in active if l.startswith(("RestrictNamespaces=", "SystemCallFilter=",
+                                                 "MemoryDenyWriteExecute="))],
+          "the worker's unit leaves the sandbox its namespaces and system calls")
+
+
+def help_options(cmd):
+    p = gg([cmd, "--help"])
+    return set(re.findall(r"--[a-z0-9-]+", p.stdout))
+
+
+def check_manifests():
+    try:
+        import yaml
+    except ImportError:
+        print("skipped (manifests): no PyYAML (Debian: python3-yaml)")
+        return
+    with open(os.path.join(DEPLOY, "kubernetes", "gryphgen.yaml")) as f:
+        docs = [d for d in yaml.safe_load_all(f) if d]
+    kinds = {(d["kind"], d["metadata"]["name"]) for d in docs}
+    for k in (("StatefulSet", "gryphgen-serve"), ("Service", "gryphgen-serve"),
+              ("Deployment", "gryphgen-worker"), ("Deployment", "gryphgen-scale"),
+              ("Role", "gryphgen-scale"), ("RoleBinding", "gryphgen-scale"),
+              ("ServiceAccount", "gryphgen-scale")):
+        check(k in kinds, "the manifests hold %s %s" % k, sorted(kinds))
+    by = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    sts = by.get(("StatefulSet", "gryphgen-serve"), {})
+    check(sts.get("spec", {}).get("volumeClaimTemplates"), "serve's database has a volume")
+    worker = by.get(("Deployment", "gryphgen-worker"), {})
+    check(worker.get("spec", {}).get("replicas") == 0, "the workers start at 0 replicas")
+    role = by.get(("Role", "gryphgen-scale"), {})
+    check(role.get("rules") == [{"apiGroups": ["apps"], "resources": ["deployments/scale"],
+                                 "resourceNames": ["gryphgen-worker"],
+                                 "verbs": ["get", "patch"]}],
+          "the scaler may only get and patch the workers' scale", role.get("rules"))
+    known = {c: help_options(c) for c in ("serve", "worker", "scale")}
+    for d in docs:
+        spec = d.get("spec", {}).get("template", {}).get("spec")
+        if not spec:
+            continue
+        for c in spec["containers"]:
+            what = "%s/%s" % (d["metadata"]["name"], c["name"])
+            check(c.get("resources", {}).get("requests"), what + " has resource requests")
+            args = c.get("args", [])
+            opts = [a for a in args if isinstance(a, str) and a.startswith("--")]
+            unknown = [o for o in opts if o not in known.get(args[0], set())]
+            check(args and args[0] in known and not unknown,
+                  what + ": every option is one of `gryphgen %s`" % (args[0] if args else "?"),
+                  unknown)
+            for v in spec.get("volumes", []):
+                if "secret" in v:
+                    check(v["secret"]["secretName"] == "gryphgen-keys",
+                          what + ": keys come from the Secret gryphgen-keys")
+            if args and args[0] == "serve":
+                for probe in ("readinessProbe", "livenessProbe"):
+                    check(c.get(probe, {}).get("httpGet", {}).get("path") == "/healthz",
+                          "serve's %s asks /healthz" % probe)
+
+
+def check_secrets():
+    p = subprocess.run(["sh", os.path.join(DEPLOY, "kubernetes", "make_secrets.sh"), GRYPHGEN],
+                       capture_output=True, text=True, timeout=120)
+    if not check(p.returncode == 0, "make_secrets.sh runs", p.stderr):
+        return
+    data = {}
+    lines = p.stdout.splitlines()
+    for line in lines[lines.index("data:") + 1 if "data:" in lines else len(lines):]:
+        m = re.match(r"^  ([a-z_.]+): (\S+)$", line)
+        if m:
+            data[m.group(1)] = base64.b64decode(m.group(2)).decode()
+    check(set(data) == {"server.key", "server.pub", "worker.key", "scaler.key",
+                        "authorized_keys", "http_token"}, "the Secret has every key", sorted(data))
+    pub = lambda t: re.search(r"public: (\S{40})", t).group(1)  # noqa: E731
+    auth = data.get("authorized_keys", "")
+    check(("worker " + pub(data["worker.key"])) in auth and
+          ("admin " + pub(data["scaler.key"])) in auth,
+          "authorized_keys admits the worker's and the scaler's keys", auth)
+    check(pub(data["server.pub"]) == pub(data["server.key"]), "server.pub is server.key's")
+    check(len(data.get("http_token", "")) == 64, "a 256-bit HTTP token")
+
+
+def check_image_script():
+    script = os.path.join(DEPLOY, "image", "make_image.sh")
+    p = subprocess.run(["sh", script], capture_output=True, text=True, timeout=60)
+    check(p.returncode == 2 and "usage" in p.stderr, "make_image.sh without a tree: usage")
+    p = subprocess.run(["sh", script, work], capture_output=True, text=True, timeout=60)
+    check(p.returncode == 2 and "bin/gryphgen" in p.stderr,
+          "make_image.sh refuses a tree without bin/gryphgen", p.stderr)
+
+
+try:
+    verify_units()
+    check_manifests()
+    check_secrets()
+    check_image_script()
+finally:
+    shutil.rmtree(work, ignore_errors=True)
+finish()
