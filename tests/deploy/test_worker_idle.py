@@ -1,0 +1,57 @@
+"""test_worker_idle.py - `gryphgen worker --idle-s S`: a worker running a job longer than S
+does not leave (the task passes on it, once), then exits by itself with status 0 once it has
+held nothing for S seconds; the orchestrator sees it go. A worker that never reaches an
+orchestrator idles out too (its Slurm job must end). Bad values are refused."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "grid"))
+from gridtest import (GUARD_S, GRYPHGEN, check, env, finish, free_port, gg, nodes,  # noqa: E402
+                      query, read_log, start, status, stop_all, tmpdir, wait_until)
+
+work = tmpdir()
+db = os.path.join(work, "grid.db")
+ep = "tcp://127.0.0.1:%d" % free_port()
+try:
+    for bad in ("0", "-1", "x", "604801"):
+        p = gg(["worker", "--insecure", "--connect", ep, "--idle-s", bad])
+        check(p.returncode == 2 and "--idle-s" in p.stderr, "worker refuses --idle-s " + bad,
+              p.stderr)
+    start(["serve", "--insecure", "--bind", ep, "--db", db], os.path.join(work, "serve.log"))
+    check(wait_until(lambda: status(ep) is not None), "serve answers")
+    tasks = os.path.join(work, "t.jsonl")
+    with open(tasks, "w") as f:
+        f.write(json.dumps({"task_id": "long", "language": "python", "prompt": "",
+                            "entry_point": "f",
+                            "test": "import time\ntime.sleep(3)\nassert f() == 1\n",
+                            "candidates": ["def f():\n    return 1\n"],
+                            "budget": {"max_attempts": 1}}) + "\n")
+    check(gg(["submit", "--insecure", "--connect", ep, tasks]).returncode == 0, "submitted")
+    log = os.path.join(work, "worker.log")
+    w = subprocess.Popen([GRYPHGEN, "worker", "--insecure", "--connect", ep, "--slots", "1",
+                          "--idle-s", "1", "--log-level", "info"],
+                         stdout=subprocess.DEVNULL, stderr=open(log, "ab"), env=env())
+    try:
+        rc = w.wait(timeout=GUARD_S)
+    except subprocess.TimeoutExpired:
+        w.kill()
+        rc = w.wait()
+    check(rc == 0, "the worker exits by itself with status 0", (rc, read_log(log)[-1500:]))
+    check("held no job for --idle-s" in read_log(log), "... and says why", read_log(log))
+    rows = query(db, "SELECT status, attempts FROM tasks")
+    check(rows == [("passed", 1)], "the 3 s task passed on it first (idle 1 s is not busy 3 s)",
+          rows)
+    check(wait_until(lambda: nodes(ep) == 0), "the orchestrator sees the worker leave")
+
+    # Nobody listens: the worker holds nothing, so it idles out all the same.
+    lonely = "tcp://127.0.0.1:%d" % free_port()
+    p = gg(["worker", "--insecure", "--connect", lonely, "--idle-s", "1"], timeout=GUARD_S)
+    check(p.returncode == 0, "a worker with no orchestrator idles out", p.stderr)
+finally:
+    stop_all()
+    shutil.rmtree(work, ignore_errors=True)
+finish()
