@@ -55,7 +55,8 @@ static void scale_usage(FILE *f)
         "                     ($KUBECONFIG), else the pod's service account\n"
         "  --min-jobs N       workers kept even without tasks (default 0)\n"
         "  --max-jobs N       at most this many workers (default 4, at most %d)\n"
-        "  --slots K          each worker's --slots (default 1)\n"
+        "  --slots K          each worker's --slots (default 1; with kubernetes, give the\n"
+        "                     Deployment's: the need is counted in workers of K slots)\n"
         "  --idle-s S         each worker's --idle-s, and how long the need must stay lower\n"
         "                     before workers are taken away (default 60)\n"
         "  --poll-ms MS       how often the queue is looked at (default 2000)\n"
@@ -64,7 +65,9 @@ static void scale_usage(FILE *f)
         "  --worker-exe PATH  the gryphgen the workers run (default: this one)\n"
         "  --worker-key FILE  the workers' CURVE key pair (their --key); --server-key and\n"
         "                     --insecure go to the workers too; --key is this scaler's own\n"
-        "                     (a submitter or admin key: it asks for the status)\n",
+        "                     (a submitter or admin key: it asks for the status). Worker\n"
+        "                     options are for slurm: a Deployment's pods take theirs from\n"
+        "                     its pod template\n",
         SCALE_MAX_JOBS);
 }
 
@@ -261,7 +264,6 @@ static int scale_loop(const scale_engine_vt *vt, scale_engine *e, const scale_co
 {
     double lower_since = -1;
     unsigned last_target = UINT_MAX;
-    int status = CLI_EXIT_OK;
     while (!cli_interrupted) {
         unsigned long queued = 0, running = 0, held = 0;
         scale_count c = {0, 0};
@@ -290,11 +292,11 @@ static int scale_loop(const scale_engine_vt *vt, scale_engine *e, const scale_co
                     "for a worker; %u pending and %u running workers; target %u\n", queued,
                     running, waiting, c.pending, c.running, target);
         last_target = target;
-        if (target != live && vt->apply(e, &c, target) != 0)
-            status = CLI_EXIT_INFRA; /* said why; tried again next time */
+        if (target != live)
+            vt->apply(e, &c, target); /* a failure is said; the next look tries again */
         nap_ms(ro->poll_ms);
     }
-    return status;
+    return CLI_EXIT_OK;
 }
 
 /* ------------------------------------------------------------ options */
@@ -311,6 +313,7 @@ typedef struct scale_opts {
     scale_config cfg;
     scale_run_opts run;
     const char *engine;
+    const char *worker_only; /* a worker option given (without --): not for kubernetes */
     /* copies made for the workers (absolute key paths, "--name=value" texts), freed at end */
     char *owned[SCALE_MAX_WORKER_ARGS];
     unsigned n_owned;
@@ -408,6 +411,7 @@ static int scale_option(scale_opts *o, int c, const char *arg, const char *fwd_n
         return 0;
     case OPT_WORKER_EXE: cfg->worker_exe = arg; return 0;
     case OPT_WORKER_KEY: {
+        o->worker_only = "worker-key";
         const char *p = worker_file(o, "--worker-key", arg);
         return p && add_worker_arg(o, "--key") == 0 && add_worker_arg(o, p) == 0 ? 0 : -1;
     }
@@ -416,8 +420,17 @@ static int scale_option(scale_opts *o, int c, const char *arg, const char *fwd_n
             cli_errorf("scale: option --label: '%s' must be KEY=VALUE", arg);
             return -1;
         }
-        if (strcmp(fwd_name, "log-level") == 0)
-            o->run.log_info = strcmp(arg, "info") == 0 || strcmp(arg, "debug") == 0;
+        if (strcmp(fwd_name, "log-level") == 0) {
+            int level = gg_log_level_parse(arg);
+            if (level < 0) {
+                cli_errorf("scale: option --log-level: '%s' is not error, warn, info or debug",
+                           arg);
+                return -1;
+            }
+            o->run.log_info = level >= GG_LOG_INFO;
+        } else {
+            o->worker_only = fwd_name;
+        }
         size_t n = strlen(fwd_name) + strlen(arg) + 4;
         char *t = malloc(n);
         if (t)
@@ -529,6 +542,11 @@ static int check_scale(scale_opts *o, char *self, size_t self_cap)
         cli_errorf("scale: --sbatch-arg goes with --engine slurm");
         return -1;
     }
+    if (o->worker_only && strcmp(o->engine, "kubernetes") == 0) {
+        cli_errorf("scale: --%s is a worker option: with --engine kubernetes the workers' "
+                   "options are in their Deployment's pod template", o->worker_only);
+        return -1;
+    }
     if (cli_sec.key_file && !cli_sec.server_key) {
         cli_errorf("scale: --key needs --server-key (the orchestrator's public key)");
         return -1;
@@ -582,11 +600,9 @@ int cli_cmd_scale(int argc, char **argv)
             o.cfg.connect, o.cfg.id, o.run.min_jobs, o.run.max_jobs);
     status = scale_loop(vt, e, &o.cfg, client, &o.run);
     if (vt->stop_all(e) != 0)
-        status = CLI_EXIT_INFRA;
+        status = CLI_EXIT_INFRA; /* some worker may be left: said which */
     vt->close(e);
     gg_client_destroy(&client);
-    if (status == CLI_EXIT_OK && cli_interrupted)
-        status = CLI_EXIT_OK; /* a signal is how a scaler is meant to end */
 out:
     for (unsigned i = 0; i < o.n_owned; i++)
         free(o.owned[i]);

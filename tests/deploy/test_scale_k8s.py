@@ -123,7 +123,13 @@ try:
             (["--k8s-server", server, "--k8s-token-file", token_file, "--sbatch-arg", "-p"],
              "--sbatch-arg with kubernetes", "--sbatch-arg"),
             (["--k8s-server", server, "--k8s-token-file", os.path.join(work, "none")],
-             "a token file that is not there", "token file")):
+             "a token file that is not there", "token file"),
+            (["--k8s-server", server, "--k8s-token-file", token_file, "--generator", "openai"],
+             "a worker option (the pod template has them)", "pod template"),
+            (["--k8s-server", server, "--k8s-token-file", token_file, "--log-level", "loud"],
+             "a bad --log-level", "--log-level"),
+            (["--k8s-server", server, "--k8s-token-file", token_file, "--min-jobs", "5",
+              "--max-jobs", "4"], "--min-jobs over --max-jobs", "--min-jobs")):
         p = gg(["scale", "--insecure", "--connect", ep] + K8S + args, timeout=GUARD_S)
         check(p.returncode == 2 and word in p.stderr, "scale refuses " + what,
               (p.returncode, p.stderr))

@@ -9,6 +9,8 @@ directory, on loopback ports, stopped by PID at the end):
   C. a new scaler picks up what B left; one running job is scancel'ed (SIGTERM to its worker)
      and another killed with SIGKILL mid-task: every task still ends exactly once, passed,
      with no attempt recorded twice.
+  D. workers that exit at once (--worker-exe /bin/false) hold new submissions back.
+  E. sbatch refusing the job (no such partition) is said at each try.
 
 Needs root and Debian's slurm-wlm and munge; skipped (77) otherwise."""
 
@@ -128,12 +130,12 @@ def write_tasks(path, prefix, n, sleep_s):
                 "budget": {"max_attempts": 1}}) + "\n")
 
 
-def scaler(ep, sid, max_jobs=2):
+def scaler(ep, sid, max_jobs=2, extra=()):
     return subprocess.Popen(
         [GRYPHGEN, "scale", "--insecure", "--connect", ep, "--engine", "slurm",
          "--min-jobs", "0", "--max-jobs", str(max_jobs), "--slots", "1", "--idle-s", "3",
          "--poll-ms", "300", "--id", sid, "--log-level", "info",
-         "--sbatch-arg=--output=" + os.path.join(work, "job-%j.out")],
+         "--sbatch-arg=--output=" + os.path.join(work, "job-%j.out")] + list(extra),
         stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "scale-%s.log" % sid), "ab"),
         env=slurm_env())
 
@@ -246,11 +248,28 @@ try:
     check(requeued >= 1, "the killed jobs' work was requeued", requeued)
     end_scaler(sc, "C")
     check(jobs("gryphgen-C") == [], "C: no job is left", jobs("gryphgen-C"))
+
+    # D: workers that cannot run there (they exit at once) hold submissions back; E: sbatch
+    # refuses the job (no such partition): said, and the scaler goes on.
+    td = os.path.join(work, "d.jsonl")
+    write_tasks(td, "d", 1, 0)
+    check(gg(["submit", "--insecure", "--connect", ep, td]).returncode == 0, "D: submitted")
+    sd = scaler(ep, "D", extra=["--worker-exe", "/bin/false"])
+    dlog = os.path.join(work, "scale-D.log")
+    check(wait_until(lambda: "ended soon after they started" in read_log(dlog)),
+          "D: jobs that end at once hold back new ones", read_log(dlog)[-1500:])
+    end_scaler(sd, "D")
+    check(jobs("gryphgen-D") == [], "D: no job is left", jobs("gryphgen-D"))
+    se = scaler(ep, "E", extra=["--sbatch-arg=--partition=nosuch"])
+    elog = os.path.join(work, "scale-E.log")
+    check(wait_until(lambda: read_log(elog).count("sbatch failed") >= 2),
+          "E: a refused sbatch is said at each try", read_log(elog)[-1500:])
+    end_scaler(se, "E")
     for name in sorted(os.listdir(work)):
         if name.startswith("job-") or name.startswith("scale-"):
             no_sanitizer_report(read_log(os.path.join(work, name)), name)
 finally:
-    for sid in ("A", "B", "C"):  # whatever a failed check left
+    for sid in ("A", "B", "C", "D", "E"):  # whatever a failed check left
         left = jobs("gryphgen-" + sid) if daemons else None
         if left:
             slurm(["scancel"] + [j[0] for j in left])
