@@ -111,10 +111,54 @@ def check_manifests():
                 if "secret" in v:
                     check(v["secret"]["secretName"] == "gryphgen-keys",
                           what + ": keys come from the Secret gryphgen-keys")
+            mounts = {m["name"] for m in c.get("volumeMounts", [])}
+            inits = [i["name"] for i in spec.get("initContainers", [])]
+            check("keys" not in mounts or "keys" in inits,
+                  what + ": its /keys are copied by the init container keys", inits)
             if args and args[0] == "serve":
                 for probe in ("readinessProbe", "livenessProbe"):
                     check(c.get(probe, {}).get("httpGet", {}).get("path") == "/healthz",
                           "serve's %s asks /healthz" % probe)
+
+
+def check_keys_init(docs_text):
+    """Runs the init container's copy on a Secret's files as Kubernetes mounts them under
+    fsGroup (0440: gryphgen refuses them) and checks a worker takes the copies."""
+    import yaml
+    if os.geteuid() != 0:
+        print("skipped (keys init): needs root to chown like the init container")
+        return
+    docs = [d for d in yaml.safe_load_all(docs_text) if d]
+    pods = [d["spec"]["template"]["spec"] for d in docs
+            if d.get("spec", {}).get("template", {}).get("spec")]
+    scripts = {i["args"][0] for p in pods for i in p.get("initContainers", [])
+               if i["name"] == "keys"}
+    if not check(len(scripts) == 1, "every pod copies its keys the same way", len(scripts)):
+        return
+    src, dst = os.path.join(work, "secret"), os.path.join(work, "keys")
+    os.mkdir(src)
+    os.mkdir(dst)
+    for name in ("server", "worker"):
+        p = gg(["keygen", "--out", os.path.join(src, name)])
+        check(p.returncode == 0, "keygen " + name, p.stderr)
+        os.chmod(os.path.join(src, name + ".key"), 0o440)
+    os.symlink(".", os.path.join(src, "..data"))  # as a Secret volume has
+    port = "tcp://127.0.0.1:9"  # nobody answers: the worker idles out
+    worker = ["worker", "--connect", port, "--server-key", os.path.join(src, "server.pub"),
+              "--idle-s", "1"]
+    p = gg(worker + ["--key", os.path.join(src, "worker.key")])
+    check(p.returncode == 2 and "chmod 600" in p.stderr,
+          "a worker refuses the Secret's group-readable key as mounted", p.stderr)
+    e = dict(os.environ, GG_SECRET_DIR=src, GG_KEYS_DIR=dst)
+    p = subprocess.run(["/usr/bin/python3", "-c", scripts.pop()], env=e, capture_output=True,
+                       text=True, timeout=60)
+    check(p.returncode == 0, "the init container's copy runs", p.stderr)
+    st = os.stat(os.path.join(dst, "worker.key"))
+    check((st.st_mode & 0o777, st.st_uid) == (0o600, 65534), "copies are 0600, uid 65534",
+          (oct(st.st_mode), st.st_uid))
+    check(not os.path.exists(os.path.join(dst, "..data")), "the ..data link is not copied")
+    p = gg(worker + ["--key", os.path.join(dst, "worker.key")], timeout=60)
+    check(p.returncode == 0, "a worker takes the copied key (and idles out)", p.stderr)
 
 
 def check_secrets():
@@ -151,6 +195,12 @@ def check_image_script():
 try:
     verify_units()
     check_manifests()
+    try:
+        import yaml  # noqa: F401
+        with open(os.path.join(DEPLOY, "kubernetes", "gryphgen.yaml")) as f:
+            check_keys_init(f.read())
+    except ImportError:
+        pass
     check_secrets()
     check_image_script()
 finally:
