@@ -1,0 +1,108 @@
+"""test_image.py - the image of deploy/image/make_image.sh runs a grid: the build is installed
+into a temporary tree (meson install --destdir), the image is built from it into a private
+Podman storage (nothing pulled), then `gryphgen serve` and `gryphgen worker` run in two
+containers from it (host network, loopback endpoint) and a task set submitted from the host
+passes through them. Containers are removed by id and the storage with them. Skipped (77)
+without root, podman or runc."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "grid"))
+from gridtest import (GUARD_S, check, finish, free_port, gg, skip, status,  # noqa: E402
+                      tmpdir, wait_until)
+
+ROOT = os.environ.get("GG_SOURCE_ROOT", "")
+BUILD = os.environ.get("GG_BUILD_ROOT", "")
+if os.geteuid() != 0:
+    skip("needs root for podman's own storage")
+for tool in ("podman", "runc", "meson"):
+    if not shutil.which(tool):
+        skip("needs %s (Debian: podman runc meson)" % tool)
+if not (ROOT and BUILD):
+    skip("needs GG_SOURCE_ROOT and GG_BUILD_ROOT (run it from meson test)")
+
+work = tmpdir()
+PODMAN = ["podman", "--root", os.path.join(work, "root"), "--runroot",
+          os.path.join(work, "runroot"), "--runtime", "runc", "--cgroup-manager", "cgroupfs",
+          "--events-backend", "none"]
+IMAGE = "localhost/gryphgen:test"
+# Hosts whose hard limits are under Podman's defaults refuse those: ask for what is allowed.
+ULIMITS = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096"]
+containers = []
+
+
+def podman(args, timeout=GUARD_S * 2):
+    return subprocess.run(PODMAN + args, capture_output=True, text=True, timeout=timeout)
+
+
+def run(args):
+    p = podman(["run", "-d", "--network", "host"] + ULIMITS + args)
+    if p.returncode == 0:
+        containers.append(p.stdout.strip())
+    return p
+
+
+try:
+    tree = os.path.join(work, "tree")
+    p = subprocess.run(["meson", "install", "-C", BUILD, "--no-rebuild", "--quiet",
+                        "--destdir", tree], capture_output=True, text=True, timeout=300)
+    if not check(p.returncode == 0, "meson install into a temporary tree", p.stderr[-2000:]):
+        raise SystemExit(1)
+    prefix = None
+    for dirpath, _, files in os.walk(tree):
+        if "gryphgen" in files and os.path.basename(dirpath) == "bin":
+            prefix = os.path.dirname(dirpath)
+    check(prefix is not None, "the tree has bin/gryphgen")
+    p = subprocess.run(["sh", os.path.join(ROOT, "deploy", "image", "make_image.sh"), prefix,
+                        IMAGE, "--"] + PODMAN[1:], capture_output=True, text=True,
+                       timeout=600)
+    if not check(p.returncode == 0 and p.stdout.strip() == IMAGE,
+                 "make_image.sh builds the image from the tree", p.stderr[-2000:]):
+        raise SystemExit(1)
+    p = podman(["run", "--rm", "--network", "none"] + ULIMITS + [IMAGE, "version"])
+    check(p.returncode == 0 and p.stdout.startswith("gryphgen "), "the image runs gryphgen",
+          (p.stdout, p.stderr))
+
+    data = os.path.join(work, "data")
+    os.mkdir(data)
+    os.chown(data, 65534, 65534)
+    ep = "tcp://127.0.0.1:%d" % free_port()
+    p = run(["-v", data + ":/data", IMAGE, "serve", "--insecure", "--bind", ep, "--db",
+             "/data/grid.db"])
+    check(p.returncode == 0, "serve starts in a container", p.stderr)
+    check(wait_until(lambda: status(ep) is not None), "serve in the container answers")
+    p = run([IMAGE, "worker", "--insecure", "--connect", ep, "--slots", "2"])
+    check(p.returncode == 0, "a worker starts in a container", p.stderr)
+    check(wait_until(lambda: len((status(ep) or {}).get("nodes", [])) == 1),
+          "the worker joins", [podman(["logs", c]).stderr[-800:] for c in containers])
+    tasks = os.path.join(work, "t.jsonl")
+    with open(tasks, "w") as f:
+        for i in range(6):
+            f.write(json.dumps({"task_id": "i%d" % i, "language": "python", "prompt": "",
+                                "entry_point": "f", "test": "assert f() == %d\n" % i,
+                                "candidates": ["def f():\n    return -1\n",
+                                               "def f():\n    return %d\n" % i]}) + "\n")
+    p = gg(["submit", "--insecure", "--connect", ep, "--wait", "--timeout-ms",
+            str(int(GUARD_S * 1000)), tasks], timeout=GUARD_S * 2)
+    results = [json.loads(l) for l in p.stdout.splitlines() if l.startswith("{")]
+    check(p.returncode == 0 and len(results) == 6 and
+          all(r.get("status") == "passed" and r.get("attempts") == 2 for r in results),
+          "a task set passes through the containers (each at its second attempt)",
+          (p.returncode, [(r.get("task_id"), r.get("status")) for r in results], p.stderr,
+           [podman(["logs", c]).stderr[-800:] for c in containers]))
+    check(os.path.exists(os.path.join(data, "grid.db")), "the database is on the volume")
+finally:
+    for c in containers:
+        podman(["rm", "-f", "-t", "5", c])
+    podman(["rmi", "-f", IMAGE])
+    # The storage holds mounts while in use; unmount what is left before removing it.
+    with open("/proc/mounts") as f:
+        mounts = [l.split()[1] for l in f if (" " + work + "/") in l]
+    for m in sorted(mounts, reverse=True):
+        subprocess.run(["umount", "-l", m], capture_output=True)
+    shutil.rmtree(work, ignore_errors=True)
+finish()
