@@ -1,13 +1,20 @@
 """test_worker_idle.py - `gryphgen worker --idle-s S`: a worker running a job longer than S
 does not leave (the task passes on it, once), then exits by itself with status 0 once it has
 held nothing for S seconds; the orchestrator sees it go. A worker that never reaches an
-orchestrator idles out too (its Slurm job must end). Bad values are refused."""
+orchestrator idles out too (its Slurm job must end). Bad values are refused.
+
+And what Slurm does when it ends a job (scancel, a time limit): SIGTERM to every process of
+the job, its other processes some 30 ms before the batch process (the worker). The attempt killed that way is
+handed back, not recorded as the code's failure: the task passes on the next worker at its
+first attempt."""
 
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "grid"))
 from gridtest import (GUARD_S, GRYPHGEN, check, env, finish, free_port, gg, nodes,  # noqa: E402
@@ -46,6 +53,70 @@ try:
     check(rows == [("passed", 1)], "the 3 s task passed on it first (idle 1 s is not busy 3 s)",
           rows)
     check(wait_until(lambda: nodes(ep) == 0), "the orchestrator sees the worker leave")
+
+    # SIGTERM to the worker and all its descendants, as Slurm ends a job.
+    def descendants(pid):
+        kids = {}
+        for d in os.listdir("/proc"):
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    st = f.read()
+                ppid = int(st[st.rindex(")") + 2:].split()[1])
+                kids.setdefault(ppid, []).append(int(d))
+            except (OSError, ValueError):
+                continue
+        out, todo = [], [pid]
+        while todo:
+            for k in kids.get(todo.pop(), []):
+                out.append(k)
+                todo.append(k)
+        return out
+
+    def cmdline(pid):
+        try:
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                return f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            return ""
+    with open(tasks, "w") as f:
+        f.write(json.dumps({"task_id": "killed", "language": "python", "prompt": "",
+                            "entry_point": "f",
+                            "test": "import time\ntime.sleep(30)\nassert f() == 1\n",
+                            "candidates": ["def f():\n    return 1\n"],
+                            "budget": {"max_attempts": 1}}) + "\n")
+    check(gg(["submit", "--insecure", "--connect", ep, tasks]).returncode == 0, "submitted")
+    log2 = os.path.join(work, "worker2.log")
+    w = subprocess.Popen([GRYPHGEN, "worker", "--insecure", "--connect", ep, "--slots", "1",
+                          "--log-level", "info"],
+                         stdout=subprocess.DEVNULL, stderr=open(log2, "ab"), env=env())
+    # The zygote (a python process) starts with the worker; a job adds its namespace's init
+    # and its own process under it.
+    check(wait_until(lambda: len([p for p in descendants(w.pid) if "python" in cmdline(p)])
+                     >= 3), "the job's processes run under the worker", read_log(log2))
+    # slurmstepd (proctrack/linuxproc) signals the job's other processes first and its batch
+    # process (here the worker) about 30 ms later: a stimulus reproduced, not a wait.
+    for pid in descendants(w.pid):
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    time.sleep(0.03)
+    os.kill(w.pid, signal.SIGTERM)
+    try:
+        rc = w.wait(timeout=GUARD_S)
+    except subprocess.TimeoutExpired:
+        w.kill()
+        rc = w.wait()
+    check(rc == 0, "the worker stops on SIGTERM", rc)
+    check("handed back" in read_log(log2), "it hands the killed job back", read_log(log2))
+    # The worker's results come before its bye on one connection: once the hub has seen it
+    # leave, the task's state there is final for this worker.
+    check(wait_until(lambda: nodes(ep) == 0), "the hub sees the worker leave")
+    p = gg(["status", "--insecure", "--connect", ep, "killed"])
+    st = json.loads(p.stdout) if p.returncode == 0 else {}
+    check(st.get("status") in ("queued", "running") and st.get("attempts") == 0,
+          "the task is not failed by the kill (no attempt counted)", (st, p.stderr))
+    gg(["cancel", "--insecure", "--connect", ep, "killed"])
 
     # Nobody listens: the worker holds nothing, so it idles out all the same.
     lonely = "tcp://127.0.0.1:%d" % free_port()
