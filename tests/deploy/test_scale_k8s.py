@@ -3,12 +3,16 @@ http.server on loopback that keeps one Deployment's replicas and checks the bear
 path of the scale subresource and the merge-patch body). With tasks queued the scaler raises
 the replicas (to --max-jobs at most); once none waits and the need has stayed lower for
 --idle-s it lowers them to --min-jobs; SIGTERM sets them to 0. Also: a wrong token, a server
-that is down, a kubeconfig, and refused settings (http:// off loopback, bad names)."""
+that is down, a kubeconfig, refused settings (http:// off loopback, bad names), and over
+HTTPS (a self-signed certificate made with openssl, when installed): the CA given by
+--k8s-ca or a kubeconfig's certificate-authority-data is trusted, another CA is not."""
 
+import base64
 import json
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -104,6 +108,66 @@ def scaler(extra, log):
                             stdout=subprocess.DEVNULL, stderr=open(log, "ab"), env=env())
 
 
+def make_cert(name):
+    """A self-signed certificate for 127.0.0.1 and its key, or None without openssl."""
+    openssl = shutil.which("openssl")
+    if not openssl:
+        return None
+    cert, key = os.path.join(work, name + ".pem"), os.path.join(work, name + ".key")
+    p = subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                        "-keyout", key, "-out", cert], capture_output=True, text=True)
+    return (cert, key) if p.returncode == 0 else None
+
+
+def tls_part():
+    made, other = make_cert("api"), make_cert("other")
+    if not (made and other):
+        print("skipped (TLS part): no openssl")
+        return
+    tls = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(*made)
+    tls.socket = ctx.wrap_socket(tls.socket, server_side=True)
+    threading.Thread(target=tls.serve_forever, daemon=True).start()
+    url = "https://127.0.0.1:%d" % tls.server_address[1]
+    try:
+        before = len(patches())
+        log = os.path.join(work, "scale-tls.log")
+        s = scaler(["--k8s-server", url, "--k8s-token-file", token_file, "--k8s-ca", made[0],
+                    "--min-jobs", "1", "--poll-ms", "200"], log)
+        check(wait_until(lambda: patches()[before:][:1] == [1]),
+              "HTTPS with --k8s-ca: up to --min-jobs 1", read_log(log))
+        s.send_signal(signal.SIGTERM)
+        check(s.wait(timeout=GUARD_S) == 0 and patches()[-1:] == [0],
+              "... and 0 at SIGTERM", read_log(log))
+        kc = os.path.join(work, "kubeconfig-tls")
+        with open(made[0], "rb") as f:
+            ca_data = base64.b64encode(f.read()).decode()
+        with open(kc, "w") as f:
+            f.write("clusters:\n- cluster:\n    certificate-authority-data: %s\n"
+                    "    server: %s\n  name: c\nusers:\n- name: u\n  user:\n"
+                    "    token: %s\n" % (ca_data, url, TOKEN))
+        before = len(patches())
+        log = os.path.join(work, "scale-tls-kc.log")
+        s = scaler(["--kubeconfig", kc, "--min-jobs", "1", "--poll-ms", "200"], log)
+        check(wait_until(lambda: patches()[before:][:1] == [1]),
+              "HTTPS with a kubeconfig's certificate-authority-data", read_log(log))
+        s.send_signal(signal.SIGTERM)
+        check(s.wait(timeout=GUARD_S) == 0, "... and it ends with status 0", read_log(log))
+        before = len(patches())
+        log = os.path.join(work, "scale-tls-bad.log")
+        s = scaler(["--k8s-server", url, "--k8s-token-file", token_file, "--k8s-ca", other[0],
+                    "--min-jobs", "1", "--poll-ms", "200"], log)
+        check(wait_until(lambda: read_log(log).count("GET " + url) >= 2),
+              "another CA: the server is not trusted, and each look says so", read_log(log))
+        s.send_signal(signal.SIGTERM)
+        check(s.wait(timeout=GUARD_S) == 1 and len(patches()) == before,
+              "... nothing was changed, and the scaler ends with status 1", read_log(log))
+    finally:
+        tls.shutdown()
+
+
 def patches():
     with Fake.lock:
         return [e[2] for e in Fake.log if e[0] == "PATCH"]
@@ -191,6 +255,7 @@ try:
     check(s.wait(timeout=GUARD_S) == 0, "SIGTERM ends the scaler with status 0", read_log(log))
     check(patches()[-1:] == [0] and Fake.replicas == 0, "... and sets the replicas to 0",
           patches())
+    tls_part()
     check(not [r for r in Fake.refused if r != "token"],
           "every request had the right path, content type and body", Fake.refused)
 finally:
