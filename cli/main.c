@@ -32,7 +32,7 @@ static const cli_command commands[] = {
     {"worker", cli_cmd_worker, "--connect ENDPOINT [--slots N] [--label K=V]",
      "run a grid worker that takes jobs from an orchestrator"},
     {"scale", cli_cmd_scale, "--connect ENDPOINT --engine slurm|kubernetes",
-     "keep workers running as Slurm jobs or Kubernetes pods, in step with the queue"},
+     "run workers as Slurm jobs or Kubernetes pods, as many as the queue needs"},
     {"submit", cli_cmd_submit, "--connect ENDPOINT [--wait] FILE|-",
      "submit tasks (JSON lines) to an orchestrator and print their ids"},
     {"status", cli_cmd_status, "--connect ENDPOINT [TASK_ID]",
