@@ -38,7 +38,7 @@ static void serve_usage(FILE *f)
     fprintf(f, "usage: gryphgen serve --bind ENDPOINT [--bind ENDPOINT...] [--db PATH]\n"
                "                      [--local N] [--max-queued N] [--max-attempts N]\n"
                "                      [--generator SPEC] [--python PATH] [--cc PATH]\n"
-               "                      [--log-level LEVEL]\n"
+               "                      [--log-level LEVEL] [--log-format text|json]\n"
                "                      [--key FILE --authorized-keys FILE] [--insecure]\n"
                "                      [--index PATH [--index-weight W] [--index-exploration E]\n"
                "                      [--index-frozen]]\n"
@@ -90,11 +90,13 @@ int cli_cmd_serve(int argc, char **argv)
         {"python", required_argument, NULL, CLI_OPT_PYTHON},
         {"cc", required_argument, NULL, CLI_OPT_CC},
         {"log-level", required_argument, NULL, CLI_OPT_LOG_LEVEL},
+        CLI_LOG_FORMAT_LONG_OPTION,
         {"authorized-keys", required_argument, NULL, CLI_OPT_AUTHORIZED_KEYS},
         CLI_SECURITY_LONG_OPTIONS,
         {"help", no_argument, NULL, CLI_OPT_HELP},
         {NULL, 0, NULL, 0},
     };
+    cli_log_component = "serve";
     cli_run_options opts;
     char bind[4096] = "";
     unsigned local = 0, max_queued = 0, http_port = 0;
@@ -309,11 +311,11 @@ int cli_cmd_serve(int argc, char **argv)
             gg_retriever_destroy(&index);
             return CLI_EXIT_INFRA;
         }
-        cli_errorf("search on http%s://%s%s%s:%u/v1/search", http_cert_file ? "s" : "",
+        cli_noticef("search on http%s://%s%s%s:%u/v1/search", http_cert_file ? "s" : "",
                    strchr(http_host, ':') ? "[" : "",
                    http_host, strchr(http_host, ':') ? "]" : "", ggi_http_server_port(hs));
     }
-    cli_errorf("serving on %s (database %s, %s)", bind,
+    cli_noticef("serving on %s (database %s, %s)", bind,
                opts.db_path ? opts.db_path : "temporary",
                cli_sec.key_file ? "CURVE encrypted" : "UNENCRYPTED");
     while (!cli_interrupted) {
