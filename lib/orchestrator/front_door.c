@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <zmq.h>
 
@@ -263,7 +264,10 @@ static char *submit_code(ggi_front_door *d, const cJSON *req, char *why, size_t 
 {
     const cJSON *lang = cJSON_GetObjectItemCaseSensitive(req, "language");
     char id[96];
-    snprintf(id, sizeof id, "front-door/%.0f-%lu", ggi_now_ms(), ++d->serial);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    snprintf(id, sizeof id, "front-door/%lld%03ld-%lu", (long long)ts.tv_sec,
+             ts.tv_nsec / 1000000L, ++d->serial);
     cJSON *t = cJSON_CreateObject();
     cJSON *cands = t ? cJSON_AddArrayToObject(t, "candidates") : NULL;
     cJSON *budget = t ? cJSON_AddObjectToObject(t, "budget") : NULL;
@@ -355,7 +359,7 @@ static void handle(ggi_front_door *d, const unsigned char *id, size_t id_len, co
 static void receive(ggi_front_door *d)
 {
     zmq_msg_t parts[3];
-    int n = 0, more = 1;
+    int n = 0, more = 1, extra = 0;
     while (more) {
         zmq_msg_t m;
         zmq_msg_init(&m);
@@ -364,24 +368,23 @@ static void receive(ggi_front_door *d)
             break;
         }
         more = zmq_msg_more(&m);
-        if (n < 3)
+        if (n < 3) {
             parts[n++] = m;
-        else {
+        } else {
             zmq_msg_close(&m);
-            n = 4; /* too many frames */
+            extra = 1; /* more frames than [id][delimiter][body] */
         }
     }
-    int usable = n == 3 && zmq_msg_size(&parts[0]) <= MAX_ID && zmq_msg_size(&parts[1]) == 0;
-    if (usable) {
+    int peer = n >= 2 && zmq_msg_size(&parts[0]) <= MAX_ID && zmq_msg_size(&parts[1]) == 0;
+    if (peer && n == 3 && !extra) {
         const char *role = d->secure ? zmq_msg_gets(&parts[2], "User-Id") : NULL;
         handle(d, zmq_msg_data(&parts[0]), zmq_msg_size(&parts[0]), zmq_msg_data(&parts[2]),
                zmq_msg_size(&parts[2]), role);
-    } else if (n >= 2 && n <= 3 && zmq_msg_size(&parts[0]) <= MAX_ID &&
-               zmq_msg_size(&parts[1]) == 0) {
+    } else if (peer) {
         send_error(d, zmq_msg_data(&parts[0]), zmq_msg_size(&parts[0]), NULL,
                    "the message must be one frame of JSON");
     }
-    for (int i = 0; i < n && i < 3; i++)
+    for (int i = 0; i < n; i++)
         zmq_msg_close(&parts[i]);
 }
 
