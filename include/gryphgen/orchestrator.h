@@ -170,7 +170,9 @@ GG_API int gg_orchestrator_drain(gg_orchestrator_t *o, int timeout_ms);
  * "dropped" (malformed, oversized, unknown or forbidden messages), "stale" (results of stale
  * leases ignored), "busy" (busy answers), "requeued" (jobs of dead workers) and "foreign"
  * (results dropped because their sender does not hold the lease: another worker, another key,
- * or a peer that never said hello). *out_json is freed with gg_free().
+ * or a peer that never said hello), and "webhooks": {"alerts", "sent", "retried", "dropped",
+ * "queued"} (deliveries of alerts to the options' webhooks, all 0 without; docs/alerts.md).
+ * *out_json is freed with gg_free().
  */
 GG_API int gg_orchestrator_stats(gg_orchestrator_t *o, char **out_json);
 
