@@ -151,7 +151,7 @@ def test_original_client(work):
 
 def test_no_index_and_timeout(work):
     # two slots: the script that times out still holds one until its sandbox ends it
-    ep = serve(work, "plain", ["--insecure", "--req-timeout", "5"], local=2)
+    ep = serve(work, "plain", ["--insecure", "--req-timeout", "8"], local=2)
     r = ask(ep, {"code": "print(1)", "query": "example query"})
     check(r and r.get("ok") is False and "--index" in r.get("error", ""),
           "a query without an index names --index", r)
