@@ -73,8 +73,12 @@ enum {
     CLI_OPT_QUIET,
     CLI_OPT_RESULTS,
     CLI_OPT_HELP,
-    CLI_OPT_ISOLATION
+    CLI_OPT_ISOLATION,
+    CLI_OPT_LOG_FORMAT
 };
+
+/* The table entry of --log-format (text or json), handled by cli_run_option(). */
+#define CLI_LOG_FORMAT_LONG_OPTION {"log-format", required_argument, NULL, CLI_OPT_LOG_FORMAT}
 
 /**
  * Reports an unknown option ('?') or a missing value (':') the way getopt_long left them
@@ -100,8 +104,21 @@ void cli_output_lock(void);
 void cli_output_unlock(void);
 void cli_output_set_clear(void (*clear)(void *user), void *user);
 
-/** The log callback: "gryphgen: warn: message" on stderr. */
+/** The log callback: "gryphgen: warn: message" on stderr, or a JSON line with
+ *  --log-format json. */
 void cli_log_stderr(void *user, int level, const char *message);
+
+/** Like cli_errorf() for a notice that is not an error (level "info" in JSON lines). */
+void cli_noticef(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* --log-format json (log_json.c): set by cli_log_format_parse(); lines name
+ * cli_log_component (the command: "serve", "worker", ...) unless they name their own. */
+extern int cli_log_json;
+extern const char *cli_log_component;
+/** Parses "text" or "json"; prints why and returns -1 for anything else. */
+int cli_log_format_parse(const char *arg);
+/** Writes one JSON log line on stderr (the caller holds the output lock). */
+void cli_log_json_line(const char *level, const char *message);
 
 /* Set by SIGINT/SIGTERM; commands that wait poll it. */
 extern volatile int cli_interrupted;

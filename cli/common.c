@@ -48,18 +48,37 @@ static void clear_progress(void)
         output_clear(output_clear_user);
 }
 
+static void vmessage(const char *level, const char *fmt, va_list ap)
+{
+    cli_output_lock();
+    clear_progress();
+    if (cli_log_json) {
+        char line[4096];
+        vsnprintf(line, sizeof line, fmt, ap);
+        cli_log_json_line(level, line);
+    } else {
+        fputs("gryphgen: ", stderr);
+        vfprintf(stderr, fmt, ap);
+        fputc('\n', stderr);
+    }
+    fflush(stderr);
+    cli_output_unlock();
+}
+
 void cli_errorf(const char *fmt, ...)
 {
     va_list ap;
-    cli_output_lock();
-    clear_progress();
-    fputs("gryphgen: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vmessage("error", fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
-    fflush(stderr);
-    cli_output_unlock();
+}
+
+void cli_noticef(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vmessage("info", fmt, ap);
+    va_end(ap);
 }
 
 void cli_log_stderr(void *user, int level, const char *message)
@@ -67,7 +86,11 @@ void cli_log_stderr(void *user, int level, const char *message)
     (void)user;
     cli_output_lock();
     clear_progress();
-    fprintf(stderr, "gryphgen: %s: %s\n", gg_log_level_name(level), message ? message : "");
+    if (cli_log_json)
+        cli_log_json_line(gg_log_level_name(level), message);
+    else
+        fprintf(stderr, "gryphgen: %s: %s\n", gg_log_level_name(level),
+                message ? message : "");
     fflush(stderr);
     cli_output_unlock();
 }
@@ -157,6 +180,8 @@ int cli_run_option(cli_run_options *o, int c, const char *arg)
     case CLI_OPT_QUIET:
         o->quiet = 1;
         return 1;
+    case CLI_OPT_LOG_FORMAT:
+        return cli_log_format_parse(arg) ? -1 : 1;
     case CLI_OPT_LLM_TIMEOUT:
     case CLI_OPT_LLM_MAX_TOKENS: {
         /* Checked here so a typo is a usage error; the generator reads the variable. */

@@ -503,6 +503,7 @@ static void eval_usage(FILE *f)
                "[--results PATH]\n"
                "                     [--max-attempts N] [--python PATH] [--cc PATH]\n"
                "                     [--isolation LEVEL] [--log-level LEVEL] [--quiet]\n"
+               "                     [--log-format text|json]\n"
                "                     [--junit PATH] [--summary-json PATH] [--fail-under PCT]\n"
                "                     [--patches DIR] [--deliver branch] FILE|-\n"
                "       gryphgen eval --connect ENDPOINT [--key FILE --server-key KEY] "
@@ -598,6 +599,7 @@ int cli_cmd_eval(int argc, char **argv)
         {"cc", required_argument, NULL, CLI_OPT_CC},
         {"isolation", required_argument, NULL, CLI_OPT_ISOLATION},
         {"log-level", required_argument, NULL, CLI_OPT_LOG_LEVEL},
+        CLI_LOG_FORMAT_LONG_OPTION,
         {"quiet", no_argument, NULL, CLI_OPT_QUIET},
         {"connect", required_argument, NULL, OPT_CONNECT},
         CI_LONG_OPTIONS,
@@ -605,6 +607,7 @@ int cli_cmd_eval(int argc, char **argv)
         {"help", no_argument, NULL, CLI_OPT_HELP},
         {NULL, 0, NULL, 0},
     };
+    cli_log_component = "eval";
     cli_run_options opts;
     const char *results_path = NULL, *input, *connect = NULL;
     eval_events events;

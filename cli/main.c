@@ -74,6 +74,8 @@ void cli_usage(FILE *f)
             "  --isolation LEVEL     none, rlimits or namespaces: jobs run at LEVEL and never\n"
             "                        weaker (default: the strongest this host gives)\n"
             "  --log-level LEVEL     error, warn (default), info or debug\n"
+            "  --log-format FORMAT   text (default) or json: one JSON object per line on\n"
+            "                        stderr (time, level, component, message, task, node)\n"
             "\noptions of eval only:\n"
             "  --jobs N              tasks run at once (default: the number of cores)\n"
             "  --results PATH        write one JSON line per task, in the set's order\n"

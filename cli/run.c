@@ -109,7 +109,7 @@ static void run_usage(FILE *f)
 {
     fprintf(f, "usage: gryphgen run [--generator SPEC] [--db PATH] [--max-attempts N]\n"
                "                    [--python PATH] [--cc PATH] [--isolation LEVEL]\n"
-               "                    [--log-level LEVEL] TASK.json|-\n"
+               "                    [--log-level LEVEL] [--log-format text|json] TASK.json|-\n"
                "(see 'gryphgen help' for what each option does)\n");
 }
 
@@ -135,9 +135,11 @@ int cli_cmd_run(int argc, char **argv)
         {"cc", required_argument, NULL, CLI_OPT_CC},
         {"isolation", required_argument, NULL, CLI_OPT_ISOLATION},
         {"log-level", required_argument, NULL, CLI_OPT_LOG_LEVEL},
+        CLI_LOG_FORMAT_LONG_OPTION,
         {"help", no_argument, NULL, CLI_OPT_HELP},
         {NULL, 0, NULL, 0},
     };
+    cli_log_component = "run";
     cli_run_options opts;
     char *task = NULL, *id = NULL, *result = NULL;
     gg_generator_t *gen = NULL;

@@ -16,7 +16,10 @@
 
 enum { OPT_BIND = 0x200, OPT_LOCAL, OPT_MAX_QUEUED, OPT_INDEX, OPT_HTTP, OPT_HTTP_TOKEN_ENV,
        OPT_HTTP_CERT, OPT_HTTP_KEY, OPT_INDEX_WEIGHT, OPT_INDEX_EXPLORATION,
-       OPT_INDEX_FROZEN };
+       OPT_INDEX_FROZEN, OPT_WEBHOOK, OPT_STALL_ALERT, OPT_REQ, OPT_REQ_TIMEOUT };
+
+/* --webhook URLs at most (the library's limit). */
+#define MAX_WEBHOOKS 16
 
 /* --index-frozen: the index searched as it is, learning nothing (no feedback, no solutions):
  * the baseline of bench/learning.sh. self is the index, which the caller owns. */
@@ -38,12 +41,14 @@ static void serve_usage(FILE *f)
     fprintf(f, "usage: gryphgen serve --bind ENDPOINT [--bind ENDPOINT...] [--db PATH]\n"
                "                      [--local N] [--max-queued N] [--max-attempts N]\n"
                "                      [--generator SPEC] [--python PATH] [--cc PATH]\n"
-               "                      [--log-level LEVEL]\n"
+               "                      [--log-level LEVEL] [--log-format text|json]\n"
                "                      [--key FILE --authorized-keys FILE] [--insecure]\n"
                "                      [--index PATH [--index-weight W] [--index-exploration E]\n"
                "                      [--index-frozen]]\n"
                "                      [--http ADDRESS:PORT [--http-token-env VAR]\n"
                "                      [--http-cert FILE --http-key FILE]]\n"
+               "                      [--webhook URL...] [--stall-alert SECONDS]\n"
+               "                      [--req ENDPOINT [--req-timeout SECONDS]]\n"
                "  --bind ENDPOINT   tcp://127.0.0.1:5555 or ipc:///path (repeatable)\n"
                "  --key FILE        this server's CURVE key pair (PREFIX.key, `gryphgen keygen`)\n"
                "  --authorized-keys FILE  the admitted keys: lines \"ROLE Z85KEY [comment]\"\n"
@@ -66,7 +71,16 @@ static void serve_usage(FILE *f)
                "                    HTTP sends it in clear text: use --http-cert unless on\n"
                "                    loopback)\n"
                "  --http-cert FILE --http-key FILE  serve --http as HTTPS with this PEM\n"
-               "                    certificate chain and private key (chmod 600)\n");
+               "                    certificate chain and private key (chmod 600)\n"
+               "  --webhook URL     POST alerts as JSON to this http(s) URL (repeatable):\n"
+               "                    task.failed, budget.exhausted, node.lost,\n"
+               "                    node.quarantined, queue.stalled (docs/alerts.md)\n"
+               "  --stall-alert S   queue.stalled after S seconds without a dispatch or an\n"
+               "                    end while tasks wait (default 300; 0: never)\n"
+               "  --req ENDPOINT    a front door for plain ZeroMQ REQ clients:\n"
+               "                    {\"code\": ..., \"query\": ...} gets one JSON reply\n"
+               "                    (docs/front_door.md); the same key rules as --bind\n"
+               "  --req-timeout S   a front-door request's code gets S seconds (default 300)\n");
 }
 
 int cli_cmd_serve(int argc, char **argv)
@@ -83,6 +97,10 @@ int cli_cmd_serve(int argc, char **argv)
         {"http-token-env", required_argument, NULL, OPT_HTTP_TOKEN_ENV},
         {"http-cert", required_argument, NULL, OPT_HTTP_CERT},
         {"http-key", required_argument, NULL, OPT_HTTP_KEY},
+        {"webhook", required_argument, NULL, OPT_WEBHOOK},
+        {"stall-alert", required_argument, NULL, OPT_STALL_ALERT},
+        {"req", required_argument, NULL, OPT_REQ},
+        {"req-timeout", required_argument, NULL, OPT_REQ_TIMEOUT},
         {"generator", required_argument, NULL, CLI_OPT_GENERATOR},
         CLI_LLM_LONG_OPTIONS,
         {"db", required_argument, NULL, CLI_OPT_DB},
@@ -90,11 +108,13 @@ int cli_cmd_serve(int argc, char **argv)
         {"python", required_argument, NULL, CLI_OPT_PYTHON},
         {"cc", required_argument, NULL, CLI_OPT_CC},
         {"log-level", required_argument, NULL, CLI_OPT_LOG_LEVEL},
+        CLI_LOG_FORMAT_LONG_OPTION,
         {"authorized-keys", required_argument, NULL, CLI_OPT_AUTHORIZED_KEYS},
         CLI_SECURITY_LONG_OPTIONS,
         {"help", no_argument, NULL, CLI_OPT_HELP},
         {NULL, 0, NULL, 0},
     };
+    cli_log_component = "serve";
     cli_run_options opts;
     char bind[4096] = "";
     unsigned local = 0, max_queued = 0, http_port = 0;
@@ -104,6 +124,10 @@ int cli_cmd_serve(int argc, char **argv)
     const char *http_cert_file = NULL, *http_key_file = NULL;
     char http_host[128] = "";
     const char *jobs_option = NULL; /* an option of where jobs run (--generator, ...) */
+    const char *webhooks[MAX_WEBHOOKS + 1] = { NULL };
+    int n_webhooks = 0;
+    double stall_alert = 0, req_timeout = 0;
+    const char *req = NULL;
     int c;
     cli_run_options_init(&opts);
     optind = 1;
@@ -157,6 +181,39 @@ int cli_cmd_serve(int argc, char **argv)
             if (cli_parse_listen("serve: --http", optarg, http_host, sizeof http_host,
                                  &http_port) != 0)
                 return CLI_EXIT_USAGE;
+            continue;
+        }
+        if (c == OPT_WEBHOOK) {
+            if (strncmp(optarg, "http://", 7) != 0 && strncmp(optarg, "https://", 8) != 0) {
+                cli_errorf("serve: option --webhook: '%s' is not an http:// or https:// URL",
+                           optarg);
+                return CLI_EXIT_USAGE;
+            }
+            if (n_webhooks >= MAX_WEBHOOKS) {
+                cli_errorf("serve: option --webhook: at most %d", MAX_WEBHOOKS);
+                return CLI_EXIT_USAGE;
+            }
+            webhooks[n_webhooks++] = optarg;
+            continue;
+        }
+        if (c == OPT_STALL_ALERT || c == OPT_REQ_TIMEOUT) {
+            char *end = NULL;
+            double v = strtod(optarg, &end);
+            int stall = c == OPT_STALL_ALERT;
+            if (!*optarg || *end || !(v >= (stall ? 0 : 0.001) && v <= 30 * 86400.0)) {
+                cli_errorf("serve: option --%s: not a number of seconds from %s to 2592000: "
+                           "'%s'", stall ? "stall-alert" : "req-timeout", stall ? "0" : "0.001",
+                           optarg);
+                return CLI_EXIT_USAGE;
+            }
+            if (stall)
+                stall_alert = v == 0 ? -1 : v;
+            else
+                req_timeout = v;
+            continue;
+        }
+        if (c == OPT_REQ) {
+            req = optarg;
             continue;
         }
         if (c == OPT_HTTP_TOKEN_ENV) {
@@ -215,6 +272,16 @@ int cli_cmd_serve(int argc, char **argv)
         if (cli_security_check("serve", ep) != CLI_EXIT_OK)
             return CLI_EXIT_USAGE;
         p += n + (p[n] == ',');
+    }
+    if (req && cli_security_check("serve: --req", req) != CLI_EXIT_OK)
+        return CLI_EXIT_USAGE;
+    if (req_timeout > 0 && !req) {
+        cli_errorf("serve: --req-timeout goes with --req ENDPOINT");
+        return CLI_EXIT_USAGE;
+    }
+    if (stall_alert != 0 && !n_webhooks) {
+        cli_errorf("serve: --stall-alert goes with --webhook URL");
+        return CLI_EXIT_USAGE;
     }
     if ((http_token_env || http_cert_file || http_key_file) && !http) {
         cli_errorf("serve: --http-token-env, --http-cert and --http-key go with --http "
@@ -283,6 +350,10 @@ int cli_cmd_serve(int argc, char **argv)
     oo.curve_key_file = cli_sec.key_file;
     oo.authorized_keys_file = cli_sec.authorized_keys;
     oo.insecure = cli_sec.insecure;
+    oo.webhooks = n_webhooks ? webhooks : NULL;
+    oo.stall_alert_s = stall_alert;
+    oo.front_door = req;
+    oo.front_door_timeout_s = req_timeout;
     gg_orchestrator_t *orch = NULL;
     cli_catch_signals();
     if (gg_orchestrator_new(&orch, &oo) != 0) {
@@ -309,11 +380,13 @@ int cli_cmd_serve(int argc, char **argv)
             gg_retriever_destroy(&index);
             return CLI_EXIT_INFRA;
         }
-        cli_errorf("search on http%s://%s%s%s:%u/v1/search", http_cert_file ? "s" : "",
+        cli_noticef("search on http%s://%s%s%s:%u/v1/search", http_cert_file ? "s" : "",
                    strchr(http_host, ':') ? "[" : "",
                    http_host, strchr(http_host, ':') ? "]" : "", ggi_http_server_port(hs));
     }
-    cli_errorf("serving on %s (database %s, %s)", bind,
+    if (req)
+        cli_noticef("front door on %s", req);
+    cli_noticef("serving on %s (database %s, %s)", bind,
                opts.db_path ? opts.db_path : "temporary",
                cli_sec.key_file ? "CURVE encrypted" : "UNENCRYPTED");
     while (!cli_interrupted) {

@@ -32,7 +32,8 @@ static void worker_usage(FILE *f)
                "                       [--label KEY=VALUE...] [--name NAME] [--journal PATH]\n"
                "                       [--executor process|container|noop] [--generator SPEC]\n"
                "                       [--python PATH] [--cc PATH] [--isolation LEVEL]\n"
-               "                       [--log-level LEVEL] [--idle-s S]\n"
+               "                       [--log-level LEVEL] [--log-format text|json]\n"
+               "                       [--idle-s S]\n"
                "                       [--index-url URL [--index-token-env VAR]]\n"
                "                       [--key FILE --server-key Z85|FILE] [--insecure]\n"
                "  --key FILE         this worker's CURVE key pair (PREFIX.key, `gryphgen keygen`)\n"
@@ -177,10 +178,12 @@ int cli_cmd_worker(int argc, char **argv)
         {"cc", required_argument, NULL, CLI_OPT_CC},
         {"isolation", required_argument, NULL, CLI_OPT_ISOLATION},
         {"log-level", required_argument, NULL, CLI_OPT_LOG_LEVEL},
+        CLI_LOG_FORMAT_LONG_OPTION,
         CLI_SECURITY_LONG_OPTIONS,
         {"help", no_argument, NULL, CLI_OPT_HELP},
         {NULL, 0, NULL, 0},
     };
+    cli_log_component = "worker";
     cli_run_options opts;
     const char *connect = NULL, *name = NULL, *executor = "process";
     const char *index_url = NULL, *index_token_env = NULL;

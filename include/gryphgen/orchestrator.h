@@ -36,7 +36,7 @@ extern "C" {
 typedef struct gg_orchestrator gg_orchestrator_t;
 
 /** Version of gg_orchestrator_options this header describes. */
-#define GG_ORCHESTRATOR_OPTIONS_VERSION 2
+#define GG_ORCHESTRATOR_OPTIONS_VERSION 3
 
 /** Options for gg_orchestrator_new(). Fields are only ever appended. */
 typedef struct gg_orchestrator_options {
@@ -76,16 +76,32 @@ typedef struct gg_orchestrator_options {
                                       (tcp://127.0.0.1, ipc://); 0 (default): a tcp:// or
                                       ipc:// bind without keys is GG_EINVAL. Without keys an
                                       endpoint that is not loopback is GG_EINVAL even with 1 */
+    /* version 3 */
+    const char *const *webhooks; /**< NULL-terminated list of http:// or https:// URLs (at
+                                      most 16) that get alerts as JSON POSTs: task.failed,
+                                      budget.exhausted, node.lost, node.quarantined,
+                                      queue.stalled, queue.resumed (docs/alerts.md). Sent by a
+                                      thread of their own, retried with backoff, dropped and
+                                      counted when a receiver stays down. NULL: none.
+                                      Copied by gg_orchestrator_new() */
+    double stall_alert_s;        /**< queue.stalled when tasks wait and nothing was dispatched
+                                      or ended for this many seconds; 0: 300; < 0: never */
+    const char *front_door;      /**< an endpoint (tcp://127.0.0.1:5555) where a plain
+                                      ZeroMQ REQ client sends {"code": ..., "query": ...} and
+                                      gets one JSON reply (docs/front_door.md); the same key
+                                      rules as `bind`. NULL: none */
+    double front_door_timeout_s; /**< a front-door request's code gets this long before the
+                                      reply says it timed out; 0: 300 */
 } gg_orchestrator_options;
 
 /** Static initialiser with defaults. */
 #define GG_ORCHESTRATOR_OPTIONS_INIT \
     { GG_ORCHESTRATOR_OPTIONS_VERSION, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
-      GG_LOG_WARN, NULL, NULL, NULL, NULL, 1, 0, NULL, NULL, 0 }
+      GG_LOG_WARN, NULL, NULL, NULL, NULL, 1, 0, NULL, NULL, 0, NULL, 0, NULL, 0 }
 
 /**
- * Fills *opts with defaults for the given version (1 or 2: a version 1 struct is shorter and
- * only its fields are written); GG_EVERSION for an unknown version.
+ * Fills *opts with defaults for the given version (1, 2 or 3: an earlier version's struct
+ * is shorter and only its fields are written); GG_EVERSION for an unknown version.
  */
 GG_API int gg_orchestrator_options_init(gg_orchestrator_options *opts, unsigned version);
 
@@ -154,7 +170,9 @@ GG_API int gg_orchestrator_drain(gg_orchestrator_t *o, int timeout_ms);
  * "dropped" (malformed, oversized, unknown or forbidden messages), "stale" (results of stale
  * leases ignored), "busy" (busy answers), "requeued" (jobs of dead workers) and "foreign"
  * (results dropped because their sender does not hold the lease: another worker, another key,
- * or a peer that never said hello). *out_json is freed with gg_free().
+ * or a peer that never said hello), and "webhooks": {"alerts", "sent", "retried", "dropped",
+ * "queued"} (deliveries of alerts to the options' webhooks, all 0 without; docs/alerts.md).
+ * *out_json is freed with gg_free().
  */
 GG_API int gg_orchestrator_stats(gg_orchestrator_t *o, char **out_json);
 

@@ -12,6 +12,7 @@
 #include "../core/ggi.h"
 #include "../execution/spawn.h"
 #include "command.h"
+#include "redact.h"
 
 extern char **environ;
 
@@ -23,6 +24,7 @@ typedef struct command_gen {
     char *program;
     double timeout_s;
     size_t max_output;
+    ggi_redactor *redactor; /* secrets taken out of context and feedback (redact.h) */
 } command_gen;
 
 /* The last STDERR_TAIL bytes of the captured stderr as clean one-paragraph text (malloc'd). */
@@ -59,7 +61,17 @@ static int command_generate(void *self, const char *request_json, char **out)
     cJSON *req = NULL;
     if (ggi_json_parse(request_json, req_len, &req))
         return ggi_error_wrap("command generator: request: ");
+    /* The program may send the request anywhere: it gets it without secrets. */
+    char *clean = NULL;
+    if (ggi_redact_request(cg->redactor, req) > 0 && !(clean = ggi_json_print(req))) {
+        cJSON_Delete(req);
+        return ggi_error(GG_ENOMEM, "out of memory");
+    }
     cJSON_Delete(req);
+    if (clean) {
+        request_json = clean;
+        req_len = strlen(clean);
+    }
 
     const char *argv[] = { "/bin/sh", "-c", cg->program, NULL };
     ggi_spawn_opts o;
@@ -74,6 +86,7 @@ static int command_generate(void *self, const char *request_json, char **out)
     ggi_spawn_result r;
     memset(&r, 0, sizeof r);
     int rc = ggi_spawn_run(&o, &r);
+    free(clean);
     if (rc) {
         if (rc == GG_ENOMEM)
             return rc;
@@ -156,6 +169,7 @@ static void command_destroy(void *self)
     if (!cg)
         return;
     free(cg->program);
+    ggi_redactor_free(&cg->redactor);
     free(cg);
 }
 
@@ -176,6 +190,11 @@ int ggi_command_generator_new(const char *program, double timeout_s, size_t max_
     if (!cg || !(cg->program = strdup(program))) {
         free(cg);
         return ggi_error(GG_ENOMEM, "out of memory");
+    }
+    int rc = ggi_redactor_new(&cg->redactor, NULL, NULL);
+    if (rc) {
+        command_destroy(cg);
+        return rc;
     }
     cg->timeout_s = timeout_s > 0 ? timeout_s : GGI_COMMAND_DEFAULT_TIMEOUT_S;
     cg->max_output = max_output ? max_output : GGI_COMMAND_DEFAULT_MAX_OUTPUT;

@@ -24,6 +24,7 @@
 #include "openai.h"
 #include "citations.h"
 #include "prompt.h"
+#include "redact.h"
 #include "strategy.h"
 
 #define DEFAULT_MAX_CODE (1024u * 1024u)
@@ -72,6 +73,7 @@ typedef struct openai {
     size_t max_code;
     ggi_prompt_template *tpl;
     ggi_journal *journal; /* NULL: every request goes to a model; set once, under mu */
+    ggi_redactor *redactor; /* secrets taken out of context and feedback (redact.h) */
     pthread_mutex_t mu;
 } openai;
 
@@ -102,6 +104,7 @@ static void openai_destroy(void *self)
     free(g->model);
     ggi_prompt_template_free(&g->tpl);
     ggi_journal_close(&g->journal);
+    ggi_redactor_free(&g->redactor);
     pthread_mutex_destroy(&g->mu);
     free(g);
 }
@@ -1101,6 +1104,11 @@ static int openai_generate(void *self, const char *request_json, char **out_resp
     int rc = ggi_generator_read_request(request_json, &req, &task, &id, &attempt);
     if (rc)
         return rc;
+    /* Nothing secret leaves the host inside a prompt (and the journal keeps no secret). */
+    if (ggi_redact_request(g->redactor, req) < 0) {
+        cJSON_Delete(req);
+        return GG_ENOMEM;
+    }
     double override = -1;
     cJSON *messages = body_messages(g, req, &override);
     ggi_journal *journal = journal_of(g);
@@ -1231,6 +1239,8 @@ int ggi_openai_generator_new(const gg_generator_options *opts, gg_generator_vtab
     }
     gg_generator_options d = GG_GENERATOR_OPTIONS_INIT;
     int rc = configure(g, opts ? opts : &d);
+    if (!rc)
+        rc = ggi_redactor_new(&g->redactor, g->key, NULL);
     if (rc) {
         openai_destroy(g);
         return rc;

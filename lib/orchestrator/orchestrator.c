@@ -16,10 +16,22 @@
 
 #include "endpoint_rule.h"
 #include "orq.h"
+#include "webhook.h"
 #include "../workspace/workspace.h"
 #include "../generation/hooks.h"
 
 static atomic_uint orchestrator_counter;
+
+/* The size of the options struct of a version: an earlier one ends before the fields the
+ * later versions appended. */
+static size_t options_size(unsigned version)
+{
+    if (version == 1)
+        return offsetof(gg_orchestrator_options, bind);
+    if (version == 2)
+        return offsetof(gg_orchestrator_options, webhooks);
+    return sizeof(gg_orchestrator_options);
+}
 
 int gg_orchestrator_options_init(gg_orchestrator_options *opts, unsigned version)
 {
@@ -30,8 +42,7 @@ int gg_orchestrator_options_init(gg_orchestrator_options *opts, unsigned version
                          "library knows 1 to %u)", version, GG_ORCHESTRATOR_OPTIONS_VERSION);
     gg_orchestrator_options d = GG_ORCHESTRATOR_OPTIONS_INIT;
     d.version = version;
-    /* A version 1 struct ends before the version 2 fields. */
-    memcpy(opts, &d, version == 1 ? offsetof(gg_orchestrator_options, bind) : sizeof d);
+    memcpy(opts, &d, options_size(version));
     return GG_OK;
 }
 
@@ -294,8 +305,7 @@ int gg_orchestrator_new(gg_orchestrator_t **out, const gg_orchestrator_options *
     /* Fields of later versions than the caller's read as their defaults. */
     int rc_sec;
     gg_orchestrator_options full = GG_ORCHESTRATOR_OPTIONS_INIT;
-    memcpy(&full, opts, opts->version == 1 ? offsetof(gg_orchestrator_options, bind)
-                                           : sizeof full);
+    memcpy(&full, opts, options_size(opts->version));
     opts = &full;
     if (opts->bind && strlen(opts->bind) > 4096)
         return ggi_error(GG_EINVAL, "bind is longer than 4096 bytes");
@@ -378,7 +388,11 @@ int gg_orchestrator_new(gg_orchestrator_t **out, const gg_orchestrator_options *
         rc = ggi_zmq_transport_new(&o->transport);
     }
     if (rc == GG_OK)
+        rc = ggi_orq_observe_start_alerts(o, opts);
+    if (rc == GG_OK)
         rc = start_threads(o);
+    if (rc == GG_OK)
+        rc = ggi_orq_observe_start_front_door(o, opts);
     if (rc != GG_OK) {
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", gg_error_last());
@@ -394,6 +408,7 @@ void gg_orchestrator_destroy(gg_orchestrator_t **po)
     if (!po || !*po)
         return;
     gg_orchestrator_t *o = *po;
+    ggi_orq_observe_stop_front_door(o); /* its requests in flight are answered first */
     atomic_store(&o->stopping, 1);
     /* The embedded worker interrupts its running attempts and returns. */
     if (o->local)
@@ -403,6 +418,7 @@ void gg_orchestrator_destroy(gg_orchestrator_t **po)
     gg_worker_destroy(&o->local);
     if (o->scheduler_started)
         pthread_join(o->scheduler, NULL);
+    ggi_orq_observe_stop_alerts(o); /* no events come any more */
     if (o->ctl_peer)
         o->transport.vt.close(o->ctl_peer);
     if (o->hub)
@@ -693,15 +709,21 @@ int gg_orchestrator_stats(gg_orchestrator_t *o, char **out_json)
     int rc = count_tasks(o, &c);
     if (rc != GG_OK)
         return rc;
+    ggi_webhook_stats wh;
+    ggi_orchestrator_webhook_stats(o, &wh);
     *out_json = ggi_asprintf("{\"queued\":%lld,\"running\":%lld,\"passed\":%lld,"
                              "\"failed\":%lld,\"error\":%lld,\"cancelled\":%lld,"
                              "\"attempts\":%lld,\"nodes\":%d,\"dropped\":%lu,\"stale\":%lu,"
-                             "\"busy\":%lu,\"requeued\":%lu,\"foreign\":%lu}",
+                             "\"busy\":%lu,\"requeued\":%lu,\"foreign\":%lu,"
+                             "\"webhooks\":{\"alerts\":%llu,\"sent\":%llu,\"retried\":%llu,"
+                             "\"dropped\":%llu,\"queued\":%llu}}",
                              (long long)c.queued, (long long)c.running, (long long)c.passed,
                              (long long)c.failed, (long long)c.error, (long long)c.cancelled,
                              (long long)c.attempts, atomic_load(&o->n_nodes),
                              atomic_load(&o->n_dropped), atomic_load(&o->n_stale),
                              atomic_load(&o->n_busy), atomic_load(&o->n_requeued),
-                             atomic_load(&o->n_foreign));
+                             atomic_load(&o->n_foreign), (unsigned long long)wh.alerts,
+                             (unsigned long long)wh.sent, (unsigned long long)wh.retried,
+                             (unsigned long long)wh.dropped, (unsigned long long)wh.queued);
     return *out_json ? GG_OK : ggi_error(GG_ENOMEM, "out of memory");
 }

@@ -48,8 +48,12 @@
 
 struct gg_orchestrator {
     ggi_logger log;
-    gg_event_fn event_fn;
+    gg_event_fn event_fn;        /* the host's, or observe.c's tee in front of it */
     void *event_user;
+    gg_event_fn host_event_fn;   /* the host's when the tee is in front (observe.c) */
+    void *host_event_user;
+    struct ggi_webhook *webhook;       /* alerts (webhook.h), or NULL */
+    struct ggi_front_door *front_door; /* the REQ front door (front_door.h), or NULL */
     unsigned max_attempts;
     unsigned n_workers;
     int local_workers;           /* 0: none (a serving orchestrator) */
@@ -112,6 +116,23 @@ void ggi_orq_signal_done(struct gg_orchestrator *o);
 void ggi_orq_fail(struct gg_orchestrator *o, int fault, const char *why);
 /** GG_ESTORE with that message once ggi_orq_fail was called, else GG_OK. */
 int ggi_orq_failed(struct gg_orchestrator *o);
+
+/* ---- observe.c ---- */
+/** Starts what watches and serves the orchestrator from outside the grid protocol: the
+ *  webhook alerts (before the scheduler starts, so they see every event) and the front
+ *  door (after). */
+int ggi_orq_observe_start_alerts(struct gg_orchestrator *o, const gg_orchestrator_options *op);
+int ggi_orq_observe_start_front_door(struct gg_orchestrator *o,
+                                     const gg_orchestrator_options *op);
+/** Stops the front door (before the scheduler stops) or the webhook (after). */
+void ggi_orq_observe_stop_front_door(struct gg_orchestrator *o);
+void ggi_orq_observe_stop_alerts(struct gg_orchestrator *o);
+/** Adds "webhooks": {alerts, sent, retried, dropped, queued} to a status object when the
+ *  orchestrator has webhooks. */
+void ggi_orq_observe_status(struct gg_orchestrator *o, cJSON *status);
+/** The webhook's counters (all zero without webhooks): for /metrics. */
+struct ggi_webhook_stats;
+void ggi_orchestrator_webhook_stats(struct gg_orchestrator *o, struct ggi_webhook_stats *out);
 
 /* ---- attempt.c ---- */
 

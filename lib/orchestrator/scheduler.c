@@ -2569,6 +2569,7 @@ static void on_status(sched *s, const identity *to, const cJSON *b)
         cJSON_AddNumberToObject(t, "watchers", s->n_watching);
         cJSON_AddNumberToObject(t, "clients", s->n_clients);
         cJSON_AddNumberToObject(t, "foreign", (double)atomic_load(&s->o->n_foreign));
+        ggi_orq_observe_status(s->o, t);
         cJSON *nodes = cJSON_AddArrayToObject(t, "nodes");
         double now = ggi_now_ms();
         for (node *n = s->nodes; n; n = n->next) {

@@ -92,7 +92,7 @@ WATCH_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p)
 EXECUTOR_OPTIONS_VERSION = 2
 GENERATOR_OPTIONS_VERSION = 1
 RETRIEVER_OPTIONS_VERSION = 2
-ORCHESTRATOR_OPTIONS_VERSION = 2
+ORCHESTRATOR_OPTIONS_VERSION = 3
 EXECUTOR_VTABLE_VERSION = 1
 GENERATOR_VTABLE_VERSION = 1
 RETRIEVER_VTABLE_VERSION = 2
@@ -136,7 +136,7 @@ class RetrieverOptions(ctypes.Structure):
 
 
 class OrchestratorOptions(ctypes.Structure):
-    """gg_orchestrator_options (include/gryphgen/orchestrator.h), version 2."""
+    """gg_orchestrator_options (include/gryphgen/orchestrator.h), version 3."""
     _fields_ = [("version", ctypes.c_uint32), ("db_path", ctypes.c_char_p),
                 ("workers", ctypes.c_uint), ("max_attempts", ctypes.c_uint),
                 ("generator", ctypes.c_void_p), ("executor", ctypes.c_void_p),
@@ -146,7 +146,9 @@ class OrchestratorOptions(ctypes.Structure):
                 ("event_user", ctypes.c_void_p), ("transport", ctypes.c_char_p),
                 ("bind", ctypes.c_char_p), ("local_workers", ctypes.c_int),
                 ("max_queued", ctypes.c_uint), ("curve_key_file", ctypes.c_char_p),
-                ("authorized_keys_file", ctypes.c_char_p), ("insecure", ctypes.c_int)]
+                ("authorized_keys_file", ctypes.c_char_p), ("insecure", ctypes.c_int),
+                ("webhooks", ctypes.POINTER(ctypes.c_char_p)), ("stall_alert_s", ctypes.c_double),
+                ("front_door", ctypes.c_char_p), ("front_door_timeout_s", ctypes.c_double)]
 
 
 class WorkerOptions(ctypes.Structure):

@@ -36,7 +36,11 @@ class Orchestrator(NativeObject, LogSink):
     rule, docs/security.md). curve_key_file: this orchestrator's key pair (PREFIX.key from
     gryphgen.keygen() or `gryphgen keygen`) and authorized_keys_file: lines "ROLE PUBKEY"
     (worker, submitter, admin): with both, every tcp/ipc peer must use CURVE with a listed
-    key of a fitting role, and the endpoints need not be loopback."""
+    key of a fitting role, and the endpoints need not be loopback. webhooks: http(s) URLs
+    (a list) that get alerts as JSON POSTs (docs/alerts.md); stall_alert_s: seconds without
+    progress while tasks wait before queue.stalled (0: 300; negative: never). front_door: an
+    endpoint where a plain ZeroMQ REQ client gets one JSON reply per {"code", "query"}
+    (docs/front_door.md), with front_door_timeout_s (0: 300) for its code."""
 
     _what = "the orchestrator"
 
@@ -44,7 +48,8 @@ class Orchestrator(NativeObject, LogSink):
                  retriever=None, python=None, cc=None, on_event=None, log=None,
                  log_level="warn", event_queue=10000, bind=None, local_workers=True,
                  max_queued=0, insecure=False, curve_key_file=None,
-                 authorized_keys_file=None):
+                 authorized_keys_file=None, webhooks=None, stall_alert_s=0.0,
+                 front_door=None, front_door_timeout_s=0.0):
         self._ptr = None
         self._owned = []
         self._on_event = on_event
@@ -68,6 +73,14 @@ class Orchestrator(NativeObject, LogSink):
                 bind = ",".join(bind)
             self._bind = N.encode(bind, "bind")
             opts.bind = self._bind
+            if webhooks:
+                urls = [N.encode(u, "webhooks") for u in webhooks]
+                self._webhooks = (ctypes.c_char_p * (len(urls) + 1))(*urls, None)
+                opts.webhooks = ctypes.cast(self._webhooks, ctypes.POINTER(ctypes.c_char_p))
+            opts.stall_alert_s = float(stall_alert_s)
+            self._front_door = N.encode(front_door, "front_door")
+            opts.front_door = self._front_door
+            opts.front_door_timeout_s = float(front_door_timeout_s)
             opts.local_workers = 1 if local_workers else 0
             opts.max_queued = int(max_queued)
             opts.insecure = 1 if insecure else 0

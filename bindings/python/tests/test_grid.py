@@ -330,3 +330,40 @@ def test_curve_keys_encrypt_the_grid_and_refuse_unknown_keys(gg, tmp_path):
     # A key without the server's public key is refused before anything connects.
     with pytest.raises(gg.InvalidInput):
         gg.Client(endpoint, curve_key_file=str(tmp_path / "submitter.key"))
+
+
+def test_webhooks_alert_a_receiver(gg):
+    """webhooks=[url]: a failed task arrives as a task.failed POST at a receiver of the
+    test's own; a URL that is not http(s) raises InvalidInput."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    got = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self):
+            got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = "http://127.0.0.1:%d/hook" % httpd.server_address[1]
+        with gg.Orchestrator(workers=1, python=PYTHON, webhooks=[url],
+                             stall_alert_s=-1) as orch:
+            orch.submit(add_task("py/alert", candidates=("    return a - b\n",),
+                                 budget={"max_attempts": 1}))
+            result = orch.wait("py/alert", timeout=GUARD_S)
+            assert result["status"] == "failed"
+            alerts = wait_until(lambda: [a for a in got if a.get("alert") == "task.failed"])
+            assert alerts and alerts[0]["task_id"] == "py/alert"
+            assert alerts[0]["source"] == "gryphgen" and alerts[0]["status"] == "failed"
+            assert orch.stats()["webhooks"]["sent"] >= 1
+    finally:
+        httpd.shutdown()
+    with pytest.raises(gg.InvalidInput) as e:
+        gg.Orchestrator(webhooks=["ftp://127.0.0.1/x"])
+    assert "http" in str(e.value)
