@@ -28,9 +28,23 @@ int ggi_overlay_mount(const char *lower, const char *upper, const char *work, in
                          strerror(errno));
     const char *step = "set its lower directory";
     int rc = GG_OK;
-    /* index=off: the attempt's upper directory is mounted again for its job right after
-     * the answer was applied through it; nothing here needs hard links kept across layers,
-     * and an index would tie the upper directory to this one mount. */
+    /* volatile: the copy is thrown away after its job, even after a crash, so nothing is
+     * ever synced (a sync of the upper filesystem at every unmount costs more than all the
+     * rest). The kernel marks a volatile work directory (work/incompat/volatile) and refuses
+     * to mount it again until the mark is gone: the attempt's upper directory is mounted
+     * again for its job right after the answer was applied through it, by this process
+     * (page cache and all), so the mark of the mount before is removed. index=off: nothing
+     * here needs hard links kept across layers, and an index would tie the upper directory
+     * to one mount. */
+    char mark[4200];
+    snprintf(mark, sizeof mark, "%.4000s/work/incompat/volatile", work);
+    int mfd = open(mark, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (mfd >= 0) {
+        (void)unlinkat(mfd, "dirty", 0);
+        close(mfd);
+        (void)rmdir(mark);
+    }
+    (void)syscall(SYS_fsconfig, fs, FSCONFIG_SET_FLAG, "volatile", NULL, 0); /* (5.10+) */
     if (syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "lowerdir", lower, 0) < 0 ||
         (step = "set its upper directory",
          syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "upperdir", upper, 0) < 0) ||
