@@ -93,8 +93,16 @@ static void probe_once(const char *scratch)
             gg_error_clear();
         }
     }
-    /* The kernel leaves work/work (mode 000, empty): rmdir needs no permission on it. */
-    rmdir(ww);
+    /* The kernel leaves work/work (mode 000) holding the volatile mount's mark. */
+    const char *left[] = { "/incompat/volatile/dirty", "/incompat/volatile", "/incompat", "" };
+    for (size_t i = 0; i < sizeof left / sizeof left[0]; i++) {
+        char p[4400];
+        snprintf(p, sizeof p, "%s%s", ww, left[i]);
+        if (i == 0)
+            unlink(p);
+        else
+            rmdir(p);
+    }
     rmdir(w);
     rmdir(u);
     rmdir(l);

@@ -152,6 +152,7 @@ static void overlay_writes(const char *dest)
         fprintf(stderr, "overlay: cannot mount one here (%s), writes skipped\n", why);
         return;
     }
+    CHECK(sh("! ls -A %s | grep -q ovlprobe", tmp) == 0); /* the probe left nothing */
     int fd = -1;
     CHECK_RC(ggi_overlay_mount(base, upper, work, &fd), GG_OK);
     if (fd < 0)
