@@ -614,7 +614,8 @@ static int run_job(proc_exec *pe, const job *j0, ggi_job_slot *slot, char **out)
         rc = ggi_overlay_mount(j->r.ovl_lower, j->r.ovl_upper, j->r.ovl_work, &ovl_fd);
         if (rc)
             rc = ggi_error(GG_EEXEC, "cannot run the job: %s", gg_error_last());
-        snprintf(ovl_view, sizeof ovl_view, "/proc/self/fd/%d", ovl_fd);
+        /* ("/." so that a walk that follows no link still enters the mount.) */
+        snprintf(ovl_view, sizeof ovl_view, "/proc/self/fd/%d/.", ovl_fd);
         oa.fd = ovl_fd;
         oa.target = ws;
         oa.ro_path = j->r.ovl_lower;
