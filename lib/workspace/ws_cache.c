@@ -474,19 +474,20 @@ static void mark_verified(ggi_ws_cache *c, const cJSON *ws, const git_oid *commi
     }
     char *p = verified_path(c, kind, text, files ? NULL : commit);
     free(printed);
-    char *tmp = p ? ggi_asprintf("%s.tmp-%ld", p, (long)getpid()) : NULL;
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/verified", c->root);
     (void)mkdir(dir, 0700);
-    int fd = tmp ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) : -1;
+    /* Written in place: a record is made only once its check passed, so one cut short by a
+     * crash still says the truth (inline files' short record is read as none, and made
+     * again). */
+    int fd = p ? open(p, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600) : -1;
     if (fd >= 0) {
         char hex[GIT_OID_HEXSZ + 1];
         git_oid_tostr(hex, sizeof hex, commit);
-        int ok = write_all(fd, hex, GIT_OID_HEXSZ) == 0;
-        if (close(fd) != 0 || !ok || rename(tmp, p) != 0)
-            unlink(tmp);
+        if (write_all(fd, hex, GIT_OID_HEXSZ) != 0)
+            (void)unlink(p);
+        close(fd);
     }
-    free(tmp);
     free(p);
 }
 
