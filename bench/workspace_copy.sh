@@ -2,10 +2,13 @@
 # workspace_copy.sh - preparing an attempt's copy of a workspace base (lib/workspace): makes a
 # git repository of 2,000 files (200 directories of 10 files, 1-4 KB each), resolves and
 # exports it once as a base (a read-only tree in a cache), then measures in interleaved
-# rounds making a copy with GGI_WS_COPY_LINK (hard links, new directories) and with
-# GGI_WS_COPY_FULL (every file copied), and `git worktree add --detach` of the same
-# repository; prints each median in ms and the ratios. Targets: link copy <= 20 ms and
-# <= 0.5x git worktree add; exit status 3 when one is missed.
+# rounds making a copy with GGI_WS_COPY_OVERLAY (the attempt's whole use of it: directories
+# made, overlay mounted to apply the answer, mounted again and attached by a forked child in
+# a mount namespace of its own as the executor's job does, removed), GGI_WS_COPY_LINK (hard
+# links, new directories) and GGI_WS_COPY_FULL (every file copied), and `git worktree add
+# --detach` of the same repository; prints each median in ms and the ratios. Targets: the
+# overlay copy (the link copy where no overlay mounts, e.g. not root) <= 20 ms and <= 0.5x
+# git worktree add; exit status 3 when one is missed.
 # The CPU time (user + system) of each is printed beside the wall clock: on a shared, loaded
 # machine it is the steadier figure.
 # Environment: BUILD (build directory, default build), ROUNDS (21), DIRS (200), FILES (10),

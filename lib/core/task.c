@@ -3,15 +3,17 @@
  * into a ggi_task with every field checked against its type and limits, and writes the
  * normalised JSON that reads back to an equal task. Errors name the task (once its id has
  * been read) and the field by its dotted path, so a user can find the mistake in a file of
- * thousands of tasks.
+ * thousands of tasks. A "workspace" is checked for its shape here; the workspace module,
+ * when it is linked in, registers the rest of the check (ggi_task_set_workspace_check), so
+ * the task format does not depend on it.
  */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "task.h"
-#include "../workspace/workspace.h"
 
 #define MAX_ENTRY_POINT 256
 
@@ -301,13 +303,58 @@ static int read_deliver(const reader *r, const cJSON *obj, ggi_task *t)
     return t->deliver ? GG_OK : ggi_error(GG_ENOMEM, "out of memory reading a task");
 }
 
+static _Atomic(ggi_task_workspace_check_fn) workspace_check;
+
+void ggi_task_set_workspace_check(ggi_task_workspace_check_fn fn)
+{
+    atomic_store(&workspace_check, fn);
+}
+
+/* The shape of a "workspace": an object with exactly one source (repo, dir or files) of
+ * the right type, and no keys but those, ref, commit and pack. */
+static int workspace_shape(const reader *r, const cJSON *ws)
+{
+    if (!cJSON_IsObject(ws))
+        return fail(r, GG_EINVAL, "field 'workspace' must be an object");
+    static const char *const sources[] = { "repo", "dir", "files" };
+    int n = 0;
+    for (size_t i = 0; i < 3; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(ws, sources[i]);
+        if (!v)
+            continue;
+        n++;
+        if (i < 2 ? !cJSON_IsString(v) : !cJSON_IsObject(v))
+            return fail(r, GG_EINVAL, "field 'workspace.%s' must be %s", sources[i],
+                        i < 2 ? "a string" : "an object");
+    }
+    if (n != 1)
+        return fail(r, GG_EINVAL, "field 'workspace' must have exactly one of 'repo', 'dir' "
+                    "and 'files'");
+    const cJSON *k;
+    cJSON_ArrayForEach(k, ws)
+    {
+        static const char *const known[] = { "repo", "dir", "files", "ref", "commit", "pack" };
+        size_t i = 0;
+        while (i < 6 && strcmp(k->string, known[i]) != 0)
+            i++;
+        if (i == 6)
+            return fail(r, GG_EINVAL, "field 'workspace.%.64s' is unknown", k->string);
+        if (i >= 3 && !cJSON_IsString(k))
+            return fail(r, GG_EINVAL, "field 'workspace.%s' must be a string", known[i]);
+    }
+    return GG_OK;
+}
+
 /* The workspace fields, after everything else was read. */
 static int read_workspace(const reader *r, const cJSON *obj, ggi_task *t)
 {
     const cJSON *ws = field(obj, "workspace");
     int rc;
     if (ws) {
-        if (ggi_ws_check(ws) != GG_OK)
+        if ((rc = workspace_shape(r, ws)))
+            return rc;
+        ggi_task_workspace_check_fn check = atomic_load(&workspace_check);
+        if (check && check(ws) != GG_OK)
             return r->id ? ggi_error_wrap("task '%s': ", r->id) : ggi_error_wrap("task: ");
         t->workspace = cJSON_Duplicate(ws, 1);
         if (!t->workspace)

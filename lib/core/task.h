@@ -64,6 +64,18 @@ int ggi_task_parse(const char *json, size_t len, ggi_task **out);
 /** Same, from an already parsed object. */
 int ggi_task_from_json(const cJSON *obj, ggi_task **out);
 
+/** A check of a task's "workspace" beyond its shape: 0, or an error code with the message set
+ * (naming the field). */
+typedef int (*ggi_task_workspace_check_fn)(const cJSON *ws);
+
+/**
+ * Registers the check the task reader runs on a "workspace" after checking its shape (an
+ * object with one of repo, dir or files, and only known keys): lib/workspace registers
+ * ggi_ws_check when it is linked in (a constructor), so lib/core does not depend on it.
+ * NULL: the shape only. Thread-safe (an atomic pointer).
+ */
+void ggi_task_set_workspace_check(ggi_task_workspace_check_fn fn);
+
 /** The normalised task as a cJSON object (every field, defaults filled); NULL on ENOMEM. */
 cJSON *ggi_task_to_json(const ggi_task *t);
 

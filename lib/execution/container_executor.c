@@ -732,6 +732,9 @@ static int check_request(const cont_exec *ce, const cJSON *req, job *j)
                          user);
     /* Root owns a workspace base's files: as their owner it could chmod and write them
      * through the hard links of a workdir. */
+    if (j->r.ovl_lower)
+        return ggi_error(GG_EUNSUPPORTED, "field 'overlay': the container backend binds a "
+                         "workdir as it is and mounts no overlay");
     if (j->r.workdir && j->uid == 0)
         return ggi_error(GG_EINVAL, "field 'user' must not be uid 0 with 'workdir' (the base's "
                          "files a workdir links to are root's)");

@@ -6,6 +6,7 @@
  * existing directory of the host, given by an absolute path).
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -156,28 +157,64 @@ static int check_limits(const cJSON *limits, const ggi_exec_policy *p, ggi_exec_
     return GG_OK;
 }
 
-/* "workdir": a directory the caller prepared (a workspace task's copy of its base). */
+/* One directory of the host a request names (field says which, for messages). */
+static int check_host_dir(const char *field, const char *w)
+{
+    if (w[0] != '/')
+        return ggi_error(GG_EINVAL, "field '%s' must be an absolute path, not '%.200s'", field,
+                         w);
+    if (strcmp(w, "/") == 0)
+        return ggi_error(GG_EINVAL, "field '%s' must not be '/'", field);
+    struct stat st;
+    if (lstat(w, &st) != 0)
+        return ggi_error(GG_EINVAL, "field '%s': '%.200s' cannot be used: %s", field, w,
+                         strerror(errno));
+    if (S_ISLNK(st.st_mode))
+        return ggi_error(GG_EINVAL, "field '%s': '%.200s' is a symbolic link", field, w);
+    if (!S_ISDIR(st.st_mode))
+        return ggi_error(GG_EINVAL, "field '%s': '%.200s' is not a directory", field, w);
+    return GG_OK;
+}
+
+/* "workdir": a directory the caller prepared (a workspace task's copy of its base), and
+ * "overlay": the layers mounted there instead (an overlay copy, overlay.h). */
 static int check_workdir(const cJSON *req, ggi_exec_request *j)
 {
     const char *w = NULL;
     if (ggi_json_string(req, "workdir", 0, GGI_EXEC_MAX_PATH, &w))
         return gg_error_last_code();
+    const cJSON *ov = cJSON_GetObjectItemCaseSensitive(req, "overlay");
+    if (ov && cJSON_IsNull(ov))
+        ov = NULL;
+    if (ov && !w)
+        return ggi_error(GG_EINVAL, "field 'overlay' needs a 'workdir' (its mount point)");
     if (!w)
         return GG_OK;
-    if (w[0] != '/')
-        return ggi_error(GG_EINVAL, "field 'workdir' must be an absolute path, not '%.200s'", w);
-    if (strcmp(w, "/") == 0)
-        return ggi_error(GG_EINVAL, "field 'workdir' must not be '/'");
-    struct stat st;
-    if (lstat(w, &st) != 0)
-        return ggi_error(GG_EINVAL, "field 'workdir': '%.200s' cannot be used: %s", w,
-                         strerror(errno));
-    if (S_ISLNK(st.st_mode))
-        return ggi_error(GG_EINVAL, "field 'workdir': '%.200s' is a symbolic link", w);
-    if (!S_ISDIR(st.st_mode))
-        return ggi_error(GG_EINVAL, "field 'workdir': '%.200s' is not a directory", w);
-    j->workdir = w;
-    return GG_OK;
+    int rc = check_host_dir("workdir", w);
+    if (rc || !ov)
+        goto done;
+    if (!cJSON_IsObject(ov))
+        return ggi_error(GG_EINVAL, "field 'overlay' must be an object");
+    const char *names[] = { "lower", "upper", "work" }, *paths[3] = { NULL, NULL, NULL };
+    const cJSON *k;
+    cJSON_ArrayForEach(k, ov) {
+        if (strcmp(k->string, "lower") && strcmp(k->string, "upper") && strcmp(k->string, "work"))
+            return ggi_error(GG_EINVAL, "field 'overlay.%.64s' is unknown", k->string);
+    }
+    for (int i = 0; i < 3 && !rc; i++) {
+        char field[32];
+        snprintf(field, sizeof field, "overlay.%s", names[i]);
+        if (ggi_json_string(ov, names[i], 1, GGI_EXEC_MAX_PATH, &paths[i]))
+            return ggi_error_wrap("field 'overlay': ");
+        rc = check_host_dir(field, paths[i]);
+    }
+    j->ovl_lower = paths[0];
+    j->ovl_upper = paths[1];
+    j->ovl_work = paths[2];
+done:
+    if (!rc)
+        j->workdir = w;
+    return rc;
 }
 
 int ggi_exec_request_check(const cJSON *req, const ggi_exec_policy *p, ggi_exec_request *j)

@@ -47,6 +47,10 @@ typedef struct ggi_exec_request {
      * of a fresh workspace; the request's files are written into it (replacing), and the
      * executor neither makes nor removes it. NULL when absent. */
     const char *workdir;
+    /* "overlay" (only with "workdir"): {"lower", "upper", "work"}, absolute host directories
+     * whose overlay the job gets mounted at workdir, in a mount namespace of its own
+     * (overlay.h); workdir is then only the mount point. NULL when absent. */
+    const char *ovl_lower, *ovl_upper, *ovl_work;
 } ggi_exec_request;
 
 /**
@@ -59,7 +63,8 @@ int ggi_exec_request_parse(const char *json, cJSON **out);
  * Checks the common fields of req against policy p and fills *out. GG_EINVAL with a message
  * naming the field (argv, files[i].path, env, stdin, limits: x, min_isolation, workdir).
  * "workdir" is checked on the filesystem: absolute, exists, a directory, not a symbolic
- * link, not "/".
+ * link, not "/"; so is each directory of "overlay" (GG_EINVAL naming 'overlay.upper', ...;
+ * an overlay without a workdir is refused).
  */
 int ggi_exec_request_check(const cJSON *req, const ggi_exec_policy *p, ggi_exec_request *out);
 

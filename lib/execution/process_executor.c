@@ -24,6 +24,7 @@
 #include "exec_request.h"
 #include "job_registry.h"
 #include "process_executor.h"
+#include "overlay.h"
 #include "sandbox.h"
 #include "spawn.h"
 #include "zygote.h"
@@ -603,7 +604,24 @@ static int run_job(proc_exec *pe, const job *j0, ggi_job_slot *slot, char **out)
     ggi_sandbox_binds binds;
     memset(&binds, 0, sizeof binds);
     int rc = GG_OK;
-    if (sandboxed) {
+    /* An overlay copy: mounted here, detached, and attached by the job in its own mount
+     * namespace; the request's files are written through it. */
+    int ovl_fd = -1;
+    char ovl_view[40] = "";
+    ggi_overlay_attach oa;
+    memset(&oa, 0, sizeof oa);
+    if (j->r.ovl_lower) {
+        rc = ggi_overlay_mount(j->r.ovl_lower, j->r.ovl_upper, j->r.ovl_work, &ovl_fd);
+        if (rc)
+            rc = ggi_error(GG_EEXEC, "cannot run the job: %s", gg_error_last());
+        /* ("/." so that a walk that follows no link still enters the mount.) */
+        snprintf(ovl_view, sizeof ovl_view, "/proc/self/fd/%d/.", ovl_fd);
+        oa.fd = ovl_fd;
+        oa.target = ws;
+        oa.ro_path = j->r.ovl_lower;
+    }
+    if (rc) {
+    } else if (sandboxed) {
         size_t nfiles = 0, bytes = 0;
         inner = inner_workspace(ws);
         rc = inner ? sandbox_files(j->r.files, &sfiles, &nfiles, &bytes)
@@ -623,6 +641,7 @@ static int run_job(proc_exec *pe, const job *j0, ggi_job_slot *slot, char **out)
         long long mb = j->r.fsize_mb > MIN_TMPFS_MB ? j->r.fsize_mb : MIN_TMPFS_MB;
         sb.inner_ws = inner;
         sb.host_ws = workdir;
+        sb.host_ws_fd = ovl_fd;
         sb.tmpfs_bytes = ((uint64_t)mb << 20) + bytes;
         sb.files = sfiles;
         sb.nfiles = nfiles;
@@ -642,7 +661,8 @@ static int run_job(proc_exec *pe, const job *j0, ggi_job_slot *slot, char **out)
         sb.cgroup_fds = cg_fds;
         sb.ncgroup_fds = n_cg;
     } else {
-        rc = ggi_exec_write_files(ws, j->r.files, workdir != NULL, (uid_t)-1, (gid_t)-1);
+        rc = ggi_exec_write_files(ovl_fd >= 0 ? ovl_view : ws, j->r.files, workdir != NULL,
+                                  (uid_t)-1, (gid_t)-1);
         if (!rc)
             rc = build_env(ws, j->r.env, &env);
     }
@@ -673,6 +693,7 @@ static int run_job(proc_exec *pe, const job *j0, ggi_job_slot *slot, char **out)
         }
         o.cancel = &slot->cancel;
         o.sandbox = sandboxed ? &sb : NULL;
+        o.overlay = !sandboxed && ovl_fd >= 0 ? &oa : NULL;
         int fallback = 1;
         /* (A zygote's jobs start inside its sandbox, where no host directory is reached.) */
         if (sandboxed && pe->zygote && j->zygote && !workdir &&
@@ -712,6 +733,8 @@ static int run_job(proc_exec *pe, const job *j0, ggi_job_slot *slot, char **out)
     }
     for (int i = 0; i < n_cg; i++)
         close(cg_fds[i]);
+    if (ovl_fd >= 0)
+        close(ovl_fd); /* the job's namespace holds what it attached */
     if (cg) {
         ggi_cgroup_kill(cg);
         ri.oom_kills = ggi_cgroup_oom_kills(cg);

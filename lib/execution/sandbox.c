@@ -117,6 +117,7 @@ void ggi_sandbox_spec_init(ggi_sandbox_spec *s)
     const ggi_sandbox_caps *c = ggi_sandbox_probe();
     s->userns = c->use_userns;
     s->userns_fd = -1;
+    s->host_ws_fd = -1;
     s->hide_dir = c->use_userns && c->hide_dir[0] ? c->hide_dir : NULL;
 }
 
@@ -628,7 +629,9 @@ int ggi_sandbox_child_setup(const ggi_sandbox_spec *s, const char **step)
      * ids, so the directories above it need not be searchable by the sandbox's uid; it is
      * attached at the workspace path once /tmp is the sandbox's own. */
     int ws_tree = -1;
-    if (s->host_ws && !s->zygote) {
+    if (s->host_ws && !s->zygote && s->host_ws_fd >= 0) {
+        ws_tree = s->host_ws_fd; /* this child's copy of the descriptor */
+    } else if (s->host_ws && !s->zygote) {
         *step = "take its workdir";
         ws_tree = (int)syscall(SYS_open_tree, AT_FDCWD, s->host_ws,
                                OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE |

@@ -103,6 +103,9 @@ typedef struct ggi_sandbox_spec {
      * ids; files are written into it by replacing (unlink, then create), never through a
      * symbolic link, and it is neither chowned nor removed. */
     const char *host_ws;
+    /* Addition: with host_ws, a detached mount (an overlay, overlay.h) attached at inner_ws
+     * instead of a copy of host_ws's mount; -1 (ggi_sandbox_spec_init) when none. */
+    int host_ws_fd;
 } ggi_sandbox_spec;
 
 /** Zeroes s and sets the fields every job shares (sandbox uid/gid, userns as probed). */

@@ -24,6 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "overlay.h"
 #include "sandbox.h"
 #include "spawn.h"
 
@@ -44,7 +45,7 @@
 #define ENV_SCAN_MAX 100000
 
 enum { STAGE_SETSID = 1, STAGE_DUP, STAGE_CHDIR, STAGE_RLIMIT, STAGE_EXEC, STAGE_SANDBOX,
-       STAGE_FORK, STAGE_DROP };
+       STAGE_FORK, STAGE_DROP, STAGE_OVERLAY };
 
 typedef struct child_msg {
     int stage;
@@ -72,6 +73,7 @@ typedef struct child_plan {
     int in_fd, out_fd, err_fd, report_fd;
     pid_t parent;
     const ggi_sandbox_spec *sb;
+    const ggi_overlay_attach *overlay;
     int status_fd;
     int userns_wr;    /* the host's end of the user namespace pipe (closed in the child) */
     prepared_limit limits[MAX_LIMITS];
@@ -302,6 +304,12 @@ __attribute__((noreturn)) static void child_run(const child_plan *pl)
         child_fail(pl->report_fd, STAGE_DUP, errno);
     /* Descriptors the host left inheritable must not reach the job. */
     (void)syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
+    if (pl->overlay) {
+        const char *step = "attach its overlay";
+        int e = ggi_overlay_child_attach(pl->overlay, &step);
+        if (e)
+            child_fail_step(pl->report_fd, STAGE_OVERLAY, e, step);
+    }
     if (pl->cwd && chdir(pl->cwd) < 0)
         child_fail(pl->report_fd, STAGE_CHDIR, errno);
     for (int i = 0; i < pl->nlimits; i++) {
@@ -474,6 +482,7 @@ int ggi_spawn_run(const ggi_spawn_opts *o, ggi_spawn_result *res)
     pl.cwd = o->cwd;
     pl.in_fd = pl.out_fd = pl.err_fd = pl.report_fd = pl.status_fd = pl.userns_wr = -1;
     pl.sb = o->sandbox;
+    pl.overlay = o->sandbox ? NULL : o->overlay;
     /* A copy of the spec carries the child's end of the user namespace pipe. */
     ggi_sandbox_spec sb_copy;
     if (o->sandbox && !o->external) {
@@ -615,6 +624,9 @@ int ggi_spawn_run(const ggi_spawn_opts *o, ggi_spawn_result *res)
         }
         if (msg.stage == STAGE_EXEC && (msg.err == ENOENT || msg.err == ENOTDIR))
             rc = ggi_error(GG_ENOTFOUND, "program '%s' not found", o->argv[0]);
+        else if (msg.stage == STAGE_OVERLAY)
+            rc = ggi_error(GG_EIO, "could not set up the overlay of '%s': cannot %s: %s",
+                           o->argv[0], msg.step ? msg.step : "attach it", strerror(msg.err));
         else if (msg.stage == STAGE_SANDBOX)
             rc = ggi_error(GG_EIO, "could not build the sandbox of '%s': cannot %s: %s",
                            o->argv[0], msg.step ? msg.step : "set it up", strerror(msg.err));

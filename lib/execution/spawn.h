@@ -33,6 +33,9 @@ typedef struct ggi_spawn_opts {
      * child, so killing it on a timeout kills everything the job started. cwd must be the
      * spec's inner workspace. */
     const struct ggi_sandbox_spec *sandbox;
+    /* Optional (addition; without sandbox only): the child enters a mount namespace of its
+     * own and attaches this overlay (overlay.h) before it enters cwd. */
+    const struct ggi_overlay_attach *overlay;
     /* Optional: the job is started by someone else (a zygote); argv is then only a label
      * and no rlimits are applied here. */
     const struct ggi_spawn_external *external;

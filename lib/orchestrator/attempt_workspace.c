@@ -11,7 +11,13 @@
  *
  * Where things live: a root per user, $GRYPHGEN_WS_ROOT or $TMPDIR/gryphgen-ws-<uid> (else
  * /tmp), holding cache/ (the ggi_ws_cache), prepared/ (bases after their setup command),
- * index/ (an FTS5 index per base tree) and attempts/ (the copies, while an attempt runs).
+ * index/ (an FTS5 index per base tree), lower/ (the lower layers of overlay copies: a base
+ * given to the job's user, once per base) and attempts/ (the copies, while an attempt runs).
+ *
+ * How a copy is made (docs/tasks.md, "What an attempt's copy costs"): an overlay where this
+ * process may mount one (a root host, the process backend: an empty upper directory over
+ * the base, O(1)); else hard links where that is safe, else a full copy. GRYPHGEN_WS_COPY
+ * (full, link or overlay) overrides the choice where the asked mode can work.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -27,6 +33,7 @@
 #include <unistd.h>
 
 #include "orq.h"
+#include "../execution/overlay.h"
 #include "../generation/hooks.h"
 #include "../workspace/patch.h"
 #include "../workspace/workspace.h"
@@ -100,7 +107,7 @@ static int ws_open(ggi_ws_cache **out_cache, const char **out_root)
                                                 tmp && *tmp == '/' ? tmp : "/tmp",
                                                 (unsigned)geteuid());
         char *cache = root ? ggi_asprintf("%s/cache", root) : NULL;
-        const char *subs[] = { "prepared", "index", "attempts" };
+        const char *subs[] = { "prepared", "index", "attempts", "lower" };
         if (!root || !cache)
             rc = ggi_error(GG_ENOMEM, "out of memory");
         /* All private (0700): a copy's directories may be writable by anyone who reaches
@@ -222,27 +229,6 @@ static int jobs_may_be_nobody(const ggi_attempt_env *env)
     return geteuid() == 0 && strcmp(gg_executor_backend(env->executor), "process") == 0;
 }
 
-/* How a copy is made. Hard links only where the job cannot write the base's files: a task
- * that asks for the namespace sandbox on a root host (its jobs run as uid 65534, the
- * links' files are root's and read-only). Else a full copy, which on a root host is then
- * given to uid 65534, so that a job in the namespace sandbox (the default level there) can
- * write in it as a job running as root can anyway. */
-static int copy_mode(const ggi_attempt_env *env, const ggi_task *t)
-{
-    if (jobs_may_be_nobody(env) && t->isolation && strcmp(t->isolation, "namespaces") == 0)
-        return GGI_WS_COPY_LINK;
-    return GGI_WS_COPY_FULL;
-}
-
-/* Gives a full copy to the user its job may run as (after the answer was applied to it,
- * so the files and directories the answer made are the job's too). */
-static int hand_over(const ggi_attempt_env *env, const char *dir, int mode)
-{
-    if (mode != GGI_WS_COPY_FULL || !jobs_may_be_nobody(env))
-        return GG_OK;
-    return chown_tree(dir, SANDBOX_UID, SANDBOX_UID);
-}
-
 /* A new attempt directory path under attempts/ (not made). */
 static char *attempt_dir(const char *root, const char *what)
 {
@@ -250,8 +236,157 @@ static char *attempt_dir(const char *root, const char *what)
                         (unsigned long)atomic_fetch_add(&ws_serial, 1));
 }
 
-/* The executor request that runs argv in dir with the task's limits. */
-static cJSON *command_request(const ggi_task *t, const cJSON *cmd, const char *dir)
+/* The owner a copy is given: the sandbox's uid where jobs may run as it, else the
+ * process's own (-1: kept). */
+static uid_t job_uid(const ggi_attempt_env *env)
+{
+    return jobs_may_be_nobody(env) ? (uid_t)SANDBOX_UID : (uid_t)-1;
+}
+
+/* Says once per process why copies are not overlays (a forced mode that cannot work, a host
+ * that cannot mount one). */
+static void note_once(const ggi_attempt_env *env, const char *fmt, const char *a,
+                      const char *b)
+{
+    static atomic_int said;
+    if (atomic_exchange(&said, 1) == 0)
+        ggi_log(env->log, GG_LOG_INFO, fmt, a, b);
+}
+
+/* Whether overlay copies work here: the process backend (its jobs attach the overlay this
+ * process mounts) and a probe that mounted one under attempts/ (once per process). */
+static int overlay_ok(const ggi_attempt_env *env, const char *root, const char **why)
+{
+    *why = "the executor is not the process backend";
+    if (strcmp(gg_executor_backend(env->executor), "process") != 0)
+        return 0;
+    char *scratch = ggi_asprintf("%s/attempts", root);
+    int ok = scratch && ggi_overlay_probe(scratch, why);
+    free(scratch);
+    return ok;
+}
+
+/* How a copy is made. An overlay where one can be mounted. Else hard links only where the
+ * job cannot write the base's files: a task that asks for the namespace sandbox on a root
+ * host (its jobs run as uid 65534, the links' files are root's and read-only). Else a full
+ * copy, which on a root host is given to uid 65534, so that a job in the namespace sandbox
+ * (the default level there) can write in it as a job running as root can anyway.
+ * GRYPHGEN_WS_COPY=full|link|overlay asks for a mode; one that cannot work here (link where
+ * a job could write the base through its links, overlay where none mounts) gives a full
+ * copy, said once in the log. */
+static int copy_mode(const ggi_attempt_env *env, const ggi_task *t, const char *root)
+{
+    const char *force = getenv("GRYPHGEN_WS_COPY");
+    const char *why = "";
+    int link_safe = jobs_may_be_nobody(env) && t->isolation &&
+                    strcmp(t->isolation, "namespaces") == 0;
+    if (force && *force) {
+        if (strcmp(force, "full") == 0)
+            return GGI_WS_COPY_FULL;
+        if (strcmp(force, "link") == 0) {
+            if (link_safe)
+                return GGI_WS_COPY_LINK;
+            note_once(env, "GRYPHGEN_WS_COPY=%s: %s; attempts get full copies", force,
+                      "a job could write the base through hard links here");
+            return GGI_WS_COPY_FULL;
+        }
+        if (strcmp(force, "overlay") != 0)
+            note_once(env, "GRYPHGEN_WS_COPY='%s' is not full, link or overlay%s; the default "
+                      "is used", force, "");
+    }
+    if (overlay_ok(env, root, &why))
+        return GGI_WS_COPY_OVERLAY;
+    note_once(env, "workspace copies: no overlay (%s)%s", why,
+              link_safe ? "; hard links or full copies instead" : "; full copies instead");
+    return link_safe ? GGI_WS_COPY_LINK : GGI_WS_COPY_FULL;
+}
+
+/* Gives what an answer made (its paths as ggi_patch_apply reported them, the directories on
+ * their way and the copy's root) to the user its job may run as: the rest of a full copy
+ * was given while it was made, and an overlay's lower layer is that user's already. */
+static int give_changed(const char *dir, const cJSON *changed, uid_t uid)
+{
+    if (uid == (uid_t)-1)
+        return GG_OK;
+    struct stat st;
+    if (lstat(dir, &st) != 0 || (st.st_uid != uid && lchown(dir, uid, uid) != 0))
+        return ggi_error(GG_EIO, "cannot change the owner of '%s': %s", dir, strerror(errno));
+    const cJSON *c;
+    cJSON_ArrayForEach(c, changed)
+    {
+        if (!cJSON_IsString(c))
+            continue;
+        char *p = ggi_asprintf("%s/%s", dir, c->valuestring);
+        if (!p)
+            return ggi_error(GG_ENOMEM, "out of memory");
+        /* Each directory on the way, then the entry itself (gone when it was deleted). */
+        size_t skip = strlen(dir) + 1;
+        for (char *q = p + skip;; q++) {
+            char ch = *q;
+            if (ch != '/' && ch != '\0')
+                continue;
+            *q = '\0';
+            int rc = GG_OK;
+            if (lstat(p, &st) == 0 && st.st_uid != uid && lchown(p, uid, uid) != 0)
+                rc = ggi_error(GG_EIO, "cannot change the owner of '%s': %s", p,
+                               strerror(errno));
+            *q = ch;
+            if (rc != GG_OK || ch == '\0') {
+                free(p);
+                if (rc != GG_OK)
+                    return rc;
+                break;
+            }
+        }
+    }
+    return GG_OK;
+}
+
+/*
+ * The lower layer of overlay copies of from: a full copy of it given to the job's user
+ * (overlay checks a file's owner and mode on its lower layer: the base's are this user's and
+ * read-only, and a job must be able to write a tracked file in place), made once per base
+ * and user under lower/<name of from>-<uid>: into attempts/, then renamed into place. Jobs
+ * never see its path: a sandboxed job sees only the merged view, another gets it bound
+ * read-only in its mount namespace. *out is malloc'd.
+ */
+static int overlay_lower(const ggi_attempt_env *env, const char *root, const char *from,
+                         char **out)
+{
+    static pthread_mutex_t lower_mu = PTHREAD_MUTEX_INITIALIZER;
+    uid_t uid = job_uid(env);
+    const char *name = strrchr(from, '/');
+    name = name ? name + 1 : from;
+    *out = ggi_asprintf("%s/lower/%s-%ld", root, name, uid == (uid_t)-1 ? -1L : (long)uid);
+    if (!*out)
+        return ggi_error(GG_ENOMEM, "out of memory");
+    struct stat st;
+    pthread_mutex_lock(&lower_mu);
+    int rc = GG_OK;
+    if (!(lstat(*out, &st) == 0 && S_ISDIR(st.st_mode))) {
+        char *tmp = attempt_dir(root, "lower");
+        rc = tmp ? ggi_ws_copy_owned(from, tmp, GGI_WS_COPY_FULL, uid, uid)
+                 : ggi_error(GG_ENOMEM, "out of memory");
+        /* Another process may have won the race: its lower layer is as good as this one. */
+        if (rc == GG_OK && rename(tmp, *out) != 0 && errno != EEXIST && errno != ENOTEMPTY)
+            rc = ggi_error(GG_EIO, "cannot put '%s' in place: %s", *out, strerror(errno));
+        if (tmp)
+            ggi_ws_remove(tmp); /* nothing there after the rename */
+        free(tmp);
+    }
+    pthread_mutex_unlock(&lower_mu);
+    if (rc != GG_OK) {
+        free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+/* The executor request that runs argv in dir with the task's limits; lower, when not NULL,
+ * makes dir an overlay copy (its layers below dir, workspace.h) whose merged view the job
+ * runs in. */
+static cJSON *command_request(const ggi_task *t, const cJSON *cmd, const char *dir,
+                              const char *lower)
 {
     cJSON *req = cJSON_CreateObject(), *argv = NULL;
     if (!req || ggi_task_command_argv(cmd, &argv) != GG_OK) {
@@ -259,7 +394,25 @@ static cJSON *command_request(const ggi_task *t, const cJSON *cmd, const char *d
         return NULL;
     }
     cJSON_AddItemToObject(req, "argv", argv);
-    cJSON_AddStringToObject(req, "workdir", dir);
+    if (lower) {
+        char *merged = ggi_asprintf("%s/" GGI_WS_OVERLAY_MERGED, dir);
+        char *upper = ggi_asprintf("%s/" GGI_WS_OVERLAY_UPPER, dir);
+        char *work = ggi_asprintf("%s/" GGI_WS_OVERLAY_WORK, dir);
+        cJSON *ov = cJSON_AddObjectToObject(req, "overlay");
+        int ok = merged && upper && work && ov && cJSON_AddStringToObject(ov, "lower", lower) &&
+                 cJSON_AddStringToObject(ov, "upper", upper) &&
+                 cJSON_AddStringToObject(ov, "work", work) &&
+                 cJSON_AddStringToObject(req, "workdir", merged);
+        free(merged);
+        free(upper);
+        free(work);
+        if (!ok) {
+            cJSON_Delete(req);
+            return NULL;
+        }
+    } else {
+        cJSON_AddStringToObject(req, "workdir", dir);
+    }
     cJSON *l = cJSON_AddObjectToObject(req, "limits");
     cJSON_AddNumberToObject(l, "timeout_s", t->timeout_s > 0 ? t->timeout_s
                                                              : WS_DEFAULT_TIMEOUT_S);
@@ -333,12 +486,12 @@ static int prepare(const ggi_attempt_env *env, const ggi_task *t, const char *ro
         rc = ggi_attempt_infra(rec, "setup", GG_ENOMEM, "out of memory", 1);
         goto out;
     }
-    if ((rc = ggi_ws_copy(base, tmp, GGI_WS_COPY_FULL)) != GG_OK ||
-        (rc = hand_over(env, tmp, GGI_WS_COPY_FULL)) != GG_OK) {
+    if ((rc = ggi_ws_copy_owned(base, tmp, GGI_WS_COPY_FULL, job_uid(env), job_uid(env))) !=
+        GG_OK) {
         rc = ggi_attempt_infra(rec, "setup", rc, gg_error_last(), 1);
         goto out;
     }
-    req = command_request(t, t->setup_command, tmp);
+    req = command_request(t, t->setup_command, tmp, NULL);
     if (!req) {
         rc = ggi_attempt_infra(rec, "setup", GG_ENOMEM, "out of memory", 1);
         goto out;
@@ -747,6 +900,29 @@ static void read_tests(const ggi_task *t, const cJSON *res, cJSON *rec)
     ggi_buf_free(&sig);
 }
 
+/* Makes an attempt's copy of from at copy the way mode says, given to the job's user. An
+ * overlay copy also gets its lower layer (*lower, malloc'd) and is mounted (*ovl_fd, a
+ * detached mount of its merged view, overlay.h). */
+static int make_copy(const ggi_attempt_env *env, const char *root, const char *from,
+                     const char *copy, int mode, char **lower, int *ovl_fd)
+{
+    uid_t uid = mode == GGI_WS_COPY_LINK ? (uid_t)-1 : job_uid(env);
+    if (mode != GGI_WS_COPY_OVERLAY)
+        return ggi_ws_copy_owned(from, copy, mode, uid, uid);
+    int rc = overlay_lower(env, root, from, lower);
+    if (rc == GG_OK)
+        rc = ggi_ws_copy_owned(*lower, copy, mode, uid, uid);
+    if (rc != GG_OK)
+        return rc;
+    char *upper = ggi_asprintf("%s/" GGI_WS_OVERLAY_UPPER, copy);
+    char *work = ggi_asprintf("%s/" GGI_WS_OVERLAY_WORK, copy);
+    rc = upper && work ? ggi_overlay_mount(*lower, upper, work, ovl_fd)
+                       : ggi_error(GG_ENOMEM, "out of memory");
+    free(upper);
+    free(work);
+    return rc;
+}
+
 /* ------------------------------------------------------------------ the attempt */
 
 int ggi_attempt_workspace(const ggi_attempt_env *env, const cJSON *job, const ggi_task *t,
@@ -756,6 +932,8 @@ int ggi_attempt_workspace(const ggi_attempt_env *env, const cJSON *job, const gg
     ggi_ws_cache *cache = NULL;
     const char *root = NULL;
     char *base = NULL, *from = NULL, *copy = NULL, *answer = NULL, *diff = NULL;
+    char *lower = NULL, view[4200];
+    int ovl_fd = -1;
     char tree[41] = "";
     cJSON *files = NULL, *context = NULL, *changed = NULL, *findings = NULL;
     gg_retriever_t *index = NULL;
@@ -826,13 +1004,19 @@ int ggi_attempt_workspace(const ggi_attempt_env *env, const cJSON *job, const gg
         ggi_attempt_infra(rec, "copy", GG_ENOMEM, "out of memory", 1);
         goto done;
     }
-    int mode = copy_mode(env, t);
-    if ((rc = ggi_ws_copy(from, copy, mode)) != GG_OK) {
+    int mode = copy_mode(env, t, root);
+    if ((rc = make_copy(env, root, from, copy, mode, &lower, &ovl_fd)) != GG_OK) {
         ggi_attempt_infra(rec, "copy", rc, gg_error_last(), 1);
         goto done;
     }
+    /* An overlay copy is written through its mount, which this process reaches by its
+     * descriptor only (it is attached nowhere). */
+    if (ovl_fd >= 0)
+        snprintf(view, sizeof view, "/proc/self/fd/%d", ovl_fd);
+    else
+        snprintf(view, sizeof view, "%s", copy);
     int kind = 0;
-    rc = ggi_patch_apply(copy, answer, strlen(answer), &kind, &changed, &findings);
+    rc = ggi_patch_apply(view, answer, strlen(answer), &kind, &changed, &findings);
     apply_ms = ggi_now_ms() - ta;
     if (rc == GG_EINVAL || rc == GG_ETOOBIG) {
         /* The answer's fault: a failed attempt whose finding is the feedback; nothing ran. */
@@ -873,15 +1057,20 @@ int ggi_attempt_workspace(const ggi_attempt_env *env, const cJSON *job, const gg
     cJSON_AddStringToObject(rec, "answer_kind", kind == GGI_PATCH_FILES ? "files" : "diff");
     cJSON_AddItemToObject(rec, "changed", changed ? changed : cJSON_CreateArray());
     /* The patch is what the answer changed, before the tests write anything. */
-    if ((rc = ggi_patch_diff(from, copy, changed, &diff)) != GG_OK) {
+    if ((rc = ggi_patch_diff(from, view, changed, &diff)) != GG_OK) {
         changed = NULL;
         cJSON_DeleteItemFromObjectCaseSensitive(rec, "analysis");
         ggi_attempt_infra(rec, "diff", rc, gg_error_last(), 1);
         goto done;
     }
-    changed = NULL;
     ggi_json_add_str(rec, "patch", diff);
-    if ((rc = hand_over(env, copy, mode)) != GG_OK) {
+    /* What the answer made becomes the job's too (a link copy's job writes only new files). */
+    rc = mode == GGI_WS_COPY_LINK ? GG_OK : give_changed(view, changed, job_uid(env));
+    changed = NULL;
+    if (ovl_fd >= 0)
+        close(ovl_fd); /* the job mounts the layers again, in its own namespace */
+    ovl_fd = -1;
+    if (rc != GG_OK) {
         cJSON_DeleteItemFromObjectCaseSensitive(rec, "analysis");
         ggi_attempt_infra(rec, "copy", rc, gg_error_last(), 1);
         goto done;
@@ -889,7 +1078,7 @@ int ggi_attempt_workspace(const ggi_attempt_env *env, const cJSON *job, const gg
 
     /* The task's tests, in the copy. */
     double te = ggi_now_ms();
-    cJSON *treq = command_request(t, t->test_command, copy), *tres = NULL;
+    cJSON *treq = command_request(t, t->test_command, copy, lower), *tres = NULL;
     rc = treq ? ggi_attempt_execute(env, treq, &tres) : GG_ENOMEM;
     cJSON_Delete(treq);
     execute_ms = ggi_now_ms() - te;
@@ -912,8 +1101,11 @@ int ggi_attempt_workspace(const ggi_attempt_env *env, const cJSON *job, const gg
     cJSON_AddItemToObject(rec, "execution", tres);
 
 done:;
+    if (ovl_fd >= 0)
+        close(ovl_fd);
     if (copy)
         ggi_ws_remove(copy);
+    free(lower);
     ggi_attempt_finish(env, rec, t0, t_gen, t_gen_end, apply_ms, execute_ms);
     free(base);
     free(from);

@@ -16,6 +16,7 @@
 #include <git2/sys/mempack.h>
 #include <git2/sys/odb_backend.h>
 
+#include "../core/task.h"
 #include "ws_internal.h"
 
 /* ---- libgit2 ---- */
@@ -185,6 +186,13 @@ static int check_location(const cJSON *v, const char *field)
         return ggi_error(GG_ETOOBIG, "field 'workspace.%s' is %zu bytes, the limit is %d",
                          field, n, GGI_WS_MAX_LOCATION);
     return GG_OK;
+}
+
+/* The task reader (lib/core/task.c) runs the whole check of a "workspace" once this module
+ * is linked in; lib/core does not call into it. */
+__attribute__((constructor)) static void register_task_check(void)
+{
+    ggi_task_set_workspace_check(ggi_ws_check);
 }
 
 int ggi_ws_check(const cJSON *ws)

@@ -34,6 +34,7 @@
 #define GGI_WORKSPACE_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "../core/ggi.h"
 
@@ -138,8 +139,20 @@ enum {
     /* Every file copied (modes kept, with the owner's write bit added; directories keep
      * their mode with the owner's rwx added). Always safe, but a job running as another uid
      * (the sandbox) cannot write into the copy's directories. */
-    GGI_WS_COPY_FULL = 2
+    GGI_WS_COPY_FULL = 2,
+    /* Nothing copied: dest_dir gets the three directories of an overlay whose lower layer is
+     * base_dir (GGI_WS_OVERLAY_UPPER, with the mode of base_dir's root and the owner's rwx
+     * added; GGI_WS_OVERLAY_WORK, 0700; GGI_WS_OVERLAY_MERGED, 0755, the mount point). The
+     * caller mounts it (lib/execution/overlay.h); dest_dir must be on a filesystem overlay
+     * takes as upper (ext4, xfs, tmpfs, ...). The kernel leaves a work/work directory of
+     * mode 000 in it, and whiteouts (0/0 character devices) in upper: ggi_ws_remove copes. */
+    GGI_WS_COPY_OVERLAY = 3
 };
+
+/* The directories of an overlay copy (GGI_WS_COPY_OVERLAY), below dest_dir. */
+#define GGI_WS_OVERLAY_UPPER "upper"
+#define GGI_WS_OVERLAY_WORK "work"
+#define GGI_WS_OVERLAY_MERGED "merged"
 
 /**
  * Copies the tree at base_dir into dest_dir (which must not exist; made here) the way mode
@@ -148,6 +161,15 @@ enum {
  * device in the tree, GG_EIO with the path named (e.g. "No space left on device").
  */
 int ggi_ws_copy(const char *base_dir, const char *dest_dir, int mode);
+
+/**
+ * ggi_ws_copy that also gives every entry it makes to uid:gid in the same walk (FULL: every
+ * file, link and directory; OVERLAY: the upper directory and the mount point). (uid_t)-1 and
+ * (gid_t)-1 keep the process's; a LINK copy cannot be given (its files are the base's):
+ * GG_EINVAL. Changing the owner needs the privilege to (root): GG_EIO otherwise.
+ */
+int ggi_ws_copy_owned(const char *base_dir, const char *dest_dir, int mode, uid_t uid,
+                      gid_t gid);
 
 /**
  * Removes a tree made by ggi_ws_copy (or any tree: a job may have left read-only directories

@@ -6,7 +6,17 @@
  * Layout:  root/objects.git   bare repository (objects only; no refs are written)
  *          root/trees/<tree>  exported bases (files 0444 or 0555, directories 0555)
  *          root/trees/.tmp-*  an export in progress (or left by a crash)
+ *          root/verified/<k>  a source known to hold a commit (see below)
  *          root/lock          flock()ed while importing, fetching and exporting
+ *
+ * A commit id is no capability: a task gets a base only when its own source holds the
+ * commit (its pack, its repository, its directory; inline files make theirs). The first
+ * time a source is seen with a commit it is checked under the lock (the pack indexed apart
+ * when the store already holds the commit, the repository asked, the directory read, the
+ * files built); then root/verified/<k> records it, k the SHA-1 of the source's kind, text
+ * (the whole pack text, the URL or path, the files' JSON) and the commit, and later calls
+ * take the fast path (no lock, nothing rebuilt): one hash of the source's text. For inline
+ * files the record holds the commit they make, so they need no "commit" to be fast.
  *
  * Threads of one process are serialised by a mutex (a git_repository is not for sharing),
  * processes by the lock file. An export is written into a temporary directory and renamed
@@ -25,6 +35,7 @@
 #include <unistd.h>
 
 #include <git2/sys/odb_backend.h>
+#include <git2/indexer.h>
 
 #include "ws_internal.h"
 
@@ -378,6 +389,214 @@ done:
     return rc;
 }
 
+/* ---- verified sources ---- */
+
+/* The record of (kind, text, commit): root/verified/<SHA-1 of the three>. commit may be
+ * NULL (inline files: the record holds their commit). */
+static char *verified_path(ggi_ws_cache *c, const char *kind, const char *text,
+                           const git_oid *commit)
+{
+    git_oid h;
+    char hex[GIT_OID_HEXSZ + 1], key[200];
+    if (git_odb_hash(&h, text, strlen(text), GIT_OBJECT_BLOB) < 0)
+        return NULL;
+    git_oid_tostr(hex, sizeof hex, &h);
+    char chex[GIT_OID_HEXSZ + 1] = "-";
+    if (commit)
+        git_oid_tostr(chex, sizeof chex, commit);
+    int n = snprintf(key, sizeof key, "%s\n%s\n%s", kind, hex, chex);
+    if (git_odb_hash(&h, key, (size_t)n, GIT_OBJECT_BLOB) < 0)
+        return NULL;
+    git_oid_tostr(hex, sizeof hex, &h);
+    return ggi_asprintf("%s/verified/%s", c->root, hex);
+}
+
+/* The source a task names for its base: kind and text (borrowed from ws), or 0 when it
+ * has none to check (it is then always built: a directory without a pack). */
+static int source_of(const cJSON *ws, const char **kind, const char **text)
+{
+    const char *keys[] = { "pack", "repo", "dir", "files" };
+    for (int i = 0; i < 4; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(ws, keys[i]);
+        if (cJSON_IsString(v)) {
+            *kind = keys[i];
+            *text = v->valuestring;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Whether ws's source is recorded as holding commit (1), or not yet (0). Inline files:
+ * *commit is set from the record (and must equal a "commit" the task gives). */
+static int source_verified(ggi_ws_cache *c, const cJSON *ws, git_oid *commit, int have_commit)
+{
+    const cJSON *files = cJSON_GetObjectItemCaseSensitive(ws, "files");
+    char *printed = files ? ggi_json_print(files) : NULL;
+    const char *kind = "files", *text = printed;
+    if (files ? !printed : !have_commit || !source_of(ws, &kind, &text)) {
+        free(printed);
+        return 0;
+    }
+    char *p = verified_path(c, kind, text, files ? NULL : commit);
+    free(printed);
+    if (!p)
+        return 0;
+    int ok = 0;
+    if (!files) {
+        ok = access(p, F_OK) == 0;
+    } else {
+        char hex[GIT_OID_HEXSZ + 1] = "";
+        int fd = open(p, O_RDONLY | O_CLOEXEC);
+        git_oid made;
+        if (fd >= 0 && read(fd, hex, GIT_OID_HEXSZ) == GIT_OID_HEXSZ &&
+            git_oid_fromstr(&made, hex) == 0 && (!have_commit || git_oid_equal(&made, commit))) {
+            *commit = made;
+            ok = 1;
+        }
+        if (fd >= 0)
+            close(fd);
+    }
+    free(p);
+    return ok;
+}
+
+/* Records that ws's source holds commit (the lock is held). Failing to is harmless: the
+ * next call checks again. */
+static void mark_verified(ggi_ws_cache *c, const cJSON *ws, const git_oid *commit)
+{
+    const cJSON *files = cJSON_GetObjectItemCaseSensitive(ws, "files");
+    char *printed = files ? ggi_json_print(files) : NULL;
+    const char *kind = "files", *text = printed;
+    if (files ? !printed : !source_of(ws, &kind, &text)) {
+        free(printed);
+        return;
+    }
+    char *p = verified_path(c, kind, text, files ? NULL : commit);
+    free(printed);
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/verified", c->root);
+    (void)mkdir(dir, 0700);
+    /* Written in place: a record is made only once its check passed, so one cut short by a
+     * crash still says the truth (inline files' short record is read as none, and made
+     * again). */
+    int fd = p ? open(p, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600) : -1;
+    if (fd >= 0) {
+        char hex[GIT_OID_HEXSZ + 1];
+        git_oid_tostr(hex, sizeof hex, commit);
+        if (write_all(fd, hex, GIT_OID_HEXSZ) != 0)
+            (void)unlink(p);
+        close(fd);
+    }
+    free(p);
+}
+
+/* Whether the packfile in b64 holds commit, the store holding it already: the pack is
+ * indexed apart, in a temporary directory under the root. 1, 0, or an error. */
+static int pack_holds(ggi_ws_cache *c, const char *b64, const git_oid *commit)
+{
+    unsigned char *data = NULL;
+    size_t n = 0;
+    int rc = ggi_ws_b64_decode(b64, strlen(b64), &data, &n);
+    if (rc != GG_OK)
+        return rc;
+    if (n > GGI_WS_MAX_PACK) {
+        free(data);
+        return ggi_error(GG_ETOOBIG, "field 'workspace.pack' is %zu bytes, the limit is %u", n,
+                         GGI_WS_MAX_PACK);
+    }
+    char *tmp = ggi_asprintf("%s/trees/.tmp-verify-%ld", c->root, (long)getpid());
+    git_indexer *idx = NULL;
+    git_odb *odb = NULL;
+    git_odb_backend *be = NULL;
+    git_indexer_progress stats;
+    memset(&stats, 0, sizeof stats);
+    if (!tmp) {
+        rc = ggi_error(GG_ENOMEM, "out of memory");
+        goto done;
+    }
+    ggi_ws_remove(tmp);
+    if (mkdir(tmp, 0700) != 0) {
+        rc = ggi_error(GG_EIO, "workspace cache: cannot make '%s': %s", tmp, strerror(errno));
+        goto done;
+    }
+    if (git_indexer_new(&idx, tmp, 0, NULL, NULL) < 0 ||
+        git_indexer_append(idx, data, n, &stats) < 0 || git_indexer_commit(idx, &stats) < 0) {
+        rc = ggi_ws_git_error(GG_EINVAL, "field 'workspace.pack' is not a valid git packfile");
+        goto done;
+    }
+    char *index = ggi_asprintf("%s/pack-%s.idx", tmp, git_indexer_name(idx));
+    if (!index || git_odb_backend_one_pack(&be, index) < 0 || git_odb_new(&odb) < 0 ||
+        git_odb_add_backend(odb, be, 1) < 0) {
+        rc = ggi_ws_git_error(GG_EIO, "workspace cache: cannot read the pack it indexed");
+        if (!odb && be)
+            be->free(be);
+    } else {
+        rc = git_odb_exists(odb, commit) ? 1 : 0;
+    }
+    free(index);
+done:
+    git_odb_free(odb);
+    git_indexer_free(idx);
+    if (tmp)
+        ggi_ws_remove(tmp);
+    free(tmp);
+    free(data);
+    return rc;
+}
+
+/* Whether the repository at url (a URL or a path) holds commit, the store holding it
+ * already: a path is opened and asked; a URL's advertised refs are listed (a branch or tag
+ * at the commit is enough), else it is fetched from into a scratch repository of its own.
+ * 1, 0, or an error. */
+static int repo_holds(ggi_ws_cache *c, const char *url, const git_oid *commit)
+{
+    int rc = 0;
+    if (!ggi_ws_is_url(url)) {
+        git_repository *r = NULL;
+        git_odb *odb = NULL;
+        if (git_repository_open_ext(&r, url, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) == 0 &&
+            git_repository_odb(&odb, r) == 0)
+            rc = git_odb_exists(odb, commit) ? 1 : 0;
+        git_odb_free(odb);
+        git_repository_free(r);
+        return rc;
+    }
+    git_remote *remote = NULL;
+    git_remote_create_options ro;
+    git_remote_create_options_init(&ro, GIT_REMOTE_CREATE_OPTIONS_VERSION);
+    ro.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
+    const git_remote_head **heads = NULL;
+    size_t nheads = 0;
+    if (git_remote_create_with_opts(&remote, url, &ro) == 0 &&
+        git_remote_connect(remote, GIT_DIRECTION_FETCH, NULL, NULL, NULL) == 0 &&
+        git_remote_ls(&heads, &nheads, remote) == 0) {
+        for (size_t i = 0; i < nheads && !rc; i++)
+            rc = git_oid_equal(&heads[i]->oid, commit);
+    }
+    git_remote_free(remote);
+    if (rc)
+        return 1;
+    /* Not at a tip: fetched into a scratch repository, which shares nothing with the store. */
+    char *tmp = ggi_asprintf("%s/trees/.tmp-verify-%ld", c->root, (long)getpid());
+    if (!tmp)
+        return ggi_error(GG_ENOMEM, "out of memory");
+    ggi_ws_remove(tmp);
+    ggi_ws_cache scratch;
+    memset(&scratch, 0, sizeof scratch);
+    if (git_repository_init(&scratch.repo, tmp, 1) < 0) {
+        rc = ggi_ws_git_error(GG_EIO, "workspace cache: cannot make '%s'", tmp);
+    } else {
+        rc = fetch_commit(&scratch, url, commit);
+        rc = rc == GG_OK ? 1 : rc == GG_ENOTFOUND ? 0 : rc;
+        gg_error_clear();
+    }
+    git_repository_free(scratch.repo);
+    ggi_ws_remove(tmp);
+    free(tmp);
+    return rc;
+}
+
 /* ---- the base ---- */
 
 /* The commit's tree when the commit is in the store (0), else 1. */
@@ -420,12 +639,26 @@ static int locked_base(ggi_ws_cache *c, const cJSON *ws, git_oid *commit, int ha
         }
         *commit = made;
     } else if (commit_tree(c, commit, tree) != 0) {
+        /* Imported or fetched from the task's own source: that it is there now proves it. */
         if (pack)
             rc = import_pack(c, pack->valuestring);
         else if (repo)
             rc = fetch_commit(c, repo->valuestring, commit);
         if (rc != GG_OK)
             return rc;
+    } else if (pack || repo) {
+        /* Already in the store (another task brought it): this task's source must hold it
+         * too, or the commit id would open any base to whoever names it. */
+        int has = pack ? pack_holds(c, pack->valuestring, commit)
+                       : repo_holds(c, repo->valuestring, commit);
+        if (has < 0)
+            return has;
+        if (!has) {
+            char a[41];
+            git_oid_tostr(a, sizeof a, commit);
+            return ggi_error(GG_ENOTFOUND, "field 'workspace.commit': %s is not in the %s", a,
+                             pack ? "pack" : "repository 'workspace.repo' names");
+        }
     }
     if (commit_tree(c, commit, tree) != 0) {
         char a[41];
@@ -467,8 +700,8 @@ int ggi_ws_cache_base(ggi_ws_cache *c, const cJSON *resolved, char **out_dir,
     char hex[GIT_OID_HEXSZ + 1];
     char *final = NULL;
     struct stat st;
-    int fast = have_commit && !cJSON_GetObjectItemCaseSensitive(ws, "files") &&
-               commit_tree(c, &commit, &tree) == 0;
+    /* The fast path: a source already known to hold its commit, whose base is exported. */
+    int fast = source_verified(c, ws, &commit, have_commit) && commit_tree(c, &commit, &tree) == 0;
     if (fast) {
         git_oid_tostr(hex, sizeof hex, &tree);
         final = ggi_asprintf("%s/%s", c->trees, hex);
@@ -487,6 +720,8 @@ int ggi_ws_cache_base(ggi_ws_cache *c, const cJSON *resolved, char **out_dir,
         goto done;
     }
     rc = locked_base(c, ws, &commit, have_commit, &tree);
+    if (rc == GG_OK)
+        mark_verified(c, ws, &commit);
     if (rc == GG_OK) {
         git_oid_tostr(hex, sizeof hex, &tree);
         final = ggi_asprintf("%s/%s", c->trees, hex);

@@ -1,7 +1,8 @@
 /*
  * ws_copy.c - an attempt's copy of a base and its removal (workspace.h): a walk relative to
  * directory file descriptors (openat, fstatat, linkat, never following a symbolic link),
- * so a tree that changes under the walk cannot lead it outside.
+ * so a tree that changes under the walk cannot lead it outside; entries are given to the
+ * job's user in the same walk. An overlay copy is only its three empty directories.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -18,6 +19,8 @@
 
 typedef struct {
     int mode;
+    uid_t uid; /* (uid_t)-1: entries keep the process's owner */
+    gid_t gid;
     char path[4096]; /* the relative path being copied, for messages */
 } copy_ctx;
 
@@ -84,6 +87,9 @@ static int copy_file(copy_ctx *c, int sfd, int dfd, const char *name, const stru
     else if (fchmod(out, m) != 0)
         rc = ggi_error(GG_EIO, "workspace copy: cannot set the mode of '%s': %s", c->path,
                        strerror(errno));
+    else if (c->uid != (uid_t)-1 && fchown(out, c->uid, c->gid) != 0)
+        rc = ggi_error(GG_EIO, "workspace copy: cannot give '%s' to %u: %s", c->path,
+                       (unsigned)c->uid, strerror(errno));
     close(in);
     if (close(out) != 0 && rc == GG_OK)
         rc = ggi_error(GG_EIO, "workspace copy: cannot write '%s': %s", c->path,
@@ -144,7 +150,8 @@ static int copy_dir(copy_ctx *c, int sfd, int dfd, size_t plen, int depth)
             int s2 = -1, d2 = -1;
             if (mkdirat(dfd, name, 0700) != 0 ||
                 (d2 = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0 ||
-                fchmod(d2, m) != 0)
+                fchmod(d2, m) != 0 ||
+                (c->uid != (uid_t)-1 && fchown(d2, c->uid, c->gid) != 0))
                 rc = ggi_error(GG_EIO, "workspace copy: cannot make the directory '%s': %s",
                                c->path, strerror(errno));
             else if ((s2 = openat(dirfd(d), name,
@@ -167,7 +174,9 @@ static int copy_dir(copy_ctx *c, int sfd, int dfd, size_t plen, int depth)
                                strerror(errno));
             } else {
                 target[n] = '\0';
-                if (symlinkat(target, dfd, name) != 0)
+                if (symlinkat(target, dfd, name) != 0 ||
+                    (c->uid != (uid_t)-1 &&
+                     fchownat(dfd, name, c->uid, c->gid, AT_SYMLINK_NOFOLLOW) != 0))
                     rc = ggi_error(GG_EIO, "workspace copy: cannot make the link '%s': %s",
                                    c->path, strerror(errno));
             }
@@ -191,12 +200,50 @@ done:
     return rc;
 }
 
+/* The directories of an overlay copy in dest (open at dfd, closed here). */
+static int make_overlay_dirs(int dfd, const char *dest, const struct stat *base, uid_t uid,
+                             gid_t gid)
+{
+    const struct {
+        const char *name;
+        mode_t mode;
+        int give;
+    } dirs[] = { { GGI_WS_OVERLAY_UPPER, (base->st_mode & 07777) | S_IRWXU, 1 },
+                 { GGI_WS_OVERLAY_WORK, 0700, 0 },
+                 { GGI_WS_OVERLAY_MERGED, 0755, 1 } };
+    int rc = GG_OK;
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0] && rc == GG_OK; i++) {
+        int fd = -1;
+        if (mkdirat(dfd, dirs[i].name, 0700) != 0 ||
+            (fd = openat(dfd, dirs[i].name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0 ||
+            fchmod(fd, dirs[i].mode) != 0 ||
+            (dirs[i].give && uid != (uid_t)-1 && fchown(fd, uid, gid) != 0))
+            rc = ggi_error(GG_EIO, "workspace copy: cannot make '%.1024s/%s': %s", dest,
+                           dirs[i].name, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+    }
+    close(dfd);
+    return rc;
+}
+
 int ggi_ws_copy(const char *base_dir, const char *dest_dir, int mode)
+{
+    return ggi_ws_copy_owned(base_dir, dest_dir, mode, (uid_t)-1, (gid_t)-1);
+}
+
+int ggi_ws_copy_owned(const char *base_dir, const char *dest_dir, int mode, uid_t uid,
+                      gid_t gid)
 {
     if (!base_dir || !dest_dir)
         return ggi_error(GG_EINVAL, "workspace copy: a directory is NULL");
-    if (mode != GGI_WS_COPY_LINK && mode != GGI_WS_COPY_FULL)
+    if (mode != GGI_WS_COPY_LINK && mode != GGI_WS_COPY_FULL && mode != GGI_WS_COPY_OVERLAY)
         return ggi_error(GG_EINVAL, "workspace copy: unknown mode %d", mode);
+    if (mode == GGI_WS_COPY_LINK && uid != (uid_t)-1)
+        return ggi_error(GG_EINVAL, "workspace copy: a link copy's files are the base's and "
+                         "cannot be given to another user");
+    if (uid == (uid_t)-1)
+        gid = (gid_t)-1;
     int sfd = open(base_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (sfd < 0)
         return ggi_error(errno == ENOENT ? GG_ENOTFOUND : GG_EIO,
@@ -211,13 +258,22 @@ int ggi_ws_copy(const char *base_dir, const char *dest_dir, int mode)
     int rc = GG_OK;
     int dfd = open(dest_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     struct stat st;
+    /* An overlay copy's own directory stays private (0700, this user's): only its upper
+     * directory and mount point are the job's. */
+    mode_t top = mode == GGI_WS_COPY_LINK      ? 0777
+                 : mode == GGI_WS_COPY_OVERLAY ? 0700
+                                               : 0;
     if (dfd < 0 || fstat(sfd, &st) != 0 ||
-        fchmod(dfd, mode == GGI_WS_COPY_LINK ? 0777 : (st.st_mode & 07777) | S_IRWXU) != 0) {
+        fchmod(dfd, top ? top : (st.st_mode & 07777) | S_IRWXU) != 0 ||
+        (mode == GGI_WS_COPY_FULL && uid != (uid_t)-1 && fchown(dfd, uid, gid) != 0)) {
         rc = ggi_error(GG_EIO, "workspace copy: cannot make '%.1024s': %s", dest_dir,
                        strerror(errno));
         close(sfd);
         if (dfd >= 0)
             close(dfd);
+    } else if (mode == GGI_WS_COPY_OVERLAY) {
+        close(sfd);
+        rc = make_overlay_dirs(dfd, dest_dir, &st, uid, gid);
     } else {
         copy_ctx *c = malloc(sizeof *c);
         if (!c) {
@@ -226,6 +282,8 @@ int ggi_ws_copy(const char *base_dir, const char *dest_dir, int mode)
             rc = ggi_error(GG_ENOMEM, "out of memory");
         } else {
             c->mode = mode;
+            c->uid = uid;
+            c->gid = gid;
             c->path[0] = '\0';
             rc = copy_dir(c, sfd, dfd, 0, 0);
             free(c);

@@ -280,7 +280,8 @@ try:
     check(wrows[0].get("status") == "passed",
           "a test command writes in its copy (and reads what the answer made)", wrows[0])
 
-    # A task that asks for the namespace sandbox, on a root host: its copy is hard links to
+    # A task that asks for the namespace sandbox, on a root host, with link copies asked for
+    # (GRYPHGEN_WS_COPY=link; the default there is an overlay): its copy is hard links to
     # the read-only base (the job runs as uid 65534 and cannot write them); the answer
     # replaces the file it changes, the job can add files, and the next attempt's copy
     # still sees the base as it was.
@@ -296,7 +297,14 @@ try:
                                            "--- a/a.txt\n+++ b/a.txt\n@@ -1 +1 @@\n-1\n+2\n"]
                             }) + "\n")
     lres = os.path.join(work, "link.results")
-    p = gg(["eval", "--results", lres, lpath], timeout=300)
+    asked = os.environ.get("GRYPHGEN_WS_COPY")
+    os.environ["GRYPHGEN_WS_COPY"] = "link"
+    try:
+        p = gg(["eval", "--results", lres, lpath], timeout=300)
+    finally:
+        os.environ.pop("GRYPHGEN_WS_COPY")
+        if asked is not None:
+            os.environ["GRYPHGEN_WS_COPY"] = asked
     lrow = (read_jsonl(lres) if os.path.exists(lres) else [{}])[0]
     if os.geteuid() != 0 or "namespaces" in (lrow.get("reason") or ""):
         print("note: no namespace sandbox as root here; the link copy is not checked")

@@ -4,7 +4,12 @@
  * (an attempt's copy of a workspace base, lib/workspace), what it writes is there on the host
  * after, the request's files replace what is there (never writing into a hard-linked base
  * file), the directory is not removed; in the namespace sandbox a job cannot write into the
- * base's files (root's, 0444) that the copy links to; bad workdir values are refused.
+ * base's files (root's, 0444) that the copy links to; bad workdir values are refused. An
+ * "overlay" workdir (root only): the job writes into a base file in place and deletes one
+ * through the merged view, which lands in the upper directory while the base stays as it
+ * was; the lower directory's real path cannot be written from the job; the request's files
+ * are written through the overlay; nothing stays mounted on the host; bad overlay values are
+ * refused.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -16,6 +21,7 @@
 #include <gryphgen.h>
 
 #include "core/ggi.h"
+#include "execution/overlay.h"
 #include "execution/sandbox.h"
 #include "testutil.h"
 #include "workspace/workspace.h"
@@ -199,6 +205,88 @@ static void bad_workdirs(void)
     }
 }
 
+static void overlay_workdir(void)
+{
+    char copy[200], req[4096], p[400];
+    snprintf(copy, sizeof copy, "%s/ovl", tmp);
+    const char *why = NULL;
+    if (geteuid() != 0 || !ggi_overlay_probe(tmp, &why)) {
+        printf("note: no overlay here (%s); the overlay workdir is not checked\n",
+               why ? why : "not root");
+        return;
+    }
+    /* The lower layer a job may write (as an attempt's is): the base given to the job. */
+    char lower[200];
+    snprintf(lower, sizeof lower, "%s/lower", tmp);
+    CHECK_RC(ggi_ws_copy_owned(base, lower, GGI_WS_COPY_FULL, GGI_SANDBOX_UID, GGI_SANDBOX_GID),
+             GG_OK);
+    CHECK_RC(ggi_ws_copy(lower, copy, GGI_WS_COPY_OVERLAY), GG_OK);
+    CHECK(chown(copy, 0, 0) == 0);
+    char up[300];
+    snprintf(up, sizeof up, "%s/upper", copy);
+    CHECK(chown(up, GGI_SANDBOX_UID, GGI_SANDBOX_GID) == 0);
+    snprintf(p, sizeof p, "%s/merged", copy);
+    CHECK(chown(p, GGI_SANDBOX_UID, GGI_SANDBOX_GID) == 0);
+    snprintf(req, sizeof req,
+             "{\"argv\": [\"/bin/sh\", \"-c\", \"echo more >> base.txt && rm src/replace.txt && "
+             "cat given.txt && if echo x > %s/base.txt 2>/dev/null; then echo LOWER-WRITTEN; "
+             "fi; echo done\"], \"workdir\": \"%s/merged\", \"overlay\": {\"lower\": \"%s\", "
+             "\"upper\": \"%s/upper\", \"work\": \"%s/work\"}, "
+             "\"files\": [{\"path\": \"given.txt\", \"content\": \"g\\n\"}]}",
+             lower, copy, lower, copy, copy);
+    int rc;
+    cJSON *r = run(req, &rc);
+    CHECK_RC(rc, GG_OK);
+    CHECK(exit_code(r) == 0);
+    CHECK_CONTAINS(field(r, "stdout"), "g\ndone");
+    CHECK(!strstr(field(r, "stdout"), "LOWER-WRITTEN"));
+    cJSON_Delete(r);
+    /* On the host: the upper directory holds what the job did; base and lower as they were;
+     * the mount point is an empty directory (the mount lived in the job's namespace). */
+    char *s = slurp(up, "base.txt");
+    CHECK_STR(s, "base\nmore\n");
+    free(s);
+    struct stat st;
+    snprintf(p, sizeof p, "%s/src/replace.txt", up);
+    CHECK(lstat(p, &st) == 0 && S_ISCHR(st.st_mode)); /* a whiteout */
+    s = slurp(up, "given.txt");
+    CHECK_STR(s, "g\n");
+    free(s);
+    s = slurp(lower, "base.txt");
+    CHECK_STR(s, "base\n");
+    free(s);
+    s = slurp(base, "src/replace.txt");
+    CHECK_STR(s, "old\n");
+    free(s);
+    snprintf(p, sizeof p, "%s/merged/base.txt", copy);
+    CHECK(access(p, F_OK) != 0);
+    /* Bad overlay values. */
+    const char *bad[][2] = {
+        {"\"overlay\": {\"lower\": \"%s\", \"upper\": \"%s/upper\", \"work\": \"%s/work\"}",
+         "needs a 'workdir'"},
+        {"\"workdir\": \"%s\", \"overlay\": 5", "must be an object"},
+        {"\"workdir\": \"%s\", \"overlay\": {\"lower\": \"rel\", \"upper\": \"/\", \"work\": \"/\"}",
+         "'overlay.lower' must be an absolute path"},
+        {"\"workdir\": \"%s\", \"overlay\": {\"upper\": \"/tmp\", \"work\": \"/tmp\"}",
+         "lower"},
+        {"\"workdir\": \"%s\", \"overlay\": {\"lower\": \"/nonexistent/gg\", \"upper\": \"/tmp\", "
+         "\"work\": \"/tmp\"}", "'overlay.lower'"},
+        {"\"workdir\": \"%s\", \"overlay\": {\"lower\": \"/tmp\", \"upper\": \"/tmp\", "
+         "\"work\": \"/tmp\", \"extra\": \"/tmp\"}", "'overlay.extra' is unknown"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char fields[1024];
+        snprintf(fields, sizeof fields, bad[i][0], i == 0 ? lower : copy, copy, copy);
+        snprintf(req, sizeof req, "{\"argv\": [\"/bin/true\"], %s}", fields);
+        r = run(req, &rc);
+        CHECK_RC(rc, GG_EINVAL);
+        CHECK_CONTAINS(gg_error_last(), bad[i][1]);
+        cJSON_Delete(r);
+    }
+    CHECK_RC(ggi_ws_remove(copy), GG_OK);
+    CHECK_RC(ggi_ws_remove(lower), GG_OK);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1)
@@ -226,6 +314,7 @@ int main(int argc, char **argv)
     base_protected();
     files_not_through_links();
     bad_workdirs();
+    overlay_workdir();
     gg_executor_destroy(&ex);
     CHECK_RC(ggi_ws_remove(tmp), GG_OK);
     return test_exit();

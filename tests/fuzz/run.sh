@@ -33,13 +33,12 @@ if ! "$clang" -fsanitize=fuzzer "$out/probe.c" -o "$out/probe" 2>"$out/probe.log
 fi
 
 deps_cflags=$(pkg-config --cflags libcjson libcurl libzmq)
-deps_libs=$(pkg-config --libs libcjson libcurl libzmq libgit2)
+deps_libs=$(pkg-config --libs libcjson libcurl libzmq)
 cflags=(-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer
         -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
         -I"$root/include" -I"$root/lib")
-# lib/core and what it needs of lib/workspace (a task's "workspace" is checked there)
-core=("$root"/lib/core/*.c "$root"/lib/workspace/workspace.c "$root"/lib/workspace/ws_build.c
-      "$root"/lib/workspace/safe_path.c)
+# lib/core (which depends on no other part of the library)
+core=("$root"/lib/core/*.c)
 
 sources_of() { # the library sources each target needs besides lib/core
     case $1 in
@@ -47,13 +46,15 @@ sources_of() { # the library sources each target needs besides lib/core
         protocol) echo "$root/lib/orchestrator/protocol.c" ;;
         keys) echo "$root/lib/net/keys.c" ;;
         patch) echo "$root/lib/workspace/patch.c $root/lib/workspace/patch_diff.c" \
-                     "$root/lib/workspace/diff_parse.c" ;;
+                     "$root/lib/workspace/diff_parse.c $root/lib/workspace/safe_path.c" \
+                     "$root/lib/workspace/workspace.c $root/lib/workspace/ws_build.c" ;;
         *) echo "fuzz: unknown target '$1'" >&2; return 1 ;;
     esac
 }
 
-libs_of() { # the libraries a target needs besides the common ones (none today)
+libs_of() { # the libraries a target needs besides the common ones
     case $1 in
+        patch) pkg-config --libs libgit2 ;;
         *) ;;
     esac
 }

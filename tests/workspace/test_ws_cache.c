@@ -3,9 +3,13 @@
  * file:// URL and of a path, from inline files; exported read-only (files 0444 or 0555,
  * directories 0555, links kept); many threads on two handles of one root export a base
  * once; a temporary directory left by a crash is removed; bad packs, missing commits and a
- * commit that does not match the files are refused.
+ * commit that does not match the files are refused; a commit the store holds is given only
+ * to a task whose own source holds it (a pack, a URL, a path), and inline files are cached
+ * by their content (no lock taken the second time).
  */
+#include <fcntl.h>
 #include <pthread.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -139,6 +143,30 @@ static void from_pack(void)
     CHECK_RC(ggi_ws_cache_base(c, bad, &dir2, tree2), GG_EINVAL);
     CHECK_CONTAINS(gg_error_last(), "not base64");
     cJSON_Delete(bad);
+    /* A second task whose own pack (of another repository) does not hold the commit the
+     * store already has: refused; its own commit with its own pack is fine. */
+    CHECK(sh("set -e; cd %s; git init -q -b main stranger; cd stranger; printf s > s.txt; "
+             "git add -A; git commit -q -m s", tmp) == 0);
+    snprintf(text, sizeof text, "{\"repo\": \"%s/stranger\"}", tmp);
+    cJSON *other = resolved(text);
+    if (other) {
+        cJSON *thief = cJSON_Duplicate(other, 1);
+        cJSON_ReplaceItemInObject(thief, "commit", cJSON_CreateString(feature));
+        CHECK_RC(ggi_ws_cache_base(c, thief, &dir2, tree2), GG_ENOTFOUND);
+        CHECK_CONTAINS(gg_error_last(), "not in the pack");
+        CHECK(dir2 == NULL);
+        CHECK_RC(ggi_ws_cache_base(c, thief, &dir2, tree2), GG_ENOTFOUND); /* not recorded */
+        cJSON_Delete(thief);
+        CHECK_RC(ggi_ws_cache_base(c, other, &dir2, tree2), GG_OK);
+        free(dir2);
+        dir2 = NULL;
+    }
+    cJSON_Delete(other);
+    /* The first task's pack again: recorded as holding its commit, so no check is redone. */
+    snprintf(trees, sizeof trees, "%s/verified", root);
+    CHECK(count_entries(trees, 0) >= 2);
+    CHECK_RC(ggi_ws_cache_base(c, r, &dir2, tree2), GG_OK);
+    free(dir2);
     ggi_ws_cache_close(&c);
     free(dir);
     cJSON_Delete(r);
@@ -187,12 +215,38 @@ static void from_fetch(void)
     CHECK_CONTAINS(gg_error_last(), "0123456789abcdef0123456789abcdef01234567");
     CHECK(dir == NULL);
     cJSON_Delete(r);
+    /* A commit already in the store is no capability: a URL that cannot be reached does
+     * not get it, nor does a path of a repository without it. */
     snprintf(text, sizeof text, "{\"repo\": \"file://%s/gone\", \"commit\": \"%s\"}", tmp, head);
     r = js(text);
-    CHECK_RC(ggi_ws_cache_base(c, r, &dir, tree), GG_OK); /* already in the store */
-    free(dir);
-    dir = NULL;
+    CHECK_RC(ggi_ws_cache_base(c, r, &dir, tree), GG_ENOTFOUND);
+    CHECK_CONTAINS(gg_error_last(), head);
+    CHECK(dir == NULL);
     cJSON_Delete(r);
+    CHECK(sh("set -e; cd %s; git init -q -b main other; cd other; printf o > o.txt; "
+             "git add -A; git commit -q -m other", tmp) == 0);
+    snprintf(text, sizeof text, "{\"repo\": \"%s/other\", \"commit\": \"%s\"}", tmp, head);
+    r = js(text);
+    CHECK_RC(ggi_ws_cache_base(c, r, &dir, tree), GG_ENOTFOUND);
+    CHECK_CONTAINS(gg_error_last(), "'workspace.commit'");
+    CHECK(dir == NULL);
+    cJSON_Delete(r);
+    /* A URL whose repository holds the commit below its tips (fetched apart to check), and
+     * a path that holds it: they get the base. */
+    CHECK(sh("set -e; cd %s; git clone -q repo later; cd later; git checkout -q main; "
+             "printf 3 > c.txt; git add -A; git commit -q -m three", tmp) == 0);
+    const char *holders[] = { "file://%s/later", "%s/later" };
+    for (int i = 0; i < 2; i++) {
+        char url[700];
+        snprintf(url, sizeof url, holders[i], tmp);
+        snprintf(text, sizeof text, "{\"repo\": \"%s\", \"commit\": \"%s\"}", url, head);
+        r = js(text);
+        CHECK_RC(ggi_ws_cache_base(c, r, &dir, tree), GG_OK);
+        CHECK_STR(tree, head_tree);
+        free(dir);
+        dir = NULL;
+        cJSON_Delete(r);
+    }
     snprintf(text, sizeof text, "{\"repo\": \"file://%s/gone\", \"commit\": "
              "\"1123456789abcdef0123456789abcdef01234567\"}", tmp);
     r = js(text);
@@ -231,6 +285,27 @@ static void from_files(void)
     free(dir);
     dir = NULL;
     cJSON_Delete(u);
+    /* Cached by their content: with the cache's lock held elsewhere, the same files (with
+     * or without their commit) still get their base at once (a child, under an alarm that
+     * ends it if it waits on the lock). */
+    char lockp[700];
+    snprintf(lockp, sizeof lockp, "%s/lock", root);
+    int lfd = open(lockp, O_RDWR | O_CLOEXEC);
+    CHECK(lfd >= 0 && flock(lfd, LOCK_EX) == 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm(60);
+        char *d = NULL, t3[41];
+        cJSON *u2 = js(text);
+        int ok = ggi_ws_cache_base(c, u2, &d, t3) == GG_OK && strcmp(t3, tree) == 0 &&
+                 ggi_ws_cache_base(c, r, &d, t3) == GG_OK;
+        _exit(ok ? 0 : 1);
+    }
+    int st = 0;
+    CHECK(pid > 0 && waitpid(pid, &st, 0) == pid);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    if (lfd >= 0)
+        close(lfd);
     /* A commit that the files do not make. */
     cJSON_ReplaceItemInObject(r, "commit",
                               cJSON_CreateString("0123456789abcdef0123456789abcdef01234567"));

@@ -1,6 +1,9 @@
 /*
- * test_ws_copy.c - ggi_ws_copy in both modes (hard links with directories made anew 0777;
- * full copies with modes kept and the owner's write bit), symbolic links copied as links,
+ * test_ws_copy.c - ggi_ws_copy in its modes (hard links with directories made anew 0777;
+ * full copies with modes kept and the owner's write bit, given to another user in the same
+ * walk; overlay copies: three empty directories, then, where an overlay mounts, writes,
+ * a deletion and a rename through it that leave the base as it was, and a removal that copes
+ * with the kernel's work/work and whiteouts), symbolic links copied as links,
  * an existing destination refused, failures that leave no half copy; ggi_ws_remove on
  * read-only and unreadable directories and on links to outside, which are not followed.
  */
@@ -11,6 +14,7 @@
 #include <unistd.h>
 
 #include "wstest.h"
+#include "execution/overlay.h"
 
 static char tmp[] = "/tmp/gg_ws_copy_XXXXXX";
 static char base[600];
@@ -103,6 +107,117 @@ static void full_mode(void)
     free(s);
     CHECK_RC(ggi_ws_remove(dest), GG_OK);
     CHECK(access(dest, F_OK) != 0);
+}
+
+/* Every entry of a tree (links too) owned by uid (a shell walk: an independent check). */
+static int all_owned(const char *dir, unsigned uid)
+{
+    return sh("[ -z \"$(find %s ! -uid %u | head -1)\" ]", dir, uid) == 0;
+}
+
+static void owned_copy(void)
+{
+    char dest[700];
+    snprintf(dest, sizeof dest, "%s/owned_copy", tmp);
+    CHECK_RC(ggi_ws_copy_owned(base, dest, GGI_WS_COPY_LINK, 65534, 65534), GG_EINVAL);
+    CHECK(access(dest, F_OK) != 0);
+    if (geteuid() != 0) {
+        /* Giving files away needs root: refused, and no half copy is left. */
+        CHECK_RC(ggi_ws_copy_owned(base, dest, GGI_WS_COPY_FULL, 65534, 65534), GG_EIO);
+        CHECK(access(dest, F_OK) != 0);
+        return;
+    }
+    CHECK_RC(ggi_ws_copy_owned(base, dest, GGI_WS_COPY_FULL, 65534, 65534), GG_OK);
+    check_common(dest);
+    CHECK(all_owned(dest, 65534));
+    CHECK(st_of(dest, "out").st_uid == 65534); /* the link itself, not what it names */
+    CHECK((st_of(dest, "a.txt").st_mode & 07777) == 0644);
+    CHECK(all_owned(base, 0)); /* the base is left as it was */
+    CHECK_RC(ggi_ws_remove(dest), GG_OK);
+    /* (uid_t)-1 keeps this user's, as ggi_ws_copy does. */
+    CHECK_RC(ggi_ws_copy_owned(base, dest, GGI_WS_COPY_FULL, (uid_t)-1, (gid_t)-1), GG_OK);
+    CHECK(all_owned(dest, 0));
+    CHECK_RC(ggi_ws_remove(dest), GG_OK);
+}
+
+/* What the kernel does through an overlay copy: a write into a file of the base, a deletion
+ * and a rename, all seen through the merged view and none in the base. Needs root. */
+static void overlay_writes(const char *dest)
+{
+    char upper[800], work[800], view[64], p[900];
+    snprintf(upper, sizeof upper, "%s/" GGI_WS_OVERLAY_UPPER, dest);
+    snprintf(work, sizeof work, "%s/" GGI_WS_OVERLAY_WORK, dest);
+    const char *why = NULL;
+    if (!ggi_overlay_probe(tmp, &why)) {
+        fprintf(stderr, "overlay: cannot mount one here (%s), writes skipped\n", why);
+        return;
+    }
+    CHECK(sh("! ls -A %s | grep -q ovlprobe", tmp) == 0); /* the probe left nothing */
+    int fd = -1;
+    CHECK_RC(ggi_overlay_mount(base, upper, work, &fd), GG_OK);
+    if (fd < 0)
+        return;
+    /* (The shell reaches the mount through this process's descriptor.) */
+    snprintf(view, sizeof view, "/proc/%ld/fd/%d", (long)getpid(), fd);
+    CHECK(sh("set -e; cd %s; printf more >> a.txt; rm src/m.py; mv run.sh run2.sh; "
+             "mkdir new; printf n > new/f", view) == 0);
+    snprintf(p, sizeof p, "%s/a.txt", view);
+    char *s = read_file(p);
+    CHECK_STR(s, "hello\nmore");
+    free(s);
+    CHECK(access((snprintf(p, sizeof p, "%s/src/m.py", view), p), F_OK) != 0);
+    CHECK(access((snprintf(p, sizeof p, "%s/run2.sh", view), p), X_OK) == 0);
+    CHECK(S_ISLNK(st_of(view, "out").st_mode));
+    close(fd);
+    /* The base: as it was. */
+    snprintf(p, sizeof p, "%s/a.txt", base);
+    s = read_file(p);
+    CHECK_STR(s, "hello\n");
+    free(s);
+    CHECK(access((snprintf(p, sizeof p, "%s/src/m.py", base), p), F_OK) == 0);
+    CHECK(access((snprintf(p, sizeof p, "%s/run.sh", base), p), F_OK) == 0);
+    /* The upper layer holds whiteouts for what went (0/0 character devices). */
+    CHECK(S_ISCHR(st_of(upper, "src/m.py").st_mode));
+    CHECK(S_ISCHR(st_of(upper, "run.sh").st_mode));
+    /* Mounted again over the same layers: the same merged view (what the job gets). */
+    CHECK_RC(ggi_overlay_mount(base, upper, work, &fd), GG_OK);
+    snprintf(p, sizeof p, "/proc/self/fd/%d/a.txt", fd);
+    s = read_file(p);
+    CHECK_STR(s, "hello\nmore");
+    free(s);
+    close(fd);
+}
+
+static void overlay_mode(void)
+{
+    char dest[700];
+    snprintf(dest, sizeof dest, "%s/overlay_copy", tmp);
+    CHECK_RC(ggi_ws_copy(base, dest, GGI_WS_COPY_OVERLAY), GG_OK);
+    CHECK((st_of(dest, ".").st_mode & 07777) == 0700);
+    CHECK((st_of(dest, GGI_WS_OVERLAY_UPPER).st_mode & 07777) == 0755); /* the base's 0555 */
+    CHECK((st_of(dest, GGI_WS_OVERLAY_WORK).st_mode & 07777) == 0700);
+    CHECK((st_of(dest, GGI_WS_OVERLAY_MERGED).st_mode & 07777) == 0755);
+    CHECK(sh("[ -z \"$(ls -A %s/" GGI_WS_OVERLAY_UPPER ")\" ]", dest) == 0); /* nothing copied */
+    CHECK_RC(ggi_ws_copy(base, dest, GGI_WS_COPY_OVERLAY), GG_EEXIST);
+    if (geteuid() == 0) {
+        overlay_writes(dest);
+    } else {
+        const char *why = NULL;
+        CHECK(!ggi_overlay_probe(tmp, &why));
+        CHECK(why && *why);
+    }
+    /* Removal copes with work/work (mode 000, the kernel's) and the whiteouts. */
+    CHECK_RC(ggi_ws_remove(dest), GG_OK);
+    CHECK(access(dest, F_OK) != 0);
+    /* Given to another user: the upper directory and the mount point only. */
+    if (geteuid() == 0) {
+        CHECK_RC(ggi_ws_copy_owned(base, dest, GGI_WS_COPY_OVERLAY, 65534, 65534), GG_OK);
+        CHECK(st_of(dest, ".").st_uid == 0);
+        CHECK(st_of(dest, GGI_WS_OVERLAY_UPPER).st_uid == 65534);
+        CHECK(st_of(dest, GGI_WS_OVERLAY_WORK).st_uid == 0);
+        CHECK(st_of(dest, GGI_WS_OVERLAY_MERGED).st_uid == 65534);
+        CHECK_RC(ggi_ws_remove(dest), GG_OK);
+    }
 }
 
 static void failures(void)
@@ -211,6 +326,8 @@ int main(void)
     CHECK(make_base() == 0);
     link_mode();
     full_mode();
+    owned_copy();
+    overlay_mode();
     failures();
     no_space();
     removal();
