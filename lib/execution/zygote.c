@@ -5,14 +5,18 @@
  * each job's mounts, but drops its bounding set and sets no_new_privs). It preloads a few
  * standard modules, freezes its objects for the collector and listens on a SOCK_SEQPACKET
  * socket at descriptor 3: each job is one message carrying descriptors (the job's own stream
- * socket, stdin, stdout, stderr, and cgroup.procs files). Per job the zygote forks PID 1 of a
- * new PID namespace (unshare, fork, setns back), which forks the job's process and then only
- * reaps. The job's process joins the cgroup, reads the request JSON from the job socket,
- * builds its namespaces and mounts, replies "P" with a pidfd of PID 1, and runs the job; PID 1
- * sends "S" with the job's wait status and peak RSS when it has reaped it. The host takes the
- * job as ended on "S" (or when the socket closes); killing PID 1 (pidfd_send_signal) kills
- * everything in the job's PID namespace. Jobs run through ggi_spawn_run's I/O loop as an
- * "external" start, so timeouts, output caps and cancellation behave as on the direct path.
+ * socket, stdin, stdout, stderr, and cgroup.procs files). Ahead of its jobs (before it reports
+ * ready, and after handing each job on) it makes two "parked" jobs: PID 1 of a new PID
+ * namespace (unshare, fork, setns back), and the job's process PID 1 forks, which makes its
+ * mount, IPC and UTS namespaces and /proc, copies the pages a job's first steps write, and
+ * waits. A job goes from the zygote straight to a parked process, which hands PID 1 the job's
+ * socket, joins the cgroup, reads the request JSON from the job socket, makes its tmpfs,
+ * workspace, files and a user namespace of its own, replies "P" with a pidfd of PID 1 and
+ * when each step began, and runs the job; PID 1 kills whatever is left and sends "S" with the
+ * job's wait status, peak RSS and when it reaped it. The host takes the job as ended on "S"
+ * (or when the socket closes); killing PID 1 (pidfd_send_signal) kills everything in the
+ * job's PID namespace. Jobs run through ggi_spawn_run's I/O loop as an "external" start, so
+ * timeouts, output caps and cancellation behave as on the direct path.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -252,11 +256,12 @@ static const char ZYGOTE_PY[] =
     "    sock.sendall(b'E' + struct.pack('<I', len(m)) + m)\n"
     "\n"
     "\n"
-    "def _job(park, times):\n"
+    "def _job(park, to_init, times):\n"
     "    # The job's process (PID 2), made ahead: builds what it can of its sandbox, waits for\n"
-    "    # its job (the descriptors PID 1 hands on), joins the job's cgroup, finishes its\n"
-    "    # sandbox, hands the host a pidfd of PID 1 and when each step began (the host's stage\n"
-    "    # timings), runs. A failure made ahead is reported when the job is there.\n"
+    "    # its job's descriptors (from the zygote), hands PID 1 the job's socket, joins the job's\n"
+    "    # cgroup, finishes its sandbox, hands the host a pidfd of PID 1 and when each step began\n"
+    "    # (the host's stage timings), runs. A failure made ahead is reported when the job is\n"
+    "    # there.\n"
     "    times.append(_now())\n"
     "    err = None\n"
     "    try:\n"
@@ -275,6 +280,8 @@ static const char ZYGOTE_PY[] =
     "    times += [struct.unpack('<q', msg[1:])[0], _now()]\n"
     "    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=fds[0])\n"
     "    try:\n"
+    "        socket.send_fds(to_init, [b'J'], [fds[0]])\n"
+    "        to_init.close()\n"
     "        if err:\n"
     "            raise err\n"
     "        for f in fds[4:]:\n"
@@ -296,10 +303,10 @@ static const char ZYGOTE_PY[] =
     "\n"
     "def _init(park, times):\n"
     "    # PID 1 of a job's own PID namespace, made ahead. It does as little as it can (every\n"
-    "    # page it writes is copied): forks the job's process, waits for the job's descriptors\n"
-    "    # and hands them on, reaps every process of the namespace and reports the job's end.\n"
-    "    # Killing it kills them all. It stays out of the job's cgroup: the host may remove that\n"
-    "    # as soon as the report is in.\n"
+    "    # page it writes is copied): forks the job's process (which gets its job straight from\n"
+    "    # the zygote and hands PID 1 the job's socket), reaps every process of the namespace and\n"
+    "    # reports the job's end. Killing it kills them all. It stays out of the job's cgroup:\n"
+    "    # the host may remove that as soon as the report is in.\n"
     "    times.append(_now())\n"
     "    signal.signal(signal.SIGCHLD, signal.SIG_DFL)\n"
     "    mine, its = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)\n"
@@ -307,27 +314,19 @@ static const char ZYGOTE_PY[] =
     "    if j == 0:\n"
     "        try:\n"
     "            mine.close()\n"
-    "            park.close()\n"
-    "            _job(its, times)\n"
+    "            _job(park, its, times)\n"
     "        finally:\n"
     "            os._exit(127)\n"
     "    its.close()\n"
+    "    park.close()\n"
     "    try:\n"
-    "        msg, fds, _f, _a = socket.recv_fds(park, 16, 16)\n"
+    "        msg, fds, _f, _a = socket.recv_fds(mine, 1, 1)\n"
     "    except BaseException:\n"
     "        os._exit(0)\n"
-    "    if len(msg) != 9 or len(fds) < 4:\n"
-    "        os._exit(0)  # the zygote gave up on it (or is gone): the namespace goes with it\n"
-    "    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=fds[0])\n"
-    "    try:\n"
-    "        socket.send_fds(mine, [msg], fds)\n"
-    "    except BaseException as e:\n"
-    "        _fail(sock, e)\n"
-    "        os._exit(1)\n"
-    "    for f in fds[1:]:\n"
-    "        os.close(f)\n"
+    "    if not fds:\n"
+    "        os._exit(0)  # the job's process ended without a job: the namespace goes with it\n"
     "    mine.close()\n"
-    "    park.close()\n"
+    "    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=fds[0])\n"
     "    while True:\n"
     "        try:\n"
     "            pid, status, ru = os.wait4(-1, 0)\n"
@@ -352,7 +351,7 @@ static const char ZYGOTE_PY[] =
     "def _park(own_pidns, ctl, parked):\n"
     "    # Makes a job's PID 1 and process ahead of their job: the zygote unshares a PID\n"
     "    # namespace, forks PID 1 into it and returns to its own. Returns the zygote's end of\n"
-    "    # PID 1's socket.\n"
+    "    # the socket the job's process waits on.\n"
     "    times = [_now()]\n"
     "    mine, its = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)\n"
     "    pid = -1\n"

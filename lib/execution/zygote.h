@@ -3,11 +3,12 @@
  * A zygote is started once per (interpreter, job environment) inside the namespace sandbox
  * (a read-only root holding only the runtime, own network, IPC, UTS and PID namespaces) and
  * never runs job code itself.
- * For each job it forks PID 1 of a new PID namespace, which forks the job's process: that
- * enters new mount, IPC and UTS namespaces, puts a size-capped tmpfs on /tmp with the job's
- * workspace and files, mounts a fresh /proc, and runs the job's `-c` code as the unprivileged
- * sandbox uid with the job's rlimits and cgroup, so each job gets a fresh process and no
- * state from earlier jobs. Internal.
+ * Ahead of each job it forks PID 1 of a new PID namespace, which forks the job's process:
+ * that enters new mount, IPC and UTS namespaces and mounts a fresh /proc, then waits; with
+ * its job it puts a size-capped tmpfs on /tmp with the job's workspace and files, enters a
+ * user namespace of its own and runs the job's `-c` code as the unprivileged sandbox uid
+ * with the job's rlimits and cgroup, so each job gets a fresh process and no state from
+ * earlier jobs. Internal.
  *
  * THREAD SAFETY: a pool may be used from many threads at once.
  */
