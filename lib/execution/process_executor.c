@@ -421,8 +421,8 @@ static int add_span(cJSON *o, const char *name, double a, double b)
 /* "stages": where a run's time went, in ms. The host's steps: prepare (request, workspace
  * name, environment, program lookup), cgroup_create, run (the job from hand-over to its end
  * seen), cleanup (the cgroup emptied and removed, or the workspace removed), result (this
- * JSON), total. A zygote job's run in detail: dispatch (to the zygote and on to a PID 1 made
- * ahead), cgroup_join (and the request read), sandbox (the job's tmpfs, workspace, files and
+ * JSON), total. A zygote job's run in detail: dispatch (to the zygote and on to a job
+ * process made ahead), cgroup_join (and the request read), sandbox (the job's tmpfs, workspace, files and
  * user namespace), reply (back to the host), program (the job's code with its interpreter's
  * set-up and exit), collect (the end reported, output drained); and what was made ahead of
  * the job: ahead_pidns_fork (the zygote's unshare and fork of PID 1), ahead_job_fork (PID
@@ -763,6 +763,7 @@ static int run_job(proc_exec *pe, const job *j0, ggi_job_slot *slot, char **out)
                 rc = ggi_zygote_run(pe->zpool, &zj, &o, &r, &fallback);
                 ri.zygote = !fallback;
                 if (fallback) {
+                    memset(&stg.z, 0, sizeof stg.z);
                     ggi_spawn_result_free(&r);
                     rc = GG_OK;
                 }
