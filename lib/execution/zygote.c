@@ -82,6 +82,7 @@ static const char ZYGOTE_PY[] =
     "_NEWUSER, _SYS_KEYCTL, _KEYCTL_JOIN_SESSION = 0x10000000, 250, 1\n"
     "# Modules without per-process state that jobs commonly import; never random, tempfile,\n"
     "# uuid or anything that seeds itself or starts threads at import time.\n"
+    "_USERNS = sys.argv[1:2] == ['userns']  # the zygote runs in a user namespace of its own\n"
     "_PARKED = 2  # jobs' PID 1 and processes made ahead, waiting for their jobs\n"
     "_WARM = ('typing', 'collections', 're', 'math', 'itertools', 'functools', 'heapq', 'bisect',\n"
     "         'string', 'copy', 'traceback', 'types')\n"
@@ -150,7 +151,8 @@ static const char ZYGOTE_PY[] =
     "    # state (the user and user-session keyrings): each job takes the sandbox's ids, then\n"
     "    # gets a user namespace of its own below (those ids mapped onto themselves, nothing\n"
     "    # else) and a new session keyring, so nothing one job stores there reaches the next.\n"
-    "    # (Its mounts are made by then.)\n"
+    "    # (Its mounts are made by then.) Where the zygote has no user namespace either (a root\n"
+    "    # host without them) and the kernel refuses one, the new session keyring is all.\n"
     "    try:\n"
     "        os.setgroups([])\n"
     "    except PermissionError:\n"
@@ -158,7 +160,12 @@ static const char ZYGOTE_PY[] =
     "    os.setresgid(gid, gid, gid)\n"
     "    os.setresuid(uid, uid, uid)\n"
     "    _c(_libc.prctl(4, 1, 0, 0, 0), 'PR_SET_DUMPABLE')  # its own /proc/self/*_map\n"
-    "    _c(_libc.unshare(_NEWUSER), 'unshare a user namespace')\n"
+    "    try:\n"
+    "        _c(_libc.unshare(_NEWUSER), 'unshare a user namespace')\n"
+    "    except OSError:\n"
+    "        if _USERNS:\n"
+    "            raise\n"
+    "        return _new_session()  # a host without them: as its direct jobs, a keyring only\n"
     "    for name, text in (('uid_map', '%d %d 1\\n' % (uid, uid)), ('setgroups', 'deny'),\n"
     "                       ('gid_map', '%d %d 1\\n' % (gid, gid))):\n"
     "        fd = os.open('/proc/self/' + name, os.O_WRONLY | os.O_CLOEXEC)\n"
@@ -166,6 +173,10 @@ static const char ZYGOTE_PY[] =
     "            os.write(fd, text.encode())\n"
     "        finally:\n"
     "            os.close(fd)\n"
+    "    _new_session()\n"
+    "\n"
+    "\n"
+    "def _new_session():\n"
     "    if _libc.syscall(_SYS_KEYCTL, _KEYCTL_JOIN_SESSION, 0) < 0:\n"
     "        _c(-1, 'join a new session keyring')\n"
     "    for cap in range(64):  # a new user namespace starts with a full bounding set\n"
@@ -579,7 +590,8 @@ static int zygote_start(zygote *z, const char *python, const char *const *envp)
         rc = ggi_error(GG_EIO, "cannot make the zygote's pipe: %s", strerror(se));
         goto out;
     }
-    const char *argv[] = { python, "-c", ZYGOTE_PY, NULL };
+    /* (Its sys.argv[1] says whether it has a user namespace of its own.) */
+    const char *argv[] = { python, "-c", ZYGOTE_PY, s.userns ? "userns" : "-", NULL };
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
