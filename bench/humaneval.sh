@@ -64,8 +64,11 @@ for i in $(seq 1 "$runs"); do
     best_plain=$(awk -v a="$plain" -v b="${best_plain:-$plain}" 'BEGIN { print (a < b ? a : b) }')
 done
 
-median() { echo "$@" | tr ' ' '\n' | sed '/^$/d' | sort -n |
-             awk '{ v[NR] = $1 } END { printf "%.3f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+median() {
+    echo "$@" | tr ' ' '\n' | sed '/^$/d' | sort -n |
+        awk '{ v[NR] = $1 }
+             END { printf "%.3f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
 med_pipe=$(median $all_pipe)
 med_plain=$(median $all_plain)
 # The level (and zygote use) the pipeline's jobs ran at, from the last run's attempts.

@@ -101,9 +101,11 @@ static void stages_print(stages *st, const char *title, int runs)
         return;
     printf("where the time goes, %s (median ms of %d):\n", title, runs);
     for (int k = 0; k < st->n; k++) {
-        const char *what = !strncmp(st->name[k], "ahead_", 6) ? "  (made ahead, not waited for)"
-                           : !strcmp(st->name[k], "program") ? "  (the job's code, its set-up and exit)"
-                                                             : "";
+        const char *what = "";
+        if (!strncmp(st->name[k], "ahead_", 6))
+            what = "  (made ahead, not waited for)";
+        else if (!strcmp(st->name[k], "program"))
+            what = "  (the job's code, its set-up and exit)";
         printf("  %-22s %8.3f%s\n", st->name[k], st->v[k] ? median(st->v[k], runs) : 0, what);
         free(st->v[k]);
         st->v[k] = NULL;

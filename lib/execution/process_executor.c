@@ -421,12 +421,13 @@ static int add_span(cJSON *o, const char *name, double a, double b)
 /* "stages": where a run's time went, in ms. The host's steps: prepare (request, workspace
  * name, environment, program lookup), cgroup_create, run (the job from hand-over to its end
  * seen), cleanup (the cgroup emptied and removed, or the workspace removed), result (this
- * JSON), total. A zygote job's run in detail: dispatch (to the zygote and on to a job
- * process made ahead), cgroup_join (and the request read), sandbox (the job's tmpfs, workspace, files and
- * user namespace), reply (back to the host), program (the job's code with its interpreter's
- * set-up and exit), collect (the end reported, output drained); and what was made ahead of
- * the job: ahead_pidns_fork (the zygote's unshare and fork of PID 1), ahead_job_fork (PID
- * 1's fork), ahead_namespaces (mount, IPC and UTS namespaces, /proc). */
+ * JSON), total. A zygote job's run in detail: handover (finding its zygote, the job's
+ * pipes), dispatch (to the zygote and on to a job process made ahead), cgroup_join (and the request read), sandbox (the job's tmpfs,
+ * workspace, files and user namespace), reply (back to the host), program (the job's code
+ * with its interpreter's set-up and exit), collect (the end reported, output drained),
+ * finish (the host's side of the job closed); and
+ * what was made ahead of the job: ahead_pidns_fork (the zygote's unshare and fork of PID 1),
+ * ahead_job_fork (PID 1's fork), ahead_namespaces (mount, IPC and UTS namespaces, /proc). */
 static int add_stages(cJSON *o, const run_stages *s)
 {
     cJSON *st = cJSON_AddObjectToObject(o, "stages");
@@ -438,12 +439,14 @@ static int add_stages(cJSON *o, const run_stages *s)
     if ((rc = add_span(st, "prepare", s->begin, s->prepared)) ||
         (rc = add_span(st, "cgroup_create", s->prepared, s->cgroup_made)) ||
         (rc = add_span(st, "run", s->cgroup_made, s->spawned)) ||
+        (rc = add_span(st, "handover", s->cgroup_made, z->sent)) ||
         (rc = add_span(st, "dispatch", z->sent, z->handed)) ||
         (rc = add_span(st, "cgroup_join", z->handed, z->request)) ||
         (rc = add_span(st, "sandbox", z->request, z->ready)) ||
         (rc = add_span(st, "reply", z->ready, z->replied)) ||
         (rc = add_span(st, "program", z->replied, z->reaped)) ||
         (rc = add_span(st, "collect", z->reaped, z->finished)) ||
+        (rc = add_span(st, "finish", z->finished, s->spawned)) ||
         (rc = add_span(st, "ahead_pidns_fork", z->park, z->init)) ||
         (rc = add_span(st, "ahead_job_fork", z->init, z->job)) ||
         (rc = add_span(st, "ahead_namespaces", z->job, z->parked)) ||

@@ -6,7 +6,8 @@
  * standard modules, freezes its objects for the collector and listens on a SOCK_SEQPACKET
  * socket at descriptor 3: each job is one message carrying descriptors (the job's own stream
  * socket, stdin, stdout, stderr, and cgroup.procs files). Ahead of its jobs (before it reports
- * ready, and after handing each job on) it makes two "parked" jobs: PID 1 of a new PID
+ * ready, and after handing a job on while fewer jobs run than the host has cores, which the
+ * job's message says) it makes two "parked" jobs: PID 1 of a new PID
  * namespace (unshare, fork, setns back), and the job's process PID 1 forks, which makes its
  * mount, IPC and UTS namespaces and /proc, copies the pages a job's first steps write, and
  * waits. A job goes from the zygote straight to a parked process, which hands PID 1 the job's
@@ -22,6 +23,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -267,7 +269,7 @@ static const char ZYGOTE_PY[] =
     "    sock.sendall(b'E' + struct.pack('<I', len(m)) + m)\n"
     "\n"
     "\n"
-    "def _job(park, to_init, times):\n"
+    "def _job(park, to_init, times, warm):\n"
     "    # The job's process (PID 2), made ahead: builds what it can of its sandbox, waits for\n"
     "    # its job's descriptors (from the zygote), hands PID 1 the job's socket, joins the job's\n"
     "    # cgroup, finishes its sandbox, hands the host a pidfd of PID 1 and when each step began\n"
@@ -277,7 +279,8 @@ static const char ZYGOTE_PY[] =
     "    err = None\n"
     "    try:\n"
     "        _ahead()\n"
-    "        _warm()\n"
+    "        if warm:\n"
+    "            _warm()\n"
     "    except BaseException as e:\n"
     "        err = e\n"
     "    times.append(_now())\n"
@@ -312,7 +315,7 @@ static const char ZYGOTE_PY[] =
     "    _run(fds[1:4], req)\n"
     "\n"
     "\n"
-    "def _init(park, times):\n"
+    "def _init(park, times, warm):\n"
     "    # PID 1 of a job's own PID namespace, made ahead. It does as little as it can (every\n"
     "    # page it writes is copied): forks the job's process (which gets its job straight from\n"
     "    # the zygote and hands PID 1 the job's socket), reaps every process of the namespace and\n"
@@ -325,7 +328,7 @@ static const char ZYGOTE_PY[] =
     "    if j == 0:\n"
     "        try:\n"
     "            mine.close()\n"
-    "            _job(park, its, times)\n"
+    "            _job(park, its, times, warm)\n"
     "        finally:\n"
     "            os._exit(127)\n"
     "    its.close()\n"
@@ -362,7 +365,7 @@ static const char ZYGOTE_PY[] =
     "            os._exit(0)\n"
     "\n"
     "\n"
-    "def _park(own_pidns, ctl, parked):\n"
+    "def _park(own_pidns, ctl, parked, warm):\n"
     "    # Makes a job's PID 1 and process ahead of their job: the zygote unshares a PID\n"
     "    # namespace, forks PID 1 into it and returns to its own. Returns the zygote's end of\n"
     "    # the socket the job's process waits on.\n"
@@ -387,7 +390,7 @@ static const char ZYGOTE_PY[] =
     "            for s in [ctl, mine] + parked:\n"
     "                s.close()\n"
     "            os.close(own_pidns)\n"
-    "            _init(its, times)\n"
+    "            _init(its, times, warm)\n"
     "        finally:\n"
     "            os._exit(127)\n"
     "    its.close()\n"
@@ -421,11 +424,11 @@ static const char ZYGOTE_PY[] =
     "        got = _now()\n"
     "        if not msg:\n"
     "            os._exit(0)\n"
-    "        # A job goes to a PID 1 made ahead (one made now when none is left or they died);\n"
-    "        # a job that none takes sees its socket close, and the host runs it directly.\n"
+    "        # A job goes to a job process made ahead (one made now when none is left or they\n"
+    "        # died); a job that none takes sees its socket close, and the host runs it directly.\n"
     "        for _attempt in range(_PARKED + 1):\n"
     "            if not parked:\n"
-    "                _fill(parked, own_pidns, ctl, 1)\n"
+    "                _fill(parked, own_pidns, ctl, 1, False)\n"
     "            if not parked:\n"
     "                break\n"
     "            p = parked.pop(0)\n"
@@ -437,13 +440,17 @@ static const char ZYGOTE_PY[] =
     "                p.close()\n"
     "        for f in fds:\n"
     "            os.close(f)\n"
-    "        _fill(parked, own_pidns, ctl)\n"
+    "        # The host says whether a core is free for making the next ones now (fewer of its\n"
+    "        # jobs run than it has cores); else they are made when a job needs them, so that\n"
+    "        # making them ahead never takes a core from a running job.\n"
+    "        if msg[1:2] == b'1':\n"
+    "            _fill(parked, own_pidns, ctl)\n"
     "\n"
     "\n"
-    "def _fill(parked, own_pidns, ctl, n=_PARKED):\n"
+    "def _fill(parked, own_pidns, ctl, n=_PARKED, warm=True):\n"
     "    while len(parked) < n:\n"
     "        try:\n"
-    "            parked.append(_park(own_pidns, ctl, parked))\n"
+    "            parked.append(_park(own_pidns, ctl, parked, warm))\n"
     "        except OSError:\n"
     "            return\n"
     "\n"
@@ -464,7 +471,20 @@ struct ggi_zygote_pool {
     unsigned long tick;
     int starts;
     int broken;       /* a zygote failed to build a job's sandbox: use the direct path */
+    int active;       /* jobs running through the pool (atomic) */
+    int cores;        /* cores this process may run on */
 };
+
+/* The cores this process may run on (its affinity mask), at least 1. */
+static int usable_cores(void)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    int n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 0;
+    if (n <= 0)
+        n = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? n : 1;
+}
 
 int ggi_zygote_pool_new(ggi_zygote_pool **out)
 {
@@ -475,6 +495,7 @@ int ggi_zygote_pool_new(ggi_zygote_pool **out)
     }
     for (int i = 0; i < MAX_ZYGOTES; i++)
         p->z[i].ctl = -1;
+    p->cores = usable_cores();
     *out = p;
     return GG_OK;
 }
@@ -873,8 +894,11 @@ static int zj_start(void *ctx, int in_fd, int out_fd, int err_fd, int *done_fd)
         fds[nfds++] = zj->job->sb->cgroup_fds[i];
     char cbuf[CMSG_SPACE(sizeof fds)];
     memset(cbuf, 0, sizeof cbuf);
-    char tag = 'J';
-    struct iovec iov = { &tag, 1 };
+    /* "J", and whether a core is free for the zygote to make the next jobs' processes ahead
+     * now: fewer jobs run than there are cores (this one counted). */
+    int running = __atomic_load_n(&zj->pool->active, __ATOMIC_RELAXED);
+    char tag[2] = { 'J', running < zj->pool->cores ? '1' : '0' };
+    struct iovec iov = { tag, sizeof tag };
     struct msghdr mh;
     memset(&mh, 0, sizeof mh);
     mh.msg_iov = &iov;
@@ -891,7 +915,7 @@ static int zj_start(void *ctx, int in_fd, int out_fd, int err_fd, int *done_fd)
     while ((sent = sendmsg(zj->ctl, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
     }
     close(js[1]);
-    if (sent != 1) {
+    if (sent != (ssize_t)sizeof tag) {
         zj->fallback = 1;
         return ggi_error(GG_EUNSUPPORTED, "the zygote is gone (%s)", strerror(errno));
     }
@@ -1019,7 +1043,9 @@ int ggi_zygote_run(ggi_zygote_pool *pool, const ggi_zygote_job *job, const ggi_s
     ggi_spawn_opts so = *o;
     so.external = &ext;
     so.sandbox = NULL;
+    __atomic_add_fetch(&pool->active, 1, __ATOMIC_RELAXED);
     rc = ggi_spawn_run(&so, res);
+    __atomic_sub_fetch(&pool->active, 1, __ATOMIC_RELAXED);
     if (zj.fallback)
         *fallback = 1;
     if (job->times)

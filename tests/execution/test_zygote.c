@@ -186,7 +186,8 @@ static void test_no_kernel_state_between_jobs(void)
         "    bad.append('a listener left behind')\n"
         "except ConnectionRefusedError:\n"
         "    pass\n"
-        "others = [p for p in os.listdir('/proc') if p.isdigit() and int(p) not in (1, os.getpid())]\n"
+        "others = [p for p in os.listdir('/proc')\n"
+        "          if p.isdigit() and int(p) not in (1, os.getpid())]\n"
         "if others: bad.append('processes %s' % others)\n"
         "print('clean' if not bad else bad)\n";
     for (int round = 0; round < 2; round++) {
@@ -209,11 +210,12 @@ static void test_no_kernel_state_between_jobs(void)
  * that is not a boolean is refused. */
 static void test_stage_times(void)
 {
-    static const char *const zygote_stages[] = { "prepare", "cgroup_create", "run", "dispatch",
-                                                 "cgroup_join", "sandbox", "reply", "program",
-                                                 "collect", "ahead_pidns_fork",
-                                                 "ahead_job_fork", "ahead_namespaces",
-                                                 "cleanup", "result", "total" };
+    static const char *const zygote_stages[] = { "prepare", "cgroup_create", "run", "handover",
+                                                 "dispatch", "cgroup_join", "sandbox", "reply",
+                                                 "program", "collect", "finish",
+                                                 "ahead_pidns_fork", "ahead_job_fork",
+                                                 "ahead_namespaces", "cleanup", "result",
+                                                 "total" };
     for (int zygote = 1; zygote >= 0; zygote--) {
         char req[256];
         snprintf(req, sizeof req, "{\"argv\": [\"%s\", \"-c\", \"print(1)\"], \"zygote\": %s, "
@@ -228,7 +230,7 @@ static void test_stage_times(void)
         for (size_t i = 0; st && i < sizeof zygote_stages / sizeof zygote_stages[0]; i++) {
             const cJSON *v = cJSON_GetObjectItemCaseSensitive(st, zygote_stages[i]);
             /* The zygote's steps only for its jobs; the host's always. */
-            int host = i < 3 || i >= 12;
+            int host = i < 3 || i >= 14;
             if (zygote || host) {
                 if (!cJSON_IsNumber(v) || v->valuedouble < 0)
                     fprintf(stderr, "stage %s: missing or negative\n", zygote_stages[i]);
