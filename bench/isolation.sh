@@ -3,8 +3,12 @@
 # fork/exec, the process executor at each isolation level (the namespace sandbox started
 # directly and forked from a zygote), bubblewrap (`bwrap --unshare-all`, when installed) and,
 # when bench/container_overhead.sh exists, the container executor's rows; medians and ratios
-# to plain. (2) HumanEval through `gryphgen eval --isolation namespaces` against plain,
-# unisolated subprocesses (bench/humaneval.sh). Target: ratio below 1.0.
+# to plain; then where a sandboxed job's time goes (each stage's median, from the executor's
+# "stage_times": the zygote's handing on, cgroup, sandbox, the program, collecting the result,
+# and what the zygote makes ahead of a job) and what the kernel charges for the namespaces
+# alone (a bare clone into user+PID, network, mount+IPC+UTS namespaces). Target: a zygote job
+# at most 5 ms for `-c pass`. (2) HumanEval through `gryphgen eval --isolation namespaces`
+# against plain, unisolated subprocesses (bench/humaneval.sh). Target: ratio at most 0.5.
 # Environment: BUILD (build dir, default build), PYTHON (interpreter, default
 # /usr/bin/python3: it must be reachable by the sandbox's uid 65534, which a pyenv install
 # in /root is not), RUNS (per-job runs, default 50), HE_RUNS (HumanEval runs, default 3;
@@ -42,8 +46,9 @@ echo
 echo "HumanEval with --isolation namespaces (bench/humaneval.sh):"
 out=$(BUILD="$build" RUNS="${HE_RUNS:-3}" ISOLATION=namespaces GRYPHGEN_PYTHON="$py" \
       bash "$repo/bench/humaneval.sh" 2>&1) || { echo "$out"; exit 1; }
-echo "$out" | grep -E "^(run |interpreter|plain passed|pipeline|plain |ratio)" | sed 's/^/  /'
+echo "$out" | grep -E "^(run |interpreter|plain passed|jobs ran at|pipeline|plain |ratio)" |
+    sed 's/^/  /'
 echo "$out" | grep -E "passed at first attempt" | sed 's/^ */  gryphgen: /'
-ratio=$(echo "$out" | sed -n 's/^ratio pipeline\/plain: *\([0-9.]*\)x/\1/p')
-met=$(awk -v r="$ratio" 'BEGIN { print (r != "" && r < 1.0 ? "met" : "MISSED") }')
-echo "target: isolated pipeline faster than plain unisolated subprocesses (ratio < 1.0): $met"
+ratio=$(echo "$out" | sed -n 's/^ratio pipeline\/plain: *\([0-9.]*\)x.*/\1/p')
+met=$(awk -v r="$ratio" 'BEGIN { print (r != "" && r <= 0.5 ? "met" : "MISSED") }')
+echo "target: isolated pipeline at most 0.5x of plain unisolated subprocesses: $met"

@@ -59,6 +59,8 @@ typedef struct job {
     int level;   /* GGI_ISO_NONE, _RLIMITS or _NAMESPACES */
     int zygote;  /* the request allows a zygote (field "zygote", default true) */
     int explicit_level; /* the level was asked for (request, option or minimum) */
+    int stage_times;    /* the result carries "stages" (field "stage_times") */
+    double t_begin;     /* when the run began (ggi_now_ms) */
 } job;
 
 /* ---------------------------------------------------------------------------------------- */
@@ -193,6 +195,10 @@ static int check_request(const proc_exec *pe, const cJSON *req, job *j)
     if (ggi_json_bool(req, "zygote", 0, &zy))
         return gg_error_last_code();
     j->zygote = zy;
+    int st = 0;
+    if (ggi_json_bool(req, "stage_times", 0, &st))
+        return gg_error_last_code();
+    j->stage_times = st;
 
     j->argv = calloc((size_t)er->argc + 1, sizeof *j->argv);
     if (!j->argv)
@@ -390,13 +396,67 @@ static int add_text(cJSON *o, const char *key, const ggi_buf *b)
     return rc;
 }
 
+/* When each of the host's steps of a run ended (ggi_now_ms), for "stage_times". */
+typedef struct run_stages {
+    double begin, prepared, cgroup_made, spawned, cgroup_removed;
+    ggi_zygote_times z;   /* a zygote job's steps (z.sent 0: it had none) */
+} run_stages;
+
 typedef struct run_info {
     int level;
     int zygote;      /* the job was forked from a zygote */
     int cgroup;      /* it had a cgroup of its own */
     long oom_kills;  /* processes the cgroup's OOM killer killed */
     long long memory_mb;
+    const run_stages *stages; /* NULL: no "stages" in the result */
 } run_info;
+
+/* Adds name: b - a in ms (3 decimals) when both are known. */
+static int add_span(cJSON *o, const char *name, double a, double b)
+{
+    if (a <= 0 || b <= 0)
+        return GG_OK;
+    return ggi_json_add_num(o, name, round((b - a) * 1000.0) / 1000.0);
+}
+
+/* "stages": where a run's time went, in ms. The host's steps: prepare (request, workspace
+ * name, environment, program lookup), cgroup_create, run (the job from hand-over to its end
+ * seen), cleanup (the cgroup emptied and removed, or the workspace removed), result (this
+ * JSON), total. A zygote job's run in detail: handover (finding its zygote, the job's
+ * pipes), dispatch (to the zygote and on to a job process made ahead), cgroup_join (and the request read), sandbox (the job's tmpfs,
+ * workspace, files and user namespace), reply (back to the host), program (the job's code
+ * with its interpreter's set-up and exit), collect (the end reported, output drained),
+ * finish (the host's side of the job closed); and
+ * what was made ahead of the job: ahead_pidns_fork (the zygote's unshare and fork of PID 1),
+ * ahead_job_fork (PID 1's fork), ahead_namespaces (mount, IPC and UTS namespaces, /proc). */
+static int add_stages(cJSON *o, const run_stages *s)
+{
+    cJSON *st = cJSON_AddObjectToObject(o, "stages");
+    if (!st)
+        return GG_ENOMEM;
+    const ggi_zygote_times *z = &s->z;
+    double now = ggi_now_ms();
+    int rc;
+    if ((rc = add_span(st, "prepare", s->begin, s->prepared)) ||
+        (rc = add_span(st, "cgroup_create", s->prepared, s->cgroup_made)) ||
+        (rc = add_span(st, "run", s->cgroup_made, s->spawned)) ||
+        (rc = add_span(st, "handover", s->cgroup_made, z->sent)) ||
+        (rc = add_span(st, "dispatch", z->sent, z->handed)) ||
+        (rc = add_span(st, "cgroup_join", z->handed, z->request)) ||
+        (rc = add_span(st, "sandbox", z->request, z->ready)) ||
+        (rc = add_span(st, "reply", z->ready, z->replied)) ||
+        (rc = add_span(st, "program", z->replied, z->reaped)) ||
+        (rc = add_span(st, "collect", z->reaped, z->finished)) ||
+        (rc = add_span(st, "finish", z->finished, s->spawned)) ||
+        (rc = add_span(st, "ahead_pidns_fork", z->park, z->init)) ||
+        (rc = add_span(st, "ahead_job_fork", z->init, z->job)) ||
+        (rc = add_span(st, "ahead_namespaces", z->job, z->parked)) ||
+        (rc = add_span(st, "cleanup", s->spawned, s->cgroup_removed)) ||
+        (rc = add_span(st, "result", s->cgroup_removed, now)) ||
+        (rc = add_span(st, "total", s->begin, now)))
+        return rc;
+    return GG_OK;
+}
 
 static int build_result(const ggi_spawn_result *r, const run_info *ri, char **out)
 {
@@ -433,6 +493,8 @@ static int build_result(const ggi_spawn_result *r, const run_info *ri, char **ou
             snprintf(why, sizeof why, "out of memory: the kernel killed the job");
         rc = ggi_json_add_str(o, "reason", why);
     }
+    if (!rc && ri->stages)
+        rc = add_stages(o, ri->stages);
     if (rc) {
         cJSON_Delete(o);
         return rc;
@@ -603,6 +665,10 @@ static int run_job(proc_exec *pe, const job *j0, ggi_job_slot *slot, char **out)
     ggi_sandbox_spec_init(&sb);
     ggi_sandbox_binds binds;
     memset(&binds, 0, sizeof binds);
+    run_stages stg;
+    memset(&stg, 0, sizeof stg);
+    stg.begin = j->t_begin;
+    ri.stages = j->stage_times ? &stg : NULL;
     int rc = GG_OK;
     /* An overlay copy: mounted here, detached, and attached by the job in its own mount
      * namespace; the request's files are written through it. */
@@ -645,6 +711,7 @@ static int run_job(proc_exec *pe, const job *j0, ggi_job_slot *slot, char **out)
         sb.tmpfs_bytes = ((uint64_t)mb << 20) + bytes;
         sb.files = sfiles;
         sb.nfiles = nfiles;
+        stg.prepared = ggi_now_ms();
         if (!rc && ggi_cgroup_probe()->version) {
             rc = ggi_cgroup_new(&cg, (uint64_t)j->r.memory_mb << 20,
                                 (uint64_t)(j->r.nproc ? j->r.nproc : DEFAULT_PIDS));
@@ -660,11 +727,13 @@ static int run_job(proc_exec *pe, const job *j0, ggi_job_slot *slot, char **out)
         }
         sb.cgroup_fds = cg_fds;
         sb.ncgroup_fds = n_cg;
+        stg.cgroup_made = ggi_now_ms();
     } else {
         rc = ggi_exec_write_files(ovl_fd >= 0 ? ovl_view : ws, j->r.files, workdir != NULL,
                                   (uid_t)-1, (gid_t)-1);
         if (!rc)
             rc = build_env(ws, j->r.env, &env);
+        stg.prepared = stg.cgroup_made = ggi_now_ms();
     }
     if (!rc && ggi_job_cancelled(slot))
         rc = ggi_error(GG_ECANCELLED, "job cancelled by gg_executor_interrupt()");
@@ -714,9 +783,11 @@ static int run_job(proc_exec *pe, const job *j0, ggi_job_slot *slot, char **out)
                 zj.fsize_bytes = o.fsize_bytes;
                 zj.nofile = o.nofile;
                 zj.nproc = o.nproc;
+                zj.times = &stg.z;
                 rc = ggi_zygote_run(pe->zpool, &zj, &o, &r, &fallback);
                 ri.zygote = !fallback;
                 if (fallback) {
+                    memset(&stg.z, 0, sizeof stg.z);
                     ggi_spawn_result_free(&r);
                     rc = GG_OK;
                 }
@@ -731,6 +802,7 @@ static int run_job(proc_exec *pe, const job *j0, ggi_job_slot *slot, char **out)
             rc = gg_error_set(GG_EEXEC, msg);
         }
     }
+    stg.spawned = ggi_now_ms();
     for (int i = 0; i < n_cg; i++)
         close(cg_fds[i]);
     if (ovl_fd >= 0)
@@ -741,22 +813,23 @@ static int run_job(proc_exec *pe, const job *j0, ggi_job_slot *slot, char **out)
     }
     if (!rc && r.cancelled)
         rc = ggi_error(GG_ECANCELLED, "job cancelled by gg_executor_interrupt()");
-    if (!rc)
-        rc = build_result(&r, &ri, out);
-    ggi_spawn_result_free(&r);
-    free_env(env);
-    free(sfiles);
-    free(inner);
-    /* A failed removal must not hide the job's outcome; the error is only recorded when
-     * nothing else failed, and the job's result still stands. */
+    /* A failed removal must not hide the job's outcome: its error is dropped, and the job's
+     * result still stands. */
     int saved_code = gg_error_last_code();
     char saved[1024];
     snprintf(saved, sizeof saved, "%s", gg_error_last());
     ggi_cgroup_destroy(&cg);
     if (!sandboxed && !workdir)
         (void)ggi_workspace_remove(ws);
+    stg.cgroup_removed = ggi_now_ms();
     if (rc)
         gg_error_set(saved_code, saved);
+    else
+        rc = build_result(&r, &ri, out);
+    ggi_spawn_result_free(&r);
+    free_env(env);
+    free(sfiles);
+    free(inner);
     free(ws);
     return rc;
 }
@@ -764,6 +837,7 @@ static int run_job(proc_exec *pe, const job *j0, ggi_job_slot *slot, char **out)
 static int pe_run(void *self, const char *request_json, char **out)
 {
     proc_exec *pe = self;
+    double t_begin = ggi_now_ms();
     *out = NULL;
     cJSON *req = NULL;
     int rc = ggi_exec_request_parse(request_json, &req);
@@ -771,6 +845,7 @@ static int pe_run(void *self, const char *request_json, char **out)
         return rc;
     job j;
     rc = check_request(pe, req, &j);
+    j.t_begin = t_begin;
     if (!rc) {
         ggi_job_slot slot;
         ggi_job_register(&pe->reg, &slot);

@@ -5,19 +5,25 @@
  * each job's mounts, but drops its bounding set and sets no_new_privs). It preloads a few
  * standard modules, freezes its objects for the collector and listens on a SOCK_SEQPACKET
  * socket at descriptor 3: each job is one message carrying descriptors (the job's own stream
- * socket, stdin, stdout, stderr, and cgroup.procs files). Per job the zygote forks PID 1 of a
- * new PID namespace (unshare, fork, setns back), which forks the job's process and then only
- * reaps. The job's process joins the cgroup, reads the request JSON from the job socket,
- * builds its namespaces and mounts, replies "P" with a pidfd of PID 1, and runs the job; PID 1
- * sends "S" with the job's wait status and peak RSS when it has reaped it. The host takes the
- * job as ended on "S" (or when the socket closes); killing PID 1 (pidfd_send_signal) kills
- * everything in the job's PID namespace. Jobs run through ggi_spawn_run's I/O loop as an
- * "external" start, so timeouts, output caps and cancellation behave as on the direct path.
+ * socket, stdin, stdout, stderr, and cgroup.procs files). Ahead of its jobs (before it reports
+ * ready, and after handing a job on while fewer jobs run than the host has cores, which the
+ * job's message says) it makes two "parked" jobs: PID 1 of a new PID
+ * namespace (unshare, fork, setns back), and the job's process PID 1 forks, which makes its
+ * mount, IPC and UTS namespaces and /proc, copies the pages a job's first steps write, and
+ * waits. A job goes from the zygote straight to a parked process, which hands PID 1 the job's
+ * socket, joins the cgroup, reads the request JSON from the job socket, makes its tmpfs,
+ * workspace, files and a user namespace of its own, replies "P" with a pidfd of PID 1 and
+ * when each step began, and runs the job; PID 1 kills whatever is left and sends "S" with the
+ * job's wait status, peak RSS and when it reaped it. The host takes the job as ended on "S"
+ * (or when the socket closes); killing PID 1 (pidfd_send_signal) kills everything in the
+ * job's PID namespace. Jobs run through ggi_spawn_run's I/O loop as an "external" start, so
+ * timeouts, output caps and cancellation behave as on the direct path.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,7 +50,7 @@
 
 /* The zygote, in Python (3.9 or later: socket.send_fds, os.pidfd_open). */
 static const char ZYGOTE_PY[] =
-    "import os, sys, socket, struct, json, ctypes, signal, io, resource, gc\n"
+    "import os, sys, socket, struct, json, ctypes, signal, io, resource, gc, time\n"
     "_libc = ctypes.CDLL(None, use_errno=True)\n"
     "_libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,\n"
     "                        ctypes.c_char_p)\n"
@@ -53,6 +59,9 @@ static const char ZYGOTE_PY[] =
     "_libc.sethostname.argtypes = (ctypes.c_char_p, ctypes.c_size_t)\n"
     "_libc.prctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,\n"
     "                        ctypes.c_ulong)\n"
+    "_libc.syscall.argtypes = (ctypes.c_long, ctypes.c_long, ctypes.c_long)\n"
+    "_libc.syscall.restype = ctypes.c_long\n"
+    "_now = time.monotonic_ns\n"
     "\n"
     "\n"
     "def _c(r, what):\n"
@@ -72,8 +81,11 @@ static const char ZYGOTE_PY[] =
     "\n"
     "\n"
     "_NEWNS, _NEWPID, _NEWIPC, _NEWUTS = 0x00020000, 0x20000000, 0x08000000, 0x04000000\n"
+    "_NEWUSER, _SYS_KEYCTL, _KEYCTL_JOIN_SESSION = 0x10000000, 250, 1\n"
     "# Modules without per-process state that jobs commonly import; never random, tempfile,\n"
     "# uuid or anything that seeds itself or starts threads at import time.\n"
+    "_USERNS = sys.argv[1:2] == ['userns']  # the zygote runs in a user namespace of its own\n"
+    "_PARKED = 2  # jobs' PID 1 and processes made ahead, waiting for their jobs\n"
     "_WARM = ('typing', 'collections', 're', 'math', 'itertools', 'functools', 'heapq', 'bisect',\n"
     "         'string', 'copy', 'traceback', 'types')\n"
     "\n"
@@ -83,8 +95,30 @@ static const char ZYGOTE_PY[] =
     "       'mount a tmpfs on ' + where.decode())\n"
     "\n"
     "\n"
-    "def _setup(req):\n"
+    "def _ahead():\n"
+    "    # What a job's process makes before any job is there: its own mount, IPC and UTS\n"
+    "    # namespaces, its hostname and a /proc of its PID namespace.\n"
     "    _c(_libc.unshare(_NEWNS | _NEWIPC | _NEWUTS), 'unshare')\n"
+    "    _c(_libc.sethostname(b'gg-sandbox', 10), 'sethostname')\n"
+    "    _c(_libc.mount(b'proc', b'/proc', b'proc', 14, None), 'mount /proc')\n"
+    "\n"
+    "\n"
+    "def _warm():\n"
+    "    # The first steps of every job write to the same pages of the interpreter's memory,\n"
+    "    # which the fork shares with the zygote: taking them ahead copies those pages now, while\n"
+    "    # no job waits.\n"
+    "    for fd, mode in ((0, 'r'), (1, 'w'), (2, 'w')):\n"
+    "        f = io.FileIO(fd, mode, closefd=False)\n"
+    "        io.TextIOWrapper(io.BufferedReader(f) if mode == 'r' else io.BufferedWriter(f),\n"
+    "                         encoding='utf-8', errors='strict').detach()\n"
+    "    import types\n"
+    "    m = types.ModuleType('__main__')\n"
+    "    exec(compile('x = [str(i) for i in range(8)]', '<string>', 'exec'), m.__dict__)\n"
+    "    json.loads('{\"a\": [1, \"b\", null]}')\n"
+    "    del f, m\n"
+    "\n"
+    "\n"
+    "def _setup(req):\n"
     "    _tmpfs(b'/tmp', req['tmpfs'])\n"
     "    if os.path.isdir('/dev/shm'):\n"
     "        _tmpfs(b'/dev/shm', min(req['tmpfs'], 64 << 20))\n"
@@ -111,8 +145,45 @@ static const char ZYGOTE_PY[] =
     "            os.fchown(fd, uid, gid)\n"
     "        finally:\n"
     "            os.close(fd)\n"
-    "    _c(_libc.sethostname(b'gg-sandbox', 10), 'sethostname')\n"
-    "    _c(_libc.mount(b'proc', b'/proc', b'proc', 14, None), 'mount /proc')\n"
+    "    _own_userns(uid, gid)\n"
+    "\n"
+    "\n"
+    "def _own_userns(uid, gid):\n"
+    "    # The zygote's user namespace is shared by its jobs, and with it the kernel's per-user\n"
+    "    # state (the user and user-session keyrings): each job takes the sandbox's ids, then\n"
+    "    # gets a user namespace of its own below (those ids mapped onto themselves, nothing\n"
+    "    # else) and a new session keyring, so nothing one job stores there reaches the next.\n"
+    "    # (Its mounts are made by then.) Where the zygote has no user namespace either (a root\n"
+    "    # host without them) and the kernel refuses one, the new session keyring is all.\n"
+    "    try:\n"
+    "        os.setgroups([])\n"
+    "    except PermissionError:\n"
+    "        pass  # a user namespace made without root denies setgroups\n"
+    "    os.setresgid(gid, gid, gid)\n"
+    "    os.setresuid(uid, uid, uid)\n"
+    "    _c(_libc.prctl(4, 1, 0, 0, 0), 'PR_SET_DUMPABLE')  # its own /proc/self/*_map\n"
+    "    try:\n"
+    "        _c(_libc.unshare(_NEWUSER), 'unshare a user namespace')\n"
+    "    except OSError:\n"
+    "        if _USERNS:\n"
+    "            raise\n"
+    "        return _new_session()  # a host without them: as its direct jobs, a keyring only\n"
+    "    for name, text in (('uid_map', '%d %d 1\\n' % (uid, uid)), ('setgroups', 'deny'),\n"
+    "                       ('gid_map', '%d %d 1\\n' % (gid, gid))):\n"
+    "        fd = os.open('/proc/self/' + name, os.O_WRONLY | os.O_CLOEXEC)\n"
+    "        try:\n"
+    "            os.write(fd, text.encode())\n"
+    "        finally:\n"
+    "            os.close(fd)\n"
+    "    _new_session()\n"
+    "\n"
+    "\n"
+    "def _new_session():\n"
+    "    if _libc.syscall(_SYS_KEYCTL, _KEYCTL_JOIN_SESSION, 0) < 0:\n"
+    "        _c(-1, 'join a new session keyring')\n"
+    "    for cap in range(64):  # a new user namespace starts with a full bounding set\n"
+    "        if _libc.prctl(24, cap, 0, 0, 0) != 0:\n"
+    "            break\n"
     "\n"
     "\n"
     "def _exit_code(e):\n"
@@ -198,44 +269,78 @@ static const char ZYGOTE_PY[] =
     "    sock.sendall(b'E' + struct.pack('<I', len(m)) + m)\n"
     "\n"
     "\n"
-    "def _start(sock, stdio, cgroups):\n"
-    "    # The job's process (PID 2): joins the job's cgroup, builds its sandbox, hands the host\n"
-    "    # a pidfd of PID 1, runs.\n"
+    "def _job(park, to_init, times, warm):\n"
+    "    # The job's process (PID 2), made ahead: builds what it can of its sandbox, waits for\n"
+    "    # its job's descriptors (from the zygote), hands PID 1 the job's socket, joins the job's\n"
+    "    # cgroup, finishes its sandbox, hands the host a pidfd of PID 1 and when each step began\n"
+    "    # (the host's stage timings), runs. A failure made ahead is reported when the job is\n"
+    "    # there.\n"
+    "    times.append(_now())\n"
+    "    err = None\n"
     "    try:\n"
-    "        for f in cgroups:\n"
+    "        _ahead()\n"
+    "        if warm:\n"
+    "            _warm()\n"
+    "    except BaseException as e:\n"
+    "        err = e\n"
+    "    times.append(_now())\n"
+    "    try:\n"
+    "        msg, fds, _f, _a = socket.recv_fds(park, 16, 16)\n"
+    "    except BaseException:\n"
+    "        os._exit(0)\n"
+    "    if len(msg) != 9 or len(fds) < 4:\n"
+    "        os._exit(0)  # the zygote gave up on it\n"
+    "    park.close()\n"
+    "    times += [struct.unpack('<q', msg[1:])[0], _now()]\n"
+    "    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=fds[0])\n"
+    "    try:\n"
+    "        socket.send_fds(to_init, [b'J'], [fds[0]])\n"
+    "        to_init.close()\n"
+    "        if err:\n"
+    "            raise err\n"
+    "        for f in fds[4:]:\n"
     "            os.write(f, b'0')\n"
     "            os.close(f)\n"
     "        n = struct.unpack('<I', _recv_exact(sock, 4))[0]\n"
     "        req = json.loads(_recv_exact(sock, n).decode('utf-8', 'surrogateescape'))\n"
+    "        times.append(_now())\n"
     "        _setup(req)\n"
     "        init = os.pidfd_open(1)\n"
-    "        socket.send_fds(sock, [b'P'], [init])\n"
+    "        times.append(_now())\n"
+    "        socket.send_fds(sock, [b'P' + struct.pack('<8q', *times)], [init])\n"
     "        os.close(init)\n"
     "    except BaseException as e:\n"
     "        _fail(sock, e)\n"
     "        os._exit(1)\n"
-    "    _run(stdio, req)\n"
+    "    _run(fds[1:4], req)\n"
     "\n"
     "\n"
-    "def _job(fds):\n"
-    "    # PID 1 of the job's own PID namespace. It does as little as it can (every page it\n"
-    "    # writes is copied): forks the job's process, reaps every process of the namespace\n"
-    "    # and reports the job's end. Killing it kills them all. It stays out of the job's\n"
-    "    # cgroup: the host may remove that as soon as the report is in.\n"
+    "def _init(park, times, warm):\n"
+    "    # PID 1 of a job's own PID namespace, made ahead. It does as little as it can (every\n"
+    "    # page it writes is copied): forks the job's process (which gets its job straight from\n"
+    "    # the zygote and hands PID 1 the job's socket), reaps every process of the namespace and\n"
+    "    # reports the job's end. Killing it kills them all. It stays out of the job's cgroup:\n"
+    "    # the host may remove that as soon as the report is in.\n"
+    "    times.append(_now())\n"
     "    signal.signal(signal.SIGCHLD, signal.SIG_DFL)\n"
-    "    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=fds[0])\n"
-    "    try:\n"
-    "        j = os.fork()\n"
-    "    except BaseException as e:\n"
-    "        _fail(sock, e)\n"
-    "        os._exit(1)\n"
+    "    mine, its = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)\n"
+    "    j = os.fork()\n"
     "    if j == 0:\n"
     "        try:\n"
-    "            _start(sock, fds[1:4], fds[4:])\n"
+    "            mine.close()\n"
+    "            _job(park, its, times, warm)\n"
     "        finally:\n"
     "            os._exit(127)\n"
-    "    for f in fds[1:]:\n"
-    "        os.close(f)\n"
+    "    its.close()\n"
+    "    park.close()\n"
+    "    try:\n"
+    "        msg, fds, _f, _a = socket.recv_fds(mine, 1, 1)\n"
+    "    except BaseException:\n"
+    "        os._exit(0)\n"
+    "    if not fds:\n"
+    "        os._exit(0)  # the job's process ended without a job: the namespace goes with it\n"
+    "    mine.close()\n"
+    "    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=fds[0])\n"
     "    while True:\n"
     "        try:\n"
     "            pid, status, ru = os.wait4(-1, 0)\n"
@@ -244,11 +349,52 @@ static const char ZYGOTE_PY[] =
     "        except ChildProcessError:\n"
     "            os._exit(125)\n"
     "        if pid == j:\n"
+    "            # Whatever the job left behind dies before the host hears of its end, so\n"
+    "            # nothing of it outlives the job (its PID namespace goes with this process).\n"
+    "            # Every process left in the namespace descends from PID 1: with no child left,\n"
+    "            # there is none.\n"
     "            try:\n"
-    "                sock.sendall(b'S' + struct.pack('<iq', status, ru.ru_maxrss))\n"
+    "                os.waitpid(-1, os.WNOHANG)\n"
+    "                os.kill(-1, signal.SIGKILL)\n"
+    "            except OSError:\n"
+    "                pass\n"
+    "            try:\n"
+    "                sock.sendall(b'S' + struct.pack('<iqq', status, ru.ru_maxrss, _now()))\n"
     "            except OSError:\n"
     "                pass\n"
     "            os._exit(0)\n"
+    "\n"
+    "\n"
+    "def _park(own_pidns, ctl, parked, warm):\n"
+    "    # Makes a job's PID 1 and process ahead of their job: the zygote unshares a PID\n"
+    "    # namespace, forks PID 1 into it and returns to its own. Returns the zygote's end of\n"
+    "    # the socket the job's process waits on.\n"
+    "    times = [_now()]\n"
+    "    mine, its = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)\n"
+    "    pid = -1\n"
+    "    try:\n"
+    "        _c(_libc.unshare(_NEWPID), 'unshare')\n"
+    "        try:\n"
+    "            pid = os.fork()\n"
+    "        finally:\n"
+    "            if pid != 0:\n"
+    "                _c(_libc.setns(own_pidns, _NEWPID), 'setns')\n"
+    "    except OSError:\n"
+    "        if pid > 0:\n"
+    "            os._exit(3)  # cannot return to its own namespace: the host restarts it\n"
+    "        mine.close()\n"
+    "        its.close()\n"
+    "        raise\n"
+    "    if pid == 0:\n"
+    "        try:\n"
+    "            for s in [ctl, mine] + parked:\n"
+    "                s.close()\n"
+    "            os.close(own_pidns)\n"
+    "            _init(its, times, warm)\n"
+    "        finally:\n"
+    "            os._exit(127)\n"
+    "    its.close()\n"
+    "    return mine\n"
     "\n"
     "\n"
     "def _main():\n"
@@ -267,35 +413,46 @@ static const char ZYGOTE_PY[] =
     "            pass\n"
     "    gc.collect()\n"
     "    gc.freeze()  # jobs' collections skip the zygote's objects: fewer pages copied\n"
+    "    parked = []\n"
+    "    _fill(parked, own_pidns, ctl)\n"
     "    ctl.send(b'R')\n"
     "    while True:\n"
     "        try:\n"
     "            msg, fds, _f, _a = socket.recv_fds(ctl, 16, 16)\n"
     "        except InterruptedError:\n"
     "            continue\n"
+    "        got = _now()\n"
     "        if not msg:\n"
     "            os._exit(0)\n"
-    "        # The job's first process is PID 1 of a new PID namespace; the zygote itself goes\n"
-    "        # back to its own for the next job.\n"
-    "        pid = -1\n"
-    "        try:\n"
-    "            _c(_libc.unshare(_NEWPID), 'unshare')\n"
+    "        # A job goes to a job process made ahead (one made now when none is left or they\n"
+    "        # died); a job that none takes sees its socket close, and the host runs it directly.\n"
+    "        for _attempt in range(_PARKED + 1):\n"
+    "            if not parked:\n"
+    "                _fill(parked, own_pidns, ctl, 1, False)\n"
+    "            if not parked:\n"
+    "                break\n"
+    "            p = parked.pop(0)\n"
     "            try:\n"
-    "                pid = os.fork()\n"
-    "            finally:\n"
-    "                if pid != 0:\n"
-    "                    _c(_libc.setns(own_pidns, _NEWPID), 'setns')\n"
-    "        except OSError:\n"
-    "            if pid > 0:\n"
-    "                os._exit(3)  # cannot return to its own namespace: the host restarts it\n"
-    "            pid = -1\n"
-    "        if pid == 0:\n"
-    "            try:\n"
-    "                _job(fds)\n"
-    "            finally:\n"
-    "                os._exit(127)\n"
+    "                socket.send_fds(p, [b'J' + struct.pack('<q', got)], fds)\n"
+    "                p.close()\n"
+    "                break\n"
+    "            except OSError:\n"
+    "                p.close()\n"
     "        for f in fds:\n"
     "            os.close(f)\n"
+    "        # The host says whether a core is free for making the next ones now (fewer of its\n"
+    "        # jobs run than it has cores); else they are made when a job needs them, so that\n"
+    "        # making them ahead never takes a core from a running job.\n"
+    "        if msg[1:2] == b'1':\n"
+    "            _fill(parked, own_pidns, ctl)\n"
+    "\n"
+    "\n"
+    "def _fill(parked, own_pidns, ctl, n=_PARKED, warm=True):\n"
+    "    while len(parked) < n:\n"
+    "        try:\n"
+    "            parked.append(_park(own_pidns, ctl, parked, warm))\n"
+    "        except OSError:\n"
+    "            return\n"
     "\n"
     "\n"
     "_main()\n";
@@ -314,7 +471,20 @@ struct ggi_zygote_pool {
     unsigned long tick;
     int starts;
     int broken;       /* a zygote failed to build a job's sandbox: use the direct path */
+    int active;       /* jobs running through the pool (atomic) */
+    int cores;        /* cores this process may run on */
 };
+
+/* The cores this process may run on (its affinity mask), at least 1. */
+static int usable_cores(void)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    int n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 0;
+    if (n <= 0)
+        n = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? n : 1;
+}
 
 int ggi_zygote_pool_new(ggi_zygote_pool **out)
 {
@@ -325,6 +495,7 @@ int ggi_zygote_pool_new(ggi_zygote_pool **out)
     }
     for (int i = 0; i < MAX_ZYGOTES; i++)
         p->z[i].ctl = -1;
+    p->cores = usable_cores();
     *out = p;
     return GG_OK;
 }
@@ -440,7 +611,8 @@ static int zygote_start(zygote *z, const char *python, const char *const *envp)
         rc = ggi_error(GG_EIO, "cannot make the zygote's pipe: %s", strerror(se));
         goto out;
     }
-    const char *argv[] = { python, "-c", ZYGOTE_PY, NULL };
+    /* (Its sys.argv[1] says whether it has a user namespace of its own.) */
+    const char *argv[] = { python, "-c", ZYGOTE_PY, s.userns ? "userns" : "-", NULL };
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -580,6 +752,7 @@ typedef struct zjob {
     int sock;      /* our end of the job socket */
     int init_fd;   /* pidfd of the job's init */
     int fallback;  /* the job never started: run it the direct way */
+    ggi_zygote_times t;
 } zjob;
 
 static int add_rlimit(cJSON *arr, int res, uint64_t want, uint64_t extra)
@@ -702,6 +875,8 @@ static int wait_readable(int fd, int ms)
     return r;
 }
 
+static void zj_kill(void *ctx);
+
 static int zj_start(void *ctx, int in_fd, int out_fd, int err_fd, int *done_fd)
 {
     zjob *zj = ctx;
@@ -719,8 +894,11 @@ static int zj_start(void *ctx, int in_fd, int out_fd, int err_fd, int *done_fd)
         fds[nfds++] = zj->job->sb->cgroup_fds[i];
     char cbuf[CMSG_SPACE(sizeof fds)];
     memset(cbuf, 0, sizeof cbuf);
-    char tag = 'J';
-    struct iovec iov = { &tag, 1 };
+    /* "J", and whether a core is free for the zygote to make the next jobs' processes ahead
+     * now: fewer jobs run than there are cores (this one counted). */
+    int running = __atomic_load_n(&zj->pool->active, __ATOMIC_RELAXED);
+    char tag[2] = { 'J', running < zj->pool->cores ? '1' : '0' };
+    struct iovec iov = { tag, sizeof tag };
     struct msghdr mh;
     memset(&mh, 0, sizeof mh);
     mh.msg_iov = &iov;
@@ -733,10 +911,11 @@ static int zj_start(void *ctx, int in_fd, int out_fd, int err_fd, int *done_fd)
     cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
     memcpy(CMSG_DATA(cm), fds, sizeof(int) * (size_t)nfds);
     ssize_t sent;
+    zj->t.sent = ggi_now_ms();
     while ((sent = sendmsg(zj->ctl, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
     }
     close(js[1]);
-    if (sent != 1) {
+    if (sent != (ssize_t)sizeof tag) {
         zj->fallback = 1;
         return ggi_error(GG_EUNSUPPORTED, "the zygote is gone (%s)", strerror(errno));
     }
@@ -771,6 +950,17 @@ static int zj_start(void *ctx, int in_fd, int out_fd, int err_fd, int *done_fd)
     cm = got == 1 ? CMSG_FIRSTHDR(&mh) : NULL;
     if (r == 'P' && cm && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len == CMSG_LEN(sizeof(int))) {
         memcpy(&zj->init_fd, CMSG_DATA(cm), sizeof(int));
+        zj->t.replied = ggi_now_ms();
+        /* When each step in the zygote began (eight int64 nanoseconds, CLOCK_MONOTONIC). */
+        int64_t ns[8];
+        if (recv(js[0], ns, sizeof ns, MSG_WAITALL) != (ssize_t)sizeof ns) {
+            zj_kill(zj);
+            return ggi_error(GG_EIO, "the zygote's reply was cut short");
+        }
+        double *at[8] = { &zj->t.park, &zj->t.init, &zj->t.job, &zj->t.parked,
+                          &zj->t.received, &zj->t.handed, &zj->t.request, &zj->t.ready };
+        for (int i = 0; i < 8; i++)
+            *at[i] = (double)ns[i] / 1e6;
         /* The job has ended when its report ("S") is in, or the socket closes (its PID 1 was
          * killed): the host need not wait for PID 1 and its namespace to go away. */
         *done_fd = zj->sock;
@@ -806,15 +996,19 @@ static int zj_finish(void *ctx, int killed, ggi_spawn_result *res)
 {
     zjob *zj = ctx;
     (void)killed;
-    unsigned char m[13];
+    /* "S", the wait status (int32), peak RSS in KiB and when it was reaped (int64 ns). */
+    unsigned char m[21];
     ssize_t n = 0;
     if (wait_readable(zj->sock, 0) > 0)
         n = recv(zj->sock, m, sizeof m, MSG_WAITALL | MSG_DONTWAIT);
+    zj->t.finished = ggi_now_ms();
     if (n == (ssize_t)sizeof m && m[0] == 'S') {
         int32_t st;
-        int64_t rss;
+        int64_t rss, reaped;
         memcpy(&st, m + 1, 4);
         memcpy(&rss, m + 5, 8);
+        memcpy(&reaped, m + 13, 8);
+        zj->t.reaped = (double)reaped / 1e6;
         if (WIFEXITED(st)) {
             res->exit_code = WEXITSTATUS(st);
         } else {
@@ -835,7 +1029,11 @@ int ggi_zygote_run(ggi_zygote_pool *pool, const ggi_zygote_job *job, const ggi_s
 {
     *fallback = 0;
     memset(res, 0, sizeof *res);
-    zjob zj = { pool, job, -1, -1, -1, 0 };
+    zjob zj;
+    memset(&zj, 0, sizeof zj);
+    zj.pool = pool;
+    zj.job = job;
+    zj.ctl = zj.sock = zj.init_fd = -1;
     int rc = zygote_get(pool, job->python, job->envp, &zj.ctl);
     if (rc) {
         *fallback = rc != GG_ENOMEM;
@@ -845,9 +1043,13 @@ int ggi_zygote_run(ggi_zygote_pool *pool, const ggi_zygote_job *job, const ggi_s
     ggi_spawn_opts so = *o;
     so.external = &ext;
     so.sandbox = NULL;
+    __atomic_add_fetch(&pool->active, 1, __ATOMIC_RELAXED);
     rc = ggi_spawn_run(&so, res);
+    __atomic_sub_fetch(&pool->active, 1, __ATOMIC_RELAXED);
     if (zj.fallback)
         *fallback = 1;
+    if (job->times)
+        *job->times = zj.t;
     if (zj.init_fd >= 0)
         close(zj.init_fd);
     if (zj.sock >= 0)

@@ -3,11 +3,12 @@
  * A zygote is started once per (interpreter, job environment) inside the namespace sandbox
  * (a read-only root holding only the runtime, own network, IPC, UTS and PID namespaces) and
  * never runs job code itself.
- * For each job it forks PID 1 of a new PID namespace, which forks the job's process: that
- * enters new mount, IPC and UTS namespaces, puts a size-capped tmpfs on /tmp with the job's
- * workspace and files, mounts a fresh /proc, and runs the job's `-c` code as the unprivileged
- * sandbox uid with the job's rlimits and cgroup, so each job gets a fresh process and no
- * state from earlier jobs. Internal.
+ * Ahead of each job it forks PID 1 of a new PID namespace, which forks the job's process:
+ * that enters new mount, IPC and UTS namespaces and mounts a fresh /proc, then waits; with
+ * its job it puts a size-capped tmpfs on /tmp with the job's workspace and files, enters a
+ * user namespace of its own and runs the job's `-c` code as the unprivileged sandbox uid
+ * with the job's rlimits and cgroup, so each job gets a fresh process and no state from
+ * earlier jobs. Internal.
  *
  * THREAD SAFETY: a pool may be used from many threads at once.
  */
@@ -27,6 +28,24 @@ int ggi_zygote_pool_new(ggi_zygote_pool **out);
 /** Stops every zygote of the pool, frees it and NULLs *pp. Accepts NULL. */
 void ggi_zygote_pool_destroy(ggi_zygote_pool **pp);
 
+/** When each step of a zygote job began (CLOCK_MONOTONIC ms, ggi_now_ms; 0: unknown): the
+ * host's side and what the zygote reported. For stage timings (bench/isolation.sh). The
+ * first four are steps the zygote took ahead of the job, before it was sent. */
+typedef struct ggi_zygote_times {
+    double park;        /* zygote: began to make the job's PID 1 (unshare of a PID ns, fork) */
+    double init;        /* PID 1 running */
+    double job;         /* the job's process forked by PID 1 */
+    double parked;      /* its namespaces and /proc made: waiting for its job */
+    double sent;        /* host: the job handed to the zygote */
+    double received;    /* zygote: the job received (and handed on to a parked PID 1) */
+    double handed;      /* the job's process: the job's descriptors in */
+    double request;     /* its cgroup joined and the request read */
+    double ready;       /* its tmpfs, workspace, files and user namespace made */
+    double replied;     /* host: the "started" reply in */
+    double reaped;      /* PID 1: the job's process reaped */
+    double finished;    /* host: the end seen and the report read */
+} ggi_zygote_times;
+
 /** One job for a zygote: `python -c code args...` with the direct path's limits. */
 typedef struct ggi_zygote_job {
     const char *python;          /* absolute path of the interpreter */
@@ -36,6 +55,7 @@ typedef struct ggi_zygote_job {
     const ggi_sandbox_spec *sb;  /* workspace, files, uid/gid, tmpfs size, cgroup fds */
     double cpu_s;                /* rlimits as in ggi_spawn_opts; 0: none */
     uint64_t as_bytes, fsize_bytes, nofile, nproc;
+    ggi_zygote_times *times;     /* optional: filled with when each step began */
 } ggi_zygote_job;
 
 /** Can this argv/environment be served by a zygote (`python -c CODE ...`, no variables that

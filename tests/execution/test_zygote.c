@@ -1,8 +1,10 @@
 /*
  * test_zygote.c - `python -c` jobs forked from a warm zygote behave as the direct sandbox
  * path does (exit codes, signals, tracebacks, argv, stdin, atexit, threads, uid), every job
- * starts clean whatever an earlier job did to modules, globals, builtins, files and the
- * environment, and a zygote that dies is replaced.
+ * starts clean whatever an earlier job did to modules, globals, builtins, files, the
+ * environment and the kernel state its zygote's namespaces share (keyrings, a process left
+ * behind listening on loopback, /dev/shm), a zygote that dies is replaced, and a request's
+ * stage timings say where a job's time went.
  */
 #include <dirent.h>
 #include <pthread.h>
@@ -144,6 +146,115 @@ static void test_no_state_between_jobs(void)
     }
 }
 
+/* What the jobs of one zygote share are its user and network namespaces: a job that stores
+ * keys in the keyrings the kernel keeps per user (namespace), leaves a process behind
+ * listening on loopback or a file in /dev/shm leaves nothing the next job sees. */
+static void test_no_kernel_state_between_jobs(void)
+{
+    const char *pollute =
+        "import ctypes, os, socket, time\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "libc.syscall.restype = ctypes.c_long\n"
+        "for ring in (-4, -3):  # the user and the session keyring\n"
+        "    k = libc.syscall(248, b'user', b'gg_planted_key', b'secret', 6, ctypes.c_long(ring))\n"
+        "    assert k > 0, ctypes.get_errno()\n"
+        "open('/dev/shm/planted', 'w').write('x')\n"
+        "r, w = os.pipe()\n"
+        "if os.fork() == 0:\n"
+        "    os.setsid()\n"
+        "    s = socket.socket()\n"
+        "    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+        "    s.bind(('127.0.0.1', 47321))\n"
+        "    s.listen(8)\n"
+        "    os.write(w, b'1')\n"
+        "    time.sleep(300)\n"
+        "    os._exit(0)\n"
+        "assert os.read(r, 1) == b'1'\n"
+        "socket.create_connection(('127.0.0.1', 47321), timeout=5).close()\n"
+        "print('polluted')\n";
+    const char *check =
+        "import ctypes, os, socket\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "libc.syscall.restype = ctypes.c_long\n"
+        "bad = []\n"
+        "for ring in (-4, -3):\n"
+        "    if libc.syscall(250, 10, ctypes.c_long(ring), b'user', b'gg_planted_key', 0) >= 0:\n"
+        "        bad.append('keyring %d' % ring)\n"
+        "if os.path.exists('/dev/shm/planted'): bad.append('/dev/shm')\n"
+        "try:\n"
+        "    socket.create_connection(('127.0.0.1', 47321), timeout=5).close()\n"
+        "    bad.append('a listener left behind')\n"
+        "except ConnectionRefusedError:\n"
+        "    pass\n"
+        "others = [p for p in os.listdir('/proc')\n"
+        "          if p.isdigit() and int(p) not in (1, os.getpid())]\n"
+        "if others: bad.append('processes %s' % others)\n"
+        "print('clean' if not bad else bad)\n";
+    for (int round = 0; round < 2; round++) {
+        cJSON *p = run(pollute, NULL, 1);
+        if (p) {
+            CHECK_STR(test_str(p, "stdout"), "polluted\n");
+            CHECK(test_true(p, "zygote"));
+            cJSON_Delete(p);
+        }
+        cJSON *c = run(check, NULL, 1);
+        if (c) {
+            CHECK_STR(test_str(c, "stdout"), "clean\n");
+            CHECK(test_true(c, "zygote"));
+            cJSON_Delete(c);
+        }
+    }
+}
+
+/* "stage_times": true adds where the job's time went; without it there is none; a value
+ * that is not a boolean is refused. */
+static void test_stage_times(void)
+{
+    static const char *const zygote_stages[] = { "prepare", "cgroup_create", "run", "handover",
+                                                 "dispatch", "cgroup_join", "sandbox", "reply",
+                                                 "program", "collect", "finish",
+                                                 "ahead_pidns_fork", "ahead_job_fork",
+                                                 "ahead_namespaces", "cleanup", "result",
+                                                 "total" };
+    for (int zygote = 1; zygote >= 0; zygote--) {
+        char req[256];
+        snprintf(req, sizeof req, "{\"argv\": [\"%s\", \"-c\", \"print(1)\"], \"zygote\": %s, "
+                                  "\"stage_times\": true}", PY, zygote ? "true" : "false");
+        char *out = NULL;
+        CHECK_RC(gg_executor_run(ex, req, &out), 0);
+        cJSON *r = out ? cJSON_Parse(out) : NULL;
+        gg_free(out);
+        const cJSON *st = cJSON_GetObjectItemCaseSensitive(r, "stages");
+        CHECK(cJSON_IsObject(st));
+        CHECK(test_true(r, "zygote") == zygote);
+        for (size_t i = 0; st && i < sizeof zygote_stages / sizeof zygote_stages[0]; i++) {
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(st, zygote_stages[i]);
+            /* The zygote's steps only for its jobs; the host's always. */
+            int host = i < 3 || i >= 14;
+            if (zygote || host) {
+                if (!cJSON_IsNumber(v) || v->valuedouble < 0)
+                    fprintf(stderr, "stage %s: missing or negative\n", zygote_stages[i]);
+                CHECK(cJSON_IsNumber(v) && v->valuedouble >= 0);
+            } else {
+                CHECK(v == NULL);
+            }
+        }
+        const cJSON *total = cJSON_GetObjectItemCaseSensitive(st, "total");
+        const cJSON *run_ms = cJSON_GetObjectItemCaseSensitive(st, "run");
+        CHECK(total && run_ms && total->valuedouble >= run_ms->valuedouble);
+        cJSON_Delete(r);
+    }
+    char *out = NULL;
+    CHECK_RC(gg_executor_run(ex, "{\"argv\": [\"" PY "\", \"-c\", \"pass\"]}", &out), 0);
+    CHECK(out && !strstr(out, "\"stages\""));
+    gg_free(out);
+    out = NULL;
+    CHECK_RC(gg_executor_run(ex, "{\"argv\": [\"" PY "\", \"-c\", \"pass\"], "
+                                 "\"stage_times\": \"yes\"}", &out), GG_EINVAL);
+    CHECK(strstr(gg_error_last(), "stage_times") != NULL);
+    gg_free(out);
+}
+
 /* Jobs that end at once, two at a time: each is forked from the zygote (its report never
  * overtakes the reply that it started) and gets its own output. */
 static void *quick_jobs(void *arg)
@@ -261,6 +372,8 @@ int main(void)
     }
     test_same_as_direct();
     test_no_state_between_jobs();
+    test_no_kernel_state_between_jobs();
+    test_stage_times();
     test_parallel_quick_jobs();
     test_zygote_replaced();
     gg_executor_destroy(&ex);
