@@ -11,6 +11,7 @@
 #include "gryphgen/sys/executor.h"
 
 #include "../core/ggi.h"
+#include "../core/options.h"
 #include "container_executor.h"
 #include "process_executor.h"
 
@@ -21,20 +22,14 @@ struct gg_executor {
     void *self;
 };
 
+GGI_OPTIONS_LAYOUT(executor_options, gg_executor_options, GG_EXECUTOR_OPTIONS_VERSION,
+                   GGI_OPTIONS_END(gg_executor_options, default_timeout_s),
+                   GGI_OPTIONS_END(gg_executor_options, min_isolation));
+
 int gg_executor_options_init(gg_executor_options *opts, unsigned version)
 {
-    if (!opts)
-        return ggi_error(GG_EINVAL, "opts is NULL");
-    if (version < 1 || version > GG_EXECUTOR_OPTIONS_VERSION)
-        return ggi_error(GG_EVERSION, "gg_executor_options version %u is not known (this "
-                                      "library knows 1 to %d)", version,
-                         GG_EXECUTOR_OPTIONS_VERSION);
     gg_executor_options init = GG_EXECUTOR_OPTIONS_INIT;
-    init.version = version;
-    /* A version 1 struct ends before container_socket. */
-    memcpy(opts, &init, version == 1 ? offsetof(gg_executor_options, container_socket)
-                                     : sizeof init);
-    return GG_OK;
+    return ggi_options_init(&executor_options, opts, &init, version);
 }
 
 /* Takes ownership of self: on failure destroy(self) has been called. */
@@ -65,19 +60,13 @@ int gg_executor_new(gg_executor_t **out, const gg_executor_options *opts)
     int rc = gg_init();
     if (rc)
         return rc;
-    if (opts && (opts->version < 1 || opts->version > GG_EXECUTOR_OPTIONS_VERSION))
-        return ggi_error(GG_EVERSION, "gg_executor_options version %u is not known (this "
-                                      "library knows 1 to %d)", (unsigned)opts->version,
-                         GG_EXECUTOR_OPTIONS_VERSION);
     /* Backends see a whole struct of this version: the caller's fields as far as its version
-     * has them, defaults for the rest (a version 1 struct ends before container_socket). */
+     * has them, defaults for the rest. */
     gg_executor_options full = GG_EXECUTOR_OPTIONS_INIT;
-    if (opts) {
-        memcpy(&full, opts, opts->version == 1 ? offsetof(gg_executor_options, container_socket)
-                                               : sizeof full);
-        full.version = GG_EXECUTOR_OPTIONS_VERSION;
+    if (ggi_options_accept(&executor_options, &full, opts))
+        return GG_EVERSION;
+    if (opts)
         opts = &full;
-    }
     const char *backend = opts && opts->backend ? opts->backend : "process";
     int container = !strcmp(backend, "container");
     int noop = !strcmp(backend, "noop"); /* noop_executor.c: for benchmarks */

@@ -9,6 +9,8 @@
 #include <string.h>
 
 #include "../core/ggi.h"
+#include "../core/options.h"
+#include "../core/options.h"
 #include "builtin.h"
 #include "command.h"
 #include "hooks.h"
@@ -35,17 +37,13 @@ static size_t vtable_size(uint32_t version)
     }
 }
 
+GGI_OPTIONS_LAYOUT(generator_options, gg_generator_options, GG_GENERATOR_OPTIONS_VERSION,
+                   GGI_OPTIONS_END(gg_generator_options, prompt_template_file));
+
 int gg_generator_options_init(gg_generator_options *opts, unsigned version)
 {
-    if (!opts)
-        return ggi_error(GG_EINVAL, "gg_generator_options_init: opts is NULL");
-    if (version != GG_GENERATOR_OPTIONS_VERSION)
-        return ggi_error(GG_EVERSION,
-                         "gg_generator_options version %u is not known (this library has %d)",
-                         version, GG_GENERATOR_OPTIONS_VERSION);
     gg_generator_options d = GG_GENERATOR_OPTIONS_INIT;
-    *opts = d;
-    return GG_OK;
+    return ggi_options_init(&generator_options, opts, &d, version);
 }
 
 int gg_generator_new_custom(gg_generator_t **out, const gg_generator_vtable *vtable, void *self)
@@ -91,15 +89,10 @@ int gg_generator_new(gg_generator_t **out, const gg_generator_options *opts)
         return ggi_error(GG_EINVAL, "gg_generator_new: out is NULL");
     *out = NULL;
     gg_generator_options o = GG_GENERATOR_OPTIONS_INIT;
-    if (opts) {
-        if (opts->version != GG_GENERATOR_OPTIONS_VERSION)
-            return ggi_error(GG_EVERSION,
-                             "gg_generator_options version %u is not known (this library has "
-                             "%d)",
-                             (unsigned)opts->version, GG_GENERATOR_OPTIONS_VERSION);
-        o = *opts;
-    }
-    int rc = gg_init();
+    int rc = ggi_options_accept(&generator_options, &o, opts);
+    if (rc)
+        return rc;
+    rc = gg_init();
     if (rc)
         return rc;
     if (o.timeout_s < 0 || o.timeout_s != o.timeout_s)

@@ -13,6 +13,7 @@
 #include "gryphgen/client.h"
 
 #include "endpoint_rule.h"
+#include "../core/options.h"
 #include "orq.h"
 #include "protocol.h"
 #include "../workspace/workspace.h"
@@ -31,16 +32,13 @@ struct gg_client {
     pthread_mutex_t mu;
 };
 
+GGI_OPTIONS_LAYOUT(client_options, gg_client_options, GG_CLIENT_OPTIONS_VERSION,
+                   GGI_OPTIONS_END(gg_client_options, insecure));
+
 int gg_client_options_init(gg_client_options *opts, unsigned version)
 {
-    if (!opts)
-        return ggi_error(GG_EINVAL, "options pointer is NULL");
-    if (version != GG_CLIENT_OPTIONS_VERSION)
-        return ggi_error(GG_EVERSION, "gg_client_options version %u is unknown (this library "
-                         "knows %u)", version, GG_CLIENT_OPTIONS_VERSION);
     gg_client_options d = GG_CLIENT_OPTIONS_INIT;
-    *opts = d;
-    return GG_OK;
+    return ggi_options_init(&client_options, opts, &d, version);
 }
 
 int gg_client_new(gg_client_t **out, const gg_client_options *opts)
@@ -48,11 +46,14 @@ int gg_client_new(gg_client_t **out, const gg_client_options *opts)
     if (!out)
         return ggi_error(GG_EINVAL, "out pointer is NULL");
     *out = NULL;
-    if (!opts || !opts->connect || !*opts->connect || strlen(opts->connect) > 1000)
+    if (!opts)
         return ggi_error(GG_EINVAL, "option 'connect' must name the orchestrator's endpoint");
-    if (opts->version != GG_CLIENT_OPTIONS_VERSION)
-        return ggi_error(GG_EVERSION, "gg_client_options version %u is unknown (this library "
-                         "knows %u)", opts->version, GG_CLIENT_OPTIONS_VERSION);
+    gg_client_options full = GG_CLIENT_OPTIONS_INIT;
+    if (ggi_options_accept(&client_options, &full, opts))
+        return GG_EVERSION;
+    opts = &full;
+    if (!opts->connect || !*opts->connect || strlen(opts->connect) > 1000)
+        return ggi_error(GG_EINVAL, "option 'connect' must name the orchestrator's endpoint");
     if (opts->timeout_ms < 0)
         return ggi_error(GG_EINVAL, "timeout_ms must not be negative");
     if (opts->name && (!*opts->name || strlen(opts->name) > GGP_MAX_NAME))

@@ -15,24 +15,22 @@
 #include <sqlite3.h>
 
 #include "endpoint_rule.h"
+#include "../core/options.h"
 #include "orq.h"
 #include "../workspace/workspace.h"
 #include "../generation/hooks.h"
 
 static atomic_uint orchestrator_counter;
 
+GGI_OPTIONS_LAYOUT(orchestrator_options, gg_orchestrator_options,
+                   GG_ORCHESTRATOR_OPTIONS_VERSION,
+                   GGI_OPTIONS_END(gg_orchestrator_options, transport),
+                   GGI_OPTIONS_END(gg_orchestrator_options, insecure));
+
 int gg_orchestrator_options_init(gg_orchestrator_options *opts, unsigned version)
 {
-    if (!opts)
-        return ggi_error(GG_EINVAL, "options pointer is NULL");
-    if (version < 1 || version > GG_ORCHESTRATOR_OPTIONS_VERSION)
-        return ggi_error(GG_EVERSION, "gg_orchestrator_options version %u is unknown (this "
-                         "library knows 1 to %u)", version, GG_ORCHESTRATOR_OPTIONS_VERSION);
     gg_orchestrator_options d = GG_ORCHESTRATOR_OPTIONS_INIT;
-    d.version = version;
-    /* A version 1 struct ends before the version 2 fields. */
-    memcpy(opts, &d, version == 1 ? offsetof(gg_orchestrator_options, bind) : sizeof d);
-    return GG_OK;
+    return ggi_options_init(&orchestrator_options, opts, &d, version);
 }
 
 /* Sends a control message to the scheduler. */
@@ -287,15 +285,11 @@ int gg_orchestrator_new(gg_orchestrator_t **out, const gg_orchestrator_options *
     gg_orchestrator_options defaults = GG_ORCHESTRATOR_OPTIONS_INIT;
     if (!opts)
         opts = &defaults;
-    if (opts->version < 1 || opts->version > GG_ORCHESTRATOR_OPTIONS_VERSION)
-        return ggi_error(GG_EVERSION, "gg_orchestrator_options version %u is unknown (this "
-                         "library knows 1 to %u)", opts->version,
-                         GG_ORCHESTRATOR_OPTIONS_VERSION);
     /* Fields of later versions than the caller's read as their defaults. */
     int rc_sec;
     gg_orchestrator_options full = GG_ORCHESTRATOR_OPTIONS_INIT;
-    memcpy(&full, opts, opts->version == 1 ? offsetof(gg_orchestrator_options, bind)
-                                           : sizeof full);
+    if (ggi_options_accept(&orchestrator_options, &full, opts))
+        return GG_EVERSION;
     opts = &full;
     if (opts->bind && strlen(opts->bind) > 4096)
         return ggi_error(GG_EINVAL, "bind is longer than 4096 bytes");

@@ -15,6 +15,7 @@
 
 #include "../execution/sandbox.h"
 #include "endpoint_rule.h"
+#include "../core/options.h"
 #include "orq.h"
 #include "protocol.h"
 
@@ -114,16 +115,13 @@ struct gg_worker {
     atomic_ulong n_jobs, n_results, n_reconnects, n_dropped;
 };
 
+GGI_OPTIONS_LAYOUT(worker_options, gg_worker_options, GG_WORKER_OPTIONS_VERSION,
+                   GGI_OPTIONS_END(gg_worker_options, insecure));
+
 int gg_worker_options_init(gg_worker_options *opts, unsigned version)
 {
-    if (!opts)
-        return ggi_error(GG_EINVAL, "options pointer is NULL");
-    if (version != GG_WORKER_OPTIONS_VERSION)
-        return ggi_error(GG_EVERSION, "gg_worker_options version %u is unknown (this library "
-                         "knows %u)", version, GG_WORKER_OPTIONS_VERSION);
     gg_worker_options d = GG_WORKER_OPTIONS_INIT;
-    *opts = d;
-    return GG_OK;
+    return ggi_options_init(&worker_options, opts, &d, version);
 }
 
 /* ---------------------------------------------------------------- capacity */
@@ -406,9 +404,10 @@ int gg_worker_new(gg_worker_t **out, const gg_worker_options *opts)
     *out = NULL;
     if (!opts)
         return ggi_error(GG_EINVAL, "options are required (at least 'connect')");
-    if (opts->version != GG_WORKER_OPTIONS_VERSION)
-        return ggi_error(GG_EVERSION, "gg_worker_options version %u is unknown (this library "
-                         "knows %u)", opts->version, GG_WORKER_OPTIONS_VERSION);
+    gg_worker_options full = GG_WORKER_OPTIONS_INIT;
+    if (ggi_options_accept(&worker_options, &full, opts))
+        return GG_EVERSION;
+    opts = &full;
     if (!opts->connect || !*opts->connect || strlen(opts->connect) > 1000)
         return ggi_error(GG_EINVAL, "option 'connect' must name the orchestrator's endpoint");
     if (opts->slots > 1024 || opts->queue > 100000)

@@ -312,6 +312,29 @@ static void test_unknown_versions(void)
     CHECK_RC(gg_retriever_new(&r, &ro), GG_EVERSION);
     CHECK(r == NULL);
 
+    gg_worker_options wo = GG_WORKER_OPTIONS_INIT;
+    wo.version = GG_WORKER_OPTIONS_VERSION + 1;
+    wo.connect = "inproc://nobody";
+    gg_worker_t *w = NULL;
+    CHECK_RC(gg_worker_new(&w, &wo), GG_EVERSION);
+    CHECK(w == NULL);
+    CHECK_CONTAINS(gg_error_last(), "gg_worker_options version");
+    CHECK_RC(gg_worker_options_init(&wo, 0), GG_EVERSION);
+
+    gg_client_options co = GG_CLIENT_OPTIONS_INIT;
+    co.version = GG_CLIENT_OPTIONS_VERSION + 1;
+    co.connect = "inproc://nobody";
+    gg_client_t *c = NULL;
+    CHECK_RC(gg_client_new(&c, &co), GG_EVERSION);
+    CHECK(c == NULL);
+    CHECK_RC(gg_client_options_init(&co, GG_CLIENT_OPTIONS_VERSION + 1), GG_EVERSION);
+
+    gg_deliver_options dopt = GG_DELIVER_OPTIONS_INIT;
+    dopt.version = GG_DELIVER_OPTIONS_VERSION + 1;
+    char *delivered = NULL;
+    CHECK_RC(gg_workspace_deliver("{}", "{}", &dopt, &delivered), GG_EVERSION);
+    CHECK(delivered == NULL);
+
     /* Vtables: refused, and ownership of self passed anyway, so destroy ran once. */
     gg_generator_vtable gv = GG_GENERATOR_VTABLE_INIT;
     gv.version = GG_GENERATOR_VTABLE_VERSION + 1;
