@@ -13,6 +13,7 @@
 #include "../core/ggi.h"
 #include "../core/options.h"
 #include "container_executor.h"
+#include "executor_caps.h"
 #include "process_executor.h"
 
 int ggi_noop_executor_new(gg_executor_vtable *vt, void **self); /* noop_executor.c */
@@ -32,6 +33,16 @@ int gg_executor_options_init(gg_executor_options *opts, unsigned version)
     return ggi_options_init(&executor_options, opts, &init, version);
 }
 
+#define KNOWN_CAPS                                                                         \
+    (GG_EXECUTOR_CAP_ISOLATION_RLIMITS | GG_EXECUTOR_CAP_ISOLATION_NAMESPACES |             \
+     GG_EXECUTOR_CAP_ISOLATION_CONTAINER | GG_EXECUTOR_CAP_UNPRIVILEGED_JOBS |              \
+     GG_EXECUTOR_CAP_SKIP_ATTEMPTS)
+
+uint32_t ggi_executor_caps(const gg_executor_t *ex)
+{
+    return ex ? ex->vt.caps : 0;
+}
+
 /* Takes ownership of self: on failure destroy(self) has been called. */
 static int wrap(gg_executor_t **out, const gg_executor_vtable *vt, void *self)
 {
@@ -42,11 +53,13 @@ static int wrap(gg_executor_t **out, const gg_executor_vtable *vt, void *self)
         return ggi_error(GG_ENOMEM, "out of memory");
     }
     ex->vt.version = GG_EXECUTOR_VTABLE_VERSION;
-    /* Version 1 has every slot this library knows; later versions only append. */
+    /* Slots are only appended: read those of the vtable's own version. A version 1 backend
+     * said nothing of its isolation; it counts as rlimits, as it always did. */
     ex->vt.run = vt->run;
     ex->vt.interrupt = vt->interrupt;
     ex->vt.destroy = vt->destroy;
     ex->vt.name = vt->name;
+    ex->vt.caps = vt->version >= 2 ? vt->caps : GG_EXECUTOR_CAP_ISOLATION_RLIMITS;
     ex->self = self;
     *out = ex;
     return GG_OK;
@@ -100,6 +113,9 @@ int gg_executor_new_custom(gg_executor_t **out, const gg_executor_vtable *vtable
         rc = ggi_error(GG_EINVAL, "out is NULL");
     else if (!vtable->run)
         rc = ggi_error(GG_EINVAL, "the vtable's run slot is NULL");
+    else if (vtable->version >= 2 && (vtable->caps & ~KNOWN_CAPS))
+        rc = ggi_error(GG_EINVAL, "gg_executor_vtable: unknown capability bits 0x%x",
+                       (unsigned)(vtable->caps & ~KNOWN_CAPS));
     else
         rc = gg_init();
     if (rc) {

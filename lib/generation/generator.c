@@ -32,6 +32,8 @@ static size_t vtable_size(uint32_t version)
     switch (version) {
     case 1:
         return offsetof(gg_generator_vtable, name) + sizeof(((gg_generator_vtable *)0)->name);
+    case 2:
+        return sizeof(gg_generator_vtable);
     default:
         return 0;
     }
@@ -44,6 +46,26 @@ int gg_generator_options_init(gg_generator_options *opts, unsigned version)
 {
     gg_generator_options d = GG_GENERATOR_OPTIONS_INIT;
     return ggi_options_init(&generator_options, opts, &d, version);
+}
+
+/* A capability bit promises its slot: GG_EINVAL naming both when the slot is missing. */
+static int check_caps(const gg_generator_vtable *vt)
+{
+    const uint32_t known = GG_GENERATOR_CAP_FEEDBACK | GG_GENERATOR_CAP_JOURNAL |
+                           GG_GENERATOR_CAP_PERMANENT_ERRORS;
+    if (vt->caps & ~known)
+        return ggi_error(GG_EINVAL, "generator vtable: unknown capability bits 0x%x",
+                         (unsigned)(vt->caps & ~known));
+    if ((vt->caps & GG_GENERATOR_CAP_FEEDBACK) && !vt->feedback)
+        return ggi_error(GG_EINVAL, "generator vtable: GG_GENERATOR_CAP_FEEDBACK needs the "
+                         "feedback slot");
+    if ((vt->caps & GG_GENERATOR_CAP_JOURNAL) && !vt->attach_journal)
+        return ggi_error(GG_EINVAL, "generator vtable: GG_GENERATOR_CAP_JOURNAL needs the "
+                         "attach_journal slot");
+    if ((vt->caps & GG_GENERATOR_CAP_PERMANENT_ERRORS) && !vt->permanent)
+        return ggi_error(GG_EINVAL, "generator vtable: GG_GENERATOR_CAP_PERMANENT_ERRORS needs "
+                         "the permanent slot");
+    return GG_OK;
 }
 
 int gg_generator_new_custom(gg_generator_t **out, const gg_generator_vtable *vtable, void *self)
@@ -66,6 +88,8 @@ int gg_generator_new_custom(gg_generator_t **out, const gg_generator_vtable *vta
                        (unsigned)vtable->version, GG_GENERATOR_VTABLE_VERSION);
     else if (!vtable->generate)
         rc = ggi_error(GG_EINVAL, "generator vtable: the generate slot is required");
+    else if (vtable->version >= 2 && (rc = check_caps(vtable)) != GG_OK)
+        ;
     else if (!(g = calloc(1, sizeof *g)))
         rc = ggi_error(GG_ENOMEM, "out of memory creating a generator");
     if (rc) {
@@ -147,6 +171,9 @@ int gg_generator_generate(gg_generator_t *gen, const char *request_json,
     }
     if (rc < 0) {
         gg_free(resp);
+        /* Asked at once, on this thread, before anything else can fail here. */
+        if ((gen->vt.caps & GG_GENERATOR_CAP_PERMANENT_ERRORS) && gen->vt.permanent(gen->self))
+            ggi_generator_set_permanent(1);
         if (!gg_error_last()[0] || gg_error_last_code() != rc)
             return ggi_error(rc, "generator '%s' failed: %s", gen->name, gg_strerror(rc));
         return rc;
@@ -189,15 +216,19 @@ void ggi_generator_set_permanent(int permanent)
 
 void ggi_generator_feedback(gg_generator_t *gen, const cJSON *record)
 {
-    if (gen && record && ggi_openai_is(&gen->vt))
-        ggi_openai_feedback(gen->self, record);
+    if (!gen || !record || !(gen->vt.caps & GG_GENERATOR_CAP_FEEDBACK))
+        return;
+    char *text = cJSON_PrintUnformatted(record);
+    if (text)
+        gen->vt.feedback(gen->self, text);
+    cJSON_free(text);
 }
 
 int ggi_generator_attach_journal(gg_generator_t *gen, const char *db_path)
 {
-    if (!gen || !db_path || !*db_path || !ggi_openai_is(&gen->vt))
+    if (!gen || !db_path || !*db_path || !(gen->vt.caps & GG_GENERATOR_CAP_JOURNAL))
         return GG_OK;
-    return ggi_openai_attach_journal(gen->self, db_path);
+    return gen->vt.attach_journal(gen->self, db_path);
 }
 
 /* ---- shared by the built-in backends (builtin.h) ---- */

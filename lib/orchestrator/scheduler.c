@@ -39,6 +39,7 @@
 #include "../net/transport.h"
 #include "learner.h"
 #include "../retrieval/credit.h"
+#include "../retrieval/retriever_none.h"
 #include "orq.h"
 #include "protocol.h"
 #include "writer.h"
@@ -2970,7 +2971,7 @@ void *ggi_scheduler_main(void *arg)
     }
     ggi_writer_watch_stop(s.writer, &o->stopping);
     /* The "none" retriever learns nothing: no learner, and no result is read back for it. */
-    if (o->retriever && strcmp(gg_retriever_name(o->retriever), "none") != 0 &&
+    if (!ggi_retriever_is_none(o->retriever) &&
         ggi_learner_new(o->retriever, &o->log, GGI_LEARNER_QUEUE_MAX, &s.learner) != GG_OK)
         ggi_log(&o->log, GG_LOG_WARN, "scheduler: no retrieval learning: %s", gg_error_last());
     s.max_tokens = run_token_budget(&o->log);

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 
-#include "../execution/sandbox.h"
+#include "../execution/executor_caps.h"
 #include "endpoint_rule.h"
 #include "../core/options.h"
 #include "orq.h"
@@ -185,24 +185,22 @@ static int count_gpus(char *model, size_t model_len)
     return n;
 }
 
-/* The isolation levels this worker's executor gives (docs/protocol.md "isolation"): the
- * container backend every level, the process backend what the host's sandbox probe found
- * (not gg_executor_probe: that also resolves interpreters, which may start a slow shim), noop
- * nothing but "none", and a host's own backend "none" and "rlimits" (what it says it does is its
- * business). A task's minimum level is matched against this list. */
-static int add_isolation_levels(cJSON *caps, const char *backend)
+/* The isolation levels this worker's executor gives (docs/protocol.md "isolation"): "none"
+ * and each level its backend's capability bits name (the process backend's come from the
+ * host's sandbox probe; a version 1 host backend counts as rlimits). A task's minimum level
+ * is matched against this list. */
+static int add_isolation_levels(cJSON *caps, uint32_t ex_caps)
 {
-    static const char *const levels[] = { "none", "rlimits", "namespaces", "container" };
-    int n = 2; /* a host's own backend */
-    if (strcmp(backend, "container") == 0)
-        n = 4;
-    else if (strcmp(backend, "noop") == 0)
-        n = 1;
-    else if (strcmp(backend, "process") == 0)
-        n = ggi_sandbox_probe()->best + 1; /* levels are ordered, weakest first */
+    static const struct { uint32_t bit; const char *level; } levels[] = {
+        { 0, "none" },
+        { GG_EXECUTOR_CAP_ISOLATION_RLIMITS, "rlimits" },
+        { GG_EXECUTOR_CAP_ISOLATION_NAMESPACES, "namespaces" },
+        { GG_EXECUTOR_CAP_ISOLATION_CONTAINER, "container" },
+    };
     cJSON *iso = cJSON_AddArrayToObject(caps, "isolation");
-    for (int i = 0; iso && i < n && i < 4; i++)
-        if (!cJSON_AddItemToArray(iso, cJSON_CreateString(levels[i])))
+    for (size_t i = 0; iso && i < sizeof levels / sizeof levels[0]; i++)
+        if ((!levels[i].bit || (ex_caps & levels[i].bit)) &&
+            !cJSON_AddItemToArray(iso, cJSON_CreateString(levels[i].level)))
             return ggi_error(GG_ENOMEM, "out of memory");
     return iso ? GG_OK : ggi_error(GG_ENOMEM, "out of memory");
 }
@@ -231,9 +229,13 @@ static cJSON *discover_caps(gg_worker_t *w, const char *const *labels, int any)
         if (on_path(extra[i]))
             cJSON_AddItemToArray(rt, cJSON_CreateString(extra[i]));
     const char *backend = gg_executor_backend(w->executor);
+    uint32_t ex_caps = ggi_executor_caps(w->executor);
     cJSON *ex = cJSON_AddArrayToObject(c, "executors");
     cJSON_AddItemToArray(ex, cJSON_CreateString(backend));
-    if (add_isolation_levels(c, backend) != GG_OK) {
+    /* The scheduler gives a benchmark worker ("noop" among its executors) every language. */
+    if ((ex_caps & GG_EXECUTOR_CAP_SKIP_ATTEMPTS) && strcmp(backend, "noop") != 0)
+        cJSON_AddItemToArray(ex, cJSON_CreateString("noop"));
+    if (add_isolation_levels(c, ex_caps) != GG_OK) {
         cJSON_Delete(c);
         return NULL;
     }

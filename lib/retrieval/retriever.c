@@ -10,6 +10,7 @@
 
 #include "../core/ggi.h"
 #include "../core/options.h"
+#include "retriever_none.h"
 #include "fts5.h"
 #include "gryphgen/sys/retriever.h"
 #include "http_backend.h"
@@ -215,6 +216,11 @@ int gg_retriever_add(gg_retriever_t *r, const char *doc_json, char **out_result_
     if (out_result_json && !*out_result_json)
         return ggi_error(GG_ENOMEM, "out of memory");
     return GG_OK;
+}
+
+int ggi_retriever_is_none(const gg_retriever_t *r)
+{
+    return !r || r->vt.search == none_search;
 }
 
 const char *gg_retriever_name(const gg_retriever_t *r)

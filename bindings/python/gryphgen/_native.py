@@ -170,16 +170,21 @@ class ClientOptions(ctypes.Structure):
 
 
 class ExecutorVtable(ctypes.Structure):
-    """gg_executor_vtable (include/gryphgen/sys/executor.h), version 1."""
+    """gg_executor_vtable (include/gryphgen/sys/executor.h), version 2 (caps: the
+    GG_EXECUTOR_CAP_* bits)."""
     _fields_ = [("version", ctypes.c_uint32), ("run", EXECUTOR_RUN_FN),
                 ("interrupt", EXECUTOR_INTERRUPT_FN), ("destroy", DESTROY_FN),
-                ("name", ctypes.c_char_p)]
+                ("name", ctypes.c_char_p), ("caps", ctypes.c_uint32)]
 
 
 class GeneratorVtable(ctypes.Structure):
-    """gg_generator_vtable (include/gryphgen/sys/generator.h), version 1."""
+    """gg_generator_vtable (include/gryphgen/sys/generator.h), version 2. The binding fills
+    the version 1 slots only (caps 0: feedback, journal and permanent are not offered to
+    Python generators)."""
     _fields_ = [("version", ctypes.c_uint32), ("generate", GENERATOR_GENERATE_FN),
-                ("destroy", DESTROY_FN), ("name", ctypes.c_char_p)]
+                ("destroy", DESTROY_FN), ("name", ctypes.c_char_p), ("caps", ctypes.c_uint32),
+                ("feedback", ctypes.c_void_p), ("attach_journal", ctypes.c_void_p),
+                ("permanent", ctypes.c_void_p)]
 
 
 class RetrieverVtable(ctypes.Structure):
