@@ -497,8 +497,12 @@ int gg_orchestrator_submit(gg_orchestrator_t *o, const char *task_json, char **o
     if ((rc = ggi_task_needs(t, &needs)) != GG_OK)
         goto out;
     pthread_mutex_lock(&o->api_mu);
-    rc = ggi_store_task_insert_planned(o->api_store, t->task_id, spec, hash, t->priority,
-                                       ggi_wall_s(), t->language, needs, &seq, &existing);
+    rc = ggi_store_task_insert(o->api_store,
+                               &(ggi_task_new){ .task_id = t->task_id, .spec_json = spec,
+                                                .spec_hash = hash, .priority = t->priority,
+                                                .language = t->language, .needs = needs,
+                                                .now = ggi_wall_s() },
+                               &seq, &existing);
     pthread_mutex_unlock(&o->api_mu);
     if (rc != GG_OK)
         goto out;

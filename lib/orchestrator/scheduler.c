@@ -2444,8 +2444,14 @@ static void on_submit(sched *s, const identity *to, client *c, const cJSON *b)
         if (!rc)
             rc = txn(s);
         if (!rc)
-            rc = ggi_grid_task_insert(s->g, t->task_id, spec, hash, t->priority, c->name,
-                                      ggi_wall_s(), t->language, needs, &seq, &existing);
+            rc = ggi_store_task_insert(s->db,
+                                       &(ggi_task_new){ .task_id = t->task_id,
+                                                        .spec_json = spec, .spec_hash = hash,
+                                                        .priority = t->priority,
+                                                        .submitter = c->name,
+                                                        .language = t->language,
+                                                        .needs = needs, .now = ggi_wall_s() },
+                                       &seq, &existing);
         if (rc) {
             cJSON_AddItemToArray(ids, cJSON_CreateNull());
             cJSON *e = cJSON_CreateObject();
