@@ -25,7 +25,8 @@ static atomic_uint orchestrator_counter;
 GGI_OPTIONS_LAYOUT(orchestrator_options, gg_orchestrator_options,
                    GG_ORCHESTRATOR_OPTIONS_VERSION,
                    GGI_OPTIONS_END(gg_orchestrator_options, transport),
-                   GGI_OPTIONS_END(gg_orchestrator_options, insecure));
+                   GGI_OPTIONS_END(gg_orchestrator_options, insecure),
+                   GGI_OPTIONS_END(gg_orchestrator_options, custom_transport));
 
 int gg_orchestrator_options_init(gg_orchestrator_options *opts, unsigned version)
 {
@@ -160,6 +161,29 @@ static int bind_extra(gg_orchestrator_t *o)
     return GG_OK;
 }
 
+/* The transport options: "zmq" (or NULL) for the built-in one; a host's transport takes one
+ * endpoint name of its own and does its own security. */
+static int check_transport(const gg_orchestrator_options *opts)
+{
+    const char *name = opts->transport;
+    if (!opts->custom_transport) {
+        if (name && strcmp(name, "zmq") != 0)
+            return ggi_error(GG_EINVAL, "unknown transport '%s' (known: zmq; \"custom\" needs "
+                             "custom_transport)", name);
+        return GG_OK;
+    }
+    if (name && strcmp(name, "custom") != 0)
+        return ggi_error(GG_EINVAL, "transport '%s' and custom_transport disagree (give "
+                         "\"custom\" or NULL)", name);
+    if (opts->curve_key_file)
+        return ggi_error(GG_EINVAL, "curve_key_file is for the built-in ZeroMQ transport; a "
+                         "custom_transport does its own security");
+    if (opts->bind && *opts->bind && (strpbrk(opts->bind, ", ") || strlen(opts->bind) >= 96))
+        return ggi_error(GG_EINVAL, "with custom_transport, bind is one endpoint name of at "
+                         "most 95 bytes (no commas or spaces)");
+    return GG_OK;
+}
+
 /* Applies the rule for unencrypted operation to every bind endpoint: with keys anything
  * goes; without them a tcp/ipc endpoint needs insecure = 1 and must be loopback. */
 static int check_binds(const gg_orchestrator_options *opts)
@@ -189,7 +213,8 @@ static int start_threads(gg_orchestrator_t *o)
     int rc = o->transport.vt.hub_open(o->transport.self, o->endpoint, &o->hub);
     if (rc != GG_OK)
         return rc;
-    if ((rc = bind_extra(o)) != GG_OK)
+    /* A host's transport has its one endpoint; the built-in one binds the rest. */
+    if (!o->transport.borrowed && (rc = bind_extra(o)) != GG_OK)
         return rc;
     rc = o->transport.vt.peer_open(o->transport.self, o->endpoint, &o->ctl_peer);
     if (rc != GG_OK)
@@ -293,8 +318,8 @@ int gg_orchestrator_new(gg_orchestrator_t **out, const gg_orchestrator_options *
     opts = &full;
     if (opts->bind && strlen(opts->bind) > 4096)
         return ggi_error(GG_EINVAL, "bind is longer than 4096 bytes");
-    if (opts->transport && strcmp(opts->transport, "zmq") != 0)
-        return ggi_error(GG_EINVAL, "unknown transport '%s' (known: zmq)", opts->transport);
+    if ((rc_sec = check_transport(opts)) != GG_OK)
+        return rc_sec;
     if (opts->max_attempts > 100)
         return ggi_error(GG_EINVAL, "max_attempts must be from 1 to 100 (0: default 3)");
     if (opts->workers > 1024)
@@ -302,7 +327,7 @@ int gg_orchestrator_new(gg_orchestrator_t **out, const gg_orchestrator_options *
     if (opts->curve_key_file && (!opts->authorized_keys_file || !*opts->authorized_keys_file))
         return ggi_error(GG_EINVAL, "curve_key_file needs authorized_keys_file (the keys "
                          "admitted, with their roles)");
-    if ((rc_sec = check_binds(opts)) != GG_OK)
+    if (!opts->custom_transport && (rc_sec = check_binds(opts)) != GG_OK)
         return rc_sec;
     int rc = gg_init();
     if (rc != GG_OK)
@@ -333,8 +358,12 @@ int gg_orchestrator_new(gg_orchestrator_t **out, const gg_orchestrator_options *
         free(o);
         return ggi_error(GG_ENOMEM, "out of memory");
     }
-    snprintf(o->endpoint, sizeof o->endpoint, "inproc://gryphgen-orchestrator-%u",
-             atomic_fetch_add(&orchestrator_counter, 1));
+    /* A host's transport opens its hub under the name bind gives, when it gives one. */
+    if (opts->custom_transport && o->bind)
+        snprintf(o->endpoint, sizeof o->endpoint, "%s", o->bind);
+    else
+        snprintf(o->endpoint, sizeof o->endpoint, "inproc://gryphgen-orchestrator-%u",
+                 atomic_fetch_add(&orchestrator_counter, 1));
 
     if (opts->db_path) {
         o->db_path = ggi_strdup(opts->db_path);
@@ -362,7 +391,9 @@ int gg_orchestrator_new(gg_orchestrator_t **out, const gg_orchestrator_options *
         ggi_generator_attach_journal(o->generator, o->db_path) != GG_OK)
         ggi_log(&o->log, GG_LOG_WARN, "generator journal in %s: %s", o->db_path,
                 gg_error_last());
-    if (rc == GG_OK && opts->curve_key_file) {
+    if (rc == GG_OK && opts->custom_transport) {
+        ggi_transport_borrow(&o->transport, opts->custom_transport);
+    } else if (rc == GG_OK && opts->curve_key_file) {
         ggi_zmq_security sec = {0};
         sec.server_key_file = opts->curve_key_file;
         sec.authorized_keys_file = opts->authorized_keys_file;

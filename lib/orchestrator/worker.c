@@ -116,7 +116,8 @@ struct gg_worker {
 };
 
 GGI_OPTIONS_LAYOUT(worker_options, gg_worker_options, GG_WORKER_OPTIONS_VERSION,
-                   GGI_OPTIONS_END(gg_worker_options, insecure));
+                   GGI_OPTIONS_END(gg_worker_options, insecure),
+                   GGI_OPTIONS_END(gg_worker_options, custom_transport));
 
 int gg_worker_options_init(gg_worker_options *opts, unsigned version)
 {
@@ -425,8 +426,13 @@ int gg_worker_new(gg_worker_t **out, const gg_worker_options *opts)
     if (opts->curve_key_file && (!opts->curve_server_key || !*opts->curve_server_key))
         return ggi_error(GG_EINVAL, "curve_key_file needs curve_server_key (the "
                          "orchestrator's public key)");
+    /* A host's transport does its own security and names its own endpoints. */
+    if (opts->custom_transport && (opts->curve_key_file || opts->curve_server_key))
+        return ggi_error(GG_EINVAL, "curve_key_file and curve_server_key are for the built-in "
+                         "ZeroMQ transport; a custom_transport does its own security");
     /* Without keys: tcp/ipc need insecure = 1 and a loopback endpoint (endpoint_rule.h). */
-    if (ggi_endpoint_rule(opts->connect, opts->curve_key_file != NULL, opts->insecure,
+    if (!opts->custom_transport &&
+        ggi_endpoint_rule(opts->connect, opts->curve_key_file != NULL, opts->insecure,
                           "curve_key_file and curve_server_key") != GG_OK)
         return GG_EINVAL;
     int rc = gg_init();
@@ -445,7 +451,10 @@ int gg_worker_new(gg_worker_t **out, const gg_worker_options *opts)
     w->log.user = opts->log_user;
     w->log.level = opts->log_level;
     w->tp = &w->own_transport;
-    if (opts->curve_key_file) {
+    if (opts->custom_transport) {
+        ggi_transport_borrow(w->tp, opts->custom_transport);
+        rc = GG_OK;
+    } else if (opts->curve_key_file) {
         ggi_zmq_security sec = {0};
         sec.client_key_file = opts->curve_key_file;
         sec.server_public_key = opts->curve_server_key;

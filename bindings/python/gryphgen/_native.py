@@ -92,12 +92,12 @@ WATCH_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p)
 EXECUTOR_OPTIONS_VERSION = 2
 GENERATOR_OPTIONS_VERSION = 1
 RETRIEVER_OPTIONS_VERSION = 2
-ORCHESTRATOR_OPTIONS_VERSION = 2
+ORCHESTRATOR_OPTIONS_VERSION = 3
 EXECUTOR_VTABLE_VERSION = 1
 GENERATOR_VTABLE_VERSION = 1
 RETRIEVER_VTABLE_VERSION = 2
-WORKER_OPTIONS_VERSION = 1
-CLIENT_OPTIONS_VERSION = 1
+WORKER_OPTIONS_VERSION = 2
+CLIENT_OPTIONS_VERSION = 2
 
 
 class ExecutorOptions(ctypes.Structure):
@@ -136,7 +136,7 @@ class RetrieverOptions(ctypes.Structure):
 
 
 class OrchestratorOptions(ctypes.Structure):
-    """gg_orchestrator_options (include/gryphgen/orchestrator.h), version 2."""
+    """gg_orchestrator_options (include/gryphgen/orchestrator.h), version 3."""
     _fields_ = [("version", ctypes.c_uint32), ("db_path", ctypes.c_char_p),
                 ("workers", ctypes.c_uint), ("max_attempts", ctypes.c_uint),
                 ("generator", ctypes.c_void_p), ("executor", ctypes.c_void_p),
@@ -146,11 +146,12 @@ class OrchestratorOptions(ctypes.Structure):
                 ("event_user", ctypes.c_void_p), ("transport", ctypes.c_char_p),
                 ("bind", ctypes.c_char_p), ("local_workers", ctypes.c_int),
                 ("max_queued", ctypes.c_uint), ("curve_key_file", ctypes.c_char_p),
-                ("authorized_keys_file", ctypes.c_char_p), ("insecure", ctypes.c_int)]
+                ("authorized_keys_file", ctypes.c_char_p), ("insecure", ctypes.c_int),
+                ("custom_transport", ctypes.c_void_p)]
 
 
 class WorkerOptions(ctypes.Structure):
-    """gg_worker_options (include/gryphgen/worker.h), version 1."""
+    """gg_worker_options (include/gryphgen/worker.h), version 2."""
     _fields_ = [("version", ctypes.c_uint32), ("connect", ctypes.c_char_p),
                 ("name", ctypes.c_char_p), ("slots", ctypes.c_uint), ("queue", ctypes.c_uint),
                 ("labels", ctypes.POINTER(ctypes.c_char_p)), ("executor", ctypes.c_void_p),
@@ -158,15 +159,15 @@ class WorkerOptions(ctypes.Structure):
                 ("python", ctypes.c_char_p), ("cc", ctypes.c_char_p), ("log_fn", LOG_FN),
                 ("log_user", ctypes.c_void_p), ("log_level", ctypes.c_int),
                 ("curve_key_file", ctypes.c_char_p), ("curve_server_key", ctypes.c_char_p),
-                ("insecure", ctypes.c_int)]
+                ("insecure", ctypes.c_int), ("custom_transport", ctypes.c_void_p)]
 
 
 class ClientOptions(ctypes.Structure):
-    """gg_client_options (include/gryphgen/client.h), version 1."""
+    """gg_client_options (include/gryphgen/client.h), version 2."""
     _fields_ = [("version", ctypes.c_uint32), ("connect", ctypes.c_char_p),
                 ("name", ctypes.c_char_p), ("timeout_ms", ctypes.c_int),
                 ("curve_key_file", ctypes.c_char_p), ("curve_server_key", ctypes.c_char_p),
-                ("insecure", ctypes.c_int)]
+                ("insecure", ctypes.c_int), ("custom_transport", ctypes.c_void_p)]
 
 
 class ExecutorVtable(ctypes.Structure):
@@ -274,6 +275,7 @@ PROTOTYPES = {
     "gg_client_destroy": (None, [_pp]),
     "gg_workspace_deliver": (_i, [_s, _s, ctypes.POINTER(DeliverOptions), c_char_pp]),
     "gg_workspace_format_patch": (_i, [_s, _s, c_char_pp]),
+    "gg_transport_destroy": (None, [_pp]),
 }
 
 # Exported functions deliberately not bound, with the reason (tests/test_symbols.py checks
@@ -281,6 +283,10 @@ PROTOTYPES = {
 UNBOUND = {
     "gg_malloc": "the binding hands strings to the library with gg_strdup(); raw, "
                  "uninitialised buffers have no use in Python",
+    "gg_transport_new_custom": "a transport written in Python would run on the scheduler's "
+                               "and the workers' C threads for every message (the GIL on "
+                               "the hot path, callbacks during interpreter exit); Python "
+                               "hands over a transport made in C instead (gryphgen.Transport)",
 }
 
 for _name, (_res, _args) in PROTOTYPES.items():
