@@ -56,7 +56,8 @@ def test_wheel_is_valid_and_records_the_libdir(tmp_path):
         names = set(z.namelist())
         info = "gryphgen-1.2.0.dist-info/"
         assert {info + "METADATA", info + "WHEEL", info + "RECORD",
-                "gryphgen/__init__.py", "gryphgen/_native.py", "gryphgen/_install.py"} <= names
+                "gryphgen/__init__.py", "gryphgen/_native.py", "gryphgen/_install.py",
+                "gryphgen/py.typed"} <= names
         rows = list(csv.reader(io.StringIO(z.read(info + "RECORD").decode())))
         assert {r[0] for r in rows} == names
         for path, digest, size in rows:
@@ -90,7 +91,7 @@ def test_sdist_and_editable(tmp_path):
         names = set(t.getnames())
     assert {"gryphgen-1.2.0/pyproject.toml", "gryphgen-1.2.0/PKG-INFO",
             "gryphgen-1.2.0/_build/gryphgen_build.py",
-            "gryphgen-1.2.0/gryphgen/_native.py"} <= names
+            "gryphgen-1.2.0/gryphgen/_native.py", "gryphgen-1.2.0/gryphgen/py.typed"} <= names
     with zipfile.ZipFile(tmp_path / editable) as z:
         pth = z.read("__editable__.gryphgen.pth").decode().strip()
     assert os.path.samefile(pth, PKG_ROOT)
