@@ -1604,7 +1604,10 @@ static void on_worker_hello(sched *s, const gg_transport_msg *msg, const cJSON *
     const cJSON *caps = cJSON_GetObjectItemCaseSensitive(b, "caps");
     n->caps = caps ? cJSON_Duplicate(caps, 1) : cJSON_CreateObject();
     n->any = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(n->caps, "any"));
-    n->noop = has_string(cJSON_GetObjectItemCaseSensitive(n->caps, "executors"), "noop");
+    /* A benchmark worker says so (skip_attempts); one before 1.2 by its executor's name. */
+    const cJSON *skip = cJSON_GetObjectItemCaseSensitive(n->caps, "skip_attempts");
+    n->noop = skip ? cJSON_IsTrue(skip)
+                   : has_string(cJSON_GetObjectItemCaseSensitive(n->caps, "executors"), "noop");
     cJSON_Delete(n->langs);
     n->langs = runtime_languages(cJSON_GetObjectItemCaseSensitive(n->caps, "runtimes"));
     /* Caps leave out what a node does not know: a missing number is 0, never NaN (whose

@@ -233,9 +233,8 @@ static cJSON *discover_caps(gg_worker_t *w, const char *const *labels, int any)
     uint32_t ex_caps = ggi_executor_caps(w->executor);
     cJSON *ex = cJSON_AddArrayToObject(c, "executors");
     cJSON_AddItemToArray(ex, cJSON_CreateString(backend));
-    /* The scheduler gives a benchmark worker ("noop" among its executors) every language. */
-    if ((ex_caps & GG_EXECUTOR_CAP_SKIP_ATTEMPTS) && strcmp(backend, "noop") != 0)
-        cJSON_AddItemToArray(ex, cJSON_CreateString("noop"));
+    /* The scheduler gives a benchmark worker every language (docs/protocol.md). */
+    cJSON_AddBoolToObject(c, "skip_attempts", (ex_caps & GG_EXECUTOR_CAP_SKIP_ATTEMPTS) != 0);
     if (add_isolation_levels(c, ex_caps) != GG_OK) {
         cJSON_Delete(c);
         return NULL;
