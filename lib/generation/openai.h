@@ -48,10 +48,10 @@ int ggi_openai_generator_new(const gg_generator_options *opts, gg_generator_vtab
                              void **self_out);
 
 /**
- * Teaches the strategy bandit the outcome of an attempt whose code this backend wrote
- * (its feedback slot, GG_GENERATOR_CAP_FEEDBACK): the record's "arm" names the arm, "passed" the reward,
- * "usage" and "durations.generate_ms" the cost. Records without a judged outcome, answers
- * from the journal and answers whose temperature the Task Monitor's strategy set are
+ * Teaches the strategy bandit the outcome of an attempt whose code this backend wrote (its
+ * feedback slot, GG_GENERATOR_CAP_FEEDBACK): the record's "arm" names the arm, "passed" the
+ * reward, "usage" and "durations.generate_ms" the cost. Records without a judged outcome,
+ * answers from the journal and answers whose temperature the Task Monitor's strategy set are
  * ignored. The update is added to the journal's llm_arms table when there is a journal.
  */
 void ggi_openai_feedback(void *self, const cJSON *record);

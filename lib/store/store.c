@@ -272,9 +272,10 @@ static const char *const stmt_sql[Q_COUNT_] = {
                       " submitter, language, needs)"
                       " VALUES (?1, ?2, 'queued', ?3, ?4, coalesce(?7, 'local'), ?5, ?6)",
     [Q_SPEC_INSERT] = "INSERT INTO task_specs(seq, spec) VALUES (?1, ?2)",
-    /* A result is built from the task's columns and its attempts when it was not stored
-     * (RESULT_BUILT); one stored with "history": null gets the attempts' records spliced in
-     * as its history; both as docs/tasks.md describes the result. */
+    /* A result is built from the task's columns and its attempts (RESULT_BUILT): the store
+     * writes none. A row an earlier version ended may hold one; stored with "history": null
+     * it gets the attempts' records spliced in as its history; both as docs/tasks.md
+     * describes the result. */
     [Q_TASK_GET] = "SELECT seq, task_id, " TASK_SPEC ", " TASK_STATUS ", priority, attempts, created_at,"
                    " started_at, finished_at, reason,"
                    " CASE WHEN result IS NULL THEN " RESULT_BUILT

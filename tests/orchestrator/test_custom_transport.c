@@ -1,12 +1,12 @@
 /*
  * test_custom_transport.c - the orchestrator, a worker and a client over a transport written
  * for the tests (qtransport.h; gryphgen/sys/transport.h), not ZeroMQ: an in-process queue per
- * socket, with identities, bounded queues and timeouts as the header asks. Tasks pass through it from
- * the embedded workers, from a gg_worker_t in a thread of its own and from a gg_client_t;
- * the transport counts what it carried, so the test knows ZeroMQ carried none of it.
- * Failure paths: vtables with missing slots or an unknown version (destroy runs once),
- * options that do not go with a custom transport, a hub that cannot open, a worker whose
- * endpoint has no hub, and a full queue (GG_EBUSY) that loses nothing.
+ * socket, with identities, bounded queues and timeouts as the header asks. Tasks pass through
+ * it from the embedded workers, from a gg_worker_t in a thread of its own and from a
+ * gg_client_t; the transport counts what it carried, so the test knows it was used. Failure
+ * paths: vtables with missing slots or an unknown version (destroy runs once), options that
+ * do not go with a custom transport, a hub that cannot open, a worker or a client whose
+ * endpoint has no hub, and sends refused as full (GG_EBUSY) that lose no task.
  * Links the shared library only.
  */
 #include <pthread.h>
