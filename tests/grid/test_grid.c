@@ -338,6 +338,57 @@ static void test_requirements(void)
 
 /* ---- the hub on the wire ---- */
 
+/* A benchmark worker is one that says skip_attempts (GG_EXECUTOR_CAP_SKIP_ATTEMPTS): it takes
+ * tasks of a language it has no runtime for. A worker that says skip_attempts false is not
+ * one, whatever its executor is called ("noop"): its tasks go to the worker with the runtime.
+ * (A worker without the field and with "noop" is one, as workers before 1.2 say so.) */
+static void test_skip_attempts_hello(void)
+{
+    char ep[64], db[300], buf[512];
+    gg_orchestrator_t *o = serve(ep, db, "skip.db", 0);
+    if (!o)
+        return;
+    ggpeer bench;
+    ggpeer_open(&bench, ep);
+    CHECK(ggpeer_hello(&bench, "bench", 2, "{\"runtimes\":[],\"executors\":[\"bench\"],"
+                       "\"isolation\":[\"none\"],\"skip_attempts\":true}"));
+    CHECK_RC(gg_orchestrator_submit(o, task_json(buf, sizeof buf, "sk1", "python"), NULL), 0);
+    cJSON *jobs = ggpeer_recv(&bench, "jobs", TEST_DEADLINE_MS);
+    const cJSON *job = cJSON_GetArrayItem(cJSON_GetObjectItem(jobs, "jobs"), 0);
+    CHECK(job != NULL);
+    if (job)
+        raw_result(&bench, job, NULL, 1);
+    cJSON_Delete(jobs);
+    char *res = NULL;
+    CHECK_RC(gg_orchestrator_wait(o, "sk1", (int)TEST_DEADLINE_MS, &res), 0);
+    CHECK_CONTAINS(res, "\"status\":\"passed\"");
+    gg_free(res);
+    ggpeer_send(&bench, "{\"ggp\":1,\"t\":\"bye\"}");
+    ggpeer_close(&bench);
+
+    /* A "noop" that says it is no benchmark gets no python task: the task waits for the
+     * worker with the runtime, which comes later (a benchmark would have had it at once). */
+    ggpeer named, real;
+    ggpeer_open(&named, ep);
+    CHECK(ggpeer_hello(&named, "named-noop", 8, "{\"runtimes\":[],\"executors\":[\"noop\"],"
+                       "\"isolation\":[\"none\"],\"skip_attempts\":false}"));
+    CHECK_RC(gg_orchestrator_submit(o, task_json(buf, sizeof buf, "sk-n", "python"), NULL), 0);
+    ggpeer_open(&real, ep);
+    raw_worker_hello(&real, "real", 1, "\"python3\"");
+    jobs = ggpeer_recv(&real, "jobs", TEST_DEADLINE_MS);
+    job = cJSON_GetArrayItem(cJSON_GetObjectItem(jobs, "jobs"), 0);
+    CHECK(job != NULL);
+    cJSON_Delete(jobs);
+    /* Had the hub taken it for a benchmark, the job would wait in its socket (and have
+     * come to real only after it was declared dead for not beating). */
+    jobs = ggpeer_recv(&named, "jobs", 300);
+    CHECK(jobs == NULL);
+    cJSON_Delete(jobs);
+    ggpeer_close(&named);
+    ggpeer_close(&real);
+    gg_orchestrator_destroy(&o);
+}
+
 static void test_garbage_and_leases(void)
 {
     char ep[64], db[300], buf[512];
@@ -1610,6 +1661,7 @@ int main(void)
     test_results_scan();
     test_requirements();
     test_garbage_and_leases();
+    test_skip_attempts_hello();
     test_busy();
     test_peers_forgotten();
     test_fair_share();
