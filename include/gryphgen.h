@@ -13,6 +13,7 @@
 #include "gryphgen/executor.h"
 #include "gryphgen/generator.h"
 #include "gryphgen/retriever.h"
+#include "gryphgen/transport.h"
 #include "gryphgen/orchestrator.h"
 #include "gryphgen/worker.h"
 #include "gryphgen/client.h"

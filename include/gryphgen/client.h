@@ -15,6 +15,7 @@
 
 #include "common.h"
 #include "log.h"
+#include "transport.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -24,7 +25,7 @@ extern "C" {
 typedef struct gg_client gg_client_t;
 
 /** Version of gg_client_options this header describes. */
-#define GG_CLIENT_OPTIONS_VERSION 1
+#define GG_CLIENT_OPTIONS_VERSION 2
 
 /** Options for gg_client_new(). Fields are only ever appended. */
 typedef struct gg_client_options {
@@ -44,10 +45,15 @@ typedef struct gg_client_options {
                                        keys is GG_EINVAL. Without keys an endpoint that is not
                                        loopback is GG_EINVAL even with 1; inproc:// needs
                                        neither keys nor insecure */
+    /* version 2 */
+    gg_transport_t *custom_transport; /**< a host's transport (gg_transport_new_custom()),
+                                       borrowed: it must outlive the client; connect is then
+                                       the orchestrator's endpoint name in that transport,
+                                       and the key options must be NULL. NULL: ZeroMQ */
 } gg_client_options;
 
 /** Static initialiser with defaults. */
-#define GG_CLIENT_OPTIONS_INIT { GG_CLIENT_OPTIONS_VERSION, NULL, NULL, 0, NULL, NULL, 0 }
+#define GG_CLIENT_OPTIONS_INIT { GG_CLIENT_OPTIONS_VERSION, NULL, NULL, 0, NULL, NULL, 0, NULL }
 
 /** Fills *opts with defaults for the given version; GG_EVERSION for an unknown version. */
 GG_API int gg_client_options_init(gg_client_options *opts, unsigned version);

@@ -27,6 +27,7 @@
 #include "executor.h"
 #include "generator.h"
 #include "retriever.h"
+#include "transport.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -56,7 +57,8 @@ typedef struct gg_orchestrator_options {
                                       types docs/events.md says are stored) and to
                                       watching clients */
     void *event_user;            /**< passed to event_fn */
-    const char *transport;       /**< "zmq" (default when NULL) */
+    const char *transport;       /**< "zmq" (default when NULL), or "custom" with
+                                      custom_transport */
     /* version 2 */
     const char *bind;            /**< endpoints for remote workers and clients besides the
                                       in-process one, comma-separated (tcp://127.0.0.1:5555,
@@ -92,16 +94,24 @@ typedef struct gg_orchestrator_options {
                                       rules as `bind`. NULL: none */
     double front_door_timeout_s; /**< a front-door request's code gets this long before the
                                       reply says it timed out; 0: 300 */
+    gg_transport_t *custom_transport; /**< a host's transport (gg_transport_new_custom()),
+                                      borrowed: it must outlive the orchestrator. NULL: the
+                                      built-in ZeroMQ one. With it, bind is one endpoint name
+                                      of that transport's (NULL: a name of the library's,
+                                      for the local workers only), and curve_key_file and
+                                      insecure do not apply (GG_EINVAL with a key file):
+                                      the transport authenticates or not */
 } gg_orchestrator_options;
 
 /** Static initialiser with defaults. */
 #define GG_ORCHESTRATOR_OPTIONS_INIT \
     { GG_ORCHESTRATOR_OPTIONS_VERSION, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
-      GG_LOG_WARN, NULL, NULL, NULL, NULL, 1, 0, NULL, NULL, 0, NULL, 0, NULL, 0 }
+      GG_LOG_WARN, NULL, NULL, NULL, NULL, 1, 0, NULL, NULL, 0, NULL, 0, NULL, 0, NULL }
 
 /**
- * Fills *opts with defaults for the given version (1, 2 or 3: an earlier version's struct
- * is shorter and only its fields are written); GG_EVERSION for an unknown version.
+ * Fills *opts with defaults for the given version (1 to GG_ORCHESTRATOR_OPTIONS_VERSION: an
+ * older version's struct is shorter and only its fields are written); GG_EVERSION for an
+ * unknown version.
  */
 GG_API int gg_orchestrator_options_init(gg_orchestrator_options *opts, unsigned version);
 

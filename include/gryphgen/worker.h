@@ -23,6 +23,7 @@
 #include "executor.h"
 #include "generator.h"
 #include "retriever.h"
+#include "transport.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -32,7 +33,7 @@ extern "C" {
 typedef struct gg_worker gg_worker_t;
 
 /** Version of gg_worker_options this header describes. */
-#define GG_WORKER_OPTIONS_VERSION 1
+#define GG_WORKER_OPTIONS_VERSION 2
 
 /** Options for gg_worker_new(). Fields are only ever appended. */
 typedef struct gg_worker_options {
@@ -62,12 +63,17 @@ typedef struct gg_worker_options {
                                         keys is GG_EINVAL. Without keys an endpoint that is not
                                         loopback is GG_EINVAL even with 1; inproc:// needs
                                         neither keys nor insecure */
+    /* version 2 */
+    gg_transport_t *custom_transport; /**< a host's transport (gg_transport_new_custom()),
+                                        borrowed: it must outlive the worker; connect is then
+                                        the orchestrator's endpoint name in that transport,
+                                        and the key options must be NULL. NULL: ZeroMQ */
 } gg_worker_options;
 
 /** Static initialiser with defaults. */
 #define GG_WORKER_OPTIONS_INIT \
     { GG_WORKER_OPTIONS_VERSION, NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
-      NULL, GG_LOG_WARN, NULL, NULL, 0 }
+      NULL, GG_LOG_WARN, NULL, NULL, 0, NULL }
 
 /** Fills *opts with defaults for the given version; GG_EVERSION for an unknown version. */
 GG_API int gg_worker_options_init(gg_worker_options *opts, unsigned version);

@@ -1547,6 +1547,8 @@ int ggi_container_executor_new(const gg_executor_options *opts, gg_executor_vtab
     vt.interrupt = ce_interrupt;
     vt.destroy = ce_destroy;
     vt.name = "container";
+    vt.caps = GG_EXECUTOR_CAP_ISOLATION_RLIMITS | GG_EXECUTOR_CAP_ISOLATION_NAMESPACES |
+              GG_EXECUTOR_CAP_ISOLATION_CONTAINER;
     *vt_out = vt;
     *self_out = ce;
     return GG_OK;

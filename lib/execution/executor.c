@@ -11,7 +11,9 @@
 #include "gryphgen/sys/executor.h"
 
 #include "../core/ggi.h"
+#include "../core/options.h"
 #include "container_executor.h"
+#include "executor_caps.h"
 #include "process_executor.h"
 
 int ggi_noop_executor_new(gg_executor_vtable *vt, void **self); /* noop_executor.c */
@@ -21,20 +23,24 @@ struct gg_executor {
     void *self;
 };
 
+GGI_OPTIONS_LAYOUT(executor_options, gg_executor_options, GG_EXECUTOR_OPTIONS_VERSION,
+                   GGI_OPTIONS_END(gg_executor_options, default_timeout_s),
+                   GGI_OPTIONS_END(gg_executor_options, min_isolation));
+
 int gg_executor_options_init(gg_executor_options *opts, unsigned version)
 {
-    if (!opts)
-        return ggi_error(GG_EINVAL, "opts is NULL");
-    if (version < 1 || version > GG_EXECUTOR_OPTIONS_VERSION)
-        return ggi_error(GG_EVERSION, "gg_executor_options version %u is not known (this "
-                                      "library knows 1 to %d)", version,
-                         GG_EXECUTOR_OPTIONS_VERSION);
     gg_executor_options init = GG_EXECUTOR_OPTIONS_INIT;
-    init.version = version;
-    /* A version 1 struct ends before container_socket. */
-    memcpy(opts, &init, version == 1 ? offsetof(gg_executor_options, container_socket)
-                                     : sizeof init);
-    return GG_OK;
+    return ggi_options_init(&executor_options, opts, &init, version);
+}
+
+#define KNOWN_CAPS                                                                         \
+    (GG_EXECUTOR_CAP_ISOLATION_RLIMITS | GG_EXECUTOR_CAP_ISOLATION_NAMESPACES |             \
+     GG_EXECUTOR_CAP_ISOLATION_CONTAINER | GG_EXECUTOR_CAP_UNPRIVILEGED_JOBS |              \
+     GG_EXECUTOR_CAP_SKIP_ATTEMPTS)
+
+uint32_t ggi_executor_caps(const gg_executor_t *ex)
+{
+    return ex ? ex->vt.caps : 0;
 }
 
 /* Takes ownership of self: on failure destroy(self) has been called. */
@@ -47,11 +53,13 @@ static int wrap(gg_executor_t **out, const gg_executor_vtable *vt, void *self)
         return ggi_error(GG_ENOMEM, "out of memory");
     }
     ex->vt.version = GG_EXECUTOR_VTABLE_VERSION;
-    /* Version 1 has every slot this library knows; later versions only append. */
+    /* Slots are only appended: read those of the vtable's own version. A version 1 backend
+     * said nothing of its isolation; it counts as rlimits, as it always did. */
     ex->vt.run = vt->run;
     ex->vt.interrupt = vt->interrupt;
     ex->vt.destroy = vt->destroy;
     ex->vt.name = vt->name;
+    ex->vt.caps = vt->version >= 2 ? vt->caps : GG_EXECUTOR_CAP_ISOLATION_RLIMITS;
     ex->self = self;
     *out = ex;
     return GG_OK;
@@ -65,19 +73,13 @@ int gg_executor_new(gg_executor_t **out, const gg_executor_options *opts)
     int rc = gg_init();
     if (rc)
         return rc;
-    if (opts && (opts->version < 1 || opts->version > GG_EXECUTOR_OPTIONS_VERSION))
-        return ggi_error(GG_EVERSION, "gg_executor_options version %u is not known (this "
-                                      "library knows 1 to %d)", (unsigned)opts->version,
-                         GG_EXECUTOR_OPTIONS_VERSION);
     /* Backends see a whole struct of this version: the caller's fields as far as its version
-     * has them, defaults for the rest (a version 1 struct ends before container_socket). */
+     * has them, defaults for the rest. */
     gg_executor_options full = GG_EXECUTOR_OPTIONS_INIT;
-    if (opts) {
-        memcpy(&full, opts, opts->version == 1 ? offsetof(gg_executor_options, container_socket)
-                                               : sizeof full);
-        full.version = GG_EXECUTOR_OPTIONS_VERSION;
+    if (ggi_options_accept(&executor_options, &full, opts))
+        return GG_EVERSION;
+    if (opts)
         opts = &full;
-    }
     const char *backend = opts && opts->backend ? opts->backend : "process";
     int container = !strcmp(backend, "container");
     int noop = !strcmp(backend, "noop"); /* noop_executor.c: for benchmarks */
@@ -111,6 +113,9 @@ int gg_executor_new_custom(gg_executor_t **out, const gg_executor_vtable *vtable
         rc = ggi_error(GG_EINVAL, "out is NULL");
     else if (!vtable->run)
         rc = ggi_error(GG_EINVAL, "the vtable's run slot is NULL");
+    else if (vtable->version >= 2 && (vtable->caps & ~KNOWN_CAPS))
+        rc = ggi_error(GG_EINVAL, "gg_executor_vtable: unknown capability bits 0x%x",
+                       (unsigned)(vtable->caps & ~KNOWN_CAPS));
     else
         rc = gg_init();
     if (rc) {

@@ -33,6 +33,7 @@ int ggi_noop_executor_new(gg_executor_vtable *vt, void **self)
     vt->interrupt = noop_interrupt;
     vt->destroy = NULL;
     vt->name = "noop";
+    vt->caps = GG_EXECUTOR_CAP_SKIP_ATTEMPTS;
     *self = NULL;
     return GG_OK;
 }

@@ -947,6 +947,11 @@ int ggi_process_executor_new(const gg_executor_options *opts, gg_executor_vtable
     vt.interrupt = pe_interrupt;
     vt.destroy = pe_destroy;
     vt.name = "process";
+    /* Levels are ordered, weakest first: the host gives every level up to its best. */
+    int best = ggi_sandbox_probe()->best;
+    vt.caps = GG_EXECUTOR_CAP_UNPRIVILEGED_JOBS |
+              (best >= GGI_ISO_RLIMITS ? GG_EXECUTOR_CAP_ISOLATION_RLIMITS : 0u) |
+              (best >= GGI_ISO_NAMESPACES ? GG_EXECUTOR_CAP_ISOLATION_NAMESPACES : 0u);
     *vt_out = vt;
     *self_out = pe;
     return GG_OK;

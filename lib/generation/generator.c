@@ -9,6 +9,8 @@
 #include <string.h>
 
 #include "../core/ggi.h"
+#include "../core/options.h"
+#include "../core/options.h"
 #include "builtin.h"
 #include "command.h"
 #include "hooks.h"
@@ -30,21 +32,39 @@ static size_t vtable_size(uint32_t version)
     switch (version) {
     case 1:
         return offsetof(gg_generator_vtable, name) + sizeof(((gg_generator_vtable *)0)->name);
+    case 2:
+        return sizeof(gg_generator_vtable);
     default:
         return 0;
     }
 }
 
+GGI_OPTIONS_LAYOUT(generator_options, gg_generator_options, GG_GENERATOR_OPTIONS_VERSION,
+                   GGI_OPTIONS_END(gg_generator_options, prompt_template_file));
+
 int gg_generator_options_init(gg_generator_options *opts, unsigned version)
 {
-    if (!opts)
-        return ggi_error(GG_EINVAL, "gg_generator_options_init: opts is NULL");
-    if (version != GG_GENERATOR_OPTIONS_VERSION)
-        return ggi_error(GG_EVERSION,
-                         "gg_generator_options version %u is not known (this library has %d)",
-                         version, GG_GENERATOR_OPTIONS_VERSION);
     gg_generator_options d = GG_GENERATOR_OPTIONS_INIT;
-    *opts = d;
+    return ggi_options_init(&generator_options, opts, &d, version);
+}
+
+/* A capability bit promises its slot: GG_EINVAL naming both when the slot is missing. */
+static int check_caps(const gg_generator_vtable *vt)
+{
+    const uint32_t known = GG_GENERATOR_CAP_FEEDBACK | GG_GENERATOR_CAP_JOURNAL |
+                           GG_GENERATOR_CAP_PERMANENT_ERRORS;
+    if (vt->caps & ~known)
+        return ggi_error(GG_EINVAL, "generator vtable: unknown capability bits 0x%x",
+                         (unsigned)(vt->caps & ~known));
+    if ((vt->caps & GG_GENERATOR_CAP_FEEDBACK) && !vt->feedback)
+        return ggi_error(GG_EINVAL, "generator vtable: GG_GENERATOR_CAP_FEEDBACK needs the "
+                         "feedback slot");
+    if ((vt->caps & GG_GENERATOR_CAP_JOURNAL) && !vt->attach_journal)
+        return ggi_error(GG_EINVAL, "generator vtable: GG_GENERATOR_CAP_JOURNAL needs the "
+                         "attach_journal slot");
+    if ((vt->caps & GG_GENERATOR_CAP_PERMANENT_ERRORS) && !vt->permanent)
+        return ggi_error(GG_EINVAL, "generator vtable: GG_GENERATOR_CAP_PERMANENT_ERRORS needs "
+                         "the permanent slot");
     return GG_OK;
 }
 
@@ -68,6 +88,8 @@ int gg_generator_new_custom(gg_generator_t **out, const gg_generator_vtable *vta
                        (unsigned)vtable->version, GG_GENERATOR_VTABLE_VERSION);
     else if (!vtable->generate)
         rc = ggi_error(GG_EINVAL, "generator vtable: the generate slot is required");
+    else if (vtable->version >= 2 && (rc = check_caps(vtable)) != GG_OK)
+        ;
     else if (!(g = calloc(1, sizeof *g)))
         rc = ggi_error(GG_ENOMEM, "out of memory creating a generator");
     if (rc) {
@@ -91,15 +113,10 @@ int gg_generator_new(gg_generator_t **out, const gg_generator_options *opts)
         return ggi_error(GG_EINVAL, "gg_generator_new: out is NULL");
     *out = NULL;
     gg_generator_options o = GG_GENERATOR_OPTIONS_INIT;
-    if (opts) {
-        if (opts->version != GG_GENERATOR_OPTIONS_VERSION)
-            return ggi_error(GG_EVERSION,
-                             "gg_generator_options version %u is not known (this library has "
-                             "%d)",
-                             (unsigned)opts->version, GG_GENERATOR_OPTIONS_VERSION);
-        o = *opts;
-    }
-    int rc = gg_init();
+    int rc = ggi_options_accept(&generator_options, &o, opts);
+    if (rc)
+        return rc;
+    rc = gg_init();
     if (rc)
         return rc;
     if (o.timeout_s < 0 || o.timeout_s != o.timeout_s)
@@ -154,6 +171,9 @@ int gg_generator_generate(gg_generator_t *gen, const char *request_json,
     }
     if (rc < 0) {
         gg_free(resp);
+        /* Asked at once, on this thread, before anything else can fail here. */
+        if ((gen->vt.caps & GG_GENERATOR_CAP_PERMANENT_ERRORS) && gen->vt.permanent(gen->self))
+            ggi_generator_set_permanent(1);
         if (!gg_error_last()[0] || gg_error_last_code() != rc)
             return ggi_error(rc, "generator '%s' failed: %s", gen->name, gg_strerror(rc));
         return rc;
@@ -196,15 +216,19 @@ void ggi_generator_set_permanent(int permanent)
 
 void ggi_generator_feedback(gg_generator_t *gen, const cJSON *record)
 {
-    if (gen && record && ggi_openai_is(&gen->vt))
-        ggi_openai_feedback(gen->self, record);
+    if (!gen || !record || !(gen->vt.caps & GG_GENERATOR_CAP_FEEDBACK))
+        return;
+    char *text = cJSON_PrintUnformatted(record);
+    if (text)
+        gen->vt.feedback(gen->self, text);
+    cJSON_free(text);
 }
 
 int ggi_generator_attach_journal(gg_generator_t *gen, const char *db_path)
 {
-    if (!gen || !db_path || !*db_path || !ggi_openai_is(&gen->vt))
+    if (!gen || !db_path || !*db_path || !(gen->vt.caps & GG_GENERATOR_CAP_JOURNAL))
         return GG_OK;
-    return ggi_openai_attach_journal(gen->self, db_path);
+    return gen->vt.attach_journal(gen->self, db_path);
 }
 
 /* ---- shared by the built-in backends (builtin.h) ---- */

@@ -3,8 +3,10 @@
  * gg_generator_* API: the outcome of an attempt fed back to the backend that wrote its code
  * (the "openai" backend's strategy bandit learns from it), the journal attached to the
  * orchestrator's own database, and whether the thread's last generator failure is
- * permanent (a refused key, a malformed request: asking again cannot help). A host's
- * vtable generator gets none of these: no public vtable slot exists for them. Internal.
+ * permanent (a refused key, a malformed request: asking again cannot help). Each goes to
+ * the backend through the public vtable's version 2 slots when its capability bit says so
+ * (gryphgen/sys/generator.h, GG_GENERATOR_CAP_*), for built-in and host backends alike.
+ * Internal.
  *
  * THREAD SAFETY: feedback and permanent may be called from any thread at any time;
  * attach_journal too, but it is meant for set-up, before the generator is busy.
@@ -18,17 +20,16 @@
 
 /**
  * Hands the record of a finished attempt (docs/tasks.md: "passed", "usage", "durations" and
- * the "arm" the generator's response named) to the backend that generated its code. Only
- * judged attempts (with a "passed" boolean) teach anything; others, answers replayed from
- * the journal and other backends are ignored. Never fails.
+ * the "arm" the generator's response named) to the backend that generated its code, as
+ * JSON text, when it has GG_GENERATOR_CAP_FEEDBACK. Never fails.
  */
 void ggi_generator_feedback(gg_generator_t *gen, const cJSON *record);
 
 /**
- * Gives an "openai" generator that has no journal of its own (GRYPHGEN_LLM_JOURNAL unset)
- * its journal and bandit state in the SQLite database at db_path (tables llm_journal and
- * llm_arms, on a connection of its own, WAL). 0 also when the generator is of another kind
- * or already has a journal; GG_ESTORE or GG_ENOMEM when the database cannot be used.
+ * Offers the SQLite database at db_path to a generator with GG_GENERATOR_CAP_JOURNAL (the
+ * "openai" backend keeps its journal and bandit state there, tables llm_journal and
+ * llm_arms, unless GRYPHGEN_LLM_JOURNAL gave it one). 0 also for a generator without the
+ * bit; otherwise what its attach_journal slot returns.
  */
 int ggi_generator_attach_journal(gg_generator_t *gen, const char *db_path);
 
@@ -39,7 +40,7 @@ int ggi_generator_attach_journal(gg_generator_t *gen, const char *db_path);
  */
 int ggi_generator_permanent(void);
 
-/** Used by backends: marks the current failure of this thread as permanent (or not). */
+/** Used by generator.c: marks the current failure of this thread as permanent (or not). */
 void ggi_generator_set_permanent(int permanent);
 
 #endif

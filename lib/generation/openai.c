@@ -1094,8 +1094,13 @@ static int ask_arm(openai *g, int i, const cJSON *messages, double override,
     return rc;
 }
 
+/* The permanent slot (GG_GENERATOR_CAP_PERMANENT_ERRORS): set by openai_generate on the
+ * failing thread, read on it right after. */
+static _Thread_local int last_permanent;
+
 static int openai_generate(void *self, const char *request_json, char **out_response_json)
 {
+    last_permanent = 0;
     openai *g = self;
     cJSON *req = NULL;
     const cJSON *task = NULL;
@@ -1143,8 +1148,7 @@ static int openai_generate(void *self, const char *request_json, char **out_resp
     }
     if (rc && !fatal && g->n_eps > 1)
         rc = ggi_error_wrap("openai: all %d endpoints failed; the last: ", g->n_eps);
-    if (rc && fatal && x.permanent)
-        ggi_generator_set_permanent(1);
+    last_permanent = rc && fatal && x.permanent;
     if (!rc && journal)
         ggi_journal_put(journal, key, *out_response_json); /* best effort */
     ggi_buf_free(&x.reply.body);
@@ -1156,9 +1160,19 @@ static int openai_generate(void *self, const char *request_json, char **out_resp
 
 /* ---- the hooks (hooks.h) ---- */
 
-int ggi_openai_is(const gg_generator_vtable *vt)
+/* The feedback slot (GG_GENERATOR_CAP_FEEDBACK): the record comes as JSON text. */
+static void openai_feedback(void *self, const char *record_json)
 {
-    return vt && vt->generate == openai_generate;
+    cJSON *rec = NULL;
+    if (ggi_json_parse(record_json, strlen(record_json), &rec) == GG_OK)
+        ggi_openai_feedback(self, rec);
+    cJSON_Delete(rec);
+}
+
+static int openai_permanent(void *self)
+{
+    (void)self;
+    return last_permanent;
 }
 
 void ggi_openai_feedback(void *self, const cJSON *rec)
@@ -1249,6 +1263,11 @@ int ggi_openai_generator_new(const gg_generator_options *opts, gg_generator_vtab
     vt.generate = openai_generate;
     vt.destroy = openai_destroy;
     vt.name = "openai";
+    vt.caps = GG_GENERATOR_CAP_FEEDBACK | GG_GENERATOR_CAP_JOURNAL |
+              GG_GENERATOR_CAP_PERMANENT_ERRORS;
+    vt.feedback = openai_feedback;
+    vt.attach_journal = ggi_openai_attach_journal;
+    vt.permanent = openai_permanent;
     *vt_out = vt;
     *self_out = g;
     return GG_OK;

@@ -47,21 +47,18 @@
 int ggi_openai_generator_new(const gg_generator_options *opts, gg_generator_vtable *vt_out,
                              void **self_out);
 
-/** 1 when vt is the openai backend's (its generate slot), else 0. */
-int ggi_openai_is(const gg_generator_vtable *vt);
-
 /**
- * Teaches the strategy bandit the outcome of an attempt whose code this backend wrote
- * (hooks.h, ggi_generator_feedback): the record's "arm" names the arm, "passed" the reward,
- * "usage" and "durations.generate_ms" the cost. Records without a judged outcome, answers
- * from the journal and answers whose temperature the Task Monitor's strategy set are
+ * Teaches the strategy bandit the outcome of an attempt whose code this backend wrote (its
+ * feedback slot, GG_GENERATOR_CAP_FEEDBACK): the record's "arm" names the arm, "passed" the
+ * reward, "usage" and "durations.generate_ms" the cost. Records without a judged outcome,
+ * answers from the journal and answers whose temperature the Task Monitor's strategy set are
  * ignored. The update is added to the journal's llm_arms table when there is a journal.
  */
 void ggi_openai_feedback(void *self, const cJSON *record);
 
 /**
  * Opens the journal at db_path when the backend has none yet, and merges the bandit's
- * statistics with those recorded there (hooks.h, ggi_generator_attach_journal). 0,
+ * statistics with those recorded there (its attach_journal slot, GG_GENERATOR_CAP_JOURNAL). 0,
  * GG_ESTORE, GG_ENOMEM.
  */
 int ggi_openai_attach_journal(void *self, const char *db_path);

@@ -1,6 +1,7 @@
 /*
  * transport.h - the transports libgryphgen carries its messages over: a copy of a transport
- * vtable with its state, and the built-in ZeroMQ transport. Internal.
+ * vtable with its state, the built-in ZeroMQ transport, and the handle of a host's own
+ * (custom_transport.c). Internal.
  */
 #ifndef GGI_TRANSPORT_H
 #define GGI_TRANSPORT_H
@@ -11,7 +12,16 @@
 typedef struct ggi_transport {
     gg_transport_vtable vt;
     void *self;
+    int borrowed; /* a host's transport lent by its handle: ggi_transport_destroy leaves it */
 } ggi_transport;
+
+/** A host's transport (gg_transport_new_custom): the vtable and state it owns. */
+struct gg_transport {
+    ggi_transport t;
+};
+
+/** Fills *dst with a borrowed copy of the host's transport src (never destroyed through dst). */
+void ggi_transport_borrow(ggi_transport *dst, const gg_transport_t *src);
 
 /** Largest message the built-in transport carries (bytes). */
 #define GGI_ZMQ_MAX_MESSAGE (64u << 20)
@@ -78,7 +88,8 @@ const char *ggi_zmq_hub_sender_key(const ggi_transport *t, void *hub);
  */
 int ggi_zmq_hub_bind(const ggi_transport *t, void *hub, const char *endpoint);
 
-/** Destroys a transport made by ggi_*_transport_new (calls its destroy slot). */
+/** Destroys a transport made by ggi_*_transport_new or gg_transport_new_custom (calls its
+ * destroy slot), and forgets a borrowed one; clears *t. */
 void ggi_transport_destroy(ggi_transport *t);
 
 #endif

@@ -512,7 +512,7 @@ int ggi_zmq_hub_bind(const ggi_transport *t, void *hub, const char *endpoint)
 
 void ggi_transport_destroy(ggi_transport *t)
 {
-    if (t && t->vt.destroy && t->self)
+    if (t && !t->borrowed && t->vt.destroy)
         t->vt.destroy(t->self);
     if (t)
         memset(t, 0, sizeof *t);

@@ -11,7 +11,9 @@
 #include "orq.h"
 #include "../core/lang.h"
 #include "../generation/hooks.h"
+#include "../execution/executor_caps.h"
 #include "../retrieval/credit.h"
+#include "../retrieval/retriever_none.h"
 
 #define CONTEXT_K 5
 #define CONTEXT_BUDGET 8000 /* characters of retrieved text passed to the generator */
@@ -58,7 +60,7 @@ static cJSON *retrieve(const ggi_attempt_env *env, const ggi_task *t, const cJSO
                        cJSON *rec)
 {
     cJSON *ctx = cJSON_CreateArray();
-    if (!ctx || !env->retriever || strcmp(gg_retriever_name(env->retriever), "none") == 0)
+    if (!ctx || ggi_retriever_is_none(env->retriever))
         return ctx;
     char kind[GGI_CREDIT_KIND_MAX];
     ggi_credit_kind(t->prompt, t->language, kind);
@@ -253,7 +255,7 @@ int ggi_attempt_run(const ggi_attempt_env *env, const cJSON *job, cJSON **out_re
     const cJSON *njson = cJSON_GetObjectItem(job, "n");
     if (!cJSON_IsObject(task_json) || !cJSON_IsNumber(njson))
         return ggi_error(GG_EINVAL, "malformed job: needs 'task' and 'n'");
-    if (strcmp(gg_executor_backend(env->executor), "noop") == 0) {
+    if (ggi_executor_caps(env->executor) & GG_EXECUTOR_CAP_SKIP_ATTEMPTS) {
         /* The benchmark backend: the attempt passes without generating or running code,
          * and without reading the task (the orchestrator validated it at submission). */
         cJSON *rec = cJSON_CreateObject();

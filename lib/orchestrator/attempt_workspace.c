@@ -34,6 +34,7 @@
 
 #include "orq.h"
 #include "../execution/overlay.h"
+#include "../execution/executor_caps.h"
 #include "../generation/hooks.h"
 #include "../workspace/patch.h"
 #include "../workspace/workspace.h"
@@ -223,10 +224,12 @@ static int chown_tree(const char *dir, uid_t uid, gid_t gid)
 }
 
 /* Whether jobs may run as the sandbox's uid rather than as this process's user: on a root
- * host with the process backend, whose namespace level maps jobs onto "nobody". */
+ * host with a backend that says so (the process backend's namespace level maps jobs onto
+ * "nobody"). */
 static int jobs_may_be_nobody(const ggi_attempt_env *env)
 {
-    return geteuid() == 0 && strcmp(gg_executor_backend(env->executor), "process") == 0;
+    return geteuid() == 0 &&
+           (ggi_executor_caps(env->executor) & GG_EXECUTOR_CAP_UNPRIVILEGED_JOBS);
 }
 
 /* A new attempt directory path under attempts/ (not made). */

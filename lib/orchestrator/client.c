@@ -13,6 +13,7 @@
 #include "gryphgen/client.h"
 
 #include "endpoint_rule.h"
+#include "../core/options.h"
 #include "orq.h"
 #include "protocol.h"
 #include "../workspace/workspace.h"
@@ -31,16 +32,14 @@ struct gg_client {
     pthread_mutex_t mu;
 };
 
+GGI_OPTIONS_LAYOUT(client_options, gg_client_options, GG_CLIENT_OPTIONS_VERSION,
+                   GGI_OPTIONS_END(gg_client_options, insecure),
+                   GGI_OPTIONS_END(gg_client_options, custom_transport));
+
 int gg_client_options_init(gg_client_options *opts, unsigned version)
 {
-    if (!opts)
-        return ggi_error(GG_EINVAL, "options pointer is NULL");
-    if (version != GG_CLIENT_OPTIONS_VERSION)
-        return ggi_error(GG_EVERSION, "gg_client_options version %u is unknown (this library "
-                         "knows %u)", version, GG_CLIENT_OPTIONS_VERSION);
     gg_client_options d = GG_CLIENT_OPTIONS_INIT;
-    *opts = d;
-    return GG_OK;
+    return ggi_options_init(&client_options, opts, &d, version);
 }
 
 int gg_client_new(gg_client_t **out, const gg_client_options *opts)
@@ -48,11 +47,14 @@ int gg_client_new(gg_client_t **out, const gg_client_options *opts)
     if (!out)
         return ggi_error(GG_EINVAL, "out pointer is NULL");
     *out = NULL;
-    if (!opts || !opts->connect || !*opts->connect || strlen(opts->connect) > 1000)
+    if (!opts)
         return ggi_error(GG_EINVAL, "option 'connect' must name the orchestrator's endpoint");
-    if (opts->version != GG_CLIENT_OPTIONS_VERSION)
-        return ggi_error(GG_EVERSION, "gg_client_options version %u is unknown (this library "
-                         "knows %u)", opts->version, GG_CLIENT_OPTIONS_VERSION);
+    gg_client_options full = GG_CLIENT_OPTIONS_INIT;
+    if (ggi_options_accept(&client_options, &full, opts))
+        return GG_EVERSION;
+    opts = &full;
+    if (!opts->connect || !*opts->connect || strlen(opts->connect) > 1000)
+        return ggi_error(GG_EINVAL, "option 'connect' must name the orchestrator's endpoint");
     if (opts->timeout_ms < 0)
         return ggi_error(GG_EINVAL, "timeout_ms must not be negative");
     if (opts->name && (!*opts->name || strlen(opts->name) > GGP_MAX_NAME))
@@ -60,8 +62,13 @@ int gg_client_new(gg_client_t **out, const gg_client_options *opts)
     if (opts->curve_key_file && (!opts->curve_server_key || !*opts->curve_server_key))
         return ggi_error(GG_EINVAL, "curve_key_file needs curve_server_key (the "
                          "orchestrator's public key)");
+    /* A host's transport does its own security and names its own endpoints. */
+    if (opts->custom_transport && (opts->curve_key_file || opts->curve_server_key))
+        return ggi_error(GG_EINVAL, "curve_key_file and curve_server_key are for the built-in "
+                         "ZeroMQ transport; a custom_transport does its own security");
     /* Without keys: tcp/ipc need insecure = 1 and a loopback endpoint (endpoint_rule.h). */
-    if (ggi_endpoint_rule(opts->connect, opts->curve_key_file != NULL, opts->insecure,
+    if (!opts->custom_transport &&
+        ggi_endpoint_rule(opts->connect, opts->curve_key_file != NULL, opts->insecure,
                           "curve_key_file and curve_server_key") != GG_OK)
         return GG_EINVAL;
     int rc = gg_init();
@@ -83,7 +90,9 @@ int gg_client_new(gg_client_t **out, const gg_client_options *opts)
     c->endpoint = ggi_strdup(opts->connect);
     if (!c->endpoint)
         rc = ggi_error(GG_ENOMEM, "out of memory");
-    if (!rc && opts->curve_key_file) {
+    if (!rc && opts->custom_transport) {
+        ggi_transport_borrow(&c->tp, opts->custom_transport);
+    } else if (!rc && opts->curve_key_file) {
         c->curve = 1;
         ggi_zmq_security sec = {0};
         sec.client_key_file = opts->curve_key_file;
@@ -111,8 +120,7 @@ void gg_client_destroy(gg_client_t **pc)
     gg_client_t *c = *pc;
     if (c->peer)
         c->tp.vt.close(c->peer);
-    if (c->tp.self)
-        ggi_transport_destroy(&c->tp);
+    ggi_transport_destroy(&c->tp); /* a borrowed one is only forgotten */
     free(c->endpoint);
     pthread_mutex_destroy(&c->mu);
     free(c);

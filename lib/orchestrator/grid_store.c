@@ -14,8 +14,6 @@
 enum {
     G_SUBMITTER_NEXT,
     G_CLAIM,
-    G_FIND,
-    G_INSERT,
     G_QUEUED,
     G_NODE_SEEN,
     G_NODE_QUAR,
@@ -38,9 +36,6 @@ static const char *const sql[G_COUNT_] = {
                 " FROM queue CROSS JOIN tasks ON tasks.seq = queue.seq"
                 " WHERE queue.submitter = ?1 AND tasks.status = 'queued'"
                 " ORDER BY queue.priority, queue.seq LIMIT ?2",
-    [G_FIND] = "SELECT seq, spec_hash FROM tasks WHERE task_id = ?1",
-    [G_INSERT] = "INSERT INTO tasks(task_id, spec_hash, status, priority, created_at,"
-                 " submitter, language, needs) VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?7)",
     [G_QUEUED] = "SELECT coalesce(sum(n), 0) FROM task_counts"
                  " WHERE status = 'queued' OR status = 'running'",
     [G_NODE_SEEN] = "INSERT INTO nodes(name, caps, first_seen, last_seen) VALUES (?1, ?2, ?3, ?3)"
@@ -269,52 +264,6 @@ int ggi_grid_claim(ggi_grid_db *g, const char *submitter, int limit, double now,
             ggi_claimed_release(&(*rows)[i]);
         *n = first;
     }
-    return rc;
-}
-
-int ggi_grid_task_insert(ggi_grid_db *g, const char *task_id, const char *spec,
-                         const char *hash, int priority, const char *submitter, double now,
-                         const char *language, const char *needs, int64_t *out_seq,
-                         int *out_existing)
-{
-    *out_seq = 0;
-    *out_existing = 0;
-    sqlite3_stmt *st = get(g, G_FIND);
-    if (!st)
-        return GG_ESTORE;
-    sqlite3_bind_text(st, 1, task_id, -1, SQLITE_STATIC);
-    int step = sqlite3_step(st);
-    if (step == SQLITE_ROW) {
-        int same = strcmp((const char *)sqlite3_column_text(st, 1), hash) == 0;
-        *out_seq = sqlite3_column_int64(st, 0);
-        sqlite3_reset(st);
-        if (!same)
-            return ggi_error(GG_EEXIST, "task '%s' exists with other content", task_id);
-        *out_existing = 1;
-        return GG_OK;
-    }
-    sqlite3_reset(st);
-    if (step != SQLITE_DONE)
-        return fail(g, "looking up a task");
-    st = get(g, G_INSERT);
-    if (!st)
-        return GG_ESTORE;
-    sqlite3_bind_text(st, 1, task_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 3, priority);
-    sqlite3_bind_double(st, 4, now);
-    sqlite3_bind_text(st, 5, submitter, -1, SQLITE_STATIC);
-    if (language)
-        sqlite3_bind_text(st, 6, language, -1, SQLITE_STATIC);
-    if (language && needs)
-        sqlite3_bind_text(st, 7, needs, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st) == SQLITE_DONE ? GG_OK : fail(g, "inserting a task");
-    sqlite3_reset(st);
-    int64_t seq = rc ? 0 : sqlite3_last_insert_rowid(g->db);
-    if (!rc)
-        rc = ggi_store_task_queued(g->store, seq, spec);
-    if (!rc)
-        *out_seq = seq;
     return rc;
 }
 

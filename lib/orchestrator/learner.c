@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "../retrieval/credit.h"
+#include "../retrieval/retriever_none.h"
 #include "../store/store.h"
 #include "learner.h"
 
@@ -69,7 +70,7 @@ void ggi_learn_from_result(gg_retriever_t *r, const ggi_logger *log, const cJSON
 {
     const char *task_id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(res, "task_id"));
     const char *status = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(res, "status"));
-    if (!r || !task_id || !status || strcmp(gg_retriever_name(r), "none") == 0)
+    if (!task_id || !status || ggi_retriever_is_none(r))
         return;
     if (strcmp(status, GGI_ST_PASSED) != 0 && strcmp(status, GGI_ST_FAILED) != 0)
         return;
@@ -198,7 +199,7 @@ int ggi_learner_new(gg_retriever_t *r, const ggi_logger *log, size_t max_queue,
     if (max_queue < 1 || max_queue > MAX_QUEUE_LIMIT)
         return ggi_error(GG_EINVAL, "learner: the queue limit must be from 1 to %d",
                          MAX_QUEUE_LIMIT);
-    if (!r || strcmp(gg_retriever_name(r), "none") == 0)
+    if (ggi_retriever_is_none(r))
         return GG_OK;
     ggi_learner *l = calloc(1, sizeof *l);
     if (!l || !(l->ring = calloc(max_queue, sizeof *l->ring))) {

@@ -15,6 +15,7 @@
 #include <sqlite3.h>
 
 #include "endpoint_rule.h"
+#include "../core/options.h"
 #include "orq.h"
 #include "webhook.h"
 #include "../workspace/workspace.h"
@@ -22,28 +23,16 @@
 
 static atomic_uint orchestrator_counter;
 
-/* The size of the options struct of a version: an earlier one ends before the fields the
- * later versions appended. */
-static size_t options_size(unsigned version)
-{
-    if (version == 1)
-        return offsetof(gg_orchestrator_options, bind);
-    if (version == 2)
-        return offsetof(gg_orchestrator_options, webhooks);
-    return sizeof(gg_orchestrator_options);
-}
+GGI_OPTIONS_LAYOUT(orchestrator_options, gg_orchestrator_options,
+                   GG_ORCHESTRATOR_OPTIONS_VERSION,
+                   GGI_OPTIONS_END(gg_orchestrator_options, transport),
+                   GGI_OPTIONS_END(gg_orchestrator_options, insecure),
+                   GGI_OPTIONS_END(gg_orchestrator_options, custom_transport));
 
 int gg_orchestrator_options_init(gg_orchestrator_options *opts, unsigned version)
 {
-    if (!opts)
-        return ggi_error(GG_EINVAL, "options pointer is NULL");
-    if (version < 1 || version > GG_ORCHESTRATOR_OPTIONS_VERSION)
-        return ggi_error(GG_EVERSION, "gg_orchestrator_options version %u is unknown (this "
-                         "library knows 1 to %u)", version, GG_ORCHESTRATOR_OPTIONS_VERSION);
     gg_orchestrator_options d = GG_ORCHESTRATOR_OPTIONS_INIT;
-    d.version = version;
-    memcpy(opts, &d, options_size(version));
-    return GG_OK;
+    return ggi_options_init(&orchestrator_options, opts, &d, version);
 }
 
 /* Sends a control message to the scheduler. */
@@ -173,6 +162,29 @@ static int bind_extra(gg_orchestrator_t *o)
     return GG_OK;
 }
 
+/* The transport options: "zmq" (or NULL) for the built-in one; a host's transport takes one
+ * endpoint name of its own and does its own security. */
+static int check_transport(const gg_orchestrator_options *opts)
+{
+    const char *name = opts->transport;
+    if (!opts->custom_transport) {
+        if (name && strcmp(name, "zmq") != 0)
+            return ggi_error(GG_EINVAL, "unknown transport '%s' (known: zmq; \"custom\" needs "
+                             "custom_transport)", name);
+        return GG_OK;
+    }
+    if (name && strcmp(name, "custom") != 0)
+        return ggi_error(GG_EINVAL, "transport '%s' and custom_transport disagree (give "
+                         "\"custom\" or NULL)", name);
+    if (opts->curve_key_file)
+        return ggi_error(GG_EINVAL, "curve_key_file is for the built-in ZeroMQ transport; a "
+                         "custom_transport does its own security");
+    if (opts->bind && *opts->bind && (strpbrk(opts->bind, ", ") || strlen(opts->bind) >= 96))
+        return ggi_error(GG_EINVAL, "with custom_transport, bind is one endpoint name of at "
+                         "most 95 bytes (no commas or spaces)");
+    return GG_OK;
+}
+
 /* Applies the rule for unencrypted operation to every bind endpoint: with keys anything
  * goes; without them a tcp/ipc endpoint needs insecure = 1 and must be loopback. */
 static int check_binds(const gg_orchestrator_options *opts)
@@ -202,7 +214,8 @@ static int start_threads(gg_orchestrator_t *o)
     int rc = o->transport.vt.hub_open(o->transport.self, o->endpoint, &o->hub);
     if (rc != GG_OK)
         return rc;
-    if ((rc = bind_extra(o)) != GG_OK)
+    /* A host's transport has its one endpoint; the built-in one binds the rest. */
+    if (!o->transport.borrowed && (rc = bind_extra(o)) != GG_OK)
         return rc;
     rc = o->transport.vt.peer_open(o->transport.self, o->endpoint, &o->ctl_peer);
     if (rc != GG_OK)
@@ -298,19 +311,16 @@ int gg_orchestrator_new(gg_orchestrator_t **out, const gg_orchestrator_options *
     gg_orchestrator_options defaults = GG_ORCHESTRATOR_OPTIONS_INIT;
     if (!opts)
         opts = &defaults;
-    if (opts->version < 1 || opts->version > GG_ORCHESTRATOR_OPTIONS_VERSION)
-        return ggi_error(GG_EVERSION, "gg_orchestrator_options version %u is unknown (this "
-                         "library knows 1 to %u)", opts->version,
-                         GG_ORCHESTRATOR_OPTIONS_VERSION);
     /* Fields of later versions than the caller's read as their defaults. */
     int rc_sec;
     gg_orchestrator_options full = GG_ORCHESTRATOR_OPTIONS_INIT;
-    memcpy(&full, opts, options_size(opts->version));
+    if (ggi_options_accept(&orchestrator_options, &full, opts))
+        return GG_EVERSION;
     opts = &full;
     if (opts->bind && strlen(opts->bind) > 4096)
         return ggi_error(GG_EINVAL, "bind is longer than 4096 bytes");
-    if (opts->transport && strcmp(opts->transport, "zmq") != 0)
-        return ggi_error(GG_EINVAL, "unknown transport '%s' (known: zmq)", opts->transport);
+    if ((rc_sec = check_transport(opts)) != GG_OK)
+        return rc_sec;
     if (opts->max_attempts > 100)
         return ggi_error(GG_EINVAL, "max_attempts must be from 1 to 100 (0: default 3)");
     if (opts->workers > 1024)
@@ -318,7 +328,7 @@ int gg_orchestrator_new(gg_orchestrator_t **out, const gg_orchestrator_options *
     if (opts->curve_key_file && (!opts->authorized_keys_file || !*opts->authorized_keys_file))
         return ggi_error(GG_EINVAL, "curve_key_file needs authorized_keys_file (the keys "
                          "admitted, with their roles)");
-    if ((rc_sec = check_binds(opts)) != GG_OK)
+    if (!opts->custom_transport && (rc_sec = check_binds(opts)) != GG_OK)
         return rc_sec;
     int rc = gg_init();
     if (rc != GG_OK)
@@ -349,8 +359,12 @@ int gg_orchestrator_new(gg_orchestrator_t **out, const gg_orchestrator_options *
         free(o);
         return ggi_error(GG_ENOMEM, "out of memory");
     }
-    snprintf(o->endpoint, sizeof o->endpoint, "inproc://gryphgen-orchestrator-%u",
-             atomic_fetch_add(&orchestrator_counter, 1));
+    /* A host's transport opens its hub under the name bind gives, when it gives one. */
+    if (opts->custom_transport && o->bind)
+        snprintf(o->endpoint, sizeof o->endpoint, "%s", o->bind);
+    else
+        snprintf(o->endpoint, sizeof o->endpoint, "inproc://gryphgen-orchestrator-%u",
+                 atomic_fetch_add(&orchestrator_counter, 1));
 
     if (opts->db_path) {
         o->db_path = ggi_strdup(opts->db_path);
@@ -378,7 +392,9 @@ int gg_orchestrator_new(gg_orchestrator_t **out, const gg_orchestrator_options *
         ggi_generator_attach_journal(o->generator, o->db_path) != GG_OK)
         ggi_log(&o->log, GG_LOG_WARN, "generator journal in %s: %s", o->db_path,
                 gg_error_last());
-    if (rc == GG_OK && opts->curve_key_file) {
+    if (rc == GG_OK && opts->custom_transport) {
+        ggi_transport_borrow(&o->transport, opts->custom_transport);
+    } else if (rc == GG_OK && opts->curve_key_file) {
         ggi_zmq_security sec = {0};
         sec.server_key_file = opts->curve_key_file;
         sec.authorized_keys_file = opts->authorized_keys_file;
@@ -519,8 +535,12 @@ int gg_orchestrator_submit(gg_orchestrator_t *o, const char *task_json, char **o
     if ((rc = ggi_task_needs(t, &needs)) != GG_OK)
         goto out;
     pthread_mutex_lock(&o->api_mu);
-    rc = ggi_store_task_insert_planned(o->api_store, t->task_id, spec, hash, t->priority,
-                                       ggi_wall_s(), t->language, needs, &seq, &existing);
+    rc = ggi_store_task_insert(o->api_store,
+                               &(ggi_task_new){ .task_id = t->task_id, .spec_json = spec,
+                                                .spec_hash = hash, .priority = t->priority,
+                                                .language = t->language, .needs = needs,
+                                                .now = ggi_wall_s() },
+                               &seq, &existing);
     pthread_mutex_unlock(&o->api_mu);
     if (rc != GG_OK)
         goto out;

@@ -249,12 +249,6 @@ int ggi_claimed_copy(const ggi_claimed *src, ggi_claimed *dst);
  */
 int ggi_grid_claim(ggi_grid_db *g, const char *submitter, int limit, double now,
                    ggi_claimed **rows, int *n, int *cap);
-/** Inserts a queued task for a submitter, with its language and needs for the scheduler
- * (same rules as ggi_store_task_insert_planned). */
-int ggi_grid_task_insert(ggi_grid_db *g, const char *task_id, const char *spec,
-                         const char *hash, int priority, const char *submitter, double now,
-                         const char *language, const char *needs, int64_t *out_seq,
-                         int *out_existing);
 /** Unfinished (queued or running) tasks in the database. */
 int ggi_grid_unfinished(ggi_grid_db *g, int64_t *out);
 /** Remembers a node (caps JSON) as seen now. */

@@ -39,6 +39,7 @@
 #include "../net/transport.h"
 #include "learner.h"
 #include "../retrieval/credit.h"
+#include "../retrieval/retriever_none.h"
 #include "orq.h"
 #include "protocol.h"
 #include "writer.h"
@@ -1603,7 +1604,10 @@ static void on_worker_hello(sched *s, const gg_transport_msg *msg, const cJSON *
     const cJSON *caps = cJSON_GetObjectItemCaseSensitive(b, "caps");
     n->caps = caps ? cJSON_Duplicate(caps, 1) : cJSON_CreateObject();
     n->any = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(n->caps, "any"));
-    n->noop = has_string(cJSON_GetObjectItemCaseSensitive(n->caps, "executors"), "noop");
+    /* A benchmark worker says so (skip_attempts); one before 1.2 by its executor's name. */
+    const cJSON *skip = cJSON_GetObjectItemCaseSensitive(n->caps, "skip_attempts");
+    n->noop = skip ? cJSON_IsTrue(skip)
+                   : has_string(cJSON_GetObjectItemCaseSensitive(n->caps, "executors"), "noop");
     cJSON_Delete(n->langs);
     n->langs = runtime_languages(cJSON_GetObjectItemCaseSensitive(n->caps, "runtimes"));
     /* Caps leave out what a node does not know: a missing number is 0, never NaN (whose
@@ -2443,8 +2447,14 @@ static void on_submit(sched *s, const identity *to, client *c, const cJSON *b)
         if (!rc)
             rc = txn(s);
         if (!rc)
-            rc = ggi_grid_task_insert(s->g, t->task_id, spec, hash, t->priority, c->name,
-                                      ggi_wall_s(), t->language, needs, &seq, &existing);
+            rc = ggi_store_task_insert(s->db,
+                                       &(ggi_task_new){ .task_id = t->task_id,
+                                                        .spec_json = spec, .spec_hash = hash,
+                                                        .priority = t->priority,
+                                                        .submitter = c->name,
+                                                        .language = t->language,
+                                                        .needs = needs, .now = ggi_wall_s() },
+                                       &seq, &existing);
         if (rc) {
             cJSON_AddItemToArray(ids, cJSON_CreateNull());
             cJSON *e = cJSON_CreateObject();
@@ -2971,7 +2981,7 @@ void *ggi_scheduler_main(void *arg)
     }
     ggi_writer_watch_stop(s.writer, &o->stopping);
     /* The "none" retriever learns nothing: no learner, and no result is read back for it. */
-    if (o->retriever && strcmp(gg_retriever_name(o->retriever), "none") != 0 &&
+    if (!ggi_retriever_is_none(o->retriever) &&
         ggi_learner_new(o->retriever, &o->log, GGI_LEARNER_QUEUE_MAX, &s.learner) != GG_OK)
         ggi_log(&o->log, GG_LOG_WARN, "scheduler: no retrieval learning: %s", gg_error_last());
     s.max_tokens = run_token_budget(&o->log);

@@ -14,8 +14,9 @@
 #include <unistd.h>
 
 
-#include "../execution/sandbox.h"
+#include "../execution/executor_caps.h"
 #include "endpoint_rule.h"
+#include "../core/options.h"
 #include "orq.h"
 #include "protocol.h"
 
@@ -115,16 +116,14 @@ struct gg_worker {
     atomic_ulong n_jobs, n_results, n_reconnects, n_dropped;
 };
 
+GGI_OPTIONS_LAYOUT(worker_options, gg_worker_options, GG_WORKER_OPTIONS_VERSION,
+                   GGI_OPTIONS_END(gg_worker_options, insecure),
+                   GGI_OPTIONS_END(gg_worker_options, custom_transport));
+
 int gg_worker_options_init(gg_worker_options *opts, unsigned version)
 {
-    if (!opts)
-        return ggi_error(GG_EINVAL, "options pointer is NULL");
-    if (version != GG_WORKER_OPTIONS_VERSION)
-        return ggi_error(GG_EVERSION, "gg_worker_options version %u is unknown (this library "
-                         "knows %u)", version, GG_WORKER_OPTIONS_VERSION);
     gg_worker_options d = GG_WORKER_OPTIONS_INIT;
-    *opts = d;
-    return GG_OK;
+    return ggi_options_init(&worker_options, opts, &d, version);
 }
 
 /* ---------------------------------------------------------------- capacity */
@@ -188,24 +187,22 @@ static int count_gpus(char *model, size_t model_len)
     return n;
 }
 
-/* The isolation levels this worker's executor gives (docs/protocol.md "isolation"): the
- * container backend every level, the process backend what the host's sandbox probe found
- * (not gg_executor_probe: that also resolves interpreters, which may start a slow shim), noop
- * nothing but "none", and a host's own backend "none" and "rlimits" (what it says it does is its
- * business). A task's minimum level is matched against this list. */
-static int add_isolation_levels(cJSON *caps, const char *backend)
+/* The isolation levels this worker's executor gives (docs/protocol.md "isolation"): "none"
+ * and each level its backend's capability bits name (the process backend's come from the
+ * host's sandbox probe; a version 1 host backend counts as rlimits). A task's minimum level
+ * is matched against this list. */
+static int add_isolation_levels(cJSON *caps, uint32_t ex_caps)
 {
-    static const char *const levels[] = { "none", "rlimits", "namespaces", "container" };
-    int n = 2; /* a host's own backend */
-    if (strcmp(backend, "container") == 0)
-        n = 4;
-    else if (strcmp(backend, "noop") == 0)
-        n = 1;
-    else if (strcmp(backend, "process") == 0)
-        n = ggi_sandbox_probe()->best + 1; /* levels are ordered, weakest first */
+    static const struct { uint32_t bit; const char *level; } levels[] = {
+        { 0, "none" },
+        { GG_EXECUTOR_CAP_ISOLATION_RLIMITS, "rlimits" },
+        { GG_EXECUTOR_CAP_ISOLATION_NAMESPACES, "namespaces" },
+        { GG_EXECUTOR_CAP_ISOLATION_CONTAINER, "container" },
+    };
     cJSON *iso = cJSON_AddArrayToObject(caps, "isolation");
-    for (int i = 0; iso && i < n && i < 4; i++)
-        if (!cJSON_AddItemToArray(iso, cJSON_CreateString(levels[i])))
+    for (size_t i = 0; iso && i < sizeof levels / sizeof levels[0]; i++)
+        if ((!levels[i].bit || (ex_caps & levels[i].bit)) &&
+            !cJSON_AddItemToArray(iso, cJSON_CreateString(levels[i].level)))
             return ggi_error(GG_ENOMEM, "out of memory");
     return iso ? GG_OK : ggi_error(GG_ENOMEM, "out of memory");
 }
@@ -234,9 +231,12 @@ static cJSON *discover_caps(gg_worker_t *w, const char *const *labels, int any)
         if (on_path(extra[i]))
             cJSON_AddItemToArray(rt, cJSON_CreateString(extra[i]));
     const char *backend = gg_executor_backend(w->executor);
+    uint32_t ex_caps = ggi_executor_caps(w->executor);
     cJSON *ex = cJSON_AddArrayToObject(c, "executors");
     cJSON_AddItemToArray(ex, cJSON_CreateString(backend));
-    if (add_isolation_levels(c, backend) != GG_OK) {
+    /* The scheduler gives a benchmark worker every language (docs/protocol.md). */
+    cJSON_AddBoolToObject(c, "skip_attempts", (ex_caps & GG_EXECUTOR_CAP_SKIP_ATTEMPTS) != 0);
+    if (add_isolation_levels(c, ex_caps) != GG_OK) {
         cJSON_Delete(c);
         return NULL;
     }
@@ -443,9 +443,10 @@ int gg_worker_new(gg_worker_t **out, const gg_worker_options *opts)
     *out = NULL;
     if (!opts)
         return ggi_error(GG_EINVAL, "options are required (at least 'connect')");
-    if (opts->version != GG_WORKER_OPTIONS_VERSION)
-        return ggi_error(GG_EVERSION, "gg_worker_options version %u is unknown (this library "
-                         "knows %u)", opts->version, GG_WORKER_OPTIONS_VERSION);
+    gg_worker_options full = GG_WORKER_OPTIONS_INIT;
+    if (ggi_options_accept(&worker_options, &full, opts))
+        return GG_EVERSION;
+    opts = &full;
     if (!opts->connect || !*opts->connect || strlen(opts->connect) > 1000)
         return ggi_error(GG_EINVAL, "option 'connect' must name the orchestrator's endpoint");
     if (opts->slots > 1024 || opts->queue > 100000)
@@ -461,8 +462,13 @@ int gg_worker_new(gg_worker_t **out, const gg_worker_options *opts)
     if (opts->curve_key_file && (!opts->curve_server_key || !*opts->curve_server_key))
         return ggi_error(GG_EINVAL, "curve_key_file needs curve_server_key (the "
                          "orchestrator's public key)");
+    /* A host's transport does its own security and names its own endpoints. */
+    if (opts->custom_transport && (opts->curve_key_file || opts->curve_server_key))
+        return ggi_error(GG_EINVAL, "curve_key_file and curve_server_key are for the built-in "
+                         "ZeroMQ transport; a custom_transport does its own security");
     /* Without keys: tcp/ipc need insecure = 1 and a loopback endpoint (endpoint_rule.h). */
-    if (ggi_endpoint_rule(opts->connect, opts->curve_key_file != NULL, opts->insecure,
+    if (!opts->custom_transport &&
+        ggi_endpoint_rule(opts->connect, opts->curve_key_file != NULL, opts->insecure,
                           "curve_key_file and curve_server_key") != GG_OK)
         return GG_EINVAL;
     int rc = gg_init();
@@ -481,7 +487,10 @@ int gg_worker_new(gg_worker_t **out, const gg_worker_options *opts)
     w->log.user = opts->log_user;
     w->log.level = opts->log_level;
     w->tp = &w->own_transport;
-    if (opts->curve_key_file) {
+    if (opts->custom_transport) {
+        ggi_transport_borrow(w->tp, opts->custom_transport);
+        rc = GG_OK;
+    } else if (opts->curve_key_file) {
         ggi_zmq_security sec = {0};
         sec.client_key_file = opts->curve_key_file;
         sec.server_public_key = opts->curve_server_key;

@@ -9,6 +9,8 @@
 #include <string.h>
 
 #include "../core/ggi.h"
+#include "../core/options.h"
+#include "retriever_none.h"
 #include "fts5.h"
 #include "gryphgen/sys/retriever.h"
 #include "http_backend.h"
@@ -35,33 +37,14 @@ static size_t vtable_size(uint32_t version)
     }
 }
 
-/* Bytes of gg_retriever_options that each known version has. */
-static size_t options_size(uint32_t version)
-{
-    switch (version) {
-    case 1:
-        return offsetof(gg_retriever_options, backend) + sizeof(const char *);
-    case 2:
-        return sizeof(gg_retriever_options);
-    default:
-        return 0;
-    }
-}
+GGI_OPTIONS_LAYOUT(retriever_options, gg_retriever_options, GG_RETRIEVER_OPTIONS_VERSION,
+                   GGI_OPTIONS_END(gg_retriever_options, backend),
+                   GGI_OPTIONS_END(gg_retriever_options, max_response));
 
 int gg_retriever_options_init(gg_retriever_options *opts, unsigned version)
 {
-    if (!opts)
-        return ggi_error(GG_EINVAL, "gg_retriever_options_init: opts is NULL");
-    size_t size = options_size(version);
-    if (!size)
-        return ggi_error(GG_EVERSION,
-                         "gg_retriever_options version %u is not known (this library knows 1 "
-                         "to %d)",
-                         version, GG_RETRIEVER_OPTIONS_VERSION);
     gg_retriever_options d = GG_RETRIEVER_OPTIONS_INIT;
-    d.version = version;
-    memcpy(opts, &d, size);
-    return GG_OK;
+    return ggi_options_init(&retriever_options, opts, &d, version);
 }
 
 int gg_retriever_new_custom(gg_retriever_t **out, const gg_retriever_vtable *vtable, void *self)
@@ -135,16 +118,10 @@ int gg_retriever_new(gg_retriever_t **out, const gg_retriever_options *opts)
         return ggi_error(GG_EINVAL, "gg_retriever_new: out is NULL");
     *out = NULL;
     gg_retriever_options o = GG_RETRIEVER_OPTIONS_INIT;
-    if (opts) {
-        size_t size = options_size(opts->version);
-        if (!size)
-            return ggi_error(GG_EVERSION,
-                             "gg_retriever_options version %u is not known (this library knows "
-                             "1 to %d)",
-                             (unsigned)opts->version, GG_RETRIEVER_OPTIONS_VERSION);
-        memcpy(&o, opts, size); /* later fields keep their defaults */
-    }
-    int rc = gg_init();
+    int rc = ggi_options_accept(&retriever_options, &o, opts); /* later fields: defaults */
+    if (rc)
+        return rc;
+    rc = gg_init();
     if (rc)
         return rc;
     const char *backend = o.backend ? o.backend : "none";
@@ -239,6 +216,11 @@ int gg_retriever_add(gg_retriever_t *r, const char *doc_json, char **out_result_
     if (out_result_json && !*out_result_json)
         return ggi_error(GG_ENOMEM, "out of memory");
     return GG_OK;
+}
+
+int ggi_retriever_is_none(const gg_retriever_t *r)
+{
+    return !r || r->vt.search == none_search;
 }
 
 const char *gg_retriever_name(const gg_retriever_t *r)

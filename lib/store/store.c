@@ -23,8 +23,9 @@
 
 /*
  * Schema migrations: entry i takes the database from user_version i to i + 1, in one
- * transaction together with the version bump. Adding schema version 2 is one more entry
- * (and GGI_STORE_SCHEMA_VERSION + 1); entries already published are never edited.
+ * transaction together with the version bump. A new schema version is one more entry (and
+ * GGI_STORE_SCHEMA_VERSION + 1); entries already published are never edited, and their
+ * comments say what each did when it was written.
  */
 static const char *const migrations[] = {
     /* 0 -> 1: tasks, attempts (checkpoints) and events. */
@@ -42,7 +43,7 @@ static const char *const migrations[] = {
     "  finished_at REAL,"
     "  reason TEXT,"
     "  result TEXT);"
-    /* Serves the claim query: equality on status, then the claim order, no sort. */
+    /* Served the claim query of its time (dropped by version 4). */
     "CREATE INDEX tasks_claim ON tasks(status, priority DESC, seq);"
     "CREATE TABLE attempts("
     "  task_seq INTEGER NOT NULL REFERENCES tasks(seq),"
@@ -58,14 +59,10 @@ static const char *const migrations[] = {
     "  task_seq INTEGER,"
     "  kind TEXT NOT NULL,"
     "  data TEXT);"
-    /*
-     * Planned in later versions, each as a new migration entry:
-     *   jobs      (job id, task_seq, attempt n, node, lease, state, result) for the grid;
-     *   nodes     (node id, labels, last heartbeat, quarantine) and their scores;
-     *   scores    (per node / language and per generator configuration: success, latency);
-     *   documents (retrieval corpus with usefulness counts) + an FTS5 index over them;
-     *   generator journal (task_seq, n, request hash, reply) so a restart reuses replies.
-     */
+    /* (Of the tables once planned here, nodes and node_scores came with version 2; jobs
+     * never did: a job's lease lives in the scheduler's memory and a lost job is requeued.
+     * The retrieval corpus and the generator's journal and arms keep tables of their own,
+     * created by lib/retrieval/fts5.c and lib/generation/journal.c, not by migrations.) */
     ,
     /* 1 -> 2: the grid: tasks by submitter (fair share), nodes and their scores. */
     "ALTER TABLE tasks ADD COLUMN submitter TEXT NOT NULL DEFAULT 'local';"
@@ -187,7 +184,6 @@ enum stmt_id {
     Q_SPEC_INSERT,
     Q_TASK_GET,
     Q_TASK_STATUS,
-    Q_CLAIM_SELECT,
     Q_CLAIM_TAKE,
     Q_ENQUEUE,
     Q_DEQUEUE,
@@ -273,11 +269,13 @@ static const char *const stmt_sql[Q_COUNT_] = {
     [Q_ROLLBACK] = "ROLLBACK",
     [Q_TASK_FIND] = "SELECT seq, spec_hash FROM tasks WHERE task_id = ?1",
     [Q_TASK_INSERT] = "INSERT INTO tasks(task_id, spec_hash, status, priority, created_at,"
-                      " language, needs) VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6)",
+                      " submitter, language, needs)"
+                      " VALUES (?1, ?2, 'queued', ?3, ?4, coalesce(?7, 'local'), ?5, ?6)",
     [Q_SPEC_INSERT] = "INSERT INTO task_specs(seq, spec) VALUES (?1, ?2)",
-    /* A result is built from the task's columns and its attempts when it was not stored
-     * (RESULT_BUILT); one stored with "history": null gets the attempts' records spliced in
-     * as its history; both as docs/tasks.md describes the result. */
+    /* A result is built from the task's columns and its attempts (RESULT_BUILT): the store
+     * writes none. A row an earlier version ended may hold one; stored with "history": null
+     * it gets the attempts' records spliced in as its history; both as docs/tasks.md
+     * describes the result. */
     [Q_TASK_GET] = "SELECT seq, task_id, " TASK_SPEC ", " TASK_STATUS ", priority, attempts, created_at,"
                    " started_at, finished_at, reason,"
                    " CASE WHEN result IS NULL THEN " RESULT_BUILT
@@ -287,13 +285,6 @@ static const char *const stmt_sql[Q_COUNT_] = {
                    " ELSE result END"
                    " FROM tasks WHERE task_id = ?1",
     [Q_TASK_STATUS] = "SELECT status FROM tasks WHERE seq = ?1",
-    /* The tasks this file inserts (submitter 'local'); the grid claims by submitter. The
-     * queue is read in its key order and each entry's task found by its rowid. */
-    [Q_CLAIM_SELECT] = "SELECT tasks.seq, task_id, " TASK_SPEC ", 'running', tasks.priority,"
-                       " attempts, created_at, started_at, finished_at, reason, result"
-                       " FROM queue CROSS JOIN tasks ON tasks.seq = queue.seq"
-                       " WHERE queue.submitter = 'local' AND tasks.status = 'queued'"
-                       " ORDER BY queue.priority, queue.seq LIMIT ?1",
     /* Takes a claim's entries: all of the submitter's up to the last one it read. */
     [Q_CLAIM_TAKE] = "DELETE FROM queue WHERE submitter = ?1 AND (priority, seq) <= (?2, ?3)",
     [Q_ENQUEUE] = "INSERT OR IGNORE INTO queue(submitter, priority, seq)"
@@ -309,8 +300,8 @@ static const char *const stmt_sql[Q_COUNT_] = {
     [Q_TASK_SET_ATTEMPTS] = "UPDATE tasks SET attempts = ?2 WHERE seq = ?1",
     [Q_ATTEMPTS_EACH] = "SELECT n, passed, record FROM attempts WHERE task_seq = ?1 ORDER BY n",
     /* ?7: when it started (kept when one is stored). */
-    [Q_TASK_FINISH] = "UPDATE tasks SET status = ?2, reason = ?3, result = ?4, finished_at = ?5,"
-                      " attempts = coalesce(?6, attempts), started_at = coalesce(started_at, ?7)"
+    [Q_TASK_FINISH] = "UPDATE tasks SET status = ?2, reason = ?3, finished_at = ?4,"
+                      " attempts = coalesce(?5, attempts), started_at = coalesce(started_at, ?6)"
                       " WHERE seq = ?1 AND (status = 'queued' OR status = 'running')",
     [Q_TASK_REQUEUE] = "UPDATE tasks SET status = 'queued', started_at = coalesce(started_at, ?2)"
                        " WHERE seq = ?1 AND (status = 'queued' OR status = 'running')",
@@ -991,17 +982,9 @@ static int enqueue(ggi_store *s, int64_t seq, int *added)
     return rc;
 }
 
-int ggi_store_task_queued(ggi_store *s, int64_t seq, const char *spec_json)
-{
-    int rc = ggi_store_spec_insert(s, seq, spec_json);
-    if (!rc)
-        rc = enqueue(s, seq, NULL);
-    if (!rc)
-        ggi_store_count_move(s, NULL, GGI_ST_QUEUED, 1);
-    return rc;
-}
-
-int ggi_store_spec_insert(ggi_store *s, int64_t seq, const char *spec_json)
+/* Stores the spec of the task just inserted as seq (task_specs), in the open transaction.
+ * GG_ESTORE when the row exists or seq is no task. */
+static int spec_insert(ggi_store *s, int64_t seq, const char *spec_json)
 {
     sqlite3_stmt *st;
     int rc = stmt_get(s, Q_SPEC_INSERT, &st);
@@ -1015,70 +998,79 @@ int ggi_store_spec_insert(ggi_store *s, int64_t seq, const char *spec_json)
     return rc;
 }
 
-int ggi_store_task_insert(ggi_store *s, const char *task_id, const char *spec_json,
-                          const char *spec_hash, int priority, double now, int64_t *out_seq,
-                          int *out_existing)
+/* Looks task_id up: *seq 0 when there is none; GG_EEXIST when it has another spec_hash. */
+static int task_find(ggi_store *s, const char *task_id, const char *spec_hash, int64_t *seq)
 {
-    return ggi_store_task_insert_planned(s, task_id, spec_json, spec_hash, priority, now, NULL,
-                                         NULL, out_seq, out_existing);
+    *seq = 0;
+    sqlite3_stmt *st;
+    int rc = stmt_get(s, Q_TASK_FIND, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, task_id, -1, SQLITE_STATIC);
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW) {
+        const unsigned char *h = sqlite3_column_text(st, 1);
+        *seq = sqlite3_column_int64(st, 0);
+        if (!h || strcmp((const char *)h, spec_hash) != 0)
+            rc = ggi_error(GG_EEXIST, "task '%s' already exists with a different spec "
+                                      "(hash %s, not %s)",
+                           task_id, h ? (const char *)h : "?", spec_hash);
+    } else if (step != SQLITE_DONE) {
+        rc = fail(s, "inserting task '%s'", task_id);
+    }
+    stmt_put(s, Q_TASK_FIND, st);
+    return rc;
 }
 
-int ggi_store_task_insert_planned(ggi_store *s, const char *task_id, const char *spec_json,
-                                  const char *spec_hash, int priority, double now,
-                                  const char *language, const char *needs, int64_t *out_seq,
-                                  int *out_existing)
+/* Inserts the task row, its spec and its queue entry; *seq is the new row. */
+static int task_add(ggi_store *s, const ggi_task_new *t, int64_t *seq)
+{
+    sqlite3_stmt *st;
+    int rc = stmt_get(s, Q_TASK_INSERT, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, t->task_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, t->spec_hash, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, t->priority);
+    sqlite3_bind_double(st, 4, t->now);
+    if (t->language)
+        sqlite3_bind_text(st, 5, t->language, -1, SQLITE_STATIC);
+    if (t->language && t->needs)
+        sqlite3_bind_text(st, 6, t->needs, -1, SQLITE_STATIC);
+    if (t->submitter)
+        sqlite3_bind_text(st, 7, t->submitter, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        rc = fail(s, "inserting task '%s'", t->task_id);
+    else
+        *seq = sqlite3_last_insert_rowid(s->db);
+    stmt_put(s, Q_TASK_INSERT, st);
+    if (!rc)
+        rc = spec_insert(s, *seq, t->spec_json);
+    if (!rc)
+        rc = enqueue(s, *seq, NULL);
+    if (!rc)
+        ggi_store_count_move(s, NULL, GGI_ST_QUEUED, 1);
+    return rc;
+}
+
+int ggi_store_task_insert(ggi_store *s, const ggi_task_new *t, int64_t *out_seq,
+                          int *out_existing)
 {
     if (out_seq)
         *out_seq = 0;
     if (out_existing)
         *out_existing = 0;
-    if (!s || !task_id || !*task_id || !spec_json || !spec_hash)
+    if (!s || !t || !t->task_id || !*t->task_id || !t->spec_json || !t->spec_hash)
         return ggi_error(GG_EINVAL, "ggi_store_task_insert: missing argument");
     int own;
     int rc = tx_begin(s, &own);
     if (rc)
-        return ggi_error_wrap("inserting task '%s': ", task_id);
-
+        return ggi_error_wrap("inserting task '%s': ", t->task_id);
     int64_t seq = 0;
-    int existing = 0;
-    sqlite3_stmt *st;
-    rc = stmt_get(s, Q_TASK_FIND, &st);
-    if (!rc) {
-        sqlite3_bind_text(st, 1, task_id, -1, SQLITE_STATIC);
-        int step = sqlite3_step(st);
-        if (step == SQLITE_ROW) {
-            const unsigned char *h = sqlite3_column_text(st, 1);
-            seq = sqlite3_column_int64(st, 0);
-            existing = 1;
-            if (!h || strcmp((const char *)h, spec_hash) != 0)
-                rc = ggi_error(GG_EEXIST, "task '%s' already exists with a different spec "
-                                          "(hash %s, not %s)",
-                               task_id, h ? (const char *)h : "?", spec_hash);
-        } else if (step != SQLITE_DONE) {
-            rc = fail(s, "inserting task '%s'", task_id);
-        }
-        stmt_put(s, Q_TASK_FIND, st);
-    }
-    if (!rc && !existing) {
-        rc = stmt_get(s, Q_TASK_INSERT, &st);
-        if (!rc) {
-            sqlite3_bind_text(st, 1, task_id, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 2, spec_hash, -1, SQLITE_STATIC);
-            sqlite3_bind_int(st, 3, priority);
-            sqlite3_bind_double(st, 4, now);
-            if (language)
-                sqlite3_bind_text(st, 5, language, -1, SQLITE_STATIC);
-            if (language && needs)
-                sqlite3_bind_text(st, 6, needs, -1, SQLITE_STATIC);
-            if (sqlite3_step(st) != SQLITE_DONE)
-                rc = fail(s, "inserting task '%s'", task_id);
-            else
-                seq = sqlite3_last_insert_rowid(s->db);
-            stmt_put(s, Q_TASK_INSERT, st);
-        }
-        if (!rc)
-            rc = ggi_store_task_queued(s, seq, spec_json);
-    }
+    rc = task_find(s, t->task_id, t->spec_hash, &seq);
+    int existing = !rc && seq > 0;
+    if (!rc && !existing)
+        rc = task_add(s, t, &seq);
     rc = tx_end(s, own, rc);
     if (rc)
         return rc;
@@ -1086,7 +1078,7 @@ int ggi_store_task_insert_planned(ggi_store *s, const char *task_id, const char 
         *out_seq = seq;
     if (out_existing)
         *out_existing = existing;
-    return 0;
+    return GG_OK;
 }
 
 int ggi_store_task_get(ggi_store *s, const char *task_id, ggi_task_row *row)
@@ -1108,22 +1100,6 @@ int ggi_store_task_get(ggi_store *s, const char *task_id, ggi_task_row *row)
         rc = fail(s, "reading task '%s'", task_id);
     stmt_put(s, Q_TASK_GET, st);
     return rc;
-}
-
-/* Appends to a row array that grows by doubling up to limit entries. */
-static int rows_reserve(ggi_task_row **rows, int *cap, int n, int limit)
-{
-    if (n < *cap)
-        return 0;
-    int ncap = *cap == 0 ? 16 : *cap > limit / 2 ? limit : *cap * 2;
-    if (ncap > limit)
-        ncap = limit;
-    ggi_task_row *p = realloc(*rows, (size_t)ncap * sizeof *p);
-    if (!p)
-        return ggi_error(GG_ENOMEM, "out of memory claiming tasks");
-    *rows = p;
-    *cap = ncap;
-    return 0;
 }
 
 int ggi_store_queue_take(ggi_store *s, const char *submitter, int priority, int64_t last_seq,
@@ -1151,61 +1127,6 @@ int ggi_store_queue_take(ggi_store *s, const char *submitter, int priority, int6
     return rc;
 }
 
-int ggi_store_tasks_claim(ggi_store *s, int limit, double now, ggi_task_row **out_rows,
-                          int *out_n)
-{
-    if (out_rows)
-        *out_rows = NULL;
-    if (out_n)
-        *out_n = 0;
-    if (!s || !out_rows || !out_n || limit < 0)
-        return ggi_error(GG_EINVAL, "ggi_store_tasks_claim: bad argument");
-    if (limit == 0)
-        return 0;
-    int own;
-    int rc = tx_begin(s, &own);
-    if (rc)
-        return ggi_error_wrap("claiming tasks: ");
-
-    ggi_task_row *rows = NULL;
-    int n = 0, cap = 0;
-    sqlite3_stmt *st;
-    /* Read the rows first, then take their queue entries (not under the cursor). */
-    rc = stmt_get(s, Q_CLAIM_SELECT, &st);
-    if (!rc) {
-        sqlite3_bind_int(st, 1, limit);
-        int step = SQLITE_DONE;
-        while (n < limit && (step = sqlite3_step(st)) == SQLITE_ROW) {
-            rc = rows_reserve(&rows, &cap, n, limit);
-            if (!rc)
-                rc = row_read(st, &rows[n]);
-            if (rc)
-                break;
-            n++;
-        }
-        if (!rc && n < limit && step != SQLITE_DONE)
-            rc = fail(s, "claiming tasks");
-        stmt_put(s, Q_CLAIM_SELECT, st);
-    }
-    if (!rc && n > 0)
-        rc = ggi_store_queue_take(s, "local", rows[n - 1].priority, rows[n - 1].seq, n);
-    for (int i = 0; !rc && i < n; i++) {
-        /* Started now, or when it first ran (kept across a requeue); stored with its end. */
-        if (rows[i].started_at == 0.0)
-            rows[i].started_at = now;
-    }
-    rc = tx_end(s, own, rc);
-    if (rc) {
-        for (int i = 0; i < n; i++)
-            ggi_store_task_row_free(&rows[i]);
-        free(rows);
-        return rc;
-    }
-    *out_rows = rows;
-    *out_n = n;
-    return 0;
-}
-
 /* After an UPDATE by seq changed nothing: GG_ENOTFOUND or the task's status in *status. */
 static int task_status(ggi_store *s, int64_t seq, char *status, size_t size)
 {
@@ -1225,12 +1146,6 @@ static int task_status(ggi_store *s, int64_t seq, char *status, size_t size)
     }
     stmt_put(s, Q_TASK_STATUS, st);
     return rc;
-}
-
-int ggi_store_attempt_insert(ggi_store *s, int64_t seq, int n, const char *code, int passed,
-                             const char *record_json, double now)
-{
-    return ggi_store_attempt_add(s, seq, n, code, passed, record_json, now, 1);
 }
 
 /* After an attempt's row is in: counted, and the task's attempt count set when asked. */
@@ -1255,7 +1170,7 @@ int ggi_store_attempt_add(ggi_store *s, int64_t seq, int n, const char *code, in
                           const char *record_json, double now, int count)
 {
     if (!s || !record_json || n < 1)
-        return ggi_error(GG_EINVAL, "ggi_store_attempt_insert: bad argument (n must be >= 1, "
+        return ggi_error(GG_EINVAL, "ggi_store_attempt_add: bad argument (n must be >= 1, "
                                     "record_json set)");
     int own;
     int rc = tx_begin(s, &own);
@@ -1382,17 +1297,8 @@ static int is_end_status(const char *status)
                       strcmp(status, GGI_ST_CANCELLED) == 0);
 }
 
-int ggi_store_task_finish(ggi_store *s, int64_t seq, const char *status, const char *reason,
-                          const char *result_json, double now)
-{
-    return ggi_store_task_finish_n(s, seq, status, reason, result_json, now, -1);
-}
-
-/* Ends task seq (see ggi_store_task_end); result_json: a result stored as text (NULL: built
- * when read). */
-static int task_end(ggi_store *s, int64_t seq, const char *status, const char *reason,
-                    const char *result_json, double started_at, double now, int attempts,
-                    int claimed)
+int ggi_store_task_end(ggi_store *s, int64_t seq, const char *status, const char *reason,
+                       double started_at, double now, int attempts, int claimed)
 {
     if (!s)
         return ggi_error(GG_EINVAL, "ggi_store_task_end: s is NULL");
@@ -1411,13 +1317,11 @@ static int task_end(ggi_store *s, int64_t seq, const char *status, const char *r
         sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
         if (reason)
             sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
-        if (result_json)
-            sqlite3_bind_text(st, 4, result_json, -1, SQLITE_STATIC);
-        sqlite3_bind_double(st, 5, now);
+        sqlite3_bind_double(st, 4, now);
         if (attempts >= 0)
-            sqlite3_bind_int(st, 6, attempts);
+            sqlite3_bind_int(st, 5, attempts);
         if (started_at > 0)
-            sqlite3_bind_double(st, 7, started_at);
+            sqlite3_bind_double(st, 6, started_at);
         if (sqlite3_step(st) != SQLITE_DONE)
             rc = fail(s, "finishing task %lld", (long long)seq);
         else
@@ -1451,18 +1355,6 @@ static int task_end(ggi_store *s, int64_t seq, const char *status, const char *r
                            (long long)seq, from);
     }
     return tx_end(s, own, rc);
-}
-
-int ggi_store_task_finish_n(ggi_store *s, int64_t seq, const char *status, const char *reason,
-                            const char *result_json, double now, int attempts)
-{
-    return task_end(s, seq, status, reason, result_json, 0, now, attempts, 0);
-}
-
-int ggi_store_task_end(ggi_store *s, int64_t seq, const char *status, const char *reason,
-                       double started_at, double now, int attempts, int claimed)
-{
-    return task_end(s, seq, status, reason, NULL, started_at, now, attempts, claimed);
 }
 
 int ggi_store_task_requeue(ggi_store *s, int64_t seq, double started_at)

@@ -90,31 +90,31 @@ struct sqlite3 *ggi_store_sqlite(ggi_store *s);
  */
 int ggi_store_recover(ggi_store *s, int *out_n);
 
+/** A task to insert (ggi_store_task_insert). Strings are borrowed for the call. */
+typedef struct ggi_task_new {
+    const char *task_id;   /* required, non-empty */
+    const char *spec_json; /* the normalised task; required */
+    const char *spec_hash; /* identifies the content: a resubmission must match; required */
+    int priority;
+    const char *submitter; /* whose queue it joins (fair share); NULL: "local" */
+    /* What the scheduler needs to place the task without reading its spec: its language and
+     * needs (ggi_task_needs(), NULL when none). language NULL stores neither (the scheduler
+     * then reads the spec). */
+    const char *language;
+    const char *needs;
+    double now;            /* submission time, seconds */
+} ggi_task_new;
+
 /**
- * Inserts a queued task, in its own transaction unless one is open. When task_id exists with
+ * Inserts a queued task: its row, its spec (task_specs, schema 5: specs live apart from the
+ * task rows that every start and end rewrites) and its queue entry, counted queued. The one
+ * insert of the product: embedded submissions (orchestrator.c) and the grid's submitters
+ * (scheduler.c) alike. In its own transaction unless one is open. When task_id exists with
  * the same spec_hash, nothing is written, *out_existing is 1 and *out_seq is the old row;
- * with another hash: GG_EEXIST naming the task. now is the submission time (seconds).
+ * with another hash: GG_EEXIST naming the task. out_seq and out_existing may be NULL.
  */
-int ggi_store_task_insert(ggi_store *s, const char *task_id, const char *spec_json,
-                          const char *spec_hash, int priority, double now, int64_t *out_seq,
+int ggi_store_task_insert(ggi_store *s, const ggi_task_new *t, int64_t *out_seq,
                           int *out_existing);
-
-/**
- * Stores the spec of the task inserted as seq (task_specs, schema 5: specs live apart from
- * the task rows that every start and end rewrites). For the inserts of this file and the
- * grid's; in the caller's transaction. GG_ESTORE when the row exists or seq is no task.
- */
-int ggi_store_spec_insert(ggi_store *s, int64_t seq, const char *spec_json);
-
-/**
- * Same, also storing what the scheduler needs to place the task without reading its spec:
- * its language and needs (ggi_task_needs(), NULL when none). language NULL stores neither
- * (the scheduler then reads the spec), as ggi_store_task_insert does.
- */
-int ggi_store_task_insert_planned(ggi_store *s, const char *task_id, const char *spec_json,
-                                  const char *spec_hash, int priority, double now,
-                                  const char *language, const char *needs, int64_t *out_seq,
-                                  int *out_existing);
 
 /** A task as the scheduler needs it; strings are malloc'd (ggi_store_task_row_free). */
 typedef struct ggi_task_row {
@@ -141,31 +141,20 @@ void ggi_store_task_row_free(ggi_task_row *row);
  */
 int ggi_store_task_get(ggi_store *s, const char *task_id, ggi_task_row *row);
 
-/**
- * Takes up to limit queued tasks of those ggi_store_task_insert added (the grid's
- * submitters claim their own: grid_store.c), highest priority first, then oldest first, out
- * of the queue (they are 'running' from then on; the task rows are not written) and returns
- * them in *out_rows (malloc'd array of *out_n rows; free each row and the array), with
- * started_at set to now when the task never started (it is stored with the task's end or
- * requeue). Runs in the caller's transaction when one is open.
+/*
+ * Tasks are claimed by submitter, on the scheduler's connection: ggi_grid_claim
+ * (lib/orchestrator/grid_store.c), which reads the queue and takes its entries with
+ * ggi_store_queue_take below.
  */
-int ggi_store_tasks_claim(ggi_store *s, int limit, double now, ggi_task_row **out_rows,
-                          int *out_n);
 
 /**
- * Records attempt n of a task (its code, whether it passed, and its record JSON) and sets the
- * task's attempt count to n. One attempt, one row: recording the same (seq, n) twice is
+ * Records attempt n of a task (its code, whether it passed, and its record JSON); with count
+ * 1 also sets the task's attempt count to n, with count 0 leaves it (for a caller that ends
+ * the task in the same transaction with ggi_store_task_end, which stores the count with the
+ * end: one task update, not two). One attempt, one row: recording the same (seq, n) twice is
  * GG_EEXIST. Runs in the caller's transaction when one is open.
  * n counts from 1; code may be NULL; record_json is required. GG_ENOTFOUND when no task has
  * that seq. A failure inside the caller's transaction leaves that transaction open.
- */
-int ggi_store_attempt_insert(ggi_store *s, int64_t seq, int n, const char *code, int passed,
-                             const char *record_json, double now);
-
-/**
- * The same as ggi_store_attempt_insert, except that with count 0 the task's attempt count is
- * left as it is: for a caller that ends the task in the same transaction with
- * ggi_store_task_finish_n, which stores the count with the end (one task update, not two).
  */
 int ggi_store_attempt_add(ggi_store *s, int64_t seq, int n, const char *code, int passed,
                           const char *record_json, double now, int count);
@@ -200,22 +189,6 @@ int ggi_store_attempts_each(ggi_store *s, int64_t seq,
                             void *user);
 
 /**
- * Ends a task: sets status (passed, failed, error, cancelled), reason (may be NULL), the
- * result JSON and finished_at. Runs in the caller's transaction when one is open.
- * Another status is GG_EINVAL; an unknown seq GG_ENOTFOUND.
- * A result object whose "history" is null is stored as it is and read back
- * (ggi_store_task_get) with "history" filled in from the task's attempts table, oldest
- * first: the attempt records are not stored twice.
- */
-int ggi_store_task_finish(ggi_store *s, int64_t seq, const char *status, const char *reason,
-                          const char *result_json, double now);
-
-/** ggi_store_task_finish that also sets the task's attempt count (attempts >= 0; -1 leaves
- * it as it is). */
-int ggi_store_task_finish_n(ggi_store *s, int64_t seq, const char *status, const char *reason,
-                            const char *result_json, double now, int attempts);
-
-/**
  * Puts a running task back in the queue (its attempt was interrupted), storing started_at
  * (> 0) as its start unless one is stored. A task already queued is left as it is (0); an
  * ended one is GG_ESTATE; unknown GG_ENOTFOUND.
@@ -223,10 +196,14 @@ int ggi_store_task_finish_n(ggi_store *s, int64_t seq, const char *status, const
 int ggi_store_task_requeue(ggi_store *s, int64_t seq, double started_at);
 
 /**
- * Ends task seq with status (an end status) and reason (may be NULL), storing started_at
- * (> 0; kept when one is stored), now as its end and attempts (>= 0; -1 leaves it). claimed:
- * the caller claimed it (it is running), so its queue entry is not looked for; 0: it may be
- * queued (a cancel). GG_ESTATE when it has ended already (a task ends once); GG_ENOTFOUND.
+ * Ends task seq with status (passed, failed, error or cancelled; another is GG_EINVAL) and
+ * reason (may be NULL), storing started_at (> 0; kept when one is stored), now as its end
+ * and attempts (>= 0; -1 leaves it). claimed: the caller claimed it (it is running), so its
+ * queue entry is not looked for; 0: it may be queued (a cancel). GG_ESTATE when it has ended
+ * already (a task ends once); GG_ENOTFOUND. The one way a task ends. Its result is not
+ * stored: ggi_store_task_get builds it from the task's columns and attempts (a row an
+ * earlier version ended may hold a stored result, which is read as it is, with a null
+ * "history" filled in from the attempts). Runs in the caller's transaction when one is open.
  */
 int ggi_store_task_end(ggi_store *s, int64_t seq, const char *status, const char *reason,
                        double started_at, double now, int attempts, int claimed);
@@ -238,12 +215,6 @@ int ggi_store_task_end(ggi_store *s, int64_t seq, const char *status, const char
  */
 int ggi_store_queue_take(ggi_store *s, const char *submitter, int priority, int64_t last_seq,
                          int n);
-
-/**
- * After inserting the task row seq: stores its spec (ggi_store_spec_insert), puts it in the
- * queue and counts it queued. In the caller's transaction; for grid_store.c too.
- */
-int ggi_store_task_queued(ggi_store *s, int64_t seq, const char *spec_json);
 
 /**
  * Appends an event (kind such as "task.finished", data JSON or NULL). task_seq <= 0 stores
@@ -263,7 +234,7 @@ int ggi_store_counts_get(ggi_store *s, ggi_store_counts *out);
 /**
  * Counts n tasks of this database moving from status from to status to (either NULL: none;
  * "#attempts" counts attempts) in the connection's open transaction. Every statement that
- * inserts a task or changes its status outside this file calls it (grid_store.c); the
+ * changes a task's status outside this file calls it (grid_store.c); the
  * changes are written to task_counts with the transaction's COMMIT and forgotten when it
  * rolls back, so the counts read by ggi_store_counts_get stay exact.
  */

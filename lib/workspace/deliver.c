@@ -14,6 +14,7 @@
 #include <git2.h>
 
 #include "../core/ggi.h"
+#include "../core/options.h"
 #include "gryphgen/workspace.h"
 
 #define DELIVER_MAX_JSON ((size_t)96 << 20)  /* a task or result text */
@@ -544,6 +545,9 @@ static int make_signature(git_signature **out, const identity *id, const char *r
     return GG_OK;
 }
 
+GGI_OPTIONS_LAYOUT(deliver_options, gg_deliver_options, GG_DELIVER_OPTIONS_VERSION,
+                   GGI_OPTIONS_END(gg_deliver_options, committer_email));
+
 int gg_workspace_deliver(const char *task_json, const char *result_json,
                          const gg_deliver_options *opts, char **out_json)
 {
@@ -560,9 +564,10 @@ int gg_workspace_deliver(const char *task_json, const char *result_json,
     if (!out_json)
         return ggi_error(GG_EINVAL, "gg_workspace_deliver: out_json is NULL");
     *out_json = NULL;
-    if (opts && (opts->version == 0 || opts->version > GG_DELIVER_OPTIONS_VERSION))
-        return ggi_error(GG_EVERSION, "gg_deliver_options version %u is not one this library "
-                         "knows (1 to %d)", opts->version, GG_DELIVER_OPTIONS_VERSION);
+    gg_deliver_options given = GG_DELIVER_OPTIONS_INIT;
+    if (ggi_options_accept(&deliver_options, &given, opts))
+        return GG_EVERSION;
+    opts = &given;
     pthread_once(&git_once, git_init);
     if (git_init_rc < 0)
         return git_fail(GG_EIO, "initialising libgit2");

@@ -6,9 +6,12 @@
  * only grew these structs at the end; each frozen struct is then placed so that it ends
  * exactly at an inaccessible page, so the library crashes this test if it reads one byte
  * beyond what a 1.0 caller provides. Structs with an unknown, higher version are refused
- * with GG_EVERSION (and a vtable's destroy still runs exactly once).
+ * with GG_EVERSION (and a vtable's destroy still runs exactly once). gg_worker_options and
+ * gg_client_options of 1.0 and 1.1 (version 1) go the same way: a worker and a client built
+ * from them work with an orchestrator.
  * Links the shared library only.
  */
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +80,36 @@ typedef struct old_retriever_vtable_v1 {
     const char *name;
 } old_retriever_vtable_v1;
 
+typedef struct old_worker_options_v1 {
+    uint32_t version;
+    const char *connect;
+    const char *name;
+    unsigned slots;
+    unsigned queue;
+    const char *const *labels;
+    gg_executor_t *executor;
+    gg_generator_t *generator;
+    gg_retriever_t *retriever;
+    const char *python;
+    const char *cc;
+    gg_log_fn log_fn;
+    void *log_user;
+    int log_level;
+    const char *curve_key_file;
+    const char *curve_server_key;
+    int insecure;
+} old_worker_options_v1;
+
+typedef struct old_client_options_v1 {
+    uint32_t version;
+    const char *connect;
+    const char *name;
+    int timeout_ms;
+    const char *curve_key_file;
+    const char *curve_server_key;
+    int insecure;
+} old_client_options_v1;
+
 /* The current headers may only append: each 1.0 field keeps its offset, nothing shrinks. */
 #define SAME_OFFSET(old, cur, f) \
     _Static_assert(offsetof(old, f) == offsetof(cur, f), #cur "." #f " moved")
@@ -111,6 +144,16 @@ SAME_OFFSET(old_retriever_vtable_v1, gg_retriever_vtable, search);
 SAME_OFFSET(old_retriever_vtable_v1, gg_retriever_vtable, feedback);
 SAME_OFFSET(old_retriever_vtable_v1, gg_retriever_vtable, destroy);
 SAME_OFFSET(old_retriever_vtable_v1, gg_retriever_vtable, name);
+SAME_OFFSET(old_worker_options_v1, gg_worker_options, connect);
+SAME_OFFSET(old_worker_options_v1, gg_worker_options, slots);
+SAME_OFFSET(old_worker_options_v1, gg_worker_options, labels);
+SAME_OFFSET(old_worker_options_v1, gg_worker_options, log_level);
+SAME_OFFSET(old_worker_options_v1, gg_worker_options, insecure);
+SAME_OFFSET(old_client_options_v1, gg_client_options, connect);
+SAME_OFFSET(old_client_options_v1, gg_client_options, timeout_ms);
+SAME_OFFSET(old_client_options_v1, gg_client_options, insecure);
+_Static_assert(sizeof(old_worker_options_v1) <= sizeof(gg_worker_options), "shrank");
+_Static_assert(sizeof(old_client_options_v1) <= sizeof(gg_client_options), "shrank");
 _Static_assert(sizeof(old_orchestrator_options_v1) <= sizeof(gg_orchestrator_options), "shrank");
 _Static_assert(sizeof(old_executor_options_v1) <= sizeof(gg_executor_options), "shrank");
 _Static_assert(sizeof(old_retriever_options_v1) <= sizeof(gg_retriever_options), "shrank");
@@ -204,6 +247,62 @@ static void test_old_orchestrator_options(void)
     gg_orchestrator_destroy(&o);
     CHECK(o == NULL);
     CHECK(events_seen >= 3); /* started, attempt.finished x2, finished */
+}
+
+static void *worker_main(void *w)
+{
+    gg_worker_run(w);
+    return NULL;
+}
+
+/* Worker and client options of version 1 (1.0 and 1.1 callers), each against the guard: a
+ * worker and a client made from them serve a task of an orchestrator bound on loopback. */
+static void test_old_worker_and_client(void)
+{
+    char ep[64];
+    snprintf(ep, sizeof ep, "ipc://@gg-old-header-%ld", (long)getpid());
+    gg_orchestrator_options oo = GG_ORCHESTRATOR_OPTIONS_INIT;
+    oo.local_workers = 0;
+    oo.insecure = 1;
+    oo.bind = ep;
+    gg_orchestrator_t *o = NULL;
+    CHECK_RC(gg_orchestrator_new(&o, &oo), 0);
+    if (!o)
+        return;
+    old_worker_options_v1 *w1 = at_guard(sizeof *w1);
+    memset(w1, 0, sizeof *w1);
+    w1->version = 1;
+    w1->connect = ep;
+    w1->slots = 1;
+    w1->log_level = GG_LOG_WARN;
+    w1->insecure = 1;
+    gg_worker_t *w = NULL;
+    CHECK_RC(gg_worker_new(&w, (const gg_worker_options *)w1), 0);
+    pthread_t th;
+    int started = w && pthread_create(&th, NULL, worker_main, w) == 0;
+    CHECK(started);
+
+    old_client_options_v1 *c1 = at_guard(sizeof *c1);
+    memset(c1, 0, sizeof *c1);
+    c1->version = 1;
+    c1->connect = ep;
+    c1->insecure = 1;
+    gg_client_t *c = NULL;
+    CHECK_RC(gg_client_new(&c, (const gg_client_options *)c1), 0);
+    char *res = NULL;
+    if (c) {
+        CHECK_RC(gg_client_submit(c, task, NULL), 0);
+        CHECK_RC(gg_client_wait(c, "old/add", 120000, &res), 0);
+        CHECK_CONTAINS(res, "\"status\":\"failed\"");
+    }
+    gg_free(res);
+    gg_client_destroy(&c);
+    if (started) {
+        gg_worker_stop(w);
+        pthread_join(th, NULL);
+    }
+    gg_worker_destroy(&w);
+    gg_orchestrator_destroy(&o);
 }
 
 /* Executor and retriever options of 1.0, and a 1.0 generator vtable in an orchestrator. */
@@ -312,6 +411,29 @@ static void test_unknown_versions(void)
     CHECK_RC(gg_retriever_new(&r, &ro), GG_EVERSION);
     CHECK(r == NULL);
 
+    gg_worker_options wo = GG_WORKER_OPTIONS_INIT;
+    wo.version = GG_WORKER_OPTIONS_VERSION + 1;
+    wo.connect = "inproc://nobody";
+    gg_worker_t *w = NULL;
+    CHECK_RC(gg_worker_new(&w, &wo), GG_EVERSION);
+    CHECK(w == NULL);
+    CHECK_CONTAINS(gg_error_last(), "gg_worker_options version");
+    CHECK_RC(gg_worker_options_init(&wo, 0), GG_EVERSION);
+
+    gg_client_options co = GG_CLIENT_OPTIONS_INIT;
+    co.version = GG_CLIENT_OPTIONS_VERSION + 1;
+    co.connect = "inproc://nobody";
+    gg_client_t *c = NULL;
+    CHECK_RC(gg_client_new(&c, &co), GG_EVERSION);
+    CHECK(c == NULL);
+    CHECK_RC(gg_client_options_init(&co, GG_CLIENT_OPTIONS_VERSION + 1), GG_EVERSION);
+
+    gg_deliver_options dopt = GG_DELIVER_OPTIONS_INIT;
+    dopt.version = GG_DELIVER_OPTIONS_VERSION + 1;
+    char *delivered = NULL;
+    CHECK_RC(gg_workspace_deliver("{}", "{}", &dopt, &delivered), GG_EVERSION);
+    CHECK(delivered == NULL);
+
     /* Vtables: refused, and ownership of self passed anyway, so destroy ran once. */
     gg_generator_vtable gv = GG_GENERATOR_VTABLE_INIT;
     gv.version = GG_GENERATOR_VTABLE_VERSION + 1;
@@ -351,6 +473,7 @@ int main(void)
 
     test_old_orchestrator_options();
     test_old_backends();
+    test_old_worker_and_client();
     test_unknown_versions();
 
     munmap(m, 2 * page);

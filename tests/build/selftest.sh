@@ -1,7 +1,8 @@
 #!/bin/bash
-# selftest.sh - proves that check_symbols.sh and check_headers.sh can fail: it builds small
-# shared libraries and header trees that break each rule on purpose and expects each checker
-# to reject them naming the culprit, and to accept the well-formed ones.
+# selftest.sh - proves that check_symbols.sh, check_headers.sh and check_configuration.sh can
+# fail: it builds small shared libraries, header trees and source trees that break each rule
+# on purpose and expects each checker to reject them naming the culprit, and to accept the
+# well-formed ones.
 # Usage: selftest.sh DIR_OF_THE_CHECKERS
 set -euo pipefail
 
@@ -109,6 +110,17 @@ mk "$tmp/h_orphan"
 printf '#ifndef F_H\n#define F_H\nint gg_f(void);\n#endif\n' >"$tmp/h_orphan/gryphgen/f.h"
 expect fail "headers: public header missing from the umbrella" "does not include gryphgen/f.h" \
     bash "$here/check_headers.sh" "$tmp/h_orphan"
+
+# ---- check_configuration ----
+mkdir -p "$tmp/conf/lib" "$tmp/conf/cli" "$tmp/conf/docs"
+printf 'const char *a(void) { return getenv("GRYPHGEN_ALPHA"); }\n' >"$tmp/conf/lib/a.c"
+printf 'static const char *const n = "GRYPHGEN_BETA";\n' >"$tmp/conf/cli/b.c"
+printf '| alpha | `GRYPHGEN_ALPHA` |\n| beta | `GRYPHGEN_BETA` |\n' >"$tmp/conf/docs/configuration.md"
+expect pass "configuration: every variable listed" "ok: 2" \
+    bash "$here/check_configuration.sh" "$tmp/conf"
+printf '| alpha | `GRYPHGEN_ALPHA` |\n| beta, unquoted: GRYPHGEN_BETA |\n' >"$tmp/conf/docs/configuration.md"
+expect fail "configuration: a variable missing from the doc" "GRYPHGEN_BETA (read in cli/b.c" \
+    bash "$here/check_configuration.sh" "$tmp/conf"
 
 echo "selftest: $checks checks, $([ "$fail" -eq 0 ] && echo 0 || echo some) failed"
 exit "$fail"

@@ -32,6 +32,7 @@
 #include "orchestrator/writer.h"
 
 #include "../testdb.h"
+#include "../teststore.h"
 #include "../testutil.h"
 #include "ggpeer.h"
 
@@ -337,6 +338,57 @@ static void test_requirements(void)
 
 /* ---- the hub on the wire ---- */
 
+/* A benchmark worker is one that says skip_attempts (GG_EXECUTOR_CAP_SKIP_ATTEMPTS): it takes
+ * tasks of a language it has no runtime for. A worker that says skip_attempts false is not
+ * one, whatever its executor is called ("noop"): its tasks go to the worker with the runtime.
+ * (A worker without the field and with "noop" is one, as workers before 1.2 say so.) */
+static void test_skip_attempts_hello(void)
+{
+    char ep[64], db[300], buf[512];
+    gg_orchestrator_t *o = serve(ep, db, "skip.db", 0);
+    if (!o)
+        return;
+    ggpeer bench;
+    ggpeer_open(&bench, ep);
+    CHECK(ggpeer_hello(&bench, "bench", 2, "{\"runtimes\":[],\"executors\":[\"bench\"],"
+                       "\"isolation\":[\"none\"],\"skip_attempts\":true}"));
+    CHECK_RC(gg_orchestrator_submit(o, task_json(buf, sizeof buf, "sk1", "python"), NULL), 0);
+    cJSON *jobs = ggpeer_recv(&bench, "jobs", TEST_DEADLINE_MS);
+    const cJSON *job = cJSON_GetArrayItem(cJSON_GetObjectItem(jobs, "jobs"), 0);
+    CHECK(job != NULL);
+    if (job)
+        raw_result(&bench, job, NULL, 1);
+    cJSON_Delete(jobs);
+    char *res = NULL;
+    CHECK_RC(gg_orchestrator_wait(o, "sk1", (int)TEST_DEADLINE_MS, &res), 0);
+    CHECK_CONTAINS(res, "\"status\":\"passed\"");
+    gg_free(res);
+    ggpeer_send(&bench, "{\"ggp\":1,\"t\":\"bye\"}");
+    ggpeer_close(&bench);
+
+    /* A "noop" that says it is no benchmark gets no python task: the task waits for the
+     * worker with the runtime, which comes later (a benchmark would have had it at once). */
+    ggpeer named, real;
+    ggpeer_open(&named, ep);
+    CHECK(ggpeer_hello(&named, "named-noop", 8, "{\"runtimes\":[],\"executors\":[\"noop\"],"
+                       "\"isolation\":[\"none\"],\"skip_attempts\":false}"));
+    CHECK_RC(gg_orchestrator_submit(o, task_json(buf, sizeof buf, "sk-n", "python"), NULL), 0);
+    ggpeer_open(&real, ep);
+    raw_worker_hello(&real, "real", 1, "\"python3\"");
+    jobs = ggpeer_recv(&real, "jobs", TEST_DEADLINE_MS);
+    job = cJSON_GetArrayItem(cJSON_GetObjectItem(jobs, "jobs"), 0);
+    CHECK(job != NULL);
+    cJSON_Delete(jobs);
+    /* Had the hub taken it for a benchmark, the job would wait in its socket (and have
+     * come to real only after it was declared dead for not beating). */
+    jobs = ggpeer_recv(&named, "jobs", 300);
+    CHECK(jobs == NULL);
+    cJSON_Delete(jobs);
+    ggpeer_close(&named);
+    ggpeer_close(&real);
+    gg_orchestrator_destroy(&o);
+}
+
 static void test_garbage_and_leases(void)
 {
     char ep[64], db[300], buf[512];
@@ -434,7 +486,7 @@ static void test_garbage_and_leases(void)
         CHECK_RC(ggi_store_open(&raw_db, db), 0);
         const char *spec = "{\"task_id\":\"t3s\",\"language\":\"python\",\"requirements\":"
                            "{\"labels\":{\"zone\":\"us\"}}}";
-        CHECK_RC(ggi_store_task_insert(raw_db, "t3s", spec, "h3s", 0, ggi_wall_s(), NULL, NULL),
+        CHECK_RC(test_task_insert(raw_db, "t3s", spec, "h3s", 0, ggi_wall_s(), NULL, NULL),
                  0);
         ggi_store_close(&raw_db);
         CHECK(test_db_int(db, "SELECT language IS NULL FROM tasks WHERE task_id = 't3s'") == 1);
@@ -457,8 +509,11 @@ static void test_garbage_and_leases(void)
         /* A row whose spec is gone (task_specs changed by hand) ends as an error when it is
          * claimed, instead of failing every claim. */
         CHECK_RC(ggi_store_open(&raw_db, db), 0);
-        CHECK_RC(ggi_store_task_insert_planned(raw_db, "t3x", "{}", "h3x", 0, ggi_wall_s(),
-                                               "python", NULL, NULL, NULL), 0);
+        CHECK_RC(ggi_store_task_insert(raw_db,
+                                       &(ggi_task_new){ .task_id = "t3x", .spec_json = "{}",
+                                                        .spec_hash = "h3x", .language = "python",
+                                                        .now = ggi_wall_s() },
+                                       NULL, NULL), 0);
         ggi_store_close(&raw_db);
         CHECK(test_db_exec(db, "DELETE FROM task_specs WHERE seq = (SELECT seq FROM tasks WHERE "
                           "task_id = 't3x')") == SQLITE_OK);
@@ -941,8 +996,10 @@ static void test_writer(void)
         char id[16];
         int existing = 0;
         snprintf(id, sizeof id, "w%d", i);
-        CHECK_RC(ggi_grid_task_insert(g, id, "{}", id, 0, i < 4 ? "ann" : "bo", 1.0, "python",
-                                      NULL, &seqs[i], &existing), 0);
+        ggi_task_new t = { .task_id = id, .spec_json = "{}", .spec_hash = id,
+                           .submitter = i < 4 ? "ann" : "bo", .language = "python",
+                           .now = 1.0 };
+        CHECK_RC(ggi_store_task_insert(st, &t, &seqs[i], &existing), 0);
     }
     CHECK_RC(ggi_writer_start(st, g, &log, &w), 0);
     CHECK(ggi_writer_wait(w) == NULL); /* nothing handed over */
@@ -1041,8 +1098,9 @@ static void test_writer(void)
         int existing = 0;
         int64_t seq = 0;
         snprintf(id, sizeof id, "w%d", i);
-        CHECK_RC(ggi_grid_task_insert(g, id, "{}", id, 0, "ann", 5.0, "python", NULL, &seq,
-                                      &existing), 0);
+        ggi_task_new t = { .task_id = id, .spec_json = "{}", .spec_hash = id,
+                           .submitter = "ann", .language = "python", .now = 5.0 };
+        CHECK_RC(ggi_store_task_insert(st, &t, &seq, &existing), 0);
     }
     CHECK_RC(ggi_store_commit(st), 0);
     CHECK(test_db_int(db, "SELECT count(*) FROM queue") == 2);
@@ -1139,10 +1197,10 @@ static void test_schema_migration(void)
           SQLITE_CONSTRAINT); /* the check still holds */
     CHECK(test_db_int(db, "SELECT count(*) FROM tasks WHERE status = 'lost'") == 0);
     /* Foreign keys are on again for the store's connection. */
-    CHECK_RC(ggi_store_attempt_insert(s, 999999, 1, "x", 0, "{}", 3.0), GG_ENOTFOUND);
+    CHECK_RC(ggi_store_attempt_add(s, 999999, 1, "x", 0, "{}", 3.0, 1), GG_ENOTFOUND);
     ggi_task_row *rows = NULL;
     int n = 0;
-    CHECK_RC(ggi_store_tasks_claim(s, 10, 2.0, &rows, &n), 0);
+    CHECK_RC(test_tasks_claim(s, 10, 2.0, &rows, &n), 0);
     CHECK(n == 2);
     if (n == 2) {
         CHECK_STR(rows[0].task_id, "old-q");
@@ -1603,6 +1661,7 @@ int main(void)
     test_results_scan();
     test_requirements();
     test_garbage_and_leases();
+    test_skip_attempts_hello();
     test_busy();
     test_peers_forgotten();
     test_fair_share();

@@ -17,6 +17,7 @@
 #include "../../lib/generation/journal.h"
 #include "../../lib/store/store.h"
 #include "gryphgen.h"
+#include "teststore.h"
 #include "testutil.h"
 
 static char dir[64];
@@ -39,7 +40,7 @@ static void check_store_modes(mode_t mask)
     CHECK_RC(ggi_store_open(&s, path), 0);
     int64_t seq = 0;
     int existing = 0;
-    CHECK_RC(ggi_store_task_insert(s, "t1", "{}", "h1", 0, 1.0, &seq, &existing), 0);
+    CHECK_RC(test_task_insert(s, "t1", "{}", "h1", 0, 1.0, &seq, &existing), 0);
     umask(old);
     /* While the connection is open the WAL and its index are there. */
     CHECK(mode_of(path) == 0600);

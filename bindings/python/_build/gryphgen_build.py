@@ -111,11 +111,12 @@ def _wheel_file():
 
 
 def _package_files():
-    """(archive name, path) of every module of the package, sorted."""
+    """(archive name, path) of every module of the package and its py.typed marker (PEP 561:
+    the package's type hints are for type checkers), sorted."""
     out = []
     pkg = os.path.join(ROOT, PACKAGE)
     for name in sorted(os.listdir(pkg)):
-        if name.endswith(".py") and name != "_install.py":
+        if (name.endswith(".py") and name != "_install.py") or name == "py.typed":
             out.append((PACKAGE + "/" + name, os.path.join(pkg, name)))
     return out
 

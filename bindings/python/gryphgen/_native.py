@@ -96,8 +96,8 @@ ORCHESTRATOR_OPTIONS_VERSION = 3
 EXECUTOR_VTABLE_VERSION = 1
 GENERATOR_VTABLE_VERSION = 1
 RETRIEVER_VTABLE_VERSION = 2
-WORKER_OPTIONS_VERSION = 1
-CLIENT_OPTIONS_VERSION = 1
+WORKER_OPTIONS_VERSION = 2
+CLIENT_OPTIONS_VERSION = 2
 
 
 class ExecutorOptions(ctypes.Structure):
@@ -148,11 +148,12 @@ class OrchestratorOptions(ctypes.Structure):
                 ("max_queued", ctypes.c_uint), ("curve_key_file", ctypes.c_char_p),
                 ("authorized_keys_file", ctypes.c_char_p), ("insecure", ctypes.c_int),
                 ("webhooks", ctypes.POINTER(ctypes.c_char_p)), ("stall_alert_s", ctypes.c_double),
-                ("front_door", ctypes.c_char_p), ("front_door_timeout_s", ctypes.c_double)]
+                ("front_door", ctypes.c_char_p), ("front_door_timeout_s", ctypes.c_double),
+                ("custom_transport", ctypes.c_void_p)]
 
 
 class WorkerOptions(ctypes.Structure):
-    """gg_worker_options (include/gryphgen/worker.h), version 1."""
+    """gg_worker_options (include/gryphgen/worker.h), version 2."""
     _fields_ = [("version", ctypes.c_uint32), ("connect", ctypes.c_char_p),
                 ("name", ctypes.c_char_p), ("slots", ctypes.c_uint), ("queue", ctypes.c_uint),
                 ("labels", ctypes.POINTER(ctypes.c_char_p)), ("executor", ctypes.c_void_p),
@@ -160,28 +161,33 @@ class WorkerOptions(ctypes.Structure):
                 ("python", ctypes.c_char_p), ("cc", ctypes.c_char_p), ("log_fn", LOG_FN),
                 ("log_user", ctypes.c_void_p), ("log_level", ctypes.c_int),
                 ("curve_key_file", ctypes.c_char_p), ("curve_server_key", ctypes.c_char_p),
-                ("insecure", ctypes.c_int)]
+                ("insecure", ctypes.c_int), ("custom_transport", ctypes.c_void_p)]
 
 
 class ClientOptions(ctypes.Structure):
-    """gg_client_options (include/gryphgen/client.h), version 1."""
+    """gg_client_options (include/gryphgen/client.h), version 2."""
     _fields_ = [("version", ctypes.c_uint32), ("connect", ctypes.c_char_p),
                 ("name", ctypes.c_char_p), ("timeout_ms", ctypes.c_int),
                 ("curve_key_file", ctypes.c_char_p), ("curve_server_key", ctypes.c_char_p),
-                ("insecure", ctypes.c_int)]
+                ("insecure", ctypes.c_int), ("custom_transport", ctypes.c_void_p)]
 
 
 class ExecutorVtable(ctypes.Structure):
-    """gg_executor_vtable (include/gryphgen/sys/executor.h), version 1."""
+    """gg_executor_vtable (include/gryphgen/sys/executor.h), version 2 (caps: the
+    GG_EXECUTOR_CAP_* bits)."""
     _fields_ = [("version", ctypes.c_uint32), ("run", EXECUTOR_RUN_FN),
                 ("interrupt", EXECUTOR_INTERRUPT_FN), ("destroy", DESTROY_FN),
-                ("name", ctypes.c_char_p)]
+                ("name", ctypes.c_char_p), ("caps", ctypes.c_uint32)]
 
 
 class GeneratorVtable(ctypes.Structure):
-    """gg_generator_vtable (include/gryphgen/sys/generator.h), version 1."""
+    """gg_generator_vtable (include/gryphgen/sys/generator.h), version 2. The binding fills
+    the version 1 slots only (caps 0: feedback, journal and permanent are not offered to
+    Python generators)."""
     _fields_ = [("version", ctypes.c_uint32), ("generate", GENERATOR_GENERATE_FN),
-                ("destroy", DESTROY_FN), ("name", ctypes.c_char_p)]
+                ("destroy", DESTROY_FN), ("name", ctypes.c_char_p), ("caps", ctypes.c_uint32),
+                ("feedback", ctypes.c_void_p), ("attach_journal", ctypes.c_void_p),
+                ("permanent", ctypes.c_void_p)]
 
 
 class RetrieverVtable(ctypes.Structure):
@@ -271,6 +277,7 @@ PROTOTYPES = {
     "gg_client_destroy": (None, [_pp]),
     "gg_workspace_deliver": (_i, [_s, _s, ctypes.POINTER(DeliverOptions), c_char_pp]),
     "gg_workspace_format_patch": (_i, [_s, _s, c_char_pp]),
+    "gg_transport_destroy": (None, [_pp]),
 }
 
 # Exported functions deliberately not bound, with the reason (tests/test_symbols.py checks
@@ -278,6 +285,10 @@ PROTOTYPES = {
 UNBOUND = {
     "gg_malloc": "the binding hands strings to the library with gg_strdup(); raw, "
                  "uninitialised buffers have no use in Python",
+    "gg_transport_new_custom": "a transport written in Python would run on the scheduler's "
+                               "and the workers' C threads for every message (the GIL on "
+                               "the hot path, callbacks during interpreter exit); Python "
+                               "hands over a transport made in C instead (gryphgen.Transport)",
 }
 
 for _name, (_res, _args) in PROTOTYPES.items():

@@ -8,6 +8,8 @@ the C side's `self` is a key into _registry, which keeps the Python backend obje
 bytes of its name) alive until the library calls the vtable's destroy slot. An exception in
 a backend method never crosses into C: it becomes a GG_E* status with gg_error_set()."""
 
+from __future__ import annotations
+
 import ctypes
 import itertools
 import json
@@ -145,21 +147,35 @@ def _overrides(obj, base, method):
     return getattr(type(obj), method, None) is not getattr(base, method)
 
 
+# Capability bits of an executor (gryphgen/sys/executor.h, GG_EXECUTOR_CAP_*), for
+# Executor.caps.
+CAP_ISOLATION_RLIMITS = 1 << 0
+CAP_ISOLATION_NAMESPACES = 1 << 1
+CAP_ISOLATION_CONTAINER = 1 << 2
+CAP_UNPRIVILEGED_JOBS = 1 << 3
+CAP_SKIP_ATTEMPTS = 1 << 4
+
+
 class Executor:
     """Base class of executors written in Python. Override run(request) -> result dict
     (formats in docs/executor.md); optionally interrupt() and close(). run is called from
     library worker threads, possibly several at once. Raise a gryphgen error (for example
-    NotFound) to return its status; any other exception becomes GG_EEXEC."""
+    NotFound) to return its status; any other exception becomes GG_EEXEC.
 
-    name = None
+    caps: None (the library counts it as isolation "rlimits", as before 1.2) or the
+    CAP_* bits saying what it does: the isolation levels a worker announces for it, and
+    CAP_SKIP_ATTEMPTS for a benchmark executor whose attempts pass without running."""
 
-    def run(self, request):
+    name: "str | None" = None
+    caps: "int | None" = None
+
+    def run(self, request: dict) -> dict | str:
         raise NotImplementedError
 
-    def interrupt(self):
+    def interrupt(self) -> None:
         raise errors.Unsupported("interrupt is not implemented")
 
-    def close(self):
+    def close(self) -> None:
         """Called once when the library lets go of the backend."""
 
 
@@ -171,10 +187,10 @@ class Generator:
 
     name = None
 
-    def generate(self, request):
+    def generate(self, request: dict) -> dict | str:
         raise NotImplementedError
 
-    def close(self):
+    def close(self) -> None:
         """Called once when the library lets go of the backend."""
 
 
@@ -185,13 +201,13 @@ class Retriever:
 
     name = None
 
-    def search(self, query):
+    def search(self, query: dict) -> dict | str:
         raise NotImplementedError
 
-    def feedback(self, feedback):
+    def feedback(self, feedback: dict) -> None:
         pass
 
-    def close(self):
+    def close(self) -> None:
         """Called once when the library lets go of the backend."""
 
 
@@ -203,11 +219,37 @@ class _Handle(NativeObject):
     def __init__(self, ptr):
         self._ptr = ptr
 
-    def close(self):
+    def close(self) -> None:
+        """Destroys the C handle. Idempotent."""
         if self._ptr:
             p = ctypes.c_void_p(self._ptr)
             self._ptr = None
             N.fn(self._destroy_fn)(ctypes.byref(p))
+
+
+def _set_options(opts, options, fixed, what):
+    """Sets the fields of an options struct named in options (a dict); strings are encoded
+    and returned, to be kept referenced until the struct has been used. fixed: fields not
+    set this way."""
+    keep = []
+    fields = dict(type(opts)._fields_)
+    for key, value in options.items():
+        ftype = fields.get(key)
+        if ftype is None or key == "version" or key in fixed:
+            raise TypeError("gryphgen: unknown %s option %r (known: %s)"
+                            % (what, key, ", ".join(sorted(set(fields) - {"version"}
+                                                           - set(fixed)))))
+        if value is None:
+            continue  # the library's default
+        if ftype is ctypes.c_char_p:
+            value = N.encode(value, key)
+            keep.append(value)
+        elif ftype in (ctypes.c_double,):
+            value = float(value)
+        else:
+            value = int(value)
+        setattr(opts, key, value)
+    return keep
 
 
 def _new_custom(new_fn, vtable, obj, name_attr):
@@ -227,11 +269,22 @@ class ExecutorHandle(_Handle):
     _destroy_fn = "gg_executor_destroy"
 
     @classmethod
-    def create(cls, backend=None, workdir_root=None, max_output=0, default_timeout_s=0.0):
-        """backend: None or a name ("process") for a built-in one, or an Executor instance."""
+    def create(cls, backend: "str | Executor | None" = None, workdir_root: "str | None" = None,
+               max_output: int = 0, default_timeout_s: float = 0.0,
+               **options: "str | None") -> "ExecutorHandle":
+        """backend: None or a name ("process", "container", "noop") for a built-in one, or an
+        Executor instance. options: the other gg_executor_options fields by name, for the
+        built-in backends: isolation and min_isolation ("none", "rlimits", "namespaces";
+        process backend), container_socket and container_images (container backend; see
+        docs/executor.md). None keeps the library's default."""
         if isinstance(backend, Executor):
-            vt = N.ExecutorVtable(version=N.EXECUTOR_VTABLE_VERSION, run=_executor_run,
-                                  destroy=_backend_destroy)
+            if options:
+                raise TypeError("gryphgen: options are for the built-in executors, not for "
+                                "a Python Executor")
+            # Version 1 without caps (the library's default for it), version 2 with them.
+            caps = backend.caps
+            vt = N.ExecutorVtable(version=1 if caps is None else 2, run=_executor_run,
+                                  destroy=_backend_destroy, caps=int(caps or 0))
             if _overrides(backend, Executor, "interrupt"):
                 vt.interrupt = _executor_interrupt
             return cls(_new_custom("gg_executor_new_custom", vt, backend, "name"))
@@ -242,11 +295,14 @@ class ExecutorHandle(_Handle):
         opts.workdir_root = N.encode(workdir_root, "workdir_root")
         opts.max_output = int(max_output)
         opts.default_timeout_s = float(default_timeout_s)
+        keep = _set_options(opts, options, ("backend", "workdir_root", "max_output",
+                                            "default_timeout_s"), "executor")
         out = ctypes.c_void_p()
         N.check(N.fn("gg_executor_new")(ctypes.byref(out), ctypes.byref(opts)))
+        del keep  # the strings were needed until gg_executor_new() returned
         return cls(out.value)
 
-    def run(self, request):
+    def run(self, request: dict | str) -> dict:
         """Runs a job (dict or JSON text) and returns the result dict."""
         text = request if isinstance(request, str) else json.dumps(request)
         out = ctypes.c_void_p()
@@ -254,11 +310,12 @@ class ExecutorHandle(_Handle):
         N.check(rc)
         return json.loads(N.take_string(out))
 
-    def interrupt(self):
+    def interrupt(self) -> None:
+        """Kills the jobs in progress (their runs raise Cancelled)."""
         N.check(N.fn("gg_executor_interrupt")(self._p()))
 
     @property
-    def backend(self):
+    def backend(self) -> str:
         return N.decode(N.fn("gg_executor_backend")(self._p()))
 
 
@@ -269,7 +326,8 @@ class GeneratorHandle(_Handle):
     _destroy_fn = "gg_generator_destroy"
 
     @classmethod
-    def create(cls, spec=None, timeout_s=0.0, max_output=0, **options):
+    def create(cls, spec: "str | Generator | None" = None, timeout_s: float = 0.0,
+               max_output: int = 0, **options: "str | float | int | None") -> "GeneratorHandle":
         """spec: None or a built-in spec ("replay", "reference", "command:PROG", "openai"), or
         a Generator instance. options: other gg_generator_options fields by name (url, model,
         api_key, api_key_file, temperature, max_tokens, seed, connect_timeout_s,
@@ -284,20 +342,13 @@ class GeneratorHandle(_Handle):
         opts.spec = N.encode(spec, "generator spec")
         opts.timeout_s = float(timeout_s)
         opts.max_output = int(max_output)
-        keep = []
-        for key, value in options.items():
-            ftype = dict(N.GeneratorOptions._fields_).get(key)
-            if ftype is None or key in ("version", "spec"):
-                raise TypeError("gryphgen: unknown generator option %r" % key)
-            if ftype is ctypes.c_char_p:
-                value = N.encode(value, key)
-                keep.append(value)
-            setattr(opts, key, value)
+        keep = _set_options(opts, options, ("spec", "timeout_s", "max_output"), "generator")
         out = ctypes.c_void_p()
         N.check(N.fn("gg_generator_new")(ctypes.byref(out), ctypes.byref(opts)))
+        del keep
         return cls(out.value)
 
-    def generate(self, request):
+    def generate(self, request: dict | str) -> dict:
         """Asks for one attempt's code; returns the response dict."""
         text = request if isinstance(request, str) else json.dumps(request)
         out = ctypes.c_void_p()
@@ -305,7 +356,7 @@ class GeneratorHandle(_Handle):
         return json.loads(N.take_string(out))
 
     @property
-    def name(self):
+    def name(self) -> str:
         return N.decode(N.fn("gg_generator_name")(self._p()))
 
 
@@ -315,8 +366,18 @@ class RetrieverHandle(_Handle):
     _destroy_fn = "gg_retriever_destroy"
 
     @classmethod
-    def create(cls, backend=None):
+    def create(cls, backend: "str | Retriever | None" = None,
+               **options: "str | float | int | None") -> "RetrieverHandle":
+        """backend: None or "none", "fts5" (an SQLite FTS5 index: db_path, usefulness_weight,
+        exploration, seed, max_chars) or "http" (a search endpoint: url, method, body,
+        headers, token_env, token_file, results_pointer, id_pointer, text_pointer,
+        score_pointer, source_pointer, timeout_s, max_retries, feedback_url, max_response,
+        max_chars), or a Retriever instance. options: those gg_retriever_options fields by
+        name (include/gryphgen/retriever.h, docs/retrieval.md); None keeps the default."""
         if isinstance(backend, Retriever):
+            if options:
+                raise TypeError("gryphgen: options are for the built-in retrievers, not for "
+                                "a Python Retriever")
             vt = N.RetrieverVtable(version=N.RETRIEVER_VTABLE_VERSION,
                                    search=_retriever_search, destroy=_backend_destroy)
             if _overrides(backend, Retriever, "feedback"):
@@ -326,26 +387,41 @@ class RetrieverHandle(_Handle):
         N.check(N.fn("gg_retriever_options_init")(ctypes.byref(opts),
                                                   N.RETRIEVER_OPTIONS_VERSION))
         opts.backend = N.encode(backend, "retriever backend")
+        keep = _set_options(opts, options, ("backend",), "retriever")
         out = ctypes.c_void_p()
         N.check(N.fn("gg_retriever_new")(ctypes.byref(out), ctypes.byref(opts)))
+        del keep
         return cls(out.value)
 
-    def search(self, query):
+    def search(self, query: dict | str) -> dict:
+        """Answers a query ({"query", "k", "language"}) with {"results": [...]}."""
         text = query if isinstance(query, str) else json.dumps(query)
         out = ctypes.c_void_p()
         N.check(N.fn("gg_retriever_search")(self._p(), N.encode(text), ctypes.byref(out)))
         return json.loads(N.take_string(out))
 
-    def feedback(self, feedback):
+    def feedback(self, feedback: "dict | str") -> None:
+        """Hands feedback (which results an attempt used, whether it passed) to the
+        retriever."""
         text = feedback if isinstance(feedback, str) else json.dumps(feedback)
         N.check(N.fn("gg_retriever_feedback")(self._p(), N.encode(text)))
 
+    def add(self, document: "dict | str") -> dict:
+        """Adds a document ({"source", "text", "language", "kind"}; include/gryphgen/
+        retriever.h) to a retriever that takes documents (fts5); returns {"ids", "added",
+        "unchanged", "removed"}. Unsupported for the others."""
+        text = document if isinstance(document, str) else json.dumps(document)
+        out = ctypes.c_void_p()
+        N.check(N.fn("gg_retriever_add")(self._p(), N.encode(text), ctypes.byref(out)))
+        answer = N.take_string(out) if out.value else None
+        return json.loads(answer) if answer else {}
+
     @property
-    def name(self):
+    def name(self) -> str:
         return N.decode(N.fn("gg_retriever_name")(self._p()))
 
 
-def live_backends():
+def live_backends() -> int:
     """How many Python backends the library still holds (for tests and leak checks)."""
     with _registry_lock:
         return len(_registry)

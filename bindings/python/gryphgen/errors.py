@@ -2,6 +2,8 @@
 derived from GryphgenError, which carries the code (.status) and the library's message for
 the failing call (gg_error_last() of the calling thread)."""
 
+from __future__ import annotations
+
 OK = 0
 EINVAL = -1
 ENOMEM = -2
@@ -70,7 +72,7 @@ _BY_STATUS = {cls.status: cls for cls in (
     TransportFailure, Exhausted, TooBig, NotReady, Unsupported, InternalError)}
 
 
-def error_class(status):
+def error_class(status: int) -> type[GryphgenError]:
     """The exception class for a status code; GryphgenError for codes this binding does not
     know (a newer library may append codes)."""
     return _BY_STATUS.get(status, GryphgenError)

@@ -4,6 +4,8 @@ and Client, a Python face on gg_client_t (include/gryphgen/client.h) that submit
 such an orchestrator, waits for results, asks for status, cancels and watches its events.
 Both speak ggp/1 (docs/protocol.md); tasks, results and events are dicts."""
 
+from __future__ import annotations
+
 import ctypes
 import json
 import queue
@@ -14,6 +16,8 @@ from . import _native as N
 from . import errors
 from ._common import (LogSink, NativeObject, log_level as _log_level, resolve_backends,
                       sliced_wait, task_text)
+from .transport import Transport, lend
+from ._types import Any, BackendSpec, Callable, Iterable, Iterator, LogTarget, Task
 
 _WATCH_SLICE_MS = 1000  # an iterating watch re-subscribes this often to notice a close
 
@@ -54,18 +58,25 @@ class Worker(NativeObject, LogSink):
     its public key listed with role worker in the orchestrator's authorized keys) and
     curve_server_key: the orchestrator's public key (Z85 text or a PREFIX.pub file): with
     both, the connection is encrypted and the endpoint need not be loopback.
+    custom_transport: a gryphgen.Transport (a host's transport made in C) instead of ZeroMQ;
+    connect is then the orchestrator's endpoint name in it.
 
     run() blocks until stop() (from another thread); run_in_thread() starts it on a thread.
     close() (or leaving the with block) stops, joins that thread and frees the worker."""
 
     _what = "the worker"
 
-    def __init__(self, connect, name=None, slots=0, queue=0, labels=None, executor=None,
-                 generator=None, retriever=None, python=None, cc=None, log=None,
-                 log_level="warn", insecure=False, curve_key_file=None,
-                 curve_server_key=None):
+    def __init__(self, connect: str, name: str | None = None, slots: int = 0, queue: int = 0,
+                 labels: dict[str, str] | Iterable[str] | None = None,
+                 executor: BackendSpec = None, generator: BackendSpec = None,
+                 retriever: BackendSpec = None, python: str | None = None,
+                 cc: str | None = None, log: LogTarget = None, log_level: str | int = "warn",
+                 insecure: bool = False, curve_key_file: str | None = None,
+                 curve_server_key: str | None = None,
+                 custom_transport: Transport | None = None) -> None:
         self._ptr = None
         self._owned = []
+        self._transport = custom_transport
         self._thread = None
         self._log = log
         self._callback_errors = 0
@@ -89,6 +100,7 @@ class Worker(NativeObject, LogSink):
             opts.slots = int(slots)
             opts.queue = int(queue)
             opts.insecure = 1 if insecure else 0
+            opts.custom_transport = lend(custom_transport, self)
             self._labels = _label_array(labels)
             if self._labels is not None:
                 opts.labels = ctypes.cast(self._labels, ctypes.POINTER(ctypes.c_char_p))
@@ -107,7 +119,7 @@ class Worker(NativeObject, LogSink):
             self.close()
             raise
 
-    def run(self):
+    def run(self) -> int:
         """Connects and serves jobs until stop(); returns 0 after a stop. Raises the
         library's error when the endpoint cannot be used at all, InvalidState when the
         worker already runs. The GIL is released meanwhile."""
@@ -122,7 +134,7 @@ class Worker(NativeObject, LogSink):
             with self._lock:
                 self._running = False
 
-    def run_in_thread(self, name="gryphgen-worker"):
+    def run_in_thread(self, name: str = "gryphgen-worker") -> threading.Thread:
         """Starts run() on a new daemon thread and returns the thread. When run() ends, its
         status is in .run_status, or the exception it raised in .run_error."""
         self._p()
@@ -140,18 +152,18 @@ class Worker(NativeObject, LogSink):
         self._thread.start()
         return self._thread
 
-    def stop(self):
+    def stop(self) -> None:
         """Asks run() to return soon (running attempts are interrupted). Any thread."""
         if self._ptr:
             N.fn("gg_worker_stop")(self._ptr)
 
-    def stats(self):
+    def stats(self) -> dict:
         """Counters as a dict: jobs, results, reconnects, dropped."""
         out = ctypes.c_void_p()
         N.check(N.fn("gg_worker_stats")(self._p(), ctypes.byref(out)))
         return json.loads(N.take_string(out))
 
-    def close(self, timeout=30.0):
+    def close(self, timeout: float = 30.0) -> None:
         """Stops the worker, joins run_in_thread()'s thread and frees the worker and the
         backends it created. Idempotent. InvalidState when run() still runs on a thread
         this worker did not start (stop it and let it return first)."""
@@ -180,16 +192,20 @@ class Client(NativeObject):
     (None: user@host). timeout: seconds per request, not per wait (None: 10). insecure: True
     allows connecting without encryption, to a loopback endpoint only (as for Worker); without
     it a tcp:// or ipc:// endpoint raises InvalidInput. curve_key_file, curve_server_key: as
-    for Worker (the client's key listed with role submitter or admin).
+    for Worker (the client's key listed with role submitter or admin). custom_transport: as
+    for Worker.
 
     Calls on one client are serialised by the library; use one client per thread for
     parallel requests. A watch holds the client for its duration."""
 
     _what = "the client"
 
-    def __init__(self, connect, name=None, timeout=None, insecure=False, curve_key_file=None,
-                 curve_server_key=None):
+    def __init__(self, connect: str, name: str | None = None, timeout: float | None = None,
+                 insecure: bool = False, curve_key_file: str | None = None,
+                 curve_server_key: str | None = None,
+                 custom_transport: Transport | None = None) -> None:
         self._ptr = None
+        self._transport = custom_transport
         opts = N.ClientOptions()
         N.check(N.fn("gg_client_options_init")(ctypes.byref(opts), N.CLIENT_OPTIONS_VERSION))
         self._strings = [N.encode(connect, "connect"), N.encode(name, "name"),
@@ -197,6 +213,7 @@ class Client(NativeObject):
                          N.encode(curve_server_key, "curve_server_key")]
         opts.connect, opts.name, opts.curve_key_file, opts.curve_server_key = self._strings
         opts.insecure = 1 if insecure else 0
+        opts.custom_transport = lend(custom_transport, self)
         if timeout is not None:
             ms = int(round(float(timeout) * 1000))
             if ms <= 0:
@@ -206,14 +223,14 @@ class Client(NativeObject):
         N.check(N.fn("gg_client_new")(ctypes.byref(out), ctypes.byref(opts)))
         self._ptr = out.value
 
-    def close(self):
+    def close(self) -> None:
         """Closes the connection and frees the client. Idempotent."""
         if self._ptr:
             p = ctypes.c_void_p(self._ptr)
             self._ptr = None
             N.fn("gg_client_destroy")(ctypes.byref(p))
 
-    def submit(self, task):
+    def submit(self, task: Task) -> str:
         """Submits a task (dict or JSON text); returns its task_id. Busy when the
         orchestrator's queue is full, Timeout when nobody answered."""
         out = ctypes.c_void_p()
@@ -221,7 +238,7 @@ class Client(NativeObject):
                                          ctypes.byref(out)))
         return N.take_string(out)
 
-    def submit_batch(self, tasks):
+    def submit_batch(self, tasks: Iterable[Task] | str) -> dict:
         """Submits many tasks (a list of dicts, or JSON array text) in one message; returns
         {"ids": [id or None, ...], "errors": [{"index", "code", "message"}, ...]}. Busy when
         the whole batch was refused."""
@@ -234,7 +251,7 @@ class Client(NativeObject):
                                                ctypes.byref(out)))
         return json.loads(N.take_string(out))
 
-    def wait(self, task_id, timeout=None):
+    def wait(self, task_id: str, timeout: float | None = None) -> dict:
         """Waits for the task's end and returns its result dict; Timeout when timeout
         seconds pass first (None: no limit), NotFound for an unknown task."""
         tid = N.encode(task_id, "task_id")
@@ -242,7 +259,7 @@ class Client(NativeObject):
         sliced_wait(lambda ms: N.fn("gg_client_wait")(self._p(), tid, ms, ctypes.byref(out)), timeout)
         return json.loads(N.take_string(out))
 
-    def status(self, task_id=None):
+    def status(self, task_id: str | None = None) -> dict:
         """The state of a task as a dict (task_id, status, attempts, reason), or with no
         task_id the orchestrator's counters and nodes."""
         out = ctypes.c_void_p()
@@ -250,7 +267,7 @@ class Client(NativeObject):
                                          ctypes.byref(out)))
         return json.loads(N.take_string(out))
 
-    def cancel(self, task_id):
+    def cancel(self, task_id: str) -> None:
         """Cancels a task; InvalidState when it has ended, NotFound when unknown."""
         N.check(N.fn("gg_client_cancel")(self._p(), N.encode(task_id, "task_id")))
 
@@ -272,7 +289,8 @@ class Client(NativeObject):
             raise failure[0]
         N.check(rc)
 
-    def watch(self, callback=None, timeout=None):
+    def watch(self, callback: Callable[[dict], Any] | None = None,
+              timeout: float | None = None) -> Iterator[dict] | None:
         """Streams the orchestrator's events (docs/events.md) as dicts.
 
         With a callback: calls callback(event) for each until it returns a true value or

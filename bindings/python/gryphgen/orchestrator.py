@@ -3,6 +3,8 @@ wait, result, cancel, drain, stats, run_set), with events delivered to a callbac
 bounded, thread-safe queue read through events(). Generator, executor and retriever may be
 given as built-in names, Python backends (gryphgen.Generator, ...) or handles."""
 
+from __future__ import annotations
+
 import ctypes
 import json
 import queue
@@ -12,6 +14,8 @@ from . import _native as N
 from . import errors
 from ._common import (LogSink, NativeObject, log_level as _log_level, resolve_backends,
                       sliced_wait, task_text)
+from .transport import Transport, lend
+from ._types import Any, BackendSpec, Callable, Iterable, Iterator, LogTarget, Task
 
 _CLOSED = object()
 
@@ -40,17 +44,25 @@ class Orchestrator(NativeObject, LogSink):
     (a list) that get alerts as JSON POSTs (docs/alerts.md); stall_alert_s: seconds without
     progress while tasks wait before queue.stalled (0: 300; negative: never). front_door: an
     endpoint where a plain ZeroMQ REQ client gets one JSON reply per {"code", "query"}
-    (docs/front_door.md), with front_door_timeout_s (0: 300) for its code."""
+    (docs/front_door.md), with front_door_timeout_s (0: 300) for its code. custom_transport: a
+    gryphgen.Transport (a host's transport made in C) instead of ZeroMQ; bind is then one
+    endpoint name of that transport's (docs/grid.md, "Your own transport")."""
 
     _what = "the orchestrator"
 
-    def __init__(self, db_path=None, workers=0, max_attempts=0, generator=None, executor=None,
-                 retriever=None, python=None, cc=None, on_event=None, log=None,
-                 log_level="warn", event_queue=10000, bind=None, local_workers=True,
-                 max_queued=0, insecure=False, curve_key_file=None,
-                 authorized_keys_file=None, webhooks=None, stall_alert_s=0.0,
-                 front_door=None, front_door_timeout_s=0.0):
+    def __init__(self, db_path: str | None = None, workers: int = 0, max_attempts: int = 0,
+                 generator: BackendSpec = None, executor: BackendSpec = None,
+                 retriever: BackendSpec = None, python: str | None = None,
+                 cc: str | None = None, on_event: Callable[[dict], Any] | None = None,
+                 log: LogTarget = None, log_level: str | int = "warn",
+                 event_queue: int = 10000, bind: str | Iterable[str] | None = None,
+                 local_workers: bool = True, max_queued: int = 0, insecure: bool = False,
+                 curve_key_file: str | None = None, authorized_keys_file: str | None = None,
+                 webhooks: Iterable[str] | None = None, stall_alert_s: float = 0.0,
+                 front_door: str | None = None, front_door_timeout_s: float = 0.0,
+                 custom_transport: Transport | None = None) -> None:
         self._ptr = None
+        self._transport = custom_transport  # referenced while the orchestrator lives
         self._owned = []
         self._on_event = on_event
         self._log = log
@@ -84,6 +96,7 @@ class Orchestrator(NativeObject, LogSink):
             opts.local_workers = 1 if local_workers else 0
             opts.max_queued = int(max_queued)
             opts.insecure = 1 if insecure else 0
+            opts.custom_transport = lend(custom_transport, self)
             opts.workers = int(workers)
             opts.max_attempts = int(max_attempts)
             opts.generator = gen._ptr if gen else None
@@ -122,7 +135,7 @@ class Orchestrator(NativeObject, LogSink):
         except BaseException:  # noqa: B036
             self._callback_errors += 1
 
-    def close(self):
+    def close(self) -> None:
         """Stops the orchestrator (unfinished tasks stay in the database) and releases the
         backends it created. Idempotent."""
         if self._ptr:
@@ -137,14 +150,14 @@ class Orchestrator(NativeObject, LogSink):
         for h in owned:
             h.close()
 
-    def submit(self, task):
+    def submit(self, task: Task) -> str:
         """Submits a task (dict or JSON text); returns its task_id."""
         out = ctypes.c_void_p()
         N.check(N.fn("gg_orchestrator_submit")(self._p(), N.encode(task_text(task)),
                                                ctypes.byref(out)))
         return N.take_string(out)
 
-    def wait(self, task_id, timeout=None):
+    def wait(self, task_id: str, timeout: float | None = None) -> dict:
         """Waits for the task's end and returns its result dict; raises Timeout when timeout
         seconds pass first (None: no limit), NotFound for an unknown task."""
         tid = N.encode(task_id, "task_id")
@@ -152,28 +165,28 @@ class Orchestrator(NativeObject, LogSink):
         sliced_wait(lambda ms: N.fn("gg_orchestrator_wait")(self._p(), tid, ms, ctypes.byref(out)), timeout)
         return json.loads(N.take_string(out))
 
-    def result(self, task_id):
+    def result(self, task_id: str) -> dict:
         """The result dict of an ended task; NotReady while it runs, NotFound if unknown."""
         out = ctypes.c_void_p()
         N.check(N.fn("gg_orchestrator_result")(self._p(), N.encode(task_id, "task_id"),
                                                ctypes.byref(out)))
         return json.loads(N.take_string(out))
 
-    def cancel(self, task_id):
+    def cancel(self, task_id: str) -> None:
         """Cancels a task; InvalidState when it has ended, NotFound when unknown."""
         N.check(N.fn("gg_orchestrator_cancel")(self._p(), N.encode(task_id, "task_id")))
 
-    def drain(self, timeout=None):
+    def drain(self, timeout: float | None = None) -> None:
         """Waits until no task is queued or running; Timeout when timeout seconds pass."""
         sliced_wait(lambda ms: N.fn("gg_orchestrator_drain")(self._p(), ms), timeout)
 
-    def stats(self):
+    def stats(self) -> dict:
         """Task counts by status and the number of attempts, as a dict."""
         out = ctypes.c_void_p()
         N.check(N.fn("gg_orchestrator_stats")(self._p(), ctypes.byref(out)))
         return json.loads(N.take_string(out))
 
-    def run_set(self, tasks, timeout=None):
+    def run_set(self, tasks: Iterable[Task], timeout: float | None = None) -> list[dict]:
         """Submits every task (dicts or JSON lines; blank lines skipped), waits for all and
         returns their result dicts in order. A bad task raises its error with its 1-based
         position in the message, before anything is waited for."""
@@ -192,7 +205,7 @@ class Orchestrator(NativeObject, LogSink):
             results.append(self.wait(tid, left))
         return results
 
-    def events(self, block=True, timeout=None):
+    def events(self, block: bool = True, timeout: float | None = None) -> Iterator[dict]:
         """Iterates over events (dicts) in arrival order. block=False yields only those
         already received; otherwise it waits for more and stops when timeout seconds pass
         without one (None: until the orchestrator is closed)."""

@@ -3,11 +3,14 @@ patch onto a new branch of the task's local repository, never touching the repos
 HEAD, index or working tree; format_patch() gives the patch as a `git format-patch` mail that
 `git am` applies."""
 
+from __future__ import annotations
+
 import ctypes
 import json
 
 from . import _native as N
 from ._common import task_text
+from ._types import Task
 
 
 def _result_text(result):
@@ -28,7 +31,9 @@ def _person(value, what):
     return N.encode(value[0], what + " name"), N.encode(value[1], what + " email")
 
 
-def deliver(task, result, branch=None, author=None, committer=None):
+def deliver(task: Task, result: dict | str, branch: str | None = None,
+            author: tuple[str, str] | None = None,
+            committer: tuple[str, str] | None = None) -> dict:
     """Commits a passing workspace task's patch (its result's "patch", against its
     "base_commit", else the task's workspace.ref) as one commit on a new branch of the task's
     repository, its "workspace.repo", which must be a local path.
@@ -53,7 +58,7 @@ def deliver(task, result, branch=None, author=None, committer=None):
     return json.loads(N.take_string(out))
 
 
-def format_patch(task, result):
+def format_patch(task: Task, result: dict | str) -> str:
     """The passing task's patch as `git format-patch` text (str) for `git am`. Raises
     InvalidState when the task did not pass or has no patch, InvalidInput for bad JSON."""
     out = ctypes.c_void_p()

@@ -19,7 +19,27 @@ extern "C" {
 #endif
 
 /** Version of gg_executor_vtable this header describes. */
-#define GG_EXECUTOR_VTABLE_VERSION 1
+#define GG_EXECUTOR_VTABLE_VERSION 2 /* 2 added caps */
+
+/**
+ * Capability bits of gg_executor_vtable.caps (version 2): what the backend does, which the
+ * library would otherwise not know. The built-in backends set the same bits. A version 1
+ * vtable counts as GG_EXECUTOR_CAP_ISOLATION_RLIMITS.
+ */
+enum gg_executor_cap {
+    /** jobs run under resource limits (the isolation level "rlimits") */
+    GG_EXECUTOR_CAP_ISOLATION_RLIMITS = 1u << 0,
+    /** jobs run in their own namespaces (the isolation level "namespaces") */
+    GG_EXECUTOR_CAP_ISOLATION_NAMESPACES = 1u << 1,
+    /** jobs run in a container (the isolation level "container") */
+    GG_EXECUTOR_CAP_ISOLATION_CONTAINER = 1u << 2,
+    /** on a host running as root, jobs run as an unprivileged user: an attempt's copy of a
+     *  workspace is handed to that user before the job runs (docs/tasks.md) */
+    GG_EXECUTOR_CAP_UNPRIVILEGED_JOBS = 1u << 3,
+    /** a benchmark backend: attempts pass at once, without generating or running code, and
+     *  a worker with it takes tasks of every language */
+    GG_EXECUTOR_CAP_SKIP_ATTEMPTS = 1u << 4
+};
 
 /** An executor backend. Slots are only ever appended. */
 typedef struct gg_executor_vtable {
@@ -36,10 +56,13 @@ typedef struct gg_executor_vtable {
     void (*destroy)(void *self);
     /** Optional. A static name such as "slurm"; NULL gives "custom". */
     const char *name;
+    /* ---- version 2 ---- */
+    /** GG_EXECUTOR_CAP_* bits (0: isolation "none" only, nothing special). */
+    uint32_t caps;
 } gg_executor_vtable;
 
 /** Static initialiser: version set, every slot NULL. */
-#define GG_EXECUTOR_VTABLE_INIT { GG_EXECUTOR_VTABLE_VERSION, NULL, NULL, NULL, NULL }
+#define GG_EXECUTOR_VTABLE_INIT { GG_EXECUTOR_VTABLE_VERSION, NULL, NULL, NULL, NULL, 0 }
 
 /**
  * Wraps a host's backend in an executor handle. Ownership of self passes to the library at

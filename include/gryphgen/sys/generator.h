@@ -17,7 +17,21 @@ extern "C" {
 #endif
 
 /** Version of gg_generator_vtable this header describes. */
-#define GG_GENERATOR_VTABLE_VERSION 1
+#define GG_GENERATOR_VTABLE_VERSION 2 /* 2 added caps and the slots after it */
+
+/**
+ * Capability bits of gg_generator_vtable.caps (version 2). Each says the library may call
+ * the slot of the same name; a bit set with its slot NULL is GG_EINVAL. The built-in
+ * backends use the same bits, so a host's backend can do whatever a built-in one does.
+ */
+enum gg_generator_cap {
+    /** feedback: the outcome of every judged attempt this generator wrote the code of */
+    GG_GENERATOR_CAP_FEEDBACK = 1u << 0,
+    /** attach_journal: the orchestrator offers its own database for the backend's records */
+    GG_GENERATOR_CAP_JOURNAL = 1u << 1,
+    /** permanent: after a failed generate, whether asking again could help */
+    GG_GENERATOR_CAP_PERMANENT_ERRORS = 1u << 2
+};
 
 /** A generator backend. Slots are only ever appended. */
 typedef struct gg_generator_vtable {
@@ -31,10 +45,34 @@ typedef struct gg_generator_vtable {
     void (*destroy)(void *self);
     /** Optional. A static name; NULL gives "custom". */
     const char *name;
+    /* ---- version 2 ---- */
+    /** GG_GENERATOR_CAP_* bits: which of the slots below the library calls (0: none). */
+    uint32_t caps;
+    /**
+     * With GG_GENERATOR_CAP_FEEDBACK. The record of a finished, judged attempt whose code
+     * this generator wrote (docs/tasks.md: "passed", "usage", "durations", and the "arm" its
+     * response named), as JSON borrowed for the call. May run on any library thread,
+     * concurrently with generate; must not block for long.
+     */
+    void (*feedback)(void *self, const char *record_json);
+    /**
+     * With GG_GENERATOR_CAP_JOURNAL. Called once by gg_orchestrator_new() with the path of
+     * the orchestrator's SQLite database, before any generate: the backend may keep its own
+     * tables there on a connection of its own (WAL; names that do not start with "gg_" or
+     * clash with docs/tasks.md's tables). A failure is logged and the run goes on.
+     */
+    int (*attach_journal)(void *self, const char *db_path);
+    /**
+     * With GG_GENERATOR_CAP_PERMANENT_ERRORS. Called on the same thread right after generate
+     * failed: 1 when that failure is permanent (a refused key, an unknown model: the attempt
+     * is not retried), 0 when asking again may help.
+     */
+    int (*permanent)(void *self);
 } gg_generator_vtable;
 
 /** Static initialiser: version set, every slot NULL. */
-#define GG_GENERATOR_VTABLE_INIT { GG_GENERATOR_VTABLE_VERSION, NULL, NULL, NULL }
+#define GG_GENERATOR_VTABLE_INIT \
+    { GG_GENERATOR_VTABLE_VERSION, NULL, NULL, NULL, 0, NULL, NULL, NULL }
 
 /**
  * Wraps a host's backend in a generator handle. Ownership of self passes at once: on failure

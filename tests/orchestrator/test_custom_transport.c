@@ -1,0 +1,314 @@
+/*
+ * test_custom_transport.c - the orchestrator, a worker and a client over a transport written
+ * for the tests (qtransport.h; gryphgen/sys/transport.h), not ZeroMQ: an in-process queue per
+ * socket, with identities, bounded queues and timeouts as the header asks. Tasks pass through
+ * it from the embedded workers, from a gg_worker_t in a thread of its own and from a
+ * gg_client_t; the transport counts what it carried, so the test knows it was used. Failure
+ * paths: vtables with missing slots or an unknown version (destroy runs once), options that
+ * do not go with a custom transport, a hub that cannot open, a worker or a client whose
+ * endpoint has no hub, and sends refused as full (GG_EBUSY) that lose no task.
+ * Links the shared library only.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <gryphgen.h>
+#include <gryphgen/sys/transport.h>
+
+#include "qtransport.h"
+#include "testutil.h"
+
+/* ---------------------------------------------------------------- helpers */
+
+#define TASK(id, code)                                                                       \
+    "{\"task_id\":\"" id "\",\"language\":\"python\",\"stub\":\"def add(a, b):\\n\","        \
+    "\"entry_point\":\"add\",\"test\":\"def check(f):\\n    assert f(2, 3) == 5\\n\","       \
+    "\"candidates\":[\"" code "\"]}"
+
+static void check_passed(gg_orchestrator_t *o, const char *id, const char *want)
+{
+    char *res = NULL;
+    CHECK_RC(gg_orchestrator_wait(o, id, (int)TEST_DEADLINE_MS, &res), GG_OK);
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"status\":\"%s\"", want);
+    CHECK_CONTAINS(res, pat);
+    gg_free(res);
+}
+
+static gg_orchestrator_t *new_orq(gg_transport_t *tp, const char *bind, int local)
+{
+    gg_orchestrator_options oo;
+    gg_orchestrator_options_init(&oo, GG_ORCHESTRATOR_OPTIONS_VERSION);
+    oo.custom_transport = tp;
+    oo.bind = bind;
+    oo.local_workers = local;
+    oo.workers = 2;
+    gg_orchestrator_t *o = NULL;
+    CHECK_RC(gg_orchestrator_new(&o, &oo), GG_OK);
+    return o;
+}
+
+/* ---------------------------------------------------------------- tests */
+
+/* The embedded workers talk to the scheduler over the host's transport. */
+static void test_embedded(gg_transport_t *tp, qt *t)
+{
+    unsigned long before = carried(t);
+    gg_orchestrator_t *o = new_orq(tp, NULL, 1);
+    if (!o)
+        return;
+    CHECK_RC(gg_orchestrator_submit(o, TASK("e1", "    return a + b\\n"), NULL), GG_OK);
+    CHECK_RC(gg_orchestrator_submit(o, TASK("e2", "    return a - b\\n"), NULL), GG_OK);
+    check_passed(o, "e1", "passed");
+    check_passed(o, "e2", "failed");
+    CHECK(carried(t) - before >= 6); /* wakes, hellos, jobs and results went through it */
+    gg_orchestrator_destroy(&o);
+    CHECK(open_sockets(t) == 0);     /* every socket the orchestrator opened is closed */
+    CHECK(t->destroyed == 0);        /* borrowed: the orchestrator does not destroy it */
+}
+
+typedef struct worker_thread {
+    gg_worker_t *w;
+    int rc;
+} worker_thread;
+
+static void *run_worker(void *arg)
+{
+    worker_thread *wt = arg;
+    wt->rc = gg_worker_run(wt->w);
+    return NULL;
+}
+
+/* A worker of its own and a client, both on the host's transport; the orchestrator runs
+ * no local worker, so every task went through the transport to that worker. */
+static void test_remote_worker_and_client(gg_transport_t *tp, qt *t)
+{
+    gg_orchestrator_t *o = new_orq(tp, "bus://grid", 0);
+    if (!o)
+        return;
+    gg_worker_options wo;
+    gg_worker_options_init(&wo, GG_WORKER_OPTIONS_VERSION);
+    wo.connect = "bus://grid";
+    wo.custom_transport = tp;
+    wo.slots = 2;
+    wo.name = "bus-worker";
+    worker_thread wt = { NULL, -1 };
+    CHECK_RC(gg_worker_new(&wt.w, &wo), GG_OK);
+    pthread_t th;
+    int started = wt.w && pthread_create(&th, NULL, run_worker, &wt) == 0;
+    CHECK(started);
+
+    gg_client_options co;
+    gg_client_options_init(&co, GG_CLIENT_OPTIONS_VERSION);
+    co.connect = "bus://grid";
+    co.custom_transport = tp;
+    co.name = "bus-client";
+    gg_client_t *c = NULL;
+    CHECK_RC(gg_client_new(&c, &co), GG_OK);
+    char *id = NULL, *res = NULL;
+    if (c) {
+        CHECK_RC(gg_client_submit(c, TASK("r1", "    return a + b\\n"), &id), GG_OK);
+        CHECK_STR(id, "r1");
+        CHECK_RC(gg_client_wait(c, "r1", (int)TEST_DEADLINE_MS, &res), GG_OK);
+        CHECK_CONTAINS(res, "\"status\":\"passed\"");
+        gg_free(res);
+        res = NULL;
+        CHECK_RC(gg_client_status(c, NULL, &res), GG_OK);
+        CHECK_CONTAINS(res, "bus-worker"); /* the node the tasks ran on */
+        gg_free(res);
+    }
+    gg_free(id);
+    /* Many at once through the orchestrator's API, run by the remote worker only. */
+    char buf[512];
+    for (int i = 0; i < 20; i++) {
+        snprintf(buf, sizeof buf, "{\"task_id\":\"m%d\",\"language\":\"python\",\"stub\":"
+                 "\"def add(a, b):\\n\",\"entry_point\":\"add\",\"test\":\"def check(f):\\n"
+                 "    assert f(2, 3) == 5\\n\",\"candidates\":[\"    return a + b\\n\"]}", i);
+        CHECK_RC(gg_orchestrator_submit(o, buf, NULL), GG_OK);
+    }
+    CHECK_RC(gg_orchestrator_drain(o, (int)TEST_DEADLINE_MS), GG_OK);
+    char *stats = NULL;
+    CHECK_RC(gg_orchestrator_stats(o, &stats), GG_OK);
+    CHECK_CONTAINS(stats, "\"passed\":21");
+    gg_free(stats);
+    gg_client_destroy(&c);
+    if (started) {
+        gg_worker_stop(wt.w);
+        pthread_join(th, NULL);
+        CHECK_RC(wt.rc, GG_OK);
+    }
+    gg_worker_destroy(&wt.w);
+    gg_orchestrator_destroy(&o);
+    CHECK(open_sockets(t) == 0);
+    CHECK(t->destroyed == 0);
+}
+
+/* A transport that refuses sends as full (every fourth here) loses no task: the worker keeps
+ * its results, the scheduler its jobs, a lost hello or wake is made good by heartbeats. */
+static void test_full_queues(gg_transport_t *tp, qt *t)
+{
+    pthread_mutex_lock(&t->mu);
+    t->refuse_every = 4;
+    t->refused = 0;
+    pthread_mutex_unlock(&t->mu);
+    gg_orchestrator_t *o = new_orq(tp, NULL, 1);
+    if (!o)
+        return;
+    char buf[512];
+    for (int i = 0; i < 30; i++) {
+        snprintf(buf, sizeof buf, "{\"task_id\":\"f%d\",\"language\":\"python\",\"stub\":"
+                 "\"def add(a, b):\\n\",\"entry_point\":\"add\",\"test\":\"def check(f):\\n"
+                 "    assert f(2, 3) == 5\\n\",\"candidates\":[\"    return a + b\\n\"]}", i);
+        CHECK_RC(gg_orchestrator_submit(o, buf, NULL), GG_OK);
+    }
+    CHECK_RC(gg_orchestrator_drain(o, (int)TEST_DEADLINE_MS), GG_OK);
+    char *stats = NULL;
+    CHECK_RC(gg_orchestrator_stats(o, &stats), GG_OK);
+    CHECK_CONTAINS(stats, "\"passed\":30");
+    gg_free(stats);
+    gg_orchestrator_destroy(&o);
+    pthread_mutex_lock(&t->mu);
+    t->refuse_every = 0;
+    unsigned long refused = t->refused;
+    pthread_mutex_unlock(&t->mu);
+    printf("full queues: %lu sends refused with GG_EBUSY\n", refused);
+    CHECK(refused > 0);
+}
+
+/* Options that do not go with a host's transport, and faults of the transport. */
+static void test_refusals(gg_transport_t *tp, qt *t)
+{
+    gg_orchestrator_options oo;
+    gg_orchestrator_options_init(&oo, GG_ORCHESTRATOR_OPTIONS_VERSION);
+    oo.custom_transport = tp;
+    gg_orchestrator_t *o = NULL;
+    oo.bind = "bus://a,bus://b";
+    CHECK_RC(gg_orchestrator_new(&o, &oo), GG_EINVAL);
+    CHECK_CONTAINS(gg_error_last(), "one endpoint name");
+    oo.bind = NULL;
+    oo.transport = "zmq";
+    CHECK_RC(gg_orchestrator_new(&o, &oo), GG_EINVAL);
+    CHECK_CONTAINS(gg_error_last(), "disagree");
+    oo.transport = NULL;
+    oo.curve_key_file = "server.key";
+    oo.authorized_keys_file = "keys";
+    CHECK_RC(gg_orchestrator_new(&o, &oo), GG_EINVAL);
+    CHECK_CONTAINS(gg_error_last(), "does its own security");
+    oo.curve_key_file = NULL;
+    oo.authorized_keys_file = NULL;
+    gg_orchestrator_options plain;
+    gg_orchestrator_options_init(&plain, GG_ORCHESTRATOR_OPTIONS_VERSION);
+    plain.transport = "custom"; /* without the handle */
+    CHECK_RC(gg_orchestrator_new(&o, &plain), GG_EINVAL);
+    CHECK_CONTAINS(gg_error_last(), "custom_transport");
+
+    /* The hub cannot open: the orchestrator is not made, and says why. */
+    pthread_mutex_lock(&t->mu);
+    t->fail_hub_open = 1;
+    pthread_mutex_unlock(&t->mu);
+    CHECK_RC(gg_orchestrator_new(&o, &oo), GG_ETRANSPORT);
+    CHECK(o == NULL);
+    CHECK_CONTAINS(gg_error_last(), "on purpose");
+    pthread_mutex_lock(&t->mu);
+    t->fail_hub_open = 0;
+    pthread_mutex_unlock(&t->mu);
+    CHECK(open_sockets(t) == 0);
+
+    /* A worker whose endpoint has no hub: run says so at once. */
+    gg_worker_options wo;
+    gg_worker_options_init(&wo, GG_WORKER_OPTIONS_VERSION);
+    wo.connect = "bus://nobody";
+    wo.custom_transport = tp;
+    wo.slots = 1;
+    gg_worker_t *w = NULL;
+    CHECK_RC(gg_worker_new(&w, &wo), GG_OK);
+    if (w)
+        CHECK_RC(gg_worker_run(w), GG_ENOTFOUND);
+    gg_worker_destroy(&w);
+    wo.curve_key_file = "w.key";
+    wo.curve_server_key = "x";
+    CHECK_RC(gg_worker_new(&w, &wo), GG_EINVAL);
+    CHECK_CONTAINS(gg_error_last(), "does its own security");
+
+    gg_client_options co;
+    gg_client_options_init(&co, GG_CLIENT_OPTIONS_VERSION);
+    co.connect = "bus://nobody";
+    co.custom_transport = tp;
+    gg_client_t *c = NULL;
+    CHECK_RC(gg_client_new(&c, &co), GG_ENOTFOUND);
+    CHECK(c == NULL);
+    CHECK(open_sockets(t) == 0);
+}
+
+static int vt_destroyed;
+static void count_destroy(void *self)
+{
+    (void)self;
+    vt_destroyed++;
+}
+
+/* gg_transport_new_custom checks the vtable; ownership of self passes either way. */
+static void test_bad_vtables(void)
+{
+    static const char *const slots[] = { "hub_open", "hub_recv", "hub_send", "peer_open",
+                                         "peer_recv", "peer_send", "close" };
+    for (size_t i = 0; i < sizeof slots / sizeof slots[0]; i++) {
+        gg_transport_vtable vt = qt_vtable();
+        vt.destroy = count_destroy;
+        void **slot = i == 0 ? (void **)&vt.hub_open : i == 1 ? (void **)&vt.hub_recv
+                    : i == 2 ? (void **)&vt.hub_send : i == 3 ? (void **)&vt.peer_open
+                    : i == 4 ? (void **)&vt.peer_recv : i == 5 ? (void **)&vt.peer_send
+                             : (void **)&vt.close;
+        *slot = NULL;
+        vt_destroyed = 0;
+        gg_transport_t *tp = (gg_transport_t *)&vt; /* must come back NULL */
+        CHECK_RC(gg_transport_new_custom(&tp, &vt, NULL), GG_EINVAL);
+        CHECK(tp == NULL && vt_destroyed == 1);
+        CHECK_CONTAINS(gg_error_last(), slots[i]);
+    }
+    gg_transport_vtable vt = qt_vtable();
+    vt.destroy = count_destroy;
+    vt.version = GG_TRANSPORT_VTABLE_VERSION + 1;
+    vt_destroyed = 0;
+    gg_transport_t *tp = NULL;
+    CHECK_RC(gg_transport_new_custom(&tp, &vt, NULL), GG_EVERSION);
+    CHECK(tp == NULL && vt_destroyed == 1);
+    CHECK_RC(gg_transport_new_custom(&tp, NULL, NULL), GG_EINVAL);
+    vt.version = GG_TRANSPORT_VTABLE_VERSION;
+    vt_destroyed = 0;
+    CHECK_RC(gg_transport_new_custom(NULL, &vt, NULL), GG_EINVAL);
+    CHECK(vt_destroyed == 1);
+    /* A good one with a NULL self: destroy still runs once, from gg_transport_destroy. */
+    vt_destroyed = 0;
+    CHECK_RC(gg_transport_new_custom(&tp, &vt, NULL), GG_OK);
+    CHECK(vt_destroyed == 0);
+    gg_transport_destroy(&tp);
+    CHECK(tp == NULL && vt_destroyed == 1);
+    gg_transport_destroy(&tp);
+    gg_transport_destroy(NULL);
+    CHECK(vt_destroyed == 1);
+}
+
+int main(void)
+{
+    setenv("GRYPHGEN_PYTHON", "/usr/bin/python3", 0);
+    test_bad_vtables();
+    qt t;
+    memset(&t, 0, sizeof t);
+    pthread_mutex_init(&t.mu, NULL);
+    gg_transport_vtable vt = qt_vtable();
+    gg_transport_t *tp = NULL;
+    CHECK_RC(gg_transport_new_custom(&tp, &vt, &t), GG_OK);
+    if (tp) {
+        test_embedded(tp, &t);
+        test_remote_worker_and_client(tp, &t);
+        test_full_queues(tp, &t);
+        test_refusals(tp, &t);
+    }
+    gg_transport_destroy(&tp);
+    CHECK(t.destroyed == 1);
+    pthread_mutex_destroy(&t.mu);
+    return test_exit();
+}
