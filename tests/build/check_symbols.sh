@@ -72,8 +72,11 @@ report "symbols with the wrong version node (objdump -T)" "$tmp/wrong_version"
 
 # Every node of the map must be defined in the library (objdump -p lists version definitions).
 : >"$tmp/nodes_missing"
+# (Read into a file first: grep -q stops at its first match, and objdump writing on into the
+# closed pipe would fail the pipeline under pipefail.)
+objdump -p "$lib" >"$tmp/private_headers"
 for n in $nodes; do
-    objdump -p "$lib" | grep -Eq "[[:space:]]$n\$" || echo "$n" >>"$tmp/nodes_missing"
+    grep -Eq "[[:space:]]$n\$" "$tmp/private_headers" || echo "$n" >>"$tmp/nodes_missing"
 done
 report "version nodes of the map not defined in the library" "$tmp/nodes_missing"
 
