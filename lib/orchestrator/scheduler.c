@@ -2256,6 +2256,7 @@ static void on_result(sched *s, node *from, const char *from_key, int64_t seq, i
     if (nd)
         nd->busy--;
     s->dispatch_due = 1;
+    ggi_metrics_attempt(&o->metrics, rec);
     if (a->cancelled) {
         end_active(s, a, GGI_ST_CANCELLED, "cancelled");
         return;
@@ -2874,8 +2875,12 @@ static void liveness(sched *s)
     double now = ggi_now_ms();
     probe_clients(s, now);
     trim_after_burst(s, now);
+    int ready = 0, resting = 0, slots = 0, busy = 0;
     for (node *n = s->nodes, *next; n; n = next) {
         next = n->next;
+        *(n->quarantined_until > now ? &resting : &ready) += 1;
+        slots += n->slots;
+        busy += n->busy;
         if (now - n->last_rx > 3.0 * s->o->hb_ms) {
             char why[96];
             snprintf(why, sizeof why, "missed %d heartbeats", 3);
@@ -2890,6 +2895,7 @@ static void liveness(sched *s)
                 n->last_rx = 0;
         }
     }
+    ggi_metrics_nodes(&s->o->metrics, ready, resting, slots, busy);
 }
 
 static int next_timeout(sched *s)
@@ -2969,6 +2975,7 @@ void *ggi_scheduler_main(void *arg)
         return NULL;
     }
     ggi_writer_watch_stop(s.writer, &o->stopping);
+    ggi_writer_observe(s.writer, &o->metrics.db_write);
     /* The "none" retriever learns nothing: no learner, and no result is read back for it. */
     if (o->retriever && strcmp(gg_retriever_name(o->retriever), "none") != 0 &&
         ggi_learner_new(o->retriever, &o->log, GGI_LEARNER_QUEUE_MAX, &s.learner) != GG_OK)

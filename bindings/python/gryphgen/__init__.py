@@ -25,11 +25,11 @@ from .grid import Client, Worker
 from .orchestrator import Orchestrator
 from .workspace import deliver, format_patch
 
-__version__ = "1.1.0"
+__version__ = "1.2.0"
 
 
 def library_version():
-    """The loaded library's version string, such as "1.1.0"."""
+    """The loaded library's version string, such as "1.2.0"."""
     return _native.decode(_native.lib.gg_version_string())
 
 
