@@ -178,9 +178,10 @@ GG_API int gg_orchestrator_metrics(gg_orchestrator_t *o, char **out_text);
 GG_API int gg_orchestrator_connect(gg_orchestrator_t *o, const char *name, gg_client_t **out);
 
 /**
- * One page of the task list, oldest first, read from the database: query_json (NULL: {})
- * may hold "status" (queued, running, passed, failed, error, cancelled), "submitter",
- * "task_id", "after" (the "next" of the previous page) and "limit" (1 to 1000, default 100).
+ * One page of the task list, oldest first (with "newest": true, newest first), read from the
+ * database: query_json (NULL: {}) may hold "status" (queued, running, passed, failed, error,
+ * cancelled), "submitter", "task_id", "after" (the "next" of the previous page) and "limit"
+ * (1 to 1000, default 100).
  * *out_json receives {"tasks": [{"seq", "task_id", "status", "attempts", "priority",
  * "reason", "submitter", "created_at", "finished_at"}...], "next": n or null} (gg_free()).
  * GG_EINVAL names a bad field. Since 1.2.

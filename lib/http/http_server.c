@@ -239,6 +239,11 @@ void ggi_http_suspend(void *conn)
     MHD_suspend_connection(conn);
 }
 
+int ggi_http_server_tls(const ggi_http_server *s)
+{
+    return s && s->tls_cert != NULL;
+}
+
 void ggi_http_counts(const ggi_http_server *s, unsigned long long out[4])
 {
     for (int i = 0; i < 4; i++)

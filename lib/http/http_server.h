@@ -120,6 +120,9 @@ void ggi_http_suspend(void *conn);
 /** Requests answered since start, by status class: out[0] 2xx, [1] 3xx, [2] 4xx, [3] 5xx. */
 void ggi_http_counts(const ggi_http_server *s, unsigned long long out[4]);
 
+/** 1 when the server serves HTTPS. */
+int ggi_http_server_tls(const ggi_http_server *s);
+
 /** Creates a stopped server. Returns 0 or GG_ENOMEM. */
 int ggi_http_server_new(ggi_http_server **out);
 

@@ -24,10 +24,14 @@ int gg_orchestrator_connect(gg_orchestrator_t *o, const char *name, gg_client_t 
     return ggi_client_new_embedded(out, &o->transport, o->endpoint, name, 10000);
 }
 
-static const char *const list_sql =
-    "SELECT seq, task_id, status, attempts, priority, reason, submitter, created_at, "
-    "finished_at FROM tasks WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR "
-    "submitter = ?2) AND (?3 IS NULL OR task_id = ?3) AND seq > ?4 ORDER BY seq LIMIT ?5";
+#define LIST_SELECT                                                                          \
+    "SELECT seq, task_id, status, attempts, priority, reason, submitter, created_at, "     \
+    "finished_at FROM tasks WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR "        \
+    "submitter = ?2) AND (?3 IS NULL OR task_id = ?3) AND "
+static const char *const list_sql[2] = {
+    LIST_SELECT "seq > ?4 ORDER BY seq LIMIT ?5",
+    LIST_SELECT "(?4 = 0 OR seq < ?4) ORDER BY seq DESC LIMIT ?5",
+};
 
 static void add_text(cJSON *o, const char *key, sqlite3_stmt *st, int col)
 {
@@ -38,7 +42,7 @@ static void add_text(cJSON *o, const char *key, sqlite3_stmt *st, int col)
 
 static int read_query(const char *query_json, cJSON **q, const char **status,
                       const char **submitter, const char **task_id, long long *after,
-                      long long *limit)
+                      long long *limit, int *newest)
 {
     *q = query_json && *query_json ? cJSON_Parse(query_json) : cJSON_CreateObject();
     if (!*q || !cJSON_IsObject(*q))
@@ -53,7 +57,8 @@ static int read_query(const char *query_json, cJSON **q, const char **status,
         strcmp(*status, "cancelled"))
         return ggi_error(GG_EINVAL, "status '%.40s' is not one of queued, running, passed, "
                          "failed, error, cancelled", *status);
-    if (ggi_json_int(*q, "after", 0, 0, (1LL << 53), after) != GG_OK ||
+    if (ggi_json_bool(*q, "newest", 0, newest) != GG_OK ||
+        ggi_json_int(*q, "after", 0, 0, (1LL << 53), after) != GG_OK ||
         ggi_json_int(*q, "limit", 0, 1, LIST_MAX, limit) != GG_OK)
         return GG_EINVAL;
     return GG_OK;
@@ -68,7 +73,9 @@ int gg_orchestrator_tasks(gg_orchestrator_t *o, const char *query_json, char **o
     cJSON *q = NULL;
     const char *status = NULL, *submitter = NULL, *task_id = NULL;
     long long after = 0, limit = 100;
-    int rc = read_query(query_json, &q, &status, &submitter, &task_id, &after, &limit);
+    int newest = 0;
+    int rc = read_query(query_json, &q, &status, &submitter, &task_id, &after, &limit,
+                        &newest);
     if (rc) {
         cJSON_Delete(q);
         return rc;
@@ -84,7 +91,7 @@ int gg_orchestrator_tasks(gg_orchestrator_t *o, const char *query_json, char **o
     pthread_mutex_lock(&o->api_mu);
     sqlite3 *db = ggi_store_sqlite(o->api_store);
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, list_sql, -1, &st, NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(db, list_sql[newest != 0], -1, &st, NULL) != SQLITE_OK) {
         rc = ggi_error(GG_ESTORE, "listing tasks: %s", sqlite3_errmsg(db));
     } else {
         if (status)
