@@ -1,7 +1,7 @@
 /*
  * rest_events.c - GET /v1/events: the grid's events (docs/events.md) as Server-Sent Events.
  * One relay thread watches the scheduler through an in-process client (the same watch a
- * remote `gryphgen watch` makes), started by the first stream, and keeps the latest events
+ * remote `gryphgen watch` makes), from the start, and keeps the latest events
  * in a ring; each stream reads the ring from where it joined, so a slow reader never holds
  * the relay or the scheduler up: it skips what the ring no longer holds (and is told how
  * many). A stream with nothing to send suspends its connection until the relay has news or
@@ -100,6 +100,12 @@ int ggi_http_events_new(ggi_http_events **out, ggi_http_face *f)
         return gg_error_set(GG_ENOMEM, "out of memory");
     pthread_mutex_init(&e->mu, NULL);
     e->face = f;
+    if (pthread_create(&e->relay, NULL, relay_main, e) != 0) {
+        pthread_mutex_destroy(&e->mu);
+        free(e);
+        return gg_error_set(GG_EIO, "http face: cannot start the event relay");
+    }
+    e->relay_running = 1;
     *out = e;
     return GG_OK;
 }
@@ -223,13 +229,7 @@ static void events_handler(void *user, const ggi_http_request *req, ggi_http_res
     s->conn = req->conn_;
     s->last_sent = time(NULL);
     pthread_mutex_lock(&e->mu);
-    int refused = e->stopping ? 503 : e->n_streams >= MAX_STREAMS ? 503 : 0;
-    if (!refused && !e->relay_running) {
-        if (pthread_create(&e->relay, NULL, relay_main, e) == 0)
-            e->relay_running = 1;
-        else
-            refused = 500;
-    }
+    int refused = e->stopping || e->n_streams >= MAX_STREAMS;
     if (!refused) {
         e->n_streams++;
         /* From now on; with ?since=all, from the oldest event the ring holds. */
@@ -241,8 +241,7 @@ static void events_handler(void *user, const ggi_http_request *req, ggi_http_res
     pthread_mutex_unlock(&e->mu);
     if (refused) {
         free(s);
-        ggi_http_error(resp, refused, refused == 503 ? "too many event streams, or stopping"
-                                                     : "cannot start the event relay");
+        ggi_http_error(resp, 503, "too many event streams, or stopping");
         return;
     }
     resp->content_type = "text/event-stream";
