@@ -235,9 +235,14 @@ int cli_cmd_serve(int argc, char **argv)
         cli_errorf("serve: --http-token-env names $%s, which is not set", http_token_env);
         return CLI_EXIT_USAGE;
     }
-    if (http && !http_token && !http_tokens_file &&
-        cli_http_needs_token("serve: --http", http_host, "--http-tokens FILE"))
+    if (http && !http_token && !http_tokens_file && !ggi_http_address_is_loopback(http_host)) {
+        cli_errorf("serve: --http %s: refusing to serve without authentication on an address "
+                   "that is not loopback (anyone who reaches it could submit tasks and read "
+                   "learned solutions); give --http-tokens FILE (lines 'TOKEN ROLE') or "
+                   "--http-token-env VAR, with --http-cert and --http-key, or listen on "
+                   "127.0.0.1", http_host);
         return CLI_EXIT_USAGE;
+    }
     if (http && !http_cert_file && !ggi_http_address_is_loopback(http_host)) {
         cli_errorf("serve: --http %s is not a loopback address: the REST API, metrics and "
                    "tokens would cross the network in clear text; give --http-cert FILE "
