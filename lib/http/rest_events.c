@@ -1,7 +1,8 @@
 /*
  * rest_events.c - GET /v1/events: the grid's events (docs/events.md) as Server-Sent Events.
  * One relay thread watches the scheduler through an in-process client (the same watch a
- * remote `gryphgen watch` makes), from the start, and keeps the latest events
+ * remote `gryphgen watch` makes), from the first stream on (which waits until the watch is
+ * in place, so it misses nothing after its answer began), and keeps the latest events
  * in a ring; each stream reads the ring from where it joined, so a slow reader never holds
  * the relay or the scheduler up: it skips what the ring no longer holds (and is told how
  * many). A stream with nothing to send suspends its connection until the relay has news or
@@ -33,6 +34,7 @@ struct ggi_http_events {
     int stopping;
     int relay_running;
     pthread_t relay;
+    pthread_mutex_t start_mu; /* one stream at a time starts the relay */
 };
 
 struct stream {
@@ -99,13 +101,8 @@ int ggi_http_events_new(ggi_http_events **out, ggi_http_face *f)
     if (!e)
         return gg_error_set(GG_ENOMEM, "out of memory");
     pthread_mutex_init(&e->mu, NULL);
+    pthread_mutex_init(&e->start_mu, NULL);
     e->face = f;
-    if (pthread_create(&e->relay, NULL, relay_main, e) != 0) {
-        pthread_mutex_destroy(&e->mu);
-        free(e);
-        return gg_error_set(GG_EIO, "http face: cannot start the event relay");
-    }
-    e->relay_running = 1;
     *out = e;
     return GG_OK;
 }
@@ -131,6 +128,7 @@ void ggi_http_events_free(ggi_http_events **pe)
     for (int i = 0; i < RING; i++)
         free(e->ring[i]);
     pthread_mutex_destroy(&e->mu);
+    pthread_mutex_destroy(&e->start_mu);
     free(e);
     *pe = NULL;
 }
@@ -217,9 +215,47 @@ static void stream_free(void *cls)
     free(s);
 }
 
+/* Never called: a subscription's answer carries no event worth a stream yet. */
+static int ignore_event(void *user, const char *event_json)
+{
+    (void)user;
+    (void)event_json;
+    return 0;
+}
+
+/* Starts the relay unless it runs: the watch is subscribed before this returns (timeout 0:
+ * the answer to the subscription, then back), so the caller's stream misses nothing after
+ * it. 0, or -1 when the relay cannot start. */
+static int start_relay(ggi_http_events *e)
+{
+    pthread_mutex_lock(&e->start_mu);
+    pthread_mutex_lock(&e->mu);
+    int running = e->relay_running || e->stopping;
+    pthread_mutex_unlock(&e->mu);
+    int rc = 0;
+    if (!running) {
+        gg_client_t *c = NULL;
+        rc = ggi_http_face_client(e->face, "relay:http-events", &c);
+        if (!rc)
+            rc = gg_client_watch(c, ignore_event, NULL, 0);
+        pthread_mutex_lock(&e->mu);
+        if (!rc && pthread_create(&e->relay, NULL, relay_main, e) == 0)
+            e->relay_running = 1;
+        else
+            rc = -1;
+        pthread_mutex_unlock(&e->mu);
+    }
+    pthread_mutex_unlock(&e->start_mu);
+    return rc ? -1 : 0;
+}
+
 static void events_handler(void *user, const ggi_http_request *req, ggi_http_response *resp)
 {
     ggi_http_events *e = ggi_http_face_events(user);
+    if (start_relay(e) != 0) {
+        ggi_http_error(resp, 503, "cannot watch the grid's events now");
+        return;
+    }
     stream *s = calloc(1, sizeof *s);
     if (!s) {
         ggi_http_error(resp, 500, "out of memory");

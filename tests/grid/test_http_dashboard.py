@@ -56,7 +56,10 @@ try:
         "the counts show two passed tasks")
     check(wait_until(lambda: "local" in (browser.evaluate(
         "document.getElementById('nodes').textContent") or "")), "the node is listed")
-    # A task submitted now reaches the page through the event stream.
+    # A task submitted now reaches the page through the event stream (open by now: the
+    # stream's answer begins once the server watches the grid).
+    check(wait_until(lambda: browser.evaluate("document.body.dataset.stream") == "open"),
+          "the page's event stream is open")
     st, body, _ = call(url + "/v1/tasks", "POST", SUB, jsonl([task("dash-live")]))
     check(st == 201, "a task submitted while the page is open is taken", (st, body))
     live = wait_until(lambda: (lambda ids: ids and "dash-live" in ids)(browser.evaluate(rows)))
