@@ -436,9 +436,9 @@ static void emit(sched *s, int64_t seq, cJSON *ev)
         return;
     }
     const char *text = NULL;
-    if ((stored || s->o->event_fn) && ggp_print_buf(ev, &s->ev_buf) == GG_OK)
+    if ((stored || s->o->event_fn || s->n_watching) && ggp_print_buf(ev, &s->ev_buf) == GG_OK)
         text = s->ev_buf.data;
-    if (text || !(stored || s->o->event_fn)) {
+    if (text || !(stored || s->o->event_fn || s->n_watching)) {
         if (stored) {
             ggi_op op = { .kind = GGI_OP_EVENT, .seq = seq, .ts = ggi_wall_s(),
                           .name = ggi_strdup(type ? type : "event"), .text = ggi_strdup(text) };
@@ -446,13 +446,14 @@ static void emit(sched *s, int64_t seq, cJSON *ev)
         }
         if (s->o->event_fn && text)
             cJSON_AddItemToArray(s->pend[s->cur].events, cJSON_CreateString(text));
-        for (client *c = s->clients; c; c = c->next) {
+        /* The event's text, printed once, in each watcher's message (as ggp_new(GGP_EVENT)
+         * with "event" would print it, without copying the tree per watcher). */
+        for (client *c = s->clients; c && text; c = c->next) {
             if (!c->watching)
                 continue;
-            cJSON *m = ggp_new(GGP_EVENT);
-            if (m)
-                cJSON_AddItemToObject(m, "event", cJSON_Duplicate(ev, 1));
-            queue_msg(s, &c->id, m);
+            char *m = ggi_asprintf("{\"ggp\":%d,\"t\":\"event\",\"event\":%s}", GGP_VERSION,
+                                   text);
+            queue_out(s, &c->id, m, m ? strlen(m) : 0);
         }
     }
     cJSON_Delete(ev);
