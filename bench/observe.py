@@ -1,5 +1,5 @@
 """observe.py - what an operator's tools do to a grid while it works, for bench/dispatch.sh:
-reads the event stream (/v1/events, as the dashboard does) throughout and scrapes /metrics
+reads the event stream (/v1/events of the types the dashboard asks for) throughout and scrapes /metrics
 every second (as Prometheus does). Touches READY_FILE once the stream is open; on SIGINT
 prints how many events and scrapes it saw. Usage: observe.py BASE_URL READY_FILE"""
 
@@ -18,7 +18,8 @@ stop = threading.Event()
 
 def stream():
     s = socket.create_connection((host, int(port)))
-    s.sendall(b"GET /v1/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+    s.sendall(b"GET /v1/events?types=task.started,task.finished,task.stuck,node.joined,"
+              b"node.lost,node.quarantined HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
     head = b""
     while b"\r\n\r\n" not in head:
         head += s.recv(4096)

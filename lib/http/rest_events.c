@@ -46,6 +46,7 @@ struct stream {
     char *out;              /* text being sent, and how far */
     size_t out_len, out_off;
     time_t last_sent;
+    char types[256];        /* ",type,type," to send, or "" for all (?types=) */
 };
 
 static void resume_all(ggi_http_events *e)
@@ -133,12 +134,31 @@ void ggi_http_events_free(ggi_http_events **pe)
     *pe = NULL;
 }
 
+/* Whether the stream wants the event (its "type", the first member of every event). */
+static int wanted(const stream *s, const char *ev)
+{
+    if (!s->types[0])
+        return 1;
+    static const char head[] = "{\"type\":\"";
+    if (strncmp(ev, head, sizeof head - 1) != 0)
+        return 1;
+    const char *t = ev + sizeof head - 1, *q = strchr(t, '"');
+    if (!q || q - t > 120)
+        return 1;
+    char key[128];
+    snprintf(key, sizeof key, ",%.*s,", (int)(q - t), t);
+    return strstr(s->types, key) != NULL;
+}
+
 /* The next text for a stream (under mu): the next event, a note of skipped ones, or a
  * keep-alive; NULL when there is nothing to send yet. */
 static char *next_text(stream *s, unsigned long long *len)
 {
     ggi_http_events *e = s->ev;
     char *t = NULL;
+    while (e->head > s->next_seq && e->head - s->next_seq <= RING &&
+           !wanted(s, e->ring[s->next_seq % RING]))
+        s->next_seq++;
     if (e->head > s->next_seq && e->head - s->next_seq > RING) {
         unsigned long long skipped = e->head - RING - s->next_seq;
         s->next_seq = e->head - RING;
@@ -263,6 +283,16 @@ static void events_handler(void *user, const ggi_http_request *req, ggi_http_res
     }
     s->ev = e;
     s->conn = req->conn_;
+    const char *types = ggi_http_query(req, "types");
+    if (types && *types) {
+        if (strlen(types) > sizeof s->types - 3 || strspn(types, "abcdefghijklmnopqrstuvwxyz._,")
+                                                       != strlen(types)) {
+            free(s);
+            ggi_http_error(resp, 400, "'types' is a comma-separated list of event types");
+            return;
+        }
+        snprintf(s->types, sizeof s->types, ",%s,", types);
+    }
     s->last_sent = time(NULL);
     pthread_mutex_lock(&e->mu);
     int refused = e->stopping || e->n_streams >= MAX_STREAMS;

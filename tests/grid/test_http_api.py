@@ -211,6 +211,25 @@ def events(url, port):
         check(found, "the stream carries the task's task.finished event")
     finally:
         s.close()
+    # ?types= keeps only those types (what the dashboard asks for).
+    s = socket.create_connection(("127.0.0.1", port), timeout=GUARD_S)
+    try:
+        s.sendall(b"GET /v1/events?since=all&types=task.finished HTTP/1.1\r\nHost: x\r\n"
+                  b"Authorization: Bearer " + OBS.encode() + b"\r\n\r\n")
+        buf = b""
+        while b'"ev1"' not in buf:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+        data = [ln for ln in buf.decode(errors="replace").splitlines()
+                if ln.startswith("data: ")]
+        check(data and all('"type":"task.finished"' in ln for ln in data),
+              "?types=task.finished streams task.finished events only", data[:5])
+    finally:
+        s.close()
+    st, body, _ = call(url + "/v1/events?types=a%20b", token=OBS)
+    check(st == 400, "a malformed ?types= is 400", (st, body))
     st, body, _ = call(url + "/v1/events", token=None)
     check(st == 401, "the event stream needs a token", st)
 
