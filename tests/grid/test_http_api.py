@@ -243,6 +243,10 @@ try:
     check(url is not None, "serve prints its HTTP API URL")
     if url:
         port = int(url.rsplit(":", 1)[1])
+        # A slow client: a request that never arrives whole, held open throughout.
+        slow = socket.create_connection(("127.0.0.1", port), timeout=GUARD_S)
+        slow.sendall(b"POST /v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n"
+                     b"Authorization: Bearer " + SUB_A.encode() + b"\r\n\r\n{")
         access(url)
         submit_and_cancel(url)
         bad_input(url, port)
@@ -250,6 +254,18 @@ try:
         events(url, port)
         st, body, _ = call(url + "/healthz")
         check(st == 200, "after all that the grid is healthy", (st, body))
+        try:  # the server closes the slow request at its deadline (15 s)
+            got = slow.recv(4096)
+            closed = got == b"" or got.startswith(b"HTTP/1.1 4")
+        except socket.timeout:
+            closed = False  # still open after the guard: a hang
+        except OSError:
+            closed = True  # reset
+        check(closed, "the slow client's connection is closed by the server")
+        check(not db_rows(db, "SELECT 1 FROM tasks WHERE task_id NOT IN ('obs/5', 'a0', 'a1', "
+                              "'a2', 'a3', 'a4', 'b0', 'ev1')"),
+              "nothing but the tasks sent whole was taken")
+        slow.close()
     with open(log, errors="replace") as f:
         text = f.read()
     check(not any(t in text for t in (OBS, SUB_A, SUB_B, ADMIN)), "no token is ever logged")
