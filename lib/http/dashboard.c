@@ -25,7 +25,11 @@ static void dashboard_handler(void *user, const ggi_http_request *req, ggi_http_
     memcpy(resp->body, ggi_dashboard_page, ggi_dashboard_page_len);
     resp->body[ggi_dashboard_page_len] = '\0';
     resp->content_type = "text/html; charset=utf-8";
-    if (req->query_token) {
+    /* Only a token made of cookie-safe characters goes into the cookie (a token with ';'
+     * or ',' would not survive as a cookie value: such a browser sends ?token= again). */
+    static const char safe[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                               "0123456789-._~+/=!#$%&'*^`|";
+    if (req->query_token && strspn(req->query_token, safe) == strlen(req->query_token)) {
         size_t n = strlen(req->query_token) + 96;
         resp->set_cookie = malloc(n);
         if (resp->set_cookie)
