@@ -20,7 +20,10 @@
 #define RING 4096          /* events kept */
 #define MAX_STREAMS 64     /* open event streams */
 #define KEEPALIVE_S 10     /* a comment line at least this often */
-#define WATCH_SLICE_MS 500 /* the relay checks its stop flag this often */
+#define WATCH_SLICE_MS 200 /* the relay checks its stop flag (and wakes streams) this often */
+#define WAKE_MS 50         /* streams are woken for news at most this often (each wake-up
+                            * costs the server a thread switch: at thousands of events a
+                            * second, one per event would cost more than the events) */
 
 typedef struct stream stream;
 
@@ -29,6 +32,7 @@ struct ggi_http_events {
     pthread_mutex_t mu; /* guards everything below */
     char *ring[RING];
     unsigned long long head; /* events received so far; ring[(head - 1) % RING] the last */
+    struct timespec last_wake;
     stream *suspended;       /* streams waiting for news */
     int n_streams;
     int stopping;
@@ -58,6 +62,13 @@ static void resume_all(ggi_http_events *e)
     e->suspended = NULL;
 }
 
+static long ms_since(const struct timespec *t)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (long)(now.tv_sec - t->tv_sec) * 1000 + (now.tv_nsec - t->tv_nsec) / 1000000;
+}
+
 static int on_event(void *user, const char *event_json)
 {
     ggi_http_events *e = user;
@@ -69,7 +80,10 @@ static int on_event(void *user, const char *event_json)
         e->ring[slot] = copy;
         e->head++;
     }
-    resume_all(e);
+    if (e->suspended && ms_since(&e->last_wake) >= WAKE_MS) {
+        resume_all(e);
+        clock_gettime(CLOCK_MONOTONIC, &e->last_wake);
+    }
     int stop = e->stopping;
     pthread_mutex_unlock(&e->mu);
     return stop;
@@ -184,38 +198,42 @@ static long stream_read(void *cls, unsigned long long pos, char *buf, size_t max
     (void)pos;
     stream *s = cls;
     ggi_http_events *e = s->ev;
+    size_t n = 0;
     pthread_mutex_lock(&e->mu);
-    if (!s->out && !e->stopping) {
-        unsigned long long len = 0;
-        s->out = next_text(s, &len);
-        s->out_len = (size_t)len;
-        s->out_off = 0;
-    }
-    if (!s->out) {
-        long r = 0;
-        if (e->stopping) {
-            r = -1; /* the end of the stream */
-        } else {
-            s->is_suspended = 1;
-            s->next = e->suspended;
-            e->suspended = s;
-            ggi_http_suspend(s->conn);
+    /* As many events as fit: one write for many, not one per event. */
+    while (n < max) {
+        if (!s->out && !e->stopping) {
+            unsigned long long len = 0;
+            s->out = next_text(s, &len);
+            s->out_len = (size_t)len;
+            s->out_off = 0;
         }
-        pthread_mutex_unlock(&e->mu);
-        return r;
+        if (!s->out)
+            break;
+        size_t k = s->out_len - s->out_off;
+        if (k > max - n)
+            k = max - n;
+        memcpy(buf + n, s->out + s->out_off, k);
+        n += k;
+        s->out_off += k;
+        if (s->out_off == s->out_len) {
+            free(s->out);
+            s->out = NULL;
+        }
     }
-    size_t n = s->out_len - s->out_off;
-    if (n > max)
-        n = max;
-    memcpy(buf, s->out + s->out_off, n);
-    s->out_off += n;
-    if (s->out_off == s->out_len) {
-        free(s->out);
-        s->out = NULL;
+    long r = (long)n;
+    if (n > 0) {
+        s->last_sent = time(NULL);
+    } else if (e->stopping) {
+        r = -1; /* the end of the stream */
+    } else {
+        s->is_suspended = 1;
+        s->next = e->suspended;
+        e->suspended = s;
+        ggi_http_suspend(s->conn);
     }
-    s->last_sent = time(NULL);
     pthread_mutex_unlock(&e->mu);
-    return (long)n;
+    return r;
 }
 
 static void stream_free(void *cls)
