@@ -129,6 +129,7 @@ static void check_client(gg_orchestrator_t *o)
     CHECK_RC(gg_client_status(c, "m/4", &st), GG_OK);
     CHECK(st && strstr(st, "\"passed\""));
     CHECK_RC(gg_client_cancel(c, "m/4"), GG_ESTATE);
+    gg_free(st);
     CHECK_RC(gg_client_status(c, "no/such", &st), GG_ENOTFOUND);
     char *out = NULL;
     CHECK_RC(gg_orchestrator_tasks(o, "{\"submitter\":\"embedder\"}", &out), GG_OK);
