@@ -2879,15 +2879,15 @@ static void liveness(sched *s)
     int ready = 0, resting = 0, slots = 0, busy = 0;
     for (node *n = s->nodes, *next; n; n = next) {
         next = n->next;
-        *(n->quarantined_until > now ? &resting : &ready) += 1;
-        slots += n->slots;
-        busy += n->busy;
         if (now - n->last_rx > 3.0 * s->o->hb_ms) {
             char why[96];
             snprintf(why, sizeof why, "missed %d heartbeats", 3);
             drop_node(s, n, n->last_rx == 0 ? "is unreachable" : why);
             continue;
         }
+        *(n->quarantined_until > now ? &resting : &ready) += 1;
+        slots += n->slots;
+        busy += n->busy;
         if (now - n->last_tx >= s->o->hb_ms) {
             static const char hb[] = "{\"ggp\":1,\"t\":\"hb\"}";
             int rc = send_now(s, &n->id, hb, sizeof hb - 1);
