@@ -30,9 +30,13 @@
 # so 256 jobs are less work than one round of the scheduler (results in, group commit, jobs
 # out); the queue has to cover that round trip, as the raw side's 100 in flight cover its
 # own. N is large enough (default 200000) that the start and the end of a run weigh little.
+# With OBSERVE=1 (the default) each round also runs the grid with `serve --http` twice: idle,
+# and observed the way an operator's tools do (/metrics scraped every second and the
+# dashboard's event stream read throughout, by bench/observe.py); the cost of observing is
+# the observed median against the idle one (target: at most 2%, issue 19).
 # Environment: BUILD (build dir, default build), N (tasks, default 200000), QUEUE (jobs a
 # worker holds ahead, default 1024), ROUNDS (default 3), MEMORY (0/1), PEERS_N (Dask/Celery
-# tasks, default 5000), PEERS (0: skip Dask and Celery).
+# tasks, default 5000), PEERS (0: skip Dask and Celery), OBSERVE (0: skip the HTTP variants).
 set -uo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -91,15 +95,24 @@ tasks "$n" "$tmp/tasks.jsonl"
 # --- the grid: submit everything first (durable), then time the dispatch alone. Each round
 # starts a new orchestrator and database; the round's raw libzmq run follows it at once, so
 # both sides of a ratio see the same load on the machine.
-grid_round() {
+grid_round() { # name [http|observed]
     local ep="tcp://127.0.0.1:$(port)" db="$tmp/grid$1.db" serve t0 t1 t2 c0 c1 cw1 cw2 i
-    $gg serve --insecure --bind "$ep" --db "$db" 2>"$tmp/serve$1.log" & serve=$!; pids+=($serve)
+    local mode=${2:-} http_args=() hport obs=""
+    if [ -n "$mode" ]; then hport=$(port); http_args=(--http "127.0.0.1:$hport"); fi
+    $gg serve --insecure --bind "$ep" --db "$db" "${http_args[@]}" 2>"$tmp/serve$1.log" &
+    serve=$!; pids+=($serve)
     sleep 0.3
     t0=$(now)
     $gg submit --insecure --connect "$ep" "$tmp/tasks.jsonl" >/dev/null || {
         echo "dispatch: submit failed"; exit 1; }
     t1=$(now)
     submit_rate=$($py -c "print(round($n/($t1-$t0)))")
+    if [ "$mode" = observed ]; then
+        rm -f "$tmp/observing$1"
+        $py "$repo/bench/observe.py" "http://127.0.0.1:$hport" "$tmp/observing$1" \
+            >"$tmp/observe$1.log" 2>&1 & obs=$!; pids+=($obs)
+        while [ ! -f "$tmp/observing$1" ]; do sleep 0.05; done # its stream is open
+    fi
     c0=$(cpu_ticks $serve)
     local wpids=()
     for i in 1 2; do
@@ -127,6 +140,10 @@ rec = c.execute("SELECT length(record) FROM attempts LIMIT 1").fetchone()[0]
 print(spec + 80, rec + 60)
 PY
 )
+    if [ -n "$obs" ]; then
+        kill -INT "$obs" 2>/dev/null; wait "$obs" 2>/dev/null
+        observed_note=$(tail -1 "$tmp/observe$1.log")
+    fi
     kill "${wpids[@]}" "$serve" 2>/dev/null
     wait "${wpids[@]}" "$serve" 2>/dev/null
 }
@@ -146,6 +163,22 @@ grid=$(median "${grids[@]}")
 raw=$(median "${raws[@]}")
 echo "grid dispatch (durable, median of $rounds): $grid tasks/s"
 echo "raw libzmq (2 peers x 100 in flight, $req/$rep bytes, median of $rounds): $raw round trips/s"
+
+# --- the cost of watching: serve --http idle against serve --http observed, alternating.
+if [ "${OBSERVE:-1}" != 0 ]; then
+    idles=(); watched=()
+    for r in $(seq "$rounds"); do
+        grid_round "h$r" http; idles+=("$grid")
+        grid_round "o$r" observed; watched+=("$grid")
+        echo "round $r: serve --http idle ${idles[-1]} tasks/s, observed" \
+            "${watched[-1]} tasks/s ($observed_note)"
+    done
+    idle=$(median "${idles[@]}"); seen=$(median "${watched[@]}")
+    echo "serve --http idle (median of $rounds): $idle tasks/s"
+    echo "serve --http observed, /metrics every 1 s + event stream (median of $rounds): $seen tasks/s"
+    echo "cost of observing: $($py -c "print('%.1f%%' % (100*(1-$seen/$idle)))") of throughput (target: at most 2%)"
+fi
+grid=$(median "${grids[@]}")
 
 # --- Dask
 dask="skipped"

@@ -12,11 +12,14 @@
 
 #include "cli.h"
 #include "gryphgen/sys/retriever.h"
+#include "http/auth.h"
+#include "http/face.h"
 #include "http/http_server.h"
 
 enum { OPT_BIND = 0x200, OPT_LOCAL, OPT_MAX_QUEUED, OPT_INDEX, OPT_HTTP, OPT_HTTP_TOKEN_ENV,
        OPT_HTTP_CERT, OPT_HTTP_KEY, OPT_INDEX_WEIGHT, OPT_INDEX_EXPLORATION,
-       OPT_INDEX_FROZEN, OPT_WEBHOOK, OPT_STALL_ALERT, OPT_REQ, OPT_REQ_TIMEOUT };
+       OPT_INDEX_FROZEN, OPT_HTTP_TOKENS, OPT_WEBHOOK, OPT_STALL_ALERT, OPT_REQ,
+       OPT_REQ_TIMEOUT };
 
 /* --webhook URLs at most (the library's limit). */
 #define MAX_WEBHOOKS 16
@@ -45,8 +48,8 @@ static void serve_usage(FILE *f)
                "                      [--key FILE --authorized-keys FILE] [--insecure]\n"
                "                      [--index PATH [--index-weight W] [--index-exploration E]\n"
                "                      [--index-frozen]]\n"
-               "                      [--http ADDRESS:PORT [--http-token-env VAR]\n"
-               "                      [--http-cert FILE --http-key FILE]]\n"
+               "                      [--http ADDRESS:PORT [--http-tokens FILE]\n"
+               "                      [--http-token-env VAR] [--http-cert FILE --http-key FILE]]\n"
                "                      [--webhook URL...] [--stall-alert SECONDS]\n"
                "                      [--req ENDPOINT [--req-timeout SECONDS]]\n"
                "  --bind ENDPOINT   tcp://127.0.0.1:5555 or ipc:///path (repeatable)\n"
@@ -64,12 +67,15 @@ static void serve_usage(FILE *f)
                "  --index-exploration E  share of searches ranked by Thompson draws (0-1,\n"
                "                    default 0.1)\n"
                "  --index-frozen    search the index but learn nothing into it (a baseline)\n"
-               "  --http ADDR:PORT  also serve GET /v1/search?q=...&k=... from the index\n"
-               "                    (port 0 picks a free one; the URL is printed)\n"
-               "  --http-token-env VAR  requests to --http need 'Authorization: Bearer' and the\n"
-               "                    token in $VAR; required unless ADDR is loopback (plain\n"
-               "                    HTTP sends it in clear text: use --http-cert unless on\n"
-               "                    loopback)\n"
+               "  --http ADDR:PORT  also serve HTTP: the REST API (/v1/tasks, /v1/nodes,\n"
+               "                    /v1/events), /metrics, the dashboard (/), /healthz and\n"
+               "                    /v1/search?q=...&k=... from the index (docs/http.md;\n"
+               "                    port 0 picks a free one; the URL is printed). Off\n"
+               "                    loopback it needs --http-cert/--http-key and tokens;\n"
+               "                    without tokens, --insecure and a loopback address\n"
+               "  --http-tokens FILE  lines 'TOKEN ROLE [NAME]' (ROLE: observer, submitter\n"
+               "                    or admin); the file must be mode 0600\n"
+               "  --http-token-env VAR  also admit the token in $VAR, as an admin\n"
                "  --http-cert FILE --http-key FILE  serve --http as HTTPS with this PEM\n"
                "                    certificate chain and private key (chmod 600)\n"
                "  --webhook URL     POST alerts as JSON to this http(s) URL (repeatable):\n"
@@ -95,6 +101,7 @@ int cli_cmd_serve(int argc, char **argv)
         {"index-frozen", no_argument, NULL, OPT_INDEX_FROZEN},
         {"http", required_argument, NULL, OPT_HTTP},
         {"http-token-env", required_argument, NULL, OPT_HTTP_TOKEN_ENV},
+        {"http-tokens", required_argument, NULL, OPT_HTTP_TOKENS},
         {"http-cert", required_argument, NULL, OPT_HTTP_CERT},
         {"http-key", required_argument, NULL, OPT_HTTP_KEY},
         {"webhook", required_argument, NULL, OPT_WEBHOOK},
@@ -121,7 +128,7 @@ int cli_cmd_serve(int argc, char **argv)
     double index_weight = -1, index_exploration = -1;
     int index_frozen = 0;
     const char *index_db = NULL, *http = NULL, *http_token_env = NULL, *http_token = NULL;
-    const char *http_cert_file = NULL, *http_key_file = NULL;
+    const char *http_cert_file = NULL, *http_key_file = NULL, *http_tokens_file = NULL;
     char http_host[128] = "";
     const char *jobs_option = NULL; /* an option of where jobs run (--generator, ...) */
     const char *webhooks[MAX_WEBHOOKS + 1] = { NULL };
@@ -220,6 +227,10 @@ int cli_cmd_serve(int argc, char **argv)
             http_token_env = optarg;
             continue;
         }
+        if (c == OPT_HTTP_TOKENS) {
+            http_tokens_file = optarg;
+            continue;
+        }
         if (c == OPT_HTTP_CERT || c == OPT_HTTP_KEY) {
             *(c == OPT_HTTP_CERT ? &http_cert_file : &http_key_file) = optarg;
             continue;
@@ -283,18 +294,40 @@ int cli_cmd_serve(int argc, char **argv)
         cli_errorf("serve: --stall-alert goes with --webhook URL");
         return CLI_EXIT_USAGE;
     }
-    if ((http_token_env || http_cert_file || http_key_file) && !http) {
-        cli_errorf("serve: --http-token-env, --http-cert and --http-key go with --http "
-                   "ADDRESS:PORT");
+    if ((http_token_env || http_tokens_file || http_cert_file || http_key_file) && !http) {
+        cli_errorf("serve: --http-tokens, --http-token-env, --http-cert and --http-key go with "
+                   "--http ADDRESS:PORT");
         return CLI_EXIT_USAGE;
     }
     if (http_token_env && !((http_token = getenv(http_token_env)) && *http_token)) {
         cli_errorf("serve: --http-token-env names $%s, which is not set", http_token_env);
         return CLI_EXIT_USAGE;
     }
-    if (http && !http_token &&
-        cli_http_needs_token("serve: --http", http_host, "--http-token-env VAR"))
+    if (http && !http_token && !http_tokens_file && !ggi_http_address_is_loopback(http_host)) {
+        cli_errorf("serve: --http %s: refusing to serve without authentication on an address "
+                   "that is not loopback (anyone who reaches it could submit tasks and read "
+                   "learned solutions); give --http-tokens FILE (lines 'TOKEN ROLE') or "
+                   "--http-token-env VAR, with --http-cert and --http-key, or listen on "
+                   "127.0.0.1", http_host);
         return CLI_EXIT_USAGE;
+    }
+    if (http && !http_cert_file && !ggi_http_address_is_loopback(http_host)) {
+        cli_errorf("serve: --http %s is not a loopback address: the REST API, metrics and "
+                   "tokens would cross the network in clear text; give --http-cert FILE "
+                   "--http-key FILE (or listen on 127.0.0.1)", http);
+        return CLI_EXIT_USAGE;
+    }
+    if (http && !http_token && !http_tokens_file && !cli_sec.insecure) {
+        cli_errorf("serve: --http without tokens lets anyone on this machine submit and cancel "
+                   "tasks: give --http-tokens FILE (lines 'TOKEN ROLE'), or --insecure on a "
+                   "loopback address");
+        return CLI_EXIT_USAGE;
+    }
+    ggi_http_tokens *http_tokens = NULL;
+    if (http_tokens_file && ggi_http_tokens_load(http_tokens_file, &http_tokens) != GG_OK) {
+        cli_errorf("serve: --http-tokens: %s", gg_error_last());
+        return CLI_EXIT_USAGE;
+    }
     if (http && !index_db)
         index_db = opts.db_path;
     if (http && !index_db) {
@@ -303,18 +336,22 @@ int cli_cmd_serve(int argc, char **argv)
     }
     char *http_cert = NULL, *http_key = NULL;
     if (cli_read_tls("serve: --http", http_cert_file, http_key_file, &http_cert, &http_key) !=
-        CLI_EXIT_OK)
+        CLI_EXIT_OK) {
+        ggi_http_tokens_free(&http_tokens);
         return CLI_EXIT_USAGE;
+    }
     gg_retriever_t *index = NULL;
     if ((index_weight >= 0 || index_exploration >= 0 || index_frozen) && !index_db) {
         cli_errorf("serve: --index-weight, --index-exploration and --index-frozen go with "
                    "--index PATH");
         cli_free_tls(&http_cert, &http_key);
+        ggi_http_tokens_free(&http_tokens);
         return CLI_EXIT_USAGE;
     }
     if (index_db &&
         cli_open_index(index_db, index_weight, index_exploration, &index) != CLI_EXIT_OK) {
         cli_free_tls(&http_cert, &http_key);
+        ggi_http_tokens_free(&http_tokens);
         return CLI_EXIT_INFRA;
     }
     gg_retriever_t *frozen = NULL;
@@ -322,6 +359,7 @@ int cli_cmd_serve(int argc, char **argv)
         cli_errorf("serve: --index-frozen: %s", gg_error_last());
         gg_retriever_destroy(&index);
         cli_free_tls(&http_cert, &http_key);
+        ggi_http_tokens_free(&http_tokens);
         return CLI_EXIT_INFRA;
     }
     gg_generator_options gopts = GG_GENERATOR_OPTIONS_INIT;
@@ -332,6 +370,7 @@ int cli_cmd_serve(int argc, char **argv)
         gg_retriever_destroy(&frozen);
         gg_retriever_destroy(&index);
         cli_free_tls(&http_cert, &http_key);
+        ggi_http_tokens_free(&http_tokens);
         return CLI_EXIT_USAGE;
     }
     gg_orchestrator_options oo = GG_ORCHESTRATOR_OPTIONS_INIT;
@@ -362,18 +401,26 @@ int cli_cmd_serve(int argc, char **argv)
         gg_retriever_destroy(&frozen);
         gg_retriever_destroy(&index);
         cli_free_tls(&http_cert, &http_key);
+        ggi_http_tokens_free(&http_tokens);
         return CLI_EXIT_INFRA;
     }
     ggi_http_server *hs = NULL;
+    ggi_http_face *face = NULL;
     if (http) {
         int failed = ggi_http_server_new(&hs) || ggi_http_search_route(hs, index) ||
+                     ggi_http_face_new(&face, orch) || ggi_http_face_routes(face, hs) ||
                      (http_token && ggi_http_server_set_token(hs, http_token)) ||
+                     (http_tokens &&
+                      ggi_http_server_set_auth(hs, ggi_http_tokens_auth, http_tokens)) ||
                      (http_cert && ggi_http_server_set_tls(hs, http_cert, http_key)) ||
                      ggi_http_server_start(hs, http_host, http_port);
         cli_free_tls(&http_cert, &http_key);
         if (failed) {
             cli_errorf("serve: --http %s: %s", http, gg_error_last());
+            ggi_http_face_stop(face);
             ggi_http_server_destroy(&hs);
+            ggi_http_face_free(&face);
+            ggi_http_tokens_free(&http_tokens);
             gg_orchestrator_destroy(&orch);
             gg_generator_destroy(&gen);
             gg_retriever_destroy(&frozen);
@@ -383,6 +430,11 @@ int cli_cmd_serve(int argc, char **argv)
         cli_noticef("search on http%s://%s%s%s:%u/v1/search", http_cert_file ? "s" : "",
                    strchr(http_host, ':') ? "[" : "",
                    http_host, strchr(http_host, ':') ? "]" : "", ggi_http_server_port(hs));
+        cli_errorf("http api on http%s://%s%s%s:%u/ (%s)", http_cert_file ? "s" : "",
+                   strchr(http_host, ':') ? "[" : "", http_host,
+                   strchr(http_host, ':') ? "]" : "", ggi_http_server_port(hs),
+                   http_tokens ? "tokens required" : http_token ? "token required"
+                                                                : "NO TOKENS (loopback)");
     }
     if (req)
         cli_noticef("front door on %s", req);
@@ -393,7 +445,10 @@ int cli_cmd_serve(int argc, char **argv)
         struct timespec ts = {0, 50 * 1000000L};
         nanosleep(&ts, NULL);
     }
+    ggi_http_face_stop(face);
     ggi_http_server_destroy(&hs);
+    ggi_http_face_free(&face);
+    ggi_http_tokens_free(&http_tokens);
     gg_orchestrator_destroy(&orch);
     gg_generator_destroy(&gen);
     gg_retriever_destroy(&frozen);

@@ -23,6 +23,7 @@
 #define GRYPHGEN_ORCHESTRATOR_H
 
 #include "common.h"
+#include "client.h"
 #include "log.h"
 #include "executor.h"
 #include "generator.h"
@@ -185,6 +186,36 @@ GG_API int gg_orchestrator_drain(gg_orchestrator_t *o, int timeout_ms);
  * *out_json is freed with gg_free().
  */
 GG_API int gg_orchestrator_stats(gg_orchestrator_t *o, char **out_json);
+
+/**
+ * The orchestrator's metrics in Prometheus' text exposition format (version 0.0.4), as
+ * `gryphgen serve --http` answers GET /metrics: tasks by status (counted in the database, so
+ * they survive a restart), queue depth, attempts by outcome, attempt stage durations,
+ * nodes, slots, tokens, model requests, dropped messages, database write latency; every
+ * metric is listed in docs/http.md. *out_text is freed with gg_free(). Since 1.2.
+ */
+GG_API int gg_orchestrator_metrics(gg_orchestrator_t *o, char **out_text);
+
+/**
+ * A client connected to the orchestrator in this process (no sockets, no keys): it submits,
+ * waits, asks for status, cancels and watches through the scheduler exactly as a remote
+ * gg_client_t does, under the submitter name given (1 to 128 bytes). Destroy it with
+ * gg_client_destroy() before the orchestrator. GG_ESTATE while the orchestrator stops.
+ * Since 1.2.
+ */
+GG_API int gg_orchestrator_connect(gg_orchestrator_t *o, const char *name, gg_client_t **out);
+
+/**
+ * One page of the task list, oldest first (with "newest": true, newest first), read from the
+ * database: query_json (NULL: {}) may hold "status" (queued, running, passed, failed, error,
+ * cancelled), "submitter", "task_id", "after" (the "next" of the previous page) and "limit"
+ * (1 to 1000, default 100).
+ * *out_json receives {"tasks": [{"seq", "task_id", "status", "attempts", "priority",
+ * "reason", "submitter", "created_at", "finished_at"}...], "next": n or null} (gg_free()).
+ * GG_EINVAL names a bad field. Since 1.2.
+ */
+GG_API int gg_orchestrator_tasks(gg_orchestrator_t *o, const char *query_json,
+                                 char **out_json);
 
 #ifdef __cplusplus
 }

@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +56,8 @@ typedef struct tracked {
 
 typedef struct route {
     char *method, *path;
+    size_t prefix;   /* a prefix route: the length matched; 0: exact */
+    int role;        /* the least role it needs */
     ggi_http_handler fn;
     void *user;
 } route;
@@ -64,6 +67,9 @@ struct ggi_http_server {
     route routes[GGI_HTTP_MAX_ROUTES];
     int n_routes;
     char *token;
+    ggi_http_auth_fn auth;
+    void *auth_user;
+    atomic_ullong answered[4]; /* 2xx, 3xx, 4xx, 5xx */
     char *tls_cert, *tls_key;
     unsigned port;
     ggi_http_limits limits;
@@ -160,6 +166,12 @@ int ggi_http_server_set_limits(ggi_http_server *s, const ggi_http_limits *l)
 int ggi_http_server_route(ggi_http_server *s, const char *method, const char *path,
                           ggi_http_handler fn, void *user)
 {
+    return ggi_http_server_route_role(s, method, path, GGI_ROLE_OBSERVER, fn, user);
+}
+
+int ggi_http_server_route_role(ggi_http_server *s, const char *method, const char *path,
+                               int role, ggi_http_handler fn, void *user)
+{
     if (!s || !method || !path || !fn)
         return fail(GG_EINVAL, "http server: route needs a method, a path and a handler");
     if (s->d)
@@ -175,6 +187,9 @@ int ggi_http_server_route(ggi_http_server *s, const char *method, const char *pa
         r->method = r->path = NULL;
         return fail(GG_ENOMEM, "out of memory");
     }
+    size_t len = strlen(r->path);
+    r->prefix = len && r->path[len - 1] == '*' ? len - 1 : 0;
+    r->role = role;
     r->fn = fn;
     r->user = user;
     s->n_routes++;
@@ -195,6 +210,44 @@ int ggi_http_server_set_token(ggi_http_server *s, const char *token)
     if (token && *token && !(s->token = strdup(token)))
         return fail(GG_ENOMEM, "out of memory");
     return GG_OK;
+}
+
+int ggi_http_server_set_auth(ggi_http_server *s, ggi_http_auth_fn fn, void *user)
+{
+    if (!s)
+        return fail(GG_EINVAL, "http server: NULL server");
+    if (s->d)
+        return fail(GG_ESTATE, "http server: the authenticator must be set before start");
+    s->auth = fn;
+    s->auth_user = user;
+    return GG_OK;
+}
+
+const char *ggi_http_header(const ggi_http_request *req, const char *name)
+{
+    return MHD_lookup_connection_value((struct MHD_Connection *)req->conn_, MHD_HEADER_KIND,
+                                       name);
+}
+
+void ggi_http_resume(void *conn)
+{
+    MHD_resume_connection(conn);
+}
+
+void ggi_http_suspend(void *conn)
+{
+    MHD_suspend_connection(conn);
+}
+
+int ggi_http_server_tls(const ggi_http_server *s)
+{
+    return s && s->tls_cert != NULL;
+}
+
+void ggi_http_counts(const ggi_http_server *s, unsigned long long out[4])
+{
+    for (int i = 0; i < 4; i++)
+        out[i] = atomic_load_explicit(&s->answered[i], memory_order_relaxed);
 }
 
 static void free_secret(char **p)
@@ -256,12 +309,45 @@ static int same_secret(const char *a, const char *b)
     return d == 0;
 }
 
-static mhd_result send_reply(struct MHD_Connection *c, ggi_http_response *r)
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    ggi_http_stream *st = cls;
+    return (ssize_t)st->read(st->cls, (unsigned long long)pos, buf, max);
+}
+
+static void stream_free(void *cls)
+{
+    ggi_http_stream *st = cls;
+    if (st->free)
+        st->free(st->cls);
+    free(st);
+}
+
+static mhd_result send_reply(ggi_http_server *s, struct MHD_Connection *c,
+                             ggi_http_response *r)
 {
     const char *body = r->body ? r->body : "";
     size_t len = strlen(body);
     struct MHD_Response *m;
-    if (r->body) {
+    int cls = r->status >= 200 && r->status < 600 ? r->status / 100 - 2 : 3;
+    atomic_fetch_add_explicit(&s->answered[cls < 0 ? 3 : cls], 1, memory_order_relaxed);
+    if (r->stream.read) {
+        ggi_http_stream *st = malloc(sizeof *st);
+        if (!st) {
+            if (r->stream.free)
+                r->stream.free(r->stream.cls);
+            r->stream.read = NULL;
+            return MHD_NO;
+        }
+        *st = r->stream;
+        r->stream.read = NULL;
+        m = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, st,
+                                              stream_free);
+        if (!m) {
+            stream_free(st);
+            return MHD_NO;
+        }
+    } else if (r->body) {
         m = MHD_create_response_from_buffer(len, r->body, MHD_RESPMEM_MUST_FREE);
         if (m)
             r->body = NULL; /* the response owns it now */
@@ -273,6 +359,9 @@ static mhd_result send_reply(struct MHD_Connection *c, ggi_http_response *r)
     MHD_add_response_header(m, "Content-Type",
                             r->content_type ? r->content_type : "application/json");
     MHD_add_response_header(m, "Cache-Control", "no-store");
+    MHD_add_response_header(m, "X-Content-Type-Options", "nosniff");
+    if (r->set_cookie)
+        MHD_add_response_header(m, "Set-Cookie", r->set_cookie);
     mhd_result ret = MHD_queue_response(c, (unsigned)r->status, m);
     MHD_destroy_response(m);
     return ret;
@@ -389,6 +478,92 @@ static void stop_watchdog(ggi_http_server *s)
     s->watchdog_running = 0;
 }
 
+/* The route for url and method (exact routes first, then the longest prefix), or NULL
+ * with resp set to 404 or 405. */
+static route *find_route(ggi_http_server *s, const char *url, const char *method,
+                         const char **rest, ggi_http_response *resp)
+{
+    int path_known = 0;
+    route *hit = NULL;
+    size_t best = 0;
+    for (int i = 0; i < s->n_routes; i++) {
+        route *r = &s->routes[i];
+        int match = r->prefix ? strncmp(r->path, url, r->prefix) == 0 && url[r->prefix]
+                              : strcmp(r->path, url) == 0;
+        if (!match)
+            continue;
+        path_known = 1;
+        size_t weight = r->prefix ? r->prefix : (size_t)-1;
+        if (strcmp(r->method, method) == 0 && (!hit || weight > best)) {
+            hit = r;
+            best = weight;
+        }
+    }
+    if (!hit) {
+        ggi_http_error(resp, path_known ? 405 : 404,
+                       path_known ? "method not allowed" : "no such path");
+        return NULL;
+    }
+    *rest = hit->prefix ? url + hit->prefix : "";
+    return hit;
+}
+
+/* The token of a request: the bearer header, else the gg_token cookie, else (the dashboard's
+ * first visit) ?token=. */
+static const char *request_token(struct MHD_Connection *c, const char *url,
+                                 const char **query_token)
+{
+    const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    if (auth)
+        return strncmp(auth, "Bearer ", 7) == 0 ? auth + 7 : "";
+    const char *cookie = MHD_lookup_connection_value(c, MHD_COOKIE_KIND, "gg_token");
+    if (cookie)
+        return cookie;
+    if (strcmp(url, "/") == 0) {
+        const char *q = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "token");
+        if (q)
+            *query_token = q;
+        return q;
+    }
+    return NULL;
+}
+
+/* Who sent the request and whether the route allows it: 0, or -1 with resp set (401, 403). */
+static int authenticate(ggi_http_server *s, struct MHD_Connection *c, const char *url,
+                        const route *r, ggi_http_principal *who, const char **query_token,
+                        ggi_http_response *resp)
+{
+    memset(who, 0, sizeof *who);
+    if (!s->token && !s->auth) {
+        who->role = GGI_ROLE_ADMIN;
+        snprintf(who->name, sizeof who->name, "local");
+        return 0;
+    }
+    const char *tok = request_token(c, url, query_token);
+    int known = 0;
+    if (tok && *tok) {
+        if (s->token && same_secret(tok, s->token)) {
+            who->role = GGI_ROLE_ADMIN;
+            snprintf(who->name, sizeof who->name, "token");
+            known = 1;
+        } else if (s->auth) {
+            known = s->auth(s->auth_user, tok, who);
+        }
+    }
+    if (r->role == GGI_ROLE_NONE)
+        return 0;
+    if (!known) {
+        memset(who, 0, sizeof *who);
+        ggi_http_error(resp, 401, tok && *tok ? "unknown token" : "missing or wrong bearer token");
+        return -1;
+    }
+    if (who->role < r->role) {
+        ggi_http_error(resp, 403, "this token's role may not do that");
+        return -1;
+    }
+    return 0;
+}
+
 static mhd_result on_request(void *cls, struct MHD_Connection *c, const char *url,
                              const char *method, const char *version, const char *upload,
                              size_t *upload_size, void **con_cls)
@@ -418,34 +593,25 @@ static mhd_result on_request(void *cls, struct MHD_Connection *c, const char *ur
         return MHD_YES;
     }
     mark_receiving(s, c, 0);
-    ggi_http_response resp = { 200, NULL, NULL };
-    if (p->too_big) {
+    ggi_http_response resp;
+    memset(&resp, 0, sizeof resp);
+    resp.status = 200;
+    if (p->too_big)
         ggi_http_error(&resp, 413, "request body too large");
-    } else if (s->token) {
-        const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-        if (!auth || strncmp(auth, "Bearer ", 7) != 0 || !same_secret(auth + 7, s->token))
-            ggi_http_error(&resp, 401, "missing or wrong bearer token");
+    const char *rest = "";
+    route *hit = resp.status == 200 ? find_route(s, url, method, &rest, &resp) : NULL;
+    ggi_http_principal who;
+    const char *query_token = NULL;
+    if (hit && authenticate(s, c, url, hit, &who, &query_token, &resp) == 0) {
+        ggi_http_request req = { method, url, rest, p->body ? p->body : "", p->len, &who,
+                                 query_token, c };
+        hit->fn(hit->user, &req, &resp);
     }
-    if (resp.status == 200) {
-        int path_known = 0;
-        route *hit = NULL;
-        for (int i = 0; i < s->n_routes && !hit; i++) {
-            if (strcmp(s->routes[i].path, url) != 0)
-                continue;
-            path_known = 1;
-            if (strcmp(s->routes[i].method, method) == 0)
-                hit = &s->routes[i];
-        }
-        if (hit) {
-            ggi_http_request req = { method, url, p->body ? p->body : "", p->len, c };
-            hit->fn(hit->user, &req, &resp);
-        } else {
-            ggi_http_error(&resp, path_known ? 405 : 404,
-                           path_known ? "method not allowed" : "no such path");
-        }
-    }
-    mhd_result ret = send_reply(c, &resp);
+    mhd_result ret = send_reply(s, c, &resp);
     free(resp.body);
+    free(resp.set_cookie);
+    if (resp.stream.read && resp.stream.free) /* not handed over */
+        resp.stream.free(resp.stream.cls);
     return ret;
 }
 
@@ -490,7 +656,7 @@ int ggi_http_server_start(ggi_http_server *s, const char *address, unsigned port
     struct sockaddr_in v4;
     struct sockaddr_in6 v6;
     const struct sockaddr *sa;
-    unsigned flags = MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD;
+    unsigned flags = MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME;
     memset(&v4, 0, sizeof v4);
     memset(&v6, 0, sizeof v6);
     if (inet_pton(AF_INET, addr, &v4.sin_addr) == 1) {
@@ -507,7 +673,7 @@ int ggi_http_server_start(ggi_http_server *s, const char *address, unsigned port
     }
     /* The same rule as the grid's: what is reachable from other machines is authenticated
      * (TLS, when set, keeps the token secret on the way; it does not replace it). */
-    if (!s->token && !ggi_http_address_is_loopback(addr))
+    if (!s->token && !s->auth && !ggi_http_address_is_loopback(addr))
         return fail(GG_EINVAL, "http server: refusing to listen on %.64s without a bearer "
                                "token: it is not a loopback address (127.0.0.0/8, ::1), so "
                                "anyone who reaches it could read the index; set a token "

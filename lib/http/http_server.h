@@ -24,7 +24,7 @@
 /** Largest request body read; larger ones get 413. */
 #define GGI_HTTP_MAX_BODY ((size_t)1 << 20)
 /** Most routes one server holds. */
-#define GGI_HTTP_MAX_ROUTES 32
+#define GGI_HTTP_MAX_ROUTES 48
 
 typedef struct ggi_http_server ggi_http_server;
 
@@ -45,25 +45,83 @@ void ggi_http_limits_default(ggi_http_limits *l);
 /** Sets the limits (before start; zero fields keep the default). */
 int ggi_http_server_set_limits(ggi_http_server *s, const ggi_http_limits *l);
 
+/** Roles, each allowed what the one before it is: a route names the least it needs. */
+enum { GGI_ROLE_NONE = 0, GGI_ROLE_OBSERVER = 1, GGI_ROLE_SUBMITTER = 2, GGI_ROLE_ADMIN = 3 };
+
+/** Who sent a request, as the authenticator found it. */
+typedef struct ggi_http_principal {
+    int role;       /* GGI_ROLE_* */
+    char name[64];  /* a name standing for the token (never the token itself) */
+} ggi_http_principal;
+
+/**
+ * Authenticates a token (never NULL): fills *out and returns 1 when it is known, else 0.
+ * Runs on the server's threads, several at once.
+ */
+typedef int (*ggi_http_auth_fn)(void *user, const char *token, ggi_http_principal *out);
+
 /** One request as a handler sees it; every pointer is borrowed for the call. */
 typedef struct ggi_http_request {
     const char *method;  /* "GET", "POST", ... */
-    const char *path;    /* without the query string */
+    const char *path;    /* without the query string, URL-decoded */
+    const char *rest;    /* for a prefix route, the path after the prefix; else "" */
     const char *body;    /* NUL-terminated; "" when none */
     size_t body_len;
+    const ggi_http_principal *who; /* the sender (role admin, name "local" without auth) */
+    const char *query_token; /* the token came as ?token= (the dashboard's first visit) */
     void *conn_;         /* private: the connection, for ggi_http_query() */
 } ggi_http_request;
+
+/** A streamed body (Server-Sent Events): read() as libmicrohttpd's content reader
+ * (bytes written, 0 after suspending the connection, or -1 at the end); free() once. */
+typedef struct ggi_http_stream {
+    long (*read)(void *cls, unsigned long long pos, char *buf, size_t max);
+    void (*free)(void *cls);
+    void *cls;
+} ggi_http_stream;
 
 /** What a handler answers: status and a malloc'd body the server frees (NULL: empty). */
 typedef struct ggi_http_response {
     int status;
     char *body;
     const char *content_type; /* static; NULL: application/json */
+    char *set_cookie;         /* malloc'd Set-Cookie value the server frees, or NULL */
+    ggi_http_stream stream;   /* read set: a streamed body instead of body */
 } ggi_http_response;
 
 /** A route's handler; fills resp (status 200 and body NULL beforehand). */
 typedef void (*ggi_http_handler)(void *user, const ggi_http_request *req,
                                  ggi_http_response *resp);
+
+/**
+ * Adds a route needing role (GGI_ROLE_NONE: anyone, even where tokens are required). A path
+ * ending in '*' is a prefix: the handler's req->rest is what follows it. Exact routes are
+ * matched first. Errors as ggi_http_server_route().
+ */
+int ggi_http_server_route_role(ggi_http_server *s, const char *method, const char *path,
+                               int role, ggi_http_handler fn, void *user);
+
+/**
+ * Requires a token known to fn on every request to a route that needs a role (before start):
+ * "Authorization: Bearer TOKEN", else the cookie gg_token, else (GET / only) ?token=.
+ * Without a token: 401; a role below the route's: 403.
+ */
+int ggi_http_server_set_auth(ggi_http_server *s, ggi_http_auth_fn fn, void *user);
+
+/** A request header's value, or NULL. */
+const char *ggi_http_header(const ggi_http_request *req, const char *name);
+
+/** Resumes a connection a stream reader suspended (any thread). */
+void ggi_http_resume(void *conn);
+
+/** Suspends the connection of the stream being read (from its read() only). */
+void ggi_http_suspend(void *conn);
+
+/** Requests answered since start, by status class: out[0] 2xx, [1] 3xx, [2] 4xx, [3] 5xx. */
+void ggi_http_counts(const ggi_http_server *s, unsigned long long out[4]);
+
+/** 1 when the server serves HTTPS. */
+int ggi_http_server_tls(const ggi_http_server *s);
 
 /** Creates a stopped server. Returns 0 or GG_ENOMEM. */
 int ggi_http_server_new(ggi_http_server **out);

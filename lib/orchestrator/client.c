@@ -29,6 +29,7 @@ struct gg_client {
     long long rid;
     int welcomed;
     int curve;          /* it authenticates with a CURVE key */
+    int borrowed_tp;    /* tp is the orchestrator's (an in-process client): not destroyed */
     pthread_mutex_t mu;
 };
 
@@ -113,6 +114,32 @@ int gg_client_new(gg_client_t **out, const gg_client_options *opts)
     return GG_OK;
 }
 
+int ggi_client_new_embedded(gg_client_t **out, ggi_transport *tp, const char *endpoint,
+                            const char *name, int timeout_ms)
+{
+    *out = NULL;
+    if (!name || !*name || strlen(name) > GGP_MAX_NAME)
+        return ggi_error(GG_EINVAL, "name must be 1 to %d bytes", GGP_MAX_NAME);
+    gg_client_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return ggi_error(GG_ENOMEM, "out of memory");
+    pthread_mutex_init(&c->mu, NULL);
+    c->timeout_ms = timeout_ms > 0 ? timeout_ms : 10000;
+    snprintf(c->name, sizeof c->name, "%s", name);
+    c->tp = *tp;
+    c->borrowed_tp = 1;
+    int rc = (c->endpoint = ggi_strdup(endpoint)) ? GG_OK
+                                                  : ggi_error(GG_ENOMEM, "out of memory");
+    if (!rc)
+        rc = c->tp.vt.peer_open(c->tp.self, c->endpoint, &c->peer);
+    if (rc) {
+        gg_client_destroy(&c);
+        return rc;
+    }
+    *out = c;
+    return GG_OK;
+}
+
 void gg_client_destroy(gg_client_t **pc)
 {
     if (!pc || !*pc)
@@ -120,7 +147,8 @@ void gg_client_destroy(gg_client_t **pc)
     gg_client_t *c = *pc;
     if (c->peer)
         c->tp.vt.close(c->peer);
-    ggi_transport_destroy(&c->tp); /* a borrowed one is only forgotten */
+    if (!c->borrowed_tp)
+        ggi_transport_destroy(&c->tp); /* a host's borrowed one is only forgotten */
     free(c->endpoint);
     pthread_mutex_destroy(&c->mu);
     free(c);

@@ -337,6 +337,7 @@ int gg_orchestrator_new(gg_orchestrator_t **out, const gg_orchestrator_options *
     gg_orchestrator_t *o = calloc(1, sizeof *o);
     if (!o)
         return ggi_error(GG_ENOMEM, "out of memory");
+    ggi_metrics_init(&o->metrics);
     pthread_mutex_init(&o->api_mu, NULL);
     pthread_mutex_init(&o->ctl_mu, NULL);
     pthread_mutex_init(&o->done_mu, NULL);

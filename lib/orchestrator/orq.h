@@ -17,6 +17,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "gryphgen/client.h"
 #include "gryphgen/orchestrator.h"
 #include "gryphgen/worker.h"
 #include "../core/ggi.h"
@@ -24,6 +25,7 @@
 #include "../execution/runtimes.h"
 #include "../net/transport.h"
 #include "../store/store.h"
+#include "metrics.h"
 
 /* Infrastructure faults (executor, generator) are retried this often per task, with
  * exponential backoff and jitter, before the task ends with status "error". */
@@ -69,6 +71,7 @@ struct gg_orchestrator {
     atomic_ulong n_busy;         /* busy answers */
     atomic_ulong n_requeued;     /* jobs requeued after their worker died */
     atomic_int n_nodes;          /* workers connected */
+    ggi_metrics metrics;         /* Prometheus counters (metrics.c) */
 
     char *db_path;
     int db_is_temp;
@@ -215,6 +218,13 @@ int ggi_orq_resolve_workspace(cJSON **ws, const char *task_id, int flags);
 int ggi_worker_new_embedded(struct gg_worker **out, ggi_transport *tp, const char *endpoint,
                             unsigned slots, gg_generator_t *gen, gg_executor_t *ex,
                             gg_retriever_t *ret, const ggi_runtimes *rt, const ggi_logger *log);
+
+/* ---- client.c ---- */
+
+/** A client on the orchestrator's own transport (tp, borrowed: the client must be destroyed
+ * before it) connected to its in-process endpoint, named name (the submitter). */
+int ggi_client_new_embedded(gg_client_t **out, ggi_transport *tp, const char *endpoint,
+                            const char *name, int timeout_ms);
 
 /* ---- grid_store.c: the grid's tables, on the scheduler's connection ---- */
 

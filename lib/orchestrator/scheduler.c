@@ -437,9 +437,9 @@ static void emit(sched *s, int64_t seq, cJSON *ev)
         return;
     }
     const char *text = NULL;
-    if ((stored || s->o->event_fn) && ggp_print_buf(ev, &s->ev_buf) == GG_OK)
+    if ((stored || s->o->event_fn || s->n_watching) && ggp_print_buf(ev, &s->ev_buf) == GG_OK)
         text = s->ev_buf.data;
-    if (text || !(stored || s->o->event_fn)) {
+    if (text || !(stored || s->o->event_fn || s->n_watching)) {
         if (stored) {
             ggi_op op = { .kind = GGI_OP_EVENT, .seq = seq, .ts = ggi_wall_s(),
                           .name = ggi_strdup(type ? type : "event"), .text = ggi_strdup(text) };
@@ -447,13 +447,14 @@ static void emit(sched *s, int64_t seq, cJSON *ev)
         }
         if (s->o->event_fn && text)
             cJSON_AddItemToArray(s->pend[s->cur].events, cJSON_CreateString(text));
-        for (client *c = s->clients; c; c = c->next) {
+        /* The event's text, printed once, in each watcher's message (as ggp_new(GGP_EVENT)
+         * with "event" would print it, without copying the tree per watcher). */
+        for (client *c = s->clients; c && text; c = c->next) {
             if (!c->watching)
                 continue;
-            cJSON *m = ggp_new(GGP_EVENT);
-            if (m)
-                cJSON_AddItemToObject(m, "event", cJSON_Duplicate(ev, 1));
-            queue_msg(s, &c->id, m);
+            char *m = ggi_asprintf("{\"ggp\":%d,\"t\":\"event\",\"event\":%s}", GGP_VERSION,
+                                   text);
+            queue_out(s, &c->id, m, m ? strlen(m) : 0);
         }
     }
     cJSON_Delete(ev);
@@ -2260,6 +2261,7 @@ static void on_result(sched *s, node *from, const char *from_key, int64_t seq, i
     if (nd)
         nd->busy--;
     s->dispatch_due = 1;
+    ggi_metrics_attempt(&o->metrics, rec);
     if (a->cancelled) {
         end_active(s, a, GGI_ST_CANCELLED, "cancelled");
         return;
@@ -2885,6 +2887,7 @@ static void liveness(sched *s)
     double now = ggi_now_ms();
     probe_clients(s, now);
     trim_after_burst(s, now);
+    int ready = 0, resting = 0, slots = 0, busy = 0;
     for (node *n = s->nodes, *next; n; n = next) {
         next = n->next;
         if (now - n->last_rx > 3.0 * s->o->hb_ms) {
@@ -2893,6 +2896,9 @@ static void liveness(sched *s)
             drop_node(s, n, n->last_rx == 0 ? "is unreachable" : why);
             continue;
         }
+        *(n->quarantined_until > now ? &resting : &ready) += 1;
+        slots += n->slots;
+        busy += n->busy;
         if (now - n->last_tx >= s->o->hb_ms) {
             static const char hb[] = "{\"ggp\":1,\"t\":\"hb\"}";
             int rc = send_now(s, &n->id, hb, sizeof hb - 1);
@@ -2901,6 +2907,7 @@ static void liveness(sched *s)
                 n->last_rx = 0;
         }
     }
+    ggi_metrics_nodes(&s->o->metrics, ready, resting, slots, busy);
 }
 
 static int next_timeout(sched *s)
@@ -2980,6 +2987,7 @@ void *ggi_scheduler_main(void *arg)
         return NULL;
     }
     ggi_writer_watch_stop(s.writer, &o->stopping);
+    ggi_writer_observe(s.writer, &o->metrics.db_write);
     /* The "none" retriever learns nothing: no learner, and no result is read back for it. */
     if (!ggi_retriever_is_none(o->retriever) &&
         ggi_learner_new(o->retriever, &o->log, GGI_LEARNER_QUEUE_MAX, &s.learner) != GG_OK)

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "metrics.h"
 #include "writer.h"
 
 #define MAX_SUBMITTERS 256 /* submitters served per claim */
@@ -25,6 +26,7 @@ struct ggi_writer {
     ggi_grid_db *g;
     const ggi_logger *log;
     const atomic_int *host_stopping; /* the orchestrator is shutting down */
+    struct ggi_hist *write_time;     /* batches' write durations, or NULL */
     ggi_log_repeat repeat;           /* the same error, try after try, logged once */
     char why[384];                   /* why the last try failed */
     pthread_t thread;
@@ -253,11 +255,13 @@ static void write_batch(ggi_writer *w, ggi_batch *b)
     b->failed = 0;
     b->fault = 0;
     b->why[0] = 0;
-    double first_ms = 0;
+    double first_ms = 0, began_ms = ggi_now_ms();
     int tries = 0, pause_ms = RETRY_FIRST_MS;
     for (;;) {
         int fault = try_batch(w, b);
         if (!fault) {
+            if (w->write_time)
+                ggi_hist_observe_ms(w->write_time, ggi_now_ms() - began_ms);
             if (tries > 0) {
                 ggi_log_repeat_flush(w->log, &w->repeat);
                 ggi_log(w->log, GG_LOG_WARN, "writer: a batch of %d database writes was "
@@ -342,6 +346,13 @@ void ggi_writer_watch_stop(ggi_writer *w, const atomic_int *stopping)
 {
     pthread_mutex_lock(&w->mu);
     w->host_stopping = stopping;
+    pthread_mutex_unlock(&w->mu);
+}
+
+void ggi_writer_observe(ggi_writer *w, struct ggi_hist *h)
+{
+    pthread_mutex_lock(&w->mu);
+    w->write_time = h;
     pthread_mutex_unlock(&w->mu);
 }
 

@@ -65,6 +65,10 @@ int ggi_writer_start(ggi_store *s, ggi_grid_db *g, const ggi_logger *log, ggi_wr
 /** Gives the writer the owner's stop flag (before the first batch): during a shutdown a
  * locked database is not waited for long. */
 void ggi_writer_watch_stop(ggi_writer *w, const atomic_int *stopping);
+/** Gives the writer a histogram (before the first batch) of how long each batch took to
+ * write, tries included (metrics.h). */
+struct ggi_hist;
+void ggi_writer_observe(ggi_writer *w, struct ggi_hist *h);
 /** Hands over a batch (the writer must be idle). */
 void ggi_writer_submit(ggi_writer *w, ggi_batch *b);
 /** Waits until the batch handed over is done (at once when idle); returns it, or NULL when

@@ -138,6 +138,9 @@ class Orchestrator(NativeObject, LogSink):
     def close(self) -> None:
         """Stops the orchestrator (unfinished tasks stay in the database) and releases the
         backends it created. Idempotent."""
+        for c in getattr(self, "_clients", []):  # before the orchestrator they live in
+            c.close()
+        self._clients = []
         if self._ptr:
             p = ctypes.c_void_p(self._ptr)
             self._ptr = None
@@ -185,6 +188,40 @@ class Orchestrator(NativeObject, LogSink):
         out = ctypes.c_void_p()
         N.check(N.fn("gg_orchestrator_stats")(self._p(), ctypes.byref(out)))
         return json.loads(N.take_string(out))
+
+    def metrics(self) -> str:
+        """The metrics in Prometheus' text exposition format (docs/http.md), as str."""
+        out = ctypes.c_void_p()
+        N.check(N.fn("gg_orchestrator_metrics")(self._p(), ctypes.byref(out)))
+        return N.take_string(out)
+
+    def tasks(self, status: str | None = None, submitter: str | None = None,
+              after: int | None = None, limit: int | None = None,
+              newest: bool = False) -> dict:
+        """One page of the task list: {"tasks": [...], "next": n or None}; pass next as
+        after for the following page. InvalidInput names a bad argument."""
+        q = {k: v for k, v in (("status", status), ("submitter", submitter), ("after", after),
+                               ("limit", limit)) if v is not None}
+        if newest:
+            q["newest"] = True
+        out = ctypes.c_void_p()
+        N.check(N.fn("gg_orchestrator_tasks")(self._p(), N.encode(json.dumps(q)),
+                                              ctypes.byref(out)))
+        return json.loads(N.take_string(out))
+
+    def connect(self, name: str) -> "Client":
+        """A Client in this process (no sockets, no keys) under the submitter name given: it
+        submits, waits, asks and cancels through the scheduler like a remote client. It is
+        closed with the orchestrator at the latest."""
+        from .grid import Client
+        out = ctypes.c_void_p()
+        N.check(N.fn("gg_orchestrator_connect")(self._p(), N.encode(name, "name"),
+                                                ctypes.byref(out)))
+        c = Client.__new__(Client)
+        c._ptr = out.value
+        c._strings = []
+        self._clients = getattr(self, "_clients", []) + [c]
+        return c
 
     def run_set(self, tasks: Iterable[Task], timeout: float | None = None) -> list[dict]:
         """Submits every task (dicts or JSON lines; blank lines skipped), waits for all and

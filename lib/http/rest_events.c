@@ -1,0 +1,341 @@
+/*
+ * rest_events.c - GET /v1/events: the grid's events (docs/events.md) as Server-Sent Events.
+ * One relay thread watches the scheduler through an in-process client (the same watch a
+ * remote `gryphgen watch` makes), from the first stream on (which waits until the watch is
+ * in place, so it misses nothing after its answer began), and keeps the latest events
+ * in a ring; each stream reads the ring from where it joined, so a slow reader never holds
+ * the relay or the scheduler up: it skips what the ring no longer holds (and is told how
+ * many). A stream with nothing to send suspends its connection until the relay has news or
+ * a keep-alive is due, so waiting streams hold no server thread.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gryphgen.h"
+#include "face.h"
+
+#define RING 4096          /* events kept */
+#define MAX_STREAMS 64     /* open event streams */
+#define KEEPALIVE_S 10     /* a comment line at least this often */
+#define WATCH_SLICE_MS 200 /* the relay checks its stop flag (and wakes streams) this often */
+#define WAKE_MS 50         /* streams are woken for news at most this often (each wake-up
+                            * costs the server a thread switch: at thousands of events a
+                            * second, one per event would cost more than the events) */
+
+typedef struct stream stream;
+
+struct ggi_http_events {
+    ggi_http_face *face;
+    pthread_mutex_t mu; /* guards everything below */
+    char *ring[RING];
+    unsigned long long head; /* events received so far; ring[(head - 1) % RING] the last */
+    struct timespec last_wake;
+    stream *suspended;       /* streams waiting for news */
+    int n_streams;
+    int stopping;
+    int relay_running;
+    pthread_t relay;
+    pthread_mutex_t start_mu; /* one stream at a time starts the relay */
+};
+
+struct stream {
+    ggi_http_events *ev;
+    void *conn;
+    stream *next;           /* in suspended */
+    int is_suspended;
+    unsigned long long next_seq;
+    char *out;              /* text being sent, and how far */
+    size_t out_len, out_off;
+    time_t last_sent;
+    char types[256];        /* ",type,type," to send, or "" for all (?types=) */
+};
+
+static void resume_all(ggi_http_events *e)
+{
+    for (stream *s = e->suspended; s; s = s->next) {
+        s->is_suspended = 0;
+        ggi_http_resume(s->conn);
+    }
+    e->suspended = NULL;
+}
+
+static long ms_since(const struct timespec *t)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (long)(now.tv_sec - t->tv_sec) * 1000 + (now.tv_nsec - t->tv_nsec) / 1000000;
+}
+
+static int on_event(void *user, const char *event_json)
+{
+    ggi_http_events *e = user;
+    char *copy = strdup(event_json);
+    pthread_mutex_lock(&e->mu);
+    if (copy) {
+        unsigned slot = (unsigned)(e->head % RING);
+        free(e->ring[slot]);
+        e->ring[slot] = copy;
+        e->head++;
+    }
+    if (e->suspended && ms_since(&e->last_wake) >= WAKE_MS) {
+        resume_all(e);
+        clock_gettime(CLOCK_MONOTONIC, &e->last_wake);
+    }
+    int stop = e->stopping;
+    pthread_mutex_unlock(&e->mu);
+    return stop;
+}
+
+static void *relay_main(void *arg)
+{
+    ggi_http_events *e = arg;
+    gg_client_t *c = NULL;
+    int rc = ggi_http_face_client(e->face, "relay:http-events", &c);
+    for (;;) {
+        pthread_mutex_lock(&e->mu);
+        int stop = e->stopping;
+        resume_all(e); /* keep-alives are due now and then */
+        pthread_mutex_unlock(&e->mu);
+        if (stop)
+            break;
+        if (rc || gg_client_watch(c, on_event, e, WATCH_SLICE_MS) != GG_OK) {
+            struct timespec ts = { 0, WATCH_SLICE_MS * 1000000L };
+            nanosleep(&ts, NULL); /* the orchestrator is stopping: wait for our own stop */
+        }
+    }
+    return NULL;
+}
+
+int ggi_http_events_new(ggi_http_events **out, ggi_http_face *f)
+{
+    *out = NULL;
+    ggi_http_events *e = calloc(1, sizeof *e);
+    if (!e)
+        return gg_error_set(GG_ENOMEM, "out of memory");
+    pthread_mutex_init(&e->mu, NULL);
+    pthread_mutex_init(&e->start_mu, NULL);
+    e->face = f;
+    *out = e;
+    return GG_OK;
+}
+
+void ggi_http_events_stop(ggi_http_events *e)
+{
+    pthread_mutex_lock(&e->mu);
+    e->stopping = 1;
+    resume_all(e);
+    int running = e->relay_running;
+    e->relay_running = 0;
+    pthread_mutex_unlock(&e->mu);
+    if (running)
+        pthread_join(e->relay, NULL);
+}
+
+void ggi_http_events_free(ggi_http_events **pe)
+{
+    if (!pe || !*pe)
+        return;
+    ggi_http_events *e = *pe;
+    ggi_http_events_stop(e);
+    for (int i = 0; i < RING; i++)
+        free(e->ring[i]);
+    pthread_mutex_destroy(&e->mu);
+    pthread_mutex_destroy(&e->start_mu);
+    free(e);
+    *pe = NULL;
+}
+
+/* Whether the stream wants the event (its "type", the first member of every event). */
+static int wanted(const stream *s, const char *ev)
+{
+    if (!s->types[0])
+        return 1;
+    static const char head[] = "{\"type\":\"";
+    if (strncmp(ev, head, sizeof head - 1) != 0)
+        return 1;
+    const char *t = ev + sizeof head - 1, *q = strchr(t, '"');
+    if (!q || q - t > 120)
+        return 1;
+    char key[128];
+    snprintf(key, sizeof key, ",%.*s,", (int)(q - t), t);
+    return strstr(s->types, key) != NULL;
+}
+
+/* The next text for a stream (under mu): the next event, a note of skipped ones, or a
+ * keep-alive; NULL when there is nothing to send yet. */
+static char *next_text(stream *s, unsigned long long *len)
+{
+    ggi_http_events *e = s->ev;
+    char *t = NULL;
+    while (e->head > s->next_seq && e->head - s->next_seq <= RING &&
+           !wanted(s, e->ring[s->next_seq % RING]))
+        s->next_seq++;
+    if (e->head > s->next_seq && e->head - s->next_seq > RING) {
+        unsigned long long skipped = e->head - RING - s->next_seq;
+        s->next_seq = e->head - RING;
+        t = malloc(96);
+        if (t)
+            snprintf(t, 96, "event: skipped\ndata: {\"skipped\":%llu}\n\n", skipped);
+    } else if (e->head > s->next_seq) {
+        const char *ev = e->ring[s->next_seq % RING];
+        size_t n = strlen(ev) + 64;
+        t = malloc(n);
+        if (t)
+            snprintf(t, n, "id: %llu\ndata: %s\n\n", s->next_seq + 1, ev);
+        s->next_seq++;
+    } else if (time(NULL) - s->last_sent >= KEEPALIVE_S) {
+        t = strdup(": keep-alive\n\n");
+    }
+    *len = t ? strlen(t) : 0;
+    return t;
+}
+
+static long stream_read(void *cls, unsigned long long pos, char *buf, size_t max)
+{
+    (void)pos;
+    stream *s = cls;
+    ggi_http_events *e = s->ev;
+    size_t n = 0;
+    pthread_mutex_lock(&e->mu);
+    /* As many events as fit: one write for many, not one per event. */
+    while (n < max) {
+        if (!s->out && !e->stopping) {
+            unsigned long long len = 0;
+            s->out = next_text(s, &len);
+            s->out_len = (size_t)len;
+            s->out_off = 0;
+        }
+        if (!s->out)
+            break;
+        size_t k = s->out_len - s->out_off;
+        if (k > max - n)
+            k = max - n;
+        memcpy(buf + n, s->out + s->out_off, k);
+        n += k;
+        s->out_off += k;
+        if (s->out_off == s->out_len) {
+            free(s->out);
+            s->out = NULL;
+        }
+    }
+    long r = (long)n;
+    if (n > 0) {
+        s->last_sent = time(NULL);
+    } else if (e->stopping) {
+        r = -1; /* the end of the stream */
+    } else {
+        s->is_suspended = 1;
+        s->next = e->suspended;
+        e->suspended = s;
+        ggi_http_suspend(s->conn);
+    }
+    pthread_mutex_unlock(&e->mu);
+    return r;
+}
+
+static void stream_free(void *cls)
+{
+    stream *s = cls;
+    ggi_http_events *e = s->ev;
+    pthread_mutex_lock(&e->mu);
+    for (stream **l = &e->suspended; *l; l = &(*l)->next) {
+        if (*l == s) {
+            *l = s->next;
+            break;
+        }
+    }
+    e->n_streams--;
+    pthread_mutex_unlock(&e->mu);
+    free(s->out);
+    free(s);
+}
+
+/* Never called: a subscription's answer carries no event worth a stream yet. */
+static int ignore_event(void *user, const char *event_json)
+{
+    (void)user;
+    (void)event_json;
+    return 0;
+}
+
+/* Starts the relay unless it runs: the watch is subscribed before this returns (timeout 0:
+ * the answer to the subscription, then back), so the caller's stream misses nothing after
+ * it. 0, or -1 when the relay cannot start. */
+static int start_relay(ggi_http_events *e)
+{
+    pthread_mutex_lock(&e->start_mu);
+    pthread_mutex_lock(&e->mu);
+    int running = e->relay_running || e->stopping;
+    pthread_mutex_unlock(&e->mu);
+    int rc = 0;
+    if (!running) {
+        gg_client_t *c = NULL;
+        rc = ggi_http_face_client(e->face, "relay:http-events", &c);
+        if (!rc)
+            rc = gg_client_watch(c, ignore_event, NULL, 0);
+        pthread_mutex_lock(&e->mu);
+        if (!rc && pthread_create(&e->relay, NULL, relay_main, e) == 0)
+            e->relay_running = 1;
+        else
+            rc = -1;
+        pthread_mutex_unlock(&e->mu);
+    }
+    pthread_mutex_unlock(&e->start_mu);
+    return rc ? -1 : 0;
+}
+
+static void events_handler(void *user, const ggi_http_request *req, ggi_http_response *resp)
+{
+    ggi_http_events *e = ggi_http_face_events(user);
+    if (start_relay(e) != 0) {
+        ggi_http_error(resp, 503, "cannot watch the grid's events now");
+        return;
+    }
+    stream *s = calloc(1, sizeof *s);
+    if (!s) {
+        ggi_http_error(resp, 500, "out of memory");
+        return;
+    }
+    s->ev = e;
+    s->conn = req->conn_;
+    const char *types = ggi_http_query(req, "types");
+    if (types && *types) {
+        if (strlen(types) > sizeof s->types - 3 || strspn(types, "abcdefghijklmnopqrstuvwxyz._,")
+                                                       != strlen(types)) {
+            free(s);
+            ggi_http_error(resp, 400, "'types' is a comma-separated list of event types");
+            return;
+        }
+        snprintf(s->types, sizeof s->types, ",%s,", types);
+    }
+    s->last_sent = time(NULL);
+    pthread_mutex_lock(&e->mu);
+    int refused = e->stopping || e->n_streams >= MAX_STREAMS;
+    if (!refused) {
+        e->n_streams++;
+        /* From now on; with ?since=all, from the oldest event the ring holds. */
+        const char *since = ggi_http_query(req, "since");
+        s->next_seq = since && strcmp(since, "all") == 0 && e->head > RING ? e->head - RING
+                      : since && strcmp(since, "all") == 0                  ? 0
+                                                                             : e->head;
+    }
+    pthread_mutex_unlock(&e->mu);
+    if (refused) {
+        free(s);
+        ggi_http_error(resp, 503, "too many event streams, or stopping");
+        return;
+    }
+    resp->content_type = "text/event-stream";
+    resp->stream.read = stream_read;
+    resp->stream.free = stream_free;
+    resp->stream.cls = s;
+}
+
+int ggi_http_events_routes(ggi_http_face *f, ggi_http_server *s)
+{
+    return ggi_http_server_route_role(s, "GET", "/v1/events", GGI_ROLE_OBSERVER,
+                                      events_handler, f);
+}
