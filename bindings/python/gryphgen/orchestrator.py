@@ -14,6 +14,7 @@ from . import _native as N
 from . import errors
 from ._common import (LogSink, NativeObject, log_level as _log_level, resolve_backends,
                       sliced_wait, task_text)
+from .grid import Client
 from .transport import Transport, lend
 from ._types import Any, BackendSpec, Callable, Iterable, Iterator, LogTarget, Task
 
@@ -209,11 +210,10 @@ class Orchestrator(NativeObject, LogSink):
                                               ctypes.byref(out)))
         return json.loads(N.take_string(out))
 
-    def connect(self, name: str) -> "Client":
+    def connect(self, name: str) -> Client:
         """A Client in this process (no sockets, no keys) under the submitter name given: it
         submits, waits, asks and cancels through the scheduler like a remote client. It is
         closed with the orchestrator at the latest."""
-        from .grid import Client
         out = ctypes.c_void_p()
         N.check(N.fn("gg_orchestrator_connect")(self._p(), N.encode(name, "name"),
                                                 ctypes.byref(out)))
