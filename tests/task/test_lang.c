@@ -129,8 +129,9 @@ static void test_program_c(void)
 
 static void test_requests(void)
 {
-    ggi_runtimes rt = { "/usr/bin/python3", "test", "/usr/bin/cc", "test" };
-    ggi_runtimes none = { NULL, NULL, NULL, NULL };
+    ggi_runtimes rt = { .python = "/usr/bin/python3", .python_source = "test",
+                        .cc = "/usr/bin/cc", .cc_source = "test" };
+    ggi_runtimes none = { .python = NULL };
     ggi_task *py = task("{\"task_id\":\"p\",\"language\":\"python\",\"entry_point\":\"f\","
                         "\"test\":\"T\"}");
     ggi_task *py2 = task("{\"language\":\"python\",\"resources\":{\"timeout_s\":2,"

@@ -1,0 +1,397 @@
+/*
+ * lang_prep.c - the read-only directories a language's jobs share, prepared once per host
+ * and toolchain version (keyed by the toolchain binary's path, size and mtime) below the
+ * cache root: $GRYPHGEN_TOOLCHAIN_CACHE, else /var/cache/gryphgen when running as root,
+ * else /var/tmp/gryphgen-UID (not below /tmp: a job's /tmp is its own; not in a home, which
+ * jobs do not see).
+ *
+ *   go-KEY/gocache   a Go build cache holding the standard library and testify, built by a
+ *                    throw-away test; jobs use it read-only (Go then only skips its writes),
+ *                    so a job compiles only its own package and cannot poison another's.
+ *   rust-KEY/deps    rand, regex and md5 and their dependencies as rlibs, built by cargo
+ *                    --offline from Debian's registry (/usr/share/cargo/registry);
+ *   rust-KEY/externs rustc's --extern arguments for them.
+ *   NAME-KEY/bin/sh  a link to /bin/sh: a job run as DIR/bin/sh gets DIR bound read-only
+ *                    into its sandbox (the process executor binds argv[0]'s prefix).
+ *
+ * A directory is built under a temporary name and renamed into place, so a crash leaves
+ * nothing half made and two processes preparing at once both end with a whole one.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lang_impl.h"
+#include "../execution/spawn.h"
+
+#define PREP_TIMEOUT_S 600.0
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *f)
+{
+    (void)st;
+    (void)flag;
+    (void)f;
+    remove(path);
+    return 0;
+}
+
+static void rm_rf(const char *path)
+{
+    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static int chmod_entry(const char *path, const struct stat *st, int flag, struct FTW *f)
+{
+    (void)f;
+    if (flag == FTW_SL)
+        return 0;
+    chmod(path, (st->st_mode & 07777) | (S_ISDIR(st->st_mode) || (st->st_mode & 0111)
+                                             ? 0555 : 0444));
+    return 0;
+}
+
+static char *cache_root(void)
+{
+    const char *env = getenv("GRYPHGEN_TOOLCHAIN_CACHE");
+    if (env && *env)
+        return ggi_strdup(env);
+    if (geteuid() == 0)
+        return ggi_strdup("/var/cache/gryphgen");
+    return ggi_asprintf("/var/tmp/gryphgen-%u", (unsigned)geteuid());
+}
+
+static int mkdir_p(const char *path)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+        return -1;
+    for (char *p = buf + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+                return -1;
+            *p = '/';
+        }
+    }
+    return mkdir(buf, 0755) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* "NAME-<hash of the tool's path, size and mtime>" */
+static char *keyed_dir(const char *root, const char *name, const char *tool)
+{
+    struct stat st;
+    char *real = realpath(tool, NULL);
+    if (!real || stat(real, &st) < 0) {
+        free(real);
+        return NULL;
+    }
+    unsigned long long h = 1469598103934665603ULL;
+    for (const char *p = real; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    h = (h ^ (unsigned long long)st.st_size) * 1099511628211ULL;
+    h = (h ^ (unsigned long long)st.st_mtime) * 1099511628211ULL;
+    free(real);
+    return ggi_asprintf("%s/%s-%016llx", root, name, h);
+}
+
+static int write_file(const char *dir, const char *name, const char *text)
+{
+    char *p = ggi_asprintf("%s/%s", dir, name);
+    FILE *f = p ? fopen(p, "w") : NULL;
+    free(p);
+    if (!f)
+        return -1;
+    int bad = fputs(text, f) < 0;
+    return (fclose(f) != 0 || bad) ? -1 : 0;
+}
+
+/* Runs argv in cwd with env; 0 when it exited 0, else -1 with the error set. */
+static int run(const char *const *argv, const char *const *env, const char *cwd)
+{
+    ggi_spawn_opts o;
+    memset(&o, 0, sizeof o);
+    o.argv = argv;
+    o.envp = env;
+    o.cwd = cwd;
+    o.timeout_s = PREP_TIMEOUT_S;
+    o.max_stdout = 4096;
+    o.max_stderr = 16384;
+    ggi_spawn_result r;
+    memset(&r, 0, sizeof r);
+    if (ggi_spawn_run(&o, &r) != GG_OK)
+        return -1;
+    int ok = r.exit_code == 0 && !r.term_signal && !r.timed_out;
+    if (!ok) {
+        const char *e = r.err.data ? r.err.data : "";
+        size_t n = strlen(e);
+        ggi_error(GG_EIO, "preparing the %s toolchain: %s failed: %s", argv[0], argv[1],
+                  n > 600 ? e + n - 600 : e);
+    }
+    ggi_spawn_result_free(&r);
+    return ok ? 0 : -1;
+}
+
+typedef int (*fill_fn)(const char *tmp, const ggi_runtimes *rt);
+
+/* Makes root/NAME-KEY by fill() in a temporary directory, unless it is there. */
+static char *prepare(const char *name, const char *tool, fill_fn fill, const ggi_runtimes *rt)
+{
+    char *root = cache_root(), *dir = NULL, *tmp = NULL;
+    struct stat st;
+    if (!root || !(dir = keyed_dir(root, name, tool)))
+        goto fail;
+    if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
+        goto done;
+    if (mkdir_p(root) < 0) {
+        ggi_error(GG_EIO, "cannot make the toolchain cache %s: %s (set "
+                  "GRYPHGEN_TOOLCHAIN_CACHE)", root, strerror(errno));
+        goto fail;
+    }
+    chmod(root, 0755);
+    if (!(tmp = ggi_asprintf("%s.tmp-%ld", dir, (long)getpid())))
+        goto fail;
+    rm_rf(tmp);
+    char *bin = ggi_asprintf("%s/bin", tmp), *sh = ggi_asprintf("%s/bin/sh", tmp);
+    int bad = !bin || !sh || mkdir_p(bin) < 0 || symlink("/bin/sh", sh) < 0;
+    free(bin);
+    free(sh);
+    if (bad) {
+        ggi_error(GG_EIO, "cannot make %s: %s", tmp, strerror(errno));
+        goto fail;
+    }
+    if (fill(tmp, rt) < 0)
+        goto fail;
+    nftw(tmp, chmod_entry, 16, FTW_PHYS);
+    if (rename(tmp, dir) < 0 && !(stat(dir, &st) == 0 && S_ISDIR(st.st_mode))) {
+        ggi_error(GG_EIO, "cannot rename %s: %s", tmp, strerror(errno));
+        goto fail;
+    }
+done:
+    if (tmp)
+        rm_rf(tmp);
+    free(tmp);
+    free(root);
+    return dir;
+fail:
+    if (tmp)
+        rm_rf(tmp);
+    free(tmp);
+    free(root);
+    free(dir);
+    return NULL;
+}
+
+/* ---- Go ---- */
+
+static const char GO_WARM_MAIN[] =
+    "package main\n\nimport (\n\t\"fmt\"\n\t\"math\"\n\t\"sort\"\n\t\"strconv\"\n"
+    "\t\"strings\"\n)\n\nfunc warm() string {\n"
+    "\treturn fmt.Sprint(math.Abs(-1), sort.IntsAreSorted(nil), strconv.Itoa(1),"
+    " strings.ToUpper(\"a\"))\n}\n";
+static const char GO_WARM_TEST[] =
+    "package main\n\nimport (\n\t\"testing\"\n\n\t\"github.com/stretchr/testify/assert\"\n)\n\n"
+    "func TestWarm(t *testing.T) {\n\tassert.New(t).Equal(\"1truet1A\"[1:], warm()[1:])\n}\n";
+
+const char *ggi_lang_go_env_fmt[] = { "GO111MODULE=off", "GOPATH=/usr/share/gocode",
+                                      "GOPROXY=off", "GOFLAGS=", "GOENV=off",
+                                      "GOTOOLCHAIN=local", "CGO_ENABLED=0",
+                                      "GOTELEMETRY=off", NULL };
+
+static int fill_go(const char *tmp, const ggi_runtimes *rt)
+{
+    char *src = ggi_asprintf("%s/src", tmp), *cache = ggi_asprintf("%s/gocache", tmp);
+    char *e_cache = cache ? ggi_asprintf("GOCACHE=%s", cache) : NULL;
+    char *e_home = ggi_asprintf("HOME=%s", tmp);
+    int rc = -1;
+    if (!src || !cache || !e_cache || !e_home || mkdir_p(src) < 0 || mkdir_p(cache) < 0 ||
+        write_file(src, "warm.go", GO_WARM_MAIN) < 0 ||
+        write_file(src, "warm_test.go", GO_WARM_TEST) < 0) {
+        ggi_error(GG_EIO, "cannot write the Go warm-up package in %s", tmp);
+        goto out;
+    }
+    const char *env[16] = { "PATH=/usr/bin:/bin", e_cache, e_home, "TMPDIR=/tmp" };
+    size_t n = 4;
+    for (size_t i = 0; ggi_lang_go_env_fmt[i] && n < 15; i++)
+        env[n++] = ggi_lang_go_env_fmt[i];
+    env[n] = NULL;
+    const char *argv[] = { rt->tool[GGI_TOOL_GO], "test", "-count=1", ".", NULL };
+    const char *vet[] = { rt->tool[GGI_TOOL_GO], "vet", ".", NULL };
+    if (run(argv, env, src) < 0 || run(vet, env, src) < 0)
+        goto out;
+    rm_rf(src);
+    rc = 0;
+out:
+    free(src);
+    free(cache);
+    free(e_cache);
+    free(e_home);
+    return rc;
+}
+
+/* ---- Rust ---- */
+
+static const char RUST_CARGO_TOML[] =
+    "[package]\nname = \"ggdeps\"\nversion = \"0.0.0\"\nedition = \"2021\"\n\n"
+    "[dependencies]\nrand = \"0.8\"\nregex = \"1\"\nmd5 = \"0.7\"\n\n"
+    "[profile.dev]\ndebug = false\n";
+static const char RUST_CARGO_CONFIG[] =
+    "[source.crates-io]\nreplace-with = \"debian\"\n\n"
+    "[source.debian]\ndirectory = \"/usr/share/cargo/registry\"\n";
+static const char *const RUST_CRATES[] = { "rand", "regex", "md5", NULL };
+
+/* Moves target/debug/deps/lib*.rlib to tmp/deps and writes tmp/externs, one
+ * "crate=file" line per crate of RUST_CRATES. */
+static int collect_rlibs(const char *tmp, const char *target)
+{
+    char *from = ggi_asprintf("%s/debug/deps", target), *to = ggi_asprintf("%s/deps", tmp);
+    int rc = -1;
+    ggi_buf ext = GGI_BUF_INIT;
+    DIR *d = NULL;
+    if (!from || !to || mkdir_p(to) < 0 || !(d = opendir(from)))
+        goto out;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (n < 6 || strcmp(e->d_name + n - 5, ".rlib") != 0)
+            continue;
+        char *a = ggi_asprintf("%s/%s", from, e->d_name), *b = ggi_asprintf("%s/%s", to,
+                                                                             e->d_name);
+        int bad = !a || !b || rename(a, b) < 0;
+        free(a);
+        free(b);
+        if (bad)
+            goto out;
+        for (size_t c = 0; RUST_CRATES[c]; c++) {
+            size_t k = strlen(RUST_CRATES[c]);
+            if (strncmp(e->d_name, "lib", 3) == 0 &&
+                strncmp(e->d_name + 3, RUST_CRATES[c], k) == 0 && e->d_name[3 + k] == '-' &&
+                (ggi_buf_puts(&ext, RUST_CRATES[c]) || ggi_buf_puts(&ext, "=") ||
+                 ggi_buf_puts(&ext, e->d_name) || ggi_buf_puts(&ext, "\n")))
+                goto out;
+        }
+    }
+    if (write_file(tmp, "externs", ext.data ? ext.data : "") < 0)
+        goto out;
+    rc = 0;
+out:
+    if (d)
+        closedir(d);
+    if (rc)
+        ggi_error(GG_EIO, "cannot collect the Rust crates built in %s", target);
+    ggi_buf_free(&ext);
+    free(from);
+    free(to);
+    return rc;
+}
+
+static int fill_rust(const char *tmp, const ggi_runtimes *rt)
+{
+    char *b = ggi_asprintf("%s/build", tmp), *src = ggi_asprintf("%s/build/src", tmp);
+    char *conf = ggi_asprintf("%s/build/.cargo", tmp), *target = ggi_asprintf("%s/target", b);
+    char *e_home = conf ? ggi_asprintf("CARGO_HOME=%s", conf) : NULL;
+    char *e_target = target ? ggi_asprintf("CARGO_TARGET_DIR=%s", target) : NULL;
+    char *e_rustc = ggi_asprintf("RUSTC=%s", rt->tool[GGI_TOOL_RUSTC]);
+    char *e_h = ggi_asprintf("HOME=%s", tmp);
+    int rc = -1;
+    if (!b || !src || !conf || !target || !e_home || !e_target || !e_rustc || !e_h ||
+        mkdir_p(src) < 0 || mkdir_p(conf) < 0 ||
+        write_file(b, "Cargo.toml", RUST_CARGO_TOML) < 0 ||
+        write_file(src, "lib.rs", "") < 0 ||
+        write_file(conf, "config.toml", RUST_CARGO_CONFIG) < 0) {
+        ggi_error(GG_EIO, "cannot write the Rust crates' project in %s", tmp);
+        goto out;
+    }
+    const char *env[] = { "PATH=/usr/bin:/bin", e_home, e_target, e_rustc, e_h, NULL };
+    const char *argv[] = { rt->tool[GGI_TOOL_CARGO], "build", "--offline", "--quiet", NULL };
+    if (run(argv, env, b) < 0 || collect_rlibs(tmp, target) < 0)
+        goto out;
+    rm_rf(b);
+    rc = 0;
+out:
+    free(b);
+    free(src);
+    free(conf);
+    free(target);
+    free(e_home);
+    free(e_target);
+    free(e_rustc);
+    free(e_h);
+    return rc;
+}
+
+/* ---- once per process ---- */
+
+static pthread_mutex_t prep_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *go_dir, *rust_dir, *rust_externs;
+
+/* "--extern rand=DIR/deps/FILE ..." from DIR/externs */
+static char *read_externs(const char *dir)
+{
+    char *p = ggi_asprintf("%s/externs", dir);
+    FILE *f = p ? fopen(p, "r") : NULL;
+    free(p);
+    if (!f)
+        return NULL;
+    ggi_buf b = GGI_BUF_INIT;
+    char line[1024];
+    int bad = 0;
+    while (!bad && fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = '\0';
+        char *eq = strchr(line, '=');
+        if (!eq)
+            continue;
+        *eq = '\0';
+        char *arg = ggi_asprintf(" --extern %s=%s/deps/%s", line, dir, eq + 1);
+        bad = !arg || ggi_buf_puts(&b, arg);
+        free(arg);
+    }
+    fclose(f);
+    if (bad) {
+        ggi_buf_free(&b);
+        return NULL;
+    }
+    char *s = ggi_buf_steal(&b);
+    return s ? s : ggi_strdup("");
+}
+
+const char *ggi_lang_prepared_go(const ggi_runtimes *rt)
+{
+    if (ggi_lang_need(rt, GGI_TOOL_GO))
+        return NULL;
+    pthread_mutex_lock(&prep_lock);
+    if (!go_dir)
+        go_dir = prepare("go", rt->tool[GGI_TOOL_GO], fill_go, rt);
+    const char *d = go_dir;
+    pthread_mutex_unlock(&prep_lock);
+    return d;
+}
+
+const char *ggi_lang_prepared_rust(const ggi_runtimes *rt)
+{
+    if (ggi_lang_need(rt, GGI_TOOL_RUSTC) || ggi_lang_need(rt, GGI_TOOL_CARGO))
+        return NULL;
+    pthread_mutex_lock(&prep_lock);
+    if (!rust_dir && (rust_dir = prepare("rust", rt->tool[GGI_TOOL_RUSTC], fill_rust, rt)) &&
+        !(rust_externs = read_externs(rust_dir))) {
+        ggi_error(GG_EIO, "cannot read %s/externs", rust_dir);
+        free(rust_dir);
+        rust_dir = NULL;
+    }
+    const char *d = rust_dir;
+    pthread_mutex_unlock(&prep_lock);
+    return d;
+}
+
+const char *ggi_lang_rust_externs(void)
+{
+    pthread_mutex_lock(&prep_lock);
+    const char *e = rust_externs;
+    pthread_mutex_unlock(&prep_lock);
+    return e ? e : "";
+}
