@@ -19,18 +19,17 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "lang_impl.h"
-#include "../execution/spawn.h"
-
-#define PREP_TIMEOUT_S 600.0
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *f)
 {
@@ -111,29 +110,41 @@ static int write_file(const char *dir, const char *name, const char *text)
     return (fclose(f) != 0 || bad) ? -1 : 0;
 }
 
-/* Runs argv in cwd with env; 0 when it exited 0, else -1 with the error set. */
+/* Runs argv in cwd with env, its output going to cwd/prep.log; 0 when it exited 0, else -1
+ * with the error set (naming the log's tail). Host side, trusted programs (the toolchain). */
 static int run(const char *const *argv, const char *const *env, const char *cwd)
 {
-    ggi_spawn_opts o;
-    memset(&o, 0, sizeof o);
-    o.argv = argv;
-    o.envp = env;
-    o.cwd = cwd;
-    o.timeout_s = PREP_TIMEOUT_S;
-    o.max_stdout = 4096;
-    o.max_stderr = 16384;
-    ggi_spawn_result r;
-    memset(&r, 0, sizeof r);
-    if (ggi_spawn_run(&o, &r) != GG_OK)
+    char *log = ggi_asprintf("%s/prep.log", cwd);
+    if (!log)
         return -1;
-    int ok = r.exit_code == 0 && !r.term_signal && !r.timed_out;
-    if (!ok) {
-        const char *e = r.err.data ? r.err.data : "";
-        size_t n = strlen(e);
-        ggi_error(GG_EIO, "preparing the %s toolchain: %s failed: %s", argv[0], argv[1],
-                  n > 600 ? e + n - 600 : e);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || nul < 0 || chdir(cwd) < 0 || dup2(nul, 0) < 0 || dup2(fd, 1) < 0 ||
+            dup2(fd, 2) < 0)
+            _exit(127);
+        execve(argv[0], (char *const *)argv, (char *const *)env);
+        _exit(127);
     }
-    ggi_spawn_result_free(&r);
+    int status = 0;
+    while (pid > 0 && waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    int ok = pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    if (!ok) {
+        char tail[601] = "";
+        FILE *f = fopen(log, "r");
+        if (f) {
+            if (fseek(f, -600, SEEK_END) < 0)
+                rewind(f);
+            size_t n = fread(tail, 1, 600, f);
+            tail[n] = '\0';
+            fclose(f);
+        }
+        ggi_error(GG_EIO, "preparing the toolchain: %s %s failed: %s", argv[0], argv[1], tail);
+    }
+    unlink(log);
+    free(log);
     return ok ? 0 : -1;
 }
 

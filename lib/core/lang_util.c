@@ -11,6 +11,32 @@
 
 #include "lang_impl.h"
 
+/* the toolchains runtimes.c resolves (here: lib/core names them in messages) */
+static const struct {
+    const char *name, *env;
+} TOOLS[GGI_TOOL_COUNT] = {
+    [GGI_TOOL_CXX] = { "g++", "GRYPHGEN_TOOLCHAIN_CXX" },
+    [GGI_TOOL_NODE] = { "node", "GRYPHGEN_TOOLCHAIN_NODE" },
+    [GGI_TOOL_TSC] = { "tsc", "GRYPHGEN_TOOLCHAIN_TSC" },
+    [GGI_TOOL_GO] = { "go", "GRYPHGEN_TOOLCHAIN_GO" },
+    [GGI_TOOL_JAVAC] = { "javac", "GRYPHGEN_TOOLCHAIN_JAVAC" },
+    [GGI_TOOL_JAVA] = { "java", "GRYPHGEN_TOOLCHAIN_JAVA" },
+    [GGI_TOOL_RUSTC] = { "rustc", "GRYPHGEN_TOOLCHAIN_RUSTC" },
+    [GGI_TOOL_CARGO] = { "cargo", "GRYPHGEN_TOOLCHAIN_CARGO" },
+    [GGI_TOOL_BASH] = { "bash", "GRYPHGEN_TOOLCHAIN_BASH" },
+    [GGI_TOOL_SHELLCHECK] = { "shellcheck", "GRYPHGEN_TOOLCHAIN_SHELLCHECK" },
+};
+
+const char *ggi_tool_name(int tool)
+{
+    return tool >= 0 && tool < GGI_TOOL_COUNT ? TOOLS[tool].name : NULL;
+}
+
+const char *ggi_tool_env(int tool)
+{
+    return tool >= 0 && tool < GGI_TOOL_COUNT ? TOOLS[tool].env : NULL;
+}
+
 int ggi_lang_oom(void)
 {
     return ggi_error(GG_ENOMEM, "out of memory");

@@ -173,44 +173,19 @@ static int resolve_cc(ggi_runtimes *rt, const char *explicit_cc)
     return rt->cc_source ? GG_OK : GG_ENOMEM;
 }
 
-static const struct {
-    const char *name, *env;
-} TOOLS[GGI_TOOL_COUNT] = {
-    [GGI_TOOL_CXX] = { "g++", "GRYPHGEN_TOOLCHAIN_CXX" },
-    [GGI_TOOL_NODE] = { "node", "GRYPHGEN_TOOLCHAIN_NODE" },
-    [GGI_TOOL_TSC] = { "tsc", "GRYPHGEN_TOOLCHAIN_TSC" },
-    [GGI_TOOL_GO] = { "go", "GRYPHGEN_TOOLCHAIN_GO" },
-    [GGI_TOOL_JAVAC] = { "javac", "GRYPHGEN_TOOLCHAIN_JAVAC" },
-    [GGI_TOOL_JAVA] = { "java", "GRYPHGEN_TOOLCHAIN_JAVA" },
-    [GGI_TOOL_RUSTC] = { "rustc", "GRYPHGEN_TOOLCHAIN_RUSTC" },
-    [GGI_TOOL_CARGO] = { "cargo", "GRYPHGEN_TOOLCHAIN_CARGO" },
-    [GGI_TOOL_BASH] = { "bash", "GRYPHGEN_TOOLCHAIN_BASH" },
-    [GGI_TOOL_SHELLCHECK] = { "shellcheck", "GRYPHGEN_TOOLCHAIN_SHELLCHECK" },
-};
-
-const char *ggi_tool_name(int tool)
-{
-    return tool >= 0 && tool < GGI_TOOL_COUNT ? TOOLS[tool].name : NULL;
-}
-
-const char *ggi_tool_env(int tool)
-{
-    return tool >= 0 && tool < GGI_TOOL_COUNT ? TOOLS[tool].env : NULL;
-}
-
 /* $GRYPHGEN_TOOLCHAIN_<NAME>, else /usr/bin/<name> (Debian's copy). */
 static int resolve_tool(ggi_runtimes *rt, int i)
 {
-    const char *env = getenv(TOOLS[i].env);
+    const char *env = getenv(ggi_tool_env(i));
     char *found = NULL, *why = NULL;
     if (env && *env) {
-        if (locate(env, TOOLS[i].env, &found, &why))
+        if (locate(env, ggi_tool_env(i), &found, &why))
             return GG_ENOMEM;
         rt->tool[i] = found;
-        rt->tool_source[i] = found ? ggi_asprintf("$%s", TOOLS[i].env) : why;
+        rt->tool_source[i] = found ? ggi_asprintf("$%s", ggi_tool_env(i)) : why;
         return rt->tool_source[i] ? GG_OK : GG_ENOMEM;
     }
-    char *path = ggi_asprintf("/usr/bin/%s", TOOLS[i].name);
+    char *path = ggi_asprintf("/usr/bin/%s", ggi_tool_name(i));
     if (!path)
         return GG_ENOMEM;
     if (executable_file(path)) {
@@ -218,7 +193,7 @@ static int resolve_tool(ggi_runtimes *rt, int i)
         rt->tool_source[i] = strdup("/usr/bin");
     } else {
         free(path);
-        rt->tool_source[i] = ggi_asprintf("not in /usr/bin (set %s)", TOOLS[i].env);
+        rt->tool_source[i] = ggi_asprintf("not in /usr/bin (set %s)", ggi_tool_env(i));
     }
     return rt->tool_source[i] ? GG_OK : GG_ENOMEM;
 }

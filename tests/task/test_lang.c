@@ -223,7 +223,7 @@ static void test_requests(void)
     CHECK(req == NULL);
 
     CHECK(ggi_lang_supported("python") && ggi_lang_supported("c"));
-    CHECK(!ggi_lang_supported("rust") && !ggi_lang_supported(NULL));
+    CHECK(!ggi_lang_supported("cobol") && !ggi_lang_supported(NULL));
     ggi_task_free(py);
     ggi_task_free(py2);
     ggi_task_free(c);
