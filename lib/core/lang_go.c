@@ -8,7 +8,8 @@
  * import declared but unused is a compile error in Go, and models often leave one out or
  * add one): a package is used when NAME. appears outside comments and strings, for the
  * imports the text declared and a list of standard packages (fmt, math, strings, strconv,
- * sort, ...). The test job builds the test binary (`go test -c`, which also runs go vet's
+ * sort, ...). The test file gets the same treatment (HumanEval-X's tests call math.Abs and
+ * the like without importing them). The test job builds the test binary (`go test -c`, which also runs go vet's
  * default checks: the analysis; its "FILE:LINE:COL: message" lines become findings) and then
  * runs it: t.Errorf, t.Fatal, a failed testify assertion or a panic fails it. Dependencies
  * come from GOPATH=/usr/share/gocode (Debian's golang-*-dev packages, such as
@@ -157,12 +158,12 @@ static int uses(const char *code, const char *name)
     return 0;
 }
 
-static int go_program(const ggi_task *t, const char *completion, char **out)
+/* text with `package main` and only the imports its code uses (see above) */
+static int fix_imports(char *text, char **out)
 {
-    char *text = NULL;
-    int rc = ggi_lang_program_with(t, completion, NULL, &text);
-    if (rc)
-        return rc;
+    if (!text)
+        return ggi_lang_oom();
+    int rc;
     import_spec im[MAX_IMPORTS];
     int n = 0;
     ggi_buf body = GGI_BUF_INIT, b = GGI_BUF_INIT;
@@ -203,6 +204,13 @@ static int go_program(const ggi_task *t, const char *completion, char **out)
     return *out ? GG_OK : ggi_lang_oom();
 }
 
+static int go_program(const ggi_task *t, const char *completion, char **out)
+{
+    char *text = NULL;
+    int rc = ggi_lang_program_with(t, completion, NULL, &text);
+    return rc ? rc : fix_imports(text, out);
+}
+
 static int go_test(const ggi_task *t, const char *program, const ggi_runtimes *rt, cJSON **out)
 {
     int rc;
@@ -225,12 +233,17 @@ static int go_test(const ggi_task *t, const char *program, const ggi_runtimes *r
         env[k++] = eq + 1;
     }
     env[k] = NULL;
-    const char *files[] = { "solution.go", program, "main_test.go", t->test ? t->test : "",
-                            NULL };
+    char *test = NULL;
+    if ((rc = fix_imports(ggi_strdup(t->test ? t->test : ""), &test))) {
+        free(cache);
+        return rc;
+    }
+    const char *files[] = { "solution.go", program, "main_test.go", test, NULL };
     rc = ggi_lang_sh_job(t, dir,
                          "\"$GG_GO\" test -c -o prog.test . >&2 || " GGI_LANG_FAIL_ANALYSIS
                          "\nexec ./prog.test -test.count=1 >&2",
                          files, env, GO_MIN_MEMORY_MB, out);
+    free(test);
     free(cache);
     return rc;
 }

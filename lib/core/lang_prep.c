@@ -207,7 +207,7 @@ static const char GO_WARM_MAIN[] =
     " strings.ToUpper(\"a\"))\n}\n";
 static const char GO_WARM_TEST[] =
     "package main\n\nimport (\n\t\"testing\"\n\n\t\"github.com/stretchr/testify/assert\"\n)\n\n"
-    "func TestWarm(t *testing.T) {\n\tassert.New(t).Equal(\"1truet1A\"[1:], warm()[1:])\n}\n";
+    "func TestWarm(t *testing.T) {\n\tassert.New(t).NotEmpty(warm())\n}\n";
 
 const char *ggi_lang_go_env_fmt[] = { "GO111MODULE=off", "GOPATH=/usr/share/gocode",
                                       "GOPROXY=off", "GOFLAGS=", "GOENV=off",
