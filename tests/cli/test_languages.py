@@ -114,6 +114,33 @@ for lang, (base, good_body, wrong_body, broken_body, says) in OWN.items():
                    mk("broken", broken_body), says)
     ran += 1
 
+# The sandbox holds for every language: at the namespaces level a job runs as uid 65534, cannot
+# write outside its workspace (nor into a prepared toolchain directory shared by all jobs) and
+# has no network.
+if doctor.get("best") == "namespaces":
+    probes = []
+    if "bash" in have:
+        probes.append({"task_id": "iso-bash", "language": "bash", "stub": "",
+                       "canonical_solution": "true\n",
+                       "test": "[ \"$(id -u)\" = 65534 ] || { echo uid >&2; exit 1; }\n"
+                               "if touch /usr/gg-probe 2>/dev/null; then echo usr >&2; exit 1; fi\n"
+                               "if (exec 3<>/dev/tcp/1.1.1.1/53) 2>/dev/null; then echo net >&2;"
+                               " exit 1; fi\n"})
+    if "go" in have:
+        probes.append({"task_id": "iso-go", "language": "go", "stub": "",
+                       "canonical_solution": "func f() int { return 1 }\n",
+                       "test": "package main\n\nimport (\n    \"os\"\n    \"testing\"\n)\n\n"
+                               "func TestIso(t *testing.T) {\n"
+                               "    if os.Getuid() != 65534 { t.Fatal(\"uid\") }\n"
+                               "    err := os.WriteFile(os.Getenv(\"GOCACHE\")+\"/x\", nil, 0644)\n"
+                               "    if err == nil { t.Fatal(\"the shared Go cache is writable\") }\n"
+                               "    if f() != 1 { t.Fatal(\"f\") }\n}\n"})
+    if probes:
+        p, s, res = run_eval(probes, "isolation")
+        check(s.get("passed at first attempt") == len(probes),
+              "every language's job is isolated (uid 65534, read-only outside, no network)",
+              json.dumps([(r["task_id"], r.get("reason")) for r in res.values()]))
+
 # A language that is not supported is refused with the list of those that are.
 p = gg(["eval", "--generator", "reference", "-"],
        input=json.dumps({"task_id": "x", "language": "cobol", "test": ""}) + "\n")
