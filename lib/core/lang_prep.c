@@ -14,7 +14,8 @@
  *   NAME-KEY/bin/sh  a link to /bin/sh: a job run as DIR/bin/sh gets DIR bound read-only
  *                    into its sandbox (the process executor binds argv[0]'s prefix).
  *
- * A directory is built under a temporary name and renamed into place, so a crash leaves
+ * The key also covers the mtime of the packages' directory (testify's, Debian's cargo
+ * registry), so an upgrade there makes a new directory. A directory is built under a temporary name and renamed into place, so a crash leaves
  * nothing half made and two processes preparing at once both end with a whole one.
  */
 #include <dirent.h>
@@ -22,6 +23,8 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
+#include <signal.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,8 +84,9 @@ static int mkdir_p(const char *path)
     return mkdir(buf, 0755) < 0 && errno != EEXIST ? -1 : 0;
 }
 
-/* "NAME-<hash of the tool's path, size and mtime>" */
-static char *keyed_dir(const char *root, const char *name, const char *tool)
+/* "NAME-<hash of the tool's path, size and mtime, and the mtime of deps (the packages'
+ * directory the prepared files are built from)>" */
+static char *keyed_dir(const char *root, const char *name, const char *tool, const char *deps)
 {
     struct stat st;
     char *real = realpath(tool, NULL);
@@ -95,6 +99,8 @@ static char *keyed_dir(const char *root, const char *name, const char *tool)
         h = (h ^ (unsigned char)*p) * 1099511628211ULL;
     h = (h ^ (unsigned long long)st.st_size) * 1099511628211ULL;
     h = (h ^ (unsigned long long)st.st_mtime) * 1099511628211ULL;
+    if (deps && stat(deps, &st) == 0)
+        h = (h ^ (unsigned long long)st.st_mtime) * 1099511628211ULL;
     free(real);
     return ggi_asprintf("%s/%s-%016llx", root, name, h);
 }
@@ -148,14 +154,37 @@ static int run(const char *const *argv, const char *const *env, const char *cwd)
     return ok ? 0 : -1;
 }
 
+/* Removes DIR.tmp-PID directories left by processes that died while preparing. */
+static void remove_stale(const char *root, const char *dir)
+{
+    const char *base = strrchr(dir, '/') ? strrchr(dir, '/') + 1 : dir;
+    size_t n = strlen(base);
+    DIR *d = opendir(root);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (strncmp(e->d_name, base, n) != 0 || strncmp(e->d_name + n, ".tmp-", 5) != 0)
+            continue;
+        long pid = strtol(e->d_name + n + 5, NULL, 10);
+        if (pid > 0 && pid != (long)getpid() && kill((pid_t)pid, 0) < 0 && errno == ESRCH) {
+            char *p = ggi_asprintf("%s/%s", root, e->d_name);
+            if (p)
+                rm_rf(p);
+            free(p);
+        }
+    }
+    if (d)
+        closedir(d);
+}
+
 typedef int (*fill_fn)(const char *tmp, const ggi_runtimes *rt);
 
 /* Makes root/NAME-KEY by fill() in a temporary directory, unless it is there. */
-static char *prepare(const char *name, const char *tool, fill_fn fill, const ggi_runtimes *rt)
+static char *prepare(const char *name, const char *tool, const char *deps, fill_fn fill,
+                     const ggi_runtimes *rt)
 {
     char *root = cache_root(), *dir = NULL, *tmp = NULL;
     struct stat st;
-    if (!root || !(dir = keyed_dir(root, name, tool)))
+    if (!root || !(dir = keyed_dir(root, name, tool, deps)))
         goto fail;
     if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
         goto done;
@@ -165,6 +194,7 @@ static char *prepare(const char *name, const char *tool, fill_fn fill, const ggi
         goto fail;
     }
     chmod(root, 0755);
+    remove_stale(root, dir);
     if (!(tmp = ggi_asprintf("%s.tmp-%ld", dir, (long)getpid())))
         goto fail;
     rm_rf(tmp);
@@ -338,8 +368,33 @@ out:
 
 /* ---- once per process ---- */
 
+/* What the prepared directories are built from: a package update there makes a new one. */
+#define GO_DEPS "/usr/share/gocode/src/github.com/stretchr/testify"
+#define RUST_DEPS "/usr/share/cargo/registry"
+
+/* A failed preparation is not tried again by every job: for RETRY_S the jobs fail with its
+ * error at once. */
+#define RETRY_S 60
+
 static pthread_mutex_t prep_lock = PTHREAD_MUTEX_INITIALIZER;
 static char *go_dir, *rust_dir, *rust_externs;
+static time_t go_failed, rust_failed;
+static char go_why[512], rust_why[512];
+
+/* 1 when a recent failure stands (error set again), else 0 */
+static int failed_recently(time_t at, const char *why)
+{
+    if (!at || time(NULL) - at >= RETRY_S)
+        return 0;
+    ggi_error(GG_EIO, "%s", why);
+    return 1;
+}
+
+static void note_failure(time_t *at, char *why, size_t cap)
+{
+    *at = time(NULL);
+    snprintf(why, cap, "%s", gg_error_last());
+}
 
 /* "--extern rand=DIR/deps/FILE ..." from DIR/externs */
 static char *read_externs(const char *dir)
@@ -376,8 +431,9 @@ const char *ggi_lang_prepared_go(const ggi_runtimes *rt)
     if (ggi_lang_need(rt, GGI_TOOL_GO))
         return NULL;
     pthread_mutex_lock(&prep_lock);
-    if (!go_dir)
-        go_dir = prepare("go", rt->tool[GGI_TOOL_GO], fill_go, rt);
+    if (!go_dir && !failed_recently(go_failed, go_why) &&
+        !(go_dir = prepare("go", rt->tool[GGI_TOOL_GO], GO_DEPS, fill_go, rt)))
+        note_failure(&go_failed, go_why, sizeof go_why);
     const char *d = go_dir;
     pthread_mutex_unlock(&prep_lock);
     return d;
@@ -388,11 +444,15 @@ const char *ggi_lang_prepared_rust(const ggi_runtimes *rt)
     if (ggi_lang_need(rt, GGI_TOOL_RUSTC) || ggi_lang_need(rt, GGI_TOOL_CARGO))
         return NULL;
     pthread_mutex_lock(&prep_lock);
-    if (!rust_dir && (rust_dir = prepare("rust", rt->tool[GGI_TOOL_RUSTC], fill_rust, rt)) &&
-        !(rust_externs = read_externs(rust_dir))) {
-        ggi_error(GG_EIO, "cannot read %s/externs", rust_dir);
-        free(rust_dir);
-        rust_dir = NULL;
+    if (!rust_dir && !failed_recently(rust_failed, rust_why)) {
+        rust_dir = prepare("rust", rt->tool[GGI_TOOL_RUSTC], RUST_DEPS, fill_rust, rt);
+        if (rust_dir && !(rust_externs = read_externs(rust_dir))) {
+            ggi_error(GG_EIO, "cannot read %s/externs", rust_dir);
+            free(rust_dir);
+            rust_dir = NULL;
+        }
+        if (!rust_dir)
+            note_failure(&rust_failed, rust_why, sizeof rust_why);
     }
     const char *d = rust_dir;
     pthread_mutex_unlock(&prep_lock);
