@@ -113,6 +113,7 @@ char *ggi_lang_line_with(const char *text, const char *needle);
  */
 const char *ggi_lang_prepared_go(const ggi_runtimes *rt);
 const char *ggi_lang_prepared_rust(const ggi_runtimes *rt);
+const char *ggi_lang_prepared_java(const ggi_runtimes *rt);
 /* The environment every Go step runs with (NAME=value strings, NULL-ended). */
 extern const char *ggi_lang_go_env_fmt[];
 /* rustc's --extern arguments for the prebuilt crates ("--extern rand=DIR/... ..."). */

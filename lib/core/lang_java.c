@@ -1,9 +1,11 @@
 /*
  * lang_java.c - Java: the test job's one source file is program + test (HumanEval-X's Java
  * has `class Solution` in the program and `public class Main` in the test), named after the
- * test's public class (Main.java when it has none). javac compiles it (the analysis: its
- * "FILE:LINE: error: message" lines become findings, nothing runs), then java runs the
- * public class. An uncaught exception (`throw new AssertionError()`) exits 1 and reads as
+ * test's public class (Main.java when it has none). One JVM per job: a prepared runner
+ * (lang_prep.c, GgJavaRun) compiles it with the JDK's compiler in-process (the analysis: its
+ * "FILE:LINE: error: message" lines become findings, nothing runs), then runs the public
+ * class's main in the same JVM, as `javac` then `java` would, at one JVM start instead of
+ * two. An uncaught exception (`throw new AssertionError()`) exits 1 and reads as
  * the exception with its line. The JVMs run with the serial collector, C1 only and a heap
  * of half the job's memory limit, which starts them fastest.
  */
@@ -47,14 +49,15 @@ static int java_test(const ggi_task *t, const char *program, const ggi_runtimes 
     int mem = ggi_lang_memory(t);
     if (mem < JAVA_MIN_MEMORY_MB)
         mem = JAVA_MIN_MEMORY_MB;
+    const char *dir = ggi_lang_prepared_java(rt);
+    if (!dir)
+        return GG_EIO;
     char *src = ggi_asprintf("%s\n%s", program, t->test ? t->test : "");
     char *name = ggi_asprintf("%s.java", cls);
     char *script = ggi_asprintf(
-        "\"$GG_JAVAC\" -J-XX:+UseSerialGC -J-XX:TieredStopAtLevel=1 -J-Xshare:auto "
-        "-J-XX:-UsePerfData -encoding UTF-8 -nowarn -d . %s >&2 || " GGI_LANG_FAIL_ANALYSIS
-        "\nexec \"$GG_JAVA\" -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto "
-        "-XX:-UsePerfData -Xmx%dm -cp . %s",
-        name ? name : "", mem / 2, cls);
+        "exec \"$GG_JAVA\" -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto "
+        "-XX:-UsePerfData -Xmx%dm -cp %s GgJavaRun %s %s",
+        mem / 2, dir, name ? name : "", cls);
     if (!src || !name || !script) {
         free(src);
         free(name);
@@ -64,7 +67,7 @@ static int java_test(const ggi_task *t, const char *program, const ggi_runtimes 
     const char *files[] = { name, src, NULL };
     const char *env[] = { "GG_JAVAC", rt->tool[GGI_TOOL_JAVAC], "GG_JAVA",
                           rt->tool[GGI_TOOL_JAVA], "HOME", ".", NULL };
-    rc = ggi_lang_sh_job(t, NULL, script, files, env, JAVA_MIN_MEMORY_MB, out);
+    rc = ggi_lang_sh_job(t, dir, script, files, env, JAVA_MIN_MEMORY_MB, out);
     free(src);
     free(name);
     free(script);

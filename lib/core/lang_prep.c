@@ -11,6 +11,8 @@
  *   rust-KEY/deps    rand, regex and md5 and their dependencies as rlibs, built by cargo
  *                    --offline from Debian's registry (/usr/share/cargo/registry);
  *   rust-KEY/externs rustc's --extern arguments for them.
+ *   java-KEY/GgJavaRun.class  a runner that compiles a job's source with the JDK's compiler
+ *                    in-process and runs it in the same JVM: one JVM start per job.
  *   NAME-KEY/bin/sh  a link to /bin/sh: a job run as DIR/bin/sh gets DIR bound read-only
  *                    into its sandbox (the process executor binds argv[0]'s prefix).
  *
@@ -366,6 +368,48 @@ out:
     return rc;
 }
 
+/* ---- Java ---- */
+
+/* One JVM per job instead of two: compiles the source in-process (javac's diagnostics on
+ * stderr; exit 90 after the marker when it fails), then runs the class's main in the same
+ * JVM, an uncaught exception printed and exiting 1 as the java launcher would. */
+static const char JAVA_RUNNER[] =
+    "import java.io.File;\n"
+    "import java.lang.reflect.InvocationTargetException;\n"
+    "import java.net.URL;\n"
+    "import java.net.URLClassLoader;\n"
+    "\n"
+    "public final class GgJavaRun {\n"
+    "    public static void main(String[] a) throws Exception {\n"
+    "        int rc = javax.tools.ToolProvider.getSystemJavaCompiler().run(null, System.err,\n"
+    "            System.err, \"-d\", \".\", \"-nowarn\", \"-encoding\", \"UTF-8\", a[0]);\n"
+    "        if (rc != 0) {\n"
+    "            System.err.println(\"" GGI_LANG_ANALYSIS_MARKER "\");\n"
+    "            System.exit(" GGI_LANG_STR(GGI_LANG_ANALYSIS_EXIT) ");\n"
+    "        }\n"
+    "        URLClassLoader l = new URLClassLoader(new URL[] { new File(\".\").toURI().toURL() });\n"
+    "        try {\n"
+    "            l.loadClass(a[1]).getMethod(\"main\", String[].class)\n"
+    "                .invoke(null, (Object) new String[0]);\n"
+    "        } catch (InvocationTargetException e) {\n"
+    "            System.err.print(\"Exception in thread \\\"main\\\" \");\n"
+    "            e.getCause().printStackTrace();\n"
+    "            System.exit(1);\n"
+    "        }\n"
+    "    }\n"
+    "}\n";
+
+static int fill_java(const char *tmp, const ggi_runtimes *rt)
+{
+    if (write_file(tmp, "GgJavaRun.java", JAVA_RUNNER) < 0) {
+        ggi_error(GG_EIO, "cannot write the Java runner in %s", tmp);
+        return -1;
+    }
+    const char *env[] = { "PATH=/usr/bin:/bin", "HOME=/nonexistent", NULL };
+    const char *argv[] = { rt->tool[GGI_TOOL_JAVAC], "-d", ".", "GgJavaRun.java", NULL };
+    return run(argv, env, tmp);
+}
+
 /* ---- once per process ---- */
 
 /* What the prepared directories are built from: a package update there makes a new one. */
@@ -378,8 +422,9 @@ out:
 
 static pthread_mutex_t prep_lock = PTHREAD_MUTEX_INITIALIZER;
 static char *go_dir, *rust_dir, *rust_externs;
-static time_t go_failed, rust_failed;
-static char go_why[512], rust_why[512];
+static char *java_dir;
+static time_t go_failed, rust_failed, java_failed;
+static char go_why[512], rust_why[512], java_why[512];
 
 /* 1 when a recent failure stands (error set again), else 0 */
 static int failed_recently(time_t at, const char *why)
@@ -435,6 +480,19 @@ const char *ggi_lang_prepared_go(const ggi_runtimes *rt)
         !(go_dir = prepare("go", rt->tool[GGI_TOOL_GO], GO_DEPS, fill_go, rt)))
         note_failure(&go_failed, go_why, sizeof go_why);
     const char *d = go_dir;
+    pthread_mutex_unlock(&prep_lock);
+    return d;
+}
+
+const char *ggi_lang_prepared_java(const ggi_runtimes *rt)
+{
+    if (ggi_lang_need(rt, GGI_TOOL_JAVAC))
+        return NULL;
+    pthread_mutex_lock(&prep_lock);
+    if (!java_dir && !failed_recently(java_failed, java_why) &&
+        !(java_dir = prepare("java", rt->tool[GGI_TOOL_JAVAC], NULL, fill_java, rt)))
+        note_failure(&java_failed, java_why, sizeof java_why);
+    const char *d = java_dir;
     pthread_mutex_unlock(&prep_lock);
     return d;
 }
