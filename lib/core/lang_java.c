@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lang_impl.h"
 
@@ -54,10 +55,15 @@ static int java_test(const ggi_task *t, const char *program, const ggi_runtimes 
         return GG_EIO;
     char *src = ggi_asprintf("%s\n%s", program, t->test ? t->test : "");
     char *name = ggi_asprintf("%s.java", cls);
-    char *script = ggi_asprintf(
-        "exec \"$GG_JAVA\" -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto "
-        "-XX:-UsePerfData -Xmx%dm -cp %s GgJavaRun %s %s",
-        mem / 2, dir, name ? name : "", cls);
+    char *jsa = ggi_asprintf("%s/gg.jsa", dir);
+    char *cds = jsa && access(jsa, R_OK) == 0 ? ggi_asprintf("-XX:SharedArchiveFile=%s ", jsa)
+                                              : ggi_strdup("");
+    char *script = cds ? ggi_asprintf(
+        "exec \"$GG_JAVA\" -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto %s"
+        "-XX:-UsePerfData -Xmx%dm -cp %s/gg.jar GgJavaRun %s %s",
+        cds, mem / 2, dir, name ? name : "", cls) : NULL;
+    free(jsa);
+    free(cds);
     if (!src || !name || !script) {
         free(src);
         free(name);

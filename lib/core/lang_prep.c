@@ -11,8 +11,9 @@
  *   rust-KEY/deps    rand, regex and md5 and their dependencies as rlibs, built by cargo
  *                    --offline from Debian's registry (/usr/share/cargo/registry);
  *   rust-KEY/externs rustc's --extern arguments for them.
- *   java-KEY/GgJavaRun.class  a runner that compiles a job's source with the JDK's compiler
- *                    in-process and runs it in the same JVM: one JVM start per job.
+ *   java-KEY/gg.jar  a runner (GgJavaRun) that compiles a job's source with the JDK's
+ *                    compiler in-process and runs it in the same JVM: one JVM start per job;
+ *   java-KEY/gg.jsa  a CDS archive of the classes that JVM loads (made after the rename).
  *   NAME-KEY/bin/sh  a link to /bin/sh: a job run as DIR/bin/sh gets DIR bound read-only
  *                    into its sandbox (the process executor binds argv[0]'s prefix).
  *
@@ -399,15 +400,95 @@ static const char JAVA_RUNNER[] =
     "    }\n"
     "}\n";
 
+static const char JAVA_WARM[] =
+    "import java.util.*;\n"
+    "import java.util.stream.*;\n"
+    "\n"
+    "class Solution {\n"
+    "    public List<Integer> f(List<Integer> xs) {\n"
+    "        Map<Integer, Integer> m = new HashMap<>();\n"
+    "        for (int x : xs) m.put(x, m.getOrDefault(x, 0) + 1);\n"
+    "        return xs.stream().filter(x -> m.get(x) == 1).sorted().collect(Collectors.toList());\n"
+    "    }\n"
+    "}\n"
+    "\n"
+    "public class Main {\n"
+    "    public static void main(String[] args) {\n"
+    "        List<Integer> r = new Solution().f(new ArrayList<>(Arrays.asList(3, 1, 3, 2)));\n"
+    "        if (!r.equals(Arrays.asList(1, 2)) || !String.valueOf(r).contains(\"1\")) {\n"
+    "            throw new AssertionError();\n"
+    "        }\n"
+    "    }\n"
+    "}\n";
+
+/* The runner, compiled and put in a jar (a class-path directory cannot be in a CDS archive). */
 static int fill_java(const char *tmp, const ggi_runtimes *rt)
 {
-    if (write_file(tmp, "GgJavaRun.java", JAVA_RUNNER) < 0) {
+    char *classes = ggi_asprintf("%s/classes", tmp);
+    char *real = realpath(rt->tool[GGI_TOOL_JAVAC], NULL);
+    char *jar = real ? ggi_asprintf("%.*s/jar", (int)(strrchr(real, '/') - real), real) : NULL;
+    int rc = -1;
+    if (!classes || mkdir_p(classes) < 0 || write_file(tmp, "GgJavaRun.java", JAVA_RUNNER) < 0) {
         ggi_error(GG_EIO, "cannot write the Java runner in %s", tmp);
-        return -1;
+        goto out;
     }
     const char *env[] = { "PATH=/usr/bin:/bin", "HOME=/nonexistent", NULL };
-    const char *argv[] = { rt->tool[GGI_TOOL_JAVAC], "-d", ".", "GgJavaRun.java", NULL };
-    return run(argv, env, tmp);
+    const char *argv[] = { rt->tool[GGI_TOOL_JAVAC], "-d", "classes", "GgJavaRun.java", NULL };
+    if (run(argv, env, tmp) < 0)
+        goto out;
+    if (!jar || access(jar, X_OK) < 0) {
+        ggi_error(GG_EIO, "no jar tool beside %s", rt->tool[GGI_TOOL_JAVAC]);
+        goto out;
+    }
+    const char *jargv[] = { jar, "cf", "gg.jar", "-C", "classes", "GgJavaRun.class", NULL };
+    if (run(jargv, env, tmp) < 0)
+        goto out;
+    rm_rf(classes);
+    rc = 0;
+out:
+    free(classes);
+    free(real);
+    free(jar);
+    return rc;
+}
+
+/*
+ * dir/gg.jsa: a CDS archive of the classes a job's JVM loads (the compiler's, the runner's,
+ * the collections'), made by running the runner once on a warm-up program; jobs map it
+ * (-XX:SharedArchiveFile) and so do not load and verify those classes again. Made after the
+ * directory has its final name (the archive records the class path). Best effort: without
+ * it jobs only start slower.
+ */
+static void make_java_cds(const char *dir, const ggi_runtimes *rt)
+{
+    char *jsa = ggi_asprintf("%s/gg.jsa", dir), *tmp = ggi_asprintf("%s/gg.jsa.tmp-%ld", dir,
+                                                                      (long)getpid());
+    char *work = ggi_asprintf("%s/warm-%ld", dir, (long)getpid());
+    char *opt = tmp ? ggi_asprintf("-XX:ArchiveClassesAtExit=%s", tmp) : NULL;
+    char *cp = ggi_asprintf("%s/gg.jar", dir);
+    if (!jsa || !tmp || !work || !opt || !cp || access(jsa, R_OK) == 0 ||
+        !rt->tool[GGI_TOOL_JAVA])
+        goto out;
+    rm_rf(work);
+    if (mkdir_p(work) < 0 || write_file(work, "Main.java", JAVA_WARM) < 0)
+        goto out;
+    const char *env[] = { "PATH=/usr/bin:/bin", "HOME=/nonexistent", NULL };
+    const char *argv[] = { rt->tool[GGI_TOOL_JAVA], "-XX:+UseSerialGC",
+                           "-XX:TieredStopAtLevel=1", "-XX:-UsePerfData", opt, "-cp", cp,
+                           "GgJavaRun", "Main.java", "Main", NULL };
+    if (run(argv, env, work) == 0 && chmod(tmp, 0444) == 0)
+        rename(tmp, jsa);
+    gg_error_clear();
+out:
+    if (work)
+        rm_rf(work);
+    if (tmp)
+        unlink(tmp);
+    free(jsa);
+    free(tmp);
+    free(work);
+    free(opt);
+    free(cp);
 }
 
 /* ---- once per process ---- */
@@ -489,9 +570,12 @@ const char *ggi_lang_prepared_java(const ggi_runtimes *rt)
     if (ggi_lang_need(rt, GGI_TOOL_JAVAC))
         return NULL;
     pthread_mutex_lock(&prep_lock);
-    if (!java_dir && !failed_recently(java_failed, java_why) &&
-        !(java_dir = prepare("java", rt->tool[GGI_TOOL_JAVAC], NULL, fill_java, rt)))
-        note_failure(&java_failed, java_why, sizeof java_why);
+    if (!java_dir && !failed_recently(java_failed, java_why)) {
+        if ((java_dir = prepare("java", rt->tool[GGI_TOOL_JAVAC], NULL, fill_java, rt)))
+            make_java_cds(java_dir, rt);
+        else
+            note_failure(&java_failed, java_why, sizeof java_why);
+    }
     const char *d = java_dir;
     pthread_mutex_unlock(&prep_lock);
     return d;
