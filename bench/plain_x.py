@@ -17,6 +17,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -101,6 +102,9 @@ def main():
     with concurrent.futures.ThreadPoolExecutor(a.jobs) as ex:
         ok = list(ex.map(run, jobs))
     wall = time.monotonic() - t0
+    failed = [tid for tid, good in zip(sorted(data), ok) if not good]
+    if failed:
+        print("plain_x: failed: " + " ".join(failed), file=sys.stderr)
     subprocess.run(["rm", "-rf", work])
     print(json.dumps({"wall_s": wall, "passed": sum(ok), "total": len(ok),
                       "language": a.language}))
