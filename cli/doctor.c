@@ -1,6 +1,7 @@
 /*
  * doctor.c - `gryphgen doctor`: prints what this host gives the process executor and why
- * (isolation levels, namespaces, user namespaces, cgroups, runtimes, a container engine's
+ * (isolation levels, namespaces, user namespaces, cgroups, runtimes, each language's toolchain
+ * and version, the languages jobs can run here, a container engine's
  * socket), from gg_executor_probe(). Always exits 0 unless the probe itself fails.
  */
 #include <stdio.h>
@@ -79,6 +80,22 @@ int cli_cmd_doctor(int argc, char **argv)
            jstr(rt, "python_source") ? jstr(rt, "python_source") : "");
     printf("  cc:               %s (%s)\n", jstr(rt, "cc") ? jstr(rt, "cc") : "none",
            jstr(rt, "cc_source") ? jstr(rt, "cc_source") : "");
+    printf("toolchains (GRYPHGEN_TOOLCHAIN_<TOOL> overrides; docs/tasks.md, \"Languages\")\n");
+    const cJSON *tc;
+    cJSON_ArrayForEach(tc, cJSON_GetObjectItem(o, "toolchains"))
+    {
+        const char *name = jstr(tc, "tool") ? jstr(tc, "tool") : "?";
+        printf("  %-10s        %s", name, jstr(tc, "path") ? jstr(tc, "path") : "none");
+        if (jstr(tc, "version"))
+            printf(" (%s)", jstr(tc, "version"));
+        else if (jstr(tc, "source"))
+            printf(" (%s)", jstr(tc, "source"));
+        printf("\n");
+    }
+    printf("languages:         ");
+    cJSON_ArrayForEach(l, cJSON_GetObjectItem(o, "languages"))
+        printf(" %s", l->valuestring);
+    printf("\n");
     printf("container engine\n");
     printf("  socket:           %s (%s)\n", jstr(cs, "path") ? jstr(cs, "path") : "none",
            jstr(cs, "why"));

@@ -1,7 +1,8 @@
 /*
  * lang.h - what differs per language: how a completion becomes a program, which analysis job
  * checks it, which job runs it against the task's test, and how a job's result reads as a
- * verdict with feedback. Python and C. Internal.
+ * verdict with feedback. Python, C, C++, Java, JavaScript, TypeScript, Go, Rust, Bash; the
+ * languages' own code is in lang_*.c (lang_impl.h), this is the interface. Internal.
  *
  * Python: the program is run by a small harness (inside the test job) that byte-compiles it
  * first and stops with an analysis finding (exit code GGI_LANG_ANALYSIS_EXIT) before executing
@@ -12,6 +13,9 @@
  * does not run, as in HumanEval's own evaluation) and "__main__" when it names none.
  * C: a separate analysis job (cc -fsyntax-only -Wall) and then a job that compiles program and
  * test as one translation unit (cc -std=c11 -Wall) and runs it.
+ * The other languages: one test job whose first step (compile, type check or syntax check)
+ * is the analysis: when it fails it prints GG-ANALYSIS-FAILED and exits
+ * GGI_LANG_ANALYSIS_EXIT, its diagnostics become findings and nothing has run.
  */
 #ifndef GGI_LANG_H
 #define GGI_LANG_H
@@ -29,8 +33,24 @@
  */
 #define GGI_LANG_COMPILE_EXIT 91
 
-/** 1 when the language is supported ("python", "c"). */
+/** 1 when the language (a name or an alias, any case) is supported. */
 int ggi_lang_supported(const char *language);
+
+/** The canonical name of a language or alias ("C++" -> "cpp"), or NULL when unknown. */
+const char *ggi_lang_canonical(const char *language);
+
+/** The language a HumanEval-X task_id's prefix names ("CPP/0" -> "cpp"), or NULL. */
+const char *ggi_lang_from_task_id(const char *task_id);
+
+/** The supported languages' names, comma-separated (for messages). */
+const char *ggi_lang_names(void);
+
+/** How many languages there are, and the i-th one's canonical name (NULL past the end). */
+size_t ggi_lang_count(void);
+const char *ggi_lang_name_at(size_t i);
+
+/** 1 when rt has every toolchain the language needs. */
+int ggi_lang_available(const char *language, const ggi_runtimes *rt);
 
 /**
  * The program for a completion: stub + completion, unless the completion itself defines the
@@ -64,7 +84,8 @@ int ggi_lang_test_request(const ggi_task *t, const char *program, const ggi_runt
 /** How a test job ended, in words a next attempt can use. */
 typedef struct ggi_verdict {
     int passed;            /* exit 0, no signal, no timeout */
-    int analysis_failed;   /* the Python harness reported that the program did not compile */
+    int analysis_failed;   /* the test job's analysis step reported that the program did not
+                              compile (the Python harness, a compile step) */
     cJSON *findings;       /* analysis findings when analysis_failed, else NULL */
     char *reason;          /* NULL when passed; e.g. "timed out after 10 s",
                               "AssertionError at test line 12", "killed by signal 11" */

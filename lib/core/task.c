@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "task.h"
+#include "lang.h"
 
 #define MAX_ENTRY_POINT 256
 
@@ -388,13 +389,27 @@ static int read_workspace(const reader *r, const cJSON *obj, ggi_task *t)
     return GG_OK;
 }
 
-static const char *const supported_languages = "python, c";
+/* A HumanEval-X line (task_id "CPP/0", "Go/0", ...): its language from the prefix. */
+static const char *humaneval_x_language(const cJSON *obj)
+{
+    const cJSON *id = field(obj, "task_id");
+    if (!cJSON_IsString(id) || !cJSON_IsString(field(obj, "prompt")) ||
+        !cJSON_IsString(field(obj, "test")))
+        return NULL;
+    return ggi_lang_from_task_id(id->valuestring);
+}
 
 static int read_language(const reader *r, const cJSON *obj, ggi_task *t, int *humaneval)
 {
     const cJSON *v = field(obj, "language");
     *humaneval = 0;
     if (!v) {
+        const char *x = humaneval_x_language(obj);
+        if (x) {
+            *humaneval = 2;
+            t->language = strdup(x);
+            return t->language ? GG_OK : ggi_error(GG_ENOMEM, "out of memory reading a task");
+        }
         /* A HumanEval line has no language but all four of its fields. */
         const char *he[] = { "prompt", "canonical_solution", "test", "entry_point" };
         int all = 1;
@@ -406,8 +421,10 @@ static int read_language(const reader *r, const cJSON *obj, ggi_task *t, int *hu
         if (!all)
             return fail(r, GG_EINVAL,
                         "missing field 'language' (one of: %s; a HumanEval line needs prompt, "
-                        "canonical_solution, test and entry_point instead)",
-                        supported_languages);
+                        "canonical_solution, test and entry_point instead, a HumanEval-X line "
+                        "a task_id starting with CPP/, Go/, Java/, JavaScript/, Rust/ or "
+                        "Python/)",
+                        ggi_lang_names());
         *humaneval = 1;
         t->language = strdup("python");
         return t->language ? GG_OK : ggi_error(GG_ENOMEM, "out of memory reading a task");
@@ -415,17 +432,72 @@ static int read_language(const reader *r, const cJSON *obj, ggi_task *t, int *hu
     if (!cJSON_IsString(v) || !v->valuestring)
         return fail(r, GG_EINVAL, "field 'language' must be a string, not %s",
                     json_type_name(v));
-    if (strcmp(v->valuestring, "python") != 0 && strcmp(v->valuestring, "c") != 0) {
+    const char *canon = ggi_lang_canonical(v->valuestring);
+    if (!canon) {
         char shown[40];
         snprintf(shown, sizeof shown, "%s", v->valuestring);
         for (char *p = shown; *p; p++)
             if ((unsigned char)*p < 0x20 || *p == 0x7f)
                 *p = '?';
         return fail(r, GG_EINVAL, "field 'language' is '%s%s', supported are: %s", shown,
-                    strlen(v->valuestring) >= sizeof shown ? "..." : "", supported_languages);
+                    strlen(v->valuestring) >= sizeof shown ? "..." : "", ggi_lang_names());
     }
-    t->language = strdup(v->valuestring);
+    t->language = strdup(canon);
     return t->language ? GG_OK : ggi_error(GG_ENOMEM, "out of memory reading a task");
+}
+
+/* Appends the lines of add that start with #include and are not in text already. */
+static int add_missing_includes(ggi_buf *b, const char *text, const char *add)
+{
+    for (const char *l = add; l && *l;) {
+        const char *eol = strchr(l, '\n');
+        size_t n = eol ? (size_t)(eol - l) : strlen(l);
+        if (n > 8 && strncmp(l, "#include", 8) == 0) {
+            char line[512];
+            snprintf(line, sizeof line, "%.*s", (int)(n < 511 ? n : 511), l);
+            if (!strstr(text, line) && (ggi_buf_puts(b, line) || ggi_buf_puts(b, "\n")))
+                return GG_ENOMEM;
+        }
+        l = eol ? eol + 1 : NULL;
+    }
+    return GG_OK;
+}
+
+/* HumanEval-X's fields as this task format has them: the prompt is the stub (C++: with the
+ * declaration's extra #include lines first; Rust: prompt + declaration, which holds the
+ * `use` lines and the signature), and Go's test_setup (package clause, imports) heads its
+ * test. */
+static int adopt_humaneval_x(const cJSON *obj, ggi_task *t)
+{
+    const cJSON *decl = field(obj, "declaration"), *setup = field(obj, "test_setup");
+    const char *d = cJSON_IsString(decl) ? decl->valuestring : NULL;
+    ggi_buf b = GGI_BUF_INIT;
+    int rc = GG_OK;
+    if (!strcmp(t->language, "cpp") && d)
+        rc = add_missing_includes(&b, t->prompt, d);
+    if (!rc)
+        rc = ggi_buf_puts(&b, t->prompt);
+    if (!rc && !strcmp(t->language, "rust") && d)
+        rc = ggi_buf_puts(&b, d);
+    char *stub = rc ? NULL : ggi_buf_steal(&b);
+    ggi_buf_free(&b);
+    if (!stub)
+        return ggi_error(GG_ENOMEM, "out of memory reading a task");
+    free(t->stub);
+    t->stub = stub;
+    if (!strcmp(t->language, "rust")) {
+        free(t->prompt);
+        if (!(t->prompt = strdup(stub)))
+            return ggi_error(GG_ENOMEM, "out of memory reading a task");
+    }
+    if (!strcmp(t->language, "go") && cJSON_IsString(setup) && t->test) {
+        char *test = ggi_asprintf("%s\n%s", setup->valuestring, t->test);
+        if (!test)
+            return ggi_error(GG_ENOMEM, "out of memory reading a task");
+        free(t->test);
+        t->test = test;
+    }
+    return GG_OK;
 }
 
 static int read_all(const cJSON *obj, ggi_task *t)
@@ -531,7 +603,10 @@ static int read_all(const cJSON *obj, ggi_task *t)
     if ((rc = read_workspace(&r, obj, t)))
         return rc;
 
-    if (humaneval) {
+    if (humaneval == 2) {
+        if ((rc = adopt_humaneval_x(obj, t)))
+            return rc;
+    } else if (humaneval) {
         /* HumanEval's prompt is the function's signature and docstring: the completion
          * continues it, and it is also the instruction. */
         free(t->stub);

@@ -1,6 +1,7 @@
 /*
- * runtimes.c - finds the Python interpreter and the C compiler once per process or worker:
- * an explicit choice, then the GRYPHGEN_* (and CC) environment variables, then PATH. Python
+ * runtimes.c - finds the Python interpreter, the C compiler and the other languages'
+ * toolchains once per process or worker: an explicit choice, then the GRYPHGEN_* (and CC)
+ * environment variables, then PATH (Python, cc) or Debian's /usr/bin (the others). Python
  * is asked for sys.executable so a version manager's shim (slow to start, and dependent on
  * the caller's directory) is replaced by the real interpreter it points at; a Python binary
  * is not asked (its sys.executable is the absolute path it is run by).
@@ -172,12 +173,40 @@ static int resolve_cc(ggi_runtimes *rt, const char *explicit_cc)
     return rt->cc_source ? GG_OK : GG_ENOMEM;
 }
 
+/* $GRYPHGEN_TOOLCHAIN_<NAME>, else /usr/bin/<name> (Debian's copy). */
+static int resolve_tool(ggi_runtimes *rt, int i)
+{
+    const char *env = getenv(ggi_tool_env(i));
+    char *found = NULL, *why = NULL;
+    if (env && *env) {
+        if (locate(env, ggi_tool_env(i), &found, &why))
+            return GG_ENOMEM;
+        rt->tool[i] = found;
+        rt->tool_source[i] = found ? ggi_asprintf("$%s", ggi_tool_env(i)) : why;
+        return rt->tool_source[i] ? GG_OK : GG_ENOMEM;
+    }
+    char *path = ggi_asprintf("/usr/bin/%s", ggi_tool_name(i));
+    if (!path)
+        return GG_ENOMEM;
+    if (executable_file(path)) {
+        rt->tool[i] = path;
+        rt->tool_source[i] = strdup("/usr/bin");
+    } else {
+        free(path);
+        rt->tool_source[i] = ggi_asprintf("not in /usr/bin (set %s)", ggi_tool_env(i));
+    }
+    return rt->tool_source[i] ? GG_OK : GG_ENOMEM;
+}
+
 int ggi_runtimes_resolve(ggi_runtimes *rt, const char *python, const char *cc)
 {
     if (!rt)
         return ggi_error(GG_EINVAL, "runtimes: rt is NULL");
     memset(rt, 0, sizeof *rt);
-    if (resolve_python(rt, python) || resolve_cc(rt, cc)) {
+    int bad = resolve_python(rt, python) || resolve_cc(rt, cc);
+    for (int i = 0; i < GGI_TOOL_COUNT && !bad; i++)
+        bad = resolve_tool(rt, i);
+    if (bad) {
         ggi_runtimes_free(rt);
         return ggi_error(GG_ENOMEM, "out of memory resolving runtimes");
     }
@@ -192,5 +221,9 @@ void ggi_runtimes_free(ggi_runtimes *rt)
     free(rt->python_source);
     free(rt->cc);
     free(rt->cc_source);
+    for (int i = 0; i < GGI_TOOL_COUNT; i++) {
+        free(rt->tool[i]);
+        free(rt->tool_source[i]);
+    }
     memset(rt, 0, sizeof *rt);
 }

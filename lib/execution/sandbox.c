@@ -365,7 +365,8 @@ static const char *const ETC_ENTRIES[] = {
 static const char *const DEV_NODES[] = { "null", "zero", "full", "random", "urandom", "tty",
                                          NULL };
 #define MAX_ETC_EXTRA 8
-/* /etc/python3* (sitecustomize and the like), found by the probe before any clone. */
+/* /etc/python3* (sitecustomize and the like) and /etc/java-* (the JDK's conf/ links there),
+ * found by the probe before any clone. */
 static char etc_extra[MAX_ETC_EXTRA][64];
 
 static const char PASSWD[] = "root:x:0:0:root:/root:/usr/sbin/nologin\n"
@@ -924,7 +925,8 @@ static void probe(void)
     struct dirent *de;
     int n_extra = 0;
     while (etc && n_extra < MAX_ETC_EXTRA && (de = readdir(etc)) != NULL) {
-        if (!strncmp(de->d_name, "python", 6) && strlen(de->d_name) < sizeof etc_extra[0])
+        if ((!strncmp(de->d_name, "python", 6) || !strncmp(de->d_name, "java-", 5)) &&
+            strlen(de->d_name) < sizeof etc_extra[0])
             snprintf(etc_extra[n_extra++], sizeof etc_extra[0], "%s", de->d_name);
     }
     if (etc)

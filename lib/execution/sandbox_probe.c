@@ -16,6 +16,8 @@
 #include "cgroup.h"
 #include "runtimes.h"
 #include "sandbox.h"
+#include "spawn.h"
+#include "../core/lang.h"
 
 static int is_socket(const char *path)
 {
@@ -44,6 +46,69 @@ static int add_container_socket(cJSON *root)
                                                 "/var/run/docker.sock or "
                                                 "/run/podman/podman.sock");
     return rc;
+}
+
+/* The first line a toolchain prints for its version (java and javac print to stderr). */
+static char *tool_version(const char *path, int tool)
+{
+    const char *flag = tool == GGI_TOOL_GO ? "version" : tool == GGI_TOOL_JAVA ? "-version"
+                                                                               : "--version";
+    const char *argv[] = { path, flag, NULL };
+    const char *envp[] = { "PATH=/usr/bin:/bin", "HOME=/nonexistent", NULL };
+    ggi_spawn_opts o;
+    memset(&o, 0, sizeof o);
+    o.argv = argv;
+    o.envp = envp;
+    o.timeout_s = 20.0;
+    o.max_stdout = 4096;
+    o.max_stderr = 4096;
+    ggi_spawn_result r;
+    memset(&r, 0, sizeof r);
+    if (ggi_spawn_run(&o, &r) != GG_OK)
+        return NULL;
+    const char *text = r.out.len ? r.out.data : r.err.len ? r.err.data : "";
+    size_t n = strcspn(text, "\n");
+    char *v = ggi_strndup(text, n);
+    ggi_spawn_result_free(&r);
+    return v;
+}
+
+/* "toolchains": [{tool, path, source, version}] and "languages": [names available here] */
+static int add_toolchains(cJSON *o, const ggi_runtimes *rt)
+{
+    cJSON *arr = cJSON_AddArrayToObject(o, "toolchains");
+    cJSON *langs = cJSON_AddArrayToObject(o, "languages");
+    if (!arr || !langs)
+        return GG_ENOMEM;
+    for (int i = 0; i < GGI_TOOL_COUNT; i++) {
+        cJSON *t = cJSON_CreateObject();
+        if (!t || !cJSON_AddItemToArray(arr, t)) {
+            cJSON_Delete(t);
+            return GG_ENOMEM;
+        }
+        char *v = rt->tool[i] ? tool_version(rt->tool[i], i) : NULL;
+        int rc = ggi_json_add_str(t, "tool", ggi_tool_name(i));
+        if (!rc)
+            rc = ggi_json_add_str(t, "path", rt->tool[i]);
+        if (!rc)
+            rc = ggi_json_add_str(t, "source", rt->tool_source[i]);
+        if (!rc)
+            rc = ggi_json_add_str(t, "version", v);
+        free(v);
+        if (rc)
+            return rc;
+    }
+    for (size_t i = 0; i < ggi_lang_count(); i++) {
+        const char *l = ggi_lang_name_at(i);
+        if (ggi_lang_available(l, rt)) {
+            cJSON *s = cJSON_CreateString(l);
+            if (!s || !cJSON_AddItemToArray(langs, s)) {
+                cJSON_Delete(s);
+                return GG_ENOMEM;
+            }
+        }
+    }
+    return GG_OK;
 }
 
 int gg_executor_probe(char **out_json)
@@ -103,6 +168,8 @@ int gg_executor_probe(char **out_json)
         rc = ggi_json_add_str(r, "cc", rt.cc);
     if (!rc)
         rc = ggi_json_add_str(r, "cc_source", rt.cc_source);
+    if (!rc)
+        rc = add_toolchains(o, &rt);
     if (!rc)
         rc = add_container_socket(o);
     ggi_runtimes_free(&rt);

@@ -1400,8 +1400,14 @@ static const char *runtime_language(const char *rt, char *buf, size_t cap)
     for (size_t i = 0; i < sizeof c_compilers / sizeof c_compilers[0]; i++)
         if (strcmp(buf, c_compilers[i]) == 0)
             return "c";
-    if (strcmp(buf, "nodejs") == 0)
-        return "node";
+    /* binaries older workers announced for the languages they stand for */
+    static const char *const tools[][2] = { { "node", "javascript" }, { "nodejs", "javascript" },
+                                            { "g++", "cpp" },         { "c++", "cpp" },
+                                            { "clang++", "cpp" },     { "rustc", "rust" },
+                                            { "golang", "go" },       { "tsc", "typescript" } };
+    for (size_t i = 0; i < sizeof tools / sizeof tools[0]; i++)
+        if (strcmp(buf, tools[i][0]) == 0)
+            return tools[i][1];
     return buf;
 }
 

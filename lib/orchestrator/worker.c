@@ -14,7 +14,9 @@
 #include <unistd.h>
 
 
+#include "../core/lang.h"
 #include "../execution/executor_caps.h"
+#include "../execution/sandbox.h"
 #include "endpoint_rule.h"
 #include "../core/options.h"
 #include "orq.h"
@@ -128,26 +130,6 @@ int gg_worker_options_init(gg_worker_options *opts, unsigned version)
 
 /* ---------------------------------------------------------------- capacity */
 
-static int on_path(const char *prog)
-{
-    const char *path = getenv("PATH");
-    if (!path)
-        return 0;
-    char dir[4096];
-    while (*path) {
-        size_t n = strcspn(path, ":");
-        if (n > 0 && n < sizeof dir - 64) {
-            snprintf(dir, sizeof dir, "%.*s/%s", (int)n, path, prog);
-            if (access(dir, X_OK) == 0)
-                return 1;
-        }
-        path += n;
-        if (*path == ':')
-            path++;
-    }
-    return 0;
-}
-
 /* GPUs the NVIDIA driver shows in /proc; 0 when there is no driver. */
 static int count_gpus(char *model, size_t model_len)
 {
@@ -226,10 +208,13 @@ static cJSON *discover_caps(gg_worker_t *w, const char *const *labels, int any)
         cJSON_AddItemToArray(rt, cJSON_CreateString("python3"));
     if (w->runtimes->cc)
         cJSON_AddItemToArray(rt, cJSON_CreateString("cc"));
-    static const char *const extra[] = { "node", "go", "rustc", "java" };
-    for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++)
-        if (on_path(extra[i]))
-            cJSON_AddItemToArray(rt, cJSON_CreateString(extra[i]));
+    /* The languages beyond Python and C by name (the scheduler matches a task's language
+     * against them), when this worker has their toolchains. */
+    for (size_t i = 0; i < ggi_lang_count(); i++) {
+        const char *l = ggi_lang_name_at(i);
+        if (strcmp(l, "python") && strcmp(l, "c") && ggi_lang_available(l, w->runtimes))
+            cJSON_AddItemToArray(rt, cJSON_CreateString(l));
+    }
     const char *backend = gg_executor_backend(w->executor);
     uint32_t ex_caps = ggi_executor_caps(w->executor);
     cJSON *ex = cJSON_AddArrayToObject(c, "executors");

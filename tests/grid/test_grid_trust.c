@@ -592,6 +592,55 @@ static void test_odd_worker(void)
     gg_orchestrator_destroy(&o);
 }
 
+/* Tasks go only to workers that have their language: one announcing ["rust"] is given the
+ * rust task and never the go one; one announcing the binary older workers named ("node") is
+ * given the javascript task; the go task waits for a worker with Go. */
+static void test_language_routing(void)
+{
+    char ep[64], db[300], buf[256];
+    gg_orchestrator_t *o = serve(ep, db, "langs.db", NULL, NULL);
+    if (!o)
+        return;
+    const char *langs[] = { "rust", "go", "javascript" };
+    for (int i = 0; i < 3; i++) {
+        snprintf(buf, sizeof buf, "{\"task_id\":\"%s\",\"language\":\"%s\",\"prompt\":\"p\","
+                 "\"candidates\":[\"x\"],\"budget\":{\"max_attempts\":1}}", langs[i], langs[i]);
+        CHECK_RC(gg_orchestrator_submit(o, buf, NULL), 0);
+    }
+    ggpeer rusty, noder;
+    ggpeer_open(&rusty, ep);
+    CHECK(ggpeer_hello(&rusty, "rusty", 3, "{\"runtimes\":[\"rust\"]}"));
+    ggpeer_open(&noder, ep);
+    CHECK(ggpeer_hello(&noder, "noder", 3, "{\"runtimes\":[\"node\"]}"));
+    cJSON *a = take_jobs(&rusty, 1), *b = take_jobs(&noder, 1);
+    CHECK(cJSON_GetArraySize(a) == 1 && cJSON_GetArraySize(b) == 1);
+    const char *la = cJSON_GetStringValue(cJSON_GetObjectItem(
+        cJSON_GetObjectItem(cJSON_GetArrayItem(a, 0), "task"), "language"));
+    const char *lb = cJSON_GetStringValue(cJSON_GetObjectItem(
+        cJSON_GetObjectItem(cJSON_GetArrayItem(b, 0), "task"), "language"));
+    CHECK_STR(la, "rust");
+    CHECK_STR(lb, "javascript");
+    const cJSON *j;
+    cJSON_ArrayForEach(j, a)
+        raw_pass(&rusty, j, lease_of(j), "ok");
+    cJSON_ArrayForEach(j, b)
+        raw_pass(&noder, j, lease_of(j), "ok");
+    char *res = wait_ended(o, &rusty, "rust");
+    CHECK_CONTAINS(res, "\"status\":\"passed\"");
+    gg_free(res);
+    res = wait_ended(o, &noder, "javascript");
+    CHECK_CONTAINS(res, "\"status\":\"passed\"");
+    gg_free(res);
+    /* no node ran it: queued, or failed fast once the nodes had delivered */
+    CHECK(test_db_int(db, "SELECT count(*) FROM tasks WHERE task_id = 'go' AND "
+                          "status = 'passed'") == 0);
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+    ggpeer_close(&rusty);
+    ggpeer_close(&noder);
+    gg_orchestrator_destroy(&o);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/gg-trust-XXXXXX");
@@ -602,6 +651,7 @@ int main(void)
     test_key_binding();
     test_refusals();
     test_odd_worker();
+    test_language_routing();
     test_remove_dir(dir);
     return test_exit();
 }

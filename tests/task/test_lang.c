@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <gryphgen.h>
 
@@ -129,8 +130,9 @@ static void test_program_c(void)
 
 static void test_requests(void)
 {
-    ggi_runtimes rt = { "/usr/bin/python3", "test", "/usr/bin/cc", "test" };
-    ggi_runtimes none = { NULL, NULL, NULL, NULL };
+    ggi_runtimes rt = { .python = "/usr/bin/python3", .python_source = "test",
+                        .cc = "/usr/bin/cc", .cc_source = "test" };
+    ggi_runtimes none = { .python = NULL };
     ggi_task *py = task("{\"task_id\":\"p\",\"language\":\"python\",\"entry_point\":\"f\","
                         "\"test\":\"T\"}");
     ggi_task *py2 = task("{\"language\":\"python\",\"resources\":{\"timeout_s\":2,"
@@ -222,7 +224,7 @@ static void test_requests(void)
     CHECK(req == NULL);
 
     CHECK(ggi_lang_supported("python") && ggi_lang_supported("c"));
-    CHECK(!ggi_lang_supported("rust") && !ggi_lang_supported(NULL));
+    CHECK(!ggi_lang_supported("cobol") && !ggi_lang_supported(NULL));
     ggi_task_free(py);
     ggi_task_free(py2);
     ggi_task_free(c);
@@ -472,8 +474,171 @@ static void test_evaluate(void)
     ggi_task_free(c);
 }
 
+static void test_names(void)
+{
+    CHECK_STR(ggi_lang_canonical("C++"), "cpp");
+    CHECK_STR(ggi_lang_canonical("js"), "javascript");
+    CHECK_STR(ggi_lang_canonical("golang"), "go");
+    CHECK_STR(ggi_lang_canonical("sh"), "bash");
+    CHECK(ggi_lang_canonical("cobol") == NULL && ggi_lang_canonical(NULL) == NULL);
+    CHECK_STR(ggi_lang_from_task_id("CPP/12"), "cpp");
+    CHECK_STR(ggi_lang_from_task_id("JavaScript/0"), "javascript");
+    CHECK_STR(ggi_lang_from_task_id("Java/3"), "java");
+    CHECK(ggi_lang_from_task_id("Jav/3") == NULL && ggi_lang_from_task_id("HumanEval/1") == NULL);
+    /* a HumanEval-X line without language: from the prefix; Go's test_setup heads the test */
+    ggi_task *g = task("{\"task_id\":\"Go/1\",\"prompt\":\"import (\\n    \\\"math\\\"\\n)\\n"
+                       "func F() float64 {\\n\",\"test\":\"func TestF(t *testing.T) {}\\n\","
+                       "\"test_setup\":\"package main\\n\",\"canonical_solution\":\"}\"}");
+    CHECK(g != NULL);
+    if (g) {
+        CHECK_STR(g->language, "go");
+        CHECK(g->humaneval == 1);
+        CHECK_STR(g->test, "package main\n\nfunc TestF(t *testing.T) {}\n");
+        /* solution.go: package main and only the imports the code uses */
+        check_program(g, "    return math.Abs(-1) + float64(len(strings.Fields(\"a\")))\n}\n",
+                      "package main\n\nimport (\n    \"math\"\n    \"strings\"\n)\n\n"
+                      "func F() float64 {\n    return math.Abs(-1) + "
+                      "float64(len(strings.Fields(\"a\")))\n}\n");
+        check_program(g, "    return 1 // math.Pi\n}\n",
+                      "package main\n\nfunc F() float64 {\n    return 1 // math.Pi\n}\n");
+        ggi_task_free(g);
+    }
+    ggi_task *r = task("{\"task_id\":\"Rust/1\",\"prompt\":\"/* doc */\\n\",\"test\":\"\","
+                       "\"declaration\":\"use std::cmp;\\nfn f() -> i32 {\\n\","
+                       "\"canonical_solution\":\"1 }\"}");
+    CHECK(r && !strcmp(r->language, "rust") &&
+          !strcmp(r->stub, "/* doc */\nuse std::cmp;\nfn f() -> i32 {\n") &&
+          !strcmp(r->prompt, r->stub));
+    ggi_task_free(r);
+    ggi_task *c = task("{\"task_id\":\"CPP/1\",\"prompt\":\"#include<vector>\\nint f(){\\n\","
+                       "\"test\":\"\",\"declaration\":\"#include<vector>\\n#include<algorithm>\\n"
+                       "int f(){\\n\",\"canonical_solution\":\"return 1;}\"}");
+    CHECK(c && !strcmp(c->stub, "#include<algorithm>\n#include<vector>\nint f(){\n"));
+    ggi_task_free(c);
+}
+
+static void test_more_requests(void)
+{
+    ggi_runtimes none = { .python = NULL };
+    const char *langs[] = { "cpp", "java", "javascript", "typescript", "go", "rust", "bash" };
+    for (size_t i = 0; i < sizeof langs / sizeof langs[0]; i++) {
+        char json[128];
+        snprintf(json, sizeof json, "{\"language\":\"%s\",\"test\":\"T\"}", langs[i]);
+        ggi_task *t = task(json);
+        cJSON *req = (cJSON *)1;
+        CHECK_RC(ggi_lang_test_request(t, "P", &none, &req), GG_ENOTFOUND);
+        CHECK(req == NULL);
+        CHECK_CONTAINS(gg_error_last(), "GRYPHGEN_TOOLCHAIN_");
+        CHECK(!ggi_lang_available(langs[i], &none));
+        ggi_task_free(t);
+    }
+    ggi_runtimes rt = { .python = NULL };
+    rt.tool[GGI_TOOL_NODE] = "/usr/bin/node";
+    rt.tool[GGI_TOOL_JAVAC] = "/usr/bin/javac";
+    rt.tool[GGI_TOOL_JAVA] = "/usr/bin/java";
+    CHECK(ggi_lang_available("js", &rt) && !ggi_lang_available("typescript", &rt));
+    ggi_task *js = task("{\"language\":\"javascript\",\"test\":\"console.assert(f() === 1)\","
+                        "\"resources\":{\"memory_mb\":128}}");
+    cJSON *req = NULL;
+    CHECK_RC(ggi_lang_test_request(js, "const f = () => 1\n", &rt, &req), 0);
+    char *text = req ? cJSON_PrintUnformatted(req) : NULL;
+    CHECK_CONTAINS(text, "const f = () => 1\\n\\nconsole.assert(f() === 1)");
+    CHECK_CONTAINS(text, "\"memory_mb\":512"); /* raised to the language's minimum */
+    CHECK_CONTAINS(text, "NODE_PATH");
+    free(text);
+    cJSON_Delete(req);
+    ggi_task *java = task("{\"language\":\"java\",\"test\":\"public class Check { }\"}");
+    if (access("/usr/bin/javac", X_OK) == 0) { /* the runner is prepared with javac */
+        CHECK_RC(ggi_lang_test_request(java, "class Solution {}", &rt, &req), 0);
+        text = req ? cJSON_PrintUnformatted(req) : NULL;
+        CHECK_CONTAINS(text, "\"path\":\"Check.java\"");
+        CHECK_CONTAINS(text, "GgJavaRun Check.java Check");
+        free(text);
+        cJSON_Delete(req);
+    }
+    ggi_task_free(js);
+    ggi_task_free(java);
+}
+
+static void test_more_verdicts(void)
+{
+    ggi_task *js = task("{\"language\":\"javascript\"}");
+    ggi_task *java = task("{\"language\":\"java\"}");
+    ggi_task *rs = task("{\"language\":\"rust\"}");
+    ggi_task *go = task("{\"language\":\"go\"}");
+    ggi_task *ts = task("{\"language\":\"typescript\"}");
+    ggi_task *sh = task("{\"language\":\"bash\"}");
+    ggi_task *cpp = task("{\"language\":\"cpp\"}");
+    /* console.assert only prints and the job exits 0: still a failure */
+    check_verdict(js, result(0, 0, 0, "Assertion failed\nAssertion failed: x\n"),
+                  "Assertion failed (and 1 more failed assertions)", "assert:Assertion failed");
+    check_verdict(js, result(1, 0, 0, "/tmp/w/main.js:7\n  throw new Error('no');\n  ^\n\n"
+                                "TypeError: f is not a function\n    at x (main.js:7:3)\n"),
+                  "TypeError: f is not a function at main.js line 7", "TypeError@7");
+    check_verdict(js, result(0, 0, 0, "just a warning\n"), NULL, NULL);
+    check_verdict(java, result(1, 0, 0, "Exception in thread \"main\" java.lang.AssertionError\n"
+                                  "\tat Main.main(Main.java:12)\n"),
+                  "java.lang.AssertionError at Main.java line 12",
+                  "java.lang.AssertionError@Main.java:12");
+    check_verdict(rs, result(101, 0, 0, "thread 'tests::t' panicked at 'assertion failed: `(left == "
+                                  "right)`\n  left: `1`,\n right: `2`', main.rs:9:5\n"),
+                  "panicked at main.rs line 9: 'assertion failed: `(left == right)`   left: "
+                  "`1`,  right: `2`', main.rs:9:5",
+                  "panic@main.rs:9");
+    check_verdict(go, result(1, 0, 0, "--- FAIL: TestF (0.00s)\n    main_test.go:11: \n"
+                                "        \tError Trace:\tmain_test.go:11\n"
+                                "        \tError:      \tNot equal: \n"
+                                "        \t            \texpected: 1\n"
+                                "        \t            \tactual  : 2\nFAIL\n"),
+                  "TestF failed at main_test.go line 11: Not equal: expected: 1 actual  : 2",
+                  "TestF@11");
+    /* a compile step that failed: findings, nothing ran */
+    const char *langs_err[][3] = {
+        { "go", "./solution.go:3:2: undefined: x\n", "undefined: x" },
+        { "rust", "main.rs:3:5: error[E0425]: cannot find value `y`\n",
+          "cannot find value `y`" },
+        { "typescript", "main.ts(3,7): error TS2322: Type 'string' is not assignable\n",
+          "error TS2322: Type 'string' is not assignable" },
+        { "bash", "solution.sh: line 3: syntax error near unexpected token `fi'\n",
+          "syntax error near unexpected token `fi'" },
+        { "cpp", "solution.cpp:3:5: error: expected ';'\n", "expected ';'" },
+    };
+    ggi_task *ts_for[] = { go, rs, ts, sh, cpp };
+    for (size_t i = 0; i < 5; i++) {
+        char err[256];
+        snprintf(err, sizeof err, "%s" "GG-ANALYSIS-FAILED\n", langs_err[i][1]);
+        ggi_verdict v;
+        memset(&v, 0, sizeof v);
+        cJSON *r = result(GGI_LANG_ANALYSIS_EXIT, 0, 0, err);
+        CHECK_RC(ggi_lang_evaluate(ts_for[i], r, &v), 0);
+        CHECK(v.passed == 0 && v.analysis_failed == 1);
+        const cJSON *f = cJSON_GetArrayItem(v.findings, 0);
+        int line3 = f && cJSON_GetObjectItem(f, "line")->valueint == 3;
+        CHECK(line3);
+        if (!line3)
+            fprintf(stderr, "%s: %d findings\n", langs_err[i][0],
+                    cJSON_GetArraySize(v.findings));
+        CHECK_STR(f ? cJSON_GetStringValue(cJSON_GetObjectItem(f, "message")) : "",
+                  langs_err[i][2]);
+        CHECK_CONTAINS(v.reason, "does not compile: ");
+        if (cJSON_GetArraySize(v.findings) != 1)
+            fprintf(stderr, "%s: %d findings\n", langs_err[i][0],
+                    cJSON_GetArraySize(v.findings));
+        ggi_verdict_free(&v);
+        cJSON_Delete(r);
+    }
+    /* exit 90 without the marker is the program's own exit code */
+    check_verdict(go, result(90, 0, 0, "bye\n"), "exit code 90: bye", "exit:90");
+    ggi_task *all[] = { js, java, rs, go, ts, sh, cpp };
+    for (size_t i = 0; i < 7; i++)
+        ggi_task_free(all[i]);
+}
+
 int main(void)
 {
+    test_names();
+    test_more_requests();
+    test_more_verdicts();
     test_program_python();
     test_program_c();
     test_requests();

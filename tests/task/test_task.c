@@ -150,8 +150,9 @@ static void test_field_errors(void)
     m = parse_fail("{\"task_id\":\"T1\",\"prompt\":\"x\"}", GG_EINVAL);
     CHECK_CONTAINS(m, "task 'T1': missing field 'language'");
     CHECK_CONTAINS(m, "python, c");
-    m = parse_fail("{\"task_id\":\"T1\",\"language\":\"rust\"}", GG_EINVAL);
-    CHECK_STR(m, "task 'T1': field 'language' is 'rust', supported are: python, c");
+    m = parse_fail("{\"task_id\":\"T1\",\"language\":\"cobol\"}", GG_EINVAL);
+    CHECK_STR(m, "task 'T1': field 'language' is 'cobol', supported are: python, c, cpp, "
+                 "java, javascript, typescript, go, rust, bash");
     m = parse_fail("{\"task_id\":\"T1\",\"language\":3}", GG_EINVAL);
     CHECK_CONTAINS(m, "field 'language' must be a string");
 
