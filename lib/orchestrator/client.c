@@ -13,6 +13,7 @@
 #include "gryphgen/client.h"
 
 #include "endpoint_rule.h"
+#include "event_filter.h"
 #include "../core/options.h"
 #include "orq.h"
 #include "protocol.h"
@@ -517,11 +518,50 @@ int gg_client_cancel(gg_client_t *c, const char *task_id)
     return rc;
 }
 
+/* The "types" array of a watch request from a comma-separated list (checked first: a bad
+ * filter is refused here with the scheduler's words, without a round trip). *out NULL: all. */
+static int watch_types(const char *types, cJSON **out)
+{
+    *out = NULL;
+    uint32_t mask;
+    int rc = ggi_event_filter_list(types, &mask);
+    if (rc || !types || !*types)
+        return rc;
+    cJSON *a = cJSON_CreateArray();
+    for (const char *p = types; a;) {
+        size_t len = strcspn(p, ",");
+        char *v = ggi_strndup(p, len);
+        cJSON *t = v ? cJSON_CreateString(v) : NULL;
+        free(v);
+        if (!t)
+            break;
+        cJSON_AddItemToArray(a, t);
+        if (!p[len]) {
+            *out = a;
+            return GG_OK;
+        }
+        p += len + 1;
+    }
+    cJSON_Delete(a);
+    return ggi_error(GG_ENOMEM, "out of memory");
+}
+
 int gg_client_watch(gg_client_t *c, int (*fn)(void *user, const char *event_json), void *user,
                     int timeout_ms)
 {
+    return gg_client_watch_filtered(c, NULL, fn, user, timeout_ms);
+}
+
+int gg_client_watch_filtered(gg_client_t *c, const char *types,
+                             int (*fn)(void *user, const char *event_json), void *user,
+                             int timeout_ms)
+{
     if (!c || !fn)
         return ggi_error(GG_EINVAL, "client and callback must not be NULL");
+    cJSON *filter = NULL;
+    int frc = watch_types(types, &filter);
+    if (frc)
+        return frc;
     double deadline = timeout_ms >= 0 ? ggi_now_ms() + timeout_ms : -1;
     int rc = GG_OK;
     pthread_mutex_lock(&c->mu);
@@ -529,6 +569,10 @@ int gg_client_watch(gg_client_t *c, int (*fn)(void *user, const char *event_json
         /* Subscribe (again: a restarted orchestrator forgets watchers), then stream. */
         cJSON *req = ggp_new(GGP_WATCH);
         cJSON *reply = NULL;
+        if (req && filter && !cJSON_AddItemReferenceToObject(req, "types", filter)) {
+            cJSON_Delete(req);
+            req = NULL;
+        }
         if (!req) {
             rc = ggi_error(GG_ENOMEM, "out of memory");
             break;
@@ -580,5 +624,6 @@ int gg_client_watch(gg_client_t *c, int (*fn)(void *user, const char *event_json
             break;
     }
     pthread_mutex_unlock(&c->mu);
+    cJSON_Delete(filter);
     return rc;
 }
