@@ -2119,8 +2119,11 @@ static void dispatch(sched *s)
             int first = a->announced != a->attempts + 1;
             a->announced = a->attempts + 1;
             if (events_heard(s)) {
-                const char *what = a->attempts == 0 ? "task.started" : "attempt.started";
-                cJSON *ev = first && event_wanted(s, what) ? event_new(what, a->task_id) : NULL;
+                int wanted = first && event_wanted(s, a->attempts == 0 ? "task.started"
+                                                                        : "attempt.started");
+                cJSON *ev = !wanted ? NULL
+                            : event_new(a->attempts == 0 ? "task.started" : "attempt.started",
+                                        a->task_id);
                 if (ev) {
                     cJSON_AddNumberToObject(ev, "attempt", a->attempts + 1);
                     emit(s, a->seq, ev);
