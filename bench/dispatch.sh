@@ -33,7 +33,8 @@
 # With OBSERVE=1 (the default) each round also runs the grid with `serve --http` twice: idle,
 # and observed the way an operator's tools do (/metrics scraped every second and the
 # dashboard's event stream read throughout, by bench/observe.py); the cost of observing is
-# the observed median against the idle one (target: at most 2%, issue 19).
+# the observed median against the idle one (target: at most 2%, issue 19), and the serve
+# process's CPU per task in both (the figure a busy shared machine disturbs least).
 # Environment: BUILD (build dir, default build), N (tasks, default 200000), QUEUE (jobs a
 # worker holds ahead, default 1024), ROUNDS (default 3), MEMORY (0/1), PEERS_N (Dask/Celery
 # tasks, default 5000), PEERS (0: skip Dask and Celery), OBSERVE (0: skip the HTTP variants).
@@ -130,7 +131,8 @@ PY
 )
     grid=$($py -c "print(round($n/($t3-$t_first)))")
     start_ms=$($py -c "print(round(1e3*($t_first-$t2)))")
-    cpu="serve $(us "$c1-$c0") us, workers $(us "$cw1") + $(us "$cw2") us"
+    serve_us=$(us "$c1-$c0")
+    cpu="serve $serve_us us, workers $(us "$cw1") + $(us "$cw2") us"
     # the raw side's sizes: a job of one task and its result, as stored in this round
     read -r req rep < <($py - "$db" <<'PY'
 import sqlite3, sys
@@ -148,6 +150,7 @@ PY
     wait "${wpids[@]}" "$serve" 2>/dev/null
 }
 us() { $py -c "print(round(1e6*($1)/$hz/$n, 1))"; }
+fmedian() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 median() { printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : int((v[NR/2]+v[NR/2+1])/2)}'; }
 ratio() { $py -c "a,b='$1','$2'; print('%.1f%%' % (100*float(a)/float(b)) if a.replace('.','').isdigit() and b.replace('.','').isdigit() and float(b)>0 else 'n/a')"; }
 grids=(); raws=()
@@ -166,17 +169,23 @@ echo "raw libzmq (2 peers x 100 in flight, $req/$rep bytes, median of $rounds): 
 
 # --- the cost of watching: serve --http idle against serve --http observed, alternating.
 if [ "${OBSERVE:-1}" != 0 ]; then
-    idles=(); watched=()
+    idles=(); watched=(); idle_cpu=(); seen_cpu=()
     for r in $(seq "$rounds"); do
-        grid_round "h$r" http; idles+=("$grid")
-        grid_round "o$r" observed; watched+=("$grid")
-        echo "round $r: serve --http idle ${idles[-1]} tasks/s, observed" \
-            "${watched[-1]} tasks/s ($observed_note)"
+        grid_round "h$r" http; idles+=("$grid"); idle_cpu+=("$serve_us")
+        grid_round "o$r" observed; watched+=("$grid"); seen_cpu+=("$serve_us")
+        echo "round $r: serve --http idle ${idles[-1]} tasks/s (serve ${idle_cpu[-1]} us CPU" \
+            "per task), observed ${watched[-1]} tasks/s (serve ${seen_cpu[-1]} us;" \
+            "$observed_note)"
     done
     idle=$(median "${idles[@]}"); seen=$(median "${watched[@]}")
     echo "serve --http idle (median of $rounds): $idle tasks/s"
     echo "serve --http observed, /metrics every 1 s + event stream (median of $rounds): $seen tasks/s"
     echo "cost of observing: $($py -c "print('%.1f%%' % (100*(1-$seen/$idle)))") of throughput (target: at most 2%)"
+    # The serve process's CPU per task (its scheduler, writer, HTTP and relay threads): on a
+    # shared machine less disturbed by other load than the rate.
+    ic=$(fmedian "${idle_cpu[@]}"); sc=$(fmedian "${seen_cpu[@]}")
+    echo "serve CPU per task (medians of $rounds): idle $ic us, observed $sc us:" \
+        "observing costs $($py -c "print('%.1f%%' % (100*($sc/$ic-1)))") more CPU"
 fi
 grid=$(median "${grids[@]}")
 

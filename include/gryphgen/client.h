@@ -101,6 +101,18 @@ GG_API int gg_client_cancel(gg_client_t *c, const char *task_id);
 GG_API int gg_client_watch(gg_client_t *c, int (*fn)(void *user, const char *event_json),
                            void *user, int timeout_ms);
 
+/**
+ * As gg_client_watch(), but only events of the types named in `types`, a comma-separated list
+ * of event types and prefixes ("task.finished,node." : task.finished and every node.* event;
+ * docs/events.md). The orchestrator does not even build events no watcher asks for, so a
+ * narrow filter makes watching cheap. NULL or "": all types. At most 32 entries of at most 64
+ * bytes each; an unknown type, an empty entry or too many are refused with GG_EINVAL.
+ * Since 1.2.
+ */
+GG_API int gg_client_watch_filtered(gg_client_t *c, const char *types,
+                                    int (*fn)(void *user, const char *event_json), void *user,
+                                    int timeout_ms);
+
 /** Closes the connection, frees the client and sets *pc to NULL. Accepts NULL. */
 GG_API void gg_client_destroy(gg_client_t **pc);
 

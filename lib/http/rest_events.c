@@ -7,6 +7,9 @@
  * the relay or the scheduler up: it skips what the ring no longer holds (and is told how
  * many). A stream with nothing to send suspends its connection until the relay has news or
  * a keep-alive is due, so waiting streams hold no server thread.
+ * The relay watches only the types the open streams ask for (?types=, their union): the
+ * scheduler builds no event nobody asked for. A stream that widens the union starts once the
+ * relay's watch of the wider union is in place.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -16,11 +19,13 @@
 
 #include "gryphgen.h"
 #include "face.h"
+#include "orchestrator/event_filter.h"
 
 #define RING 4096          /* events kept */
 #define MAX_STREAMS 64     /* open event streams */
 #define KEEPALIVE_S 10     /* a comment line at least this often */
 #define WATCH_SLICE_MS 200 /* the relay checks its stop flag (and wakes streams) this often */
+#define SUBSCRIBE_MS 5000 /* a stream waits this long for the relay's watch of its types */
 #define WAKE_MS 50         /* streams are woken for news at most this often (each wake-up
                             * costs the server a thread switch: at thousands of events a
                             * second, one per event would cost more than the events) */
@@ -34,7 +39,12 @@ struct ggi_http_events {
     unsigned long long head; /* events received so far; ring[(head - 1) % RING] the last */
     struct timespec last_wake;
     stream *suspended;       /* streams waiting for news */
+    stream *streams;         /* all open streams */
     int n_streams;
+    uint32_t want;           /* the union of the open streams' types (event_filter.h) */
+    unsigned long want_gen;  /* counts changes of want */
+    unsigned long sub_gen;   /* the want_gen the relay's watch has in place */
+    pthread_cond_t subscribed; /* signalled when sub_gen moves */
     int stopping;
     int relay_running;
     pthread_t relay;
@@ -45,12 +55,13 @@ struct stream {
     ggi_http_events *ev;
     void *conn;
     stream *next;           /* in suspended */
+    stream *all_next;       /* in streams */
     int is_suspended;
     unsigned long long next_seq;
     char *out;              /* text being sent, and how far */
     size_t out_len, out_off;
     time_t last_sent;
-    char types[256];        /* ",type,type," to send, or "" for all (?types=) */
+    uint32_t types;         /* the types to send (?types=; GGI_EVENT_ALL: all) */
 };
 
 static void resume_all(ggi_http_events *e)
@@ -69,9 +80,24 @@ static long ms_since(const struct timespec *t)
     return (long)(now.tv_sec - t->tv_sec) * 1000 + (now.tv_nsec - t->tv_nsec) / 1000000;
 }
 
-static int on_event(void *user, const char *event_json)
+/* Under mu: the union of the open streams' types; kept as it was when none is open (the
+ * relay goes on watching them, for the ring and a later ?since=all). Whether it changed. */
+static int update_want(ggi_http_events *e)
 {
-    ggi_http_events *e = user;
+    if (!e->streams)
+        return 0;
+    uint32_t u = 0;
+    for (stream *s = e->streams; s; s = s->all_next)
+        u |= s->types;
+    if (u == e->want)
+        return 0;
+    e->want = u;
+    e->want_gen++;
+    return 1;
+}
+
+static int relay_deliver(ggi_http_events *e, const char *event_json, int *stop)
+{
     char *copy = strdup(event_json);
     pthread_mutex_lock(&e->mu);
     if (copy) {
@@ -84,9 +110,33 @@ static int on_event(void *user, const char *event_json)
         resume_all(e);
         clock_gettime(CLOCK_MONOTONIC, &e->last_wake);
     }
-    int stop = e->stopping;
+    /* a changed union ends this watch, so the next one asks for it at once */
+    *stop = e->stopping || e->want_gen != e->sub_gen;
+    int r = e->stopping;
     pthread_mutex_unlock(&e->mu);
+    return r;
+}
+
+/* While watching: stops for our stop and for a changed union. */
+static int on_event(void *user, const char *event_json)
+{
+    int stop;
+    relay_deliver(user, event_json, &stop);
     return stop;
+}
+
+/* While subscribing: stops only for our stop (the subscription's answer is awaited). */
+static int on_event_subscribing(void *user, const char *event_json)
+{
+    int stop;
+    return relay_deliver(user, event_json, &stop);
+}
+
+/* Waits (the orchestrator is stopping: we wait for our own stop). */
+static void relay_pause(long ms)
+{
+    struct timespec ts = { 0, ms * 1000000L };
+    nanosleep(&ts, NULL);
 }
 
 static void *relay_main(void *arg)
@@ -94,16 +144,33 @@ static void *relay_main(void *arg)
     ggi_http_events *e = arg;
     gg_client_t *c = NULL;
     int rc = ggi_http_face_client(e->face, "relay:http-events", &c);
+    char types[256];
     for (;;) {
         pthread_mutex_lock(&e->mu);
         int stop = e->stopping;
         resume_all(e); /* keep-alives are due now and then */
+        unsigned long gen = e->want_gen, have = e->sub_gen;
+        uint32_t want = e->want;
+        ggi_event_filter_names(e->want, types, sizeof types);
         pthread_mutex_unlock(&e->mu);
         if (stop)
             break;
-        if (rc || gg_client_watch(c, on_event, e, WATCH_SLICE_MS) != GG_OK) {
-            struct timespec ts = { 0, WATCH_SLICE_MS * 1000000L };
-            nanosleep(&ts, NULL); /* the orchestrator is stopping: wait for our own stop */
+        if (rc) {
+            relay_pause(WATCH_SLICE_MS);
+        } else if (!want) {
+            relay_pause(20); /* started for a stream not yet listed */
+        } else if (gen != have) {
+            /* Timeout 0: subscribes (the answer awaited), then returns; streams then start. */
+            if (gg_client_watch_filtered(c, types, on_event_subscribing, e, 0) != GG_OK) {
+                relay_pause(WATCH_SLICE_MS);
+                continue;
+            }
+            pthread_mutex_lock(&e->mu);
+            e->sub_gen = gen;
+            pthread_cond_broadcast(&e->subscribed);
+            pthread_mutex_unlock(&e->mu);
+        } else if (gg_client_watch_filtered(c, types, on_event, e, WATCH_SLICE_MS) != GG_OK) {
+            relay_pause(WATCH_SLICE_MS);
         }
     }
     return NULL;
@@ -117,6 +184,7 @@ int ggi_http_events_new(ggi_http_events **out, ggi_http_face *f)
         return gg_error_set(GG_ENOMEM, "out of memory");
     pthread_mutex_init(&e->mu, NULL);
     pthread_mutex_init(&e->start_mu, NULL);
+    pthread_cond_init(&e->subscribed, NULL);
     e->face = f;
     *out = e;
     return GG_OK;
@@ -127,6 +195,7 @@ void ggi_http_events_stop(ggi_http_events *e)
     pthread_mutex_lock(&e->mu);
     e->stopping = 1;
     resume_all(e);
+    pthread_cond_broadcast(&e->subscribed);
     int running = e->relay_running;
     e->relay_running = 0;
     pthread_mutex_unlock(&e->mu);
@@ -144,6 +213,7 @@ void ggi_http_events_free(ggi_http_events **pe)
         free(e->ring[i]);
     pthread_mutex_destroy(&e->mu);
     pthread_mutex_destroy(&e->start_mu);
+    pthread_cond_destroy(&e->subscribed);
     free(e);
     *pe = NULL;
 }
@@ -151,7 +221,7 @@ void ggi_http_events_free(ggi_http_events **pe)
 /* Whether the stream wants the event (its "type", the first member of every event). */
 static int wanted(const stream *s, const char *ev)
 {
-    if (!s->types[0])
+    if (s->types == GGI_EVENT_ALL)
         return 1;
     static const char head[] = "{\"type\":\"";
     if (strncmp(ev, head, sizeof head - 1) != 0)
@@ -159,9 +229,9 @@ static int wanted(const stream *s, const char *ev)
     const char *t = ev + sizeof head - 1, *q = strchr(t, '"');
     if (!q || q - t > 120)
         return 1;
-    char key[128];
-    snprintf(key, sizeof key, ",%.*s,", (int)(q - t), t);
-    return strstr(s->types, key) != NULL;
+    char type[128];
+    snprintf(type, sizeof type, "%.*s", (int)(q - t), t);
+    return (s->types & ggi_event_type_bit(type)) != 0;
 }
 
 /* The next text for a stream (under mu): the next event, a note of skipped ones, or a
@@ -236,6 +306,19 @@ static long stream_read(void *cls, unsigned long long pos, char *buf, size_t max
     return r;
 }
 
+/* Under mu: forgets a stream (closed, or never started). */
+static void unlist_stream(ggi_http_events *e, stream *s)
+{
+    for (stream **l = &e->streams; *l; l = &(*l)->all_next) {
+        if (*l == s) {
+            *l = s->all_next;
+            break;
+        }
+    }
+    e->n_streams--;
+    update_want(e);
+}
+
 static void stream_free(void *cls)
 {
     stream *s = cls;
@@ -247,23 +330,14 @@ static void stream_free(void *cls)
             break;
         }
     }
-    e->n_streams--;
+    unlist_stream(e, s); /* narrower: the relay asks for less (no one waits for it) */
     pthread_mutex_unlock(&e->mu);
     free(s->out);
     free(s);
 }
 
-/* Never called: a subscription's answer carries no event worth a stream yet. */
-static int ignore_event(void *user, const char *event_json)
-{
-    (void)user;
-    (void)event_json;
-    return 0;
-}
-
-/* Starts the relay unless it runs: the watch is subscribed before this returns (timeout 0:
- * the answer to the subscription, then back), so the caller's stream misses nothing after
- * it. 0, or -1 when the relay cannot start. */
+/* Starts the relay unless it runs (it subscribes; wait_subscribed waits for that). 0, or -1
+ * when the relay cannot start. */
 static int start_relay(ggi_http_events *e)
 {
     pthread_mutex_lock(&e->start_mu);
@@ -274,8 +348,6 @@ static int start_relay(ggi_http_events *e)
     if (!running) {
         gg_client_t *c = NULL;
         rc = ggi_http_face_client(e->face, "relay:http-events", &c);
-        if (!rc)
-            rc = gg_client_watch(c, ignore_event, NULL, 0);
         pthread_mutex_lock(&e->mu);
         if (!rc && pthread_create(&e->relay, NULL, relay_main, e) == 0)
             e->relay_running = 1;
@@ -285,6 +357,20 @@ static int start_relay(ggi_http_events *e)
     }
     pthread_mutex_unlock(&e->start_mu);
     return rc ? -1 : 0;
+}
+
+/* Under mu: waits until the relay's watch covers the union as of generation gen, so the
+ * stream misses nothing of its types after its answer began. 0, or -1 (stopping, or the
+ * relay could not subscribe within SUBSCRIBE_MS). */
+static int wait_subscribed(ggi_http_events *e, unsigned long gen)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += SUBSCRIBE_MS / 1000;
+    while (!e->stopping && (long)(e->sub_gen - gen) < 0)
+        if (pthread_cond_timedwait(&e->subscribed, &e->mu, &until) != 0)
+            break;
+    return !e->stopping && (long)(e->sub_gen - gen) >= 0 ? 0 : -1;
 }
 
 static void events_handler(void *user, const ggi_http_request *req, ggi_http_response *resp)
@@ -301,21 +387,27 @@ static void events_handler(void *user, const ggi_http_request *req, ggi_http_res
     }
     s->ev = e;
     s->conn = req->conn_;
-    const char *types = ggi_http_query(req, "types");
-    if (types && *types) {
-        if (strlen(types) > sizeof s->types - 3 || strspn(types, "abcdefghijklmnopqrstuvwxyz._,")
-                                                       != strlen(types)) {
-            free(s);
-            ggi_http_error(resp, 400, "'types' is a comma-separated list of event types");
-            return;
-        }
-        snprintf(s->types, sizeof s->types, ",%s,", types);
+    /* ?types=: event types and prefixes ("task.finished,node."), as a watch's filter. */
+    if (ggi_event_filter_list(ggi_http_query(req, "types"), &s->types) != GG_OK) {
+        free(s);
+        ggi_http_error(resp, 400, gg_error_last());
+        return;
     }
     s->last_sent = time(NULL);
     pthread_mutex_lock(&e->mu);
     int refused = e->stopping || e->n_streams >= MAX_STREAMS;
     if (!refused) {
         e->n_streams++;
+        s->all_next = e->streams;
+        e->streams = s;
+        update_want(e);
+        if (wait_subscribed(e, e->want_gen) != 0) {
+            unlist_stream(e, s);
+            pthread_mutex_unlock(&e->mu);
+            free(s);
+            ggi_http_error(resp, 503, "cannot watch the grid's events now");
+            return;
+        }
         /* From now on; with ?since=all, from the oldest event the ring holds. */
         const char *since = ggi_http_query(req, "since");
         s->next_seq = since && strcmp(since, "all") == 0 && e->head > RING ? e->head - RING

@@ -37,7 +37,7 @@ typedef enum ggp_type {
     GGP_WAIT,      /* {"rid", "id"} */
     GGP_STATUS,    /* {"rid", "id"?} */
     GGP_CANCEL,    /* {"rid"?, "id", "seq"?} */
-    GGP_WATCH,     /* {"rid"} */
+    GGP_WATCH,     /* {"rid", "types"?: [type or prefix...]} (event_filter.h) */
     GGP_WAKE,      /* embedded host threads: new tasks are in the database */
     /* orchestrator -> peers */
     GGP_WELCOME,   /* {"version", "hb_ms", "node"} */

@@ -37,6 +37,7 @@
 
 #include "../net/keys.h"
 #include "../net/transport.h"
+#include "event_filter.h"
 #include "learner.h"
 #include "../retrieval/credit.h"
 #include "../retrieval/retriever_none.h"
@@ -103,6 +104,7 @@ typedef struct client {
     double last_seen;
     double last_probe;        /* when the hub last checked that it is still connected */
     int watching;
+    uint32_t watch_mask;      /* the event types it watches (event_filter.h) */
 } client;
 
 typedef struct submitter {
@@ -231,6 +233,7 @@ typedef struct sched {
     long long max_tokens;   /* the run's budget (GRYPHGEN_MAX_TOKENS); 0: no limit */
     long long tokens;       /* used by the attempts this run recorded */
     int n_watching;         /* clients watching events */
+    uint32_t watch_union;   /* the event types any of them watches (event_filter.h) */
     double probe_at;        /* when liveness next checks that the clients are connected */
     int peers_gone;         /* clients and nodes forgotten since the last trim */
     double gone_at;         /* when the last of them went */
@@ -386,12 +389,17 @@ static node *find_node(sched *s, const void *id, size_t len)
     return NULL;
 }
 
+/* Counts the watchers and keeps the union of their filters (what events are built for). */
 static void count_watchers(sched *s)
 {
     int n = 0;
-    for (client *c = s->clients; c; c = c->next)
+    uint32_t all = 0;
+    for (client *c = s->clients; c; c = c->next) {
         n += c->watching != 0;
+        all |= c->watching ? c->watch_mask : 0;
+    }
     s->n_watching = n;
+    s->watch_union = all;
 }
 
 /* Forgets a client (it is gone, or evicted): its record and its watch. */
@@ -414,6 +422,13 @@ static int events_heard(const sched *s)
     return s->o->event_fn != NULL || s->n_watching > 0;
 }
 
+/* Whether anyone hears an event of this type: the host's callback hears all, a watcher those
+ * its filter names. Checked before an event is built (a cheap test, no JSON). */
+static int event_wanted(const sched *s, const char *type)
+{
+    return s->o->event_fn != NULL || (s->watch_union & ggi_event_type_bit(type)) != 0;
+}
+
 /* The events of a task's course (task.started, attempt.started, job.dispatched,
  * attempt.finished, task.finished) are not stored as rows: the tasks and attempts tables hold
  * the same facts (docs/events.md). They are built only when someone hears them. */
@@ -432,7 +447,8 @@ static void emit(sched *s, int64_t seq, cJSON *ev)
 {
     const char *type = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ev, "type"));
     int stored = event_stored(type);
-    if (!ev || (!stored && !events_heard(s))) {
+    uint32_t bit = ggi_event_type_bit(type);
+    if (!ev || (!stored && !event_wanted(s, type))) {
         cJSON_Delete(ev);
         return;
     }
@@ -450,7 +466,7 @@ static void emit(sched *s, int64_t seq, cJSON *ev)
         /* The event's text, printed once, in each watcher's message (as ggp_new(GGP_EVENT)
          * with "event" would print it, without copying the tree per watcher). */
         for (client *c = s->clients; c && text; c = c->next) {
-            if (!c->watching)
+            if (!c->watching || !(c->watch_mask & bit))
                 continue;
             char *m = ggi_asprintf("{\"ggp\":%d,\"t\":\"event\",\"event\":%s}", GGP_VERSION,
                                    text);
@@ -852,7 +868,7 @@ static void finish_task(sched *s, int64_t seq, const char *task_id, const char *
         return;
     }
     atomic_fetch_add(&s->o->ends_unheard, 1);
-    cJSON *ev = events_heard(s) ? event_new("task.finished", task_id) : NULL;
+    cJSON *ev = event_wanted(s, "task.finished") ? event_new("task.finished", task_id) : NULL;
     if (ev) {
         cJSON_AddStringToObject(ev, "status", status);
         cJSON_AddNumberToObject(ev, "attempts", attempts > 0 ? attempts : 0);
@@ -2109,14 +2125,17 @@ static void dispatch(sched *s)
             int first = a->announced != a->attempts + 1;
             a->announced = a->attempts + 1;
             if (events_heard(s)) {
-                cJSON *ev = !first ? NULL
+                int wanted = first && event_wanted(s, a->attempts == 0 ? "task.started"
+                                                                        : "attempt.started");
+                cJSON *ev = !wanted ? NULL
                             : event_new(a->attempts == 0 ? "task.started" : "attempt.started",
                                         a->task_id);
                 if (ev) {
                     cJSON_AddNumberToObject(ev, "attempt", a->attempts + 1);
                     emit(s, a->seq, ev);
                 }
-                ev = event_new("job.dispatched", a->task_id);
+                ev = event_wanted(s, "job.dispatched") ? event_new("job.dispatched", a->task_id)
+                                                       : NULL;
                 if (ev) {
                     cJSON_AddNumberToObject(ev, "attempt", a->attempts + 1);
                     cJSON_AddStringToObject(ev, "node", n->name);
@@ -2354,7 +2373,8 @@ static void on_result(sched *s, node *from, const char *from_key, int64_t seq, i
     }
     a->attempts = n;
     a->infra_failures = 0;
-    cJSON *ev = events_heard(s) ? event_new("attempt.finished", a->task_id) : NULL;
+    cJSON *ev = event_wanted(s, "attempt.finished") ? event_new("attempt.finished", a->task_id)
+                                                     : NULL;
     if (ev) {
         cJSON_AddNumberToObject(ev, "attempt", n);
         cJSON_AddBoolToObject(ev, "passed", passed);
@@ -2543,6 +2563,16 @@ static void on_wait(sched *s, const identity *to, const cJSON *b)
     ggi_store_task_row_free(&row);
 }
 
+/* The status counters' "watch_types": the event types the watchers' filters name together
+ * (the events built for them), "all", or "" with no watcher. */
+static void add_watch_types(const sched *s, cJSON *status)
+{
+    char names[256];
+    ggi_event_filter_names(s->watch_union, names, sizeof names);
+    cJSON_AddStringToObject(status, "watch_types", s->watch_union == GGI_EVENT_ALL ? "all"
+                                                                                    : names);
+}
+
 static void on_status(sched *s, const identity *to, const cJSON *b)
 {
     sync_point(s); /* reads and writes the database itself */
@@ -2585,6 +2615,7 @@ static void on_status(sched *s, const identity *to, const cJSON *b)
         cJSON_AddNumberToObject(t, "busy", (double)atomic_load(&s->o->n_busy));
         cJSON_AddNumberToObject(t, "requeued", (double)atomic_load(&s->o->n_requeued));
         cJSON_AddNumberToObject(t, "watchers", s->n_watching);
+        add_watch_types(s, t);
         cJSON_AddNumberToObject(t, "clients", s->n_clients);
         cJSON_AddNumberToObject(t, "foreign", (double)atomic_load(&s->o->n_foreign));
         ggi_orq_observe_status(s->o, t);
@@ -2653,7 +2684,14 @@ static void on_watch(sched *s, const identity *to, client *c, const cJSON *b)
         reply_error(s, to, rid, GG_EBUSY, "too many watchers");
         return;
     }
+    /* A watch sent again (every few seconds) replaces the filter. */
+    uint32_t mask;
+    if (ggi_event_filter_json(cJSON_GetObjectItemCaseSensitive(b, "types"), &mask) != GG_OK) {
+        reply_error(s, to, rid, GG_EINVAL, gg_error_last());
+        return;
+    }
     c->watching = 1;
+    c->watch_mask = mask;
     count_watchers(s);
     queue_msg(s, to, reply_new(rid, 1));
 }

@@ -712,6 +712,85 @@ static void test_peers_forgotten(void)
     gg_orchestrator_destroy(&o);
 }
 
+static int stop_at_once(void *user, const char *event_json)
+{
+    (void)user;
+    (void)event_json;
+    return 1;
+}
+
+/* The hub's reply to a raw watch request with the given "types" (JSON text): ok, or the
+ * refusal's code and message. */
+static int raw_watch(ggpeer *p, long long rid, const char *types_json, char *msg, size_t cap)
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf, "{\"ggp\":1,\"t\":\"watch\",\"rid\":%lld,\"types\":%s}", rid,
+             types_json);
+    ggpeer_send(p, buf);
+    cJSON *r = ggpeer_recv(p, "reply", TEST_DEADLINE_MS);
+    int ok = r && cJSON_IsTrue(cJSON_GetObjectItem(r, "ok"));
+    const char *m = r ? cJSON_GetStringValue(cJSON_GetObjectItem(r, "message")) : NULL;
+    snprintf(msg, cap, "%s", m ? m : "");
+    int code = r ? (int)cJSON_GetNumberValue(cJSON_GetObjectItem(r, "code")) : 1;
+    cJSON_Delete(r);
+    return ok ? 0 : code;
+}
+
+/* A watch's "types" filter as the hub reads it from any client (the library's client checks
+ * it first; a raw one may not): unknown names, prefixes naming nothing, too many or too long
+ * entries, non-strings and an empty list are refused with GG_EINVAL and a message naming
+ * what is wrong, and the peer does not become a watcher; a good filter makes it one. */
+static void test_watch_filter_refusals(void)
+{
+    char ep[64], db[300];
+    gg_orchestrator_t *o = serve(ep, db, "filter.db", 100);
+    if (!o)
+        return;
+    gg_client_t *c = client_to(ep, NULL);
+    ggpeer p;
+    ggpeer_open(&p, ep);
+    ggpeer_send(&p, "{\"ggp\":1,\"t\":\"hello\",\"role\":\"client\",\"name\":\"f\","
+                    "\"versions\":[1]}");
+    cJSON *w = ggpeer_recv(&p, "welcome", TEST_DEADLINE_MS);
+    CHECK(w != NULL);
+    cJSON_Delete(w);
+    char many[2048] = "[", longname[200], msg[1024];
+    for (int i = 0; i < 33; i++)
+        strcat(many, i ? ",\"node.lost\"" : "\"node.lost\"");
+    strcat(many, "]");
+    snprintf(longname, sizeof longname, "[\"task.%0100d\"]", 0);
+    static const struct { const char *types, *says; } bad[] = {
+        { "[\"task.bogus\"]", "unknown event type 'task.bogus'" },
+        { "[\"nodes.\"]", "unknown event type 'nodes.'" },
+        { "[\"\"]", "unknown event type ''" },
+        { "[]", "1 to 32 entries" },
+        { "[1]", "array of strings" },
+        { "\"task.finished\"", "array of strings" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK(raw_watch(&p, 10 + (long long)i, bad[i].types, msg, sizeof msg) == GG_EINVAL);
+        CHECK(strstr(msg, bad[i].says) != NULL);
+    }
+    CHECK(raw_watch(&p, 30, many, msg, sizeof msg) == GG_EINVAL);
+    CHECK(strstr(msg, "1 to 32 entries") != NULL);
+    CHECK(raw_watch(&p, 31, longname, msg, sizeof msg) == GG_EINVAL);
+    CHECK(strstr(msg, "longer than 64 bytes") != NULL);
+    long long clients = -1, watchers = -1;
+    int nodes = -1;
+    CHECK(peers_known(c, &clients, &watchers, &nodes));
+    CHECK(watchers == 0);
+    CHECK(raw_watch(&p, 32, "[\"task.\",\"node.lost\"]", msg, sizeof msg) == 0);
+    CHECK(peers_known(c, &clients, &watchers, &nodes));
+    CHECK(watchers == 1);
+    /* The library's client refuses a bad filter itself, with the same words. */
+    CHECK(gg_client_watch_filtered(c, "task.finished,bogus", stop_at_once, NULL, 0) ==
+          GG_EINVAL);
+    CHECK(strstr(gg_error_last(), "unknown event type 'bogus'") != NULL);
+    ggpeer_close(&p);
+    gg_client_destroy(&c);
+    gg_orchestrator_destroy(&o);
+}
+
 /* Two submitters, one worker slot: the second, arriving late, is not starved. */
 static void test_fair_share(void)
 {
@@ -1664,6 +1743,7 @@ int main(void)
     test_skip_attempts_hello();
     test_busy();
     test_peers_forgotten();
+    test_watch_filter_refusals();
     test_fair_share();
     test_priority_dispatch();
     test_embedded_plus_remote();

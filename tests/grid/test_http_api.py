@@ -11,8 +11,8 @@ import os
 import socket
 import urllib.parse
 
-from gridtest import (GUARD_S, check, db_rows, finish, free_port, gg, start, stop_all, tmpdir,
-                      wait_until)
+from gridtest import (GUARD_S, check, db_rows, finish, free_port, gg, start, status, stop_all,
+                      tmpdir, wait_until)
 from httptest import api_url, call, jsonl, task, token_file
 
 work = tmpdir()
@@ -185,6 +185,38 @@ def run_to_end(url):
           body)
 
 
+def open_stream(port, types):
+    s = socket.create_connection(("127.0.0.1", port), timeout=GUARD_S)
+    s.sendall(b"GET /v1/events?types=" + types.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+              b"Authorization: Bearer " + OBS.encode() + b"\r\n\r\n")
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        buf += chunk
+    check(b" 200 " in buf.split(b"\r\n")[0], "a stream of %s opens" % types, buf[:200])
+    return s
+
+
+def union_follows_streams(port):
+    """The relay watches the union of the open streams' types (the hub builds those events
+    only), narrowed when a stream closes (the server notices a closed stream when it writes
+    to it: a keep-alive every 10 s at the latest; earlier tests' streams end so too)."""
+    def watch_types():
+        return (status(ep) or {}).get("watch_types")
+
+    a = open_stream(port, "task.finished")
+    b = open_stream(port, "node.")
+    both = "task.finished,node.joined,node.lost,node.quarantined"
+    got = wait_until(lambda: watch_types() == both)
+    check(got, "two streams: the hub builds both streams' types", watch_types())
+    b.close()
+    got = wait_until(lambda: watch_types() == "task.finished")
+    check(got, "a stream closed: the hub builds only the other's types", watch_types())
+    a.close()
+
+
 def events(url, port):
     """Reads the event stream while a task runs: its task.finished arrives."""
     s = socket.create_connection(("127.0.0.1", port), timeout=GUARD_S)
@@ -230,6 +262,12 @@ def events(url, port):
         s.close()
     st, body, _ = call(url + "/v1/events?types=a%20b", token=OBS)
     check(st == 400, "a malformed ?types= is 400", (st, body))
+    st, body, _ = call(url + "/v1/events?types=task.finished,task.bogus", token=OBS)
+    check(st == 400 and "unknown event type 'task.bogus'" in str(body),
+          "an unknown type in ?types= is 400, named", (st, body))
+    st, body, _ = call(url + "/v1/events?types=" + ",".join(["node."] * 33), token=OBS)
+    check(st == 400 and "more than 32" in str(body), "too many ?types= entries are 400", (st, body))
+    union_follows_streams(port)
     st, body, _ = call(url + "/v1/events", token=None)
     check(st == 401, "the event stream needs a token", st)
 

@@ -277,6 +277,7 @@ PROTOTYPES = {
     "gg_client_status": (_i, [_p, _s, c_char_pp]),
     "gg_client_cancel": (_i, [_p, _s]),
     "gg_client_watch": (_i, [_p, WATCH_FN, _p, _i]),
+    "gg_client_watch_filtered": (_i, [_p, _s, WATCH_FN, _p, _i]),
     "gg_client_destroy": (None, [_pp]),
     "gg_workspace_deliver": (_i, [_s, _s, ctypes.POINTER(DeliverOptions), c_char_pp]),
     "gg_workspace_format_patch": (_i, [_s, _s, c_char_pp]),

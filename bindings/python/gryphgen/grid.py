@@ -271,9 +271,9 @@ class Client(NativeObject):
         """Cancels a task; InvalidState when it has ended, NotFound when unknown."""
         N.check(N.fn("gg_client_cancel")(self._p(), N.encode(task_id, "task_id")))
 
-    def _watch_call(self, deliver, timeout_ms):
-        """One gg_client_watch(); deliver(event dict) returns True to stop. Exceptions of
-        deliver stop the watch and are raised here after it returned."""
+    def _watch_call(self, deliver, timeout_ms, types=None):
+        """One gg_client_watch_filtered(); deliver(event dict) returns True to stop.
+        Exceptions of deliver stop the watch and are raised here after it returned."""
         failure = []
 
         def thunk(_user, text):
@@ -284,14 +284,19 @@ class Client(NativeObject):
                 return 1
 
         cb = N.WATCH_FN(thunk)
-        rc = N.fn("gg_client_watch")(self._p(), cb, None, int(timeout_ms))
+        rc = N.fn("gg_client_watch_filtered")(self._p(), types, cb, None, int(timeout_ms))
         if failure:
             raise failure[0]
         N.check(rc)
 
     def watch(self, callback: Callable[[dict], Any] | None = None,
-              timeout: float | None = None) -> Iterator[dict] | None:
+              timeout: float | None = None,
+              types: Iterable[str] | str | None = None) -> Iterator[dict] | None:
         """Streams the orchestrator's events (docs/events.md) as dicts.
+
+        types: the event types (or prefixes such as "node.") to receive, as a list or a
+        comma-separated string; None: all. The orchestrator builds no event nobody asked
+        for. Unknown types, empty entries or more than 32 raise InvalidInput.
 
         With a callback: calls callback(event) for each until it returns a true value or
         timeout seconds pass (None: until the callback says stop); returns None. An
@@ -300,13 +305,16 @@ class Client(NativeObject):
         Without one: returns an iterator over events that ends when timeout seconds pass
         (None: when the iterator is closed). It watches on a helper thread which
         re-subscribes every second, so an event emitted in that instant can be missed."""
+        if types is not None and not isinstance(types, str):
+            types = ",".join(types)
+        types = None if types is None else N.encode(types, "types")
         if callback is not None:
             ms = -1 if timeout is None else max(0, int(timeout * 1000))
-            self._watch_call(callback, ms)
+            self._watch_call(callback, ms, types)
             return None
-        return self._watch_iter(timeout)
+        return self._watch_iter(timeout, types)
 
-    def _watch_iter(self, timeout):
+    def _watch_iter(self, timeout, types):
         self._p()
         deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
         events = queue.Queue(maxsize=10000)
@@ -331,7 +339,7 @@ class Client(NativeObject):
                         if left <= 0:
                             break
                         ms = min(ms, left)
-                    self._watch_call(put, ms)
+                    self._watch_call(put, ms, types)
             except BaseException as e:  # noqa: B036
                 events.put(e)
             events.put(done)

@@ -127,6 +127,87 @@ def test_watch_sees_task_finished(gg, client, grid):
     assert [e["type"] for e in seen if e.get("task_id") == "grid/watch"][0] == "task.started"
 
 
+def watch_until_finished(w, task_id, types=None):
+    """Events w's watch receives until task_id's task.finished (or, when the filter leaves
+    task.finished out, until a task.started of it and the task's end is known)."""
+    seen = []
+
+    def on_event(ev):
+        seen.append(ev)
+        return ev.get("task_id") == task_id and ev.get("type") in ("task.finished",
+                                                                     "attempt.finished")
+    w.watch(on_event, timeout=GUARD_S, types=types)
+    return seen
+
+
+def test_filtered_watch_gets_only_its_types(gg, client, grid):
+    """A watcher asking for attempt.finished and the node.* events gets those and nothing
+    else, while an unfiltered one watching the same task gets its whole course."""
+    with gg.Client(grid[0], timeout=GUARD_S, insecure=True) as narrow, \
+            gg.Client(grid[0], timeout=GUARD_S, insecure=True) as wide:
+        got_narrow, got_wide = [], []
+        subscribe(narrow, got_narrow.append)
+        narrow.watch(got_narrow.append, timeout=0, types=["attempt.finished", "node."])
+        subscribe(wide, got_wide.append)
+        st = client.status()
+        assert st["watchers"] >= 2 and st["watch_types"] == "all", st
+        out = {}
+        t = threading.Thread(target=lambda: out.setdefault(
+            "narrow", watch_until_finished(narrow, "grid/filtered",
+                                           types="attempt.finished,node.")))
+        t.start()
+        client.submit(add_task("grid/filtered"))
+        got_wide += watch_until_finished(wide, "grid/filtered")
+        t.join(GUARD_S)
+        assert not t.is_alive()
+        got_narrow += out["narrow"]
+    narrow_types = {e["type"] for e in got_narrow}
+    assert narrow_types and narrow_types <= {"attempt.finished", "node.joined", "node.lost",
+                                             "node.quarantined"}, narrow_types
+    assert "attempt.finished" in narrow_types
+    wide_types = [e["type"] for e in got_wide if e.get("task_id") == "grid/filtered"]
+    assert {"task.started", "job.dispatched", "attempt.finished"} <= set(wide_types), wide_types
+
+
+def test_watch_filter_bad_input_refused(gg, client, grid):
+    before = client.status()["watchers"]
+    with gg.Client(grid[0], timeout=GUARD_S, insecure=True) as w:
+        with pytest.raises(gg.InvalidInput, match="unknown event type 'task.bogus'"):
+            w.watch(lambda ev: True, timeout=0, types=["task.bogus"])
+        with pytest.raises(gg.InvalidInput, match="unknown event type 'nodes.'"):
+            w.watch(lambda ev: True, timeout=0, types="nodes.")
+        with pytest.raises(gg.InvalidInput, match="more than 32 entries"):
+            w.watch(lambda ev: True, timeout=0, types=["node.lost"] * 33)
+        with pytest.raises(gg.InvalidInput, match="longer than 64 bytes"):
+            w.watch(lambda ev: True, timeout=0, types=["task." + "x" * 70])
+        with pytest.raises(gg.InvalidInput, match="empty entry"):
+            w.watch(lambda ev: True, timeout=0, types="task.finished,,node.lost")
+        # Refused before anything was sent: the client is no watcher (earlier tests' closed
+        # watchers may be forgotten meanwhile, never added).
+        assert client.status()["watchers"] <= before
+
+
+def test_watch_union_follows_the_watchers(gg, client, grid):
+    """The event types the hub builds are the union of its watchers' filters, and shrink
+    when a watcher leaves (its connection closed: the hub forgets it)."""
+    # earlier tests' watchers, closed, are forgotten first
+    assert wait_until(lambda: client.status()["watchers"] == 0)
+    with gg.Client(grid[0], timeout=GUARD_S, insecure=True) as a:
+        a.watch(lambda ev: False, timeout=0, types="task.finished")
+        with gg.Client(grid[0], timeout=GUARD_S, insecure=True) as b:
+            b.watch(lambda ev: False, timeout=0, types="node.")
+            st = client.status()
+            assert st["watchers"] == 2, st
+            assert st["watch_types"] == "task.finished,node.joined,node.lost,node.quarantined"
+        st = wait_until(lambda: (lambda s: s if s["watchers"] == 1 else None)(client.status()))
+        assert st and st["watch_types"] == "task.finished", st
+        # Watching again with another filter replaces the watcher's own.
+        a.watch(lambda ev: False, timeout=0, types="job.retried")
+        assert client.status()["watch_types"] == "job.retried"
+    st = wait_until(lambda: (lambda s: s if s["watchers"] == 0 else None)(client.status()))
+    assert st and st["watch_types"] == "", st
+
+
 def test_watch_as_iterator(gg, client, grid):
     with gg.Client(grid[0], timeout=GUARD_S, insecure=True) as w:
         got = []

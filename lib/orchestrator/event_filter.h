@@ -1,0 +1,43 @@
+/*
+ * event_filter.h - which event types a watcher asks for (docs/events.md, docs/protocol.md
+ * `watch` "types"): a set of the known types as a bit mask, parsed from names or prefixes
+ * ("task.finished", "node."), so the scheduler can skip building events nobody wants.
+ */
+#ifndef GGI_EVENT_FILTER_H
+#define GGI_EVENT_FILTER_H
+
+#include <stdint.h>
+
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+#include "gryphgen/common.h"
+
+/* Limits of a filter: entries, and bytes of one entry. */
+#define GGI_EVENT_FILTER_MAX 32
+#define GGI_EVENT_FILTER_NAME_MAX 64
+
+/* Every known type (and, for an event of a type this list lacks, every watcher). */
+#define GGI_EVENT_ALL UINT32_MAX
+
+/* The bit of an event type; GGI_EVENT_ALL for a type not in the list (nobody filters it
+ * out). */
+uint32_t ggi_event_type_bit(const char *type);
+
+/* The mask of one entry: a known type, or a prefix ending in '.' that names at least one
+ * ("task."); 0 when it names none. */
+uint32_t ggi_event_entry_mask(const char *entry, size_t len);
+
+/* Parses a watch's "types" (absent or null: all). An array of 1 to GGI_EVENT_FILTER_MAX
+ * strings, each known (ggi_event_entry_mask). GG_EINVAL naming what is wrong otherwise. */
+int ggi_event_filter_json(const cJSON *types, uint32_t *out_mask);
+
+/* The same from a comma-separated list ("task.finished,node."); NULL or "": all. */
+int ggi_event_filter_list(const char *list, uint32_t *out_mask);
+
+/* The known types of a mask as a comma-separated list into buf (cap bytes; 256 hold every
+ * type); "" for GGI_EVENT_ALL. Returns the length it needed. */
+size_t ggi_event_filter_names(uint32_t mask, char *buf, size_t cap);
+
+#endif
