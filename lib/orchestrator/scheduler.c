@@ -8,22 +8,15 @@
  * Nodes heartbeat both ways; a silent node is dead and its jobs are requeued. Clients submit,
  * wait, ask for status, cancel and watch over the same socket.
  *
- * Every change made while handling the bursts of messages that arrive while the writer
- * thread (writer.c) is busy goes into one batch, which the writer then writes in one
- * transaction (group commit), together with a claim of queued tasks, while this thread
- * handles the next bursts; replies, events and wake-ups
- * leave only after that commit, so nothing is acknowledged before it is durable. Reads, and
- * the rare writes that need an answer at once (submissions, cancels, hellos), use the
- * connection here with the writer idle (sync_point). Jobs need no commit: a result is
- * recorded only under the lease its job carries.
+ * This file holds the loop (ggi_scheduler_main: start, the rounds of dispatch, handoff to
+ * the writer, a burst of messages and liveness, then stop) and the routing of one message to
+ * its handler by type and the sender's role. The rest is cut by concern, one file each, so a
+ * reader finds a concern by its name (docs/architecture.md walks one task through them):
  *
- * It is also the Task Monitor: after each attempt it counts the generator's tokens against
- * the task's budget.tokens and the run's GRYPHGEN_MAX_TOKENS, and spots a stuck loop (the
- * same code again, or the same failure signature as the previous attempt), after which the
- * next job carries a changed strategy and the feedback rolls back to the best attempt.
+ *   sched_commit.c    group commit with the writer thread; what waits for a commit
+ *   sched.h           the state they share and the functions that cross files
  */
 #include <errno.h>
-#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,210 +28,12 @@
 #include <malloc.h>
 #endif
 
-#include "../net/keys.h"
-#include "../net/transport.h"
-#include "learner.h"
-#include "../retrieval/credit.h"
 #include "../retrieval/retriever_none.h"
-#include "orq.h"
-#include "protocol.h"
-#include "writer.h"
+#include "../retrieval/credit.h"
+#include "sched.h"
 
-#define BURST 256            /* messages handled per commit at most */
-#define POLL_MS 100          /* how often an idle scheduler checks for shutdown */
-#define WRITER_POLL_MS 1     /* how often a scheduler with no messages looks at the writer */
-#define DISPATCH_EVERY_MS 10 /* dispatch runs at least this often with nothing new */
-#define MAX_CLIENTS 4096     /* client records kept (least recently seen evicted) */
-#define MAX_WAITERS 65536
-#define MAX_WATCHERS 64
-#define MAX_SUBMITTERS 256   /* submitters served per claim round */
-#define MAX_SCORES 8         /* languages scored per node */
-#define MAX_NODES 4096
-#define EMA 0.2              /* weight of the newest sample in the moving averages */
-#define JOB_BATCH_BYTES (4u << 20)
-#define LEASE_BYTES 16       /* a lease id: 128 random bits, sent as 32 hex digits */
-#define LEASE_POOL 4096      /* random bytes fetched at once (256 leases per system call) */
-#define FOREIGN_WARN_MS 1000 /* at most one warning a second about foreign results */
-#define TRIM_PEERS 64        /* peers gone since the last trim that make the next one */
-
-typedef struct identity {
-    unsigned char id[GG_TRANSPORT_MAX_IDENTITY];
-    size_t len;
-} identity;
-
-typedef struct score {
-    char lang[16];
-    double ok, lat_ms;
-    long long n;
-    int dirty;
-} score;
-
-typedef struct node {
-    struct node *next;
-    identity id;
-    char name[GGP_MAX_NAME + 1];
-    char key[GGI_KEY_Z85_LEN + 1]; /* the CURVE key it said hello with, or "" */
-    int capacity, busy; /* capacity = slots + queue (status shows all three) */
-    int slots, queue;
-    cJSON *caps;
-    cJSON *langs; /* the languages of caps.runtimes (runtime_languages) */
-    int any, noop, gpus;
-    double memory_mb;
-    double last_rx, last_tx;
-    double joined_ms;         /* when it said hello (monotonic ms) */
-    int delivered;            /* it returned a result under a lease it held */
-    double quarantined_until; /* monotonic ms */
-    int infra_streak;
-    score scores[MAX_SCORES];
-    int n_scores;
-    ggi_buf batch;            /* the jobs message being gathered (text), or empty */
-    int64_t *batch_seqs;      /* the tasks in it, batch_count of them */
-    int batch_count;
-} node;
-
-typedef struct client {
-    struct client *next;
-    identity id;
-    char name[GGP_MAX_NAME + 1];
-    double last_seen;
-    double last_probe;        /* when the hub last checked that it is still connected */
-    int watching;
-} client;
-
-typedef struct submitter {
-    char *name;
-    unsigned long served;
-} submitter;
-
-typedef struct code_seen {
-    char hash[17];
-    int n;
-} code_seen;
-
-typedef struct active {
-    struct active *next, *prev; /* the active list (s->tasks) */
-    struct active *hnext;       /* the next in its bucket of s->by_seq */
-    int64_t seq;
-    char *task_id;
-    char *spec_text;        /* the normalised task JSON as stored: jobs carry it verbatim */
-    cJSON *needs;           /* ggi_task_needs() of the task, or NULL: it sets none */
-    int priority;
-    int max_attempts;
-    double wall_s;
-    double started_wall;
-    int attempts;           /* recorded so far */
-    int inflight;           /* a worker holds attempt attempts+1 on lease */
-    char lease[2 * LEASE_BYTES + 1]; /* the current lease (hex), or "" */
-    node *on;               /* the node holding the lease: only its results count */
-    double sent_ms;
-    int cancelled;
-    int infra_failures;
-    int lost;               /* workers that died holding it */
-    double not_before_ms;   /* backoff after an infrastructure fault */
-    cJSON *feedback;        /* the last GGI_FEEDBACK_ATTEMPTS attempts, oldest first */
-    int sub;                /* index into submitters */
-    char *language;
-    double memory_mb;
-    int gpus;
-    const cJSON *labels;    /* borrowed from needs: the worker labels it requires */
-    const char *isolation;  /* borrowed from needs: the weakest level it may run at, or NULL */
-    long long max_tokens;   /* budget.tokens; 0: no limit */
-    long long tokens;       /* used by its recorded attempts (all runs) */
-    code_seen *codes;       /* hashes of the code of its attempts, n_codes of them */
-    int n_codes, cap_codes;
-    char *last_sig;         /* failure signature of the last attempt, or NULL */
-    int last_sig_n;
-    char *last_reason;      /* reason of the last attempt, or NULL */
-    int best_n, best_score; /* earliest attempt with the best outcome */
-    cJSON *best_fb;         /* its feedback entry */
-    int stuck;              /* stuck loops detected */
-    cJSON *strategy;        /* for the next job, or NULL */
-    cJSON *demote;          /* context ids that led its failed attempts (the next job's
-                             * retrieval demotes them: retries as experiments), or NULL */
-    char avoid[GGP_MAX_NAME + 1]; /* node of the last infrastructure fault */
-    unsigned match_gen;     /* nodes_gen when it was last found unmatchable */
-    int announced;          /* the attempt whose first dispatch was announced (task.started,
-                               attempt.started); a job sent again is job.dispatched only */
-} active;
-
-typedef struct outmsg {
-    identity to;
-    char *text;
-    size_t len;
-} outmsg;
-
-struct ended {
-    char *task_id;
-    int learns;             /* it ran its tests: the learner hears of it */
-};
-
-/* What waits for a batch's commit: replies, events for the host, the tasks it ended. */
-typedef struct pending {
-    outmsg *out;
-    int n_out, cap_out;
-    cJSON *events;          /* printed events for the host's callback */
-    struct ended *ended;    /* the tasks it ended (for waiters and the learner) */
-    int n_ended, cap_ended;
-    int finished;           /* how many */
-} pending;
-
-typedef struct waiter {
-    identity to;
-    long long rid;
-    char *task_id;
-} waiter;
-
-typedef struct sched {
-    gg_orchestrator_t *o;
-    ggi_store *db;
-    ggi_grid_db *g;
-    active *tasks;
-    int n_active;
-    active **by_seq;        /* the active tasks by seq: n_buckets (a power of 2) chains */
-    unsigned n_buckets;
-    int limit;
-    node *nodes;
-    int n_nodes;
-    unsigned nodes_gen;
-    client *clients;
-    int n_clients;
-    waiter *waiters;
-    int n_waiters, cap_waiters;
-    submitter *subs;
-    int n_subs;
-    ggi_writer *writer;     /* writes the batches (writer.c) */
-    ggi_batch batch[3];     /* the one being gathered (cur), the one being written and the
-                             * one written before, completed while the writer works */
-    pending pend[3];        /* what waits for each one's commit */
-    int cur;
-    pending later;          /* ended tasks to read back once the writer is idle */
-    ggi_claimed *later_rows; /* claimed tasks to resume (their attempts are read) likewise */
-    int n_later_rows, cap_later_rows;
-    int may_have_queued;
-    ggi_learner *learner;   /* learns from them on its own thread (learner.c) */
-    unsigned char rnd[LEASE_POOL]; /* random bytes for lease ids, used from the end */
-    size_t rnd_left;
-    double foreign_warn_at;  /* when the last warning about foreign results was logged */
-    unsigned long foreign_quiet; /* foreign results not warned about since */
-    int backoff;            /* some task may be waiting out a backoff */
-    int dispatch_due;       /* a task or a slot became free since the last dispatch */
-    active **run;           /* dispatch's arrays, kept: runnable tasks, per submitter */
-    int *run_head, *run_end;
-    int cap_run, cap_subs;
-    double dispatch_at;     /* when dispatch looks again anyway (backoffs, quarantines) */
-    unsigned claim_rr;      /* rotates the first submitter served by claim */
-    unsigned long submit_gen; /* counts submissions and wake-ups (a claim's snapshot) */
-    long long max_tokens;   /* the run's budget (GRYPHGEN_MAX_TOKENS); 0: no limit */
-    long long tokens;       /* used by the attempts this run recorded */
-    int n_watching;         /* clients watching events */
-    double probe_at;        /* when liveness next checks that the clients are connected */
-    int peers_gone;         /* clients and nodes forgotten since the last trim */
-    double gone_at;         /* when the last of them went */
-    ggi_buf ev_buf;         /* print buffer, reused: an event */
-    int dead;               /* the database could not be written: stop (ggi_orq_fail) */
-} sched;
-
-/* ---------------------------------------------------------------- helpers */
+static char *needs_text(const active *a);
+static active *find_active(sched *s, int64_t seq);
 
 static void active_free(active *a)
 {
@@ -270,107 +65,7 @@ static void add_fixed3(cJSON *o, const char *key, double v)
     cJSON_AddRawToObject(o, key, buf);
 }
 
-static void sync_point(sched *s);
-
-/* Opens (or continues) this thread's own transaction, with the writer idle: for the rare
- * writes that need an answer now (submissions, cancels, hellos). */
-static int txn(sched *s)
-{
-    sync_point(s);
-    /* SQLite may have rolled back by itself after an I/O error or a lock timeout. */
-    if (ggi_store_in_transaction(s->db))
-        return GG_OK;
-    return ggi_store_begin(s->db);
-}
-
-/* Queues a write in the batch being gathered, taking op's strings; copied says whether every
- * string it needs was copied (a copy can fail). GG_OK, or GG_ENOMEM logged with what. */
-static int add_op(sched *s, ggi_op *op, int copied, const char *what)
-{
-    int rc = GG_ENOMEM;
-    if (copied)
-        rc = ggi_batch_add(&s->batch[s->cur], op); /* frees the strings when it fails */
-    else
-        ggi_op_free(op);
-    if (rc != GG_OK)
-        ggi_log(&s->o->log, GG_LOG_ERROR, "cannot record %s: out of memory", what);
-    return rc;
-}
-
-static void set_identity(identity *d, const void *id, size_t len)
-{
-    memcpy(d->id, id, len);
-    d->len = len;
-}
-
-static int same_identity(const identity *a, const void *id, size_t len)
-{
-    return a->len == len && memcmp(a->id, id, len) == 0;
-}
-
-/* Queues a message for after the commit of the batch being gathered; takes text. */
-static void queue_out(sched *s, const identity *to, char *text, size_t len)
-{
-    if (!text)
-        return;
-    pending *pd = &s->pend[s->cur];
-    if (pd->n_out == pd->cap_out) {
-        int ncap = pd->cap_out ? pd->cap_out * 2 : 64;
-        outmsg *p = realloc(pd->out, (size_t)ncap * sizeof *p);
-        if (!p) {
-            ggi_log(&s->o->log, GG_LOG_ERROR, "out of memory queueing a reply");
-            free(text);
-            return;
-        }
-        pd->out = p;
-        pd->cap_out = ncap;
-    }
-    outmsg *m = &pd->out[pd->n_out++];
-    m->to = *to;
-    m->text = text;
-    m->len = len;
-}
-
-static void queue_msg(sched *s, const identity *to, cJSON *m)
-{
-    size_t len = 0;
-    char *text = m ? ggp_print(m, &len) : NULL;
-    cJSON_Delete(m);
-    if (!text) {
-        ggi_log(&s->o->log, GG_LOG_ERROR, "cannot print a reply: %s", gg_error_last());
-        return;
-    }
-    queue_out(s, to, text, len);
-}
-
-static cJSON *reply_new(long long rid, int ok)
-{
-    cJSON *m = ggp_new(GGP_REPLY);
-    if (m) {
-        cJSON_AddNumberToObject(m, "rid", (double)rid);
-        cJSON_AddBoolToObject(m, "ok", ok);
-    }
-    return m;
-}
-
-static void reply_error(sched *s, const identity *to, long long rid, int code,
-                        const char *message)
-{
-    cJSON *m = reply_new(rid, 0);
-    if (m) {
-        cJSON_AddNumberToObject(m, "code", code);
-        cJSON_AddStringToObject(m, "message", message ? message : gg_strerror(code));
-    }
-    queue_msg(s, to, m);
-}
-
-/* Sends now (used for heartbeats and jobs, which need no commit first). */
-static int send_now(sched *s, const identity *to, const char *text, size_t len)
-{
-    return s->o->transport.vt.hub_send(s->o->hub, to->id, to->len, text, len);
-}
-
-static client *find_client(sched *s, const void *id, size_t len)
+client *ggi_sched_find_client(sched *s, const void *id, size_t len)
 {
     for (client *c = s->clients; c; c = c->next)
         if (same_identity(&c->id, id, len))
@@ -386,7 +81,7 @@ static node *find_node(sched *s, const void *id, size_t len)
     return NULL;
 }
 
-static void count_watchers(sched *s)
+void ggi_sched_count_watchers(sched *s)
 {
     int n = 0;
     for (client *c = s->clients; c; c = c->next)
@@ -405,7 +100,7 @@ static void drop_client(sched *s, client **link)
     s->peers_gone++;
     s->gone_at = ggi_now_ms();
     if (watched)
-        count_watchers(s);
+        ggi_sched_count_watchers(s);
 }
 
 /* Whether anyone hears events as they happen (the host's callback or a watching client). */
@@ -443,7 +138,7 @@ static void emit(sched *s, int64_t seq, cJSON *ev)
         if (stored) {
             ggi_op op = { .kind = GGI_OP_EVENT, .seq = seq, .ts = ggi_wall_s(),
                           .name = ggi_strdup(type ? type : "event"), .text = ggi_strdup(text) };
-            add_op(s, &op, op.name && op.text, "an event");
+            ggi_sched_add_op(s, &op, op.name && op.text, "an event");
         }
         if (s->o->event_fn && text)
             cJSON_AddItemToArray(s->pend[s->cur].events, cJSON_CreateString(text));
@@ -454,7 +149,7 @@ static void emit(sched *s, int64_t seq, cJSON *ev)
                 continue;
             char *m = ggi_asprintf("{\"ggp\":%d,\"t\":\"event\",\"event\":%s}", GGP_VERSION,
                                    text);
-            queue_out(s, &c->id, m, m ? strlen(m) : 0);
+            ggi_sched_queue_out(s, &c->id, m, m ? strlen(m) : 0);
         }
     }
     cJSON_Delete(ev);
@@ -472,7 +167,7 @@ static cJSON *event_new(const char *type, const char *task_id)
     return ev;
 }
 
-static void save_scores(sched *s)
+void ggi_sched_save_scores(sched *s)
 {
     for (node *n = s->nodes; n; n = n->next) {
         for (int i = 0; i < n->n_scores; i++) {
@@ -483,300 +178,11 @@ static void save_scores(sched *s)
                           .code = ggi_strdup(sc->lang), .a = sc->ok, .b = sc->lat_ms,
                           .count = (int)(sc->n > 2000000000 ? 2000000000 : sc->n),
                           .ts = ggi_wall_s() };
-            add_op(s, &op, op.name && op.code, "a node's score");
+            ggi_sched_add_op(s, &op, op.name && op.code, "a node's score");
             sc->dirty = 0;
         }
     }
 }
-
-/* Commits the batch, then tells the host, the clients and the watchers. */
-static void learn_from_result(sched *s, cJSON *res);
-
-static void add_active(sched *s, const ggi_task_row *row, const char *submitter_name);
-static void notify_waiters(sched *s, const char *task_id, const char *result_text);
-static int has_waiter(const sched *s, const char *task_id);
-
-static void send_out(sched *s, outmsg *m)
-{
-    int rc = send_now(s, &m->to, m->text, m->len);
-    if (rc != GG_OK) {
-        /* Not silent: the peer is gone or its queue is full; it asks again. */
-        ggi_log(&s->o->log, GG_LOG_WARN, "could not deliver a reply: %s", gg_error_last());
-        if (rc == GG_ENOTFOUND) {
-            client *c = find_client(s, m->to.id, m->to.len);
-            if (c && c->watching) {
-                c->watching = 0;
-                count_watchers(s);
-            }
-        }
-    }
-    free(m->text);
-    m->text = NULL;
-}
-
-static int push_ended(pending *pd, char *task_id, int learns)
-{
-    if (pd->n_ended == pd->cap_ended) {
-        int ncap = pd->cap_ended ? pd->cap_ended * 2 : 256;
-        struct ended *p = realloc(pd->ended, (size_t)ncap * sizeof *p);
-        if (!p)
-            return ggi_error(GG_ENOMEM, "out of memory");
-        pd->ended = p;
-        pd->cap_ended = ncap;
-    }
-    pd->ended[pd->n_ended].task_id = task_id;
-    pd->ended[pd->n_ended].learns = learns;
-    pd->n_ended++;
-    return GG_OK;
-}
-
-/* Reads back an ended task's result for its waiters and the learner (writer idle). */
-static void read_back(sched *s, const struct ended *e)
-{
-    int waited = s->n_waiters > 0 && has_waiter(s, e->task_id);
-    if (!waited && !e->learns)
-        return;
-    ggi_task_row row;
-    if (ggi_store_task_get(s->db, e->task_id, &row) != GG_OK || !row.result) {
-        ggi_log(&s->o->log, GG_LOG_ERROR, "reading the result of task '%s': %s", e->task_id,
-                gg_error_last());
-    } else {
-        if (waited)
-            notify_waiters(s, e->task_id, row.result);
-        cJSON *res = e->learns ? cJSON_Parse(row.result) : NULL;
-        /* The task itself, for the learner to head the indexed solution with its prompt. */
-        if (res && row.spec)
-            cJSON_AddStringToObject(res, "task_spec", row.spec);
-        if (res)
-            learn_from_result(s, res);
-    }
-    ggi_store_task_row_free(&row);
-}
-
-/* What was left for the writer to be idle: results read back, claimed tasks resumed. */
-static void run_later(sched *s)
-{
-    for (int i = 0; i < s->later.n_ended; i++) {
-        read_back(s, &s->later.ended[i]);
-        free(s->later.ended[i].task_id);
-    }
-    s->later.n_ended = 0;
-    for (int i = 0; i < s->n_later_rows; i++) {
-        add_active(s, &s->later_rows[i].row, s->later_rows[i].submitter);
-        ggi_claimed_release(&s->later_rows[i]);
-    }
-    s->n_later_rows = 0;
-}
-
-/* The writer gave up on a batch: nothing of it is durable, so nothing of it is told (no
- * event, no reply, no result), and since the tasks in memory are ahead of the database now,
- * the scheduler stops; the next start resumes from what was committed. */
-static void fail_batch(sched *s, ggi_batch *b, pending *pd)
-{
-    if (!s->dead)
-        ggi_orq_fail(s->o, b->fault, b->why);
-    s->dead = 1;
-    cJSON_Delete(pd->events);
-    pd->events = cJSON_CreateArray();
-    for (int i = 0; i < pd->n_out; i++)
-        free(pd->out[i].text);
-    pd->n_out = 0;
-    for (int i = 0; i < pd->n_ended; i++)
-        free(pd->ended[i].task_id);
-    atomic_fetch_sub(&s->o->ends_unheard, pd->n_ended);
-    pd->n_ended = 0;
-    pd->finished = 0;
-    ggi_batch_clear(b);
-}
-
-/* After a batch's commit: the host hears its events, the clients get their replies, the
- * clients waiting for the tasks it ended get their results and the learner learns from
- * them; then the tasks it claimed join the active set. What needs the database (reading
- * results back, resuming a task from its attempts) waits for the writer to be idle when it
- * is not (idle). */
-static void complete_batch(sched *s, ggi_batch *b, int idle)
-{
-    int idx = (int)(b - s->batch);
-    pending *pd = &s->pend[idx];
-    if (b->failed) {
-        fail_batch(s, b, pd);
-        return;
-    }
-    cJSON *ev;
-    cJSON_ArrayForEach(ev, pd->events)
-    {
-        if (s->o->event_fn && cJSON_IsString(ev))
-            s->o->event_fn(s->o->event_user, ev->valuestring);
-    }
-    cJSON_Delete(pd->events);
-    pd->events = cJSON_CreateArray();
-    for (int i = 0; i < pd->n_out; i++)
-        send_out(s, &pd->out[i]);
-    pd->n_out = 0;
-    for (int i = 0; i < pd->n_ended; i++) {
-        struct ended *e = &pd->ended[i];
-        int needs_read = !b->failed && (e->learns || (s->n_waiters > 0 &&
-                                                      has_waiter(s, e->task_id)));
-        if (needs_read && idle)
-            read_back(s, e);
-        if (needs_read && !idle && push_ended(&s->later, e->task_id, e->learns) == GG_OK)
-            continue; /* the id is the later list's now */
-        free(e->task_id);
-    }
-    atomic_fetch_sub(&s->o->ends_unheard, pd->n_ended);
-    pd->n_ended = 0;
-    if (pd->finished) {
-        atomic_fetch_sub(&s->o->queued, pd->finished); /* unfinished tasks fewer */
-        pd->finished = 0;
-        ggi_orq_signal_done(s->o);
-    }
-    for (int i = 0; i < b->n_claimed; i++) {
-        ggi_claimed *c = &b->claimed[i];
-        if (c->row.attempts > 0 && !idle) {
-            if (s->n_later_rows == s->cap_later_rows) {
-                int ncap = s->cap_later_rows ? s->cap_later_rows * 2 : 16;
-                ggi_claimed *p = realloc(s->later_rows, (size_t)ncap * sizeof *p);
-                if (p) {
-                    s->later_rows = p;
-                    s->cap_later_rows = ncap;
-                }
-            }
-            if (s->n_later_rows < s->cap_later_rows &&
-                ggi_claimed_copy(c, &s->later_rows[s->n_later_rows]) == GG_OK) {
-                s->n_later_rows++;
-                continue;
-            }
-            /* No room to wait: it stays claimed (running) until the next start requeues it. */
-            ggi_log(&s->o->log, GG_LOG_ERROR, "cannot resume task '%s' now: out of memory",
-                    c->row.task_id);
-            continue;
-        }
-        add_active(s, &c->row, c->submitter);
-    }
-    /* Nothing more to claim, unless tasks came in after the claim looked. */
-    if (b->queue_empty && b->tag == s->submit_gen)
-        s->may_have_queued = 0;
-    ggi_batch_clear(b);
-}
-
-/* Waits until the writer is idle and completes the batch it wrote; afterwards this thread
- * may use the connection itself until the next handoff. */
-static void sync_point(sched *s)
-{
-    ggi_batch *b = s->writer ? ggi_writer_wait(s->writer) : NULL;
-    if (b)
-        complete_batch(s, b, 1);
-    run_later(s);
-}
-
-/* The claim for the next batch: up to the room in the active set, in chunks (one claim per
- * eighth of the active set, not per freed slot); none without a worker (tasks then wait in
- * the database, and stay 'queued', not in memory). */
-static ggi_claim_request claim_request(sched *s, int coming)
-{
-    ggi_claim_request r = { 0, 0 };
-    int want = s->limit - s->n_active - coming; /* coming: claimed, not yet active */
-    if (want <= 0 || !s->may_have_queued || !s->nodes || atomic_load(&s->o->stopping))
-        return r;
-    if (want < s->limit / 8 && s->n_active > s->limit / 2)
-        return r;
-    r.want = want;
-    r.rr = s->claim_rr++;
-    return r;
-}
-
-/* Ends the gathering of the current batch (the writer is idle, and done holds the batch it
- * wrote last, or NULL): what this thread wrote itself is committed, then the batch goes to
- * the writer with its claim, and done is completed while the writer works. Returns 1 when
- * the writer got a batch (it is busy now), 0 when there was nothing to write. */
-static int handoff(sched *s, ggi_batch *done)
-{
-    /* After a batch the writer gave up on, no later one may be written: it would record
-     * what follows from writes that are not there (attempt n + 1 without attempt n). */
-    if (done && done->failed)
-        complete_batch(s, done, 1);
-    if (s->dead) {
-        ggi_store_rollback(s->db);
-        return 0;
-    }
-    run_later(s);
-    save_scores(s);
-    if (ggi_store_in_transaction(s->db)) {
-        int rc = ggi_store_commit(s->db);
-        if (rc != GG_OK) {
-            /* Its replies wait in the batch being gathered: they must not go out. */
-            char why[512];
-            snprintf(why, sizeof why, "%s", gg_error_last());
-            int fault = ggi_store_fault(s->db);
-            ggi_store_rollback(s->db);
-            s->batch[s->cur].failed = 1;
-            s->batch[s->cur].fault = fault;
-            snprintf(s->batch[s->cur].why, sizeof s->batch[s->cur].why, "%s", why);
-            if (done)
-                complete_batch(s, done, 1); /* that one is durable: it is told */
-            complete_batch(s, &s->batch[s->cur], 1);
-            return 0;
-        }
-    }
-    ggi_batch *b = &s->batch[s->cur];
-    b->claim = claim_request(s, done ? done->n_claimed : 0);
-    b->tag = s->submit_gen;
-    if (b->n_ops == 0 && b->claim.want == 0) {
-        /* Nothing to write: what waited goes now, in order (completing done may still give
-         * this batch something to write: a claimed task that ends at once). */
-        if (done)
-            complete_batch(s, done, 1);
-        done = NULL;
-        if (b->n_ops == 0) {
-            complete_batch(s, b, 1);
-            return 0;
-        }
-    }
-    ggi_writer_submit(s->writer, b);
-    /* The next one gathers in the slot that is neither being written nor completed. */
-    int busy = s->cur, finishing = done ? (int)(done - s->batch) : -1;
-    s->cur = (busy + 1) % 3 != finishing ? (busy + 1) % 3 : (busy + 2) % 3;
-    if (done)
-        complete_batch(s, done, 0);
-    return 1;
-}
-
-void ggi_orq_signal_done(gg_orchestrator_t *o)
-{
-    pthread_mutex_lock(&o->done_mu);
-    o->done_gen++;
-    pthread_cond_broadcast(&o->done_cv);
-    pthread_mutex_unlock(&o->done_mu);
-}
-
-/* Answers the clients waiting for a task whose end is durable (at once). */
-static void notify_waiters(sched *s, const char *task_id, const char *result_text)
-{
-    for (int i = 0; i < s->n_waiters;) {
-        waiter *w = &s->waiters[i];
-        if (strcmp(w->task_id, task_id) != 0) {
-            i++;
-            continue;
-        }
-        cJSON *m = reply_new(w->rid, 1);
-        cJSON *res = result_text ? cJSON_Parse(result_text) : NULL;
-        if (m && res)
-            cJSON_AddItemToObject(m, "result", res);
-        else
-            cJSON_Delete(res);
-        outmsg out = { w->to, NULL, 0 };
-        out.text = m ? ggp_print(m, &out.len) : NULL;
-        cJSON_Delete(m);
-        if (out.text)
-            send_out(s, &out);
-        else
-            ggi_log(&s->o->log, GG_LOG_ERROR, "cannot print a reply: %s", gg_error_last());
-        free(w->task_id);
-        s->waiters[i] = s->waiters[--s->n_waiters];
-    }
-}
-
-/* ---------------------------------------------------------------- results */
 
 /* How good an attempt is, to pick the one whose code a failed task keeps. */
 static int attempt_score(const cJSON *rec)
@@ -807,24 +213,6 @@ static long long record_tokens(const cJSON *rec)
     return t > 1e15 ? (long long)1e15 : (long long)t; /* bounded: sums cannot overflow */
 }
 
-/* Ends a task: result written, event emitted. Does not touch the active list. */
-/* Learning from the outcome (SYMORG): each attempt's retrieved chunks are credited or debited
- * by whether that attempt passed, and a passing solution becomes a document later tasks can
- * retrieve. It runs on the learner's thread (learner.c), so a slow retriever never holds up
- * this one; res (owned) is pushed after the commit that recorded the task's end. */
-static void learn_from_result(sched *s, cJSON *res)
-{
-    ggi_learner_push(s->learner, res);
-}
-
-static int has_waiter(const sched *s, const char *task_id)
-{
-    for (int i = 0; i < s->n_waiters; i++)
-        if (strcmp(s->waiters[i].task_id, task_id) == 0)
-            return 1;
-    return 0;
-}
-
 /* attempts: the task's attempt count to store with its end, or -1 to leave it.
  * The result is not stored as text: the task's columns and its attempts hold it, and reading
  * the task builds it (ggi_store_task_get). It is read back after the batch's commit, only for
@@ -838,7 +226,7 @@ static void finish_task(sched *s, int64_t seq, const char *task_id, const char *
     int learns =
         s->learner && (strcmp(status, GGI_ST_PASSED) == 0 || strcmp(status, GGI_ST_FAILED) == 0);
     char *id = ggi_strdup(task_id);
-    if (!id || push_ended(pd, id, learns) != GG_OK) {
+    if (!id || ggi_sched_push_ended(pd, id, learns) != GG_OK) {
         free(id);
         ggi_log(&s->o->log, GG_LOG_ERROR, "cannot record the end of task '%s': out of memory",
                 task_id);
@@ -847,7 +235,7 @@ static void finish_task(sched *s, int64_t seq, const char *task_id, const char *
     ggi_op op = { .kind = GGI_OP_FINISH, .seq = seq, .status = status, .count = attempts,
                   .ts = ggi_wall_s(), .a = started_at, .n = claimed,
                   .text = reason ? ggi_strdup(reason) : NULL };
-    if (add_op(s, &op, !reason || op.text, "the end of a task") != GG_OK) {
+    if (ggi_sched_add_op(s, &op, !reason || op.text, "the end of a task") != GG_OK) {
         free(pd->ended[--pd->n_ended].task_id);
         return;
     }
@@ -937,8 +325,6 @@ static void end_active(sched *s, active *a, const char *status, const char *reas
     remove_active(s, a);
 }
 
-/* ---------------------------------------------------------------- feedback */
-
 static const char *tail(const char *text, size_t max)
 {
     if (!text)
@@ -990,8 +376,6 @@ static void add_feedback(active *a, cJSON *fb)
     while (cJSON_GetArraySize(a->feedback) > GGI_FEEDBACK_ATTEMPTS)
         cJSON_DeleteItemFromArray(a->feedback, 0);
 }
-
-/* ---------------------------------------------------------------- task monitor */
 
 /* Whether a failed attempt repeats an earlier one: the same code as any earlier attempt of
  * the task, or the same failure signature as the previous attempt. why gets which. */
@@ -1169,13 +553,6 @@ static void enforce_run_budget(sched *s)
     }
 }
 
-typedef struct resume_ctx {
-    sched *s;
-    active *a;
-    int last_passed;
-    char *last_reason;
-} resume_ctx;
-
 static int resume_attempt(void *user, int n, int passed, const char *record_json)
 {
     resume_ctx *r = user;
@@ -1192,8 +569,6 @@ static int resume_attempt(void *user, int n, int passed, const char *record_json
     cJSON_Delete(rec);
     return GG_OK;
 }
-
-/* ---------------------------------------------------------------- decisions */
 
 /* After an attempt was recorded (or on resume): end the task or leave it for the next one.
  * Returns 1 when the task ended (a is freed). */
@@ -1231,8 +606,6 @@ static int decide(sched *s, active *a, int last_passed, const char *last_reason)
     return 0;
 }
 
-/* ---------------------------------------------------------------- submitters */
-
 static int submitter_index(sched *s, const char *name)
 {
     for (int i = 0; i < s->n_subs; i++)
@@ -1256,8 +629,6 @@ static int submitter_index(sched *s, const char *name)
         return 0;
     return s->n_subs++;
 }
-
-/* ---------------------------------------------------------------- claiming */
 
 /* What the scheduler needs of a task: its stored language and needs, or, for a row stored
  * without them, the same read from its spec. */
@@ -1303,7 +674,7 @@ static double needs_number(const cJSON *needs, const char *key)
 
 /* Makes a claimed task active; what it keeps of the row (id, spec) is copied, in one block
  * with the task. */
-static void add_active(sched *s, const ggi_task_row *row, const char *submitter_name)
+void ggi_sched_add_active(sched *s, const ggi_task_row *row, const char *submitter_name)
 {
     size_t id_len = strlen(row->task_id) + 1, spec_len = row->spec ? strlen(row->spec) + 1 : 0;
     active *a = row->spec ? calloc(1, sizeof *a + id_len + spec_len) : NULL;
@@ -1348,8 +719,6 @@ static void add_active(sched *s, const ggi_task_row *row, const char *submitter_
     }
 }
 
-/* ---------------------------------------------------------------- nodes */
-
 static score *node_score(sched *s, node *n, const char *lang)
 {
     if (!lang)
@@ -1363,7 +732,7 @@ static score *node_score(sched *s, node *n, const char *lang)
     memset(sc, 0, sizeof *sc);
     snprintf(sc->lang, sizeof sc->lang, "%s", lang);
     /* What the database learnt in earlier runs; a new node starts trusted and fast. */
-    sync_point(s); /* the writer must be idle: this thread reads the database */
+    ggi_sched_sync_point(s); /* the writer must be idle: this thread reads the database */
     if (ggi_grid_score_load(s->g, n->name, sc->lang, &sc->ok, &sc->lat_ms, &sc->n) != GG_OK) {
         sc->ok = 1.0;
         sc->lat_ms = 0;
@@ -1625,7 +994,7 @@ static void on_worker_hello(sched *s, const gg_transport_msg *msg, const cJSON *
     s->nodes_gen++;
     char *caps_text = ggi_json_print(n->caps);
     double until = 0;
-    if (txn(s) == GG_OK) {
+    if (ggi_sched_txn(s) == GG_OK) {
         if (ggi_grid_node_seen(s->g, n->name, caps_text ? caps_text : "{}", ggi_wall_s()) ||
             ggi_grid_node_quarantined_until(s->g, n->name, &until))
             ggi_log(&s->o->log, GG_LOG_WARN, "node '%s': %s", n->name, gg_error_last());
@@ -1653,12 +1022,12 @@ static void on_worker_hello(sched *s, const gg_transport_msg *msg, const cJSON *
     out.text = w ? ggp_print(w, &out.len) : NULL;
     cJSON_Delete(w);
     if (out.text)
-        send_out(s, &out);
+        ggi_sched_send_out(s, &out);
 }
 
 static void on_client_hello(sched *s, const gg_transport_msg *msg, const cJSON *b)
 {
-    client *c = find_client(s, msg->peer, msg->peer_len);
+    client *c = ggi_sched_find_client(s, msg->peer, msg->peer_len);
     if (!c) {
         if (s->n_clients >= MAX_CLIENTS) {
             /* Evict the least recently seen client. */
@@ -1684,12 +1053,12 @@ static void on_client_hello(sched *s, const gg_transport_msg *msg, const cJSON *
         cJSON_AddNumberToObject(w, "version", GGP_VERSION);
         cJSON_AddNumberToObject(w, "hb_ms", s->o->hb_ms);
     }
-    queue_msg(s, &c->id, w);
+    ggi_sched_queue_msg(s, &c->id, w);
 }
 
 static void on_hello(sched *s, const gg_transport_msg *msg, const cJSON *b)
 {
-    sync_point(s); /* reads and writes the database itself */
+    ggi_sched_sync_point(s); /* reads and writes the database itself */
     int v1 = 0;
     const cJSON *e;
     cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(b, "versions"))
@@ -1703,7 +1072,7 @@ static void on_hello(sched *s, const gg_transport_msg *msg, const cJSON *b)
         atomic_fetch_add(&s->o->n_dropped, 1);
         ggi_log(&s->o->log, GG_LOG_WARN, "refusing a hello: no common protocol version "
                 "(this orchestrator speaks ggp/%d)", GGP_VERSION);
-        reply_error(s, &to, 0, GG_EVERSION, "no common protocol version (ggp/1 is spoken here)");
+        ggi_sched_reply_error(s, &to, 0, GG_EVERSION, "no common protocol version (ggp/1 is spoken here)");
         return;
     }
     const char *role = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "role"));
@@ -1720,10 +1089,8 @@ static void reset_peer(sched *s, const gg_transport_msg *msg, const char *why)
     cJSON *m = ggp_new(GGP_RESET);
     if (m)
         cJSON_AddStringToObject(m, "reason", why);
-    queue_msg(s, &to, m);
+    ggi_sched_queue_msg(s, &to, m);
 }
-
-/* ---------------------------------------------------------------- dispatch */
 
 /* Fills buf with len bytes from the kernel's random source (getrandom, else /dev/urandom). */
 static int random_bytes(unsigned char *buf, size_t len)
@@ -1788,8 +1155,6 @@ static int lease_is(const char *current, const char *text)
     return d == 0;
 }
 
-static active *find_active(sched *s, int64_t seq);
-
 static void node_batch_send(sched *s, node *n)
 {
     if (n->batch_count == 0)
@@ -1799,7 +1164,7 @@ static void node_batch_send(sched *s, node *n)
         rc = ggi_error(GG_ETOOBIG, "a jobs message of %zu bytes exceeds the limit",
                        n->batch.len);
     if (rc == GG_OK)
-        rc = send_now(s, &n->id, n->batch.data, n->batch.len);
+        rc = ggi_sched_send_now(s, &n->id, n->batch.data, n->batch.len);
     int count = n->batch_count;
     n->batch_count = 0;
     n->batch.len = 0; /* the buffer is kept for the next message */
@@ -2129,8 +1494,6 @@ static void send_batches(sched *s)
         node_batch_send(s, n);
 }
 
-/* ---------------------------------------------------------------- results */
-
 static active *find_active(sched *s, int64_t seq)
 {
     if (s->by_seq) {
@@ -2173,7 +1536,7 @@ static void learn(sched *s, node *n, const char *lang, int ok, double latency_ms
                 GGI_QUARANTINE_STREAK);
         ggi_op op = { .kind = GGI_OP_QUARANTINE, .name = ggi_strdup(n->name),
                       .ts = ggi_wall_s() + GGI_QUARANTINE_MS / 1e3 };
-        add_op(s, &op, op.name != NULL, "a quarantine");
+        ggi_sched_add_op(s, &op, op.name != NULL, "a quarantine");
         cJSON *ev = event_new("node.quarantined", NULL);
         if (ev) {
             cJSON_AddStringToObject(ev, "node", n->name);
@@ -2340,7 +1703,7 @@ static void on_result(sched *s, node *from, const char *from_key, int64_t seq, i
     ggi_op op = { .kind = GGI_OP_ATTEMPT, .seq = a->seq, .n = n, .passed = passed,
                   .count = !passed, .ts = ggi_wall_s(), .code = code ? ggi_strdup(code) : NULL,
                   .text = text };
-    if (add_op(s, &op, op.text && (!code || op.code), "an attempt") != GG_OK) {
+    if (ggi_sched_add_op(s, &op, op.text && (!code || op.code), "an attempt") != GG_OK) {
         ggi_log(&o->log, GG_LOG_ERROR, "attempt %d of '%s' is tried again later", n, a->task_id);
         a->not_before_ms = ggi_now_ms() + 1000; /* try the attempt again later */
         s->backoff = 1;
@@ -2362,8 +1725,6 @@ static void on_result(sched *s, node *from, const char *from_key, int64_t seq, i
     decide(s, a, passed, reason);
     enforce_run_budget(s);
 }
-
-/* ---------------------------------------------------------------- client requests */
 
 /*
  * Whether a workspace a remote submitter sent can be built by workers without reading their
@@ -2401,7 +1762,7 @@ static int remote_workspace_ok(const ggi_task *t)
 
 static void on_submit(sched *s, const identity *to, client *c, const cJSON *b)
 {
-    sync_point(s); /* reads and writes the database itself */
+    ggi_sched_sync_point(s); /* reads and writes the database itself */
     long long rid = 0;
     ggi_json_int(b, "rid", 1, 0, (1LL << 53), &rid);
     const cJSON *tasks = cJSON_GetObjectItemCaseSensitive(b, "tasks");
@@ -2411,17 +1772,17 @@ static void on_submit(sched *s, const identity *to, client *c, const cJSON *b)
         atomic_fetch_add(&s->o->n_busy, 1);
         ggi_log(&s->o->log, GG_LOG_INFO, "busy: %lld task(s) queued, the limit is %u; refusing "
                 "%d from '%s'", queued, s->o->max_queued, n, c->name);
-        cJSON *m = reply_new(rid, 0);
+        cJSON *m = ggi_sched_reply_new(rid, 0);
         if (m) {
             cJSON_AddNumberToObject(m, "code", GG_EBUSY);
             cJSON_AddStringToObject(m, "message", "the orchestrator's queue is full; try again "
                                     "later");
             cJSON_AddNumberToObject(m, "retry_ms", 500);
         }
-        queue_msg(s, to, m);
+        ggi_sched_queue_msg(s, to, m);
         return;
     }
-    cJSON *m = reply_new(rid, 1);
+    cJSON *m = ggi_sched_reply_new(rid, 1);
     cJSON *ids = m ? cJSON_AddArrayToObject(m, "ids") : NULL;
     cJSON *errors = m ? cJSON_AddArrayToObject(m, "errors") : NULL;
     if (!ids || !errors) {
@@ -2447,7 +1808,7 @@ static void on_submit(sched *s, const identity *to, client *c, const cJSON *b)
         if (!rc)
             rc = ggi_task_needs(t, &needs);
         if (!rc)
-            rc = txn(s);
+            rc = ggi_sched_txn(s);
         if (!rc)
             rc = ggi_store_task_insert(s->db,
                                        &(ggi_task_new){ .task_id = t->task_id,
@@ -2478,12 +1839,12 @@ static void on_submit(sched *s, const identity *to, client *c, const cJSON *b)
         s->may_have_queued = 1;
         s->submit_gen++;
     }
-    queue_msg(s, to, m);
+    ggi_sched_queue_msg(s, to, m);
 }
 
 static void on_wait(sched *s, const identity *to, const cJSON *b)
 {
-    sync_point(s); /* reads and writes the database itself */
+    ggi_sched_sync_point(s); /* reads and writes the database itself */
     long long rid = 0;
     ggi_json_int(b, "rid", 1, 0, (1LL << 53), &rid);
     const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "id"));
@@ -2491,18 +1852,18 @@ static void on_wait(sched *s, const identity *to, const cJSON *b)
     memset(&row, 0, sizeof row);
     int rc = ggi_store_task_get(s->db, id, &row);
     if (rc != GG_OK) {
-        reply_error(s, to, rid, rc, gg_error_last());
+        ggi_sched_reply_error(s, to, rid, rc, gg_error_last());
         return;
     }
     if (row.result && strcmp(row.status, GGI_ST_QUEUED) != 0 &&
         strcmp(row.status, GGI_ST_RUNNING) != 0) {
-        cJSON *m = reply_new(rid, 1);
+        cJSON *m = ggi_sched_reply_new(rid, 1);
         cJSON *res = cJSON_Parse(row.result);
         if (m && res)
             cJSON_AddItemToObject(m, "result", res);
         else
             cJSON_Delete(res);
-        queue_msg(s, to, m);
+        ggi_sched_queue_msg(s, to, m);
     } else {
         /* One waiter per peer and task: a repeated wait replaces the earlier one. */
         int k;
@@ -2513,13 +1874,13 @@ static void on_wait(sched *s, const identity *to, const cJSON *b)
         if (k < s->n_waiters) {
             s->waiters[k].rid = rid;
         } else if (s->n_waiters >= MAX_WAITERS) {
-            reply_error(s, to, rid, GG_EBUSY, "too many waiting clients; ask again later");
+            ggi_sched_reply_error(s, to, rid, GG_EBUSY, "too many waiting clients; ask again later");
         } else {
             if (s->n_waiters == s->cap_waiters) {
                 int ncap = s->cap_waiters ? s->cap_waiters * 2 : 16;
                 waiter *p = realloc(s->waiters, (size_t)ncap * sizeof *p);
                 if (!p) {
-                    reply_error(s, to, rid, GG_ENOMEM, "out of memory");
+                    ggi_sched_reply_error(s, to, rid, GG_ENOMEM, "out of memory");
                     ggi_store_task_row_free(&row);
                     return;
                 }
@@ -2539,11 +1900,11 @@ static void on_wait(sched *s, const identity *to, const cJSON *b)
 
 static void on_status(sched *s, const identity *to, const cJSON *b)
 {
-    sync_point(s); /* reads and writes the database itself */
+    ggi_sched_sync_point(s); /* reads and writes the database itself */
     long long rid = 0;
     ggi_json_int(b, "rid", 1, 0, (1LL << 53), &rid);
     const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "id"));
-    cJSON *m = reply_new(rid, 1);
+    cJSON *m = ggi_sched_reply_new(rid, 1);
     if (!m)
         return;
     if (id) {
@@ -2552,7 +1913,7 @@ static void on_status(sched *s, const identity *to, const cJSON *b)
         int rc = ggi_store_task_get(s->db, id, &row);
         if (rc != GG_OK) {
             cJSON_Delete(m);
-            reply_error(s, to, rid, rc, gg_error_last());
+            ggi_sched_reply_error(s, to, rid, rc, gg_error_last());
             return;
         }
         cJSON *t = cJSON_AddObjectToObject(m, "status");
@@ -2596,12 +1957,12 @@ static void on_status(sched *s, const identity *to, const cJSON *b)
             cJSON_AddItemToArray(nodes, x);
         }
     }
-    queue_msg(s, to, m);
+    ggi_sched_queue_msg(s, to, m);
 }
 
 static void on_cancel(sched *s, const identity *to, const cJSON *b)
 {
-    sync_point(s); /* reads and writes the database itself */
+    ggi_sched_sync_point(s); /* reads and writes the database itself */
     long long rid = -1, seq = 0;
     ggi_json_int(b, "rid", 0, 0, (1LL << 53), &rid);
     ggi_json_int(b, "seq", 0, 1, (1LL << 53), &seq);
@@ -2631,9 +1992,9 @@ static void on_cancel(sched *s, const identity *to, const cJSON *b)
     if (rid < 0)
         return;
     if (rc)
-        reply_error(s, to, rid, rc, gg_error_last());
+        ggi_sched_reply_error(s, to, rid, rc, gg_error_last());
     else
-        queue_msg(s, to, reply_new(rid, 1));
+        ggi_sched_queue_msg(s, to, ggi_sched_reply_new(rid, 1));
 }
 
 static void on_watch(sched *s, const identity *to, client *c, const cJSON *b)
@@ -2644,15 +2005,13 @@ static void on_watch(sched *s, const identity *to, client *c, const cJSON *b)
     for (client *x = s->clients; x; x = x->next)
         watching += x->watching;
     if (!c->watching && watching >= MAX_WATCHERS) {
-        reply_error(s, to, rid, GG_EBUSY, "too many watchers");
+        ggi_sched_reply_error(s, to, rid, GG_EBUSY, "too many watchers");
         return;
     }
     c->watching = 1;
-    count_watchers(s);
-    queue_msg(s, to, reply_new(rid, 1));
+    ggi_sched_count_watchers(s);
+    ggi_sched_queue_msg(s, to, ggi_sched_reply_new(rid, 1));
 }
-
-/* ---------------------------------------------------------------- messages */
 
 /* The role the transport authenticated for the sender: "" when authentication is off,
  * "local" for a peer in this process. */
@@ -2713,7 +2072,7 @@ static void refuse_request(sched *s, const gg_transport_msg *msg, ggp_type t, co
         return;
     identity to;
     set_identity(&to, msg->peer, msg->peer_len);
-    reply_error(s, &to, rid, code, why);
+    ggi_sched_reply_error(s, &to, rid, code, why);
 }
 
 static void on_message(sched *s, const gg_transport_msg *msg)
@@ -2770,7 +2129,7 @@ static void on_message(sched *s, const gg_transport_msg *msg)
         on_hello(s, msg, m.body);
         break;
     case GGP_HB:
-        if (!n && !find_client(s, msg->peer, msg->peer_len))
+        if (!n && !ggi_sched_find_client(s, msg->peer, msg->peer_len))
             reset_peer(s, msg, "unknown peer: say hello");
         break;
     case GGP_RESULTS: {
@@ -2807,7 +2166,7 @@ static void on_message(sched *s, const gg_transport_msg *msg)
         s->submit_gen++;
         break;
     case GGP_SUBMIT:
-        c = find_client(s, msg->peer, msg->peer_len);
+        c = ggi_sched_find_client(s, msg->peer, msg->peer_len);
         if (!c) {
             reset_peer(s, msg, "unknown client: say hello");
             break;
@@ -2816,7 +2175,7 @@ static void on_message(sched *s, const gg_transport_msg *msg)
         on_submit(s, &from, c, m.body);
         break;
     case GGP_WATCH:
-        c = find_client(s, msg->peer, msg->peer_len);
+        c = ggi_sched_find_client(s, msg->peer, msg->peer_len);
         if (!c) {
             reset_peer(s, msg, "unknown client: say hello");
             break;
@@ -2859,7 +2218,7 @@ static void probe_clients(sched *s, double now)
             continue;
         }
         c->last_probe = now;
-        if (send_now(s, &c->id, hb, sizeof hb - 1) == GG_ENOTFOUND) {
+        if (ggi_sched_send_now(s, &c->id, hb, sizeof hb - 1) == GG_ENOTFOUND) {
             drop_client(s, p);
             continue;
         }
@@ -2901,7 +2260,7 @@ static void liveness(sched *s)
         busy += n->busy;
         if (now - n->last_tx >= s->o->hb_ms) {
             static const char hb[] = "{\"ggp\":1,\"t\":\"hb\"}";
-            int rc = send_now(s, &n->id, hb, sizeof hb - 1);
+            int rc = ggi_sched_send_now(s, &n->id, hb, sizeof hb - 1);
             n->last_tx = now;
             if (rc == GG_ENOTFOUND)
                 n->last_rx = 0;
@@ -2933,10 +2292,10 @@ static int next_timeout(sched *s)
 /* On shutdown: unfinished tasks go back to the queue, to resume on the next start. */
 static void requeue_all(sched *s)
 {
-    sync_point(s);
+    ggi_sched_sync_point(s);
     if (!s->tasks)
         return;
-    if (txn(s) == GG_OK) {
+    if (ggi_sched_txn(s) == GG_OK) {
         for (active *a = s->tasks; a; a = a->next)
             ggi_store_task_requeue(s->db, a->seq, a->started_wall);
         if (ggi_store_commit(s->db) != GG_OK) {
@@ -3015,7 +2374,7 @@ void *ggi_scheduler_main(void *arg)
         ggi_batch *done = NULL;
         int writing = !ggi_writer_poll(s.writer, &done);
         if (!writing) {
-            writing = handoff(&s, done); /* busy again with a new batch, or still idle */
+            writing = ggi_sched_handoff(&s, done); /* busy again with a new batch, or still idle */
             if (s.dead)
                 break;
             dispatch(&s);
@@ -3044,8 +2403,8 @@ void *ggi_scheduler_main(void *arg)
     /* The last writes, and those that completing them made (a claimed task that cannot be
      * read ends at once). */
     for (int i = 0; i < 3 && !s.dead; i++) {
-        handoff(&s, ggi_writer_wait(s.writer));
-        sync_point(&s);
+        ggi_sched_handoff(&s, ggi_writer_wait(s.writer));
+        ggi_sched_sync_point(&s);
     }
     if (!s.dead)
         requeue_all(&s);

@@ -1,0 +1,300 @@
+/*
+ * sched.h - the scheduler thread's state, shared by the files that make it up (internal).
+ *
+ * The scheduler (scheduler.c and the sched_*.c files) is one thread and one state: the
+ * structs below are its whole memory, touched by no other thread. The state is one struct
+ * because every concern reads it (a result touches the task, its node, the batch and the
+ * events at once); the code is cut by concern, and only the functions one file calls in
+ * another are declared here, each with what it does. Everything else stays static.
+ */
+#ifndef GGI_SCHED_H
+#define GGI_SCHED_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "../net/keys.h"
+#include "../net/transport.h"
+#include "learner.h"
+#include "orq.h"
+#include "protocol.h"
+#include "writer.h"
+
+#include "writer.h"
+
+#define BURST 256            /* messages handled per commit at most */
+#define POLL_MS 100          /* how often an idle scheduler checks for shutdown */
+#define WRITER_POLL_MS 1     /* how often a scheduler with no messages looks at the writer */
+#define DISPATCH_EVERY_MS 10 /* dispatch runs at least this often with nothing new */
+#define MAX_CLIENTS 4096     /* client records kept (least recently seen evicted) */
+#define MAX_WAITERS 65536
+#define MAX_WATCHERS 64
+#define MAX_SUBMITTERS 256   /* submitters served per claim round */
+#define MAX_SCORES 8         /* languages scored per node */
+#define MAX_NODES 4096
+#define EMA 0.2              /* weight of the newest sample in the moving averages */
+#define JOB_BATCH_BYTES (4u << 20)
+#define LEASE_BYTES 16       /* a lease id: 128 random bits, sent as 32 hex digits */
+#define LEASE_POOL 4096      /* random bytes fetched at once (256 leases per system call) */
+#define FOREIGN_WARN_MS 1000 /* at most one warning a second about foreign results */
+#define TRIM_PEERS 64        /* peers gone since the last trim that make the next one */
+
+typedef struct identity {
+    unsigned char id[GG_TRANSPORT_MAX_IDENTITY];
+    size_t len;
+} identity;
+
+typedef struct score {
+    char lang[16];
+    double ok, lat_ms;
+    long long n;
+    int dirty;
+} score;
+
+typedef struct node {
+    struct node *next;
+    identity id;
+    char name[GGP_MAX_NAME + 1];
+    char key[GGI_KEY_Z85_LEN + 1]; /* the CURVE key it said hello with, or "" */
+    int capacity, busy; /* capacity = slots + queue (status shows all three) */
+    int slots, queue;
+    cJSON *caps;
+    cJSON *langs; /* the languages of caps.runtimes (runtime_languages) */
+    int any, noop, gpus;
+    double memory_mb;
+    double last_rx, last_tx;
+    double joined_ms;         /* when it said hello (monotonic ms) */
+    int delivered;            /* it returned a result under a lease it held */
+    double quarantined_until; /* monotonic ms */
+    int infra_streak;
+    score scores[MAX_SCORES];
+    int n_scores;
+    ggi_buf batch;            /* the jobs message being gathered (text), or empty */
+    int64_t *batch_seqs;      /* the tasks in it, batch_count of them */
+    int batch_count;
+} node;
+
+typedef struct client {
+    struct client *next;
+    identity id;
+    char name[GGP_MAX_NAME + 1];
+    double last_seen;
+    double last_probe;        /* when the hub last checked that it is still connected */
+    int watching;
+} client;
+
+typedef struct submitter {
+    char *name;
+    unsigned long served;
+} submitter;
+
+typedef struct code_seen {
+    char hash[17];
+    int n;
+} code_seen;
+
+typedef struct active {
+    struct active *next, *prev; /* the active list (s->tasks) */
+    struct active *hnext;       /* the next in its bucket of s->by_seq */
+    int64_t seq;
+    char *task_id;
+    char *spec_text;        /* the normalised task JSON as stored: jobs carry it verbatim */
+    cJSON *needs;           /* ggi_task_needs() of the task, or NULL: it sets none */
+    int priority;
+    int max_attempts;
+    double wall_s;
+    double started_wall;
+    int attempts;           /* recorded so far */
+    int inflight;           /* a worker holds attempt attempts+1 on lease */
+    char lease[2 * LEASE_BYTES + 1]; /* the current lease (hex), or "" */
+    node *on;               /* the node holding the lease: only its results count */
+    double sent_ms;
+    int cancelled;
+    int infra_failures;
+    int lost;               /* workers that died holding it */
+    double not_before_ms;   /* backoff after an infrastructure fault */
+    cJSON *feedback;        /* the last GGI_FEEDBACK_ATTEMPTS attempts, oldest first */
+    int sub;                /* index into submitters */
+    char *language;
+    double memory_mb;
+    int gpus;
+    const cJSON *labels;    /* borrowed from needs: the worker labels it requires */
+    const char *isolation;  /* borrowed from needs: the weakest level it may run at, or NULL */
+    long long max_tokens;   /* budget.tokens; 0: no limit */
+    long long tokens;       /* used by its recorded attempts (all runs) */
+    code_seen *codes;       /* hashes of the code of its attempts, n_codes of them */
+    int n_codes, cap_codes;
+    char *last_sig;         /* failure signature of the last attempt, or NULL */
+    int last_sig_n;
+    char *last_reason;      /* reason of the last attempt, or NULL */
+    int best_n, best_score; /* earliest attempt with the best outcome */
+    cJSON *best_fb;         /* its feedback entry */
+    int stuck;              /* stuck loops detected */
+    cJSON *strategy;        /* for the next job, or NULL */
+    cJSON *demote;          /* context ids that led its failed attempts (the next job's
+                             * retrieval demotes them: retries as experiments), or NULL */
+    char avoid[GGP_MAX_NAME + 1]; /* node of the last infrastructure fault */
+    unsigned match_gen;     /* nodes_gen when it was last found unmatchable */
+    int announced;          /* the attempt whose first dispatch was announced (task.started,
+                               attempt.started); a job sent again is job.dispatched only */
+} active;
+
+typedef struct outmsg {
+    identity to;
+    char *text;
+    size_t len;
+} outmsg;
+
+struct ended {
+    char *task_id;
+    int learns;             /* it ran its tests: the learner hears of it */
+};
+
+/* What waits for a batch's commit: replies, events for the host, the tasks it ended. */
+typedef struct pending {
+    outmsg *out;
+    int n_out, cap_out;
+    cJSON *events;          /* printed events for the host's callback */
+    struct ended *ended;    /* the tasks it ended (for waiters and the learner) */
+    int n_ended, cap_ended;
+    int finished;           /* how many */
+} pending;
+
+typedef struct waiter {
+    identity to;
+    long long rid;
+    char *task_id;
+} waiter;
+
+typedef struct sched {
+    gg_orchestrator_t *o;
+    ggi_store *db;
+    ggi_grid_db *g;
+    active *tasks;
+    int n_active;
+    active **by_seq;        /* the active tasks by seq: n_buckets (a power of 2) chains */
+    unsigned n_buckets;
+    int limit;
+    node *nodes;
+    int n_nodes;
+    unsigned nodes_gen;
+    client *clients;
+    int n_clients;
+    waiter *waiters;
+    int n_waiters, cap_waiters;
+    submitter *subs;
+    int n_subs;
+    ggi_writer *writer;     /* writes the batches (writer.c) */
+    ggi_batch batch[3];     /* the one being gathered (cur), the one being written and the
+                             * one written before, completed while the writer works */
+    pending pend[3];        /* what waits for each one's commit */
+    int cur;
+    pending later;          /* ended tasks to read back once the writer is idle */
+    ggi_claimed *later_rows; /* claimed tasks to resume (their attempts are read) likewise */
+    int n_later_rows, cap_later_rows;
+    int may_have_queued;
+    ggi_learner *learner;   /* learns from them on its own thread (learner.c) */
+    unsigned char rnd[LEASE_POOL]; /* random bytes for lease ids, used from the end */
+    size_t rnd_left;
+    double foreign_warn_at;  /* when the last warning about foreign results was logged */
+    unsigned long foreign_quiet; /* foreign results not warned about since */
+    int backoff;            /* some task may be waiting out a backoff */
+    int dispatch_due;       /* a task or a slot became free since the last dispatch */
+    active **run;           /* dispatch's arrays, kept: runnable tasks, per submitter */
+    int *run_head, *run_end;
+    int cap_run, cap_subs;
+    double dispatch_at;     /* when dispatch looks again anyway (backoffs, quarantines) */
+    unsigned claim_rr;      /* rotates the first submitter served by claim */
+    unsigned long submit_gen; /* counts submissions and wake-ups (a claim's snapshot) */
+    long long max_tokens;   /* the run's budget (GRYPHGEN_MAX_TOKENS); 0: no limit */
+    long long tokens;       /* used by the attempts this run recorded */
+    int n_watching;         /* clients watching events */
+    double probe_at;        /* when liveness next checks that the clients are connected */
+    int peers_gone;         /* clients and nodes forgotten since the last trim */
+    double gone_at;         /* when the last of them went */
+    ggi_buf ev_buf;         /* print buffer, reused: an event */
+    int dead;               /* the database could not be written: stop (ggi_orq_fail) */
+} sched;
+
+/* What resuming a task gathers from its stored attempts (ggi_sched_resume_attempt). */
+typedef struct resume_ctx {
+    sched *s;
+    active *a;
+    int last_passed;
+    char *last_reason;
+} resume_ctx;
+
+/* The connection identity of a peer, as the transport gives it. */
+static inline void set_identity(identity *d, const void *id, size_t len)
+{
+    memcpy(d->id, id, len);
+    d->len = len;
+}
+
+static inline int same_identity(const identity *a, const void *id, size_t len)
+{
+    return a->len == len && memcmp(a->id, id, len) == 0;
+}
+
+/* ---------------------------------------------------------------- sched_commit.c */
+
+/* Opens (or continues) this thread's own transaction, with the writer idle: for the rare
+ * writes that need an answer now (submissions, cancels, hellos). */
+int ggi_sched_txn(sched *s);
+
+/* Queues a write in the batch being gathered, taking op's strings; copied says whether every
+ * string it needs was copied (a copy can fail). GG_OK, or GG_ENOMEM logged with what. */
+int ggi_sched_add_op(sched *s, ggi_op *op, int copied, const char *what);
+
+/* Queues a message for after the commit of the batch being gathered; takes text. */
+void ggi_sched_queue_out(sched *s, const identity *to, char *text, size_t len);
+
+/* Queues a message for after the commit of the batch being gathered; takes m (NULL: nothing). */
+void ggi_sched_queue_msg(sched *s, const identity *to, cJSON *m);
+
+/* A new reply to request rid, ok or not (NULL when out of memory). */
+cJSON *ggi_sched_reply_new(long long rid, int ok);
+
+/* Queues an error reply (code, message: gg_strerror(code) when NULL) to request rid. */
+void ggi_sched_reply_error(sched *s, const identity *to, long long rid, int code,
+                                  const char *message);
+
+/* Sends now (used for heartbeats and jobs, which need no commit first). */
+int ggi_sched_send_now(sched *s, const identity *to, const char *text, size_t len);
+
+/* Sends a queued message now and frees its text; a watcher that cannot be reached stops
+ * watching. */
+void ggi_sched_send_out(sched *s, outmsg *m);
+
+/* Adds an ended task (task_id taken) to what waits for a commit: its waiters and the learner
+ * hear of it after. */
+int ggi_sched_push_ended(pending *pd, char *task_id, int learns);
+
+/* Waits until the writer is idle and completes the batch it wrote; afterwards this thread
+ * may use the connection itself until the next handoff. */
+void ggi_sched_sync_point(sched *s);
+
+/* Ends the gathering of the current batch (the writer is idle, and done holds the batch it
+ * wrote last, or NULL): what this thread wrote itself is committed, then the batch goes to
+ * the writer with its claim, and done is completed while the writer works. Returns 1 when
+ * the writer got a batch (it is busy now), 0 when there was nothing to write. */
+int ggi_sched_handoff(sched *s, ggi_batch *done);
+
+/* ---------------------------------------------------------------- scheduler.c */
+
+/* The client connected with identity id, or NULL. */
+client *ggi_sched_find_client(sched *s, const void *id, size_t len);
+
+/* Recounts the watching clients into s->n_watching. */
+void ggi_sched_count_watchers(sched *s);
+
+/* Queues the node scores that changed since the last batch as writes in the batch being
+ * gathered. */
+void ggi_sched_save_scores(sched *s);
+
+/* Makes a claimed task active; what it keeps of the row (id, spec) is copied, in one block
+ * with the task. */
+void ggi_sched_add_active(sched *s, const ggi_task_row *row, const char *submitter_name);
+
+#endif
