@@ -281,13 +281,27 @@ void ggi_sched_sync_point(sched *s);
  * the writer got a batch (it is busy now), 0 when there was nothing to write. */
 int ggi_sched_handoff(sched *s, ggi_batch *done);
 
+/* ---------------------------------------------------------------- sched_events.c */
+
+/* Recounts the watching clients into s->n_watching. */
+void ggi_sched_count_watchers(sched *s);
+
+/* Whether anyone hears events as they happen (the host's callback or a watching client). */
+int ggi_sched_events_heard(const sched *s);
+
+/* Records an event (in the open transaction) and queues it for the host and watchers. */
+void ggi_sched_emit(sched *s, int64_t seq, cJSON *ev);
+
+/* A new event of type for task_id (NULL: none), with its timestamp; NULL when out of memory. */
+cJSON *ggi_sched_event_new(const char *type, const char *task_id);
+
+/* A client asks to hear events (up to MAX_WATCHERS). */
+void ggi_sched_on_watch(sched *s, const identity *to, client *c, const cJSON *b);
+
 /* ---------------------------------------------------------------- scheduler.c */
 
 /* The client connected with identity id, or NULL. */
 client *ggi_sched_find_client(sched *s, const void *id, size_t len);
-
-/* Recounts the watching clients into s->n_watching. */
-void ggi_sched_count_watchers(sched *s);
 
 /* Queues the node scores that changed since the last batch as writes in the batch being
  * gathered. */

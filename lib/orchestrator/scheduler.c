@@ -14,6 +14,7 @@
  * reader finds a concern by its name (docs/architecture.md walks one task through them):
  *
  *   sched_commit.c    group commit with the writer thread; what waits for a commit
+ *   sched_events.c    events for the host and the watching clients
  *   sched.h           the state they share and the functions that cross files
  */
 #include <errno.h>
@@ -51,20 +52,6 @@ static void active_free(active *a)
     free(a);
 }
 
-/* Adds a number of milliseconds (or seconds) with 3 decimals, printed from integers: the
- * general double printer costs more than everything else in a result or an event. */
-static void add_fixed3(cJSON *o, const char *key, double v)
-{
-    if (!isfinite(v) || fabs(v) >= 9e15 / 1000) {
-        cJSON_AddNumberToObject(o, key, isfinite(v) ? v : 0);
-        return;
-    }
-    long long k = llround(v * 1000.0);
-    char buf[48];
-    snprintf(buf, sizeof buf, "%s%lld.%03lld", k < 0 ? "-" : "", llabs(k) / 1000, llabs(k) % 1000);
-    cJSON_AddRawToObject(o, key, buf);
-}
-
 client *ggi_sched_find_client(sched *s, const void *id, size_t len)
 {
     for (client *c = s->clients; c; c = c->next)
@@ -81,14 +68,6 @@ static node *find_node(sched *s, const void *id, size_t len)
     return NULL;
 }
 
-void ggi_sched_count_watchers(sched *s)
-{
-    int n = 0;
-    for (client *c = s->clients; c; c = c->next)
-        n += c->watching != 0;
-    s->n_watching = n;
-}
-
 /* Forgets a client (it is gone, or evicted): its record and its watch. */
 static void drop_client(sched *s, client **link)
 {
@@ -101,70 +80,6 @@ static void drop_client(sched *s, client **link)
     s->gone_at = ggi_now_ms();
     if (watched)
         ggi_sched_count_watchers(s);
-}
-
-/* Whether anyone hears events as they happen (the host's callback or a watching client). */
-static int events_heard(const sched *s)
-{
-    return s->o->event_fn != NULL || s->n_watching > 0;
-}
-
-/* The events of a task's course (task.started, attempt.started, job.dispatched,
- * attempt.finished, task.finished) are not stored as rows: the tasks and attempts tables hold
- * the same facts (docs/events.md). They are built only when someone hears them. */
-static int event_stored(const char *type)
-{
-    static const char *const course[] = { "task.started", "attempt.started", "job.dispatched",
-                                          "attempt.finished", "task.finished" };
-    for (size_t i = 0; type && i < sizeof course / sizeof course[0]; i++)
-        if (strcmp(type, course[i]) == 0)
-            return 0;
-    return 1;
-}
-
-/* Records an event (in the open transaction) and queues it for the host and watchers. */
-static void emit(sched *s, int64_t seq, cJSON *ev)
-{
-    const char *type = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ev, "type"));
-    int stored = event_stored(type);
-    if (!ev || (!stored && !events_heard(s))) {
-        cJSON_Delete(ev);
-        return;
-    }
-    const char *text = NULL;
-    if ((stored || s->o->event_fn || s->n_watching) && ggp_print_buf(ev, &s->ev_buf) == GG_OK)
-        text = s->ev_buf.data;
-    if (text || !(stored || s->o->event_fn || s->n_watching)) {
-        if (stored) {
-            ggi_op op = { .kind = GGI_OP_EVENT, .seq = seq, .ts = ggi_wall_s(),
-                          .name = ggi_strdup(type ? type : "event"), .text = ggi_strdup(text) };
-            ggi_sched_add_op(s, &op, op.name && op.text, "an event");
-        }
-        if (s->o->event_fn && text)
-            cJSON_AddItemToArray(s->pend[s->cur].events, cJSON_CreateString(text));
-        /* The event's text, printed once, in each watcher's message (as ggp_new(GGP_EVENT)
-         * with "event" would print it, without copying the tree per watcher). */
-        for (client *c = s->clients; c && text; c = c->next) {
-            if (!c->watching)
-                continue;
-            char *m = ggi_asprintf("{\"ggp\":%d,\"t\":\"event\",\"event\":%s}", GGP_VERSION,
-                                   text);
-            ggi_sched_queue_out(s, &c->id, m, m ? strlen(m) : 0);
-        }
-    }
-    cJSON_Delete(ev);
-}
-
-static cJSON *event_new(const char *type, const char *task_id)
-{
-    cJSON *ev = cJSON_CreateObject();
-    if (!ev)
-        return NULL;
-    cJSON_AddStringToObject(ev, "type", type);
-    add_fixed3(ev, "ts", ggi_wall_s());
-    if (task_id)
-        cJSON_AddStringToObject(ev, "task_id", task_id);
-    return ev;
 }
 
 void ggi_sched_save_scores(sched *s)
@@ -240,7 +155,7 @@ static void finish_task(sched *s, int64_t seq, const char *task_id, const char *
         return;
     }
     atomic_fetch_add(&s->o->ends_unheard, 1);
-    cJSON *ev = events_heard(s) ? event_new("task.finished", task_id) : NULL;
+    cJSON *ev = ggi_sched_events_heard(s) ? ggi_sched_event_new("task.finished", task_id) : NULL;
     if (ev) {
         cJSON_AddStringToObject(ev, "status", status);
         cJSON_AddNumberToObject(ev, "attempts", attempts > 0 ? attempts : 0);
@@ -249,7 +164,7 @@ static void finish_task(sched *s, int64_t seq, const char *task_id, const char *
         else
             cJSON_AddNullToObject(ev, "passed_attempt");
         ggi_json_add_str(ev, "reason", reason);
-        emit(s, seq, ev);
+        ggi_sched_emit(s, seq, ev);
     }
     ggi_log(&s->o->log, GG_LOG_INFO, "task '%s' %s%s%s", task_id, status, reason ? ": " : "",
             reason ? reason : "");
@@ -509,13 +424,13 @@ static void monitor(sched *s, active *a, int n, const cJSON *rec, int stuck, con
         return;
     ggi_log(&s->o->log, GG_LOG_INFO, "task '%s' is stuck at attempt %d (%s); rolling back to "
             "attempt %d", a->task_id, n, why, a->best_n);
-    cJSON *ev = event_new("task.stuck", a->task_id);
+    cJSON *ev = ggi_sched_event_new("task.stuck", a->task_id);
     if (ev) {
         cJSON_AddNumberToObject(ev, "attempt", n);
         ggi_json_add_str(ev, "reason", why);
         if (a->strategy)
             cJSON_AddItemToObject(ev, "strategy", cJSON_Duplicate(a->strategy, 1));
-        emit(s, a->seq, ev);
+        ggi_sched_emit(s, a->seq, ev);
     }
 }
 
@@ -876,12 +791,12 @@ static void drop_node(sched *s, node *n, const char *why)
         requeued++;
         s->dispatch_due = 1;
         atomic_fetch_add(&s->o->n_requeued, 1);
-        cJSON *ev = event_new("job.requeued", a->task_id);
+        cJSON *ev = ggi_sched_event_new("job.requeued", a->task_id);
         if (ev) {
             cJSON_AddNumberToObject(ev, "attempt", a->attempts + 1);
             cJSON_AddStringToObject(ev, "node", n->name);
             cJSON_AddStringToObject(ev, "reason", why);
-            emit(s, a->seq, ev);
+            ggi_sched_emit(s, a->seq, ev);
         }
         if (a->lost >= GGI_MAX_LOST) {
             char *reason = ggi_asprintf("%d workers died running it (last: %s, %s)", a->lost,
@@ -894,11 +809,11 @@ static void drop_node(sched *s, node *n, const char *why)
     }
     ggi_log(&s->o->log, requeued ? GG_LOG_WARN : GG_LOG_INFO,
             "worker '%s' %s; %d job(s) requeued", n->name, why, requeued);
-    cJSON *ev = event_new("node.lost", NULL);
+    cJSON *ev = ggi_sched_event_new("node.lost", NULL);
     if (ev) {
         cJSON_AddStringToObject(ev, "node", n->name);
         cJSON_AddStringToObject(ev, "reason", why);
-        emit(s, 0, ev);
+        ggi_sched_emit(s, 0, ev);
     }
     for (node **p = &s->nodes; *p; p = &(*p)->next) {
         if (*p == n) {
@@ -1004,11 +919,11 @@ static void on_worker_hello(sched *s, const gg_transport_msg *msg, const cJSON *
         n->quarantined_until = ggi_now_ms() + (until - ggi_wall_s()) * 1e3;
     recompute_limit(s);
     ggi_log(&s->o->log, GG_LOG_INFO, "worker '%s' joined with %lld slot(s)", n->name, slots);
-    cJSON *ev = event_new("node.joined", NULL);
+    cJSON *ev = ggi_sched_event_new("node.joined", NULL);
     if (ev) {
         cJSON_AddStringToObject(ev, "node", n->name);
         cJSON_AddNumberToObject(ev, "slots", (double)slots);
-        emit(s, 0, ev);
+        ggi_sched_emit(s, 0, ev);
     }
     cJSON *w = ggp_new(GGP_WELCOME);
     if (w) {
@@ -1187,12 +1102,12 @@ static void node_batch_send(sched *s, node *n)
             s->backoff = 1;
             s->dispatch_due = 1;
             /* its job.dispatched is answered: the attempt was not made */
-            cJSON *ev = event_new("job.requeued", a->task_id);
+            cJSON *ev = ggi_sched_event_new("job.requeued", a->task_id);
             if (ev) {
                 cJSON_AddNumberToObject(ev, "attempt", a->attempts + 1);
                 cJSON_AddStringToObject(ev, "node", n->name);
                 ggi_json_add_str(ev, "reason", why ? why : "cannot send the job");
-                emit(s, a->seq, ev);
+                ggi_sched_emit(s, a->seq, ev);
             }
         }
     }
@@ -1467,19 +1382,19 @@ static void dispatch(sched *s)
              * job.dispatched (docs/events.md). */
             int first = a->announced != a->attempts + 1;
             a->announced = a->attempts + 1;
-            if (events_heard(s)) {
+            if (ggi_sched_events_heard(s)) {
                 cJSON *ev = !first ? NULL
-                            : event_new(a->attempts == 0 ? "task.started" : "attempt.started",
+                            : ggi_sched_event_new(a->attempts == 0 ? "task.started" : "attempt.started",
                                         a->task_id);
                 if (ev) {
                     cJSON_AddNumberToObject(ev, "attempt", a->attempts + 1);
-                    emit(s, a->seq, ev);
+                    ggi_sched_emit(s, a->seq, ev);
                 }
-                ev = event_new("job.dispatched", a->task_id);
+                ev = ggi_sched_event_new("job.dispatched", a->task_id);
                 if (ev) {
                     cJSON_AddNumberToObject(ev, "attempt", a->attempts + 1);
                     cJSON_AddStringToObject(ev, "node", n->name);
-                    emit(s, a->seq, ev);
+                    ggi_sched_emit(s, a->seq, ev);
                 }
             }
         }
@@ -1537,10 +1452,10 @@ static void learn(sched *s, node *n, const char *lang, int ok, double latency_ms
         ggi_op op = { .kind = GGI_OP_QUARANTINE, .name = ggi_strdup(n->name),
                       .ts = ggi_wall_s() + GGI_QUARANTINE_MS / 1e3 };
         ggi_sched_add_op(s, &op, op.name != NULL, "a quarantine");
-        cJSON *ev = event_new("node.quarantined", NULL);
+        cJSON *ev = ggi_sched_event_new("node.quarantined", NULL);
         if (ev) {
             cJSON_AddStringToObject(ev, "node", n->name);
-            emit(s, 0, ev);
+            ggi_sched_emit(s, 0, ev);
         }
     }
 }
@@ -1655,7 +1570,7 @@ static void on_result(sched *s, node *from, const char *from_key, int64_t seq, i
                     a->task_id, stage ? stage : "?", msg ? msg : "?", a->infra_failures,
                     backoff);
             /* The job came back without an attempt: its job.dispatched is answered here. */
-            cJSON *ev = event_new("job.retried", a->task_id);
+            cJSON *ev = ggi_sched_event_new("job.retried", a->task_id);
             if (ev) {
                 cJSON_AddNumberToObject(ev, "attempt", n);
                 if (nd)
@@ -1664,7 +1579,7 @@ static void on_result(sched *s, node *from, const char *from_key, int64_t seq, i
                 ggi_json_add_str(ev, "reason", msg);
                 cJSON_AddNumberToObject(ev, "retry", a->infra_failures);
                 cJSON_AddNumberToObject(ev, "backoff_ms", floor(backoff));
-                emit(s, a->seq, ev);
+                ggi_sched_emit(s, a->seq, ev);
             }
             return;
         }
@@ -1711,14 +1626,14 @@ static void on_result(sched *s, node *from, const char *from_key, int64_t seq, i
     }
     a->attempts = n;
     a->infra_failures = 0;
-    cJSON *ev = events_heard(s) ? event_new("attempt.finished", a->task_id) : NULL;
+    cJSON *ev = ggi_sched_events_heard(s) ? ggi_sched_event_new("attempt.finished", a->task_id) : NULL;
     if (ev) {
         cJSON_AddNumberToObject(ev, "attempt", n);
         cJSON_AddBoolToObject(ev, "passed", passed);
         ggi_json_add_str(ev, "reason", reason);
         cJSON_AddNumberToObject(ev, "duration_ms",
                                 cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(d, "total_ms")));
-        emit(s, a->seq, ev);
+        ggi_sched_emit(s, a->seq, ev);
     }
     s->tokens += record_tokens(rec);
     monitor(s, a, n, rec, stuck, why, 1);
@@ -1997,22 +1912,6 @@ static void on_cancel(sched *s, const identity *to, const cJSON *b)
         ggi_sched_queue_msg(s, to, ggi_sched_reply_new(rid, 1));
 }
 
-static void on_watch(sched *s, const identity *to, client *c, const cJSON *b)
-{
-    long long rid = 0;
-    ggi_json_int(b, "rid", 1, 0, (1LL << 53), &rid);
-    int watching = 0;
-    for (client *x = s->clients; x; x = x->next)
-        watching += x->watching;
-    if (!c->watching && watching >= MAX_WATCHERS) {
-        ggi_sched_reply_error(s, to, rid, GG_EBUSY, "too many watchers");
-        return;
-    }
-    c->watching = 1;
-    ggi_sched_count_watchers(s);
-    ggi_sched_queue_msg(s, to, ggi_sched_reply_new(rid, 1));
-}
-
 /* The role the transport authenticated for the sender: "" when authentication is off,
  * "local" for a peer in this process. */
 static const char *sender_role(const gg_transport_msg *msg)
@@ -2181,7 +2080,7 @@ static void on_message(sched *s, const gg_transport_msg *msg)
             break;
         }
         c->last_seen = ggi_now_ms();
-        on_watch(s, &from, c, m.body);
+        ggi_sched_on_watch(s, &from, c, m.body);
         break;
     case GGP_WAIT:
         on_wait(s, &from, m.body);
