@@ -298,6 +298,29 @@ cJSON *ggi_sched_event_new(const char *type, const char *task_id);
 /* A client asks to hear events (up to MAX_WATCHERS). */
 void ggi_sched_on_watch(sched *s, const identity *to, client *c, const cJSON *b);
 
+/* ---------------------------------------------------------------- sched_tasks.c */
+
+/* attempts: the task's attempt count to store with its end, or -1 to leave it.
+ * The result is not stored as text: the task's columns and its attempts hold it, and reading
+ * the task builds it (ggi_store_task_get). It is read back after the batch's commit, only for
+ * the clients waiting for the task and for the learner (complete_batch). */
+/* Ends a task: claimed (running; started_at its start) or not (a queued task cancelled). */
+void ggi_sched_finish_task(sched *s, int64_t seq, const char *task_id, const char *status,
+                                  const char *reason, int attempts, double started_at, int claimed);
+
+/* Takes a out of the active set and frees it. */
+void ggi_sched_remove_active(sched *s, active *a);
+
+/* Ends an active task (ggi_sched_finish_task) and removes it from the active set (a is freed). */
+void ggi_sched_end_active(sched *s, active *a, const char *status, const char *reason);
+
+/* Makes a claimed task active; what it keeps of the row (id, spec) is copied, in one block
+ * with the task. */
+void ggi_sched_add_active(sched *s, const ggi_task_row *row, const char *submitter_name);
+
+/* The active task with seq, or NULL. */
+active *ggi_sched_find_active(sched *s, int64_t seq);
+
 /* ---------------------------------------------------------------- scheduler.c */
 
 /* The client connected with identity id, or NULL. */
@@ -307,8 +330,21 @@ client *ggi_sched_find_client(sched *s, const void *id, size_t len);
  * gathered. */
 void ggi_sched_save_scores(sched *s);
 
-/* Makes a claimed task active; what it keeps of the row (id, spec) is copied, in one block
- * with the task. */
-void ggi_sched_add_active(sched *s, const ggi_task_row *row, const char *submitter_name);
+/* Whether the run's token budget (GRYPHGEN_MAX_TOKENS) is spent. */
+int ggi_sched_run_spent(const sched *s);
+
+/* Ends a task that has no attempt in flight because the run's token budget is spent. */
+void ggi_sched_end_for_run_budget(sched *s, active *a);
+
+/* ggi_store_attempts_each callback (user: a resume_ctx): replays a stored attempt through the
+ * Task Monitor on resume. */
+int ggi_sched_resume_attempt(void *user, int n, int passed, const char *record_json);
+
+/* After an attempt was recorded (or on resume): end the task or leave it for the next one.
+ * Returns 1 when the task ended (a is freed). */
+int ggi_sched_decide(sched *s, active *a, int last_passed, const char *last_reason);
+
+/* The needs of a as words, for an error saying no worker can run it (malloc'd, or NULL). */
+char *ggi_sched_needs_text(const active *a);
 
 #endif

@@ -15,6 +15,7 @@
  *
  *   sched_commit.c    group commit with the writer thread; what waits for a commit
  *   sched_events.c    events for the host and the watching clients
+ *   sched_tasks.c     the active set: claimed tasks in memory, their ends
  *   sched.h           the state they share and the functions that cross files
  */
 #include <errno.h>
@@ -32,25 +33,6 @@
 #include "../retrieval/retriever_none.h"
 #include "../retrieval/credit.h"
 #include "sched.h"
-
-static char *needs_text(const active *a);
-static active *find_active(sched *s, int64_t seq);
-
-static void active_free(active *a)
-{
-    if (!a)
-        return;
-    cJSON_Delete(a->needs); /* task_id and spec_text live in a's block */
-    free(a->language);
-    cJSON_Delete(a->feedback);
-    free(a->codes);
-    free(a->last_sig);
-    free(a->last_reason);
-    cJSON_Delete(a->best_fb);
-    cJSON_Delete(a->strategy);
-    cJSON_Delete(a->demote);
-    free(a);
-}
 
 client *ggi_sched_find_client(sched *s, const void *id, size_t len)
 {
@@ -126,118 +108,6 @@ static long long record_tokens(const cJSON *rec)
     if (!isfinite(t) || t <= 0)
         return 0;
     return t > 1e15 ? (long long)1e15 : (long long)t; /* bounded: sums cannot overflow */
-}
-
-/* attempts: the task's attempt count to store with its end, or -1 to leave it.
- * The result is not stored as text: the task's columns and its attempts hold it, and reading
- * the task builds it (ggi_store_task_get). It is read back after the batch's commit, only for
- * the clients waiting for the task and for the learner (complete_batch). */
-/* Ends a task: claimed (running; started_at its start) or not (a queued task cancelled). */
-static void finish_task(sched *s, int64_t seq, const char *task_id, const char *status,
-                        const char *reason, int attempts, double started_at, int claimed)
-{
-    pending *pd = &s->pend[s->cur];
-    /* Only tasks that ran their tests teach the retriever. */
-    int learns =
-        s->learner && (strcmp(status, GGI_ST_PASSED) == 0 || strcmp(status, GGI_ST_FAILED) == 0);
-    char *id = ggi_strdup(task_id);
-    if (!id || ggi_sched_push_ended(pd, id, learns) != GG_OK) {
-        free(id);
-        ggi_log(&s->o->log, GG_LOG_ERROR, "cannot record the end of task '%s': out of memory",
-                task_id);
-        return;
-    }
-    ggi_op op = { .kind = GGI_OP_FINISH, .seq = seq, .status = status, .count = attempts,
-                  .ts = ggi_wall_s(), .a = started_at, .n = claimed,
-                  .text = reason ? ggi_strdup(reason) : NULL };
-    if (ggi_sched_add_op(s, &op, !reason || op.text, "the end of a task") != GG_OK) {
-        free(pd->ended[--pd->n_ended].task_id);
-        return;
-    }
-    atomic_fetch_add(&s->o->ends_unheard, 1);
-    cJSON *ev = ggi_sched_events_heard(s) ? ggi_sched_event_new("task.finished", task_id) : NULL;
-    if (ev) {
-        cJSON_AddStringToObject(ev, "status", status);
-        cJSON_AddNumberToObject(ev, "attempts", attempts > 0 ? attempts : 0);
-        if (strcmp(status, GGI_ST_PASSED) == 0 && attempts > 0)
-            cJSON_AddNumberToObject(ev, "passed_attempt", attempts);
-        else
-            cJSON_AddNullToObject(ev, "passed_attempt");
-        ggi_json_add_str(ev, "reason", reason);
-        ggi_sched_emit(s, seq, ev);
-    }
-    ggi_log(&s->o->log, GG_LOG_INFO, "task '%s' %s%s%s", task_id, status, reason ? ": " : "",
-            reason ? reason : "");
-    pd->finished++;
-}
-
-static unsigned seq_bucket(const sched *s, int64_t seq)
-{
-    uint64_t h = (uint64_t)seq * 0x9E3779B97F4A7C15ull;
-    return (unsigned)(h >> 32) & (s->n_buckets - 1);
-}
-
-/* Keeps the buckets at least as many as the active tasks (grown by doubling; when memory
- * runs out the chains only get longer). */
-static void grow_buckets(sched *s)
-{
-    if (s->by_seq && (unsigned)s->n_active < s->n_buckets)
-        return;
-    unsigned n = s->n_buckets ? s->n_buckets * 2 : 1024;
-    active **b = calloc(n, sizeof *b);
-    if (!b)
-        return;
-    free(s->by_seq);
-    s->by_seq = b;
-    s->n_buckets = n;
-    for (active *a = s->tasks; a; a = a->next) { /* rebuilt from the list */
-        unsigned k = seq_bucket(s, a->seq);
-        a->hnext = b[k];
-        b[k] = a;
-    }
-}
-
-/* Puts a in the active list and in the index by seq. */
-static void link_active(sched *s, active *a)
-{
-    grow_buckets(s);
-    a->prev = NULL;
-    a->next = s->tasks;
-    if (s->tasks)
-        s->tasks->prev = a;
-    s->tasks = a;
-    s->n_active++;
-    if (s->by_seq) {
-        unsigned k = seq_bucket(s, a->seq);
-        a->hnext = s->by_seq[k];
-        s->by_seq[k] = a;
-    }
-}
-
-static void remove_active(sched *s, active *a)
-{
-    if (a->prev)
-        a->prev->next = a->next;
-    else if (s->tasks == a)
-        s->tasks = a->next;
-    if (a->next)
-        a->next->prev = a->prev;
-    s->n_active--;
-    if (s->by_seq) {
-        for (active **p = &s->by_seq[seq_bucket(s, a->seq)]; *p; p = &(*p)->hnext) {
-            if (*p == a) {
-                *p = a->hnext;
-                break;
-            }
-        }
-    }
-    active_free(a);
-}
-
-static void end_active(sched *s, active *a, const char *status, const char *reason)
-{
-    finish_task(s, a->seq, a->task_id, status, reason, a->attempts, a->started_wall, 1);
-    remove_active(s, a);
 }
 
 static const char *tail(const char *text, size_t max)
@@ -434,13 +304,13 @@ static void monitor(sched *s, active *a, int n, const cJSON *rec, int stuck, con
     }
 }
 
-static int run_spent(const sched *s)
+int ggi_sched_run_spent(const sched *s)
 {
     return s->max_tokens > 0 && s->tokens >= s->max_tokens;
 }
 
 /* Ends a task that has no attempt in flight because the run's token budget is spent. */
-static void end_for_run_budget(sched *s, active *a)
+void ggi_sched_end_for_run_budget(sched *s, active *a)
 {
     char *why;
     if (a->attempts > 0)
@@ -450,25 +320,25 @@ static void end_for_run_budget(sched *s, active *a)
     else
         why = ggi_asprintf("run token budget of %lld (GRYPHGEN_MAX_TOKENS) spent before its "
                            "first attempt", s->max_tokens);
-    end_active(s, a, GGI_ST_FAILED, why ? why : "run token budget spent");
+    ggi_sched_end_active(s, a, GGI_ST_FAILED, why ? why : "run token budget spent");
     free(why);
 }
 
 /* Once the run's budget is spent, every task without an attempt in flight ends. */
 static void enforce_run_budget(sched *s)
 {
-    if (!run_spent(s))
+    if (!ggi_sched_run_spent(s))
         return;
     active *a = s->tasks;
     while (a) {
         active *next = a->next;
         if (!a->inflight)
-            end_for_run_budget(s, a);
+            ggi_sched_end_for_run_budget(s, a);
         a = next;
     }
 }
 
-static int resume_attempt(void *user, int n, int passed, const char *record_json)
+int ggi_sched_resume_attempt(void *user, int n, int passed, const char *record_json)
 {
     resume_ctx *r = user;
     cJSON *rec = cJSON_Parse(record_json);
@@ -487,151 +357,38 @@ static int resume_attempt(void *user, int n, int passed, const char *record_json
 
 /* After an attempt was recorded (or on resume): end the task or leave it for the next one.
  * Returns 1 when the task ended (a is freed). */
-static int decide(sched *s, active *a, int last_passed, const char *last_reason)
+int ggi_sched_decide(sched *s, active *a, int last_passed, const char *last_reason)
 {
     if (last_passed) {
-        end_active(s, a, GGI_ST_PASSED, NULL);
+        ggi_sched_end_active(s, a, GGI_ST_PASSED, NULL);
         return 1;
     }
     if (a->attempts >= a->max_attempts) {
         char *why = ggi_asprintf("failed all %d attempt(s); last: %s", a->attempts,
                                  last_reason ? last_reason : "no reason recorded");
-        end_active(s, a, GGI_ST_FAILED, why);
+        ggi_sched_end_active(s, a, GGI_ST_FAILED, why);
         free(why);
         return 1;
     }
     if (a->max_tokens > 0 && a->tokens >= a->max_tokens) {
         char *why = ggi_asprintf("token budget of %lld spent after %d attempt(s); last: %s",
                                  a->max_tokens, a->attempts, last_reason ? last_reason : "-");
-        end_active(s, a, GGI_ST_FAILED, why ? why : "token budget spent");
+        ggi_sched_end_active(s, a, GGI_ST_FAILED, why ? why : "token budget spent");
         free(why);
         return 1;
     }
     if (a->wall_s > 0 && a->started_wall > 0 && ggi_wall_s() - a->started_wall > a->wall_s) {
         char *why = ggi_asprintf("wall budget of %g s spent after %d attempt(s); last: %s",
                                  a->wall_s, a->attempts, last_reason ? last_reason : "-");
-        end_active(s, a, GGI_ST_FAILED, why);
+        ggi_sched_end_active(s, a, GGI_ST_FAILED, why);
         free(why);
         return 1;
     }
-    if (run_spent(s)) {
-        end_for_run_budget(s, a);
+    if (ggi_sched_run_spent(s)) {
+        ggi_sched_end_for_run_budget(s, a);
         return 1;
     }
     return 0;
-}
-
-static int submitter_index(sched *s, const char *name)
-{
-    for (int i = 0; i < s->n_subs; i++)
-        if (strcmp(s->subs[i].name, name) == 0)
-            return i;
-    if (s->n_subs >= MAX_SUBMITTERS * 4) {
-        /* Forget the ones with no active task; indexes of active tasks stay valid. */
-        return 0;
-    }
-    submitter *p = realloc(s->subs, (size_t)(s->n_subs + 1) * sizeof *p);
-    if (!p)
-        return 0;
-    s->subs = p;
-    p[s->n_subs].name = ggi_strdup(name);
-    unsigned long least = 0;
-    for (int i = 0; i < s->n_subs; i++)
-        if (i == 0 || s->subs[i].served < least)
-            least = s->subs[i].served;
-    p[s->n_subs].served = least; /* a newcomer starts level with the least served */
-    if (!p[s->n_subs].name)
-        return 0;
-    return s->n_subs++;
-}
-
-/* What the scheduler needs of a task: its stored language and needs, or, for a row stored
- * without them, the same read from its spec. */
-static int read_needs(const ggi_task_row *row, char **language, cJSON **needs)
-{
-    *language = NULL;
-    *needs = NULL;
-    char *text = NULL;
-    ggi_task *t = NULL;
-    int rc = GG_OK;
-    if (row->language) {
-        *language = ggi_strdup(row->language);
-    } else {
-        cJSON *spec = cJSON_Parse(row->spec);
-        rc = spec ? ggi_task_from_json(spec, &t) : GG_EINVAL;
-        cJSON_Delete(spec);
-        if (!rc)
-            rc = ggi_task_needs(t, &text);
-        if (!rc)
-            *language = ggi_strdup(t->language);
-        ggi_task_free(t);
-    }
-    const char *needs_text = row->language ? row->needs : text;
-    if (!rc && needs_text && !(*needs = cJSON_Parse(needs_text)))
-        rc = GG_EINVAL;
-    if (!rc && !*language)
-        rc = GG_ENOMEM;
-    free(text);
-    if (rc) {
-        free(*language);
-        *language = NULL;
-        cJSON_Delete(*needs);
-        *needs = NULL;
-    }
-    return rc;
-}
-
-static double needs_number(const cJSON *needs, const char *key)
-{
-    double v = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(needs, key));
-    return v > 0 ? v : 0; /* absent (NaN) or not positive: none */
-}
-
-/* Makes a claimed task active; what it keeps of the row (id, spec) is copied, in one block
- * with the task. */
-void ggi_sched_add_active(sched *s, const ggi_task_row *row, const char *submitter_name)
-{
-    size_t id_len = strlen(row->task_id) + 1, spec_len = row->spec ? strlen(row->spec) + 1 : 0;
-    active *a = row->spec ? calloc(1, sizeof *a + id_len + spec_len) : NULL;
-    int rc = a ? read_needs(row, &a->language, &a->needs) : GG_ENOMEM;
-    if (rc != GG_OK) {
-        /* A row this library cannot read any more ends as an error, not a crash. */
-        finish_task(s, row->seq, row->task_id, GGI_ST_ERROR,
-                    row->spec ? "stored task cannot be read by this version"
-                              : "stored task has no spec", row->attempts, row->started_at, 1);
-        free(a);
-        return;
-    }
-    a->seq = row->seq;
-    a->task_id = (char *)(a + 1);
-    memcpy(a->task_id, row->task_id, id_len);
-    a->spec_text = a->task_id + id_len;
-    memcpy(a->spec_text, row->spec, spec_len);
-    a->priority = row->priority;
-    int max_attempts = (int)needs_number(a->needs, "max_attempts");
-    a->max_attempts = max_attempts > 0 ? max_attempts : (int)s->o->max_attempts;
-    a->wall_s = needs_number(a->needs, "wall_s");
-    a->max_tokens = (long long)needs_number(a->needs, "tokens");
-    a->started_wall = row->started_at;
-    a->feedback = cJSON_CreateArray();
-    a->sub = submitter_index(s, submitter_name);
-    a->memory_mb = needs_number(a->needs, "memory_mb");
-    a->gpus = (int)needs_number(a->needs, "gpus");
-    a->labels = cJSON_GetObjectItemCaseSensitive(a->needs, "labels");
-    a->isolation = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(a->needs, "isolation"));
-    link_active(s, a);
-    s->dispatch_due = 1;
-    if (row->attempts > 0) {
-        resume_ctx r = { s, a, 0, NULL };
-        if (ggi_store_attempts_each(s->db, a->seq, resume_attempt, &r) != GG_OK)
-            ggi_log(&s->o->log, GG_LOG_ERROR, "resuming '%s': %s", a->task_id, gg_error_last());
-        ggi_log(&s->o->log, GG_LOG_INFO, "task '%s' resumes after attempt %d", a->task_id,
-                a->attempts);
-        decide(s, a, r.last_passed, r.last_reason);
-        free(r.last_reason);
-    } else if (run_spent(s)) {
-        end_for_run_budget(s, a);
-    }
 }
 
 static score *node_score(sched *s, node *n, const char *lang)
@@ -745,7 +502,7 @@ static int node_matches(const node *n, const active *a)
     return 1;
 }
 
-static char *needs_text(const active *a)
+char *ggi_sched_needs_text(const active *a)
 {
     ggi_buf b = GGI_BUF_INIT;
     const char *rt = runtime_for(a->language);
@@ -801,10 +558,10 @@ static void drop_node(sched *s, node *n, const char *why)
         if (a->lost >= GGI_MAX_LOST) {
             char *reason = ggi_asprintf("%d workers died running it (last: %s, %s)", a->lost,
                                         n->name, why);
-            end_active(s, a, a->cancelled ? GGI_ST_CANCELLED : GGI_ST_ERROR, reason);
+            ggi_sched_end_active(s, a, a->cancelled ? GGI_ST_CANCELLED : GGI_ST_ERROR, reason);
             free(reason);
         } else if (a->cancelled) {
-            end_active(s, a, GGI_ST_CANCELLED, "cancelled");
+            ggi_sched_end_active(s, a, GGI_ST_CANCELLED, "cancelled");
         }
     }
     ggi_log(&s->o->log, requeued ? GG_LOG_WARN : GG_LOG_INFO,
@@ -1092,7 +849,7 @@ static void node_batch_send(sched *s, node *n)
             gg_error_last());
     char *why = ggi_asprintf("cannot send the job: %s", gg_error_last());
     for (int k = 0; k < count; k++) {
-        active *a = find_active(s, n->batch_seqs[k]);
+        active *a = ggi_sched_find_active(s, n->batch_seqs[k]);
         if (a && a->on == n && a->inflight) {
             a->inflight = 0;
             a->lease[0] = '\0';
@@ -1265,10 +1022,10 @@ static int unmatchable(sched *s, active *a)
         if (!established(s, n, now))
             return 0;
     a->match_gen = s->nodes_gen + 1;
-    char *needs = needs_text(a);
+    char *needs = ggi_sched_needs_text(a);
     char *why = ggi_asprintf("no connected worker can run this task (needs %s; %d worker(s) "
                              "connected)", needs ? needs : "?", s->n_nodes);
-    end_active(s, a, GGI_ST_ERROR, why);
+    ggi_sched_end_active(s, a, GGI_ST_ERROR, why);
     free(why);
     free(needs);
     return 1;
@@ -1409,20 +1166,6 @@ static void send_batches(sched *s)
         node_batch_send(s, n);
 }
 
-static active *find_active(sched *s, int64_t seq)
-{
-    if (s->by_seq) {
-        for (active *a = s->by_seq[seq_bucket(s, seq)]; a; a = a->hnext)
-            if (a->seq == seq)
-                return a;
-        return NULL;
-    }
-    for (active *a = s->tasks; a; a = a->next) /* no index (out of memory): by the list */
-        if (a->seq == seq)
-            return a;
-    return NULL;
-}
-
 static void learn(sched *s, node *n, const char *lang, int ok, double latency_ms)
 {
     score *sc = node_score(s, n, lang);
@@ -1517,7 +1260,7 @@ static void on_result(sched *s, node *from, const char *from_key, int64_t seq, i
                       const char *lease_text, cJSON *rec, const char *rec_text, size_t rec_len)
 {
     gg_orchestrator_t *o = s->o;
-    active *a = find_active(s, seq);
+    active *a = ggi_sched_find_active(s, seq);
     if (!a || !a->inflight || !lease_is(a->lease, lease_text) || n != a->attempts + 1) {
         atomic_fetch_add(&o->n_stale, 1);
         ggi_log(&o->log, GG_LOG_INFO, "ignoring a stale result (task %lld, attempt %d, "
@@ -1541,7 +1284,7 @@ static void on_result(sched *s, node *from, const char *from_key, int64_t seq, i
     s->dispatch_due = 1;
     ggi_metrics_attempt(&o->metrics, rec);
     if (a->cancelled) {
-        end_active(s, a, GGI_ST_CANCELLED, "cancelled");
+        ggi_sched_end_active(s, a, GGI_ST_CANCELLED, "cancelled");
         return;
     }
     const char *reason = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rec, "reason"));
@@ -1586,18 +1329,18 @@ static void on_result(sched *s, node *from, const char *from_key, int64_t seq, i
         if (atomic_load(&o->stopping))
             return; /* interrupted by shutdown: the task stays unfinished and resumes */
         char *why = ggi_asprintf("%s: %s", stage ? stage : "infrastructure", msg ? msg : "?");
-        end_active(s, a, GGI_ST_ERROR, why);
+        ggi_sched_end_active(s, a, GGI_ST_ERROR, why);
         free(why);
         return;
     }
     if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "exhausted"))) {
         if (a->attempts == 0) {
-            end_active(s, a, GGI_ST_ERROR, reason ? reason : "the generator gave no code");
+            ggi_sched_end_active(s, a, GGI_ST_ERROR, reason ? reason : "the generator gave no code");
         } else {
             const char *lr = a->last_reason;
             char *why = ggi_asprintf("the generator has nothing more after %d attempt(s); "
                                      "last: %s", a->attempts, lr ? lr : "-");
-            end_active(s, a, GGI_ST_FAILED, why);
+            ggi_sched_end_active(s, a, GGI_ST_FAILED, why);
             free(why);
         }
         return;
@@ -1637,7 +1380,7 @@ static void on_result(sched *s, node *from, const char *from_key, int64_t seq, i
     }
     s->tokens += record_tokens(rec);
     monitor(s, a, n, rec, stuck, why, 1);
-    decide(s, a, passed, reason);
+    ggi_sched_decide(s, a, passed, reason);
     enforce_run_budget(s);
 }
 
@@ -1882,7 +1625,7 @@ static void on_cancel(sched *s, const identity *to, const cJSON *b)
     ggi_json_int(b, "rid", 0, 0, (1LL << 53), &rid);
     ggi_json_int(b, "seq", 0, 1, (1LL << 53), &seq);
     const char *task_id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "id"));
-    active *a = seq ? find_active(s, seq) : NULL;
+    active *a = seq ? ggi_sched_find_active(s, seq) : NULL;
     for (active *x = s->tasks; !a && x; x = x->next)
         if (strcmp(x->task_id, task_id) == 0)
             a = x;
@@ -1891,13 +1634,13 @@ static void on_cancel(sched *s, const identity *to, const cJSON *b)
         if (a->inflight)
             a->cancelled = 1; /* ends when its attempt returns */
         else
-            end_active(s, a, GGI_ST_CANCELLED, "cancelled");
+            ggi_sched_end_active(s, a, GGI_ST_CANCELLED, "cancelled");
     } else {
         ggi_task_row row;
         memset(&row, 0, sizeof row);
         rc = ggi_store_task_get(s->db, task_id, &row);
         if (rc == GG_OK && strcmp(row.status, GGI_ST_QUEUED) == 0) {
-            finish_task(s, row.seq, row.task_id, GGI_ST_CANCELLED, "cancelled", row.attempts, 0,
+            ggi_sched_finish_task(s, row.seq, row.task_id, GGI_ST_CANCELLED, "cancelled", row.attempts, 0,
                         0);
         } else if (rc == GG_OK && strcmp(row.status, GGI_ST_RUNNING) != 0) {
             rc = ggi_error(GG_ESTATE, "task '%s' has already ended (%s)", task_id, row.status);
@@ -2203,7 +1946,7 @@ static void requeue_all(sched *s)
         }
     }
     while (s->tasks)
-        remove_active(s, s->tasks);
+        ggi_sched_remove_active(s, s->tasks);
 }
 
 /* The run's token budget from GRYPHGEN_MAX_TOKENS; 0 (no limit) when unset, empty or
@@ -2308,7 +2051,7 @@ void *ggi_scheduler_main(void *arg)
     if (!s.dead)
         requeue_all(&s);
     while (s.tasks) /* left running when dead: the next start requeues them (recover) */
-        remove_active(&s, s.tasks);
+        ggi_sched_remove_active(&s, s.tasks);
     ggi_writer_stop(&s.writer);
     while (s.nodes) {
         node *n = s.nodes;
