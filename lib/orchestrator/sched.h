@@ -321,20 +321,31 @@ void ggi_sched_add_active(sched *s, const ggi_task_row *row, const char *submitt
 /* The active task with seq, or NULL. */
 active *ggi_sched_find_active(sched *s, int64_t seq);
 
-/* ---------------------------------------------------------------- scheduler.c */
+/* ---------------------------------------------------------------- sched_monitor.c */
 
-/* The client connected with identity id, or NULL. */
-client *ggi_sched_find_client(sched *s, const void *id, size_t len);
+/* Generator tokens an attempt used, from its record's usage (total_tokens, else prompt +
+ * completion); 0 when the generator reported none. */
+long long ggi_sched_record_tokens(const cJSON *rec);
 
-/* Queues the node scores that changed since the last batch as writes in the batch being
- * gathered. */
-void ggi_sched_save_scores(sched *s);
+/* Whether a failed attempt repeats an earlier one: the same code as any earlier attempt of
+ * the task, or the same failure signature as the previous attempt. why gets which. */
+int ggi_sched_repeats(const active *a, const cJSON *rec, char *why, size_t cap);
+
+/* Takes a recorded attempt into the task's state: tokens, code seen, last failure, best
+ * attempt and feedback. When it was stuck, the feedback rolls back to the best attempt's and
+ * the next job gets a changed strategy; otherwise the next job has none. live: recorded just
+ * now (events are emitted), not replayed on resume. */
+void ggi_sched_monitor(sched *s, active *a, int n, const cJSON *rec, int stuck, const char *why,
+                              int live);
 
 /* Whether the run's token budget (GRYPHGEN_MAX_TOKENS) is spent. */
 int ggi_sched_run_spent(const sched *s);
 
 /* Ends a task that has no attempt in flight because the run's token budget is spent. */
 void ggi_sched_end_for_run_budget(sched *s, active *a);
+
+/* Once the run's budget is spent, every task without an attempt in flight ends. */
+void ggi_sched_enforce_run_budget(sched *s);
 
 /* ggi_store_attempts_each callback (user: a resume_ctx): replays a stored attempt through the
  * Task Monitor on resume. */
@@ -343,6 +354,15 @@ int ggi_sched_resume_attempt(void *user, int n, int passed, const char *record_j
 /* After an attempt was recorded (or on resume): end the task or leave it for the next one.
  * Returns 1 when the task ended (a is freed). */
 int ggi_sched_decide(sched *s, active *a, int last_passed, const char *last_reason);
+
+/* ---------------------------------------------------------------- scheduler.c */
+
+/* The client connected with identity id, or NULL. */
+client *ggi_sched_find_client(sched *s, const void *id, size_t len);
+
+/* Queues the node scores that changed since the last batch as writes in the batch being
+ * gathered. */
+void ggi_sched_save_scores(sched *s);
 
 /* The needs of a as words, for an error saying no worker can run it (malloc'd, or NULL). */
 char *ggi_sched_needs_text(const active *a);
