@@ -355,6 +355,19 @@ int ggi_sched_resume_attempt(void *user, int n, int passed, const char *record_j
  * Returns 1 when the task ended (a is freed). */
 int ggi_sched_decide(sched *s, active *a, int last_passed, const char *last_reason);
 
+/* ---------------------------------------------------------------- sched_results.c */
+
+/* Counts results from a peer that does not hold their lease (or never said hello as a
+ * worker) and warns about them, at most once a second with how many were left unsaid. */
+void ggi_sched_foreign_results(sched *s, int count, const char *who, const char *why);
+
+/* One result from node from (which authenticated with from_key, "" without CURVE): attempt
+ * n of task seq under lease_text, its record rec (and, when it came as the worker wrote it,
+ * that text: rec_text, rec_len bytes). It counts only from the node the lease was given to:
+ * the same connection, that said hello with the same key. */
+void ggi_sched_on_result(sched *s, node *from, const char *from_key, int64_t seq, int n,
+                                const char *lease_text, cJSON *rec, const char *rec_text, size_t rec_len);
+
 /* ---------------------------------------------------------------- scheduler.c */
 
 /* The client connected with identity id, or NULL. */
@@ -366,5 +379,13 @@ void ggi_sched_save_scores(sched *s);
 
 /* The needs of a as words, for an error saying no worker can run it (malloc'd, or NULL). */
 char *ggi_sched_needs_text(const active *a);
+
+/* Whether a result's lease text is the task's current lease, compared in time independent
+ * of where they differ. */
+int ggi_sched_lease_is(const char *current, const char *text);
+
+/* Feeds a node's score for lang with an attempt's outcome (ok: no infrastructure fault) and
+ * latency; a streak of faults quarantines it. */
+void ggi_sched_learn(sched *s, node *n, const char *lang, int ok, double latency_ms);
 
 #endif
