@@ -368,24 +368,57 @@ void ggi_sched_foreign_results(sched *s, int count, const char *who, const char 
 void ggi_sched_on_result(sched *s, node *from, const char *from_key, int64_t seq, int n,
                                 const char *lease_text, cJSON *rec, const char *rec_text, size_t rec_len);
 
-/* ---------------------------------------------------------------- scheduler.c */
+/* ---------------------------------------------------------------- sched_nodes.c */
 
-/* The client connected with identity id, or NULL. */
-client *ggi_sched_find_client(sched *s, const void *id, size_t len);
+/* The node connected with identity id, or NULL. */
+node *ggi_sched_find_node(sched *s, const void *id, size_t len);
 
 /* Queues the node scores that changed since the last batch as writes in the batch being
  * gathered. */
 void ggi_sched_save_scores(sched *s);
 
+/* The score of node n for lang (made when n has none yet). */
+score *ggi_sched_node_score(sched *s, node *n, const char *lang);
+
+/* Whether n can ever run a: requirements only, not load. */
+int ggi_sched_node_matches(const node *n, const active *a);
+
 /* The needs of a as words, for an error saying no worker can run it (malloc'd, or NULL). */
 char *ggi_sched_needs_text(const active *a);
+
+/* Frees a node record (not linked anywhere any more). */
+void ggi_sched_node_free(node *n);
+
+/* A node is gone: its jobs go back to the queue, to be sent elsewhere. */
+void ggi_sched_drop_node(sched *s, node *n, const char *why);
+
+/* Sizes the active set from the nodes' capacity; claims may find tasks again. */
+void ggi_sched_recompute_limit(sched *s);
+
+/* A worker said hello (version accepted, writer idle): its node is made or renewed and
+ * welcomed. */
+void ggi_sched_on_worker_hello(sched *s, const gg_transport_msg *msg, const cJSON *b);
+
+/* Feeds a node's score for lang with an attempt's outcome (ok: no infrastructure fault) and
+ * latency; a streak of faults quarantines it. */
+void ggi_sched_learn(sched *s, node *n, const char *lang, int ok, double latency_ms);
+
+/* Heartbeats out, and the dead dropped. */
+void ggi_sched_liveness(sched *s);
+
+/* ---------------------------------------------------------------- scheduler.c */
+
+/* The client connected with identity id, or NULL. */
+client *ggi_sched_find_client(sched *s, const void *id, size_t len);
 
 /* Whether a result's lease text is the task's current lease, compared in time independent
  * of where they differ. */
 int ggi_sched_lease_is(const char *current, const char *text);
 
-/* Feeds a node's score for lang with an attempt's outcome (ok: no infrastructure fault) and
- * latency; a streak of faults quarantines it. */
-void ggi_sched_learn(sched *s, node *n, const char *lang, int ok, double latency_ms);
+/* Clients send no heartbeats, and the socket does not say when a peer disconnects: each
+ * client known for a heartbeat interval is sent one, and one the hub cannot route to (its
+ * connection is gone: ROUTER_MANDATORY) is forgotten. Without this a client's record (and
+ * its watch) stayed until MAX_CLIENTS newer ones evicted it. */
+void ggi_sched_probe_clients(sched *s, double now);
 
 #endif
