@@ -406,14 +406,24 @@ void ggi_sched_learn(sched *s, node *n, const char *lang, int ok, double latency
 /* Heartbeats out, and the dead dropped. */
 void ggi_sched_liveness(sched *s);
 
-/* ---------------------------------------------------------------- scheduler.c */
-
-/* The client connected with identity id, or NULL. */
-client *ggi_sched_find_client(sched *s, const void *id, size_t len);
+/* ---------------------------------------------------------------- sched_dispatch.c */
 
 /* Whether a result's lease text is the task's current lease, compared in time independent
  * of where they differ. */
 int ggi_sched_lease_is(const char *current, const char *text);
+
+/* Sends runnable tasks to nodes with free slots. It reads and sorts the whole active set,
+ * so it runs when a task or a slot became free (dispatch_due), else every
+ * DISPATCH_EVERY_MS for what time frees (backoffs, quarantines). */
+void ggi_sched_dispatch(sched *s);
+
+/* Sends the jobs gathered for each node (after the commit when events announce them). */
+void ggi_sched_send_batches(sched *s);
+
+/* ---------------------------------------------------------------- scheduler.c */
+
+/* The client connected with identity id, or NULL. */
+client *ggi_sched_find_client(sched *s, const void *id, size_t len);
 
 /* Clients send no heartbeats, and the socket does not say when a peer disconnects: each
  * client known for a heartbeat interval is sent one, and one the hub cannot route to (its
