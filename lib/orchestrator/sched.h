@@ -420,10 +420,27 @@ void ggi_sched_dispatch(sched *s);
 /* Sends the jobs gathered for each node (after the commit when events announce them). */
 void ggi_sched_send_batches(sched *s);
 
-/* ---------------------------------------------------------------- scheduler.c */
+/* ---------------------------------------------------------------- sched_clients.c */
 
 /* The client connected with identity id, or NULL. */
 client *ggi_sched_find_client(sched *s, const void *id, size_t len);
+
+/* A client said hello (version accepted): it is remembered (the least recently seen evicted)
+ * and welcomed. */
+void ggi_sched_on_client_hello(sched *s, const gg_transport_msg *msg, const cJSON *b);
+
+/* A client submits tasks: each is checked and stored (writer idle), and the reply lists ids and
+ * errors. */
+void ggi_sched_on_submit(sched *s, const identity *to, client *c, const cJSON *b);
+
+/* A client waits for a task: answered now when it has ended, else when its end is durable. */
+void ggi_sched_on_wait(sched *s, const identity *to, const cJSON *b);
+
+/* A client asks for one task's status, or the whole orchestrator's with its nodes. */
+void ggi_sched_on_status(sched *s, const identity *to, const cJSON *b);
+
+/* A client cancels a task: ended now unless an attempt is in flight (then when it returns). */
+void ggi_sched_on_cancel(sched *s, const identity *to, const cJSON *b);
 
 /* Clients send no heartbeats, and the socket does not say when a peer disconnects: each
  * client known for a heartbeat interval is sent one, and one the hub cannot route to (its
