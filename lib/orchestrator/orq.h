@@ -270,6 +270,12 @@ int ggi_grid_node_quarantined_until(ggi_grid_db *g, const char *name, double *ou
 /** Loads a score; GG_ENOTFOUND when the node never ran that language. */
 int ggi_grid_score_load(ggi_grid_db *g, const char *node, const char *lang, double *ok,
                         double *lat_ms, long long *n);
+/** Calls fn with each score stored for node (the max most recently updated), in one read. */
+int ggi_grid_scores_load(ggi_grid_db *g, const char *node, int max,
+                         void (*fn)(void *user, const char *lang, double ok, double lat_ms,
+                                    long long n),
+                         void *user);
+/** Stores a node's score for a language (made or replaced). */
 int ggi_grid_score_save(ggi_grid_db *g, const char *node, const char *lang, double ok,
                         double lat_ms, long long n, double now);
 

@@ -377,7 +377,8 @@ node *ggi_sched_find_node(sched *s, const void *id, size_t len);
  * gathered. */
 void ggi_sched_save_scores(sched *s);
 
-/* The score of node n for lang (made when n has none yet). */
+/* The score of node n for lang (made, trusted and fast, when n has none yet; the scores
+ * earlier runs stored were read at its hello). Never touches the database. */
 score *ggi_sched_node_score(sched *s, node *n, const char *lang);
 
 /* Whether n can ever run a: requirements only, not load. */

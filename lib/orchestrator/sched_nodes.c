@@ -45,8 +45,23 @@ void ggi_sched_save_scores(sched *s)
     }
 }
 
+/* Takes a score the database kept from earlier runs into a node saying hello. */
+static void preload_score(void *user, const char *lang, double ok, double lat_ms, long long n)
+{
+    node *nd = user;
+    if (nd->n_scores >= MAX_SCORES - 1) /* one slot stays for a language new to it */
+        return;
+    score *sc = &nd->scores[nd->n_scores++];
+    memset(sc, 0, sizeof *sc);
+    snprintf(sc->lang, sizeof sc->lang, "%s", lang);
+    sc->ok = ok;
+    sc->lat_ms = lat_ms;
+    sc->n = n;
+}
+
 score *ggi_sched_node_score(sched *s, node *n, const char *lang)
 {
+    (void)s;
     if (!lang)
         lang = "?";
     for (int i = 0; i < n->n_scores; i++)
@@ -54,16 +69,13 @@ score *ggi_sched_node_score(sched *s, node *n, const char *lang)
             return &n->scores[i];
     if (n->n_scores >= MAX_SCORES)
         return &n->scores[MAX_SCORES - 1];
+    /* What earlier runs learnt was read at the node's hello (preload_score): a lookup never
+     * waits for the writer, so it never completes a batch (events, replies) in the middle of
+     * dispatch. A language new to the node starts trusted and fast. */
     score *sc = &n->scores[n->n_scores++];
     memset(sc, 0, sizeof *sc);
     snprintf(sc->lang, sizeof sc->lang, "%s", lang);
-    /* What the database learnt in earlier runs; a new node starts trusted and fast. */
-    ggi_sched_sync_point(s); /* the writer must be idle: this thread reads the database */
-    if (ggi_grid_score_load(s->g, n->name, sc->lang, &sc->ok, &sc->lat_ms, &sc->n) != GG_OK) {
-        sc->ok = 1.0;
-        sc->lat_ms = 0;
-        sc->n = 0;
-    }
+    sc->ok = 1.0;
     return sc;
 }
 
@@ -322,7 +334,8 @@ void ggi_sched_on_worker_hello(sched *s, const gg_transport_msg *msg, const cJSO
     double until = 0;
     if (ggi_sched_txn(s) == GG_OK) {
         if (ggi_grid_node_seen(s->g, n->name, caps_text ? caps_text : "{}", ggi_wall_s()) ||
-            ggi_grid_node_quarantined_until(s->g, n->name, &until))
+            ggi_grid_node_quarantined_until(s->g, n->name, &until) ||
+            ggi_grid_scores_load(s->g, n->name, MAX_SCORES - 1, preload_score, n))
             ggi_log(&s->o->log, GG_LOG_WARN, "node '%s': %s", n->name, gg_error_last());
     }
     free(caps_text);
