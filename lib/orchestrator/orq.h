@@ -1,7 +1,7 @@
 /*
  * orq.h - the orchestrator's internals shared by its files: orchestrator.c (the public
- * API, run on host threads), scheduler.c (the scheduler thread: the single writer of task
- * state, the grid's hub), attempt.c (one attempt of a task, run on a worker's slot thread),
+ * API, run on host threads), scheduler.c and the sched_*.c files (the scheduler thread: the
+ * single writer of task state, the grid's hub; sched.h), attempt.c (one attempt of a task, run on a worker's slot thread),
  * worker.c (gg_worker_t, also the embedded workers), client.c (gg_client_t), protocol.c
  * (ggp/1) and grid_store.c (the grid's tables). Internal.
  *
@@ -106,7 +106,7 @@ struct gg_orchestrator {
     uint64_t done_gen;
 };
 
-/* ---- scheduler.c ---- */
+/* ---- scheduler.c, sched_commit.c ---- */
 /** Thread entry of the scheduler. */
 void *ggi_scheduler_main(void *orq);
 /** Wakes waiters after task ends (done_gen++ and broadcast). */
