@@ -258,7 +258,7 @@ cJSON *ggi_sched_reply_new(long long rid, int ok);
 
 /* Queues an error reply (code, message: gg_strerror(code) when NULL) to request rid. */
 void ggi_sched_reply_error(sched *s, const identity *to, long long rid, int code,
-                                  const char *message);
+                           const char *message);
 
 /* Sends now (used for heartbeats and jobs, which need no commit first). */
 int ggi_sched_send_now(sched *s, const identity *to, const char *text, size_t len);
@@ -300,13 +300,15 @@ void ggi_sched_on_watch(sched *s, const identity *to, client *c, const cJSON *b)
 
 /* ---------------------------------------------------------------- sched_tasks.c */
 
-/* attempts: the task's attempt count to store with its end, or -1 to leave it.
- * The result is not stored as text: the task's columns and its attempts hold it, and reading
- * the task builds it (ggi_store_task_get). It is read back after the batch's commit, only for
- * the clients waiting for the task and for the learner (complete_batch). */
-/* Ends a task: claimed (running; started_at its start) or not (a queued task cancelled). */
+/* Ends a task: claimed (running; started_at its start) or not (a queued task cancelled): its
+ * end goes into the batch being gathered, with the task.finished event; it does not touch
+ * the active list (ggi_sched_end_active does). attempts: the task's attempt count to store
+ * with its end, or -1 to leave it. The result is not stored as text: the task's columns and
+ * its attempts hold it, and reading the task builds it (ggi_store_task_get). It is read back
+ * after the batch's commit, only for the clients waiting for the task and for the learner
+ * (complete_batch). */
 void ggi_sched_finish_task(sched *s, int64_t seq, const char *task_id, const char *status,
-                                  const char *reason, int attempts, double started_at, int claimed);
+                           const char *reason, int attempts, double started_at, int claimed);
 
 /* Takes a out of the active set and frees it. */
 void ggi_sched_remove_active(sched *s, active *a);
@@ -336,7 +338,7 @@ int ggi_sched_repeats(const active *a, const cJSON *rec, char *why, size_t cap);
  * the next job gets a changed strategy; otherwise the next job has none. live: recorded just
  * now (events are emitted), not replayed on resume. */
 void ggi_sched_monitor(sched *s, active *a, int n, const cJSON *rec, int stuck, const char *why,
-                              int live);
+                       int live);
 
 /* Whether the run's token budget (GRYPHGEN_MAX_TOKENS) is spent. */
 int ggi_sched_run_spent(const sched *s);
@@ -366,7 +368,8 @@ void ggi_sched_foreign_results(sched *s, int count, const char *who, const char 
  * that text: rec_text, rec_len bytes). It counts only from the node the lease was given to:
  * the same connection, that said hello with the same key. */
 void ggi_sched_on_result(sched *s, node *from, const char *from_key, int64_t seq, int n,
-                                const char *lease_text, cJSON *rec, const char *rec_text, size_t rec_len);
+                         const char *lease_text, cJSON *rec, const char *rec_text,
+                         size_t rec_len);
 
 /* ---------------------------------------------------------------- sched_nodes.c */
 

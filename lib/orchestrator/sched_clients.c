@@ -218,7 +218,8 @@ void ggi_sched_on_wait(sched *s, const identity *to, const cJSON *b)
         if (k < s->n_waiters) {
             s->waiters[k].rid = rid;
         } else if (s->n_waiters >= MAX_WAITERS) {
-            ggi_sched_reply_error(s, to, rid, GG_EBUSY, "too many waiting clients; ask again later");
+            ggi_sched_reply_error(s, to, rid, GG_EBUSY,
+                                  "too many waiting clients; ask again later");
         } else {
             if (s->n_waiters == s->cap_waiters) {
                 int ncap = s->cap_waiters ? s->cap_waiters * 2 : 16;
@@ -326,8 +327,8 @@ void ggi_sched_on_cancel(sched *s, const identity *to, const cJSON *b)
         memset(&row, 0, sizeof row);
         rc = ggi_store_task_get(s->db, task_id, &row);
         if (rc == GG_OK && strcmp(row.status, GGI_ST_QUEUED) == 0) {
-            ggi_sched_finish_task(s, row.seq, row.task_id, GGI_ST_CANCELLED, "cancelled", row.attempts, 0,
-                        0);
+            ggi_sched_finish_task(s, row.seq, row.task_id, GGI_ST_CANCELLED, "cancelled",
+                                  row.attempts, 0, 0);
         } else if (rc == GG_OK && strcmp(row.status, GGI_ST_RUNNING) != 0) {
             rc = ggi_error(GG_ESTATE, "task '%s' has already ended (%s)", task_id, row.status);
         }

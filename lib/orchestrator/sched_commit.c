@@ -98,7 +98,7 @@ cJSON *ggi_sched_reply_new(long long rid, int ok)
 }
 
 void ggi_sched_reply_error(sched *s, const identity *to, long long rid, int code,
-                                  const char *message)
+                           const char *message)
 {
     cJSON *m = ggi_sched_reply_new(rid, 0);
     if (m) {
@@ -394,7 +394,6 @@ static void notify_waiters(sched *s, const char *task_id, const char *result_tex
     }
 }
 
-/* Ends a task: result written, event emitted. Does not touch the active list. */
 /* Learning from the outcome (SYMORG): each attempt's retrieved chunks are credited or debited
  * by whether that attempt passed, and a passing solution becomes a document later tasks can
  * retrieve. It runs on the learner's thread (learner.c), so a slow retriever never holds up

@@ -129,7 +129,6 @@ static void node_batch_send(sched *s, node *n)
         n->last_rx = 0; /* dead: dropped by the liveness check */
 }
 
-/* Appends a's job to n's jobs message: the stored task text verbatim, not printed again. */
 /* Appends v in base 16 (lowercase) or 10: printf's machinery cost more than the rest of a
  * job. */
 static int put_u64(ggi_buf *b, uint64_t v, unsigned base)
@@ -143,6 +142,7 @@ static int put_u64(ggi_buf *b, uint64_t v, unsigned base)
     return ggi_buf_append(b, tmp + i, sizeof tmp - i);
 }
 
+/* Appends a's job to n's jobs message: the stored task text verbatim, not printed again. */
 static int node_batch_add(node *n, const active *a)
 {
     if (!n->batch_seqs) {
@@ -396,9 +396,8 @@ void ggi_sched_dispatch(sched *s)
             int first = a->announced != a->attempts + 1;
             a->announced = a->attempts + 1;
             if (ggi_sched_events_heard(s)) {
-                cJSON *ev = !first ? NULL
-                            : ggi_sched_event_new(a->attempts == 0 ? "task.started" : "attempt.started",
-                                        a->task_id);
+                const char *type = a->attempts == 0 ? "task.started" : "attempt.started";
+                cJSON *ev = !first ? NULL : ggi_sched_event_new(type, a->task_id);
                 if (ev) {
                     cJSON_AddNumberToObject(ev, "attempt", a->attempts + 1);
                     ggi_sched_emit(s, a->seq, ev);

@@ -148,7 +148,7 @@ static cJSON *strategy_new(int k, const char *why, int rollback_to)
  * the next job gets a changed strategy; otherwise the next job has none. live: recorded just
  * now (events are emitted), not replayed on resume. */
 void ggi_sched_monitor(sched *s, active *a, int n, const cJSON *rec, int stuck, const char *why,
-                              int live)
+                       int live)
 {
     a->tokens += ggi_sched_record_tokens(rec);
     if (!stuck && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "passed"))) {

@@ -71,7 +71,8 @@ void ggi_sched_foreign_results(sched *s, int count, const char *who, const char 
  * that text: rec_text, rec_len bytes). It counts only from the node the lease was given to:
  * the same connection, that said hello with the same key. */
 void ggi_sched_on_result(sched *s, node *from, const char *from_key, int64_t seq, int n,
-                                const char *lease_text, cJSON *rec, const char *rec_text, size_t rec_len)
+                         const char *lease_text, cJSON *rec, const char *rec_text,
+                         size_t rec_len)
 {
     gg_orchestrator_t *o = s->o;
     active *a = ggi_sched_find_active(s, seq);
@@ -149,7 +150,8 @@ void ggi_sched_on_result(sched *s, node *from, const char *from_key, int64_t seq
     }
     if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "exhausted"))) {
         if (a->attempts == 0) {
-            ggi_sched_end_active(s, a, GGI_ST_ERROR, reason ? reason : "the generator gave no code");
+            ggi_sched_end_active(s, a, GGI_ST_ERROR,
+                                 reason ? reason : "the generator gave no code");
         } else {
             const char *lr = a->last_reason;
             char *why = ggi_asprintf("the generator has nothing more after %d attempt(s); "
@@ -183,7 +185,8 @@ void ggi_sched_on_result(sched *s, node *from, const char *from_key, int64_t seq
     }
     a->attempts = n;
     a->infra_failures = 0;
-    cJSON *ev = ggi_sched_events_heard(s) ? ggi_sched_event_new("attempt.finished", a->task_id) : NULL;
+    cJSON *ev =
+        ggi_sched_events_heard(s) ? ggi_sched_event_new("attempt.finished", a->task_id) : NULL;
     if (ev) {
         cJSON_AddNumberToObject(ev, "attempt", n);
         cJSON_AddBoolToObject(ev, "passed", passed);

@@ -31,13 +31,15 @@ static void active_free(active *a)
     free(a);
 }
 
-/* attempts: the task's attempt count to store with its end, or -1 to leave it.
- * The result is not stored as text: the task's columns and its attempts hold it, and reading
- * the task builds it (ggi_store_task_get). It is read back after the batch's commit, only for
- * the clients waiting for the task and for the learner (complete_batch). */
-/* Ends a task: claimed (running; started_at its start) or not (a queued task cancelled). */
+/* Ends a task: claimed (running; started_at its start) or not (a queued task cancelled): its
+ * end goes into the batch being gathered, with the task.finished event; it does not touch
+ * the active list (ggi_sched_end_active does). attempts: the task's attempt count to store
+ * with its end, or -1 to leave it. The result is not stored as text: the task's columns and
+ * its attempts hold it, and reading the task builds it (ggi_store_task_get). It is read back
+ * after the batch's commit, only for the clients waiting for the task and for the learner
+ * (complete_batch). */
 void ggi_sched_finish_task(sched *s, int64_t seq, const char *task_id, const char *status,
-                                  const char *reason, int attempts, double started_at, int claimed)
+                           const char *reason, int attempts, double started_at, int claimed)
 {
     pending *pd = &s->pend[s->cur];
     /* Only tasks that ran their tests teach the retriever. */

@@ -48,7 +48,8 @@ static void on_hello(sched *s, const gg_transport_msg *msg, const cJSON *b)
         atomic_fetch_add(&s->o->n_dropped, 1);
         ggi_log(&s->o->log, GG_LOG_WARN, "refusing a hello: no common protocol version "
                 "(this orchestrator speaks ggp/%d)", GGP_VERSION);
-        ggi_sched_reply_error(s, &to, 0, GG_EVERSION, "no common protocol version (ggp/1 is spoken here)");
+        ggi_sched_reply_error(s, &to, 0, GG_EVERSION,
+                              "no common protocol version (ggp/1 is spoken here)");
         return;
     }
     const char *role = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "role"));
