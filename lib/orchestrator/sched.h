@@ -21,8 +21,6 @@
 #include "protocol.h"
 #include "writer.h"
 
-#include "writer.h"
-
 #define BURST 256            /* messages handled per commit at most */
 #define POLL_MS 100          /* how often an idle scheduler checks for shutdown */
 #define WRITER_POLL_MS 1     /* how often a scheduler with no messages looks at the writer */
@@ -45,6 +43,7 @@ typedef struct identity {
     size_t len;
 } identity;
 
+/* A node's learned score for one language (moving averages; saved with the batches). */
 typedef struct score {
     char lang[16];
     double ok, lat_ms;
@@ -52,6 +51,7 @@ typedef struct score {
     int dirty;
 } score;
 
+/* A connected worker node (sched_nodes.c); dispatch reads it, results feed its scores. */
 typedef struct node {
     struct node *next;
     identity id;
@@ -75,6 +75,7 @@ typedef struct node {
     int batch_count;
 } node;
 
+/* A connected client (sched_clients.c): submitter, waiter or watcher. */
 typedef struct client {
     struct client *next;
     identity id;
@@ -94,6 +95,7 @@ typedef struct code_seen {
     int n;
 } code_seen;
 
+/* A claimed task held in memory (sched_tasks.c), with what the Task Monitor keeps of it. */
 typedef struct active {
     struct active *next, *prev; /* the active list (s->tasks) */
     struct active *hnext;       /* the next in its bucket of s->by_seq */
@@ -167,6 +169,7 @@ typedef struct waiter {
     char *task_id;
 } waiter;
 
+/* The scheduler's whole state: on ggi_scheduler_main's stack, touched by no other thread. */
 typedef struct sched {
     gg_orchestrator_t *o;
     ggi_store *db;
