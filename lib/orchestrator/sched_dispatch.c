@@ -396,8 +396,10 @@ void ggi_sched_dispatch(sched *s)
             int first = a->announced != a->attempts + 1;
             a->announced = a->attempts + 1;
             if (ggi_sched_events_heard(s)) {
-                const char *type = a->attempts == 0 ? "task.started" : "attempt.started";
-                cJSON *ev = !first ? NULL : ggi_sched_event_new(type, a->task_id);
+                cJSON *ev = NULL;
+                if (first)
+                    ev = ggi_sched_event_new(a->attempts == 0 ? "task.started" : "attempt.started",
+                                             a->task_id);
                 if (ev) {
                     cJSON_AddNumberToObject(ev, "attempt", a->attempts + 1);
                     ggi_sched_emit(s, a->seq, ev);
