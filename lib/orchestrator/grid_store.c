@@ -20,6 +20,7 @@ enum {
     G_NODE_QUAR_GET,
     G_SCORE_LOAD,
     G_SCORE_SAVE,
+    G_SCORES_OF,
     G_COUNT_
 };
 
@@ -46,6 +47,8 @@ static const char *const sql[G_COUNT_] = {
     [G_SCORE_SAVE] = "INSERT INTO node_scores(node, language, ok, latency_ms, n, updated_at)"
                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(node, language) DO UPDATE"
                      " SET ok = ?3, latency_ms = ?4, n = ?5, updated_at = ?6",
+    [G_SCORES_OF] = "SELECT language, ok, latency_ms, n FROM node_scores WHERE node = ?1"
+                    " ORDER BY updated_at DESC LIMIT ?2",
 };
 
 struct ggi_grid_db {
@@ -342,6 +345,28 @@ int ggi_grid_score_load(ggi_grid_db *g, const char *node, const char *lang, doub
     } else {
         rc = step == SQLITE_DONE ? GG_ENOTFOUND : fail(g, "reading a score");
     }
+    sqlite3_reset(st);
+    return rc;
+}
+
+int ggi_grid_scores_load(ggi_grid_db *g, const char *node, int max,
+                         void (*fn)(void *user, const char *lang, double ok, double lat_ms,
+                                    long long n),
+                         void *user)
+{
+    sqlite3_stmt *st = get(g, G_SCORES_OF);
+    if (!st)
+        return GG_ESTORE;
+    sqlite3_bind_text(st, 1, node, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, max);
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *lang = (const char *)sqlite3_column_text(st, 0);
+        if (lang)
+            fn(user, lang, sqlite3_column_double(st, 1), sqlite3_column_double(st, 2),
+               sqlite3_column_int64(st, 3));
+    }
+    int rc = step == SQLITE_DONE ? GG_OK : fail(g, "reading scores");
     sqlite3_reset(st);
     return rc;
 }

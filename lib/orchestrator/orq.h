@@ -1,9 +1,9 @@
 /*
  * orq.h - the orchestrator's internals shared by its files: orchestrator.c (the public
- * API, run on host threads), scheduler.c (the scheduler thread: the single writer of task
- * state, the grid's hub), attempt.c (one attempt of a task, run on a worker's slot thread),
- * worker.c (gg_worker_t, also the embedded workers), client.c (gg_client_t), protocol.c
- * (ggp/1) and grid_store.c (the grid's tables). Internal.
+ * API, run on host threads), scheduler.c and the sched_*.c files (the scheduler thread: the
+ * single writer of task state, the grid's hub; sched.h), attempt.c (one attempt of a task,
+ * run on a worker's slot thread), worker.c (gg_worker_t, also the embedded workers),
+ * client.c (gg_client_t), protocol.c (ggp/1) and grid_store.c (the grid's tables). Internal.
  *
  * Data flows one way: submit writes a queued task to the database and wakes the scheduler;
  * the scheduler claims tasks, sends jobs to idle workers over the transport, records each
@@ -106,7 +106,7 @@ struct gg_orchestrator {
     uint64_t done_gen;
 };
 
-/* ---- scheduler.c ---- */
+/* ---- scheduler.c, sched_commit.c ---- */
 /** Thread entry of the scheduler. */
 void *ggi_scheduler_main(void *orq);
 /** Wakes waiters after task ends (done_gen++ and broadcast). */
@@ -270,6 +270,12 @@ int ggi_grid_node_quarantined_until(ggi_grid_db *g, const char *name, double *ou
 /** Loads a score; GG_ENOTFOUND when the node never ran that language. */
 int ggi_grid_score_load(ggi_grid_db *g, const char *node, const char *lang, double *ok,
                         double *lat_ms, long long *n);
+/** Calls fn with each score stored for node (the max most recently updated), in one read. */
+int ggi_grid_scores_load(ggi_grid_db *g, const char *node, int max,
+                         void (*fn)(void *user, const char *lang, double ok, double lat_ms,
+                                    long long n),
+                         void *user);
+/** Stores a node's score for a language (made or replaced). */
 int ggi_grid_score_save(ggi_grid_db *g, const char *node, const char *lang, double ok,
                         double lat_ms, long long n, double now);
 

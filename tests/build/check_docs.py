@@ -1,7 +1,7 @@
 """check_docs.py - the documentation lists what the tree has. docs/events.md and the code
 agree on the event types: every type the library emits (a string literal passed to
-event_new() anywhere under lib/) has a "### `type`" section in the doc, and every section
-names a type the code emits. examples/README.md names every file of examples/ (and of its folders, as ci/x.yml). It first
+event_new() or ggi_sched_event_new() anywhere under lib/) has a "### `type`" section in the
+doc, and every section names a type the code emits. examples/README.md names every file of examples/ (and of its folders, as ci/x.yml). It first
 proves it can fail: a doc missing a type, and a doc naming a type the code does not emit,
 must both be refused.
 Usage: check_docs.py SOURCE_ROOT"""
@@ -11,7 +11,7 @@ import re
 import sys
 
 TYPE = re.compile(r'"([a-z]+\.[a-z_]+)"')
-CALL = re.compile(r"\bevent_new\s*\((.*?)\)\s*[;:)]", re.S)
+CALL = re.compile(r"\b(?:ggi_sched_)?event_new\s*\((.*?)\)\s*[;:)]", re.S)
 HEADING = re.compile(r"^### `([a-z]+\.[a-z_]+)`\s*$", re.M)
 
 

@@ -1059,6 +1059,23 @@ static void test_result_too_large(void)
 /* The writer thread on its own: a batch's ops are written in order in one transaction, a
  * failing op is logged and the others stay, the claim is shared among submitters and marks
  * what it took, and an empty queue is reported. */
+struct seen_scores {
+    int n;
+    char lang[16];
+    double ok, lat_ms;
+    long long count;
+};
+
+static void seen_score(void *user, const char *lang, double ok, double lat_ms, long long n)
+{
+    struct seen_scores *s = user;
+    s->n++;
+    snprintf(s->lang, sizeof s->lang, "%s", lang);
+    s->ok = ok;
+    s->lat_ms = lat_ms;
+    s->count = n;
+}
+
 static void test_writer(void)
 {
     char db[300];
@@ -1132,6 +1149,17 @@ static void test_writer(void)
     CHECK(test_db_int(db, "SELECT count(*) FROM events WHERE kind = 'node.joined'") == 1);
     CHECK(test_db_int(db, "SELECT n FROM node_scores WHERE node = 'n1'") == 3);
     ggi_batch_clear(&b);
+    /* A node's stored scores are read back in one query at its hello (sched_nodes.c);
+     * another node's are not among them, and max bounds how many. */
+    struct seen_scores seen = { 0 };
+    CHECK_RC(ggi_grid_scores_load(g, "n1", 7, seen_score, &seen), 0);
+    CHECK(seen.n == 1 && strcmp(seen.lang, "python") == 0 && seen.ok == 0.5 &&
+          seen.lat_ms == 12.0 && seen.count == 3);
+    memset(&seen, 0, sizeof seen);
+    CHECK_RC(ggi_grid_scores_load(g, "nobody", 7, seen_score, &seen), 0);
+    CHECK(seen.n == 0);
+    CHECK_RC(ggi_grid_scores_load(g, "n1", 0, seen_score, &seen), 0);
+    CHECK(seen.n == 0);
     /* Another connection holds the write lock past the busy timeout: the batch is rolled back
      * and written again, whole, until the lock is gone; it says so, and writes nothing
      * meanwhile. */

@@ -1,0 +1,451 @@
+/*
+ * sched_nodes.c - worker nodes: hello, what they can run, scores, quarantine, liveness.
+ *
+ * A worker says hello with its slots and caps (runtimes, labels, memory, GPUs, isolation);
+ * its learned score per language (success rate and latency, moving averages) ranks it for
+ * dispatch, and a streak of infrastructure faults quarantines it. Heartbeats go both ways;
+ * a node silent for three intervals is dropped and its jobs requeued (drop_node).
+ *
+ * Cut here because a node's record and lifetime are one concern that dispatch only reads
+ * (node_matches, the scores) and results only feed (learn).
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
+#include "sched.h"
+
+node *ggi_sched_find_node(sched *s, const void *id, size_t len)
+{
+    for (node *n = s->nodes; n; n = n->next)
+        if (same_identity(&n->id, id, len))
+            return n;
+    return NULL;
+}
+
+void ggi_sched_save_scores(sched *s)
+{
+    for (node *n = s->nodes; n; n = n->next) {
+        for (int i = 0; i < n->n_scores; i++) {
+            score *sc = &n->scores[i];
+            if (!sc->dirty)
+                continue;
+            ggi_op op = { .kind = GGI_OP_SCORE, .name = ggi_strdup(n->name),
+                          .code = ggi_strdup(sc->lang), .a = sc->ok, .b = sc->lat_ms,
+                          .count = (int)(sc->n > 2000000000 ? 2000000000 : sc->n),
+                          .ts = ggi_wall_s() };
+            ggi_sched_add_op(s, &op, op.name && op.code, "a node's score");
+            sc->dirty = 0;
+        }
+    }
+}
+
+/* Takes a score the database kept from earlier runs into a node saying hello. */
+static void preload_score(void *user, const char *lang, double ok, double lat_ms, long long n)
+{
+    node *nd = user;
+    if (nd->n_scores >= MAX_SCORES - 1) /* one slot stays for a language new to it */
+        return;
+    score *sc = &nd->scores[nd->n_scores++];
+    memset(sc, 0, sizeof *sc);
+    snprintf(sc->lang, sizeof sc->lang, "%s", lang);
+    sc->ok = ok;
+    sc->lat_ms = lat_ms;
+    sc->n = n;
+}
+
+score *ggi_sched_node_score(sched *s, node *n, const char *lang)
+{
+    (void)s;
+    if (!lang)
+        lang = "?";
+    for (int i = 0; i < n->n_scores; i++)
+        if (strcmp(n->scores[i].lang, lang) == 0)
+            return &n->scores[i];
+    if (n->n_scores >= MAX_SCORES)
+        return &n->scores[MAX_SCORES - 1];
+    /* What earlier runs learnt was read at the node's hello (preload_score): a lookup never
+     * waits for the writer, so it never completes a batch (events, replies) in the middle of
+     * dispatch. A language new to the node starts trusted and fast. */
+    score *sc = &n->scores[n->n_scores++];
+    memset(sc, 0, sizeof *sc);
+    snprintf(sc->lang, sizeof sc->lang, "%s", lang);
+    sc->ok = 1.0;
+    return sc;
+}
+
+static int has_string(const cJSON *arr, const char *v)
+{
+    const cJSON *e;
+    cJSON_ArrayForEach(e, arr)
+    {
+        if (cJSON_IsString(e) && strcmp(e->valuestring, v) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* The language a runtime name stands for, the way tasks name languages: workers and hosts
+ * spell runtimes differently ("python3", "python", "python3.12", "cc", "gcc", "clang"); an
+ * unknown name stands for itself. */
+static const char *runtime_language(const char *rt, char *buf, size_t cap)
+{
+    size_t n = 0;
+    for (; rt[n] && n + 1 < cap; n++)
+        buf[n] = (char)(rt[n] >= 'A' && rt[n] <= 'Z' ? rt[n] - 'A' + 'a' : rt[n]);
+    buf[n] = '\0';
+    if (strncmp(buf, "python", 6) == 0 && strspn(buf + 6, "0123456789.") == strlen(buf + 6))
+        return "python";
+    if (strcmp(buf, "cpython") == 0)
+        return "python";
+    static const char *const c_compilers[] = { "c", "cc", "gcc", "clang", "tcc" };
+    for (size_t i = 0; i < sizeof c_compilers / sizeof c_compilers[0]; i++)
+        if (strcmp(buf, c_compilers[i]) == 0)
+            return "c";
+    /* binaries older workers announced for the languages they stand for */
+    static const char *const tools[][2] = { { "node", "javascript" }, { "nodejs", "javascript" },
+                                            { "g++", "cpp" },         { "c++", "cpp" },
+                                            { "clang++", "cpp" },     { "rustc", "rust" },
+                                            { "golang", "go" },       { "tsc", "typescript" } };
+    for (size_t i = 0; i < sizeof tools / sizeof tools[0]; i++)
+        if (strcmp(buf, tools[i][0]) == 0)
+            return tools[i][1];
+    return buf;
+}
+
+/* The languages a node's announced runtimes stand for, worked out once at its hello (the
+ * matching of every dispatch compares them as they are). */
+static cJSON *runtime_languages(const cJSON *runtimes)
+{
+    cJSON *langs = cJSON_CreateArray();
+    const cJSON *e;
+    cJSON_ArrayForEach(e, runtimes)
+    {
+        char buf[GGP_MAX_NAME + 1];
+        if (langs && cJSON_IsString(e))
+            cJSON_AddItemToArray(langs, cJSON_CreateString(runtime_language(e->valuestring, buf,
+                                                                              sizeof buf)));
+    }
+    return langs;
+}
+
+static const char *runtime_for(const char *language)
+{
+    if (!language)
+        return NULL;
+    if (strcmp(language, "python") == 0)
+        return "python3";
+    if (strcmp(language, "c") == 0)
+        return "cc";
+    return language;
+}
+
+/* Whether n can ever run a: requirements only, not load. */
+int ggi_sched_node_matches(const node *n, const active *a)
+{
+    /* "any" (the embedded worker) takes every language and size: a missing runtime is then
+     * reported by the attempt itself, as before the grid. Labels and GPUs still count. */
+    const char *rt = runtime_for(a->language);
+    char lang[GGP_MAX_NAME + 1];
+    if (!n->any && !n->noop && rt &&
+        !has_string(n->langs, runtime_language(rt, lang, sizeof lang)))
+        return 0;
+    if (!n->any && a->memory_mb > 0 && n->memory_mb > 0 && a->memory_mb > n->memory_mb)
+        return 0;
+    if (a->gpus > n->gpus)
+        return 0;
+    /* The embedded worker's executor refuses a level it cannot give, as a final fault. */
+    if (!n->any && a->isolation &&
+        !has_string(cJSON_GetObjectItemCaseSensitive(n->caps, "isolation"), a->isolation))
+        return 0;
+    const cJSON *have = cJSON_GetObjectItemCaseSensitive(n->caps, "labels");
+    const cJSON *l;
+    cJSON_ArrayForEach(l, a->labels)
+    {
+        const char *v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(have, l->string));
+        if (!v || !cJSON_IsString(l) || strcmp(v, l->valuestring) != 0)
+            return 0;
+    }
+    return 1;
+}
+
+char *ggi_sched_needs_text(const active *a)
+{
+    ggi_buf b = GGI_BUF_INIT;
+    const char *rt = runtime_for(a->language);
+    ggi_buf_printf(&b, "runtime %s", rt ? rt : "?");
+    if (a->memory_mb > 0)
+        ggi_buf_printf(&b, ", %g MB memory", a->memory_mb);
+    if (a->gpus > 0)
+        ggi_buf_printf(&b, ", %d GPU(s)", a->gpus);
+    if (a->isolation)
+        ggi_buf_printf(&b, ", isolation %s or stronger", a->isolation);
+    const cJSON *l;
+    cJSON_ArrayForEach(l, a->labels)
+    {
+        ggi_buf_printf(&b, ", label %s=%s", l->string,
+                       cJSON_IsString(l) ? l->valuestring : "?");
+    }
+    return ggi_buf_steal(&b);
+}
+
+void ggi_sched_node_free(node *n)
+{
+    cJSON_Delete(n->caps);
+    cJSON_Delete(n->langs);
+    ggi_buf_free(&n->batch);
+    free(n->batch_seqs);
+    free(n);
+}
+
+/* A node is gone: its jobs go back to the queue, to be sent elsewhere. */
+void ggi_sched_drop_node(sched *s, node *n, const char *why)
+{
+    int requeued = 0;
+    for (active *a = s->tasks, *next; a; a = next) {
+        next = a->next;
+        if (a->on != n)
+            continue;
+        a->on = NULL;
+        if (!a->inflight)
+            continue;
+        a->inflight = 0;
+        a->lease[0] = '\0';
+        a->lost++;
+        requeued++;
+        s->dispatch_due = 1;
+        atomic_fetch_add(&s->o->n_requeued, 1);
+        cJSON *ev = ggi_sched_event_new("job.requeued", a->task_id);
+        if (ev) {
+            cJSON_AddNumberToObject(ev, "attempt", a->attempts + 1);
+            cJSON_AddStringToObject(ev, "node", n->name);
+            cJSON_AddStringToObject(ev, "reason", why);
+            ggi_sched_emit(s, a->seq, ev);
+        }
+        if (a->lost >= GGI_MAX_LOST) {
+            char *reason = ggi_asprintf("%d workers died running it (last: %s, %s)", a->lost,
+                                        n->name, why);
+            ggi_sched_end_active(s, a, a->cancelled ? GGI_ST_CANCELLED : GGI_ST_ERROR, reason);
+            free(reason);
+        } else if (a->cancelled) {
+            ggi_sched_end_active(s, a, GGI_ST_CANCELLED, "cancelled");
+        }
+    }
+    ggi_log(&s->o->log, requeued ? GG_LOG_WARN : GG_LOG_INFO,
+            "worker '%s' %s; %d job(s) requeued", n->name, why, requeued);
+    cJSON *ev = ggi_sched_event_new("node.lost", NULL);
+    if (ev) {
+        cJSON_AddStringToObject(ev, "node", n->name);
+        cJSON_AddStringToObject(ev, "reason", why);
+        ggi_sched_emit(s, 0, ev);
+    }
+    for (node **p = &s->nodes; *p; p = &(*p)->next) {
+        if (*p == n) {
+            *p = n->next;
+            break;
+        }
+    }
+    s->n_nodes--;
+    s->nodes_gen++;
+    s->peers_gone++;
+    s->gone_at = ggi_now_ms();
+    atomic_store(&s->o->n_nodes, s->n_nodes);
+    ggi_sched_node_free(n);
+}
+
+void ggi_sched_recompute_limit(sched *s)
+{
+    long total = 0;
+    for (node *n = s->nodes; n; n = n->next)
+        total += n->capacity;
+    /* Twice the capacity: the writer claims while jobs run, so freed slots are filled from
+     * tasks claimed ahead rather than after a round trip through the database. */
+    long lim = 2 * total + 16;
+    if (lim < (long)s->o->n_workers * 2)
+        lim = (long)s->o->n_workers * 2;
+    if (lim > 100000)
+        lim = 100000;
+    s->limit = (int)lim;
+    s->may_have_queued = 1;
+}
+
+void ggi_sched_on_worker_hello(sched *s, const gg_transport_msg *msg, const cJSON *b)
+{
+    node *n = ggi_sched_find_node(s, msg->peer, msg->peer_len);
+    const char *key = ggi_zmq_hub_sender_key(&s->o->transport, s->o->hub);
+    const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "name"));
+    if (!name || !*name)
+        name = "worker";
+    if (n && (strcmp(n->key, key) != 0 || strncmp(n->name, name, GGP_MAX_NAME) != 0)) {
+        /* The same connection identity, but another key or another node: not the peer its
+         * leases were given to (an identity taken over after the holder went). Its jobs go
+         * back to the queue; the newcomer starts as a node of its own. */
+        ggi_sched_drop_node(s, n, key[0] && strcmp(n->key, key) != 0
+                            ? "its connection identity said hello with another key"
+                            : "its connection identity said hello as another node");
+        n = NULL;
+    }
+    if (!n) {
+        if (s->n_nodes >= MAX_NODES) {
+            ggi_log(&s->o->log, GG_LOG_WARN, "refusing a worker: %d nodes connected",
+                    s->n_nodes);
+            return;
+        }
+        n = calloc(1, sizeof *n);
+        if (!n)
+            return;
+        set_identity(&n->id, msg->peer, msg->peer_len);
+        n->next = s->nodes;
+        s->nodes = n;
+        s->n_nodes++;
+        atomic_store(&s->o->n_nodes, s->n_nodes);
+    }
+    snprintf(n->name, sizeof n->name, "%s", name);
+    snprintf(n->key, sizeof n->key, "%s", key);
+    long long slots = 1, queue = 0;
+    ggi_json_int(b, "slots", 1, 1, 1024, &slots);
+    ggi_json_int(b, "queue", 0, 0, 100000, &queue);
+    n->capacity = (int)(slots + queue);
+    n->slots = (int)slots;
+    n->queue = (int)queue;
+    s->dispatch_due = 1;
+    cJSON_Delete(n->caps);
+    const cJSON *caps = cJSON_GetObjectItemCaseSensitive(b, "caps");
+    n->caps = caps ? cJSON_Duplicate(caps, 1) : cJSON_CreateObject();
+    n->any = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(n->caps, "any"));
+    /* A benchmark worker says so (skip_attempts); one before 1.2 by its executor's name. */
+    const cJSON *skip = cJSON_GetObjectItemCaseSensitive(n->caps, "skip_attempts");
+    n->noop = skip ? cJSON_IsTrue(skip)
+                   : has_string(cJSON_GetObjectItemCaseSensitive(n->caps, "executors"), "noop");
+    cJSON_Delete(n->langs);
+    n->langs = runtime_languages(cJSON_GetObjectItemCaseSensitive(n->caps, "runtimes"));
+    /* Caps leave out what a node does not know: a missing number is 0, never NaN (whose
+     * conversion to int made a node without "gpus" match no task at all). */
+    long long gpus = 0;
+    if (ggi_json_int(n->caps, "gpus", 0, 0, 1024, &gpus) != GG_OK)
+        gpus = 0;
+    n->gpus = (int)gpus;
+    n->memory_mb = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(n->caps, "memory_mb"));
+    if (!isfinite(n->memory_mb) || n->memory_mb < 0)
+        n->memory_mb = 0;
+    n->last_rx = n->last_tx = n->joined_ms = ggi_now_ms();
+    n->n_scores = 0;
+    s->nodes_gen++;
+    char *caps_text = ggi_json_print(n->caps);
+    double until = 0;
+    if (ggi_sched_txn(s) == GG_OK) {
+        if (ggi_grid_node_seen(s->g, n->name, caps_text ? caps_text : "{}", ggi_wall_s()) ||
+            ggi_grid_node_quarantined_until(s->g, n->name, &until) ||
+            ggi_grid_scores_load(s->g, n->name, MAX_SCORES - 1, preload_score, n))
+            ggi_log(&s->o->log, GG_LOG_WARN, "node '%s': %s", n->name, gg_error_last());
+    }
+    free(caps_text);
+    if (until > ggi_wall_s())
+        n->quarantined_until = ggi_now_ms() + (until - ggi_wall_s()) * 1e3;
+    ggi_sched_recompute_limit(s);
+    ggi_log(&s->o->log, GG_LOG_INFO, "worker '%s' joined with %lld slot(s)", n->name, slots);
+    cJSON *ev = ggi_sched_event_new("node.joined", NULL);
+    if (ev) {
+        cJSON_AddStringToObject(ev, "node", n->name);
+        cJSON_AddNumberToObject(ev, "slots", (double)slots);
+        ggi_sched_emit(s, 0, ev);
+    }
+    cJSON *w = ggp_new(GGP_WELCOME);
+    if (w) {
+        cJSON_AddNumberToObject(w, "version", GGP_VERSION);
+        cJSON_AddNumberToObject(w, "hb_ms", s->o->hb_ms);
+        cJSON_AddStringToObject(w, "node", n->name);
+    }
+    /* At once, not after the commit: it promises nothing durable, and the node's first jobs
+     * (which need no commit either) must not overtake it. */
+    outmsg out = { n->id, NULL, 0 };
+    out.text = w ? ggp_print(w, &out.len) : NULL;
+    cJSON_Delete(w);
+    if (out.text)
+        ggi_sched_send_out(s, &out);
+}
+
+void ggi_sched_learn(sched *s, node *n, const char *lang, int ok, double latency_ms)
+{
+    score *sc = ggi_sched_node_score(s, n, lang);
+    if (!(latency_ms >= 0 && latency_ms < 1e9)) /* a worker's number, not trusted */
+        latency_ms = 0;
+    sc->ok = (1 - EMA) * sc->ok + EMA * (ok ? 1.0 : 0.0);
+    if (ok)
+        sc->lat_ms = sc->n == 0 ? latency_ms : (1 - EMA) * sc->lat_ms + EMA * latency_ms;
+    sc->n++;
+    sc->dirty = 1;
+    if (ok) {
+        n->infra_streak = 0;
+        return;
+    }
+    /* Quarantine reroutes work; with no other usable node it would only stall every task,
+     * so the last usable node stays in service (its faults still end tasks after retries). */
+    int others = 0;
+    double now = ggi_now_ms();
+    for (node *m = s->nodes; m; m = m->next)
+        others += m != n && m->quarantined_until <= now;
+    if (++n->infra_streak >= GGI_QUARANTINE_STREAK && others > 0) {
+        n->infra_streak = 0;
+        n->quarantined_until = ggi_now_ms() + GGI_QUARANTINE_MS;
+        ggi_log(&s->o->log, GG_LOG_WARN, "worker '%s' quarantined for %.0f s after %d "
+                "infrastructure faults in a row", n->name, GGI_QUARANTINE_MS / 1e3,
+                GGI_QUARANTINE_STREAK);
+        ggi_op op = { .kind = GGI_OP_QUARANTINE, .name = ggi_strdup(n->name),
+                      .ts = ggi_wall_s() + GGI_QUARANTINE_MS / 1e3 };
+        ggi_sched_add_op(s, &op, op.name != NULL, "a quarantine");
+        cJSON *ev = ggi_sched_event_new("node.quarantined", NULL);
+        if (ev) {
+            cJSON_AddStringToObject(ev, "node", n->name);
+            ggi_sched_emit(s, 0, ev);
+        }
+    }
+}
+
+/* After a burst of peers went (their records here, and ZeroMQ's buffers of their
+ * connections, all freed), the allocator is asked to give the free memory back: glibc keeps
+ * it otherwise (a server that saw 3,000 connections stayed at its peak). Once the burst is
+ * over (none went for a heartbeat interval), and only for many: it walks every arena. */
+static void trim_after_burst(sched *s, double now)
+{
+    if (s->peers_gone < TRIM_PEERS || now - s->gone_at < s->o->hb_ms)
+        return;
+    s->peers_gone = 0;
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+}
+
+/* Heartbeats out, and the dead dropped. */
+void ggi_sched_liveness(sched *s)
+{
+    double now = ggi_now_ms();
+    ggi_sched_probe_clients(s, now);
+    trim_after_burst(s, now);
+    int ready = 0, resting = 0, slots = 0, busy = 0;
+    for (node *n = s->nodes, *next; n; n = next) {
+        next = n->next;
+        if (now - n->last_rx > 3.0 * s->o->hb_ms) {
+            char why[96];
+            snprintf(why, sizeof why, "missed %d heartbeats", 3);
+            ggi_sched_drop_node(s, n, n->last_rx == 0 ? "is unreachable" : why);
+            continue;
+        }
+        *(n->quarantined_until > now ? &resting : &ready) += 1;
+        slots += n->slots;
+        busy += n->busy;
+        if (now - n->last_tx >= s->o->hb_ms) {
+            static const char hb[] = "{\"ggp\":1,\"t\":\"hb\"}";
+            int rc = ggi_sched_send_now(s, &n->id, hb, sizeof hb - 1);
+            n->last_tx = now;
+            if (rc == GG_ENOTFOUND)
+                n->last_rx = 0;
+        }
+    }
+    ggi_metrics_nodes(&s->o->metrics, ready, resting, slots, busy);
+}
