@@ -29,16 +29,6 @@ struct ggi_http_tokens {
     int n;
 };
 
-static int fail(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int fail(int status, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    return gg_error_set(status, msg);
-}
 
 const char *ggi_http_role_name(int role)
 {
@@ -89,26 +79,27 @@ static int parse_line(ggi_http_tokens *t, char *line, int lineno, const char *pa
     char *role = strtok_r(NULL, " \t\r\n", &save);
     char *name = strtok_r(NULL, " \t\r\n", &save);
     if (!role || strtok_r(NULL, " \t\r\n", &save))
-        return fail(GG_EINVAL, "%s line %d: expected 'TOKEN ROLE [NAME]'", path, lineno);
+        return ggi_http_fail(GG_EINVAL, "%s line %d: expected 'TOKEN ROLE [NAME]'", path, lineno);
     int r = role_of(role);
     if (r == GGI_ROLE_NONE)
-        return fail(GG_EINVAL, "%s line %d: role '%.32s' is not observer, submitter or admin",
-                    path, lineno, role);
+        return ggi_http_fail(GG_EINVAL,
+                             "%s line %d: role '%.32s' is not observer, submitter or admin",
+                             path, lineno, role);
     if (strlen(tok) < GGI_HTTP_MIN_TOKEN)
-        return fail(GG_EINVAL, "%s line %d: the token is shorter than %d characters", path,
-                    lineno, GGI_HTTP_MIN_TOKEN);
+        return ggi_http_fail(GG_EINVAL, "%s line %d: the token is shorter than %d characters", path,
+                             lineno, GGI_HTTP_MIN_TOKEN);
     if (name && strlen(name) > 48)
-        return fail(GG_EINVAL, "%s line %d: the name is longer than 48 characters", path,
-                    lineno);
+        return ggi_http_fail(GG_EINVAL, "%s line %d: the name is longer than 48 characters", path,
+                             lineno);
     if (t->n >= GGI_HTTP_MAX_TOKENS)
-        return fail(GG_EINVAL, "%s: more than %d tokens", path, GGI_HTTP_MAX_TOKENS);
+        return ggi_http_fail(GG_EINVAL, "%s: more than %d tokens", path, GGI_HTTP_MAX_TOKENS);
     for (int i = 0; i < t->n; i++)
         if (strcmp(t->e[i].token, tok) == 0)
-            return fail(GG_EINVAL, "%s line %d: the same token as an earlier line", path,
-                        lineno);
+            return ggi_http_fail(GG_EINVAL, "%s line %d: the same token as an earlier line", path,
+                                 lineno);
     entry *e = &t->e[t->n];
     if (!(e->token = strdup(tok)))
-        return fail(GG_ENOMEM, "out of memory");
+        return ggi_http_fail(GG_ENOMEM, "out of memory");
     e->role = r;
     snprintf(e->name, sizeof e->name, "http-%s", name ? name : "");
     if (!name)
@@ -122,17 +113,17 @@ int ggi_http_tokens_load(const char *path, ggi_http_tokens **out)
     *out = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return fail(errno == ENOENT ? GG_ENOTFOUND : GG_EIO, "cannot open %s: %s", path,
-                    strerror(errno));
+        return ggi_http_fail(errno == ENOENT ? GG_ENOTFOUND : GG_EIO, "cannot open %s: %s", path,
+                             strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
-        return fail(GG_EINVAL, "%s is not a regular file", path);
+        return ggi_http_fail(GG_EINVAL, "%s is not a regular file", path);
     }
     if (st.st_mode & 077) {
         close(fd);
-        return fail(GG_EINVAL, "%s may be read or written by others (mode %03o): it holds "
-                    "secrets; chmod 600 it", path, (unsigned)(st.st_mode & 0777));
+        return ggi_http_fail(GG_EINVAL, "%s may be read or written by others (mode %03o): it holds "
+                             "secrets; chmod 600 it", path, (unsigned)(st.st_mode & 0777));
     }
     FILE *f = fdopen(fd, "r");
     ggi_http_tokens *t = f ? calloc(1, sizeof *t) : NULL;
@@ -141,22 +132,22 @@ int ggi_http_tokens_load(const char *path, ggi_http_tokens **out)
             fclose(f);
         else
             close(fd);
-        return fail(GG_ENOMEM, "out of memory");
+        return ggi_http_fail(GG_ENOMEM, "out of memory");
     }
     char line[LINE_MAX_BYTES];
     int lineno = 0, rc = 0;
     while (!rc && fgets(line, sizeof line, f)) {
         lineno++;
         if (!strchr(line, '\n') && !feof(f))
-            rc = fail(GG_EINVAL, "%s line %d: longer than %d bytes", path, lineno,
-                      LINE_MAX_BYTES - 2);
+            rc = ggi_http_fail(GG_EINVAL, "%s line %d: longer than %d bytes", path, lineno,
+                               LINE_MAX_BYTES - 2);
         else
             rc = parse_line(t, line, lineno, path);
     }
     memset(line, 0, sizeof line);
     fclose(f);
     if (!rc && t->n == 0)
-        rc = fail(GG_EINVAL, "%s holds no tokens (lines 'TOKEN ROLE [NAME]')", path);
+        rc = ggi_http_fail(GG_EINVAL, "%s holds no tokens (lines 'TOKEN ROLE [NAME]')", path);
     if (rc) {
         ggi_http_tokens_free(&t);
         return rc;

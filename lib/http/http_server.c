@@ -88,8 +88,7 @@ typedef struct pending {
     int too_big;
 } pending;
 
-static int fail(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int fail(int status, const char *fmt, ...)
+int ggi_http_fail(int status, const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
@@ -121,7 +120,7 @@ int ggi_http_server_new(ggi_http_server **out)
     ggi_http_server *s = calloc(1, sizeof *s);
     *out = NULL;
     if (!s)
-        return fail(GG_ENOMEM, "out of memory");
+        return ggi_http_fail(GG_ENOMEM, "out of memory");
     pthread_condattr_t ca;
     int e = pthread_condattr_init(&ca);
     if (!e) {
@@ -132,12 +131,12 @@ int ggi_http_server_new(ggi_http_server **out)
     }
     if (e) {
         free(s);
-        return fail(GG_ENOMEM, "http server: cannot make a condition variable");
+        return ggi_http_fail(GG_ENOMEM, "http server: cannot make a condition variable");
     }
     if (pthread_mutex_init(&s->mu, NULL) != 0) {
         pthread_cond_destroy(&s->wake);
         free(s);
-        return fail(GG_ENOMEM, "http server: cannot make a mutex");
+        return ggi_http_fail(GG_ENOMEM, "http server: cannot make a mutex");
     }
     ggi_http_limits_default(&s->limits);
     *out = s;
@@ -147,9 +146,9 @@ int ggi_http_server_new(ggi_http_server **out)
 int ggi_http_server_set_limits(ggi_http_server *s, const ggi_http_limits *l)
 {
     if (!s || !l)
-        return fail(GG_EINVAL, "http server: NULL server or limits");
+        return ggi_http_fail(GG_EINVAL, "http server: NULL server or limits");
     if (s->d)
-        return fail(GG_ESTATE, "http server: limits must be set before start");
+        return ggi_http_fail(GG_ESTATE, "http server: limits must be set before start");
     if (l->max_connections)
         s->limits.max_connections = l->max_connections;
     if (l->per_ip)
@@ -173,11 +172,11 @@ int ggi_http_server_route_role(ggi_http_server *s, const char *method, const cha
                                int role, ggi_http_handler fn, void *user)
 {
     if (!s || !method || !path || !fn)
-        return fail(GG_EINVAL, "http server: route needs a method, a path and a handler");
+        return ggi_http_fail(GG_EINVAL, "http server: route needs a method, a path and a handler");
     if (s->d)
-        return fail(GG_ESTATE, "http server: routes must be added before start");
+        return ggi_http_fail(GG_ESTATE, "http server: routes must be added before start");
     if (s->n_routes >= GGI_HTTP_MAX_ROUTES)
-        return fail(GG_EBUSY, "http server: more than %d routes", GGI_HTTP_MAX_ROUTES);
+        return ggi_http_fail(GG_EBUSY, "http server: more than %d routes", GGI_HTTP_MAX_ROUTES);
     route *r = &s->routes[s->n_routes];
     r->method = strdup(method);
     r->path = strdup(path);
@@ -185,7 +184,7 @@ int ggi_http_server_route_role(ggi_http_server *s, const char *method, const cha
         free(r->method);
         free(r->path);
         r->method = r->path = NULL;
-        return fail(GG_ENOMEM, "out of memory");
+        return ggi_http_fail(GG_ENOMEM, "out of memory");
     }
     size_t len = strlen(r->path);
     r->prefix = len && r->path[len - 1] == '*' ? len - 1 : 0;
@@ -199,25 +198,25 @@ int ggi_http_server_route_role(ggi_http_server *s, const char *method, const cha
 int ggi_http_server_set_token(ggi_http_server *s, const char *token)
 {
     if (!s)
-        return fail(GG_EINVAL, "http server: NULL server");
+        return ggi_http_fail(GG_EINVAL, "http server: NULL server");
     if (s->d)
-        return fail(GG_ESTATE, "http server: the token must be set before start");
+        return ggi_http_fail(GG_ESTATE, "http server: the token must be set before start");
     if (s->token) {
         memset(s->token, 0, strlen(s->token));
         free(s->token);
         s->token = NULL;
     }
     if (token && *token && !(s->token = strdup(token)))
-        return fail(GG_ENOMEM, "out of memory");
+        return ggi_http_fail(GG_ENOMEM, "out of memory");
     return GG_OK;
 }
 
 int ggi_http_server_set_auth(ggi_http_server *s, ggi_http_auth_fn fn, void *user)
 {
     if (!s)
-        return fail(GG_EINVAL, "http server: NULL server");
+        return ggi_http_fail(GG_EINVAL, "http server: NULL server");
     if (s->d)
-        return fail(GG_ESTATE, "http server: the authenticator must be set before start");
+        return ggi_http_fail(GG_ESTATE, "http server: the authenticator must be set before start");
     s->auth = fn;
     s->auth_user = user;
     return GG_OK;
@@ -262,11 +261,12 @@ static void free_secret(char **p)
 int ggi_http_server_set_tls(ggi_http_server *s, const char *cert_pem, const char *key_pem)
 {
     if (!s || !cert_pem || !key_pem || !*cert_pem || !*key_pem)
-        return fail(GG_EINVAL, "http server: TLS needs a certificate and a key");
+        return ggi_http_fail(GG_EINVAL, "http server: TLS needs a certificate and a key");
     if (s->d)
-        return fail(GG_ESTATE, "http server: TLS must be set before start");
+        return ggi_http_fail(GG_ESTATE, "http server: TLS must be set before start");
     if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
-        return fail(GG_EUNSUPPORTED, "http server: this libmicrohttpd was built without TLS");
+        return ggi_http_fail(GG_EUNSUPPORTED,
+                             "http server: this libmicrohttpd was built without TLS");
     free_secret(&s->tls_cert);
     free_secret(&s->tls_key);
     s->tls_cert = strdup(cert_pem);
@@ -274,7 +274,7 @@ int ggi_http_server_set_tls(ggi_http_server *s, const char *cert_pem, const char
     if (!s->tls_cert || !s->tls_key) {
         free_secret(&s->tls_cert);
         free_secret(&s->tls_key);
-        return fail(GG_ENOMEM, "out of memory");
+        return ggi_http_fail(GG_ENOMEM, "out of memory");
     }
     return GG_OK;
 }
@@ -647,11 +647,11 @@ int ggi_http_address_is_loopback(const char *address)
 int ggi_http_server_start(ggi_http_server *s, const char *address, unsigned port)
 {
     if (!s)
-        return fail(GG_EINVAL, "http server: NULL server");
+        return ggi_http_fail(GG_EINVAL, "http server: NULL server");
     if (s->d)
-        return fail(GG_ESTATE, "http server: already started");
+        return ggi_http_fail(GG_ESTATE, "http server: already started");
     if (port > 65535)
-        return fail(GG_EINVAL, "http server: port %u is out of range", port);
+        return ggi_http_fail(GG_EINVAL, "http server: port %u is out of range", port);
     const char *addr = address && *address ? address : "127.0.0.1";
     struct sockaddr_in v4;
     struct sockaddr_in6 v6;
@@ -669,21 +669,22 @@ int ggi_http_server_start(ggi_http_server *s, const char *address, unsigned port
         sa = (const struct sockaddr *)&v6;
         flags |= MHD_USE_IPv6;
     } else {
-        return fail(GG_EINVAL, "http server: '%.64s' is not an IPv4 or IPv6 address", addr);
+        return ggi_http_fail(GG_EINVAL, "http server: '%.64s' is not an IPv4 or IPv6 address",
+                             addr);
     }
     /* The same rule as the grid's: what is reachable from other machines is authenticated
      * (TLS, when set, keeps the token secret on the way; it does not replace it). */
     if (!s->token && !s->auth && !ggi_http_address_is_loopback(addr))
-        return fail(GG_EINVAL, "http server: refusing to listen on %.64s without a bearer "
+        return ggi_http_fail(GG_EINVAL, "http server: refusing to listen on %.64s without a bearer "
                                "token: it is not a loopback address (127.0.0.0/8, ::1), so "
                                "anyone who reaches it could read the index; set a token "
                                "(clients then send 'Authorization: Bearer TOKEN') or listen "
                                "on 127.0.0.1",
-                    addr);
+                             addr);
     const ggi_http_limits *l = &s->limits;
     s->stop = 0;
     if (pthread_create(&s->watchdog, NULL, watchdog_main, s) != 0)
-        return fail(GG_EIO, "http server: cannot start its watchdog thread");
+        return ggi_http_fail(GG_EIO, "http server: cannot start its watchdog thread");
     s->watchdog_running = 1;
     /* (MHD_OPTION_ARRAY lets the TLS options be there or not with one call.) */
     struct MHD_OptionItem tls[] = {
@@ -705,9 +706,9 @@ int ggi_http_server_start(ggi_http_server *s, const char *address, unsigned port
                             MHD_OPTION_END);
     if (!s->d) {
         stop_watchdog(s);
-        return fail(GG_EIO, "http server: cannot listen on %s port %u (in use, or not an "
+        return ggi_http_fail(GG_EIO, "http server: cannot listen on %s port %u (in use, or not an "
                             "address of this machine%s)",
-                    addr, port, s->tls_cert ? ", or the TLS certificate and key are not "
+                             addr, port, s->tls_cert ? ", or the TLS certificate and key are not "
                                               "valid PEM or do not belong together" : "");
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
@@ -804,6 +805,6 @@ static void search_handler(void *user, const ggi_http_request *req, ggi_http_res
 int ggi_http_search_route(ggi_http_server *s, gg_retriever_t *r)
 {
     if (!r)
-        return fail(GG_EINVAL, "http server: the search route needs a retriever");
+        return ggi_http_fail(GG_EINVAL, "http server: the search route needs a retriever");
     return ggi_http_server_route(s, "GET", "/v1/search", search_handler, r);
 }

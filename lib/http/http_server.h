@@ -21,6 +21,12 @@
 
 #include "gryphgen/retriever.h"
 
+/**
+ * Sets the library's last error (gg_error_last()) to the formatted message with the status
+ * and returns the status: the module's errors, which link only the public error API.
+ */
+int ggi_http_fail(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /** Largest request body read; larger ones get 413. */
 #define GGI_HTTP_MAX_BODY ((size_t)1 << 20)
 /** Most routes one server holds. */

@@ -147,18 +147,28 @@ void ggi_ws_cache_close(ggi_ws_cache **pc)
 
 /* ---- importing ---- */
 
+/* A task's workspace.pack (base64) decoded into *data (malloc'd), within the size cap. */
+static int decode_pack(const char *b64, unsigned char **data, size_t *n)
+{
+    int rc = ggi_ws_b64_decode(b64, strlen(b64), data, n);
+    if (rc != GG_OK)
+        return rc;
+    if (*n > GGI_WS_MAX_PACK) {
+        free(*data);
+        *data = NULL;
+        return ggi_error(GG_ETOOBIG, "field 'workspace.pack' is %zu bytes, the limit is %u", *n,
+                         GGI_WS_MAX_PACK);
+    }
+    return GG_OK;
+}
+
 static int import_pack(ggi_ws_cache *c, const char *b64)
 {
     unsigned char *data = NULL;
     size_t n = 0;
-    int rc = ggi_ws_b64_decode(b64, strlen(b64), &data, &n);
+    int rc = decode_pack(b64, &data, &n);
     if (rc != GG_OK)
         return rc;
-    if (n > GGI_WS_MAX_PACK) {
-        free(data);
-        return ggi_error(GG_ETOOBIG, "field 'workspace.pack' is %zu bytes, the limit is %u", n,
-                         GGI_WS_MAX_PACK);
-    }
     git_odb *odb = NULL;
     git_odb_writepack *wp = NULL;
     git_indexer_progress stats;
@@ -497,14 +507,9 @@ static int pack_holds(ggi_ws_cache *c, const char *b64, const git_oid *commit)
 {
     unsigned char *data = NULL;
     size_t n = 0;
-    int rc = ggi_ws_b64_decode(b64, strlen(b64), &data, &n);
+    int rc = decode_pack(b64, &data, &n);
     if (rc != GG_OK)
         return rc;
-    if (n > GGI_WS_MAX_PACK) {
-        free(data);
-        return ggi_error(GG_ETOOBIG, "field 'workspace.pack' is %zu bytes, the limit is %u", n,
-                         GGI_WS_MAX_PACK);
-    }
     char *tmp = ggi_asprintf("%s/trees/.tmp-verify-%ld", c->root, (long)getpid());
     git_indexer *idx = NULL;
     git_odb *odb = NULL;
