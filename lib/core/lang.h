@@ -49,6 +49,27 @@ const char *ggi_lang_names(void);
 size_t ggi_lang_count(void);
 const char *ggi_lang_name_at(size_t i);
 
+/** The NODE_PATH JavaScript jobs get: $GRYPHGEN_NODE_PATH, else npm's and Debian's dirs. */
+const char *ggi_lang_js_node_path(void);
+
+#define GGI_LANG_MAX_DEPS 1024 /* names a worker announces (caps.deps) */
+
+/**
+ * The libraries tasks may name in "requires" (docs/tasks.md) that this machine has, sorted:
+ * "go:HOST/OWNER/REPO" under Debian's GOPATH, "rust:CRATE" in Debian's cargo registry,
+ * "npm:NAME" (and "npm:@SCOPE/NAME") on ggi_lang_js_node_path(), and the system libraries
+ * "boost" and "openssl" when their headers are installed; at most GGI_LANG_MAX_DEPS. A new
+ * array, NULL on ENOMEM.
+ */
+cJSON *ggi_lang_deps_present(void);
+
+/**
+ * 1 when have (an array of names, as ggi_lang_deps_present) holds every name of requires (a
+ * task's "requires"; a Go package also counts as present inside an announced repository);
+ * else 0 with *missing (when not NULL) the first name absent, pointing into requires.
+ */
+int ggi_lang_deps_cover(const cJSON *have, const cJSON *requires, const char **missing);
+
 /** 1 when rt has every toolchain the language needs. */
 int ggi_lang_available(const char *language, const ggi_runtimes *rt);
 

@@ -48,11 +48,13 @@ static const char JS_RUNNER[] =
     "process.argv.splice(1, 1);\n"
     "require(file);\n";
 
-static const char *node_path(void)
+const char *ggi_lang_js_node_path(void)
 {
     const char *p = getenv("GRYPHGEN_NODE_PATH");
     return p && *p ? p : DEFAULT_NODE_PATH;
 }
+
+#define node_path ggi_lang_js_node_path
 
 static char *joined(const char *program, const char *test)
 {

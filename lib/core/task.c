@@ -389,6 +389,71 @@ static int read_workspace(const reader *r, const cJSON *obj, ggi_task *t)
     return GG_OK;
 }
 
+/* One name of "requires": [ecosystem:]name, the ecosystem one of go, rust, npm (none: a
+ * system library, such as boost or openssl); the name of letters, digits and ._+-/@, not
+ * starting or ending with '/' and without "..". NULL when it is fine, else what is wrong. */
+static const char *requires_name_problem(const char *s)
+{
+    const char *colon = strchr(s, ':');
+    const char *name = s;
+    if (colon) {
+        size_t k = (size_t)(colon - s);
+        if (!((k == 2 && !strncmp(s, "go", 2)) || (k == 4 && !strncmp(s, "rust", 4)) ||
+              (k == 3 && !strncmp(s, "npm", 3))))
+            return "has an unknown ecosystem (known: go:, rust:, npm:, or none for a system "
+                   "library)";
+        name = colon + 1;
+    }
+    size_t n = strlen(name);
+    if (n == 0)
+        return "has an empty name";
+    if (name[0] == '/' || name[n - 1] == '/' || strstr(name, ".."))
+        return "is not a package name";
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              strchr("._+-/@", c)))
+            return "has a character outside letters, digits and ._+-/@";
+    }
+    return NULL;
+}
+
+/* "requires": the libraries its tests need that a worker must have beforehand (a job has no
+ * network), as an array of names (requires_name_problem), at most GGI_TASK_MAX_REQUIRES of
+ * at most GGI_TASK_MAX_REQUIRE_BYTES each, no name twice. */
+static int read_requires(const reader *r, const cJSON *obj, ggi_task *t)
+{
+    const cJSON *req = field(obj, "requires"), *e;
+    if (!req)
+        return GG_OK;
+    if (!cJSON_IsArray(req))
+        return fail(r, GG_EINVAL, "field 'requires' must be an array of strings, not %s",
+                    json_type_name(req));
+    int n = 0;
+    cJSON_ArrayForEach(e, req)
+    {
+        if (++n > GGI_TASK_MAX_REQUIRES)
+            return fail(r, GG_ETOOBIG, "field 'requires' has more than %d entries",
+                        GGI_TASK_MAX_REQUIRES);
+        if (!cJSON_IsString(e))
+            return fail(r, GG_EINVAL, "field 'requires' entry %d must be a string, not %s", n,
+                        json_type_name(e));
+        if (strlen(e->valuestring) > GGI_TASK_MAX_REQUIRE_BYTES)
+            return fail(r, GG_ETOOBIG, "field 'requires' entry %d is longer than %d bytes", n,
+                        GGI_TASK_MAX_REQUIRE_BYTES);
+        const char *why = requires_name_problem(e->valuestring);
+        if (why)
+            return fail(r, GG_EINVAL, "field 'requires' entry '%s' %s", e->valuestring, why);
+        for (const cJSON *p = req->child; p != e; p = p->next)
+            if (!strcmp(p->valuestring, e->valuestring))
+                return fail(r, GG_EINVAL, "field 'requires' names '%s' twice", e->valuestring);
+    }
+    if (n == 0)
+        return GG_OK;
+    t->requires = cJSON_Duplicate(req, 1);
+    return t->requires ? GG_OK : ggi_error(GG_ENOMEM, "out of memory reading a task");
+}
+
 /* A HumanEval-X line (task_id "CPP/0", "Go/0", ...): its language from the prefix. */
 static const char *humaneval_x_language(const cJSON *obj)
 {
@@ -587,6 +652,9 @@ static int read_all(const cJSON *obj, ggi_task *t)
             return ggi_error(GG_ENOMEM, "out of memory reading a task");
     }
 
+    if ((rc = read_requires(&r, obj, t)))
+        return rc;
+
     /* "isolation": the weakest isolation level the task's jobs may run at. */
     if ((rc = read_text(&r, obj, "isolation", "isolation", 16, &t->isolation)))
         return rc;
@@ -740,6 +808,9 @@ cJSON *ggi_task_to_json(const ggi_task *t)
         rc = GG_ENOMEM;
     if (!rc && t->isolation)
         rc = ggi_json_add_str(o, "isolation", t->isolation);
+    if (!rc && t->requires &&
+        !cJSON_AddItemToObject(o, "requires", cJSON_Duplicate(t->requires, 1)))
+        rc = GG_ENOMEM;
     /* The workspace fields, likewise only when present. */
     const struct { const char *key; const cJSON *v; } ws_fields[] = {
         { "workspace", t->workspace }, { "test_command", t->test_command },
@@ -778,7 +849,7 @@ void ggi_task_json_compact(cJSON *o)
         return;
     /* What reads back the same when absent: nulls, no candidates, budget and resources with
      * nothing set, priority 0, humaneval false (the reader infers it from the same fields
-     * and finds false again). requirements and isolation are written only when set. */
+     * and finds false again). requirements, isolation and requires are written only when set. */
     drop_nulls(NULL, o);
     cJSON *c = cJSON_GetObjectItemCaseSensitive(o, "candidates");
     if (cJSON_IsArray(c) && cJSON_GetArraySize(c) == 0)
@@ -809,7 +880,7 @@ int ggi_task_needs(const ggi_task *t, char **out)
     int has_gpus = cJSON_IsNumber(gpus) && gpus->valuedouble > 0;
     int has_labels = cJSON_IsObject(labels) && labels->child;
     if (t->max_attempts <= 0 && t->wall_s <= 0 && t->tokens <= 0 && t->memory_mb <= 0 &&
-        !has_gpus && !has_labels && !t->isolation)
+        !has_gpus && !has_labels && !t->isolation && !t->requires)
         return GG_OK;
     cJSON *o = cJSON_CreateObject();
     int ok = o != NULL;
@@ -831,6 +902,12 @@ int ggi_task_needs(const ggi_task *t, char **out)
     }
     if (ok && t->isolation)
         ok = cJSON_AddStringToObject(o, "isolation", t->isolation) != NULL;
+    if (ok && t->requires) {
+        cJSON *copy = cJSON_Duplicate(t->requires, 1);
+        ok = copy && cJSON_AddItemToObject(o, "requires", copy);
+        if (!ok)
+            cJSON_Delete(copy);
+    }
     *out = ok ? ggi_json_print(o) : NULL;
     cJSON_Delete(o);
     return *out ? GG_OK : ggi_error(GG_ENOMEM, "out of memory");
@@ -864,6 +941,7 @@ void ggi_task_free(ggi_task *t)
     free(t->candidates);
     free(t->canonical_solution);
     cJSON_Delete(t->requirements);
+    cJSON_Delete(t->requires);
     free(t->isolation);
     cJSON_Delete(t->workspace);
     cJSON_Delete(t->test_command);

@@ -21,6 +21,8 @@
 #define GGI_TASK_MAX_COMMAND_ARGS 256      /* test_command, setup_command as argv */
 #define GGI_TASK_MAX_COMMAND_BYTES (64u << 10) /* all of a command's text */
 #define GGI_TASK_MAX_BRANCH 256            /* deliver.branch */
+#define GGI_TASK_MAX_REQUIRES 32           /* names in "requires" */
+#define GGI_TASK_MAX_REQUIRE_BYTES 128     /* one name of "requires" (GGP_MAX_NAME) */
 
 typedef struct ggi_task {
     char *task_id;            /* NULL when the JSON had none (the caller assigns one) */
@@ -43,6 +45,9 @@ typedef struct ggi_task {
     cJSON *requirements;      /* {"labels": {k: v}, "gpus": n} for the grid's scheduler, or NULL */
     char *isolation;          /* the minimum isolation level its jobs need ("none", "rlimits",
                                * "namespaces", "container"), or NULL */
+    cJSON *requires;          /* "requires": names of libraries a worker must have
+                               * ("go:...", "rust:...", "npm:...", or a system library), or
+                               * NULL when it names none */
     /* Workspace tasks (docs/tasks.md, "Workspace tasks"); all NULL for other tasks. */
     cJSON *workspace;         /* as ggi_ws_check accepts it (resolved: with commit, pack) */
     cJSON *test_command;      /* an array of strings (argv) or a string (run by sh -c);
@@ -92,9 +97,9 @@ void ggi_task_json_compact(cJSON *o);
 
 /**
  * What a scheduler needs of a task beyond its language, as compact JSON: the keys
- * max_attempts, wall_s, tokens, memory_mb, gpus, labels and isolation, each only when the
- * task sets it. *out is NULL when it sets none (the common case), else malloc'd. GG_OK or
- * GG_ENOMEM.
+ * max_attempts, wall_s, tokens, memory_mb, gpus, labels, isolation and requires, each only
+ * when the task sets it. *out is NULL when it sets none (the common case), else malloc'd.
+ * GG_OK or GG_ENOMEM.
  */
 int ggi_task_needs(const ggi_task *t, char **out);
 

@@ -107,6 +107,7 @@ static int check_caps(const cJSON *caps)
     rc = rc ? rc : ggi_json_int(caps, "gpus", 0, 0, 1024, &x);
     rc = rc ? rc : ggi_json_string(caps, "gpu_model", 0, GGP_MAX_NAME, &s);
     rc = rc ? rc : string_array(caps, "runtimes", 64);
+    rc = rc ? rc : string_array(caps, "deps", GGP_MAX_DEPS);
     rc = rc ? rc : string_array(caps, "executors", 64);
     rc = rc ? rc : string_array(caps, "isolation", 64);
     rc = rc ? rc : need_object(caps, "labels", 0, &labels);

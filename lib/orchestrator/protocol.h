@@ -22,6 +22,7 @@
 #define GGP_MAX_BATCH 10000
 /** Largest names, ids and labels. */
 #define GGP_MAX_NAME 128
+#define GGP_MAX_DEPS 1024 /* names in a hello's caps.deps (GGI_LANG_MAX_DEPS) */
 #define GGP_MAX_LABELS 64
 
 /** Message types. */

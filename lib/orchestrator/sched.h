@@ -62,6 +62,7 @@ typedef struct node {
     int slots, queue;
     cJSON *caps;
     cJSON *langs; /* the languages of caps.runtimes (runtime_languages) */
+    const cJSON *deps; /* caps.deps: the libraries it has (in caps), or NULL */
     int any, noop, gpus;
     double memory_mb;
     double last_rx, last_tx;
@@ -125,6 +126,7 @@ typedef struct active {
     int gpus;
     const cJSON *labels;    /* borrowed from needs: the worker labels it requires */
     const char *isolation;  /* borrowed from needs: the weakest level it may run at, or NULL */
+    const cJSON *requires;  /* borrowed from needs: the libraries a worker must have, or NULL */
     long long max_tokens;   /* budget.tokens; 0: no limit */
     long long tokens;       /* used by its recorded attempts (all runs) */
     code_seen *codes;       /* hashes of the code of its attempts, n_codes of them */

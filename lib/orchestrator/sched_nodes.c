@@ -19,6 +19,7 @@
 #endif
 
 #include "sched.h"
+#include "../core/lang.h"
 
 node *ggi_sched_find_node(sched *s, const void *id, size_t len)
 {
@@ -163,6 +164,10 @@ int ggi_sched_node_matches(const node *n, const active *a)
     if (!n->any && a->isolation &&
         !has_string(cJSON_GetObjectItemCaseSensitive(n->caps, "isolation"), a->isolation))
         return 0;
+    /* Every library it requires, on every worker but a benchmark one (it runs nothing): the
+     * embedded worker announces its own as a remote one does. */
+    if (!n->noop && a->requires && !ggi_lang_deps_cover(n->deps, a->requires, NULL))
+        return 0;
     const cJSON *have = cJSON_GetObjectItemCaseSensitive(n->caps, "labels");
     const cJSON *l;
     cJSON_ArrayForEach(l, a->labels)
@@ -190,6 +195,10 @@ char *ggi_sched_needs_text(const active *a)
     {
         ggi_buf_printf(&b, ", label %s=%s", l->string,
                        cJSON_IsString(l) ? l->valuestring : "?");
+    }
+    cJSON_ArrayForEach(l, a->requires)
+    {
+        ggi_buf_printf(&b, ", library %s", cJSON_IsString(l) ? l->valuestring : "?");
     }
     return ggi_buf_steal(&b);
 }
@@ -324,6 +333,7 @@ void ggi_sched_on_worker_hello(sched *s, const gg_transport_msg *msg, const cJSO
                    : has_string(cJSON_GetObjectItemCaseSensitive(n->caps, "executors"), "noop");
     cJSON_Delete(n->langs);
     n->langs = runtime_languages(cJSON_GetObjectItemCaseSensitive(n->caps, "runtimes"));
+    n->deps = cJSON_GetObjectItemCaseSensitive(n->caps, "deps");
     /* Caps leave out what a node does not know: a missing number is 0, never NaN (whose
      * conversion to int made a node without "gpus" match no task at all). */
     long long gpus = 0;

@@ -245,6 +245,7 @@ void ggi_sched_add_active(sched *s, const ggi_task_row *row, const char *submitt
     a->gpus = (int)needs_number(a->needs, "gpus");
     a->labels = cJSON_GetObjectItemCaseSensitive(a->needs, "labels");
     a->isolation = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(a->needs, "isolation"));
+    a->requires = cJSON_GetObjectItemCaseSensitive(a->needs, "requires");
     link_active(s, a);
     s->dispatch_due = 1;
     if (row->attempts > 0) {

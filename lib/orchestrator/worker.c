@@ -215,6 +215,13 @@ static cJSON *discover_caps(gg_worker_t *w, const char *const *labels, int any)
         if (strcmp(l, "python") && strcmp(l, "c") && ggi_lang_available(l, w->runtimes))
             cJSON_AddItemToArray(rt, cJSON_CreateString(l));
     }
+    /* The libraries tasks may require (docs/tasks.md, "requires") this worker has. */
+    cJSON *deps = ggi_lang_deps_present();
+    if (!deps || !cJSON_AddItemToObject(c, "deps", deps)) {
+        cJSON_Delete(deps);
+        cJSON_Delete(c);
+        return NULL;
+    }
     const char *backend = gg_executor_backend(w->executor);
     uint32_t ex_caps = ggi_executor_caps(w->executor);
     cJSON *ex = cJSON_AddArrayToObject(c, "executors");
