@@ -146,8 +146,9 @@ cJSON *ggi_lang_deps_present(void)
             cJSON_Delete(out);
             out = NULL;
         }
-        free(l.v[i]);
     }
+    for (size_t i = 0; i < l.n; i++)
+        free(l.v[i]);
     free(l.v);
     return out;
 }

@@ -7,9 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <gryphgen.h>
 
+#include "core/lang.h"
 #include "core/task.h"
 #include "testutil.h"
 
@@ -584,6 +587,127 @@ static void test_needs(void)
     CHECK(needs == NULL);
 }
 
+/* "requires": the shapes refused, each naming the field; the limits; the round trip and the
+ * scheduler's needs; what a machine finds it has, and the cover check. */
+static void test_requires(void)
+{
+    const char *m;
+    m = parse_fail("{\"task_id\":\"r\",\"language\":\"go\",\"requires\":\"testify\"}", GG_EINVAL);
+    CHECK_CONTAINS(m, "field 'requires' must be an array of strings, not a string");
+    m = parse_fail("{\"task_id\":\"r\",\"language\":\"go\",\"requires\":[\"boost\",3]}",
+                   GG_EINVAL);
+    CHECK_CONTAINS(m, "field 'requires' entry 2 must be a string");
+    m = parse_fail("{\"task_id\":\"r\",\"language\":\"go\",\"requires\":[\"pip:numpy\"]}",
+                   GG_EINVAL);
+    CHECK_CONTAINS(m, "field 'requires' entry 'pip:numpy' has an unknown ecosystem");
+    m = parse_fail("{\"task_id\":\"r\",\"language\":\"go\",\"requires\":[\"rust:\"]}", GG_EINVAL);
+    CHECK_CONTAINS(m, "field 'requires' entry 'rust:' has an empty name");
+    m = parse_fail("{\"task_id\":\"r\",\"language\":\"go\",\"requires\":[\"go:a/../b\"]}",
+                   GG_EINVAL);
+    CHECK_CONTAINS(m, "is not a package name");
+    m = parse_fail("{\"task_id\":\"r\",\"language\":\"go\",\"requires\":[\"npm:a b\"]}",
+                   GG_EINVAL);
+    CHECK_CONTAINS(m, "has a character outside");
+    m = parse_fail("{\"task_id\":\"r\",\"language\":\"c\",\"requires\":[\"boost\",\"boost\"]}",
+                   GG_EINVAL);
+    CHECK_CONTAINS(m, "field 'requires' names 'boost' twice");
+    char buf[1024];
+    int k = snprintf(buf, sizeof buf, "{\"task_id\":\"r\",\"language\":\"c\",\"requires\":[");
+    for (int i = 0; i <= GGI_TASK_MAX_REQUIRES; i++)
+        k += snprintf(buf + k, sizeof buf - (size_t)k, "%s\"lib%d\"", i ? "," : "", i);
+    snprintf(buf + k, sizeof buf - (size_t)k, "]}");
+    m = parse_fail(buf, GG_ETOOBIG);
+    CHECK_CONTAINS(m, "field 'requires' has more than 32 entries");
+    char *big = big_field("requires", GGI_TASK_MAX_REQUIRE_BYTES + 1, 1);
+    m = big ? parse_fail(big, GG_ETOOBIG) : "";
+    CHECK_CONTAINS(m, "field 'requires' entry 2 is longer than 128 bytes");
+    free(big);
+
+    const char *ok = "{\"task_id\":\"r\",\"language\":\"go\",\"requires\":"
+                     "[\"go:github.com/stretchr/testify/assert\",\"rust:regex\","
+                     "\"npm:@scope/js-md5\",\"boost\"]}";
+    round_trip(ok);
+    ggi_task *t = parse(ok);
+    char *needs = NULL;
+    CHECK_RC(t ? ggi_task_needs(t, &needs) : -1, 0);
+    cJSON *n = needs ? cJSON_Parse(needs) : NULL;
+    const cJSON *req = cJSON_GetObjectItem(n, "requires");
+    CHECK(cJSON_GetArraySize(req) == 4);
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetArrayItem(req, 2)), "npm:@scope/js-md5");
+    /* The cover check: a Go package inside an announced repository counts. */
+    cJSON *have = cJSON_Parse("[\"boost\",\"go:github.com/stretchr/testify\",\"npm:@scope/js-md5\","
+                              "\"rust:regex\"]");
+    const char *missing = "unset";
+    CHECK(ggi_lang_deps_cover(have, req, &missing) == 1);
+    CHECK(missing == NULL);
+    cJSON_DeleteItemFromArray(have, 3);
+    CHECK(ggi_lang_deps_cover(have, req, &missing) == 0);
+    CHECK_STR(missing, "rust:regex");
+    cJSON *prefix_only = cJSON_Parse("[\"go:github.com/stretchr/test\"]");
+    cJSON *go_req = cJSON_Parse("[\"go:github.com/stretchr/testify\"]");
+    CHECK(ggi_lang_deps_cover(prefix_only, go_req, NULL) == 0);
+    cJSON_Delete(prefix_only);
+    cJSON_Delete(go_req);
+    cJSON_Delete(have);
+    cJSON_Delete(n);
+    free(needs);
+    ggi_task_free(t);
+}
+
+/* What a worker finds: npm packages (and scoped ones) on GRYPHGEN_NODE_PATH, sorted, no
+ * name twice; a directory that is no package (a file, a hidden one) is not announced. */
+static void test_deps_present(void)
+{
+    char root[] = "/tmp/gg-deps-XXXXXX", p[256];
+    CHECK(mkdtemp(root) != NULL);
+    const char *dirs[] = { "a", "b", "a/zz-pkg", "a/@sc", "a/@sc/inner", "b/zz-pkg",
+                           "a/.hidden" };
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+        snprintf(p, sizeof p, "%s/%s", root, dirs[i]);
+        CHECK(mkdir(p, 0700) == 0);
+    }
+    snprintf(p, sizeof p, "%s/a/file-pkg", root);
+    FILE *f = fopen(p, "w");
+    CHECK(f != NULL);
+    if (f)
+        fclose(f);
+    char np[600];
+    snprintf(np, sizeof np, "%s/a:%s/b:%s/none", root, root, root);
+    char *old = getenv("GRYPHGEN_NODE_PATH") ? strdup(getenv("GRYPHGEN_NODE_PATH")) : NULL;
+    setenv("GRYPHGEN_NODE_PATH", np, 1);
+    cJSON *have = ggi_lang_deps_present();
+    CHECK(have != NULL);
+    int zz = 0, scoped = 0, bad = 0, sorted = 1;
+    const cJSON *e, *prev = NULL;
+    cJSON_ArrayForEach(e, have)
+    {
+        const char *s = cJSON_GetStringValue(e);
+        zz += !strcmp(s, "npm:zz-pkg");
+        scoped += !strcmp(s, "npm:@sc/inner");
+        bad += !strcmp(s, "npm:file-pkg") || !strcmp(s, "npm:.hidden") || !strcmp(s, "npm:@sc");
+        if (prev && strcmp(prev->valuestring, s) >= 0)
+            sorted = 0;
+        prev = e;
+    }
+    CHECK(zz == 1);
+    CHECK(scoped == 1);
+    CHECK(bad == 0);
+    CHECK(sorted);
+    cJSON_Delete(have);
+    if (old)
+        setenv("GRYPHGEN_NODE_PATH", old, 1);
+    else
+        unsetenv("GRYPHGEN_NODE_PATH");
+    free(old);
+    snprintf(p, sizeof p, "%s/a/file-pkg", root);
+    unlink(p);
+    for (size_t i = sizeof dirs / sizeof dirs[0]; i-- > 0;) {
+        snprintf(p, sizeof p, "%s/%s", root, dirs[i]);
+        rmdir(p);
+    }
+    CHECK(rmdir(root) == 0);
+}
+
 /* The workspace fields: each bad shape named by its field. */
 static void test_workspace_fields(void)
 {
@@ -708,5 +832,7 @@ int main(void)
     test_round_trip();
     test_needs();
     test_workspace_fields();
+    test_requires();
+    test_deps_present();
     return test_exit();
 }
