@@ -237,6 +237,10 @@ static void test_decoder(void)
           GG_EINVAL, "slots" },
         { "{\"ggp\":1,\"t\":\"hello\",\"role\":\"worker\",\"versions\":[1],\"slots\":1,"
           "\"caps\":{\"labels\":{\"a\":1}}}", GG_EINVAL, "labels" },
+        { "{\"ggp\":1,\"t\":\"hello\",\"role\":\"worker\",\"versions\":[1],\"slots\":1,"
+          "\"caps\":{\"deps\":[\"boost\",7]}}", GG_EINVAL, "'deps'" },
+        { "{\"ggp\":1,\"t\":\"hello\",\"role\":\"worker\",\"versions\":[1],\"slots\":1,"
+          "\"caps\":{\"deps\":\"boost\"}}", GG_EINVAL, "deps" },
         { "{\"ggp\":1,\"t\":\"results\",\"results\":[{\"lease\":\"1\",\"seq\":1,\"n\":1}]}",
           GG_EINVAL, "record" },
         { "{\"ggp\":1,\"t\":\"results\",\"results\":[]}", GG_EINVAL, "empty" },
@@ -386,6 +390,68 @@ static void test_skip_attempts_hello(void)
     cJSON_Delete(jobs);
     ggpeer_close(&named);
     ggpeer_close(&real);
+    gg_orchestrator_destroy(&o);
+}
+
+/* "requires" (issue 18): of two workers, the task goes to the one that announced the library
+ * (caps.deps), never to the one without it; a task requiring a library no connected worker
+ * has ends at once, its reason naming the library. */
+static void test_requires_dispatch(void)
+{
+    char ep[64], db[300], buf[512];
+    gg_orchestrator_t *o = serve(ep, db, "requires.db", 0);
+    if (!o)
+        return;
+    ggpeer plain, has;
+    ggpeer_open(&plain, ep);
+    raw_worker_hello(&plain, "plain", 4, "\"python3\"");
+    /* plain delivers a result first: its word then counts for ending tasks. */
+    CHECK_RC(gg_orchestrator_submit(o, task_json(buf, sizeof buf, "rq0", "python"), NULL), 0);
+    cJSON *jobs = ggpeer_recv(&plain, "jobs", TEST_DEADLINE_MS);
+    const cJSON *job = cJSON_GetArrayItem(cJSON_GetObjectItem(jobs, "jobs"), 0);
+    CHECK(job != NULL);
+    if (job)
+        raw_result(&plain, job, NULL, 1);
+    cJSON_Delete(jobs);
+    char *res = NULL;
+    CHECK_RC(gg_orchestrator_wait(o, "rq0", (int)TEST_DEADLINE_MS, &res), 0);
+    CHECK_CONTAINS(res, "\"status\":\"passed\"");
+    gg_free(res);
+
+    ggpeer_open(&has, ep);
+    CHECK(ggpeer_hello(&has, "has-md5", 1, "{\"runtimes\":[\"python3\"],\"executors\":"
+                       "[\"process\"],\"isolation\":[\"none\"],\"deps\":[\"boost\","
+                       "\"go:github.com/stretchr/testify\",\"npm:js-md5\"]}"));
+    snprintf(buf, sizeof buf, "{\"task_id\":\"rq1\",\"language\":\"python\",\"candidates\":"
+             "[\"x\"],\"requires\":[\"npm:js-md5\",\"go:github.com/stretchr/testify/assert\"]}");
+    CHECK_RC(gg_orchestrator_submit(o, buf, NULL), 0);
+    jobs = ggpeer_recv(&has, "jobs", TEST_DEADLINE_MS);
+    job = cJSON_GetArrayItem(cJSON_GetObjectItem(jobs, "jobs"), 0);
+    CHECK(job != NULL);
+    if (job) {
+        CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(job, "task"),
+                                                           "task_id")), "rq1");
+        raw_result(&has, job, NULL, 1);
+    }
+    cJSON_Delete(jobs);
+    CHECK_RC(gg_orchestrator_wait(o, "rq1", (int)TEST_DEADLINE_MS, &res), 0);
+    CHECK_CONTAINS(res, "\"status\":\"passed\"");
+    gg_free(res);
+    /* plain had four free slots all along: it was passed over, not full; one attempt. */
+    CHECK(test_db_int(db, "SELECT count(*) FROM attempts a JOIN tasks t ON t.seq = a.task_seq "
+                          "WHERE t.task_id = 'rq1'") == 1);
+
+    snprintf(buf, sizeof buf, "{\"task_id\":\"rq2\",\"language\":\"python\",\"candidates\":"
+             "[\"x\"],\"requires\":[\"npm:js-md5\",\"rust:no-such-crate\"]}");
+    CHECK_RC(gg_orchestrator_submit(o, buf, NULL), 0);
+    CHECK_RC(gg_orchestrator_wait(o, "rq2", (int)TEST_DEADLINE_MS, &res), 0);
+    CHECK_CONTAINS(res, "\"status\":\"error\"");
+    CHECK_CONTAINS(res, "\"attempts\":0");
+    CHECK_CONTAINS(res, "no connected worker can run this task");
+    CHECK_CONTAINS(res, "library rust:no-such-crate");
+    gg_free(res);
+    ggpeer_close(&plain);
+    ggpeer_close(&has);
     gg_orchestrator_destroy(&o);
 }
 
@@ -1769,6 +1835,7 @@ int main(void)
     test_requirements();
     test_garbage_and_leases();
     test_skip_attempts_hello();
+    test_requires_dispatch();
     test_busy();
     test_peers_forgotten();
     test_watch_filter_refusals();
