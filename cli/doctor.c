@@ -96,6 +96,11 @@ int cli_cmd_doctor(int argc, char **argv)
     cJSON_ArrayForEach(l, cJSON_GetObjectItem(o, "languages"))
         printf(" %s", l->valuestring);
     printf("\n");
+    printf("libraries (a task's \"requires\"; docs/tasks.md):");
+    int n_deps = 0;
+    cJSON_ArrayForEach(l, cJSON_GetObjectItem(o, "deps"))
+        printf("%s%s", n_deps++ % 6 ? " " : "\n  ", l->valuestring);
+    printf("%s\n", n_deps ? "" : " none");
     printf("container engine\n");
     printf("  socket:           %s (%s)\n", jstr(cs, "path") ? jstr(cs, "path") : "none",
            jstr(cs, "why"));

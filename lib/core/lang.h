@@ -70,6 +70,10 @@ cJSON *ggi_lang_deps_present(void);
  */
 int ggi_lang_deps_cover(const cJSON *have, const cJSON *requires, const char **missing);
 
+/** 1 when have (as above) holds need: the same name, or for Go a package inside an
+ * announced repository ("go:github.com/stretchr/testify/assert" in ".../testify"). */
+int ggi_lang_deps_has(const cJSON *have, const char *need);
+
 /** 1 when rt has every toolchain the language needs. */
 int ggi_lang_available(const char *language, const ggi_runtimes *rt);
 

@@ -153,9 +153,7 @@ cJSON *ggi_lang_deps_present(void)
     return out;
 }
 
-/* Whether have names need: the same name, or for Go a package inside an announced
- * repository ("go:github.com/stretchr/testify/assert" in "go:github.com/stretchr/testify"). */
-static int has(const cJSON *have, const char *need)
+int ggi_lang_deps_has(const cJSON *have, const char *need)
 {
     const cJSON *e;
     cJSON_ArrayForEach(e, have)
@@ -179,7 +177,7 @@ int ggi_lang_deps_cover(const cJSON *have, const cJSON *requires, const char **m
     cJSON_ArrayForEach(e, requires)
     {
         const char *need = cJSON_GetStringValue(e);
-        if (need && !has(have, need)) {
+        if (need && !ggi_lang_deps_has(have, need)) {
             if (missing)
                 *missing = need;
             return 0;

@@ -73,7 +73,8 @@ static char *tool_version(const char *path, int tool)
     return v;
 }
 
-/* "toolchains": [{tool, path, source, version}] and "languages": [names available here] */
+/* "toolchains": [{tool, path, source, version}], "languages": [names available here] and
+ * "deps": [libraries tasks may require, found here] */
 static int add_toolchains(cJSON *o, const ggi_runtimes *rt)
 {
     cJSON *arr = cJSON_AddArrayToObject(o, "toolchains");
@@ -107,6 +108,12 @@ static int add_toolchains(cJSON *o, const ggi_runtimes *rt)
                 return GG_ENOMEM;
             }
         }
+    }
+    /* "deps": the libraries tasks may require that this machine has (docs/tasks.md). */
+    cJSON *deps = ggi_lang_deps_present();
+    if (!deps || !cJSON_AddItemToObject(o, "deps", deps)) {
+        cJSON_Delete(deps);
+        return GG_ENOMEM;
     }
     return GG_OK;
 }

@@ -19,6 +19,7 @@
 #include <sys/random.h>
 
 #include "sched.h"
+#include "../core/lang.h"
 
 /* Fills buf with len bytes from the kernel's random source (getrandom, else /dev/urandom). */
 static int random_bytes(unsigned char *buf, size_t len)
@@ -262,6 +263,23 @@ static int established(const sched *s, const node *n, double now)
            (now - n->joined_ms >= 3.0 * s->o->hb_ms && n->last_rx > n->joined_ms);
 }
 
+/* The libraries a requires that no connected worker announced, comma-separated, or NULL
+ * when each is on some worker (or on ENOMEM). */
+static char *missing_everywhere(const sched *s, const active *a)
+{
+    ggi_buf b = GGI_BUF_INIT;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, a->requires)
+    {
+        int somewhere = !cJSON_IsString(e);
+        for (const node *n = s->nodes; n && !somewhere; n = n->next)
+            somewhere = !n->noop && ggi_lang_deps_has(n->deps, e->valuestring);
+        if (!somewhere)
+            ggi_buf_printf(&b, "%s%s", b.len ? ", " : "", e->valuestring);
+    }
+    return b.len ? ggi_buf_steal(&b) : (ggi_buf_free(&b), NULL);
+}
+
 /* Fails a task fast when no connected worker could ever run it. Not on the word of a node
  * that only just said hello: while any connected node is not established the task waits
  * (dispatch looks again), so a hello and nothing more, or a worker that joins with odd caps
@@ -279,8 +297,11 @@ static int unmatchable(sched *s, active *a)
             return 0;
     a->match_gen = s->nodes_gen + 1;
     char *needs = ggi_sched_needs_text(a);
+    char *lacking = missing_everywhere(s, a);
     char *why = ggi_asprintf("no connected worker can run this task (needs %s; %d worker(s) "
-                             "connected)", needs ? needs : "?", s->n_nodes);
+                             "connected%s%s)", needs ? needs : "?", s->n_nodes,
+                             lacking ? "; no worker has " : "", lacking ? lacking : "");
+    free(lacking);
     ggi_sched_end_active(s, a, GGI_ST_ERROR, why);
     free(why);
     free(needs);

@@ -449,6 +449,7 @@ static void test_requires_dispatch(void)
     CHECK_CONTAINS(res, "\"attempts\":0");
     CHECK_CONTAINS(res, "no connected worker can run this task");
     CHECK_CONTAINS(res, "library rust:no-such-crate");
+    CHECK_CONTAINS(res, "no worker has rust:no-such-crate)"); /* js-md5 is on has-md5 */
     gg_free(res);
     ggpeer_close(&plain);
     ggpeer_close(&has);
