@@ -54,8 +54,6 @@ const char *ggi_lang_js_node_path(void)
     return p && *p ? p : DEFAULT_NODE_PATH;
 }
 
-#define node_path ggi_lang_js_node_path
-
 static char *joined(const char *program, const char *test)
 {
     return ggi_asprintf("%s\n%s", program, test ? test : "");
@@ -70,8 +68,8 @@ static int js_test(const ggi_task *t, const char *program, const ggi_runtimes *r
     if (!src)
         return ggi_lang_oom();
     const char *files[] = { "main.js", src, "gg_run.js", JS_RUNNER, NULL };
-    const char *env[] = { "GG_NODE", rt->tool[GGI_TOOL_NODE], "NODE_PATH", node_path(),
-                          "HOME", ".", NULL };
+    const char *env[] = { "GG_NODE", rt->tool[GGI_TOOL_NODE], "NODE_PATH",
+                          ggi_lang_js_node_path(), "HOME", ".", NULL };
     rc = ggi_lang_sh_job(t, NULL, "exec \"$GG_NODE\" gg_run.js main.js", files, env,
                          JS_MIN_MEMORY_MB, out);
     free(src);
@@ -88,7 +86,7 @@ static int ts_test(const ggi_task *t, const char *program, const ggi_runtimes *r
         return ggi_lang_oom();
     const char *files[] = { "main.ts", src, "gg_run.js", JS_RUNNER, NULL };
     const char *env[] = { "GG_NODE", rt->tool[GGI_TOOL_NODE], "GG_TSC", rt->tool[GGI_TOOL_TSC],
-                          "NODE_PATH", node_path(), "HOME", ".", NULL };
+                          "NODE_PATH", ggi_lang_js_node_path(), "HOME", ".", NULL };
     rc = ggi_lang_sh_job(t, NULL,
                          "\"$GG_NODE\" \"$GG_TSC\" --pretty false --target es2020 "
                          "--module commonjs --skipLibCheck --outDir out main.ts >&2 || "
