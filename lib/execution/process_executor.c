@@ -949,7 +949,7 @@ int ggi_process_executor_new(const gg_executor_options *opts, gg_executor_vtable
     vt.name = "process";
     /* Levels are ordered, weakest first: the host gives every level up to its best. */
     int best = ggi_sandbox_probe()->best;
-    vt.caps = GG_EXECUTOR_CAP_UNPRIVILEGED_JOBS |
+    vt.caps = GG_EXECUTOR_CAP_UNPRIVILEGED_JOBS | GG_EXECUTOR_CAP_OVERLAY_WORKDIR |
               (best >= GGI_ISO_RLIMITS ? GG_EXECUTOR_CAP_ISOLATION_RLIMITS : 0u) |
               (best >= GGI_ISO_NAMESPACES ? GG_EXECUTOR_CAP_ISOLATION_NAMESPACES : 0u);
     *vt_out = vt;

@@ -256,12 +256,13 @@ static void note_once(const ggi_attempt_env *env, const char *fmt, const char *a
         ggi_log(env->log, GG_LOG_INFO, fmt, a, b);
 }
 
-/* Whether overlay copies work here: the process backend (its jobs attach the overlay this
- * process mounts) and a probe that mounted one under attempts/ (once per process). */
+/* Whether overlay copies work here: a backend whose jobs attach the overlay this process
+ * mounts (GG_EXECUTOR_CAP_OVERLAY_WORKDIR) and a probe that mounted one under attempts/ (once
+ * per process). */
 static int overlay_ok(const ggi_attempt_env *env, const char *root, const char **why)
 {
-    *why = "the executor is not the process backend";
-    if (strcmp(gg_executor_backend(env->executor), "process") != 0)
+    *why = "the executor does not take overlay workdirs";
+    if (!(ggi_executor_caps(env->executor) & GG_EXECUTOR_CAP_OVERLAY_WORKDIR))
         return 0;
     char *scratch = ggi_asprintf("%s/attempts", root);
     int ok = scratch && ggi_overlay_probe(scratch, why);

@@ -17,7 +17,8 @@ import ctypes
 
 from . import _native
 from .backends import (CAP_ISOLATION_CONTAINER, CAP_ISOLATION_NAMESPACES,
-                       CAP_ISOLATION_RLIMITS, CAP_SKIP_ATTEMPTS, CAP_UNPRIVILEGED_JOBS,
+                       CAP_ISOLATION_RLIMITS, CAP_OVERLAY_WORKDIR, CAP_SKIP_ATTEMPTS,
+                       CAP_UNPRIVILEGED_JOBS,
                        Executor, ExecutorHandle, Generator, GeneratorHandle, Retriever,
                        RetrieverHandle)
 from .errors import (AlreadyExists, Busy, Cancelled, ExecutorFailure, Exhausted,
@@ -91,5 +92,5 @@ __all__ = [
     "library_path", "strerror", "init", "log_level_name", "log_level_parse", "last_error",
     "clear_error", "keygen", "deliver", "format_patch", "__version__",
     "CAP_ISOLATION_RLIMITS", "CAP_ISOLATION_NAMESPACES", "CAP_ISOLATION_CONTAINER",
-    "CAP_UNPRIVILEGED_JOBS", "CAP_SKIP_ATTEMPTS",
+    "CAP_UNPRIVILEGED_JOBS", "CAP_SKIP_ATTEMPTS", "CAP_OVERLAY_WORKDIR",
 ]

@@ -38,7 +38,11 @@ enum gg_executor_cap {
     GG_EXECUTOR_CAP_UNPRIVILEGED_JOBS = 1u << 3,
     /** a benchmark backend: attempts pass at once, without generating or running code, and
      *  a worker with it takes tasks of every language */
-    GG_EXECUTOR_CAP_SKIP_ATTEMPTS = 1u << 4
+    GG_EXECUTOR_CAP_SKIP_ATTEMPTS = 1u << 4,
+    /** the backend takes a request's "overlay" field beside "workdir" (docs/executor.md):
+     *  the job runs in the merged view of an overlay this process mounted, so workspace
+     *  attempts get overlay copies instead of full ones (docs/tasks.md) */
+    GG_EXECUTOR_CAP_OVERLAY_WORKDIR = 1u << 5
 };
 
 /** An executor backend. Slots are only ever appended. */
