@@ -18,7 +18,7 @@
 
 enum { OPT_BIND = 0x200, OPT_LOCAL, OPT_MAX_QUEUED, OPT_INDEX, OPT_HTTP, OPT_HTTP_TOKEN_ENV,
        OPT_HTTP_CERT, OPT_HTTP_KEY, OPT_INDEX_WEIGHT, OPT_INDEX_EXPLORATION,
-       OPT_INDEX_FROZEN, OPT_HTTP_TOKENS, OPT_WEBHOOK, OPT_STALL_ALERT, OPT_REQ,
+       OPT_INDEX_FROZEN, OPT_HTTP_LEARN, OPT_HTTP_TOKENS, OPT_WEBHOOK, OPT_STALL_ALERT, OPT_REQ,
        OPT_REQ_TIMEOUT };
 
 /* --webhook URLs at most (the library's limit). */
@@ -49,7 +49,8 @@ static void serve_usage(FILE *f)
                "                      [--index PATH [--index-weight W] [--index-exploration E]\n"
                "                      [--index-frozen]]\n"
                "                      [--http ADDRESS:PORT [--http-tokens FILE]\n"
-               "                      [--http-token-env VAR] [--http-cert FILE --http-key FILE]]\n"
+               "                      [--http-token-env VAR] [--http-cert FILE --http-key FILE]\n"
+               "                      [--http-learn]]\n"
                "                      [--webhook URL...] [--stall-alert SECONDS]\n"
                "                      [--req ENDPOINT [--req-timeout SECONDS]]\n"
                "  --bind ENDPOINT   tcp://127.0.0.1:5555 or ipc:///path (repeatable)\n"
@@ -61,7 +62,7 @@ static void serve_usage(FILE *f)
                "                    workers take their own), so they need --local\n"
                "  --max-queued N    queued tasks beyond which submissions are answered busy\n"
                "  --index PATH      retrieve context from this fts5 index (`gryphgen index`)\n"
-               "                    and learn from outcomes into it (default with --http: --db)\n"
+               "                    and learn from outcomes into it\n"
                "  --index-weight W  weight of learned usefulness in its ranking (default 0.5;\n"
                "                    0: plain BM25)\n"
                "  --index-exploration E  share of searches ranked by Thompson draws (0-1,\n"
@@ -73,6 +74,10 @@ static void serve_usage(FILE *f)
                "                    port 0 picks a free one; the URL is printed). Off\n"
                "                    loopback it needs --http-cert/--http-key and tokens;\n"
                "                    without tokens, --insecure and a loopback address\n"
+               "  --http-learn      make --db the grid's index as --index would: context\n"
+               "                    from it and outcomes learned into it (without it,\n"
+               "                    --http's /v1/search only reads --db; learning costs\n"
+               "                    every task a read of its result)\n"
                "  --http-tokens FILE  lines 'TOKEN ROLE [NAME]' (ROLE: observer, submitter\n"
                "                    or admin); the file must be mode 0600\n"
                "  --http-token-env VAR  also admit the token in $VAR, as an admin\n"
@@ -100,6 +105,7 @@ int cli_cmd_serve(int argc, char **argv)
         {"index-exploration", required_argument, NULL, OPT_INDEX_EXPLORATION},
         {"index-frozen", no_argument, NULL, OPT_INDEX_FROZEN},
         {"http", required_argument, NULL, OPT_HTTP},
+        {"http-learn", no_argument, NULL, OPT_HTTP_LEARN},
         {"http-token-env", required_argument, NULL, OPT_HTTP_TOKEN_ENV},
         {"http-tokens", required_argument, NULL, OPT_HTTP_TOKENS},
         {"http-cert", required_argument, NULL, OPT_HTTP_CERT},
@@ -126,7 +132,7 @@ int cli_cmd_serve(int argc, char **argv)
     char bind[4096] = "";
     unsigned local = 0, max_queued = 0, http_port = 0;
     double index_weight = -1, index_exploration = -1;
-    int index_frozen = 0;
+    int index_frozen = 0, http_learn = 0, search_only = 0;
     const char *index_db = NULL, *http = NULL, *http_token_env = NULL, *http_token = NULL;
     const char *http_cert_file = NULL, *http_key_file = NULL, *http_tokens_file = NULL;
     char http_host[128] = "";
@@ -165,6 +171,10 @@ int cli_cmd_serve(int argc, char **argv)
         }
         if (c == OPT_INDEX) {
             index_db = optarg;
+            continue;
+        }
+        if (c == OPT_HTTP_LEARN) {
+            http_learn = 1;
             continue;
         }
         if (c == OPT_INDEX_FROZEN) {
@@ -328,8 +338,19 @@ int cli_cmd_serve(int argc, char **argv)
         cli_errorf("serve: --http-tokens: %s", gg_error_last());
         return CLI_EXIT_USAGE;
     }
-    if (http && !index_db)
+    if (http_learn && (!http || index_db)) {
+        cli_errorf("serve: --http-learn makes --db the index of --http; it goes with --http "
+                   "and without --index (an --index learns already)");
+        ggi_http_tokens_free(&http_tokens);
+        return CLI_EXIT_USAGE;
+    }
+    /* --http without --index serves --db at /v1/search; the grid uses it (retrieves from it
+     * and learns into it) only with --http-learn, since learning costs every task a read of
+     * its result after its commit (several times the cost of a no-op task). */
+    if (http && !index_db) {
         index_db = opts.db_path;
+        search_only = !http_learn && !index_frozen;
+    }
     if (http && !index_db) {
         cli_errorf("serve: --http serves an index: give --index PATH or --db PATH");
         return CLI_EXIT_USAGE;
@@ -374,7 +395,7 @@ int cli_cmd_serve(int argc, char **argv)
         return CLI_EXIT_USAGE;
     }
     gg_orchestrator_options oo = GG_ORCHESTRATOR_OPTIONS_INIT;
-    oo.retriever = frozen ? frozen : index;
+    oo.retriever = search_only ? NULL : frozen ? frozen : index;
     oo.db_path = opts.db_path;
     oo.max_attempts = opts.max_attempts;
     oo.generator = gen;
@@ -436,6 +457,9 @@ int cli_cmd_serve(int argc, char **argv)
                    http_tokens ? "tokens required" : http_token ? "token required"
                                                                 : "NO TOKENS (loopback)");
     }
+    if (http && search_only)
+        cli_noticef("/v1/search reads %s; tasks neither retrieve from it nor teach it "
+                    "(--http-learn: both)", index_db);
     if (req)
         cli_noticef("front door on %s", req);
     cli_noticef("serving on %s (database %s, %s)", bind,
