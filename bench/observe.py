@@ -3,6 +3,7 @@ reads the event stream (/v1/events of the types the dashboard asks for) througho
 every second (as Prometheus does). Touches READY_FILE once the stream is open; on SIGINT
 prints how many events and scrapes it saw. Usage: observe.py BASE_URL READY_FILE"""
 
+import os
 import signal
 import socket
 import sys
@@ -11,6 +12,11 @@ import time
 import urllib.request
 
 base, ready = sys.argv[1], sys.argv[2]
+# The dashboard's (lib/http/dashboard.html): the coalesced summary and the node events. With
+# OBSERVE_TYPES= in the environment, those types instead (the dashboard of 1.2 asked for
+# task.started,task.finished,task.stuck,node.joined,node.lost,node.quarantined).
+TYPES = os.environ.get("OBSERVE_TYPES") or \
+    "grid.summary,task.stuck,node.joined,node.lost,node.quarantined"
 host, port = base.split("://", 1)[1].rsplit(":", 1)
 counts = {"events": 0, "bytes": 0, "scrapes": 0, "failed": 0}
 stop = threading.Event()
@@ -18,8 +24,8 @@ stop = threading.Event()
 
 def stream():
     s = socket.create_connection((host, int(port)))
-    s.sendall(b"GET /v1/events?types=task.started,task.finished,task.stuck,node.joined,"
-              b"node.lost,node.quarantined HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+    s.sendall(b"GET /v1/events?types=" + TYPES.encode() +
+              b" HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
     head = b""
     while b"\r\n\r\n" not in head:
         head += s.recv(4096)

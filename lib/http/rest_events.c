@@ -32,10 +32,16 @@
 
 typedef struct stream stream;
 
+/* An event kept: its text and its type's bit (found once, not once per stream). */
+typedef struct kept {
+    char *text;
+    uint32_t bit;
+} kept;
+
 struct ggi_http_events {
     ggi_http_face *face;
     pthread_mutex_t mu; /* guards everything below */
-    char *ring[RING];
+    kept ring[RING];
     unsigned long long head; /* events received so far; ring[(head - 1) % RING] the last */
     struct timespec last_wake;
     stream *suspended;       /* streams waiting for news */
@@ -87,8 +93,15 @@ static int update_want(ggi_http_events *e)
     if (!e->streams)
         return 0;
     uint32_t u = 0;
-    for (stream *s = e->streams; s; s = s->all_next)
-        u |= s->types;
+    int all = 0;
+    for (stream *s = e->streams; s; s = s->all_next) {
+        all |= s->types == GGI_EVENT_ALL;
+        u |= s->types == GGI_EVENT_ALL ? 0 : s->types;
+    }
+    /* grid.summary goes only to a filter that names it: beside a stream of every type the
+     * relay names every type and it. */
+    if (all)
+        u = u & GGI_EVENT_SUMMARY ? GGI_EVENT_EVERY | GGI_EVENT_SUMMARY : GGI_EVENT_ALL;
     if (u == e->want)
         return 0;
     e->want = u;
@@ -96,14 +109,30 @@ static int update_want(ggi_http_events *e)
     return 1;
 }
 
+/* The bit of an event's type (its "type", the first member of every event). */
+static uint32_t type_bit(const char *ev)
+{
+    static const char head[] = "{\"type\":\"";
+    if (strncmp(ev, head, sizeof head - 1) != 0)
+        return GGI_EVENT_ALL;
+    const char *t = ev + sizeof head - 1, *q = strchr(t, '"');
+    if (!q || q - t > 120)
+        return GGI_EVENT_ALL;
+    char type[128];
+    snprintf(type, sizeof type, "%.*s", (int)(q - t), t);
+    return ggi_event_type_bit(type);
+}
+
 static int relay_deliver(ggi_http_events *e, const char *event_json, int *stop)
 {
     char *copy = strdup(event_json);
+    uint32_t bit = type_bit(event_json);
     pthread_mutex_lock(&e->mu);
     if (copy) {
         unsigned slot = (unsigned)(e->head % RING);
-        free(e->ring[slot]);
-        e->ring[slot] = copy;
+        free(e->ring[slot].text);
+        e->ring[slot].text = copy;
+        e->ring[slot].bit = bit;
         e->head++;
     }
     if (e->suspended && ms_since(&e->last_wake) >= WAKE_MS) {
@@ -210,7 +239,7 @@ void ggi_http_events_free(ggi_http_events **pe)
     ggi_http_events *e = *pe;
     ggi_http_events_stop(e);
     for (int i = 0; i < RING; i++)
-        free(e->ring[i]);
+        free(e->ring[i].text);
     pthread_mutex_destroy(&e->mu);
     pthread_mutex_destroy(&e->start_mu);
     pthread_cond_destroy(&e->subscribed);
@@ -218,20 +247,33 @@ void ggi_http_events_free(ggi_http_events **pe)
     *pe = NULL;
 }
 
-/* Whether the stream wants the event (its "type", the first member of every event). */
-static int wanted(const stream *s, const char *ev)
+/* Whether the stream wants the event. */
+static int wanted(const stream *s, const kept *k)
 {
-    if (s->types == GGI_EVENT_ALL)
-        return 1;
-    static const char head[] = "{\"type\":\"";
-    if (strncmp(ev, head, sizeof head - 1) != 0)
-        return 1;
-    const char *t = ev + sizeof head - 1, *q = strchr(t, '"');
-    if (!q || q - t > 120)
-        return 1;
-    char type[128];
-    snprintf(type, sizeof type, "%.*s", (int)(q - t), t);
-    return (s->types & ggi_event_type_bit(type)) != 0;
+    return ggi_event_mask_hears(s->types, k->bit);
+}
+
+/* Writes the stream's next event straight into buf when it fits in cap bytes: its length,
+ * or 0 (nothing due, or it does not fit: next_text copies it). Under mu. */
+static size_t next_direct(stream *s, char *buf, size_t cap)
+{
+    ggi_http_events *e = s->ev;
+    while (e->head > s->next_seq && e->head - s->next_seq <= RING &&
+           !wanted(s, &e->ring[s->next_seq % RING]))
+        s->next_seq++;
+    if (e->head <= s->next_seq || e->head - s->next_seq > RING)
+        return 0;
+    const char *ev = e->ring[s->next_seq % RING].text;
+    size_t n = strlen(ev);
+    if (n + 40 > cap)
+        return 0;
+    int k = snprintf(buf, cap, "id: %llu\ndata: ", s->next_seq + 1);
+    if (k < 0 || (size_t)k + n + 2 >= cap)
+        return 0;
+    memcpy(buf + k, ev, n);
+    memcpy(buf + k + n, "\n\n", 2);
+    s->next_seq++;
+    return (size_t)k + n + 2;
 }
 
 /* The next text for a stream (under mu): the next event, a note of skipped ones, or a
@@ -241,7 +283,7 @@ static char *next_text(stream *s, unsigned long long *len)
     ggi_http_events *e = s->ev;
     char *t = NULL;
     while (e->head > s->next_seq && e->head - s->next_seq <= RING &&
-           !wanted(s, e->ring[s->next_seq % RING]))
+           !wanted(s, &e->ring[s->next_seq % RING]))
         s->next_seq++;
     if (e->head > s->next_seq && e->head - s->next_seq > RING) {
         unsigned long long skipped = e->head - RING - s->next_seq;
@@ -250,7 +292,7 @@ static char *next_text(stream *s, unsigned long long *len)
         if (t)
             snprintf(t, 96, "event: skipped\ndata: {\"skipped\":%llu}\n\n", skipped);
     } else if (e->head > s->next_seq) {
-        const char *ev = e->ring[s->next_seq % RING];
+        const char *ev = e->ring[s->next_seq % RING].text;
         size_t n = strlen(ev) + 64;
         t = malloc(n);
         if (t)
@@ -270,9 +312,15 @@ static long stream_read(void *cls, unsigned long long pos, char *buf, size_t max
     ggi_http_events *e = s->ev;
     size_t n = 0;
     pthread_mutex_lock(&e->mu);
-    /* As many events as fit: one write for many, not one per event. */
+    /* As many events as fit: one write for many, not one per event; each written straight
+     * into the server's buffer unless it does not fit there whole. */
     while (n < max) {
         if (!s->out && !e->stopping) {
+            size_t k = next_direct(s, buf + n, max - n);
+            if (k) {
+                n += k;
+                continue;
+            }
             unsigned long long len = 0;
             s->out = next_text(s, &len);
             s->out_len = (size_t)len;

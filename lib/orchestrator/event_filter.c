@@ -14,9 +14,11 @@
 static const char *const known[] = {
     "task.started",  "attempt.started", "job.dispatched", "attempt.finished",
     "task.stuck",    "task.finished",   "job.retried",    "job.requeued",
-    "node.joined",   "node.lost",       "node.quarantined",
+    "node.joined",   "node.lost",       "node.quarantined", "grid.summary",
 };
 #define N_KNOWN (sizeof known / sizeof known[0])
+_Static_assert(N_KNOWN == 12 && GGI_EVENT_SUMMARY == (uint32_t)1 << 11,
+               "grid.summary is the known type of bit GGI_EVENT_SUMMARY");
 
 static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int fail(const char *fmt, ...)
@@ -60,7 +62,8 @@ static int unknown(const char *entry, size_t len)
     return fail("event type filter: unknown event type '%.*s' (known: "
                      "task.started, attempt.started, job.dispatched, attempt.finished, "
                      "task.stuck, task.finished, job.retried, job.requeued, node.joined, "
-                     "node.lost, node.quarantined, or a prefix such as 'task.')",
+                     "node.lost, node.quarantined, grid.summary, or a prefix such as "
+                     "'task.')",
                      (int)len, entry);
 }
 

@@ -21,6 +21,21 @@
 /* Every known type (and, for an event of a type this list lacks, every watcher). */
 #define GGI_EVENT_ALL UINT32_MAX
 
+/* grid.summary (docs/events.md): the scheduler's coalesced account of the tasks' course, at
+ * most once a second. Unlike the others it goes only to the filters that name it (by name
+ * or "grid."), never to a watcher of every type nor to the host's event callback. */
+#define GGI_EVENT_SUMMARY ((uint32_t)1 << 11)
+
+/* The types of one event each, all of them (the bits below GGI_EVENT_SUMMARY). */
+#define GGI_EVENT_EVERY (GGI_EVENT_SUMMARY - 1)
+
+/* Whether a watcher with this mask hears an event of the type with this bit. */
+static inline int ggi_event_mask_hears(uint32_t mask, uint32_t bit)
+{
+    return bit == GGI_EVENT_SUMMARY ? mask != GGI_EVENT_ALL && (mask & bit) != 0
+                                    : (mask & bit) != 0;
+}
+
 /* The bit of an event type; GGI_EVENT_ALL for a type not in the list (nobody filters it
  * out). */
 uint32_t ggi_event_type_bit(const char *type);

@@ -218,6 +218,7 @@ typedef struct sched {
     long long tokens;       /* used by the attempts this run recorded */
     int n_watching;         /* clients watching events */
     uint32_t watch_union;   /* the event types any of them watches (event_filter.h) */
+    struct ggi_sched_summary *summary; /* grid.summary's tally while a watcher asks for it */
     double probe_at;        /* when liveness next checks that the clients are connected */
     int peers_gone;         /* clients and nodes forgotten since the last trim */
     double gone_at;         /* when the last of them went */
@@ -310,6 +311,23 @@ cJSON *ggi_sched_event_new(const char *type, const char *task_id);
 
 /* A client asks to hear events (up to MAX_WATCHERS). */
 void ggi_sched_on_watch(sched *s, const identity *to, client *c, const cJSON *b);
+
+/* ---------------------------------------------------------------- sched_summary.c */
+
+/* Starts (or stops) keeping grid.summary's tally as some watcher asks for it (or none). */
+void ggi_sched_summary_update(sched *s);
+
+/* Frees the tally (no watcher asks for it, or the scheduler stops). */
+void ggi_sched_summary_free(sched *s);
+
+/* A task started (status "running") or ended (its end status), for the next grid.summary:
+ * a count and a copy of its id into a bounded ring; nothing without a summary watcher. */
+void ggi_sched_summary_note(sched *s, const char *task_id, const char *status, int attempts,
+                            const char *reason);
+
+/* Sends grid.summary to its watchers when something changed and a second has passed since
+ * the last one (called every round of the loop). */
+void ggi_sched_summary_tick(sched *s);
 
 /* ---------------------------------------------------------------- sched_tasks.c */
 

@@ -418,6 +418,8 @@ void ggi_sched_dispatch(sched *s)
             a->announced = a->attempts + 1;
             if (ggi_sched_events_heard(s)) {
                 cJSON *ev = NULL;
+                if (first && a->attempts == 0 && s->summary)
+                    ggi_sched_summary_note(s, a->task_id, "running", 0, NULL);
                 if (first && a->attempts == 0 && ggi_sched_event_wanted(s, "task.started"))
                     ev = ggi_sched_event_new("task.started", a->task_id);
                 else if (first && a->attempts > 0 && ggi_sched_event_wanted(s, "attempt.started"))

@@ -38,6 +38,7 @@ void ggi_sched_count_watchers(sched *s)
     }
     s->n_watching = n;
     s->watch_union = all;
+    ggi_sched_summary_update(s);
 }
 
 /* Whether anyone hears events as they happen (the host's callback or a watching client). */
@@ -85,15 +86,26 @@ void ggi_sched_emit(sched *s, int64_t seq, cJSON *ev)
         }
         if (s->o->event_fn && text)
             cJSON_AddItemToArray(s->pend[s->cur].events, cJSON_CreateString(text));
-        /* The event's text, printed once, in each watcher's message (as ggp_new(GGP_EVENT)
-         * with "event" would print it, without copying the tree per watcher). */
-        for (client *c = s->clients; c && text; c = c->next) {
-            if (!c->watching || !(c->watch_mask & bit))
+        /* The event's text, printed once, wrapped once in the message of ggp_new(GGP_EVENT)
+         * (without copying the tree), and copied for each further watcher. */
+        char *m = NULL;
+        size_t len = 0;
+        for (client *c = s->clients; c && text && s->n_watching; c = c->next) {
+            if (!c->watching || !ggi_event_mask_hears(c->watch_mask, bit))
                 continue;
-            char *m = ggi_asprintf("{\"ggp\":%d,\"t\":\"event\",\"event\":%s}", GGP_VERSION,
-                                   text);
-            ggi_sched_queue_out(s, &c->id, m, m ? strlen(m) : 0);
+            if (!m) {
+                m = ggi_asprintf("{\"ggp\":%d,\"t\":\"event\",\"event\":%s}", GGP_VERSION,
+                                 text);
+                if (!m)
+                    break;
+                len = strlen(m);
+            }
+            char *copy = malloc(len + 1);
+            if (copy)
+                memcpy(copy, m, len + 1);
+            ggi_sched_queue_out(s, &c->id, copy, copy ? len : 0);
         }
+        free(m);
     }
     cJSON_Delete(ev);
 }

@@ -60,6 +60,8 @@ void ggi_sched_finish_task(sched *s, int64_t seq, const char *task_id, const cha
         return;
     }
     atomic_fetch_add(&s->o->ends_unheard, 1);
+    if (s->summary)
+        ggi_sched_summary_note(s, task_id, status, attempts > 0 ? attempts : 0, reason);
     cJSON *ev = ggi_sched_event_wanted(s, "task.finished")
                     ? ggi_sched_event_new("task.finished", task_id)
                     : NULL;

@@ -387,6 +387,7 @@ void *ggi_scheduler_main(void *arg)
             ggi_sleep_ms(POLL_MS);
         }
         ggi_sched_liveness(&s);
+        ggi_sched_summary_tick(&s);
     }
     /* The last writes, and those that completing them made (a claimed task that cannot be
      * read ends at once). */
@@ -432,6 +433,7 @@ void *ggi_scheduler_main(void *arg)
         cJSON_Delete(pd->events);
         ggi_batch_free(&s.batch[k]);
     }
+    ggi_sched_summary_free(&s);
     free(s.by_seq);
     free(s.run);
     free(s.run_head);
