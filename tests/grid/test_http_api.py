@@ -272,6 +272,66 @@ def events(url, port):
     check(st == 401, "the event stream needs a token", st)
 
 
+def read_until(s, buf, done):
+    """Reads the stream s onto buf until done(the data lines so far) holds; the lines."""
+    while True:
+        data = [ln[6:] for ln in buf.decode(errors="replace").split("\n")
+                if ln.startswith("data: ")]
+        if done(data):
+            return buf, data
+        chunk = s.recv(65536)
+        if not chunk:
+            return buf, data
+        buf += chunk
+
+
+def summary(url, port):
+    """grid.summary: a stream that names it gets the tasks' course coalesced (their ids,
+    statuses and the failure's reason, counts by status); a stream of every type does not."""
+    named = open_stream(port, "grid.summary")
+    every = socket.create_connection(("127.0.0.1", port), timeout=GUARD_S)
+    every.sendall(b"GET /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                  OBS.encode() + b"\r\n\r\n")
+    try:
+        st, body, _ = call(url + "/v1/tasks", "POST", SUB_A,
+                           jsonl([task("sum-ok"), task("sum-bad", passes=False)]))
+        check(st == 201, "two tasks for the summary are taken", (st, body))
+        seen, ended, failures = {}, {}, {}
+
+        def both_ended(data):
+            for d in data[len(seen.get("_n", [])):]:
+                ev = json.loads(d)
+                check(ev.get("type") == "grid.summary", "the named stream gets only summaries",
+                      ev.get("type"))
+                for t in ev.get("tasks", []):
+                    seen[t["task_id"]] = t
+                for k, v in ev.get("ended", {}).items():
+                    ended[k] = ended.get(k, 0) + v
+                for f in ev.get("failures", []):
+                    failures[f["task_id"]] = f
+            seen["_n"] = data
+            return all(seen.get(t, {}).get("status") in ("passed", "failed")
+                       for t in ("sum-ok", "sum-bad"))
+        read_until(named, b"", both_ended)
+        check(seen.get("sum-ok", {}).get("status") == "passed" and
+              seen.get("sum-bad", {}).get("status") == "failed",
+              "the summaries carry both tasks' ids and ends", seen)
+        check(ended.get("passed", 0) >= 1 and ended.get("failed", 0) >= 1,
+              "the summaries count the ends by status", ended)
+        check(failures.get("sum-bad", {}).get("reason"), "the failure is listed with its reason",
+              failures)
+        # A task after them: once its task.finished is on the stream of every type, no
+        # summary came before it (the relay delivers in order).
+        st, body, _ = call(url + "/v1/tasks", "POST", SUB_A, json.dumps(task("sum-last")))
+        _, data = read_until(every, b"", lambda d: any('"sum-last"' in x and
+                                                        '"task.finished"' in x for x in d))
+        check(data and not any('"grid.summary"' in x for x in data),
+              "a stream of every type gets no summary", [x[:60] for x in data][-5:])
+    finally:
+        named.close()
+        every.close()
+
+
 try:
     refusals()
     log = os.path.join(work, "serve.log")
@@ -290,6 +350,7 @@ try:
         bad_input(url, port)
         run_to_end(url)
         events(url, port)
+        summary(url, port)
         st, body, _ = call(url + "/healthz")
         check(st == 200, "after all that the grid is healthy", (st, body))
         try:  # the server closes the slow request at its deadline (15 s)
@@ -301,7 +362,8 @@ try:
             closed = True  # reset
         check(closed, "the slow client's connection is closed by the server")
         check(not db_rows(db, "SELECT 1 FROM tasks WHERE task_id NOT IN ('obs/5', 'a0', 'a1', "
-                              "'a2', 'a3', 'a4', 'b0', 'ev1')"),
+                              "'a2', 'a3', 'a4', 'b0', 'ev1', 'sum-ok', 'sum-bad', "
+                              "'sum-last')"),
               "nothing but the tasks sent whole was taken")
         slow.close()
     with open(log, errors="replace") as f:
