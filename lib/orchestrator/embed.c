@@ -26,7 +26,7 @@ int gg_orchestrator_connect(gg_orchestrator_t *o, const char *name, gg_client_t 
 
 #define LIST_SELECT                                                                          \
     "SELECT seq, task_id, status, attempts, priority, reason, submitter, created_at, "     \
-    "finished_at FROM tasks WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR "        \
+    "finished_at, end_cause FROM tasks WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR "        \
     "submitter = ?2) AND (?3 IS NULL OR task_id = ?3) AND "
 static const char *const list_sql[2] = {
     LIST_SELECT "seq > ?4 ORDER BY seq LIMIT ?5",
@@ -123,6 +123,7 @@ int gg_orchestrator_tasks(gg_orchestrator_t *o, const char *query_json, char **o
                 cJSON_AddNumberToObject(t, "created_at", sqlite3_column_double(st, 7));
             if (sqlite3_column_type(st, 8) != SQLITE_NULL)
                 cJSON_AddNumberToObject(t, "finished_at", sqlite3_column_double(st, 8));
+            add_text(t, "end_cause", st, 9);
         }
         if (!rc && s != SQLITE_DONE)
             rc = ggi_error(GG_ESTORE, "listing tasks: %s", sqlite3_errmsg(db));

@@ -9,8 +9,25 @@
 #include <string.h>
 #include <time.h>
 
+#include "../store/store.h"
 #include "metrics.h"
 #include "orq.h"
+
+static const char *const cause_names[GGI_METRICS_CAUSES + 1] = {
+    GGI_END_PASSED,         GGI_END_FAILED_TESTS, GGI_END_BUDGET_ATTEMPTS,
+    GGI_END_BUDGET_TOKENS,  GGI_END_BUDGET_RUN_TOKENS, GGI_END_DEADLINE,
+    GGI_END_CANCELLED,      GGI_END_NO_WORKER,    GGI_END_NO_CODE,
+    GGI_END_INFRA,          GGI_END_WORKERS_LOST, GGI_END_INVALID,
+    "other",
+};
+
+void ggi_metrics_task_end(ggi_metrics *m, const char *cause)
+{
+    int i = 0;
+    while (i < GGI_METRICS_CAUSES && !(cause && strcmp(cause, cause_names[i]) == 0))
+        i++;
+    atomic_fetch_add_explicit(&m->ends[i], 1, memory_order_relaxed);
+}
 
 static const double bounds[GGI_HIST_N] = { GGI_HIST_BOUNDS };
 static const char *const stage_names[GGI_STAGES] = { "retrieve", "generate", "analyze",
@@ -203,6 +220,11 @@ static void write_tasks(ggi_buf *b, const ggi_store_counts *c, long long unfinis
 
 static void write_attempts(ggi_buf *b, ggi_metrics *m)
 {
+    head(b, "gryphgen_task_ends_total", "counter",
+         "Tasks ended since start, by why they ended (end_cause).");
+    for (int i = 0; i <= GGI_METRICS_CAUSES; i++)
+        ggi_buf_printf(b, "gryphgen_task_ends_total{cause=\"%s\"} %llu\n", cause_names[i],
+                       atomic_load_explicit(&m->ends[i], memory_order_relaxed));
     head(b, "gryphgen_attempts_total", "counter",
          "Attempts returned to the scheduler since start, by outcome.");
     for (int i = 0; i < GGI_OUTCOMES; i++)

@@ -21,6 +21,8 @@
 /* Distinct model arms counted by name; more are counted as "other". */
 #define GGI_METRICS_ARMS 32
 #define GGI_METRICS_ARM_NAME 64
+/* Task end causes counted by name (GGI_END_* of store.h); the last slot: any other. */
+#define GGI_METRICS_CAUSES 12
 
 typedef enum { GGI_STAGE_RETRIEVE, GGI_STAGE_GENERATE, GGI_STAGE_ANALYZE, GGI_STAGE_EXECUTE,
                GGI_STAGES } ggi_stage;
@@ -46,6 +48,7 @@ typedef struct ggi_metrics {
     atomic_ullong tokens;
     ggi_arm_count arms[GGI_METRICS_ARMS + 1]; /* the last: "other" */
     atomic_int n_arms;
+    atomic_ullong ends[GGI_METRICS_CAUSES + 1]; /* tasks ended, by end cause */
     /* Gauges the scheduler publishes on its liveness tick. */
     atomic_int nodes_ready, nodes_quarantined, slots_total, slots_busy;
     double started_wall; /* seconds since the epoch, set once at start */
@@ -63,6 +66,9 @@ void ggi_hist_observe_ms(ggi_hist *h, double ms);
  * have one writer).
  */
 void ggi_metrics_attempt(ggi_metrics *m, const cJSON *rec);
+
+/** Counts a task's end by its cause (GGI_END_*; NULL or unknown: "other"). */
+void ggi_metrics_task_end(ggi_metrics *m, const char *cause);
 
 /** Publishes the node gauges (scheduler thread). */
 void ggi_metrics_nodes(ggi_metrics *m, int ready, int quarantined, int slots, int busy);

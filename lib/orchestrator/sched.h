@@ -339,13 +339,16 @@ void ggi_sched_summary_tick(sched *s);
  * after the batch's commit, only for the clients waiting for the task and for the learner
  * (complete_batch). */
 void ggi_sched_finish_task(sched *s, int64_t seq, const char *task_id, const char *status,
-                           const char *reason, int attempts, double started_at, int claimed);
+                           const char *cause, const char *reason, int attempts,
+                           double started_at, int claimed);
 
 /* Takes a out of the active set and frees it. */
 void ggi_sched_remove_active(sched *s, active *a);
 
-/* Ends an active task (ggi_sched_finish_task) and removes it from the active set (a is freed). */
-void ggi_sched_end_active(sched *s, active *a, const char *status, const char *reason);
+/* Ends an active task (ggi_sched_finish_task) and removes it from the active set (a is freed).
+ * cause: why (GGI_END_* of store.h, a static string), stored, in task.finished and status. */
+void ggi_sched_end_active(sched *s, active *a, const char *status, const char *cause,
+                          const char *reason);
 
 /* Makes a claimed task active; what it keeps of the row (id, spec) is copied, in one block
  * with the task. */

@@ -277,6 +277,7 @@ void ggi_sched_on_status(sched *s, const identity *to, const cJSON *b)
         cJSON_AddNumberToObject(t, "attempts", row.attempts);
         cJSON_AddNumberToObject(t, "priority", row.priority);
         ggi_json_add_str(t, "reason", row.reason);
+        ggi_json_add_str(t, "end_cause", row.end_cause);
         ggi_store_task_row_free(&row);
     } else {
         ggi_store_counts k;
@@ -332,13 +333,14 @@ void ggi_sched_on_cancel(sched *s, const identity *to, const cJSON *b)
         if (a->inflight)
             a->cancelled = 1; /* ends when its attempt returns */
         else
-            ggi_sched_end_active(s, a, GGI_ST_CANCELLED, "cancelled");
+            ggi_sched_end_active(s, a, GGI_ST_CANCELLED, GGI_END_CANCELLED, "cancelled");
     } else {
         ggi_task_row row;
         memset(&row, 0, sizeof row);
         rc = ggi_store_task_get(s->db, task_id, &row);
         if (rc == GG_OK && strcmp(row.status, GGI_ST_QUEUED) == 0) {
-            ggi_sched_finish_task(s, row.seq, row.task_id, GGI_ST_CANCELLED, "cancelled",
+            ggi_sched_finish_task(s, row.seq, row.task_id, GGI_ST_CANCELLED, GGI_END_CANCELLED,
+                                  "cancelled",
                                   row.attempts, 0, 0);
         } else if (rc == GG_OK && strcmp(row.status, GGI_ST_RUNNING) != 0) {
             rc = ggi_error(GG_ESTATE, "task '%s' has already ended (%s)", task_id, row.status);

@@ -302,7 +302,7 @@ static int unmatchable(sched *s, active *a)
                              "connected%s%s)", needs ? needs : "?", s->n_nodes,
                              lacking ? "; no worker has " : "", lacking ? lacking : "");
     free(lacking);
-    ggi_sched_end_active(s, a, GGI_ST_ERROR, why);
+    ggi_sched_end_active(s, a, GGI_ST_ERROR, GGI_END_NO_WORKER, why);
     free(why);
     free(needs);
     return 1;

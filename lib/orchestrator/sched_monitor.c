@@ -259,7 +259,8 @@ void ggi_sched_end_for_run_budget(sched *s, active *a)
     else
         why = ggi_asprintf("run token budget of %lld (GRYPHGEN_MAX_TOKENS) spent before its "
                            "first attempt", s->max_tokens);
-    ggi_sched_end_active(s, a, GGI_ST_FAILED, why ? why : "run token budget spent");
+    ggi_sched_end_active(s, a, GGI_ST_FAILED, GGI_END_BUDGET_RUN_TOKENS,
+                         why ? why : "run token budget spent");
     free(why);
 }
 
@@ -299,27 +300,28 @@ int ggi_sched_resume_attempt(void *user, int n, int passed, const char *record_j
 int ggi_sched_decide(sched *s, active *a, int last_passed, const char *last_reason)
 {
     if (last_passed) {
-        ggi_sched_end_active(s, a, GGI_ST_PASSED, NULL);
+        ggi_sched_end_active(s, a, GGI_ST_PASSED, GGI_END_PASSED, NULL);
         return 1;
     }
     if (a->attempts >= a->max_attempts) {
         char *why = ggi_asprintf("failed all %d attempt(s); last: %s", a->attempts,
                                  last_reason ? last_reason : "no reason recorded");
-        ggi_sched_end_active(s, a, GGI_ST_FAILED, why);
+        ggi_sched_end_active(s, a, GGI_ST_FAILED, GGI_END_BUDGET_ATTEMPTS, why);
         free(why);
         return 1;
     }
     if (a->max_tokens > 0 && a->tokens >= a->max_tokens) {
         char *why = ggi_asprintf("token budget of %lld spent after %d attempt(s); last: %s",
                                  a->max_tokens, a->attempts, last_reason ? last_reason : "-");
-        ggi_sched_end_active(s, a, GGI_ST_FAILED, why ? why : "token budget spent");
+        ggi_sched_end_active(s, a, GGI_ST_FAILED, GGI_END_BUDGET_TOKENS,
+                             why ? why : "token budget spent");
         free(why);
         return 1;
     }
     if (a->wall_s > 0 && a->started_wall > 0 && ggi_wall_s() - a->started_wall > a->wall_s) {
         char *why = ggi_asprintf("wall budget of %g s spent after %d attempt(s); last: %s",
                                  a->wall_s, a->attempts, last_reason ? last_reason : "-");
-        ggi_sched_end_active(s, a, GGI_ST_FAILED, why);
+        ggi_sched_end_active(s, a, GGI_ST_FAILED, GGI_END_DEADLINE, why);
         free(why);
         return 1;
     }

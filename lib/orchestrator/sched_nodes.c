@@ -239,10 +239,12 @@ void ggi_sched_drop_node(sched *s, node *n, const char *why)
         if (a->lost >= GGI_MAX_LOST) {
             char *reason = ggi_asprintf("%d workers died running it (last: %s, %s)", a->lost,
                                         n->name, why);
-            ggi_sched_end_active(s, a, a->cancelled ? GGI_ST_CANCELLED : GGI_ST_ERROR, reason);
+            ggi_sched_end_active(s, a, a->cancelled ? GGI_ST_CANCELLED : GGI_ST_ERROR,
+                                 a->cancelled ? GGI_END_CANCELLED : GGI_END_WORKERS_LOST,
+                                 reason);
             free(reason);
         } else if (a->cancelled) {
-            ggi_sched_end_active(s, a, GGI_ST_CANCELLED, "cancelled");
+            ggi_sched_end_active(s, a, GGI_ST_CANCELLED, GGI_END_CANCELLED, "cancelled");
         }
     }
     ggi_log(&s->o->log, requeued ? GG_LOG_WARN : GG_LOG_INFO,

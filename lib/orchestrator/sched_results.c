@@ -99,7 +99,7 @@ void ggi_sched_on_result(sched *s, node *from, const char *from_key, int64_t seq
     s->dispatch_due = 1;
     ggi_metrics_attempt(&o->metrics, rec);
     if (a->cancelled) {
-        ggi_sched_end_active(s, a, GGI_ST_CANCELLED, "cancelled");
+        ggi_sched_end_active(s, a, GGI_ST_CANCELLED, GGI_END_CANCELLED, "cancelled");
         return;
     }
     const char *reason = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rec, "reason"));
@@ -144,19 +144,19 @@ void ggi_sched_on_result(sched *s, node *from, const char *from_key, int64_t seq
         if (atomic_load(&o->stopping))
             return; /* interrupted by shutdown: the task stays unfinished and resumes */
         char *why = ggi_asprintf("%s: %s", stage ? stage : "infrastructure", msg ? msg : "?");
-        ggi_sched_end_active(s, a, GGI_ST_ERROR, why);
+        ggi_sched_end_active(s, a, GGI_ST_ERROR, GGI_END_INFRA, why);
         free(why);
         return;
     }
     if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "exhausted"))) {
         if (a->attempts == 0) {
-            ggi_sched_end_active(s, a, GGI_ST_ERROR,
+            ggi_sched_end_active(s, a, GGI_ST_ERROR, GGI_END_NO_CODE,
                                  reason ? reason : "the generator gave no code");
         } else {
             const char *lr = a->last_reason;
             char *why = ggi_asprintf("the generator has nothing more after %d attempt(s); "
                                      "last: %s", a->attempts, lr ? lr : "-");
-            ggi_sched_end_active(s, a, GGI_ST_FAILED, why);
+            ggi_sched_end_active(s, a, GGI_ST_FAILED, GGI_END_FAILED_TESTS, why);
             free(why);
         }
         return;

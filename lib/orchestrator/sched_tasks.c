@@ -39,7 +39,8 @@ static void active_free(active *a)
  * after the batch's commit, only for the clients waiting for the task and for the learner
  * (complete_batch). */
 void ggi_sched_finish_task(sched *s, int64_t seq, const char *task_id, const char *status,
-                           const char *reason, int attempts, double started_at, int claimed)
+                           const char *cause, const char *reason, int attempts,
+                           double started_at, int claimed)
 {
     pending *pd = &s->pend[s->cur];
     /* Only tasks that ran their tests teach the retriever. */
@@ -52,7 +53,8 @@ void ggi_sched_finish_task(sched *s, int64_t seq, const char *task_id, const cha
                 task_id);
         return;
     }
-    ggi_op op = { .kind = GGI_OP_FINISH, .seq = seq, .status = status, .count = attempts,
+    ggi_op op = { .kind = GGI_OP_FINISH, .seq = seq, .status = status, .cause = cause,
+                  .count = attempts,
                   .ts = ggi_wall_s(), .a = started_at, .n = claimed,
                   .text = reason ? ggi_strdup(reason) : NULL };
     if (ggi_sched_add_op(s, &op, !reason || op.text, "the end of a task") != GG_OK) {
@@ -60,6 +62,7 @@ void ggi_sched_finish_task(sched *s, int64_t seq, const char *task_id, const cha
         return;
     }
     atomic_fetch_add(&s->o->ends_unheard, 1);
+    ggi_metrics_task_end(&s->o->metrics, cause);
     if (s->summary)
         ggi_sched_summary_note(s, task_id, status, attempts > 0 ? attempts : 0, reason);
     cJSON *ev = ggi_sched_event_wanted(s, "task.finished")
@@ -73,6 +76,7 @@ void ggi_sched_finish_task(sched *s, int64_t seq, const char *task_id, const cha
         else
             cJSON_AddNullToObject(ev, "passed_attempt");
         ggi_json_add_str(ev, "reason", reason);
+        ggi_json_add_str(ev, "end_cause", cause);
         ggi_sched_emit(s, seq, ev);
     }
     ggi_log(&s->o->log, GG_LOG_INFO, "task '%s' %s%s%s", task_id, status, reason ? ": " : "",
@@ -143,9 +147,11 @@ void ggi_sched_remove_active(sched *s, active *a)
     active_free(a);
 }
 
-void ggi_sched_end_active(sched *s, active *a, const char *status, const char *reason)
+void ggi_sched_end_active(sched *s, active *a, const char *status, const char *cause,
+                          const char *reason)
 {
-    ggi_sched_finish_task(s, a->seq, a->task_id, status, reason, a->attempts, a->started_wall, 1);
+    ggi_sched_finish_task(s, a->seq, a->task_id, status, cause, reason, a->attempts,
+                          a->started_wall, 1);
     ggi_sched_remove_active(s, a);
 }
 
@@ -224,7 +230,7 @@ void ggi_sched_add_active(sched *s, const ggi_task_row *row, const char *submitt
     int rc = a ? read_needs(row, &a->language, &a->needs) : GG_ENOMEM;
     if (rc != GG_OK) {
         /* A row this library cannot read any more ends as an error, not a crash. */
-        ggi_sched_finish_task(s, row->seq, row->task_id, GGI_ST_ERROR,
+        ggi_sched_finish_task(s, row->seq, row->task_id, GGI_ST_ERROR, GGI_END_INVALID,
                     row->spec ? "stored task cannot be read by this version"
                               : "stored task has no spec", row->attempts, row->started_at, 1);
         free(a);

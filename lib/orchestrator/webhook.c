@@ -13,6 +13,7 @@
 
 #include <curl/curl.h>
 
+#include "../store/store.h"
 #include "webhook.h"
 
 /* How long destroy spends on the alerts still queued, at most. */
@@ -93,19 +94,19 @@ static const char *str_of(const cJSON *o, const char *k)
     return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, k));
 }
 
-/* The budget a task's end reason says was spent ("tokens", "wall", "run_tokens"), or NULL.
- * The scheduler's reasons: "token budget of N spent ...", "wall budget of S s spent ...",
- * "run token budget of N (GRYPHGEN_MAX_TOKENS) spent ...". */
-static const char *budget_of(const char *reason)
+/* The budget a task's end cause (its task.finished's "end_cause", GGI_END_* of store.h)
+ * says was spent ("tokens", "wall", "run_tokens"), or NULL. A task that failed all its
+ * attempts is a task.failed, not a budget alert. */
+static const char *budget_of(const char *cause)
 {
-    if (!reason)
-        return NULL;
-    if (strncmp(reason, "run token budget", 16) == 0)
-        return "run_tokens";
-    if (strncmp(reason, "token budget of ", 16) == 0)
-        return "tokens";
-    if (strncmp(reason, "wall budget of ", 15) == 0)
-        return "wall";
+    static const char *const map[][2] = {
+        { GGI_END_BUDGET_TOKENS, "tokens" },
+        { GGI_END_DEADLINE, "wall" },
+        { GGI_END_BUDGET_RUN_TOKENS, "run_tokens" },
+    };
+    for (size_t i = 0; cause && i < sizeof map / sizeof map[0]; i++)
+        if (strcmp(cause, map[i][0]) == 0)
+            return map[i][1];
     return NULL;
 }
 
@@ -116,7 +117,7 @@ static void task_finished(ggi_webhook *w, cJSON *ev)
         return;
     cJSON_DeleteItemFromObjectCaseSensitive(ev, "type");
     ggi_webhook_alert(w, "task.failed", ev);
-    const char *budget = budget_of(str_of(ev, "reason"));
+    const char *budget = budget_of(str_of(ev, "end_cause"));
     if (!budget)
         return;
     /* The run's budget ends every task: told once, not once per task. */

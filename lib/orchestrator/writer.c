@@ -108,8 +108,8 @@ static int run_op(ggi_writer *w, const ggi_op *op)
         return ggi_store_attempt_add(w->s, op->seq, op->n, op->code, op->passed, op->text,
                                      op->ts, op->count);
     case GGI_OP_FINISH:
-        return ggi_store_task_end(w->s, op->seq, op->status, op->text, op->a, op->ts, op->count,
-                                  op->n);
+        return ggi_store_task_end_cause(w->s, op->seq, op->status, op->cause, op->text, op->a,
+                                        op->ts, op->count, op->n);
     case GGI_OP_EVENT:
         return ggi_store_event_insert(w->s, op->seq, op->name, op->text, op->ts);
     case GGI_OP_SCORE:

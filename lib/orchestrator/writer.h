@@ -26,6 +26,7 @@ typedef struct ggi_op {
     double ts, a, b;
     char *code, *text, *name; /* owned */
     const char *status;       /* a static string */
+    const char *cause;        /* a static string: why a task ended (GGI_END_*), or NULL */
 } ggi_op;
 
 /** What a batch claims: up to want tasks, shared fairly among the submitters with queued

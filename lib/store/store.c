@@ -155,6 +155,25 @@ static const char *const migrations[] = {
     "INSERT INTO queue(submitter, priority, seq)"
     "  SELECT submitter, -priority, seq FROM tasks WHERE status = 'queued';"
     "DROP INDEX tasks_fair;"
+    ,
+    /* 6 -> 7: why a task ended, in a column (GGI_END_* in store.h) instead of in the wording
+     * of its reason. The tasks that ended before get the cause their reason's wording
+     * (as 1.2's scheduler wrote it) says, else the most general one of their status. */
+    "ALTER TABLE tasks ADD COLUMN end_cause TEXT;"
+    "UPDATE tasks SET end_cause = CASE"
+    "  WHEN status = 'passed' THEN 'passed'"
+    "  WHEN status = 'cancelled' THEN 'cancelled'"
+    "  WHEN reason LIKE 'run token budget%' THEN 'budget_run_tokens'"
+    "  WHEN reason LIKE 'token budget of %' THEN 'budget_tokens'"
+    "  WHEN reason LIKE 'wall budget of %' THEN 'deadline'"
+    "  WHEN reason LIKE 'failed all %' THEN 'budget_attempts'"
+    "  WHEN reason LIKE 'the generator has nothing more%' THEN 'failed_tests'"
+    "  WHEN reason LIKE 'no connected worker can run%' THEN 'no_worker'"
+    "  WHEN reason LIKE '% workers died running it%' THEN 'workers_lost'"
+    "  WHEN reason LIKE 'stored task %' THEN 'invalid'"
+    "  WHEN status = 'failed' THEN 'failed_tests'"
+    "  ELSE 'infra' END"
+    " WHERE status IN ('passed', 'failed', 'error', 'cancelled');"
 };
 
 /*
@@ -248,7 +267,7 @@ enum stmt_id {
     " json_extract(" TASK_SPEC ", '$.workspace.commit')) END"
 #define RESULT_OBJECT                                                                      \
     "json_object("                                                                         \
-    "'task_id', task_id, 'status', status,"                                                \
+    "'task_id', task_id, 'status', status, 'end_cause', end_cause,"                        \
     " 'attempts', (SELECT count(*) FROM attempts WHERE task_seq = tasks.seq),"             \
     " 'passed_attempt', (SELECT min(n) FROM attempts WHERE task_seq = tasks.seq AND passed),"  \
     " 'tokens', (SELECT CAST(coalesce(sum(CASE WHEN record LIKE '%\"usage\"%' AND"          \
@@ -282,7 +301,7 @@ static const char *const stmt_sql[Q_COUNT_] = {
                    " WHEN NOT json_valid(result) THEN result"
                    " WHEN json_type(result, '$.history') = 'null' THEN"
                    " json_set(result, '$.history', json(" HISTORY "))"
-                   " ELSE result END"
+                   " ELSE result END, end_cause"
                    " FROM tasks WHERE task_id = ?1",
     [Q_TASK_STATUS] = "SELECT status FROM tasks WHERE seq = ?1",
     /* Takes a claim's entries: all of the submitter's up to the last one it read. */
@@ -299,8 +318,8 @@ static const char *const stmt_sql[Q_COUNT_] = {
                               " VALUES " ROWS4 "," ROWS4 "," ROWS4 "," ROWS4,
     [Q_TASK_SET_ATTEMPTS] = "UPDATE tasks SET attempts = ?2 WHERE seq = ?1",
     [Q_ATTEMPTS_EACH] = "SELECT n, passed, record FROM attempts WHERE task_seq = ?1 ORDER BY n",
-    /* ?7: when it started (kept when one is stored). */
-    [Q_TASK_FINISH] = "UPDATE tasks SET status = ?2, reason = ?3, finished_at = ?4,"
+    /* ?6: when it started (kept when one is stored); ?7: why it ended (GGI_END_*). */
+    [Q_TASK_FINISH] = "UPDATE tasks SET status = ?2, reason = ?3, finished_at = ?4, end_cause = ?7,"
                       " attempts = coalesce(?5, attempts), started_at = coalesce(started_at, ?6)"
                       " WHERE seq = ?1 AND (status = 'queued' OR status = 'running')",
     [Q_TASK_REQUEUE] = "UPDATE tasks SET status = 'queued', started_at = coalesce(started_at, ?2)"
@@ -597,6 +616,7 @@ void ggi_store_task_row_free(ggi_task_row *row)
     free(row->result);
     free(row->language);
     free(row->needs);
+    free(row->end_cause);
     memset(row, 0, sizeof *row);
 }
 
@@ -619,6 +639,8 @@ static int row_read(sqlite3_stmt *st, ggi_task_row *row)
         rc = col_dup(st, 9, &row->reason);
     if (!rc)
         rc = col_dup(st, 10, &row->result);
+    if (!rc && sqlite3_column_count(st) > 11)
+        rc = col_dup(st, 11, &row->end_cause);
     if (!rc && (!row->task_id || !row->spec || !row->status))
         rc = ggi_error(GG_ESTORE, "task row %lld has NULL in a NOT NULL column",
                        (long long)row->seq);
@@ -1300,6 +1322,14 @@ static int is_end_status(const char *status)
 int ggi_store_task_end(ggi_store *s, int64_t seq, const char *status, const char *reason,
                        double started_at, double now, int attempts, int claimed)
 {
+    return ggi_store_task_end_cause(s, seq, status, NULL, reason, started_at, now, attempts,
+                                    claimed);
+}
+
+int ggi_store_task_end_cause(ggi_store *s, int64_t seq, const char *status, const char *cause,
+                             const char *reason, double started_at, double now, int attempts,
+                             int claimed)
+{
     if (!s)
         return ggi_error(GG_EINVAL, "ggi_store_task_end: s is NULL");
     if (!is_end_status(status))
@@ -1322,6 +1352,8 @@ int ggi_store_task_end(ggi_store *s, int64_t seq, const char *status, const char
             sqlite3_bind_int(st, 5, attempts);
         if (started_at > 0)
             sqlite3_bind_double(st, 6, started_at);
+        if (cause)
+            sqlite3_bind_text(st, 7, cause, -1, SQLITE_STATIC);
         if (sqlite3_step(st) != SQLITE_DONE)
             rc = fail(s, "finishing task %lld", (long long)seq);
         else

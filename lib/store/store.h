@@ -24,8 +24,26 @@ typedef struct ggi_store ggi_store;
 #define GGI_ST_ERROR "error"
 #define GGI_ST_CANCELLED "cancelled"
 
+/**
+ * Why a task ended (the tasks.end_cause column, "end_cause" of task.finished, status and
+ * results; docs/tasks.md "Why a task ended"): one of these words, set by the scheduler where
+ * it ends the task, never read back from the reason's wording.
+ */
+#define GGI_END_PASSED "passed"                 /* an attempt passed its tests */
+#define GGI_END_FAILED_TESTS "failed_tests"     /* the generator had nothing more to try */
+#define GGI_END_BUDGET_ATTEMPTS "budget_attempts" /* max_attempts failed */
+#define GGI_END_BUDGET_TOKENS "budget_tokens"   /* the task's token budget is spent */
+#define GGI_END_BUDGET_RUN_TOKENS "budget_run_tokens" /* the run's (GRYPHGEN_MAX_TOKENS) */
+#define GGI_END_DEADLINE "deadline"             /* the task's wall budget is spent */
+#define GGI_END_CANCELLED "cancelled"           /* a client cancelled it */
+#define GGI_END_NO_WORKER "no_worker"           /* no connected worker can run it */
+#define GGI_END_NO_CODE "no_code"               /* the generator gave no code at all */
+#define GGI_END_INFRA "infra"                   /* an infrastructure fault, retries spent */
+#define GGI_END_WORKERS_LOST "workers_lost"     /* workers died running it, again and again */
+#define GGI_END_INVALID "invalid"               /* its stored spec cannot be read */
+
 /** The schema version this library writes. */
-#define GGI_STORE_SCHEMA_VERSION 6
+#define GGI_STORE_SCHEMA_VERSION 7
 
 /**
  * Opens (creating when missing) the database at path, sets WAL, synchronous=NORMAL, reads
@@ -131,6 +149,7 @@ typedef struct ggi_task_row {
     char *result;      /* result JSON once ended, else NULL */
     char *language;    /* as stored for the scheduler (claims only), or NULL: not known */
     char *needs;       /* ggi_task_needs() as stored (claims only), or NULL */
+    char *end_cause;   /* GGI_END_* once ended (ggi_store_task_get only), or NULL */
 } ggi_task_row;
 
 void ggi_store_task_row_free(ggi_task_row *row);
@@ -207,6 +226,11 @@ int ggi_store_task_requeue(ggi_store *s, int64_t seq, double started_at);
  */
 int ggi_store_task_end(ggi_store *s, int64_t seq, const char *status, const char *reason,
                        double started_at, double now, int attempts, int claimed);
+
+/** ggi_store_task_end storing why the task ended too (a GGI_END_* word; NULL: none). */
+int ggi_store_task_end_cause(ggi_store *s, int64_t seq, const char *status, const char *cause,
+                             const char *reason, double started_at, double now, int attempts,
+                             int claimed);
 
 /**
  * Takes a claim's queue entries: submitter's entries up to (priority, last_seq), the last

@@ -250,6 +250,112 @@ static void test_orchestrator_alerts(void)
     receiver_stop(&r);
 }
 
+/* The end cause of a task as its result says (NULL: none); malloc'd. */
+static char *end_cause_of(gg_orchestrator_t *o, const char *task_id)
+{
+    char *res = NULL;
+    if (gg_orchestrator_result(o, task_id, &res) != GG_OK)
+        return NULL;
+    cJSON *j = cJSON_Parse(res);
+    gg_free(res);
+    const char *c = cJSON_GetStringValue(cJSON_GetObjectItem(j, "end_cause"));
+    char *out = c ? strdup(c) : NULL;
+    cJSON_Delete(j);
+    return out;
+}
+
+#define TASK(id, cands, extra)                                                              \
+    "{\"task_id\": \"" id "\", \"language\": \"python\", \"prompt\": \"p\", "                 \
+    "\"entry_point\": \"f\", \"stub\": \"\", \"test\": \"assert f() == 1\\n\", "                \
+    "\"candidates\": [" cands "]" extra "}"
+#define WRONG "\"def f():\\n    return 2\\n\""
+
+static int stop_cancelled(void *arg)
+{
+    char *cause = end_cause_of(arg, "c/stop");
+    int ok = cause && strcmp(cause, "cancelled") == 0;
+    free(cause);
+    return ok;
+}
+
+/* Why each task ended is a field, set where the scheduler ends it: in the result (and so
+ * status and REST), in task.finished, in the webhook's alerts, and in the metrics; the
+ * budget.exhausted alert follows the field. */
+static void test_end_causes(void)
+{
+    receiver r;
+    receiver_start(&r, NULL, 0);
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/hook", r.port);
+    const char *hooks[] = { url, NULL };
+    gg_orchestrator_options opts = GG_ORCHESTRATOR_OPTIONS_INIT;
+    opts.workers = 1;
+    opts.webhooks = hooks;
+    opts.stall_alert_s = -1;
+    gg_orchestrator_t *o = NULL;
+    CHECK_RC(gg_orchestrator_new(&o, &opts), GG_OK);
+    static const char *const tasks[][2] = {
+        { TASK("c/pass", "\"def f():\\n    return 1\\n\"", ""), "passed" },
+        { TASK("c/tries", WRONG "," WRONG, ", \"budget\": {\"max_attempts\": 1}"),
+          "budget_attempts" },
+        { TASK("c/tests", WRONG, ", \"budget\": {\"max_attempts\": 5}"), "failed_tests" },
+        { TASK("c/wall", WRONG "," WRONG,
+               ", \"budget\": {\"max_attempts\": 5, \"wall_s\": 0.000001}"), "deadline" },
+        { TASK("c/nocode", "", ""), "no_code" },
+        { TASK("c/label", WRONG, ", \"requirements\": {\"labels\": {\"zone\": \"mars\"}}"),
+          "no_worker" },
+    };
+    enum { N_TASKS = sizeof tasks / sizeof tasks[0] };
+    for (int i = 0; i < N_TASKS; i++)
+        CHECK_RC(gg_orchestrator_submit(o, tasks[i][0], NULL), GG_OK);
+    CHECK_RC(gg_orchestrator_drain(o, (int)TEST_DEADLINE_MS), GG_OK);
+    for (int i = 0; i < N_TASKS; i++) {
+        cJSON *t = cJSON_Parse(tasks[i][0]);
+        const char *id = cJSON_GetStringValue(cJSON_GetObjectItem(t, "task_id"));
+        char *cause = end_cause_of(o, id);
+        CHECK(cause && strcmp(cause, tasks[i][1]) == 0);
+        if (!cause || strcmp(cause, tasks[i][1]) != 0)
+            fprintf(stderr, "  %s ended %s, want %s\n", id, cause ? cause : "(none)",
+                    tasks[i][1]);
+        if (i > 0) { /* every one but the first raises task.failed with its cause */
+            cJSON *a = wait_alert(&r, "task.failed", id);
+            CHECK(a && str(a, "end_cause") && strcmp(str(a, "end_cause"), tasks[i][1]) == 0);
+            cJSON_Delete(a);
+        }
+        free(cause);
+        cJSON_Delete(t);
+    }
+    /* Only the deadline is a spent budget among them (all task.failed alerts are in). */
+    cJSON *a = find_alert(&r, "budget.exhausted", "c/wall");
+    CHECK(a && str(a, "budget") && strcmp(str(a, "budget"), "wall") == 0);
+    cJSON_Delete(a);
+    int n_budget = 0;
+    pthread_mutex_lock(&r.mu);
+    for (int i = 0; i < r.n; i++)
+        n_budget += strstr(r.bodies[i], "budget.exhausted") != NULL;
+    pthread_mutex_unlock(&r.mu);
+    CHECK(n_budget == 1);
+    char *text = NULL;
+    CHECK_RC(gg_orchestrator_metrics(o, &text), GG_OK);
+    CHECK(text && strstr(text, "gryphgen_task_ends_total{cause=\"deadline\"} 1\n"));
+    CHECK(text && strstr(text, "gryphgen_task_ends_total{cause=\"no_worker\"} 1\n"));
+    CHECK(text && strstr(text, "gryphgen_task_ends_total{cause=\"passed\"} 1\n"));
+    gg_free(text);
+    gg_orchestrator_destroy(&o);
+
+    /* Cancelled: with no worker at all a task waits in the queue until cancelled. */
+    gg_orchestrator_options q = GG_ORCHESTRATOR_OPTIONS_INIT;
+    q.local_workers = 0;
+    q.webhooks = hooks;
+    q.stall_alert_s = -1;
+    CHECK_RC(gg_orchestrator_new(&o, &q), GG_OK);
+    CHECK_RC(gg_orchestrator_submit(o, TASK("c/stop", WRONG, ""), NULL), GG_OK);
+    CHECK_RC(gg_orchestrator_cancel(o, "c/stop"), GG_OK);
+    CHECK(test_wait_for(stop_cancelled, o)); /* its end is told once it is durable */
+    gg_orchestrator_destroy(&o);
+    receiver_stop(&r);
+}
+
 typedef struct stats_wait {
     ggi_webhook *w;
     struct gg_orchestrator *o;
@@ -406,10 +512,16 @@ static void test_stall(void)
     cJSON_Delete(a);
     ggi_webhook_event(w, "{\"type\":\"task.finished\",\"ts\":1,\"task_id\":\"r\","
                          "\"status\":\"failed\",\"reason\":\"run token budget of 5 "
-                         "(GRYPHGEN_MAX_TOKENS) spent before its first attempt\"}");
+                         "(GRYPHGEN_MAX_TOKENS) spent before its first attempt\","
+                         "\"end_cause\":\"budget_run_tokens\"}");
+    /* The cause decides, never the reason's wording: worded like a budget, it is none. */
+    ggi_webhook_event(w, "{\"type\":\"task.finished\",\"ts\":1,\"task_id\":\"r3\","
+                         "\"status\":\"failed\",\"reason\":\"token budget of 9 spent "
+                         "says the test's own output\",\"end_cause\":\"failed_tests\"}");
     ggi_webhook_event(w, "{\"type\":\"task.finished\",\"ts\":1,\"task_id\":\"r2\","
                          "\"status\":\"failed\",\"reason\":\"run token budget of 5 "
-                         "(GRYPHGEN_MAX_TOKENS) spent before its first attempt\"}");
+                         "(GRYPHGEN_MAX_TOKENS) spent before its first attempt\","
+                         "\"end_cause\":\"budget_run_tokens\"}");
     ggi_webhook_event(w, "not json at all");
     a = wait_alert(&r, "task.failed", "r2");
     cJSON_Delete(a);
@@ -422,7 +534,7 @@ static void test_stall(void)
     for (int i = 0; i < r.n; i++)
         n_budget += strstr(r.bodies[i], "budget.exhausted") != NULL;
     pthread_mutex_unlock(&r.mu);
-    CHECK(n_budget == 1); /* told once for the run */
+    CHECK(n_budget == 1); /* told once for the run, and r3's wording is no budget */
     ggi_webhook_destroy(&w);
     receiver_stop(&r);
 }
@@ -453,6 +565,7 @@ int main(void)
     test_retry_and_refusal();
     test_stall();
     test_orchestrator_alerts();
+    test_end_causes();
     test_dead_receiver();
     return test_exit();
 }

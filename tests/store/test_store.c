@@ -1247,6 +1247,76 @@ static void test_background_checkpoint(void)
     remove_db(path);
 }
 
+
+/* Why a task ended is stored (schema 7), and a database of schema 6 migrates: its ended
+ * tasks get the cause their reason's wording (as 1.2 wrote it) says, its others none. */
+static void test_end_cause(void)
+{
+    const char *path = tpath(0, "cause.db");
+    ggi_store *s = NULL;
+    CHECK_RC(ggi_store_open(&s, path), 0);
+    if (!s)
+        return;
+    static const char *const ids[] = { "ok", "spent", "wall", "tries", "gen", "nowk", "lost",
+                                       "bad", "fault", "stop", "run", "waiting" };
+    int64_t seq[12] = { 0 };
+    int existing = 0;
+    for (int i = 0; i < 12; i++)
+        CHECK_RC(test_task_insert(s, ids[i], "{}", ids[i], 0, 1.0, &seq[i], &existing), 0);
+    CHECK_RC(ggi_store_task_end_cause(s, seq[0], GGI_ST_PASSED, GGI_END_PASSED, NULL, 0, 2.0,
+                                      1, 0), 0);
+    ggi_task_row row = { 0 };
+    CHECK_RC(ggi_store_task_get(s, "ok", &row), 0);
+    CHECK_STR(row.end_cause, GGI_END_PASSED);
+    CHECK(row.result && strstr(row.result, "\"end_cause\":\"passed\""));
+    ggi_store_task_row_free(&row);
+    CHECK_RC(ggi_store_task_get(s, "waiting", &row), 0);
+    CHECK(row.end_cause == NULL); /* not ended */
+    ggi_store_task_row_free(&row);
+    /* The other ends as 1.2 stored them: the reason only. */
+    static const char *const ends[][3] = {
+        { "spent", GGI_ST_FAILED, "token budget of 10 spent after 2 attempt(s); last: -" },
+        { "wall", GGI_ST_FAILED, "wall budget of 1 s spent after 1 attempt(s); last: -" },
+        { "tries", GGI_ST_FAILED, "failed all 3 attempt(s); last: AssertionError" },
+        { "gen", GGI_ST_FAILED, "the generator has nothing more after 2 attempt(s); last: x" },
+        { "nowk", GGI_ST_ERROR, "no connected worker can run this task (needs gpu)" },
+        { "lost", GGI_ST_ERROR, "5 workers died running it (last: w, left)" },
+        { "bad", GGI_ST_ERROR, "stored task cannot be read by this version" },
+        { "fault", GGI_ST_ERROR, "execute: sandbox setup failed" },
+        { "stop", GGI_ST_CANCELLED, "cancelled" },
+        { "run", GGI_ST_FAILED, "run token budget of 5 (GRYPHGEN_MAX_TOKENS) spent before its "
+                                "first attempt" },
+    };
+    for (int i = 0; i < 10; i++)
+        CHECK_RC(ggi_store_task_end(s, seq[i + 1], ends[i][1], ends[i][2], 0, 2.0, 1, 0), 0);
+    ggi_store_close(&s);
+    /* Back to schema 6: no end_cause column. */
+    CHECK(test_db_exec(path, "ALTER TABLE tasks DROP COLUMN end_cause;"
+                             "PRAGMA user_version = 6;") == SQLITE_OK);
+    CHECK_RC(ggi_store_open(&s, path), 0);
+    if (!s)
+        return;
+    CHECK(test_db_int(path, "PRAGMA user_version") == GGI_STORE_SCHEMA_VERSION);
+    static const char *const want[] = {
+        GGI_END_PASSED, GGI_END_BUDGET_TOKENS, GGI_END_DEADLINE, GGI_END_BUDGET_ATTEMPTS,
+        GGI_END_FAILED_TESTS, GGI_END_NO_WORKER, GGI_END_WORKERS_LOST, GGI_END_INVALID,
+        GGI_END_INFRA, GGI_END_CANCELLED, GGI_END_BUDGET_RUN_TOKENS, NULL,
+    };
+    for (int i = 0; i < 12; i++) {
+        CHECK_RC(ggi_store_task_get(s, ids[i], &row), 0);
+        if (want[i]) {
+            CHECK(row.end_cause && strcmp(row.end_cause, want[i]) == 0);
+            if (!row.end_cause || strcmp(row.end_cause, want[i]) != 0)
+                fprintf(stderr, "  task %s: end_cause %s, want %s\n", ids[i],
+                        row.end_cause ? row.end_cause : "NULL", want[i]);
+        } else {
+            CHECK(row.end_cause == NULL);
+        }
+        ggi_store_task_row_free(&row);
+    }
+    ggi_store_close(&s);
+}
+
 int main(void)
 {
     const char *base = getenv("TMPDIR");
@@ -1258,6 +1328,7 @@ int main(void)
     test_open();
     test_refusals();
     test_tasks();
+    test_end_cause();
     test_claim();
     test_attempts();
     test_attempts_many();
