@@ -236,6 +236,62 @@ static int grid_counts(gg_client_t *c, unsigned long *queued, unsigned long *run
     return ok ? 0 : -1;
 }
 
+/* The capabilities this scaler's workers will have, as gg_client_demand asks: with Slurm
+ * their labels are the --label options it passes on (none: {}, so a task that needs a label
+ * is no demand for them); with Kubernetes the Deployment sets them, so they are not checked.
+ * Languages, GPUs and libraries are not known here and not checked. NULL when out of
+ * memory. */
+static char *worker_caps(const scale_config *cfg, int labels_known)
+{
+    cJSON *caps = cJSON_CreateObject();
+    cJSON *labels = labels_known ? cJSON_AddObjectToObject(caps, "labels") : NULL;
+    for (unsigned i = 0; labels && i < cfg->n_worker_args; i++) {
+        const char *a = cfg->worker_args[i];
+        if (strncmp(a, "--label=", 8) != 0)
+            continue;
+        const char *eq = strchr(a + 8, '=');
+        char key[256];
+        if (!eq || (size_t)(eq - (a + 8)) >= sizeof key)
+            continue;
+        snprintf(key, sizeof key, "%.*s", (int)(eq - (a + 8)), a + 8);
+        cJSON_DeleteItemFromObjectCaseSensitive(labels, key);
+        cJSON_AddStringToObject(labels, key, eq + 1);
+    }
+    char *text = caps ? cJSON_PrintUnformatted(caps) : NULL;
+    cJSON_Delete(caps);
+    return text;
+}
+
+/* The demand this scaler's workers could serve: the unfinished tasks they could run and
+ * those of them no worker holds. 0; -1 when the orchestrator did not answer (said why); -2
+ * when it is older than 1.3 and cannot say (the caller counts every task instead). */
+static int demand_counts(gg_client_t *c, const char *caps, unsigned long *tasks,
+                         unsigned long *waiting)
+{
+    char *js = NULL;
+    int rc = gg_client_demand(c, caps, &js);
+    if (rc == GG_EVERSION)
+        return -2;
+    if (rc != 0) {
+        cli_errorf("scale: demand: %s", gg_error_last());
+        return -1;
+    }
+    cJSON *d = cJSON_Parse(js);
+    gg_free(js);
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(d, "tasks");
+    const cJSON *w = cJSON_GetObjectItemCaseSensitive(d, "waiting");
+    int ok = cJSON_IsNumber(t) && cJSON_IsNumber(w) && t->valuedouble >= 0 &&
+             w->valuedouble >= 0;
+    if (ok) {
+        *tasks = (unsigned long)t->valuedouble;
+        *waiting = (unsigned long)w->valuedouble;
+    } else {
+        cli_errorf("scale: the orchestrator's demand has no tasks/waiting counts");
+    }
+    cJSON_Delete(d);
+    return ok ? 0 : -1;
+}
+
 static double mono_s(void)
 {
     struct timespec ts;
@@ -264,15 +320,24 @@ static int scale_loop(const scale_engine_vt *vt, scale_engine *e, const scale_co
 {
     double lower_since = -1;
     unsigned last_target = UINT_MAX;
+    /* The demand its workers can serve (1.3), else every task (an older orchestrator). */
+    char *caps = worker_caps(cfg, strcmp(vt->name, "kubernetes") != 0);
     while (!cli_interrupted) {
-        unsigned long queued = 0, running = 0, held = 0;
+        unsigned long queued = 0, running = 0, held = 0, tasks = 0, waiting = 0;
         scale_count c = {0, 0};
-        if (grid_counts(client, &queued, &running, &held) != 0 || vt->count(e, &c) != 0) {
+        int d = caps ? demand_counts(client, caps, &tasks, &waiting) : -2;
+        if (d == -2) {
+            free(caps);
+            caps = NULL;
+            d = grid_counts(client, &queued, &running, &held);
+            tasks = queued + running;
+            waiting = queued + running > held ? queued + running - held : 0;
+        }
+        if (d != 0 || vt->count(e, &c) != 0) {
             nap_ms(ro->poll_ms);
             continue; /* said why; the next look may work */
         }
-        unsigned need = scale_need(queued, running, cfg->slots, ro->min_jobs, ro->max_jobs);
-        unsigned long waiting = queued + running > held ? queued + running - held : 0;
+        unsigned need = scale_need(tasks, 0, cfg->slots, ro->min_jobs, ro->max_jobs);
         unsigned live = c.pending + c.running;
         unsigned target = live;
         if (need > live && (waiting > 0 || live < ro->min_jobs)) {
@@ -288,14 +353,15 @@ static int scale_loop(const scale_engine_vt *vt, scale_engine *e, const scale_co
             lower_since = -1;
         }
         if (target != last_target && ro->log_info)
-            fprintf(stderr, "gryphgen: info: scale: %lu tasks queued, %lu running, %lu waiting "
-                    "for a worker; %u pending and %u running workers; target %u\n", queued,
-                    running, waiting, c.pending, c.running, target);
+            fprintf(stderr, "gryphgen: info: scale: %lu tasks its workers can run, %lu waiting "
+                    "for a worker; %u pending and %u running workers; target %u\n", tasks,
+                    waiting, c.pending, c.running, target);
         last_target = target;
         if (target != live)
             vt->apply(e, &c, target); /* a failure is said; the next look tries again */
         nap_ms(ro->poll_ms);
     }
+    free(caps);
     return CLI_EXIT_OK;
 }
 

@@ -535,6 +535,39 @@ int gg_client_status(gg_client_t *c, const char *task_id, char **out_json)
     return *out_json ? GG_OK : ggi_error(GG_ENOMEM, "out of memory");
 }
 
+int gg_client_demand(gg_client_t *c, const char *caps_json, char **out_json)
+{
+    if (out_json)
+        *out_json = NULL;
+    if (!c || !caps_json || !out_json)
+        return ggi_error(GG_EINVAL, "client, capabilities and out pointer must not be NULL");
+    cJSON *caps = cJSON_Parse(caps_json);
+    if (!cJSON_IsObject(caps)) {
+        cJSON_Delete(caps);
+        return ggi_error(GG_EINVAL, "demand: the capabilities must be a JSON object");
+    }
+    cJSON *req = ggp_new(GGP_STATUS);
+    if (!req || !cJSON_AddItemToObject(req, "demand", caps)) {
+        cJSON_Delete(caps);
+        cJSON_Delete(req);
+        return ggi_error(GG_ENOMEM, "out of memory");
+    }
+    cJSON *reply = NULL;
+    int rc = request(c, req, c->timeout_ms, &reply);
+    if (rc)
+        return rc;
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(reply, "status"), "demand");
+    if (!cJSON_IsObject(d)) {
+        cJSON_Delete(reply);
+        return ggi_error(GG_EVERSION, "the orchestrator does not answer demand questions "
+                         "(older than 1.3)");
+    }
+    *out_json = ggi_json_print(d);
+    cJSON_Delete(reply);
+    return *out_json ? GG_OK : ggi_error(GG_ENOMEM, "out of memory");
+}
+
 int gg_client_cancel(gg_client_t *c, const char *task_id)
 {
     if (!c || !task_id)

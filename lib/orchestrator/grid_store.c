@@ -21,6 +21,7 @@ enum {
     G_SCORE_LOAD,
     G_SCORE_SAVE,
     G_SCORES_OF,
+    G_QUEUED_NEEDS,
     G_COUNT_
 };
 
@@ -49,6 +50,9 @@ static const char *const sql[G_COUNT_] = {
                      " SET ok = ?3, latency_ms = ?4, n = ?5, updated_at = ?6",
     [G_SCORES_OF] = "SELECT language, ok, latency_ms, n FROM node_scores WHERE node = ?1"
                     " ORDER BY updated_at DESC LIMIT ?2",
+    /* What the queued tasks need (a scaler's demand: sched_demand.c), in key order. */
+    [G_QUEUED_NEEDS] = "SELECT language, needs FROM queue CROSS JOIN tasks"
+                       " ON tasks.seq = queue.seq WHERE tasks.status = 'queued' LIMIT ?1",
 };
 
 struct ggi_grid_db {
@@ -267,6 +271,26 @@ int ggi_grid_claim(ggi_grid_db *g, const char *submitter, int limit, double now,
             ggi_claimed_release(&(*rows)[i]);
         *n = first;
     }
+    return rc;
+}
+
+int ggi_grid_each_queued(ggi_grid_db *g, int max,
+                         void (*fn)(void *user, const char *language, const char *needs),
+                         void *user, int *scanned)
+{
+    *scanned = 0;
+    sqlite3_stmt *st = get(g, G_QUEUED_NEEDS);
+    if (!st)
+        return ggi_error_wrap("reading the queue's needs: ");
+    sqlite3_bind_int(st, 1, max);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        fn(user, (const char *)sqlite3_column_text(st, 0),
+           (const char *)sqlite3_column_text(st, 1));
+        (*scanned)++;
+    }
+    rc = rc == SQLITE_DONE ? GG_OK : fail(g, "reading the queue's needs");
+    sqlite3_reset(st);
     return rc;
 }
 

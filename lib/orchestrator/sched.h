@@ -312,6 +312,14 @@ cJSON *ggi_sched_event_new(const char *type, const char *task_id);
 /* A client asks to hear events (up to MAX_WATCHERS). */
 void ggi_sched_on_watch(sched *s, const identity *to, client *c, const cJSON *b);
 
+/* ---------------------------------------------------------------- sched_demand.c */
+
+/* A scaler's question (a `status` request's "demand": the capabilities its workers would
+ * have): adds to status "demand" with the unfinished tasks such a worker could run (the
+ * queue read up to a limit). GG_EINVAL naming what is wrong with the question. Needs the
+ * writer idle (on_status's sync point). */
+int ggi_sched_demand(sched *s, const cJSON *question, cJSON *status);
+
 /* ---------------------------------------------------------------- sched_summary.c */
 
 /* Starts (or stops) keeping grid.summary's tally as some watcher asks for it (or none). */

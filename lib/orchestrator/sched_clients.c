@@ -300,6 +300,12 @@ void ggi_sched_on_status(sched *s, const identity *to, const cJSON *b)
         cJSON_AddNumberToObject(t, "clients", s->n_clients);
         cJSON_AddNumberToObject(t, "foreign", (double)atomic_load(&s->o->n_foreign));
         ggi_orq_observe_status(s->o, t);
+        const cJSON *q = cJSON_GetObjectItemCaseSensitive(b, "demand");
+        if (q && ggi_sched_demand(s, q, t) != GG_OK) {
+            cJSON_Delete(m);
+            ggi_sched_reply_error(s, to, rid, GG_EINVAL, gg_error_last());
+            return;
+        }
         cJSON *nodes = cJSON_AddArrayToObject(t, "nodes");
         double now = ggi_now_ms();
         for (node *n = s->nodes; n; n = n->next) {
