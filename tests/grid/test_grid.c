@@ -1826,6 +1826,71 @@ static void test_security_rule(void)
         fprintf(stderr, "could not remove the rule test's key files\n");
 }
 
+/* A scaler's demand (gg_client_demand): the unfinished tasks a worker with the given
+ * capabilities could run, and clear refusals of a bad question. */
+static double demand_of(gg_client_t *c, const char *caps, const char *key)
+{
+    char *js = NULL;
+    if (gg_client_demand(c, caps, &js) != GG_OK)
+        return -1;
+    cJSON *d = cJSON_Parse(js);
+    gg_free(js);
+    const cJSON *v = cJSON_GetObjectItem(d, key);
+    double r = cJSON_IsNumber(v) ? v->valuedouble : cJSON_IsBool(v) ? cJSON_IsTrue(v) : -2;
+    cJSON_Delete(d);
+    return r;
+}
+
+static void test_demand(void)
+{
+    char ep[64], db[300];
+    gg_orchestrator_t *o = serve(ep, db, "demand.db", 0);
+    if (!o)
+        return;
+    gg_client_t *c = client_to(ep, "scaler");
+    static const char *const tasks[] = {
+        "{\"task_id\":\"d-mars\",\"language\":\"python\",\"prompt\":\"p\","
+        "\"candidates\":[\"x\"],\"requirements\":{\"labels\":{\"zone\":\"mars\"}}}",
+        "{\"task_id\":\"d-earth\",\"language\":\"python\",\"prompt\":\"p\","
+        "\"candidates\":[\"x\"],\"requirements\":{\"labels\":{\"zone\":\"earth\"}}}",
+        "{\"task_id\":\"d-plain\",\"language\":\"c\",\"prompt\":\"p\",\"candidates\":[\"x\"]}",
+        "{\"task_id\":\"d-gpu\",\"language\":\"python\",\"prompt\":\"p\",\"candidates\":[\"x\"],"
+        "\"requirements\":{\"gpus\":2}}",
+    };
+    for (size_t i = 0; i < sizeof tasks / sizeof tasks[0]; i++)
+        CHECK_RC(gg_client_submit(c, tasks[i], NULL), 0);
+    CHECK(demand_of(c, "{}", "tasks") == 4);               /* nothing checked: all */
+    CHECK(demand_of(c, "{}", "waiting") == 4);
+    CHECK(demand_of(c, "{}", "complete") == 1);
+    CHECK(demand_of(c, "{\"labels\":{}}", "tasks") == 2); /* no labels: plain and gpu */
+    CHECK(demand_of(c, "{\"labels\":{\"zone\":\"earth\"}}", "tasks") == 3);
+    CHECK(demand_of(c, "{\"labels\":{\"zone\":\"earth\"}}", "unservable") == 1);
+    CHECK(demand_of(c, "{\"labels\":{},\"gpus\":0}", "tasks") == 1);
+    CHECK(demand_of(c, "{\"languages\":[\"c\"]}", "tasks") == 1);
+    CHECK(demand_of(c, "{\"limit\":2}", "complete") == 0); /* read 2 of the 4 */
+    static const char *const bad[][2] = {
+        { "{\"labels\":[\"zone\"]}", "'labels' must be an object" },
+        { "{\"labels\":{\"zone\":1}}", "label 'zone' must be a string" },
+        { "{\"languages\":\"python\"}", "'languages' must be an array" },
+        { "{\"gpus\":-1}", "'gpus' must be a number" },
+        { "{\"limit\":0}", "'limit' must be a number" },
+        { "{\"deps\":[]}", "'deps' must be an object" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *js = NULL;
+        CHECK_RC(gg_client_demand(c, bad[i][0], &js), GG_EINVAL);
+        CHECK(strstr(gg_error_last(), bad[i][1]) != NULL);
+        if (!strstr(gg_error_last(), bad[i][1]))
+            fprintf(stderr, "  %s: %s\n", bad[i][0], gg_error_last());
+        CHECK(js == NULL);
+    }
+    char *js = NULL;
+    CHECK_RC(gg_client_demand(c, "[1]", &js), GG_EINVAL); /* refused by the client itself */
+    CHECK_RC(gg_client_demand(c, NULL, &js), GG_EINVAL);
+    gg_client_destroy(&c);
+    gg_orchestrator_destroy(&o);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/gg-grid-XXXXXX");
@@ -1840,6 +1905,7 @@ int main(void)
     test_busy();
     test_peers_forgotten();
     test_watch_filter_refusals();
+    test_demand();
     test_fair_share();
     test_priority_dispatch();
     test_embedded_plus_remote();
