@@ -275,6 +275,7 @@ PROTOTYPES = {
     "gg_client_submit_batch": (_i, [_p, _s, c_char_pp]),
     "gg_client_wait": (_i, [_p, _s, _i, c_char_pp]),
     "gg_client_status": (_i, [_p, _s, c_char_pp]),
+    "gg_client_demand": (_i, [_p, _s, c_char_pp]),
     "gg_client_cancel": (_i, [_p, _s]),
     "gg_client_watch": (_i, [_p, WATCH_FN, _p, _i]),
     "gg_client_watch_filtered": (_i, [_p, _s, WATCH_FN, _p, _i]),

@@ -267,6 +267,15 @@ class Client(NativeObject):
                                          ctypes.byref(out)))
         return json.loads(N.take_string(out))
 
+    def demand(self, caps: dict | None = None) -> dict:
+        """The unfinished tasks a worker with capabilities caps could run (labels,
+        languages, gpus, deps, limit; absent: not checked), as a scaler asks (library 1.3):
+        {"tasks", "waiting", "queued", "running", "unservable", "complete"}."""
+        out = ctypes.c_void_p()
+        N.check(N.fn("gg_client_demand")(self._p(), json.dumps(caps or {}).encode(),
+                                         ctypes.byref(out)))
+        return json.loads(N.take_string(out))
+
     def cancel(self, task_id: str) -> None:
         """Cancels a task; InvalidState when it has ended, NotFound when unknown."""
         N.check(N.fn("gg_client_cancel")(self._p(), N.encode(task_id, "task_id")))

@@ -249,6 +249,11 @@ def test_status_cancel_and_errors_without_workers(gg):
             gg.Client(endpoint, insecure=True) as c:
         tid = c.submit(add_task("idle/add"))
         assert c.status(tid)["status"] == "queued"  # nobody runs it
+        assert c.demand()["waiting"] == 1
+        assert c.demand({"languages": ["c"]})["tasks"] == 0
+        with pytest.raises(gg.InvalidInput) as e:
+            c.demand({"gpus": "many"})
+        assert "gpus" in e.value.message
         with pytest.raises(gg.Timeout):
             c.wait(tid, timeout=0.3)
         c.submit(add_task("idle/two"))
@@ -257,6 +262,7 @@ def test_status_cancel_and_errors_without_workers(gg):
         c.cancel(tid)
         assert c.wait(tid, 10)["status"] == "cancelled"
         assert c.status(tid)["status"] == "cancelled"
+        assert c.status(tid)["end_cause"] == "cancelled"
         with pytest.raises(gg.InvalidState):
             c.cancel(tid)
         with pytest.raises(gg.NotFound):
