@@ -9,10 +9,11 @@ submitted afterwards still runs."""
 import json
 import os
 import socket
+import subprocess
 import urllib.parse
 
-from gridtest import (GUARD_S, check, db_rows, finish, free_port, gg, start, status, stop_all,
-                      tmpdir, wait_until)
+from gridtest import (GRYPHGEN, GUARD_S, check, db_rows, env, finish, free_port, gg, read_log,
+                      start, status, stop_all, tmpdir, wait_until)
 from httptest import api_url, call, jsonl, task, token_file
 
 work = tmpdir()
@@ -320,13 +321,28 @@ def summary(url, port):
               "the summaries count the ends by status", ended)
         check(failures.get("sum-bad", {}).get("reason"), "the failure is listed with its reason",
               failures)
-        # A task after them: once its task.finished is on the stream of every type, no
-        # summary came before it (the relay delivers in order).
-        st, body, _ = call(url + "/v1/tasks", "POST", SUB_A, json.dumps(task("sum-last")))
-        _, data = read_until(every, b"", lambda d: any('"sum-last"' in x and
-                                                        '"task.finished"' in x for x in d))
-        check(data and not any('"grid.summary"' in x for x in data),
-              "a stream of every type gets no summary", [x[:60] for x in data][-5:])
+        # A task after them: once its task.finished is on the stream of every type (and
+        # printed by `gryphgen watch`, a watcher of every type of the scheduler itself), no
+        # summary came before it on either (each delivers in order).
+        out = os.path.join(work, "watch.out")
+        watcher = subprocess.Popen([GRYPHGEN, "watch", "--insecure", "--connect", ep],
+                                   stdout=open(out, "wb"), stderr=subprocess.DEVNULL,
+                                   env=env())
+        try:
+            check(wait_until(lambda: (status(ep) or {}).get("watch_types") == "all"),
+                  "gryphgen watch watches every type")
+            st, body, _ = call(url + "/v1/tasks", "POST", SUB_A, json.dumps(task("sum-last")))
+            _, data = read_until(every, b"", lambda d: any('"sum-last"' in x and
+                                                            '"task.finished"' in x for x in d))
+            check(data and not any('"grid.summary"' in x for x in data),
+                  "a stream of every type gets no summary", [x[:60] for x in data][-5:])
+            printed = wait_until(lambda: (lambda t: t if '"sum-last"' in t and
+                                          '"task.finished"' in t else None)(read_log(out)))
+            check(printed and '"grid.summary"' not in printed,
+                  "a ggp watcher of every type gets no summary", (printed or "")[-300:])
+        finally:
+            watcher.terminate()
+            watcher.wait(timeout=GUARD_S)
     finally:
         named.close()
         every.close()
