@@ -241,9 +241,12 @@ static int grid_counts(gg_client_t *c, unsigned long *queued, unsigned long *run
  * is no demand for them); with Kubernetes the Deployment sets them, so they are not checked.
  * Languages, GPUs and libraries are not known here and not checked. NULL when out of
  * memory. */
-static char *worker_caps(const scale_config *cfg, int labels_known)
+static char *worker_caps(const scale_config *cfg, int labels_known, unsigned max_jobs)
 {
     cJSON *caps = cJSON_CreateObject();
+    /* More tasks than max_jobs workers can hold change nothing: the count may stop there. */
+    double limit = (double)max_jobs * cfg->slots;
+    cJSON_AddNumberToObject(caps, "limit", limit < 1 ? 1 : limit > 1e6 ? 1e6 : limit);
     cJSON *labels = labels_known ? cJSON_AddObjectToObject(caps, "labels") : NULL;
     for (unsigned i = 0; labels && i < cfg->n_worker_args; i++) {
         const char *a = cfg->worker_args[i];
@@ -321,7 +324,7 @@ static int scale_loop(const scale_engine_vt *vt, scale_engine *e, const scale_co
     double lower_since = -1;
     unsigned last_target = UINT_MAX;
     /* The demand its workers can serve (1.3), else every task (an older orchestrator). */
-    char *caps = worker_caps(cfg, strcmp(vt->name, "kubernetes") != 0);
+    char *caps = worker_caps(cfg, strcmp(vt->name, "kubernetes") != 0, ro->max_jobs);
     while (!cli_interrupted) {
         unsigned long queued = 0, running = 0, held = 0, tasks = 0, waiting = 0;
         scale_count c = {0, 0};

@@ -95,8 +95,9 @@ GG_API int gg_client_status(gg_client_t *c, const char *task_id, char **out_json
  * The demand a worker with the capabilities caps_json could serve (since 1.3; what
  * `gryphgen scale` asks before it starts workers): caps_json is an object with any of
  * "labels" (object of strings: the worker's labels), "languages" (array: the task languages
- * it runs), "gpus" (number), "deps" (a worker's caps.deps) and "limit" (queued tasks read, 1 to
- * 1000000, default 100000); a member absent is not checked. *out_json (gg_free()) gets
+ * it runs), "gpus" (number), "deps" (a worker's caps.deps) and "limit" (queued tasks it could
+ * run counted at most, 1 to 1000000, default 100000); a member absent is not checked.
+ * *out_json (gg_free()) gets
  * {"tasks", "waiting", "queued", "running", "unservable", "complete"}: the unfinished tasks
  * such a worker could run, those of them no worker holds, ... (docs/protocol.md). GG_EINVAL
  * naming what is wrong with caps_json; GG_EVERSION from an orchestrator older than 1.3.

@@ -275,7 +275,7 @@ int ggi_grid_claim(ggi_grid_db *g, const char *submitter, int limit, double now,
 }
 
 int ggi_grid_each_queued(ggi_grid_db *g, int max,
-                         void (*fn)(void *user, const char *language, const char *needs),
+                         int (*fn)(void *user, const char *language, const char *needs),
                          void *user, int *scanned)
 {
     *scanned = 0;
@@ -285,11 +285,12 @@ int ggi_grid_each_queued(ggi_grid_db *g, int max,
     sqlite3_bind_int(st, 1, max);
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        fn(user, (const char *)sqlite3_column_text(st, 0),
-           (const char *)sqlite3_column_text(st, 1));
         (*scanned)++;
+        if (fn(user, (const char *)sqlite3_column_text(st, 0),
+               (const char *)sqlite3_column_text(st, 1)))
+            break;
     }
-    rc = rc == SQLITE_DONE ? GG_OK : fail(g, "reading the queue's needs");
+    rc = rc == SQLITE_DONE || rc == SQLITE_ROW ? GG_OK : fail(g, "reading the queue's needs");
     sqlite3_reset(st);
     return rc;
 }

@@ -263,9 +263,9 @@ int ggi_grid_claim(ggi_grid_db *g, const char *submitter, int limit, double now,
 int ggi_grid_unfinished(ggi_grid_db *g, int64_t *out);
 
 /* Calls fn with the stored language and needs (either may be NULL: an old row) of up to max
- * queued tasks, in the queue's key order; *scanned gets how many. */
+ * queued tasks, in the queue's key order, until fn returns nonzero; *scanned gets how many. */
 int ggi_grid_each_queued(ggi_grid_db *g, int max,
-                         void (*fn)(void *user, const char *language, const char *needs),
+                         int (*fn)(void *user, const char *language, const char *needs),
                          void *user, int *scanned);
 /** Remembers a node (caps JSON) as seen now. */
 int ggi_grid_node_seen(ggi_grid_db *g, const char *name, const char *caps, double now);

@@ -12,8 +12,10 @@
 #include "../core/lang.h"
 #include "sched.h"
 
-#define DEMAND_SCAN_DEFAULT 100000 /* queued tasks read per question, unless limit says */
-#define DEMAND_SCAN_MAX 1000000
+#define DEMAND_LIMIT_DEFAULT 100000 /* servable queued tasks counted at most, unless limit says */
+#define DEMAND_LIMIT_MAX 1000000
+#define DEMAND_SCAN_ROWS 200000    /* queued tasks read per question at most (the scheduler
+                                    * thread reads them: about 0.1 s) */
 #define DEMAND_ENTRIES_MAX 64      /* labels and languages a question may name */
 
 /* The capabilities asked about; a member absent is not checked. */
@@ -26,7 +28,7 @@ typedef struct demand_caps {
 
 typedef struct demand_count {
     const demand_caps *caps;
-    long long servable, other;
+    long long servable, other, limit;
 } demand_count;
 
 static int serves(const demand_caps *c, const char *language, const cJSON *needs)
@@ -58,8 +60,8 @@ static int serves(const demand_caps *c, const char *language, const cJSON *needs
 }
 
 /* A queued task's stored language and needs (NULL: an old row, counted as servable: its
- * needs are known only once it is claimed). */
-static void count_queued(void *user, const char *language, const char *needs_text)
+ * needs are known only once it is claimed). Nonzero once limit servable ones are counted. */
+static int count_queued(void *user, const char *language, const char *needs_text)
 {
     demand_count *d = user;
     cJSON *needs = needs_text ? cJSON_Parse(needs_text) : NULL;
@@ -68,6 +70,7 @@ static void count_queued(void *user, const char *language, const char *needs_tex
     else
         d->other++;
     cJSON_Delete(needs);
+    return d->servable >= d->limit;
 }
 
 /* Checks the question; GG_EINVAL naming what is wrong. */
@@ -75,7 +78,7 @@ static int read_caps(const cJSON *q, demand_caps *c, int *limit)
 {
     memset(c, 0, sizeof *c);
     c->gpus = -1;
-    *limit = DEMAND_SCAN_DEFAULT;
+    *limit = DEMAND_LIMIT_DEFAULT;
     if (!cJSON_IsObject(q))
         return ggi_error(GG_EINVAL, "demand: must be an object of a worker's capabilities");
     c->labels = cJSON_GetObjectItemCaseSensitive(q, "labels");
@@ -109,9 +112,9 @@ static int read_caps(const cJSON *q, demand_caps *c, int *limit)
         return ggi_error(GG_EINVAL, "demand: 'gpus' must be a number from 0 to 1024");
     if (g)
         c->gpus = g->valuedouble;
-    if (l && (!cJSON_IsNumber(l) || l->valuedouble < 1 || l->valuedouble > DEMAND_SCAN_MAX))
+    if (l && (!cJSON_IsNumber(l) || l->valuedouble < 1 || l->valuedouble > DEMAND_LIMIT_MAX))
         return ggi_error(GG_EINVAL, "demand: 'limit' must be a number from 1 to %d",
-                         DEMAND_SCAN_MAX);
+                         DEMAND_LIMIT_MAX);
     if (l)
         *limit = (int)l->valuedouble;
     return GG_OK;
@@ -124,9 +127,9 @@ int ggi_sched_demand(sched *s, const cJSON *question, cJSON *status)
     int rc = read_caps(question, &caps, &limit);
     if (rc)
         return rc;
-    demand_count q = { .caps = &caps };
+    demand_count q = { .caps = &caps, .limit = limit };
     int scanned = 0;
-    rc = ggi_grid_each_queued(s->g, limit, count_queued, &q, &scanned);
+    rc = ggi_grid_each_queued(s->g, DEMAND_SCAN_ROWS, count_queued, &q, &scanned);
     if (rc)
         return rc;
     /* The claimed tasks: those no worker holds wait as the queued ones do. */
@@ -145,6 +148,7 @@ int ggi_sched_demand(sched *s, const cJSON *question, cJSON *status)
     cJSON_AddNumberToObject(d, "queued", (double)q.servable);
     cJSON_AddNumberToObject(d, "running", (double)claimed);
     cJSON_AddNumberToObject(d, "unservable", (double)q.other);
-    cJSON_AddBoolToObject(d, "complete", scanned < limit);
+    /* every queued task read (none left after the last one counted, none beyond the rows) */
+    cJSON_AddBoolToObject(d, "complete", q.servable < limit && scanned < DEMAND_SCAN_ROWS);
     return GG_OK;
 }
