@@ -55,6 +55,18 @@ static void ring_clear(ring *r)
     r->lost = 0;
 }
 
+/* The bytes of a reason kept: at most REASON_MAX, cut before a UTF-8 sequence, never in it. */
+static size_t reason_len(const char *reason)
+{
+    size_t n = strnlen(reason, REASON_MAX + 1);
+    if (n <= REASON_MAX)
+        return n;
+    n = REASON_MAX;
+    while (n > 0 && ((unsigned char)reason[n] & 0xC0) == 0x80)
+        n--;
+    return n;
+}
+
 static void ring_add(ring *r, const char *task_id, const char *status, int attempts,
                      const char *reason)
 {
@@ -67,7 +79,7 @@ static void ring_add(ring *r, const char *task_id, const char *status, int attem
     c->task_id = ggi_strdup(task_id);
     c->status = status;
     c->attempts = attempts;
-    c->reason = reason ? ggi_strndup(reason, REASON_MAX) : NULL;
+    c->reason = reason ? ggi_strndup(reason, reason_len(reason)) : NULL;
     r->head = (r->head + 1) % r->cap;
 }
 
