@@ -294,9 +294,13 @@ def summary(url, port):
     every.sendall(b"GET /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
                   OBS.encode() + b"\r\n\r\n")
     try:
+        # sum-long fails with a reason longer than a summary keeps, in 2-byte characters.
+        long_task = {"task_id": "sum-long", "language": "python", "prompt": "p",
+                     "entry_point": "f", "test": "assert f() == 1, '\u00e9' * 300\n",
+                     "candidates": ["def f():\n    return 2\n"]}
         st, body, _ = call(url + "/v1/tasks", "POST", SUB_A,
-                           jsonl([task("sum-ok"), task("sum-bad", passes=False)]))
-        check(st == 201, "two tasks for the summary are taken", (st, body))
+                           jsonl([task("sum-ok"), task("sum-bad", passes=False), long_task]))
+        check(st == 201, "three tasks for the summary are taken", (st, body))
         seen, ended, failures = {}, {}, {}
 
         def both_ended(data):
@@ -312,7 +316,7 @@ def summary(url, port):
                     failures[f["task_id"]] = f
             seen["_n"] = data
             return all(seen.get(t, {}).get("status") in ("passed", "failed")
-                       for t in ("sum-ok", "sum-bad"))
+                       for t in ("sum-ok", "sum-bad", "sum-long"))
         read_until(named, b"", both_ended)
         check(seen.get("sum-ok", {}).get("status") == "passed" and
               seen.get("sum-bad", {}).get("status") == "failed",
@@ -321,6 +325,9 @@ def summary(url, port):
               "the summaries count the ends by status", ended)
         check(failures.get("sum-bad", {}).get("reason"), "the failure is listed with its reason",
               failures)
+        why = failures.get("sum-long", {}).get("reason") or ""
+        check(200 < len(why.encode()) <= 240 and "\ufffd" not in why and why.endswith("\u00e9"),
+              "a long reason is cut to 240 bytes, between characters", why)
         # A task after them: once its task.finished is on the stream of every type (and
         # printed by `gryphgen watch`, a watcher of every type of the scheduler itself), no
         # summary came before it on either (each delivers in order).
@@ -378,7 +385,7 @@ try:
             closed = True  # reset
         check(closed, "the slow client's connection is closed by the server")
         check(not db_rows(db, "SELECT 1 FROM tasks WHERE task_id NOT IN ('obs/5', 'a0', 'a1', "
-                              "'a2', 'a3', 'a4', 'b0', 'ev1', 'sum-ok', 'sum-bad', "
+                              "'a2', 'a3', 'a4', 'b0', 'ev1', 'sum-ok', 'sum-bad', 'sum-long', "
                               "'sum-last')"),
               "nothing but the tasks sent whole was taken")
         slow.close()
