@@ -26,8 +26,8 @@ int gg_orchestrator_connect(gg_orchestrator_t *o, const char *name, gg_client_t 
 
 #define LIST_SELECT                                                                          \
     "SELECT seq, task_id, status, attempts, priority, reason, submitter, created_at, "     \
-    "finished_at, end_cause FROM tasks WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR "        \
-    "submitter = ?2) AND (?3 IS NULL OR task_id = ?3) AND "
+    "finished_at, end_cause FROM tasks WHERE (?1 IS NULL OR status = ?1) AND "           \
+    "(?2 IS NULL OR submitter = ?2) AND (?3 IS NULL OR task_id = ?3) AND "
 static const char *const list_sql[2] = {
     LIST_SELECT "seq > ?4 ORDER BY seq LIMIT ?5",
     LIST_SELECT "(?4 = 0 OR seq < ?4) ORDER BY seq DESC LIMIT ?5",
