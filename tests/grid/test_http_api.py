@@ -167,6 +167,11 @@ def run_to_end(url):
     st, body, _ = call(url + "/v1/tasks?status=failed", token=OBS)
     check(st == 200 and [t["task_id"] for t in body["tasks"]] == ["a1"],
           "GET /v1/tasks?status=failed lists the failed one", body)
+    check(body["tasks"] and body["tasks"][0].get("end_cause") in ("failed_tests",
+                                                                  "budget_attempts"),
+          "... with why it ended (end_cause)", body)
+    check(r is not None and r.get("end_cause") == "passed",
+          "GET /v1/tasks/{id} says why the task ended", r)
     seen, after, pages = [], None, 0
     while pages < 10:
         q = "/v1/tasks?status=passed&limit=2" + ("&after=%d" % after if after else "")
