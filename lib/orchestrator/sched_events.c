@@ -90,9 +90,9 @@ void ggi_sched_emit(sched *s, int64_t seq, cJSON *ev)
         for (client *c = s->clients; c && text; c = c->next) {
             if (!c->watching || !(c->watch_mask & bit))
                 continue;
-            char *m = ggi_asprintf("{\"ggp\":%d,\"t\":\"event\",\"event\":%s}", GGP_VERSION,
-                                   text);
-            ggi_sched_queue_out(s, &c->id, m, m ? strlen(m) : 0);
+            size_t len = 0;
+            char *m = ggp_encode_event(text, s->ev_buf.len, &len);
+            ggi_sched_queue_out(s, &c->id, m, len);
         }
     }
     cJSON_Delete(ev);
