@@ -1,8 +1,8 @@
 #!/bin/bash
 # selftest.sh - proves that check_symbols.sh, check_headers.sh, check_configuration.sh and
-# check_protocol_literals.sh can fail: it builds small shared libraries, header trees and source trees that break each rule
-# on purpose and expects each checker to reject them naming the culprit, and to accept the
-# well-formed ones.
+# check_protocol_literals.sh can fail: it builds small shared libraries, header trees and
+# source trees that break each rule on purpose and expects each checker to reject them
+# naming the culprit, and to accept the well-formed ones.
 # Usage: selftest.sh DIR_OF_THE_CHECKERS
 set -euo pipefail
 
