@@ -209,8 +209,7 @@ static int exchange(gg_client_t *c, cJSON *req, long long first_rid, int timeout
 {
     *out = NULL;
     long long rid = ++c->rid;
-    cJSON_DeleteItemFromObjectCaseSensitive(req, "rid");
-    cJSON_AddNumberToObject(req, "rid", (double)rid);
+    ggp_set_rid(req, rid);
     if (first_rid <= 0)
         first_rid = rid;
     if (!c->welcomed) {

@@ -154,6 +154,8 @@ cJSON *ggp_build_status(const char *id);
 /** cancel of task id; seq > 0 adds the task's "seq" (the orchestrator's own control
  * socket knows it). */
 cJSON *ggp_build_cancel(const char *id, long long seq);
+/** Sets (or replaces) a client request's "rid", after its other fields. GG_ENOMEM. */
+int ggp_set_rid(cJSON *req, long long rid);
 /** watch, with the "types" filter (referenced, not copied; NULL: every event). */
 cJSON *ggp_build_watch(const cJSON *types);
 

@@ -197,3 +197,9 @@ cJSON *ggp_build_watch(const cJSON *types)
     cJSON *m = ggp_new(GGP_WATCH);
     return done(m, m && (!types || cJSON_AddItemReferenceToObject(m, "types", (cJSON *)types)));
 }
+
+int ggp_set_rid(cJSON *req, long long rid)
+{
+    cJSON_DeleteItemFromObjectCaseSensitive(req, "rid");
+    return cJSON_AddNumberToObject(req, "rid", (double)rid) ? GG_OK : GG_ENOMEM;
+}

@@ -62,23 +62,24 @@ static void test_builders(void)
     /* A client's requests get their "rid" after the builder's fields. */
     cJSON *tasks = cJSON_Parse("[{\"id\":\"a\"}]");
     cJSON *m = ggp_build_submit(tasks);
-    cJSON_AddNumberToObject(m, "rid", 3);
+    CHECK_RC(ggp_set_rid(m, 2), GG_OK);
+    CHECK_RC(ggp_set_rid(m, 3), GG_OK); /* replaced, not repeated */
     check_msg(m, GGP_SUBMIT, "{\"ggp\":1,\"t\":\"submit\",\"tasks\":[{\"id\":\"a\"}],\"rid\":3}");
     m = ggp_build_wait("a");
-    cJSON_AddNumberToObject(m, "rid", 4);
+    ggp_set_rid(m, 4);
     check_msg(m, GGP_WAIT, "{\"ggp\":1,\"t\":\"wait\",\"id\":\"a\",\"rid\":4}");
     m = ggp_build_status(NULL);
-    cJSON_AddNumberToObject(m, "rid", 5);
+    ggp_set_rid(m, 5);
     check_msg(m, GGP_STATUS, "{\"ggp\":1,\"t\":\"status\",\"rid\":5}");
     m = ggp_build_cancel("a", 0);
-    cJSON_AddNumberToObject(m, "rid", 6);
+    ggp_set_rid(m, 6);
     check_msg(m, GGP_CANCEL, "{\"ggp\":1,\"t\":\"cancel\",\"id\":\"a\",\"rid\":6}");
     /* the orchestrator's own control socket knows the seq */
     check_msg(ggp_build_cancel("a", 12), GGP_CANCEL,
               "{\"ggp\":1,\"t\":\"cancel\",\"seq\":12,\"id\":\"a\"}");
     cJSON *types = cJSON_Parse("[\"task.\"]");
     m = ggp_build_watch(types);
-    cJSON_AddNumberToObject(m, "rid", 7);
+    ggp_set_rid(m, 7);
     check_msg(m, GGP_WATCH, "{\"ggp\":1,\"t\":\"watch\",\"types\":[\"task.\"],\"rid\":7}");
     cJSON_Delete(types);
 
