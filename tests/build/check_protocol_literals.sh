@@ -9,8 +9,10 @@
 set -euo pipefail
 
 root=${1:?usage: check_protocol_literals.sh SOURCE_ROOT}
-[ -d "$root/lib/orchestrator" ] && [ -d "$root/cli" ] ||
-    { echo "check_protocol_literals: no lib/orchestrator and cli/ under $root"; exit 1; }
+if [ ! -d "$root/lib/orchestrator" ] || [ ! -d "$root/cli" ]; then
+    echo "check_protocol_literals: no lib/orchestrator and cli/ under $root"
+    exit 1
+fi
 patterns=(-e '"ggp"' -e '\"ggp\"' -e '"t"' -e '\"t\"')
 
 # The codec itself must hold them: otherwise the patterns (or the root) are wrong and the
@@ -23,7 +25,7 @@ fi
 found=$(grep -rnF --include='*.c' --include='*.h' "${patterns[@]}" "$root/lib" "$root/cli" |
         grep -vE "^$root/lib/orchestrator/protocol(_[a-z]+)?\.[ch]:" || true)
 if [ -n "$found" ]; then
-    echo "$found" | sed "s|^$root/||"
+    echo "${found//$root\//}"
     echo "check_protocol_literals: $(echo "$found" | wc -l) line(s) above write a ggp/1 envelope outside lib/orchestrator/protocol*.c"
     exit 1
 fi
