@@ -171,13 +171,9 @@ static int send_msg(gg_client_t *c, const cJSON *m)
 
 static int send_hello(gg_client_t *c)
 {
-    cJSON *m = ggp_new(GGP_HELLO);
+    cJSON *m = ggp_build_hello_client(c->name);
     if (!m)
         return ggi_error(GG_ENOMEM, "out of memory");
-    cJSON_AddStringToObject(m, "role", "client");
-    cJSON_AddStringToObject(m, "name", c->name);
-    cJSON *v = cJSON_AddArrayToObject(m, "versions");
-    cJSON_AddItemToArray(v, cJSON_CreateNumber(GGP_VERSION));
     int rc = send_msg(c, m);
     cJSON_Delete(m);
     return rc;
@@ -185,21 +181,19 @@ static int send_hello(gg_client_t *c)
 
 
 /* An in-process client's event, delivered without parsing: the hub in this process printed
- * it as {"ggp":1,"t":"event","event":EVENT} (scheduler.c), and a watcher of thousands of
- * events a second would otherwise parse and print each again. 1 when msg was such an event
- * (*stop: what fn said); 0 for anything else (decoded as usual). Only for a peer of this
- * process: a remote hub's messages are always decoded and checked. */
+ * it with ggp_encode_event, and a watcher of thousands of events a second would otherwise
+ * parse and print each again. 1 when msg was such an event (*stop: what fn said); 0 for
+ * anything else (decoded as usual). Only for a peer of this process: a remote hub's
+ * messages are always decoded and checked. */
 static int local_event(gg_client_t *c, const gg_transport_msg *msg,
                        int (*fn)(void *user, const char *event_json), void *user, int *stop)
 {
-    static const char head[] = "{\"ggp\":1,\"t\":\"event\",\"event\":{";
-    size_t n = sizeof head - 2; /* the event begins with its '{' */
-    const char *d = msg->data;
-    if (!c->borrowed_tp || !fn || msg->len < n + 3 || memcmp(d, head, n + 1) != 0 ||
-        d[msg->len - 1] != '}' || d[msg->len - 2] != '}')
+    const char *ev;
+    size_t len;
+    if (!c->borrowed_tp || !fn || !ggp_event_peek(msg->data, msg->len, &ev, &len))
         return 0;
     c->event.len = 0;
-    if (ggi_buf_append(&c->event, d + n, msg->len - n - 1) != GG_OK)
+    if (ggi_buf_append(&c->event, ev, len) != GG_OK)
         return 0;
     *stop = fn(user, c->event.data);
     return 1;
@@ -215,8 +209,7 @@ static int exchange(gg_client_t *c, cJSON *req, long long first_rid, int timeout
 {
     *out = NULL;
     long long rid = ++c->rid;
-    cJSON_DeleteItemFromObjectCaseSensitive(req, "rid");
-    cJSON_AddNumberToObject(req, "rid", (double)rid);
+    ggp_set_rid(req, rid);
     if (first_rid <= 0)
         first_rid = rid;
     if (!c->welcomed) {
@@ -370,11 +363,7 @@ int gg_client_submit_batch(gg_client_t *c, const char *tasks_json, char **out_js
     cJSON_Delete(tasks);
     cJSON *reply = NULL;
     if (n_sent) {
-        cJSON *req = ggp_new(GGP_SUBMIT);
-        if (req)
-            cJSON_AddItemToObject(req, "tasks", send);
-        else
-            cJSON_Delete(send);
+        cJSON *req = ggp_build_submit(send);
         rc = request(c, req, c->timeout_ms, &reply);
         if (rc) {
             free(sent_index);
@@ -440,14 +429,15 @@ int gg_client_submit(gg_client_t *c, const char *task_json, char **out_task_id)
         cJSON_Delete(task);
         return rc;
     }
-    cJSON *req = ggp_new(GGP_SUBMIT);
-    cJSON *arr = req ? cJSON_AddArrayToObject(req, "tasks") : NULL;
-    if (!arr) {
+    cJSON *arr = cJSON_CreateArray();
+    if (!arr || !cJSON_AddItemToArray(arr, task)) {
         cJSON_Delete(task);
-        cJSON_Delete(req);
+        cJSON_Delete(arr);
         return ggi_error(GG_ENOMEM, "out of memory");
     }
-    cJSON_AddItemToArray(arr, task);
+    cJSON *req = ggp_build_submit(arr);
+    if (!req)
+        return ggi_error(GG_ENOMEM, "out of memory");
     cJSON *reply = NULL;
     rc = request(c, req, c->timeout_ms, &reply);
     if (rc)
@@ -478,9 +468,8 @@ int gg_client_wait(gg_client_t *c, const char *task_id, int timeout_ms, char **o
     int rc;
     pthread_mutex_lock(&c->mu);
     for (;;) {
-        cJSON *req = ggp_new(GGP_WAIT);
-        if (!req || !cJSON_AddStringToObject(req, "id", task_id)) {
-            cJSON_Delete(req);
+        cJSON *req = ggp_build_wait(task_id);
+        if (!req) {
             rc = ggi_error(GG_ENOMEM, "out of memory");
             break;
         }
@@ -523,9 +512,7 @@ int gg_client_status(gg_client_t *c, const char *task_id, char **out_json)
         *out_json = NULL;
     if (!c || !out_json)
         return ggi_error(GG_EINVAL, "client and out pointer must not be NULL");
-    cJSON *req = ggp_new(GGP_STATUS);
-    if (req && task_id)
-        cJSON_AddStringToObject(req, "id", task_id);
+    cJSON *req = ggp_build_status(task_id);
     cJSON *reply = NULL;
     int rc = request(c, req, c->timeout_ms, &reply);
     if (rc)
@@ -572,9 +559,7 @@ int gg_client_cancel(gg_client_t *c, const char *task_id)
 {
     if (!c || !task_id)
         return ggi_error(GG_EINVAL, "client and task id must not be NULL");
-    cJSON *req = ggp_new(GGP_CANCEL);
-    if (req)
-        cJSON_AddStringToObject(req, "id", task_id);
+    cJSON *req = ggp_build_cancel(task_id, 0);
     cJSON *reply = NULL;
     int rc = request(c, req, c->timeout_ms, &reply);
     cJSON_Delete(reply);
@@ -630,12 +615,8 @@ int gg_client_watch_filtered(gg_client_t *c, const char *types,
     pthread_mutex_lock(&c->mu);
     for (;;) {
         /* Subscribe (again: a restarted orchestrator forgets watchers), then stream. */
-        cJSON *req = ggp_new(GGP_WATCH);
+        cJSON *req = ggp_build_watch(filter);
         cJSON *reply = NULL;
-        if (req && filter && !cJSON_AddItemReferenceToObject(req, "types", filter)) {
-            cJSON_Delete(req);
-            req = NULL;
-        }
         if (!req) {
             rc = ggi_error(GG_ENOMEM, "out of memory");
             break;

@@ -17,6 +17,7 @@
 #include "endpoint_rule.h"
 #include "../core/options.h"
 #include "orq.h"
+#include "protocol.h"
 #include "webhook.h"
 #include "../workspace/workspace.h"
 #include "../generation/hooks.h"
@@ -48,7 +49,7 @@ static void wake_scheduler(gg_orchestrator_t *o)
 {
     if (atomic_exchange(&o->wake_pending, 1))
         return; /* one wake is already on its way; the scheduler clears the flag first */
-    if (send_control(o, "{\"ggp\":1,\"t\":\"wake\"}") != GG_OK)
+    if (send_control(o, ggp_encode_bare(GGP_WAKE, NULL)) != GG_OK)
         atomic_store(&o->wake_pending, 0);
 }
 
@@ -677,12 +678,8 @@ int gg_orchestrator_cancel(gg_orchestrator_t *o, const char *task_id)
     if (is_ended(row.status)) {
         rc = ggi_error(GG_ESTATE, "task '%s' has already ended (%s)", task_id, row.status);
     } else {
-        cJSON *m = cJSON_CreateObject();
-        char *text = NULL;
-        if (m && cJSON_AddNumberToObject(m, "ggp", 1) && cJSON_AddStringToObject(m, "t", "cancel") &&
-            cJSON_AddNumberToObject(m, "seq", (double)row.seq) &&
-            cJSON_AddStringToObject(m, "id", task_id))
-            text = ggi_json_print(m);
+        cJSON *m = ggp_build_cancel(task_id, row.seq);
+        char *text = m ? ggi_json_print(m) : NULL;
         cJSON_Delete(m);
         rc = text ? send_control(o, text) : ggi_error(GG_ENOMEM, "out of memory");
         free(text);

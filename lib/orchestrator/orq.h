@@ -3,7 +3,7 @@
  * API, run on host threads), scheduler.c and the sched_*.c files (the scheduler thread: the
  * single writer of task state, the grid's hub; sched.h), attempt.c (one attempt of a task,
  * run on a worker's slot thread), worker.c (gg_worker_t, also the embedded workers),
- * client.c (gg_client_t), protocol.c (ggp/1) and grid_store.c (the grid's tables). Internal.
+ * client.c (gg_client_t), protocol*.c (ggp/1) and grid_store.c (the grid's tables). Internal.
  *
  * Data flows one way: submit writes a queued task to the database and wakes the scheduler;
  * the scheduler claims tasks, sends jobs to idle workers over the transport, records each

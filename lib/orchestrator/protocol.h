@@ -1,8 +1,13 @@
 /*
  * protocol.h - ggp/1, the messages between an orchestrator, its workers and its clients:
- * the envelope ({"ggp": 1, "t": TYPE, ...}), the message types, the hard size cap, and the
- * decoder that validates every field before anyone reads it. docs/protocol.md is the
- * reference. Internal.
+ * the envelope ({"ggp": 1, "t": TYPE, ...}), the message types, the hard size cap, the
+ * decoder that validates every field before anyone reads it, and the one codec every side
+ * writes its messages with (no other file spells the envelope or a type name). protocol.c
+ * decodes, protocol_encode.c builds, protocol_stream.c holds the hot paths (the jobs and
+ * results streams, events) with their fast readers. docs/protocol.md is the reference.
+ * Internal.
+ *
+ * THREAD SAFETY: no state; every function may be called from any thread.
  */
 #ifndef GGI_PROTOCOL_H
 #define GGI_PROTOCOL_H
@@ -101,7 +106,8 @@ int ggp_results_scan(const void *data, size_t len, ggp_result **out, int *n);
 /** Frees what ggp_results_scan returned. */
 void ggp_results_free(ggp_result *v, int n);
 
-/** A new message object with the envelope filled in; NULL on ENOMEM. */
+/** A new message object with the envelope filled in; NULL on ENOMEM. For a type without a
+ * builder below (the builders are what the library's sides use). */
 cJSON *ggp_new(ggp_type t);
 
 /** Prints a message; NULL on ENOMEM or when the text exceeds GGP_MAX_MESSAGE. */
@@ -114,5 +120,86 @@ char *ggp_print(const cJSON *m, size_t *out_len);
  * b->len its length. GG_ENOMEM, or GG_ETOOBIG beyond GGP_MAX_MESSAGE (b is then empty).
  */
 int ggp_print_buf(const cJSON *item, ggi_buf *b);
+
+/* ---- messages without fields (protocol_encode.c) ---- */
+
+/** The text of a hb, bye, wake or reset (without a reason) message: static, *len bytes;
+ * the bytes ggp_print(ggp_new(t)) gives. NULL for any other type. */
+const char *ggp_encode_bare(ggp_type t, size_t *len);
+
+/* ---- builders (protocol_encode.c): a message with the fields its type requires; the
+ * caller may add optional ones (a reply's "ids", "result", ...) and prints it with
+ * ggp_print. NULL on ENOMEM (or a required argument NULL); arguments are copied unless
+ * said otherwise. ---- */
+
+/** hello from a client: {"role":"client","name","versions":[1]}. */
+cJSON *ggp_build_hello_client(const char *name);
+/** hello from a worker: the client's fields, "slots", "queue" and "caps" (caps referenced,
+ * not copied: it must outlive the message; NULL: none). */
+cJSON *ggp_build_hello_worker(const char *name, int slots, int queue, const cJSON *caps);
+/** welcome: "version", "hb_ms" and, to a worker, its "node" name (NULL: none). */
+cJSON *ggp_build_welcome(int hb_ms, const char *node);
+/** reset with its "reason" (NULL: none). */
+cJSON *ggp_build_reset(const char *reason);
+/** reply to request rid: "rid", "ok". */
+cJSON *ggp_build_reply(long long rid, int ok);
+/** refusing reply: "rid", "ok":false, "code", "message" (NULL: gg_strerror(code)). */
+cJSON *ggp_build_reply_error(long long rid, int code, const char *message);
+/** submit of the array tasks (taken, also on failure). The client's "rid" is added later. */
+cJSON *ggp_build_submit(cJSON *tasks);
+/** wait for task id. */
+cJSON *ggp_build_wait(const char *id);
+/** status of task id (NULL: of the grid). */
+cJSON *ggp_build_status(const char *id);
+/** cancel of task id; seq > 0 adds the task's "seq" (the orchestrator's own control
+ * socket knows it). */
+cJSON *ggp_build_cancel(const char *id, long long seq);
+/** Sets (or replaces) a client request's "rid", after its other fields. GG_ENOMEM. */
+int ggp_set_rid(cJSON *req, long long rid);
+/** watch, with the "types" filter (referenced, not copied; NULL: every event). */
+cJSON *ggp_build_watch(const cJSON *types);
+
+/* ---- the hot paths (protocol_stream.c; its opening comment states the invariant between
+ * the results writer and ggp_results_scan) ---- */
+
+/** One job of a jobs message, as the hub writes it. */
+typedef struct ggp_job_out {
+    const char *lease;       /* hex: written without escaping */
+    int64_t seq;
+    int n;                   /* the attempt's number, from 1 */
+    const char *task;        /* the stored task's JSON text, written verbatim */
+    const cJSON *feedback;   /* array; left out while empty or NULL */
+    const cJSON *strategy;   /* left out when NULL */
+    const cJSON *demote;     /* array; left out while empty or NULL */
+} ggp_job_out;
+
+/** Appends the head of a jobs message to b. GG_ENOMEM. */
+int ggp_encode_jobs_begin(ggi_buf *b);
+/** Appends one job (after a comma unless first). On failure (GG_ENOMEM) nothing of it is
+ * left in b. */
+int ggp_encode_jobs_add(ggi_buf *b, int first, const ggp_job_out *j);
+/** Ends the jobs message in b. GG_ENOMEM, GG_ETOOBIG beyond GGP_MAX_MESSAGE. */
+int ggp_encode_jobs_end(ggi_buf *b);
+
+/** Appends one result item ({"lease","seq","n"} copied from job, then "record") as compact
+ * JSON, the bytes ggi_json_write gives for that tree. GG_ENOMEM or GG_EINVAL (b unchanged). */
+int ggp_encode_result(ggi_buf *b, const cJSON *job, const cJSON *record);
+/** Empties b and writes the head of a results message. GG_ENOMEM. */
+int ggp_encode_results_begin(ggi_buf *b);
+/** Appends a result item's text (from ggp_encode_result; after a comma unless first).
+ * GG_ETOOBIG, with nothing appended and no error recorded, when the message would then
+ * exceed GGP_MAX_MESSAGE once ended; GG_ENOMEM. */
+int ggp_encode_results_add(ggi_buf *b, int first, const char *item, size_t len);
+/** Ends the results message in b. GG_ENOMEM. */
+int ggp_encode_results_end(ggi_buf *b);
+
+/** A watcher's event message around the event's JSON text (len bytes): malloc'd,
+ * NUL-terminated, *out_len bytes; NULL on ENOMEM. What ggp_print would give for
+ * ggp_new(GGP_EVENT) with "event", without a tree per watcher. */
+char *ggp_encode_event(const char *event, size_t len, size_t *out_len);
+/** 1 when data is an event message as ggp_encode_event writes it, with *event and
+ * *event_len its event's text (inside data); 0 otherwise. It does not validate the event:
+ * only for messages from a hub in this process (anything else goes to ggp_decode). */
+int ggp_event_peek(const void *data, size_t len, const char **event, size_t *event_len);
 
 #endif

@@ -62,12 +62,7 @@ void ggi_sched_on_client_hello(sched *s, const gg_transport_msg *msg, const cJSO
     const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "name"));
     snprintf(c->name, sizeof c->name, "%s", name && *name ? name : "anonymous");
     c->last_seen = c->last_probe = ggi_now_ms();
-    cJSON *w = ggp_new(GGP_WELCOME);
-    if (w) {
-        cJSON_AddNumberToObject(w, "version", GGP_VERSION);
-        cJSON_AddNumberToObject(w, "hb_ms", s->o->hb_ms);
-    }
-    ggi_sched_queue_msg(s, &c->id, w);
+    ggi_sched_queue_msg(s, &c->id, ggp_build_welcome(s->o->hb_ms, NULL));
 }
 
 /*
@@ -370,7 +365,8 @@ void ggi_sched_probe_clients(sched *s, double now)
     if (!s->clients || now < s->probe_at)
         return;
     s->probe_at = now + s->o->hb_ms;
-    static const char hb[] = "{\"ggp\":1,\"t\":\"hb\"}";
+    size_t hb_len;
+    const char *hb = ggp_encode_bare(GGP_HB, &hb_len);
     for (client **p = &s->clients; *p;) {
         client *c = *p;
         if (now - c->last_probe < s->o->hb_ms) {
@@ -378,7 +374,7 @@ void ggi_sched_probe_clients(sched *s, double now)
             continue;
         }
         c->last_probe = now;
-        if (ggi_sched_send_now(s, &c->id, hb, sizeof hb - 1) == GG_ENOTFOUND) {
+        if (ggi_sched_send_now(s, &c->id, hb, hb_len) == GG_ENOTFOUND) {
             drop_client(s, p);
             continue;
         }

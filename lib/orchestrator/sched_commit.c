@@ -89,23 +89,13 @@ void ggi_sched_queue_msg(sched *s, const identity *to, cJSON *m)
 
 cJSON *ggi_sched_reply_new(long long rid, int ok)
 {
-    cJSON *m = ggp_new(GGP_REPLY);
-    if (m) {
-        cJSON_AddNumberToObject(m, "rid", (double)rid);
-        cJSON_AddBoolToObject(m, "ok", ok);
-    }
-    return m;
+    return ggp_build_reply(rid, ok);
 }
 
 void ggi_sched_reply_error(sched *s, const identity *to, long long rid, int code,
                            const char *message)
 {
-    cJSON *m = ggi_sched_reply_new(rid, 0);
-    if (m) {
-        cJSON_AddNumberToObject(m, "code", code);
-        cJSON_AddStringToObject(m, "message", message ? message : gg_strerror(code));
-    }
-    ggi_sched_queue_msg(s, to, m);
+    ggi_sched_queue_msg(s, to, ggp_build_reply_error(rid, code, message));
 }
 
 /* Sends now (used for heartbeats and jobs, which need no commit first). */

@@ -88,10 +88,7 @@ static void node_batch_send(sched *s, node *n)
 {
     if (n->batch_count == 0)
         return;
-    int rc = ggi_buf_puts(&n->batch, "]}");
-    if (rc == GG_OK && n->batch.len > GGP_MAX_MESSAGE)
-        rc = ggi_error(GG_ETOOBIG, "a jobs message of %zu bytes exceeds the limit",
-                       n->batch.len);
+    int rc = ggp_encode_jobs_end(&n->batch);
     if (rc == GG_OK)
         rc = ggi_sched_send_now(s, &n->id, n->batch.data, n->batch.len);
     int count = n->batch_count;
@@ -130,19 +127,6 @@ static void node_batch_send(sched *s, node *n)
         n->last_rx = 0; /* dead: dropped by the liveness check */
 }
 
-/* Appends v in base 16 (lowercase) or 10: printf's machinery cost more than the rest of a
- * job. */
-static int put_u64(ggi_buf *b, uint64_t v, unsigned base)
-{
-    char tmp[24];
-    size_t i = sizeof tmp;
-    do {
-        tmp[--i] = "0123456789abcdef"[v % base];
-        v /= base;
-    } while (v);
-    return ggi_buf_append(b, tmp + i, sizeof tmp - i);
-}
-
 /* Appends a's job to n's jobs message: the stored task text verbatim, not printed again. */
 static int node_batch_add(node *n, const active *a)
 {
@@ -152,38 +136,10 @@ static int node_batch_add(node *n, const active *a)
             return ggi_error(GG_ENOMEM, "out of memory");
     }
     size_t mark = n->batch.len;
-    int rc = ggi_buf_puts(&n->batch,
-                          n->batch_count == 0 ? "{\"ggp\":1,\"t\":\"jobs\",\"jobs\":[" : ",");
-    rc = rc ? rc : ggi_buf_puts(&n->batch, "{\"lease\":\"");
-    rc = rc ? rc : ggi_buf_puts(&n->batch, a->lease);
-    rc = rc ? rc : ggi_buf_puts(&n->batch, "\",\"seq\":");
-    rc = rc ? rc : put_u64(&n->batch, (uint64_t)a->seq, 10);
-    rc = rc ? rc : ggi_buf_puts(&n->batch, ",\"n\":");
-    rc = rc ? rc : put_u64(&n->batch, (uint64_t)(a->attempts + 1), 10);
-    rc = rc ? rc : ggi_buf_puts(&n->batch, ",\"task\":");
-    if (!rc)
-        rc = ggi_buf_puts(&n->batch, a->spec_text);
-    if (!rc) {
-        if (cJSON_GetArraySize(a->feedback) == 0) {
-            /* none yet: the field is left out */
-        } else {
-            char *fb = ggi_json_print(a->feedback);
-            rc = fb ? ggi_buf_printf(&n->batch, ",\"feedback\":%s", fb) : GG_ENOMEM;
-            free(fb);
-        }
-    }
-    if (!rc && a->strategy) {
-        char *st = ggi_json_print(a->strategy);
-        rc = st ? ggi_buf_printf(&n->batch, ",\"strategy\":%s", st) : GG_ENOMEM;
-        free(st);
-    }
-    if (!rc && cJSON_GetArraySize(a->demote) > 0) {
-        char *dm = ggi_json_print(a->demote);
-        rc = dm ? ggi_buf_printf(&n->batch, ",\"demote\":%s", dm) : GG_ENOMEM;
-        free(dm);
-    }
-    if (!rc)
-        rc = ggi_buf_puts(&n->batch, "}");
+    ggp_job_out job = { a->lease, a->seq, a->attempts + 1, a->spec_text, a->feedback,
+                        a->strategy, a->demote };
+    int rc = n->batch_count == 0 ? ggp_encode_jobs_begin(&n->batch) : GG_OK;
+    rc = rc ? rc : ggp_encode_jobs_add(&n->batch, n->batch_count == 0, &job);
     if (rc) {
         n->batch.len = mark; /* drop the partial job */
         if (n->batch.data)

@@ -94,11 +94,9 @@ void ggi_sched_emit(sched *s, int64_t seq, cJSON *ev)
             if (!c->watching || !ggi_event_mask_hears(c->watch_mask, bit))
                 continue;
             if (!m) {
-                m = ggi_asprintf("{\"ggp\":%d,\"t\":\"event\",\"event\":%s}", GGP_VERSION,
-                                 text);
+                m = ggp_encode_event(text, s->ev_buf.len, &len);
                 if (!m)
                     break;
-                len = strlen(m);
             }
             char *copy = malloc(len + 1);
             if (copy)

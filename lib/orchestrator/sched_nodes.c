@@ -367,12 +367,7 @@ void ggi_sched_on_worker_hello(sched *s, const gg_transport_msg *msg, const cJSO
         cJSON_AddNumberToObject(ev, "slots", (double)slots);
         ggi_sched_emit(s, 0, ev);
     }
-    cJSON *w = ggp_new(GGP_WELCOME);
-    if (w) {
-        cJSON_AddNumberToObject(w, "version", GGP_VERSION);
-        cJSON_AddNumberToObject(w, "hb_ms", s->o->hb_ms);
-        cJSON_AddStringToObject(w, "node", n->name);
-    }
+    cJSON *w = ggp_build_welcome(s->o->hb_ms, n->name);
     /* At once, not after the commit: it promises nothing durable, and the node's first jobs
      * (which need no commit either) must not overtake it. */
     outmsg out = { n->id, NULL, 0 };
@@ -452,8 +447,9 @@ void ggi_sched_liveness(sched *s)
         slots += n->slots;
         busy += n->busy;
         if (now - n->last_tx >= s->o->hb_ms) {
-            static const char hb[] = "{\"ggp\":1,\"t\":\"hb\"}";
-            int rc = ggi_sched_send_now(s, &n->id, hb, sizeof hb - 1);
+            size_t hb_len;
+            const char *hb = ggp_encode_bare(GGP_HB, &hb_len);
+            int rc = ggi_sched_send_now(s, &n->id, hb, hb_len);
             n->last_tx = now;
             if (rc == GG_ENOTFOUND)
                 n->last_rx = 0;

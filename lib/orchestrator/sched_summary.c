@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "protocol.h"
 #include "sched.h"
 
 #define SUMMARY_MS 1000   /* at most one summary this often */
@@ -182,15 +183,13 @@ void ggi_sched_summary_tick(sched *s)
     char *text = ev ? ggi_json_print(ev) : NULL;
     cJSON_Delete(ev);
     /* Printed once, wrapped once; each watcher gets a copy (the queue takes its text). */
-    char *msg = text ? ggi_asprintf("{\"ggp\":%d,\"t\":\"event\",\"event\":%s}", GGP_VERSION,
-                                    text)
-                     : NULL;
+    size_t len = 0;
+    char *msg = text ? ggp_encode_event(text, strlen(text), &len) : NULL;
     free(text);
     if (!msg) {
         ggi_log(&s->o->log, GG_LOG_WARN, "grid.summary: out of memory");
         return;
     }
-    size_t len = strlen(msg);
     for (client *c = s->clients; c; c = c->next) {
         if (!c->watching || !ggi_event_mask_hears(c->watch_mask, GGI_EVENT_SUMMARY))
             continue;

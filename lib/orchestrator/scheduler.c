@@ -63,10 +63,7 @@ static void reset_peer(sched *s, const gg_transport_msg *msg, const char *why)
 {
     identity to;
     set_identity(&to, msg->peer, msg->peer_len);
-    cJSON *m = ggp_new(GGP_RESET);
-    if (m)
-        cJSON_AddStringToObject(m, "reason", why);
-    ggi_sched_queue_msg(s, &to, m);
+    ggi_sched_queue_msg(s, &to, ggp_build_reset(why));
 }
 
 /* The role the transport authenticated for the sender: "" when authentication is off,

@@ -247,20 +247,24 @@ static cJSON *discover_caps(gg_worker_t *w, const char *const *labels, int any)
 
 /* ---------------------------------------------------------------- slots */
 
-static cJSON *infra_result(const cJSON *job, const char *message, int retry)
+/* The record of an attempt this worker could not make: its infrastructure fault. */
+static cJSON *infra_record(const char *message, int retry)
 {
-    cJSON *r = cJSON_CreateObject();
-    if (!r)
-        return NULL;
-    cJSON_AddItemToObject(r, "lease", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(job, "lease"), 1));
-    cJSON_AddItemToObject(r, "seq", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(job, "seq"), 1));
-    cJSON_AddItemToObject(r, "n", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(job, "n"), 1));
-    cJSON *rec = cJSON_AddObjectToObject(r, "record");
+    cJSON *rec = cJSON_CreateObject();
     cJSON *in = cJSON_AddObjectToObject(rec, "infra");
     cJSON_AddStringToObject(in, "stage", "worker");
     cJSON_AddStringToObject(in, "message", message);
     cJSON_AddBoolToObject(in, "retry", retry);
-    return r;
+    return rec;
+}
+
+/* Appends job's result with an infrastructure fault to b (ggp_encode_result). */
+static int infra_result(ggi_buf *b, const cJSON *job, const char *message, int retry)
+{
+    cJSON *rec = infra_record(message, retry);
+    int rc = rec ? ggp_encode_result(b, job, rec) : GG_ENOMEM;
+    cJSON_Delete(rec);
+    return rc;
 }
 
 /* How long a slot waits, after its job's process was killed by a signal nobody here sent,
@@ -312,10 +316,12 @@ static void *slot_main(void *arg)
         w->running++;
         pthread_mutex_unlock(&w->mu);
 
-        cJSON *record = NULL, *res = NULL;
+        cJSON *record = NULL;
         int handed_back = 0;
+        line.len = 0;
+        int printed = 0;
         if (ggi_attempt_run(&env, job, &record) != GG_OK) {
-            res = infra_result(job, gg_error_last(), 0);
+            printed = infra_result(&line, job, gg_error_last(), 0) == GG_OK;
         } else if (killed_from_outside(record) && stopping_soon(w)) {
             /* Killed with this worker (a Slurm job cancelled, a pod deleted): not the code's
              * failure. No result: the bye hands the job back and it runs elsewhere. */
@@ -323,21 +329,9 @@ static void *slot_main(void *arg)
             ggi_log(&w->log, GG_LOG_INFO, "worker: a job killed along with this worker is "
                     "handed back");
         } else {
-            res = cJSON_CreateObject();
-            if (res) {
-                cJSON_AddItemToObject(res, "lease",
-                                      cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(job, "lease"), 1));
-                cJSON_AddItemToObject(res, "seq",
-                                      cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(job, "seq"), 1));
-                cJSON_AddItemToObject(res, "n", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(job, "n"), 1));
-                cJSON_AddItemToObject(res, "record", record);
-                record = NULL;
-            }
+            printed = record && ggp_encode_result(&line, job, record) == GG_OK;
         }
         cJSON_Delete(record);
-        line.len = 0;
-        int printed = res && ggi_json_write(&line, res) == GG_OK;
-        cJSON_Delete(res);
         if (!printed && !handed_back)
             ggi_log(&w->log, GG_LOG_ERROR, "worker: a result is lost: out of memory");
         pthread_mutex_lock(&w->mu);
@@ -596,32 +590,30 @@ static int send_msg(gg_worker_t *w, void *peer, cJSON *m)
 
 static int send_hello(gg_worker_t *w, void *peer)
 {
-    cJSON *m = ggp_new(GGP_HELLO);
+    cJSON *m = ggp_build_hello_worker(w->name, w->slots, w->queue, w->caps);
     if (!m)
         return GG_ENOMEM;
-    cJSON_AddStringToObject(m, "role", "worker");
-    cJSON_AddStringToObject(m, "name", w->name);
-    cJSON *v = cJSON_AddArrayToObject(m, "versions");
-    cJSON_AddItemToArray(v, cJSON_CreateNumber(GGP_VERSION));
-    cJSON_AddNumberToObject(m, "slots", w->slots);
-    cJSON_AddNumberToObject(m, "queue", w->queue);
-    cJSON_AddItemReferenceToObject(m, "caps", w->caps);
     return send_msg(w, peer, m);
 }
 
 /* Moves the jobs out of the decoded message (jobs is its array) into the ring. */
 static void take_jobs(gg_worker_t *w, void *peer, cJSON *jobs)
 {
-    cJSON *refused = NULL;
+    ggi_buf refused = GGI_BUF_INIT, item = GGI_BUF_INIT; /* a results message, when any */
+    int n_refused = 0;
     pthread_mutex_lock(&w->mu);
     cJSON *j, *next;
     for (j = jobs ? jobs->child : NULL; j; j = next) {
         next = j->next;
         if (w->count >= w->cap) {
             /* The orchestrator sent more than we announced: refuse, it retries elsewhere. */
-            if (!refused)
-                refused = cJSON_CreateArray();
-            cJSON_AddItemToArray(refused, infra_result(j, "worker queue full", 1));
+            item.len = 0;
+            int rc = infra_result(&item, j, "worker queue full", 1);
+            if (rc == GG_OK && n_refused == 0)
+                rc = ggp_encode_results_begin(&refused);
+            if (rc == GG_OK)
+                rc = ggp_encode_results_add(&refused, n_refused == 0, item.data, item.len);
+            n_refused += rc == GG_OK; /* else not refused: the orchestrator's lease expires */
             continue;
         }
         w->jobs[(w->head + w->count) % w->cap] = cJSON_DetachItemViaPointer(jobs, j);
@@ -630,14 +622,10 @@ static void take_jobs(gg_worker_t *w, void *peer, cJSON *jobs)
     }
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
-    if (refused) {
-        cJSON *m = ggp_new(GGP_RESULTS);
-        if (m)
-            cJSON_AddItemToObject(m, "results", refused);
-        else
-            cJSON_Delete(refused);
-        send_msg(w, peer, m);
-    }
+    if (n_refused && ggp_encode_results_end(&refused) == GG_OK)
+        w->tp->vt.peer_send(peer, refused.data, refused.len);
+    ggi_buf_free(&refused);
+    ggi_buf_free(&item);
 }
 
 /* Sends finished results in batches; what cannot be sent now stays for the next round
@@ -668,11 +656,9 @@ static void free_spent(gg_worker_t *w)
 static int too_large(gg_worker_t *w, const char *text, size_t len, ggi_buf *out)
 {
     cJSON *big = cJSON_ParseWithLength(text, len);
-    cJSON *why = big ? infra_result(big, "the attempt's record exceeds the message limit", 0)
-                     : NULL;
+    int rc = big ? infra_result(out, big, "the attempt's record exceeds the message limit", 0)
+                 : GG_ENOMEM;
     cJSON_Delete(big);
-    int rc = why ? ggi_json_write(out, why) : GG_ENOMEM;
-    cJSON_Delete(why);
     if (rc != GG_OK)
         ggi_log(&w->log, GG_LOG_ERROR, "worker: a result is lost: out of memory");
     return rc;
@@ -695,33 +681,26 @@ static int flush_results(gg_worker_t *w, void *peer, int *stalled)
         pthread_mutex_unlock(&w->mu);
         free_spent(w);
     }
-    _Static_assert(GGP_VERSION == 1, "the results envelope below says version 1");
-    static const char head[] = "{\"ggp\":1,\"t\":\"results\",\"results\":[";
     int sent_any = 0;
     while (w->sent < w->sending.n) {
-        w->out.len = 0;
-        int rc = ggi_buf_append(&w->out, head, sizeof head - 1);
+        int rc = ggp_encode_results_begin(&w->out);
         unsigned k = 0;
         while (rc == GG_OK && w->sent + k < w->sending.n && k < RESULT_BATCH) {
             size_t len;
             const char *item = result_item(&w->sending, w->sent + k, &len);
-            if (len + sizeof head + 2 > GGP_MAX_MESSAGE) {
+            rc = ggp_encode_results_add(&w->out, k == 0, item, len);
+            if (rc == GG_ETOOBIG) {
+                rc = GG_OK;
                 if (k > 0)
                     break; /* alone in the next message */
                 rc = too_large(w, item, len, &w->out) == GG_OK ? GG_OK : GG_ENOMEM;
                 k = 1;
                 break;
             }
-            if (w->out.len + len + 3 > GGP_MAX_MESSAGE)
-                break;
-            if (k > 0)
-                rc = ggi_buf_append(&w->out, ",", 1);
-            if (rc == GG_OK)
-                rc = ggi_buf_append(&w->out, item, len);
             k++;
         }
         if (rc == GG_OK)
-            rc = ggi_buf_append(&w->out, "]}", 2);
+            rc = ggp_encode_results_end(&w->out);
         if (rc == GG_OK)
             rc = w->tp->vt.peer_send(peer, w->out.data, w->out.len);
         if (w->out.cap > (1u << 20))

@@ -1,8 +1,8 @@
 #!/bin/bash
-# selftest.sh - proves that check_symbols.sh, check_headers.sh and check_configuration.sh can
-# fail: it builds small shared libraries, header trees and source trees that break each rule
-# on purpose and expects each checker to reject them naming the culprit, and to accept the
-# well-formed ones.
+# selftest.sh - proves that check_symbols.sh, check_headers.sh, check_configuration.sh and
+# check_protocol_literals.sh can fail: it builds small shared libraries, header trees and
+# source trees that break each rule on purpose and expects each checker to reject them
+# naming the culprit, and to accept the well-formed ones.
 # Usage: selftest.sh DIR_OF_THE_CHECKERS
 set -euo pipefail
 
@@ -121,6 +121,23 @@ expect pass "configuration: every variable listed" "ok: 2" \
 printf '| alpha | `GRYPHGEN_ALPHA` |\n| beta, unquoted: GRYPHGEN_BETA |\n' >"$tmp/conf/docs/configuration.md"
 expect fail "configuration: a variable missing from the doc" "GRYPHGEN_BETA (read in cli/b.c" \
     bash "$here/check_configuration.sh" "$tmp/conf"
+
+# ---- check_protocol_literals ----
+mkdir -p "$tmp/ggp/lib/orchestrator" "$tmp/ggp/cli"
+printf 'static const char h[] = "{\\"ggp\\":1,\\"t\\":\\"hb\\"}";\n' >"$tmp/ggp/lib/orchestrator/protocol_encode.c"
+printf 'int w(void) { return 0; }\n' >"$tmp/ggp/lib/orchestrator/worker.c"
+expect pass "protocol: the envelope only in the codec" "ok:" \
+    bash "$here/check_protocol_literals.sh" "$tmp/ggp"
+printf 'static const char h[] = "{\\"ggp\\":1,\\"t\\":\\"wake\\"}";\n' >"$tmp/ggp/cli/x.c"
+expect fail "protocol: an envelope written by hand" "cli/x.c:1" \
+    bash "$here/check_protocol_literals.sh" "$tmp/ggp"
+rm "$tmp/ggp/cli/x.c"
+printf 'void c(cJSON *m) { cJSON_AddStringToObject(m, "t", "cancel"); }\n' >"$tmp/ggp/lib/orchestrator/worker.c"
+expect fail "protocol: a type set with cJSON" "lib/orchestrator/worker.c:1" \
+    bash "$here/check_protocol_literals.sh" "$tmp/ggp"
+printf 'int e(void) { return 0; }\n' >"$tmp/ggp/lib/orchestrator/protocol_encode.c"
+expect fail "protocol: a codec that writes no envelope" "wrong root" \
+    bash "$here/check_protocol_literals.sh" "$tmp/ggp"
 
 echo "selftest: $checks checks, $([ "$fail" -eq 0 ] && echo 0 || echo some) failed"
 exit "$fail"

@@ -43,7 +43,8 @@ core=("$root"/lib/core/*.c)
 sources_of() { # the library sources each target needs besides lib/core
     case $1 in
         task) ;;
-        protocol) echo "$root/lib/orchestrator/protocol.c" ;;
+        protocol) echo "$root/lib/orchestrator/protocol.c $root/lib/orchestrator/protocol_encode.c" \
+                        "$root/lib/orchestrator/protocol_stream.c" ;;
         keys) echo "$root/lib/net/keys.c" ;;
         patch) echo "$root/lib/workspace/patch.c $root/lib/workspace/patch_diff.c" \
                      "$root/lib/workspace/diff_parse.c $root/lib/workspace/safe_path.c" \
