@@ -481,6 +481,67 @@ static void test_kill9_moves(void)
     gg_orchestrator_destroy(&ob);
 }
 
+
+/* ---- a worker that says hello again over a new connection keeps its leases ---- */
+
+static void hello_as(ggpeer *p, const char *name, const char *instance)
+{
+    char buf[512];
+    snprintf(buf, sizeof buf,
+             "{\"ggp\":1,\"t\":\"hello\",\"role\":\"worker\",\"name\":\"%s\","
+             "\"versions\":[1],\"slots\":1,\"queue\":0,\"instance\":\"%s\","
+             "\"caps\":{\"executors\":[\"noop\"]}}", name, instance);
+    ggpeer_send(p, buf);
+    cJSON *w = ggpeer_recv(p, "welcome", TEST_DEADLINE_MS);
+    CHECK(w != NULL);
+    cJSON_Delete(w);
+}
+
+static const char *const PASS = "{\"passed\":true,\"reason\":\"ok\",\"code\":\"x\"}";
+
+static void test_leases_kept_by_instance(void)
+{
+    char ep[64];
+    gg_orchestrator_t *o = serve_here(ep, "adopt.db");
+    const char *inst = "0123456789abcdef0123456789abcdef";
+    ggpeer a;
+    ggpeer_open(&a, ep);
+    hello_as(&a, "keeper", inst);
+    CHECK_RC(gg_orchestrator_submit(o, "{\"task_id\":\"k1\",\"language\":\"python\","
+                                    "\"prompt\":\"p\",\"candidates\":[\"x\"]}", NULL), 0);
+    cJSON *jobs = ggpeer_recv(&a, "jobs", TEST_DEADLINE_MS);
+    CHECK(jobs != NULL);
+    cJSON *job = cJSON_Duplicate(cJSON_GetArrayItem(cJSON_GetObjectItem(jobs, "jobs"), 0), 1);
+    cJSON_Delete(jobs);
+    CHECK(job != NULL);
+
+    /* Another instance under the same name, on a new connection: the lease is not its. */
+    ggpeer other;
+    ggpeer_open(&other, ep);
+    hello_as(&other, "keeper", "ffffffffffffffffffffffffffffffff");
+    ggpeer_send_record(&other, job, NULL, PASS);
+    stat_arg foreign = { NULL, o, "foreign", 1 };
+    CHECK(test_wait_for(stat_cond, &foreign));
+    ggpeer_close(&other);
+
+    /* The same instance over a new connection (it reconnected): the lease moves with it,
+     * and its result counts; the old connection is forgotten without a requeue. */
+    ggpeer b;
+    ggpeer_open(&b, ep);
+    hello_as(&b, "keeper", inst);
+    ggpeer_send_record(&b, job, NULL, PASS);
+    char *res = NULL;
+    CHECK_RC(gg_orchestrator_wait(o, "k1", (int)TEST_DEADLINE_MS, &res), 0);
+    CHECK_CONTAINS(res, "\"status\":\"passed\"");
+    gg_free(res);
+    CHECK(ggpeer_hub_stat(o, "requeued") == 0);
+    CHECK(ggpeer_hub_stat(o, "foreign") == 1);
+    cJSON_Delete(job);
+    ggpeer_close(&a);
+    ggpeer_close(&b);
+    gg_orchestrator_destroy(&o);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/gg-failover-XXXXXX");
@@ -490,6 +551,7 @@ int main(void)
     test_passive_then_active();
     test_all_down();
     test_kill9_moves();
+    test_leases_kept_by_instance();
     test_remove_dir(dir);
     return test_exit();
 }
