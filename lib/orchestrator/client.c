@@ -40,6 +40,7 @@ struct gg_client {
     double last_rx;     /* when the hub of this connection was last heard (or asked) */
     unsigned tried;     /* endpoints tried since the last welcome */
     int backoff_ms;
+    int heard_passive;  /* a hub of this round answered "passive:" */
     char name[GGP_MAX_NAME + 1];
     int timeout_ms;
     long long rid;
@@ -264,20 +265,26 @@ static const char *leave_reason(gg_client_t *c)
  * only one), pausing after each round in which no hub welcomed the client (at most until
  * deadline, < 0: none). GG_OK, or the error opening the next one (c->peer is then NULL and
  * the next call moves on again). */
-static int fail_over(gg_client_t *c, double deadline)
+static int fail_over(gg_client_t *c, double deadline, int passive)
 {
+    c->heard_passive |= passive;
     if (c->peer)
         c->tp.vt.close(c->peer);
     c->peer = NULL;
     c->welcomed = 0;
     c->hb_ms = GGI_HEARTBEAT_MS;
     if (++c->tried >= c->eps.n) {
+        /* A standby that answered is about to decide: asked again soon (no growing pause). */
+        int grow = !c->heard_passive;
+        double ms = grow ? c->backoff_ms : BACKOFF_MIN_MS;
         c->tried = 0;
-        double ms = c->backoff_ms;
+        c->heard_passive = 0;
         if (deadline >= 0 && deadline - ggi_now_ms() < ms)
             ms = deadline > ggi_now_ms() ? deadline - ggi_now_ms() : 0;
         ggi_sleep_ms((int)ms);
-        c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
+        if (grow)
+            c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
+                                                               : c->backoff_ms * 2;
     }
     c->last_rx = ggi_now_ms();
     return c->tp.vt.peer_open(c->tp.self, ggi_endpoints_next(&c->eps), &c->peer);
@@ -321,7 +328,7 @@ static int exchange(gg_client_t *c, cJSON *req, long long first_rid, int timeout
             return no_answer(c, timeout_ms);
         const char *why = unsent ? "cannot send" : leave_reason(c);
         if (why) {
-            unsent = fail_over(c, deadline) != GG_OK || send_request(c, req) != GG_OK;
+            unsent = fail_over(c, deadline, 0) != GG_OK || send_request(c, req) != GG_OK;
             continue;
         }
         int slice = timeout_ms >= 0 ? (int)left + 1 : -1;
@@ -353,6 +360,7 @@ static int exchange(gg_client_t *c, cJSON *req, long long first_rid, int timeout
             c->hb_ms = (int)hb;
             c->welcomed = 1;
             c->tried = 0;
+            c->heard_passive = 0;
             c->backoff_ms = BACKOFF_MIN_MS;
         } else if (m.type == GGP_RESET) {
             c->welcomed = 0;
@@ -368,7 +376,7 @@ static int exchange(gg_client_t *c, cJSON *req, long long first_rid, int timeout
             }
         } else if (m.type == GGP_REPLY && ggi_reply_is_passive(m.body)) {
             /* A standby: the request goes to the next endpoint (whatever its rid). */
-            unsent = fail_over(c, deadline) != GG_OK || send_request(c, req) != GG_OK;
+            unsent = fail_over(c, deadline, 1) != GG_OK || send_request(c, req) != GG_OK;
         } else if (m.type == GGP_REPLY) {
             long long r = (long long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(m.body, "rid"));
             if (r >= first_rid && r <= rid) {
@@ -734,13 +742,13 @@ int gg_client_watch_filtered(gg_client_t *c, const char *types,
             if (r == GG_ETIMEDOUT && c->eps.n > 1 && ggi_now_ms() < until) {
                 if (!leave_reason(c))
                     continue;
-                fail_over(c, deadline); /* the watch is asked for again there */
+                fail_over(c, deadline, 0); /* the watch is asked for again there */
                 break;
             }
             if (r == GG_ETIMEDOUT)
                 break;
             if (r && c->eps.n > 1) {
-                fail_over(c, deadline);
+                fail_over(c, deadline, 0);
                 break;
             }
             if (r) {

@@ -123,6 +123,7 @@ struct gg_worker {
     int welcomed;          /* the hub of this connection welcomed us: results may go */
     unsigned tried;        /* endpoints tried since the last welcome */
     int backoff_ms;        /* the pause after the next round that fails */
+    int heard_passive;     /* a hub of this round answered "passive:" */
     double opened_at, last_rx, last_tx;
     pthread_t *threads;
     unsigned started;
@@ -854,9 +855,10 @@ static int pause_unless_stopped(gg_worker_t *w, int ms)
  * the results go to the next hub after its welcome. Returns the new peer, or NULL when the
  * worker was stopped meanwhile.
  */
-static void *fail_over(gg_worker_t *w, void *peer, const char *why)
+static void *fail_over(gg_worker_t *w, void *peer, const char *why, int passive)
 {
     const char *from = ggi_endpoints_current(&w->eps);
+    w->heard_passive |= passive;
     w->tp->vt.close(peer);
     atomic_store(&w->active_ep, -1);
     atomic_fetch_add(&w->n_reconnects, 1);
@@ -864,11 +866,16 @@ static void *fail_over(gg_worker_t *w, void *peer, const char *why)
         atomic_fetch_add(&w->n_failovers, 1);
     for (;;) {
         if (++w->tried >= w->eps.n) {
+            /* A standby that answered is about to decide (it takes over when the primary
+             * stays silent): asked again soon, without a growing pause. */
+            int ms = w->heard_passive ? BACKOFF_MIN_MS : w->backoff_ms;
             w->tried = 0;
-            if (pause_unless_stopped(w, w->backoff_ms))
+            w->heard_passive = 0;
+            if (pause_unless_stopped(w, ms))
                 return NULL;
-            w->backoff_ms = w->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
-                                                               : w->backoff_ms * 2;
+            if (ms == w->backoff_ms)
+                w->backoff_ms = w->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
+                                                                   : w->backoff_ms * 2;
         }
         const char *to = ggi_endpoints_next(&w->eps);
         ggi_log(&w->log, GG_LOG_WARN, "worker '%s': leaving %s (%s); reconnecting to %s",
@@ -896,6 +903,7 @@ static void on_message(gg_worker_t *w, void *peer, const ggp_msg *m, int *passiv
         w->hb_ms = (int)hb;
         w->welcomed = 1;
         w->tried = 0;
+        w->heard_passive = 0;
         w->backoff_ms = BACKOFF_MIN_MS;
         atomic_store(&w->active_ep, (int)w->eps.cur);
         ggi_log(&w->log, GG_LOG_INFO, "worker '%s': connected to %s", w->name,
@@ -1005,7 +1013,7 @@ int gg_worker_run(gg_worker_t *w)
             w->last_tx = now;
         }
         const char *why = leave_reason(w, peer, passive, now);
-        if (why && !(peer = fail_over(w, peer, why)))
+        if (why && !(peer = fail_over(w, peer, why, passive)))
             break;
     }
     if (peer) {

@@ -8,8 +8,8 @@ usage error (exit 2) naming what is wrong."""
 import json
 import os
 
-from gridtest import (check, finish, free_port, gg, kill, nodes, read_log, start, stop_all,
-                      tmpdir, wait_until)
+from gridtest import (check, finish, free_port, gg, kill, nodes, read_log, start, status,
+                      stop_all, tmpdir, wait_until)
 
 work = tmpdir()
 a = "tcp://127.0.0.1:%d" % free_port()
@@ -30,6 +30,9 @@ try:
                     os.path.join(work, "a.log"))
     start(["serve", "--insecure", "--bind", b, "--db", os.path.join(work, "b.db")],
           os.path.join(work, "b.log"))
+    # Both serve before the worker starts (else it would join whichever answers first).
+    check(wait_until(lambda: status(a) is not None and status(b) is not None),
+          "both orchestrators answer")
     wlog = os.path.join(work, "worker.log")
     start(["worker", "--insecure", "--connect", both, "--slots", "1", "--log-level", "info"],
           wlog)
