@@ -69,8 +69,9 @@ static void *passive_main(void *arg)
                                                                  : &h->client_hellos, 1);
         else if (t && strcmp(t, "hb") != 0)
             atomic_fetch_add(&h->requests, 1);
+        int beat = t && strcmp(t, "hb") == 0;
         cJSON_Delete(m);
-        if (t && strcmp(t, "hb") == 0)
+        if (beat)
             continue;
         char reply[256];
         int len = snprintf(reply, sizeof reply,
