@@ -964,10 +964,23 @@ int gg_worker_run(gg_worker_t *w)
 {
     if (!w)
         return ggi_error(GG_EINVAL, "worker is NULL");
+    /* The first endpoint that opens (a custom transport may refuse a name it has no hub
+     * for); none: the first one's error. */
     void *peer = NULL;
-    int rc = w->tp->vt.peer_open(w->tp->self, ggi_endpoints_current(&w->eps), &peer);
+    int rc = GG_OK, first_rc = GG_OK;
+    char first_msg[1024] = "";
+    for (unsigned i = 0; i < w->eps.n; i++) {
+        rc = w->tp->vt.peer_open(w->tp->self, ggi_endpoints_current(&w->eps), &peer);
+        if (rc == GG_OK)
+            break;
+        if (i == 0) {
+            first_rc = rc;
+            snprintf(first_msg, sizeof first_msg, "%s", gg_error_last());
+        }
+        ggi_endpoints_next(&w->eps);
+    }
     if (rc != GG_OK)
-        return rc;
+        return gg_error_set(first_rc, first_msg);
     /* stop is never cleared here: a stop that came before run must not be lost. */
     for (unsigned i = 0; i < w->slots; i++) {
         if (pthread_create(&w->threads[i], NULL, slot_main, w) != 0) {
