@@ -289,6 +289,44 @@ static void test_bad_lists(void)
     gg_worker_destroy(&w);
 }
 
+/* ---- a watch through a list ---- */
+
+typedef struct watch_arg {
+    gg_client_t *c;
+    int rc;
+    atomic_int got;
+} watch_arg;
+
+static int on_finished(void *user, const char *event_json)
+{
+    watch_arg *a = user;
+    if (strstr(event_json, "\"task.finished\"")) {
+        atomic_store(&a->got, 1);
+        return 1;
+    }
+    return 0;
+}
+
+static void *run_watch(void *arg)
+{
+    watch_arg *a = arg;
+    a->rc = gg_client_watch_filtered(a->c, "task.finished", on_finished, a,
+                                     (int)TEST_DEADLINE_MS);
+    return NULL;
+}
+
+static int watchers_at_least_one(void *c)
+{
+    char *st = NULL;
+    if (gg_client_status(c, NULL, &st) != 0)
+        return 0;
+    cJSON *j = cJSON_Parse(st);
+    gg_free(st);
+    int n = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(j, "watchers"));
+    cJSON_Delete(j);
+    return n >= 1;
+}
+
 /* ---- a passive hub first, then the active one ---- */
 
 static void test_passive_then_active(void)
@@ -331,6 +369,22 @@ static void test_passive_then_active(void)
                            "\"candidates\":[\"x\"]}", &id) != 0);
     CHECK(id == NULL);
     gg_client_destroy(&c);
+
+    /* A watch through the list subscribes on the active one and gets its events. */
+    watch_arg wa = { client_to(list, (int)TEST_DEADLINE_MS), -1, 0 };
+    int hellos = atomic_load(&ph.client_hellos);
+    pthread_t wt;
+    CHECK(pthread_create(&wt, NULL, run_watch, &wa) == 0);
+    gg_client_t *direct = client_to(ep, (int)TEST_DEADLINE_MS);
+    CHECK(test_wait_for(watchers_at_least_one, direct));
+    CHECK(atomic_load(&ph.client_hellos) > hellos); /* it asked the passive one first */
+    CHECK_RC(gg_client_submit(direct, "{\"task_id\":\"pa2\",\"language\":\"python\","
+                              "\"prompt\":\"p\",\"candidates\":[\"x\"]}", NULL), 0);
+    CHECK(join_within(wt));
+    CHECK_RC(wa.rc, 0);
+    CHECK(atomic_load(&wa.got) == 1);
+    gg_client_destroy(&wa.c);
+    gg_client_destroy(&direct);
 
     /* Only passive hubs: a request runs out of time naming them, the worker keeps asking. */
     gg_client_t *c2 = client_to(ph.ep, 1500);
