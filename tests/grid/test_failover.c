@@ -762,6 +762,36 @@ static void test_held_results_after_welcome(void)
     scripted_stop(&b);
 }
 
+/* ---- one endpoint whose hub starts later: ZeroMQ's own retries, no reconnect churn ---- */
+
+static void test_single_endpoint_waits(void)
+{
+    char ep[64], db[300];
+    ggpeer_endpoint(ep, sizeof ep);
+    gg_executor_t *noop = noop_executor();
+    gg_worker_t *w = worker_to(ep, "early", noop);
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, run_worker, w) == 0);
+    /* Its first tries are refused (nobody listens yet): not a lost connection. */
+    snprintf(db, sizeof db, "%s/late.db", dir);
+    gg_orchestrator_options o = GG_ORCHESTRATOR_OPTIONS_INIT;
+    o.db_path = db;
+    o.bind = ep;
+    o.insecure = 1;
+    o.local_workers = 0;
+    gg_orchestrator_t *orch = NULL;
+    CHECK_RC(gg_orchestrator_new(&orch, &o), 0);
+    on_arg oa = { w, ep };
+    CHECK(test_wait_for(worker_on_cond, &oa));
+    CHECK(worker_stat(w, "reconnects") == 0);
+    CHECK(worker_stat(w, "failovers") == 0);
+    gg_worker_stop(w);
+    CHECK(join_within(th));
+    gg_worker_destroy(&w);
+    gg_orchestrator_destroy(&orch);
+    gg_executor_destroy(&noop);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/gg-failover-XXXXXX");
@@ -770,6 +800,7 @@ int main(void)
     test_bad_lists();
     test_passive_then_active();
     test_all_down();
+    test_single_endpoint_waits();
     test_kill9_moves();
     test_leases_kept_by_instance();
     test_held_results_after_welcome();
