@@ -1086,7 +1086,9 @@ int gg_worker_run(gg_worker_t *w)
         if (w->welcomed && flush_results(w, peer, &stalled))
             w->last_tx = ggi_now_ms();
         double now = ggi_now_ms();
-        if (w->welcomed && now - w->last_tx >= w->hb_ms) {
+        /* Before a welcome too: a hub that lost the hello answers a heartbeat with reset,
+         * and the worker says hello again. */
+        if (now - w->last_tx >= w->hb_ms) {
             cJSON *hb = ggp_new(GGP_HB);
             send_msg(w, peer, hb);
             w->last_tx = now;
