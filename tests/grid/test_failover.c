@@ -6,7 +6,10 @@
  * lists are GG_EINVAL; a fake passive hub (a raw ROUTER answering "passive:") in front of a
  * real orchestrator: the worker and the client end up on the real one; every endpoint down:
  * a request fails with GG_ETIMEDOUT naming them, a worker keeps trying and still stops when
- * asked; two orchestrators sharing nothing, the first a `gryphgen serve` child killed with -9
+ * asked; a hub that accepts connections and never answers is left after 3 heartbeat
+ * intervals; a worker with one endpoint started before its hub joins without reconnecting;
+ * a watch through a list reaches the active hub; a result finished while no hub welcomed the
+ * worker reaches the next hub after its welcome, its lease listed in the hello; two orchestrators sharing nothing, the first a `gryphgen serve` child killed with -9
  * while the worker runs its job: the worker moves, its held result goes to the second (which
  * drops it: it never gave that lease), and the client's submission, sent again there,
  * succeeds; a worker that says hello again over a new connection keeps its leases (same
@@ -792,6 +795,42 @@ static void test_single_endpoint_waits(void)
     gg_executor_destroy(&noop);
 }
 
+/* ---- a hub that accepts connections and never answers (a hung process) ---- */
+
+static void test_silent_hub(void)
+{
+    char silent[64], ep[64], list[160];
+    ggpeer_endpoint(silent, sizeof silent);
+    void *ctx = zmq_ctx_new(), *sock = zmq_socket(ctx, ZMQ_ROUTER);
+    int zero = 0;
+    zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);
+    CHECK(zmq_bind(sock, silent) == 0); /* connections complete; nothing is ever read */
+    gg_orchestrator_t *o = serve_here(ep, "after_silence.db");
+    CHECK(strcmp(silent, ep) != 0);
+    snprintf(list, sizeof list, "%s,%s", silent, ep);
+    gg_executor_t *noop = noop_executor();
+    gg_worker_t *w = worker_to(list, "patient", noop);
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, run_worker, w) == 0);
+    /* The client and the worker leave the silent one after 3 heartbeat intervals. */
+    gg_client_t *c = client_to(list, (int)TEST_DEADLINE_MS);
+    char *st = NULL;
+    CHECK_RC(gg_client_status(c, NULL, &st), 0);
+    CHECK_CONTAINS(st, "\"nodes\"");
+    gg_free(st);
+    on_arg oa = { w, ep };
+    CHECK(test_wait_for(worker_on_cond, &oa));
+    CHECK(worker_stat(w, "failovers") >= 1);
+    gg_client_destroy(&c);
+    gg_worker_stop(w);
+    CHECK(join_within(th));
+    gg_worker_destroy(&w);
+    gg_orchestrator_destroy(&o);
+    gg_executor_destroy(&noop);
+    zmq_close(sock);
+    zmq_ctx_term(ctx);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/gg-failover-XXXXXX");
@@ -801,6 +840,7 @@ int main(void)
     test_passive_then_active();
     test_all_down();
     test_single_endpoint_waits();
+    test_silent_hub();
     test_kill9_moves();
     test_leases_kept_by_instance();
     test_held_results_after_welcome();
