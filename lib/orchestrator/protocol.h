@@ -137,6 +137,10 @@ cJSON *ggp_build_hello_client(const char *name);
 /** hello from a worker: the client's fields, "slots", "queue" and "caps" (caps referenced,
  * not copied: it must outlive the message; NULL: none). */
 cJSON *ggp_build_hello_worker(const char *name, int slots, int queue, const cJSON *caps);
+/** Adds to a worker's hello what lets the hub resume it: "instance" (the worker object's
+ * random id, kept across reconnects) and "leases" (the leases it still holds, an array the
+ * hello takes; NULL: none). GG_OK, GG_ENOMEM (leases is freed either way). */
+int ggp_hello_add_resume(cJSON *hello, const char *instance, cJSON *leases);
 /** welcome: "version", "hb_ms" and, to a worker, its "node" name (NULL: none). */
 cJSON *ggp_build_welcome(int hb_ms, const char *node);
 /** reset with its "reason" (NULL: none). */

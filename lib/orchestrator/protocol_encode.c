@@ -133,6 +133,19 @@ cJSON *ggp_build_hello_worker(const char *name, int slots, int queue, const cJSO
                        (!caps || cJSON_AddItemReferenceToObject(m, "caps", (cJSON *)caps)));
 }
 
+int ggp_hello_add_resume(cJSON *hello, const char *instance, cJSON *leases)
+{
+    if (!hello || (instance && !cJSON_AddStringToObject(hello, "instance", instance))) {
+        cJSON_Delete(leases);
+        return GG_ENOMEM;
+    }
+    if (leases && !cJSON_AddItemToObject(hello, "leases", leases)) {
+        cJSON_Delete(leases);
+        return GG_ENOMEM;
+    }
+    return GG_OK;
+}
+
 cJSON *ggp_build_welcome(int hb_ms, const char *node)
 {
     cJSON *m = ggp_new(GGP_WELCOME);

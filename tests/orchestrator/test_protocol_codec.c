@@ -43,6 +43,11 @@ static void test_builders(void)
               "{\"ggp\":1,\"t\":\"hello\",\"role\":\"worker\",\"name\":\"w1\",\"versions\":[1],"
               "\"slots\":2,\"queue\":64,\"caps\":{\"cores\":4,\"runtimes\":[\"python3\"]}}");
     CHECK(cJSON_GetObjectItemCaseSensitive(caps, "cores") != NULL); /* referenced, not taken */
+    cJSON *resumed = ggp_build_hello_worker("w2", 1, 0, NULL);
+    CHECK(ggp_hello_add_resume(resumed, "abc", cJSON_Parse("[\"0123456789abcdef0123456789abcdef\"]")) == GG_OK);
+    check_msg(resumed, GGP_HELLO,
+              "{\"ggp\":1,\"t\":\"hello\",\"role\":\"worker\",\"name\":\"w2\",\"versions\":[1],"
+              "\"slots\":1,\"queue\":0,\"instance\":\"abc\",\"leases\":[\"0123456789abcdef0123456789abcdef\"]}");
     cJSON_Delete(caps);
     check_msg(ggp_build_welcome(1000, NULL), GGP_WELCOME,
               "{\"ggp\":1,\"t\":\"welcome\",\"version\":1,\"hb_ms\":1000}");
