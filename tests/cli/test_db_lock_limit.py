@@ -15,8 +15,8 @@ import shutil
 import sqlite3
 import subprocess
 
-from clitest import (GRYPHGEN, GUARD_S, Streams, check, env, finish, read_jsonl, tmpdir,
-                     wait_until, write_repair_set)
+from clitest import (GRYPHGEN, GUARD_S, Streams, check, env, finish, lock_after_attempts,
+                     read_jsonl, tmpdir, wait_until, write_repair_set)
 
 N_TASKS = 60
 LOCK_AT = 20
@@ -25,13 +25,6 @@ RETRYING = "the batch is rolled back and written again"
 work = tmpdir()
 path = os.path.join(work, "set.jsonl")
 write_repair_set(path, N_TASKS)
-
-
-def attempts_stored(conn):
-    try:
-        return conn.execute("SELECT count(*) FROM attempts").fetchone()[0]
-    except sqlite3.Error:
-        return -1  # not created yet
 
 
 def locked_run(name, limit_s, release):
@@ -44,18 +37,12 @@ def locked_run(name, limit_s, release):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env(GRYPHGEN_DB_LOCK_WAIT_S=str(limit_s)))
     streams = Streams(proc)
-    wait_until(lambda: os.path.exists(db) or proc.poll() is not None)
-    locker = sqlite3.connect(db, timeout=GUARD_S, isolation_level=None)
-    held = False
-    if wait_until(lambda: proc.poll() is None and attempts_stored(locker) >= LOCK_AT or
-                  proc.poll() is not None, step=0.005) and proc.poll() is None:
-        locker.execute("BEGIN EXCLUSIVE")
-        held = True
-    check(held, "%s: the lock was taken while the run went on" % name)
-    if held:
+    locker = lock_after_attempts(db, proc, LOCK_AT)
+    check(locker, "%s: the lock was taken while the run went on" % name)
+    if locker:
         release(streams, proc)
         locker.execute("ROLLBACK")
-    locker.close()
+        locker.close()
     out, err = streams.wait()
     return proc.returncode, out, err, db, res
 

@@ -17,6 +17,7 @@
 
 #include "net/transport.h"
 #include "testutil.h"
+#include "common/testnet.h"
 
 #define BURST 200 /* above the trim's threshold (64) */
 
@@ -30,22 +31,6 @@ static int connect_to(int port)
         fd = -1;
     }
     return fd;
-}
-
-/* A loopback port nobody uses now (the kernel's pick). */
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = { .sin_family = AF_INET };
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    int port = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
 }
 
 /* Receives (nothing comes) until the hub reports want trims, or the deadline. */
@@ -85,7 +70,7 @@ static void test_trim(void)
 {
     ggi_transport t;
     CHECK_RC(ggi_zmq_transport_new(&t), GG_OK);
-    int port = free_port();
+    int port = test_free_port();
     char ep[64];
     snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", port);
     void *hub = NULL;
