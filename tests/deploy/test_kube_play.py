@@ -30,22 +30,13 @@ import sys
 import yaml
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "grid"))
-from gridtest import GUARD_S, check, finish, gg, skip, tmpdir, wait_until  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gridtest import GUARD_S, check, finish, gg, tmpdir, wait_until  # noqa: E402
+from podmantest import ROOT, build_image, need, podman_command, unmount_under  # noqa: E402
 
-ROOT = os.environ.get("GG_SOURCE_ROOT", "")
-BUILD = os.environ.get("GG_BUILD_ROOT", "")
-if os.geteuid() != 0:
-    skip("needs root for podman's own storage")
-for tool in ("podman", "runc", "catatonit", "openssl", "meson"):
-    if not shutil.which(tool):
-        skip("needs %s (Debian: podman runc catatonit openssl meson)" % tool)
-if not (ROOT and BUILD):
-    skip("needs GG_SOURCE_ROOT and GG_BUILD_ROOT (run it from meson test)")
-
+need(("podman", "runc", "catatonit", "openssl", "meson"))
 work = tmpdir()
-PODMAN = ["podman", "--root", os.path.join(work, "root"), "--runroot",
-          os.path.join(work, "runroot"), "--runtime", "runc", "--cgroup-manager", "cgroupfs",
-          "--events-backend", "none"]
+PODMAN = podman_command(work)
 CONF = os.path.join(work, "containers.conf")
 ENV = dict(os.environ, CONTAINERS_CONF=CONF)
 
@@ -107,17 +98,7 @@ def state(container):
 def main():
     with open(CONF, "w") as f:
         f.write('[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]\n')
-    tree = os.path.join(work, "tree")
-    p = subprocess.run(["meson", "install", "-C", BUILD, "--no-rebuild", "--quiet",
-                        "--destdir", tree], capture_output=True, text=True, timeout=300)
-    if not check(p.returncode == 0, "meson install into a temporary tree", p.stderr[-2000:]):
-        return
-    prefix = next((os.path.dirname(d) for d, _, files in os.walk(tree)
-                   if "gryphgen" in files and os.path.basename(d) == "bin"), None)
-    p = subprocess.run(["sh", os.path.join(ROOT, "deploy", "image", "make_image.sh"), prefix,
-                        "localhost/gryphgen:latest", "--"] + PODMAN[1:],
-                       capture_output=True, text=True, timeout=600, env=ENV)
-    if not check(p.returncode == 0, "make_image.sh builds the image", p.stderr[-2000:]):
+    if not build_image(work, PODMAN, "localhost/gryphgen:latest", env=ENV):
         return
 
     # The Secret: its files for the hostPath volume, its data for secretKeyRef.
@@ -202,9 +183,6 @@ finally:
     podman(["volume", "rm", "-f", "-a"])
     podman(["secret", "rm", "gryphgen-keys"])
     podman(["rmi", "-f", "localhost/gryphgen:latest"])
-    with open("/proc/mounts") as f:
-        mounts = [l.split()[1] for l in f if (" " + work + "/") in l]
-    for m in sorted(mounts, reverse=True):
-        subprocess.run(["umount", "-l", m], capture_output=True)
+    unmount_under(work)
     shutil.rmtree(work, ignore_errors=True)
 finish()
