@@ -3,6 +3,8 @@ serve must not go on serving a grid that records nothing. It exits 1 with a mess
 database and the cause, and without logging the same line over and over, when
 - the database file is deleted under it (SQLite refuses to write a file that was moved or
   unlinked while open: the work goes on being acknowledged nowhere otherwise);
+- another process keeps it locked past the writer's limit (GRYPHGEN_DB_LOCK_WAIT_S, 1 s
+  here);
 - its filesystem fills up (a small tmpfs, filled by the test once attempts are stored; needs
   root to mount: that case is skipped with a note where it cannot be mounted).
 What was committed before stays readable."""
@@ -34,12 +36,21 @@ def attempts(db):
         return -1
 
 
-def serve_until_broken(work, name, db, breaker):
+def serve_until_broken(work, name, db, breaker, env=None):
     """Starts serve on db with a local worker, submits a set, calls breaker() once some
     attempts are stored, and returns (exit status or None when serve did not stop, log)."""
     ep = "tcp://127.0.0.1:%d" % free_port()
     log = os.path.join(work, name + ".log")
-    proc = start(["serve", "--insecure", "--bind", ep, "--local", "1", "--db", db], log)
+    saved = {k: os.environ.get(k) for k in env or {}}
+    os.environ.update(env or {})
+    try:
+        proc = start(["serve", "--insecure", "--bind", ep, "--local", "1", "--db", db], log)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     check(wait_until(lambda: "serving on" in read_log(log) or proc.poll() is not None),
           "%s: serve started" % name, read_log(log))
     tasks = os.path.join(work, name + ".jsonl")
@@ -68,6 +79,26 @@ def deleted(work):
           log[-2000:])
     check(len(log.splitlines()) <= 30, "the error is not logged over and over (%d lines)" %
           len(log.splitlines()), log[-3000:])
+
+
+def locked(work):
+    db = os.path.join(work, "locked.db")
+    locker = []
+
+    def lock():
+        conn = sqlite3.connect(db, timeout=GUARD_S, isolation_level=None)
+        conn.execute("BEGIN EXCLUSIVE")
+        locker.append(conn)
+
+    code, log = serve_until_broken(work, "locked", db, lock, {"GRYPHGEN_DB_LOCK_WAIT_S": "1"})
+    for conn in locker:
+        conn.execute("ROLLBACK")
+        conn.close()
+    check(code == 1, "a lock held past the limit stops serve: exit 1",
+          "exit %s; log: %s" % (code, log[-2000:]))
+    check(db in log and "locked" in log and "the limit is 1 s" in log,
+          "the message names the database, the lock and the limit", log[-2000:])
+    check(attempts(db) >= 10, "what was committed is still there", attempts(db))
 
 
 def full(work):
@@ -108,6 +139,8 @@ if __name__ == "__main__":
     work = tmpdir()
     try:
         deleted(work)
+        stop_all()
+        locked(work)
         stop_all()
         full(work)
     finally:
