@@ -225,13 +225,15 @@ static int zt_peer_open(void *self, const char *endpoint, void **out)
     return open_socket(self, ZMQ_DEALER, endpoint, out);
 }
 
-/* Waits until s has a message; a hub's monitor is read meanwhile (monitor_drain). */
+/* Waits until s has a message; a hub's monitor is read meanwhile (monitor_drain), when it
+ * has events and while a burst is being counted. */
 static int wait_readable(zt_socket *s, int timeout_ms)
 {
     zmq_pollitem_t items[2] = { { s->sock, 0, ZMQ_POLLIN, 0 }, { s->mon, 0, ZMQ_POLLIN, 0 } };
     double deadline = timeout_ms >= 0 ? ggi_now_ms() + timeout_ms : 0;
     for (;;) {
-        monitor_drain(s);
+        if (s->gone >= TRIM_CONNS)
+            monitor_drain(s); /* a burst being counted: is it over? */
         int left = timeout_ms;
         if (timeout_ms >= 0) {
             double d = deadline - ggi_now_ms();
@@ -242,10 +244,12 @@ static int wait_readable(zt_socket *s, int timeout_ms)
             left = (int)TRIM_QUIET_MS;
         items[0].revents = items[1].revents = 0;
         int n = zmq_poll(items, s->mon ? 2 : 1, left);
+        if (n > 0 && (items[1].revents & ZMQ_POLLIN))
+            monitor_drain(s);
         if (n > 0 && (items[0].revents & ZMQ_POLLIN))
             return GG_OK;
         if (n > 0)
-            continue; /* the monitor: read at the top */
+            continue;
         if (n == 0 && timeout_ms >= 0 && ggi_now_ms() >= deadline)
             return GG_ETIMEDOUT;
         if (n == 0)
