@@ -9,6 +9,10 @@ sends nothing at all, and one that sends garbage.
 
     conn_peers.py HOST PORT N PIDFILE-OR-0
 
+KINDS (environment, comma-separated, default all five) chooses the kinds taken in turn:
+KINDS=silent,greeting,garbage is a burst of peers that never say hello, which the hub's
+scheduler never knows of (only the transport sees them end).
+
 Prints "rss before/peak/after" lines when PID is given (VmRSS of /proc/PID/status, in kB):
 before connecting, once all N are connected and greeted, and after they close and the hub
 reports no known clients or nodes (status asked over one raw connection of its own, polled; no
@@ -21,7 +25,10 @@ import struct
 import sys
 import time
 
-KINDS = ("client", "worker", "greeting", "silent", "garbage")
+ALL_KINDS = ("client", "worker", "greeting", "silent", "garbage")
+KINDS = tuple(k for k in os.environ.get("KINDS", ",".join(ALL_KINDS)).split(",") if k)
+if not KINDS or any(k not in ALL_KINDS for k in KINDS):
+    sys.exit("conn_peers: KINDS must name some of %s" % ", ".join(ALL_KINDS))
 
 
 def greeting():

@@ -1,8 +1,9 @@
 /*
  * serve.c - `gryphgen serve`: runs an orchestrator as a grid hub. Remote workers (`gryphgen
  * worker`) and clients (`submit`, `status`, `cancel`, `watch`, `eval --connect`) connect to
- * the endpoints given with --bind. Runs until SIGINT or SIGTERM; unfinished tasks stay in
- * the database and resume on the next start.
+ * the endpoints given with --bind. Runs until SIGINT or SIGTERM, or until its database stops
+ * the scheduler (exit 1, saying why); unfinished tasks stay in the database and resume on
+ * the next start.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -465,9 +466,17 @@ int cli_cmd_serve(int argc, char **argv)
     cli_noticef("serving on %s (database %s, %s)", bind,
                opts.db_path ? opts.db_path : "temporary",
                cli_sec.key_file ? "CURVE encrypted" : "UNENCRYPTED");
-    while (!cli_interrupted) {
+    /* Until a signal, or until the database stops the scheduler (full, deleted, locked for
+     * good): a hub that records nothing must not go on serving (asked about once a second). */
+    int status = CLI_EXIT_OK;
+    for (unsigned tick = 1; !cli_interrupted; tick++) {
         struct timespec ts = {0, 50 * 1000000L};
         nanosleep(&ts, NULL);
+        if (tick % 20 == 0 && gg_orchestrator_drain(orch, 0) == GG_ESTORE) {
+            cli_errorf("serve: %s", gg_error_last());
+            status = CLI_EXIT_INFRA;
+            break;
+        }
     }
     ggi_http_face_stop(face);
     ggi_http_server_destroy(&hs);
@@ -477,5 +486,5 @@ int cli_cmd_serve(int argc, char **argv)
     gg_generator_destroy(&gen);
     gg_retriever_destroy(&frozen);
     gg_retriever_destroy(&index);
-    return CLI_EXIT_OK;
+    return status;
 }

@@ -168,8 +168,9 @@ GG_API int gg_orchestrator_cancel(gg_orchestrator_t *o, const char *task_id);
 /**
  * Waits until no task is queued or running. timeout_ms < 0 waits without limit; GG_ETIMEDOUT
  * when the time ran out first. GG_ESTORE when the orchestrator stopped because its database
- * could not be written (full or read-only filesystem, I/O error, a lock held by another
- * process for minutes): gg_error_last() says why; what was committed is kept, and a new
+ * could not be written (full or read-only filesystem, I/O error, the file deleted or moved
+ * while open, a lock held by another process for minutes), also when no task is left:
+ * gg_error_last() says why (`gryphgen serve` asks with timeout_ms 0 to notice it); what was committed is kept, and a new
  * orchestrator on the same database resumes the unfinished tasks. gg_orchestrator_wait()
  * (for a task not ended) and gg_orchestrator_submit() fail the same way from then on.
  */

@@ -1040,11 +1040,13 @@ static int engine_error(const cont_exec *ce, CURLcode cc, http_reply *r, const c
                      what, r->status, reply_message(r, msg, sizeof msg));
 }
 
-/* Kills and removes the container; errors are only reported through the return value. An
- * engine may refuse a forced removal while the container is still being killed (an
- * interrupt's kill racing this removal: Podman answers 409 or 500 then), so a refusal is
- * asked again a few times, briefly apart, before the container counts as leaked. */
-static int remove_container(http_ctx *h, const char *id)
+/* Kills and removes the container. An engine may refuse a forced removal while the
+ * container is still being killed (an interrupt's kill racing this removal: Podman answers
+ * 409 or 500 then), so a refusal is asked again, REMOVE_TRIES times in all, briefly apart,
+ * before the container counts as leaked. On failure returns GG_EEXEC and writes into why
+ * (why_cap bytes) the tries and the engine's last answer; sets no error itself. */
+static int remove_container(const cont_exec *ce, http_ctx *h, const char *id, char *why,
+                            size_t why_cap)
 {
     char path[160];
     snprintf(path, sizeof path, "/containers/%s?force=1&v=1", id);
@@ -1055,6 +1057,16 @@ static int remove_container(http_ctx *h, const char *id)
         memset(&r, 0, sizeof r);
         CURLcode cc = http_do(h, "DELETE", path, NULL, NULL, 0, CLEANUP_TIMEOUT_MS, 0, &r);
         int ok = cc == CURLE_OK && (r.status == 204 || r.status == 200 || r.status == 404);
+        if (!ok && tries == REMOVE_TRIES - 1) {
+            char msg[256], said[200];
+            if (cc != CURLE_OK)
+                snprintf(msg, sizeof msg, "%s", curl_easy_strerror(cc));
+            else
+                snprintf(msg, sizeof msg, "HTTP %ld: %s", r.status,
+                         reply_message(&r, said, sizeof said));
+            snprintf(why, why_cap, "container engine at '%s': could not remove container %.12s "
+                     "after %d tries (last: %s)", ce->socket, id, REMOVE_TRIES, msg);
+        }
         ggi_buf_free(&r.body);
         if (ok)
             return GG_OK;
@@ -1400,19 +1412,21 @@ static int run_job(cont_exec *ce, const job *j, ggi_job_slot *slot, char **out)
         rc = build_result(j, &oc, out);
 
     /* Whatever happened, the container goes. A failed removal is an error of its own when
-     * nothing else failed, since a leaked container is a fault the host must hear of. */
+     * nothing else failed, and is added to the other error when something did: a leaked
+     * container is a fault the host must hear of. */
     if (id[0]) {
         int saved_code = gg_error_last_code();
-        char saved[1024];
+        char saved[1024], why[512] = "";
         snprintf(saved, sizeof saved, "%s", gg_error_last());
-        int rrc = remove_container(&h, id);
-        if (rc)
+        int rrc = remove_container(ce, &h, id, why, sizeof why);
+        if (rc && rrc)
+            ggi_error(saved_code, "%s; and %s", saved, why);
+        else if (rc)
             gg_error_set(saved_code, saved);
         else if (rrc) {
             free(*out);
             *out = NULL;
-            rc = ggi_error(GG_EEXEC, "container engine at '%s': could not remove container %.12s",
-                           ce->socket, id);
+            rc = ggi_error(GG_EEXEC, "%s", why);
         }
         ggi_job_set_id(&ce->reg, slot, "");
     }

@@ -36,7 +36,7 @@ int gg_executor_options_init(gg_executor_options *opts, unsigned version)
 #define KNOWN_CAPS                                                                         \
     (GG_EXECUTOR_CAP_ISOLATION_RLIMITS | GG_EXECUTOR_CAP_ISOLATION_NAMESPACES |             \
      GG_EXECUTOR_CAP_ISOLATION_CONTAINER | GG_EXECUTOR_CAP_UNPRIVILEGED_JOBS |              \
-     GG_EXECUTOR_CAP_SKIP_ATTEMPTS)
+     GG_EXECUTOR_CAP_SKIP_ATTEMPTS | GG_EXECUTOR_CAP_OVERLAY_WORKDIR)
 
 uint32_t ggi_executor_caps(const gg_executor_t *ex)
 {

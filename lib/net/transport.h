@@ -81,6 +81,11 @@ int ggi_zmq_transport_security_stats(const ggi_transport *t, ggi_zmq_security_st
  */
 const char *ggi_zmq_hub_sender_key(const ggi_transport *t, void *hub);
 
+/** How often hub gave memory back (malloc_trim) after a burst of its connections ended
+ * (many, then none for a second): the hub looks while it waits in a receive. 0 when t is not
+ * the built-in ZeroMQ transport. Same thread as the receive. */
+unsigned long ggi_zmq_hub_trims(const ggi_transport *t, void *hub);
+
 /**
  * Binds a hub of the ZeroMQ transport t to one more endpoint (a ROUTER listens on many:
  * inproc:// for embedded workers plus tcp:// or ipc:// for remote ones). GG_EUNSUPPORTED for

@@ -2,17 +2,25 @@
  * zmq_transport.c - the built-in transport over ZeroMQ: a ROUTER hub and DEALER peers,
  * two frames on the hub side (identity, body) and one frame on the peer side. A secure
  * transport makes its hubs CURVE servers authenticated by its ZAP handler (zap.c) and its
- * peers CURVE clients, and tags each message a hub receives with the sender's role.
+ * peers CURVE clients, and tags each message a hub receives with the sender's role. A hub
+ * watches its connections end (a socket monitor) and, after a burst of many, asks the
+ * allocator to give the freed memory back (connections that never said anything leave no
+ * record the scheduler could count).
  */
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <zmq.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "keys.h"
 #include "transport.h"
@@ -22,6 +30,8 @@
 #define POOL_MIN 4096      /* smaller messages go by ZeroMQ's own copy */
 #define POOL_KEEP 8        /* send buffers kept for reuse */
 #define POOL_BUF_MAX (1u << 20) /* larger ones are freed after use */
+#define TRIM_CONNS 64      /* connections ended since the last trim that make the next one */
+#define TRIM_QUIET_MS 1000.0 /* ... once none has ended for this long (the burst is over) */
 
 /* A buffer a large message is sent from (its bytes follow); ZeroMQ gives it back when sent. */
 typedef struct send_buf {
@@ -56,9 +66,13 @@ typedef struct zt_socket {
     int has_body;
     char key[GGI_KEY_Z85_LEN + 1]; /* on a secure hub: the last sender's public key, or "" */
     zt_state *st;
-    /* A peer's connection as its socket monitor tells it (ggi_zmq_peer_link) */
-    void *mon;       /* PAIR socket reading the monitor's events, or NULL */
-    int link;        /* GGI_LINK_* */
+    /* Its socket monitor (an inproc PAIR reading the monitor's events), or NULL: a peer's
+     * tells its connection's state (ggi_zmq_peer_link), a hub's its connections' ends. */
+    void *mon;
+    int link;       /* a peer's: GGI_LINK_* */
+    int gone;       /* a hub's: connections ended since the last trim */
+    double gone_at; /* when the last of them ended (ggi_now_ms) */
+    unsigned long trims; /* malloc_trim calls made (ggi_zmq_hub_trims) */
 } zt_socket;
 
 static int zt_hub_open(void *self, const char *endpoint, void **out);
@@ -177,9 +191,71 @@ static int open_socket(zt_state *st, int type, const char *endpoint, void **out)
     return GG_OK;
 }
 
+/* Starts the hub's monitor: ZMQ_EVENT_DISCONNECTED of each of its connections, on an
+ * inproc PAIR of its own. Without one (it could not be made) nothing is trimmed. */
+static void monitor_start(zt_socket *s)
+{
+    static atomic_ulong serial;
+    char addr[64];
+    snprintf(addr, sizeof addr, "inproc://gg-hub-monitor-%lu",
+             (unsigned long)atomic_fetch_add(&serial, 1));
+    if (zmq_socket_monitor(s->sock, addr, ZMQ_EVENT_DISCONNECTED) != 0)
+        return;
+    void *m = zmq_socket(s->st->ctx, ZMQ_PAIR);
+    int zero = 0;
+    if (m && zmq_setsockopt(m, ZMQ_LINGER, &zero, sizeof zero) == 0 && zmq_connect(m, addr) == 0) {
+        s->mon = m;
+        return;
+    }
+    if (m)
+        zmq_close(m);
+    zmq_socket_monitor(s->sock, NULL, 0);
+}
+
+/* Reads the monitor's events (each two frames: event and value, then the endpoint) without
+ * waiting, counting the connections that ended; after a burst of them is over, gives the
+ * freed memory back. Called by the receiving thread. */
+static void monitor_drain(zt_socket *s)
+{
+    if (!s->mon || !s->is_hub) /* a peer's monitor is ggi_zmq_peer_link's to read */
+        return;
+    for (;;) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, s->mon, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&m);
+            break;
+        }
+        uint16_t event = 0;
+        if (zmq_msg_size(&m) >= sizeof event)
+            memcpy(&event, zmq_msg_data(&m), sizeof event);
+        int more = zmq_msg_more(&m);
+        zmq_msg_close(&m);
+        while (more) {
+            zmq_msg_init(&m);
+            more = zmq_msg_recv(&m, s->mon, 0) >= 0 && zmq_msg_more(&m);
+            zmq_msg_close(&m);
+        }
+        if (event == ZMQ_EVENT_DISCONNECTED) {
+            s->gone++;
+            s->gone_at = ggi_now_ms();
+        }
+    }
+    if (s->gone >= TRIM_CONNS && ggi_now_ms() - s->gone_at >= TRIM_QUIET_MS) {
+        s->gone = 0;
+        s->trims++;
+#ifdef __GLIBC__
+        malloc_trim(0);
+#endif
+    }
+}
+
 static int zt_hub_open(void *self, const char *endpoint, void **out)
 {
-    return open_socket(self, ZMQ_ROUTER, endpoint, out);
+    int rc = open_socket(self, ZMQ_ROUTER, endpoint, out);
+    if (rc == GG_OK)
+        monitor_start(*out);
+    return rc;
 }
 
 static int zt_peer_open(void *self, const char *endpoint, void **out)
@@ -187,15 +263,36 @@ static int zt_peer_open(void *self, const char *endpoint, void **out)
     return open_socket(self, ZMQ_DEALER, endpoint, out);
 }
 
+/* Waits until s has a message; a hub's monitor is read meanwhile (monitor_drain), when it
+ * has events and while a burst is being counted. */
 static int wait_readable(zt_socket *s, int timeout_ms)
 {
-    zmq_pollitem_t item = { s->sock, 0, ZMQ_POLLIN, 0 };
+    void *hub_mon = s->is_hub ? s->mon : NULL;
+    zmq_pollitem_t items[2] = { { s->sock, 0, ZMQ_POLLIN, 0 }, { hub_mon, 0, ZMQ_POLLIN, 0 } };
+    double deadline = timeout_ms >= 0 ? ggi_now_ms() + timeout_ms : 0;
     for (;;) {
-        int n = zmq_poll(&item, 1, timeout_ms);
-        if (n > 0)
+        if (s->gone >= TRIM_CONNS)
+            monitor_drain(s); /* a burst being counted: is it over? */
+        int left = timeout_ms;
+        if (timeout_ms >= 0) {
+            double d = deadline - ggi_now_ms();
+            left = d > 0 ? (int)ceil(d) : 0;
+        }
+        /* A burst being counted is looked at again once it may be over. */
+        if (s->gone >= TRIM_CONNS && (left < 0 || left > (int)TRIM_QUIET_MS))
+            left = (int)TRIM_QUIET_MS;
+        items[0].revents = items[1].revents = 0;
+        int n = zmq_poll(items, hub_mon ? 2 : 1, left);
+        if (n > 0 && (items[1].revents & ZMQ_POLLIN))
+            monitor_drain(s);
+        if (n > 0 && (items[0].revents & ZMQ_POLLIN))
             return GG_OK;
-        if (n == 0)
+        if (n > 0)
+            continue;
+        if (n == 0 && timeout_ms >= 0 && ggi_now_ms() >= deadline)
             return GG_ETIMEDOUT;
+        if (n == 0)
+            continue;
         if (zmq_errno() != EINTR)
             return zmq_fail("zmq_poll");
     }
@@ -530,6 +627,13 @@ int ggi_zmq_transport_security_stats(const ggi_transport *t, ggi_zmq_security_st
         memcpy(out->last_refusal, z.last_refusal, sizeof out->last_refusal);
     }
     return GG_OK;
+}
+
+unsigned long ggi_zmq_hub_trims(const ggi_transport *t, void *hub)
+{
+    if (!t || t->vt.hub_open != zt_hub_open || !hub)
+        return 0;
+    return ((const zt_socket *)hub)->trims;
 }
 
 const char *ggi_zmq_hub_sender_key(const ggi_transport *t, void *hub)

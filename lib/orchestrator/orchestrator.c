@@ -703,14 +703,16 @@ int gg_orchestrator_drain(gg_orchestrator_t *o, int timeout_ms)
     double deadline = timeout_ms >= 0 ? ggi_now_ms() + timeout_ms : -1;
     for (;;) {
         uint64_t seen = done_generation(o);
+        /* First: a stopped scheduler is said even when nothing is left to run (serve asks
+         * with timeout 0), and the counts of a database that failed are not asked. */
+        if (ggi_orq_failed(o) != GG_OK)
+            return GG_ESTORE;
         ggi_store_counts c;
         int rc = count_tasks(o, &c);
         if (rc != GG_OK)
             return rc;
         if (c.queued + c.running == 0 && atomic_load(&o->ends_unheard) == 0)
             return GG_OK;
-        if (ggi_orq_failed(o) != GG_OK)
-            return GG_ESTORE;
         if (wait_done(o, seen, deadline) == GG_ETIMEDOUT)
             return ggi_error(GG_ETIMEDOUT, "%lld task(s) still unfinished after %d ms",
                              (long long)(c.queued + c.running), timeout_ms);

@@ -225,6 +225,9 @@ typedef struct sched {
     double gone_at;         /* when the last of them went */
     ggi_buf ev_buf;         /* print buffer, reused: an event */
     int dead;               /* the database could not be written: stop (ggi_orq_fail) */
+    int txn_open;           /* ggi_sched_txn began a transaction not yet ended by this
+                             * thread: when SQLite no longer has it, its writes are lost */
+    char txn_why[256];      /* the error that lost it, when known */
 } sched;
 
 /* What resuming a task gathers from its stored attempts (ggi_sched_resume_attempt). */
@@ -252,6 +255,9 @@ static inline int same_identity(const identity *a, const void *id, size_t len)
 /* Opens (or continues) this thread's own transaction, with the writer idle: for the rare
  * writes that need an answer now (submissions, cancels, hellos). */
 int ggi_sched_txn(sched *s);
+/* After a write in the transaction of ggi_sched_txn failed: when SQLite rolled the
+ * transaction back with it, keeps the write's error (gg_error_last) to say why later. */
+void ggi_sched_txn_note(sched *s);
 
 /* Queues a write in the batch being gathered, taking op's strings; copied says whether every
  * string it needs was copied (a copy can fail). GG_OK, or GG_ENOMEM logged with what. */

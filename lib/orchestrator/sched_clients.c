@@ -158,6 +158,7 @@ void ggi_sched_on_submit(sched *s, const identity *to, client *c, const cJSON *b
                                                         .needs = needs, .now = ggi_wall_s() },
                                        &seq, &existing);
         if (rc) {
+            ggi_sched_txn_note(s);
             cJSON_AddItemToArray(ids, cJSON_CreateNull());
             cJSON *e = cJSON_CreateObject();
             cJSON_AddNumberToObject(e, "index", i);

@@ -27,15 +27,43 @@ static void notify_waiters(sched *s, const char *task_id, const char *result_tex
 static void learn_from_result(sched *s, cJSON *res);
 static int has_waiter(const sched *s, const char *task_id);
 
+/* Whether this thread's own transaction was rolled back by SQLite itself (after an I/O
+ * error, a full disk, a lock timeout, a trigger's RAISE(ROLLBACK)): what it wrote since
+ * ggi_sched_txn began it is gone, while the replies saying so are queued. */
+static int txn_lost(sched *s)
+{
+    return s->txn_open && !ggi_store_in_transaction(s->db);
+}
+
+static int lost_error(const sched *s)
+{
+    return ggi_error(GG_ESTORE, "the scheduler's transaction was rolled back by the database "
+                     "(%s); its writes are lost", s->txn_why[0] ? s->txn_why : "no detail");
+}
+
 /* Opens (or continues) this thread's own transaction, with the writer idle: for the rare
- * writes that need an answer now (submissions, cancels, hellos). */
+ * writes that need an answer now (submissions, cancels, hellos). A transaction SQLite
+ * rolled back is not replaced by a fresh one (the later writes would commit and the lost
+ * ones be acknowledged with them): it stays lost, every later call fails, and the handoff
+ * fails the batch gathered with it (ggi_sched_handoff). Callers record a write's error
+ * (gg_error_last) in txn_why through ggi_sched_txn_note. */
 int ggi_sched_txn(sched *s)
 {
     ggi_sched_sync_point(s);
-    /* SQLite may have rolled back by itself after an I/O error or a lock timeout. */
     if (ggi_store_in_transaction(s->db))
         return GG_OK;
-    return ggi_store_begin(s->db);
+    if (txn_lost(s))
+        return lost_error(s);
+    int rc = ggi_store_begin(s->db);
+    s->txn_open = rc == GG_OK;
+    s->txn_why[0] = 0;
+    return rc;
+}
+
+void ggi_sched_txn_note(sched *s)
+{
+    if (s->txn_open && !s->txn_why[0] && !ggi_store_in_transaction(s->db))
+        snprintf(s->txn_why, sizeof s->txn_why, "%s", gg_error_last());
 }
 
 /* Queues a write in the batch being gathered, taking op's strings; copied says whether every
@@ -305,12 +333,14 @@ int ggi_sched_handoff(sched *s, ggi_batch *done)
         complete_batch(s, done, 1);
     if (s->dead) {
         ggi_store_rollback(s->db);
+        s->txn_open = 0;
         return 0;
     }
     run_later(s);
     ggi_sched_save_scores(s);
-    if (ggi_store_in_transaction(s->db)) {
-        int rc = ggi_store_commit(s->db);
+    if (ggi_store_in_transaction(s->db) || txn_lost(s)) {
+        int rc = txn_lost(s) ? lost_error(s) : ggi_store_commit(s->db);
+        s->txn_open = 0;
         if (rc != GG_OK) {
             /* Its replies wait in the batch being gathered: they must not go out. */
             char why[512];

@@ -432,8 +432,10 @@ void ggi_sched_on_worker_hello(sched *s, const gg_transport_msg *msg, const cJSO
     if (ggi_sched_txn(s) == GG_OK) {
         if (ggi_grid_node_seen(s->g, n->name, caps_text ? caps_text : "{}", ggi_wall_s()) ||
             ggi_grid_node_quarantined_until(s->g, n->name, &until) ||
-            ggi_grid_scores_load(s->g, n->name, MAX_SCORES - 1, preload_score, n))
+            ggi_grid_scores_load(s->g, n->name, MAX_SCORES - 1, preload_score, n)) {
+            ggi_sched_txn_note(s);
             ggi_log(&s->o->log, GG_LOG_WARN, "node '%s': %s", n->name, gg_error_last());
+        }
     }
     free(caps_text);
     if (until > ggi_wall_s())

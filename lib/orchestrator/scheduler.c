@@ -287,6 +287,7 @@ static void requeue_all(sched *s)
             ggi_log(&s->o->log, GG_LOG_ERROR, "commit failed: %s", gg_error_last());
             ggi_store_rollback(s->db);
         }
+        s->txn_open = 0;
     }
     while (s->tasks)
         ggi_sched_remove_active(s, s->tasks);

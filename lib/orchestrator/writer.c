@@ -8,6 +8,7 @@
  * committed in part or dropped while the scheduler goes on. When retrying does not help the
  * writer gives up on the batch (failed), and the scheduler stops.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -28,6 +29,7 @@ struct ggi_writer {
     const atomic_int *host_stopping; /* the orchestrator is shutting down */
     struct ggi_hist *write_time;     /* batches' write durations, or NULL */
     ggi_log_repeat repeat;           /* the same error, try after try, logged once */
+    double locked_ms;                /* how long a lock is retried (locked_limit_ms) */
     char why[384];                   /* why the last try failed */
     pthread_t thread;
     pthread_mutex_t mu;
@@ -277,7 +279,7 @@ static void write_batch(ggi_writer *w, ggi_batch *b)
         int stopping = w->host_stopping && atomic_load(w->host_stopping);
         /* Another connection's lock passes (it is retried for long); other faults rarely do
          * (a few tries); a shutdown does not wait long for either. */
-        int again = locked && !stopping ? now - first_ms < GGI_WRITER_LOCKED_MS
+        int again = locked && !stopping ? now - first_ms < w->locked_ms
                                         : tries < GGI_WRITER_TRIES;
         ggi_log_repeated(w->log, &w->repeat, GG_LOG_ERROR, "writer: %s; %s", w->why,
                          again ? "the batch is rolled back and written again"
@@ -288,7 +290,8 @@ static void write_batch(ggi_writer *w, ggi_batch *b)
             b->fault = fault;
             if (locked)
                 snprintf(b->why, sizeof b->why, "%s (another connection still held the "
-                         "lock after %d s of retries)", w->why, (int)((now - first_ms) / 1000.0));
+                         "lock after %.1f s of retries; the limit is %g s)", w->why,
+                         (now - first_ms) / 1000.0, w->locked_ms / 1000.0);
             else
                 snprintf(b->why, sizeof b->why, "%s", w->why);
             return;
@@ -321,6 +324,26 @@ static void *run(void *arg)
 
 /* ---------------------------------------------------------------- lifecycle */
 
+/* How long a batch meeting another connection's lock is retried: GGI_WRITER_LOCKED_MS, or
+ * GRYPHGEN_DB_LOCK_WAIT_S seconds (an internal setting, for tests: from 0.1 to 86400; another
+ * value is ignored with a warning). */
+static double locked_limit_ms(const ggi_logger *log)
+{
+    const char *v = getenv("GRYPHGEN_DB_LOCK_WAIT_S");
+    if (!v || !*v)
+        return GGI_WRITER_LOCKED_MS;
+    char *end = NULL;
+    errno = 0;
+    double sec = strtod(v, &end);
+    if (errno || end == v || *end || !(sec >= 0.1 && sec <= 86400.0)) {
+        ggi_log(log, GG_LOG_WARN, "ignoring GRYPHGEN_DB_LOCK_WAIT_S='%.32s': not a number of "
+                "seconds from 0.1 to 86400; a lock is waited for %g s", v,
+                GGI_WRITER_LOCKED_MS / 1000.0);
+        return GGI_WRITER_LOCKED_MS;
+    }
+    return sec * 1000.0;
+}
+
 int ggi_writer_start(ggi_store *s, ggi_grid_db *g, const ggi_logger *log, ggi_writer **out)
 {
     *out = NULL;
@@ -330,6 +353,7 @@ int ggi_writer_start(ggi_store *s, ggi_grid_db *g, const ggi_logger *log, ggi_wr
     w->s = s;
     w->g = g;
     w->log = log;
+    w->locked_ms = locked_limit_ms(log);
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
     if (pthread_create(&w->thread, NULL, run, w) != 0) {

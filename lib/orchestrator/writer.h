@@ -56,7 +56,8 @@ typedef struct ggi_writer ggi_writer;
 
 /** Starts the thread on the scheduler's connection (s) and grid statements (g). A batch that
  * fails is rolled back whole and written again: while another connection holds the lock,
- * for up to GGI_WRITER_LOCKED_MS; after any other fault (a full disk, an I/O error), up to
+ * for up to GGI_WRITER_LOCKED_MS (GRYPHGEN_DB_LOCK_WAIT_S, in seconds, overrides it: an
+ * internal setting for tests); after any other fault (a full disk, an I/O error), up to
  * GGI_WRITER_TRIES times in all. Then (or, with a stop flag that is set, after
  * GGI_WRITER_TRIES tries either way) the writer gives up on it (failed). Repeated errors
  * are logged once with their count. */

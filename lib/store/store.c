@@ -547,8 +547,25 @@ static void rollback_quiet(ggi_store *s)
 }
 
 /* Commits; a failed COMMIT is rolled back so the connection is left without a transaction. */
+/* Whether the database file was deleted or replaced while open: SQLite then writes on into
+ * the unlinked inode, which nobody will open again, and commits "succeed" (with WAL it does
+ * not refuse them). Asked before each commit (one stat). */
+static int file_moved(ggi_store *s)
+{
+    int moved = 0;
+    return sqlite3_file_control(s->db, "main", SQLITE_FCNTL_HAS_MOVED, &moved) == SQLITE_OK &&
+           moved;
+}
+
 static int commit_or_rollback(ggi_store *s)
 {
+    if (file_moved(s)) {
+        rollback_quiet(s);
+        ggi_store_note_fault(s, SQLITE_READONLY_DBMOVED);
+        return ggi_error(GG_ESTORE, "the database file '%s' was deleted or moved while open: "
+                         "nothing more can be written to it; the transaction was rolled back",
+                         s->path ? s->path : "?");
+    }
     int rc = counts_write(s);
     if (!rc)
         rc = run_simple(s, Q_COMMIT, "committing");

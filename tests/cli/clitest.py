@@ -125,6 +125,28 @@ def wait_until(cond, timeout=GUARD_S, step=0.05):
         time.sleep(step)
 
 
+def attempts_stored(conn):
+    """Attempt rows in the database of conn (-1 while it has no attempts table yet)."""
+    try:
+        return conn.execute("SELECT count(*) FROM attempts").fetchone()[0]
+    except sqlite3.Error:
+        return -1
+
+
+def lock_after_attempts(db, proc, n):
+    """Once the run proc has stored n attempt rows in db, takes the database with BEGIN
+    EXCLUSIVE on a connection of this process and returns that connection (the caller lets go
+    with ROLLBACK and closes it); None when proc ended first."""
+    wait_until(lambda: os.path.exists(db) or proc.poll() is not None)
+    locker = sqlite3.connect(db, timeout=GUARD_S, isolation_level=None)
+    if wait_until(lambda: proc.poll() is None and attempts_stored(locker) >= n or
+                  proc.poll() is not None, step=0.005) and proc.poll() is None:
+        locker.execute("BEGIN EXCLUSIVE")
+        return locker
+    locker.close()
+    return None
+
+
 def mount_tmpfs(mnt, options):
     """Mounts a tmpfs with options (as for mount -o) on the directory mnt; False where that is
     not allowed (it needs root)."""

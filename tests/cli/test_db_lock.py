@@ -10,8 +10,8 @@ import shutil
 import sqlite3
 import subprocess
 
-from clitest import (GRYPHGEN, GUARD_S, Streams, check, env, finish, read_jsonl, summary,
-                     tmpdir, wait_until, write_repair_set)
+from clitest import (GRYPHGEN, Streams, check, env, finish, lock_after_attempts, read_jsonl,
+                     summary, tmpdir, wait_until, write_repair_set)
 
 N_TASKS = 60
 LOCK_AT = 20          # attempt rows stored when the lock is taken
@@ -33,28 +33,15 @@ proc = subprocess.Popen([GRYPHGEN, "eval", "--jobs", "2", "--quiet", "--log-leve
 streams = Streams(proc)
 
 
-def attempts_stored(conn):
-    try:
-        return conn.execute("SELECT count(*) FROM attempts").fetchone()[0]
-    except sqlite3.Error:
-        return -1  # not created yet
-
-
-wait_until(lambda: os.path.exists(db) or proc.poll() is not None)
-locker = sqlite3.connect(db, timeout=GUARD_S, isolation_level=None)
-held = False
-if wait_until(lambda: proc.poll() is None and attempts_stored(locker) >= LOCK_AT or
-              proc.poll() is not None, step=0.005) and proc.poll() is None:
-    locker.execute("BEGIN EXCLUSIVE")
-    held = True
-check(held, "the lock was taken while the run went on (after %d attempts)" % LOCK_AT)
-if held:
+locker = lock_after_attempts(db, proc, LOCK_AT)
+check(locker, "the lock was taken while the run went on (after %d attempts)" % LOCK_AT)
+if locker:
     met = wait_until(lambda: RETRYING in streams.err or proc.poll() is not None)
     check(met and RETRYING in streams.err,
           "the writer meets the lock and says it writes the batch again",
           "exit %s: %s" % (proc.poll(), streams.err[-2000:]))
     locker.execute("ROLLBACK")
-locker.close()
+    locker.close()
 
 out, err = streams.wait()
 check(proc.returncode == 0, "the run finishes by itself, exit 0",

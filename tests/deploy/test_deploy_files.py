@@ -117,8 +117,12 @@ def check_manifests():
                   what + ": its /keys are copied by the init container keys", inits)
             if args and args[0] == "serve":
                 for probe in ("readinessProbe", "livenessProbe"):
-                    check(c.get(probe, {}).get("httpGet", {}).get("path") == "/healthz",
-                          "serve's %s asks /healthz" % probe)
+                    get = c.get(probe, {}).get("httpGet", {})
+                    check(get.get("path") == "/healthz" and get.get("scheme") == "HTTPS",
+                          "serve's %s asks /healthz over HTTPS" % probe)
+                # serve refuses --http beyond loopback without a certificate
+                check("--http-cert" in args and "--http-key" in args,
+                      "serve's REST API beyond loopback has its certificate", args)
 
 
 def check_keys_init(docs_text):
@@ -150,9 +154,16 @@ def check_keys_init(docs_text):
     check(p.returncode == 2 and "chmod 600" in p.stderr,
           "a worker refuses the Secret's group-readable key as mounted", p.stderr)
     e = dict(os.environ, GG_SECRET_DIR=src, GG_KEYS_DIR=dst)
-    p = subprocess.run(["/usr/bin/python3", "-c", scripts.pop()], env=e, capture_output=True,
-                       text=True, timeout=60)
-    check(p.returncode == 0, "the init container's copy runs", p.stderr)
+    # As the manifest runs it: root with every capability dropped but CHOWN (no FOWNER, no
+    # DAC_OVERRIDE), and twice (init containers run again when a pod restarts).
+    script = scripts.pop()
+    caps = ["setpriv", "--inh-caps=-all,+chown", "--ambient-caps=-all,+chown",
+            "--bounding-set=-all,+chown", "--"] if shutil.which("setpriv") else []
+    for run in ("", " again"):
+        p = subprocess.run(caps + ["/usr/bin/python3", "-c", script], env=e,
+                           capture_output=True, text=True, timeout=60)
+        check(p.returncode == 0, "the init container's copy runs%s%s" %
+              (" with CAP_CHOWN alone" if caps else "", run), p.stderr)
     st = os.stat(os.path.join(dst, "worker.key"))
     check((st.st_mode & 0o777, st.st_uid) == (0o600, 65534), "copies are 0600, uid 65534",
           (oct(st.st_mode), st.st_uid))
@@ -173,7 +184,10 @@ def check_secrets():
         if m:
             data[m.group(1)] = base64.b64decode(m.group(2)).decode()
     check(set(data) == {"server.key", "server.pub", "worker.key", "scaler.key",
-                        "authorized_keys", "http_token"}, "the Secret has every key", sorted(data))
+                        "authorized_keys", "http_token", "http.crt", "http.key"},
+          "the Secret has every key", sorted(data))
+    check("BEGIN CERTIFICATE" in data.get("http.crt", "") and
+          "PRIVATE KEY" in data.get("http.key", ""), "serve's HTTPS certificate and key")
     pub = lambda t: re.search(r"public: (\S{40})", t).group(1)  # noqa: E731
     auth = data.get("authorized_keys", "")
     check(("worker " + pub(data["worker.key"])) in auth and

@@ -12,23 +12,14 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "grid"))
-from gridtest import (GUARD_S, check, finish, free_port, gg, skip, status,  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gridtest import (GUARD_S, check, finish, free_port, gg, status,  # noqa: E402
                       tmpdir, wait_until)
+from podmantest import build_image, need, podman_command, unmount_under  # noqa: E402
 
-ROOT = os.environ.get("GG_SOURCE_ROOT", "")
-BUILD = os.environ.get("GG_BUILD_ROOT", "")
-if os.geteuid() != 0:
-    skip("needs root for podman's own storage")
-for tool in ("podman", "runc", "meson"):
-    if not shutil.which(tool):
-        skip("needs %s (Debian: podman runc meson)" % tool)
-if not (ROOT and BUILD):
-    skip("needs GG_SOURCE_ROOT and GG_BUILD_ROOT (run it from meson test)")
-
+need(("podman", "runc", "meson"))
 work = tmpdir()
-PODMAN = ["podman", "--root", os.path.join(work, "root"), "--runroot",
-          os.path.join(work, "runroot"), "--runtime", "runc", "--cgroup-manager", "cgroupfs",
-          "--events-backend", "none"]
+PODMAN = podman_command(work)
 IMAGE = "localhost/gryphgen:test"
 # Hosts whose hard limits are under Podman's defaults refuse those: ask for what is allowed.
 ULIMITS = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096"]
@@ -47,21 +38,7 @@ def run(args):
 
 
 try:
-    tree = os.path.join(work, "tree")
-    p = subprocess.run(["meson", "install", "-C", BUILD, "--no-rebuild", "--quiet",
-                        "--destdir", tree], capture_output=True, text=True, timeout=300)
-    if not check(p.returncode == 0, "meson install into a temporary tree", p.stderr[-2000:]):
-        raise SystemExit(1)
-    prefix = None
-    for dirpath, _, files in os.walk(tree):
-        if "gryphgen" in files and os.path.basename(dirpath) == "bin":
-            prefix = os.path.dirname(dirpath)
-    check(prefix is not None, "the tree has bin/gryphgen")
-    p = subprocess.run(["sh", os.path.join(ROOT, "deploy", "image", "make_image.sh"), prefix,
-                        IMAGE, "--"] + PODMAN[1:], capture_output=True, text=True,
-                       timeout=600)
-    if not check(p.returncode == 0 and p.stdout.strip() == IMAGE,
-                 "make_image.sh builds the image from the tree", p.stderr[-2000:]):
+    if not build_image(work, PODMAN, IMAGE):
         raise SystemExit(1)
     p = podman(["run", "--rm", "--network", "none"] + ULIMITS + [IMAGE, "version"])
     check(p.returncode == 0 and p.stdout.startswith("gryphgen "), "the image runs gryphgen",
@@ -99,10 +76,6 @@ finally:
     for c in containers:
         podman(["rm", "-f", "-t", "5", c])
     podman(["rmi", "-f", IMAGE])
-    # The storage holds mounts while in use; unmount what is left before removing it.
-    with open("/proc/mounts") as f:
-        mounts = [l.split()[1] for l in f if (" " + work + "/") in l]
-    for m in sorted(mounts, reverse=True):
-        subprocess.run(["umount", "-l", m], capture_output=True)
+    unmount_under(work)
     shutil.rmtree(work, ignore_errors=True)
 finish()

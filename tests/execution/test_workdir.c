@@ -24,26 +24,13 @@
 #include "execution/overlay.h"
 #include "execution/sandbox.h"
 #include "testutil.h"
+#include "common/testfiles.h"
 #include "workspace/workspace.h"
 
 static char tmp[] = "/tmp/gg-test-workdir-XXXXXX";
 static gg_executor_t *ex;
 static const char *level = "rlimits";
 static char base[100], outside[100];
-
-static char *slurp(const char *dir, const char *rel)
-{
-    char p[1024];
-    snprintf(p, sizeof p, "%s/%s", dir, rel);
-    FILE *f = fopen(p, "r");
-    if (!f)
-        return NULL;
-    char *buf = calloc(1, 65536);
-    if (buf && fread(buf, 1, 65535, f) == 0)
-        buf[0] = '\0';
-    fclose(f);
-    return buf;
-}
 
 /* Runs request text: the result object (caller deletes) or NULL with *rc set. */
 static cJSON *run(const char *req, int *rc)
@@ -105,19 +92,11 @@ static void job_in_copy(void)
     }
     cJSON_Delete(r);
     /* The host sees what the job wrote; the directory stays. */
-    char *s = slurp(copy, "made.txt");
-    CHECK_STR(s, "made\n");
-    free(s);
-    s = slurp(copy, "new/dir/f");
-    CHECK_STR(s, "deep\n");
-    free(s);
-    s = slurp(copy, "src/replace.txt");
-    CHECK_STR(s, "new\n");
-    free(s);
+    CHECK_FILE(copy, "made.txt", "made\n");
+    CHECK_FILE(copy, "new/dir/f", "deep\n");
+    CHECK_FILE(copy, "src/replace.txt", "new\n");
     /* The base file the copy linked to was replaced in the copy, not written into. */
-    s = slurp(base, "src/replace.txt");
-    CHECK_STR(s, "old\n");
-    free(s);
+    CHECK_FILE(base, "src/replace.txt", "old\n");
     CHECK_RC(ggi_ws_remove(copy), GG_OK);
 }
 
@@ -144,9 +123,7 @@ static void base_protected(void)
         CHECK(!strstr(field(r, "stdout"), "chmod=0"));
     }
     cJSON_Delete(r);
-    char *s = slurp(base, "base.txt");
-    CHECK_STR(s, "base\n");
-    free(s);
+    CHECK_FILE(base, "base.txt", "base\n");
     struct stat st;
     CHECK(stat(base, &st) == 0);
     char p[800];
@@ -243,21 +220,13 @@ static void overlay_workdir(void)
     cJSON_Delete(r);
     /* On the host: the upper directory holds what the job did; base and lower as they were;
      * the mount point is an empty directory (the mount lived in the job's namespace). */
-    char *s = slurp(up, "base.txt");
-    CHECK_STR(s, "base\nmore\n");
-    free(s);
+    CHECK_FILE(up, "base.txt", "base\nmore\n");
     struct stat st;
     snprintf(p, sizeof p, "%s/src/replace.txt", up);
     CHECK(lstat(p, &st) == 0 && S_ISCHR(st.st_mode)); /* a whiteout */
-    s = slurp(up, "given.txt");
-    CHECK_STR(s, "g\n");
-    free(s);
-    s = slurp(lower, "base.txt");
-    CHECK_STR(s, "base\n");
-    free(s);
-    s = slurp(base, "src/replace.txt");
-    CHECK_STR(s, "old\n");
-    free(s);
+    CHECK_FILE(up, "given.txt", "g\n");
+    CHECK_FILE(lower, "base.txt", "base\n");
+    CHECK_FILE(base, "src/replace.txt", "old\n");
     snprintf(p, sizeof p, "%s/merged/base.txt", copy);
     CHECK(access(p, F_OK) != 0);
     /* Bad overlay values. */

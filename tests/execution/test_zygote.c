@@ -92,6 +92,26 @@ static void test_same_as_direct(void)
     }
 }
 
+/* Twice in turn: a zygote job runs pollute (which prints "polluted") and the next one check
+ * (which prints "clean" when it sees nothing pollute left). */
+static void pollute_then_check(const char *pollute, const char *check)
+{
+    for (int round = 0; round < 2; round++) {
+        cJSON *p = run(pollute, NULL, 1);
+        if (p) {
+            CHECK_STR(test_str(p, "stdout"), "polluted\n");
+            CHECK(test_true(p, "zygote"));
+            cJSON_Delete(p);
+        }
+        cJSON *c = run(check, NULL, 1);
+        if (c) {
+            CHECK_STR(test_str(c, "stdout"), "clean\n");
+            CHECK(test_true(c, "zygote"));
+            cJSON_Delete(c);
+        }
+    }
+}
+
 /* A job that pollutes everything it can reach does not affect the next one. */
 static void test_no_state_between_jobs(void)
 {
@@ -130,20 +150,7 @@ static void test_no_state_between_jobs(void)
         "if typing.List is None or collections.OrderedDict is None or re.compile is None:\n"
         "    bad.append('preloaded modules')\n"
         "print('clean' if not bad else bad)\n";
-    for (int round = 0; round < 2; round++) {
-        cJSON *p = run(pollute, NULL, 1);
-        if (p) {
-            CHECK_STR(test_str(p, "stdout"), "polluted\n");
-            CHECK(test_true(p, "zygote"));
-            cJSON_Delete(p);
-        }
-        cJSON *c = run(check, NULL, 1);
-        if (c) {
-            CHECK_STR(test_str(c, "stdout"), "clean\n");
-            CHECK(test_true(c, "zygote"));
-            cJSON_Delete(c);
-        }
-    }
+    pollute_then_check(pollute, check);
 }
 
 /* What the jobs of one zygote share are its user and network namespaces: a job that stores
@@ -190,20 +197,7 @@ static void test_no_kernel_state_between_jobs(void)
         "          if p.isdigit() and int(p) not in (1, os.getpid())]\n"
         "if others: bad.append('processes %s' % others)\n"
         "print('clean' if not bad else bad)\n";
-    for (int round = 0; round < 2; round++) {
-        cJSON *p = run(pollute, NULL, 1);
-        if (p) {
-            CHECK_STR(test_str(p, "stdout"), "polluted\n");
-            CHECK(test_true(p, "zygote"));
-            cJSON_Delete(p);
-        }
-        cJSON *c = run(check, NULL, 1);
-        if (c) {
-            CHECK_STR(test_str(c, "stdout"), "clean\n");
-            CHECK(test_true(c, "zygote"));
-            cJSON_Delete(c);
-        }
-    }
+    pollute_then_check(pollute, check);
 }
 
 /* "stage_times": true adds where the job's time went; without it there is none; a value

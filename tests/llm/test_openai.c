@@ -27,6 +27,7 @@
 #include "generation/prompt.h"
 #include "llmtest.h"
 #include "testutil.h"
+#include "common/testnet.h"
 
 #define KEY "sk-test-9f8e7d6c5b4a3210"
 #define GOOD "def add(a, b):\n    return a + b\n"
@@ -539,24 +540,6 @@ static void test_bad_bodies(void)
     free(err);
 }
 
-/* A loopback port nobody listens on (bound, then closed). */
-static int closed_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    int port = 0;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
-}
-
 static void test_failover(void)
 {
     char urls[400];
@@ -591,7 +574,7 @@ static void test_failover(void)
     gg_generator_destroy(&g);
 
     /* connection refused fails over */
-    snprintf(urls, sizeof urls, "http://127.0.0.1:%d/v1,%s", closed_port(), base_url);
+    snprintf(urls, sizeof urls, "http://127.0.0.1:%d/v1,%s", test_free_port(), base_url);
     o.max_retries = 0;
     CHECK_RC(gg_generator_new(&g, &o), GG_OK);
     char *out = NULL;
@@ -624,7 +607,7 @@ static void test_failover(void)
 
     /* every endpoint down */
     snprintf(urls, sizeof urls, "http://127.0.0.1:%d/v1,http://127.0.0.1:%d/dead/v1",
-             closed_port(), srv.port);
+             test_free_port(), srv.port);
     o.max_retries = -1;
     cJSON *r;
     char *err;
@@ -633,7 +616,7 @@ static void test_failover(void)
     free(err);
 
     /* one endpoint, refused: retried, then an error naming it */
-    snprintf(urls, sizeof urls, "http://127.0.0.1:%d/v1", closed_port());
+    snprintf(urls, sizeof urls, "http://127.0.0.1:%d/v1", test_free_port());
     o.max_retries = 1;
     double ms;
     CHECK_RC(ask(&o, req, &r, &err, &ms), GG_EGENERATOR);

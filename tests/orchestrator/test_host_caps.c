@@ -5,13 +5,18 @@
  * offered the orchestrator's database, with GG_GENERATOR_CAP_PERMANENT_ERRORS has a refusal
  * ended at once instead of retried; an executor with GG_EXECUTOR_CAP_SKIP_ATTEMPTS passes
  * attempts without running anything, while a version 1 executor merely named "noop" is run
- * like any other (names no longer choose behaviour). Bits without their slots and unknown
- * bits are refused, with the backend's destroy run once.
+ * like any other (names no longer choose behaviour); an executor with
+ * GG_EXECUTOR_CAP_OVERLAY_WORKDIR gets a workspace attempt's copy as an overlay (the
+ * request's "overlay" layers, the merged view as its workdir) where this process can mount
+ * one, and one without the bit a plain copy of the base in its workdir. Bits without their
+ * slots and unknown bits are refused, with the backend's destroy run once.
  */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <gryphgen.h>
 #include <gryphgen/sys/executor.h>
@@ -88,6 +93,75 @@ static int host_run(void *self, const char *request_json, char **out)
     *out = gg_strdup("{\"exit_code\":1,\"timed_out\":false,\"stdout\":\"\",\"stderr\":\"no\"}");
     return *out ? GG_OK : GG_ENOMEM;
 }
+
+/* A workspace executor: keeps the last request it got and what it found on disk then (the
+ * copy exists only while the attempt runs). */
+typedef struct ws_seen {
+    pthread_mutex_t mu;
+    int runs;
+    int has_overlay;     /* the request had an "overlay" object */
+    int lower_has_base;  /* overlay.lower/base.txt is the base's file */
+    int upper_has_new;   /* overlay.upper/new.txt is what the answer wrote */
+    int workdir_is_merged;
+    int dir_has_both;    /* workdir/base.txt and workdir/new.txt, plain files */
+    int base_links;      /* st_nlink of workdir/base.txt (1: a full copy) */
+} ws_seen;
+
+static int file_is(const char *dir, const char *name, const char *want, nlink_t *links)
+{
+    char p[1024];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    struct stat st;
+    FILE *f = lstat(p, &st) == 0 && S_ISREG(st.st_mode) ? fopen(p, "r") : NULL;
+    char buf[64] = "";
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    buf[n] = 0;
+    if (f)
+        fclose(f);
+    if (links && f)
+        *links = st.st_nlink;
+    return f && strcmp(buf, want) == 0;
+}
+
+static int ws_run(void *self, const char *request_json, char **out)
+{
+    ws_seen *s = self;
+    cJSON *req = cJSON_Parse(request_json);
+    const cJSON *ov = cJSON_GetObjectItem(req, "overlay");
+    const char *wd = cJSON_GetStringValue(cJSON_GetObjectItem(req, "workdir"));
+    const char *lower = cJSON_GetStringValue(cJSON_GetObjectItem(ov, "lower"));
+    const char *upper = cJSON_GetStringValue(cJSON_GetObjectItem(ov, "upper"));
+    pthread_mutex_lock(&s->mu);
+    s->runs++;
+    s->has_overlay = cJSON_IsObject(ov) && lower && upper &&
+                     cJSON_GetStringValue(cJSON_GetObjectItem(ov, "work"));
+    s->lower_has_base = lower && file_is(lower, "base.txt", "base\n", NULL);
+    s->upper_has_new = upper && file_is(upper, "new.txt", "new\n", NULL);
+    size_t wl = wd ? strlen(wd) : 0;
+    s->workdir_is_merged = wl > 7 && strcmp(wd + wl - 7, "/merged") == 0;
+    nlink_t links = 0;
+    s->dir_has_both = wd && file_is(wd, "base.txt", "base\n", &links) &&
+                      file_is(wd, "new.txt", "new\n", NULL);
+    s->base_links = (int)links;
+    pthread_mutex_unlock(&s->mu);
+    cJSON_Delete(req);
+    *out = gg_strdup("{\"exit_code\":0,\"timed_out\":false,\"stdout\":\"\",\"stderr\":\"\"}");
+    return *out ? GG_OK : GG_ENOMEM;
+}
+
+/* The generator's answer to a workspace task: a diff adding new.txt. */
+static int ws_generate(void *self, const char *request_json, char **out)
+{
+    (void)self;
+    (void)request_json;
+    *out = gg_strdup("{\"code\":\"diff --git a/new.txt b/new.txt\\nnew file mode 100644\\n"
+                     "--- /dev/null\\n+++ b/new.txt\\n@@ -0,0 +1 @@\\n+new\\n\"}");
+    return *out ? GG_OK : GG_ENOMEM;
+}
+
+#define WS_TASK(id)                                                                          \
+    "{\"task_id\":\"" id "\",\"language\":\"python\",\"workspace\":{\"files\":"              \
+    "{\"base.txt\":\"base\\n\"}},\"test_command\":\"true\",\"budget\":{\"max_attempts\":1}}"
 
 #define SUB_TASK(id)                                                                         \
     "{\"task_id\":\"" id "\",\"language\":\"python\",\"stub\":\"def sub(a, b):\\n\","        \
@@ -264,6 +338,63 @@ static void test_skip_attempts(const char *dir)
     free(db1);
 }
 
+static void run_ws(const char *dir, const char *db_name, uint32_t caps, ws_seen *seen)
+{
+    gg_generator_vtable gv = GG_GENERATOR_VTABLE_INIT;
+    gv.generate = ws_generate;
+    gv.name = "host-ws";
+    gg_generator_t *gen = NULL;
+    CHECK_RC(gg_generator_new_custom(&gen, &gv, NULL), GG_OK);
+    gg_executor_vtable xv = GG_EXECUTOR_VTABLE_INIT;
+    xv.run = ws_run;
+    xv.name = "host-ws";
+    xv.caps = caps;
+    gg_executor_t *ex = NULL;
+    CHECK_RC(gg_executor_new_custom(&ex, &xv, seen), GG_OK);
+    char *db = test_path(dir, db_name);
+    gg_orchestrator_t *o = new_orq(gen, ex, db);
+    cJSON *r = o ? run_task(o, WS_TASK("ws")) : NULL;
+    CHECK_STR(str(r, "status"), "passed");
+    if (!r || strcmp(str(r, "status") ? str(r, "status") : "", "passed") != 0)
+        fprintf(stderr, "reason: %s\n", r && str(r, "reason") ? str(r, "reason") : "(none)");
+    cJSON_Delete(r);
+    gg_orchestrator_destroy(&o);
+    gg_executor_destroy(&ex);
+    gg_generator_destroy(&gen);
+    free(db);
+}
+
+/* OVERLAY_WORKDIR: a workspace attempt's copy is an overlay (where this process can mount
+ * one: root, as on the test machines) with the bit, a full copy of the base without it. */
+static void test_overlay_workdir(const char *dir)
+{
+    char *root = test_path(dir, "wsroot");
+    setenv("GRYPHGEN_WS_ROOT", root, 1);
+    unsetenv("GRYPHGEN_WS_COPY");
+
+    ws_seen plain = { .mu = PTHREAD_MUTEX_INITIALIZER };
+    run_ws(dir, "ws-plain.db", 0, &plain);
+    CHECK(plain.runs == 1);
+    CHECK(!plain.has_overlay && !plain.workdir_is_merged);
+    CHECK(plain.dir_has_both);
+    CHECK(plain.base_links == 1); /* a full copy: not the cache's file through a link */
+
+    ws_seen ovl = { .mu = PTHREAD_MUTEX_INITIALIZER };
+    run_ws(dir, "ws-overlay.db", GG_EXECUTOR_CAP_OVERLAY_WORKDIR, &ovl);
+    CHECK(ovl.runs == 1);
+    if (geteuid() == 0) {
+        CHECK(ovl.has_overlay && ovl.workdir_is_merged);
+        CHECK(ovl.lower_has_base);  /* the base is the lower layer, */
+        CHECK(ovl.upper_has_new);   /* the answer went through the mount into the upper */
+        CHECK(!ovl.dir_has_both);   /* and the merged view is mounted nowhere here */
+    } else {
+        printf("note: not root, no overlay mounts here; the bit gives a full copy\n");
+        CHECK(!ovl.has_overlay && ovl.dir_has_both);
+    }
+    unsetenv("GRYPHGEN_WS_ROOT");
+    free(root);
+}
+
 /* A bit promises its slot; unknown bits are refused; destroy runs once either way. */
 static void test_refused_vtables(void)
 {
@@ -309,6 +440,7 @@ int main(void)
     test_feedback_and_journal(dir);
     test_permanent(dir);
     test_skip_attempts(dir);
+    test_overlay_workdir(dir);
     test_remove_dir(dir);
     return test_exit();
 }

@@ -54,6 +54,18 @@ static double field(const cJSON *o, const char *k)
 
 /* Searches until pred(result) holds (learning is done on the learner thread) or the hang
  * guard passes; returns the last search (caller deletes). */
+/* The built-in index at db, without exploration (searches rank the same every time). */
+static gg_retriever_t *fts5_index(const char *db)
+{
+    gg_retriever_options ro = GG_RETRIEVER_OPTIONS_INIT;
+    ro.backend = "fts5";
+    ro.db_path = db;
+    ro.exploration = 0;
+    gg_retriever_t *r = NULL;
+    CHECK_RC(gg_retriever_new(&r, &ro), GG_OK);
+    return r;
+}
+
 static cJSON *search_until(gg_retriever_t *r, const char *text, int (*pred)(const cJSON *))
 {
     double end = test_now_ms() + TEST_DEADLINE_MS;
@@ -132,12 +144,7 @@ static void test_shared_database(const char *dir)
 {
     char db[160];
     snprintf(db, sizeof db, "%s/shared.db", dir);
-    gg_retriever_options ro = GG_RETRIEVER_OPTIONS_INIT;
-    ro.backend = "fts5";
-    ro.db_path = db;
-    ro.exploration = 0;
-    gg_retriever_t *r = NULL;
-    CHECK_RC(gg_retriever_new(&r, &ro), GG_OK);
+    gg_retriever_t *r = fts5_index(db);
     CHECK_RC(gg_retriever_add(r, "{\"source\":\"notes/pelican.md\",\"text\":\"A pelican "
                                  "sum adds one and one.\"}", NULL), GG_OK);
     gg_orchestrator_options oo = GG_ORCHESTRATOR_OPTIONS_INIT;
@@ -298,26 +305,12 @@ static void test_slow_feedback(const char *script)
  * with a response object), and learning credits the cited reference only. */
 static int heron_learnt(const cJSON *res)
 {
-    const cJSON *it;
-    cJSON_ArrayForEach(it, cJSON_GetObjectItem(res, "results"))
-    {
-        const char *s = cJSON_GetStringValue(cJSON_GetObjectItem(it, "source"));
-        if (s && strcmp(s, "task:heron-1") == 0)
-            return 1;
-    }
-    return 0;
+    return by_source(res, "task:heron-1") != NULL;
 }
 
 static int heron_far_learnt(const cJSON *res)
 {
-    const cJSON *it;
-    cJSON_ArrayForEach(it, cJSON_GetObjectItem(res, "results"))
-    {
-        const char *s = cJSON_GetStringValue(cJSON_GetObjectItem(it, "source"));
-        if (s && strcmp(s, "task:heron-far") == 0)
-            return 1;
-    }
-    return 0;
+    return by_source(res, "task:heron-far") != NULL;
 }
 
 static void test_experiments(const char *dir)
@@ -339,12 +332,7 @@ static void test_experiments(const char *dir)
           f);
     fclose(f);
     snprintf(spec, sizeof spec, "command:/usr/bin/python3 %s", script);
-    gg_retriever_options ro = GG_RETRIEVER_OPTIONS_INIT;
-    ro.backend = "fts5";
-    ro.db_path = db;
-    ro.exploration = 0;
-    gg_retriever_t *r = NULL;
-    CHECK_RC(gg_retriever_new(&r, &ro), GG_OK);
+    gg_retriever_t *r = fts5_index(db);
     char *out = NULL;
     CHECK_RC(gg_retriever_add(r, "{\"source\":\"/n/m.md\",\"text\":\"heron ledger rounding: "
                                  "heron ledger rounding rounds half up\"}", &out), GG_OK);
@@ -419,12 +407,7 @@ static void test_remote_worker(const char *dir)
     snprintf(ep, sizeof ep, "ipc://%s/grid.sock", dir);
     snprintf(script, sizeof script, "%s/trusting.py", dir); /* written by test_experiments */
     snprintf(spec, sizeof spec, "command:/usr/bin/python3 %s", script);
-    gg_retriever_options ro = GG_RETRIEVER_OPTIONS_INIT;
-    ro.backend = "fts5";
-    ro.db_path = db;
-    ro.exploration = 0;
-    gg_retriever_t *r = NULL, *wr = NULL;
-    CHECK_RC(gg_retriever_new(&r, &ro), GG_OK);
+    gg_retriever_t *r = fts5_index(db), *wr = NULL;
     CHECK_RC(gg_retriever_add(r, "{\"source\":\"/n/m.md\",\"text\":\"heron ledger rounding: "
                                  "heron ledger rounding rounds half up\"}", NULL), GG_OK);
     CHECK_RC(gg_retriever_add(r, "{\"source\":\"/n/h.md\",\"text\":\"The heron ledger "
@@ -432,7 +415,7 @@ static void test_remote_worker(const char *dir)
              GG_OK);
     CHECK_RC(gg_retriever_add(r, "{\"source\":\"/n/o.md\",\"text\":\"unrelated notes on "
                                  "pelicans\"}", NULL), GG_OK);
-    CHECK_RC(gg_retriever_new(&wr, &ro), GG_OK); /* the worker's own handle on the file */
+    wr = fts5_index(db); /* the worker's own handle on the file */
     gg_orchestrator_options oo = GG_ORCHESTRATOR_OPTIONS_INIT;
     oo.db_path = odb;
     oo.bind = ep;
@@ -491,12 +474,7 @@ int main(int argc, char **argv)
     char db[128];
     snprintf(db, sizeof db, "%s/rag.db", dir);
 
-    gg_retriever_options ro = GG_RETRIEVER_OPTIONS_INIT;
-    ro.backend = "fts5";
-    ro.db_path = db;
-    ro.exploration = 0;
-    gg_retriever_t *r = NULL;
-    CHECK_RC(gg_retriever_new(&r, &ro), GG_OK);
+    gg_retriever_t *r = fts5_index(db);
     CHECK_RC(gg_retriever_add(r, "{\"source\":\"notes/walrus.md\",\"text\":\"The walrus "
                                  "checksum adds the digits of a number.\"}", NULL), GG_OK);
 
