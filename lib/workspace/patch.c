@@ -770,6 +770,141 @@ static int cmp_entry_path(const void *a, const void *b)
 
 /* ---- the entry point ---- */
 
+/* The answer, read: refused (a finding) when missing, too long, holding a NUL byte, or
+ * neither a unified diff nor {"files": ...}. */
+static int read_answer(ctx *c, const char *answer, size_t len, ggi_answer *a)
+{
+    if (!answer)
+        return finding(c, GG_EINVAL, NULL, 0, "the answer is missing");
+    if (len > GGI_PATCH_MAX_TEXT)
+        return finding(c, GG_ETOOBIG, NULL, 0, "the answer is %zu bytes, the limit is %u", len,
+                       GGI_PATCH_MAX_TEXT);
+    if (memchr(answer, '\0', len))
+        return finding(c, GG_EINVAL, NULL, 0, "the answer holds a NUL byte");
+    int err = ggi_answer_read(answer, len, a);
+    if (err)
+        return err;
+    if (a->kind == 0) {
+        if (a->json_error)
+            return finding(c, GG_EINVAL, NULL, 0, "the answer's {\"files\": ...} object: %s",
+                           a->json_error);
+        return finding(c, GG_EINVAL, NULL, 0,
+                       "the answer is neither a unified diff nor {\"files\": ...}");
+    }
+    return 0;
+}
+
+/* Every path, before anything else: each unsafe one is a finding (all of them named). */
+static int check_paths(ctx *c, const ggi_answer *a)
+{
+    if (a->kind == GGI_PATCH_DIFF) {
+        if (a->diff.n > GGI_PATCH_MAX_FILES)
+            return finding(c, GG_ETOOBIG, NULL, 0,
+                           "the diff has %zu file sections, the limit is %d", a->diff.n,
+                           GGI_PATCH_MAX_FILES);
+        for (size_t i = 0; i < a->diff.n; i++) {
+            const char *ps[2] = {a->diff.files[i].old_path, a->diff.files[i].new_path};
+            for (int s = 0; s < 2; s++) {
+                const char *why = ps[s] ? ggi_safe_path_problem(ps[s]) : NULL;
+                if (why)
+                    finding(c, GG_EINVAL, ps[s], 0, "path '%.100s%s' in the diff %s", ps[s],
+                            strlen(ps[s]) > 100 ? "..." : "", why);
+            }
+        }
+        return c->status;
+    }
+    const cJSON *files = cJSON_GetObjectItemCaseSensitive(a->json, "files");
+    if (!cJSON_IsObject(files))
+        return finding(c, GG_EINVAL, NULL, 0, "field 'files' must be an object of paths");
+    if (cJSON_GetArraySize(files) > GGI_PATCH_MAX_FILES)
+        return finding(c, GG_ETOOBIG, NULL, 0, "field 'files' has %d files, the limit is %d",
+                       cJSON_GetArraySize(files), GGI_PATCH_MAX_FILES);
+    const cJSON *it;
+    cJSON_ArrayForEach(it, files) {
+        const char *p = it->string ? it->string : "";
+        const char *why = ggi_safe_path_problem(p);
+        if (why)
+            finding(c, GG_EINVAL, p, 0, "field 'files' path '%.100s%s' %s", p,
+                    strlen(p) > 100 ? "..." : "", why);
+    }
+    return c->status;
+}
+
+/* The new content of every file, in memory. After a hunk that does not apply it goes on, so
+ * the feedback names them all. */
+static int compute_overlay(ctx *c, overlay *o, const ggi_answer *a)
+{
+    int err = 0;
+    if (a->kind == GGI_PATCH_DIFF) {
+        for (size_t i = 0; i < a->diff.n && !err; i++) {
+            err = apply_section(c, o, &a->diff.files[i]);
+            if (err == GG_EINVAL && c->status == GG_EINVAL)
+                err = 0;
+        }
+    } else {
+        err = apply_files(c, o, cJSON_GetObjectItemCaseSensitive(a->json, "files"));
+    }
+    return err ? err : c->status;
+}
+
+/* Write: deletions first (a file may make way for a directory), then files. */
+static int write_overlay(ctx *c, overlay *o)
+{
+    int err = 0;
+    if (o->n)
+        qsort(o->e, o->n, sizeof *o->e, cmp_entry_path);
+    for (int pass = 0; pass < 2 && !err; pass++)
+        for (size_t i = 0; i < o->n && !err; i++) {
+            const entry *e = &o->e[i];
+            if (!e->touched || (pass == 0) != !e->exists || (!e->exists && !e->disk_exists))
+                continue;
+            err = write_entry(c, e);
+        }
+    return err;
+}
+
+/* The paths the answer changed, sorted. */
+static int list_changed(const overlay *o, cJSON **out_changed)
+{
+    cJSON *ch = cJSON_CreateArray();
+    for (size_t i = 0; ch && i < o->n; i++) {
+        const entry *e = &o->e[i];
+        if (!e->touched || (!e->exists && !e->disk_exists))
+            continue;
+        cJSON *s = cJSON_CreateString(e->path);
+        if (!s) {
+            cJSON_Delete(ch);
+            ch = NULL;
+            break;
+        }
+        cJSON_AddItemToArray(ch, s);
+    }
+    *out_changed = ch;
+    return ch ? 0 : ggi_error(GG_ENOMEM, "out of memory listing changed files");
+}
+
+/* A refusal: the first finding is the error; the findings go to the caller. */
+static int refuse(ctx *c, int err, cJSON **out_changed, cJSON **out_findings)
+{
+    if (err == GG_ENOMEM && !c->status)
+        ggi_error(GG_ENOMEM, "out of memory applying an answer");
+    if (cJSON_GetArraySize(c->findings) == 0)
+        finding(c, err, NULL, 0, "%s", gg_error_last());
+    if (c->status)
+        ggi_error(c->status, "%s",
+                  cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+                      cJSON_GetArrayItem(c->findings, 0), "message")));
+    if (out_findings)
+        *out_findings = c->findings;
+    else
+        cJSON_Delete(c->findings);
+    if (out_changed) {
+        cJSON_Delete(*out_changed);
+        *out_changed = NULL;
+    }
+    return c->status ? c->status : err;
+}
+
 int ggi_patch_apply(const char *dir, const char *answer, size_t len, int *out_kind,
                     cJSON **out_changed, cJSON **out_findings)
 {
@@ -786,152 +921,29 @@ int ggi_patch_apply(const char *dir, const char *answer, size_t len, int *out_ki
     ggi_answer a;
     memset(&a, 0, sizeof a);
     overlay o = {0};
-    int err = 0;
-    if (!answer) {
-        err = finding(&c, GG_EINVAL, NULL, 0, "the answer is missing");
-        goto done;
-    }
-    if (len > GGI_PATCH_MAX_TEXT) {
-        err = finding(&c, GG_ETOOBIG, NULL, 0, "the answer is %zu bytes, the limit is %u", len,
-                      GGI_PATCH_MAX_TEXT);
-        goto done;
-    }
-    if (memchr(answer, '\0', len)) {
-        err = finding(&c, GG_EINVAL, NULL, 0, "the answer holds a NUL byte");
-        goto done;
-    }
-    if ((err = ggi_answer_read(answer, len, &a)))
-        goto done;
-    if (a.kind == 0) {
-        if (a.json_error)
-            err = finding(&c, GG_EINVAL, NULL, 0, "the answer's {\"files\": ...} object: %s",
-                          a.json_error);
-        else
-            err = finding(&c, GG_EINVAL, NULL, 0,
-                          "the answer is neither a unified diff nor {\"files\": ...}");
-        goto done;
-    }
-    if (out_kind)
+    int err = read_answer(&c, answer, len, &a);
+    if (!err && out_kind)
         *out_kind = a.kind;
-
-    /* 1. Every path, before anything else. */
-    if (a.kind == GGI_PATCH_DIFF) {
-        if (a.diff.n > GGI_PATCH_MAX_FILES) {
-            err = finding(&c, GG_ETOOBIG, NULL, 0,
-                          "the diff has %zu file sections, the limit is %d", a.diff.n,
-                          GGI_PATCH_MAX_FILES);
-            goto done;
-        }
-        for (size_t i = 0; i < a.diff.n; i++) {
-            const char *ps[2] = {a.diff.files[i].old_path, a.diff.files[i].new_path};
-            for (int s = 0; s < 2; s++) {
-                const char *why = ps[s] ? ggi_safe_path_problem(ps[s]) : NULL;
-                if (why)
-                    finding(&c, GG_EINVAL, ps[s], 0, "path '%.100s%s' in the diff %s", ps[s],
-                            strlen(ps[s]) > 100 ? "..." : "", why);
-            }
-        }
-    } else {
-        const cJSON *files = cJSON_GetObjectItemCaseSensitive(a.json, "files");
-        if (!cJSON_IsObject(files)) {
-            err = finding(&c, GG_EINVAL, NULL, 0, "field 'files' must be an object of paths");
-            goto done;
-        }
-        if (cJSON_GetArraySize(files) > GGI_PATCH_MAX_FILES) {
-            err = finding(&c, GG_ETOOBIG, NULL, 0, "field 'files' has %d files, the limit is %d",
-                          cJSON_GetArraySize(files), GGI_PATCH_MAX_FILES);
-            goto done;
-        }
-        const cJSON *it;
-        cJSON_ArrayForEach(it, files) {
-            const char *p = it->string ? it->string : "";
-            const char *why = ggi_safe_path_problem(p);
-            if (why)
-                finding(&c, GG_EINVAL, p, 0, "field 'files' path '%.100s%s' %s", p,
-                        strlen(p) > 100 ? "..." : "", why);
-        }
-    }
-    if (c.status) {
-        err = c.status;
-        goto done;
-    }
-
-    c.dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (c.dirfd < 0) {
-        err = finding(&c, GG_EIO, NULL, 0, "cannot open the workspace copy '%s': %s", dir,
-                      strerror(errno));
-        goto done;
-    }
-
-    /* 2. The new content of every file, in memory. */
-    if (a.kind == GGI_PATCH_DIFF) {
-        for (size_t i = 0; i < a.diff.n && !err; i++) {
-            err = apply_section(&c, &o, &a.diff.files[i]);
-            /* Go on after a hunk that does not apply, so the feedback names them all. */
-            if (err == GG_EINVAL && c.status == GG_EINVAL)
-                err = 0;
-        }
-    } else {
-        err = apply_files(&c, &o, cJSON_GetObjectItemCaseSensitive(a.json, "files"));
+    if (!err)
+        err = check_paths(&c, &a);
+    if (!err) {
+        c.dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (c.dirfd < 0)
+            err = finding(&c, GG_EIO, NULL, 0, "cannot open the workspace copy '%s': %s", dir,
+                          strerror(errno));
     }
     if (!err)
-        err = c.status;
-    if (err)
-        goto done;
-
-    /* 3. Write: deletions first (a file may make way for a directory), then files. */
-    if (o.n)
-        qsort(o.e, o.n, sizeof *o.e, cmp_entry_path);
-    for (int pass = 0; pass < 2 && !err; pass++)
-        for (size_t i = 0; i < o.n && !err; i++) {
-            const entry *e = &o.e[i];
-            if (!e->touched || (pass == 0) != !e->exists || (!e->exists && !e->disk_exists))
-                continue;
-            err = write_entry(&c, e);
-        }
-    if (!err && out_changed) {
-        cJSON *ch = cJSON_CreateArray();
-        for (size_t i = 0; ch && i < o.n; i++) {
-            const entry *e = &o.e[i];
-            if (!e->touched || (!e->exists && !e->disk_exists))
-                continue;
-            cJSON *s = cJSON_CreateString(e->path);
-            if (!s) {
-                cJSON_Delete(ch);
-                ch = NULL;
-                break;
-            }
-            cJSON_AddItemToArray(ch, s);
-        }
-        if (!ch)
-            err = ggi_error(GG_ENOMEM, "out of memory listing changed files");
-        *out_changed = ch;
-    }
-
-done:
+        err = compute_overlay(&c, &o, &a);
+    if (!err)
+        err = write_overlay(&c, &o);
+    if (!err && out_changed)
+        err = list_changed(&o, out_changed);
     if (c.dirfd >= 0)
         close(c.dirfd);
     overlay_free(&o);
     ggi_answer_free(&a);
-    if (err == GG_ENOMEM && !c.status)
-        ggi_error(GG_ENOMEM, "out of memory applying an answer");
-    if (err && cJSON_GetArraySize(c.findings) == 0)
-        finding(&c, err, NULL, 0, "%s", gg_error_last());
-    if (err) {
-        if (c.status)
-            ggi_error(c.status, "%s",
-                      cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
-                          cJSON_GetArrayItem(c.findings, 0), "message")));
-        if (out_findings)
-            *out_findings = c.findings;
-        else
-            cJSON_Delete(c.findings);
-        if (out_changed) {
-            cJSON_Delete(*out_changed);
-            *out_changed = NULL;
-        }
-        return c.status ? c.status : err;
-    }
+    if (err)
+        return refuse(&c, err, out_changed, out_findings);
     cJSON_Delete(c.findings);
     return 0;
 }
