@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,7 +76,16 @@ typedef struct openai {
     ggi_journal *journal; /* NULL: every request goes to a model; set once, under mu */
     ggi_redactor *redactor; /* secrets taken out of context and feedback (redact.h) */
     pthread_mutex_t mu;
+    struct call *calls;   /* the generate calls in progress (under mu), for interrupt */
 } openai;
+
+/* A generate call in progress: interrupt sets stop, which the transfer and the waits between
+ * tries look at. */
+typedef struct call {
+    const char *task_id;  /* the request's, or NULL */
+    atomic_int stop;
+    struct call *next;
+} call;
 
 static void openai_destroy(void *self)
 {
@@ -629,7 +639,22 @@ static int configure(openai *g, const gg_generator_options *o)
 typedef struct exchange {
     ggi_http_reply reply;
     int permanent; /* the failure would be the same if asked again (HTTP 4xx) */
+    atomic_int *stop; /* set: the call was interrupted */
 } exchange;
+
+/* curl's progress callback: a nonzero return aborts the transfer once interrupted. */
+static int on_progress(void *p, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    return atomic_load((atomic_int *)p) ? 1 : 0;
+}
+
+static int interrupted_error(const endpoint *e)
+{
+    return ggi_error(GG_ECANCELLED, "openai: %s: interrupted (the task was cancelled or its "
+                     "budget ended)", e->shown);
+}
 
 /* Outcome of one try, as the retry loop sees it. */
 enum outcome { OK, RETRY, FAILOVER, FATAL };
@@ -716,6 +741,11 @@ static enum outcome post_once(const openai *g, const endpoint *e, const char *mo
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L); /* the key goes nowhere else */
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
+    if (x->stop) {
+        curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(c, CURLOPT_XFERINFODATA, x->stop);
+        curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    }
 #if LIBCURL_VERSION_NUM >= 0x075500
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 #else
@@ -730,6 +760,10 @@ static enum outcome post_once(const openai *g, const endpoint *e, const char *mo
     if (x->reply.too_big) {
         *status = ggi_error(GG_EGENERATOR, "openai: %s: the response is larger than %u MiB",
                             e->shown, (unsigned)(GGI_OPENAI_MAX_BODY >> 20));
+        return FATAL;
+    }
+    if (cc == CURLE_ABORTED_BY_CALLBACK) {
+        *status = interrupted_error(e);
         return FATAL;
     }
     if (cc != CURLE_OK) {
@@ -1048,6 +1082,19 @@ static ggi_journal *journal_of(openai *g)
     return j;
 }
 
+/* Waits ms between tries; 1 (at once) when the call is interrupted meanwhile. */
+static int wait_or_stop(long ms, atomic_int *stop)
+{
+    while (ms > 0) {
+        if (stop && atomic_load(stop))
+            return 1;
+        long step = ms < 20 ? ms : 20;
+        ggi_sleep_ms(step);
+        ms -= step;
+    }
+    return stop && atomic_load(stop);
+}
+
 /* Asks arm i (its endpoint with retries); 0 with the response, or the failure. *dead: the
  * endpoint counts as dead now, so the next endpoint is worth asking. */
 static int ask_arm(openai *g, int i, const cJSON *messages, double override,
@@ -1087,11 +1134,51 @@ static int ask_arm(openai *g, int i, const cJSON *messages, double override,
             mark(g, a->ep, 1);
             break;
         }
-        ggi_sleep_ms(ggi_retry_wait_ms(try, BACKOFF_BASE_MS, BACKOFF_CAP_MS,
-                                       x->reply.retry_after_s, RETRY_AFTER_CAP_S, rng));
+        if (wait_or_stop(ggi_retry_wait_ms(try, BACKOFF_BASE_MS, BACKOFF_CAP_MS,
+                                           x->reply.retry_after_s, RETRY_AFTER_CAP_S, rng),
+                         x->stop)) {
+            rc = interrupted_error(e);
+            *fatal = 1;
+            break;
+        }
     }
     free(body);
     return rc;
+}
+
+/* A generate call joins the list interrupt walks on entry and leaves it on return. */
+static void calls_add(openai *g, call *c, const char *task_id)
+{
+    c->task_id = task_id;
+    atomic_init(&c->stop, 0);
+    pthread_mutex_lock(&g->mu);
+    c->next = g->calls;
+    g->calls = c;
+    pthread_mutex_unlock(&g->mu);
+}
+
+static void calls_remove(openai *g, call *c)
+{
+    pthread_mutex_lock(&g->mu);
+    for (call **p = &g->calls; *p; p = &(*p)->next)
+        if (*p == c) {
+            *p = c->next;
+            break;
+        }
+    pthread_mutex_unlock(&g->mu);
+}
+
+/* The interrupt slot (GG_GENERATOR_CAP_INTERRUPT): the calls for task_id (NULL: all) stop
+ * their transfer and their waits between tries, and return GG_ECANCELLED. */
+static int openai_interrupt(void *self, const char *task_id)
+{
+    openai *g = self;
+    pthread_mutex_lock(&g->mu);
+    for (call *c = g->calls; c; c = c->next)
+        if (!task_id || (c->task_id && strcmp(c->task_id, task_id) == 0))
+            atomic_store(&c->stop, 1);
+    pthread_mutex_unlock(&g->mu);
+    return 0;
 }
 
 /* The permanent slot (GG_GENERATOR_CAP_PERMANENT_ERRORS): set by openai_generate on the
@@ -1132,7 +1219,9 @@ static int openai_generate(void *self, const char *request_json, char **out_resp
     int order[GGI_BANDIT_MAX_ARMS];
     pick_order(g, order);
     uint64_t rng = (uint64_t)(ggi_now_ms() * 1e3) ^ (uint64_t)(uintptr_t)&rng;
-    exchange x = { { GGI_BUF_INIT, GGI_OPENAI_MAX_BODY, 0, -1 }, 0 };
+    call me;
+    calls_add(g, &me, id);
+    exchange x = { { GGI_BUF_INIT, GGI_OPENAI_MAX_BODY, 0, -1 }, 0, &me.stop };
     int tried[GGI_OPENAI_MAX_ENDPOINTS] = { 0 };
     int n_tried = 0, fatal = 0;
     rc = GG_EGENERATOR;
@@ -1146,6 +1235,7 @@ static int openai_generate(void *self, const char *request_json, char **out_resp
         rc = ask_arm(g, order[k], messages, override, req, &x, &rng, n_tried < g->n_eps,
                      &fatal, out_response_json);
     }
+    calls_remove(g, &me);
     if (rc && !fatal && g->n_eps > 1)
         rc = ggi_error_wrap("openai: all %d endpoints failed; the last: ", g->n_eps);
     last_permanent = rc && fatal && x.permanent;
@@ -1264,10 +1354,11 @@ int ggi_openai_generator_new(const gg_generator_options *opts, gg_generator_vtab
     vt.destroy = openai_destroy;
     vt.name = "openai";
     vt.caps = GG_GENERATOR_CAP_FEEDBACK | GG_GENERATOR_CAP_JOURNAL |
-              GG_GENERATOR_CAP_PERMANENT_ERRORS;
+              GG_GENERATOR_CAP_PERMANENT_ERRORS | GG_GENERATOR_CAP_INTERRUPT;
     vt.feedback = openai_feedback;
     vt.attach_journal = ggi_openai_attach_journal;
     vt.permanent = openai_permanent;
+    vt.interrupt = openai_interrupt;
     *vt_out = vt;
     *self_out = g;
     return GG_OK;

@@ -458,6 +458,12 @@ void gg_orchestrator_destroy(gg_orchestrator_t **po)
     *po = NULL;
 }
 
+void ggi_orq_interrupt_generation(gg_orchestrator_t *o, const char *task_id)
+{
+    if (o && o->local_workers > 0 && task_id)
+        ggi_generator_interrupt(o->generator, task_id);
+}
+
 void ggi_orq_fail(gg_orchestrator_t *o, int fault, const char *why)
 {
     const char *cause;

@@ -117,6 +117,13 @@ void ggi_orq_signal_done(struct gg_orchestrator *o);
  * now on submit, wait and drain fail with GG_ESTORE and a message saying so. The first
  * call counts; waiters are woken. */
 void ggi_orq_fail(struct gg_orchestrator *o, int fault, const char *why);
+/**
+ * The task task_id ended (cancelled, or its budget spent) while an attempt of it may be
+ * writing code: the orchestrator's own generator, which its local workers use, is asked to
+ * cut that generation short (GG_GENERATOR_CAP_INTERRUPT). Remote workers' generators are not
+ * reached. Scheduler thread; never blocks.
+ */
+void ggi_orq_interrupt_generation(struct gg_orchestrator *o, const char *task_id);
 /** GG_ESTORE with that message once ggi_orq_fail was called, else GG_OK. */
 int ggi_orq_failed(struct gg_orchestrator *o);
 
