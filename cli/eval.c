@@ -503,7 +503,7 @@ static void eval_usage(FILE *f)
                "[--results PATH]\n"
                "                     [--max-attempts N] [--python PATH] [--cc PATH]\n"
                "                     [--isolation LEVEL] [--log-level LEVEL] [--quiet]\n"
-               "                     [--log-format text|json]\n"
+               "                     [--log-format text|json] [--zygote on|off] [--max-tokens N]\n"
                "                     [--junit PATH] [--summary-json PATH] [--fail-under PCT]\n"
                "                     [--patches DIR] [--deliver branch] FILE|-\n"
                "       gryphgen eval --connect ENDPOINT [--key FILE --server-key KEY] "
@@ -514,6 +514,12 @@ static void eval_usage(FILE *f)
                "  --key FILE --server-key KEY  CURVE keys for --connect (see `gryphgen keygen`)\n"
                "  --llm-timeout S --llm-max-tokens N  openai generator: seconds per request,\n"
                "                      completion token limit (GRYPHGEN_LLM_TIMEOUT_S, _MAX_TOKENS)\n"
+               "  --llm-arms SPEC --llm-journal PATH --llm-bandit-seed N --llm-cost-per-second C\n"
+               "                      openai generator: arms, journal, bandit (each wins over\n"
+               "                      GRYPHGEN_LLM_ARMS, _JOURNAL, _BANDIT_SEED, _COST_PER_SECOND)\n"
+               "  --max-tokens N      the run's token budget (wins over GRYPHGEN_MAX_TOKENS)\n"
+               "  --zygote on|off     Python jobs start in pre-started interpreters (default:\n"
+               "                      GRYPHGEN_ZYGOTE, else on)\n"
                "CI/CD (docs/ci.md; with or without --connect):\n"
                "  --junit PATH        JUnit XML, one testcase per task\n"
                "  --summary-json PATH the summary as JSON\n"
@@ -541,6 +547,7 @@ static const struct {
     {CLI_OPT_ISOLATION,
      "on the workers: gryphgen worker --isolation LEVEL (or per task, its \"isolation\" field)"},
     {CLI_OPT_JOBS, "on the workers: gryphgen worker --slots N"},
+    {CLI_OPT_MAX_TOKENS, "on the orchestrator: gryphgen serve --max-tokens N"},
     {CLI_OPT_DB, "on the orchestrator: gryphgen serve --db PATH"},
     {CLI_OPT_MAX_ATTEMPTS,
      "on the orchestrator: gryphgen serve --max-attempts N (or per task, its "
@@ -607,6 +614,8 @@ static const struct option eval_longopts[] = {
     {"python", required_argument, NULL, CLI_OPT_PYTHON},
     {"cc", required_argument, NULL, CLI_OPT_CC},
     {"isolation", required_argument, NULL, CLI_OPT_ISOLATION},
+    CLI_ZYGOTE_LONG_OPTION,
+    CLI_MAX_TOKENS_LONG_OPTION,
     {"log-level", required_argument, NULL, CLI_OPT_LOG_LEVEL},
     CLI_LOG_FORMAT_LONG_OPTION,
     {"quiet", no_argument, NULL, CLI_OPT_QUIET},

@@ -32,6 +32,7 @@ static void worker_usage(FILE *f)
                "                       [--label KEY=VALUE...] [--name NAME] [--journal PATH]\n"
                "                       [--executor process|container|noop] [--generator SPEC]\n"
                "                       [--python PATH] [--cc PATH] [--isolation LEVEL]\n"
+               "                       [--zygote on|off] [--llm-... (see below)]\n"
                "                       [--log-level LEVEL] [--log-format text|json]\n"
                "                       [--idle-s S]\n"
                "                       [--index-url URL [--index-token-env VAR]]\n"
@@ -56,6 +57,12 @@ static void worker_usage(FILE *f)
                "                     (default: $GRYPHGEN_LLM_JOURNAL, else none)\n"
                "  --llm-timeout S --llm-max-tokens N  openai generator: seconds per request,\n"
                "                     completion token limit (GRYPHGEN_LLM_TIMEOUT_S, _MAX_TOKENS)\n"
+               "  --llm-arms SPEC --llm-journal PATH --llm-bandit-seed N\n"
+               "  --llm-cost-per-second C  openai generator: explicit arms, journal file (as\n"
+               "                     --journal), bandit seed, cost of a second (each wins over\n"
+               "                     GRYPHGEN_LLM_ARMS, _JOURNAL, _BANDIT_SEED, _COST_PER_SECOND)\n"
+               "  --zygote on|off    Python jobs start in pre-started interpreters (process\n"
+               "                     executor; default: $GRYPHGEN_ZYGOTE, else on)\n"
                "  --index-url URL    attempts get context from this search route: the URL\n"
                "                     `gryphgen serve --index PATH --http ADDR:PORT` prints\n"
                "                     (http://ADDR:PORT/v1/search; a URL without a path gets\n"
@@ -192,11 +199,12 @@ static int worker_option(worker_args *a, int c)
         a->index_token_env = optarg;
         return 1;
     case OPT_JOURNAL:
-        /* read by the openai generator, like every other of its settings */
-        if (!*optarg || setenv("GRYPHGEN_LLM_JOURNAL", optarg, 1) != 0) {
+        /* the openai generator's option journal, as --llm-journal */
+        if (!*optarg) {
             cli_errorf("worker: option --journal: give a file path");
             return 1000 + CLI_EXIT_USAGE;
         }
+        a->opts.llm_journal = optarg;
         return 1;
     case OPT_SLOTS:
         return cli_parse_uint("--slots", optarg, 1, 1024, &a->slots) != 0
@@ -264,6 +272,7 @@ static int parse_worker_args(int argc, char **argv, worker_args *a)
         {"python", required_argument, NULL, CLI_OPT_PYTHON},
         {"cc", required_argument, NULL, CLI_OPT_CC},
         {"isolation", required_argument, NULL, CLI_OPT_ISOLATION},
+        CLI_ZYGOTE_LONG_OPTION,
         {"log-level", required_argument, NULL, CLI_OPT_LOG_LEVEL},
         CLI_LOG_FORMAT_LONG_OPTION,
         CLI_SECURITY_LONG_OPTIONS,
@@ -331,10 +340,11 @@ static int open_backends(const worker_args *a, gg_generator_t **gen, gg_executor
 {
     gg_generator_options gopts = GG_GENERATOR_OPTIONS_INIT;
     gg_executor_options eopts = GG_EXECUTOR_OPTIONS_INIT;
-    gopts.spec = a->opts.generator;
+    cli_generator_options_fill(&a->opts, &gopts);
     eopts.backend = a->executor;
     eopts.isolation = a->opts.isolation;
     eopts.min_isolation = a->opts.isolation;
+    eopts.zygote = a->opts.zygote;
     if (gg_generator_new(gen, &gopts) != 0) {
         cli_errorf("generator '%s': %s", a->opts.generator, gg_error_last());
         return CLI_EXIT_USAGE;

@@ -1009,8 +1009,10 @@ int ggi_process_executor_new(const gg_executor_options *opts, gg_executor_vtable
     pe->default_level = def_level;
     pe->default_explicit = iso != NULL;
     pe->min_level = min_level;
+    /* The option when the host set it, else the environment, else on. */
+    int zopt = opts ? opts->zygote : 0;
     const char *zy = getenv("GRYPHGEN_ZYGOTE");
-    pe->zygote = !(zy && !strcmp(zy, "0"));
+    pe->zygote = zopt ? zopt > 0 : !(zy && !strcmp(zy, "0"));
     /* Absolute, so the job's cwd, HOME and TMPDIR never depend on the host's cwd. */
     pe->root = realpath(root, NULL);
     if (!pe->root) {

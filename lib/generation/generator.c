@@ -43,7 +43,8 @@ static size_t vtable_size(uint32_t version)
 }
 
 GGI_OPTIONS_LAYOUT(generator_options, gg_generator_options, GG_GENERATOR_OPTIONS_VERSION,
-                   GGI_OPTIONS_END(gg_generator_options, prompt_template_file));
+                   GGI_OPTIONS_END(gg_generator_options, prompt_template_file),
+                   GGI_OPTIONS_END(gg_generator_options, cost_per_second));
 
 int gg_generator_options_init(gg_generator_options *opts, unsigned version)
 {

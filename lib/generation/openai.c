@@ -451,15 +451,14 @@ static int add_arm(openai *g, int ep, const char *model, double temperature,
  * The arms: the entries of GRYPHGEN_LLM_ARMS ("N MODEL [T,T...]; ..." with N the 1-based
  * endpoint), else every endpoint with every model of the list with every temperature.
  */
-static int build_arms(openai *g, const char *models, const char *model_source,
-                      const double *temps, int n_temps)
+static int build_arms(openai *g, const char *spec, const char *src, const char *models,
+                      const char *model_source, const double *temps, int n_temps)
 {
     int rc = GG_OK;
-    const char *spec = env("GRYPHGEN_LLM_ARMS");
     if (spec) {
         char *entries[GGI_BANDIT_MAX_ARMS];
         int n = 0;
-        rc = split_items(spec, ';', entries, GGI_BANDIT_MAX_ARMS, &n, "GRYPHGEN_LLM_ARMS");
+        rc = split_items(spec, ';', entries, GGI_BANDIT_MAX_ARMS, &n, src);
         for (int i = 0; !rc && i < n; i++) {
             char *save = NULL;
             char *idx = strtok_r(entries[i], " \t", &save);
@@ -470,21 +469,21 @@ static int build_arms(openai *g, const char *models, const char *model_source,
             long ep = idx ? strtol(idx, &end, 10) : 0;
             if (!model || extra || !end || *end || ep < 1 || ep > g->n_eps) {
                 rc = ggi_error(GG_EINVAL,
-                               "openai generator: GRYPHGEN_LLM_ARMS entry %d must be 'N MODEL "
-                               "[T,T...]' with N an endpoint from 1 to %d", i + 1, g->n_eps);
+                               "openai generator: %s entry %d must be 'N MODEL [T,T...]' with "
+                               "N an endpoint from 1 to %d", src, i + 1, g->n_eps);
                 break;
             }
             double t[MAX_TEMPERATURES];
             int nt = n_temps;
             memcpy(t, temps, (size_t)n_temps * sizeof *t);
-            if (!(rc = check_model(model, "GRYPHGEN_LLM_ARMS")) && tl)
-                rc = parse_temperatures(tl, "GRYPHGEN_LLM_ARMS", t, &nt);
+            if (!(rc = check_model(model, src)) && tl)
+                rc = parse_temperatures(tl, src, t, &nt);
             for (int k = 0; !rc && k < nt; k++)
-                rc = add_arm(g, (int)ep - 1, model, t[k], "GRYPHGEN_LLM_ARMS");
+                rc = add_arm(g, (int)ep - 1, model, t[k], src);
         }
         free_items(entries, n);
         if (!rc && !g->n_arms)
-            rc = ggi_error(GG_EINVAL, "openai generator: GRYPHGEN_LLM_ARMS names no arm");
+            rc = ggi_error(GG_EINVAL, "openai generator: %s names no arm", src);
     } else {
         char *names[MAX_MODELS];
         int n = 0;
@@ -526,6 +525,33 @@ static void load_arms(openai *g, ggi_journal *j)
     gg_error_clear();
 }
 
+/* The bandit: the cost of a second and the seed of its draws, each from the option when the
+ * host set it (not negative), else the environment, else the default. */
+static int bandit_settings(openai *g, const gg_generator_options *o)
+{
+    int rc, set = 0;
+    double d = 0;
+    if (!(o->cost_per_second < 0) && !(o->cost_per_second <= 1e9))
+        return ggi_error(GG_EINVAL, "openai generator: option cost_per_second must be a "
+                                    "number from 0 to 1e9");
+    if (o->cost_per_second >= 0) {
+        g->cost_per_s = o->cost_per_second;
+    } else {
+        if ((rc = env_number("GRYPHGEN_LLM_COST_PER_SECOND", 0, 1e9, &d, &set)))
+            return rc;
+        g->cost_per_s = set ? d : 0;
+    }
+    uint64_t seed = 0;
+    if (o->bandit_seed >= 0) {
+        seed = (uint64_t)o->bandit_seed;
+    } else {
+        if ((rc = env_number("GRYPHGEN_LLM_BANDIT_SEED", 0, 9007199254740991.0, &d, &set)))
+            return rc;
+        seed = set ? (uint64_t)d : 0;
+    }
+    return ggi_bandit_new(g->n_arms, seed, &g->bandit);
+}
+
 static int configure(openai *g, const gg_generator_options *o)
 {
     int rc;
@@ -542,7 +568,10 @@ static int configure(openai *g, const gg_generator_options *o)
 
     const char *model = o->model ? o->model : env("GRYPHGEN_LLM_MODEL");
     const char *model_source = o->model ? "option model" : "GRYPHGEN_LLM_MODEL";
-    if ((!model || !*model) && !env("GRYPHGEN_LLM_ARMS"))
+    /* Each setting: the option set by the host, else the environment, else the default. */
+    const char *arms = o->arms ? o->arms : env("GRYPHGEN_LLM_ARMS");
+    const char *arms_source = o->arms ? "option arms" : "GRYPHGEN_LLM_ARMS";
+    if ((!model || !*model) && !arms)
         return ggi_error(GG_EINVAL,
                          "openai generator: no model (set GRYPHGEN_LLM_MODEL, for example "
                          "qwen2.5-coder:7b)");
@@ -568,14 +597,10 @@ static int configure(openai *g, const gg_generator_options *o)
         g->temperature = d;
     if (!n_temps)
         temps[n_temps++] = g->temperature;
-    if ((rc = build_arms(g, model ? model : "", model_source, temps, n_temps)))
+    if ((rc = build_arms(g, arms, arms_source, model ? model : "", model_source, temps,
+                         n_temps)))
         return rc;
-    if ((rc = env_number("GRYPHGEN_LLM_COST_PER_SECOND", 0, 1e9, &d, &set)))
-        return rc;
-    g->cost_per_s = set ? d : 0;
-    if ((rc = env_number("GRYPHGEN_LLM_BANDIT_SEED", 0, 9007199254740991.0, &d, &set)))
-        return rc;
-    if ((rc = ggi_bandit_new(g->n_arms, set ? (uint64_t)d : 0, &g->bandit)))
+    if ((rc = bandit_settings(g, o)))
         return rc;
 
     if (o->max_tokens < 0)
@@ -626,7 +651,10 @@ static int configure(openai *g, const gg_generator_options *o)
                                               : env("GRYPHGEN_LLM_PROMPT_FILE");
     if ((rc = ggi_prompt_template_load(tpl, &g->tpl)))
         return rc;
-    const char *journal = env("GRYPHGEN_LLM_JOURNAL");
+    const char *journal = o->journal ? o->journal : env("GRYPHGEN_LLM_JOURNAL");
+    if (journal && !*journal)
+        return ggi_error(GG_EINVAL, "openai generator: %s is empty: give a file path",
+                         o->journal ? "option journal" : "GRYPHGEN_LLM_JOURNAL");
     if (journal && (rc = ggi_journal_open(journal, &g->journal)))
         return rc;
     if (g->journal)

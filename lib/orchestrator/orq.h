@@ -61,6 +61,7 @@ struct gg_orchestrator {
     int local_workers;           /* 0: none (a serving orchestrator) */
     char *bind;                  /* extra endpoints (tcp://, ipc://), or NULL */
     unsigned max_queued;         /* unfinished tasks before busy; 0: no limit */
+    long long max_tokens;        /* option max_tokens: 0 the environment's, < 0 no limit */
     int hb_ms;
     atomic_llong queued;         /* unfinished tasks in the database, for the busy answer */
     atomic_llong ends_unheard;   /* ended tasks whose end is written but not yet told (their
