@@ -143,6 +143,10 @@ void ggi_sched_on_result(sched *s, node *from, const char *from_key, int64_t seq
         }
         if (atomic_load(&o->stopping))
             return; /* interrupted by shutdown: the task stays unfinished and resumes */
+        if (a->gen_interrupted && ggi_sched_run_spent(s)) {
+            ggi_sched_end_for_run_budget(s, a); /* its generation was cut short for it */
+            return;
+        }
         char *why = ggi_asprintf("%s: %s", stage ? stage : "infrastructure", msg ? msg : "?");
         ggi_sched_end_active(s, a, GGI_ST_ERROR, why);
         free(why);

@@ -3,7 +3,8 @@
  * cancelled (GG_GENERATOR_CAP_INTERRUPT, gryphgen/sys/generator.h, vtable version 3): a
  * host's generator that blocks until interrupted hears the task's id and returns, and the
  * task ends cancelled; the built-in "openai" backend, waiting on a loopback server that never
- * answers, stops its request the same way. The bit without its slot is refused, a version 2
+ * answers, stops its request the same way; and when another task spends the run's token
+ * budget (max_tokens) while one is generating, that generation is cut short too. The bit without its slot is refused, a version 2
  * vtable may not claim it, and a version 2 vtable (placed against an inaccessible page, so a
  * read of the version 3 slot would crash) is still accepted.
  */
@@ -46,9 +47,17 @@ typedef struct blocking_gen {
 
 static int blocking_generate(void *self, const char *request_json, char **out)
 {
-    (void)request_json;
-    (void)out;
     blocking_gen *g = self;
+    /* Task "spender" is answered at once, with 100 tokens spent (the run's budget test). */
+    cJSON *req = cJSON_Parse(request_json);
+    const char *id = cJSON_GetStringValue(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(req, "task"), "task_id"));
+    int spender = id && strcmp(id, "spender") == 0;
+    cJSON_Delete(req);
+    if (spender) {
+        *out = gg_strdup("{\"code\":\"    return a - b\\n\",\"usage\":{\"total_tokens\":100}}");
+        return *out ? GG_OK : GG_ENOMEM;
+    }
     pthread_mutex_lock(&g->mu);
     g->generating = 1;
     pthread_cond_broadcast(&g->cv);
@@ -98,7 +107,7 @@ static gg_orchestrator_t *new_orq(gg_generator_t *gen, const char *db)
 {
     gg_orchestrator_options opts;
     gg_orchestrator_options_init(&opts, GG_ORCHESTRATOR_OPTIONS_VERSION);
-    opts.workers = 1;
+    opts.workers = 2;
     opts.generator = gen;
     opts.db_path = db;
     gg_orchestrator_t *o = NULL;
@@ -118,6 +127,64 @@ static void cancel_and_wait(gg_orchestrator_t *o, const char *id)
     gg_free(res);
 }
 
+/* Waits until g is inside generate; 1 then, 0 at the deadline. */
+static int wait_generating(blocking_gen *g)
+{
+    pthread_mutex_lock(&g->mu);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += (time_t)(TEST_DEADLINE_MS / 1000);
+    while (!g->generating && pthread_cond_timedwait(&g->cv, &g->mu, &until) == 0)
+        ;
+    int entered = g->generating;
+    pthread_mutex_unlock(&g->mu);
+    return entered;
+}
+
+/* The run's token budget spent by another task while one is generating: that generation is
+ * cut short and its task ends for the budget. */
+static void test_run_budget_interrupts(const char *dir)
+{
+    blocking_gen g = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+    gg_generator_vtable vt = blocking_vtable();
+    gg_generator_t *gen = NULL;
+    CHECK_RC(gg_generator_new_custom(&gen, &vt, &g), GG_OK);
+    char db[512];
+    snprintf(db, sizeof db, "%s/budget.db", dir);
+    gg_orchestrator_options opts;
+    gg_orchestrator_options_init(&opts, GG_ORCHESTRATOR_OPTIONS_VERSION);
+    opts.workers = 2;
+    opts.generator = gen;
+    opts.db_path = db;
+    opts.max_tokens = 50;
+    gg_orchestrator_t *o = NULL;
+    CHECK_RC(gg_orchestrator_new(&o, &opts), GG_OK);
+    char *slow = NULL, *spender = NULL, *res = NULL;
+    CHECK_RC(gg_orchestrator_submit(o, task_json, &slow), GG_OK);
+    int entered = slow && wait_generating(&g);
+    CHECK(entered);
+    if (entered) {
+        CHECK_RC(gg_orchestrator_submit(o, "{\"task_id\":\"spender\",\"language\":\"python\","
+                                           "\"prompt\":\"subtract\",\"stub\":\"def sub(a, b):\\n\","
+                                           "\"entry_point\":\"sub\",\"test\":\"assert sub(3, 1) == 2\"}",
+                                        &spender), GG_OK);
+        CHECK_RC(gg_orchestrator_wait(o, slow, (int)TEST_DEADLINE_MS, &res), GG_OK);
+        cJSON *r = cJSON_Parse(res);
+        const char *why = cJSON_GetStringValue(cJSON_GetObjectItem(r, "reason"));
+        CHECK_CONTAINS(why ? why : "", "run token budget");
+        cJSON_Delete(r);
+    }
+    pthread_mutex_lock(&g.mu);
+    CHECK(g.interrupts == 1 && g.ended_by_interrupt == 1);
+    CHECK_STR(g.asked_for, slow ? slow : "?");
+    pthread_mutex_unlock(&g.mu);
+    gg_free(res);
+    gg_free(slow);
+    gg_free(spender);
+    gg_orchestrator_destroy(&o);
+    gg_generator_destroy(&gen);
+}
+
 static void test_host_generator(const char *dir)
 {
     blocking_gen g = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
@@ -130,14 +197,7 @@ static void test_host_generator(const char *dir)
     char *id = NULL;
     CHECK_RC(gg_orchestrator_submit(o, task_json, &id), GG_OK);
     /* The attempt is inside generate: wait for that state. */
-    pthread_mutex_lock(&g.mu);
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += (time_t)(TEST_DEADLINE_MS / 1000);
-    while (!g.generating && pthread_cond_timedwait(&g.cv, &g.mu, &until) == 0)
-        ;
-    int entered = g.generating;
-    pthread_mutex_unlock(&g.mu);
+    int entered = wait_generating(&g);
     CHECK(entered);
     if (entered && id)
         cancel_and_wait(o, id);
@@ -317,6 +377,7 @@ int main(void)
         return test_exit();
     test_vtables();
     test_host_generator(dir);
+    test_run_budget_interrupts(dir);
     test_openai(dir);
     test_remove_dir(dir);
     return test_exit();
