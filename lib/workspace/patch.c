@@ -346,6 +346,134 @@ static void excerpt(char *dst, size_t size, const char *p, size_t len)
     dst[k] = '\0';
 }
 
+/* The output lines being built, and the file's lines they come from. */
+typedef struct hunk_out {
+    oline *ol;
+    size_t on, ocap;
+} hunk_out;
+
+/* Where the preimage pre[0..m) of a hunk fits in fl[0..n), searching from want outwards,
+ * never before floor: exactly, then ignoring whitespace at line ends, then ignoring changes
+ * in whitespace. -1 when nowhere; *best and *best_at then say the longest run of its first
+ * lines found, and where. */
+static long place_hunk(ctx *c, const fline *fl, size_t n, const ggi_hunk_line **pre, size_t m,
+                       long want, size_t floor, size_t *best, long *best_at)
+{
+    long found = -1;
+    *best = 0;
+    *best_at = -1;
+    if (m == 0)
+        return want > (long)n ? (long)n : want;
+    if (n < m || n - m < floor)
+        return -1;
+    long hi = (long)(n - m);
+    if (want > hi)
+        want = hi;
+    for (int loose = 0; loose < 3 && found < 0 && c->budget > 0; loose++) {
+        for (long d = 0; found < 0 && c->budget > 0; d++) {
+            long up = want - d, down = want + d;
+            int any = 0;
+            long tries[2] = {down <= hi ? down : -1, d > 0 && up >= (long)floor ? up : -1};
+            for (int t = 0; t < 2 && found < 0; t++) {
+                if (tries[t] < 0)
+                    continue;
+                any = 1;
+                size_t got = match_at(c, fl, (size_t)tries[t], pre, m, loose);
+                if (got == m)
+                    found = tries[t];
+                else if (loose == 2 && got > *best)
+                    *best = got, *best_at = tries[t];
+            }
+            if (!any)
+                break;
+        }
+    }
+    return found;
+}
+
+/* A hunk that fits nowhere: the finding says where it nearly fits, so the next attempt can
+ * correct the hunk. */
+static void hunk_unplaced(ctx *c, const char *path, size_t k, const ggi_hunk *h,
+                          const fline *fl, const ggi_hunk_line **pre, size_t m, size_t best,
+                          long best_at)
+{
+    char ex[100] = "";
+    if (m)
+        excerpt(ex, sizeof ex, pre[0]->text, pre[0]->len);
+    if (c->budget <= 0) {
+        finding(c, GG_EINVAL, path, (int)k + 1,
+                "file '%s': hunk %zu could not be placed (the search for its lines was too "
+                "long)", path, k + 1);
+        return;
+    }
+    char near[400] = "", want_l[100], have_l[100];
+    if (best_at >= 0) {
+        const fline *fh = &fl[(size_t)best_at + best];
+        excerpt(want_l, sizeof want_l, pre[best]->text, pre[best]->len);
+        excerpt(have_l, sizeof have_l, fh->p, fh->len);
+        snprintf(near, sizeof near,
+                 "; nearest: from line %ld its first %zu line%s match, then it has '%s' where "
+                 "the file has '%s'", best_at + 1, best, best == 1 ? "" : "s", want_l, have_l);
+    }
+    char where[48] = "";
+    if (h->has_pos)
+        snprintf(where, sizeof where, " (expected at line %ld)", h->old_start);
+    finding(c, GG_EINVAL, path, (int)k + 1,
+            "file '%s': hunk %zu does not apply: its lines starting with '%s'%s are not in "
+            "the file%s", path, k + 1, ex, where, near);
+}
+
+/* The file's lines from floor up to found, then the hunk's: context lines keep the file's
+ * text, removed ones go, added ones take the file's line ends. */
+static int emit_hunk(hunk_out *o, const fline *fl, size_t floor, size_t found,
+                     const ggi_hunk *h, int crlf)
+{
+    int err = 0;
+    for (size_t i = floor; i < found && !err; i++)
+        err = push_out(&o->ol, &o->on, &o->ocap, (oline){fl[i].p, fl[i].len, fl[i].nl, 0});
+    size_t at = found;
+    for (size_t i = 0; i < h->n && !err; i++) {
+        const ggi_hunk_line *hl = &h->lines[i];
+        if (hl->op == ' ') {
+            err = push_out(&o->ol, &o->on, &o->ocap,
+                           (oline){fl[at].p, fl[at].len, hl->no_eol ? 0 : fl[at].nl, 0});
+            at++;
+        } else if (hl->op == '-') {
+            at++;
+        } else {
+            int cr = crlf && !(hl->len && hl->text[hl->len - 1] == '\r');
+            err = push_out(&o->ol, &o->on, &o->ocap, (oline){hl->text, hl->len, !hl->no_eol, cr});
+        }
+    }
+    return err;
+}
+
+/* The output lines as one text, within the file size limit. */
+static int join_lines(ctx *c, const char *path, const hunk_out *o, char **out, size_t *out_len)
+{
+    int err = 0;
+    ggi_buf b = GGI_BUF_INIT;
+    for (size_t i = 0; i < o->on && !err; i++) {
+        if (b.len + o->ol[i].len + 2 > GGI_PATCH_MAX_FILE_BYTES + 2) {
+            err = finding(c, GG_ETOOBIG, path, 0, "file '%s' would be over %u bytes", path,
+                          GGI_PATCH_MAX_FILE_BYTES);
+            break;
+        }
+        err = ggi_buf_append(&b, o->ol[i].p, o->ol[i].len);
+        if (!err && o->ol[i].cr)
+            err = ggi_buf_append(&b, "\r", 1);
+        if (!err && (o->ol[i].nl || i + 1 < o->on))
+            err = ggi_buf_append(&b, "\n", 1);
+    }
+    if (err) {
+        ggi_buf_free(&b);
+        return err;
+    }
+    *out_len = b.len;
+    *out = ggi_buf_steal(&b);
+    return *out ? 0 : GG_ENOMEM;
+}
+
 /*
  * Applies the hunks of f to data[0, len): each placed at its header's line (moved by the
  * offset the previous hunk was found at), then at the nearest line above or below, then
@@ -367,8 +495,7 @@ static int apply_hunks(ctx *c, const char *path, const ggi_file_patch *f, const 
         crs += fl[i].len && fl[i].p[fl[i].len - 1] == '\r';
     int crlf = n > 0 && crs * 2 > n;
 
-    oline *ol = NULL;
-    size_t on = 0, ocap = 0;
+    hunk_out o = {NULL, 0, 0};
     const ggi_hunk_line **pre = NULL;
     size_t floor = 0;      /* original lines before this are placed */
     long offset = 0;       /* where the last hunk was found relative to its header */
@@ -391,112 +518,24 @@ static int apply_hunks(ctx *c, const char *path, const ggi_file_patch *f, const 
             want = (h->old_count == 0 ? h->old_start : h->old_start - 1) + offset;
         if (want < (long)floor)
             want = (long)floor;
-        long found = -1, best_at = -1;
-        size_t best = 0; /* the longest run of the preimage's first lines found, and where */
-        if (m == 0) {
-            found = want > (long)n ? (long)n : want;
-        } else if (n >= m && n - m >= floor) {
-            long hi = (long)(n - m);
-            if (want > hi)
-                want = hi;
-            for (int loose = 0; loose < 3 && found < 0 && c->budget > 0; loose++) {
-                for (long d = 0; found < 0 && c->budget > 0; d++) {
-                    long up = want - d, down = want + d;
-                    int any = 0;
-                    long tries[2] = {down <= hi ? down : -1,
-                                     d > 0 && up >= (long)floor ? up : -1};
-                    for (int t = 0; t < 2 && found < 0; t++) {
-                        if (tries[t] < 0)
-                            continue;
-                        any = 1;
-                        size_t got = match_at(c, fl, (size_t)tries[t], pre, m, loose);
-                        if (got == m)
-                            found = tries[t];
-                        else if (loose == 2 && got > best)
-                            best = got, best_at = tries[t];
-                    }
-                    if (!any)
-                        break;
-                }
-            }
-        }
+        size_t best;
+        long best_at;
+        long found = place_hunk(c, fl, n, pre, m, want, floor, &best, &best_at);
         if (found < 0) {
-            char ex[100] = "";
-            if (m)
-                excerpt(ex, sizeof ex, pre[0]->text, pre[0]->len);
-            if (c->budget <= 0)
-                finding(c, GG_EINVAL, path, (int)k + 1,
-                        "file '%s': hunk %zu could not be placed (the search for its lines "
-                        "was too long)", path, k + 1);
-            else {
-                /* Where it nearly fits, so the next attempt can correct the hunk. */
-                char near[400] = "", want_l[100], have_l[100];
-                if (best_at >= 0) {
-                    const fline *fh = &fl[(size_t)best_at + best];
-                    excerpt(want_l, sizeof want_l, pre[best]->text, pre[best]->len);
-                    excerpt(have_l, sizeof have_l, fh->p, fh->len);
-                    snprintf(near, sizeof near,
-                             "; nearest: from line %ld its first %zu line%s match, then it "
-                             "has '%s' where the file has '%s'",
-                             best_at + 1, best, best == 1 ? "" : "s", want_l, have_l);
-                }
-                char where[48] = "";
-                if (h->has_pos)
-                    snprintf(where, sizeof where, " (expected at line %ld)", h->old_start);
-                finding(c, GG_EINVAL, path, (int)k + 1,
-                        "file '%s': hunk %zu does not apply: its lines starting with '%s'%s "
-                        "are not in the file%s", path, k + 1, ex, where, near);
-            }
+            hunk_unplaced(c, path, k, h, fl, pre, m, best, best_at);
             break;
         }
         if (h->has_pos)
             offset = found - (h->old_count == 0 ? h->old_start : h->old_start - 1);
-        for (size_t i = floor; i < (size_t)found && !err; i++)
-            err = push_out(&ol, &on, &ocap, (oline){fl[i].p, fl[i].len, fl[i].nl, 0});
-        size_t at = (size_t)found;
-        for (size_t i = 0; i < h->n && !err; i++) {
-            const ggi_hunk_line *hl = &h->lines[i];
-            if (hl->op == ' ') {
-                err = push_out(&ol, &on, &ocap,
-                               (oline){fl[at].p, fl[at].len, hl->no_eol ? 0 : fl[at].nl, 0});
-                at++;
-            } else if (hl->op == '-') {
-                at++;
-            } else {
-                int cr = crlf && !(hl->len && hl->text[hl->len - 1] == '\r');
-                err = push_out(&ol, &on, &ocap, (oline){hl->text, hl->len, !hl->no_eol, cr});
-            }
-        }
+        err = emit_hunk(&o, fl, floor, (size_t)found, h, crlf);
         floor = (size_t)found + m;
     }
     for (size_t i = floor; i < n && !err && !c->status; i++)
-        err = push_out(&ol, &on, &ocap, (oline){fl[i].p, fl[i].len, fl[i].nl, 0});
-    if (!err && !c->status) {
-        ggi_buf b = GGI_BUF_INIT;
-        for (size_t i = 0; i < on && !err; i++) {
-            if (b.len + ol[i].len + 2 > GGI_PATCH_MAX_FILE_BYTES + 2) {
-                err = finding(c, GG_ETOOBIG, path, 0,
-                              "file '%s' would be over %u bytes", path,
-                              GGI_PATCH_MAX_FILE_BYTES);
-                break;
-            }
-            err = ggi_buf_append(&b, ol[i].p, ol[i].len);
-            if (!err && ol[i].cr)
-                err = ggi_buf_append(&b, "\r", 1);
-            if (!err && (ol[i].nl || i + 1 < on))
-                err = ggi_buf_append(&b, "\n", 1);
-        }
-        if (err) {
-            ggi_buf_free(&b);
-        } else {
-            *out_len = b.len;
-            *out = ggi_buf_steal(&b);
-            if (!*out)
-                err = GG_ENOMEM;
-        }
-    }
+        err = push_out(&o.ol, &o.on, &o.ocap, (oline){fl[i].p, fl[i].len, fl[i].nl, 0});
+    if (!err && !c->status)
+        err = join_lines(c, path, &o, out, out_len);
     free(pre);
-    free(ol);
+    free(o.ol);
     free(fl);
     if (!err && c->status)
         err = c->status;
