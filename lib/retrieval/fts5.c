@@ -1680,6 +1680,69 @@ static int prune(ggi_fts5 *x, const cJSON *d, cJSON *res)
     return rc;
 }
 
+/* {"kind": "prune", ...}: removes what the request names; the counts into *out_json. */
+static int prune_request(ggi_fts5 *x, cJSON *d, char **out_json)
+{
+    cJSON *res = cJSON_CreateObject();
+    int rc = res ? prune(x, d, res) : ggi_error(GG_ENOMEM, "out of memory");
+    if (!rc && !(*out_json = ggi_json_print(res)))
+        rc = ggi_error(GG_ENOMEM, "out of memory");
+    cJSON_Delete(res);
+    return rc;
+}
+
+/* A solution is retrieved whole when it fits one chunk: that one chunk (none for an empty
+ * text). */
+static int whole_chunk(const char *text, size_t tlen, ggi_chunk **ch, size_t *n)
+{
+    if (!tlen)
+        return GG_OK;
+    if (!(*ch = calloc(1, sizeof **ch)))
+        return ggi_error(GG_ENOMEM, "out of memory");
+    int lines = 1;
+    for (size_t i = 0; i + 1 < tlen; i++)
+        lines += text[i] == '\n';
+    (*ch)->off = 0;
+    (*ch)->len = tlen;
+    (*ch)->line_start = 1;
+    (*ch)->line_end = lines;
+    *n = 1;
+    return GG_OK;
+}
+
+/* Inside the add's transaction: a solution replaces the task's earlier one; a document's
+ * chunks are brought up to date (a new document starts with an empty row, so one path does
+ * both). The document's hash covers its language, kind and text. */
+static int write_document(add_ctx *a, int solution)
+{
+    char doc_hash[17];
+    ggi_buf hb = GGI_BUF_INIT;
+    int rc = ggi_buf_printf(&hb, "%s\n%s\n", a->lang, a->kind) || ggi_buf_puts(&hb, a->text)
+                 ? ggi_error(GG_ENOMEM, "out of memory")
+                 : GG_OK;
+    if (!rc)
+        ggi_hash_hex(hb.data, hb.len, doc_hash);
+    ggi_buf_free(&hb);
+    if (rc)
+        return rc;
+    if (solution) {
+        if (a->task_id)
+            rc = solution_replace(a, doc_hash);
+        return rc ? rc : add_solution(a, doc_hash);
+    }
+    sqlite3_stmt *s;
+    sqlite3_int64 doc = 0;
+    if (!(rc = stmt(a->c, S_DOC_FIND, &s))) {
+        sqlite3_bind_text(s, 1, a->source, -1, SQLITE_STATIC);
+        int r = sqlite3_step(s);
+        doc = r == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+        sqlite3_reset(s);
+    }
+    if (!rc && !doc)
+        rc = doc_insert(a->c, a->source, a->source, a->kind, a->lang, "", &doc);
+    return rc ? rc : add_document(a, doc_hash);
+}
+
 int ggi_fts5_add(ggi_fts5 *x, const char *doc_json, char **out_json)
 {
     *out_json = NULL;
@@ -1696,11 +1759,7 @@ int ggi_fts5_add(ggi_fts5 *x, const char *doc_json, char **out_json)
                                : ggi_error(GG_EINVAL, "retriever document must be a JSON object");
     const char *op = rc ? NULL : cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "kind"));
     if (op && strcmp(op, "prune") == 0) {
-        cJSON *res = cJSON_CreateObject();
-        rc = res ? prune(x, d, res) : ggi_error(GG_ENOMEM, "out of memory");
-        if (!rc && !(*out_json = ggi_json_print(res)))
-            rc = ggi_error(GG_ENOMEM, "out of memory");
-        cJSON_Delete(res);
+        rc = prune_request(x, d, out_json);
         cJSON_Delete(d);
         return rc;
     }
@@ -1737,25 +1796,10 @@ int ggi_fts5_add(ggi_fts5 *x, const char *doc_json, char **out_json)
     size_t tlen = text ? strlen(text) : 0;
     ggi_chunk *ch = NULL;
     size_t n = 0;
-    if (!rc) {
-        if (solution && tlen <= x->max_chunk) {
-            /* A solution is retrieved whole when it fits one chunk. */
-            if (tlen && (ch = calloc(1, sizeof *ch))) {
-                int lines = 1;
-                for (size_t i = 0; i + 1 < tlen; i++)
-                    lines += text[i] == '\n';
-                ch->off = 0;
-                ch->len = tlen;
-                ch->line_start = 1;
-                ch->line_end = lines;
-                n = 1;
-            } else if (tlen) {
-                rc = ggi_error(GG_ENOMEM, "out of memory");
-            }
-        } else {
-            rc = ggi_chunk_text(text, tlen, lang, x->max_chunk, 0, &ch, &n);
-        }
-    }
+    if (!rc)
+        rc = solution && tlen <= x->max_chunk
+                 ? whole_chunk(text, tlen, &ch, &n)
+                 : ggi_chunk_text(text, tlen, lang, x->max_chunk, 0, &ch, &n);
     cJSON *res = rc ? NULL : cJSON_CreateObject();
     cJSON *ids = res ? cJSON_AddArrayToObject(res, "ids") : NULL;
     if (!rc && !ids)
@@ -1764,34 +1808,7 @@ int ggi_fts5_add(ggi_fts5 *x, const char *doc_json, char **out_json)
     if (!rc && !(rc = conn_get(x, &c)) && !(rc = exec_simple(c, S_BEGIN))) {
         add_ctx a = { c, source, kind, lang, text, task_id, task_kind ? task_kind : "", ch, n,
                       ids, 0, 0, 0 };
-        char doc_hash[17];
-        ggi_buf hb = GGI_BUF_INIT;
-        rc = ggi_buf_printf(&hb, "%s\n%s\n", lang, kind) || ggi_buf_puts(&hb, text)
-                 ? ggi_error(GG_ENOMEM, "out of memory")
-                 : GG_OK;
-        if (!rc)
-            ggi_hash_hex(hb.data, hb.len, doc_hash);
-        ggi_buf_free(&hb);
-        if (!rc && solution) {
-            if (task_id)
-                rc = solution_replace(&a, doc_hash);
-            if (!rc)
-                rc = add_solution(&a, doc_hash);
-        } else if (!rc) {
-            sqlite3_stmt *s;
-            sqlite3_int64 doc = 0;
-            if (!(rc = stmt(c, S_DOC_FIND, &s))) {
-                sqlite3_bind_text(s, 1, source, -1, SQLITE_STATIC);
-                int r = sqlite3_step(s);
-                doc = r == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
-                sqlite3_reset(s);
-            }
-            /* A new document starts with an empty row, so one path does both. */
-            if (!rc && !doc)
-                rc = doc_insert(c, source, source, kind, lang, "", &doc);
-            if (!rc)
-                rc = add_document(&a, doc_hash);
-        }
+        rc = write_document(&a, solution);
         if (!rc)
             rc = exec_simple(c, S_COMMIT);
         if (!rc && (ggi_json_add_num(res, "added", a.added) ||
