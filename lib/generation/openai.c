@@ -718,6 +718,76 @@ static void server_message(const openai *g, const endpoint *e, const exchange *x
     ggi_scrub_secret(out, e->hidden[1]);
 }
 
+/* The transfer's settings: the URL, headers and body, the reply's sinks, the timeouts, no
+ * redirect (the key goes nowhere else), http and https only, and the interrupt's check. */
+static void set_request(CURL *c, const openai *g, const endpoint *e, struct curl_slist *h,
+                        const char *body, exchange *x, char *errbuf)
+{
+    curl_easy_setopt(c, CURLOPT_URL, e->url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, ggi_http_reply_on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &x->reply);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, ggi_http_reply_on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &x->reply);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, g->connect_ms);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, g->total_ms);
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L); /* the key goes nowhere else */
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
+    if (x->stop) {
+        curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(c, CURLOPT_XFERINFODATA, x->stop);
+        curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    }
+#if LIBCURL_VERSION_NUM >= 0x075500
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+}
+
+/* An HTTP status other than 200: RETRY for 429, 408 and 5xx (the endpoint may answer
+ * later), else FATAL (asking again gets the same answer), with the server's words. */
+static enum outcome http_failure(const openai *g, const endpoint *e, const char *model,
+                                 exchange *x, long http, int *status)
+{
+    char msg[SERVER_MSG_MAX];
+    server_message(g, e, x, msg, sizeof msg);
+    const char *sep = msg[0] ? ": " : "";
+    if (http == 429 || http == 408 || http >= 500) {
+        *status = ggi_error(GG_EGENERATOR, "openai: %s: HTTP %ld%s%s%s", e->shown, http,
+                            http == 429 ? " (rate limited)" : "", sep, msg);
+        return RETRY;
+    }
+    x->permanent = http >= 400; /* refused as asked: asking again gets the same answer */
+    if (http == 401 || http == 403)
+        *status = ggi_error(GG_EGENERATOR,
+                            "openai: %s: HTTP %ld: authentication failed (check "
+                            "GRYPHGEN_LLM_API_KEY)%s%s",
+                            e->shown, http, sep, msg);
+    else if (http == 404 && !v1_path(e->shown))
+        /* The common first mistake: a base URL without /v1 (Ollama, vLLM and llama.cpp's
+         * server all answer a bare 404 to /chat/completions). */
+        *status = ggi_error(GG_EGENERATOR,
+                            "openai: %s: HTTP 404%s%s (the URL has no /v1: OpenAI-compatible "
+                            "servers serve /v1/chat/completions; try the base URL %.*s/v1 in "
+                            "GRYPHGEN_LLM_URL)",
+                            e->shown, sep, msg, (int)(strlen(e->shown) - strlen(COMPLETIONS)),
+                            e->shown);
+    else if (http == 404)
+        *status = ggi_error(GG_EGENERATOR,
+                            "openai: %s: HTTP 404 (check the URL, which should end in /v1, and "
+                            "the model '%s')%s%s",
+                            e->shown, model, sep, msg);
+    else
+        *status = ggi_error(GG_EGENERATOR, "openai: %s: HTTP %ld%s%s", e->shown, http, sep,
+                            msg);
+    return FATAL;
+}
+
 /* Posts body to endpoint e once; on OK, x->reply.body holds a 200 reply. */
 static enum outcome post_once(const openai *g, const endpoint *e, const char *model,
                               const char *body, exchange *x, int *status, int *net_fault)
@@ -755,30 +825,7 @@ static enum outcome post_once(const openai *g, const endpoint *e, const char *mo
     }
     char errbuf[CURL_ERROR_SIZE];
     errbuf[0] = '\0';
-    curl_easy_setopt(c, CURLOPT_URL, e->url);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, ggi_http_reply_on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &x->reply);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, ggi_http_reply_on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &x->reply);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, g->connect_ms);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, g->total_ms);
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L); /* the key goes nowhere else */
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
-    if (x->stop) {
-        curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-        curl_easy_setopt(c, CURLOPT_XFERINFODATA, x->stop);
-        curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-    }
-#if LIBCURL_VERSION_NUM >= 0x075500
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
+    set_request(c, g, e, h, body, x, errbuf);
     CURLcode cc = curl_easy_perform(c);
     long http = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &http);
@@ -818,38 +865,7 @@ static enum outcome post_once(const openai *g, const endpoint *e, const char *mo
     }
     if (http == 200)
         return OK;
-    char msg[SERVER_MSG_MAX];
-    server_message(g, e, x, msg, sizeof msg);
-    const char *sep = msg[0] ? ": " : "";
-    if (http == 429 || http == 408 || http >= 500) {
-        *status = ggi_error(GG_EGENERATOR, "openai: %s: HTTP %ld%s%s%s", e->shown, http,
-                            http == 429 ? " (rate limited)" : "", sep, msg);
-        return RETRY;
-    }
-    x->permanent = http >= 400; /* refused as asked: asking again gets the same answer */
-    if (http == 401 || http == 403)
-        *status = ggi_error(GG_EGENERATOR,
-                            "openai: %s: HTTP %ld: authentication failed (check "
-                            "GRYPHGEN_LLM_API_KEY)%s%s",
-                            e->shown, http, sep, msg);
-    else if (http == 404 && !v1_path(e->shown))
-        /* The common first mistake: a base URL without /v1 (Ollama, vLLM and llama.cpp's
-         * server all answer a bare 404 to /chat/completions). */
-        *status = ggi_error(GG_EGENERATOR,
-                            "openai: %s: HTTP 404%s%s (the URL has no /v1: OpenAI-compatible "
-                            "servers serve /v1/chat/completions; try the base URL %.*s/v1 in "
-                            "GRYPHGEN_LLM_URL)",
-                            e->shown, sep, msg, (int)(strlen(e->shown) - strlen(COMPLETIONS)),
-                            e->shown);
-    else if (http == 404)
-        *status = ggi_error(GG_EGENERATOR,
-                            "openai: %s: HTTP 404 (check the URL, which should end in /v1, and "
-                            "the model '%s')%s%s",
-                            e->shown, model, sep, msg);
-    else
-        *status = ggi_error(GG_EGENERATOR, "openai: %s: HTTP %ld%s%s", e->shown, http, sep,
-                            msg);
-    return FATAL;
+    return http_failure(g, e, model, x, http, status);
 }
 
 /* ---- arm choice ---- */

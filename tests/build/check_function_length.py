@@ -9,7 +9,7 @@ the allow-list does not name. The allow-list holds "PATH FUNCTION  reason" lines
 comment); an entry naming a function that is no longer too long, or no longer exists, fails
 too, so the list only shrinks.
 
-Usage: check_function_length.py SOURCE_ROOT [--limit N] [--allow FILE]
+Usage: check_function_length.py SOURCE_ROOT [--limit N (default 150)] [--allow FILE]
        check_function_length.py --selftest
 """
 import os
