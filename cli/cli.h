@@ -40,7 +40,18 @@ typedef struct cli_run_options {
     int log_level;          /* gg_log_level */
     int quiet;
     const char *isolation;  /* --isolation: level and minimum of the jobs; NULL: default */
+    /* Settings that were the environment's only, now options too (docs/configuration.md);
+     * each unset value leaves the library to read the environment. */
+    long long max_tokens;   /* --max-tokens: the run's token budget; 0: unset */
+    int zygote;             /* --zygote on|off: 1, -1; 0: unset */
+    const char *llm_arms;   /* --llm-arms SPEC */
+    const char *llm_journal; /* --llm-journal PATH (worker: also --journal) */
+    long long llm_bandit_seed; /* --llm-bandit-seed N; -1: unset */
+    double llm_cost_per_second; /* --llm-cost-per-second C; -1: unset */
 } cli_run_options;
+
+/** The generator options the shared flags set (spec and the openai backend's settings). */
+void cli_generator_options_fill(const cli_run_options *o, gg_generator_options *g);
 
 /** Fills *o with the defaults. */
 void cli_run_options_init(cli_run_options *o);
@@ -74,8 +85,14 @@ enum {
     CLI_OPT_RESULTS,
     CLI_OPT_HELP,
     CLI_OPT_ISOLATION,
-    CLI_OPT_LOG_FORMAT
+    CLI_OPT_LOG_FORMAT,
+    CLI_OPT_MAX_TOKENS,
+    CLI_OPT_ZYGOTE
 };
+/* The table entries of --max-tokens N (eval, run, serve) and --zygote on|off (eval, run,
+ * worker), handled by cli_run_option(). */
+#define CLI_MAX_TOKENS_LONG_OPTION {"max-tokens", required_argument, NULL, CLI_OPT_MAX_TOKENS}
+#define CLI_ZYGOTE_LONG_OPTION {"zygote", required_argument, NULL, CLI_OPT_ZYGOTE}
 
 /* The table entry of --log-format (text or json), handled by cli_run_option(). */
 #define CLI_LOG_FORMAT_LONG_OPTION {"log-format", required_argument, NULL, CLI_OPT_LOG_FORMAT}
@@ -166,13 +183,25 @@ enum { CLI_OPT_KEY = 0x180, CLI_OPT_SERVER_KEY, CLI_OPT_AUTHORIZED_KEYS, CLI_OPT
     {"curve-key", required_argument, NULL, CLI_OPT_KEY},            \
     {"server-key", required_argument, NULL, CLI_OPT_SERVER_KEY},    \
     {"insecure", no_argument, NULL, CLI_OPT_INSECURE}
-/* The openai generator's per-run settings, shared by eval, run, serve and worker: each sets
- * the environment variable the generator reads (docs/generator.md), so a flag and the
- * variable are the same setting. */
-enum { CLI_OPT_LLM_TIMEOUT = 0x1c0, CLI_OPT_LLM_MAX_TOKENS };
-#define CLI_LLM_LONG_OPTIONS                                              \
-    {"llm-timeout", required_argument, NULL, CLI_OPT_LLM_TIMEOUT},       \
-    {"llm-max-tokens", required_argument, NULL, CLI_OPT_LLM_MAX_TOKENS}
+/* The openai generator's per-run settings, shared by eval, run, serve and worker: the first
+ * two set the environment variable the generator reads (docs/generator.md), so a flag and
+ * the variable are the same setting; the others fill the generator's options, which win over
+ * the environment (cli_generator_options_fill). */
+enum {
+    CLI_OPT_LLM_TIMEOUT = 0x1c0,
+    CLI_OPT_LLM_MAX_TOKENS,
+    CLI_OPT_LLM_ARMS,
+    CLI_OPT_LLM_JOURNAL,
+    CLI_OPT_LLM_BANDIT_SEED,
+    CLI_OPT_LLM_COST_PER_SECOND
+};
+#define CLI_LLM_LONG_OPTIONS                                                  \
+    {"llm-timeout", required_argument, NULL, CLI_OPT_LLM_TIMEOUT},           \
+    {"llm-max-tokens", required_argument, NULL, CLI_OPT_LLM_MAX_TOKENS},     \
+    {"llm-arms", required_argument, NULL, CLI_OPT_LLM_ARMS},                 \
+    {"llm-journal", required_argument, NULL, CLI_OPT_LLM_JOURNAL},           \
+    {"llm-bandit-seed", required_argument, NULL, CLI_OPT_LLM_BANDIT_SEED},   \
+    {"llm-cost-per-second", required_argument, NULL, CLI_OPT_LLM_COST_PER_SECOND}
 typedef struct cli_security {
     const char *key_file;        /* this process's key pair (PREFIX.key) */
     const char *server_key;      /* the orchestrator's public key (peers) */

@@ -100,6 +100,74 @@ void cli_run_options_init(cli_run_options *o)
     memset(o, 0, sizeof *o);
     o->generator = "replay";
     o->log_level = GG_LOG_WARN;
+    o->llm_bandit_seed = -1;
+    o->llm_cost_per_second = -1;
+}
+
+void cli_generator_options_fill(const cli_run_options *o, gg_generator_options *g)
+{
+    g->spec = o->generator;
+    g->arms = o->llm_arms;
+    g->journal = o->llm_journal;
+    g->bandit_seed = o->llm_bandit_seed;
+    g->cost_per_second = o->llm_cost_per_second;
+}
+
+/* A number from lo to hi (whole when whole) for option name; -1 after printing why. */
+static int parse_number(const char *name, const char *arg, double lo, double hi, int whole,
+                        double *out)
+{
+    char *end = NULL;
+    errno = 0;
+    double d = strtod(arg, &end);
+    if (!*arg || errno || *end || !(d >= lo && d <= hi) || (whole && d != (double)(long long)d)) {
+        cli_errorf("option --%s: '%s' is not a %s from %g to %g", name, arg,
+                   whole ? "whole number" : "number", lo, hi);
+        return -1;
+    }
+    *out = d;
+    return 0;
+}
+
+/* The options of settings that were the environment's only (docs/configuration.md). */
+static int settings_option(cli_run_options *o, int c, const char *arg)
+{
+    double d = 0;
+    switch (c) {
+    case CLI_OPT_MAX_TOKENS:
+        if (parse_number("max-tokens", arg, 1, 1e12, 1, &d))
+            return -1;
+        o->max_tokens = (long long)d;
+        return 1;
+    case CLI_OPT_ZYGOTE:
+        if (strcmp(arg, "on") && strcmp(arg, "off")) {
+            cli_errorf("option --zygote: '%s' is not on or off", arg);
+            return -1;
+        }
+        o->zygote = strcmp(arg, "on") ? -1 : 1;
+        return 1;
+    case CLI_OPT_LLM_ARMS:
+    case CLI_OPT_LLM_JOURNAL:
+        if (!*arg) {
+            cli_errorf("option --%s: empty value", c == CLI_OPT_LLM_ARMS ? "llm-arms"
+                                                                         : "llm-journal");
+            return -1;
+        }
+        *(c == CLI_OPT_LLM_ARMS ? &o->llm_arms : &o->llm_journal) = arg;
+        return 1;
+    case CLI_OPT_LLM_BANDIT_SEED:
+        if (parse_number("llm-bandit-seed", arg, 0, 9007199254740991.0, 1, &d))
+            return -1;
+        o->llm_bandit_seed = (long long)d;
+        return 1;
+    case CLI_OPT_LLM_COST_PER_SECOND:
+        if (parse_number("llm-cost-per-second", arg, 0, 1e9, 0, &d))
+            return -1;
+        o->llm_cost_per_second = d;
+        return 1;
+    default:
+        return 0;
+    }
 }
 
 int cli_parse_uint(const char *name, const char *text, unsigned lo, unsigned hi,
@@ -211,7 +279,7 @@ int cli_run_option(cli_run_options *o, int c, const char *arg)
         o->isolation = arg;
         return 1;
     default:
-        return 0;
+        return settings_option(o, c, arg);
     }
 }
 
@@ -244,8 +312,8 @@ void cli_catch_signals(void)
     sigaction(SIGTERM, &sa, NULL);
 }
 
-/* With --isolation the command makes the executor itself (the orchestrator borrows it); it
- * is destroyed at exit, after the orchestrator. */
+/* With --isolation or --zygote the command makes the executor itself (the orchestrator
+ * borrows it); it is destroyed at exit, after the orchestrator. */
 static gg_executor_t *cli_executor;
 
 static void destroy_executor(void)
@@ -270,14 +338,15 @@ static char *job_python(const char *python)
     return got && buf[0] == '/' ? strdup(buf) : NULL;
 }
 
-/* Makes cli_executor for --isolation LEVEL (the level jobs run at and their minimum) and
- * checks once that this host can give it, to the interpreter jobs will use. Returns an
- * exit code. */
-static int open_executor(const char *level, const char *python)
+/* Makes cli_executor for --isolation LEVEL (the level jobs run at and their minimum; NULL:
+ * the default) and --zygote, and checks once that this host can give it, to the
+ * interpreter jobs will use. Returns an exit code. */
+static int open_executor(const char *level, int zygote, const char *python)
 {
     gg_executor_options eo = GG_EXECUTOR_OPTIONS_INIT;
     eo.isolation = level;
     eo.min_isolation = level;
+    eo.zygote = zygote;
     int rc = gg_executor_new(&cli_executor, &eo);
     char *out = NULL;
     if (rc == 0)
@@ -303,7 +372,10 @@ static int open_executor(const char *level, const char *python)
         free(py);
     }
     if (rc != 0) {
-        cli_errorf("--isolation %s: %s", level, gg_error_last());
+        if (level)
+            cli_errorf("--isolation %s: %s", level, gg_error_last());
+        else
+            cli_errorf("executor: %s", gg_error_last());
         gg_executor_destroy(&cli_executor);
         return CLI_EXIT_INFRA;
     }
@@ -322,7 +394,7 @@ int cli_orchestrator_open(const cli_run_options *o, gg_event_fn event_fn, void *
 
     *out_gen = NULL;
     *out_orch = NULL;
-    gopts.spec = o->generator;
+    cli_generator_options_fill(o, &gopts);
     rc = gg_generator_new(&gen, &gopts);
     if (rc != 0) {
         const char *msg = gg_error_last();
@@ -330,8 +402,8 @@ int cli_orchestrator_open(const cli_run_options *o, gg_event_fn event_fn, void *
         return rc == GG_EINVAL || rc == GG_ENOTFOUND ? CLI_EXIT_USAGE : CLI_EXIT_INFRA;
     }
 
-    if (o->isolation && !cli_executor &&
-        (rc = open_executor(o->isolation, o->python)) != CLI_EXIT_OK) {
+    if ((o->isolation || o->zygote) && !cli_executor &&
+        (rc = open_executor(o->isolation, o->zygote, o->python)) != CLI_EXIT_OK) {
         gg_generator_destroy(&gen);
         return rc;
     }
@@ -339,6 +411,7 @@ int cli_orchestrator_open(const cli_run_options *o, gg_event_fn event_fn, void *
     oopts.db_path = o->db_path;
     oopts.workers = o->jobs;
     oopts.max_attempts = o->max_attempts;
+    oopts.max_tokens = o->max_tokens;
     oopts.generator = gen;
     oopts.python = o->python;
     oopts.cc = o->cc;

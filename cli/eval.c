@@ -503,7 +503,7 @@ static void eval_usage(FILE *f)
                "[--results PATH]\n"
                "                     [--max-attempts N] [--python PATH] [--cc PATH]\n"
                "                     [--isolation LEVEL] [--log-level LEVEL] [--quiet]\n"
-               "                     [--log-format text|json]\n"
+               "                     [--log-format text|json] [--zygote on|off] [--max-tokens N]\n"
                "                     [--junit PATH] [--summary-json PATH] [--fail-under PCT]\n"
                "                     [--patches DIR] [--deliver branch] FILE|-\n"
                "       gryphgen eval --connect ENDPOINT [--key FILE --server-key KEY] "
@@ -515,6 +515,12 @@ static void eval_usage(FILE *f)
                "  --key FILE --server-key KEY  CURVE keys for --connect (see `gryphgen keygen`)\n"
                "  --llm-timeout S --llm-max-tokens N  openai generator: seconds per request,\n"
                "                      completion token limit (GRYPHGEN_LLM_TIMEOUT_S, _MAX_TOKENS)\n"
+               "  --llm-arms SPEC --llm-journal PATH --llm-bandit-seed N --llm-cost-per-second C\n"
+               "                      openai generator: arms, journal, bandit (each wins over\n"
+               "                      GRYPHGEN_LLM_ARMS, _JOURNAL, _BANDIT_SEED, _COST_PER_SECOND)\n"
+               "  --max-tokens N      the run's token budget (wins over GRYPHGEN_MAX_TOKENS)\n"
+               "  --zygote on|off     Python jobs start in pre-started interpreters (default:\n"
+               "                      GRYPHGEN_ZYGOTE, else on)\n"
                "CI/CD (docs/ci.md; with or without --connect):\n"
                "  --junit PATH        JUnit XML, one testcase per task\n"
                "  --summary-json PATH the summary as JSON\n"
@@ -542,6 +548,7 @@ static const struct {
     {CLI_OPT_ISOLATION,
      "on the workers: gryphgen worker --isolation LEVEL (or per task, its \"isolation\" field)"},
     {CLI_OPT_JOBS, "on the workers: gryphgen worker --slots N"},
+    {CLI_OPT_MAX_TOKENS, "on the orchestrator: gryphgen serve --max-tokens N"},
     {CLI_OPT_DB, "on the orchestrator: gryphgen serve --db PATH"},
     {CLI_OPT_MAX_ATTEMPTS,
      "on the orchestrator: gryphgen serve --max-attempts N (or per task, its "
@@ -587,50 +594,84 @@ static int open_input(const char *path)
     return fd;
 }
 
-int cli_cmd_eval(int argc, char **argv)
-{
-    static const struct option longopts[] = {
-        {"generator", required_argument, NULL, CLI_OPT_GENERATOR},
-        CLI_LLM_LONG_OPTIONS,
-        {"jobs", required_argument, NULL, CLI_OPT_JOBS},
-        {"db", required_argument, NULL, CLI_OPT_DB},
-        {"results", required_argument, NULL, CLI_OPT_RESULTS},
-        {"max-attempts", required_argument, NULL, CLI_OPT_MAX_ATTEMPTS},
-        {"python", required_argument, NULL, CLI_OPT_PYTHON},
-        {"cc", required_argument, NULL, CLI_OPT_CC},
-        {"isolation", required_argument, NULL, CLI_OPT_ISOLATION},
-        {"log-level", required_argument, NULL, CLI_OPT_LOG_LEVEL},
-        CLI_LOG_FORMAT_LONG_OPTION,
-        {"quiet", no_argument, NULL, CLI_OPT_QUIET},
-        {"connect", required_argument, NULL, OPT_CONNECT},
-        CI_LONG_OPTIONS,
-        CLI_SECURITY_LONG_OPTIONS,
-        {"help", no_argument, NULL, CLI_OPT_HELP},
-        {NULL, 0, NULL, 0},
-    };
-    cli_log_component = "eval";
+/* What the command line asked for. */
+typedef struct eval_args {
     cli_run_options opts;
-    const char *results_path = NULL, *input, *connect = NULL;
-    eval_events events;
-    int fd = -1, c, status;
-    double start = now_s(), wall;
-    idlog *ids = NULL;
-    progress *prog = NULL;
-    gg_generator_t *gen = NULL;
-    gg_orchestrator_t *orch = NULL;
-    eval_summary summary;
-    progress_counts counts;
-    int remote_opt = 0;            /* the first option given of where tasks run ... */
-    const char *remote_name = NULL; /* ... and its long name */
-    int li;
     ci_options ci_opts;
+    const char *results_path;
+    const char *connect;
+    const char *input;
+    int remote_opt;          /* the first option given of where tasks run ... */
+    const char *remote_name; /* ... and its long name */
+} eval_args;
 
-    memset(&ci_opts, 0, sizeof ci_opts);
-    cli_run_options_init(&opts);
+static const struct option eval_longopts[] = {
+    {"generator", required_argument, NULL, CLI_OPT_GENERATOR},
+    CLI_LLM_LONG_OPTIONS,
+    {"jobs", required_argument, NULL, CLI_OPT_JOBS},
+    {"db", required_argument, NULL, CLI_OPT_DB},
+    {"results", required_argument, NULL, CLI_OPT_RESULTS},
+    {"max-attempts", required_argument, NULL, CLI_OPT_MAX_ATTEMPTS},
+    {"python", required_argument, NULL, CLI_OPT_PYTHON},
+    {"cc", required_argument, NULL, CLI_OPT_CC},
+    {"isolation", required_argument, NULL, CLI_OPT_ISOLATION},
+    CLI_ZYGOTE_LONG_OPTION,
+    CLI_MAX_TOKENS_LONG_OPTION,
+    {"log-level", required_argument, NULL, CLI_OPT_LOG_LEVEL},
+    CLI_LOG_FORMAT_LONG_OPTION,
+    {"quiet", no_argument, NULL, CLI_OPT_QUIET},
+    {"connect", required_argument, NULL, OPT_CONNECT},
+    CI_LONG_OPTIONS,
+    CLI_SECURITY_LONG_OPTIONS,
+    {"help", no_argument, NULL, CLI_OPT_HELP},
+    {NULL, 0, NULL, 0},
+};
+
+/* One option: 1 taken, 0 not eval's, or an exit status + 1000 (help, usage error). The
+ * options shared with run go through cli_run_option; the first of where tasks run is noted
+ * for the --connect check. */
+static int eval_option(eval_args *a, int c, int li)
+{
+    int handled;
+    if (c == CLI_OPT_RESULTS) {
+        if (!*optarg) {
+            cli_errorf("eval: option --results: empty path");
+            return 1000 + CLI_EXIT_USAGE;
+        }
+        a->results_path = optarg;
+        return 1;
+    }
+    if (c == OPT_CONNECT) {
+        a->connect = optarg;
+        return 1;
+    }
+    handled = ci_option(&a->ci_opts, c, optarg);
+    if (handled != 0)
+        return handled < 0 ? 1000 + CLI_EXIT_USAGE : 1;
+    handled = cli_security_option(c, optarg);
+    if (handled != 0)
+        return handled < 0 ? 1000 + CLI_EXIT_USAGE : 1;
+    handled = cli_run_option(&a->opts, c, optarg);
+    if (handled < 0)
+        return 1000 + CLI_EXIT_USAGE;
+    if (handled == 0)
+        return 0;
+    if (c != CLI_OPT_QUIET && !a->remote_opt) {
+        a->remote_opt = c;
+        a->remote_name = li >= 0 ? eval_longopts[li].name : "jobs"; /* -j */
+    }
+    return 1;
+}
+
+/* Reads the command line into a; -1 to go on, else the exit status (help, usage error). */
+static int parse_eval_args(int argc, char **argv, eval_args *a)
+{
+    int c, li;
+    memset(a, 0, sizeof *a);
+    cli_run_options_init(&a->opts);
     optind = 1;
     opterr = 0;
-    while ((li = -1, c = getopt_long(argc, argv, ":hqj:", longopts, &li)) != -1) {
-        int handled;
+    while ((li = -1, c = getopt_long(argc, argv, ":hqj:", eval_longopts, &li)) != -1) {
         if (c == 'j')
             c = CLI_OPT_JOBS;
         else if (c == 'q')
@@ -639,43 +680,17 @@ int cli_cmd_eval(int argc, char **argv)
             eval_usage(stdout);
             return CLI_EXIT_OK;
         }
-        if (c == CLI_OPT_RESULTS) {
-            if (!*optarg) {
-                cli_errorf("eval: option --results: empty path");
-                return CLI_EXIT_USAGE;
-            }
-            results_path = optarg;
-            continue;
-        }
-        if (c == OPT_CONNECT) {
-            connect = optarg;
-            continue;
-        }
         if (c == '?' || c == ':')
             return cli_bad_option("eval", c, argv, optind, optopt);
-        handled = ci_option(&ci_opts, c, optarg);
-        if (handled < 0)
-            return CLI_EXIT_USAGE;
-        if (handled > 0)
-            continue;
-        handled = cli_security_option(c, optarg);
-        if (handled < 0)
-            return CLI_EXIT_USAGE;
-        if (handled > 0)
-            continue;
-        handled = cli_run_option(&opts, c, optarg);
-        if (handled < 0)
-            return CLI_EXIT_USAGE;
-        if (handled == 0)
+        int taken = eval_option(a, c, li);
+        if (taken >= 1000)
+            return taken - 1000;
+        if (taken == 0)
             return cli_bad_option("eval", c, argv, optind, optopt);
-        if (c != CLI_OPT_QUIET && !remote_opt) {
-            remote_opt = c;
-            remote_name = li >= 0 ? longopts[li].name : "jobs"; /* -j */
-        }
     }
-    if (connect && remote_opt)
-        return refuse_remote_only(remote_opt, remote_name);
-    if (!connect && (cli_sec.key_file || cli_sec.server_key || cli_sec.insecure)) {
+    if (a->connect && a->remote_opt)
+        return refuse_remote_only(a->remote_opt, a->remote_name);
+    if (!a->connect && (cli_sec.key_file || cli_sec.server_key || cli_sec.insecure)) {
         /* the keys and --insecure are the grid client's; here nothing would use them */
         cli_errorf("eval: %s applies only with --connect ENDPOINT (a grid); without it the "
                    "set runs in this process", cli_sec.insecure ? "--insecure"
@@ -688,116 +703,143 @@ int cli_cmd_eval(int argc, char **argv)
         eval_usage(stderr);
         return CLI_EXIT_USAGE;
     }
-    if (ci_options_check(&ci_opts) != 0)
+    if (ci_options_check(&a->ci_opts) != 0)
         return CLI_EXIT_USAGE;
-    input = argv[optind];
-    fd = open_input(input);
-    if (fd < 0)
-        return CLI_EXIT_USAGE;
+    a->input = argv[optind];
+    return -1;
+}
 
-    if (results_path) {
-        /* opened now so a bad path fails before the run; emptied once the orchestrator is
-         * open (a run that cannot start leaves an earlier file as it was), then each task's
-         * line is appended as it ends */
-        int rfd = open(results_path, O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
+/* The run's outputs, before anything runs: the results file (opened now so a bad path fails
+ * before the run; emptied once the orchestrator is open, so a run that cannot start leaves an
+ * earlier file as it was; then each task's line is appended as it ends), the id log, the CI
+ * reports and the progress display. */
+static int open_outputs(const eval_args *a, idlog **ids, progress **prog)
+{
+    if (a->results_path) {
+        int rfd = open(a->results_path, O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
         if (rfd < 0 || results_stream_new(&eval_results, rfd) != 0) {
-            cli_errorf("eval: cannot create the results file '%s': %s", results_path,
+            cli_errorf("eval: cannot create the results file '%s': %s", a->results_path,
                        rfd < 0 ? strerror(errno) : "out of memory");
             if (rfd >= 0)
                 close(rfd);
-            status = CLI_EXIT_INFRA;
-            goto out;
+            return CLI_EXIT_INFRA;
         }
-        eval_results_path = results_path;
+        eval_results_path = a->results_path;
     }
-    if (idlog_new(&ids) != 0) {
+    if (idlog_new(ids) != 0) {
         cli_errorf("cannot create a temporary file for the task ids: %s", strerror(errno));
-        status = CLI_EXIT_INFRA;
-        goto out;
+        return CLI_EXIT_INFRA;
     }
-    if (ci_report_new(&eval_ci, &ci_opts) != 0) {
-        status = CLI_EXIT_INFRA;
-        goto out;
-    }
-    if (progress_new(&prog, opts.quiet) != 0) {
+    if (ci_report_new(&eval_ci, &a->ci_opts) != 0)
+        return CLI_EXIT_INFRA;
+    if (progress_new(prog, a->opts.quiet) != 0) {
         cli_errorf("out of memory");
-        status = CLI_EXIT_INFRA;
-        goto out;
+        return CLI_EXIT_INFRA;
     }
-    cli_catch_signals();
-    events.prog = prog;
-    events.results = eval_results;
-    if (connect)
-        status = cli_client_open(connect, NULL, &eval_client);
+    return CLI_EXIT_OK;
+}
+
+/* Interrupted: the tasks that ended meanwhile keep their lines, the JUnit file and summary
+ * cover what ended, and the message says how to resume. */
+static void finish_interrupted(gg_orchestrator_t *orch, idlog *ids, const eval_args *a,
+                               double start)
+{
+    results_put_ended(orch);
+    if (a->ci_opts.junit_path || a->ci_opts.summary_path) {
+        eval_summary summary;
+        memset(&summary, 0, sizeof summary);
+        collect_ended(orch, ids, &summary);
+        summary.wall_s = now_s() - start;
+        ci_report_finish(eval_ci, &summary, 1);
+    }
+    if (a->opts.db_path)
+        cli_errorf("interrupted; unfinished tasks resume when the set is run again with "
+                   "--db %s", a->opts.db_path);
     else
-        status = cli_orchestrator_open(&opts, eval_on_event, &events, &gen, &orch);
-    if (status != CLI_EXIT_OK)
-        goto out;
-    if (eval_results && results_stream_truncate(eval_results) != 0) {
-        results_write_failed();
-        status = CLI_EXIT_INFRA;
-        goto out;
-    }
+        cli_errorf("interrupted");
+}
 
-    status = submit_all(orch, fd, strcmp(input, "-") == 0 ? "stdin" : input, ids, prog);
-    if (status == CLI_EXIT_OK)
-        status = eval_client ? wait_all_remote(ids, prog) : wait_all(orch, prog);
-    progress_finish(prog);
-    if (status == CLI_EXIT_OK && cli_interrupted)
-        status = CLI_EXIT_SIGINT;
-    if (status == CLI_EXIT_SIGINT) {
-        results_put_ended(orch); /* the tasks that ended meanwhile keep their lines */
-        if (ci_opts.junit_path || ci_opts.summary_path) {
-            /* the JUnit file and the summary of what ended */
-            memset(&summary, 0, sizeof summary);
-            collect_ended(orch, ids, &summary);
-            summary.wall_s = now_s() - start;
-            ci_report_finish(eval_ci, &summary, 1);
-        }
-        if (opts.db_path)
-            cli_errorf("interrupted; unfinished tasks resume when the set is run again with "
-                       "--db %s", opts.db_path);
-        else
-            cli_errorf("interrupted");
-        goto out;
-    }
-    if (status != CLI_EXIT_OK)
-        goto out;
-    wall = now_s() - start;
-
+/* The set is complete: the results file, the summary, the CI reports, the exit status. */
+static int finish_complete(gg_orchestrator_t *orch, idlog *ids, progress *prog,
+                           const eval_args *a, double wall)
+{
+    eval_summary summary;
+    progress_counts counts;
     memset(&summary, 0, sizeof summary);
-    /* The run is complete: the file is written once more in the set's order (and put in
-     * place in one rename), so a finished run's file does not depend on timing. */
-    if (eval_results && results_stream_rewrite(eval_results, results_path) != 0) {
+    /* The file is written once more in the set's order (and put in place in one rename), so
+     * a finished run's file does not depend on timing. */
+    if (eval_results && results_stream_rewrite(eval_results, a->results_path) != 0) {
         results_write_failed();
-        status = CLI_EXIT_INFRA;
-        goto out;
+        return CLI_EXIT_INFRA;
     }
-    status = collect_results(orch, ids, &summary);
+    int status = collect_results(orch, ids, &summary);
     if (status != CLI_EXIT_OK)
-        goto out;
+        return status;
     if (eval_results && (results_stream_commit(eval_results) != 0 ||
                          results_stream_close(&eval_results) != 0)) {
         results_write_failed();
-        status = CLI_EXIT_INFRA;
-        goto out;
+        return CLI_EXIT_INFRA;
     }
     progress_get(prog, &counts);
     /* Remotely the events are not seen here: this run's attempts are the set's. */
     print_summary(&summary, eval_client ? summary.attempts : counts.attempts, wall);
-    /* The JUnit file and summary JSON; a delivery or patch that failed, or a pass rate
-     * under --fail-under, is exit status 1 (gryphgen help). */
+    /* The JUnit file and summary JSON; a delivery or patch that failed, or a pass rate under
+     * --fail-under, is exit status 1 (gryphgen help). */
     summary.wall_s = wall;
     if (ci_report_finish(eval_ci, &summary, 0) != 0)
         status = CLI_EXIT_INFRA;
     /* Bad input is a usage error even though the valid tasks ran (gryphgen help). */
     if (summary.bad_lines > 0) {
         cli_errorf("%lu line(s) of %s are not valid tasks (exit status 2)", summary.bad_lines,
-                   strcmp(input, "-") == 0 ? "stdin" : input);
+                   strcmp(a->input, "-") == 0 ? "stdin" : a->input);
         status = CLI_EXIT_USAGE;
     }
+    return status;
+}
 
-out:
+int cli_cmd_eval(int argc, char **argv)
+{
+    cli_log_component = "eval";
+    eval_args a;
+    eval_events events;
+    double start = now_s();
+    idlog *ids = NULL;
+    progress *prog = NULL;
+    gg_generator_t *gen = NULL;
+    gg_orchestrator_t *orch = NULL;
+
+    int status = parse_eval_args(argc, argv, &a);
+    if (status >= 0)
+        return status;
+    int fd = open_input(a.input);
+    if (fd < 0)
+        return CLI_EXIT_USAGE;
+    status = open_outputs(&a, &ids, &prog);
+    if (status == CLI_EXIT_OK) {
+        cli_catch_signals();
+        events.prog = prog;
+        events.results = eval_results;
+        if (a.connect)
+            status = cli_client_open(a.connect, NULL, &eval_client);
+        else
+            status = cli_orchestrator_open(&a.opts, eval_on_event, &events, &gen, &orch);
+    }
+    if (status == CLI_EXIT_OK && eval_results && results_stream_truncate(eval_results) != 0) {
+        results_write_failed();
+        status = CLI_EXIT_INFRA;
+    }
+    if (status == CLI_EXIT_OK) {
+        status = submit_all(orch, fd, strcmp(a.input, "-") == 0 ? "stdin" : a.input, ids, prog);
+        if (status == CLI_EXIT_OK)
+            status = eval_client ? wait_all_remote(ids, prog) : wait_all(orch, prog);
+        progress_finish(prog);
+        if (status == CLI_EXIT_OK && cli_interrupted)
+            status = CLI_EXIT_SIGINT;
+        if (status == CLI_EXIT_SIGINT)
+            finish_interrupted(orch, ids, &a, start);
+        else if (status == CLI_EXIT_OK)
+            status = finish_complete(orch, ids, prog, &a, now_s() - start);
+    }
     /* the orchestrator first: its callback writes into the progress counters */
     gg_orchestrator_destroy(&orch);
     gg_client_destroy(&eval_client);

@@ -383,6 +383,53 @@ int cli_cmd_index(int argc, char **argv)
 
 /* ---- search ---- */
 
+/* The n words as one query, separated by spaces (malloc'd; NULL when out of memory). */
+static char *join_words(int n, char **words)
+{
+    size_t qlen = 1;
+    for (int i = 0; i < n; i++)
+        qlen += strlen(words[i]) + 1;
+    char *text = malloc(qlen);
+    if (!text)
+        return NULL;
+    text[0] = '\0';
+    for (int i = 0; i < n; i++) {
+        strcat(text, words[i]);
+        if (i + 1 < n)
+            strcat(text, " ");
+    }
+    return text;
+}
+
+/* The results for a reader: score, source:lines, title and the first lines of each. */
+static void print_results(const char *res)
+{
+    cJSON *rj = cJSON_Parse(res);
+    const cJSON *it;
+    int n = 0;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItem(rj, "results"))
+    {
+        const char *src = cJSON_GetStringValue(cJSON_GetObjectItem(it, "source"));
+        const char *title = cJSON_GetStringValue(cJSON_GetObjectItem(it, "title"));
+        const char *t = cJSON_GetStringValue(cJSON_GetObjectItem(it, "text"));
+        printf("%d. %.3f  %s:%d-%d%s%s\n", ++n,
+               cJSON_GetNumberValue(cJSON_GetObjectItem(it, "score")), src ? src : "?",
+               (int)cJSON_GetNumberValue(cJSON_GetObjectItem(it, "line_start")),
+               (int)cJSON_GetNumberValue(cJSON_GetObjectItem(it, "line_end")),
+               title && *title ? "  " : "", title ? title : "");
+        for (int line = 0; t && *t && line < 3; line++) {
+            size_t l = strcspn(t, "\n");
+            printf("     %.*s%s\n", (int)(l > 100 ? 100 : l), t, l > 100 ? "..." : "");
+            t += l;
+            if (*t)
+                t++;
+        }
+    }
+    if (!n)
+        printf("no results\n");
+    cJSON_Delete(rj);
+}
+
 int cli_cmd_search(int argc, char **argv);
 int cli_cmd_search(int argc, char **argv)
 {
@@ -435,19 +482,10 @@ int cli_cmd_search(int argc, char **argv)
         cli_errorf("search: no index at %s (run gryphgen index first)", db);
         return CLI_EXIT_USAGE;
     }
-    size_t qlen = 1;
-    for (int i = optind; i < argc; i++)
-        qlen += strlen(argv[i]) + 1;
-    char *text = malloc(qlen);
+    char *text = join_words(argc - optind, argv + optind);
     if (!text) {
         cli_errorf("search: out of memory");
         return CLI_EXIT_INFRA;
-    }
-    text[0] = '\0';
-    for (int i = optind; i < argc; i++) {
-        strcat(text, argv[i]);
-        if (i + 1 < argc)
-            strcat(text, " ");
     }
     if (!text[strspn(text, " \t\r\n\f\v")]) {
         cli_errorf("search: the query is empty");
@@ -482,31 +520,8 @@ int cli_cmd_search(int argc, char **argv)
         gg_free(res);
         return CLI_EXIT_OK;
     }
-    cJSON *rj = cJSON_Parse(res);
+    print_results(res);
     gg_free(res);
-    const cJSON *it;
-    int n = 0;
-    cJSON_ArrayForEach(it, cJSON_GetObjectItem(rj, "results"))
-    {
-        const char *src = cJSON_GetStringValue(cJSON_GetObjectItem(it, "source"));
-        const char *title = cJSON_GetStringValue(cJSON_GetObjectItem(it, "title"));
-        const char *t = cJSON_GetStringValue(cJSON_GetObjectItem(it, "text"));
-        printf("%d. %.3f  %s:%d-%d%s%s\n", ++n,
-               cJSON_GetNumberValue(cJSON_GetObjectItem(it, "score")), src ? src : "?",
-               (int)cJSON_GetNumberValue(cJSON_GetObjectItem(it, "line_start")),
-               (int)cJSON_GetNumberValue(cJSON_GetObjectItem(it, "line_end")),
-               title && *title ? "  " : "", title ? title : "");
-        for (int line = 0; t && *t && line < 3; line++) {
-            size_t l = strcspn(t, "\n");
-            printf("     %.*s%s\n", (int)(l > 100 ? 100 : l), t, l > 100 ? "..." : "");
-            t += l;
-            if (*t)
-                t++;
-        }
-    }
-    if (!n)
-        printf("no results\n");
-    cJSON_Delete(rj);
     return CLI_EXIT_OK;
 }
 

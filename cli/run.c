@@ -109,6 +109,7 @@ static void run_usage(FILE *f)
 {
     fprintf(f, "usage: gryphgen run [--generator SPEC] [--db PATH] [--max-attempts N]\n"
                "                    [--python PATH] [--cc PATH] [--isolation LEVEL]\n"
+               "                    [--zygote on|off] [--max-tokens N] [--llm-...]\n"
                "                    [--log-level LEVEL] [--log-format text|json] TASK.json|-\n"
                "(see 'gryphgen help' for what each option does)\n");
 }
@@ -134,6 +135,8 @@ int cli_cmd_run(int argc, char **argv)
         {"python", required_argument, NULL, CLI_OPT_PYTHON},
         {"cc", required_argument, NULL, CLI_OPT_CC},
         {"isolation", required_argument, NULL, CLI_OPT_ISOLATION},
+        CLI_ZYGOTE_LONG_OPTION,
+        CLI_MAX_TOKENS_LONG_OPTION,
         {"log-level", required_argument, NULL, CLI_OPT_LOG_LEVEL},
         CLI_LOG_FORMAT_LONG_OPTION,
         {"help", no_argument, NULL, CLI_OPT_HELP},

@@ -41,7 +41,9 @@ static void scale_usage(FILE *f)
         "                      [--worker-key FILE] [--key FILE --server-key KEY] [--insecure]\n"
         "                      [worker options: --generator, --label, --queue, --executor,\n"
         "                       --python, --cc, --isolation, --journal, --index-url,\n"
-        "                       --index-token-env, --llm-timeout, --llm-max-tokens, --log-level]\n"
+        "                       --index-token-env, --llm-timeout, --llm-max-tokens, --log-level,\n"
+        "                       --zygote, --llm-arms, --llm-journal, --llm-bandit-seed,\n"
+        "                       --llm-cost-per-second]\n"
         "Keeps between --min-jobs and --max-jobs workers (`gryphgen worker`) running, in step\n"
         "with the orchestrator's queue: more while tasks wait, none beyond what they can use\n"
         "(one worker per --slots tasks queued or running). SIGINT/SIGTERM ends them all.\n"
@@ -376,7 +378,8 @@ static int scale_loop(const scale_engine_vt *vt, scale_engine *e, const scale_co
 static const struct { const char *name; int has_arg; } forwarded[] = {
     {"generator", 1}, {"label", 1}, {"queue", 1}, {"executor", 1}, {"python", 1},
     {"cc", 1}, {"isolation", 1}, {"journal", 1}, {"index-url", 1}, {"index-token-env", 1},
-    {"llm-timeout", 1}, {"llm-max-tokens", 1}, {"log-level", 1},
+    {"llm-timeout", 1}, {"llm-max-tokens", 1}, {"log-level", 1}, {"zygote", 1},
+    {"llm-arms", 1}, {"llm-journal", 1}, {"llm-bandit-seed", 1}, {"llm-cost-per-second", 1},
 };
 #define N_FORWARDED (sizeof forwarded / sizeof forwarded[0])
 

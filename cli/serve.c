@@ -43,7 +43,7 @@ static int freeze(gg_retriever_t *index, gg_retriever_t **out)
 static void serve_usage(FILE *f)
 {
     fprintf(f, "usage: gryphgen serve --bind ENDPOINT [--bind ENDPOINT...] [--db PATH]\n"
-               "                      [--local N] [--max-queued N] [--max-attempts N]\n"
+               "                      [--local N] [--max-queued N] [--max-attempts N] [--max-tokens N]\n"
                "                      [--generator SPEC] [--python PATH] [--cc PATH]\n"
                "                      [--log-level LEVEL] [--log-format text|json]\n"
                "                      [--key FILE --authorized-keys FILE] [--insecure]\n"
@@ -117,6 +117,7 @@ int cli_cmd_serve(int argc, char **argv)
         {"req-timeout", required_argument, NULL, OPT_REQ_TIMEOUT},
         {"generator", required_argument, NULL, CLI_OPT_GENERATOR},
         CLI_LLM_LONG_OPTIONS,
+        CLI_MAX_TOKENS_LONG_OPTION,
         {"db", required_argument, NULL, CLI_OPT_DB},
         {"max-attempts", required_argument, NULL, CLI_OPT_MAX_ATTEMPTS},
         {"python", required_argument, NULL, CLI_OPT_PYTHON},
@@ -386,7 +387,7 @@ int cli_cmd_serve(int argc, char **argv)
     }
     gg_generator_options gopts = GG_GENERATOR_OPTIONS_INIT;
     gg_generator_t *gen = NULL;
-    gopts.spec = opts.generator;
+    cli_generator_options_fill(&opts, &gopts);
     if (gg_generator_new(&gen, &gopts) != 0) {
         cli_errorf("generator '%s': %s", opts.generator, gg_error_last());
         gg_retriever_destroy(&frozen);
@@ -399,6 +400,7 @@ int cli_cmd_serve(int argc, char **argv)
     oo.retriever = search_only ? NULL : frozen ? frozen : index;
     oo.db_path = opts.db_path;
     oo.max_attempts = opts.max_attempts;
+    oo.max_tokens = opts.max_tokens;
     oo.generator = gen;
     oo.python = opts.python;
     oo.cc = opts.cc;

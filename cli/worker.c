@@ -32,6 +32,7 @@ static void worker_usage(FILE *f)
                "                       [--label KEY=VALUE...] [--name NAME] [--journal PATH]\n"
                "                       [--executor process|container|noop] [--generator SPEC]\n"
                "                       [--python PATH] [--cc PATH] [--isolation LEVEL]\n"
+               "                       [--zygote on|off] [--llm-... (see below)]\n"
                "                       [--log-level LEVEL] [--log-format text|json]\n"
                "                       [--idle-s S]\n"
                "                       [--index-url URL [--index-token-env VAR]]\n"
@@ -58,6 +59,12 @@ static void worker_usage(FILE *f)
                "                     (default: $GRYPHGEN_LLM_JOURNAL, else none)\n"
                "  --llm-timeout S --llm-max-tokens N  openai generator: seconds per request,\n"
                "                     completion token limit (GRYPHGEN_LLM_TIMEOUT_S, _MAX_TOKENS)\n"
+               "  --llm-arms SPEC --llm-journal PATH --llm-bandit-seed N\n"
+               "  --llm-cost-per-second C  openai generator: explicit arms, journal file (as\n"
+               "                     --journal), bandit seed, cost of a second (each wins over\n"
+               "                     GRYPHGEN_LLM_ARMS, _JOURNAL, _BANDIT_SEED, _COST_PER_SECOND)\n"
+               "  --zygote on|off    Python jobs start in pre-started interpreters (process\n"
+               "                     executor; default: $GRYPHGEN_ZYGOTE, else on)\n"
                "  --index-url URL    attempts get context from this search route: the URL\n"
                "                     `gryphgen serve --index PATH --http ADDR:PORT` prints\n"
                "                     (http://ADDR:PORT/v1/search; a URL without a path gets\n"
@@ -161,7 +168,95 @@ static void *watch_signals(void *arg)
     return NULL;
 }
 
-int cli_cmd_worker(int argc, char **argv)
+/* What the command line asked for. */
+typedef struct worker_args {
+    cli_run_options opts;
+    const char *connect, *name, *executor;
+    const char *index_url, *index_token_env;
+    const char *labels[MAX_LABELS + 1];
+    unsigned n_labels, slots, queue, idle_s;
+} worker_args;
+
+/* One of worker's own options: 1 taken, 0 not one of them, or an exit status + 1000. */
+static int worker_option(worker_args *a, int c)
+{
+    switch (c) {
+    case OPT_CONNECT:
+        a->connect = optarg;
+        return 1;
+    case OPT_NAME:
+        a->name = optarg;
+        return 1;
+    case OPT_EXECUTOR:
+        a->executor = optarg;
+        return 1;
+    case OPT_INDEX_URL:
+        a->index_url = optarg;
+        return 1;
+    case OPT_INDEX_TOKEN_ENV:
+        if (!*optarg) {
+            cli_errorf("worker: option --index-token-env: give the name of a variable");
+            return 1000 + CLI_EXIT_USAGE;
+        }
+        a->index_token_env = optarg;
+        return 1;
+    case OPT_JOURNAL:
+        /* the openai generator's option journal, as --llm-journal */
+        if (!*optarg) {
+            cli_errorf("worker: option --journal: give a file path");
+            return 1000 + CLI_EXIT_USAGE;
+        }
+        a->opts.llm_journal = optarg;
+        return 1;
+    case OPT_SLOTS:
+        return cli_parse_uint("--slots", optarg, 1, 1024, &a->slots) != 0
+                   ? 1000 + CLI_EXIT_USAGE : 1;
+    case OPT_IDLE_S:
+        return cli_parse_uint("--idle-s", optarg, 1, 604800, &a->idle_s) != 0
+                   ? 1000 + CLI_EXIT_USAGE : 1;
+    case OPT_QUEUE:
+        return cli_parse_uint("--queue", optarg, 0, 100000, &a->queue) != 0
+                   ? 1000 + CLI_EXIT_USAGE : 1;
+    case OPT_LABEL:
+        if (a->n_labels >= MAX_LABELS || !strchr(optarg, '=') || optarg[0] == '=') {
+            cli_errorf("worker: option --label: '%s' must be KEY=VALUE (at most %d labels)",
+                       optarg, MAX_LABELS);
+            return 1000 + CLI_EXIT_USAGE;
+        }
+        a->labels[a->n_labels++] = optarg;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* The combinations of options that cannot work, refused before anything starts. */
+static int check_worker_args(int argc, char **argv, const worker_args *a)
+{
+    if (optind != argc) {
+        cli_errorf("worker: unexpected argument '%s'", argv[optind]);
+        return CLI_EXIT_USAGE;
+    }
+    if (!a->connect || !*a->connect) {
+        cli_errorf("worker: give --connect ENDPOINT (e.g. tcp://127.0.0.1:5555)");
+        worker_usage(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    if (cli_sec.key_file && !cli_sec.server_key) {
+        cli_errorf("worker: --key needs --server-key (the orchestrator's public key)");
+        return CLI_EXIT_USAGE;
+    }
+    if (cli_security_check("worker", a->connect) != CLI_EXIT_OK)
+        return CLI_EXIT_USAGE;
+    if (a->index_token_env && !a->index_url) {
+        cli_errorf("worker: --index-token-env goes with --index-url URL");
+        return CLI_EXIT_USAGE;
+    }
+    return -1;
+}
+
+/* Reads the command line into a; -1 to go on, else the exit status (help, usage error). */
+static int parse_worker_args(int argc, char **argv, worker_args *a)
 {
     static const struct option longopts[] = {
         {"connect", required_argument, NULL, OPT_CONNECT},
@@ -179,187 +274,128 @@ int cli_cmd_worker(int argc, char **argv)
         {"python", required_argument, NULL, CLI_OPT_PYTHON},
         {"cc", required_argument, NULL, CLI_OPT_CC},
         {"isolation", required_argument, NULL, CLI_OPT_ISOLATION},
+        CLI_ZYGOTE_LONG_OPTION,
         {"log-level", required_argument, NULL, CLI_OPT_LOG_LEVEL},
         CLI_LOG_FORMAT_LONG_OPTION,
         CLI_SECURITY_LONG_OPTIONS,
         {"help", no_argument, NULL, CLI_OPT_HELP},
         {NULL, 0, NULL, 0},
     };
-    cli_log_component = "worker";
-    cli_run_options opts;
-    const char *connect = NULL, *name = NULL, *executor = "process";
-    const char *index_url = NULL, *index_token_env = NULL;
-    const char *labels[MAX_LABELS + 1];
-    unsigned n_labels = 0, slots = 0, queue = 0, idle_s = 0;
     int c;
-    cli_run_options_init(&opts);
+    memset(a, 0, sizeof *a);
+    a->executor = "process";
+    cli_run_options_init(&a->opts);
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'h':
-        case CLI_OPT_HELP:
+        if (c == 'h' || c == CLI_OPT_HELP) {
             worker_usage(stdout);
             return CLI_EXIT_OK;
-        case OPT_CONNECT:
-            connect = optarg;
-            continue;
-        case OPT_NAME:
-            name = optarg;
-            continue;
-        case OPT_EXECUTOR:
-            executor = optarg;
-            continue;
-        case OPT_INDEX_URL:
-            index_url = optarg;
-            continue;
-        case OPT_INDEX_TOKEN_ENV:
-            if (!*optarg) {
-                cli_errorf("worker: option --index-token-env: give the name of a variable");
-                return CLI_EXIT_USAGE;
-            }
-            index_token_env = optarg;
-            continue;
-        case OPT_JOURNAL:
-            /* read by the openai generator, like every other of its settings */
-            if (!*optarg || setenv("GRYPHGEN_LLM_JOURNAL", optarg, 1) != 0) {
-                cli_errorf("worker: option --journal: give a file path");
-                return CLI_EXIT_USAGE;
-            }
-            continue;
-        case OPT_SLOTS:
-            if (cli_parse_uint("--slots", optarg, 1, 1024, &slots) != 0)
-                return CLI_EXIT_USAGE;
-            continue;
-        case OPT_IDLE_S:
-            if (cli_parse_uint("--idle-s", optarg, 1, 604800, &idle_s) != 0)
-                return CLI_EXIT_USAGE;
-            continue;
-        case OPT_QUEUE:
-            if (cli_parse_uint("--queue", optarg, 0, 100000, &queue) != 0)
-                return CLI_EXIT_USAGE;
-            continue;
-        case OPT_LABEL:
-            if (n_labels >= MAX_LABELS || !strchr(optarg, '=') || optarg[0] == '=') {
-                cli_errorf("worker: option --label: '%s' must be KEY=VALUE (at most %d labels)",
-                           optarg, MAX_LABELS);
-                return CLI_EXIT_USAGE;
-            }
-            labels[n_labels++] = optarg;
-            continue;
-        case '?':
-        case ':':
+        }
+        if (c == '?' || c == ':')
             return cli_bad_option("worker", c, argv, optind, optopt);
-        default: {
-            int handled = cli_security_option(c, optarg);
-            if (handled > 0)
-                continue;
-            if (handled == 0)
-                handled = cli_run_option(&opts, c, optarg);
-            if (handled < 0)
-                return CLI_EXIT_USAGE;
-            if (handled == 0)
-                return cli_bad_option("worker", c, argv, optind, optopt);
-        }
-        }
-    }
-    labels[n_labels] = NULL;
-    if (optind != argc) {
-        cli_errorf("worker: unexpected argument '%s'", argv[optind]);
-        return CLI_EXIT_USAGE;
-    }
-    if (!connect || !*connect) {
-        cli_errorf("worker: give --connect ENDPOINT (e.g. tcp://127.0.0.1:5555)");
-        worker_usage(stderr);
-        return CLI_EXIT_USAGE;
-    }
-    if (cli_sec.key_file && !cli_sec.server_key) {
-        cli_errorf("worker: --key needs --server-key (the orchestrator's public key)");
-        return CLI_EXIT_USAGE;
-    }
-    if (cli_security_check("worker", connect) != CLI_EXIT_OK)
-        return CLI_EXIT_USAGE;
-    if (index_token_env && !index_url) {
-        cli_errorf("worker: --index-token-env goes with --index-url URL");
-        return CLI_EXIT_USAGE;
-    }
-    /* --index-url: the http retriever, search only. No feedback_url: the attempt records
-     * reach the orchestrator, whose learner credits each one into the index once; feedback
-     * from here as well would count every attempt twice. */
-    gg_retriever_t *ret = NULL;
-    if (index_url) {
-        char tpl[MAX_INDEX_URL + sizeof SEARCH_PATH + sizeof SEARCH_PARAMS + 2];
-        if (index_template(index_url, tpl, sizeof tpl) != 0)
+        int handled = worker_option(a, c);
+        if (handled >= 1000)
+            return handled - 1000;
+        if (handled)
+            continue;
+        handled = cli_security_option(c, optarg);
+        if (handled > 0)
+            continue;
+        if (handled == 0)
+            handled = cli_run_option(&a->opts, c, optarg);
+        if (handled < 0)
             return CLI_EXIT_USAGE;
-        gg_retriever_options ro = GG_RETRIEVER_OPTIONS_INIT;
-        ro.backend = "http";
-        ro.url = tpl;
-        ro.token_env = index_token_env;
-        ro.feedback_url = NULL;
-        if (gg_retriever_new(&ret, &ro) != 0) {
-            cli_errorf("worker: option --index-url: %s", gg_error_last());
-            return CLI_EXIT_USAGE;
-        }
+        if (handled == 0)
+            return cli_bad_option("worker", c, argv, optind, optopt);
     }
+    a->labels[a->n_labels] = NULL;
+    return check_worker_args(argc, argv, a);
+}
+
+/* --index-url: the http retriever, search only. No feedback_url: the attempt records reach
+ * the orchestrator, whose learner credits each one into the index once; feedback from here as
+ * well would count every attempt twice. */
+static int open_index(const worker_args *a, gg_retriever_t **ret)
+{
+    if (!a->index_url)
+        return CLI_EXIT_OK;
+    char tpl[MAX_INDEX_URL + sizeof SEARCH_PATH + sizeof SEARCH_PARAMS + 2];
+    if (index_template(a->index_url, tpl, sizeof tpl) != 0)
+        return CLI_EXIT_USAGE;
+    gg_retriever_options ro = GG_RETRIEVER_OPTIONS_INIT;
+    ro.backend = "http";
+    ro.url = tpl;
+    ro.token_env = a->index_token_env;
+    ro.feedback_url = NULL;
+    if (gg_retriever_new(ret, &ro) != 0) {
+        cli_errorf("worker: option --index-url: %s", gg_error_last());
+        return CLI_EXIT_USAGE;
+    }
+    return CLI_EXIT_OK;
+}
+
+/* The generator and the executor; with --isolation the process executor runs one job first,
+ * once, before joining: a host that cannot give the level refuses to start rather than
+ * failing every job it would take. */
+static int open_backends(const worker_args *a, gg_generator_t **gen, gg_executor_t **ex)
+{
     gg_generator_options gopts = GG_GENERATOR_OPTIONS_INIT;
     gg_executor_options eopts = GG_EXECUTOR_OPTIONS_INIT;
-    gg_generator_t *gen = NULL;
-    gg_executor_t *ex = NULL;
-    gg_worker_t *w = NULL;
-    int status = CLI_EXIT_OK;
-    gopts.spec = opts.generator;
-    eopts.backend = executor;
-    eopts.isolation = opts.isolation;
-    eopts.min_isolation = opts.isolation;
-    if (gg_generator_new(&gen, &gopts) != 0) {
-        cli_errorf("generator '%s': %s", opts.generator, gg_error_last());
-        gg_retriever_destroy(&ret);
+    cli_generator_options_fill(&a->opts, &gopts);
+    eopts.backend = a->executor;
+    eopts.isolation = a->opts.isolation;
+    eopts.min_isolation = a->opts.isolation;
+    eopts.zygote = a->opts.zygote;
+    if (gg_generator_new(gen, &gopts) != 0) {
+        cli_errorf("generator '%s': %s", a->opts.generator, gg_error_last());
         return CLI_EXIT_USAGE;
     }
-    if (gg_executor_new(&ex, &eopts) != 0) {
-        cli_errorf("executor '%s': %s", executor, gg_error_last());
-        gg_generator_destroy(&gen);
-        gg_retriever_destroy(&ret);
+    if (gg_executor_new(ex, &eopts) != 0) {
+        cli_errorf("executor '%s': %s", a->executor, gg_error_last());
         return CLI_EXIT_USAGE;
     }
-    if (opts.isolation && strcmp(executor, "process") == 0) {
-        /* Once, before joining: a host that cannot give the level refuses to start rather
-         * than failing every job it would take. */
+    if (a->opts.isolation && strcmp(a->executor, "process") == 0) {
         char *out = NULL;
-        int rc = gg_executor_run(ex, "{\"argv\": [\"true\"]}", &out);
+        int rc = gg_executor_run(*ex, "{\"argv\": [\"true\"]}", &out);
         gg_free(out);
         if (rc != 0) {
-            cli_errorf("worker: --isolation %s: %s", opts.isolation, gg_error_last());
-            gg_executor_destroy(&ex);
-            gg_generator_destroy(&gen);
-            gg_retriever_destroy(&ret);
+            cli_errorf("worker: --isolation %s: %s", a->opts.isolation, gg_error_last());
             return CLI_EXIT_INFRA;
         }
     }
+    return CLI_EXIT_OK;
+}
+
+/* Joins the grid and serves until stopped: by a signal, by --idle-s, or by the link. */
+static int run_worker(const worker_args *a, gg_generator_t *gen, gg_executor_t *ex,
+                      gg_retriever_t *ret)
+{
+    gg_worker_t *w = NULL;
+    int status = CLI_EXIT_OK;
     gg_worker_options wo = GG_WORKER_OPTIONS_INIT;
-    wo.connect = connect;
-    wo.name = name;
-    wo.slots = slots;
-    wo.queue = queue;
-    wo.labels = labels;
+    wo.connect = a->connect;
+    wo.name = a->name;
+    wo.slots = a->slots;
+    wo.queue = a->queue;
+    wo.labels = a->labels;
     wo.executor = ex;
     wo.generator = gen;
     wo.retriever = ret;
-    wo.python = opts.python;
-    wo.cc = opts.cc;
+    wo.python = a->opts.python;
+    wo.cc = a->opts.cc;
     wo.log_fn = cli_log_stderr;
-    wo.log_level = opts.log_level;
+    wo.log_level = a->opts.log_level;
     wo.curve_key_file = cli_sec.key_file;
     wo.curve_server_key = cli_sec.server_key;
     wo.insecure = cli_sec.insecure;
     if (gg_worker_new(&w, &wo) != 0) {
         cli_errorf("worker: %s", gg_error_last());
-        status = CLI_EXIT_USAGE;
-        goto out;
+        return CLI_EXIT_USAGE;
     }
     cli_catch_signals();
     pthread_t th;
-    watch_ctx wx = {w, idle_s, 0};
+    watch_ctx wx = {w, a->idle_s, 0};
     int watching = pthread_create(&th, NULL, watch_signals, &wx) == 0;
     if (gg_worker_run(w) != 0) {
         cli_errorf("worker: %s", gg_error_last());
@@ -368,11 +404,28 @@ int cli_cmd_worker(int argc, char **argv)
     if (watching) {
         cli_interrupted = 1;
         pthread_join(th, NULL);
-        if (wx.idled && status == CLI_EXIT_OK && opts.log_level >= GG_LOG_INFO)
+        if (wx.idled && status == CLI_EXIT_OK && a->opts.log_level >= GG_LOG_INFO)
             cli_log_stderr(NULL, GG_LOG_INFO, "worker: held no job for --idle-s; exiting");
     }
-out:
     gg_worker_destroy(&w);
+    return status;
+}
+
+int cli_cmd_worker(int argc, char **argv)
+{
+    cli_log_component = "worker";
+    worker_args a;
+    int status = parse_worker_args(argc, argv, &a);
+    if (status >= 0)
+        return status;
+    gg_retriever_t *ret = NULL;
+    gg_generator_t *gen = NULL;
+    gg_executor_t *ex = NULL;
+    status = open_index(&a, &ret);
+    if (status == CLI_EXIT_OK)
+        status = open_backends(&a, &gen, &ex);
+    if (status == CLI_EXIT_OK)
+        status = run_worker(&a, gen, ex, ret);
     gg_executor_destroy(&ex);
     gg_generator_destroy(&gen);
     gg_retriever_destroy(&ret);

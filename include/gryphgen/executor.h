@@ -25,7 +25,8 @@ extern "C" {
 typedef struct gg_executor gg_executor_t;
 
 /** Version of gg_executor_options this header describes. */
-#define GG_EXECUTOR_OPTIONS_VERSION 2 /* 2 added container_socket and the fields after it */
+#define GG_EXECUTOR_OPTIONS_VERSION 3 /* 2 added container_socket and the fields after it;
+                                        3 zygote */
 
 /** Options for gg_executor_new(). Fields are only ever appended. */
 typedef struct gg_executor_options {
@@ -48,11 +49,16 @@ typedef struct gg_executor_options {
     /** Backend "process": the weakest level any job may run at; a job (or the default) below
      *  it, or a level the host cannot give, fails with GG_EUNSUPPORTED. NULL: no minimum. */
     const char *min_isolation;
+    /* ---- version 3 ---- */
+    /** Backend "process": Python jobs at level "namespaces" start in pre-started
+     *  interpreters (zygotes, docs/executor.md): 1 yes, -1 no; 0 (default): $GRYPHGEN_ZYGOTE
+     *  ("0": no), else yes. */
+    int zygote;
 } gg_executor_options;
 
 /** Static initialiser with defaults. */
 #define GG_EXECUTOR_OPTIONS_INIT \
-    { GG_EXECUTOR_OPTIONS_VERSION, NULL, NULL, 0, 0.0, NULL, NULL, NULL, NULL }
+    { GG_EXECUTOR_OPTIONS_VERSION, NULL, NULL, 0, 0.0, NULL, NULL, NULL, NULL, 0 }
 
 /**
  * Fills *opts with defaults for the given version (pass GG_EXECUTOR_OPTIONS_VERSION).

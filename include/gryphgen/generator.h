@@ -28,7 +28,7 @@ extern "C" {
 typedef struct gg_generator gg_generator_t;
 
 /** Version of gg_generator_options this header describes. */
-#define GG_GENERATOR_OPTIONS_VERSION 1
+#define GG_GENERATOR_OPTIONS_VERSION 2 /* 2 added arms and the fields after it */
 
 /** Options for gg_generator_new(). Fields are only ever appended. */
 typedef struct gg_generator_options {
@@ -58,12 +58,25 @@ typedef struct gg_generator_options {
     /** prompt template with {{placeholders}}; NULL: $GRYPHGEN_LLM_PROMPT_FILE, else the
      * built-in template */
     const char *prompt_template_file;
+    /* ---- version 2: settings that were the environment's only (docs/configuration.md) */
+    /** explicit arms, "N MODEL [T,T...]; ..." (N: the 1-based endpoint); NULL:
+     * $GRYPHGEN_LLM_ARMS, else every endpoint x model x temperature */
+    const char *arms;
+    /** SQLite file for the journal and the bandit's state; NULL: $GRYPHGEN_LLM_JOURNAL,
+     * else the orchestrator's database when it offers one */
+    const char *journal;
+    /** seed of the bandit's draws (0: from the clock); negative (default):
+     * $GRYPHGEN_LLM_BANDIT_SEED, else from the clock */
+    long long bandit_seed;
+    /** tokens a second of latency costs in the bandit; negative (default):
+     * $GRYPHGEN_LLM_COST_PER_SECOND, else 0 */
+    double cost_per_second;
 } gg_generator_options;
 
 /** Static initialiser with defaults. */
 #define GG_GENERATOR_OPTIONS_INIT \
     { GG_GENERATOR_OPTIONS_VERSION, NULL, 0.0, 0, NULL, NULL, NULL, NULL, -1.0, 0, -1, 0.0, \
-      0, NULL }
+      0, NULL, NULL, NULL, -1, -1.0 }
 
 /** Fills *opts with defaults for the given version; GG_EVERSION for an unknown version. */
 GG_API int gg_generator_options_init(gg_generator_options *opts, unsigned version);

@@ -38,7 +38,7 @@ extern "C" {
 typedef struct gg_orchestrator gg_orchestrator_t;
 
 /** Version of gg_orchestrator_options this header describes. */
-#define GG_ORCHESTRATOR_OPTIONS_VERSION 3
+#define GG_ORCHESTRATOR_OPTIONS_VERSION 4 /* 4 added max_tokens */
 
 /** Options for gg_orchestrator_new(). Fields are only ever appended. */
 typedef struct gg_orchestrator_options {
@@ -102,12 +102,19 @@ typedef struct gg_orchestrator_options {
                                       for the local workers only), and curve_key_file and
                                       insecure do not apply (GG_EINVAL with a key file):
                                       the transport authenticates or not */
+    /* version 4 */
+    long long max_tokens;        /**< the run's token budget: once the attempts of this
+                                      run have used this many generator tokens, unfinished
+                                      tasks end (budget.exhausted) and generations in
+                                      progress are interrupted; 0 (default):
+                                      $GRYPHGEN_MAX_TOKENS, else no limit; negative: no
+                                      limit, whatever the environment says */
 } gg_orchestrator_options;
 
 /** Static initialiser with defaults. */
 #define GG_ORCHESTRATOR_OPTIONS_INIT \
     { GG_ORCHESTRATOR_OPTIONS_VERSION, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
-      GG_LOG_WARN, NULL, NULL, NULL, NULL, 1, 0, NULL, NULL, 0, NULL, 0, NULL, 0, NULL }
+      GG_LOG_WARN, NULL, NULL, NULL, NULL, 1, 0, NULL, NULL, 0, NULL, 0, NULL, 0, NULL, 0 }
 
 /**
  * Fills *opts with defaults for the given version (1 to GG_ORCHESTRATOR_OPTIONS_VERSION: an

@@ -565,6 +565,90 @@ static int adopt_humaneval_x(const cJSON *obj, ggi_task *t)
     return GG_OK;
 }
 
+/* "budget" and "resources": what the task may spend, in all and per execution. */
+static int read_limits(reader *r, const cJSON *obj, ggi_task *t)
+{
+    int rc;
+    const cJSON *budget = NULL, *res = NULL;
+    if ((rc = read_object(r, obj, "budget", &budget)))
+        return rc;
+    if (budget) {
+        if ((rc = read_int(r, budget, "max_attempts", "budget.max_attempts", 1,
+                           GGI_TASK_MAX_ATTEMPTS, &t->max_attempts)))
+            return rc;
+        if ((rc = read_positive(r, budget, "wall_s", "budget.wall_s", MAX_WALL_S, &t->wall_s)))
+            return rc;
+        if ((rc = read_count(r, budget, "tokens", "budget.tokens", 1, GGI_TASK_MAX_TOKENS,
+                             &t->tokens)))
+            return rc;
+    }
+    if ((rc = read_object(r, obj, "resources", &res)))
+        return rc;
+    if (res) {
+        if ((rc = read_positive(r, res, "timeout_s", "resources.timeout_s", MAX_TIMEOUT_S,
+                                &t->timeout_s)))
+            return rc;
+        if ((rc = read_int(r, res, "memory_mb", "resources.memory_mb", MIN_MEMORY_MB,
+                           MAX_MEMORY_MB, &t->memory_mb)))
+            return rc;
+        if ((rc = read_positive(r, res, "cpu_s", "resources.cpu_s", MAX_CPU_S, &t->cpu_s)))
+            return rc;
+    }
+    return GG_OK;
+}
+
+/* "requirements": where the task may run on a grid (labels a worker must carry, GPUs). */
+static int read_requirements(reader *r, const cJSON *obj, ggi_task *t)
+{
+    int rc;
+    const cJSON *req = NULL;
+    if ((rc = read_object(r, obj, "requirements", &req)))
+        return rc;
+    if (req) {
+        int gpus = 0, n = 0;
+        if ((rc = read_int(r, req, "gpus", "requirements.gpus", 0, 64, &gpus)))
+            return rc;
+        const cJSON *labels = field(req, "labels"), *l;
+        if (labels && !cJSON_IsObject(labels))
+            return fail(r, GG_EINVAL, "field 'requirements.labels' must be an object, not %s",
+                        json_type_name(labels));
+        cJSON_ArrayForEach(l, labels)
+        {
+            if (++n > 64)
+                return fail(r, GG_ETOOBIG, "field 'requirements.labels' has more than 64 "
+                            "entries");
+            if (!cJSON_IsString(l) || strlen(l->string) > 128 || strlen(l->valuestring) > 128)
+                return fail(r, GG_EINVAL, "field 'requirements.labels.%.64s' must be a string "
+                            "of at most 128 bytes", l->string);
+        }
+        t->requirements = cJSON_CreateObject();
+        if (!t->requirements ||
+            (labels && !cJSON_AddItemToObject(t->requirements, "labels",
+                                              cJSON_Duplicate(labels, 1))) ||
+            (gpus && !cJSON_AddNumberToObject(t->requirements, "gpus", gpus)))
+            return ggi_error(GG_ENOMEM, "out of memory reading a task");
+    }
+    return GG_OK;
+}
+
+/* "isolation": the weakest isolation level the task's jobs may run at. */
+static int read_isolation(reader *r, const cJSON *obj, ggi_task *t)
+{
+    int rc;
+    if ((rc = read_text(r, obj, "isolation", "isolation", 16, &t->isolation)))
+        return rc;
+    if (t->isolation) {
+        static const char *const levels[] = { "none", "rlimits", "namespaces", "container" };
+        size_t k = 0;
+        while (k < 4 && strcmp(levels[k], t->isolation))
+            k++;
+        if (k == 4)
+            return fail(r, GG_EINVAL, "field 'isolation' must be one of none, rlimits, "
+                        "namespaces, container, not '%s'", t->isolation);
+    }
+    return GG_OK;
+}
+
 static int read_all(const cJSON *obj, ggi_task *t)
 {
     reader r = { NULL };
@@ -587,31 +671,8 @@ static int read_all(const cJSON *obj, ggi_task *t)
                         &t->canonical_solution)))
         return rc;
 
-    const cJSON *budget = NULL, *res = NULL;
-    if ((rc = read_object(&r, obj, "budget", &budget)))
+    if ((rc = read_limits(&r, obj, t)))
         return rc;
-    if (budget) {
-        if ((rc = read_int(&r, budget, "max_attempts", "budget.max_attempts", 1,
-                           GGI_TASK_MAX_ATTEMPTS, &t->max_attempts)))
-            return rc;
-        if ((rc = read_positive(&r, budget, "wall_s", "budget.wall_s", MAX_WALL_S, &t->wall_s)))
-            return rc;
-        if ((rc = read_count(&r, budget, "tokens", "budget.tokens", 1, GGI_TASK_MAX_TOKENS,
-                             &t->tokens)))
-            return rc;
-    }
-    if ((rc = read_object(&r, obj, "resources", &res)))
-        return rc;
-    if (res) {
-        if ((rc = read_positive(&r, res, "timeout_s", "resources.timeout_s", MAX_TIMEOUT_S,
-                                &t->timeout_s)))
-            return rc;
-        if ((rc = read_int(&r, res, "memory_mb", "resources.memory_mb", MIN_MEMORY_MB,
-                           MAX_MEMORY_MB, &t->memory_mb)))
-            return rc;
-        if ((rc = read_positive(&r, res, "cpu_s", "resources.cpu_s", MAX_CPU_S, &t->cpu_s)))
-            return rc;
-    }
     if ((rc = read_int(&r, obj, "priority", "priority", -MAX_PRIORITY, MAX_PRIORITY,
                        &t->priority)))
         return rc;
@@ -623,50 +684,14 @@ static int read_all(const cJSON *obj, ggi_task *t)
                     json_type_name(he));
     t->humaneval = humaneval || cJSON_IsTrue(he);
 
-    /* "requirements": where the task may run on a grid (labels a worker must carry, GPUs). */
-    const cJSON *req = NULL;
-    if ((rc = read_object(&r, obj, "requirements", &req)))
+    if ((rc = read_requirements(&r, obj, t)))
         return rc;
-    if (req) {
-        int gpus = 0, n = 0;
-        if ((rc = read_int(&r, req, "gpus", "requirements.gpus", 0, 64, &gpus)))
-            return rc;
-        const cJSON *labels = field(req, "labels"), *l;
-        if (labels && !cJSON_IsObject(labels))
-            return fail(&r, GG_EINVAL, "field 'requirements.labels' must be an object, not %s",
-                        json_type_name(labels));
-        cJSON_ArrayForEach(l, labels)
-        {
-            if (++n > 64)
-                return fail(&r, GG_ETOOBIG, "field 'requirements.labels' has more than 64 "
-                            "entries");
-            if (!cJSON_IsString(l) || strlen(l->string) > 128 || strlen(l->valuestring) > 128)
-                return fail(&r, GG_EINVAL, "field 'requirements.labels.%.64s' must be a string "
-                            "of at most 128 bytes", l->string);
-        }
-        t->requirements = cJSON_CreateObject();
-        if (!t->requirements ||
-            (labels && !cJSON_AddItemToObject(t->requirements, "labels",
-                                              cJSON_Duplicate(labels, 1))) ||
-            (gpus && !cJSON_AddNumberToObject(t->requirements, "gpus", gpus)))
-            return ggi_error(GG_ENOMEM, "out of memory reading a task");
-    }
 
     if ((rc = read_requires(&r, obj, t)))
         return rc;
 
-    /* "isolation": the weakest isolation level the task's jobs may run at. */
-    if ((rc = read_text(&r, obj, "isolation", "isolation", 16, &t->isolation)))
+    if ((rc = read_isolation(&r, obj, t)))
         return rc;
-    if (t->isolation) {
-        static const char *const levels[] = { "none", "rlimits", "namespaces", "container" };
-        size_t k = 0;
-        while (k < 4 && strcmp(levels[k], t->isolation))
-            k++;
-        if (k == 4)
-            return fail(&r, GG_EINVAL, "field 'isolation' must be one of none, rlimits, "
-                        "namespaces, container, not '%s'", t->isolation);
-    }
 
     if ((rc = read_workspace(&r, obj, t)))
         return rc;

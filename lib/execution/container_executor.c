@@ -1274,6 +1274,154 @@ static int read_logs(const cont_exec *ce, http_ctx *h, const char *id, ggi_mux_d
     return rc;
 }
 
+/* The inputs of one job: the create request, the files (written into a workdir, or an
+ * archive for the engine to upload) and stdin's archive. Into a workdir the files are written
+ * here, by replacing (the engine's archive upload would write into a file that may be a hard
+ * link to a read-only base), and handed to the job's user. */
+static int prepare_inputs(const cont_exec *ce, const job *j, char **create, char **tar,
+                          size_t *tar_len, char **stdin_tar, size_t *stdin_tar_len)
+{
+    int rc = build_create(ce, j, create) ? ggi_error(GG_ENOMEM, "out of memory") : GG_OK;
+    if (!rc && j->r.workdir)
+        rc = ggi_exec_write_files(j->r.workdir, j->r.files, 1,
+                                  geteuid() == 0 ? (uid_t)j->uid : (uid_t)-1,
+                                  geteuid() == 0 ? (gid_t)j->gid : (gid_t)-1);
+    else if (!rc)
+        rc = build_files_archive(j, tar, tar_len);
+    if (!rc && j->r.stdin_data) {
+        ggi_tar_entry in = { STDIN_PATH + 1, j->r.stdin_data, strlen(j->r.stdin_data), 0444 };
+        rc = ggi_tar_build(&in, 1, j->uid, j->gid, stdin_tar, stdin_tar_len);
+    }
+    return rc;
+}
+
+/* Creates the container; its Id (checked: hex, short) goes into id and the registry, so an
+ * interrupt can reach it. */
+static int create_container(cont_exec *ce, http_ctx *h, const job *j, ggi_job_slot *slot,
+                            const char *create, char id[80])
+{
+    http_reply r;
+    memset(&r, 0, sizeof r);
+    char msg[512];
+    int rc = GG_OK;
+    CURLcode cc = http_do(h, "POST", "/containers/create", "application/json", create,
+                          strlen(create), CLEANUP_TIMEOUT_MS, 0, &r);
+    if (cc == CURLE_OK && r.status == 201) {
+        cJSON *jr = r.body.data ? cJSON_ParseWithLength(r.body.data, r.body.len) : NULL;
+        const cJSON *idj = jr ? cJSON_GetObjectItemCaseSensitive(jr, "Id") : NULL;
+        if (cJSON_IsString(idj) && idj->valuestring && strlen(idj->valuestring) < 80 &&
+            strspn(idj->valuestring, "0123456789abcdef") == strlen(idj->valuestring))
+            snprintf(id, 80, "%s", idj->valuestring);
+        cJSON_Delete(jr);
+        if (!id[0])
+            rc = ggi_error(GG_EEXEC, "container engine at '%s': create gave no valid Id",
+                           ce->socket);
+        else
+            ggi_job_set_id(&ce->reg, slot, id);
+    } else if (cc == CURLE_OK && r.status == 404) {
+        rc = ggi_error(GG_EEXEC, "container engine at '%s': image '%s' not found: %s",
+                       ce->socket, j->image, reply_message(&r, msg, sizeof msg));
+    } else {
+        rc = engine_error(ce, cc, &r, "create");
+    }
+    reply_reset(&r);
+    return rc;
+}
+
+/* Starts the container; a program missing from the image is GG_ENOTFOUND, naming both. */
+static int start_container(const cont_exec *ce, http_ctx *h, const job *j, const char *id)
+{
+    http_reply r;
+    memset(&r, 0, sizeof r);
+    char msg[512], path[160];
+    int rc = GG_OK;
+    snprintf(path, sizeof path, "/containers/%s/start", id);
+    CURLcode cc = http_do(h, "POST", path, NULL, NULL, 0, CLEANUP_TIMEOUT_MS, 0, &r);
+    if (cc == CURLE_OK && (r.status == 204 || r.status == 304)) {
+        /* started */
+    } else if (cc == CURLE_OK) {
+        reply_message(&r, msg, sizeof msg);
+        if (strstr(msg, "not found") || strstr(msg, "no such file"))
+            rc = ggi_error(GG_ENOTFOUND, "program '%s' not found in image '%s': %s",
+                           cJSON_GetArrayItem(j->r.argv, 0)->valuestring, j->image, msg);
+        else
+            rc = engine_error(ce, cc, &r, "start");
+    } else {
+        rc = engine_error(ce, cc, &r, "start");
+    }
+    reply_reset(&r);
+    return rc;
+}
+
+/* Waits for the end within the job's timeout (counted from t0), following the logs
+ * meanwhile; a timed-out container is killed. *marker: which wrapper marker the output held
+ * (1 OOM, 2 program not found). */
+static int await_container(cont_exec *ce, http_ctx *h, const job *j, ggi_job_slot *slot,
+                           const char *id, double t0, outcome *oc, int *marker)
+{
+    int rc = GG_OK;
+    long left = (long)ceil(j->r.timeout_s * 1000.0 - (ggi_now_ms() - t0));
+    int wrc = GG_OK;
+    CURLcode cc = wait_and_follow(ce, h, id, &oc->mux, left > 1 ? left : 1, &oc->status, &wrc);
+    oc->duration_ms = ggi_now_ms() - t0;
+    if (cc == CURLE_ABORTED_BY_CALLBACK || ggi_job_cancelled(slot)) {
+        rc = ggi_error(GG_ECANCELLED, "job cancelled by gg_executor_interrupt()");
+    } else if (cc == CURLE_OPERATION_TIMEDOUT) {
+        oc->timed_out = 1;
+        kill_container(h, id);
+        int rc2 = GG_OK;
+        CURLcode cc2 = wait_container(ce, h, id, CLEANUP_TIMEOUT_MS, 0, &oc->status, &rc2);
+        if (cc2 != CURLE_OK || rc2)
+            oc->status = 128 + 9;
+    } else {
+        rc = wrc;
+    }
+    /* The follow may lag behind the end. When the engine's log file cannot have been cut (it
+     * holds less than its cap), one more read of all of it is complete and replaces what the
+     * follow saw; after a flood the follow's head stands. */
+    if (!rc) {
+        ggi_mux_decoder whole;
+        ggi_mux_init(&whole, (size_t)j->r.max_output, (size_t)j->r.max_output);
+        size_t fed = 0, log_max = 2 * (size_t)j->r.max_output + LOG_SLACK;
+        rc = read_logs(ce, h, id, &whole, log_max, &fed);
+        if (!rc && fed < log_max) {
+            ggi_mux_free(&oc->mux);
+            oc->mux = whole;
+        } else {
+            ggi_mux_free(&whole);
+        }
+    }
+    static const char *const markers[] = { OOM_MARKER, NOTFOUND_MARKER };
+    long long peak = 0;
+    if (ggi_mux_take_value(&oc->mux, PEAK_MARKER, &peak))
+        oc->peak_kb = peak / 1024;
+    *marker = ggi_mux_finish(&oc->mux, markers, 2);
+    return rc;
+}
+
+/* Whatever happened, the container goes. A failed removal is an error of its own when nothing
+ * else failed, and is added to the other error when something did: a leaked container is a
+ * fault the host must hear of. */
+static int remove_after(cont_exec *ce, http_ctx *h, ggi_job_slot *slot, const char *id, int rc,
+                        char **out)
+{
+    int saved_code = gg_error_last_code();
+    char saved[1024], why[512] = "";
+    snprintf(saved, sizeof saved, "%s", gg_error_last());
+    int rrc = remove_container(ce, h, id, why, sizeof why);
+    if (rc && rrc) {
+        ggi_error(saved_code, "%s; and %s", saved, why);
+    } else if (rc) {
+        gg_error_set(saved_code, saved);
+    } else if (rrc) {
+        free(*out);
+        *out = NULL;
+        rc = ggi_error(GG_EEXEC, "%s", why);
+    }
+    ggi_job_set_id(&ce->reg, slot, "");
+    return rc;
+}
+
 static int run_job(cont_exec *ce, const job *j, ggi_job_slot *slot, char **out)
 {
     http_ctx h = { curl_easy_init(), ce->socket, &slot->cancel };
@@ -1285,122 +1433,26 @@ static int run_job(cont_exec *ce, const job *j, ggi_job_slot *slot, char **out)
     outcome oc;
     memset(&oc, 0, sizeof oc);
     ggi_mux_init(&oc.mux, (size_t)j->r.max_output, (size_t)j->r.max_output);
-    http_reply r;
-    memset(&r, 0, sizeof r);
-    char msg[512], path[160];
-    int rc = build_create(ce, j, &create) ? ggi_error(GG_ENOMEM, "out of memory") : GG_OK;
-    /* Into a workdir the files are written here, by replacing (the engine's archive upload
-     * would write into a file that may be a hard link to a read-only base), and handed to the
-     * job's user. */
-    if (!rc && j->r.workdir)
-        rc = ggi_exec_write_files(j->r.workdir, j->r.files, 1,
-                                  geteuid() == 0 ? (uid_t)j->uid : (uid_t)-1,
-                                  geteuid() == 0 ? (gid_t)j->gid : (gid_t)-1);
-    else if (!rc)
-        rc = build_files_archive(j, &tar, &tar_len);
-    if (!rc && j->r.stdin_data) {
-        ggi_tar_entry in = { STDIN_PATH + 1, j->r.stdin_data, strlen(j->r.stdin_data), 0444 };
-        rc = ggi_tar_build(&in, 1, j->uid, j->gid, &stdin_tar, &stdin_tar_len);
-    }
-
-    /* create */
-    if (!rc) {
-        CURLcode cc = http_do(&h, "POST", "/containers/create", "application/json", create,
-                              strlen(create), CLEANUP_TIMEOUT_MS, 0, &r);
-        if (cc == CURLE_OK && r.status == 201) {
-            cJSON *jr = r.body.data ? cJSON_ParseWithLength(r.body.data, r.body.len) : NULL;
-            const cJSON *idj = jr ? cJSON_GetObjectItemCaseSensitive(jr, "Id") : NULL;
-            if (cJSON_IsString(idj) && idj->valuestring && strlen(idj->valuestring) < sizeof id &&
-                strspn(idj->valuestring, "0123456789abcdef") == strlen(idj->valuestring))
-                snprintf(id, sizeof id, "%s", idj->valuestring);
-            cJSON_Delete(jr);
-            if (!id[0])
-                rc = ggi_error(GG_EEXEC, "container engine at '%s': create gave no valid Id",
-                               ce->socket);
-            else
-                ggi_job_set_id(&ce->reg, slot, id);
-        } else if (cc == CURLE_OK && r.status == 404) {
-            rc = ggi_error(GG_EEXEC, "container engine at '%s': image '%s' not found: %s",
-                           ce->socket, j->image, reply_message(&r, msg, sizeof msg));
-        } else {
-            rc = engine_error(ce, cc, &r, "create");
-        }
-        reply_reset(&r);
-    }
+    int rc = prepare_inputs(ce, j, &create, &tar, &tar_len, &stdin_tar, &stdin_tar_len);
+    if (!rc)
+        rc = create_container(ce, &h, j, slot, create, id);
     if (!rc && ggi_job_cancelled(slot))
         rc = ggi_error(GG_ECANCELLED, "job cancelled by gg_executor_interrupt()");
-
-    /* The files go into the workspace (Podman copies them into the tmpfs mounted there
-     * when the container starts; an archive holding the workspace directory itself would
-     * reset its mode), stdin beside it, outside the workspace. */
+    /* The files go into the workspace (Podman copies them into the tmpfs mounted there when
+     * the container starts; an archive holding the workspace directory itself would reset its
+     * mode), stdin beside it, outside the workspace. */
     if (!rc && tar)
         rc = upload(ce, &h, id, WORKDIR, tar, tar_len);
     if (!rc && stdin_tar)
         rc = upload(ce, &h, id, "/", stdin_tar, stdin_tar_len);
     if (!rc && ggi_job_cancelled(slot))
         rc = ggi_error(GG_ECANCELLED, "job cancelled by gg_executor_interrupt()");
-
-    /* start */
     double t0 = ggi_now_ms();
-    if (!rc) {
-        snprintf(path, sizeof path, "/containers/%s/start", id);
-        CURLcode cc = http_do(&h, "POST", path, NULL, NULL, 0, CLEANUP_TIMEOUT_MS, 0, &r);
-        if (cc == CURLE_OK && (r.status == 204 || r.status == 304)) {
-            /* started */
-        } else if (cc == CURLE_OK) {
-            reply_message(&r, msg, sizeof msg);
-            if (strstr(msg, "not found") || strstr(msg, "no such file"))
-                rc = ggi_error(GG_ENOTFOUND, "program '%s' not found in image '%s': %s",
-                               cJSON_GetArrayItem(j->r.argv, 0)->valuestring, j->image, msg);
-            else
-                rc = engine_error(ce, cc, &r, "start");
-        } else {
-            rc = engine_error(ce, cc, &r, "start");
-        }
-        reply_reset(&r);
-    }
-
-    /* Wait for the end within the job's timeout, following the logs meanwhile. */
+    if (!rc)
+        rc = start_container(ce, &h, j, id);
     int marker = 0;
-    if (!rc) {
-        long left = (long)ceil(j->r.timeout_s * 1000.0 - (ggi_now_ms() - t0));
-        int wrc = GG_OK;
-        CURLcode cc = wait_and_follow(ce, &h, id, &oc.mux, left > 1 ? left : 1, &oc.status,
-                                      &wrc);
-        oc.duration_ms = ggi_now_ms() - t0;
-        if (cc == CURLE_ABORTED_BY_CALLBACK || ggi_job_cancelled(slot)) {
-            rc = ggi_error(GG_ECANCELLED, "job cancelled by gg_executor_interrupt()");
-        } else if (cc == CURLE_OPERATION_TIMEDOUT) {
-            oc.timed_out = 1;
-            kill_container(&h, id);
-            int rc2 = GG_OK;
-            CURLcode cc2 = wait_container(ce, &h, id, CLEANUP_TIMEOUT_MS, 0, &oc.status, &rc2);
-            if (cc2 != CURLE_OK || rc2)
-                oc.status = 128 + 9;
-        } else {
-            rc = wrc;
-        }
-        /* The follow may lag behind the end. When the engine's log file cannot have been
-         * cut (it holds less than its cap), one more read of all of it is complete and
-         * replaces what the follow saw; after a flood the follow's head stands. */
-        if (!rc) {
-            ggi_mux_decoder whole;
-            ggi_mux_init(&whole, (size_t)j->r.max_output, (size_t)j->r.max_output);
-            size_t fed = 0, log_max = 2 * (size_t)j->r.max_output + LOG_SLACK;
-            rc = read_logs(ce, &h, id, &whole, log_max, &fed);
-            if (!rc && fed < log_max) {
-                ggi_mux_free(&oc.mux);
-                oc.mux = whole;
-            } else {
-                ggi_mux_free(&whole);
-            }
-        }
-        static const char *const markers[] = { OOM_MARKER, NOTFOUND_MARKER };
-        long long peak = 0;
-        if (ggi_mux_take_value(&oc.mux, PEAK_MARKER, &peak))
-            oc.peak_kb = peak / 1024;
-        marker = ggi_mux_finish(&oc.mux, markers, 2);
-    }
+    if (!rc)
+        rc = await_container(ce, &h, j, slot, id, t0, &oc, &marker);
     if (!rc && marker == 2 && oc.status == 127)
         rc = ggi_error(GG_ENOTFOUND, "program '%s' not found in image '%s'",
                        cJSON_GetArrayItem(j->r.argv, 0)->valuestring, j->image);
@@ -1410,28 +1462,9 @@ static int run_job(cont_exec *ce, const job *j, ggi_job_slot *slot, char **out)
     oc.oom_killed |= marker == 1;
     if (!rc)
         rc = build_result(j, &oc, out);
-
-    /* Whatever happened, the container goes. A failed removal is an error of its own when
-     * nothing else failed, and is added to the other error when something did: a leaked
-     * container is a fault the host must hear of. */
-    if (id[0]) {
-        int saved_code = gg_error_last_code();
-        char saved[1024], why[512] = "";
-        snprintf(saved, sizeof saved, "%s", gg_error_last());
-        int rrc = remove_container(ce, &h, id, why, sizeof why);
-        if (rc && rrc)
-            ggi_error(saved_code, "%s; and %s", saved, why);
-        else if (rc)
-            gg_error_set(saved_code, saved);
-        else if (rrc) {
-            free(*out);
-            *out = NULL;
-            rc = ggi_error(GG_EEXEC, "%s", why);
-        }
-        ggi_job_set_id(&ce->reg, slot, "");
-    }
+    if (id[0])
+        rc = remove_after(ce, &h, slot, id, rc, out);
     ggi_mux_free(&oc.mux);
-    reply_reset(&r);
     free(create);
     free(tar);
     free(stdin_tar);

@@ -25,7 +25,8 @@ struct gg_executor {
 
 GGI_OPTIONS_LAYOUT(executor_options, gg_executor_options, GG_EXECUTOR_OPTIONS_VERSION,
                    GGI_OPTIONS_END(gg_executor_options, default_timeout_s),
-                   GGI_OPTIONS_END(gg_executor_options, min_isolation));
+                   GGI_OPTIONS_END(gg_executor_options, min_isolation),
+                   GGI_OPTIONS_END(gg_executor_options, zygote));
 
 int gg_executor_options_init(gg_executor_options *opts, unsigned version)
 {

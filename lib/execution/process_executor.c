@@ -611,226 +611,318 @@ static int sandbox_can_exec(const char *path, char *why, size_t n)
     return ok;
 }
 
-static int run_job(proc_exec *pe, const job *j0, ggi_job_slot *slot, char **out)
+/* One job's run in steps: the state the steps share, so each can be read alone. */
+typedef struct job_run {
+    proc_exec *pe;
+    job jcopy;          /* the job as run (its level may give way to rlimits) */
+    const job *j;       /* &jcopy */
+    ggi_job_slot *slot;
+    int sandboxed;
+    const char *workdir; /* the caller's, or NULL */
+    char *ws;            /* the workspace's host name */
+    char **env;
+    char *inner;         /* the workspace's name inside the sandbox */
+    ggi_sandbox_file *sfiles;
+    ggi_cgroup *cg;
+    int cg_fds[MAX_CG_FDS];
+    int n_cg;
+    run_info ri;
+    ggi_spawn_result r;
+    ggi_sandbox_spec sb;
+    ggi_sandbox_binds binds;
+    run_stages stg;
+    int ovl_fd;          /* an overlay copy's mount, or -1 */
+    char ovl_view[40];
+    ggi_overlay_attach oa;
+} job_run;
+
+/* The job runs as an unprivileged uid: a program it cannot reach (an interpreter in root's
+ * home) cannot run in the sandbox. Asked-for isolation fails; the default level gives way to
+ * rlimits for this job, and the result says so. */
+static int settle_level(job *jc)
 {
-    job jcopy = *j0;
-    const job *j = &jcopy;
-    if (jcopy.level == GGI_ISO_NAMESPACES) {
-        /* The job runs as an unprivileged uid: a program it cannot reach (an interpreter in
-         * root's home) cannot run in the sandbox. Asked-for isolation fails; the default
-         * level gives way to rlimits for this job, and the result says so. */
-        char *prog = NULL, why[PATH_MAX + 64];
-        int frc = ggi_spawn_find_program(j0->argv[0], "/usr/local/bin:/usr/bin:/bin", &prog);
-        if (frc == GG_ENOMEM)
-            return frc;
-        /* (Without root the job keeps the host user's ids: what they reach, it reaches.) */
-        int ok = frc || prog[0] != '/' || geteuid() != 0 ||
-                 sandbox_can_exec(prog, why, sizeof why);
-        free(prog);
-        gg_error_clear();
-        if (!ok && jcopy.explicit_level)
-            return ggi_error(GG_EUNSUPPORTED, "isolation 'namespaces': '%s' cannot run as the "
-                                              "sandbox's uid %d: %s; the job was not run",
-                             j0->argv[0], GGI_SANDBOX_UID, why);
-        if (!ok)
-            jcopy.level = GGI_ISO_RLIMITS;
-    }
-    const int sandboxed = j->level == GGI_ISO_NAMESPACES;
-    /* A sandboxed job's workspace is made in its own tmpfs: on the host it only needs a name
-     * (of the same form, so the path a job sees does not depend on its isolation). A
-     * "workdir" is the caller's: used as it is (bound into the sandbox), never removed. */
-    const char *workdir = j->r.workdir;
-    char *ws = workdir ? strdup(workdir)
-               : sandboxed ? sandbox_ws_name(pe->root)
-                           : ggi_asprintf("%s/gg-job-XXXXXX", pe->root);
-    if (!ws)
+    if (jc->level != GGI_ISO_NAMESPACES)
+        return GG_OK;
+    char *prog = NULL, why[PATH_MAX + 64];
+    int frc = ggi_spawn_find_program(jc->argv[0], "/usr/local/bin:/usr/bin:/bin", &prog);
+    if (frc == GG_ENOMEM)
+        return frc;
+    /* (Without root the job keeps the host user's ids: what they reach, it reaches.) */
+    int ok = frc || prog[0] != '/' || geteuid() != 0 || sandbox_can_exec(prog, why, sizeof why);
+    free(prog);
+    gg_error_clear();
+    if (!ok && jc->explicit_level)
+        return ggi_error(GG_EUNSUPPORTED, "isolation 'namespaces': '%s' cannot run as the "
+                                          "sandbox's uid %d: %s; the job was not run",
+                         jc->argv[0], GGI_SANDBOX_UID, why);
+    if (!ok)
+        jc->level = GGI_ISO_RLIMITS;
+    return GG_OK;
+}
+
+/* A sandboxed job's workspace is made in its own tmpfs: on the host it only needs a name (of
+ * the same form, so the path a job sees does not depend on its isolation). A "workdir" is the
+ * caller's: used as it is (bound into the sandbox), never removed. */
+static int name_workspace(job_run *jr)
+{
+    const char *root = jr->pe->root;
+    jr->ws = jr->workdir ? strdup(jr->workdir)
+             : jr->sandboxed ? sandbox_ws_name(root)
+                             : ggi_asprintf("%s/gg-job-XXXXXX", root);
+    if (!jr->ws)
         return ggi_error(GG_ENOMEM, "out of memory");
-    if (!sandboxed && !workdir && !mkdtemp(ws)) {
-        int rc = ggi_error(GG_EEXEC, "cannot make a workspace under '%s': %s", pe->root,
+    if (!jr->sandboxed && !jr->workdir && !mkdtemp(jr->ws)) {
+        int rc = ggi_error(GG_EEXEC, "cannot make a workspace under '%s': %s", root,
                            strerror(errno));
-        free(ws);
+        free(jr->ws);
+        jr->ws = NULL;
         return rc;
     }
-    char **env = NULL, *inner = NULL;
-    ggi_sandbox_file *sfiles = NULL;
-    ggi_cgroup *cg = NULL;
-    int cg_fds[MAX_CG_FDS], n_cg = 0;
-    run_info ri;
-    memset(&ri, 0, sizeof ri);
-    ri.level = j->level;
-    ri.memory_mb = j->r.memory_mb;
-    ggi_spawn_result r;
-    memset(&r, 0, sizeof r);
-    ggi_sandbox_spec sb;
-    ggi_sandbox_spec_init(&sb);
-    ggi_sandbox_binds binds;
-    memset(&binds, 0, sizeof binds);
-    run_stages stg;
-    memset(&stg, 0, sizeof stg);
-    stg.begin = j->t_begin;
-    ri.stages = j->stage_times ? &stg : NULL;
-    int rc = GG_OK;
-    /* An overlay copy: mounted here, detached, and attached by the job in its own mount
-     * namespace; the request's files are written through it. */
-    int ovl_fd = -1;
-    char ovl_view[40] = "";
-    ggi_overlay_attach oa;
-    memset(&oa, 0, sizeof oa);
-    if (j->r.ovl_lower) {
-        rc = ggi_overlay_mount(j->r.ovl_lower, j->r.ovl_upper, j->r.ovl_work, &ovl_fd);
-        if (rc)
-            rc = ggi_error(GG_EEXEC, "cannot run the job: %s", gg_error_last());
-        /* ("/." so that a walk that follows no link still enters the mount.) */
-        snprintf(ovl_view, sizeof ovl_view, "/proc/self/fd/%d/.", ovl_fd);
-        oa.fd = ovl_fd;
-        oa.target = ws;
-        oa.ro_path = j->r.ovl_lower;
-    }
-    if (rc) {
-    } else if (sandboxed) {
-        size_t nfiles = 0, bytes = 0;
-        inner = inner_workspace(ws);
-        rc = inner ? sandbox_files(j->r.files, &sfiles, &nfiles, &bytes)
-                   : ggi_error(GG_ENOMEM, "out of memory");
-        if (!rc)
-            rc = build_env(inner, j->r.env, &env);
-        /* The job's root holds the runtime; a program elsewhere (an interpreter in /opt, a
-         * virtual environment) brings its own prefix along. */
-        char *prog = NULL;
-        if (!rc && !ggi_spawn_find_program(j->argv[0], ggi_spawn_env_get(
-                                                           (const char *const *)env, "PATH"),
-                                           &prog))
-            ggi_sandbox_program_binds(&binds, prog);
-        free(prog);
-        gg_error_clear();
-        sb.binds = &binds;
-        long long mb = j->r.fsize_mb > MIN_TMPFS_MB ? j->r.fsize_mb : MIN_TMPFS_MB;
-        sb.inner_ws = inner;
-        sb.host_ws = workdir;
-        sb.host_ws_fd = ovl_fd;
-        sb.tmpfs_bytes = ((uint64_t)mb << 20) + bytes;
-        sb.files = sfiles;
-        sb.nfiles = nfiles;
-        stg.prepared = ggi_now_ms();
-        if (!rc && ggi_cgroup_probe()->version) {
-            rc = ggi_cgroup_new(&cg, (uint64_t)j->r.memory_mb << 20,
-                                (uint64_t)(j->r.nproc ? j->r.nproc : DEFAULT_PIDS));
-            if (!rc) {
-                n_cg = ggi_cgroup_open_procs(cg, cg_fds, MAX_CG_FDS);
-                rc = n_cg < 0 ? n_cg : GG_OK;
-                if (rc)
-                    n_cg = 0;
-            }
-            if (rc)
-                rc = ggi_error(GG_EEXEC, "%s", gg_error_last());
-            ri.cgroup = cg != NULL;
-        }
-        sb.cgroup_fds = cg_fds;
-        sb.ncgroup_fds = n_cg;
-        stg.cgroup_made = ggi_now_ms();
-    } else {
-        rc = ggi_exec_write_files(ovl_fd >= 0 ? ovl_view : ws, j->r.files, workdir != NULL,
-                                  (uid_t)-1, (gid_t)-1);
-        if (!rc)
-            rc = build_env(ws, j->r.env, &env);
-        stg.prepared = stg.cgroup_made = ggi_now_ms();
-    }
-    if (!rc && ggi_job_cancelled(slot))
-        rc = ggi_error(GG_ECANCELLED, "job cancelled by gg_executor_interrupt()");
+    return GG_OK;
+}
+
+/* An overlay copy: mounted here, detached, and attached by the job in its own mount
+ * namespace; the request's files are written through it. */
+static int mount_overlay(job_run *jr)
+{
+    const job *j = jr->j;
+    if (!j->r.ovl_lower)
+        return GG_OK;
+    int rc = ggi_overlay_mount(j->r.ovl_lower, j->r.ovl_upper, j->r.ovl_work, &jr->ovl_fd);
+    if (rc)
+        rc = ggi_error(GG_EEXEC, "cannot run the job: %s", gg_error_last());
+    /* ("/." so that a walk that follows no link still enters the mount.) */
+    snprintf(jr->ovl_view, sizeof jr->ovl_view, "/proc/self/fd/%d/.", jr->ovl_fd);
+    jr->oa.fd = jr->ovl_fd;
+    jr->oa.target = jr->ws;
+    jr->oa.ro_path = j->r.ovl_lower;
+    return rc;
+}
+
+/* A cgroup bounds the sandboxed job's memory and processes as a whole, where the host has
+ * one; its procs files are opened now for the child to join. */
+static int make_cgroup(job_run *jr)
+{
+    const job *j = jr->j;
+    int rc = ggi_cgroup_new(&jr->cg, (uint64_t)j->r.memory_mb << 20,
+                            (uint64_t)(j->r.nproc ? j->r.nproc : DEFAULT_PIDS));
     if (!rc) {
-        ggi_spawn_opts o;
-        memset(&o, 0, sizeof o);
-        o.argv = j->argv;
-        o.envp = (const char *const *)env;
-        o.cwd = sandboxed ? inner : ws;
-        o.stdin_data = j->r.stdin_data;
-        o.stdin_len = j->r.stdin_len;
-        o.timeout_s = j->r.timeout_s;
-        o.max_stdout = (size_t)j->r.max_output;
-        o.max_stderr = (size_t)j->r.max_output;
-        if (j->level >= GGI_ISO_RLIMITS) {
-            o.cpu_s = j->r.cpu_s;
-            o.fsize_bytes = (uint64_t)j->r.fsize_mb << 20;
-            o.nofile = (uint64_t)j->r.nofile;
-            /* A cgroup bounds the job's memory and processes as a whole; rlimits are the
-             * fallback (RLIMIT_NPROC counts every process of the uid, RLIMIT_AS each
-             * process's address space). */
-            if (!ri.cgroup) {
-                o.as_bytes = (uint64_t)j->r.memory_mb << 20;
-                o.nproc = (uint64_t)(j->r.nproc ? j->r.nproc : sandboxed ? DEFAULT_PIDS : 0);
-            }
-        }
-        o.cancel = &slot->cancel;
-        o.sandbox = sandboxed ? &sb : NULL;
-        o.overlay = !sandboxed && ovl_fd >= 0 ? &oa : NULL;
-        int fallback = 1;
-        /* (A zygote's jobs start inside its sandbox, where no host directory is reached.) */
-        if (sandboxed && pe->zygote && j->zygote && !workdir &&
-            ggi_zygote_eligible(j->argv, (const char *const *)env)) {
-            char *py = NULL;
-            rc = ggi_spawn_find_program(j->argv[0], ggi_spawn_env_get(
-                                                        (const char *const *)env, "PATH"), &py);
-            if (!rc) {
-                ggi_zygote_job zj;
-                memset(&zj, 0, sizeof zj);
-                zj.python = py;
-                zj.envp = (const char *const *)env;
-                zj.code = j->argv[2];
-                zj.args = j->argv + 3;
-                zj.sb = &sb;
-                zj.cpu_s = o.cpu_s;
-                zj.as_bytes = o.as_bytes;
-                zj.fsize_bytes = o.fsize_bytes;
-                zj.nofile = o.nofile;
-                zj.nproc = o.nproc;
-                zj.times = &stg.z;
-                rc = ggi_zygote_run(pe->zpool, &zj, &o, &r, &fallback);
-                ri.zygote = !fallback;
-                if (fallback) {
-                    memset(&stg.z, 0, sizeof stg.z);
-                    ggi_spawn_result_free(&r);
-                    rc = GG_OK;
-                }
-            }
-            free(py);
-        }
-        if (!rc && fallback)
-            rc = ggi_spawn_run(&o, &r);
-        if (rc == GG_EIO || rc == GG_EINVAL || rc == GG_EINTERNAL) {
-            char msg[1024];
-            snprintf(msg, sizeof msg, "cannot run the job: %s", gg_error_last());
-            rc = gg_error_set(GG_EEXEC, msg);
+        jr->n_cg = ggi_cgroup_open_procs(jr->cg, jr->cg_fds, MAX_CG_FDS);
+        rc = jr->n_cg < 0 ? jr->n_cg : GG_OK;
+        if (rc)
+            jr->n_cg = 0;
+    }
+    if (rc)
+        rc = ggi_error(GG_EEXEC, "%s", gg_error_last());
+    jr->ri.cgroup = jr->cg != NULL;
+    return rc;
+}
+
+/* The sandbox's description: files go into its tmpfs, the environment names the inner
+ * workspace, and the program's prefix is bound in. */
+static int prepare_sandboxed(job_run *jr)
+{
+    const job *j = jr->j;
+    size_t nfiles = 0, bytes = 0;
+    jr->inner = inner_workspace(jr->ws);
+    int rc = jr->inner ? sandbox_files(j->r.files, &jr->sfiles, &nfiles, &bytes)
+                       : ggi_error(GG_ENOMEM, "out of memory");
+    if (!rc)
+        rc = build_env(jr->inner, j->r.env, &jr->env);
+    /* The job's root holds the runtime; a program elsewhere (an interpreter in /opt, a
+     * virtual environment) brings its own prefix along. */
+    char *prog = NULL;
+    if (!rc && !ggi_spawn_find_program(j->argv[0], ggi_spawn_env_get(
+                                                       (const char *const *)jr->env, "PATH"),
+                                       &prog))
+        ggi_sandbox_program_binds(&jr->binds, prog);
+    free(prog);
+    gg_error_clear();
+    ggi_sandbox_spec *sb = &jr->sb;
+    sb->binds = &jr->binds;
+    long long mb = j->r.fsize_mb > MIN_TMPFS_MB ? j->r.fsize_mb : MIN_TMPFS_MB;
+    sb->inner_ws = jr->inner;
+    sb->host_ws = jr->workdir;
+    sb->host_ws_fd = jr->ovl_fd;
+    sb->tmpfs_bytes = ((uint64_t)mb << 20) + bytes;
+    sb->files = jr->sfiles;
+    sb->nfiles = nfiles;
+    jr->stg.prepared = ggi_now_ms();
+    if (!rc && ggi_cgroup_probe()->version)
+        rc = make_cgroup(jr);
+    sb->cgroup_fds = jr->cg_fds;
+    sb->ncgroup_fds = jr->n_cg;
+    jr->stg.cgroup_made = ggi_now_ms();
+    return rc;
+}
+
+/* Without a sandbox the files are written into the host workspace (through the overlay when
+ * there is one). */
+static int prepare_host(job_run *jr)
+{
+    const job *j = jr->j;
+    int rc = ggi_exec_write_files(jr->ovl_fd >= 0 ? jr->ovl_view : jr->ws, j->r.files,
+                                  jr->workdir != NULL, (uid_t)-1, (gid_t)-1);
+    if (!rc)
+        rc = build_env(jr->ws, j->r.env, &jr->env);
+    jr->stg.prepared = jr->stg.cgroup_made = ggi_now_ms();
+    return rc;
+}
+
+/* The spawn's options: the request's limits at rlimits level and above. */
+static void fill_spawn_opts(job_run *jr, ggi_spawn_opts *o)
+{
+    const job *j = jr->j;
+    memset(o, 0, sizeof *o);
+    o->argv = j->argv;
+    o->envp = (const char *const *)jr->env;
+    o->cwd = jr->sandboxed ? jr->inner : jr->ws;
+    o->stdin_data = j->r.stdin_data;
+    o->stdin_len = j->r.stdin_len;
+    o->timeout_s = j->r.timeout_s;
+    o->max_stdout = (size_t)j->r.max_output;
+    o->max_stderr = (size_t)j->r.max_output;
+    if (j->level >= GGI_ISO_RLIMITS) {
+        o->cpu_s = j->r.cpu_s;
+        o->fsize_bytes = (uint64_t)j->r.fsize_mb << 20;
+        o->nofile = (uint64_t)j->r.nofile;
+        /* A cgroup bounds the job's memory and processes as a whole; rlimits are the
+         * fallback (RLIMIT_NPROC counts every process of the uid, RLIMIT_AS each process's
+         * address space). */
+        if (!jr->ri.cgroup) {
+            o->as_bytes = (uint64_t)j->r.memory_mb << 20;
+            o->nproc = (uint64_t)(j->r.nproc ? j->r.nproc : jr->sandboxed ? DEFAULT_PIDS : 0);
         }
     }
-    stg.spawned = ggi_now_ms();
-    for (int i = 0; i < n_cg; i++)
-        close(cg_fds[i]);
-    if (ovl_fd >= 0)
-        close(ovl_fd); /* the job's namespace holds what it attached */
-    if (cg) {
-        ggi_cgroup_kill(cg);
-        ri.oom_kills = ggi_cgroup_oom_kills(cg);
+    o->cancel = &jr->slot->cancel;
+    o->sandbox = jr->sandboxed ? &jr->sb : NULL;
+    o->overlay = !jr->sandboxed && jr->ovl_fd >= 0 ? &jr->oa : NULL;
+}
+
+/* A Python job may start in a pre-started interpreter; *fallback stays 1 when it cannot (the
+ * job is then spawned as usual). A zygote's jobs start inside its sandbox, where no host
+ * directory is reached. */
+static int run_in_zygote(job_run *jr, const ggi_spawn_opts *o, int *fallback)
+{
+    const job *j = jr->j;
+    *fallback = 1;
+    if (!(jr->sandboxed && jr->pe->zygote && j->zygote && !jr->workdir &&
+          ggi_zygote_eligible(j->argv, (const char *const *)jr->env)))
+        return GG_OK;
+    char *py = NULL;
+    int rc = ggi_spawn_find_program(j->argv[0], ggi_spawn_env_get(
+                                                    (const char *const *)jr->env, "PATH"), &py);
+    if (!rc) {
+        ggi_zygote_job zj;
+        memset(&zj, 0, sizeof zj);
+        zj.python = py;
+        zj.envp = (const char *const *)jr->env;
+        zj.code = j->argv[2];
+        zj.args = j->argv + 3;
+        zj.sb = &jr->sb;
+        zj.cpu_s = o->cpu_s;
+        zj.as_bytes = o->as_bytes;
+        zj.fsize_bytes = o->fsize_bytes;
+        zj.nofile = o->nofile;
+        zj.nproc = o->nproc;
+        zj.times = &jr->stg.z;
+        rc = ggi_zygote_run(jr->pe->zpool, &zj, o, &jr->r, fallback);
+        jr->ri.zygote = !*fallback;
+        if (*fallback) {
+            memset(&jr->stg.z, 0, sizeof jr->stg.z);
+            ggi_spawn_result_free(&jr->r);
+            rc = GG_OK;
+        }
     }
-    if (!rc && r.cancelled)
+    free(py);
+    return rc;
+}
+
+/* The job itself: in a zygote or spawned; a failure to start is the executor's error. */
+static int spawn_job(job_run *jr)
+{
+    ggi_spawn_opts o;
+    fill_spawn_opts(jr, &o);
+    int fallback = 1;
+    int rc = run_in_zygote(jr, &o, &fallback);
+    if (!rc && fallback)
+        rc = ggi_spawn_run(&o, &jr->r);
+    if (rc == GG_EIO || rc == GG_EINVAL || rc == GG_EINTERNAL) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "cannot run the job: %s", gg_error_last());
+        rc = gg_error_set(GG_EEXEC, msg);
+    }
+    return rc;
+}
+
+/* Everything the job held is released; a failed removal must not hide the job's outcome: its
+ * error is dropped, and the job's result still stands. */
+static int finish_job(job_run *jr, int rc, char **out)
+{
+    jr->stg.spawned = ggi_now_ms();
+    for (int i = 0; i < jr->n_cg; i++)
+        close(jr->cg_fds[i]);
+    if (jr->ovl_fd >= 0)
+        close(jr->ovl_fd); /* the job's namespace holds what it attached */
+    if (jr->cg) {
+        ggi_cgroup_kill(jr->cg);
+        jr->ri.oom_kills = ggi_cgroup_oom_kills(jr->cg);
+    }
+    if (!rc && jr->r.cancelled)
         rc = ggi_error(GG_ECANCELLED, "job cancelled by gg_executor_interrupt()");
-    /* A failed removal must not hide the job's outcome: its error is dropped, and the job's
-     * result still stands. */
     int saved_code = gg_error_last_code();
     char saved[1024];
     snprintf(saved, sizeof saved, "%s", gg_error_last());
-    ggi_cgroup_destroy(&cg);
-    if (!sandboxed && !workdir)
-        (void)ggi_workspace_remove(ws);
-    stg.cgroup_removed = ggi_now_ms();
+    ggi_cgroup_destroy(&jr->cg);
+    if (!jr->sandboxed && !jr->workdir)
+        (void)ggi_workspace_remove(jr->ws);
+    jr->stg.cgroup_removed = ggi_now_ms();
     if (rc)
         gg_error_set(saved_code, saved);
     else
-        rc = build_result(&r, &ri, out);
-    ggi_spawn_result_free(&r);
-    free_env(env);
-    free(sfiles);
-    free(inner);
-    free(ws);
+        rc = build_result(&jr->r, &jr->ri, out);
+    ggi_spawn_result_free(&jr->r);
+    free_env(jr->env);
+    free(jr->sfiles);
+    free(jr->inner);
+    free(jr->ws);
+    return rc;
+}
+
+static int run_job(proc_exec *pe, const job *j0, ggi_job_slot *slot, char **out)
+{
+    job_run *jr = calloc(1, sizeof *jr);
+    if (!jr)
+        return ggi_error(GG_ENOMEM, "out of memory");
+    jr->pe = pe;
+    jr->jcopy = *j0;
+    jr->j = &jr->jcopy;
+    jr->slot = slot;
+    jr->ovl_fd = -1;
+    int rc = settle_level(&jr->jcopy);
+    if (!rc) {
+        jr->sandboxed = jr->j->level == GGI_ISO_NAMESPACES;
+        jr->workdir = jr->j->r.workdir;
+        rc = name_workspace(jr);
+    }
+    if (rc) {
+        free(jr);
+        return rc;
+    }
+    jr->ri.level = jr->j->level;
+    jr->ri.memory_mb = jr->j->r.memory_mb;
+    ggi_sandbox_spec_init(&jr->sb);
+    jr->stg.begin = jr->j->t_begin;
+    jr->ri.stages = jr->j->stage_times ? &jr->stg : NULL;
+    rc = mount_overlay(jr);
+    if (!rc)
+        rc = jr->sandboxed ? prepare_sandboxed(jr) : prepare_host(jr);
+    if (!rc && ggi_job_cancelled(slot))
+        rc = ggi_error(GG_ECANCELLED, "job cancelled by gg_executor_interrupt()");
+    if (!rc)
+        rc = spawn_job(jr);
+    rc = finish_job(jr, rc, out);
+    free(jr);
     return rc;
 }
 
@@ -917,8 +1009,10 @@ int ggi_process_executor_new(const gg_executor_options *opts, gg_executor_vtable
     pe->default_level = def_level;
     pe->default_explicit = iso != NULL;
     pe->min_level = min_level;
+    /* The option when the host set it, else the environment, else on. */
+    int zopt = opts ? opts->zygote : 0;
     const char *zy = getenv("GRYPHGEN_ZYGOTE");
-    pe->zygote = !(zy && !strcmp(zy, "0"));
+    pe->zygote = zopt ? zopt > 0 : !(zy && !strcmp(zy, "0"));
     /* Absolute, so the job's cwd, HOME and TMPDIR never depend on the host's cwd. */
     pe->root = realpath(root, NULL);
     if (!pe->root) {

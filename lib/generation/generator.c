@@ -33,6 +33,9 @@ static size_t vtable_size(uint32_t version)
     case 1:
         return offsetof(gg_generator_vtable, name) + sizeof(((gg_generator_vtable *)0)->name);
     case 2:
+        return offsetof(gg_generator_vtable, permanent) +
+               sizeof(((gg_generator_vtable *)0)->permanent);
+    case 3:
         return sizeof(gg_generator_vtable);
     default:
         return 0;
@@ -40,7 +43,8 @@ static size_t vtable_size(uint32_t version)
 }
 
 GGI_OPTIONS_LAYOUT(generator_options, gg_generator_options, GG_GENERATOR_OPTIONS_VERSION,
-                   GGI_OPTIONS_END(gg_generator_options, prompt_template_file));
+                   GGI_OPTIONS_END(gg_generator_options, prompt_template_file),
+                   GGI_OPTIONS_END(gg_generator_options, cost_per_second));
 
 int gg_generator_options_init(gg_generator_options *opts, unsigned version)
 {
@@ -51,8 +55,10 @@ int gg_generator_options_init(gg_generator_options *opts, unsigned version)
 /* A capability bit promises its slot: GG_EINVAL naming both when the slot is missing. */
 static int check_caps(const gg_generator_vtable *vt)
 {
+    /* (A version 2 vtable has no interrupt slot: the bit is unknown to it.) */
     const uint32_t known = GG_GENERATOR_CAP_FEEDBACK | GG_GENERATOR_CAP_JOURNAL |
-                           GG_GENERATOR_CAP_PERMANENT_ERRORS;
+                           GG_GENERATOR_CAP_PERMANENT_ERRORS |
+                           (vt->version >= 3 ? GG_GENERATOR_CAP_INTERRUPT : 0u);
     if (vt->caps & ~known)
         return ggi_error(GG_EINVAL, "generator vtable: unknown capability bits 0x%x",
                          (unsigned)(vt->caps & ~known));
@@ -65,6 +71,9 @@ static int check_caps(const gg_generator_vtable *vt)
     if ((vt->caps & GG_GENERATOR_CAP_PERMANENT_ERRORS) && !vt->permanent)
         return ggi_error(GG_EINVAL, "generator vtable: GG_GENERATOR_CAP_PERMANENT_ERRORS needs "
                          "the permanent slot");
+    if ((vt->caps & GG_GENERATOR_CAP_INTERRUPT) && !vt->interrupt)
+        return ggi_error(GG_EINVAL, "generator vtable: GG_GENERATOR_CAP_INTERRUPT needs the "
+                         "interrupt slot");
     return GG_OK;
 }
 
@@ -229,6 +238,14 @@ int ggi_generator_attach_journal(gg_generator_t *gen, const char *db_path)
     if (!gen || !db_path || !*db_path || !(gen->vt.caps & GG_GENERATOR_CAP_JOURNAL))
         return GG_OK;
     return gen->vt.attach_journal(gen->self, db_path);
+}
+
+int ggi_generator_interrupt(gg_generator_t *gen, const char *task_id)
+{
+    if (!gen || !(gen->vt.caps & GG_GENERATOR_CAP_INTERRUPT))
+        return 0;
+    gen->vt.interrupt(gen->self, task_id);
+    return 1;
 }
 
 /* ---- shared by the built-in backends (builtin.h) ---- */

@@ -40,6 +40,13 @@ int ggi_generator_attach_journal(gg_generator_t *gen, const char *db_path);
  */
 int ggi_generator_permanent(void);
 
+/**
+ * Asks a generator with GG_GENERATOR_CAP_INTERRUPT to cut short the generate calls in
+ * progress for task_id (NULL: all of them). Returns 1 when the generator was asked, 0 when it
+ * cannot be interrupted (its generation then runs to its own end). Any thread; never blocks.
+ */
+int ggi_generator_interrupt(gg_generator_t *gen, const char *task_id);
+
 /** Used by generator.c: marks the current failure of this thread as permanent (or not). */
 void ggi_generator_set_permanent(int permanent);
 

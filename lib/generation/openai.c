@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,7 +76,16 @@ typedef struct openai {
     ggi_journal *journal; /* NULL: every request goes to a model; set once, under mu */
     ggi_redactor *redactor; /* secrets taken out of context and feedback (redact.h) */
     pthread_mutex_t mu;
+    struct call *calls;   /* the generate calls in progress (under mu), for interrupt */
 } openai;
+
+/* A generate call in progress: interrupt sets stop, which the transfer and the waits between
+ * tries look at. */
+typedef struct call {
+    const char *task_id;  /* the request's, or NULL */
+    atomic_int stop;
+    struct call *next;
+} call;
 
 static void openai_destroy(void *self)
 {
@@ -441,15 +451,14 @@ static int add_arm(openai *g, int ep, const char *model, double temperature,
  * The arms: the entries of GRYPHGEN_LLM_ARMS ("N MODEL [T,T...]; ..." with N the 1-based
  * endpoint), else every endpoint with every model of the list with every temperature.
  */
-static int build_arms(openai *g, const char *models, const char *model_source,
-                      const double *temps, int n_temps)
+static int build_arms(openai *g, const char *spec, const char *src, const char *models,
+                      const char *model_source, const double *temps, int n_temps)
 {
     int rc = GG_OK;
-    const char *spec = env("GRYPHGEN_LLM_ARMS");
     if (spec) {
         char *entries[GGI_BANDIT_MAX_ARMS];
         int n = 0;
-        rc = split_items(spec, ';', entries, GGI_BANDIT_MAX_ARMS, &n, "GRYPHGEN_LLM_ARMS");
+        rc = split_items(spec, ';', entries, GGI_BANDIT_MAX_ARMS, &n, src);
         for (int i = 0; !rc && i < n; i++) {
             char *save = NULL;
             char *idx = strtok_r(entries[i], " \t", &save);
@@ -460,21 +469,21 @@ static int build_arms(openai *g, const char *models, const char *model_source,
             long ep = idx ? strtol(idx, &end, 10) : 0;
             if (!model || extra || !end || *end || ep < 1 || ep > g->n_eps) {
                 rc = ggi_error(GG_EINVAL,
-                               "openai generator: GRYPHGEN_LLM_ARMS entry %d must be 'N MODEL "
-                               "[T,T...]' with N an endpoint from 1 to %d", i + 1, g->n_eps);
+                               "openai generator: %s entry %d must be 'N MODEL [T,T...]' with "
+                               "N an endpoint from 1 to %d", src, i + 1, g->n_eps);
                 break;
             }
             double t[MAX_TEMPERATURES];
             int nt = n_temps;
             memcpy(t, temps, (size_t)n_temps * sizeof *t);
-            if (!(rc = check_model(model, "GRYPHGEN_LLM_ARMS")) && tl)
-                rc = parse_temperatures(tl, "GRYPHGEN_LLM_ARMS", t, &nt);
+            if (!(rc = check_model(model, src)) && tl)
+                rc = parse_temperatures(tl, src, t, &nt);
             for (int k = 0; !rc && k < nt; k++)
-                rc = add_arm(g, (int)ep - 1, model, t[k], "GRYPHGEN_LLM_ARMS");
+                rc = add_arm(g, (int)ep - 1, model, t[k], src);
         }
         free_items(entries, n);
         if (!rc && !g->n_arms)
-            rc = ggi_error(GG_EINVAL, "openai generator: GRYPHGEN_LLM_ARMS names no arm");
+            rc = ggi_error(GG_EINVAL, "openai generator: %s names no arm", src);
     } else {
         char *names[MAX_MODELS];
         int n = 0;
@@ -516,6 +525,33 @@ static void load_arms(openai *g, ggi_journal *j)
     gg_error_clear();
 }
 
+/* The bandit: the cost of a second and the seed of its draws, each from the option when the
+ * host set it (not negative), else the environment, else the default. */
+static int bandit_settings(openai *g, const gg_generator_options *o)
+{
+    int rc, set = 0;
+    double d = 0;
+    if (!(o->cost_per_second < 0) && !(o->cost_per_second <= 1e9))
+        return ggi_error(GG_EINVAL, "openai generator: option cost_per_second must be a "
+                                    "number from 0 to 1e9");
+    if (o->cost_per_second >= 0) {
+        g->cost_per_s = o->cost_per_second;
+    } else {
+        if ((rc = env_number("GRYPHGEN_LLM_COST_PER_SECOND", 0, 1e9, &d, &set)))
+            return rc;
+        g->cost_per_s = set ? d : 0;
+    }
+    uint64_t seed = 0;
+    if (o->bandit_seed >= 0) {
+        seed = (uint64_t)o->bandit_seed;
+    } else {
+        if ((rc = env_number("GRYPHGEN_LLM_BANDIT_SEED", 0, 9007199254740991.0, &d, &set)))
+            return rc;
+        seed = set ? (uint64_t)d : 0;
+    }
+    return ggi_bandit_new(g->n_arms, seed, &g->bandit);
+}
+
 static int configure(openai *g, const gg_generator_options *o)
 {
     int rc;
@@ -532,7 +568,10 @@ static int configure(openai *g, const gg_generator_options *o)
 
     const char *model = o->model ? o->model : env("GRYPHGEN_LLM_MODEL");
     const char *model_source = o->model ? "option model" : "GRYPHGEN_LLM_MODEL";
-    if ((!model || !*model) && !env("GRYPHGEN_LLM_ARMS"))
+    /* Each setting: the option set by the host, else the environment, else the default. */
+    const char *arms = o->arms ? o->arms : env("GRYPHGEN_LLM_ARMS");
+    const char *arms_source = o->arms ? "option arms" : "GRYPHGEN_LLM_ARMS";
+    if ((!model || !*model) && !arms)
         return ggi_error(GG_EINVAL,
                          "openai generator: no model (set GRYPHGEN_LLM_MODEL, for example "
                          "qwen2.5-coder:7b)");
@@ -558,14 +597,10 @@ static int configure(openai *g, const gg_generator_options *o)
         g->temperature = d;
     if (!n_temps)
         temps[n_temps++] = g->temperature;
-    if ((rc = build_arms(g, model ? model : "", model_source, temps, n_temps)))
+    if ((rc = build_arms(g, arms, arms_source, model ? model : "", model_source, temps,
+                         n_temps)))
         return rc;
-    if ((rc = env_number("GRYPHGEN_LLM_COST_PER_SECOND", 0, 1e9, &d, &set)))
-        return rc;
-    g->cost_per_s = set ? d : 0;
-    if ((rc = env_number("GRYPHGEN_LLM_BANDIT_SEED", 0, 9007199254740991.0, &d, &set)))
-        return rc;
-    if ((rc = ggi_bandit_new(g->n_arms, set ? (uint64_t)d : 0, &g->bandit)))
+    if ((rc = bandit_settings(g, o)))
         return rc;
 
     if (o->max_tokens < 0)
@@ -616,7 +651,10 @@ static int configure(openai *g, const gg_generator_options *o)
                                               : env("GRYPHGEN_LLM_PROMPT_FILE");
     if ((rc = ggi_prompt_template_load(tpl, &g->tpl)))
         return rc;
-    const char *journal = env("GRYPHGEN_LLM_JOURNAL");
+    const char *journal = o->journal ? o->journal : env("GRYPHGEN_LLM_JOURNAL");
+    if (journal && !*journal)
+        return ggi_error(GG_EINVAL, "openai generator: %s is empty: give a file path",
+                         o->journal ? "option journal" : "GRYPHGEN_LLM_JOURNAL");
     if (journal && (rc = ggi_journal_open(journal, &g->journal)))
         return rc;
     if (g->journal)
@@ -629,7 +667,22 @@ static int configure(openai *g, const gg_generator_options *o)
 typedef struct exchange {
     ggi_http_reply reply;
     int permanent; /* the failure would be the same if asked again (HTTP 4xx) */
+    atomic_int *stop; /* set: the call was interrupted */
 } exchange;
+
+/* curl's progress callback: a nonzero return aborts the transfer once interrupted. */
+static int on_progress(void *p, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    return atomic_load((atomic_int *)p) ? 1 : 0;
+}
+
+static int interrupted_error(const endpoint *e)
+{
+    return ggi_error(GG_ECANCELLED, "openai: %s: interrupted (the task was cancelled or its "
+                     "budget ended)", e->shown);
+}
 
 /* Outcome of one try, as the retry loop sees it. */
 enum outcome { OK, RETRY, FAILOVER, FATAL };
@@ -663,6 +716,76 @@ static void server_message(const openai *g, const endpoint *e, const exchange *x
     ggi_scrub_secret(out, g->key);
     ggi_scrub_secret(out, e->hidden[0]);
     ggi_scrub_secret(out, e->hidden[1]);
+}
+
+/* The transfer's settings: the URL, headers and body, the reply's sinks, the timeouts, no
+ * redirect (the key goes nowhere else), http and https only, and the interrupt's check. */
+static void set_request(CURL *c, const openai *g, const endpoint *e, struct curl_slist *h,
+                        const char *body, exchange *x, char *errbuf)
+{
+    curl_easy_setopt(c, CURLOPT_URL, e->url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, ggi_http_reply_on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &x->reply);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, ggi_http_reply_on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &x->reply);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, g->connect_ms);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, g->total_ms);
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L); /* the key goes nowhere else */
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
+    if (x->stop) {
+        curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(c, CURLOPT_XFERINFODATA, x->stop);
+        curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    }
+#if LIBCURL_VERSION_NUM >= 0x075500
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+}
+
+/* An HTTP status other than 200: RETRY for 429, 408 and 5xx (the endpoint may answer
+ * later), else FATAL (asking again gets the same answer), with the server's words. */
+static enum outcome http_failure(const openai *g, const endpoint *e, const char *model,
+                                 exchange *x, long http, int *status)
+{
+    char msg[SERVER_MSG_MAX];
+    server_message(g, e, x, msg, sizeof msg);
+    const char *sep = msg[0] ? ": " : "";
+    if (http == 429 || http == 408 || http >= 500) {
+        *status = ggi_error(GG_EGENERATOR, "openai: %s: HTTP %ld%s%s%s", e->shown, http,
+                            http == 429 ? " (rate limited)" : "", sep, msg);
+        return RETRY;
+    }
+    x->permanent = http >= 400; /* refused as asked: asking again gets the same answer */
+    if (http == 401 || http == 403)
+        *status = ggi_error(GG_EGENERATOR,
+                            "openai: %s: HTTP %ld: authentication failed (check "
+                            "GRYPHGEN_LLM_API_KEY)%s%s",
+                            e->shown, http, sep, msg);
+    else if (http == 404 && !v1_path(e->shown))
+        /* The common first mistake: a base URL without /v1 (Ollama, vLLM and llama.cpp's
+         * server all answer a bare 404 to /chat/completions). */
+        *status = ggi_error(GG_EGENERATOR,
+                            "openai: %s: HTTP 404%s%s (the URL has no /v1: OpenAI-compatible "
+                            "servers serve /v1/chat/completions; try the base URL %.*s/v1 in "
+                            "GRYPHGEN_LLM_URL)",
+                            e->shown, sep, msg, (int)(strlen(e->shown) - strlen(COMPLETIONS)),
+                            e->shown);
+    else if (http == 404)
+        *status = ggi_error(GG_EGENERATOR,
+                            "openai: %s: HTTP 404 (check the URL, which should end in /v1, and "
+                            "the model '%s')%s%s",
+                            e->shown, model, sep, msg);
+    else
+        *status = ggi_error(GG_EGENERATOR, "openai: %s: HTTP %ld%s%s", e->shown, http, sep,
+                            msg);
+    return FATAL;
 }
 
 /* Posts body to endpoint e once; on OK, x->reply.body holds a 200 reply. */
@@ -702,25 +825,7 @@ static enum outcome post_once(const openai *g, const endpoint *e, const char *mo
     }
     char errbuf[CURL_ERROR_SIZE];
     errbuf[0] = '\0';
-    curl_easy_setopt(c, CURLOPT_URL, e->url);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, ggi_http_reply_on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &x->reply);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, ggi_http_reply_on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &x->reply);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, g->connect_ms);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, g->total_ms);
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L); /* the key goes nowhere else */
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
-#if LIBCURL_VERSION_NUM >= 0x075500
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
+    set_request(c, g, e, h, body, x, errbuf);
     CURLcode cc = curl_easy_perform(c);
     long http = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &http);
@@ -730,6 +835,10 @@ static enum outcome post_once(const openai *g, const endpoint *e, const char *mo
     if (x->reply.too_big) {
         *status = ggi_error(GG_EGENERATOR, "openai: %s: the response is larger than %u MiB",
                             e->shown, (unsigned)(GGI_OPENAI_MAX_BODY >> 20));
+        return FATAL;
+    }
+    if (cc == CURLE_ABORTED_BY_CALLBACK) {
+        *status = interrupted_error(e);
         return FATAL;
     }
     if (cc != CURLE_OK) {
@@ -756,38 +865,7 @@ static enum outcome post_once(const openai *g, const endpoint *e, const char *mo
     }
     if (http == 200)
         return OK;
-    char msg[SERVER_MSG_MAX];
-    server_message(g, e, x, msg, sizeof msg);
-    const char *sep = msg[0] ? ": " : "";
-    if (http == 429 || http == 408 || http >= 500) {
-        *status = ggi_error(GG_EGENERATOR, "openai: %s: HTTP %ld%s%s%s", e->shown, http,
-                            http == 429 ? " (rate limited)" : "", sep, msg);
-        return RETRY;
-    }
-    x->permanent = http >= 400; /* refused as asked: asking again gets the same answer */
-    if (http == 401 || http == 403)
-        *status = ggi_error(GG_EGENERATOR,
-                            "openai: %s: HTTP %ld: authentication failed (check "
-                            "GRYPHGEN_LLM_API_KEY)%s%s",
-                            e->shown, http, sep, msg);
-    else if (http == 404 && !v1_path(e->shown))
-        /* The common first mistake: a base URL without /v1 (Ollama, vLLM and llama.cpp's
-         * server all answer a bare 404 to /chat/completions). */
-        *status = ggi_error(GG_EGENERATOR,
-                            "openai: %s: HTTP 404%s%s (the URL has no /v1: OpenAI-compatible "
-                            "servers serve /v1/chat/completions; try the base URL %.*s/v1 in "
-                            "GRYPHGEN_LLM_URL)",
-                            e->shown, sep, msg, (int)(strlen(e->shown) - strlen(COMPLETIONS)),
-                            e->shown);
-    else if (http == 404)
-        *status = ggi_error(GG_EGENERATOR,
-                            "openai: %s: HTTP 404 (check the URL, which should end in /v1, and "
-                            "the model '%s')%s%s",
-                            e->shown, model, sep, msg);
-    else
-        *status = ggi_error(GG_EGENERATOR, "openai: %s: HTTP %ld%s%s", e->shown, http, sep,
-                            msg);
-    return FATAL;
+    return http_failure(g, e, model, x, http, status);
 }
 
 /* ---- arm choice ---- */
@@ -1048,6 +1126,19 @@ static ggi_journal *journal_of(openai *g)
     return j;
 }
 
+/* Waits ms between tries; 1 (at once) when the call is interrupted meanwhile. */
+static int wait_or_stop(long ms, atomic_int *stop)
+{
+    while (ms > 0) {
+        if (stop && atomic_load(stop))
+            return 1;
+        long step = ms < 20 ? ms : 20;
+        ggi_sleep_ms(step);
+        ms -= step;
+    }
+    return stop && atomic_load(stop);
+}
+
 /* Asks arm i (its endpoint with retries); 0 with the response, or the failure. *dead: the
  * endpoint counts as dead now, so the next endpoint is worth asking. */
 static int ask_arm(openai *g, int i, const cJSON *messages, double override,
@@ -1087,11 +1178,51 @@ static int ask_arm(openai *g, int i, const cJSON *messages, double override,
             mark(g, a->ep, 1);
             break;
         }
-        ggi_sleep_ms(ggi_retry_wait_ms(try, BACKOFF_BASE_MS, BACKOFF_CAP_MS,
-                                       x->reply.retry_after_s, RETRY_AFTER_CAP_S, rng));
+        if (wait_or_stop(ggi_retry_wait_ms(try, BACKOFF_BASE_MS, BACKOFF_CAP_MS,
+                                           x->reply.retry_after_s, RETRY_AFTER_CAP_S, rng),
+                         x->stop)) {
+            rc = interrupted_error(e);
+            *fatal = 1;
+            break;
+        }
     }
     free(body);
     return rc;
+}
+
+/* A generate call joins the list interrupt walks on entry and leaves it on return. */
+static void calls_add(openai *g, call *c, const char *task_id)
+{
+    c->task_id = task_id;
+    atomic_init(&c->stop, 0);
+    pthread_mutex_lock(&g->mu);
+    c->next = g->calls;
+    g->calls = c;
+    pthread_mutex_unlock(&g->mu);
+}
+
+static void calls_remove(openai *g, call *c)
+{
+    pthread_mutex_lock(&g->mu);
+    for (call **p = &g->calls; *p; p = &(*p)->next)
+        if (*p == c) {
+            *p = c->next;
+            break;
+        }
+    pthread_mutex_unlock(&g->mu);
+}
+
+/* The interrupt slot (GG_GENERATOR_CAP_INTERRUPT): the calls for task_id (NULL: all) stop
+ * their transfer and their waits between tries, and return GG_ECANCELLED. */
+static int openai_interrupt(void *self, const char *task_id)
+{
+    openai *g = self;
+    pthread_mutex_lock(&g->mu);
+    for (call *c = g->calls; c; c = c->next)
+        if (!task_id || (c->task_id && strcmp(c->task_id, task_id) == 0))
+            atomic_store(&c->stop, 1);
+    pthread_mutex_unlock(&g->mu);
+    return 0;
 }
 
 /* The permanent slot (GG_GENERATOR_CAP_PERMANENT_ERRORS): set by openai_generate on the
@@ -1132,7 +1263,9 @@ static int openai_generate(void *self, const char *request_json, char **out_resp
     int order[GGI_BANDIT_MAX_ARMS];
     pick_order(g, order);
     uint64_t rng = (uint64_t)(ggi_now_ms() * 1e3) ^ (uint64_t)(uintptr_t)&rng;
-    exchange x = { { GGI_BUF_INIT, GGI_OPENAI_MAX_BODY, 0, -1 }, 0 };
+    call me;
+    calls_add(g, &me, id);
+    exchange x = { { GGI_BUF_INIT, GGI_OPENAI_MAX_BODY, 0, -1 }, 0, &me.stop };
     int tried[GGI_OPENAI_MAX_ENDPOINTS] = { 0 };
     int n_tried = 0, fatal = 0;
     rc = GG_EGENERATOR;
@@ -1146,6 +1279,7 @@ static int openai_generate(void *self, const char *request_json, char **out_resp
         rc = ask_arm(g, order[k], messages, override, req, &x, &rng, n_tried < g->n_eps,
                      &fatal, out_response_json);
     }
+    calls_remove(g, &me);
     if (rc && !fatal && g->n_eps > 1)
         rc = ggi_error_wrap("openai: all %d endpoints failed; the last: ", g->n_eps);
     last_permanent = rc && fatal && x.permanent;
@@ -1264,10 +1398,11 @@ int ggi_openai_generator_new(const gg_generator_options *opts, gg_generator_vtab
     vt.destroy = openai_destroy;
     vt.name = "openai";
     vt.caps = GG_GENERATOR_CAP_FEEDBACK | GG_GENERATOR_CAP_JOURNAL |
-              GG_GENERATOR_CAP_PERMANENT_ERRORS;
+              GG_GENERATOR_CAP_PERMANENT_ERRORS | GG_GENERATOR_CAP_INTERRUPT;
     vt.feedback = openai_feedback;
     vt.attach_journal = ggi_openai_attach_journal;
     vt.permanent = openai_permanent;
+    vt.interrupt = openai_interrupt;
     *vt_out = vt;
     *self_out = g;
     return GG_OK;

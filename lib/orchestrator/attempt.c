@@ -248,6 +248,127 @@ void ggi_attempt_finish(const ggi_attempt_env *env, cJSON *rec, double t0, doubl
         ggi_generator_feedback(env->generator, rec);
 }
 
+/* The benchmark backend: the attempt passes without generating or running code, and without
+ * reading the task (the orchestrator validated it at submission). */
+static int skipped_record(const cJSON *njson, cJSON **out_record)
+{
+    cJSON *rec = cJSON_CreateObject();
+    cJSON *d = NULL;
+    if (!rec || !cJSON_AddNumberToObject(rec, "n", njson->valueint) ||
+        !cJSON_AddStringToObject(rec, "generator", "none") ||
+        !cJSON_AddBoolToObject(rec, "passed", 1) ||
+        !cJSON_AddStringToObject(rec, "reason", "noop executor") ||
+        !(d = cJSON_AddObjectToObject(rec, "durations")) ||
+        !cJSON_AddNumberToObject(d, "total_ms", 0)) {
+        cJSON_Delete(rec);
+        return ggi_error(GG_ENOMEM, "out of memory");
+    }
+    *out_record = rec;
+    return GG_OK;
+}
+
+/* The record names the context passages the generator was given, for the learner's credit. */
+static void add_context_ids(cJSON *rec, const cJSON *context)
+{
+    cJSON *used = cJSON_AddArrayToObject(rec, "context_ids");
+    const cJSON *c;
+    cJSON_ArrayForEach(c, context)
+    {
+        const char *id = cJSON_GetStringValue(cJSON_GetObjectItem(c, "id"));
+        if (id)
+            cJSON_AddItemToArray(used, cJSON_CreateString(id));
+    }
+}
+
+/* A failed analysis ends the attempt: no execution, not passed, the findings as reason. */
+static void analysis_failed(cJSON *rec, const cJSON *findings)
+{
+    char *why = analysis_reason(findings);
+    cJSON_AddNullToObject(rec, "execution");
+    cJSON_AddBoolToObject(rec, "passed", 0);
+    ggi_json_add_str(rec, "reason", why);
+    cJSON_AddStringToObject(rec, "signature", "analysis");
+    free(why);
+}
+
+/* Analysis: a separate job where the language has one. Returns the record's "analysis"
+ * object when the attempt goes on to execution, NULL when it ended here (recorded). */
+static cJSON *run_analysis(const ggi_attempt_env *env, const ggi_task *t,
+                           const char *program, cJSON *rec, double *analyze_ms)
+{
+    cJSON *findings = NULL, *areq = NULL;
+    int ok = 1;
+    double ta = ggi_now_ms();
+    int rc = ggi_lang_analysis_request(t, program, env->runtimes, &areq);
+    if (rc == GG_OK && areq)
+        rc = ggi_attempt_task_request(t, areq);
+    if (rc == GG_OK && areq) {
+        cJSON *ares = NULL;
+        rc = ggi_attempt_execute(env, areq, &ares);
+        if (rc == GG_OK)
+            rc = ggi_lang_analysis_read(t, ares, &findings, &ok);
+        cJSON_Delete(ares);
+    }
+    cJSON_Delete(areq);
+    *analyze_ms = ggi_now_ms() - ta;
+    if (rc != GG_OK) {
+        infra(rec, "analyze", rc, gg_error_last());
+        return NULL;
+    }
+    cJSON *analysis = cJSON_AddObjectToObject(rec, "analysis");
+    cJSON_AddBoolToObject(analysis, "ok", ok);
+    cJSON_AddItemToObject(analysis, "findings", findings ? findings : cJSON_CreateArray());
+    if (!ok) {
+        analysis_failed(rec, findings);
+        return NULL;
+    }
+    return analysis;
+}
+
+/* Execution against the test, and the verdict into the record. */
+static void run_test(const ggi_attempt_env *env, const ggi_task *t, const char *program,
+                     cJSON *rec, cJSON *analysis, double *execute_ms)
+{
+    cJSON *treq = NULL, *tres = NULL;
+    double te = ggi_now_ms();
+    int rc = ggi_lang_test_request(t, program, env->runtimes, &treq);
+    if (rc == GG_OK)
+        rc = ggi_attempt_task_request(t, treq);
+    if (rc == GG_OK)
+        rc = ggi_attempt_execute(env, treq, &tres);
+    cJSON_Delete(treq);
+    *execute_ms = ggi_now_ms() - te;
+    if (rc != GG_OK) {
+        cJSON_DeleteItemFromObject(rec, "analysis");
+        infra(rec, "execute", rc, gg_error_last());
+        return;
+    }
+    ggi_verdict v;
+    memset(&v, 0, sizeof v);
+    rc = ggi_lang_evaluate(t, tres, &v);
+    if (rc != GG_OK) {
+        cJSON_Delete(tres);
+        cJSON_DeleteItemFromObject(rec, "analysis");
+        infra(rec, "evaluate", rc, gg_error_last());
+        return;
+    }
+    if (v.analysis_failed) {
+        /* The harness found the program does not compile; nothing of it ran. */
+        cJSON_ReplaceItemInObject(analysis, "ok", cJSON_CreateBool(0));
+        cJSON_ReplaceItemInObject(analysis, "findings",
+                                  v.findings ? v.findings : cJSON_CreateArray());
+        v.findings = NULL;
+        analysis_failed(rec, cJSON_GetObjectItem(analysis, "findings"));
+        cJSON_Delete(tres);
+    } else {
+        cJSON_AddItemToObject(rec, "execution", tres);
+        cJSON_AddBoolToObject(rec, "passed", v.passed);
+        ggi_json_add_str(rec, "reason", v.reason);
+        ggi_json_add_str(rec, "signature", v.signature);
+    }
+    ggi_verdict_free(&v);
+}
+
 int ggi_attempt_run(const ggi_attempt_env *env, const cJSON *job, cJSON **out_record)
 {
     *out_record = NULL;
@@ -255,23 +376,8 @@ int ggi_attempt_run(const ggi_attempt_env *env, const cJSON *job, cJSON **out_re
     const cJSON *njson = cJSON_GetObjectItem(job, "n");
     if (!cJSON_IsObject(task_json) || !cJSON_IsNumber(njson))
         return ggi_error(GG_EINVAL, "malformed job: needs 'task' and 'n'");
-    if (ggi_executor_caps(env->executor) & GG_EXECUTOR_CAP_SKIP_ATTEMPTS) {
-        /* The benchmark backend: the attempt passes without generating or running code,
-         * and without reading the task (the orchestrator validated it at submission). */
-        cJSON *rec = cJSON_CreateObject();
-        cJSON *d = NULL;
-        if (!rec || !cJSON_AddNumberToObject(rec, "n", njson->valueint) ||
-            !cJSON_AddStringToObject(rec, "generator", "none") ||
-            !cJSON_AddBoolToObject(rec, "passed", 1) ||
-            !cJSON_AddStringToObject(rec, "reason", "noop executor") ||
-            !(d = cJSON_AddObjectToObject(rec, "durations")) ||
-            !cJSON_AddNumberToObject(d, "total_ms", 0)) {
-            cJSON_Delete(rec);
-            return ggi_error(GG_ENOMEM, "out of memory");
-        }
-        *out_record = rec;
-        return GG_OK;
-    }
+    if (ggi_executor_caps(env->executor) & GG_EXECUTOR_CAP_SKIP_ATTEMPTS)
+        return skipped_record(njson, out_record);
     ggi_task *t = NULL;
     int rc = ggi_task_from_json(task_json, &t);
     if (rc != GG_OK)
@@ -298,102 +404,19 @@ int ggi_attempt_run(const ggi_attempt_env *env, const cJSON *job, cJSON **out_re
     double t_gen_end = ggi_now_ms();
     double analyze_ms = 0, execute_ms = 0;
     char *program = NULL;
-    cJSON *used = cJSON_AddArrayToObject(rec, "context_ids");
-    const cJSON *c;
-    cJSON_ArrayForEach(c, context)
-    {
-        const char *id = cJSON_GetStringValue(cJSON_GetObjectItem(c, "id"));
-        if (id)
-            cJSON_AddItemToArray(used, cJSON_CreateString(id));
-    }
-    if (!completion)
-        goto done; /* exhausted or an infrastructure fault, already in the record */
-    if ((rc = ggi_lang_program(t, completion, &program)) != GG_OK) {
+    add_context_ids(rec, context);
+    /* No completion: exhausted or an infrastructure fault, already in the record. */
+    if (completion && (rc = ggi_lang_program(t, completion, &program)) != GG_OK) {
         infra(rec, "assemble", rc, gg_error_last());
-        goto done;
+        free(program);
+        program = NULL;
     }
-    cJSON_AddStringToObject(rec, "code", program);
-
-    /* Analysis: a separate job where the language has one. */
-    cJSON *findings = NULL;
-    int ok = 1;
-    cJSON *areq = NULL;
-    double ta = ggi_now_ms();
-    rc = ggi_lang_analysis_request(t, program, env->runtimes, &areq);
-    if (rc == GG_OK && areq)
-        rc = ggi_attempt_task_request(t, areq);
-    if (rc == GG_OK && areq) {
-        cJSON *ares = NULL;
-        rc = ggi_attempt_execute(env, areq, &ares);
-        if (rc == GG_OK)
-            rc = ggi_lang_analysis_read(t, ares, &findings, &ok);
-        cJSON_Delete(ares);
+    if (program) {
+        cJSON_AddStringToObject(rec, "code", program);
+        cJSON *analysis = run_analysis(env, t, program, rec, &analyze_ms);
+        if (analysis)
+            run_test(env, t, program, rec, analysis, &execute_ms);
     }
-    cJSON_Delete(areq);
-    analyze_ms = ggi_now_ms() - ta;
-    if (rc != GG_OK) {
-        infra(rec, "analyze", rc, gg_error_last());
-        goto done;
-    }
-    cJSON *analysis = cJSON_AddObjectToObject(rec, "analysis");
-    cJSON_AddBoolToObject(analysis, "ok", ok);
-    cJSON_AddItemToObject(analysis, "findings", findings ? findings : cJSON_CreateArray());
-    if (!ok) {
-        char *why = analysis_reason(findings);
-        cJSON_AddNullToObject(rec, "execution");
-        cJSON_AddBoolToObject(rec, "passed", 0);
-        ggi_json_add_str(rec, "reason", why);
-        cJSON_AddStringToObject(rec, "signature", "analysis");
-        free(why);
-        goto done;
-    }
-
-    /* Execution against the test. */
-    cJSON *treq = NULL, *tres = NULL;
-    double te = ggi_now_ms();
-    rc = ggi_lang_test_request(t, program, env->runtimes, &treq);
-    if (rc == GG_OK)
-        rc = ggi_attempt_task_request(t, treq);
-    if (rc == GG_OK)
-        rc = ggi_attempt_execute(env, treq, &tres);
-    cJSON_Delete(treq);
-    execute_ms = ggi_now_ms() - te;
-    if (rc != GG_OK) {
-        cJSON_DeleteItemFromObject(rec, "analysis");
-        infra(rec, "execute", rc, gg_error_last());
-        goto done;
-    }
-    ggi_verdict v;
-    memset(&v, 0, sizeof v);
-    rc = ggi_lang_evaluate(t, tres, &v);
-    if (rc != GG_OK) {
-        cJSON_Delete(tres);
-        cJSON_DeleteItemFromObject(rec, "analysis");
-        infra(rec, "evaluate", rc, gg_error_last());
-        goto done;
-    }
-    if (v.analysis_failed) {
-        /* The harness found the program does not compile; nothing of it ran. */
-        cJSON_ReplaceItemInObject(analysis, "ok", cJSON_CreateBool(0));
-        cJSON_ReplaceItemInObject(analysis, "findings",
-                                  v.findings ? v.findings : cJSON_CreateArray());
-        v.findings = NULL;
-        char *why = analysis_reason(cJSON_GetObjectItem(analysis, "findings"));
-        cJSON_AddNullToObject(rec, "execution");
-        cJSON_AddBoolToObject(rec, "passed", 0);
-        ggi_json_add_str(rec, "reason", why);
-        cJSON_AddStringToObject(rec, "signature", "analysis");
-        free(why);
-        cJSON_Delete(tres);
-    } else {
-        cJSON_AddItemToObject(rec, "execution", tres);
-        cJSON_AddBoolToObject(rec, "passed", v.passed);
-        ggi_json_add_str(rec, "reason", v.reason);
-        ggi_json_add_str(rec, "signature", v.signature);
-    }
-    ggi_verdict_free(&v);
-
-done:
     ggi_attempt_finish(env, rec, t0, t_gen, t_gen_end, analyze_ms, execute_ms);
     cJSON_Delete(context);
     free(completion);

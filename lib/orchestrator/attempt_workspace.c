@@ -929,49 +929,52 @@ static int make_copy(const ggi_attempt_env *env, const char *root, const char *f
 
 /* ------------------------------------------------------------------ the attempt */
 
-int ggi_attempt_workspace(const ggi_attempt_env *env, const cJSON *job, const ggi_task *t,
-                          cJSON *rec)
+/* One workspace attempt in steps: the state they share. Each step records its own failure in
+ * rec and returns nonzero to end the attempt there. */
+typedef struct ws_attempt {
+    const ggi_attempt_env *env;
+    const cJSON *job;
+    const ggi_task *t;
+    cJSON *rec;
+    ggi_ws_cache *cache;
+    const char *root;
+    char *base, *from, *copy, *answer, *diff, *lower;
+    char view[4200];
+    int ovl_fd;
+    int mode;
+    char tree[41];
+    cJSON *files, *context, *changed, *findings;
+    double t_gen, t_gen_end, apply_ms, execute_ms;
+} ws_attempt;
+
+/* The base from the cache (a workspace that is not there, or over the caps, will not be
+ * there next time: the task ends, naming the field), and the tree the answer applies to. */
+static int ws_base(ws_attempt *a)
 {
-    double t0 = ggi_now_ms(), t_gen = t0, t_gen_end = t0, apply_ms = 0, execute_ms = 0;
-    ggi_ws_cache *cache = NULL;
-    const char *root = NULL;
-    char *base = NULL, *from = NULL, *copy = NULL, *answer = NULL, *diff = NULL;
-    char *lower = NULL, view[4200];
-    int ovl_fd = -1;
-    char tree[41] = "";
-    cJSON *files = NULL, *context = NULL, *changed = NULL, *findings = NULL;
-    gg_retriever_t *index = NULL;
     int rc;
-
-    ggi_json_add_str(rec, "base_commit", str_of(t->workspace, "commit"));
-    if ((rc = ws_open(&cache, &root)) != GG_OK) {
-        ggi_attempt_infra(rec, "workspace", rc, gg_error_last(), 1);
-        goto done;
+    ggi_json_add_str(a->rec, "base_commit", str_of(a->t->workspace, "commit"));
+    if ((rc = ws_open(&a->cache, &a->root)) != GG_OK) {
+        ggi_attempt_infra(a->rec, "workspace", rc, gg_error_last(), 1);
+        return rc;
     }
-    if ((rc = ggi_ws_cache_base(cache, t->workspace, &base, tree)) != GG_OK) {
-        /* A workspace that is not there (or over the caps) will not be there next time:
-         * the task ends, naming the field. */
+    if ((rc = ggi_ws_cache_base(a->cache, a->t->workspace, &a->base, a->tree)) != GG_OK) {
         int permanent = rc == GG_ENOTFOUND || rc == GG_ETOOBIG || rc == GG_EINVAL;
-        ggi_attempt_infra(rec, "workspace", rc, gg_error_last(), permanent ? 0 : 1);
-        goto done;
+        ggi_attempt_infra(a->rec, "workspace", rc, gg_error_last(), permanent ? 0 : 1);
+        return rc;
     }
-    cJSON_AddStringToObject(rec, "base_tree", tree);
-    if (prepare(env, t, root, base, tree, rec, &from) != GG_OK)
-        goto done;
+    cJSON_AddStringToObject(a->rec, "base_tree", a->tree);
+    return prepare(a->env, a->t, a->root, a->base, a->tree, a->rec, &a->from);
+}
 
-    /* Context: the base's files, listed and retrieved. */
-    files = cJSON_CreateArray();
-    int truncated = 0;
-    list_files(base, "", files, WS_INDEX_MAX_FILES, &truncated); /* the tree, not setup output */
-    sort_strings(files);
-    index = open_index(env, root, base, tree, files);
-    context = workspace_context(index, t, job, env->log);
-    gg_retriever_destroy(&index);
+/* What the generator is told of the workspace: its commit and tree, the files (the first
+ * WS_LISTED_FILES), and the form of answer wanted. */
+static cJSON *ws_request(const ws_attempt *a, int truncated)
+{
     cJSON *wsreq = cJSON_CreateObject();
     cJSON *listed = cJSON_CreateArray();
     int k = 0;
     const cJSON *f;
-    cJSON_ArrayForEach(f, files)
+    cJSON_ArrayForEach(f, a->files)
     {
         if (k++ >= WS_LISTED_FILES) {
             truncated = 1;
@@ -979,146 +982,202 @@ int ggi_attempt_workspace(const ggi_attempt_env *env, const cJSON *job, const gg
         }
         cJSON_AddItemToArray(listed, cJSON_CreateString(f->valuestring));
     }
-    cJSON_AddStringToObject(wsreq, "commit", str_of(t->workspace, "commit"));
-    cJSON_AddStringToObject(wsreq, "tree", tree);
+    cJSON_AddStringToObject(wsreq, "commit", str_of(a->t->workspace, "commit"));
+    cJSON_AddStringToObject(wsreq, "tree", a->tree);
     cJSON_AddItemToObject(wsreq, "files", listed);
     cJSON_AddBoolToObject(wsreq, "truncated", truncated);
     cJSON_AddStringToObject(wsreq, "answer", "a unified diff (git's format) against the "
                             "workspace root, or {\"files\": {\"path\": \"content\"}}");
-    cJSON *used = cJSON_AddArrayToObject(rec, "context_ids");
+    return wsreq;
+}
+
+/* Context (the base's files, listed and retrieved), then the answer from the generator. */
+static int ws_generate(ws_attempt *a)
+{
+    a->files = cJSON_CreateArray();
+    int truncated = 0;
+    list_files(a->base, "", a->files, WS_INDEX_MAX_FILES, &truncated); /* not setup output */
+    sort_strings(a->files);
+    gg_retriever_t *index = open_index(a->env, a->root, a->base, a->tree, a->files);
+    a->context = workspace_context(index, a->t, a->job, a->env->log);
+    gg_retriever_destroy(&index);
+    cJSON *wsreq = ws_request(a, truncated);
+    cJSON *used = cJSON_AddArrayToObject(a->rec, "context_ids");
     const cJSON *c;
-    cJSON_ArrayForEach(c, context)
+    cJSON_ArrayForEach(c, a->context)
     {
         const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "id"));
         if (id)
             cJSON_AddItemToArray(used, cJSON_CreateString(id));
     }
+    a->t_gen = ggi_now_ms();
+    a->answer = ggi_attempt_generate(a->env, a->job, request_task(a->t), a->context, wsreq,
+                                     a->rec);
+    a->t_gen_end = ggi_now_ms();
+    if (!a->answer)
+        return GG_EINVAL; /* exhausted or an infrastructure fault, already in the record */
+    cJSON_AddStringToObject(a->rec, "code", a->answer);
+    return GG_OK;
+}
 
-    t_gen = ggi_now_ms();
-    answer = ggi_attempt_generate(env, job, request_task(t), context, wsreq, rec);
-    t_gen_end = ggi_now_ms();
-    if (!answer)
-        goto done; /* exhausted or an infrastructure fault, already in the record */
-    cJSON_AddStringToObject(rec, "code", answer);
-
-    /* The attempt's own copy, and the answer applied to it. */
-    double ta = ggi_now_ms();
-    copy = attempt_dir(root, "attempt");
-    if (!copy) {
-        ggi_attempt_infra(rec, "copy", GG_ENOMEM, "out of memory", 1);
-        goto done;
-    }
-    int mode = copy_mode(env, t, root);
-    if ((rc = make_copy(env, root, from, copy, mode, &lower, &ovl_fd)) != GG_OK) {
-        ggi_attempt_infra(rec, "copy", rc, gg_error_last(), 1);
-        goto done;
-    }
-    /* An overlay copy is written through its mount, which this process reaches by its
-     * descriptor only (it is attached nowhere). */
-    if (ovl_fd >= 0)
-        snprintf(view, sizeof view, "/proc/self/fd/%d", ovl_fd);
-    else
-        snprintf(view, sizeof view, "%s", copy);
-    int kind = 0;
-    rc = ggi_patch_apply(view, answer, strlen(answer), &kind, &changed, &findings);
-    apply_ms = ggi_now_ms() - ta;
-    if (rc == GG_EINVAL || rc == GG_ETOOBIG) {
-        /* The answer's fault: a failed attempt whose finding is the feedback; nothing ran. */
-        const char *msg = gg_error_last();
-        char *why = ggi_asprintf("patch does not apply: %s", *msg ? msg : "refused");
-        cJSON *an = cJSON_AddObjectToObject(rec, "analysis");
-        cJSON_AddBoolToObject(an, "ok", 0);
-        if (!findings) {
-            findings = cJSON_CreateArray();
-            cJSON *fnd = cJSON_CreateObject();
-            cJSON_AddStringToObject(fnd, "severity", "error");
-            cJSON_AddNullToObject(fnd, "path");
-            cJSON_AddStringToObject(fnd, "message", *msg ? msg : "refused");
-            cJSON_AddItemToArray(findings, fnd);
-        }
-        cJSON_AddItemToObject(an, "findings", findings);
-        findings = NULL;
-        cJSON_AddNullToObject(rec, "execution");
-        cJSON_AddBoolToObject(rec, "passed", 0);
-        ggi_json_add_str(rec, "reason", why);
-        /* The refusal names the hunk or path: two different answers that fail the same
-         * way are the same failure (the Task Monitor's stuck loop), others are not. */
-        char *sig = ggi_asprintf("patch:%.120s", *msg ? msg : "refused");
-        ggi_json_add_str(rec, "signature", sig ? sig : "patch");
-        free(sig);
-        cJSON_AddNullToObject(rec, "patch");
-        free(why);
-        goto done;
-    }
-    if (rc != GG_OK) {
-        ggi_attempt_infra(rec, "apply", rc, gg_error_last(), 1);
-        goto done;
-    }
+/* The answer's fault: a failed attempt whose finding is the feedback; nothing ran. The
+ * refusal names the hunk or path: two different answers that fail the same way are the same
+ * failure (the Task Monitor's stuck loop), others are not. */
+static void ws_refused(ws_attempt *a)
+{
+    cJSON *rec = a->rec;
+    const char *msg = gg_error_last();
+    char *why = ggi_asprintf("patch does not apply: %s", *msg ? msg : "refused");
     cJSON *an = cJSON_AddObjectToObject(rec, "analysis");
-    cJSON_AddBoolToObject(an, "ok", 1);
-    cJSON_AddItemToObject(an, "findings", findings ? findings : cJSON_CreateArray());
-    findings = NULL;
-    cJSON_AddStringToObject(rec, "answer_kind", kind == GGI_PATCH_FILES ? "files" : "diff");
-    cJSON_AddItemToObject(rec, "changed", changed ? changed : cJSON_CreateArray());
-    /* The patch is what the answer changed, before the tests write anything. */
-    if ((rc = ggi_patch_diff(from, view, changed, &diff)) != GG_OK) {
-        changed = NULL;
-        cJSON_DeleteItemFromObjectCaseSensitive(rec, "analysis");
-        ggi_attempt_infra(rec, "diff", rc, gg_error_last(), 1);
-        goto done;
+    cJSON_AddBoolToObject(an, "ok", 0);
+    if (!a->findings) {
+        a->findings = cJSON_CreateArray();
+        cJSON *fnd = cJSON_CreateObject();
+        cJSON_AddStringToObject(fnd, "severity", "error");
+        cJSON_AddNullToObject(fnd, "path");
+        cJSON_AddStringToObject(fnd, "message", *msg ? msg : "refused");
+        cJSON_AddItemToArray(a->findings, fnd);
     }
-    ggi_json_add_str(rec, "patch", diff);
-    /* What the answer made becomes the job's too (a link copy's job writes only new files). */
-    rc = mode == GGI_WS_COPY_LINK ? GG_OK : give_changed(view, changed, job_uid(env));
-    changed = NULL;
-    if (ovl_fd >= 0)
-        close(ovl_fd); /* the job mounts the layers again, in its own namespace */
-    ovl_fd = -1;
-    if (rc != GG_OK) {
-        cJSON_DeleteItemFromObjectCaseSensitive(rec, "analysis");
-        ggi_attempt_infra(rec, "copy", rc, gg_error_last(), 1);
-        goto done;
-    }
+    cJSON_AddItemToObject(an, "findings", a->findings);
+    a->findings = NULL;
+    cJSON_AddNullToObject(rec, "execution");
+    cJSON_AddBoolToObject(rec, "passed", 0);
+    ggi_json_add_str(rec, "reason", why);
+    char *sig = ggi_asprintf("patch:%.120s", *msg ? msg : "refused");
+    ggi_json_add_str(rec, "signature", sig ? sig : "patch");
+    free(sig);
+    cJSON_AddNullToObject(rec, "patch");
+    free(why);
+}
 
-    /* The task's tests, in the copy. */
+/* The attempt's own copy, and the answer applied to it. An overlay copy is written through
+ * its mount, which this process reaches by its descriptor only (it is attached nowhere). */
+static int ws_apply(ws_attempt *a)
+{
+    double ta = ggi_now_ms();
+    a->copy = attempt_dir(a->root, "attempt");
+    if (!a->copy) {
+        ggi_attempt_infra(a->rec, "copy", GG_ENOMEM, "out of memory", 1);
+        return GG_ENOMEM;
+    }
+    a->mode = copy_mode(a->env, a->t, a->root);
+    int rc = make_copy(a->env, a->root, a->from, a->copy, a->mode, &a->lower, &a->ovl_fd);
+    if (rc != GG_OK) {
+        ggi_attempt_infra(a->rec, "copy", rc, gg_error_last(), 1);
+        return rc;
+    }
+    if (a->ovl_fd >= 0)
+        snprintf(a->view, sizeof a->view, "/proc/self/fd/%d", a->ovl_fd);
+    else
+        snprintf(a->view, sizeof a->view, "%s", a->copy);
+    int kind = 0;
+    rc = ggi_patch_apply(a->view, a->answer, strlen(a->answer), &kind, &a->changed,
+                         &a->findings);
+    a->apply_ms = ggi_now_ms() - ta;
+    if (rc == GG_EINVAL || rc == GG_ETOOBIG) {
+        ws_refused(a);
+        return rc;
+    }
+    if (rc != GG_OK) {
+        ggi_attempt_infra(a->rec, "apply", rc, gg_error_last(), 1);
+        return rc;
+    }
+    cJSON *an = cJSON_AddObjectToObject(a->rec, "analysis");
+    cJSON_AddBoolToObject(an, "ok", 1);
+    cJSON_AddItemToObject(an, "findings", a->findings ? a->findings : cJSON_CreateArray());
+    a->findings = NULL;
+    cJSON_AddStringToObject(a->rec, "answer_kind", kind == GGI_PATCH_FILES ? "files" : "diff");
+    cJSON_AddItemToObject(a->rec, "changed", a->changed ? a->changed : cJSON_CreateArray());
+    return GG_OK;
+}
+
+/* The patch is what the answer changed, before the tests write anything; what the answer
+ * made becomes the job's too (a link copy's job writes only new files). */
+static int ws_patch(ws_attempt *a)
+{
+    int rc = ggi_patch_diff(a->from, a->view, a->changed, &a->diff);
+    if (rc != GG_OK) {
+        a->changed = NULL; /* the record holds it */
+        cJSON_DeleteItemFromObjectCaseSensitive(a->rec, "analysis");
+        ggi_attempt_infra(a->rec, "diff", rc, gg_error_last(), 1);
+        return rc;
+    }
+    ggi_json_add_str(a->rec, "patch", a->diff);
+    rc = a->mode == GGI_WS_COPY_LINK ? GG_OK : give_changed(a->view, a->changed,
+                                                             job_uid(a->env));
+    a->changed = NULL;
+    if (a->ovl_fd >= 0)
+        close(a->ovl_fd); /* the job mounts the layers again, in its own namespace */
+    a->ovl_fd = -1;
+    if (rc != GG_OK) {
+        cJSON_DeleteItemFromObjectCaseSensitive(a->rec, "analysis");
+        ggi_attempt_infra(a->rec, "copy", rc, gg_error_last(), 1);
+    }
+    return rc;
+}
+
+/* The task's tests, in the copy; a test command that is not there ends the task. */
+static void ws_test(ws_attempt *a)
+{
+    const ggi_task *t = a->t;
     double te = ggi_now_ms();
-    cJSON *treq = command_request(t, t->test_command, copy, lower), *tres = NULL;
-    rc = treq ? ggi_attempt_execute(env, treq, &tres) : GG_ENOMEM;
+    cJSON *treq = command_request(t, t->test_command, a->copy, a->lower), *tres = NULL;
+    int rc = treq ? ggi_attempt_execute(a->env, treq, &tres) : GG_ENOMEM;
     cJSON_Delete(treq);
-    execute_ms = ggi_now_ms() - te;
+    a->execute_ms = ggi_now_ms() - te;
     if (rc == GG_ENOTFOUND || (rc == GG_OK && not_found(tres))) {
         char *m = ggi_asprintf("field 'test_command': '%s' was not found%s%s",
                                command_name(t->test_command), tres ? ": " : "",
                                tres ? tail_of(str_of(tres, "stderr"), 300) : "");
-        cJSON_DeleteItemFromObjectCaseSensitive(rec, "analysis");
-        ggi_attempt_infra(rec, "test", GG_ENOTFOUND, m, 0);
+        cJSON_DeleteItemFromObjectCaseSensitive(a->rec, "analysis");
+        ggi_attempt_infra(a->rec, "test", GG_ENOTFOUND, m, 0);
         free(m);
         cJSON_Delete(tres);
-        goto done;
+        return;
     }
     if (rc != GG_OK) {
-        cJSON_DeleteItemFromObjectCaseSensitive(rec, "analysis");
-        ggi_attempt_infra(rec, "execute", rc, gg_error_last(), -1);
-        goto done;
+        cJSON_DeleteItemFromObjectCaseSensitive(a->rec, "analysis");
+        ggi_attempt_infra(a->rec, "execute", rc, gg_error_last(), -1);
+        return;
     }
-    read_tests(t, tres, rec);
-    cJSON_AddItemToObject(rec, "execution", tres);
+    read_tests(t, tres, a->rec);
+    cJSON_AddItemToObject(a->rec, "execution", tres);
+}
 
-done:;
-    if (ovl_fd >= 0)
-        close(ovl_fd);
-    if (copy)
-        ggi_ws_remove(copy);
-    free(lower);
-    ggi_attempt_finish(env, rec, t0, t_gen, t_gen_end, apply_ms, execute_ms);
-    free(base);
-    free(from);
-    free(copy);
-    free(answer);
-    free(diff);
-    cJSON_Delete(files);
-    cJSON_Delete(context);
-    cJSON_Delete(changed);
-    cJSON_Delete(findings);
+int ggi_attempt_workspace(const ggi_attempt_env *env, const cJSON *job, const ggi_task *t,
+                          cJSON *rec)
+{
+    double t0 = ggi_now_ms();
+    ws_attempt *a = calloc(1, sizeof *a);
+    if (!a) {
+        ggi_attempt_infra(rec, "workspace", GG_ENOMEM, "out of memory", 1);
+        ggi_attempt_finish(env, rec, t0, t0, t0, 0, 0);
+        return GG_OK;
+    }
+    a->env = env;
+    a->job = job;
+    a->t = t;
+    a->rec = rec;
+    a->ovl_fd = -1;
+    a->t_gen = a->t_gen_end = t0;
+    if (ws_base(a) == GG_OK && ws_generate(a) == GG_OK && ws_apply(a) == GG_OK &&
+        ws_patch(a) == GG_OK)
+        ws_test(a);
+    if (a->ovl_fd >= 0)
+        close(a->ovl_fd);
+    if (a->copy)
+        ggi_ws_remove(a->copy);
+    free(a->lower);
+    ggi_attempt_finish(env, rec, t0, a->t_gen, a->t_gen_end, a->apply_ms, a->execute_ms);
+    free(a->base);
+    free(a->from);
+    free(a->copy);
+    free(a->answer);
+    free(a->diff);
+    cJSON_Delete(a->files);
+    cJSON_Delete(a->context);
+    cJSON_Delete(a->changed);
+    cJSON_Delete(a->findings);
+    free(a);
     return GG_OK;
 }

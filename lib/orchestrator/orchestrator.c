@@ -28,7 +28,8 @@ GGI_OPTIONS_LAYOUT(orchestrator_options, gg_orchestrator_options,
                    GG_ORCHESTRATOR_OPTIONS_VERSION,
                    GGI_OPTIONS_END(gg_orchestrator_options, transport),
                    GGI_OPTIONS_END(gg_orchestrator_options, insecure),
-                   GGI_OPTIONS_END(gg_orchestrator_options, custom_transport));
+                   GGI_OPTIONS_END(gg_orchestrator_options, custom_transport),
+                   GGI_OPTIONS_END(gg_orchestrator_options, max_tokens));
 
 int gg_orchestrator_options_init(gg_orchestrator_options *opts, unsigned version)
 {
@@ -326,6 +327,9 @@ int gg_orchestrator_new(gg_orchestrator_t **out, const gg_orchestrator_options *
         return ggi_error(GG_EINVAL, "max_attempts must be from 1 to 100 (0: default 3)");
     if (opts->workers > 1024)
         return ggi_error(GG_EINVAL, "workers must be at most 1024");
+    if (opts->max_tokens > GGI_TASK_MAX_TOKENS)
+        return ggi_error(GG_EINVAL, "max_tokens must be at most %lld (0: $GRYPHGEN_MAX_TOKENS, "
+                         "negative: no limit)", (long long)GGI_TASK_MAX_TOKENS);
     if (opts->curve_key_file && (!opts->authorized_keys_file || !*opts->authorized_keys_file))
         return ggi_error(GG_EINVAL, "curve_key_file needs authorized_keys_file (the keys "
                          "admitted, with their roles)");
@@ -356,6 +360,7 @@ int gg_orchestrator_new(gg_orchestrator_t **out, const gg_orchestrator_options *
     o->n_workers = opts->workers ? opts->workers : online_cores();
     o->local_workers = opts->local_workers != 0;
     o->max_queued = opts->max_queued;
+    o->max_tokens = opts->max_tokens;
     o->hb_ms = GGI_HEARTBEAT_MS;
     if (opts->bind && *opts->bind && !(o->bind = ggi_strdup(opts->bind))) {
         free(o);
@@ -457,6 +462,12 @@ void gg_orchestrator_destroy(gg_orchestrator_t **po)
     pthread_cond_destroy(&o->done_cv);
     free(o);
     *po = NULL;
+}
+
+void ggi_orq_interrupt_generation(gg_orchestrator_t *o, const char *task_id)
+{
+    if (o && o->local_workers > 0 && task_id)
+        ggi_generator_interrupt(o->generator, task_id);
 }
 
 void ggi_orq_fail(gg_orchestrator_t *o, int fault, const char *why)

@@ -61,6 +61,7 @@ struct gg_orchestrator {
     int local_workers;           /* 0: none (a serving orchestrator) */
     char *bind;                  /* extra endpoints (tcp://, ipc://), or NULL */
     unsigned max_queued;         /* unfinished tasks before busy; 0: no limit */
+    long long max_tokens;        /* option max_tokens: 0 the environment's, < 0 no limit */
     int hb_ms;
     atomic_llong queued;         /* unfinished tasks in the database, for the busy answer */
     atomic_llong ends_unheard;   /* ended tasks whose end is written but not yet told (their
@@ -117,6 +118,13 @@ void ggi_orq_signal_done(struct gg_orchestrator *o);
  * now on submit, wait and drain fail with GG_ESTORE and a message saying so. The first
  * call counts; waiters are woken. */
 void ggi_orq_fail(struct gg_orchestrator *o, int fault, const char *why);
+/**
+ * The task task_id ended (cancelled, or its budget spent) while an attempt of it may be
+ * writing code: the orchestrator's own generator, which its local workers use, is asked to
+ * cut that generation short (GG_GENERATOR_CAP_INTERRUPT). Remote workers' generators are not
+ * reached. Scheduler thread; never blocks.
+ */
+void ggi_orq_interrupt_generation(struct gg_orchestrator *o, const char *task_id);
 /** GG_ESTORE with that message once ggi_orq_fail was called, else GG_OK. */
 int ggi_orq_failed(struct gg_orchestrator *o);
 

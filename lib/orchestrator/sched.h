@@ -117,6 +117,7 @@ typedef struct active {
     node *on;               /* the node holding the lease: only its results count */
     double sent_ms;
     int cancelled;
+    int gen_interrupted;    /* its generation was asked to stop for the run's budget */
     int infra_failures;
     int lost;               /* workers that died holding it */
     double not_before_ms;   /* backoff after an infrastructure fault */

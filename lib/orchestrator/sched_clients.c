@@ -332,8 +332,10 @@ void ggi_sched_on_cancel(sched *s, const identity *to, const cJSON *b)
             a = x;
     int rc = GG_OK;
     if (a) {
-        if (a->inflight)
-            a->cancelled = 1; /* ends when its attempt returns */
+        if (a->inflight) {
+            a->cancelled = 1; /* ends when its attempt returns, sooner when cut short */
+            ggi_orq_interrupt_generation(s->o, a->task_id);
+        }
         else
             ggi_sched_end_active(s, a, GGI_ST_CANCELLED, GGI_END_CANCELLED, "cancelled");
     } else {

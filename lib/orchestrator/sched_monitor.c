@@ -264,7 +264,9 @@ void ggi_sched_end_for_run_budget(sched *s, active *a)
     free(why);
 }
 
-/* Once the run's budget is spent, every task without an attempt in flight ends. */
+/* Once the run's budget is spent, every task without an attempt in flight ends; one in
+ * flight ends when its attempt returns, and a generation it is waiting for is cut short
+ * (once). */
 void ggi_sched_enforce_run_budget(sched *s)
 {
     if (!ggi_sched_run_spent(s))
@@ -272,8 +274,12 @@ void ggi_sched_enforce_run_budget(sched *s)
     active *a = s->tasks;
     while (a) {
         active *next = a->next;
-        if (!a->inflight)
+        if (!a->inflight) {
             ggi_sched_end_for_run_budget(s, a);
+        } else if (!a->gen_interrupted) {
+            a->gen_interrupted = 1;
+            ggi_orq_interrupt_generation(s->o, a->task_id);
+        }
         a = next;
     }
 }

@@ -66,6 +66,51 @@ void ggi_sched_foreign_results(sched *s, int count, const char *who, const char 
     s->foreign_quiet = 0;
 }
 
+/* An attempt that came back without an outcome (an infrastructure fault): retried after a
+ * backoff while that may help, else the task ends as an error; interrupted by shutdown it
+ * stays unfinished; its generation cut short for the run's budget, it ends for the budget. */
+static void on_infra(sched *s, active *a, node *nd, int n, const cJSON *infra)
+{
+    gg_orchestrator_t *o = s->o;
+    const char *stage = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(infra, "stage"));
+    const char *msg = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(infra, "message"));
+    int retry = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(infra, "retry"));
+    a->infra_failures++;
+    if (nd)
+        snprintf(a->avoid, sizeof a->avoid, "%s", nd->name);
+    if (retry && a->infra_failures <= GGI_INFRA_RETRIES && !atomic_load(&o->stopping)) {
+        double backoff = GGI_INFRA_BACKOFF_MS * (double)(1u << (a->infra_failures - 1));
+        backoff *= 0.5 + (double)rand() / RAND_MAX; /* jitter */
+        a->not_before_ms = ggi_now_ms() + backoff;
+        s->backoff = 1;
+        ggi_log(&o->log, GG_LOG_WARN, "task '%s': %s failed (%s); retry %d in %.0f ms",
+                a->task_id, stage ? stage : "?", msg ? msg : "?", a->infra_failures,
+                backoff);
+        /* The job came back without an attempt: its job.dispatched is answered here. */
+        cJSON *ev = ggi_sched_event_new("job.retried", a->task_id);
+        if (ev) {
+            cJSON_AddNumberToObject(ev, "attempt", n);
+            if (nd)
+                cJSON_AddStringToObject(ev, "node", nd->name);
+            ggi_json_add_str(ev, "stage", stage);
+            ggi_json_add_str(ev, "reason", msg);
+            cJSON_AddNumberToObject(ev, "retry", a->infra_failures);
+            cJSON_AddNumberToObject(ev, "backoff_ms", floor(backoff));
+            ggi_sched_emit(s, a->seq, ev);
+        }
+        return;
+    }
+    if (atomic_load(&o->stopping))
+        return; /* interrupted by shutdown: the task stays unfinished and resumes */
+    if (a->gen_interrupted && ggi_sched_run_spent(s)) {
+        ggi_sched_end_for_run_budget(s, a); /* its generation was cut short for it */
+        return;
+    }
+    char *why = ggi_asprintf("%s: %s", stage ? stage : "infrastructure", msg ? msg : "?");
+    ggi_sched_end_active(s, a, GGI_ST_ERROR, GGI_END_INFRA, why);
+    free(why);
+}
+
 /* One result from node from (which authenticated with from_key, "" without CURVE): attempt
  * n of task seq under lease_text, its record rec (and, when it came as the worker wrote it,
  * that text: rec_text, rec_len bytes). It counts only from the node the lease was given to:
@@ -113,39 +158,7 @@ void ggi_sched_on_result(sched *s, node *from, const char *from_key, int64_t seq
         ggi_sched_learn(s, nd, a->language, !cJSON_IsObject(infra),
               cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(d, "total_ms")));
     if (cJSON_IsObject(infra)) {
-        const char *stage = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(infra, "stage"));
-        const char *msg = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(infra, "message"));
-        int retry = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(infra, "retry"));
-        a->infra_failures++;
-        if (nd)
-            snprintf(a->avoid, sizeof a->avoid, "%s", nd->name);
-        if (retry && a->infra_failures <= GGI_INFRA_RETRIES && !atomic_load(&o->stopping)) {
-            double backoff = GGI_INFRA_BACKOFF_MS * (double)(1u << (a->infra_failures - 1));
-            backoff *= 0.5 + (double)rand() / RAND_MAX; /* jitter */
-            a->not_before_ms = ggi_now_ms() + backoff;
-            s->backoff = 1;
-            ggi_log(&o->log, GG_LOG_WARN, "task '%s': %s failed (%s); retry %d in %.0f ms",
-                    a->task_id, stage ? stage : "?", msg ? msg : "?", a->infra_failures,
-                    backoff);
-            /* The job came back without an attempt: its job.dispatched is answered here. */
-            cJSON *ev = ggi_sched_event_new("job.retried", a->task_id);
-            if (ev) {
-                cJSON_AddNumberToObject(ev, "attempt", n);
-                if (nd)
-                    cJSON_AddStringToObject(ev, "node", nd->name);
-                ggi_json_add_str(ev, "stage", stage);
-                ggi_json_add_str(ev, "reason", msg);
-                cJSON_AddNumberToObject(ev, "retry", a->infra_failures);
-                cJSON_AddNumberToObject(ev, "backoff_ms", floor(backoff));
-                ggi_sched_emit(s, a->seq, ev);
-            }
-            return;
-        }
-        if (atomic_load(&o->stopping))
-            return; /* interrupted by shutdown: the task stays unfinished and resumes */
-        char *why = ggi_asprintf("%s: %s", stage ? stage : "infrastructure", msg ? msg : "?");
-        ggi_sched_end_active(s, a, GGI_ST_ERROR, GGI_END_INFRA, why);
-        free(why);
+        on_infra(s, a, nd, n, infra);
         return;
     }
     if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "exhausted"))) {

@@ -293,10 +293,13 @@ static void requeue_all(sched *s)
         ggi_sched_remove_active(s, s->tasks);
 }
 
-/* The run's token budget from GRYPHGEN_MAX_TOKENS; 0 (no limit) when unset, empty or
- * not a positive integer (then with a warning). */
-static long long run_token_budget(const ggi_logger *log)
+/* The run's token budget: the option max_tokens when the host set it (negative: none),
+ * else GRYPHGEN_MAX_TOKENS; 0 (no limit) when unset, empty or not a positive integer (then
+ * with a warning). */
+static long long run_token_budget(const gg_orchestrator_t *o, const ggi_logger *log)
 {
+    if (o->max_tokens)
+        return o->max_tokens > 0 ? o->max_tokens : 0;
     const char *v = getenv("GRYPHGEN_MAX_TOKENS");
     if (!v || !*v)
         return 0;
@@ -337,7 +340,7 @@ void *ggi_scheduler_main(void *arg)
     if (!ggi_retriever_is_none(o->retriever) &&
         ggi_learner_new(o->retriever, &o->log, GGI_LEARNER_QUEUE_MAX, &s.learner) != GG_OK)
         ggi_log(&o->log, GG_LOG_WARN, "scheduler: no retrieval learning: %s", gg_error_last());
-    s.max_tokens = run_token_budget(&o->log);
+    s.max_tokens = run_token_budget(o, &o->log);
     /* The run goes on from what the recorded attempts already spent (a resumed run). */
     if (s.max_tokens > 0 && ggi_store_tokens_spent(s.db, &s.tokens) != GG_OK)
         ggi_log(&o->log, GG_LOG_WARN, "cannot sum the tokens spent so far: %s",

@@ -301,65 +301,115 @@ static int line_of(const lines *L, size_t off)
     return lo;
 }
 
-static void chunk_c(out *o, const lines *L)
+/* Skips what holds no braces that count, starting at t[i]: a preprocessor line (with its
+ * backslash continuations; only at a line's start), a comment, a string or character
+ * literal. Returns the offset after it, or i when t[i] starts none of them. *quote is set to
+ * the quote character when a literal was skipped. */
+static size_t skip_c_trivia(const char *t, size_t len, size_t i, int line_start, char *quote)
+{
+    char c = t[i];
+    *quote = 0;
+    if (line_start && c == '#') {
+        while (i < len && t[i] != '\n') {
+            if (t[i] == '\\' && i + 1 < len && t[i + 1] == '\n')
+                i++;
+            else if (t[i] == '\\' && i + 2 < len && t[i + 1] == '\r' && t[i + 2] == '\n')
+                i += 2;
+            i++;
+        }
+        return i;
+    }
+    if (c == '/' && i + 1 < len && t[i + 1] == '/') {
+        while (i < len && t[i] != '\n')
+            i++;
+        return i;
+    }
+    if (c == '/' && i + 1 < len && t[i + 1] == '*') {
+        i += 2;
+        while (i + 1 < len && !(t[i] == '*' && t[i + 1] == '/'))
+            i++;
+        return i + 2 < len ? i + 2 : len;
+    }
+    if (c == '"' || c == '\'') {
+        i++;
+        while (i < len && t[i] != c && t[i] != '\n')
+            i += (t[i] == '\\' && i + 1 < len) ? 2 : 1;
+        if (i < len && t[i] == c)
+            i++;
+        *quote = c;
+        return i;
+    }
+    return i;
+}
+
+/* The functions found so far, as byte ranges titled with their names. */
+typedef struct fn_list {
+    range *v;
+    size_t n, cap;
+} fn_list;
+
+/* Adds the function whose text is t[from, to); its name is the identifier before the
+ * parenthesis at paren ((size_t)-1: none, untitled). */
+static int add_c_function(out *o, fn_list *fl, const char *t, size_t from, size_t paren,
+                          size_t to)
+{
+    if (fl->n == fl->cap) {
+        size_t cap = fl->cap ? fl->cap * 2 : 16;
+        range *v = realloc(fl->v, cap * sizeof *v);
+        if (!v)
+            return o->rc = ggi_error(GG_ENOMEM, "out of memory chunking a document");
+        fl->v = v;
+        fl->cap = cap;
+    }
+    range *r = &fl->v[fl->n++];
+    r->from = from;
+    r->to = to;
+    r->title[0] = '\0';
+    if (paren != (size_t)-1) {
+        size_t q = paren;
+        while (q > from && (t[q - 1] == ' ' || t[q - 1] == '\t'))
+            q--;
+        size_t s = q;
+        while (s > from && ((t[s - 1] >= 'a' && t[s - 1] <= 'z') ||
+                            (t[s - 1] >= 'A' && t[s - 1] <= 'Z') ||
+                            (t[s - 1] >= '0' && t[s - 1] <= '9') || t[s - 1] == '_'))
+            s--;
+        if (s < q)
+            title_ident(r->title, sizeof r->title, "", t, s, q);
+    }
+    return GG_OK;
+}
+
+/* Finds the function definitions: a brace at depth 0 right after a ')' opens one, from the
+ * end of the declaration before it to its matching brace. */
+static void find_c_functions(out *o, const lines *L, fn_list *fl)
 {
     const char *t = L->t;
     size_t len = L->len;
-    range *fn = NULL;
-    size_t nfn = 0, capfn = 0;
     int depth = 0, in_fn = 0, line_start = 1;
     size_t decl = 0, paren = (size_t)-1, fn_from = 0, fn_paren = (size_t)-1;
     char last = 0; /* last code character at depth 0 */
     size_t i = 0;
     while (i < len && !o->rc) {
-        char c = t[i];
-        if (c == '\n') {
-            line_start = 1;
+        char c = t[i], quote;
+        if (c == '\n' || c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v') {
+            line_start = line_start || c == '\n';
             i++;
             continue;
         }
-        if (c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v') {
-            i++;
-            continue;
-        }
-        if (line_start && c == '#') {
-            /* A preprocessor line, with its backslash continuations. */
-            while (i < len && t[i] != '\n') {
-                if (t[i] == '\\' && i + 1 < len && t[i + 1] == '\n')
-                    i++;
-                else if (t[i] == '\\' && i + 2 < len && t[i + 1] == '\r' && t[i + 2] == '\n')
-                    i += 2;
-                i++;
-            }
-            if (depth == 0) {
-                decl = i;
+        size_t after = skip_c_trivia(t, len, i, line_start, &quote);
+        if (after != i) {
+            if (line_start && c == '#' && depth == 0) {
+                decl = after;
                 paren = (size_t)-1;
             }
+            if (quote && depth == 0)
+                last = quote;
+            line_start = c == '#' && line_start;
+            i = after;
             continue;
         }
         line_start = 0;
-        if (c == '/' && i + 1 < len && t[i + 1] == '/') {
-            while (i < len && t[i] != '\n')
-                i++;
-            continue;
-        }
-        if (c == '/' && i + 1 < len && t[i + 1] == '*') {
-            i += 2;
-            while (i + 1 < len && !(t[i] == '*' && t[i + 1] == '/'))
-                i++;
-            i = i + 2 < len ? i + 2 : len;
-            continue;
-        }
-        if (c == '"' || c == '\'') {
-            i++;
-            while (i < len && t[i] != c && t[i] != '\n')
-                i += (t[i] == '\\' && i + 1 < len) ? 2 : 1;
-            if (i < len && t[i] == c)
-                i++;
-            if (depth == 0)
-                last = c;
-            continue;
-        }
         if (depth == 0) {
             if (c == '(' && paren == (size_t)-1)
                 paren = i;
@@ -379,63 +429,43 @@ static void chunk_c(out *o, const lines *L)
             last = c;
         } else if (c == '{') {
             depth++;
-        } else if (c == '}') {
-            if (--depth == 0) {
-                last = '}';
-                if (in_fn) {
-                    if (nfn == capfn) {
-                        size_t cap = capfn ? capfn * 2 : 16;
-                        range *v = realloc(fn, cap * sizeof *v);
-                        if (!v) {
-                            o->rc = ggi_error(GG_ENOMEM, "out of memory chunking a document");
-                            break;
-                        }
-                        fn = v;
-                        capfn = cap;
-                    }
-                    range *r = &fn[nfn++];
-                    r->from = fn_from;
-                    r->to = i + 1;
-                    r->title[0] = '\0';
-                    if (fn_paren != (size_t)-1) {
-                        size_t q = fn_paren;
-                        while (q > fn_from && (t[q - 1] == ' ' || t[q - 1] == '\t'))
-                            q--;
-                        size_t s = q;
-                        while (s > fn_from &&
-                               ((t[s - 1] >= 'a' && t[s - 1] <= 'z') ||
-                                (t[s - 1] >= 'A' && t[s - 1] <= 'Z') ||
-                                (t[s - 1] >= '0' && t[s - 1] <= '9') || t[s - 1] == '_'))
-                            s--;
-                        if (s < q)
-                            title_ident(r->title, sizeof r->title, "", t, s, q);
-                    }
-                    in_fn = 0;
-                    decl = i + 1;
-                    paren = (size_t)-1;
-                }
+        } else if (c == '}' && --depth == 0) {
+            last = '}';
+            if (in_fn) {
+                if (add_c_function(o, fl, t, fn_from, fn_paren, i + 1))
+                    break;
+                in_fn = 0;
+                decl = i + 1;
+                paren = (size_t)-1;
             }
         }
         i++;
     }
+}
+
+static void chunk_c(out *o, const lines *L)
+{
+    const char *t = L->t;
+    fn_list fl = {NULL, 0, 0};
+    find_c_functions(o, L, &fl);
     /* Functions as line ranges; the lines between them as chunks of their own. */
     int next = 0; /* first line not yet emitted */
-    for (size_t k = 0; k < nfn && !o->rc; k++) {
-        size_t from = fn[k].from;
-        while (from < fn[k].to && (t[from] == ' ' || t[from] == '\t' || t[from] == '\n' ||
-                                   t[from] == '\r'))
+    for (size_t k = 0; k < fl.n && !o->rc; k++) {
+        size_t from = fl.v[k].from;
+        while (from < fl.v[k].to && (t[from] == ' ' || t[from] == '\t' || t[from] == '\n' ||
+                                     t[from] == '\r'))
             from++;
-        int a = line_of(L, from), b = line_of(L, fn[k].to - 1);
+        int a = line_of(L, from), b = line_of(L, fl.v[k].to - 1);
         if (a < next)
             a = next;
         if (next <= a - 1)
             emit(o, L, next, a - 1, "");
-        emit(o, L, a, b, fn[k].title);
+        emit(o, L, a, b, fl.v[k].title);
         next = b + 1;
     }
     if (next < L->n)
         emit(o, L, next, L->n - 1, "");
-    free(fn);
+    free(fl.v);
 }
 
 /* ---- Markdown and text ---- */

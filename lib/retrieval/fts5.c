@@ -862,74 +862,55 @@ static int candidates(conn *co, const char *match, const char *lang, const char 
 
 static int parse_id(const cJSON *v, sqlite3_int64 *out);
 
-int ggi_fts5_search(ggi_fts5 *x, const char *query_json, char **out_json)
+/* The query's fields, checked; q holds the strings. */
+typedef struct query {
+    cJSON *q;
+    const char *text, *lang, *kind_in;
+    long long k;
+} query;
+
+static int parse_query(const char *query_json, query *qr)
 {
-    *out_json = NULL;
+    memset(qr, 0, sizeof *qr);
+    qr->k = DEFAULT_K;
     size_t qlen = strlen(query_json);
     if (qlen > MAX_QUERY_BYTES)
         return ggi_error(GG_ETOOBIG, "retriever query is %zu bytes, the limit is %u", qlen,
                          MAX_QUERY_BYTES);
-    cJSON *q = NULL;
-    int rc = ggi_json_parse(query_json, qlen, &q);
+    int rc = ggi_json_parse(query_json, qlen, &qr->q);
     if (rc)
         return ggi_error_wrap("retriever query: ");
-    const char *text = NULL, *lang = NULL, *kind_in = NULL;
-    long long k = DEFAULT_K;
+    cJSON *q = qr->q;
     if (!cJSON_IsObject(q))
         rc = ggi_error(GG_EINVAL, "retriever query must be a JSON object");
     if (!rc)
-        rc = ggi_json_string(q, "text", 1, 0, &text);
+        rc = ggi_json_string(q, "text", 1, 0, &qr->text);
     if (!rc)
-        rc = ggi_json_string(q, "language", 0, 64, &lang);
+        rc = ggi_json_string(q, "language", 0, 64, &qr->lang);
     if (!rc)
-        rc = ggi_json_int(q, "k", 0, 1, MAX_K, &k);
+        rc = ggi_json_int(q, "k", 0, 1, MAX_K, &qr->k);
     if (!rc)
-        rc = ggi_json_string(q, "kind", 0, GGI_CREDIT_KIND_MAX - 1, &kind_in);
-    if (!rc && kind_in && !ggi_credit_kind_ok(kind_in))
+        rc = ggi_json_string(q, "kind", 0, GGI_CREDIT_KIND_MAX - 1, &qr->kind_in);
+    if (!rc && qr->kind_in && !ggi_credit_kind_ok(qr->kind_in))
         rc = ggi_error(GG_EINVAL, "field 'kind' may hold only letters, digits and _-.:+");
     if (!rc && !cJSON_GetObjectItemCaseSensitive(q, "k"))
-        k = DEFAULT_K;
+        qr->k = DEFAULT_K;
     if (rc) {
-        cJSON_Delete(q);
+        cJSON_Delete(qr->q);
+        qr->q = NULL;
         return ggi_error_wrap("retriever query: ");
     }
-    char *match = NULL;
-    if ((rc = ggi_fts5_match_expr(text, &match))) {
-        cJSON_Delete(q);
-        return rc;
-    }
-    char kind[GGI_CREDIT_KIND_MAX];
-    if (kind_in)
-        snprintf(kind, sizeof kind, "%s", kind_in);
-    else
-        ggi_credit_kind(text, lang, kind);
-    cJSON *res = cJSON_CreateObject();
-    cJSON *arr = res ? cJSON_AddArrayToObject(res, "results") : NULL;
-    if (!arr || ggi_json_add_str(res, "kind", kind)) {
-        free(match);
-        cJSON_Delete(q);
-        cJSON_Delete(res);
-        return ggi_error(GG_ENOMEM, "out of memory");
-    }
-    conn *co = NULL;
-    cand *cs = NULL;
-    if (!*match)
-        goto print; /* nothing to look for */
-    if ((rc = conn_get(x, &co)))
-        goto done;
-    long long pool = k * POOL_PER_K;
-    pool = pool < POOL_MIN ? POOL_MIN : pool > POOL_MAX ? POOL_MAX : pool;
-    int n = 0;
-    /* Solutions of other kinds are told apart only when the query's kind is a task's. */
-    if ((rc = candidates(co, match, lang, kind_in || lang ? kind : NULL, x->weight > 0,
-                         (int)pool, &n)))
-        goto done;
-    cs = co->cands;
+    return GG_OK;
+}
+
+/* Blends relevance and usefulness into each candidate's score, then sorts; in a share of
+ * queries the usefulness is a Thompson draw. */
+static void score_candidates(ggi_fts5 *x, cand *cs, int n)
+{
     double best = 0;
     for (int i = 0; i < n; i++)
         if (-cs[i].bm25 > best)
             best = -cs[i].bm25;
-    /* Blend; in a share of queries the usefulness is a Thompson draw. */
     uint64_t rng = 0;
     int explore = 0;
     if (x->weight > 0 && n > 0) {
@@ -952,9 +933,13 @@ int ggi_fts5_search(ggi_fts5 *x, const char *query_json, char **out_json)
         c->score = c->rel * pow(2.0 * u, x->weight);
     }
     qsort(cs, (size_t)n, sizeof *cs, cand_cmp);
-    /* What led a failed attempt of the task goes last, in its order (retries as
-     * experiments), before the rule on solutions below, so that the retry does not start
-     * with another kind's solution. */
+}
+
+/* What led a failed attempt of the task goes last, in its order (retries as experiments),
+ * before the rule on solutions below, so that the retry does not start with another kind's
+ * solution. */
+static int demote_candidates(const cJSON *q, cand *cs, int n)
+{
     const cJSON *demote = cJSON_GetObjectItemCaseSensitive(q, "demote");
     int n_demoted = 0;
     for (int i = 0; i < n && cJSON_IsArray(demote); i++) {
@@ -972,22 +957,26 @@ int ggi_fts5_search(ggi_fts5 *x, const char *query_json, char **out_json)
             }
         }
     }
-    if (n_demoted > 0 && n_demoted < n) {
-        cand *tmp = malloc((size_t)n * sizeof *tmp);
-        if (!tmp) {
-            rc = ggi_error(GG_ENOMEM, "out of memory");
-            goto done;
-        }
-        int j = 0;
-        for (int pass = 0; pass < 2; pass++)
-            for (int i = 0; i < n; i++)
-                if (cs[i].demoted == pass)
-                    tmp[j++] = cs[i];
-        memcpy(cs, tmp, (size_t)n * sizeof *tmp);
-        free(tmp);
-    }
-    /* Solutions of other kinds of task do not swamp the results: at most one, and not
-     * first while anything else is there (docs/retrieval.md, "Solutions found again"). */
+    if (n_demoted == 0 || n_demoted >= n)
+        return GG_OK;
+    cand *tmp = malloc((size_t)n * sizeof *tmp);
+    if (!tmp)
+        return ggi_error(GG_ENOMEM, "out of memory");
+    int j = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < n; i++)
+            if (cs[i].demoted == pass)
+                tmp[j++] = cs[i];
+    memcpy(cs, tmp, (size_t)n * sizeof *tmp);
+    free(tmp);
+    return GG_OK;
+}
+
+/* Solutions of other kinds of task do not swamp the results: at most one, and not first
+ * while anything else is there (docs/retrieval.md, "Solutions found again"). The others get
+ * a negative score: dropped. */
+static void limit_foreign(const ggi_fts5 *x, cand *cs, int n)
+{
     int foreign_at = -1;
     for (int i = 0; i < n && x->weight > 0; i++) {
         if (!cs[i].foreign)
@@ -995,7 +984,7 @@ int ggi_fts5_search(ggi_fts5 *x, const char *query_json, char **out_json)
         if (foreign_at < 0)
             foreign_at = i;
         else
-            cs[i].score = -1; /* dropped below */
+            cs[i].score = -1;
     }
     int next = 1;
     while (foreign_at == 0 && next < n && cs[next].score < 0)
@@ -1005,25 +994,74 @@ int ggi_fts5_search(ggi_fts5 *x, const char *query_json, char **out_json)
         memmove(&cs[0], &cs[1], (size_t)next * sizeof *cs);
         cs[next] = t;
     }
+}
+
+/* The candidates for match, ranked, the first k of them into arr. */
+static int rank_into(ggi_fts5 *x, conn *co, const query *qr, const char *match,
+                     const char *kind, cJSON *arr)
+{
+    long long pool = qr->k * POOL_PER_K;
+    pool = pool < POOL_MIN ? POOL_MIN : pool > POOL_MAX ? POOL_MAX : pool;
+    int n = 0;
+    /* Solutions of other kinds are told apart only when the query's kind is a task's. */
+    int rc = candidates(co, match, qr->lang, qr->kind_in || qr->lang ? kind : NULL,
+                        x->weight > 0, (int)pool, &n);
+    if (rc)
+        return rc;
+    cand *cs = co->cands;
+    score_candidates(x, cs, n);
+    if ((rc = demote_candidates(qr->q, cs, n)))
+        return rc;
+    limit_foreign(x, cs, n);
     size_t used = 0;
     int got = 0;
-    for (int i = 0; i < n && got < k && !rc; i++) {
+    for (int i = 0; i < n && got < qr->k && !rc; i++) {
         if (cs[i].score < 0)
             continue;
         int added = 0;
         rc = add_result(co, &cs[i], arr, x->max_chars, &used, &added);
         got += added;
     }
+    return rc;
+}
+
+int ggi_fts5_search(ggi_fts5 *x, const char *query_json, char **out_json)
+{
+    *out_json = NULL;
+    query qr;
+    int rc = parse_query(query_json, &qr);
     if (rc)
-        goto done;
-print:
-    if (!(*out_json = ggi_json_print(res)))
+        return rc;
+    char *match = NULL;
+    if ((rc = ggi_fts5_match_expr(qr.text, &match))) {
+        cJSON_Delete(qr.q);
+        return rc;
+    }
+    char kind[GGI_CREDIT_KIND_MAX];
+    if (qr.kind_in)
+        snprintf(kind, sizeof kind, "%s", qr.kind_in);
+    else
+        ggi_credit_kind(qr.text, qr.lang, kind);
+    cJSON *res = cJSON_CreateObject();
+    cJSON *arr = res ? cJSON_AddArrayToObject(res, "results") : NULL;
+    if (!arr || ggi_json_add_str(res, "kind", kind)) {
+        free(match);
+        cJSON_Delete(qr.q);
+        cJSON_Delete(res);
+        return ggi_error(GG_ENOMEM, "out of memory");
+    }
+    conn *co = NULL;
+    if (*match) { /* else nothing to look for */
+        rc = conn_get(x, &co);
+        if (!rc)
+            rc = rank_into(x, co, &qr, match, kind, arr);
+    }
+    if (!rc && !(*out_json = ggi_json_print(res)))
         rc = ggi_error(GG_ENOMEM, "out of memory");
-done:
     conn_put(x, co);
     free(match);
     cJSON_Delete(res);
-    cJSON_Delete(q);
+    cJSON_Delete(qr.q);
     return rc;
 }
 
@@ -1642,6 +1680,69 @@ static int prune(ggi_fts5 *x, const cJSON *d, cJSON *res)
     return rc;
 }
 
+/* {"kind": "prune", ...}: removes what the request names; the counts into *out_json. */
+static int prune_request(ggi_fts5 *x, cJSON *d, char **out_json)
+{
+    cJSON *res = cJSON_CreateObject();
+    int rc = res ? prune(x, d, res) : ggi_error(GG_ENOMEM, "out of memory");
+    if (!rc && !(*out_json = ggi_json_print(res)))
+        rc = ggi_error(GG_ENOMEM, "out of memory");
+    cJSON_Delete(res);
+    return rc;
+}
+
+/* A solution is retrieved whole when it fits one chunk: that one chunk (none for an empty
+ * text). */
+static int whole_chunk(const char *text, size_t tlen, ggi_chunk **ch, size_t *n)
+{
+    if (!tlen)
+        return GG_OK;
+    if (!(*ch = calloc(1, sizeof **ch)))
+        return ggi_error(GG_ENOMEM, "out of memory");
+    int lines = 1;
+    for (size_t i = 0; i + 1 < tlen; i++)
+        lines += text[i] == '\n';
+    (*ch)->off = 0;
+    (*ch)->len = tlen;
+    (*ch)->line_start = 1;
+    (*ch)->line_end = lines;
+    *n = 1;
+    return GG_OK;
+}
+
+/* Inside the add's transaction: a solution replaces the task's earlier one; a document's
+ * chunks are brought up to date (a new document starts with an empty row, so one path does
+ * both). The document's hash covers its language, kind and text. */
+static int write_document(add_ctx *a, int solution)
+{
+    char doc_hash[17];
+    ggi_buf hb = GGI_BUF_INIT;
+    int rc = ggi_buf_printf(&hb, "%s\n%s\n", a->lang, a->kind) || ggi_buf_puts(&hb, a->text)
+                 ? ggi_error(GG_ENOMEM, "out of memory")
+                 : GG_OK;
+    if (!rc)
+        ggi_hash_hex(hb.data, hb.len, doc_hash);
+    ggi_buf_free(&hb);
+    if (rc)
+        return rc;
+    if (solution) {
+        if (a->task_id)
+            rc = solution_replace(a, doc_hash);
+        return rc ? rc : add_solution(a, doc_hash);
+    }
+    sqlite3_stmt *s;
+    sqlite3_int64 doc = 0;
+    if (!(rc = stmt(a->c, S_DOC_FIND, &s))) {
+        sqlite3_bind_text(s, 1, a->source, -1, SQLITE_STATIC);
+        int r = sqlite3_step(s);
+        doc = r == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+        sqlite3_reset(s);
+    }
+    if (!rc && !doc)
+        rc = doc_insert(a->c, a->source, a->source, a->kind, a->lang, "", &doc);
+    return rc ? rc : add_document(a, doc_hash);
+}
+
 int ggi_fts5_add(ggi_fts5 *x, const char *doc_json, char **out_json)
 {
     *out_json = NULL;
@@ -1658,11 +1759,7 @@ int ggi_fts5_add(ggi_fts5 *x, const char *doc_json, char **out_json)
                                : ggi_error(GG_EINVAL, "retriever document must be a JSON object");
     const char *op = rc ? NULL : cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "kind"));
     if (op && strcmp(op, "prune") == 0) {
-        cJSON *res = cJSON_CreateObject();
-        rc = res ? prune(x, d, res) : ggi_error(GG_ENOMEM, "out of memory");
-        if (!rc && !(*out_json = ggi_json_print(res)))
-            rc = ggi_error(GG_ENOMEM, "out of memory");
-        cJSON_Delete(res);
+        rc = prune_request(x, d, out_json);
         cJSON_Delete(d);
         return rc;
     }
@@ -1699,25 +1796,10 @@ int ggi_fts5_add(ggi_fts5 *x, const char *doc_json, char **out_json)
     size_t tlen = text ? strlen(text) : 0;
     ggi_chunk *ch = NULL;
     size_t n = 0;
-    if (!rc) {
-        if (solution && tlen <= x->max_chunk) {
-            /* A solution is retrieved whole when it fits one chunk. */
-            if (tlen && (ch = calloc(1, sizeof *ch))) {
-                int lines = 1;
-                for (size_t i = 0; i + 1 < tlen; i++)
-                    lines += text[i] == '\n';
-                ch->off = 0;
-                ch->len = tlen;
-                ch->line_start = 1;
-                ch->line_end = lines;
-                n = 1;
-            } else if (tlen) {
-                rc = ggi_error(GG_ENOMEM, "out of memory");
-            }
-        } else {
-            rc = ggi_chunk_text(text, tlen, lang, x->max_chunk, 0, &ch, &n);
-        }
-    }
+    if (!rc)
+        rc = solution && tlen <= x->max_chunk
+                 ? whole_chunk(text, tlen, &ch, &n)
+                 : ggi_chunk_text(text, tlen, lang, x->max_chunk, 0, &ch, &n);
     cJSON *res = rc ? NULL : cJSON_CreateObject();
     cJSON *ids = res ? cJSON_AddArrayToObject(res, "ids") : NULL;
     if (!rc && !ids)
@@ -1726,34 +1808,7 @@ int ggi_fts5_add(ggi_fts5 *x, const char *doc_json, char **out_json)
     if (!rc && !(rc = conn_get(x, &c)) && !(rc = exec_simple(c, S_BEGIN))) {
         add_ctx a = { c, source, kind, lang, text, task_id, task_kind ? task_kind : "", ch, n,
                       ids, 0, 0, 0 };
-        char doc_hash[17];
-        ggi_buf hb = GGI_BUF_INIT;
-        rc = ggi_buf_printf(&hb, "%s\n%s\n", lang, kind) || ggi_buf_puts(&hb, text)
-                 ? ggi_error(GG_ENOMEM, "out of memory")
-                 : GG_OK;
-        if (!rc)
-            ggi_hash_hex(hb.data, hb.len, doc_hash);
-        ggi_buf_free(&hb);
-        if (!rc && solution) {
-            if (task_id)
-                rc = solution_replace(&a, doc_hash);
-            if (!rc)
-                rc = add_solution(&a, doc_hash);
-        } else if (!rc) {
-            sqlite3_stmt *s;
-            sqlite3_int64 doc = 0;
-            if (!(rc = stmt(c, S_DOC_FIND, &s))) {
-                sqlite3_bind_text(s, 1, source, -1, SQLITE_STATIC);
-                int r = sqlite3_step(s);
-                doc = r == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
-                sqlite3_reset(s);
-            }
-            /* A new document starts with an empty row, so one path does both. */
-            if (!rc && !doc)
-                rc = doc_insert(c, source, source, kind, lang, "", &doc);
-            if (!rc)
-                rc = add_document(&a, doc_hash);
-        }
+        rc = write_document(&a, solution);
         if (!rc)
             rc = exec_simple(c, S_COMMIT);
         if (!rc && (ggi_json_add_num(res, "added", a.added) ||

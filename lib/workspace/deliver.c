@@ -548,16 +548,129 @@ static int make_signature(git_signature **out, const identity *id, const char *r
 GGI_OPTIONS_LAYOUT(deliver_options, gg_deliver_options, GG_DELIVER_OPTIONS_VERSION,
                    GGI_OPTIONS_END(gg_deliver_options, committer_email));
 
+/* Only a task on a local git repository can be delivered. */
+static int check_repo_field(const deliver_input *in)
+{
+    if (!in->repo)
+        return ggi_error(GG_EINVAL, "task '%s' has no 'workspace.repo': only a task on a git "
+                         "repository can be delivered to a branch", in->task_id);
+    if (is_url(in->repo))
+        return ggi_error(GG_EINVAL, "task '%s': workspace.repo '%s' is a URL; delivery commits "
+                         "into a local repository only (clone it, deliver into the clone, "
+                         "push the branch)", in->task_id, in->repo);
+    return GG_OK;
+}
+
+/* The repository the task names, opened, its base commit found, and the branch refused if it
+ * exists: a clear error before any object is written (git_reference_create checks again). */
+static int open_target(const deliver_input *in, const char *branch, deliver_state *s)
+{
+    int grc = git_repository_open_ext(&s->repo, in->repo, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL);
+    if (grc == GIT_ENOTFOUND)
+        return ggi_error(GG_ENOTFOUND, "task '%s': workspace.repo '%s': no git repository "
+                         "there", in->task_id, in->repo);
+    if (grc < 0)
+        return git_fail(GG_EIO, "opening workspace.repo");
+    int rc = find_base(in, s);
+    if (rc != GG_OK)
+        return rc;
+    grc = git_reference_lookup(&s->ref, s->repo, branch);
+    if (grc == 0)
+        return ggi_error(GG_EEXIST, "task '%s': the branch '%s' exists already in '%s'; it is "
+                         "never moved: delete it or deliver to another branch", in->task_id,
+                         branch + 11, in->repo);
+    git_reference_free(s->ref);
+    s->ref = NULL;
+    return GG_OK;
+}
+
+/* The result's patch applied to the base commit's tree, written as a tree object. */
+static int patched_tree(const deliver_input *in, deliver_state *s)
+{
+    git_oid tree_oid;
+    if (git_diff_from_buffer(&s->diff, in->patch, strlen(in->patch)) < 0) {
+        git_fail(GG_EINVAL, "the result's 'patch' is not a diff git can read");
+        return ggi_error_wrap("task '%s': ", in->task_id);
+    }
+    if (git_diff_num_deltas(s->diff) == 0)
+        return ggi_error(GG_EINVAL, "task '%s': the result's 'patch' holds no change git can "
+                         "read (not a unified diff in git's format?)", in->task_id);
+    if (git_apply_to_tree(&s->index, s->repo, s->base_tree, s->diff, NULL) < 0) {
+        char what[128];
+        snprintf(what, sizeof what, "the result's 'patch' does not apply to the base commit "
+                 "%.12s", git_oid_tostr_s(git_commit_id(s->base)));
+        git_fail(GG_EIO, what);
+        return ggi_error_wrap("task '%s': ", in->task_id);
+    }
+    if (git_index_write_tree_to(&tree_oid, s->index, s->repo) < 0 ||
+        git_tree_lookup(&s->tree, s->repo, &tree_oid) < 0)
+        return git_fail(GG_EIO, "writing the patched tree");
+    return GG_OK;
+}
+
+/* The branch, created only when absent, checked under the reference's lock (the zero id as
+ * its expected value): git_reference_create's own check comes before the lock, so two writers
+ * could both pass it. Another writer holding the lock (creating the same branch at this
+ * moment): wait for it to let go, then the branch exists or is free. */
+static int create_branch(const deliver_input *in, deliver_state *s, const char *branch,
+                         const git_oid *commit_oid)
+{
+    char reflog[200];
+    snprintf(reflog, sizeof reflog, "gryphgen: deliver task %.150s", in->task_id);
+    git_oid zero;
+    memset(&zero, 0, sizeof zero);
+    int grc;
+    for (int tries = 0;; tries++) {
+        grc = git_reference_create_matching(&s->ref, s->repo, branch, commit_oid, 0, &zero,
+                                            reflog);
+        if (grc != GIT_ELOCKED || tries >= DELIVER_LOCK_TRIES)
+            break;
+        ggi_sleep_ms(DELIVER_LOCK_WAIT_MS);
+    }
+    if (grc == GIT_ELOCKED) {
+        git_fail(GG_EBUSY, "the branch is locked by another writer");
+        return ggi_error_wrap("task '%s': %s: ", in->task_id, branch);
+    }
+    if (grc == GIT_EEXISTS || grc == GIT_EMODIFIED)
+        return ggi_error(GG_EEXIST, "task '%s': the branch '%s' exists already in '%s' (or a "
+                         "branch named like its folder); it is never moved: delete it or "
+                         "deliver to another branch", in->task_id, branch + 11, in->repo);
+    if (grc < 0) {
+        git_fail(GG_EIO, "creating the branch");
+        return ggi_error_wrap("task '%s': %s: ", in->task_id, branch);
+    }
+    return GG_OK;
+}
+
+/* {"branch": ..., "commit": ..., "parent": ...} */
+static int deliver_reply(const deliver_state *s, const char *branch, const git_oid *commit_oid,
+                         char **out_json)
+{
+    ggi_buf out = GGI_BUF_INIT;
+    char commit_hex[GIT_OID_HEXSZ + 1], parent_hex[GIT_OID_HEXSZ + 1];
+    git_oid_tostr(commit_hex, sizeof commit_hex, commit_oid);
+    git_oid_tostr(parent_hex, sizeof parent_hex, git_commit_id(s->base));
+    if (ggi_buf_puts(&out, "{\"branch\":") != GG_OK ||
+        ggi_json_write_string(&out, branch) != GG_OK ||
+        ggi_buf_printf(&out, ",\"commit\":\"%s\",\"parent\":\"%s\"}", commit_hex,
+                       parent_hex) != GG_OK) {
+        ggi_buf_free(&out);
+        return ggi_error(GG_ENOMEM, "out of memory");
+    }
+    *out_json = ggi_buf_steal(&out);
+    return GG_OK;
+}
+
 int gg_workspace_deliver(const char *task_json, const char *result_json,
                          const gg_deliver_options *opts, char **out_json)
 {
     deliver_input in;
     deliver_state s;
-    ggi_buf full = GGI_BUF_INIT, msg = GGI_BUF_INIT, out = GGI_BUF_INIT;
+    ggi_buf full = GGI_BUF_INIT, msg = GGI_BUF_INIT;
     identity author, committer;
-    git_oid tree_oid, commit_oid;
+    git_oid commit_oid;
     size_t subject_len;
-    int rc, grc;
+    int rc;
 
     memset(&s, 0, sizeof s);
     memset(&in, 0, sizeof in);
@@ -572,72 +685,13 @@ int gg_workspace_deliver(const char *task_json, const char *result_json,
     if (git_init_rc < 0)
         return git_fail(GG_EIO, "initialising libgit2");
 
-    if ((rc = input_parse(task_json, result_json, &in)) != GG_OK)
-        goto out;
-    if (!in.repo) {
-        rc = ggi_error(GG_EINVAL, "task '%s' has no 'workspace.repo': only a task on a git "
-                       "repository can be delivered to a branch", in.task_id);
-        goto out;
-    }
-    if (is_url(in.repo)) {
-        rc = ggi_error(GG_EINVAL, "task '%s': workspace.repo '%s' is a URL; delivery commits "
-                       "into a local repository only (clone it, deliver into the clone, "
-                       "push the branch)", in.task_id, in.repo);
-        goto out;
-    }
-    if ((rc = branch_name(&in, opts, &full)) != GG_OK ||
+    if ((rc = input_parse(task_json, result_json, &in)) != GG_OK ||
+        (rc = check_repo_field(&in)) != GG_OK ||
+        (rc = branch_name(&in, opts, &full)) != GG_OK ||
         (rc = identities(opts, &author, &committer)) != GG_OK ||
-        (rc = make_message(&in, 0, &msg, &subject_len)) != GG_OK)
-        goto out;
-
-    grc = git_repository_open_ext(&s.repo, in.repo, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL);
-    if (grc == GIT_ENOTFOUND) {
-        rc = ggi_error(GG_ENOTFOUND, "task '%s': workspace.repo '%s': no git repository "
-                       "there", in.task_id, in.repo);
-        goto out;
-    }
-    if (grc < 0) {
-        rc = git_fail(GG_EIO, "opening workspace.repo");
-        goto out;
-    }
-    if ((rc = find_base(&in, &s)) != GG_OK)
-        goto out;
-
-    /* a clear error before any object is written; git_reference_create checks again */
-    grc = git_reference_lookup(&s.ref, s.repo, full.data);
-    if (grc == 0) {
-        rc = ggi_error(GG_EEXIST, "task '%s': the branch '%s' exists already in '%s'; it is "
-                       "never moved: delete it or deliver to another branch", in.task_id,
-                       full.data + 11, in.repo);
-        goto out;
-    }
-    git_reference_free(s.ref);
-    s.ref = NULL;
-
-    if (git_diff_from_buffer(&s.diff, in.patch, strlen(in.patch)) < 0) {
-        rc = git_fail(GG_EINVAL, "the result's 'patch' is not a diff git can read");
-        rc = ggi_error_wrap("task '%s': ", in.task_id);
-        goto out;
-    }
-    if (git_diff_num_deltas(s.diff) == 0) {
-        rc = ggi_error(GG_EINVAL, "task '%s': the result's 'patch' holds no change git can "
-                       "read (not a unified diff in git's format?)", in.task_id);
-        goto out;
-    }
-    if (git_apply_to_tree(&s.index, s.repo, s.base_tree, s.diff, NULL) < 0) {
-        char what[128];
-        snprintf(what, sizeof what, "the result's 'patch' does not apply to the base commit "
-                 "%.12s", git_oid_tostr_s(git_commit_id(s.base)));
-        git_fail(GG_EIO, what);
-        rc = ggi_error_wrap("task '%s': ", in.task_id);
-        goto out;
-    }
-    if (git_index_write_tree_to(&tree_oid, s.index, s.repo) < 0 ||
-        git_tree_lookup(&s.tree, s.repo, &tree_oid) < 0) {
-        rc = git_fail(GG_EIO, "writing the patched tree");
-        goto out;
-    }
-    if ((rc = make_signature(&s.author, &author, "author")) != GG_OK ||
+        (rc = make_message(&in, 0, &msg, &subject_len)) != GG_OK ||
+        (rc = open_target(&in, full.data, &s)) != GG_OK || (rc = patched_tree(&in, &s)) ||
+        (rc = make_signature(&s.author, &author, "author")) != GG_OK ||
         (rc = make_signature(&s.committer, &committer, "committer")) != GG_OK)
         goto out;
     const git_commit *parents[1] = {s.base};
@@ -646,50 +700,8 @@ int gg_workspace_deliver(const char *task_json, const char *result_json,
         rc = git_fail(GG_EIO, "creating the commit");
         goto out;
     }
-    char reflog[200];
-    snprintf(reflog, sizeof reflog, "gryphgen: deliver task %.150s", in.task_id);
-    /* Created only when absent, checked under the reference's lock (the zero id as its
-     * expected value): git_reference_create's own check comes before the lock, so two
-     * writers could both pass it. Another writer holding the lock (creating the same
-     * branch at this moment): wait for it to let go, then the branch exists or is free. */
-    git_oid zero;
-    memset(&zero, 0, sizeof zero);
-    for (int tries = 0;; tries++) {
-        grc = git_reference_create_matching(&s.ref, s.repo, full.data, &commit_oid, 0, &zero,
-                                            reflog);
-        if (grc != GIT_ELOCKED || tries >= DELIVER_LOCK_TRIES)
-            break;
-        ggi_sleep_ms(DELIVER_LOCK_WAIT_MS);
-    }
-    if (grc == GIT_ELOCKED) {
-        rc = git_fail(GG_EBUSY, "the branch is locked by another writer");
-        rc = ggi_error_wrap("task '%s': %s: ", in.task_id, full.data);
-        goto out;
-    }
-    if (grc == GIT_EEXISTS || grc == GIT_EMODIFIED) {
-        rc = ggi_error(GG_EEXIST, "task '%s': the branch '%s' exists already in '%s' (or a "
-                       "branch named like its folder); it is never moved: delete it or "
-                       "deliver to another branch", in.task_id, full.data + 11, in.repo);
-        goto out;
-    }
-    if (grc < 0) {
-        rc = git_fail(GG_EIO, "creating the branch");
-        rc = ggi_error_wrap("task '%s': %s: ", in.task_id, full.data);
-        goto out;
-    }
-
-    char commit_hex[GIT_OID_HEXSZ + 1], parent_hex[GIT_OID_HEXSZ + 1];
-    git_oid_tostr(commit_hex, sizeof commit_hex, &commit_oid);
-    git_oid_tostr(parent_hex, sizeof parent_hex, git_commit_id(s.base));
-    if (ggi_buf_puts(&out, "{\"branch\":") != GG_OK ||
-        ggi_json_write_string(&out, full.data) != GG_OK ||
-        ggi_buf_printf(&out, ",\"commit\":\"%s\",\"parent\":\"%s\"}", commit_hex,
-                       parent_hex) != GG_OK) {
-        rc = ggi_error(GG_ENOMEM, "out of memory");
-        goto out;
-    }
-    *out_json = ggi_buf_steal(&out);
-    rc = GG_OK;
+    if ((rc = create_branch(&in, &s, full.data, &commit_oid)) == GG_OK)
+        rc = deliver_reply(&s, full.data, &commit_oid, out_json);
 
 out:
     if (rc == GG_ENOMEM && !*gg_error_last())
@@ -698,7 +710,6 @@ out:
     input_free(&in);
     ggi_buf_free(&full);
     ggi_buf_free(&msg);
-    ggi_buf_free(&out);
     return rc;
 }
 

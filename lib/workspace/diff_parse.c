@@ -394,122 +394,106 @@ static size_t parse_hunks(const line *ls, size_t n, size_t i, ggi_file_patch *f,
     return i;
 }
 
-/* Parses one section starting at ls[i] (a section start); returns the index after it. */
-static size_t parse_section(const line *ls, size_t n, size_t i, ggi_diff *d, int *err)
+/* The extended header lines after "diff --git" (modes, renames, copies, binary), from ls[i]
+ * on; returns the index of the first line that is not one of them (or of the bad one, with
+ * *err set). */
+static size_t parse_git_headers(const line *ls, size_t n, size_t i, ggi_file_patch *f, int *err)
 {
-    ggi_file_patch *f = new_section(d);
-    if (!f) {
-        *err = GG_ENOMEM;
-        return n;
-    }
-    char *git_a = NULL, *git_b = NULL;
-    int git = 0;
-    if (starts(&ls[i], "diff --git ")) {
-        git = 1;
-        git_line_paths(ls[i].p + 11, ls[i].len - 11, &git_a, &git_b);
-        i++;
-        for (; i < n; i++) {
-            const line *l = &ls[i];
-            int bad = 0, is_null = 0;
-            if (starts(l, "new file mode ")) {
-                f->is_new = 1;
-                f->new_mode = parse_mode(l, 14);
-            } else if (starts(l, "deleted file mode ")) {
-                f->is_delete = 1;
-                f->old_mode = parse_mode(l, 18);
-            } else if (starts(l, "old mode ")) {
-                f->old_mode = parse_mode(l, 9);
-            } else if (starts(l, "new mode ")) {
-                f->new_mode = parse_mode(l, 9);
-            } else if (starts(l, "rename from ") || starts(l, "copy from ")) {
-                size_t k = starts(l, "rename from ") ? 12 : 10;
-                f->is_rename |= k == 12;
-                f->is_copy |= k == 10;
-                free(f->old_path);
-                f->old_path = header_path(l->p + k, l->len - k, &is_null, &bad);
-                if (bad || is_null)
-                    *err = set_bad(f, "a malformed rename or copy header");
-            } else if (starts(l, "rename to ") || starts(l, "copy to ")) {
-                size_t k = starts(l, "rename to ") ? 10 : 8;
-                free(f->new_path);
-                f->new_path = header_path(l->p + k, l->len - k, &is_null, &bad);
-                if (bad || is_null)
-                    *err = set_bad(f, "a malformed rename or copy header");
-            } else if (starts(l, "similarity index ") || starts(l, "dissimilarity index ") ||
-                       starts(l, "index ")) {
-                /* nothing to take */
-            } else if (starts(l, "GIT binary patch") || starts(l, "Binary files ")) {
-                f->binary = 1;
-            } else {
-                break;
-            }
-            if (*err)
-                goto out;
-        }
-    }
-    if (i + 1 < n && starts(&ls[i], "--- ") && starts(&ls[i + 1], "+++ ")) {
-        int on = 0, nn = 0, b1 = 0, b2 = 0;
-        char *o = header_path(ls[i].p + 4, ls[i].len - 4, &on, &b1);
-        char *nw = header_path(ls[i + 1].p + 4, ls[i + 1].len - 4, &nn, &b2);
-        if (b1 || b2 || (!o && !on) || (!nw && !nn)) {
-            free(o);
-            free(nw);
-            if (!b1 && !b2 && ((!o && !on) || (!nw && !nn))) {
-                *err = GG_ENOMEM;
-                goto out;
-            }
-            *err = set_bad(f, "a malformed '---' or '+++' line");
-            if (*err)
-                goto out;
+    for (; i < n; i++) {
+        const line *l = &ls[i];
+        int bad = 0, is_null = 0;
+        if (starts(l, "new file mode ")) {
+            f->is_new = 1;
+            f->new_mode = parse_mode(l, 14);
+        } else if (starts(l, "deleted file mode ")) {
+            f->is_delete = 1;
+            f->old_mode = parse_mode(l, 18);
+        } else if (starts(l, "old mode ")) {
+            f->old_mode = parse_mode(l, 9);
+        } else if (starts(l, "new mode ")) {
+            f->new_mode = parse_mode(l, 9);
+        } else if (starts(l, "rename from ") || starts(l, "copy from ")) {
+            size_t k = starts(l, "rename from ") ? 12 : 10;
+            f->is_rename |= k == 12;
+            f->is_copy |= k == 10;
+            free(f->old_path);
+            f->old_path = header_path(l->p + k, l->len - k, &is_null, &bad);
+            if (bad || is_null)
+                *err = set_bad(f, "a malformed rename or copy header");
+        } else if (starts(l, "rename to ") || starts(l, "copy to ")) {
+            size_t k = starts(l, "rename to ") ? 10 : 8;
+            free(f->new_path);
+            f->new_path = header_path(l->p + k, l->len - k, &is_null, &bad);
+            if (bad || is_null)
+                *err = set_bad(f, "a malformed rename or copy header");
+        } else if (starts(l, "similarity index ") || starts(l, "dissimilarity index ") ||
+                   starts(l, "index ")) {
+            /* nothing to take */
+        } else if (starts(l, "GIT binary patch") || starts(l, "Binary files ")) {
+            f->binary = 1;
         } else {
-            /* Strip a/ and b/ when the two sides both carry them (or one is /dev/null). */
-            int strip = (on || strncmp(o, "a/", 2) == 0) && (nn || strncmp(nw, "b/", 2) == 0) &&
-                        !(on && nn);
-            if (strip) {
-                strip_prefix(&o, "a/");
-                strip_prefix(&nw, "b/");
-            } else if (o && nw && strncmp(o, "a/", 2) == 0 && strcmp(o + 2, nw) == 0) {
-                strip_prefix(&o, "a/"); /* "--- a/x" with "+++ x" */
-            } else if (o && nw && strncmp(nw, "b/", 2) == 0 && strcmp(nw + 2, o) == 0) {
-                strip_prefix(&nw, "b/");
-            }
-            if (!f->is_rename && !f->is_copy) {
-                free(f->old_path);
-                free(f->new_path);
-                f->old_path = o;
-                f->new_path = nw;
-            } else {
-                free(o);
-                free(nw);
-            }
-            if (on)
-                f->is_new = 1;
-            if (nn)
-                f->is_delete = 1;
-            if (on && nn)
-                *err = set_bad(f, "both sides are /dev/null");
-            if (*err)
-                goto out;
+            break;
         }
-        i += 2;
-    } else if (git) {
-        /* A git section without --- and +++ (a mode change, a rename, an empty file): the
-         * names come from the rename lines or the diff --git line. */
-        if (!f->old_path && git_a && strip_prefix(&git_a, "a/"))
-            f->old_path = git_a, git_a = NULL;
-        if (!f->new_path && git_b && strip_prefix(&git_b, "b/"))
-            f->new_path = git_b, git_b = NULL;
-        if (!f->old_path && !f->new_path)
-            *err = set_bad(f, "a 'diff --git' line whose file names cannot be read");
         if (*err)
-            goto out;
+            break;
     }
+    return i;
+}
+
+/* The "--- OLD" and "+++ NEW" lines l0 and l1: the file names, with a/ and b/ stripped when
+ * the two sides both carry them (or one is /dev/null); /dev/null makes the file new or
+ * deleted. A malformed pair marks the section bad. */
+static void parse_file_lines(const line *l0, const line *l1, ggi_file_patch *f, int *err)
+{
+    int on = 0, nn = 0, b1 = 0, b2 = 0;
+    char *o = header_path(l0->p + 4, l0->len - 4, &on, &b1);
+    char *nw = header_path(l1->p + 4, l1->len - 4, &nn, &b2);
+    if (b1 || b2 || (!o && !on) || (!nw && !nn)) {
+        free(o);
+        free(nw);
+        if (!b1 && !b2 && ((!o && !on) || (!nw && !nn)))
+            *err = GG_ENOMEM;
+        else
+            *err = set_bad(f, "a malformed '---' or '+++' line");
+        return;
+    }
+    int strip = (on || strncmp(o, "a/", 2) == 0) && (nn || strncmp(nw, "b/", 2) == 0) &&
+                !(on && nn);
+    if (strip) {
+        strip_prefix(&o, "a/");
+        strip_prefix(&nw, "b/");
+    } else if (o && nw && strncmp(o, "a/", 2) == 0 && strcmp(o + 2, nw) == 0) {
+        strip_prefix(&o, "a/"); /* "--- a/x" with "+++ x" */
+    } else if (o && nw && strncmp(nw, "b/", 2) == 0 && strcmp(nw + 2, o) == 0) {
+        strip_prefix(&nw, "b/");
+    }
+    if (!f->is_rename && !f->is_copy) {
+        free(f->old_path);
+        free(f->new_path);
+        f->old_path = o;
+        f->new_path = nw;
+    } else {
+        free(o);
+        free(nw);
+    }
+    if (on)
+        f->is_new = 1;
+    if (nn)
+        f->is_delete = 1;
+    if (on && nn)
+        *err = set_bad(f, "both sides are /dev/null");
+}
+
+/* The section's two names settled: a new file has no old one, a deleted file no new one,
+ * otherwise a missing name is the other's. */
+static void settle_names(ggi_file_patch *f, int *err)
+{
     /* Only rename and copy headers make two names mean two files. */
     f->traditional = !f->is_rename && !f->is_copy;
     if (f->is_new && f->is_delete) {
         *err = set_bad(f, "a section that both creates and deletes its file");
         if (*err)
-            goto out;
+            return;
     }
     if (f->is_new) {
         free(f->old_path);
@@ -523,11 +507,47 @@ static size_t parse_section(const line *ls, size_t n, size_t i, ggi_diff *d, int
         f->old_path = ggi_strdup(f->new_path);
     if (!f->is_delete && !f->new_path)
         f->new_path = ggi_strdup(f->old_path);
-    if ((!f->is_new && !f->old_path) || (!f->is_delete && !f->new_path)) {
+    if ((!f->is_new && !f->old_path) || (!f->is_delete && !f->new_path))
         *err = f->bad ? 0 : set_bad(f, "a section without file names");
+}
+
+/* Parses one section starting at ls[i] (a section start); returns the index after it. */
+static size_t parse_section(const line *ls, size_t n, size_t i, ggi_diff *d, int *err)
+{
+    ggi_file_patch *f = new_section(d);
+    if (!f) {
+        *err = GG_ENOMEM;
+        return n;
+    }
+    char *git_a = NULL, *git_b = NULL;
+    int git = 0;
+    if (starts(&ls[i], "diff --git ")) {
+        git = 1;
+        git_line_paths(ls[i].p + 11, ls[i].len - 11, &git_a, &git_b);
+        i = parse_git_headers(ls, n, i + 1, f, err);
         if (*err)
             goto out;
     }
+    if (i + 1 < n && starts(&ls[i], "--- ") && starts(&ls[i + 1], "+++ ")) {
+        parse_file_lines(&ls[i], &ls[i + 1], f, err);
+        if (*err)
+            goto out;
+        i += 2;
+    } else if (git) {
+        /* A git section without --- and +++ (a mode change, a rename, an empty file): the
+         * names come from the rename lines or the diff --git line. */
+        if (!f->old_path && git_a && strip_prefix(&git_a, "a/"))
+            f->old_path = git_a, git_a = NULL;
+        if (!f->new_path && git_b && strip_prefix(&git_b, "b/"))
+            f->new_path = git_b, git_b = NULL;
+        if (!f->old_path && !f->new_path)
+            *err = set_bad(f, "a 'diff --git' line whose file names cannot be read");
+        if (*err)
+            goto out;
+    }
+    settle_names(f, err);
+    if (*err)
+        goto out;
     if (f->binary) { /* skip the binary data up to the next section */
         while (i < n && !is_section_start(ls, n, i))
             i++;

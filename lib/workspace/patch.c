@@ -346,6 +346,134 @@ static void excerpt(char *dst, size_t size, const char *p, size_t len)
     dst[k] = '\0';
 }
 
+/* The output lines being built, and the file's lines they come from. */
+typedef struct hunk_out {
+    oline *ol;
+    size_t on, ocap;
+} hunk_out;
+
+/* Where the preimage pre[0..m) of a hunk fits in fl[0..n), searching from want outwards,
+ * never before floor: exactly, then ignoring whitespace at line ends, then ignoring changes
+ * in whitespace. -1 when nowhere; *best and *best_at then say the longest run of its first
+ * lines found, and where. */
+static long place_hunk(ctx *c, const fline *fl, size_t n, const ggi_hunk_line **pre, size_t m,
+                       long want, size_t floor, size_t *best, long *best_at)
+{
+    long found = -1;
+    *best = 0;
+    *best_at = -1;
+    if (m == 0)
+        return want > (long)n ? (long)n : want;
+    if (n < m || n - m < floor)
+        return -1;
+    long hi = (long)(n - m);
+    if (want > hi)
+        want = hi;
+    for (int loose = 0; loose < 3 && found < 0 && c->budget > 0; loose++) {
+        for (long d = 0; found < 0 && c->budget > 0; d++) {
+            long up = want - d, down = want + d;
+            int any = 0;
+            long tries[2] = {down <= hi ? down : -1, d > 0 && up >= (long)floor ? up : -1};
+            for (int t = 0; t < 2 && found < 0; t++) {
+                if (tries[t] < 0)
+                    continue;
+                any = 1;
+                size_t got = match_at(c, fl, (size_t)tries[t], pre, m, loose);
+                if (got == m)
+                    found = tries[t];
+                else if (loose == 2 && got > *best)
+                    *best = got, *best_at = tries[t];
+            }
+            if (!any)
+                break;
+        }
+    }
+    return found;
+}
+
+/* A hunk that fits nowhere: the finding says where it nearly fits, so the next attempt can
+ * correct the hunk. */
+static void hunk_unplaced(ctx *c, const char *path, size_t k, const ggi_hunk *h,
+                          const fline *fl, const ggi_hunk_line **pre, size_t m, size_t best,
+                          long best_at)
+{
+    char ex[100] = "";
+    if (m)
+        excerpt(ex, sizeof ex, pre[0]->text, pre[0]->len);
+    if (c->budget <= 0) {
+        finding(c, GG_EINVAL, path, (int)k + 1,
+                "file '%s': hunk %zu could not be placed (the search for its lines was too "
+                "long)", path, k + 1);
+        return;
+    }
+    char near[400] = "", want_l[100], have_l[100];
+    if (best_at >= 0) {
+        const fline *fh = &fl[(size_t)best_at + best];
+        excerpt(want_l, sizeof want_l, pre[best]->text, pre[best]->len);
+        excerpt(have_l, sizeof have_l, fh->p, fh->len);
+        snprintf(near, sizeof near,
+                 "; nearest: from line %ld its first %zu line%s match, then it has '%s' where "
+                 "the file has '%s'", best_at + 1, best, best == 1 ? "" : "s", want_l, have_l);
+    }
+    char where[48] = "";
+    if (h->has_pos)
+        snprintf(where, sizeof where, " (expected at line %ld)", h->old_start);
+    finding(c, GG_EINVAL, path, (int)k + 1,
+            "file '%s': hunk %zu does not apply: its lines starting with '%s'%s are not in "
+            "the file%s", path, k + 1, ex, where, near);
+}
+
+/* The file's lines from floor up to found, then the hunk's: context lines keep the file's
+ * text, removed ones go, added ones take the file's line ends. */
+static int emit_hunk(hunk_out *o, const fline *fl, size_t floor, size_t found,
+                     const ggi_hunk *h, int crlf)
+{
+    int err = 0;
+    for (size_t i = floor; i < found && !err; i++)
+        err = push_out(&o->ol, &o->on, &o->ocap, (oline){fl[i].p, fl[i].len, fl[i].nl, 0});
+    size_t at = found;
+    for (size_t i = 0; i < h->n && !err; i++) {
+        const ggi_hunk_line *hl = &h->lines[i];
+        if (hl->op == ' ') {
+            err = push_out(&o->ol, &o->on, &o->ocap,
+                           (oline){fl[at].p, fl[at].len, hl->no_eol ? 0 : fl[at].nl, 0});
+            at++;
+        } else if (hl->op == '-') {
+            at++;
+        } else {
+            int cr = crlf && !(hl->len && hl->text[hl->len - 1] == '\r');
+            err = push_out(&o->ol, &o->on, &o->ocap, (oline){hl->text, hl->len, !hl->no_eol, cr});
+        }
+    }
+    return err;
+}
+
+/* The output lines as one text, within the file size limit. */
+static int join_lines(ctx *c, const char *path, const hunk_out *o, char **out, size_t *out_len)
+{
+    int err = 0;
+    ggi_buf b = GGI_BUF_INIT;
+    for (size_t i = 0; i < o->on && !err; i++) {
+        if (b.len + o->ol[i].len + 2 > GGI_PATCH_MAX_FILE_BYTES + 2) {
+            err = finding(c, GG_ETOOBIG, path, 0, "file '%s' would be over %u bytes", path,
+                          GGI_PATCH_MAX_FILE_BYTES);
+            break;
+        }
+        err = ggi_buf_append(&b, o->ol[i].p, o->ol[i].len);
+        if (!err && o->ol[i].cr)
+            err = ggi_buf_append(&b, "\r", 1);
+        if (!err && (o->ol[i].nl || i + 1 < o->on))
+            err = ggi_buf_append(&b, "\n", 1);
+    }
+    if (err) {
+        ggi_buf_free(&b);
+        return err;
+    }
+    *out_len = b.len;
+    *out = ggi_buf_steal(&b);
+    return *out ? 0 : GG_ENOMEM;
+}
+
 /*
  * Applies the hunks of f to data[0, len): each placed at its header's line (moved by the
  * offset the previous hunk was found at), then at the nearest line above or below, then
@@ -367,8 +495,7 @@ static int apply_hunks(ctx *c, const char *path, const ggi_file_patch *f, const 
         crs += fl[i].len && fl[i].p[fl[i].len - 1] == '\r';
     int crlf = n > 0 && crs * 2 > n;
 
-    oline *ol = NULL;
-    size_t on = 0, ocap = 0;
+    hunk_out o = {NULL, 0, 0};
     const ggi_hunk_line **pre = NULL;
     size_t floor = 0;      /* original lines before this are placed */
     long offset = 0;       /* where the last hunk was found relative to its header */
@@ -391,112 +518,24 @@ static int apply_hunks(ctx *c, const char *path, const ggi_file_patch *f, const 
             want = (h->old_count == 0 ? h->old_start : h->old_start - 1) + offset;
         if (want < (long)floor)
             want = (long)floor;
-        long found = -1, best_at = -1;
-        size_t best = 0; /* the longest run of the preimage's first lines found, and where */
-        if (m == 0) {
-            found = want > (long)n ? (long)n : want;
-        } else if (n >= m && n - m >= floor) {
-            long hi = (long)(n - m);
-            if (want > hi)
-                want = hi;
-            for (int loose = 0; loose < 3 && found < 0 && c->budget > 0; loose++) {
-                for (long d = 0; found < 0 && c->budget > 0; d++) {
-                    long up = want - d, down = want + d;
-                    int any = 0;
-                    long tries[2] = {down <= hi ? down : -1,
-                                     d > 0 && up >= (long)floor ? up : -1};
-                    for (int t = 0; t < 2 && found < 0; t++) {
-                        if (tries[t] < 0)
-                            continue;
-                        any = 1;
-                        size_t got = match_at(c, fl, (size_t)tries[t], pre, m, loose);
-                        if (got == m)
-                            found = tries[t];
-                        else if (loose == 2 && got > best)
-                            best = got, best_at = tries[t];
-                    }
-                    if (!any)
-                        break;
-                }
-            }
-        }
+        size_t best;
+        long best_at;
+        long found = place_hunk(c, fl, n, pre, m, want, floor, &best, &best_at);
         if (found < 0) {
-            char ex[100] = "";
-            if (m)
-                excerpt(ex, sizeof ex, pre[0]->text, pre[0]->len);
-            if (c->budget <= 0)
-                finding(c, GG_EINVAL, path, (int)k + 1,
-                        "file '%s': hunk %zu could not be placed (the search for its lines "
-                        "was too long)", path, k + 1);
-            else {
-                /* Where it nearly fits, so the next attempt can correct the hunk. */
-                char near[400] = "", want_l[100], have_l[100];
-                if (best_at >= 0) {
-                    const fline *fh = &fl[(size_t)best_at + best];
-                    excerpt(want_l, sizeof want_l, pre[best]->text, pre[best]->len);
-                    excerpt(have_l, sizeof have_l, fh->p, fh->len);
-                    snprintf(near, sizeof near,
-                             "; nearest: from line %ld its first %zu line%s match, then it "
-                             "has '%s' where the file has '%s'",
-                             best_at + 1, best, best == 1 ? "" : "s", want_l, have_l);
-                }
-                char where[48] = "";
-                if (h->has_pos)
-                    snprintf(where, sizeof where, " (expected at line %ld)", h->old_start);
-                finding(c, GG_EINVAL, path, (int)k + 1,
-                        "file '%s': hunk %zu does not apply: its lines starting with '%s'%s "
-                        "are not in the file%s", path, k + 1, ex, where, near);
-            }
+            hunk_unplaced(c, path, k, h, fl, pre, m, best, best_at);
             break;
         }
         if (h->has_pos)
             offset = found - (h->old_count == 0 ? h->old_start : h->old_start - 1);
-        for (size_t i = floor; i < (size_t)found && !err; i++)
-            err = push_out(&ol, &on, &ocap, (oline){fl[i].p, fl[i].len, fl[i].nl, 0});
-        size_t at = (size_t)found;
-        for (size_t i = 0; i < h->n && !err; i++) {
-            const ggi_hunk_line *hl = &h->lines[i];
-            if (hl->op == ' ') {
-                err = push_out(&ol, &on, &ocap,
-                               (oline){fl[at].p, fl[at].len, hl->no_eol ? 0 : fl[at].nl, 0});
-                at++;
-            } else if (hl->op == '-') {
-                at++;
-            } else {
-                int cr = crlf && !(hl->len && hl->text[hl->len - 1] == '\r');
-                err = push_out(&ol, &on, &ocap, (oline){hl->text, hl->len, !hl->no_eol, cr});
-            }
-        }
+        err = emit_hunk(&o, fl, floor, (size_t)found, h, crlf);
         floor = (size_t)found + m;
     }
     for (size_t i = floor; i < n && !err && !c->status; i++)
-        err = push_out(&ol, &on, &ocap, (oline){fl[i].p, fl[i].len, fl[i].nl, 0});
-    if (!err && !c->status) {
-        ggi_buf b = GGI_BUF_INIT;
-        for (size_t i = 0; i < on && !err; i++) {
-            if (b.len + ol[i].len + 2 > GGI_PATCH_MAX_FILE_BYTES + 2) {
-                err = finding(c, GG_ETOOBIG, path, 0,
-                              "file '%s' would be over %u bytes", path,
-                              GGI_PATCH_MAX_FILE_BYTES);
-                break;
-            }
-            err = ggi_buf_append(&b, ol[i].p, ol[i].len);
-            if (!err && ol[i].cr)
-                err = ggi_buf_append(&b, "\r", 1);
-            if (!err && (ol[i].nl || i + 1 < on))
-                err = ggi_buf_append(&b, "\n", 1);
-        }
-        if (err) {
-            ggi_buf_free(&b);
-        } else {
-            *out_len = b.len;
-            *out = ggi_buf_steal(&b);
-            if (!*out)
-                err = GG_ENOMEM;
-        }
-    }
+        err = push_out(&o.ol, &o.on, &o.ocap, (oline){fl[i].p, fl[i].len, fl[i].nl, 0});
+    if (!err && !c->status)
+        err = join_lines(c, path, &o, out, out_len);
     free(pre);
-    free(ol);
+    free(o.ol);
     free(fl);
     if (!err && c->status)
         err = c->status;
@@ -770,6 +809,141 @@ static int cmp_entry_path(const void *a, const void *b)
 
 /* ---- the entry point ---- */
 
+/* The answer, read: refused (a finding) when missing, too long, holding a NUL byte, or
+ * neither a unified diff nor {"files": ...}. */
+static int read_answer(ctx *c, const char *answer, size_t len, ggi_answer *a)
+{
+    if (!answer)
+        return finding(c, GG_EINVAL, NULL, 0, "the answer is missing");
+    if (len > GGI_PATCH_MAX_TEXT)
+        return finding(c, GG_ETOOBIG, NULL, 0, "the answer is %zu bytes, the limit is %u", len,
+                       GGI_PATCH_MAX_TEXT);
+    if (memchr(answer, '\0', len))
+        return finding(c, GG_EINVAL, NULL, 0, "the answer holds a NUL byte");
+    int err = ggi_answer_read(answer, len, a);
+    if (err)
+        return err;
+    if (a->kind == 0) {
+        if (a->json_error)
+            return finding(c, GG_EINVAL, NULL, 0, "the answer's {\"files\": ...} object: %s",
+                           a->json_error);
+        return finding(c, GG_EINVAL, NULL, 0,
+                       "the answer is neither a unified diff nor {\"files\": ...}");
+    }
+    return 0;
+}
+
+/* Every path, before anything else: each unsafe one is a finding (all of them named). */
+static int check_paths(ctx *c, const ggi_answer *a)
+{
+    if (a->kind == GGI_PATCH_DIFF) {
+        if (a->diff.n > GGI_PATCH_MAX_FILES)
+            return finding(c, GG_ETOOBIG, NULL, 0,
+                           "the diff has %zu file sections, the limit is %d", a->diff.n,
+                           GGI_PATCH_MAX_FILES);
+        for (size_t i = 0; i < a->diff.n; i++) {
+            const char *ps[2] = {a->diff.files[i].old_path, a->diff.files[i].new_path};
+            for (int s = 0; s < 2; s++) {
+                const char *why = ps[s] ? ggi_safe_path_problem(ps[s]) : NULL;
+                if (why)
+                    finding(c, GG_EINVAL, ps[s], 0, "path '%.100s%s' in the diff %s", ps[s],
+                            strlen(ps[s]) > 100 ? "..." : "", why);
+            }
+        }
+        return c->status;
+    }
+    const cJSON *files = cJSON_GetObjectItemCaseSensitive(a->json, "files");
+    if (!cJSON_IsObject(files))
+        return finding(c, GG_EINVAL, NULL, 0, "field 'files' must be an object of paths");
+    if (cJSON_GetArraySize(files) > GGI_PATCH_MAX_FILES)
+        return finding(c, GG_ETOOBIG, NULL, 0, "field 'files' has %d files, the limit is %d",
+                       cJSON_GetArraySize(files), GGI_PATCH_MAX_FILES);
+    const cJSON *it;
+    cJSON_ArrayForEach(it, files) {
+        const char *p = it->string ? it->string : "";
+        const char *why = ggi_safe_path_problem(p);
+        if (why)
+            finding(c, GG_EINVAL, p, 0, "field 'files' path '%.100s%s' %s", p,
+                    strlen(p) > 100 ? "..." : "", why);
+    }
+    return c->status;
+}
+
+/* The new content of every file, in memory. After a hunk that does not apply it goes on, so
+ * the feedback names them all. */
+static int compute_overlay(ctx *c, overlay *o, const ggi_answer *a)
+{
+    int err = 0;
+    if (a->kind == GGI_PATCH_DIFF) {
+        for (size_t i = 0; i < a->diff.n && !err; i++) {
+            err = apply_section(c, o, &a->diff.files[i]);
+            if (err == GG_EINVAL && c->status == GG_EINVAL)
+                err = 0;
+        }
+    } else {
+        err = apply_files(c, o, cJSON_GetObjectItemCaseSensitive(a->json, "files"));
+    }
+    return err ? err : c->status;
+}
+
+/* Write: deletions first (a file may make way for a directory), then files. */
+static int write_overlay(ctx *c, overlay *o)
+{
+    int err = 0;
+    if (o->n)
+        qsort(o->e, o->n, sizeof *o->e, cmp_entry_path);
+    for (int pass = 0; pass < 2 && !err; pass++)
+        for (size_t i = 0; i < o->n && !err; i++) {
+            const entry *e = &o->e[i];
+            if (!e->touched || (pass == 0) != !e->exists || (!e->exists && !e->disk_exists))
+                continue;
+            err = write_entry(c, e);
+        }
+    return err;
+}
+
+/* The paths the answer changed, sorted. */
+static int list_changed(const overlay *o, cJSON **out_changed)
+{
+    cJSON *ch = cJSON_CreateArray();
+    for (size_t i = 0; ch && i < o->n; i++) {
+        const entry *e = &o->e[i];
+        if (!e->touched || (!e->exists && !e->disk_exists))
+            continue;
+        cJSON *s = cJSON_CreateString(e->path);
+        if (!s) {
+            cJSON_Delete(ch);
+            ch = NULL;
+            break;
+        }
+        cJSON_AddItemToArray(ch, s);
+    }
+    *out_changed = ch;
+    return ch ? 0 : ggi_error(GG_ENOMEM, "out of memory listing changed files");
+}
+
+/* A refusal: the first finding is the error; the findings go to the caller. */
+static int refuse(ctx *c, int err, cJSON **out_changed, cJSON **out_findings)
+{
+    if (err == GG_ENOMEM && !c->status)
+        ggi_error(GG_ENOMEM, "out of memory applying an answer");
+    if (cJSON_GetArraySize(c->findings) == 0)
+        finding(c, err, NULL, 0, "%s", gg_error_last());
+    if (c->status)
+        ggi_error(c->status, "%s",
+                  cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+                      cJSON_GetArrayItem(c->findings, 0), "message")));
+    if (out_findings)
+        *out_findings = c->findings;
+    else
+        cJSON_Delete(c->findings);
+    if (out_changed) {
+        cJSON_Delete(*out_changed);
+        *out_changed = NULL;
+    }
+    return c->status ? c->status : err;
+}
+
 int ggi_patch_apply(const char *dir, const char *answer, size_t len, int *out_kind,
                     cJSON **out_changed, cJSON **out_findings)
 {
@@ -786,152 +960,29 @@ int ggi_patch_apply(const char *dir, const char *answer, size_t len, int *out_ki
     ggi_answer a;
     memset(&a, 0, sizeof a);
     overlay o = {0};
-    int err = 0;
-    if (!answer) {
-        err = finding(&c, GG_EINVAL, NULL, 0, "the answer is missing");
-        goto done;
-    }
-    if (len > GGI_PATCH_MAX_TEXT) {
-        err = finding(&c, GG_ETOOBIG, NULL, 0, "the answer is %zu bytes, the limit is %u", len,
-                      GGI_PATCH_MAX_TEXT);
-        goto done;
-    }
-    if (memchr(answer, '\0', len)) {
-        err = finding(&c, GG_EINVAL, NULL, 0, "the answer holds a NUL byte");
-        goto done;
-    }
-    if ((err = ggi_answer_read(answer, len, &a)))
-        goto done;
-    if (a.kind == 0) {
-        if (a.json_error)
-            err = finding(&c, GG_EINVAL, NULL, 0, "the answer's {\"files\": ...} object: %s",
-                          a.json_error);
-        else
-            err = finding(&c, GG_EINVAL, NULL, 0,
-                          "the answer is neither a unified diff nor {\"files\": ...}");
-        goto done;
-    }
-    if (out_kind)
+    int err = read_answer(&c, answer, len, &a);
+    if (!err && out_kind)
         *out_kind = a.kind;
-
-    /* 1. Every path, before anything else. */
-    if (a.kind == GGI_PATCH_DIFF) {
-        if (a.diff.n > GGI_PATCH_MAX_FILES) {
-            err = finding(&c, GG_ETOOBIG, NULL, 0,
-                          "the diff has %zu file sections, the limit is %d", a.diff.n,
-                          GGI_PATCH_MAX_FILES);
-            goto done;
-        }
-        for (size_t i = 0; i < a.diff.n; i++) {
-            const char *ps[2] = {a.diff.files[i].old_path, a.diff.files[i].new_path};
-            for (int s = 0; s < 2; s++) {
-                const char *why = ps[s] ? ggi_safe_path_problem(ps[s]) : NULL;
-                if (why)
-                    finding(&c, GG_EINVAL, ps[s], 0, "path '%.100s%s' in the diff %s", ps[s],
-                            strlen(ps[s]) > 100 ? "..." : "", why);
-            }
-        }
-    } else {
-        const cJSON *files = cJSON_GetObjectItemCaseSensitive(a.json, "files");
-        if (!cJSON_IsObject(files)) {
-            err = finding(&c, GG_EINVAL, NULL, 0, "field 'files' must be an object of paths");
-            goto done;
-        }
-        if (cJSON_GetArraySize(files) > GGI_PATCH_MAX_FILES) {
-            err = finding(&c, GG_ETOOBIG, NULL, 0, "field 'files' has %d files, the limit is %d",
-                          cJSON_GetArraySize(files), GGI_PATCH_MAX_FILES);
-            goto done;
-        }
-        const cJSON *it;
-        cJSON_ArrayForEach(it, files) {
-            const char *p = it->string ? it->string : "";
-            const char *why = ggi_safe_path_problem(p);
-            if (why)
-                finding(&c, GG_EINVAL, p, 0, "field 'files' path '%.100s%s' %s", p,
-                        strlen(p) > 100 ? "..." : "", why);
-        }
-    }
-    if (c.status) {
-        err = c.status;
-        goto done;
-    }
-
-    c.dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (c.dirfd < 0) {
-        err = finding(&c, GG_EIO, NULL, 0, "cannot open the workspace copy '%s': %s", dir,
-                      strerror(errno));
-        goto done;
-    }
-
-    /* 2. The new content of every file, in memory. */
-    if (a.kind == GGI_PATCH_DIFF) {
-        for (size_t i = 0; i < a.diff.n && !err; i++) {
-            err = apply_section(&c, &o, &a.diff.files[i]);
-            /* Go on after a hunk that does not apply, so the feedback names them all. */
-            if (err == GG_EINVAL && c.status == GG_EINVAL)
-                err = 0;
-        }
-    } else {
-        err = apply_files(&c, &o, cJSON_GetObjectItemCaseSensitive(a.json, "files"));
+    if (!err)
+        err = check_paths(&c, &a);
+    if (!err) {
+        c.dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (c.dirfd < 0)
+            err = finding(&c, GG_EIO, NULL, 0, "cannot open the workspace copy '%s': %s", dir,
+                          strerror(errno));
     }
     if (!err)
-        err = c.status;
-    if (err)
-        goto done;
-
-    /* 3. Write: deletions first (a file may make way for a directory), then files. */
-    if (o.n)
-        qsort(o.e, o.n, sizeof *o.e, cmp_entry_path);
-    for (int pass = 0; pass < 2 && !err; pass++)
-        for (size_t i = 0; i < o.n && !err; i++) {
-            const entry *e = &o.e[i];
-            if (!e->touched || (pass == 0) != !e->exists || (!e->exists && !e->disk_exists))
-                continue;
-            err = write_entry(&c, e);
-        }
-    if (!err && out_changed) {
-        cJSON *ch = cJSON_CreateArray();
-        for (size_t i = 0; ch && i < o.n; i++) {
-            const entry *e = &o.e[i];
-            if (!e->touched || (!e->exists && !e->disk_exists))
-                continue;
-            cJSON *s = cJSON_CreateString(e->path);
-            if (!s) {
-                cJSON_Delete(ch);
-                ch = NULL;
-                break;
-            }
-            cJSON_AddItemToArray(ch, s);
-        }
-        if (!ch)
-            err = ggi_error(GG_ENOMEM, "out of memory listing changed files");
-        *out_changed = ch;
-    }
-
-done:
+        err = compute_overlay(&c, &o, &a);
+    if (!err)
+        err = write_overlay(&c, &o);
+    if (!err && out_changed)
+        err = list_changed(&o, out_changed);
     if (c.dirfd >= 0)
         close(c.dirfd);
     overlay_free(&o);
     ggi_answer_free(&a);
-    if (err == GG_ENOMEM && !c.status)
-        ggi_error(GG_ENOMEM, "out of memory applying an answer");
-    if (err && cJSON_GetArraySize(c.findings) == 0)
-        finding(&c, err, NULL, 0, "%s", gg_error_last());
-    if (err) {
-        if (c.status)
-            ggi_error(c.status, "%s",
-                      cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
-                          cJSON_GetArrayItem(c.findings, 0), "message")));
-        if (out_findings)
-            *out_findings = c.findings;
-        else
-            cJSON_Delete(c.findings);
-        if (out_changed) {
-            cJSON_Delete(*out_changed);
-            *out_changed = NULL;
-        }
-        return c.status ? c.status : err;
-    }
+    if (err)
+        return refuse(&c, err, out_changed, out_findings);
     cJSON_Delete(c.findings);
     return 0;
 }

@@ -89,10 +89,10 @@ RETRIEVER_ADD_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_char
 DESTROY_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 WATCH_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p)
 
-EXECUTOR_OPTIONS_VERSION = 2
-GENERATOR_OPTIONS_VERSION = 1
+EXECUTOR_OPTIONS_VERSION = 3
+GENERATOR_OPTIONS_VERSION = 2
 RETRIEVER_OPTIONS_VERSION = 2
-ORCHESTRATOR_OPTIONS_VERSION = 3
+ORCHESTRATOR_OPTIONS_VERSION = 4
 EXECUTOR_VTABLE_VERSION = 1
 GENERATOR_VTABLE_VERSION = 1
 RETRIEVER_VTABLE_VERSION = 2
@@ -101,23 +101,26 @@ CLIENT_OPTIONS_VERSION = 2
 
 
 class ExecutorOptions(ctypes.Structure):
-    """gg_executor_options (include/gryphgen/executor.h), version 2."""
+    """gg_executor_options (include/gryphgen/executor.h), version 3."""
     _fields_ = [("version", ctypes.c_uint32), ("backend", ctypes.c_char_p),
                 ("workdir_root", ctypes.c_char_p), ("max_output", ctypes.c_size_t),
                 ("default_timeout_s", ctypes.c_double),
                 ("container_socket", ctypes.c_char_p), ("container_images", ctypes.c_char_p),
-                ("isolation", ctypes.c_char_p), ("min_isolation", ctypes.c_char_p)]
+                ("isolation", ctypes.c_char_p), ("min_isolation", ctypes.c_char_p),
+                ("zygote", ctypes.c_int)]
 
 
 class GeneratorOptions(ctypes.Structure):
-    """gg_generator_options (include/gryphgen/generator.h), version 1."""
+    """gg_generator_options (include/gryphgen/generator.h), version 2."""
     _fields_ = [("version", ctypes.c_uint32), ("spec", ctypes.c_char_p),
                 ("timeout_s", ctypes.c_double), ("max_output", ctypes.c_size_t),
                 ("url", ctypes.c_char_p), ("model", ctypes.c_char_p),
                 ("api_key", ctypes.c_char_p), ("api_key_file", ctypes.c_char_p),
                 ("temperature", ctypes.c_double), ("max_tokens", ctypes.c_int),
                 ("seed", ctypes.c_longlong), ("connect_timeout_s", ctypes.c_double),
-                ("max_retries", ctypes.c_int), ("prompt_template_file", ctypes.c_char_p)]
+                ("max_retries", ctypes.c_int), ("prompt_template_file", ctypes.c_char_p),
+                ("arms", ctypes.c_char_p), ("journal", ctypes.c_char_p),
+                ("bandit_seed", ctypes.c_longlong), ("cost_per_second", ctypes.c_double)]
 
 
 class RetrieverOptions(ctypes.Structure):
@@ -136,7 +139,7 @@ class RetrieverOptions(ctypes.Structure):
 
 
 class OrchestratorOptions(ctypes.Structure):
-    """gg_orchestrator_options (include/gryphgen/orchestrator.h), version 3."""
+    """gg_orchestrator_options (include/gryphgen/orchestrator.h), version 4."""
     _fields_ = [("version", ctypes.c_uint32), ("db_path", ctypes.c_char_p),
                 ("workers", ctypes.c_uint), ("max_attempts", ctypes.c_uint),
                 ("generator", ctypes.c_void_p), ("executor", ctypes.c_void_p),
@@ -149,7 +152,7 @@ class OrchestratorOptions(ctypes.Structure):
                 ("authorized_keys_file", ctypes.c_char_p), ("insecure", ctypes.c_int),
                 ("webhooks", ctypes.POINTER(ctypes.c_char_p)), ("stall_alert_s", ctypes.c_double),
                 ("front_door", ctypes.c_char_p), ("front_door_timeout_s", ctypes.c_double),
-                ("custom_transport", ctypes.c_void_p)]
+                ("custom_transport", ctypes.c_void_p), ("max_tokens", ctypes.c_longlong)]
 
 
 class WorkerOptions(ctypes.Structure):
@@ -181,13 +184,13 @@ class ExecutorVtable(ctypes.Structure):
 
 
 class GeneratorVtable(ctypes.Structure):
-    """gg_generator_vtable (include/gryphgen/sys/generator.h), version 2. The binding fills
-    the version 1 slots only (caps 0: feedback, journal and permanent are not offered to
-    Python generators)."""
+    """gg_generator_vtable (include/gryphgen/sys/generator.h), version 3. The binding fills
+    the version 1 slots only (caps 0: feedback, journal, permanent and interrupt are not
+    offered to Python generators)."""
     _fields_ = [("version", ctypes.c_uint32), ("generate", GENERATOR_GENERATE_FN),
                 ("destroy", DESTROY_FN), ("name", ctypes.c_char_p), ("caps", ctypes.c_uint32),
                 ("feedback", ctypes.c_void_p), ("attach_journal", ctypes.c_void_p),
-                ("permanent", ctypes.c_void_p)]
+                ("permanent", ctypes.c_void_p), ("interrupt", ctypes.c_void_p)]
 
 
 class RetrieverVtable(ctypes.Structure):

@@ -276,8 +276,9 @@ class ExecutorHandle(_Handle):
         """backend: None or a name ("process", "container", "noop") for a built-in one, or an
         Executor instance. options: the other gg_executor_options fields by name, for the
         built-in backends: isolation and min_isolation ("none", "rlimits", "namespaces";
-        process backend), container_socket and container_images (container backend; see
-        docs/executor.md). None keeps the library's default."""
+        process backend), zygote (1 on, -1 off, 0: $GRYPHGEN_ZYGOTE; process backend),
+        container_socket and container_images (container backend; see docs/executor.md).
+        None keeps the library's default."""
         if isinstance(backend, Executor):
             if options:
                 raise TypeError("gryphgen: options are for the built-in executors, not for "
@@ -332,7 +333,8 @@ class GeneratorHandle(_Handle):
         """spec: None or a built-in spec ("replay", "reference", "command:PROG", "openai"), or
         a Generator instance. options: other gg_generator_options fields by name (url, model,
         api_key, api_key_file, temperature, max_tokens, seed, connect_timeout_s,
-        max_retries, prompt_template_file); unset ones keep the library's defaults."""
+        max_retries, prompt_template_file, arms, journal, bandit_seed, cost_per_second);
+        unset ones keep the library's defaults (docs/configuration.md)."""
         if isinstance(spec, Generator):
             vt = N.GeneratorVtable(version=N.GENERATOR_VTABLE_VERSION,
                                    generate=_generator_generate, destroy=_backend_destroy)

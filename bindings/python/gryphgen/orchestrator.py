@@ -47,7 +47,9 @@ class Orchestrator(NativeObject, LogSink):
     endpoint where a plain ZeroMQ REQ client gets one JSON reply per {"code", "query"}
     (docs/front_door.md), with front_door_timeout_s (0: 300) for its code. custom_transport: a
     gryphgen.Transport (a host's transport made in C) instead of ZeroMQ; bind is then one
-    endpoint name of that transport's (docs/grid.md, "Your own transport")."""
+    endpoint name of that transport's (docs/grid.md, "Your own transport"). max_tokens: the
+    run's token budget (0: $GRYPHGEN_MAX_TOKENS, else none; negative: none whatever the
+    environment says; docs/configuration.md)."""
 
     _what = "the orchestrator"
 
@@ -61,7 +63,7 @@ class Orchestrator(NativeObject, LogSink):
                  curve_key_file: str | None = None, authorized_keys_file: str | None = None,
                  webhooks: Iterable[str] | None = None, stall_alert_s: float = 0.0,
                  front_door: str | None = None, front_door_timeout_s: float = 0.0,
-                 custom_transport: Transport | None = None) -> None:
+                 custom_transport: Transport | None = None, max_tokens: int = 0) -> None:
         self._ptr = None
         self._transport = custom_transport  # referenced while the orchestrator lives
         self._owned = []
@@ -96,6 +98,7 @@ class Orchestrator(NativeObject, LogSink):
             opts.front_door_timeout_s = float(front_door_timeout_s)
             opts.local_workers = 1 if local_workers else 0
             opts.max_queued = int(max_queued)
+            opts.max_tokens = int(max_tokens)
             opts.insecure = 1 if insecure else 0
             opts.custom_transport = lend(custom_transport, self)
             opts.workers = int(workers)

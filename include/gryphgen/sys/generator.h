@@ -17,7 +17,7 @@ extern "C" {
 #endif
 
 /** Version of gg_generator_vtable this header describes. */
-#define GG_GENERATOR_VTABLE_VERSION 2 /* 2 added caps and the slots after it */
+#define GG_GENERATOR_VTABLE_VERSION 3 /* 2 added caps and the slots after it; 3 interrupt */
 
 /**
  * Capability bits of gg_generator_vtable.caps (version 2). Each says the library may call
@@ -30,7 +30,9 @@ enum gg_generator_cap {
     /** attach_journal: the orchestrator offers its own database for the backend's records */
     GG_GENERATOR_CAP_JOURNAL = 1u << 1,
     /** permanent: after a failed generate, whether asking again could help */
-    GG_GENERATOR_CAP_PERMANENT_ERRORS = 1u << 2
+    GG_GENERATOR_CAP_PERMANENT_ERRORS = 1u << 2,
+    /** interrupt (vtable version 3): a generation in progress can be cut short */
+    GG_GENERATOR_CAP_INTERRUPT = 1u << 3
 };
 
 /** A generator backend. Slots are only ever appended. */
@@ -68,11 +70,21 @@ typedef struct gg_generator_vtable {
      * is not retried), 0 when asking again may help.
      */
     int (*permanent)(void *self);
+    /* ---- version 3 ---- */
+    /**
+     * With GG_GENERATOR_CAP_INTERRUPT. Asks every generate call in progress for the task
+     * task_id (the request's "task"."task_id"; NULL: every call) to return soon with
+     * GG_ECANCELLED; the library calls it when the task is cancelled or its budget ends
+     * while its code is being written. A call that starts afterwards is not affected. May
+     * run on any library thread, concurrently with generate; must not block. Returns 0 (also
+     * when no call matched).
+     */
+    int (*interrupt)(void *self, const char *task_id);
 } gg_generator_vtable;
 
 /** Static initialiser: version set, every slot NULL. */
 #define GG_GENERATOR_VTABLE_INIT \
-    { GG_GENERATOR_VTABLE_VERSION, NULL, NULL, NULL, 0, NULL, NULL, NULL }
+    { GG_GENERATOR_VTABLE_VERSION, NULL, NULL, NULL, 0, NULL, NULL, NULL, NULL }
 
 /**
  * Wraps a host's backend in a generator handle. Ownership of self passes at once: on failure
