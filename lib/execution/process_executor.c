@@ -611,6 +611,23 @@ static int sandbox_can_exec(const char *path, char *why, size_t n)
     return ok;
 }
 
+/* Makes a sandboxed job's group with its limits and opens its cgroup.procs files, which the
+ * job's first process writes to join it. */
+static int make_job_cgroup(const job *j, ggi_cgroup **cg, int *fds, int *nfds)
+{
+    *nfds = 0;
+    int rc = ggi_cgroup_new(cg, (uint64_t)j->r.memory_mb << 20,
+                            (uint64_t)(j->r.nproc ? j->r.nproc : DEFAULT_PIDS));
+    if (!rc) {
+        int n = ggi_cgroup_open_procs(*cg, fds, MAX_CG_FDS);
+        rc = n < 0 ? n : GG_OK;
+        *nfds = n < 0 ? 0 : n;
+    }
+    if (rc)
+        rc = ggi_error(GG_EEXEC, "%s", gg_error_last());
+    return rc;
+}
+
 static int run_job(proc_exec *pe, const job *j0, ggi_job_slot *slot, char **out)
 {
     job jcopy = *j0;
@@ -711,23 +728,11 @@ static int run_job(proc_exec *pe, const job *j0, ggi_job_slot *slot, char **out)
         sb.tmpfs_bytes = ((uint64_t)mb << 20) + bytes;
         sb.files = sfiles;
         sb.nfiles = nfiles;
-        stg.prepared = ggi_now_ms();
-        if (!rc && ggi_cgroup_probe()->version) {
-            rc = ggi_cgroup_new(&cg, (uint64_t)j->r.memory_mb << 20,
-                                (uint64_t)(j->r.nproc ? j->r.nproc : DEFAULT_PIDS));
-            if (!rc) {
-                n_cg = ggi_cgroup_open_procs(cg, cg_fds, MAX_CG_FDS);
-                rc = n_cg < 0 ? n_cg : GG_OK;
-                if (rc)
-                    n_cg = 0;
-            }
-            if (rc)
-                rc = ggi_error(GG_EEXEC, "%s", gg_error_last());
-            ri.cgroup = cg != NULL;
-        }
+        /* The job gets a group of its own when the host has cgroups: made ahead and joined
+         * ahead by a zygote's job process, else made here before it starts. */
+        ri.cgroup = ggi_cgroup_probe()->version != 0;
         sb.cgroup_fds = cg_fds;
-        sb.ncgroup_fds = n_cg;
-        stg.cgroup_made = ggi_now_ms();
+        stg.prepared = stg.cgroup_made = ggi_now_ms();
     } else {
         rc = ggi_exec_write_files(ovl_fd >= 0 ? ovl_view : ws, j->r.files, workdir != NULL,
                                   (uid_t)-1, (gid_t)-1);
@@ -784,6 +789,10 @@ static int run_job(proc_exec *pe, const job *j0, ggi_job_slot *slot, char **out)
                 zj.nofile = o.nofile;
                 zj.nproc = o.nproc;
                 zj.times = &stg.z;
+                zj.cgroup = ri.cgroup;
+                zj.cg_memory = (uint64_t)j->r.memory_mb << 20;
+                zj.cg_pids = (uint64_t)(j->r.nproc ? j->r.nproc : DEFAULT_PIDS);
+                zj.cg_out = &cg;
                 rc = ggi_zygote_run(pe->zpool, &zj, &o, &r, &fallback);
                 ri.zygote = !fallback;
                 if (fallback) {
@@ -793,6 +802,12 @@ static int run_job(proc_exec *pe, const job *j0, ggi_job_slot *slot, char **out)
                 }
             }
             free(py);
+        }
+        if (!rc && fallback && ri.cgroup) {
+            ggi_cgroup_destroy(&cg);
+            rc = make_job_cgroup(j, &cg, cg_fds, &n_cg);
+            sb.ncgroup_fds = n_cg;
+            stg.cgroup_made = ggi_now_ms();
         }
         if (!rc && fallback)
             rc = ggi_spawn_run(&o, &r);
