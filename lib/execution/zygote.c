@@ -48,9 +48,13 @@
 #define REPLY_TIMEOUT_MS 15000
 #define MAX_CG_FDS 4
 #define PARKED 2            /* _PARKED of the script */
-#define AHEAD_PER_ZYGOTE 4  /* groups made ahead and not yet claimed by a job, per zygote */
+/* Groups made ahead and not yet claimed by a job, per zygote: its parked job processes', two
+ * spare (so the group of the next one is there before the zygote makes it) and those of jobs
+ * being handed on. */
+#define AHEAD_PER_ZYGOTE (PARKED + 4)
 #define MAX_AHEAD (MAX_ZYGOTES * AHEAD_PER_ZYGOTE)
 #define MAX_LIMIT_FDS 3
+#define MAX_KEPT 4          /* job processes made ahead whose sockets the host holds */
 #define MAX_ERR_MSG 2000
 
 /* The zygote, in Python (3.9 or later: socket.send_fds, os.pidfd_open). */
@@ -482,6 +486,7 @@ static const char ZYGOTE_PY[] =
     "    _cg_recv(True)\n"
     "    _fill(parked, own_pidns, ctl)\n"
     "    ctl.send(b'R')\n"
+    "    out = _hand(parked, ctl, 0)\n"
     "    while True:\n"
     "        try:\n"
     "            msg, fds, _f, _a = socket.recv_fds(ctl, 16, 16)\n"
@@ -490,6 +495,12 @@ static const char ZYGOTE_PY[] =
     "        got = _now()\n"
     "        if not msg:\n"
     "            os._exit(0)\n"
+    "        if msg[:1] == b'F':\n"
+    "            # The host handed a job straight to a process it was given: make the next.\n"
+    "            out = max(out - 1, 0)\n"
+    "            _fill(parked, own_pidns, ctl, _PARKED - out)\n"
+    "            out = _hand(parked, ctl, out)\n"
+    "            continue\n"
     "        # A job goes to a job process made ahead (one made now when none is left or they\n"
     "        # died); a job that none takes sees its socket close, and the host runs it directly.\n"
     "        for _attempt in range(_PARKED + 1):\n"
@@ -510,7 +521,22 @@ static const char ZYGOTE_PY[] =
     "        # jobs run than it has cores); else they are made when a job needs them, so that\n"
     "        # making them ahead never takes a core from a running job.\n"
     "        if msg[1:2] == b'1':\n"
-    "            _fill(parked, own_pidns, ctl)\n"
+    "            _fill(parked, own_pidns, ctl, _PARKED - out)\n"
+    "        out = _hand(parked, ctl, out)\n"
+    "\n"
+    "\n"
+    "def _hand(parked, ctl, out):\n"
+    "    # Gives the host the sockets of the job processes made ahead, so it hands them their jobs\n"
+    "    # itself (\"K\" and the socket; it says \"F\" when it took one); returns how many it holds.\n"
+    "    while parked:\n"
+    "        p = parked.pop(0)\n"
+    "        try:\n"
+    "            socket.send_fds(ctl, [b'K'], [p.fileno()])\n"
+    "            out += 1\n"
+    "        except OSError:\n"
+    "            pass\n"
+    "        p.close()\n"
+    "    return out\n"
     "\n"
     "\n"
     "def _fill(parked, own_pidns, ctl, n=_PARKED, warm=True):\n"
@@ -536,6 +562,8 @@ typedef struct zygote {
     int cgs;          /* our end of the socket that hands it cgroups made ahead, or -1 */
     unsigned long serial; /* which zygote (owner of its groups made ahead) */
     unsigned long used;
+    int kept[MAX_KEPT];   /* sockets of its job processes made ahead, oldest first */
+    int nkept;
 } zygote;
 
 /* A cgroup made ahead and handed to a zygote, until a job claims it. */
@@ -673,6 +701,8 @@ static void zygote_stop(ggi_zygote_pool *p, zygote *z)
         close(z->ctl);
     if (z->cgs >= 0)
         close(z->cgs);
+    for (int i = 0; i < z->nkept; i++)
+        close(z->kept[i]);
     if (z->pid > 0) {
         kill(z->pid, SIGKILL);
         while (waitpid(z->pid, NULL, 0) < 0 && errno == EINTR) {
@@ -843,7 +873,7 @@ static int zygote_start(ggi_zygote_pool *p, zygote *z, const char *python,
         /* Its first jobs' groups, then the end of this supply. */
         close(cv[1]);
         cv[1] = -1;
-        for (int i = 0; i < PARKED; i++)
+        for (int i = 0; i < PARKED + 2; i++)
             if (supply_cgroup(p, z->serial, cv[0]))
                 break;
         (void)send(cv[0], ".", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -886,10 +916,50 @@ out:
     return rc;
 }
 
+/* Takes in the sockets of job processes zygote z made ahead ("K" messages; the lock is
+ * held), and returns the oldest one (-1: none). */
+static int take_kept(zygote *z)
+{
+    for (;;) {
+        char c = 0;
+        int fd = -1;
+        char cbuf[CMSG_SPACE(sizeof(int))];
+        memset(cbuf, 0, sizeof cbuf);
+        struct iovec iov = { &c, 1 };
+        struct msghdr mh;
+        memset(&mh, 0, sizeof mh);
+        mh.msg_iov = &iov;
+        mh.msg_iovlen = 1;
+        mh.msg_control = cbuf;
+        mh.msg_controllen = sizeof cbuf;
+        ssize_t n = recvmsg(z->ctl, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+        if (cm && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len == CMSG_LEN(sizeof(int)))
+            memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+        if (fd < 0)
+            continue;
+        if (c != 'K' || z->nkept >= MAX_KEPT) {
+            close(fd); /* (its process ends, and its group goes with the zygote) */
+            continue;
+        }
+        z->kept[z->nkept++] = fd;
+    }
+    if (!z->nkept)
+        return -1;
+    int fd = z->kept[0];
+    memmove(z->kept, z->kept + 1, sizeof(int) * (size_t)--z->nkept);
+    return fd;
+}
+
 /* Finds or starts the zygote for key; returns a dup of its control socket and of its
- * cgroup socket (or -1), and its serial. */
+ * cgroup socket (or -1), its serial, and the socket of a job process it made ahead (or -1),
+ * now the caller's. */
 static int zygote_get(ggi_zygote_pool *p, const char *python, const char *const *envp,
-                      int *ctl_out, int *cgs_out, unsigned long *serial)
+                      int *ctl_out, int *cgs_out, unsigned long *serial, int *kept_out)
 {
     size_t klen = 0;
     char *key = make_key(python, envp, &klen);
@@ -929,6 +999,7 @@ static int zygote_get(ggi_zygote_pool *p, const char *python, const char *const 
     }
     hit->used = ++p->tick;
     *serial = hit->serial;
+    *kept_out = take_kept(hit);
     *ctl_out = fcntl(hit->ctl, F_DUPFD_CLOEXEC, 3);
     *cgs_out = hit->cgs >= 0 ? fcntl(hit->cgs, F_DUPFD_CLOEXEC, 3) : -1;
     if (*ctl_out < 0 || (hit->cgs >= 0 && *cgs_out < 0)) {
@@ -936,6 +1007,9 @@ static int zygote_get(ggi_zygote_pool *p, const char *python, const char *const 
         if (*ctl_out >= 0)
             close(*ctl_out);
         *ctl_out = -1;
+        if (*kept_out >= 0)
+            close(*kept_out);
+        *kept_out = -1;
     }
 out:
     pthread_mutex_unlock(&p->lock);
@@ -951,6 +1025,7 @@ typedef struct zjob {
     const ggi_zygote_job *job;
     int ctl;       /* dup of the zygote's control socket */
     int cgs;       /* dup of its cgroup socket, or -1 */
+    int kept;      /* a job process made ahead, handed its job directly (-1: none) */
     unsigned long serial;
     int sock;      /* our end of the job socket */
     int init_fd;   /* pidfd of the job's init */
@@ -1149,8 +1224,31 @@ static int zj_start(void *ctx, int in_fd, int out_fd, int err_fd, int *done_fd)
     cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
     memcpy(CMSG_DATA(cm), fds, sizeof(int) * (size_t)nfds);
     ssize_t sent = -1;
+    int direct_sent = 0;
     zj->t.sent = ggi_now_ms();
-    while (!bad && (sent = sendmsg(zj->ctl, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
+    if (!bad && zj->kept >= 0) {
+        /* Straight to a job process made ahead: "J" and when it was sent; then the zygote
+         * hears that it should make the next one ("F"). */
+        char direct[9] = { 'J' };
+        int64_t ns = (int64_t)(zj->t.sent * 1e6);
+        memcpy(direct + 1, &ns, 8);
+        iov.iov_base = direct;
+        iov.iov_len = sizeof direct;
+        while ((sent = sendmsg(zj->kept, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
+        }
+        close(zj->kept);
+        zj->kept = -1;
+        if (sent == (ssize_t)sizeof direct) {
+            sent = (ssize_t)sizeof tag;
+            direct_sent = 1;
+        } else {
+            iov.iov_base = tag; /* it died: the zygote's way */
+            iov.iov_len = sizeof tag;
+            sent = -1;
+        }
+    }
+    while (!bad && sent < 0 && (sent = sendmsg(zj->ctl, &mh, MSG_NOSIGNAL)) < 0 &&
+           errno == EINTR) {
     }
     close(js[1]);
     if (sent != (ssize_t)sizeof tag) {
@@ -1160,13 +1258,16 @@ static int zj_start(void *ctx, int in_fd, int out_fd, int err_fd, int *done_fd)
     }
     bad = early < wire.len && send_all(js[0], wire.data + early, wire.len - early) < 0;
     ggi_buf_free(&wire);
-    /* The group of a later job, made while this one is set up. */
+    /* The group of a later job, made while this one is set up; then the zygote may make
+     * the next job process ahead (it finds the group there). */
     if (zj->cgs >= 0) {
         pthread_mutex_lock(&zj->pool->lock);
         (void)supply_cgroup(zj->pool, zj->serial, zj->cgs);
         pthread_mutex_unlock(&zj->pool->lock);
         gg_error_clear();
     }
+    if (direct_sent)
+        (void)send(zj->ctl, "F", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (bad || wait_readable(js[0], REPLY_TIMEOUT_MS) <= 0) {
         zj->fallback = 1;
         return ggi_error(GG_EUNSUPPORTED, "the zygote did not take the job");
@@ -1184,6 +1285,12 @@ static int zj_start(void *ctx, int in_fd, int out_fd, int err_fd, int *done_fd)
     mh.msg_controllen = sizeof rbuf;
     ssize_t got;
     while ((got = recvmsg(js[0], &mh, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {
+    }
+    if (got == 0) {
+        /* Closed unanswered: no job process took it (none could be made, or none had a
+         * cgroup); the direct way runs it, and zygotes stay in use. */
+        zj->fallback = 1;
+        return ggi_error(GG_EUNSUPPORTED, "no job process of the zygote took the job");
     }
     cm = got == 1 ? CMSG_FIRSTHDR(&mh) : NULL;
     if (r == 'P' && cm && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len == CMSG_LEN(sizeof(int))) {
@@ -1279,10 +1386,12 @@ int ggi_zygote_run(ggi_zygote_pool *pool, const ggi_zygote_job *job, const ggi_s
     memset(&zj, 0, sizeof zj);
     zj.pool = pool;
     zj.job = job;
-    zj.ctl = zj.cgs = zj.sock = zj.init_fd = -1;
-    int rc = zygote_get(pool, job->python, job->envp, &zj.ctl, &zj.cgs, &zj.serial);
+    zj.ctl = zj.cgs = zj.kept = zj.sock = zj.init_fd = -1;
+    int rc = zygote_get(pool, job->python, job->envp, &zj.ctl, &zj.cgs, &zj.serial, &zj.kept);
     if (!rc && job->cgroup && zj.cgs < 0) {
         close(zj.ctl);
+        if (zj.kept >= 0)
+            close(zj.kept);
         *fallback = 1;
         return ggi_error(GG_EUNSUPPORTED, "the zygote has no cgroups");
     }
@@ -1307,6 +1416,8 @@ int ggi_zygote_run(ggi_zygote_pool *pool, const ggi_zygote_job *job, const ggi_s
         close(zj.sock);
     if (zj.cgs >= 0)
         close(zj.cgs);
+    if (zj.kept >= 0)
+        close(zj.kept);
     close(zj.ctl);
     if (job->cg_out)
         *job->cg_out = zj.cg;
