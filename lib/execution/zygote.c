@@ -55,6 +55,9 @@
 #define MAX_AHEAD (MAX_ZYGOTES * AHEAD_PER_ZYGOTE)
 #define MAX_LIMIT_FDS 3
 #define MAX_KEPT 4          /* job processes made ahead whose sockets the host holds */
+/* A zygote no job used for this long is stopped (with its processes and groups made ahead)
+ * when the next job comes. */
+#define IDLE_MS 120000.0
 #define MAX_ERR_MSG 2000
 
 /* The zygote, in Python (3.9 or later: socket.send_fds, os.pidfd_open). */
@@ -577,6 +580,8 @@ typedef struct zygote {
     int cgs;          /* our end of the socket that hands it cgroups made ahead, or -1 */
     unsigned long serial; /* which zygote (owner of its groups made ahead) */
     unsigned long used;
+    double last;          /* when a job last used it (ggi_now_ms) */
+    int inflight;         /* its jobs running now */
     int kept[MAX_KEPT];   /* sockets of its job processes made ahead, oldest first */
     int nkept;
 } zygote;
@@ -987,12 +992,16 @@ static int zygote_get(ggi_zygote_pool *p, const char *python, const char *const 
         goto out;
     }
     zygote *hit = NULL, *lru = &p->z[0];
+    double now = ggi_now_ms();
     for (int i = 0; i < MAX_ZYGOTES; i++) {
         zygote *z = &p->z[i];
         if (z->pid > 0 && waitpid(z->pid, NULL, WNOHANG) == z->pid) {
             z->pid = 0; /* died: reaped */
             zygote_stop(p, z);
         }
+        if (z->pid > 0 && now - z->last > IDLE_MS && z->inflight == 0 &&
+            !(z->key_len == klen && !memcmp(z->key, key, klen)))
+            zygote_stop(p, z); /* idle: what it holds goes */
         if (z->pid > 0 && z->key_len == klen && !memcmp(z->key, key, klen))
             hit = z;
         if (z->used < lru->used)
@@ -1013,6 +1022,8 @@ static int zygote_get(ggi_zygote_pool *p, const char *python, const char *const 
         hit = lru;
     }
     hit->used = ++p->tick;
+    hit->last = now;
+    hit->inflight++;
     *serial = hit->serial;
     *kept_out = take_kept(hit);
     *ctl_out = fcntl(hit->ctl, F_DUPFD_CLOEXEC, 3);
@@ -1392,6 +1403,19 @@ static int zj_finish(void *ctx, int killed, ggi_spawn_result *res)
     return GG_OK;
 }
 
+/* A job of zygote serial has ended: it is idle from now when no other runs. */
+static void zygote_done(ggi_zygote_pool *p, unsigned long serial)
+{
+    pthread_mutex_lock(&p->lock);
+    for (int i = 0; i < MAX_ZYGOTES; i++) {
+        if (p->z[i].serial == serial && p->z[i].inflight > 0) {
+            p->z[i].inflight--;
+            p->z[i].last = ggi_now_ms();
+        }
+    }
+    pthread_mutex_unlock(&p->lock);
+}
+
 int ggi_zygote_run(ggi_zygote_pool *pool, const ggi_zygote_job *job, const ggi_spawn_opts *o,
                    ggi_spawn_result *res, int *fallback)
 {
@@ -1407,10 +1431,12 @@ int ggi_zygote_run(ggi_zygote_pool *pool, const ggi_zygote_job *job, const ggi_s
         close(zj.ctl);
         if (zj.kept >= 0)
             close(zj.kept);
+        zygote_done(pool, zj.serial);
         *fallback = 1;
         return ggi_error(GG_EUNSUPPORTED, "the zygote has no cgroups");
     }
     if (rc) {
+        zygote_done(pool, zj.serial);
         *fallback = rc != GG_ENOMEM;
         return rc;
     }
@@ -1434,6 +1460,7 @@ int ggi_zygote_run(ggi_zygote_pool *pool, const ggi_zygote_job *job, const ggi_s
     if (zj.kept >= 0)
         close(zj.kept);
     close(zj.ctl);
+    zygote_done(pool, zj.serial);
     if (job->cg_out)
         *job->cg_out = zj.cg;
     else
