@@ -385,8 +385,14 @@ static const char ZYGOTE_PY[] =
     "            if len(lim) != len(cg[2]):\n"
     "                raise OSError('the cgroup has %d limit files, %d limits came' %\n"
     "                              (len(cg[2]), len(lim)))\n"
-    "            for f, v in zip(cg[2], lim):\n"
-    "                os.write(f, v.encode())\n"
+    "            try:\n"
+    "                for f, v in zip(cg[2], lim):\n"
+    "                    os.write(f, v.encode())\n"
+    "            except OSError:\n"
+    "                # (A memory limit below what this process already uses is refused: the\n"
+    "                # direct way runs the job, in a group made for it.)\n"
+    "                sock.sendall(b'N' + struct.pack('<q', cg[0]))\n"
+    "                os._exit(1)\n"
     "            _cg_close(cg)\n"
     "        times.append(cg[0] if cg else 0)\n"
     "        _setup(req)\n"
@@ -1319,6 +1325,17 @@ static int zj_start(void *ctx, int in_fd, int out_fd, int err_fd, int *done_fd)
          * cgroup); the direct way runs it, and zygotes stay in use. */
         zj->fallback = 1;
         return ggi_error(GG_EUNSUPPORTED, "no job process of the zygote took the job");
+    }
+    if (r == 'N') {
+        /* Its group refused the job's limits (a memory limit below what the waiting process
+         * uses): the group goes, the direct way runs the job, zygotes stay in use. */
+        int64_t id = 0;
+        if (recv(js[0], &id, sizeof id, MSG_WAITALL) == (ssize_t)sizeof id && id > 0) {
+            ggi_cgroup *cg = claim_ahead(zj->pool, zj->serial, (unsigned long)id);
+            ggi_cgroup_destroy(&cg);
+        }
+        zj->fallback = 1;
+        return ggi_error(GG_EUNSUPPORTED, "the job's limits do not fit a zygote's process");
     }
     cm = got == 1 ? CMSG_FIRSTHDR(&mh) : NULL;
     if (r == 'P' && cm && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len == CMSG_LEN(sizeof(int))) {

@@ -106,6 +106,38 @@ static void test_own_groups_bounded(void)
     CHECK(count_groups((long)getpid()) == 0);
 }
 
+/* A job whose memory limit is below what a waiting job process already uses runs the direct
+ * way (in a group made for it), and the zygote stays in use for the next jobs. */
+static void test_limit_too_small(void)
+{
+    gg_executor_t *ex = NULL;
+    if (test_exec_new_sandboxed(&ex) != 0)
+        return;
+    cJSON *first = run_code(ex, "pass");
+    CHECK(first && test_true(first, "zygote"));
+    cJSON_Delete(first);
+    cJSON *req = cJSON_CreateObject();
+    cJSON *argv = cJSON_AddArrayToObject(req, "argv");
+    cJSON_AddItemToArray(argv, cJSON_CreateString(PY));
+    cJSON_AddItemToArray(argv, cJSON_CreateString("-c"));
+    cJSON_AddItemToArray(argv, cJSON_CreateString("pass"));
+    cJSON *lim = cJSON_AddObjectToObject(req, "limits");
+    cJSON_AddNumberToObject(lim, "timeout_s", 120);
+    cJSON_AddNumberToObject(lim, "memory_mb", 1);
+    cJSON *r = test_exec_run(ex, req);
+    CHECK(r && !test_true(r, "zygote"));
+    CHECK(r && test_true(r, "cgroup"));
+    cJSON_Delete(r);
+    for (int i = 0; i < 3; i++) {
+        cJSON *after = run_code(ex, "print('still')");
+        CHECK(after && test_true(after, "zygote"));
+        CHECK(after && strcmp(test_str(after, "stdout"), "still\n") == 0);
+        cJSON_Delete(after);
+    }
+    gg_executor_destroy(&ex);
+    CHECK(count_groups((long)getpid()) == 0);
+}
+
 static long crash_pid;
 
 static int groups_populated(void *arg)
@@ -184,5 +216,6 @@ int main(void)
         return 77;
     }
     test_own_groups_bounded();
+    test_limit_too_small();
     return test_exit();
 }
