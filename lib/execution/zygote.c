@@ -5,13 +5,15 @@
  * each job's mounts, but drops its bounding set and sets no_new_privs). It preloads a few
  * standard modules, freezes its objects for the collector and listens on a SOCK_SEQPACKET
  * socket at descriptor 3: each job is one message carrying descriptors (the job's own stream
- * socket, stdin, stdout, stderr, and cgroup.procs files). Ahead of its jobs (before it reports
- * ready, and after handing a job on while fewer jobs run than the host has cores, which the
- * job's message says) it makes two "parked" jobs: PID 1 of a new PID
- * namespace (unshare, fork, setns back), and the job's process PID 1 forks, which makes its
- * mount, IPC and UTS namespaces and /proc, copies the pages a job's first steps write, and
- * waits. A job goes from the zygote straight to a parked process, which hands PID 1 the job's
- * socket, joins the cgroup, reads the request JSON from the job socket, makes its tmpfs,
+ * socket, stdin, stdout, stderr). Ahead of its jobs (before it reports ready, and after each
+ * job handed on) it makes two "parked" jobs: PID 1 of a new PID namespace (unshare, fork,
+ * setns back), and the job's process PID 1 forks, which makes its mount, IPC, UTS and network
+ * namespaces and /proc, copies the pages a job's first steps write, and waits. The zygote hands the host each parked process's socket ("K"); the host gives a job
+ * straight to one (telling the zygote "F", upon which it makes the next), or, when it holds
+ * none, to the zygote, which makes one then. With cgroups the host also hands the zygote
+ * groups made ahead on a second socket (descriptor 4): each parked process joins one while
+ * no job waits, and writes its job's limits into it when the job comes. The parked process
+ * hands PID 1 the job's socket, reads the request JSON from the job socket, makes its tmpfs,
  * workspace, files and a user namespace of its own, replies "P" with a pidfd of PID 1 and
  * when each step began, and runs the job; PID 1 kills whatever is left and sends "S" with the
  * job's wait status, peak RSS and when it reaped it. The host takes the job as ended on "S"
