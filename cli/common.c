@@ -312,12 +312,17 @@ void cli_catch_signals(void)
     sigaction(SIGTERM, &sa, NULL);
 }
 
-/* With --isolation or --zygote the command makes the executor itself (the orchestrator
- * borrows it); it is destroyed at exit, after the orchestrator. */
+/* The command makes the executor itself (the orchestrator borrows it); it is destroyed at
+ * exit, after the orchestrator (and after the warm-up below has ended). */
 static gg_executor_t *cli_executor;
+static pthread_t warm_thread;
+static int warm_started;
 
 static void destroy_executor(void)
 {
+    if (warm_started)
+        pthread_join(warm_thread, NULL);
+    warm_started = 0;
     gg_executor_destroy(&cli_executor);
 }
 
@@ -338,6 +343,55 @@ static char *job_python(const char *python)
     return got && buf[0] == '/' ? strdup(buf) : NULL;
 }
 
+/* A `python -c pass` job in the environment of Python test jobs (lib/core/lang.c) for py:
+ * at the namespaces level it starts the very zygote those jobs are forked from. */
+static int run_python_pass(const char *py)
+{
+    cJSON *req = cJSON_CreateObject(), *argv = cJSON_AddArrayToObject(req, "argv");
+    cJSON_AddItemToArray(argv, cJSON_CreateString(py));
+    cJSON_AddItemToArray(argv, cJSON_CreateString("-c"));
+    cJSON_AddItemToArray(argv, cJSON_CreateString("pass"));
+    cJSON *env = cJSON_AddObjectToObject(req, "env");
+    cJSON_AddStringToObject(env, "PYTHONHASHSEED", "0");
+    cJSON_AddStringToObject(env, "PYTHONDONTWRITEBYTECODE", "1");
+    char *text = cJSON_PrintUnformatted(req);
+    cJSON_Delete(req);
+    char *out = NULL;
+    int rc = text ? gg_executor_run(cli_executor, text, &out) : GG_ENOMEM;
+    free(text);
+    gg_free(out);
+    return rc;
+}
+
+static void *warm_main(void *arg)
+{
+    char *py = job_python(arg);
+    free(arg);
+    if (py)
+        (void)run_python_pass(py);
+    free(py);
+    return NULL;
+}
+
+/* Makes cli_executor with the default level and starts its first Python jobs' zygote in the
+ * background while the command loads its tasks, so the first job does not wait for it (a
+ * failure there is the first job's to report). Returns an exit code. */
+static int open_default_executor(const char *python)
+{
+    if (gg_executor_new(&cli_executor, NULL) != 0) {
+        cli_errorf("cannot make the executor: %s", gg_error_last());
+        return CLI_EXIT_INFRA;
+    }
+    atexit(destroy_executor);
+    char *arg = python ? strdup(python) : NULL;
+    if (python && !arg)
+        return CLI_EXIT_OK;
+    warm_started = pthread_create(&warm_thread, NULL, warm_main, arg) == 0;
+    if (!warm_started)
+        free(arg);
+    return CLI_EXIT_OK;
+}
+
 /* Makes cli_executor for --isolation LEVEL (the level jobs run at and their minimum; NULL:
  * the default) and --zygote, and checks once that this host can give it, to the
  * interpreter jobs will use. Returns an exit code. */
@@ -355,20 +409,7 @@ static int open_executor(const char *level, int zygote, const char *python)
     out = NULL;
     char *py = rc == 0 ? job_python(python) : NULL;
     if (py) {
-        cJSON *req = cJSON_CreateObject(), *argv = cJSON_AddArrayToObject(req, "argv");
-        cJSON_AddItemToArray(argv, cJSON_CreateString(py));
-        cJSON_AddItemToArray(argv, cJSON_CreateString("-c"));
-        cJSON_AddItemToArray(argv, cJSON_CreateString("pass"));
-        /* The environment of Python test jobs (lib/core/lang.c): this check then starts the
-         * very zygote those jobs are forked from. */
-        cJSON *env = cJSON_AddObjectToObject(req, "env");
-        cJSON_AddStringToObject(env, "PYTHONHASHSEED", "0");
-        cJSON_AddStringToObject(env, "PYTHONDONTWRITEBYTECODE", "1");
-        char *text = cJSON_PrintUnformatted(req);
-        cJSON_Delete(req);
-        rc = text ? gg_executor_run(cli_executor, text, &out) : GG_ENOMEM;
-        free(text);
-        gg_free(out);
+        rc = run_python_pass(py);
         free(py);
     }
     if (rc != 0) {
@@ -402,8 +443,9 @@ int cli_orchestrator_open(const cli_run_options *o, gg_event_fn event_fn, void *
         return rc == GG_EINVAL || rc == GG_ENOTFOUND ? CLI_EXIT_USAGE : CLI_EXIT_INFRA;
     }
 
-    if ((o->isolation || o->zygote) && !cli_executor &&
-        (rc = open_executor(o->isolation, o->zygote, o->python)) != CLI_EXIT_OK) {
+    if (!cli_executor &&
+        (rc = o->isolation || o->zygote ? open_executor(o->isolation, o->zygote, o->python)
+                                        : open_default_executor(o->python)) != CLI_EXIT_OK) {
         gg_generator_destroy(&gen);
         return rc;
     }

@@ -27,9 +27,11 @@
 #define KILL_ROUNDS 8
 #define RMDIR_WAIT_MS 3000.0
 #define BASE_MAX 1024
+#define STALE_WAIT_MS 2000.0
 
 struct ggi_cgroup {
     int version;
+    unsigned long id;         /* the n of its name gg-job-<pid>-<n> */
     char mem[BASE_MAX + 64];  /* v2: the one group; v1: the memory group ("" when none) */
     char pids[BASE_MAX + 64]; /* v1: the pids group ("" when none); v2: "" */
 };
@@ -104,13 +106,17 @@ static int word_in(const char *list, const char *word)
     return 0;
 }
 
-/* Removes the empty job groups a host process left when it was killed mid-job (their
- * name holds its pid, and it no longer exists). */
+static int kill_listed(const char *dir);
+
+/* Removes the job groups a host process left when it was killed mid-job (their name holds
+ * its pid, and it no longer exists), groups made ahead included: what is still in them (a
+ * job dying with its namespaces) is killed, and the removal retried for a bounded time. */
 static void remove_stale(const char *dir)
 {
     DIR *d = opendir(dir);
     struct dirent *e;
     int seen = 0;
+    double until = ggi_now_ms() + STALE_WAIT_MS;
     while (d && (e = readdir(d)) != NULL && seen++ < 100000) {
         long pid = 0;
         if (strncmp(e->d_name, "gg-job-", 7) != 0 ||
@@ -120,7 +126,10 @@ static void remove_stale(const char *dir)
             continue;
         char p[PATH_MAX + 300];
         snprintf(p, sizeof p, "%.4000s/%.255s", dir, e->d_name);
-        (void)rmdir(p); /* fails, harmlessly, while processes are still in it */
+        while (rmdir(p) < 0 && errno == EBUSY && ggi_now_ms() < until) {
+            (void)kill_listed(p);
+            ggi_sleep_ms(1);
+        }
     }
     if (d)
         closedir(d);
@@ -223,6 +232,7 @@ int ggi_cgroup_new(ggi_cgroup **out, uint64_t memory_bytes, uint64_t pids_max)
         return ggi_error(GG_ENOMEM, "out of memory");
     cg->version = c->version;
     unsigned long n = __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED);
+    cg->id = n;
     char v[32];
     int bad = 0;
     if (c->memory) {
@@ -281,6 +291,69 @@ int ggi_cgroup_open_procs(ggi_cgroup *cg, int *fds, int max)
             return ggi_error(GG_EIO, "cannot open %s: %s", path, strerror(e));
         }
         fds[n++] = fd;
+    }
+    return n;
+}
+
+unsigned long ggi_cgroup_id(const ggi_cgroup *cg)
+{
+    return cg ? cg->id : 0;
+}
+
+/* The files that set a group's limits, in the order ggi_cgroup_open_limits opens them: the
+ * same for every group this process makes (ggi_cgroup_new makes each controller's group or
+ * fails), so cg may be NULL when only the names are wanted. */
+static int limit_files(const ggi_cgroup *cg, const char *dirs[3], const char *files[3])
+{
+    const ggi_cgroup_caps *c = ggi_cgroup_probe();
+    int n = 0;
+    if (c->memory) {
+        dirs[n] = cg ? cg->mem : "", files[n++] = c->version == 2 ? "memory.max"
+                                                                  : "memory.limit_in_bytes";
+        if (c->swap)
+            dirs[n] = cg ? cg->mem : "",
+            files[n++] = c->version == 2 ? "memory.swap.max" : "memory.memsw.limit_in_bytes";
+    }
+    if (c->pids)
+        dirs[n] = cg ? (c->version == 2 ? cg->mem : cg->pids) : "", files[n++] = "pids.max";
+    return n;
+}
+
+int ggi_cgroup_open_limits(ggi_cgroup *cg, int *fds, int max)
+{
+    const char *dirs[3], *files[3];
+    int n = limit_files(cg, dirs, files);
+    if (n > max)
+        return ggi_error(GG_EINTERNAL, "too many cgroup limit files");
+    for (int i = 0; i < n; i++) {
+        char path[PATH_MAX + 64];
+        snprintf(path, sizeof path, "%s/%s", dirs[i], files[i]);
+        fds[i] = open(path, O_WRONLY | O_CLOEXEC);
+        if (fds[i] < 0) {
+            int e = errno;
+            while (i > 0)
+                close(fds[--i]);
+            return ggi_error(GG_EIO, "cannot open %s: %s", path, strerror(e));
+        }
+    }
+    return n;
+}
+
+int ggi_cgroup_limit_values(uint64_t memory_bytes, uint64_t pids_max, char vals[][24], int max)
+{
+    const char *dirs[3], *files[3];
+    int n = limit_files(NULL, dirs, files);
+    if (n > max)
+        return ggi_error(GG_EINTERNAL, "too many cgroup limit files");
+    for (int i = 0; i < n; i++) {
+        int pids = !strcmp(files[i], "pids.max"), swap = !strcmp(files[i], "memory.swap.max");
+        uint64_t v = pids ? pids_max : memory_bytes;
+        if (swap)
+            snprintf(vals[i], 24, "%s", memory_bytes ? "0" : "max");
+        else if (!v)
+            snprintf(vals[i], 24, "%s", ggi_cgroup_probe()->version == 1 && !pids ? "-1" : "max");
+        else
+            snprintf(vals[i], 24, "%llu", (unsigned long long)v);
     }
     return n;
 }

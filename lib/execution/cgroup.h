@@ -37,6 +37,23 @@ int ggi_cgroup_new(ggi_cgroup **out, uint64_t memory_bytes, uint64_t pids_max);
  */
 int ggi_cgroup_open_procs(ggi_cgroup *cg, int *fds, int max);
 
+/** The group's number (the n of its name gg-job-<pid>-<n>; unique in this process). */
+unsigned long ggi_cgroup_id(const ggi_cgroup *cg);
+
+/**
+ * Opens the files that set the group's limits for writing (close-on-exec) into fds (at most
+ * max), in a fixed order: memory limit, swap limit (when accounted), process limit. A group
+ * made ahead of its job is limited through them once its job's limits are known (the
+ * descriptors keep the host's right to write them). Returns the count or GG_EIO.
+ */
+int ggi_cgroup_open_limits(ggi_cgroup *cg, int *fds, int max);
+
+/**
+ * The values to write, in the order of ggi_cgroup_open_limits, for these limits (0: none).
+ * Returns the count.
+ */
+int ggi_cgroup_limit_values(uint64_t memory_bytes, uint64_t pids_max, char vals[][24], int max);
+
 /** How many processes the kernel's OOM killer killed in the group. */
 long ggi_cgroup_oom_kills(const ggi_cgroup *cg);
 

@@ -700,7 +700,8 @@ static int mount_overlay(job_run *jr)
 }
 
 /* A cgroup bounds the sandboxed job's memory and processes as a whole, where the host has
- * one; its procs files are opened now for the child to join. */
+ * one: for a job spawned the direct way it is made here (a zygote's job process joined one
+ * made ahead), its procs files opened for the child to join. */
 static int make_cgroup(job_run *jr)
 {
     const job *j = jr->j;
@@ -747,12 +748,11 @@ static int prepare_sandboxed(job_run *jr)
     sb->tmpfs_bytes = ((uint64_t)mb << 20) + bytes;
     sb->files = jr->sfiles;
     sb->nfiles = nfiles;
-    jr->stg.prepared = ggi_now_ms();
-    if (!rc && ggi_cgroup_probe()->version)
-        rc = make_cgroup(jr);
+    /* The job gets a group of its own when the host has cgroups: made ahead and joined
+     * ahead by a zygote's job process, else made before it is spawned (spawn_job). */
+    jr->ri.cgroup = ggi_cgroup_probe()->version != 0;
     sb->cgroup_fds = jr->cg_fds;
-    sb->ncgroup_fds = jr->n_cg;
-    jr->stg.cgroup_made = ggi_now_ms();
+    jr->stg.prepared = jr->stg.cgroup_made = ggi_now_ms();
     return rc;
 }
 
@@ -826,6 +826,10 @@ static int run_in_zygote(job_run *jr, const ggi_spawn_opts *o, int *fallback)
         zj.nofile = o->nofile;
         zj.nproc = o->nproc;
         zj.times = &jr->stg.z;
+        zj.cgroup = jr->ri.cgroup;
+        zj.cg_memory = (uint64_t)j->r.memory_mb << 20;
+        zj.cg_pids = (uint64_t)(j->r.nproc ? j->r.nproc : DEFAULT_PIDS);
+        zj.cg_out = &jr->cg;
         rc = ggi_zygote_run(jr->pe->zpool, &zj, o, &jr->r, fallback);
         jr->ri.zygote = !*fallback;
         if (*fallback) {
@@ -845,6 +849,12 @@ static int spawn_job(job_run *jr)
     fill_spawn_opts(jr, &o);
     int fallback = 1;
     int rc = run_in_zygote(jr, &o, &fallback);
+    if (!rc && fallback && jr->ri.cgroup) {
+        ggi_cgroup_destroy(&jr->cg);
+        rc = make_cgroup(jr);
+        jr->sb.ncgroup_fds = jr->n_cg;
+        jr->stg.cgroup_made = ggi_now_ms();
+    }
     if (!rc && fallback)
         rc = ggi_spawn_run(&o, &jr->r);
     if (rc == GG_EIO || rc == GG_EINVAL || rc == GG_EINTERNAL) {

@@ -445,7 +445,29 @@ static const char *stage_what(int stage)
     }
 }
 
-int ggi_spawn_run(const ggi_spawn_opts *o, ggi_spawn_result *res)
+/* One run's state, shared by the steps of ggi_spawn_run. Every descriptor is -1 when not
+ * open; release() closes whatever is left. */
+typedef struct spawn_run {
+    const ggi_spawn_opts *o;
+    ggi_spawn_result *res;
+    const ggi_spawn_external *ext;
+    char *path;                /* the resolved program (NULL for an external start) */
+    child_plan pl;
+    ggi_sandbox_spec sb_copy;  /* carries the child's end of the user namespace pipe */
+    int in_w, out_r, err_r, rep_r, pidfd, st_r;
+    int own_pidfd;             /* 0: pidfd belongs to the external starter */
+    pid_t pid;
+    double start;              /* when the child was started (ggi_now_ms) */
+    /* the I/O loop's state */
+    const char *in_data;
+    size_t in_left;
+    double deadline, kill_at, drain_until;
+    int exited, killed, group_cleared, stuck;
+    int fail_rc;               /* a failure seen while the child ran (it is then killed) */
+} spawn_run;
+
+/* Checks the options and makes res's buffers non-NULL so callers can always read .data. */
+static int check_opts(const ggi_spawn_opts *o, ggi_spawn_result *res)
 {
     if (!res)
         return ggi_error(GG_EINVAL, "spawn: result is NULL");
@@ -456,352 +478,375 @@ int ggi_spawn_run(const ggi_spawn_opts *o, ggi_spawn_result *res)
         return ggi_error(GG_EINVAL, "spawn: timeout_s and cpu_s must be finite");
     if (o->stdin_len && !o->stdin_data)
         return ggi_error(GG_EINVAL, "spawn: stdin_len without stdin_data");
-
-    static const char *const empty_env[] = { NULL };
-    const char *const *envp = o->envp ? o->envp : empty_env;
-    /* Make the buffers non-NULL so callers can always read .data. */
     if (ggi_buf_append(&res->out, "", 0) || ggi_buf_append(&res->err, "", 0)) {
         ggi_spawn_result_free(res);
         return GG_ENOMEM;
     }
+    return GG_OK;
+}
 
-    const ggi_spawn_external *ext = o->external;
-    char *path = NULL;
-    int rc = ext ? GG_OK
-                 : ggi_spawn_find_program(o->argv[0], ggi_spawn_env_get(envp, "PATH"), &path);
-    if (rc) {
-        ggi_spawn_result_free(res);
+/* Resolves the program and fills the child's plan: argv, environment, cwd, rlimits. */
+static int plan_child(spawn_run *s)
+{
+    static const char *const empty_env[] = { NULL };
+    const ggi_spawn_opts *o = s->o;
+    const char *const *envp = o->envp ? o->envp : empty_env;
+    child_plan *pl = &s->pl;
+    pl->in_fd = pl->out_fd = pl->err_fd = pl->report_fd = pl->status_fd = pl->userns_wr = -1;
+    s->in_w = s->out_r = s->err_r = s->rep_r = s->pidfd = s->st_r = -1;
+    s->own_pidfd = 1;
+    s->sb_copy.userns_fd = -1;
+    int rc = s->ext ? GG_OK
+                    : ggi_spawn_find_program(o->argv[0], ggi_spawn_env_get(envp, "PATH"),
+                                             &s->path);
+    if (rc)
         return rc;
+    pl->path = s->path;
+    pl->argv = (char *const *)o->argv;
+    pl->envp = (char *const *)envp;
+    pl->cwd = o->cwd;
+    pl->sb = o->sandbox;
+    pl->overlay = o->sandbox ? NULL : o->overlay;
+    if (o->sandbox && !s->ext) {
+        s->sb_copy = *o->sandbox;
+        s->sb_copy.userns_fd = -1;
+        pl->sb = &s->sb_copy;
     }
+    if (s->ext)
+        return GG_OK;
+    if ((rc = plan_limit(pl, RLIMIT_CPU, (uint64_t)ceil(o->cpu_s), 1)) ||
+        (rc = plan_limit(pl, RLIMIT_AS, o->as_bytes, 0)) ||
+        (rc = plan_limit(pl, RLIMIT_FSIZE, o->fsize_bytes, 0)) ||
+        (rc = plan_limit(pl, RLIMIT_NOFILE, o->nofile, 0)) ||
+        (rc = plan_limit(pl, RLIMIT_NPROC, o->nproc, 0)))
+        return rc;
+    return GG_OK;
+}
 
-    child_plan pl;
-    memset(&pl, 0, sizeof pl);
-    pl.path = path;
-    pl.argv = (char *const *)o->argv;
-    pl.envp = (char *const *)envp;
-    pl.cwd = o->cwd;
-    pl.in_fd = pl.out_fd = pl.err_fd = pl.report_fd = pl.status_fd = pl.userns_wr = -1;
-    pl.sb = o->sandbox;
-    pl.overlay = o->sandbox ? NULL : o->overlay;
-    /* A copy of the spec carries the child's end of the user namespace pipe. */
-    ggi_sandbox_spec sb_copy;
-    if (o->sandbox && !o->external) {
-        sb_copy = *o->sandbox;
-        sb_copy.userns_fd = -1;
-        pl.sb = &sb_copy;
-    }
-
-    int in_w = -1, out_r = -1, err_r = -1, rep_r = -1, pidfd = -1, st_r = -1, own_pidfd = 1;
+/* A sandbox's pipes: its init's status report and the user namespace hand-shake. */
+static int open_sandbox_pipes(spawn_run *s)
+{
+    if (!s->pl.sb || s->ext)
+        return GG_OK;
     int p[2];
-    if (!ext && ((rc = plan_limit(&pl, RLIMIT_CPU, (uint64_t)ceil(o->cpu_s), 1)) ||
-        (rc = plan_limit(&pl, RLIMIT_AS, o->as_bytes, 0)) ||
-        (rc = plan_limit(&pl, RLIMIT_FSIZE, o->fsize_bytes, 0)) ||
-        (rc = plan_limit(&pl, RLIMIT_NOFILE, o->nofile, 0)) ||
-        (rc = plan_limit(&pl, RLIMIT_NPROC, o->nproc, 0))))
-        goto fail;
-    if (pl.sb && !ext) {
-        if (pipe2(p, O_CLOEXEC) < 0) {
-            rc = ggi_error(GG_EIO, "pipe2 failed: %s", strerror(errno));
-            goto fail;
-        }
-        st_r = p[0], pl.status_fd = p[1];
-        if ((rc = set_nonblock(st_r)))
-            goto fail;
-        int e = ggi_sandbox_userns_pipe(pl.sb, &sb_copy.userns_fd, &pl.userns_wr);
-        if (e) {
-            rc = ggi_error(GG_EIO, "pipe2 failed: %s", strerror(e));
-            goto fail;
-        }
-    }
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return ggi_error(GG_EIO, "pipe2 failed: %s", strerror(errno));
+    s->st_r = p[0], s->pl.status_fd = p[1];
+    int rc = set_nonblock(s->st_r);
+    if (rc)
+        return rc;
+    int e = ggi_sandbox_userns_pipe(s->pl.sb, &s->sb_copy.userns_fd, &s->pl.userns_wr);
+    if (e)
+        return ggi_error(GG_EIO, "pipe2 failed: %s", strerror(e));
+    return GG_OK;
+}
 
+/* The child's stdin, stdout, stderr and exec report; the child's ends lifted above 2. */
+static int open_std_pipes(spawn_run *s)
+{
+    child_plan *pl = &s->pl;
+    int p[2], rc;
     /* stdin: a socket pair, so a write after the child has gone gives EPIPE without
      * raising SIGPIPE in the host (MSG_NOSIGNAL); /dev/null when there is nothing to send. */
-    if (o->stdin_data && o->stdin_len) {
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p) < 0) {
-            rc = ggi_error(GG_EIO, "socketpair failed: %s", strerror(errno));
-            goto fail;
-        }
-        pl.in_fd = p[0];
-        in_w = p[1];
-        shutdown(in_w, SHUT_RD);
-        if ((rc = set_nonblock(in_w)))
-            goto fail;
+    if (s->o->stdin_data && s->o->stdin_len) {
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p) < 0)
+            return ggi_error(GG_EIO, "socketpair failed: %s", strerror(errno));
+        pl->in_fd = p[0];
+        s->in_w = p[1];
+        shutdown(s->in_w, SHUT_RD);
+        if ((rc = set_nonblock(s->in_w)))
+            return rc;
     } else {
-        pl.in_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (pl.in_fd < 0) {
-            rc = ggi_error(GG_EIO, "cannot open /dev/null: %s", strerror(errno));
-            goto fail;
-        }
+        pl->in_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (pl->in_fd < 0)
+            return ggi_error(GG_EIO, "cannot open /dev/null: %s", strerror(errno));
     }
-    if (pipe2(p, O_CLOEXEC) < 0) {
-        rc = ggi_error(GG_EIO, "pipe2 failed: %s", strerror(errno));
-        goto fail;
+    int *reads[3] = { &s->out_r, &s->err_r, &s->rep_r };
+    int *writes[3] = { &pl->out_fd, &pl->err_fd, &pl->report_fd };
+    for (int i = 0; i < 3; i++) {
+        if (pipe2(p, O_CLOEXEC) < 0)
+            return ggi_error(GG_EIO, "pipe2 failed: %s", strerror(errno));
+        *reads[i] = p[0], *writes[i] = p[1];
     }
-    out_r = p[0], pl.out_fd = p[1];
-    if (pipe2(p, O_CLOEXEC) < 0) {
-        rc = ggi_error(GG_EIO, "pipe2 failed: %s", strerror(errno));
-        goto fail;
-    }
-    err_r = p[0], pl.err_fd = p[1];
-    if (pipe2(p, O_CLOEXEC) < 0) {
-        rc = ggi_error(GG_EIO, "pipe2 failed: %s", strerror(errno));
-        goto fail;
-    }
-    rep_r = p[0], pl.report_fd = p[1];
-    if ((rc = lift_fd(&pl.in_fd)) || (rc = lift_fd(&pl.out_fd)) || (rc = lift_fd(&pl.err_fd)) ||
-        (rc = lift_fd(&pl.report_fd)) || (pl.status_fd >= 0 && (rc = lift_fd(&pl.status_fd))) ||
-        (rc = set_nonblock(out_r)) ||
-        (rc = set_nonblock(err_r)))
-        goto fail;
+    if ((rc = lift_fd(&pl->in_fd)) || (rc = lift_fd(&pl->out_fd)) ||
+        (rc = lift_fd(&pl->err_fd)) || (rc = lift_fd(&pl->report_fd)) ||
+        (pl->status_fd >= 0 && (rc = lift_fd(&pl->status_fd))) ||
+        (rc = set_nonblock(s->out_r)) || (rc = set_nonblock(s->err_r)))
+        return rc;
+    return GG_OK;
+}
 
+/* Closes the parent's copies of the child's ends. */
+static void close_child_ends(spawn_run *s)
+{
+    close_fd(&s->pl.in_fd);
+    close_fd(&s->pl.out_fd);
+    close_fd(&s->pl.err_fd);
+    close_fd(&s->pl.report_fd);
+    close_fd(&s->pl.status_fd);
+}
+
+/* Hands the job to its external starter (a zygote). */
+static int start_external(spawn_run *s)
+{
+    s->start = ggi_now_ms();
+    int rc = s->ext->start(s->ext->ctx, s->pl.in_fd, s->pl.out_fd, s->pl.err_fd, &s->pidfd);
+    s->own_pidfd = 0;
+    close_child_ends(s);
+    return rc;
+}
+
+/* Forks (or clones into the sandbox's namespaces) and maps the user namespace. */
+static int start_child(spawn_run *s)
+{
+    child_plan *pl = &s->pl;
     /* Block every signal around fork so the host's handlers never run in the child before
      * it has reset them. */
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    pl.parent = getpid();
-    double start = ggi_now_ms();
-    pid_t pid = 0;
-    int fork_errno = 0;
-    if (ext) {
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-        rc = ext->start(ext->ctx, pl.in_fd, pl.out_fd, pl.err_fd, &pidfd);
-        own_pidfd = 0;
-        close_fd(&pl.in_fd);
-        close_fd(&pl.out_fd);
-        close_fd(&pl.err_fd);
-        close_fd(&pl.report_fd);
-        if (rc)
-            goto fail;
-        goto started;
-    }
-    if (pl.sb)
-        pid = ggi_sandbox_raw_clone((unsigned long)ggi_sandbox_clone_flags(pl.sb));
-    else
-        pid = fork();
+    pl->parent = getpid();
+    s->start = ggi_now_ms();
+    pid_t pid = pl->sb ? ggi_sandbox_raw_clone((unsigned long)ggi_sandbox_clone_flags(pl->sb))
+                       : fork();
     if (pid == 0) {
-        if (pl.sb)
-            child_sandbox(&pl);
-        child_run(&pl);
+        if (pl->sb)
+            child_sandbox(pl);
+        child_run(pl);
     }
-    fork_errno = errno;
+    int fork_errno = errno;
     /* The child waits for its user namespace's maps (a failure shows in its report). */
-    if (pid > 0 && pl.userns_wr >= 0)
-        (void)ggi_sandbox_userns_map(pid, pl.userns_wr);
+    if (pid > 0 && pl->userns_wr >= 0)
+        (void)ggi_sandbox_userns_map(pid, pl->userns_wr);
     else
-        close_fd(&pl.userns_wr);
-    pl.userns_wr = -1;
-    if (pl.sb == &sb_copy)
-        close_fd(&sb_copy.userns_fd);
+        close_fd(&pl->userns_wr);
+    pl->userns_wr = -1;
+    if (pl->sb == &s->sb_copy)
+        close_fd(&s->sb_copy.userns_fd);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    close_fd(&pl.in_fd);
-    close_fd(&pl.out_fd);
-    close_fd(&pl.err_fd);
-    close_fd(&pl.report_fd);
-    close_fd(&pl.status_fd);
-    if (pid < 0) {
-        rc = pl.sb ? ggi_error(GG_EIO, "cannot make the job's namespaces: %s",
-                               strerror(fork_errno))
-                   : ggi_error(GG_EIO, "fork failed: %s", strerror(fork_errno));
-        goto fail;
-    }
+    close_child_ends(s);
+    if (pid < 0)
+        return pl->sb ? ggi_error(GG_EIO, "cannot make the job's namespaces: %s",
+                                  strerror(fork_errno))
+                      : ggi_error(GG_EIO, "fork failed: %s", strerror(fork_errno));
+    s->pid = pid;
+    return GG_OK;
+}
 
-    /* Did exec succeed? The report pipe closes on exec; a message means it did not. */
+/* Did exec succeed? The report pipe closes on exec; a message means it did not (the child
+ * is then reaped and the error names the step that failed). */
+static int await_exec(spawn_run *s)
+{
     child_msg msg;
     size_t got = 0;
     for (int tries = 0; tries < 1000 && got < sizeof msg; tries++) {
-        ssize_t n = read(rep_r, (char *)&msg + got, sizeof msg - got);
+        ssize_t n = read(s->rep_r, (char *)&msg + got, sizeof msg - got);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
             break;
         got += (size_t)n;
     }
-    close_fd(&rep_r);
-    if (got == sizeof msg) {
-        int st;
-        while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-        }
-        if (msg.stage == STAGE_EXEC && (msg.err == ENOENT || msg.err == ENOTDIR))
-            rc = ggi_error(GG_ENOTFOUND, "program '%s' not found", o->argv[0]);
-        else if (msg.stage == STAGE_OVERLAY)
-            rc = ggi_error(GG_EIO, "could not set up the overlay of '%s': cannot %s: %s",
-                           o->argv[0], msg.step ? msg.step : "attach it", strerror(msg.err));
-        else if (msg.stage == STAGE_SANDBOX)
-            rc = ggi_error(GG_EIO, "could not build the sandbox of '%s': cannot %s: %s",
-                           o->argv[0], msg.step ? msg.step : "set it up", strerror(msg.err));
-        else
-            rc = ggi_error(GG_EIO, "could not %s '%s': %s", stage_what(msg.stage), o->argv[0],
-                           strerror(msg.err));
-        goto fail;
-    }
-
-    pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-started:;
-    double deadline = o->timeout_s > 0 ? start + o->timeout_s * 1000.0 : 0;
-    const char *in_data = o->stdin_data;
-    size_t in_left = o->stdin_len;
-    int exited = 0, killed = 0, group_cleared = 0, fail_rc = GG_OK, stuck = 0;
-    double kill_at = 0, drain_until = 0;
-
-    for (;;) {
-        double now = ggi_now_ms();
-        if (!exited && pidfd < 0) {
-            siginfo_t si;
-            memset(&si, 0, sizeof si);
-            int wr = waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT);
-            if ((wr == 0 && si.si_pid == pid) || (wr < 0 && errno == ECHILD))
-                exited = 1; /* (ECHILD: someone else reaped it; wait4 below reports) */
-        }
-        if (!exited && !killed) {
-            int stop = 0;
-            if (deadline && now >= deadline) {
-                res->timed_out = 1;
-                stop = 1;
-            } else if (o->cancel && __atomic_load_n(o->cancel, __ATOMIC_ACQUIRE)) {
-                res->cancelled = 1;
-                stop = 1;
-            } else if (fail_rc) {
-                stop = 1;
-            }
-            if (stop) {
-                if (ext)
-                    ext->kill(ext->ctx);
-                else
-                    kill_group(pid);
-                killed = 1;
-                kill_at = now;
-            }
-        }
-        if (exited && !group_cleared) {
-            /* The main child is a zombie, so its pid (and the group id) cannot be reused yet:
-             * killing the group now cannot hit a stranger. */
-            if (!ext)
-                kill(-pid, SIGKILL);
-            group_cleared = 1;
-            drain_until = now + DRAIN_MS;
-        }
-        if (exited && out_r < 0 && err_r < 0)
-            break;
-        if (exited && now >= drain_until)
-            break;
-        if (killed && !exited && now - kill_at > REAP_GRACE_MS) {
-            rc = ggi_error(GG_EIO, "'%s' (pid %d) did not die after SIGKILL", o->argv[0],
-                           (int)pid);
-            if (ext) {
-                ext->kill(ext->ctx);
-                goto fail;
-            }
-            stuck = 1;
-            goto fail_running;
-        }
-
-        struct pollfd fds[4];
-        int nfds = 0, i_out = -1, i_err = -1, i_in = -1, i_pid = -1;
-        if (out_r >= 0)
-            i_out = nfds, fds[nfds++] = (struct pollfd){ out_r, POLLIN, 0 };
-        if (err_r >= 0)
-            i_err = nfds, fds[nfds++] = (struct pollfd){ err_r, POLLIN, 0 };
-        if (in_w >= 0 && !exited)
-            i_in = nfds, fds[nfds++] = (struct pollfd){ in_w, POLLOUT, 0 };
-        if (pidfd >= 0 && !exited)
-            i_pid = nfds, fds[nfds++] = (struct pollfd){ pidfd, POLLIN, 0 };
-
-        double wait = 1000;
-        if (deadline && !killed)
-            wait = fmin(wait, deadline - now);
-        if (o->cancel && !killed)
-            wait = fmin(wait, CANCEL_TICK_MS);
-        if (pidfd < 0 && !exited)
-            wait = fmin(wait, NOPIDFD_TICK_MS);
-        if (exited)
-            wait = fmin(wait, drain_until - now);
-        if (killed && !exited)
-            wait = fmin(wait, REAP_GRACE_MS - (now - kill_at));
-        if (wait < 0)
-            wait = 0;
-        int n = poll(fds, (nfds_t)nfds, (int)ceil(wait));
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            rc = ggi_error(GG_EIO, "poll failed: %s", strerror(errno));
-            goto fail_running;
-        }
-        if (n == 0)
-            continue;
-        if (i_pid >= 0 && (fds[i_pid].revents & (POLLIN | POLLHUP | POLLERR)))
-            exited = 1;
-        if (i_out >= 0 && fds[i_out].revents) {
-            int r = pump_out(&out_r, &res->out, o->max_stdout, &res->out_truncated);
-            if (r && !fail_rc)
-                fail_rc = r;
-        }
-        if (i_err >= 0 && fds[i_err].revents) {
-            int r = pump_out(&err_r, &res->err, o->max_stderr, &res->err_truncated);
-            if (r && !fail_rc)
-                fail_rc = r;
-        }
-        if (i_in >= 0 && fds[i_in].revents) {
-            if (fds[i_in].revents & (POLLERR | POLLHUP | POLLNVAL)) {
-                close_fd(&in_w);
-            } else {
-                size_t chunk = in_left > READ_CHUNK ? READ_CHUNK : in_left;
-                ssize_t w = send(in_w, in_data, chunk, MSG_NOSIGNAL | MSG_DONTWAIT);
-                if (w > 0) {
-                    in_data += w;
-                    in_left -= (size_t)w;
-                    if (!in_left)
-                        close_fd(&in_w); /* EOF for the child */
-                } else if (w < 0 && errno != EAGAIN && errno != EINTR) {
-                    close_fd(&in_w); /* the child stopped reading: not our failure */
-                }
-            }
-        }
-    }
-
-    if (ext) {
-        rc = ext->finish(ext->ctx, killed, res);
-        res->duration_ms = ggi_now_ms() - start;
-        close_fd(&in_w);
-        close_fd(&out_r);
-        close_fd(&err_r);
-        if (rc || fail_rc) {
-            ggi_spawn_result_free(res);
-            return rc ? rc : fail_rc;
-        }
+    close_fd(&s->rep_r);
+    if (got != sizeof msg) {
+        s->pidfd = (int)syscall(SYS_pidfd_open, s->pid, 0);
         return GG_OK;
     }
+    int st;
+    while (waitpid(s->pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    const char *prog = s->o->argv[0];
+    if (msg.stage == STAGE_EXEC && (msg.err == ENOENT || msg.err == ENOTDIR))
+        return ggi_error(GG_ENOTFOUND, "program '%s' not found", prog);
+    if (msg.stage == STAGE_OVERLAY)
+        return ggi_error(GG_EIO, "could not set up the overlay of '%s': cannot %s: %s", prog,
+                         msg.step ? msg.step : "attach it", strerror(msg.err));
+    if (msg.stage == STAGE_SANDBOX)
+        return ggi_error(GG_EIO, "could not build the sandbox of '%s': cannot %s: %s", prog,
+                         msg.step ? msg.step : "set it up", strerror(msg.err));
+    return ggi_error(GG_EIO, "could not %s '%s': %s", stage_what(msg.stage), prog,
+                     strerror(msg.err));
+}
 
-    /* Reap. */
+/* Kills the job when its deadline passed, it was cancelled or the loop failed; once it has
+ * ended, clears its group and starts the bounded drain. */
+static void watch_child(spawn_run *s, double now)
+{
+    if (!s->exited && s->pidfd < 0) {
+        siginfo_t si;
+        memset(&si, 0, sizeof si);
+        int wr = waitid(P_PID, (id_t)s->pid, &si, WEXITED | WNOHANG | WNOWAIT);
+        if ((wr == 0 && si.si_pid == s->pid) || (wr < 0 && errno == ECHILD))
+            s->exited = 1; /* (ECHILD: someone else reaped it; wait4 later reports) */
+    }
+    if (!s->exited && !s->killed) {
+        int stop = 0;
+        if (s->deadline && now >= s->deadline) {
+            s->res->timed_out = 1;
+            stop = 1;
+        } else if (s->o->cancel && __atomic_load_n(s->o->cancel, __ATOMIC_ACQUIRE)) {
+            s->res->cancelled = 1;
+            stop = 1;
+        } else if (s->fail_rc) {
+            stop = 1;
+        }
+        if (stop) {
+            if (s->ext)
+                s->ext->kill(s->ext->ctx);
+            else
+                kill_group(s->pid);
+            s->killed = 1;
+            s->kill_at = now;
+        }
+    }
+    if (s->exited && !s->group_cleared) {
+        /* The main child is a zombie, so its pid (and the group id) cannot be reused yet:
+         * killing the group now cannot hit a stranger. */
+        if (!s->ext)
+            kill(-s->pid, SIGKILL);
+        s->group_cleared = 1;
+        s->drain_until = now + DRAIN_MS;
+    }
+}
+
+/* How long the next poll may wait (ms). */
+static double poll_wait(const spawn_run *s, double now)
+{
+    double wait = 1000;
+    if (s->deadline && !s->killed)
+        wait = fmin(wait, s->deadline - now);
+    if (s->o->cancel && !s->killed)
+        wait = fmin(wait, CANCEL_TICK_MS);
+    if (s->pidfd < 0 && !s->exited)
+        wait = fmin(wait, NOPIDFD_TICK_MS);
+    if (s->exited)
+        wait = fmin(wait, s->drain_until - now);
+    if (s->killed && !s->exited)
+        wait = fmin(wait, REAP_GRACE_MS - (now - s->kill_at));
+    return wait < 0 ? 0 : wait;
+}
+
+/* Writes the next piece of stdin (closing it at the end or when the child stops reading). */
+static void feed_stdin(spawn_run *s, short revents)
+{
+    if (revents & (POLLERR | POLLHUP | POLLNVAL)) {
+        close_fd(&s->in_w);
+        return;
+    }
+    size_t chunk = s->in_left > READ_CHUNK ? READ_CHUNK : s->in_left;
+    ssize_t w = send(s->in_w, s->in_data, chunk, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w > 0) {
+        s->in_data += w;
+        s->in_left -= (size_t)w;
+        if (!s->in_left)
+            close_fd(&s->in_w); /* EOF for the child */
+    } else if (w < 0 && errno != EAGAIN && errno != EINTR) {
+        close_fd(&s->in_w); /* the child stopped reading: not our failure */
+    }
+}
+
+/* One poll over the pipes and the pidfd, and what it found. */
+static int poll_once(spawn_run *s, double now)
+{
+    struct pollfd fds[4];
+    int nfds = 0, i_out = -1, i_err = -1, i_in = -1, i_pid = -1;
+    if (s->out_r >= 0)
+        i_out = nfds, fds[nfds++] = (struct pollfd){ s->out_r, POLLIN, 0 };
+    if (s->err_r >= 0)
+        i_err = nfds, fds[nfds++] = (struct pollfd){ s->err_r, POLLIN, 0 };
+    if (s->in_w >= 0 && !s->exited)
+        i_in = nfds, fds[nfds++] = (struct pollfd){ s->in_w, POLLOUT, 0 };
+    if (s->pidfd >= 0 && !s->exited)
+        i_pid = nfds, fds[nfds++] = (struct pollfd){ s->pidfd, POLLIN, 0 };
+    int n = poll(fds, (nfds_t)nfds, (int)ceil(poll_wait(s, now)));
+    if (n < 0)
+        return errno == EINTR ? GG_OK : ggi_error(GG_EIO, "poll failed: %s", strerror(errno));
+    if (n == 0)
+        return GG_OK;
+    if (i_pid >= 0 && (fds[i_pid].revents & (POLLIN | POLLHUP | POLLERR)))
+        s->exited = 1;
+    ggi_spawn_result *res = s->res;
+    if (i_out >= 0 && fds[i_out].revents) {
+        int r = pump_out(&s->out_r, &res->out, s->o->max_stdout, &res->out_truncated);
+        if (r && !s->fail_rc)
+            s->fail_rc = r;
+    }
+    if (i_err >= 0 && fds[i_err].revents) {
+        int r = pump_out(&s->err_r, &res->err, s->o->max_stderr, &res->err_truncated);
+        if (r && !s->fail_rc)
+            s->fail_rc = r;
+    }
+    if (i_in >= 0 && fds[i_in].revents)
+        feed_stdin(s, fds[i_in].revents);
+    return GG_OK;
+}
+
+/* Runs the child to its end: I/O, timeout, cancel, then the bounded drain. A failure
+ * returned here leaves the child to abort_running(). */
+static int io_loop(spawn_run *s)
+{
+    s->deadline = s->o->timeout_s > 0 ? s->start + s->o->timeout_s * 1000.0 : 0;
+    s->in_data = s->o->stdin_data;
+    s->in_left = s->o->stdin_len;
+    for (;;) {
+        double now = ggi_now_ms();
+        watch_child(s, now);
+        if (s->exited && s->out_r < 0 && s->err_r < 0)
+            return GG_OK;
+        if (s->exited && now >= s->drain_until)
+            return GG_OK;
+        if (s->killed && !s->exited && now - s->kill_at > REAP_GRACE_MS) {
+            s->stuck = 1;
+            return ggi_error(GG_EIO, "'%s' (pid %d) did not die after SIGKILL",
+                             s->o->argv[0], (int)s->pid);
+        }
+        int rc = poll_once(s, now);
+        if (rc)
+            return rc;
+    }
+}
+
+/* Kills a child the loop gave up on and reaps it (a zombie is left only in the pathological
+ * case that SIGKILL did not take). */
+static void abort_running(spawn_run *s)
+{
+    if (s->ext) {
+        s->ext->kill(s->ext->ctx);
+        return;
+    }
+    kill_group(s->pid);
+    if (s->stuck)
+        (void)waitpid(s->pid, NULL, WNOHANG);
+    else
+        while (waitpid(s->pid, NULL, 0) < 0 && errno == EINTR) {
+        }
+}
+
+/* Reaps the child and fills the result's status; the sandbox's init reports the job's own
+ * status (without a report, the init was killed: timeout, cancel, OOM, its own stands). */
+static int reap_child(spawn_run *s)
+{
+    ggi_spawn_result *res = s->res;
     int status = 0;
     struct rusage ru;
     memset(&ru, 0, sizeof ru);
     pid_t w;
-    while ((w = wait4(pid, &status, 0, &ru)) < 0 && errno == EINTR) {
+    while ((w = wait4(s->pid, &status, 0, &ru)) < 0 && errno == EINTR) {
     }
-    res->duration_ms = ggi_now_ms() - start;
-    close_fd(&in_w);
-    close_fd(&out_r);
-    close_fd(&err_r);
-    close_fd(&pidfd);
-    free(path);
-    if (w >= 0 && st_r >= 0) {
-        /* The sandbox's init reports the job's own status; without a report (the init was
-         * killed: timeout, cancel, OOM) its own status stands. */
+    int wait_errno = errno;
+    res->duration_ms = ggi_now_ms() - s->start;
+    if (w >= 0 && s->st_r >= 0) {
         init_msg m;
-        ssize_t n = read(st_r, &m, sizeof m);
+        ssize_t n = read(s->st_r, &m, sizeof m);
         if (n == (ssize_t)sizeof m) {
             status = m.status;
             if (m.maxrss > ru.ru_maxrss)
                 ru.ru_maxrss = m.maxrss;
         }
     }
-    close_fd(&st_r);
-    if (w < 0) {
-        ggi_spawn_result_free(res);
-        return ggi_error(GG_EIO, "could not reap '%s': %s (is SIGCHLD ignored?)", o->argv[0],
-                         strerror(errno));
-    }
+    if (w < 0)
+        return ggi_error(GG_EIO, "could not reap '%s': %s (is SIGCHLD ignored?)",
+                         s->o->argv[0], strerror(wait_errno));
     res->max_rss_kb = ru.ru_maxrss;
     if (WIFEXITED(status)) {
         res->exit_code = WEXITSTATUS(status);
@@ -811,41 +856,65 @@ started:;
     } else {
         res->exit_code = -1;
     }
-    if (fail_rc) {
-        ggi_spawn_result_free(res);
-        return fail_rc;
-    }
     return GG_OK;
+}
 
-fail_running:
-    if (ext) {
-        ext->kill(ext->ctx);
-        goto fail;
+/* Closes every descriptor still open and frees the program path. */
+static void release(spawn_run *s)
+{
+    close_child_ends(s);
+    close_fd(&s->pl.userns_wr);
+    if (s->pl.sb == &s->sb_copy)
+        close_fd(&s->sb_copy.userns_fd);
+    close_fd(&s->in_w);
+    close_fd(&s->out_r);
+    close_fd(&s->err_r);
+    close_fd(&s->rep_r);
+    close_fd(&s->st_r);
+    if (s->own_pidfd)
+        close_fd(&s->pidfd);
+    free(s->path);
+    s->path = NULL;
+}
+
+/* Starts the child (itself or through the external starter) and runs it to its end. */
+static int run_child(spawn_run *s)
+{
+    int rc;
+    if ((rc = plan_child(s)) || (rc = open_sandbox_pipes(s)) || (rc = open_std_pipes(s)))
+        return rc;
+    if (s->ext)
+        rc = start_external(s);
+    else if (!(rc = start_child(s)))
+        rc = await_exec(s);
+    if (rc)
+        return rc;
+    if ((rc = io_loop(s))) {
+        abort_running(s);
+        return rc;
     }
-    kill_group(pid);
-    /* A zombie is left only in the pathological case that SIGKILL did not take. */
-    if (stuck)
-        (void)waitpid(pid, NULL, WNOHANG);
-    else
-        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
-        }
-fail:
-    close_fd(&pl.in_fd);
-    close_fd(&pl.out_fd);
-    close_fd(&pl.err_fd);
-    close_fd(&pl.report_fd);
-    close_fd(&in_w);
-    close_fd(&out_r);
-    close_fd(&err_r);
-    close_fd(&pl.status_fd);
-    close_fd(&pl.userns_wr);
-    if (pl.sb == &sb_copy && sb_copy.userns_fd >= 0)
-        close_fd(&sb_copy.userns_fd);
-    close_fd(&rep_r);
-    close_fd(&st_r);
-    if (own_pidfd)
-        close_fd(&pidfd);
-    free(path);
-    ggi_spawn_result_free(res);
+    if (s->ext) {
+        rc = s->ext->finish(s->ext->ctx, s->killed, s->res);
+        s->res->duration_ms = ggi_now_ms() - s->start;
+    } else {
+        rc = reap_child(s);
+    }
+    return rc ? rc : s->fail_rc;
+}
+
+int ggi_spawn_run(const ggi_spawn_opts *o, ggi_spawn_result *res)
+{
+    int rc = check_opts(o, res);
+    if (rc)
+        return rc;
+    spawn_run s;
+    memset(&s, 0, sizeof s);
+    s.o = o;
+    s.res = res;
+    s.ext = o->external;
+    rc = run_child(&s);
+    release(&s);
+    if (rc)
+        ggi_spawn_result_free(res);
     return rc;
 }

@@ -5,13 +5,15 @@
  * each job's mounts, but drops its bounding set and sets no_new_privs). It preloads a few
  * standard modules, freezes its objects for the collector and listens on a SOCK_SEQPACKET
  * socket at descriptor 3: each job is one message carrying descriptors (the job's own stream
- * socket, stdin, stdout, stderr, and cgroup.procs files). Ahead of its jobs (before it reports
- * ready, and after handing a job on while fewer jobs run than the host has cores, which the
- * job's message says) it makes two "parked" jobs: PID 1 of a new PID
- * namespace (unshare, fork, setns back), and the job's process PID 1 forks, which makes its
- * mount, IPC and UTS namespaces and /proc, copies the pages a job's first steps write, and
- * waits. A job goes from the zygote straight to a parked process, which hands PID 1 the job's
- * socket, joins the cgroup, reads the request JSON from the job socket, makes its tmpfs,
+ * socket, stdin, stdout, stderr). Ahead of its jobs (before it reports ready, and after each
+ * job handed on) it makes two "parked" jobs: PID 1 of a new PID namespace (unshare, fork,
+ * setns back), and the job's process PID 1 forks, which makes its mount, IPC, UTS and network
+ * namespaces and /proc, copies the pages a job's first steps write, and waits. The zygote hands the host each parked process's socket ("K"); the host gives a job
+ * straight to one (telling the zygote "F", upon which it makes the next), or, when it holds
+ * none, to the zygote, which makes one then. With cgroups the host also hands the zygote
+ * groups made ahead on a second socket (descriptor 4): each parked process joins one while
+ * no job waits, and writes its job's limits into it when the job comes. The parked process
+ * hands PID 1 the job's socket, reads the request JSON from the job socket, makes its tmpfs,
  * workspace, files and a user namespace of its own, replies "P" with a pidfd of PID 1 and
  * when each step began, and runs the job; PID 1 kills whatever is left and sends "S" with the
  * job's wait status, peak RSS and when it reaped it. The host takes the job as ended on "S"
@@ -36,6 +38,7 @@
 #include <unistd.h>
 
 #include "../core/ggi.h"
+#include "cgroup.h"
 #include "zygote.h"
 
 #ifndef CLOSE_RANGE_CLOEXEC
@@ -46,6 +49,17 @@
 #define START_TIMEOUT_MS 15000
 #define REPLY_TIMEOUT_MS 15000
 #define MAX_CG_FDS 4
+#define PARKED 2            /* _PARKED of the script */
+/* Groups made ahead and not yet claimed by a job, per zygote: its parked job processes', two
+ * spare (so the group of the next one is there before the zygote makes it) and those of jobs
+ * being handed on. */
+#define AHEAD_PER_ZYGOTE (PARKED + 4)
+#define MAX_AHEAD (MAX_ZYGOTES * AHEAD_PER_ZYGOTE)
+#define MAX_LIMIT_FDS 3
+#define MAX_KEPT 4          /* job processes made ahead whose sockets the host holds */
+/* A zygote no job used for this long is stopped (with its processes and groups made ahead)
+ * when the next job comes. */
+#define IDLE_MS 120000.0
 #define MAX_ERR_MSG 2000
 
 /* The zygote, in Python (3.9 or later: socket.send_fds, os.pidfd_open). */
@@ -82,12 +96,20 @@ static const char ZYGOTE_PY[] =
     "\n"
     "_NEWNS, _NEWPID, _NEWIPC, _NEWUTS = 0x00020000, 0x20000000, 0x08000000, 0x04000000\n"
     "_NEWUSER, _SYS_KEYCTL, _KEYCTL_JOIN_SESSION = 0x10000000, 250, 1\n"
+    "_NEWNET = 0x40000000\n"
     "# Modules without per-process state that jobs commonly import; never random, tempfile,\n"
     "# uuid or anything that seeds itself or starts threads at import time.\n"
     "_USERNS = sys.argv[1:2] == ['userns']  # the zygote runs in a user namespace of its own\n"
     "_PARKED = 2  # jobs' PID 1 and processes made ahead, waiting for their jobs\n"
-    "_WARM = ('typing', 'collections', 're', 'math', 'itertools', 'functools', 'heapq', 'bisect',\n"
-    "         'string', 'copy', 'traceback', 'types')\n"
+    "# With cgroups, the host hands the zygote groups made ahead on descriptor 4 (\"C\", the\n"
+    "# group's number, how many cgroup.procs files; then those and its limit files): each job's\n"
+    "# process made ahead joins one (a job is only ever parked with a group of its own) and\n"
+    "# limits it once its job's limits are known.\n"
+    "_CGSOCK = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET, fileno=4) \\\n"
+    "    if sys.argv[2:3] == ['cg'] else None\n"
+    "_STOCK = []  # groups received and not yet given to a job's process: (number, procs, limits)\n"
+    "_WARM = ('fcntl', 'typing', 'collections', 're', 'math', 'itertools', 'functools', 'heapq',\n"
+    "         'bisect', 'string', 'copy', 'traceback', 'types')\n"
     "\n"
     "\n"
     "def _tmpfs(where, size):\n"
@@ -95,10 +117,24 @@ static const char ZYGOTE_PY[] =
     "       'mount a tmpfs on ' + where.decode())\n"
     "\n"
     "\n"
+    "def _lo_up():\n"
+    "    # Loopback up in the job's empty network namespace (SIOCGIFFLAGS, SIOCSIFFLAGS with\n"
+    "    # IFF_UP | IFF_RUNNING; a 40-byte struct ifreq).\n"
+    "    import fcntl\n"
+    "    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+    "    try:\n"
+    "        r = fcntl.ioctl(s, 0x8913, struct.pack('16sh22x', b'lo', 0))\n"
+    "        flags = struct.unpack('16sh22x', r)[1]\n"
+    "        fcntl.ioctl(s, 0x8914, struct.pack('16sh22x', b'lo', flags | 0x41))\n"
+    "    finally:\n"
+    "        s.close()\n"
+    "\n"
+    "\n"
     "def _ahead():\n"
-    "    # What a job's process makes before any job is there: its own mount, IPC and UTS\n"
-    "    # namespaces, its hostname and a /proc of its PID namespace.\n"
-    "    _c(_libc.unshare(_NEWNS | _NEWIPC | _NEWUTS), 'unshare')\n"
+    "    # What a job's process makes before any job is there: its own mount, IPC, UTS and\n"
+    "    # network namespaces (loopback up), its hostname and a /proc of its PID namespace.\n"
+    "    _c(_libc.unshare(_NEWNS | _NEWIPC | _NEWUTS | _NEWNET), 'unshare')\n"
+    "    _lo_up()\n"
     "    _c(_libc.sethostname(b'gg-sandbox', 10), 'sethostname')\n"
     "    _c(_libc.mount(b'proc', b'/proc', b'proc', 14, None), 'mount /proc')\n"
     "\n"
@@ -269,7 +305,45 @@ static const char ZYGOTE_PY[] =
     "    sock.sendall(b'E' + struct.pack('<I', len(m)) + m)\n"
     "\n"
     "\n"
-    "def _job(park, to_init, times, warm):\n"
+    "def _cg_recv(block):\n"
+    "    # Moves the groups the host sent into the stock (blocking: up to the end of its first\n"
+    "    # supply, \".\").\n"
+    "    while _CGSOCK is not None:\n"
+    "        try:  # (socket.recv_fds ignores its flags before Python 3.12)\n"
+    "            msg, anc, _f, _a = _CGSOCK.recvmsg(16, socket.CMSG_LEN(8 * 4),\n"
+    "                                               0 if block else socket.MSG_DONTWAIT)\n"
+    "        except (BlockingIOError, InterruptedError):\n"
+    "            break\n"
+    "        fds = []\n"
+    "        for lvl, typ, data in anc:\n"
+    "            if lvl == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:\n"
+    "                fds += struct.unpack('%di' % (len(data) // 4), data[:len(data) // 4 * 4])\n"
+    "        if not msg:\n"
+    "            break\n"
+    "        if len(msg) == 10 and msg[:1] == b'C' and msg[9] <= len(fds):\n"
+    "            _STOCK.append((struct.unpack('<q', msg[1:9])[0], fds[:msg[9]], fds[msg[9]:]))\n"
+    "        else:\n"
+    "            for f in fds:\n"
+    "                os.close(f)\n"
+    "            if msg == b'.':\n"
+    "                break  # the end of the host's first supply\n"
+    "\n"
+    "\n"
+    "def _cg_take():\n"
+    "    # A group made ahead (from the stock, else from the host's socket), or None.\n"
+    "    _cg_recv(False)\n"
+    "    return _STOCK.pop(0) if _STOCK else None\n"
+    "\n"
+    "\n"
+    "def _cg_close(cg):\n"
+    "    for f in (cg[1] + cg[2]) if cg else ():\n"
+    "        try:\n"
+    "            os.close(f)\n"
+    "        except OSError:\n"
+    "            pass\n"
+    "\n"
+    "\n"
+    "def _job(park, to_init, times, warm, cg):\n"
     "    # The job's process (PID 2), made ahead: builds what it can of its sandbox, waits for\n"
     "    # its job's descriptors (from the zygote), hands PID 1 the job's socket, joins the job's\n"
     "    # cgroup, finishes its sandbox, hands the host a pidfd of PID 1 and when each step began\n"
@@ -279,6 +353,9 @@ static const char ZYGOTE_PY[] =
     "    err = None\n"
     "    try:\n"
     "        _ahead()\n"
+    "        if cg:\n"
+    "            for f in cg[1]:  # joined now: moving a process between groups is slow\n"
+    "                os.write(f, b'0')\n"
     "        if warm:\n"
     "            _warm()\n"
     "    except BaseException as e:\n"
@@ -299,15 +376,31 @@ static const char ZYGOTE_PY[] =
     "        if err:\n"
     "            raise err\n"
     "        for f in fds[4:]:\n"
-    "            os.write(f, b'0')\n"
     "            os.close(f)\n"
     "        n = struct.unpack('<I', _recv_exact(sock, 4))[0]\n"
     "        req = json.loads(_recv_exact(sock, n).decode('utf-8', 'surrogateescape'))\n"
     "        times.append(_now())\n"
+    "        if req['cgroup'] and not cg:\n"
+    "            raise OSError('no cgroup was made for the job')\n"
+    "        if cg:\n"
+    "            lim = req['cglimits']\n"
+    "            if len(lim) != len(cg[2]):\n"
+    "                raise OSError('the cgroup has %d limit files, %d limits came' %\n"
+    "                              (len(cg[2]), len(lim)))\n"
+    "            try:\n"
+    "                for f, v in zip(cg[2], lim):\n"
+    "                    os.write(f, v.encode())\n"
+    "            except OSError:\n"
+    "                # (A memory limit below what this process already uses is refused: the\n"
+    "                # direct way runs the job, in a group made for it.)\n"
+    "                sock.sendall(b'N' + struct.pack('<q', cg[0]))\n"
+    "                os._exit(1)\n"
+    "            _cg_close(cg)\n"
+    "        times.append(cg[0] if cg else 0)\n"
     "        _setup(req)\n"
     "        init = os.pidfd_open(1)\n"
-    "        times.append(_now())\n"
-    "        socket.send_fds(sock, [b'P' + struct.pack('<8q', *times)], [init])\n"
+    "        times.insert(7, _now())\n"
+    "        socket.send_fds(sock, [b'P' + struct.pack('<9q', *times)], [init])\n"
     "        os.close(init)\n"
     "    except BaseException as e:\n"
     "        _fail(sock, e)\n"
@@ -315,7 +408,7 @@ static const char ZYGOTE_PY[] =
     "    _run(fds[1:4], req)\n"
     "\n"
     "\n"
-    "def _init(park, times, warm):\n"
+    "def _init(park, times, warm, cg):\n"
     "    # PID 1 of a job's own PID namespace, made ahead. It does as little as it can (every\n"
     "    # page it writes is copied): forks the job's process (which gets its job straight from\n"
     "    # the zygote and hands PID 1 the job's socket), reaps every process of the namespace and\n"
@@ -328,11 +421,12 @@ static const char ZYGOTE_PY[] =
     "    if j == 0:\n"
     "        try:\n"
     "            mine.close()\n"
-    "            _job(park, its, times, warm)\n"
+    "            _job(park, its, times, warm, cg)\n"
     "        finally:\n"
     "            os._exit(127)\n"
     "    its.close()\n"
     "    park.close()\n"
+    "    _cg_close(cg)  # (the job's process has them)\n"
     "    try:\n"
     "        msg, fds, _f, _a = socket.recv_fds(mine, 1, 1)\n"
     "    except BaseException:\n"
@@ -365,7 +459,7 @@ static const char ZYGOTE_PY[] =
     "            os._exit(0)\n"
     "\n"
     "\n"
-    "def _park(own_pidns, ctl, parked, warm):\n"
+    "def _park(own_pidns, ctl, parked, warm, cg):\n"
     "    # Makes a job's PID 1 and process ahead of their job: the zygote unshares a PID\n"
     "    # namespace, forks PID 1 into it and returns to its own. Returns the zygote's end of\n"
     "    # the socket the job's process waits on.\n"
@@ -387,10 +481,12 @@ static const char ZYGOTE_PY[] =
     "        raise\n"
     "    if pid == 0:\n"
     "        try:\n"
-    "            for s in [ctl, mine] + parked:\n"
+    "            for s in [ctl, mine] + parked + ([_CGSOCK] if _CGSOCK else []):\n"
     "                s.close()\n"
+    "            for other in _STOCK:\n"
+    "                _cg_close(other)\n"
     "            os.close(own_pidns)\n"
-    "            _init(its, times, warm)\n"
+    "            _init(its, times, warm, cg)\n"
     "        finally:\n"
     "            os._exit(127)\n"
     "    its.close()\n"
@@ -414,8 +510,10 @@ static const char ZYGOTE_PY[] =
     "    gc.collect()\n"
     "    gc.freeze()  # jobs' collections skip the zygote's objects: fewer pages copied\n"
     "    parked = []\n"
+    "    _cg_recv(True)\n"
     "    _fill(parked, own_pidns, ctl)\n"
     "    ctl.send(b'R')\n"
+    "    out = _hand(parked, ctl, 0)\n"
     "    while True:\n"
     "        try:\n"
     "            msg, fds, _f, _a = socket.recv_fds(ctl, 16, 16)\n"
@@ -424,6 +522,12 @@ static const char ZYGOTE_PY[] =
     "        got = _now()\n"
     "        if not msg:\n"
     "            os._exit(0)\n"
+    "        if msg[:1] == b'F':\n"
+    "            # The host handed a job straight to a process it was given: make the next.\n"
+    "            out = max(out - 1, 0)\n"
+    "            _fill(parked, own_pidns, ctl, _PARKED - out)\n"
+    "            out = _hand(parked, ctl, out)\n"
+    "            continue\n"
     "        # A job goes to a job process made ahead (one made now when none is left or they\n"
     "        # died); a job that none takes sees its socket close, and the host runs it directly.\n"
     "        for _attempt in range(_PARKED + 1):\n"
@@ -444,15 +548,36 @@ static const char ZYGOTE_PY[] =
     "        # jobs run than it has cores); else they are made when a job needs them, so that\n"
     "        # making them ahead never takes a core from a running job.\n"
     "        if msg[1:2] == b'1':\n"
-    "            _fill(parked, own_pidns, ctl)\n"
+    "            _fill(parked, own_pidns, ctl, _PARKED - out)\n"
+    "        out = _hand(parked, ctl, out)\n"
+    "\n"
+    "\n"
+    "def _hand(parked, ctl, out):\n"
+    "    # Gives the host the sockets of the job processes made ahead, so it hands them their\n"
+    "    # jobs itself (\"K\" and the socket; it says \"F\" when it took one); returns how many\n"
+    "    # it holds.\n"
+    "    while parked:\n"
+    "        p = parked.pop(0)\n"
+    "        try:\n"
+    "            socket.send_fds(ctl, [b'K'], [p.fileno()])\n"
+    "            out += 1\n"
+    "        except OSError:\n"
+    "            pass\n"
+    "        p.close()\n"
+    "    return out\n"
     "\n"
     "\n"
     "def _fill(parked, own_pidns, ctl, n=_PARKED, warm=True):\n"
     "    while len(parked) < n:\n"
+    "        cg = _cg_take()\n"
+    "        if _CGSOCK is not None and not cg:\n"
+    "            return  # none left: the host sends one with each job\n"
     "        try:\n"
-    "            parked.append(_park(own_pidns, ctl, parked, warm))\n"
+    "            parked.append(_park(own_pidns, ctl, parked, warm, cg))\n"
     "        except OSError:\n"
     "            return\n"
+    "        finally:\n"
+    "            _cg_close(cg)\n"
     "\n"
     "\n"
     "_main()\n";
@@ -462,8 +587,20 @@ typedef struct zygote {
     size_t key_len;
     pid_t pid;
     int ctl;          /* our end of the control socket */
+    int cgs;          /* our end of the socket that hands it cgroups made ahead, or -1 */
+    unsigned long serial; /* which zygote (owner of its groups made ahead) */
     unsigned long used;
+    double last;          /* when a job last used it (ggi_now_ms) */
+    int inflight;         /* its jobs running now */
+    int kept[MAX_KEPT];   /* sockets of its job processes made ahead, oldest first */
+    int nkept;
 } zygote;
+
+/* A cgroup made ahead and handed to a zygote, until a job claims it. */
+typedef struct ahead_cg {
+    ggi_cgroup *cg;
+    unsigned long owner; /* the zygote's serial */
+} ahead_cg;
 
 struct ggi_zygote_pool {
     pthread_mutex_t lock;
@@ -473,6 +610,8 @@ struct ggi_zygote_pool {
     int broken;       /* a zygote failed to build a job's sandbox: use the direct path */
     int active;       /* jobs running through the pool (atomic) */
     int cores;        /* cores this process may run on */
+    unsigned long serials;
+    ahead_cg ahead[MAX_AHEAD];
 };
 
 /* The cores this process may run on (its affinity mask), at least 1. */
@@ -494,24 +633,116 @@ int ggi_zygote_pool_new(ggi_zygote_pool **out)
         return ggi_error(GG_ENOMEM, "out of memory");
     }
     for (int i = 0; i < MAX_ZYGOTES; i++)
-        p->z[i].ctl = -1;
+        p->z[i].ctl = p->z[i].cgs = -1;
     p->cores = usable_cores();
     *out = p;
     return GG_OK;
 }
 
-static void zygote_stop(zygote *z)
+/* Removes the groups made ahead for zygote serial that no job claimed (the lock is held; its
+ * processes are gone or going: the removal kills what is left). */
+static void drop_ahead(ggi_zygote_pool *p, unsigned long serial)
+{
+    for (int i = 0; i < MAX_AHEAD; i++) {
+        if (p->ahead[i].cg && p->ahead[i].owner == serial) {
+            ggi_cgroup_destroy(&p->ahead[i].cg);
+            p->ahead[i].owner = 0;
+        }
+    }
+}
+
+/* Makes a group (no limits yet) and hands it to zygote z over fd: "C", its number and how
+ * many of the descriptors are cgroup.procs files, then those and its limit files. At most
+ * AHEAD_PER_ZYGOTE wait per zygote. The lock is held. */
+static int supply_cgroup(ggi_zygote_pool *p, unsigned long serial, int fd)
+{
+    int slot = -1, mine = 0;
+    for (int i = 0; i < MAX_AHEAD; i++) {
+        if (!p->ahead[i].cg && slot < 0)
+            slot = i;
+        mine += p->ahead[i].cg && p->ahead[i].owner == serial;
+    }
+    if (slot < 0 || mine >= AHEAD_PER_ZYGOTE)
+        return GG_OK;
+    ggi_cgroup *cg = NULL;
+    int fds[MAX_CG_FDS + MAX_LIMIT_FDS], np = 0, nl = 0;
+    int rc = ggi_cgroup_new(&cg, 0, 0);
+    if (!rc && (np = ggi_cgroup_open_procs(cg, fds, MAX_CG_FDS)) < 0)
+        rc = np, np = 0;
+    if (!rc && (nl = ggi_cgroup_open_limits(cg, fds + np, MAX_LIMIT_FDS)) < 0)
+        rc = nl, nl = 0;
+    if (!rc) {
+        unsigned char msg[10];
+        msg[0] = 'C';
+        int64_t id = (int64_t)ggi_cgroup_id(cg);
+        memcpy(msg + 1, &id, 8);
+        msg[9] = (unsigned char)np;
+        char cbuf[CMSG_SPACE(sizeof fds)];
+        memset(cbuf, 0, sizeof cbuf);
+        struct iovec iov = { msg, sizeof msg };
+        struct msghdr mh;
+        memset(&mh, 0, sizeof mh);
+        mh.msg_iov = &iov;
+        mh.msg_iovlen = 1;
+        mh.msg_control = cbuf;
+        mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)(np + nl));
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)(np + nl));
+        memcpy(CMSG_DATA(cm), fds, sizeof(int) * (size_t)(np + nl));
+        ssize_t sent;
+        while ((sent = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT)) < 0 && errno == EINTR) {
+        }
+        if (sent != (ssize_t)sizeof msg)
+            rc = ggi_error(GG_EIO, "cannot hand the zygote a cgroup: %s", strerror(errno));
+    }
+    for (int i = 0; i < np + nl; i++)
+        close(fds[i]);
+    if (rc) {
+        ggi_cgroup_destroy(&cg);
+        return rc;
+    }
+    p->ahead[slot].cg = cg;
+    p->ahead[slot].owner = serial;
+    return GG_OK;
+}
+
+/* The group made ahead with number id for zygote serial, now the job's (NULL: none). */
+static ggi_cgroup *claim_ahead(ggi_zygote_pool *p, unsigned long serial, unsigned long id)
+{
+    ggi_cgroup *cg = NULL;
+    pthread_mutex_lock(&p->lock);
+    for (int i = 0; i < MAX_AHEAD && !cg; i++) {
+        if (p->ahead[i].cg && p->ahead[i].owner == serial &&
+            ggi_cgroup_id(p->ahead[i].cg) == id) {
+            cg = p->ahead[i].cg;
+            p->ahead[i].cg = NULL;
+            p->ahead[i].owner = 0;
+        }
+    }
+    pthread_mutex_unlock(&p->lock);
+    return cg;
+}
+
+static void zygote_stop(ggi_zygote_pool *p, zygote *z)
 {
     if (z->ctl >= 0)
         close(z->ctl);
+    if (z->cgs >= 0)
+        close(z->cgs);
+    for (int i = 0; i < z->nkept; i++)
+        close(z->kept[i]);
     if (z->pid > 0) {
         kill(z->pid, SIGKILL);
         while (waitpid(z->pid, NULL, 0) < 0 && errno == EINTR) {
         }
     }
+    if (z->serial)
+        drop_ahead(p, z->serial);
     free(z->key);
     memset(z, 0, sizeof *z);
-    z->ctl = -1;
+    z->ctl = z->cgs = -1;
 }
 
 void ggi_zygote_pool_destroy(ggi_zygote_pool **pp)
@@ -521,7 +752,7 @@ void ggi_zygote_pool_destroy(ggi_zygote_pool **pp)
     ggi_zygote_pool *p = *pp;
     *pp = NULL;
     for (int i = 0; i < MAX_ZYGOTES; i++)
-        zygote_stop(&p->z[i]);
+        zygote_stop(p, &p->z[i]);
     pthread_mutex_destroy(&p->lock);
     free(p);
 }
@@ -573,7 +804,8 @@ static char *make_key(const char *python, const char *const *envp, size_t *len)
 }
 
 /* Starts a zygote into z (the lock is held). */
-static int zygote_start(zygote *z, const char *python, const char *const *envp)
+static int zygote_start(ggi_zygote_pool *p, zygote *z, const char *python,
+                        const char *const *envp)
 {
     /* The zygote's environment: the job's, with HOME and TMPDIR neutral. */
     size_t n = 0;
@@ -591,11 +823,15 @@ static int zygote_start(zygote *z, const char *python, const char *const *envp)
     env[k++] = "TMPDIR=/tmp";
     env[k] = NULL;
 
-    int sv[2] = { -1, -1 }, devnull = -1, child_ctl = -1;
+    int sv[2] = { -1, -1 }, cv[2] = { -1, -1 }, devnull = -1, child_ctl = -1, child_cg = -1;
     int rc = GG_OK;
+    /* With cgroups, a second socket hands it the groups its jobs' processes join ahead. */
+    int with_cg = ggi_cgroup_probe()->version != 0;
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0 ||
+        (with_cg && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, cv) < 0) ||
         (devnull = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0 ||
-        (child_ctl = fcntl(sv[1], F_DUPFD_CLOEXEC, 10)) < 0) {
+        (child_ctl = fcntl(sv[1], F_DUPFD_CLOEXEC, 10)) < 0 ||
+        (with_cg && (child_cg = fcntl(cv[1], F_DUPFD_CLOEXEC, 10)) < 0)) {
         rc = ggi_error(GG_EIO, "cannot make the zygote's socket: %s", strerror(errno));
         goto out;
     }
@@ -612,7 +848,8 @@ static int zygote_start(zygote *z, const char *python, const char *const *envp)
         goto out;
     }
     /* (Its sys.argv[1] says whether it has a user namespace of its own.) */
-    const char *argv[] = { python, "-c", ZYGOTE_PY, s.userns ? "userns" : "-", NULL };
+    const char *argv[] = { python, "-c", ZYGOTE_PY, s.userns ? "userns" : "-",
+                           with_cg ? "cg" : "-", NULL };
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -637,9 +874,9 @@ static int zygote_start(zygote *z, const char *python, const char *const *envp)
         if (s.userns && ggi_sandbox_child_keep_caps())
             _exit(123);
         if (dup2(devnull, 0) < 0 || dup2(devnull, 1) < 0 || dup2(devnull, 2) < 0 ||
-            dup2(child_ctl, 3) < 0)
+            dup2(child_ctl, 3) < 0 || (child_cg >= 0 && dup2(child_cg, 4) < 0))
             _exit(121);
-        (void)syscall(SYS_close_range, 4U, ~0U, CLOSE_RANGE_CLOEXEC);
+        (void)syscall(SYS_close_range, child_cg >= 0 ? 5U : 4U, ~0U, CLOSE_RANGE_CLOEXEC);
         if (chdir("/") < 0)
             _exit(122);
         sigset_t none;
@@ -662,6 +899,15 @@ static int zygote_start(zygote *z, const char *python, const char *const *envp)
     }
     close(sv[1]);
     sv[1] = -1;
+    if (with_cg) {
+        /* Its first jobs' groups, then the end of this supply. */
+        close(cv[1]);
+        cv[1] = -1;
+        for (int i = 0; i < PARKED + 2; i++)
+            if (supply_cgroup(p, z->serial, cv[0]))
+                break;
+        (void)send(cv[0], ".", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    }
     /* Wait for its "ready". */
     struct pollfd pf = { sv[0], POLLIN, 0 };
     char c = 0;
@@ -681,12 +927,17 @@ static int zygote_start(zygote *z, const char *python, const char *const *envp)
     }
     z->pid = pid;
     z->ctl = sv[0];
-    sv[0] = -1;
+    z->cgs = cv[0];
+    sv[0] = cv[0] = -1;
 out:
-    if (sv[0] >= 0)
-        close(sv[0]);
-    if (sv[1] >= 0)
-        close(sv[1]);
+    for (int i = 0; i < 2; i++) {
+        if (sv[i] >= 0)
+            close(sv[i]);
+        if (cv[i] >= 0)
+            close(cv[i]);
+    }
+    if (child_cg >= 0)
+        close(child_cg);
     if (devnull >= 0)
         close(devnull);
     if (child_ctl >= 0)
@@ -695,9 +946,50 @@ out:
     return rc;
 }
 
-/* Finds or starts the zygote for key; returns a dup of its control socket (or -1). */
+/* Takes in the sockets of job processes zygote z made ahead ("K" messages; the lock is
+ * held), and returns the oldest one (-1: none). */
+static int take_kept(zygote *z)
+{
+    for (;;) {
+        char c = 0;
+        int fd = -1;
+        char cbuf[CMSG_SPACE(sizeof(int))];
+        memset(cbuf, 0, sizeof cbuf);
+        struct iovec iov = { &c, 1 };
+        struct msghdr mh;
+        memset(&mh, 0, sizeof mh);
+        mh.msg_iov = &iov;
+        mh.msg_iovlen = 1;
+        mh.msg_control = cbuf;
+        mh.msg_controllen = sizeof cbuf;
+        ssize_t n = recvmsg(z->ctl, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+        if (cm && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len == CMSG_LEN(sizeof(int)))
+            memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+        if (fd < 0)
+            continue;
+        if (c != 'K' || z->nkept >= MAX_KEPT) {
+            close(fd); /* (its process ends, and its group goes with the zygote) */
+            continue;
+        }
+        z->kept[z->nkept++] = fd;
+    }
+    if (!z->nkept)
+        return -1;
+    int fd = z->kept[0];
+    memmove(z->kept, z->kept + 1, sizeof(int) * (size_t)--z->nkept);
+    return fd;
+}
+
+/* Finds or starts the zygote for key; returns a dup of its control socket and of its
+ * cgroup socket (or -1), its serial, and the socket of a job process it made ahead (or -1),
+ * now the caller's. */
 static int zygote_get(ggi_zygote_pool *p, const char *python, const char *const *envp,
-                      int *ctl_out)
+                      int *ctl_out, int *cgs_out, unsigned long *serial, int *kept_out)
 {
     size_t klen = 0;
     char *key = make_key(python, envp, &klen);
@@ -710,20 +1002,27 @@ static int zygote_get(ggi_zygote_pool *p, const char *python, const char *const 
         goto out;
     }
     zygote *hit = NULL, *lru = &p->z[0];
+    double now = ggi_now_ms();
     for (int i = 0; i < MAX_ZYGOTES; i++) {
         zygote *z = &p->z[i];
         if (z->pid > 0 && waitpid(z->pid, NULL, WNOHANG) == z->pid) {
             z->pid = 0; /* died: reaped */
-            zygote_stop(z);
+            zygote_stop(p, z);
         }
+        if (z->pid > 0 && now - z->last > IDLE_MS && z->inflight == 0 &&
+            !(z->key_len == klen && !memcmp(z->key, key, klen)))
+            zygote_stop(p, z); /* idle: what it holds goes */
         if (z->pid > 0 && z->key_len == klen && !memcmp(z->key, key, klen))
             hit = z;
         if (z->used < lru->used)
             lru = z;
     }
     if (!hit) {
-        zygote_stop(lru);
-        rc = zygote_start(lru, python, envp);
+        zygote_stop(p, lru);
+        lru->serial = ++p->serials;
+        rc = zygote_start(p, lru, python, envp);
+        if (rc)
+            zygote_stop(p, lru);
         if (rc)
             goto out;
         p->starts++;
@@ -733,9 +1032,21 @@ static int zygote_get(ggi_zygote_pool *p, const char *python, const char *const 
         hit = lru;
     }
     hit->used = ++p->tick;
+    hit->last = now;
+    hit->inflight++;
+    *serial = hit->serial;
+    *kept_out = take_kept(hit);
     *ctl_out = fcntl(hit->ctl, F_DUPFD_CLOEXEC, 3);
-    if (*ctl_out < 0)
+    *cgs_out = hit->cgs >= 0 ? fcntl(hit->cgs, F_DUPFD_CLOEXEC, 3) : -1;
+    if (*ctl_out < 0 || (hit->cgs >= 0 && *cgs_out < 0)) {
         rc = ggi_error(GG_EIO, "dup failed: %s", strerror(errno));
+        if (*ctl_out >= 0)
+            close(*ctl_out);
+        *ctl_out = -1;
+        if (*kept_out >= 0)
+            close(*kept_out);
+        *kept_out = -1;
+    }
 out:
     pthread_mutex_unlock(&p->lock);
     free(key);
@@ -749,8 +1060,12 @@ typedef struct zjob {
     ggi_zygote_pool *pool;
     const ggi_zygote_job *job;
     int ctl;       /* dup of the zygote's control socket */
+    int cgs;       /* dup of its cgroup socket, or -1 */
+    int kept;      /* a job process made ahead, handed its job directly (-1: none) */
+    unsigned long serial;
     int sock;      /* our end of the job socket */
     int init_fd;   /* pidfd of the job's init */
+    ggi_cgroup *cg; /* the job's group (made ahead, joined by its process) */
     int fallback;  /* the job never started: run it the direct way */
     ggi_zygote_times t;
 } zjob;
@@ -835,6 +1150,19 @@ static char *build_request(const ggi_zygote_job *j)
         free(name);
     }
     if (!rc)
+        rc = ggi_json_add_bool(r, "cgroup", j->cgroup);
+    cJSON *cl = NULL;
+    if (!rc)
+        rc = (cl = cJSON_AddArrayToObject(r, "cglimits")) ? GG_OK : GG_ENOMEM;
+    if (!rc && j->cgroup) {
+        char vals[MAX_LIMIT_FDS][24];
+        int n = ggi_cgroup_limit_values(j->cg_memory, j->cg_pids, vals, MAX_LIMIT_FDS);
+        for (int i = 0; !rc && i < n; i++) {
+            const char *v[2] = { vals[i], NULL };
+            rc = add_strings(cl, v);
+        }
+    }
+    if (!rc)
         rc = (rl = cJSON_AddArrayToObject(r, "rlimits")) ? GG_OK : GG_ENOMEM;
     if (!rc && j->cpu_s > 0)
         rc = add_rlimit(rl, RLIMIT_CPU, (uint64_t)(j->cpu_s + 0.999), 1);
@@ -888,10 +1216,31 @@ static int zj_start(void *ctx, int in_fd, int out_fd, int err_fd, int *done_fd)
     zj->sock = js[0];
     struct timeval tv = { 15, 0 };
     (void)setsockopt(js[0], SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    int fds[4 + MAX_CG_FDS] = { js[1], in_fd, out_fd, err_fd };
+    /* The request goes into the job socket before the job is handed on (as much as its
+     * buffer takes), so the job's process finds it there. */
+    char *req = build_request(zj->job);
+    if (!req) {
+        close(js[1]);
+        zj->fallback = 1;
+        return ggi_error(GG_EUNSUPPORTED, "cannot build the zygote request");
+    }
+    size_t len = strlen(req);
+    unsigned char hdr[4] = { (unsigned char)len, (unsigned char)(len >> 8),
+                             (unsigned char)(len >> 16), (unsigned char)(len >> 24) };
+    ggi_buf wire = GGI_BUF_INIT;
+    int bad = ggi_buf_append(&wire, (const char *)hdr, 4) || ggi_buf_append(&wire, req, len);
+    gg_free(req);
+    size_t early = 0;
+    while (!bad && early < wire.len) {
+        ssize_t w = send(js[0], wire.data + early, wire.len - early, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        early += (size_t)w;
+    }
+    int fds[4] = { js[1], in_fd, out_fd, err_fd };
     int nfds = 4;
-    for (int i = 0; i < zj->job->sb->ncgroup_fds && i < MAX_CG_FDS; i++)
-        fds[nfds++] = zj->job->sb->cgroup_fds[i];
     char cbuf[CMSG_SPACE(sizeof fds)];
     memset(cbuf, 0, sizeof cbuf);
     /* "J", and whether a core is free for the zygote to make the next jobs' processes ahead
@@ -910,25 +1259,51 @@ static int zj_start(void *ctx, int in_fd, int out_fd, int err_fd, int *done_fd)
     cm->cmsg_type = SCM_RIGHTS;
     cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
     memcpy(CMSG_DATA(cm), fds, sizeof(int) * (size_t)nfds);
-    ssize_t sent;
+    ssize_t sent = -1;
+    int direct_sent = 0;
     zj->t.sent = ggi_now_ms();
-    while ((sent = sendmsg(zj->ctl, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
+    if (!bad && zj->kept >= 0) {
+        /* Straight to a job process made ahead: "J" and when it was sent; then the zygote
+         * hears that it should make the next one ("F"). */
+        char direct[9] = { 'J' };
+        int64_t ns = (int64_t)(zj->t.sent * 1e6);
+        memcpy(direct + 1, &ns, 8);
+        iov.iov_base = direct;
+        iov.iov_len = sizeof direct;
+        while ((sent = sendmsg(zj->kept, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
+        }
+        close(zj->kept);
+        zj->kept = -1;
+        if (sent == (ssize_t)sizeof direct) {
+            sent = (ssize_t)sizeof tag;
+            direct_sent = 1;
+        } else {
+            iov.iov_base = tag; /* it died: the zygote's way */
+            iov.iov_len = sizeof tag;
+            sent = -1;
+        }
+    }
+    while (!bad && sent < 0 && (sent = sendmsg(zj->ctl, &mh, MSG_NOSIGNAL)) < 0 &&
+           errno == EINTR) {
     }
     close(js[1]);
     if (sent != (ssize_t)sizeof tag) {
+        ggi_buf_free(&wire);
         zj->fallback = 1;
         return ggi_error(GG_EUNSUPPORTED, "the zygote is gone (%s)", strerror(errno));
     }
-    char *req = build_request(zj->job);
-    if (!req) {
-        zj->fallback = 1;
-        return ggi_error(GG_EUNSUPPORTED, "cannot build the zygote request");
+    bad = early < wire.len && send_all(js[0], wire.data + early, wire.len - early) < 0;
+    ggi_buf_free(&wire);
+    /* The group of a later job, made while this one is set up; then the zygote may make
+     * the next job process ahead (it finds the group there). */
+    if (zj->cgs >= 0) {
+        pthread_mutex_lock(&zj->pool->lock);
+        (void)supply_cgroup(zj->pool, zj->serial, zj->cgs);
+        pthread_mutex_unlock(&zj->pool->lock);
+        gg_error_clear();
     }
-    size_t len = strlen(req);
-    unsigned char hdr[4] = { (unsigned char)len, (unsigned char)(len >> 8),
-                             (unsigned char)(len >> 16), (unsigned char)(len >> 24) };
-    int bad = send_all(js[0], (const char *)hdr, 4) < 0 || send_all(js[0], req, len) < 0;
-    gg_free(req);
+    if (direct_sent)
+        (void)send(zj->ctl, "F", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (bad || wait_readable(js[0], REPLY_TIMEOUT_MS) <= 0) {
         zj->fallback = 1;
         return ggi_error(GG_EUNSUPPORTED, "the zygote did not take the job");
@@ -947,15 +1322,40 @@ static int zj_start(void *ctx, int in_fd, int out_fd, int err_fd, int *done_fd)
     ssize_t got;
     while ((got = recvmsg(js[0], &mh, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {
     }
+    if (got == 0) {
+        /* Closed unanswered: no job process took it (none could be made, or none had a
+         * cgroup); the direct way runs it, and zygotes stay in use. */
+        zj->fallback = 1;
+        return ggi_error(GG_EUNSUPPORTED, "no job process of the zygote took the job");
+    }
+    if (r == 'N') {
+        /* Its group refused the job's limits (a memory limit below what the waiting process
+         * uses): the group goes, the direct way runs the job, zygotes stay in use. */
+        int64_t id = 0;
+        if (recv(js[0], &id, sizeof id, MSG_WAITALL) == (ssize_t)sizeof id && id > 0) {
+            ggi_cgroup *cg = claim_ahead(zj->pool, zj->serial, (unsigned long)id);
+            ggi_cgroup_destroy(&cg);
+        }
+        zj->fallback = 1;
+        return ggi_error(GG_EUNSUPPORTED, "the job's limits do not fit a zygote's process");
+    }
     cm = got == 1 ? CMSG_FIRSTHDR(&mh) : NULL;
     if (r == 'P' && cm && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len == CMSG_LEN(sizeof(int))) {
         memcpy(&zj->init_fd, CMSG_DATA(cm), sizeof(int));
         zj->t.replied = ggi_now_ms();
-        /* When each step in the zygote began (eight int64 nanoseconds, CLOCK_MONOTONIC). */
-        int64_t ns[8];
+        /* When each step in the zygote began (eight int64 nanoseconds, CLOCK_MONOTONIC),
+         * and the number of the group the job's process joined ahead (0: none). */
+        int64_t ns[9];
         if (recv(js[0], ns, sizeof ns, MSG_WAITALL) != (ssize_t)sizeof ns) {
             zj_kill(zj);
             return ggi_error(GG_EIO, "the zygote's reply was cut short");
+        }
+        if (zj->job->cgroup) {
+            zj->cg = ns[8] > 0 ? claim_ahead(zj->pool, zj->serial, (unsigned long)ns[8]) : NULL;
+            if (!zj->cg) {
+                zj_kill(zj);
+                return ggi_error(GG_EIO, "the zygote's job is in no cgroup of its own");
+            }
         }
         double *at[8] = { &zj->t.park, &zj->t.init, &zj->t.job, &zj->t.parked,
                           &zj->t.received, &zj->t.handed, &zj->t.request, &zj->t.ready };
@@ -1024,6 +1424,19 @@ static int zj_finish(void *ctx, int killed, ggi_spawn_result *res)
     return GG_OK;
 }
 
+/* A job of zygote serial has ended: it is idle from now when no other runs. */
+static void zygote_done(ggi_zygote_pool *p, unsigned long serial)
+{
+    pthread_mutex_lock(&p->lock);
+    for (int i = 0; i < MAX_ZYGOTES; i++) {
+        if (p->z[i].serial == serial && p->z[i].inflight > 0) {
+            p->z[i].inflight--;
+            p->z[i].last = ggi_now_ms();
+        }
+    }
+    pthread_mutex_unlock(&p->lock);
+}
+
 int ggi_zygote_run(ggi_zygote_pool *pool, const ggi_zygote_job *job, const ggi_spawn_opts *o,
                    ggi_spawn_result *res, int *fallback)
 {
@@ -1033,9 +1446,18 @@ int ggi_zygote_run(ggi_zygote_pool *pool, const ggi_zygote_job *job, const ggi_s
     memset(&zj, 0, sizeof zj);
     zj.pool = pool;
     zj.job = job;
-    zj.ctl = zj.sock = zj.init_fd = -1;
-    int rc = zygote_get(pool, job->python, job->envp, &zj.ctl);
+    zj.ctl = zj.cgs = zj.kept = zj.sock = zj.init_fd = -1;
+    int rc = zygote_get(pool, job->python, job->envp, &zj.ctl, &zj.cgs, &zj.serial, &zj.kept);
+    if (!rc && job->cgroup && zj.cgs < 0) {
+        close(zj.ctl);
+        if (zj.kept >= 0)
+            close(zj.kept);
+        zygote_done(pool, zj.serial);
+        *fallback = 1;
+        return ggi_error(GG_EUNSUPPORTED, "the zygote has no cgroups");
+    }
     if (rc) {
+        zygote_done(pool, zj.serial);
         *fallback = rc != GG_ENOMEM;
         return rc;
     }
@@ -1054,6 +1476,15 @@ int ggi_zygote_run(ggi_zygote_pool *pool, const ggi_zygote_job *job, const ggi_s
         close(zj.init_fd);
     if (zj.sock >= 0)
         close(zj.sock);
+    if (zj.cgs >= 0)
+        close(zj.cgs);
+    if (zj.kept >= 0)
+        close(zj.kept);
     close(zj.ctl);
+    zygote_done(pool, zj.serial);
+    if (job->cg_out)
+        *job->cg_out = zj.cg;
+    else
+        ggi_cgroup_destroy(&zj.cg);
     return rc;
 }

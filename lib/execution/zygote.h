@@ -56,6 +56,13 @@ typedef struct ggi_zygote_job {
     double cpu_s;                /* rlimits as in ggi_spawn_opts; 0: none */
     uint64_t as_bytes, fsize_bytes, nofile, nproc;
     ggi_zygote_times *times;     /* optional: filled with when each step began */
+    /* With cgroup set, the job runs in a group of its own, made ahead and joined by the
+     * job's process before its job came, limited to cg_memory bytes and cg_pids processes
+     * (0: no limit); the group is handed back in *cg_out (the caller kills and destroys it),
+     * NULL when the job never started. */
+    int cgroup;
+    uint64_t cg_memory, cg_pids;
+    struct ggi_cgroup **cg_out;
 } ggi_zygote_job;
 
 /** Can this argv/environment be served by a zygote (`python -c CODE ...`, no variables that

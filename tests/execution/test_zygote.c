@@ -347,6 +347,29 @@ static void test_zygote_replaced(void)
     }
 }
 
+/* Every zygote job has a network namespace of its own (made ahead), with loopback up. */
+static void test_own_network_namespace(void)
+{
+    char seen[6][64];
+    for (int i = 0; i < 6; i++) {
+        seen[i][0] = '\0';
+        cJSON *r = run("import os, socket\n"
+                       "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen()\n"
+                       "c = socket.create_connection(s.getsockname(), timeout=5)\n"
+                       "print(os.readlink('/proc/self/ns/net'))", NULL, 1);
+        if (!r)
+            continue;
+        CHECK(test_true(r, "zygote"));
+        CHECK(test_num(r, "exit_code") == 0);
+        const char *out = test_str(r, "stdout");
+        CHECK_CONTAINS(out, "net:[");
+        for (int k = 0; k < i; k++)
+            CHECK(strcmp(seen[k], out) != 0);
+        snprintf(seen[i], sizeof seen[i], "%s", out);
+        cJSON_Delete(r);
+    }
+}
+
 int main(void)
 {
     if (!ggi_sandbox_probe()->namespaces) {
@@ -367,6 +390,7 @@ int main(void)
     test_same_as_direct();
     test_no_state_between_jobs();
     test_no_kernel_state_between_jobs();
+    test_own_network_namespace();
     test_stage_times();
     test_parallel_quick_jobs();
     test_zygote_replaced();
