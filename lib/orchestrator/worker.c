@@ -941,6 +941,23 @@ static void *fail_over(gg_worker_t *w, void *peer, const char *why, int passive)
     }
 }
 
+/* The hub of this connection took our hello: results may go, the heartbeat is its, and the
+ * jobs held from before it are carried beside the capacity it will fill. */
+static void welcome(gg_worker_t *w, int hb_ms)
+{
+    w->hb_ms = hb_ms;
+    w->welcomed = 1;
+    pthread_mutex_lock(&w->mu);
+    w->carried = w->count;
+    pthread_mutex_unlock(&w->mu);
+    w->tried = 0;
+    w->heard_passive = 0;
+    w->backoff_ms = BACKOFF_MIN_MS;
+    atomic_store(&w->active_ep, (int)w->eps.cur);
+    ggi_log(&w->log, GG_LOG_INFO, "worker '%s': connected to %s", w->name,
+            ggi_endpoints_current(&w->eps));
+}
+
 /* Handles one message from the hub; sets *passive when the hub says it is passive. */
 static void on_message(gg_worker_t *w, void *peer, const ggp_msg *m, int *passive)
 {
@@ -948,20 +965,14 @@ static void on_message(gg_worker_t *w, void *peer, const ggp_msg *m, int *passiv
     case GGP_WELCOME: {
         long long hb = GGI_HEARTBEAT_MS;
         ggi_json_int(m->body, "hb_ms", 0, 10, 600000, &hb);
-        w->hb_ms = (int)hb;
-        w->welcomed = 1;
-        pthread_mutex_lock(&w->mu);
-        w->carried = w->count; /* the new hub fills what we announced beside these */
-        pthread_mutex_unlock(&w->mu);
-        w->tried = 0;
-        w->heard_passive = 0;
-        w->backoff_ms = BACKOFF_MIN_MS;
-        atomic_store(&w->active_ep, (int)w->eps.cur);
-        ggi_log(&w->log, GG_LOG_INFO, "worker '%s': connected to %s", w->name,
-                ggi_endpoints_current(&w->eps));
+        welcome(w, (int)hb);
         break;
     }
     case GGP_JOBS:
+        /* Jobs come only to a node whose hello the hub took: a welcome the transport lost
+         * is made good here (else results would wait for it forever). */
+        if (!w->welcomed)
+            welcome(w, w->hb_ms);
         take_jobs(w, peer, cJSON_GetObjectItemCaseSensitive(m->body, "jobs"));
         break;
     case GGP_RESET:
