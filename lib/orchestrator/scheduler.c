@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "../retrieval/retriever_none.h"
+#include "ha.h"
 #include "sched.h"
 
 static void on_hello(sched *s, const gg_transport_msg *msg, const cJSON *b)
@@ -134,6 +135,10 @@ static void refuse_request(sched *s, const gg_transport_msg *msg, ggp_type t, co
 static void on_message(sched *s, const gg_transport_msg *msg)
 {
     gg_orchestrator_t *o = s->o;
+    if (o->ha && ggi_ha_is_frame(msg->data, msg->len)) {
+        ggi_ha_on_hub_frame(o->ha, msg); /* the standby's heartbeats */
+        return;
+    }
     ggp_msg m = { GGP_UNKNOWN, NULL };
     /* Results as workers write them are read without a tree for their envelope; anything
      * else (or a results message written otherwise) goes through the full decoder. */
@@ -313,9 +318,31 @@ static long long run_token_budget(const ggi_logger *log)
     return n;
 }
 
+/* One of a standby pair stands by until it becomes active (ha.c), then starts as after a
+ * restart: its tasks that the other server ran are requeued. 1: go on (*first: the hello
+ * that made it active, or NULL), 0: stopping or failed. */
+static int stand_by(gg_orchestrator_t *o, gg_transport_msg **first)
+{
+    *first = NULL;
+    if (!o->ha)
+        return 1;
+    if (!ggi_ha_passive_loop(o->ha, first))
+        return 0;
+    if (ggi_ha_become_active(o->ha) != GG_OK) {
+        ggi_orq_fail(o, 0, gg_error_last());
+        ggi_ha_free_msg(*first);
+        *first = NULL;
+        return 0;
+    }
+    return 1;
+}
+
 void *ggi_scheduler_main(void *arg)
 {
     gg_orchestrator_t *o = arg;
+    gg_transport_msg *first = NULL;
+    if (!stand_by(o, &first))
+        return NULL;
     sched s;
     memset(&s, 0, sizeof s);
     s.o = o;
@@ -347,6 +374,10 @@ void *ggi_scheduler_main(void *arg)
     int64_t unfinished = 0;
     if (ggi_grid_unfinished(s.g, &unfinished) == GG_OK)
         atomic_store(&o->queued, unfinished);
+    if (first) { /* the hello that made this server active */
+        on_message(&s, first);
+        ggi_ha_free_msg(first);
+    }
     while (!atomic_load(&o->stopping) && !s.dead) {
         /* The writer wrote the last batch meanwhile: what waited for it goes now, and the
          * tasks it claimed are dispatched. Jobs need no commit first: a result is recorded
