@@ -518,8 +518,11 @@ static void on_link_frame(ggi_ha *h, const gg_transport_msg *msg)
     cJSON *hdr = NULL;
     const unsigned char *pl;
     size_t n;
-    if (frame_parse(msg->data, msg->len, &hdr, &pl, &n) != GG_OK)
+    if (frame_parse(msg->data, msg->len, &hdr, &pl, &n) != GG_OK) {
+        ggi_log(&h->o->log, GG_LOG_DEBUG, "ha: a malformed answer from the peer (%zu bytes)",
+                msg->len);
         return;
+    }
     const char *op = hdr_op(hdr);
     if (strcmp(op, "hb") == 0 || strcmp(op, "hb-reply") == 0) {
         peer_heard(h, hdr);
@@ -614,8 +617,8 @@ void ggi_ha_destroy(ggi_ha **ph)
 
 static void hub_reply(ggi_ha *h, const gg_transport_msg *to, char *f, size_t len)
 {
-    if (f)
-        h->o->transport.vt.hub_send(h->o->hub, to->peer, to->peer_len, f, len);
+    if (f && h->o->transport.vt.hub_send(h->o->hub, to->peer, to->peer_len, f, len) != GG_OK)
+        ggi_log(&h->o->log, GG_LOG_DEBUG, "ha: cannot answer the peer: %s", gg_error_last());
     free(f);
 }
 
@@ -624,7 +627,8 @@ static void nack(ggi_ha *h, const gg_transport_msg *to, int64_t seq, const char 
     size_t len = 0;
     ggi_log(&h->o->log, GG_LOG_WARN, "ha: refusing the stream at %lld: %s", (long long)seq,
             why);
-    hub_reply(h, to, small_frame("nack", seq, why, &len), len);
+    char *f_ = small_frame("nack", seq, why, &len);
+    hub_reply(h, to, f_, len);
 }
 
 static void on_changeset(ggi_ha *h, const gg_transport_msg *msg, int64_t seq,
@@ -643,7 +647,8 @@ static void on_changeset(ggi_ha *h, const gg_transport_msg *msg, int64_t seq,
         int64_t at = seq;
         if (rc == GG_EEXIST)
             ggi_replica_read_seq(h->o->sched_store, &at);
-        hub_reply(h, msg, small_frame("ack", at, NULL, &len), len);
+        char *f_ = small_frame("ack", at, NULL, &len);
+    hub_reply(h, msg, f_, len);
         return;
     }
     char why[300];
@@ -706,7 +711,8 @@ static void on_snapshot_chunk(ggi_ha *h, const gg_transport_msg *msg, const cJSO
     ggi_log(&h->o->log, GG_LOG_INFO, "ha: replica restored from a snapshot at %lld",
             (long long)seq);
     size_t len = 0;
-    hub_reply(h, msg, small_frame("ack", seq, NULL, &len), len);
+    char *f_ = small_frame("ack", seq, NULL, &len);
+    hub_reply(h, msg, f_, len);
 }
 
 static int peer_role_ok(const char *role)
@@ -735,7 +741,8 @@ void ggi_ha_on_hub_frame(ggi_ha *h, const gg_transport_msg *msg)
     if (strcmp(op, "hb") == 0) {
         peer_heard(h, hdr);
         size_t len = 0;
-        hub_reply(h, msg, hb_frame(h, "hb-reply", &len), len);
+        char *f_ = hb_frame(h, "hb-reply", &len);
+    hub_reply(h, msg, f_, len);
     } else if (strcmp(op, "cs") == 0) {
         on_changeset(h, msg, hdr_int(hdr, "seq"), pl, n);
     } else if (strcmp(op, "snap") == 0) {
