@@ -1,0 +1,178 @@
+"""test_ha.py - a standby pair (serve --ha-role primary|backup, docs/ha.md) on loopback:
+
+1. 600 no-op tasks through 3 workers; the primary killed with -9 mid-run (once the backup's
+   replica holds some ends); workers turn to the backup, which takes over (its first hello
+   after the primary fell silent): every task ends exactly once, passed, in the backup's
+   database (one end per task, one attempt each, none missing), and every id the primary
+   acknowledged is there.
+2. The old primary restarted: it rejoins as backup (passive), takes a snapshot and answers
+   "passive:"; its replica then holds the 600 ends.
+3. The same run with the backup killed instead: the primary carries on alone.
+4. Both started with no peer reachable: the primary serves alone, the backup stays passive
+   and answers every hello with "passive:".
+Waits on state (log lines, rows, answers), never on time."""
+
+import json
+import os
+import shutil
+import signal
+
+from gridtest import (check, env, finish, free_port, gg, kill, query, read_log, skip, start,
+                      stop_all, tmpdir, wait_until)
+
+if not shutil.which("/usr/bin/python3"):
+    skip("needs /usr/bin/python3")
+
+N = 600
+work = tmpdir()
+
+
+def tasks_file(name, first, n):
+    path = os.path.join(work, name)
+    with open(path, "w") as f:
+        for i in range(first, first + n):
+            f.write(json.dumps({"task_id": "ha%04d" % i, "language": "python",
+                                "prompt": "return %d" % i, "entry_point": "f",
+                                "test": "assert f() == %d\n" % i}) + "\n")
+    return path
+
+
+def serve(name, role, ep, peer):
+    db = os.path.join(work, name + ".db")
+    log = os.path.join(work, name + ".log")
+    p = start(["serve", "--insecure", "--bind", ep, "--db", db, "--ha-role", role,
+               "--ha-peer", peer, "--log-level", "info"], log)
+    return p, db, log
+
+
+def workers(ep, tag):
+    return [start(["worker", "--insecure", "--connect", ep, "--executor", "noop", "--slots", "2",
+                   "--name", "%s%d" % (tag, i), "--log-level", "info"],
+                  os.path.join(work, "%s%d.log" % (tag, i))) for i in range(3)]
+
+
+def count(db, sql):
+    try:
+        rows = query(db, sql)
+        return rows[0][0] if rows else 0
+    except Exception:  # the table may not be there yet (a replica before its snapshot)
+        return 0
+
+
+def passed(db):
+    return count(db, "SELECT count(*) FROM tasks WHERE status = 'passed'")
+
+
+def in_log(log, text):
+    return text in read_log(log)
+
+
+def submit(ep, path):
+    p = gg(["submit", "--insecure", "--connect", ep, path])
+    return p.returncode, [l for l in p.stdout.split() if l.startswith("ha")], p.stderr
+
+
+def check_ends(db, ids, what):
+    """One end per task, all passed, one attempt each, none missing."""
+    rows = query(db, "SELECT task_id, status, attempts, finished_at FROM tasks")
+    by_id = {r[0]: r for r in rows}
+    missing = [i for i in ids if i not in by_id]
+    check(not missing, what + ": no acknowledged task is missing", missing[:10])
+    bad = [r for r in rows if r[1] != "passed" or r[3] is None]
+    check(not bad, what + ": every task passed, with its end", bad[:10])
+    dup = query(db, "SELECT task_seq, count(*) FROM attempts GROUP BY task_seq HAVING "
+                "count(*) <> 1")
+    check(not dup, what + ": one attempt per task", dup[:10])
+    check(len(rows) == N, what + ": %d tasks" % N, len(rows))
+
+
+def takeover_run():
+    pe, be = "tcp://127.0.0.1:%d" % free_port(), "tcp://127.0.0.1:%d" % free_port()
+    prim, pdb, plog = serve("p", "primary", pe, be)
+    back, bdb, blog = serve("b", "backup", be, pe)
+    check(wait_until(lambda: in_log(blog, "replica restored from a snapshot") and
+                     in_log(plog, "the backup is attached")),
+          "the backup takes a snapshot and is attached", read_log(plog)[-2000:])
+    # A client turning to the backup while the primary lives is told "passive:".
+    p = gg(["status", "--insecure", "--connect", be])
+    check(p.returncode != 0 and "passive:" in p.stderr, "the backup answers passive:",
+          p.stderr)
+    rc, ids, err = submit(pe, tasks_file("t1.jsonl", 0, N))
+    check(rc == 0 and len(ids) == N, "the primary acknowledges %d tasks" % N, err)
+    ws = workers(pe, "a")
+    # -9 the primary once the replica holds some ends: the workers are frozen first, so that
+    # jobs are in flight (leases the backup never gave) and tasks remain when it dies.
+    if not check(wait_until(lambda: passed(bdb) >= 30), "ends replicate to the backup"):
+        return
+    for w in ws:
+        os.kill(w.pid, signal.SIGSTOP)
+    at_kill = passed(pdb)
+    kill(prim)
+    check(at_kill < N, "the primary is killed mid-run", at_kill)
+    for w in ws:
+        kill(w)
+    check(wait_until(lambda: in_log(blog, "the peer is silent")), "the backup hears silence")
+    ws = workers(be, "b")
+    check(wait_until(lambda: in_log(blog, "taking over")), "the backup takes over",
+          read_log(blog)[-2000:])
+    check(wait_until(lambda: passed(bdb) == N), "every task ends on the backup", passed(bdb))
+    check_ends(bdb, ids, "after takeover")
+
+    # The old primary restarts: it rejoins as backup with a snapshot of the active one.
+    prim2, _, plog2 = serve("p", "primary", pe, be)
+    check(wait_until(lambda: in_log(plog, "rejoining as backup") and
+                     in_log(plog, "replica restored from a snapshot at")),
+          "the old primary rejoins as backup", read_log(plog)[-2000:])
+    p = gg(["status", "--insecure", "--connect", pe])
+    check(p.returncode != 0 and "passive:" in p.stderr, "the rejoined primary answers "
+          "passive:", p.stderr)
+    check(wait_until(lambda: passed(pdb) == N), "its replica holds every end", passed(pdb))
+    for x in ws + [prim2, back]:
+        kill(x)
+
+
+def backup_killed_run():
+    pe, be = "tcp://127.0.0.1:%d" % free_port(), "tcp://127.0.0.1:%d" % free_port()
+    prim, pdb, plog = serve("p2", "primary", pe, be)
+    back, bdb, blog = serve("b2", "backup", be, pe)
+    check(wait_until(lambda: in_log(plog, "the backup is attached")), "pair 2 attached")
+    rc, ids, err = submit(pe, tasks_file("t2.jsonl", 0, N))
+    check(rc == 0 and len(ids) == N, "pair 2: %d tasks acknowledged" % N, err)
+    ws = workers(pe, "c")
+    check(wait_until(lambda: passed(bdb) >= 30), "pair 2: ends replicate")
+    kill(back)
+    check(wait_until(lambda: passed(pdb) == N), "the primary carries on alone", passed(pdb))
+    check(in_log(plog, "running without the backup"), "the primary says it runs alone",
+          read_log(plog)[-2000:])
+    check_ends(pdb, ids, "backup killed")
+    for x in ws + [prim]:
+        kill(x)
+
+
+def no_peer_run():
+    pe, be = "tcp://127.0.0.1:%d" % free_port(), "tcp://127.0.0.1:%d" % free_port()
+    dead = "tcp://127.0.0.1:%d" % free_port()  # nobody listens there
+    prim, pdb, plog = serve("p3", "primary", pe, dead)
+    back, bdb, blog = serve("b3", "backup", be, dead)
+    path = tasks_file("t3.jsonl", 0, 5)
+    # The primary serves once a whole timeout passed without a peer: clients retry until.
+    ok = wait_until(lambda: submit(pe, path)[0] == 0)
+    check(ok, "a primary without a peer serves alone", read_log(plog)[-2000:])
+    check(in_log(plog, "serving alone"), "it says so")
+    p = gg(["status", "--insecure", "--connect", be])
+    check(p.returncode != 0 and "passive:" in p.stderr, "a backup without a peer stays "
+          "passive", p.stderr)
+    p = gg(["submit", "--insecure", "--connect", be, path])
+    check(p.returncode != 0 and "passive:" in p.stderr, "and refuses submissions", p.stderr)
+    check(count(bdb, "SELECT count(*) FROM tasks") == 0, "the backup stored nothing")
+    for x in (prim, back):
+        kill(x)
+
+
+try:
+    takeover_run()
+    backup_killed_run()
+    no_peer_run()
+finally:
+    stop_all()
+finish()
