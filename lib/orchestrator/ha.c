@@ -143,6 +143,14 @@ int ggi_ha_fsm_step(ggi_ha_fsm *f, ggi_ha_event ev, int peer_synced, double now,
 
 static char *frame_new(cJSON *hdr, const void *payload, size_t n, size_t *len)
 {
+    /* The payload's hash travels with it: a changeset damaged on the way (or forged
+     * carelessly) may still parse and apply, and a replica must never hold what the active
+     * server did not commit. */
+    if (hdr && n) {
+        char sum[17];
+        ggi_hash_hex(payload, n, sum);
+        cJSON_AddStringToObject(hdr, "sum", sum);
+    }
     char *h = hdr ? cJSON_PrintUnformatted(hdr) : NULL;
     cJSON_Delete(hdr);
     if (!h)
@@ -184,6 +192,13 @@ static int frame_parse(const void *data, size_t len, cJSON **hdr, const unsigned
     }
     *pl = (const unsigned char *)nul + 1;
     *n = len - (size_t)(*pl - (const unsigned char *)data);
+    if (*n) {
+        char sum[17];
+        ggi_hash_hex(*pl, *n, sum);
+        const char *want = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(*hdr, "sum"));
+        if (!want || strcmp(want, sum) != 0)
+            return GG_ECANCELLED; /* the header is good, the payload is not its own */
+    }
     return GG_OK;
 }
 
@@ -731,7 +746,17 @@ void ggi_ha_on_hub_frame(ggi_ha *h, const gg_transport_msg *msg)
     cJSON *hdr = NULL;
     const unsigned char *pl;
     size_t n;
-    if (frame_parse(msg->data, msg->len, &hdr, &pl, &n) != GG_OK) {
+    int prc = frame_parse(msg->data, msg->len, &hdr, &pl, &n);
+    if (prc == GG_ECANCELLED) {
+        pthread_mutex_lock(&h->mu);
+        if (h->fsm.state != GGI_HA_ACTIVE && strcmp(hdr_op(hdr), "cs") == 0)
+            h->fsm.synced = 0; /* a changeset is lost: only a snapshot brings it back */
+        pthread_mutex_unlock(&h->mu);
+        nack(h, msg, hdr_int(hdr, "seq"), "the payload does not match its sum (damaged)");
+        cJSON_Delete(hdr);
+        return;
+    }
+    if (prc != GG_OK) {
         atomic_fetch_add(&h->o->n_dropped, 1);
         ggi_log(&h->o->log, GG_LOG_WARN, "ha: dropping a malformed peer frame (%zu bytes)",
                 msg->len);
