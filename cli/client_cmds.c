@@ -51,7 +51,37 @@ int cli_security_option(int c, const char *arg)
     }
 }
 
+static int security_check_one(const char *command, const char *endpoint);
+
 int cli_security_check(const char *command, const char *endpoint)
+{
+    /* A list "EP1,EP2" (a primary and its backup, docs/protocol.md "Failover"): each entry
+     * by the same rule; an empty entry or too many are the library's to refuse. */
+    if (!endpoint || !strchr(endpoint, ','))
+        return security_check_one(command, endpoint);
+    for (const char *p = endpoint;;) {
+        size_t len = strcspn(p, ",");
+        while (len > 0 && (*p == ' ' || *p == '\t')) {
+            p++;
+            len--;
+        }
+        while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+            len--;
+        char one[1024];
+        if (len > 0 && len < sizeof one) {
+            memcpy(one, p, len);
+            one[len] = '\0';
+            if (security_check_one(command, one) != CLI_EXIT_OK)
+                return CLI_EXIT_USAGE;
+        }
+        p += strcspn(p, ",");
+        if (!*p)
+            return CLI_EXIT_OK;
+        p++;
+    }
+}
+
+static int security_check_one(const char *command, const char *endpoint)
 {
     /* Unencrypted only when asked for with --insecure, and then on loopback only. */
     if (!cli_sec.key_file && !cli_sec.insecure && endpoint &&
@@ -129,7 +159,9 @@ static void client_usage(const char *cmd, FILE *f)
                    "       [--key FILE --server-key Z85|FILE] [--insecure]\n"
                    "%s.\n"
                    "  --connect ENDPOINT  the orchestrator (`gryphgen serve`), e.g. "
-                   "tcp://127.0.0.1:5555\n"
+                   "tcp://127.0.0.1:5555;\n"
+                   "                      or EP1,EP2: a primary and its backup (the active one "
+                   "is used)\n"
                    "  --name NAME         the submitter's name, for fair share (default "
                    "user@host)\n"
                    "  --key FILE          this client's CURVE key pair (`gryphgen keygen`)\n"

@@ -511,6 +511,7 @@ static void eval_usage(FILE *f)
                "                     [--results PATH] [--quiet] FILE|-\n"
                "  --connect ENDPOINT  run the set on a grid (`gryphgen serve`) instead of here;\n"
                "                      the options of where tasks run go to serve and worker\n"
+               "                      (EP1,EP2: a primary and its backup; the active one)\n"
                "  --key FILE --server-key KEY  CURVE keys for --connect (see `gryphgen keygen`)\n"
                "  --llm-timeout S --llm-max-tokens N  openai generator: seconds per request,\n"
                "                      completion token limit (GRYPHGEN_LLM_TIMEOUT_S, _MAX_TOKENS)\n"

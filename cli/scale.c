@@ -45,6 +45,8 @@ static void scale_usage(FILE *f)
         "Keeps between --min-jobs and --max-jobs workers (`gryphgen worker`) running, in step\n"
         "with the orchestrator's queue: more while tasks wait, none beyond what they can use\n"
         "(one worker per --slots tasks queued or running). SIGINT/SIGTERM ends them all.\n"
+        "  --connect ENDPOINT the orchestrator, or EP1,EP2,... (a primary and its backup:\n"
+        "                     the workers and this command follow the active one)\n"
         "  --engine slurm     each worker is a Slurm job (sbatch, named gryphgen-ID, with\n"
         "                     --cpus-per-task K); it exits after --idle-s S without a job, and\n"
         "                     its job ends (default)\n"

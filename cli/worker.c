@@ -36,6 +36,8 @@ static void worker_usage(FILE *f)
                "                       [--idle-s S]\n"
                "                       [--index-url URL [--index-token-env VAR]]\n"
                "                       [--key FILE --server-key Z85|FILE] [--insecure]\n"
+               "  --connect ENDPOINT the orchestrator, or EP1,EP2,... (at most 16): a primary\n"
+               "                     and its backup; the worker follows the active one\n"
                "  --key FILE         this worker's CURVE key pair (PREFIX.key, `gryphgen keygen`)\n"
                "  --server-key KEY   the orchestrator's public key (Z85 text or its .pub file)\n"
                "  --insecure         no encryption (loopback endpoints only)\n"

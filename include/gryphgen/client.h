@@ -4,7 +4,11 @@
  * (docs/protocol.md). Tasks and results are the same JSON as gg_orchestrator_t's.
  *
  * A wait survives an orchestrator restart: the client asks again until the result comes or
- * its time runs out.
+ * its time runs out. With several endpoints (a primary and its backup), a request whose
+ * orchestrator answers "passive:", whose connection closes, where nobody listens or that
+ * hears nothing for 3 heartbeat intervals is sent again to the next endpoint, round robin,
+ * with a short backoff, until the request's time runs out (GG_ETIMEDOUT naming the
+ * endpoints); requests are idempotent (a task submitted again is its id).
  *
  * THREAD SAFETY: calls on one client are serialised by the client (one request at a time);
  * use one client per thread for parallel requests. The watch callback runs on the thread
@@ -30,7 +34,11 @@ typedef struct gg_client gg_client_t;
 /** Options for gg_client_new(). Fields are only ever appended. */
 typedef struct gg_client_options {
     uint32_t version;     /**< GG_CLIENT_OPTIONS_VERSION */
-    const char *connect;  /**< the orchestrator's endpoint, e.g. tcp://127.0.0.1:5555 */
+    const char *connect;  /**< the orchestrator's endpoint, e.g. tcp://127.0.0.1:5555; or
+                               several, comma-separated ("EP1,EP2": a primary and its
+                               backup, at most 16, each checked as one is): the client
+                               follows the active one (docs/protocol.md "Failover").
+                               Since 1.3 */
     const char *name;     /**< submitter name for fair share; NULL: user@host */
     int timeout_ms;       /**< per request (not wait); 0: 10000 */
     const char *curve_key_file;   /**< this client's CURVE key pair (PREFIX.key from

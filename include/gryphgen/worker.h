@@ -38,7 +38,11 @@ typedef struct gg_worker gg_worker_t;
 /** Options for gg_worker_new(). Fields are only ever appended. */
 typedef struct gg_worker_options {
     uint32_t version;              /**< GG_WORKER_OPTIONS_VERSION */
-    const char *connect;           /**< the orchestrator's endpoint, e.g. tcp://host:5555 */
+    const char *connect;           /**< the orchestrator's endpoint, e.g. tcp://host:5555;
+                                        or several, comma-separated ("EP1,EP2": a primary
+                                        and its backup, at most 16, each checked as one is),
+                                        of which the worker follows the active one
+                                        (docs/protocol.md "Failover"). Since 1.3 */
     const char *name;              /**< node name for scores; NULL: the host name */
     unsigned slots;                /**< attempts run at once; 0: the number of online cores */
     unsigned queue;                /**< jobs held ahead of the slots; 0: as many as slots */
@@ -86,8 +90,13 @@ GG_API int gg_worker_new(gg_worker_t **out, const gg_worker_options *opts);
 
 /**
  * Connects and serves jobs until gg_worker_stop(). Reconnects by itself when the
- * orchestrator goes silent (3 missed heartbeats) or restarts. Returns 0 after a stop,
- * or a negative code when the endpoint cannot be used at all.
+ * orchestrator goes silent (3 missed heartbeats of the interval its welcome gave), its
+ * connection closes (a killed orchestrator is seen at once over ZeroMQ) or it restarts; with
+ * several endpoints it moves to the next (round robin, with a backoff of 100 ms doubling to
+ * 2 s after each round that found none) also when the orchestrator answers "passive:" or
+ * nobody listens. Jobs held and their results are kept: the results go to the new
+ * orchestrator after its welcome (it records those whose lease it knows). Returns 0 after a
+ * stop, or a negative code when the first endpoint cannot be used at all.
  */
 GG_API int gg_worker_run(gg_worker_t *w);
 
@@ -95,9 +104,11 @@ GG_API int gg_worker_run(gg_worker_t *w);
 GG_API void gg_worker_stop(gg_worker_t *w);
 
 /**
- * Counters as JSON: {"jobs": n, "results": n, "reconnects": n, "dropped": n, "held": n}
- * (held: the jobs queued or running in this worker now, and their results not yet on their
- * way). *out_json is freed with gg_free(). May be called from any thread.
+ * Counters as JSON: {"jobs": n, "results": n, "reconnects": n, "dropped": n, "held": n,
+ * "failovers": n, "endpoint": "EP" or null} (held: the jobs queued or running in this worker
+ * now, and their results not yet on their way; failovers: moves to another endpoint of the
+ * list (since 1.3); endpoint: the one whose orchestrator welcomed this worker, null while
+ * none has). *out_json is freed with gg_free(). May be called from any thread.
  */
 GG_API int gg_worker_stats(gg_worker_t *w, char **out_json);
 

@@ -88,6 +88,23 @@ const char *ggi_zmq_hub_sender_key(const ggi_transport *t, void *hub);
  */
 int ggi_zmq_hub_bind(const ggi_transport *t, void *hub, const char *endpoint);
 
+/** The state of a peer's connection to its hub (ggi_zmq_peer_link). */
+enum {
+    GGI_LINK_UNKNOWN = -1, /* not watched: another transport, inproc://, a hub */
+    GGI_LINK_PENDING = 0,  /* not connected yet */
+    GGI_LINK_UP = 1,       /* connected */
+    GGI_LINK_REFUSED = 2,  /* not connected yet and a try was refused (nobody listens) */
+    GGI_LINK_LOST = 3      /* was connected and the connection closed (the hub stopped or
+                              died: a killed process's TCP connection closes at once) */
+};
+
+/**
+ * What the socket monitor of a ZeroMQ peer saw of its connection (GGI_LINK_*), read without
+ * blocking; GGI_LINK_UNKNOWN for another transport or an inproc:// peer. Same thread as the
+ * peer's other calls.
+ */
+int ggi_zmq_peer_link(const ggi_transport *t, void *peer);
+
 /** Destroys a transport made by ggi_*_transport_new or gg_transport_new_custom (calls its
  * destroy slot), and forgets a borrowed one; clears *t. */
 void ggi_transport_destroy(ggi_transport *t);

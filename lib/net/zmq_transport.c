@@ -8,6 +8,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,6 +56,9 @@ typedef struct zt_socket {
     int has_body;
     char key[GGI_KEY_Z85_LEN + 1]; /* on a secure hub: the last sender's public key, or "" */
     zt_state *st;
+    /* A peer's connection as its socket monitor tells it (ggi_zmq_peer_link) */
+    void *mon;       /* PAIR socket reading the monitor's events, or NULL */
+    int link;        /* GGI_LINK_* */
 } zt_socket;
 
 static int zt_hub_open(void *self, const char *endpoint, void **out);
@@ -83,6 +87,33 @@ static int set_security(zt_state *st, zt_socket *s)
                              GGI_KEY_Z85_LEN);
     }
     return rc == 0 ? GG_OK : zmq_fail("setting the CURVE keys");
+}
+
+/* Starts a monitor of a peer's connection: its events (connected, refused, closed) come on
+ * a PAIR socket that ggi_zmq_peer_link() reads without blocking. Not for inproc:// (no
+ * connection to lose). A monitor that cannot start leaves the link unknown. */
+static void watch_link(zt_socket *s)
+{
+    static atomic_ulong serial;
+    char addr[96];
+    snprintf(addr, sizeof addr, "inproc://ggi-link-%p-%lu", (void *)s,
+             atomic_fetch_add(&serial, 1));
+    s->link = GGI_LINK_UNKNOWN;
+    if (zmq_socket_monitor(s->sock, addr, ZMQ_EVENT_CONNECTED | ZMQ_EVENT_CONNECT_RETRIED |
+                                              ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_CLOSED) != 0)
+        return;
+    s->mon = zmq_socket(s->st->ctx, ZMQ_PAIR);
+    int zero = 0;
+    if (s->mon)
+        zmq_setsockopt(s->mon, ZMQ_LINGER, &zero, sizeof zero);
+    if (!s->mon || zmq_connect(s->mon, addr) != 0) {
+        if (s->mon)
+            zmq_close(s->mon);
+        s->mon = NULL;
+        zmq_socket_monitor(s->sock, NULL, 0);
+        return;
+    }
+    s->link = GGI_LINK_PENDING;
 }
 
 static int open_socket(zt_state *st, int type, const char *endpoint, void **out)
@@ -125,11 +156,17 @@ static int open_socket(zt_state *st, int type, const char *endpoint, void **out)
         zmq_setsockopt(s->sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
         rc = zmq_bind(s->sock, endpoint);
     } else {
+        if (!s->inproc)
+            watch_link(s);
         rc = zmq_connect(s->sock, endpoint);
     }
     if (rc != 0) {
         int e = ggi_error(GG_ETRANSPORT, "%s %s: %s", s->is_hub ? "bind" : "connect", endpoint,
                           zmq_strerror(zmq_errno()));
+        if (s->mon) {
+            zmq_socket_monitor(s->sock, NULL, 0);
+            zmq_close(s->mon);
+        }
         zmq_close(s->sock);
         free(s);
         return e;
@@ -358,6 +395,10 @@ static void zt_close(void *socket)
     if (!s)
         return;
     zmq_msg_close(&s->body);
+    if (s->mon) {
+        zmq_socket_monitor(s->sock, NULL, 0);
+        zmq_close(s->mon);
+    }
     zmq_close(s->sock);
     free(s);
 }
@@ -508,6 +549,42 @@ int ggi_zmq_hub_bind(const ggi_transport *t, void *hub, const char *endpoint)
     if (zmq_bind(s->sock, endpoint) != 0)
         return ggi_error(GG_ETRANSPORT, "bind %s: %s", endpoint, zmq_strerror(zmq_errno()));
     return GG_OK;
+}
+
+int ggi_zmq_peer_link(const ggi_transport *t, void *peer)
+{
+    if (!t || t->vt.hub_open != zt_hub_open || !peer)
+        return GGI_LINK_UNKNOWN;
+    zt_socket *s = peer;
+    if (s->is_hub || !s->mon)
+        return GGI_LINK_UNKNOWN;
+    /* Each event is two frames: 2 bytes of event and 4 of value, then the address. */
+    for (;;) {
+        zmq_msg_t ev;
+        zmq_msg_init(&ev);
+        if (zmq_msg_recv(&ev, s->mon, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&ev);
+            break;
+        }
+        uint16_t event = 0;
+        if (zmq_msg_size(&ev) >= sizeof event)
+            memcpy(&event, zmq_msg_data(&ev), sizeof event);
+        int more = zmq_msg_more(&ev);
+        zmq_msg_close(&ev);
+        if (more)
+            drop_rest(&(zt_socket){ .sock = s->mon });
+        /* A lost link stays lost: ZeroMQ reconnects by itself, but the hub behind it may be
+         * another process that knows nothing of this peer. */
+        if (s->link == GGI_LINK_LOST)
+            continue;
+        if (event == ZMQ_EVENT_CONNECTED)
+            s->link = GGI_LINK_UP;
+        else if (event == ZMQ_EVENT_DISCONNECTED || event == ZMQ_EVENT_CLOSED)
+            s->link = GGI_LINK_LOST;
+        else if (event == ZMQ_EVENT_CONNECT_RETRIED && s->link != GGI_LINK_UP)
+            s->link = GGI_LINK_REFUSED;
+    }
+    return s->link;
 }
 
 void ggi_transport_destroy(ggi_transport *t)

@@ -4,6 +4,12 @@
  * timed-out requests are skipped. A "reset" from the hub (it restarted and forgot us) makes
  * the client say hello again and repeat the request; a wait is repeated every few seconds,
  * so a client that waits across an orchestrator restart still gets its result.
+ *
+ * With several endpoints ("EP1,EP2": a primary/backup pair), a client whose hub says it is
+ * passive, whose connection closed, where nobody listens, or that hears nothing for 3
+ * heartbeat intervals moves to the next endpoint and sends its request again there
+ * (docs/protocol.md "Failover"); requests are idempotent (a submission of the same task
+ * returns its id).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +19,7 @@
 #include "gryphgen/client.h"
 
 #include "endpoint_rule.h"
+#include "endpoints.h"
 #include "event_filter.h"
 #include "../core/options.h"
 #include "orq.h"
@@ -20,11 +27,20 @@
 #include "../workspace/workspace.h"
 
 #define REASK_MS 2000 /* a wait or watch is repeated this often */
+#define LINK_POLL_MS 50 /* how often a client with several endpoints looks at its link */
+#define SILENT_BEATS 3  /* a hub silent this many heartbeat intervals is gone */
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 1000
 
 struct gg_client {
     ggi_transport tp;
     void *peer;
-    char *endpoint;
+    ggi_endpoints eps;  /* where the orchestrator may be (connect: "EP1,EP2,...") */
+    int hb_ms;          /* the heartbeat interval of the hub's welcome */
+    double last_rx;     /* when the hub of this connection was last heard (or asked) */
+    unsigned tried;     /* endpoints tried since the last welcome */
+    int backoff_ms;
+    int heard_passive;  /* a hub of this round answered "passive:" */
     char name[GGP_MAX_NAME + 1];
     int timeout_ms;
     long long rid;
@@ -56,7 +72,7 @@ int gg_client_new(gg_client_t **out, const gg_client_options *opts)
     if (ggi_options_accept(&client_options, &full, opts))
         return GG_EVERSION;
     opts = &full;
-    if (!opts->connect || !*opts->connect || strlen(opts->connect) > 1000)
+    if (!opts->connect || !*opts->connect)
         return ggi_error(GG_EINVAL, "option 'connect' must name the orchestrator's endpoint");
     if (opts->timeout_ms < 0)
         return ggi_error(GG_EINVAL, "timeout_ms must not be negative");
@@ -69,18 +85,26 @@ int gg_client_new(gg_client_t **out, const gg_client_options *opts)
     if (opts->custom_transport && (opts->curve_key_file || opts->curve_server_key))
         return ggi_error(GG_EINVAL, "curve_key_file and curve_server_key are for the built-in "
                          "ZeroMQ transport; a custom_transport does its own security");
-    /* Without keys: tcp/ipc need insecure = 1 and a loopback endpoint (endpoint_rule.h). */
-    if (!opts->custom_transport &&
-        ggi_endpoint_rule(opts->connect, opts->curve_key_file != NULL, opts->insecure,
-                          "curve_key_file and curve_server_key") != GG_OK)
-        return GG_EINVAL;
-    int rc = gg_init();
+    /* Each endpoint of the list; without keys, tcp/ipc need insecure = 1 and a loopback
+     * endpoint (endpoint_rule.h). */
+    ggi_endpoints eps;
+    int rc = ggi_endpoints_parse(opts->connect, !opts->custom_transport,
+                                 opts->curve_key_file != NULL, opts->insecure, &eps);
     if (rc)
+        return rc == GG_ENOMEM ? rc : GG_EINVAL;
+    if ((rc = gg_init()) != GG_OK) {
+        ggi_endpoints_free(&eps);
         return rc;
+    }
     gg_client_t *c = calloc(1, sizeof *c);
-    if (!c)
+    if (!c) {
+        ggi_endpoints_free(&eps);
         return ggi_error(GG_ENOMEM, "out of memory");
+    }
     pthread_mutex_init(&c->mu, NULL);
+    c->eps = eps;
+    c->hb_ms = GGI_HEARTBEAT_MS;
+    c->backoff_ms = BACKOFF_MIN_MS;
     c->timeout_ms = opts->timeout_ms ? opts->timeout_ms : 10000;
     if (opts->name) {
         snprintf(c->name, sizeof c->name, "%s", opts->name);
@@ -90,10 +114,7 @@ int gg_client_new(gg_client_t **out, const gg_client_options *opts)
         const char *user = getenv("USER");
         snprintf(c->name, sizeof c->name, "%.60s@%.60s", user && *user ? user : "user", host);
     }
-    c->endpoint = ggi_strdup(opts->connect);
-    if (!c->endpoint)
-        rc = ggi_error(GG_ENOMEM, "out of memory");
-    if (!rc && opts->custom_transport) {
+    if (opts->custom_transport) {
         ggi_transport_borrow(&c->tp, opts->custom_transport);
     } else if (!rc && opts->curve_key_file) {
         c->curve = 1;
@@ -105,7 +126,8 @@ int gg_client_new(gg_client_t **out, const gg_client_options *opts)
         rc = ggi_zmq_transport_new(&c->tp);
     }
     if (!rc)
-        rc = c->tp.vt.peer_open(c->tp.self, c->endpoint, &c->peer);
+        rc = c->tp.vt.peer_open(c->tp.self, ggi_endpoints_current(&c->eps), &c->peer);
+    c->last_rx = ggi_now_ms();
     if (rc) {
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", gg_error_last());
@@ -130,10 +152,11 @@ int ggi_client_new_embedded(gg_client_t **out, ggi_transport *tp, const char *en
     snprintf(c->name, sizeof c->name, "%s", name);
     c->tp = *tp;
     c->borrowed_tp = 1;
-    int rc = (c->endpoint = ggi_strdup(endpoint)) ? GG_OK
-                                                  : ggi_error(GG_ENOMEM, "out of memory");
+    c->hb_ms = GGI_HEARTBEAT_MS;
+    c->backoff_ms = BACKOFF_MIN_MS;
+    int rc = ggi_endpoints_parse(endpoint, 0, 0, 0, &c->eps);
     if (!rc)
-        rc = c->tp.vt.peer_open(c->tp.self, c->endpoint, &c->peer);
+        rc = c->tp.vt.peer_open(c->tp.self, ggi_endpoints_current(&c->eps), &c->peer);
     if (rc) {
         gg_client_destroy(&c);
         return rc;
@@ -151,7 +174,7 @@ void gg_client_destroy(gg_client_t **pc)
         c->tp.vt.close(c->peer);
     if (!c->borrowed_tp)
         ggi_transport_destroy(&c->tp); /* a host's borrowed one is only forgotten */
-    free(c->endpoint);
+    ggi_endpoints_free(&c->eps);
     ggi_buf_free(&c->event);
     pthread_mutex_destroy(&c->mu);
     free(c);
@@ -160,6 +183,8 @@ void gg_client_destroy(gg_client_t **pc)
 
 static int send_msg(gg_client_t *c, const cJSON *m)
 {
+    if (!c->peer)
+        return ggi_error(GG_ETRANSPORT, "not connected");
     size_t len = 0;
     char *text = ggp_print(m, &len);
     if (!text)
@@ -205,10 +230,83 @@ static int local_event(gg_client_t *c, const gg_transport_msg *msg,
     return 1;
 }
 
+/* Says hello when this connection has not been welcomed, then sends req. */
+static int send_request(gg_client_t *c, const cJSON *req)
+{
+    if (!c->welcomed) {
+        int rc = send_hello(c);
+        if (rc)
+            return rc;
+        c->last_rx = ggi_now_ms(); /* silence counts from the hello */
+    }
+    return send_msg(c, req);
+}
+
+/* Why a client with several endpoints must leave its hub now, or NULL: its connection
+ * closed, nobody listens there, or nothing (not even a heartbeat) came for SILENT_BEATS
+ * heartbeat intervals since the hello. */
+static const char *leave_reason(gg_client_t *c)
+{
+    if (!c->peer)
+        return "not connected";
+    if (c->eps.n < 2)
+        return NULL;
+    int link = ggi_zmq_peer_link(&c->tp, c->peer);
+    if (link == GGI_LINK_LOST)
+        return "its connection closed";
+    if (link == GGI_LINK_REFUSED)
+        return "nobody listens there";
+    if (ggi_now_ms() - c->last_rx > (double)SILENT_BEATS * c->hb_ms)
+        return "no answer";
+    return NULL;
+}
+
+/* Leaves the current hub for the next endpoint (round robin; the same one when it is the
+ * only one), pausing after each round in which no hub welcomed the client (at most until
+ * deadline, < 0: none). GG_OK, or the error opening the next one (c->peer is then NULL and
+ * the next call moves on again). */
+static int fail_over(gg_client_t *c, double deadline, int passive)
+{
+    c->heard_passive |= passive;
+    if (c->peer)
+        c->tp.vt.close(c->peer);
+    c->peer = NULL;
+    c->welcomed = 0;
+    c->hb_ms = GGI_HEARTBEAT_MS;
+    if (++c->tried >= c->eps.n) {
+        /* A standby that answered is about to decide: asked again soon (no growing pause). */
+        int grow = !c->heard_passive;
+        double ms = grow ? c->backoff_ms : BACKOFF_MIN_MS;
+        c->tried = 0;
+        c->heard_passive = 0;
+        if (deadline >= 0 && deadline - ggi_now_ms() < ms)
+            ms = deadline > ggi_now_ms() ? deadline - ggi_now_ms() : 0;
+        ggi_sleep_ms((int)ms);
+        if (grow)
+            c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
+                                                               : c->backoff_ms * 2;
+    }
+    c->last_rx = ggi_now_ms();
+    return c->tp.vt.peer_open(c->tp.self, ggi_endpoints_next(&c->eps), &c->peer);
+}
+
+/* GG_ETIMEDOUT naming every endpoint. */
+static int no_answer(gg_client_t *c, int timeout_ms)
+{
+    char where[2048];
+    ggi_endpoints_describe(&c->eps, where, sizeof where);
+    return ggi_error(GG_ETIMEDOUT, "no answer from %s within %d ms (%s)", where, timeout_ms,
+                     c->curve ? "is an orchestrator serving there, does it list this "
+                                "client's key, and is the server key its public key?"
+                              : "is an orchestrator serving there?");
+}
+
 /*
  * Sends req (its rid is set here) and waits up to timeout_ms for the reply. Replies to rids
  * from first_rid on count (a repeated request keeps its earlier rids valid). On "reset" the
- * client says hello and sends again. *out gets the reply body. GG_ETIMEDOUT when none came.
+ * client says hello and sends again; when the hub is passive or gone (leave_reason) it moves
+ * to the next endpoint and sends again there. *out gets the reply body. GG_ETIMEDOUT when
+ * none came.
  */
 static int exchange(gg_client_t *c, cJSON *req, long long first_rid, int timeout_ms,
                     int (*on_event)(void *, const char *), void *user, cJSON **out)
@@ -219,30 +317,34 @@ static int exchange(gg_client_t *c, cJSON *req, long long first_rid, int timeout
     cJSON_AddNumberToObject(req, "rid", (double)rid);
     if (first_rid <= 0)
         first_rid = rid;
-    if (!c->welcomed) {
-        int rc = send_hello(c);
-        if (rc)
-            return rc;
-    }
-    int rc = send_msg(c, req);
-    if (rc)
+    double deadline = timeout_ms >= 0 ? ggi_now_ms() + timeout_ms : -1;
+    int rc = c->peer ? send_request(c, req) : GG_ETRANSPORT;
+    if (rc && c->eps.n < 2 && c->peer)
         return rc;
-    double deadline = ggi_now_ms() + timeout_ms;
-    int resets = 0;
+    int unsent = rc != GG_OK, resets = 0;
     for (;;) {
         double left = deadline - ggi_now_ms();
         if (timeout_ms >= 0 && left <= 0)
-            return ggi_error(GG_ETIMEDOUT, "no answer from %s within %d ms (%s)", c->endpoint,
-                             timeout_ms,
-                             c->curve ? "is an orchestrator serving there, does it list this "
-                                        "client's key, and is the server key its public key?"
-                                      : "is an orchestrator serving there?");
+            return no_answer(c, timeout_ms);
+        const char *why = unsent ? "cannot send" : leave_reason(c);
+        if (why) {
+            unsent = fail_over(c, deadline, 0) != GG_OK || send_request(c, req) != GG_OK;
+            continue;
+        }
+        int slice = timeout_ms >= 0 ? (int)left + 1 : -1;
+        if (c->eps.n > 1 && (slice < 0 || slice > LINK_POLL_MS))
+            slice = LINK_POLL_MS;
         gg_transport_msg msg;
-        rc = c->tp.vt.peer_recv(c->peer, timeout_ms >= 0 ? (int)left + 1 : -1, &msg);
+        rc = c->tp.vt.peer_recv(c->peer, slice, &msg);
         if (rc == GG_ETIMEDOUT)
             continue;
-        if (rc)
+        if (rc && c->eps.n < 2)
             return rc;
+        if (rc) {
+            unsent = 1;
+            continue;
+        }
+        c->last_rx = ggi_now_ms();
         int stop = 0;
         if (local_event(c, &msg, on_event, user, &stop)) {
             if (stop)
@@ -253,7 +355,13 @@ static int exchange(gg_client_t *c, cJSON *req, long long first_rid, int timeout
         if (ggp_decode(msg.data, msg.len, &m) != GG_OK)
             continue; /* not for us to fail on: a broken message is skipped */
         if (m.type == GGP_WELCOME) {
+            long long hb = GGI_HEARTBEAT_MS;
+            ggi_json_int(m.body, "hb_ms", 0, 10, 600000, &hb);
+            c->hb_ms = (int)hb;
             c->welcomed = 1;
+            c->tried = 0;
+            c->heard_passive = 0;
+            c->backoff_ms = BACKOFF_MIN_MS;
         } else if (m.type == GGP_RESET) {
             c->welcomed = 0;
             if (++resets <= 3 && send_hello(c) == GG_OK)
@@ -266,6 +374,9 @@ static int exchange(gg_client_t *c, cJSON *req, long long first_rid, int timeout
                 ggp_msg_free(&m);
                 return GG_ECANCELLED;
             }
+        } else if (m.type == GGP_REPLY && ggi_reply_is_passive(m.body)) {
+            /* A standby: the request goes to the next endpoint (whatever its rid). */
+            unsent = fail_over(c, deadline, 1) != GG_OK || send_request(c, req) != GG_OK;
         } else if (m.type == GGP_REPLY) {
             long long r = (long long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(m.body, "rid"));
             if (r >= first_rid && r <= rid) {
@@ -624,14 +735,28 @@ int gg_client_watch_filtered(gg_client_t *c, const char *types,
         int stop = 0;
         while (!stop && ggi_now_ms() < until) {
             gg_transport_msg msg;
-            int r = c->tp.vt.peer_recv(c->peer, (int)(until - ggi_now_ms()) + 1, &msg);
+            int slice = (int)(until - ggi_now_ms()) + 1;
+            if (c->eps.n > 1 && slice > LINK_POLL_MS)
+                slice = LINK_POLL_MS;
+            int r = c->tp.vt.peer_recv(c->peer, slice, &msg);
+            if (r == GG_ETIMEDOUT && c->eps.n > 1 && ggi_now_ms() < until) {
+                if (!leave_reason(c))
+                    continue;
+                fail_over(c, deadline, 0); /* the watch is asked for again there */
+                break;
+            }
             if (r == GG_ETIMEDOUT)
                 break;
+            if (r && c->eps.n > 1) {
+                fail_over(c, deadline, 0);
+                break;
+            }
             if (r) {
                 rc = r;
                 stop = 1;
                 break;
             }
+            c->last_rx = ggi_now_ms();
             if (local_event(c, &msg, fn, user, &stop))
                 continue;
             ggp_msg m;

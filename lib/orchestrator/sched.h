@@ -58,6 +58,7 @@ typedef struct node {
     identity id;
     char name[GGP_MAX_NAME + 1];
     char key[GGI_KEY_Z85_LEN + 1]; /* the CURVE key it said hello with, or "" */
+    char instance[33];  /* the worker's random instance id from its hello, or "" */
     int capacity, busy; /* capacity = slots + queue (status shows all three) */
     int slots, queue;
     cJSON *caps;

@@ -283,6 +283,52 @@ void ggi_sched_recompute_limit(sched *s)
     s->may_have_queued = 1;
 }
 
+/* The instance id of a hello: 32 lowercase hex digits, or "" when absent or malformed. */
+static void hello_instance(const cJSON *b, char out[33])
+{
+    const char *v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "instance"));
+    out[0] = '\0';
+    if (!v || strlen(v) != 32 || strspn(v, "0123456789abcdef") != 32)
+        return;
+    memcpy(out, v, 33);
+}
+
+/*
+ * A worker that said hello again over a new connection (it reconnected or came back from
+ * another orchestrator) takes over the leases its old connection holds: the same instance
+ * id, name and key. Its results then count, and the old connection is forgotten without
+ * requeueing what it ran. Without an instance id nothing moves (the old connection's jobs are
+ * requeued when it is declared dead, as before).
+ */
+static void adopt_leases(sched *s, node *n)
+{
+    if (!n->instance[0])
+        return;
+    for (node *m = s->nodes; m; m = m->next) {
+        if (m == n || strcmp(m->instance, n->instance) != 0 || strcmp(m->key, n->key) != 0 ||
+            strcmp(m->name, n->name) != 0)
+            continue;
+        int moved = 0;
+        for (active *a = s->tasks; a; a = a->next) {
+            int unsent = 0; /* still in the old connection's batch: requeued with it */
+            for (int k = 0; k < m->batch_count && !unsent; k++)
+                unsent = m->batch_seqs[k] == a->seq;
+            if (a->on != m || unsent)
+                continue;
+            a->on = n;
+            if (a->inflight) {
+                m->busy--;
+                n->busy++;
+                moved++;
+            }
+        }
+        ggi_log(&s->o->log, GG_LOG_INFO, "worker '%s' reconnected: %d lease(s) kept", n->name,
+                moved);
+        ggi_sched_drop_node(s, m, "reconnected over a new connection");
+        return;
+    }
+}
+
 void ggi_sched_on_worker_hello(sched *s, const gg_transport_msg *msg, const cJSON *b)
 {
     node *n = ggi_sched_find_node(s, msg->peer, msg->peer_len);
@@ -316,6 +362,8 @@ void ggi_sched_on_worker_hello(sched *s, const gg_transport_msg *msg, const cJSO
     }
     snprintf(n->name, sizeof n->name, "%s", name);
     snprintf(n->key, sizeof n->key, "%s", key);
+    hello_instance(b, n->instance);
+    adopt_leases(s, n);
     long long slots = 1, queue = 0;
     ggi_json_int(b, "slots", 1, 1, 1024, &slots);
     ggi_json_int(b, "queue", 0, 0, 100000, &queue);

@@ -6,18 +6,21 @@
  * takes every job and reports a missing runtime as the attempt's infrastructure fault).
  */
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/random.h>
 #include <unistd.h>
-
 
 #include "../core/lang.h"
 #include "../execution/executor_caps.h"
 #include "../execution/sandbox.h"
 #include "endpoint_rule.h"
+#include "endpoints.h"
 #include "../core/options.h"
 #include "orq.h"
 #include "protocol.h"
@@ -25,6 +28,10 @@
 #define RESULT_BATCH 256 /* results per message (one per message when they are large) */
 #define RESULT_WAKE 32   /* results that wake the socket thread before its poll ends */
 #define BUSY_POLL_MS 1   /* how long the socket thread waits while jobs run */
+#define UNWELCOMED_POLL_MS 20 /* how long it waits for a welcome (results are held) */
+#define SILENT_BEATS 3   /* a hub silent for this many heartbeat intervals is gone */
+#define BACKOFF_MIN_MS 100  /* pause after a round of endpoints that all failed, doubling */
+#define BACKOFF_MAX_MS 2000 /* ... up to this */
 
 /*
  * Results as printed texts, one after another (item i ends at ends[i]). A slot thread
@@ -85,7 +92,8 @@ struct gg_worker {
     ggi_logger log;
     ggi_transport own_transport;
     ggi_transport *tp;
-    char *endpoint;
+    ggi_endpoints eps;     /* where the orchestrator may be (connect: "EP1,EP2,...") */
+    char instance[33];     /* this worker's random id, sent in every hello (docs/protocol.md) */
     char *name;
     unsigned slots, queue;
     cJSON *caps;
@@ -112,10 +120,16 @@ struct gg_worker {
     result_list sending;   /* taken from done; sending.n - sent of them not sent yet */
     unsigned sent;
     ggi_buf out;           /* the message being sent, reused for every batch */
+    int welcomed;          /* the hub of this connection welcomed us: results may go */
+    unsigned tried;        /* endpoints tried since the last welcome */
+    int backoff_ms;        /* the pause after the next round that fails */
+    int heard_passive;     /* a hub of this round answered "passive:" */
+    double opened_at, last_rx, last_tx;
     pthread_t *threads;
     unsigned started;
 
-    atomic_ulong n_jobs, n_results, n_reconnects, n_dropped;
+    atomic_ulong n_jobs, n_results, n_reconnects, n_dropped, n_failovers;
+    atomic_int active_ep;  /* index of the endpoint that welcomed us, or -1 */
 };
 
 GGI_OPTIONS_LAYOUT(worker_options, gg_worker_options, GG_WORKER_OPTIONS_VERSION,
@@ -383,13 +397,30 @@ static int worker_alloc(gg_worker_t **out, const char *endpoint, const char *nam
     pthread_condattr_destroy(&ca);
     w->slots = slots;
     w->queue = queue ? queue : slots;
-    w->cap = w->slots + w->queue;
+    /* Room for twice the capacity announced: after a failover the new hub fills the
+     * capacity while jobs of the old one still wait here. */
+    w->cap = 2 * (w->slots + w->queue);
     w->hb_ms = GGI_HEARTBEAT_MS;
-    w->endpoint = ggi_strdup(endpoint);
+    w->backoff_ms = BACKOFF_MIN_MS;
+    atomic_store(&w->active_ep, -1);
+    int rc = ggi_endpoints_parse(endpoint, 0, 0, 0, &w->eps);
+    if (rc) {
+        gg_worker_destroy(&w);
+        return rc;
+    }
+    unsigned char rnd[16];
+    if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
+        /* No kernel randomness: the time and address still tell instances apart. */
+        unsigned long long t = (unsigned long long)(ggi_now_ms() * 1000.0) ^ (uintptr_t)w;
+        for (size_t i = 0; i < sizeof rnd; i++)
+            rnd[i] = (unsigned char)(t >> (8 * (i % 8))) ^ (unsigned char)(i * 37u);
+    }
+    for (size_t i = 0; i < sizeof rnd; i++)
+        snprintf(w->instance + 2 * i, 3, "%02x", rnd[i]);
     w->name = ggi_strdup(name);
     w->jobs = calloc(w->cap, sizeof *w->jobs);
     w->threads = calloc(w->slots, sizeof *w->threads);
-    if (!w->endpoint || !w->name || !w->jobs || !w->threads) {
+    if (!w->name || !w->jobs || !w->threads) {
         gg_worker_destroy(&w);
         return ggi_error(GG_ENOMEM, "out of memory");
     }
@@ -439,7 +470,7 @@ int gg_worker_new(gg_worker_t **out, const gg_worker_options *opts)
     if (ggi_options_accept(&worker_options, &full, opts))
         return GG_EVERSION;
     opts = &full;
-    if (!opts->connect || !*opts->connect || strlen(opts->connect) > 1000)
+    if (!opts->connect || !*opts->connect)
         return ggi_error(GG_EINVAL, "option 'connect' must name the orchestrator's endpoint");
     if (opts->slots > 1024 || opts->queue > 100000)
         return ggi_error(GG_EINVAL, "slots must be at most 1024 and queue at most 100000");
@@ -459,10 +490,11 @@ int gg_worker_new(gg_worker_t **out, const gg_worker_options *opts)
         return ggi_error(GG_EINVAL, "curve_key_file and curve_server_key are for the built-in "
                          "ZeroMQ transport; a custom_transport does its own security");
     /* Without keys: tcp/ipc need insecure = 1 and a loopback endpoint (endpoint_rule.h). */
-    if (!opts->custom_transport &&
-        ggi_endpoint_rule(opts->connect, opts->curve_key_file != NULL, opts->insecure,
-                          "curve_key_file and curve_server_key") != GG_OK)
+    ggi_endpoints eps;
+    if (ggi_endpoints_parse(opts->connect, !opts->custom_transport,
+                            opts->curve_key_file != NULL, opts->insecure, &eps) != GG_OK)
         return GG_EINVAL;
+    ggi_endpoints_free(&eps);
     int rc = gg_init();
     if (rc)
         return rc;
@@ -540,10 +572,22 @@ int gg_worker_stats(gg_worker_t *w, char **out_json)
     pthread_mutex_lock(&w->mu);
     unsigned held = w->count + w->running + (unsigned)w->done.n;
     pthread_mutex_unlock(&w->mu);
+    /* endpoint: the one whose hub welcomed this worker, JSON-escaped; null when none has. */
+    int ep = atomic_load(&w->active_ep);
+    char *where = NULL;
+    if (ep >= 0 && (unsigned)ep < w->eps.n) {
+        cJSON *str = cJSON_CreateString(w->eps.ep[ep]);
+        where = str ? ggi_json_print(str) : NULL;
+        cJSON_Delete(str);
+        if (!where)
+            return ggi_error(GG_ENOMEM, "out of memory");
+    }
     *out_json = ggi_asprintf("{\"jobs\":%lu,\"results\":%lu,\"reconnects\":%lu,\"dropped\":%lu,"
-                             "\"held\":%u}",
+                             "\"held\":%u,\"failovers\":%lu,\"endpoint\":%s}",
                              atomic_load(&w->n_jobs), atomic_load(&w->n_results),
-                             atomic_load(&w->n_reconnects), atomic_load(&w->n_dropped), held);
+                             atomic_load(&w->n_reconnects), atomic_load(&w->n_dropped), held,
+                             atomic_load(&w->n_failovers), where ? where : "null");
+    free(where);
     return *out_json ? GG_OK : ggi_error(GG_ENOMEM, "out of memory");
 }
 
@@ -565,7 +609,7 @@ void gg_worker_destroy(gg_worker_t **pw)
     free(w->spent);
     ggi_buf_free(&w->out);
     cJSON_Delete(w->caps);
-    free(w->endpoint);
+    ggi_endpoints_free(&w->eps);
     free(w->name);
     if (w->tp == &w->own_transport)
         ggi_transport_destroy(&w->own_transport);
@@ -605,6 +649,7 @@ static int send_hello(gg_worker_t *w, void *peer)
     cJSON_AddItemToArray(v, cJSON_CreateNumber(GGP_VERSION));
     cJSON_AddNumberToObject(m, "slots", w->slots);
     cJSON_AddNumberToObject(m, "queue", w->queue);
+    cJSON_AddStringToObject(m, "instance", w->instance);
     cJSON_AddItemReferenceToObject(m, "caps", w->caps);
     return send_msg(w, peer, m);
 }
@@ -785,12 +830,142 @@ static void join_slots(gg_worker_t *w)
     w->started = 0;
 }
 
+/* A new connection's start: nothing heard yet, results held until the welcome. */
+static void link_start(gg_worker_t *w, void *peer)
+{
+    w->welcomed = 0;
+    w->hb_ms = GGI_HEARTBEAT_MS;
+    atomic_store(&w->active_ep, -1);
+    send_hello(w, peer);
+    w->opened_at = w->last_rx = w->last_tx = ggi_now_ms();
+}
+
+/* Sleeps ms in short steps; 1 when the worker was stopped meanwhile. */
+static int pause_unless_stopped(gg_worker_t *w, int ms)
+{
+    for (int t = 0; t < ms && !atomic_load(&w->stop); t += 10)
+        ggi_sleep_ms(10);
+    return atomic_load(&w->stop);
+}
+
+/*
+ * Leaves the hub of peer (why: what was wrong) for the next endpoint of the list, round
+ * robin (the same one when there is only one), with a pause growing from BACKOFF_MIN_MS to
+ * BACKOFF_MAX_MS after each round in which no hub welcomed us. Jobs and results held stay:
+ * the results go to the next hub after its welcome. Returns the new peer, or NULL when the
+ * worker was stopped meanwhile.
+ */
+static void *fail_over(gg_worker_t *w, void *peer, const char *why, int passive)
+{
+    const char *from = ggi_endpoints_current(&w->eps);
+    w->heard_passive |= passive;
+    w->tp->vt.close(peer);
+    atomic_store(&w->active_ep, -1);
+    atomic_fetch_add(&w->n_reconnects, 1);
+    if (w->eps.n > 1)
+        atomic_fetch_add(&w->n_failovers, 1);
+    for (;;) {
+        if (++w->tried >= w->eps.n) {
+            /* A standby that answered is about to decide (it takes over when the primary
+             * stays silent): asked again soon, without a growing pause. */
+            int ms = w->heard_passive ? BACKOFF_MIN_MS : w->backoff_ms;
+            w->tried = 0;
+            w->heard_passive = 0;
+            if (pause_unless_stopped(w, ms))
+                return NULL;
+            if (ms == w->backoff_ms)
+                w->backoff_ms = w->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
+                                                                   : w->backoff_ms * 2;
+        }
+        const char *to = ggi_endpoints_next(&w->eps);
+        ggi_log(&w->log, GG_LOG_WARN, "worker '%s': leaving %s (%s); reconnecting to %s",
+                w->name, from, why, to);
+        peer = NULL;
+        if (w->tp->vt.peer_open(w->tp->self, to, &peer) == GG_OK) {
+            link_start(w, peer);
+            return peer;
+        }
+        ggi_log(&w->log, GG_LOG_ERROR, "worker '%s': %s", w->name, gg_error_last());
+        from = to;
+        why = "cannot connect";
+        if (atomic_load(&w->stop))
+            return NULL;
+    }
+}
+
+/* Handles one message from the hub; sets *passive when the hub says it is passive. */
+static void on_message(gg_worker_t *w, void *peer, const ggp_msg *m, int *passive)
+{
+    switch (m->type) {
+    case GGP_WELCOME: {
+        long long hb = GGI_HEARTBEAT_MS;
+        ggi_json_int(m->body, "hb_ms", 0, 10, 600000, &hb);
+        w->hb_ms = (int)hb;
+        w->welcomed = 1;
+        w->tried = 0;
+        w->heard_passive = 0;
+        w->backoff_ms = BACKOFF_MIN_MS;
+        atomic_store(&w->active_ep, (int)w->eps.cur);
+        ggi_log(&w->log, GG_LOG_INFO, "worker '%s': connected to %s", w->name,
+                ggi_endpoints_current(&w->eps));
+        break;
+    }
+    case GGP_JOBS:
+        take_jobs(w, peer, cJSON_GetObjectItemCaseSensitive(m->body, "jobs"));
+        break;
+    case GGP_RESET:
+        ggi_log(&w->log, GG_LOG_INFO, "worker '%s': the orchestrator asks for a new hello",
+                w->name);
+        w->welcomed = 0; /* results wait for the welcome of the new hello */
+        atomic_store(&w->active_ep, -1);
+        send_hello(w, peer);
+        w->last_tx = ggi_now_ms();
+        break;
+    case GGP_HB:
+        break;
+    case GGP_REPLY: {
+        /* A refused hello (a key whose role is not worker, no common version, a passive
+         * orchestrator): said once per hello, with the orchestrator's reason. */
+        const char *why =
+            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m->body, "message"));
+        if (ggi_reply_is_passive(m->body))
+            *passive = 1;
+        else if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m->body, "ok")))
+            ggi_log(&w->log, GG_LOG_ERROR, "worker '%s': the orchestrator refused it: %s",
+                    w->name, why ? why : "no reason given");
+        break;
+    }
+    default:
+        atomic_fetch_add(&w->n_dropped, 1);
+        ggi_log(&w->log, GG_LOG_WARN, "worker: dropping an unexpected '%s' message",
+                ggp_type_name(m->type));
+    }
+}
+
+/* Why the worker must leave its hub now, or NULL: it said it is passive, its connection
+ * closed (the socket monitor sees a killed process's connection close at once), nobody
+ * listens there while another endpoint is listed, or it fell silent for SILENT_BEATS
+ * heartbeat intervals (the interval its welcome gave). */
+static const char *leave_reason(gg_worker_t *w, void *peer, int passive, double now)
+{
+    if (passive)
+        return "the orchestrator there is passive";
+    int link = ggi_zmq_peer_link(w->tp, peer);
+    if (link == GGI_LINK_LOST)
+        return "its connection closed";
+    if (link == GGI_LINK_REFUSED && w->eps.n > 1)
+        return "nobody listens there";
+    if (now - w->last_rx > (double)SILENT_BEATS * w->hb_ms)
+        return "no heartbeat";
+    return NULL;
+}
+
 int gg_worker_run(gg_worker_t *w)
 {
     if (!w)
         return ggi_error(GG_EINVAL, "worker is NULL");
     void *peer = NULL;
-    int rc = w->tp->vt.peer_open(w->tp->self, w->endpoint, &peer);
+    int rc = w->tp->vt.peer_open(w->tp->self, ggi_endpoints_current(&w->eps), &peer);
     if (rc != GG_OK)
         return rc;
     /* stop is never cleared here: a stop that came before run must not be lost. */
@@ -803,91 +978,47 @@ int gg_worker_run(gg_worker_t *w)
         }
         w->started++;
     }
-    send_hello(w, peer);
-    double last_rx = ggi_now_ms(), last_tx = last_rx;
+    link_start(w, peer);
     int stalled = 0;
     ggi_log(&w->log, GG_LOG_INFO, "worker '%s' (%u slots) connecting to %s", w->name, w->slots,
-            w->endpoint);
+            ggi_endpoints_current(&w->eps));
     while (!atomic_load(&w->stop)) {
-        int timeout = socket_wait_ms(w, 50, stalled);
+        int timeout = w->welcomed ? socket_wait_ms(w, 50, stalled) : UNWELCOMED_POLL_MS;
         gg_transport_msg msg;
+        int passive = 0;
         int r = w->tp->vt.peer_recv(peer, timeout, &msg);
-        for (int burst = 0; r == GG_OK && burst < 64; burst++) {
-            last_rx = ggi_now_ms();
+        for (int burst = 0; r == GG_OK && burst < 64 && !passive; burst++) {
+            w->last_rx = ggi_now_ms();
             ggp_msg m;
             if (ggp_decode(msg.data, msg.len, &m) != GG_OK) {
                 atomic_fetch_add(&w->n_dropped, 1);
                 ggi_log(&w->log, GG_LOG_WARN, "worker: dropping a message: %s", gg_error_last());
             } else {
-                switch (m.type) {
-                case GGP_WELCOME: {
-                    long long hb = GGI_HEARTBEAT_MS;
-                    ggi_json_int(m.body, "hb_ms", 0, 10, 600000, &hb);
-                    w->hb_ms = (int)hb;
-                    ggi_log(&w->log, GG_LOG_INFO, "worker '%s': connected to %s", w->name,
-                            w->endpoint);
-                    break;
-                }
-                case GGP_JOBS:
-                    take_jobs(w, peer, cJSON_GetObjectItemCaseSensitive(m.body, "jobs"));
-                    break;
-                case GGP_RESET:
-                    ggi_log(&w->log, GG_LOG_INFO, "worker '%s': the orchestrator asks for a new "
-                            "hello", w->name);
-                    send_hello(w, peer);
-                    last_tx = ggi_now_ms();
-                    break;
-                case GGP_HB:
-                    break;
-                case GGP_REPLY: {
-                    /* A refused hello (a key whose role is not worker, no common version):
-                     * said once per hello, with the orchestrator's reason. */
-                    const char *why = cJSON_GetStringValue(
-                        cJSON_GetObjectItemCaseSensitive(m.body, "message"));
-                    if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m.body, "ok")))
-                        ggi_log(&w->log, GG_LOG_ERROR, "worker '%s': the orchestrator refused "
-                                "it: %s", w->name, why ? why : "no reason given");
-                    break;
-                }
-                default:
-                    atomic_fetch_add(&w->n_dropped, 1);
-                    ggi_log(&w->log, GG_LOG_WARN, "worker: dropping an unexpected '%s' message",
-                            ggp_type_name(m.type));
-                }
+                on_message(w, peer, &m, &passive);
                 ggp_msg_free(&m);
             }
-            r = w->tp->vt.peer_recv(peer, 0, &msg);
+            if (!passive)
+                r = w->tp->vt.peer_recv(peer, 0, &msg);
         }
         if (r != GG_OK && r != GG_ETIMEDOUT) {
             ggi_log(&w->log, GG_LOG_ERROR, "worker: %s", gg_error_last());
             ggi_sleep_ms(50);
         }
-        if (flush_results(w, peer, &stalled))
-            last_tx = ggi_now_ms();
+        if (w->welcomed && flush_results(w, peer, &stalled))
+            w->last_tx = ggi_now_ms();
         double now = ggi_now_ms();
-        if (now - last_tx >= w->hb_ms) {
+        if (w->welcomed && now - w->last_tx >= w->hb_ms) {
             cJSON *hb = ggp_new(GGP_HB);
             send_msg(w, peer, hb);
-            last_tx = now;
+            w->last_tx = now;
         }
-        if (now - last_rx > 3.0 * w->hb_ms) {
-            /* The orchestrator is gone or restarted: a new connection and a new hello. */
-            ggi_log(&w->log, GG_LOG_WARN, "worker '%s': no heartbeat from %s for %.0f ms; "
-                    "reconnecting", w->name, w->endpoint, now - last_rx);
-            atomic_fetch_add(&w->n_reconnects, 1);
-            w->tp->vt.close(peer);
-            peer = NULL;
-            while (!atomic_load(&w->stop) &&
-                   w->tp->vt.peer_open(w->tp->self, w->endpoint, &peer) != GG_OK)
-                ggi_sleep_ms(200);
-            if (!peer)
-                break;
-            send_hello(w, peer);
-            last_rx = last_tx = ggi_now_ms();
-        }
+        const char *why = leave_reason(w, peer, passive, now);
+        if (why && !(peer = fail_over(w, peer, why, passive)))
+            break;
     }
     if (peer) {
-        flush_results(w, peer, NULL);
+        if (w->welcomed)
+            flush_results(w, peer, NULL);
         send_msg(w, peer, ggp_new(GGP_BYE));
     }
     join_slots(w);
@@ -902,6 +1033,7 @@ int gg_worker_run(gg_worker_t *w)
     result_list_clear(&w->sending);
     w->sent = 0;
     free_spent(w);
+    atomic_store(&w->active_ep, -1);
     if (peer)
         w->tp->vt.close(peer);
     return GG_OK;

@@ -22,6 +22,25 @@ from ._types import Any, BackendSpec, Callable, Iterable, Iterator, LogTarget, T
 _WATCH_SLICE_MS = 1000  # an iterating watch re-subscribes this often to notice a close
 
 
+def _connect_text(connect) -> str:
+    """The connect option as the library takes it: a str as is, or a list (tuple) of
+    endpoints joined with commas ("EP1,EP2": a primary and its backup; the worker or client
+    follows the active one, docs/protocol.md "Failover"). Each entry must be a non-empty str
+    without a comma; the library checks the rest (at most 16, each by the security rule)."""
+    if isinstance(connect, (list, tuple)):
+        for ep in connect:
+            if not isinstance(ep, str):
+                raise TypeError("gryphgen: connect must be a str or a list of str, got an "
+                                "entry of type %s" % type(ep).__name__)
+            if not ep.strip() or "," in ep:
+                raise errors.InvalidInput("gryphgen: connect: each endpoint of the list must "
+                                          "be non-empty and without a comma, got %r" % ep)
+        if not connect:
+            raise errors.InvalidInput("gryphgen: connect: the list of endpoints is empty")
+        return ",".join(connect)
+    return connect
+
+
 def _label_array(labels):
     """(ctypes array of char *, NULL-terminated, or None) for labels given as a dict or an
     iterable of "key=value" strings."""
@@ -44,7 +63,11 @@ class Worker(NativeObject, LogSink):
     """A grid worker (gg_worker_t): connects to an orchestrator's endpoint and runs the
     attempts it hands out, one per slot, with its own generator, executor and retriever.
 
-    connect: the endpoint, e.g. "tcp://127.0.0.1:5555" (required). name: node name (None: the
+    connect: the endpoint, e.g. "tcp://127.0.0.1:5555" (required), or several as a list or a
+    comma-separated str (at most 16: a primary and its backup), of which the worker follows
+    the active one: it moves to the next when its orchestrator answers "passive:", closes the
+    connection or falls silent, keeping its jobs and sending their results to the new one
+    (docs/protocol.md "Failover"). name: node name (None: the
     host name). slots: attempts at once (0: cores). queue: jobs held ahead of the slots (0: as
     many as slots). labels: a dict or a list of "key=value" strings. executor / generator /
     retriever: None (process / replay / none), a built-in name or spec, a Python backend, or a
@@ -66,7 +89,8 @@ class Worker(NativeObject, LogSink):
 
     _what = "the worker"
 
-    def __init__(self, connect: str, name: str | None = None, slots: int = 0, queue: int = 0,
+    def __init__(self, connect: str | list[str], name: str | None = None, slots: int = 0,
+                 queue: int = 0,
                  labels: dict[str, str] | Iterable[str] | None = None,
                  executor: BackendSpec = None, generator: BackendSpec = None,
                  retriever: BackendSpec = None, python: str | None = None,
@@ -91,8 +115,8 @@ class Worker(NativeObject, LogSink):
             opts = N.WorkerOptions()
             N.check(N.fn("gg_worker_options_init")(ctypes.byref(opts),
                                                    N.WORKER_OPTIONS_VERSION))
-            self._strings = [N.encode(connect, "connect"), N.encode(name, "name"),
-                             N.encode(python, "python"), N.encode(cc, "cc"),
+            self._strings = [N.encode(_connect_text(connect), "connect"),
+                             N.encode(name, "name"), N.encode(python, "python"), N.encode(cc, "cc"),
                              N.encode(curve_key_file, "curve_key_file"),
                              N.encode(curve_server_key, "curve_server_key")]
             (opts.connect, opts.name, opts.python, opts.cc, opts.curve_key_file,
@@ -158,7 +182,9 @@ class Worker(NativeObject, LogSink):
             N.fn("gg_worker_stop")(self._ptr)
 
     def stats(self) -> dict:
-        """Counters as a dict: jobs, results, reconnects, dropped."""
+        """Counters as a dict: jobs, results, reconnects, dropped, held, failovers (moves to
+        another endpoint of the list) and endpoint (the one whose orchestrator welcomed the
+        worker, or None)."""
         out = ctypes.c_void_p()
         N.check(N.fn("gg_worker_stats")(self._p(), ctypes.byref(out)))
         return json.loads(N.take_string(out))
@@ -188,7 +214,10 @@ class Worker(NativeObject, LogSink):
 
 class Client(NativeObject):
     """A client of a grid orchestrator (gg_client_t): an Orchestrator with bind=... or
-    `gryphgen serve`. connect: the endpoint (required). name: submitter name for fair share
+    `gryphgen serve`. connect: the endpoint (required), or several as a list or a
+    comma-separated str (at most 16: a primary and its backup): a request goes to the active
+    one, and is sent again to the next when an orchestrator answers "passive:", closes the
+    connection or falls silent (docs/protocol.md "Failover"). name: submitter name for fair share
     (None: user@host). timeout: seconds per request, not per wait (None: 10). insecure: True
     allows connecting without encryption, to a loopback endpoint only (as for Worker); without
     it a tcp:// or ipc:// endpoint raises InvalidInput. curve_key_file, curve_server_key: as
@@ -200,7 +229,8 @@ class Client(NativeObject):
 
     _what = "the client"
 
-    def __init__(self, connect: str, name: str | None = None, timeout: float | None = None,
+    def __init__(self, connect: str | list[str], name: str | None = None,
+                 timeout: float | None = None,
                  insecure: bool = False, curve_key_file: str | None = None,
                  curve_server_key: str | None = None,
                  custom_transport: Transport | None = None) -> None:
@@ -208,7 +238,7 @@ class Client(NativeObject):
         self._transport = custom_transport
         opts = N.ClientOptions()
         N.check(N.fn("gg_client_options_init")(ctypes.byref(opts), N.CLIENT_OPTIONS_VERSION))
-        self._strings = [N.encode(connect, "connect"), N.encode(name, "name"),
+        self._strings = [N.encode(_connect_text(connect), "connect"), N.encode(name, "name"),
                          N.encode(curve_key_file, "curve_key_file"),
                          N.encode(curve_server_key, "curve_server_key")]
         opts.connect, opts.name, opts.curve_key_file, opts.curve_server_key = self._strings

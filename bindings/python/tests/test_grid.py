@@ -448,3 +448,44 @@ def test_webhooks_alert_a_receiver(gg):
     with pytest.raises(gg.InvalidInput) as e:
         gg.Orchestrator(webhooks=["ftp://127.0.0.1/x"])
     assert "http" in str(e.value)
+
+
+def test_connect_as_a_list(gg):
+    """connect as a list of endpoints: the first is down (nobody listens), so the worker and
+    the client move on to the orchestrator on the second and work there."""
+    down = "tcp://127.0.0.1:%d" % free_port()
+    endpoint = "tcp://127.0.0.1:%d" % free_port()
+    assert down != endpoint
+    with gg.Orchestrator(bind=endpoint, local_workers=False, python=PYTHON,
+                         insecure=True) as orch, \
+            gg.Worker([down, endpoint], name="listed", python=PYTHON, insecure=True) as w:
+        w.run_in_thread()
+        st = wait_until(lambda: (lambda s: s if s["endpoint"] == endpoint else None)(w.stats()))
+        assert st, w.stats()
+        assert st["failovers"] >= 1
+        with gg.Client((down, endpoint), timeout=GUARD_S, insecure=True) as c:
+            tid = c.submit(add_task("listed/add"))
+            assert c.wait(tid, timeout=GUARD_S)["status"] == "passed"
+        assert orch.result(tid)["status"] == "passed"
+
+
+def test_connect_list_refusals(gg):
+    ep = "tcp://127.0.0.1:%d" % free_port()
+    with pytest.raises(gg.InvalidInput):
+        gg.Client([], insecure=True)
+    with pytest.raises(TypeError):
+        gg.Client([ep, 5], insecure=True)
+    with pytest.raises(gg.InvalidInput):
+        gg.Worker([ep, "%s,%s" % (ep, ep)], insecure=True)
+    with pytest.raises(gg.InvalidInput):
+        gg.Worker([ep, " "], insecure=True)
+    many = ["tcp://127.0.0.1:%d" % (21100 + i) for i in range(17)]
+    with pytest.raises(gg.InvalidInput) as e:
+        gg.Client(many, insecure=True)
+    assert "16" in e.value.message
+    with pytest.raises(gg.InvalidInput) as e:  # every entry by the security rule
+        gg.Worker([ep, "tcp://10.1.2.3:5555"], insecure=True)
+    assert "10.1.2.3" in e.value.message
+    with gg.Client(many[:16], timeout=0.3, insecure=True) as c:
+        with pytest.raises(gg.Timeout):
+            c.status()

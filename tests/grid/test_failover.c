@@ -1,0 +1,557 @@
+/*
+ * test_failover.c - workers and clients that follow the active orchestrator (issue 20): a
+ * connect option may list several endpoints ("EP1,EP2"), and a peer moves to the next one
+ * when its hub answers "passive:" (a standby), when its connection closes (a hub killed with
+ * -9: the socket monitor sees it at once) or when nobody listens there. Checked: malformed
+ * lists are GG_EINVAL; a fake passive hub (a raw ROUTER answering "passive:") in front of a
+ * real orchestrator: the worker and the client end up on the real one; every endpoint down:
+ * a request fails with GG_ETIMEDOUT naming them, a worker keeps trying and still stops when
+ * asked; two orchestrators sharing nothing, the first a `gryphgen serve` child killed with -9
+ * while the worker runs its job: the worker moves, its held result goes to the second (which
+ * drops it: it never gave that lease), and the client's submission, sent again there,
+ * succeeds; a worker that says hello again over a new connection keeps its leases (same
+ * instance id), another instance does not. Every wait is on state, with TEST_DEADLINE_MS only
+ * against a hang.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <zmq.h>
+
+#include "gryphgen/client.h"
+#include "gryphgen/worker.h"
+#include "orchestrator/orq.h"
+
+#include "../testdb.h"
+#include "../testutil.h"
+#include "ggpeer.h"
+
+extern char **environ;
+
+static char dir[256];
+
+/* ---- a fake passive hub: a ROUTER answering every message "passive:" ---- */
+
+typedef struct passive_hub {
+    char ep[64];
+    void *ctx, *sock;
+    pthread_t th;
+    atomic_int stop;
+    atomic_int worker_hellos, client_hellos, requests;
+} passive_hub;
+
+static void *passive_main(void *arg)
+{
+    passive_hub *h = arg;
+    while (!atomic_load(&h->stop)) {
+        zmq_pollitem_t it = { h->sock, 0, ZMQ_POLLIN, 0 };
+        if (zmq_poll(&it, 1, 20) <= 0)
+            continue;
+        char id[256], body[65536];
+        int idn = zmq_recv(h->sock, id, sizeof id, 0);
+        int n = zmq_recv(h->sock, body, sizeof body - 1, 0);
+        if (idn <= 0 || n < 0)
+            continue;
+        body[n < (int)sizeof body - 1 ? n : (int)sizeof body - 1] = '\0';
+        cJSON *m = cJSON_Parse(body);
+        const char *t = cJSON_GetStringValue(cJSON_GetObjectItem(m, "t"));
+        const char *role = cJSON_GetStringValue(cJSON_GetObjectItem(m, "role"));
+        long long rid = (long long)cJSON_GetNumberValue(cJSON_GetObjectItem(m, "rid"));
+        if (t && strcmp(t, "hello") == 0)
+            atomic_fetch_add(role && strcmp(role, "worker") == 0 ? &h->worker_hellos
+                                                                 : &h->client_hellos, 1);
+        else if (t && strcmp(t, "hb") != 0)
+            atomic_fetch_add(&h->requests, 1);
+        cJSON_Delete(m);
+        if (t && strcmp(t, "hb") == 0)
+            continue;
+        char reply[256];
+        int len = snprintf(reply, sizeof reply,
+                           "{\"ggp\":1,\"t\":\"reply\",\"rid\":%lld,\"ok\":false,\"code\":-10,"
+                           "\"message\":\"passive: this orchestrator is the backup\"}",
+                           rid > 0 ? rid : 0);
+        zmq_send(h->sock, id, (size_t)idn, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+        zmq_send(h->sock, reply, (size_t)len, ZMQ_DONTWAIT);
+    }
+    return NULL;
+}
+
+static void passive_start(passive_hub *h)
+{
+    memset(h, 0, sizeof *h);
+    ggpeer_endpoint(h->ep, sizeof h->ep);
+    h->ctx = zmq_ctx_new();
+    h->sock = zmq_socket(h->ctx, ZMQ_ROUTER);
+    int zero = 0;
+    zmq_setsockopt(h->sock, ZMQ_LINGER, &zero, sizeof zero);
+    CHECK(zmq_bind(h->sock, h->ep) == 0);
+    CHECK(pthread_create(&h->th, NULL, passive_main, h) == 0);
+}
+
+static void passive_stop(passive_hub *h)
+{
+    atomic_store(&h->stop, 1);
+    pthread_join(h->th, NULL);
+    zmq_close(h->sock);
+    zmq_ctx_term(h->ctx);
+}
+
+/* ---- helpers ---- */
+
+static gg_orchestrator_t *serve_here(char *ep, const char *name)
+{
+    char db[300];
+    ggpeer_endpoint(ep, 64);
+    snprintf(db, sizeof db, "%s/%s", dir, name);
+    gg_orchestrator_options o = GG_ORCHESTRATOR_OPTIONS_INIT;
+    o.db_path = db;
+    o.bind = ep;
+    o.insecure = 1;
+    o.local_workers = 0;
+    gg_orchestrator_t *orch = NULL;
+    CHECK_RC(gg_orchestrator_new(&orch, &o), 0);
+    return orch;
+}
+
+static gg_client_t *client_to(const char *connect, int timeout_ms)
+{
+    gg_client_options co = GG_CLIENT_OPTIONS_INIT;
+    co.connect = connect;
+    co.insecure = 1;
+    co.timeout_ms = timeout_ms;
+    gg_client_t *c = NULL;
+    CHECK_RC(gg_client_new(&c, &co), 0);
+    return c;
+}
+
+static gg_worker_t *worker_to(const char *connect, const char *name, gg_executor_t *ex)
+{
+    gg_worker_options wo = GG_WORKER_OPTIONS_INIT;
+    wo.connect = connect;
+    wo.insecure = 1;
+    wo.name = name;
+    wo.slots = 1;
+    wo.executor = ex;
+    gg_worker_t *w = NULL;
+    CHECK_RC(gg_worker_new(&w, &wo), 0);
+    return w;
+}
+
+static void *run_worker(void *w)
+{
+    gg_worker_run(w);
+    return NULL;
+}
+
+/* The worker's counter key (a number), or -1. */
+static long long worker_stat(gg_worker_t *w, const char *key)
+{
+    char *s = NULL;
+    if (gg_worker_stats(w, &s) != 0)
+        return -1;
+    cJSON *j = cJSON_Parse(s);
+    const cJSON *v = cJSON_GetObjectItem(j, key);
+    long long n = cJSON_IsNumber(v) ? (long long)v->valuedouble : -1;
+    cJSON_Delete(j);
+    gg_free(s);
+    return n;
+}
+
+/* Whether the worker's hub of the moment (stats "endpoint") is ep. */
+static int worker_on(gg_worker_t *w, const char *ep)
+{
+    char *s = NULL;
+    if (gg_worker_stats(w, &s) != 0)
+        return 0;
+    cJSON *j = cJSON_Parse(s);
+    const char *at = cJSON_GetStringValue(cJSON_GetObjectItem(j, "endpoint"));
+    int on = at && strcmp(at, ep) == 0;
+    cJSON_Delete(j);
+    gg_free(s);
+    return on;
+}
+
+typedef struct on_arg {
+    gg_worker_t *w;
+    const char *ep;
+} on_arg;
+
+static int worker_on_cond(void *arg)
+{
+    on_arg *a = arg;
+    return worker_on(a->w, a->ep);
+}
+
+typedef struct stat_arg {
+    gg_worker_t *w;
+    gg_orchestrator_t *o;
+    const char *key;
+    long long want;
+} stat_arg;
+
+static int stat_cond(void *arg)
+{
+    stat_arg *a = arg;
+    return (a->w ? worker_stat(a->w, a->key) : ggpeer_hub_stat(a->o, a->key)) >= a->want;
+}
+
+static int hub_nodes(gg_orchestrator_t *o)
+{
+    return (int)ggpeer_hub_stat(o, "nodes");
+}
+
+static int one_node(void *o)
+{
+    return hub_nodes(o) >= 1;
+}
+
+/* Joins the worker's thread after a stop: 1 when it ended within TEST_DEADLINE_MS. */
+static int join_within(pthread_t th)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += (time_t)(TEST_DEADLINE_MS / 1000);
+    return pthread_timedjoin_np(th, NULL, &ts) == 0;
+}
+
+static gg_executor_t *noop_executor(void)
+{
+    gg_executor_options eo = GG_EXECUTOR_OPTIONS_INIT;
+    eo.backend = "noop";
+    gg_executor_t *ex = NULL;
+    CHECK_RC(gg_executor_new(&ex, &eo), 0);
+    return ex;
+}
+
+/* ---- malformed lists ---- */
+
+static void test_bad_lists(void)
+{
+    char many[20 * 40] = "";
+    for (int i = 0; i < 17; i++)
+        snprintf(many + strlen(many), sizeof many - strlen(many), "%stcp://127.0.0.1:%d",
+                 i ? "," : "", 21000 + i);
+    char sixteen[20 * 40];
+    snprintf(sixteen, sizeof sixteen, "%s", many);
+    *strrchr(sixteen, ',') = '\0';
+    const char *bad[] = { "", ",", "tcp://127.0.0.1:21000,", ",tcp://127.0.0.1:21000",
+                          "tcp://127.0.0.1:21000,,tcp://127.0.0.1:21001",
+                          "tcp://127.0.0.1:21000,tcp://10.1.2.3:5555",
+                          "tcp://127.0.0.1:21000,tcp://127.0.0.1:21000", many };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        gg_client_options co = GG_CLIENT_OPTIONS_INIT;
+        co.connect = bad[i];
+        co.insecure = 1;
+        gg_client_t *c = NULL;
+        CHECK_RC(gg_client_new(&c, &co), GG_EINVAL);
+        CHECK(c == NULL);
+        gg_worker_options wo = GG_WORKER_OPTIONS_INIT;
+        wo.connect = bad[i];
+        wo.insecure = 1;
+        gg_worker_t *w = NULL;
+        CHECK_RC(gg_worker_new(&w, &wo), GG_EINVAL);
+        CHECK(w == NULL);
+    }
+    /* the messages name what is wrong */
+    gg_client_options co = GG_CLIENT_OPTIONS_INIT;
+    co.connect = many;
+    co.insecure = 1;
+    gg_client_t *c = NULL;
+    CHECK_RC(gg_client_new(&c, &co), GG_EINVAL);
+    CHECK_CONTAINS(gg_error_last(), "more than 16");
+    co.connect = "tcp://127.0.0.1:21000,tcp://10.1.2.3:5555";
+    CHECK_RC(gg_client_new(&c, &co), GG_EINVAL);
+    CHECK_CONTAINS(gg_error_last(), "tcp://10.1.2.3:5555");
+    co.insecure = 0; /* every entry needs keys or insecure */
+    co.connect = "inproc://x,tcp://127.0.0.1:21000";
+    CHECK_RC(gg_client_new(&c, &co), GG_EINVAL);
+    /* sixteen is the documented maximum; blanks around entries are dropped */
+    co.insecure = 1;
+    co.connect = sixteen;
+    CHECK_RC(gg_client_new(&c, &co), 0);
+    gg_client_destroy(&c);
+    co.connect = "tcp://127.0.0.1:21000 , tcp://127.0.0.1:21001";
+    CHECK_RC(gg_client_new(&c, &co), 0);
+    gg_client_destroy(&c);
+    gg_worker_options wo = GG_WORKER_OPTIONS_INIT;
+    wo.connect = sixteen;
+    wo.insecure = 1;
+    gg_worker_t *w = NULL;
+    CHECK_RC(gg_worker_new(&w, &wo), 0);
+    gg_worker_destroy(&w);
+}
+
+/* ---- a passive hub first, then the active one ---- */
+
+static void test_passive_then_active(void)
+{
+    passive_hub ph;
+    passive_start(&ph);
+    char ep[64], list[160];
+    gg_orchestrator_t *o = serve_here(ep, "active.db");
+    snprintf(list, sizeof list, "%s,%s", ph.ep, ep);
+    gg_executor_t *noop = noop_executor();
+    gg_worker_t *w = worker_to(list, "follower", noop);
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, run_worker, w) == 0);
+    on_arg oa = { w, ep };
+    CHECK(test_wait_for(worker_on_cond, &oa));
+    CHECK(test_wait_for(one_node, o));
+    CHECK(atomic_load(&ph.worker_hellos) >= 1); /* it did ask the passive one first */
+    CHECK(worker_stat(w, "failovers") >= 1);
+
+    /* The client's request goes to the passive hub, is refused there, and is sent again to
+     * the active one. */
+    gg_client_t *c = client_to(list, (int)TEST_DEADLINE_MS);
+    char *id = NULL, *res = NULL;
+    CHECK_RC(gg_client_submit(c, "{\"task_id\":\"pa1\",\"language\":\"python\",\"prompt\":\"p\","
+                              "\"candidates\":[\"x\"]}", &id), 0);
+    CHECK_STR(id, "pa1");
+    CHECK(atomic_load(&ph.client_hellos) >= 1);
+    CHECK_RC(gg_client_wait(c, "pa1", (int)TEST_DEADLINE_MS, &res), 0);
+    CHECK_CONTAINS(res, "\"status\":\"passed\"");
+    gg_free(res);
+    gg_free(id);
+    id = NULL;
+    /* submit stays idempotent: the same task again is its id; other content is refused */
+    CHECK_RC(gg_client_submit(c, "{\"task_id\":\"pa1\",\"language\":\"python\",\"prompt\":\"p\","
+                              "\"candidates\":[\"x\"]}", &id), 0);
+    CHECK_STR(id, "pa1");
+    gg_free(id);
+    id = NULL;
+    CHECK(gg_client_submit(c, "{\"task_id\":\"pa1\",\"language\":\"python\",\"prompt\":\"q\","
+                           "\"candidates\":[\"x\"]}", &id) != 0);
+    CHECK(id == NULL);
+    gg_client_destroy(&c);
+
+    /* Only passive hubs: a request runs out of time naming them, the worker keeps asking. */
+    gg_client_t *c2 = client_to(ph.ep, 1500);
+    char *st = NULL;
+    CHECK_RC(gg_client_status(c2, NULL, &st), GG_ETIMEDOUT);
+    CHECK_CONTAINS(gg_error_last(), ph.ep);
+    gg_client_destroy(&c2);
+
+    gg_worker_stop(w);
+    CHECK(join_within(th));
+    gg_worker_destroy(&w);
+    gg_orchestrator_destroy(&o);
+    gg_executor_destroy(&noop);
+    passive_stop(&ph);
+}
+
+/* ---- every endpoint down ---- */
+
+static void test_all_down(void)
+{
+    char a[64], b[64], list[160];
+    ggpeer_endpoint(a, sizeof a);
+    do
+        ggpeer_endpoint(b, sizeof b);
+    while (strcmp(a, b) == 0);
+    snprintf(list, sizeof list, "%s,%s", a, b);
+    gg_client_t *c = client_to(list, 1500);
+    char *st = NULL;
+    double t0 = ggi_now_ms();
+    CHECK_RC(gg_client_status(c, NULL, &st), GG_ETIMEDOUT);
+    /* within its deadline (the guard is generous: only a hang fails it) */
+    CHECK(ggi_now_ms() - t0 < 1500 + TEST_DEADLINE_MS / 4);
+    CHECK_CONTAINS(gg_error_last(), a);
+    CHECK_CONTAINS(gg_error_last(), b);
+    CHECK(st == NULL);
+    gg_client_destroy(&c);
+
+    gg_executor_t *noop = noop_executor();
+    gg_worker_t *w = worker_to(list, "orphan", noop);
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, run_worker, w) == 0);
+    stat_arg sa = { w, NULL, "reconnects", 4 };
+    CHECK(test_wait_for(stat_cond, &sa)); /* it keeps trying, round robin */
+    CHECK(!worker_on(w, a) && !worker_on(w, b));
+    gg_worker_stop(w);
+    CHECK(join_within(th)); /* and stops when asked, in its backoff too */
+    gg_worker_destroy(&w);
+    gg_executor_destroy(&noop);
+}
+
+/* ---- kill -9 the first of two independent orchestrators ---- */
+
+static pid_t spawn_serve(const char *ep, const char *db)
+{
+    const char *root = getenv("GG_BUILD_ROOT");
+    char exe[512];
+    snprintf(exe, sizeof exe, "%s/cli/gryphgen", root ? root : ".");
+    char *argv[] = { exe, "serve", "--bind", (char *)ep, "--db", (char *)db, "--insecure",
+                     "--log-level", "error", NULL };
+    pid_t pid = 0;
+    CHECK(posix_spawn(&pid, exe, NULL, NULL, argv, environ) == 0);
+    return pid;
+}
+
+typedef struct answer_arg {
+    gg_client_t *c;
+} answer_arg;
+
+static int answers(void *arg)
+{
+    char *st = NULL;
+    int ok = gg_client_status(((answer_arg *)arg)->c, NULL, &st) == 0;
+    gg_free(st);
+    return ok;
+}
+
+static void test_kill9_moves(void)
+{
+    char a[64], dba[300], flag[300], list[160], task[1024];
+    ggpeer_endpoint(a, sizeof a);
+    snprintf(dba, sizeof dba, "%s/first.db", dir);
+    snprintf(flag, sizeof flag, "%s/go", dir);
+    pid_t pid = spawn_serve(a, dba);
+    char b[64];
+    gg_orchestrator_t *ob = serve_here(b, "second.db");
+    CHECK(strcmp(a, b) != 0);
+    snprintf(list, sizeof list, "%s,%s", a, b);
+
+    gg_client_t *ca = client_to(a, 2000); /* to know when the child serves */
+    answer_arg aa = { ca };
+    CHECK(test_wait_for(answers, &aa));
+    gg_client_destroy(&ca);
+
+    /* The client and the worker start on the first. */
+    gg_client_t *c = client_to(list, (int)TEST_DEADLINE_MS);
+    char *st = NULL;
+    CHECK_RC(gg_client_status(c, NULL, &st), 0);
+    gg_free(st);
+    gg_worker_t *w = worker_to(list, "mover", NULL);
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, run_worker, w) == 0);
+    on_arg oa = { w, a };
+    CHECK(test_wait_for(worker_on_cond, &oa));
+    /* A job that runs until the test says so (the file flag exists). */
+    snprintf(task, sizeof task,
+             "{\"task_id\":\"held\",\"language\":\"python\",\"prompt\":\"p\","
+             "\"resources\":{\"timeout_s\":600},\"candidates\":[\"import os, time\\n"
+             "while not os.path.exists('%s'):\\n    time.sleep(0.02)\\n\"]}", flag);
+    char *id = NULL;
+    CHECK_RC(gg_client_submit(c, task, &id), 0);
+    gg_free(id);
+    stat_arg held = { w, NULL, "held", 1 };
+    CHECK(test_wait_for(stat_cond, &held));
+
+    kill(pid, SIGKILL);
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid && WIFSIGNALED(status));
+
+    /* The worker moves to the second at once (its connection closed), still holding the
+     * job; its result, once there, is dropped by the second: it never gave that lease. */
+    on_arg ob_on = { w, b };
+    CHECK(test_wait_for(worker_on_cond, &ob_on));
+    CHECK(worker_stat(w, "held") >= 1);
+    CHECK(worker_stat(w, "failovers") >= 1);
+    FILE *f = fopen(flag, "w");
+    CHECK(f != NULL);
+    if (f)
+        fclose(f);
+    stat_arg stale = { NULL, ob, "stale", 1 };
+    CHECK(test_wait_for(stat_cond, &stale));
+    stat_arg sent = { w, NULL, "results", 1 };
+    CHECK(test_wait_for(stat_cond, &sent));
+
+    /* The client's submission goes to the first (dead): it is sent again to the second. */
+    char *res = NULL;
+    CHECK_RC(gg_client_submit(c, "{\"task_id\":\"after\",\"language\":\"python\",\"prompt\":\"p\","
+                              "\"candidates\":[\"x = 1\\n\"]}", &id), 0);
+    CHECK_STR(id, "after");
+    gg_free(id);
+    CHECK_RC(gg_client_wait(c, "after", (int)TEST_DEADLINE_MS, &res), 0);
+    CHECK_CONTAINS(res, "\"status\":\"passed\"");
+    gg_free(res);
+    CHECK(worker_on(w, b));
+
+    gg_client_destroy(&c);
+    gg_worker_stop(w);
+    CHECK(join_within(th));
+    gg_worker_destroy(&w);
+    gg_orchestrator_destroy(&ob);
+}
+
+
+/* ---- a worker that says hello again over a new connection keeps its leases ---- */
+
+static void hello_as(ggpeer *p, const char *name, const char *instance)
+{
+    char buf[512];
+    snprintf(buf, sizeof buf,
+             "{\"ggp\":1,\"t\":\"hello\",\"role\":\"worker\",\"name\":\"%s\","
+             "\"versions\":[1],\"slots\":1,\"queue\":0,\"instance\":\"%s\","
+             "\"caps\":{\"executors\":[\"noop\"]}}", name, instance);
+    ggpeer_send(p, buf);
+    cJSON *w = ggpeer_recv(p, "welcome", TEST_DEADLINE_MS);
+    CHECK(w != NULL);
+    cJSON_Delete(w);
+}
+
+static const char *const PASS = "{\"passed\":true,\"reason\":\"ok\",\"code\":\"x\"}";
+
+static void test_leases_kept_by_instance(void)
+{
+    char ep[64];
+    gg_orchestrator_t *o = serve_here(ep, "adopt.db");
+    const char *inst = "0123456789abcdef0123456789abcdef";
+    ggpeer a;
+    ggpeer_open(&a, ep);
+    hello_as(&a, "keeper", inst);
+    CHECK_RC(gg_orchestrator_submit(o, "{\"task_id\":\"k1\",\"language\":\"python\","
+                                    "\"prompt\":\"p\",\"candidates\":[\"x\"]}", NULL), 0);
+    cJSON *jobs = ggpeer_recv(&a, "jobs", TEST_DEADLINE_MS);
+    CHECK(jobs != NULL);
+    cJSON *job = cJSON_Duplicate(cJSON_GetArrayItem(cJSON_GetObjectItem(jobs, "jobs"), 0), 1);
+    cJSON_Delete(jobs);
+    CHECK(job != NULL);
+
+    /* Another instance under the same name, on a new connection: the lease is not its. */
+    ggpeer other;
+    ggpeer_open(&other, ep);
+    hello_as(&other, "keeper", "ffffffffffffffffffffffffffffffff");
+    ggpeer_send_record(&other, job, NULL, PASS);
+    stat_arg foreign = { NULL, o, "foreign", 1 };
+    CHECK(test_wait_for(stat_cond, &foreign));
+    ggpeer_close(&other);
+
+    /* The same instance over a new connection (it reconnected): the lease moves with it,
+     * and its result counts; the old connection is forgotten without a requeue. */
+    ggpeer b;
+    ggpeer_open(&b, ep);
+    hello_as(&b, "keeper", inst);
+    ggpeer_send_record(&b, job, NULL, PASS);
+    char *res = NULL;
+    CHECK_RC(gg_orchestrator_wait(o, "k1", (int)TEST_DEADLINE_MS, &res), 0);
+    CHECK_CONTAINS(res, "\"status\":\"passed\"");
+    gg_free(res);
+    CHECK(ggpeer_hub_stat(o, "requeued") == 0);
+    CHECK(ggpeer_hub_stat(o, "foreign") == 1);
+    cJSON_Delete(job);
+    ggpeer_close(&a);
+    ggpeer_close(&b);
+    gg_orchestrator_destroy(&o);
+}
+
+int main(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/gg-failover-XXXXXX");
+    if (!test_make_dir(dir))
+        return 1;
+    test_bad_lists();
+    test_passive_then_active();
+    test_all_down();
+    test_kill9_moves();
+    test_leases_kept_by_instance();
+    test_remove_dir(dir);
+    return test_exit();
+}
