@@ -409,6 +409,14 @@ void ggi_ha_ship(void *user, int64_t seq, const void *cs, size_t n)
     pthread_mutex_unlock(&h->mu);
 }
 
+int ggi_ha_acked(ggi_ha *h, int64_t seq)
+{
+    pthread_mutex_lock(&h->mu);
+    int ok = !h->attached || h->acked >= seq;
+    pthread_mutex_unlock(&h->mu);
+    return ok;
+}
+
 void ggi_ha_wait_acked(ggi_ha *h, int64_t seq)
 {
     if (!h)

@@ -113,6 +113,10 @@ int ggi_ha_become_active(ggi_ha *h);
  * once); the scheduler thread, before it tells what a batch promised. */
 void ggi_ha_wait_acked(ggi_ha *h, int64_t seq);
 
+/** Whether the transaction numbered seq needs no more waiting: acked, or no standby is
+ * attached (any thread, without waiting). */
+int ggi_ha_acked(ggi_ha *h, int64_t seq);
+
 /** Called by the store's recorder after each commit (the writer's or scheduler's thread). */
 void ggi_ha_ship(void *user, int64_t seq, const void *cs, size_t n);
 

@@ -343,6 +343,7 @@ void *ggi_scheduler_main(void *arg)
     gg_transport_msg *first = NULL;
     if (!stand_by(o, &first))
         return NULL;
+    ggi_batch *held = NULL; /* written, waiting for the standby's ack */
     sched s;
     memset(&s, 0, sizeof s);
     s.o = o;
@@ -390,8 +391,18 @@ void *ggi_scheduler_main(void *arg)
          * does not wait for it: the next bursts are handled into the same batch (a slow
          * commit makes the next batch bigger, not the scheduler idle), and the writer is
          * looked at again at least every millisecond. */
-        ggi_batch *done = NULL;
-        int writing = !ggi_writer_poll(s.writer, &done);
+        ggi_batch *done = held;
+        int writing = 0;
+        held = NULL;
+        if (!done)
+            writing = !ggi_writer_poll(s.writer, &done);
+        /* One of a standby pair holds a written batch until its standby acked it, handling
+         * messages into the next meanwhile (which grows, as it does while a commit is slow),
+         * rather than blocking in complete_batch. */
+        if (!writing && done && o->ha && !done->failed && !ggi_ha_acked(o->ha, done->repl_seq)) {
+            held = done;
+            writing = 1;
+        }
         if (!writing) {
             writing = ggi_sched_handoff(&s, done); /* busy again with a new batch, or still idle */
             if (s.dead)
@@ -421,6 +432,8 @@ void *ggi_scheduler_main(void *arg)
     }
     /* The last writes, and those that completing them made (a claimed task that cannot be
      * read ends at once). */
+    if (held && !s.dead)
+        ggi_sched_handoff(&s, held); /* completed once acked, or the standby given up on */
     for (int i = 0; i < 3 && !s.dead; i++) {
         ggi_sched_handoff(&s, ggi_writer_wait(s.writer));
         ggi_sched_sync_point(&s);

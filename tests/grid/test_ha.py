@@ -1,10 +1,10 @@
 """test_ha.py - a standby pair (serve --ha-role primary|backup, docs/ha.md) on loopback:
 
-1. 600 no-op tasks through 3 workers; the primary killed with -9 mid-run (once the backup's
-   replica holds some ends); workers turn to the backup, which takes over (its first hello
-   after the primary fell silent): every task ends exactly once, passed, in the backup's
-   database (one end per task, one attempt each, none missing), and every id the primary
-   acknowledged is there.
+1. 600 no-op tasks through 3 workers given both endpoints: 300 run to their end, 300 more are
+   acknowledged and held by frozen workers when the primary is killed with -9; the workers
+   turn to the backup by themselves, and their hellos make it take over: every task ends
+   exactly once, passed, in the backup's database (one end per task, one attempt each, none
+   missing), and every id the primary acknowledged is there.
 2. The old primary restarted: it rejoins as backup (passive), takes a snapshot and answers
    "passive:"; its replica then holds the 600 ends.
 3. The same run with the backup killed instead: the primary carries on alone.
@@ -46,9 +46,16 @@ def serve(name, role, ep, peer):
 
 
 def workers(ep, tag):
+    """Three no-op workers given ep (a list "P,B": they move to the active one by themselves,
+    on a "passive:" answer, a closed connection or silence)."""
     return [start(["worker", "--insecure", "--connect", ep, "--executor", "noop", "--slots", "2",
                    "--name", "%s%d" % (tag, i), "--log-level", "info"],
                   os.path.join(work, "%s%d.log" % (tag, i))) for i in range(3)]
+
+
+def freeze(ps, sig):
+    for p in ps:
+        os.kill(p.pid, sig)
 
 
 def count(db, sql):
@@ -88,6 +95,7 @@ def check_ends(db, ids, what):
 
 def takeover_run():
     pe, be = "tcp://127.0.0.1:%d" % free_port(), "tcp://127.0.0.1:%d" % free_port()
+    both = pe + "," + be
     prim, pdb, plog = serve("p", "primary", pe, be)
     back, bdb, blog = serve("b", "backup", be, pe)
     check(wait_until(lambda: in_log(blog, "replica restored from a snapshot") and
@@ -97,29 +105,35 @@ def takeover_run():
     p = gg(["status", "--insecure", "--connect", be])
     check(p.returncode != 0 and "passive:" in p.stderr, "the backup answers passive:",
           p.stderr)
-    rc, ids, err = submit(pe, tasks_file("t1.jsonl", 0, N))
-    check(rc == 0 and len(ids) == N, "the primary acknowledges %d tasks" % N, err)
-    ws = workers(pe, "a")
-    # -9 the primary once the replica holds some ends: the workers are frozen first, so that
-    # jobs are in flight (leases the backup never gave) and tasks remain when it dies.
-    if not check(wait_until(lambda: passed(bdb) >= 30), "ends replicate to the backup"):
-        return
-    for w in ws:
-        os.kill(w.pid, signal.SIGSTOP)
+    ws = workers(both, "a")
+    # The first half runs to its end on the primary, each end replicated before it is told.
+    rc, ids, err = submit(both, tasks_file("t1.jsonl", 0, N // 2))
+    check(rc == 0 and len(ids) == N // 2, "the primary acknowledges %d tasks" % (N // 2), err)
+    check(wait_until(lambda: passed(bdb) == N // 2), "their ends replicate to the backup",
+          passed(bdb))
+    # The second half is acknowledged and handed to workers that are frozen: jobs in flight
+    # under leases only the primary knew when it is killed with -9, mid-run.
+    freeze(ws, signal.SIGSTOP)
+    rc, ids2, err = submit(both, tasks_file("t1b.jsonl", N // 2, N // 2))
+    check(rc == 0 and len(ids2) == N // 2, "and %d more" % (N // 2), err)
+    ids += ids2
+    check(count(bdb, "SELECT count(*) FROM tasks") == N, "every acknowledged task is in the "
+          "replica before the kill")
     at_kill = passed(pdb)
     kill(prim)
     check(at_kill < N, "the primary is killed mid-run", at_kill)
-    for w in ws:
-        kill(w)
-    check(wait_until(lambda: in_log(blog, "the peer is silent")), "the backup hears silence")
-    ws = workers(be, "b")
+    freeze(ws, signal.SIGCONT)
+    # The workers turn to the backup; their hellos make it active once the primary is silent.
     check(wait_until(lambda: in_log(blog, "taking over")), "the backup takes over",
           read_log(blog)[-2000:])
     check(wait_until(lambda: passed(bdb) == N), "every task ends on the backup", passed(bdb))
     check_ends(bdb, ids, "after takeover")
+    s = gg(["status", "--insecure", "--connect", both])
+    check(s.returncode == 0 and '"passed":%d' % N in s.stdout.replace(" ", ""),
+          "a client given both endpoints reads the backup's status", s.stdout[:300] + s.stderr)
 
     # The old primary restarts: it rejoins as backup with a snapshot of the active one.
-    prim2, _, plog2 = serve("p", "primary", pe, be)
+    prim2, _, _ = serve("p", "primary", pe, be)
     check(wait_until(lambda: in_log(plog, "rejoining as backup") and
                      in_log(plog, "replica restored from a snapshot at")),
           "the old primary rejoins as backup", read_log(plog)[-2000:])
@@ -133,14 +147,18 @@ def takeover_run():
 
 def backup_killed_run():
     pe, be = "tcp://127.0.0.1:%d" % free_port(), "tcp://127.0.0.1:%d" % free_port()
+    both = pe + "," + be
     prim, pdb, plog = serve("p2", "primary", pe, be)
     back, bdb, blog = serve("b2", "backup", be, pe)
     check(wait_until(lambda: in_log(plog, "the backup is attached")), "pair 2 attached")
-    rc, ids, err = submit(pe, tasks_file("t2.jsonl", 0, N))
-    check(rc == 0 and len(ids) == N, "pair 2: %d tasks acknowledged" % N, err)
-    ws = workers(pe, "c")
-    check(wait_until(lambda: passed(bdb) >= 30), "pair 2: ends replicate")
+    ws = workers(both, "c")
+    rc, ids, err = submit(both, tasks_file("t2.jsonl", 0, N // 2))
+    check(rc == 0 and len(ids) == N // 2, "pair 2: %d tasks acknowledged" % (N // 2), err)
+    check(wait_until(lambda: passed(bdb) == N // 2), "pair 2: ends replicate", passed(bdb))
     kill(back)
+    rc, ids2, err = submit(both, tasks_file("t2b.jsonl", N // 2, N // 2))
+    check(rc == 0 and len(ids2) == N // 2, "the primary takes more with the backup dead", err)
+    ids += ids2
     check(wait_until(lambda: passed(pdb) == N), "the primary carries on alone", passed(pdb))
     check(in_log(plog, "running without the backup"), "the primary says it runs alone",
           read_log(plog)[-2000:])
