@@ -238,12 +238,17 @@ struct ggi_ha {
     int stream_ok;           /* a snapshot was sent: changesets after it flow */
     int attached;            /* the backup acked the snapshot: batches wait for acks */
     int64_t snap_seq, sent, acked;
+    _Atomic int64_t committed; /* the last transaction shipped (what heartbeats report) */
     qitem *qhead, *qtail;
     size_t qbytes;
     /* the passive side: a snapshot being received */
     unsigned char *in_buf;
     size_t in_len, in_total;
     int64_t in_seq;
+    /* changesets applied in one transaction, acked together when it commits */
+    int group_n;
+    int64_t group_last;
+    gg_transport_msg group_to; /* the peer to ack (identity only) */
     atomic_int stop;
     pthread_t thread;
     int started;
@@ -356,7 +361,7 @@ static char *hb_frame(ggi_ha *h, const char *op, size_t *len)
     ggi_ha_state st = h->fsm.state;
     int synced = h->fsm.synced || st == GGI_HA_ACTIVE;
     pthread_mutex_unlock(&h->mu);
-    int64_t seq = st == GGI_HA_ACTIVE ? ggi_replica_seq(h->o->sched_store) : -1;
+    int64_t seq = st == GGI_HA_ACTIVE ? atomic_load(&h->committed) : -1;
     if (m) {
         cJSON_AddStringToObject(m, "op", op);
         cJSON_AddStringToObject(m, "role", h->primary ? "primary" : "backup");
@@ -384,6 +389,7 @@ static char *small_frame(const char *op, int64_t seq, const char *why, size_t *l
 void ggi_ha_ship(void *user, int64_t seq, const void *cs, size_t n)
 {
     ggi_ha *h = user;
+    atomic_store(&h->committed, seq);
     pthread_mutex_lock(&h->mu);
     if (h->fsm.state == GGI_HA_ACTIVE && h->peer_alive) {
         if (h->qbytes + n > GGI_HA_QUEUE_MAX) {
@@ -448,6 +454,8 @@ int ggi_ha_become_active(ggi_ha *h)
         ggi_log(&h->o->log, GG_LOG_INFO, "ha: resuming %d task(s) the other server ran", n);
     if (rc == GG_OK)
         rc = ggi_replica_attach(h->o->sched_store, ggi_ha_ship, h);
+    if (rc == GG_OK)
+        atomic_store(&h->committed, ggi_replica_seq(h->o->sched_store));
     return rc;
 }
 
@@ -654,6 +662,8 @@ static void nack(ggi_ha *h, const gg_transport_msg *to, int64_t seq, const char 
     hub_reply(h, to, f_, len);
 }
 
+/* A changeset joins the group being applied (one transaction for the changesets that
+ * arrive together, acked at once when it commits: flush_group). */
 static void on_changeset(ggi_ha *h, const gg_transport_msg *msg, int64_t seq,
                          const unsigned char *pl, size_t n)
 {
@@ -665,21 +675,56 @@ static void on_changeset(ggi_ha *h, const gg_transport_msg *msg, int64_t seq,
         nack(h, msg, seq, "not a synced standby");
         return;
     }
-    int rc = ggi_replica_apply(h->o->sched_store, seq, pl, n);
-    if (rc == GG_OK || rc == GG_EEXIST) {
+    ggi_store *st = h->o->sched_store;
+    if (!ggi_store_in_transaction(st) && ggi_store_begin(st) != GG_OK) {
+        nack(h, msg, seq, gg_error_last());
+        return;
+    }
+    int rc = ggi_replica_apply(st, seq, pl, n);
+    if (rc == GG_OK) {
+        h->group_n++;
+        h->group_last = seq;
+        memcpy(h->group_to.peer, msg->peer, msg->peer_len);
+        h->group_to.peer_len = msg->peer_len;
+        return;
+    }
+    if (rc == GG_EEXIST && h->group_n == 0) {
+        ggi_store_rollback(st); /* nothing in it */
         int64_t at = seq;
-        if (rc == GG_EEXIST)
-            ggi_replica_read_seq(h->o->sched_store, &at);
-        char *f_ = small_frame("ack", at, NULL, &len);
-    hub_reply(h, msg, f_, len);
+        ggi_replica_read_seq(st, &at);
+        char *f = small_frame("ack", at, NULL, &len);
+        hub_reply(h, msg, f, len);
         return;
     }
     char why[300];
     snprintf(why, sizeof why, "%s", gg_error_last());
+    ggi_store_rollback(st); /* the whole group: the standby resyncs from a snapshot */
+    h->group_n = 0;
     pthread_mutex_lock(&h->mu);
     h->fsm.synced = 0; /* out of step: only a snapshot brings it back */
     pthread_mutex_unlock(&h->mu);
     nack(h, msg, seq, why);
+}
+
+/* Commits the group of changesets applied and acks its last one. */
+static void flush_group(ggi_ha *h)
+{
+    if (!h->group_n)
+        return;
+    h->group_n = 0;
+    size_t len = 0;
+    if (ggi_store_commit(h->o->sched_store) == GG_OK) {
+        char *f = small_frame("ack", h->group_last, NULL, &len);
+        hub_reply(h, &h->group_to, f, len);
+        return;
+    }
+    char why[300];
+    snprintf(why, sizeof why, "%s", gg_error_last());
+    ggi_store_rollback(h->o->sched_store);
+    pthread_mutex_lock(&h->mu);
+    h->fsm.synced = 0;
+    pthread_mutex_unlock(&h->mu);
+    nack(h, &h->group_to, h->group_last, why);
 }
 
 static void on_snapshot_chunk(ggi_ha *h, const gg_transport_msg *msg, const cJSON *hdr,
@@ -856,22 +901,37 @@ static int passive_message(ggi_ha *h, const gg_transport_msg *msg, gg_transport_
     return rc;
 }
 
+/* A changeset frame, by its header's start as frame_new writes it (one that does not look
+ * so is handled after the group is committed: the order stays). */
+static int is_changeset_frame(const gg_transport_msg *m)
+{
+    return m->len > MAGIC_LEN + 10 && memcmp((const char *)m->data + MAGIC_LEN,
+                                             "{\"op\":\"cs\"", 10) == 0;
+}
+
 int ggi_ha_passive_loop(ggi_ha *h, gg_transport_msg **first)
 {
     *first = NULL;
     gg_orchestrator_t *o = h->o;
     while (!atomic_load(&o->stopping)) {
-        if (ggi_ha_is_active(h))
+        if (!h->group_n && ggi_ha_is_active(h))
             return 1;
         gg_transport_msg msg;
         memset(&msg, 0, sizeof msg);
-        int rc = o->transport.vt.hub_recv(o->hub, 20, &msg);
-        if (rc != GG_OK)
+        /* With changesets applied and not committed, only what is already there joins. */
+        int rc = o->transport.vt.hub_recv(o->hub, h->group_n ? 0 : 20, &msg);
+        if (rc != GG_OK) {
+            flush_group(h);
             continue;
+        }
+        if (!ggi_ha_is_frame(msg.data, msg.len) || !is_changeset_frame(&msg) ||
+            h->group_n >= 256)
+            flush_group(h);
         if (ggi_ha_is_frame(msg.data, msg.len))
             ggi_ha_on_hub_frame(h, &msg);
         else if (passive_message(h, &msg, first))
             return 1;
     }
+    flush_group(h);
     return 0;
 }

@@ -203,13 +203,16 @@ int ggi_replica_apply(ggi_store *s, int64_t seq, const void *cs, size_t n)
     if (seq != have + 1)
         return ggi_error(GG_ESTATE, "changeset %lld does not follow %lld (a gap)",
                          (long long)seq, (long long)have);
-    if (ggi_store_begin(s) != GG_OK)
+    /* In the caller's transaction when it has one (a group of changesets, committed by the
+     * caller); a failure rolls the whole transaction back either way. */
+    int own = !ggi_store_in_transaction(s);
+    if (own && ggi_store_begin(s) != GG_OK)
         return GG_ESTORE;
     int conflicts = 0;
     int src = sqlite3changeset_apply(db, (int)n, (void *)cs, NULL, on_conflict, &conflicts);
     int64_t now = 0;
     if (src == SQLITE_OK && conflicts == 0 && read_seq_db(db, &now) == GG_OK && now == seq)
-        return ggi_store_commit(s) == GG_OK ? GG_OK : GG_ESTORE;
+        return !own ? GG_OK : ggi_store_commit(s) == GG_OK ? GG_OK : GG_ESTORE;
     ggi_store_rollback(s);
     if (src != SQLITE_OK || conflicts)
         return ggi_error(GG_ESTORE, "changeset %lld does not apply (%s%s)", (long long)seq,

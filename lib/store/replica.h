@@ -61,6 +61,8 @@ void ggi_replica_free(ggi_replica *r);
  * already applied (nothing done), GG_EINVAL for one too big, GG_ECORRUPT-like GG_ESTORE for
  * one that does not apply cleanly (any conflict, or a changeset that does not carry its own
  * sequence number): the transaction is rolled back and the replica stays where it was.
+ * Within a transaction the caller opened, the changeset joins it (the caller commits; a
+ * failure rolls all of it back).
  */
 int ggi_replica_apply(ggi_store *s, int64_t seq, const void *cs, size_t n);
 
