@@ -19,7 +19,7 @@ import os
 import shutil
 import signal
 
-from gridtest import (GUARD_S, check, env, finish, free_port, gg, kill, query, read_log, skip, start,
+from gridtest import (GUARD_S, check, curve_keys, env, finish, free_port, gg, kill, query, read_log, skip, start,
                       stop_all, tmpdir, wait_until)
 
 if not shutil.which("/usr/bin/python3"):
@@ -223,7 +223,37 @@ def no_peer_run():
         kill(x)
 
 
+def curve_run():
+    """With CURVE: the pair share one key pair (each admits the other as its own), workers and
+    a submitter use theirs; the pair attaches and the stream flows encrypted."""
+    keys, auth = curve_keys(work)
+    skey, spub = keys["server"]
+    pe, be = "tcp://127.0.0.1:%d" % free_port(), "tcp://127.0.0.1:%d" % free_port()
+    both = pe + "," + be
+    procs = []
+    for name, role, ep, peer in (("p4", "primary", pe, be), ("b4", "backup", be, pe)):
+        procs.append(start(["serve", "--bind", ep, "--db", os.path.join(work, name + ".db"),
+                            "--key", skey, "--authorized-keys", auth, "--ha-role", role,
+                            "--ha-peer", peer, "--log-level", "info"],
+                           os.path.join(work, name + ".log")))
+    plog, bdb = os.path.join(work, "p4.log"), os.path.join(work, "b4.db")
+    check(wait_until(lambda: in_log(plog, "the backup is attached")),
+          "CURVE: the pair attaches with the shared key pair", read_log(plog)[-2000:])
+    path = tasks_file("t4.jsonl", 0, 20)
+    p = gg(["submit", "--connect", both, "--key", keys["submitter"][0], "--server-key", spub,
+            path])
+    check(p.returncode == 0, "CURVE: a submitter's tasks are taken", p.stderr)
+    procs.append(start(["worker", "--connect", both, "--key", keys["worker"][0], "--server-key",
+                        spub, "--executor", "noop", "--name", "cw"],
+                       os.path.join(work, "cw.log")))
+    check(wait_until(lambda: passed(bdb) == 20), "CURVE: their ends reach the backup",
+          passed(bdb))
+    for x in procs:
+        kill(x)
+
+
 try:
+    curve_run()
     takeover_run()
     backup_killed_run()
     no_peer_run()
