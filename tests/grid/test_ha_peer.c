@@ -15,6 +15,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <zmq.h>
@@ -22,6 +23,7 @@
 #include "../../lib/store/replica.h"
 #include "../../lib/store/store.h"
 #include "gryphgen.h"
+#include "gryphgen/security.h"
 #include "orchestrator/orq.h"
 #include "../teststore.h"
 #include "../testutil.h"
@@ -173,6 +175,71 @@ static cJSON *client_hello(ggpeer *c, const char **type)
     return NULL;
 }
 
+/* With CURVE, peer frames count only from an admin key or the server's own: a worker key's
+ * frames are dropped (and counted), an admin's heartbeat is answered. */
+static void roles(const char *dir)
+{
+    char skey[320], wkey[320], akey[320], spub[41], wpub[41], apub[41], prefix[200];
+    snprintf(prefix, sizeof prefix, "%s/server", dir);
+    int rc = gg_curve_keygen(prefix, spub);
+    if (rc == GG_EUNSUPPORTED) {
+        fprintf(stderr, "libzmq without CURVE: roles skipped\n");
+        return;
+    }
+    snprintf(skey, sizeof skey, "%s.key", prefix);
+    snprintf(prefix, sizeof prefix, "%s/worker", dir);
+    CHECK_RC(gg_curve_keygen(prefix, wpub), 0);
+    snprintf(wkey, sizeof wkey, "%s.key", prefix);
+    snprintf(prefix, sizeof prefix, "%s/admin", dir);
+    CHECK_RC(gg_curve_keygen(prefix, apub), 0);
+    snprintf(akey, sizeof akey, "%s.key", prefix);
+    char auth[300], text[256];
+    snprintf(auth, sizeof auth, "%s/authorized_keys", dir);
+    snprintf(text, sizeof text, "worker %s w\nadmin %s a\n", wpub, apub);
+    FILE *f = fopen(auth, "w");
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    fputs(text, f);
+    fclose(f);
+    chmod(auth, 0600);
+    char ep[64], dead[64], db[300];
+    ggpeer_endpoint(ep, sizeof ep);
+    ggpeer_endpoint(dead, sizeof dead);
+    snprintf(db, sizeof db, "%s/keyed.db", dir);
+    gg_orchestrator_options oo = GG_ORCHESTRATOR_OPTIONS_INIT;
+    oo.db_path = db;
+    oo.bind = ep;
+    oo.local_workers = 0;
+    oo.curve_key_file = skey;
+    oo.authorized_keys_file = auth;
+    oo.ha_role = "backup";
+    oo.ha_peer = dead;
+    gg_orchestrator_t *o = NULL;
+    CHECK_RC(gg_orchestrator_new(&o, &oo), 0);
+    if (!o)
+        return;
+    /* A worker's key: its heartbeat and snapshot are dropped, unanswered. */
+    ggpeer_open_as(&link_, ep, wkey, spub, NULL);
+    long long dropped = ggpeer_hub_stat(o, "dropped");
+    beating = 1;
+    last_hb = 0;
+    send_frame("{\"op\":\"snap\",\"seq\":1,\"off\":0,\"total\":1024", "x", 1);
+    double end = ggi_now_ms() + ANSWER_MS;
+    while (ggpeer_hub_stat(o, "dropped") < dropped + 2 && ggi_now_ms() < end)
+        heartbeat(); /* each one dropped too */
+    CHECK(ggpeer_hub_stat(o, "dropped") >= dropped + 2);
+    ggpeer_close(&link_);
+    /* An admin's key: its heartbeat is answered. */
+    ggpeer_open_as(&link_, ep, akey, spub, NULL);
+    last_hb = 0;
+    cJSON *hb = answer("hb-reply", ANSWER_MS);
+    CHECK(hb != NULL);
+    cJSON_Delete(hb);
+    ggpeer_close(&link_);
+    gg_orchestrator_destroy(&o);
+}
+
 int main(void)
 {
     char dir[] = "/tmp/gg-ha-peer-XXXXXX";
@@ -315,6 +382,7 @@ int main(void)
     for (int i = 0; i < n_shipped; i++)
         free(shipped[i].cs);
     ggi_replica_free_image(snap); /* sqlite3_malloc'd, in the last slot */
+    roles(dir);
     test_remove_dir(dir);
     return test_exit();
 }
