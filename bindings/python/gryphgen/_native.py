@@ -92,7 +92,7 @@ WATCH_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p)
 EXECUTOR_OPTIONS_VERSION = 2
 GENERATOR_OPTIONS_VERSION = 1
 RETRIEVER_OPTIONS_VERSION = 2
-ORCHESTRATOR_OPTIONS_VERSION = 3
+ORCHESTRATOR_OPTIONS_VERSION = 4
 EXECUTOR_VTABLE_VERSION = 1
 GENERATOR_VTABLE_VERSION = 1
 RETRIEVER_VTABLE_VERSION = 2
@@ -149,7 +149,10 @@ class OrchestratorOptions(ctypes.Structure):
                 ("authorized_keys_file", ctypes.c_char_p), ("insecure", ctypes.c_int),
                 ("webhooks", ctypes.POINTER(ctypes.c_char_p)), ("stall_alert_s", ctypes.c_double),
                 ("front_door", ctypes.c_char_p), ("front_door_timeout_s", ctypes.c_double),
-                ("custom_transport", ctypes.c_void_p)]
+                ("custom_transport", ctypes.c_void_p),
+                # version 4: one of a standby pair (docs/ha.md)
+                ("ha_role", ctypes.c_char_p), ("ha_peer", ctypes.c_char_p),
+                ("ha_timeout_ms", ctypes.c_uint)]
 
 
 class WorkerOptions(ctypes.Structure):
