@@ -99,8 +99,9 @@ static void watch_link(zt_socket *s)
     snprintf(addr, sizeof addr, "inproc://ggi-link-%p-%lu", (void *)s,
              atomic_fetch_add(&serial, 1));
     s->link = GGI_LINK_UNKNOWN;
+    /* Not ZMQ_EVENT_CLOSED: it also comes after each refused try, with CONNECT_RETRIED. */
     if (zmq_socket_monitor(s->sock, addr, ZMQ_EVENT_CONNECTED | ZMQ_EVENT_CONNECT_RETRIED |
-                                              ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_CLOSED) != 0)
+                                              ZMQ_EVENT_DISCONNECTED) != 0)
         return;
     s->mon = zmq_socket(s->st->ctx, ZMQ_PAIR);
     int zero = 0;
@@ -579,7 +580,7 @@ int ggi_zmq_peer_link(const ggi_transport *t, void *peer)
             continue;
         if (event == ZMQ_EVENT_CONNECTED)
             s->link = GGI_LINK_UP;
-        else if (event == ZMQ_EVENT_DISCONNECTED || event == ZMQ_EVENT_CLOSED)
+        else if (event == ZMQ_EVENT_DISCONNECTED)
             s->link = GGI_LINK_LOST;
         else if (event == ZMQ_EVENT_CONNECT_RETRIED && s->link != GGI_LINK_UP)
             s->link = GGI_LINK_REFUSED;

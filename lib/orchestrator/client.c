@@ -125,8 +125,23 @@ int gg_client_new(gg_client_t **out, const gg_client_options *opts)
     } else if (!rc) {
         rc = ggi_zmq_transport_new(&c->tp);
     }
-    if (!rc)
+    /* The first endpoint that opens (a custom transport may refuse a name it has no hub
+     * for); none: the first one's error. */
+    for (unsigned i = 0; !rc && i < c->eps.n; i++) {
         rc = c->tp.vt.peer_open(c->tp.self, ggi_endpoints_current(&c->eps), &c->peer);
+        if (rc && i + 1 < c->eps.n) {
+            ggi_endpoints_next(&c->eps);
+            rc = GG_OK;
+            continue;
+        }
+        break;
+    }
+    if (rc && c->eps.n > 1) {
+        char last[1024];
+        snprintf(last, sizeof last, "%s", gg_error_last());
+        rc = ggi_error(rc, "none of the endpoints %.1000s can be opened: %s", opts->connect,
+                       last);
+    }
     c->last_rx = ggi_now_ms();
     if (rc) {
         char msg[1024];

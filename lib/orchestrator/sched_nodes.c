@@ -293,14 +293,42 @@ static void hello_instance(const cJSON *b, char out[33])
     memcpy(out, v, 33);
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The valid entries of a hello's "leases" (32 lowercase hex digits each), sorted, in a new
+ * array of pointers into b (*n of them); NULL when there are none. */
+static const char **hello_leases(const cJSON *b, int *n)
+{
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(b, "leases");
+    int size = cJSON_IsArray(arr) ? cJSON_GetArraySize(arr) : 0;
+    *n = 0;
+    if (size <= 0 || size > GGP_MAX_BATCH)
+        return NULL;
+    const char **out = malloc((size_t)size * sizeof *out);
+    const cJSON *e;
+    cJSON_ArrayForEach(e, arr)
+    {
+        const char *v = cJSON_GetStringValue(e);
+        if (out && v && strlen(v) == 32 && strspn(v, "0123456789abcdef") == 32)
+            out[(*n)++] = v;
+    }
+    if (out && *n)
+        qsort(out, (size_t)*n, sizeof *out, cmp_str);
+    return out;
+}
+
 /*
- * A worker that said hello again over a new connection (it reconnected or came back from
- * another orchestrator) takes over the leases its old connection holds: the same instance
- * id, name and key. Its results then count, and the old connection is forgotten without
- * requeueing what it ran. Without an instance id nothing moves (the old connection's jobs are
- * requeued when it is declared dead, as before).
+ * A worker that said hello again over a new connection (it reconnected, or came back from
+ * another endpoint) takes over the leases its old connection holds that it still has (the
+ * hello's "leases": jobs queued, running, or with the result not yet sent): the same instance
+ * id, name and key. Their results then count. The old connection is forgotten; the jobs it
+ * held that the worker does not list (lost on the way) are requeued. Without an instance id
+ * or leases nothing moves (the old connection's jobs are requeued when it is declared dead).
  */
-static void adopt_leases(sched *s, node *n)
+static void adopt_leases(sched *s, node *n, const cJSON *b)
 {
     if (!n->instance[0])
         return;
@@ -308,20 +336,23 @@ static void adopt_leases(sched *s, node *n)
         if (m == n || strcmp(m->instance, n->instance) != 0 || strcmp(m->key, n->key) != 0 ||
             strcmp(m->name, n->name) != 0)
             continue;
-        int moved = 0;
-        for (active *a = s->tasks; a; a = a->next) {
+        int moved = 0, n_held = 0;
+        const char **held = hello_leases(b, &n_held);
+        for (active *a = s->tasks; a && n_held > 0; a = a->next) {
+            if (a->on != m || !a->inflight)
+                continue;
+            const char *key = a->lease;
             int unsent = 0; /* still in the old connection's batch: requeued with it */
             for (int k = 0; k < m->batch_count && !unsent; k++)
                 unsent = m->batch_seqs[k] == a->seq;
-            if (a->on != m || unsent)
+            if (unsent || !bsearch(&key, held, (size_t)n_held, sizeof *held, cmp_str))
                 continue;
             a->on = n;
-            if (a->inflight) {
-                m->busy--;
-                n->busy++;
-                moved++;
-            }
+            m->busy--;
+            n->busy++;
+            moved++;
         }
+        free(held);
         ggi_log(&s->o->log, GG_LOG_INFO, "worker '%s' reconnected: %d lease(s) kept", n->name,
                 moved);
         ggi_sched_drop_node(s, m, "reconnected over a new connection");
@@ -363,7 +394,7 @@ void ggi_sched_on_worker_hello(sched *s, const gg_transport_msg *msg, const cJSO
     snprintf(n->name, sizeof n->name, "%s", name);
     snprintf(n->key, sizeof n->key, "%s", key);
     hello_instance(b, n->instance);
-    adopt_leases(s, n);
+    adopt_leases(s, n, b);
     long long slots = 1, queue = 0;
     ggi_json_int(b, "slots", 1, 1, 1024, &slots);
     ggi_json_int(b, "queue", 0, 0, 100000, &queue);

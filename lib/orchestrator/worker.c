@@ -111,6 +111,8 @@ struct gg_worker {
     cJSON **jobs;          /* ring of queued jobs */
     unsigned head, count, cap;
     unsigned running;
+    cJSON **cur;           /* the job each slot runs, or NULL (for the hello's leases) */
+    atomic_uint slot_seq;  /* hands each slot thread its index in cur */
     result_list done;      /* results waiting to be sent (slots add, under mu) */
     cJSON **spent;         /* jobs run, for the socket thread (which parsed them) to free */
     unsigned n_spent, cap_spent;
@@ -309,6 +311,7 @@ static int stopping_soon(gg_worker_t *w)
 static void *slot_main(void *arg)
 {
     gg_worker_t *w = arg;
+    unsigned me = atomic_fetch_add(&w->slot_seq, 1) % w->slots;
     ggi_attempt_env env = { w->generator, w->executor, w->retriever, w->runtimes, &w->log };
     ggi_buf line = { 0 }; /* this slot's result as text, reused */
     for (;;) {
@@ -324,6 +327,7 @@ static void *slot_main(void *arg)
         w->head = (w->head + 1) % w->cap;
         w->count--;
         w->running++;
+        w->cur[me] = job;
         pthread_mutex_unlock(&w->mu);
 
         cJSON *record = NULL, *res = NULL;
@@ -356,6 +360,7 @@ static void *slot_main(void *arg)
             ggi_log(&w->log, GG_LOG_ERROR, "worker: a result is lost: out of memory");
         pthread_mutex_lock(&w->mu);
         w->running--;
+        w->cur[me] = NULL;
         if (printed && result_list_add(&w->done, line.data, line.len) != GG_OK)
             ggi_log(&w->log, GG_LOG_ERROR, "worker: a result is lost: out of memory");
         if (w->n_spent == w->cap_spent) {
@@ -420,7 +425,8 @@ static int worker_alloc(gg_worker_t **out, const char *endpoint, const char *nam
     w->name = ggi_strdup(name);
     w->jobs = calloc(w->cap, sizeof *w->jobs);
     w->threads = calloc(w->slots, sizeof *w->threads);
-    if (!w->name || !w->jobs || !w->threads) {
+    w->cur = calloc(w->slots, sizeof *w->cur);
+    if (!w->name || !w->jobs || !w->threads || !w->cur) {
         gg_worker_destroy(&w);
         return ggi_error(GG_ENOMEM, "out of memory");
     }
@@ -601,6 +607,7 @@ void gg_worker_destroy(gg_worker_t **pw)
             cJSON_Delete(w->jobs[(w->head + i) % w->cap]);
     }
     free(w->jobs);
+    free(w->cur);
     free(w->threads);
     result_list_free(&w->done);
     result_list_free(&w->sending);
@@ -638,6 +645,62 @@ static int send_msg(gg_worker_t *w, void *peer, cJSON *m)
     return rc;
 }
 
+/* Adds a job's lease to the array (a job without one is skipped). */
+static void add_job_lease(cJSON *arr, const cJSON *job)
+{
+    const char *l = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(job, "lease"));
+    if (l)
+        cJSON_AddItemToArray(arr, cJSON_CreateString(l));
+}
+
+/* Adds the lease of a result's text (written with "lease" first: {"lease":"HEX",...}). */
+static void add_result_lease(cJSON *arr, const char *text, size_t len)
+{
+    static const char head[] = "{\"lease\":\"";
+    size_t h = sizeof head - 1;
+    if (len > h + 33 && memcmp(text, head, h) == 0 && text[h + 32] == '"') {
+        char l[33];
+        memcpy(l, text + h, 32);
+        l[32] = '\0';
+        cJSON_AddItemToArray(arr, cJSON_CreateString(l));
+    }
+}
+
+/* The leases of every job this worker holds: queued, running, and finished with the result
+ * not yet sent, for its hello (a hub that still knows this worker's instance keeps exactly
+ * these leases on the new connection; docs/protocol.md "Leases"). NULL when there are none
+ * or more than a message's batch may hold (the hub then keeps none). */
+static cJSON *held_leases(gg_worker_t *w)
+{
+    cJSON *arr = cJSON_CreateArray();
+    if (!arr)
+        return NULL;
+    pthread_mutex_lock(&w->mu);
+    unsigned total = w->count + w->running + w->done.n + (w->sending.n - w->sent);
+    if (total == 0 || total > GGP_MAX_BATCH) {
+        pthread_mutex_unlock(&w->mu);
+        cJSON_Delete(arr);
+        return NULL;
+    }
+    for (unsigned i = 0; i < w->count; i++)
+        add_job_lease(arr, w->jobs[(w->head + i) % w->cap]);
+    for (unsigned i = 0; i < w->slots; i++)
+        if (w->cur[i])
+            add_job_lease(arr, w->cur[i]);
+    for (unsigned i = 0; i < w->done.n; i++) {
+        size_t len;
+        const char *t = result_item(&w->done, i, &len);
+        add_result_lease(arr, t, len);
+    }
+    pthread_mutex_unlock(&w->mu);
+    for (unsigned i = w->sent; i < w->sending.n; i++) {
+        size_t len;
+        const char *t = result_item(&w->sending, i, &len);
+        add_result_lease(arr, t, len);
+    }
+    return arr;
+}
+
 static int send_hello(gg_worker_t *w, void *peer)
 {
     cJSON *m = ggp_new(GGP_HELLO);
@@ -650,6 +713,9 @@ static int send_hello(gg_worker_t *w, void *peer)
     cJSON_AddNumberToObject(m, "slots", w->slots);
     cJSON_AddNumberToObject(m, "queue", w->queue);
     cJSON_AddStringToObject(m, "instance", w->instance);
+    cJSON *leases = held_leases(w);
+    if (leases)
+        cJSON_AddItemToObject(m, "leases", leases);
     cJSON_AddItemReferenceToObject(m, "caps", w->caps);
     return send_msg(w, peer, m);
 }
@@ -964,10 +1030,23 @@ int gg_worker_run(gg_worker_t *w)
 {
     if (!w)
         return ggi_error(GG_EINVAL, "worker is NULL");
+    /* The first endpoint that opens (a custom transport may refuse a name it has no hub
+     * for); none: the first one's error. */
     void *peer = NULL;
-    int rc = w->tp->vt.peer_open(w->tp->self, ggi_endpoints_current(&w->eps), &peer);
+    int rc = GG_OK, first_rc = GG_OK;
+    char first_msg[1024] = "";
+    for (unsigned i = 0; i < w->eps.n; i++) {
+        rc = w->tp->vt.peer_open(w->tp->self, ggi_endpoints_current(&w->eps), &peer);
+        if (rc == GG_OK)
+            break;
+        if (i == 0) {
+            first_rc = rc;
+            snprintf(first_msg, sizeof first_msg, "%s", gg_error_last());
+        }
+        ggi_endpoints_next(&w->eps);
+    }
     if (rc != GG_OK)
-        return rc;
+        return gg_error_set(first_rc, first_msg);
     /* stop is never cleared here: a stop that came before run must not be lost. */
     for (unsigned i = 0; i < w->slots; i++) {
         if (pthread_create(&w->threads[i], NULL, slot_main, w) != 0) {
@@ -1007,7 +1086,9 @@ int gg_worker_run(gg_worker_t *w)
         if (w->welcomed && flush_results(w, peer, &stalled))
             w->last_tx = ggi_now_ms();
         double now = ggi_now_ms();
-        if (w->welcomed && now - w->last_tx >= w->hb_ms) {
+        /* Before a welcome too: a hub that lost the hello answers a heartbeat with reset,
+         * and the worker says hello again. */
+        if (now - w->last_tx >= w->hb_ms) {
             cJSON *hb = ggp_new(GGP_HB);
             send_msg(w, peer, hb);
             w->last_tx = now;

@@ -6,7 +6,10 @@
  * lists are GG_EINVAL; a fake passive hub (a raw ROUTER answering "passive:") in front of a
  * real orchestrator: the worker and the client end up on the real one; every endpoint down:
  * a request fails with GG_ETIMEDOUT naming them, a worker keeps trying and still stops when
- * asked; two orchestrators sharing nothing, the first a `gryphgen serve` child killed with -9
+ * asked; a hub that accepts connections and never answers is left after 3 heartbeat
+ * intervals; a worker with one endpoint started before its hub joins without reconnecting;
+ * a watch through a list reaches the active hub; a result finished while no hub welcomed the
+ * worker reaches the next hub after its welcome, its lease listed in the hello; two orchestrators sharing nothing, the first a `gryphgen serve` child killed with -9
  * while the worker runs its job: the worker moves, its held result goes to the second (which
  * drops it: it never gave that lease), and the client's submission, sent again there,
  * succeeds; a worker that says hello again over a new connection keeps its leases (same
@@ -69,8 +72,9 @@ static void *passive_main(void *arg)
                                                                  : &h->client_hellos, 1);
         else if (t && strcmp(t, "hb") != 0)
             atomic_fetch_add(&h->requests, 1);
+        int beat = t && strcmp(t, "hb") == 0;
         cJSON_Delete(m);
-        if (t && strcmp(t, "hb") == 0)
+        if (beat)
             continue;
         char reply[256];
         int len = snprintf(reply, sizeof reply,
@@ -288,6 +292,44 @@ static void test_bad_lists(void)
     gg_worker_destroy(&w);
 }
 
+/* ---- a watch through a list ---- */
+
+typedef struct watch_arg {
+    gg_client_t *c;
+    int rc;
+    atomic_int got;
+} watch_arg;
+
+static int on_finished(void *user, const char *event_json)
+{
+    watch_arg *a = user;
+    if (strstr(event_json, "\"task.finished\"")) {
+        atomic_store(&a->got, 1);
+        return 1;
+    }
+    return 0;
+}
+
+static void *run_watch(void *arg)
+{
+    watch_arg *a = arg;
+    a->rc = gg_client_watch_filtered(a->c, "task.finished", on_finished, a,
+                                     (int)TEST_DEADLINE_MS);
+    return NULL;
+}
+
+static int watchers_at_least_one(void *c)
+{
+    char *st = NULL;
+    if (gg_client_status(c, NULL, &st) != 0)
+        return 0;
+    cJSON *j = cJSON_Parse(st);
+    gg_free(st);
+    int n = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(j, "watchers"));
+    cJSON_Delete(j);
+    return n >= 1;
+}
+
 /* ---- a passive hub first, then the active one ---- */
 
 static void test_passive_then_active(void)
@@ -330,6 +372,22 @@ static void test_passive_then_active(void)
                            "\"candidates\":[\"x\"]}", &id) != 0);
     CHECK(id == NULL);
     gg_client_destroy(&c);
+
+    /* A watch through the list subscribes on the active one and gets its events. */
+    watch_arg wa = { client_to(list, (int)TEST_DEADLINE_MS), -1, 0 };
+    int hellos = atomic_load(&ph.client_hellos);
+    pthread_t wt;
+    CHECK(pthread_create(&wt, NULL, run_watch, &wa) == 0);
+    gg_client_t *direct = client_to(ep, (int)TEST_DEADLINE_MS);
+    CHECK(test_wait_for(watchers_at_least_one, direct));
+    CHECK(atomic_load(&ph.client_hellos) > hellos); /* it asked the passive one first */
+    CHECK_RC(gg_client_submit(direct, "{\"task_id\":\"pa2\",\"language\":\"python\","
+                              "\"prompt\":\"p\",\"candidates\":[\"x\"]}", NULL), 0);
+    CHECK(join_within(wt));
+    CHECK_RC(wa.rc, 0);
+    CHECK(atomic_load(&wa.got) == 1);
+    gg_client_destroy(&wa.c);
+    gg_client_destroy(&direct);
 
     /* Only passive hubs: a request runs out of time naming them, the worker keeps asking. */
     gg_client_t *c2 = client_to(ph.ep, 1500);
@@ -484,13 +542,16 @@ static void test_kill9_moves(void)
 
 /* ---- a worker that says hello again over a new connection keeps its leases ---- */
 
-static void hello_as(ggpeer *p, const char *name, const char *instance)
+/* Says hello as worker name (2 slots) with an instance id and, when not NULL, the leases it
+ * holds (a JSON array's text), and waits for the welcome. */
+static void hello_as(ggpeer *p, const char *name, const char *instance, const char *leases)
 {
-    char buf[512];
+    char buf[1024];
     snprintf(buf, sizeof buf,
              "{\"ggp\":1,\"t\":\"hello\",\"role\":\"worker\",\"name\":\"%s\","
-             "\"versions\":[1],\"slots\":1,\"queue\":0,\"instance\":\"%s\","
-             "\"caps\":{\"executors\":[\"noop\"]}}", name, instance);
+             "\"versions\":[1],\"slots\":2,\"queue\":0,\"instance\":\"%s\"%s%s,"
+             "\"caps\":{\"executors\":[\"noop\"]}}", name, instance,
+             leases ? ",\"leases\":" : "", leases ? leases : "");
     ggpeer_send(p, buf);
     cJSON *w = ggpeer_recv(p, "welcome", TEST_DEADLINE_MS);
     CHECK(w != NULL);
@@ -499,6 +560,21 @@ static void hello_as(ggpeer *p, const char *name, const char *instance)
 
 static const char *const PASS = "{\"passed\":true,\"reason\":\"ok\",\"code\":\"x\"}";
 
+/* Receives jobs until want of them came (appended to all, an array). */
+static void recv_jobs(ggpeer *p, cJSON *all, int want)
+{
+    while (cJSON_GetArraySize(all) < want) {
+        cJSON *m = ggpeer_recv(p, "jobs", TEST_DEADLINE_MS);
+        CHECK(m != NULL);
+        if (!m)
+            return;
+        cJSON *j;
+        cJSON_ArrayForEach(j, cJSON_GetObjectItem(m, "jobs"))
+            cJSON_AddItemToArray(all, cJSON_Duplicate(j, 1));
+        cJSON_Delete(m);
+    }
+}
+
 static void test_leases_kept_by_instance(void)
 {
     char ep[64];
@@ -506,40 +582,253 @@ static void test_leases_kept_by_instance(void)
     const char *inst = "0123456789abcdef0123456789abcdef";
     ggpeer a;
     ggpeer_open(&a, ep);
-    hello_as(&a, "keeper", inst);
+    hello_as(&a, "keeper", inst, NULL);
     CHECK_RC(gg_orchestrator_submit(o, "{\"task_id\":\"k1\",\"language\":\"python\","
                                     "\"prompt\":\"p\",\"candidates\":[\"x\"]}", NULL), 0);
-    cJSON *jobs = ggpeer_recv(&a, "jobs", TEST_DEADLINE_MS);
-    CHECK(jobs != NULL);
-    cJSON *job = cJSON_Duplicate(cJSON_GetArrayItem(cJSON_GetObjectItem(jobs, "jobs"), 0), 1);
-    cJSON_Delete(jobs);
-    CHECK(job != NULL);
+    CHECK_RC(gg_orchestrator_submit(o, "{\"task_id\":\"k2\",\"language\":\"python\","
+                                    "\"prompt\":\"p\",\"candidates\":[\"x\"]}", NULL), 0);
+    cJSON *jobs = cJSON_CreateArray();
+    recv_jobs(&a, jobs, 2);
+    cJSON *kept = cJSON_GetArrayItem(jobs, 0);
+    CHECK(kept != NULL);
+    if (!kept) {
+        cJSON_Delete(jobs);
+        ggpeer_close(&a);
+        gg_orchestrator_destroy(&o);
+        return;
+    }
 
     /* Another instance under the same name, on a new connection: the lease is not its. */
     ggpeer other;
     ggpeer_open(&other, ep);
-    hello_as(&other, "keeper", "ffffffffffffffffffffffffffffffff");
-    ggpeer_send_record(&other, job, NULL, PASS);
+    hello_as(&other, "keeper", "ffffffffffffffffffffffffffffffff", NULL);
+    ggpeer_send_record(&other, kept, NULL, PASS);
     stat_arg foreign = { NULL, o, "foreign", 1 };
     CHECK(test_wait_for(stat_cond, &foreign));
     ggpeer_close(&other);
 
-    /* The same instance over a new connection (it reconnected): the lease moves with it,
-     * and its result counts; the old connection is forgotten without a requeue. */
+    /* The same instance over a new connection (it reconnected), holding one of the two jobs
+     * (the other was lost on the way): that lease moves with it and its result counts; the
+     * other job is requeued with the old connection. */
+    char leases[64];
+    snprintf(leases, sizeof leases, "[\"%s\"]",
+             cJSON_GetStringValue(cJSON_GetObjectItem(kept, "lease")));
     ggpeer b;
     ggpeer_open(&b, ep);
-    hello_as(&b, "keeper", inst);
-    ggpeer_send_record(&b, job, NULL, PASS);
+    hello_as(&b, "keeper", inst, leases);
+    stat_arg requeued = { NULL, o, "requeued", 1 };
+    CHECK(test_wait_for(stat_cond, &requeued));
+    ggpeer_send_record(&b, kept, NULL, PASS);
     char *res = NULL;
-    CHECK_RC(gg_orchestrator_wait(o, "k1", (int)TEST_DEADLINE_MS, &res), 0);
+    const char *kept_id = cJSON_GetStringValue(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(kept, "task"), "task_id"));
+    CHECK(kept_id != NULL);
+    if (!kept_id)
+        kept_id = "k1";
+    CHECK_RC(gg_orchestrator_wait(o, kept_id, (int)TEST_DEADLINE_MS, &res), 0);
     CHECK_CONTAINS(res, "\"status\":\"passed\"");
     gg_free(res);
-    CHECK(ggpeer_hub_stat(o, "requeued") == 0);
+    CHECK(ggpeer_hub_stat(o, "requeued") == 1);
     CHECK(ggpeer_hub_stat(o, "foreign") == 1);
-    cJSON_Delete(job);
+    cJSON_Delete(jobs);
     ggpeer_close(&a);
     ggpeer_close(&b);
     gg_orchestrator_destroy(&o);
+}
+
+/* ---- held results go to the next hub after its welcome ---- */
+
+/* A scripted hub: A hands the worker a job without welcoming it and then says it is
+ * passive; B keeps what the worker's hello and results said and welcomes it. */
+typedef struct scripted_hub {
+    char ep[64];
+    void *ctx, *sock;
+    pthread_t th;
+    atomic_int stop;
+    int is_b;
+    pthread_mutex_t mu;
+    char hello[8192];    /* B: the worker's hello */
+    char results[8192];  /* B: the first results message */
+    int results_before_welcome; /* B: results came before its welcome was sent */
+} scripted_hub;
+
+static void hub_send(scripted_hub *h, const char *id, int idn, const char *text)
+{
+    zmq_send(h->sock, id, (size_t)idn, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(h->sock, text, strlen(text), ZMQ_DONTWAIT);
+}
+
+static void *scripted_main(void *arg)
+{
+    scripted_hub *h = arg;
+    int welcomed = 0;
+    while (!atomic_load(&h->stop)) {
+        zmq_pollitem_t it = { h->sock, 0, ZMQ_POLLIN, 0 };
+        if (zmq_poll(&it, 1, 20) <= 0)
+            continue;
+        char id[256], body[8192];
+        int idn = zmq_recv(h->sock, id, sizeof id, 0);
+        int n = zmq_recv(h->sock, body, sizeof body - 1, 0);
+        if (idn <= 0 || n < 0)
+            continue;
+        body[n < (int)sizeof body - 1 ? n : (int)sizeof body - 1] = '\0';
+        int hello = strstr(body, "\"t\":\"hello\"") != NULL;
+        int results = strstr(body, "\"t\":\"results\"") != NULL;
+        if (!h->is_b && hello) {
+            hub_send(h, id, idn,
+                     "{\"ggp\":1,\"t\":\"jobs\",\"jobs\":[{\"lease\":"
+                     "\"00112233445566778899aabbccddeeff\",\"seq\":7,\"n\":1,\"task\":"
+                     "{\"task_id\":\"h1\",\"language\":\"python\",\"prompt\":\"p\","
+                     "\"candidates\":[\"x\"]}}]}");
+            hub_send(h, id, idn,
+                     "{\"ggp\":1,\"t\":\"reply\",\"rid\":0,\"ok\":false,\"code\":-10,"
+                     "\"message\":\"passive: not yet\"}");
+        } else if (h->is_b && hello) {
+            pthread_mutex_lock(&h->mu);
+            snprintf(h->hello, sizeof h->hello, "%s", body);
+            pthread_mutex_unlock(&h->mu);
+            hub_send(h, id, idn, "{\"ggp\":1,\"t\":\"welcome\",\"version\":1,"
+                                 "\"hb_ms\":1000,\"node\":\"w\"}");
+            welcomed = 1;
+        } else if (h->is_b && results) {
+            pthread_mutex_lock(&h->mu);
+            if (!h->results[0])
+                snprintf(h->results, sizeof h->results, "%s", body);
+            if (!welcomed)
+                h->results_before_welcome = 1;
+            pthread_mutex_unlock(&h->mu);
+        }
+    }
+    return NULL;
+}
+
+static void scripted_start(scripted_hub *h, int is_b)
+{
+    memset(h, 0, sizeof *h);
+    pthread_mutex_init(&h->mu, NULL);
+    h->is_b = is_b;
+    ggpeer_endpoint(h->ep, sizeof h->ep);
+    h->ctx = zmq_ctx_new();
+    h->sock = zmq_socket(h->ctx, ZMQ_ROUTER);
+    int zero = 0;
+    zmq_setsockopt(h->sock, ZMQ_LINGER, &zero, sizeof zero);
+    CHECK(zmq_bind(h->sock, h->ep) == 0);
+    CHECK(pthread_create(&h->th, NULL, scripted_main, h) == 0);
+}
+
+static void scripted_stop(scripted_hub *h)
+{
+    atomic_store(&h->stop, 1);
+    pthread_join(h->th, NULL);
+    zmq_close(h->sock);
+    zmq_ctx_term(h->ctx);
+    pthread_mutex_destroy(&h->mu);
+}
+
+static int has_results(void *arg)
+{
+    scripted_hub *h = arg;
+    pthread_mutex_lock(&h->mu);
+    int got = h->results[0] != 0;
+    pthread_mutex_unlock(&h->mu);
+    return got;
+}
+
+static void test_held_results_after_welcome(void)
+{
+    scripted_hub a, b;
+    scripted_start(&a, 0);
+    scripted_start(&b, 1);
+    CHECK(strcmp(a.ep, b.ep) != 0);
+    char list[160];
+    snprintf(list, sizeof list, "%s,%s", a.ep, b.ep);
+    gg_executor_t *noop = noop_executor();
+    gg_worker_t *w = worker_to(list, "holder", noop);
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, run_worker, w) == 0);
+    CHECK(test_wait_for(has_results, &b));
+    pthread_mutex_lock(&b.mu);
+    /* The job A handed out, finished while no hub had welcomed the worker: its lease is in
+     * the hello to B, with the worker's instance id, and its result went to B only after
+     * B's welcome. */
+    CHECK_CONTAINS(b.hello, "\"leases\":[\"00112233445566778899aabbccddeeff\"]");
+    CHECK_CONTAINS(b.hello, "\"instance\":\"");
+    CHECK_CONTAINS(b.results, "\"lease\":\"00112233445566778899aabbccddeeff\"");
+    CHECK(!b.results_before_welcome);
+    pthread_mutex_unlock(&b.mu);
+    CHECK(worker_on(w, b.ep));
+    gg_worker_stop(w);
+    CHECK(join_within(th));
+    gg_worker_destroy(&w);
+    gg_executor_destroy(&noop);
+    scripted_stop(&a);
+    scripted_stop(&b);
+}
+
+/* ---- one endpoint whose hub starts later: ZeroMQ's own retries, no reconnect churn ---- */
+
+static void test_single_endpoint_waits(void)
+{
+    char ep[64], db[300];
+    ggpeer_endpoint(ep, sizeof ep);
+    gg_executor_t *noop = noop_executor();
+    gg_worker_t *w = worker_to(ep, "early", noop);
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, run_worker, w) == 0);
+    /* Its first tries are refused (nobody listens yet): not a lost connection. */
+    snprintf(db, sizeof db, "%s/late.db", dir);
+    gg_orchestrator_options o = GG_ORCHESTRATOR_OPTIONS_INIT;
+    o.db_path = db;
+    o.bind = ep;
+    o.insecure = 1;
+    o.local_workers = 0;
+    gg_orchestrator_t *orch = NULL;
+    CHECK_RC(gg_orchestrator_new(&orch, &o), 0);
+    on_arg oa = { w, ep };
+    CHECK(test_wait_for(worker_on_cond, &oa));
+    CHECK(worker_stat(w, "reconnects") == 0);
+    CHECK(worker_stat(w, "failovers") == 0);
+    gg_worker_stop(w);
+    CHECK(join_within(th));
+    gg_worker_destroy(&w);
+    gg_orchestrator_destroy(&orch);
+    gg_executor_destroy(&noop);
+}
+
+/* ---- a hub that accepts connections and never answers (a hung process) ---- */
+
+static void test_silent_hub(void)
+{
+    char silent[64], ep[64], list[160];
+    ggpeer_endpoint(silent, sizeof silent);
+    void *ctx = zmq_ctx_new(), *sock = zmq_socket(ctx, ZMQ_ROUTER);
+    int zero = 0;
+    zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);
+    CHECK(zmq_bind(sock, silent) == 0); /* connections complete; nothing is ever read */
+    gg_orchestrator_t *o = serve_here(ep, "after_silence.db");
+    CHECK(strcmp(silent, ep) != 0);
+    snprintf(list, sizeof list, "%s,%s", silent, ep);
+    gg_executor_t *noop = noop_executor();
+    gg_worker_t *w = worker_to(list, "patient", noop);
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, run_worker, w) == 0);
+    /* The client and the worker leave the silent one after 3 heartbeat intervals. */
+    gg_client_t *c = client_to(list, (int)TEST_DEADLINE_MS);
+    char *st = NULL;
+    CHECK_RC(gg_client_status(c, NULL, &st), 0);
+    CHECK_CONTAINS(st, "\"nodes\"");
+    gg_free(st);
+    on_arg oa = { w, ep };
+    CHECK(test_wait_for(worker_on_cond, &oa));
+    CHECK(worker_stat(w, "failovers") >= 1);
+    gg_client_destroy(&c);
+    gg_worker_stop(w);
+    CHECK(join_within(th));
+    gg_worker_destroy(&w);
+    gg_orchestrator_destroy(&o);
+    gg_executor_destroy(&noop);
+    zmq_close(sock);
+    zmq_ctx_term(ctx);
 }
 
 int main(void)
@@ -550,8 +839,11 @@ int main(void)
     test_bad_lists();
     test_passive_then_active();
     test_all_down();
+    test_single_endpoint_waits();
+    test_silent_hub();
     test_kill9_moves();
     test_leases_kept_by_instance();
+    test_held_results_after_welcome();
     test_remove_dir(dir);
     return test_exit();
 }

@@ -6,7 +6,8 @@
  * gg_client_t; the transport counts what it carried, so the test knows it was used. Failure
  * paths: vtables with missing slots or an unknown version (destroy runs once), options that
  * do not go with a custom transport, a hub that cannot open, a worker or a client whose
- * endpoint has no hub, and sends refused as full (GG_EBUSY) that lose no task.
+ * endpoint has no hub (or none of whose endpoints has; a client given a list whose first has
+ * none works on the next), and sends refused as full (GG_EBUSY) that lose no task.
  * Links the shared library only.
  */
 #include <pthread.h>
@@ -102,7 +103,7 @@ static void test_remote_worker_and_client(gg_transport_t *tp, qt *t)
 
     gg_client_options co;
     gg_client_options_init(&co, GG_CLIENT_OPTIONS_VERSION);
-    co.connect = "bus://grid";
+    co.connect = "bus://nobody,bus://grid"; /* a list: the first has no hub, the second */
     co.custom_transport = tp;
     co.name = "bus-client";
     gg_client_t *c = NULL;
@@ -227,6 +228,12 @@ static void test_refusals(gg_transport_t *tp, qt *t)
     if (w)
         CHECK_RC(gg_worker_run(w), GG_ENOTFOUND);
     gg_worker_destroy(&w);
+    /* A list where no endpoint has a hub: the same, with the first one's error. */
+    wo.connect = "bus://nobody,bus://none";
+    CHECK_RC(gg_worker_new(&w, &wo), GG_OK);
+    if (w)
+        CHECK_RC(gg_worker_run(w), GG_ENOTFOUND);
+    gg_worker_destroy(&w);
     wo.curve_key_file = "w.key";
     wo.curve_server_key = "x";
     CHECK_RC(gg_worker_new(&w, &wo), GG_EINVAL);
@@ -238,6 +245,10 @@ static void test_refusals(gg_transport_t *tp, qt *t)
     co.custom_transport = tp;
     gg_client_t *c = NULL;
     CHECK_RC(gg_client_new(&c, &co), GG_ENOTFOUND);
+    CHECK(c == NULL);
+    co.connect = "bus://nobody,bus://none";
+    CHECK_RC(gg_client_new(&c, &co), GG_ENOTFOUND);
+    CHECK_CONTAINS(gg_error_last(), "none of the endpoints");
     CHECK(c == NULL);
     CHECK(open_sockets(t) == 0);
 }
