@@ -37,7 +37,8 @@
 # process's CPU per task in both (the figure a busy shared machine disturbs least).
 # Environment: BUILD (build dir, default build), N (tasks, default 200000), QUEUE (jobs a
 # worker holds ahead, default 1024), ROUNDS (default 3), MEMORY (0/1), PEERS_N (Dask/Celery
-# tasks, default 5000), PEERS (0: skip Dask and Celery), OBSERVE (0: skip the HTTP variants).
+# tasks, default 5000), PEERS (0: skip Dask and Celery), OBSERVE (0: skip the HTTP variants),
+# HA (1: also the grid with a standby backup attached against alone, alternating rounds).
 set -uo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -98,11 +99,23 @@ tasks "$n" "$tmp/tasks.jsonl"
 # both sides of a ratio see the same load on the machine.
 grid_round() { # name [http|observed]
     local ep="tcp://127.0.0.1:$(port)" db="$tmp/grid$1.db" serve t0 t1 t2 c0 c1 cw1 cw2 i
-    local mode=${2:-} http_args=() hport obs=""
-    if [ -n "$mode" ]; then hport=$(port); http_args=(--http "127.0.0.1:$hport"); fi
+    local mode=${2:-} http_args=() hport obs="" backup="" bep
+    if [ "$mode" = http ] || [ "$mode" = observed ]; then
+        hport=$(port); http_args=(--http "127.0.0.1:$hport")
+    fi
+    if [ "$mode" = ha ]; then
+        # A standby pair (docs/ha.md): replies wait for the backup's ack of their batch.
+        bep="tcp://127.0.0.1:$(port)"
+        http_args=(--ha-role primary --ha-peer "$bep" --log-level info)
+        $gg serve --insecure --bind "$bep" --db "$tmp/backup$1.db" --ha-role backup \
+            --ha-peer "$ep" 2>"$tmp/backup$1.log" & backup=$!; pids+=($backup)
+    fi
     $gg serve --insecure --bind "$ep" --db "$db" "${http_args[@]}" 2>"$tmp/serve$1.log" &
     serve=$!; pids+=($serve)
     sleep 0.3
+    if [ -n "$backup" ]; then
+        while ! grep -q "the backup is attached" "$tmp/serve$1.log"; do sleep 0.05; done
+    fi
     t0=$(now)
     $gg submit --insecure --connect "$ep" "$tmp/tasks.jsonl" >/dev/null || {
         echo "dispatch: submit failed"; exit 1; }
@@ -146,8 +159,8 @@ PY
         kill -INT "$obs" 2>/dev/null; wait "$obs" 2>/dev/null
         observed_note=$(tail -1 "$tmp/observe$1.log")
     fi
-    kill "${wpids[@]}" "$serve" 2>/dev/null
-    wait "${wpids[@]}" "$serve" 2>/dev/null
+    kill "${wpids[@]}" "$serve" $backup 2>/dev/null
+    wait "${wpids[@]}" "$serve" $backup 2>/dev/null
 }
 us() { $py -c "print(round(1e6*($1)/$hz/$n, 1))"; }
 fmedian() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
@@ -188,6 +201,23 @@ if [ "${OBSERVE:-1}" != 0 ]; then
         "observing costs $($py -c "print('%.1f%%' % (100*($sc/$ic-1)))") more CPU"
 fi
 grid=$(median "${grids[@]}")
+
+# --- the cost of a standby: the same grid with a backup attached (HA=1), alternating.
+if [ "${HA:-0}" != 0 ]; then
+    alones=(); pairs=()
+    for r in $(seq "$rounds"); do
+        grid_round "a$r"; alones+=("$grid")
+        grid_round "p$r" ha; pairs+=("$grid")
+        echo "round $r: alone ${alones[-1]} tasks/s, with a backup attached ${pairs[-1]} tasks/s"
+    done
+    alone=$(median "${alones[@]}"); paired=$(median "${pairs[@]}")
+    echo "python: $py ($($py --version 2>&1))"
+    echo "grid alone (median of $rounds): $alone tasks/s"
+    echo "grid with a backup attached (median of $rounds): $paired tasks/s"
+    echo "cost of replication: $($py -c "print('%.1f%%' % (100*(1-$paired/$alone)))") of" \
+        "throughput (target: at most 25%)"
+    grid=$(median "${grids[@]}")
+fi
 
 # --- Dask
 dask="skipped"

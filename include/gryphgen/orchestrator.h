@@ -38,7 +38,7 @@ extern "C" {
 typedef struct gg_orchestrator gg_orchestrator_t;
 
 /** Version of gg_orchestrator_options this header describes. */
-#define GG_ORCHESTRATOR_OPTIONS_VERSION 4 /* 4 added max_tokens */
+#define GG_ORCHESTRATOR_OPTIONS_VERSION 4 /* 4 added max_tokens and the ha_ fields */
 
 /** Options for gg_orchestrator_new(). Fields are only ever appended. */
 typedef struct gg_orchestrator_options {
@@ -109,12 +109,23 @@ typedef struct gg_orchestrator_options {
                                       progress are interrupted; 0 (default):
                                       $GRYPHGEN_MAX_TOKENS, else no limit; negative: no
                                       limit, whatever the environment says */
+    const char *ha_role;         /**< "primary" or "backup": one of a standby pair (zguide's
+                                      Binary Star, docs/ha.md): the active one streams its
+                                      committed state to the other, which takes over when
+                                      the active one falls silent and workers or clients
+                                      turn to it. Needs ha_peer, a bind endpoint and
+                                      local_workers = 0. NULL (default): a lone server */
+    const char *ha_peer;         /**< the other server's bind endpoint (tcp://host:port);
+                                      with CURVE both servers use the same key pair */
+    unsigned ha_timeout_ms;      /**< the peer is dead after this long without a heartbeat
+                                      (heartbeats every 100 ms); 400 to 600000; 0: 500 */
 } gg_orchestrator_options;
 
 /** Static initialiser with defaults. */
 #define GG_ORCHESTRATOR_OPTIONS_INIT \
     { GG_ORCHESTRATOR_OPTIONS_VERSION, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
-      GG_LOG_WARN, NULL, NULL, NULL, NULL, 1, 0, NULL, NULL, 0, NULL, 0, NULL, 0, NULL, 0 }
+      GG_LOG_WARN, NULL, NULL, NULL, NULL, 1, 0, NULL, NULL, 0, NULL, 0, NULL, 0, NULL, 0, \
+      NULL, NULL, 0 }
 
 /**
  * Fills *opts with defaults for the given version (1 to GG_ORCHESTRATOR_OPTIONS_VERSION: an

@@ -15,6 +15,7 @@
 #include <sqlite3.h>
 
 #include "endpoint_rule.h"
+#include "ha.h"
 #include "../core/options.h"
 #include "orq.h"
 #include "protocol.h"
@@ -29,7 +30,7 @@ GGI_OPTIONS_LAYOUT(orchestrator_options, gg_orchestrator_options,
                    GGI_OPTIONS_END(gg_orchestrator_options, transport),
                    GGI_OPTIONS_END(gg_orchestrator_options, insecure),
                    GGI_OPTIONS_END(gg_orchestrator_options, custom_transport),
-                   GGI_OPTIONS_END(gg_orchestrator_options, max_tokens));
+                   GGI_OPTIONS_END(gg_orchestrator_options, ha_timeout_ms));
 
 int gg_orchestrator_options_init(gg_orchestrator_options *opts, unsigned version)
 {
@@ -211,6 +212,26 @@ static int check_binds(const gg_orchestrator_options *opts)
     return GG_OK;
 }
 
+/* A standby pair's options: a role, the peer, an endpoint to be reached at, no local
+ * workers (a passive server runs no work), the built-in transport. */
+static int check_ha(const gg_orchestrator_options *opts)
+{
+    if (!opts->ha_role && !opts->ha_peer)
+        return GG_OK;
+    if (!opts->ha_role || !opts->ha_peer)
+        return ggi_error(GG_EINVAL, "ha_role and ha_peer go together");
+    if (!opts->bind || !*opts->bind)
+        return ggi_error(GG_EINVAL, "ha_role needs a bind endpoint (where workers, clients "
+                         "and the peer reach this server)");
+    if (opts->local_workers)
+        return ggi_error(GG_EINVAL, "ha_role needs local_workers = 0 (a standby runs no "
+                         "work; run workers as processes that know both endpoints)");
+    if (opts->custom_transport)
+        return ggi_error(GG_EUNSUPPORTED, "ha_role works over the built-in ZeroMQ transport "
+                         "only");
+    return GG_OK;
+}
+
 static int start_threads(gg_orchestrator_t *o)
 {
     int rc = o->transport.vt.hub_open(o->transport.self, o->endpoint, &o->hub);
@@ -335,6 +356,8 @@ int gg_orchestrator_new(gg_orchestrator_t **out, const gg_orchestrator_options *
                          "admitted, with their roles)");
     if (!opts->custom_transport && (rc_sec = check_binds(opts)) != GG_OK)
         return rc_sec;
+    if ((rc_sec = check_ha(opts)) != GG_OK)
+        return rc_sec;
     int rc = gg_init();
     if (rc != GG_OK)
         return rc;
@@ -361,7 +384,8 @@ int gg_orchestrator_new(gg_orchestrator_t **out, const gg_orchestrator_options *
     o->local_workers = opts->local_workers != 0;
     o->max_queued = opts->max_queued;
     o->max_tokens = opts->max_tokens;
-    o->hb_ms = GGI_HEARTBEAT_MS;
+    /* A pair's workers must notice a dead server soon, to turn to the other. */
+    o->hb_ms = opts->ha_role ? GGI_HA_WORKER_HB_MS : GGI_HEARTBEAT_MS;
     if (opts->bind && *opts->bind && !(o->bind = ggi_strdup(opts->bind))) {
         free(o);
         return ggi_error(GG_ENOMEM, "out of memory");
@@ -382,7 +406,12 @@ int gg_orchestrator_new(gg_orchestrator_t **out, const gg_orchestrator_options *
     }
     if (rc == GG_OK && (rc = ggi_store_open(&o->sched_store, o->db_path)) == GG_OK) {
         int n = 0;
-        rc = ggi_store_recover(o->sched_store, &n);
+        /* One of a pair recovers when it becomes active (ggi_ha_become_active): until then
+         * its database may be a replica being written by the other. */
+        if (opts->ha_role)
+            rc = ggi_ha_new(&o->ha, o, opts->ha_role, opts->ha_peer, opts->ha_timeout_ms);
+        else
+            rc = ggi_store_recover(o->sched_store, &n);
         if (rc == GG_OK && n > 0)
             ggi_log(&o->log, GG_LOG_INFO, "resuming %d interrupted task(s)", n);
         /* The scheduler writes every state change: its commits do not wait for checkpoints. */
@@ -405,6 +434,9 @@ int gg_orchestrator_new(gg_orchestrator_t **out, const gg_orchestrator_options *
         ggi_zmq_security sec = {0};
         sec.server_key_file = opts->curve_key_file;
         sec.authorized_keys_file = opts->authorized_keys_file;
+        /* The pair share one key pair: the peer link authenticates with it. */
+        if (opts->ha_role)
+            sec.server_public_key = opts->curve_key_file;
         sec.log = o->log;
         rc = ggi_zmq_transport_new_secure(&o->transport, &sec);
     } else if (rc == GG_OK) {
@@ -414,6 +446,8 @@ int gg_orchestrator_new(gg_orchestrator_t **out, const gg_orchestrator_options *
         rc = ggi_orq_observe_start_alerts(o, opts);
     if (rc == GG_OK)
         rc = start_threads(o);
+    if (rc == GG_OK && o->ha)
+        rc = ggi_ha_start(o->ha);
     if (rc == GG_OK)
         rc = ggi_orq_observe_start_front_door(o, opts);
     if (rc != GG_OK) {
@@ -441,6 +475,7 @@ void gg_orchestrator_destroy(gg_orchestrator_t **po)
     gg_worker_destroy(&o->local);
     if (o->scheduler_started)
         pthread_join(o->scheduler, NULL);
+    ggi_ha_destroy(&o->ha); /* its link uses the transport */
     ggi_orq_observe_stop_alerts(o); /* no events come any more */
     if (o->ctl_peer)
         o->transport.vt.close(o->ctl_peer);
@@ -515,6 +550,9 @@ int gg_orchestrator_submit(gg_orchestrator_t *o, const char *task_json, char **o
         return ggi_error(GG_ESTATE, "the orchestrator is shutting down");
     if (ggi_orq_failed(o) != GG_OK)
         return GG_ESTORE;
+    if (o->ha)
+        return ggi_error(GG_EUNSUPPORTED, "one of a standby pair takes tasks from clients "
+                         "over ggp/1 only (their writes are replicated; see docs/ha.md)");
     ggi_task *t = NULL;
     int rc = ggi_task_parse(task_json, strlen(task_json), &t);
     if (rc != GG_OK)

@@ -63,6 +63,7 @@ struct gg_orchestrator {
     unsigned max_queued;         /* unfinished tasks before busy; 0: no limit */
     long long max_tokens;        /* option max_tokens: 0 the environment's, < 0 no limit */
     int hb_ms;
+    struct ggi_ha *ha;           /* one of a standby pair (ha.h), or NULL */
     atomic_llong queued;         /* unfinished tasks in the database, for the busy answer */
     atomic_llong ends_unheard;   /* ended tasks whose end is written but not yet told (their
                                   * events, waiters): drain waits for them too */

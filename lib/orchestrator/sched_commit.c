@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../store/replica.h"
+#include "ha.h"
 #include "sched.h"
 
 void ggi_orq_signal_done(gg_orchestrator_t *o);
@@ -238,6 +240,11 @@ static void complete_batch(sched *s, ggi_batch *b, int idle)
         fail_batch(s, b, pd);
         return;
     }
+    /* One of a pair tells nothing before its standby holds it too (when one is attached):
+     * a batch the writer wrote waits for its own sequence; any other (completed with the
+     * writer idle) for everything committed so far. */
+    if (s->o->ha)
+        ggi_ha_wait_acked(s->o->ha, idle ? ggi_replica_seq(s->db) : b->repl_seq);
     cJSON *ev;
     cJSON_ArrayForEach(ev, pd->events)
     {

@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "../retrieval/retriever_none.h"
+#include "ha.h"
 #include "sched.h"
 
 static void on_hello(sched *s, const gg_transport_msg *msg, const cJSON *b)
@@ -131,6 +132,10 @@ static void refuse_request(sched *s, const gg_transport_msg *msg, ggp_type t, co
 static void on_message(sched *s, const gg_transport_msg *msg)
 {
     gg_orchestrator_t *o = s->o;
+    if (o->ha && ggi_ha_is_frame(msg->data, msg->len)) {
+        ggi_ha_on_hub_frame(o->ha, msg); /* the standby's heartbeats */
+        return;
+    }
     ggp_msg m = { GGP_UNKNOWN, NULL };
     /* Results as workers write them are read without a tree for their envelope; anything
      * else (or a results message written otherwise) goes through the full decoder. */
@@ -314,9 +319,32 @@ static long long run_token_budget(const gg_orchestrator_t *o, const ggi_logger *
     return n;
 }
 
+/* One of a standby pair stands by until it becomes active (ha.c), then starts as after a
+ * restart: its tasks that the other server ran are requeued. 1: go on (*first: the hello
+ * that made it active, or NULL), 0: stopping or failed. */
+static int stand_by(gg_orchestrator_t *o, gg_transport_msg **first)
+{
+    *first = NULL;
+    if (!o->ha)
+        return 1;
+    if (!ggi_ha_passive_loop(o->ha, first))
+        return 0;
+    if (ggi_ha_become_active(o->ha) != GG_OK) {
+        ggi_orq_fail(o, 0, gg_error_last());
+        ggi_ha_free_msg(*first);
+        *first = NULL;
+        return 0;
+    }
+    return 1;
+}
+
 void *ggi_scheduler_main(void *arg)
 {
     gg_orchestrator_t *o = arg;
+    gg_transport_msg *first = NULL;
+    if (!stand_by(o, &first))
+        return NULL;
+    ggi_batch *held = NULL; /* written, waiting for the standby's ack */
     sched s;
     memset(&s, 0, sizeof s);
     s.o = o;
@@ -348,6 +376,10 @@ void *ggi_scheduler_main(void *arg)
     int64_t unfinished = 0;
     if (ggi_grid_unfinished(s.g, &unfinished) == GG_OK)
         atomic_store(&o->queued, unfinished);
+    if (first) { /* the hello that made this server active */
+        on_message(&s, first);
+        ggi_ha_free_msg(first);
+    }
     while (!atomic_load(&o->stopping) && !s.dead) {
         /* The writer wrote the last batch meanwhile: what waited for it goes now, and the
          * tasks it claimed are dispatched. Jobs need no commit first: a result is recorded
@@ -360,8 +392,18 @@ void *ggi_scheduler_main(void *arg)
          * does not wait for it: the next bursts are handled into the same batch (a slow
          * commit makes the next batch bigger, not the scheduler idle), and the writer is
          * looked at again at least every millisecond. */
-        ggi_batch *done = NULL;
-        int writing = !ggi_writer_poll(s.writer, &done);
+        ggi_batch *done = held;
+        int writing = 0;
+        held = NULL;
+        if (!done)
+            writing = !ggi_writer_poll(s.writer, &done);
+        /* One of a standby pair holds a written batch until its standby acked it, handling
+         * messages into the next meanwhile (which grows, as it does while a commit is slow),
+         * rather than blocking in complete_batch. */
+        if (!writing && done && o->ha && !done->failed && !ggi_ha_acked(o->ha, done->repl_seq)) {
+            held = done;
+            writing = 1;
+        }
         if (!writing) {
             writing = ggi_sched_handoff(&s, done); /* busy again with a new batch, or still idle */
             if (s.dead)
@@ -392,6 +434,8 @@ void *ggi_scheduler_main(void *arg)
     }
     /* The last writes, and those that completing them made (a claimed task that cannot be
      * read ends at once). */
+    if (held && !s.dead)
+        ggi_sched_handoff(&s, held); /* completed once acked, or the standby given up on */
     for (int i = 0; i < 3 && !s.dead; i++) {
         ggi_sched_handoff(&s, ggi_writer_wait(s.writer));
         ggi_sched_sync_point(&s);

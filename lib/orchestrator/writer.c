@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "metrics.h"
+#include "../store/replica.h"
 #include "writer.h"
 
 #define MAX_SUBMITTERS 256 /* submitters served per claim */
@@ -249,6 +250,7 @@ static int try_batch(ggi_writer *w, ggi_batch *b)
     }
     if (ggi_store_commit(w->s) != GG_OK)
         return try_lost(w, b);
+    b->repl_seq = ggi_replica_seq(w->s);
     return 0;
 }
 

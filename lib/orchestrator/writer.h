@@ -50,6 +50,7 @@ typedef struct ggi_batch {
     int n_held;               /* claimed entries whose blocks the writer frees next time */
     int queue_empty;          /* the claim found fewer tasks than it wanted */
     unsigned long tag;        /* the scheduler's */
+    int64_t repl_seq;         /* the replication sequence after its commit (replica.h) */
 } ggi_batch;
 
 typedef struct ggi_writer ggi_writer;

@@ -14,6 +14,7 @@
 
 #include "../core/dbfile.h"
 #include "checkpointer.h"
+#include "replica.h"
 #include "store.h"
 
 #define BUSY_TIMEOUT_MS 5000
@@ -354,7 +355,14 @@ struct ggi_store {
     sqlite3_stmt *stmts[Q_COUNT_];
     unsigned char in_use[Q_COUNT_]; /* a cached statement lent out and not yet returned */
     int fault; /* the database's own failure since the last begin (ggi_store_fault), or 0 */
+    ggi_replica *replica; /* records each transaction for a standby (replica.c), or NULL */
 };
+
+ggi_replica **ggi_store_replica_slot(ggi_store *s);
+ggi_replica **ggi_store_replica_slot(ggi_store *s)
+{
+    return &s->replica;
+}
 
 /* ---- errors ---- */
 
@@ -530,6 +538,8 @@ static int counts_write(ggi_store *s)
 static void rollback_quiet(ggi_store *s)
 {
     counts_forget(s);
+    if (s->replica)
+        ggi_replica_after_commit(s->replica, 0);
     if (sqlite3_get_autocommit(s->db))
         return;
     sqlite3_stmt *st;
@@ -567,8 +577,12 @@ static int commit_or_rollback(ggi_store *s)
                          s->path ? s->path : "?");
     }
     int rc = counts_write(s);
+    if (!rc && s->replica)
+        rc = ggi_replica_before_commit(s->replica);
     if (!rc)
         rc = run_simple(s, Q_COMMIT, "committing");
+    if (!rc && s->replica)
+        ggi_replica_after_commit(s->replica, 1);
     if (rc && !sqlite3_get_autocommit(s->db)) {
         char saved[1024];
         snprintf(saved, sizeof saved, "%s", gg_error_last());
@@ -591,6 +605,8 @@ static int tx_begin(ggi_store *s, int *own)
     int rc = run_simple(s, Q_BEGIN, "starting a transaction");
     if (rc == 0)
         *own = 1;
+    if (rc == 0 && s->replica)
+        ggi_replica_on_begin(s->replica);
     return rc;
 }
 
@@ -890,6 +906,7 @@ void ggi_store_close(ggi_store **ps)
         return;
     ggi_store *s = *ps;
     ggi_checkpointer_stop(&s->checkpointer);
+    ggi_replica_free(s->replica);
     for (int i = 0; i < Q_COUNT_; i++)
         sqlite3_finalize(s->stmts[i]);
     /* close_v2 so that a statement leaked by a bug cannot keep the handle from closing. */
@@ -937,7 +954,10 @@ int ggi_store_begin(ggi_store *s)
         return ggi_error(GG_ESTATE, "a transaction is already open (transactions do not nest)");
     counts_forget(s); /* left by a transaction SQLite rolled back by itself */
     s->fault = 0;
-    return run_simple(s, Q_BEGIN, "starting a transaction");
+    int rc = run_simple(s, Q_BEGIN, "starting a transaction");
+    if (rc == 0 && s->replica)
+        ggi_replica_on_begin(s->replica);
+    return rc;
 }
 
 int ggi_store_commit(ggi_store *s)
@@ -955,6 +975,8 @@ int ggi_store_rollback(ggi_store *s)
     if (!s)
         return ggi_error(GG_EINVAL, "ggi_store_rollback: s is NULL");
     counts_forget(s);
+    if (s->replica)
+        ggi_replica_after_commit(s->replica, 0);
     if (sqlite3_get_autocommit(s->db))
         return 0;
     return run_simple(s, Q_ROLLBACK, "rolling back");

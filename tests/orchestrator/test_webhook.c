@@ -552,12 +552,13 @@ static void test_bad_urls(void)
         CHECK(o == NULL);
         CHECK_CONTAINS(gg_error_last(), "http");
     }
-    /* options of version 3 (where the alerts came) are known; one beyond the header is not */
+    /* options of versions 3 and 4 (the standby pair's fields) are known; 5 is not */
     gg_orchestrator_options opts;
     CHECK_RC(gg_orchestrator_options_init(&opts, 3), GG_OK);
     CHECK(opts.webhooks == NULL && opts.front_door == NULL && opts.stall_alert_s == 0);
-    CHECK_RC(gg_orchestrator_options_init(&opts, GG_ORCHESTRATOR_OPTIONS_VERSION + 1),
-             GG_EVERSION);
+    CHECK_RC(gg_orchestrator_options_init(&opts, 4), GG_OK);
+    CHECK(opts.ha_role == NULL && opts.ha_peer == NULL && opts.ha_timeout_ms == 0);
+    CHECK_RC(gg_orchestrator_options_init(&opts, 5), GG_EVERSION);
 }
 
 int main(void)

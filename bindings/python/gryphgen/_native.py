@@ -152,7 +152,11 @@ class OrchestratorOptions(ctypes.Structure):
                 ("authorized_keys_file", ctypes.c_char_p), ("insecure", ctypes.c_int),
                 ("webhooks", ctypes.POINTER(ctypes.c_char_p)), ("stall_alert_s", ctypes.c_double),
                 ("front_door", ctypes.c_char_p), ("front_door_timeout_s", ctypes.c_double),
-                ("custom_transport", ctypes.c_void_p), ("max_tokens", ctypes.c_longlong)]
+                ("custom_transport", ctypes.c_void_p),
+                # version 4: the run's token budget; one of a standby pair (docs/ha.md)
+                ("max_tokens", ctypes.c_longlong),
+                ("ha_role", ctypes.c_char_p), ("ha_peer", ctypes.c_char_p),
+                ("ha_timeout_ms", ctypes.c_uint)]
 
 
 class WorkerOptions(ctypes.Structure):
