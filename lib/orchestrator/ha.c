@@ -834,20 +834,14 @@ void ggi_ha_on_hub_frame(ggi_ha *h, const gg_transport_msg *msg)
 /* The passive answer to a hello or request (rid 0 for a hello). */
 static void reply_passive(ggi_ha *h, const gg_transport_msg *msg, long long rid)
 {
-    cJSON *m = ggp_new(GGP_REPLY);
-    if (!m)
-        return;
-    cJSON_AddNumberToObject(m, "rid", (double)rid);
-    cJSON_AddBoolToObject(m, "ok", 0);
-    cJSON_AddNumberToObject(m, "code", GG_ESTATE);
-    pthread_mutex_lock(&h->mu);
     char text[200];
+    pthread_mutex_lock(&h->mu);
     snprintf(text, sizeof text, "passive: this orchestrator is the standby (%s); the "
              "active one is at its peer", ggi_ha_state_name(h->fsm.state));
     pthread_mutex_unlock(&h->mu);
-    cJSON_AddStringToObject(m, "message", text);
+    cJSON *m = ggp_build_reply_error(rid, GG_ESTATE, text);
     size_t len = 0;
-    char *t = ggp_print(m, &len);
+    char *t = m ? ggp_print(m, &len) : NULL;
     cJSON_Delete(m);
     if (t)
         h->o->transport.vt.hub_send(h->o->hub, msg->peer, msg->peer_len, t, len);
