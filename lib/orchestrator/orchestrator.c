@@ -326,24 +326,14 @@ int ggi_orq_prepare_task(ggi_task *t, char **out_spec, char out_hash[17])
     return GG_OK;
 }
 
-int gg_orchestrator_new(gg_orchestrator_t **out, const gg_orchestrator_options *opts)
+/* The options' values, each against its documented range. */
+static int check_options(const gg_orchestrator_options *opts)
 {
-    if (!out)
-        return ggi_error(GG_EINVAL, "out pointer is NULL");
-    *out = NULL;
-    gg_orchestrator_options defaults = GG_ORCHESTRATOR_OPTIONS_INIT;
-    if (!opts)
-        opts = &defaults;
-    /* Fields of later versions than the caller's read as their defaults. */
-    int rc_sec;
-    gg_orchestrator_options full = GG_ORCHESTRATOR_OPTIONS_INIT;
-    if (ggi_options_accept(&orchestrator_options, &full, opts))
-        return GG_EVERSION;
-    opts = &full;
+    int rc;
     if (opts->bind && strlen(opts->bind) > 4096)
         return ggi_error(GG_EINVAL, "bind is longer than 4096 bytes");
-    if ((rc_sec = check_transport(opts)) != GG_OK)
-        return rc_sec;
+    if ((rc = check_transport(opts)) != GG_OK)
+        return rc;
     if (opts->max_attempts > 100)
         return ggi_error(GG_EINVAL, "max_attempts must be from 1 to 100 (0: default 3)");
     if (opts->workers > 1024)
@@ -354,17 +344,17 @@ int gg_orchestrator_new(gg_orchestrator_t **out, const gg_orchestrator_options *
     if (opts->curve_key_file && (!opts->authorized_keys_file || !*opts->authorized_keys_file))
         return ggi_error(GG_EINVAL, "curve_key_file needs authorized_keys_file (the keys "
                          "admitted, with their roles)");
-    if (!opts->custom_transport && (rc_sec = check_binds(opts)) != GG_OK)
-        return rc_sec;
-    if ((rc_sec = check_ha(opts)) != GG_OK)
-        return rc_sec;
-    int rc = gg_init();
-    if (rc != GG_OK)
+    if (!opts->custom_transport && (rc = check_binds(opts)) != GG_OK)
         return rc;
+    return check_ha(opts);
+}
 
+/* The object with its locks and the options' plain values; NULL when out of memory. */
+static gg_orchestrator_t *new_object(const gg_orchestrator_options *opts)
+{
     gg_orchestrator_t *o = calloc(1, sizeof *o);
     if (!o)
-        return ggi_error(GG_ENOMEM, "out of memory");
+        return NULL;
     ggi_metrics_init(&o->metrics);
     pthread_mutex_init(&o->api_mu, NULL);
     pthread_mutex_init(&o->ctl_mu, NULL);
@@ -388,7 +378,7 @@ int gg_orchestrator_new(gg_orchestrator_t **out, const gg_orchestrator_options *
     o->hb_ms = opts->ha_role ? GGI_HA_WORKER_HB_MS : GGI_HEARTBEAT_MS;
     if (opts->bind && *opts->bind && !(o->bind = ggi_strdup(opts->bind))) {
         free(o);
-        return ggi_error(GG_ENOMEM, "out of memory");
+        return NULL;
     }
     /* A host's transport opens its hub under the name bind gives, when it gives one. */
     if (opts->custom_transport && o->bind)
@@ -396,7 +386,14 @@ int gg_orchestrator_new(gg_orchestrator_t **out, const gg_orchestrator_options *
     else
         snprintf(o->endpoint, sizeof o->endpoint, "inproc://gryphgen-orchestrator-%u",
                  atomic_fetch_add(&orchestrator_counter, 1));
+    return o;
+}
 
+/* The database (the caller's, or a temporary one), recovered or handed to the standby pair,
+ * and the scheduler's and the API's connections to it. */
+static int open_stores(gg_orchestrator_t *o, const gg_orchestrator_options *opts)
+{
+    int rc = GG_OK;
     if (opts->db_path) {
         o->db_path = ggi_strdup(opts->db_path);
         if (!o->db_path)
@@ -421,6 +418,48 @@ int gg_orchestrator_new(gg_orchestrator_t **out, const gg_orchestrator_options *
     }
     if (rc == GG_OK)
         rc = ggi_store_open(&o->api_store, o->db_path);
+    return rc;
+}
+
+/* The transport: the host's own, ZeroMQ with CURVE, or plain ZeroMQ. */
+static int open_transport(gg_orchestrator_t *o, const gg_orchestrator_options *opts)
+{
+    if (opts->custom_transport) {
+        ggi_transport_borrow(&o->transport, opts->custom_transport);
+        return GG_OK;
+    }
+    if (!opts->curve_key_file)
+        return ggi_zmq_transport_new(&o->transport);
+    ggi_zmq_security sec = {0};
+    sec.server_key_file = opts->curve_key_file;
+    sec.authorized_keys_file = opts->authorized_keys_file;
+    /* The pair share one key pair: the peer link authenticates with it. */
+    if (opts->ha_role)
+        sec.server_public_key = opts->curve_key_file;
+    sec.log = o->log;
+    return ggi_zmq_transport_new_secure(&o->transport, &sec);
+}
+
+int gg_orchestrator_new(gg_orchestrator_t **out, const gg_orchestrator_options *opts)
+{
+    if (!out)
+        return ggi_error(GG_EINVAL, "out pointer is NULL");
+    *out = NULL;
+    gg_orchestrator_options defaults = GG_ORCHESTRATOR_OPTIONS_INIT;
+    if (!opts)
+        opts = &defaults;
+    /* Fields of later versions than the caller's read as their defaults. */
+    gg_orchestrator_options full = GG_ORCHESTRATOR_OPTIONS_INIT;
+    if (ggi_options_accept(&orchestrator_options, &full, opts))
+        return GG_EVERSION;
+    opts = &full;
+    int rc = check_options(opts);
+    if (rc != GG_OK || (rc = gg_init()) != GG_OK)
+        return rc;
+    gg_orchestrator_t *o = new_object(opts);
+    if (!o)
+        return ggi_error(GG_ENOMEM, "out of memory");
+    rc = open_stores(o, opts);
     if (rc == GG_OK)
         rc = setup_backends(o, opts);
     /* An openai generator without a journal of its own keeps it (and its bandit) here. */
@@ -428,20 +467,8 @@ int gg_orchestrator_new(gg_orchestrator_t **out, const gg_orchestrator_options *
         ggi_generator_attach_journal(o->generator, o->db_path) != GG_OK)
         ggi_log(&o->log, GG_LOG_WARN, "generator journal in %s: %s", o->db_path,
                 gg_error_last());
-    if (rc == GG_OK && opts->custom_transport) {
-        ggi_transport_borrow(&o->transport, opts->custom_transport);
-    } else if (rc == GG_OK && opts->curve_key_file) {
-        ggi_zmq_security sec = {0};
-        sec.server_key_file = opts->curve_key_file;
-        sec.authorized_keys_file = opts->authorized_keys_file;
-        /* The pair share one key pair: the peer link authenticates with it. */
-        if (opts->ha_role)
-            sec.server_public_key = opts->curve_key_file;
-        sec.log = o->log;
-        rc = ggi_zmq_transport_new_secure(&o->transport, &sec);
-    } else if (rc == GG_OK) {
-        rc = ggi_zmq_transport_new(&o->transport);
-    }
+    if (rc == GG_OK)
+        rc = open_transport(o, opts);
     if (rc == GG_OK)
         rc = ggi_orq_observe_start_alerts(o, opts);
     if (rc == GG_OK)
