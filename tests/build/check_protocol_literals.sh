@@ -17,7 +17,9 @@ patterns=(-e '"ggp"' -e '\"ggp\"' -e '"t"' -e '\"t\"')
 
 # The codec itself must hold them: otherwise the patterns (or the root) are wrong and the
 # check below would pass on anything.
-if ! cat "$root"/lib/orchestrator/protocol*.c | grep -qF "${patterns[@]}"; then
+# (grep reads the files itself: `cat | grep -q` under pipefail fails when grep stops early
+# and cat dies of SIGPIPE.)
+if ! grep -qF "${patterns[@]}" "$root"/lib/orchestrator/protocol*.c; then
     echo "check_protocol_literals: the codec (lib/orchestrator/protocol*.c) writes no envelope: wrong root or stale patterns"
     exit 1
 fi
