@@ -28,10 +28,6 @@
 #define RESULT_BATCH 256 /* results per message (one per message when they are large) */
 #define RESULT_WAKE 32   /* results that wake the socket thread before its poll ends */
 #define BUSY_POLL_MS 1   /* how long the socket thread waits while jobs run */
-/* How long it waits while jobs also wait in the queue: every slot is busy and its next job is
- * here, so a later look at the socket idles no slot; fewer wakeups take less CPU from the
- * jobs (a result that empties the queue and ends a slot's job still wakes it at once). */
-#define QUEUED_POLL_MS 5
 #define UNWELCOMED_POLL_MS 20 /* how long it waits for a welcome (results are held) */
 #define SILENT_BEATS 3   /* a hub silent for this many heartbeat intervals is gone */
 #define BACKOFF_MIN_MS 100  /* pause after a round of endpoints that all failed, doubling */
@@ -836,9 +832,9 @@ static int flush_results(gg_worker_t *w, void *peer, int *stalled)
 }
 
 /* How long the socket thread may wait for messages. While jobs run, it first waits (up to
- * BUSY_POLL_MS, QUEUED_POLL_MS while jobs are queued too) for their results to make a batch
- * and then only looks at the socket; when results could not be sent (stalled), it waits
- * BUSY_POLL_MS on the socket instead of spinning; idle, it waits on the socket for idle_ms. */
+ * BUSY_POLL_MS) for their results to make a batch and then only looks at the socket; when
+ * results could not be sent (stalled), it waits BUSY_POLL_MS on the socket instead of
+ * spinning; idle, it waits on the socket for idle_ms. */
 static int socket_wait_ms(gg_worker_t *w, int idle_ms, int stalled)
 {
     pthread_mutex_lock(&w->mu);
@@ -846,7 +842,7 @@ static int socket_wait_ms(gg_worker_t *w, int idle_ms, int stalled)
     if (jobs > 0 && !stalled && w->done.n < RESULT_WAKE) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += (w->count > 0 ? QUEUED_POLL_MS : BUSY_POLL_MS) * 1000000L;
+        ts.tv_nsec += BUSY_POLL_MS * 1000000L;
         if (ts.tv_nsec >= 1000000000L) {
             ts.tv_sec++;
             ts.tv_nsec -= 1000000000L;
