@@ -76,6 +76,8 @@ static const char ZYGOTE_PY[] =
     "_libc.syscall.argtypes = (ctypes.c_long, ctypes.c_long, ctypes.c_long)\n"
     "_libc.syscall.restype = ctypes.c_long\n"
     "_now = time.monotonic_ns\n"
+    "# capset's header and data types, made once in the zygote (a job making them costs CPU)\n"
+    "_CAP_HEADER, _CAP_DATA = ctypes.c_uint32 * 2, ctypes.c_uint32 * 6\n"
     "\n"
     "\n"
     "def _c(r, what):\n"
@@ -142,7 +144,7 @@ static const char ZYGOTE_PY[] =
     "def _warm():\n"
     "    # The first steps of every job write to the same pages of the interpreter's memory,\n"
     "    # which the fork shares with the zygote: taking them ahead copies those pages now, while\n"
-    "    # no job waits.\n"
+    "    # no job waits. (Run once in the zygote itself too, before it freezes its objects.)\n"
     "    for fd, mode in ((0, 'r'), (1, 'w'), (2, 'w')):\n"
     "        f = io.FileIO(fd, mode, closefd=False)\n"
     "        io.TextIOWrapper(io.BufferedReader(f) if mode == 'r' else io.BufferedWriter(f),\n"
@@ -250,7 +252,7 @@ static const char ZYGOTE_PY[] =
     "    os.setresgid(req['gid'], req['gid'], req['gid'])\n"
     "    os.setresuid(req['uid'], req['uid'], req['uid'])\n"
     "    _libc.prctl(47, 4, 0, 0, 0)  # PR_CAP_AMBIENT_CLEAR_ALL\n"
-    "    _c(_libc.capset((ctypes.c_uint32 * 2)(0x20080522, 0), (ctypes.c_uint32 * 6)()),\n"
+    "    _c(_libc.capset(_CAP_HEADER(0x20080522, 0), _CAP_DATA()),\n"
     "       'drop its capabilities')\n"
     "    os.environ.clear()\n"
     "    for k, v in req['env']:\n"
@@ -507,6 +509,11 @@ static const char ZYGOTE_PY[] =
     "            __import__(m)\n"
     "        except ImportError:\n"
     "            pass\n"
+    "    # What every job's first steps set up lazily in the interpreter (the compiler's and\n"
+    "    # the codecs' state, the interned strings they add, ctypes' array types) is set up\n"
+    "    # once here, before the freeze, instead of in each job: a first compile() in a process\n"
+    "    # forked from the zygote costs some 1 ms of CPU, a later one a tenth of that.\n"
+    "    _warm()\n"
     "    gc.collect()\n"
     "    gc.freeze()  # jobs' collections skip the zygote's objects: fewer pages copied\n"
     "    parked = []\n"
@@ -803,17 +810,16 @@ static char *make_key(const char *python, const char *const *envp, size_t *len)
     return ggi_buf_steal(&b);
 }
 
-/* Starts a zygote into z (the lock is held). */
-static int zygote_start(ggi_zygote_pool *p, zygote *z, const char *python,
-                        const char *const *envp)
+/* The zygote's environment: the job's, with HOME and TMPDIR neutral (NULL: out of memory;
+ * the strings stay the caller's). */
+static const char **zygote_env(const char *const *envp)
 {
-    /* The zygote's environment: the job's, with HOME and TMPDIR neutral. */
     size_t n = 0;
     while (envp && envp[n])
         n++;
     const char **env = calloc(n + 3, sizeof *env);
     if (!env)
-        return ggi_error(GG_ENOMEM, "out of memory");
+        return NULL;
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         if (!per_job_env(envp[i]))
@@ -822,19 +828,90 @@ static int zygote_start(ggi_zygote_pool *p, zygote *z, const char *python,
     env[k++] = "HOME=/";
     env[k++] = "TMPDIR=/tmp";
     env[k] = NULL;
+    return env;
+}
 
-    int sv[2] = { -1, -1 }, cv[2] = { -1, -1 }, devnull = -1, child_ctl = -1, child_cg = -1;
-    int rc = GG_OK;
+/* The descriptors a zygote is started with: its control socket (sv), with cgroups the socket
+ * that hands it groups made ahead (cv), /dev/null, and the child's ends duplicated above the
+ * standard ones. */
+typedef struct zygote_fds {
+    int sv[2], cv[2];
+    int devnull, child_ctl, child_cg;
+    int with_cg;
+} zygote_fds;
+
+static int zygote_fds_open(zygote_fds *f)
+{
+    f->sv[0] = f->sv[1] = f->cv[0] = f->cv[1] = -1;
+    f->devnull = f->child_ctl = f->child_cg = -1;
     /* With cgroups, a second socket hands it the groups its jobs' processes join ahead. */
-    int with_cg = ggi_cgroup_probe()->version != 0;
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0 ||
-        (with_cg && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, cv) < 0) ||
-        (devnull = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0 ||
-        (child_ctl = fcntl(sv[1], F_DUPFD_CLOEXEC, 10)) < 0 ||
-        (with_cg && (child_cg = fcntl(cv[1], F_DUPFD_CLOEXEC, 10)) < 0)) {
-        rc = ggi_error(GG_EIO, "cannot make the zygote's socket: %s", strerror(errno));
-        goto out;
+    f->with_cg = ggi_cgroup_probe()->version != 0;
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, f->sv) < 0 ||
+        (f->with_cg && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, f->cv) < 0) ||
+        (f->devnull = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0 ||
+        (f->child_ctl = fcntl(f->sv[1], F_DUPFD_CLOEXEC, 10)) < 0 ||
+        (f->with_cg && (f->child_cg = fcntl(f->cv[1], F_DUPFD_CLOEXEC, 10)) < 0))
+        return ggi_error(GG_EIO, "cannot make the zygote's socket: %s", strerror(errno));
+    return GG_OK;
+}
+
+static void zygote_fds_close(zygote_fds *f)
+{
+    for (int i = 0; i < 2; i++) {
+        if (f->sv[i] >= 0)
+            close(f->sv[i]);
+        if (f->cv[i] >= 0)
+            close(f->cv[i]);
     }
+    if (f->child_cg >= 0)
+        close(f->child_cg);
+    if (f->devnull >= 0)
+        close(f->devnull);
+    if (f->child_ctl >= 0)
+        close(f->child_ctl);
+}
+
+/* In the cloned child: default signal dispositions, its sandbox, the descriptors the script
+ * expects (0-2 /dev/null, 3 control, 4 cgroups), then the interpreter. Never returns. */
+static void zygote_child(ggi_sandbox_spec *s, const zygote_fds *f, int sync_wr,
+                         const char *python, const char *const *argv, const char **env)
+{
+    if (sync_wr >= 0)
+        close(sync_wr);
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (sig != SIGKILL && sig != SIGSTOP)
+            (void)sigaction(sig, &dfl, NULL);
+    }
+    (void)setsid();
+    (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+    const char *step = NULL;
+    if (ggi_sandbox_child_setup(s, &step))
+        _exit(120);
+    /* In its user namespace the zygote is uid 65534: it keeps the capabilities it needs
+     * to build each job's sandbox across exec; jobs drop them all. */
+    if (s->userns && ggi_sandbox_child_keep_caps())
+        _exit(123);
+    if (dup2(f->devnull, 0) < 0 || dup2(f->devnull, 1) < 0 || dup2(f->devnull, 2) < 0 ||
+        dup2(f->child_ctl, 3) < 0 || (f->child_cg >= 0 && dup2(f->child_cg, 4) < 0))
+        _exit(121);
+    (void)syscall(SYS_close_range, f->child_cg >= 0 ? 5U : 4U, ~0U, CLOSE_RANGE_CLOEXEC);
+    if (chdir("/") < 0)
+        _exit(122);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    execve(python, (char *const *)argv, (char *const *)env);
+    _exit(127);
+}
+
+/* Clones the zygote's process into its sandbox (the zygote flag of sandbox.c) and maps its
+ * user namespace; *pid_out is its pid. */
+static int zygote_clone(const zygote_fds *f, const char *python, const char **env,
+                        pid_t *pid_out)
+{
     ggi_sandbox_spec s;
     ggi_sandbox_spec_init(&s);
     s.zygote = 1;
@@ -843,48 +920,17 @@ static int zygote_start(ggi_zygote_pool *p, zygote *z, const char *python,
     ggi_sandbox_program_binds(&binds, python);
     s.binds = &binds;
     int sync_wr = -1, se = ggi_sandbox_userns_pipe(&s, &s.userns_fd, &sync_wr);
-    if (se) {
-        rc = ggi_error(GG_EIO, "cannot make the zygote's pipe: %s", strerror(se));
-        goto out;
-    }
+    if (se)
+        return ggi_error(GG_EIO, "cannot make the zygote's pipe: %s", strerror(se));
     /* (Its sys.argv[1] says whether it has a user namespace of its own.) */
     const char *argv[] = { python, "-c", ZYGOTE_PY, s.userns ? "userns" : "-",
-                           with_cg ? "cg" : "-", NULL };
+                           f->with_cg ? "cg" : "-", NULL };
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     pid_t pid = ggi_sandbox_raw_clone((unsigned long)ggi_sandbox_clone_flags(&s));
-    if (pid == 0) {
-        if (sync_wr >= 0)
-            close(sync_wr);
-        struct sigaction dfl;
-        memset(&dfl, 0, sizeof dfl);
-        dfl.sa_handler = SIG_DFL;
-        for (int sig = 1; sig < NSIG; sig++) {
-            if (sig != SIGKILL && sig != SIGSTOP)
-                (void)sigaction(sig, &dfl, NULL);
-        }
-        (void)setsid();
-        (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
-        const char *step = NULL;
-        if (ggi_sandbox_child_setup(&s, &step))
-            _exit(120);
-        /* In its user namespace the zygote is uid 65534: it keeps the capabilities it needs
-         * to build each job's sandbox across exec; jobs drop them all. */
-        if (s.userns && ggi_sandbox_child_keep_caps())
-            _exit(123);
-        if (dup2(devnull, 0) < 0 || dup2(devnull, 1) < 0 || dup2(devnull, 2) < 0 ||
-            dup2(child_ctl, 3) < 0 || (child_cg >= 0 && dup2(child_cg, 4) < 0))
-            _exit(121);
-        (void)syscall(SYS_close_range, child_cg >= 0 ? 5U : 4U, ~0U, CLOSE_RANGE_CLOEXEC);
-        if (chdir("/") < 0)
-            _exit(122);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        execve(python, (char *const *)argv, (char *const *)env);
-        _exit(127);
-    }
+    if (pid == 0)
+        zygote_child(&s, f, sync_wr, python, argv, env);
     int e = errno;
     if (pid > 0)
         (void)ggi_sandbox_userns_map(pid, sync_wr); /* a failure: the zygote does not start */
@@ -893,55 +939,68 @@ static int zygote_start(ggi_zygote_pool *p, zygote *z, const char *python,
     if (s.userns_fd >= 0)
         close(s.userns_fd);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (pid < 0) {
-        rc = ggi_error(GG_EIO, "cannot start a zygote: %s", strerror(e));
-        goto out;
-    }
-    close(sv[1]);
-    sv[1] = -1;
-    if (with_cg) {
-        /* Its first jobs' groups, then the end of this supply. */
-        close(cv[1]);
-        cv[1] = -1;
-        for (int i = 0; i < PARKED + 2; i++)
-            if (supply_cgroup(p, z->serial, cv[0]))
-                break;
-        (void)send(cv[0], ".", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-    }
-    /* Wait for its "ready". */
-    struct pollfd pf = { sv[0], POLLIN, 0 };
+    if (pid < 0)
+        return ggi_error(GG_EIO, "cannot start a zygote: %s", strerror(e));
+    *pid_out = pid;
+    return GG_OK;
+}
+
+/* Waits for the started zygote's "ready" ("R" on ctl); kills and reaps it when that does not
+ * come. */
+static int zygote_await_ready(pid_t pid, int ctl, const char *python)
+{
+    struct pollfd pf = { ctl, POLLIN, 0 };
     char c = 0;
     int pr;
     while ((pr = poll(&pf, 1, START_TIMEOUT_MS)) < 0 && errno == EINTR) {
     }
-    if (pr <= 0 || recv(sv[0], &c, 1, 0) != 1 || c != 'R') {
-        kill(pid, SIGKILL);
-        int st = 0;
-        while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-        }
-        rc = ggi_error(GG_EUNSUPPORTED, "the zygote (%s) did not start (%s)", python,
-                       pr == 0 ? "no answer"
-                       : WIFEXITED(st) ? "it exited; Python 3.9 or later is needed"
-                                       : "it was killed");
+    if (pr > 0 && recv(ctl, &c, 1, 0) == 1 && c == 'R')
+        return GG_OK;
+    kill(pid, SIGKILL);
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    return ggi_error(GG_EUNSUPPORTED, "the zygote (%s) did not start (%s)", python,
+                     pr == 0 ? "no answer"
+                     : WIFEXITED(st) ? "it exited; Python 3.9 or later is needed"
+                                     : "it was killed");
+}
+
+/* Starts a zygote into z (the lock is held): its sockets, its process, its first jobs'
+ * groups made ahead, its "ready". */
+static int zygote_start(ggi_zygote_pool *p, zygote *z, const char *python,
+                        const char *const *envp)
+{
+    const char **env = zygote_env(envp);
+    if (!env)
+        return ggi_error(GG_ENOMEM, "out of memory");
+    zygote_fds f;
+    pid_t pid = -1;
+    int rc = zygote_fds_open(&f);
+    if (!rc)
+        rc = zygote_clone(&f, python, env, &pid);
+    if (rc)
         goto out;
+    close(f.sv[1]);
+    f.sv[1] = -1;
+    if (f.with_cg) {
+        /* Its first jobs' groups, then the end of this supply. */
+        close(f.cv[1]);
+        f.cv[1] = -1;
+        for (int i = 0; i < PARKED + 2; i++)
+            if (supply_cgroup(p, z->serial, f.cv[0]))
+                break;
+        (void)send(f.cv[0], ".", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
     }
+    rc = zygote_await_ready(pid, f.sv[0], python);
+    if (rc)
+        goto out;
     z->pid = pid;
-    z->ctl = sv[0];
-    z->cgs = cv[0];
-    sv[0] = cv[0] = -1;
+    z->ctl = f.sv[0];
+    z->cgs = f.cv[0];
+    f.sv[0] = f.cv[0] = -1;
 out:
-    for (int i = 0; i < 2; i++) {
-        if (sv[i] >= 0)
-            close(sv[i]);
-        if (cv[i] >= 0)
-            close(cv[i]);
-    }
-    if (child_cg >= 0)
-        close(child_cg);
-    if (devnull >= 0)
-        close(devnull);
-    if (child_ctl >= 0)
-        close(child_ctl);
+    zygote_fds_close(&f);
     free(env);
     return rc;
 }
@@ -1205,6 +1264,176 @@ static int wait_readable(int fd, int ms)
 
 static void zj_kill(void *ctx);
 
+/* The job's request on the wire (a 4-byte little-endian length, then the JSON) into wire. */
+static int zj_wire(zjob *zj, ggi_buf *wire)
+{
+    char *req = build_request(zj->job);
+    if (!req)
+        return ggi_error(GG_EUNSUPPORTED, "cannot build the zygote request");
+    size_t len = strlen(req);
+    unsigned char hdr[4] = { (unsigned char)len, (unsigned char)(len >> 8),
+                             (unsigned char)(len >> 16), (unsigned char)(len >> 24) };
+    int bad = ggi_buf_append(wire, (const char *)hdr, 4) || ggi_buf_append(wire, req, len);
+    gg_free(req);
+    return bad ? ggi_error(GG_ENOMEM, "out of memory") : GG_OK;
+}
+
+/* Hands the job on: its socket's other end and its stdin, stdout and stderr go straight to a
+ * job process made ahead ("J" and when it was sent; *direct is set), or, when there is none
+ * or it died, to the zygote ("J" and whether a core is free for the zygote to make the next
+ * jobs' processes ahead now: fewer jobs run than there are cores, this one counted).
+ * Returns 0, or -1 with errno when neither took it. */
+static int zj_hand_on(zjob *zj, const int fds[4], int *direct)
+{
+    enum { NFDS = 4 };
+    char cbuf[CMSG_SPACE(sizeof(int) * NFDS)];
+    memset(cbuf, 0, sizeof cbuf);
+    int running = __atomic_load_n(&zj->pool->active, __ATOMIC_RELAXED);
+    char tag[2] = { 'J', running < zj->pool->cores ? '1' : '0' };
+    struct iovec iov = { tag, sizeof tag };
+    struct msghdr mh;
+    memset(&mh, 0, sizeof mh);
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = cbuf;
+    mh.msg_controllen = CMSG_SPACE(sizeof(int) * NFDS);
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int) * NFDS);
+    memcpy(CMSG_DATA(cm), fds, sizeof(int) * NFDS);
+    ssize_t sent = -1;
+    *direct = 0;
+    zj->t.sent = ggi_now_ms();
+    if (zj->kept >= 0) {
+        /* Straight to a job process made ahead; then the zygote hears that it should make
+         * the next one ("F"). */
+        char d[9] = { 'J' };
+        int64_t ns = (int64_t)(zj->t.sent * 1e6);
+        memcpy(d + 1, &ns, 8);
+        iov.iov_base = d;
+        iov.iov_len = sizeof d;
+        while ((sent = sendmsg(zj->kept, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
+        }
+        close(zj->kept);
+        zj->kept = -1;
+        if (sent == (ssize_t)sizeof d) {
+            *direct = 1;
+            return 0;
+        }
+        iov.iov_base = tag; /* it died: the zygote's way */
+        iov.iov_len = sizeof tag;
+    }
+    while ((sent = sendmsg(zj->ctl, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
+    }
+    if (sent == (ssize_t)sizeof tag)
+        return 0;
+    if (sent >= 0)
+        errno = EPIPE;
+    return -1;
+}
+
+/* The job process's "E" reply (or an unknown one): the error with its message; zygotes are
+ * off from now on. */
+static int zj_reply_error(zjob *zj, char r)
+{
+    char msg[MAX_ERR_MSG + 1] = "no reason given";
+    if (r == 'E') {
+        unsigned char l[4];
+        if (recv(zj->sock, l, 4, MSG_WAITALL) == 4) {
+            size_t ml = (size_t)l[0] | (size_t)l[1] << 8 | (size_t)l[2] << 16 |
+                        (size_t)l[3] << 24;
+            if (ml > MAX_ERR_MSG)
+                ml = MAX_ERR_MSG;
+            ssize_t k = recv(zj->sock, msg, ml, MSG_WAITALL);
+            msg[k > 0 ? k : 0] = '\0';
+        }
+    }
+    pthread_mutex_lock(&zj->pool->lock);
+    zj->pool->broken = 1;
+    pthread_mutex_unlock(&zj->pool->lock);
+    zj->fallback = 1;
+    return ggi_error(GG_EUNSUPPORTED, "the zygote could not build the job's sandbox: %s", msg);
+}
+
+/* The job process's "P" reply: after its pidfd of the job's PID 1, when each step in the
+ * zygote began (eight int64 nanoseconds, CLOCK_MONOTONIC) and the number of the group the
+ * job's process joined ahead (0: none), which becomes the job's. */
+static int zj_reply_ready(zjob *zj)
+{
+    zj->t.replied = ggi_now_ms();
+    int64_t ns[9];
+    if (recv(zj->sock, ns, sizeof ns, MSG_WAITALL) != (ssize_t)sizeof ns) {
+        zj_kill(zj);
+        return ggi_error(GG_EIO, "the zygote's reply was cut short");
+    }
+    if (zj->job->cgroup) {
+        zj->cg = ns[8] > 0 ? claim_ahead(zj->pool, zj->serial, (unsigned long)ns[8]) : NULL;
+        if (!zj->cg) {
+            zj_kill(zj);
+            return ggi_error(GG_EIO, "the zygote's job is in no cgroup of its own");
+        }
+    }
+    double *at[8] = { &zj->t.park, &zj->t.init, &zj->t.job, &zj->t.parked,
+                      &zj->t.received, &zj->t.handed, &zj->t.request, &zj->t.ready };
+    for (int i = 0; i < 8; i++)
+        *at[i] = (double)ns[i] / 1e6;
+    return GG_OK;
+}
+
+/* Reads the job process's reply on the job socket: "P" with the pidfd of its PID 1, "N"
+ * (its group refused the job's limits), "E" with a message, or nothing (closed). */
+static int zj_reply(zjob *zj, int *done_fd)
+{
+    if (wait_readable(zj->sock, REPLY_TIMEOUT_MS) <= 0) {
+        zj->fallback = 1;
+        return ggi_error(GG_EUNSUPPORTED, "the zygote did not take the job");
+    }
+    char r = 0;
+    char rbuf[CMSG_SPACE(sizeof(int))];
+    memset(rbuf, 0, sizeof rbuf);
+    struct iovec iov = { &r, 1 };
+    struct msghdr mh;
+    memset(&mh, 0, sizeof mh);
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = rbuf;
+    mh.msg_controllen = sizeof rbuf;
+    ssize_t got;
+    while ((got = recvmsg(zj->sock, &mh, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {
+    }
+    if (got == 0) {
+        /* Closed unanswered: no job process took it (none could be made, or none had a
+         * cgroup); the direct way runs it, and zygotes stay in use. */
+        zj->fallback = 1;
+        return ggi_error(GG_EUNSUPPORTED, "no job process of the zygote took the job");
+    }
+    if (r == 'N') {
+        /* Its group refused the job's limits (a memory limit below what the waiting process
+         * uses): the group goes, the direct way runs the job, zygotes stay in use. */
+        int64_t id = 0;
+        if (recv(zj->sock, &id, sizeof id, MSG_WAITALL) == (ssize_t)sizeof id && id > 0) {
+            ggi_cgroup *cg = claim_ahead(zj->pool, zj->serial, (unsigned long)id);
+            ggi_cgroup_destroy(&cg);
+        }
+        zj->fallback = 1;
+        return ggi_error(GG_EUNSUPPORTED, "the job's limits do not fit a zygote's process");
+    }
+    struct cmsghdr *cm = got == 1 ? CMSG_FIRSTHDR(&mh) : NULL;
+    if (r == 'P' && cm && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len == CMSG_LEN(sizeof(int))) {
+        memcpy(&zj->init_fd, CMSG_DATA(cm), sizeof(int));
+        int rc = zj_reply_ready(zj);
+        /* The job has ended when its report ("S") is in, or the socket closes (its PID 1 was
+         * killed): the host need not wait for PID 1 and its namespace to go away. */
+        if (!rc)
+            *done_fd = zj->sock;
+        return rc;
+    }
+    return zj_reply_error(zj, r);
+}
+
+/* The external start of a zygote job (spawn.c): the request into the job socket, the job
+ * handed on, a later job's group made, the reply read. */
 static int zj_start(void *ctx, int in_fd, int out_fd, int err_fd, int *done_fd)
 {
     zjob *zj = ctx;
@@ -1218,20 +1447,15 @@ static int zj_start(void *ctx, int in_fd, int out_fd, int err_fd, int *done_fd)
     (void)setsockopt(js[0], SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     /* The request goes into the job socket before the job is handed on (as much as its
      * buffer takes), so the job's process finds it there. */
-    char *req = build_request(zj->job);
-    if (!req) {
+    ggi_buf wire = GGI_BUF_INIT;
+    if (zj_wire(zj, &wire)) {
+        ggi_buf_free(&wire);
         close(js[1]);
         zj->fallback = 1;
         return ggi_error(GG_EUNSUPPORTED, "cannot build the zygote request");
     }
-    size_t len = strlen(req);
-    unsigned char hdr[4] = { (unsigned char)len, (unsigned char)(len >> 8),
-                             (unsigned char)(len >> 16), (unsigned char)(len >> 24) };
-    ggi_buf wire = GGI_BUF_INIT;
-    int bad = ggi_buf_append(&wire, (const char *)hdr, 4) || ggi_buf_append(&wire, req, len);
-    gg_free(req);
     size_t early = 0;
-    while (!bad && early < wire.len) {
+    while (early < wire.len) {
         ssize_t w = send(js[0], wire.data + early, wire.len - early, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (w < 0 && errno == EINTR)
             continue;
@@ -1240,59 +1464,16 @@ static int zj_start(void *ctx, int in_fd, int out_fd, int err_fd, int *done_fd)
         early += (size_t)w;
     }
     int fds[4] = { js[1], in_fd, out_fd, err_fd };
-    int nfds = 4;
-    char cbuf[CMSG_SPACE(sizeof fds)];
-    memset(cbuf, 0, sizeof cbuf);
-    /* "J", and whether a core is free for the zygote to make the next jobs' processes ahead
-     * now: fewer jobs run than there are cores (this one counted). */
-    int running = __atomic_load_n(&zj->pool->active, __ATOMIC_RELAXED);
-    char tag[2] = { 'J', running < zj->pool->cores ? '1' : '0' };
-    struct iovec iov = { tag, sizeof tag };
-    struct msghdr mh;
-    memset(&mh, 0, sizeof mh);
-    mh.msg_iov = &iov;
-    mh.msg_iovlen = 1;
-    mh.msg_control = cbuf;
-    mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
-    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
-    memcpy(CMSG_DATA(cm), fds, sizeof(int) * (size_t)nfds);
-    ssize_t sent = -1;
-    int direct_sent = 0;
-    zj->t.sent = ggi_now_ms();
-    if (!bad && zj->kept >= 0) {
-        /* Straight to a job process made ahead: "J" and when it was sent; then the zygote
-         * hears that it should make the next one ("F"). */
-        char direct[9] = { 'J' };
-        int64_t ns = (int64_t)(zj->t.sent * 1e6);
-        memcpy(direct + 1, &ns, 8);
-        iov.iov_base = direct;
-        iov.iov_len = sizeof direct;
-        while ((sent = sendmsg(zj->kept, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
-        }
-        close(zj->kept);
-        zj->kept = -1;
-        if (sent == (ssize_t)sizeof direct) {
-            sent = (ssize_t)sizeof tag;
-            direct_sent = 1;
-        } else {
-            iov.iov_base = tag; /* it died: the zygote's way */
-            iov.iov_len = sizeof tag;
-            sent = -1;
-        }
-    }
-    while (!bad && sent < 0 && (sent = sendmsg(zj->ctl, &mh, MSG_NOSIGNAL)) < 0 &&
-           errno == EINTR) {
-    }
+    int direct = 0;
+    int handed = zj_hand_on(zj, fds, &direct);
+    int e = errno;
     close(js[1]);
-    if (sent != (ssize_t)sizeof tag) {
+    if (handed < 0) {
         ggi_buf_free(&wire);
         zj->fallback = 1;
-        return ggi_error(GG_EUNSUPPORTED, "the zygote is gone (%s)", strerror(errno));
+        return ggi_error(GG_EUNSUPPORTED, "the zygote is gone (%s)", strerror(e));
     }
-    bad = early < wire.len && send_all(js[0], wire.data + early, wire.len - early) < 0;
+    int bad = early < wire.len && send_all(js[0], wire.data + early, wire.len - early) < 0;
     ggi_buf_free(&wire);
     /* The group of a later job, made while this one is set up; then the zygote may make
      * the next job process ahead (it finds the group there). */
@@ -1302,87 +1483,13 @@ static int zj_start(void *ctx, int in_fd, int out_fd, int err_fd, int *done_fd)
         pthread_mutex_unlock(&zj->pool->lock);
         gg_error_clear();
     }
-    if (direct_sent)
+    if (direct)
         (void)send(zj->ctl, "F", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (bad || wait_readable(js[0], REPLY_TIMEOUT_MS) <= 0) {
+    if (bad) {
         zj->fallback = 1;
         return ggi_error(GG_EUNSUPPORTED, "the zygote did not take the job");
     }
-    /* "P" with the init's pidfd, or "E" with a message. */
-    char r = 0;
-    char rbuf[CMSG_SPACE(sizeof(int))];
-    memset(rbuf, 0, sizeof rbuf);
-    iov.iov_base = &r;
-    iov.iov_len = 1;
-    memset(&mh, 0, sizeof mh);
-    mh.msg_iov = &iov;
-    mh.msg_iovlen = 1;
-    mh.msg_control = rbuf;
-    mh.msg_controllen = sizeof rbuf;
-    ssize_t got;
-    while ((got = recvmsg(js[0], &mh, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {
-    }
-    if (got == 0) {
-        /* Closed unanswered: no job process took it (none could be made, or none had a
-         * cgroup); the direct way runs it, and zygotes stay in use. */
-        zj->fallback = 1;
-        return ggi_error(GG_EUNSUPPORTED, "no job process of the zygote took the job");
-    }
-    if (r == 'N') {
-        /* Its group refused the job's limits (a memory limit below what the waiting process
-         * uses): the group goes, the direct way runs the job, zygotes stay in use. */
-        int64_t id = 0;
-        if (recv(js[0], &id, sizeof id, MSG_WAITALL) == (ssize_t)sizeof id && id > 0) {
-            ggi_cgroup *cg = claim_ahead(zj->pool, zj->serial, (unsigned long)id);
-            ggi_cgroup_destroy(&cg);
-        }
-        zj->fallback = 1;
-        return ggi_error(GG_EUNSUPPORTED, "the job's limits do not fit a zygote's process");
-    }
-    cm = got == 1 ? CMSG_FIRSTHDR(&mh) : NULL;
-    if (r == 'P' && cm && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len == CMSG_LEN(sizeof(int))) {
-        memcpy(&zj->init_fd, CMSG_DATA(cm), sizeof(int));
-        zj->t.replied = ggi_now_ms();
-        /* When each step in the zygote began (eight int64 nanoseconds, CLOCK_MONOTONIC),
-         * and the number of the group the job's process joined ahead (0: none). */
-        int64_t ns[9];
-        if (recv(js[0], ns, sizeof ns, MSG_WAITALL) != (ssize_t)sizeof ns) {
-            zj_kill(zj);
-            return ggi_error(GG_EIO, "the zygote's reply was cut short");
-        }
-        if (zj->job->cgroup) {
-            zj->cg = ns[8] > 0 ? claim_ahead(zj->pool, zj->serial, (unsigned long)ns[8]) : NULL;
-            if (!zj->cg) {
-                zj_kill(zj);
-                return ggi_error(GG_EIO, "the zygote's job is in no cgroup of its own");
-            }
-        }
-        double *at[8] = { &zj->t.park, &zj->t.init, &zj->t.job, &zj->t.parked,
-                          &zj->t.received, &zj->t.handed, &zj->t.request, &zj->t.ready };
-        for (int i = 0; i < 8; i++)
-            *at[i] = (double)ns[i] / 1e6;
-        /* The job has ended when its report ("S") is in, or the socket closes (its PID 1 was
-         * killed): the host need not wait for PID 1 and its namespace to go away. */
-        *done_fd = zj->sock;
-        return GG_OK;
-    }
-    char msg[MAX_ERR_MSG + 1] = "no reason given";
-    if (r == 'E') {
-        unsigned char l[4];
-        if (recv(js[0], l, 4, MSG_WAITALL) == 4) {
-            size_t ml = (size_t)l[0] | (size_t)l[1] << 8 | (size_t)l[2] << 16 |
-                        (size_t)l[3] << 24;
-            if (ml > MAX_ERR_MSG)
-                ml = MAX_ERR_MSG;
-            ssize_t k = recv(js[0], msg, ml, MSG_WAITALL);
-            msg[k > 0 ? k : 0] = '\0';
-        }
-    }
-    pthread_mutex_lock(&zj->pool->lock);
-    zj->pool->broken = 1;
-    pthread_mutex_unlock(&zj->pool->lock);
-    zj->fallback = 1;
-    return ggi_error(GG_EUNSUPPORTED, "the zygote could not build the job's sandbox: %s", msg);
+    return zj_reply(zj, done_fd);
 }
 
 static void zj_kill(void *ctx)
