@@ -5,7 +5,8 @@
  * test never writes (the job's own timeout is an hour). Cancelled, ended by its wall budget,
  * or ended because another task spent the run's token budget, the task's job process is gone,
  * the worker counts the abort and sends no result, and (for cancel and deadline) the worker's
- * one slot runs the next task. Every wait is on state with TEST_DEADLINE_MS against hangs.
+ * one slot runs the next task; a cancelled job still queued at the worker never starts.
+ * Every wait is on state with TEST_DEADLINE_MS against hangs.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -237,6 +238,16 @@ static void test_cancel(void)
              GG_OK);
     long pid = job_started("block-c");
     CHECK(pid > 0);
+    /* A second one waits in the worker's queue (capacity: 1 slot + 1 queued): cancelled,
+     * the worker drops it unstarted. */
+    CHECK_RC(gg_orchestrator_submit(g.o, task_json(buf, sizeof buf, "block-q", NULL), NULL),
+             GG_OK);
+    held_ctx two = { g.w, 2 }, one = { g.w, 1 };
+    CHECK(test_wait_for(worker_holds, &two));
+    CHECK_RC(gg_orchestrator_cancel(g.o, "block-q"), GG_OK);
+    check_end(g.o, "block-q", "cancelled", "cancelled");
+    CHECK(test_wait_for(worker_holds, &one));
+    CHECK(worker_stat(g.w, "aborted") == 1);
     if (pid > 0) {
         CHECK_RC(gg_orchestrator_cancel(g.o, "block-c"), GG_OK);
         check_end(g.o, "block-c", "cancelled", "cancelled");
@@ -244,7 +255,11 @@ static void test_cancel(void)
         /* Nothing of the aborted job was recorded as an attempt. */
         CHECK(test_db_int(g.db, "SELECT count(*) FROM attempts a JOIN tasks t ON t.seq = a.task_seq "
                                  "WHERE t.task_id = 'block-c'") == 0);
+        CHECK(worker_stat(g.w, "aborted") == 2);
     }
+    char never_ran[400];
+    snprintf(never_ran, sizeof never_ran, "%s/block-q.pid", dir);
+    CHECK(access(never_ran, F_OK) != 0);
     grid_stop(&g);
 }
 
