@@ -125,8 +125,9 @@ static int check_caps(const cJSON *caps)
             return ggi_error(GG_EINVAL, "caps: labels must map names to strings of at most %d "
                              "bytes", GGP_MAX_NAME);
     }
-    int any = 0;
-    return ggi_json_bool(caps, "any", 0, &any);
+    int any = 0, stops = 0;
+    rc = ggi_json_bool(caps, "any", 0, &any);
+    return rc ? rc : ggi_json_bool(caps, "abort", 0, &stops);
 }
 
 static int check_lease_ref(const cJSON *o)

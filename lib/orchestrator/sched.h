@@ -66,6 +66,7 @@ typedef struct node {
     cJSON *langs; /* the languages of caps.runtimes (runtime_languages) */
     const cJSON *deps; /* caps.deps: the libraries it has (in caps), or NULL */
     int any, noop, gpus;
+    int aborts;               /* caps.abort: it stops a job on an abort message (1.3) */
     double memory_mb;
     double last_rx, last_tx;
     double joined_ms;         /* when it said hello (monotonic ms) */
@@ -476,9 +477,11 @@ void ggi_sched_dispatch(sched *s);
 /* Sends the jobs gathered for each node (after the commit when events announce them). */
 void ggi_sched_send_batches(sched *s);
 
-/* Whether a's job is out on a worker node other than the embedded one (remote): its end
- * does not wait for the attempt to return but aborts the job (ggi_sched_abort_job). The
- * embedded worker's jobs are stopped through the orchestrator's own generator instead. */
+/* Whether a's job is out on a worker node other than the embedded one (remote) that stops
+ * jobs on an abort (caps.abort): its end does not wait for the attempt to return but aborts
+ * the job (ggi_sched_abort_job). The embedded worker's jobs are stopped through the
+ * orchestrator's own generator instead, and an older worker's task ends when its attempt
+ * returns, as before (its slot stays counted busy meanwhile). */
 int ggi_sched_job_remote(const active *a);
 
 /* When a's job is out on a remote node: takes it back (the node's slot is free again, the

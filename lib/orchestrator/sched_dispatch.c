@@ -269,7 +269,7 @@ static int unmatchable(sched *s, active *a)
 
 int ggi_sched_job_remote(const active *a)
 {
-    return a->inflight && a->on && !a->on->any;
+    return a->inflight && a->on && !a->on->any && a->on->aborts;
 }
 
 int ggi_sched_abort_job(sched *s, active *a, const char *reason)

@@ -255,6 +255,8 @@ static cJSON *discover_caps(gg_worker_t *w, const char *const *labels, int any)
         cJSON_Delete(c);
         return NULL;
     }
+    /* It stops a job the hub aborts (docs/protocol.md "Aborting a job"). */
+    cJSON_AddBoolToObject(c, "abort", 1);
     cJSON *lab = cJSON_AddObjectToObject(c, "labels");
     for (size_t i = 0; labels && labels[i] && i < GGP_MAX_LABELS; i++) {
         const char *eq = strchr(labels[i], '=');

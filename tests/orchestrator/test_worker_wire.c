@@ -185,6 +185,9 @@ int main(void)
                   "wire-worker");
         CHECK(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(m.body, "slots")) == 1);
         CHECK(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(m.body, "queue")) == 1);
+        /* it says it stops jobs the hub aborts */
+        CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(m.body, "caps"), "abort")));
         ggp_msg_free(&m);
     }
     /* a long heartbeat interval: this hub sends none, and the worker must not give up on it */
