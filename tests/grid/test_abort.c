@@ -303,6 +303,77 @@ static void test_run_budget(void)
     grid_stop(&g);
 }
 
+/* Hand-written workers (ggpeer.h): one that announces caps.abort gets an abort on the wire
+ * for its job's lease with the end cause, its task ends at once with no attempt, and the
+ * result it sends anyway is stale; one that does not (a worker before 1.3) gets none: the
+ * cancelled task stays running until its attempt returns, as before. */
+static void test_wire(int announces)
+{
+    grid g;
+    memset(&g, 0, sizeof g);
+    ggpeer_endpoint(g.ep, sizeof g.ep);
+    snprintf(g.db, sizeof g.db, "%s/wire%d.db", dir, announces);
+    gg_orchestrator_options o;
+    gg_orchestrator_options_init(&o, GG_ORCHESTRATOR_OPTIONS_VERSION);
+    o.db_path = g.db;
+    o.bind = g.ep;
+    o.insecure = 1;
+    o.local_workers = 0;
+    CHECK_RC(gg_orchestrator_new(&g.o, &o), GG_OK);
+    if (!g.o)
+        return;
+    ggpeer p;
+    ggpeer_open(&p, g.ep);
+    char caps[256], buf[1024];
+    snprintf(caps, sizeof caps, "{\"runtimes\":[\"python3\"],\"executors\":[\"process\"],"
+             "\"isolation\":[\"none\"]%s}", announces ? ",\"abort\":true" : "");
+    CHECK(ggpeer_hello(&p, announces ? "new" : "old", 1, caps));
+    CHECK_RC(gg_orchestrator_submit(g.o, task_json(buf, sizeof buf, "wired", NULL), NULL),
+             GG_OK);
+    cJSON *jobs = ggpeer_recv(&p, "jobs", TEST_DEADLINE_MS);
+    const cJSON *job = cJSON_GetArrayItem(cJSON_GetObjectItem(jobs, "jobs"), 0);
+    CHECK(job != NULL);
+    const char *record = "{\"passed\":false,\"code\":\"x\",\"reason\":\"wrong\","
+                         "\"durations\":{\"total_ms\":5}}";
+    gg_client_options co = GG_CLIENT_OPTIONS_INIT;
+    co.connect = g.ep;
+    co.insecure = 1;
+    co.timeout_ms = (int)TEST_DEADLINE_MS;
+    gg_client_t *c = NULL;
+    CHECK_RC(gg_client_new(&c, &co), GG_OK);
+    if (job && c) {
+        /* The client's cancel returns once the hub answered (after its commit). */
+        CHECK_RC(gg_client_cancel(c, "wired"), GG_OK);
+        CHECK(test_db_int(g.db, "SELECT count(*) FROM tasks WHERE task_id = 'wired' AND "
+                                "status IN ('queued', 'running')") == (announces ? 0 : 1));
+        if (announces) {
+            cJSON *ab = ggpeer_recv(&p, "abort", TEST_DEADLINE_MS);
+            CHECK(ab != NULL);
+            const cJSON *leases = cJSON_GetObjectItem(ab, "leases");
+            CHECK(cJSON_GetArraySize(leases) == 1);
+            CHECK_STR(cJSON_GetStringValue(cJSON_GetArrayItem(leases, 0)),
+                      cJSON_GetStringValue(cJSON_GetObjectItem(job, "lease")));
+            CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(ab, "reason")), "cancelled");
+            cJSON_Delete(ab);
+            check_end(g.o, "wired", "cancelled", "cancelled");
+            long long stale = ggpeer_hub_stat(g.o, "stale");
+            ggpeer_send_record(&p, job, NULL, record); /* too late: stale */
+            while (ggpeer_hub_stat(g.o, "stale") == stale &&
+                   ggpeer_recv(&p, "never-sent", 50) == NULL && !test_failures)
+                ;
+            CHECK(ggpeer_hub_stat(g.o, "stale") == stale + 1);
+        } else {
+            ggpeer_send_record(&p, job, NULL, record);
+            check_end(g.o, "wired", "cancelled", "cancelled");
+        }
+        CHECK(test_db_int(g.db, "SELECT count(*) FROM attempts") == 0);
+    }
+    gg_client_destroy(&c);
+    cJSON_Delete(jobs);
+    ggpeer_close(&p);
+    gg_orchestrator_destroy(&g.o);
+}
+
 int main(void)
 {
     if (!test_make_dir(dir))
@@ -310,6 +381,8 @@ int main(void)
     test_cancel();
     test_deadline();
     test_run_budget();
+    test_wire(1);
+    test_wire(0);
     test_remove_dir(dir);
     return test_exit();
 }
