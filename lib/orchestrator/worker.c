@@ -806,7 +806,7 @@ static int abort_lease(gg_worker_t *w, const char *lease, const char **task_id)
         w->aborted[i] = 1;
         ggi_job_scope_cancel(&w->scopes[i]);
         const cJSON *task = cJSON_GetObjectItemCaseSensitive(w->cur[i], "task");
-        *task_id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(task, "id"));
+        *task_id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(task, "task_id"));
         return 1;
     }
     return 0;

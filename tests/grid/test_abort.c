@@ -5,7 +5,8 @@
  * test never writes (the job's own timeout is an hour). Cancelled, ended by its wall budget,
  * or ended because another task spent the run's token budget, the task's job process is gone,
  * the worker counts the abort and sends no result, and (for cancel and deadline) the worker's
- * one slot runs the next task; a cancelled job still queued at the worker never starts.
+ * one slot runs the next task; a cancelled job still queued at the worker never starts; one
+ * cancelled while generating has its worker's generator interrupted for its task.
  * Every wait is on state with TEST_DEADLINE_MS against hangs.
  */
 #include <pthread.h>
@@ -24,6 +25,52 @@ static char dir[] = "/tmp/gg-abort-XXXXXX";
 
 /* The generator: task ids starting with "block" get code that writes DIR/ID.pid and waits
  * for DIR/never; others get a body that passes, with usage tokens "spender" 100, others 1. */
+/* Task "think" blocks inside generate until interrupted for its id (GG_GENERATOR_CAP_INTERRUPT). */
+static pthread_mutex_t think_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t think_cv = PTHREAD_COND_INITIALIZER;
+static int thinking, think_stop;
+static char think_asked[64];
+
+static int think_until_interrupted(void)
+{
+    pthread_mutex_lock(&think_mu);
+    thinking = 1;
+    pthread_cond_broadcast(&think_cv);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += (time_t)(TEST_DEADLINE_MS / 1000);
+    int rc = 0;
+    while (!think_stop && rc == 0)
+        rc = pthread_cond_timedwait(&think_cv, &think_mu, &until);
+    int stopped = think_stop;
+    thinking = 0;
+    pthread_cond_broadcast(&think_cv);
+    pthread_mutex_unlock(&think_mu);
+    return stopped ? gg_error_set(GG_ECANCELLED, "test generator: interrupted")
+                   : gg_error_set(GG_EGENERATOR, "test generator: never interrupted");
+}
+
+static int gen_interrupt(void *self, const char *task_id)
+{
+    (void)self;
+    pthread_mutex_lock(&think_mu);
+    if (thinking) { /* only while "think" generates: aborts of other tasks ask too */
+        snprintf(think_asked, sizeof think_asked, "%s", task_id ? task_id : "(all)");
+        think_stop = !task_id || strcmp(task_id, "think") == 0;
+    }
+    pthread_cond_broadcast(&think_cv);
+    pthread_mutex_unlock(&think_mu);
+    return 0;
+}
+
+static int think_state(void *want)
+{
+    pthread_mutex_lock(&think_mu);
+    int now = thinking;
+    pthread_mutex_unlock(&think_mu);
+    return now == *(int *)want;
+}
+
 static int gen_generate(void *self, const char *request_json, char **out)
 {
     (void)self;
@@ -32,6 +79,10 @@ static int gen_generate(void *self, const char *request_json, char **out)
         cJSON_GetObjectItem(cJSON_GetObjectItem(req, "task"), "task_id"));
     char code[1024];
     int tokens = 1;
+    if (id && strcmp(id, "think") == 0) {
+        cJSON_Delete(req);
+        return think_until_interrupted();
+    }
     if (id && strncmp(id, "block", 5) == 0) {
         snprintf(code, sizeof code,
                  "    import os, time\n"
@@ -103,6 +154,8 @@ static int grid_start(grid *g, const char *name, int slots, long long max_tokens
     gg_generator_vtable vt = GG_GENERATOR_VTABLE_INIT;
     vt.generate = gen_generate;
     vt.name = "blocking-code";
+    vt.caps = GG_GENERATOR_CAP_INTERRUPT;
+    vt.interrupt = gen_interrupt;
     CHECK_RC(gg_generator_new_custom(&g->gen, &vt, NULL), GG_OK);
     gg_executor_options eo = GG_EXECUTOR_OPTIONS_INIT;
     eo.backend = "process";
@@ -263,6 +316,36 @@ static void test_cancel(void)
     grid_stop(&g);
 }
 
+/* Cancelled while its code is being generated on the remote worker: the worker's generator is
+ * interrupted for that task, and the slot runs the next task. */
+static void test_cancel_generating(void)
+{
+    grid g;
+    char buf[1024];
+    if (!grid_start(&g, "think", 1, 0)) {
+        grid_stop(&g);
+        return;
+    }
+    CHECK_RC(gg_orchestrator_submit(g.o, task_json(buf, sizeof buf, "think", NULL), NULL),
+             GG_OK);
+    int yes = 1, no = 0;
+    CHECK(test_wait_for(think_state, &yes));
+    CHECK_RC(gg_orchestrator_cancel(g.o, "think"), GG_OK);
+    check_end(g.o, "think", "cancelled", "cancelled");
+    CHECK(test_wait_for(think_state, &no));
+    pthread_mutex_lock(&think_mu);
+    CHECK(think_stop == 1);
+    CHECK_STR(think_asked, "think");
+    pthread_mutex_unlock(&think_mu);
+    held_ctx h = { g.w, 0 };
+    CHECK(test_wait_for(worker_holds, &h));
+    CHECK(worker_stat(g.w, "aborted") == 1);
+    CHECK_RC(gg_orchestrator_submit(g.o, task_json(buf, sizeof buf, "after-think", NULL), NULL),
+             GG_OK);
+    check_end(g.o, "after-think", "passed", NULL);
+    grid_stop(&g);
+}
+
 /* A task whose wall budget passes while its job runs remotely ends at its deadline. */
 static void test_deadline(void)
 {
@@ -379,6 +462,7 @@ int main(void)
     if (!test_make_dir(dir))
         return 1;
     test_cancel();
+    test_cancel_generating();
     test_deadline();
     test_run_budget();
     test_wire(1);
