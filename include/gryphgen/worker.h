@@ -105,9 +105,10 @@ GG_API void gg_worker_stop(gg_worker_t *w);
 
 /**
  * Counters as JSON: {"jobs": n, "results": n, "reconnects": n, "dropped": n, "held": n,
- * "failovers": n, "endpoint": "EP" or null} (held: the jobs queued or running in this worker
- * now, and their results not yet on their way; failovers: moves to another endpoint of the
- * list (since 1.3); endpoint: the one whose orchestrator welcomed this worker, null while
+ * "failovers": n, "aborted": n, "endpoint": "EP" or null} (held: the jobs queued or running
+ * in this worker now, and their results not yet on their way; failovers: moves to another
+ * endpoint of the list (since 1.3); aborted: jobs the orchestrator stopped with an abort
+ * message, queued or running, since 1.3; endpoint: the one whose orchestrator welcomed this worker, null while
  * none has). *out_json is freed with gg_free(). May be called from any thread.
  */
 GG_API int gg_worker_stats(gg_worker_t *w, char **out_json);

@@ -14,11 +14,39 @@
 
 #define GGI_JOB_ID_MAX 80
 
+struct ggi_job_scope;
+
 typedef struct ggi_job_slot {
-    volatile int cancel;          /* set by ggi_job_registry_cancel_all */
+    volatile int cancel;          /* set by ggi_job_registry_cancel_all or its scope */
     char id[GGI_JOB_ID_MAX];      /* the backend's id of the job, "" until set (locked) */
     struct ggi_job_slot *prev, *next;
+    struct ggi_job_scope *scope;  /* the registering thread's scope, or NULL */
+    struct ggi_job_slot *sprev, *snext; /* its jobs (under the scope's lock) */
 } ggi_job_slot;
+
+/*
+ * A job scope: the jobs one thread runs while the scope is entered, on whatever executor
+ * backend with a registry (process, container), so that one caller's jobs can be stopped
+ * without touching the other callers' (gg_executor_interrupt stops every job): a worker's
+ * slot enters its scope around an attempt and a hub's abort cancels it. A job registered
+ * while its scope is cancelled is cancelled at once.
+ */
+typedef struct ggi_job_scope {
+    pthread_mutex_t lock;
+    int cancelled;
+    ggi_job_slot *jobs;
+} ggi_job_scope;
+
+/** Starts a scope, not cancelled. GG_ENOMEM when the mutex cannot be made. */
+int ggi_job_scope_init(ggi_job_scope *sc);
+/** Releases a scope (no job may be in it, no thread in it). */
+void ggi_job_scope_destroy(ggi_job_scope *sc);
+/** Makes sc (NULL: none) the calling thread's scope: the jobs it registers join it. */
+void ggi_job_scope_enter(ggi_job_scope *sc);
+/** Cancels the scope's running jobs and those it registers until ggi_job_scope_reset. */
+void ggi_job_scope_cancel(ggi_job_scope *sc);
+/** Clears the scope's cancel (its jobs then registered run). */
+void ggi_job_scope_reset(ggi_job_scope *sc);
 
 typedef struct ggi_job_registry {
     pthread_mutex_t lock;

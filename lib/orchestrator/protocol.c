@@ -30,6 +30,7 @@ static const struct {
     [GGP_RESET] = { "reset", GGP_CLASS_HUB },
     [GGP_REPLY] = { "reply", GGP_CLASS_HUB },
     [GGP_EVENT] = { "event", GGP_CLASS_HUB },
+    [GGP_ABORT] = { "abort", GGP_CLASS_HUB },
 };
 
 const char *ggp_type_name(ggp_type t)
@@ -124,8 +125,9 @@ static int check_caps(const cJSON *caps)
             return ggi_error(GG_EINVAL, "caps: labels must map names to strings of at most %d "
                              "bytes", GGP_MAX_NAME);
     }
-    int any = 0;
-    return ggi_json_bool(caps, "any", 0, &any);
+    int any = 0, stops = 0;
+    rc = ggi_json_bool(caps, "any", 0, &any);
+    return rc ? rc : ggi_json_bool(caps, "abort", 0, &stops);
 }
 
 static int check_lease_ref(const cJSON *o)
@@ -249,6 +251,20 @@ static int check_body(ggp_type t, const cJSON *b)
         break;
     case GGP_EVENT:
         rc = need_object(b, "event", 1, &o);
+        break;
+    case GGP_ABORT:
+        rc = need_array(b, "leases", 1, GGP_MAX_BATCH, &o);
+        if (!rc) {
+            const cJSON *e;
+            cJSON_ArrayForEach(e, o)
+            {
+                if (!rc && (!cJSON_IsString(e) || !e->valuestring[0] ||
+                            strlen(e->valuestring) > 64))
+                    rc = ggi_error(GG_EINVAL, "field 'leases' must hold lease ids (strings "
+                                   "of 1 to 64 bytes)");
+            }
+        }
+        rc = rc ? rc : ggi_json_string(b, "reason", 0, 1024, &s);
         break;
     default:
         rc = ggi_error(GG_EINVAL, "unknown message type");

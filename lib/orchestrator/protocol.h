@@ -51,6 +51,7 @@ typedef enum ggp_type {
     GGP_RESET,     /* "say hello again" */
     GGP_REPLY,     /* {"rid", "ok": bool, ...} answer to a client request */
     GGP_EVENT,     /* {"event": {...}} to a watching client */
+    GGP_ABORT,     /* hub -> worker: {"leases": [lease...], "reason"?}: stop these jobs */
     GGP_TYPE_COUNT_
 } ggp_type;
 
@@ -158,6 +159,9 @@ cJSON *ggp_build_status(const char *id);
 /** cancel of task id; seq > 0 adds the task's "seq" (the orchestrator's own control
  * socket knows it). */
 cJSON *ggp_build_cancel(const char *id, long long seq);
+/** abort to a worker: stop the jobs of these leases (the array, taken also on failure: 1 to
+ * GGP_MAX_BATCH strings) and send no result for them; "reason" (NULL: none) says why. */
+cJSON *ggp_build_abort(cJSON *leases, const char *reason);
 /** Sets (or replaces) a client request's "rid", after its other fields. GG_ENOMEM. */
 int ggp_set_rid(cJSON *req, long long rid);
 /** watch, with the "types" filter (referenced, not copied; NULL: every event). */

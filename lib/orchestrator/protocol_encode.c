@@ -205,6 +205,17 @@ cJSON *ggp_build_cancel(const char *id, long long seq)
                        cJSON_AddStringToObject(m, "id", id));
 }
 
+cJSON *ggp_build_abort(cJSON *leases, const char *reason)
+{
+    cJSON *m = leases ? ggp_new(GGP_ABORT) : NULL;
+    if (!m || !cJSON_AddItemToObject(m, "leases", leases)) {
+        cJSON_Delete(leases);
+        cJSON_Delete(m);
+        return NULL;
+    }
+    return done(m, !reason || cJSON_AddStringToObject(m, "reason", reason));
+}
+
 cJSON *ggp_build_watch(const cJSON *types)
 {
     cJSON *m = ggp_new(GGP_WATCH);

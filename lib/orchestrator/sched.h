@@ -26,6 +26,7 @@
 #define POLL_MS 100          /* how often an idle scheduler checks for shutdown */
 #define WRITER_POLL_MS 1     /* how often a scheduler with no messages looks at the writer */
 #define DISPATCH_EVERY_MS 10 /* dispatch runs at least this often with nothing new */
+#define OVERDUE_EVERY_MS 100 /* how often remote jobs are checked against their task's wall budget */
 #define MAX_CLIENTS 4096     /* client records kept (least recently seen evicted) */
 #define MAX_WAITERS 65536
 #define MAX_WATCHERS 64
@@ -65,6 +66,7 @@ typedef struct node {
     cJSON *langs; /* the languages of caps.runtimes (runtime_languages) */
     const cJSON *deps; /* caps.deps: the libraries it has (in caps), or NULL */
     int any, noop, gpus;
+    int aborts;               /* caps.abort: it stops a job on an abort message (1.3) */
     double memory_mb;
     double last_rx, last_tx;
     double joined_ms;         /* when it said hello (monotonic ms) */
@@ -214,6 +216,7 @@ typedef struct sched {
     int *run_head, *run_end;
     int cap_run, cap_subs;
     double dispatch_at;     /* when dispatch looks again anyway (backoffs, quarantines) */
+    double overdue_at;      /* when ggi_sched_end_overdue looks again */
     unsigned claim_rr;      /* rotates the first submitter served by claim */
     unsigned long submit_gen; /* counts submissions and wake-ups (a claim's snapshot) */
     long long max_tokens;   /* the run's budget (GRYPHGEN_MAX_TOKENS); 0: no limit */
@@ -473,6 +476,23 @@ void ggi_sched_dispatch(sched *s);
 
 /* Sends the jobs gathered for each node (after the commit when events announce them). */
 void ggi_sched_send_batches(sched *s);
+
+/* Whether a's job is out on a worker node other than the embedded one (remote) that stops
+ * jobs on an abort (caps.abort): its end does not wait for the attempt to return but aborts
+ * the job (ggi_sched_abort_job). The embedded worker's jobs are stopped through the
+ * orchestrator's own generator instead, and an older worker's task ends when its attempt
+ * returns, as before (its slot stays counted busy meanwhile). */
+int ggi_sched_job_remote(const active *a);
+
+/* When a's job is out on a remote node: takes it back (the node's slot is free again, the
+ * lease forgotten, so a result sent anyway is stale and counts no attempt) and sends the
+ * node an abort for the lease with reason (docs/protocol.md). Returns 1 then, else 0. */
+int ggi_sched_abort_job(sched *s, active *a, const char *reason);
+
+/* Ends the tasks whose wall budget (budget.wall_s) passed while their job is out on a remote
+ * node, aborting the job; looks every OVERDUE_EVERY_MS. (Others end when their attempt
+ * returns, ggi_sched_decide.) */
+void ggi_sched_end_overdue(sched *s);
 
 /* ---------------------------------------------------------------- sched_clients.c */
 

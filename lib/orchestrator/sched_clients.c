@@ -332,11 +332,11 @@ void ggi_sched_on_cancel(sched *s, const identity *to, const cJSON *b)
             a = x;
     int rc = GG_OK;
     if (a) {
-        if (a->inflight) {
+        if (a->inflight && !ggi_sched_job_remote(a)) {
             a->cancelled = 1; /* ends when its attempt returns, sooner when cut short */
             ggi_orq_interrupt_generation(s->o, a->task_id);
         }
-        else
+        else /* a job on a remote node is aborted there (ggi_sched_end_active) */
             ggi_sched_end_active(s, a, GGI_ST_CANCELLED, GGI_END_CANCELLED, "cancelled");
     } else {
         ggi_task_row row;

@@ -6,6 +6,9 @@
  * lease (128 random bits) that its result must carry; jobs for one node are gathered into
  * one message, written as text around the stored task (the printer cost more than the rest).
  *
+ * A task that ends while its job is out on a remote node takes the job back and aborts it
+ * there (ggi_sched_abort_job), so the node's slot is free at once.
+ *
  * Cut here because this is the hot path of the grid (bench/dispatch.sh measures it): its
  * arrays are kept between calls and its costs are commented where they were measured.
  */
@@ -264,11 +267,84 @@ static int unmatchable(sched *s, active *a)
     return 1;
 }
 
+int ggi_sched_job_remote(const active *a)
+{
+    return a->inflight && a->on && !a->on->any && a->on->aborts;
+}
+
+int ggi_sched_abort_job(sched *s, active *a, const char *reason)
+{
+    if (!ggi_sched_job_remote(a))
+        return 0;
+    node *n = a->on;
+    if (n->batch_count > 0) {
+        /* Its job may still wait in the node's message: it leaves first, so that the abort
+         * finds it (a batch that cannot be sent takes its jobs back itself). */
+        node_batch_send(s, n);
+        if (!ggi_sched_job_remote(a) || a->on != n)
+            return 0;
+    }
+    cJSON *leases = cJSON_CreateArray();
+    cJSON *lease = leases ? cJSON_CreateString(a->lease) : NULL;
+    if (lease)
+        cJSON_AddItemToArray(leases, lease);
+    else
+        cJSON_Delete(leases);
+    cJSON *m = lease ? ggp_build_abort(leases, reason) : NULL;
+    size_t len = 0;
+    char *text = m ? ggp_print(m, &len) : NULL;
+    cJSON_Delete(m);
+    /* Taken back whether or not the abort could be sent: the task ends either way, and a
+     * worker that never hears of it sends a result that is then stale. */
+    if (!text || ggi_sched_send_now(s, &n->id, text, len) != GG_OK)
+        ggi_log(&s->o->log, GG_LOG_WARN, "cannot tell worker '%s' to stop the job of task "
+                "'%s': %s", n->name, a->task_id, gg_error_last());
+    else
+        ggi_log(&s->o->log, GG_LOG_INFO, "task '%s' ended (%s): its job on worker '%s' is "
+                "aborted", a->task_id, reason ? reason : "-", n->name);
+    free(text);
+    a->inflight = 0;
+    a->lease[0] = '\0';
+    a->on = NULL;
+    n->busy--;
+    n->last_tx = ggi_now_ms();
+    s->dispatch_due = 1;
+    return 1;
+}
+
+void ggi_sched_end_overdue(sched *s)
+{
+    double now = ggi_now_ms();
+    if (now < s->overdue_at)
+        return;
+    s->overdue_at = now + OVERDUE_EVERY_MS;
+    double wall = 0;
+    active *a = s->tasks;
+    while (a) {
+        active *next = a->next;
+        if (a->wall_s > 0 && a->started_wall > 0 && ggi_sched_job_remote(a)) {
+            if (wall == 0)
+                wall = ggi_wall_s();
+            if (wall - a->started_wall > a->wall_s) {
+                char *why = ggi_asprintf("wall budget of %g s spent after %d attempt(s), "
+                                         "during attempt %d; last: %s", a->wall_s,
+                                         a->attempts, a->attempts + 1,
+                                         a->last_reason ? a->last_reason : "-");
+                ggi_sched_end_active(s, a, GGI_ST_FAILED, GGI_END_DEADLINE,
+                                     why ? why : "wall budget spent");
+                free(why);
+            }
+        }
+        a = next;
+    }
+}
+
 /* Sends runnable tasks to nodes with free slots. It reads and sorts the whole active set,
  * so it runs when a task or a slot became free (dispatch_due), else every
  * DISPATCH_EVERY_MS for what time frees (backoffs, quarantines). */
 void ggi_sched_dispatch(sched *s)
 {
+    ggi_sched_end_overdue(s);
     double now = ggi_now_ms();
     if (!s->dispatch_due && now < s->dispatch_at)
         return;

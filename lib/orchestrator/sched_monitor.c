@@ -264,8 +264,9 @@ void ggi_sched_end_for_run_budget(sched *s, active *a)
     free(why);
 }
 
-/* Once the run's budget is spent, every task without an attempt in flight ends; one in
- * flight ends when its attempt returns, and a generation it is waiting for is cut short
+/* Once the run's budget is spent, every task without an attempt in flight ends, and so does
+ * one whose job is out on a remote node (aborted there); one in flight on the embedded
+ * worker ends when its attempt returns, and a generation it is waiting for is cut short
  * (once). */
 void ggi_sched_enforce_run_budget(sched *s)
 {
@@ -274,8 +275,8 @@ void ggi_sched_enforce_run_budget(sched *s)
     active *a = s->tasks;
     while (a) {
         active *next = a->next;
-        if (!a->inflight) {
-            ggi_sched_end_for_run_budget(s, a);
+        if (!a->inflight || ggi_sched_job_remote(a)) {
+            ggi_sched_end_for_run_budget(s, a); /* a remote job is aborted */
         } else if (!a->gen_interrupted) {
             a->gen_interrupted = 1;
             ggi_orq_interrupt_generation(s->o, a->task_id);

@@ -408,6 +408,7 @@ void ggi_sched_on_worker_hello(sched *s, const gg_transport_msg *msg, const cJSO
     const cJSON *caps = cJSON_GetObjectItemCaseSensitive(b, "caps");
     n->caps = caps ? cJSON_Duplicate(caps, 1) : cJSON_CreateObject();
     n->any = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(n->caps, "any"));
+    n->aborts = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(n->caps, "abort"));
     /* A benchmark worker says so (skip_attempts); one before 1.2 by its executor's name. */
     const cJSON *skip = cJSON_GetObjectItemCaseSensitive(n->caps, "skip_attempts");
     n->noop = skip ? cJSON_IsTrue(skip)

@@ -150,6 +150,7 @@ void ggi_sched_remove_active(sched *s, active *a)
 void ggi_sched_end_active(sched *s, active *a, const char *status, const char *cause,
                           const char *reason)
 {
+    ggi_sched_abort_job(s, a, cause); /* its job, when out on a remote node, stops there */
     ggi_sched_finish_task(s, a->seq, a->task_id, status, cause, reason, a->attempts,
                           a->started_wall, 1);
     ggi_sched_remove_active(s, a);

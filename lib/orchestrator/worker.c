@@ -18,10 +18,12 @@
 
 #include "../core/lang.h"
 #include "../execution/executor_caps.h"
+#include "../execution/job_registry.h"
 #include "../execution/sandbox.h"
 #include "endpoint_rule.h"
 #include "endpoints.h"
 #include "../core/options.h"
+#include "../generation/hooks.h"
 #include "orq.h"
 #include "protocol.h"
 
@@ -113,6 +115,10 @@ struct gg_worker {
     unsigned carried; /* queued jobs from before the last welcome (at the ring's head) */
     unsigned running;
     cJSON **cur;           /* the job each slot runs, or NULL (for the hello's leases) */
+    ggi_job_scope *scopes; /* each slot's jobs on the executor, for an abort (inited: n_scopes) */
+    unsigned n_scopes;
+    unsigned char *aborted; /* the hub aborted the job the slot runs: no result for it */
+    atomic_ulong n_aborted;
     atomic_uint slot_seq;  /* hands each slot thread its index in cur */
     result_list done;      /* results waiting to be sent (slots add, under mu) */
     cJSON **spent;         /* jobs run, for the socket thread (which parsed them) to free */
@@ -249,6 +255,8 @@ static cJSON *discover_caps(gg_worker_t *w, const char *const *labels, int any)
         cJSON_Delete(c);
         return NULL;
     }
+    /* It stops a job the hub aborts (docs/protocol.md "Aborting a job"). */
+    cJSON_AddBoolToObject(c, "abort", 1);
     cJSON *lab = cJSON_AddObjectToObject(c, "labels");
     for (size_t i = 0; labels && labels[i] && i < GGP_MAX_LABELS; i++) {
         const char *eq = strchr(labels[i], '=');
@@ -335,13 +343,25 @@ static void *slot_main(void *arg)
             w->carried--;
         w->running++;
         w->cur[me] = job;
+        w->aborted[me] = 0;
+        ggi_job_scope_reset(&w->scopes[me]);
         pthread_mutex_unlock(&w->mu);
 
         cJSON *record = NULL;
         int handed_back = 0;
         line.len = 0;
         int printed = 0;
-        if (ggi_attempt_run(&env, job, &record) != GG_OK) {
+        ggi_job_scope_enter(&w->scopes[me]);
+        int arc = ggi_attempt_run(&env, job, &record);
+        ggi_job_scope_enter(NULL);
+        pthread_mutex_lock(&w->mu);
+        int aborted = w->aborted[me];
+        pthread_mutex_unlock(&w->mu);
+        if (aborted) {
+            /* The hub ended its task (cancelled, out of budget or time): it wants nothing
+             * back, the lease is no longer its. */
+            handed_back = 1;
+        } else if (arc != GG_OK) {
             printed = infra_result(&line, job, gg_error_last(), 0) == GG_OK;
         } else if (killed_from_outside(record) && stopping_soon(w)) {
             /* Killed with this worker (a Slurm job cancelled, a pod deleted): not the code's
@@ -358,6 +378,7 @@ static void *slot_main(void *arg)
         pthread_mutex_lock(&w->mu);
         w->running--;
         w->cur[me] = NULL;
+        w->aborted[me] = 0;
         if (printed && result_list_add(&w->done, line.data, line.len) != GG_OK)
             ggi_log(&w->log, GG_LOG_ERROR, "worker: a result is lost: out of memory");
         if (w->n_spent == w->cap_spent) {
@@ -423,7 +444,13 @@ static int worker_alloc(gg_worker_t **out, const char *endpoint, const char *nam
     w->jobs = calloc(w->cap, sizeof *w->jobs);
     w->threads = calloc(w->slots, sizeof *w->threads);
     w->cur = calloc(w->slots, sizeof *w->cur);
-    if (!w->name || !w->jobs || !w->threads || !w->cur) {
+    w->aborted = calloc(w->slots, 1);
+    w->scopes = calloc(w->slots, sizeof *w->scopes);
+    while (w->scopes && w->n_scopes < w->slots &&
+           ggi_job_scope_init(&w->scopes[w->n_scopes]) == GG_OK)
+        w->n_scopes++;
+    if (!w->name || !w->jobs || !w->threads || !w->cur || !w->aborted ||
+        w->n_scopes < w->slots) {
         gg_worker_destroy(&w);
         return ggi_error(GG_ENOMEM, "out of memory");
     }
@@ -586,10 +613,11 @@ int gg_worker_stats(gg_worker_t *w, char **out_json)
             return ggi_error(GG_ENOMEM, "out of memory");
     }
     *out_json = ggi_asprintf("{\"jobs\":%lu,\"results\":%lu,\"reconnects\":%lu,\"dropped\":%lu,"
-                             "\"held\":%u,\"failovers\":%lu,\"endpoint\":%s}",
+                             "\"held\":%u,\"failovers\":%lu,\"aborted\":%lu,\"endpoint\":%s}",
                              atomic_load(&w->n_jobs), atomic_load(&w->n_results),
                              atomic_load(&w->n_reconnects), atomic_load(&w->n_dropped), held,
-                             atomic_load(&w->n_failovers), where ? where : "null");
+                             atomic_load(&w->n_failovers), atomic_load(&w->n_aborted),
+                             where ? where : "null");
     free(where);
     return *out_json ? GG_OK : ggi_error(GG_ENOMEM, "out of memory");
 }
@@ -605,6 +633,10 @@ void gg_worker_destroy(gg_worker_t **pw)
     }
     free(w->jobs);
     free(w->cur);
+    free(w->aborted);
+    for (unsigned i = 0; i < w->n_scopes; i++)
+        ggi_job_scope_destroy(&w->scopes[i]);
+    free(w->scopes);
     free(w->threads);
     result_list_free(&w->done);
     result_list_free(&w->sending);
@@ -740,6 +772,67 @@ static void take_jobs(gg_worker_t *w, void *peer, cJSON *jobs)
         w->tp->vt.peer_send(peer, refused.data, refused.len);
     ggi_buf_free(&refused);
     ggi_buf_free(&item);
+}
+
+static int same_lease(const cJSON *job, const char *lease)
+{
+    const char *l = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(job, "lease"));
+    return l && strcmp(l, lease) == 0;
+}
+
+/* Stops the job of one lease the hub aborted: a queued one leaves the ring (no result), a
+ * running one has its generation and its executor jobs cut short and its result dropped.
+ * A lease this worker does not hold (finished meanwhile, or never given) changes nothing.
+ * Called with mu held; *task_id gets the task to interrupt the generation of (borrowed from
+ * the running job, valid while mu is held), or NULL. */
+static int abort_lease(gg_worker_t *w, const char *lease, const char **task_id)
+{
+    *task_id = NULL;
+    for (unsigned i = 0; i < w->count; i++) {
+        unsigned at = (w->head + i) % w->cap;
+        if (!same_lease(w->jobs[at], lease))
+            continue;
+        cJSON_Delete(w->jobs[at]);
+        for (unsigned k = i; k + 1 < w->count; k++)
+            w->jobs[(w->head + k) % w->cap] = w->jobs[(w->head + k + 1) % w->cap];
+        w->count--;
+        if (i < w->carried)
+            w->carried--;
+        return 1;
+    }
+    for (unsigned i = 0; i < w->slots; i++) {
+        if (!w->cur[i] || w->aborted[i] || !same_lease(w->cur[i], lease))
+            continue;
+        w->aborted[i] = 1;
+        ggi_job_scope_cancel(&w->scopes[i]);
+        const cJSON *task = cJSON_GetObjectItemCaseSensitive(w->cur[i], "task");
+        *task_id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(task, "task_id"));
+        return 1;
+    }
+    return 0;
+}
+
+/* The hub's abort: the jobs of these leases stop and send nothing (docs/protocol.md). */
+static void on_abort(gg_worker_t *w, const cJSON *body)
+{
+    const cJSON *leases = cJSON_GetObjectItemCaseSensitive(body, "leases"), *l;
+    const char *why = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(body, "reason"));
+    unsigned n = 0;
+    cJSON_ArrayForEach(l, leases)
+    {
+        const char *task_id = NULL;
+        pthread_mutex_lock(&w->mu);
+        int hit = abort_lease(w, l->valuestring, &task_id);
+        char *tid = task_id ? ggi_strdup(task_id) : NULL;
+        pthread_mutex_unlock(&w->mu);
+        if (tid)
+            ggi_generator_interrupt(w->generator, tid);
+        free(tid);
+        n += (unsigned)hit;
+    }
+    atomic_fetch_add(&w->n_aborted, n);
+    ggi_log(&w->log, GG_LOG_INFO, "worker '%s': the orchestrator aborted %u job(s) (%s)",
+            w->name, n, why ? why : "no reason given");
 }
 
 /* Sends finished results in batches; what cannot be sent now stays for the next round
@@ -984,6 +1077,9 @@ static void on_message(gg_worker_t *w, void *peer, const ggp_msg *m, int *passiv
         w->last_tx = ggi_now_ms();
         break;
     case GGP_HB:
+        break;
+    case GGP_ABORT:
+        on_abort(w, m->body);
         break;
     case GGP_REPLY: {
         /* A refused hello (a key whose role is not worker, no common version, a passive

@@ -183,7 +183,7 @@ static void builders_roundtrip(src *s)
     pick_text(s, name, 40);
     long long rid = pick_int(s, 0, 1LL << 53);
     ggp_msg d;
-    switch (pick(s, 10)) {
+    switch (pick(s, 11)) {
     case 0:
         d = roundtrip(ggp_build_hello_client(name), GGP_HELLO);
         same_str(d.body, "role", "client");
@@ -262,6 +262,24 @@ static void builders_roundtrip(src *s)
             same_num(d.body, "seq", (double)seq);
         else if (cJSON_GetObjectItemCaseSensitive(d.body, "seq"))
             __builtin_trap();
+        break;
+    }
+    case 9: {
+        cJSON *leases = cJSON_CreateArray();
+        for (unsigned i = 1 + pick(s, 4); i > 0; i--) {
+            char lease[65];
+            pick_lease(s, lease);
+            cJSON_AddItemToArray(leases, cJSON_CreateString(lease));
+        }
+        cJSON *copy = cJSON_Duplicate(leases, 1);
+        int with_reason = pick(s, 2);
+        pick_text(s, text, sizeof text - 1);
+        d = roundtrip(ggp_build_abort(leases, with_reason ? text : NULL), GGP_ABORT);
+        if (!same_tree(cJSON_GetObjectItemCaseSensitive(d.body, "leases"), copy))
+            __builtin_trap();
+        if (with_reason)
+            same_str(d.body, "reason", text);
+        cJSON_Delete(copy);
         break;
     }
     default: {

@@ -88,7 +88,16 @@ static void test_builders(void)
     check_msg(m, GGP_WATCH, "{\"ggp\":1,\"t\":\"watch\",\"types\":[\"task.\"],\"rid\":7}");
     cJSON_Delete(types);
 
+    /* the hub's abort to a worker: the leases, then the reason when given */
+    check_msg(ggp_build_abort(cJSON_Parse("[\"0123456789abcdef0123456789abcdef\"]"), "cancelled"),
+              GGP_ABORT, "{\"ggp\":1,\"t\":\"abort\",\"leases\":"
+              "[\"0123456789abcdef0123456789abcdef\"],\"reason\":\"cancelled\"}");
+    check_msg(ggp_build_abort(cJSON_Parse("[\"a1\",\"b2\"]"), NULL), GGP_ABORT,
+              "{\"ggp\":1,\"t\":\"abort\",\"leases\":[\"a1\",\"b2\"]}");
+    CHECK(ggp_type_class(GGP_ABORT) == GGP_CLASS_HUB);
+
     /* failure paths: what a message requires cannot be left out */
+    CHECK(ggp_build_abort(NULL, "x") == NULL);
     CHECK(ggp_build_wait(NULL) == NULL);
     CHECK(ggp_build_cancel(NULL, 3) == NULL);
     CHECK(ggp_build_submit(NULL) == NULL);

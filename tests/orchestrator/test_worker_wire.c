@@ -6,7 +6,8 @@
  * fast reader (ggp_results_scan) takes; jobs beyond the worker's queue are refused in the
  * same form ("worker queue full", retry); a reset makes it say hello again; when stopped it
  * says bye with the codec's bytes. Failure path: a jobs message the decoder refuses (a job
- * without a lease) is dropped by the worker, which still runs the next good one.
+ * without a lease) is dropped by the worker, which still runs the next good one, and so are
+ * a lying hub's aborts: for leases it does not hold (nothing stops) or malformed (dropped).
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -125,6 +126,22 @@ static void collect(qt *t, void *hub, int first, int count, int *refused)
     ggi_buf_free(&raw);
 }
 
+/* The worker's counter key (gg_worker_stats); -1 when absent. */
+static long worker_stat(gg_worker_t *w, const char *key)
+{
+    char *s = NULL;
+    long v = -1;
+    if (gg_worker_stats(w, &s) == GG_OK) {
+        cJSON *j = cJSON_Parse(s);
+        const cJSON *x = cJSON_GetObjectItemCaseSensitive(j, key);
+        if (cJSON_IsNumber(x))
+            v = (long)x->valuedouble;
+        cJSON_Delete(j);
+    }
+    gg_free(s);
+    return v;
+}
+
 int main(void)
 {
     qt t;
@@ -168,6 +185,9 @@ int main(void)
                   "wire-worker");
         CHECK(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(m.body, "slots")) == 1);
         CHECK(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(m.body, "queue")) == 1);
+        /* it says it stops jobs the hub aborts */
+        CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(m.body, "caps"), "abort")));
         ggp_msg_free(&m);
     }
     /* a long heartbeat interval: this hub sends none, and the worker must not give up on it */
@@ -190,6 +210,39 @@ int main(void)
     send_jobs(hub, from, from_len, 7, 1);
     collect(&t, hub, 7, 1, &refused);
     CHECK(refused == 0);
+
+    /* A lying hub's aborts: for a lease the worker never held (or holds no more), and
+     * malformed ones (no leases, empty, not strings, too long, not an array) change nothing:
+     * the next job runs and its result comes back. */
+    cJSON *leases = cJSON_CreateArray();
+    cJSON_AddItemToArray(leases, cJSON_CreateString("0123456789abcdef0123456789abcdef"));
+    cJSON_AddItemToArray(leases, cJSON_CreateString("00000001")); /* ran and reported above */
+    cJSON *ab = ggp_build_abort(leases, "lying hub");
+    text = ab ? ggp_print(ab, &len) : NULL;
+    cJSON_Delete(ab);
+    CHECK(text != NULL);
+    if (text)
+        CHECK_RC(qt_hub_send(hub, from, from_len, text, len), GG_OK);
+    free(text);
+    static const char *const bad_aborts[] = {
+        "{\"ggp\":1,\"t\":\"abort\"}",
+        "{\"ggp\":1,\"t\":\"abort\",\"leases\":[]}",
+        "{\"ggp\":1,\"t\":\"abort\",\"leases\":[5]}",
+        "{\"ggp\":1,\"t\":\"abort\",\"leases\":[\"\"]}",
+        "{\"ggp\":1,\"t\":\"abort\",\"leases\":\"00000009\"}",
+        "{\"ggp\":1,\"t\":\"abort\",\"leases\":[\"00000009\"],\"reason\":7}",
+        "{\"ggp\":1,\"t\":\"abort\",\"leases\":[\"0123456789abcdef0123456789abcdef"
+        "0123456789abcdef0123456789abcdef0\"]}",
+    };
+    size_t n_bad = sizeof bad_aborts / sizeof *bad_aborts;
+    long dropped_before = worker_stat(wt.w, "dropped");
+    for (size_t i = 0; i < n_bad; i++)
+        CHECK_RC(qt_hub_send(hub, from, from_len, bad_aborts[i], strlen(bad_aborts[i])), GG_OK);
+    send_jobs(hub, from, from_len, 9, 1);
+    collect(&t, hub, 9, 1, &refused);
+    CHECK(refused == 0);
+    CHECK(worker_stat(wt.w, "aborted") == 0);
+    CHECK(worker_stat(wt.w, "dropped") == dropped_before + (long)n_bad);
 
     /* reset: the worker says hello again */
     size_t rlen = 0;
