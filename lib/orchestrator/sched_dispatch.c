@@ -339,6 +339,61 @@ void ggi_sched_end_overdue(sched *s)
     }
 }
 
+/* The runnable-task arrays kept from call to call, grown to the active set and the
+ * submitters (a fresh large block per call cost glibc a sweep of its free lists every
+ * time). GG_ENOMEM leaves them as they were. */
+static int grow_run_arrays(sched *s)
+{
+    if (s->cap_run >= s->n_active && s->cap_subs >= s->n_subs + 1)
+        return GG_OK;
+    int nrun = s->n_active > s->cap_run ? s->n_active : s->cap_run;
+    int nsubs = s->n_subs + 1 > s->cap_subs ? s->n_subs + 1 : s->cap_subs;
+    active **r = realloc(s->run, (size_t)nrun * sizeof *r);
+    if (r)
+        s->run = r;
+    int *h = r ? realloc(s->run_head, (size_t)nsubs * sizeof *h) : NULL;
+    if (h)
+        s->run_head = h;
+    int *e = h ? realloc(s->run_end, (size_t)nsubs * sizeof *e) : NULL;
+    if (e)
+        s->run_end = e;
+    if (!e)
+        return GG_ENOMEM;
+    s->cap_run = nrun;
+    s->cap_subs = nsubs;
+    return GG_OK;
+}
+
+/* Dispatched is all the hub knows: no message says a job began. The first dispatch of an
+ * attempt is announced once (task.started, attempt.started); every dispatch, a job sent
+ * again after job.requeued or job.retried too, is job.dispatched (docs/events.md). */
+static void announce_dispatch(sched *s, active *a, const node *n)
+{
+    int first = a->announced != a->attempts + 1;
+    a->announced = a->attempts + 1;
+    if (!ggi_sched_events_heard(s))
+        return;
+    cJSON *ev = NULL;
+    if (first && a->attempts == 0 && s->summary)
+        ggi_sched_summary_note(s, a->task_id, "running", 0, NULL);
+    if (first && a->attempts == 0 && ggi_sched_event_wanted(s, "task.started"))
+        ev = ggi_sched_event_new("task.started", a->task_id);
+    else if (first && a->attempts > 0 && ggi_sched_event_wanted(s, "attempt.started"))
+        ev = ggi_sched_event_new("attempt.started", a->task_id);
+    if (ev) {
+        cJSON_AddNumberToObject(ev, "attempt", a->attempts + 1);
+        ggi_sched_emit(s, a->seq, ev);
+    }
+    ev = ggi_sched_event_wanted(s, "job.dispatched")
+             ? ggi_sched_event_new("job.dispatched", a->task_id)
+             : NULL;
+    if (ev) {
+        cJSON_AddNumberToObject(ev, "attempt", a->attempts + 1);
+        cJSON_AddStringToObject(ev, "node", n->name);
+        ggi_sched_emit(s, a->seq, ev);
+    }
+}
+
 /* Sends runnable tasks to nodes with free slots. It reads and sorts the whole active set,
  * so it runs when a task or a slot became free (dispatch_due), else every
  * DISPATCH_EVERY_MS for what time frees (backoffs, quarantines). */
@@ -358,26 +413,9 @@ void ggi_sched_dispatch(sched *s)
             free_total += n->capacity - n->busy;
     if (free_total == 0)
         return;
-    /* Runnable tasks, by priority; within a priority, submitters take turns. The arrays are
-     * kept from call to call (a fresh large block per call cost glibc a sweep of its free
-     * lists every time). */
-    if (s->cap_run < s->n_active || s->cap_subs < s->n_subs + 1) {
-        int nrun = s->n_active > s->cap_run ? s->n_active : s->cap_run;
-        int nsubs = s->n_subs + 1 > s->cap_subs ? s->n_subs + 1 : s->cap_subs;
-        active **r = realloc(s->run, (size_t)nrun * sizeof *r);
-        if (r)
-            s->run = r;
-        int *h = r ? realloc(s->run_head, (size_t)nsubs * sizeof *h) : NULL;
-        if (h)
-            s->run_head = h;
-        int *e = h ? realloc(s->run_end, (size_t)nsubs * sizeof *e) : NULL;
-        if (e)
-            s->run_end = e;
-        if (!e)
-            return;
-        s->cap_run = nrun;
-        s->cap_subs = nsubs;
-    }
+    /* Runnable tasks, by priority; within a priority, submitters take turns. */
+    if (grow_run_arrays(s) != GG_OK)
+        return;
     active **run = s->run;
     int *head = s->run_head; /* next index per submitter */
     int *end = s->run_end;
@@ -442,33 +480,7 @@ void ggi_sched_dispatch(sched *s)
             }
             if (n->batch.len >= JOB_BATCH_BYTES || n->batch_count >= GGP_MAX_BATCH)
                 node_batch_send(s, n);
-            /* Dispatched is all the hub knows: no message says a job began. The first
-             * dispatch of an attempt is announced once (task.started, attempt.started);
-             * every dispatch, a job sent again after job.requeued or job.retried too, is
-             * job.dispatched (docs/events.md). */
-            int first = a->announced != a->attempts + 1;
-            a->announced = a->attempts + 1;
-            if (ggi_sched_events_heard(s)) {
-                cJSON *ev = NULL;
-                if (first && a->attempts == 0 && s->summary)
-                    ggi_sched_summary_note(s, a->task_id, "running", 0, NULL);
-                if (first && a->attempts == 0 && ggi_sched_event_wanted(s, "task.started"))
-                    ev = ggi_sched_event_new("task.started", a->task_id);
-                else if (first && a->attempts > 0 && ggi_sched_event_wanted(s, "attempt.started"))
-                    ev = ggi_sched_event_new("attempt.started", a->task_id);
-                if (ev) {
-                    cJSON_AddNumberToObject(ev, "attempt", a->attempts + 1);
-                    ggi_sched_emit(s, a->seq, ev);
-                }
-                ev = ggi_sched_event_wanted(s, "job.dispatched")
-                         ? ggi_sched_event_new("job.dispatched", a->task_id)
-                         : NULL;
-                if (ev) {
-                    cJSON_AddNumberToObject(ev, "attempt", a->attempts + 1);
-                    cJSON_AddStringToObject(ev, "node", n->name);
-                    ggi_sched_emit(s, a->seq, ev);
-                }
-            }
+            announce_dispatch(s, a, n);
         }
         i = j;
     }
