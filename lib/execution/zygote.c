@@ -20,6 +20,10 @@
  * (or when the socket closes); killing PID 1 (pidfd_send_signal) kills everything in the
  * job's PID namespace. Jobs run through ggi_spawn_run's I/O loop as an "external" start, so
  * timeouts, output caps and cancellation behave as on the direct path.
+ *
+ * Why one file of this length: the Python script the zygote runs and the host's side of its
+ * message protocol ("K", "F", "P", "S", the groups' socket) are two halves of one protocol;
+ * kept together, a change to one is read beside the other. Its functions are short steps.
  */
 #include <errno.h>
 #include <fcntl.h>

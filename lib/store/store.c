@@ -4,6 +4,11 @@
  * attempt and event operations, each through a statement prepared once per connection.
  * Every write runs in the caller's transaction or, when none is open, in its own
  * BEGIN IMMEDIATE ... COMMIT, so a crash never leaves half an operation behind.
+ *
+ * Why one file of this length: the schema, its migrations and the statements that read and
+ * write it must change together (a column added in a migration is bound in a statement
+ * here), and every statement is prepared on one connection struct that no other file sees.
+ * Cut it, and the struct and the migrations' version numbers would have to be shared.
  */
 #include <stdio.h>
 #include <stdlib.h>
