@@ -24,6 +24,7 @@
 #include "process_executor.h"
 #include "spawn.h"
 #include "container_internal.h"
+
 /* ---------------------------------------------------------------------------------------- */
 /* the create request                                                                       */
 

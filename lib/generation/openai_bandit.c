@@ -26,6 +26,7 @@
 #include "redact.h"
 #include "strategy.h"
 #include "openai_internal.h"
+
 /* ---- arm choice ---- */
 
 /*

@@ -26,6 +26,7 @@
 #include "redact.h"
 #include "strategy.h"
 #include "openai_internal.h"
+
 /* curl's progress callback: a nonzero return aborts the transfer once interrupted. */
 static int on_progress(void *p, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
                        curl_off_t ulnow)

@@ -25,6 +25,7 @@
 #include "redact.h"
 #include "strategy.h"
 #include "openai_internal.h"
+
 /* ---- the reply ---- */
 
 int ggi_openai_read_reply(const openai *g, const endpoint *e, const exchange *x, const cJSON *req,

@@ -19,6 +19,7 @@
 #include "../core/ggi.h"
 #include "../core/dbfile.h"
 #include "fts5_internal.h"
+
 static const char *const schema_sql =
     "CREATE TABLE IF NOT EXISTS rag_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS rag_documents("

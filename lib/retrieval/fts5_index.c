@@ -16,6 +16,7 @@
 #include "chunker.h"
 #include "credit.h"
 #include "fts5_internal.h"
+
 /* ---- adding documents ---- */
 
 typedef struct old_chunk {

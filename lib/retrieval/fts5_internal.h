@@ -21,6 +21,7 @@
 
 #include "../core/ggi.h"
 #include "fts5.h"
+
 #define BUSY_TIMEOUT_MS 5000
 #define POOL_IDLE_MAX 8
 #define MAX_QUERY_BYTES (1u << 20)

@@ -15,6 +15,7 @@
 #include "../core/ggi.h"
 #include "credit.h"
 #include "fts5_internal.h"
+
 /* ---- feedback ---- */
 
 /* Reads an id ("42" or 42) into *out; 0 when it is not one of ours. */

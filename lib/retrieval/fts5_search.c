@@ -4,7 +4,6 @@
  * usefulness, and the JSON results. Cut here because ranking is the backend's one piece of
  * arithmetic and reads the tables without writing them.
  *
- *
  * Candidates of one query come from one pass over the FTS5 matches with our own auxiliary
  * function gg_rank() (below), which screens rows by BM25 computed as if every chunk had the
  * average length (no per-row length lookup: that lookup is what makes FTS5's own bm25() slow
@@ -21,7 +20,6 @@
  *   score(c) = rel(c) * (2 use(c))^weight
  * With weight 0 the order is the BM25 order of the candidates (docs/retrieval.md).
  */
-
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -33,6 +31,7 @@
 #include "../core/ggi.h"
 #include "credit.h"
 #include "fts5_internal.h"
+
 /* ---- search scratch (the FTS5 extension interface is declared in sqlite3.h) ---- */
 
 /* Column weights of GGI_FTS5_BM25, in column order (text, title, source, lang). */
