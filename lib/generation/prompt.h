@@ -3,7 +3,7 @@
  * chat messages (system + user) rendered from a template with {{placeholders}} filled from a
  * generator request (task, retrieved context, feedback of earlier attempts), and the code
  * taken out of the model's reply (fenced blocks, or the whole text). Internal; used by the
- * "openai" backend (openai.c). The default template and the placeholders are documented in
+ * "openai" backend (openai_message.c). The default template and the placeholders are documented in
  * docs/generator.md.
  *
  * THREAD SAFETY: a loaded template is immutable; ggi_prompt_messages() may be called on it

@@ -5,7 +5,7 @@
  * posterior, and the draw divided by the arm's mean cost (tokens, optionally plus latency)
  * ranks it, so the arm that passes most per cost is asked most often while the others are
  * still tried now and then. Pure bookkeeping: persistence lives in journal.h, the wiring in
- * openai.c. Internal.
+ * openai_bandit.c. Internal.
  *
  * THREAD SAFETY: every function may be called from several threads at once (a mutex guards
  * the statistics and the random state), except ggi_bandit_free.

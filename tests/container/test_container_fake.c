@@ -25,7 +25,7 @@
 #include "testutil.h"
 
 #define FAKE_ID "0123456789abcdef0123456789abcdef"
-#define REMOVE_TRIES 8 /* the executor's limit (container_executor.c) */
+#define REMOVE_TRIES 8 /* the executor's limit (container_internal.h) */
 
 enum create_mode { CREATE_OK, CREATE_GARBAGE, CREATE_500, CREATE_CUT, CREATE_HANG };
 
