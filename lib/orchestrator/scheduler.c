@@ -129,6 +129,62 @@ static void refuse_request(sched *s, const gg_transport_msg *msg, ggp_type t, co
     ggi_sched_reply_error(s, &to, rid, code, why);
 }
 
+/* The sender's role (CURVE) may send this type, and say hello as what it says it is; a
+ * refused message is counted, logged and, when it is a request, answered. */
+static int sender_may(sched *s, const gg_transport_msg *msg, const ggp_msg *m)
+{
+    gg_orchestrator_t *o = s->o;
+    const char *role = sender_role(msg);
+    const char *said = m->type == GGP_HELLO
+                           ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m->body, "role"))
+                           : NULL;
+    if (role_allows(role, m->type) && (ggp_type_class(m->type) & ~GGP_CLASS_HUB) &&
+        !(said && strcmp(role, "submitter") == 0 && strcmp(said, "worker") == 0) &&
+        !(said && strcmp(role, "worker") == 0 && strcmp(said, "client") == 0))
+        return 1;
+    atomic_fetch_add(&o->n_dropped, 1);
+    ggi_log(&o->log, GG_LOG_WARN, "dropping a '%s' message: not allowed for role '%s'",
+            ggp_type_name(m->type), role[0] ? role : "-");
+    char why[160];
+    if (m->type == GGP_HELLO)
+        snprintf(why, sizeof why, "forbidden: role %s may not say hello as a %s",
+                 role[0] ? role : "-", said);
+    else
+        snprintf(why, sizeof why, "forbidden: role %s may not %s", role[0] ? role : "-",
+                 what_type_does(m->type));
+    if (ggp_type_class(m->type) & ~GGP_CLASS_HUB)
+        refuse_request(s, msg, m->type, m->body, GG_EUNSUPPORTED, why);
+    return 0;
+}
+
+/* A worker's results: those read fast (fast[0..n_fast)) and those of the decoded body. */
+static void on_results(sched *s, node *n, const gg_transport_msg *msg, const cJSON *body,
+                       const ggp_result *fast, int n_fast)
+{
+    gg_orchestrator_t *o = s->o;
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(body, "results");
+    if (!n) {
+        /* Nothing from a peer that is not a worker here is believed. */
+        ggi_sched_foreign_results(s, n_fast + cJSON_GetArraySize(list), "a peer that is not a "
+                        "connected worker", "it never said hello as a worker");
+        reset_peer(s, msg, "unknown worker: say hello");
+        return;
+    }
+    const char *key = ggi_zmq_hub_sender_key(&o->transport, o->hub);
+    for (int i = 0; i < n_fast; i++)
+        ggi_sched_on_result(s, n, key, fast[i].seq, fast[i].n, fast[i].lease, fast[i].record,
+                  fast[i].text, fast[i].len);
+    cJSON *r;
+    cJSON_ArrayForEach(r, list)
+    {
+        ggi_sched_on_result(s, n, key,
+                  (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(r, "seq")),
+                  (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(r, "n")),
+                  cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r, "lease")),
+                  cJSON_GetObjectItemCaseSensitive(r, "record"), NULL, 0);
+    }
+}
+
 static void on_message(sched *s, const gg_transport_msg *msg)
 {
     gg_orchestrator_t *o = s->o;
@@ -153,25 +209,7 @@ static void on_message(sched *s, const gg_transport_msg *msg)
         refuse_request(s, msg, GGP_UNKNOWN, NULL, GG_EINVAL, why);
         return;
     }
-    const char *role = sender_role(msg);
-    if (!role_allows(role, m.type) || !(ggp_type_class(m.type) & ~GGP_CLASS_HUB) ||
-        (m.type == GGP_HELLO && strcmp(role, "submitter") == 0 &&
-         strcmp(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m.body, "role")), "worker") == 0) ||
-        (m.type == GGP_HELLO && strcmp(role, "worker") == 0 &&
-         strcmp(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m.body, "role")), "client") == 0)) {
-        atomic_fetch_add(&o->n_dropped, 1);
-        ggi_log(&o->log, GG_LOG_WARN, "dropping a '%s' message: not allowed for role '%s'",
-                ggp_type_name(m.type), role[0] ? role : "-");
-        char why[160];
-        if (m.type == GGP_HELLO)
-            snprintf(why, sizeof why, "forbidden: role %s may not say hello as a %s",
-                     role[0] ? role : "-",
-                     cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m.body, "role")));
-        else
-            snprintf(why, sizeof why, "forbidden: role %s may not %s", role[0] ? role : "-",
-                     what_type_does(m.type));
-        if (ggp_type_class(m.type) & ~GGP_CLASS_HUB)
-            refuse_request(s, msg, m.type, m.body, GG_EUNSUPPORTED, why);
+    if (!sender_may(s, msg, &m)) {
         ggp_msg_free(&m);
         ggp_results_free(fast, n_fast);
         return;
@@ -190,30 +228,9 @@ static void on_message(sched *s, const gg_transport_msg *msg)
         if (!n && !ggi_sched_find_client(s, msg->peer, msg->peer_len))
             reset_peer(s, msg, "unknown peer: say hello");
         break;
-    case GGP_RESULTS: {
-        const cJSON *list = cJSON_GetObjectItemCaseSensitive(m.body, "results");
-        if (!n) {
-            /* Nothing from a peer that is not a worker here is believed. */
-            ggi_sched_foreign_results(s, n_fast + cJSON_GetArraySize(list), "a peer that is not a "
-                            "connected worker", "it never said hello as a worker");
-            reset_peer(s, msg, "unknown worker: say hello");
-            break;
-        }
-        const char *key = ggi_zmq_hub_sender_key(&o->transport, o->hub);
-        for (int i = 0; i < n_fast; i++)
-            ggi_sched_on_result(s, n, key, fast[i].seq, fast[i].n, fast[i].lease, fast[i].record,
-                      fast[i].text, fast[i].len);
-        cJSON *r;
-        cJSON_ArrayForEach(r, list)
-        {
-            ggi_sched_on_result(s, n, key,
-                      (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(r, "seq")),
-                      (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(r, "n")),
-                      cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r, "lease")),
-                      cJSON_GetObjectItemCaseSensitive(r, "record"), NULL, 0);
-        }
+    case GGP_RESULTS:
+        on_results(s, n, msg, m.body, fast, n_fast);
         break;
-    }
     case GGP_BYE:
         if (n)
             ggi_sched_drop_node(s, n, "left");
