@@ -1009,6 +1009,29 @@ out:
     return rc;
 }
 
+/* One byte from sock, with the descriptor sent beside it if any (*fd; -1: none), EINTR
+ * retried: recvmsg's result. */
+static ssize_t recv_byte_fd(int sock, int flags, char *c, int *fd)
+{
+    char cbuf[CMSG_SPACE(sizeof(int))];
+    memset(cbuf, 0, sizeof cbuf);
+    struct iovec iov = { c, 1 };
+    struct msghdr mh;
+    memset(&mh, 0, sizeof mh);
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = cbuf;
+    mh.msg_controllen = sizeof cbuf;
+    ssize_t n;
+    while ((n = recvmsg(sock, &mh, flags | MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {
+    }
+    *fd = -1;
+    struct cmsghdr *cm = n == 1 ? CMSG_FIRSTHDR(&mh) : NULL;
+    if (cm && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len == CMSG_LEN(sizeof(int)))
+        memcpy(fd, CMSG_DATA(cm), sizeof(int));
+    return n;
+}
+
 /* Takes in the sockets of job processes zygote z made ahead ("K" messages; the lock is
  * held), and returns the oldest one (-1: none). */
 static int take_kept(zygote *z)
@@ -1016,23 +1039,8 @@ static int take_kept(zygote *z)
     for (;;) {
         char c = 0;
         int fd = -1;
-        char cbuf[CMSG_SPACE(sizeof(int))];
-        memset(cbuf, 0, sizeof cbuf);
-        struct iovec iov = { &c, 1 };
-        struct msghdr mh;
-        memset(&mh, 0, sizeof mh);
-        mh.msg_iov = &iov;
-        mh.msg_iovlen = 1;
-        mh.msg_control = cbuf;
-        mh.msg_controllen = sizeof cbuf;
-        ssize_t n = recvmsg(z->ctl, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
+        if (recv_byte_fd(z->ctl, MSG_DONTWAIT, &c, &fd) <= 0)
             break;
-        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-        if (cm && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len == CMSG_LEN(sizeof(int)))
-            memcpy(&fd, CMSG_DATA(cm), sizeof(int));
         if (fd < 0)
             continue;
         if (c != 'K' || z->nkept >= MAX_KEPT) {
@@ -1394,18 +1402,8 @@ static int zj_reply(zjob *zj, int *done_fd)
         return ggi_error(GG_EUNSUPPORTED, "the zygote did not take the job");
     }
     char r = 0;
-    char rbuf[CMSG_SPACE(sizeof(int))];
-    memset(rbuf, 0, sizeof rbuf);
-    struct iovec iov = { &r, 1 };
-    struct msghdr mh;
-    memset(&mh, 0, sizeof mh);
-    mh.msg_iov = &iov;
-    mh.msg_iovlen = 1;
-    mh.msg_control = rbuf;
-    mh.msg_controllen = sizeof rbuf;
-    ssize_t got;
-    while ((got = recvmsg(zj->sock, &mh, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {
-    }
+    int passed_fd = -1;
+    ssize_t got = recv_byte_fd(zj->sock, 0, &r, &passed_fd);
     if (got == 0) {
         /* Closed unanswered: no job process took it (none could be made, or none had a
          * cgroup); the direct way runs it, and zygotes stay in use. */
@@ -1413,6 +1411,8 @@ static int zj_reply(zjob *zj, int *done_fd)
         return ggi_error(GG_EUNSUPPORTED, "no job process of the zygote took the job");
     }
     if (r == 'N') {
+        if (passed_fd >= 0)
+            close(passed_fd);
         /* Its group refused the job's limits (a memory limit below what the waiting process
          * uses): the group goes, the direct way runs the job, zygotes stay in use. */
         int64_t id = 0;
@@ -1423,9 +1423,8 @@ static int zj_reply(zjob *zj, int *done_fd)
         zj->fallback = 1;
         return ggi_error(GG_EUNSUPPORTED, "the job's limits do not fit a zygote's process");
     }
-    struct cmsghdr *cm = got == 1 ? CMSG_FIRSTHDR(&mh) : NULL;
-    if (r == 'P' && cm && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len == CMSG_LEN(sizeof(int))) {
-        memcpy(&zj->init_fd, CMSG_DATA(cm), sizeof(int));
+    if (r == 'P' && passed_fd >= 0) {
+        zj->init_fd = passed_fd;
         int rc = zj_reply_ready(zj);
         /* The job has ended when its report ("S") is in, or the socket closes (its PID 1 was
          * killed): the host need not wait for PID 1 and its namespace to go away. */
@@ -1433,6 +1432,8 @@ static int zj_reply(zjob *zj, int *done_fd)
             *done_fd = zj->sock;
         return rc;
     }
+    if (passed_fd >= 0)
+        close(passed_fd); /* (a descriptor beside another answer is nobody's) */
     return zj_reply_error(zj, r);
 }
 
