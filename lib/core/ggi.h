@@ -5,6 +5,7 @@
 #ifndef GGI_H
 #define GGI_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -42,6 +43,8 @@ double ggi_now_ms(void);
 double ggi_wall_s(void);
 /** Sleeps for ms milliseconds (restarts after signals). */
 void ggi_sleep_ms(double ms);
+/** Initialises cv to time its waits on CLOCK_MONOTONIC (as ggi_now_ms does). */
+void ggi_cond_init_monotonic(pthread_cond_t *cv);
 
 /** 64-bit FNV-1a hash of bytes, rendered as 16 hex digits into out[17]. */
 void ggi_hash_hex(const void *data, size_t len, char out[17]);

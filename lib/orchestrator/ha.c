@@ -279,11 +279,7 @@ int ggi_ha_new(ggi_ha **out, gg_orchestrator_t *o, const char *role, const char 
     h->primary = role[0] == 'p';
     h->hb_ms = GGI_HA_HB_MS;
     pthread_mutex_init(&h->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&h->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    ggi_cond_init_monotonic(&h->cv);
     ggi_ha_fsm_init(&h->fsm, h->primary, timeout_ms ? timeout_ms : GGI_HA_TIMEOUT_MS,
                     ggi_now_ms());
     *out = h;

@@ -359,11 +359,7 @@ static gg_orchestrator_t *new_object(const gg_orchestrator_options *opts)
     pthread_mutex_init(&o->api_mu, NULL);
     pthread_mutex_init(&o->ctl_mu, NULL);
     pthread_mutex_init(&o->done_mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&o->done_cv, &ca);
-    pthread_condattr_destroy(&ca);
+    ggi_cond_init_monotonic(&o->done_cv);
     o->log.fn = opts->log_fn;
     o->log.user = opts->log_user;
     o->log.level = opts->log_level;

@@ -349,11 +349,7 @@ int ggi_webhook_new(ggi_webhook **out, const ggi_webhook_options *opts)
     if (!w)
         return ggi_error(GG_ENOMEM, "out of memory");
     pthread_mutex_init(&w->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    ggi_cond_init_monotonic(&w->cv);
     w->o = *opts;
     w->o.urls = NULL;
     if (w->o.stall_s == 0)

@@ -413,11 +413,7 @@ static int worker_alloc(gg_worker_t **out, const char *endpoint, const char *nam
         return ggi_error(GG_ENOMEM, "out of memory");
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->done_cv, &ca);
-    pthread_condattr_destroy(&ca);
+    ggi_cond_init_monotonic(&w->done_cv);
     w->slots = slots;
     w->queue = queue ? queue : slots;
     /* Room for twice the capacity announced: after a failover the new hub fills the
