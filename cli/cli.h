@@ -97,6 +97,22 @@ enum {
 /* The table entry of --log-format (text or json), handled by cli_run_option(). */
 #define CLI_LOG_FORMAT_LONG_OPTION {"log-format", required_argument, NULL, CLI_OPT_LOG_FORMAT}
 
+/* The options of a command that runs the pipeline in this process (eval, run): the
+ * generator and its settings, the database, the budgets, the toolchains, the isolation and
+ * the logs, all handled by cli_run_option(). */
+#define CLI_PIPELINE_LONG_OPTIONS                                       \
+    {"generator", required_argument, NULL, CLI_OPT_GENERATOR},          \
+    CLI_LLM_LONG_OPTIONS,                                               \
+    {"db", required_argument, NULL, CLI_OPT_DB},                        \
+    {"max-attempts", required_argument, NULL, CLI_OPT_MAX_ATTEMPTS},    \
+    {"python", required_argument, NULL, CLI_OPT_PYTHON},                \
+    {"cc", required_argument, NULL, CLI_OPT_CC},                        \
+    {"isolation", required_argument, NULL, CLI_OPT_ISOLATION},          \
+    CLI_ZYGOTE_LONG_OPTION,                                             \
+    CLI_MAX_TOKENS_LONG_OPTION,                                         \
+    {"log-level", required_argument, NULL, CLI_OPT_LOG_LEVEL},          \
+    CLI_LOG_FORMAT_LONG_OPTION
+
 /**
  * Reports an unknown option ('?') or a missing value (':') the way getopt_long left them
  * (opterr off, optstring starting with ':') and returns CLI_EXIT_USAGE.

@@ -606,19 +606,9 @@ typedef struct eval_args {
 } eval_args;
 
 static const struct option eval_longopts[] = {
-    {"generator", required_argument, NULL, CLI_OPT_GENERATOR},
-    CLI_LLM_LONG_OPTIONS,
+    CLI_PIPELINE_LONG_OPTIONS,
     {"jobs", required_argument, NULL, CLI_OPT_JOBS},
-    {"db", required_argument, NULL, CLI_OPT_DB},
     {"results", required_argument, NULL, CLI_OPT_RESULTS},
-    {"max-attempts", required_argument, NULL, CLI_OPT_MAX_ATTEMPTS},
-    {"python", required_argument, NULL, CLI_OPT_PYTHON},
-    {"cc", required_argument, NULL, CLI_OPT_CC},
-    {"isolation", required_argument, NULL, CLI_OPT_ISOLATION},
-    CLI_ZYGOTE_LONG_OPTION,
-    CLI_MAX_TOKENS_LONG_OPTION,
-    {"log-level", required_argument, NULL, CLI_OPT_LOG_LEVEL},
-    CLI_LOG_FORMAT_LONG_OPTION,
     {"quiet", no_argument, NULL, CLI_OPT_QUIET},
     {"connect", required_argument, NULL, OPT_CONNECT},
     CI_LONG_OPTIONS,

@@ -128,17 +128,7 @@ static int print_result(const char *result)
 int cli_cmd_run(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"generator", required_argument, NULL, CLI_OPT_GENERATOR},
-        CLI_LLM_LONG_OPTIONS,
-        {"db", required_argument, NULL, CLI_OPT_DB},
-        {"max-attempts", required_argument, NULL, CLI_OPT_MAX_ATTEMPTS},
-        {"python", required_argument, NULL, CLI_OPT_PYTHON},
-        {"cc", required_argument, NULL, CLI_OPT_CC},
-        {"isolation", required_argument, NULL, CLI_OPT_ISOLATION},
-        CLI_ZYGOTE_LONG_OPTION,
-        CLI_MAX_TOKENS_LONG_OPTION,
-        {"log-level", required_argument, NULL, CLI_OPT_LOG_LEVEL},
-        CLI_LOG_FORMAT_LONG_OPTION,
+        CLI_PIPELINE_LONG_OPTIONS,
         {"help", no_argument, NULL, CLI_OPT_HELP},
         {NULL, 0, NULL, 0},
     };
