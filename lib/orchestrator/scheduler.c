@@ -355,6 +355,90 @@ static int stand_by(gg_orchestrator_t *o, gg_transport_msg **first)
     return 1;
 }
 
+/* The scheduler's state for o: its batches, the grid's statements, the writer thread, the
+ * learner and the run's budget; GG_OK, or an error logged and nothing left. */
+static int sched_open(gg_orchestrator_t *o, sched *s)
+{
+    s->o = o;
+    s->db = o->sched_store;
+    for (int k = 0; k < 3; k++)
+        s->pend[k].events = cJSON_CreateArray();
+    s->may_have_queued = 1;
+    ggi_sched_recompute_limit(s);
+    if (!s->pend[0].events || !s->pend[1].events || !s->pend[2].events ||
+        ggi_grid_db_new(&s->g, s->db) != GG_OK ||
+        ggi_writer_start(s->db, s->g, &o->log, &s->writer) != GG_OK) {
+        ggi_log(&o->log, GG_LOG_ERROR, "scheduler: %s", gg_error_last());
+        ggi_grid_db_free(&s->g);
+        for (int k = 0; k < 3; k++)
+            cJSON_Delete(s->pend[k].events);
+        return GG_EIO;
+    }
+    ggi_writer_watch_stop(s->writer, &o->stopping);
+    ggi_writer_observe(s->writer, &o->metrics.db_write);
+    /* The "none" retriever learns nothing: no learner, and no result is read back for it. */
+    if (!ggi_retriever_is_none(o->retriever) &&
+        ggi_learner_new(o->retriever, &o->log, GGI_LEARNER_QUEUE_MAX, &s->learner) != GG_OK)
+        ggi_log(&o->log, GG_LOG_WARN, "scheduler: no retrieval learning: %s", gg_error_last());
+    s->max_tokens = run_token_budget(o, &o->log);
+    /* The run goes on from what the recorded attempts already spent (a resumed run). */
+    if (s->max_tokens > 0 && ggi_store_tokens_spent(s->db, &s->tokens) != GG_OK)
+        ggi_log(&o->log, GG_LOG_WARN, "cannot sum the tokens spent so far: %s",
+                gg_error_last());
+    int64_t unfinished = 0;
+    if (ggi_grid_unfinished(s->g, &unfinished) == GG_OK)
+        atomic_store(&o->queued, unfinished);
+    return GG_OK;
+}
+
+/* Frees what the scheduler held, after its last writes: the writer thread, nodes, clients,
+ * waiters, submitters, pending batches and the learner (drained). */
+static void sched_close(sched *s)
+{
+    ggi_writer_stop(&s->writer);
+    while (s->nodes) {
+        node *n = s->nodes;
+        s->nodes = n->next;
+        ggi_sched_node_free(n);
+    }
+    while (s->clients) {
+        client *c = s->clients;
+        s->clients = c->next;
+        free(c);
+    }
+    for (int i = 0; i < s->n_waiters; i++)
+        free(s->waiters[i].task_id);
+    free(s->waiters);
+    for (int i = 0; i < s->n_subs; i++)
+        free(s->subs[i].name);
+    free(s->subs);
+    for (int i = 0; i < s->later.n_ended; i++)
+        free(s->later.ended[i].task_id);
+    free(s->later.ended);
+    for (int i = 0; i < s->n_later_rows; i++)
+        ggi_claimed_release(&s->later_rows[i]);
+    free(s->later_rows);
+    for (int k = 0; k < 3; k++) {
+        pending *pd = &s->pend[k];
+        for (int i = 0; i < pd->n_out; i++)
+            free(pd->out[i].text);
+        free(pd->out);
+        for (int i = 0; i < pd->n_ended; i++)
+            free(pd->ended[i].task_id);
+        free(pd->ended);
+        cJSON_Delete(pd->events);
+        ggi_batch_free(&s->batch[k]);
+    }
+    ggi_sched_summary_free(s);
+    free(s->by_seq);
+    free(s->run);
+    free(s->run_head);
+    free(s->run_end);
+    ggi_buf_free(&s->ev_buf);
+    ggi_grid_db_free(&s->g);
+    ggi_learner_destroy(&s->learner, GGI_LEARNER_DRAIN_MS);
+}
+
 void *ggi_scheduler_main(void *arg)
 {
     gg_orchestrator_t *o = arg;
@@ -364,35 +448,8 @@ void *ggi_scheduler_main(void *arg)
     ggi_batch *held = NULL; /* written, waiting for the standby's ack */
     sched s;
     memset(&s, 0, sizeof s);
-    s.o = o;
-    s.db = o->sched_store;
-    for (int k = 0; k < 3; k++)
-        s.pend[k].events = cJSON_CreateArray();
-    s.may_have_queued = 1;
-    ggi_sched_recompute_limit(&s);
-    if (!s.pend[0].events || !s.pend[1].events || !s.pend[2].events ||
-        ggi_grid_db_new(&s.g, s.db) != GG_OK ||
-        ggi_writer_start(s.db, s.g, &o->log, &s.writer) != GG_OK) {
-        ggi_log(&o->log, GG_LOG_ERROR, "scheduler: %s", gg_error_last());
-        ggi_grid_db_free(&s.g);
-        for (int k = 0; k < 3; k++)
-            cJSON_Delete(s.pend[k].events);
+    if (sched_open(o, &s) != GG_OK)
         return NULL;
-    }
-    ggi_writer_watch_stop(s.writer, &o->stopping);
-    ggi_writer_observe(s.writer, &o->metrics.db_write);
-    /* The "none" retriever learns nothing: no learner, and no result is read back for it. */
-    if (!ggi_retriever_is_none(o->retriever) &&
-        ggi_learner_new(o->retriever, &o->log, GGI_LEARNER_QUEUE_MAX, &s.learner) != GG_OK)
-        ggi_log(&o->log, GG_LOG_WARN, "scheduler: no retrieval learning: %s", gg_error_last());
-    s.max_tokens = run_token_budget(o, &o->log);
-    /* The run goes on from what the recorded attempts already spent (a resumed run). */
-    if (s.max_tokens > 0 && ggi_store_tokens_spent(s.db, &s.tokens) != GG_OK)
-        ggi_log(&o->log, GG_LOG_WARN, "cannot sum the tokens spent so far: %s",
-                gg_error_last());
-    int64_t unfinished = 0;
-    if (ggi_grid_unfinished(s.g, &unfinished) == GG_OK)
-        atomic_store(&o->queued, unfinished);
     if (first) { /* the hello that made this server active */
         on_message(&s, first);
         ggi_ha_free_msg(first);
@@ -461,47 +518,6 @@ void *ggi_scheduler_main(void *arg)
         requeue_all(&s);
     while (s.tasks) /* left running when dead: the next start requeues them (recover) */
         ggi_sched_remove_active(&s, s.tasks);
-    ggi_writer_stop(&s.writer);
-    while (s.nodes) {
-        node *n = s.nodes;
-        s.nodes = n->next;
-        ggi_sched_node_free(n);
-    }
-    while (s.clients) {
-        client *c = s.clients;
-        s.clients = c->next;
-        free(c);
-    }
-    for (int i = 0; i < s.n_waiters; i++)
-        free(s.waiters[i].task_id);
-    free(s.waiters);
-    for (int i = 0; i < s.n_subs; i++)
-        free(s.subs[i].name);
-    free(s.subs);
-    for (int i = 0; i < s.later.n_ended; i++)
-        free(s.later.ended[i].task_id);
-    free(s.later.ended);
-    for (int i = 0; i < s.n_later_rows; i++)
-        ggi_claimed_release(&s.later_rows[i]);
-    free(s.later_rows);
-    for (int k = 0; k < 3; k++) {
-        pending *pd = &s.pend[k];
-        for (int i = 0; i < pd->n_out; i++)
-            free(pd->out[i].text);
-        free(pd->out);
-        for (int i = 0; i < pd->n_ended; i++)
-            free(pd->ended[i].task_id);
-        free(pd->ended);
-        cJSON_Delete(pd->events);
-        ggi_batch_free(&s.batch[k]);
-    }
-    ggi_sched_summary_free(&s);
-    free(s.by_seq);
-    free(s.run);
-    free(s.run_head);
-    free(s.run_end);
-    ggi_buf_free(&s.ev_buf);
-    ggi_grid_db_free(&s.g);
-    ggi_learner_destroy(&s.learner, GGI_LEARNER_DRAIN_MS);
+    sched_close(&s);
     return NULL;
 }
