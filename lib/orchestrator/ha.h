@@ -59,6 +59,10 @@ void ggi_ha_fsm_init(ggi_ha_fsm *f, int primary, double timeout_ms, double now);
 int ggi_ha_fsm_step(ggi_ha_fsm *f, ggi_ha_event ev, int peer_synced, double now, char *why,
                     size_t cap);
 
+/** A peer frame's payload sum as its header's "sum" carries it (16 hex digits and a NUL):
+ * damage shows, forgery is CURVE's to stop. */
+void ggi_ha_sum(const void *data, size_t n, char out[17]);
+
 /** The state's name ("primary", "backup", "active", "passive"). */
 const char *ggi_ha_state_name(ggi_ha_state s);
 

@@ -176,6 +176,19 @@ void ggi_replica_free(ggi_replica *r)
     free(r);
 }
 
+int ggi_replica_standby(ggi_store *s, int on)
+{
+    sqlite3 *db = ggi_store_sqlite(s);
+    if (!db)
+        return ggi_error(GG_EINVAL, "ggi_replica_standby: no database");
+    if (!sqlite3_get_autocommit(db))
+        return ggi_error(GG_ESTATE, "ggi_replica_standby: a transaction is open");
+    if (sqlite3_exec(db, on ? "PRAGMA foreign_keys=OFF" : "PRAGMA foreign_keys=ON", NULL, NULL,
+                     NULL) != SQLITE_OK)
+        return ggi_error(GG_ESTORE, "setting foreign-key checks: %s", sqlite3_errmsg(db));
+    return GG_OK;
+}
+
 /* Any conflict ends the apply: a replica holds exactly what the primary committed. */
 static int on_conflict(void *ctx, int why, sqlite3_changeset_iter *it)
 {

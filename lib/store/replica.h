@@ -56,6 +56,13 @@ void ggi_replica_after_commit(ggi_replica *r, int committed);
 void ggi_replica_free(ggi_replica *r);
 
 /**
+ * On the standby (on 1): the store's connection stops checking foreign keys, since what it
+ * applies was checked where it was committed (the checks cost the apply a lookup per row);
+ * on 0 it checks them again, as a server that takes over must. Outside any transaction.
+ */
+int ggi_replica_standby(ggi_store *s, int on);
+
+/**
  * On the standby: applies the changeset numbered seq (n bytes) in one transaction. It must
  * be the next one (the database's sequence + 1): GG_ESTATE for a gap, GG_EEXIST for one
  * already applied (nothing done), GG_EINVAL for one too big, GG_ECORRUPT-like GG_ESTORE for

@@ -20,6 +20,7 @@
 
 #include <zmq.h>
 
+#include "../../lib/orchestrator/ha.h"
 #include "../../lib/store/replica.h"
 #include "../../lib/store/store.h"
 #include "gryphgen.h"
@@ -63,7 +64,7 @@ static void send_frame(const char *hdr0, const void *payload, size_t n)
     size_t l0 = strlen(hdr0);
     if (n && l0 && hdr0[l0 - 1] != '}') {
         char sum[17];
-        ggi_hash_hex(payload, n, sum);
+        ggi_ha_sum(payload, n, sum);
         snprintf(hdr, sizeof hdr, "%s,\"sum\":\"%s\"}", hdr0, sum);
     } else {
         snprintf(hdr, sizeof hdr, "%s", hdr0);
@@ -330,7 +331,7 @@ int main(void)
     for (size_t i = shipped[4].n / 3; i < shipped[4].n; i++)
         bad[i] ^= 0x55;
     char lie[128], sum[17];
-    ggi_hash_hex(shipped[4].cs, shipped[4].n, sum);
+    ggi_ha_sum(shipped[4].cs, shipped[4].n, sum);
     snprintf(lie, sizeof lie, "{\"op\":\"cs\",\"seq\":5,\"sum\":\"%s\"}", sum);
     CHECK(expect("damaged changeset", lie, bad, shipped[4].n, -1));
     free(bad);

@@ -104,6 +104,16 @@ int main(void)
     CHECK(n_log == 3);
     CHECK(ggi_replica_seq(p) == 3);
 
+    /* A standby applies without foreign-key checks and turns them on again to take over;
+     * neither inside a transaction. */
+    CHECK_RC(ggi_replica_standby(r, 1), 0);
+    CHECK(count_rows(r, "PRAGMA foreign_keys") == 0);
+    CHECK_RC(ggi_store_begin(r), 0);
+    CHECK_RC(ggi_replica_standby(r, 0), GG_ESTATE);
+    CHECK_RC(ggi_store_rollback(r), 0);
+    CHECK(count_rows(r, "PRAGMA foreign_keys") == 0);
+    CHECK_RC(ggi_replica_standby(NULL, 1), GG_EINVAL);
+
     /* Out of order: a gap is refused, nothing applied. */
     CHECK_RC(ggi_replica_apply(r, 2, log_[1].cs, log_[1].n), GG_ESTATE);
     CHECK(count_rows(r, "SELECT count(*) FROM tasks") == 0);
@@ -132,6 +142,8 @@ int main(void)
     CHECK(count_rows(r, "SELECT count(*) FROM tasks") == 3);
     CHECK(count_rows(r, "SELECT count(*) FROM task_specs") == 3);
     CHECK(count_rows(r, "SELECT n FROM task_counts WHERE status = 'queued'") == 3);
+    CHECK_RC(ggi_replica_standby(r, 0), 0);
+    CHECK(count_rows(r, "PRAGMA foreign_keys") == 1);
 
     /* A snapshot at 3, then the stream from 4 on, on a replica that was empty. */
     void *img = NULL;
