@@ -127,7 +127,8 @@ grid_round() { # name [http|observed]
             >"$tmp/observe$1.log" 2>&1 & obs=$!; pids+=($obs)
         while [ ! -f "$tmp/observing$1" ]; do sleep 0.05; done # its stream is open
     fi
-    c0=$(cpu_ticks $serve)
+    c0=$(cpu_ticks $serve); cb0=0
+    [ -n "$backup" ] && cb0=$(cpu_ticks $backup)
     local wpids=()
     for i in 1 2; do
         $gg worker --insecure --connect "$ep" --executor noop --slots 1 --queue "$queue" \
@@ -136,6 +137,8 @@ grid_round() { # name [http|observed]
     t2=$(now)
     wait_passed "$ep" "$n"
     c1=$(cpu_ticks $serve); cw1=$(cpu_ticks ${wpids[0]}); cw2=$(cpu_ticks ${wpids[1]})
+    backup_us=0
+    [ -n "$backup" ] && backup_us=$(us "$(cpu_ticks $backup)-$cb0")
     read -r t_first t3 < <($py - "$db" <<'PY'
 import sqlite3, sys
 print(*sqlite3.connect(sys.argv[1]).execute(
@@ -206,9 +209,10 @@ grid=$(median "${grids[@]}")
 if [ "${HA:-0}" != 0 ]; then
     alones=(); pairs=()
     for r in $(seq "$rounds"); do
-        grid_round "a$r"; alones+=("$grid")
+        grid_round "a$r"; alones+=("$grid"); alone_us=$serve_us
         grid_round "p$r" ha; pairs+=("$grid")
-        echo "round $r: alone ${alones[-1]} tasks/s, with a backup attached ${pairs[-1]} tasks/s"
+        echo "round $r: alone ${alones[-1]} tasks/s (serve $alone_us us CPU per task), with a" \
+            "backup attached ${pairs[-1]} tasks/s (primary $serve_us us, backup $backup_us us)"
     done
     alone=$(median "${alones[@]}"); paired=$(median "${pairs[@]}")
     echo "python: $py ($($py --version 2>&1))"
