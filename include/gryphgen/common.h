@@ -23,9 +23,9 @@ extern "C" {
 
 /** Compile-time version of the headers; gg_version() gives the library's. */
 #define GG_VERSION_MAJOR 1
-#define GG_VERSION_MINOR 2
+#define GG_VERSION_MINOR 3
 #define GG_VERSION_PATCH 0
-#define GG_VERSION_STRING "1.2.0"
+#define GG_VERSION_STRING "1.3.0"
 /** One number that orders versions: major * 10000 + minor * 100 + patch. */
 #define GG_VERSION_NUMBER (GG_VERSION_MAJOR * 10000 + GG_VERSION_MINOR * 100 + GG_VERSION_PATCH)
 

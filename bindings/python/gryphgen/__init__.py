@@ -31,11 +31,11 @@ from .orchestrator import Orchestrator
 from .transport import Transport
 from .workspace import deliver, format_patch
 
-__version__ = "1.2.0"
+__version__ = "1.3.0"
 
 
 def library_version() -> str:
-    """The loaded library's version string, such as "1.2.0"."""
+    """The loaded library's version string, such as "1.3.0"."""
     return _native.decode(_native.lib.gg_version_string())
 
 

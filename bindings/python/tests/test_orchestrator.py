@@ -14,6 +14,8 @@ from conftest import GUARD_S, PYTHON, SOURCE_ROOT, add_task
 
 def test_version_and_library(gg):
     assert gg.library_version().split(".")[0] == "1"
+    # the binding is released with the library it wraps (pyproject, __version__, meson)
+    assert gg.__version__ == gg.library_version()
     assert gg._native.lib.gg_version() // 10000 == 1
     assert gg.strerror(-4)  # GG_ENOTFOUND has a text
     assert gg.log_level_name(1) == "warn"

@@ -51,10 +51,10 @@ def test_wheel_is_valid_and_records_the_libdir(tmp_path):
     assert hook("get_requires_for_build_wheel") == []
     name = hook("build_wheel", str(tmp_path), {"libdir": "/opt/gg/lib/x86_64-linux-gnu"})
     assert listing() == before
-    assert name == "gryphgen-1.2.0-py3-none-any.whl"
+    assert name == "gryphgen-1.3.0-py3-none-any.whl"
     with zipfile.ZipFile(tmp_path / name) as z:
         names = set(z.namelist())
-        info = "gryphgen-1.2.0.dist-info/"
+        info = "gryphgen-1.3.0.dist-info/"
         assert {info + "METADATA", info + "WHEEL", info + "RECORD",
                 "gryphgen/__init__.py", "gryphgen/_native.py", "gryphgen/_install.py",
                 "gryphgen/py.typed"} <= names
@@ -69,7 +69,7 @@ def test_wheel_is_valid_and_records_the_libdir(tmp_path):
             assert digest == "sha256=" + want.decode() and int(size) == len(data), path
         meta = z.read(info + "METADATA").decode()
         assert "Metadata-Version: 2.1\n" in meta and "Name: gryphgen\n" in meta
-        assert "Version: 1.2.0\n" in meta
+        assert "Version: 1.3.0\n" in meta
         wheel = z.read(info + "WHEEL").decode()
         assert "Root-Is-Purelib: true\n" in wheel and "Tag: py3-none-any\n" in wheel
         scope = {}
@@ -89,9 +89,9 @@ def test_sdist_and_editable(tmp_path):
     assert listing() == before
     with tarfile.open(tmp_path / sdist) as t:
         names = set(t.getnames())
-    assert {"gryphgen-1.2.0/pyproject.toml", "gryphgen-1.2.0/PKG-INFO",
-            "gryphgen-1.2.0/_build/gryphgen_build.py",
-            "gryphgen-1.2.0/gryphgen/_native.py", "gryphgen-1.2.0/gryphgen/py.typed"} <= names
+    assert {"gryphgen-1.3.0/pyproject.toml", "gryphgen-1.3.0/PKG-INFO",
+            "gryphgen-1.3.0/_build/gryphgen_build.py",
+            "gryphgen-1.3.0/gryphgen/_native.py", "gryphgen-1.3.0/gryphgen/py.typed"} <= names
     with zipfile.ZipFile(tmp_path / editable) as z:
         pth = z.read("__editable__.gryphgen.pth").decode().strip()
     assert os.path.samefile(pth, PKG_ROOT)
