@@ -1521,6 +1521,11 @@ static int zj_finish(void *ctx, int killed, ggi_spawn_result *res)
         memcpy(&rss, m + 5, 8);
         memcpy(&reaped, m + 13, 8);
         zj->t.reaped = (double)reaped / 1e6;
+        /* A short program may end before this thread, busy or descheduled, noted the reply:
+         * then the reply's stage lasts until the end and the program's is 0, never negative
+         * (both clocks are CLOCK_MONOTONIC; only the host's look came late). */
+        if (zj->t.replied > zj->t.reaped)
+            zj->t.replied = zj->t.reaped;
         if (WIFEXITED(st)) {
             res->exit_code = WEXITSTATUS(st);
         } else {
