@@ -5,9 +5,13 @@ slower than this one, so a deadline here only guards against a hang. Each script
 built gryphgen as its first argument and the source root in $GG_SOURCE_ROOT, and ends with
 "N passed, N failed"."""
 
+import errno
+import fcntl
 import json
 import os
+import random
 import re
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -40,10 +44,25 @@ def check(cond, what, detail=None):
     return cond
 
 
+def require(cond, what, detail=None):
+    """Like check, for what the rest of a script stands on (a server that started): when
+    cond is false the script ends here with its summary, through the callers' finally
+    blocks, instead of every later step waiting out its deadline."""
+    if not check(cond, what, detail):
+        raise SystemExit(finish_code())
+    return cond
+
+
+def finish_code():
+    """Prints the last line; returns the exit status: non-zero when a check failed or none
+    ran."""
+    print("%d passed, %d failed" % (_passed, _failed))
+    return 1 if _failed or not _passed else 0
+
+
 def finish():
     """Prints the last line and exits: non-zero when a check failed or none ran."""
-    print("%d passed, %d failed" % (_passed, _failed))
-    sys.exit(1 if _failed or not _passed else 0)
+    sys.exit(finish_code())
 
 
 def skip(why):
@@ -105,6 +124,70 @@ def write_repair_set(path, n):
 
 def tmpdir():
     return tempfile.mkdtemp(prefix="gg-cli-test-")
+
+
+def _port_range():
+    """Where test ports come from: below the kernel's ephemeral range (where every outgoing
+    connection takes its source port and where port 0 binds land), so a port handed to one
+    test cannot be taken meanwhile by another test's connection."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = (int(x) for x in f.read().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    if low - 20000 >= 1000:
+        return 20000, low
+    if 65535 - high >= 1000:
+        return high + 1, 65536
+    return None
+
+
+_port_locks = []
+_PORT_LOCK_DIR = os.path.join(tempfile.gettempdir(), "gg-test-ports")
+
+
+def _reserve(port):
+    """Holds an advisory lock named after port for the rest of this process, so test scripts
+    running at the same time never pick the same one; False when another holds it."""
+    try:
+        os.makedirs(_PORT_LOCK_DIR, exist_ok=True)
+        fd = os.open(os.path.join(_PORT_LOCK_DIR, str(port)), os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError:
+        return True   # no lock directory: the bind check below still guards
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        os.close(fd)
+        if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            return False
+        return True
+    _port_locks.append(fd)
+    return True
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nobody listens on and that no other test script running
+    now was given: drawn from outside the ephemeral range, reserved by a lock this process
+    holds until it exits, and checked by binding it."""
+    span = _port_range()
+    for _ in range(200 if span else 0):
+        port = random.randrange(span[0], span[1])
+        if not _reserve(port):
+            continue
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            s.close()
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
 
 
 # How long a wait may last before the test gives up: a guard against hangs, not a measure

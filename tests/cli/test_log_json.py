@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from clitest import GRYPHGEN, check, env, finish, gg, tmpdir, wait_until  # noqa: E402
+from clitest import GRYPHGEN, check, env, finish, free_port, gg, tmpdir, wait_until  # noqa: E402
 
 TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 LEVELS = {"error", "warn", "info", "debug"}
@@ -90,12 +90,7 @@ def test_eval(d):
 
 
 def test_serve_and_worker(d):
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    ep = "tcp://127.0.0.1:%d" % port
+    ep = "tcp://127.0.0.1:%d" % free_port()
     logs = {}
     procs = {}
     for name, args in (("serve", ["serve", "--insecure", "--bind", ep]),

@@ -6,25 +6,16 @@ database. Builds on tests/cli/clitest.py (wait_until: deadlines guard against ha
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cli"))
-from clitest import (GRYPHGEN, GUARD_S, check, db_rows, env, finish, gg,  # noqa: E402,F401
-                     no_sanitizer_report, skip, tmpdir, wait_until)
+from clitest import (GRYPHGEN, GUARD_S, check, db_rows, env, finish, free_port,  # noqa: E402,F401
+                     gg, no_sanitizer_report, require, skip, tmpdir, wait_until)
 
 _procs = []
 _logs = []
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def start(args, log):

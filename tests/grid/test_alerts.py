@@ -13,7 +13,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gridtest import (check, finish, free_port, gg, kill, read_log, start,  # noqa: E402
+from gridtest import (check, finish, free_port, gg, kill, read_log, require, start,  # noqa: E402
                       status, stop_all, tmpdir, wait_until)
 
 received = []
@@ -62,7 +62,7 @@ def main(work):
     log = os.path.join(work, "serve.log")
     start(["serve", "--insecure", "--bind", ep, "--local", "1", "--webhook", url,
            "--webhook", dead], log)
-    check(wait_until(lambda: "serving on" in read_log(log)), "serve started", read_log(log))
+    require(wait_until(lambda: "serving on" in read_log(log)), "serve started", read_log(log))
     wlog = os.path.join(work, "worker.log")
     worker = start(["worker", "--insecure", "--connect", ep, "--name", "leaver", "--slots", "1"],
                    wlog)

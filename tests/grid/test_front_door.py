@@ -16,7 +16,7 @@ import sys
 import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gridtest import (check, curve_keys, finish, free_port, gg, read_log, skip,  # noqa: E402
+from gridtest import (check, curve_keys, finish, free_port, gg, read_log, require, skip,  # noqa: E402
                       start, stop_all, tmpdir, wait_until)
 
 ZMQ_REQ, ZMQ_LINGER, ZMQ_SNDMORE, ZMQ_RCVTIMEO = 3, 17, 2, 27
@@ -80,7 +80,7 @@ def serve(work, name, args, local=1):
     log = os.path.join(work, name + ".log")
     start(["serve", "--bind", "tcp://127.0.0.1:%d" % port, "--req",
            "tcp://127.0.0.1:%d" % req, "--local", str(local)] + args, log)
-    check(wait_until(lambda: "serving on" in read_log(log)), name + ": serve started",
+    require(wait_until(lambda: "serving on" in read_log(log)), name + ": serve started",
           read_log(log))
     return "tcp://127.0.0.1:%d" % req
 
