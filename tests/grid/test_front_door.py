@@ -7,8 +7,6 @@ several frames, no index, a timeout, a key whose role may not submit -- each an 
 what was wrong; several clients at once each get theirs. The endpoint follows the grid's key
 rules: loopback without keys only with --insecure, CURVE otherwise."""
 
-import ctypes
-import ctypes.util
 import json
 import os
 import shutil
@@ -16,63 +14,11 @@ import sys
 import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gridtest import (check, curve_keys, finish, free_port, gg, read_log, require, skip,  # noqa: E402
+from gridtest import (check, curve_keys, finish, free_port, gg, read_log, require,  # noqa: E402
                       start, stop_all, tmpdir, wait_until)
+from zmqtest import ask, libzmq, request  # noqa: E402
 
-ZMQ_REQ, ZMQ_LINGER, ZMQ_SNDMORE, ZMQ_RCVTIMEO = 3, 17, 2, 27
-ZMQ_CURVE_PUBLICKEY, ZMQ_CURVE_SECRETKEY, ZMQ_CURVE_SERVERKEY = 48, 49, 50
-
-try:
-    z = ctypes.CDLL(ctypes.util.find_library("zmq") or "libzmq.so.5", use_errno=True)
-except OSError:
-    skip("libzmq is not loadable")
-z.zmq_ctx_new.restype = ctypes.c_void_p
-z.zmq_socket.restype = ctypes.c_void_p
-z.zmq_socket.argtypes = [ctypes.c_void_p, ctypes.c_int]
-z.zmq_connect.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
-z.zmq_setsockopt.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t]
-z.zmq_send.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-z.zmq_recv.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-z.zmq_close.argtypes = [ctypes.c_void_p]
-z.zmq_ctx_term.argtypes = [ctypes.c_void_p]
-CTX = z.zmq_ctx_new()
-
-
-def setopt_int(s, opt, v):
-    x = ctypes.c_int(v)
-    z.zmq_setsockopt(s, opt, ctypes.byref(x), 4)
-
-
-def request(endpoint, frames, curve=None, wait_s=90):
-    """Sends frames (bytes; several: a multi-frame message) on a fresh REQ socket and returns
-    the reply parsed, or None when none came within wait_s (a guard against a hang)."""
-    s = z.zmq_socket(CTX, ZMQ_REQ)
-    setopt_int(s, ZMQ_LINGER, 0)
-    setopt_int(s, ZMQ_RCVTIMEO, int(wait_s * 1000))
-    if curve:
-        server_pub, pub, sec = curve
-        for opt, key in ((ZMQ_CURVE_SERVERKEY, server_pub), (ZMQ_CURVE_PUBLICKEY, pub),
-                         (ZMQ_CURVE_SECRETKEY, sec)):
-            k = key.encode()
-            z.zmq_setsockopt(s, opt, k, len(k))
-    z.zmq_connect(s, endpoint.encode())
-    if isinstance(frames, bytes):
-        frames = [frames]
-    for i, f in enumerate(frames):
-        z.zmq_send(s, f, len(f), ZMQ_SNDMORE if i < len(frames) - 1 else 0)
-    buf = ctypes.create_string_buffer(4 << 20)
-    n = z.zmq_recv(s, buf, len(buf), 0)
-    z.zmq_close(s)
-    if n < 0:
-        return None
-    try:
-        return json.loads(buf.raw[:n].decode("utf-8"))
-    except ValueError:
-        return {"unparsable": buf.raw[:n]}
-
-
-def ask(endpoint, obj, **kw):
-    return request(endpoint, json.dumps(obj).encode(), **kw)
+libzmq()  # skips the script when libzmq cannot be loaded
 
 
 def serve(work, name, args, local=1):
@@ -203,6 +149,5 @@ if __name__ == "__main__":
         test_rules(work)
     finally:
         stop_all()
-        z.zmq_ctx_term(CTX)
         shutil.rmtree(work, ignore_errors=True)
     finish()

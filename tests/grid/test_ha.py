@@ -12,15 +12,16 @@
    and answers every hello with "passive:".
 Waits on state (log lines, rows, answers), never on time."""
 
-import ctypes
-import ctypes.util
 import json
 import os
 import shutil
 import signal
 
-from gridtest import (GUARD_S, check, curve_keys, env, finish, free_port, gg, kill, query, read_log, skip, start,
+from gridtest import (check, curve_keys, finish, free_port, gg, kill, query, read_log, skip, start,
                       stop_all, tmpdir, wait_until)
+from zmqtest import ZMQ_DEALER, libzmq, request
+
+libzmq()  # skips the script when libzmq cannot be loaded
 
 if not shutil.which("/usr/bin/python3"):
     skip("needs /usr/bin/python3")
@@ -61,36 +62,11 @@ def freeze(ps, sig):
 
 
 def raw_hello(ep):
-    """Says hello as a client over a plain DEALER (libzmq through ctypes: the command's own
-    client keeps asking a passive server until its deadline, as a client given one endpoint
-    should) and returns the first answer, parsed, or None."""
-    z = ctypes.CDLL(ctypes.util.find_library("zmq") or "libzmq.so.5")
-    z.zmq_ctx_new.restype = ctypes.c_void_p
-    z.zmq_socket.restype = ctypes.c_void_p
-    z.zmq_socket.argtypes = [ctypes.c_void_p, ctypes.c_int]
-    z.zmq_connect.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
-    z.zmq_setsockopt.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t]
-    z.zmq_send.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int]
-    z.zmq_recv.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int]
-    z.zmq_close.argtypes = [ctypes.c_void_p]
-    z.zmq_ctx_term.argtypes = [ctypes.c_void_p]
-    ctx = z.zmq_ctx_new()
-    s = z.zmq_socket(ctx, 5)  # ZMQ_DEALER
-    ms = ctypes.c_int(int(GUARD_S * 1000))
-    zero = ctypes.c_int(0)
-    z.zmq_setsockopt(s, 27, ctypes.byref(ms), 4)  # ZMQ_RCVTIMEO: only against a hang
-    z.zmq_setsockopt(s, 17, ctypes.byref(zero), 4)  # ZMQ_LINGER
-    z.zmq_connect(s, ep.encode())
-    hello = b'{"ggp":1,"t":"hello","role":"client","name":"t","versions":[1]}'
-    z.zmq_send(s, hello, len(hello), 0)
-    buf = ctypes.create_string_buffer(65536)
-    n = z.zmq_recv(s, buf, len(buf), 0)
-    z.zmq_close(s)
-    z.zmq_ctx_term(ctx)
-    try:
-        return json.loads(buf.raw[:n]) if n > 0 else None
-    except ValueError:
-        return None
+    """Says hello as a client over a plain DEALER (the command's own client keeps asking a
+    passive server until its deadline, as a client given one endpoint should) and returns the
+    first answer, parsed, or None."""
+    return request(ep, b'{"ggp":1,"t":"hello","role":"client","name":"t","versions":[1]}',
+                   kind=ZMQ_DEALER)
 
 
 def is_passive(ep):
