@@ -160,18 +160,23 @@ static inline void ggpeer_send_record(ggpeer *p, const cJSON *job, const char *l
     ggpeer_send(p, buf);
 }
 
-/* The hub's counter key (gg_orchestrator_stats), or -1 when it has none. */
-static inline long long ggpeer_hub_stat(gg_orchestrator_t *o, const char *key)
+/* The number key of the stats text s (a JSON object the library returned, freed here), or
+ * -1 when it has none. */
+static inline long long ggpeer_stat_of(char *s, const char *key)
 {
-    char *s = NULL;
-    if (gg_orchestrator_stats(o, &s) != 0)
-        return -1;
     cJSON *j = cJSON_Parse(s);
     const cJSON *v = cJSON_GetObjectItem(j, key);
     long long n = cJSON_IsNumber(v) ? (long long)v->valuedouble : -1;
     cJSON_Delete(j);
     gg_free(s);
     return n;
+}
+
+/* The hub's counter key (gg_orchestrator_stats), or -1 when it has none. */
+static inline long long ggpeer_hub_stat(gg_orchestrator_t *o, const char *key)
+{
+    char *s = NULL;
+    return gg_orchestrator_stats(o, &s) == 0 ? ggpeer_stat_of(s, key) : -1;
 }
 
 #endif

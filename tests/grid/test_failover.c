@@ -40,19 +40,31 @@ extern char **environ;
 
 static char dir[256];
 
-/* ---- a fake passive hub: a ROUTER answering every message "passive:" ---- */
+/* ---- fake hubs: a raw ROUTER on a fresh loopback endpoint whose thread hands each
+ * message (routing id, text) to the hub's handler; without a handler nothing is ever read
+ * (a hung process: connections complete, nothing answers) ---- */
 
-typedef struct passive_hub {
+typedef struct fake_hub fake_hub;
+typedef void (*fake_handler)(fake_hub *h, const char *id, int idn, const char *body);
+
+struct fake_hub {
     char ep[64];
     void *ctx, *sock;
     pthread_t th;
     atomic_int stop;
-    atomic_int worker_hellos, client_hellos, requests;
-} passive_hub;
+    fake_handler handle;
+    void *user; /* the handler's */
+};
 
-static void *passive_main(void *arg)
+static void hub_send(fake_hub *h, const char *id, int idn, const char *text)
 {
-    passive_hub *h = arg;
+    zmq_send(h->sock, id, (size_t)idn, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(h->sock, text, strlen(text), ZMQ_DONTWAIT);
+}
+
+static void *fake_main(void *arg)
+{
+    fake_hub *h = arg;
     while (!atomic_load(&h->stop)) {
         zmq_pollitem_t it = { h->sock, 0, ZMQ_POLLIN, 0 };
         if (zmq_poll(&it, 1, 20) <= 0)
@@ -63,56 +75,76 @@ static void *passive_main(void *arg)
         if (idn <= 0 || n < 0)
             continue;
         body[n < (int)sizeof body - 1 ? n : (int)sizeof body - 1] = '\0';
-        cJSON *m = cJSON_Parse(body);
-        const char *t = cJSON_GetStringValue(cJSON_GetObjectItem(m, "t"));
-        const char *role = cJSON_GetStringValue(cJSON_GetObjectItem(m, "role"));
-        long long rid = (long long)cJSON_GetNumberValue(cJSON_GetObjectItem(m, "rid"));
-        if (t && strcmp(t, "hello") == 0)
-            atomic_fetch_add(role && strcmp(role, "worker") == 0 ? &h->worker_hellos
-                                                                 : &h->client_hellos, 1);
-        else if (t && strcmp(t, "hb") != 0)
-            atomic_fetch_add(&h->requests, 1);
-        int beat = t && strcmp(t, "hb") == 0;
-        cJSON_Delete(m);
-        if (beat)
-            continue;
-        char reply[256];
-        int len = snprintf(reply, sizeof reply,
-                           "{\"ggp\":1,\"t\":\"reply\",\"rid\":%lld,\"ok\":false,\"code\":-10,"
-                           "\"message\":\"passive: this orchestrator is the backup\"}",
-                           rid > 0 ? rid : 0);
-        zmq_send(h->sock, id, (size_t)idn, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-        zmq_send(h->sock, reply, (size_t)len, ZMQ_DONTWAIT);
+        h->handle(h, id, idn, body);
     }
     return NULL;
 }
 
-static void passive_start(passive_hub *h)
+static void fake_start(fake_hub *h, fake_handler handle, void *user)
 {
     memset(h, 0, sizeof *h);
+    h->handle = handle;
+    h->user = user;
     ggpeer_endpoint(h->ep, sizeof h->ep);
     h->ctx = zmq_ctx_new();
     h->sock = zmq_socket(h->ctx, ZMQ_ROUTER);
     int zero = 0;
     zmq_setsockopt(h->sock, ZMQ_LINGER, &zero, sizeof zero);
     CHECK(zmq_bind(h->sock, h->ep) == 0);
-    CHECK(pthread_create(&h->th, NULL, passive_main, h) == 0);
+    if (handle)
+        CHECK(pthread_create(&h->th, NULL, fake_main, h) == 0);
 }
 
-static void passive_stop(passive_hub *h)
+static void fake_stop(fake_hub *h)
 {
     atomic_store(&h->stop, 1);
-    pthread_join(h->th, NULL);
+    if (h->handle)
+        pthread_join(h->th, NULL);
     zmq_close(h->sock);
     zmq_ctx_term(h->ctx);
 }
 
+/* A passive hub: answers every message but heartbeats "passive:", counting what came. */
+typedef struct passive_hub {
+    fake_hub hub;
+    atomic_int worker_hellos, client_hellos, requests;
+} passive_hub;
+
+static void passive_handle(fake_hub *hub, const char *id, int idn, const char *body)
+{
+    passive_hub *h = hub->user;
+    cJSON *m = cJSON_Parse(body);
+    const char *t = cJSON_GetStringValue(cJSON_GetObjectItem(m, "t"));
+    const char *role = cJSON_GetStringValue(cJSON_GetObjectItem(m, "role"));
+    long long rid = (long long)cJSON_GetNumberValue(cJSON_GetObjectItem(m, "rid"));
+    if (t && strcmp(t, "hello") == 0)
+        atomic_fetch_add(role && strcmp(role, "worker") == 0 ? &h->worker_hellos
+                                                             : &h->client_hellos, 1);
+    else if (t && strcmp(t, "hb") != 0)
+        atomic_fetch_add(&h->requests, 1);
+    int beat = t && strcmp(t, "hb") == 0;
+    cJSON_Delete(m);
+    if (beat)
+        return;
+    char reply[256];
+    snprintf(reply, sizeof reply,
+             "{\"ggp\":1,\"t\":\"reply\",\"rid\":%lld,\"ok\":false,\"code\":-10,"
+             "\"message\":\"passive: this orchestrator is the backup\"}", rid > 0 ? rid : 0);
+    hub_send(hub, id, idn, reply);
+}
+
+static void passive_start(passive_hub *h)
+{
+    memset(h, 0, sizeof *h);
+    fake_start(&h->hub, passive_handle, h);
+}
+
 /* ---- helpers ---- */
 
-static gg_orchestrator_t *serve_here(char *ep, const char *name)
+/* An orchestrator without local workers bound to ep, its database dir/name. */
+static gg_orchestrator_t *serve_at(const char *ep, const char *name)
 {
     char db[300];
-    ggpeer_endpoint(ep, 64);
     snprintf(db, sizeof db, "%s/%s", dir, name);
     gg_orchestrator_options o = GG_ORCHESTRATOR_OPTIONS_INIT;
     o.db_path = db;
@@ -122,6 +154,13 @@ static gg_orchestrator_t *serve_here(char *ep, const char *name)
     gg_orchestrator_t *orch = NULL;
     CHECK_RC(gg_orchestrator_new(&orch, &o), 0);
     return orch;
+}
+
+/* serve_at() on a fresh endpoint, written to ep (64 bytes). */
+static gg_orchestrator_t *serve_here(char *ep, const char *name)
+{
+    ggpeer_endpoint(ep, 64);
+    return serve_at(ep, name);
 }
 
 static gg_client_t *client_to(const char *connect, int timeout_ms)
@@ -158,14 +197,7 @@ static void *run_worker(void *w)
 static long long worker_stat(gg_worker_t *w, const char *key)
 {
     char *s = NULL;
-    if (gg_worker_stats(w, &s) != 0)
-        return -1;
-    cJSON *j = cJSON_Parse(s);
-    const cJSON *v = cJSON_GetObjectItem(j, key);
-    long long n = cJSON_IsNumber(v) ? (long long)v->valuedouble : -1;
-    cJSON_Delete(j);
-    gg_free(s);
-    return n;
+    return gg_worker_stats(w, &s) == 0 ? ggpeer_stat_of(s, key) : -1;
 }
 
 /* Whether the worker's hub of the moment (stats "endpoint") is ep. */
@@ -232,6 +264,31 @@ static gg_executor_t *noop_executor(void)
     gg_executor_t *ex = NULL;
     CHECK_RC(gg_executor_new(&ex, &eo), 0);
     return ex;
+}
+
+/* A worker running on its own thread; ex is its noop executor, or NULL (the default). */
+typedef struct running_worker {
+    gg_executor_t *ex;
+    gg_worker_t *w;
+    pthread_t th;
+} running_worker;
+
+static gg_worker_t *worker_start(running_worker *r, const char *connect, const char *name,
+                                 int noop)
+{
+    r->ex = noop ? noop_executor() : NULL;
+    r->w = worker_to(connect, name, r->ex);
+    CHECK(pthread_create(&r->th, NULL, run_worker, r->w) == 0);
+    return r->w;
+}
+
+/* Stops the worker: its thread must end within TEST_DEADLINE_MS, in its backoff too. */
+static void worker_end(running_worker *r)
+{
+    gg_worker_stop(r->w);
+    CHECK(join_within(r->th));
+    gg_worker_destroy(&r->w);
+    gg_executor_destroy(&r->ex);
 }
 
 /* ---- malformed lists ---- */
@@ -338,11 +395,9 @@ static void test_passive_then_active(void)
     passive_start(&ph);
     char ep[64], list[160];
     gg_orchestrator_t *o = serve_here(ep, "active.db");
-    snprintf(list, sizeof list, "%s,%s", ph.ep, ep);
-    gg_executor_t *noop = noop_executor();
-    gg_worker_t *w = worker_to(list, "follower", noop);
-    pthread_t th;
-    CHECK(pthread_create(&th, NULL, run_worker, w) == 0);
+    snprintf(list, sizeof list, "%s,%s", ph.hub.ep, ep);
+    running_worker rw;
+    gg_worker_t *w = worker_start(&rw, list, "follower", 1);
     on_arg oa = { w, ep };
     CHECK(test_wait_for(worker_on_cond, &oa));
     CHECK(test_wait_for(one_node, o));
@@ -390,18 +445,15 @@ static void test_passive_then_active(void)
     gg_client_destroy(&direct);
 
     /* Only passive hubs: a request runs out of time naming them, the worker keeps asking. */
-    gg_client_t *c2 = client_to(ph.ep, 1500);
+    gg_client_t *c2 = client_to(ph.hub.ep, 1500);
     char *st = NULL;
     CHECK_RC(gg_client_status(c2, NULL, &st), GG_ETIMEDOUT);
-    CHECK_CONTAINS(gg_error_last(), ph.ep);
+    CHECK_CONTAINS(gg_error_last(), ph.hub.ep);
     gg_client_destroy(&c2);
 
-    gg_worker_stop(w);
-    CHECK(join_within(th));
-    gg_worker_destroy(&w);
+    worker_end(&rw);
     gg_orchestrator_destroy(&o);
-    gg_executor_destroy(&noop);
-    passive_stop(&ph);
+    fake_stop(&ph.hub);
 }
 
 /* ---- every endpoint down ---- */
@@ -425,17 +477,12 @@ static void test_all_down(void)
     CHECK(st == NULL);
     gg_client_destroy(&c);
 
-    gg_executor_t *noop = noop_executor();
-    gg_worker_t *w = worker_to(list, "orphan", noop);
-    pthread_t th;
-    CHECK(pthread_create(&th, NULL, run_worker, w) == 0);
+    running_worker rw;
+    gg_worker_t *w = worker_start(&rw, list, "orphan", 1);
     stat_arg sa = { w, NULL, "reconnects", 4 };
     CHECK(test_wait_for(stat_cond, &sa)); /* it keeps trying, round robin */
     CHECK(!worker_on(w, a) && !worker_on(w, b));
-    gg_worker_stop(w);
-    CHECK(join_within(th)); /* and stops when asked, in its backoff too */
-    gg_worker_destroy(&w);
-    gg_executor_destroy(&noop);
+    worker_end(&rw); /* and stops when asked, in its backoff too */
 }
 
 /* ---- kill -9 the first of two independent orchestrators ---- */
@@ -486,9 +533,8 @@ static void test_kill9_moves(void)
     char *st = NULL;
     CHECK_RC(gg_client_status(c, NULL, &st), 0);
     gg_free(st);
-    gg_worker_t *w = worker_to(list, "mover", NULL);
-    pthread_t th;
-    CHECK(pthread_create(&th, NULL, run_worker, w) == 0);
+    running_worker rw;
+    gg_worker_t *w = worker_start(&rw, list, "mover", 0);
     on_arg oa = { w, a };
     CHECK(test_wait_for(worker_on_cond, &oa));
     /* A job that runs until the test says so (the file flag exists). */
@@ -533,9 +579,7 @@ static void test_kill9_moves(void)
     CHECK(worker_on(w, b));
 
     gg_client_destroy(&c);
-    gg_worker_stop(w);
-    CHECK(join_within(th));
-    gg_worker_destroy(&w);
+    worker_end(&rw);
     gg_orchestrator_destroy(&ob);
 }
 
@@ -641,65 +685,44 @@ static void test_leases_kept_by_instance(void)
 /* A scripted hub: A hands the worker a job without welcoming it and then says it is
  * passive; B keeps what the worker's hello and results said and welcomes it. */
 typedef struct scripted_hub {
-    char ep[64];
-    void *ctx, *sock;
-    pthread_t th;
-    atomic_int stop;
+    fake_hub hub;
     int is_b;
+    int welcomed;        /* B: its welcome was sent (the hub's thread only) */
     pthread_mutex_t mu;
     char hello[8192];    /* B: the worker's hello */
     char results[8192];  /* B: the first results message */
     int results_before_welcome; /* B: results came before its welcome was sent */
 } scripted_hub;
 
-static void hub_send(scripted_hub *h, const char *id, int idn, const char *text)
+static void scripted_handle(fake_hub *hub, const char *id, int idn, const char *body)
 {
-    zmq_send(h->sock, id, (size_t)idn, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    zmq_send(h->sock, text, strlen(text), ZMQ_DONTWAIT);
-}
-
-static void *scripted_main(void *arg)
-{
-    scripted_hub *h = arg;
-    int welcomed = 0;
-    while (!atomic_load(&h->stop)) {
-        zmq_pollitem_t it = { h->sock, 0, ZMQ_POLLIN, 0 };
-        if (zmq_poll(&it, 1, 20) <= 0)
-            continue;
-        char id[256], body[8192];
-        int idn = zmq_recv(h->sock, id, sizeof id, 0);
-        int n = zmq_recv(h->sock, body, sizeof body - 1, 0);
-        if (idn <= 0 || n < 0)
-            continue;
-        body[n < (int)sizeof body - 1 ? n : (int)sizeof body - 1] = '\0';
-        int hello = strstr(body, "\"t\":\"hello\"") != NULL;
-        int results = strstr(body, "\"t\":\"results\"") != NULL;
-        if (!h->is_b && hello) {
-            hub_send(h, id, idn,
-                     "{\"ggp\":1,\"t\":\"jobs\",\"jobs\":[{\"lease\":"
-                     "\"00112233445566778899aabbccddeeff\",\"seq\":7,\"n\":1,\"task\":"
-                     "{\"task_id\":\"h1\",\"language\":\"python\",\"prompt\":\"p\","
-                     "\"candidates\":[\"x\"]}}]}");
-            hub_send(h, id, idn,
-                     "{\"ggp\":1,\"t\":\"reply\",\"rid\":0,\"ok\":false,\"code\":-10,"
-                     "\"message\":\"passive: not yet\"}");
-        } else if (h->is_b && hello) {
-            pthread_mutex_lock(&h->mu);
-            snprintf(h->hello, sizeof h->hello, "%s", body);
-            pthread_mutex_unlock(&h->mu);
-            hub_send(h, id, idn, "{\"ggp\":1,\"t\":\"welcome\",\"version\":1,"
-                                 "\"hb_ms\":1000,\"node\":\"w\"}");
-            welcomed = 1;
-        } else if (h->is_b && results) {
-            pthread_mutex_lock(&h->mu);
-            if (!h->results[0])
-                snprintf(h->results, sizeof h->results, "%s", body);
-            if (!welcomed)
-                h->results_before_welcome = 1;
-            pthread_mutex_unlock(&h->mu);
-        }
+    scripted_hub *h = hub->user;
+    int hello = strstr(body, "\"t\":\"hello\"") != NULL;
+    int results = strstr(body, "\"t\":\"results\"") != NULL;
+    if (!h->is_b && hello) {
+        hub_send(hub, id, idn,
+                 "{\"ggp\":1,\"t\":\"jobs\",\"jobs\":[{\"lease\":"
+                 "\"00112233445566778899aabbccddeeff\",\"seq\":7,\"n\":1,\"task\":"
+                 "{\"task_id\":\"h1\",\"language\":\"python\",\"prompt\":\"p\","
+                 "\"candidates\":[\"x\"]}}]}");
+        hub_send(hub, id, idn,
+                 "{\"ggp\":1,\"t\":\"reply\",\"rid\":0,\"ok\":false,\"code\":-10,"
+                 "\"message\":\"passive: not yet\"}");
+    } else if (h->is_b && hello) {
+        pthread_mutex_lock(&h->mu);
+        snprintf(h->hello, sizeof h->hello, "%s", body);
+        pthread_mutex_unlock(&h->mu);
+        hub_send(hub, id, idn, "{\"ggp\":1,\"t\":\"welcome\",\"version\":1,"
+                               "\"hb_ms\":1000,\"node\":\"w\"}");
+        h->welcomed = 1;
+    } else if (h->is_b && results) {
+        pthread_mutex_lock(&h->mu);
+        if (!h->results[0])
+            snprintf(h->results, sizeof h->results, "%s", body);
+        if (!h->welcomed)
+            h->results_before_welcome = 1;
+        pthread_mutex_unlock(&h->mu);
     }
-    return NULL;
 }
 
 static void scripted_start(scripted_hub *h, int is_b)
@@ -707,21 +730,12 @@ static void scripted_start(scripted_hub *h, int is_b)
     memset(h, 0, sizeof *h);
     pthread_mutex_init(&h->mu, NULL);
     h->is_b = is_b;
-    ggpeer_endpoint(h->ep, sizeof h->ep);
-    h->ctx = zmq_ctx_new();
-    h->sock = zmq_socket(h->ctx, ZMQ_ROUTER);
-    int zero = 0;
-    zmq_setsockopt(h->sock, ZMQ_LINGER, &zero, sizeof zero);
-    CHECK(zmq_bind(h->sock, h->ep) == 0);
-    CHECK(pthread_create(&h->th, NULL, scripted_main, h) == 0);
+    fake_start(&h->hub, scripted_handle, h);
 }
 
 static void scripted_stop(scripted_hub *h)
 {
-    atomic_store(&h->stop, 1);
-    pthread_join(h->th, NULL);
-    zmq_close(h->sock);
-    zmq_ctx_term(h->ctx);
+    fake_stop(&h->hub);
     pthread_mutex_destroy(&h->mu);
 }
 
@@ -739,13 +753,11 @@ static void test_held_results_after_welcome(void)
     scripted_hub a, b;
     scripted_start(&a, 0);
     scripted_start(&b, 1);
-    CHECK(strcmp(a.ep, b.ep) != 0);
+    CHECK(strcmp(a.hub.ep, b.hub.ep) != 0);
     char list[160];
-    snprintf(list, sizeof list, "%s,%s", a.ep, b.ep);
-    gg_executor_t *noop = noop_executor();
-    gg_worker_t *w = worker_to(list, "holder", noop);
-    pthread_t th;
-    CHECK(pthread_create(&th, NULL, run_worker, w) == 0);
+    snprintf(list, sizeof list, "%s,%s", a.hub.ep, b.hub.ep);
+    running_worker rw;
+    gg_worker_t *w = worker_start(&rw, list, "holder", 1);
     CHECK(test_wait_for(has_results, &b));
     pthread_mutex_lock(&b.mu);
     /* The job A handed out, finished while no hub had welcomed the worker: its lease is in
@@ -756,11 +768,8 @@ static void test_held_results_after_welcome(void)
     CHECK_CONTAINS(b.results, "\"lease\":\"00112233445566778899aabbccddeeff\"");
     CHECK(!b.results_before_welcome);
     pthread_mutex_unlock(&b.mu);
-    CHECK(worker_on(w, b.ep));
-    gg_worker_stop(w);
-    CHECK(join_within(th));
-    gg_worker_destroy(&w);
-    gg_executor_destroy(&noop);
+    CHECK(worker_on(w, b.hub.ep));
+    worker_end(&rw);
     scripted_stop(&a);
     scripted_stop(&b);
 }
@@ -769,49 +778,32 @@ static void test_held_results_after_welcome(void)
 
 static void test_single_endpoint_waits(void)
 {
-    char ep[64], db[300];
+    char ep[64];
     ggpeer_endpoint(ep, sizeof ep);
-    gg_executor_t *noop = noop_executor();
-    gg_worker_t *w = worker_to(ep, "early", noop);
-    pthread_t th;
-    CHECK(pthread_create(&th, NULL, run_worker, w) == 0);
+    running_worker rw;
+    gg_worker_t *w = worker_start(&rw, ep, "early", 1);
     /* Its first tries are refused (nobody listens yet): not a lost connection. */
-    snprintf(db, sizeof db, "%s/late.db", dir);
-    gg_orchestrator_options o = GG_ORCHESTRATOR_OPTIONS_INIT;
-    o.db_path = db;
-    o.bind = ep;
-    o.insecure = 1;
-    o.local_workers = 0;
-    gg_orchestrator_t *orch = NULL;
-    CHECK_RC(gg_orchestrator_new(&orch, &o), 0);
+    gg_orchestrator_t *orch = serve_at(ep, "late.db");
     on_arg oa = { w, ep };
     CHECK(test_wait_for(worker_on_cond, &oa));
     CHECK(worker_stat(w, "reconnects") == 0);
     CHECK(worker_stat(w, "failovers") == 0);
-    gg_worker_stop(w);
-    CHECK(join_within(th));
-    gg_worker_destroy(&w);
+    worker_end(&rw);
     gg_orchestrator_destroy(&orch);
-    gg_executor_destroy(&noop);
 }
 
 /* ---- a hub that accepts connections and never answers (a hung process) ---- */
 
 static void test_silent_hub(void)
 {
-    char silent[64], ep[64], list[160];
-    ggpeer_endpoint(silent, sizeof silent);
-    void *ctx = zmq_ctx_new(), *sock = zmq_socket(ctx, ZMQ_ROUTER);
-    int zero = 0;
-    zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);
-    CHECK(zmq_bind(sock, silent) == 0); /* connections complete; nothing is ever read */
+    char ep[64], list[160];
+    fake_hub silent;
+    fake_start(&silent, NULL, NULL); /* connections complete; nothing is ever read */
     gg_orchestrator_t *o = serve_here(ep, "after_silence.db");
-    CHECK(strcmp(silent, ep) != 0);
-    snprintf(list, sizeof list, "%s,%s", silent, ep);
-    gg_executor_t *noop = noop_executor();
-    gg_worker_t *w = worker_to(list, "patient", noop);
-    pthread_t th;
-    CHECK(pthread_create(&th, NULL, run_worker, w) == 0);
+    CHECK(strcmp(silent.ep, ep) != 0);
+    snprintf(list, sizeof list, "%s,%s", silent.ep, ep);
+    running_worker rw;
+    gg_worker_t *w = worker_start(&rw, list, "patient", 1);
     /* The client and the worker leave the silent one after 3 heartbeat intervals. */
     gg_client_t *c = client_to(list, (int)TEST_DEADLINE_MS);
     char *st = NULL;
@@ -822,13 +814,9 @@ static void test_silent_hub(void)
     CHECK(test_wait_for(worker_on_cond, &oa));
     CHECK(worker_stat(w, "failovers") >= 1);
     gg_client_destroy(&c);
-    gg_worker_stop(w);
-    CHECK(join_within(th));
-    gg_worker_destroy(&w);
+    worker_end(&rw);
     gg_orchestrator_destroy(&o);
-    gg_executor_destroy(&noop);
-    zmq_close(sock);
-    zmq_ctx_term(ctx);
+    fake_stop(&silent);
 }
 
 int main(void)
