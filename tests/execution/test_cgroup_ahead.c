@@ -1,15 +1,19 @@
 /*
  * test_cgroup_ahead.c - the cgroups a zygote's jobs join ahead: every job runs in a group of
  * its own (two jobs never share one), the groups waiting for jobs stay few however many jobs
- * ran, none is left once the executor is destroyed, and a host killed with SIGKILL mid-job
- * leaves no group (and no mount under its root) once the next process has started. Needs
- * root, cgroups and the namespace sandbox; skipped (77) otherwise.
+ * ran, none is left once the executor is destroyed, a memory limit below what the waiting
+ * group already uses is refused there (the direct way runs that job; the groups are charged
+ * by a helper child, since a waiting process itself uses little), and a host killed with
+ * SIGKILL mid-job leaves no group (and no mount under its root) once the next process has
+ * started. Needs root, cgroup v1 and the namespace sandbox; skipped (77) otherwise.
  */
 #include <dirent.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -106,11 +110,115 @@ static void test_own_groups_bounded(void)
     CHECK(count_groups((long)getpid()) == 0);
 }
 
-/* A job with a tiny memory limit (1 MB) runs in a group of its own either way: when the limit
- * is below what a waiting job process already uses, the direct way (in a group made for it);
- * when the waiting process uses less (since the zygote warms itself up before it freezes, a
- * waiting process copies few pages: often under 1 MB), in the zygote under that limit. The
- * zygote stays in use for the next jobs. */
+/* The bytes charged to the memory group dir (memory.usage_in_bytes), or -1. */
+static long long group_usage(const char *dir)
+{
+    char path[4700];
+    snprintf(path, sizeof path, "%s/memory.usage_in_bytes", dir);
+    FILE *f = fopen(path, "r");
+    long long n = -1;
+    if (f && fscanf(f, "%lld", &n) != 1)
+        n = -1;
+    if (f)
+        fclose(f);
+    return n;
+}
+
+static int join_group(const char *dir, long pid)
+{
+    char path[4700];
+    snprintf(path, sizeof path, "%s/cgroup.procs", dir);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    int ok = fprintf(f, "%ld\n", pid) > 0;
+    return fclose(f) == 0 && ok ? 0 : -1;
+}
+
+/* The child of charge_waiting(): joins each group of owner's below the memory base, touches
+ * and locks bytes of its own memory there, goes back to the base group and holds it all. */
+static void charge_child(long owner, size_t bytes, int ready_fd)
+{
+    char prefix[64], dirs[16][4500];
+    int n = 0;
+    snprintf(prefix, sizeof prefix, "gg-job-%ld-", owner);
+    DIR *d = opendir(mem_base);
+    struct dirent *e;
+    while (d && n < 16 && (e = readdir(d)) != NULL)
+        if (strncmp(e->d_name, prefix, strlen(prefix)) == 0)
+            snprintf(dirs[n++], sizeof dirs[0], "%s/%s", mem_base, e->d_name);
+    if (d)
+        closedir(d);
+    for (int i = 0; i < n; i++) {
+        void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (join_group(dirs[i], (long)getpid()) != 0 || m == MAP_FAILED)
+            _exit(1);
+        memset(m, 0x5a, bytes); /* charged to that group: v1 leaves charges where made */
+        if (mlock(m, bytes) != 0) /* and never reclaimed */
+            _exit(1);
+    }
+    if (join_group(mem_base, (long)getpid()) != 0)
+        _exit(1);
+    char c = (char)n;
+    if (write(ready_fd, &c, 1) != 1)
+        _exit(1);
+    for (;;)
+        pause();
+}
+
+/* Makes every group of this process's that waits for a job use more than mb MB, whatever
+ * its waiting process uses: a child charges mb + 8 MB of locked memory to each and leaves
+ * it, holding the memory until it is killed. Returns the child's pid (0 on failure). */
+static pid_t charge_waiting(int mb)
+{
+    int p[2];
+    if (pipe(p) != 0)
+        return 0;
+    pid_t owner = getpid(), pid = fork();
+    if (pid == 0) {
+        close(p[0]);
+        charge_child((long)owner, ((size_t)mb + 8) << 20, p[1]);
+    }
+    close(p[1]);
+    struct pollfd pf = { p[0], POLLIN, 0 };
+    char groups = 0;
+    int ok = pid > 0 && poll(&pf, 1, (int)TEST_DEADLINE_MS) == 1 && read(p[0], &groups, 1) == 1;
+    close(p[0]);
+    printf("# %d waiting groups charged\n", (int)groups);
+    if (pid > 0 && (!ok || groups < 1)) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        return 0;
+    }
+    return pid;
+}
+
+/* Whether every group of this process's below the memory base uses more than bytes. */
+static int all_groups_above(long long bytes)
+{
+    char prefix[64], dir[4500];
+    snprintf(prefix, sizeof prefix, "gg-job-%ld-", (long)getpid());
+    DIR *d = opendir(mem_base);
+    struct dirent *e;
+    int n = 0, above = 0;
+    while (d && (e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, prefix, strlen(prefix)) != 0)
+            continue;
+        snprintf(dir, sizeof dir, "%s/%s", mem_base, e->d_name);
+        long long u = group_usage(dir);
+        n++;
+        above += u > bytes;
+    }
+    if (d)
+        closedir(d);
+    return n > 0 && above == n;
+}
+
+/* A job with a tiny memory limit (1 MB) below what its waiting job process's group already
+ * uses (the groups are charged by charge_waiting: a waiting process itself often uses less
+ * than 1 MB, since the zygote warms itself up before it freezes) is refused by that group:
+ * the group goes, the direct way runs the job in a group made for it, and the zygote stays
+ * in use for the next jobs. */
 static void test_limit_too_small(void)
 {
     gg_executor_t *ex = NULL;
@@ -119,6 +227,9 @@ static void test_limit_too_small(void)
     cJSON *first = run_code(ex, "pass");
     CHECK(first && test_true(first, "zygote"));
     cJSON_Delete(first);
+    pid_t charger = charge_waiting(1);
+    CHECK(charger > 0);
+    CHECK(all_groups_above(1LL << 20)); /* measured: the limit is below every group's use */
     cJSON *req = cJSON_CreateObject();
     cJSON *argv = cJSON_AddArrayToObject(req, "argv");
     cJSON_AddItemToArray(argv, cJSON_CreateString(PY));
@@ -129,9 +240,12 @@ static void test_limit_too_small(void)
     cJSON_AddNumberToObject(lim, "memory_mb", 1);
     cJSON *r = test_exec_run(ex, req);
     CHECK(r && test_true(r, "cgroup"));
-    if (r && test_true(r, "zygote"))
-        printf("# the 1 MB job fit its waiting zygote process: the refusal path was not taken\n");
+    CHECK(r && !test_true(r, "zygote")); /* refused there: the direct way ran it */
     cJSON_Delete(r);
+    if (charger > 0) {
+        kill(charger, SIGKILL);
+        waitpid(charger, NULL, 0);
+    }
     for (int i = 0; i < 3; i++) {
         cJSON *after = run_code(ex, "print('still')");
         CHECK(after && test_true(after, "zygote"));
