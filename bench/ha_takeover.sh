@@ -82,56 +82,59 @@ PY
 }
 passed_sql="SELECT count(*) FROM tasks WHERE status = 'passed'"
 
-pair_round() { # r
-    local pe="tcp://127.0.0.1:$(port)" be="tcp://127.0.0.1:$(port)" p b ws=() i t_kill
-    $gg serve --insecure --bind "$pe" --db "$tmp/p$1.db" --ha-role primary --ha-peer "$be" \
-        --log-level info "${timeout_args[@]}" 2>"$tmp/p$1.log" & p=$!; pids+=($p)
-    $gg serve --insecure --bind "$be" --db "$tmp/b$1.db" --ha-role backup --ha-peer "$pe" \
-        --log-level info "${timeout_args[@]}" 2>"$tmp/b$1.log" & b=$!; pids+=($b)
-    while ! grep -q "the backup is attached" "$tmp/p$1.log" 2>/dev/null; do sleep 0.05; done
-    for i in 1 2 3; do
-        $gg worker --insecure --connect "$pe,$be" --executor noop --slots 2 --name "w$i" \
-            2>"$tmp/w$1-$i.log" & ws+=($!); pids+=($!)
-    done
-    $gg submit --insecure --connect "$pe,$be" "$tmp/a.jsonl" >/dev/null || exit 1
-    wait_count "$tmp/b$1.db" "$passed_sql" "$n"
-    kill -STOP "${ws[@]}"
-    $gg submit --insecure --connect "$pe,$be" "$tmp/b.jsonl" >/dev/null || exit 1
-    t_kill=$(now)
-    kill -9 "$p"; wait "$p" 2>/dev/null
-    kill -CONT "${ws[@]}"
-    wait_count "$tmp/b$1.db" "$passed_sql" $((2 * n))
-    takeover=$(first_end_after "$tmp/b$1.db" "$t_kill")
-    kill "${ws[@]}" "$b" 2>/dev/null; wait "${ws[@]}" "$b" 2>/dev/null
+# Server starts for measure: called as "START TAG" they start what the workers and the
+# submitter connect to, setting ep (the endpoints), db (where the ends are read), victim (the
+# PID killed with -9) and left (the PIDs stopped after the round); called again as
+# "START TAG after-kill" right after the kill, they do what follows it.
+pair_start() { # tag [after-kill]: a standby pair; the backup takes over by itself
+    [ -z "${2:-}" ] || return 0
+    local pe be
+    pe="tcp://127.0.0.1:$(port)" be="tcp://127.0.0.1:$(port)"
+    $gg serve --insecure --bind "$pe" --db "$tmp/$1p.db" --ha-role primary --ha-peer "$be" \
+        --log-level info "${timeout_args[@]}" 2>"$tmp/$1p.log" & victim=$!; pids+=($!)
+    $gg serve --insecure --bind "$be" --db "$tmp/$1b.db" --ha-role backup --ha-peer "$pe" \
+        --log-level info "${timeout_args[@]}" 2>"$tmp/$1b.log" & left=($!); pids+=($!)
+    while ! grep -q "the backup is attached" "$tmp/$1p.log" 2>/dev/null; do sleep 0.05; done
+    ep="$pe,$be" db="$tmp/$1b.db"
 }
 
-restart_round() { # r: a lone server, killed and restarted at once
-    local e="tcp://127.0.0.1:$(port)" s ws=() i t_kill
-    $gg serve --insecure --bind "$e" --db "$tmp/l$1.db" 2>"$tmp/l$1.log" & s=$!; pids+=($s)
+lone_start() { # tag [after-kill]: a lone server; after the kill, restarted at once on its db
+    if [ -z "${2:-}" ]; then
+        ep="tcp://127.0.0.1:$(port)" db="$tmp/$1.db"
+        $gg serve --insecure --bind "$ep" --db "$db" 2>"$tmp/$1.log" & victim=$!; pids+=($!)
+        left=()
+    else
+        $gg serve --insecure --bind "$ep" --db "$db" 2>>"$tmp/$1.log" & left=($!); pids+=($!)
+    fi
+}
+
+measure() { # start tag: one round; sets elapsed, from the kill to the second batch's first end
+    local ws=() i t_kill
+    "$1" "$2"
     for i in 1 2 3; do
-        $gg worker --insecure --connect "$e" --executor noop --slots 2 --name "w$i" \
-            2>"$tmp/lw$1-$i.log" & ws+=($!); pids+=($!)
+        $gg worker --insecure --connect "$ep" --executor noop --slots 2 --name "w$i" \
+            2>"$tmp/$2-w$i.log" & ws+=($!); pids+=($!)
     done
-    $gg submit --insecure --connect "$e" "$tmp/a.jsonl" >/dev/null || exit 1
-    wait_count "$tmp/l$1.db" "$passed_sql" "$n"
+    $gg submit --insecure --connect "$ep" "$tmp/a.jsonl" >/dev/null || exit 1
+    wait_count "$db" "$passed_sql" "$n"
     kill -STOP "${ws[@]}"
-    $gg submit --insecure --connect "$e" "$tmp/b.jsonl" >/dev/null || exit 1
+    $gg submit --insecure --connect "$ep" "$tmp/b.jsonl" >/dev/null || exit 1
     t_kill=$(now)
-    kill -9 "$s"; wait "$s" 2>/dev/null
-    $gg serve --insecure --bind "$e" --db "$tmp/l$1.db" 2>>"$tmp/l$1.log" & s=$!; pids+=($s)
+    kill -9 "$victim"; wait "$victim" 2>/dev/null
+    "$1" "$2" after-kill
     kill -CONT "${ws[@]}"
-    wait_count "$tmp/l$1.db" "$passed_sql" $((2 * n))
-    restart=$(first_end_after "$tmp/l$1.db" "$t_kill")
-    kill "${ws[@]}" "$s" 2>/dev/null; wait "${ws[@]}" "$s" 2>/dev/null
+    wait_count "$db" "$passed_sql" $((2 * n))
+    elapsed=$(first_end_after "$db" "$t_kill")
+    kill "${ws[@]}" "${left[@]}" 2>/dev/null; wait "${ws[@]}" "${left[@]}" 2>/dev/null
 }
 
 fmedian() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 echo "ha_takeover: $rounds rounds, $n + $n no-op tasks, 3 workers, loopback (python: $py)"
 takes=(); restarts=()
 for r in $(seq "$rounds"); do
-    pair_round "$r"; takes+=("$takeover")
-    restart_round "$r"; restarts+=("$restart")
-    echo "round $r: takeover ${takeover} s; a lone server restarted at once ${restart} s"
+    measure pair_start "pair$r"; takes+=("$elapsed")
+    measure lone_start "lone$r"; restarts+=("$elapsed")
+    echo "round $r: takeover ${takes[-1]} s; a lone server restarted at once ${restarts[-1]} s"
 done
 tk=$(fmedian "${takes[@]}")
 echo "takeover, the primary's last answer to the backup's first job (median of $rounds): $tk s (target: at most 2 s)"
