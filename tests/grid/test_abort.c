@@ -6,7 +6,10 @@
  * or ended because another task spent the run's token budget, the task's job process is gone,
  * the worker counts the abort and sends no result, and (for cancel and deadline) the worker's
  * one slot runs the next task; a cancelled job still queued at the worker never starts; one
- * cancelled while generating has its worker's generator interrupted for its task.
+ * cancelled while generating has its worker's generator interrupted for its task. The same
+ * cancel on the container backend (against the fake engine of tests/container): the
+ * container is removed by force while its wait hangs, the task ends cancelled exactly once
+ * (one task.finished, no attempt, no result sent) and the slot runs the next task.
  * Every wait is on state with TEST_DEADLINE_MS against hangs.
  */
 #include <pthread.h>
@@ -18,6 +21,7 @@
 #include <gryphgen/sys/generator.h>
 #include <cJSON.h>
 
+#include "../container/fakeengine.h"
 #include "../testdb.h"
 #include "ggpeer.h"
 
@@ -119,6 +123,32 @@ static const char *task_json(char *buf, size_t n, const char *id, const char *bu
     return buf;
 }
 
+/* The task.finished events the hub emitted for the task finished_id. */
+static pthread_mutex_t finished_mu = PTHREAD_MUTEX_INITIALIZER;
+static char finished_id[64];
+static int finished_seen;
+
+static void on_event(void *user, const char *json)
+{
+    (void)user;
+    cJSON *ev = cJSON_Parse(json);
+    const char *type = cJSON_GetStringValue(cJSON_GetObjectItem(ev, "type"));
+    const char *id = cJSON_GetStringValue(cJSON_GetObjectItem(ev, "task_id"));
+    pthread_mutex_lock(&finished_mu);
+    if (type && id && strcmp(type, "task.finished") == 0 && strcmp(id, finished_id) == 0)
+        finished_seen++;
+    pthread_mutex_unlock(&finished_mu);
+    cJSON_Delete(ev);
+}
+
+static int finished_count(void)
+{
+    pthread_mutex_lock(&finished_mu);
+    int n = finished_seen;
+    pthread_mutex_unlock(&finished_mu);
+    return n;
+}
+
 typedef struct grid {
     char ep[64], db[300];
     gg_orchestrator_t *o;
@@ -136,9 +166,11 @@ static void *run_worker(void *arg)
 }
 
 /* A hub without local workers on a fresh loopback endpoint (run token budget max_tokens, 0:
- * none) and one remote worker with slots slots, the generator above and a process executor
- * at isolation "none" (its jobs' process ids are this host's). */
-static int grid_start(grid *g, const char *name, int slots, long long max_tokens)
+ * none; its events counted by on_event) and one remote worker with slots slots, the
+ * generator above and a process executor at isolation "none" (its jobs' process ids are this
+ * host's), or with engine (a socket) the container executor on that engine. */
+static int grid_start(grid *g, const char *name, int slots, long long max_tokens,
+                      const char *engine)
 {
     memset(g, 0, sizeof *g);
     ggpeer_endpoint(g->ep, sizeof g->ep);
@@ -150,6 +182,7 @@ static int grid_start(grid *g, const char *name, int slots, long long max_tokens
     o.insecure = 1;
     o.local_workers = 0;
     o.max_tokens = max_tokens ? max_tokens : -1;
+    o.event_fn = on_event;
     CHECK_RC(gg_orchestrator_new(&g->o, &o), GG_OK);
     gg_generator_vtable vt = GG_GENERATOR_VTABLE_INIT;
     vt.generate = gen_generate;
@@ -158,8 +191,10 @@ static int grid_start(grid *g, const char *name, int slots, long long max_tokens
     vt.interrupt = gen_interrupt;
     CHECK_RC(gg_generator_new_custom(&g->gen, &vt, NULL), GG_OK);
     gg_executor_options eo = GG_EXECUTOR_OPTIONS_INIT;
-    eo.backend = "process";
-    eo.isolation = "none";
+    eo.backend = engine ? "container" : "process";
+    eo.isolation = engine ? NULL : "none";
+    eo.container_socket = engine;
+    eo.container_images = engine ? "python=fake:latest" : NULL;
     CHECK_RC(gg_executor_new(&g->ex, &eo), GG_OK);
     gg_worker_options wo = GG_WORKER_OPTIONS_INIT;
     wo.connect = g->ep;
@@ -283,7 +318,7 @@ static void test_cancel(void)
 {
     grid g;
     char buf[1024];
-    if (!grid_start(&g, "cancel", 1, 0)) {
+    if (!grid_start(&g, "cancel", 1, 0, NULL)) {
         grid_stop(&g);
         return;
     }
@@ -322,7 +357,7 @@ static void test_cancel_generating(void)
 {
     grid g;
     char buf[1024];
-    if (!grid_start(&g, "think", 1, 0)) {
+    if (!grid_start(&g, "think", 1, 0, NULL)) {
         grid_stop(&g);
         return;
     }
@@ -351,7 +386,7 @@ static void test_deadline(void)
 {
     grid g;
     char buf[1024];
-    if (!grid_start(&g, "deadline", 1, 0)) {
+    if (!grid_start(&g, "deadline", 1, 0, NULL)) {
         grid_stop(&g);
         return;
     }
@@ -370,7 +405,7 @@ static void test_run_budget(void)
 {
     grid g;
     char buf[1024];
-    if (!grid_start(&g, "budget", 2, 50)) {
+    if (!grid_start(&g, "budget", 2, 50, NULL)) {
         grid_stop(&g);
         return;
     }
@@ -384,6 +419,74 @@ static void test_run_budget(void)
     check_end(g.o, "block-b", "failed", "budget_run_tokens");
     check_slot_free(&g, pid, NULL);
     grid_stop(&g);
+}
+
+static int engine_waiting(void *arg)
+{
+    fake_engine *fe = arg;
+    pthread_mutex_lock(&fe->mu);
+    int n = fe->waits;
+    pthread_mutex_unlock(&fe->mu);
+    return n >= 1;
+}
+
+static int engine_removed(void *arg)
+{
+    fake_engine *fe = arg;
+    pthread_mutex_lock(&fe->mu);
+    int n = fe->removes;
+    pthread_mutex_unlock(&fe->mu);
+    return n >= 1;
+}
+
+/* Cancelled while its job runs in a container on the remote worker (the fake engine's wait
+ * never answers: the container runs until it is killed): the executor leaves the wait and
+ * removes the container by force, the task ends cancelled exactly once, and the worker sends
+ * no result for it and runs the next task. */
+static void test_cancel_container(void)
+{
+    char sock[400], buf[1024];
+    snprintf(sock, sizeof sock, "%s/engine.sock", dir);
+    fake_engine fe = { .mu = PTHREAD_MUTEX_INITIALIZER };
+    if (fake_engine_start(&fe, sock) != 0) {
+        CHECK(0);
+        return;
+    }
+    fake_engine_reset(&fe, CREATE_OK, 0, 1);
+    pthread_mutex_lock(&finished_mu);
+    snprintf(finished_id, sizeof finished_id, "boxed");
+    finished_seen = 0;
+    pthread_mutex_unlock(&finished_mu);
+    grid g;
+    if (grid_start(&g, "container", 1, 0, sock)) {
+        CHECK_RC(gg_orchestrator_submit(g.o, task_json(buf, sizeof buf, "boxed", NULL), NULL),
+                 GG_OK);
+        CHECK(test_wait_for(engine_waiting, &fe)); /* started: its wait hangs */
+        CHECK_RC(gg_orchestrator_cancel(g.o, "boxed"), GG_OK);
+        check_end(g.o, "boxed", "cancelled", "cancelled");
+        CHECK(test_wait_for(engine_removed, &fe));
+        held_ctx h = { g.w, 0 };
+        CHECK(test_wait_for(worker_holds, &h));
+        pthread_mutex_lock(&fe.mu);
+        CHECK(fe.creates == 1 && fe.removes == 1 && fe.forced_removes == 1);
+        pthread_mutex_unlock(&fe.mu);
+        CHECK(worker_stat(g.w, "aborted") == 1);
+        /* The slot runs the next task (the engine's containers now end at once). */
+        fake_engine_reset(&fe, CREATE_OK, 0, 0);
+        CHECK_RC(gg_orchestrator_submit(g.o, task_json(buf, sizeof buf, "after-box", NULL),
+                                        NULL), GG_OK);
+        check_end(g.o, "after-box", "passed", NULL);
+        /* The cancelled task ended once: one task.finished, no attempt, nothing came back
+         * for its lease, and the worker's only result is the next task's. */
+        CHECK(finished_count() == 1);
+        CHECK(test_db_int(g.db, "SELECT count(*) FROM attempts a JOIN tasks t ON "
+                                "t.seq = a.task_seq WHERE t.task_id = 'boxed'") == 0);
+        CHECK(ggpeer_hub_stat(g.o, "stale") == 0);
+        CHECK(worker_stat(g.w, "results") == 1);
+    }
+    grid_stop(&g);
+    fake_engine_stop(&fe);
+    unlink(sock);
 }
 
 /* Hand-written workers (ggpeer.h): one that announces caps.abort gets an abort on the wire
@@ -465,6 +568,7 @@ int main(void)
     test_cancel_generating();
     test_deadline();
     test_run_budget();
+    test_cancel_container();
     test_wire(1);
     test_wire(0);
     test_remove_dir(dir);
