@@ -271,6 +271,22 @@ static inline int fake_engine_start(fake_engine *fe, const char *sock)
     return pthread_create(&fe->thread, NULL, fe_accept_loop, fe) == 0 ? 0 : -1;
 }
 
+/* For test_wait_for: whether a counter of the engine (read under its lock) reached want. */
+typedef struct fake_engine_wait {
+    fake_engine *fe;
+    const int *counter; /* one of fe's */
+    int want;
+} fake_engine_wait;
+
+static inline int fake_engine_reached(void *arg)
+{
+    fake_engine_wait *w = arg;
+    pthread_mutex_lock(&w->fe->mu);
+    int n = *w->counter;
+    pthread_mutex_unlock(&w->fe->mu);
+    return n >= w->want;
+}
+
 static inline int fe_conns_closed(void *arg)
 {
     fake_engine *fe = arg;

@@ -421,24 +421,6 @@ static void test_run_budget(void)
     grid_stop(&g);
 }
 
-static int engine_waiting(void *arg)
-{
-    fake_engine *fe = arg;
-    pthread_mutex_lock(&fe->mu);
-    int n = fe->waits;
-    pthread_mutex_unlock(&fe->mu);
-    return n >= 1;
-}
-
-static int engine_removed(void *arg)
-{
-    fake_engine *fe = arg;
-    pthread_mutex_lock(&fe->mu);
-    int n = fe->removes;
-    pthread_mutex_unlock(&fe->mu);
-    return n >= 1;
-}
-
 /* Cancelled while its job runs in a container on the remote worker (the fake engine's wait
  * never answers: the container runs until it is killed): the executor leaves the wait and
  * removes the container by force, the task ends cancelled exactly once, and the worker sends
@@ -461,10 +443,11 @@ static void test_cancel_container(void)
     if (grid_start(&g, "container", 1, 0, sock)) {
         CHECK_RC(gg_orchestrator_submit(g.o, task_json(buf, sizeof buf, "boxed", NULL), NULL),
                  GG_OK);
-        CHECK(test_wait_for(engine_waiting, &fe)); /* started: its wait hangs */
+        fake_engine_wait waiting = { &fe, &fe.waits, 1 }, removed = { &fe, &fe.removes, 1 };
+        CHECK(test_wait_for(fake_engine_reached, &waiting)); /* started: its wait hangs */
         CHECK_RC(gg_orchestrator_cancel(g.o, "boxed"), GG_OK);
         check_end(g.o, "boxed", "cancelled", "cancelled");
-        CHECK(test_wait_for(engine_removed, &fe));
+        CHECK(test_wait_for(fake_engine_reached, &removed));
         held_ctx h = { g.w, 0 };
         CHECK(test_wait_for(worker_holds, &h));
         pthread_mutex_lock(&fe.mu);
