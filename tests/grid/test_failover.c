@@ -9,12 +9,13 @@
  * asked; a hub that accepts connections and never answers is left after 3 heartbeat
  * intervals; a worker with one endpoint started before its hub joins without reconnecting;
  * a watch through a list reaches the active hub; a result finished while no hub welcomed the
- * worker reaches the next hub after its welcome, its lease listed in the hello; two orchestrators sharing nothing, the first a `gryphgen serve` child killed with -9
- * while the worker runs its job: the worker moves, its held result goes to the second (which
- * drops it: it never gave that lease), and the client's submission, sent again there,
- * succeeds; a worker that says hello again over a new connection keeps its leases (same
- * instance id), another instance does not. Every wait is on state, with TEST_DEADLINE_MS only
- * against a hang.
+ * worker reaches the next hub after its welcome, its lease listed in the hello; two
+ * orchestrators sharing nothing, the first a `gryphgen serve` child killed with -9 while the
+ * worker runs its job: the worker moves, its held result goes to the second (which drops it:
+ * it never gave that lease), and the client's submission, sent again there, succeeds; a
+ * worker that says hello again over a new connection keeps its leases (same instance id),
+ * another instance does not. The fake hubs share one ROUTER loop (fake_start) and differ in
+ * their message handlers. Every wait is on state, with TEST_DEADLINE_MS only against a hang.
  */
 #include <pthread.h>
 #include <signal.h>
