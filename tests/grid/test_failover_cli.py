@@ -9,7 +9,7 @@ import json
 import os
 
 from gridtest import (check, finish, free_port, gg, kill, nodes, read_log, start, status,
-                      stop_all, tmpdir, wait_until)
+                      stop_all, tmpdir, up, wait_until)
 
 work = tmpdir()
 a = "tcp://127.0.0.1:%d" % free_port()
@@ -28,15 +28,15 @@ try:
 
     serve_a = start(["serve", "--insecure", "--bind", a, "--db", os.path.join(work, "a.db")],
                     os.path.join(work, "a.log"))
-    start(["serve", "--insecure", "--bind", b, "--db", os.path.join(work, "b.db")],
-          os.path.join(work, "b.log"))
+    serve_b = start(["serve", "--insecure", "--bind", b, "--db", os.path.join(work, "b.db")],
+                    os.path.join(work, "b.log"))
     # Both serve before the worker starts (else it would join whichever answers first).
-    check(wait_until(lambda: status(a) is not None and status(b) is not None),
-          "both orchestrators answer")
+    up("both orchestrators answer", lambda: status(a) is not None and status(b) is not None,
+       serve_a, serve_b)
     wlog = os.path.join(work, "worker.log")
-    start(["worker", "--insecure", "--connect", both, "--slots", "1", "--log-level", "info"],
-          wlog)
-    check(wait_until(lambda: nodes(a) == 1), "the worker joins the first")
+    worker = start(["worker", "--insecure", "--connect", both, "--slots", "1", "--log-level",
+                    "info"], wlog)
+    up("the worker joins the first", lambda: nodes(a) == 1, serve_a, worker)
     check(nodes(b) == 0, "and not the second")
 
     kill(serve_a)

@@ -12,8 +12,8 @@ import socket
 import subprocess
 import urllib.parse
 
-from gridtest import (GRYPHGEN, GUARD_S, check, db_rows, env, finish, free_port, gg, read_log,
-                      start, status, stop_all, tmpdir, wait_until)
+from gridtest import (GRYPHGEN, GUARD_S, check, db_rows, env, finish, free_port, gg, nodes,
+                      read_log, require, start, status, stop_all, tmpdir, up, wait_until)
 from httptest import api_url, call, jsonl, task, token_file
 
 work = tmpdir()
@@ -154,7 +154,7 @@ def bad_input(url, port):
 def run_to_end(url):
     w = start(["worker", "--insecure", "--connect", ep, "--name", "w1", "--slots", "2"],
               os.path.join(work, "worker.log"))
-    check(w is not None, "a worker starts")
+    up("a worker joins", lambda: nodes(ep) == 1, w)
 
     def ended(tid):
         st, body, _ = call(url + "/v1/tasks/" + urllib.parse.quote(tid, safe=""), token=OBS)
@@ -342,8 +342,9 @@ def summary(url, port):
                                    stdout=open(out, "wb"), stderr=subprocess.DEVNULL,
                                    env=env())
         try:
-            check(wait_until(lambda: (status(ep) or {}).get("watch_types") == "all"),
-                  "gryphgen watch watches every type")
+            require(wait_until(lambda: (status(ep) or {}).get("watch_types") == "all" or
+                               watcher.poll() is not None) and watcher.poll() is None,
+                    "gryphgen watch watches every type", watcher.returncode)
             st, body, _ = call(url + "/v1/tasks", "POST", SUB_A, json.dumps(task("sum-last")))
             _, data = read_until(every, b"", lambda d: any('"sum-last"' in x and
                                                             '"task.finished"' in x for x in d))
@@ -364,9 +365,9 @@ def summary(url, port):
 try:
     refusals()
     log = os.path.join(work, "serve.log")
-    start(["serve", "--insecure", "--bind", ep, "--db", db, "--http", "127.0.0.1:0",
-           "--http-tokens", tokens], log)
-    url = api_url(log)
+    proc = start(["serve", "--insecure", "--bind", ep, "--db", db, "--http", "127.0.0.1:0",
+                  "--http-tokens", tokens], log)
+    url = api_url(log, proc)
     check(url is not None, "serve prints its HTTP API URL")
     if url:
         port = int(url.rsplit(":", 1)[1])

@@ -43,7 +43,7 @@ def value(text, name_and_labels):
 def serve(log):
     p = start(["serve", "--insecure", "--bind", "tcp://127.0.0.1:%d" % free_port(), "--db", db,
                "--local", "1", "--http", "127.0.0.1:0", "--http-tokens", tokens], log)
-    return p, api_url(log)
+    return p, api_url(log, p)
 
 
 def prom_query(base, q):
