@@ -253,7 +253,7 @@ def test_status_cancel_and_errors_without_workers(gg):
         with pytest.raises(gg.Busy):  # max_queued reached
             c.submit(add_task("idle/three"))
         c.cancel(tid)
-        assert c.wait(tid, 10)["status"] == "cancelled"
+        assert c.wait(tid, GUARD_S)["status"] == "cancelled"
         assert c.status(tid)["status"] == "cancelled"
         assert c.status(tid)["end_cause"] == "cancelled"
         with pytest.raises(gg.InvalidState):
