@@ -9,7 +9,7 @@ import json
 import os
 
 from gridtest import (check, finish, free_port, gg, kill, nodes, read_log, start, status,
-                      stop_all, tmpdir, up, wait_until)
+                      stop_all, tmpdir, up)
 
 work = tmpdir()
 a = "tcp://127.0.0.1:%d" % free_port()
@@ -40,8 +40,8 @@ try:
     check(nodes(b) == 0, "and not the second")
 
     kill(serve_a)
-    check(wait_until(lambda: nodes(b) == 1), "killed with -9, the first loses the worker to "
-          "the second", read_log(wlog)[-1500:])
+    up("killed with -9, the first loses the worker to the second", lambda: nodes(b) == 1,
+       serve_b, worker)
     check("reconnecting to %s" % b in read_log(wlog), "the worker says where it went",
           read_log(wlog)[-1500:])
 
