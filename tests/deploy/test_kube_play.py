@@ -143,9 +143,12 @@ def main():
     ip = ip[0] if ip else ""
     check(ip, "serve's pod has an address", ip)
     cert = os.path.join(secret_dir, "http.crt")
+    # Each try ends by itself (--max-time: a curl error, tried again) well before the guard
+    # that would raise instead.
     health = lambda: subprocess.run(  # noqa: E731
-        ["curl", "-sS", "--cacert", cert, "--resolve", "gryphgen-serve:8080:%s" % ip,
-         "https://gryphgen-serve:8080/healthz"], capture_output=True, text=True, timeout=30)
+        ["curl", "-sS", "--max-time", "20", "--cacert", cert, "--resolve",
+         "gryphgen-serve:8080:%s" % ip, "https://gryphgen-serve:8080/healthz"],
+        capture_output=True, text=True, timeout=GUARD_S)
     h = wait_until(lambda: (lambda r: r if r.returncode == 0 else None)(health()))
     if not check(h is not None and "ok" in h.stdout.lower(), "/healthz answers over HTTPS",
                  health().stderr):

@@ -46,25 +46,25 @@ def raw(port, request_bytes):
 def refusals():
     """Options serve refuses before it starts (exit 2, naming what to do)."""
     base = ["serve", "--bind", ep, "--db", os.path.join(work, "r.db")]
-    p = gg(base + ["--insecure", "--http", "0.0.0.0:0", "--http-tokens", tokens], timeout=30)
+    p = gg(base + ["--insecure", "--http", "0.0.0.0:0", "--http-tokens", tokens], timeout=GUARD_S)
     check(p.returncode == 2 and "--http-cert" in p.stderr,
           "a non-loopback --http without TLS is refused, naming --http-cert", p.stderr)
     p = gg(["serve", "--bind", "inproc://gg-http-test", "--db", os.path.join(work, "r.db"),
-            "--http", "127.0.0.1:0"], timeout=30)
+            "--http", "127.0.0.1:0"], timeout=GUARD_S)
     check(p.returncode == 2 and "--http-tokens" in p.stderr and "--insecure" in p.stderr,
           "--http without tokens and without --insecure is refused", p.stderr)
     loose = os.path.join(work, "loose-tokens")
     token_file(loose, ["%s admin" % ADMIN])
     os.chmod(loose, 0o644)
-    p = gg(base + ["--insecure", "--http", "127.0.0.1:0", "--http-tokens", loose], timeout=30)
+    p = gg(base + ["--insecure", "--http", "127.0.0.1:0", "--http-tokens", loose], timeout=GUARD_S)
     check(p.returncode == 2 and "chmod 600" in p.stderr and ADMIN not in p.stderr,
           "a token file others may read is refused (and the token is not printed)", p.stderr)
     bad = token_file(os.path.join(work, "bad-tokens"), ["%s root" % ADMIN])
-    p = gg(base + ["--insecure", "--http", "127.0.0.1:0", "--http-tokens", bad], timeout=30)
+    p = gg(base + ["--insecure", "--http", "127.0.0.1:0", "--http-tokens", bad], timeout=GUARD_S)
     check(p.returncode == 2 and "line 2" in p.stderr and ADMIN not in p.stderr,
           "an unknown role is refused naming the line, not the token", p.stderr)
     short = token_file(os.path.join(work, "short-tokens"), ["abc admin"])
-    p = gg(base + ["--insecure", "--http", "127.0.0.1:0", "--http-tokens", short], timeout=30)
+    p = gg(base + ["--insecure", "--http", "127.0.0.1:0", "--http-tokens", short], timeout=GUARD_S)
     check(p.returncode == 2 and "shorter" in p.stderr, "a short token is refused", p.stderr)
 
 
