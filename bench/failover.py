@@ -4,7 +4,6 @@ worker; the time until the second lists it. Prints each round and the medians.""
 
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -16,10 +15,11 @@ import gryphgen as gg
 GG, ROUNDS = sys.argv[1], int(sys.argv[2])
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# Ports from the tests' shared picker (tests/common/testports.py): below the ephemeral range,
+# reserved against concurrent test scripts, so a test running meanwhile cannot take them.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
+                                "common"))
+from testports import free_port  # noqa: E402
 
 
 def node_count(client):

@@ -5,13 +5,9 @@ slower than this one, so a deadline here only guards against a hang. Each script
 built gryphgen as its first argument and the source root in $GG_SOURCE_ROOT, and ends with
 "N passed, N failed"."""
 
-import errno
-import fcntl
 import json
 import os
-import random
 import re
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -19,6 +15,9 @@ import tempfile
 import threading
 import time
 import urllib.parse
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from testports import free_port  # noqa: E402,F401  (re-exported: the scripts' port picker)
 
 GRYPHGEN = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else "gryphgen"
 SOURCE_ROOT = os.environ.get("GG_SOURCE_ROOT",
@@ -124,70 +123,6 @@ def write_repair_set(path, n):
 
 def tmpdir():
     return tempfile.mkdtemp(prefix="gg-cli-test-")
-
-
-def _port_range():
-    """Where test ports come from: below the kernel's ephemeral range (where every outgoing
-    connection takes its source port and where port 0 binds land), so a port handed to one
-    test cannot be taken meanwhile by another test's connection."""
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            low, high = (int(x) for x in f.read().split())
-    except (OSError, ValueError):
-        low, high = 32768, 60999
-    if low - 20000 >= 1000:
-        return 20000, low
-    if 65535 - high >= 1000:
-        return high + 1, 65536
-    return None
-
-
-_port_locks = []
-_PORT_LOCK_DIR = os.path.join(tempfile.gettempdir(), "gg-test-ports")
-
-
-def _reserve(port):
-    """Holds an advisory lock named after port for the rest of this process, so test scripts
-    running at the same time never pick the same one; False when another holds it."""
-    try:
-        os.makedirs(_PORT_LOCK_DIR, exist_ok=True)
-        fd = os.open(os.path.join(_PORT_LOCK_DIR, str(port)), os.O_RDWR | os.O_CREAT, 0o666)
-    except OSError:
-        return True   # no lock directory: the bind check below still guards
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as e:
-        os.close(fd)
-        if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-            return False
-        return True
-    _port_locks.append(fd)
-    return True
-
-
-def free_port():
-    """A TCP port on 127.0.0.1 that nobody listens on and that no other test script running
-    now was given: drawn from outside the ephemeral range, reserved by a lock this process
-    holds until it exits, and checked by binding it."""
-    span = _port_range()
-    for _ in range(200 if span else 0):
-        port = random.randrange(span[0], span[1])
-        if not _reserve(port):
-            continue
-        s = socket.socket()
-        try:
-            s.bind(("127.0.0.1", port))
-            return port
-        except OSError:
-            continue
-        finally:
-            s.close()
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
 
 
 # How long a wait may last before the test gives up: a guard against hangs, not a measure

@@ -8,7 +8,12 @@ The host side is what is checked: the listener got no connection, the markers ar
 the secrets are nowhere in what gryphgen reports, a process of uid 65534 that the test owns
 outlives kill(-1), no process the jobs started is left, the results stay small; and each
 task's verdict is sane (an attack cannot make a task pass that must fail, nor end in error).
-A language whose toolchain is missing is skipped, unless GRYPHGEN_REQUIRE_TOOLCHAINS=1."""
+A language whose toolchain is missing is skipped, unless GRYPHGEN_REQUIRE_TOOLCHAINS=1.
+
+The languages to run follow the command (all of them when none is named): meson runs one test
+per language (cli_languages_adversarial_LANG), each within its own time limit, and they may
+run at once; what one run leaves on the host (its sentinel, its probes' `sleep` processes)
+is told apart from another's by this process's PID."""
 
 import json
 import os
@@ -17,6 +22,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 
 from clitest import SOURCE_ROOT, check, finish, gg, read_jsonl, skip, summary, tmpdir, \
     wait_until
@@ -356,6 +362,13 @@ def procs_with_cmdline(argv):
     return out
 
 
+LANGUAGES = ["python", "c", "cpp", "java", "javascript", "typescript", "go", "rust", "bash"]
+unknown = [x for x in sys.argv[2:] if x not in LANGUAGES]
+if unknown:
+    print("test_languages_adversarial.py: unknown language(s): %s" % " ".join(unknown),
+          file=sys.stderr)
+    sys.exit(2)
+
 doctor = json.loads(gg(["doctor", "--json"]).stdout)
 if doctor.get("best") != "namespaces":
     skip("the namespaces isolation level is not available here")
@@ -383,7 +396,7 @@ listener.setblocking(False)
 
 # A process of uid 65534 that the test owns: kill(-1) from a job (which runs as 65534 too)
 # must not reach it.
-tag = 4000 + os.getpid() % 1000
+tag = 3600 + os.getpid()  # an hour at least; unique among the runs going on at once
 sentinel_argv = ["sleep", "%d.5" % tag]
 sentinel = subprocess.Popen(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                              "--"] + sentinel_argv)
@@ -394,7 +407,7 @@ orphan_argv = ["sleep", values["DUR"]]
 child_argv = ["sleep", values["FDUR"]]
 ran = 0
 
-for lang in ["python", "c", "cpp", "java", "javascript", "typescript", "go", "rust", "bash"]:
+for lang in sys.argv[2:] or LANGUAGES:
     if lang not in have:
         check(not REQUIRE, "%s: toolchain present (GRYPHGEN_REQUIRE_TOOLCHAINS=1)" % lang)
         print("skipped %s: no toolchain" % lang)

@@ -17,7 +17,8 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "grid"))
 from gridtest import free_port, gg, read_log, start, stop_all  # noqa: E402
-from clitest import (check, finish, mount_tmpfs, tmpdir, umount, wait_until,  # noqa: E402
+from clitest import (check, finish, mount_tmpfs, require, tmpdir, umount,  # noqa: E402
+                     wait_until,
                      write_repair_set)
 
 N_TASKS = 400
@@ -51,8 +52,8 @@ def serve_until_broken(work, name, db, breaker, env=None):
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-    check(wait_until(lambda: "serving on" in read_log(log) or proc.poll() is not None),
-          "%s: serve started" % name, read_log(log))
+    require(wait_until(lambda: "serving on" in read_log(log) or proc.poll() is not None) and
+            proc.poll() is None, "%s: serve started" % name, read_log(log))
     tasks = os.path.join(work, name + ".jsonl")
     write_repair_set(tasks, N_TASKS)
     p = gg(["submit", "--insecure", "--connect", ep, tasks])

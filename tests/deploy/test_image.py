@@ -14,7 +14,7 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "grid"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gridtest import (GUARD_S, check, finish, free_port, gg, status,  # noqa: E402
-                      tmpdir, wait_until)
+                      require, tmpdir, wait_until)
 from podmantest import build_image, need, podman_command, unmount_under  # noqa: E402
 
 need(("podman", "runc", "meson"))
@@ -38,8 +38,7 @@ def run(args):
 
 
 try:
-    if not build_image(work, PODMAN, IMAGE):
-        raise SystemExit(1)
+    require(build_image(work, PODMAN, IMAGE), "the image is built")
     p = podman(["run", "--rm", "--network", "none"] + ULIMITS + [IMAGE, "version"])
     check(p.returncode == 0 and p.stdout.startswith("gryphgen "), "the image runs gryphgen",
           (p.stdout, p.stderr))
@@ -50,11 +49,12 @@ try:
     ep = "tcp://127.0.0.1:%d" % free_port()
     p = run(["-v", data + ":/data", IMAGE, "serve", "--insecure", "--bind", ep, "--db",
              "/data/grid.db"])
-    check(p.returncode == 0, "serve starts in a container", p.stderr)
-    check(wait_until(lambda: status(ep) is not None), "serve in the container answers")
+    require(p.returncode == 0, "serve starts in a container", p.stderr)
+    require(wait_until(lambda: status(ep) is not None), "serve in the container answers",
+            [podman(["logs", c]).stderr[-800:] for c in containers])
     p = run([IMAGE, "worker", "--insecure", "--connect", ep, "--slots", "2"])
-    check(p.returncode == 0, "a worker starts in a container", p.stderr)
-    check(wait_until(lambda: len((status(ep) or {}).get("nodes", [])) == 1),
+    require(p.returncode == 0, "a worker starts in a container", p.stderr)
+    require(wait_until(lambda: len((status(ep) or {}).get("nodes", [])) == 1),
           "the worker joins", [podman(["logs", c]).stderr[-800:] for c in containers])
     tasks = os.path.join(work, "t.jsonl")
     with open(tasks, "w") as f:

@@ -130,8 +130,10 @@ def main():
                    "{{.Status}}"]).stdout
     check("Exited (0)" in keys or keys.strip() == "", "the init container copied the keys and "
           "ended (then removed)", keys)
-    check(wait_until(lambda: state("gryphgen-serve-pod-0-serve").startswith("running")),
-          "serve runs", podman(["logs", "gryphgen-serve-pod-0-serve"]).stderr[-2000:])
+    # What follows stands on serve and then on the worker: without them, no use waiting on.
+    if not check(wait_until(lambda: state("gryphgen-serve-pod-0-serve").startswith("running")),
+                 "serve runs", podman(["logs", "gryphgen-serve-pod-0-serve"]).stderr[-2000:]):
+        return
     infra = podman(["pod", "inspect", "--format", "{{.InfraContainerID}}",
                     "gryphgen-serve-pod-0"]).stdout.strip()
     # kube play puts pods on its own bridge network (podman-default-kube-network).
@@ -141,15 +143,20 @@ def main():
     ip = ip[0] if ip else ""
     check(ip, "serve's pod has an address", ip)
     cert = os.path.join(secret_dir, "http.crt")
+    # Each try ends by itself (--max-time: a curl error, tried again) well before the guard
+    # that would raise instead.
     health = lambda: subprocess.run(  # noqa: E731
-        ["curl", "-sS", "--cacert", cert, "--resolve", "gryphgen-serve:8080:%s" % ip,
-         "https://gryphgen-serve:8080/healthz"], capture_output=True, text=True, timeout=30)
+        ["curl", "-sS", "--max-time", "20", "--cacert", cert, "--resolve",
+         "gryphgen-serve:8080:%s" % ip, "https://gryphgen-serve:8080/healthz"],
+        capture_output=True, text=True, timeout=GUARD_S)
     h = wait_until(lambda: (lambda r: r if r.returncode == 0 else None)(health()))
-    check(h is not None and "ok" in h.stdout.lower(), "/healthz answers over HTTPS",
-          health().stderr)
+    if not check(h is not None and "ok" in h.stdout.lower(), "/healthz answers over HTTPS",
+                 health().stderr):
+        return
 
     p = play(transform(docs, secret_dir, serve_ip=ip), "worker")
-    check(p.returncode == 0, "kube play starts a worker's pod", p.stderr[-2000:])
+    if not check(p.returncode == 0, "kube play starts a worker's pod", p.stderr[-2000:]):
+        return
     ep = "tcp://%s:5555" % ip
     auth = ["--connect", ep, "--key", os.path.join(secret_dir, "scaler.key"), "--server-key",
             os.path.join(secret_dir, "server.pub")]
@@ -162,9 +169,10 @@ def main():
         except ValueError:
             return False
 
-    check(wait_until(joined), "the worker pod joins serve over CURVE",
-          [podman(["logs", c]).stderr[-1500:] for c in
-           podman(["ps", "-a", "--format", "{{.Names}}"]).stdout.split()])
+    if not check(wait_until(joined), "the worker pod joins serve over CURVE",
+                 [podman(["logs", c]).stderr[-1500:] for c in
+                  podman(["ps", "-a", "--format", "{{.Names}}"]).stdout.split()]):
+        return
     task = os.path.join(work, "t.jsonl")
     with open(task, "w") as f:
         f.write(json.dumps({"task_id": "kube/1", "language": "python", "prompt": "",

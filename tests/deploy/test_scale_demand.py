@@ -14,7 +14,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "grid"))
 from gridtest import (GUARD_S, GRYPHGEN, check, env, finish, free_port, gg,  # noqa: E402
-                      read_log, start, stop_all, tmpdir, wait_until)
+                      read_log, start, status, stop_all, tmpdir, up, wait_until)
 
 work = tmpdir()
 fake = os.path.join(work, "bin")
@@ -65,8 +65,9 @@ def sbatch_calls():
 ep = "tcp://127.0.0.1:%d" % free_port()
 scaler = None
 try:
-    start(["serve", "--insecure", "--bind", ep, "--db", os.path.join(work, "grid.db")],
-          os.path.join(work, "serve.log"))
+    serve = start(["serve", "--insecure", "--bind", ep, "--db", os.path.join(work, "grid.db")],
+                  os.path.join(work, "serve.log"))
+    up("serve answers", lambda: status(ep) is not None, serve)
     mars = os.path.join(work, "mars.jsonl")
     with open(mars, "w") as f:
         for i in range(3):

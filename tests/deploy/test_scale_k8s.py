@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "grid"))
 from gridtest import (GUARD_S, GRYPHGEN, check, env, finish, free_port, gg,  # noqa: E402
-                      read_log, start, status, stop_all, tmpdir, wait_until)
+                      read_log, start, status, stop_all, tmpdir, up, wait_until)
 
 TOKEN = "fake-token-123"
 NS, NAME = "grid", "gryphgen-worker"
@@ -174,8 +174,9 @@ def patches():
 
 
 try:
-    start(["serve", "--insecure", "--bind", ep, "--db", db], os.path.join(work, "serve.log"))
-    check(wait_until(lambda: status(ep) is not None), "serve answers")
+    serve = start(["serve", "--insecure", "--bind", ep, "--db", db],
+                  os.path.join(work, "serve.log"))
+    up("serve answers", lambda: status(ep) is not None, serve)
 
     # Refusals before anything runs.
     for args, what, word in (

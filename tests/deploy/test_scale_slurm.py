@@ -25,7 +25,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "grid"))
 from gridtest import (GUARD_S, GRYPHGEN, check, env, finish, free_port, gg,  # noqa: E402
                       kill, no_sanitizer_report, query, read_log, skip, start, status,
-                      stop_all, tmpdir, wait_until)
+                      require, stop_all, tmpdir, up, wait_until)
 
 NEEDED = ("munged", "mungekey", "slurmctld", "slurmd", "sbatch", "squeue", "scancel", "sinfo")
 if os.geteuid() != 0:
@@ -75,13 +75,13 @@ def start_slurm():
     check(p.returncode == 0, "mungekey makes a key", p.stderr)
     os.chmod(key, 0o400)  # munged refuses a key others may read; root owns it here
     sock = os.path.join(mdir, "munge.socket")
-    daemon("munged", ["munged", "-F", "--force", "--key-file=" + key, "--socket=" + sock,
+    munged = daemon("munged", ["munged", "-F", "--force", "--key-file=" + key, "--socket=" + sock,
                       "--pid-file=" + os.path.join(mdir, "munged.pid"),
                       "--seed-file=" + os.path.join(mdir, "munged.seed"),
                       "--log-file=" + os.path.join(mdir, "munged.log")])
-    if not check(wait_until(lambda: os.path.exists(sock)), "munged makes its socket",
-                 read_log(os.path.join(work, "munged.out"))):
-        return False
+    require(wait_until(lambda: os.path.exists(sock) or munged.poll() is not None) and
+            munged.poll() is None, "munged makes its socket",
+            read_log(os.path.join(work, "munged.out")))
     for d in ("state", "spool"):
         os.mkdir(os.path.join(work, d), 0o700)
     cpus = os.cpu_count() or 1
@@ -108,15 +108,20 @@ def start_slurm():
     with open(os.path.join(work, "slurm.conf"), "w") as f:
         f.write(conf)
     senv = {"SLURM_CONF": os.path.join(work, "slurm.conf")}
-    daemon("slurmctld", ["slurmctld", "-D", "-i"], senv)
-    daemon("slurmd", ["slurmd", "-D", "-N", "localhost"], senv)
+    ctld = daemon("slurmctld", ["slurmctld", "-D", "-i"], senv)
+    slurmd = daemon("slurmd", ["slurmd", "-D", "-N", "localhost"], senv)
 
     def idle():
-        p = slurm(["sinfo", "--noheader", "--format=%t"], timeout=10)
+        p = slurm(["sinfo", "--noheader", "--format=%t"])
         return p.returncode == 0 and p.stdout.strip() == "idle"
-    return check(wait_until(idle), "the single-node cluster comes up idle",
-                 read_log(os.path.join(work, "slurmctld.out"))[-1500:] +
-                 read_log(os.path.join(work, "slurmd.out"))[-1500:])
+
+    def died():
+        return any(d.poll() is not None for d in (munged, ctld, slurmd))
+    # The rest of the script stands on the cluster: without it, it ends here (require).
+    require(wait_until(lambda: died() or idle()) and not died(),
+            "the single-node cluster comes up idle",
+            read_log(os.path.join(work, "slurmctld.out"))[-1500:] +
+            read_log(os.path.join(work, "slurmd.out"))[-1500:])
 
 
 def write_tasks(path, prefix, n, sleep_s):
@@ -174,10 +179,10 @@ def bad_input(ep):
 db = os.path.join(work, "grid.db")
 ep = "tcp://127.0.0.1:%d" % free_port()
 try:
-    if not start_slurm():
-        raise SystemExit(1)
-    start(["serve", "--insecure", "--bind", ep, "--db", db], os.path.join(work, "serve.log"))
-    check(wait_until(lambda: status(ep) is not None), "serve answers")
+    start_slurm()
+    serve = start(["serve", "--insecure", "--bind", ep, "--db", db],
+                  os.path.join(work, "serve.log"))
+    up("serve answers", lambda: status(ep) is not None, serve)
     bad_input(ep)
 
     # A: the happy path, and workers idling out.

@@ -17,7 +17,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "grid"))
 from gridtest import (GUARD_S, GRYPHGEN, check, env, finish, free_port, gg, nodes,  # noqa: E402
-                      query, read_log, start, status, stop_all, tmpdir, wait_until)
+                      query, read_log, start, status, stop_all, tmpdir, up, wait_until)
 
 work = tmpdir()
 db = os.path.join(work, "grid.db")
@@ -27,19 +27,23 @@ try:
         p = gg(["worker", "--insecure", "--connect", ep, "--idle-s", bad])
         check(p.returncode == 2 and "--idle-s" in p.stderr, "worker refuses --idle-s " + bad,
               p.stderr)
-    start(["serve", "--insecure", "--bind", ep, "--db", db], os.path.join(work, "serve.log"))
-    check(wait_until(lambda: status(ep) is not None), "serve answers")
+    serve = start(["serve", "--insecure", "--bind", ep, "--db", db],
+                  os.path.join(work, "serve.log"))
+    up("serve answers", lambda: status(ep) is not None, serve)
+    # The worker's idle clock starts with the process, before it has joined and taken the
+    # job: S leaves room for a slow start on a busy machine, and the job lasts twice S.
     tasks = os.path.join(work, "t.jsonl")
     with open(tasks, "w") as f:
         f.write(json.dumps({"task_id": "long", "language": "python", "prompt": "",
                             "entry_point": "f",
-                            "test": "import time\ntime.sleep(3)\nassert f() == 1\n",
+                            "test": "import time\ntime.sleep(8)\nassert f() == 1\n",
                             "candidates": ["def f():\n    return 1\n"],
+                            "resources": {"timeout_s": 120},
                             "budget": {"max_attempts": 1}}) + "\n")
     check(gg(["submit", "--insecure", "--connect", ep, tasks]).returncode == 0, "submitted")
     log = os.path.join(work, "worker.log")
     w = subprocess.Popen([GRYPHGEN, "worker", "--insecure", "--connect", ep, "--slots", "1",
-                          "--idle-s", "1", "--log-level", "info"],
+                          "--idle-s", "4", "--log-level", "info"],
                          stdout=subprocess.DEVNULL, stderr=open(log, "ab"), env=env())
     try:
         rc = w.wait(timeout=GUARD_S)
@@ -49,7 +53,7 @@ try:
     check(rc == 0, "the worker exits by itself with status 0", (rc, read_log(log)[-1500:]))
     check("held no job for --idle-s" in read_log(log), "... and says why", read_log(log))
     rows = query(db, "SELECT status, attempts FROM tasks")
-    check(rows == [("passed", 1)], "the 3 s task passed on it first (idle 1 s is not busy 3 s)",
+    check(rows == [("passed", 1)], "the 8 s task passed on it first (idle 4 s is not busy 8 s)",
           rows)
     check(wait_until(lambda: nodes(ep) == 0), "the orchestrator sees the worker leave")
 

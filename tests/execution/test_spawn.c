@@ -108,10 +108,11 @@ static void test_flood(void)
     CHECK(r.err.len == 100 && r.err_truncated);
     ggi_spawn_result_free(&r);
 
-    /* An endless flood ends with the timeout (killed, not blocked on a full pipe). */
+    /* An endless flood ends with the timeout (killed, not blocked on a full pipe); 3 s leave a
+     * busy machine room to start yes and fill the cap first. */
     const char *yes[] = { "yes", NULL };
     o.argv = yes;
-    o.timeout_s = 0.5;
+    o.timeout_s = 3;
     memset(&r, 0, sizeof r);
     CHECK_RC(ggi_spawn_run(&o, &r), 0);
     CHECK(r.timed_out && r.term_signal == SIGKILL);

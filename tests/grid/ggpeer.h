@@ -23,29 +23,14 @@
 #include "core/ggi.h"
 
 #include "../testutil.h"
+#include "../common/testnet.h"
 
-/* A loopback endpoint on a port that binds now, below the kernel's ephemeral range (from
- * 32768), where the local ends of outgoing connections would take it from under us. The pid
- * spreads tests that run at once over the range. */
+/* A loopback endpoint on a port nobody listens on and no other test running now was given
+ * (test_free_port: below the ephemeral range, reserved by a lock until this process exits).
+ * Each call gives another port. */
 static inline void ggpeer_endpoint(char *out, size_t n)
 {
-    static unsigned seq;
-    int port = 20000;
-    for (int tries = 0; tries < 100; tries++) {
-        port = 20000 + (int)(((unsigned)getpid() * 17u + (seq++) * 7u) % 12000u);
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a;
-        memset(&a, 0, sizeof a);
-        a.sin_family = AF_INET;
-        a.sin_port = htons((uint16_t)port);
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        int ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
-        if (fd >= 0)
-            close(fd);
-        if (ok)
-            break;
-    }
-    snprintf(out, n, "tcp://127.0.0.1:%d", port);
+    snprintf(out, n, "tcp://127.0.0.1:%d", test_free_port());
 }
 
 typedef struct ggpeer {

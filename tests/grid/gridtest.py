@@ -16,6 +16,7 @@ from clitest import (GRYPHGEN, GUARD_S, check, db_rows, env, finish, free_port, 
 
 _procs = []
 _logs = []
+_log_of = {}  # pid: the log file of a process start() started
 
 
 def start(args, log):
@@ -25,7 +26,25 @@ def start(args, log):
     p = subprocess.Popen([GRYPHGEN] + args, stdout=subprocess.DEVNULL, stderr=f, env=env())
     f.close()
     _procs.append(p)
+    _log_of[p.pid] = log
     return p
+
+
+def up(what, ready, *procs):
+    """For what the rest of a script stands on (a server that answers, a worker that joined):
+    waits until ready() is true or one of procs (Popens of start()) has ended, then requires
+    that ready() came with every proc still running. Otherwise the script ends here, with
+    the procs' logs, at once: a server that could not start (its port taken, a bad option)
+    fails its own step instead of every later step waiting out its deadline."""
+    def ended():
+        return [p for p in procs if p.poll() is not None]
+    got = wait_until(lambda: ended() or ready())
+    gone = ended()
+    detail = "; ".join("%s exited %s: %s" % (os.path.basename(_log_of.get(p.pid, "?")),
+                                              p.returncode,
+                                              read_log(_log_of.get(p.pid, ""))[-1500:])
+                       for p in gone) or ("not within %d s" % GUARD_S if not got else None)
+    return require(got and not gone, what, detail)
 
 
 def kill(p, sig=signal.SIGKILL):

@@ -7,7 +7,7 @@ import os
 import urllib.error
 import urllib.request
 
-from gridtest import GUARD_S, wait_until
+from gridtest import GUARD_S, read_log, require, wait_until
 
 
 def token_file(path, lines):
@@ -37,15 +37,22 @@ def call(url, method="GET", token=None, body=None, ctx=None, headers=None):
         return status, text, hdrs
 
 
-def api_url(log):
-    """The base URL serve printed ("http api on URL"), waiting for it."""
+def api_url(log, proc=None):
+    """The base URL serve printed ("http api on URL"), waiting for it (None when it never
+    comes). With proc, the serve's Popen, the script stands on that serve: when proc ends
+    before the URL comes, or it never comes, the script ends here (require) with the log."""
     def find():
         with open(log, errors="replace") as f:
             for line in f:
-                if "http api on " in line:
+                if "http api on " in line and line.endswith("\n"):  # a whole line
                     return line.split("http api on ")[1].split()[0].rstrip("/")
         return None
-    return wait_until(find)
+    url = wait_until(lambda: find() or (proc is not None and proc.poll() is not None))
+    url = find() if url else None
+    if proc is not None:
+        require(url is not None and proc.poll() is None, "serve prints its HTTP API URL",
+                read_log(log)[-2000:])
+    return url
 
 
 def task(task_id, passes=True):

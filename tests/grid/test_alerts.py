@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gridtest import (check, finish, free_port, gg, kill, read_log, require, start,  # noqa: E402
-                      status, stop_all, tmpdir, wait_until)
+                      status, stop_all, tmpdir, up, wait_until)
 
 received = []
 answers = [500]  # the first POST is answered 500, the rest 200
@@ -66,9 +66,8 @@ def main(work):
     wlog = os.path.join(work, "worker.log")
     worker = start(["worker", "--insecure", "--connect", ep, "--name", "leaver", "--slots", "1"],
                    wlog)
-    check(wait_until(lambda: any(n.get("name") == "leaver"
-                                 for n in (status(ep) or {}).get("nodes", []))),
-          "the worker joined", read_log(wlog))
+    up("the worker joined", lambda: any(n.get("name") == "leaver"
+                                        for n in (status(ep) or {}).get("nodes", [])), worker)
 
     task = os.path.join(work, "t.jsonl")
     with open(task, "w") as f:

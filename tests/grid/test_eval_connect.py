@@ -10,7 +10,7 @@ import subprocess
 import threading
 
 from gridtest import (GUARD_S, check, env, finish, free_port, gg, nodes, skip, start, status,
-                      stop_all, tmpdir, wait_until, GRYPHGEN)
+                      stop_all, tmpdir, up, wait_until, GRYPHGEN)
 from clitest import EXAMPLES
 
 work = tmpdir()
@@ -33,10 +33,11 @@ def results(path):
 
 
 try:
-    start(["serve", "--insecure", "--bind", ep, "--db", os.path.join(work, "grid.db")],
-          os.path.join(work, "serve.log"))
-    start(["worker", "--insecure", "--connect", ep, "--slots", "2"], os.path.join(work, "w.log"))
-    check(wait_until(lambda: nodes(ep) == 1), "the worker joins")
+    serve = start(["serve", "--insecure", "--bind", ep, "--db", os.path.join(work, "grid.db")],
+                  os.path.join(work, "serve.log"))
+    worker = start(["worker", "--insecure", "--connect", ep, "--slots", "2"],
+                   os.path.join(work, "w.log"))
+    up("the worker joins", lambda: nodes(ep) == 1, serve, worker)
 
     local = gg(["eval", "--quiet", "--results", os.path.join(work, "local.jsonl"), EXAMPLES])
     remote = gg(["eval", "--quiet", "--insecure", "--connect", ep, "--results",

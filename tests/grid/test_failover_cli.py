@@ -9,7 +9,7 @@ import json
 import os
 
 from gridtest import (check, finish, free_port, gg, kill, nodes, read_log, start, status,
-                      stop_all, tmpdir, wait_until)
+                      stop_all, tmpdir, up)
 
 work = tmpdir()
 a = "tcp://127.0.0.1:%d" % free_port()
@@ -28,20 +28,20 @@ try:
 
     serve_a = start(["serve", "--insecure", "--bind", a, "--db", os.path.join(work, "a.db")],
                     os.path.join(work, "a.log"))
-    start(["serve", "--insecure", "--bind", b, "--db", os.path.join(work, "b.db")],
-          os.path.join(work, "b.log"))
+    serve_b = start(["serve", "--insecure", "--bind", b, "--db", os.path.join(work, "b.db")],
+                    os.path.join(work, "b.log"))
     # Both serve before the worker starts (else it would join whichever answers first).
-    check(wait_until(lambda: status(a) is not None and status(b) is not None),
-          "both orchestrators answer")
+    up("both orchestrators answer", lambda: status(a) is not None and status(b) is not None,
+       serve_a, serve_b)
     wlog = os.path.join(work, "worker.log")
-    start(["worker", "--insecure", "--connect", both, "--slots", "1", "--log-level", "info"],
-          wlog)
-    check(wait_until(lambda: nodes(a) == 1), "the worker joins the first")
+    worker = start(["worker", "--insecure", "--connect", both, "--slots", "1", "--log-level",
+                    "info"], wlog)
+    up("the worker joins the first", lambda: nodes(a) == 1, serve_a, worker)
     check(nodes(b) == 0, "and not the second")
 
     kill(serve_a)
-    check(wait_until(lambda: nodes(b) == 1), "killed with -9, the first loses the worker to "
-          "the second", read_log(wlog)[-1500:])
+    up("killed with -9, the first loses the worker to the second", lambda: nodes(b) == 1,
+       serve_b, worker)
     check("reconnecting to %s" % b in read_log(wlog), "the worker says where it went",
           read_log(wlog)[-1500:])
 

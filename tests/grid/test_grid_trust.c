@@ -123,7 +123,7 @@ static cJSON *take_jobs(ggpeer *r, int want)
 {
     cJSON *all = cJSON_CreateArray();
     while (cJSON_GetArraySize(all) < want) {
-        cJSON *m = ggpeer_recv(r, "jobs", 10000);
+        cJSON *m = ggpeer_recv(r, "jobs", TEST_DEADLINE_MS);
         if (!m)
             break;
         cJSON *jobs = cJSON_DetachItemFromObject(m, "jobs");
@@ -190,7 +190,7 @@ static void test_forged_results(void)
     }
     CHECK(wait_stat(o, "foreign", N) == N);
     /* Told to say hello (it is not a worker here). */
-    cJSON *reset = ggpeer_recv(&rogue, "reset", 5000);
+    cJSON *reset = ggpeer_recv(&rogue, "reset", TEST_DEADLINE_MS);
     CHECK(reset != NULL);
     cJSON_Delete(reset);
 
@@ -241,7 +241,7 @@ static void test_forged_results(void)
     for (int i = 0; i < N; i++) {
         char *res = NULL;
         snprintf(buf, sizeof buf, "f%d", i);
-        CHECK_RC(gg_orchestrator_wait(o, buf, 20000, &res), 0);
+        CHECK_RC(gg_orchestrator_wait(o, buf, (int)TEST_DEADLINE_MS, &res), 0);
         CHECK_CONTAINS(res, "\"status\":\"passed\"");
         gg_free(res);
     }
@@ -453,11 +453,11 @@ static void test_refusals(void)
     ggpeer_open_as(&r, ep, k.admin_key, k.server_pub, NULL);
     ggpeer_send(&r, "{\"ggp\":1,\"t\":\"hello\",\"role\":\"client\",\"name\":\"hand\","
                  "\"versions\":[1]}");
-    cJSON *w = ggpeer_recv(&r, "welcome", 10000);
+    cJSON *w = ggpeer_recv(&r, "welcome", TEST_DEADLINE_MS);
     CHECK(w != NULL);
     cJSON_Delete(w);
     ggpeer_send(&r, "{\"ggp\":1,\"t\":\"submit\",\"rid\":77,\"tasks\":{}}");
-    cJSON *rep = ggpeer_recv(&r, "reply", 10000);
+    cJSON *rep = ggpeer_recv(&r, "reply", TEST_DEADLINE_MS);
     CHECK(rep && cJSON_GetNumberValue(cJSON_GetObjectItem(rep, "rid")) == 77);
     CHECK(rep && cJSON_IsFalse(cJSON_GetObjectItem(rep, "ok")));
     CHECK(rep && cJSON_GetNumberValue(cJSON_GetObjectItem(rep, "code")) == GG_EINVAL);

@@ -12,8 +12,8 @@ import socket
 import subprocess
 import urllib.parse
 
-from gridtest import (GRYPHGEN, GUARD_S, check, db_rows, env, finish, free_port, gg, read_log,
-                      start, status, stop_all, tmpdir, wait_until)
+from gridtest import (GRYPHGEN, GUARD_S, check, db_rows, env, finish, free_port, gg, nodes,
+                      read_log, require, start, status, stop_all, tmpdir, up, wait_until)
 from httptest import api_url, call, jsonl, task, token_file
 
 work = tmpdir()
@@ -46,25 +46,25 @@ def raw(port, request_bytes):
 def refusals():
     """Options serve refuses before it starts (exit 2, naming what to do)."""
     base = ["serve", "--bind", ep, "--db", os.path.join(work, "r.db")]
-    p = gg(base + ["--insecure", "--http", "0.0.0.0:0", "--http-tokens", tokens], timeout=30)
+    p = gg(base + ["--insecure", "--http", "0.0.0.0:0", "--http-tokens", tokens], timeout=GUARD_S)
     check(p.returncode == 2 and "--http-cert" in p.stderr,
           "a non-loopback --http without TLS is refused, naming --http-cert", p.stderr)
     p = gg(["serve", "--bind", "inproc://gg-http-test", "--db", os.path.join(work, "r.db"),
-            "--http", "127.0.0.1:0"], timeout=30)
+            "--http", "127.0.0.1:0"], timeout=GUARD_S)
     check(p.returncode == 2 and "--http-tokens" in p.stderr and "--insecure" in p.stderr,
           "--http without tokens and without --insecure is refused", p.stderr)
     loose = os.path.join(work, "loose-tokens")
     token_file(loose, ["%s admin" % ADMIN])
     os.chmod(loose, 0o644)
-    p = gg(base + ["--insecure", "--http", "127.0.0.1:0", "--http-tokens", loose], timeout=30)
+    p = gg(base + ["--insecure", "--http", "127.0.0.1:0", "--http-tokens", loose], timeout=GUARD_S)
     check(p.returncode == 2 and "chmod 600" in p.stderr and ADMIN not in p.stderr,
           "a token file others may read is refused (and the token is not printed)", p.stderr)
     bad = token_file(os.path.join(work, "bad-tokens"), ["%s root" % ADMIN])
-    p = gg(base + ["--insecure", "--http", "127.0.0.1:0", "--http-tokens", bad], timeout=30)
+    p = gg(base + ["--insecure", "--http", "127.0.0.1:0", "--http-tokens", bad], timeout=GUARD_S)
     check(p.returncode == 2 and "line 2" in p.stderr and ADMIN not in p.stderr,
           "an unknown role is refused naming the line, not the token", p.stderr)
     short = token_file(os.path.join(work, "short-tokens"), ["abc admin"])
-    p = gg(base + ["--insecure", "--http", "127.0.0.1:0", "--http-tokens", short], timeout=30)
+    p = gg(base + ["--insecure", "--http", "127.0.0.1:0", "--http-tokens", short], timeout=GUARD_S)
     check(p.returncode == 2 and "shorter" in p.stderr, "a short token is refused", p.stderr)
 
 
@@ -154,7 +154,7 @@ def bad_input(url, port):
 def run_to_end(url):
     w = start(["worker", "--insecure", "--connect", ep, "--name", "w1", "--slots", "2"],
               os.path.join(work, "worker.log"))
-    check(w is not None, "a worker starts")
+    up("a worker joins", lambda: nodes(ep) == 1, w)
 
     def ended(tid):
         st, body, _ = call(url + "/v1/tasks/" + urllib.parse.quote(tid, safe=""), token=OBS)
@@ -342,8 +342,9 @@ def summary(url, port):
                                    stdout=open(out, "wb"), stderr=subprocess.DEVNULL,
                                    env=env())
         try:
-            check(wait_until(lambda: (status(ep) or {}).get("watch_types") == "all"),
-                  "gryphgen watch watches every type")
+            require(wait_until(lambda: (status(ep) or {}).get("watch_types") == "all" or
+                               watcher.poll() is not None) and watcher.poll() is None,
+                    "gryphgen watch watches every type", watcher.returncode)
             st, body, _ = call(url + "/v1/tasks", "POST", SUB_A, json.dumps(task("sum-last")))
             _, data = read_until(every, b"", lambda d: any('"sum-last"' in x and
                                                             '"task.finished"' in x for x in d))
@@ -364,9 +365,9 @@ def summary(url, port):
 try:
     refusals()
     log = os.path.join(work, "serve.log")
-    start(["serve", "--insecure", "--bind", ep, "--db", db, "--http", "127.0.0.1:0",
-           "--http-tokens", tokens], log)
-    url = api_url(log)
+    proc = start(["serve", "--insecure", "--bind", ep, "--db", db, "--http", "127.0.0.1:0",
+                  "--http-tokens", tokens], log)
+    url = api_url(log, proc)
     check(url is not None, "serve prints its HTTP API URL")
     if url:
         port = int(url.rsplit(":", 1)[1])

@@ -13,7 +13,8 @@ import subprocess
 import urllib.error
 import urllib.request
 
-from gridtest import (check, finish, free_port, gg, start, stop_all, tmpdir, wait_until)
+from gridtest import (GUARD_S, check, finish, free_port, gg, start, stop_all, tmpdir,
+                      wait_until)
 
 work = tmpdir()
 db = os.path.join(work, "index.db")
@@ -26,7 +27,7 @@ TOKEN = "tok-" + os.urandom(8).hex()
 def refused(args, option):
     """Runs args; checks it stops at once with exit 2 and a message naming option."""
     try:
-        p = gg(args, timeout=30)
+        p = gg(args, timeout=GUARD_S)
     except subprocess.TimeoutExpired:
         check(False, "%s refuses to start (it ran instead)" % " ".join(args))
         return
@@ -39,7 +40,7 @@ def status_of(url, token=None, ctx=None):
     if token is not None:
         req.add_header("Authorization", "Bearer " + token)
     try:
-        with urllib.request.urlopen(req, timeout=30, context=ctx) as r:
+        with urllib.request.urlopen(req, timeout=GUARD_S, context=ctx) as r:
             json.load(r)
             return r.status
     except urllib.error.HTTPError as e:
@@ -49,9 +50,16 @@ def status_of(url, token=None, ctx=None):
 def url_in(log, marker):
     with open(log) as f:
         for line in f:
-            if marker in line:
+            if marker in line and line.endswith("\n"):  # a whole line, not one half-written
                 return line[line.index(marker.split()[-1]):].split()[0]
     return None
+
+
+def served_url(log, marker, proc):
+    """The URL proc printed after marker in log, waiting for it; None when proc ended first
+    (or never printed it)."""
+    wait_until(lambda: url_in(log, marker) or proc.poll() is not None)
+    return url_in(log, marker)
 
 
 def check_auth(base, what, ctx=None):
@@ -94,7 +102,7 @@ try:
             "--http-token-env")
     refused(["search-serve", "--db", db, "--listen", "0.0.0.0:0"], "--token-env")
     p = gg(["serve", "--insecure", "--bind", ep, "--db", db, "--http", "0.0.0.0:0",
-            "--http-token-env", "GG_TEST_UNSET_TOKEN_VAR"], timeout=30)
+            "--http-token-env", "GG_TEST_UNSET_TOKEN_VAR"], timeout=GUARD_S)
     check(p.returncode == 2 and "GG_TEST_UNSET_TOKEN_VAR" in p.stderr,
           "an unset token variable is a usage error", p.stderr)
 
@@ -104,9 +112,9 @@ try:
     refused(["serve", "--insecure", "--bind", ep, "--db", db, "--http", "0.0.0.0:0",
              "--http-token-env", "GG_TEST_HTTP_TOKEN"], "--http-cert")
     log = os.path.join(work, "serve.log")
-    start(["serve", "--insecure", "--bind", ep, "--db", db, "--http", "127.0.0.1:0",
-           "--http-token-env", "GG_TEST_HTTP_TOKEN"], log)
-    url = wait_until(lambda: url_in(log, "search on http://"), timeout=60)
+    p1 = start(["serve", "--insecure", "--bind", ep, "--db", db, "--http", "127.0.0.1:0",
+                "--http-token-env", "GG_TEST_HTTP_TOKEN"], log)
+    url = served_url(log, "search on http://", p1)
     check(url is not None, "serve --http 127.0.0.1 with a token starts")
     if url:
         check_auth(url, "serve")
@@ -117,13 +125,13 @@ try:
                            "--listen", "0.0.0.0:0", "--token-env", "GG_TEST_HTTP_TOKEN"],
                           stdout=open(log2, "w"), stderr=subprocess.STDOUT)
     try:
-        url2 = wait_until(lambda: url_in(log2, "listening on http://"), timeout=60)
+        url2 = served_url(log2, "listening on http://", p2)
         check(url2 is not None, "search-serve on 0.0.0.0 with a token starts")
         if url2:
             check_auth(url2.replace("0.0.0.0", "127.0.0.1"), "search-serve")
     finally:
         p2.terminate()
-        p2.wait(timeout=30)
+        p2.wait(timeout=GUARD_S)
 
     # HTTPS.
     tls = make_cert()
@@ -136,7 +144,7 @@ try:
                                "--cert", cert, "--key", key],
                               stdout=open(log4, "w"), stderr=subprocess.STDOUT)
         try:
-            url4 = wait_until(lambda: url_in(log4, "listening on https://"), timeout=60)
+            url4 = served_url(log4, "listening on https://", p4)
             check(url4 is not None, "search-serve with --cert/--key prints an https URL")
             if url4:
                 url4 = url4.replace("0.0.0.0", "127.0.0.1")
@@ -149,23 +157,23 @@ try:
                     check(True, "plain HTTP to the HTTPS port is not served")
         finally:
             p4.terminate()
-            p4.wait(timeout=30)
+            p4.wait(timeout=GUARD_S)
         log5 = os.path.join(work, "serve-tls.log")
         ep5 = "tcp://127.0.0.1:%d" % free_port()
-        start(["serve", "--insecure", "--bind", ep5, "--db", db, "--http", "127.0.0.1:0",
-               "--http-token-env", "GG_TEST_HTTP_TOKEN", "--http-cert", cert,
-               "--http-key", key], log5)
-        url5 = wait_until(lambda: url_in(log5, "search on https://"), timeout=60)
+        p5 = start(["serve", "--insecure", "--bind", ep5, "--db", db, "--http", "127.0.0.1:0",
+                    "--http-token-env", "GG_TEST_HTTP_TOKEN", "--http-cert", cert,
+                    "--http-key", key], log5)
+        url5 = served_url(log5, "search on https://", p5)
         check(url5 is not None, "serve with --http-cert/--http-key prints an https URL")
         if url5:
             check_auth(url5, "serve https", ctx)
         os.chmod(key, 0o644)
         p = gg(["search-serve", "--db", db, "--listen", "127.0.0.1:0", "--cert", cert,
-                "--key", key], timeout=30)
+                "--key", key], timeout=GUARD_S)
         check(p.returncode == 2 and "chmod 600" in p.stderr,
               "a key file others may read is refused", p.stderr)
         p = gg(["serve", "--insecure", "--bind", ep5, "--db", db, "--http", "127.0.0.1:0",
-                "--http-cert", cert], timeout=30)
+                "--http-cert", cert], timeout=GUARD_S)
         check(p.returncode == 2 and "certificate and its private key" in p.stderr,
               "a certificate without its key is refused", p.stderr)
 
@@ -175,12 +183,12 @@ try:
                            "--listen", "127.0.0.1:0"],
                           stdout=open(log3, "w"), stderr=subprocess.STDOUT)
     try:
-        url3 = wait_until(lambda: url_in(log3, "listening on http://"), timeout=60)
+        url3 = served_url(log3, "listening on http://", p3)
         check(url3 is not None and status_of(url3 + "/v1/search?q=walrus") == 200,
               "search-serve on loopback without a token serves")
     finally:
         p3.terminate()
-        p3.wait(timeout=30)
+        p3.wait(timeout=GUARD_S)
 finally:
     stop_all()
 finish()

@@ -23,10 +23,10 @@ tokens = token_file(os.path.join(work, "tokens"), ["%s observer" % OBS, "%s subm
 browser = None
 try:
     log = os.path.join(work, "serve.log")
-    start(["serve", "--insecure", "--bind", "tcp://127.0.0.1:%d" % free_port(), "--db",
-           os.path.join(work, "grid.db"), "--local", "1", "--http", "127.0.0.1:0",
-           "--http-tokens", tokens], log)
-    url = api_url(log)
+    proc = start(["serve", "--insecure", "--bind", "tcp://127.0.0.1:%d" % free_port(), "--db",
+                  os.path.join(work, "grid.db"), "--local", "1", "--http", "127.0.0.1:0",
+                  "--http-tokens", tokens], log)
+    url = api_url(log, proc)
     check(url is not None, "serve prints its HTTP API URL")
     st, body, _ = call(url + "/v1/tasks", "POST", SUB,
                        jsonl([task("dash-a"), task("dash-b"), task("dash-bad", passes=False)]))

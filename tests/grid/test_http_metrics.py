@@ -12,8 +12,8 @@ import subprocess
 import urllib.parse
 import urllib.request
 
-from gridtest import (GUARD_S, check, finish, free_port, kill, skip, start, stop_all, tmpdir,
-                      wait_until)
+from gridtest import (GUARD_S, check, finish, free_port, kill, read_log, require, skip, start,
+                      stop_all, tmpdir, wait_until)
 from httptest import api_url, call, jsonl, task, token_file
 
 promtool = shutil.which("promtool")
@@ -43,7 +43,7 @@ def value(text, name_and_labels):
 def serve(log):
     p = start(["serve", "--insecure", "--bind", "tcp://127.0.0.1:%d" % free_port(), "--db", db,
                "--local", "1", "--http", "127.0.0.1:0", "--http-tokens", tokens], log)
-    return p, api_url(log)
+    return p, api_url(log, p)
 
 
 def prom_query(base, q):
@@ -127,9 +127,16 @@ try:
                              "--web.listen-address=127.0.0.1:%d" % pport],
                             stdout=plog, stderr=subprocess.STDOUT)
     base = "http://127.0.0.1:%d" % pport
-    up = wait_until(lambda: [r for r in prom_query(base, 'up{job="gryphgen"}')
-                             if r["value"][1] == "1"], timeout=120)
-    check(bool(up), "Prometheus shows the target up", prom_query(base, "up"))
+    seen = []
+
+    def target_up():
+        seen[:] = [r for r in prom_query(base, 'up{job="gryphgen"}') if r["value"][1] == "1"]
+        return seen
+    # What follows stands on Prometheus: one that exited (say its port was taken) or never
+    # saw the target up ends the script here (require).
+    wait_until(lambda: target_up() or prom.poll() is not None, timeout=120)
+    require(bool(seen) and prom.poll() is None, "Prometheus shows the target up",
+            (prom.returncode, prom_query(base, "up"), read_log(plog.name)[-1500:]))
     got = wait_until(lambda: prom_query(base, 'gryphgen_tasks_total{status="passed"}'),
                      timeout=120)
     check(bool(got) and got[0]["value"][1] == "4",

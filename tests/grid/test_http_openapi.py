@@ -40,9 +40,10 @@ ADMIN = "adm-" + os.urandom(12).hex()
 tokens = token_file(os.path.join(work, "tokens"), ["%s admin" % ADMIN])
 try:
     log = os.path.join(work, "serve.log")
-    start(["serve", "--insecure", "--bind", "tcp://127.0.0.1:%d" % free_port(), "--db",
-           os.path.join(work, "g.db"), "--http", "127.0.0.1:0", "--http-tokens", tokens], log)
-    url = api_url(log)
+    proc = start(["serve", "--insecure", "--bind", "tcp://127.0.0.1:%d" % free_port(), "--db",
+                  os.path.join(work, "g.db"), "--http", "127.0.0.1:0", "--http-tokens", tokens],
+                 log)
+    url = api_url(log, proc)
     check(url is not None, "serve prints its HTTP API URL")
     for method, path in sorted(documented):
         target = path.replace("{id}", "no-such-task")

@@ -11,7 +11,8 @@ import shutil
 import subprocess
 
 from gridtest import (GUARD_S, busy, check, db_rows, env, finish, free_port, kill, nodes, query,
-                      skip, start, stop_all, tmpdir, wait_until, GRYPHGEN)
+                      require, skip, start, stop_all, tmpdir, up, wait_until,
+                      GRYPHGEN)
 
 if not shutil.which("/usr/bin/python3"):
     skip("needs /usr/bin/python3 to run the tasks")
@@ -40,7 +41,7 @@ try:
     workers = [start(["worker", "--insecure", "--connect", ep, "--slots", "2", "--name", "w%d" % i,
                             "--log-level", "info"],
                      os.path.join(work, "w%d.log" % i)) for i in range(3)]
-    check(wait_until(lambda: nodes(ep) == 3), "three workers join")
+    up("three workers join", lambda: nodes(ep) == 3, serve, *workers)
 
     # A client submits everything and waits for every result, across what follows.
     client = subprocess.Popen([GRYPHGEN, "submit", "--insecure", "--connect", ep, "--wait",
@@ -52,10 +53,9 @@ try:
         return rows[0][0] if rows else 0
     # -9 a worker while the hub shows it holding a job, once attempts are being recorded
     # (a run that ended first fails here, at once).
-    if not check(wait_until(lambda: attempts() >= 2 * N or
-                            (attempts() >= 6 and busy(ep, "w0") >= 1)) and
-                 attempts() < 2 * N, "the run is under way with w0 holding a job", attempts()):
-        raise SystemExit(1)
+    require(wait_until(lambda: attempts() >= 2 * N or
+                       (attempts() >= 6 and busy(ep, "w0") >= 1)) and
+            attempts() < 2 * N, "the run is under way with w0 holding a job", attempts())
     kill(workers[0])
 
     def events(kind):
@@ -70,7 +70,7 @@ try:
     check(unfinished > 0, "tasks were unfinished when the orchestrator died", unfinished)
     serve = start(["serve", "--insecure", "--bind", ep, "--db", db, "--log-level", "info"],
                   os.path.join(work, "serve2.log"))
-    check(wait_until(lambda: nodes(ep) == 2), "the two live workers reconnect")
+    up("the two live workers reconnect", lambda: nodes(ep) == 2, serve, *workers[1:])
 
     try:
         out, err = client.communicate(timeout=GUARD_S)

@@ -9,8 +9,8 @@ the batch, exit 2, while the good tasks are taken."""
 import json
 import os
 
-from gridtest import (check, curve_keys, finish, free_port, gg, keygen, read_log, start,
-                      stop_all, tmpdir, wait_until)
+from gridtest import (GUARD_S, check, curve_keys, finish, free_port, gg, keygen, read_log, start,
+                      stop_all, tmpdir, up, wait_until)
 
 work = tmpdir()
 ep = "tcp://127.0.0.1:%d" % free_port()
@@ -21,19 +21,18 @@ try:
     keys, auth = curve_keys(work)
     (server_key, server_pub), (worker_key, _), (sub_key, _) = \
         keys["server"], keys["worker"], keys["submitter"]
-    start(["serve", "--bind", ep, "--db", os.path.join(work, "grid.db"), "--key", server_key,
-           "--authorized-keys", auth, "--log-level", "info"], serve_log)
+    serve = start(["serve", "--bind", ep, "--db", os.path.join(work, "grid.db"), "--key",
+                   server_key, "--authorized-keys", auth, "--log-level", "info"], serve_log)
 
     def as_submitter(args):
         return gg(args + ["--connect", ep, "--key", sub_key, "--server-key", server_pub],
-                  timeout=60)
+                  timeout=GUARD_S)
 
-    def up():
+    def answers():
         p = as_submitter(["status"])
         return p.returncode == 0 and "nodes" in p.stdout
 
-    check(wait_until(up, timeout=30), "the orchestrator answers the submitter",
-          read_log(serve_log))
+    up("the orchestrator answers the submitter", answers, serve)
 
     tasks = os.path.join(work, "tasks.jsonl")
     with open(tasks, "w") as f:
@@ -44,7 +43,7 @@ try:
     worker_args = ["--connect", ep, "--key", worker_key, "--server-key", server_pub]
     for cmd, verb in ((["submit", tasks], "submit"), (["status"], "ask for status"),
                       (["cancel", "good1"], "cancel")):
-        p = gg(cmd + worker_args, timeout=60)
+        p = gg(cmd + worker_args, timeout=GUARD_S)
         check(p.returncode == 2, "%s with a worker key: exit 2" % cmd[0],
               "exit %d: %s" % (p.returncode, p.stderr))
         check("forbidden: role worker may not %s" % verb in p.stderr,
@@ -56,7 +55,7 @@ try:
     # come: the client's time-out names the likely causes.
     stranger_key, _ = keygen(work, "stranger")
     p = gg(["status", "--connect", ep, "--key", stranger_key, "--server-key", server_pub],
-           timeout=60)
+           timeout=GUARD_S)
     check(p.returncode != 0 and "does it list this client's key" in p.stderr,
           "an unlisted key's time-out names the likely causes", p.stderr)
 
@@ -72,7 +71,7 @@ try:
         except OSError:
             return False
 
-    check(wait_until(worker_told, timeout=30), "a worker with a submitter key logs the refusal",
+    check(wait_until(worker_told), "a worker with a submitter key logs the refusal",
           open(wlog, errors="replace").read() if os.path.exists(wlog) else "")
 
     p = as_submitter(["submit", tasks])

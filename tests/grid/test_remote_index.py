@@ -9,7 +9,7 @@ import os
 import sqlite3
 
 from gridtest import (GUARD_S, check, finish, free_port, gg, kill, nodes, read_log, start,
-                      stop_all, tmpdir, wait_until)
+                      stop_all, tmpdir, up, wait_until)
 
 TOKEN_VAR = "GG_TEST_INDEX_TOKEN"
 os.environ[TOKEN_VAR] = "remote-index-token-0123456789"
@@ -113,20 +113,24 @@ try:
     check(before and all(v == (0, 0) for v in before.values()) and not before_kinds,
           "the fresh index has learned nothing", (before, before_kinds))
     serve_log = os.path.join(work, "serve.log")
-    start(["serve", "--insecure", "--bind", ep, "--db", os.path.join(work, "grid.db"),
-           "--max-attempts", "1", "--index", idx, "--http", "127.0.0.1:0",
-           "--http-token-env", TOKEN_VAR], serve_log)
-    url = wait_until(lambda: next((line[line.index("http://"):].split()[0]
-                                   for line in read_log(serve_log).splitlines()
-                                   if "search on http://" in line), None))
-    check(url is not None and url.endswith("/v1/search"), "serve prints its search URL",
+    serve = start(["serve", "--insecure", "--bind", ep, "--db", os.path.join(work, "grid.db"),
+                   "--max-attempts", "1", "--index", idx, "--http", "127.0.0.1:0",
+                   "--http-token-env", TOKEN_VAR], serve_log)
+
+    def search_url():
+        return next((line[line.index("http://"):].split()[0]
+                     for line in read_log(serve_log).splitlines(True)
+                     if "search on http://" in line and line.endswith("\n")), None)
+    up("serve prints its search URL", search_url, serve)
+    url = search_url()
+    check(url is not None and url.endswith("/v1/search"), "the search URL ends in /v1/search",
           read_log(serve_log))
 
     # ---- a worker without the token: its searches are refused, its attempt has no context
     nolog = os.path.join(work, "worker-notoken.log")
     w = start(["worker", "--insecure", "--connect", ep, "--name", "notoken", "--slots", "1",
                "--generator", generator, "--index-url", url], nolog)
-    check(wait_until(lambda: nodes(ep) == 1), "the token-less worker joins")
+    up("the token-less worker joins", lambda: nodes(ep) == 1, serve, w)
     res = submit("walrus-0")
     check(res.get("status") == "failed" and
           not (res.get("history") or [{}])[0].get("context_ids"),
@@ -141,11 +145,11 @@ try:
     # ---- the worker with the token (and serve's address alone: the route is implied):
     # context, citations, learning ----
     wlog = os.path.join(work, "worker.log")
-    start(["worker", "--insecure", "--connect", ep, "--name", "remote", "--slots", "1",
-           "--generator", generator, "--index-url", url[:-len("/v1/search")] + "/",
-           "--index-token-env", TOKEN_VAR],
-          wlog)
-    check(wait_until(lambda: nodes(ep) == 1), "the remote worker joins")
+    w = start(["worker", "--insecure", "--connect", ep, "--name", "remote", "--slots", "1",
+               "--generator", generator, "--index-url", url[:-len("/v1/search")] + "/",
+               "--index-token-env", TOKEN_VAR],
+              wlog)
+    up("the remote worker joins", lambda: nodes(ep) == 1, serve, w)
     tasks = ["walrus-1", "walrus-2", "walrus-3"]
     results = [submit(t) for t in tasks]
     expected = {}  # chunk id -> the successes the learner should have credited

@@ -10,7 +10,7 @@ import os
 import subprocess
 
 from gridtest import (GRYPHGEN, GUARD_S, check, env, finish, free_port, gg, curve_keys, read_log,
-                      start, stop_all, tmpdir, wait_until)
+                      start, stop_all, tmpdir, up, wait_until)
 
 work = tmpdir()
 ep = "tcp://127.0.0.1:%d" % free_port()
@@ -51,10 +51,10 @@ try:
     check(p.returncode == 2 and "--authorized-keys" in p.stderr,
           "serve --key without --authorized-keys: exit 2", p.stderr)
 
-    start(["serve", "--bind", ep, "--db", os.path.join(work, "grid.db"), "--key", server_key,
-           "--authorized-keys", auth, "--log-level", "info"], serve_log)
-    start(["worker", "--connect", ep, "--slots", "2", "--name", "w1"] +
-          keyed(worker_key, server_pub), os.path.join(work, "w.log"))
+    serve = start(["serve", "--bind", ep, "--db", os.path.join(work, "grid.db"), "--key",
+                   server_key, "--authorized-keys", auth, "--log-level", "info"], serve_log)
+    worker = start(["worker", "--connect", ep, "--slots", "2", "--name", "w1"] +
+                   keyed(worker_key, server_pub), os.path.join(work, "w.log"))
 
     def joined():
         p = gg(["status", "--connect", ep] + keyed(sub_key, server_pub), timeout=GUARD_S)
@@ -63,8 +63,7 @@ try:
         except ValueError:
             return False
 
-    check(wait_until(joined), "the listed worker joins (status with the "
-          "submitter key)", read_log(serve_log))
+    up("the listed worker joins (status with the submitter key)", joined, serve, worker)
 
     task = os.path.join(work, "one.jsonl")
     with open(task, "w") as f:

@@ -9,7 +9,7 @@ import signal
 import urllib.request
 
 from gridtest import (GUARD_S, check, finish, free_port, gg, kill, start, stop_all, tmpdir,
-                      wait_until)
+                      up, wait_until)
 
 work = tmpdir()
 ep = "tcp://127.0.0.1:%d" % free_port()
@@ -37,9 +37,9 @@ try:
         def have_url():
             with open(log) as f:
                 found[:] = [line[line.index("http://"):].split()[0] for line in f
-                            if "search on http://" in line]
+                            if "search on http://" in line and line.endswith("\n")]
             return bool(found)
-        check(wait_until(have_url), "serve prints its search URL (%s)" % name)
+        up("serve prints its search URL (%s)" % name, have_url, proc)
         return proc, (found or [None])[0], log
 
     def submit(task_id):

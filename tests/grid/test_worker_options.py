@@ -6,16 +6,16 @@ import json
 import os
 import shutil
 
-from gridtest import check, finish, free_port, gg, nodes, start, stop_all, tmpdir, wait_until
+from gridtest import check, finish, free_port, gg, nodes, start, stop_all, tmpdir, up
 
 work = tmpdir()
 ep = "tcp://127.0.0.1:%d" % free_port()
 try:
-    start(["serve", "--insecure", "--bind", ep, "--db", os.path.join(work, "grid.db")],
-          os.path.join(work, "serve.log"))
-    start(["worker", "--insecure", "--connect", ep, "--slots", "1", "--isolation", "none"],
-          os.path.join(work, "worker.log"))
-    check(wait_until(lambda: nodes(ep) == 1), "the worker joins")
+    serve = start(["serve", "--insecure", "--bind", ep, "--db", os.path.join(work, "grid.db")],
+                  os.path.join(work, "serve.log"))
+    worker = start(["worker", "--insecure", "--connect", ep, "--slots", "1", "--isolation",
+                    "none"], os.path.join(work, "worker.log"))
+    up("the worker joins", lambda: nodes(ep) == 1, serve, worker)
     tasks = os.path.join(work, "tasks.jsonl")
     with open(tasks, "w") as f:
         f.write(json.dumps({"task_id": "iso", "language": "python", "stub": "def f():\n",

@@ -14,7 +14,7 @@ import socket
 import subprocess
 
 from gridtest import (GRYPHGEN, check, env, finish, free_port, gg, nodes, start, status,
-                      stop_all, tmpdir, wait_until)
+                      require, stop_all, tmpdir, up, wait_until)
 
 work = tmpdir()
 ep = "tcp://127.0.0.1:%d" % free_port()
@@ -47,9 +47,9 @@ try:
     git(repo, "commit", "-q", "-m", "calc")
     head = git(repo, "rev-parse", "HEAD")
 
-    start(["serve", "--insecure", "--bind", ep, "--db", os.path.join(work, "grid.db")],
-          os.path.join(work, "serve.log"))
-    check(wait_until(lambda: status(ep) is not None), "the hub answers")
+    serve = start(["serve", "--insecure", "--bind", ep, "--db", os.path.join(work, "grid.db")],
+                  os.path.join(work, "serve.log"))
+    up("the hub answers", lambda: status(ep) is not None, serve)
 
     tasks = os.path.join(work, "tasks.jsonl")
     with open(tasks, "w") as f:
@@ -65,8 +65,9 @@ try:
           "the task is queued at the hub", status(ep))
     # The source goes away: only the pack the task carries can build the base now.
     shutil.rmtree(repo)
-    start(["worker", "--insecure", "--connect", ep, "--slots", "1"], os.path.join(work, "w.log"))
-    check(wait_until(lambda: nodes(ep) == 1), "the worker joins")
+    worker = start(["worker", "--insecure", "--connect", ep, "--slots", "1"],
+                   os.path.join(work, "w.log"))
+    up("the worker joins", lambda: nodes(ep) == 1, serve, worker)
     out, err = sub.communicate(timeout=600)
     lines = out.splitlines()
     r = json.loads(lines[1]) if len(lines) > 1 else {}
@@ -105,7 +106,8 @@ try:
             return False
 
     try:
-        check(wait_until(listening), "git daemon listens")
+        require(wait_until(lambda: listening() or daemon.poll() is not None) and
+                daemon.poll() is None, "git daemon listens", daemon.returncode)
         url_task = os.path.join(work, "url.jsonl")
         with open(url_task, "w") as f:
             f.write(json.dumps({"task_id": "grid-ws-url", "language": "python",

@@ -35,7 +35,8 @@ POST .../chat/completions until killed. The model name picks the behaviour ("mod
               an id split over two lines, quotes and brackets around ids
 A path starting with /dead answers 503 to everything (an endpoint that is down). A path
 without /v1 before /chat/completions answers 404 "404 page not found" in plain text, as
-Ollama, vLLM and llama.cpp's server do for a base URL without /v1.
+Ollama, vLLM and llama.cpp's server do for a base URL without /v1 (counted under its path
+only, as no model was asked).
 GET /stats answers {"models": {model: requests}, "paths": {path: requests}, "total": n},
 so a test can tell how often (and where) the server was asked.
 """
@@ -117,6 +118,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(404, {"error": "no such path " + self.path})
             return
         if not path.endswith("/v1/chat/completions"):
+            with lock:
+                paths[path] = paths.get(path, 0) + 1
             body = b"404 page not found"
             self.send_response(404)
             self.send_header("Content-Type", "text/plain")

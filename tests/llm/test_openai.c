@@ -403,13 +403,14 @@ static void test_http_errors(void)
     snprintf(bare, sizeof bare, "http://127.0.0.1:%d", srv.port);
     o = opts_for("ok:a");
     o.url = bare;
+    int bare_before = fake_server_path_hits(&srv, "/chat/completions");
     CHECK_RC(ask(&o, NULL, &r, &err, &ms), GG_EGENERATOR);
     CHECK_CONTAINS(err, "HTTP 404");
     CHECK_CONTAINS(err, "404 page not found");
     snprintf(want, sizeof want, "try the base URL http://127.0.0.1:%d/v1 in GRYPHGEN_LLM_URL",
              srv.port);
     CHECK_CONTAINS(err, want);
-    CHECK(ms < 1000); /* permanent: not retried */
+    CHECK(fake_server_path_hits(&srv, "/chat/completions") == bare_before + 1); /* not retried */
     free(err);
 }
 
@@ -480,7 +481,7 @@ static void test_timeouts(void)
     setenv("GRYPHGEN_LLM_CONNECT_TIMEOUT_S", "0.5", 1);
     CHECK_RC(ask(&o, NULL, &r, &err, &ms), GG_ETIMEDOUT);
     CHECK_CONTAINS(err, "within 1.0 s");
-    CHECK(ms >= 900 && ms < 2500);
+    CHECK(ms >= 900); /* the server answers after 3 s: GG_ETIMEDOUT says the 1 s applied */
     free(err);
     setenv("GRYPHGEN_LLM_TIMEOUT_S", "soon", 1);
     CHECK_RC(ask(&o, NULL, &r, &err, &ms), GG_EINVAL);

@@ -245,14 +245,14 @@ static void test_worker_leaves(void)
     CHECK(ggpeer_hello(&first, "leaves", 1, worker_caps));
     CHECK_RC(gg_orchestrator_submit(o, "{\"task_id\":\"ev/left\",\"language\":\"python\","
                                        "\"candidates\":[\"x = 1\\n\"]}", NULL), GG_OK);
-    cJSON *jobs = ggpeer_recv(&first, "jobs", 10000);
+    cJSON *jobs = ggpeer_recv(&first, "jobs", TEST_DEADLINE_MS);
     CHECK(jobs != NULL);
     /* It leaves holding the job, which it never ran: the job goes to the next worker. */
     ggpeer_send(&first, "{\"ggp\":1,\"t\":\"bye\"}");
     cJSON_Delete(jobs);
     ggpeer_open(&second, ep);
     CHECK(ggpeer_hello(&second, "stays", 1, worker_caps));
-    jobs = ggpeer_recv(&second, "jobs", 10000);
+    jobs = ggpeer_recv(&second, "jobs", TEST_DEADLINE_MS);
     const cJSON *job = cJSON_GetArrayItem(cJSON_GetObjectItem(jobs, "jobs"), 0);
     CHECK(job != NULL);
     if (job) {
@@ -260,7 +260,7 @@ static void test_worker_leaves(void)
                            "{\"passed\":true,\"code\":\"x = 1\\n\",\"reason\":null,"
                            "\"durations\":{\"total_ms\":5}}");
         char *result = NULL;
-        CHECK_RC(gg_orchestrator_wait(o, "ev/left", 30000, &result), GG_OK);
+        CHECK_RC(gg_orchestrator_wait(o, "ev/left", (int)TEST_DEADLINE_MS, &result), GG_OK);
         CHECK_CONTAINS(result, "\"status\":\"passed\"");
         gg_free(result);
         CHECK(wait_finished(&s));

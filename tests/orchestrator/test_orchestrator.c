@@ -268,8 +268,9 @@ static void test_pipeline(void)
     cJSON_Delete(r);
 
     /* Timeout of a busy loop, then the repair (the limit also bounds the passing candidate:
-     * a few seconds leave a slow machine room to start Python). */
-    r = run_task(o, "{\"task_id\":\"p7\",\"language\":\"python\",\"resources\":{\"timeout_s\":3},"
+     * 10 s leave a slow machine under ASan room to start Python in its sandbox; the busy
+     * loop costs the whole limit once). */
+    r = run_task(o, "{\"task_id\":\"p7\",\"language\":\"python\",\"resources\":{\"timeout_s\":10},"
                     "\"test\":\"assert f() == 1\\n\","
                     "\"candidates\":[\"def f():\\n    while True: pass\\n\",\"def f():\\n    return 1\\n\"]}");
     CHECK_STR(str(r, "status"), "passed");

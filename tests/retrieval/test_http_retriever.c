@@ -22,6 +22,7 @@
 #include "gryphgen.h"
 #include "retrieval/http_backend.h"
 #include "testutil.h"
+#include "common/testnet.h"
 
 #define TOKEN "sekrit-token-0123456789"
 
@@ -348,16 +349,8 @@ static void test_broken(const char *script)
     child_stop(&srv);
 
     /* Nothing listens: a clear error after the retries, still without the token. */
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t al = sizeof a;
-    CHECK(bind(s, (struct sockaddr *)&a, sizeof a) == 0 &&
-          getsockname(s, (struct sockaddr *)&a, &al) == 0);
-    int closed = ntohs(a.sin_port);
-    close(s);
+    int closed = test_free_port(); /* reserved: no other test listens there meanwhile */
+    CHECK(closed > 0);
     r = broken(closed, "/ok", 1, 2);
     CHECK_RC(search(r, "x", &out), GG_EIO);
     CHECK_CONTAINS(gg_error_last(), "failed");

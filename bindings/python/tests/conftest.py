@@ -4,6 +4,7 @@ from $GRYPHGEN_LIBRARY, else from $GG_BUILD_ROOT/lib (as meson test sets it), el
 dynamic linker's path."""
 
 import os
+import socket
 import sys
 import time
 
@@ -37,6 +38,30 @@ def wait_until(cond, timeout=GUARD_S, step=0.02):
         if v or time.monotonic() >= end:
             return v or None
         time.sleep(step)
+
+
+def _load_free_port():
+    """The shared port picker of the repository's tests (tests/common/testports.py: below the
+    ephemeral range, reserved across concurrent tests); where the tests run without the
+    source tree, a port the kernel hands out for a bind to port 0."""
+    common = os.path.join(SOURCE_ROOT, "tests", "common")
+    if os.path.isfile(os.path.join(common, "testports.py")):
+        sys.path.insert(0, common)
+        try:
+            from testports import free_port as picker
+            return picker
+        finally:
+            sys.path.remove(common)
+
+    def picker():
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+    return picker
+
+
+# A TCP port on 127.0.0.1 for a server a test starts: free_port() (see _load_free_port).
+free_port = _load_free_port()
 
 
 def add_task(task_id="t/add", candidates=("    return a + b\n",), **extra):

@@ -6,19 +6,12 @@ that unencrypted operation needs insecure=True and a loopback endpoint."""
 
 import ctypes
 import json
-import socket
 import threading
 
 import pytest
 
-from conftest import GUARD_S, PYTHON, add_task, wait_until
+from conftest import GUARD_S, PYTHON, add_task, free_port, wait_until
 from gryphgen import _native as N
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -260,7 +253,7 @@ def test_status_cancel_and_errors_without_workers(gg):
         with pytest.raises(gg.Busy):  # max_queued reached
             c.submit(add_task("idle/three"))
         c.cancel(tid)
-        assert c.wait(tid, 10)["status"] == "cancelled"
+        assert c.wait(tid, GUARD_S)["status"] == "cancelled"
         assert c.status(tid)["status"] == "cancelled"
         assert c.status(tid)["end_cause"] == "cancelled"
         with pytest.raises(gg.InvalidState):
