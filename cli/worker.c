@@ -43,7 +43,9 @@ static void worker_usage(FILE *f)
                "  --server-key KEY   the orchestrator's public key (Z85 text or its .pub file)\n"
                "  --insecure         no encryption (loopback endpoints only)\n"
                "  --idle-s S         exit (status 0) once this worker has held no job for S\n"
-               "                     seconds (1-604800; default: run until a signal)\n"
+               "                     seconds since it joined (or since it started, while it\n"
+               "                     reaches no orchestrator) (1-604800; default: run until\n"
+               "                     a signal)\n"
                "  --executor NAME    process: a sandboxed child process (default); container:\n"
                "                     a container of the Docker or Podman engine whose socket\n"
                "                     is $DOCKER_HOST, /var/run/docker.sock or\n"
@@ -119,9 +121,13 @@ static double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* While the worker holds nothing: its counters of jobs taken and results sent, in mark[2];
- * returns 0 then, else -1 (busy, or its stats unreadable). */
-static int idle_mark(gg_worker_t *w, double mark[2])
+/* While the worker holds nothing: its counters of jobs taken and results sent, and which
+ * orchestrator welcomed it (a hash of the endpoint, 0 before any did), in mark[IDLE_MARKS];
+ * returns 0 then, else -1 (busy, or its stats unreadable). A join moves the mark, so a
+ * worker that took long to reach its orchestrator gets the whole --idle-s after joining to
+ * be given a job, while one that never reaches any still idles out. */
+enum { IDLE_MARKS = 3 };
+static int idle_mark(gg_worker_t *w, double mark[IDLE_MARKS])
 {
     char *js = NULL;
     int rc = -1;
@@ -130,11 +136,16 @@ static int idle_mark(gg_worker_t *w, double mark[2])
         const cJSON *held = cJSON_GetObjectItemCaseSensitive(st, "held");
         const cJSON *jobs = cJSON_GetObjectItemCaseSensitive(st, "jobs");
         const cJSON *results = cJSON_GetObjectItemCaseSensitive(st, "results");
+        const cJSON *ep = cJSON_GetObjectItemCaseSensitive(st, "endpoint");
         if (cJSON_IsNumber(held) && held->valuedouble == 0 && cJSON_IsNumber(jobs) &&
             cJSON_IsNumber(results))
         {
+            unsigned h = 0;
+            for (const char *c = cJSON_IsString(ep) ? ep->valuestring : ""; *c; c++)
+                h = h * 31u + (unsigned char)*c;
             mark[0] = jobs->valuedouble;
             mark[1] = results->valuedouble;
+            mark[2] = cJSON_IsString(ep) ? 1.0 + h : 0.0;
             rc = 0;
         }
         cJSON_Delete(st);
@@ -144,21 +155,21 @@ static int idle_mark(gg_worker_t *w, double mark[2])
 }
 
 /* Stops the worker when a signal arrived (the handler only sets cli_interrupted), or with
- * --idle-s once it has held no job, and neither taken a job nor sent a result, for that long. */
+ * --idle-s once it has held no job, and neither taken a job, sent a result nor joined an
+ * orchestrator, for that long. */
 static void *watch_signals(void *arg)
 {
     watch_ctx *x = arg;
-    double last[2] = {-1, -1}, idle_since = now_s();
+    double last[IDLE_MARKS] = {-1, -1, -1}, idle_since = now_s();
     while (!cli_interrupted) {
         struct timespec ts = {0, 50 * 1000000L};
         nanosleep(&ts, NULL);
         if (!x->idle_s)
             continue;
-        double mark[2] = {-1, -1}, t = now_s();
-        if (idle_mark(x->w, mark) != 0 || mark[0] != last[0] || mark[1] != last[1])
+        double mark[IDLE_MARKS] = {-1, -1, -1}, t = now_s();
+        if (idle_mark(x->w, mark) != 0 || memcmp(mark, last, sizeof mark) != 0)
             idle_since = t; /* busy, or something moved since the last look */
-        last[0] = mark[0];
-        last[1] = mark[1];
+        memcpy(last, mark, sizeof last);
         if (t - idle_since >= x->idle_s) {
             x->idled = 1;
             break;

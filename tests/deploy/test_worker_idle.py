@@ -1,7 +1,9 @@
 """test_worker_idle.py - `gryphgen worker --idle-s S`: a worker running a job longer than S
 does not leave (the task passes on it, once), then exits by itself with status 0 once it has
-held nothing for S seconds; the orchestrator sees it go. A worker that never reaches an
-orchestrator idles out too (its Slurm job must end). Bad values are refused.
+held nothing for S seconds; the orchestrator sees it go. The clock restarts when the worker
+joins, so an orchestrator that comes up late still gets the worker's full S for its first task.
+A worker that never reaches an orchestrator idles out too (its Slurm job must end). Bad values
+are refused.
 
 And what Slurm does when it ends a job (scancel, a time limit): SIGTERM to every process of
 the job, its other processes some 30 ms before the batch process (the worker). The attempt killed that way is
@@ -30,8 +32,7 @@ try:
     serve = start(["serve", "--insecure", "--bind", ep, "--db", db],
                   os.path.join(work, "serve.log"))
     up("serve answers", lambda: status(ep) is not None, serve)
-    # The worker's idle clock starts with the process, before it has joined and taken the
-    # job: S leaves room for a slow start on a busy machine, and the job lasts twice S.
+    # The worker's idle clock restarts when it joins; the job lasts twice S.
     tasks = os.path.join(work, "t.jsonl")
     with open(tasks, "w") as f:
         f.write(json.dumps({"task_id": "long", "language": "python", "prompt": "",
@@ -121,6 +122,42 @@ try:
     check(st.get("status") in ("queued", "running") and st.get("attempts") == 0,
           "the task is not failed by the kill (no attempt counted)", (st, p.stderr))
     gg(["cancel", "--insecure", "--connect", ep, "killed"])
+
+    # An orchestrator that comes up late: the idle clock restarts when the worker joins. The
+    # serve starts 6 s after a worker with --idle-s 10, and a task comes 11 s after the
+    # worker started: idle since its start it would be gone; idle since it joined it is not.
+    # (The sleeps stage the scenario; nothing is asserted on how long anything took.)
+    late_ep = "tcp://127.0.0.1:%d" % free_port()
+    log3 = os.path.join(work, "worker3.log")
+    t0 = time.monotonic()
+    w = subprocess.Popen([GRYPHGEN, "worker", "--insecure", "--connect", late_ep, "--slots",
+                          "1", "--idle-s", "10", "--log-level", "info"],
+                         stdout=subprocess.DEVNULL, stderr=open(log3, "ab"), env=env())
+    check(wait_until(lambda: "connecting to" in read_log(log3)), "the late worker is trying",
+          read_log(log3))
+    time.sleep(max(0.0, 6 - (time.monotonic() - t0)))
+    late = start(["serve", "--insecure", "--bind", late_ep, "--db",
+                  os.path.join(work, "late.db")], os.path.join(work, "late.log"))
+    up("the late serve answers", lambda: status(late_ep) is not None, late)
+    check(wait_until(lambda: nodes(late_ep) == 1), "the worker joins the late orchestrator")
+    time.sleep(max(0.0, 11 - (time.monotonic() - t0)))
+    check(w.poll() is None, "the worker is still there more than --idle-s after it started",
+          read_log(log3)[-1500:])
+    with open(tasks, "w") as f:
+        f.write(json.dumps({"task_id": "late", "language": "python", "prompt": "",
+                            "entry_point": "f", "test": "assert f() == 1\n",
+                            "candidates": ["def f():\n    return 1\n"],
+                            "budget": {"max_attempts": 1}}) + "\n")
+    check(gg(["submit", "--insecure", "--connect", late_ep, tasks]).returncode == 0,
+          "submitted to the late orchestrator")
+    try:
+        rc = w.wait(timeout=GUARD_S)
+    except subprocess.TimeoutExpired:
+        w.kill()
+        rc = w.wait()
+    check(rc == 0, "... it runs the task, then idles out", (rc, read_log(log3)[-1500:]))
+    rows = query(os.path.join(work, "late.db"), "SELECT status, attempts FROM tasks")
+    check(rows == [("passed", 1)], "the late task passed on the worker", rows)
 
     # Nobody listens: the worker holds nothing, so it idles out all the same.
     lonely = "tcp://127.0.0.1:%d" % free_port()
