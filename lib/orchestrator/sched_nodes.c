@@ -209,6 +209,7 @@ void ggi_sched_node_free(node *n)
     cJSON_Delete(n->langs);
     ggi_buf_free(&n->batch);
     free(n->batch_seqs);
+    free(n->carried);
     free(n);
 }
 
@@ -362,6 +363,66 @@ static void adopt_leases(sched *s, node *n, const cJSON *b)
     }
 }
 
+/*
+ * The leases of a hello that are not this hub's jobs on the node (after adopt_leases): jobs
+ * another hub gave it before a failover, or ones requeued here since. The worker holds them
+ * (queued, running, or with the result not yet sent), so until their results come they
+ * count against the capacity it announced: the hub never sends more than that in total, and
+ * the worker's queue is no larger than it announced (docs/protocol.md "Leases").
+ */
+static void note_carried(sched *s, node *n, const cJSON *b)
+{
+    n->busy -= n->n_carried; /* a hello again on this connection says it anew */
+    free(n->carried);
+    n->carried = NULL;
+    n->n_carried = 0;
+    int n_held = 0;
+    const char **held = hello_leases(b, &n_held);
+    unsigned char *ours = n_held > 0 ? calloc((size_t)n_held, 1) : NULL;
+    n->carried = ours ? malloc((size_t)n_held * sizeof *n->carried) : NULL;
+    if (n_held > 0 && !n->carried) {
+        ggi_log(&s->o->log, GG_LOG_WARN, "worker '%s': its %d held lease(s) are not counted: "
+                "out of memory", n->name, n_held);
+    } else if (n_held > 0) {
+        for (active *a = s->tasks; a; a = a->next) {
+            if (a->on != n || !a->inflight)
+                continue;
+            const char *key = a->lease;
+            const char **hit = bsearch(&key, held, (size_t)n_held, sizeof *held, cmp_str);
+            if (hit)
+                ours[hit - held] = 1;
+        }
+        for (int i = 0; i < n_held; i++)
+            if (!ours[i] && (i == 0 || strcmp(held[i], held[i - 1]) != 0))
+                memcpy(n->carried[n->n_carried++], held[i], 33);
+        n->busy += n->n_carried;
+        if (n->n_carried)
+            ggi_log(&s->o->log, GG_LOG_INFO, "worker '%s' carries %d job(s) from before its "
+                    "hello: they take room until their results come", n->name, n->n_carried);
+    }
+    free(ours);
+    free(held);
+}
+
+static int cmp_lease(const void *key, const void *elem)
+{
+    return strcmp(key, elem);
+}
+
+void ggi_sched_release_carried(sched *s, node *n, const char *lease)
+{
+    if (!n || n->n_carried == 0 || !lease)
+        return;
+    char(*hit)[33] = bsearch(lease, n->carried, (size_t)n->n_carried, sizeof *n->carried,
+                             cmp_lease);
+    if (!hit)
+        return;
+    memmove(hit, hit + 1, (size_t)(n->carried + n->n_carried - (hit + 1)) * sizeof *hit);
+    n->n_carried--;
+    n->busy--;
+    s->dispatch_due = 1;
+}
+
 void ggi_sched_on_worker_hello(sched *s, const gg_transport_msg *msg, const cJSON *b)
 {
     node *n = ggi_sched_find_node(s, msg->peer, msg->peer_len);
@@ -397,6 +458,7 @@ void ggi_sched_on_worker_hello(sched *s, const gg_transport_msg *msg, const cJSO
     snprintf(n->key, sizeof n->key, "%s", key);
     hello_instance(b, n->instance);
     adopt_leases(s, n, b);
+    note_carried(s, n, b);
     long long slots = 1, queue = 0;
     ggi_json_int(b, "slots", 1, 1, 1024, &slots);
     ggi_json_int(b, "queue", 0, 0, 100000, &queue);

@@ -636,6 +636,86 @@ static void test_leases_kept_by_instance(void)
     gg_orchestrator_destroy(&o);
 }
 
+/* ---- the jobs a worker carries from before its hello count against its capacity ---- */
+
+/* The node's busy and carried in the hub's status (-1 each when it is not listed). */
+static void node_load(gg_client_t *c, const char *name, int *busy, int *carried)
+{
+    char *st = NULL;
+    *busy = *carried = -1;
+    CHECK_RC(gg_client_status(c, NULL, &st), 0);
+    cJSON *j = cJSON_Parse(st ? st : "{}");
+    const cJSON *x;
+    cJSON_ArrayForEach(x, cJSON_GetObjectItem(j, "nodes"))
+    {
+        const char *nm = cJSON_GetStringValue(cJSON_GetObjectItem(x, "name"));
+        if (nm && strcmp(nm, name) == 0) {
+            *busy = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(x, "busy"));
+            *carried = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(x, "carried"));
+        }
+    }
+    cJSON_Delete(j);
+    gg_free(st);
+}
+
+static void test_carried_leases_take_room(void)
+{
+    char ep[64];
+    gg_orchestrator_t *o = serve_here(ep, "carried.db");
+    gg_client_t *c = NULL;
+    CHECK_RC(gg_orchestrator_connect(o, "looker", &c), 0);
+    static const char old1[] = "0000000000000000000000000000aaa1";
+    static const char old2[] = "0000000000000000000000000000aaa2";
+    char leases[96];
+    snprintf(leases, sizeof leases, "[\"%s\",\"%s\"]", old2, old1);
+    /* A worker of 2 slots comes over from another hub holding 2 of its jobs: it is full. */
+    ggpeer p;
+    ggpeer_open(&p, ep);
+    hello_as(&p, "carrier", "00000000000000000000000000000ca1", leases);
+    int busy, carried;
+    node_load(c, "carrier", &busy, &carried);
+    CHECK(busy == 2);
+    CHECK(carried == 2);
+    CHECK_RC(gg_orchestrator_submit(o, "{\"task_id\":\"c1\",\"language\":\"python\","
+                                    "\"prompt\":\"p\",\"candidates\":[\"x\"]}", NULL), 0);
+    CHECK_RC(gg_orchestrator_submit(o, "{\"task_id\":\"c2\",\"language\":\"python\","
+                                    "\"prompt\":\"p\",\"candidates\":[\"x\"]}", NULL), 0);
+    /* An old job's result (stale here) frees its room: exactly one new job comes. */
+    cJSON *old = cJSON_Parse("{\"seq\":999999,\"n\":1}");
+    ggpeer_send_record(&p, old, old1, PASS);
+    cJSON *jobs = cJSON_CreateArray();
+    recv_jobs(&p, jobs, 1);
+    CHECK(cJSON_GetArraySize(jobs) == 1);
+    node_load(c, "carrier", &busy, &carried);
+    CHECK(busy == 2);
+    CHECK(carried == 1);
+    /* A lease it never carried frees nothing; the other old one frees the second room. */
+    ggpeer_send_record(&p, old, "0000000000000000000000000000bbb1", PASS);
+    ggpeer_send_record(&p, old, old2, PASS);
+    recv_jobs(&p, jobs, 2);
+    CHECK(cJSON_GetArraySize(jobs) == 2);
+    node_load(c, "carrier", &busy, &carried);
+    CHECK(busy == 2);
+    CHECK(carried == 0);
+    CHECK(ggpeer_hub_stat(o, "stale") == 3);
+    for (int i = 0; i < cJSON_GetArraySize(jobs); i++)
+        ggpeer_send_record(&p, cJSON_GetArrayItem(jobs, i), NULL, PASS);
+    const char *ids[] = { "c1", "c2" };
+    for (int i = 0; i < 2; i++) {
+        char *res = NULL;
+        CHECK_RC(gg_orchestrator_wait(o, ids[i], (int)TEST_DEADLINE_MS, &res), 0);
+        CHECK_CONTAINS(res, "\"status\":\"passed\"");
+        gg_free(res);
+    }
+    node_load(c, "carrier", &busy, &carried);
+    CHECK(busy == 0);
+    cJSON_Delete(old);
+    cJSON_Delete(jobs);
+    gg_client_destroy(&c);
+    ggpeer_close(&p);
+    gg_orchestrator_destroy(&o);
+}
+
 /* ---- held results go to the next hub after its welcome ---- */
 
 /* A scripted hub: A hands the worker a job without welcoming it and then says it is
@@ -843,6 +923,7 @@ int main(void)
     test_silent_hub();
     test_kill9_moves();
     test_leases_kept_by_instance();
+    test_carried_leases_take_room();
     test_held_results_after_welcome();
     test_remove_dir(dir);
     return test_exit();
