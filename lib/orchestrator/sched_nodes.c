@@ -210,6 +210,7 @@ void ggi_sched_node_free(node *n)
     ggi_buf_free(&n->batch);
     free(n->batch_seqs);
     free(n->carried);
+    free(n->welcome);
     free(n);
 }
 
@@ -423,6 +424,55 @@ void ggi_sched_release_carried(sched *s, node *n, const char *lease)
     s->dispatch_due = 1;
 }
 
+int ggi_sched_node_send(sched *s, node *n, const char *text, size_t len)
+{
+    int rc = GG_OK;
+    if (n->welcome) {
+        rc = ggi_sched_send_now(s, &n->id, n->welcome, n->welcome_len);
+        if (rc != GG_OK)
+            return rc;
+        free(n->welcome);
+        n->welcome = NULL;
+        n->last_tx = ggi_now_ms();
+        s->dispatch_due = 1; /* jobs may go to it now */
+        ggi_log(&s->o->log, GG_LOG_INFO, "worker '%s': its welcome went on a later try",
+                n->name);
+    }
+    if (text)
+        rc = ggi_sched_send_now(s, &n->id, text, len);
+    return rc;
+}
+
+/* Welcomes node n. At once, not after the commit: it promises nothing durable, and the
+ * node's first jobs (which need no commit either) must not overtake it. A welcome the
+ * transport refuses as full is kept and sent again first (ggi_sched_node_send): a worker
+ * takes no job before its welcome (docs/protocol.md). */
+static void send_welcome(sched *s, node *n)
+{
+    free(n->welcome);
+    n->welcome = NULL;
+    cJSON *w = ggp_build_welcome(s->o->hb_ms, n->name);
+    size_t len = 0;
+    char *text = w ? ggp_print(w, &len) : NULL;
+    cJSON_Delete(w);
+    if (!text) {
+        ggi_log(&s->o->log, GG_LOG_ERROR, "cannot welcome worker '%s': out of memory", n->name);
+        return;
+    }
+    int rc = ggi_sched_send_now(s, &n->id, text, len);
+    if (rc == GG_EBUSY) {
+        ggi_log(&s->o->log, GG_LOG_WARN, "worker '%s': its welcome waits: %s", n->name,
+                gg_error_last());
+        n->welcome = text;
+        n->welcome_len = len;
+        return;
+    }
+    if (rc != GG_OK)
+        ggi_log(&s->o->log, GG_LOG_WARN, "cannot welcome worker '%s': %s", n->name,
+                gg_error_last());
+    free(text);
+}
+
 void ggi_sched_on_worker_hello(sched *s, const gg_transport_msg *msg, const cJSON *b)
 {
     node *n = ggi_sched_find_node(s, msg->peer, msg->peer_len);
@@ -511,14 +561,7 @@ void ggi_sched_on_worker_hello(sched *s, const gg_transport_msg *msg, const cJSO
         cJSON_AddNumberToObject(ev, "slots", (double)slots);
         ggi_sched_emit(s, 0, ev);
     }
-    cJSON *w = ggp_build_welcome(s->o->hb_ms, n->name);
-    /* At once, not after the commit: it promises nothing durable, and the node's first jobs
-     * (which need no commit either) must not overtake it. */
-    outmsg out = { n->id, NULL, 0 };
-    out.text = w ? ggp_print(w, &out.len) : NULL;
-    cJSON_Delete(w);
-    if (out.text)
-        ggi_sched_send_out(s, &out);
+    send_welcome(s, n);
 }
 
 void ggi_sched_learn(sched *s, node *n, const char *lang, int ok, double latency_ms)
@@ -587,13 +630,15 @@ void ggi_sched_liveness(sched *s)
             ggi_sched_drop_node(s, n, n->last_rx == 0 ? "is unreachable" : why);
             continue;
         }
+        if (n->welcome)
+            ggi_sched_node_send(s, n, NULL, 0); /* its refused welcome, again */
         *(n->quarantined_until > now ? &resting : &ready) += 1;
         slots += n->slots;
         busy += n->busy;
         if (now - n->last_tx >= s->o->hb_ms) {
             size_t hb_len;
             const char *hb = ggp_encode_bare(GGP_HB, &hb_len);
-            int rc = ggi_sched_send_now(s, &n->id, hb, hb_len);
+            int rc = ggi_sched_node_send(s, n, hb, hb_len);
             n->last_tx = now;
             if (rc == GG_ENOTFOUND)
                 n->last_rx = 0;

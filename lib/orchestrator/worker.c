@@ -1049,10 +1049,14 @@ static void on_message(gg_worker_t *w, void *peer, const ggp_msg *m, int *passiv
         break;
     }
     case GGP_JOBS:
-        /* Jobs come only to a node whose hello the hub took: a welcome the transport lost
-         * is made good here (else results would wait for it forever). */
-        if (!w->welcomed)
-            welcome(w, w->hb_ms);
+        /* Jobs come only after the welcome (a hub whose welcome was refused by its transport
+         * sends it again first): jobs before it are a protocol error, dropped. */
+        if (!w->welcomed) {
+            atomic_fetch_add(&w->n_dropped, 1);
+            ggi_log(&w->log, GG_LOG_WARN, "worker '%s': dropping jobs sent before the "
+                    "welcome (a protocol error of the orchestrator)", w->name);
+            break;
+        }
         take_jobs(w, peer, cJSON_GetObjectItemCaseSensitive(m->body, "jobs"));
         break;
     case GGP_RESET:

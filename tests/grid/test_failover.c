@@ -29,6 +29,7 @@
 #include <zmq.h>
 
 #include "gryphgen/client.h"
+#include "gryphgen/sys/executor.h"
 #include "gryphgen/worker.h"
 #include "orchestrator/orq.h"
 
@@ -718,8 +719,8 @@ static void test_carried_leases_take_room(void)
 
 /* ---- held results go to the next hub after its welcome ---- */
 
-/* A scripted hub: A hands the worker a job without welcoming it and then says it is
- * passive; B keeps what the worker's hello and results said and welcomes it. */
+/* A scripted hub: A welcomes the worker, hands it a job and then says it is passive (a hub
+ * that turned standby); B keeps what the worker's hello and results said and welcomes it. */
 typedef struct scripted_hub {
     char ep[64];
     void *ctx, *sock;
@@ -755,6 +756,8 @@ static void *scripted_main(void *arg)
         int hello = strstr(body, "\"t\":\"hello\"") != NULL;
         int results = strstr(body, "\"t\":\"results\"") != NULL;
         if (!h->is_b && hello) {
+            hub_send(h, id, idn, "{\"ggp\":1,\"t\":\"welcome\",\"version\":1,"
+                                 "\"hb_ms\":1000,\"node\":\"w\"}");
             hub_send(h, id, idn,
                      "{\"ggp\":1,\"t\":\"jobs\",\"jobs\":[{\"lease\":"
                      "\"00112233445566778899aabbccddeeff\",\"seq\":7,\"n\":1,\"task\":"
@@ -814,6 +817,30 @@ static int has_results(void *arg)
     return got;
 }
 
+/* An executor that runs as noop once the test opens its gate: a job that is still running
+ * while its worker moves from A to B. */
+typedef struct gated_exec {
+    gg_executor_t *noop;
+    atomic_int open;
+} gated_exec;
+
+static int gated_run(void *self, const char *request_json, char **out_result_json)
+{
+    gated_exec *g = self;
+    while (!atomic_load(&g->open))
+        ggi_sleep_ms(5);
+    return gg_executor_run(g->noop, request_json, out_result_json);
+}
+
+static int has_hello(void *arg)
+{
+    scripted_hub *h = arg;
+    pthread_mutex_lock(&h->mu);
+    int got = h->hello[0] != 0;
+    pthread_mutex_unlock(&h->mu);
+    return got;
+}
+
 static void test_held_results_after_welcome(void)
 {
     scripted_hub a, b;
@@ -822,15 +849,21 @@ static void test_held_results_after_welcome(void)
     CHECK(strcmp(a.ep, b.ep) != 0);
     char list[160];
     snprintf(list, sizeof list, "%s,%s", a.ep, b.ep);
-    gg_executor_t *noop = noop_executor();
-    gg_worker_t *w = worker_to(list, "holder", noop);
+    gated_exec gate = { noop_executor(), 0 };
+    gg_executor_vtable xv = GG_EXECUTOR_VTABLE_INIT;
+    xv.run = gated_run;
+    gg_executor_t *gated = NULL;
+    CHECK_RC(gg_executor_new_custom(&gated, &xv, &gate), 0);
+    gg_worker_t *w = worker_to(list, "holder", gated);
     pthread_t th;
     CHECK(pthread_create(&th, NULL, run_worker, w) == 0);
+    /* The job A handed out still runs when the worker says hello to B. */
+    CHECK(test_wait_for(has_hello, &b));
+    atomic_store(&gate.open, 1);
     CHECK(test_wait_for(has_results, &b));
     pthread_mutex_lock(&b.mu);
-    /* The job A handed out, finished while no hub had welcomed the worker: its lease is in
-     * the hello to B, with the worker's instance id, and its result went to B only after
-     * B's welcome. */
+    /* The job A handed out, running while the worker moved: its lease is in the hello to B,
+     * with the worker's instance id, and its result went to B only after B's welcome. */
     CHECK_CONTAINS(b.hello, "\"leases\":[\"00112233445566778899aabbccddeeff\"]");
     CHECK_CONTAINS(b.hello, "\"instance\":\"");
     CHECK_CONTAINS(b.results, "\"lease\":\"00112233445566778899aabbccddeeff\"");
@@ -840,7 +873,8 @@ static void test_held_results_after_welcome(void)
     gg_worker_stop(w);
     CHECK(join_within(th));
     gg_worker_destroy(&w);
-    gg_executor_destroy(&noop);
+    gg_executor_destroy(&gated);
+    gg_executor_destroy(&gate.noop);
     scripted_stop(&a);
     scripted_stop(&b);
 }
