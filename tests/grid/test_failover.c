@@ -19,6 +19,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -358,7 +359,19 @@ static void test_passive_then_active(void)
                               "\"candidates\":[\"x\"]}", &id), 0);
     CHECK_STR(id, "pa1");
     CHECK(atomic_load(&ph.client_hellos) >= 1);
+    /* Its counters: the submission went twice (the passive hub, then the active one), one
+     * reply came, one move to the second endpoint, whose hub welcomed it. */
+    gg_client_stats cs = GG_CLIENT_STATS_INIT;
+    CHECK_RC(gg_client_get_stats(c, &cs), 0);
+    CHECK(cs.requests == 2);
+    CHECK(cs.replies == 1);
+    CHECK(cs.failovers == 1);
+    CHECK(cs.timeouts == 0);
+    CHECK(cs.endpoint_index == 1);
+    CHECK_STR(cs.endpoint, ep);
     CHECK_RC(gg_client_wait(c, "pa1", (int)TEST_DEADLINE_MS, &res), 0);
+    CHECK_RC(gg_client_get_stats(c, &cs), 0);
+    CHECK(cs.requests == 3 && cs.replies == 2 && cs.failovers == 1);
     CHECK_CONTAINS(res, "\"status\":\"passed\"");
     gg_free(res);
     gg_free(id);
@@ -395,6 +408,27 @@ static void test_passive_then_active(void)
     char *st = NULL;
     CHECK_RC(gg_client_status(c2, NULL, &st), GG_ETIMEDOUT);
     CHECK_CONTAINS(gg_error_last(), ph.ep);
+    cs = (gg_client_stats)GG_CLIENT_STATS_INIT;
+    CHECK_RC(gg_client_get_stats(c2, &cs), 0);
+    CHECK(cs.timeouts == 1);
+    CHECK(cs.requests >= 1);
+    CHECK(cs.replies == 0);
+    CHECK(cs.failovers == 0); /* one endpoint: asked again there, not a move */
+    CHECK(cs.endpoint_index == -1);
+    CHECK_STR(cs.endpoint, "");
+    /* Bad calls, and a caller built with a shorter struct (up to failovers): nothing past
+     * its size is written. */
+    CHECK_RC(gg_client_get_stats(NULL, &cs), GG_EINVAL);
+    CHECK_RC(gg_client_get_stats(c2, NULL), GG_EINVAL);
+    cs.size = 0;
+    CHECK_RC(gg_client_get_stats(c2, &cs), GG_EINVAL);
+    CHECK_CONTAINS(gg_error_last(), "size");
+    memset(&cs, 0x5a, sizeof cs);
+    cs.size = offsetof(gg_client_stats, endpoint_index);
+    CHECK_RC(gg_client_get_stats(c2, &cs), 0);
+    CHECK(cs.size == offsetof(gg_client_stats, endpoint_index));
+    CHECK(cs.timeouts == 1);
+    CHECK(cs.endpoint_index == 0x5a5a5a5a);
     gg_client_destroy(&c2);
 
     gg_worker_stop(w);
