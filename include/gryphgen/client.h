@@ -149,7 +149,9 @@ typedef struct gg_client_stats {
     uint64_t requests;  /**< request messages sent (a request sent again after a reset or to
                              the next endpoint counts again) */
     uint64_t replies;   /**< replies received to them */
-    uint64_t timeouts;  /**< calls that returned GG_ETIMEDOUT: no answer in time */
+    uint64_t timeouts;  /**< requests that returned GG_ETIMEDOUT: no answer within their
+                             time (a gg_client_wait() whose task did not end in time is
+                             not counted: the orchestrator answers a wait when it ends) */
     uint64_t failovers; /**< moves to another endpoint of a connect list (docs/protocol.md
                              "Failover"); 0 with a single endpoint */
     int32_t endpoint_index; /**< the endpoint (its index in the connect list) whose hub

@@ -299,8 +299,9 @@ class Client(NativeObject):
 
     def stats(self) -> dict:
         """The client's counters (gg_client_get_stats, since 1.3) as a dict: requests
-        (request messages sent, again after a reset or a move), replies, timeouts (calls
-        that raised Timeout), failovers (moves to another endpoint of the list), and
+        (request messages sent, again after a reset or a move), replies, timeouts (requests
+        that raised Timeout for want of an answer; a wait whose task did not end in time is
+        not one), failovers (moves to another endpoint of the list), and
         endpoint / endpoint_index (the one whose orchestrator welcomed the client last and
         its index in the list, or None / -1). Safe from any thread, also while another one
         waits in a request."""
