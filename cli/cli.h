@@ -120,6 +120,14 @@ enum {
 int cli_bad_option(const char *command, int c, char **argv, int optind_now, int optopt_now);
 
 /**
+ * Warms the interpreter of Python jobs (their zygote) in the background when task (JSON
+ * text, len bytes) is the first Python task the command reads; once per run, and only with
+ * the default executor (--isolation and --zygote check the interpreter at start-up). A set
+ * without a Python task starts no interpreter. Call from the reading thread.
+ */
+void cli_warm_python_for(const char *task, size_t len);
+
+/**
  * Creates the generator and the orchestrator the options describe, with the log callback
  * writing to stderr and the given event callback. On failure prints why and returns the
  * exit code (CLI_EXIT_USAGE for a bad generator spec, CLI_EXIT_INFRA otherwise); both

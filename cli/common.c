@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -313,16 +314,24 @@ void cli_catch_signals(void)
 }
 
 /* The command makes the executor itself (the orchestrator borrows it); it is destroyed at
- * exit, after the orchestrator (and after the warm-up below has ended). */
+ * exit, after the orchestrator (and after the warm-up below has ended). The warm-up of the
+ * Python jobs' interpreter starts with the first Python task the command reads
+ * (cli_warm_python_for), never for a set without one. */
 static gg_executor_t *cli_executor;
 static pthread_t warm_thread;
 static int warm_started;
+static int warm_armed;     /* the default executor is made: the first Python task warms it */
+static char *warm_python;  /* --python, for the warm-up (NULL: the library's choice) */
+static int warm_log_level; /* --log-level: the warm-up says what it did at debug */
 
 static void destroy_executor(void)
 {
     if (warm_started)
         pthread_join(warm_thread, NULL);
     warm_started = 0;
+    warm_armed = 0;
+    free(warm_python);
+    warm_python = NULL;
     gg_executor_destroy(&cli_executor);
 }
 
@@ -344,8 +353,9 @@ static char *job_python(const char *python)
 }
 
 /* A `python -c pass` job in the environment of Python test jobs (lib/core/lang.c) for py:
- * at the namespaces level it starts the very zygote those jobs are forked from. */
-static int run_python_pass(const char *py)
+ * at the namespaces level it starts the very zygote those jobs are forked from. *zygote
+ * (may be NULL) tells whether the job ran in one. */
+static int run_python_pass(const char *py, int *zygote)
 {
     cJSON *req = cJSON_CreateObject(), *argv = cJSON_AddArrayToObject(req, "argv");
     cJSON_AddItemToArray(argv, cJSON_CreateString(py));
@@ -359,37 +369,75 @@ static int run_python_pass(const char *py)
     char *out = NULL;
     int rc = text ? gg_executor_run(cli_executor, text, &out) : GG_ENOMEM;
     free(text);
+    if (zygote) {
+        cJSON *r = rc == 0 && out ? cJSON_Parse(out) : NULL;
+        *zygote = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "zygote"));
+        cJSON_Delete(r);
+    }
     gg_free(out);
     return rc;
 }
 
+static double mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
 static void *warm_main(void *arg)
 {
-    char *py = job_python(arg);
-    free(arg);
-    if (py)
-        (void)run_python_pass(py);
+    (void)arg;
+    double t0 = mono_ms();
+    char *py = job_python(warm_python);
+    int zygote = 0, rc = py ? run_python_pass(py, &zygote) : GG_ENOTFOUND;
+    if (warm_log_level >= GG_LOG_DEBUG) {
+        char msg[PATH_MAX + 160];
+        snprintf(msg, sizeof msg, "python warm-up: %s %s in %.0f ms (zygote: %s)",
+                 py ? py : "no interpreter", rc == 0 ? "ready" : "failed", mono_ms() - t0,
+                 zygote ? "yes" : "no");
+        cli_log_stderr(NULL, GG_LOG_DEBUG, msg);
+    }
     free(py);
     return NULL;
 }
 
-/* Makes cli_executor with the default level and starts its first Python jobs' zygote in the
- * background while the command loads its tasks, so the first job does not wait for it (a
- * failure there is the first job's to report). Returns an exit code. */
-static int open_default_executor(const char *python)
+/* Makes cli_executor with the default level; its Python jobs' interpreter (the zygote they
+ * are forked from) is warmed once the first Python task is read (cli_warm_python_for).
+ * Returns an exit code. */
+static int open_default_executor(const char *python, int log_level)
 {
     if (gg_executor_new(&cli_executor, NULL) != 0) {
         cli_errorf("cannot make the executor: %s", gg_error_last());
         return CLI_EXIT_INFRA;
     }
     atexit(destroy_executor);
-    char *arg = python ? strdup(python) : NULL;
-    if (python && !arg)
-        return CLI_EXIT_OK;
-    warm_started = pthread_create(&warm_thread, NULL, warm_main, arg) == 0;
-    if (!warm_started)
-        free(arg);
+    warm_python = python ? strdup(python) : NULL;
+    warm_armed = !python || warm_python; /* out of memory: no warm-up, no harm */
+    warm_log_level = log_level;
     return CLI_EXIT_OK;
+}
+
+void cli_warm_python_for(const char *task, size_t len)
+{
+    if (!warm_armed || warm_started || !task)
+        return;
+    /* Most lines of a set without Python are passed over without parsing. */
+    int maybe = 0;
+    for (size_t i = 0; i + 6 <= len && !maybe; i++)
+        maybe = memcmp(task + i, "python", 6) == 0;
+    if (!maybe)
+        return;
+    cJSON *t = cJSON_ParseWithLength(task, len);
+    const char *lang = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(t, "language"));
+    int python = lang && strcmp(lang, "python") == 0;
+    cJSON_Delete(t);
+    if (!python)
+        return;
+    /* In the background: the warm-up overlaps reading the rest and the first jobs (a
+     * failure there is the first job's to report). */
+    warm_armed = 0;
+    warm_started = pthread_create(&warm_thread, NULL, warm_main, NULL) == 0;
 }
 
 /* Makes cli_executor for --isolation LEVEL (the level jobs run at and their minimum; NULL:
@@ -409,7 +457,7 @@ static int open_executor(const char *level, int zygote, const char *python)
     out = NULL;
     char *py = rc == 0 ? job_python(python) : NULL;
     if (py) {
-        rc = run_python_pass(py);
+        rc = run_python_pass(py, NULL);
         free(py);
     }
     if (rc != 0) {
@@ -445,7 +493,8 @@ int cli_orchestrator_open(const cli_run_options *o, gg_event_fn event_fn, void *
 
     if (!cli_executor &&
         (rc = o->isolation || o->zygote ? open_executor(o->isolation, o->zygote, o->python)
-                                        : open_default_executor(o->python)) != CLI_EXIT_OK) {
+                                        : open_default_executor(o->python, o->log_level)) !=
+                                          CLI_EXIT_OK) {
         gg_generator_destroy(&gen);
         return rc;
     }

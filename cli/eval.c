@@ -238,6 +238,7 @@ static int submit_all(gg_orchestrator_t *o, int fd, const char *input_name, idlo
             }
             continue;
         }
+        cli_warm_python_for(line, len); /* the first Python task starts the warm-up */
         rc = submit_line(o, prog, line, &id);
         if (rc == 0) {
             progress_add_task(prog);

@@ -171,6 +171,7 @@ int cli_cmd_run(int argc, char **argv)
     status = cli_orchestrator_open(&opts, NULL, NULL, &gen, &orch);
     if (status != CLI_EXIT_OK)
         goto out;
+    cli_warm_python_for(task, strlen(task));
     rc = gg_orchestrator_submit(orch, task, &id);
     if (rc != 0) {
         const char *msg = gg_error_last();

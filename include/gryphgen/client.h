@@ -12,7 +12,8 @@
  *
  * THREAD SAFETY: calls on one client are serialised by the client (one request at a time);
  * use one client per thread for parallel requests. The watch callback runs on the thread
- * that called gg_client_watch().
+ * that called gg_client_watch(). gg_client_get_stats() may be called from any thread, also
+ * while another one waits in a request.
  */
 #ifndef GRYPHGEN_CLIENT_H
 #define GRYPHGEN_CLIENT_H
@@ -133,6 +134,41 @@ GG_API int gg_client_watch(gg_client_t *c, int (*fn)(void *user, const char *eve
 GG_API int gg_client_watch_filtered(gg_client_t *c, const char *types,
                                     int (*fn)(void *user, const char *event_json), void *user,
                                     int timeout_ms);
+
+/** Room for the endpoint text in gg_client_stats (an endpoint is at most 1000 bytes). */
+#define GG_CLIENT_STATS_ENDPOINT_MAX 1024
+
+/**
+ * A client's counters (gg_client_get_stats()), since 1.3. The caller sets size to the size of
+ * the struct it was compiled with (GG_CLIENT_STATS_INIT does); fields are only ever appended,
+ * and the library fills only those that fit in size, so a caller built against this header
+ * keeps working with a later library and the reverse.
+ */
+typedef struct gg_client_stats {
+    size_t size;        /**< sizeof(gg_client_stats) as the caller knows it; set by the caller */
+    uint64_t requests;  /**< request messages sent (a request sent again after a reset or to
+                             the next endpoint counts again) */
+    uint64_t replies;   /**< replies received to them */
+    uint64_t timeouts;  /**< requests that returned GG_ETIMEDOUT: no answer within their
+                             time (a gg_client_wait() whose task did not end in time is
+                             not counted: the orchestrator answers a wait when it ends) */
+    uint64_t failovers; /**< moves to another endpoint of a connect list (docs/protocol.md
+                             "Failover"); 0 with a single endpoint */
+    int32_t endpoint_index; /**< the endpoint (its index in the connect list) whose hub
+                                 welcomed this client last, -1 while none has since the
+                                 last move */
+    char endpoint[GG_CLIENT_STATS_ENDPOINT_MAX]; /**< that endpoint's text; "" with -1 */
+} gg_client_stats;
+
+/** Static initialiser: size set, counters 0, no endpoint. */
+#define GG_CLIENT_STATS_INIT { sizeof(gg_client_stats), 0, 0, 0, 0, -1, "" }
+
+/**
+ * Copies the client's counters into *out (since 1.3); out->size must be set first (at least
+ * up to and including the first counter: offsetof(gg_client_stats, requests) + 8), and only
+ * the fields within it are written. GG_EINVAL for NULL or a size too small.
+ */
+GG_API int gg_client_get_stats(gg_client_t *c, gg_client_stats *out);
 
 /** Closes the connection, frees the client and sets *pc to NULL. Accepts NULL. */
 GG_API void gg_client_destroy(gg_client_t **pc);

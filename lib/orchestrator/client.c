@@ -11,6 +11,8 @@
  * (docs/protocol.md "Failover"); requests are idempotent (a submission of the same task
  * returns its id).
  */
+#include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +51,9 @@ struct gg_client {
     int borrowed_tp;    /* tp is the orchestrator's (an in-process client): not destroyed */
     ggi_buf event;      /* an in-process event's text, reused (local_event) */
     pthread_mutex_t mu;
+    /* gg_client_get_stats(): read from any thread, without mu (a wait holds it long) */
+    atomic_ulong n_requests, n_replies, n_timeouts, n_failovers;
+    atomic_int active_ep; /* the endpoint whose hub welcomed us last, or -1 */
 };
 
 GGI_OPTIONS_LAYOUT(client_options, gg_client_options, GG_CLIENT_OPTIONS_VERSION,
@@ -102,6 +107,7 @@ int gg_client_new(gg_client_t **out, const gg_client_options *opts)
         return ggi_error(GG_ENOMEM, "out of memory");
     }
     pthread_mutex_init(&c->mu, NULL);
+    atomic_store(&c->active_ep, -1);
     c->eps = eps;
     c->hb_ms = GGI_HEARTBEAT_MS;
     c->backoff_ms = BACKOFF_MIN_MS;
@@ -163,6 +169,7 @@ int ggi_client_new_embedded(gg_client_t **out, ggi_transport *tp, const char *en
     if (!c)
         return ggi_error(GG_ENOMEM, "out of memory");
     pthread_mutex_init(&c->mu, NULL);
+    atomic_store(&c->active_ep, -1);
     c->timeout_ms = timeout_ms > 0 ? timeout_ms : 10000;
     snprintf(c->name, sizeof c->name, "%s", name);
     c->tp = *tp;
@@ -177,6 +184,30 @@ int ggi_client_new_embedded(gg_client_t **out, ggi_transport *tp, const char *en
         return rc;
     }
     *out = c;
+    return GG_OK;
+}
+
+int gg_client_get_stats(gg_client_t *c, gg_client_stats *out)
+{
+    size_t least = offsetof(gg_client_stats, requests) + sizeof out->requests;
+    if (!c || !out)
+        return ggi_error(GG_EINVAL, "client and out pointer must not be NULL");
+    if (out->size < least)
+        return ggi_error(GG_EINVAL, "gg_client_stats.size is %zu: set it to sizeof "
+                         "(gg_client_stats) (GG_CLIENT_STATS_INIT)", out->size);
+    gg_client_stats s;
+    memset(&s, 0, sizeof s);
+    s.size = out->size;
+    s.requests = atomic_load(&c->n_requests);
+    s.replies = atomic_load(&c->n_replies);
+    s.timeouts = atomic_load(&c->n_timeouts);
+    s.failovers = atomic_load(&c->n_failovers);
+    int ep = atomic_load(&c->active_ep);
+    s.endpoint_index = ep >= 0 && (unsigned)ep < c->eps.n ? ep : -1;
+    if (s.endpoint_index >= 0)
+        snprintf(s.endpoint, sizeof s.endpoint, "%s", c->eps.ep[ep]);
+    /* Only what the caller's struct holds: one built against an older header is shorter. */
+    memcpy(out, &s, out->size < sizeof s ? out->size : sizeof s);
     return GG_OK;
 }
 
@@ -248,7 +279,10 @@ static int send_request(gg_client_t *c, const cJSON *req)
             return rc;
         c->last_rx = ggi_now_ms(); /* silence counts from the hello */
     }
-    return send_msg(c, req);
+    int rc = send_msg(c, req);
+    if (rc == GG_OK)
+        atomic_fetch_add(&c->n_requests, 1);
+    return rc;
 }
 
 /* Why a client with several endpoints must leave its hub now, or NULL: its connection
@@ -282,6 +316,9 @@ static int fail_over(gg_client_t *c, double deadline, int passive)
     c->peer = NULL;
     c->welcomed = 0;
     c->hb_ms = GGI_HEARTBEAT_MS;
+    atomic_store(&c->active_ep, -1);
+    if (c->eps.n > 1)
+        atomic_fetch_add(&c->n_failovers, 1);
     if (++c->tried >= c->eps.n) {
         /* A standby that answered is about to decide: asked again soon (no growing pause). */
         int grow = !c->heard_passive;
@@ -370,10 +407,11 @@ static int exchange(gg_client_t *c, cJSON *req, long long first_rid, int timeout
             c->tried = 0;
             c->heard_passive = 0;
             c->backoff_ms = BACKOFF_MIN_MS;
+            atomic_store(&c->active_ep, (int)c->eps.cur);
         } else if (m.type == GGP_RESET) {
             c->welcomed = 0;
-            if (++resets <= 3 && send_hello(c) == GG_OK)
-                send_msg(c, req);
+            if (++resets <= 3 && send_hello(c) == GG_OK && send_msg(c, req) == GG_OK)
+                atomic_fetch_add(&c->n_requests, 1);
         } else if (m.type == GGP_EVENT && on_event) {
             char *text = ggi_json_print(cJSON_GetObjectItemCaseSensitive(m.body, "event"));
             int stop = text ? on_event(user, text) : 0;
@@ -388,6 +426,7 @@ static int exchange(gg_client_t *c, cJSON *req, long long first_rid, int timeout
         } else if (m.type == GGP_REPLY) {
             long long r = (long long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(m.body, "rid"));
             if (r >= first_rid && r <= rid) {
+                atomic_fetch_add(&c->n_replies, 1);
                 *out = m.body;
                 return GG_OK;
             }
@@ -416,6 +455,8 @@ static int request(gg_client_t *c, cJSON *req, int timeout_ms, cJSON **out)
     int rc = exchange(c, req, 0, timeout_ms, NULL, NULL, out);
     pthread_mutex_unlock(&c->mu);
     cJSON_Delete(req);
+    if (rc == GG_ETIMEDOUT)
+        atomic_fetch_add(&c->n_timeouts, 1);
     if (rc == GG_OK && (rc = reply_status(*out)) != GG_OK) {
         cJSON_Delete(*out);
         *out = NULL;
@@ -606,7 +647,7 @@ int gg_client_wait(gg_client_t *c, const char *task_id, int timeout_ms, char **o
                 cJSON_Delete(req);
                 rc = ggi_error(GG_ETIMEDOUT, "task '%s' did not end within %d ms", task_id,
                                timeout_ms);
-                break;
+                break; /* the task's time, not an unanswered request: not in n_timeouts */
             }
             if (left < slice)
                 slice = (int)left + 1;

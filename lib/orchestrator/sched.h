@@ -78,6 +78,15 @@ typedef struct node {
     ggi_buf batch;            /* the jobs message being gathered (text), or empty */
     int64_t *batch_seqs;      /* the tasks in it, batch_count of them */
     int batch_count;
+    /* Leases its hello said it holds that are not this hub's jobs on it (given out by a
+     * hub before a failover, or lost to a requeue): they take room in its queue until
+     * their results come, so they count in busy. Sorted, n_carried of them. */
+    char (*carried)[33];
+    int n_carried;
+    /* Its welcome, when the transport refused to send it (a full queue): sent again before
+     * anything else for it, and no job goes to it meanwhile. NULL once sent. */
+    char *welcome;
+    size_t welcome_len;
 } node;
 
 /* A connected client (sched_clients.c): submitter, waiter or watcher. */
@@ -445,6 +454,12 @@ char *ggi_sched_needs_text(const active *a);
 
 /* Frees a node record (not linked anywhere any more). */
 void ggi_sched_node_free(node *n);
+/* A result under lease from node n, which the hub does not take: when the lease is one n
+ * carried in from before its hello, its room is free again. */
+void ggi_sched_release_carried(sched *s, node *n, const char *lease);
+/* Sends text (len bytes; none when NULL) to node n, after its pending welcome: while the
+ * welcome cannot go, neither does text (the transport's refusal is returned). */
+int ggi_sched_node_send(sched *s, node *n, const char *text, size_t len);
 
 /* A node is gone: its jobs go back to the queue, to be sent elsewhere. */
 void ggi_sched_drop_node(sched *s, node *n, const char *why);

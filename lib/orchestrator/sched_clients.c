@@ -311,6 +311,7 @@ void ggi_sched_on_status(sched *s, const identity *to, const cJSON *b)
             cJSON_AddNumberToObject(x, "slots", n->slots);
             cJSON_AddNumberToObject(x, "queue", n->queue);
             cJSON_AddNumberToObject(x, "busy", n->busy);
+            cJSON_AddNumberToObject(x, "carried", n->n_carried);
             cJSON_AddBoolToObject(x, "quarantined", n->quarantined_until > now);
             cJSON_AddItemToObject(x, "caps", cJSON_Duplicate(n->caps, 1));
             cJSON_AddItemToArray(nodes, x);

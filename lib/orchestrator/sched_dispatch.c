@@ -93,7 +93,7 @@ static void node_batch_send(sched *s, node *n)
         return;
     int rc = ggp_encode_jobs_end(&n->batch);
     if (rc == GG_OK)
-        rc = ggi_sched_send_now(s, &n->id, n->batch.data, n->batch.len);
+        rc = ggi_sched_node_send(s, n, n->batch.data, n->batch.len);
     int count = n->batch_count;
     n->batch_count = 0;
     n->batch.len = 0; /* the buffer is kept for the next message */
@@ -195,8 +195,8 @@ static node *pick_node(sched *s, active *a, double now, int *any_free)
     double best_r = -1;
     *any_free = 0;
     for (node *n = s->nodes; n; n = n->next) {
-        if (n->busy >= n->capacity || n->quarantined_until > now)
-            continue;
+        if (n->busy >= n->capacity || n->quarantined_until > now || n->welcome)
+            continue; /* full, resting, or not yet welcomed */
         *any_free = 1;
         if (!ggi_sched_node_matches(n, a))
             continue;
@@ -296,7 +296,7 @@ int ggi_sched_abort_job(sched *s, active *a, const char *reason)
     cJSON_Delete(m);
     /* Taken back whether or not the abort could be sent: the task ends either way, and a
      * worker that never hears of it sends a result that is then stale. */
-    if (!text || ggi_sched_send_now(s, &n->id, text, len) != GG_OK)
+    if (!text || ggi_sched_node_send(s, n, text, len) != GG_OK)
         ggi_log(&s->o->log, GG_LOG_WARN, "cannot tell worker '%s' to stop the job of task "
                 "'%s': %s", n->name, a->task_id, gg_error_last());
     else

@@ -209,6 +209,8 @@ void ggi_sched_node_free(node *n)
     cJSON_Delete(n->langs);
     ggi_buf_free(&n->batch);
     free(n->batch_seqs);
+    free(n->carried);
+    free(n->welcome);
     free(n);
 }
 
@@ -362,6 +364,115 @@ static void adopt_leases(sched *s, node *n, const cJSON *b)
     }
 }
 
+/*
+ * The leases of a hello that are not this hub's jobs on the node (after adopt_leases): jobs
+ * another hub gave it before a failover, or ones requeued here since. The worker holds them
+ * (queued, running, or with the result not yet sent), so until their results come they
+ * count against the capacity it announced: the hub never sends more than that in total, and
+ * the worker's queue is no larger than it announced (docs/protocol.md "Leases").
+ */
+static void note_carried(sched *s, node *n, const cJSON *b)
+{
+    n->busy -= n->n_carried; /* a hello again on this connection says it anew */
+    free(n->carried);
+    n->carried = NULL;
+    n->n_carried = 0;
+    int n_held = 0;
+    const char **held = hello_leases(b, &n_held);
+    unsigned char *ours = n_held > 0 ? calloc((size_t)n_held, 1) : NULL;
+    n->carried = ours ? malloc((size_t)n_held * sizeof *n->carried) : NULL;
+    if (n_held > 0 && !n->carried) {
+        ggi_log(&s->o->log, GG_LOG_WARN, "worker '%s': its %d held lease(s) are not counted: "
+                "out of memory", n->name, n_held);
+    } else if (n_held > 0) {
+        for (active *a = s->tasks; a; a = a->next) {
+            if (a->on != n || !a->inflight)
+                continue;
+            const char *key = a->lease;
+            const char **hit = bsearch(&key, held, (size_t)n_held, sizeof *held, cmp_str);
+            if (hit)
+                ours[hit - held] = 1;
+        }
+        for (int i = 0; i < n_held; i++)
+            if (!ours[i] && (i == 0 || strcmp(held[i], held[i - 1]) != 0))
+                memcpy(n->carried[n->n_carried++], held[i], 33);
+        n->busy += n->n_carried;
+        if (n->n_carried)
+            ggi_log(&s->o->log, GG_LOG_INFO, "worker '%s' carries %d job(s) from before its "
+                    "hello: they take room until their results come", n->name, n->n_carried);
+    }
+    free(ours);
+    free(held);
+}
+
+static int cmp_lease(const void *key, const void *elem)
+{
+    return strcmp(key, elem);
+}
+
+void ggi_sched_release_carried(sched *s, node *n, const char *lease)
+{
+    if (!n || n->n_carried == 0 || !lease)
+        return;
+    char(*hit)[33] = bsearch(lease, n->carried, (size_t)n->n_carried, sizeof *n->carried,
+                             cmp_lease);
+    if (!hit)
+        return;
+    memmove(hit, hit + 1, (size_t)(n->carried + n->n_carried - (hit + 1)) * sizeof *hit);
+    n->n_carried--;
+    n->busy--;
+    s->dispatch_due = 1;
+}
+
+int ggi_sched_node_send(sched *s, node *n, const char *text, size_t len)
+{
+    int rc = GG_OK;
+    if (n->welcome) {
+        rc = ggi_sched_send_now(s, &n->id, n->welcome, n->welcome_len);
+        if (rc != GG_OK)
+            return rc;
+        free(n->welcome);
+        n->welcome = NULL;
+        n->last_tx = ggi_now_ms();
+        s->dispatch_due = 1; /* jobs may go to it now */
+        ggi_log(&s->o->log, GG_LOG_INFO, "worker '%s': its welcome went on a later try",
+                n->name);
+    }
+    if (text)
+        rc = ggi_sched_send_now(s, &n->id, text, len);
+    return rc;
+}
+
+/* Welcomes node n. At once, not after the commit: it promises nothing durable, and the
+ * node's first jobs (which need no commit either) must not overtake it. A welcome the
+ * transport refuses as full is kept and sent again first (ggi_sched_node_send): a worker
+ * takes no job before its welcome (docs/protocol.md). */
+static void send_welcome(sched *s, node *n)
+{
+    free(n->welcome);
+    n->welcome = NULL;
+    cJSON *w = ggp_build_welcome(s->o->hb_ms, n->name);
+    size_t len = 0;
+    char *text = w ? ggp_print(w, &len) : NULL;
+    cJSON_Delete(w);
+    if (!text) {
+        ggi_log(&s->o->log, GG_LOG_ERROR, "cannot welcome worker '%s': out of memory", n->name);
+        return;
+    }
+    int rc = ggi_sched_send_now(s, &n->id, text, len);
+    if (rc == GG_EBUSY) {
+        ggi_log(&s->o->log, GG_LOG_WARN, "worker '%s': its welcome waits: %s", n->name,
+                gg_error_last());
+        n->welcome = text;
+        n->welcome_len = len;
+        return;
+    }
+    if (rc != GG_OK)
+        ggi_log(&s->o->log, GG_LOG_WARN, "cannot welcome worker '%s': %s", n->name,
+                gg_error_last());
+    free(text);
+}
+
 void ggi_sched_on_worker_hello(sched *s, const gg_transport_msg *msg, const cJSON *b)
 {
     node *n = ggi_sched_find_node(s, msg->peer, msg->peer_len);
@@ -397,6 +508,7 @@ void ggi_sched_on_worker_hello(sched *s, const gg_transport_msg *msg, const cJSO
     snprintf(n->key, sizeof n->key, "%s", key);
     hello_instance(b, n->instance);
     adopt_leases(s, n, b);
+    note_carried(s, n, b);
     long long slots = 1, queue = 0;
     ggi_json_int(b, "slots", 1, 1, 1024, &slots);
     ggi_json_int(b, "queue", 0, 0, 100000, &queue);
@@ -449,14 +561,7 @@ void ggi_sched_on_worker_hello(sched *s, const gg_transport_msg *msg, const cJSO
         cJSON_AddNumberToObject(ev, "slots", (double)slots);
         ggi_sched_emit(s, 0, ev);
     }
-    cJSON *w = ggp_build_welcome(s->o->hb_ms, n->name);
-    /* At once, not after the commit: it promises nothing durable, and the node's first jobs
-     * (which need no commit either) must not overtake it. */
-    outmsg out = { n->id, NULL, 0 };
-    out.text = w ? ggp_print(w, &out.len) : NULL;
-    cJSON_Delete(w);
-    if (out.text)
-        ggi_sched_send_out(s, &out);
+    send_welcome(s, n);
 }
 
 void ggi_sched_learn(sched *s, node *n, const char *lang, int ok, double latency_ms)
@@ -525,13 +630,15 @@ void ggi_sched_liveness(sched *s)
             ggi_sched_drop_node(s, n, n->last_rx == 0 ? "is unreachable" : why);
             continue;
         }
+        if (n->welcome)
+            ggi_sched_node_send(s, n, NULL, 0); /* its refused welcome, again */
         *(n->quarantined_until > now ? &resting : &ready) += 1;
         slots += n->slots;
         busy += n->busy;
         if (now - n->last_tx >= s->o->hb_ms) {
             size_t hb_len;
             const char *hb = ggp_encode_bare(GGP_HB, &hb_len);
-            int rc = ggi_sched_send_now(s, &n->id, hb, hb_len);
+            int rc = ggi_sched_node_send(s, n, hb, hb_len);
             n->last_tx = now;
             if (rc == GG_ENOTFOUND)
                 n->last_rx = 0;

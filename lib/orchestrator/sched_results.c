@@ -125,6 +125,7 @@ void ggi_sched_on_result(sched *s, node *from, const char *from_key, int64_t seq
         atomic_fetch_add(&o->n_stale, 1);
         ggi_log(&o->log, GG_LOG_INFO, "ignoring a stale result (task %lld, attempt %d, "
                 "lease %s)", (long long)seq, n, lease_text ? lease_text : "?");
+        ggi_sched_release_carried(s, from, lease_text);
         return;
     }
     if (a->on != from || strcmp(from->key, from_key) != 0) {
@@ -132,6 +133,7 @@ void ggi_sched_on_result(sched *s, node *from, const char *from_key, int64_t seq
         snprintf(who, sizeof who, "worker '%s'", from->name);
         ggi_sched_foreign_results(s, 1, who, a->on != from ? "the lease was given to another worker"
                                                  : "its key is not the one it said hello with");
+        ggi_sched_release_carried(s, from, lease_text);
         return;
     }
     node *nd = a->on;

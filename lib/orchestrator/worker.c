@@ -111,8 +111,7 @@ struct gg_worker {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     cJSON **jobs;          /* ring of queued jobs */
-    unsigned head, count, cap;
-    unsigned carried; /* queued jobs from before the last welcome (at the ring's head) */
+    unsigned head, count, cap; /* cap: the capacity announced (slots + queue) */
     unsigned running;
     cJSON **cur;           /* the job each slot runs, or NULL (for the hello's leases) */
     ggi_job_scope *scopes; /* each slot's jobs on the executor, for an abort (inited: n_scopes) */
@@ -339,8 +338,6 @@ static void *slot_main(void *arg)
         cJSON *job = w->jobs[w->head];
         w->head = (w->head + 1) % w->cap;
         w->count--;
-        if (w->carried > 0)
-            w->carried--;
         w->running++;
         w->cur[me] = job;
         w->aborted[me] = 0;
@@ -416,9 +413,9 @@ static int worker_alloc(gg_worker_t **out, const char *endpoint, const char *nam
     ggi_cond_init_monotonic(&w->done_cv);
     w->slots = slots;
     w->queue = queue ? queue : slots;
-    /* Room for twice the capacity announced: after a failover the new hub fills the
-     * capacity while jobs of the old one still wait here. */
-    w->cap = 2 * (w->slots + w->queue);
+    /* The capacity announced: a hub counts the jobs this worker carries over from before
+     * its hello (their leases are in it) against it, so old and new never exceed it. */
+    w->cap = w->slots + w->queue;
     w->hb_ms = GGI_HEARTBEAT_MS;
     w->backoff_ms = BACKOFF_MIN_MS;
     atomic_store(&w->active_ep, -1);
@@ -747,7 +744,7 @@ static void take_jobs(gg_worker_t *w, void *peer, cJSON *jobs)
     cJSON *j, *next;
     for (j = jobs ? jobs->child : NULL; j; j = next) {
         next = j->next;
-        if (w->count >= w->cap || w->count >= w->slots + w->queue + w->carried) {
+        if (w->count >= w->cap) {
             /* The orchestrator sent more than we announced: refuse, it retries elsewhere. */
             item.len = 0;
             int rc = infra_result(&item, j, "worker queue full", 1);
@@ -792,8 +789,6 @@ static int abort_lease(gg_worker_t *w, const char *lease, const char **task_id)
         for (unsigned k = i; k + 1 < w->count; k++)
             w->jobs[(w->head + k) % w->cap] = w->jobs[(w->head + k + 1) % w->cap];
         w->count--;
-        if (i < w->carried)
-            w->carried--;
         return 1;
     }
     for (unsigned i = 0; i < w->slots; i++) {
@@ -1030,15 +1025,11 @@ static void *fail_over(gg_worker_t *w, void *peer, const char *why, int passive)
     }
 }
 
-/* The hub of this connection took our hello: results may go, the heartbeat is its, and the
- * jobs held from before it are carried beside the capacity it will fill. */
+/* The hub of this connection took our hello: results may go, and the heartbeat is its. */
 static void welcome(gg_worker_t *w, int hb_ms)
 {
     w->hb_ms = hb_ms;
     w->welcomed = 1;
-    pthread_mutex_lock(&w->mu);
-    w->carried = w->count;
-    pthread_mutex_unlock(&w->mu);
     w->tried = 0;
     w->heard_passive = 0;
     w->backoff_ms = BACKOFF_MIN_MS;
@@ -1058,10 +1049,14 @@ static void on_message(gg_worker_t *w, void *peer, const ggp_msg *m, int *passiv
         break;
     }
     case GGP_JOBS:
-        /* Jobs come only to a node whose hello the hub took: a welcome the transport lost
-         * is made good here (else results would wait for it forever). */
-        if (!w->welcomed)
-            welcome(w, w->hb_ms);
+        /* Jobs come only after the welcome (a hub whose welcome was refused by its transport
+         * sends it again first): jobs before it are a protocol error, dropped. */
+        if (!w->welcomed) {
+            atomic_fetch_add(&w->n_dropped, 1);
+            ggi_log(&w->log, GG_LOG_WARN, "worker '%s': dropping jobs sent before the "
+                    "welcome (a protocol error of the orchestrator)", w->name);
+            break;
+        }
         take_jobs(w, peer, cJSON_GetObjectItemCaseSensitive(m->body, "jobs"));
         break;
     case GGP_RESET:

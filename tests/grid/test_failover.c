@@ -20,6 +20,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,7 @@
 #include <zmq.h>
 
 #include "gryphgen/client.h"
+#include "gryphgen/sys/executor.h"
 #include "gryphgen/worker.h"
 #include "orchestrator/orq.h"
 
@@ -413,7 +415,19 @@ static void test_passive_then_active(void)
                               "\"candidates\":[\"x\"]}", &id), 0);
     CHECK_STR(id, "pa1");
     CHECK(atomic_load(&ph.client_hellos) >= 1);
+    /* Its counters: the submission went twice (the passive hub, then the active one), one
+     * reply came, one move to the second endpoint, whose hub welcomed it. */
+    gg_client_stats cs = GG_CLIENT_STATS_INIT;
+    CHECK_RC(gg_client_get_stats(c, &cs), 0);
+    CHECK(cs.requests == 2);
+    CHECK(cs.replies == 1);
+    CHECK(cs.failovers == 1);
+    CHECK(cs.timeouts == 0);
+    CHECK(cs.endpoint_index == 1);
+    CHECK_STR(cs.endpoint, ep);
     CHECK_RC(gg_client_wait(c, "pa1", (int)TEST_DEADLINE_MS, &res), 0);
+    CHECK_RC(gg_client_get_stats(c, &cs), 0);
+    CHECK(cs.requests == 3 && cs.replies == 2 && cs.failovers == 1);
     CHECK_CONTAINS(res, "\"status\":\"passed\"");
     gg_free(res);
     gg_free(id);
@@ -450,6 +464,27 @@ static void test_passive_then_active(void)
     char *st = NULL;
     CHECK_RC(gg_client_status(c2, NULL, &st), GG_ETIMEDOUT);
     CHECK_CONTAINS(gg_error_last(), ph.hub.ep);
+    cs = (gg_client_stats)GG_CLIENT_STATS_INIT;
+    CHECK_RC(gg_client_get_stats(c2, &cs), 0);
+    CHECK(cs.timeouts == 1);
+    CHECK(cs.requests >= 1);
+    CHECK(cs.replies == 0);
+    CHECK(cs.failovers == 0); /* one endpoint: asked again there, not a move */
+    CHECK(cs.endpoint_index == -1);
+    CHECK_STR(cs.endpoint, "");
+    /* Bad calls, and a caller built with a shorter struct (up to failovers): nothing past
+     * its size is written. */
+    CHECK_RC(gg_client_get_stats(NULL, &cs), GG_EINVAL);
+    CHECK_RC(gg_client_get_stats(c2, NULL), GG_EINVAL);
+    cs.size = 0;
+    CHECK_RC(gg_client_get_stats(c2, &cs), GG_EINVAL);
+    CHECK_CONTAINS(gg_error_last(), "size");
+    memset(&cs, 0x5a, sizeof cs);
+    cs.size = offsetof(gg_client_stats, endpoint_index);
+    CHECK_RC(gg_client_get_stats(c2, &cs), 0);
+    CHECK(cs.size == offsetof(gg_client_stats, endpoint_index));
+    CHECK(cs.timeouts == 1);
+    CHECK(cs.endpoint_index == 0x5a5a5a5a);
     gg_client_destroy(&c2);
 
     worker_end(&rw);
@@ -681,10 +716,90 @@ static void test_leases_kept_by_instance(void)
     gg_orchestrator_destroy(&o);
 }
 
+/* ---- the jobs a worker carries from before its hello count against its capacity ---- */
+
+/* The node's busy and carried in the hub's status (-1 each when it is not listed). */
+static void node_load(gg_client_t *c, const char *name, int *busy, int *carried)
+{
+    char *st = NULL;
+    *busy = *carried = -1;
+    CHECK_RC(gg_client_status(c, NULL, &st), 0);
+    cJSON *j = cJSON_Parse(st ? st : "{}");
+    const cJSON *x;
+    cJSON_ArrayForEach(x, cJSON_GetObjectItem(j, "nodes"))
+    {
+        const char *nm = cJSON_GetStringValue(cJSON_GetObjectItem(x, "name"));
+        if (nm && strcmp(nm, name) == 0) {
+            *busy = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(x, "busy"));
+            *carried = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(x, "carried"));
+        }
+    }
+    cJSON_Delete(j);
+    gg_free(st);
+}
+
+static void test_carried_leases_take_room(void)
+{
+    char ep[64];
+    gg_orchestrator_t *o = serve_here(ep, "carried.db");
+    gg_client_t *c = NULL;
+    CHECK_RC(gg_orchestrator_connect(o, "looker", &c), 0);
+    static const char old1[] = "0000000000000000000000000000aaa1";
+    static const char old2[] = "0000000000000000000000000000aaa2";
+    char leases[96];
+    snprintf(leases, sizeof leases, "[\"%s\",\"%s\"]", old2, old1);
+    /* A worker of 2 slots comes over from another hub holding 2 of its jobs: it is full. */
+    ggpeer p;
+    ggpeer_open(&p, ep);
+    hello_as(&p, "carrier", "00000000000000000000000000000ca1", leases);
+    int busy, carried;
+    node_load(c, "carrier", &busy, &carried);
+    CHECK(busy == 2);
+    CHECK(carried == 2);
+    CHECK_RC(gg_orchestrator_submit(o, "{\"task_id\":\"c1\",\"language\":\"python\","
+                                    "\"prompt\":\"p\",\"candidates\":[\"x\"]}", NULL), 0);
+    CHECK_RC(gg_orchestrator_submit(o, "{\"task_id\":\"c2\",\"language\":\"python\","
+                                    "\"prompt\":\"p\",\"candidates\":[\"x\"]}", NULL), 0);
+    /* An old job's result (stale here) frees its room: exactly one new job comes. */
+    cJSON *old = cJSON_Parse("{\"seq\":999999,\"n\":1}");
+    ggpeer_send_record(&p, old, old1, PASS);
+    cJSON *jobs = cJSON_CreateArray();
+    recv_jobs(&p, jobs, 1);
+    CHECK(cJSON_GetArraySize(jobs) == 1);
+    node_load(c, "carrier", &busy, &carried);
+    CHECK(busy == 2);
+    CHECK(carried == 1);
+    /* A lease it never carried frees nothing; the other old one frees the second room. */
+    ggpeer_send_record(&p, old, "0000000000000000000000000000bbb1", PASS);
+    ggpeer_send_record(&p, old, old2, PASS);
+    recv_jobs(&p, jobs, 2);
+    CHECK(cJSON_GetArraySize(jobs) == 2);
+    node_load(c, "carrier", &busy, &carried);
+    CHECK(busy == 2);
+    CHECK(carried == 0);
+    CHECK(ggpeer_hub_stat(o, "stale") == 3);
+    for (int i = 0; i < cJSON_GetArraySize(jobs); i++)
+        ggpeer_send_record(&p, cJSON_GetArrayItem(jobs, i), NULL, PASS);
+    const char *ids[] = { "c1", "c2" };
+    for (int i = 0; i < 2; i++) {
+        char *res = NULL;
+        CHECK_RC(gg_orchestrator_wait(o, ids[i], (int)TEST_DEADLINE_MS, &res), 0);
+        CHECK_CONTAINS(res, "\"status\":\"passed\"");
+        gg_free(res);
+    }
+    node_load(c, "carrier", &busy, &carried);
+    CHECK(busy == 0);
+    cJSON_Delete(old);
+    cJSON_Delete(jobs);
+    gg_client_destroy(&c);
+    ggpeer_close(&p);
+    gg_orchestrator_destroy(&o);
+}
+
 /* ---- held results go to the next hub after its welcome ---- */
 
-/* A scripted hub: A hands the worker a job without welcoming it and then says it is
- * passive; B keeps what the worker's hello and results said and welcomes it. */
+/* A scripted hub: A welcomes the worker, hands it a job and then says it is passive (a hub
+ * that turned standby); B keeps what the worker's hello and results said and welcomes it. */
 typedef struct scripted_hub {
     fake_hub hub;
     int is_b;
@@ -701,6 +816,8 @@ static void scripted_handle(fake_hub *hub, const char *id, int idn, const char *
     int hello = strstr(body, "\"t\":\"hello\"") != NULL;
     int results = strstr(body, "\"t\":\"results\"") != NULL;
     if (!h->is_b && hello) {
+        hub_send(hub, id, idn, "{\"ggp\":1,\"t\":\"welcome\",\"version\":1,"
+                               "\"hb_ms\":1000,\"node\":\"w\"}");
         hub_send(hub, id, idn,
                  "{\"ggp\":1,\"t\":\"jobs\",\"jobs\":[{\"lease\":"
                  "\"00112233445566778899aabbccddeeff\",\"seq\":7,\"n\":1,\"task\":"
@@ -749,6 +866,30 @@ static int has_results(void *arg)
     return got;
 }
 
+/* An executor that runs as noop once the test opens its gate: a job that is still running
+ * while its worker moves from A to B. */
+typedef struct gated_exec {
+    gg_executor_t *noop;
+    atomic_int open;
+} gated_exec;
+
+static int gated_run(void *self, const char *request_json, char **out_result_json)
+{
+    gated_exec *g = self;
+    while (!atomic_load(&g->open))
+        ggi_sleep_ms(5);
+    return gg_executor_run(g->noop, request_json, out_result_json);
+}
+
+static int has_hello(void *arg)
+{
+    scripted_hub *h = arg;
+    pthread_mutex_lock(&h->mu);
+    int got = h->hello[0] != 0;
+    pthread_mutex_unlock(&h->mu);
+    return got;
+}
+
 static void test_held_results_after_welcome(void)
 {
     scripted_hub a, b;
@@ -757,20 +898,32 @@ static void test_held_results_after_welcome(void)
     CHECK(strcmp(a.hub.ep, b.hub.ep) != 0);
     char list[160];
     snprintf(list, sizeof list, "%s,%s", a.hub.ep, b.hub.ep);
-    running_worker rw;
-    gg_worker_t *w = worker_start(&rw, list, "holder", 1);
+    gated_exec gate = { noop_executor(), 0 };
+    gg_executor_vtable xv = GG_EXECUTOR_VTABLE_INIT;
+    xv.run = gated_run;
+    gg_executor_t *gated = NULL;
+    CHECK_RC(gg_executor_new_custom(&gated, &xv, &gate), 0);
+    gg_worker_t *w = worker_to(list, "holder", gated);
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, run_worker, w) == 0);
+    /* The job A handed out still runs when the worker says hello to B. */
+    CHECK(test_wait_for(has_hello, &b));
+    atomic_store(&gate.open, 1);
     CHECK(test_wait_for(has_results, &b));
     pthread_mutex_lock(&b.mu);
-    /* The job A handed out, finished while no hub had welcomed the worker: its lease is in
-     * the hello to B, with the worker's instance id, and its result went to B only after
-     * B's welcome. */
+    /* The job A handed out, running while the worker moved: its lease is in the hello to B,
+     * with the worker's instance id, and its result went to B only after B's welcome. */
     CHECK_CONTAINS(b.hello, "\"leases\":[\"00112233445566778899aabbccddeeff\"]");
     CHECK_CONTAINS(b.hello, "\"instance\":\"");
     CHECK_CONTAINS(b.results, "\"lease\":\"00112233445566778899aabbccddeeff\"");
     CHECK(!b.results_before_welcome);
     pthread_mutex_unlock(&b.mu);
     CHECK(worker_on(w, b.hub.ep));
-    worker_end(&rw);
+    gg_worker_stop(w);
+    CHECK(join_within(th));
+    gg_worker_destroy(&w);
+    gg_executor_destroy(&gated);
+    gg_executor_destroy(&gate.noop);
     scripted_stop(&a);
     scripted_stop(&b);
 }
@@ -832,6 +985,7 @@ int main(void)
     test_silent_hub();
     test_kill9_moves();
     test_leases_kept_by_instance();
+    test_carried_leases_take_room();
     test_held_results_after_welcome();
     test_remove_dir(dir);
     return test_exit();

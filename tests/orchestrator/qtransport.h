@@ -48,6 +48,14 @@ typedef struct qt {
     int refuse_every;        /* > 0: every refuse_every-th send is refused as full */
     unsigned long sends;
     int destroyed;
+    /* A welcome refused on demand: the next refuse_welcomes welcomes to the worker node
+     * named welcome_node are refused as full; then, for that peer, what it was sent before
+     * its first welcome went (before_welcome) and the welcomes that went (welcomes). */
+    char welcome_node[64];
+    int refuse_welcomes;
+    char welcome_peer[16];
+    size_t welcome_peer_len;
+    unsigned long welcomes, before_welcome;
 } qt;
 
 struct qt_socket {
@@ -220,6 +228,26 @@ static int qt_peer_recv(void *peer, int timeout_ms, gg_transport_msg *msg)
     return rc;
 }
 
+/* Whether the len bytes at data hold the string pat. */
+static int qt_has(const void *data, size_t len, const char *pat)
+{
+    size_t n = strlen(pat);
+    for (size_t i = 0; n <= len && i <= len - n; i++)
+        if (memcmp((const char *)data + i, pat, n) == 0)
+            return 1;
+    return 0;
+}
+
+/* Whether data is a welcome to the worker node t->welcome_node. */
+static int qt_is_welcome_to(qt *t, const void *data, size_t len)
+{
+    if (!t->welcome_node[0])
+        return 0;
+    char node[96];
+    snprintf(node, sizeof node, "\"node\":\"%s\"", t->welcome_node);
+    return qt_has(data, len, "\"t\":\"welcome\"") && qt_has(data, len, node);
+}
+
 static int qt_hub_send(void *hub, const void *peer, size_t peer_len, const void *data,
                        size_t len)
 {
@@ -232,8 +260,24 @@ static int qt_hub_send(void *hub, const void *peer, size_t peer_len, const void 
     while (p && !(p->id_len == peer_len && memcmp(p->id, peer, peer_len) == 0 &&
                   strcmp(p->endpoint, h->endpoint) == 0))
         p = p->next;
+    int welcome = qt_is_welcome_to(t, data, len);
+    if (p && welcome && t->refuse_welcomes > 0) {
+        t->refuse_welcomes--;
+        t->refused++;
+        memcpy(t->welcome_peer, peer, peer_len < 16 ? peer_len : 16);
+        t->welcome_peer_len = peer_len < 16 ? peer_len : 16;
+        pthread_mutex_unlock(&t->mu);
+        return gg_error_set(GG_EBUSY, "test transport: queue full (a refused welcome)");
+    }
     int rc = p ? queue_put(t, &p->in, data, len, NULL, 0)
                : gg_error_set(GG_ENOTFOUND, "test transport: no such peer");
+    if (rc == GG_OK && t->welcome_peer_len == peer_len &&
+        memcmp(t->welcome_peer, peer, peer_len) == 0) {
+        if (welcome)
+            t->welcomes++;
+        else if (t->welcomes == 0)
+            t->before_welcome++;
+    }
     pthread_mutex_unlock(&t->mu);
     return rc;
 }

@@ -178,6 +178,68 @@ static void test_full_queues(gg_transport_t *tp, qt *t)
     CHECK(refused > 0);
 }
 
+/* A welcome the transport refuses as full (twice here) is sent again before anything else
+ * for that worker, which takes no job before its welcome: it gets its jobs, every task
+ * passes, and nothing reached it ahead of the welcome. */
+static void test_refused_welcome(gg_transport_t *tp, qt *t)
+{
+    pthread_mutex_lock(&t->mu);
+    snprintf(t->welcome_node, sizeof t->welcome_node, "late-welcome");
+    t->refuse_welcomes = 2;
+    t->welcome_peer_len = 0;
+    t->welcomes = t->before_welcome = 0;
+    pthread_mutex_unlock(&t->mu);
+    gg_orchestrator_t *o = new_orq(tp, "bus://welcome", 0);
+    if (!o)
+        return;
+    char buf[512];
+    for (int i = 0; i < 6; i++) {
+        snprintf(buf, sizeof buf, "{\"task_id\":\"w%d\",\"language\":\"python\",\"stub\":"
+                 "\"def add(a, b):\\n\",\"entry_point\":\"add\",\"test\":\"def check(f):\\n"
+                 "    assert f(2, 3) == 5\\n\",\"candidates\":[\"    return a + b\\n\"]}", i);
+        CHECK_RC(gg_orchestrator_submit(o, buf, NULL), GG_OK);
+    }
+    gg_worker_options wo;
+    gg_worker_options_init(&wo, GG_WORKER_OPTIONS_VERSION);
+    wo.connect = "bus://welcome";
+    wo.custom_transport = tp;
+    wo.slots = 2;
+    wo.name = "late-welcome";
+    worker_thread wt = { NULL, -1 };
+    CHECK_RC(gg_worker_new(&wt.w, &wo), GG_OK);
+    pthread_t th;
+    int started = wt.w && pthread_create(&th, NULL, run_worker, &wt) == 0;
+    CHECK(started);
+    CHECK_RC(gg_orchestrator_drain(o, (int)TEST_DEADLINE_MS), GG_OK);
+    char *stats = NULL;
+    CHECK_RC(gg_orchestrator_stats(o, &stats), GG_OK);
+    CHECK_CONTAINS(stats, "\"passed\":6");
+    gg_free(stats);
+    if (wt.w) {
+        CHECK_RC(gg_worker_stats(wt.w, &stats), GG_OK);
+        CHECK_CONTAINS(stats, "\"dropped\":0"); /* no job came before the welcome */
+        gg_free(stats);
+    }
+    if (started) {
+        gg_worker_stop(wt.w);
+        pthread_join(th, NULL);
+        CHECK_RC(wt.rc, GG_OK);
+    }
+    gg_worker_destroy(&wt.w);
+    gg_orchestrator_destroy(&o);
+    pthread_mutex_lock(&t->mu);
+    int left = t->refuse_welcomes;
+    unsigned long welcomes = t->welcomes, before = t->before_welcome;
+    t->welcome_node[0] = '\0';
+    t->welcome_peer_len = 0;
+    pthread_mutex_unlock(&t->mu);
+    printf("refused welcome: %lu welcome(s) went, %lu message(s) before the first\n", welcomes,
+           before);
+    CHECK(left == 0);
+    CHECK(welcomes == 1);
+    CHECK(before == 0);
+}
+
 /* Options that do not go with a host's transport, and faults of the transport. */
 static void test_refusals(gg_transport_t *tp, qt *t)
 {
@@ -316,6 +378,7 @@ int main(void)
         test_embedded(tp, &t);
         test_remote_worker_and_client(tp, &t);
         test_full_queues(tp, &t);
+        test_refused_welcome(tp, &t);
         test_refusals(tp, &t);
     }
     gg_transport_destroy(&tp);

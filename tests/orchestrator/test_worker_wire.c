@@ -7,7 +7,8 @@
  * same form ("worker queue full", retry); a reset makes it say hello again; when stopped it
  * says bye with the codec's bytes. Failure path: a jobs message the decoder refuses (a job
  * without a lease) is dropped by the worker, which still runs the next good one, and so are
- * a lying hub's aborts: for leases it does not hold (nothing stops) or malformed (dropped).
+ * a lying hub's aborts: for leases it does not hold (nothing stops) or malformed (dropped),
+ * and jobs sent before the welcome (dropped: a worker takes jobs only after its welcome).
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -142,6 +143,11 @@ static long worker_stat(gg_worker_t *w, const char *key)
     return v;
 }
 
+static int dropped_one(void *w)
+{
+    return worker_stat(w, "dropped") == 1;
+}
+
 int main(void)
 {
     qt t;
@@ -190,7 +196,12 @@ int main(void)
             cJSON_GetObjectItemCaseSensitive(m.body, "caps"), "abort")));
         ggp_msg_free(&m);
     }
+    /* Jobs before the welcome are a protocol error: dropped, never run (a result for seq 12
+     * would break the collect below). */
+    send_jobs(hub, from, from_len, 12, 1);
+    CHECK(test_wait_for(dropped_one, wt.w));
     /* a long heartbeat interval: this hub sends none, and the worker must not give up on it */
+
     cJSON *w = ggp_build_welcome(600000, "wire-worker");
     size_t len = 0;
     char *text = ggp_print(w, &len);

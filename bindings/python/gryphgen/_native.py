@@ -179,6 +179,15 @@ class ClientOptions(ctypes.Structure):
                 ("insecure", ctypes.c_int), ("custom_transport", ctypes.c_void_p)]
 
 
+class ClientStats(ctypes.Structure):
+    """gg_client_stats (include/gryphgen/client.h, since 1.3): size first, set by the caller;
+    the library fills only the fields within it."""
+    _fields_ = [("size", ctypes.c_size_t), ("requests", ctypes.c_uint64),
+                ("replies", ctypes.c_uint64), ("timeouts", ctypes.c_uint64),
+                ("failovers", ctypes.c_uint64), ("endpoint_index", ctypes.c_int32),
+                ("endpoint", ctypes.c_char * 1024)]
+
+
 class ExecutorVtable(ctypes.Structure):
     """gg_executor_vtable (include/gryphgen/sys/executor.h), version 2 (caps: the
     GG_EXECUTOR_CAP_* bits)."""
@@ -286,6 +295,7 @@ PROTOTYPES = {
     "gg_client_cancel": (_i, [_p, _s]),
     "gg_client_watch": (_i, [_p, WATCH_FN, _p, _i]),
     "gg_client_watch_filtered": (_i, [_p, _s, WATCH_FN, _p, _i]),
+    "gg_client_get_stats": (_i, [_p, ctypes.POINTER(ClientStats)]),
     "gg_client_destroy": (None, [_pp]),
     "gg_workspace_deliver": (_i, [_s, _s, ctypes.POINTER(DeliverOptions), c_char_pp]),
     "gg_workspace_format_patch": (_i, [_s, _s, c_char_pp]),

@@ -297,6 +297,22 @@ class Client(NativeObject):
                                          ctypes.byref(out)))
         return json.loads(N.take_string(out))
 
+    def stats(self) -> dict:
+        """The client's counters (gg_client_get_stats, since 1.3) as a dict: requests
+        (request messages sent, again after a reset or a move), replies, timeouts (requests
+        that raised Timeout for want of an answer; a wait whose task did not end in time is
+        not one), failovers (moves to another endpoint of the list), and
+        endpoint / endpoint_index (the one whose orchestrator welcomed the client last and
+        its index in the list, or None / -1). Safe from any thread, also while another one
+        waits in a request."""
+        st = N.ClientStats()
+        st.size = ctypes.sizeof(N.ClientStats)
+        N.check(N.fn("gg_client_get_stats")(self._p(), ctypes.byref(st)))
+        ep = st.endpoint.decode("utf-8", "replace") if st.endpoint_index >= 0 else None
+        return {"requests": st.requests, "replies": st.replies, "timeouts": st.timeouts,
+                "failovers": st.failovers, "endpoint": ep,
+                "endpoint_index": st.endpoint_index}
+
     def demand(self, caps: dict | None = None) -> dict:
         """The unfinished tasks a worker with capabilities caps could run (labels,
         languages, gpus, deps, limit; absent: not checked), as a scaler asks (library 1.3):

@@ -347,6 +347,8 @@ def test_closed_handles_raise(gg):
     c.close()
     with pytest.raises(gg.InvalidState):
         c.submit(add_task())
+    with pytest.raises(gg.InvalidState):
+        c.stats()
 
 
 def test_worker_with_a_python_generator_and_logger(gg, tmp_path):
@@ -463,8 +465,18 @@ def test_connect_as_a_list(gg):
         assert st, w.stats()
         assert st["failovers"] >= 1
         with gg.Client((down, endpoint), timeout=GUARD_S, insecure=True) as c:
+            fresh = c.stats()
+            assert fresh == {"requests": 0, "replies": 0, "timeouts": 0, "failovers": 0,
+                             "endpoint": None, "endpoint_index": -1}
             tid = c.submit(add_task("listed/add"))
             assert c.wait(tid, timeout=GUARD_S)["status"] == "passed"
+            cs = c.stats()
+            # it moved from the first endpoint (nobody listens) to the second, which
+            # welcomed it; two replies (submit, wait), no timeout
+            assert cs["failovers"] >= 1, cs
+            assert cs["endpoint"] == endpoint and cs["endpoint_index"] == 1, cs
+            assert cs["replies"] == 2 and cs["timeouts"] == 0, cs
+            assert cs["requests"] >= 2, cs
         assert orch.result(tid)["status"] == "passed"
 
 
@@ -488,3 +500,6 @@ def test_connect_list_refusals(gg):
     with gg.Client(many[:16], timeout=0.3, insecure=True) as c:
         with pytest.raises(gg.Timeout):
             c.status()
+        cs = c.stats()  # the timeout is counted; nobody welcomed it, nothing answered
+        assert cs["timeouts"] == 1 and cs["replies"] == 0, cs
+        assert cs["endpoint"] is None and cs["endpoint_index"] == -1, cs
