@@ -121,6 +121,17 @@ def write_repair_set(path, n):
                 "candidates": ["    return a\n", "    return a + 1\n"]}) + "\n")
 
 
+def write_jsonl(path, items, raw_lines=()):
+    """Writes items (one JSON object a line), then raw_lines as they are, to path; returns
+    path."""
+    with open(path, "w") as f:
+        for t in items:
+            f.write(json.dumps(t) + "\n")
+        for line in raw_lines:
+            f.write(line + "\n")
+    return path
+
+
 def tmpdir():
     return tempfile.mkdtemp(prefix="gg-cli-test-")
 

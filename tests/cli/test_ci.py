@@ -13,19 +13,14 @@ import subprocess
 import xml.etree.ElementTree as ET
 
 from clitest import (EXAMPLES, GATE_S, GRYPHGEN, check, ended_tasks, env, finish, gated_test,
-                     gg, no_sanitizer_report, open_gate, starts, summary, tmpdir, wait_until)
+                     gg, no_sanitizer_report, open_gate, starts, summary, tmpdir, wait_until,
+                     write_jsonl)
 
 work = tmpdir()
 
 
-def write_set(name, tasks, raw_lines=()):
-    path = os.path.join(work, name)
-    with open(path, "w") as f:
-        for t in tasks:
-            f.write(json.dumps(t) + "\n")
-        for line in raw_lines:
-            f.write(line + "\n")
-    return path
+def write_set(name, items, raw_lines=()):
+    return write_jsonl(os.path.join(work, name), items, raw_lines)
 
 
 def py_task(task_id, body, test, **extra):

@@ -7,7 +7,8 @@ Failure path: a Python task that is not valid JSON warms nothing and is a bad li
 import json
 import os
 
-from clitest import EXAMPLES, check, finish, gg, read_jsonl, require, summary, tmpdir
+from clitest import (EXAMPLES, check, finish, gg, read_jsonl, require, summary, tmpdir,
+                     write_jsonl)
 
 work = tmpdir()
 tasks = read_jsonl(EXAMPLES)
@@ -17,14 +18,8 @@ require(len(c_tasks) >= 2 and len(py_tasks) >= 2, "the example set has C and Pyt
         [t.get("language") for t in tasks])
 
 
-def write_set(name, items, extra_lines=()):
-    path = os.path.join(work, name)
-    with open(path, "w") as f:
-        for t in items:
-            f.write(json.dumps(t) + "\n")
-        for line in extra_lines:
-            f.write(line + "\n")
-    return path
+def write_set(name, items, raw_lines=()):
+    return write_jsonl(os.path.join(work, name), items, raw_lines)
 
 
 def warmups(stderr):
@@ -56,18 +51,13 @@ check(p.returncode == 2, "a bad line is a usage error", (p.returncode, p.stderr[
 check(warmups(p.stderr) == [], "a malformed line warms nothing", warmups(p.stderr))
 
 # --- run: a C task warms nothing, a Python task once -----------------------------------
-c_path = os.path.join(work, "c_task.json")
-with open(c_path, "w") as f:
-    json.dump(c_tasks[0], f)
-p = gg(["run", "--log-level", "debug", c_path])
-check(p.returncode in (0, 1), "run of a C task ends", p.stderr[-2000:])
-check(warmups(p.stderr) == [], "run of a C task warms no Python interpreter", warmups(p.stderr))
-py_path = os.path.join(work, "py_task.json")
-with open(py_path, "w") as f:
-    json.dump(py_tasks[0], f)
-p = gg(["run", "--log-level", "debug", py_path])
-check(p.returncode in (0, 1), "run of a Python task ends", p.stderr[-2000:])
-check(len(warmups(p.stderr)) == 1, "run of a Python task warms the interpreter once",
-      warmups(p.stderr))
+for lang, task, want in (("C", c_tasks[0], 0), ("Python", py_tasks[0], 1)):
+    path = os.path.join(work, "%s_task.json" % lang)
+    with open(path, "w") as f:
+        json.dump(task, f)
+    p = gg(["run", "--log-level", "debug", path])
+    check(p.returncode in (0, 1), "run of a %s task ends" % lang, p.stderr[-2000:])
+    check(len(warmups(p.stderr)) == want,
+          "run of a %s task warms the interpreter %d time(s)" % (lang, want), warmups(p.stderr))
 
 finish()

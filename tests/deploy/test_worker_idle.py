@@ -21,6 +21,17 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from gridtest import (GUARD_S, GRYPHGEN, check, env, finish, free_port, gg, nodes,  # noqa: E402
                       query, read_log, start, status, stop_all, tmpdir, up, wait_until)
 
+
+
+def exit_status(proc):
+    """The exit status of proc, killed when it has not ended within the guard."""
+    try:
+        return proc.wait(timeout=GUARD_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
+
+
 work = tmpdir()
 db = os.path.join(work, "grid.db")
 ep = "tcp://127.0.0.1:%d" % free_port()
@@ -46,11 +57,7 @@ try:
     w = subprocess.Popen([GRYPHGEN, "worker", "--insecure", "--connect", ep, "--slots", "1",
                           "--idle-s", "4", "--log-level", "info"],
                          stdout=subprocess.DEVNULL, stderr=open(log, "ab"), env=env())
-    try:
-        rc = w.wait(timeout=GUARD_S)
-    except subprocess.TimeoutExpired:
-        w.kill()
-        rc = w.wait()
+    rc = exit_status(w)
     check(rc == 0, "the worker exits by itself with status 0", (rc, read_log(log)[-1500:]))
     check("held no job for --idle-s" in read_log(log), "... and says why", read_log(log))
     rows = query(db, "SELECT status, attempts FROM tasks")
@@ -106,11 +113,7 @@ try:
             pass
     time.sleep(0.03)
     os.kill(w.pid, signal.SIGTERM)
-    try:
-        rc = w.wait(timeout=GUARD_S)
-    except subprocess.TimeoutExpired:
-        w.kill()
-        rc = w.wait()
+    rc = exit_status(w)
     check(rc == 0, "the worker stops on SIGTERM", rc)
     # Whether the job's end or the worker's stop is seen first depends on the machine's load;
     # either way the attempt must not count ("handed back" is logged in the first case).
@@ -150,11 +153,7 @@ try:
                             "budget": {"max_attempts": 1}}) + "\n")
     check(gg(["submit", "--insecure", "--connect", late_ep, tasks]).returncode == 0,
           "submitted to the late orchestrator")
-    try:
-        rc = w.wait(timeout=GUARD_S)
-    except subprocess.TimeoutExpired:
-        w.kill()
-        rc = w.wait()
+    rc = exit_status(w)
     check(rc == 0, "... it runs the task, then idles out", (rc, read_log(log3)[-1500:]))
     rows = query(os.path.join(work, "late.db"), "SELECT status, attempts FROM tasks")
     check(rows == [("passed", 1)], "the late task passed on the worker", rows)

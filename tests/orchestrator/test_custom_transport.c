@@ -82,6 +82,50 @@ static void *run_worker(void *arg)
     return NULL;
 }
 
+/* Starts a worker of slots named name on the host's transport tp, connecting to connect, on
+ * a thread of its own (wt->w stays NULL when it could not be made). */
+static void worker_start(worker_thread *wt, pthread_t *th, gg_transport_t *tp,
+                         const char *connect, const char *name)
+{
+    gg_worker_options wo;
+    gg_worker_options_init(&wo, GG_WORKER_OPTIONS_VERSION);
+    wo.connect = connect;
+    wo.custom_transport = tp;
+    wo.slots = 2;
+    wo.name = name;
+    wt->w = NULL;
+    wt->rc = -1;
+    CHECK_RC(gg_worker_new(&wt->w, &wo), GG_OK);
+    if (wt->w && pthread_create(th, NULL, run_worker, wt) != 0) {
+        CHECK(!"worker thread started");
+        gg_worker_destroy(&wt->w);
+    }
+}
+
+/* Stops the worker started by worker_start; its run must have ended without an error. */
+static void worker_end(worker_thread *wt, pthread_t th)
+{
+    if (!wt->w)
+        return;
+    gg_worker_stop(wt->w);
+    pthread_join(th, NULL);
+    CHECK_RC(wt->rc, GG_OK);
+    gg_worker_destroy(&wt->w);
+}
+
+/* Submits n copies of a passing task named prefix0..prefix{n-1} to o. */
+static void submit_passing(gg_orchestrator_t *o, const char *prefix, int n)
+{
+    char buf[512];
+    for (int i = 0; i < n; i++) {
+        snprintf(buf, sizeof buf, "{\"task_id\":\"%s%d\",\"language\":\"python\",\"stub\":"
+                 "\"def add(a, b):\\n\",\"entry_point\":\"add\",\"test\":\"def check(f):\\n"
+                 "    assert f(2, 3) == 5\\n\",\"candidates\":[\"    return a + b\\n\"]}",
+                 prefix, i);
+        CHECK_RC(gg_orchestrator_submit(o, buf, NULL), GG_OK);
+    }
+}
+
 /* A worker of its own and a client, both on the host's transport; the orchestrator runs
  * no local worker, so every task went through the transport to that worker. */
 static void test_remote_worker_and_client(gg_transport_t *tp, qt *t)
@@ -89,17 +133,9 @@ static void test_remote_worker_and_client(gg_transport_t *tp, qt *t)
     gg_orchestrator_t *o = new_orq(tp, "bus://grid", 0);
     if (!o)
         return;
-    gg_worker_options wo;
-    gg_worker_options_init(&wo, GG_WORKER_OPTIONS_VERSION);
-    wo.connect = "bus://grid";
-    wo.custom_transport = tp;
-    wo.slots = 2;
-    wo.name = "bus-worker";
-    worker_thread wt = { NULL, -1 };
-    CHECK_RC(gg_worker_new(&wt.w, &wo), GG_OK);
+    worker_thread wt;
     pthread_t th;
-    int started = wt.w && pthread_create(&th, NULL, run_worker, &wt) == 0;
-    CHECK(started);
+    worker_start(&wt, &th, tp, "bus://grid", "bus-worker");
 
     gg_client_options co;
     gg_client_options_init(&co, GG_CLIENT_OPTIONS_VERSION);
@@ -122,25 +158,14 @@ static void test_remote_worker_and_client(gg_transport_t *tp, qt *t)
     }
     gg_free(id);
     /* Many at once through the orchestrator's API, run by the remote worker only. */
-    char buf[512];
-    for (int i = 0; i < 20; i++) {
-        snprintf(buf, sizeof buf, "{\"task_id\":\"m%d\",\"language\":\"python\",\"stub\":"
-                 "\"def add(a, b):\\n\",\"entry_point\":\"add\",\"test\":\"def check(f):\\n"
-                 "    assert f(2, 3) == 5\\n\",\"candidates\":[\"    return a + b\\n\"]}", i);
-        CHECK_RC(gg_orchestrator_submit(o, buf, NULL), GG_OK);
-    }
+    submit_passing(o, "m", 20);
     CHECK_RC(gg_orchestrator_drain(o, (int)TEST_DEADLINE_MS), GG_OK);
     char *stats = NULL;
     CHECK_RC(gg_orchestrator_stats(o, &stats), GG_OK);
     CHECK_CONTAINS(stats, "\"passed\":21");
     gg_free(stats);
     gg_client_destroy(&c);
-    if (started) {
-        gg_worker_stop(wt.w);
-        pthread_join(th, NULL);
-        CHECK_RC(wt.rc, GG_OK);
-    }
-    gg_worker_destroy(&wt.w);
+    worker_end(&wt, th);
     gg_orchestrator_destroy(&o);
     CHECK(open_sockets(t) == 0);
     CHECK(t->destroyed == 0);
@@ -157,13 +182,7 @@ static void test_full_queues(gg_transport_t *tp, qt *t)
     gg_orchestrator_t *o = new_orq(tp, NULL, 1);
     if (!o)
         return;
-    char buf[512];
-    for (int i = 0; i < 30; i++) {
-        snprintf(buf, sizeof buf, "{\"task_id\":\"f%d\",\"language\":\"python\",\"stub\":"
-                 "\"def add(a, b):\\n\",\"entry_point\":\"add\",\"test\":\"def check(f):\\n"
-                 "    assert f(2, 3) == 5\\n\",\"candidates\":[\"    return a + b\\n\"]}", i);
-        CHECK_RC(gg_orchestrator_submit(o, buf, NULL), GG_OK);
-    }
+    submit_passing(o, "f", 30);
     CHECK_RC(gg_orchestrator_drain(o, (int)TEST_DEADLINE_MS), GG_OK);
     char *stats = NULL;
     CHECK_RC(gg_orchestrator_stats(o, &stats), GG_OK);
@@ -192,24 +211,10 @@ static void test_refused_welcome(gg_transport_t *tp, qt *t)
     gg_orchestrator_t *o = new_orq(tp, "bus://welcome", 0);
     if (!o)
         return;
-    char buf[512];
-    for (int i = 0; i < 6; i++) {
-        snprintf(buf, sizeof buf, "{\"task_id\":\"w%d\",\"language\":\"python\",\"stub\":"
-                 "\"def add(a, b):\\n\",\"entry_point\":\"add\",\"test\":\"def check(f):\\n"
-                 "    assert f(2, 3) == 5\\n\",\"candidates\":[\"    return a + b\\n\"]}", i);
-        CHECK_RC(gg_orchestrator_submit(o, buf, NULL), GG_OK);
-    }
-    gg_worker_options wo;
-    gg_worker_options_init(&wo, GG_WORKER_OPTIONS_VERSION);
-    wo.connect = "bus://welcome";
-    wo.custom_transport = tp;
-    wo.slots = 2;
-    wo.name = "late-welcome";
-    worker_thread wt = { NULL, -1 };
-    CHECK_RC(gg_worker_new(&wt.w, &wo), GG_OK);
+    submit_passing(o, "w", 6);
+    worker_thread wt;
     pthread_t th;
-    int started = wt.w && pthread_create(&th, NULL, run_worker, &wt) == 0;
-    CHECK(started);
+    worker_start(&wt, &th, tp, "bus://welcome", "late-welcome");
     CHECK_RC(gg_orchestrator_drain(o, (int)TEST_DEADLINE_MS), GG_OK);
     char *stats = NULL;
     CHECK_RC(gg_orchestrator_stats(o, &stats), GG_OK);
@@ -220,12 +225,7 @@ static void test_refused_welcome(gg_transport_t *tp, qt *t)
         CHECK_CONTAINS(stats, "\"dropped\":0"); /* no job came before the welcome */
         gg_free(stats);
     }
-    if (started) {
-        gg_worker_stop(wt.w);
-        pthread_join(th, NULL);
-        CHECK_RC(wt.rc, GG_OK);
-    }
-    gg_worker_destroy(&wt.w);
+    worker_end(&wt, th);
     gg_orchestrator_destroy(&o);
     pthread_mutex_lock(&t->mu);
     int left = t->refuse_welcomes;
