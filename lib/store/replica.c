@@ -66,50 +66,36 @@ static void put32(unsigned char *p, uint32_t v)
     p[3] = (unsigned char)v;
 }
 
-/* Reads or writes all n bytes at off; 0, or -1 with errno. */
-static int pread_full(int fd, void *buf, size_t n, off_t off)
+/*
+ * Files are read and written through SQLite's own handles (SQLITE_FCNTL_FILE_POINTER,
+ * SQLITE_FCNTL_JOURNAL_POINTER, xShmMap), never through a descriptor of this file's: closing
+ * any descriptor of a file drops every POSIX lock the process holds on it, SQLite's
+ * included, and another process could then take the database for its own (and delete its
+ * WAL index under this one).
+ */
+static int file_read(sqlite3_file *f, void *buf, size_t n, sqlite3_int64 off)
 {
-    unsigned char *p = buf;
-    while (n) {
-        ssize_t k = pread(fd, p, n, off);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0) {
-            if (k == 0)
-                errno = EIO;
-            return -1;
-        }
-        p += k;
-        n -= (size_t)k;
-        off += k;
-    }
-    return 0;
+    return f && f->pMethods && f->pMethods->xRead(f, buf, (int)n, off) == SQLITE_OK ? 0 : -1;
 }
 
-static int pwrite_full(int fd, const void *buf, size_t n, off_t off)
+static int file_write(sqlite3_file *f, const void *buf, size_t n, sqlite3_int64 off)
 {
-    const unsigned char *p = buf;
-    while (n) {
-        ssize_t k = pwrite(fd, p, n, off);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0) {
-            if (k == 0)
-                errno = EIO;
-            return -1;
-        }
-        p += k;
-        n -= (size_t)k;
-        off += k;
-    }
-    return 0;
+    return f && f->pMethods && f->pMethods->xWrite(f, buf, (int)n, off) == SQLITE_OK ? 0 : -1;
+}
+
+/* The WAL of the recorder's connection (fetched at each use: SQLite may reopen it). */
+static sqlite3_file *wal_file(sqlite3 *db)
+{
+    sqlite3_file *f = NULL;
+    if (sqlite3_file_control(db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &f) != SQLITE_OK)
+        return NULL;
+    return f;
 }
 
 /* ---------------------------------------------------------------- the active side */
 
 struct ggi_replica {
     sqlite3 *db;
-    int wal_fd;
     ggi_replica_ship_fn ship;
     void *user;
     _Atomic int64_t seq;         /* last committed */
@@ -202,18 +188,13 @@ int ggi_replica_attach(ggi_store *s, ggi_replica_ship_fn ship, void *user)
         rc = pragma_int(db, "PRAGMA page_size", &ps);
     if (rc != GG_OK)
         return rc;
-    const char *wal = sqlite3_filename_wal(sqlite3_db_filename(db, "main"));
-    int fd = wal ? open(wal, O_RDONLY | O_CLOEXEC) : -1;
-    if (fd < 0)
-        return ggi_error(GG_ESTORE, "replication: cannot read the WAL '%s': %s",
-                         wal ? wal : "?", strerror(errno));
+    sqlite3_file *wal = wal_file(db);
+    if (!wal || !wal->pMethods)
+        return ggi_error(GG_ESTORE, "replication: the database has no WAL open");
     ggi_replica *r = calloc(1, sizeof *r);
-    if (!r) {
-        close(fd);
+    if (!r)
         return ggi_error(GG_ENOMEM, "out of memory");
-    }
     r->db = db;
-    r->wal_fd = fd;
     r->ship = ship;
     r->user = user;
     r->page_size = (uint32_t)ps;
@@ -341,7 +322,7 @@ static void add_page(ggi_replica *r, uint32_t pgno, const unsigned char *img)
 }
 
 /* Reads frames [from, to) of the WAL (salts given) into the set; 0, or -1 (broken). */
-static int read_frames(ggi_replica *r, uint32_t from, uint32_t to)
+static int read_frames(ggi_replica *r, sqlite3_file *wal, uint32_t from, uint32_t to)
 {
     size_t fsz = FRAME_HDR + (size_t)r->page_size;
     int last_commit = 0;
@@ -356,7 +337,8 @@ static int read_frames(ggi_replica *r, uint32_t from, uint32_t to)
             r->rbuf = p;
             r->rcap = (size_t)cnt * fsz;
         }
-        if (pread_full(r->wal_fd, r->rbuf, (size_t)cnt * fsz, WAL_HDR + (off_t)i * (off_t)fsz)) {
+        if (file_read(wal, r->rbuf, (size_t)cnt * fsz,
+                      WAL_HDR + (sqlite3_int64)i * (sqlite3_int64)fsz)) {
             broke(r, "cannot read the WAL's frames");
             return -1;
         }
@@ -385,7 +367,8 @@ void ggi_replica_on_wal(ggi_replica *r, int wal_frames)
     if (!r || r->broken || wal_frames < 0)
         return;
     unsigned char h[WAL_HDR];
-    if (pread_full(r->wal_fd, h, sizeof h, 0)) {
+    sqlite3_file *wal = wal_file(r->db);
+    if (file_read(wal, h, sizeof h, 0)) {
         broke(r, "cannot read the WAL header");
         return;
     }
@@ -403,7 +386,7 @@ void ggi_replica_on_wal(ggi_replica *r, int wal_frames)
         broke(r, "the WAL is shorter than the frames already read");
         return;
     }
-    if (read_frames(r, from, (uint32_t)wal_frames) == 0)
+    if (read_frames(r, wal, from, (uint32_t)wal_frames) == 0)
         r->next_frame = (uint32_t)wal_frames;
 }
 
@@ -482,8 +465,6 @@ void ggi_replica_free(ggi_replica *r)
         return;
     sqlite3_finalize(r->bump);
     sqlite3_finalize(r->dv);
-    if (r->wal_fd >= 0)
-        close(r->wal_fd);
     free(r->set);
     free(r->keys);
     free(r->vals);
@@ -565,12 +546,12 @@ void ggi_replica_free_image(void *image)
 
 struct ggi_replica_file {
     char *path, *marker;
-    int fd;
+    sqlite3 *check;     /* reads the sequence back; its file handle writes the pages */
+    sqlite3_file *file;
     uint32_t page_size;
     int64_t seq;
-    int ready;     /* a snapshot and every page set since */
-    int dirty;     /* the marker exists: pages written, not yet checked */
-    sqlite3 *check; /* reads the sequence back */
+    int ready;          /* a snapshot and every page set since */
+    int dirty;          /* the marker exists: pages written, not yet checked */
 };
 
 int ggi_replica_dirty(const char *path)
@@ -597,12 +578,25 @@ int ggi_replica_file_open(const char *path, ggi_replica_file **out)
     memcpy(f->path, path, pl + 1);
     memcpy(f->marker, path, pl);
     memcpy(f->marker + pl, DIRTY_SUFFIX, sizeof DIRTY_SUFFIX);
-    f->fd = open(path, O_RDWR | O_CLOEXEC);
-    if (f->fd < 0) {
-        int rc = ggi_error(GG_ESTORE, "the replica '%s': %s", path, strerror(errno));
+    struct stat sb;
+    int st = stat(path, &sb);
+    if (st != 0 || !S_ISREG(sb.st_mode)) {
+        int rc = ggi_error(GG_ESTORE, "the replica '%s': %s", path,
+                           st != 0 ? strerror(errno) : "not a regular file");
         ggi_replica_file_close(&f);
         return rc;
     }
+    if (sqlite3_open_v2(path, &f->check, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+            SQLITE_OK ||
+        sqlite3_file_control(f->check, "main", SQLITE_FCNTL_FILE_POINTER, &f->file) !=
+            SQLITE_OK ||
+        !f->file || !f->file->pMethods) {
+        int rc = ggi_error(GG_ESTORE, "the replica '%s': %s", path,
+                           f->check ? sqlite3_errmsg(f->check) : "cannot open it");
+        ggi_replica_file_close(&f);
+        return rc;
+    }
+    sqlite3_busy_timeout(f->check, 5000);
     f->dirty = access(f->marker, F_OK) == 0;
     *out = f;
     return GG_OK;
@@ -614,8 +608,6 @@ void ggi_replica_file_close(ggi_replica_file **pf)
         return;
     ggi_replica_file *f = *pf;
     sqlite3_close_v2(f->check);
-    if (f->fd >= 0)
-        close(f->fd);
     free(f->path);
     free(f->marker);
     free(f);
@@ -698,9 +690,12 @@ int ggi_replica_file_restore(ggi_replica_file *f, const void *image, size_t n, i
     f->ready = 0;
     if ((rc = mark_dirty(f)) != GG_OK)
         return rc;
-    if (pwrite_full(f->fd, image, n, 0) || ftruncate(f->fd, (off_t)n) || fsync(f->fd))
-        return ggi_error(GG_EIO, "writing the snapshot into '%s': %s", f->path,
-                         strerror(errno));
+    int bad = 0;
+    for (size_t off = 0; off < n && !bad; off += ps)
+        bad = file_write(f->file, (const unsigned char *)image + off, ps, (sqlite3_int64)off);
+    if (bad || f->file->pMethods->xTruncate(f->file, (sqlite3_int64)n) != SQLITE_OK ||
+        f->file->pMethods->xSync(f->file, SQLITE_SYNC_NORMAL) != SQLITE_OK)
+        return ggi_error(GG_EIO, "writing the snapshot into '%s'", f->path);
     f->page_size = ps;
     f->seq = at;
     if ((rc = ggi_replica_file_sync(f)) != GG_OK)
@@ -763,22 +758,75 @@ int ggi_replica_file_apply(ggi_replica_file *f, int64_t seq, const void *data, s
     size_t es = 4 + (size_t)f->page_size;
     for (uint32_t i = 0; i < np; i++) {
         const unsigned char *e = p + SET_HDR + (size_t)i * es;
-        if (pwrite_full(f->fd, e + 4, f->page_size,
-                        (off_t)(get32(e) - 1) * (off_t)f->page_size)) {
+        if (file_write(f->file, e + 4, f->page_size,
+                       (sqlite3_int64)(get32(e) - 1) * (sqlite3_int64)f->page_size)) {
             f->ready = 0;
-            return ggi_error(GG_EIO, "page set %lld: writing '%s': %s", (long long)seq,
-                             f->path, strerror(errno));
+            return ggi_error(GG_EIO, "page set %lld: writing '%s'", (long long)seq, f->path);
         }
     }
-    struct stat sb;
-    off_t want = (off_t)db_pages * (off_t)f->page_size;
-    if (fstat(f->fd, &sb) || (sb.st_size != want && ftruncate(f->fd, want))) {
+    sqlite3_int64 size = -1, want = (sqlite3_int64)db_pages * (sqlite3_int64)f->page_size;
+    if (f->file->pMethods->xFileSize(f->file, &size) != SQLITE_OK ||
+        (size != want && f->file->pMethods->xTruncate(f->file, want) != SQLITE_OK)) {
         f->ready = 0;
-        return ggi_error(GG_EIO, "page set %lld: sizing '%s': %s", (long long)seq, f->path,
-                         strerror(errno));
+        return ggi_error(GG_EIO, "page set %lld: sizing '%s'", (long long)seq, f->path);
     }
     f->seq = seq;
     return GG_OK;
+}
+
+/*
+ * Another connection of this process (the host API's, which stays open) keeps the file's
+ * WAL index, whose header gives the database's size as it was before the pages were written
+ * (SQLite takes that size over the file's while the WAL is empty and the index lives), and
+ * whose change counter tells each connection whether its cache still holds. So the header
+ * (walformat: two copies of 48 bytes at the start of the -shm file, native-endian words,
+ * the last two a checksum of the first ten) gets a size of 0 (the file's) and its change
+ * counter one up: every connection drops its cache at its next read. The WAL must be empty:
+ * frames there mean a connection wrote the standby's file. Called with no connection of
+ * this process in a transaction on the file.
+ */
+static int wal_index_changed(const ggi_replica_file *f)
+{
+    sqlite3_file *fp = f->file;
+    if (fp->pMethods->iVersion < 2 || !fp->pMethods->xShmMap)
+        return GG_OK;
+    volatile void *map = NULL;
+    if (fp->pMethods->xShmMap(fp, 0, 32768, 0, &map) != SQLITE_OK || !map)
+        return GG_OK; /* no index: the next connection makes one from the file */
+    /* The writer's lock (slot 0) keeps any other writer out meanwhile. */
+    if (fp->pMethods->xShmLock(fp, 0, 1, SQLITE_SHM_LOCK | SQLITE_SHM_EXCLUSIVE) != SQLITE_OK)
+        return ggi_error(GG_EBUSY, "the replica's WAL index is locked by a writer");
+    volatile uint32_t *h = map;
+    uint32_t w[12];
+    for (int i = 0; i < 12; i++)
+        w[i] = h[i];
+    int rc = GG_OK;
+    if (((const unsigned char *)w)[12] == 0) {
+        rc = GG_OK; /* not initialised: the next reader rebuilds it */
+    } else if (w[4] != 0) {
+        rc = ggi_error(GG_ESTATE, "the replica's WAL holds %u frames: a connection wrote the "
+                       "standby's database", w[4]);
+    } else {
+        w[2] += 1; /* iChange */
+        w[5] = 0;  /* nPage: the file's size */
+        uint32_t s1 = 0, s2 = 0;
+        for (int i = 0; i < 10; i += 2) {
+            s1 += w[i] + s2;
+            s2 += w[i + 1] + s1;
+        }
+        w[10] = s1;
+        w[11] = s2;
+        /* The second copy first, as SQLite writes them: a reader that finds them apart
+         * retries. */
+        for (int i = 0; i < 12; i++)
+            h[12 + i] = w[i];
+        fp->pMethods->xShmBarrier(fp);
+        for (int i = 0; i < 12; i++)
+            h[i] = w[i];
+        fp->pMethods->xShmBarrier(fp);
+    }
+    fp->pMethods->xShmLock(fp, 0, 1, SQLITE_SHM_UNLOCK | SQLITE_SHM_EXCLUSIVE);
+    return rc;
 }
 
 int ggi_replica_file_sync(ggi_replica_file *f)
@@ -787,17 +835,9 @@ int ggi_replica_file_sync(ggi_replica_file *f)
         return ggi_error(GG_EINVAL, "ggi_replica_file_sync: bad argument");
     if (!f->dirty)
         return GG_OK;
-    if (!f->check) {
-        if (sqlite3_open_v2(f->path, &f->check, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-                            NULL) != SQLITE_OK) {
-            f->ready = 0;
-            int rc = ggi_error(GG_ESTORE, "the replica '%s': %s", f->path,
-                               f->check ? sqlite3_errmsg(f->check) : "cannot open it");
-            sqlite3_close_v2(f->check);
-            f->check = NULL;
-            return rc;
-        }
-        sqlite3_busy_timeout(f->check, 5000);
+    if (wal_index_changed(f) != GG_OK) {
+        f->ready = 0;
+        return GG_ESTORE;
     }
     /* Its cache holds pages from before the writes: read them again. */
     sqlite3_db_release_memory(f->check);
@@ -805,8 +845,8 @@ int ggi_replica_file_sync(ggi_replica_file *f)
     if (read_seq_db(f->check, &at) != GG_OK || at != f->seq) {
         f->ready = 0;
         return ggi_error(GG_ESTORE, "the replica reads as sequence %lld after the pages of "
-                         "%lld: it is not the primary's database", (long long)at,
-                         (long long)f->seq);
+                         "%lld (%s): it is not the primary's database", (long long)at,
+                         (long long)f->seq, at < 0 ? sqlite3_errmsg(f->check) : "");
     }
     if (unlink(f->marker) != 0 && errno != ENOENT)
         return ggi_error(GG_EIO, "the replica's marker '%s': %s", f->marker, strerror(errno));

@@ -44,15 +44,22 @@ static void ship(void *user, int64_t seq, const void *data, size_t n)
     n_log++;
 }
 
-static long long count_rows(ggi_store *s, const char *sql)
+static long long db_count(sqlite3 *db, const char *sql)
 {
     sqlite3_stmt *st = NULL;
     long long n = -1;
-    if (sqlite3_prepare_v2(ggi_store_sqlite(s), sql, -1, &st, NULL) == SQLITE_OK &&
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
         sqlite3_step(st) == SQLITE_ROW)
         n = sqlite3_column_int64(st, 0);
+    else
+        fprintf(stderr, "%s: %s\n", sql, sqlite3_errmsg(db));
     sqlite3_finalize(st);
     return n;
+}
+
+static long long count_rows(ggi_store *s, const char *sql)
+{
+    return db_count(ggi_store_sqlite(s), sql);
 }
 
 /* Tasks from..to, per transactions of per tasks, each with a spec of about size bytes. */
@@ -203,6 +210,11 @@ int main(void)
     CHECK_RC(ggi_store_open(&r, r_path), 0);
     CHECK_RC(ggi_store_release(r), 0);
     CHECK_RC(ggi_store_release(r), GG_EINVAL);
+    /* Another connection stays open on the replica throughout, as the host API's does on
+     * a standby: it must read what the pages make of the file. */
+    sqlite3 *watcher = NULL;
+    CHECK(sqlite3_open(r_path, &watcher) == SQLITE_OK);
+    CHECK(db_count(watcher, "SELECT count(*) FROM tasks") == 0);
     ggi_replica_file *rf = NULL;
     CHECK_RC(ggi_replica_file_open(r_path, &rf), 0);
     CHECK(!ggi_replica_file_ready(rf));
@@ -242,6 +254,7 @@ int main(void)
     /* Many transactions, one task or twenty each, specs of 3 KB: the file grows. */
     insert_tasks(p, 3, 200, 1, 3000);
     insert_tasks(p, 200, 600, 20, 3000);
+    insert_tasks(p, 1000, 2500, 1500, 3000); /* one page set of over 1000 pages */
     /* A write outside any store transaction numbers nothing: its pages go with the next. */
     CHECK(sqlite3_exec(ggi_store_sqlite(p), "CREATE TABLE extra(x); INSERT INTO extra "
                        "VALUES (randomblob(20000))", NULL, NULL, NULL) == SQLITE_OK);
@@ -250,6 +263,8 @@ int main(void)
     refusals(rf, r_path, &log_[next]);
     apply_all(rf, &next);
     CHECK(ggi_replica_file_seq(rf) == ggi_replica_seq(p));
+    CHECK(db_count(watcher, "SELECT count(*) FROM tasks") == 2101);
+    CHECK(db_count(watcher, "SELECT seq FROM ggi_ha") == ggi_replica_seq(p));
     /* Page for page the primary's (the checkpoint also restarts the primary's WAL). */
     CHECK(same_files(p, p_path, r_path));
 
@@ -280,8 +295,10 @@ int main(void)
 
     /* The replica as a store: whole, the primary's rows, at the primary's sequence. */
     ggi_replica_file_close(&rf);
+    CHECK(db_count(watcher, "SELECT count(*) FROM pragma_integrity_check WHERE "
+                            "integrity_check = 'ok'") == 1);
     CHECK_RC(ggi_store_reopen(r), 0);
-    CHECK(count_rows(r, "SELECT count(*) FROM tasks") == 700);
+    CHECK(count_rows(r, "SELECT count(*) FROM tasks") == 2200);
     CHECK(count_rows(r, "SELECT count(*) FROM pragma_integrity_check WHERE "
                         "integrity_check = 'ok'") == 1);
     int64_t rs = -1;
@@ -317,6 +334,7 @@ int main(void)
 
     for (int i = 0; i < n_log; i++)
         free(log_[i].data);
+    sqlite3_close(watcher);
     ggi_store_close(&p);
     ggi_store_close(&r);
     test_remove_dir(dir);
