@@ -208,6 +208,9 @@ int main(void)
 
     /* The standby's store lets go of its file, which becomes the replica. */
     CHECK_RC(ggi_store_open(&r, r_path), 0);
+    CHECK_RC(ggi_store_begin(r), 0);
+    CHECK_RC(ggi_store_release(r), GG_ESTATE); /* not within a transaction */
+    CHECK_RC(ggi_store_rollback(r), 0);
     CHECK_RC(ggi_store_release(r), 0);
     CHECK_RC(ggi_store_release(r), GG_EINVAL);
     /* Another connection stays open on the replica throughout, as the host API's does on
