@@ -5,21 +5,26 @@
  * standby.
  *
  * Capture: the store's WAL hook (SQLite calls it right after each commit of the writing
- * connection, with the WAL's length in frames) reads the frames the commit appended from the
- * -wal file with pread, rather than a VFS shim that copies every write. Why: the hook already
- * exists (the store's checkpoints hang on it), reading back a few hundred frames from the
- * page cache is the same copy a shim would make, and nothing stands between SQLite and the
- * file on any other connection. What makes it safe:
- *   - the hook runs on the writer's thread before the next transaction can start, and only
- *     a writer restarts the WAL (the checkpointer's passive checkpoints never do), so with
- *     one writer the frames cannot be overwritten between the commit and the read;
+ * connection, with the WAL's length in frames) reads the frames the commit appended, through
+ * SQLite's own handle of the -wal file, rather than a VFS shim that sees every write. Why:
+ * the hook already exists (the store's checkpoints hang on it); reading back the frames just
+ * written, from the page cache, is the copy a shim would make, and a shim would stand between
+ * SQLite and every file the process opens through it, for every connection and every write,
+ * and would have to follow SQLite's WAL writing rules (frames rewritten in place, padding
+ * after a commit) to cut transactions, which the committed WAL gives for free. What makes it
+ * safe:
+ *   - the hook runs on the writer's thread before the next transaction can start, and only a
+ *     writer restarts the WAL (the checkpointer's passive checkpoints never do), so with one
+ *     writer the frames cannot be overwritten between the commit and the read;
  *   - every frame read must carry the salts of the WAL header read with it (a restart under
  *     the reader shows), the range must end on a commit frame, and a change of
  *     PRAGMA data_version between two of the recorder's transactions shows a commit by
- *     another connection (its pages may be lost to a restart): any of these marks the
+ *     another connection (its frames may be lost to a restart): any of these marks the
  *     capture broken, the commit is shipped as "not captured" and the standby re-snapshots.
- *     The orchestrator writes the database through one connection while it is one of a
- *     pair, so that does not happen in practice (docs/ha.md).
+ * Who writes the orchestrator's file: the scheduler's connection (recorded); the host API's
+ * connection, whose only write (gg_orchestrator_submit) is refused on a pair; the
+ * checkpointer's, which only checkpoints; a generator journal or retriever index kept in the
+ * same file, which a pair should not do (docs/ha.md): their writes are caught as above.
  * A frame rewritten in place within a transaction is read as it stands after the commit; a
  * page written several times in the range keeps its last image. Commits that numbered
  * nothing (no row changed) keep their pages for the next numbered one, so no page is left
@@ -28,10 +33,12 @@
  * A page set on the wire: "GGPS", page size, database size in pages after the commit, number
  * of pages, then per page its number and image (big-endian 32-bit words).
  *
- * Apply: pwrite of each page at (pgno - 1) * page size into the replica file and a truncate
+ * Apply: each page written at (pgno - 1) * page size into the replica file and the file cut
  * to the commit's size, while no SQLite connection writes the file and its WAL is empty; a
  * marker file (path + "-hadirty") exists from the first write of a group to the check that
- * ends it (the sequence read back through SQLite), so a crash mid-apply is visible.
+ * ends it (the sequence read back through SQLite), so a crash mid-apply is visible. The
+ * connections left open on the file (the host API's) learn of the new pages through the WAL
+ * index (wal_index_changed).
  */
 #include <sqlite3.h>
 
