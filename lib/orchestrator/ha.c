@@ -9,11 +9,12 @@
  * The passive server writes the pages it is sent straight into its database file
  * (replica.h): from the first snapshot on, its scheduler's connection is released
  * (ggi_store_release) and opened again when it becomes active; the host API's connection
- * stays open for reads, under api_mu while pages are written, its cache dropped after. The active server
- * sends its frames on its own peer socket (DEALER) to the passive one's hub, whose
- * scheduler thread applies them and answers on the same connection; each side also sends
- * heartbeats on its peer socket and answers the other's, so each hears the other's state
- * both ways.
+ * stays open for reads, under api_mu while pages are written, its cache dropped after.
+ *
+ * The active server sends its frames on its own peer socket (DEALER) to the passive one's
+ * hub, whose scheduler thread applies them and answers on the same connection; each side
+ * also sends heartbeats on its peer socket and answers the other's, so each hears the
+ * other's state both ways.
  */
 #include <errno.h>
 #include <pthread.h>
