@@ -1,14 +1,20 @@
 /*
  * ha.c - a standby orchestrator (Binary Star, ha.h): the state machine, the peer link's
- * thread, the replication stream (changesets and snapshots over the link, acks back) and
+ * thread, the replication stream (page sets and snapshots over the link, acks back) and
  * the passive server's loop.
  *
- * Peer frames are not ggp/1 JSON: "GGHA" + a JSON header + a NUL + raw bytes (a changeset
- * or a snapshot's chunk), so that binary data crosses without base64. The active server
- * sends its frames on its own peer socket (DEALER) to the passive one's hub, whose
- * scheduler thread applies them and answers on the same connection; each side also sends
- * heartbeats on its peer socket and answers the other's, so each hears the other's state
- * both ways.
+ * Peer frames are not ggp/1 JSON: "GGHA" + a JSON header + a NUL + raw bytes (a page set,
+ * replica.h, or a snapshot's chunk), so that binary data crosses without base64.
+ *
+ * The passive server writes the pages it is sent straight into its database file
+ * (replica.h): from the first snapshot on, its scheduler's connection is released
+ * (ggi_store_release) and opened again when it becomes active; the host API's connection
+ * stays open for reads, under api_mu while pages are written, its cache dropped after.
+ *
+ * The active server sends its frames on its own peer socket (DEALER) to the passive one's
+ * hub, whose scheduler thread applies them and answers on the same connection; each side
+ * also sends heartbeats on its peer socket and answers the other's, so each hears the
+ * other's state both ways.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -17,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <sqlite3.h>
 
 #include "../store/replica.h"
 #include "ha.h"
@@ -142,28 +150,39 @@ int ggi_ha_fsm_step(ggi_ha_fsm *f, ggi_ha_event ev, int peer_synced, double now,
 /* ---------------------------------------------------------------- frames */
 
 /* A payload's sum: 64-bit words mixed with a multiply (FNV-1a's constants, eight bytes at a
- * step), then the tail bytes and the length. It catches damage, not forgery (CURVE does
- * that), and costs a byte-wise hash's eighth on changesets of a megabyte. */
+ * step) in four lanes that do not wait on each other (a page set of megabytes is summed on
+ * both sides of the link, so one serial chain of multiplies would cost more than the copy),
+ * then the lanes, the tail bytes and the length folded together. It catches damage, not
+ * forgery (CURVE does that). */
 void ggi_ha_sum(const void *data, size_t n, char out[17])
 {
     const unsigned char *p = data;
-    uint64_t h = 0xcbf29ce484222325ull;
+    const uint64_t prime = 0x100000001b3ull;
+    uint64_t h[4] = { 0xcbf29ce484222325ull, 0x84222325cbf29ce4ull, 0x9ce484222325cbf2ull,
+                      0x2325cbf29ce48422ull };
     size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w;
-        memcpy(&w, p + i, 8);
-        h = (h ^ w) * 0x100000001b3ull;
-        h ^= h >> 32;
+    for (; i + 32 <= n; i += 32) {
+        for (int k = 0; k < 4; k++) {
+            uint64_t w;
+            memcpy(&w, p + i + 8 * k, 8);
+            h[k] = (h[k] ^ w) * prime;
+            h[k] ^= h[k] >> 32;
+        }
+    }
+    uint64_t x = h[0];
+    for (int k = 1; k < 4; k++) {
+        x = (x ^ h[k]) * prime;
+        x ^= x >> 32;
     }
     for (; i < n; i++)
-        h = (h ^ p[i]) * 0x100000001b3ull;
-    h = (h ^ (uint64_t)n) * 0x100000001b3ull;
-    snprintf(out, 17, "%016llx", (unsigned long long)h);
+        x = (x ^ p[i]) * prime;
+    x = (x ^ (uint64_t)n) * prime;
+    snprintf(out, 17, "%016llx", (unsigned long long)x);
 }
 
 static char *frame_new(cJSON *hdr, const void *payload, size_t n, size_t *len)
 {
-    /* The payload's hash travels with it: a changeset damaged on the way (or forged
+    /* The payload's hash travels with it: a page set damaged on the way (or forged
      * carelessly) may still parse and apply, and a replica must never hold what the active
      * server did not commit. */
     if (hdr && n) {
@@ -250,13 +269,13 @@ struct ggi_ha {
     double hb_ms;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int fk_off;              /* the standby applies without foreign-key checks (replica.h) */
+    ggi_replica_file *rep;   /* the passive side's copy of the file, from the first snapshot */
     ggi_ha_fsm fsm;
     int peer_alive;          /* heard within the timeout */
     ggi_ha_state peer_state;
     int peer_synced;
     /* the active side's stream */
-    int stream_ok;           /* a snapshot was sent: changesets after it flow */
+    int stream_ok;           /* a snapshot was sent: page sets after it flow */
     int attached;            /* the backup acked the snapshot: batches wait for acks */
     int64_t snap_seq, sent, acked;
     _Atomic int64_t committed; /* the last transaction shipped (what heartbeats report) */
@@ -266,7 +285,7 @@ struct ggi_ha {
     unsigned char *in_buf;
     size_t in_len, in_total;
     int64_t in_seq;
-    /* changesets applied in one transaction, acked together when it commits */
+    /* page sets written together, checked and acked at once (flush_group) */
     int group_n;
     int64_t group_last;
     gg_transport_msg group_to; /* the peer to ack (identity only) */
@@ -403,31 +422,51 @@ static char *small_frame(const char *op, int64_t seq, const char *why, size_t *l
 
 /* ---------------------------------------------------------------- the active side */
 
+/* A page set's frame, made once on the committing thread: the queue keeps it as it is sent
+ * (a copy fewer than a frame made at each send). NULL: out of memory. */
+static qitem *pages_item(int64_t seq, const void *data, size_t n)
+{
+    char hdr[128], sum[17];
+    ggi_ha_sum(data, n, sum);
+    int hl = snprintf(hdr, sizeof hdr, "{\"op\":\"pages\",\"seq\":%lld,\"sum\":\"%s\"}",
+                      (long long)seq, sum);
+    qitem *q = malloc(sizeof *q + MAGIC_LEN + (size_t)hl + 1 + n);
+    if (!q)
+        return NULL;
+    q->next = NULL;
+    q->seq = seq;
+    q->n = MAGIC_LEN + (size_t)hl + 1 + n;
+    memcpy(q->data, MAGIC, MAGIC_LEN);
+    memcpy(q->data + MAGIC_LEN, hdr, (size_t)hl + 1);
+    memcpy(q->data + MAGIC_LEN + hl + 1, data, n);
+    return q;
+}
+
 void ggi_ha_ship(void *user, int64_t seq, const void *cs, size_t n)
 {
     ggi_ha *h = user;
     atomic_store(&h->committed, seq);
     pthread_mutex_lock(&h->mu);
-    if (h->fsm.state == GGI_HA_ACTIVE && h->peer_alive) {
-        if (h->qbytes + n > GGI_HA_QUEUE_MAX) {
-            detach(h, "the backup fell too far behind");
-        } else {
-            qitem *q = malloc(sizeof *q + n);
-            if (!q) {
-                detach(h, "out of memory for the stream");
-            } else {
-                q->next = NULL;
-                q->seq = seq;
-                q->n = n;
-                memcpy(q->data, cs, n);
-                if (h->qtail)
-                    h->qtail->next = q;
-                else
-                    h->qhead = q;
-                h->qtail = q;
-                h->qbytes += n;
-            }
-        }
+    int wanted = cs && h->fsm.state == GGI_HA_ACTIVE && h->peer_alive;
+    if (!cs && h->stream_ok) /* not captured (replica.c says why): a snapshot comes */
+        detach(h, gg_error_last());
+    pthread_mutex_unlock(&h->mu);
+    if (!wanted)
+        return;
+    qitem *q = pages_item(seq, cs, n); /* outside the lock: the link thread sends meanwhile */
+    pthread_mutex_lock(&h->mu);
+    if (!q) {
+        detach(h, "out of memory for the stream");
+    } else if (h->qbytes + q->n > GGI_HA_QUEUE_MAX) {
+        detach(h, "the backup fell too far behind");
+        free(q);
+    } else {
+        if (h->qtail)
+            h->qtail->next = q;
+        else
+            h->qhead = q;
+        h->qtail = q;
+        h->qbytes += q->n;
     }
     pthread_mutex_unlock(&h->mu);
 }
@@ -463,12 +502,28 @@ void ggi_ha_wait_acked(ggi_ha *h, int64_t seq)
     pthread_mutex_unlock(&h->mu);
 }
 
+/* The host API's connection reads the file again rather than its cache (pages were written
+ * under it). */
+static void api_forget(ggi_ha *h)
+{
+    pthread_mutex_lock(&h->o->api_mu);
+    sqlite3 *db = ggi_store_sqlite(h->o->api_store);
+    if (db)
+        sqlite3_db_release_memory(db);
+    pthread_mutex_unlock(&h->o->api_mu);
+}
+
 int ggi_ha_become_active(ggi_ha *h)
 {
-    int n = 0;
-    int rc = ggi_replica_standby(h->o->sched_store, 0);
-    if (rc == GG_OK)
-        h->fk_off = 0;
+    int n = 0, rc = GG_OK;
+    ggi_replica_file_close(&h->rep);
+    /* A replica left half-written (a crash mid-apply) never serves: it takes a snapshot. */
+    if (ggi_replica_dirty(h->o->db_path))
+        return ggi_error(GG_ESTATE, "ha: the database '%s' is a replica left half-written "
+                         "(its '-hadirty' marker is there): it cannot serve; start this server "
+                         "as the backup of the active one to take a snapshot", h->o->db_path);
+    rc = ggi_store_reopen(h->o->sched_store);
+    api_forget(h);
     if (rc == GG_OK)
         rc = ggi_store_recover(h->o->sched_store, &n);
     if (rc == GG_OK && n > 0)
@@ -518,23 +573,14 @@ static void send_snapshot(ggi_ha *h)
     pthread_mutex_unlock(&h->mu);
 }
 
-/* Sends the changesets after the last one sent (the link thread). */
+/* Sends the page sets after the last one sent (the link thread). */
 static void send_stream(ggi_ha *h)
 {
     pthread_mutex_lock(&h->mu);
     for (qitem *q = h->qhead; q && h->stream_ok; q = q->next) {
         if (q->seq <= h->sent)
             continue;
-        cJSON *m = cJSON_CreateObject();
-        if (m) {
-            cJSON_AddStringToObject(m, "op", "cs");
-            cJSON_AddNumberToObject(m, "seq", (double)q->seq);
-        }
-        size_t len = 0;
-        char *f = frame_new(m, q->data, q->n, &len);
-        int rc = f ? h->o->transport.vt.peer_send(h->peer, f, len) : GG_ENOMEM;
-        free(f);
-        if (rc != GG_OK)
+        if (h->o->transport.vt.peer_send(h->peer, q->data, q->n) != GG_OK)
             break; /* sent again next round */
         h->sent = q->seq;
     }
@@ -657,6 +703,7 @@ void ggi_ha_destroy(ggi_ha **ph)
     if (h->peer)
         h->o->transport.vt.close(h->peer);
     clear_queue(h);
+    ggi_replica_file_close(&h->rep);
     free(h->in_buf);
     free(h->peer_ep);
     pthread_mutex_destroy(&h->mu);
@@ -683,27 +730,49 @@ static void nack(ggi_ha *h, const gg_transport_msg *to, int64_t seq, const char 
     hub_reply(h, to, f_, len);
 }
 
-/* A changeset joins the group being applied (one transaction for the changesets that
- * arrive together, acked at once when it commits: flush_group). */
-static void on_changeset(ggi_ha *h, const gg_transport_msg *msg, int64_t seq,
-                         const unsigned char *pl, size_t n)
+/* Checks the group of page sets written (the sequence read back through SQLite), clears
+ * the replica's dirty mark and acks its last one. */
+static void flush_group(ggi_ha *h)
+{
+    if (!h->group_n)
+        return;
+    h->group_n = 0;
+    size_t len = 0;
+    pthread_mutex_lock(&h->o->api_mu);
+    int rc = ggi_replica_file_sync(h->rep);
+    sqlite3 *api = ggi_store_sqlite(h->o->api_store);
+    if (api)
+        sqlite3_db_release_memory(api);
+    pthread_mutex_unlock(&h->o->api_mu);
+    if (rc == GG_OK) {
+        char *f = small_frame("ack", h->group_last, NULL, &len);
+        hub_reply(h, &h->group_to, f, len);
+        return;
+    }
+    char why[300];
+    snprintf(why, sizeof why, "%s", gg_error_last());
+    pthread_mutex_lock(&h->mu);
+    h->fsm.synced = 0;
+    pthread_mutex_unlock(&h->mu);
+    nack(h, &h->group_to, h->group_last, why);
+}
+
+/* A page set joins the group being written (the page sets that arrive together, checked
+ * and acked at once: flush_group). */
+static void on_pages(ggi_ha *h, const gg_transport_msg *msg, int64_t seq,
+                     const unsigned char *pl, size_t n)
 {
     size_t len = 0;
     pthread_mutex_lock(&h->mu);
-    int ok = h->fsm.state != GGI_HA_ACTIVE && h->fsm.synced;
+    int ok = h->fsm.state != GGI_HA_ACTIVE && h->fsm.synced && h->rep;
     pthread_mutex_unlock(&h->mu);
     if (!ok) {
         nack(h, msg, seq, "not a synced standby");
         return;
     }
-    ggi_store *st = h->o->sched_store;
-    if (!ggi_store_in_transaction(st) && !h->fk_off && ggi_replica_standby(st, 1) == GG_OK)
-        h->fk_off = 1;
-    if (!ggi_store_in_transaction(st) && ggi_store_begin(st) != GG_OK) {
-        nack(h, msg, seq, gg_error_last());
-        return;
-    }
-    int rc = ggi_replica_apply(st, seq, pl, n);
+    pthread_mutex_lock(&h->o->api_mu);
+    int rc = ggi_replica_file_apply(h->rep, seq, pl, n);
+    pthread_mutex_unlock(&h->o->api_mu);
     if (rc == GG_OK) {
         h->group_n++;
         h->group_last = seq;
@@ -712,42 +781,28 @@ static void on_changeset(ggi_ha *h, const gg_transport_msg *msg, int64_t seq,
         return;
     }
     if (rc == GG_EEXIST && h->group_n == 0) {
-        ggi_store_rollback(st); /* nothing in it */
-        int64_t at = seq;
-        ggi_replica_read_seq(st, &at);
-        char *f = small_frame("ack", at, NULL, &len);
+        char *f = small_frame("ack", ggi_replica_file_seq(h->rep), NULL, &len);
         hub_reply(h, msg, f, len);
         return;
     }
     char why[300];
     snprintf(why, sizeof why, "%s", gg_error_last());
-    ggi_store_rollback(st); /* the whole group: the standby resyncs from a snapshot */
-    h->group_n = 0;
+    flush_group(h); /* the page sets before it in the group are written: checked and acked */
     pthread_mutex_lock(&h->mu);
     h->fsm.synced = 0; /* out of step: only a snapshot brings it back */
     pthread_mutex_unlock(&h->mu);
     nack(h, msg, seq, why);
 }
 
-/* Commits the group of changesets applied and acks its last one. */
-static void flush_group(ggi_ha *h)
+/* The first snapshot: the scheduler's connection lets go of the file, which is written
+ * from now on (replica.h). */
+static int open_replica(ggi_ha *h)
 {
-    if (!h->group_n)
-        return;
-    h->group_n = 0;
-    size_t len = 0;
-    if (ggi_store_commit(h->o->sched_store) == GG_OK) {
-        char *f = small_frame("ack", h->group_last, NULL, &len);
-        hub_reply(h, &h->group_to, f, len);
-        return;
-    }
-    char why[300];
-    snprintf(why, sizeof why, "%s", gg_error_last());
-    ggi_store_rollback(h->o->sched_store);
-    pthread_mutex_lock(&h->mu);
-    h->fsm.synced = 0;
-    pthread_mutex_unlock(&h->mu);
-    nack(h, &h->group_to, h->group_last, why);
+    if (h->rep)
+        return GG_OK;
+    if (ggi_store_sqlite(h->o->sched_store) && ggi_store_release(h->o->sched_store) != GG_OK)
+        return ggi_error_wrap("releasing the database for the replica: ");
+    return ggi_replica_file_open(h->o->db_path, &h->rep);
 }
 
 static void on_snapshot_chunk(ggi_ha *h, const gg_transport_msg *msg, const cJSON *hdr,
@@ -789,7 +844,15 @@ static void on_snapshot_chunk(ggi_ha *h, const gg_transport_msg *msg, const cJSO
     if (h->in_len < h->in_total)
         return;
     int64_t at = 0;
-    int rc = ggi_replica_restore(h->o->sched_store, h->in_buf, h->in_len, &at);
+    int rc = open_replica(h);
+    if (rc == GG_OK) {
+        pthread_mutex_lock(&h->o->api_mu);
+        rc = ggi_replica_file_restore(h->rep, h->in_buf, h->in_len, &at);
+        sqlite3 *api = ggi_store_sqlite(h->o->api_store);
+        if (api)
+            sqlite3_db_release_memory(api);
+        pthread_mutex_unlock(&h->o->api_mu);
+    }
     free(h->in_buf);
     h->in_buf = NULL;
     if (rc != GG_OK || at != seq) {
@@ -825,8 +888,8 @@ void ggi_ha_on_hub_frame(ggi_ha *h, const gg_transport_msg *msg)
     int prc = frame_parse(msg->data, msg->len, &hdr, &pl, &n);
     if (prc == GG_ECANCELLED) {
         pthread_mutex_lock(&h->mu);
-        if (h->fsm.state != GGI_HA_ACTIVE && strcmp(hdr_op(hdr), "cs") == 0)
-            h->fsm.synced = 0; /* a changeset is lost: only a snapshot brings it back */
+        if (h->fsm.state != GGI_HA_ACTIVE && strcmp(hdr_op(hdr), "pages") == 0)
+            h->fsm.synced = 0; /* a page set is lost: only a snapshot brings it back */
         pthread_mutex_unlock(&h->mu);
         nack(h, msg, hdr_int(hdr, "seq"), "the payload does not match its sum (damaged)");
         cJSON_Delete(hdr);
@@ -844,8 +907,8 @@ void ggi_ha_on_hub_frame(ggi_ha *h, const gg_transport_msg *msg)
         size_t len = 0;
         char *f_ = hb_frame(h, "hb-reply", &len);
     hub_reply(h, msg, f_, len);
-    } else if (strcmp(op, "cs") == 0) {
-        on_changeset(h, msg, hdr_int(hdr, "seq"), pl, n);
+    } else if (strcmp(op, "pages") == 0) {
+        on_pages(h, msg, hdr_int(hdr, "seq"), pl, n);
     } else if (strcmp(op, "snap") == 0) {
         on_snapshot_chunk(h, msg, hdr, pl, n);
     } else {
@@ -918,12 +981,13 @@ static int passive_message(ggi_ha *h, const gg_transport_msg *msg, gg_transport_
     return rc;
 }
 
-/* A changeset frame, by its header's start as frame_new writes it (one that does not look
- * so is handled after the group is committed: the order stays). */
-static int is_changeset_frame(const gg_transport_msg *m)
+/* A page set's frame, by its header's start as frame_new writes it (one that does not look
+ * so is handled after the group is checked: the order stays). */
+static int is_pages_frame(const gg_transport_msg *m)
 {
-    return m->len > MAGIC_LEN + 10 && memcmp((const char *)m->data + MAGIC_LEN,
-                                             "{\"op\":\"cs\"", 10) == 0;
+    static const char start[] = "{\"op\":\"pages\"";
+    return m->len > MAGIC_LEN + sizeof start - 1 &&
+           memcmp((const char *)m->data + MAGIC_LEN, start, sizeof start - 1) == 0;
 }
 
 int ggi_ha_passive_loop(ggi_ha *h, gg_transport_msg **first)
@@ -935,13 +999,13 @@ int ggi_ha_passive_loop(ggi_ha *h, gg_transport_msg **first)
             return 1;
         gg_transport_msg msg;
         memset(&msg, 0, sizeof msg);
-        /* With changesets applied and not committed, only what is already there joins. */
+        /* With page sets written and not checked, only what is already there joins. */
         int rc = o->transport.vt.hub_recv(o->hub, h->group_n ? 0 : 20, &msg);
         if (rc != GG_OK) {
             flush_group(h);
             continue;
         }
-        if (!ggi_ha_is_frame(msg.data, msg.len) || !is_changeset_frame(&msg) ||
+        if (!ggi_ha_is_frame(msg.data, msg.len) || !is_pages_frame(&msg) ||
             h->group_n >= 256)
             flush_group(h);
         if (ggi_ha_is_frame(msg.data, msg.len))

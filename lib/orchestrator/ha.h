@@ -79,7 +79,7 @@ struct gg_orchestrator;
 #define GGI_HA_WORKER_HB_MS 200
 /** Bytes of a snapshot per message (under the transport's message cap). */
 #define GGI_HA_CHUNK (8u << 20)
-/** Changesets kept for a backup that has not acked them (bytes); beyond, it resyncs. */
+/** Page sets kept for a backup that has not acked them (bytes); beyond, it resyncs. */
 #define GGI_HA_QUEUE_MAX (256u << 20)
 
 /** Makes the pair's state for o: role "primary" or "backup", peer the other's endpoint. */
@@ -97,7 +97,7 @@ int ggi_ha_is_active(ggi_ha *h);
 int ggi_ha_is_frame(const void *data, size_t len);
 
 /** A peer frame received on the hub (the scheduler thread): heartbeats are answered;
- * changesets and snapshots are applied when passive, refused when active. */
+ * page sets and snapshots are applied when passive, refused when active. */
 void ggi_ha_on_hub_frame(ggi_ha *h, const gg_transport_msg *msg);
 
 /**

@@ -1,7 +1,8 @@
 /*
  * checkpointer.c - WAL checkpoints on their own thread (checkpointer.h). The writer's WAL hook
- * (called by SQLite after each commit with the WAL's size in pages) wakes the thread; the
- * thread checkpoints passively through its own connection, which never blocks the writer.
+ * (the store's, called by SQLite after each commit with the WAL's size in pages) passes the
+ * size on (ggi_checkpointer_on_commit) and that wakes the thread; the thread checkpoints
+ * passively through its own connection, which never blocks the writer.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -20,9 +21,8 @@ struct ggi_checkpointer {
     int wanted, stopping;
 };
 
-static int on_commit(void *arg, sqlite3 *db, const char *name, int n_pages)
+int ggi_checkpointer_on_commit(ggi_checkpointer *c, sqlite3 *db, const char *name, int n_pages)
 {
-    ggi_checkpointer *c = arg;
     if (n_pages >= c->pages * BEHIND_FACTOR) {
         /* The thread is behind: bound the WAL as SQLite's own checkpoint would. */
         sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
@@ -97,8 +97,6 @@ int ggi_checkpointer_start(sqlite3 *writer, const char *path, int pages, ggi_che
         free(c);
         return ggi_error(GG_ENOMEM, "cannot start the checkpoint thread");
     }
-    /* Replaces SQLite's automatic checkpoint, which is a WAL hook too. */
-    sqlite3_wal_hook(writer, on_commit, c);
     *out = c;
     return GG_OK;
 }
@@ -108,7 +106,6 @@ void ggi_checkpointer_stop(ggi_checkpointer **p)
     if (!p || !*p)
         return;
     ggi_checkpointer *c = *p;
-    sqlite3_wal_autocheckpoint(c->writer, 1000); /* removes on_commit */
     pthread_mutex_lock(&c->mu);
     c->stopping = 1;
     pthread_cond_signal(&c->cv);

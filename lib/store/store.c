@@ -361,6 +361,7 @@ struct ggi_store {
     unsigned char in_use[Q_COUNT_]; /* a cached statement lent out and not yet returned */
     int fault; /* the database's own failure since the last begin (ggi_store_fault), or 0 */
     ggi_replica *replica; /* records each transaction for a standby (replica.c), or NULL */
+    int released_checkpointer; /* ggi_store_release stopped one: ggi_store_reopen restarts it */
 };
 
 ggi_replica **ggi_store_replica_slot(ggi_store *s);
@@ -822,21 +823,27 @@ static void explain_open_failure(ggi_store *s)
     ggi_error(code ? code : GG_ESTORE, "%s (%s)", was, why);
 }
 
-int ggi_store_open(ggi_store **out, const char *path)
+/*
+ * The store's WAL hook, in place of SQLite's automatic checkpoint (also a WAL hook): after
+ * each commit the recorder reads the frames it wrote (replica.c), then the WAL is
+ * checkpointed, by the checkpointer's thread when there is one, else here as SQLite would.
+ */
+static int on_wal(void *arg, sqlite3 *db, const char *name, int n_pages)
 {
-    if (!out)
-        return ggi_error(GG_EINVAL, "ggi_store_open: out is NULL");
-    *out = NULL;
-    if (!path || !*path)
-        return ggi_error(GG_EINVAL, "ggi_store_open: the database path is empty");
-    ggi_store *s = calloc(1, sizeof *s);
-    if (!s)
-        return ggi_error(GG_ENOMEM, "out of memory opening database '%s'", path);
-    s->path = ggi_strdup(path);
-    if (!s->path) {
-        free(s);
-        return ggi_error(GG_ENOMEM, "out of memory opening database '%s'", path);
-    }
+    ggi_store *s = arg;
+    if (s->replica)
+        ggi_replica_on_wal(s->replica, n_pages);
+    if (s->checkpointer)
+        return ggi_checkpointer_on_commit(s->checkpointer, db, name, n_pages);
+    if (n_pages >= WAL_CHECKPOINT_PAGES)
+        sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    return SQLITE_OK;
+}
+
+/* Opens s->db on s->path, in WAL mode, configured and migrated; 0 or an error code. */
+static int open_db(ggi_store *s)
+{
+    const char *path = s->path;
     /* One thread uses a connection at a time, so SQLite's per-connection mutex is not needed. */
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
 #ifdef SQLITE_OPEN_EXRESCODE
@@ -844,10 +851,8 @@ int ggi_store_open(ggi_store **out, const char *path)
 #endif
     /* A new database is its owner's only (its -wal and -shm get the same mode). */
     int rc = ggi_dbfile_create_private(path);
-    if (rc != GG_OK) {
-        ggi_store_close(&s);
+    if (rc != GG_OK)
         return rc;
-    }
     rc = sqlite3_open_v2(path, &s->db, flags, NULL);
     if (rc != SQLITE_OK) {
         if (s->db)
@@ -855,7 +860,6 @@ int ggi_store_open(ggi_store **out, const char *path)
         else
             rc = ggi_error(GG_ENOMEM, "opening database '%s': %s", path, sqlite3_errstr(rc));
         explain_open_failure(s);
-        ggi_store_close(&s);
         return rc;
     }
     sqlite3_extended_result_codes(s->db, 1);
@@ -886,18 +890,38 @@ int ggi_store_open(ggi_store **out, const char *path)
                       "configuring database");
     /* Checkpoints every 4096 pages (16 MiB with 4 KiB pages) rather than SQLite's 1000: the
      * pages every commit touches (index interiors, the tables' last leaves) are copied to
-     * the database once per checkpoint, so fewer checkpoints copy fewer pages per task. */
+     * the database once per checkpoint, so fewer checkpoints copy fewer pages per task. The
+     * store's own hook does it (on_wal). */
     if (!rc)
-        rc = exec_sql(s, "PRAGMA wal_autocheckpoint=" GGI_STR(WAL_CHECKPOINT_PAGES),
-                      "configuring database");
+        sqlite3_wal_hook(s->db, on_wal, s);
     /* Foreign keys are turned on after the migrations: a migration that rebuilds a table
      * (drop and rename) must not have the drop checked against the rows that refer to it. */
     if (!rc)
         rc = migrate(s);
     if (!rc)
         rc = exec_sql(s, "PRAGMA foreign_keys=ON", "configuring database");
-    if (rc) {
+    if (rc)
         explain_open_failure(s);
+    return rc;
+}
+
+int ggi_store_open(ggi_store **out, const char *path)
+{
+    if (!out)
+        return ggi_error(GG_EINVAL, "ggi_store_open: out is NULL");
+    *out = NULL;
+    if (!path || !*path)
+        return ggi_error(GG_EINVAL, "ggi_store_open: the database path is empty");
+    ggi_store *s = calloc(1, sizeof *s);
+    if (!s)
+        return ggi_error(GG_ENOMEM, "out of memory opening database '%s'", path);
+    s->path = ggi_strdup(path);
+    if (!s->path) {
+        free(s);
+        return ggi_error(GG_ENOMEM, "out of memory opening database '%s'", path);
+    }
+    int rc = open_db(s);
+    if (rc) {
         ggi_store_close(&s);
         return rc;
     }
@@ -905,18 +929,64 @@ int ggi_store_open(ggi_store **out, const char *path)
     return 0;
 }
 
+/* Closes the connection (its statements, the checkpointer, a recorder), keeping s. */
+static void close_db(ggi_store *s)
+{
+    ggi_checkpointer_stop(&s->checkpointer);
+    ggi_replica_free(s->replica);
+    s->replica = NULL;
+    for (int i = 0; i < Q_COUNT_; i++) {
+        sqlite3_finalize(s->stmts[i]);
+        s->stmts[i] = NULL;
+        s->in_use[i] = 0;
+    }
+    /* close_v2 so that a statement leaked by a bug cannot keep the handle from closing. */
+    if (s->db)
+        sqlite3_close_v2(s->db);
+    s->db = NULL;
+    counts_forget(s);
+}
+
+int ggi_store_release(ggi_store *s)
+{
+    if (!s || !s->db)
+        return ggi_error(GG_EINVAL, "ggi_store_release: no open store");
+    if (!sqlite3_get_autocommit(s->db))
+        return ggi_error(GG_ESTATE, "ggi_store_release: a transaction is open");
+    s->released_checkpointer = s->checkpointer != NULL;
+    ggi_checkpointer_stop(&s->checkpointer);
+    /* Every page into the file and the WAL emptied, so that what is written into the file
+     * afterwards is not hidden by frames. */
+    int log = -1, done = -1;
+    if (sqlite3_wal_checkpoint_v2(s->db, "main", SQLITE_CHECKPOINT_TRUNCATE, &log, &done) !=
+        SQLITE_OK)
+        return fail(s, "emptying the WAL of '%s'", s->path);
+    close_db(s);
+    return 0;
+}
+
+int ggi_store_reopen(ggi_store *s)
+{
+    if (!s)
+        return ggi_error(GG_EINVAL, "ggi_store_reopen: s is NULL");
+    if (s->db)
+        return 0;
+    int rc = open_db(s);
+    if (rc) {
+        close_db(s);
+        return rc;
+    }
+    if (s->released_checkpointer)
+        rc = ggi_checkpointer_start(s->db, s->path, WAL_CHECKPOINT_PAGES, &s->checkpointer);
+    return rc;
+}
+
 void ggi_store_close(ggi_store **ps)
 {
     if (!ps || !*ps)
         return;
     ggi_store *s = *ps;
-    ggi_checkpointer_stop(&s->checkpointer);
-    ggi_replica_free(s->replica);
-    for (int i = 0; i < Q_COUNT_; i++)
-        sqlite3_finalize(s->stmts[i]);
-    /* close_v2 so that a statement leaked by a bug cannot keep the handle from closing. */
-    if (s->db)
-        sqlite3_close_v2(s->db);
+    close_db(s);
     free(s->path);
     free(s);
     *ps = NULL;

@@ -60,6 +60,18 @@ int ggi_store_open(ggi_store **out, const char *path);
  */
 int ggi_store_checkpoint_in_background(ggi_store *s);
 
+/**
+ * For a standby whose file is written under it (replica.h): checkpoints every page into the
+ * file, empties the WAL and closes the connection (its checkpointer and recorder with it),
+ * keeping s; nothing but ggi_store_reopen and ggi_store_close may be called until
+ * ggi_store_reopen. Outside any transaction.
+ */
+int ggi_store_release(ggi_store *s);
+
+/** Opens the connection of a released store again, as ggi_store_open does (with its
+ * checkpointer when it had one); 0 for a store that is open. */
+int ggi_store_reopen(ggi_store *s);
+
 /** Closes the connection (finalising cached statements) and sets *ps to NULL. Accepts NULL. */
 void ggi_store_close(ggi_store **ps);
 

@@ -10,6 +10,8 @@
 3. The same run with the backup killed instead: the primary carries on alone.
 4. Both started with no peer reachable: the primary serves alone, the backup stays passive
    and answers every hello with "passive:".
+5. A primary whose database a backup left half-written (its -hadirty marker) refuses to serve
+   from it and stops.
 Waits on state (log lines, rows, answers), never on time."""
 
 import json
@@ -199,6 +201,29 @@ def no_peer_run():
         kill(x)
 
 
+def dirty_replica_run():
+    """A database a backup left half-written (its -hadirty marker, as after a crash while it
+    wrote pages): started as the primary with no peer, it refuses to become active from it,
+    says why and stops, rather than serve from a torn file."""
+    pe = "tcp://127.0.0.1:%d" % free_port()
+    dead = "tcp://127.0.0.1:%d" % free_port()  # nobody listens there
+    with open(os.path.join(work, "d5.db-hadirty"), "w"):
+        pass
+    prim, ddb, dlog = serve("d5", "primary", pe, dead)
+    path = tasks_file("t5.jsonl", 0, 2)
+
+    def refused():
+        # A client: once a timeout passed without a peer, its hello makes the primary try.
+        if not in_log(dlog, "half-written"):
+            submit(pe, path)
+        return in_log(dlog, "half-written")
+    check(wait_until(refused), "a primary on a half-written replica refuses to serve",
+          read_log(dlog)[-2000:])
+    check(wait_until(lambda: prim.poll() is not None), "and stops", read_log(dlog)[-500:])
+    check(count(ddb, "SELECT count(*) FROM tasks") in (0, -1), "it took no task")
+    kill(prim)
+
+
 def curve_run():
     """With CURVE: the pair share one key pair (each admits the other as its own), workers and
     a submitter use theirs; the pair attaches and the stream flows encrypted."""
@@ -233,6 +258,7 @@ try:
     takeover_run()
     backup_killed_run()
     no_peer_run()
+    dirty_replica_run()
 finally:
     stop_all()
 finish()

@@ -1,13 +1,15 @@
 /*
  * test_ha_peer.c - a standby server (ha_role "backup") against a peer that lies. The test
- * plays the active primary by hand over a DEALER: heartbeats make the backup passive; a
- * changeset before any snapshot, snapshot chunks out of order, out of bounds or of garbage,
- * a changeset with a gap, a corrupt one and a malformed frame are refused (nack, or dropped
- * and counted) and leave the replica as it was; a real snapshot then the stream in order is
- * acked (a duplicate acked without being applied twice). A client turning to the backup
- * while the "primary" heartbeats hears "passive:"; once the heartbeats stop, its hello makes
- * the backup active on its replica (the tasks of the stream are there), and a changeset sent
- * to it then is refused. Waits on answers, never on time.
+ * plays the active primary by hand over a DEALER: heartbeats make the backup passive; a page
+ * set before any snapshot, snapshot chunks out of order, out of bounds or of garbage, a page
+ * set with a gap, one damaged on the way, one truncated, one of another page size and a
+ * malformed frame are refused (nack, or dropped and counted) and leave the replica as it
+ * was; a page set that writes the wrong pages is refused when the group is checked and
+ * leaves the replica dirty and unsynced until a snapshot; a real snapshot then the stream in
+ * order is acked (a duplicate acked without being applied twice). A client turning to the
+ * backup while the "primary" heartbeats hears "passive:"; once the heartbeats stop, its
+ * hello makes the backup active on its replica (the tasks of the stream are there), and a
+ * page set sent to it then is refused. Waits on answers, never on time.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,11 +147,21 @@ static void send_snapshot(const void *img, size_t n, long long seq, long long wa
     CHECK(expect("snapshot", hdr, (const unsigned char *)img + half, n - half, want));
 }
 
-static void send_cs(int i, long long want)
+static void send_pages(int i, long long want)
 {
     char hdr[100];
-    snprintf(hdr, sizeof hdr, "{\"op\":\"cs\",\"seq\":%lld", (long long)shipped[i].seq);
-    CHECK(expect("changeset", hdr, shipped[i].cs, shipped[i].n, want));
+    snprintf(hdr, sizeof hdr, "{\"op\":\"pages\",\"seq\":%lld", (long long)shipped[i].seq);
+    CHECK(expect("page set", hdr, shipped[i].cs, shipped[i].n, want));
+}
+
+/* The backup's heartbeat answer says whether it holds a replica. */
+static int backup_synced(void)
+{
+    last_hb = 0;
+    cJSON *hb = answer("hb-reply", ANSWER_MS);
+    int synced = cJSON_IsTrue(cJSON_GetObjectItem(hb, "synced"));
+    cJSON_Delete(hb);
+    return synced;
 }
 
 /* A client's hello: the reply or welcome it got (NULL: none). */
@@ -307,7 +319,7 @@ int main(void)
     unsigned char junk[1024];
     memset(junk, 0x5a, sizeof junk);
     /* Lies before any snapshot. */
-    send_cs(0, -1);
+    send_pages(0, -1);
     CHECK(expect("chunk out of order", "{\"op\":\"snap\",\"seq\":3,\"off\":100,\"total\":2000",
                  junk, 100, -1));
     CHECK(expect("snapshot too big", "{\"op\":\"snap\",\"seq\":3,\"off\":0,"
@@ -317,31 +329,55 @@ int main(void)
     CHECK(expect("garbage snapshot", "{\"op\":\"snap\",\"seq\":3,\"off\":0,\"total\":1024",
                  junk, sizeof junk, -1));
     long long dropped = ggpeer_hub_stat(o, "dropped");
-    send_frame("{\"op\":\"cs\"", NULL, 0); /* a header that is not JSON */
-    zmq_send(link_.sock, "GGHA{\"op\":\"cs\"}", 15, 0); /* no NUL */
+    send_frame("{\"op\":\"pages\"", NULL, 0); /* a header that is not JSON */
+    zmq_send(link_.sock, "GGHA{\"op\":\"pages\"}", 18, 0); /* no NUL */
     send_frame("{\"op\":\"launch\"}", NULL, 0); /* an op nobody knows */
 
     /* A real snapshot, then the stream with a gap: refused, and the replica must be
-     * resynced (changeset 4 is refused until a snapshot comes again). */
+     * resynced (page set 4 is refused until a snapshot comes again). */
     send_snapshot(snap, snap_n, 3, 3);
-    send_cs(4, -1); /* seq 5 after 3 */
-    send_cs(3, -1); /* no longer synced */
+    send_pages(4, -1); /* seq 5 after 3 */
+    send_pages(3, -1); /* no longer synced */
     send_snapshot(snap, snap_n, 3, 3);
-    send_cs(3, 4);
-    send_cs(3, 4); /* a duplicate: acked at 4, not applied again */
-    /* A corrupt changeset 5: refused; the replica stays at 4 until a snapshot. */
+    send_pages(3, 4);
+    send_pages(3, 4); /* a duplicate: acked at 4, not applied again */
+    /* A page set 5 damaged on the way: refused; the replica stays at 4 until a snapshot. */
     unsigned char *bad = malloc(shipped[4].n);
     memcpy(bad, shipped[4].cs, shipped[4].n);
     for (size_t i = shipped[4].n / 3; i < shipped[4].n; i++)
         bad[i] ^= 0x55;
     char lie[128], sum[17];
     ggi_ha_sum(shipped[4].cs, shipped[4].n, sum);
-    snprintf(lie, sizeof lie, "{\"op\":\"cs\",\"seq\":5,\"sum\":\"%s\"}", sum);
-    CHECK(expect("damaged changeset", lie, bad, shipped[4].n, -1));
+    snprintf(lie, sizeof lie, "{\"op\":\"pages\",\"seq\":5,\"sum\":\"%s\"}", sum);
+    CHECK(expect("damaged page set", lie, bad, shipped[4].n, -1));
+    CHECK(!backup_synced());
+    /* Truncated, or of another page size (its sum right): refused before a byte is
+     * written, and the replica resyncs. */
+    send_snapshot(snap, snap_n, 3, 3);
+    send_pages(3, 4);
+    CHECK(expect("truncated page set", "{\"op\":\"pages\",\"seq\":5", shipped[4].cs,
+                 shipped[4].n - 7, -1));
+    send_snapshot(snap, snap_n, 3, 3);
+    send_pages(3, 4);
+    memcpy(bad, shipped[4].cs, shipped[4].n);
+    bad[6] ^= 0x60; /* the page size */
+    CHECK(expect("page set of another page size", "{\"op\":\"pages\",\"seq\":5", bad,
+                 shipped[4].n, -1));
+    CHECK(!ggi_replica_dirty(bdb));
+    /* Whole and in order, but the wrong pages (page set 3's, numbered 5): written, then
+     * refused when checked; the replica is dirty and unsynced, so it never takes over. */
+    send_snapshot(snap, snap_n, 3, 3);
+    send_pages(3, 4);
+    CHECK(expect("the wrong pages", "{\"op\":\"pages\",\"seq\":5", shipped[2].cs,
+                 shipped[2].n, -1));
+    CHECK(ggi_replica_dirty(bdb));
+    CHECK(!backup_synced());
     free(bad);
     send_snapshot(snap, snap_n, 3, 3);
-    send_cs(3, 4);
-    send_cs(4, 5);
+    CHECK(!ggi_replica_dirty(bdb));
+    CHECK(backup_synced());
+    send_pages(3, 4);
+    send_pages(4, 5);
     CHECK(ggpeer_hub_stat(o, "dropped") >= dropped + 3);
 
     /* A client turning to the backup while the primary heartbeats: "passive:". */
@@ -377,8 +413,8 @@ int main(void)
         sr = st;
     CHECK(st && (long long)cJSON_GetNumberValue(cJSON_GetObjectItem(sr, "queued")) == 5);
     cJSON_Delete(st);
-    /* Active now: a changeset is refused (two actives). */
-    send_cs(4, -1);
+    /* Active now: a page set is refused (two actives). */
+    send_pages(4, -1);
 
     ggpeer_close(&client);
     ggpeer_close(&link_);
