@@ -95,6 +95,15 @@ static void stages_add(stages *st, const char *out, int i, int runs)
     }
 }
 
+/* The values of stage name over the runs (NULL when it was not reported). */
+static const double *stage_values(const stages *st, const char *name)
+{
+    for (int k = 0; k < st->n; k++)
+        if (!strcmp(st->name[k], name))
+            return st->v[k];
+    return NULL;
+}
+
 static void stages_print(stages *st, const char *title, int runs)
 {
     if (!st->n)
@@ -166,6 +175,21 @@ static void kernel_rows(double *v, int runs)
     }
 }
 
+/* The median over the runs of what a job cost its caller beyond its program: the wall time
+ * of gg_executor_run() minus the job's "program" stage, run by run (-1 without stages). */
+static double beyond_program(const stages *st, const double *wall, int runs)
+{
+    const double *prog = stage_values(st, "program");
+    double *d = prog ? calloc((size_t)runs, sizeof *d) : NULL;
+    if (!d)
+        return -1;
+    for (int i = 0; i < runs; i++)
+        d[i] = wall[i] - prog[i];
+    double m = median(d, runs);
+    free(d);
+    return m;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
@@ -195,7 +219,7 @@ int main(int argc, char **argv)
     stages st_zygote, st_direct;
     memset(&st_zygote, 0, sizeof st_zygote);
     memset(&st_direct, 0, sizeof st_direct);
-    double zygote_ms = -1;
+    double zygote_ms = -1, beyond_ms = -1;
     for (int l = 0; l < 3; l++) {
         for (int z = 0; z < 2; z++) {
             if (z == 1 && l < 2)
@@ -221,6 +245,8 @@ int main(int argc, char **argv)
             if (bad)
                 printf("%-34s failed: %s\n", name, gg_error_last());
             else {
+                if (l == 2 && z) /* (before median() sorts v) */
+                    beyond_ms = beyond_program(st, v, runs);
                 double m = median(v, runs);
                 printf("%-34s %8.2f ms  %5.2fx\n", name, m, m / plain);
                 if (l == 2 && z)
@@ -248,9 +274,17 @@ int main(int argc, char **argv)
     stages_print(&st_zygote, "a job forked from the zygote", runs);
     stages_print(&st_direct, "a job started directly (its own interpreter)", runs);
     kernel_rows(v, runs);
-    if (zygote_ms >= 0)
+    /* The issue's criterion: the cost beyond the program itself (the job's own code, its
+     * interpreter's set-up for it and its exit: the "program" stage), not the whole. */
+    if (zygote_ms >= 0 && beyond_ms >= 0)
         printf("target: an isolated Python job (zygote) costs at most 5 ms beyond the program "
-               "itself: %.2f ms for 'pass': %s\n", zygote_ms, zygote_ms <= 5.0 ? "met" : "MISSED");
+               "itself: %.2f ms (median of each job's wall time minus its program stage; "
+               "%.2f ms in all for 'pass'): %s\n", beyond_ms, zygote_ms,
+               beyond_ms <= 5.0 ? "met" : "MISSED");
+    else if (zygote_ms >= 0)
+        printf("target: an isolated Python job (zygote) costs at most 5 ms beyond the program "
+               "itself: no program stage reported (%.2f ms in all for 'pass'): MISSED\n",
+               zygote_ms);
     free(v);
     return 0;
 }
