@@ -48,7 +48,7 @@ echo
 echo "HumanEval with --isolation namespaces (bench/humaneval.sh):"
 out=$(BUILD="$build" RUNS="${HE_RUNS:-3}" ISOLATION=namespaces GRYPHGEN_PYTHON="$py" \
       bash "$repo/bench/humaneval.sh" 2>&1) || { echo "$out"; exit 1; }
-echo "$out" | grep -E "^(run |interpreter|plain passed|jobs ran at|pipeline|plain |ratio)" |
+echo "$out" | grep -E "^(run |interpreter|plain passed|jobs ran at|pipeline|plain |ratio|cpu)" |
     sed 's/^/  /'
 echo "$out" | grep -E "passed at first attempt" | sed 's/^ */  gryphgen: /'
 ratio=$(echo "$out" | sed -n 's/^ratio pipeline\/plain: *\([0-9.]*\)x.*/\1/p')
