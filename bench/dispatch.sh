@@ -97,12 +97,15 @@ tasks "$n" "$tmp/tasks.jsonl"
 # --- the grid: submit everything first (durable), then time the dispatch alone. Each round
 # starts a new orchestrator and database; the round's raw libzmq run follows it at once, so
 # both sides of a ratio see the same load on the machine.
-grid_round() { # name [http|observed]
+grid_round() { # name [http|observed|logged|ha]
     local ep="tcp://127.0.0.1:$(port)" db="$tmp/grid$1.db" serve t0 t1 t2 c0 c1 cw1 cw2 i
     local mode=${2:-} http_args=() hport obs="" backup="" bep
     if [ "$mode" = http ] || [ "$mode" = observed ]; then
         hport=$(port); http_args=(--http "127.0.0.1:$hport")
     fi
+    # The pair is started with --log-level info (the bench reads "the backup is attached"
+    # from its log), so the lone server it is compared with logs at the same level.
+    [ "$mode" = logged ] && http_args=(--log-level info)
     if [ "$mode" = ha ]; then
         # A standby pair (docs/ha.md): replies wait for the backup's ack of their batch.
         bep="tcp://127.0.0.1:$(port)"
@@ -209,7 +212,7 @@ grid=$(median "${grids[@]}")
 if [ "${HA:-0}" != 0 ]; then
     alones=(); pairs=()
     for r in $(seq "$rounds"); do
-        grid_round "a$r"; alones+=("$grid"); alone_us=$serve_us
+        grid_round "a$r" logged; alones+=("$grid"); alone_us=$serve_us
         grid_round "p$r" ha; pairs+=("$grid")
         echo "round $r: alone ${alones[-1]} tasks/s (serve $alone_us us CPU per task), with a" \
             "backup attached ${pairs[-1]} tasks/s (primary $serve_us us, backup $backup_us us)"

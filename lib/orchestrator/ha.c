@@ -22,6 +22,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 #include <time.h>
 
 #include <sqlite3.h>
@@ -274,6 +276,8 @@ struct ggi_ha {
     int peer_alive;          /* heard within the timeout */
     ggi_ha_state peer_state;
     int peer_synced;
+    char instance[17];       /* this process's run, in its heartbeats (hex) */
+    char peer_instance[17];  /* the peer's run as its last heartbeat named it, or "" */
     /* the active side's stream */
     int stream_ok;           /* a snapshot was sent: page sets after it flow */
     int attached;            /* the backup acked the snapshot: batches wait for acks */
@@ -317,6 +321,10 @@ int ggi_ha_new(ggi_ha **out, gg_orchestrator_t *o, const char *role, const char 
     }
     h->o = o;
     h->primary = role[0] == 'p';
+    uint64_t run = 0;
+    if (getrandom(&run, sizeof run, GRND_NONBLOCK) != (ssize_t)sizeof run)
+        run = (uint64_t)getpid() << 32 ^ (uint64_t)(ggi_now_ms() * 1000.0);
+    snprintf(h->instance, sizeof h->instance, "%016llx", (unsigned long long)run);
     h->hb_ms = GGI_HA_HB_MS;
     pthread_mutex_init(&h->mu, NULL);
     ggi_cond_init_monotonic(&h->cv);
@@ -376,9 +384,21 @@ static void peer_heard(ggi_ha *h, const cJSON *hdr)
     if (!h->peer_alive)
         ggi_log(&h->o->log, GG_LOG_INFO, "ha: the peer is up (%s)", ggi_ha_state_name(ps));
     h->peer_alive = 1;
-    /* A peer that restarted holds nothing of the stream: it gets a snapshot again. */
-    if (h->stream_ok && ((h->attached && !synced) || ps == GGI_HA_PRIMARY ||
-                         ps == GGI_HA_BACKUP))
+    /* A peer that restarted holds nothing of the stream: it gets a snapshot again. Its
+     * heartbeats name its run, so a restart is a new name; the state and synced flag of a
+     * heartbeat are no proof, as the peer's own heartbeats (its link) and its answers to the
+     * stream (this side's link) travel on two connections: a heartbeat built before the
+     * snapshot was applied can arrive after the snapshot's ack. A peer that names no run
+     * is judged by what it says. */
+    const char *run = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(hdr, "instance"));
+    int restarted;
+    if (run && strlen(run) < sizeof h->peer_instance) {
+        restarted = h->peer_instance[0] && strcmp(run, h->peer_instance) != 0;
+        snprintf(h->peer_instance, sizeof h->peer_instance, "%s", run);
+    } else {
+        restarted = (h->attached && !synced) || ps == GGI_HA_PRIMARY || ps == GGI_HA_BACKUP;
+    }
+    if (h->stream_ok && restarted)
         detach(h, "the backup restarted");
     h->peer_state = ps;
     h->peer_synced = synced;
@@ -404,6 +424,7 @@ static char *hb_frame(ggi_ha *h, const char *op, size_t *len)
         cJSON_AddStringToObject(m, "state", ggi_ha_state_name(st));
         cJSON_AddBoolToObject(m, "synced", synced);
         cJSON_AddNumberToObject(m, "seq", (double)seq);
+        cJSON_AddStringToObject(m, "instance", h->instance);
     }
     return frame_new(m, NULL, 0, len);
 }

@@ -19,8 +19,8 @@ import os
 import shutil
 import signal
 
-from gridtest import (check, curve_keys, finish, free_port, gg, kill, query, read_log, skip, start,
-                      stop_all, tmpdir, wait_until)
+from gridtest import (check, curve_keys, finish, free_port, gg, kill, query, read_log, require,
+                      skip, start, stop_all, tmpdir, wait_until)
 from zmqtest import ZMQ_DEALER, libzmq, request
 
 libzmq()  # skips the script when libzmq cannot be loaded
@@ -129,6 +129,11 @@ def takeover_run():
     check(rc == 0 and len(ids) == N // 2, "the primary acknowledges %d tasks" % (N // 2), err)
     check(wait_until(lambda: passed(bdb) == N // 2), "their ends replicate to the backup",
           passed(bdb))
+    # Nothing restarted: the backup's own heartbeats (sent before its snapshot was applied,
+    # arriving after its ack on another connection) never make the primary drop it.
+    check("running without the backup" not in read_log(plog) and
+          read_log(plog).count("sent the backup a snapshot") == 1,
+          "one snapshot, the backup never dropped", read_log(plog)[-2000:])
     # The second half is acknowledged and handed to workers that are frozen: jobs in flight
     # under leases only the primary knew when it is killed with -9, mid-run.
     freeze(ws, signal.SIGSTOP)
@@ -160,6 +165,26 @@ def takeover_run():
     check(wait_until(lambda: passed(pdb) == N), "its replica holds every end", passed(pdb))
     for x in ws + [prim2, back]:
         kill(x)
+
+
+def backup_first_run():
+    """The backup started before the primary (as an operator may): its heartbeats, built
+    before its snapshot is applied, reach the primary on another connection than its ack
+    and may come after it; the primary must not take them for a restart."""
+    pe, be = "tcp://127.0.0.1:%d" % free_port(), "tcp://127.0.0.1:%d" % free_port()
+    back, bdb, blog = serve("bf-b", "backup", be, pe)
+    require(wait_until(lambda: in_log(blog, "serving on")), "the backup started", read_log(blog))
+    prim, pdb, plog = serve("bf-p", "primary", pe, be)
+    check(wait_until(lambda: in_log(plog, "the backup is attached")),
+          "backup first: the backup is attached", read_log(plog)[-2000:])
+    for i in range(3):
+        rc, ids, err = submit(pe, tasks_file("bf%d.jsonl" % i, 1000 + 10 * i, 10))
+        check(rc == 0 and len(ids) == 10, "backup first: 10 tasks acknowledged", err)
+    check("running without the backup" not in read_log(plog) and
+          read_log(plog).count("sent the backup a snapshot") == 1,
+          "backup first: one snapshot, the backup never dropped", read_log(plog)[-2000:])
+    for p in (prim, back):
+        kill(p, signal.SIGTERM)
 
 
 def backup_killed_run():
@@ -256,6 +281,7 @@ def curve_run():
 try:
     curve_run()
     takeover_run()
+    backup_first_run()
     backup_killed_run()
     no_peer_run()
     dirty_replica_run()
