@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 
@@ -45,6 +46,10 @@ double ggi_wall_s(void);
 void ggi_sleep_ms(double ms);
 /** Initialises cv to time its waits on CLOCK_MONOTONIC (as ggi_now_ms does). */
 void ggi_cond_init_monotonic(pthread_cond_t *cv);
+/** The time ms milliseconds from now on clock (CLOCK_MONOTONIC for a condition variable made
+ *  by ggi_cond_init_monotonic, CLOCK_REALTIME for pthread_timedjoin_np), as an absolute
+ *  timespec for the timed waits. */
+struct timespec ggi_timespec_in(clockid_t clock, double ms);
 
 /** 64-bit FNV-1a hash of bytes, rendered as 16 hex digits into out[17]. */
 void ggi_hash_hex(const void *data, size_t len, char out[17]);

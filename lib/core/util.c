@@ -57,6 +57,19 @@ void ggi_cond_init_monotonic(pthread_cond_t *cv)
     pthread_condattr_destroy(&ca);
 }
 
+struct timespec ggi_timespec_in(clockid_t clock, double ms)
+{
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    if (ms < 0)
+        ms = 0;
+    long long ns = (long long)ts.tv_nsec + (long long)((ms - (double)(long long)(ms / 1000.0) *
+                                                             1000.0) * 1e6);
+    ts.tv_sec += (time_t)(ms / 1000.0) + (time_t)(ns / 1000000000LL);
+    ts.tv_nsec = (long)(ns % 1000000000LL);
+    return ts;
+}
+
 double ggi_wall_s(void)
 {
     struct timespec ts;

@@ -388,18 +388,14 @@ static void peer_heard(ggi_ha *h, const cJSON *hdr)
      * heartbeats name its run, so a restart is a new name; the state and synced flag of a
      * heartbeat are no proof, as the peer's own heartbeats (its link) and its answers to the
      * stream (this side's link) travel on two connections: a heartbeat built before the
-     * snapshot was applied can arrive after the snapshot's ack. A peer that names no run
-     * is judged by what it says. */
+     * snapshot was applied can arrive after the snapshot's ack. (A backup that falls out of
+     * step without restarting says so with a nack.) */
     const char *run = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(hdr, "instance"));
-    int restarted;
     if (run && strlen(run) < sizeof h->peer_instance) {
-        restarted = h->peer_instance[0] && strcmp(run, h->peer_instance) != 0;
+        if (h->stream_ok && h->peer_instance[0] && strcmp(run, h->peer_instance) != 0)
+            detach(h, "the backup restarted");
         snprintf(h->peer_instance, sizeof h->peer_instance, "%s", run);
-    } else {
-        restarted = (h->attached && !synced) || ps == GGI_HA_PRIMARY || ps == GGI_HA_BACKUP;
     }
-    if (h->stream_ok && restarted)
-        detach(h, "the backup restarted");
     h->peer_state = ps;
     h->peer_synced = synced;
     ggi_ha_fsm_step(&h->fsm, (ggi_ha_event)(GGI_HA_PEER_PRIMARY + (int)ps), synced,
@@ -511,13 +507,7 @@ void ggi_ha_wait_acked(ggi_ha *h, int64_t seq)
             detach(h, "the backup did not ack in time");
             break;
         }
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += 5 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        struct timespec ts = ggi_timespec_in(CLOCK_MONOTONIC, 5);
         pthread_cond_timedwait(&h->cv, &h->mu, &ts);
     }
     pthread_mutex_unlock(&h->mu);
@@ -648,9 +638,14 @@ static void on_link_frame(ggi_ha *h, const gg_transport_msg *msg)
     } else if (strcmp(op, "ack") == 0) {
         on_ack(h, hdr_int(hdr, "seq"));
     } else if (strcmp(op, "nack") == 0) {
+        /* A nack of a page set from before the current snapshot is stale: ZeroMQ delivers
+         * what it queued while the backup was away once a new run of it connects, and that
+         * run refuses them; the snapshot already covers them. */
         const char *why = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(hdr, "why"));
+        int64_t seq = hdr_int(hdr, "seq");
         pthread_mutex_lock(&h->mu);
-        detach(h, why ? why : "the backup refused the stream");
+        if (!h->stream_ok || seq >= h->snap_seq)
+            detach(h, why ? why : "the backup refused the stream");
         pthread_mutex_unlock(&h->mu);
     }
     cJSON_Delete(hdr);

@@ -685,15 +685,7 @@ static int wait_done(gg_orchestrator_t *o, uint64_t seen, double deadline_ms)
         double until = now + 1000.0;
         if (deadline_ms >= 0 && deadline_ms < until)
             until = deadline_ms;
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        double wait_ms = until - now;
-        ts.tv_sec += (time_t)(wait_ms / 1000.0);
-        ts.tv_nsec += (long)((wait_ms - (double)(long)(wait_ms / 1000.0) * 1000.0) * 1e6);
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        struct timespec ts = ggi_timespec_in(CLOCK_MONOTONIC, until - now);
         if (pthread_cond_timedwait(&o->done_cv, &o->done_mu, &ts) == ETIMEDOUT)
             break;
     }

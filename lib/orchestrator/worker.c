@@ -924,13 +924,7 @@ static int socket_wait_ms(gg_worker_t *w, int idle_ms, int stalled)
     pthread_mutex_lock(&w->mu);
     unsigned jobs = w->count + w->running;
     if (jobs > 0 && !stalled && w->done.n < RESULT_WAKE) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += BUSY_POLL_MS * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        struct timespec ts = ggi_timespec_in(CLOCK_MONOTONIC, BUSY_POLL_MS);
         w->sock_waiting = 1;
         pthread_cond_timedwait(&w->done_cv, &w->mu, &ts);
         w->sock_waiting = 0;
@@ -947,13 +941,7 @@ static void join_slots(gg_worker_t *w)
     pthread_mutex_unlock(&w->mu);
     for (unsigned i = 0; i < w->started; i++) {
         for (;;) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 50 * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
+            struct timespec ts = ggi_timespec_in(CLOCK_REALTIME, 50);
             if (pthread_timedjoin_np(w->threads[i], NULL, &ts) == 0)
                 break;
             gg_executor_interrupt(w->executor);

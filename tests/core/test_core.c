@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <gryphgen.h>
 
@@ -262,8 +263,28 @@ static void test_json_write(void)
     cJSON_Delete(o);
 }
 
+/* ggi_timespec_in: an absolute time ms ahead, normalised (0 <= tv_nsec < 1e9), never in the
+ * past for a negative ms, whole seconds and fractions both carried. */
+static void test_timespec_in(void)
+{
+    const double cases[] = {0, 0.5, 5, 999.999, 1000, 1500.25, 86400000.0, -20};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct timespec before, ts, after;
+        clock_gettime(CLOCK_MONOTONIC, &before);
+        ts = ggi_timespec_in(CLOCK_MONOTONIC, cases[i]);
+        clock_gettime(CLOCK_MONOTONIC, &after);
+        CHECK(ts.tv_nsec >= 0 && ts.tv_nsec < 1000000000L);
+        double at = (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+        double lo = (double)before.tv_sec * 1e3 + (double)before.tv_nsec / 1e6;
+        double hi = (double)after.tv_sec * 1e3 + (double)after.tv_nsec / 1e6;
+        double ms = cases[i] < 0 ? 0 : cases[i];
+        CHECK(at >= lo + ms - 0.001 && at <= hi + ms + 0.001);
+    }
+}
+
 int main(void)
 {
+    test_timespec_in();
     test_sampling();
     test_http_reply();
     test_errors();

@@ -205,7 +205,13 @@ def backup_killed_run():
     check(in_log(plog, "running without the backup"), "the primary says it runs alone",
           read_log(plog)[-2000:])
     check_ends(pdb, ids, "backup killed")
-    for x in ws + [prim]:
+    # The backup comes back (a new run of it, its old file): it is given a snapshot again
+    # and holds every end.
+    back = serve("b2", "backup", be, pe)[0]
+    check(wait_until(lambda: read_log(plog).count("sent the backup a snapshot") == 2 and
+                     passed(bdb) == N),
+          "the restarted backup takes a new snapshot with every end", read_log(plog)[-2000:])
+    for x in ws + [prim, back]:
         kill(x)
 
 
