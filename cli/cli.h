@@ -59,6 +59,10 @@ void cli_run_options_init(cli_run_options *o);
 /** Prints "gryphgen: <message>" and a newline on stderr (under the output lock). */
 void cli_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Writes all len bytes of data to fd (short writes continued, EINTR retried): 0, or -1 with
+ * errno set. (The library's ggi_write_all is internal; the command links the public API.) */
+int cli_write_all(int fd, const void *data, size_t len);
+
 /**
  * Parses a decimal unsigned number from lo to hi for option name; on failure prints why and
  * returns -1.

@@ -527,3 +527,21 @@ int cli_orchestrator_open(const cli_run_options *o, gg_event_fn event_fn, void *
     *out_orch = orch;
     return CLI_EXIT_OK;
 }
+
+int cli_write_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len > 0) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            if (w == 0)
+                errno = EIO;
+            return -1;
+        }
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}

@@ -18,6 +18,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "cli.h"
 #include "results_stream.h"
 
 typedef struct ended {
@@ -214,19 +215,9 @@ static int put_line(results_stream *s, const char *text)
             *p = ' '; /* only white space between tokens can be a raw newline */
     len = strlen(line);
     line[len] = '\n';
-    size_t off = 0;
-    while (off < len + 1) {
-        ssize_t w = write(s->fd, line + off, len + 1 - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            free(line);
-            return -1;
-        }
-        off += (size_t)w;
-    }
+    int rc = cli_write_all(s->fd, line, len + 1);
     free(line);
-    return 0;
+    return rc;
 }
 
 int results_stream_put_result(results_stream *s, const char *task_id, const char *result)

@@ -155,15 +155,7 @@ int scale_run(const char *const *argv, const char *stdin_text, char **out)
     }
     if (in[1] >= 0) { /* small texts (a job script): written whole before reading */
         void (*old)(int) = signal(SIGPIPE, SIG_IGN);
-        size_t n = strlen(stdin_text), off = 0;
-        while (off < n) {
-            ssize_t w = write(in[1], stdin_text + off, n - off);
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w <= 0)
-                break;
-            off += (size_t)w;
-        }
+        (void)cli_write_all(in[1], stdin_text, strlen(stdin_text)); /* (a reader gone early) */
         close(in[1]);
         signal(SIGPIPE, old);
     }

@@ -51,6 +51,10 @@ void ggi_cond_init_monotonic(pthread_cond_t *cv);
  *  timespec for the timed waits. */
 struct timespec ggi_timespec_in(clockid_t clock, double ms);
 
+/** Writes all len bytes of data to fd (short writes continued, EINTR retried): 0, or -1
+ *  with errno set (a write of 0 bytes is EIO). */
+int ggi_write_all(int fd, const void *data, size_t len);
+
 /** 64-bit FNV-1a hash of bytes, rendered as 16 hex digits into out[17]. */
 void ggi_hash_hex(const void *data, size_t len, char out[17]);
 

@@ -370,6 +370,18 @@ long ggi_cgroup_oom_kills(const ggi_cgroup *cg)
     return p ? strtol(p + 9, NULL, 10) : 0;
 }
 
+long ggi_cgroup_peak_kb(const ggi_cgroup *cg)
+{
+    if (!cg || !cg->mem[0])
+        return 0;
+    char buf[64];
+    if (read_file(cg->mem, cg->version == 2 ? "memory.peak" : "memory.max_usage_in_bytes", buf,
+                  sizeof buf) < 0)
+        return 0;
+    long long v = strtoll(buf, NULL, 10);
+    return v > 0 ? (long)(v / 1024) : 0;
+}
+
 /* Kills the pids listed in dir/cgroup.procs; returns how many were listed. */
 static int kill_listed(const char *dir)
 {

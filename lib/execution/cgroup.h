@@ -57,6 +57,10 @@ int ggi_cgroup_limit_values(uint64_t memory_bytes, uint64_t pids_max, char vals[
 /** How many processes the kernel's OOM killer killed in the group. */
 long ggi_cgroup_oom_kills(const ggi_cgroup *cg);
 
+/** The group's peak memory use in KiB (its processes' pages and the files they wrote to
+ * tmpfs; v2 memory.peak, v1 memory.max_usage_in_bytes); 0 when unknown. */
+long ggi_cgroup_peak_kb(const ggi_cgroup *cg);
+
 /** SIGKILLs every process in the group (a few rounds, for processes being forked). */
 void ggi_cgroup_kill(ggi_cgroup *cg);
 

@@ -34,9 +34,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -48,6 +51,25 @@
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
+#ifndef MFD_EXEC
+#define MFD_EXEC 0x0010U
+#endif
+
+/* The exit status of a process that has ended, read through a pidfd by any holder (Linux
+ * 6.15: PIDFD_GET_INFO with PIDFD_INFO_EXIT); the layout of the kernel's struct pidfd_info. */
+typedef struct zpidfd_info {
+    uint64_t mask;
+    uint64_t cgroupid;
+    uint32_t pid, tgid, ppid, ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid;
+    int32_t exit_code;
+} zpidfd_info;
+#define ZPIDFD_INFO_EXIT (1ULL << 3)
+#define ZPIDFD_GET_INFO _IOWR(0xFF, 11, zpidfd_info)
+
+/* The init program of a job's PID namespace (zinit.c), embedded by the build (length 0
+ * where it has none for this architecture). */
+extern const char ggi_zinit[];
+extern const size_t ggi_zinit_len;
 
 #define MAX_ZYGOTES 4
 #define START_TIMEOUT_MS 15000
@@ -68,7 +90,7 @@
 
 /* The zygote, in Python (3.9 or later: socket.send_fds, os.pidfd_open). */
 static const char ZYGOTE_PY[] =
-    "import os, sys, socket, struct, json, ctypes, signal, io, resource, gc, time\n"
+    "import os, sys, socket, struct, json, ctypes, signal, io, resource, gc, time, select\n"
     "_libc = ctypes.CDLL(None, use_errno=True)\n"
     "_libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,\n"
     "                        ctypes.c_char_p)\n"
@@ -114,6 +136,12 @@ static const char ZYGOTE_PY[] =
     "_CGSOCK = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET, fileno=4) \\\n"
     "    if sys.argv[2:3] == ['cg'] else None\n"
     "_STOCK = []  # groups received and not yet given to a job's process: (number, procs, limits)\n"
+    "# With the host's init program (descriptor 5, zinit.c), a job's PID 1 is that program,\n"
+    "# started with vfork and exec, and the job's process is PID 2, forked by the zygote: the\n"
+    "# host reads the job's wait status from a pidfd of it. Without it, PID 1 is a fork of the\n"
+    "# zygote (_init) that reports the status itself.\n"
+    "_ZINIT = sys.argv[3:4] == ['zinit']\n"
+    "_NET_OFF = sys.argv[4:5] == ['no-net-reuse']  # every job's process makes its own\n"
     "_WARM = ('fcntl', 'typing', 'collections', 're', 'math', 'itertools', 'functools', 'heapq',\n"
     "         'bisect', 'string', 'copy', 'traceback', 'types')\n"
     "\n"
@@ -136,13 +164,112 @@ static const char ZYGOTE_PY[] =
     "        s.close()\n"
     "\n"
     "\n"
-    "def _ahead():\n"
+    "def _ahead(net):\n"
     "    # What a job's process makes before any job is there: its own mount, IPC, UTS and\n"
-    "    # network namespaces (loopback up), its hostname and a /proc of its PID namespace.\n"
-    "    _c(_libc.unshare(_NEWNS | _NEWIPC | _NEWUTS | _NEWNET), 'unshare')\n"
-    "    _lo_up()\n"
+    "    # network namespaces (loopback up; the one the zygote gave it, else a new one), its\n"
+    "    # hostname and a /proc of its PID namespace.\n"
+    "    if net is None:\n"
+    "        _c(_libc.unshare(_NEWNS | _NEWIPC | _NEWUTS | _NEWNET), 'unshare')\n"
+    "        _lo_up()\n"
+    "    else:\n"
+    "        _c(_libc.unshare(_NEWNS | _NEWIPC | _NEWUTS), 'unshare')\n"
+    "        try:\n"
+    "            _c(_libc.setns(net, _NEWNET), 'enter its network namespace')\n"
+    "        finally:\n"
+    "            os.close(net)\n"
     "    _c(_libc.sethostname(b'gg-sandbox', 10), 'sethostname')\n"
     "    _c(_libc.mount(b'proc', b'/proc', b'proc', 14, None), 'mount /proc')\n"
+    "\n"
+    "\n"
+    "# Network namespaces for jobs. Making one and the kernel's tearing it down cost more than\n"
+    "# the rest of a job's namespaces together, so a job's namespace is used again, for a later\n"
+    "# job, when its job left nothing in it: the job and all it started are gone (its PID 1 has\n"
+    "# ended), no packet ever crossed its loopback (so no connection, no TIME_WAIT, no counter\n"
+    "# moved by traffic) and it holds no Unix socket (an abstract name kept bound by sockets\n"
+    "# in flight). Jobs cannot change anything else in it: it belongs to the zygote's user\n"
+    "# namespace, where a job has no capability. Never two running jobs share one.\n"
+    "_NETS = []      # namespaces ready for a job's process: descriptors\n"
+    "_NET_USED = []  # (namespace, pidfd of the PID 1 of the job that has it)\n"
+    "_NET_KEEP = 4   # at most this many wait\n"
+    "_OWN_NET = None\n"
+    "\n"
+    "\n"
+    "def _net_new():\n"
+    "    # A fresh network namespace with loopback up, made by the zygote, which returns to its\n"
+    "    # own.\n"
+    "    _c(_libc.unshare(_NEWNET), 'unshare a network namespace')\n"
+    "    try:\n"
+    "        _lo_up()\n"
+    "        return os.open('/proc/self/ns/net', os.O_RDONLY | os.O_CLOEXEC)\n"
+    "    finally:\n"
+    "        _c(_libc.setns(_OWN_NET, _NEWNET), 'setns')\n"
+    "\n"
+    "\n"
+    "def _net_clean(net):\n"
+    "    # Whether the namespace is as it was made: loopback its only device, with no packet\n"
+    "    # received or sent, and no Unix socket in it.\n"
+    "    _c(_libc.setns(net, _NEWNET), 'setns')\n"
+    "    try:\n"
+    "        with open('/proc/self/net/dev', 'rb') as f:\n"
+    "            dev = f.read().splitlines()[2:]\n"
+    "        with open('/proc/self/net/unix', 'rb') as f:\n"
+    "            unix = f.read().splitlines()[1:]\n"
+    "    finally:\n"
+    "        _c(_libc.setns(_OWN_NET, _NEWNET), 'setns')\n"
+    "    if len(dev) != 1 or unix:\n"
+    "        return False\n"
+    "    name, _, counts = dev[0].partition(b':')\n"
+    "    v = counts.split()\n"
+    "    return name.strip() == b'lo' and len(v) >= 10 and v[1] == b'0' and v[9] == b'0'\n"
+    "\n"
+    "\n"
+    "def _net_take():\n"
+    "    # A network namespace for the next job's process: one an ended job left clean, else a\n"
+    "    # new one (None: the job's process makes its own).\n"
+    "    if _OWN_NET is None:\n"
+    "        return None\n"
+    "    used = []\n"
+    "    for net, pfd in _NET_USED:\n"
+    "        if not select.select([pfd], [], [], 0)[0]:\n"
+    "            used.append((net, pfd))  # its job (or what it started) still runs\n"
+    "            continue\n"
+    "        os.close(pfd)\n"
+    "        try:\n"
+    "            keep = len(_NETS) < _NET_KEEP and _net_clean(net)\n"
+    "        except OSError:\n"
+    "            keep = False\n"
+    "        if keep:\n"
+    "            _NETS.append(net)\n"
+    "        else:\n"
+    "            os.close(net)\n"
+    "    _NET_USED[:] = used\n"
+    "    if _NETS:\n"
+    "        return _NETS.pop(0)\n"
+    "    try:\n"
+    "        return _net_new()\n"
+    "    except OSError:\n"
+    "        return None\n"
+    "\n"
+    "\n"
+    "def _net_given(net, pid):\n"
+    "    # The namespace went to a job whose PID 1 is pid: it may come back once that has ended.\n"
+    "    if net is None:\n"
+    "        return\n"
+    "    try:\n"
+    "        _NET_USED.append((net, os.pidfd_open(pid)))\n"
+    "    except OSError:\n"
+    "        os.close(net)\n"
+    "\n"
+    "\n"
+    "def _net_close_all():\n"
+    "    # In a child: the zygote's namespaces are not its own.\n"
+    "    for net in _NETS:\n"
+    "        os.close(net)\n"
+    "    for net, pfd in _NET_USED:\n"
+    "        os.close(net)\n"
+    "        os.close(pfd)\n"
+    "    if _OWN_NET is not None:\n"
+    "        os.close(_OWN_NET)\n"
     "\n"
     "\n"
     "def _warm():\n"
@@ -349,7 +476,7 @@ static const char ZYGOTE_PY[] =
     "            pass\n"
     "\n"
     "\n"
-    "def _job(park, to_init, times, warm, cg):\n"
+    "def _job(park, to_init, times, warm, cg, net):\n"
     "    # The job's process (PID 2), made ahead: builds what it can of its sandbox, waits for\n"
     "    # its job's descriptors (from the zygote), hands PID 1 the job's socket, joins the job's\n"
     "    # cgroup, finishes its sandbox, hands the host a pidfd of PID 1 and when each step began\n"
@@ -358,7 +485,7 @@ static const char ZYGOTE_PY[] =
     "    times.append(_now())\n"
     "    err = None\n"
     "    try:\n"
-    "        _ahead()\n"
+    "        _ahead(net)\n"
     "        if cg:\n"
     "            for f in cg[1]:  # joined now: moving a process between groups is slow\n"
     "                os.write(f, b'0')\n"
@@ -377,8 +504,9 @@ static const char ZYGOTE_PY[] =
     "    times += [struct.unpack('<q', msg[1:])[0], _now()]\n"
     "    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=fds[0])\n"
     "    try:\n"
-    "        socket.send_fds(to_init, [b'J'], [fds[0]])\n"
-    "        to_init.close()\n"
+    "        if to_init is not None:\n"
+    "            socket.send_fds(to_init, [b'J'], [fds[0]])\n"
+    "            to_init.close()\n"
     "        if err:\n"
     "            raise err\n"
     "        for f in fds[4:]:\n"
@@ -404,17 +532,18 @@ static const char ZYGOTE_PY[] =
     "            _cg_close(cg)\n"
     "        times.append(cg[0] if cg else 0)\n"
     "        _setup(req)\n"
-    "        init = os.pidfd_open(1)\n"
+    "        pidfds = [os.pidfd_open(1)] + ([os.pidfd_open(os.getpid())] if _ZINIT else [])\n"
     "        times.insert(7, _now())\n"
-    "        socket.send_fds(sock, [b'P' + struct.pack('<9q', *times)], [init])\n"
-    "        os.close(init)\n"
+    "        socket.send_fds(sock, [b'P' + struct.pack('<9q', *times)], pidfds)\n"
+    "        for f in pidfds:\n"
+    "            os.close(f)\n"
     "    except BaseException as e:\n"
     "        _fail(sock, e)\n"
     "        os._exit(1)\n"
     "    _run(fds[1:4], req)\n"
     "\n"
     "\n"
-    "def _init(park, times, warm, cg):\n"
+    "def _init(park, times, warm, cg, net):\n"
     "    # PID 1 of a job's own PID namespace, made ahead. It does as little as it can (every\n"
     "    # page it writes is copied): forks the job's process (which gets its job straight from\n"
     "    # the zygote and hands PID 1 the job's socket), reaps every process of the namespace and\n"
@@ -427,11 +556,13 @@ static const char ZYGOTE_PY[] =
     "    if j == 0:\n"
     "        try:\n"
     "            mine.close()\n"
-    "            _job(park, its, times, warm, cg)\n"
+    "            _job(park, its, times, warm, cg, net)\n"
     "        finally:\n"
     "            os._exit(127)\n"
     "    its.close()\n"
     "    park.close()\n"
+    "    if net is not None:\n"
+    "        os.close(net)  # (the job's process has it)\n"
     "    _cg_close(cg)  # (the job's process has them)\n"
     "    try:\n"
     "        msg, fds, _f, _a = socket.recv_fds(mine, 1, 1)\n"
@@ -467,14 +598,24 @@ static const char ZYGOTE_PY[] =
     "\n"
     "def _park(own_pidns, ctl, parked, warm, cg):\n"
     "    # Makes a job's PID 1 and process ahead of their job: the zygote unshares a PID\n"
-    "    # namespace, forks PID 1 into it and returns to its own. Returns the zygote's end of\n"
-    "    # the socket the job's process waits on.\n"
+    "    # namespace, starts PID 1 in it (the host's init program, or a fork of itself that\n"
+    "    # forks the job's process) and, with the init program, forks the job's process into\n"
+    "    # it as PID 2, then returns to its own namespace. The job's process gets a network\n"
+    "    # namespace from the zygote's (_net_take). Returns the zygote's end of the socket the\n"
+    "    # job's process waits on.\n"
     "    times = [_now()]\n"
+    "    net = _net_take()\n"
     "    mine, its = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)\n"
-    "    pid = -1\n"
+    "    pid = init = -1\n"
+    "    go = None\n"
     "    try:\n"
     "        _c(_libc.unshare(_NEWPID), 'unshare')\n"
     "        try:\n"
+    "            if _ZINIT:\n"
+    "                go = os.pipe()\n"
+    "                init = os.posix_spawn('/proc/self/fd/5', ['gg-zinit'], {},\n"
+    "                                      file_actions=[(os.POSIX_SPAWN_DUP2, go[0], 3)])\n"
+    "                times.append(_now())\n"
     "            pid = os.fork()\n"
     "        finally:\n"
     "            if pid != 0:\n"
@@ -482,6 +623,10 @@ static const char ZYGOTE_PY[] =
     "    except OSError:\n"
     "        if pid > 0:\n"
     "            os._exit(3)  # cannot return to its own namespace: the host restarts it\n"
+    "        for f in go or ():\n"
+    "            os.close(f)  # (an init started ends: no byte comes)\n"
+    "        if net is not None:\n"
+    "            os.close(net)\n"
     "        mine.close()\n"
     "        its.close()\n"
     "        raise\n"
@@ -492,9 +637,20 @@ static const char ZYGOTE_PY[] =
     "            for other in _STOCK:\n"
     "                _cg_close(other)\n"
     "            os.close(own_pidns)\n"
-    "            _init(its, times, warm, cg)\n"
+    "            _net_close_all()\n"
+    "            if go:\n"
+    "                os.close(go[0])\n"
+    "                os.close(go[1])\n"
+    "                _job(its, None, times, warm, cg, net)\n"
+    "            else:\n"
+    "                _init(its, times, warm, cg, net)\n"
     "        finally:\n"
     "            os._exit(127)\n"
+    "    if go:\n"
+    "        os.write(go[1], b'.')  # PID 2 is there: the init watches it\n"
+    "        os.close(go[0])\n"
+    "        os.close(go[1])\n"
+    "    _net_given(net, init if go else pid)\n"
     "    its.close()\n"
     "    return mine\n"
     "\n"
@@ -508,6 +664,9 @@ static const char ZYGOTE_PY[] =
     "            break\n"
     "    _c(_libc.prctl(38, 1, 0, 0, 0), 'PR_SET_NO_NEW_PRIVS')\n"
     "    own_pidns = os.open('/proc/self/ns/pid', os.O_RDONLY | os.O_CLOEXEC)\n"
+    "    global _OWN_NET\n"
+    "    if not _NET_OFF:\n"
+    "        _OWN_NET = os.open('/proc/self/ns/net', os.O_RDONLY | os.O_CLOEXEC)\n"
     "    for m in _WARM:\n"
     "        try:\n"
     "            __import__(m)\n"
@@ -605,6 +764,7 @@ typedef struct zygote {
     int inflight;         /* its jobs running now */
     int kept[MAX_KEPT];   /* sockets of its job processes made ahead, oldest first */
     int nkept;
+    int zinit;            /* its jobs' PID 1 is the init program; the host reads their status */
 } zygote;
 
 /* A cgroup made ahead and handed to a zygote, until a job claims it. */
@@ -835,21 +995,93 @@ static const char **zygote_env(const char *const *envp)
     return env;
 }
 
+/* Whether this kernel gives any holder of a pidfd the wait status of the process once it
+ * has ended (PIDFD_INFO_EXIT): seen once, on a child made to end with status 7. */
+static int exit_info_ok;
+static pthread_once_t exit_info_once = PTHREAD_ONCE_INIT;
+
+static void probe_exit_info(void)
+{
+    pid_t pid = vfork();
+    if (pid == 0)
+        _exit(7);
+    if (pid < 0)
+        return;
+    int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    if (fd < 0)
+        return;
+    zpidfd_info info;
+    memset(&info, 0, sizeof info);
+    info.mask = ZPIDFD_INFO_EXIT;
+    exit_info_ok = ioctl(fd, ZPIDFD_GET_INFO, &info) == 0 && (info.mask & ZPIDFD_INFO_EXIT) &&
+                   WIFEXITED(info.exit_code) && WEXITSTATUS(info.exit_code) == 7;
+    close(fd);
+}
+
+/* Whether zygotes start their jobs' PID 1 as the embedded init program: it is there, the
+ * kernel reports exit statuses through pidfds, the jobs have cgroups (their peak memory
+ * comes from there) and GRYPHGEN_ZINIT is not 0. */
+static int use_zinit(int with_cg)
+{
+    const char *env = getenv("GRYPHGEN_ZINIT");
+    if (!ggi_zinit_len || !with_cg || (env && strcmp(env, "0") == 0))
+        return 0;
+    pthread_once(&exit_info_once, probe_exit_info);
+    return exit_info_ok;
+}
+
+int ggi_zygote_init_program(void)
+{
+    return use_zinit(ggi_cgroup_probe()->version != 0);
+}
+
+/* Whether a zygote gives a job's process the network namespace of an earlier job that left
+ * nothing in it (the script's _net_take), unless GRYPHGEN_NETNS_REUSE is 0. */
+static int net_reuse(void)
+{
+    const char *env = getenv("GRYPHGEN_NETNS_REUSE");
+    return !(env && strcmp(env, "0") == 0);
+}
+
+/* A sealed, executable in-memory file holding the init program (-1: none could be made). */
+static int zinit_memfd(void)
+{
+    int fd = memfd_create("gg-zinit", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
+    if (fd < 0 && errno == EINVAL) /* before Linux 6.3 */
+        fd = memfd_create("gg-zinit", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0)
+        return -1;
+    int high = -1; /* above the descriptors the zygote's child sets up */
+    if (ggi_write_all(fd, ggi_zinit, ggi_zinit_len) != 0 || fchmod(fd, 0555) < 0 ||
+        fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0 ||
+        (high = fcntl(fd, F_DUPFD_CLOEXEC, 10)) < 0) {
+        close(fd);
+        return -1;
+    }
+    close(fd);
+    return high;
+}
+
 /* The descriptors a zygote is started with: its control socket (sv), with cgroups the socket
- * that hands it groups made ahead (cv), /dev/null, and the child's ends duplicated above the
- * standard ones. */
+ * that hands it groups made ahead (cv), /dev/null, the init program (or -1), and the child's
+ * ends duplicated above the standard ones. */
 typedef struct zygote_fds {
     int sv[2], cv[2];
-    int devnull, child_ctl, child_cg;
+    int devnull, child_ctl, child_cg, zinit;
     int with_cg;
 } zygote_fds;
 
 static int zygote_fds_open(zygote_fds *f)
 {
     f->sv[0] = f->sv[1] = f->cv[0] = f->cv[1] = -1;
-    f->devnull = f->child_ctl = f->child_cg = -1;
+    f->devnull = f->child_ctl = f->child_cg = f->zinit = -1;
     /* With cgroups, a second socket hands it the groups its jobs' processes join ahead. */
     f->with_cg = ggi_cgroup_probe()->version != 0;
+    if (use_zinit(f->with_cg))
+        f->zinit = zinit_memfd(); /* (none: the Python PID 1) */
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, f->sv) < 0 ||
         (f->with_cg && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, f->cv) < 0) ||
         (f->devnull = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0 ||
@@ -873,10 +1105,13 @@ static void zygote_fds_close(zygote_fds *f)
         close(f->devnull);
     if (f->child_ctl >= 0)
         close(f->child_ctl);
+    if (f->zinit >= 0)
+        close(f->zinit);
 }
 
 /* In the cloned child: default signal dispositions, its sandbox, the descriptors the script
- * expects (0-2 /dev/null, 3 control, 4 cgroups), then the interpreter. Never returns. */
+ * expects (0-2 /dev/null, 3 control, 4 cgroups, 5 the init program), then the interpreter.
+ * Never returns. */
 static void zygote_child(ggi_sandbox_spec *s, const zygote_fds *f, int sync_wr,
                          const char *python, const char *const *argv, const char **env)
 {
@@ -899,9 +1134,11 @@ static void zygote_child(ggi_sandbox_spec *s, const zygote_fds *f, int sync_wr,
     if (s->userns && ggi_sandbox_child_keep_caps())
         _exit(123);
     if (dup2(f->devnull, 0) < 0 || dup2(f->devnull, 1) < 0 || dup2(f->devnull, 2) < 0 ||
-        dup2(f->child_ctl, 3) < 0 || (f->child_cg >= 0 && dup2(f->child_cg, 4) < 0))
+        dup2(f->child_ctl, 3) < 0 || (f->child_cg >= 0 && dup2(f->child_cg, 4) < 0) ||
+        (f->zinit >= 0 && dup2(f->zinit, 5) < 0))
         _exit(121);
-    (void)syscall(SYS_close_range, f->child_cg >= 0 ? 5U : 4U, ~0U, CLOSE_RANGE_CLOEXEC);
+    (void)syscall(SYS_close_range, f->zinit >= 0 ? 6U : f->child_cg >= 0 ? 5U : 4U, ~0U,
+                  CLOSE_RANGE_CLOEXEC);
     if (chdir("/") < 0)
         _exit(122);
     sigset_t none;
@@ -928,7 +1165,8 @@ static int zygote_clone(const zygote_fds *f, const char *python, const char **en
         return ggi_error(GG_EIO, "cannot make the zygote's pipe: %s", strerror(se));
     /* (Its sys.argv[1] says whether it has a user namespace of its own.) */
     const char *argv[] = { python, "-c", ZYGOTE_PY, s.userns ? "userns" : "-",
-                           f->with_cg ? "cg" : "-", NULL };
+                           f->with_cg ? "cg" : "-", f->zinit >= 0 ? "zinit" : "-",
+                           net_reuse() ? "-" : "no-net-reuse", NULL };
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -1002,6 +1240,7 @@ static int zygote_start(ggi_zygote_pool *p, zygote *z, const char *python,
     z->pid = pid;
     z->ctl = f.sv[0];
     z->cgs = f.cv[0];
+    z->zinit = f.zinit >= 0;
     f.sv[0] = f.cv[0] = -1;
 out:
     zygote_fds_close(&f);
@@ -1009,11 +1248,11 @@ out:
     return rc;
 }
 
-/* One byte from sock, with the descriptor sent beside it if any (*fd; -1: none), EINTR
- * retried: recvmsg's result. */
-static ssize_t recv_byte_fd(int sock, int flags, char *c, int *fd)
+/* One byte from sock, with the descriptors sent beside it if any (up to two: *fd, then *fd2
+ * when not NULL; -1: none; others are closed), EINTR retried: recvmsg's result. */
+static ssize_t recv_byte_fds(int sock, int flags, char *c, int *fd, int *fd2)
 {
-    char cbuf[CMSG_SPACE(sizeof(int))];
+    char cbuf[CMSG_SPACE(2 * sizeof(int))];
     memset(cbuf, 0, sizeof cbuf);
     struct iovec iov = { c, 1 };
     struct msghdr mh;
@@ -1025,11 +1264,27 @@ static ssize_t recv_byte_fd(int sock, int flags, char *c, int *fd)
     ssize_t n;
     while ((n = recvmsg(sock, &mh, flags | MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {
     }
+    int got[2] = { -1, -1 };
     *fd = -1;
+    if (fd2)
+        *fd2 = -1;
     struct cmsghdr *cm = n == 1 ? CMSG_FIRSTHDR(&mh) : NULL;
-    if (cm && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len == CMSG_LEN(sizeof(int)))
-        memcpy(fd, CMSG_DATA(cm), sizeof(int));
+    if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+        cm->cmsg_len >= CMSG_LEN(sizeof(int))) {
+        size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        memcpy(got, CMSG_DATA(cm), sizeof(int) * (k > 2 ? 2 : k));
+    }
+    *fd = got[0];
+    if (fd2)
+        *fd2 = got[1];
+    else if (got[1] >= 0)
+        close(got[1]);
     return n;
+}
+
+static ssize_t recv_byte_fd(int sock, int flags, char *c, int *fd)
+{
+    return recv_byte_fds(sock, flags, c, fd, NULL);
 }
 
 /* Takes in the sockets of job processes zygote z made ahead ("K" messages; the lock is
@@ -1057,10 +1312,11 @@ static int take_kept(zygote *z)
 }
 
 /* Finds or starts the zygote for key; returns a dup of its control socket and of its
- * cgroup socket (or -1), its serial, and the socket of a job process it made ahead (or -1),
- * now the caller's. */
+ * cgroup socket (or -1), its serial, the socket of a job process it made ahead (or -1), now
+ * the caller's, and whether its jobs' PID 1 is the init program. */
 static int zygote_get(ggi_zygote_pool *p, const char *python, const char *const *envp,
-                      int *ctl_out, int *cgs_out, unsigned long *serial, int *kept_out)
+                      int *ctl_out, int *cgs_out, unsigned long *serial, int *kept_out,
+                      int *zinit_out)
 {
     size_t klen = 0;
     char *key = make_key(python, envp, &klen);
@@ -1106,6 +1362,7 @@ static int zygote_get(ggi_zygote_pool *p, const char *python, const char *const 
     hit->last = now;
     hit->inflight++;
     *serial = hit->serial;
+    *zinit_out = hit->zinit;
     *kept_out = take_kept(hit);
     *ctl_out = fcntl(hit->ctl, F_DUPFD_CLOEXEC, 3);
     *cgs_out = hit->cgs >= 0 ? fcntl(hit->cgs, F_DUPFD_CLOEXEC, 3) : -1;
@@ -1136,6 +1393,8 @@ typedef struct zjob {
     unsigned long serial;
     int sock;      /* our end of the job socket */
     int init_fd;   /* pidfd of the job's init */
+    int zinit;     /* the init is the init program: the job's status comes from job_fd */
+    int job_fd;    /* with it, a pidfd of the job's process (PID 2), else -1 */
     ggi_cgroup *cg; /* the job's group (made ahead, joined by its process) */
     int fallback;  /* the job never started: run it the direct way */
     ggi_zygote_times t;
@@ -1402,8 +1661,12 @@ static int zj_reply(zjob *zj, int *done_fd)
         return ggi_error(GG_EUNSUPPORTED, "the zygote did not take the job");
     }
     char r = 0;
-    int passed_fd = -1;
-    ssize_t got = recv_byte_fd(zj->sock, 0, &r, &passed_fd);
+    int passed_fd = -1, second_fd = -1;
+    ssize_t got = recv_byte_fds(zj->sock, 0, &r, &passed_fd, &second_fd);
+    if (second_fd >= 0 && (r != 'P' || !zj->zinit)) {
+        close(second_fd); /* (only the init program's jobs send a second one) */
+        second_fd = -1;
+    }
     if (got == 0) {
         /* Closed unanswered: no job process took it (none could be made, or none had a
          * cgroup); the direct way runs it, and zygotes stay in use. */
@@ -1422,6 +1685,20 @@ static int zj_reply(zjob *zj, int *done_fd)
         }
         zj->fallback = 1;
         return ggi_error(GG_EUNSUPPORTED, "the job's limits do not fit a zygote's process");
+    }
+    if (r == 'P' && passed_fd >= 0 && zj->zinit) {
+        /* The init program's job: it has ended, with all it left, once the init has (its
+         * pidfd polls readable); its status is read from the pidfd of PID 2. */
+        zj->init_fd = passed_fd;
+        zj->job_fd = second_fd;
+        if (second_fd < 0) {
+            zj_kill(zj);
+            return ggi_error(GG_EIO, "the zygote's job sent no pidfd of its process");
+        }
+        int rc = zj_reply_ready(zj);
+        if (!rc)
+            *done_fd = zj->init_fd;
+        return rc;
     }
     if (r == 'P' && passed_fd >= 0) {
         zj->init_fd = passed_fd;
@@ -1504,10 +1781,39 @@ static void zj_kill(void *ctx)
         (void)syscall(SYS_pidfd_send_signal, zj->init_fd, SIGKILL, NULL, 0);
 }
 
+/* The end of an init program's job: the wait status of its process (PID 2) from its pidfd,
+ * its peak memory from its group. */
+static int zj_finish_zinit(zjob *zj, ggi_spawn_result *res)
+{
+    zpidfd_info info;
+    memset(&info, 0, sizeof info);
+    info.mask = ZPIDFD_INFO_EXIT;
+    zj->t.finished = zj->t.reaped = ggi_now_ms();
+    if (zj->t.replied > zj->t.reaped)
+        zj->t.replied = zj->t.reaped;
+    if (ioctl(zj->job_fd, ZPIDFD_GET_INFO, &info) == 0 && (info.mask & ZPIDFD_INFO_EXIT)) {
+        int st = info.exit_code;
+        if (WIFEXITED(st)) {
+            res->exit_code = WEXITSTATUS(st);
+        } else {
+            res->exit_code = -1;
+            res->term_signal = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
+        }
+    } else {
+        /* Ended with no status kept (which the probe says this kernel keeps): as killed. */
+        res->exit_code = -1;
+        res->term_signal = SIGKILL;
+    }
+    res->max_rss_kb = zj->cg ? ggi_cgroup_peak_kb(zj->cg) : 0;
+    return GG_OK;
+}
+
 static int zj_finish(void *ctx, int killed, ggi_spawn_result *res)
 {
     zjob *zj = ctx;
     (void)killed;
+    if (zj->zinit && zj->job_fd >= 0)
+        return zj_finish_zinit(zj, res);
     /* "S", the wait status (int32), peak RSS in KiB and when it was reaped (int64 ns). */
     unsigned char m[21];
     ssize_t n = 0;
@@ -1563,8 +1869,9 @@ int ggi_zygote_run(ggi_zygote_pool *pool, const ggi_zygote_job *job, const ggi_s
     memset(&zj, 0, sizeof zj);
     zj.pool = pool;
     zj.job = job;
-    zj.ctl = zj.cgs = zj.kept = zj.sock = zj.init_fd = -1;
-    int rc = zygote_get(pool, job->python, job->envp, &zj.ctl, &zj.cgs, &zj.serial, &zj.kept);
+    zj.ctl = zj.cgs = zj.kept = zj.sock = zj.init_fd = zj.job_fd = -1;
+    int rc = zygote_get(pool, job->python, job->envp, &zj.ctl, &zj.cgs, &zj.serial, &zj.kept,
+                        &zj.zinit);
     if (!rc && job->cgroup && zj.cgs < 0) {
         close(zj.ctl);
         if (zj.kept >= 0)
@@ -1591,6 +1898,8 @@ int ggi_zygote_run(ggi_zygote_pool *pool, const ggi_zygote_job *job, const ggi_s
         *job->times = zj.t;
     if (zj.init_fd >= 0)
         close(zj.init_fd);
+    if (zj.job_fd >= 0)
+        close(zj.job_fd);
     if (zj.sock >= 0)
         close(zj.sock);
     if (zj.cgs >= 0)

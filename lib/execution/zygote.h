@@ -3,8 +3,11 @@
  * A zygote is started once per (interpreter, job environment) inside the namespace sandbox
  * (a read-only root holding only the runtime, own network, IPC, UTS and PID namespaces) and
  * never runs job code itself.
- * Ahead of each job it forks PID 1 of a new PID namespace, which forks the job's process:
- * that enters new mount, IPC and UTS namespaces and mounts a fresh /proc, then waits; with
+ * Ahead of each job it starts PID 1 of a new PID namespace and the job's process in it:
+ * PID 1 is the embedded init program (zinit.c, started with vfork and exec; the zygote forks
+ * the job's process as PID 2) or, where that cannot be used (ggi_zygote_init_program), a
+ * fork of the zygote that forks the job's process. The job's process enters new mount, IPC,
+ * UTS and network namespaces and mounts a fresh /proc, then waits; with
  * its job it puts a size-capped tmpfs on /tmp with the job's workspace and files, enters a
  * user namespace of its own and runs the job's `-c` code as the unprivileged sandbox uid
  * with the job's rlimits and cgroup, so each job gets a fresh process and no state from
@@ -33,8 +36,8 @@ void ggi_zygote_pool_destroy(ggi_zygote_pool **pp);
  * first four are steps the zygote took ahead of the job, before it was sent. */
 typedef struct ggi_zygote_times {
     double park;        /* zygote: began to make the job's PID 1 (unshare of a PID ns, fork) */
-    double init;        /* PID 1 running */
-    double job;         /* the job's process forked by PID 1 */
+    double init;        /* PID 1 running (the init program: started) */
+    double job;         /* the job's process forked (by PID 1, or by the zygote) */
     double parked;      /* its namespaces and /proc made: waiting for its job */
     double sent;        /* host: the job handed to the zygote */
     double received;    /* zygote: the job received (and handed on to a parked PID 1) */
@@ -42,7 +45,7 @@ typedef struct ggi_zygote_times {
     double request;     /* its cgroup joined and the request read */
     double ready;       /* its tmpfs, workspace, files and user namespace made */
     double replied;     /* host: the "started" reply in */
-    double reaped;      /* PID 1: the job's process reaped */
+    double reaped;      /* PID 1: the job's process reaped (the init program: its end seen) */
     double finished;    /* host: the end seen and the report read */
 } ggi_zygote_times;
 
@@ -80,5 +83,14 @@ int ggi_zygote_run(ggi_zygote_pool *pool, const ggi_zygote_job *job, const ggi_s
 
 /** How many zygotes have been started by this pool (for tests). */
 int ggi_zygote_pool_starts(ggi_zygote_pool *pool);
+
+/**
+ * Whether zygotes started from now on make their jobs' PID 1 the embedded init program
+ * (zinit.c) and read each job's wait status from a pidfd of its process: the build embedded
+ * one for this architecture, the kernel keeps exit statuses for pidfd holders (Linux 6.15),
+ * jobs get cgroups (their peak memory is read there) and GRYPHGEN_ZINIT is not "0".
+ * Otherwise PID 1 is a fork of the zygote that reports the status itself.
+ */
+int ggi_zygote_init_program(void);
 
 #endif

@@ -1,5 +1,5 @@
-"""embed_page.py - writes a C file defining one string, the given HTML page, at build time
-(the dashboard is edited as an .html file and served from memory).
+"""embed_page.py - writes a C file defining one string, the bytes of a given file, at build time
+(the dashboard, edited as an .html file and served from memory; the zygote init program).
 Usage: embed_page.py INPUT.html OUTPUT.c SYMBOL"""
 
 import sys

@@ -727,15 +727,8 @@ static int write_replace(int parent, const char *name, const char *data, size_t 
     }
     if (fd < 0)
         return -1;
-    size_t done = 0;
-    while (done < len) {
-        ssize_t w = write(fd, data + done, len - done);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            goto fail;
-        done += (size_t)w;
-    }
+    if (ggi_write_all(fd, data, len) != 0)
+        goto fail;
     if (fchmod(fd, mode) != 0)
         goto fail;
     if (close(fd) != 0) {

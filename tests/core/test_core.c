@@ -2,11 +2,13 @@
  * test_core.c - error recording, buffers, JSON field access and version functions; the
  * Thompson-sampling draws; the HTTP clients' reply buffer, retry waits and secret scrubbing.
  */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <gryphgen.h>
 
@@ -282,8 +284,34 @@ static void test_timespec_in(void)
     }
 }
 
+/* ggi_write_all: everything written through a pipe; a descriptor that cannot be written is
+ * -1 with errno. */
+static void test_write_all(void)
+{
+    int p[2];
+    CHECK(pipe(p) == 0);
+    static char big[40000];
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = (char)('a' + i % 26);
+    CHECK(ggi_write_all(p[1], big, sizeof big) == 0);
+    close(p[1]);
+    size_t got = 0;
+    char buf[4096];
+    ssize_t r;
+    int same = 1;
+    while ((r = read(p[0], buf, sizeof buf)) > 0) {
+        same &= memcmp(buf, big + got, (size_t)r) == 0;
+        got += (size_t)r;
+    }
+    close(p[0]);
+    CHECK(got == sizeof big && same);
+    CHECK(ggi_write_all(p[0], "x", 1) == -1 && errno == EBADF); /* (closed) */
+    CHECK(ggi_write_all(-1, "", 0) == 0);                       /* nothing to write */
+}
+
 int main(void)
 {
+    test_write_all();
     test_timespec_in();
     test_sampling();
     test_http_reply();

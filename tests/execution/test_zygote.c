@@ -4,7 +4,10 @@
  * starts clean whatever an earlier job did to modules, globals, builtins, files, the
  * environment and the kernel state its zygote's namespaces share (keyrings, a process left
  * behind listening on loopback, /dev/shm), a zygote that dies is replaced, and a request's
- * stage timings say where a job's time went.
+ * stage timings say where a job's time went; PID 1 of a job is the embedded init program
+ * where it can be used, and a job's network namespace comes back for a later job only when
+ * the job left nothing in it. Arguments: "python-init" (GRYPHGEN_ZINIT=0), "no-netns-reuse"
+ * (GRYPHGEN_NETNS_REUSE=0).
  */
 #include <dirent.h>
 #include <pthread.h>
@@ -18,6 +21,7 @@
 
 #include "core/ggi.h"
 #include "execution/sandbox.h"
+#include "execution/zygote.h"
 #include "testexec.h"
 #include "testutil.h"
 
@@ -60,7 +64,7 @@ static void test_same_as_direct(void)
         "import threading, time\nt = threading.Thread(target=lambda: (time.sleep(0.05), "
         "print('thread done')))\nt.start()\nprint('main done')",
         "import os; print(os.getuid(), os.getgid(), os.getcwd() == os.environ['HOME'], "
-        "os.getpid(), os.getppid())",
+        "os.getpid(), os.getppid() in (0, 1))",
         "import sys; sys.stdout.write('no newline'); sys.stderr.write('err')",
         "print({'b': 1, 'a': 2, 'c': 3}, {'x', 'y', 'z'})",
         "x = ",
@@ -379,8 +383,119 @@ static void test_own_network_namespace(void)
     }
 }
 
-int main(void)
+/* The cookie of the network namespace a job's code ran in (unique, never reused by the
+ * kernel), or 0. extra: code run before. */
+static unsigned long long netns_cookie(const char *extra)
 {
+    char code[1024];
+    snprintf(code, sizeof code,
+             "import socket\n%s\n"
+             "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+             "print(int.from_bytes(s.getsockopt(socket.SOL_SOCKET, 71, 8), 'little'))",
+             extra ? extra : "");
+    cJSON *r = run(code, NULL, 1);
+    unsigned long long c = 0;
+    if (r) {
+        CHECK(test_num(r, "exit_code") == 0);
+        c = strtoull(test_str(r, "stdout"), NULL, 10);
+        cJSON_Delete(r);
+    }
+    return c;
+}
+
+/* A job's network namespace is used again for a later job only when its job left nothing in
+ * it: after a job that sent packets over loopback (here a connection, which leaves a
+ * TIME_WAIT on its port) no later job is given that namespace, and each can bind the port;
+ * after jobs that used no network, their namespaces come back (GRYPHGEN_NETNS_REUSE=0: never). */
+static void test_network_namespace_reuse(void)
+{
+    int reuse = !getenv("GRYPHGEN_NETNS_REUSE") || strcmp(getenv("GRYPHGEN_NETNS_REUSE"), "0");
+    unsigned long long seen[8];
+    int repeats = 0;
+    for (int i = 0; i < 8; i++) {
+        seen[i] = netns_cookie(NULL);
+        CHECK(seen[i] != 0);
+        for (int j = 0; j < i; j++)
+            repeats += seen[j] == seen[i];
+        if (i > 0)
+            CHECK(seen[i] != seen[i - 1]); /* the job before ran while this one was made */
+    }
+    printf("# network namespaces used again in 8 jobs: %d\n", repeats);
+    CHECK(reuse ? repeats > 0 : repeats == 0);
+    /* A connection over loopback, closed by the job's side first: a TIME_WAIT on its port. */
+    cJSON *r = run("import socket\n"
+                   "l = socket.socket(); l.bind(('127.0.0.1', 0)); l.listen()\n"
+                   "c = socket.create_connection(l.getsockname(), timeout=5)\n"
+                   "a, _ = l.accept(); port = c.getsockname()[1]\n"
+                   "c.close(); a.recv(1); a.close()\n"
+                   "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+                   "print(int.from_bytes(s.getsockopt(socket.SOL_SOCKET, 71, 8), 'little'),\n"
+                   "      port)", NULL, 1);
+    unsigned long long used = 0;
+    int port = 0;
+    if (r) {
+        CHECK(test_num(r, "exit_code") == 0);
+        CHECK(sscanf(test_str(r, "stdout"), "%llu %d", &used, &port) == 2);
+        cJSON_Delete(r);
+    }
+    char bind_port[128];
+    snprintf(bind_port, sizeof bind_port,
+             "b = socket.socket(); b.bind(('127.0.0.1', %d)); b.close()", port);
+    for (int i = 0; i < 6 && used && port; i++)
+        CHECK(netns_cookie(bind_port) != used);
+}
+
+/* Where the embedded init program can be used (ggi_zygote_init_program), it is PID 1 of
+ * every job's PID namespace and the job's process is PID 2; else PID 1 is the zygote's own
+ * fork. Either way what a job leaves running ends with it, and its exit status, signal and
+ * peak memory are reported. */
+static void test_init_program(void)
+{
+    int expected = ggi_zygote_init_program();
+    printf("# PID 1 of zygote jobs: %s\n", expected ? "the init program" : "a fork of the zygote");
+    cJSON *r = run("import os\n"
+                   "print(open('/proc/1/comm').read().strip(), os.getpid())", NULL, 1);
+    if (r) {
+        CHECK(test_true(r, "zygote"));
+        CHECK_STR(test_str(r, "stdout"), expected ? "gg-zinit 2\n" : "python3 2\n");
+        cJSON_Delete(r);
+    }
+    /* A child left running (not waited for, in its own session) ends with the job: the
+     * result comes although it would sleep for an hour. */
+    r = run("import os, time\n"
+            "if os.fork() == 0:\n"
+            "    os.setsid(); time.sleep(3600); os._exit(0)\n"
+            "print('left one')", NULL, 1);
+    if (r) {
+        CHECK_STR(test_str(r, "stdout"), "left one\n");
+        CHECK(test_num(r, "exit_code") == 0);
+        cJSON_Delete(r);
+    }
+    /* A signal the job sends itself ends it as it would anywhere (the job's process is not
+     * its namespace's init, which the kernel would shield from it). */
+    r = run("import os, signal; os.kill(os.getpid(), signal.SIGTERM)", NULL, 1);
+    if (r) {
+        CHECK(test_num(r, "exit_code") == -1);
+        CHECK(test_num(r, "signal") == SIGTERM);
+        cJSON_Delete(r);
+    }
+    /* Peak memory: a job that holds 64 MiB peaks above that. */
+    r = run("b = bytearray(64 << 20)\nfor i in range(0, len(b), 4096): b[i] = 1", NULL, 1);
+    if (r) {
+        CHECK(test_num(r, "exit_code") == 0);
+        CHECK(test_num(r, "max_rss_kb") > 60000);
+        cJSON_Delete(r);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    /* "python-init": as where the init program cannot be used (GRYPHGEN_ZINIT=0);
+     * "no-netns-reuse": every job's network namespace new (GRYPHGEN_NETNS_REUSE=0). */
+    if (argc > 1 && strcmp(argv[1], "python-init") == 0)
+        setenv("GRYPHGEN_ZINIT", "0", 1);
+    if (argc > 1 && strcmp(argv[1], "no-netns-reuse") == 0)
+        setenv("GRYPHGEN_NETNS_REUSE", "0", 1);
     if (!ggi_sandbox_probe()->namespaces) {
         printf("SKIP: no namespace sandbox here: %s\n", ggi_sandbox_probe()->namespaces_why);
         return 77;
@@ -396,6 +511,8 @@ int main(void)
         fprintf(stderr, "gg_executor_new: %s\n", gg_error_last());
         return 1;
     }
+    test_init_program();
+    test_network_namespace_reuse();
     test_same_as_direct();
     test_no_state_between_jobs();
     test_no_kernel_state_between_jobs();
