@@ -6,19 +6,27 @@
  * standard modules, freezes its objects for the collector and listens on a SOCK_SEQPACKET
  * socket at descriptor 3: each job is one message carrying descriptors (the job's own stream
  * socket, stdin, stdout, stderr). Ahead of its jobs (before it reports ready, and after each
- * job handed on) it makes two "parked" jobs: PID 1 of a new PID namespace (unshare, fork,
- * setns back), and the job's process PID 1 forks, which makes its mount, IPC, UTS and network
- * namespaces and /proc, copies the pages a job's first steps write, and waits. The zygote hands the host each parked process's socket ("K"); the host gives a job
- * straight to one (telling the zygote "F", upon which it makes the next), or, when it holds
- * none, to the zygote, which makes one then. With cgroups the host also hands the zygote
- * groups made ahead on a second socket (descriptor 4): each parked process joins one while
- * no job waits, and writes its job's limits into it when the job comes. The parked process
- * hands PID 1 the job's socket, reads the request JSON from the job socket, makes its tmpfs,
- * workspace, files and a user namespace of its own, replies "P" with a pidfd of PID 1 and
- * when each step began, and runs the job; PID 1 kills whatever is left and sends "S" with the
- * job's wait status, peak RSS and when it reaped it. The host takes the job as ended on "S"
- * (or when the socket closes); killing PID 1 (pidfd_send_signal) kills everything in the
- * job's PID namespace. Jobs run through ggi_spawn_run's I/O loop as an "external" start, so
+ * job handed on) it makes two "parked" jobs: PID 1 of a new PID namespace (unshare, start,
+ * setns back) and the job's process, which makes its mount, IPC and UTS namespaces and /proc,
+ * enters the network namespace the zygote gives it (one an ended job left clean, or a new
+ * one), copies the pages a job's first steps write, and waits. PID 1 is the init program
+ * (zinit.c, from a memfd at descriptor 5, started with posix_spawn; the zygote forks the
+ * job's process as PID 2 and the host reads the job's status through a pidfd of it) or,
+ * where that cannot be used, a fork of the zygote that forks the job's process and reports
+ * its status ("S"). The zygote hands the host each parked process's socket ("K"); the host
+ * gives a job straight to one (telling the zygote "F", upon which it makes the next), or,
+ * when it holds none, to the zygote, which makes one then. With cgroups the host also hands
+ * the zygote groups made ahead on a second socket (descriptor 4): each parked process joins
+ * one while no job waits, and writes its job's limits into it when the job comes. The parked
+ * process hands a forked PID 1 the job's socket, reads the request JSON from the job socket,
+ * makes its tmpfs, workspace, files and a user namespace of its own, replies "P" with a pidfd
+ * of PID 1 (and with the init program one of itself) and when each step began, and runs the
+ * job. A forked PID 1 kills whatever is left and sends "S" with the job's wait status, peak
+ * RSS and when it reaped it; the host takes the job as ended on "S" (or when the socket
+ * closes). The init program's job has ended when the init has (the kernel has then killed
+ * what was left); the host reads the status from its pidfd of PID 2 and the peak memory from
+ * the job's cgroup. Killing PID 1 (pidfd_send_signal) kills everything in the job's PID
+ * namespace. Jobs run through ggi_spawn_run's I/O loop as an "external" start, so
  * timeouts, output caps and cancellation behave as on the direct path.
  *
  * Why one file of this length: the Python script the zygote runs and the host's side of its
@@ -202,7 +210,14 @@ static const char ZYGOTE_PY[] =
     "        _lo_up()\n"
     "        return os.open('/proc/self/ns/net', os.O_RDONLY | os.O_CLOEXEC)\n"
     "    finally:\n"
-    "        _c(_libc.setns(_OWN_NET, _NEWNET), 'setns')\n"
+    "        _net_home()\n"
+    "\n"
+    "\n"
+    "def _net_home():\n"
+    "    # Back to the zygote's own network namespace; a zygote that cannot go back ends (the\n"
+    "    # host starts another).\n"
+    "    if _libc.setns(_OWN_NET, _NEWNET) != 0:\n"
+    "        os._exit(3)\n"
     "\n"
     "\n"
     "def _net_clean(net):\n"
@@ -215,7 +230,7 @@ static const char ZYGOTE_PY[] =
     "        with open('/proc/self/net/unix', 'rb') as f:\n"
     "            unix = f.read().splitlines()[1:]\n"
     "    finally:\n"
-    "        _c(_libc.setns(_OWN_NET, _NEWNET), 'setns')\n"
+    "        _net_home()\n"
     "    if len(dev) != 1 or unix:\n"
     "        return False\n"
     "    name, _, counts = dev[0].partition(b':')\n"
