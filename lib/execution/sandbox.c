@@ -34,6 +34,7 @@
 #include "../core/ggi.h"
 #include "sandbox.h"
 
+#define KEYCTL_JOIN_SESSION_KEYRING_NR 1 /* <linux/keyctl.h>, which libc does not wrap */
 #ifndef SYS_mount_setattr
 #define SYS_mount_setattr 442
 #endif
@@ -719,6 +720,10 @@ int ggi_sandbox_child_drop(const ggi_sandbox_spec *s)
     if (syscall(SYS_setresgid, s->gid, s->gid, s->gid) < 0)
         return errno;
     if (syscall(SYS_setresuid, s->uid, s->uid, s->uid) < 0)
+        return errno;
+    /* A session keyring of its own, the job's uid's: the one it inherited is the host's, whose
+     * keys a possessor may read. (A kernel without keys has none to leak.) */
+    if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING_NR, NULL) < 0 && errno != ENOSYS)
         return errno;
     if (s->userns && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 &&
         errno != EINVAL)

@@ -4,8 +4,9 @@
  * a host keeps data (a directory made under /, one under /var/tmp holding an SQLite database,
  * one under /srv) must not be readable, nor the host's /home, /root, /srv, /var or /work be
  * there at all; yet Python (with sqlite3, subprocess and a shell), a C compile-and-run job,
- * and a Python from a virtual environment outside the runtime's directories still work. And
- * which host paths a program brings along (its prefix, never a home).
+ * and a Python from a virtual environment outside the runtime's directories still work. Keys
+ * the host holds in its session and user keyrings are not readable either. And which host
+ * paths a program brings along (its prefix, never a home).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -244,17 +246,64 @@ static void test_program_binds(void)
     CHECK(ggi_workspace_remove(home) == 0);
 }
 
+/* The host's keys: the test's session keyring (a new one, which the jobs' processes inherit
+ * as the host's) and root's user keyring each hold a key; a job lists every keyring it can
+ * reach (session, user, user session) and reads every key in them: neither secret shows. */
+static char key_secret[64];
+
+static int plant_keys(void)
+{
+    snprintf(key_secret, sizeof key_secret, "gg-host-key-%ld", (long)getpid());
+    if (syscall(SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, NULL) < 0)
+        return -1;
+    for (long ring = -3; ring >= -4; ring--) { /* session, user */
+        if (syscall(SYS_add_key, "user", ring == -3 ? "gg-session-secret" : "gg-user-secret",
+                    key_secret, strlen(key_secret), ring) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static void test_host_keys_unreadable(void)
+{
+    cJSON *r = py("import ctypes\n"
+                  "libc = ctypes.CDLL(None, use_errno=True)\n"
+                  "libc.syscall.restype = ctypes.c_long\n"
+                  "seen = []\n"
+                  "for ring in (-3, -4, -5):\n"
+                  "    buf = ctypes.create_string_buffer(4096)\n"
+                  "    n = libc.syscall(250, 11, ring, buf, 4096)  # KEYCTL_READ: its keys\n"
+                  "    ids = ctypes.cast(buf, ctypes.POINTER(ctypes.c_int32))[:max(n, 0) // 4]\n"
+                  "    for k in ids:\n"
+                  "        v = ctypes.create_string_buffer(256)\n"
+                  "        m = libc.syscall(250, 11, k, v, 256)\n"
+                  "        seen.append(v.raw[:max(m, 0)])\n"
+                  "print(len(seen), b'|'.join(seen))");
+    if (!r)
+        return;
+    CHECK(test_num(r, "exit_code") == 0);
+    CHECK(strstr(test_str(r, "stdout"), key_secret) == NULL);
+    CHECK(strstr(test_str(r, "stderr"), key_secret) == NULL);
+    cJSON_Delete(r);
+}
+
 int main(void)
 {
     if (access(PY, X_OK) != 0 || geteuid() != 0) {
         printf("SKIP: needs %s and root (to plant files under / and /srv)\n", PY);
         return 77;
     }
+    /* (Before any job: zygotes and jobs inherit the test's keyrings as a host's.) */
+    int keys = plant_keys() == 0;
+    if (!keys)
+        printf("# no kernel keys here (%s): the key checks are skipped\n", strerror(errno));
     int made = test_exec_new_sandboxed(&ex);
     if (made != 0)
         return made;
     for (use_zygote = 1; use_zygote >= 0; use_zygote--) {
         test_host_data_unreadable();
+        if (keys)
+            test_host_keys_unreadable();
         test_python_still_works();
         test_c_still_works();
         test_venv_prefix();
