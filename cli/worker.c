@@ -121,13 +121,23 @@ static double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* While the worker holds nothing: its counters of jobs taken and results sent, and which
- * orchestrator welcomed it (a hash of the endpoint, 0 before any did), in mark[IDLE_MARKS];
- * returns 0 then, else -1 (busy, or its stats unreadable). A join moves the mark, so a
- * worker that took long to reach its orchestrator gets the whole --idle-s after joining to
- * be given a job, while one that never reaches any still idles out. */
-enum { IDLE_MARKS = 3 };
-static int idle_mark(gg_worker_t *w, double mark[IDLE_MARKS])
+/* The longest endpoint kept for the idle mark: the library takes endpoints of up to 1000
+ * bytes (a longer one would only be compared by its first bytes). */
+#define IDLE_ENDPOINT_MAX 1024
+
+/* What the worker shows while it holds nothing: its counters of jobs taken and results
+ * sent, and which orchestrator welcomed it ("" before any did). The idle clock restarts
+ * whenever this changes. */
+typedef struct idle_mark {
+    double jobs, results;
+    char endpoint[IDLE_ENDPOINT_MAX];
+} idle_mark;
+
+/* Reads the mark of an idle worker into *m and returns 0; returns -1 when it is busy (or
+ * its stats are unreadable). A join moves the mark, so a worker that took long to reach its
+ * orchestrator gets the whole --idle-s after joining to be given a job, while one that
+ * never reaches any still idles out. */
+static int read_idle_mark(gg_worker_t *w, idle_mark *m)
 {
     char *js = NULL;
     int rc = -1;
@@ -140,12 +150,10 @@ static int idle_mark(gg_worker_t *w, double mark[IDLE_MARKS])
         if (cJSON_IsNumber(held) && held->valuedouble == 0 && cJSON_IsNumber(jobs) &&
             cJSON_IsNumber(results))
         {
-            unsigned h = 0;
-            for (const char *c = cJSON_IsString(ep) ? ep->valuestring : ""; *c; c++)
-                h = h * 31u + (unsigned char)*c;
-            mark[0] = jobs->valuedouble;
-            mark[1] = results->valuedouble;
-            mark[2] = cJSON_IsString(ep) ? 1.0 + h : 0.0;
+            m->jobs = jobs->valuedouble;
+            m->results = results->valuedouble;
+            snprintf(m->endpoint, sizeof m->endpoint, "%s",
+                     cJSON_IsString(ep) ? ep->valuestring : "");
             rc = 0;
         }
         cJSON_Delete(st);
@@ -154,22 +162,33 @@ static int idle_mark(gg_worker_t *w, double mark[IDLE_MARKS])
     return rc;
 }
 
+static int same_mark(const idle_mark *a, const idle_mark *b)
+{
+    return a->jobs == b->jobs && a->results == b->results &&
+           strcmp(a->endpoint, b->endpoint) == 0;
+}
+
 /* Stops the worker when a signal arrived (the handler only sets cli_interrupted), or with
  * --idle-s once it has held no job, and neither taken a job, sent a result nor joined an
  * orchestrator, for that long. */
 static void *watch_signals(void *arg)
 {
     watch_ctx *x = arg;
-    double last[IDLE_MARKS] = {-1, -1, -1}, idle_since = now_s();
+    idle_mark last = {0, 0, ""}, mark;
+    int was_idle = 0;
+    double idle_since = now_s();
     while (!cli_interrupted) {
         struct timespec ts = {0, 50 * 1000000L};
         nanosleep(&ts, NULL);
         if (!x->idle_s)
             continue;
-        double mark[IDLE_MARKS] = {-1, -1, -1}, t = now_s();
-        if (idle_mark(x->w, mark) != 0 || memcmp(mark, last, sizeof mark) != 0)
+        double t = now_s();
+        int idle = read_idle_mark(x->w, &mark) == 0;
+        if (!idle || !was_idle || !same_mark(&mark, &last))
             idle_since = t; /* busy, or something moved since the last look */
-        memcpy(last, mark, sizeof last);
+        if (idle)
+            last = mark;
+        was_idle = idle;
         if (t - idle_since >= x->idle_s) {
             x->idled = 1;
             break;
