@@ -25,7 +25,6 @@ from gridtest import (GUARD_S, GRYPHGEN, check, env, finish, free_port, gg, node
                       wait_until)
 
 
-
 IDLE_LINE = re.compile(r"worker: (?:idle since ([0-9.]+) \(monotonic clock, s\): ([^;\n]*);"
                        r"|(busy):)")
 
@@ -85,10 +84,12 @@ try:
     check(rows == [("passed", 1)], "the 8 s task passed on it first (idle 4 s is not busy 8 s)",
           rows)
     check(wait_until(lambda: nodes(ep) == 0), "the orchestrator sees the worker leave")
+    # (A job's end may restart the clock twice: when the worker hands the result over and
+    # when it is sent.)
     clock = idle_clock(log)
     busy_at = [i for i, (t, _) in enumerate(clock) if t == "busy"]
-    check(busy_at and clock[0][1].startswith("started") and busy_at[-1] == len(clock) - 2 and
-          "a job ended" in clock[-1][1],
+    check(busy_at and clock[0][1].startswith("started") and
+          any("a job ended" in why for _, why in clock[busy_at[-1] + 1:]),
           "its idle clock: started, stopped while it held the job, restarted when the job ended",
           clock)
     text = read_log(log)
@@ -181,7 +182,7 @@ try:
     check(joined >= started + late_s / 2 and nodes(late_ep) == 1,
           "its idle clock restarted when it joined", idle_clock(log3))
     wait_until(lambda: w.poll() is not None or time.monotonic() >= started + late_s + 1)
-    check(w.poll() is None and idle_since(log3, "") == joined,
+    check(w.poll() is None and "joined " + late_ep in (idle_clock(log3)[-1][1] or ""),
           "the worker is still there more than --idle-s after its clock started",
           (idle_clock(log3), read_log(log3)[-1500:]))
     with open(tasks, "w") as f:
