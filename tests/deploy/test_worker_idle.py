@@ -88,7 +88,7 @@ try:
     # when it is sent.)
     clock = idle_clock(log)
     busy_at = [i for i, (t, _) in enumerate(clock) if t == "busy"]
-    check(busy_at and clock[0][1].startswith("started") and
+    check(busy_at and (clock[0][1] or "").startswith("started") and
           any("a job ended" in why for _, why in clock[busy_at[-1] + 1:]),
           "its idle clock: started, stopped while it held the job, restarted when the job ended",
           clock)
