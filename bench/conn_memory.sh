@@ -30,14 +30,11 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((n + 256)) ]; then
     exit 1
 fi
 
-tmp=$(mktemp -d)
-serve=
-cleanup() { [ -n "$serve" ] && kill "$serve" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"; }
-trap cleanup EXIT
+. "$repo/bench/lib.sh" # $tmp, $pids (stopped at exit), port
 
-port=$($py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(port)
 ep=tcp://127.0.0.1:$port
-"$gg" serve --insecure --bind "$ep" --db "$tmp/grid.db" 2>"$tmp/serve.log" & serve=$!
+"$gg" serve --insecure --bind "$ep" --db "$tmp/grid.db" 2>"$tmp/serve.log" & serve=$!; pids+=("$serve")
 # Ready when it answers status (no fixed sleep).
 for _ in $(seq 600); do
     "$gg" status --insecure --connect "$ep" >/dev/null 2>&1 && break

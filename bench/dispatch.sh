@@ -55,19 +55,8 @@ if ! log=$(ninja -C "$build" cli/gryphgen bench/zmq_raw 2>&1); then
     echo "dispatch: building failed:"; echo "$log"; exit 1
 fi
 gg=$build/cli/gryphgen
-tmp=$(mktemp -d)
-pids=()
-main_pid=$BASHPID
-cleanup() {
-    # bash may run the EXIT trap in command substitutions too: only the script itself cleans
-    [ "$BASHPID" = "$main_pid" ] || return 0
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-    wait 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+. "$repo/bench/lib.sh" # $tmp, $pids (stopped at exit), port
 
-port() { $py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 now() { date +%s.%N; }
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 hwm_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }

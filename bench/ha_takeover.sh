@@ -29,17 +29,7 @@ py=/usr/bin/python3
 [ -f "$build/build.ninja" ] || meson setup "$build" "$repo" >/dev/null || exit 1
 ninja -C "$build" cli/gryphgen >/dev/null || { echo "ha_takeover: build failed"; exit 1; }
 gg=$build/cli/gryphgen
-tmp=$(mktemp -d)
-pids=()
-main_pid=$BASHPID
-cleanup() {
-    [ "$BASHPID" = "$main_pid" ] || return 0
-    for p in "${pids[@]}"; do kill -CONT "$p" 2>/dev/null; kill "$p" 2>/dev/null; done
-    wait 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-port() { $py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. "$repo/bench/lib.sh" # $tmp, $pids (stopped at exit), port
 now() { date +%s.%N; }
 timeout_args=()
 [ -n "${TIMEOUT_MS:-}" ] && timeout_args=(--ha-timeout-ms "$TIMEOUT_MS")

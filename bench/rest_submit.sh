@@ -20,15 +20,7 @@ if ! log=$(ninja -C "$build" cli/gryphgen 2>&1); then
     echo "rest_submit: building failed:"; echo "$log"; exit 1
 fi
 gg=$build/cli/gryphgen
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-    wait 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-port() { $py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. "$repo/bench/lib.sh" # $tmp, $pids (stopped at exit), port
 
 $py - "$n" "$tmp/tasks.jsonl" <<'PY'
 import json, sys

@@ -45,7 +45,8 @@ static void worker_usage(FILE *f)
                "  --idle-s S         exit (status 0) once this worker has held no job for S\n"
                "                     seconds since it joined (or since it started, while it\n"
                "                     reaches no orchestrator) (1-604800; default: run until\n"
-               "                     a signal)\n"
+               "                     a signal); --log-level info logs each (re)start of\n"
+               "                     that clock: idle since T (monotonic clock, s)\n"
                "  --executor NAME    process: a sandboxed child process (default); container:\n"
                "                     a container of the Docker or Podman engine whose socket\n"
                "                     is $DOCKER_HOST, /var/run/docker.sock or\n"
@@ -107,10 +108,12 @@ static int index_template(const char *url, char *out, size_t cap)
     return 0;
 }
 
-/* What the watching thread needs: the worker, and --idle-s (0: none). */
+/* What the watching thread needs: the worker, --idle-s (0: none) and the log level (the
+ * idle clock's changes are logged at info). */
 typedef struct watch_ctx {
     gg_worker_t *w;
     unsigned idle_s;
+    int log_level;
     int idled; /* set when the worker stopped for being idle */
 } watch_ctx;
 
@@ -121,13 +124,23 @@ static double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* While the worker holds nothing: its counters of jobs taken and results sent, and which
- * orchestrator welcomed it (a hash of the endpoint, 0 before any did), in mark[IDLE_MARKS];
- * returns 0 then, else -1 (busy, or its stats unreadable). A join moves the mark, so a
- * worker that took long to reach its orchestrator gets the whole --idle-s after joining to
- * be given a job, while one that never reaches any still idles out. */
-enum { IDLE_MARKS = 3 };
-static int idle_mark(gg_worker_t *w, double mark[IDLE_MARKS])
+/* The longest endpoint kept for the idle mark: the library takes endpoints of up to 1000
+ * bytes (a longer one would only be compared by its first bytes). */
+#define IDLE_ENDPOINT_MAX 1024
+
+/* What the worker shows while it holds nothing: its counters of jobs taken and results
+ * sent, and which orchestrator welcomed it ("" before any did). The idle clock restarts
+ * whenever this changes. */
+typedef struct idle_mark {
+    double jobs, results;
+    char endpoint[IDLE_ENDPOINT_MAX];
+} idle_mark;
+
+/* Reads the mark of an idle worker into *m and returns 0; returns -1 when it is busy (or
+ * its stats are unreadable). A join moves the mark, so a worker that took long to reach its
+ * orchestrator gets the whole --idle-s after joining to be given a job, while one that
+ * never reaches any still idles out. */
+static int read_idle_mark(gg_worker_t *w, idle_mark *m)
 {
     char *js = NULL;
     int rc = -1;
@@ -140,12 +153,10 @@ static int idle_mark(gg_worker_t *w, double mark[IDLE_MARKS])
         if (cJSON_IsNumber(held) && held->valuedouble == 0 && cJSON_IsNumber(jobs) &&
             cJSON_IsNumber(results))
         {
-            unsigned h = 0;
-            for (const char *c = cJSON_IsString(ep) ? ep->valuestring : ""; *c; c++)
-                h = h * 31u + (unsigned char)*c;
-            mark[0] = jobs->valuedouble;
-            mark[1] = results->valuedouble;
-            mark[2] = cJSON_IsString(ep) ? 1.0 + h : 0.0;
+            m->jobs = jobs->valuedouble;
+            m->results = results->valuedouble;
+            snprintf(m->endpoint, sizeof m->endpoint, "%s",
+                     cJSON_IsString(ep) ? ep->valuestring : "");
             rc = 0;
         }
         cJSON_Delete(st);
@@ -154,22 +165,74 @@ static int idle_mark(gg_worker_t *w, double mark[IDLE_MARKS])
     return rc;
 }
 
+static int same_mark(const idle_mark *a, const idle_mark *b)
+{
+    return a->jobs == b->jobs && a->results == b->results &&
+           strcmp(a->endpoint, b->endpoint) == 0;
+}
+
+/* Logs a change of the idle clock, so that an operator (and a test) sees the state a
+ * decision to exit rests on: "idle since T" with T on the monotonic clock (the one
+ * CLOCK_MONOTONIC and Python's time.monotonic() read) and why it (re)started, or "busy"
+ * when it stopped. was is the mark of the last idle look (NULL: the worker starts). */
+static void log_idle_clock(const watch_ctx *x, int idle, double since, const idle_mark *m,
+                           const idle_mark *was)
+{
+    if (x->log_level < GG_LOG_INFO)
+        return;
+    char msg[IDLE_ENDPOINT_MAX + 160];
+    if (!idle) {
+        snprintf(msg, sizeof msg, "worker: busy: the idle clock is stopped while it holds a job");
+    } else {
+        /* why: it started or a job ended, and it joined or left an orchestrator */
+        const char *job = !was ? "started"
+                          : m->jobs != was->jobs || m->results != was->results ? "a job ended"
+                                                                                : NULL;
+        const char *link = NULL, *ep = "";
+        if (was && m->endpoint[0] && strcmp(m->endpoint, was->endpoint) != 0) {
+            link = "joined ";
+            ep = m->endpoint;
+        } else if (was && !m->endpoint[0] && was->endpoint[0]) {
+            link = "left ";
+            ep = was->endpoint;
+        }
+        if (!job && !link)
+            job = "idle again";
+        char why[IDLE_ENDPOINT_MAX + 32];
+        snprintf(why, sizeof why, "%s%s%s%s", job ? job : "", job && link ? ", " : "",
+                 link ? link : "", ep);
+        snprintf(msg, sizeof msg, "worker: idle since %.3f (monotonic clock, s): %s; exits "
+                 "after %u s without a job", since, why, x->idle_s);
+    }
+    cli_log_stderr(NULL, GG_LOG_INFO, msg);
+}
+
 /* Stops the worker when a signal arrived (the handler only sets cli_interrupted), or with
  * --idle-s once it has held no job, and neither taken a job, sent a result nor joined an
  * orchestrator, for that long. */
 static void *watch_signals(void *arg)
 {
     watch_ctx *x = arg;
-    double last[IDLE_MARKS] = {-1, -1, -1}, idle_since = now_s();
+    /* a worker starts idle, with nothing taken or sent and no orchestrator */
+    idle_mark last = {0, 0, ""}, mark;
+    int was_idle = 1;
+    double idle_since = now_s();
+    if (x->idle_s)
+        log_idle_clock(x, 1, idle_since, &last, NULL);
     while (!cli_interrupted) {
         struct timespec ts = {0, 50 * 1000000L};
         nanosleep(&ts, NULL);
         if (!x->idle_s)
             continue;
-        double mark[IDLE_MARKS] = {-1, -1, -1}, t = now_s();
-        if (idle_mark(x->w, mark) != 0 || memcmp(mark, last, sizeof mark) != 0)
+        double t = now_s();
+        int idle = read_idle_mark(x->w, &mark) == 0;
+        if (!idle || !was_idle || !same_mark(&mark, &last))
             idle_since = t; /* busy, or something moved since the last look */
-        memcpy(last, mark, sizeof last);
+        if (idle ? !was_idle || !same_mark(&mark, &last) : was_idle)
+            log_idle_clock(x, idle, idle_since, &mark, &last);
+        if (idle)
+            last = mark;
+        was_idle = idle;
         if (t - idle_since >= x->idle_s) {
             x->idled = 1;
             break;
@@ -406,7 +469,7 @@ static int run_worker(const worker_args *a, gg_generator_t *gen, gg_executor_t *
     }
     cli_catch_signals();
     pthread_t th;
-    watch_ctx wx = {w, a->idle_s, 0};
+    watch_ctx wx = {w, a->idle_s, a->opts.log_level, 0};
     int watching = pthread_create(&th, NULL, watch_signals, &wx) == 0;
     if (gg_worker_run(w) != 0) {
         cli_errorf("worker: %s", gg_error_last());

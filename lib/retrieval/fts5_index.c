@@ -19,11 +19,37 @@
 
 /* ---- adding documents ---- */
 
-typedef struct old_chunk {
+/* A row read into memory before the rows are changed: a document's chunk (its id, its
+ * content hash, whether the new text keeps it) or a document to remove (its id). */
+typedef struct row_ref {
     sqlite3_int64 id;
     char hash[17];
     int kept;
-} old_chunk;
+} row_ref;
+
+/* The rows a statement listed, in an array that grows by doubling from 64. */
+typedef struct row_list {
+    row_ref *v;
+    size_t n, cap;
+} row_list;
+
+/* Appends a row (hash NULL: none) to l. */
+static int row_list_add(row_list *l, sqlite3_int64 id, const char *hash)
+{
+    if (l->n == l->cap) {
+        size_t nc = l->cap ? l->cap * 2 : 64;
+        row_ref *v = realloc(l->v, nc * sizeof *v);
+        if (!v)
+            return ggi_error(GG_ENOMEM, "out of memory");
+        l->v = v;
+        l->cap = nc;
+    }
+    row_ref *r = &l->v[l->n++];
+    r->id = id;
+    snprintf(r->hash, sizeof r->hash, "%s", hash ? hash : "");
+    r->kept = 0;
+    return GG_OK;
+}
 
 static int step_done(conn *c, sqlite3_stmt *s, const char *what)
 {
@@ -291,50 +317,35 @@ static int add_document(add_ctx *a, const char *doc_hash)
     sqlite3_reset(s);
     if (!doc)
         return ggi_error(GG_EINTERNAL, "unreachable");
-    old_chunk *old = NULL;
-    size_t n_old = 0, cap = 0;
+    row_list old = {NULL, 0, 0};
     if ((rc = ggi_fts5_stmt(a->c, S_DOC_CHUNKS, &s)))
         return rc;
     sqlite3_bind_int64(s, 1, doc);
-    int r;
-    while ((r = sqlite3_step(s)) == SQLITE_ROW) {
-        if (n_old == cap) {
-            size_t nc = cap ? cap * 2 : 64;
-            old_chunk *v = realloc(old, nc * sizeof *v);
-            if (!v) {
-                rc = ggi_error(GG_ENOMEM, "out of memory");
-                break;
-            }
-            old = v;
-            cap = nc;
-        }
-        old[n_old].id = sqlite3_column_int64(s, 0);
-        snprintf(old[n_old].hash, sizeof old[n_old].hash, "%s",
-                 (const char *)sqlite3_column_text(s, 1));
-        old[n_old].kept = 0;
-        n_old++;
-    }
+    int r = SQLITE_DONE;
+    while (!rc && (r = sqlite3_step(s)) == SQLITE_ROW)
+        rc = row_list_add(&old, sqlite3_column_int64(s, 0),
+                          (const char *)sqlite3_column_text(s, 1));
     if (!rc && r != SQLITE_DONE)
         rc = ggi_fts5_fail_db(a->c->db, "reading a document's chunks");
     sqlite3_reset(s);
     if (!rc && same) {
         /* Byte-identical: nothing to do but report the ids. */
-        for (size_t i = 0; i < n_old && !rc; i++)
-            rc = add_id(a->ids, old[i].id);
-        a->unchanged = (int)n_old;
-        free(old);
+        for (size_t i = 0; i < old.n && !rc; i++)
+            rc = add_id(a->ids, old.v[i].id);
+        a->unchanged = (int)old.n;
+        free(old.v);
         return rc;
     }
     for (size_t i = 0; i < a->n && !rc; i++) {
         char h[17];
         chunk_hash(a, &a->ch[i], h);
         size_t j = 0;
-        while (j < n_old && (old[j].kept || strcmp(old[j].hash, h) != 0))
+        while (j < old.n && (old.v[j].kept || strcmp(old.v[j].hash, h) != 0))
             j++;
         sqlite3_int64 id;
-        if (j < n_old) {
-            old[j].kept = 1;
-            id = old[j].id;
+        if (j < old.n) {
+            old.v[j].kept = 1;
+            id = old.v[j].id;
             a->unchanged++;
             if (!(rc = ggi_fts5_stmt(a->c, S_CHUNK_LINES, &s))) {
                 sqlite3_bind_int64(s, 1, id);
@@ -350,11 +361,11 @@ static int add_document(add_ctx *a, const char *doc_hash)
         if (!rc)
             rc = add_id(a->ids, id);
     }
-    for (size_t j = 0; j < n_old && !rc; j++) {
-        if (old[j].kept)
+    for (size_t j = 0; j < old.n && !rc; j++) {
+        if (old.v[j].kept)
             continue;
         if (!(rc = ggi_fts5_stmt(a->c, S_CHUNK_DELETE, &s))) {
-            sqlite3_bind_int64(s, 1, old[j].id);
+            sqlite3_bind_int64(s, 1, old.v[j].id);
             rc = step_done(a->c, s, "removing a stale chunk");
             a->removed++;
         }
@@ -368,7 +379,7 @@ static int add_document(add_ctx *a, const char *doc_hash)
         rc = step_done(a->c, s, "updating a document");
         sqlite3_clear_bindings(s);
     }
-    free(old);
+    free(old.v);
     return rc;
 }
 
@@ -441,44 +452,32 @@ static int prune(ggi_fts5 *x, const cJSON *d, cJSON *res)
     snprintf(hi, rl + 2, "%.*s0", (int)(rl == 1 ? 0 : rl), exact);
     long docs = 0, chunks = 0;
     conn *c = NULL;
-    sqlite3_int64 *gone = NULL;
-    size_t n_gone = 0, cap = 0;
+    row_list gone = {NULL, 0, 0};
     if (!(rc = ggi_fts5_conn_get(x, &c)) && !(rc = ggi_fts5_exec_simple(c, S_BEGIN))) {
         sqlite3_stmt *s;
         if (!(rc = ggi_fts5_stmt(c, S_DOCS_UNDER, &s))) {
             sqlite3_bind_text(s, 1, exact, -1, SQLITE_STATIC);
             sqlite3_bind_text(s, 2, lo, -1, SQLITE_STATIC);
             sqlite3_bind_text(s, 3, hi, -1, SQLITE_STATIC);
-            int r;
+            int r = SQLITE_DONE;
             while (!rc && (r = sqlite3_step(s)) == SQLITE_ROW) {
                 const char *key = (const char *)sqlite3_column_text(s, 1);
-                if (key && n && bsearch(&key, kept, (size_t)n, sizeof *kept, str_cmp))
-                    continue;
-                if (n_gone == cap) {
-                    size_t nc = cap ? cap * 2 : 64;
-                    sqlite3_int64 *v = realloc(gone, nc * sizeof *v);
-                    if (!v) {
-                        rc = ggi_error(GG_ENOMEM, "out of memory");
-                        break;
-                    }
-                    gone = v;
-                    cap = nc;
-                }
-                gone[n_gone++] = sqlite3_column_int64(s, 0);
+                if (!key || !n || !bsearch(&key, kept, (size_t)n, sizeof *kept, str_cmp))
+                    rc = row_list_add(&gone, sqlite3_column_int64(s, 0), NULL);
             }
             if (!rc && r != SQLITE_DONE)
                 rc = ggi_fts5_fail_db(c->db, "listing documents");
             sqlite3_reset(s);
             sqlite3_clear_bindings(s);
         }
-        for (size_t i = 0; i < n_gone && !rc; i++) {
+        for (size_t i = 0; i < gone.n && !rc; i++) {
             if (!(rc = ggi_fts5_stmt(c, S_DOC_CHUNKS_DELETE, &s))) {
-                sqlite3_bind_int64(s, 1, gone[i]);
+                sqlite3_bind_int64(s, 1, gone.v[i].id);
                 rc = step_done(c, s, "removing a document's chunks");
                 chunks += sqlite3_changes(c->db);
             }
             if (!rc && !(rc = ggi_fts5_stmt(c, S_DOC_DELETE, &s))) {
-                sqlite3_bind_int64(s, 1, gone[i]);
+                sqlite3_bind_int64(s, 1, gone.v[i].id);
                 rc = step_done(c, s, "removing a document");
                 docs++;
             }
@@ -487,7 +486,7 @@ static int prune(ggi_fts5 *x, const cJSON *d, cJSON *res)
             rc = ggi_fts5_exec_simple(c, S_COMMIT);
     }
     ggi_fts5_conn_put(x, c);
-    free(gone);
+    free(gone.v);
     free(lo);
     free(hi);
     free(exact);

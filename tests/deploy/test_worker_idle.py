@@ -3,7 +3,8 @@ does not leave (the task passes on it, once), then exits by itself with status 0
 held nothing for S seconds; the orchestrator sees it go. The clock restarts when the worker
 joins, so an orchestrator that comes up late still gets the worker's full S for its first task.
 A worker that never reaches an orchestrator idles out too (its Slurm job must end). Bad values
-are refused.
+are refused. The test follows the worker's idle clock through what it logs at info ("idle
+since T (monotonic clock, s): WHY", "busy"), and waits on that, not on sleeps.
 
 And what Slurm does when it ends a job (scancel, a time limit): SIGTERM to every process of
 the job, its other processes some 30 ms before the batch process (the worker). The attempt killed that way is
@@ -11,6 +12,7 @@ handed back, not recorded as the code's failure (no attempt counted)."""
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -19,8 +21,26 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "grid"))
 from gridtest import (GUARD_S, GRYPHGEN, check, env, finish, free_port, gg, nodes,  # noqa: E402
-                      query, read_log, start, status, stop_all, tmpdir, up, wait_until)
+                      query, read_log, require, start, status, stop_all, tmpdir, up,
+                      wait_until)
 
+
+IDLE_LINE = re.compile(r"worker: (?:idle since ([0-9.]+) \(monotonic clock, s\): ([^;\n]*);"
+                       r"|(busy):)")
+
+
+def idle_clock(log):
+    """The worker's idle clock as its log tells it so far: a list of (since, why) for each
+    (re)start and ("busy", None) for each stop, oldest first."""
+    return [("busy", None) if m.group(3) else (float(m.group(1)), m.group(2))
+            for m in IDLE_LINE.finditer(read_log(log))]
+
+
+def idle_since(log, why):
+    """When the worker's idle clock last (re)started for a reason containing why (None while
+    it has not)."""
+    got = [t for t, w in idle_clock(log) if t != "busy" and why in w]
+    return got[-1] if got else None
 
 
 def exit_status(proc):
@@ -64,6 +84,17 @@ try:
     check(rows == [("passed", 1)], "the 8 s task passed on it first (idle 4 s is not busy 8 s)",
           rows)
     check(wait_until(lambda: nodes(ep) == 0), "the orchestrator sees the worker leave")
+    # (A job's end may restart the clock twice: when the worker hands the result over and
+    # when it is sent.)
+    clock = idle_clock(log)
+    busy_at = [i for i, (t, _) in enumerate(clock) if t == "busy"]
+    check(busy_at and (clock[0][1] or "").startswith("started") and
+          any("a job ended" in why for _, why in clock[busy_at[-1] + 1:]),
+          "its idle clock: started, stopped while it held the job, restarted when the job ended",
+          clock)
+    text = read_log(log)
+    check(text.rfind("held no job for --idle-s") > text.rfind("idle since"),
+          "... and it left on that last restart", text[-1500:])
 
     # SIGTERM to the worker and all its descendants, as Slurm ends a job.
     def descendants(pid):
@@ -127,25 +158,33 @@ try:
     gg(["cancel", "--insecure", "--connect", ep, "killed"])
 
     # An orchestrator that comes up late: the idle clock restarts when the worker joins. The
-    # serve starts 6 s after a worker with --idle-s 10, and a task comes 11 s after the
-    # worker started: idle since its start it would be gone; idle since it joined it is not.
-    # (The sleeps stage the scenario; nothing is asserted on how long anything took.)
+    # serve starts once the worker's clock (since its start, A) has run half of S, so it
+    # joins at B >= A + S/2; past A + S the worker is still there (idle since its start it
+    # would be gone), and it takes the task that comes then. Every wait is on the worker's
+    # own clock as it logged it.
+    late_s = 14
     late_ep = "tcp://127.0.0.1:%d" % free_port()
     log3 = os.path.join(work, "worker3.log")
-    t0 = time.monotonic()
-    w = subprocess.Popen([GRYPHGEN, "worker", "--insecure", "--connect", late_ep, "--slots",
-                          "1", "--idle-s", "10", "--log-level", "info"],
-                         stdout=subprocess.DEVNULL, stderr=open(log3, "ab"), env=env())
-    check(wait_until(lambda: "connecting to" in read_log(log3)), "the late worker is trying",
-          read_log(log3))
-    time.sleep(max(0.0, 6 - (time.monotonic() - t0)))
+    w = start(["worker", "--insecure", "--connect", late_ep, "--slots", "1",
+               "--idle-s", str(late_s), "--log-level", "info"], log3)
+    started = wait_until(lambda: idle_since(log3, "started"))
+    require(started, "the late worker's idle clock starts", read_log(log3))
+    check("joined" not in idle_clock(log3)[0][1], "... with no orchestrator yet",
+          idle_clock(log3))
+    require(wait_until(lambda: w.poll() is not None or
+                       time.monotonic() >= started + late_s / 2) and w.poll() is None,
+            "the late worker waits with its clock at half of --idle-s", read_log(log3)[-1500:])
     late = start(["serve", "--insecure", "--bind", late_ep, "--db",
                   os.path.join(work, "late.db")], os.path.join(work, "late.log"))
     up("the late serve answers", lambda: status(late_ep) is not None, late)
-    check(wait_until(lambda: nodes(late_ep) == 1), "the worker joins the late orchestrator")
-    time.sleep(max(0.0, 11 - (time.monotonic() - t0)))
-    check(w.poll() is None, "the worker is still there more than --idle-s after it started",
-          read_log(log3)[-1500:])
+    joined = wait_until(lambda: idle_since(log3, "joined " + late_ep))
+    require(joined, "the worker joins the late orchestrator", read_log(log3)[-1500:])
+    check(joined >= started + late_s / 2 and nodes(late_ep) == 1,
+          "its idle clock restarted when it joined", idle_clock(log3))
+    wait_until(lambda: w.poll() is not None or time.monotonic() >= started + late_s + 1)
+    check(w.poll() is None and "joined " + late_ep in (idle_clock(log3)[-1][1] or ""),
+          "the worker is still there more than --idle-s after its clock started",
+          (idle_clock(log3), read_log(log3)[-1500:]))
     with open(tasks, "w") as f:
         f.write(json.dumps({"task_id": "late", "language": "python", "prompt": "",
                             "entry_point": "f", "test": "assert f() == 1\n",
@@ -157,6 +196,8 @@ try:
     check(rc == 0, "... it runs the task, then idles out", (rc, read_log(log3)[-1500:]))
     rows = query(os.path.join(work, "late.db"), "SELECT status, attempts FROM tasks")
     check(rows == [("passed", 1)], "the late task passed on the worker", rows)
+    check((idle_since(log3, "a job ended") or 0) > joined,
+          "... and its clock restarted when that job ended", idle_clock(log3))
 
     # Nobody listens: the worker holds nothing, so it idles out all the same.
     lonely = "tcp://127.0.0.1:%d" % free_port()
