@@ -148,7 +148,7 @@ static const char ZYGOTE_PY[] =
     "# started with vfork and exec, and the job's process is PID 2, forked by the zygote: the\n"
     "# host reads the job's wait status from a pidfd of it. Without it, PID 1 is a fork of the\n"
     "# zygote (_init) that reports the status itself.\n"
-    "_ZINIT = sys.argv[3:4] == ['zinit']\n"
+    "_ZINIT = [sys.argv[3:4] == ['zinit']]  # (cleared when the init program cannot start)\n"
     "_NET_OFF = sys.argv[4:5] == ['no-net-reuse']  # every job's process makes its own\n"
     "_WARM = ('fcntl', 'typing', 'collections', 're', 'math', 'itertools', 'functools', 'heapq',\n"
     "         'bisect', 'string', 'copy', 'traceback', 'types')\n"
@@ -547,7 +547,8 @@ static const char ZYGOTE_PY[] =
     "            _cg_close(cg)\n"
     "        times.append(cg[0] if cg else 0)\n"
     "        _setup(req)\n"
-    "        pidfds = [os.pidfd_open(1)] + ([os.pidfd_open(os.getpid())] if _ZINIT else [])\n"
+    "        pidfds = [os.pidfd_open(1)] + ([os.pidfd_open(os.getpid())] if to_init is None\n"
+    "                                       else [])\n"
     "        times.insert(7, _now())\n"
     "        socket.send_fds(sock, [b'P' + struct.pack('<9q', *times)], pidfds)\n"
     "        for f in pidfds:\n"
@@ -611,6 +612,22 @@ static const char ZYGOTE_PY[] =
     "            os._exit(0)\n"
     "\n"
     "\n"
+    "def _spawn_init():\n"
+    "    # PID 1 of the PID namespace just unshared: the init program, its descriptor 3 the\n"
+    "    # read end of a pipe (the zygote writes a byte once PID 2 is there). Returns (read\n"
+    "    # end, write end, its pid); None, and PID 1 is a fork of the zygote from now on, when\n"
+    "    # it cannot be started (a host that forbids executing an in-memory file).\n"
+    "    go = os.pipe()\n"
+    "    try:\n"
+    "        return go + (os.posix_spawn('/proc/self/fd/5', ['gg-zinit'], {},\n"
+    "                                    file_actions=[(os.POSIX_SPAWN_DUP2, go[0], 3)]),)\n"
+    "    except OSError:\n"
+    "        os.close(go[0])\n"
+    "        os.close(go[1])\n"
+    "        _ZINIT[0] = False\n"
+    "        return None\n"
+    "\n"
+    "\n"
     "def _park(own_pidns, ctl, parked, warm, cg):\n"
     "    # Makes a job's PID 1 and process ahead of their job: the zygote unshares a PID\n"
     "    # namespace, starts PID 1 in it (the host's init program, or a fork of itself that\n"
@@ -626,10 +643,10 @@ static const char ZYGOTE_PY[] =
     "    try:\n"
     "        _c(_libc.unshare(_NEWPID), 'unshare')\n"
     "        try:\n"
-    "            if _ZINIT:\n"
-    "                go = os.pipe()\n"
-    "                init = os.posix_spawn('/proc/self/fd/5', ['gg-zinit'], {},\n"
-    "                                      file_actions=[(os.POSIX_SPAWN_DUP2, go[0], 3)])\n"
+    "            if _ZINIT[0]:\n"
+    "                go = _spawn_init()\n"
+    "            if go:\n"
+    "                init = go[2]\n"
     "                times.append(_now())\n"
     "            pid = os.fork()\n"
     "        finally:\n"
@@ -638,7 +655,7 @@ static const char ZYGOTE_PY[] =
     "    except OSError:\n"
     "        if pid > 0:\n"
     "            os._exit(3)  # cannot return to its own namespace: the host restarts it\n"
-    "        for f in go or ():\n"
+    "        for f in go[:2] if go else ():\n"
     "            os.close(f)  # (an init started ends: no byte comes)\n"
     "        if net is not None:\n"
     "            os.close(net)\n"
@@ -1061,16 +1078,33 @@ static int net_reuse(void)
     return !(env && strcmp(env, "0") == 0);
 }
 
+/* The init program handed to zygotes started from now on (tests give a broken one). */
+static const char *zinit_bytes;
+static size_t zinit_len;
+static pthread_mutex_t zinit_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void ggi_zygote_set_init_program(const char *bytes, size_t len)
+{
+    pthread_mutex_lock(&zinit_lock);
+    zinit_bytes = bytes;
+    zinit_len = bytes ? len : 0;
+    pthread_mutex_unlock(&zinit_lock);
+}
+
 /* A sealed, executable in-memory file holding the init program (-1: none could be made). */
 static int zinit_memfd(void)
 {
+    pthread_mutex_lock(&zinit_lock);
+    const char *bytes = zinit_bytes ? zinit_bytes : ggi_zinit;
+    size_t len = zinit_bytes ? zinit_len : ggi_zinit_len;
+    pthread_mutex_unlock(&zinit_lock);
     int fd = memfd_create("gg-zinit", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
     if (fd < 0 && errno == EINVAL) /* before Linux 6.3 */
         fd = memfd_create("gg-zinit", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (fd < 0)
         return -1;
     int high = -1; /* above the descriptors the zygote's child sets up */
-    if (ggi_write_all(fd, ggi_zinit, ggi_zinit_len) != 0 || fchmod(fd, 0555) < 0 ||
+    if (ggi_write_all(fd, bytes, len) != 0 || fchmod(fd, 0555) < 0 ||
         fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0 ||
         (high = fcntl(fd, F_DUPFD_CLOEXEC, 10)) < 0) {
         close(fd);
@@ -1682,6 +1716,10 @@ static int zj_reply(zjob *zj, int *done_fd)
         close(second_fd); /* (only the init program's jobs send a second one) */
         second_fd = -1;
     }
+    /* A zygote that could not start the init program made a fork of itself PID 1 (one
+     * pidfd, and an "S" at the end): this job is then ended as those are. */
+    if (second_fd < 0)
+        zj->zinit = 0;
     if (got == 0) {
         /* Closed unanswered: no job process took it (none could be made, or none had a
          * cgroup); the direct way runs it, and zygotes stay in use. */
@@ -1706,10 +1744,6 @@ static int zj_reply(zjob *zj, int *done_fd)
          * pidfd polls readable); its status is read from the pidfd of PID 2. */
         zj->init_fd = passed_fd;
         zj->job_fd = second_fd;
-        if (second_fd < 0) {
-            zj_kill(zj);
-            return ggi_error(GG_EIO, "the zygote's job sent no pidfd of its process");
-        }
         int rc = zj_reply_ready(zj);
         if (!rc)
             *done_fd = zj->init_fd;

@@ -93,4 +93,11 @@ int ggi_zygote_pool_starts(ggi_zygote_pool *pool);
  */
 int ggi_zygote_init_program(void);
 
+/**
+ * For tests: the bytes of the init program handed to zygotes started from now on instead of
+ * the embedded one (NULL: the embedded one again; the bytes must outlive those zygotes). A
+ * zygote whose init program cannot be started makes its jobs' PID 1 a fork of itself.
+ */
+void ggi_zygote_set_init_program(const char *bytes, size_t len);
+
 #endif
