@@ -1739,23 +1739,16 @@ static int zj_reply(zjob *zj, int *done_fd)
         zj->fallback = 1;
         return ggi_error(GG_EUNSUPPORTED, "the job's limits do not fit a zygote's process");
     }
-    if (r == 'P' && passed_fd >= 0 && zj->zinit) {
-        /* The init program's job: it has ended, with all it left, once the init has (its
-         * pidfd polls readable); its status is read from the pidfd of PID 2. */
+    if (r == 'P' && passed_fd >= 0) {
         zj->init_fd = passed_fd;
         zj->job_fd = second_fd;
         int rc = zj_reply_ready(zj);
+        /* A forked PID 1's job has ended when its report ("S") is in, or the socket closes
+         * (PID 1 was killed); the init program's when the init has (its pidfd polls
+         * readable once the kernel has killed what the job left), its status then read from
+         * the pidfd of PID 2. Neither waits for the other namespaces to go away. */
         if (!rc)
-            *done_fd = zj->init_fd;
-        return rc;
-    }
-    if (r == 'P' && passed_fd >= 0) {
-        zj->init_fd = passed_fd;
-        int rc = zj_reply_ready(zj);
-        /* The job has ended when its report ("S") is in, or the socket closes (its PID 1 was
-         * killed): the host need not wait for PID 1 and its namespace to go away. */
-        if (!rc)
-            *done_fd = zj->sock;
+            *done_fd = zj->zinit ? zj->init_fd : zj->sock;
         return rc;
     }
     if (passed_fd >= 0)
