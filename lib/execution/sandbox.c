@@ -13,6 +13,10 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <net/if.h>
@@ -707,6 +711,73 @@ int ggi_sandbox_child_setup(const ggi_sandbox_spec *s, const char **step)
     return 0;
 }
 
+/* Kernel keyring calls refused with ENOSYS (add_key, request_key, and keyctl but for joining
+ * a new anonymous session keyring) by a seccomp filter: without a user namespace of its own a
+ * job shares its uid's user keyring with every other job, as the host's uid 65534 processes
+ * do. The native numbers, and on x86-64 the i386 ones (x32 calls are refused whole); calls of
+ * another architecture are refused whole. */
+#if defined(__x86_64__) || defined(__aarch64__)
+#define GG_KEYS_FILTER 1
+#if defined(__x86_64__)
+#define GG_AUDIT_ARCH AUDIT_ARCH_X86_64
+#define GG_NR_ADD_KEY 248
+#define GG_NR_REQUEST_KEY 249
+#define GG_NR_KEYCTL 250
+#else
+#define GG_AUDIT_ARCH AUDIT_ARCH_AARCH64
+#define GG_NR_ADD_KEY 217
+#define GG_NR_REQUEST_KEY 218
+#define GG_NR_KEYCTL 219
+#endif
+#define GG_DENY (SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA))
+#define GG_ARG_LO(n) (offsetof(struct seccomp_data, args) + 8 * (n))
+#define GG_ARG_HI(n) (GG_ARG_LO(n) + 4) /* (little-endian) */
+
+int ggi_sandbox_child_deny_keys(void)
+{
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+#if defined(__x86_64__)
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_I386, 0, 6),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 286, 3, 0), /* i386 add_key */
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 287, 2, 0), /* request_key */
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 288, 1, 0), /* keyctl */
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_RET | BPF_K, GG_DENY),
+#endif
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, GG_AUDIT_ARCH, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, GG_DENY),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+#if defined(__x86_64__)
+        BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000, 11, 0), /* x32 */
+#endif
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, GG_NR_ADD_KEY, 10, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, GG_NR_REQUEST_KEY, 9, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, GG_NR_KEYCTL, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        /* keyctl: only KEYCTL_JOIN_SESSION_KEYRING (1) with no name */
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, GG_ARG_LO(0)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, KEYCTL_JOIN_SESSION_KEYRING_NR, 0, 5),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, GG_ARG_LO(1)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 3),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, GG_ARG_HI(1)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_RET | BPF_K, GG_DENY),
+    };
+    struct sock_fprog prog = { (unsigned short)(sizeof f / sizeof f[0]), f };
+    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) < 0)
+        return errno;
+    return 0;
+}
+#else
+int ggi_sandbox_child_deny_keys(void)
+{
+    return 0; /* (no filter written for this architecture) */
+}
+#endif
+
 int ggi_sandbox_child_drop(const ggi_sandbox_spec *s)
 {
     for (int c = 0; c < 64; c++) {
@@ -735,6 +806,8 @@ int ggi_sandbox_child_drop(const ggi_sandbox_spec *s)
         return errno;
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         return errno;
+    if (!s->userns)
+        return ggi_sandbox_child_deny_keys();
     return 0;
 }
 

@@ -131,6 +131,15 @@ int ggi_sandbox_userns_map(pid_t pid, int wr);
  */
 int ggi_sandbox_child_keep_caps(void);
 
+/**
+ * In a child, before exec (with no_new_privs set, or CAP_SYS_ADMIN): a seccomp filter that
+ * refuses the kernel keyring calls with ENOSYS (add_key, request_key, and keyctl except
+ * joining a new anonymous session keyring). For jobs without a user namespace of their own,
+ * which would otherwise share their uid's user keyring. Returns 0 or an errno value.
+ * Async-signal-safe.
+ */
+int ggi_sandbox_child_deny_keys(void);
+
 /** Namespaces a sandbox is cloned with (a zygote's too: mount, network, IPC, UTS, PID and,
  * when used, user). */
 int ggi_sandbox_clone_flags(const ggi_sandbox_spec *s);

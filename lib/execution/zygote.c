@@ -1182,6 +1182,11 @@ static void zygote_child(ggi_sandbox_spec *s, const zygote_fds *f, int sync_wr,
      * to build each job's sandbox across exec; jobs drop them all. */
     if (s->userns && ggi_sandbox_child_keep_caps())
         _exit(123);
+    /* Without a user namespace, its jobs may have none of their own either (a kernel that
+     * refuses them): the keyring calls that would reach uid 65534's shared user keyring are
+     * refused to the zygote and every job it forks. */
+    if (!s->userns && ggi_sandbox_child_deny_keys())
+        _exit(124);
     if (dup2(f->devnull, 0) < 0 || dup2(f->devnull, 1) < 0 || dup2(f->devnull, 2) < 0 ||
         dup2(f->child_ctl, 3) < 0 || (f->child_cg >= 0 && dup2(f->child_cg, 4) < 0) ||
         (f->zinit >= 0 && dup2(f->zinit, 5) < 0))
