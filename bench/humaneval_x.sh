@@ -30,9 +30,22 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 now() { date +%s.%N; }
 
+# The Python interpreter is named, as every other toolchain is resolved to Debian's copy:
+# without it the command would ask python3 on PATH for its sys.executable at start, which
+# through a version manager's shim costs a few tenths of a second that no job of these
+# languages needs (see docs/configuration.md, the interpreter).
+py=()
+[ -z "${GRYPHGEN_PYTHON:-}" ] && [ -x /usr/bin/python3 ] && py=(--python /usr/bin/python3)
+# The linker the pipeline's C and C++ jobs use (runtimes.h: gold where it is there).
+case "${GRYPHGEN_LINKER:-}" in
+    default) linker="the compiler's own" ;;
+    gold) linker=gold ;;
+    *) if [ -x /usr/bin/ld.gold ]; then linker=gold; else linker="the compiler's own"; fi ;;
+esac
+echo "pipeline: python ${py[1]:-${GRYPHGEN_PYTHON:-from PATH}}; C/C++ jobs linked by $linker; plain: the toolchain's defaults"
 t0=$(now)
 zcat "$data" | "$gg" eval --generator reference --jobs 2 --db "$tmp/run.db" --quiet \
-    --results "$tmp/results.jsonl" - >"$tmp/pipe.out" 2>&1 || true
+    "${py[@]}" --results "$tmp/results.jsonl" - >"$tmp/pipe.out" 2>&1 || true
 t1=$(now)
 pipe=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
 passed=$(sed -n 's/^passed at first attempt: *\([0-9]*\).*/\1/p' "$tmp/pipe.out")

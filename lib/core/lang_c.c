@@ -10,7 +10,8 @@
  *
  * C++: no separate job: the test job compiles program and test as one translation unit
  * (`g++ -std=c++17`, #line markers naming solution.cpp and test.cpp, linked with -lcrypto
- * for OpenSSL's MD5 and -lm; Boost's headers are found in /usr/include) and that compile is
+ * for OpenSSL's MD5 and -lm, by gold where the runtimes found it (runtimes.h, link_flag; C
+ * too); Boost's headers are found in /usr/include) and that compile is
  * the analysis: when it fails, its diagnostics become findings and nothing runs. A failed
  * assert() aborts (SIGABRT) and reads as the assertion with its file and line.
  */
@@ -168,6 +169,12 @@ static char *one_unit(const ggi_task *t, const char *program, const char *ext)
     return s ? s : ggi_strdup("");
 }
 
+/* The linker option of the test jobs' links (runtimes.h: gold where it is there). */
+static const char *link_flag(const ggi_runtimes *rt)
+{
+    return rt->link_flag ? rt->link_flag : "";
+}
+
 static int c_test(const ggi_task *t, const char *program, const ggi_runtimes *rt, cJSON **out)
 {
     int rc;
@@ -177,9 +184,9 @@ static int c_test(const ggi_task *t, const char *program, const ggi_runtimes *rt
     if (!src)
         return ggi_lang_oom();
     const char *files[] = { "main.c", src, NULL };
-    const char *env[] = { "GG_CC", rt->cc, NULL };
+    const char *env[] = { "GG_CC", rt->cc, "GG_LINK", link_flag(rt), NULL };
     rc = ggi_lang_sh_job(t, NULL,
-                         "\"$GG_CC\" -std=c11 -Wall -o prog main.c -lm || { echo " COMPILE_MARKER
+                         "\"$GG_CC\" -std=c11 -Wall $GG_LINK -o prog main.c -lm || { echo " COMPILE_MARKER
                          " >&2; exit " GGI_LANG_STR(GGI_LANG_COMPILE_EXIT) "; }\nexec ./prog",
                          files, env, C_MIN_MEMORY_MB, out);
     free(src);
@@ -262,9 +269,9 @@ static int cpp_test(const ggi_task *t, const char *program, const ggi_runtimes *
     if (!src)
         return ggi_lang_oom();
     const char *files[] = { "main.cpp", src, NULL };
-    const char *env[] = { "GG_CXX", rt->tool[GGI_TOOL_CXX], NULL };
+    const char *env[] = { "GG_CXX", rt->tool[GGI_TOOL_CXX], "GG_LINK", link_flag(rt), NULL };
     rc = ggi_lang_sh_job(t, NULL,
-                         "\"$GG_CXX\" -std=c++17 -fdiagnostics-plain-output -o prog main.cpp "
+                         "\"$GG_CXX\" -std=c++17 -fdiagnostics-plain-output $GG_LINK -o prog main.cpp "
                          "-lcrypto -lm || " GGI_LANG_FAIL_ANALYSIS "\nexec ./prog",
                          files, env, CPP_MIN_MEMORY_MB, out);
     free(src);

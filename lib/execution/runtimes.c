@@ -198,6 +198,17 @@ static int resolve_tool(ggi_runtimes *rt, int i)
     return rt->tool_source[i] ? GG_OK : GG_ENOMEM;
 }
 
+/* The C and C++ links' linker option (ggi_runtimes.link_flag). */
+static const char *resolve_link_flag(void)
+{
+    const char *env = getenv("GRYPHGEN_LINKER");
+    if (env && !strcmp(env, "default"))
+        return "";
+    if (env && !strcmp(env, "gold"))
+        return "-fuse-ld=gold";
+    return access("/usr/bin/ld.gold", X_OK) == 0 ? "-fuse-ld=gold" : "";
+}
+
 int ggi_runtimes_resolve(ggi_runtimes *rt, const char *python, const char *cc)
 {
     if (!rt)
@@ -210,6 +221,7 @@ int ggi_runtimes_resolve(ggi_runtimes *rt, const char *python, const char *cc)
         ggi_runtimes_free(rt);
         return ggi_error(GG_ENOMEM, "out of memory resolving runtimes");
     }
+    rt->link_flag = resolve_link_flag();
     return GG_OK;
 }
 

@@ -208,7 +208,8 @@ static void test_requests(void)
         const cJSON *argv = cJSON_GetObjectItem(req, "argv");
         CHECK_STR(cJSON_GetArrayItem(argv, 0)->valuestring, "/bin/sh");
         CHECK_STR(cJSON_GetArrayItem(argv, 1)->valuestring, "-c");
-        CHECK_CONTAINS(cJSON_GetArrayItem(argv, 2)->valuestring, "\"$GG_CC\" -std=c11 -Wall -o prog main.c -lm");
+        CHECK_CONTAINS(cJSON_GetArrayItem(argv, 2)->valuestring,
+                       "\"$GG_CC\" -std=c11 -Wall $GG_LINK -o prog main.c -lm");
         const cJSON *f = cJSON_GetArrayItem(cJSON_GetObjectItem(req, "files"), 0);
         CHECK_STR(cJSON_GetObjectItem(f, "path")->valuestring, "main.c");
         CHECK_STR(cJSON_GetObjectItem(f, "content")->valuestring,

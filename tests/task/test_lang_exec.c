@@ -1,12 +1,15 @@
 /*
  * test_lang_exec.c - lang.c's requests run through the real process executor
  * (gg_executor_run) with runtimes found by ggi_runtimes_resolve: a HumanEval-style Python task
- * passing and failing, a syntax error stopped by the harness, a timeout, and C analysis and
- * tests passing and failing. Parts whose runtime is missing are skipped.
+ * passing and failing, a syntax error stopped by the harness, a timeout, C analysis and
+ * tests passing and failing, and which linker links a C++ job's program (gold where
+ * /usr/bin/ld.gold is, unless GRYPHGEN_LINKER=default). Parts whose runtime is missing are
+ * skipped.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <gryphgen.h>
 
@@ -152,6 +155,59 @@ static void test_c(void)
     ggi_task_free(t);
 }
 
+/* Which linker made a C++ test job's program: gold where the runtimes chose it (its
+ * binary carries gold's note section), else the compiler's own; GRYPHGEN_LINKER=default
+ * takes the compiler's own. Either way the task passes. */
+static void cpp_linked_by(const ggi_runtimes *r, const char *expect)
+{
+    ggi_task *t = make_task("cpp", "add", "#include <cstdio>\nint add(int a, int b)\n{\n",
+                            "#include <algorithm>\n#include <fstream>\n#include <sstream>\n"
+                            "#include <string>\n"
+                            "int main()\n{\n"
+                            "    std::ifstream f(\"prog\", std::ios::binary);\n"
+                            "    std::stringstream s;\n    s << f.rdbuf();\n"
+                            "    std::string note = \"noisrev-dlog.ung.eton.\";  // reversed: not\n"
+                            "    std::reverse(note.begin(), note.end());        // in .rodata\n"
+                            "    bool gold = s.str().find(note) != std::string::npos;\n"
+                            "    if (s.str().size() < 1000) return 2;\n"
+                            "    std::printf(gold ? \"linker: gold\\n\" : \"linker: other\\n\");\n"
+                            "    return add(1, 2) == 3 ? 0 : 1;\n}\n", 120);
+    if (!t)
+        return;
+    char *prog = NULL;
+    cJSON *req = NULL, *res = NULL;
+    CHECK_RC(ggi_lang_program(t, "    return a + b;\n}\n", &prog), 0);
+    CHECK_RC(ggi_lang_test_request(t, prog ? prog : "", r, &req), 0);
+    res = req ? run(req) : NULL;
+    if (res) {
+        ggi_verdict v;
+        memset(&v, 0, sizeof v);
+        CHECK_RC(ggi_lang_evaluate(t, res, &v), 0);
+        CHECK(v.passed == 1);
+        CHECK_STR(cJSON_GetObjectItem(res, "stdout")->valuestring, expect);
+        ggi_verdict_free(&v);
+    }
+    cJSON_Delete(res);
+    cJSON_Delete(req);
+    free(prog);
+    ggi_task_free(t);
+}
+
+static void test_cpp_linker(void)
+{
+    int gold = access("/usr/bin/ld.gold", X_OK) == 0;
+    CHECK_STR(rt.link_flag, gold ? "-fuse-ld=gold" : "");
+    cpp_linked_by(&rt, gold ? "linker: gold\n" : "linker: other\n");
+    setenv("GRYPHGEN_LINKER", "default", 1);
+    ggi_runtimes plain;
+    if (ggi_runtimes_resolve(&plain, NULL, NULL) == 0) {
+        CHECK_STR(plain.link_flag, "");
+        cpp_linked_by(&plain, "linker: other\n");
+        ggi_runtimes_free(&plain);
+    }
+    unsetenv("GRYPHGEN_LINKER");
+}
+
 int main(void)
 {
     if (ggi_runtimes_resolve(&rt, NULL, NULL)) {
@@ -177,6 +233,10 @@ int main(void)
         test_c();
     else
         fprintf(stderr, "note: no cc, C jobs skipped\n");
+    if (rt.tool[GGI_TOOL_CXX])
+        test_cpp_linker();
+    else
+        fprintf(stderr, "note: no g++, C++ jobs skipped\n");
     gg_executor_destroy(&ex);
     ggi_runtimes_free(&rt);
     return test_exit();
