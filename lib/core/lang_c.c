@@ -169,7 +169,10 @@ static char *one_unit(const ggi_task *t, const char *program, const char *ext)
     return s ? s : ggi_strdup("");
 }
 
-/* The linker option of the test jobs' links (runtimes.h: gold where it is there). */
+/* The linker option of the test jobs' links (runtimes.h: gold where the host has it). A job
+ * may run elsewhere (a container image without gold): its script drops the option when the
+ * linker is not where it runs (`command -v`, a shell builtin: no process). */
+#define LINK_WHERE_THERE "command -v ld.gold >/dev/null || GG_LINK=\n"
 static const char *link_flag(const ggi_runtimes *rt)
 {
     return rt->link_flag ? rt->link_flag : "";
@@ -186,6 +189,7 @@ static int c_test(const ggi_task *t, const char *program, const ggi_runtimes *rt
     const char *files[] = { "main.c", src, NULL };
     const char *env[] = { "GG_CC", rt->cc, "GG_LINK", link_flag(rt), NULL };
     rc = ggi_lang_sh_job(t, NULL,
+                         LINK_WHERE_THERE
                          "\"$GG_CC\" -std=c11 -Wall $GG_LINK -o prog main.c -lm || { echo " COMPILE_MARKER
                          " >&2; exit " GGI_LANG_STR(GGI_LANG_COMPILE_EXIT) "; }\nexec ./prog",
                          files, env, C_MIN_MEMORY_MB, out);
@@ -271,6 +275,7 @@ static int cpp_test(const ggi_task *t, const char *program, const ggi_runtimes *
     const char *files[] = { "main.cpp", src, NULL };
     const char *env[] = { "GG_CXX", rt->tool[GGI_TOOL_CXX], "GG_LINK", link_flag(rt), NULL };
     rc = ggi_lang_sh_job(t, NULL,
+                         LINK_WHERE_THERE
                          "\"$GG_CXX\" -std=c++17 -fdiagnostics-plain-output $GG_LINK -o prog main.cpp "
                          "-lcrypto -lm || " GGI_LANG_FAIL_ANALYSIS "\nexec ./prog",
                          files, env, CPP_MIN_MEMORY_MB, out);
