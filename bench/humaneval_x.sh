@@ -36,13 +36,8 @@ now() { date +%s.%N; }
 # languages needs (see docs/configuration.md, the interpreter).
 py=()
 [ -z "${GRYPHGEN_PYTHON:-}" ] && [ -x /usr/bin/python3 ] && py=(--python /usr/bin/python3)
-# The linker the pipeline's C and C++ jobs use (runtimes.h: gold where it is there).
-case "${GRYPHGEN_LINKER:-}" in
-    default) linker="the compiler's own" ;;
-    gold) linker=gold ;;
-    *) if [ -x /usr/bin/ld.gold ]; then linker=gold; else linker="the compiler's own"; fi ;;
-esac
-echo "pipeline: python ${py[1]:-${GRYPHGEN_PYTHON:-from PATH}}; C/C++ jobs linked by $linker; plain: the toolchain's defaults"
+echo "pipeline: python ${py[1]:-${GRYPHGEN_PYTHON:-from PATH}}; plain: the toolchain's defaults"
+"$gg" doctor 2>/dev/null | grep 'C/C++ linker:' | sed 's/^ */pipeline /' || true
 t0=$(now)
 zcat "$data" | "$gg" eval --generator reference --jobs 2 --db "$tmp/run.db" --quiet \
     "${py[@]}" --results "$tmp/results.jsonl" - >"$tmp/pipe.out" 2>&1 || true

@@ -80,6 +80,11 @@ int cli_cmd_doctor(int argc, char **argv)
            jstr(rt, "python_source") ? jstr(rt, "python_source") : "");
     printf("  cc:               %s (%s)\n", jstr(rt, "cc") ? jstr(rt, "cc") : "none",
            jstr(rt, "cc_source") ? jstr(rt, "cc_source") : "");
+    const char *lf = jstr(rt, "link_flag");
+    printf("  C/C++ linker:     %s\n",
+           lf && *lf ? "gold where the job runs has ld.gold, else the compiler's own "
+                       "(GRYPHGEN_LINKER=default: always the compiler's own)"
+                     : "the compiler's own (GRYPHGEN_LINKER=default)");
     printf("toolchains (GRYPHGEN_TOOLCHAIN_<TOOL> overrides; docs/tasks.md, \"Languages\")\n");
     const cJSON *tc;
     cJSON_ArrayForEach(tc, cJSON_GetObjectItem(o, "toolchains"))

@@ -169,9 +169,9 @@ static char *one_unit(const ggi_task *t, const char *program, const char *ext)
     return s ? s : ggi_strdup("");
 }
 
-/* The linker option of the test jobs' links (runtimes.h: gold where the host has it). A job
- * may run elsewhere (a container image without gold): its script drops the option when the
- * linker is not where it runs (`command -v`, a shell builtin: no process). */
+/* The linker option of the test jobs' links (runtimes.h). Whether gold is there is decided
+ * where the job runs (the host's sandbox, a container image): its script drops the option
+ * when `command -v` (a shell builtin: no process) finds no ld.gold. */
 #define LINK_WHERE_THERE "command -v ld.gold >/dev/null || GG_LINK=\n"
 static const char *link_flag(const ggi_runtimes *rt)
 {

@@ -358,13 +358,19 @@ int ggi_cgroup_limit_values(uint64_t memory_bytes, uint64_t pids_max, char vals[
     return n;
 }
 
-long ggi_cgroup_oom_kills(const ggi_cgroup *cg)
+/* Reads a file of the group's memory controller, v2's name or v1's; -1 without one. */
+static int read_mem_file(const ggi_cgroup *cg, const char *v2, const char *v1, char *buf,
+                         size_t cap)
 {
     if (!cg || !cg->mem[0])
-        return 0;
+        return -1;
+    return read_file(cg->mem, cg->version == 2 ? v2 : v1, buf, cap);
+}
+
+long ggi_cgroup_oom_kills(const ggi_cgroup *cg)
+{
     char buf[2048];
-    if (read_file(cg->mem, cg->version == 2 ? "memory.events" : "memory.oom_control", buf,
-                  sizeof buf) < 0)
+    if (read_mem_file(cg, "memory.events", "memory.oom_control", buf, sizeof buf) < 0)
         return 0;
     const char *p = strstr(buf, "oom_kill ");
     return p ? strtol(p + 9, NULL, 10) : 0;
@@ -372,11 +378,8 @@ long ggi_cgroup_oom_kills(const ggi_cgroup *cg)
 
 long ggi_cgroup_peak_kb(const ggi_cgroup *cg)
 {
-    if (!cg || !cg->mem[0])
-        return 0;
     char buf[64];
-    if (read_file(cg->mem, cg->version == 2 ? "memory.peak" : "memory.max_usage_in_bytes", buf,
-                  sizeof buf) < 0)
+    if (read_mem_file(cg, "memory.peak", "memory.max_usage_in_bytes", buf, sizeof buf) < 0)
         return 0;
     long long v = strtoll(buf, NULL, 10);
     return v > 0 ? (long)(v / 1024) : 0;

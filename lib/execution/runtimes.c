@@ -202,11 +202,7 @@ static int resolve_tool(ggi_runtimes *rt, int i)
 static const char *resolve_link_flag(void)
 {
     const char *env = getenv("GRYPHGEN_LINKER");
-    if (env && !strcmp(env, "default"))
-        return "";
-    if (env && !strcmp(env, "gold"))
-        return "-fuse-ld=gold";
-    return access("/usr/bin/ld.gold", X_OK) == 0 ? "-fuse-ld=gold" : "";
+    return env && !strcmp(env, "default") ? "" : "-fuse-ld=gold";
 }
 
 int ggi_runtimes_resolve(ggi_runtimes *rt, const char *python, const char *cc)

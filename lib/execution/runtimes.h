@@ -33,10 +33,10 @@ typedef struct ggi_runtimes {
     char *cc_source;
     char *tool[GGI_TOOL_COUNT];        /* absolute paths, NULL when absent */
     char *tool_source[GGI_TOOL_COUNT]; /* "$GRYPHGEN_TOOLCHAIN_GO", "/usr/bin" or why not */
-    /* The C and C++ compilers' linker option (a static string): "-fuse-ld=gold" where
-     * /usr/bin/ld.gold exists (a link of a HumanEval-sized program in about a third of the
-     * time of ld.bfd's), else "" (the compiler's own); $GRYPHGEN_LINKER "default" or "gold"
-     * decides instead. */
+    /* The C and C++ compilers' linker option (a static string): "-fuse-ld=gold" (gold links
+     * a HumanEval-sized program in about a third of ld.bfd's time; a job's script drops the
+     * option where it runs without ld.gold), or "" with $GRYPHGEN_LINKER=default (the
+     * compiler's own). */
     const char *link_flag;
 } ggi_runtimes;
 

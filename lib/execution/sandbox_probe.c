@@ -176,6 +176,8 @@ int gg_executor_probe(char **out_json)
     if (!rc)
         rc = ggi_json_add_str(r, "cc_source", rt.cc_source);
     if (!rc)
+        rc = ggi_json_add_str(r, "link_flag", rt.link_flag);
+    if (!rc)
         rc = add_toolchains(o, &rt);
     if (!rc)
         rc = add_container_socket(o);

@@ -1828,6 +1828,17 @@ static void zj_kill(void *ctx)
         (void)syscall(SYS_pidfd_send_signal, zj->init_fd, SIGKILL, NULL, 0);
 }
 
+/* A wait status into res (exit code, or -1 and the signal). */
+static void put_status(ggi_spawn_result *res, int st)
+{
+    if (WIFEXITED(st)) {
+        res->exit_code = WEXITSTATUS(st);
+    } else {
+        res->exit_code = -1;
+        res->term_signal = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
+    }
+}
+
 /* The end of an init program's job: the wait status of its process (PID 2) from its pidfd,
  * its peak memory from its group. */
 static int zj_finish_zinit(zjob *zj, ggi_spawn_result *res)
@@ -1839,13 +1850,7 @@ static int zj_finish_zinit(zjob *zj, ggi_spawn_result *res)
     if (zj->t.replied > zj->t.reaped)
         zj->t.replied = zj->t.reaped;
     if (ioctl(zj->job_fd, ZPIDFD_GET_INFO, &info) == 0 && (info.mask & ZPIDFD_INFO_EXIT)) {
-        int st = info.exit_code;
-        if (WIFEXITED(st)) {
-            res->exit_code = WEXITSTATUS(st);
-        } else {
-            res->exit_code = -1;
-            res->term_signal = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
-        }
+        put_status(res, info.exit_code);
     } else {
         /* Ended with no status kept (which the probe says this kernel keeps): as killed. */
         res->exit_code = -1;
@@ -1879,12 +1884,7 @@ static int zj_finish(void *ctx, int killed, ggi_spawn_result *res)
          * (both clocks are CLOCK_MONOTONIC; only the host's look came late). */
         if (zj->t.replied > zj->t.reaped)
             zj->t.replied = zj->t.reaped;
-        if (WIFEXITED(st)) {
-            res->exit_code = WEXITSTATUS(st);
-        } else {
-            res->exit_code = -1;
-            res->term_signal = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
-        }
+        put_status(res, st);
         res->max_rss_kb = (long)rss;
     } else {
         /* The init was killed (timeout, cancel, out of memory) before it could report. */

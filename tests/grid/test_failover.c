@@ -870,15 +870,27 @@ static int has_results(void *arg)
  * while its worker moves from A to B. */
 typedef struct gated_exec {
     gg_executor_t *noop;
-    atomic_int open;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int open;
 } gated_exec;
 
 static int gated_run(void *self, const char *request_json, char **out_result_json)
 {
     gated_exec *g = self;
-    while (!atomic_load(&g->open))
-        ggi_sleep_ms(5);
+    pthread_mutex_lock(&g->mu);
+    while (!g->open)
+        pthread_cond_wait(&g->cv, &g->mu);
+    pthread_mutex_unlock(&g->mu);
     return gg_executor_run(g->noop, request_json, out_result_json);
+}
+
+static void gate_open(gated_exec *g)
+{
+    pthread_mutex_lock(&g->mu);
+    g->open = 1;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
 }
 
 static int has_hello(void *arg)
@@ -898,7 +910,7 @@ static void test_held_results_after_welcome(void)
     CHECK(strcmp(a.hub.ep, b.hub.ep) != 0);
     char list[160];
     snprintf(list, sizeof list, "%s,%s", a.hub.ep, b.hub.ep);
-    gated_exec gate = { noop_executor(), 0 };
+    gated_exec gate = { noop_executor(), PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
     gg_executor_vtable xv = GG_EXECUTOR_VTABLE_INIT;
     xv.run = gated_run;
     gg_executor_t *gated = NULL;
@@ -908,7 +920,7 @@ static void test_held_results_after_welcome(void)
     CHECK(pthread_create(&th, NULL, run_worker, w) == 0);
     /* The job A handed out still runs when the worker says hello to B. */
     CHECK(test_wait_for(has_hello, &b));
-    atomic_store(&gate.open, 1);
+    gate_open(&gate);
     CHECK(test_wait_for(has_results, &b));
     pthread_mutex_lock(&b.mu);
     /* The job A handed out, running while the worker moved: its lease is in the hello to B,
